@@ -1,0 +1,315 @@
+// Agent: dispatcher, per-subject processes, result delivery and heartbeat.
+#include "agent/agent.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "common/status_macros.h"
+#include "subjects/subject.h"
+
+namespace steward::agent {
+namespace {
+
+constexpr char kDispatcher[] = "dispatcher";
+constexpr char kHeartbeat[] = "heartbeat";
+constexpr absl::Duration kTick = absl::Milliseconds(250);
+
+std::string Hostname() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
+  return buf;
+}
+
+std::string OsName() {
+  struct utsname u {};
+  if (::uname(&u) != 0) return "unknown";
+  return absl::StrCat(u.sysname, " ", u.release, " ", u.machine);
+}
+
+// Shrinks captured output so the ACK fits in `limit` bytes, marking what was cut.
+void FitAck(proto::Ack& ack, size_t limit) {
+  size_t size = ack.ByteSizeLong();
+  if (size <= limit) return;
+  size_t excess = size - limit;
+  auto trim = [&excess](std::string* data, bool* truncated) {
+    if (excess == 0 || data->empty()) return;
+    const size_t cut = std::min(excess, data->size());
+    data->resize(data->size() - cut);
+    excess -= cut;
+    *truncated = true;
+  };
+  bool out_t = ack.stdout_truncated(), err_t = ack.stderr_truncated();
+  trim(ack.mutable_stderr(), &err_t);
+  trim(ack.mutable_stdout(), &out_t);
+  ack.set_stdout_truncated(out_t);
+  ack.set_stderr_truncated(err_t);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, MethodRegistry methods,
+                                                    std::unique_ptr<CommandRunner> runner,
+                                                    std::unique_ptr<CommandLog> log,
+                                                    std::unique_ptr<Spool> spool) {
+  STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(options.node));
+  STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(options.station));
+  if (options.nats.name.empty()) options.nats.name = absl::StrCat("steward-agent ", options.node);
+  std::unique_ptr<Agent> agent(
+      new Agent(std::move(options), std::move(methods), std::move(runner), std::move(log)));
+  STEWARD_RETURN_IF_ERROR(agent->Init(std::move(spool)));
+  return agent;
+}
+
+Agent::Agent(AgentOptions options, MethodRegistry methods, std::unique_ptr<CommandRunner> runner,
+             std::unique_ptr<CommandLog> log)
+    : options_(std::move(options)),
+      methods_(std::move(methods)),
+      runner_(std::move(runner)),
+      log_(std::move(log)),
+      started_(absl::Now()) {}
+
+Agent::~Agent() { Shutdown(); }
+
+absl::Status Agent::Init(std::unique_ptr<Spool> spool) {
+  nats::ConnectOptions copts = options_.nats;
+  copts.on_reconnected = [this] {
+    hello_now_ = true;
+    if (outbox_) outbox_->Kick();
+  };
+  STEWARD_ASSIGN_OR_RETURN(conn_, nats::Connect(copts));
+  STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_.get()));
+  outbox_ = std::make_unique<Outbox>(pump_.get(), std::move(spool), options_.outbox);
+  STEWARD_RETURN_IF_ERROR(outbox_->Start());
+  supervisor_ = std::make_unique<Supervisor>(
+      options_.restart, [this](const DecisionRecord& d) { OnDecision(d); });
+  STEWARD_RETURN_IF_ERROR(
+      supervisor_->Start(kDispatcher, [this](ProcessContext& ctx) { return DispatchLoop(ctx); }));
+  STEWARD_RETURN_IF_ERROR(
+      supervisor_->Start(kHeartbeat, [this](ProcessContext& ctx) { return HeartbeatLoop(ctx); }));
+  STEWARD_LOG_INFO("agent {} serving {} (station {})", options_.node,
+                   *subjects::KindPattern(options_.node, subjects::Kind::kCommand),
+                   options_.station);
+  return absl::OkStatus();
+}
+
+void Agent::Shutdown() {
+  if (shut_down_.exchange(true)) return;
+  cancel_.Notify();
+  if (supervisor_) supervisor_->Shutdown();
+  if (outbox_ && !outbox_->WaitEmpty(options_.shutdown_flush)) {
+    STEWARD_LOG_WARNING("agent {}: {} messages not yet confirmed by the station at shutdown",
+                        options_.node, outbox_->pending());
+  }
+  if (pump_) pump_->Shutdown();
+  if (outbox_) outbox_->Shutdown();
+  if (conn_) natsConnection_FlushTimeout(conn_.get(), 500);
+}
+
+absl::Status Agent::DispatchLoop(ProcessContext& ctx) {
+  STEWARD_ASSIGN_OR_RETURN(std::string pattern,
+                           subjects::KindPattern(options_.node, subjects::Kind::kCommand));
+  STEWARD_ASSIGN_OR_RETURN(nats::SubscriptionPtr sub,
+                           nats::SubscribeSync(conn_.get(), pattern, /*max_pending_msgs=*/65536));
+  while (!ctx.stopping()) {
+    absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub.get(), kTick);
+    if (absl::IsDeadlineExceeded(msg.status())) continue;
+    if (!msg.ok()) {
+      // Slow consumer and the like: report, and carry on unless told otherwise.
+      if (ctx.Report(Severity::kWarning, msg.status()) != Decision::kContinue) return msg.status();
+      continue;
+    }
+    Route(ctx, std::move(*msg));
+  }
+  return absl::OkStatus();
+}
+
+void Agent::Route(ProcessContext& ctx, nats::MsgPtr msg) {
+  const std::string subject_text = nats::Subject(msg.get());
+  const std::string reply = nats::Reply(msg.get());
+  absl::StatusOr<subjects::Subject> subject = subjects::Parse(subject_text);
+  if (!subject.ok()) {
+    Reject(ctx, reply, "", std::string(subject.status().message()));
+    return;
+  }
+  absl::StatusOr<proto::Envelope> env = DecodeEnvelope(nats::Data(msg.get()));
+  if (!env.ok()) {
+    Reject(ctx, reply, "", absl::StrCat(subject_text, ": ", env.status().message()));
+    return;
+  }
+  const std::string& id = env->id();
+  if (env->to_node() != options_.node || env->kind() != proto::KIND_COMMAND ||
+      env->method() != subject->method || env->domain() != subject->domain) {
+    Reject(ctx, reply, id,
+           absl::StrCat("misaddressed: envelope for ", env->to_node(), " ", env->method(), ".",
+                        env->domain(), " arrived on ", subject_text));
+    return;
+  }
+  if (Expired(*env, NowUnixMillis())) {
+    Reject(ctx, reply, id, absl::StrCat("expired at ", env->expires_unix_ms(), " (unix ms)"));
+    return;
+  }
+  if (methods_.Find(subject->method) == nullptr) {
+    Reject(ctx, reply, id, absl::StrCat("unknown method ", subject->method));
+    return;
+  }
+  std::shared_ptr<WorkQueue> queue = ProcessFor(subject_text, subject->method);
+  if (queue == nullptr) {
+    Reject(ctx, reply, id,
+           absl::StrCat("process ", subject_text, " was stopped by the error kernel"));
+    return;
+  }
+  if (!queue->TryPush(Work{std::move(*env), reply})) {
+    // Not accepted: no ACK, so the sender retries later. Nothing is lost.
+    ctx.Report(Severity::kWarning,
+               absl::ResourceExhaustedError(absl::StrCat("queue full for ", subject_text)));
+  }
+}
+
+void Agent::Reject(ProcessContext& ctx, const std::string& reply, const std::string& id,
+                   const std::string& reason) {
+  if (!reply.empty()) {
+    (void)ReplyAck(reply, RejectAck(id, options_.node, reason));
+  }
+  ctx.Report(Severity::kWarning, absl::InvalidArgumentError(absl::StrCat("rejected: ", reason)));
+}
+
+std::shared_ptr<Agent::WorkQueue> Agent::ProcessFor(const std::string& subject,
+                                                    const std::string& method) {
+  absl::MutexLock lock(&mu_);
+  auto it = queues_.find(subject);
+  if (it != queues_.end()) {
+    return supervisor_->IsRunning(subject) ? it->second : nullptr;
+  }
+  auto queue = std::make_shared<WorkQueue>(options_.queue_capacity);
+  absl::Status st = supervisor_->Start(subject, [this, method, queue](ProcessContext& ctx) {
+    return ProcessLoop(ctx, method, queue);
+  });
+  if (!st.ok()) return nullptr;
+  queues_.emplace(subject, queue);
+  return queue;
+}
+
+absl::Status Agent::ProcessLoop(ProcessContext& ctx, const std::string& method_name,
+                                const std::shared_ptr<WorkQueue>& queue) {
+  std::unique_ptr<Method> method = (*methods_.Find(method_name))();
+  while (!ctx.stopping()) {
+    std::optional<Work> work = queue->Pop(kTick);
+    if (!work.has_value() || ctx.stopping()) continue;
+    STEWARD_RETURN_IF_ERROR(Handle(ctx, *method, *work));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Agent::ReplyAck(const std::string& reply, const proto::Ack& ack) {
+  if (reply.empty()) return absl::OkStatus();
+  return nats::Publish(conn_.get(), reply, ack.SerializeAsString());
+}
+
+absl::Status Agent::Handle(ProcessContext& ctx, Method& method, const Work& work) {
+  const proto::Envelope& cmd = work.command;
+  ExecContext exec{cmd, options_.node, cancel_, *runner_, options_.limits};
+  if (method.immediate()) {
+    STEWARD_ASSIGN_OR_RETURN(proto::Ack ack, method.Execute(exec));
+    if (absl::Status st = ReplyAck(work.reply, ack); !st.ok()) ctx.Report(Severity::kWarning, st);
+    return absl::OkStatus();
+  }
+  if (std::optional<proto::Ack> seen = log_->Lookup(cmd.id())) {
+    // Redelivery: answer with what we recorded, never run twice.
+    if (absl::Status st = ReplyAck(work.reply, *seen); !st.ok()) ctx.Report(Severity::kWarning, st);
+    return absl::OkStatus();
+  }
+  proto::Ack received = NewAck(cmd.id(), options_.node, proto::STAGE_RECEIVED, proto::OUTCOME_UNSPECIFIED);
+  received.set_started_unix_ms(NowUnixMillis());
+  STEWARD_RETURN_IF_ERROR(log_->Record(received));
+  if (absl::Status st = ReplyAck(work.reply, received); !st.ok()) ctx.Report(Severity::kWarning, st);
+
+  absl::StatusOr<proto::Ack> result = method.Execute(exec);
+  if (!result.ok()) {
+    // The process is broken; the command still gets a truthful final word.
+    proto::Ack err = NewAck(cmd.id(), options_.node, proto::STAGE_RESULT, proto::OUTCOME_ERROR);
+    err.set_error(std::string(result.status().message()));
+    err.set_finished_unix_ms(NowUnixMillis());
+    STEWARD_RETURN_IF_ERROR(SendResult(cmd, std::move(err)));
+    return result.status();
+  }
+  return SendResult(cmd, *std::move(result));
+}
+
+absl::Status Agent::SendResult(const proto::Envelope& command, proto::Ack ack) {
+  const size_t max_payload = static_cast<size_t>(natsConnection_GetMaxPayload(conn_.get()));
+  // Before the first connect nats.c reports 0; assume the broker default then.
+  FitAck(ack, (max_payload > 0 ? max_payload : size_t{1} << 20) - 4096);
+  STEWARD_RETURN_IF_ERROR(log_->Record(ack));
+  proto::Envelope ev = NewEnvelope(options_.node, options_.station, proto::KIND_EVENT,
+                                   kEventResult, command.domain());
+  ev.set_request_id(command.request_id());
+  ev.set_payload(ack.SerializeAsString());
+  STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,
+                           subjects::Make(options_.station, subjects::Kind::kEvent, kEventResult,
+                                          command.domain()));
+  return outbox_->Enqueue(OutboxItem{ev.id(), subject.ToString(), ev.SerializeAsString()});
+}
+
+absl::Status Agent::HeartbeatLoop(ProcessContext& ctx) {
+  absl::Time next = absl::InfinitePast();
+  while (!ctx.stopping()) {
+    if (hello_now_.exchange(false) || absl::Now() >= next) {
+      SendHello();
+      next = absl::Now() + options_.heartbeat;
+    }
+    ctx.stop().WaitForNotificationWithTimeout(
+        std::min(absl::Milliseconds(100), options_.heartbeat));
+  }
+  return absl::OkStatus();
+}
+
+void Agent::SendHello() {
+  proto::Hello hello;
+  hello.set_version(STEWARD_VERSION);
+  hello.set_started_unix_ms(absl::ToUnixMillis(started_));
+  hello.set_hostname(Hostname());
+  hello.set_os(OsName());
+  double load[1] = {0};
+  if (::getloadavg(load, 1) == 1) hello.set_load1(load[0]);
+  for (const std::string& m : methods_.Names()) hello.add_methods(m);
+  hello.set_heartbeat_ms(absl::ToInt64Milliseconds(options_.heartbeat));
+  proto::Envelope ev =
+      NewEnvelope(options_.node, options_.station, proto::KIND_EVENT, kEventHello, "agent");
+  ev.set_payload(hello.SerializeAsString());
+  absl::StatusOr<subjects::Subject> subject =
+      subjects::Make(options_.station, subjects::Kind::kEvent, kEventHello, "agent");
+  // Heartbeats are not spooled: a stale one is worthless, the next one follows.
+  (void)pump_->Send(subject->ToString(), ev.SerializeAsString(), absl::Seconds(2),
+                    [](RequestPump::Result, nats::MsgPtr) {});
+}
+
+void Agent::OnDecision(const DecisionRecord& d) {
+  if (d.process == kDispatcher && d.decision == Decision::kStop && !fatal_flag_.exchange(true)) {
+    fatal_.Notify();
+  }
+  if (!outbox_) return;
+  proto::ErrorLog log;
+  log.set_process(d.process);
+  log.set_severity(SeverityName(d.severity));
+  log.set_error(d.error);
+  log.set_decision(DecisionName(d.decision));
+  log.set_at_unix_ms(absl::ToUnixMillis(d.at));
+  proto::Envelope ev =
+      NewEnvelope(options_.node, options_.station, proto::KIND_EVENT, kEventErrorLog, "agent");
+  ev.set_payload(log.SerializeAsString());
+  absl::StatusOr<subjects::Subject> subject =
+      subjects::Make(options_.station, subjects::Kind::kEvent, kEventErrorLog, "agent");
+  if (absl::Status st = outbox_->Enqueue(OutboxItem{ev.id(), subject->ToString(), ev.SerializeAsString()});
+      !st.ok()) {
+    STEWARD_LOG_ERROR("errorlog event not queued: {}", st.ToString());
+  }
+}
+
+}  // namespace steward::agent

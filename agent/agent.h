@@ -1,0 +1,123 @@
+// Agent: the steward-agent daemon as a library. One NATS connection (reconnects
+// forever); a dispatcher process that routes each message on <node>.command.*.* to the
+// process of its subject (one thread + bounded queue per subject, created on demand
+// for registered methods); the error kernel supervising them all; an outbox that
+// delivers results and errorlog events to the station until it confirms them; a
+// heartbeat that sends hello events.
+//
+//   nats::Library lib;
+//   auto agent = Agent::Start(options, BuiltinMethods(), NewPosixCommandRunner(), ...);
+//   ... wait for SIGTERM ...
+//   (*agent)->Shutdown();   // stop intake, kill running commands, join, < 2 s
+//
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "agent/command_log.h"
+#include "agent/command_runner.h"
+#include "agent/method.h"
+#include "agent/supervisor.h"
+#include "common/bounded_queue.h"
+#include "common/nats.h"
+#include "common/outbox.h"
+#include "common/request_pump.h"
+
+namespace steward::agent {
+
+struct AgentOptions {
+  std::string node;
+  std::string station = "station";
+  nats::ConnectOptions nats;
+  absl::Duration heartbeat = absl::Seconds(5);
+  size_t queue_capacity = 64;  // per subject
+  RestartPolicy restart;
+  MethodLimits limits;
+  OutboxOptions outbox;
+  // How long Shutdown waits for undelivered results before giving up on them
+  // (they stay in a persistent spool, when there is one).
+  absl::Duration shutdown_flush = absl::Milliseconds(500);
+};
+
+class Agent {
+ public:
+  // Start validates the options, connects (in the background if the server is not up
+  // yet), and starts the dispatcher, heartbeat and outbox. InvalidArgument for a bad
+  // node or station name.
+  static absl::StatusOr<std::unique_ptr<Agent>> Start(AgentOptions options,
+                                                      MethodRegistry methods,
+                                                      std::unique_ptr<CommandRunner> runner,
+                                                      std::unique_ptr<CommandLog> log,
+                                                      std::unique_ptr<Spool> spool);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Stop intake, cancel running commands (their process groups are killed), join every
+  // thread, give the outbox a moment to deliver results. Idempotent.
+  void Shutdown();
+
+  // Notified when the agent cannot go on (its dispatcher was stopped by the error
+  // kernel); main() then exits non-zero so the service manager restarts it.
+  const absl::Notification& fatal() const { return fatal_; }
+  size_t outbox_pending() const { return outbox_->pending(); }
+  const std::string& node() const { return options_.node; }
+
+ private:
+  struct Work {
+    proto::Envelope command;
+    std::string reply;
+  };
+  using WorkQueue = BoundedQueue<Work>;
+
+  Agent(AgentOptions options, MethodRegistry methods, std::unique_ptr<CommandRunner> runner,
+        std::unique_ptr<CommandLog> log);
+  absl::Status Init(std::unique_ptr<Spool> spool);
+
+  absl::Status DispatchLoop(ProcessContext& ctx);
+  void Route(ProcessContext& ctx, nats::MsgPtr msg);
+  void Reject(ProcessContext& ctx, const std::string& reply, const std::string& id,
+              const std::string& reason);
+  // The queue of the process serving `subject`, started on first use; nullptr when the
+  // error kernel has stopped that process.
+  std::shared_ptr<WorkQueue> ProcessFor(const std::string& subject, const std::string& method)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status ProcessLoop(ProcessContext& ctx, const std::string& method,
+                           const std::shared_ptr<WorkQueue>& queue);
+  absl::Status Handle(ProcessContext& ctx, Method& method, const Work& work);
+  absl::Status SendResult(const proto::Envelope& command, proto::Ack ack);
+  absl::Status HeartbeatLoop(ProcessContext& ctx);
+  void SendHello();
+  void OnDecision(const DecisionRecord& d);
+  absl::Status ReplyAck(const std::string& reply, const proto::Ack& ack);
+
+  const AgentOptions options_;
+  const MethodRegistry methods_;
+  std::unique_ptr<CommandRunner> runner_;
+  std::unique_ptr<CommandLog> log_;
+  const absl::Time started_;
+  absl::Notification cancel_;  // running commands: stop now
+  absl::Notification fatal_;
+  std::atomic<bool> fatal_flag_{false};  // Notify() only once
+  std::atomic<bool> hello_now_{true};
+
+  // Declaration order is destruction order reversed: the connection outlives the pump,
+  // the pump the outbox, the outbox the supervisor.
+  nats::ConnectionPtr conn_;
+  std::unique_ptr<RequestPump> pump_;
+  std::unique_ptr<Outbox> outbox_;
+  std::unique_ptr<Supervisor> supervisor_;
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<WorkQueue>> queues_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> shut_down_{false};
+};
+
+}  // namespace steward::agent

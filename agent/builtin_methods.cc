@@ -1,0 +1,14 @@
+// The registry of built-in methods: one line per method.
+#include "agent/method.h"
+#include "common/protocol.h"
+
+namespace steward::agent {
+
+MethodRegistry BuiltinMethods() {
+  MethodRegistry r;
+  r.Register(kMethodPing, NewPingMethod);
+  r.Register(kMethodShell, NewShellCommandMethod);
+  return r;
+}
+
+}  // namespace steward::agent

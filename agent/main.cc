@@ -1,0 +1,80 @@
+// steward-agent: runs on every edge unit; see agent/agent.h.
+#include <signal.h>
+
+#include <filesystem>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "agent/agent.h"
+#include "common/cli.h"
+#include "common/log.h"
+
+ABSL_FLAG(std::string, node, "", "This node's name (required): the first token of its subjects");
+ABSL_FLAG(std::string, nats, "", "NATS URL (default $STEWARD_NATS_URL or nats://127.0.0.1:4222)");
+ABSL_FLAG(std::string, station, "station", "Name of the station node that receives events");
+ABSL_FLAG(std::string, data_dir, "", "Directory for the agent's state (created if missing)");
+ABSL_FLAG(absl::Duration, heartbeat, absl::Seconds(5), "Interval between hello events");
+ABSL_FLAG(std::string, creds, "", "NATS credentials file");
+ABSL_FLAG(std::string, user, "", "NATS user name");
+ABSL_FLAG(std::string, password_file, "", "File holding the NATS password");
+ABSL_FLAG(std::string, tls_ca, "", "CA bundle: connect to NATS over TLS");
+
+int main(int argc, char** argv) {
+  const sigset_t signals = steward::BlockTerminationSignals();
+  absl::SetProgramUsageMessage("steward-agent --node NAME [--nats URL] [--station NAME] [--data-dir DIR]");
+  std::vector<std::string> storage;
+  std::vector<char*> args = steward::NormalizeFlags(argc, argv, storage);
+  absl::ParseCommandLine(static_cast<int>(args.size() - 1), args.data());
+
+  steward::agent::AgentOptions opts;
+  opts.node = absl::GetFlag(FLAGS_node);
+  if (opts.node.empty()) {
+    fmt::print(stderr, "steward-agent: --node is required\n");
+    return 2;
+  }
+  steward::SetLogTag("agent " + opts.node);
+  opts.station = absl::GetFlag(FLAGS_station);
+  opts.heartbeat = absl::GetFlag(FLAGS_heartbeat);
+  opts.nats.url = absl::GetFlag(FLAGS_nats).empty() ? steward::DefaultNatsUrl() : absl::GetFlag(FLAGS_nats);
+  opts.nats.creds_file = absl::GetFlag(FLAGS_creds);
+  opts.nats.user = absl::GetFlag(FLAGS_user);
+  opts.nats.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (!data_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(data_dir, ec);
+    if (ec) {
+      fmt::print(stderr, "steward-agent: cannot create --data-dir {}: {}\n", data_dir, ec.message());
+      return 2;
+    }
+  }
+
+  steward::nats::Library nats_library;  // Destroyed last.
+  int rc = 0;
+  {
+    auto agent = steward::agent::Agent::Start(
+        opts, steward::agent::BuiltinMethods(), steward::agent::NewPosixCommandRunner(),
+        steward::agent::NewMemoryCommandLog(), steward::NewMemorySpool());
+    if (!agent.ok()) {
+      fmt::print(stderr, "steward-agent: {}\n", agent.status().message());
+      return 2;
+    }
+    const timespec tick{0, 100'000'000};
+    while (true) {
+      const int sig = sigtimedwait(&signals, nullptr, &tick);
+      if (sig == SIGINT || sig == SIGTERM) {
+        STEWARD_LOG_INFO("signal {}: shutting down", sig);
+        break;
+      }
+      if ((*agent)->fatal().HasBeenNotified()) {
+        STEWARD_LOG_ERROR("dispatcher stopped by the error kernel: exiting");
+        rc = 1;
+        break;
+      }
+    }
+    (*agent)->Shutdown();
+  }
+  return rc;
+}

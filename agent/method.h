@@ -1,0 +1,75 @@
+// Methods: what an agent can do, registered by name. Adding one is one file (a class
+// implementing Method plus a factory function) and one line in builtin_methods.cc.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "agent/command_runner.h"
+#include "proto/steward.pb.h"
+
+namespace steward::agent {
+
+struct MethodLimits {
+  absl::Duration default_timeout = absl::Minutes(10);
+  absl::Duration max_timeout = absl::Hours(24);
+  absl::Duration kill_grace = absl::Seconds(2);
+  size_t max_output_bytes = size_t{1} << 20;  // per stream
+};
+
+// What one execution sees. Borrowed for the duration of Execute.
+struct ExecContext {
+  const proto::Envelope& command;
+  const std::string& node;
+  const absl::Notification& cancel;  // notified when the agent shuts down
+  CommandRunner& runner;
+  const MethodLimits& limits;
+};
+
+// A method implementation. Thread-compatible: each process (subject) owns its own
+// instance and calls it from one thread.
+class Method {
+ public:
+  virtual ~Method() = default;
+  // Immediate methods answer in the request's reply with their result, are not recorded
+  // in the command log and send no result event (ping).
+  virtual bool immediate() const { return false; }
+  // Execute runs the command and returns its result ACK (stage RESULT, outcome set).
+  // A command that fails is a result, not an error: an error status means the process
+  // itself is broken and is reported to the error kernel.
+  virtual absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) = 0;
+};
+
+using MethodFactory = std::function<std::unique_ptr<Method>()>;
+
+// Name -> factory. Not thread-safe to modify; read-only after set-up.
+class MethodRegistry {
+ public:
+  void Register(std::string name, MethodFactory factory) { factories_[std::move(name)] = std::move(factory); }
+  // nullptr when `name` is not registered.
+  const MethodFactory* Find(const std::string& name) const {
+    auto it = factories_.find(name);
+    return it == factories_.end() ? nullptr : &it->second;
+  }
+  std::vector<std::string> Names() const {
+    std::vector<std::string> out;
+    for (const auto& [name, f] : factories_) out.push_back(name);
+    return out;
+  }
+
+ private:
+  std::map<std::string, MethodFactory> factories_;
+};
+
+// The methods every agent has (ping, shellcommand).
+MethodRegistry BuiltinMethods();
+
+std::unique_ptr<Method> NewPingMethod();
+std::unique_ptr<Method> NewShellCommandMethod();
+
+}  // namespace steward::agent

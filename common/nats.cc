@@ -1,0 +1,184 @@
+// nats.c wrappers: connection set-up, subscriptions, requests, status conversion.
+#include "common/nats.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace steward::nats {
+namespace {
+
+// Bytes nats.c may buffer for a subscription: 64 KiB per message, at most 512 MiB.
+int PendingBytes(int max_pending_msgs) {
+  return static_cast<int>(std::min<int64_t>(int64_t{max_pending_msgs} * 65536, int64_t{512} << 20));
+}
+
+struct Callbacks {
+  std::function<void()> on_disconnected;
+  std::function<void()> on_reconnected;
+};
+
+void OnDisconnected(natsConnection*, void* closure) {
+  auto* cb = static_cast<Callbacks*>(closure);
+  if (cb->on_disconnected) cb->on_disconnected();
+}
+
+void OnReconnected(natsConnection*, void* closure) {
+  auto* cb = static_cast<Callbacks*>(closure);
+  if (cb->on_reconnected) cb->on_reconnected();
+}
+
+}  // namespace
+
+Library::Library() { nats_Open(-1); }
+Library::~Library() { nats_CloseAndWait(2000); }
+
+absl::Status ToStatus(natsStatus s, absl::string_view what) {
+  if (s == NATS_OK) return absl::OkStatus();
+  std::string msg = absl::StrCat(what, ": ", natsStatus_GetText(s));
+  switch (s) {
+    case NATS_TIMEOUT:
+      return absl::DeadlineExceededError(msg);
+    case NATS_NO_RESPONDERS:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_NO_SERVER:
+    case NATS_NOT_YET_CONNECTED:
+    case NATS_STALE_CONNECTION:
+      return absl::UnavailableError(msg);
+    case NATS_INVALID_SUBJECT:
+    case NATS_INVALID_ARG:
+      return absl::InvalidArgumentError(msg);
+    case NATS_MAX_PAYLOAD:
+      return absl::ResourceExhaustedError(msg);
+    case NATS_NOT_PERMITTED:
+      return absl::PermissionDeniedError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts) {
+  natsOptions* raw_opts = nullptr;
+  STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_Create(&raw_opts), "natsOptions_Create"));
+  OptionsPtr options(raw_opts);
+  natsOptions* o = options.get();
+  STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetURL(o, opts.url.c_str()), "SetURL"));
+  if (!opts.name.empty()) {
+    STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetName(o, opts.name.c_str()), "SetName"));
+  }
+  STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetSendAsap(o, true), "SetSendAsap"));
+  STEWARD_RETURN_IF_ERROR(
+      ToStatus(natsOptions_SetTimeout(o, absl::ToInt64Milliseconds(opts.connect_timeout)),
+               "SetTimeout"));
+  STEWARD_RETURN_IF_ERROR(ToStatus(
+      natsOptions_SetReconnectWait(o, absl::ToInt64Milliseconds(opts.reconnect_wait)),
+      "SetReconnectWait"));
+  if (opts.keep_trying) {
+    STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetMaxReconnect(o, -1), "SetMaxReconnect"));
+    STEWARD_RETURN_IF_ERROR(ToStatus(
+        natsOptions_SetRetryOnFailedConnect(o, true, nullptr, nullptr), "SetRetryOnFailedConnect"));
+  } else {
+    STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetAllowReconnect(o, false), "SetAllowReconnect"));
+  }
+  if (!opts.user.empty()) {
+    STEWARD_RETURN_IF_ERROR(ToStatus(
+        natsOptions_SetUserInfo(o, opts.user.c_str(), opts.password.c_str()), "SetUserInfo"));
+  }
+  if (!opts.creds_file.empty()) {
+    STEWARD_RETURN_IF_ERROR(ToStatus(
+        natsOptions_SetUserCredentialsFromFiles(o, opts.creds_file.c_str(), nullptr),
+        "SetUserCredentialsFromFiles"));
+  }
+  if (!opts.tls_ca_file.empty()) {
+    STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetSecure(o, true), "SetSecure"));
+    STEWARD_RETURN_IF_ERROR(ToStatus(
+        natsOptions_LoadCATrustedCertificates(o, opts.tls_ca_file.c_str()), "LoadCA"));
+  }
+  if (opts.on_disconnected || opts.on_reconnected) {
+    // Lives as long as the process: nats.c may call it until the connection is destroyed.
+    auto* cb = new Callbacks{opts.on_disconnected, opts.on_reconnected};
+    STEWARD_RETURN_IF_ERROR(
+        ToStatus(natsOptions_SetDisconnectedCB(o, OnDisconnected, cb), "SetDisconnectedCB"));
+    STEWARD_RETURN_IF_ERROR(
+        ToStatus(natsOptions_SetReconnectedCB(o, OnReconnected, cb), "SetReconnectedCB"));
+  }
+
+  natsConnection* raw_nc = nullptr;
+  natsStatus s = natsConnection_Connect(&raw_nc, o);
+  if (s == NATS_NOT_YET_CONNECTED && opts.keep_trying) s = NATS_OK;  // Retrying in background.
+  ConnectionPtr nc(raw_nc);
+  STEWARD_RETURN_IF_ERROR(ToStatus(s, absl::StrCat("connect to ", opts.url)));
+  return nc;
+}
+
+absl::StatusOr<SubscriptionPtr> SubscribeSync(natsConnection* nc, const std::string& subject,
+                                              int max_pending_msgs) {
+  natsSubscription* raw = nullptr;
+  STEWARD_RETURN_IF_ERROR(
+      ToStatus(natsConnection_SubscribeSync(&raw, nc, subject.c_str()), "subscribe " + subject));
+  SubscriptionPtr sub(raw);
+  STEWARD_RETURN_IF_ERROR(ToStatus(
+      natsSubscription_SetPendingLimits(sub.get(), max_pending_msgs, PendingBytes(max_pending_msgs)),
+      "SetPendingLimits"));
+  return sub;
+}
+
+absl::StatusOr<SubscriptionPtr> SubscribeAsync(natsConnection* nc, const std::string& subject,
+                                               natsMsgHandler cb, void* closure,
+                                               int max_pending_msgs) {
+  natsSubscription* raw = nullptr;
+  STEWARD_RETURN_IF_ERROR(ToStatus(natsConnection_Subscribe(&raw, nc, subject.c_str(), cb, closure),
+                                   "subscribe " + subject));
+  SubscriptionPtr sub(raw);
+  STEWARD_RETURN_IF_ERROR(ToStatus(
+      natsSubscription_SetPendingLimits(sub.get(), max_pending_msgs, PendingBytes(max_pending_msgs)),
+      "SetPendingLimits"));
+  return sub;
+}
+
+absl::StatusOr<MsgPtr> NextMsg(natsSubscription* sub, absl::Duration timeout) {
+  natsMsg* raw = nullptr;
+  STEWARD_RETURN_IF_ERROR(ToStatus(
+      natsSubscription_NextMsg(&raw, sub, absl::ToInt64Milliseconds(timeout)), "NextMsg"));
+  return MsgPtr(raw);
+}
+
+absl::Status Publish(natsConnection* nc, const std::string& subject, absl::string_view data,
+                     const std::string& reply) {
+  const int len = static_cast<int>(data.size());
+  if (reply.empty()) {
+    return ToStatus(natsConnection_Publish(nc, subject.c_str(), data.data(), len),
+                    "publish " + subject);
+  }
+  return ToStatus(
+      natsConnection_PublishRequest(nc, subject.c_str(), reply.c_str(), data.data(), len),
+      "publish " + subject);
+}
+
+absl::StatusOr<MsgPtr> Request(natsConnection* nc, const std::string& subject,
+                               absl::string_view data, absl::Duration timeout) {
+  natsMsg* raw = nullptr;
+  STEWARD_RETURN_IF_ERROR(ToStatus(
+      natsConnection_Request(&raw, nc, subject.c_str(), data.data(), static_cast<int>(data.size()),
+                             absl::ToInt64Milliseconds(timeout)),
+      "request " + subject));
+  return MsgPtr(raw);
+}
+
+absl::Status Flush(natsConnection* nc, absl::Duration timeout) {
+  return ToStatus(natsConnection_FlushTimeout(nc, absl::ToInt64Milliseconds(timeout)), "flush");
+}
+
+std::string NewInbox() {
+  natsInbox* inbox = nullptr;
+  if (natsInbox_Create(&inbox) != NATS_OK) abort();  // Out of memory only.
+  std::string out(inbox);
+  natsInbox_Destroy(inbox);
+  return out;
+}
+
+}  // namespace steward::nats

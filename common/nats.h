@@ -1,0 +1,106 @@
+// RAII over nats.c: one deleter template for every C handle, a library guard, factory
+// functions that return StatusOr, and natsStatus converted to absl::Status once, here.
+//
+//   steward::nats::Library lib;                       // first in main, destroyed last
+//   STEWARD_ASSIGN_OR_RETURN(auto nc, steward::nats::Connect({.url = url, .name = "ship1"}));
+//   STEWARD_ASSIGN_OR_RETURN(auto sub, steward::nats::SubscribeSync(nc.get(), subject, 256));
+//   STEWARD_ASSIGN_OR_RETURN(auto msg, steward::nats::NextMsg(sub.get(), absl::Milliseconds(250)));
+#pragma once
+
+#include <nats/nats.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace steward::nats {
+
+template <auto DestroyFn>
+struct Deleter {
+  template <typename T>
+  void operator()(T* p) const noexcept {
+    DestroyFn(p);
+  }
+};
+
+using OptionsPtr = std::unique_ptr<natsOptions, Deleter<natsOptions_Destroy>>;
+using ConnectionPtr = std::unique_ptr<natsConnection, Deleter<natsConnection_Destroy>>;
+using SubscriptionPtr = std::unique_ptr<natsSubscription, Deleter<natsSubscription_Destroy>>;
+using MsgPtr = std::unique_ptr<natsMsg, Deleter<natsMsg_Destroy>>;
+
+// Construct first in main(), destroy last: nats_Close runs after every handle is gone.
+class Library {
+ public:
+  Library();
+  ~Library();
+  Library(const Library&) = delete;
+  Library& operator=(const Library&) = delete;
+};
+
+// ToStatus maps a natsStatus to the most specific canonical code:
+// timeout -> DeadlineExceeded; no responders, closed, no server -> Unavailable;
+// invalid subject/argument -> InvalidArgument; the rest -> Internal.
+absl::Status ToStatus(natsStatus s, absl::string_view what);
+
+struct ConnectOptions {
+  std::string url = "nats://127.0.0.1:4222";
+  std::string name;
+  // Daemons keep trying to connect in the background when the server is down at start
+  // and reconnect forever; a CLI sets this false and fails at once.
+  bool keep_trying = true;
+  absl::Duration reconnect_wait = absl::Milliseconds(250);
+  absl::Duration connect_timeout = absl::Seconds(2);
+  // Broker credentials (optional): user/password, a .creds file, a CA bundle for TLS.
+  std::string user;
+  std::string password;
+  std::string creds_file;
+  std::string tls_ca_file;
+  // Called from a nats.c thread on disconnect / reconnect (keep them short).
+  std::function<void()> on_disconnected;
+  std::function<void()> on_reconnected;
+};
+
+// Connect makes a connection that sends without client-side buffering delay
+// (natsOptions_SetSendAsap), so request/reply round trips stay at the network floor.
+absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts);
+
+// SubscribeSync subscribes for NextMsg polling, bounding what nats.c buffers for it.
+absl::StatusOr<SubscriptionPtr> SubscribeSync(natsConnection* nc, const std::string& subject,
+                                              int max_pending_msgs);
+
+// SubscribeAsync delivers messages to `cb` on a nats.c thread. `cb` must not block:
+// take the message and hand it to a queue. `closure` must outlive the subscription.
+absl::StatusOr<SubscriptionPtr> SubscribeAsync(natsConnection* nc, const std::string& subject,
+                                               natsMsgHandler cb, void* closure,
+                                               int max_pending_msgs);
+
+// NextMsg waits up to `timeout`; DeadlineExceeded when nothing came.
+absl::StatusOr<MsgPtr> NextMsg(natsSubscription* sub, absl::Duration timeout);
+
+absl::Status Publish(natsConnection* nc, const std::string& subject, absl::string_view data,
+                     const std::string& reply = "");
+
+// Request publishes and waits for one reply. No subscriber: Unavailable ("no responders").
+absl::StatusOr<MsgPtr> Request(natsConnection* nc, const std::string& subject,
+                               absl::string_view data, absl::Duration timeout);
+
+absl::Status Flush(natsConnection* nc, absl::Duration timeout);
+
+// A fresh unique inbox subject ("_INBOX.<nuid>").
+std::string NewInbox();
+
+inline absl::string_view Data(natsMsg* m) {
+  return absl::string_view(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+}
+inline std::string Subject(natsMsg* m) { return natsMsg_GetSubject(m); }
+inline std::string Reply(natsMsg* m) {
+  const char* r = natsMsg_GetReply(m);
+  return r == nullptr ? std::string() : std::string(r);
+}
+
+}  // namespace steward::nats

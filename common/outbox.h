@@ -1,0 +1,98 @@
+// Outbox: messages that must reach the station, kept in a Spool until the station
+// confirms them. A sender thread sends due items as requests (many in flight), and on
+// timeout or "no responders" retries with exponential backoff. An item leaves the
+// outbox only when the station answers with an ACK whose outcome is final
+// (succeeded = stored, rejected = refused for good, logged). Used by the agent for
+// command results, heartbeats and errorlog events.
+//
+// Thread-safe. Items are sent in enqueue order the first time; retries may reorder.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/request_pump.h"
+
+namespace steward {
+
+struct OutboxItem {
+  std::string id;  // unique, time-ordered (an envelope id)
+  std::string subject;
+  std::string data;
+};
+
+// Where outbox items live until confirmed. Implementations are thread-compatible; the
+// Outbox serializes calls.
+class Spool {
+ public:
+  virtual ~Spool() = default;
+  virtual absl::Status Put(const OutboxItem& item) = 0;
+  virtual absl::Status Remove(const std::string& id) = 0;
+  // Every item not yet removed, oldest first.
+  virtual absl::StatusOr<std::vector<OutboxItem>> LoadAll() = 0;
+};
+
+// A Spool in memory: items survive station outages, not agent restarts.
+std::unique_ptr<Spool> NewMemorySpool();
+
+struct OutboxOptions {
+  size_t max_in_flight = 256;
+  size_t max_items = 100000;  // Enqueue refuses beyond this (ResourceExhausted)
+  absl::Duration ack_timeout = absl::Seconds(2);
+  absl::Duration initial_backoff = absl::Milliseconds(200);
+  absl::Duration max_backoff = absl::Seconds(5);
+};
+
+class Outbox {
+ public:
+  Outbox(RequestPump* pump, std::unique_ptr<Spool> spool, OutboxOptions options);
+  ~Outbox();
+  Outbox(const Outbox&) = delete;
+  Outbox& operator=(const Outbox&) = delete;
+
+  // Start loads what the spool holds and starts the sender thread.
+  absl::Status Start() ABSL_LOCKS_EXCLUDED(mu_);
+  // Enqueue stores the item in the spool, then schedules it. An error means it was
+  // not accepted (spool failure or full).
+  absl::Status Enqueue(OutboxItem item) ABSL_LOCKS_EXCLUDED(mu_);
+  // Kick makes every waiting item due now (e.g. the connection came back).
+  void Kick() ABSL_LOCKS_EXCLUDED(mu_);
+  size_t pending() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Blocks until nothing is pending or `timeout` passes; returns whether it drained.
+  bool WaitEmpty(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Entry {
+    OutboxItem item;
+    int attempts = 0;
+    absl::Time next_attempt;
+    bool in_flight = false;
+  };
+  void SendLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  void OnResult(const std::string& id, RequestPump::Result result, nats::MsgPtr msg)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void ScheduleRetryLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool HasDueLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  RequestPump* const pump_;
+  const OutboxOptions options_;
+  mutable absl::Mutex mu_;
+  std::unique_ptr<Spool> spool_ ABSL_GUARDED_BY(mu_);
+  // Ordered by id, i.e. by creation time.
+  std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread sender_;
+};
+
+}  // namespace steward

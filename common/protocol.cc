@@ -1,0 +1,108 @@
+// Protocol helpers: envelope/ACK construction and validated decoding.
+#include "common/protocol.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+
+namespace steward {
+
+const char* OutcomeName(proto::Outcome o) {
+  switch (o) {
+    case proto::OUTCOME_SUCCEEDED:
+      return "succeeded";
+    case proto::OUTCOME_FAILED:
+      return "failed";
+    case proto::OUTCOME_TIMED_OUT:
+      return "timed_out";
+    case proto::OUTCOME_REJECTED:
+      return "rejected";
+    case proto::OUTCOME_ERROR:
+      return "error";
+    default:
+      return "unspecified";
+  }
+}
+
+const char* StageName(proto::Stage s) {
+  switch (s) {
+    case proto::STAGE_RECEIVED:
+      return "received";
+    case proto::STAGE_RESULT:
+      return "result";
+    default:
+      return "unspecified";
+  }
+}
+
+proto::Envelope NewEnvelope(absl::string_view from, absl::string_view to, proto::Kind kind,
+                            absl::string_view method, absl::string_view domain) {
+  proto::Envelope e;
+  e.set_protocol_version(kProtocolVersion);
+  e.set_id(NewId());
+  e.set_from_node(std::string(from));
+  e.set_to_node(std::string(to));
+  e.set_kind(kind);
+  e.set_method(std::string(method));
+  e.set_domain(std::string(domain));
+  e.set_created_unix_ms(NowUnixMillis());
+  return e;
+}
+
+proto::Ack NewAck(absl::string_view envelope_id, absl::string_view node, proto::Stage stage,
+                  proto::Outcome outcome) {
+  proto::Ack a;
+  a.set_protocol_version(kProtocolVersion);
+  a.set_envelope_id(std::string(envelope_id));
+  a.set_node(std::string(node));
+  a.set_stage(stage);
+  a.set_outcome(outcome);
+  return a;
+}
+
+proto::Ack RejectAck(absl::string_view envelope_id, absl::string_view node,
+                     absl::string_view reason) {
+  proto::Ack a = NewAck(envelope_id, node, proto::STAGE_RESULT, proto::OUTCOME_REJECTED);
+  a.set_error(std::string(reason));
+  a.set_finished_unix_ms(NowUnixMillis());
+  return a;
+}
+
+absl::StatusOr<proto::Envelope> DecodeEnvelope(absl::string_view bytes) {
+  if (bytes.size() > kMaxMessageBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("message of ", bytes.size(), " bytes exceeds the limit of ", kMaxMessageBytes));
+  }
+  proto::Envelope e;
+  if (!e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError("malformed message: not a steward envelope");
+  }
+  if (e.protocol_version() != kProtocolVersion) {
+    return absl::InvalidArgumentError(absl::StrCat("unsupported protocol version ",
+                                                   e.protocol_version(), " (want ",
+                                                   kProtocolVersion, ")"));
+  }
+  if (!IsValidId(e.id())) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed message: invalid id \"",
+                                                   e.id().substr(0, 40), "\""));
+  }
+  if (e.kind() != proto::KIND_COMMAND && e.kind() != proto::KIND_EVENT) {
+    return absl::InvalidArgumentError("malformed message: kind is neither command nor event");
+  }
+  if (e.method().empty()) return absl::InvalidArgumentError("malformed message: no method");
+  return e;
+}
+
+absl::StatusOr<proto::Ack> DecodeAck(absl::string_view bytes) {
+  proto::Ack a;
+  if (bytes.size() > kMaxMessageBytes ||
+      !a.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError("malformed ACK");
+  }
+  if (a.protocol_version() != kProtocolVersion) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unsupported ACK protocol version ", a.protocol_version()));
+  }
+  return a;
+}
+
+}  // namespace steward

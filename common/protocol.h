@@ -1,0 +1,59 @@
+// Protocol constants and small helpers shared by every program: the protocol version,
+// well-known method names, outcome/state names, and envelope/ACK construction.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "proto/steward.pb.h"
+
+namespace steward {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+// Largest message any steward program accepts or sends (a broker may be set to less; the agent fits results to the broker's max_payload).
+inline constexpr size_t kMaxMessageBytes = size_t{8} << 20;
+
+// Methods on nodes.
+inline constexpr char kMethodPing[] = "ping";
+inline constexpr char kMethodShell[] = "shellcommand";
+// Events nodes send to the station.
+inline constexpr char kEventResult[] = "result";
+inline constexpr char kEventHello[] = "hello";
+inline constexpr char kEventErrorLog[] = "errorlog";
+// Methods of the station that stewardctl calls.
+inline constexpr char kStationSubmit[] = "submit";
+inline constexpr char kStationWait[] = "wait";
+inline constexpr char kStationPing[] = "ping";
+inline constexpr char kStationNodes[] = "nodes";
+inline constexpr char kStationShow[] = "show";
+inline constexpr char kCliDomain[] = "cli";
+
+inline int64_t NowUnixMillis() { return absl::ToUnixMillis(absl::Now()); }
+
+const char* OutcomeName(proto::Outcome o);
+const char* StageName(proto::Stage s);
+
+// NewEnvelope fills version, a fresh id, from/to, kind, method, domain and creation time.
+proto::Envelope NewEnvelope(absl::string_view from, absl::string_view to, proto::Kind kind,
+                            absl::string_view method, absl::string_view domain);
+
+// An ACK for `envelope_id` from `node`.
+proto::Ack NewAck(absl::string_view envelope_id, absl::string_view node, proto::Stage stage,
+                  proto::Outcome outcome);
+proto::Ack RejectAck(absl::string_view envelope_id, absl::string_view node,
+                     absl::string_view reason);
+
+// DecodeEnvelope parses bytes and checks the fields every receiver relies on: size,
+// protocol version, a valid id, kind, non-empty method. InvalidArgument names the problem.
+absl::StatusOr<proto::Envelope> DecodeEnvelope(absl::string_view bytes);
+absl::StatusOr<proto::Ack> DecodeAck(absl::string_view bytes);
+
+// Expired: past a non-zero expiry at `now_ms`.
+inline bool Expired(const proto::Envelope& e, int64_t now_ms) {
+  return e.expires_unix_ms() != 0 && now_ms > e.expires_unix_ms();
+}
+
+}  // namespace steward

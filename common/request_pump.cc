@@ -1,0 +1,126 @@
+// RequestPump: async requests over a shared inbox with per-request deadlines.
+#include "common/request_pump.h"
+
+#include <charconv>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+
+namespace steward {
+
+absl::StatusOr<std::unique_ptr<RequestPump>> RequestPump::Create(natsConnection* nc) {
+  std::unique_ptr<RequestPump> pump(new RequestPump(nc));
+  STEWARD_ASSIGN_OR_RETURN(pump->sub_, nats::SubscribeAsync(nc, pump->prefix_ + "*",
+                                                            &RequestPump::OnMsg, pump.get(),
+                                                            /*max_pending_msgs=*/65536));
+  STEWARD_RETURN_IF_ERROR(nats::ToStatus(
+      natsSubscription_SetOnCompleteCB(pump->sub_.get(), &RequestPump::OnComplete, pump.get()),
+      "SetOnCompleteCB"));
+  pump->timer_ = std::thread([p = pump.get()] { p->TimerLoop(); });
+  return pump;
+}
+
+RequestPump::RequestPump(natsConnection* nc) : nc_(nc), prefix_(nats::NewInbox() + ".") {}
+
+RequestPump::~RequestPump() { Shutdown(); }
+
+absl::Status RequestPump::Send(const std::string& subject, absl::string_view data,
+                               absl::Duration timeout, Callback cb) {
+  uint64_t token;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_.HasBeenNotified()) return absl::FailedPreconditionError("request pump is shut down");
+    token = next_token_++;
+    const absl::Time deadline = absl::Now() + timeout;
+    pending_.emplace(token, Pending{std::move(cb), deadline});
+    deadlines_.emplace(deadline, token);
+  }
+  absl::Status st = nats::Publish(nc_, subject, data, absl::StrCat(prefix_, token));
+  if (!st.ok()) {
+    absl::MutexLock lock(&mu_);
+    pending_.erase(token);  // Its deadline entry is skipped when it comes due.
+  }
+  return st;
+}
+
+void RequestPump::OnMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) {
+  static_cast<RequestPump*>(closure)->HandleReply(nats::MsgPtr(raw));
+}
+
+void RequestPump::OnComplete(void* closure) {
+  static_cast<RequestPump*>(closure)->sub_complete_.Notify();
+}
+
+void RequestPump::HandleReply(nats::MsgPtr msg) {
+  const char* subject = natsMsg_GetSubject(msg.get());
+  const size_t len = std::char_traits<char>::length(subject);
+  if (len <= prefix_.size()) return;
+  uint64_t token = 0;
+  auto [end, ec] = std::from_chars(subject + prefix_.size(), subject + len, token);
+  if (ec != std::errc() || end != subject + len) return;
+  Callback cb;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pending_.find(token);
+    if (it == pending_.end()) return;  // Late reply after its timeout: dropped.
+    cb = std::move(it->second.cb);
+    pending_.erase(it);
+  }
+  if (natsMsg_IsNoResponders(msg.get())) {
+    cb(Result::kNoResponders, nullptr);
+  } else {
+    cb(Result::kReply, std::move(msg));
+  }
+}
+
+void RequestPump::TimerLoop() {
+  while (!stop_.HasBeenNotified()) {
+    std::vector<Callback> expired;
+    absl::Duration wait = absl::Milliseconds(50);
+    {
+      absl::MutexLock lock(&mu_);
+      const absl::Time now = absl::Now();
+      while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+        auto it = pending_.find(deadlines_.begin()->second);
+        if (it != pending_.end() && it->second.deadline <= now) {
+          expired.push_back(std::move(it->second.cb));
+          pending_.erase(it);
+        }
+        deadlines_.erase(deadlines_.begin());
+      }
+      if (!deadlines_.empty()) wait = std::min(wait, deadlines_.begin()->first - now);
+    }
+    for (Callback& cb : expired) cb(Result::kTimeout, nullptr);
+    stop_.WaitForNotificationWithTimeout(std::max(wait, absl::Milliseconds(1)));
+  }
+}
+
+size_t RequestPump::in_flight() const {
+  absl::MutexLock lock(&mu_);
+  return pending_.size();
+}
+
+void RequestPump::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_.HasBeenNotified()) return;
+    stop_.Notify();
+  }
+  if (timer_.joinable()) timer_.join();
+  if (sub_ && natsSubscription_Unsubscribe(sub_.get()) == NATS_OK) {
+    // The handler may run once more after Unsubscribe; wait until nats.c is done with us.
+    sub_complete_.WaitForNotificationWithTimeout(absl::Seconds(2));
+  }
+  absl::flat_hash_map<uint64_t, Pending> left;
+  {
+    absl::MutexLock lock(&mu_);
+    left.swap(pending_);
+    deadlines_.clear();
+  }
+  for (auto& [token, p] : left) p.cb(Result::kShutdown, nullptr);
+}
+
+}  // namespace steward

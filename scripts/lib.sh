@@ -1,0 +1,28 @@
+# Shared by scripts/demo, scripts/test and scripts/bench: install what is missing
+# (Debian 12 packages only), configure and build.
+set -euo pipefail
+
+STEWARD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STEWARD_PACKAGES=(build-essential cmake ninja-build pkg-config git
+  libnats-dev nats-server libprotobuf-dev protobuf-compiler libabsl-dev libfmt-dev
+  catch2 libsqlite3-dev sqlite3 libsodium-dev libssl-dev openssl clang bsdutils procps)
+
+steward_install_deps() {
+  local missing=()
+  for p in "${STEWARD_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# steward_build DIR [cmake args...]
+steward_build() {
+  local dir="$1"; shift
+  cmake -S "$STEWARD_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  cmake --build "$dir" -j "$(nproc)"
+}

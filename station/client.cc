@@ -1,0 +1,97 @@
+// Client: request/reply calls to the station's cli methods.
+#include "station/client.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/protocol.h"
+#include "common/status_macros.h"
+#include "subjects/subject.h"
+
+namespace steward::station {
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
+  STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(options.station));
+  options.nats.keep_trying = false;
+  if (options.nats.name.empty()) options.nats.name = "stewardctl";
+  std::unique_ptr<Client> c(new Client(std::move(options)));
+  absl::StatusOr<nats::ConnectionPtr> conn = nats::Connect(c->options_.nats);
+  if (!conn.ok()) {
+    return absl::UnavailableError(absl::StrCat("station not reachable at ", c->options_.nats.url,
+                                               ": ", conn.status().message()));
+  }
+  c->conn_ = *std::move(conn);
+  return c;
+}
+
+absl::StatusOr<std::string> Client::Call(const char* method, const std::string& payload,
+                                         absl::Duration timeout) {
+  STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,
+                           subjects::Make(options_.station, subjects::Kind::kCommand, method,
+                                          kCliDomain));
+  proto::Envelope env =
+      NewEnvelope("stewardctl", options_.station, proto::KIND_COMMAND, method, kCliDomain);
+  env.set_operator_(options_.operator_name);
+  env.set_payload(payload);
+  absl::StatusOr<nats::MsgPtr> msg =
+      nats::Request(conn_.get(), subject.ToString(), env.SerializeAsString(), timeout);
+  if (absl::IsUnavailable(msg.status())) {
+    return absl::UnavailableError(absl::StrCat("station not reachable at ", options_.nats.url,
+                                               " (no station \"", options_.station,
+                                               "\" is listening)"));
+  }
+  if (absl::IsDeadlineExceeded(msg.status())) {
+    return absl::DeadlineExceededError(absl::StrCat("station \"", options_.station,
+                                                    "\" did not answer within ",
+                                                    absl::FormatDuration(timeout)));
+  }
+  if (!msg.ok()) return msg.status();
+  STEWARD_ASSIGN_OR_RETURN(proto::Ack ack, DecodeAck(nats::Data(msg->get())));
+  if (ack.outcome() == proto::OUTCOME_REJECTED) return absl::FailedPreconditionError(ack.error());
+  if (ack.outcome() != proto::OUTCOME_SUCCEEDED) return absl::UnavailableError(ack.error());
+  return std::move(*ack.mutable_payload());
+}
+
+template <typename T>
+static absl::StatusOr<T> ParseAs(absl::StatusOr<std::string> bytes) {
+  if (!bytes.ok()) return bytes.status();
+  T out;
+  if (!out.ParseFromString(*bytes)) return absl::InternalError("malformed reply from the station");
+  return out;
+}
+
+absl::StatusOr<proto::SubmitReply> Client::Submit(const proto::SubmitRequest& req,
+                                                  absl::Duration timeout) {
+  return ParseAs<proto::SubmitReply>(Call(kStationSubmit, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::CommandStates> Client::Wait(const std::vector<std::string>& ids,
+                                                  absl::Duration wait) {
+  proto::WaitRequest req;
+  for (const std::string& id : ids) req.add_ids(id);
+  req.set_wait_ms(absl::ToInt64Milliseconds(wait));
+  // The station answers by `wait`; allow for the trip.
+  return ParseAs<proto::CommandStates>(
+      Call(kStationWait, req.SerializeAsString(), wait + absl::Seconds(5)));
+}
+
+absl::StatusOr<proto::CommandStates> Client::Show(const std::vector<std::string>& ids,
+                                                  absl::Duration timeout) {
+  proto::WaitRequest req;
+  for (const std::string& id : ids) req.add_ids(id);
+  return ParseAs<proto::CommandStates>(Call(kStationShow, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::PingReply> Client::Ping(const std::string& node, absl::Duration wait) {
+  proto::PingRequest req;
+  req.set_node(node);
+  req.set_wait_ms(absl::ToInt64Milliseconds(wait));
+  return ParseAs<proto::PingReply>(
+      Call(kStationPing, req.SerializeAsString(), wait + absl::Seconds(2)));
+}
+
+absl::StatusOr<proto::NodesReply> Client::Nodes(const std::string& node, absl::Duration timeout) {
+  proto::NodesRequest req;
+  req.set_node(node);
+  return ParseAs<proto::NodesReply>(Call(kStationNodes, req.SerializeAsString(), timeout));
+}
+
+}  // namespace steward::station

@@ -1,0 +1,55 @@
+// Client: what stewardctl (and the benchmarks) use to talk to the station over NATS.
+// Every call is a request to station.command.<method>.cli carrying an envelope; the
+// station answers with an ACK whose payload is the reply. Never touches the station's
+// database.
+//
+// Thread-safe: calls may run concurrently from many threads on one Client.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/nats.h"
+#include "proto/steward.pb.h"
+
+namespace steward::station {
+
+struct ClientOptions {
+  std::string station = "station";
+  nats::ConnectOptions nats;  // keep_trying is forced off: a CLI fails at once
+  std::string operator_name;  // recorded with each command
+};
+
+class Client {
+ public:
+  // Connect fails with Unavailable("station not reachable at URL ...") when the broker
+  // is not there.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(ClientOptions options);
+
+  absl::StatusOr<proto::SubmitReply> Submit(const proto::SubmitRequest& req,
+                                            absl::Duration timeout);
+  // Wait returns the commands' states once all are terminal or after `wait`.
+  absl::StatusOr<proto::CommandStates> Wait(const std::vector<std::string>& ids,
+                                            absl::Duration wait);
+  absl::StatusOr<proto::CommandStates> Show(const std::vector<std::string>& ids,
+                                            absl::Duration timeout);
+  absl::StatusOr<proto::PingReply> Ping(const std::string& node, absl::Duration wait);
+  absl::StatusOr<proto::NodesReply> Nodes(const std::string& node, absl::Duration timeout);
+
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  explicit Client(ClientOptions options) : options_(std::move(options)) {}
+  // Call sends one request and returns the ACK's payload. A REJECTED ACK becomes
+  // FailedPrecondition with the station's reason; an ERROR one, Unavailable.
+  absl::StatusOr<std::string> Call(const char* method, const std::string& payload,
+                                   absl::Duration timeout);
+
+  const ClientOptions options_;
+  nats::ConnectionPtr conn_;
+};
+
+}  // namespace steward::station

@@ -1,0 +1,58 @@
+// steward-station: the management host's daemon; see station/station.h.
+#include <signal.h>
+
+#include <filesystem>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "common/cli.h"
+#include "common/log.h"
+#include "station/station.h"
+
+ABSL_FLAG(std::string, name, "station", "The station's node name");
+ABSL_FLAG(std::string, nats, "", "NATS URL (default $STEWARD_NATS_URL or nats://127.0.0.1:4222)");
+ABSL_FLAG(std::string, data_dir, "", "Directory for the station's ledger (created if missing)");
+ABSL_FLAG(std::string, creds, "", "NATS credentials file");
+ABSL_FLAG(std::string, tls_ca, "", "CA bundle: connect to NATS over TLS");
+
+int main(int argc, char** argv) {
+  const sigset_t signals = steward::BlockTerminationSignals();
+  absl::SetProgramUsageMessage("steward-station [--name NAME] [--nats URL] [--data-dir DIR]");
+  std::vector<std::string> storage;
+  std::vector<char*> args = steward::NormalizeFlags(argc, argv, storage);
+  absl::ParseCommandLine(static_cast<int>(args.size() - 1), args.data());
+
+  steward::station::StationOptions opts;
+  opts.name = absl::GetFlag(FLAGS_name);
+  steward::SetLogTag("station " + opts.name);
+  opts.nats.url = absl::GetFlag(FLAGS_nats).empty() ? steward::DefaultNatsUrl() : absl::GetFlag(FLAGS_nats);
+  opts.nats.creds_file = absl::GetFlag(FLAGS_creds);
+  opts.nats.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (!data_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(data_dir, ec);
+    if (ec) {
+      fmt::print(stderr, "steward-station: cannot create --data-dir {}: {}\n", data_dir, ec.message());
+      return 2;
+    }
+  }
+
+  steward::nats::Library nats_library;
+  {
+    auto station = steward::station::Station::Start(opts);
+    if (!station.ok()) {
+      fmt::print(stderr, "steward-station: {}\n", station.status().message());
+      return 2;
+    }
+    while (true) {
+      const int sig = sigwaitinfo(&signals, nullptr);
+      if (sig == SIGINT || sig == SIGTERM) break;
+    }
+    STEWARD_LOG_INFO("shutting down");
+    (*station)->Shutdown();
+  }
+  return 0;
+}
