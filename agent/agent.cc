@@ -57,13 +57,14 @@ void FitAck(proto::Ack& ack, size_t limit) {
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, MethodRegistry methods,
                                                     std::unique_ptr<CommandRunner> runner,
                                                     std::unique_ptr<CommandLog> log,
-                                                    std::unique_ptr<Spool> spool) {
+                                                    std::unique_ptr<Spool> spool,
+                                                    std::vector<proto::Ack> interrupted) {
   STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(options.node));
   STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(options.station));
   if (options.nats.name.empty()) options.nats.name = absl::StrCat("steward-agent ", options.node);
   std::unique_ptr<Agent> agent(
       new Agent(std::move(options), std::move(methods), std::move(runner), std::move(log)));
-  STEWARD_RETURN_IF_ERROR(agent->Init(std::move(spool)));
+  STEWARD_RETURN_IF_ERROR(agent->Init(std::move(spool), interrupted));
   return agent;
 }
 
@@ -77,7 +78,7 @@ Agent::Agent(AgentOptions options, MethodRegistry methods, std::unique_ptr<Comma
 
 Agent::~Agent() { Shutdown(); }
 
-absl::Status Agent::Init(std::unique_ptr<Spool> spool) {
+absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::Ack>& interrupted) {
   nats::ConnectOptions copts = options_.nats;
   copts.on_reconnected = [this] {
     hello_now_ = true;
@@ -87,6 +88,18 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool) {
   STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_.get()));
   outbox_ = std::make_unique<Outbox>(pump_.get(), std::move(spool), options_.outbox);
   STEWARD_RETURN_IF_ERROR(outbox_->Start());
+  for (const proto::Ack& received : interrupted) {
+    // Before the dispatcher starts, so a redelivery is answered with this result.
+    proto::Ack ack = NewAck(received.envelope_id(), options_.node, proto::STAGE_RESULT,
+                            proto::OUTCOME_ERROR);
+    ack.set_started_unix_ms(received.started_unix_ms());
+    ack.set_finished_unix_ms(NowUnixMillis());
+    ack.set_error(
+        "interrupted: the agent stopped while the command ran; its outcome is unknown "
+        "(it may have run in part, or still be running)");
+    STEWARD_LOG_WARNING("command {} was interrupted by an agent restart", received.envelope_id());
+    STEWARD_RETURN_IF_ERROR(SendResult("agent", "", std::move(ack)));
+  }
   supervisor_ = std::make_unique<Supervisor>(
       options_.restart, [this](const DecisionRecord& d) { OnDecision(d); });
   STEWARD_RETURN_IF_ERROR(
@@ -236,24 +249,25 @@ absl::Status Agent::Handle(ProcessContext& ctx, Method& method, const Work& work
     proto::Ack err = NewAck(cmd.id(), options_.node, proto::STAGE_RESULT, proto::OUTCOME_ERROR);
     err.set_error(std::string(result.status().message()));
     err.set_finished_unix_ms(NowUnixMillis());
-    STEWARD_RETURN_IF_ERROR(SendResult(cmd, std::move(err)));
+    STEWARD_RETURN_IF_ERROR(SendResult(cmd.domain(), cmd.request_id(), std::move(err)));
     return result.status();
   }
-  return SendResult(cmd, *std::move(result));
+  return SendResult(cmd.domain(), cmd.request_id(), *std::move(result));
 }
 
-absl::Status Agent::SendResult(const proto::Envelope& command, proto::Ack ack) {
+absl::Status Agent::SendResult(const std::string& domain, const std::string& request_id,
+                              proto::Ack ack) {
   const size_t max_payload = static_cast<size_t>(natsConnection_GetMaxPayload(conn_.get()));
   // Before the first connect nats.c reports 0; assume the broker default then.
   FitAck(ack, (max_payload > 0 ? max_payload : size_t{1} << 20) - 4096);
   STEWARD_RETURN_IF_ERROR(log_->Record(ack));
   proto::Envelope ev = NewEnvelope(options_.node, options_.station, proto::KIND_EVENT,
-                                   kEventResult, command.domain());
-  ev.set_request_id(command.request_id());
+                                   kEventResult, domain);
+  ev.set_request_id(request_id);
   ev.set_payload(ack.SerializeAsString());
   STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,
                            subjects::Make(options_.station, subjects::Kind::kEvent, kEventResult,
-                                          command.domain()));
+                                          domain));
   return outbox_->Enqueue(OutboxItem{ev.id(), subject.ToString(), ev.SerializeAsString()});
 }
 

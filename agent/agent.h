@@ -16,6 +16,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -51,11 +52,14 @@ class Agent {
   // Start validates the options, connects (in the background if the server is not up
   // yet), and starts the dispatcher, heartbeat and outbox. InvalidArgument for a bad
   // node or station name.
+  // `interrupted`: commands the log holds as received with no result (the previous
+  // run of the agent stopped while they ran); each gets a truthful final result.
   static absl::StatusOr<std::unique_ptr<Agent>> Start(AgentOptions options,
                                                       MethodRegistry methods,
                                                       std::unique_ptr<CommandRunner> runner,
                                                       std::unique_ptr<CommandLog> log,
-                                                      std::unique_ptr<Spool> spool);
+                                                      std::unique_ptr<Spool> spool,
+                                                      std::vector<proto::Ack> interrupted = {});
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -79,7 +83,7 @@ class Agent {
 
   Agent(AgentOptions options, MethodRegistry methods, std::unique_ptr<CommandRunner> runner,
         std::unique_ptr<CommandLog> log);
-  absl::Status Init(std::unique_ptr<Spool> spool);
+  absl::Status Init(std::unique_ptr<Spool> spool, const std::vector<proto::Ack>& interrupted);
 
   absl::Status DispatchLoop(ProcessContext& ctx);
   void Route(ProcessContext& ctx, nats::MsgPtr msg);
@@ -92,7 +96,8 @@ class Agent {
   absl::Status ProcessLoop(ProcessContext& ctx, const std::string& method,
                            const std::shared_ptr<WorkQueue>& queue);
   absl::Status Handle(ProcessContext& ctx, Method& method, const Work& work);
-  absl::Status SendResult(const proto::Envelope& command, proto::Ack ack);
+  // Records the result and queues it for the station as a result event.
+  absl::Status SendResult(const std::string& domain, const std::string& request_id, proto::Ack ack);
   absl::Status HeartbeatLoop(ProcessContext& ctx);
   void SendHello();
   void OnDecision(const DecisionRecord& d);

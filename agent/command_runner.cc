@@ -1,24 +1,31 @@
 // PosixCommandRunner: posix_spawnp into a new process group with stdin from /dev/null
 // and stdout/stderr on two pipes, then one poll loop that captures output, enforces the
 // deadline or cancellation (SIGTERM, then SIGKILL to the group) and reaps the child.
+// The child's exit wakes the loop through a pidfd in the same poll set as the pipes, so
+// a quick command costs no fixed tick; without pidfds (old kernels, seccomp) the exit
+// is polled every kPollTickMs instead.
 #include "agent/command_runner.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/status_macros.h"
 
 extern char** environ;
@@ -26,7 +33,11 @@ extern char** environ;
 namespace steward::agent {
 namespace {
 
+// Without a pidfd the exit is noticed by polling waitid this often.
 constexpr int kPollTickMs = 20;
+// A cancel Notification cannot be polled: while one may still arrive, poll sleeps at
+// most this long. Exit and output wake the loop at once regardless.
+constexpr absl::Duration kCancelCheck = absl::Milliseconds(50);
 // After the child exits, output is drained until the pipes close, until no data came
 // for kDrainIdle, or for kMaxDrain at most: a descendant that keeps the pipe open
 // (a background job) must not hold Run.
@@ -68,6 +79,19 @@ struct Pipe {
   Fd read;
   Fd write;
 };
+
+// A pidfd for the (unreaped, so not reusable) child `pid`, readable once it has exited;
+// an invalid Fd when the kernel or a seccomp policy refuses (ENOSYS, EPERM, ...).
+// Always close-on-exec. The raw syscall: glibc 2.36's <sys/pidfd.h> lacks extern "C",
+// so its pidfd_open does not link from C++.
+Fd OpenPidfd(pid_t pid) {
+#if defined(SYS_pidfd_open)
+  return Fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+#else
+  (void)pid;
+  return Fd();
+#endif
+}
 
 // Keeps `fd` off 0-2 so the file actions (open 0, dup2 to 1 and 2) cannot clobber it
 // when the agent runs with a standard descriptor closed.
@@ -225,14 +249,17 @@ struct Capture {
 // Watches one spawned child until it has exited and its output is drained, then reaps
 // it. The child is detected as exited with waitid(WNOWAIT) and reaped only at the
 // end: the unreaped leader keeps its pid (and so the group id) from being reused, so
-// signalling the group stays safe until then.
+// signalling the group stays safe until then. The pidfd only says when to look: poll
+// wakes on it, the pipes and the next deadline, never on a fixed tick (unless there
+// is no pidfd).
 class ChildWatch {
  public:
   ChildWatch(const CommandSpec& spec, const absl::Notification* cancel, pid_t pid,
-             Fd stdout_fd, Fd stderr_fd, CommandResult* result)
+             Fd pidfd, Fd stdout_fd, Fd stderr_fd, CommandResult* result)
       : spec_(spec),
         cancel_(cancel),
         pid_(pid),
+        pidfd_(std::move(pidfd)),
         result_(result),
         timeout_at_(result->started + spec.timeout),
         buffer_(kReadChunk) {
@@ -247,6 +274,7 @@ class ChildWatch {
     if (!child_lost_) {
       if (!status.ok() || terminating_) SignalGroup(SIGKILL);
       for (Capture& c : captures_) c.fd.Reset();
+      pidfd_.Reset();
       absl::Status reaped = Reap();
       if (status.ok()) status = reaped;
     }
@@ -265,8 +293,17 @@ class ChildWatch {
         killed_at_ = now;
       }
       if (Done(now)) return absl::OkStatus();
-      STEWARD_RETURN_IF_ERROR(PollAndRead());
-      if (!exited_) STEWARD_RETURN_IF_ERROR(CheckExited());
+      bool pidfd_ready = false;
+      STEWARD_RETURN_IF_ERROR(PollAndRead(PollTimeoutMs(now), &pidfd_ready));
+      if (exited_) continue;
+      if (!pidfd_.valid()) {
+        STEWARD_RETURN_IF_ERROR(CheckExited());
+      } else if (pidfd_ready) {
+        STEWARD_RETURN_IF_ERROR(CheckExited());
+        // Readable means exited, so waitid sees it; should it not, stop trusting the
+        // pidfd (it would keep poll from sleeping) and tick instead.
+        if (!exited_) pidfd_.Reset();
+      }
     }
   }
 
@@ -305,22 +342,55 @@ class ChildWatch {
     return now - last_activity >= kDrainIdle || now - exited_at_ >= kMaxDrain;
   }
 
-  absl::Status PollAndRead() {
-    pollfd fds[2];
-    Capture* owners[2];
+  // The earliest moment the loop has something to do other than react to the child's
+  // exit or output (which wake poll by themselves), as a poll timeout: -1 for none.
+  int PollTimeoutMs(absl::Time now) const {
+    absl::Time wake = absl::InfiniteFuture();
+    if (!exited_) {
+      if (!terminating_) wake = std::min(wake, timeout_at_);
+      if (cancel_ != nullptr && !result_->canceled) wake = std::min(wake, now + kCancelCheck);
+      if (!pidfd_.valid()) wake = std::min(wake, now + absl::Milliseconds(kPollTickMs));
+    }
+    if (terminating_ && !killed_) wake = std::min(wake, kill_at_);
+    if (exited_) {  // the drain deadlines of Done
+      if (!terminating_) {
+        wake = std::min({wake, std::max(exited_at_, last_data_at_) + kDrainIdle,
+                         exited_at_ + kMaxDrain});
+      } else if (killed_) {
+        wake = std::min(wake, killed_at_ + kDrainAfterKill);
+      }
+    }
+    if (wake == absl::InfiniteFuture()) return -1;
+    if (wake <= now) return 0;
+    // Rounded up: waking before the deadline would only spin.
+    const int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(wake - now, absl::Milliseconds(1)));
+    return static_cast<int>(std::min<int64_t>(ms, INT_MAX));
+  }
+
+  // Waits up to `timeout_ms` for output or (with a pidfd, before the exit is known) the
+  // child's exit, reads what is ready and sets *pidfd_ready when the pidfd fired.
+  absl::Status PollAndRead(int timeout_ms, bool* pidfd_ready) {
+    pollfd fds[3];
+    Capture* owners[3] = {nullptr, nullptr, nullptr};  // null: the pidfd
     nfds_t n = 0;
     for (Capture& c : captures_) {
       if (!c.fd.valid()) continue;
       fds[n] = {c.fd.get(), POLLIN, 0};
       owners[n++] = &c;
     }
-    const int ready = poll(n == 0 ? nullptr : fds, n, kPollTickMs);
+    if (!exited_ && pidfd_.valid()) fds[n++] = {pidfd_.get(), POLLIN, 0};
+    const int ready = poll(n == 0 ? nullptr : fds, n, timeout_ms);
     if (ready < 0) {
       if (errno == EINTR) return absl::OkStatus();
       return absl::ErrnoToStatus(errno, "poll");
     }
     for (nfds_t i = 0; i < n; ++i) {
-      if (fds[i].revents != 0) STEWARD_RETURN_IF_ERROR(ReadOnce(*owners[i]));
+      if (fds[i].revents == 0) continue;
+      if (owners[i] == nullptr) {
+        *pidfd_ready = true;
+      } else {
+        STEWARD_RETURN_IF_ERROR(ReadOnce(*owners[i]));
+      }
     }
     return absl::OkStatus();
   }
@@ -357,6 +427,7 @@ class ChildWatch {
     if (info.si_pid == pid_) {
       exited_ = true;
       exited_at_ = absl::Now();
+      pidfd_.Reset();  // done its job; it would stay readable
     }
     return absl::OkStatus();
   }
@@ -380,6 +451,7 @@ class ChildWatch {
   const CommandSpec& spec_;
   const absl::Notification* cancel_;
   const pid_t pid_;
+  Fd pidfd_;  // invalid: no pidfd support, or the exit is already known
   CommandResult* result_;
   Capture captures_[2];
   const absl::Time timeout_at_;
@@ -411,7 +483,9 @@ class PosixCommandRunner : public CommandRunner {
     STEWARD_ASSIGN_OR_RETURN(const pid_t pid, Spawn(spec, out.write.get(), err.write.get()));
     out.write.Reset();  // the child holds the write ends now; EOF comes when it (and
     err.write.Reset();  // every descendant sharing them) has closed them
-    ChildWatch watch(spec, cancel, pid, std::move(out.read), std::move(err.read), &result);
+    // The child is ours and not reaped yet, so the pidfd names it and no reused pid.
+    ChildWatch watch(spec, cancel, pid, OpenPidfd(pid), std::move(out.read),
+                     std::move(err.read), &result);
     STEWARD_RETURN_IF_ERROR(watch.Run());
     return result;
   }

@@ -1,20 +1,23 @@
 // steward-agent: runs on every edge unit; see agent/agent.h.
 #include <signal.h>
 
-#include <filesystem>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "agent/agent.h"
+#include "agent/agent_store.h"
 #include "common/cli.h"
 #include "common/log.h"
 
 ABSL_FLAG(std::string, node, "", "This node's name (required): the first token of its subjects");
 ABSL_FLAG(std::string, nats, "", "NATS URL (default $STEWARD_NATS_URL or nats://127.0.0.1:4222)");
 ABSL_FLAG(std::string, station, "station", "Name of the station node that receives events");
-ABSL_FLAG(std::string, data_dir, "", "Directory for the agent's state (created if missing)");
+ABSL_FLAG(std::string, data_dir, "/var/lib/steward",
+          "Directory for the agent's state, agent.db (created if missing)");
+ABSL_FLAG(absl::Duration, keep_results, absl::Hours(24 * 7),
+          "Forget finished commands' records after this long");
 ABSL_FLAG(absl::Duration, heartbeat, absl::Seconds(5), "Interval between hello events");
 ABSL_FLAG(std::string, creds, "", "NATS credentials file");
 ABSL_FLAG(std::string, user, "", "NATS user name");
@@ -41,14 +44,18 @@ int main(int argc, char** argv) {
   opts.nats.creds_file = absl::GetFlag(FLAGS_creds);
   opts.nats.user = absl::GetFlag(FLAGS_user);
   opts.nats.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
-  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
-  if (!data_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(data_dir, ec);
-    if (ec) {
-      fmt::print(stderr, "steward-agent: cannot create --data-dir {}: {}\n", data_dir, ec.message());
-      return 2;
-    }
+  auto store = steward::agent::AgentStore::Open(absl::GetFlag(FLAGS_data_dir));
+  if (!store.ok()) {
+    fmt::print(stderr, "steward-agent: {}\n", store.status().message());
+    return 2;
+  }
+  auto interrupted = (*store)->Interrupted();
+  if (!interrupted.ok()) {
+    fmt::print(stderr, "steward-agent: {}\n", interrupted.status().message());
+    return 2;
+  }
+  if (auto pruned = (*store)->PruneCommandLog(absl::GetFlag(FLAGS_keep_results)); !pruned.ok()) {
+    STEWARD_LOG_WARNING("pruning the command log: {}", pruned.status().ToString());
   }
 
   steward::nats::Library nats_library;  // Destroyed last.
@@ -56,7 +63,7 @@ int main(int argc, char** argv) {
   {
     auto agent = steward::agent::Agent::Start(
         opts, steward::agent::BuiltinMethods(), steward::agent::NewPosixCommandRunner(),
-        steward::agent::NewMemoryCommandLog(), steward::NewMemorySpool());
+        (*store)->NewCommandLog(), (*store)->NewSpool(), *std::move(interrupted));
     if (!agent.ok()) {
       fmt::print(stderr, "steward-agent: {}\n", agent.status().message());
       return 2;

@@ -29,6 +29,10 @@ inline constexpr char kStationWait[] = "wait";
 inline constexpr char kStationPing[] = "ping";
 inline constexpr char kStationNodes[] = "nodes";
 inline constexpr char kStationShow[] = "show";
+inline constexpr char kStationHistory[] = "history";
+inline constexpr char kStationCancel[] = "cancel";
+// Published by the station when a node goes online or offline.
+inline constexpr char kEventNodeState[] = "nodestate";
 inline constexpr char kCliDomain[] = "cli";
 
 inline int64_t NowUnixMillis() { return absl::ToUnixMillis(absl::Now()); }

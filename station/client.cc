@@ -64,20 +64,35 @@ absl::StatusOr<proto::SubmitReply> Client::Submit(const proto::SubmitRequest& re
 }
 
 absl::StatusOr<proto::CommandStates> Client::Wait(const std::vector<std::string>& ids,
-                                                  absl::Duration wait) {
+                                                  absl::Duration wait, bool any) {
   proto::WaitRequest req;
   for (const std::string& id : ids) req.add_ids(id);
   req.set_wait_ms(absl::ToInt64Milliseconds(wait));
+  req.set_any(any);
   // The station answers by `wait`; allow for the trip.
   return ParseAs<proto::CommandStates>(
       Call(kStationWait, req.SerializeAsString(), wait + absl::Seconds(5)));
 }
 
 absl::StatusOr<proto::CommandStates> Client::Show(const std::vector<std::string>& ids,
+                                                  const std::string& request_id,
                                                   absl::Duration timeout) {
-  proto::WaitRequest req;
+  proto::ShowRequest req;
   for (const std::string& id : ids) req.add_ids(id);
+  req.set_request_id(request_id);
   return ParseAs<proto::CommandStates>(Call(kStationShow, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::CommandStates> Client::History(const proto::HistoryRequest& req,
+                                                     absl::Duration timeout) {
+  return ParseAs<proto::CommandStates>(Call(kStationHistory, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::CommandStates> Client::Cancel(const std::vector<std::string>& ids,
+                                                    absl::Duration timeout) {
+  proto::CancelRequest req;
+  for (const std::string& id : ids) req.add_ids(id);
+  return ParseAs<proto::CommandStates>(Call(kStationCancel, req.SerializeAsString(), timeout));
 }
 
 absl::StatusOr<proto::PingReply> Client::Ping(const std::string& node, absl::Duration wait) {

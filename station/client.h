@@ -31,11 +31,18 @@ class Client {
 
   absl::StatusOr<proto::SubmitReply> Submit(const proto::SubmitRequest& req,
                                             absl::Duration timeout);
-  // Wait returns the commands' states once all are terminal or after `wait`.
+  // Wait returns the commands' states once all are terminal or after `wait`. With
+  // `any`, it returns as soon as one is terminal, with the terminal ones only.
   absl::StatusOr<proto::CommandStates> Wait(const std::vector<std::string>& ids,
-                                            absl::Duration wait);
+                                            absl::Duration wait, bool any = false);
+  // Show: commands by id, or all commands of `request_id`.
   absl::StatusOr<proto::CommandStates> Show(const std::vector<std::string>& ids,
+                                            const std::string& request_id,
                                             absl::Duration timeout);
+  absl::StatusOr<proto::CommandStates> History(const proto::HistoryRequest& req,
+                                               absl::Duration timeout);
+  absl::StatusOr<proto::CommandStates> Cancel(const std::vector<std::string>& ids,
+                                              absl::Duration timeout);
   absl::StatusOr<proto::PingReply> Ping(const std::string& node, absl::Duration wait);
   absl::StatusOr<proto::NodesReply> Nodes(const std::string& node, absl::Duration timeout);
 

@@ -1,4 +1,6 @@
-// Station: intake, dispatch with retry/park/expiry, result collection, node monitor.
+// Station: intake, durable dispatch with retry/park/expiry, result collection, node
+// monitor. Every command is in the ledger before it is dispatched; a node is told its
+// result is stored only after the ledger committed it.
 #include "station/station.h"
 
 #include <algorithm>
@@ -18,9 +20,9 @@ namespace {
 constexpr absl::Duration kTick = absl::Milliseconds(250);
 constexpr int64_t kMaxWaitMs = 3600 * 1000;
 
-proto::Ack OkReply(const proto::Envelope& req, const std::string& station,
+proto::Ack OkReply(absl::string_view id, const std::string& station,
                    const google::protobuf::Message& body) {
-  proto::Ack a = NewAck(req.id(), station, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
+  proto::Ack a = NewAck(id, station, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
   a.set_payload(body.SerializeAsString());
   return a;
 }
@@ -45,10 +47,9 @@ bool IsTerminalState(absl::string_view state) {
          state == "rejected" || state == "canceled" || state == "expired";
 }
 
-bool Station::IsTerminal(const std::string& state) const { return IsTerminalState(state); }
-
 absl::StatusOr<std::unique_ptr<Station>> Station::Start(StationOptions options) {
   STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(options.name));
+  if (options.data_dir.empty()) return absl::InvalidArgumentError("the station needs a data dir");
   if (options.nats.name.empty()) options.nats.name = absl::StrCat("steward-station ", options.name);
   std::unique_ptr<Station> s(new Station(std::move(options)));
   STEWARD_RETURN_IF_ERROR(s->Init());
@@ -60,6 +61,8 @@ Station::Station(StationOptions options) : options_(std::move(options)) {}
 Station::~Station() { Shutdown(); }
 
 absl::Status Station::Init() {
+  STEWARD_ASSIGN_OR_RETURN(store_, Store::Open(options_.data_dir));
+  STEWARD_RETURN_IF_ERROR(Load());
   STEWARD_ASSIGN_OR_RETURN(conn_, nats::Connect(options_.nats));
   STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_.get()));
   STEWARD_ASSIGN_OR_RETURN(std::string intake,
@@ -75,12 +78,37 @@ absl::Status Station::Init() {
   return absl::OkStatus();
 }
 
+absl::Status Station::Load() {
+  STEWARD_ASSIGN_OR_RETURN(std::vector<proto::NodeInfo> nodes, store_->Nodes());
+  STEWARD_ASSIGN_OR_RETURN(std::vector<proto::CommandState> active, store_->ActiveCommands());
+  absl::MutexLock lock(&mu_);
+  for (proto::NodeInfo& info : nodes) {
+    Node& n = nodes_[info.name()];
+    n.last_heard = info.last_heard_unix_ms() > 0 ? absl::FromUnixMillis(info.last_heard_unix_ms())
+                                                 : absl::InfinitePast();
+    n.heartbeat = info.heartbeat_ms() > 0 ? absl::Milliseconds(info.heartbeat_ms())
+                                          : options_.default_heartbeat;
+    n.info = std::move(info);
+  }
+  const absl::Time now = absl::Now();
+  for (proto::CommandState& s : active) {
+    // Ask every node about its unfinished commands: it answers with what it recorded.
+    std::string id = s.id();
+    commands_.emplace(std::move(id), Command{std::move(s), now, false, absl::InfiniteFuture()});
+  }
+  if (!active.empty() || !nodes.empty()) {
+    STEWARD_LOG_INFO("ledger: {} nodes, {} unfinished commands", nodes.size(), active.size());
+  }
+  return absl::OkStatus();
+}
+
 void Station::Shutdown() {
   if (stop_.HasBeenNotified()) return;
   stop_.Notify();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
   if (pump_) pump_->Shutdown();
+  if (store_) store_->Shutdown();  // Commits what is queued; completions may publish.
   intake_sub_.reset();
   event_sub_.reset();
   if (conn_) natsConnection_FlushTimeout(conn_.get(), 500);
@@ -108,270 +136,425 @@ void Station::EventLoop() {
   }
 }
 
+void Station::PublishAck(const std::string& reply, const proto::Ack& ack) {
+  if (reply.empty()) return;
+  if (absl::Status st = nats::Publish(conn_.get(), reply, ack.SerializeAsString()); !st.ok()) {
+    STEWARD_LOG_WARNING("reply: {}", st.ToString());
+  }
+}
+
 void Station::Serve(nats::MsgPtr msg, bool events) {
   const std::string subject_text = nats::Subject(msg.get());
   const std::string reply = nats::Reply(msg.get());
-  auto answer = [&](const proto::Ack& ack) {
-    if (reply.empty()) return;
-    if (absl::Status st = nats::Publish(conn_.get(), reply, ack.SerializeAsString()); !st.ok()) {
-      STEWARD_LOG_WARNING("reply to {}: {}", subject_text, st.ToString());
-    }
-  };
   absl::StatusOr<subjects::Subject> subject = subjects::Parse(subject_text);
   absl::StatusOr<proto::Envelope> env =
       subject.ok() ? DecodeEnvelope(nats::Data(msg.get())) : subject.status();
   if (!env.ok()) {
     STEWARD_LOG_WARNING("rejected message on {}: {}", subject_text, env.status().message());
-    answer(RejectAck("", options_.name, env.status().message()));
+    PublishAck(reply, RejectAck("", options_.name, env.status().message()));
     return;
   }
   if (env->method() != subject->method) {
-    answer(RejectAck(env->id(), options_.name,
-                     absl::StrCat("method ", env->method(), " arrived on ", subject_text)));
+    PublishAck(reply, RejectAck(env->id(), options_.name,
+                                absl::StrCat("method ", env->method(), " arrived on ", subject_text)));
     return;
   }
-  if (events) {
-    answer(HandleEvent(*env));
-    return;
-  }
+  if (events) return HandleEvent(*env, reply);
   const std::string& m = env->method();
-  if (m == kStationSubmit) {
-    answer(HandleSubmit(*env));
-  } else if (m == kStationWait) {
-    if (auto a = HandleWait(*env, reply)) answer(*a);
-  } else if (m == kStationPing) {
-    if (auto a = HandlePing(*env, reply)) answer(*a);
-  } else if (m == kStationNodes) {
-    answer(HandleNodes(*env));
-  } else if (m == kStationShow) {
-    answer(HandleShow(*env));
-  } else {
-    answer(RejectAck(env->id(), options_.name, absl::StrCat("unknown method ", m)));
-  }
+  if (m == kStationSubmit) return HandleSubmit(*env, reply);
+  if (m == kStationWait) return HandleWait(*env, reply);
+  if (m == kStationPing) return HandlePing(*env, reply);
+  if (m == kStationNodes) return HandleNodes(*env, reply);
+  if (m == kStationShow) return HandleShow(*env, reply);
+  if (m == kStationHistory) return HandleHistory(*env, reply);
+  if (m == kStationCancel) return HandleCancel(*env, reply);
+  PublishAck(reply, RejectAck(env->id(), options_.name, absl::StrCat("unknown method ", m)));
 }
 
-proto::Ack Station::HandleSubmit(const proto::Envelope& req) {
+void Station::HandleSubmit(const proto::Envelope& req, const std::string& reply) {
   proto::SubmitRequest sr;
   if (!sr.ParseFromString(req.payload())) {
-    return RejectAck(req.id(), options_.name, "malformed submit request");
+    return PublishAck(reply, RejectAck(req.id(), options_.name, "malformed submit request"));
   }
   const proto::Envelope& tmpl = sr.command();
+  std::vector<std::string> targets(sr.nodes().begin(), sr.nodes().end());
   for (const std::string* token : {&tmpl.method(), &tmpl.domain()}) {
     if (absl::Status st = subjects::ValidateToken(*token); !st.ok()) {
-      return RejectAck(req.id(), options_.name, st.message());
+      return PublishAck(reply, RejectAck(req.id(), options_.name, st.message()));
     }
   }
-  std::vector<std::string> targets(sr.nodes().begin(), sr.nodes().end());
   for (const std::string& n : targets) {
     if (absl::Status st = subjects::ValidateToken(n); !st.ok()) {
-      return RejectAck(req.id(), options_.name, st.message());
+      return PublishAck(reply, RejectAck(req.id(), options_.name, st.message()));
     }
   }
-  absl::MutexLock lock(&mu_);
-  if (sr.all_nodes()) {
-    for (const auto& [name, node] : nodes_) targets.push_back(name);
-  }
-  if (targets.empty()) return RejectAck(req.id(), options_.name, "no target nodes");
+  std::vector<proto::CommandState> states;
   proto::SubmitReply out;
   out.set_request_id(NewId());
-  const absl::Time now = absl::Now();
-  const int64_t now_ms = absl::ToUnixMillis(now);
+  {
+    absl::MutexLock lock(&mu_);
+    if (sr.all_nodes()) {
+      for (const auto& [name, node] : nodes_) targets.push_back(name);
+      std::sort(targets.begin(), targets.end());
+    }
+    targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
+  }
+  if (targets.empty()) return PublishAck(reply, RejectAck(req.id(), options_.name, "no target nodes"));
+  const int64_t now_ms = NowUnixMillis();
   for (const std::string& target : targets) {
-    Command c;
-    c.env = NewEnvelope(options_.name, target, proto::KIND_COMMAND, tmpl.method(), tmpl.domain());
-    c.env.mutable_argv()->CopyFrom(tmpl.argv());
-    c.env.mutable_shell()->CopyFrom(tmpl.shell());
-    c.env.set_payload(tmpl.payload());
-    c.env.set_timeout_ms(tmpl.timeout_ms() > 0 ? tmpl.timeout_ms()
-                                               : absl::ToInt64Milliseconds(options_.default_timeout));
-    c.env.set_expires_unix_ms(tmpl.expires_unix_ms() > 0
-                                  ? tmpl.expires_unix_ms()
-                                  : now_ms + absl::ToInt64Milliseconds(options_.default_ttl));
-    c.env.set_request_id(out.request_id());
-    c.env.set_operator_(req.operator_());
-    c.created = c.updated = c.next_attempt = now;
-    Node& node = NodeLocked(target);
-    node.info.set_last_command_id(c.env.id());
-    node.info.set_last_command_state(c.state);
+    proto::CommandState s;
+    proto::Envelope& e = *s.mutable_command();
+    e = NewEnvelope(options_.name, target, proto::KIND_COMMAND, tmpl.method(), tmpl.domain());
+    e.mutable_argv()->CopyFrom(tmpl.argv());
+    e.mutable_shell()->CopyFrom(tmpl.shell());
+    e.set_payload(tmpl.payload());
+    e.set_timeout_ms(tmpl.timeout_ms() > 0 ? tmpl.timeout_ms()
+                                           : absl::ToInt64Milliseconds(options_.default_timeout));
+    e.set_expires_unix_ms(tmpl.expires_unix_ms() > 0
+                              ? tmpl.expires_unix_ms()
+                              : now_ms + absl::ToInt64Milliseconds(options_.default_ttl));
+    e.set_request_id(out.request_id());
+    e.set_operator_(req.operator_());
+    s.set_id(e.id());
+    s.set_node(target);
+    s.set_request_id(out.request_id());
+    s.set_state("queued");
+    s.set_created_unix_ms(now_ms);
+    s.set_updated_unix_ms(now_ms);
     proto::CommandRef* ref = out.add_commands();
     ref->set_node(target);
-    ref->set_id(c.env.id());
-    commands_.emplace(c.env.id(), std::move(c));
+    ref->set_id(e.id());
+    states.push_back(std::move(s));
   }
-  wake_ = true;
-  return OkReply(req, options_.name, out);
+  auto ops = std::make_shared<std::vector<Store::Op>>();
+  for (const proto::CommandState& s : states) ops->push_back(Store::PutCommand(s));
+  store_->Write(
+      [ops](sqlite::Database& db) -> absl::Status {
+        for (Store::Op& op : *ops) STEWARD_RETURN_IF_ERROR(op(db));
+        return absl::OkStatus();
+      },
+      [this, states = std::move(states), out, reply, id = req.id()](absl::Status st) mutable {
+        if (!st.ok()) {
+          return PublishAck(reply, RejectAck(id, options_.name,
+                                             absl::StrCat("ledger write failed: ", st.message())));
+        }
+        {
+          absl::MutexLock lock(&mu_);
+          const absl::Time now = absl::Now();
+          for (proto::CommandState& s : states) {
+            Node& node = NodeLocked(s.node());
+            node.info.set_last_command_id(s.id());
+            node.info.set_last_command_state(s.state());
+            std::string cid = s.id();
+            commands_.emplace(std::move(cid), Command{std::move(s), now, false, absl::InfiniteFuture()});
+          }
+          wake_ = true;
+        }
+        PublishAck(reply, OkReply(id, options_.name, out));
+      });
 }
 
-std::optional<proto::Ack> Station::HandleWait(const proto::Envelope& req, const std::string& reply) {
-  proto::WaitRequest wr;
-  if (!wr.ParseFromString(req.payload())) {
-    return RejectAck(req.id(), options_.name, "malformed wait request");
+std::optional<proto::CommandState> Station::LookupLocked(const std::string& id) {
+  auto it = commands_.find(id);
+  if (it != commands_.end()) {
+    proto::CommandState s = it->second.s;
+    return s;
   }
-  absl::MutexLock lock(&mu_);
-  Waiter w{{wr.ids().begin(), wr.ids().end()}, reply,
-           absl::Now() + absl::Milliseconds(std::clamp<int64_t>(wr.wait_ms(), 0, kMaxWaitMs))};
+  absl::StatusOr<std::optional<proto::CommandState>> stored = store_->GetCommand(id);
+  if (!stored.ok()) {
+    STEWARD_LOG_ERROR("ledger read {}: {}", id, stored.status().ToString());
+    return std::nullopt;
+  }
+  return *stored;
+}
+
+std::optional<Station::Outgoing> Station::WaiterAnswerLocked(const Waiter& w, absl::Time now) {
+  proto::CommandStates states;
   bool all_done = true;
   for (const std::string& id : w.ids) {
-    auto it = commands_.find(id);
-    if (it == commands_.end()) {
-      return RejectAck(req.id(), options_.name, absl::StrCat("unknown command ", id));
-    }
-    all_done = all_done && IsTerminal(it->second.state);
+    std::optional<proto::CommandState> s = LookupLocked(id);
+    if (!s.has_value()) continue;
+    const bool done = IsTerminalState(s->state());
+    all_done = all_done && done;
+    if (!w.any || done) *states.add_commands() = std::move(*s);
   }
-  if (all_done || wr.wait_ms() <= 0 || reply.empty()) {
-    Outgoing o = WaiterReplyLocked(w);
-    proto::Ack a;
-    a.ParseFromString(o.data);
-    return a;
-  }
-  waiters_.push_back(std::move(w));
-  return std::nullopt;
+  const bool ready = w.any ? states.commands_size() > 0 : all_done;
+  if (!ready && now < w.deadline) return std::nullopt;
+  return Outgoing{w.reply, OkReply("", options_.name, states).SerializeAsString()};
 }
 
-std::optional<proto::Ack> Station::HandlePing(const proto::Envelope& req, const std::string& reply) {
+void Station::AnswerWaitersLocked(std::vector<Outgoing>& out) {
+  const absl::Time now = absl::Now();
+  auto answered = [&](const Waiter& w) {
+    std::optional<Outgoing> o = WaiterAnswerLocked(w, now);
+    if (!o.has_value()) return false;
+    out.push_back(std::move(*o));
+    return true;
+  };
+  waiters_.erase(std::remove_if(waiters_.begin(), waiters_.end(), answered), waiters_.end());
+}
+
+void Station::HandleWait(const proto::Envelope& req, const std::string& reply) {
+  proto::WaitRequest wr;
+  if (!wr.ParseFromString(req.payload())) {
+    return PublishAck(reply, RejectAck(req.id(), options_.name, "malformed wait request"));
+  }
+  std::vector<Outgoing> out;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& id : wr.ids()) {
+      if (!LookupLocked(id).has_value()) {
+        out.push_back({reply, RejectAck(req.id(), options_.name, absl::StrCat("unknown command ", id))
+                                  .SerializeAsString()});
+        break;
+      }
+    }
+    if (out.empty()) {
+      Waiter w{{wr.ids().begin(), wr.ids().end()}, wr.any(), reply,
+               absl::Now() + absl::Milliseconds(std::clamp<int64_t>(wr.wait_ms(), 0, kMaxWaitMs))};
+      if (std::optional<Outgoing> now = WaiterAnswerLocked(w, absl::Now())) {
+        out.push_back(std::move(*now));
+      } else {
+        waiters_.push_back(std::move(w));
+      }
+    }
+  }
+  Publish(out);
+}
+
+void Station::HandlePing(const proto::Envelope& req, const std::string& reply) {
   proto::PingRequest pr;
   if (!pr.ParseFromString(req.payload())) {
-    return RejectAck(req.id(), options_.name, "malformed ping request");
+    return PublishAck(reply, RejectAck(req.id(), options_.name, "malformed ping request"));
   }
   absl::StatusOr<subjects::Subject> subject =
       subjects::Make(pr.node(), subjects::Kind::kCommand, kMethodPing, options_.name);
-  if (!subject.ok()) return RejectAck(req.id(), options_.name, subject.status().message());
+  if (!subject.ok()) return PublishAck(reply, RejectAck(req.id(), options_.name, subject.status().message()));
   proto::Envelope ping =
       NewEnvelope(options_.name, pr.node(), proto::KIND_COMMAND, kMethodPing, options_.name);
   const absl::Duration wait =
       absl::Milliseconds(std::clamp<int64_t>(pr.wait_ms() > 0 ? pr.wait_ms() : 5000, 1, kMaxWaitMs));
   ping.set_expires_unix_ms(NowUnixMillis() + absl::ToInt64Milliseconds(wait));
   const absl::Time sent = absl::Now();
-  const std::string node = pr.node();
-  const std::string req_id = req.id();
-  absl::Status st = pump_->Send(
-      subject->ToString(), ping.SerializeAsString(), wait,
-      [this, sent, node, req_id, reply, wait](RequestPump::Result r, nats::MsgPtr msg) {
-        proto::Ack a;
-        if (r == RequestPump::Result::kReply) {
-          absl::StatusOr<proto::Ack> ack = DecodeAck(nats::Data(msg.get()));
-          if (ack.ok() && ack->outcome() == proto::OUTCOME_SUCCEEDED) {
-            proto::PingReply pong;
-            pong.set_node(node);
-            pong.set_station_rtt_us(absl::ToInt64Microseconds(absl::Now() - sent));
-            proto::Envelope fake;
-            fake.set_id(req_id);
-            a = OkReply(fake, options_.name, pong);
-            absl::MutexLock lock(&mu_);
-            HeardFromLocked(node);
-          } else {
-            a = RejectAck(req_id, options_.name,
-                          absl::StrCat("rejected by ", node, ": ",
-                                       ack.ok() ? ack->error() : ack.status().message()));
-          }
-        } else if (r == RequestPump::Result::kNoResponders) {
-          a = RejectAck(req_id, options_.name, absl::StrCat("node ", node, " is offline (no responders)"));
-          a.set_outcome(proto::OUTCOME_ERROR);
-        } else {
-          a = RejectAck(req_id, options_.name,
-                        absl::StrCat("node ", node, " did not answer within ", absl::FormatDuration(wait)));
-          a.set_outcome(proto::OUTCOME_ERROR);
-        }
-        if (!reply.empty()) (void)nats::Publish(conn_.get(), reply, a.SerializeAsString());
-      });
-  if (!st.ok()) return RejectAck(req.id(), options_.name, st.message());
-  return std::nullopt;
+  auto on_answer = [this, sent, node = pr.node(), req_id = req.id(), reply, wait](
+                       RequestPump::Result r, nats::MsgPtr msg) {
+    proto::Ack a;
+    if (r == RequestPump::Result::kReply) {
+      absl::StatusOr<proto::Ack> ack = DecodeAck(nats::Data(msg.get()));
+      if (ack.ok() && ack->outcome() == proto::OUTCOME_SUCCEEDED) {
+        proto::PingReply pong;
+        pong.set_node(node);
+        pong.set_station_rtt_us(absl::ToInt64Microseconds(absl::Now() - sent));
+        a = OkReply(req_id, options_.name, pong);
+        absl::MutexLock lock(&mu_);
+        HeardFromLocked(node);
+      } else {
+        a = RejectAck(req_id, options_.name,
+                      absl::StrCat("rejected by ", node, ": ",
+                                   ack.ok() ? absl::string_view(ack->error()) : ack.status().message()));
+      }
+    } else {
+      a = RejectAck(req_id, options_.name,
+                    r == RequestPump::Result::kNoResponders
+                        ? absl::StrCat("node ", node, " is offline (no responders)")
+                        : absl::StrCat("node ", node, " did not answer within ", absl::FormatDuration(wait)));
+      a.set_outcome(proto::OUTCOME_ERROR);
+    }
+    PublishAck(reply, a);
+  };
+  if (absl::Status st = pump_->Send(subject->ToString(), ping.SerializeAsString(), wait, on_answer); !st.ok()) {
+    PublishAck(reply, RejectAck(req.id(), options_.name, st.message()));
+  }
 }
 
-proto::Ack Station::HandleNodes(const proto::Envelope& req) {
+void Station::HandleNodes(const proto::Envelope& req, const std::string& reply) {
   proto::NodesRequest nr;
   if (!nr.ParseFromString(req.payload())) {
-    return RejectAck(req.id(), options_.name, "malformed nodes request");
+    return PublishAck(reply, RejectAck(req.id(), options_.name, "malformed nodes request"));
   }
   proto::NodesReply out;
-  absl::MutexLock lock(&mu_);
-  absl::flat_hash_map<std::string, int> pending;
-  for (const auto& [id, c] : commands_) {
-    if (!IsTerminal(c.state)) ++pending[c.env.to_node()];
-  }
-  std::vector<std::string> names;
-  for (const auto& [name, node] : nodes_) {
-    if (nr.node().empty() || nr.node() == name) names.push_back(name);
-  }
-  if (!nr.node().empty() && names.empty()) {
-    return RejectAck(req.id(), options_.name, absl::StrCat("unknown node ", nr.node()));
-  }
-  std::sort(names.begin(), names.end());
-  for (const std::string& name : names) {
-    proto::NodeInfo* info = out.add_nodes();
-    *info = nodes_[name].info;
-    info->set_pending(pending[name]);
-  }
-  return OkReply(req, options_.name, out);
-}
-
-proto::Ack Station::HandleShow(const proto::Envelope& req) {
-  proto::WaitRequest wr;  // ids only
-  if (!wr.ParseFromString(req.payload())) {
-    return RejectAck(req.id(), options_.name, "malformed show request");
-  }
-  proto::CommandStates out;
-  absl::MutexLock lock(&mu_);
-  for (const std::string& id : wr.ids()) {
-    auto it = commands_.find(id);
-    if (it == commands_.end()) {
-      return RejectAck(req.id(), options_.name, absl::StrCat("unknown command ", id));
-    }
-    *out.add_commands() = StateOfLocked(it->second);
-  }
-  return OkReply(req, options_.name, out);
-}
-
-proto::Ack Station::HandleEvent(const proto::Envelope& ev) {
-  const std::string& from = ev.from_node();
-  if (absl::Status st = subjects::ValidateToken(from); !st.ok()) {
-    return RejectAck(ev.id(), options_.name, absl::StrCat("bad sender: ", st.message()));
-  }
-  proto::Ack stored = NewAck(ev.id(), options_.name, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
-  std::vector<Outgoing> out;
   {
     absl::MutexLock lock(&mu_);
-    if (ev.method() == kEventResult) {
-      proto::Ack ack;
-      if (!ack.ParseFromString(ev.payload())) {
-        return RejectAck(ev.id(), options_.name, "malformed result payload");
-      }
-      auto it = commands_.find(ack.envelope_id());
-      if (it == commands_.end() || it->second.env.to_node() != from) {
-        // Not ours (or not from the node we sent it to): refuse for good.
-        return RejectAck(ev.id(), options_.name,
-                         absl::StrCat("no command ", ack.envelope_id(), " sent to ", from));
-      }
-      HeardFromLocked(from);
-      ApplyAckLocked(it->second, ack, out);
-    } else if (ev.method() == kEventHello) {
-      proto::Hello hello;
-      if (!hello.ParseFromString(ev.payload())) {
-        return RejectAck(ev.id(), options_.name, "malformed hello payload");
-      }
-      Node& node = NodeLocked(from);
-      node.info.set_version(hello.version());
-      node.info.set_hostname(hello.hostname());
-      node.info.set_os(hello.os());
-      node.info.mutable_methods()->CopyFrom(hello.methods());
-      if (hello.heartbeat_ms() > 0) node.heartbeat = absl::Milliseconds(hello.heartbeat_ms());
-      HeardFromLocked(from);
-    } else if (ev.method() == kEventErrorLog) {
-      proto::ErrorLog log;
-      if (!log.ParseFromString(ev.payload())) {
-        return RejectAck(ev.id(), options_.name, "malformed errorlog payload");
-      }
-      Node& node = NodeLocked(from);
-      node.info.set_errors(node.info.errors() + 1);
-      HeardFromLocked(from);
-      STEWARD_LOG_INFO("errorlog {} {}: {} {} -> {}", from, log.process(), log.severity(),
-                       log.error(), log.decision());
-    } else {
-      return RejectAck(ev.id(), options_.name, absl::StrCat("unknown event method ", ev.method()));
+    absl::flat_hash_map<std::string, int> pending;
+    for (const auto& [id, c] : commands_) {
+      if (!IsTerminalState(c.s.state())) ++pending[c.s.node()];
+    }
+    std::vector<std::string> names;
+    for (const auto& [name, node] : nodes_) {
+      if (nr.node().empty() || nr.node() == name) names.push_back(name);
+    }
+    if (!nr.node().empty() && names.empty()) {
+      return PublishAck(reply, RejectAck(req.id(), options_.name, absl::StrCat("unknown node ", nr.node())));
+    }
+    std::sort(names.begin(), names.end());
+    for (const std::string& name : names) {
+      proto::NodeInfo* info = out.add_nodes();
+      *info = nodes_[name].info;
+      info->set_pending(pending[name]);
     }
   }
-  Publish(out);
-  return stored;
+  if (!nr.node().empty()) {
+    absl::StatusOr<std::vector<proto::CommandState>> recent = store_->History(nr.node(), "", 10);
+    if (recent.ok()) {
+      for (proto::CommandState& s : *recent) *out.add_recent() = std::move(s);
+    }
+  }
+  PublishAck(reply, OkReply(req.id(), options_.name, out));
+}
+
+void Station::HandleShow(const proto::Envelope& req, const std::string& reply) {
+  proto::ShowRequest sr;
+  if (!sr.ParseFromString(req.payload())) {
+    return PublishAck(reply, RejectAck(req.id(), options_.name, "malformed show request"));
+  }
+  std::vector<std::string> ids(sr.ids().begin(), sr.ids().end());
+  if (!sr.request_id().empty()) {
+    absl::StatusOr<std::vector<proto::CommandState>> group = store_->ByRequest(sr.request_id());
+    if (!group.ok()) return PublishAck(reply, RejectAck(req.id(), options_.name, group.status().message()));
+    if (group->empty()) {
+      return PublishAck(reply, RejectAck(req.id(), options_.name,
+                                         absl::StrCat("unknown request ", sr.request_id())));
+    }
+    for (const proto::CommandState& s : *group) ids.push_back(s.id());
+  }
+  proto::CommandStates out;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& id : ids) {
+      std::optional<proto::CommandState> s = LookupLocked(id);
+      if (!s.has_value()) {
+        return PublishAck(reply, RejectAck(req.id(), options_.name, absl::StrCat("unknown command ", id)));
+      }
+      *out.add_commands() = std::move(*s);
+    }
+  }
+  PublishAck(reply, OkReply(req.id(), options_.name, out));
+}
+
+void Station::HandleHistory(const proto::Envelope& req, const std::string& reply) {
+  proto::HistoryRequest hr;
+  if (!hr.ParseFromString(req.payload())) {
+    return PublishAck(reply, RejectAck(req.id(), options_.name, "malformed history request"));
+  }
+  absl::StatusOr<std::vector<proto::CommandState>> rows =
+      store_->History(hr.node(), hr.state(), std::clamp(hr.limit(), 1, 10000));
+  if (!rows.ok()) return PublishAck(reply, RejectAck(req.id(), options_.name, rows.status().message()));
+  proto::CommandStates out;
+  for (proto::CommandState& s : *rows) *out.add_commands() = std::move(s);
+  PublishAck(reply, OkReply(req.id(), options_.name, out));
+}
+
+void Station::HandleCancel(const proto::Envelope& req, const std::string& reply) {
+  proto::CancelRequest cr;
+  if (!cr.ParseFromString(req.payload())) {
+    return PublishAck(reply, RejectAck(req.id(), options_.name, "malformed cancel request"));
+  }
+  absl::MutexLock lock(&mu_);
+  std::string refused;
+  std::vector<Command*> to_cancel;
+  for (const std::string& id : cr.ids()) {
+    auto it = commands_.find(id);
+    std::optional<proto::CommandState> s = LookupLocked(id);
+    if (!s.has_value()) {
+      refused = absl::StrCat("unknown command ", id);
+    } else if (IsTerminalState(s->state())) {
+      refused = absl::StrCat("command ", id, " already ", s->state());
+    } else if (s->state() == "running" || it->second.in_flight) {
+      refused = absl::StrCat("command ", id, " was already delivered to ", s->node());
+    } else {
+      to_cancel.push_back(&it->second);
+      continue;
+    }
+    break;
+  }
+  if (!refused.empty()) return PublishAck(reply, RejectAck(req.id(), options_.name, refused));
+  auto remaining = std::make_shared<size_t>(to_cancel.size());
+  proto::CommandStates out;
+  for (Command* c : to_cancel) *out.add_commands() = c->s;
+  for (proto::CommandState& s : *out.mutable_commands()) s.set_state("canceled");
+  for (Command* c : to_cancel) {
+    // Answer once every cancellation is in the ledger (completions run in order).
+    SetStateLocked(*c, "canceled", [this, remaining, out, reply, id = req.id()] {
+      if (--*remaining == 0) PublishAck(reply, OkReply(id, options_.name, out));
+    });
+  }
+}
+
+void Station::HandleEvent(const proto::Envelope& ev, const std::string& reply) {
+  const std::string& from = ev.from_node();
+  if (ev.method() == kEventNodeState && from == options_.name) return;  // our own publication
+  if (absl::Status st = subjects::ValidateToken(from); !st.ok()) {
+    return PublishAck(reply, RejectAck(ev.id(), options_.name, absl::StrCat("bad sender: ", st.message())));
+  }
+  if (ev.method() == kEventResult) return HandleResult(ev, reply);
+  proto::Ack stored = NewAck(ev.id(), options_.name, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
+  absl::MutexLock lock(&mu_);
+  if (ev.method() == kEventHello) {
+    proto::Hello hello;
+    if (!hello.ParseFromString(ev.payload())) {
+      return PublishAck(reply, RejectAck(ev.id(), options_.name, "malformed hello payload"));
+    }
+    Node& node = NodeLocked(from);
+    node.info.set_version(hello.version());
+    node.info.set_hostname(hello.hostname());
+    node.info.set_os(hello.os());
+    node.info.set_load1(hello.load1());
+    node.info.set_agent_started_unix_ms(hello.started_unix_ms());
+    node.info.mutable_methods()->CopyFrom(hello.methods());
+    if (hello.heartbeat_ms() > 0) {
+      node.heartbeat = absl::Milliseconds(hello.heartbeat_ms());
+      node.info.set_heartbeat_ms(hello.heartbeat_ms());
+    }
+    HeardFromLocked(from);
+    // Heartbeats are answered at once; the node row is rewritten in the background.
+    store_->Write(Store::PutNode(node.info));
+    return PublishAck(reply, stored);
+  }
+  if (ev.method() == kEventErrorLog) {
+    proto::ErrorLog log;
+    if (!log.ParseFromString(ev.payload())) {
+      return PublishAck(reply, RejectAck(ev.id(), options_.name, "malformed errorlog payload"));
+    }
+    Node& node = NodeLocked(from);
+    node.info.set_errors(node.info.errors() + 1);
+    HeardFromLocked(from);
+    STEWARD_LOG_INFO("errorlog {} {}: {} {} -> {}", from, log.process(), log.severity(), log.error(),
+                     log.decision());
+    store_->Write(Store::AddEvent(ev));
+    store_->Write(Store::PutNode(node.info), [this, reply, stored](absl::Status st) {
+      PublishAck(reply, st.ok() ? stored : RejectAck(stored.envelope_id(), options_.name, st.message()));
+    });
+    return;
+  }
+  PublishAck(reply, RejectAck(ev.id(), options_.name, absl::StrCat("unknown event method ", ev.method())));
+}
+
+void Station::HandleResult(const proto::Envelope& ev, const std::string& reply) {
+  const std::string& from = ev.from_node();
+  proto::Ack ack;
+  if (!ack.ParseFromString(ev.payload())) {
+    return PublishAck(reply, RejectAck(ev.id(), options_.name, "malformed result payload"));
+  }
+  proto::Ack stored = NewAck(ev.id(), options_.name, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
+  auto answer = [this, reply, stored] { PublishAck(reply, stored); };
+  absl::MutexLock lock(&mu_);
+  auto it = commands_.find(ack.envelope_id());
+  if (it == commands_.end()) {
+    std::optional<proto::CommandState> s = LookupLocked(ack.envelope_id());
+    if (!s.has_value() || s->node() != from) {
+      // Not a command we sent to this node: refused for good.
+      return PublishAck(reply, RejectAck(ev.id(), options_.name,
+                                         absl::StrCat("no command ", ack.envelope_id(), " sent to ", from)));
+    }
+    // Already final and out of memory: a repeat. Stored already.
+    return PublishAck(reply, stored);
+  }
+  if (it->second.s.node() != from) {
+    return PublishAck(reply, RejectAck(ev.id(), options_.name,
+                                       absl::StrCat("no command ", ack.envelope_id(), " sent to ", from)));
+  }
+  HeardFromLocked(from);
+  ApplyAckLocked(it->second, ack, answer);
 }
 
 Station::Node& Station::NodeLocked(const std::string& name) {
@@ -383,136 +566,131 @@ Station::Node& Station::NodeLocked(const std::string& name) {
   return it->second;
 }
 
+void Station::TransitionLocked(Node& node, bool online, const std::string& reason) {
+  const int64_t now_ms = NowUnixMillis();
+  node.info.set_online(online);
+  node.info.set_since_unix_ms(now_ms);
+  const std::string& name = node.info.name();
+  STEWARD_LOG_INFO("node {} is {} ({})", name, online ? "online" : "offline", reason);
+  store_->Write(Store::AddTransition(name, online, now_ms, reason));
+  store_->Write(Store::PutNode(node.info));
+  proto::NodeState ns;
+  ns.set_node(name);
+  ns.set_online(online);
+  ns.set_at_unix_ms(now_ms);
+  ns.set_reason(reason);
+  proto::Envelope ev = NewEnvelope(options_.name, options_.name, proto::KIND_EVENT, kEventNodeState, name);
+  ev.set_payload(ns.SerializeAsString());
+  if (absl::StatusOr<subjects::Subject> subject =
+          subjects::Make(options_.name, subjects::Kind::kEvent, kEventNodeState, name);
+      subject.ok()) {
+    (void)nats::Publish(conn_.get(), subject->ToString(), ev.SerializeAsString());
+  }
+}
+
 void Station::HeardFromLocked(const std::string& name) {
   Node& node = NodeLocked(name);
   const absl::Time now = absl::Now();
   node.last_heard = now;
   node.info.set_last_heard_unix_ms(absl::ToUnixMillis(now));
-  if (!node.info.online()) {
-    node.info.set_online(true);
-    node.info.set_since_unix_ms(absl::ToUnixMillis(now));
-    STEWARD_LOG_INFO("node {} is online", name);
-    // Parked commands go out at once.
-    for (auto& [id, c] : commands_) {
-      if (c.env.to_node() == name && !IsTerminal(c.state) && !c.in_flight &&
-          c.next_attempt == absl::InfiniteFuture()) {
-        c.next_attempt = now;
-      }
+  if (node.info.online()) return;
+  TransitionLocked(node, true, "heard from");
+  // Parked commands go out at once.
+  for (auto& [id, c] : commands_) {
+    if (c.s.node() == name && !IsTerminalState(c.s.state()) && !c.in_flight &&
+        c.next_attempt == absl::InfiniteFuture()) {
+      c.next_attempt = now;
     }
-    wake_ = true;
   }
-}
-
-void Station::MarkOfflineLocked(const std::string& name, const char* why) {
-  Node& node = NodeLocked(name);
-  if (!node.info.online() && node.info.since_unix_ms() != 0) return;
-  node.info.set_online(false);
-  node.info.set_since_unix_ms(NowUnixMillis());
-  STEWARD_LOG_INFO("node {} is offline ({})", name, why);
+  wake_ = true;
 }
 
 void Station::ScheduleRetryLocked(Command& c) {
   absl::Duration backoff = options_.initial_backoff;
-  for (int i = 1; i < c.attempts && backoff < options_.max_backoff; ++i) backoff *= 2;
+  for (int i = 1; i < c.s.attempts() && backoff < options_.max_backoff; ++i) backoff *= 2;
   c.next_attempt = absl::Now() + std::min(backoff, options_.max_backoff);
 }
 
 void Station::OnNodeAck(const std::string& id, RequestPump::Result r, nats::MsgPtr msg) {
-  std::vector<Outgoing> out;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = commands_.find(id);
-    if (it == commands_.end()) return;
-    Command& c = it->second;
-    c.in_flight = false;
-    if (IsTerminal(c.state)) return;
-    const std::string& node = c.env.to_node();
-    switch (r) {
-      case RequestPump::Result::kReply: {
-        absl::StatusOr<proto::Ack> ack = DecodeAck(nats::Data(msg.get()));
-        if (!ack.ok()) {
-          ScheduleRetryLocked(c);
-          break;
-        }
-        HeardFromLocked(node);
-        ApplyAckLocked(c, *ack, out);
-        break;
-      }
-      case RequestPump::Result::kNoResponders:
-        // Parked: it goes out again when the node is heard from.
-        MarkOfflineLocked(node, "no responders");
-        c.next_attempt = absl::InfiniteFuture();
-        break;
-      case RequestPump::Result::kTimeout:
+  absl::MutexLock lock(&mu_);
+  auto it = commands_.find(id);
+  if (it == commands_.end()) return;
+  Command& c = it->second;
+  c.in_flight = false;
+  const std::string node = c.s.node();
+  switch (r) {
+    case RequestPump::Result::kReply: {
+      absl::StatusOr<proto::Ack> ack = DecodeAck(nats::Data(msg.get()));
+      if (!ack.ok() || (!ack->envelope_id().empty() && ack->envelope_id() != id)) {
         ScheduleRetryLocked(c);
         break;
-      case RequestPump::Result::kShutdown:
-        break;
+      }
+      HeardFromLocked(node);
+      ack->set_envelope_id(id);
+      ApplyAckLocked(c, *ack, nullptr);
+      break;
     }
+    case RequestPump::Result::kNoResponders: {
+      // Parked: it goes out again when the node is heard from.
+      Node& n = NodeLocked(node);
+      if (n.info.online() || n.info.since_unix_ms() == 0) TransitionLocked(n, false, "no responders");
+      c.next_attempt = absl::InfiniteFuture();
+      break;
+    }
+    case RequestPump::Result::kTimeout:
+      ScheduleRetryLocked(c);
+      break;
+    case RequestPump::Result::kShutdown:
+      break;
   }
-  Publish(out);
 }
 
-void Station::ApplyAckLocked(Command& c, const proto::Ack& ack, std::vector<Outgoing>& out) {
-  if (IsTerminal(c.state)) return;
-  c.updated = absl::Now();
+void Station::ApplyAckLocked(Command& c, const proto::Ack& ack, std::function<void()> after_commit) {
+  // A late ACK overrides "canceled"/"expired": the node did get it, and the truth wins.
+  const std::string& state = c.s.state();
+  const bool overridable = state == "canceled" || state == "expired";
+  if (IsTerminalState(state) && !overridable) {
+    if (after_commit) store_->Write([](sqlite::Database&) { return absl::OkStatus(); },
+                                    [after_commit](absl::Status) { after_commit(); });
+    return;
+  }
   if (ack.stage() == proto::STAGE_RECEIVED) {
-    c.state = "running";
+    if (state == "running") {
+      if (after_commit) after_commit();
+    } else {
+      SetStateLocked(c, "running", std::move(after_commit));
+    }
     // Ask again if no result has come by the end of its run time.
-    c.next_attempt = c.updated + absl::Milliseconds(c.env.timeout_ms()) + options_.result_grace;
-    NodeLocked(c.env.to_node()).info.set_last_command_state(c.state);
+    c.next_attempt = absl::Now() + absl::Milliseconds(c.s.command().timeout_ms()) + options_.result_grace;
     return;
   }
   if (ack.stage() == proto::STAGE_RESULT) {
-    c.result = ack;
-    FinishLocked(c, StateFromOutcome(ack.outcome()), out);
+    *c.s.mutable_result() = ack;
+    SetStateLocked(c, StateFromOutcome(ack.outcome()), std::move(after_commit));
   }
 }
 
-void Station::FinishLocked(Command& c, const std::string& state, std::vector<Outgoing>& out) {
-  c.state = state;
-  c.updated = absl::Now();
-  Node& node = NodeLocked(c.env.to_node());
-  if (node.info.last_command_id() == c.env.id()) node.info.set_last_command_state(state);
-  AnswerWaitersLocked(c.env.id(), out);
-}
-
-proto::CommandState Station::StateOfLocked(const Command& c) const {
-  proto::CommandState s;
-  s.set_id(c.env.id());
-  s.set_node(c.env.to_node());
-  s.set_request_id(c.env.request_id());
-  s.set_state(c.state);
-  *s.mutable_command() = c.env;
-  if (c.result.stage() != proto::STAGE_UNSPECIFIED) *s.mutable_result() = c.result;
-  s.set_created_unix_ms(absl::ToUnixMillis(c.created));
-  s.set_updated_unix_ms(absl::ToUnixMillis(c.updated));
-  s.set_attempts(c.attempts);
-  return s;
-}
-
-Station::Outgoing Station::WaiterReplyLocked(const Waiter& w) const {
-  proto::CommandStates states;
-  for (const std::string& id : w.ids) {
-    auto it = commands_.find(id);
-    if (it != commands_.end()) *states.add_commands() = StateOfLocked(it->second);
+void Station::SetStateLocked(Command& c, const std::string& state, std::function<void()> after_commit) {
+  c.s.set_state(state);
+  c.s.set_updated_unix_ms(NowUnixMillis());
+  const bool terminal = IsTerminalState(state);
+  if (terminal) c.finished = absl::Now();
+  Node& node = NodeLocked(c.s.node());
+  if (node.info.last_command_id() == c.s.id()) {
+    node.info.set_last_command_state(state);
+    store_->Write(Store::PutNode(node.info));
   }
-  proto::Ack a = NewAck("", options_.name, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
-  a.set_payload(states.SerializeAsString());
-  return Outgoing{w.reply, a.SerializeAsString()};
-}
-
-void Station::AnswerWaitersLocked(const std::string& id, std::vector<Outgoing>& out) {
-  auto done = [&](const Waiter& w) {
-    if (std::find(w.ids.begin(), w.ids.end(), id) == w.ids.end()) return false;
-    for (const std::string& other : w.ids) {
-      auto it = commands_.find(other);
-      if (it != commands_.end() && !IsTerminal(it->second.state)) return false;
+  store_->Write(Store::PutCommand(c.s), [this, terminal, after_commit = std::move(after_commit)](absl::Status st) {
+    if (!st.ok()) STEWARD_LOG_ERROR("ledger: {}", st.ToString());
+    if (after_commit) after_commit();
+    if (!terminal) return;
+    std::vector<Outgoing> out;
+    {
+      absl::MutexLock lock(&mu_);
+      AnswerWaitersLocked(out);
     }
-    out.push_back(WaiterReplyLocked(w));
-    return true;
-  };
-  waiters_.erase(std::remove_if(waiters_.begin(), waiters_.end(), done), waiters_.end());
+    Publish(out);
+  });
 }
 
 void Station::Publish(std::vector<Outgoing>& out) {
@@ -540,36 +718,37 @@ void Station::DispatchLoop() {
       wake_ = false;
       const absl::Time now = absl::Now();
       const int64_t now_ms = absl::ToUnixMillis(now);
+      std::vector<std::string> forget;
       for (auto& [id, c] : commands_) {
-        if (IsTerminal(c.state) || c.in_flight) continue;
-        if ((c.state == "queued" || c.state == "sent") && Expired(c.env, now_ms)) {
-          FinishLocked(c, "expired", out);
+        if (IsTerminalState(c.s.state())) {
+          if (now - c.finished > options_.keep_finished) forget.push_back(id);
+          continue;
+        }
+        if (c.in_flight) continue;
+        const std::string& state = c.s.state();
+        if ((state == "queued" || state == "sent") && Expired(c.s.command(), now_ms)) {
+          SetStateLocked(c, "expired", nullptr);
           continue;
         }
         if (c.next_attempt > now) continue;
         absl::StatusOr<subjects::Subject> subject = subjects::Make(
-            c.env.to_node(), subjects::Kind::kCommand, c.env.method(), c.env.domain());
+            c.s.node(), subjects::Kind::kCommand, c.s.command().method(), c.s.command().domain());
         if (!subject.ok()) {
-          c.result = RejectAck(id, options_.name, subject.status().message());
-          FinishLocked(c, "rejected", out);
+          *c.s.mutable_result() = RejectAck(id, options_.name, subject.status().message());
+          SetStateLocked(c, "rejected", nullptr);
           continue;
         }
         c.in_flight = true;
-        ++c.attempts;
-        if (c.state == "queued") c.state = "sent";
-        sends.push_back(Send{id, subject->ToString(), c.env.SerializeAsString()});
+        c.s.set_attempts(c.s.attempts() + 1);
+        if (state == "queued") c.s.set_state("sent");
+        sends.push_back(Send{id, subject->ToString(), c.s.command().SerializeAsString()});
       }
-      // Waiters whose time is up get the states as they are.
-      auto expired = [&](const Waiter& w) {
-        if (w.deadline > now) return false;
-        out.push_back(WaiterReplyLocked(w));
-        return true;
-      };
-      waiters_.erase(std::remove_if(waiters_.begin(), waiters_.end(), expired), waiters_.end());
+      for (const std::string& id : forget) commands_.erase(id);
+      AnswerWaitersLocked(out);  // the ones whose time is up
       // Node monitor: offline after missed heartbeats.
       for (auto& [name, node] : nodes_) {
         if (node.info.online() && now - node.last_heard > node.heartbeat * options_.missed_heartbeats) {
-          MarkOfflineLocked(name, "missed heartbeats");
+          TransitionLocked(node, false, "missed heartbeats");
         }
       }
     }

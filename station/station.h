@@ -21,11 +21,13 @@
 #include "common/nats.h"
 #include "common/request_pump.h"
 #include "proto/steward.pb.h"
+#include "station/store.h"
 
 namespace steward::station {
 
 struct StationOptions {
   std::string name = "station";
+  std::string data_dir;  // the ledger: <data_dir>/station.db (required)
   nats::ConnectOptions nats;
   absl::Duration ack_timeout = absl::Seconds(2);       // wait for a node's received ACK
   absl::Duration initial_backoff = absl::Milliseconds(500);
@@ -37,6 +39,8 @@ struct StationOptions {
   absl::Duration result_grace = absl::Seconds(10);
   int missed_heartbeats = 3;                           // offline after this many
   absl::Duration default_heartbeat = absl::Seconds(5);
+  // Terminal commands stay in memory this long (for waiters), then only in the ledger.
+  absl::Duration keep_finished = absl::Seconds(30);
 };
 
 class Station {
@@ -49,27 +53,23 @@ class Station {
 
  private:
   struct Command {
-    proto::Envelope env;
-    std::string state = "queued";
-    proto::Ack result;
-    int attempts = 0;
+    proto::CommandState s;  // what the ledger holds
     absl::Time next_attempt;
     bool in_flight = false;
-    absl::Time created;
-    absl::Time updated;
+    absl::Time finished = absl::InfiniteFuture();  // when it became terminal
   };
   struct Node {
     proto::NodeInfo info;
     absl::Time last_heard = absl::InfinitePast();
     absl::Duration heartbeat;
-    bool known_online = false;
   };
   struct Waiter {
     std::vector<std::string> ids;
+    bool any = false;
     std::string reply;
     absl::Time deadline;
   };
-  struct Outgoing {  // a reply to publish once the lock is released
+  struct Outgoing {  // a message to publish once the lock is released
     std::string subject;
     std::string data;
   };
@@ -77,41 +77,52 @@ class Station {
   explicit Station(StationOptions options);
   absl::Status Init();
 
+  absl::Status Load() ABSL_LOCKS_EXCLUDED(mu_);
   void IntakeLoop();
   void EventLoop();
   void DispatchLoop();
   void Serve(nats::MsgPtr msg, bool events);
+  void PublishAck(const std::string& reply, const proto::Ack& ack);
 
-  // Intake methods. Each returns the ACK to send back (its payload the answer).
-  proto::Ack HandleSubmit(const proto::Envelope& req) ABSL_LOCKS_EXCLUDED(mu_);
-  std::optional<proto::Ack> HandleWait(const proto::Envelope& req, const std::string& reply)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  std::optional<proto::Ack> HandlePing(const proto::Envelope& req, const std::string& reply);
-  proto::Ack HandleNodes(const proto::Envelope& req) ABSL_LOCKS_EXCLUDED(mu_);
-  proto::Ack HandleShow(const proto::Envelope& req) ABSL_LOCKS_EXCLUDED(mu_);
-  // Events from nodes; the returned ACK tells the node whether it was stored.
-  proto::Ack HandleEvent(const proto::Envelope& ev) ABSL_LOCKS_EXCLUDED(mu_);
+  // Intake methods. They answer `reply` themselves, now or later (after a commit or
+  // when the commands end).
+  void HandleSubmit(const proto::Envelope& req, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleWait(const proto::Envelope& req, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
+  void HandlePing(const proto::Envelope& req, const std::string& reply);
+  void HandleNodes(const proto::Envelope& req, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleShow(const proto::Envelope& req, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleHistory(const proto::Envelope& req, const std::string& reply);
+  void HandleCancel(const proto::Envelope& req, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
+  // Events from nodes; the node is told "stored" only after the ledger committed.
+  void HandleEvent(const proto::Envelope& ev, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleResult(const proto::Envelope& ev, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
 
   void OnNodeAck(const std::string& id, RequestPump::Result r, nats::MsgPtr msg)
       ABSL_LOCKS_EXCLUDED(mu_);
-  void ApplyAckLocked(Command& c, const proto::Ack& ack, std::vector<Outgoing>& out)
+  // ApplyAckLocked updates a command from a node's ACK and queues its ledger write;
+  // `after_commit` (may be empty) runs once that write committed.
+  void ApplyAckLocked(Command& c, const proto::Ack& ack, std::function<void()> after_commit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void FinishLocked(Command& c, const std::string& state, std::vector<Outgoing>& out)
+  void SetStateLocked(Command& c, const std::string& state, std::function<void()> after_commit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HeardFromLocked(const std::string& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void MarkOfflineLocked(const std::string& node, const char* why)
+  void TransitionLocked(Node& node, bool online, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Node& NodeLocked(const std::string& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleRetryLocked(Command& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void AnswerWaitersLocked(const std::string& id, std::vector<Outgoing>& out)
+  // The state of a command from memory, else from the ledger.
+  std::optional<proto::CommandState> LookupLocked(const std::string& id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  proto::CommandState StateOfLocked(const Command& c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Outgoing WaiterReplyLocked(const Waiter& w) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AnswerWaitersLocked(std::vector<Outgoing>& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The answer for a waiter, or nullopt while it must keep waiting (before `now`
+  // reaches its deadline).
+  std::optional<Outgoing> WaiterAnswerLocked(const Waiter& w, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Publish(std::vector<Outgoing>& out);
-  bool IsTerminal(const std::string& state) const;
 
   const StationOptions options_;
   absl::Notification stop_;
+  std::unique_ptr<Store> store_;
   nats::ConnectionPtr conn_;
   std::unique_ptr<RequestPump> pump_;
   nats::SubscriptionPtr intake_sub_;
@@ -122,6 +133,7 @@ class Station {
   absl::flat_hash_map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
   std::vector<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  bool waiters_dirty_ ABSL_GUARDED_BY(mu_) = false;
 
   std::vector<std::thread> threads_;
 };

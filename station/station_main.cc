@@ -1,7 +1,6 @@
 // steward-station: the management host's daemon; see station/station.h.
 #include <signal.h>
 
-#include <filesystem>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -13,7 +12,8 @@
 
 ABSL_FLAG(std::string, name, "station", "The station's node name");
 ABSL_FLAG(std::string, nats, "", "NATS URL (default $STEWARD_NATS_URL or nats://127.0.0.1:4222)");
-ABSL_FLAG(std::string, data_dir, "", "Directory for the station's ledger (created if missing)");
+ABSL_FLAG(std::string, data_dir, "/var/lib/steward-station",
+          "Directory for the station's ledger, station.db (created if missing)");
 ABSL_FLAG(std::string, creds, "", "NATS credentials file");
 ABSL_FLAG(std::string, tls_ca, "", "CA bundle: connect to NATS over TLS");
 
@@ -30,15 +30,7 @@ int main(int argc, char** argv) {
   opts.nats.url = absl::GetFlag(FLAGS_nats).empty() ? steward::DefaultNatsUrl() : absl::GetFlag(FLAGS_nats);
   opts.nats.creds_file = absl::GetFlag(FLAGS_creds);
   opts.nats.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
-  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
-  if (!data_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(data_dir, ec);
-    if (ec) {
-      fmt::print(stderr, "steward-station: cannot create --data-dir {}: {}\n", data_dir, ec.message());
-      return 2;
-    }
-  }
+  opts.data_dir = absl::GetFlag(FLAGS_data_dir);
 
   steward::nats::Library nats_library;
   {

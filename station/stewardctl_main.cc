@@ -1,11 +1,13 @@
 // stewardctl: the operator's command line; talks to the station over NATS only.
 //
-//   stewardctl send ship1 -- uname -a        exit status as ssh: remote status, 128+signal,
-//   stewardctl ping ship1                    or 255 when the command did not run
-//   stewardctl nodes | node NAME | show ID
+//   stewardctl send ship1 -- uname -a        exits like ssh: remote status, 128+signal,
+//   stewardctl send ship1,ship2 -- uptime    or 255 when the command did not run (yet)
+//   stewardctl send --all -- df -h /
+//   stewardctl ping | nodes | node | show | cancel | history
 #include <unistd.h>
 
 #include <cstdio>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,11 +22,16 @@
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "station/client.h"
+#include "station/json.h"
 #include "station/station.h"
 
 ABSL_FLAG(std::string, nats, "", "NATS URL (default $STEWARD_NATS_URL or nats://127.0.0.1:4222)");
 ABSL_FLAG(std::string, station, "station", "Name of the station");
-ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "How long to wait for an answer");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10),
+          "How long to wait for the station, and for a single node's result");
+ABSL_FLAG(absl::Duration, wait, absl::ZeroDuration(),
+          "send: how long to wait for results (default: --timeout for one node, 30s for a fan-out)");
+ABSL_FLAG(bool, all, false, "send: every known node");
 ABSL_FLAG(std::string, domain, "operatingsystem", "send: domain of the shellcommand subject");
 ABSL_FLAG(bool, shell, false, "send: run the single argument through /bin/sh -c");
 ABSL_FLAG(std::string, cwd, "", "send: working directory on the node");
@@ -33,13 +40,19 @@ ABSL_FLAG(absl::Duration, exec_timeout, absl::ZeroDuration(),
           "send: kill the command after this long (default: the station's, 10m)");
 ABSL_FLAG(absl::Duration, ttl, absl::ZeroDuration(),
           "send: expire the command if not delivered within this long (default 24h)");
-ABSL_FLAG(bool, no_wait, false, "send: print the command id and return at once");
+ABSL_FLAG(bool, no_wait, false, "send: print the command ids and return at once");
+ABSL_FLAG(bool, json, false, "print JSON, one object per line");
+ABSL_FLAG(std::string, node, "", "history: only this node");
+ABSL_FLAG(std::string, state, "", "history: only commands in this state");
+ABSL_FLAG(int, limit, 20, "history: at most this many commands");
 ABSL_FLAG(std::string, creds, "", "NATS credentials file");
 ABSL_FLAG(std::string, tls_ca, "", "CA bundle: connect to NATS over TLS");
 
 namespace {
 
 using steward::proto::CommandState;
+using steward::station::Client;
+using steward::station::IsTerminalState;
 
 constexpr int kExitUnknown = 255;
 
@@ -49,50 +62,74 @@ int Fail(const std::string& why) {
 }
 
 std::string Ago(int64_t unix_ms) {
-  if (unix_ms == 0) return "-";
-  return absl::FormatDuration(absl::Trunc(absl::Now() - absl::FromUnixMillis(unix_ms), absl::Seconds(1))) + " ago";
+  if (unix_ms == 0) return "never";
+  const absl::Duration d = absl::Now() - absl::FromUnixMillis(unix_ms);
+  if (d < absl::Seconds(1)) return "just now";
+  return absl::FormatDuration(absl::Trunc(d, absl::Seconds(1))) + " ago";
 }
 
-// Prints one finished command's output and returns the exit status for it.
-int Report(const CommandState& s, absl::Duration waited) {
+// The exit status a finished command maps to, ssh style.
+int ExitStatusOf(const CommandState& s) {
   const steward::proto::Ack& r = s.result();
-  if (!steward::station::IsTerminalState(s.state())) {
-    if (s.state() == "running") {
-      return Fail(fmt::format("command {} still running on {} after {} (stewardctl show {})",
-                              s.id(), s.node(), absl::FormatDuration(waited), s.id()));
-    }
-    return Fail(fmt::format("node {} did not answer within {}; command {} stays {} "
-                            "(stewardctl show {})",
-                            s.node(), absl::FormatDuration(waited), s.id(), s.state(), s.id()));
-  }
-  std::fwrite(r.stdout().data(), 1, r.stdout().size(), stdout);
-  std::fflush(stdout);
-  std::fwrite(r.stderr().data(), 1, r.stderr().size(), stderr);
-  if (r.stdout_truncated()) fmt::print(stderr, "stewardctl: stdout of {} was truncated\n", s.node());
-  if (r.stderr_truncated()) fmt::print(stderr, "stewardctl: stderr of {} was truncated\n", s.node());
-  if (s.state() == "rejected") return Fail(fmt::format("rejected by {}: {}", s.node(), r.error()));
-  if (s.state() == "expired" || s.state() == "canceled") {
-    return Fail(fmt::format("command {} {} before {} ran it", s.id(), s.state(), s.node()));
-  }
-  if (r.term_signal() != 0) {
-    if (!r.error().empty()) fmt::print(stderr, "stewardctl: {}: {}\n", s.node(), r.error());
-    return 128 + r.term_signal();
-  }
-  if (r.outcome() == steward::proto::OUTCOME_ERROR) {
-    return Fail(fmt::format("{} could not run the command: {}", s.node(), r.error()));
-  }
+  if (!IsTerminalState(s.state())) return kExitUnknown;
+  if (s.state() == "rejected" || s.state() == "expired" || s.state() == "canceled") return kExitUnknown;
+  if (r.term_signal() != 0) return 128 + r.term_signal();
+  if (r.outcome() == steward::proto::OUTCOME_ERROR) return kExitUnknown;
   return r.exit_code() >= 0 ? r.exit_code() : kExitUnknown;
 }
 
-int Send(steward::station::Client& client, const std::vector<std::string>& args) {
-  // args: NODE [--] ARGV...
-  if (args.size() < 2) return Fail("usage: stewardctl send NODE -- COMMAND [ARG...]");
+// One line on stderr saying why a command did not simply exit.
+std::string Why(const CommandState& s) {
+  const steward::proto::Ack& r = s.result();
+  if (s.state() == "rejected") return fmt::format("rejected by {}: {}", s.node(), r.error());
+  if (s.state() == "expired" || s.state() == "canceled") {
+    return fmt::format("command {} {} before {} ran it", s.id(), s.state(), s.node());
+  }
+  if (r.outcome() == steward::proto::OUTCOME_ERROR) {
+    return fmt::format("{} could not run the command: {}", s.node(), r.error());
+  }
+  if (!r.error().empty()) return fmt::format("{}: {}", s.node(), r.error());
+  return "";
+}
+
+void WriteAll(FILE* f, const std::string& data) {
+  std::fwrite(data.data(), 1, data.size(), f);
+  std::fflush(f);
+}
+
+// Output of one node's command; `prefix` each line with "node: " in a fan-out.
+void PrintResult(const CommandState& s, bool prefix) {
+  if (absl::GetFlag(FLAGS_json)) {
+    fmt::print("{}\n", steward::station::CommandJson(s));
+    std::fflush(stdout);
+    return;
+  }
+  const steward::proto::Ack& r = s.result();
+  auto emit = [&](FILE* f, const std::string& data) {
+    if (!prefix) return WriteAll(f, data);
+    absl::string_view text(data);
+    if (text.empty()) return;
+    if (text.back() == '\n') text.remove_suffix(1);
+    for (absl::string_view line : absl::StrSplit(text, '\n')) fmt::print(f, "{}: {}\n", s.node(), line);
+    std::fflush(f);
+  };
+  emit(stdout, r.stdout());
+  emit(stderr, r.stderr());
+  if (r.stdout_truncated()) fmt::print(stderr, "stewardctl: stdout of {} was truncated\n", s.node());
+  if (r.stderr_truncated()) fmt::print(stderr, "stewardctl: stderr of {} was truncated\n", s.node());
+  const std::string why = Why(s);
+  if (!why.empty()) fmt::print(stderr, "stewardctl: {}\n", why);
+  if (prefix && ExitStatusOf(s) != 0) fmt::print(stderr, "{}: [exit {}]\n", s.node(), ExitStatusOf(s));
+}
+
+steward::proto::SubmitRequest BuildSubmit(const std::string& nodes, const std::vector<std::string>& argv) {
   steward::proto::SubmitRequest req;
-  for (absl::string_view n : absl::StrSplit(args[0], ',', absl::SkipEmpty())) req.add_nodes(std::string(n));
+  for (absl::string_view n : absl::StrSplit(nodes, ',', absl::SkipEmpty())) req.add_nodes(std::string(n));
+  req.set_all_nodes(absl::GetFlag(FLAGS_all));
   steward::proto::Envelope* cmd = req.mutable_command();
   cmd->set_method(steward::kMethodShell);
   cmd->set_domain(absl::GetFlag(FLAGS_domain));
-  for (size_t i = 1; i < args.size(); ++i) cmd->add_argv(args[i]);
+  for (const std::string& a : argv) cmd->add_argv(a);
   cmd->mutable_shell()->set_use_shell(absl::GetFlag(FLAGS_shell));
   cmd->mutable_shell()->set_working_dir(absl::GetFlag(FLAGS_cwd));
   for (const std::string& e : absl::GetFlag(FLAGS_env)) cmd->mutable_shell()->add_env(e);
@@ -100,38 +137,93 @@ int Send(steward::station::Client& client, const std::vector<std::string>& args)
   if (absl::GetFlag(FLAGS_ttl) > absl::ZeroDuration()) {
     cmd->set_expires_unix_ms(absl::ToUnixMillis(absl::Now() + absl::GetFlag(FLAGS_ttl)));
   }
-  const absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
-  auto submitted = client.Submit(req, timeout);
+  return req;
+}
+
+int Send(Client& client, std::vector<std::string> args) {
+  const bool all = absl::GetFlag(FLAGS_all);
+  std::string nodes;
+  if (!all) {
+    if (args.empty()) return Fail("usage: stewardctl send NODE[,NODE...] -- COMMAND [ARG...]");
+    nodes = args[0];
+    args.erase(args.begin());
+  }
+  if (args.empty()) return Fail("usage: stewardctl send NODE[,NODE...] -- COMMAND [ARG...]");
+  auto submitted = client.Submit(BuildSubmit(nodes, args), absl::GetFlag(FLAGS_timeout));
   if (!submitted.ok()) return Fail(std::string(submitted.status().message()));
-  std::vector<std::string> ids;
-  for (const auto& ref : submitted->commands()) ids.push_back(ref.id());
   if (absl::GetFlag(FLAGS_no_wait)) {
     for (const auto& ref : submitted->commands()) fmt::print("{} {}\n", ref.node(), ref.id());
     return 0;
   }
-  auto states = client.Wait(ids, timeout);
-  if (!states.ok()) return Fail(std::string(states.status().message()));
+  const bool fanout = all || submitted->commands_size() > 1;
+  absl::Duration wait = absl::GetFlag(FLAGS_wait);
+  if (wait <= absl::ZeroDuration()) wait = fanout ? absl::Seconds(30) : absl::GetFlag(FLAGS_timeout);
+  const absl::Time deadline = absl::Now() + wait;
+  std::vector<std::string> remaining;
+  for (const auto& ref : submitted->commands()) remaining.push_back(ref.id());
   int rc = 0;
-  for (const CommandState& s : states->commands()) {
-    const int one = Report(s, timeout);
-    rc = std::max(rc, one);
+  while (!remaining.empty() && absl::Now() < deadline) {
+    auto states = client.Wait(remaining, deadline - absl::Now(), /*any=*/true);
+    if (!states.ok()) return Fail(std::string(states.status().message()));
+    for (const CommandState& s : states->commands()) {
+      PrintResult(s, fanout);
+      rc = std::max(rc, ExitStatusOf(s));
+      remaining.erase(std::remove(remaining.begin(), remaining.end(), s.id()), remaining.end());
+    }
   }
-  return rc;
+  if (remaining.empty()) return rc;
+  auto late = client.Show(remaining, "", absl::GetFlag(FLAGS_timeout));
+  if (!late.ok()) return Fail(std::string(late.status().message()));
+  if (!fanout) {
+    const CommandState& s = late->commands(0);
+    if (s.state() == "running") {
+      return Fail(fmt::format("command {} still running on {} after {} (stewardctl show {})", s.id(),
+                              s.node(), absl::FormatDuration(wait), s.id()));
+    }
+    return Fail(fmt::format("node {} did not answer within {}; command {} stays {} (stewardctl show {})",
+                            s.node(), absl::FormatDuration(wait), s.id(), s.state(), s.id()));
+  }
+  std::vector<std::string> names;
+  for (const CommandState& s : late->commands()) names.push_back(s.node() + " (" + s.state() + ")");
+  fmt::print(stderr,
+             "stewardctl: no result yet after {} from {} of {} nodes: {}\n"
+             "stewardctl: their commands stay queued and run when the nodes are heard from "
+             "(stewardctl show {})\n",
+             absl::FormatDuration(wait), names.size(), submitted->commands_size(),
+             absl::StrJoin(names, ", "), submitted->request_id());
+  return kExitUnknown;
 }
 
-int Ping(steward::station::Client& client, const std::vector<std::string>& args) {
+int Ping(Client& client, const std::vector<std::string>& args) {
   if (args.size() != 1) return Fail("usage: stewardctl ping NODE");
   const absl::Time start = absl::Now();
   auto pong = client.Ping(args[0], absl::GetFlag(FLAGS_timeout));
   if (!pong.ok()) return Fail(std::string(pong.status().message()));
   fmt::print("{}: round trip {:.3f} ms (station to node {:.3f} ms)\n", pong->node(),
-             absl::ToDoubleMilliseconds(absl::Now() - start), static_cast<double>(pong->station_rtt_us()) / 1000.0);
+             absl::ToDoubleMilliseconds(absl::Now() - start),
+             static_cast<double>(pong->station_rtt_us()) / 1000.0);
   return 0;
 }
 
-int Nodes(steward::station::Client& client, const std::string& node) {
+void PrintCommandRow(const CommandState& s) {
+  const auto& r = s.result();
+  std::string outcome = s.state();
+  if (s.has_result() && r.stage() == steward::proto::STAGE_RESULT && s.state() != "rejected") {
+    outcome += r.term_signal() != 0 ? fmt::format(" (signal {})", r.term_signal())
+                                    : fmt::format(" (exit {})", r.exit_code());
+  }
+  fmt::print("{}  {:<12} {:<22} {:<14} {}\n", s.id(), s.node(), outcome, Ago(s.created_unix_ms()),
+             absl::StrJoin(s.command().argv(), " "));
+}
+
+int Nodes(Client& client, const std::string& node) {
   auto nodes = client.Nodes(node, absl::GetFlag(FLAGS_timeout));
   if (!nodes.ok()) return Fail(std::string(nodes.status().message()));
+  if (absl::GetFlag(FLAGS_json)) {
+    for (const auto& n : nodes->nodes()) fmt::print("{}\n", steward::station::NodeJson(n));
+    for (const auto& c : nodes->recent()) fmt::print("{}\n", steward::station::CommandJson(c));
+    return 0;
+  }
   fmt::print("{:<16} {:<8} {:<14} {:<14} {:<8} {:>7}  {}\n", "NODE", "STATE", "SINCE", "LAST-HEARD",
              "VERSION", "PENDING", "LAST-COMMAND");
   for (const auto& n : nodes->nodes()) {
@@ -139,28 +231,69 @@ int Nodes(steward::station::Client& client, const std::string& node) {
                Ago(n.since_unix_ms()), Ago(n.last_heard_unix_ms()), n.version().empty() ? "-" : n.version(),
                n.pending(), n.last_command_id().empty() ? "-" : n.last_command_id() + " " + n.last_command_state());
     if (!node.empty()) {
-      fmt::print("  hostname: {}\n  os: {}\n  methods: {}\n  errors reported: {}\n", n.hostname(), n.os(),
-                 absl::StrJoin(n.methods(), ", "), n.errors());
+      fmt::print("  hostname: {}\n  os: {}\n  load: {:.2f}\n  methods: {}\n  heartbeat: {} ms\n"
+                 "  errors reported: {}\n",
+                 n.hostname(), n.os(), n.load1(), absl::StrJoin(n.methods(), ", "), n.heartbeat_ms(), n.errors());
+    }
+  }
+  if (!node.empty() && nodes->recent_size() > 0) {
+    fmt::print("recent commands:\n");
+    for (const auto& c : nodes->recent()) PrintCommandRow(c);
+  }
+  return 0;
+}
+
+int Show(Client& client, const std::vector<std::string>& ids) {
+  if (ids.empty()) return Fail("usage: stewardctl show ID... | REQUEST-ID");
+  auto states = client.Show(ids, "", absl::GetFlag(FLAGS_timeout));
+  if (!states.ok() && ids.size() == 1) states = client.Show({}, ids[0], absl::GetFlag(FLAGS_timeout));
+  if (!states.ok()) return Fail(std::string(states.status().message()));
+  for (const CommandState& s : states->commands()) {
+    if (absl::GetFlag(FLAGS_json)) {
+      fmt::print("{}\n", steward::station::CommandJson(s));
+      continue;
+    }
+    const auto& r = s.result();
+    fmt::print("command {}\n  node: {}\n  request: {}\n  state: {}\n  argv: {}\n  operator: {}\n"
+               "  attempts: {}\n  created: {}\n  updated: {}\n",
+               s.id(), s.node(), s.request_id(), s.state(), absl::StrJoin(s.command().argv(), " "),
+               s.command().operator_(), s.attempts(), Ago(s.created_unix_ms()), Ago(s.updated_unix_ms()));
+    if (s.has_result()) {
+      fmt::print("  outcome: {}\n  exit code: {}\n  signal: {}\n", steward::OutcomeName(r.outcome()),
+                 r.exit_code(), r.term_signal());
+      if (r.finished_unix_ms() > 0 && r.started_unix_ms() > 0) {
+        fmt::print("  ran: {} ms\n", r.finished_unix_ms() - r.started_unix_ms());
+      }
+      if (!r.error().empty()) fmt::print("  error: {}\n", r.error());
+      fmt::print("  stdout{}:\n{}  stderr{}:\n{}", r.stdout_truncated() ? " (truncated)" : "", r.stdout(),
+                 r.stderr_truncated() ? " (truncated)" : "", r.stderr());
     }
   }
   return 0;
 }
 
-int Show(steward::station::Client& client, const std::vector<std::string>& ids) {
-  if (ids.empty()) return Fail("usage: stewardctl show ID...");
-  auto states = client.Show(ids, absl::GetFlag(FLAGS_timeout));
+int History(Client& client) {
+  steward::proto::HistoryRequest req;
+  req.set_node(absl::GetFlag(FLAGS_node));
+  req.set_state(absl::GetFlag(FLAGS_state));
+  req.set_limit(absl::GetFlag(FLAGS_limit));
+  auto states = client.History(req, absl::GetFlag(FLAGS_timeout));
   if (!states.ok()) return Fail(std::string(states.status().message()));
   for (const CommandState& s : states->commands()) {
-    const auto& r = s.result();
-    fmt::print("command {}\n  node: {}\n  state: {}\n  argv: {}\n  attempts: {}\n  created: {}\n",
-               s.id(), s.node(), s.state(), absl::StrJoin(s.command().argv(), " "), s.attempts(),
-               Ago(s.created_unix_ms()));
-    if (s.has_result()) {
-      fmt::print("  outcome: {}\n  exit code: {}\n  signal: {}\n  error: {}\n  stdout:\n{}\n  stderr:\n{}\n",
-                 steward::OutcomeName(r.outcome()), r.exit_code(), r.term_signal(), r.error(), r.stdout(),
-                 r.stderr());
+    if (absl::GetFlag(FLAGS_json)) {
+      fmt::print("{}\n", steward::station::CommandJson(s));
+    } else {
+      PrintCommandRow(s);
     }
   }
+  return 0;
+}
+
+int Cancel(Client& client, const std::vector<std::string>& ids) {
+  if (ids.empty()) return Fail("usage: stewardctl cancel ID...");
+  auto states = client.Cancel(ids, absl::GetFlag(FLAGS_timeout));
+  if (!states.ok()) return Fail(std::string(states.status().message()));
+  for (const CommandState& s : states->commands()) fmt::print("{} {} canceled\n", s.id(), s.node());
   return 0;
 }
 
@@ -168,7 +301,8 @@ int Show(steward::station::Client& client, const std::vector<std::string>& ids) 
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "stewardctl [flags] send NODE[,NODE...] -- COMMAND [ARG...] | ping NODE | nodes | node NAME | show ID...");
+      "stewardctl [flags] send NODE[,NODE...]|--all -- COMMAND [ARG...] | ping NODE | nodes | "
+      "node NAME | show ID...|REQUEST-ID | cancel ID... | history [--node N] [--state S] [--limit N]");
   std::vector<std::string> storage;
   std::vector<char*> cargs = steward::NormalizeFlags(argc, argv, storage);
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(cargs.size() - 1), cargs.data());
@@ -187,12 +321,15 @@ int main(int argc, char** argv) {
   opts.operator_name = user != nullptr ? user : "unknown";
 
   steward::nats::Library nats_library;
-  auto client = steward::station::Client::Connect(opts);
+  auto client = Client::Connect(opts);
   if (!client.ok()) return Fail(std::string(client.status().message()));
-  if (sub == "send") return Send(**client, args);
-  if (sub == "ping") return Ping(**client, args);
-  if (sub == "nodes") return Nodes(**client, "");
-  if (sub == "node") return args.size() == 1 ? Nodes(**client, args[0]) : Fail("usage: stewardctl node NAME");
-  if (sub == "show") return Show(**client, args);
+  Client& c = **client;
+  if (sub == "send") return Send(c, args);
+  if (sub == "ping") return Ping(c, args);
+  if (sub == "nodes") return Nodes(c, "");
+  if (sub == "node") return args.size() == 1 ? Nodes(c, args[0]) : Fail("usage: stewardctl node NAME");
+  if (sub == "show") return Show(c, args);
+  if (sub == "history") return History(c);
+  if (sub == "cancel") return Cancel(c, args);
   return Fail("unknown subcommand \"" + sub + "\"; try --help");
 }

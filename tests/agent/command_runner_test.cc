@@ -316,6 +316,16 @@ TEST_CASE("timeout kills the whole process group", "[command_runner]") {
   CHECK(DiesWithin(grandchild, absl::Seconds(1)));
 }
 
+TEST_CASE("timeout kills members that ignore SIGTERM and hold no pipe", "[command_runner]") {
+  // The shell dies of SIGTERM and the pipes close at once; the straggler still dies.
+  CommandSpec spec = Sh("(trap '' TERM; exec sleep 30) >/dev/null 2>&1 & echo $!; wait");
+  spec.timeout = absl::Milliseconds(300);
+  const CommandResult r = MustRun(spec);
+  CHECK(r.timed_out);
+  CHECK(r.term_signal == SIGTERM);
+  CHECK(DiesWithin(FirstPid(r.stdout_data), absl::Seconds(1)));
+}
+
 TEST_CASE("a background job that closed the pipes does not hold Run", "[command_runner]") {
   const absl::Time start = absl::Now();
   const CommandResult r = MustRun(Sh("sleep 30 >/dev/null 2>&1 & echo started $$"));

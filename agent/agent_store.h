@@ -1,0 +1,88 @@
+// AgentStore: the agent's durable state in one SQLite file, <data_dir>/agent.db: the
+// command log (what was received and what came of it, so a redelivered command is
+// answered from the record and never run twice) and the outbox spool (results and
+// events not yet confirmed by the station).
+//
+// Durability: WAL with synchronous=NORMAL. Every committed write survives a crash or
+// kill -9 of the agent. On power loss (or an OS crash) the database stays consistent,
+// but the last transactions before the outage may be rolled back, because the WAL is
+// only synced at checkpoints: a command may then be forgotten (and run again if the
+// station redelivers it) and an unsent result or event may be lost.
+//
+//   STEWARD_ASSIGN_OR_RETURN(std::shared_ptr<AgentStore> store, AgentStore::Open(dir));
+//   std::unique_ptr<CommandLog> log = store->NewCommandLog();
+//   std::unique_ptr<Spool> spool = store->NewSpool();
+//
+// Thread-safe: one connection behind an absl::Mutex. The command logs and spools it
+// hands out share ownership of the store (the file closes when the last one goes).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "agent/command_log.h"
+#include "common/outbox.h"
+#include "common/sqlite.h"
+#include "proto/steward.pb.h"
+
+namespace steward::agent {
+
+class AgentStore : public std::enable_shared_from_this<AgentStore> {
+ public:
+  // Where "now" comes from (command-log timestamps, pruning). Tests may pass a fake.
+  using Clock = std::function<absl::Time()>;
+
+  // Opens (creating if needed) <data_dir>/agent.db, creating data_dir too. An error
+  // names the path: a directory that can't be created, a file that isn't a database,
+  // a schema newer than this program.
+  static absl::StatusOr<std::shared_ptr<AgentStore>> Open(const std::string& data_dir,
+                                                          Clock clock = nullptr);
+
+  AgentStore(const AgentStore&) = delete;
+  AgentStore& operator=(const AgentStore&) = delete;
+
+  // The command log and the spool both live in this store and keep it alive.
+  std::unique_ptr<CommandLog> NewCommandLog();
+  std::unique_ptr<Spool> NewSpool();
+
+  // Commands recorded as RECEIVED with no RESULT, oldest first: the agent stopped
+  // (crash, kill -9, power loss) while they ran.
+  absl::StatusOr<std::vector<proto::Ack>> Interrupted() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Forgets command-log entries whose RESULT was recorded more than `age` ago
+  // (received-only ones are kept). Returns how many were removed.
+  absl::StatusOr<int64_t> PruneCommandLog(absl::Duration age) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  class StoreCommandLog;
+  class StoreSpool;
+
+  AgentStore(std::string path, sqlite::Database db, Clock clock);
+
+  // For StoreCommandLog.
+  absl::StatusOr<std::optional<proto::Ack>> LookupCommand(const std::string& id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status RecordCommand(const proto::Ack& ack) ABSL_LOCKS_EXCLUDED(mu_);
+  // For StoreSpool.
+  absl::Status SpoolPut(const OutboxItem& item) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status SpoolRemove(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::vector<OutboxItem>> SpoolLoadAll() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // `status` with the database path in front of its message.
+  absl::Status Annotate(const absl::Status& status) const;
+
+  const std::string path_;
+  const Clock clock_;
+  absl::Mutex mu_;
+  sqlite::Database db_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace steward::agent

@@ -1,0 +1,147 @@
+// SQLite wrappers: status conversion, statements, WAL set-up, schema migrations.
+#include "common/sqlite.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace steward::sqlite {
+
+absl::Status ToStatus(sqlite3* db, int rc, absl::string_view what) {
+  if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return absl::OkStatus();
+  const std::string msg =
+      absl::StrCat(what, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(msg);
+    case SQLITE_CONSTRAINT:
+      return absl::AlreadyExistsError(msg);
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+      return absl::PermissionDeniedError(msg);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(msg);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+absl::Status Statement::Bind(int index, int64_t value) {
+  return ToStatus(sqlite3_db_handle(st_.get()), sqlite3_bind_int64(st_.get(), index, value), "bind");
+}
+
+absl::Status Statement::Bind(int index, absl::string_view text) {
+  return ToStatus(sqlite3_db_handle(st_.get()),
+                  sqlite3_bind_text64(st_.get(), index, text.data(), text.size(),
+                                      SQLITE_TRANSIENT, SQLITE_UTF8),
+                  "bind");
+}
+
+absl::Status Statement::BindBlob(int index, absl::string_view bytes) {
+  return ToStatus(sqlite3_db_handle(st_.get()),
+                  sqlite3_bind_blob64(st_.get(), index, bytes.data(), bytes.size(), SQLITE_TRANSIENT),
+                  "bind");
+}
+
+absl::Status Statement::BindNull(int index) {
+  return ToStatus(sqlite3_db_handle(st_.get()), sqlite3_bind_null(st_.get(), index), "bind");
+}
+
+absl::StatusOr<bool> Statement::Step() {
+  const int rc = sqlite3_step(st_.get());
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return ToStatus(sqlite3_db_handle(st_.get()), rc, "step");
+}
+
+absl::Status Statement::Reset() {
+  return ToStatus(sqlite3_db_handle(st_.get()), sqlite3_reset(st_.get()), "reset");
+}
+
+int64_t Statement::ColumnInt(int col) const { return sqlite3_column_int64(st_.get(), col); }
+
+std::string Statement::ColumnText(int col) const {
+  const unsigned char* p = sqlite3_column_text(st_.get(), col);
+  return p == nullptr ? std::string()
+                      : std::string(reinterpret_cast<const char*>(p),
+                                    static_cast<size_t>(sqlite3_column_bytes(st_.get(), col)));
+}
+
+std::string Statement::ColumnBlob(int col) const {
+  const void* p = sqlite3_column_blob(st_.get(), col);
+  return p == nullptr ? std::string()
+                      : std::string(static_cast<const char*>(p),
+                                    static_cast<size_t>(sqlite3_column_bytes(st_.get(), col)));
+}
+
+bool Statement::ColumnIsNull(int col) const {
+  return sqlite3_column_type(st_.get(), col) == SQLITE_NULL;
+}
+
+absl::StatusOr<Database> Database::Open(const std::string& path, const OpenOptions& options) {
+  sqlite3* raw = nullptr;
+  const int flags = (options.read_only ? SQLITE_OPEN_READONLY
+                                       : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                    SQLITE_OPEN_NOMUTEX;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  Database db(raw);  // open_v2 can allocate even when it fails.
+  STEWARD_RETURN_IF_ERROR(ToStatus(raw, rc, absl::StrCat("open ", path)));
+  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  if (!options.read_only) {
+    STEWARD_RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL"));
+    STEWARD_RETURN_IF_ERROR(db.Exec(absl::StrCat("PRAGMA synchronous=", options.synchronous)));
+  }
+  STEWARD_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON"));
+  return db;
+}
+
+absl::Status Database::Exec(absl::string_view sql) {
+  char* err = nullptr;
+  const std::string text(sql);
+  const int rc = sqlite3_exec(db_.get(), text.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    const std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    return ToStatus(nullptr, rc, absl::StrCat("exec \"", text.substr(0, 60), "\": ", msg));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {
+  sqlite3_stmt* st = nullptr;
+  const int rc = sqlite3_prepare_v2(db_.get(), sql.data(), static_cast<int>(sql.size()), &st, nullptr);
+  Statement out(st);
+  STEWARD_RETURN_IF_ERROR(ToStatus(db_.get(), rc, absl::StrCat("prepare \"", sql.substr(0, 60), "\"")));
+  return out;
+}
+
+absl::Status Database::Migrate(const std::vector<std::string>& migrations) {
+  STEWARD_RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+  STEWARD_ASSIGN_OR_RETURN(Statement get, Prepare("SELECT MAX(version) FROM schema_version"));
+  STEWARD_ASSIGN_OR_RETURN(bool row, get.Step());
+  const int64_t current = row && !get.ColumnIsNull(0) ? get.ColumnInt(0) : 0;
+  if (current > static_cast<int64_t>(migrations.size())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database schema version ", current, " is newer than this program's (",
+        migrations.size(), "): upgrade steward"));
+  }
+  for (size_t v = static_cast<size_t>(current); v < migrations.size(); ++v) {
+    STEWARD_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    absl::Status st = Exec(migrations[v]);
+    if (st.ok()) {
+      st = Exec(absl::StrCat("INSERT INTO schema_version(version) VALUES (", v + 1, ")"));
+    }
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      return absl::Status(st.code(), absl::StrCat("migration to schema ", v + 1, ": ", st.message()));
+    }
+    STEWARD_RETURN_IF_ERROR(Exec("COMMIT"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace steward::sqlite

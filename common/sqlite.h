@@ -1,0 +1,88 @@
+// RAII over SQLite: Database and Statement own their handles, SQL binds parameters,
+// result codes become absl::Status once, here (SQLITE_BUSY -> Unavailable,
+// SQLITE_CONSTRAINT -> AlreadyExists, the rest -> Internal).
+//
+//   STEWARD_ASSIGN_OR_RETURN(Database db, Database::Open(path, {}));
+//   STEWARD_ASSIGN_OR_RETURN(Statement st, db.Prepare("SELECT state FROM commands WHERE id = ?1"));
+//   STEWARD_RETURN_IF_ERROR(st.Bind(1, id));
+//   STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
+//   if (row) state = st.ColumnText(0);
+//
+// A Database is thread-compatible: one thread at a time (the owner serializes, and
+// says how in its class comment). Statements belong to their Database.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace steward::sqlite {
+
+struct CloseDb {
+  void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+};
+struct FinalizeStmt {
+  void operator()(sqlite3_stmt* st) const noexcept { sqlite3_finalize(st); }
+};
+
+absl::Status ToStatus(sqlite3* db, int rc, absl::string_view what);
+
+class Statement {
+ public:
+  Statement() = default;
+  explicit Statement(sqlite3_stmt* st) : st_(st) {}
+
+  absl::Status Bind(int index, int64_t value);
+  absl::Status Bind(int index, absl::string_view text);   // TEXT
+  absl::Status BindBlob(int index, absl::string_view bytes);
+  absl::Status BindNull(int index);
+  // Step runs one step: true when a row is ready, false when done.
+  absl::StatusOr<bool> Step();
+  // Reset makes the statement runnable again (bindings kept).
+  absl::Status Reset();
+
+  int64_t ColumnInt(int col) const;
+  std::string ColumnText(int col) const;
+  std::string ColumnBlob(int col) const;
+  bool ColumnIsNull(int col) const;
+
+ private:
+  std::unique_ptr<sqlite3_stmt, FinalizeStmt> st_;
+};
+
+struct OpenOptions {
+  bool read_only = false;
+  // "FULL" syncs the WAL on every commit (durable across power loss); "NORMAL" only at
+  // checkpoints (durable across process crashes).
+  std::string synchronous = "FULL";
+  int busy_timeout_ms = 5000;
+};
+
+class Database {
+ public:
+  // Open creates the file if needed (unless read_only) and sets WAL mode.
+  static absl::StatusOr<Database> Open(const std::string& path, const OpenOptions& options);
+
+  absl::Status Exec(absl::string_view sql);
+  absl::StatusOr<Statement> Prepare(absl::string_view sql);
+  int64_t Changes() const { return sqlite3_changes64(db_.get()); }
+  sqlite3* raw() const { return db_.get(); }
+
+  // Migrate brings the schema to migrations.size() (schema version = number of applied
+  // steps), running each missing step in its own transaction. A database newer than
+  // this program is refused (FailedPrecondition).
+  absl::Status Migrate(const std::vector<std::string>& migrations);
+
+ private:
+  explicit Database(sqlite3* db) : db_(db) {}
+  std::unique_ptr<sqlite3, CloseDb> db_;
+};
+
+}  // namespace steward::sqlite

@@ -1,0 +1,314 @@
+// End-to-end ledger guarantees: nothing accepted is lost, nothing runs twice, across
+// station crashes, broker restarts and agent crashes; node state from heartbeats.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/nats.h"
+#include "common/protocol.h"
+#include "station/client.h"
+#include "station/station.h"
+#include "tests/testing/cluster.h"
+
+using steward::testing::Cluster;
+using steward::testing::RunResult;
+
+namespace {
+
+std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Counts each line of the file.
+std::map<std::string, int> Lines(const std::filesystem::path& p) {
+  std::map<std::string, int> out;
+  for (absl::string_view l : absl::StrSplit(ReadFile(p), '\n', absl::SkipEmpty())) ++out[std::string(l)];
+  return out;
+}
+
+std::unique_ptr<steward::station::Client> Connect(Cluster& c) {
+  auto client = steward::station::Client::Connect({.nats = {.url = c.url()}});
+  REQUIRE(client.ok());
+  return std::move(*client);
+}
+
+// Submits `n` commands to `node`, each appending its index to `file`, spread over 4
+// domains; returns the ids (each is in the ledger when Submit returns).
+std::vector<std::string> SubmitMarkers(steward::station::Client& client, const std::string& node,
+                                       const std::filesystem::path& file, int n) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    steward::proto::SubmitRequest req;
+    req.add_nodes(node);
+    auto* cmd = req.mutable_command();
+    cmd->set_method("shellcommand");
+    cmd->set_domain(absl::StrCat("d", i % 4));
+    cmd->add_argv("sh");
+    cmd->add_argv("-c");
+    cmd->add_argv(absl::StrCat("echo ", i, " >> ", file.string()));
+    auto r = client.Submit(req, absl::Seconds(10));
+    REQUIRE(r.ok());
+    ids.push_back(r->commands(0).id());
+  }
+  return ids;
+}
+
+// Waits until every id is terminal (reconnecting through station restarts).
+steward::proto::CommandStates WaitAll(Cluster& c, const std::vector<std::string>& ids,
+                                      absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  steward::proto::CommandStates last;
+  while (absl::Now() < deadline) {
+    auto client = steward::station::Client::Connect({.nats = {.url = c.url()}});
+    if (client.ok()) {
+      auto states = (*client)->Wait(ids, std::min(absl::Seconds(5), deadline - absl::Now()));
+      if (states.ok()) {
+        last = *states;
+        bool done = true;
+        for (const auto& s : states->commands()) done = done && steward::station::IsTerminalState(s.state());
+        if (done) return last;
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return last;
+}
+
+void CheckRanOnceEach(const steward::proto::CommandStates& states, const std::filesystem::path& file, int n) {
+  REQUIRE(states.commands_size() == n);
+  int succeeded = 0;
+  for (const auto& s : states.commands()) {
+    INFO(s.id() << " " << s.state() << " " << s.result().error());
+    CHECK(s.state() == "succeeded");
+    succeeded += s.state() == "succeeded";
+  }
+  CHECK(succeeded == n);
+  std::map<std::string, int> lines = Lines(file);
+  CHECK(lines.size() == static_cast<size_t>(n));
+  for (const auto& [line, count] : lines) {
+    INFO("marker " << line);
+    CHECK(count == 1);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("kill -9 of the station with 200 commands in flight loses none and runs none twice",
+          "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const auto file = c.dir().path() / "runs";
+  std::vector<std::string> ids;
+  {
+    auto client = Connect(c);
+    ids = SubmitMarkers(*client, "ship1", file, 200);
+  }
+  c.StopStation(SIGKILL);
+  c.StartStation();
+  CheckRanOnceEach(WaitAll(c, ids, absl::Seconds(60)), file, 200);
+}
+
+TEST_CASE("a broker restart in the middle of 200 commands loses none and runs none twice",
+          "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const auto file = c.dir().path() / "runs";
+  std::vector<std::string> ids;
+  {
+    auto client = Connect(c);
+    ids = SubmitMarkers(*client, "ship1", file, 200);
+  }
+  c.nats().Stop();
+  absl::SleepFor(absl::Milliseconds(500));
+  c.nats().Start();
+  CheckRanOnceEach(WaitAll(c, ids, absl::Seconds(60)), file, 200);
+}
+
+TEST_CASE("a result produced while the station is down is recorded when it returns",
+          "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c", "sleep 2; echo done"});
+  REQUIRE(r.exit_code == 0);
+  const std::string id = r.out.substr(r.out.find(' ') + 1, 26);
+  // Let the agent take it, then stop the station until the command has ended.
+  absl::SleepFor(absl::Milliseconds(500));
+  c.StopStation(SIGTERM);
+  absl::SleepFor(absl::Seconds(3));
+  c.StartStation();
+  auto states = WaitAll(c, {id}, absl::Seconds(20));
+  REQUIRE(states.commands_size() == 1);
+  CHECK(states.commands(0).state() == "succeeded");
+  CHECK(states.commands(0).result().stdout() == "done\n");
+}
+
+TEST_CASE("kill -9 of the agent while a command runs: not run twice, and the ledger says so",
+          "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const auto file = c.dir().path() / "runs";
+  RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c",
+                       absl::StrCat("echo run >> ", file.string(), "; sleep 1")});
+  REQUIRE(r.exit_code == 0);
+  const std::string id = r.out.substr(r.out.find(' ') + 1, 26);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline && ReadFile(file).empty()) absl::SleepFor(absl::Milliseconds(10));
+  REQUIRE(ReadFile(file) == "run\n");
+  c.StopAgent("ship1", SIGKILL);
+  absl::SleepFor(absl::Milliseconds(1500));  // the orphaned command finishes meanwhile
+  c.StartAgent("ship1");
+  auto states = WaitAll(c, {id}, absl::Seconds(30));
+  REQUIRE(states.commands_size() == 1);
+  const auto& s = states.commands(0);
+  CHECK(s.state() == "failed");
+  CHECK_THAT(s.result().error(), Catch::Contains("interrupted"));
+  CHECK(ReadFile(file) == "run\n");
+}
+
+TEST_CASE("fan-out: one id per node under one request; missing nodes are listed and served later",
+          "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  c.StartAgent("ship2");
+  RunResult r = c.Ctl({"send", "--wait", "3s", "ship1,ship2,ship3", "--", "echo", "hi"});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.out, Catch::Contains("ship1: hi"));
+  CHECK_THAT(r.out, Catch::Contains("ship2: hi"));
+  CHECK_THAT(r.err, Catch::Contains("ship3"));
+  CHECK_THAT(r.err, Catch::Contains("stay queued"));
+  const std::string marker = "stewardctl show ";
+  const size_t at = r.err.find(marker);
+  REQUIRE(at != std::string::npos);
+  const std::string request_id = r.err.substr(at + marker.size(), 26);
+
+  c.StartAgent("ship3");
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  RunResult show;
+  while (absl::Now() < deadline) {
+    show = c.Ctl({"show", "--json", request_id});
+    if (show.out.find("\"state\":\"queued\"") == std::string::npos &&
+        show.out.find("\"state\":\"sent\"") == std::string::npos &&
+        show.out.find("\"state\":\"running\"") == std::string::npos) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  std::vector<std::string> rows = absl::StrSplit(show.out, '\n', absl::SkipEmpty());
+  CHECK(rows.size() == 3);
+  for (const std::string& row : rows) CHECK_THAT(row, Catch::Contains("\"state\":\"succeeded\""));
+
+  // --all reaches every known node.
+  r = c.Ctl({"send", "--all", "--", "echo", "everyone"});
+  CHECK(r.exit_code == 0);
+  for (const char* n : {"ship1", "ship2", "ship3"}) CHECK_THAT(r.out, Catch::Contains(absl::StrCat(n, ": everyone")));
+}
+
+TEST_CASE("cancel, expiry and history", "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  const auto file = c.dir().path() / "ran";
+  RunResult r = c.Ctl({"send", "--no-wait", "ship9", "--", "touch", file.string()});
+  REQUIRE(r.exit_code == 0);
+  const std::string canceled = r.out.substr(r.out.find(' ') + 1, 26);
+  r = c.Ctl({"cancel", canceled});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("canceled"));
+  r = c.Ctl({"cancel", canceled});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("already canceled"));
+
+  r = c.Ctl({"send", "--no-wait", "--ttl", "500ms", "ship9", "--", "touch", file.string()});
+  const std::string expiring = r.out.substr(r.out.find(' ') + 1, 26);
+  auto states = WaitAll(c, {expiring}, absl::Seconds(10));
+  REQUIRE(states.commands_size() == 1);
+  CHECK(states.commands(0).state() == "expired");
+
+  // The node comes: neither command runs.
+  c.StartAgent("ship9");
+  r = c.Ctl({"send", "ship9", "--", "echo", "ok"});
+  CHECK(r.exit_code == 0);
+  CHECK_FALSE(std::filesystem::exists(file));
+
+  r = c.Ctl({"history", "--node", "ship9", "--limit", "10"});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains(canceled));
+  CHECK_THAT(r.out, Catch::Contains(expiring));
+  r = c.Ctl({"history", "--state", "expired", "--json"});
+  CHECK_THAT(r.out, Catch::Contains(expiring));
+  CHECK_THAT(r.out, !Catch::Contains(canceled));
+  CHECK_THAT(r.out, Catch::Contains("\"state\":\"expired\""));
+  r = c.Ctl({"history", "--node", "ship9", "--limit", "1"});
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+}
+
+TEST_CASE("ledger survives a station restart; nodes table and history too", "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  RunResult r = c.Ctl({"send", "ship1", "--", "echo", "before"});
+  REQUIRE(r.exit_code == 0);
+  c.StopStation(SIGTERM);
+  c.StartStation();
+  r = c.Ctl({"history", "--node", "ship1", "--json"});
+  CHECK_THAT(r.out, Catch::Contains("before"));
+  r = c.Ctl({"nodes", "--json"});
+  CHECK_THAT(r.out, Catch::Contains("\"node\":\"ship1\""));
+  CHECK_THAT(r.out, Catch::Contains("\"last_command_state\":\"succeeded\""));
+}
+
+TEST_CASE("a silent node is offline within 3 heartbeats and online at its next hello, one event per change",
+          "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  steward::nats::Library lib;
+  auto nc = steward::nats::Connect({.url = c.url(), .name = "watcher", .keep_trying = false});
+  REQUIRE(nc.ok());
+  auto sub = steward::nats::SubscribeSync(nc->get(), "station.event.nodestate.*", 100);
+  REQUIRE(sub.ok());
+  REQUIRE(steward::nats::Flush(nc->get(), absl::Seconds(2)).ok());
+
+  auto next_state = [&](absl::Duration timeout) -> std::optional<steward::proto::NodeState> {
+    auto msg = steward::nats::NextMsg(sub->get(), timeout);
+    if (!msg.ok()) return std::nullopt;
+    auto env = steward::DecodeEnvelope(steward::nats::Data(msg->get()));
+    REQUIRE(env.ok());
+    steward::proto::NodeState ns;
+    REQUIRE(ns.ParseFromString(env->payload()));
+    return ns;
+  };
+
+  c.StartAgent("ship1");  // heartbeat 1s
+  auto ev = next_state(absl::Seconds(5));
+  REQUIRE(ev.has_value());
+  CHECK(ev->node() == "ship1");
+  CHECK(ev->online());
+
+  const absl::Time stopped = absl::Now();
+  c.agent("ship1").Signal(SIGSTOP);
+  ev = next_state(absl::Seconds(6));
+  REQUIRE(ev.has_value());
+  CHECK_FALSE(ev->online());
+  CHECK(absl::Now() - stopped < absl::Seconds(4) + absl::Milliseconds(500));
+  CHECK_THAT(c.Ctl({"nodes"}).out, Catch::Contains("offline"));
+
+  c.agent("ship1").Signal(SIGCONT);
+  ev = next_state(absl::Seconds(5));
+  REQUIRE(ev.has_value());
+  CHECK(ev->online());
+  // No more changes: no more events.
+  CHECK_FALSE(next_state(absl::Seconds(3)).has_value());
+}

@@ -1,0 +1,70 @@
+// Cluster fixture: real processes on a real broker.
+#include "tests/testing/cluster.h"
+
+#include <csignal>
+#include <stdexcept>
+
+#include "absl/time/clock.h"
+
+namespace steward::testing {
+
+Cluster::Cluster() = default;
+
+Cluster::~Cluster() {
+  for (auto& [node, p] : agents_) p->Signal(SIGKILL);
+  if (station_) station_->Signal(SIGKILL);
+}
+
+void Cluster::StartStation(std::vector<std::string> extra_args) {
+  std::vector<std::string> argv = {BinPath("station/steward-station"), "--nats", url(),
+                                   "--data-dir", dir_.str() + "/station"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  station_ = std::make_unique<Process>(argv);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    // "nodes" answers as soon as the station serves its intake subject.
+    if (Ctl({"nodes", "--timeout", "1s"}).exit_code == 0) return;
+    if (!station_->running()) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  throw std::runtime_error("station did not start: " + station_->Stderr());
+}
+
+void Cluster::StopStation(int sig) {
+  if (!station_) return;
+  station_->Signal(sig);
+  station_->Wait(absl::Seconds(10));
+}
+
+Process& Cluster::StartAgent(const std::string& node, std::vector<std::string> extra_args) {
+  std::vector<std::string> argv = {BinPath("agent/steward-agent"), "--node", node, "--nats", url(),
+                                   "--data-dir", dir_.str() + "/" + node, "--heartbeat", "1s"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  auto& slot = agents_[node];
+  slot = std::make_unique<Process>(argv);
+  if (station_ && station_->running()) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline) {
+      if (Ctl({"ping", node, "--timeout", "1s"}).exit_code == 0) return *slot;
+      if (!slot->running()) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    throw std::runtime_error("agent " + node + " did not answer pings: " + slot->Stderr());
+  }
+  return *slot;
+}
+
+void Cluster::StopAgent(const std::string& node, int sig) {
+  auto it = agents_.find(node);
+  if (it == agents_.end()) return;
+  it->second->Signal(sig);
+  it->second->Wait(absl::Seconds(10));
+}
+
+RunResult Cluster::Ctl(std::vector<std::string> args, absl::Duration timeout) {
+  std::vector<std::string> argv = {BinPath("station/stewardctl"), "--nats", url()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(argv, timeout);
+}
+
+}  // namespace steward::testing

@@ -1,0 +1,47 @@
+// Cluster: a real nats-server plus real steward-station and steward-agent processes,
+// and stewardctl run as a real program, for end-to-end tests. Not thread-safe.
+#pragma once
+
+#include <csignal>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "tests/testing/nats_server.h"
+#include "tests/testing/process.h"
+
+namespace steward::testing {
+
+class Cluster {
+ public:
+  Cluster();
+  ~Cluster();
+
+  NatsServer& nats() { return nats_; }
+  const std::string& url() const { return nats_.url(); }
+  const TempDir& dir() const { return dir_; }
+
+  // Starts the station (data under dir/station) and waits until it answers.
+  void StartStation(std::vector<std::string> extra_args = {});
+  void StopStation(int sig = SIGTERM);
+  Process& station() { return *station_; }
+
+  // Starts an agent for `node` (data under dir/<node>), heartbeat 1s unless given,
+  // and waits until the station can ping it (when a station runs).
+  Process& StartAgent(const std::string& node, std::vector<std::string> extra_args = {});
+  void StopAgent(const std::string& node, int sig = SIGTERM);
+  Process& agent(const std::string& node) { return *agents_.at(node); }
+
+  // Runs stewardctl against this cluster.
+  RunResult Ctl(std::vector<std::string> args, absl::Duration timeout = absl::Seconds(30));
+
+ private:
+  NatsServer nats_;
+  TempDir dir_;
+  std::unique_ptr<Process> station_;
+  std::map<std::string, std::unique_ptr<Process>> agents_;
+};
+
+}  // namespace steward::testing
