@@ -58,13 +58,14 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, Method
                                                     std::unique_ptr<CommandRunner> runner,
                                                     std::unique_ptr<CommandLog> log,
                                                     std::unique_ptr<Spool> spool,
-                                                    std::vector<proto::Ack> interrupted) {
+                                                    std::vector<proto::Ack> interrupted,
+                                                    std::unique_ptr<Spool> log_spool) {
   STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(options.node));
   STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(options.station));
   if (options.nats.name.empty()) options.nats.name = absl::StrCat("steward-agent ", options.node);
   std::unique_ptr<Agent> agent(
       new Agent(std::move(options), std::move(methods), std::move(runner), std::move(log)));
-  STEWARD_RETURN_IF_ERROR(agent->Init(std::move(spool), interrupted));
+  STEWARD_RETURN_IF_ERROR(agent->Init(std::move(spool), interrupted, std::move(log_spool)));
   return agent;
 }
 
@@ -78,14 +79,26 @@ Agent::Agent(AgentOptions options, MethodRegistry methods, std::unique_ptr<Comma
 
 Agent::~Agent() { Shutdown(); }
 
-absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::Ack>& interrupted) {
+absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::Ack>& interrupted,
+                         std::unique_ptr<Spool> log_spool) {
   nats::ConnectOptions copts = options_.nats;
+  if (copts.inbox_prefix.empty()) copts.inbox_prefix = "_INBOX_" + options_.node;
   copts.on_reconnected = [this] {
-    hello_now_ = true;
+    {
+      absl::MutexLock lock(&hello_mu_);
+      hello_now_ = true;
+    }
     if (outbox_) outbox_->Kick();
+    if (log_outbox_) log_outbox_->Kick();
   };
-  STEWARD_ASSIGN_OR_RETURN(conn_, nats::Connect(copts));
-  STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_.get()));
+  if (options_.shared_connection != nullptr) {
+    conn_ = options_.shared_connection;
+  } else {
+    STEWARD_ASSIGN_OR_RETURN(owned_conn_, nats::Connect(copts));
+    conn_ = owned_conn_.get();
+  }
+  STEWARD_ASSIGN_OR_RETURN(
+      pump_, RequestPump::Create(conn_, options_.shared_connection != nullptr ? "" : copts.inbox_prefix));
   outbox_ = std::make_unique<Outbox>(pump_.get(), std::move(spool), options_.outbox);
   STEWARD_RETURN_IF_ERROR(outbox_->Start());
   for (const proto::Ack& received : interrupted) {
@@ -106,30 +119,99 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
       supervisor_->Start(kDispatcher, [this](ProcessContext& ctx) { return DispatchLoop(ctx); }));
   STEWARD_RETURN_IF_ERROR(
       supervisor_->Start(kHeartbeat, [this](ProcessContext& ctx) { return HeartbeatLoop(ctx); }));
+  STEWARD_RETURN_IF_ERROR(StartSyslog(std::move(log_spool)));
   STEWARD_LOG_INFO("agent {} serving {} (station {})", options_.node,
                    *subjects::KindPattern(options_.node, subjects::Kind::kCommand),
                    options_.station);
   return absl::OkStatus();
 }
 
+absl::Status Agent::StartSyslog(std::unique_ptr<Spool> log_spool) {
+  const SyslogOptions& so = options_.syslog;
+  if (so.udp.empty() && so.tcp.empty() && so.tails.empty()) return absl::OkStatus();
+  for (const std::string& spec : so.udp) {
+    STEWARD_ASSIGN_OR_RETURN(syslog::ListenSpec ls, syslog::ParseListenSpec(spec));
+    STEWARD_ASSIGN_OR_RETURN(auto input, syslog::NewUdpInput(ls, "", so.max_message_bytes));
+    inputs_.push_back(std::move(input));
+  }
+  for (const std::string& spec : so.tcp) {
+    STEWARD_ASSIGN_OR_RETURN(syslog::ListenSpec ls, syslog::ParseListenSpec(spec));
+    STEWARD_ASSIGN_OR_RETURN(auto input, syslog::NewTcpInput(ls, "", so.max_message_bytes));
+    inputs_.push_back(std::move(input));
+  }
+  for (const auto& [path, domain] : so.tails) {
+    if (!domain.empty()) STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(domain));
+    STEWARD_ASSIGN_OR_RETURN(auto input,
+                             syslog::NewFileTail(path, domain, so.state_dir, so.max_message_bytes));
+    inputs_.push_back(std::move(input));
+  }
+  OutboxOptions lo = options_.outbox;
+  lo.max_bytes = so.spool_max_bytes;
+  lo.max_items = std::max<size_t>(lo.max_items, 1000000);
+  lo.drop_oldest = true;
+  if (log_spool == nullptr) log_spool = NewMemorySpool();
+  log_outbox_ = std::make_unique<Outbox>(pump_.get(), std::move(log_spool), lo);
+  STEWARD_RETURN_IF_ERROR(log_outbox_->Start());
+  syslog::ForwarderOptions fo;
+  fo.node = options_.node;
+  fo.station = options_.station;
+  fo.batch_lines = so.batch_lines;
+  fo.batch_delay = so.batch_delay;
+  fo.parse.max_message_bytes = so.max_message_bytes;
+  fo.input_drops = [this] {
+    uint64_t n = 0;
+    for (const auto& in : inputs_) n += in->dropped();
+    return n;
+  };
+  forwarder_ = std::make_unique<syslog::Forwarder>(fo, log_outbox_.get());
+  STEWARD_RETURN_IF_ERROR(supervisor_->Start(
+      "syslog-forwarder", [this](ProcessContext& ctx) { return forwarder_->Run(ctx); }));
+  for (const auto& in : inputs_) {
+    syslog::Input* input = in.get();
+    STEWARD_RETURN_IF_ERROR(supervisor_->Start(input->name(), [this, input](ProcessContext& ctx) {
+      return input->Run(ctx.stop(), *forwarder_);
+    }));
+    STEWARD_LOG_INFO("syslog input {} (port {})", input->name(), input->port());
+  }
+  return absl::OkStatus();
+}
+
+std::vector<uint16_t> Agent::syslog_ports() const {
+  std::vector<uint16_t> out;
+  for (const auto& in : inputs_) {
+    if (in->port() != 0) out.push_back(in->port());
+  }
+  return out;
+}
+
 void Agent::Shutdown() {
   if (shut_down_.exchange(true)) return;
   cancel_.Notify();
+  {
+    absl::MutexLock lock(&hello_mu_);
+    hello_stop_ = true;
+  }
   if (supervisor_) supervisor_->Shutdown();
-  if (outbox_ && !outbox_->WaitEmpty(options_.shutdown_flush)) {
+  const absl::Time flush_until = absl::Now() + options_.shutdown_flush;
+  if (outbox_ && !outbox_->WaitEmpty(flush_until - absl::Now())) {
     STEWARD_LOG_WARNING("agent {}: {} messages not yet confirmed by the station at shutdown",
                         options_.node, outbox_->pending());
   }
+  if (log_outbox_ && !log_outbox_->WaitEmpty(flush_until - absl::Now())) {
+    STEWARD_LOG_WARNING("agent {}: {} log batches stay in the spool", options_.node,
+                        log_outbox_->pending());
+  }
   if (pump_) pump_->Shutdown();
   if (outbox_) outbox_->Shutdown();
-  if (conn_) natsConnection_FlushTimeout(conn_.get(), 500);
+  if (log_outbox_) log_outbox_->Shutdown();
+  if (conn_ != nullptr) natsConnection_FlushTimeout(conn_, 500);
 }
 
 absl::Status Agent::DispatchLoop(ProcessContext& ctx) {
   STEWARD_ASSIGN_OR_RETURN(std::string pattern,
                            subjects::KindPattern(options_.node, subjects::Kind::kCommand));
   STEWARD_ASSIGN_OR_RETURN(nats::SubscriptionPtr sub,
-                           nats::SubscribeSync(conn_.get(), pattern, /*max_pending_msgs=*/65536));
+                           nats::SubscribeSync(conn_, pattern, /*max_pending_msgs=*/65536));
   while (!ctx.stopping()) {
     absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub.get(), kTick);
     if (absl::IsDeadlineExceeded(msg.status())) continue;
@@ -222,7 +304,7 @@ absl::Status Agent::ProcessLoop(ProcessContext& ctx, const std::string& method_n
 
 absl::Status Agent::ReplyAck(const std::string& reply, const proto::Ack& ack) {
   if (reply.empty()) return absl::OkStatus();
-  return nats::Publish(conn_.get(), reply, ack.SerializeAsString());
+  return nats::Publish(conn_, reply, ack.SerializeAsString());
 }
 
 absl::Status Agent::Handle(ProcessContext& ctx, Method& method, const Work& work) {
@@ -257,7 +339,7 @@ absl::Status Agent::Handle(ProcessContext& ctx, Method& method, const Work& work
 
 absl::Status Agent::SendResult(const std::string& domain, const std::string& request_id,
                               proto::Ack ack) {
-  const size_t max_payload = static_cast<size_t>(natsConnection_GetMaxPayload(conn_.get()));
+  const size_t max_payload = static_cast<size_t>(natsConnection_GetMaxPayload(conn_));
   // Before the first connect nats.c reports 0; assume the broker default then.
   FitAck(ack, (max_payload > 0 ? max_payload : size_t{1} << 20) - 4096);
   STEWARD_RETURN_IF_ERROR(log_->Record(ack));
@@ -274,12 +356,27 @@ absl::Status Agent::SendResult(const std::string& domain, const std::string& req
 absl::Status Agent::HeartbeatLoop(ProcessContext& ctx) {
   absl::Time next = absl::InfinitePast();
   while (!ctx.stopping()) {
-    if (hello_now_.exchange(false) || absl::Now() >= next) {
-      SendHello();
-      next = absl::Now() + options_.heartbeat;
+    bool send = false;
+    {
+      absl::MutexLock lock(&hello_mu_);
+      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(hello_mu_) { return hello_now_ || hello_stop_; };
+      hello_mu_.AwaitWithDeadline(absl::Condition(&wake), next);
+      if (hello_stop_) break;
+      send = hello_now_ || absl::Now() >= next;
+      hello_now_ = false;
+      if (send) hello_confirmed_ = false;
     }
-    ctx.stop().WaitForNotificationWithTimeout(
-        std::min(absl::Milliseconds(100), options_.heartbeat));
+    if (!send) continue;
+    SendHello();
+    // An unconfirmed hello (station down or not yet subscribed) is retried sooner.
+    const absl::Time sent = absl::Now();
+    next = sent + options_.heartbeat;
+    absl::MutexLock lock(&hello_mu_);
+    auto settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(hello_mu_) {
+      return hello_confirmed_ || hello_stop_;
+    };
+    const absl::Duration retry = std::min(absl::Milliseconds(500), options_.heartbeat);
+    if (!hello_mu_.AwaitWithDeadline(absl::Condition(&settled), sent + retry)) next = sent + retry;
   }
   return absl::OkStatus();
 }
@@ -301,7 +398,13 @@ void Agent::SendHello() {
       subjects::Make(options_.station, subjects::Kind::kEvent, kEventHello, "agent");
   // Heartbeats are not spooled: a stale one is worthless, the next one follows.
   (void)pump_->Send(subject->ToString(), ev.SerializeAsString(), absl::Seconds(2),
-                    [](RequestPump::Result, nats::MsgPtr) {});
+                    [this](RequestPump::Result r, nats::MsgPtr msg) {
+                      if (r != RequestPump::Result::kReply) return;
+                      absl::StatusOr<proto::Ack> ack = DecodeAck(nats::Data(msg.get()));
+                      if (!ack.ok() || ack->outcome() != proto::OUTCOME_SUCCEEDED) return;
+                      absl::MutexLock lock(&hello_mu_);
+                      hello_confirmed_ = true;
+                    });
 }
 
 void Agent::OnDecision(const DecisionRecord& d) {

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -26,6 +27,8 @@
 #include "agent/command_runner.h"
 #include "agent/method.h"
 #include "agent/supervisor.h"
+#include "agent/syslog_forwarder.h"
+#include "agent/syslog_inputs.h"
 #include "common/bounded_queue.h"
 #include "common/nats.h"
 #include "common/outbox.h"
@@ -33,15 +36,31 @@
 
 namespace steward::agent {
 
+struct SyslogOptions {
+  std::vector<std::string> udp;  // "host:port" to listen on
+  std::vector<std::string> tcp;
+  // Files to tail: path and domain ("" = each line's app-name).
+  std::vector<std::pair<std::string, std::string>> tails;
+  std::string state_dir;  // tail offsets
+  size_t max_message_bytes = 64 * 1024;
+  size_t spool_max_bytes = size_t{256} << 20;  // then the oldest batches are dropped
+  size_t batch_lines = 500;
+  absl::Duration batch_delay = absl::Milliseconds(100);
+};
+
 struct AgentOptions {
   std::string node;
   std::string station = "station";
   nats::ConnectOptions nats;
+  // When set, the agent uses this connection (not owned; it must outlive the agent)
+  // instead of making its own: many simulated nodes can share a few connections.
+  natsConnection* shared_connection = nullptr;
   absl::Duration heartbeat = absl::Seconds(5);
   size_t queue_capacity = 64;  // per subject
   RestartPolicy restart;
   MethodLimits limits;
   OutboxOptions outbox;
+  SyslogOptions syslog;
   // How long Shutdown waits for undelivered results before giving up on them
   // (they stay in a persistent spool, when there is one).
   absl::Duration shutdown_flush = absl::Milliseconds(500);
@@ -59,7 +78,10 @@ class Agent {
                                                       std::unique_ptr<CommandRunner> runner,
                                                       std::unique_ptr<CommandLog> log,
                                                       std::unique_ptr<Spool> spool,
-                                                      std::vector<proto::Ack> interrupted = {});
+                                                      std::vector<proto::Ack> interrupted = {},
+                                                      std::unique_ptr<Spool> log_spool = nullptr);
+  // The ports the syslog listeners bound (in the order configured: udp, then tcp).
+  std::vector<uint16_t> syslog_ports() const;
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -83,7 +105,9 @@ class Agent {
 
   Agent(AgentOptions options, MethodRegistry methods, std::unique_ptr<CommandRunner> runner,
         std::unique_ptr<CommandLog> log);
-  absl::Status Init(std::unique_ptr<Spool> spool, const std::vector<proto::Ack>& interrupted);
+  absl::Status Init(std::unique_ptr<Spool> spool, const std::vector<proto::Ack>& interrupted,
+                    std::unique_ptr<Spool> log_spool);
+  absl::Status StartSyslog(std::unique_ptr<Spool> log_spool);
 
   absl::Status DispatchLoop(ProcessContext& ctx);
   void Route(ProcessContext& ctx, nats::MsgPtr msg);
@@ -111,13 +135,20 @@ class Agent {
   absl::Notification cancel_;  // running commands: stop now
   absl::Notification fatal_;
   std::atomic<bool> fatal_flag_{false};  // Notify() only once
-  std::atomic<bool> hello_now_{true};
+  absl::Mutex hello_mu_;
+  bool hello_now_ ABSL_GUARDED_BY(hello_mu_) = true;      // send a hello without waiting
+  bool hello_stop_ ABSL_GUARDED_BY(hello_mu_) = false;    // shutting down
+  bool hello_confirmed_ ABSL_GUARDED_BY(hello_mu_) = false;  // the station stored the last one
 
   // Declaration order is destruction order reversed: the connection outlives the pump,
   // the pump the outbox, the outbox the supervisor.
-  nats::ConnectionPtr conn_;
+  nats::ConnectionPtr owned_conn_;
+  natsConnection* conn_ = nullptr;  // owned_conn_ or the shared one
   std::unique_ptr<RequestPump> pump_;
   std::unique_ptr<Outbox> outbox_;
+  std::unique_ptr<Outbox> log_outbox_;  // syslog batches, drop-oldest when full
+  std::unique_ptr<syslog::Forwarder> forwarder_;
+  std::vector<std::unique_ptr<syslog::Input>> inputs_;
   std::unique_ptr<Supervisor> supervisor_;
 
   absl::Mutex mu_;

@@ -27,6 +27,10 @@ const std::vector<std::string>& Migrations() {
       "  id TEXT PRIMARY KEY,"
       "  subject TEXT NOT NULL,"
       "  data BLOB NOT NULL);",
+      // 2: several spools in one table (results/events, logs), with a line weight.
+      "ALTER TABLE spool ADD COLUMN kind TEXT NOT NULL DEFAULT '';"
+      "ALTER TABLE spool ADD COLUMN weight INTEGER NOT NULL DEFAULT 1;"
+      "CREATE INDEX spool_kind ON spool(kind, id);",
   };
   return *kMigrations;
 }
@@ -56,14 +60,16 @@ class AgentStore::StoreCommandLog final : public CommandLog {
 
 class AgentStore::StoreSpool final : public Spool {
  public:
-  explicit StoreSpool(std::shared_ptr<AgentStore> store) : store_(std::move(store)) {}
+  StoreSpool(std::shared_ptr<AgentStore> store, std::string kind)
+      : store_(std::move(store)), kind_(std::move(kind)) {}
 
-  absl::Status Put(const OutboxItem& item) override { return store_->SpoolPut(item); }
-  absl::Status Remove(const std::string& id) override { return store_->SpoolRemove(id); }
-  absl::StatusOr<std::vector<OutboxItem>> LoadAll() override { return store_->SpoolLoadAll(); }
+  absl::Status Put(const OutboxItem& item) override { return store_->SpoolPut(kind_, item); }
+  absl::Status Remove(const std::string& id) override { return store_->SpoolRemove(kind_, id); }
+  absl::StatusOr<std::vector<OutboxItem>> LoadAll() override { return store_->SpoolLoadAll(kind_); }
 
  private:
   const std::shared_ptr<AgentStore> store_;
+  const std::string kind_;
 };
 
 absl::StatusOr<std::shared_ptr<AgentStore>> AgentStore::Open(const std::string& data_dir,
@@ -96,8 +102,8 @@ std::unique_ptr<CommandLog> AgentStore::NewCommandLog() {
   return std::make_unique<StoreCommandLog>(shared_from_this());
 }
 
-std::unique_ptr<Spool> AgentStore::NewSpool() {
-  return std::make_unique<StoreSpool>(shared_from_this());
+std::unique_ptr<Spool> AgentStore::NewSpool(const std::string& kind) {
+  return std::make_unique<StoreSpool>(shared_from_this(), kind);
 }
 
 absl::Status AgentStore::Annotate(const absl::Status& status) const {
@@ -192,40 +198,48 @@ absl::StatusOr<int64_t> AgentStore::PruneCommandLog(absl::Duration age) {
   return out;
 }
 
-absl::Status AgentStore::SpoolPut(const OutboxItem& item) {
+absl::Status AgentStore::SpoolPut(const std::string& kind, const OutboxItem& item) {
   absl::MutexLock lock(&mu_);
   auto run = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
     STEWARD_ASSIGN_OR_RETURN(
         sqlite::Statement st,
-        db_.Prepare("INSERT OR REPLACE INTO spool(id, subject, data) VALUES (?1, ?2, ?3)"));
+        db_.Prepare("INSERT OR REPLACE INTO spool(id, subject, data, kind, weight) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5)"));
     STEWARD_RETURN_IF_ERROR(st.Bind(1, absl::string_view(item.id)));
     STEWARD_RETURN_IF_ERROR(st.Bind(2, absl::string_view(item.subject)));
     STEWARD_RETURN_IF_ERROR(st.BindBlob(3, item.data));
+    STEWARD_RETURN_IF_ERROR(st.Bind(4, absl::string_view(kind)));
+    STEWARD_RETURN_IF_ERROR(st.Bind(5, static_cast<int64_t>(item.weight)));
     return st.Step().status();
   };
   return Annotate(run());
 }
 
-absl::Status AgentStore::SpoolRemove(const std::string& id) {
+absl::Status AgentStore::SpoolRemove(const std::string& kind, const std::string& id) {
   absl::MutexLock lock(&mu_);
   auto run = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
-    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db_.Prepare("DELETE FROM spool WHERE id = ?1"));
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
+                             db_.Prepare("DELETE FROM spool WHERE id = ?1 AND kind = ?2"));
     STEWARD_RETURN_IF_ERROR(st.Bind(1, absl::string_view(id)));
+    STEWARD_RETURN_IF_ERROR(st.Bind(2, absl::string_view(kind)));
     return st.Step().status();
   };
   return Annotate(run());
 }
 
-absl::StatusOr<std::vector<OutboxItem>> AgentStore::SpoolLoadAll() {
+absl::StatusOr<std::vector<OutboxItem>> AgentStore::SpoolLoadAll(const std::string& kind) {
   absl::MutexLock lock(&mu_);
   auto run = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<std::vector<OutboxItem>> {
-    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
-                             db_.Prepare("SELECT id, subject, data FROM spool ORDER BY id"));
+    STEWARD_ASSIGN_OR_RETURN(
+        sqlite::Statement st,
+        db_.Prepare("SELECT id, subject, data, weight FROM spool WHERE kind = ?1 ORDER BY id"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, absl::string_view(kind)));
     std::vector<OutboxItem> out;
     while (true) {
       STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) break;
-      out.push_back(OutboxItem{st.ColumnText(0), st.ColumnText(1), st.ColumnBlob(2)});
+      out.push_back(OutboxItem{st.ColumnText(0), st.ColumnText(1), st.ColumnBlob(2),
+                               static_cast<uint64_t>(st.ColumnInt(3))});
     }
     return out;
   };

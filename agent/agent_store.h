@@ -51,7 +51,9 @@ class AgentStore : public std::enable_shared_from_this<AgentStore> {
 
   // The command log and the spool both live in this store and keep it alive.
   std::unique_ptr<CommandLog> NewCommandLog();
-  std::unique_ptr<Spool> NewSpool();
+  // Spools of different kinds ("" for results and events, "logs" for syslog lines)
+  // share the file and never see each other's items.
+  std::unique_ptr<Spool> NewSpool(const std::string& kind = "");
 
   // Commands recorded as RECEIVED with no RESULT, oldest first: the agent stopped
   // (crash, kill -9, power loss) while they ran.
@@ -72,9 +74,10 @@ class AgentStore : public std::enable_shared_from_this<AgentStore> {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status RecordCommand(const proto::Ack& ack) ABSL_LOCKS_EXCLUDED(mu_);
   // For StoreSpool.
-  absl::Status SpoolPut(const OutboxItem& item) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status SpoolRemove(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<std::vector<OutboxItem>> SpoolLoadAll() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status SpoolPut(const std::string& kind, const OutboxItem& item) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status SpoolRemove(const std::string& kind, const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::vector<OutboxItem>> SpoolLoadAll(const std::string& kind)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // `status` with the database path in front of its message.
   absl::Status Annotate(const absl::Status& status) const;

@@ -1,7 +1,9 @@
 // steward-agent: runs on every edge unit; see agent/agent.h.
 #include <signal.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -19,6 +21,12 @@ ABSL_FLAG(std::string, data_dir, "/var/lib/steward",
 ABSL_FLAG(absl::Duration, keep_results, absl::Hours(24 * 7),
           "Forget finished commands' records after this long");
 ABSL_FLAG(absl::Duration, heartbeat, absl::Seconds(5), "Interval between hello events");
+ABSL_FLAG(std::vector<std::string>, syslog_udp, {}, "Receive syslog on these UDP host:port");
+ABSL_FLAG(std::vector<std::string>, syslog_tcp, {}, "Receive syslog on these TCP host:port (RFC 6587)");
+ABSL_FLAG(std::vector<std::string>, tail, {},
+          "Follow these files, PATH[:DOMAIN] (default domain: each line's app-name)");
+ABSL_FLAG(int64_t, syslog_max_message, 64 * 1024, "Longer syslog messages are truncated");
+ABSL_FLAG(int64_t, syslog_spool_mb, 256, "Log spool limit; beyond it the oldest lines are dropped");
 ABSL_FLAG(std::string, creds, "", "NATS credentials file");
 ABSL_FLAG(std::string, user, "", "NATS user name");
 ABSL_FLAG(std::string, password_file, "", "File holding the NATS password");
@@ -44,6 +52,21 @@ int main(int argc, char** argv) {
   opts.nats.creds_file = absl::GetFlag(FLAGS_creds);
   opts.nats.user = absl::GetFlag(FLAGS_user);
   opts.nats.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  opts.syslog.udp = absl::GetFlag(FLAGS_syslog_udp);
+  opts.syslog.tcp = absl::GetFlag(FLAGS_syslog_tcp);
+  for (const std::string& t : absl::GetFlag(FLAGS_tail)) {
+    const size_t colon = t.rfind(':');
+    if (colon == std::string::npos || colon == 0) {
+      opts.syslog.tails.emplace_back(t, "");
+    } else {
+      opts.syslog.tails.emplace_back(t.substr(0, colon), t.substr(colon + 1));
+    }
+  }
+  opts.syslog.state_dir = absl::GetFlag(FLAGS_data_dir) + "/tail";
+  opts.syslog.max_message_bytes = static_cast<size_t>(std::max<int64_t>(256, absl::GetFlag(FLAGS_syslog_max_message)));
+  opts.syslog.spool_max_bytes =
+      static_cast<size_t>(std::max<int64_t>(1, absl::GetFlag(FLAGS_syslog_spool_mb))) << 20;
+
   auto store = steward::agent::AgentStore::Open(absl::GetFlag(FLAGS_data_dir));
   if (!store.ok()) {
     fmt::print(stderr, "steward-agent: {}\n", store.status().message());
@@ -63,7 +86,8 @@ int main(int argc, char** argv) {
   {
     auto agent = steward::agent::Agent::Start(
         opts, steward::agent::BuiltinMethods(), steward::agent::NewPosixCommandRunner(),
-        (*store)->NewCommandLog(), (*store)->NewSpool(), *std::move(interrupted));
+        (*store)->NewCommandLog(), (*store)->NewSpool(), *std::move(interrupted),
+        (*store)->NewSpool("logs"));
     if (!agent.ok()) {
       fmt::print(stderr, "steward-agent: {}\n", agent.status().message());
       return 2;

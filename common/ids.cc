@@ -83,8 +83,9 @@ bool IsValidId(absl::string_view id) {
 
 int64_t IdUnixMillis(absl::string_view id) {
   int64_t ms = 0;
+  // The first 10 chars carry 50 bits: the two zero padding bits, then the 48-bit time.
   for (int i = 0; i < 10; ++i) ms = (ms << 5) | DecodeChar(id[i]);
-  return ms >> 2;  // The first 10 chars carry 50 bits; the time is the top 48.
+  return ms;
 }
 
 }  // namespace steward

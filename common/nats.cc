@@ -21,6 +21,8 @@ struct Callbacks {
   std::function<void()> on_reconnected;
 };
 
+void OnConnected(natsConnection*, void*) {}
+
 void OnDisconnected(natsConnection*, void* closure) {
   auto* cb = static_cast<Callbacks*>(closure);
   if (cb->on_disconnected) cb->on_disconnected();
@@ -79,10 +81,20 @@ absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts) {
       "SetReconnectWait"));
   if (opts.keep_trying) {
     STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetMaxReconnect(o, -1), "SetMaxReconnect"));
+    // With a connected callback, natsConnection_Connect returns NATS_NOT_YET_CONNECTED at
+    // once and keeps trying in the background; without one it would block until connected.
     STEWARD_RETURN_IF_ERROR(ToStatus(
-        natsOptions_SetRetryOnFailedConnect(o, true, nullptr, nullptr), "SetRetryOnFailedConnect"));
+        natsOptions_SetRetryOnFailedConnect(o, true, &OnConnected, nullptr), "SetRetryOnFailedConnect"));
   } else {
     STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetAllowReconnect(o, false), "SetAllowReconnect"));
+  }
+  if (!opts.inbox_prefix.empty()) {
+    STEWARD_RETURN_IF_ERROR(ToStatus(
+        natsOptions_SetCustomInboxPrefix(o, opts.inbox_prefix.c_str()), "SetCustomInboxPrefix"));
+  }
+  if (opts.global_delivery) {
+    STEWARD_RETURN_IF_ERROR(
+        ToStatus(natsOptions_UseGlobalMessageDelivery(o, true), "UseGlobalMessageDelivery"));
   }
   if (!opts.user.empty()) {
     STEWARD_RETURN_IF_ERROR(ToStatus(
@@ -173,12 +185,13 @@ absl::Status Flush(natsConnection* nc, absl::Duration timeout) {
   return ToStatus(natsConnection_FlushTimeout(nc, absl::ToInt64Milliseconds(timeout)), "flush");
 }
 
-std::string NewInbox() {
+std::string NewInbox(absl::string_view prefix) {
   natsInbox* inbox = nullptr;
   if (natsInbox_Create(&inbox) != NATS_OK) abort();  // Out of memory only.
-  std::string out(inbox);
+  std::string out(inbox);  // "_INBOX.<nuid>"
   natsInbox_Destroy(inbox);
-  return out;
+  if (prefix.empty()) return out;
+  return absl::StrCat(prefix, out.substr(out.find('.')));
 }
 
 }  // namespace steward::nats

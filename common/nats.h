@@ -60,6 +60,13 @@ struct ConnectOptions {
   std::string password;
   std::string creds_file;
   std::string tls_ca_file;
+  // Reply subjects start with this ("_INBOX" when empty). Per-node prefixes let the
+  // broker confine each node to its own replies ("_INBOX_<node>.>").
+  std::string inbox_prefix;
+  // Deliver async subscriptions' messages from nats.c's shared thread pool instead of a
+  // thread per subscription (for processes with very many subscriptions; the pool size
+  // is set with nats_SetMessageDeliveryPoolSize).
+  bool global_delivery = false;
   // Called from a nats.c thread on disconnect / reconnect (keep them short).
   std::function<void()> on_disconnected;
   std::function<void()> on_reconnected;
@@ -91,8 +98,8 @@ absl::StatusOr<MsgPtr> Request(natsConnection* nc, const std::string& subject,
 
 absl::Status Flush(natsConnection* nc, absl::Duration timeout);
 
-// A fresh unique inbox subject ("_INBOX.<nuid>").
-std::string NewInbox();
+// A fresh unique inbox subject ("<prefix>.<nuid>", prefix "_INBOX" when empty).
+std::string NewInbox(absl::string_view prefix = "");
 
 inline absl::string_view Data(natsMsg* m) {
   return absl::string_view(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));

@@ -48,6 +48,8 @@ absl::Status Outbox::Start() {
   const absl::Time now = absl::Now();
   for (OutboxItem& item : *items) {
     std::string id = item.id;
+    bytes_ += item.data.size();
+    schedule_.emplace(now, id);
     entries_.emplace(std::move(id), Entry{std::move(item), 0, now, false});
   }
   if (!entries_.empty()) STEWARD_LOG_INFO("outbox: {} spooled messages to deliver", entries_.size());
@@ -58,27 +60,69 @@ absl::Status Outbox::Start() {
 absl::Status Outbox::Enqueue(OutboxItem item) {
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::FailedPreconditionError("outbox is shut down");
-  if (entries_.size() >= options_.max_items) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("outbox full (", options_.max_items, " undelivered messages)"));
+  while (FullLocked(item.data.size())) {
+    if (!options_.drop_oldest || !DropOldestLocked()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "outbox full (", entries_.size(), " undelivered messages, ", bytes_, " bytes)"));
+    }
   }
   if (absl::Status st = spool_->Put(item); !st.ok()) return st;
+  bytes_ += item.data.size();
+  const absl::Time now = absl::Now();
   std::string id = item.id;
-  entries_.emplace(std::move(id), Entry{std::move(item), 0, absl::Now(), false});
+  schedule_.emplace(now, id);
+  entries_.emplace(std::move(id), Entry{std::move(item), 0, now, false});
   return absl::OkStatus();
 }
 
 void Outbox::Kick() {
   absl::MutexLock lock(&mu_);
   const absl::Time now = absl::Now();
+  schedule_.clear();
   for (auto& [id, e] : entries_) {
-    if (!e.in_flight) e.next_attempt = now;
+    if (e.in_flight) continue;
+    e.next_attempt = now;
+    schedule_.emplace(now, id);
   }
 }
 
 size_t Outbox::pending() const {
   absl::MutexLock lock(&mu_);
   return entries_.size();
+}
+
+size_t Outbox::pending_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return bytes_;
+}
+
+uint64_t Outbox::dropped() const {
+  absl::MutexLock lock(&mu_);
+  return dropped_;
+}
+
+bool Outbox::FullLocked(size_t adding) const {
+  if (entries_.size() >= options_.max_items) return true;
+  return options_.max_bytes > 0 && !entries_.empty() && bytes_ + adding > options_.max_bytes;
+}
+
+bool Outbox::DropOldestLocked() {
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->second.in_flight) continue;
+    schedule_.erase({it->second.next_attempt, it->first});
+    dropped_ += it->second.item.weight;
+    if (absl::Status st = spool_->Remove(it->first); !st.ok()) {
+      STEWARD_LOG_ERROR("outbox: cannot drop {} from the spool: {}", it->first, st.ToString());
+    }
+    EraseLocked(it);
+    return true;
+  }
+  return false;
+}
+
+void Outbox::EraseLocked(std::map<std::string, Entry>::iterator it) {
+  bytes_ -= it->second.item.data.size();
+  entries_.erase(it);
 }
 
 bool Outbox::WaitEmpty(absl::Duration timeout) {
@@ -89,19 +133,16 @@ bool Outbox::WaitEmpty(absl::Duration timeout) {
 
 bool Outbox::HasDueLocked() const {
   if (stopping_) return true;
-  if (in_flight_ >= options_.max_in_flight) return false;
-  const absl::Time now = absl::Now();
-  for (const auto& [id, e] : entries_) {
-    if (!e.in_flight && e.next_attempt <= now) return true;
-  }
-  return false;
+  return in_flight_ < options_.max_in_flight && !schedule_.empty() &&
+         schedule_.begin()->first <= absl::Now();
 }
 
-void Outbox::ScheduleRetryLocked(Entry& e) {
+void Outbox::ScheduleRetryLocked(const std::string& id, Entry& e) {
   ++e.attempts;
   absl::Duration backoff = options_.initial_backoff;
   for (int i = 1; i < e.attempts && backoff < options_.max_backoff; ++i) backoff *= 2;
   e.next_attempt = absl::Now() + std::min(backoff, options_.max_backoff);
+  schedule_.emplace(e.next_attempt, id);
 }
 
 void Outbox::SendLoop() {
@@ -110,12 +151,17 @@ void Outbox::SendLoop() {
     std::vector<std::string> ids;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(this, &Outbox::HasDueLocked), absl::Milliseconds(100));
+      // Sleep until the next entry is due; an Enqueue, a reply or Shutdown re-checks.
+      const absl::Time next = schedule_.empty() ? absl::InfiniteFuture() : schedule_.begin()->first;
+      mu_.AwaitWithDeadline(absl::Condition(this, &Outbox::HasDueLocked),
+                            std::min(next, absl::Now() + absl::Seconds(1)));
       if (stopping_) return;
       const absl::Time now = absl::Now();
-      for (auto& [id, e] : entries_) {
-        if (in_flight_ >= options_.max_in_flight) break;
-        if (e.in_flight || e.next_attempt > now) continue;
+      while (!schedule_.empty() && in_flight_ < options_.max_in_flight &&
+             schedule_.begin()->first <= now) {
+        const std::string id = schedule_.begin()->second;
+        schedule_.erase(schedule_.begin());
+        Entry& e = entries_.at(id);
         e.in_flight = true;
         ++in_flight_;
         ids.push_back(id);
@@ -151,13 +197,13 @@ void Outbox::OnResult(const std::string& id, RequestPump::Result result, nats::M
   --in_flight_;
   it->second.in_flight = false;
   if (!done) {
-    ScheduleRetryLocked(it->second);
+    ScheduleRetryLocked(id, it->second);
     return;
   }
   if (absl::Status st = spool_->Remove(id); !st.ok()) {
     STEWARD_LOG_ERROR("outbox: cannot remove {} from the spool: {}", id, st.ToString());
   }
-  entries_.erase(it);
+  EraseLocked(it);
 }
 
 void Outbox::Shutdown() {

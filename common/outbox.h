@@ -9,7 +9,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
+#include <set>
+#include <utility>
 #include <memory>
 #include <string>
 #include <thread>
@@ -28,6 +31,7 @@ struct OutboxItem {
   std::string id;  // unique, time-ordered (an envelope id)
   std::string subject;
   std::string data;
+  uint64_t weight = 1;  // what it counts for when dropped (e.g. log lines)
 };
 
 // Where outbox items live until confirmed. Implementations are thread-compatible; the
@@ -47,6 +51,9 @@ std::unique_ptr<Spool> NewMemorySpool();
 struct OutboxOptions {
   size_t max_in_flight = 256;
   size_t max_items = 100000;  // Enqueue refuses beyond this (ResourceExhausted)
+  size_t max_bytes = 0;       // total data held; 0 = no byte limit
+  // When full, drop the oldest items (counted in dropped()) instead of refusing.
+  bool drop_oldest = false;
   absl::Duration ack_timeout = absl::Seconds(2);
   absl::Duration initial_backoff = absl::Milliseconds(200);
   absl::Duration max_backoff = absl::Seconds(5);
@@ -67,6 +74,9 @@ class Outbox {
   // Kick makes every waiting item due now (e.g. the connection came back).
   void Kick() ABSL_LOCKS_EXCLUDED(mu_);
   size_t pending() const ABSL_LOCKS_EXCLUDED(mu_);
+  size_t pending_bytes() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Total weight of the items dropped because the outbox was full (drop_oldest).
+  uint64_t dropped() const ABSL_LOCKS_EXCLUDED(mu_);
   // Blocks until nothing is pending or `timeout` passes; returns whether it drained.
   bool WaitEmpty(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
@@ -81,8 +91,12 @@ class Outbox {
   void SendLoop() ABSL_LOCKS_EXCLUDED(mu_);
   void OnResult(const std::string& id, RequestPump::Result result, nats::MsgPtr msg)
       ABSL_LOCKS_EXCLUDED(mu_);
-  void ScheduleRetryLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ScheduleRetryLocked(const std::string& id, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HasDueLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool FullLocked(size_t adding) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the oldest entry not in flight; false when there is none.
+  bool DropOldestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EraseLocked(std::map<std::string, Entry>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   RequestPump* const pump_;
   const OutboxOptions options_;
@@ -90,7 +104,11 @@ class Outbox {
   std::unique_ptr<Spool> spool_ ABSL_GUARDED_BY(mu_);
   // Ordered by id, i.e. by creation time.
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  // Entries not in flight, by next attempt (then id): what the sender looks at.
+  std::set<std::pair<absl::Time, std::string>> schedule_ ABSL_GUARDED_BY(mu_);
   size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread sender_;
 };

@@ -23,6 +23,7 @@ inline constexpr char kMethodShell[] = "shellcommand";
 inline constexpr char kEventResult[] = "result";
 inline constexpr char kEventHello[] = "hello";
 inline constexpr char kEventErrorLog[] = "errorlog";
+inline constexpr char kEventSyslog[] = "syslogforwarding";
 // Methods of the station that stewardctl calls.
 inline constexpr char kStationSubmit[] = "submit";
 inline constexpr char kStationWait[] = "wait";
@@ -31,6 +32,7 @@ inline constexpr char kStationNodes[] = "nodes";
 inline constexpr char kStationShow[] = "show";
 inline constexpr char kStationHistory[] = "history";
 inline constexpr char kStationCancel[] = "cancel";
+inline constexpr char kStationLogs[] = "logs";
 // Published by the station when a node goes online or offline.
 inline constexpr char kEventNodeState[] = "nodestate";
 inline constexpr char kCliDomain[] = "cli";

@@ -11,8 +11,9 @@
 
 namespace steward {
 
-absl::StatusOr<std::unique_ptr<RequestPump>> RequestPump::Create(natsConnection* nc) {
-  std::unique_ptr<RequestPump> pump(new RequestPump(nc));
+absl::StatusOr<std::unique_ptr<RequestPump>> RequestPump::Create(natsConnection* nc,
+                                                                 absl::string_view inbox_prefix) {
+  std::unique_ptr<RequestPump> pump(new RequestPump(nc, inbox_prefix));
   STEWARD_ASSIGN_OR_RETURN(pump->sub_, nats::SubscribeAsync(nc, pump->prefix_ + "*",
                                                             &RequestPump::OnMsg, pump.get(),
                                                             /*max_pending_msgs=*/65536));
@@ -23,7 +24,8 @@ absl::StatusOr<std::unique_ptr<RequestPump>> RequestPump::Create(natsConnection*
   return pump;
 }
 
-RequestPump::RequestPump(natsConnection* nc) : nc_(nc), prefix_(nats::NewInbox() + ".") {}
+RequestPump::RequestPump(natsConnection* nc, absl::string_view inbox_prefix)
+    : nc_(nc), prefix_(nats::NewInbox(inbox_prefix) + ".") {}
 
 RequestPump::~RequestPump() { Shutdown(); }
 
@@ -36,6 +38,7 @@ absl::Status RequestPump::Send(const std::string& subject, absl::string_view dat
     token = next_token_++;
     const absl::Time deadline = absl::Now() + timeout;
     pending_.emplace(token, Pending{std::move(cb), deadline});
+    if (deadlines_.empty() || deadline < deadlines_.begin()->first) wake_timer_ = true;
     deadlines_.emplace(deadline, token);
   }
   absl::Status st = nats::Publish(nc_, subject, data, absl::StrCat(prefix_, token));
@@ -79,9 +82,12 @@ void RequestPump::HandleReply(nats::MsgPtr msg) {
 void RequestPump::TimerLoop() {
   while (!stop_.HasBeenNotified()) {
     std::vector<Callback> expired;
-    absl::Duration wait = absl::Milliseconds(50);
     {
       absl::MutexLock lock(&mu_);
+      // Sleep until the earliest deadline, an earlier one arriving, or shutdown.
+      const absl::Time next = deadlines_.empty() ? absl::InfiniteFuture() : deadlines_.begin()->first;
+      mu_.AwaitWithDeadline(absl::Condition(&wake_timer_), next);
+      wake_timer_ = false;
       const absl::Time now = absl::Now();
       while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
         auto it = pending_.find(deadlines_.begin()->second);
@@ -91,10 +97,8 @@ void RequestPump::TimerLoop() {
         }
         deadlines_.erase(deadlines_.begin());
       }
-      if (!deadlines_.empty()) wait = std::min(wait, deadlines_.begin()->first - now);
     }
     for (Callback& cb : expired) cb(Result::kTimeout, nullptr);
-    stop_.WaitForNotificationWithTimeout(std::max(wait, absl::Milliseconds(1)));
   }
 }
 
@@ -108,6 +112,7 @@ void RequestPump::Shutdown() {
     absl::MutexLock lock(&mu_);
     if (stop_.HasBeenNotified()) return;
     stop_.Notify();
+    wake_timer_ = true;
   }
   if (timer_.joinable()) timer_.join();
   if (sub_ && natsSubscription_Unsubscribe(sub_.get()) == NATS_OK) {

@@ -29,7 +29,9 @@ class RequestPump {
   // `msg` is set only for kReply.
   using Callback = std::function<void(Result, nats::MsgPtr msg)>;
 
-  static absl::StatusOr<std::unique_ptr<RequestPump>> Create(natsConnection* nc);
+  // `inbox_prefix` must match the connection's (ConnectOptions::inbox_prefix).
+  static absl::StatusOr<std::unique_ptr<RequestPump>> Create(natsConnection* nc,
+                                                             absl::string_view inbox_prefix = "");
   ~RequestPump();
 
   // Send publishes `data` to `subject`; `cb` is called once, by `timeout` at the latest.
@@ -45,19 +47,20 @@ class RequestPump {
     Callback cb;
     absl::Time deadline;
   };
-  explicit RequestPump(natsConnection* nc);
+  RequestPump(natsConnection* nc, absl::string_view inbox_prefix);
   static void OnMsg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
   static void OnComplete(void* closure);
   void HandleReply(nats::MsgPtr msg) ABSL_LOCKS_EXCLUDED(mu_);
   void TimerLoop() ABSL_LOCKS_EXCLUDED(mu_);
 
   natsConnection* const nc_;
-  const std::string prefix_;  // "_INBOX.<nuid>."
+  const std::string prefix_;  // "<inbox prefix>.<nuid>."
   nats::SubscriptionPtr sub_;
   mutable absl::Mutex mu_;
   uint64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(mu_);
   std::multimap<absl::Time, uint64_t> deadlines_ ABSL_GUARDED_BY(mu_);
+  bool wake_timer_ ABSL_GUARDED_BY(mu_) = false;  // an earlier deadline arrived, or stop
   absl::Notification stop_;
   absl::Notification sub_complete_;  // nats.c will deliver no more messages
   std::thread timer_;

@@ -12,6 +12,10 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(options.station));
   options.nats.keep_trying = false;
   if (options.nats.name.empty()) options.nats.name = "stewardctl";
+  // Replies come to the operator's own inboxes (the broker confines them there).
+  if (options.nats.inbox_prefix.empty() && !options.nats.user.empty()) {
+    options.nats.inbox_prefix = "_INBOX_" + options.nats.user;
+  }
   std::unique_ptr<Client> c(new Client(std::move(options)));
   absl::StatusOr<nats::ConnectionPtr> conn = nats::Connect(c->options_.nats);
   if (!conn.ok()) {
@@ -86,6 +90,10 @@ absl::StatusOr<proto::CommandStates> Client::Show(const std::vector<std::string>
 absl::StatusOr<proto::CommandStates> Client::History(const proto::HistoryRequest& req,
                                                      absl::Duration timeout) {
   return ParseAs<proto::CommandStates>(Call(kStationHistory, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::LogsReply> Client::Logs(const proto::LogsRequest& req, absl::Duration timeout) {
+  return ParseAs<proto::LogsReply>(Call(kStationLogs, req.SerializeAsString(), timeout));
 }
 
 absl::StatusOr<proto::CommandStates> Client::Cancel(const std::vector<std::string>& ids,

@@ -41,6 +41,7 @@ class Client {
                                             absl::Duration timeout);
   absl::StatusOr<proto::CommandStates> History(const proto::HistoryRequest& req,
                                                absl::Duration timeout);
+  absl::StatusOr<proto::LogsReply> Logs(const proto::LogsRequest& req, absl::Duration timeout);
   absl::StatusOr<proto::CommandStates> Cancel(const std::vector<std::string>& ids,
                                               absl::Duration timeout);
   absl::StatusOr<proto::PingReply> Ping(const std::string& node, absl::Duration wait);

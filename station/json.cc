@@ -64,11 +64,14 @@ std::string NodeJson(const proto::NodeInfo& n) {
   return fmt::format(
       "{{\"node\":{},\"online\":{},\"since_unix_ms\":{},\"last_heard_unix_ms\":{},\"version\":{},"
       "\"hostname\":{},\"os\":{},\"methods\":{},\"heartbeat_ms\":{},\"load1\":{},"
-      "\"last_command_id\":{},\"last_command_state\":{},\"pending\":{},\"errors\":{}}}",
+      "\"last_command_id\":{},\"last_command_state\":{},\"pending\":{},\"errors\":{},"
+      "\"last_log_unix_ms\":{},\"log_lines\":{},\"log_errors\":{},\"log_errors_per_min\":{},"
+      "\"log_dropped\":{}}}",
       JsonString(n.name()), n.online() ? "true" : "false", n.since_unix_ms(), n.last_heard_unix_ms(),
       JsonString(n.version()), JsonString(n.hostname()), JsonString(n.os()), Strings(n.methods()),
       n.heartbeat_ms(), n.load1(), JsonString(n.last_command_id()), JsonString(n.last_command_state()),
-      n.pending(), n.errors());
+      n.pending(), n.errors(), n.last_log_unix_ms(), n.log_lines(), n.log_errors(), n.log_errors_per_min(),
+      n.log_dropped());
 }
 
 std::string CommandJson(const proto::CommandState& c) {

@@ -63,8 +63,10 @@ Station::~Station() { Shutdown(); }
 absl::Status Station::Init() {
   STEWARD_ASSIGN_OR_RETURN(store_, Store::Open(options_.data_dir));
   STEWARD_RETURN_IF_ERROR(Load());
-  STEWARD_ASSIGN_OR_RETURN(conn_, nats::Connect(options_.nats));
-  STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_.get()));
+  nats::ConnectOptions copts = options_.nats;
+  if (copts.inbox_prefix.empty()) copts.inbox_prefix = "_INBOX_" + options_.name;
+  STEWARD_ASSIGN_OR_RETURN(conn_, nats::Connect(copts));
+  STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_.get(), copts.inbox_prefix));
   STEWARD_ASSIGN_OR_RETURN(std::string intake,
                            subjects::KindPattern(options_.name, subjects::Kind::kCommand));
   STEWARD_ASSIGN_OR_RETURN(std::string events,
@@ -168,6 +170,7 @@ void Station::Serve(nats::MsgPtr msg, bool events) {
   if (m == kStationShow) return HandleShow(*env, reply);
   if (m == kStationHistory) return HandleHistory(*env, reply);
   if (m == kStationCancel) return HandleCancel(*env, reply);
+  if (m == kStationLogs) return HandleLogs(*env, reply);
   PublishAck(reply, RejectAck(env->id(), options_.name, absl::StrCat("unknown method ", m)));
 }
 
@@ -389,8 +392,15 @@ void Station::HandleNodes(const proto::Envelope& req, const std::string& reply) 
     std::sort(names.begin(), names.end());
     for (const std::string& name : names) {
       proto::NodeInfo* info = out.add_nodes();
-      *info = nodes_[name].info;
+      const Node& node = nodes_[name];
+      *info = node.info;
       info->set_pending(pending[name]);
+      const int64_t minute = NowUnixMillis() / 60000;
+      int64_t recent_errors = 0;
+      for (const auto& [m, n] : node.error_minutes) {
+        if (m > minute - 10) recent_errors += n;
+      }
+      info->set_log_errors_per_min(static_cast<double>(recent_errors) / 10.0);
     }
   }
   if (!nr.node().empty()) {
@@ -487,6 +497,7 @@ void Station::HandleEvent(const proto::Envelope& ev, const std::string& reply) {
     return PublishAck(reply, RejectAck(ev.id(), options_.name, absl::StrCat("bad sender: ", st.message())));
   }
   if (ev.method() == kEventResult) return HandleResult(ev, reply);
+  if (ev.method() == kEventSyslog) return HandleSyslog(ev, reply);
   proto::Ack stored = NewAck(ev.id(), options_.name, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
   absl::MutexLock lock(&mu_);
   if (ev.method() == kEventHello) {
@@ -555,6 +566,57 @@ void Station::HandleResult(const proto::Envelope& ev, const std::string& reply) 
   }
   HeardFromLocked(from);
   ApplyAckLocked(it->second, ack, answer);
+}
+
+void Station::HandleSyslog(const proto::Envelope& ev, const std::string& reply) {
+  proto::LogBatch batch;
+  if (!batch.ParseFromString(ev.payload())) {
+    return PublishAck(reply, RejectAck(ev.id(), options_.name, "malformed syslog batch"));
+  }
+  const std::string from = ev.from_node();
+  const uint64_t dropped = batch.dropped();
+  {
+    absl::MutexLock lock(&mu_);
+    HeardFromLocked(from);
+  }
+  auto counts = std::make_shared<Store::LogCounts>();
+  store_->Write(
+      Store::AddLogs(from, ev.id(), std::move(batch), counts),
+      [this, reply, from, dropped, counts, id = ev.id()](absl::Status st) {
+        if (!st.ok()) {
+          // Not stored: the agent keeps the batch and sends it again.
+          proto::Ack a = NewAck(id, options_.name, proto::STAGE_RESULT, proto::OUTCOME_ERROR);
+          a.set_error(std::string(st.message()));
+          return PublishAck(reply, a);
+        }
+        if (counts->stored > 0) {
+          absl::MutexLock lock(&mu_);
+          Node& node = NodeLocked(from);
+          const int64_t now_ms = NowUnixMillis();
+          node.info.set_last_log_unix_ms(now_ms);
+          node.info.set_log_lines(node.info.log_lines() + counts->stored);
+          node.info.set_log_errors(node.info.log_errors() + counts->errors);
+          node.info.set_log_dropped(node.info.log_dropped() + dropped);
+          const int64_t minute = now_ms / 60000;
+          if (node.error_minutes.empty() || node.error_minutes.back().first != minute) {
+            node.error_minutes.emplace_back(minute, 0);
+          }
+          node.error_minutes.back().second += counts->errors;
+          while (node.error_minutes.front().first <= minute - 10) node.error_minutes.pop_front();
+          store_->Write(Store::PutNode(node.info));
+        }
+        PublishAck(reply, NewAck(id, options_.name, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED));
+      });
+}
+
+void Station::HandleLogs(const proto::Envelope& req, const std::string& reply) {
+  proto::LogsRequest lr;
+  if (!lr.ParseFromString(req.payload())) {
+    return PublishAck(reply, RejectAck(req.id(), options_.name, "malformed logs request"));
+  }
+  absl::StatusOr<proto::LogsReply> out = store_->QueryLogs(lr);
+  if (!out.ok()) return PublishAck(reply, RejectAck(req.id(), options_.name, out.status().message()));
+  PublishAck(reply, OkReply(req.id(), options_.name, *out));
 }
 
 Station::Node& Station::NodeLocked(const std::string& name) {
@@ -704,7 +766,13 @@ void Station::Publish(std::vector<Outgoing>& out) {
 }
 
 void Station::DispatchLoop() {
+  absl::Time next_prune = absl::Now() + absl::Seconds(5);
   while (!stop_.HasBeenNotified()) {
+    if (absl::Now() >= next_prune) {
+      store_->Write(Store::PruneLogs(
+          absl::ToUnixMillis(absl::Now() - options_.log_retention), options_.log_max_lines));
+      next_prune = absl::Now() + options_.log_prune_every;
+    }
     struct Send {
       std::string id;
       std::string subject;

@@ -8,6 +8,7 @@
 // Thread-safe. One mutex guards the ledger; NATS replies are published outside it.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +42,10 @@ struct StationOptions {
   absl::Duration default_heartbeat = absl::Seconds(5);
   // Terminal commands stay in memory this long (for waiters), then only in the ledger.
   absl::Duration keep_finished = absl::Seconds(30);
+  // Syslog retention: lines older than this, and beyond the newest max lines, go.
+  absl::Duration log_retention = absl::Hours(24 * 7);
+  int64_t log_max_lines = 10'000'000;
+  absl::Duration log_prune_every = absl::Minutes(1);
 };
 
 class Station {
@@ -62,6 +67,7 @@ class Station {
     proto::NodeInfo info;
     absl::Time last_heard = absl::InfinitePast();
     absl::Duration heartbeat;
+    std::deque<std::pair<int64_t, int64_t>> error_minutes;  // (unix minute, error lines)
   };
   struct Waiter {
     std::vector<std::string> ids;
@@ -96,6 +102,8 @@ class Station {
   // Events from nodes; the node is told "stored" only after the ledger committed.
   void HandleEvent(const proto::Envelope& ev, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
   void HandleResult(const proto::Envelope& ev, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleSyslog(const proto::Envelope& ev, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleLogs(const proto::Envelope& req, const std::string& reply);
 
   void OnNodeAck(const std::string& id, RequestPump::Result r, nats::MsgPtr msg)
       ABSL_LOCKS_EXCLUDED(mu_);

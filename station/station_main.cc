@@ -14,6 +14,8 @@ ABSL_FLAG(std::string, name, "station", "The station's node name");
 ABSL_FLAG(std::string, nats, "", "NATS URL (default $STEWARD_NATS_URL or nats://127.0.0.1:4222)");
 ABSL_FLAG(std::string, data_dir, "/var/lib/steward-station",
           "Directory for the station's ledger, station.db (created if missing)");
+ABSL_FLAG(absl::Duration, log_retention, absl::Hours(24 * 7), "Keep syslog lines this long");
+ABSL_FLAG(int64_t, log_max_lines, 10'000'000, "Keep at most this many syslog lines (newest)");
 ABSL_FLAG(std::string, creds, "", "NATS credentials file");
 ABSL_FLAG(std::string, tls_ca, "", "CA bundle: connect to NATS over TLS");
 
@@ -31,6 +33,8 @@ int main(int argc, char** argv) {
   opts.nats.creds_file = absl::GetFlag(FLAGS_creds);
   opts.nats.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
   opts.data_dir = absl::GetFlag(FLAGS_data_dir);
+  opts.log_retention = absl::GetFlag(FLAGS_log_retention);
+  opts.log_max_lines = absl::GetFlag(FLAGS_log_max_lines);
 
   steward::nats::Library nats_library;
   {

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/nats.h"
 #include "common/protocol.h"
+#include "common/severity.h"
 #include "station/client.h"
 #include "station/json.h"
 #include "station/station.h"
@@ -32,7 +33,8 @@ ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10),
 ABSL_FLAG(absl::Duration, wait, absl::ZeroDuration(),
           "send: how long to wait for results (default: --timeout for one node, 30s for a fan-out)");
 ABSL_FLAG(bool, all, false, "send: every known node");
-ABSL_FLAG(std::string, domain, "operatingsystem", "send: domain of the shellcommand subject");
+ABSL_FLAG(std::string, domain, "",
+          "send: domain of the shellcommand subject (default operatingsystem); logs: only this domain");
 ABSL_FLAG(bool, shell, false, "send: run the single argument through /bin/sh -c");
 ABSL_FLAG(std::string, cwd, "", "send: working directory on the node");
 ABSL_FLAG(std::vector<std::string>, env, {}, "send: KEY=VALUE,... added to the environment");
@@ -42,9 +44,13 @@ ABSL_FLAG(absl::Duration, ttl, absl::ZeroDuration(),
           "send: expire the command if not delivered within this long (default 24h)");
 ABSL_FLAG(bool, no_wait, false, "send: print the command ids and return at once");
 ABSL_FLAG(bool, json, false, "print JSON, one object per line");
-ABSL_FLAG(std::string, node, "", "history: only this node");
+ABSL_FLAG(std::string, node, "", "history, logs: only this node");
 ABSL_FLAG(std::string, state, "", "history: only commands in this state");
-ABSL_FLAG(int, limit, 20, "history: at most this many commands");
+ABSL_FLAG(int, limit, 0, "history: at most this many commands (20); logs: lines (100)");
+ABSL_FLAG(absl::Duration, since, absl::ZeroDuration(), "logs: only lines received within this long");
+ABSL_FLAG(std::string, severity, "", "logs: only lines this severe or worse (err, warning, ...)");
+ABSL_FLAG(std::string, grep, "", "logs: only lines whose message contains this text");
+ABSL_FLAG(bool, follow, false, "logs: keep printing new lines as they arrive");
 ABSL_FLAG(std::string, creds, "", "NATS credentials file");
 ABSL_FLAG(std::string, tls_ca, "", "CA bundle: connect to NATS over TLS");
 
@@ -128,7 +134,7 @@ steward::proto::SubmitRequest BuildSubmit(const std::string& nodes, const std::v
   req.set_all_nodes(absl::GetFlag(FLAGS_all));
   steward::proto::Envelope* cmd = req.mutable_command();
   cmd->set_method(steward::kMethodShell);
-  cmd->set_domain(absl::GetFlag(FLAGS_domain));
+  cmd->set_domain(absl::GetFlag(FLAGS_domain).empty() ? "operatingsystem" : absl::GetFlag(FLAGS_domain));
   for (const std::string& a : argv) cmd->add_argv(a);
   cmd->mutable_shell()->set_use_shell(absl::GetFlag(FLAGS_shell));
   cmd->mutable_shell()->set_working_dir(absl::GetFlag(FLAGS_cwd));
@@ -232,8 +238,10 @@ int Nodes(Client& client, const std::string& node) {
                n.pending(), n.last_command_id().empty() ? "-" : n.last_command_id() + " " + n.last_command_state());
     if (!node.empty()) {
       fmt::print("  hostname: {}\n  os: {}\n  load: {:.2f}\n  methods: {}\n  heartbeat: {} ms\n"
-                 "  errors reported: {}\n",
-                 n.hostname(), n.os(), n.load1(), absl::StrJoin(n.methods(), ", "), n.heartbeat_ms(), n.errors());
+                 "  errors reported: {}\n  last log: {}\n  log lines: {} ({} error or worse, {:.1f}/min "
+                 "over 10 min; {} dropped by the agent)\n",
+                 n.hostname(), n.os(), n.load1(), absl::StrJoin(n.methods(), ", "), n.heartbeat_ms(), n.errors(),
+                 Ago(n.last_log_unix_ms()), n.log_lines(), n.log_errors(), n.log_errors_per_min(), n.log_dropped());
     }
   }
   if (!node.empty() && nodes->recent_size() > 0) {
@@ -276,7 +284,7 @@ int History(Client& client) {
   steward::proto::HistoryRequest req;
   req.set_node(absl::GetFlag(FLAGS_node));
   req.set_state(absl::GetFlag(FLAGS_state));
-  req.set_limit(absl::GetFlag(FLAGS_limit));
+  req.set_limit(absl::GetFlag(FLAGS_limit) > 0 ? absl::GetFlag(FLAGS_limit) : 20);
   auto states = client.History(req, absl::GetFlag(FLAGS_timeout));
   if (!states.ok()) return Fail(std::string(states.status().message()));
   for (const CommandState& s : states->commands()) {
@@ -287,6 +295,82 @@ int History(Client& client) {
     }
   }
   return 0;
+}
+
+std::string LogJson(const steward::proto::LogEntry& e) {
+  const auto& r = e.record();
+  std::string sd = "[";
+  for (int i = 0; i < r.sd_size(); ++i) {
+    std::string params = "{";
+    for (int j = 0; j < r.sd(i).params_size(); ++j) {
+      params += fmt::format("{}{}:{}", j ? "," : "", steward::station::JsonString(r.sd(i).params(j).name()),
+                            steward::station::JsonString(r.sd(i).params(j).value()));
+    }
+    sd += fmt::format("{}{{\"id\":{},\"params\":{}}}}}", i ? "," : "", steward::station::JsonString(r.sd(i).id()),
+                      params);
+  }
+  sd += "]";
+  using steward::station::JsonString;
+  return fmt::format(
+      "{{\"node\":{},\"domain\":{},\"source\":{},\"format\":{},\"facility\":{},\"severity\":{},"
+      "\"severity_name\":{},\"timestamp_unix_us\":{},\"received_unix_us\":{},\"hostname\":{},"
+      "\"app_name\":{},\"procid\":{},\"msgid\":{},\"structured_data\":{},\"sd\":{},\"message\":{},"
+      "\"parse_error\":{},\"truncated\":{},\"cursor\":{}}}",
+      JsonString(e.node()), JsonString(r.domain()), JsonString(r.source()), JsonString(r.format()),
+      r.facility(), r.severity(), JsonString(steward::SeverityName(r.severity())), r.timestamp_unix_us(),
+      r.received_unix_us(), JsonString(r.hostname()), JsonString(r.app_name()), JsonString(r.procid()),
+      JsonString(r.msgid()), JsonString(r.structured_data()), sd, JsonString(r.message()),
+      r.parse_error() ? "true" : "false", r.truncated() ? "true" : "false", JsonString(e.cursor()));
+}
+
+void PrintLog(const steward::proto::LogEntry& e) {
+  if (absl::GetFlag(FLAGS_json)) {
+    fmt::print("{}\n", LogJson(e));
+    return;
+  }
+  const auto& r = e.record();
+  const int64_t us = r.timestamp_unix_us() != 0 ? r.timestamp_unix_us() : r.received_unix_us();
+  const std::string when = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMicros(us), absl::UTCTimeZone());
+  std::string what = r.app_name().empty() ? r.domain() : r.app_name();
+  if (!r.procid().empty()) what += "[" + r.procid() + "]";
+  fmt::print("{} {} {} {}: {}{}\n", when, e.node(), what, steward::SeverityName(r.severity()), r.message(),
+             r.truncated() ? " [truncated]" : "");
+}
+
+int Logs(Client& client) {
+  steward::proto::LogsRequest req;
+  req.set_node(absl::GetFlag(FLAGS_node));
+  req.set_domain(absl::GetFlag(FLAGS_domain));
+  req.set_grep(absl::GetFlag(FLAGS_grep));
+  req.set_limit(absl::GetFlag(FLAGS_limit) > 0 ? absl::GetFlag(FLAGS_limit) : 100);
+  req.set_max_severity(-1);
+  if (const std::string sev = absl::GetFlag(FLAGS_severity); !sev.empty()) {
+    const int n = steward::SeverityFromName(sev);
+    if (n < 0) return Fail("unknown severity \"" + sev + "\" (emerg alert crit err warning notice info debug)");
+    req.set_max_severity(n);
+  }
+  if (absl::GetFlag(FLAGS_since) > absl::ZeroDuration()) {
+    req.set_since_unix_ms(absl::ToUnixMillis(absl::Now() - absl::GetFlag(FLAGS_since)));
+  }
+  auto page = client.Logs(req, absl::GetFlag(FLAGS_timeout));
+  if (!page.ok()) return Fail(std::string(page.status().message()));
+  for (const auto& e : page->entries()) PrintLog(e);
+  std::fflush(stdout);
+  if (!absl::GetFlag(FLAGS_follow)) return 0;
+  req.set_after(page->cursor());
+  req.set_limit(1000);
+  while (true) {
+    auto next = client.Logs(req, absl::GetFlag(FLAGS_timeout));
+    if (!next.ok()) {
+      fmt::print(stderr, "stewardctl: {} (retrying)\n", next.status().message());
+    } else {
+      for (const auto& e : next->entries()) PrintLog(e);
+      std::fflush(stdout);
+      req.set_after(next->cursor());
+      if (next->entries_size() >= req.limit()) continue;  // more waiting
+    }
+    absl::SleepFor(absl::Milliseconds(300));
+  }
 }
 
 int Cancel(Client& client, const std::vector<std::string>& ids) {
@@ -302,7 +386,8 @@ int Cancel(Client& client, const std::vector<std::string>& ids) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "stewardctl [flags] send NODE[,NODE...]|--all -- COMMAND [ARG...] | ping NODE | nodes | "
-      "node NAME | show ID...|REQUEST-ID | cancel ID... | history [--node N] [--state S] [--limit N]");
+      "node NAME | show ID...|REQUEST-ID | cancel ID... | history [--node N] [--state S] [--limit N] | "
+      "logs [--node N] [--domain D] [--since 10m] [--severity warning] [--grep TEXT] [--follow]");
   std::vector<std::string> storage;
   std::vector<char*> cargs = steward::NormalizeFlags(argc, argv, storage);
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(cargs.size() - 1), cargs.data());
@@ -331,5 +416,6 @@ int main(int argc, char** argv) {
   if (sub == "show") return Show(c, args);
   if (sub == "history") return History(c);
   if (sub == "cancel") return Cancel(c, args);
+  if (sub == "logs") return Logs(c);
   return Fail("unknown subcommand \"" + sub + "\"; try --help");
 }

@@ -1,10 +1,13 @@
 // Store: SQLite ledger with a group-committing writer thread.
 #include "station/store.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/synchronization/notification.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -38,6 +41,26 @@ const std::vector<std::string>& Migrations() {
         id TEXT PRIMARY KEY, node TEXT NOT NULL, method TEXT NOT NULL, domain TEXT NOT NULL,
         at_ms INTEGER NOT NULL, payload BLOB NOT NULL);
       CREATE INDEX events_node ON events(node, at_ms);
+      )sql",
+      // 2: syslog lines. seq orders by arrival (follow cursors); (event_id, idx) orders
+      // a source's lines as the agent made them and makes repeats a no-op.
+      R"sql(
+      CREATE TABLE logs (
+        seq INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        node TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        received_us INTEGER NOT NULL,
+        stored_ms INTEGER NOT NULL,
+        message BLOB NOT NULL,
+        record BLOB NOT NULL,
+        UNIQUE (event_id, idx));
+      CREATE INDEX logs_node_time ON logs(node, received_us);
+      CREATE INDEX logs_domain_time ON logs(domain, received_us);
+      CREATE INDEX logs_severity_time ON logs(severity, received_us);
+      CREATE INDEX logs_time ON logs(received_us);
       )sql",
   };
   return *m;
@@ -181,6 +204,108 @@ Store::Op Store::AddEvent(proto::Envelope ev) {
     STEWARD_RETURN_IF_ERROR(st.BindBlob(6, ev.payload()));
     return st.Step().status();
   };
+}
+
+Store::Op Store::AddLogs(std::string node, std::string event_id, proto::LogBatch batch,
+                         std::shared_ptr<LogCounts> counts) {
+  return [node = std::move(node), event_id = std::move(event_id), batch = std::move(batch),
+          counts](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(
+        sqlite::Statement st,
+        db.Prepare("INSERT OR IGNORE INTO logs(event_id, idx, node, domain, severity, received_us, "
+                   "stored_ms, message, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+    const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+    for (int i = 0; i < batch.records_size(); ++i) {
+      const proto::LogRecord& r = batch.records(i);
+      STEWARD_RETURN_IF_ERROR(st.Reset());
+      STEWARD_RETURN_IF_ERROR(st.Bind(1, event_id));
+      STEWARD_RETURN_IF_ERROR(st.Bind(2, int64_t{i}));
+      STEWARD_RETURN_IF_ERROR(st.Bind(3, node));
+      STEWARD_RETURN_IF_ERROR(st.Bind(4, r.domain()));
+      STEWARD_RETURN_IF_ERROR(st.Bind(5, int64_t{r.severity()}));
+      STEWARD_RETURN_IF_ERROR(st.Bind(6, r.received_unix_us()));
+      STEWARD_RETURN_IF_ERROR(st.Bind(7, now_ms));
+      STEWARD_RETURN_IF_ERROR(st.BindBlob(8, r.message()));
+      STEWARD_RETURN_IF_ERROR(st.BindBlob(9, r.SerializeAsString()));
+      STEWARD_RETURN_IF_ERROR(st.Step().status());
+      if (counts != nullptr && db.Changes() > 0) {
+        ++counts->stored;
+        if (r.severity() >= 0 && r.severity() <= 3) ++counts->errors;
+      }
+    }
+    return absl::OkStatus();
+  };
+}
+
+Store::Op Store::PruneLogs(int64_t older_than_ms, int64_t max_lines) {
+  return [=](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement by_age,
+                             db.Prepare("DELETE FROM logs WHERE stored_ms < ?1"));
+    STEWARD_RETURN_IF_ERROR(by_age.Bind(1, older_than_ms));
+    STEWARD_RETURN_IF_ERROR(by_age.Step().status());
+    // Size: keep the newest max_lines (by arrival).
+    STEWARD_ASSIGN_OR_RETURN(
+        sqlite::Statement by_size,
+        db.Prepare("DELETE FROM logs WHERE seq <= (SELECT MAX(seq) FROM logs) - ?1"));
+    STEWARD_RETURN_IF_ERROR(by_size.Bind(1, max_lines));
+    return by_size.Step().status();
+  };
+}
+
+absl::StatusOr<proto::LogsReply> Store::QueryLogs(const proto::LogsRequest& req) {
+  absl::MutexLock lock(&read_mu_);
+  const bool follow = !req.after().empty();
+  const int64_t limit = req.limit() > 0 ? std::min(req.limit(), 100000) : 100;
+  // Without a cursor: the newest `limit` matching lines, shown oldest first in the
+  // order the agents made them. With one: what arrived after it, in arrival order.
+  const std::string where =
+      "(?1 = '' OR node = ?1) AND (?2 = '' OR domain = ?2) AND received_us >= ?3 "
+      "AND (?4 < 0 OR (severity >= 0 AND severity <= ?4)) AND (?5 = '' OR instr(message, ?5) > 0)";
+  const std::string sql =
+      follow ? "SELECT seq, node, record FROM logs WHERE " + where + " AND seq > ?6 ORDER BY seq LIMIT ?7"
+             : "SELECT seq, node, record FROM (SELECT seq, node, record, event_id, idx FROM logs WHERE " +
+                   where + " ORDER BY event_id DESC, idx DESC LIMIT ?7) ORDER BY event_id, idx";
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, reader_.Prepare(sql));
+  STEWARD_RETURN_IF_ERROR(st.Bind(1, req.node()));
+  STEWARD_RETURN_IF_ERROR(st.Bind(2, req.domain()));
+  STEWARD_RETURN_IF_ERROR(st.Bind(3, req.since_unix_ms() * 1000));
+  STEWARD_RETURN_IF_ERROR(st.Bind(4, int64_t{req.max_severity() >= 7 ? -1 : req.max_severity()}));
+  STEWARD_RETURN_IF_ERROR(st.BindBlob(5, req.grep()));
+  int64_t after = 0;
+  if (follow && !absl::SimpleAtoi(req.after(), &after)) {
+    return absl::InvalidArgumentError("bad logs cursor");
+  }
+  STEWARD_RETURN_IF_ERROR(st.Bind(6, after));
+  STEWARD_RETURN_IF_ERROR(st.Bind(7, limit));
+  proto::LogsReply out;
+  int64_t cursor = after;
+  while (true) {
+    STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    proto::LogEntry* e = out.add_entries();
+    const int64_t seq = st.ColumnInt(0);
+    cursor = std::max(cursor, seq);
+    e->set_cursor(absl::StrCat(seq));
+    e->set_node(st.ColumnText(1));
+    if (!e->mutable_record()->ParseFromString(st.ColumnBlob(2))) {
+      return absl::DataLossError("corrupt log record");
+    }
+  }
+  if (!follow) {
+    // A follower starts after everything stored so far.
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement mx, reader_.Prepare("SELECT COALESCE(MAX(seq), 0) FROM logs"));
+    STEWARD_ASSIGN_OR_RETURN(bool row, mx.Step());
+    if (row) cursor = mx.ColumnInt(0);
+  }
+  out.set_cursor(absl::StrCat(cursor));
+  return out;
+}
+
+absl::StatusOr<int64_t> Store::CountLogs() {
+  absl::MutexLock lock(&read_mu_);
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, reader_.Prepare("SELECT COUNT(*) FROM logs"));
+  STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row ? st.ColumnInt(0) : 0;
 }
 
 absl::StatusOr<std::vector<proto::CommandState>> Store::QueryCommands(

@@ -47,6 +47,17 @@ class Store {
   static Op AddTransition(std::string node, bool online, int64_t at_ms, std::string reason);
   // Records an event once per id; a repeated id is a no-op.
   static Op AddEvent(proto::Envelope ev);
+  // What AddLogs stored (repeats are not counted); read after the commit.
+  struct LogCounts {
+    int64_t stored = 0;
+    int64_t errors = 0;  // severity error or worse
+  };
+  // Stores a syslog batch once: a repeated (event_id, index) is a no-op.
+  static Op AddLogs(std::string node, std::string event_id, proto::LogBatch batch,
+                    std::shared_ptr<LogCounts> counts);
+  // Retention: drops lines stored before `older_than_ms`, then all but the newest
+  // `max_lines`.
+  static Op PruneLogs(int64_t older_than_ms, int64_t max_lines);
 
   // Reads.
   absl::StatusOr<std::vector<proto::CommandState>> ActiveCommands() ABSL_LOCKS_EXCLUDED(read_mu_);
@@ -68,6 +79,9 @@ class Store {
   absl::StatusOr<std::vector<Transition>> Transitions(const std::string& node)
       ABSL_LOCKS_EXCLUDED(read_mu_);
   absl::StatusOr<int64_t> CountEvents(const std::string& method) ABSL_LOCKS_EXCLUDED(read_mu_);
+  absl::StatusOr<proto::LogsReply> QueryLogs(const proto::LogsRequest& req)
+      ABSL_LOCKS_EXCLUDED(read_mu_);
+  absl::StatusOr<int64_t> CountLogs() ABSL_LOCKS_EXCLUDED(read_mu_);
 
  private:
   struct Pending {

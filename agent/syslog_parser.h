@@ -1,0 +1,37 @@
+// Syslog parsing: RFC 5424 and RFC 3164 (BSD) messages into LogRecords. Parsing never
+// fails: a frame that is neither is kept whole as format "raw" with parse_error set and
+// the reason in parse_problem, never dropped. Oversized messages are cut to the limit
+// and marked truncated; invalid UTF-8 is kept as bytes. Pure functions, thread-safe.
+//
+//   proto::LogRecord r = syslog::Parse("<34>1 2003-10-11T22:14:15.003Z mymachine su - ID47 - 'su root' failed",
+//                                      absl::Now(), {});
+//   r.severity() == 2; r.facility() == 4; r.app_name() == "su";
+#pragma once
+
+#include <cstddef>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "proto/steward.pb.h"
+
+namespace steward::agent::syslog {
+
+struct ParseOptions {
+  size_t max_message_bytes = 64 * 1024;  // the whole frame is cut to this first
+  // RFC 3164 timestamps have no year and no zone: the year is taken from `received`
+  // (the previous year when that would put the message more than a day in the
+  // future, for December lines read in January), the zone is this one.
+  absl::TimeZone local_zone = absl::UTCTimeZone();
+};
+
+// Parse one frame (one message, without its trailing newline / framing).
+// `received` fills received_unix_us. source and domain are left empty.
+proto::LogRecord Parse(absl::string_view frame, absl::Time received, const ParseOptions& options);
+
+// Severity names as syslog uses them: "emerg", "alert", "crit", "err", "warning",
+// "notice", "info", "debug" (and aliases "error", "warn", "emergency", "critical");
+// -1 for an unknown name.
+int SeverityFromName(absl::string_view name);
+const char* SeverityName(int severity);
+
+}  // namespace steward::agent::syslog

@@ -1,0 +1,506 @@
+// ledger_bench: the station ledger end to end, on one private nats-server. (a) durable
+// commands/s and p50/p99 with 32 in flight (Submit `true` + Wait, real station and agent)
+// against raw nats.c request/reply; (b) fan-out of one command to N simulated nodes
+// (node_simulator); (c) station VmRSS per tracked node.
+// Run: scripts/bench, or build/bench/ledger_bench [--seconds 5] [--nodes 1000] [--memory]
+#include <sys/types.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "bench/bench_util.h"
+#include "common/nats.h"
+#include "common/protocol.h"
+#include "common/status_macros.h"
+#include "proto/steward.pb.h"
+#include "station/client.h"
+
+namespace {
+
+using steward::bench::BenchDir;
+using steward::bench::Children;
+using steward::bench::RequestFn;
+using steward::bench::RunResult;
+
+constexpr char kNode[] = "bench1";
+constexpr char kSimPrefix[] = "sim";
+constexpr int kInFlight = 32;
+constexpr int kWarmupCommands = 200;
+constexpr absl::Duration kSubmitTimeout = absl::Seconds(10);
+constexpr absl::Duration kCommandWait = absl::Seconds(10);  // per durable command
+constexpr absl::Duration kFanoutWait = absl::Seconds(30);
+constexpr absl::Duration kSimulatorStartLimit = absl::Seconds(60);
+constexpr absl::Duration kSimulatorStopLimit = absl::Seconds(20);
+constexpr absl::Duration kOnlineLimit = absl::Seconds(30);
+constexpr int kMaxIdsPerWait = 1000;  // keeps one Wait reply well under 1 MiB
+constexpr double kDurableGoal = 0.25;                      // durable/raw commands/s, at least
+constexpr absl::Duration kFanoutGoal = absl::Seconds(2);  // every result recorded, under
+
+struct Args {
+  double seconds = 5;
+  int nodes = 1000;
+  int connections = 8;
+  bool memory = false;  // simulated nodes keep their command logs in memory
+};
+
+// The terminal states an operator sees (station/station.h has the same list).
+bool IsTerminal(const std::string& state) {
+  return state == "succeeded" || state == "failed" || state == "timed_out" ||
+         state == "rejected" || state == "canceled" || state == "expired";
+}
+
+double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
+double MiB(int64_t kib) { return static_cast<double>(kib) / 1024.0; }
+
+// ---------------------------------------------------------------------------------------
+// a. Durable commands against raw request/reply.
+
+steward::proto::SubmitRequest ShellTrue(const std::vector<std::string>& nodes,
+                                        const std::string& domain) {
+  steward::proto::SubmitRequest req;
+  for (const std::string& n : nodes) req.add_nodes(n);
+  steward::proto::Envelope* cmd = req.mutable_command();
+  cmd->set_method(steward::kMethodShell);
+  cmd->set_domain(domain);
+  cmd->add_argv("true");
+  return req;
+}
+
+// The size of a Submit request on the wire, for the raw payload.
+size_t SubmitRequestBytes() {
+  steward::proto::Envelope env =
+      steward::NewEnvelope("stewardctl", "station", steward::proto::KIND_COMMAND,
+                           steward::kStationSubmit, steward::kCliDomain);
+  env.set_payload(ShellTrue({kNode}, "d31").SerializeAsString());
+  return env.ByteSizeLong();
+}
+
+// One durable command: Submit, then Wait until it is terminal; anything but
+// "succeeded" is an error. `inner_us` gets the Submit round trip (ledger commit included).
+absl::Status DurableCommand(steward::station::Client& client, int thread, int64_t* inner_us) {
+  const steward::proto::SubmitRequest req = ShellTrue({kNode}, absl::StrCat("d", thread));
+  const absl::Time t0 = absl::Now();
+  STEWARD_ASSIGN_OR_RETURN(steward::proto::SubmitReply submitted,
+                           client.Submit(req, kSubmitTimeout));
+  *inner_us = absl::ToInt64Microseconds(absl::Now() - t0);
+  if (submitted.commands_size() != 1) {
+    return absl::InternalError(absl::StrCat("submit returned ", submitted.commands_size(),
+                                            " commands for one node"));
+  }
+  const std::string& id = submitted.commands(0).id();
+  STEWARD_ASSIGN_OR_RETURN(steward::proto::CommandStates states, client.Wait({id}, kCommandWait));
+  if (states.commands_size() != 1) return absl::InternalError("wait: no state returned");
+  const steward::proto::CommandState& s = states.commands(0);
+  if (s.state() == "succeeded") return absl::OkStatus();
+  if (!IsTerminal(s.state())) {
+    return absl::DeadlineExceededError(absl::StrCat("command ", id, " still ", s.state(),
+                                                    " after ", absl::FormatDuration(kCommandWait)));
+  }
+  return absl::FailedPreconditionError(absl::StrCat("command ", id, " ", s.state(), ": ",
+                                                    s.result().error()));
+}
+
+void PrintRow(const RunResult& r) {
+  fmt::print("{:<8} {:>9} {:>10} {:>10.0f} {:>9.0f} {:>9.0f} {:>7}", r.path, r.in_flight,
+             r.requests, r.rps, r.p50_us, r.p99_us, r.errors);
+  if (r.inner_p50_us >= 0) fmt::print("   submit p50 {:.0f} us", r.inner_p50_us);
+  fmt::print("\n");
+  if (r.errors > 0) fmt::print("         {} errors; first: {}\n", r.errors, r.first_error);
+  std::fflush(stdout);
+}
+
+absl::Status DurableVsRaw(const std::string& url, const std::string& self,
+                          absl::Duration duration, Children& children, const BenchDir& dir) {
+  const std::string bin = STEWARD_BIN_DIR;
+  STEWARD_RETURN_IF_ERROR(children.Spawn(
+      "station-a",
+      {bin + "/station/steward-station", "--nats", url, "--data-dir", dir.File("station-a")},
+      dir.File("station-a.log")));
+  STEWARD_RETURN_IF_ERROR(children.Spawn("agent",
+                                         {bin + "/agent/steward-agent", "--node", kNode, "--nats",
+                                          url, "--heartbeat", "1s", "--data-dir",
+                                          dir.File("agent")},
+                                         dir.File("agent.log")));
+  STEWARD_RETURN_IF_ERROR(children.Spawn("raw-responder",
+                                         {self, steward::bench::kRawResponderFlag, url},
+                                         dir.File("raw-responder.log")));
+  RunResult durable;
+  {
+    STEWARD_ASSIGN_OR_RETURN(
+        std::unique_ptr<steward::station::Client> client,
+        steward::station::Client::Connect(
+            steward::station::ClientOptions{.nats = {.url = url, .name = "ledger_bench"},
+                                            .operator_name = "ledger_bench"}));
+    steward::station::Client& c = *client;
+    const RequestFn durable_fn = [&c](int thread, int64_t* inner_us) {
+      return DurableCommand(c, thread, inner_us);
+    };
+    STEWARD_RETURN_IF_ERROR(steward::bench::WaitUntil("a command through the station", children,
+                                                      [&] {
+                                                        int64_t ignored = 0;
+                                                        return durable_fn(0, &ignored);
+                                                      }));
+    fmt::print("a. durable commands, {} in flight; {} per run after {} warm-up commands\n",
+               kInFlight, absl::FormatDuration(duration), kWarmupCommands);
+    fmt::print("  durable: Client::Submit(shellcommand `true` -> {}, domain d<thread>) then "
+               "Wait until terminal;\n"
+               "           station ledger commit -> agent command log -> run -> result "
+               "committed -> waiter answered\n",
+               kNode);
+    fmt::print("  raw:     natsConnection_Request to an echo responder process; {} B each way "
+               "(a Submit's size)\n\n",
+               SubmitRequestBytes());
+    fmt::print("{:<8} {:>9} {:>10} {:>10} {:>9} {:>9} {:>7}\n", "path", "in flight",
+               "requests", "req/s", "p50 us", "p99 us", "errors");
+    std::fflush(stdout);
+    durable = steward::bench::RunLoad("durable", kInFlight, duration, durable_fn,
+                                      {.warmup_requests = kWarmupCommands});
+    PrintRow(durable);
+  }
+  STEWARD_RETURN_IF_ERROR(children.CheckAlive());
+
+  STEWARD_ASSIGN_OR_RETURN(steward::nats::ConnectionPtr raw_conn,
+                           steward::bench::RawConnect(url, "ledger_bench raw client"));
+  natsConnection* nc = raw_conn.get();
+  const std::string payload(SubmitRequestBytes(), 'x');
+  const RequestFn raw_fn = [nc, &payload](int, int64_t*) {
+    return steward::bench::RawRequest(nc, payload);
+  };
+  STEWARD_RETURN_IF_ERROR(steward::bench::WaitUntil("raw responder", children, [&] {
+    int64_t ignored = 0;
+    return raw_fn(0, &ignored);
+  }));
+  const RunResult raw = steward::bench::RunLoad("raw", kInFlight, duration, raw_fn,
+                                                {.warmup_requests = kWarmupCommands});
+  PrintRow(raw);
+  STEWARD_RETURN_IF_ERROR(children.CheckAlive());
+  if (raw.requests == 0) {
+    return absl::UnavailableError(absl::StrCat("every raw request failed (", raw.errors,
+                                               "); first error: ", raw.first_error));
+  }
+  const double ratio = durable.rps / raw.rps;
+  fmt::print("\ndurable/raw throughput at {} in flight: {:.0f}%\n", kInFlight, ratio * 100);
+  fmt::print("goal durable commands/s >= {:.0f}% of raw: {} ({:.0f}%)\n\n", kDurableGoal * 100,
+             ratio >= kDurableGoal ? "PASS" : "FAIL", ratio * 100);
+  std::fflush(stdout);
+
+  // Part b gets a broker to itself and a fresh station.
+  children.Stop("agent");
+  children.Stop("raw-responder");
+  children.Stop("station-a");
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------
+// b and c. Fan-out to simulated nodes, station memory.
+
+// Every state of `ids`, waiting up to `wait` for all to be terminal (several Waits in
+// parallel when there are many ids).
+absl::StatusOr<std::vector<steward::proto::CommandState>> WaitAll(
+    steward::station::Client& client, const std::vector<std::string>& ids, absl::Duration wait) {
+  std::vector<std::vector<std::string>> chunks;
+  for (size_t i = 0; i < ids.size(); i += kMaxIdsPerWait) {
+    chunks.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(i),
+                        ids.begin() + static_cast<std::ptrdiff_t>(
+                                          std::min(ids.size(), i + kMaxIdsPerWait)));
+  }
+  std::vector<absl::StatusOr<steward::proto::CommandStates>> replies(
+      chunks.size(), absl::UnknownError("not run"));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    threads.emplace_back([&, i] { replies[i] = client.Wait(chunks[i], wait); });
+  }
+  for (std::thread& t : threads) t.join();
+  std::vector<steward::proto::CommandState> out;
+  for (absl::StatusOr<steward::proto::CommandStates>& r : replies) {
+    if (!r.ok()) return r.status();
+    for (steward::proto::CommandState& s : *r->mutable_commands()) out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// p50 and max of per-command instants, in seconds after `t0_ms`; values <= 0 skipped.
+std::string Spread(std::vector<int64_t> unix_ms, int64_t t0_ms) {
+  unix_ms.erase(std::remove_if(unix_ms.begin(), unix_ms.end(), [](int64_t v) { return v <= 0; }),
+                unix_ms.end());
+  if (unix_ms.empty()) return "n/a";
+  std::sort(unix_ms.begin(), unix_ms.end());
+  const auto at = [t0_ms](int64_t v) { return static_cast<double>(v - t0_ms) / 1000.0; };
+  return fmt::format("p50 {:+.3f} s, last {:+.3f} s", at(unix_ms[(unix_ms.size() - 1) / 2]),
+                     at(unix_ms.back()));
+}
+
+struct FanoutResult {
+  absl::Duration submit;
+  absl::Duration total;  // submit start -> every state terminal (Wait answered)
+  int succeeded = 0;
+  int failed = 0;  // terminal, not succeeded
+  int pending = 0;
+  std::string first_failure;
+};
+
+absl::StatusOr<FanoutResult> FanOut(steward::station::Client& client,
+                                    const std::vector<std::string>& nodes, const char* label) {
+  FanoutResult r;
+  const absl::Time t0 = absl::Now();
+  STEWARD_ASSIGN_OR_RETURN(steward::proto::SubmitReply submitted,
+                           client.Submit(ShellTrue(nodes, "fanout"), kSubmitTimeout));
+  r.submit = absl::Now() - t0;
+  std::vector<std::string> ids;
+  for (const steward::proto::CommandRef& c : submitted.commands()) ids.push_back(c.id());
+  STEWARD_ASSIGN_OR_RETURN(std::vector<steward::proto::CommandState> states,
+                           WaitAll(client, ids, kFanoutWait));
+  r.total = absl::Now() - t0;
+  std::vector<int64_t> created, started, finished, recorded;
+  for (const steward::proto::CommandState& s : states) {
+    if (s.state() == "succeeded") {
+      ++r.succeeded;
+    } else if (IsTerminal(s.state())) {
+      if (r.failed++ == 0) {
+        r.first_failure = absl::StrCat(s.node(), " ", s.state(), ": ", s.result().error());
+      }
+    } else {
+      ++r.pending;
+    }
+    created.push_back(s.created_unix_ms());
+    started.push_back(s.result().started_unix_ms());
+    finished.push_back(s.result().finished_unix_ms());
+    if (IsTerminal(s.state())) recorded.push_back(s.updated_unix_ms());
+  }
+  r.pending += static_cast<int>(ids.size()) - static_cast<int>(states.size());
+  const int64_t t0_ms = absl::ToUnixMillis(t0);
+  fmt::print("  {}: submit {:.0f} ms; all terminal after {:.3f} s: {} succeeded, {} failed, "
+             "{} not terminal\n",
+             label, absl::ToDoubleMilliseconds(r.submit), Seconds(r.total), r.succeeded,
+             r.failed, r.pending);
+  if (!r.first_failure.empty()) fmt::print("    first failure: {}\n", r.first_failure);
+  fmt::print("    created at station   {}\n", Spread(created, t0_ms));
+  fmt::print("    started at node      {}\n", Spread(started, t0_ms));
+  fmt::print("    finished at node     {}\n", Spread(finished, t0_ms));
+  fmt::print("    result at station    {}   (set before its commit)\n",
+             Spread(recorded, t0_ms));
+  fmt::print("    Wait answered        {:+.3f} s\n", Seconds(r.total));
+  std::fflush(stdout);
+  return r;
+}
+
+// Waits for "ready N" in the simulator's log.
+absl::Status WaitSimulatorReady(Children& children, const std::string& log, int nodes) {
+  const std::string line = absl::StrCat("ready ", nodes);
+  const absl::Time deadline = absl::Now() + kSimulatorStartLimit;
+  while (absl::Now() < deadline) {
+    STEWARD_RETURN_IF_ERROR(children.CheckAlive());
+    std::ifstream in(log);
+    std::string l;
+    while (std::getline(in, l)) {
+      if (l == line) return absl::OkStatus();
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "node_simulator did not print \"", line, "\" within ",
+      absl::FormatDuration(kSimulatorStartLimit), "; its log ends with:\n",
+      steward::bench::Tail(log, 10)));
+}
+
+absl::StatusOr<int> CountOnline(steward::station::Client& client) {
+  STEWARD_ASSIGN_OR_RETURN(steward::proto::NodesReply reply, client.Nodes("", absl::Seconds(5)));
+  int online = 0;
+  for (const steward::proto::NodeInfo& n : reply.nodes()) {
+    if (n.online() && n.name().rfind(kSimPrefix, 0) == 0) ++online;
+  }
+  return online;
+}
+
+absl::Status FanoutAndMemory(const std::string& url, const Args& args, Children& children,
+                             const BenchDir& dir) {
+  const std::string bin = STEWARD_BIN_DIR;
+  STEWARD_RETURN_IF_ERROR(children.Spawn(
+      "station-b",
+      {bin + "/station/steward-station", "--nats", url, "--data-dir", dir.File("station-b")},
+      dir.File("station-b.log")));
+  STEWARD_ASSIGN_OR_RETURN(
+      std::unique_ptr<steward::station::Client> client,
+      steward::station::Client::Connect(
+          steward::station::ClientOptions{.nats = {.url = url, .name = "ledger_bench fan-out"},
+                                          .operator_name = "ledger_bench"}));
+  STEWARD_RETURN_IF_ERROR(steward::bench::WaitUntil(
+      "the fresh station", children, [&] { return CountOnline(*client).status(); }));
+  const pid_t station = children.pid("station-b");
+  const int64_t rss_before = steward::bench::ProcStatusValue(station, "VmRSS");
+
+  fmt::print("b. fan-out of one command (`true`) to {} simulated nodes: node_simulator, real "
+             "agents over {} shared connections, {} command logs; fresh station\n",
+             args.nodes, args.connections, args.memory ? "in-memory" : "SQLite");
+  std::vector<std::string> sim_args = {bin + "/bench/node_simulator",
+                                       "--nats", url,
+                                       "--nodes", absl::StrCat(args.nodes),
+                                       "--prefix", kSimPrefix,
+                                       "--connections", absl::StrCat(args.connections),
+                                       "--heartbeat", "5s"};
+  if (args.memory) {
+    sim_args.push_back("--memory");
+  } else {
+    sim_args.insert(sim_args.end(), {"--data-dir", dir.File("sim")});
+  }
+  const std::string sim_log = dir.File("node_simulator.log");
+  const absl::Time sim_start = absl::Now();
+  STEWARD_RETURN_IF_ERROR(
+      children.Spawn("node_simulator", sim_args, sim_log, kSimulatorStopLimit));
+  STEWARD_RETURN_IF_ERROR(WaitSimulatorReady(children, sim_log, args.nodes));
+  const absl::Duration ready = absl::Now() - sim_start;
+  const pid_t sim = children.pid("node_simulator");
+  fmt::print("  simulator ready after {:.1f} s: {} threads, VmRSS {:.0f} MiB\n", Seconds(ready),
+             steward::bench::ProcStatusValue(sim, "Threads"),
+             MiB(steward::bench::ProcStatusValue(sim, "VmRSS")));
+  std::fflush(stdout);
+
+  int online = 0;
+  const absl::Time online_deadline = absl::Now() + kOnlineLimit;
+  while (true) {
+    STEWARD_RETURN_IF_ERROR(children.CheckAlive());
+    STEWARD_ASSIGN_OR_RETURN(online, CountOnline(*client));
+    if (online >= args.nodes || absl::Now() >= online_deadline) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  if (online < args.nodes) {
+    return absl::DeadlineExceededError(absl::StrCat("only ", online, " of ", args.nodes,
+                                                    " simulated nodes online after ",
+                                                    absl::FormatDuration(kOnlineLimit)));
+  }
+  fmt::print("  all {} online at the station {:.1f} s after the simulator started\n", args.nodes,
+             Seconds(absl::Now() - sim_start));
+  const int64_t rss_online = steward::bench::ProcStatusValue(station, "VmRSS");
+
+  std::vector<std::string> nodes;
+  for (int i = 1; i <= args.nodes; ++i) {
+    nodes.push_back(steward::bench::SimNodeName(kSimPrefix, i, args.nodes));
+  }
+  STEWARD_ASSIGN_OR_RETURN(FanoutResult cold,
+                           FanOut(*client, nodes, "round 1 (each node starts its process)"));
+  const int64_t rss_after = steward::bench::ProcStatusValue(station, "VmRSS");
+  STEWARD_RETURN_IF_ERROR(children.CheckAlive());
+  STEWARD_ASSIGN_OR_RETURN(FanoutResult warm, FanOut(*client, nodes, "round 2 (warm)"));
+  STEWARD_RETURN_IF_ERROR(children.CheckAlive());
+  fmt::print("goal every result recorded within {}: {} ({:.3f} s, {} of {} succeeded; "
+             "warm round {:.3f} s)\n\n",
+             absl::FormatDuration(kFanoutGoal),
+             cold.total < kFanoutGoal && cold.succeeded == args.nodes ? "PASS" : "FAIL",
+             Seconds(cold.total), cold.succeeded, args.nodes, Seconds(warm.total));
+
+  const double n = static_cast<double>(args.nodes);
+  fmt::print("c. station memory (VmRSS of the fresh station)\n");
+  fmt::print("  before any node {:.1f} MiB; {} nodes online {:.1f} MiB; after round 1 {:.1f} MiB\n",
+             MiB(rss_before), args.nodes, MiB(rss_online), MiB(rss_after));
+  fmt::print("  per node: {:.1f} KiB tracked online, {:.1f} KiB with its finished command "
+             "(kept in memory for waiters)\n\n",
+             static_cast<double>(rss_online - rss_before) / n,
+             static_cast<double>(rss_after - rss_before) / n);
+  std::fflush(stdout);
+
+  const int64_t sim_threads = steward::bench::ProcStatusValue(sim, "Threads");
+  const int64_t sim_rss = steward::bench::ProcStatusValue(sim, "VmRSS");
+  const absl::Duration stop = children.Stop("node_simulator");
+  fmt::print("node_simulator: {} threads, VmRSS {:.0f} MiB after the fan-outs; stopped in {:.1f} s\n",
+             sim_threads, MiB(sim_rss), Seconds(stop));
+  children.Stop("station-b");
+  return absl::OkStatus();
+}
+
+absl::Status RunBench(const std::string& self, const Args& args, Children& children,
+                      const BenchDir& dir) {
+  STEWARD_ASSIGN_OR_RETURN(const std::string url, steward::bench::StartBroker(children, dir));
+  fmt::print("ledger_bench: one nats-server at {}; {} CPUs\n\n", url,
+             std::thread::hardware_concurrency());
+  STEWARD_RETURN_IF_ERROR(
+      DurableVsRaw(url, self, absl::Seconds(args.seconds), children, dir));
+  return FanoutAndMemory(url, args, children, dir);
+}
+
+int Usage(const char* error) {
+  if (error != nullptr) fmt::print(stderr, "ledger_bench: {}\n", error);
+  fmt::print(stderr,
+             "usage: ledger_bench [--seconds N] [--nodes N] [--connections K] [--memory]\n"
+             "  --seconds      length of each 32-in-flight run (default 5)\n"
+             "  --nodes        simulated nodes for the fan-out (default 1000)\n"
+             "  --connections  NATS connections the simulated nodes share (default 8)\n"
+             "  --memory       simulated nodes keep command logs in memory, not SQLite\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  steward::bench::SetProgramName("ledger_bench");
+  steward::nats::Library lib;
+  if (argc == 3 && std::string(argv[1]) == steward::bench::kRawResponderFlag) {
+    return steward::bench::RunRawResponder(argv[2]);
+  }
+
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    std::string value;
+    if (arg == "--help" || arg == "-h") return Usage(nullptr);
+    if (arg == "--memory") {
+      args.memory = true;
+    } else if (steward::bench::FlagValue(argc, argv, &i, "seconds", &value)) {
+      if (!absl::SimpleAtod(value, &args.seconds) || !(args.seconds > 0) || args.seconds > 600) {
+        return Usage("--seconds wants a number in (0, 600]");
+      }
+    } else if (steward::bench::FlagValue(argc, argv, &i, "nodes", &value)) {
+      if (!absl::SimpleAtoi(value, &args.nodes) || args.nodes < 1 || args.nodes > 20000) {
+        return Usage("--nodes wants a number in [1, 20000]");
+      }
+    } else if (steward::bench::FlagValue(argc, argv, &i, "connections", &value)) {
+      if (!absl::SimpleAtoi(value, &args.connections) || args.connections < 1 ||
+          args.connections > 256) {
+        return Usage("--connections wants a number in [1, 256]");
+      }
+    } else {
+      return Usage(absl::StrCat("unknown argument ", arg).c_str());
+    }
+  }
+
+  // Whatever happens, children die with us: on Ctrl-C, SIGTERM, or past a time limit
+  // that covers two timed runs with warm-ups, the simulator's start, two fan-outs and
+  // every shutdown, each bounded by its own deadline.
+  steward::bench::InstallFatalSignalHandlers(static_cast<unsigned>(std::ceil(3 * args.seconds)) +
+                                             240);
+
+  BenchDir dir;
+  absl::Status st = dir.Create();
+  if (st.ok()) {
+    Children children;
+    std::error_code ec;
+    const std::filesystem::path self = std::filesystem::canonical("/proc/self/exe", ec);
+    st = ec ? absl::InternalError(absl::StrCat("cannot find this program: ", ec.message()))
+            : RunBench(self.string(), args, children, dir);
+    if (!st.ok()) {
+      fmt::print(stderr, "ledger_bench: error: {}\n{}(logs kept in {})\n", st.ToString(),
+                 children.LogTails(), dir.path());
+      dir.Keep();
+    }
+  } else {
+    fmt::print(stderr, "ledger_bench: error: {}\n", st.ToString());
+  }
+  return st.ok() ? 0 : 1;
+}

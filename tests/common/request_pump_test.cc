@@ -1,0 +1,389 @@
+// Integration tests for common/request_pump.h against a real nats-server: replies,
+// many concurrent requests, no responders, timeouts, and Shutdown completing every
+// outstanding callback exactly once.
+#include "common/request_pump.h"
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/nats.h"
+#include "tests/testing/nats_server.h"
+
+namespace steward {
+namespace {
+
+using steward::testing::NatsServer;
+using Result = RequestPump::Result;
+
+bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return true;
+}
+
+nats::ConnectionPtr MustConnect(const std::string& url, const std::string& name) {
+  absl::StatusOr<nats::ConnectionPtr> nc = nats::Connect({.url = url, .name = name});
+  INFO(nc.status().ToString());
+  REQUIRE(nc.ok());
+  return *std::move(nc);
+}
+
+std::unique_ptr<RequestPump> MustPump(natsConnection* nc) {
+  absl::StatusOr<std::unique_ptr<RequestPump>> pump = RequestPump::Create(nc);
+  INFO(pump.status().ToString());
+  REQUIRE(pump.ok());
+  return *std::move(pump);
+}
+
+// A responder on its own connection and thread: a sync subscription whose messages it
+// answers (via natsMsg_GetReply) with `prefix` + data, or not at all when `silent`.
+class Responder {
+ public:
+  Responder(const std::string& url, const std::string& subject, std::string prefix,
+            bool silent = false)
+      : prefix_(std::move(prefix)), silent_(silent) {
+    nc_ = MustConnect(url, "responder");
+    absl::StatusOr<nats::SubscriptionPtr> sub = nats::SubscribeSync(nc_.get(), subject, 100000);
+    REQUIRE(sub.ok());
+    sub_ = *std::move(sub);
+    REQUIRE(nats::Flush(nc_.get(), absl::Seconds(5)).ok());  // subscribed at the server
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Responder() {
+    stop_ = true;
+    thread_.join();
+  }
+  int received() const { return received_.load(); }
+
+ private:
+  void Loop() {
+    while (!stop_) {
+      absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub_.get(), absl::Milliseconds(50));
+      if (!msg.ok()) continue;
+      ++received_;
+      if (silent_) continue;
+      const char* reply = natsMsg_GetReply(msg->get());
+      if (reply == nullptr) continue;
+      const std::string out = absl::StrCat(prefix_, nats::Data(msg->get()));
+      natsConnection_Publish(nc_.get(), reply, out.data(), static_cast<int>(out.size()));
+    }
+  }
+
+  const std::string prefix_;
+  const bool silent_;
+  nats::ConnectionPtr nc_;
+  nats::SubscriptionPtr sub_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> received_{0};
+  std::thread thread_;
+};
+
+// Collects callback invocations keyed by a request label.
+class Results {
+ public:
+  struct Entry {
+    int calls = 0;
+    Result result = Result::kShutdown;
+    std::string data;
+    absl::Time at;
+  };
+  RequestPump::Callback For(const std::string& label) {
+    return [this, label](Result r, nats::MsgPtr msg) {
+      absl::MutexLock lock(&mu_);
+      Entry& e = entries_[label];
+      ++e.calls;
+      e.result = r;
+      e.data = msg == nullptr ? std::string() : std::string(nats::Data(msg.get()));
+      e.at = absl::Now();
+      ++total_calls_;
+    };
+  }
+  int total_calls() const {
+    absl::MutexLock lock(&mu_);
+    return total_calls_;
+  }
+  absl::flat_hash_map<std::string, Entry> entries() const {
+    absl::MutexLock lock(&mu_);
+    return entries_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  int total_calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST_CASE("RequestPump delivers a reply", "[request_pump][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  Responder responder(server.url(), "station.event.echo.test", "echo:");
+  nats::ConnectionPtr nc = MustConnect(server.url(), "client");
+  Results results;
+  std::unique_ptr<RequestPump> pump = MustPump(nc.get());
+
+  REQUIRE(pump->Send("station.event.echo.test", "hello", absl::Seconds(5), results.For("a")).ok());
+  REQUIRE(WaitUntil([&] { return results.total_calls() >= 1; }));
+  auto e = results.entries();
+  CHECK(e["a"].calls == 1);
+  CHECK(e["a"].result == Result::kReply);
+  CHECK(e["a"].data == "echo:hello");
+  CHECK(pump->in_flight() == 0);
+  pump->Shutdown();
+  CHECK(results.total_calls() == 1);  // nothing left to complete
+}
+
+TEST_CASE("RequestPump: 1000 concurrent requests all get their reply",
+          "[request_pump][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  Responder responder(server.url(), "station.event.echo.many", "re:");
+  nats::ConnectionPtr nc = MustConnect(server.url(), "client");
+  Results results;
+  std::unique_ptr<RequestPump> pump = MustPump(nc.get());
+
+  constexpr int kSenders = 4;
+  constexpr int kPerSender = 250;
+  std::vector<std::thread> senders;
+  std::atomic<int> send_errors{0};
+  for (int s = 0; s < kSenders; ++s) {
+    senders.emplace_back([&, s] {
+      for (int i = 0; i < kPerSender; ++i) {
+        const std::string payload = absl::StrCat("payload-", s, "-", i);
+        if (!pump->Send("station.event.echo.many", payload, absl::Seconds(10),
+                        results.For(payload))
+                 .ok()) {
+          ++send_errors;
+        }
+      }
+    });
+  }
+  for (std::thread& t : senders) t.join();
+  CHECK(send_errors == 0);
+  REQUIRE(WaitUntil([&] { return results.total_calls() >= kSenders * kPerSender; }));
+
+  auto entries = results.entries();
+  REQUIRE(entries.size() == size_t{kSenders} * kPerSender);
+  int bad = 0;
+  for (const auto& [payload, e] : entries) {
+    if (e.calls != 1 || e.result != Result::kReply || e.data != "re:" + payload) {
+      if (++bad <= 5) {
+        FAIL_CHECK(payload << ": calls=" << e.calls << " result=" << static_cast<int>(e.result)
+                           << " data=" << e.data);
+      }
+    }
+  }
+  CHECK(bad == 0);
+  CHECK(pump->in_flight() == 0);
+  CHECK(responder.received() == kSenders * kPerSender);
+  pump->Shutdown();
+  CHECK(results.total_calls() == kSenders * kPerSender);
+}
+
+TEST_CASE("RequestPump reports no responders", "[request_pump][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  nats::ConnectionPtr nc = MustConnect(server.url(), "client");
+  Results results;
+  std::unique_ptr<RequestPump> pump = MustPump(nc.get());
+  const absl::Time start = absl::Now();
+  REQUIRE(pump->Send("ghost.command.ping.default", "x", absl::Seconds(5), results.For("a")).ok());
+  REQUIRE(WaitUntil([&] { return results.total_calls() >= 1; }));
+  auto e = results.entries();
+  CHECK(e["a"].calls == 1);
+  CHECK(e["a"].result == Result::kNoResponders);
+  CHECK(e["a"].data.empty());
+  CHECK(e["a"].at - start < absl::Seconds(2));  // from the server, not the timer
+  CHECK(pump->in_flight() == 0);
+}
+
+TEST_CASE("RequestPump times out when nobody replies", "[request_pump][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  Responder silent(server.url(), "station.event.silent.test", "", /*silent=*/true);
+  nats::ConnectionPtr nc = MustConnect(server.url(), "client");
+  Results results;
+  std::unique_ptr<RequestPump> pump = MustPump(nc.get());
+
+  const absl::Time start = absl::Now();
+  REQUIRE(pump->Send("station.event.silent.test", "a", absl::Milliseconds(200), results.For("a"))
+              .ok());
+  REQUIRE(pump->Send("station.event.silent.test", "b", absl::Milliseconds(400), results.For("b"))
+              .ok());
+  CHECK(pump->in_flight() == 2);
+  REQUIRE(WaitUntil([&] { return results.total_calls() >= 2; }));
+  auto e = results.entries();
+  for (const char* label : {"a", "b"}) {
+    INFO(label);
+    CHECK(e[label].calls == 1);
+    CHECK(e[label].result == Result::kTimeout);
+  }
+  const absl::Duration a_after = e["a"].at - start;
+  const absl::Duration b_after = e["b"].at - start;
+  INFO("a after " << absl::FormatDuration(a_after) << ", b after "
+                  << absl::FormatDuration(b_after));
+  CHECK(a_after >= absl::Milliseconds(195));
+  CHECK(a_after < absl::Milliseconds(700));
+  CHECK(b_after >= absl::Milliseconds(395));
+  CHECK(b_after < absl::Milliseconds(900));
+  CHECK(silent.received() == 2);
+  CHECK(pump->in_flight() == 0);
+  pump->Shutdown();
+  CHECK(results.total_calls() == 2);
+}
+
+TEST_CASE("RequestPump drops a reply that comes after the timeout", "[request_pump][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  // One responder thread on one connection: it answers "slow" after 300 ms, then
+  // "fast" at once. The server delivers both replies in that order on the pump's
+  // one subscription, so when "fast" completes the late "slow" reply was handled.
+  nats::ConnectionPtr rnc = MustConnect(server.url(), "responder");
+  absl::StatusOr<nats::SubscriptionPtr> rsub = nats::SubscribeSync(rnc.get(), "late.>", 16);
+  REQUIRE(rsub.ok());
+  REQUIRE(nats::Flush(rnc.get(), absl::Seconds(5)).ok());
+  std::atomic<int> answered{0};
+  std::thread responder([&] {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (answered < 2 && absl::Now() < deadline) {
+      absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(rsub->get(), absl::Milliseconds(50));
+      if (!msg.ok()) continue;
+      if (nats::Subject(msg->get()) == "late.slow") absl::SleepFor(absl::Milliseconds(300));
+      nats::Publish(rnc.get(), nats::Reply(msg->get()), "answer").IgnoreError();
+      ++answered;
+    }
+  });
+
+  nats::ConnectionPtr nc = MustConnect(server.url(), "client");
+  Results results;
+  std::unique_ptr<RequestPump> pump = MustPump(nc.get());
+  REQUIRE(pump->Send("late.slow", "s", absl::Milliseconds(100), results.For("slow")).ok());
+  REQUIRE(WaitUntil([&] { return results.total_calls() >= 1; }));
+  REQUIRE(pump->Send("late.fast", "f", absl::Seconds(5), results.For("fast")).ok());
+  REQUIRE(WaitUntil([&] { return results.total_calls() >= 2; }));
+  responder.join();
+  auto e = results.entries();
+  CHECK(e["slow"].calls == 1);
+  CHECK(e["slow"].result == Result::kTimeout);
+  CHECK(e["fast"].calls == 1);
+  CHECK(e["fast"].result == Result::kReply);
+  CHECK(e["fast"].data == "answer");
+  CHECK(answered == 2);
+  CHECK(pump->in_flight() == 0);
+  pump->Shutdown();
+  CHECK(results.total_calls() == 2);
+}
+
+TEST_CASE("RequestPump Shutdown completes outstanding requests once with kShutdown",
+          "[request_pump][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  Responder silent(server.url(), "station.event.silent.shutdown", "", /*silent=*/true);
+  Responder echo(server.url(), "station.event.echo.shutdown", "ok:");
+  nats::ConnectionPtr nc = MustConnect(server.url(), "client");
+  Results results;
+  std::unique_ptr<RequestPump> pump = MustPump(nc.get());
+
+  constexpr int kOutstanding = 50;
+  for (int i = 0; i < kOutstanding; ++i) {
+    const std::string label = absl::StrCat("silent", i);
+    REQUIRE(pump->Send("station.event.silent.shutdown", label, absl::Seconds(30),
+                       results.For(label))
+                .ok());
+  }
+  REQUIRE(pump->Send("station.event.echo.shutdown", "done", absl::Seconds(30),
+                     results.For("answered"))
+              .ok());
+  REQUIRE(WaitUntil([&] { return results.total_calls() >= 1 && silent.received() >= kOutstanding; }));
+  CHECK(pump->in_flight() == size_t{kOutstanding});
+
+  const absl::Time start = absl::Now();
+  pump->Shutdown();
+  CHECK(absl::Now() - start < absl::Seconds(3));
+  CHECK(pump->in_flight() == 0);
+  CHECK(results.total_calls() == kOutstanding + 1);
+  auto e = results.entries();
+  CHECK(e["answered"].calls == 1);
+  CHECK(e["answered"].result == Result::kReply);
+  for (int i = 0; i < kOutstanding; ++i) {
+    const std::string label = absl::StrCat("silent", i);
+    INFO(label);
+    CHECK(e[label].calls == 1);
+    CHECK(e[label].result == Result::kShutdown);
+  }
+
+  // Idempotent; Send afterwards fails without calling its callback; the destructor
+  // calls nothing again.
+  pump->Shutdown();
+  CHECK_FALSE(pump->Send("station.event.echo.shutdown", "late", absl::Seconds(1),
+                         results.For("late"))
+                  .ok());
+  pump.reset();
+  CHECK(results.total_calls() == kOutstanding + 1);
+  CHECK(results.entries().count("late") == 0);
+}
+
+TEST_CASE("RequestPump destructor completes outstanding requests", "[request_pump][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  Responder silent(server.url(), "station.event.silent.dtor", "", /*silent=*/true);
+  nats::ConnectionPtr nc = MustConnect(server.url(), "client");
+  Results results;
+  {
+    std::unique_ptr<RequestPump> pump = MustPump(nc.get());
+    for (int i = 0; i < 10; ++i) {
+      REQUIRE(pump->Send("station.event.silent.dtor", "x", absl::Seconds(30),
+                         results.For(absl::StrCat(i)))
+                  .ok());
+    }
+  }
+  CHECK(results.total_calls() == 10);
+  for (const auto& [label, e] : results.entries()) {
+    INFO(label);
+    CHECK(e.calls == 1);
+    CHECK(e.result == Result::kShutdown);
+  }
+}
+
+TEST_CASE("RequestPump mixes replies, no responders and timeouts", "[request_pump][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  Responder echo(server.url(), "mix.echo", "e:");
+  Responder silent(server.url(), "mix.silent", "", /*silent=*/true);
+  nats::ConnectionPtr nc = MustConnect(server.url(), "client");
+  Results results;
+  std::unique_ptr<RequestPump> pump = MustPump(nc.get());
+  for (int i = 0; i < 30; ++i) {
+    const std::string n = absl::StrCat(i);
+    REQUIRE(pump->Send("mix.echo", n, absl::Seconds(5), results.For("echo" + n)).ok());
+    REQUIRE(pump->Send("mix.nobody", n, absl::Seconds(5), results.For("nobody" + n)).ok());
+    REQUIRE(pump->Send("mix.silent", n, absl::Milliseconds(300), results.For("silent" + n)).ok());
+  }
+  REQUIRE(WaitUntil([&] { return results.total_calls() >= 90; }));
+  auto e = results.entries();
+  for (int i = 0; i < 30; ++i) {
+    const std::string n = absl::StrCat(i);
+    INFO(n);
+    CHECK(e["echo" + n].result == Result::kReply);
+    CHECK(e["echo" + n].data == "e:" + n);
+    CHECK(e["nobody" + n].result == Result::kNoResponders);
+    CHECK(e["silent" + n].result == Result::kTimeout);
+    CHECK(e["echo" + n].calls + e["nobody" + n].calls + e["silent" + n].calls == 3);
+  }
+  CHECK(pump->in_flight() == 0);
+}
+
+}  // namespace
+}  // namespace steward
