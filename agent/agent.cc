@@ -63,6 +63,14 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, Method
   STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(options.node));
   STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(options.station));
   if (options.nats.name.empty()) options.nats.name = absl::StrCat("steward-agent ", options.node);
+  if (options.security.acl == nullptr) {
+    STEWARD_ASSIGN_OR_RETURN(options.security.acl, Acl::Open(""));
+  }
+  methods.Register(kMethodSetAcl, [acl = options.security.acl] { return NewSetAclMethod(acl); });
+  if (options.security.trusted == nullptr || options.security.trusted->empty()) {
+    STEWARD_LOG_WARNING("agent {}: no trusted station key: running UNSIGNED commands (development mode)",
+                        options.node);
+  }
   std::unique_ptr<Agent> agent(
       new Agent(std::move(options), std::move(methods), std::move(runner), std::move(log)));
   STEWARD_RETURN_IF_ERROR(agent->Init(std::move(spool), interrupted, std::move(log_spool)));
@@ -158,6 +166,7 @@ absl::Status Agent::StartSyslog(std::unique_ptr<Spool> log_spool) {
   fo.batch_lines = so.batch_lines;
   fo.batch_delay = so.batch_delay;
   fo.parse.max_message_bytes = so.max_message_bytes;
+  fo.seal = [this](proto::Envelope& env) { Seal(env); };
   fo.input_drops = [this] {
     uint64_t n = 0;
     for (const auto& in : inputs_) n += in->dropped();
@@ -239,6 +248,10 @@ void Agent::Route(ProcessContext& ctx, nats::MsgPtr msg) {
     return;
   }
   const std::string& id = env->id();
+  if (absl::Status st = Admit(*env); !st.ok()) {
+    Reject(ctx, reply, id, std::string(st.message()));
+    return;
+  }
   if (env->to_node() != options_.node || env->kind() != proto::KIND_COMMAND ||
       env->method() != subject->method || env->domain() != subject->domain) {
     Reject(ctx, reply, id,
@@ -264,6 +277,28 @@ void Agent::Route(ProcessContext& ctx, nats::MsgPtr msg) {
     // Not accepted: no ACK, so the sender retries later. Nothing is lost.
     ctx.Report(Severity::kWarning,
                absl::ResourceExhaustedError(absl::StrCat("queue full for ", subject_text)));
+  }
+}
+
+absl::Status Agent::Admit(const proto::Envelope& env) const {
+  const AgentSecurity& sec = options_.security;
+  if (sec.trusted != nullptr && !sec.trusted->empty()) {
+    if (absl::Status st = signing::VerifyEnvelope(env, *sec.trusted); !st.ok()) {
+      return absl::PermissionDeniedError(absl::StrCat("refused: ", st.message()));
+    }
+    const int64_t horizon = NowUnixMillis() + absl::ToInt64Milliseconds(sec.max_ttl);
+    if (env.expires_unix_ms() == 0 || env.expires_unix_ms() > horizon) {
+      return absl::PermissionDeniedError("refused: a signed command must expire within the replay window");
+    }
+  }
+  if (env.to_node() == options_.node && sec.acl != nullptr) return sec.acl->Check(env);
+  return absl::OkStatus();
+}
+
+void Agent::Seal(proto::Envelope& env) const {
+  if (!options_.security.node_key.has_value()) return;
+  if (absl::Status st = signing::SignEnvelope(env, *options_.security.node_key); !st.ok()) {
+    STEWARD_LOG_ERROR("signing {}: {}", env.id(), st.ToString());
   }
 }
 
@@ -347,6 +382,7 @@ absl::Status Agent::SendResult(const std::string& domain, const std::string& req
                                    kEventResult, domain);
   ev.set_request_id(request_id);
   ev.set_payload(ack.SerializeAsString());
+  Seal(ev);
   STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,
                            subjects::Make(options_.station, subjects::Kind::kEvent, kEventResult,
                                           domain));
@@ -391,9 +427,11 @@ void Agent::SendHello() {
   if (::getloadavg(load, 1) == 1) hello.set_load1(load[0]);
   for (const std::string& m : methods_.Names()) hello.add_methods(m);
   hello.set_heartbeat_ms(absl::ToInt64Milliseconds(options_.heartbeat));
+  if (options_.security.node_key.has_value()) hello.set_public_key(options_.security.node_key->public_key);
   proto::Envelope ev =
       NewEnvelope(options_.node, options_.station, proto::KIND_EVENT, kEventHello, "agent");
   ev.set_payload(hello.SerializeAsString());
+  Seal(ev);
   absl::StatusOr<subjects::Subject> subject =
       subjects::Make(options_.station, subjects::Kind::kEvent, kEventHello, "agent");
   // Heartbeats are not spooled: a stale one is worthless, the next one follows.
@@ -421,6 +459,7 @@ void Agent::OnDecision(const DecisionRecord& d) {
   proto::Envelope ev =
       NewEnvelope(options_.node, options_.station, proto::KIND_EVENT, kEventErrorLog, "agent");
   ev.set_payload(log.SerializeAsString());
+  Seal(ev);
   absl::StatusOr<subjects::Subject> subject =
       subjects::Make(options_.station, subjects::Kind::kEvent, kEventErrorLog, "agent");
   if (absl::Status st = outbox_->Enqueue(OutboxItem{ev.id(), subject->ToString(), ev.SerializeAsString()});

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "agent/acl.h"
 #include "agent/command_log.h"
 #include "agent/command_runner.h"
 #include "agent/method.h"
@@ -33,6 +35,7 @@
 #include "common/nats.h"
 #include "common/outbox.h"
 #include "common/request_pump.h"
+#include "common/signing.h"
 
 namespace steward::agent {
 
@@ -48,6 +51,18 @@ struct SyslogOptions {
   absl::Duration batch_delay = absl::Milliseconds(100);
 };
 
+struct AgentSecurity {
+  // Station keys whose signatures the agent accepts. Empty: unsigned commands are run
+  // (development only; the agent says so at start).
+  std::shared_ptr<signing::TrustedKeys> trusted;
+  // Signs everything the agent sends (results, events, hellos); announced in hellos.
+  std::optional<signing::KeyPair> node_key;
+  std::shared_ptr<Acl> acl;  // null: an in-memory ACL (accept all until set)
+  // Signed commands must expire within this long: the command log keeps every id at
+  // least that long, so a replay is always recognised.
+  absl::Duration max_ttl = absl::Hours(24 * 7);
+};
+
 struct AgentOptions {
   std::string node;
   std::string station = "station";
@@ -61,6 +76,7 @@ struct AgentOptions {
   MethodLimits limits;
   OutboxOptions outbox;
   SyslogOptions syslog;
+  AgentSecurity security;
   // How long Shutdown waits for undelivered results before giving up on them
   // (they stay in a persistent spool, when there is one).
   absl::Duration shutdown_flush = absl::Milliseconds(500);
@@ -126,6 +142,10 @@ class Agent {
   void SendHello();
   void OnDecision(const DecisionRecord& d);
   absl::Status ReplyAck(const std::string& reply, const proto::Ack& ack);
+  // Signs an outgoing envelope with the node key (when there is one).
+  void Seal(proto::Envelope& env) const;
+  // Signature, expiry horizon and ACL checks of an incoming command.
+  absl::Status Admit(const proto::Envelope& env) const;
 
   const AgentOptions options_;
   const MethodRegistry methods_;

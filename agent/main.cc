@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,8 @@
 #include "agent/agent.h"
 #include "agent/agent_store.h"
 #include "common/cli.h"
+#include "common/creds.h"
+#include "common/signing.h"
 #include "common/log.h"
 
 ABSL_FLAG(std::string, node, "", "This node's name (required): the first token of its subjects");
@@ -27,10 +30,12 @@ ABSL_FLAG(std::vector<std::string>, tail, {},
           "Follow these files, PATH[:DOMAIN] (default domain: each line's app-name)");
 ABSL_FLAG(int64_t, syslog_max_message, 64 * 1024, "Longer syslog messages are truncated");
 ABSL_FLAG(int64_t, syslog_spool_mb, 256, "Log spool limit; beyond it the oldest lines are dropped");
-ABSL_FLAG(std::string, creds, "", "NATS credentials file");
-ABSL_FLAG(std::string, user, "", "NATS user name");
-ABSL_FLAG(std::string, password_file, "", "File holding the NATS password");
-ABSL_FLAG(std::string, tls_ca, "", "CA bundle: connect to NATS over TLS");
+ABSL_FLAG(std::string, creds, "", "Broker credentials file from stewardctl enroll (user, password)");
+ABSL_FLAG(std::string, tls_ca, "", "CA bundle: connect to NATS over TLS and verify the server");
+ABSL_FLAG(std::vector<std::string>, trust, {},
+          "Station public keys (station.pub) whose signed commands this node runs; none: "
+          "unsigned commands run (development only)");
+ABSL_FLAG(std::string, node_key, "", "This node's signing key (default <data-dir>/node.key, made if missing)");
 
 int main(int argc, char** argv) {
   const sigset_t signals = steward::BlockTerminationSignals();
@@ -49,9 +54,23 @@ int main(int argc, char** argv) {
   opts.station = absl::GetFlag(FLAGS_station);
   opts.heartbeat = absl::GetFlag(FLAGS_heartbeat);
   opts.nats.url = absl::GetFlag(FLAGS_nats).empty() ? steward::DefaultNatsUrl() : absl::GetFlag(FLAGS_nats);
-  opts.nats.creds_file = absl::GetFlag(FLAGS_creds);
-  opts.nats.user = absl::GetFlag(FLAGS_user);
   opts.nats.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  if (const std::string creds = absl::GetFlag(FLAGS_creds); !creds.empty()) {
+    auto c = steward::ReadCreds(creds);
+    if (!c.ok()) {
+      fmt::print(stderr, "steward-agent: {}\n", c.status().message());
+      return 2;
+    }
+    opts.nats.user = c->user;
+    opts.nats.password = c->password;
+  }
+  opts.security.trusted = std::make_shared<steward::signing::TrustedKeys>();
+  for (const std::string& path : absl::GetFlag(FLAGS_trust)) {
+    if (absl::Status st = opts.security.trusted->AddFile(path); !st.ok()) {
+      fmt::print(stderr, "steward-agent: --trust {}: {}\n", path, st.message());
+      return 2;
+    }
+  }
   opts.syslog.udp = absl::GetFlag(FLAGS_syslog_udp);
   opts.syslog.tcp = absl::GetFlag(FLAGS_syslog_tcp);
   for (const std::string& t : absl::GetFlag(FLAGS_tail)) {
@@ -72,6 +91,32 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "steward-agent: {}\n", store.status().message());
     return 2;
   }
+  std::string key_path = absl::GetFlag(FLAGS_node_key);
+  if (key_path.empty()) {
+    key_path = absl::GetFlag(FLAGS_data_dir) + "/node.key";
+    if (!std::filesystem::exists(key_path)) {
+      auto pair = steward::signing::Generate();
+      absl::Status st = pair.ok() ? steward::signing::WriteKeyPair(*pair, absl::GetFlag(FLAGS_data_dir) + "/node",
+                                                                   opts.node)
+                                  : pair.status();
+      if (!st.ok()) {
+        fmt::print(stderr, "steward-agent: making the node key: {}\n", st.message());
+        return 2;
+      }
+    }
+  }
+  auto node_key = steward::signing::LoadKeyPair(key_path);
+  if (!node_key.ok()) {
+    fmt::print(stderr, "steward-agent: {}\n", node_key.status().message());
+    return 2;
+  }
+  opts.security.node_key = *node_key;
+  auto acl = steward::agent::Acl::Open(absl::GetFlag(FLAGS_data_dir));
+  if (!acl.ok()) {
+    fmt::print(stderr, "steward-agent: {}\n", acl.status().message());
+    return 2;
+  }
+  opts.security.acl = *acl;
   auto interrupted = (*store)->Interrupted();
   if (!interrupted.ok()) {
     fmt::print(stderr, "steward-agent: {}\n", interrupted.status().message());

@@ -86,6 +86,7 @@ absl::Status Forwarder::Spool(ProcessContext& ctx, std::deque<RawLine> lines) {
         NewEnvelope(options_.node, options_.station, proto::KIND_EVENT, kEventSyslog, domain);
     const uint64_t weight = static_cast<uint64_t>(batch.records_size());
     ev.set_payload(batch.SerializeAsString());
+    if (options_.seal) options_.seal(ev);
     if (absl::Status st = outbox_->Enqueue(OutboxItem{ev.id(), subject->ToString(),
                                                       ev.SerializeAsString(), weight});
         !st.ok()) {

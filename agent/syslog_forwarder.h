@@ -31,6 +31,8 @@ struct ForwarderOptions {
   ParseOptions parse;
   // Lines the inputs dropped themselves (UDP with a full queue); added to reports.
   std::function<uint64_t()> input_drops;
+  // Signs each batch's envelope (the node key), when set.
+  std::function<void(proto::Envelope&)> seal;
 };
 
 class Forwarder final : public LineSink {

@@ -33,6 +33,11 @@ inline constexpr char kStationShow[] = "show";
 inline constexpr char kStationHistory[] = "history";
 inline constexpr char kStationCancel[] = "cancel";
 inline constexpr char kStationLogs[] = "logs";
+inline constexpr char kStationAccept[] = "accept";
+inline constexpr char kStationAcl[] = "acl";
+inline constexpr char kStationAudit[] = "audit";
+// The station's command that sets a node's ACL.
+inline constexpr char kMethodSetAcl[] = "setacl";
 // Published by the station when a node goes online or offline.
 inline constexpr char kEventNodeState[] = "nodestate";
 inline constexpr char kCliDomain[] = "cli";

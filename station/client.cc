@@ -35,6 +35,9 @@ absl::StatusOr<std::string> Client::Call(const char* method, const std::string& 
       NewEnvelope("stewardctl", options_.station, proto::KIND_COMMAND, method, kCliDomain);
   env.set_operator_(options_.operator_name);
   env.set_payload(payload);
+  if (options_.operator_key.has_value()) {
+    STEWARD_RETURN_IF_ERROR(signing::SignEnvelope(env, *options_.operator_key));
+  }
   absl::StatusOr<nats::MsgPtr> msg =
       nats::Request(conn_.get(), subject.ToString(), env.SerializeAsString(), timeout);
   if (absl::IsUnavailable(msg.status())) {
@@ -90,6 +93,20 @@ absl::StatusOr<proto::CommandStates> Client::Show(const std::vector<std::string>
 absl::StatusOr<proto::CommandStates> Client::History(const proto::HistoryRequest& req,
                                                      absl::Duration timeout) {
   return ParseAs<proto::CommandStates>(Call(kStationHistory, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::AclReply> Client::Accept(const std::string& node, absl::Duration timeout) {
+  proto::AcceptRequest req;
+  req.set_node(node);
+  return ParseAs<proto::AclReply>(Call(kStationAccept, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::AclReply> Client::Acl(const proto::AclRequest& req, absl::Duration timeout) {
+  return ParseAs<proto::AclReply>(Call(kStationAcl, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::CommandStates> Client::Audit(const proto::AuditRequest& req, absl::Duration timeout) {
+  return ParseAs<proto::CommandStates>(Call(kStationAudit, req.SerializeAsString(), timeout));
 }
 
 absl::StatusOr<proto::LogsReply> Client::Logs(const proto::LogsRequest& req, absl::Duration timeout) {

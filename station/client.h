@@ -7,12 +7,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/nats.h"
+#include "common/signing.h"
 #include "proto/steward.pb.h"
 
 namespace steward::station {
@@ -21,6 +23,8 @@ struct ClientOptions {
   std::string station = "station";
   nats::ConnectOptions nats;  // keep_trying is forced off: a CLI fails at once
   std::string operator_name;  // recorded with each command
+  // Signs every request (stations with operator keys accept nothing else).
+  std::optional<signing::KeyPair> operator_key;
 };
 
 class Client {
@@ -41,6 +45,9 @@ class Client {
                                             absl::Duration timeout);
   absl::StatusOr<proto::CommandStates> History(const proto::HistoryRequest& req,
                                                absl::Duration timeout);
+  absl::StatusOr<proto::AclReply> Accept(const std::string& node, absl::Duration timeout);
+  absl::StatusOr<proto::AclReply> Acl(const proto::AclRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::CommandStates> Audit(const proto::AuditRequest& req, absl::Duration timeout);
   absl::StatusOr<proto::LogsReply> Logs(const proto::LogsRequest& req, absl::Duration timeout);
   absl::StatusOr<proto::CommandStates> Cancel(const std::vector<std::string>& ids,
                                               absl::Duration timeout);

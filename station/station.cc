@@ -4,9 +4,12 @@
 #include "station/station.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -92,6 +95,13 @@ absl::Status Station::Load() {
                                           : options_.default_heartbeat;
     n.info = std::move(info);
   }
+  STEWARD_ASSIGN_OR_RETURN(auto settings, store_->Settings());
+  for (const auto& [key, value] : settings) {
+    proto::AclRequest r;
+    if (!r.ParseFromString(value)) return absl::DataLossError(absl::StrCat("corrupt setting ", key));
+    if (absl::StartsWith(key, "acl:")) acl_rules_[key.substr(4)] = {r.rules().begin(), r.rules().end()};
+    if (absl::StartsWith(key, "group:")) groups_[key.substr(6)] = {r.members().begin(), r.members().end()};
+  }
   const absl::Time now = absl::Now();
   for (proto::CommandState& s : active) {
     // Ask every node about its unfinished commands: it answers with what it recorded.
@@ -162,6 +172,15 @@ void Station::Serve(nats::MsgPtr msg, bool events) {
     return;
   }
   if (events) return HandleEvent(*env, reply);
+  if (options_.operators != nullptr && !options_.operators->empty()) {
+    if (absl::Status st = signing::VerifyEnvelope(*env, *options_.operators); !st.ok()) {
+      STEWARD_LOG_WARNING("refused {} request: {}", env->method(), st.message());
+      return PublishAck(reply, RejectAck(env->id(), options_.name,
+                                         absl::StrCat("refused: ", st.message(),
+                                                      " (this station accepts signed operator requests only)")));
+    }
+    env->set_operator_(absl::StrCat(env->operator_(), " ", env->signer()));
+  }
   const std::string& m = env->method();
   if (m == kStationSubmit) return HandleSubmit(*env, reply);
   if (m == kStationWait) return HandleWait(*env, reply);
@@ -171,6 +190,9 @@ void Station::Serve(nats::MsgPtr msg, bool events) {
   if (m == kStationHistory) return HandleHistory(*env, reply);
   if (m == kStationCancel) return HandleCancel(*env, reply);
   if (m == kStationLogs) return HandleLogs(*env, reply);
+  if (m == kStationAccept) return HandleAccept(*env, reply);
+  if (m == kStationAcl) return HandleAcl(*env, reply);
+  if (m == kStationAudit) return HandleAudit(*env, reply);
   PublishAck(reply, RejectAck(env->id(), options_.name, absl::StrCat("unknown method ", m)));
 }
 
@@ -180,6 +202,9 @@ void Station::HandleSubmit(const proto::Envelope& req, const std::string& reply)
     return PublishAck(reply, RejectAck(req.id(), options_.name, "malformed submit request"));
   }
   const proto::Envelope& tmpl = sr.command();
+  if (tmpl.method() == kMethodSetAcl) {
+    return PublishAck(reply, RejectAck(req.id(), options_.name, "setacl is sent by the station (stewardctl acl)"));
+  }
   std::vector<std::string> targets(sr.nodes().begin(), sr.nodes().end());
   for (const std::string* token : {&tmpl.method(), &tmpl.domain()}) {
     if (absl::Status st = subjects::ValidateToken(*token); !st.ok()) {
@@ -203,32 +228,53 @@ void Station::HandleSubmit(const proto::Envelope& req, const std::string& reply)
     targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
   }
   if (targets.empty()) return PublishAck(reply, RejectAck(req.id(), options_.name, "no target nodes"));
-  const int64_t now_ms = NowUnixMillis();
   for (const std::string& target : targets) {
-    proto::CommandState s;
-    proto::Envelope& e = *s.mutable_command();
-    e = NewEnvelope(options_.name, target, proto::KIND_COMMAND, tmpl.method(), tmpl.domain());
-    e.mutable_argv()->CopyFrom(tmpl.argv());
-    e.mutable_shell()->CopyFrom(tmpl.shell());
-    e.set_payload(tmpl.payload());
-    e.set_timeout_ms(tmpl.timeout_ms() > 0 ? tmpl.timeout_ms()
-                                           : absl::ToInt64Milliseconds(options_.default_timeout));
-    e.set_expires_unix_ms(tmpl.expires_unix_ms() > 0
-                              ? tmpl.expires_unix_ms()
-                              : now_ms + absl::ToInt64Milliseconds(options_.default_ttl));
-    e.set_request_id(out.request_id());
-    e.set_operator_(req.operator_());
-    s.set_id(e.id());
-    s.set_node(target);
-    s.set_request_id(out.request_id());
-    s.set_state("queued");
-    s.set_created_unix_ms(now_ms);
-    s.set_updated_unix_ms(now_ms);
+    proto::CommandState s = NewCommand(target, tmpl, out.request_id(), req.operator_());
     proto::CommandRef* ref = out.add_commands();
     ref->set_node(target);
-    ref->set_id(e.id());
+    ref->set_id(s.id());
     states.push_back(std::move(s));
   }
+  SubmitCommands(std::move(states), [this, out, reply, id = req.id()](absl::Status st) {
+    if (!st.ok()) {
+      return PublishAck(reply, RejectAck(id, options_.name, absl::StrCat("ledger write failed: ", st.message())));
+    }
+    PublishAck(reply, OkReply(id, options_.name, out));
+  });
+}
+
+proto::CommandState Station::NewCommand(const std::string& target, const proto::Envelope& tmpl,
+                                        const std::string& request_id, const std::string& op) {
+  const int64_t now_ms = NowUnixMillis();
+  proto::CommandState s;
+  proto::Envelope& e = *s.mutable_command();
+  e = NewEnvelope(options_.name, target, proto::KIND_COMMAND, tmpl.method(), tmpl.domain());
+  e.mutable_argv()->CopyFrom(tmpl.argv());
+  e.mutable_shell()->CopyFrom(tmpl.shell());
+  e.set_payload(tmpl.payload());
+  e.set_timeout_ms(tmpl.timeout_ms() > 0 ? tmpl.timeout_ms()
+                                         : absl::ToInt64Milliseconds(options_.default_timeout));
+  e.set_expires_unix_ms(tmpl.expires_unix_ms() > 0
+                            ? tmpl.expires_unix_ms()
+                            : now_ms + absl::ToInt64Milliseconds(options_.default_ttl));
+  e.set_request_id(request_id);
+  e.set_operator_(op);
+  if (options_.key.has_value()) {
+    if (absl::Status st = signing::SignEnvelope(e, *options_.key); !st.ok()) {
+      STEWARD_LOG_ERROR("signing {}: {}", e.id(), st.ToString());
+    }
+  }
+  s.set_id(e.id());
+  s.set_node(target);
+  s.set_request_id(request_id);
+  s.set_state("queued");
+  s.set_created_unix_ms(now_ms);
+  s.set_updated_unix_ms(now_ms);
+  return s;
+}
+
+void Station::SubmitCommands(std::vector<proto::CommandState> states,
+                             std::function<void(absl::Status)> done) {
   auto ops = std::make_shared<std::vector<Store::Op>>();
   for (const proto::CommandState& s : states) ops->push_back(Store::PutCommand(s));
   store_->Write(
@@ -236,12 +282,8 @@ void Station::HandleSubmit(const proto::Envelope& req, const std::string& reply)
         for (Store::Op& op : *ops) STEWARD_RETURN_IF_ERROR(op(db));
         return absl::OkStatus();
       },
-      [this, states = std::move(states), out, reply, id = req.id()](absl::Status st) mutable {
-        if (!st.ok()) {
-          return PublishAck(reply, RejectAck(id, options_.name,
-                                             absl::StrCat("ledger write failed: ", st.message())));
-        }
-        {
+      [this, states = std::move(states), done = std::move(done)](absl::Status st) mutable {
+        if (st.ok()) {
           absl::MutexLock lock(&mu_);
           const absl::Time now = absl::Now();
           for (proto::CommandState& s : states) {
@@ -253,7 +295,7 @@ void Station::HandleSubmit(const proto::Envelope& req, const std::string& reply)
           }
           wake_ = true;
         }
-        PublishAck(reply, OkReply(id, options_.name, out));
+        if (done) done(st);
       });
 }
 
@@ -338,6 +380,7 @@ void Station::HandlePing(const proto::Envelope& req, const std::string& reply) {
   const absl::Duration wait =
       absl::Milliseconds(std::clamp<int64_t>(pr.wait_ms() > 0 ? pr.wait_ms() : 5000, 1, kMaxWaitMs));
   ping.set_expires_unix_ms(NowUnixMillis() + absl::ToInt64Milliseconds(wait));
+  if (options_.key.has_value()) (void)signing::SignEnvelope(ping, *options_.key);
   const absl::Time sent = absl::Now();
   auto on_answer = [this, sent, node = pr.node(), req_id = req.id(), reply, wait](
                        RequestPump::Result r, nats::MsgPtr msg) {
@@ -496,6 +539,19 @@ void Station::HandleEvent(const proto::Envelope& ev, const std::string& reply) {
   if (absl::Status st = subjects::ValidateToken(from); !st.ok()) {
     return PublishAck(reply, RejectAck(ev.id(), options_.name, absl::StrCat("bad sender: ", st.message())));
   }
+  if (ev.method() != kEventHello) {
+    absl::Status st;
+    {
+      absl::MutexLock lock(&mu_);
+      st = CheckNodeSignatureLocked(ev);
+    }
+    if (!st.ok()) {
+      proto::Ack a = RejectAck(ev.id(), options_.name, st.message());
+      // Not accepted yet: the node keeps the event and offers it again later.
+      if (absl::IsUnavailable(st)) a.set_outcome(proto::OUTCOME_ERROR);
+      return PublishAck(reply, a);
+    }
+  }
   if (ev.method() == kEventResult) return HandleResult(ev, reply);
   if (ev.method() == kEventSyslog) return HandleSyslog(ev, reply);
   proto::Ack stored = NewAck(ev.id(), options_.name, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
@@ -506,6 +562,22 @@ void Station::HandleEvent(const proto::Envelope& ev, const std::string& reply) {
       return PublishAck(reply, RejectAck(ev.id(), options_.name, "malformed hello payload"));
     }
     Node& node = NodeLocked(from);
+    if (options_.key.has_value()) {
+      // A node proves it holds the key it announces; a pinned node must use its pinned key.
+      const std::string& pinned = node.info.public_key();
+      absl::Status st = signing::VerifyEnvelopeWith(ev, pinned.empty() ? hello.public_key() : pinned);
+      if (!st.ok()) {
+        STEWARD_LOG_WARNING("hello from {} refused: {}", from, st.message());
+        return PublishAck(reply, RejectAck(ev.id(), options_.name,
+                                           absl::StrCat("hello refused: ", st.message(),
+                                                        pinned.empty() ? "" : " (not the pinned key)")));
+      }
+      if (pinned.empty() && node.info.pending_key() != hello.public_key()) {
+        node.info.set_pending_key(hello.public_key());
+        STEWARD_LOG_WARNING("node {} announced key {}: accept it with `stewardctl accept {}`", from,
+                            signing::KeyId(hello.public_key()), from);
+      }
+    }
     node.info.set_version(hello.version());
     node.info.set_hostname(hello.hostname());
     node.info.set_os(hello.os());
@@ -617,6 +689,156 @@ void Station::HandleLogs(const proto::Envelope& req, const std::string& reply) {
   absl::StatusOr<proto::LogsReply> out = store_->QueryLogs(lr);
   if (!out.ok()) return PublishAck(reply, RejectAck(req.id(), options_.name, out.status().message()));
   PublishAck(reply, OkReply(req.id(), options_.name, *out));
+}
+
+absl::Status Station::CheckNodeSignatureLocked(const proto::Envelope& ev) {
+  if (!options_.key.has_value()) return absl::OkStatus();
+  auto it = nodes_.find(ev.from_node());
+  if (it == nodes_.end() || it->second.info.public_key().empty()) {
+    return absl::UnavailableError(absl::StrCat("node ", ev.from_node(),
+                                               " is not accepted yet (stewardctl accept ", ev.from_node(), ")"));
+  }
+  return signing::VerifyEnvelopeWith(ev, it->second.info.public_key());
+}
+
+void Station::HandleAccept(const proto::Envelope& req, const std::string& reply) {
+  proto::AcceptRequest ar;
+  if (!ar.ParseFromString(req.payload())) {
+    return PublishAck(reply, RejectAck(req.id(), options_.name, "malformed accept request"));
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(ar.node());
+  if (it == nodes_.end() || it->second.info.pending_key().empty()) {
+    return PublishAck(reply, RejectAck(req.id(), options_.name,
+                                       absl::StrCat("node ", ar.node(), " has announced no key to accept")));
+  }
+  Node& node = it->second;
+  node.info.set_public_key(node.info.pending_key());
+  node.info.clear_pending_key();
+  wake_ = true;  // its waiting commands go out now
+  STEWARD_LOG_INFO("node {} accepted with key {} by {}", ar.node(), signing::KeyId(node.info.public_key()),
+                   req.operator_());
+  proto::AclReply out;
+  out.add_lines(absl::StrCat("accepted ", ar.node(), " with key ", signing::KeyId(node.info.public_key())));
+  store_->Write(Store::PutNode(node.info), [this, reply, out, id = req.id()](absl::Status st) {
+    PublishAck(reply, st.ok() ? OkReply(id, options_.name, out) : RejectAck(id, options_.name, st.message()));
+  });
+}
+
+std::vector<std::string> Station::EffectiveAclLocked(const std::string& node) {
+  std::vector<std::string> rules;
+  auto add = [&](const std::string& target) {
+    auto it = acl_rules_.find(target);
+    if (it == acl_rules_.end()) return;
+    for (const std::string& r : it->second) {
+      if (std::find(rules.begin(), rules.end(), r) == rules.end()) rules.push_back(r);
+    }
+  };
+  add(node);
+  for (const auto& [group, members] : groups_) {
+    if (std::find(members.begin(), members.end(), node) != members.end()) add("@" + group);
+  }
+  return rules;
+}
+
+void Station::PushAclLocked(const std::string& node, std::vector<proto::CommandState>& out) {
+  std::vector<std::string> rules = EffectiveAclLocked(node);
+  Node& n = NodeLocked(node);
+  n.info.mutable_acl()->Assign(rules.begin(), rules.end());
+  store_->Write(Store::PutNode(n.info));
+  proto::AclDoc doc;
+  doc.mutable_rules()->Assign(rules.begin(), rules.end());
+  doc.set_version_unix_ms(NowUnixMillis());
+  proto::Envelope tmpl;
+  tmpl.set_method(kMethodSetAcl);
+  tmpl.set_domain("security");
+  tmpl.set_payload(doc.SerializeAsString());
+  out.push_back(NewCommand(node, tmpl, NewId(), "station"));
+}
+
+void Station::HandleAcl(const proto::Envelope& req, const std::string& reply) {
+  proto::AclRequest ar;
+  if (!ar.ParseFromString(req.payload())) {
+    return PublishAck(reply, RejectAck(req.id(), options_.name, "malformed acl request"));
+  }
+  const bool group = absl::StartsWith(ar.target(), "@");
+  if (absl::Status st = subjects::ValidateToken(group ? ar.target().substr(1) : ar.target()); !st.ok()) {
+    return PublishAck(reply, RejectAck(req.id(), options_.name, st.message()));
+  }
+  for (const std::string& r : ar.rules()) {
+    const size_t colon = r.find(':');
+    if (absl::Status st = subjects::ValidateToken(r.substr(0, colon)); !st.ok()) {
+      return PublishAck(reply, RejectAck(req.id(), options_.name, absl::StrCat("rule \"", r, "\": ", st.message())));
+    }
+  }
+  for (const std::string& m : ar.members()) {
+    if (absl::Status st = subjects::ValidateToken(m); !st.ok()) {
+      return PublishAck(reply, RejectAck(req.id(), options_.name, st.message()));
+    }
+  }
+  proto::AclReply out;
+  std::vector<proto::CommandState> pushes;
+  {
+    absl::MutexLock lock(&mu_);
+    std::set<std::string> affected;
+    if (ar.define_group()) {
+      if (group) return PublishAck(reply, RejectAck(req.id(), options_.name, "name the group without '@'"));
+      for (const std::string& m : groups_[ar.target()]) affected.insert(m);
+      groups_[ar.target()] = {ar.members().begin(), ar.members().end()};
+      for (const std::string& m : ar.members()) affected.insert(m);
+      proto::AclRequest saved;
+      saved.mutable_members()->CopyFrom(ar.members());
+      store_->Write(Store::PutSetting("group:" + ar.target(), saved.SerializeAsString()));
+    } else if (!ar.show()) {
+      acl_rules_[ar.target()] = {ar.rules().begin(), ar.rules().end()};
+      proto::AclRequest saved;
+      saved.mutable_rules()->CopyFrom(ar.rules());
+      store_->Write(Store::PutSetting("acl:" + ar.target(), saved.SerializeAsString()));
+      if (group) {
+        for (const std::string& m : groups_[ar.target().substr(1)]) affected.insert(m);
+      } else {
+        affected.insert(ar.target());
+      }
+    }
+    for (const std::string& n : affected) PushAclLocked(n, pushes);
+    std::vector<std::string> nodes;
+    if (group || ar.define_group()) {
+      const std::string g = group ? ar.target().substr(1) : ar.target();
+      out.add_lines(absl::StrCat("group ", g, ": ", absl::StrJoin(groups_[g], ", ")));
+      out.add_lines(absl::StrCat("rules of @", g, ": ", absl::StrJoin(acl_rules_["@" + g], " ")));
+      nodes = groups_[g];
+    } else {
+      nodes = {ar.target()};
+    }
+    for (const std::string& n : nodes) {
+      const std::vector<std::string> eff = EffectiveAclLocked(n);
+      out.add_lines(absl::StrCat(n, " accepts: ",
+                                 eff.empty() && acl_rules_.count(n) == 0 ? "everything (no ACL set)"
+                                                                          : absl::StrJoin(eff, " ")));
+    }
+  }
+  if (pushes.empty()) return PublishAck(reply, OkReply(req.id(), options_.name, out));
+  for (const proto::CommandState& c : pushes) out.add_lines(absl::StrCat("sending the ACL to ", c.node(), " as command ", c.id()));
+  SubmitCommands(std::move(pushes), [this, reply, out, id = req.id()](absl::Status st) {
+    PublishAck(reply, st.ok() ? OkReply(id, options_.name, out) : RejectAck(id, options_.name, st.message()));
+  });
+}
+
+void Station::HandleAudit(const proto::Envelope& req, const std::string& reply) {
+  proto::AuditRequest ar;
+  if (!ar.ParseFromString(req.payload())) {
+    return PublishAck(reply, RejectAck(req.id(), options_.name, "malformed audit request"));
+  }
+  const int limit = std::clamp(ar.limit() > 0 ? ar.limit() : 50, 1, 10000);
+  absl::StatusOr<std::vector<proto::CommandState>> rows = store_->History(ar.node(), "", 100000);
+  if (!rows.ok()) return PublishAck(reply, RejectAck(req.id(), options_.name, rows.status().message()));
+  proto::CommandStates out;
+  for (proto::CommandState& c : *rows) {
+    if (!ar.operator_().empty() && c.command().operator_().find(ar.operator_()) == std::string::npos) continue;
+    *out.add_commands() = std::move(c);
+    if (out.commands_size() >= limit) break;
+  }
+  PublishAck(reply, OkReply(req.id(), options_.name, out));
 }
 
 Station::Node& Station::NodeLocked(const std::string& name) {
@@ -799,6 +1021,12 @@ void Station::DispatchLoop() {
           continue;
         }
         if (c.next_attempt > now) continue;
+        if (options_.key.has_value() && c.s.command().method() != kMethodSetAcl) {
+          // Secure mode: a node's commands wait until an operator accepted its key, so
+          // their results can be verified and recorded.
+          auto n = nodes_.find(c.s.node());
+          if (n == nodes_.end() || n->second.info.public_key().empty()) continue;
+        }
         absl::StatusOr<subjects::Subject> subject = subjects::Make(
             c.s.node(), subjects::Kind::kCommand, c.s.command().method(), c.s.command().domain());
         if (!subject.ok()) {

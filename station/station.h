@@ -9,6 +9,8 @@
 #pragma once
 
 #include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +23,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/nats.h"
 #include "common/request_pump.h"
+#include "common/signing.h"
 #include "proto/steward.pb.h"
 #include "station/store.h"
 
@@ -46,6 +49,11 @@ struct StationOptions {
   absl::Duration log_retention = absl::Hours(24 * 7);
   int64_t log_max_lines = 10'000'000;
   absl::Duration log_prune_every = absl::Minutes(1);
+  // Security. With a key the station signs every command, and nodes must be accepted
+  // (their announced key pinned) before their results and events are stored.
+  std::optional<signing::KeyPair> key;
+  // Operators whose signed requests are accepted; empty: any request (development).
+  std::shared_ptr<signing::TrustedKeys> operators;
 };
 
 class Station {
@@ -104,6 +112,21 @@ class Station {
   void HandleResult(const proto::Envelope& ev, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
   void HandleSyslog(const proto::Envelope& ev, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
   void HandleLogs(const proto::Envelope& req, const std::string& reply);
+  void HandleAccept(const proto::Envelope& req, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleAcl(const proto::Envelope& req, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleAudit(const proto::Envelope& req, const std::string& reply);
+  // Checks a node's event against its pinned key; OK in development mode. Unpinned
+  // nodes get Unavailable (the node keeps the event and retries until accepted).
+  absl::Status CheckNodeSignatureLocked(const proto::Envelope& ev) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records `states` in the ledger, then makes them dispatchable and calls `done`.
+  void SubmitCommands(std::vector<proto::CommandState> states, std::function<void(absl::Status)> done);
+  proto::CommandState NewCommand(const std::string& target, const proto::Envelope& tmpl,
+                                 const std::string& request_id, const std::string& op);
+  // The rules a node enforces: its own and its groups'.
+  std::vector<std::string> EffectiveAclLocked(const std::string& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues a command sending `node` its effective ACL (after an operator changed it).
+  void PushAclLocked(const std::string& node, std::vector<proto::CommandState>& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void OnNodeAck(const std::string& id, RequestPump::Result r, nats::MsgPtr msg)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -142,6 +165,9 @@ class Station {
   std::vector<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
   bool waiters_dirty_ ABSL_GUARDED_BY(mu_) = false;
+  // ACLs: rules per node and per group ("@web"), and group members.
+  std::map<std::string, std::vector<std::string>> acl_rules_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<std::string>> groups_ ABSL_GUARDED_BY(mu_);
 
   std::vector<std::thread> threads_;
 };

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -18,10 +19,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/cli.h"
+#include "common/creds.h"
+#include "common/signing.h"
 #include "common/log.h"
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "common/severity.h"
+#include "station/broker_config.h"
 #include "station/client.h"
 #include "station/json.h"
 #include "station/station.h"
@@ -51,8 +55,18 @@ ABSL_FLAG(absl::Duration, since, absl::ZeroDuration(), "logs: only lines receive
 ABSL_FLAG(std::string, severity, "", "logs: only lines this severe or worse (err, warning, ...)");
 ABSL_FLAG(std::string, grep, "", "logs: only lines whose message contains this text");
 ABSL_FLAG(bool, follow, false, "logs: keep printing new lines as they arrive");
-ABSL_FLAG(std::string, creds, "", "NATS credentials file");
-ABSL_FLAG(std::string, tls_ca, "", "CA bundle: connect to NATS over TLS");
+ABSL_FLAG(std::string, keys, "",
+          "Keys directory (stewardctl keys init): signs requests with operator.key and uses "
+          "creds/operator.creds and tls/ca.pem");
+ABSL_FLAG(std::string, operator_key, "", "Sign requests with this operator key");
+ABSL_FLAG(std::string, creds, "", "Broker credentials file (user, password)");
+ABSL_FLAG(std::string, tls_ca, "", "CA bundle: connect to NATS over TLS and verify the server");
+ABSL_FLAG(std::vector<std::string>, hosts, std::vector<std::string>({"127.0.0.1", "localhost"}),
+          "keys init: names and addresses of the broker's TLS certificate");
+ABSL_FLAG(std::string, listen, "127.0.0.1:4222", "nats-config: the broker's host:port");
+ABSL_FLAG(std::vector<std::string>, allow, {}, "acl set: rules, \"method\" or \"method:argv-glob\"");
+ABSL_FLAG(bool, pending, false, "nodes: only nodes whose key waits for `stewardctl accept`");
+ABSL_FLAG(std::string, by, "", "audit: only commands sent by this operator (name or key id)");
 
 namespace {
 
@@ -230,9 +244,18 @@ int Nodes(Client& client, const std::string& node) {
     for (const auto& c : nodes->recent()) fmt::print("{}\n", steward::station::CommandJson(c));
     return 0;
   }
-  fmt::print("{:<16} {:<8} {:<14} {:<14} {:<8} {:>7}  {}\n", "NODE", "STATE", "SINCE", "LAST-HEARD",
-             "VERSION", "PENDING", "LAST-COMMAND");
+  if (!absl::GetFlag(FLAGS_pending)) {
+    fmt::print("{:<16} {:<8} {:<14} {:<14} {:<8} {:>7}  {}\n", "NODE", "STATE", "SINCE", "LAST-HEARD",
+               "VERSION", "PENDING", "LAST-COMMAND");
+  }
   for (const auto& n : nodes->nodes()) {
+    if (absl::GetFlag(FLAGS_pending)) {
+      if (!n.pending_key().empty()) {
+        fmt::print("{:<16} pending key {}  (stewardctl accept {})\n", n.name(),
+                   steward::signing::KeyId(n.pending_key()), n.name());
+      }
+      continue;
+    }
     fmt::print("{:<16} {:<8} {:<14} {:<14} {:<8} {:>7}  {}\n", n.name(), n.online() ? "online" : "offline",
                Ago(n.since_unix_ms()), Ago(n.last_heard_unix_ms()), n.version().empty() ? "-" : n.version(),
                n.pending(), n.last_command_id().empty() ? "-" : n.last_command_id() + " " + n.last_command_state());
@@ -242,6 +265,11 @@ int Nodes(Client& client, const std::string& node) {
                  "over 10 min; {} dropped by the agent)\n",
                  n.hostname(), n.os(), n.load1(), absl::StrJoin(n.methods(), ", "), n.heartbeat_ms(), n.errors(),
                  Ago(n.last_log_unix_ms()), n.log_lines(), n.log_errors(), n.log_errors_per_min(), n.log_dropped());
+      fmt::print("  key: {}\n  acl: {}\n",
+                 !n.public_key().empty()    ? "accepted " + steward::signing::KeyId(n.public_key())
+                 : !n.pending_key().empty() ? "pending " + steward::signing::KeyId(n.pending_key())
+                                            : "none",
+                 n.acl().empty() ? "-" : absl::StrJoin(n.acl(), " "));
     }
   }
   if (!node.empty() && nodes->recent_size() > 0) {
@@ -373,6 +401,148 @@ int Logs(Client& client) {
   }
 }
 
+// ---- keys and broker configuration (no station needed) ----
+
+std::string KeysDir() {
+  const std::string k = absl::GetFlag(FLAGS_keys);
+  return k.empty() ? "steward-keys" : k;
+}
+
+int KeysInit() {
+  const std::string dir = KeysDir();
+  std::error_code ec;
+  std::filesystem::create_directories(dir + "/tls", ec);
+  std::filesystem::create_directories(dir + "/creds", ec);
+  std::filesystem::create_directories(dir + "/nodes", ec);
+  if (ec) return Fail("cannot create " + dir + ": " + ec.message());
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  for (const char* who : {"station", "operator"}) {
+    auto pair = steward::signing::Generate();
+    if (!pair.ok()) return Fail(std::string(pair.status().message()));
+    if (absl::Status st = steward::signing::WriteKeyPair(*pair, dir + "/" + who, who); !st.ok()) {
+      return Fail(std::string(st.message()));
+    }
+  }
+  if (absl::Status st = steward::station::GenerateTls(dir + "/tls", absl::GetFlag(FLAGS_hosts)); !st.ok()) {
+    return Fail(std::string(st.message()));
+  }
+  for (const char* who : {"station", "operator"}) {
+    absl::Status st = steward::WriteCreds(dir + "/creds/" + who + ".creds", {who, steward::station::RandomPassword()});
+    if (!st.ok()) return Fail(std::string(st.message()));
+  }
+  fmt::print("keys in {}:\n  station.key/.pub   signs commands (steward-station --keys {})\n"
+             "  operator.key/.pub  signs your requests (stewardctl --keys {})\n"
+             "  tls/               CA and broker certificate\n  creds/             broker users\n"
+             "next: stewardctl --keys {} enroll NODE; stewardctl --keys {} nats-config > nats.conf\n",
+             dir, dir, dir, dir, dir);
+  return 0;
+}
+
+int NatsConfig() {
+  const std::string dir = KeysDir();
+  steward::station::BrokerConfigOptions opts;
+  opts.listen = absl::GetFlag(FLAGS_listen);
+  opts.station = absl::GetFlag(FLAGS_station);
+  opts.tls_dir = std::filesystem::absolute(dir + "/tls").string();
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/creds", ec)) {
+    if (e.path().extension() != ".creds") continue;
+    auto c = steward::ReadCreds(e.path().string());
+    if (!c.ok()) return Fail(std::string(c.status().message()));
+    using Role = steward::station::BrokerUser::Role;
+    const Role role = c->user == "station" ? Role::kStation : c->user == "operator" ? Role::kOperator : Role::kNode;
+    opts.users.push_back({c->user, c->password, role});
+  }
+  if (ec) return Fail("cannot read " + dir + "/creds: " + ec.message());
+  auto text = steward::station::NatsServerConfig(opts);
+  if (!text.ok()) return Fail(std::string(text.status().message()));
+  fmt::print("{}", *text);
+  fmt::print(stderr, "stewardctl: the configuration holds passwords: keep it private (chmod 600)\n");
+  return 0;
+}
+
+int Enroll(const std::vector<std::string>& args) {
+  if (args.size() != 1) return Fail("usage: stewardctl --keys DIR enroll NODE");
+  const std::string dir = KeysDir();
+  const std::string& node = args[0];
+  if (absl::Status st = steward::station::ValidateBrokerUserName(node); !st.ok()) return Fail(std::string(st.message()));
+  if (node == "station" || node == "operator") return Fail("\"" + node + "\" is reserved");
+  const std::string bundle = dir + "/nodes/" + node;
+  std::error_code ec;
+  std::filesystem::create_directories(bundle, ec);
+  if (ec) return Fail("cannot create " + bundle + ": " + ec.message());
+  const steward::BrokerCreds creds{node, steward::station::RandomPassword()};
+  for (const std::string& path : {dir + "/creds/" + node + ".creds", bundle + "/" + node + ".creds"}) {
+    if (absl::Status st = steward::WriteCreds(path, creds); !st.ok()) return Fail(std::string(st.message()));
+  }
+  std::filesystem::copy_file(dir + "/tls/ca.pem", bundle + "/ca.pem", std::filesystem::copy_options::overwrite_existing, ec);
+  if (!ec) {
+    std::filesystem::copy_file(dir + "/station.pub", bundle + "/station.pub",
+                               std::filesystem::copy_options::overwrite_existing, ec);
+  }
+  if (ec) return Fail("cannot write the trust bundle: " + ec.message());
+  fmt::print("enrolled {}: copy {} to the node and run\n"
+             "  steward-agent --node {} --creds {}.creds --tls-ca ca.pem --trust station.pub --nats tls://BROKER:4222\n"
+             "then regenerate the broker config (stewardctl nats-config), reload nats-server, and once the node\n"
+             "has announced its key: stewardctl accept {}\n",
+             node, bundle, node, node, node);
+  return 0;
+}
+
+int Accept(Client& client, const std::vector<std::string>& args) {
+  if (args.size() != 1) return Fail("usage: stewardctl accept NODE");
+  auto r = client.Accept(args[0], absl::GetFlag(FLAGS_timeout));
+  if (!r.ok()) return Fail(std::string(r.status().message()));
+  for (const std::string& l : r->lines()) fmt::print("{}\n", l);
+  return 0;
+}
+
+int AclCommand(Client& client, const std::vector<std::string>& args) {
+  if (args.size() != 2 || (args[0] != "set" && args[0] != "show")) {
+    return Fail("usage: stewardctl acl set NODE|@GROUP --allow RULE[,RULE...] | acl show NODE|@GROUP");
+  }
+  steward::proto::AclRequest req;
+  req.set_target(args[1]);
+  req.set_show(args[0] == "show");
+  for (const std::string& r : absl::GetFlag(FLAGS_allow)) req.add_rules(r);
+  auto r = client.Acl(req, absl::GetFlag(FLAGS_timeout));
+  if (!r.ok()) return Fail(std::string(r.status().message()));
+  for (const std::string& l : r->lines()) fmt::print("{}\n", l);
+  return 0;
+}
+
+int Group(Client& client, const std::vector<std::string>& args) {
+  if (args.size() != 3 || args[0] != "set") return Fail("usage: stewardctl group set NAME NODE[,NODE...]");
+  steward::proto::AclRequest req;
+  req.set_target(args[1]);
+  req.set_define_group(true);
+  for (absl::string_view n : absl::StrSplit(args[2], ',', absl::SkipEmpty())) req.add_members(std::string(n));
+  auto r = client.Acl(req, absl::GetFlag(FLAGS_timeout));
+  if (!r.ok()) return Fail(std::string(r.status().message()));
+  for (const std::string& l : r->lines()) fmt::print("{}\n", l);
+  return 0;
+}
+
+int Audit(Client& client) {
+  steward::proto::AuditRequest req;
+  req.set_node(absl::GetFlag(FLAGS_node));
+  req.set_operator_(absl::GetFlag(FLAGS_by));
+  req.set_limit(absl::GetFlag(FLAGS_limit));
+  auto r = client.Audit(req, absl::GetFlag(FLAGS_timeout));
+  if (!r.ok()) return Fail(std::string(r.status().message()));
+  for (const CommandState& s : r->commands()) {
+    if (absl::GetFlag(FLAGS_json)) {
+      fmt::print("{}\n", steward::station::CommandJson(s));
+      continue;
+    }
+    const std::string when = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(s.created_unix_ms()),
+                                              absl::UTCTimeZone());
+    fmt::print("{}  {:<28} {:<12} {:<10} {} {}\n", when, s.command().operator_(), s.node(), s.state(),
+               s.command().method(), absl::StrJoin(s.command().argv(), " "));
+  }
+  return 0;
+}
+
 int Cancel(Client& client, const std::vector<std::string>& ids) {
   if (ids.empty()) return Fail("usage: stewardctl cancel ID...");
   auto states = client.Cancel(ids, absl::GetFlag(FLAGS_timeout));
@@ -387,7 +557,9 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "stewardctl [flags] send NODE[,NODE...]|--all -- COMMAND [ARG...] | ping NODE | nodes | "
       "node NAME | show ID...|REQUEST-ID | cancel ID... | history [--node N] [--state S] [--limit N] | "
-      "logs [--node N] [--domain D] [--since 10m] [--severity warning] [--grep TEXT] [--follow]");
+      "logs [--node N] [--domain D] [--since 10m] [--severity warning] [--grep TEXT] [--follow] | "
+      "keys init | nats-config | enroll NODE | nodes --pending | accept NODE | "
+      "acl set NODE|@GROUP --allow RULE,... | acl show NODE|@GROUP | group set NAME NODE,... | audit [--by OP]");
   std::vector<std::string> storage;
   std::vector<char*> cargs = steward::NormalizeFlags(argc, argv, storage);
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(cargs.size() - 1), cargs.data());
@@ -400,10 +572,33 @@ int main(int argc, char** argv) {
   steward::station::ClientOptions opts;
   opts.station = absl::GetFlag(FLAGS_station);
   opts.nats.url = absl::GetFlag(FLAGS_nats).empty() ? steward::DefaultNatsUrl() : absl::GetFlag(FLAGS_nats);
-  opts.nats.creds_file = absl::GetFlag(FLAGS_creds);
+  if (sub == "keys") return args.size() == 1 && args[0] == "init" ? KeysInit() : Fail("usage: stewardctl keys init");
+  if (sub == "nats-config") return NatsConfig();
+  if (sub == "enroll") return Enroll(args);
   opts.nats.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
   const char* user = std::getenv("USER");
   opts.operator_name = user != nullptr ? user : "unknown";
+  const std::string keys = absl::GetFlag(FLAGS_keys);
+  std::string creds = absl::GetFlag(FLAGS_creds);
+  std::string operator_key = absl::GetFlag(FLAGS_operator_key);
+  if (!keys.empty()) {
+    if (operator_key.empty()) operator_key = keys + "/operator.key";
+    if (creds.empty() && std::filesystem::exists(keys + "/creds/operator.creds")) creds = keys + "/creds/operator.creds";
+    if (opts.nats.tls_ca_file.empty() && std::filesystem::exists(keys + "/tls/ca.pem")) {
+      opts.nats.tls_ca_file = keys + "/tls/ca.pem";
+    }
+  }
+  if (!operator_key.empty()) {
+    auto key = steward::signing::LoadKeyPair(operator_key);
+    if (!key.ok()) return Fail(std::string(key.status().message()));
+    opts.operator_key = *key;
+  }
+  if (!creds.empty()) {
+    auto c = steward::ReadCreds(creds);
+    if (!c.ok()) return Fail(std::string(c.status().message()));
+    opts.nats.user = c->user;
+    opts.nats.password = c->password;
+  }
 
   steward::nats::Library nats_library;
   auto client = Client::Connect(opts);
@@ -417,5 +612,9 @@ int main(int argc, char** argv) {
   if (sub == "history") return History(c);
   if (sub == "cancel") return Cancel(c, args);
   if (sub == "logs") return Logs(c);
+  if (sub == "accept") return Accept(c, args);
+  if (sub == "acl") return AclCommand(c, args);
+  if (sub == "group") return Group(c, args);
+  if (sub == "audit") return Audit(c);
   return Fail("unknown subcommand \"" + sub + "\"; try --help");
 }

@@ -62,6 +62,8 @@ const std::vector<std::string>& Migrations() {
       CREATE INDEX logs_severity_time ON logs(severity, received_us);
       CREATE INDEX logs_time ON logs(received_us);
       )sql",
+      // 3: settings (ACLs, node groups).
+      "CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
   };
   return *m;
 }
@@ -298,6 +300,28 @@ absl::StatusOr<proto::LogsReply> Store::QueryLogs(const proto::LogsRequest& req)
     if (row) cursor = mx.ColumnInt(0);
   }
   out.set_cursor(absl::StrCat(cursor));
+  return out;
+}
+
+Store::Op Store::PutSetting(std::string key, std::string value) {
+  return [key = std::move(key), value = std::move(value)](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
+                             db.Prepare("INSERT OR REPLACE INTO settings(key, value) VALUES (?1, ?2)"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, key));
+    STEWARD_RETURN_IF_ERROR(st.BindBlob(2, value));
+    return st.Step().status();
+  };
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Store::Settings() {
+  absl::MutexLock lock(&read_mu_);
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, reader_.Prepare("SELECT key, value FROM settings"));
+  std::vector<std::pair<std::string, std::string>> out;
+  while (true) {
+    STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.emplace_back(st.ColumnText(0), st.ColumnBlob(1));
+  }
   return out;
 }
 

@@ -59,6 +59,11 @@ class Store {
   // `max_lines`.
   static Op PruneLogs(int64_t older_than_ms, int64_t max_lines);
 
+  // Small settings (ACLs, groups) by key.
+  static Op PutSetting(std::string key, std::string value);
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Settings()
+      ABSL_LOCKS_EXCLUDED(read_mu_);
+
   // Reads.
   absl::StatusOr<std::vector<proto::CommandState>> ActiveCommands() ABSL_LOCKS_EXCLUDED(read_mu_);
   absl::StatusOr<std::optional<proto::CommandState>> GetCommand(const std::string& id)

@@ -2,13 +2,40 @@
 #include "tests/testing/cluster.h"
 
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 #include "absl/time/clock.h"
 
 namespace steward::testing {
 
+namespace {
+
+// Makes keys, enrolls `nodes` and writes <dir>/nats.conf; returns the keys directory.
+std::string PrepareKeys(const TempDir& dir, const std::vector<std::string>& nodes) {
+  const std::string keys = dir.str() + "/keys";
+  const std::string ctl = BinPath("station/stewardctl");
+  auto run = [](std::vector<std::string> argv) {
+    RunResult r = RunProgram(argv, absl::Seconds(60));
+    if (r.exit_code != 0) throw std::runtime_error("secure setup failed: " + argv[3] + ": " + r.err);
+    return r;
+  };
+  run({ctl, "--keys", keys, "keys", "init"});
+  for (const std::string& n : nodes) run({ctl, "--keys", keys, "enroll", n});
+  RunResult conf = run({ctl, "--keys", keys, "--listen", "127.0.0.1:-1", "nats-config"});
+  const std::string path = dir.str() + "/nats.conf";
+  std::ofstream(path) << conf.out;
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  return keys;
+}
+
+}  // namespace
+
 Cluster::Cluster() = default;
+
+Cluster::Cluster(Secure secure)
+    : keys_(PrepareKeys(dir_, secure.nodes)), nats_(dir_.str() + "/nats.conf") {}
 
 Cluster::~Cluster() {
   for (auto& [node, p] : agents_) p->Signal(SIGKILL);
@@ -18,6 +45,10 @@ Cluster::~Cluster() {
 void Cluster::StartStation(std::vector<std::string> extra_args) {
   std::vector<std::string> argv = {BinPath("station/steward-station"), "--nats", url(),
                                    "--data-dir", dir_.str() + "/station"};
+  if (secure()) {
+    argv.push_back("--keys");
+    argv.push_back(keys_);
+  }
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   station_ = std::make_unique<Process>(argv);
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -39,6 +70,13 @@ void Cluster::StopStation(int sig) {
 Process& Cluster::StartAgent(const std::string& node, std::vector<std::string> extra_args) {
   std::vector<std::string> argv = {BinPath("agent/steward-agent"), "--node", node, "--nats", url(),
                                    "--data-dir", dir_.str() + "/" + node, "--heartbeat", "1s"};
+  if (secure()) {
+    const std::string bundle = keys_ + "/nodes/" + node + "/";
+    for (const std::string& a : {std::string("--creds"), bundle + node + ".creds", std::string("--tls-ca"),
+                                 bundle + "ca.pem", std::string("--trust"), bundle + "station.pub"}) {
+      argv.push_back(a);
+    }
+  }
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   auto& slot = agents_[node];
   slot = std::make_unique<Process>(argv);
@@ -63,6 +101,10 @@ void Cluster::StopAgent(const std::string& node, int sig) {
 
 RunResult Cluster::Ctl(std::vector<std::string> args, absl::Duration timeout) {
   std::vector<std::string> argv = {BinPath("station/stewardctl"), "--nats", url()};
+  if (secure()) {
+    argv.push_back("--keys");
+    argv.push_back(keys_);
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   return RunProgram(argv, timeout);
 }

@@ -17,7 +17,17 @@ namespace steward::testing {
 class Cluster {
  public:
   Cluster();
+  // Secure: `stewardctl keys init`, `enroll` of each of `nodes`, a generated broker
+  // config (TLS, per-node users and permissions); the station runs with --keys, agents
+  // with their enrollment bundle, stewardctl with --keys.
+  struct Secure {
+    std::vector<std::string> nodes = {"ship1", "ship2"};
+  };
+  explicit Cluster(Secure secure);
   ~Cluster();
+
+  bool secure() const { return !keys_.empty(); }
+  const std::string& keys() const { return keys_; }
 
   NatsServer& nats() { return nats_; }
   const std::string& url() const { return nats_.url(); }
@@ -38,8 +48,9 @@ class Cluster {
   RunResult Ctl(std::vector<std::string> args, absl::Duration timeout = absl::Seconds(30));
 
  private:
-  NatsServer nats_;
   TempDir dir_;
+  std::string keys_;  // the keys directory, secure clusters only
+  NatsServer nats_;
   std::unique_ptr<Process> station_;
   std::map<std::string, std::unique_ptr<Process>> agents_;
 };

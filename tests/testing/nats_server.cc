@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -36,7 +38,8 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ignored);
 }
 
-NatsServer::NatsServer() : dir_(UniqueTempPath("steward-nats-")) {
+NatsServer::NatsServer(std::string config)
+    : dir_(UniqueTempPath("steward-nats-")), config_(std::move(config)) {
   std::filesystem::create_directories(dir_);
   Spawn("-1");
   const std::filesystem::path ports = dir_ / absl::StrCat("nats-server_", pid_, ".ports");
@@ -51,11 +54,11 @@ NatsServer::NatsServer() : dir_(UniqueTempPath("steward-nats-")) {
     std::stringstream buf;
     buf << in.rdbuf();
     const std::string text = buf.str();
-    const std::string key = "nats://127.0.0.1:";
+    const std::string key = "://127.0.0.1:";
     const size_t at = text.find(key);
     if (at != std::string::npos) {
       port_ = std::stoi(text.substr(at + key.size()));
-      url_ = absl::StrCat(key, port_);
+      url_ = absl::StrCat(config_.empty() ? "nats" : "tls", key, port_);
       return;
     }
     absl::SleepFor(absl::Milliseconds(10));
@@ -73,11 +76,19 @@ NatsServer::~NatsServer() {
 void NatsServer::Spawn(const std::string& port_arg) {
   const std::string log = (dir_ / "server.log").string();
   const std::string ports_dir = dir_.string();
+  std::vector<std::string> args = {"nats-server", "-a", "127.0.0.1", "-p", port_arg,
+                                    "--ports_file_dir", ports_dir, "-l", log};
+  if (!config_.empty()) {
+    args.push_back("-c");
+    args.push_back(config_);
+  }
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
-    ::execlp("nats-server", "nats-server", "-a", "127.0.0.1", "-p", port_arg.c_str(),
-             "--ports_file_dir", ports_dir.c_str(), "-l", log.c_str(), static_cast<char*>(nullptr));
+    ::execvp("nats-server", argv.data());
     ::_exit(127);
   }
 }

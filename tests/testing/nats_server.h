@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace steward::testing {
 
@@ -14,7 +15,9 @@ class NatsServer {
  public:
   // Starts the server and waits (up to 5 s) until its ports file names the URL.
   // Throws std::runtime_error when it cannot.
-  NatsServer();
+  // `config`: a nats-server configuration file (its listen address is overridden: the
+  // server still binds 127.0.0.1 on a port it picks).
+  explicit NatsServer(std::string config = "");
   ~NatsServer();
   NatsServer(const NatsServer&) = delete;
   NatsServer& operator=(const NatsServer&) = delete;
@@ -31,6 +34,7 @@ class NatsServer {
   void Spawn(const std::string& port_arg);
 
   std::filesystem::path dir_;
+  std::string config_;
   pid_t pid_ = -1;
   std::string url_;
   int port_ = 0;

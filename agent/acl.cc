@@ -1,0 +1,130 @@
+// Acl: rule matching, persistence, and the setacl method.
+#include "agent/acl.h"
+
+#include <fnmatch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/protocol.h"
+#include "common/status_macros.h"
+#include "subjects/subject.h"
+
+namespace steward::agent {
+namespace {
+
+std::string CommandText(const proto::Envelope& c) {
+  if (c.shell().use_shell() && c.argv_size() == 1) return absl::StrCat("/bin/sh -c ", c.argv(0));
+  return absl::StrJoin(c.argv(), " ");
+}
+
+bool RuleAllows(absl::string_view rule, const proto::Envelope& c) {
+  const size_t colon = rule.find(':');
+  const absl::string_view method = rule.substr(0, colon);
+  if (method != c.method()) return false;
+  if (colon == absl::string_view::npos) return true;
+  const std::string glob(rule.substr(colon + 1));
+  return ::fnmatch(glob.c_str(), CommandText(c).c_str(), 0) == 0;
+}
+
+}  // namespace
+
+absl::Status Acl::ValidateRule(absl::string_view rule) {
+  const size_t colon = rule.find(':');
+  STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(rule.substr(0, colon)));
+  if (colon != absl::string_view::npos && colon + 1 == rule.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("rule \"", rule, "\" has an empty pattern"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<Acl>> Acl::Open(const std::string& dir) {
+  std::shared_ptr<Acl> acl(new Acl(dir.empty() ? "" : dir + "/acl.pb"));
+  if (acl->path_.empty() || !std::filesystem::exists(acl->path_)) return acl;
+  std::ifstream in(acl->path_, std::ios::binary);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  absl::MutexLock lock(&acl->mu_);
+  if (!acl->doc_.ParseFromString(buf.str())) {
+    return absl::DataLossError(absl::StrCat("corrupt ACL file ", acl->path_));
+  }
+  acl->configured_ = true;
+  return acl;
+}
+
+absl::Status Acl::Check(const proto::Envelope& command) const {
+  if (command.method() == kMethodSetAcl) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  if (!configured_) return absl::OkStatus();
+  for (const std::string& rule : doc_.rules()) {
+    if (RuleAllows(rule, command)) return absl::OkStatus();
+  }
+  std::string what = command.method();
+  if (command.argv_size() > 0) absl::StrAppend(&what, " \"", CommandText(command).substr(0, 200), "\"");
+  return absl::PermissionDeniedError(
+      absl::StrCat("not allowed by the ACL of ", command.to_node(), ": ", what));
+}
+
+absl::Status Acl::Set(const proto::AclDoc& doc) {
+  for (const std::string& rule : doc.rules()) STEWARD_RETURN_IF_ERROR(ValidateRule(rule));
+  absl::MutexLock lock(&mu_);
+  if (configured_ && doc.version_unix_ms() < doc_.version_unix_ms()) return absl::OkStatus();
+  if (!path_.empty()) {
+    const std::string tmp = path_ + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      out << doc.SerializeAsString();
+      if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path_, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot write ", path_, ": ", ec.message()));
+  }
+  doc_ = doc;
+  configured_ = true;
+  return absl::OkStatus();
+}
+
+std::vector<std::string> Acl::rules() const {
+  absl::MutexLock lock(&mu_);
+  return {doc_.rules().begin(), doc_.rules().end()};
+}
+
+bool Acl::configured() const {
+  absl::MutexLock lock(&mu_);
+  return configured_;
+}
+
+namespace {
+
+class SetAclMethod final : public Method {
+ public:
+  explicit SetAclMethod(std::shared_ptr<Acl> acl) : acl_(std::move(acl)) {}
+  absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) override {
+    proto::AclDoc doc;
+    if (!doc.ParseFromString(ctx.command.payload())) {
+      return RejectAck(ctx.command.id(), ctx.node, "malformed ACL document");
+    }
+    if (absl::Status st = acl_->Set(doc); !st.ok()) {
+      return RejectAck(ctx.command.id(), ctx.node, st.message());
+    }
+    proto::Ack ack = NewAck(ctx.command.id(), ctx.node, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
+    ack.set_stdout(absl::StrCat("ACL: ", absl::StrJoin(doc.rules(), ", "), "\n"));
+    ack.set_finished_unix_ms(NowUnixMillis());
+    return ack;
+  }
+
+ private:
+  std::shared_ptr<Acl> acl_;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> NewSetAclMethod(std::shared_ptr<Acl> acl) {
+  return std::make_unique<SetAclMethod>(std::move(acl));
+}
+
+}  // namespace steward::agent

@@ -1,0 +1,606 @@
+// Broker security material: creds files, a CA and server certificate made by running
+// the openssl command line, and the nats-server configuration text with per-role
+// permissions.
+#include "station/broker_config.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sodium.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/status_macros.h"
+#include "subjects/subject.h"
+
+extern char** environ;
+
+namespace steward::station {
+namespace {
+
+constexpr size_t kPasswordLength = 32;
+constexpr char kBase62[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+constexpr off_t kMaxCredsBytes = 4096;
+// Characters with a meaning in the nats-server configuration syntax.
+constexpr absl::string_view kConfigSyntax = "\"'\\{}[]()#$,;=:/";
+constexpr absl::string_view kInboxPrefix = "_INBOX";
+// How long one openssl step may take before it is killed.
+constexpr absl::Duration kOpensslDeadline = absl::Seconds(30);
+// How much of openssl's output is kept for an error message.
+constexpr size_t kMaxOpensslOutput = 16 * 1024;
+// TLS handshake timeout in seconds (edge links can be slow).
+constexpr int kTlsTimeoutSeconds = 5;
+
+// Owns one file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { Reset(); }
+
+  int get() const { return fd_; }
+  void Reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+void InitSodium() {
+  if (sodium_init() < 0) abort();  // Broken invariant: no entropy source.
+}
+
+// Random hex digits for names and serial numbers.
+std::string RandomHex(size_t bytes) {
+  InitSodium();
+  std::string raw(bytes, '\0');
+  randombytes_buf(raw.data(), raw.size());
+  raw[0] = static_cast<char>(raw[0] & 0x7f);  // Serial numbers must be positive.
+  std::string hex(bytes * 2 + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), reinterpret_cast<const unsigned char*>(raw.data()),
+                 raw.size());
+  hex.pop_back();
+  return hex;
+}
+
+absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return absl::ErrnoToStatus(errno, absl::StrCat("write ", path));
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+// A double-quoted configuration string: '\' and '"' escaped, control characters refused.
+absl::StatusOr<std::string> Quote(absl::string_view text, absl::string_view what) {
+  std::string out = "\"";
+  for (const char c : text) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b == 0x7f) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " \"", absl::CEscape(text), "\" contains a control character"));
+    }
+    if (c == '\\' || c == '"') out += '\\';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+// ["a", "b"] from subjects that are already validated.
+absl::StatusOr<std::string> QuotedList(const std::vector<std::string>& items) {
+  std::vector<std::string> quoted;
+  for (const std::string& item : items) {
+    STEWARD_ASSIGN_OR_RETURN(std::string q, Quote(item, "subject"));
+    quoted.push_back(std::move(q));
+  }
+  return absl::StrCat("[", absl::StrJoin(quoted, ", "), "]");
+}
+
+// "host:port" with port -1..65535 and a host of address/hostname characters.
+absl::Status ValidateListen(absl::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address \"", absl::CEscape(listen), "\" ", why, ", want host:port"));
+  };
+  if (colon == absl::string_view::npos) return bad("has no port");
+  const absl::string_view host = listen.substr(0, colon);
+  int port = 0;
+  if (!absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < -1 || port > 65535) {
+    return bad("has a bad port");
+  }
+  if (host.empty()) return bad("has no host");
+  for (const char c : host) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' &&
+        c != ':' && c != '[' && c != ']') {
+      return bad("has a bad host");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// "IP:<addr>" or "DNS:<name>" for a subjectAltName; InvalidArgument for anything else.
+absl::StatusOr<std::string> AltName(const std::string& host) {
+  unsigned char addr[sizeof(in6_addr)];
+  if (::inet_pton(AF_INET, host.c_str(), addr) == 1 ||
+      ::inet_pton(AF_INET6, host.c_str(), addr) == 1) {
+    return absl::StrCat("IP:", host);
+  }
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("host \"", absl::CEscape(host), "\" ", why,
+                     " (want an IP address or a DNS name)"));
+  };
+  if (host.empty()) return bad("is empty");
+  if (host.size() > 253) return bad("is longer than 253 bytes");
+  const std::vector<absl::string_view> labels = absl::StrSplit(host, '.');
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const absl::string_view label = labels[i];
+    if (i == 0 && label == "*" && labels.size() > 2) continue;  // *.example.com
+    if (label.empty() || label.size() > 63) return bad("has an empty or too long label");
+    if (label.front() == '-' || label.back() == '-') return bad("has a label at '-'");
+    for (const char c : label) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-') {
+        return bad("has a character other than letters, digits, '-' and '.'");
+      }
+    }
+  }
+  return absl::StrCat("DNS:", host);
+}
+
+// Runs `openssl <args...>` with stdin from /dev/null and stdout+stderr captured; OK
+// when it exits 0.
+absl::Status RunOpenssl(const std::vector<std::string>& args) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
+  Fd read_end(fds[0]);
+  Fd write_end(fds[1]);
+
+  posix_spawnattr_t attr;
+  if (int rc = posix_spawnattr_init(&attr); rc != 0) {
+    return absl::ErrnoToStatus(rc, "posix_spawnattr_init");
+  }
+  absl::Cleanup destroy_attr = [&attr] { posix_spawnattr_destroy(&attr); };
+  posix_spawn_file_actions_t actions;
+  if (int rc = posix_spawn_file_actions_init(&actions); rc != 0) {
+    return absl::ErrnoToStatus(rc, "posix_spawn_file_actions_init");
+  }
+  absl::Cleanup destroy_actions = [&actions] { posix_spawn_file_actions_destroy(&actions); };
+  sigset_t empty;
+  sigset_t defaults;
+  sigemptyset(&empty);
+  sigemptyset(&defaults);
+  for (int sig : {SIGINT, SIGTERM, SIGPIPE, SIGCHLD}) sigaddset(&defaults, sig);
+  int rc = posix_spawnattr_setflags(
+      &attr, static_cast<short>(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
+  if (rc == 0) rc = posix_spawnattr_setsigmask(&attr, &empty);
+  if (rc == 0) rc = posix_spawnattr_setsigdefault(&attr, &defaults);
+  if (rc == 0) {
+    rc = posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  }
+  if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
+  if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
+  if (rc != 0) return absl::ErrnoToStatus(rc, "posix_spawn set-up");
+
+  std::vector<std::string> argv_strings = {"openssl"};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const std::string what = absl::StrCat("openssl ", args.empty() ? "" : args[0]);
+
+  pid_t pid = -1;
+  rc = posix_spawnp(&pid, "openssl", &actions, &attr, argv.data(), environ);
+  if (rc == ENOENT) return absl::NotFoundError("openssl is not installed (not found on PATH)");
+  if (rc != 0) return absl::ErrnoToStatus(rc, absl::StrCat("cannot run ", what));
+  write_end.Reset();  // EOF arrives when openssl exits.
+
+  // Output until EOF (openssl exited) or the deadline; on any failure the child is
+  // killed. It is always reaped.
+  std::string output;
+  absl::Status io = absl::OkStatus();
+  const absl::Time deadline = absl::Now() + kOpensslDeadline;
+  for (;;) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      io = absl::DeadlineExceededError(
+          absl::StrCat(what, " did not finish within ", absl::FormatDuration(kOpensslDeadline)));
+      break;
+    }
+    pollfd pfd{read_end.get(), POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    if (ready < 0 && errno != EINTR) {
+      io = absl::ErrnoToStatus(errno, "poll");
+      break;
+    }
+    if (ready <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::read(read_end.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      io = absl::ErrnoToStatus(errno, absl::StrCat("read output of ", what));
+      break;
+    }
+    if (n == 0) break;
+    if (output.size() < kMaxOpensslOutput) {
+      output.append(buf, std::min(static_cast<size_t>(n), kMaxOpensslOutput - output.size()));
+    }
+  }
+  if (!io.ok()) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return absl::ErrnoToStatus(errno, "waitpid openssl");
+  }
+  STEWARD_RETURN_IF_ERROR(io);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  const std::string how = WIFEXITED(status)
+                              ? absl::StrCat("exit status ", WEXITSTATUS(status))
+                              : absl::StrCat("signal ", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  return absl::InternalError(
+      absl::StrCat(what, " failed (", how, "): ", absl::StripAsciiWhitespace(output)));
+}
+
+// The openssl configuration for the CA and the server certificate extensions.
+std::string OpensslConfig(const std::string& ca_name, const std::vector<std::string>& alt_names) {
+  return absl::StrCat(
+      "[req]\n"
+      "distinguished_name = dn\n"
+      "prompt = no\n"
+      "[dn]\n"
+      "CN = ", ca_name, "\n"
+      "[v3_ca]\n"
+      "basicConstraints = critical, CA:TRUE, pathlen:0\n"
+      "keyUsage = critical, keyCertSign, cRLSign\n"
+      "subjectKeyIdentifier = hash\n"
+      "[v3_server]\n"
+      "basicConstraints = critical, CA:FALSE\n"
+      "keyUsage = critical, digitalSignature\n"
+      "extendedKeyUsage = serverAuth\n"
+      "subjectAltName = ", absl::StrJoin(alt_names, ", "), "\n"
+      "subjectKeyIdentifier = hash\n"
+      "authorityKeyIdentifier = keyid\n");
+}
+
+absl::Status CheckAbsent(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) {
+    return absl::AlreadyExistsError(absl::StrCat(path, " exists; refusing to overwrite it"));
+  }
+  if (errno != ENOENT) return absl::ErrnoToStatus(errno, absl::StrCat("stat ", path));
+  return absl::OkStatus();
+}
+
+// The five openssl steps, writing ca.key, ca.pem, server.key, server.pem into `work`.
+absl::Status MakeCertificates(const std::string& work, const std::vector<std::string>& alt_names) {
+  const std::string cnf = work + "/openssl.cnf";
+  STEWARD_RETURN_IF_ERROR(
+      WritePrivateFile(cnf, OpensslConfig(absl::StrCat("steward CA ", RandomHex(4)), alt_names)));
+  const std::vector<std::string> keygen = {"genpkey", "-algorithm", "EC", "-pkeyopt",
+                                           "ec_paramgen_curve:P-256", "-out"};
+  std::vector<std::string> ca_key = keygen;
+  ca_key.push_back(work + "/ca.key");
+  STEWARD_RETURN_IF_ERROR(RunOpenssl(ca_key));
+  STEWARD_RETURN_IF_ERROR(RunOpenssl(
+      {"req", "-new", "-x509", "-config", cnf, "-extensions", "v3_ca", "-key", work + "/ca.key",
+       "-sha256", "-days", "3650", "-set_serial", "0x" + RandomHex(16), "-out", work + "/ca.pem"}));
+  std::vector<std::string> server_key = keygen;
+  server_key.push_back(work + "/server.key");
+  STEWARD_RETURN_IF_ERROR(RunOpenssl(server_key));
+  STEWARD_RETURN_IF_ERROR(RunOpenssl({"req", "-new", "-config", cnf, "-key", work + "/server.key",
+                                      "-subj", "/CN=steward nats-server", "-out",
+                                      work + "/server.csr"}));
+  return RunOpenssl({"x509", "-req", "-in", work + "/server.csr", "-CA", work + "/ca.pem",
+                     "-CAkey", work + "/ca.key", "-set_serial", "0x" + RandomHex(16), "-days",
+                     "825", "-sha256", "-extfile", cnf, "-extensions", "v3_server", "-out",
+                     work + "/server.pem"});
+}
+
+// Permissions text for one user (inside "permissions: { ... }").
+absl::StatusOr<std::string> Permissions(const BrokerUser& user, const std::string& station) {
+  std::vector<std::string> publish;
+  std::vector<std::string> subscribe;
+  bool allow_responses = false;
+  const std::string inbox = absl::StrCat(kInboxPrefix, "_", user.name, ".>");
+  switch (user.role) {
+    case BrokerUser::Role::kStation:
+      publish = {">"};
+      subscribe = {">"};
+      break;
+    case BrokerUser::Role::kOperator:
+      publish = {absl::StrCat(station, ".command.*.cli")};
+      subscribe = {inbox};
+      break;
+    case BrokerUser::Role::kNode: {
+      STEWARD_ASSIGN_OR_RETURN(std::string own, subjects::NodePattern(user.name));
+      publish = {absl::StrCat(station, ".event.>")};
+      subscribe = {own, inbox};
+      allow_responses = true;
+      break;
+    }
+  }
+  STEWARD_ASSIGN_OR_RETURN(std::string pub, QuotedList(publish));
+  STEWARD_ASSIGN_OR_RETURN(std::string sub, QuotedList(subscribe));
+  return absl::StrCat("        publish: { allow: ", pub, " }\n",
+                      "        subscribe: { allow: ", sub, " }\n",
+                      allow_responses ? "        allow_responses: true\n" : "");
+}
+
+absl::string_view RoleName(BrokerUser::Role role) {
+  switch (role) {
+    case BrokerUser::Role::kStation: return "station";
+    case BrokerUser::Role::kOperator: return "operator";
+    case BrokerUser::Role::kNode: return "node";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+std::string RandomPassword() {
+  InitSodium();
+  std::string out;
+  out.reserve(kPasswordLength);
+  unsigned char buf[64];
+  while (out.size() < kPasswordLength) {
+    randombytes_buf(buf, sizeof(buf));
+    for (const unsigned char b : buf) {
+      // 248 = 4 * 62: rejecting larger bytes keeps every character equally likely.
+      if (b >= 248 || out.size() == kPasswordLength) continue;
+      out += kBase62[b % 62];
+    }
+  }
+  return out;
+}
+
+absl::Status ValidateBrokerUserName(absl::string_view name) {
+  STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(name));
+  for (const char c : name) {
+    if (kConfigSyntax.find(c) != absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("broker user name \"", absl::CEscape(name), "\" contains '", std::string(1, c),
+                       "', which is not allowed in a broker configuration"));
+    }
+  }
+  if (absl::StartsWith(name, kInboxPrefix)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "broker user name \"", name, "\" starts with \"", kInboxPrefix, "\", which is reserved"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateBrokerPassword(absl::string_view password) {
+  if (password.empty()) return absl::InvalidArgumentError("broker password is empty");
+  for (const char c : password) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) {
+      return absl::InvalidArgumentError(
+          "broker password may contain only letters and digits [A-Za-z0-9]");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WritePrivateFile(const std::string& path, absl::string_view contents) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (fd.get() < 0) {
+    if (errno == EEXIST) {
+      return absl::AlreadyExistsError(absl::StrCat(path, " exists; refusing to overwrite it"));
+    }
+    return absl::ErrnoToStatus(errno, absl::StrCat("create ", path));
+  }
+  absl::Cleanup remove_partial = [&path] { ::unlink(path.c_str()); };
+  // The umask can only clear bits, but be exact anyway.
+  if (::fchmod(fd.get(), 0600) != 0) return absl::ErrnoToStatus(errno, "chmod " + path);
+  STEWARD_RETURN_IF_ERROR(WriteAll(fd.get(), contents, path));
+  if (::fsync(fd.get()) != 0) return absl::ErrnoToStatus(errno, "fsync " + path);
+  std::move(remove_partial).Cancel();
+  return absl::OkStatus();
+}
+
+absl::Status WriteCreds(const std::string& path, const BrokerCreds& creds) {
+  STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(creds.user));
+  STEWARD_RETURN_IF_ERROR(ValidateBrokerPassword(creds.password));
+  return WritePrivateFile(path,
+                          absl::StrCat("user ", creds.user, "\npassword ", creds.password, "\n"));
+}
+
+absl::StatusOr<BrokerCreds> ReadCreds(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return absl::ErrnoToStatus(errno, "stat " + path);
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a regular file"));
+  }
+  if ((st.st_mode & 077) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("creds file ", path, " is accessible by group or others (mode ",
+                     fmt::format("{:04o}", st.st_mode & 07777), "); chmod 600 ", path));
+  }
+  if (st.st_size > kMaxCredsBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is larger than ", kMaxCredsBytes,
+                                                   " bytes; not a creds file"));
+  }
+  std::string text;
+  char buf[1024];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return absl::ErrnoToStatus(errno, "read " + path);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > static_cast<size_t>(kMaxCredsBytes)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, " is too large"));
+    }
+  }
+  BrokerCreds creds;
+  bool has_user = false;
+  bool has_password = false;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, absl::MaxSplits(' ', 1));
+    if (kv.first == "user" && !has_user) {
+      creds.user = std::string(kv.second);
+      has_user = true;
+    } else if (kv.first == "password" && !has_password) {
+      creds.password = std::string(kv.second);
+      has_password = true;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": unexpected line; want \"user <name>\" and \"password <secret>\""));
+    }
+  }
+  if (!has_user || !has_password) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": want one \"user <name>\" and one \"password <secret>\" line"));
+  }
+  if (absl::Status s = ValidateBrokerUserName(creds.user); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+  }
+  if (absl::Status s = ValidateBrokerPassword(creds.password); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+  }
+  return creds;
+}
+
+absl::Status GenerateTls(const std::string& dir, const std::vector<std::string>& hosts) {
+  if (hosts.empty()) return absl::InvalidArgumentError("GenerateTls needs at least one host");
+  std::vector<std::string> alt_names;
+  for (const std::string& host : hosts) {
+    STEWARD_ASSIGN_OR_RETURN(std::string alt, AltName(host));
+    alt_names.push_back(std::move(alt));
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return absl::ErrnoToStatus(errno, "stat " + dir);
+  if (!S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(dir + " is not a directory");
+  static constexpr const char* kFiles[] = {"ca.key", "ca.pem", "server.key", "server.pem"};
+  for (const char* file : kFiles) STEWARD_RETURN_IF_ERROR(CheckAbsent(dir + "/" + file));
+
+  // A private (0700) working directory: the keys are never visible to others, and
+  // nothing appears in `dir` unless every step succeeded.
+  std::string work_template = dir + "/.steward-tls-XXXXXX";
+  if (::mkdtemp(work_template.data()) == nullptr) {
+    return absl::ErrnoToStatus(errno, "mkdtemp in " + dir);
+  }
+  const std::string work = work_template;
+  absl::Cleanup remove_work = [&work] {
+    std::error_code ignored;
+    std::filesystem::remove_all(work, ignored);
+  };
+  STEWARD_RETURN_IF_ERROR(MakeCertificates(work, alt_names));
+
+  std::vector<std::string> linked;
+  absl::Cleanup unlink_on_failure = [&linked] {
+    for (const std::string& path : linked) ::unlink(path.c_str());
+  };
+  for (const char* file : kFiles) {
+    const std::string from = work + "/" + file;
+    const std::string to = dir + "/" + file;
+    const mode_t mode = absl::EndsWith(file, ".key") ? 0600 : 0644;
+    if (::chmod(from.c_str(), mode) != 0) return absl::ErrnoToStatus(errno, "chmod " + from);
+    // link() never replaces an existing file, unlike rename().
+    if (::link(from.c_str(), to.c_str()) != 0) {
+      if (errno == EEXIST) {
+        return absl::AlreadyExistsError(absl::StrCat(to, " exists; refusing to overwrite it"));
+      }
+      return absl::ErrnoToStatus(errno, absl::StrCat("link ", to));
+    }
+    linked.push_back(to);
+  }
+  std::move(unlink_on_failure).Cancel();
+  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() >= 0) ::fsync(dir_fd.get());  // Best effort: the files are complete.
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options) {
+  STEWARD_RETURN_IF_ERROR(ValidateListen(options.listen));
+  if (absl::Status s = ValidateBrokerUserName(options.station); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("station name: ", s.message()));
+  }
+  if (options.users.empty()) {
+    // An authorization block without users would let anyone connect with every right.
+    return absl::InvalidArgumentError("the broker configuration needs at least one user");
+  }
+  std::set<std::string> names;
+  for (const BrokerUser& user : options.users) {
+    STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(user.name));
+    if (absl::Status s = ValidateBrokerPassword(user.password); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("user ", user.name, ": ", s.message()));
+    }
+    if (!names.insert(user.name).second) {
+      return absl::InvalidArgumentError(absl::StrCat("broker user \"", user.name, "\" is listed twice"));
+    }
+    if (user.role == BrokerUser::Role::kNode && user.name == options.station) {
+      // Its "<name>.>" subscription would receive everything sent to the station.
+      return absl::InvalidArgumentError(
+          absl::StrCat("node \"", user.name, "\" has the station's name"));
+    }
+  }
+
+  STEWARD_ASSIGN_OR_RETURN(std::string listen, Quote(options.listen, "listen address"));
+  std::string out = absl::StrCat(
+      "# nats-server configuration generated by steward. It holds passwords: keep it 0600.\n",
+      "listen: ", listen, "\n");
+  if (!options.tls_dir.empty()) {
+    const std::filesystem::path tls_dir(options.tls_dir);
+    STEWARD_ASSIGN_OR_RETURN(std::string cert, Quote((tls_dir / "server.pem").string(), "tls_dir"));
+    STEWARD_ASSIGN_OR_RETURN(std::string key, Quote((tls_dir / "server.key").string(), "tls_dir"));
+    absl::StrAppend(&out, "tls {\n  cert_file: ", cert, "\n  key_file: ", key,
+                    "\n  timeout: ", kTlsTimeoutSeconds, "\n}\n");
+  }
+  absl::StrAppend(&out, "authorization {\n  users = [\n");
+  for (const BrokerUser& user : options.users) {
+    STEWARD_ASSIGN_OR_RETURN(std::string name, Quote(user.name, "user name"));
+    STEWARD_ASSIGN_OR_RETURN(std::string password, Quote(user.password, "password"));
+    STEWARD_ASSIGN_OR_RETURN(std::string permissions, Permissions(user, options.station));
+    absl::StrAppend(&out, "    {\n      # ", RoleName(user.role), "\n      user: ", name,
+                    "\n      password: ", password, "\n      permissions: {\n", permissions,
+                    "      }\n    }\n");
+  }
+  absl::StrAppend(&out, "  ]\n}\n");
+  return out;
+}
+
+}  // namespace steward::station

@@ -1,0 +1,112 @@
+// Broker security material for nats-server: per-user credential files, a private CA and
+// server certificate made with the `openssl` command line, and the text of a
+// nats-server configuration whose per-user permissions confine each node to its own
+// subjects (DESIGN.md, "Security layers").
+//
+//   BrokerConfigOptions o{.listen = "0.0.0.0:4222", .tls_dir = "/etc/steward/tls"};
+//   o.users.push_back({"station", RandomPassword(), BrokerUser::Role::kStation});
+//   o.users.push_back({"ship1", RandomPassword(), BrokerUser::Role::kNode});
+//   STEWARD_RETURN_IF_ERROR(GenerateTls(o.tls_dir, {"broker.example.com", "10.0.0.5"}));
+//   STEWARD_ASSIGN_OR_RETURN(std::string conf, NatsServerConfig(o));
+//   STEWARD_RETURN_IF_ERROR(WritePrivateFile("/etc/steward/nats-server.conf", conf));
+//
+// Clients must use the custom inbox prefix "_INBOX_<user>"
+// (natsOptions_SetCustomInboxPrefix): a user may subscribe only to its own inboxes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace steward::station {
+
+// One user's broker login, as stored in a creds file.
+struct BrokerCreds {
+  std::string user;
+  std::string password;
+};
+
+// RandomPassword returns 32 characters from [A-Za-z0-9] (about 190 bits), drawn
+// uniformly from libsodium's randombytes_buf. Thread-safe.
+std::string RandomPassword();
+
+// ValidateBrokerUserName accepts a name that may be written into a nats-server
+// configuration and used as a subject token: it passes subjects::ValidateToken, holds
+// none of the characters that mean something in the configuration syntax
+// (" ' \ { } [ ] ( ) # $ , ; = : /), and does not start with "_INBOX" (whose
+// subscribe permission would reach other clients' inboxes). InvalidArgument otherwise.
+absl::Status ValidateBrokerUserName(absl::string_view name);
+
+// ValidateBrokerPassword accepts a non-empty password made of [A-Za-z0-9] only.
+absl::Status ValidateBrokerPassword(absl::string_view password);
+
+// WritePrivateFile creates `path` with mode 0600 (O_EXCL, never following a symlink),
+// writes `contents` and syncs it. AlreadyExists if the path exists; a partial file is
+// removed on failure.
+absl::Status WritePrivateFile(const std::string& path, absl::string_view contents);
+
+// WriteCreds writes "user <name>\npassword <secret>\n" to a new file `path` with mode
+// 0600 (see WritePrivateFile). The name and password are validated first
+// (InvalidArgument); AlreadyExists if `path` exists.
+absl::Status WriteCreds(const std::string& path, const BrokerCreds& creds);
+
+// ReadCreds reads a file written by WriteCreds. It refuses a file that group or others
+// may read or write (FailedPrecondition, "... chmod 600 <path>"), one that is not a
+// regular file, larger than 4 KiB, or malformed (InvalidArgument).
+absl::StatusOr<BrokerCreds> ReadCreds(const std::string& path);
+
+// GenerateTls writes, in the existing directory `dir`, a new CA (ca.pem, ca.key; valid
+// 10 years) and a server certificate signed by it (server.pem, server.key; valid 825
+// days) whose subjectAltName lists `hosts`: IP addresses become IP entries, the rest
+// DNS entries ({"127.0.0.1", "localhost"} -> IP:127.0.0.1, DNS:localhost). Keys are
+// ECDSA P-256 and written 0600, certificates 0644.
+//
+// It runs the `openssl` command line (posix_spawnp, argv only, no shell, found on
+// PATH) in a private temporary directory inside `dir` and links the four files into
+// place only when all succeeded. InvalidArgument for an empty or malformed host,
+// AlreadyExists if any of the four files exists (nothing is overwritten), NotFound if
+// openssl is not installed, Internal with openssl's output when a step fails.
+absl::Status GenerateTls(const std::string& dir, const std::vector<std::string>& hosts);
+
+// One broker user and what it may do.
+struct BrokerUser {
+  enum class Role {
+    // The trusted hub: publish and subscribe ">".
+    kStation,
+    // stewardctl: publishes "<station>.command.*.cli", subscribes "_INBOX_<name>.>".
+    kOperator,
+    // An edge unit: publishes "<station>.event.>" and replies to requests it received
+    // (allow_responses); subscribes "<name>.>" and "_INBOX_<name>.>".
+    kNode,
+  };
+
+  std::string name;
+  std::string password;
+  Role role = Role::kNode;
+};
+
+struct BrokerConfigOptions {
+  // host:port to listen on; port -1 lets nats-server pick a free one (learn it with
+  // nats-server --ports_file_dir).
+  std::string listen = "127.0.0.1:4222";
+  // The station's name, the first token of its subjects.
+  std::string station = "station";
+  // "" = no TLS; else the server uses tls_dir/server.pem and tls_dir/server.key (see
+  // GenerateTls) and accepts TLS clients only.
+  std::string tls_dir;
+  std::vector<BrokerUser> users;
+};
+
+// NatsServerConfig returns the text of a nats-server (2.9) configuration: listen, a tls
+// block when tls_dir is set, and an authorization block with one entry per user and
+// the permissions of its role (see BrokerUser::Role). Every name is checked with
+// ValidateBrokerUserName and every password with ValidateBrokerPassword before it is
+// written; user names must be unique, a node may not be named like the station, and
+// there must be at least one user (an empty list would let anyone in). Violations are
+// InvalidArgument. The text holds passwords: write it with WritePrivateFile.
+absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options);
+
+}  // namespace steward::station
