@@ -20,6 +20,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -407,6 +408,7 @@ RunResult RunLoad(const std::string& path, int in_flight, absl::Duration duratio
   Clock::time_point start;
   Clock::time_point end;
   std::barrier go(in_flight, [&]() noexcept {
+    if (options.on_start) options.on_start();
     start = Clock::now();
     end = start + absl::ToChronoNanoseconds(duration);
   });
@@ -501,6 +503,28 @@ int64_t ProcStatusValue(pid_t pid, const char* key) {
     return v;
   }
   return -1;
+}
+
+double ProcCpuSeconds(pid_t pid, bool reaped_children) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The command name (field 2) may hold spaces; the fields after it follow its ')'.
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(text.substr(close + 1));
+  std::string field;
+  int64_t ticks = 0;
+  // Fields 3.. after the name: utime, stime are the 14th and 15th overall; cutime,
+  // cstime the 16th and 17th.
+  const int first = reaped_children ? 16 : 14;
+  for (int n = 3; n <= first + 1 && fields >> field; ++n) {
+    if (n < first) continue;
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(field, &v)) return -1;
+    ticks += v;
+  }
+  const long hz = ::sysconf(_SC_CLK_TCK);
+  return hz > 0 ? static_cast<double>(ticks) / static_cast<double>(hz) : -1;
 }
 
 }  // namespace steward::bench

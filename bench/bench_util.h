@@ -144,6 +144,9 @@ using RequestFn = std::function<absl::Status(int thread, int64_t* inner_us)>;
 struct LoadOptions {
   int warmup_requests = 200;  // shared by the threads, before the clock starts
   absl::Duration warmup_limit = absl::Seconds(5);
+  // Called once when the warm-up is over and every thread waits to start (so it may
+  // reset what the request function collects without locking).
+  std::function<void()> on_start;
 };
 
 struct RunResult {
@@ -179,5 +182,9 @@ std::string SimNodeName(const std::string& prefix, int index, int count);
 
 // A "Key:   123 kB" line of /proc/<pid>/status, in kB (or the raw number); -1 if absent.
 int64_t ProcStatusValue(pid_t pid, const char* key);
+
+// CPU time (user + system) in seconds from /proc/<pid>/stat: of the process itself, or
+// of its children that it has reaped; -1 when it cannot be read.
+double ProcCpuSeconds(pid_t pid, bool reaped_children = false);
 
 }  // namespace steward::bench

@@ -1,18 +1,19 @@
-// ledger_bench: the station ledger end to end, on one private nats-server. (a) durable
-// commands/s and p50/p99 with 32 in flight (Submit `true` + Wait, real station and agent)
-// against raw nats.c request/reply; (b) fan-out of one command to N simulated nodes
-// (node_simulator); (c) station VmRSS per tracked node.
+// ledger_bench: the station ledger end to end on one private nats-server: (a) durable
+// commands/s, p50/p99 at 32 in flight (Submit `true` + Wait) against raw nats.c request/reply;
+// (b) fan-out of one command to N simulated nodes; (c) station VmRSS per tracked node.
 // Run: scripts/bench, or build/bench/ledger_bench [--seconds 5] [--nodes 1000] [--memory]
+#include <sys/resource.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -50,6 +51,7 @@ constexpr absl::Duration kFanoutWait = absl::Seconds(30);
 constexpr absl::Duration kSimulatorStartLimit = absl::Seconds(60);
 constexpr absl::Duration kSimulatorStopLimit = absl::Seconds(20);
 constexpr absl::Duration kOnlineLimit = absl::Seconds(30);
+constexpr absl::Duration kIdleSample = absl::Seconds(1);
 constexpr int kMaxIdsPerWait = 1000;  // keeps one Wait reply well under 1 MiB
 constexpr double kDurableGoal = 0.25;                      // durable/raw commands/s, at least
 constexpr absl::Duration kFanoutGoal = absl::Seconds(2);  // every result recorded, under
@@ -93,23 +95,50 @@ size_t SubmitRequestBytes() {
   return env.ByteSizeLong();
 }
 
+// Where one durable command's time went: instants in microseconds after the client
+// started its Submit. The station and agent stamp whole milliseconds (same host clock).
+struct Stages {
+  enum : size_t { kCreated, kSubmitted, kStarted, kFinished, kRecorded, kAnswered, kCount };
+  static constexpr const char* kNames[kCount] = {
+      "created at station", "Submit answered", "started at agent",
+      "finished at agent",  "result at station", "Wait answered"};
+  std::array<int64_t, kCount> us{};
+};
+
 // One durable command: Submit, then Wait until it is terminal; anything but
-// "succeeded" is an error. `inner_us` gets the Submit round trip (ledger commit included).
-absl::Status DurableCommand(steward::station::Client& client, int thread, int64_t* inner_us) {
+// "succeeded" is an error. `inner_us` gets the Submit round trip (ledger commit
+// included); `stages`, when not null, where the time went.
+absl::Status DurableCommand(steward::station::Client& client, int thread, int64_t* inner_us,
+                            Stages* stages) {
   const steward::proto::SubmitRequest req = ShellTrue({kNode}, absl::StrCat("d", thread));
   const absl::Time t0 = absl::Now();
   STEWARD_ASSIGN_OR_RETURN(steward::proto::SubmitReply submitted,
                            client.Submit(req, kSubmitTimeout));
-  *inner_us = absl::ToInt64Microseconds(absl::Now() - t0);
+  const absl::Time submitted_at = absl::Now();
+  *inner_us = absl::ToInt64Microseconds(submitted_at - t0);
   if (submitted.commands_size() != 1) {
     return absl::InternalError(absl::StrCat("submit returned ", submitted.commands_size(),
                                             " commands for one node"));
   }
   const std::string& id = submitted.commands(0).id();
   STEWARD_ASSIGN_OR_RETURN(steward::proto::CommandStates states, client.Wait({id}, kCommandWait));
+  const absl::Time answered = absl::Now();
   if (states.commands_size() != 1) return absl::InternalError("wait: no state returned");
   const steward::proto::CommandState& s = states.commands(0);
-  if (s.state() == "succeeded") return absl::OkStatus();
+  if (s.state() == "succeeded") {
+    if (stages != nullptr) {
+      const auto since_ms = [t0](int64_t unix_ms) {
+        return unix_ms * 1000 - absl::ToUnixMicros(t0);
+      };
+      stages->us = {since_ms(s.created_unix_ms()),
+                    absl::ToInt64Microseconds(submitted_at - t0),
+                    since_ms(s.result().started_unix_ms()),
+                    since_ms(s.result().finished_unix_ms()),
+                    since_ms(s.updated_unix_ms()),
+                    absl::ToInt64Microseconds(answered - t0)};
+    }
+    return absl::OkStatus();
+  }
   if (!IsTerminal(s.state())) {
     return absl::DeadlineExceededError(absl::StrCat("command ", id, " still ", s.state(),
                                                     " after ", absl::FormatDuration(kCommandWait)));
@@ -117,6 +146,71 @@ absl::Status DurableCommand(steward::station::Client& client, int thread, int64_
   return absl::FailedPreconditionError(absl::StrCat("command ", id, " ", s.state(), ": ",
                                                     s.result().error()));
 }
+
+// p50 of each instant over `samples`, one line each.
+void PrintStages(std::vector<Stages>& samples) {
+  if (samples.empty()) return;
+  fmt::print("  where a durable command's time goes (p50 over {} commands, ms after its "
+             "Submit; station/agent stamps in whole ms):\n",
+             samples.size());
+  for (size_t k = 0; k < Stages::kCount; ++k) {
+    std::vector<int64_t> v;
+    for (const Stages& st : samples) v.push_back(st.us[k]);
+    std::sort(v.begin(), v.end());
+    fmt::print("    {:<20} {:>7.1f}\n", Stages::kNames[k],
+               static_cast<double>(v[(v.size() - 1) / 2]) / 1000.0);
+  }
+}
+
+// CPU used by a set of processes between Start() and Print().
+class CpuMeter {
+ public:
+  // A process named with a leading '+' counts the children it reaped instead.
+  explicit CpuMeter(std::vector<std::pair<std::string, pid_t>> procs) : procs_(std::move(procs)) {}
+  void Start() {
+    start_.clear();
+    for (size_t i = 0; i < procs_.size(); ++i) start_.push_back(Used(i));
+  }
+  // CPU per operation, in microseconds, for `ops` operations since Start().
+  void Print(const char* what, int64_t ops) const {
+    if (ops <= 0 || start_.size() != procs_.size()) return;
+    fmt::print("  CPU per {} (user+sys, us):", what);
+    double total = 0;
+    for (size_t i = 0; i < procs_.size(); ++i) {
+      const double used = Used(i) - start_[i];
+      const double us = used * 1e6 / static_cast<double>(ops);
+      total += us;
+      fmt::print(" {} {:.0f},", Name(i), us);
+    }
+    fmt::print(" total {:.0f}: {} CPUs allow ~{:.0f}/s\n", total,
+               std::thread::hardware_concurrency(),
+               total > 0 ? std::thread::hardware_concurrency() * 1e6 / total : 0.0);
+  }
+
+  // CPU seconds used since Start(), against what the machine had in `wall`.
+  void PrintSeconds(absl::Duration wall) const {
+    if (start_.size() != procs_.size()) return;
+    fmt::print("    CPU used (s):");
+    double total = 0;
+    for (size_t i = 0; i < procs_.size(); ++i) {
+      const double used = Used(i) - start_[i];
+      total += used;
+      fmt::print(" {} {:.2f},", Name(i), used);
+    }
+    fmt::print(" total {:.2f} of {:.2f} available\n", total,
+               std::thread::hardware_concurrency() * absl::ToDoubleSeconds(wall));
+  }
+
+ private:
+  bool Children(size_t i) const { return procs_[i].first.rfind('+', 0) == 0; }
+  std::string Name(size_t i) const { return procs_[i].first.substr(Children(i) ? 1 : 0); }
+  double Used(size_t i) const {
+    return steward::bench::ProcCpuSeconds(procs_[i].second, Children(i));
+  }
+
+  std::vector<std::pair<std::string, pid_t>> procs_;
+  std::vector<double> start_;
+};
 
 void PrintRow(const RunResult& r) {
   fmt::print("{:<8} {:>9} {:>10} {:>10.0f} {:>9.0f} {:>9.0f} {:>7}", r.path, r.in_flight,
@@ -150,8 +244,13 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
             steward::station::ClientOptions{.nats = {.url = url, .name = "ledger_bench"},
                                             .operator_name = "ledger_bench"}));
     steward::station::Client& c = *client;
-    const RequestFn durable_fn = [&c](int thread, int64_t* inner_us) {
-      return DurableCommand(c, thread, inner_us);
+    // Per-thread stage samples of the timed run (the warm-up's are dropped at its start).
+    std::vector<std::vector<Stages>> stages(kInFlight);
+    const RequestFn durable_fn = [&c, &stages](int thread, int64_t* inner_us) {
+      Stages st;
+      absl::Status status = DurableCommand(c, thread, inner_us, &st);
+      if (status.ok()) stages[static_cast<size_t>(thread)].push_back(st);
+      return status;
     };
     STEWARD_RETURN_IF_ERROR(steward::bench::WaitUntil("a command through the station", children,
                                                       [&] {
@@ -171,9 +270,22 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
     fmt::print("{:<8} {:>9} {:>10} {:>10} {:>9} {:>9} {:>7}\n", "path", "in flight",
                "requests", "req/s", "p50 us", "p99 us", "errors");
     std::fflush(stdout);
-    durable = steward::bench::RunLoad("durable", kInFlight, duration, durable_fn,
-                                      {.warmup_requests = kWarmupCommands});
+    CpuMeter cpu({{"station", children.pid("station-a")},
+                  {"agent", children.pid("agent")},
+                  {"+its `true` children", children.pid("agent")},
+                  {"nats-server", children.pid("nats-server")},
+                  {"bench client", ::getpid()}});
+    durable = steward::bench::RunLoad(
+        "durable", kInFlight, duration, durable_fn,
+        {.warmup_requests = kWarmupCommands, .on_start = [&stages, &cpu] {
+           for (std::vector<Stages>& v : stages) v.clear();
+           cpu.Start();
+         }});
     PrintRow(durable);
+    cpu.Print("durable command", durable.requests + durable.errors);
+    std::vector<Stages> all;
+    for (std::vector<Stages>& v : stages) all.insert(all.end(), v.begin(), v.end());
+    PrintStages(all);
   }
   STEWARD_RETURN_IF_ERROR(children.CheckAlive());
 
@@ -188,9 +300,14 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
     int64_t ignored = 0;
     return raw_fn(0, &ignored);
   }));
-  const RunResult raw = steward::bench::RunLoad("raw", kInFlight, duration, raw_fn,
-                                                {.warmup_requests = kWarmupCommands});
+  CpuMeter raw_cpu({{"responder", children.pid("raw-responder")},
+                    {"nats-server", children.pid("nats-server")},
+                    {"bench client", ::getpid()}});
+  const RunResult raw = steward::bench::RunLoad(
+      "raw", kInFlight, duration, raw_fn,
+      {.warmup_requests = kWarmupCommands, .on_start = [&raw_cpu] { raw_cpu.Start(); }});
   PrintRow(raw);
+  raw_cpu.Print("raw request", raw.requests + raw.errors);
   STEWARD_RETURN_IF_ERROR(children.CheckAlive());
   if (raw.requests == 0) {
     return absl::UnavailableError(absl::StrCat("every raw request failed (", raw.errors,
@@ -258,8 +375,10 @@ struct FanoutResult {
 };
 
 absl::StatusOr<FanoutResult> FanOut(steward::station::Client& client,
-                                    const std::vector<std::string>& nodes, const char* label) {
+                                    const std::vector<std::string>& nodes, const char* label,
+                                    CpuMeter& cpu) {
   FanoutResult r;
+  cpu.Start();
   const absl::Time t0 = absl::Now();
   STEWARD_ASSIGN_OR_RETURN(steward::proto::SubmitReply submitted,
                            client.Submit(ShellTrue(nodes, "fanout"), kSubmitTimeout));
@@ -298,8 +417,21 @@ absl::StatusOr<FanoutResult> FanOut(steward::station::Client& client,
   fmt::print("    result at station    {}   (set before its commit)\n",
              Spread(recorded, t0_ms));
   fmt::print("    Wait answered        {:+.3f} s\n", Seconds(r.total));
+  cpu.PrintSeconds(r.total);
   std::fflush(stdout);
   return r;
+}
+
+std::string ReadFirstLine(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  return std::getline(in, line) ? line : "?";
+}
+
+std::string NprocLimit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NPROC, &lim) != 0) return "?";
+  return lim.rlim_cur == RLIM_INFINITY ? "unlimited" : absl::StrCat(lim.rlim_cur);
 }
 
 // Waits for "ready N" in the simulator's log.
@@ -361,6 +493,9 @@ absl::Status FanoutAndMemory(const std::string& url, const Args& args, Children&
   } else {
     sim_args.insert(sim_args.end(), {"--data-dir", dir.File("sim")});
   }
+  fmt::print("  limits: RLIMIT_NPROC (ulimit -u) {}, kernel.threads-max {}, vm.max_map_count {}\n",
+             NprocLimit(), ReadFirstLine("/proc/sys/kernel/threads-max"),
+             ReadFirstLine("/proc/sys/vm/max_map_count"));
   const std::string sim_log = dir.File("node_simulator.log");
   const absl::Time sim_start = absl::Now();
   STEWARD_RETURN_IF_ERROR(
@@ -389,16 +524,30 @@ absl::Status FanoutAndMemory(const std::string& url, const Args& args, Children&
   fmt::print("  all {} online at the station {:.1f} s after the simulator started\n", args.nodes,
              Seconds(absl::Now() - sim_start));
   const int64_t rss_online = steward::bench::ProcStatusValue(station, "VmRSS");
+  {
+    // What the idle nodes cost: heartbeats, and the agents' poll ticks.
+    const double sim0 = steward::bench::ProcCpuSeconds(sim);
+    const double st0 = steward::bench::ProcCpuSeconds(station);
+    absl::SleepFor(kIdleSample);
+    fmt::print("  idle for {}: simulator {:.0f}% of a CPU, station {:.0f}%\n",
+               absl::FormatDuration(kIdleSample),
+               (steward::bench::ProcCpuSeconds(sim) - sim0) * 100 / Seconds(kIdleSample),
+               (steward::bench::ProcCpuSeconds(station) - st0) * 100 / Seconds(kIdleSample));
+  }
 
+  CpuMeter cpu({{"station", station},
+                {"simulator", sim},
+                {"+its `true` children", sim},
+                {"nats-server", children.pid("nats-server")}});
   std::vector<std::string> nodes;
   for (int i = 1; i <= args.nodes; ++i) {
     nodes.push_back(steward::bench::SimNodeName(kSimPrefix, i, args.nodes));
   }
   STEWARD_ASSIGN_OR_RETURN(FanoutResult cold,
-                           FanOut(*client, nodes, "round 1 (each node starts its process)"));
+                           FanOut(*client, nodes, "round 1 (each node starts its process)", cpu));
   const int64_t rss_after = steward::bench::ProcStatusValue(station, "VmRSS");
   STEWARD_RETURN_IF_ERROR(children.CheckAlive());
-  STEWARD_ASSIGN_OR_RETURN(FanoutResult warm, FanOut(*client, nodes, "round 2 (warm)"));
+  STEWARD_ASSIGN_OR_RETURN(FanoutResult warm, FanOut(*client, nodes, "round 2 (warm)", cpu));
   STEWARD_RETURN_IF_ERROR(children.CheckAlive());
   fmt::print("goal every result recorded within {}: {} ({:.3f} s, {} of {} succeeded; "
              "warm round {:.3f} s)\n\n",
@@ -419,7 +568,8 @@ absl::Status FanoutAndMemory(const std::string& url, const Args& args, Children&
   const int64_t sim_threads = steward::bench::ProcStatusValue(sim, "Threads");
   const int64_t sim_rss = steward::bench::ProcStatusValue(sim, "VmRSS");
   const absl::Duration stop = children.Stop("node_simulator");
-  fmt::print("node_simulator: {} threads, VmRSS {:.0f} MiB after the fan-outs; stopped in {:.1f} s\n",
+  fmt::print("node_simulator: {} threads, VmRSS {:.0f} MiB after the fan-outs; "
+             "stopped in {:.1f} s\n",
              sim_threads, MiB(sim_rss), Seconds(stop));
   children.Stop("station-b");
   return absl::OkStatus();

@@ -35,6 +35,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
+#include "common/unique_fd.h"
 #include "subjects/subject.h"
 
 extern char** environ;
@@ -44,10 +45,6 @@ namespace {
 
 constexpr size_t kPasswordLength = 32;
 constexpr char kBase62[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-constexpr off_t kMaxCredsBytes = 4096;
-// Characters with a meaning in the nats-server configuration syntax.
-constexpr absl::string_view kConfigSyntax = "\"'\\{}[]()#$,;=:/";
-constexpr absl::string_view kInboxPrefix = "_INBOX";
 // How long one openssl step may take before it is killed.
 constexpr absl::Duration kOpensslDeadline = absl::Seconds(30);
 // How much of openssl's output is kept for an error message.
@@ -55,32 +52,7 @@ constexpr size_t kMaxOpensslOutput = 16 * 1024;
 // TLS handshake timeout in seconds (edge links can be slow).
 constexpr int kTlsTimeoutSeconds = 5;
 
-// Owns one file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { Reset(); }
-
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+using Fd = ::steward::UniqueFd;
 
 void InitSodium() {
   if (sodium_init() < 0) abort();  // Broken invariant: no entropy source.
@@ -97,18 +69,6 @@ std::string RandomHex(size_t bytes) {
                  raw.size());
   hex.pop_back();
   return hex;
-}
-
-absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, absl::StrCat("write ", path));
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
 }
 
 // A double-quoted configuration string: '\' and '"' escaped, control characters refused.
@@ -341,7 +301,7 @@ absl::StatusOr<std::string> Permissions(const BrokerUser& user, const std::strin
   std::vector<std::string> publish;
   std::vector<std::string> subscribe;
   bool allow_responses = false;
-  const std::string inbox = absl::StrCat(kInboxPrefix, "_", user.name, ".>");
+  const std::string inbox = absl::StrCat("_INBOX_", user.name, ".>");
   switch (user.role) {
     case BrokerUser::Role::kStation:
       publish = {">"};
@@ -391,117 +351,6 @@ std::string RandomPassword() {
     }
   }
   return out;
-}
-
-absl::Status ValidateBrokerUserName(absl::string_view name) {
-  STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(name));
-  for (const char c : name) {
-    if (kConfigSyntax.find(c) != absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("broker user name \"", absl::CEscape(name), "\" contains '", std::string(1, c),
-                       "', which is not allowed in a broker configuration"));
-    }
-  }
-  if (absl::StartsWith(name, kInboxPrefix)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "broker user name \"", name, "\" starts with \"", kInboxPrefix, "\", which is reserved"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateBrokerPassword(absl::string_view password) {
-  if (password.empty()) return absl::InvalidArgumentError("broker password is empty");
-  for (const char c : password) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) {
-      return absl::InvalidArgumentError(
-          "broker password may contain only letters and digits [A-Za-z0-9]");
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status WritePrivateFile(const std::string& path, absl::string_view contents) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (fd.get() < 0) {
-    if (errno == EEXIST) {
-      return absl::AlreadyExistsError(absl::StrCat(path, " exists; refusing to overwrite it"));
-    }
-    return absl::ErrnoToStatus(errno, absl::StrCat("create ", path));
-  }
-  absl::Cleanup remove_partial = [&path] { ::unlink(path.c_str()); };
-  // The umask can only clear bits, but be exact anyway.
-  if (::fchmod(fd.get(), 0600) != 0) return absl::ErrnoToStatus(errno, "chmod " + path);
-  STEWARD_RETURN_IF_ERROR(WriteAll(fd.get(), contents, path));
-  if (::fsync(fd.get()) != 0) return absl::ErrnoToStatus(errno, "fsync " + path);
-  std::move(remove_partial).Cancel();
-  return absl::OkStatus();
-}
-
-absl::Status WriteCreds(const std::string& path, const BrokerCreds& creds) {
-  STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(creds.user));
-  STEWARD_RETURN_IF_ERROR(ValidateBrokerPassword(creds.password));
-  return WritePrivateFile(path,
-                          absl::StrCat("user ", creds.user, "\npassword ", creds.password, "\n"));
-}
-
-absl::StatusOr<BrokerCreds> ReadCreds(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return absl::ErrnoToStatus(errno, "stat " + path);
-  if (!S_ISREG(st.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, " is not a regular file"));
-  }
-  if ((st.st_mode & 077) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("creds file ", path, " is accessible by group or others (mode ",
-                     fmt::format("{:04o}", st.st_mode & 07777), "); chmod 600 ", path));
-  }
-  if (st.st_size > kMaxCredsBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(path, " is larger than ", kMaxCredsBytes,
-                                                   " bytes; not a creds file"));
-  }
-  std::string text;
-  char buf[1024];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, "read " + path);
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > static_cast<size_t>(kMaxCredsBytes)) {
-      return absl::InvalidArgumentError(absl::StrCat(path, " is too large"));
-    }
-  }
-  BrokerCreds creds;
-  bool has_user = false;
-  bool has_password = false;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, absl::MaxSplits(' ', 1));
-    if (kv.first == "user" && !has_user) {
-      creds.user = std::string(kv.second);
-      has_user = true;
-    } else if (kv.first == "password" && !has_password) {
-      creds.password = std::string(kv.second);
-      has_password = true;
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": unexpected line; want \"user <name>\" and \"password <secret>\""));
-    }
-  }
-  if (!has_user || !has_password) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": want one \"user <name>\" and one \"password <secret>\" line"));
-  }
-  if (absl::Status s = ValidateBrokerUserName(creds.user); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
-  }
-  if (absl::Status s = ValidateBrokerPassword(creds.password); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
-  }
-  return creds;
 }
 
 absl::Status GenerateTls(const std::string& dir, const std::vector<std::string>& hosts) {

@@ -20,43 +20,21 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/creds.h"
 
 namespace steward::station {
 
-// One user's broker login, as stored in a creds file.
-struct BrokerCreds {
-  std::string user;
-  std::string password;
-};
+// Creds files and name/password rules live in common/creds.h (the agent reads them too).
+using ::steward::BrokerCreds;
+using ::steward::ReadCreds;
+using ::steward::ValidateBrokerPassword;
+using ::steward::ValidateBrokerUserName;
+using ::steward::WriteCreds;
+using ::steward::WritePrivateFile;
 
 // RandomPassword returns 32 characters from [A-Za-z0-9] (about 190 bits), drawn
 // uniformly from libsodium's randombytes_buf. Thread-safe.
 std::string RandomPassword();
-
-// ValidateBrokerUserName accepts a name that may be written into a nats-server
-// configuration and used as a subject token: it passes subjects::ValidateToken, holds
-// none of the characters that mean something in the configuration syntax
-// (" ' \ { } [ ] ( ) # $ , ; = : /), and does not start with "_INBOX" (whose
-// subscribe permission would reach other clients' inboxes). InvalidArgument otherwise.
-absl::Status ValidateBrokerUserName(absl::string_view name);
-
-// ValidateBrokerPassword accepts a non-empty password made of [A-Za-z0-9] only.
-absl::Status ValidateBrokerPassword(absl::string_view password);
-
-// WritePrivateFile creates `path` with mode 0600 (O_EXCL, never following a symlink),
-// writes `contents` and syncs it. AlreadyExists if the path exists; a partial file is
-// removed on failure.
-absl::Status WritePrivateFile(const std::string& path, absl::string_view contents);
-
-// WriteCreds writes "user <name>\npassword <secret>\n" to a new file `path` with mode
-// 0600 (see WritePrivateFile). The name and password are validated first
-// (InvalidArgument); AlreadyExists if `path` exists.
-absl::Status WriteCreds(const std::string& path, const BrokerCreds& creds);
-
-// ReadCreds reads a file written by WriteCreds. It refuses a file that group or others
-// may read or write (FailedPrecondition, "... chmod 600 <path>"), one that is not a
-// regular file, larger than 4 KiB, or malformed (InvalidArgument).
-absl::StatusOr<BrokerCreds> ReadCreds(const std::string& path);
 
 // GenerateTls writes, in the existing directory `dir`, a new CA (ca.pem, ca.key; valid
 // 10 years) and a server certificate signed by it (server.pem, server.key; valid 825

@@ -330,7 +330,7 @@ std::optional<Station::Outgoing> Station::WaiterAnswerLocked(const Waiter& w, ab
 
 void Station::AnswerWaitersLocked(std::vector<Outgoing>& out) {
   const absl::Time now = absl::Now();
-  auto answered = [&](const Waiter& w) {
+  auto answered = [&](const Waiter& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::optional<Outgoing> o = WaiterAnswerLocked(w, now);
     if (!o.has_value()) return false;
     out.push_back(std::move(*o));
@@ -727,7 +727,7 @@ void Station::HandleAccept(const proto::Envelope& req, const std::string& reply)
 
 std::vector<std::string> Station::EffectiveAclLocked(const std::string& node) {
   std::vector<std::string> rules;
-  auto add = [&](const std::string& target) {
+  auto add = [&](const std::string& target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = acl_rules_.find(target);
     if (it == acl_rules_.end()) return;
     for (const std::string& r : it->second) {
