@@ -157,6 +157,11 @@ absl::Status Agent::StartSyslog(std::unique_ptr<Spool> log_spool) {
   lo.max_bytes = so.spool_max_bytes;
   lo.max_items = std::max<size_t>(lo.max_items, 1000000);
   lo.drop_oldest = true;
+  // A few 500-line batches in flight already carry far more than a station stores;
+  // a wide window with a short timeout would only re-send batches the station is
+  // still committing.
+  lo.max_in_flight = 16;
+  lo.ack_timeout = std::max(lo.ack_timeout, absl::Seconds(10));
   if (log_spool == nullptr) log_spool = NewMemorySpool();
   log_outbox_ = std::make_unique<Outbox>(pump_.get(), std::move(log_spool), lo);
   STEWARD_RETURN_IF_ERROR(log_outbox_->Start());

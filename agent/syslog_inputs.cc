@@ -470,6 +470,9 @@ class TcpInput : public Input {
   uint64_t refused_ = 0;  // connections closed at once for being over kMaxConnections
 };
 
+// One poll loop over the listener and every connection. A connection holding a refused
+// frame is not polled; the loop then wakes every kRetryPollMs to offer it again. At
+// stop, connections close: frames they still held, and unread kernel data, are lost.
 absl::Status TcpInput::Run(const absl::Notification& stop, LineSink& sink) {
   Connections conns;
   std::vector<char> buf(kTcpReadChunk);

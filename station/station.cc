@@ -76,6 +76,9 @@ absl::Status Station::Init() {
                            subjects::KindPattern(options_.name, subjects::Kind::kEvent));
   STEWARD_ASSIGN_OR_RETURN(intake_sub_, nats::SubscribeSync(conn_.get(), intake, 65536));
   STEWARD_ASSIGN_OR_RETURN(event_sub_, nats::SubscribeSync(conn_.get(), events, 65536));
+  // Two intake threads: operator requests are independent, and checking their
+  // signatures is the costliest thing the station does per request.
+  threads_.emplace_back([this] { IntakeLoop(); });
   threads_.emplace_back([this] { IntakeLoop(); });
   threads_.emplace_back([this] { EventLoop(); });
   threads_.emplace_back([this] { DispatchLoop(); });
