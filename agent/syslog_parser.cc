@@ -536,24 +536,4 @@ proto::LogRecord Parse(absl::string_view frame, absl::Time received,
   return r;
 }
 
-int SeverityFromName(absl::string_view name) {
-  static constexpr struct {
-    absl::string_view name;
-    int severity;
-  } kNames[] = {{"emerg", 0},   {"emergency", 0}, {"alert", 1},  {"crit", 2},
-                {"critical", 2}, {"err", 3},      {"error", 3},  {"warning", 4},
-                {"warn", 4},     {"notice", 5},   {"info", 6},   {"debug", 7}};
-  for (const auto& entry : kNames) {
-    if (absl::EqualsIgnoreCase(name, entry.name)) return entry.severity;
-  }
-  return -1;
-}
-
-const char* SeverityName(int severity) {
-  static constexpr const char* kNames[] = {"emerg",   "alert",  "crit", "err",
-                                           "warning", "notice", "info", "debug"};
-  if (severity < 0 || severity > 7) return "unknown";
-  return kNames[severity];
-}
-
 }  // namespace steward::agent::syslog

@@ -12,6 +12,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/severity.h"
 #include "proto/steward.pb.h"
 
 namespace steward::agent::syslog {
@@ -28,10 +29,8 @@ struct ParseOptions {
 // `received` fills received_unix_us. source and domain are left empty.
 proto::LogRecord Parse(absl::string_view frame, absl::Time received, const ParseOptions& options);
 
-// Severity names as syslog uses them: "emerg", "alert", "crit", "err", "warning",
-// "notice", "info", "debug" (and aliases "error", "warn", "emergency", "critical");
-// -1 for an unknown name.
-int SeverityFromName(absl::string_view name);
-const char* SeverityName(int severity);
+// Severity names (one table for the parser and stewardctl: common/severity.h).
+using ::steward::SeverityFromName;
+using ::steward::SeverityName;
 
 }  // namespace steward::agent::syslog

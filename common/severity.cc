@@ -21,7 +21,7 @@ int SeverityFromName(absl::string_view name) {
 }
 
 const char* SeverityName(int severity) {
-  return severity >= 0 && severity < 8 ? kNames[severity] : "-";
+  return severity >= 0 && severity < 8 ? kNames[severity] : "unknown";
 }
 
 }  // namespace steward

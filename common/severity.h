@@ -6,9 +6,9 @@
 namespace steward {
 
 // "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", also
-// "emergency", "panic", "critical", "error", "warn"; -1 for anything else.
+// "emergency", "panic", "critical", "error", "warn", in any case; -1 for anything else.
 int SeverityFromName(absl::string_view name);
-// The short name of 0..7; "-" for anything else.
+// The short name of 0..7; "unknown" for anything else.
 const char* SeverityName(int severity);
 
 }  // namespace steward
