@@ -164,7 +164,6 @@ class Station {
   absl::flat_hash_map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
   std::vector<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
-  bool waiters_dirty_ ABSL_GUARDED_BY(mu_) = false;
   // ACLs: rules per node and per group ("@web"), and group members.
   std::map<std::string, std::vector<std::string>> acl_rules_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::vector<std::string>> groups_ ABSL_GUARDED_BY(mu_);
