@@ -41,6 +41,7 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "common/unique_fd.h"
 
 namespace steward::agent::syslog {
 namespace {
@@ -72,30 +73,7 @@ constexpr size_t kFileReadChunk = 64 * 1024;
 // Bytes read per step before the tail looks at `stop` and flushes again.
 constexpr size_t kMaxReadPerStep = 4 << 20;
 
-// Owns a file descriptor; closes it on destruction.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) Reset(std::exchange(other.fd_, -1));
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() { Reset(); }
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void Reset(int fd = -1) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
+using ::steward::UniqueFd;
 
 absl::Status ErrnoStatus(absl::string_view what) { return absl::ErrnoToStatus(errno, what); }
 
