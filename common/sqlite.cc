@@ -1,10 +1,30 @@
 // SQLite wrappers: status conversion, statements, WAL set-up, schema migrations.
 #include "common/sqlite.h"
 
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
 namespace steward::sqlite {
+
+// Released statements by SQL text. Bounded: SQL built at run time (queries with
+// optional filters) must not grow it without end; beyond the bound a statement is
+// finalized instead of kept.
+struct StatementCache {
+  static constexpr size_t kMaxKept = 128;
+
+  ~StatementCache() {
+    for (auto& [sql, free] : kept) {
+      for (sqlite3_stmt* st : free) sqlite3_finalize(st);
+    }
+  }
+
+  absl::flat_hash_map<std::string, std::vector<sqlite3_stmt*>> kept;
+  size_t count = 0;
+};
 
 absl::Status ToStatus(sqlite3* db, int rc, absl::string_view what) {
   if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return absl::OkStatus();
@@ -28,6 +48,32 @@ absl::Status ToStatus(sqlite3* db, int rc, absl::string_view what) {
     default:
       return absl::InternalError(msg);
   }
+}
+
+Statement& Statement::operator=(Statement&& other) noexcept {
+  if (this != &other) {
+    Release();
+    st_ = std::move(other.st_);
+    cache_ = std::exchange(other.cache_, nullptr);
+    sql_ = std::move(other.sql_);
+  }
+  return *this;
+}
+
+Statement::~Statement() { Release(); }
+
+void Statement::Release() {
+  if (st_ == nullptr || cache_ == nullptr || cache_->count >= StatementCache::kMaxKept) {
+    st_.reset();
+    return;
+  }
+  // A reset ends the statement's read of the database (it would otherwise hold a WAL
+  // snapshot); its error, if any, was reported by the Step that failed.
+  sqlite3_reset(st_.get());
+  sqlite3_clear_bindings(st_.get());
+  cache_->kept[sql_].push_back(st_.release());
+  ++cache_->count;
+  cache_ = nullptr;
 }
 
 absl::Status Statement::Bind(int index, int64_t value) {
@@ -111,10 +157,25 @@ absl::Status Database::Exec(absl::string_view sql) {
   return absl::OkStatus();
 }
 
+Database::Database(sqlite3* db) : db_(db), cache_(std::make_unique<StatementCache>()) {}
+Database::Database(Database&&) noexcept = default;
+Database& Database::operator=(Database&&) noexcept = default;
+Database::~Database() = default;
+
 absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {
+  Statement out;
+  out.cache_ = cache_.get();
+  out.sql_ = std::string(sql);
+  if (auto it = cache_->kept.find(out.sql_); it != cache_->kept.end() && !it->second.empty()) {
+    out.st_.reset(it->second.back());
+    it->second.pop_back();
+    --cache_->count;
+    return out;
+  }
   sqlite3_stmt* st = nullptr;
-  const int rc = sqlite3_prepare_v2(db_.get(), sql.data(), static_cast<int>(sql.size()), &st, nullptr);
-  Statement out(st);
+  const int rc = sqlite3_prepare_v3(db_.get(), sql.data(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, &st, nullptr);
+  out.st_.reset(st);
   STEWARD_RETURN_IF_ERROR(ToStatus(db_.get(), rc, absl::StrCat("prepare \"", sql.substr(0, 60), "\"")));
   return out;
 }

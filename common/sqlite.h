@@ -9,7 +9,13 @@
 //   if (row) state = st.ColumnText(0);
 //
 // A Database is thread-compatible: one thread at a time (the owner serializes, and
-// says how in its class comment). Statements belong to their Database.
+// says how in its class comment). Statements belong to their Database and must not
+// outlive it.
+//
+// Prepare keeps compiled statements: a Statement, when destroyed, is reset and handed
+// back to its Database, and the next Prepare of the same SQL text reuses it. Compiling
+// SQL costs more than running a small INSERT, so hot paths write plain Prepare calls
+// and pay for compiling once per connection.
 #pragma once
 
 #include <sqlite3.h>
@@ -34,10 +40,15 @@ struct FinalizeStmt {
 
 absl::Status ToStatus(sqlite3* db, int rc, absl::string_view what);
 
+struct StatementCache;
+
 class Statement {
  public:
   Statement() = default;
   explicit Statement(sqlite3_stmt* st) : st_(st) {}
+  Statement(Statement&& other) noexcept = default;
+  Statement& operator=(Statement&& other) noexcept;
+  ~Statement();
 
   absl::Status Bind(int index, int64_t value);
   absl::Status Bind(int index, absl::string_view text);   // TEXT
@@ -54,7 +65,13 @@ class Statement {
   bool ColumnIsNull(int col) const;
 
  private:
+  friend class Database;
+  // Hands the statement back to `cache_` (reset, bindings cleared) or finalizes it.
+  void Release();
+
   std::unique_ptr<sqlite3_stmt, FinalizeStmt> st_;
+  StatementCache* cache_ = nullptr;  // owned by the Database; null: not cached
+  std::string sql_;                  // the cache key
 };
 
 struct OpenOptions {
@@ -71,6 +88,7 @@ class Database {
   static absl::StatusOr<Database> Open(const std::string& path, const OpenOptions& options);
 
   absl::Status Exec(absl::string_view sql);
+  // Prepare compiles `sql`, or reuses a statement of the same text that was released.
   absl::StatusOr<Statement> Prepare(absl::string_view sql);
   int64_t Changes() const { return sqlite3_changes64(db_.get()); }
   sqlite3* raw() const { return db_.get(); }
@@ -81,8 +99,15 @@ class Database {
   absl::Status Migrate(const std::vector<std::string>& migrations);
 
  private:
-  explicit Database(sqlite3* db) : db_(db) {}
+  explicit Database(sqlite3* db);
+  // Declared after db_ so that cached statements are finalized before the close.
   std::unique_ptr<sqlite3, CloseDb> db_;
+  std::unique_ptr<StatementCache> cache_;
+
+ public:
+  Database(Database&&) noexcept;
+  Database& operator=(Database&&) noexcept;
+  ~Database();
 };
 
 }  // namespace steward::sqlite
