@@ -67,6 +67,8 @@ static absl::StatusOr<T> ParseAs(absl::StatusOr<std::string> bytes) {
 
 absl::StatusOr<proto::SubmitReply> Client::Submit(const proto::SubmitRequest& req,
                                                   absl::Duration timeout) {
+  // With wait_ms the station answers by then; allow for the trip.
+  if (req.wait_ms() > 0) timeout = std::max(timeout, absl::Milliseconds(req.wait_ms()) + absl::Seconds(5));
   return ParseAs<proto::SubmitReply>(Call(kStationSubmit, req.SerializeAsString(), timeout));
 }
 

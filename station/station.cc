@@ -105,15 +105,12 @@ absl::Status Station::Load() {
     if (absl::StartsWith(key, "acl:")) acl_rules_[key.substr(4)] = {r.rules().begin(), r.rules().end()};
     if (absl::StartsWith(key, "group:")) groups_[key.substr(6)] = {r.members().begin(), r.members().end()};
   }
-  const absl::Time now = absl::Now();
-  for (proto::CommandState& s : active) {
-    // Ask every node about its unfinished commands: it answers with what it recorded.
-    std::string id = s.id();
-    commands_.emplace(std::move(id), Command{std::move(s), now, false, absl::InfiniteFuture()});
-  }
   if (!active.empty() || !nodes.empty()) {
     STEWARD_LOG_INFO("ledger: {} nodes, {} unfinished commands", nodes.size(), active.size());
   }
+  const absl::Time now = absl::Now();
+  // Ask every node about its unfinished commands: it answers with what it recorded.
+  for (proto::CommandState& s : active) AddCommandLocked(std::move(s), now);
   return absl::OkStatus();
 }
 
@@ -123,6 +120,10 @@ void Station::Shutdown() {
   for (std::thread& t : threads_) t.join();
   threads_.clear();
   if (pump_) pump_->Shutdown();
+  {
+    absl::MutexLock lock(&mu_);
+    if (store_) FlushNodesLocked();
+  }
   if (store_) store_->Shutdown();  // Commits what is queued; completions may publish.
   intake_sub_.reset();
   event_sub_.reset();
@@ -238,11 +239,24 @@ void Station::HandleSubmit(const proto::Envelope& req, const std::string& reply)
     ref->set_id(s.id());
     states.push_back(std::move(s));
   }
-  SubmitCommands(std::move(states), [this, out, reply, id = req.id()](absl::Status st) {
+  const int64_t wait_ms = std::clamp<int64_t>(sr.wait_ms(), 0, kMaxWaitMs);
+  SubmitCommands(std::move(states), [this, out, reply, wait_ms, id = req.id()](absl::Status st) {
     if (!st.ok()) {
       return PublishAck(reply, RejectAck(id, options_.name, absl::StrCat("ledger write failed: ", st.message())));
     }
-    PublishAck(reply, OkReply(id, options_.name, out));
+    if (wait_ms == 0) return PublishAck(reply, OkReply(id, options_.name, out));
+    Waiter w;
+    for (const proto::CommandRef& c : out.commands()) w.ids.push_back(c.id());
+    w.reply = reply;
+    w.deadline = absl::Now() + absl::Milliseconds(wait_ms);
+    w.submit = out;
+    w.request_id = id;
+    std::vector<Outgoing> answers;
+    {
+      absl::MutexLock lock(&mu_);
+      AddWaiterLocked(std::move(w), answers);
+    }
+    Publish(answers);
   });
 }
 
@@ -293,10 +307,9 @@ void Station::SubmitCommands(std::vector<proto::CommandState> states,
             Node& node = NodeLocked(s.node());
             node.info.set_last_command_id(s.id());
             node.info.set_last_command_state(s.state());
-            std::string cid = s.id();
-            commands_.emplace(std::move(cid), Command{std::move(s), now, false, absl::InfiniteFuture()});
+            NodeChangedLocked(node);
+            AddCommandLocked(std::move(s), now);
           }
-          wake_ = true;
         }
         if (done) done(st);
       });
@@ -316,30 +329,105 @@ std::optional<proto::CommandState> Station::LookupLocked(const std::string& id) 
   return *stored;
 }
 
-std::optional<Station::Outgoing> Station::WaiterAnswerLocked(const Waiter& w, absl::Time now) {
+void Station::AddCommandLocked(proto::CommandState s, absl::Time next_attempt) {
+  std::string id = s.id();
+  NodeLocked(s.node()).active.insert(id);
+  auto [it, inserted] = commands_.try_emplace(id);
+  it->second = Command{std::move(s), next_attempt, false, absl::InfiniteFuture()};
+  RescheduleLocked(id, it->second);
+}
+
+void Station::RescheduleLocked(const std::string& id, Command& c) {
+  absl::Time due = absl::InfiniteFuture();
+  const std::string& state = c.s.state();
+  if (!c.in_flight && !IsTerminalState(state)) {
+    due = c.next_attempt;
+    const int64_t expires_ms = c.s.command().expires_unix_ms();
+    if ((state == "queued" || state == "sent") && expires_ms != 0) {
+      due = std::min(due, absl::FromUnixMillis(expires_ms + 1));  // Expired() is strict
+    }
+  }
+  if (due == c.due) return;
+  if (c.due != absl::InfiniteFuture()) schedule_.erase({c.due, id});
+  c.due = due;
+  if (due == absl::InfiniteFuture()) return;
+  auto [it, inserted] = schedule_.emplace(due, id);
+  if (it == schedule_.begin()) wake_ = true;  // sooner than the dispatcher sleeps
+}
+
+void Station::UnparkLocked(Node& node) {
+  const absl::Time now = absl::Now();
+  for (const std::string& id : node.active) {
+    auto it = commands_.find(id);
+    if (it == commands_.end()) continue;
+    Command& c = it->second;
+    if (!c.in_flight && c.next_attempt == absl::InfiniteFuture()) {
+      c.next_attempt = now;
+      RescheduleLocked(id, c);
+    }
+  }
+}
+
+Station::Outgoing Station::WaiterAnswerLocked(const Waiter& w) {
   proto::CommandStates states;
-  bool all_done = true;
   for (const std::string& id : w.ids) {
     std::optional<proto::CommandState> s = LookupLocked(id);
     if (!s.has_value()) continue;
-    const bool done = IsTerminalState(s->state());
-    all_done = all_done && done;
-    if (!w.any || done) *states.add_commands() = std::move(*s);
+    if (!w.any || IsTerminalState(s->state())) *states.add_commands() = std::move(*s);
   }
-  const bool ready = w.any ? states.commands_size() > 0 : all_done;
-  if (!ready && now < w.deadline) return std::nullopt;
+  if (w.submit.has_value()) {
+    proto::SubmitReply out = *w.submit;
+    out.mutable_states()->Swap(states.mutable_commands());
+    return Outgoing{w.reply, OkReply(w.request_id, options_.name, out).SerializeAsString()};
+  }
   return Outgoing{w.reply, OkReply("", options_.name, states).SerializeAsString()};
 }
 
-void Station::AnswerWaitersLocked(std::vector<Outgoing>& out) {
-  const absl::Time now = absl::Now();
-  auto answered = [&](const Waiter& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    std::optional<Outgoing> o = WaiterAnswerLocked(w, now);
-    if (!o.has_value()) return false;
-    out.push_back(std::move(*o));
-    return true;
-  };
-  waiters_.erase(std::remove_if(waiters_.begin(), waiters_.end(), answered), waiters_.end());
+void Station::AddWaiterLocked(Waiter w, std::vector<Outgoing>& out) {
+  // Commands out of memory are finished; the ones in memory may still run.
+  std::vector<std::string> open;
+  for (const std::string& id : w.ids) {
+    auto it = commands_.find(id);
+    if (it != commands_.end() && !IsTerminalState(it->second.s.state())) open.push_back(id);
+  }
+  std::sort(open.begin(), open.end());
+  open.erase(std::unique(open.begin(), open.end()), open.end());
+  w.open = open.size();
+  absl::flat_hash_set<std::string> distinct(w.ids.begin(), w.ids.end());
+  const bool ready = w.any ? open.size() < distinct.size() : open.empty();
+  if (ready || w.deadline <= absl::Now()) {
+    out.push_back(WaiterAnswerLocked(w));
+    return;
+  }
+  const uint64_t n = next_waiter_++;
+  for (const std::string& id : open) waiting_on_[id].push_back(n);
+  waiters_.emplace(n, std::move(w));
+}
+
+void Station::CommandEndedLocked(const std::string& id, std::vector<Outgoing>& out) {
+  auto it = waiting_on_.find(id);
+  if (it == waiting_on_.end()) return;
+  const std::vector<uint64_t> waiting = std::move(it->second);
+  waiting_on_.erase(it);
+  for (uint64_t n : waiting) {
+    auto w = waiters_.find(n);
+    if (w == waiters_.end()) continue;  // answered already (its time was up)
+    if (w->second.open > 0) --w->second.open;
+    if (!w->second.any && w->second.open > 0) continue;
+    out.push_back(WaiterAnswerLocked(w->second));
+    waiters_.erase(w);
+  }
+}
+
+void Station::ExpireWaitersLocked(absl::Time now, std::vector<Outgoing>& out) {
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if (it->second.deadline > now) {
+      ++it;
+      continue;
+    }
+    out.push_back(WaiterAnswerLocked(it->second));
+    waiters_.erase(it++);
+  }
 }
 
 void Station::HandleWait(const proto::Envelope& req, const std::string& reply) {
@@ -358,13 +446,12 @@ void Station::HandleWait(const proto::Envelope& req, const std::string& reply) {
       }
     }
     if (out.empty()) {
-      Waiter w{{wr.ids().begin(), wr.ids().end()}, wr.any(), reply,
-               absl::Now() + absl::Milliseconds(std::clamp<int64_t>(wr.wait_ms(), 0, kMaxWaitMs))};
-      if (std::optional<Outgoing> now = WaiterAnswerLocked(w, absl::Now())) {
-        out.push_back(std::move(*now));
-      } else {
-        waiters_.push_back(std::move(w));
-      }
+      Waiter w;
+      w.ids.assign(wr.ids().begin(), wr.ids().end());
+      w.any = wr.any();
+      w.reply = reply;
+      w.deadline = absl::Now() + absl::Milliseconds(std::clamp<int64_t>(wr.wait_ms(), 0, kMaxWaitMs));
+      AddWaiterLocked(std::move(w), out);
     }
   }
   Publish(out);
@@ -424,10 +511,6 @@ void Station::HandleNodes(const proto::Envelope& req, const std::string& reply) 
   proto::NodesReply out;
   {
     absl::MutexLock lock(&mu_);
-    absl::flat_hash_map<std::string, int> pending;
-    for (const auto& [id, c] : commands_) {
-      if (!IsTerminalState(c.s.state())) ++pending[c.s.node()];
-    }
     std::vector<std::string> names;
     for (const auto& [name, node] : nodes_) {
       if (nr.node().empty() || nr.node() == name) names.push_back(name);
@@ -440,7 +523,7 @@ void Station::HandleNodes(const proto::Envelope& req, const std::string& reply) 
       proto::NodeInfo* info = out.add_nodes();
       const Node& node = nodes_[name];
       *info = node.info;
-      info->set_pending(pending[name]);
+      info->set_pending(static_cast<int>(node.active.size()));
       const int64_t minute = NowUnixMillis() / 60000;
       int64_t recent_errors = 0;
       for (const auto& [m, n] : node.error_minutes) {
@@ -593,7 +676,7 @@ void Station::HandleEvent(const proto::Envelope& ev, const std::string& reply) {
     }
     HeardFromLocked(from);
     // Heartbeats are answered at once; the node row is rewritten in the background.
-    store_->Write(Store::PutNode(node.info));
+    NodeChangedLocked(node);
     return PublishAck(reply, stored);
   }
   if (ev.method() == kEventErrorLog) {
@@ -678,7 +761,7 @@ void Station::HandleSyslog(const proto::Envelope& ev, const std::string& reply) 
           }
           node.error_minutes.back().second += counts->errors;
           while (node.error_minutes.front().first <= minute - 10) node.error_minutes.pop_front();
-          store_->Write(Store::PutNode(node.info));
+          NodeChangedLocked(node);
         }
         PublishAck(reply, NewAck(id, options_.name, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED));
       });
@@ -718,7 +801,7 @@ void Station::HandleAccept(const proto::Envelope& req, const std::string& reply)
   Node& node = it->second;
   node.info.set_public_key(node.info.pending_key());
   node.info.clear_pending_key();
-  wake_ = true;  // its waiting commands go out now
+  UnparkLocked(node);  // its waiting commands go out now
   STEWARD_LOG_INFO("node {} accepted with key {} by {}", ar.node(), signing::KeyId(node.info.public_key()),
                    req.operator_());
   proto::AclReply out;
@@ -882,14 +965,7 @@ void Station::HeardFromLocked(const std::string& name) {
   node.info.set_last_heard_unix_ms(absl::ToUnixMillis(now));
   if (node.info.online()) return;
   TransitionLocked(node, true, "heard from");
-  // Parked commands go out at once.
-  for (auto& [id, c] : commands_) {
-    if (c.s.node() == name && !IsTerminalState(c.s.state()) && !c.in_flight &&
-        c.next_attempt == absl::InfiniteFuture()) {
-      c.next_attempt = now;
-    }
-  }
-  wake_ = true;
+  UnparkLocked(node);  // parked commands go out at once
 }
 
 void Station::ScheduleRetryLocked(Command& c) {
@@ -930,6 +1006,7 @@ void Station::OnNodeAck(const std::string& id, RequestPump::Result r, nats::MsgP
     case RequestPump::Result::kShutdown:
       break;
   }
+  RescheduleLocked(id, c);
 }
 
 void Station::ApplyAckLocked(Command& c, const proto::Ack& ack, std::function<void()> after_commit) {
@@ -949,6 +1026,7 @@ void Station::ApplyAckLocked(Command& c, const proto::Ack& ack, std::function<vo
     }
     // Ask again if no result has come by the end of its run time.
     c.next_attempt = absl::Now() + absl::Milliseconds(c.s.command().timeout_ms()) + options_.result_grace;
+    RescheduleLocked(c.s.id(), c);
     return;
   }
   if (ack.stage() == proto::STAGE_RESULT) {
@@ -961,20 +1039,26 @@ void Station::SetStateLocked(Command& c, const std::string& state, std::function
   c.s.set_state(state);
   c.s.set_updated_unix_ms(NowUnixMillis());
   const bool terminal = IsTerminalState(state);
-  if (terminal) c.finished = absl::Now();
   Node& node = NodeLocked(c.s.node());
+  if (terminal) {
+    c.finished = absl::Now();
+    finished_.emplace_back(c.finished, c.s.id());
+    node.active.erase(c.s.id());
+  }
+  RescheduleLocked(c.s.id(), c);
   if (node.info.last_command_id() == c.s.id()) {
     node.info.set_last_command_state(state);
-    store_->Write(Store::PutNode(node.info));
+    NodeChangedLocked(node);
   }
-  store_->Write(Store::PutCommand(c.s), [this, terminal, after_commit = std::move(after_commit)](absl::Status st) {
+  store_->Write(Store::PutCommand(c.s), [this, terminal, id = c.s.id(),
+                                         after_commit = std::move(after_commit)](absl::Status st) {
     if (!st.ok()) STEWARD_LOG_ERROR("ledger: {}", st.ToString());
     if (after_commit) after_commit();
     if (!terminal) return;
     std::vector<Outgoing> out;
     {
       absl::MutexLock lock(&mu_);
-      AnswerWaitersLocked(out);
+      CommandEndedLocked(id, out);
     }
     Publish(out);
   });
@@ -990,69 +1074,110 @@ void Station::Publish(std::vector<Outgoing>& out) {
   out.clear();
 }
 
+void Station::DispatchDueLocked(absl::Time now, std::vector<Dispatch>& sends) {
+  const int64_t now_ms = absl::ToUnixMillis(now);
+  std::vector<std::string> later;  // not sendable yet: filed again after the sweep
+  while (!schedule_.empty() && schedule_.begin()->first <= now) {
+    const std::string id = schedule_.begin()->second;
+    schedule_.erase(schedule_.begin());
+    auto it = commands_.find(id);
+    if (it == commands_.end()) continue;
+    Command& c = it->second;
+    c.due = absl::InfiniteFuture();
+    if (IsTerminalState(c.s.state()) || c.in_flight) continue;
+    const std::string& state = c.s.state();
+    if ((state == "queued" || state == "sent") && Expired(c.s.command(), now_ms)) {
+      SetStateLocked(c, "expired", nullptr);
+      continue;
+    }
+    if (c.next_attempt > now) {
+      later.push_back(id);
+      continue;
+    }
+    if (options_.key.has_value() && c.s.command().method() != kMethodSetAcl) {
+      // Secure mode: a node's commands wait until an operator accepted its key, so
+      // their results can be verified and recorded. Accepting it unparks them.
+      auto n = nodes_.find(c.s.node());
+      if (n == nodes_.end() || n->second.info.public_key().empty()) {
+        c.next_attempt = absl::InfiniteFuture();
+        later.push_back(id);
+        continue;
+      }
+    }
+    absl::StatusOr<subjects::Subject> subject = subjects::Make(
+        c.s.node(), subjects::Kind::kCommand, c.s.command().method(), c.s.command().domain());
+    if (!subject.ok()) {
+      *c.s.mutable_result() = RejectAck(id, options_.name, subject.status().message());
+      SetStateLocked(c, "rejected", nullptr);
+      continue;
+    }
+    c.in_flight = true;
+    c.s.set_attempts(c.s.attempts() + 1);
+    if (state == "queued") c.s.set_state("sent");
+    sends.push_back(Dispatch{id, subject->ToString(), c.s.command().SerializeAsString()});
+  }
+  for (const std::string& id : later) {
+    auto it = commands_.find(id);
+    if (it != commands_.end()) RescheduleLocked(id, it->second);
+  }
+}
+
+void Station::NodeChangedLocked(const Node& node) { dirty_nodes_.insert(node.info.name()); }
+
+void Station::FlushNodesLocked() {
+  for (const std::string& name : dirty_nodes_) {
+    auto it = nodes_.find(name);
+    if (it != nodes_.end()) store_->Write(Store::PutNode(it->second.info));
+  }
+  dirty_nodes_.clear();
+}
+
+void Station::HousekeepLocked(absl::Time now, std::vector<Outgoing>& out) {
+  ExpireWaitersLocked(now, out);
+  FlushNodesLocked();
+  while (!finished_.empty() && now - finished_.front().first > options_.keep_finished) {
+    const auto [at, id] = std::move(finished_.front());
+    finished_.pop_front();
+    auto it = commands_.find(id);
+    // A later state (a late ACK overriding "expired") filed a newer entry: keep it.
+    if (it != commands_.end() && IsTerminalState(it->second.s.state()) && it->second.finished == at) {
+      commands_.erase(it);
+    }
+  }
+  // Node monitor: offline after missed heartbeats.
+  for (auto& [name, node] : nodes_) {
+    if (node.info.online() && now - node.last_heard > node.heartbeat * options_.missed_heartbeats) {
+      TransitionLocked(node, false, "missed heartbeats");
+    }
+  }
+}
+
 void Station::DispatchLoop() {
+  constexpr absl::Duration kHousekeeping = absl::Milliseconds(50);
   absl::Time next_prune = absl::Now() + absl::Seconds(5);
+  absl::Time next_housekeeping = absl::Now();
   while (!stop_.HasBeenNotified()) {
     if (absl::Now() >= next_prune) {
       store_->Write(Store::PruneLogs(
           absl::ToUnixMillis(absl::Now() - options_.log_retention), options_.log_max_lines));
       next_prune = absl::Now() + options_.log_prune_every;
     }
-    struct Send {
-      std::string id;
-      std::string subject;
-      std::string data;
-    };
-    std::vector<Send> sends;
+    std::vector<Dispatch> sends;
     std::vector<Outgoing> out;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(&wake_), absl::Milliseconds(50));
+      const absl::Time due = schedule_.empty() ? absl::InfiniteFuture() : schedule_.begin()->first;
+      mu_.AwaitWithDeadline(absl::Condition(&wake_), std::min(due, next_housekeeping));
       wake_ = false;
       const absl::Time now = absl::Now();
-      const int64_t now_ms = absl::ToUnixMillis(now);
-      std::vector<std::string> forget;
-      for (auto& [id, c] : commands_) {
-        if (IsTerminalState(c.s.state())) {
-          if (now - c.finished > options_.keep_finished) forget.push_back(id);
-          continue;
-        }
-        if (c.in_flight) continue;
-        const std::string& state = c.s.state();
-        if ((state == "queued" || state == "sent") && Expired(c.s.command(), now_ms)) {
-          SetStateLocked(c, "expired", nullptr);
-          continue;
-        }
-        if (c.next_attempt > now) continue;
-        if (options_.key.has_value() && c.s.command().method() != kMethodSetAcl) {
-          // Secure mode: a node's commands wait until an operator accepted its key, so
-          // their results can be verified and recorded.
-          auto n = nodes_.find(c.s.node());
-          if (n == nodes_.end() || n->second.info.public_key().empty()) continue;
-        }
-        absl::StatusOr<subjects::Subject> subject = subjects::Make(
-            c.s.node(), subjects::Kind::kCommand, c.s.command().method(), c.s.command().domain());
-        if (!subject.ok()) {
-          *c.s.mutable_result() = RejectAck(id, options_.name, subject.status().message());
-          SetStateLocked(c, "rejected", nullptr);
-          continue;
-        }
-        c.in_flight = true;
-        c.s.set_attempts(c.s.attempts() + 1);
-        if (state == "queued") c.s.set_state("sent");
-        sends.push_back(Send{id, subject->ToString(), c.s.command().SerializeAsString()});
-      }
-      for (const std::string& id : forget) commands_.erase(id);
-      AnswerWaitersLocked(out);  // the ones whose time is up
-      // Node monitor: offline after missed heartbeats.
-      for (auto& [name, node] : nodes_) {
-        if (node.info.online() && now - node.last_heard > node.heartbeat * options_.missed_heartbeats) {
-          TransitionLocked(node, false, "missed heartbeats");
-        }
+      DispatchDueLocked(now, sends);
+      if (now >= next_housekeeping) {
+        HousekeepLocked(now, out);
+        next_housekeeping = now + kHousekeeping;
       }
     }
     Publish(out);
-    for (Send& s : sends) {
+    for (Dispatch& s : sends) {
       const std::string id = s.id;
       absl::Status st = pump_->Send(s.subject, s.data, options_.ack_timeout,
                                     [this, id](RequestPump::Result r, nats::MsgPtr m) {

@@ -13,11 +13,13 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -70,20 +72,33 @@ class Station {
     absl::Time next_attempt;
     bool in_flight = false;
     absl::Time finished = absl::InfiniteFuture();  // when it became terminal
+    // Its key in schedule_: when the dispatcher must look at it next (a send or
+    // its expiry); InfiniteFuture while in flight, parked for good, or terminal.
+    absl::Time due = absl::InfiniteFuture();
   };
   struct Node {
     proto::NodeInfo info;
     absl::Time last_heard = absl::InfinitePast();
     absl::Duration heartbeat;
     std::deque<std::pair<int64_t, int64_t>> error_minutes;  // (unix minute, error lines)
+    absl::flat_hash_set<std::string> active;  // its commands not yet terminal
   };
   struct Waiter {
     std::vector<std::string> ids;
     bool any = false;
     std::string reply;
     absl::Time deadline;
+    size_t open = 0;  // ids not yet terminal
+    // A Submit with wait_ms: answered as a SubmitReply to request `request_id`.
+    std::optional<proto::SubmitReply> submit;
+    std::string request_id;
   };
   struct Outgoing {  // a message to publish once the lock is released
+    std::string subject;
+    std::string data;
+  };
+  struct Dispatch {  // a command to send to its node once the lock is released
+    std::string id;
     std::string subject;
     std::string data;
   };
@@ -144,11 +159,31 @@ class Station {
   // The state of a command from memory, else from the ledger.
   std::optional<proto::CommandState> LookupLocked(const std::string& id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void AnswerWaitersLocked(std::vector<Outgoing>& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The answer for a waiter, or nullopt while it must keep waiting (before `now`
-  // reaches its deadline).
-  std::optional<Outgoing> WaiterAnswerLocked(const Waiter& w, absl::Time now)
+  // Recomputes when the dispatcher must look at `c` next and files it in schedule_.
+  // Called after every change of its state, next_attempt or in_flight.
+  void RescheduleLocked(const std::string& id, Command& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes a node's parked commands due now (it was heard from, or accepted).
+  void UnparkLocked(Node& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddCommandLocked(proto::CommandState s, absl::Time next_attempt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Answers the waiters that were waiting for `id` to end, once they are complete.
+  void CommandEndedLocked(const std::string& id, std::vector<Outgoing>& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Answers the waiters whose time is up, and forgets commands finished long ago.
+  void ExpireWaitersLocked(absl::Time now, std::vector<Outgoing>& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Outgoing WaiterAnswerLocked(const Waiter& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Answers `w` at once if it is complete (or its time is up), else files it.
+  void AddWaiterLocked(Waiter w, std::vector<Outgoing>& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Looks at each command whose time has come: expires, holds or sends it.
+  void DispatchDueLocked(absl::Time now, std::vector<Dispatch>& sends)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Offline after missed heartbeats; forgets commands finished long ago.
+  void HousekeepLocked(absl::Time now, std::vector<Outgoing>& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A node's row changed in a way nobody waits for (heartbeat, last command, log
+  // counts): it is written with the next housekeeping, once however often it changed.
+  void NodeChangedLocked(const Node& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FlushNodesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Publish(std::vector<Outgoing>& out);
 
   const StationOptions options_;
@@ -160,9 +195,19 @@ class Station {
   nats::SubscriptionPtr event_sub_;
 
   absl::Mutex mu_;
+  // Commands in memory: every unfinished one, and finished ones for keep_finished.
   absl::flat_hash_map<std::string, Command> commands_ ABSL_GUARDED_BY(mu_);
+  // (due, id) of the commands the dispatcher must look at, soonest first: it never
+  // scans the whole table, so parked and finished commands cost nothing per message.
+  std::set<std::pair<absl::Time, std::string>> schedule_ ABSL_GUARDED_BY(mu_);
+  // (finished, id), oldest first: when to drop finished commands from memory.
+  std::deque<std::pair<absl::Time, std::string>> finished_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
-  std::vector<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> dirty_nodes_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  // Command id -> the waiters waiting for it to end.
+  absl::flat_hash_map<std::string, std::vector<uint64_t>> waiting_on_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_waiter_ ABSL_GUARDED_BY(mu_) = 0;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
   // ACLs: rules per node and per group ("@web"), and group members.
   std::map<std::string, std::vector<std::string>> acl_rules_ ABSL_GUARDED_BY(mu_);

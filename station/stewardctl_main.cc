@@ -39,6 +39,9 @@ ABSL_FLAG(absl::Duration, wait, absl::ZeroDuration(),
 ABSL_FLAG(bool, all, false, "send: every known node");
 ABSL_FLAG(std::string, domain, "",
           "send: domain of the shellcommand subject (default operatingsystem); logs: only this domain");
+ABSL_FLAG(std::string, method, "shellcommand",
+          "send: the node's method: shellcommand runs the command; echo runs nothing and "
+          "answers its arguments (tests the whole delivery path to a unit)");
 ABSL_FLAG(bool, shell, false, "send: run the single argument through /bin/sh -c");
 ABSL_FLAG(std::string, cwd, "", "send: working directory on the node");
 ABSL_FLAG(std::vector<std::string>, env, {}, "send: KEY=VALUE,... added to the environment");
@@ -147,7 +150,7 @@ steward::proto::SubmitRequest BuildSubmit(const std::string& nodes, const std::v
   for (absl::string_view n : absl::StrSplit(nodes, ',', absl::SkipEmpty())) req.add_nodes(std::string(n));
   req.set_all_nodes(absl::GetFlag(FLAGS_all));
   steward::proto::Envelope* cmd = req.mutable_command();
-  cmd->set_method(steward::kMethodShell);
+  cmd->set_method(absl::GetFlag(FLAGS_method));
   cmd->set_domain(absl::GetFlag(FLAGS_domain).empty() ? "operatingsystem" : absl::GetFlag(FLAGS_domain));
   for (const std::string& a : argv) cmd->add_argv(a);
   cmd->mutable_shell()->set_use_shell(absl::GetFlag(FLAGS_shell));
@@ -169,19 +172,30 @@ int Send(Client& client, std::vector<std::string> args) {
     args.erase(args.begin());
   }
   if (args.empty()) return Fail("usage: stewardctl send NODE[,NODE...] -- COMMAND [ARG...]");
-  auto submitted = client.Submit(BuildSubmit(nodes, args), absl::GetFlag(FLAGS_timeout));
+  const bool no_wait = absl::GetFlag(FLAGS_no_wait);
+  // One node: send and wait in one round trip. A fan-out prints results as they come.
+  const bool one_node = !all && nodes.find(',') == std::string::npos;
+  absl::Duration wait = absl::GetFlag(FLAGS_wait);
+  if (wait <= absl::ZeroDuration()) wait = one_node ? absl::GetFlag(FLAGS_timeout) : absl::Seconds(30);
+  const absl::Time deadline = absl::Now() + wait;
+  steward::proto::SubmitRequest req = BuildSubmit(nodes, args);
+  if (one_node && !no_wait) req.set_wait_ms(absl::ToInt64Milliseconds(wait));
+  auto submitted = client.Submit(req, absl::GetFlag(FLAGS_timeout));
   if (!submitted.ok()) return Fail(std::string(submitted.status().message()));
-  if (absl::GetFlag(FLAGS_no_wait)) {
+  if (no_wait) {
     for (const auto& ref : submitted->commands()) fmt::print("{} {}\n", ref.node(), ref.id());
     return 0;
   }
   const bool fanout = all || submitted->commands_size() > 1;
-  absl::Duration wait = absl::GetFlag(FLAGS_wait);
-  if (wait <= absl::ZeroDuration()) wait = fanout ? absl::Seconds(30) : absl::GetFlag(FLAGS_timeout);
-  const absl::Time deadline = absl::Now() + wait;
   std::vector<std::string> remaining;
   for (const auto& ref : submitted->commands()) remaining.push_back(ref.id());
   int rc = 0;
+  for (const CommandState& s : submitted->states()) {
+    if (!steward::station::IsTerminalState(s.state())) continue;
+    PrintResult(s, fanout);
+    rc = std::max(rc, ExitStatusOf(s));
+    remaining.erase(std::remove(remaining.begin(), remaining.end(), s.id()), remaining.end());
+  }
   while (!remaining.empty() && absl::Now() < deadline) {
     auto states = client.Wait(remaining, deadline - absl::Now(), /*any=*/true);
     if (!states.ok()) return Fail(std::string(states.status().message()));

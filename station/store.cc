@@ -155,8 +155,13 @@ Store::Op Store::PutCommand(proto::CommandState c) {
   return [c = std::move(c)](sqlite::Database& db) -> absl::Status {
     STEWARD_ASSIGN_OR_RETURN(
         sqlite::Statement st,
-        db.Prepare("INSERT OR REPLACE INTO commands(id, node, request_id, state, terminal, "
-                   "created_ms, updated_ms, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+        // An upsert, not INSERT OR REPLACE: a state change rewrites the row in place and
+        // leaves the node and request indexes alone.
+        db.Prepare("INSERT INTO commands(id, node, request_id, state, terminal, created_ms, "
+                   "updated_ms, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                   "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+                   "terminal = excluded.terminal, updated_ms = excluded.updated_ms, "
+                   "record = excluded.record"));
     STEWARD_RETURN_IF_ERROR(st.Bind(1, c.id()));
     STEWARD_RETURN_IF_ERROR(st.Bind(2, c.node()));
     STEWARD_RETURN_IF_ERROR(st.Bind(3, c.request_id()));

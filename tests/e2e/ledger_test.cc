@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -311,4 +312,66 @@ TEST_CASE("a silent node is offline within 3 heartbeats and online at its next h
   CHECK(ev->online());
   // No more changes: no more events.
   CHECK_FALSE(next_state(absl::Seconds(3)).has_value());
+}
+
+TEST_CASE("send-and-wait in one round trip; waiters are answered once, each with what it asked",
+          "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  auto client = Connect(c);
+  auto submit = [&](const std::vector<std::string>& nodes, std::vector<std::string> argv,
+                    absl::Duration wait) {
+    steward::proto::SubmitRequest req;
+    for (const std::string& n : nodes) req.add_nodes(n);
+    req.mutable_command()->set_method("shellcommand");
+    req.mutable_command()->set_domain("w");
+    for (std::string& a : argv) req.mutable_command()->add_argv(std::move(a));
+    req.set_wait_ms(absl::ToInt64Milliseconds(wait));
+    auto r = client->Submit(req, absl::Seconds(10));
+    REQUIRE(r.ok());
+    return *r;
+  };
+
+  // Answered once the command ended, with its result.
+  steward::proto::SubmitReply r = submit({"ship1"}, {"echo", "hi"}, absl::Seconds(10));
+  REQUIRE(r.states_size() == 1);
+  CHECK(r.states(0).state() == "succeeded");
+  CHECK(r.states(0).result().stdout() == "hi\n");
+  CHECK(r.states(0).id() == r.commands(0).id());
+
+  // A node that is not there: answered when the wait is up, the command still queued.
+  const absl::Time t0 = absl::Now();
+  r = submit({"ship1", "ghost"}, {"true"}, absl::Milliseconds(700));
+  CHECK(absl::Now() - t0 >= absl::Milliseconds(650));
+  REQUIRE(r.states_size() == 2);
+  std::map<std::string, std::string> by_node;
+  for (const auto& s : r.states()) by_node[s.node()] = s.state();
+  CHECK(by_node["ship1"] == "succeeded");
+  CHECK((by_node["ghost"] == "queued" || by_node["ghost"] == "sent"));
+
+  // Several waiters on one running command: each answered when it ends; "any" gets the
+  // terminal ones only; a waiter whose time runs out first gets the running state.
+  r = submit({"ship1"}, {"sleep", "1"}, absl::Milliseconds(0));
+  const std::string id = r.commands(0).id();
+  std::vector<std::thread> threads;
+  std::vector<absl::StatusOr<steward::proto::CommandStates>> got(4, absl::UnknownError("not run"));
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      if (i == 3) {
+        got[i] = client->Wait({id}, absl::Milliseconds(200));
+      } else {
+        got[i] = client->Wait({id, id}, absl::Seconds(10), /*any=*/i == 2);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(got[i].ok());
+    REQUIRE(got[i]->commands_size() >= 1);
+    CHECK(got[i]->commands(0).state() == "succeeded");
+  }
+  REQUIRE(got[3].ok());
+  REQUIRE(got[3]->commands_size() == 1);
+  CHECK(got[3]->commands(0).state() == "running");
 }
