@@ -8,6 +8,7 @@ MethodRegistry BuiltinMethods() {
   MethodRegistry r;
   r.Register(kMethodPing, NewPingMethod);
   r.Register(kMethodShell, NewShellCommandMethod);
+  r.Register(kMethodEcho, NewEchoMethod);
   return r;
 }
 

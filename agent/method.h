@@ -66,10 +66,11 @@ class MethodRegistry {
   std::map<std::string, MethodFactory> factories_;
 };
 
-// The methods every agent has (ping, shellcommand).
+// The methods every agent has (ping, shellcommand, echo).
 MethodRegistry BuiltinMethods();
 
 std::unique_ptr<Method> NewPingMethod();
 std::unique_ptr<Method> NewShellCommandMethod();
+std::unique_ptr<Method> NewEchoMethod();
 
 }  // namespace steward::agent

@@ -19,6 +19,7 @@ inline constexpr size_t kMaxMessageBytes = size_t{8} << 20;
 // Methods on nodes.
 inline constexpr char kMethodPing[] = "ping";
 inline constexpr char kMethodShell[] = "shellcommand";
+inline constexpr char kMethodEcho[] = "echo";  // durable, runs nothing: answers its argv
 // Events nodes send to the station.
 inline constexpr char kEventResult[] = "result";
 inline constexpr char kEventHello[] = "hello";

@@ -196,10 +196,31 @@ TEST_CASE("unknown method through the station ends rejected", "[integration][e2e
   Cluster c;
   c.StartStation();
   c.StartAgent("ship1");
-  // stewardctl only sends shellcommand; a domain with a bad token is refused up front.
+  // A domain or method with a bad token is refused up front.
   RunResult r = c.Ctl({"send", "--domain", "a*b", "ship1", "--", "true"});
   CHECK(r.exit_code == 255);
   CHECK_THAT(r.err, Catch::Contains("contains '*'"));
+  r = c.Ctl({"send", "--method", "a.b", "ship1", "--", "true"});
+  CHECK(r.exit_code == 255);
+
+  // A method the node does not have reaches it and ends rejected, with the reason.
+  r = c.Ctl({"send", "--method", "nosuchmethod", "ship1", "--", "true"});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("unknown method nosuchmethod"));
+  r = c.Ctl({"history", "--node", "ship1", "--state", "rejected", "--json"});
+  CHECK_THAT(r.out, Catch::Contains("nosuchmethod"));
+}
+
+TEST_CASE("echo takes the durable path and runs nothing", "[integration][e2e]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  RunResult r = c.Ctl({"send", "--method", "echo", "ship1", "--", "hello", "$(id)", "/tmp/x"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "hello $(id) /tmp/x\n");
+  r = c.Ctl({"history", "--node", "ship1", "--json"});
+  CHECK_THAT(r.out, Catch::Contains("\"method\":\"echo\""));
+  CHECK_THAT(r.out, Catch::Contains("\"state\":\"succeeded\""));
 }
 
 TEST_CASE("SIGTERM during a long command kills it and the agent exits within 2s",
