@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
@@ -19,7 +20,9 @@ namespace {
 
 constexpr char kDispatcher[] = "dispatcher";
 constexpr char kHeartbeat[] = "heartbeat";
-constexpr absl::Duration kTick = absl::Milliseconds(250);
+// How long the dispatcher waits for a command before looking again. Shutdown ends the
+// wait at once (it unsubscribes); this only bounds it, so idle agents do not wake.
+constexpr absl::Duration kDispatchWait = absl::Minutes(1);
 
 std::string Hostname() {
   char buf[256] = {0};
@@ -205,6 +208,7 @@ void Agent::Shutdown() {
     absl::MutexLock lock(&hello_mu_);
     hello_stop_ = true;
   }
+  StopIntake();
   if (supervisor_) supervisor_->Shutdown();
   const absl::Time flush_until = absl::Now() + options_.shutdown_flush;
   if (outbox_ && !outbox_->WaitEmpty(flush_until - absl::Now())) {
@@ -221,13 +225,32 @@ void Agent::Shutdown() {
   if (conn_ != nullptr) natsConnection_FlushTimeout(conn_, 500);
 }
 
+void Agent::StopIntake() {
+  absl::MutexLock lock(&mu_);
+  intake_closed_ = true;
+  // The dispatcher and the processes sleep until there is work; this wakes them.
+  if (dispatch_sub_ != nullptr) (void)natsSubscription_Unsubscribe(dispatch_sub_);
+  for (auto& [subject, queue] : queues_) queue->Close();
+}
+
 absl::Status Agent::DispatchLoop(ProcessContext& ctx) {
   STEWARD_ASSIGN_OR_RETURN(std::string pattern,
                            subjects::KindPattern(options_.node, subjects::Kind::kCommand));
   STEWARD_ASSIGN_OR_RETURN(nats::SubscriptionPtr sub,
                            nats::SubscribeSync(conn_, pattern, /*max_pending_msgs=*/65536));
+  {
+    absl::MutexLock lock(&mu_);
+    if (intake_closed_) return absl::OkStatus();
+    dispatch_sub_ = sub.get();
+  }
+  // Before `sub` goes: StopIntake must not touch a destroyed subscription.
+  absl::Cleanup forget = [this] {
+    absl::MutexLock lock(&mu_);
+    dispatch_sub_ = nullptr;
+  };
   while (!ctx.stopping()) {
-    absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub.get(), kTick);
+    absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub.get(), kDispatchWait);
+    if (shut_down_.load()) break;  // StopIntake unsubscribed: NextMsg fails at once.
     if (absl::IsDeadlineExceeded(msg.status())) continue;
     if (!msg.ok()) {
       // Slow consumer and the like: report, and carry on unless told otherwise.
@@ -273,12 +296,14 @@ void Agent::Route(ProcessContext& ctx, nats::MsgPtr msg) {
     return;
   }
   std::shared_ptr<WorkQueue> queue = ProcessFor(subject_text, subject->method);
+  // Shutting down: no ACK, so the station sends the command again later.
+  if (queue == nullptr && shut_down_.load()) return;
   if (queue == nullptr) {
     Reject(ctx, reply, id,
            absl::StrCat("process ", subject_text, " was stopped by the error kernel"));
     return;
   }
-  if (!queue->TryPush(Work{std::move(*env), reply})) {
+  if (!queue->TryPush(Work{std::move(*env), reply}) && !shut_down_.load()) {
     // Not accepted: no ACK, so the sender retries later. Nothing is lost.
     ctx.Report(Severity::kWarning,
                absl::ResourceExhaustedError(absl::StrCat("queue full for ", subject_text)));
@@ -318,6 +343,7 @@ void Agent::Reject(ProcessContext& ctx, const std::string& reply, const std::str
 std::shared_ptr<Agent::WorkQueue> Agent::ProcessFor(const std::string& subject,
                                                     const std::string& method) {
   absl::MutexLock lock(&mu_);
+  if (intake_closed_) return nullptr;  // A new process would never be woken.
   auto it = queues_.find(subject);
   if (it != queues_.end()) {
     return supervisor_->IsRunning(subject) ? it->second : nullptr;
@@ -334,9 +360,10 @@ std::shared_ptr<Agent::WorkQueue> Agent::ProcessFor(const std::string& subject,
 absl::Status Agent::ProcessLoop(ProcessContext& ctx, const std::string& method_name,
                                 const std::shared_ptr<WorkQueue>& queue) {
   std::unique_ptr<Method> method = (*methods_.Find(method_name))();
-  while (!ctx.stopping()) {
-    std::optional<Work> work = queue->Pop(kTick);
-    if (!work.has_value() || ctx.stopping()) continue;
+  // Sleeps until work comes; StopIntake closes the queue, which ends the loop. Work
+  // still queued then is dropped unacknowledged: the station sends it again later.
+  while (std::optional<Work> work = queue->Pop()) {
+    if (ctx.stopping() || cancel_.HasBeenNotified()) break;
     STEWARD_RETURN_IF_ERROR(Handle(ctx, *method, *work));
   }
   return absl::OkStatus();
@@ -355,14 +382,14 @@ absl::Status Agent::Handle(ProcessContext& ctx, Method& method, const Work& work
     if (absl::Status st = ReplyAck(work.reply, ack); !st.ok()) ctx.Report(Severity::kWarning, st);
     return absl::OkStatus();
   }
-  if (std::optional<proto::Ack> seen = log_->Lookup(cmd.id())) {
+  proto::Ack received = NewAck(cmd.id(), options_.node, proto::STAGE_RECEIVED, proto::OUTCOME_UNSPECIFIED);
+  received.set_started_unix_ms(NowUnixMillis());
+  STEWARD_ASSIGN_OR_RETURN(std::optional<proto::Ack> seen, log_->RecordIfNew(received));
+  if (seen.has_value()) {
     // Redelivery: answer with what we recorded, never run twice.
     if (absl::Status st = ReplyAck(work.reply, *seen); !st.ok()) ctx.Report(Severity::kWarning, st);
     return absl::OkStatus();
   }
-  proto::Ack received = NewAck(cmd.id(), options_.node, proto::STAGE_RECEIVED, proto::OUTCOME_UNSPECIFIED);
-  received.set_started_unix_ms(NowUnixMillis());
-  STEWARD_RETURN_IF_ERROR(log_->Record(received));
   if (absl::Status st = ReplyAck(work.reply, received); !st.ok()) ctx.Report(Severity::kWarning, st);
 
   absl::StatusOr<proto::Ack> result = method.Execute(exec);
@@ -382,7 +409,6 @@ absl::Status Agent::SendResult(const std::string& domain, const std::string& req
   const size_t max_payload = static_cast<size_t>(natsConnection_GetMaxPayload(conn_));
   // Before the first connect nats.c reports 0; assume the broker default then.
   FitAck(ack, (max_payload > 0 ? max_payload : size_t{1} << 20) - 4096);
-  STEWARD_RETURN_IF_ERROR(log_->Record(ack));
   proto::Envelope ev = NewEnvelope(options_.node, options_.station, proto::KIND_EVENT,
                                    kEventResult, domain);
   ev.set_request_id(request_id);
@@ -391,7 +417,21 @@ absl::Status Agent::SendResult(const std::string& domain, const std::string& req
   STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,
                            subjects::Make(options_.station, subjects::Kind::kEvent, kEventResult,
                                           domain));
-  return outbox_->Enqueue(OutboxItem{ev.id(), subject.ToString(), ev.SerializeAsString()});
+  // The result is recorded and spooled together (one transaction with the SQLite
+  // store), then sent.
+  absl::Status st = outbox_->Enqueue(
+      OutboxItem{ev.id(), subject.ToString(), ev.SerializeAsString()},
+      [this, &ack](Spool& spool, const OutboxItem& item) {
+        return log_->RecordAndSpool(ack, spool, item);
+      });
+  if (!st.ok()) {
+    // Not spooled (outbox full, store error): record the result alone if possible, so
+    // that the station's redelivery of the command is answered with it.
+    if (absl::Status rec = log_->Record(ack); !rec.ok()) {
+      STEWARD_LOG_ERROR("result of {} not recorded: {}", ack.envelope_id(), rec.ToString());
+    }
+  }
+  return st;
 }
 
 absl::Status Agent::HeartbeatLoop(ProcessContext& ctx) {

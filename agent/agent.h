@@ -125,7 +125,10 @@ class Agent {
                     std::unique_ptr<Spool> log_spool);
   absl::Status StartSyslog(std::unique_ptr<Spool> log_spool);
 
-  absl::Status DispatchLoop(ProcessContext& ctx);
+  // Ends intake at shutdown: no new processes, and the dispatcher and the processes,
+  // which sleep until there is work, are woken to return.
+  void StopIntake() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status DispatchLoop(ProcessContext& ctx) ABSL_LOCKS_EXCLUDED(mu_);
   void Route(ProcessContext& ctx, nats::MsgPtr msg);
   void Reject(ProcessContext& ctx, const std::string& reply, const std::string& id,
               const std::string& reason);
@@ -173,6 +176,8 @@ class Agent {
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<WorkQueue>> queues_ ABSL_GUARDED_BY(mu_);
+  natsSubscription* dispatch_sub_ ABSL_GUARDED_BY(mu_) = nullptr;  // the dispatcher's, while it runs
+  bool intake_closed_ ABSL_GUARDED_BY(mu_) = false;                // StopIntake ran
   std::atomic<bool> shut_down_{false};
 };
 

@@ -9,12 +9,17 @@
 // only synced at checkpoints: a command may then be forgotten (and run again if the
 // station redelivers it) and an unsent result or event may be lost.
 //
+// Spool removals (the station confirmed an item) are written with the next write, not
+// in a commit of their own: after a crash, items confirmed just before it are sent
+// again, which the station recognises by their ids.
+//
 //   STEWARD_ASSIGN_OR_RETURN(std::shared_ptr<AgentStore> store, AgentStore::Open(dir));
 //   std::unique_ptr<CommandLog> log = store->NewCommandLog();
 //   std::unique_ptr<Spool> spool = store->NewSpool();
 //
 // Thread-safe: one connection behind an absl::Mutex. The command logs and spools it
 // hands out share ownership of the store (the file closes when the last one goes).
+// A command log's RecordAndSpool into a spool of the same store is one transaction.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -48,6 +54,8 @@ class AgentStore : public std::enable_shared_from_this<AgentStore> {
 
   AgentStore(const AgentStore&) = delete;
   AgentStore& operator=(const AgentStore&) = delete;
+  // Writes the spool removals still waiting.
+  ~AgentStore();
 
   // The command log and the spool both live in this store and keep it alive.
   std::unique_ptr<CommandLog> NewCommandLog();
@@ -73,8 +81,14 @@ class AgentStore : public std::enable_shared_from_this<AgentStore> {
   absl::StatusOr<std::optional<proto::Ack>> LookupCommand(const std::string& id)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status RecordCommand(const proto::Ack& ack) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::optional<proto::Ack>> RecordCommandIfNew(const proto::Ack& received)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // RecordCommand and SpoolPut in one transaction.
+  absl::Status RecordCommandAndSpoolPut(const proto::Ack& ack, const std::string& kind,
+                                        const OutboxItem& item) ABSL_LOCKS_EXCLUDED(mu_);
   // For StoreSpool.
   absl::Status SpoolPut(const std::string& kind, const OutboxItem& item) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues the removal for the next write (written at once when many are waiting).
   absl::Status SpoolRemove(const std::string& kind, const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<OutboxItem>> SpoolLoadAll(const std::string& kind)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -82,10 +96,32 @@ class AgentStore : public std::enable_shared_from_this<AgentStore> {
   // `status` with the database path in front of its message.
   absl::Status Annotate(const absl::Status& status) const;
 
+  // The ACK as stored; InvalidArgument without an envelope id.
+  static absl::StatusOr<std::string> AckBlob(const proto::Ack& ack);
+  absl::StatusOr<std::optional<proto::Ack>> LookupCommandLocked(const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status RecordCommandLocked(const proto::Ack& ack, const std::string& blob, int64_t now_ms)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SpoolPutLocked(const std::string& kind, const OutboxItem& item)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `write` in a transaction together with the waiting spool removals. Should
+  // that fail, the removals are given up (logged) and `write` runs alone.
+  absl::Status WriteLocked(absl::FunctionRef<absl::Status()> write)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `body` in a write transaction: committed when it succeeds, rolled back when
+  // it (or the commit) fails.
+  absl::Status InTransactionLocked(absl::FunctionRef<absl::Status()> body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const std::string path_;
   const Clock clock_;
   absl::Mutex mu_;
   sqlite::Database db_ ABSL_GUARDED_BY(mu_);
+  struct Removal {
+    std::string kind;
+    std::string id;
+  };
+  std::vector<Removal> removals_ ABSL_GUARDED_BY(mu_);  // confirmed, not yet deleted
 };
 
 }  // namespace steward::agent

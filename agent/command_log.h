@@ -9,6 +9,8 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/outbox.h"
 #include "proto/steward.pb.h"
 
 namespace steward::agent {
@@ -20,6 +22,15 @@ class CommandLog {
   // The latest ACK recorded for `id` (RECEIVED while running, then the RESULT).
   virtual std::optional<proto::Ack> Lookup(const std::string& id) = 0;
   virtual absl::Status Record(const proto::Ack& ack) = 0;
+  // RecordIfNew records `received` unless its id is in the log already, and then
+  // returns what was recorded instead (the command must not run again). The default
+  // is Lookup, then Record; implementations do it in one step.
+  virtual absl::StatusOr<std::optional<proto::Ack>> RecordIfNew(const proto::Ack& received);
+  // RecordAndSpool records a RESULT `ack` and puts `item` (the event carrying it) in
+  // `spool`. A log and spool of one AgentStore do both in one transaction: cheaper,
+  // and a crash cannot leave the result recorded but never sent. The default records,
+  // then puts (a failed put leaves the result recorded: a redelivery gets it).
+  virtual absl::Status RecordAndSpool(const proto::Ack& ack, Spool& spool, const OutboxItem& item);
 };
 
 std::unique_ptr<CommandLog> NewMemoryCommandLog(size_t capacity = 100000);

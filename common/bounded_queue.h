@@ -3,7 +3,8 @@
 //
 //   BoundedQueue<Job> q(256);
 //   if (!q.TryPush(job)) { /* full or closed: answer "busy" */ }
-//   while (auto job = q.Pop(absl::Milliseconds(250))) { ... }
+//   while (auto job = q.Pop()) { ... }   // until Close() and drained
+//   q.Close();                            // (from another thread) wakes the consumer
 #pragma once
 
 #include <cstddef>
@@ -38,10 +39,15 @@ class BoundedQueue {
   std::optional<T> Pop(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(absl::Condition(this, &BoundedQueue::ReadyLocked), timeout);
-    if (items_.empty()) return std::nullopt;
-    T item = std::move(items_.front());
-    items_.pop_front();
-    return item;
+    return TakeLocked();
+  }
+
+  // Pop waits for an item as long as it takes; nullopt once the queue is closed and
+  // empty. An idle consumer costs nothing: it sleeps until a push or Close().
+  std::optional<T> Pop() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &BoundedQueue::ReadyLocked));
+    return TakeLocked();
   }
 
   // Close refuses further pushes and wakes waiting consumers; queued items stay poppable.
@@ -61,6 +67,12 @@ class BoundedQueue {
 
  private:
   bool ReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ || !items_.empty(); }
+  std::optional<T> TakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (items_.empty()) return std::nullopt;
+    T item = std::move(items_.front());
+    items_.pop_front();
+    return item;
+  }
 
   const size_t capacity_;
   mutable absl::Mutex mu_;

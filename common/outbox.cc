@@ -53,25 +53,46 @@ absl::Status Outbox::Start() {
     entries_.emplace(std::move(id), Entry{std::move(item), 0, now, false});
   }
   if (!entries_.empty()) STEWARD_LOG_INFO("outbox: {} spooled messages to deliver", entries_.size());
+  started_ = true;
   sender_ = std::thread([this] { SendLoop(); });
   return absl::OkStatus();
 }
 
 absl::Status Outbox::Enqueue(OutboxItem item) {
-  absl::MutexLock lock(&mu_);
-  if (stopping_) return absl::FailedPreconditionError("outbox is shut down");
-  while (FullLocked(item.data.size())) {
-    if (!options_.drop_oldest || !DropOldestLocked()) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "outbox full (", entries_.size(), " undelivered messages, ", bytes_, " bytes)"));
+  return Enqueue(std::move(item), [](Spool& spool, const OutboxItem& i) { return spool.Put(i); });
+}
+
+absl::Status Outbox::Enqueue(OutboxItem item, PutFn put) {
+  std::string id, subject, data;  // to send from here, when `send_now`
+  bool send_now = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::FailedPreconditionError("outbox is shut down");
+    while (FullLocked(item.data.size())) {
+      if (!options_.drop_oldest || !DropOldestLocked()) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "outbox full (", entries_.size(), " undelivered messages, ", bytes_, " bytes)"));
+      }
     }
+    if (absl::Status st = put(*spool_, item); !st.ok()) return st;
+    bytes_ += item.data.size();
+    const absl::Time now = absl::Now();
+    // Sending from this thread saves waking the sender. Only when nothing older is
+    // waiting for the sender (due, or in the batch it is publishing), so that first
+    // attempts keep their order.
+    send_now = started_ && !sender_busy_ && in_flight_ < options_.max_in_flight &&
+               (schedule_.empty() || schedule_.begin()->first > now);
+    id = item.id;
+    if (send_now) {
+      ++in_flight_;
+      subject = item.subject;
+      data = item.data;
+    } else {
+      ScheduleLocked(now, id);
+    }
+    entries_.emplace(id, Entry{std::move(item), 0, now, send_now});
   }
-  if (absl::Status st = spool_->Put(item); !st.ok()) return st;
-  bytes_ += item.data.size();
-  const absl::Time now = absl::Now();
-  std::string id = item.id;
-  schedule_.emplace(now, id);
-  entries_.emplace(std::move(id), Entry{std::move(item), 0, now, false});
+  if (send_now) Send(id, subject, data);
   return absl::OkStatus();
 }
 
@@ -84,6 +105,7 @@ void Outbox::Kick() {
     e.next_attempt = now;
     schedule_.emplace(now, id);
   }
+  wake_sender_ = true;
 }
 
 size_t Outbox::pending() const {
@@ -132,9 +154,16 @@ bool Outbox::WaitEmpty(absl::Duration timeout) {
 }
 
 bool Outbox::HasDueLocked() const {
-  if (stopping_) return true;
   return in_flight_ < options_.max_in_flight && !schedule_.empty() &&
          schedule_.begin()->first <= absl::Now();
+}
+
+bool Outbox::SenderReadyLocked() const { return stopping_ || wake_sender_ || HasDueLocked(); }
+
+void Outbox::ScheduleLocked(absl::Time at, const std::string& id) {
+  // The sender sleeps until the earliest entry is due; an earlier one needs a wake-up.
+  if (schedule_.empty() || at < schedule_.begin()->first) wake_sender_ = true;
+  schedule_.emplace(at, id);
 }
 
 void Outbox::ScheduleRetryLocked(const std::string& id, Entry& e) {
@@ -142,19 +171,23 @@ void Outbox::ScheduleRetryLocked(const std::string& id, Entry& e) {
   absl::Duration backoff = options_.initial_backoff;
   for (int i = 1; i < e.attempts && backoff < options_.max_backoff; ++i) backoff *= 2;
   e.next_attempt = absl::Now() + std::min(backoff, options_.max_backoff);
-  schedule_.emplace(e.next_attempt, id);
+  ScheduleLocked(e.next_attempt, id);
 }
 
 void Outbox::SendLoop() {
   while (true) {
-    std::vector<std::pair<std::string, std::string>> batch;  // subject, data; ids below
     std::vector<std::string> ids;
+    std::vector<std::pair<std::string, std::string>> batch;  // subject, data of ids[i]
     {
       absl::MutexLock lock(&mu_);
-      // Sleep until the next entry is due; an Enqueue, a reply or Shutdown re-checks.
-      const absl::Time next = schedule_.empty() ? absl::InfiniteFuture() : schedule_.begin()->first;
-      mu_.AwaitWithDeadline(absl::Condition(this, &Outbox::HasDueLocked),
-                            std::min(next, absl::Now() + absl::Seconds(1)));
+      sender_busy_ = false;
+      // Sleep until the earliest entry is due; with none, or with the window full,
+      // until Enqueue, Kick, a reply or Shutdown changes that (SenderReadyLocked).
+      const absl::Time next = schedule_.empty() || in_flight_ >= options_.max_in_flight
+                                  ? absl::InfiniteFuture()
+                                  : schedule_.begin()->first;
+      mu_.AwaitWithDeadline(absl::Condition(this, &Outbox::SenderReadyLocked), next);
+      wake_sender_ = false;
       if (stopping_) return;
       const absl::Time now = absl::Now();
       while (!schedule_.empty() && in_flight_ < options_.max_in_flight &&
@@ -167,15 +200,17 @@ void Outbox::SendLoop() {
         ids.push_back(id);
         batch.emplace_back(e.item.subject, e.item.data);
       }
+      sender_busy_ = !ids.empty();
     }
-    for (size_t i = 0; i < ids.size(); ++i) {
-      const std::string id = ids[i];
-      absl::Status st = pump_->Send(
-          batch[i].first, batch[i].second, options_.ack_timeout,
-          [this, id](RequestPump::Result r, nats::MsgPtr m) { OnResult(id, r, std::move(m)); });
-      if (!st.ok()) OnResult(id, RequestPump::Result::kTimeout, nullptr);
-    }
+    for (size_t i = 0; i < ids.size(); ++i) Send(ids[i], batch[i].first, batch[i].second);
   }
+}
+
+void Outbox::Send(const std::string& id, const std::string& subject, const std::string& data) {
+  absl::Status st = pump_->Send(
+      subject, data, options_.ack_timeout,
+      [this, id](RequestPump::Result r, nats::MsgPtr m) { OnResult(id, r, std::move(m)); });
+  if (!st.ok()) OnResult(id, RequestPump::Result::kTimeout, nullptr);
 }
 
 void Outbox::OnResult(const std::string& id, RequestPump::Result result, nats::MsgPtr msg) {
@@ -194,7 +229,8 @@ void Outbox::OnResult(const std::string& id, RequestPump::Result result, nats::M
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
-  --in_flight_;
+  // A full window kept the sender from computing a deadline; it has room now.
+  if (in_flight_-- == options_.max_in_flight) wake_sender_ = true;
   it->second.in_flight = false;
   if (!done) {
     ScheduleRetryLocked(id, it->second);

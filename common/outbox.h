@@ -1,11 +1,13 @@
 // Outbox: messages that must reach the station, kept in a Spool until the station
-// confirms them. A sender thread sends due items as requests (many in flight), and on
-// timeout or "no responders" retries with exponential backoff. An item leaves the
-// outbox only when the station answers with an ACK whose outcome is final
-// (succeeded = stored, rejected = refused for good, logged). Used by the agent for
-// command results, heartbeats and errorlog events.
+// confirms them. Items are sent as requests (many in flight): a new item straight from
+// Enqueue's caller when the in-flight window has room, otherwise by a sender thread,
+// which also retries with exponential backoff after a timeout or "no responders". An
+// item leaves the outbox only when the station answers with an ACK whose outcome is
+// final (succeeded = stored, rejected = refused for good, logged). Used by the agent
+// for command results, syslog batches and errorlog events.
 //
 // Thread-safe. Items are sent in enqueue order the first time; retries may reorder.
+// The sender thread sleeps while nothing is due: an idle outbox costs no wake-ups.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -68,9 +71,16 @@ class Outbox {
 
   // Start loads what the spool holds and starts the sender thread.
   absl::Status Start() ABSL_LOCKS_EXCLUDED(mu_);
-  // Enqueue stores the item in the spool, then schedules it. An error means it was
-  // not accepted (spool failure or full).
+  // Enqueue stores the item in the spool, then sends it: from the calling thread when
+  // the in-flight window has room and no older item is waiting, else from the sender
+  // thread. An error means it was not accepted (spool failure or full).
   absl::Status Enqueue(OutboxItem item) ABSL_LOCKS_EXCLUDED(mu_);
+  // PutFn stores `item` in `spool` in place of Spool::Put: a caller that writes
+  // something else with the item (the agent records the result it carries) makes both
+  // one transaction. It runs under the outbox's lock and must not call into the outbox.
+  using PutFn = absl::FunctionRef<absl::Status(Spool& spool, const OutboxItem& item)>;
+  // Enqueue as above, storing the item with `put`.
+  absl::Status Enqueue(OutboxItem item, PutFn put) ABSL_LOCKS_EXCLUDED(mu_);
   // Kick makes every waiting item due now (e.g. the connection came back).
   void Kick() ABSL_LOCKS_EXCLUDED(mu_);
   size_t pending() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -89,10 +99,17 @@ class Outbox {
     bool in_flight = false;
   };
   void SendLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Sends one attempt of an item already marked in flight (outside the lock).
+  void Send(const std::string& id, const std::string& subject, const std::string& data)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void OnResult(const std::string& id, RequestPump::Result result, nats::MsgPtr msg)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Adds an entry to the schedule, waking the sender when it becomes the earliest.
+  void ScheduleLocked(absl::Time at, const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleRetryLocked(const std::string& id, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HasDueLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What the sender thread waits for: shutdown, a due entry, or a changed schedule.
+  bool SenderReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool FullLocked(size_t adding) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the oldest entry not in flight; false when there is none.
   bool DropOldestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -109,7 +126,13 @@ class Outbox {
   size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // The sender is publishing a batch: Enqueue leaves new items to it, so that they
+  // go out after the batch (first attempts stay in enqueue order).
+  bool sender_busy_ ABSL_GUARDED_BY(mu_) = false;
+  // The sender's deadline may be stale (an earlier entry, a freed window): look again.
+  bool wake_sender_ ABSL_GUARDED_BY(mu_) = false;
   std::thread sender_;
 };
 

@@ -37,14 +37,17 @@ absl::Status RequestPump::Send(const std::string& subject, absl::string_view dat
     if (stop_.HasBeenNotified()) return absl::FailedPreconditionError("request pump is shut down");
     token = next_token_++;
     const absl::Time deadline = absl::Now() + timeout;
-    pending_.emplace(token, Pending{std::move(cb), deadline});
     if (deadlines_.empty() || deadline < deadlines_.begin()->first) wake_timer_ = true;
-    deadlines_.emplace(deadline, token);
+    pending_.emplace(token, Pending{std::move(cb), deadlines_.emplace(deadline, token)});
   }
   absl::Status st = nats::Publish(nc_, subject, data, absl::StrCat(prefix_, token));
   if (!st.ok()) {
     absl::MutexLock lock(&mu_);
-    pending_.erase(token);  // Its deadline entry is skipped when it comes due.
+    // A reply cannot have come, but Shutdown may already have taken it.
+    if (auto it = pending_.find(token); it != pending_.end()) {
+      deadlines_.erase(it->second.deadline);
+      pending_.erase(it);
+    }
   }
   return st;
 }
@@ -70,6 +73,7 @@ void RequestPump::HandleReply(nats::MsgPtr msg) {
     auto it = pending_.find(token);
     if (it == pending_.end()) return;  // Late reply after its timeout: dropped.
     cb = std::move(it->second.cb);
+    deadlines_.erase(it->second.deadline);
     pending_.erase(it);
   }
   if (natsMsg_IsNoResponders(msg.get())) {
@@ -84,17 +88,16 @@ void RequestPump::TimerLoop() {
     std::vector<Callback> expired;
     {
       absl::MutexLock lock(&mu_);
-      // Sleep until the earliest deadline, an earlier one arriving, or shutdown.
+      // Sleep until the earliest deadline, an earlier one arriving, or shutdown. With
+      // nothing pending the thread sleeps until the next Send.
       const absl::Time next = deadlines_.empty() ? absl::InfiniteFuture() : deadlines_.begin()->first;
       mu_.AwaitWithDeadline(absl::Condition(&wake_timer_), next);
       wake_timer_ = false;
       const absl::Time now = absl::Now();
       while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
         auto it = pending_.find(deadlines_.begin()->second);
-        if (it != pending_.end() && it->second.deadline <= now) {
-          expired.push_back(std::move(it->second.cb));
-          pending_.erase(it);
-        }
+        expired.push_back(std::move(it->second.cb));
+        pending_.erase(it);
         deadlines_.erase(deadlines_.begin());
       }
     }

@@ -43,9 +43,12 @@ class RequestPump {
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  using Deadlines = std::multimap<absl::Time, uint64_t>;
   struct Pending {
     Callback cb;
-    absl::Time deadline;
+    // Its entry in deadlines_, erased with it: a request that got its reply must not
+    // wake the timer thread when its deadline passes.
+    Deadlines::iterator deadline;
   };
   RequestPump(natsConnection* nc, absl::string_view inbox_prefix);
   static void OnMsg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
@@ -59,7 +62,7 @@ class RequestPump {
   mutable absl::Mutex mu_;
   uint64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(mu_);
-  std::multimap<absl::Time, uint64_t> deadlines_ ABSL_GUARDED_BY(mu_);
+  Deadlines deadlines_ ABSL_GUARDED_BY(mu_);  // of the pending requests only
   bool wake_timer_ ABSL_GUARDED_BY(mu_) = false;  // an earlier deadline arrived, or stop
   absl::Notification stop_;
   absl::Notification sub_complete_;  // nats.c will deliver no more messages

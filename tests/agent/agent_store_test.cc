@@ -208,6 +208,151 @@ TEST_CASE("AgentStore: concurrent Record from several threads", "[store]") {
   CHECK(interrupted->empty());
 }
 
+TEST_CASE("AgentStore: RecordIfNew records a new id once and then answers with the record",
+          "[store]") {
+  testing::TempDir dir;
+  std::shared_ptr<AgentStore> store = MustOpen(dir.str());
+  std::unique_ptr<CommandLog> log = store->NewCommandLog();
+  const proto::Ack received = MakeAck("01A", proto::STAGE_RECEIVED);
+  absl::StatusOr<std::optional<proto::Ack>> first = log->RecordIfNew(received);
+  REQUIRE(first.ok());
+  CHECK_FALSE(first->has_value());  // new: recorded, to be run
+  REQUIRE(log->Lookup("01A").has_value());
+  CHECK(log->Lookup("01A")->stage() == proto::STAGE_RECEIVED);
+
+  // Seen before: nothing is overwritten, the record comes back.
+  absl::StatusOr<std::optional<proto::Ack>> again = log->RecordIfNew(received);
+  REQUIRE(again.ok());
+  REQUIRE(again->has_value());
+  CHECK((*again)->stage() == proto::STAGE_RECEIVED);
+  REQUIRE(log->Record(MakeAck("01A", proto::STAGE_RESULT)).ok());
+  again = log->RecordIfNew(received);
+  REQUIRE(again.ok());
+  REQUIRE(again->has_value());
+  CHECK((*again)->SerializeAsString() == MakeAck("01A", proto::STAGE_RESULT).SerializeAsString());
+  CHECK(log->Lookup("01A")->stage() == proto::STAGE_RESULT);
+
+  CHECK_FALSE(log->RecordIfNew(MakeAck("", proto::STAGE_RECEIVED)).ok());  // no id
+}
+
+TEST_CASE("MemoryCommandLog: RecordIfNew records a new id once", "[store]") {
+  std::unique_ptr<CommandLog> log = NewMemoryCommandLog();
+  absl::StatusOr<std::optional<proto::Ack>> first = log->RecordIfNew(MakeAck("01A", proto::STAGE_RECEIVED));
+  REQUIRE(first.ok());
+  CHECK_FALSE(first->has_value());
+  REQUIRE(log->Record(MakeAck("01A", proto::STAGE_RESULT)).ok());
+  absl::StatusOr<std::optional<proto::Ack>> again = log->RecordIfNew(MakeAck("01A", proto::STAGE_RECEIVED));
+  REQUIRE(again.ok());
+  REQUIRE(again->has_value());
+  CHECK((*again)->stage() == proto::STAGE_RESULT);
+}
+
+TEST_CASE("AgentStore: RecordAndSpool writes the result and the item together", "[store]") {
+  testing::TempDir dir;
+  const OutboxItem item{"02EV", "station.event.result.default", std::string("ev\0data", 7)};
+  {
+    std::shared_ptr<AgentStore> store = MustOpen(dir.str());
+    std::unique_ptr<CommandLog> log = store->NewCommandLog();
+    std::unique_ptr<Spool> spool = store->NewSpool();
+    REQUIRE(log->Record(MakeAck("01A", proto::STAGE_RECEIVED)).ok());
+    REQUIRE(log->RecordAndSpool(MakeAck("01A", proto::STAGE_RESULT), *spool, item).ok());
+    // Nothing is written when the ACK is refused.
+    CHECK_FALSE(log->RecordAndSpool(MakeAck("", proto::STAGE_RESULT), *spool,
+                                    OutboxItem{"02NO", "s", "x"})
+                    .ok());
+  }
+  std::shared_ptr<AgentStore> store = MustOpen(dir.str());
+  std::optional<proto::Ack> a = store->NewCommandLog()->Lookup("01A");
+  REQUIRE(a.has_value());
+  CHECK(a->stage() == proto::STAGE_RESULT);
+  absl::StatusOr<std::vector<OutboxItem>> items = store->NewSpool()->LoadAll();
+  REQUIRE(items.ok());
+  REQUIRE(Ids(*items) == std::vector<std::string>{"02EV"});
+  CHECK((*items)[0].data == item.data);
+  absl::StatusOr<std::vector<proto::Ack>> interrupted = store->Interrupted();
+  REQUIRE(interrupted.ok());
+  CHECK(interrupted->empty());
+}
+
+TEST_CASE("AgentStore: RecordAndSpool into another spool records, then puts", "[store]") {
+  testing::TempDir dir;
+  std::shared_ptr<AgentStore> store = MustOpen(dir.str());
+  std::unique_ptr<CommandLog> log = store->NewCommandLog();
+  std::unique_ptr<Spool> memory = NewMemorySpool();
+  REQUIRE(log->RecordAndSpool(MakeAck("01A", proto::STAGE_RESULT), *memory,
+                              OutboxItem{"02EV", "s", "x"})
+              .ok());
+  CHECK(log->Lookup("01A")->stage() == proto::STAGE_RESULT);
+  absl::StatusOr<std::vector<OutboxItem>> items = memory->LoadAll();
+  REQUIRE(items.ok());
+  CHECK(Ids(*items) == std::vector<std::string>{"02EV"});
+  // Another store's spool is "another spool" too.
+  testing::TempDir other_dir;
+  std::unique_ptr<Spool> other = MustOpen(other_dir.str())->NewSpool();
+  REQUIRE(log->RecordAndSpool(MakeAck("01B", proto::STAGE_RESULT), *other,
+                              OutboxItem{"02EW", "s", "y"})
+              .ok());
+  CHECK(log->Lookup("01B").has_value());
+  items = other->LoadAll();
+  REQUIRE(items.ok());
+  CHECK(Ids(*items) == std::vector<std::string>{"02EW"});
+  items = store->NewSpool()->LoadAll();
+  REQUIRE(items.ok());
+  CHECK(items->empty());
+}
+
+TEST_CASE("AgentStore: spool removals hold across writes, reads and reopening", "[store]") {
+  testing::TempDir dir;
+  {
+    std::shared_ptr<AgentStore> store = MustOpen(dir.str());
+    std::unique_ptr<Spool> spool = store->NewSpool();
+    std::unique_ptr<Spool> logs = store->NewSpool("logs");
+    for (const char* id : {"01", "02", "03", "04"}) REQUIRE(spool->Put({id, "s", id}).ok());
+    REQUIRE(logs->Put({"05", "s", "l"}).ok());
+    REQUIRE(spool->Remove("01").ok());
+    REQUIRE(spool->Remove("05").ok());  // another kind's id: not this spool's to remove
+    absl::StatusOr<std::vector<OutboxItem>> items = spool->LoadAll();
+    REQUIRE(items.ok());
+    CHECK(Ids(*items) == std::vector<std::string>{"02", "03", "04"});
+    // Removed, then put again: the item stays.
+    REQUIRE(spool->Remove("02").ok());
+    REQUIRE(spool->Put({"02", "s", "again"}).ok());
+    REQUIRE(spool->Remove("03").ok());
+    REQUIRE(store->NewCommandLog()->Record(MakeAck("01A", proto::STAGE_RECEIVED)).ok());
+    REQUIRE(spool->Remove("04").ok());  // written when the store closes
+  }
+  std::shared_ptr<AgentStore> store = MustOpen(dir.str());
+  absl::StatusOr<std::vector<OutboxItem>> items = store->NewSpool()->LoadAll();
+  REQUIRE(items.ok());
+  REQUIRE(Ids(*items) == std::vector<std::string>{"02"});
+  CHECK((*items)[0].data == "again");
+  items = store->NewSpool("logs")->LoadAll();
+  REQUIRE(items.ok());
+  CHECK(Ids(*items) == std::vector<std::string>{"05"});
+}
+
+TEST_CASE("AgentStore: many removals without writes are written in batches", "[store]") {
+  testing::TempDir dir;
+  std::shared_ptr<AgentStore> store = MustOpen(dir.str());
+  std::unique_ptr<Spool> spool = store->NewSpool();
+  constexpr int kItems = 1000;
+  for (int i = 0; i < kItems; ++i) {
+    const std::string id = absl::StrCat("01", 1000 + i);
+    REQUIRE(spool->Put({id, "s", id}).ok());
+  }
+  for (int i = 0; i < kItems; ++i) REQUIRE(spool->Remove(absl::StrCat("01", 1000 + i)).ok());
+  // Another connection sees what is written: at most a batch is still waiting.
+  absl::StatusOr<sqlite::Database> db =
+      sqlite::Database::Open((dir.path() / "agent.db").string(), {.read_only = true});
+  REQUIRE(db.ok());
+  absl::StatusOr<sqlite::Statement> count = db->Prepare("SELECT COUNT(*) FROM spool");
+  REQUIRE(count.ok());
+  absl::StatusOr<bool> row = count->Step();
+  REQUIRE(row.ok());
+  REQUIRE(*row);
+  CHECK(count->ColumnInt(0) < 300);
+}
+
 TEST_CASE("AgentStore: a file that is not a database is an error naming it", "[store]") {
   testing::TempDir dir;
   const std::string db_path = (dir.path() / "agent.db").string();

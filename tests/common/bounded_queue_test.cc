@@ -126,6 +126,30 @@ TEST_CASE("BoundedQueue Close wakes a blocked Pop and refuses pushes", "[bounded
   CHECK(absl::Now() - start < absl::Seconds(1));
 }
 
+TEST_CASE("BoundedQueue Pop without a timeout waits for an item, then for Close",
+          "[bounded_queue]") {
+  BoundedQueue<int> q(4);
+  std::vector<std::optional<int>> got;
+  absl::Notification done;
+  std::thread consumer([&] {
+    while (true) {
+      std::optional<int> item = q.Pop();
+      got.push_back(item);
+      if (!item.has_value()) break;
+    }
+    done.Notify();
+  });
+  absl::SleepFor(absl::Milliseconds(30));  // Let the consumer block.
+  REQUIRE(q.TryPush(7));
+  REQUIRE(q.TryPush(8));
+  absl::SleepFor(absl::Milliseconds(30));
+  CHECK_FALSE(done.HasBeenNotified());  // Still waiting: an empty queue is not the end.
+  q.Close();
+  REQUIRE(done.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  consumer.join();
+  CHECK(got == std::vector<std::optional<int>>{7, 8, std::nullopt});
+}
+
 TEST_CASE("BoundedQueue Close keeps queued items poppable", "[bounded_queue]") {
   BoundedQueue<int> q(4);
   REQUIRE(q.TryPush(1));

@@ -1,0 +1,272 @@
+// Integration tests for agent/agent.h in-process, against a real nats-server and a fake
+// station that stores (answers) every event: a command runs once, its result reaches
+// the station and leaves the spool, a redelivery is answered from the command log; a
+// failing process is restarted by the error kernel and serves the next command; an
+// agent whose threads sleep waiting for work still shuts down at once.
+#include "agent/agent.h"
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "agent/agent_store.h"
+#include "agent/command_log.h"
+#include "agent/command_runner.h"
+#include "agent/method.h"
+#include "common/nats.h"
+#include "common/outbox.h"
+#include "common/protocol.h"
+#include "tests/testing/nats_server.h"
+
+namespace steward::agent {
+namespace {
+
+using steward::testing::NatsServer;
+using steward::testing::TempDir;
+
+constexpr char kNode[] = "ship1";
+
+bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+nats::ConnectionPtr MustConnect(const std::string& url, const std::string& name) {
+  absl::StatusOr<nats::ConnectionPtr> nc = nats::Connect({.url = url, .name = name});
+  INFO(nc.status().ToString());
+  REQUIRE(nc.ok());
+  return *std::move(nc);
+}
+
+// A fake station: stores every event it gets on station.event.> (answers SUCCEEDED)
+// and keeps the result ACKs by command id.
+class Station {
+ public:
+  explicit Station(const std::string& url) {
+    nc_ = MustConnect(url, "station");
+    absl::StatusOr<nats::SubscriptionPtr> sub = nats::SubscribeSync(nc_.get(), "station.event.>", 100000);
+    REQUIRE(sub.ok());
+    sub_ = *std::move(sub);
+    REQUIRE(nats::Flush(nc_.get(), absl::Seconds(5)).ok());
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Station() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  std::vector<proto::Ack> results(const std::string& command_id) const {
+    absl::MutexLock lock(&mu_);
+    auto it = results_.find(command_id);
+    return it == results_.end() ? std::vector<proto::Ack>{} : it->second;
+  }
+  int events(const std::string& method) const {
+    absl::MutexLock lock(&mu_);
+    auto it = events_.find(method);
+    return it == events_.end() ? 0 : it->second;
+  }
+
+ private:
+  void Loop() {
+    while (!stop_) {
+      absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub_.get(), absl::Milliseconds(50));
+      if (!msg.ok()) continue;
+      absl::StatusOr<proto::Envelope> ev = DecodeEnvelope(nats::Data(msg->get()));
+      if (!ev.ok()) continue;
+      {
+        absl::MutexLock lock(&mu_);
+        ++events_[ev->method()];
+        proto::Ack ack;
+        if (ev->method() == kEventResult && ack.ParseFromString(ev->payload())) {
+          results_[ack.envelope_id()].push_back(ack);
+        }
+      }
+      const std::string reply =
+          NewAck(ev->id(), "station", proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED).SerializeAsString();
+      const char* to = natsMsg_GetReply(msg->get());
+      if (to != nullptr) {
+        natsConnection_Publish(nc_.get(), to, reply.data(), static_cast<int>(reply.size()));
+      }
+    }
+  }
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::vector<proto::Ack>> results_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> events_ ABSL_GUARDED_BY(mu_);
+  nats::ConnectionPtr nc_;
+  nats::SubscriptionPtr sub_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// A durable method that counts its runs; with `fail_first`, its first run reports a
+// broken process (an error status) instead of a result.
+class CountMethod final : public Method {
+ public:
+  CountMethod(std::atomic<int>* runs, bool fail_first) : runs_(runs), fail_first_(fail_first) {}
+  absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) override {
+    if (runs_->fetch_add(1) == 0 && fail_first_) return absl::InternalError("broken on purpose");
+    return NewAck(ctx.command.id(), ctx.node, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
+  }
+
+ private:
+  std::atomic<int>* const runs_;
+  const bool fail_first_;
+};
+
+struct Harness {
+  explicit Harness(const std::string& url) : client(MustConnect(url, "operator")) {}
+
+  std::unique_ptr<Agent> Start(const std::string& url, std::unique_ptr<CommandLog> log,
+                               std::unique_ptr<Spool> spool) {
+    AgentOptions options;
+    options.node = kNode;
+    options.nats.url = url;
+    options.heartbeat = absl::Seconds(30);
+    options.restart.initial_backoff = absl::Milliseconds(20);
+    MethodRegistry methods = BuiltinMethods();
+    methods.Register("count", [this] { return std::make_unique<CountMethod>(&count_runs, false); });
+    methods.Register("flaky", [this] { return std::make_unique<CountMethod>(&flaky_runs, true); });
+    absl::StatusOr<std::unique_ptr<Agent>> agent =
+        Agent::Start(std::move(options), std::move(methods), NewPosixCommandRunner(),
+                     std::move(log), std::move(spool));
+    INFO(agent.status().ToString());
+    REQUIRE(agent.ok());
+    return *std::move(agent);
+  }
+
+  // Sends `cmd` to the agent as the station does; the ACK in the reply.
+  absl::StatusOr<proto::Ack> Send(const proto::Envelope& cmd) {
+    const std::string subject = absl::StrCat(kNode, ".command.", cmd.method(), ".", cmd.domain());
+    absl::StatusOr<nats::MsgPtr> reply =
+        nats::Request(client.get(), subject, cmd.SerializeAsString(), absl::Seconds(5));
+    if (!reply.ok()) return reply.status();
+    return DecodeAck(nats::Data(reply->get()));
+  }
+
+  // Sends until the agent answers (it subscribes in the background at start).
+  absl::StatusOr<proto::Ack> SendWhenUp(const proto::Envelope& cmd) {
+    absl::StatusOr<proto::Ack> ack;
+    WaitUntil([&] {
+      ack = Send(cmd);
+      return !absl::IsUnavailable(ack.status());  // no responders yet
+    });
+    return ack;
+  }
+
+  static proto::Envelope Command(const std::string& method) {
+    return NewEnvelope("station", kNode, proto::KIND_COMMAND, method, "default");
+  }
+
+  nats::ConnectionPtr client;
+  std::atomic<int> count_runs{0};
+  std::atomic<int> flaky_runs{0};
+};
+
+TEST_CASE("Agent runs a command once, delivers its result and answers a redelivery",
+          "[agent][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  TempDir dir;
+  Station station(server.url());
+  Harness h(server.url());
+  absl::StatusOr<std::shared_ptr<AgentStore>> store = AgentStore::Open(dir.str());
+  REQUIRE(store.ok());
+  std::unique_ptr<Agent> agent =
+      h.Start(server.url(), (*store)->NewCommandLog(), (*store)->NewSpool());
+
+  const proto::Envelope cmd = Harness::Command("count");
+  absl::StatusOr<proto::Ack> ack = h.SendWhenUp(cmd);
+  INFO(ack.status().ToString());
+  REQUIRE(ack.ok());
+  CHECK(ack->stage() == proto::STAGE_RECEIVED);
+  REQUIRE(WaitUntil([&] { return !station.results(cmd.id()).empty(); }));
+  CHECK(station.results(cmd.id())[0].outcome() == proto::OUTCOME_SUCCEEDED);
+  REQUIRE(WaitUntil([&] { return agent->outbox_pending() == 0; }));
+
+  // Redelivered: answered with the recorded result, not run again.
+  ack = h.Send(cmd);
+  REQUIRE(ack.ok());
+  CHECK(ack->stage() == proto::STAGE_RESULT);
+  CHECK(ack->outcome() == proto::OUTCOME_SUCCEEDED);
+  CHECK(h.count_runs == 1);
+
+  agent->Shutdown();
+  agent.reset();
+  // The log holds the result; the spool, once the station confirmed it, nothing.
+  std::optional<proto::Ack> recorded = (*store)->NewCommandLog()->Lookup(cmd.id());
+  REQUIRE(recorded.has_value());
+  CHECK(recorded->stage() == proto::STAGE_RESULT);
+  absl::StatusOr<std::vector<OutboxItem>> spooled = (*store)->NewSpool()->LoadAll();
+  REQUIRE(spooled.ok());
+  CHECK(spooled->empty());
+  absl::StatusOr<std::vector<proto::Ack>> interrupted = (*store)->Interrupted();
+  REQUIRE(interrupted.ok());
+  CHECK(interrupted->empty());
+}
+
+TEST_CASE("Agent restarts a broken process, which then serves the next command",
+          "[agent][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  Station station(server.url());
+  Harness h(server.url());
+  std::unique_ptr<Agent> agent = h.Start(server.url(), NewMemoryCommandLog(), NewMemorySpool());
+
+  // The first run breaks the process: the command still gets a final (error) result,
+  // and the error kernel restarts the process.
+  const proto::Envelope first = Harness::Command("flaky");
+  absl::StatusOr<proto::Ack> ack = h.SendWhenUp(first);
+  REQUIRE(ack.ok());
+  CHECK(ack->stage() == proto::STAGE_RECEIVED);
+  REQUIRE(WaitUntil([&] { return !station.results(first.id()).empty(); }));
+  CHECK(station.results(first.id())[0].outcome() == proto::OUTCOME_ERROR);
+  REQUIRE(WaitUntil([&] { return station.events(kEventErrorLog) >= 1; }));
+
+  const proto::Envelope second = Harness::Command("flaky");
+  ack = h.Send(second);
+  REQUIRE(ack.ok());
+  CHECK(ack->stage() == proto::STAGE_RECEIVED);
+  REQUIRE(WaitUntil([&] { return !station.results(second.id()).empty(); }));
+  CHECK(station.results(second.id())[0].outcome() == proto::OUTCOME_SUCCEEDED);
+  CHECK(h.flaky_runs == 2);
+}
+
+TEST_CASE("An idle agent shuts down at once", "[agent][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  Station station(server.url());
+  Harness h(server.url());
+  std::unique_ptr<Agent> agent = h.Start(server.url(), NewMemoryCommandLog(), NewMemorySpool());
+  // Start a few processes, let everything go idle: the dispatcher and the processes
+  // then sleep until there is work, with no tick to notice a shutdown by.
+  for (const char* method : {"count", "flaky", "ping"}) {
+    REQUIRE(h.SendWhenUp(Harness::Command(method)).ok());
+  }
+  REQUIRE(WaitUntil([&] { return agent->outbox_pending() == 0; }));
+  absl::SleepFor(absl::Milliseconds(300));
+  const absl::Time start = absl::Now();
+  agent->Shutdown();
+  const absl::Duration took = absl::Now() - start;
+  INFO("Shutdown took " << absl::FormatDuration(took));
+  CHECK(took < absl::Seconds(1));
+}
+
+}  // namespace
+}  // namespace steward::agent
