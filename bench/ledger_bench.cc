@@ -1,8 +1,9 @@
 // ledger_bench: the station ledger end to end on one private nats-server: (a) durable
-// commands/s, p50/p99 at 32 in flight (Submit + Wait) against raw nats.c request/reply,
+// commands/s, p50/p99 at 32 in flight (Submit with wait) against raw nats.c request/reply,
 // for `echo` (the ledger path alone: the agent runs nothing) and shellcommand `true`
 // (the same path plus a process spawn per command);
-// (b) fan-out of one command to N simulated nodes; (c) station VmRSS per tracked node.
+// (b) fan-out of one command (echo, then true) to N simulated nodes; (c) station VmRSS
+// per tracked node.
 // Run: scripts/bench, or build/bench/ledger_bench [--seconds 5] [--nodes 1000] [--memory]
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -381,13 +382,13 @@ struct FanoutResult {
 };
 
 absl::StatusOr<FanoutResult> FanOut(steward::station::Client& client,
-                                    const std::vector<std::string>& nodes, const char* label,
-                                    CpuMeter& cpu) {
+                                    const std::vector<std::string>& nodes, const char* method,
+                                    const char* label, CpuMeter& cpu) {
   FanoutResult r;
   cpu.Start();
   const absl::Time t0 = absl::Now();
   STEWARD_ASSIGN_OR_RETURN(steward::proto::SubmitReply submitted,
-                           client.Submit(ShellTrue(nodes, "fanout"), kSubmitTimeout));
+                           client.Submit(ShellTrue(nodes, "fanout", method), kSubmitTimeout));
   r.submit = absl::Now() - t0;
   std::vector<std::string> ids;
   for (const steward::proto::CommandRef& c : submitted.commands()) ids.push_back(c.id());
@@ -485,9 +486,12 @@ absl::Status FanoutAndMemory(const std::string& url, const Args& args, Children&
   const pid_t station = children.pid("station-b");
   const int64_t rss_before = steward::bench::ProcStatusValue(station, "VmRSS");
 
-  fmt::print("b. fan-out of one command (`true`) to {} simulated nodes: node_simulator, real "
-             "agents over {} shared connections, {} command logs; fresh station\n",
-             args.nodes, args.connections, args.memory ? "in-memory" : "SQLite");
+  fmt::print("b. fan-out of one command to {} simulated nodes: node_simulator, real agents over "
+             "{} shared connections, {} command logs; fresh station\n"
+             "   echo: the delivery path alone; true: plus {} process spawns on this machine's "
+             "{} CPUs (real nodes spawn in parallel on their own)\n",
+             args.nodes, args.connections, args.memory ? "in-memory" : "SQLite", args.nodes,
+             std::thread::hardware_concurrency());
   std::vector<std::string> sim_args = {bin + "/bench/node_simulator",
                                        "--nats", url,
                                        "--nodes", absl::StrCat(args.nodes),
@@ -543,23 +547,30 @@ absl::Status FanoutAndMemory(const std::string& url, const Args& args, Children&
 
   CpuMeter cpu({{"station", station},
                 {"simulator", sim},
-                {"+its `true` children", sim},
+                {"+its children", sim},
                 {"nats-server", children.pid("nats-server")}});
   std::vector<std::string> nodes;
   for (int i = 1; i <= args.nodes; ++i) {
     nodes.push_back(steward::bench::SimNodeName(kSimPrefix, i, args.nodes));
   }
-  STEWARD_ASSIGN_OR_RETURN(FanoutResult cold,
-                           FanOut(*client, nodes, "round 1 (each node starts its process)", cpu));
+  STEWARD_ASSIGN_OR_RETURN(
+      FanoutResult cold,
+      FanOut(*client, nodes, steward::kMethodEcho, "round 1, echo (each node starts its process)", cpu));
   const int64_t rss_after = steward::bench::ProcStatusValue(station, "VmRSS");
   STEWARD_RETURN_IF_ERROR(children.CheckAlive());
-  STEWARD_ASSIGN_OR_RETURN(FanoutResult warm, FanOut(*client, nodes, "round 2 (warm)", cpu));
+  STEWARD_ASSIGN_OR_RETURN(FanoutResult warm,
+                           FanOut(*client, nodes, steward::kMethodEcho, "round 2, echo (warm)", cpu));
   STEWARD_RETURN_IF_ERROR(children.CheckAlive());
-  fmt::print("goal every result recorded within {}: {} ({:.3f} s, {} of {} succeeded; "
-             "warm round {:.3f} s)\n\n",
+  STEWARD_ASSIGN_OR_RETURN(
+      FanoutResult spawned,
+      FanOut(*client, nodes, steward::kMethodShell, "round 3, true (each node starts its process)", cpu));
+  STEWARD_RETURN_IF_ERROR(children.CheckAlive());
+  fmt::print("goal every result recorded within {}: {} (echo {:.3f} s, {} of {} succeeded; "
+             "warm {:.3f} s; true {:.3f} s, {} succeeded)\n\n",
              absl::FormatDuration(kFanoutGoal),
              cold.total < kFanoutGoal && cold.succeeded == args.nodes ? "PASS" : "FAIL",
-             Seconds(cold.total), cold.succeeded, args.nodes, Seconds(warm.total));
+             Seconds(cold.total), cold.succeeded, args.nodes, Seconds(warm.total),
+             Seconds(spawned.total), spawned.succeeded);
 
   const double n = static_cast<double>(args.nodes);
   fmt::print("c. station memory (VmRSS of the fresh station)\n");
