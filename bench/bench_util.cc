@@ -527,4 +527,29 @@ double ProcCpuSeconds(pid_t pid, bool reaped_children) {
   return hz > 0 ? static_cast<double>(ticks) / static_cast<double>(hz) : -1;
 }
 
+int RunInBenchDir(const char* name,
+                  const std::function<absl::Status(Children& children, BenchDir& dir)>& run) {
+  BenchDir dir;
+  absl::Status st = dir.Create();
+  if (!st.ok()) {
+    fmt::print(stderr, "{}: error: {}\n", name, st.ToString());
+    return 1;
+  }
+  Children children;
+  st = run(children, dir);
+  if (!st.ok()) {
+    fmt::print(stderr, "{}: error: {}\n{}(logs kept in {})\n", name, st.ToString(),
+               children.LogTails(), dir.path());
+    dir.Keep();
+  }
+  return st.ok() ? 0 : 1;
+}
+
+absl::StatusOr<std::string> SelfPath() {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::canonical("/proc/self/exe", ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot find this program: ", ec.message()));
+  return self.string();
+}
+
 }  // namespace steward::bench

@@ -115,6 +115,15 @@ class BenchDir {
   bool keep_ = false;
 };
 
+// The body of a benchmark's main: runs `run` with a fresh BenchDir and its Children;
+// on failure prints "<name>: error: ..." with the children's log tails and keeps the
+// directory. Returns main's exit status.
+int RunInBenchDir(const char* name,
+                  const std::function<absl::Status(Children& children, BenchDir& dir)>& run);
+
+// This program's path, for children that run it in another role.
+absl::StatusOr<std::string> SelfPath();
+
 // StartBroker runs nats-server on a free port and returns its URL, read from the ports
 // file it writes (`{"nats":["nats://127.0.0.1:PORT"], ...}`).
 absl::StatusOr<std::string> StartBroker(Children& children, const BenchDir& dir);

@@ -648,26 +648,13 @@ int main(int argc, char** argv) {
   }
 
   // Whatever happens, children die with us: on Ctrl-C, SIGTERM, or past a time limit
-  // that covers two timed runs with warm-ups, the simulator's start, two fan-outs and
-  // every shutdown, each bounded by its own deadline.
+  // that covers three timed runs with warm-ups, the simulator's start, three fan-outs
+  // and every shutdown, each bounded by its own deadline.
   steward::bench::InstallFatalSignalHandlers(static_cast<unsigned>(std::ceil(3 * args.seconds)) +
                                              240);
 
-  BenchDir dir;
-  absl::Status st = dir.Create();
-  if (st.ok()) {
-    Children children;
-    std::error_code ec;
-    const std::filesystem::path self = std::filesystem::canonical("/proc/self/exe", ec);
-    st = ec ? absl::InternalError(absl::StrCat("cannot find this program: ", ec.message()))
-            : RunBench(self.string(), args, children, dir);
-    if (!st.ok()) {
-      fmt::print(stderr, "ledger_bench: error: {}\n{}(logs kept in {})\n", st.ToString(),
-                 children.LogTails(), dir.path());
-      dir.Keep();
-    }
-  } else {
-    fmt::print(stderr, "ledger_bench: error: {}\n", st.ToString());
-  }
-  return st.ok() ? 0 : 1;
+  return steward::bench::RunInBenchDir("ledger_bench", [&](Children& children, BenchDir& dir) {
+    STEWARD_ASSIGN_OR_RETURN(const std::string self, steward::bench::SelfPath());
+    return RunBench(self, args, children, dir);
+  });
 }

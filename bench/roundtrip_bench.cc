@@ -203,21 +203,8 @@ int main(int argc, char** argv) {
   // that covers setup, four runs with their warm-ups and draining, and shutdown.
   steward::bench::InstallFatalSignalHandlers(static_cast<unsigned>(std::ceil(4 * seconds)) + 40);
 
-  BenchDir dir;
-  absl::Status st = dir.Create();
-  if (st.ok()) {
-    Children children;
-    std::error_code ec;
-    const std::filesystem::path self = std::filesystem::canonical("/proc/self/exe", ec);
-    st = ec ? absl::InternalError(absl::StrCat("cannot find this program: ", ec.message()))
-            : RunBench(self.string(), duration, children, dir);
-    if (!st.ok()) {
-      fmt::print(stderr, "roundtrip_bench: error: {}\n{}(logs kept in {})\n", st.ToString(),
-                 children.LogTails(), dir.path());
-      dir.Keep();
-    }
-  } else {
-    fmt::print(stderr, "roundtrip_bench: error: {}\n", st.ToString());
-  }
-  return st.ok() ? 0 : 1;
+  return steward::bench::RunInBenchDir("roundtrip_bench", [&](Children& children, BenchDir& dir) {
+    STEWARD_ASSIGN_OR_RETURN(const std::string self, steward::bench::SelfPath());
+    return RunBench(self, duration, children, dir);
+  });
 }

@@ -575,18 +575,7 @@ int main(int argc, char** argv) {
   steward::bench::InstallFatalSignalHandlers(
       static_cast<unsigned>(std::ceil(4 * args.seconds + args.iterations * 0.002)) + 120);
 
-  BenchDir dir;
-  absl::Status st = dir.Create();
-  if (st.ok()) {
-    Children children;
-    st = RunBench(args, children, dir);
-    if (!st.ok()) {
-      fmt::print(stderr, "signing_bench: error: {}\n{}(logs kept in {})\n", st.ToString(),
-                 children.LogTails(), dir.path());
-      dir.Keep();
-    }
-  } else {
-    fmt::print(stderr, "signing_bench: error: {}\n", st.ToString());
-  }
-  return st.ok() ? 0 : 1;
+  return steward::bench::RunInBenchDir("signing_bench", [&](Children& children, BenchDir& dir) {
+    return RunBench(args, children, dir);
+  });
 }

@@ -1059,20 +1059,9 @@ int main(int argc, char** argv) {
       static_cast<unsigned>(std::ceil(4 * phase_limit + 5 * absl::ToDoubleSeconds(kSettleLimit))) +
       90);
 
-  BenchDir dir;
-  absl::Status st = dir.Create();
-  if (st.ok()) {
-    Children children;
-    st = RunBench(lines, children, dir, keep);
-    if (!st.ok()) {
-      fmt::print(stderr, "syslog_bench: error: {}\n{}(logs kept in {})\n", st.ToString(),
-                 children.LogTails(), dir.path());
-      dir.Keep();
-    } else if (keep) {
-      fmt::print("logs and data kept in {}\n", dir.path());
-    }
-  } else {
-    fmt::print(stderr, "syslog_bench: error: {}\n", st.ToString());
-  }
-  return st.ok() ? 0 : 1;
+  return steward::bench::RunInBenchDir("syslog_bench", [&](Children& children, BenchDir& dir) {
+    STEWARD_RETURN_IF_ERROR(RunBench(lines, children, dir, keep));
+    if (keep) fmt::print("logs and data kept in {}\n", dir.path());
+    return absl::OkStatus();
+  });
 }

@@ -29,6 +29,7 @@
 #include "common/outbox.h"
 #include "common/protocol.h"
 #include "tests/testing/nats_server.h"
+#include "tests/testing/wait.h"
 
 namespace steward::agent {
 namespace {
@@ -38,21 +39,9 @@ using steward::testing::TempDir;
 
 constexpr char kNode[] = "ship1";
 
-bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
+using steward::testing::WaitUntil;
 
-nats::ConnectionPtr MustConnect(const std::string& url, const std::string& name) {
-  absl::StatusOr<nats::ConnectionPtr> nc = nats::Connect({.url = url, .name = name});
-  INFO(nc.status().ToString());
-  REQUIRE(nc.ok());
-  return *std::move(nc);
-}
+using steward::testing::MustConnect;
 
 // A fake station: stores every event it gets on station.event.> (answers SUCCEEDED)
 // and keeps the result ACKs by command id.

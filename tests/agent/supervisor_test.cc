@@ -17,19 +17,13 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "tests/testing/wait.h"
 
 namespace steward::agent {
 namespace {
 
 // Polls `done` every millisecond until it holds or `timeout` passes.
-bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(5)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return true;
-}
+using steward::testing::WaitUntil;
 
 // A DecisionSink that keeps every record.
 class Recorder {

@@ -33,6 +33,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "tests/testing/nats_server.h"
+#include "tests/testing/wait.h"
 
 namespace steward::agent::syslog {
 namespace {
@@ -40,14 +41,7 @@ namespace {
 using steward::testing::TempDir;
 
 // Polls `done` every 2 ms until it holds or `timeout` passes.
-bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(5)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(2));
-  }
-  return true;
-}
+using steward::testing::WaitUntil;
 
 // A LineSink that records lines; it can refuse the next N offers, or all while full.
 class RecordingSink : public LineSink {

@@ -15,20 +15,14 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "tests/testing/nats_server.h"
+#include "tests/testing/wait.h"
 
 namespace steward::nats {
 namespace {
 
 using steward::testing::NatsServer;
 
-bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
+using steward::testing::WaitUntil;
 
 ConnectionPtr MustConnect(const ConnectOptions& opts) {
   absl::StatusOr<ConnectionPtr> nc = Connect(opts);

@@ -26,6 +26,7 @@
 #include "common/protocol.h"
 #include "common/request_pump.h"
 #include "tests/testing/nats_server.h"
+#include "tests/testing/wait.h"
 
 namespace steward {
 namespace {
@@ -34,21 +35,9 @@ using steward::testing::NatsServer;
 
 constexpr char kSubject[] = "station.event.result.test";
 
-bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(2));
-  }
-  return true;
-}
+using steward::testing::WaitUntil;
 
-nats::ConnectionPtr MustConnect(const std::string& url, const std::string& name) {
-  absl::StatusOr<nats::ConnectionPtr> nc = nats::Connect({.url = url, .name = name});
-  INFO(nc.status().ToString());
-  REQUIRE(nc.ok());
-  return *std::move(nc);
-}
+using steward::testing::MustConnect;
 
 std::string AckBytes(const std::string& id, proto::Outcome outcome) {
   return NewAck(id, "station", proto::STAGE_RESULT, outcome).SerializeAsString();

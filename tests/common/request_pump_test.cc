@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "common/nats.h"
 #include "tests/testing/nats_server.h"
+#include "tests/testing/wait.h"
 
 namespace steward {
 namespace {
@@ -25,21 +26,9 @@ namespace {
 using steward::testing::NatsServer;
 using Result = RequestPump::Result;
 
-bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(2));
-  }
-  return true;
-}
+using steward::testing::WaitUntil;
 
-nats::ConnectionPtr MustConnect(const std::string& url, const std::string& name) {
-  absl::StatusOr<nats::ConnectionPtr> nc = nats::Connect({.url = url, .name = name});
-  INFO(nc.status().ToString());
-  REQUIRE(nc.ok());
-  return *std::move(nc);
-}
+using steward::testing::MustConnect;
 
 std::unique_ptr<RequestPump> MustPump(natsConnection* nc) {
   absl::StatusOr<std::unique_ptr<RequestPump>> pump = RequestPump::Create(nc);
