@@ -20,6 +20,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -237,7 +238,7 @@ class ChildWatch {
         pidfd_(std::move(pidfd)),
         result_(result),
         timeout_at_(result->started + spec.timeout),
-        buffer_(kReadChunk) {
+        buffer_(std::make_unique_for_overwrite<char[]>(kReadChunk)) {
     captures_[0] = {std::move(stdout_fd), &result->stdout_data, &result->stdout_truncated};
     captures_[1] = {std::move(stderr_fd), &result->stderr_data, &result->stderr_truncated};
   }
@@ -374,7 +375,7 @@ class ChildWatch {
   absl::Status ReadOnce(Capture& c) {
     ssize_t got;
     do {
-      got = read(c.fd.get(), buffer_.data(), buffer_.size());
+      got = read(c.fd.get(), buffer_.get(), kReadChunk);
     } while (got < 0 && errno == EINTR);
     if (got < 0) return absl::ErrnoToStatus(errno, "read");
     if (got == 0) {
@@ -385,7 +386,7 @@ class ChildWatch {
     const auto size = static_cast<size_t>(got);
     const size_t room =
         spec_.max_output_bytes > c.data->size() ? spec_.max_output_bytes - c.data->size() : 0;
-    c.data->append(buffer_.data(), std::min(size, room));
+    c.data->append(buffer_.get(), std::min(size, room));
     if (size > room) *c.truncated = true;
     return absl::OkStatus();
   }
@@ -430,7 +431,7 @@ class ChildWatch {
   CommandResult* result_;
   Capture captures_[2];
   const absl::Time timeout_at_;
-  std::vector<char> buffer_;
+  std::unique_ptr<char[]> buffer_;  // not zero-filled: read() writes before we look
   bool exited_ = false;  // exited but not yet reaped
   bool child_lost_ = false;  // reaped by someone else: never signal or wait for pid_
   absl::Time exited_at_ = absl::InfinitePast();
