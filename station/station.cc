@@ -368,12 +368,45 @@ void Station::UnparkLocked(Node& node) {
   }
 }
 
+size_t Station::ReplyLimit() const {
+  const int64_t max = natsConnection_GetMaxPayload(conn_.get());
+  // Room for the reply's ACK fields around the states.
+  return static_cast<size_t>(max > 0 ? max : int64_t{1} << 20) - 1024;
+}
+
 Station::Outgoing Station::WaiterAnswerLocked(const Waiter& w) {
   proto::CommandStates states;
   for (const std::string& id : w.ids) {
     std::optional<proto::CommandState> s = LookupLocked(id);
     if (!s.has_value()) continue;
     if (!w.any || IsTerminalState(s->state())) *states.add_commands() = std::move(*s);
+  }
+  const size_t limit = ReplyLimit();
+  // Several nodes' large outputs at once: an "any" waiter takes what fits (at least
+  // one) and asks again for the rest, which are terminal and answered at once.
+  while (w.any && states.commands_size() > 1 && states.ByteSizeLong() > limit) {
+    states.mutable_commands()->RemoveLast();
+  }
+  // Still too large: cut the largest outputs (flagged truncated; the ledger keeps them).
+  while (states.ByteSizeLong() > limit) {
+    std::string* largest = nullptr;
+    proto::Ack* owner = nullptr;
+    for (proto::CommandState& c : *states.mutable_commands()) {
+      for (std::string* out : {c.mutable_result()->mutable_stdout(), c.mutable_result()->mutable_stderr()}) {
+        if (largest == nullptr || out->size() > largest->size()) {
+          largest = out;
+          owner = c.mutable_result();
+        }
+      }
+    }
+    if (largest == nullptr || largest->empty()) break;  // nothing left to cut
+    const size_t excess = states.ByteSizeLong() - limit;
+    largest->resize(largest->size() > excess ? largest->size() - excess : 0);
+    if (largest == &owner->stdout()) {
+      owner->set_stdout_truncated(true);
+    } else {
+      owner->set_stderr_truncated(true);
+    }
   }
   if (w.submit.has_value()) {
     proto::SubmitReply out = *w.submit;
@@ -401,6 +434,7 @@ void Station::AddWaiterLocked(Waiter w, std::vector<Outgoing>& out) {
   }
   const uint64_t n = next_waiter_++;
   for (const std::string& id : open) waiting_on_[id].push_back(n);
+  w.open_ids = std::move(open);
   waiters_.emplace(n, std::move(w));
 }
 
@@ -426,6 +460,16 @@ void Station::ExpireWaitersLocked(absl::Time now, std::vector<Outgoing>& out) {
       continue;
     }
     out.push_back(WaiterAnswerLocked(it->second));
+    // Unregistered from its commands, so that a command that never ends (a node gone
+    // for good) does not collect the numbers of every wait that gave up on it.
+    const uint64_t n = it->first;
+    for (const std::string& id : it->second.open_ids) {
+      auto w = waiting_on_.find(id);
+      if (w == waiting_on_.end()) continue;
+      std::vector<uint64_t>& v = w->second;
+      v.erase(std::remove(v.begin(), v.end(), n), v.end());
+      if (v.empty()) waiting_on_.erase(w);
+    }
     waiters_.erase(it++);
   }
 }
@@ -1044,6 +1088,8 @@ void Station::SetStateLocked(Command& c, const std::string& state, std::function
     c.finished = absl::Now();
     finished_.emplace_back(c.finished, c.s.id());
     node.active.erase(c.s.id());
+  } else {
+    node.active.insert(c.s.id());  // e.g. a late "received" after "expired"
   }
   RescheduleLocked(c.s.id(), c);
   if (node.info.last_command_id() == c.s.id()) {

@@ -89,6 +89,7 @@ class Station {
     std::string reply;
     absl::Time deadline;
     size_t open = 0;  // ids not yet terminal
+    std::vector<std::string> open_ids;  // which: to unregister it when its time is up
     // A Submit with wait_ms: answered as a SubmitReply to request `request_id`.
     std::optional<proto::SubmitReply> submit;
     std::string request_id;
@@ -172,7 +173,11 @@ class Station {
   // Answers the waiters whose time is up, and forgets commands finished long ago.
   void ExpireWaitersLocked(absl::Time now, std::vector<Outgoing>& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The reply for `w`, within the broker's max payload: an "any" waiter gets as many
+  // terminal states as fit (the rest come with its next wait), else outputs are cut.
   Outgoing WaiterAnswerLocked(const Waiter& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Largest reply the station publishes.
+  size_t ReplyLimit() const;
   // Answers `w` at once if it is complete (or its time is up), else files it.
   void AddWaiterLocked(Waiter w, std::vector<Outgoing>& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Looks at each command whose time has come: expires, holds or sends it.

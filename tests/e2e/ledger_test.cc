@@ -375,3 +375,48 @@ TEST_CASE("send-and-wait in one round trip; waiters are answered once, each with
   REQUIRE(got[3]->commands_size() == 1);
   CHECK(got[3]->commands(0).state() == "running");
 }
+
+TEST_CASE("answers with large outputs fit the broker's max payload", "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  c.StartAgent("ship2");
+  auto client = Connect(c);
+  // Two results of 700 kB each: together more than the broker's 1 MiB max payload.
+  steward::proto::SubmitRequest req;
+  req.add_nodes("ship1");
+  req.add_nodes("ship2");
+  auto* cmd = req.mutable_command();
+  cmd->set_method("shellcommand");
+  cmd->set_domain("big");
+  for (const char* a : {"sh", "-c", "head -c 700000 /dev/zero | tr '\\0' a"}) cmd->add_argv(a);
+  req.set_wait_ms(20000);
+  auto submitted = client->Submit(req, absl::Seconds(30));
+  REQUIRE(submitted.ok());
+  REQUIRE(submitted->states_size() == 2);
+  size_t total = 0;
+  int truncated = 0;
+  for (const auto& s : submitted->states()) {
+    CHECK(s.state() == "succeeded");
+    total += s.result().stdout().size();
+    truncated += s.result().stdout_truncated() ? 1 : 0;
+  }
+  CHECK(total < (size_t{1} << 20));
+  CHECK(truncated >= 1);
+
+  // "any" waiters get whole results, as many as fit, and the rest on the next wait.
+  std::vector<std::string> ids = {submitted->commands(0).id(), submitted->commands(1).id()};
+  auto first = client->Wait(ids, absl::Seconds(5), /*any=*/true);
+  REQUIRE(first.ok());
+  REQUIRE(first->commands_size() == 1);
+  CHECK(first->commands(0).result().stdout().size() == 700000);
+  ids.erase(std::remove(ids.begin(), ids.end(), first->commands(0).id()), ids.end());
+  auto second = client->Wait(ids, absl::Seconds(5), /*any=*/true);
+  REQUIRE(second.ok());
+  REQUIRE(second->commands_size() == 1);
+  CHECK(second->commands(0).result().stdout().size() == 700000);
+
+  // stewardctl shows one whole output.
+  RunResult r = c.Ctl({"show", "--json", first->commands(0).id()});
+  CHECK(r.exit_code == 0);
+}
