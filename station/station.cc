@@ -43,7 +43,68 @@ std::string StateFromOutcome(proto::Outcome o) {
   }
 }
 
+// Bytes a repeated message field element takes besides the message: tag and length.
+constexpr size_t kElementOverhead = 6;
+
+size_t StatesBytes(const google::protobuf::RepeatedPtrField<proto::CommandState>& states) {
+  size_t total = 0;
+  for (const proto::CommandState& s : states) total += s.ByteSizeLong() + kElementOverhead;
+  return total;
+}
+
 }  // namespace
+
+bool FitStates(google::protobuf::RepeatedPtrField<proto::CommandState>* states, size_t limit,
+               bool may_drop) {
+  size_t total = StatesBytes(*states);
+  if (total <= limit) return false;
+  // Cap every output at the largest size that fits: small outputs stay whole, the
+  // large ones share what is left.
+  std::vector<size_t> sizes;
+  size_t outputs = 0;
+  for (const proto::CommandState& s : *states) {
+    for (const std::string* out : {&s.result().stdout(), &s.result().stderr()}) {
+      sizes.push_back(out->size());
+      outputs += out->size();
+    }
+  }
+  // Room for what capping adds: a truncated flag (2 bytes) per output, and slack for
+  // length prefixes.
+  const size_t rest = total - outputs + 4 * sizes.size();
+  size_t cap = 0;
+  if (rest < limit) {
+    std::sort(sizes.begin(), sizes.end());
+    size_t budget = limit - rest;
+    cap = sizes.empty() ? 0 : sizes.back();
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const size_t left = sizes.size() - i;
+      if (sizes[i] * left > budget) {
+        cap = budget / left;
+        break;
+      }
+      budget -= sizes[i];
+    }
+  }
+  for (proto::CommandState& s : *states) {
+    proto::Ack* r = s.mutable_result();
+    if (r->stdout().size() > cap) {
+      r->mutable_stdout()->resize(cap);
+      r->set_stdout_truncated(true);
+    }
+    if (r->stderr().size() > cap) {
+      r->mutable_stderr()->resize(cap);
+      r->set_stderr_truncated(true);
+    }
+  }
+  bool dropped = false;
+  total = StatesBytes(*states);
+  while (may_drop && total > limit && !states->empty()) {
+    total -= states->Get(states->size() - 1).ByteSizeLong() + kElementOverhead;
+    states->RemoveLast();
+    dropped = true;
+  }
+  return dropped;
+}
 
 bool IsTerminalState(absl::string_view state) {
   return state == "succeeded" || state == "failed" || state == "timed_out" ||
@@ -387,27 +448,8 @@ Station::Outgoing Station::WaiterAnswerLocked(const Waiter& w) {
   while (w.any && states.commands_size() > 1 && states.ByteSizeLong() > limit) {
     states.mutable_commands()->RemoveLast();
   }
-  // Still too large: cut the largest outputs (flagged truncated; the ledger keeps them).
-  while (states.ByteSizeLong() > limit) {
-    std::string* largest = nullptr;
-    proto::Ack* owner = nullptr;
-    for (proto::CommandState& c : *states.mutable_commands()) {
-      for (std::string* out : {c.mutable_result()->mutable_stdout(), c.mutable_result()->mutable_stderr()}) {
-        if (largest == nullptr || out->size() > largest->size()) {
-          largest = out;
-          owner = c.mutable_result();
-        }
-      }
-    }
-    if (largest == nullptr || largest->empty()) break;  // nothing left to cut
-    const size_t excess = states.ByteSizeLong() - limit;
-    largest->resize(largest->size() > excess ? largest->size() - excess : 0);
-    if (largest == &owner->stdout()) {
-      owner->set_stdout_truncated(true);
-    } else {
-      owner->set_stderr_truncated(true);
-    }
-  }
+  // Still too large: outputs are cut (flagged truncated; the ledger keeps them whole).
+  FitStates(states.mutable_commands(), limit, /*may_drop=*/false);
   if (w.submit.has_value()) {
     proto::SubmitReply out = *w.submit;
     out.mutable_states()->Swap(states.mutable_commands());
@@ -581,6 +623,12 @@ void Station::HandleNodes(const proto::Envelope& req, const std::string& reply) 
     if (recent.ok()) {
       for (proto::CommandState& s : *recent) *out.add_recent() = std::move(s);
     }
+    // The node row comes first; the recent commands get the room that is left.
+    proto::NodesReply without_recent = out;
+    without_recent.clear_recent();
+    const size_t others = without_recent.ByteSizeLong();
+    const size_t limit = ReplyLimit();
+    FitStates(out.mutable_recent(), limit > others ? limit - others : 0, /*may_drop=*/true);
   }
   PublishAck(reply, OkReply(req.id(), options_.name, out));
 }
@@ -611,6 +659,7 @@ void Station::HandleShow(const proto::Envelope& req, const std::string& reply) {
       *out.add_commands() = std::move(*s);
     }
   }
+  out.set_incomplete(FitStates(out.mutable_commands(), ReplyLimit(), /*may_drop=*/true));
   PublishAck(reply, OkReply(req.id(), options_.name, out));
 }
 
@@ -624,6 +673,7 @@ void Station::HandleHistory(const proto::Envelope& req, const std::string& reply
   if (!rows.ok()) return PublishAck(reply, RejectAck(req.id(), options_.name, rows.status().message()));
   proto::CommandStates out;
   for (proto::CommandState& s : *rows) *out.add_commands() = std::move(s);
+  out.set_incomplete(FitStates(out.mutable_commands(), ReplyLimit(), /*may_drop=*/true));
   PublishAck(reply, OkReply(req.id(), options_.name, out));
 }
 
@@ -968,6 +1018,7 @@ void Station::HandleAudit(const proto::Envelope& req, const std::string& reply) 
     *out.add_commands() = std::move(c);
     if (out.commands_size() >= limit) break;
   }
+  out.set_incomplete(FitStates(out.mutable_commands(), ReplyLimit(), /*may_drop=*/true));
   PublishAck(reply, OkReply(req.id(), options_.name, out));
 }
 

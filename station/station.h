@@ -224,4 +224,11 @@ class Station {
 // Terminal command states an operator sees.
 bool IsTerminalState(absl::string_view state);
 
+// Makes `states` fit `limit` bytes (a reply within the broker's max payload): caps
+// stdout and stderr at the largest size that fits, flagging what it cut as truncated
+// (small outputs stay whole), then, with `may_drop`, removes trailing states. Returns
+// whether it removed any.
+bool FitStates(google::protobuf::RepeatedPtrField<proto::CommandState>* states, size_t limit,
+               bool may_drop);
+
 }  // namespace steward::station

@@ -293,6 +293,15 @@ int Nodes(Client& client, const std::string& node) {
   return 0;
 }
 
+// The station left rows out so that its reply fits one message: say so.
+void NoteIncomplete(const steward::proto::CommandStates& states) {
+  if (!states.incomplete()) return;
+  fmt::print(stderr,
+             "stewardctl: only the first {} commands fit in one reply; ask for fewer "
+             "(--limit, fewer ids)\n",
+             states.commands_size());
+}
+
 int Show(Client& client, const std::vector<std::string>& ids) {
   if (ids.empty()) return Fail("usage: stewardctl show ID... | REQUEST-ID");
   auto states = client.Show(ids, "", absl::GetFlag(FLAGS_timeout));
@@ -319,6 +328,7 @@ int Show(Client& client, const std::vector<std::string>& ids) {
                  r.stderr_truncated() ? " (truncated)" : "", r.stderr());
     }
   }
+  NoteIncomplete(*states);
   return 0;
 }
 
@@ -336,6 +346,7 @@ int History(Client& client) {
       PrintCommandRow(s);
     }
   }
+  NoteIncomplete(*states);
   return 0;
 }
 
@@ -554,6 +565,7 @@ int Audit(Client& client) {
     fmt::print("{}  {:<28} {:<12} {:<10} {} {}\n", when, s.command().operator_(), s.node(), s.state(),
                s.command().method(), absl::StrJoin(s.command().argv(), " "));
   }
+  NoteIncomplete(*r);
   return 0;
 }
 

@@ -419,4 +419,22 @@ TEST_CASE("answers with large outputs fit the broker's max payload", "[integrati
   // stewardctl shows one whole output.
   RunResult r = c.Ctl({"show", "--json", first->commands(0).id()});
   CHECK(r.exit_code == 0);
+  CHECK(r.out.size() > 700000);
+
+  // Two large results on one node: history, node and show of both still answer.
+  req.clear_nodes();
+  req.add_nodes("ship1");
+  auto again = client->Submit(req, absl::Seconds(30));
+  REQUIRE(again.ok());
+  REQUIRE(again->states_size() == 1);
+  CHECK(again->states(0).result().stdout().size() == 700000);
+  r = c.Ctl({"history", "--node", "ship1", "--json"});
+  CHECK(r.exit_code == 0);
+  INFO(r.err << " / " << r.out.size());
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 2);
+  r = c.Ctl({"node", "ship1"});
+  CHECK(r.exit_code == 0);
+  r = c.Ctl({"show", again->commands(0).id(), submitted->commands(0).id()});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("stdout (truncated)"));
 }

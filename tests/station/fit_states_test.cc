@@ -1,0 +1,81 @@
+// Tests for FitStates (station/station.h): replies carrying command states are made to
+// fit one NATS message by capping outputs (small ones stay whole) and, where allowed,
+// dropping trailing states.
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "station/station.h"
+
+namespace steward::station {
+namespace {
+
+using States = google::protobuf::RepeatedPtrField<proto::CommandState>;
+
+proto::CommandState WithOutput(const std::string& id, size_t out, size_t err) {
+  proto::CommandState s;
+  s.set_id(id);
+  s.set_node("ship1");
+  s.set_state("succeeded");
+  s.mutable_command()->add_argv("cat");
+  s.mutable_result()->set_stdout(std::string(out, 'o'));
+  s.mutable_result()->set_stderr(std::string(err, 'e'));
+  return s;
+}
+
+size_t Bytes(const States& states) {
+  proto::CommandStates m;
+  *m.mutable_commands() = states;
+  return m.ByteSizeLong();
+}
+
+TEST_CASE("states that fit are left alone", "[station][fit]") {
+  States states;
+  *states.Add() = WithOutput("a", 1000, 10);
+  *states.Add() = WithOutput("b", 2000, 0);
+  const States before = states;
+  CHECK_FALSE(FitStates(&states, 1 << 20, /*may_drop=*/true));
+  REQUIRE(states.size() == 2);
+  CHECK(states[0].result().stdout().size() == 1000);
+  CHECK(states[1].result().stdout().size() == 2000);
+  CHECK_FALSE(states[0].result().stdout_truncated());
+}
+
+TEST_CASE("large outputs share the room; small ones stay whole", "[station][fit]") {
+  constexpr size_t kLimit = (size_t{1} << 20) - 1024;
+  States states;
+  *states.Add() = WithOutput("a", 700000, 0);
+  *states.Add() = WithOutput("b", 500, 300);
+  *states.Add() = WithOutput("c", 0, 900000);
+  CHECK_FALSE(FitStates(&states, kLimit, /*may_drop=*/false));
+  REQUIRE(states.size() == 3);
+  CHECK(Bytes(states) <= kLimit);
+  CHECK(states[1].result().stdout().size() == 500);  // small: whole
+  CHECK(states[1].result().stderr().size() == 300);
+  CHECK_FALSE(states[1].result().stdout_truncated());
+  CHECK(states[0].result().stdout_truncated());
+  CHECK(states[2].result().stderr_truncated());
+  // The two large ones got the same cap, and together nearly all the room.
+  CHECK(states[0].result().stdout().size() == states[2].result().stderr().size());
+  CHECK(states[0].result().stdout().size() > kLimit / 2 - 2000);
+}
+
+TEST_CASE("too many states: trailing ones dropped only when allowed", "[station][fit]") {
+  constexpr size_t kLimit = 100000;
+  States states;
+  for (int i = 0; i < 2000; ++i) {
+    proto::CommandState* s = states.Add();
+    *s = WithOutput("id" + std::to_string(i), 10, 0);
+    s->mutable_command()->add_argv(std::string(100, 'x'));  // 2000 rows: over 200 kB without output
+  }
+  States copy = states;
+  CHECK_FALSE(FitStates(&copy, kLimit, /*may_drop=*/false));
+  CHECK(copy.size() == 2000);  // outputs cut to nothing, still too large: left to the caller
+  CHECK(FitStates(&states, kLimit, /*may_drop=*/true));
+  CHECK(states.size() > 100);
+  CHECK(states.size() < 2000);
+  CHECK(Bytes(states) <= kLimit);
+  CHECK(states[0].id() == "id0");  // the first ones kept (history is newest first)
+}
+
+}  // namespace
+}  // namespace steward::station
