@@ -252,6 +252,10 @@ absl::Status Agent::DispatchLoop(ProcessContext& ctx) {
     absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub.get(), kDispatchWait);
     if (shut_down_.load()) break;  // StopIntake unsubscribed: NextMsg fails at once.
     if (absl::IsDeadlineExceeded(msg.status())) continue;
+    // A connection closed for good fails every call at once: the error kernel restarts
+    // the dispatcher with backoff (and stops the agent past its restart limit) rather
+    // than this loop reporting the same error as fast as it can.
+    if (absl::IsUnavailable(msg.status())) return msg.status();
     if (!msg.ok()) {
       // Slow consumer and the like: report, and carry on unless told otherwise.
       if (ctx.Report(Severity::kWarning, msg.status()) != Decision::kContinue) return msg.status();

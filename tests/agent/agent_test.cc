@@ -259,3 +259,32 @@ TEST_CASE("An idle agent shuts down at once", "[agent][integration]") {
 
 }  // namespace
 }  // namespace steward::agent
+
+namespace steward::agent {
+namespace {
+
+TEST_CASE("A connection closed for good stops the agent instead of spinning",
+          "[agent][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  nats::ConnectionPtr conn = MustConnect(server.url(), "agent's own");
+  AgentOptions options;
+  options.node = kNode;
+  options.shared_connection = conn.get();
+  options.heartbeat = absl::Seconds(30);
+  options.restart.initial_backoff = absl::Milliseconds(20);
+  options.shutdown_flush = absl::Milliseconds(100);
+  absl::StatusOr<std::unique_ptr<Agent>> agent =
+      Agent::Start(std::move(options), BuiltinMethods(), NewPosixCommandRunner(),
+                   NewMemoryCommandLog(), NewMemorySpool());
+  REQUIRE(agent.ok());
+  absl::SleepFor(absl::Milliseconds(100));
+  natsConnection_Close(conn.get());
+  // The dispatcher fails, is restarted with backoff, and past the restart limit (5 in a
+  // minute) the error kernel stops it: the agent reports itself fatal.
+  CHECK((*agent)->fatal().WaitForNotificationWithTimeout(absl::Seconds(10)));
+  (*agent)->Shutdown();
+}
+
+}  // namespace
+}  // namespace steward::agent
