@@ -191,7 +191,7 @@ int Run(const Config& cfg, const sigset_t& signals) {
     }
   }
 
-  // Shut down in parallel: each Shutdown waits up to a poll tick for its threads.
+  // Shut down in parallel: each Shutdown joins its threads and flushes its outbox.
   const absl::Time stopping = absl::Now();
   const std::atomic<bool> never{false};
   const int shutdown_threads = std::max(cfg.start_threads, 128);

@@ -15,6 +15,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -181,7 +182,15 @@ int Send(Client& client, std::vector<std::string> args) {
   steward::proto::SubmitRequest req = BuildSubmit(nodes, args);
   if (one_node && !no_wait) req.set_wait_ms(absl::ToInt64Milliseconds(wait));
   auto submitted = client.Submit(req, absl::GetFlag(FLAGS_timeout));
-  if (!submitted.ok()) return Fail(std::string(submitted.status().message()));
+  if (!submitted.ok()) {
+    std::string why(submitted.status().message());
+    if (req.wait_ms() > 0 && absl::IsDeadlineExceeded(submitted.status())) {
+      // Send-and-wait: the station may have stored the command and then gone away.
+      absl::StrAppend(&why, " (if it took the command, `stewardctl history --node ", nodes,
+                      "` shows it)");
+    }
+    return Fail(why);
+  }
   if (no_wait) {
     for (const auto& ref : submitted->commands()) fmt::print("{} {}\n", ref.node(), ref.id());
     return 0;

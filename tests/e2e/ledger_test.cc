@@ -438,3 +438,30 @@ TEST_CASE("answers with large outputs fit the broker's max payload", "[integrati
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("stdout (truncated)"));
 }
+
+TEST_CASE("a station that stops answering a send-and-wait: stewardctl says where to look",
+          "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  REQUIRE(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
+  // The station takes the command, then freezes before the result is in.
+  std::thread freeze([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    ::kill(c.station().pid(), SIGSTOP);
+  });
+  RunResult r = c.Ctl({"send", "--timeout", "1s", "ship1", "--", "sleep", "1"});
+  freeze.join();
+  ::kill(c.station().pid(), SIGCONT);
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("did not answer"));
+  CHECK_THAT(r.err, Catch::Contains("stewardctl history --node ship1"));
+  // It was taken, and ran: the ledger says so once the station is back.
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {
+    seen = c.Ctl({"history", "--node", "ship1", "--state", "succeeded"}).out.find("sleep 1") !=
+           std::string::npos;
+    if (!seen) absl::SleepFor(absl::Milliseconds(100));
+  }
+  CHECK(seen);
+}
