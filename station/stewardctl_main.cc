@@ -255,8 +255,10 @@ void PrintCommandRow(const CommandState& s) {
     outcome += r.term_signal() != 0 ? fmt::format(" (signal {})", r.term_signal())
                                     : fmt::format(" (exit {})", r.exit_code());
   }
-  fmt::print("{}  {:<12} {:<22} {:<14} {}\n", s.id(), s.node(), outcome, Ago(s.created_unix_ms()),
-             absl::StrJoin(s.command().argv(), " "));
+  // Commands other than shell commands say what they are ("echo: hello").
+  std::string what = absl::StrJoin(s.command().argv(), " ");
+  if (s.command().method() != steward::kMethodShell) what = absl::StrCat(s.command().method(), ": ", what);
+  fmt::print("{}  {:<12} {:<22} {:<14} {}\n", s.id(), s.node(), outcome, Ago(s.created_unix_ms()), what);
 }
 
 int Nodes(Client& client, const std::string& node) {
