@@ -22,6 +22,9 @@ namespace {
 
 constexpr absl::Duration kTick = absl::Milliseconds(250);
 constexpr int64_t kMaxWaitMs = 3600 * 1000;
+// A finished command keeps its output in memory (for waiters and show) up to this
+// size; larger ones are read back from the ledger when asked for.
+constexpr size_t kKeepOutputBytes = 4096;
 
 proto::Ack OkReply(absl::string_view id, const std::string& station,
                    const google::protobuf::Message& body) {
@@ -378,7 +381,7 @@ void Station::SubmitCommands(std::vector<proto::CommandState> states,
 
 std::optional<proto::CommandState> Station::LookupLocked(const std::string& id) {
   auto it = commands_.find(id);
-  if (it != commands_.end()) {
+  if (it != commands_.end() && !it->second.output_in_ledger_only) {
     proto::CommandState s = it->second.s;
     return s;
   }
@@ -1126,6 +1129,7 @@ void Station::ApplyAckLocked(Command& c, const proto::Ack& ack, std::function<vo
   }
   if (ack.stage() == proto::STAGE_RESULT) {
     *c.s.mutable_result() = ack;
+    c.output_in_ledger_only = false;
     SetStateLocked(c, StateFromOutcome(ack.outcome()), std::move(after_commit));
   }
 }
@@ -1156,6 +1160,16 @@ void Station::SetStateLocked(Command& c, const std::string& state, std::function
     {
       absl::MutexLock lock(&mu_);
       CommandEndedLocked(id, out);
+      // Committed and its waiters answered: a large output now lives in the ledger only.
+      auto it = commands_.find(id);
+      if (st.ok() && it != commands_.end() && IsTerminalState(it->second.s.state())) {
+        proto::Ack* r = it->second.s.mutable_result();
+        if (r->stdout().size() + r->stderr().size() > kKeepOutputBytes) {
+          r->clear_stdout();
+          r->clear_stderr();
+          it->second.output_in_ledger_only = true;
+        }
+      }
     }
     Publish(out);
   });

@@ -75,6 +75,9 @@ class Station {
     // Its key in schedule_: when the dispatcher must look at it next (a send or
     // its expiry); InfiniteFuture while in flight, parked for good, or terminal.
     absl::Time due = absl::InfiniteFuture();
+    // Finished, and its large output dropped from memory once committed: lookups read
+    // the ledger (a fan-out of large outputs must not sit in memory for keep_finished).
+    bool output_in_ledger_only = false;
   };
   struct Node {
     proto::NodeInfo info;
