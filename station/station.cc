@@ -186,7 +186,10 @@ void Station::Shutdown() {
   if (pump_) pump_->Shutdown();
   {
     absl::MutexLock lock(&mu_);
-    if (store_) FlushNodesLocked();
+    if (store_) {
+      FlushRunningLocked();
+      FlushNodesLocked();
+    }
   }
   if (store_) store_->Shutdown();  // Commits what is queued; completions may publish.
   intake_sub_.reset();
@@ -1119,8 +1122,10 @@ void Station::ApplyAckLocked(Command& c, const proto::Ack& ack, std::function<vo
   if (ack.stage() == proto::STAGE_RECEIVED) {
     if (state == "running") {
       if (after_commit) after_commit();
-    } else {
+    } else if (after_commit) {
       SetStateLocked(c, "running", std::move(after_commit));
+    } else {
+      MarkRunningLocked(c);
     }
     // Ask again if no result has come by the end of its run time.
     c.next_attempt = absl::Now() + absl::Milliseconds(c.s.command().timeout_ms()) + options_.result_grace;
@@ -1235,6 +1240,29 @@ void Station::DispatchDueLocked(absl::Time now, std::vector<Dispatch>& sends) {
 
 void Station::NodeChangedLocked(const Node& node) { dirty_nodes_.insert(node.info.name()); }
 
+void Station::MarkRunningLocked(Command& c) {
+  c.s.set_state("running");
+  c.s.set_updated_unix_ms(NowUnixMillis());
+  Node& node = NodeLocked(c.s.node());
+  node.active.insert(c.s.id());  // e.g. a late "received" after "expired"
+  if (node.info.last_command_id() == c.s.id()) {
+    node.info.set_last_command_state("running");
+    NodeChangedLocked(node);
+  }
+  unsaved_running_.insert(c.s.id());
+}
+
+void Station::FlushRunningLocked() {
+  for (const std::string& id : unsaved_running_) {
+    auto it = commands_.find(id);
+    // Ended meanwhile: its final state is queued already and says more.
+    if (it != commands_.end() && it->second.s.state() == "running") {
+      store_->Write(Store::PutCommand(it->second.s));
+    }
+  }
+  unsaved_running_.clear();
+}
+
 void Station::FlushNodesLocked() {
   for (const std::string& name : dirty_nodes_) {
     auto it = nodes_.find(name);
@@ -1245,6 +1273,7 @@ void Station::FlushNodesLocked() {
 
 void Station::HousekeepLocked(absl::Time now, std::vector<Outgoing>& out) {
   ExpireWaitersLocked(now, out);
+  FlushRunningLocked();
   FlushNodesLocked();
   while (!finished_.empty() && now - finished_.front().first > options_.keep_finished) {
     const auto [at, id] = std::move(finished_.front());

@@ -192,6 +192,12 @@ class Station {
   // counts): it is written with the next housekeeping, once however often it changed.
   void NodeChangedLocked(const Node& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FlushNodesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A node's "received": the command is running. Nobody waits on that write, and a
+  // quick command's result usually replaces it, so the ledger gets it with the next
+  // housekeeping unless the command ended first (after a crash the ledger says "sent"
+  // and the node, asked again, answers with what it recorded).
+  void MarkRunningLocked(Command& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FlushRunningLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Publish(std::vector<Outgoing>& out);
 
   const StationOptions options_;
@@ -212,6 +218,7 @@ class Station {
   std::deque<std::pair<absl::Time, std::string>> finished_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> dirty_nodes_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> unsaved_running_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   // Command id -> the waiters waiting for it to end.
   absl::flat_hash_map<std::string, std::vector<uint64_t>> waiting_on_ ABSL_GUARDED_BY(mu_);
