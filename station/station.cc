@@ -61,6 +61,25 @@ bool FitStates(google::protobuf::RepeatedPtrField<proto::CommandState>* states, 
                bool may_drop) {
   size_t total = StatesBytes(*states);
   if (total <= limit) return false;
+  bool dropped = false;
+  if (may_drop) {
+    // Rows that do not fit even without their outputs go first, so that the rows kept
+    // keep what output they can (a long history, a large fan-out's show).
+    size_t fixed = 0;  // the rows without outputs, with slack for what capping adds
+    for (const proto::CommandState& s : *states) {
+      fixed += s.ByteSizeLong() + kElementOverhead + 8 - s.result().stdout().size() -
+               s.result().stderr().size();
+    }
+    while (states->size() > 1 && fixed > limit / 2) {
+      const proto::CommandState& last = states->Get(states->size() - 1);
+      fixed -= last.ByteSizeLong() + kElementOverhead + 8 - last.result().stdout().size() -
+               last.result().stderr().size();
+      states->RemoveLast();
+      dropped = true;
+    }
+    total = StatesBytes(*states);
+    if (total <= limit) return dropped;
+  }
   // Cap every output at the largest size that fits: small outputs stay whole, the
   // large ones share what is left.
   std::vector<size_t> sizes;
@@ -99,7 +118,6 @@ bool FitStates(google::protobuf::RepeatedPtrField<proto::CommandState>* states, 
       r->set_stderr_truncated(true);
     }
   }
-  bool dropped = false;
   total = StatesBytes(*states);
   while (may_drop && total > limit && !states->empty()) {
     total -= states->Get(states->size() - 1).ByteSizeLong() + kElementOverhead;
@@ -442,13 +460,34 @@ size_t Station::ReplyLimit() const {
 }
 
 Station::Outgoing Station::WaiterAnswerLocked(const Waiter& w) {
+  const size_t limit = ReplyLimit();
+  std::vector<const std::string*> ids;
+  if (w.any) {
+    // Choose the finished commands that fit before copying or reading any: a fan-out
+    // of large outputs is collected one reply at a time, each with what fits.
+    absl::flat_hash_set<std::string> seen;
+    size_t room = limit;
+    for (const std::string& id : w.ids) {
+      if (!seen.insert(id).second) continue;
+      auto it = commands_.find(id);
+      size_t size = 0;  // out of memory: finished long ago, size unknown (FitStates cuts)
+      if (it != commands_.end()) {
+        if (!IsTerminalState(it->second.s.state())) continue;
+        size = it->second.s.ByteSizeLong() + it->second.ledger_output_bytes;
+      }
+      if (!ids.empty() && size > room) continue;  // the next wait gets it
+      ids.push_back(&id);
+      room -= std::min(size, room);
+    }
+  } else {
+    for (const std::string& id : w.ids) ids.push_back(&id);
+  }
   proto::CommandStates states;
-  for (const std::string& id : w.ids) {
-    std::optional<proto::CommandState> s = LookupLocked(id);
+  for (const std::string* id : ids) {
+    std::optional<proto::CommandState> s = LookupLocked(*id);
     if (!s.has_value()) continue;
     if (!w.any || IsTerminalState(s->state())) *states.add_commands() = std::move(*s);
   }
-  const size_t limit = ReplyLimit();
   // Several nodes' large outputs at once: an "any" waiter takes what fits (at least
   // one) and asks again for the rest, which are terminal and answered at once.
   while (w.any && states.commands_size() > 1 && states.ByteSizeLong() > limit) {
@@ -496,9 +535,24 @@ void Station::CommandEndedLocked(const std::string& id, std::vector<Outgoing>& o
     if (w == waiters_.end()) continue;  // answered already (its time was up)
     if (w->second.open > 0) --w->second.open;
     if (!w->second.any && w->second.open > 0) continue;
-    out.push_back(WaiterAnswerLocked(w->second));
-    waiters_.erase(w);
+    AnswerWaiterLocked(n, out);
   }
+}
+
+void Station::AnswerWaiterLocked(uint64_t n, std::vector<Outgoing>& out) {
+  auto it = waiters_.find(n);
+  if (it == waiters_.end()) return;
+  out.push_back(WaiterAnswerLocked(it->second));
+  // Unregistered from its commands, so that a command that never ends (a node gone
+  // for good) does not collect the numbers of every wait that gave up on it.
+  for (const std::string& id : it->second.open_ids) {
+    auto w = waiting_on_.find(id);
+    if (w == waiting_on_.end()) continue;
+    std::vector<uint64_t>& v = w->second;
+    v.erase(std::remove(v.begin(), v.end(), n), v.end());
+    if (v.empty()) waiting_on_.erase(w);
+  }
+  waiters_.erase(it);
 }
 
 void Station::ExpireWaitersLocked(absl::Time now, std::vector<Outgoing>& out) {
@@ -507,18 +561,8 @@ void Station::ExpireWaitersLocked(absl::Time now, std::vector<Outgoing>& out) {
       ++it;
       continue;
     }
-    out.push_back(WaiterAnswerLocked(it->second));
-    // Unregistered from its commands, so that a command that never ends (a node gone
-    // for good) does not collect the numbers of every wait that gave up on it.
-    const uint64_t n = it->first;
-    for (const std::string& id : it->second.open_ids) {
-      auto w = waiting_on_.find(id);
-      if (w == waiting_on_.end()) continue;
-      std::vector<uint64_t>& v = w->second;
-      v.erase(std::remove(v.begin(), v.end(), n), v.end());
-      if (v.empty()) waiting_on_.erase(w);
-    }
-    waiters_.erase(it++);
+    const uint64_t n = (it++)->first;
+    AnswerWaiterLocked(n, out);
   }
 }
 
@@ -698,6 +742,9 @@ void Station::HandleCancel(const proto::Envelope& req, const std::string& reply)
       refused = absl::StrCat("unknown command ", id);
     } else if (IsTerminalState(s->state())) {
       refused = absl::StrCat("command ", id, " already ", s->state());
+    } else if (it == commands_.end()) {
+      // In the ledger but not yet in memory: its submit is committing right now.
+      refused = absl::StrCat("command ", id, " is being stored; try again");
     } else if (s->state() == "running" || it->second.in_flight) {
       refused = absl::StrCat("command ", id, " was already delivered to ", s->node());
     } else {
@@ -1135,6 +1182,7 @@ void Station::ApplyAckLocked(Command& c, const proto::Ack& ack, std::function<vo
   if (ack.stage() == proto::STAGE_RESULT) {
     *c.s.mutable_result() = ack;
     c.output_in_ledger_only = false;
+    c.ledger_output_bytes = 0;
     SetStateLocked(c, StateFromOutcome(ack.outcome()), std::move(after_commit));
   }
 }
@@ -1156,7 +1204,8 @@ void Station::SetStateLocked(Command& c, const std::string& state, std::function
     node.info.set_last_command_state(state);
     NodeChangedLocked(node);
   }
-  store_->Write(Store::PutCommand(c.s), [this, terminal, id = c.s.id(),
+  const uint64_t write = ++c.writes;
+  store_->Write(Store::PutCommand(c.s), [this, terminal, write, id = c.s.id(),
                                          after_commit = std::move(after_commit)](absl::Status st) {
     if (!st.ok()) STEWARD_LOG_ERROR("ledger: {}", st.ToString());
     if (after_commit) after_commit();
@@ -1167,12 +1216,17 @@ void Station::SetStateLocked(Command& c, const std::string& state, std::function
       CommandEndedLocked(id, out);
       // Committed and its waiters answered: a large output now lives in the ledger only.
       auto it = commands_.find(id);
-      if (st.ok() && it != commands_.end() && IsTerminalState(it->second.s.state())) {
+      // Only when this write is the command's last: a newer state (a late result over
+      // "expired") is not in the ledger yet.
+      if (st.ok() && it != commands_.end() && it->second.writes == write &&
+          IsTerminalState(it->second.s.state())) {
         proto::Ack* r = it->second.s.mutable_result();
-        if (r->stdout().size() + r->stderr().size() > kKeepOutputBytes) {
+        const size_t bytes = r->stdout().size() + r->stderr().size();
+        if (bytes > kKeepOutputBytes) {
           r->clear_stdout();
           r->clear_stderr();
           it->second.output_in_ledger_only = true;
+          it->second.ledger_output_bytes = bytes;
         }
       }
     }

@@ -78,6 +78,8 @@ class Station {
     // Finished, and its large output dropped from memory once committed: lookups read
     // the ledger (a fan-out of large outputs must not sit in memory for keep_finished).
     bool output_in_ledger_only = false;
+    size_t ledger_output_bytes = 0;  // the size of that output, to plan replies by
+    uint64_t writes = 0;             // ledger writes queued: a commit knows if it is the last
   };
   struct Node {
     proto::NodeInfo info;
@@ -173,6 +175,8 @@ class Station {
   // Answers the waiters that were waiting for `id` to end, once they are complete.
   void CommandEndedLocked(const std::string& id, std::vector<Outgoing>& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Answers waiter `n` and forgets it (and its registrations).
+  void AnswerWaiterLocked(uint64_t n, std::vector<Outgoing>& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Answers the waiters whose time is up, and forgets commands finished long ago.
   void ExpireWaitersLocked(absl::Time now, std::vector<Outgoing>& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -194,8 +198,8 @@ class Station {
   void FlushNodesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A node's "received": the command is running. Nobody waits on that write, and a
   // quick command's result usually replaces it, so the ledger gets it with the next
-  // housekeeping unless the command ended first (after a crash the ledger says "sent"
-  // and the node, asked again, answers with what it recorded).
+  // housekeeping unless the command ended first (after a crash the ledger says
+  // "queued" and the node, asked again, answers with what it recorded).
   void MarkRunningLocked(Command& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FlushRunningLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Publish(std::vector<Outgoing>& out);

@@ -75,6 +75,9 @@ TEST_CASE("too many states: trailing ones dropped only when allowed", "[station]
   CHECK(states.size() < 2000);
   CHECK(Bytes(states) <= kLimit);
   CHECK(states[0].id() == "id0");  // the first ones kept (history is newest first)
+  for (const proto::CommandState& st : states) {
+    CHECK_FALSE(st.result().stdout_truncated());  // rows went, not the outputs of those kept
+  }
 }
 
 }  // namespace
