@@ -545,6 +545,21 @@ int RunInBenchDir(const char* name,
   return st.ok() ? 0 : 1;
 }
 
+absl::Status SpawnStewardAndRaw(Children& children, const BenchDir& dir, const std::string& url,
+                                const std::string& self, const std::string& station,
+                                const std::string& agent, const std::string& node) {
+  const std::string bin = STEWARD_BIN_DIR;
+  STEWARD_RETURN_IF_ERROR(children.Spawn(
+      station, {bin + "/station/steward-station", "--nats", url, "--data-dir", dir.File(station)},
+      dir.File(station + ".log")));
+  STEWARD_RETURN_IF_ERROR(children.Spawn(agent,
+                                         {bin + "/agent/steward-agent", "--node", node, "--nats",
+                                          url, "--heartbeat", "1s", "--data-dir", dir.File(agent)},
+                                         dir.File(agent + ".log")));
+  return children.Spawn("raw-responder", {self, kRawResponderFlag, url},
+                        dir.File("raw-responder.log"));
+}
+
 absl::StatusOr<std::string> SelfPath() {
   std::error_code ec;
   const std::filesystem::path self = std::filesystem::canonical("/proc/self/exe", ec);

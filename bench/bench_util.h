@@ -124,6 +124,13 @@ int RunInBenchDir(const char* name,
 // This program's path, for children that run it in another role.
 absl::StatusOr<std::string> SelfPath();
 
+// Spawns, on `url`: steward-station as child `station` (data in <dir>/<station>),
+// steward-agent for `node` as child `agent` (1 s heartbeat, data in <dir>/<agent>),
+// and `self` as the raw responder, child "raw-responder" (see kRawResponderFlag).
+absl::Status SpawnStewardAndRaw(Children& children, const BenchDir& dir, const std::string& url,
+                                const std::string& self, const std::string& station,
+                                const std::string& agent, const std::string& node);
+
 // StartBroker runs nats-server on a free port and returns its URL, read from the ports
 // file it writes (`{"nats":["nats://127.0.0.1:PORT"], ...}`).
 absl::StatusOr<std::string> StartBroker(Children& children, const BenchDir& dir);

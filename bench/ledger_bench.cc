@@ -223,19 +223,8 @@ void PrintRow(const RunResult& r) {
 
 absl::Status DurableVsRaw(const std::string& url, const std::string& self,
                           absl::Duration duration, Children& children, const BenchDir& dir) {
-  const std::string bin = STEWARD_BIN_DIR;
-  STEWARD_RETURN_IF_ERROR(children.Spawn(
-      "station-a",
-      {bin + "/station/steward-station", "--nats", url, "--data-dir", dir.File("station-a")},
-      dir.File("station-a.log")));
-  STEWARD_RETURN_IF_ERROR(children.Spawn("agent",
-                                         {bin + "/agent/steward-agent", "--node", kNode, "--nats",
-                                          url, "--heartbeat", "1s", "--data-dir",
-                                          dir.File("agent")},
-                                         dir.File("agent.log")));
-  STEWARD_RETURN_IF_ERROR(children.Spawn("raw-responder",
-                                         {self, steward::bench::kRawResponderFlag, url},
-                                         dir.File("raw-responder.log")));
+  STEWARD_RETURN_IF_ERROR(
+      steward::bench::SpawnStewardAndRaw(children, dir, url, self, "station-a", "agent", kNode));
   STEWARD_ASSIGN_OR_RETURN(
       std::unique_ptr<steward::station::Client> client,
       steward::station::Client::Connect(

@@ -73,19 +73,9 @@ void PrintRow(const RunResult& r) {
 absl::Status RunBench(const std::string& self, absl::Duration duration, Children& children,
                       const BenchDir& dir) {
   STEWARD_ASSIGN_OR_RETURN(const std::string url, steward::bench::StartBroker(children, dir));
-  const std::string bin = STEWARD_BIN_DIR;
-  STEWARD_RETURN_IF_ERROR(children.Spawn(
-      "steward-station",
-      {bin + "/station/steward-station", "--nats", url, "--data-dir", dir.File("station")},
-      dir.File("station.log")));
-  STEWARD_RETURN_IF_ERROR(children.Spawn("steward-agent",
-                                         {bin + "/agent/steward-agent", "--node", kNode, "--nats",
-                                          url, "--heartbeat", "1s", "--data-dir",
-                                          dir.File("agent")},
-                                         dir.File("agent.log")));
-  STEWARD_RETURN_IF_ERROR(children.Spawn("raw-responder",
-                                         {self, steward::bench::kRawResponderFlag, url},
-                                         dir.File("raw-responder.log")));
+  STEWARD_RETURN_IF_ERROR(steward::bench::SpawnStewardAndRaw(children, dir, url, self,
+                                                             "steward-station", "steward-agent",
+                                                             kNode));
 
   // steward: one Client shared by every thread, as the header allows.
   absl::StatusOr<std::unique_ptr<steward::station::Client>> client =
