@@ -66,11 +66,6 @@ struct Args {
   bool memory = false;  // simulated nodes keep their command logs in memory
 };
 
-// The terminal states an operator sees (station/station.h has the same list).
-bool IsTerminal(const std::string& state) {
-  return state == "succeeded" || state == "failed" || state == "timed_out" ||
-         state == "rejected" || state == "canceled" || state == "expired";
-}
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 double MiB(int64_t kib) { return static_cast<double>(kib) / 1024.0; }
@@ -128,7 +123,7 @@ absl::Status DurableCommand(steward::station::Client& client, const char* method
   }
   const std::string& id = submitted.commands(0).id();
   const steward::proto::CommandState& s = submitted.states(0);
-  if (s.state() == "succeeded") {
+  if (s.state() == steward::proto::STATE_SUCCEEDED) {
     if (stages != nullptr) {
       const auto since_ms = [t0](int64_t unix_ms) {
         return unix_ms * 1000 - absl::ToUnixMicros(t0);
@@ -139,11 +134,11 @@ absl::Status DurableCommand(steward::station::Client& client, const char* method
     }
     return absl::OkStatus();
   }
-  if (!IsTerminal(s.state())) {
-    return absl::DeadlineExceededError(absl::StrCat("command ", id, " still ", s.state(),
+  if (!steward::IsTerminal(s.state())) {
+    return absl::DeadlineExceededError(absl::StrCat("command ", id, " still ", steward::StateName(s.state()),
                                                     " after ", absl::FormatDuration(kCommandWait)));
   }
-  return absl::FailedPreconditionError(absl::StrCat("command ", id, " ", s.state(), ": ",
+  return absl::FailedPreconditionError(absl::StrCat("command ", id, " ", steward::StateName(s.state()), ": ",
                                                     s.result().error()));
 }
 
@@ -386,11 +381,11 @@ absl::StatusOr<FanoutResult> FanOut(steward::station::Client& client,
   r.total = absl::Now() - t0;
   std::vector<int64_t> created, started, finished, recorded;
   for (const steward::proto::CommandState& s : states) {
-    if (s.state() == "succeeded") {
+    if (s.state() == steward::proto::STATE_SUCCEEDED) {
       ++r.succeeded;
-    } else if (IsTerminal(s.state())) {
+    } else if (steward::IsTerminal(s.state())) {
       if (r.failed++ == 0) {
-        r.first_failure = absl::StrCat(s.node(), " ", s.state(), ": ", s.result().error());
+        r.first_failure = absl::StrCat(s.node(), " ", steward::StateName(s.state()), ": ", s.result().error());
       }
     } else {
       ++r.pending;
@@ -398,7 +393,7 @@ absl::StatusOr<FanoutResult> FanOut(steward::station::Client& client,
     created.push_back(s.created_unix_ms());
     started.push_back(s.result().started_unix_ms());
     finished.push_back(s.result().finished_unix_ms());
-    if (IsTerminal(s.state())) recorded.push_back(s.updated_unix_ms());
+    if (steward::IsTerminal(s.state())) recorded.push_back(s.updated_unix_ms());
   }
   r.pending += static_cast<int>(ids.size()) - static_cast<int>(states.size());
   const int64_t t0_ms = absl::ToUnixMillis(t0);

@@ -280,8 +280,8 @@ absl::Status DurableCommand(steward::station::Client& client, const std::string&
   STEWARD_ASSIGN_OR_RETURN(steward::proto::CommandStates states, client.Wait({id}, kCommandWait));
   if (states.commands_size() != 1) return absl::InternalError("wait: no state returned");
   const steward::proto::CommandState& s = states.commands(0);
-  if (s.state() == "succeeded") return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat("command ", id, " ", s.state(), ": ",
+  if (s.state() == steward::proto::STATE_SUCCEEDED) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("command ", id, " ", steward::StateName(s.state()), ": ",
                                                     s.result().error()));
 }
 

@@ -6,6 +6,75 @@
 
 namespace steward {
 
+const char* StateName(proto::State s) {
+  switch (s) {
+    case proto::STATE_QUEUED:
+      return "queued";
+    case proto::STATE_SENT:
+      return "sent";
+    case proto::STATE_RUNNING:
+      return "running";
+    case proto::STATE_SUCCEEDED:
+      return "succeeded";
+    case proto::STATE_FAILED:
+      return "failed";
+    case proto::STATE_TIMED_OUT:
+      return "timed_out";
+    case proto::STATE_REJECTED:
+      return "rejected";
+    case proto::STATE_CANCELED:
+      return "canceled";
+    case proto::STATE_EXPIRED:
+      return "expired";
+    case proto::STATE_AWAITING_APPROVAL:
+      return "awaiting_approval";
+    case proto::STATE_BUSY:
+      return "busy";
+    case proto::STATE_PREEMPTED:
+      return "preempted";
+    case proto::STATE_LOST:
+      return "lost";
+    default:
+      return "unspecified";
+  }
+}
+
+std::optional<proto::State> StateFromName(absl::string_view name) {
+  for (int i = proto::State_MIN; i <= proto::State_MAX; ++i) {
+    if (!proto::State_IsValid(i) || i == proto::STATE_UNSPECIFIED) continue;
+    const auto s = static_cast<proto::State>(i);
+    if (name == StateName(s)) return s;
+  }
+  return std::nullopt;
+}
+
+std::string StateNames() {
+  std::string out;
+  for (int i = proto::State_MIN; i <= proto::State_MAX; ++i) {
+    if (!proto::State_IsValid(i) || i == proto::STATE_UNSPECIFIED) continue;
+    if (!out.empty()) out += ", ";
+    out += StateName(static_cast<proto::State>(i));
+  }
+  return out;
+}
+
+bool IsTerminal(proto::State s) {
+  switch (s) {
+    case proto::STATE_SUCCEEDED:
+    case proto::STATE_FAILED:
+    case proto::STATE_TIMED_OUT:
+    case proto::STATE_REJECTED:
+    case proto::STATE_CANCELED:
+    case proto::STATE_EXPIRED:
+    case proto::STATE_BUSY:
+    case proto::STATE_PREEMPTED:
+    case proto::STATE_LOST:
+      return true;
+    default:
+      return false;
+  }
+}
+
 const char* OutcomeName(proto::Outcome o) {
   switch (o) {
     case proto::OUTCOME_SUCCEEDED:

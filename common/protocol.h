@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -46,6 +47,15 @@ inline constexpr char kCliDomain[] = "cli";
 inline int64_t NowUnixMillis() { return absl::ToUnixMillis(absl::Now()); }
 
 const char* OutcomeName(proto::Outcome o);
+// "queued", "timed_out", ...: the name operators see and the ledger stores.
+const char* StateName(proto::State s);
+// The state named `name` (as StateName writes it); nullopt for any other text.
+std::optional<proto::State> StateFromName(absl::string_view name);
+// Every state's name, in enum order, for usage messages ("queued, sent, ...").
+std::string StateNames();
+// A terminal state is final: nothing changes it but a late truth from the node
+// (a result that arrives after "expired" or "canceled").
+bool IsTerminal(proto::State s);
 const char* StageName(proto::Stage s);
 
 // NewEnvelope fills version, a fresh id, from/to, kind, method, domain and creation time.

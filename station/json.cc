@@ -92,7 +92,7 @@ std::string CommandJson(const proto::CommandState& c) {
       "{{\"id\":{},\"node\":{},\"request_id\":{},\"state\":{},\"method\":{},\"domain\":{},"
       "\"argv\":{},\"operator\":{},\"attempts\":{},\"created_unix_ms\":{},\"updated_unix_ms\":{},"
       "\"expires_unix_ms\":{},\"result\":{}}}",
-      JsonString(c.id()), JsonString(c.node()), JsonString(c.request_id()), JsonString(c.state()),
+      JsonString(c.id()), JsonString(c.node()), JsonString(c.request_id()), JsonString(StateName(c.state())),
       JsonString(e.method()), JsonString(e.domain()), Strings(e.argv()), JsonString(e.operator_()),
       c.attempts(), c.created_unix_ms(), c.updated_unix_ms(), e.expires_unix_ms(), result);
 }

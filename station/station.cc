@@ -33,16 +33,16 @@ proto::Ack OkReply(absl::string_view id, const std::string& station,
   return a;
 }
 
-std::string StateFromOutcome(proto::Outcome o) {
+proto::State StateFromOutcome(proto::Outcome o) {
   switch (o) {
     case proto::OUTCOME_SUCCEEDED:
-      return "succeeded";
+      return proto::STATE_SUCCEEDED;
     case proto::OUTCOME_TIMED_OUT:
-      return "timed_out";
+      return proto::STATE_TIMED_OUT;
     case proto::OUTCOME_REJECTED:
-      return "rejected";
+      return proto::STATE_REJECTED;
     default:
-      return "failed";  // failed, error (could not run)
+      return proto::STATE_FAILED;  // failed, error (could not run)
   }
 }
 
@@ -125,11 +125,6 @@ bool FitStates(google::protobuf::RepeatedPtrField<proto::CommandState>* states, 
     dropped = true;
   }
   return dropped;
-}
-
-bool IsTerminalState(absl::string_view state) {
-  return state == "succeeded" || state == "failed" || state == "timed_out" ||
-         state == "rejected" || state == "canceled" || state == "expired";
 }
 
 absl::StatusOr<std::unique_ptr<Station>> Station::Start(StationOptions options) {
@@ -369,7 +364,7 @@ proto::CommandState Station::NewCommand(const std::string& target, const proto::
   s.set_id(e.id());
   s.set_node(target);
   s.set_request_id(request_id);
-  s.set_state("queued");
+  s.set_state(proto::STATE_QUEUED);
   s.set_created_unix_ms(now_ms);
   s.set_updated_unix_ms(now_ms);
   return s;
@@ -391,7 +386,7 @@ void Station::SubmitCommands(std::vector<proto::CommandState> states,
           for (proto::CommandState& s : states) {
             Node& node = NodeLocked(s.node());
             node.info.set_last_command_id(s.id());
-            node.info.set_last_command_state(s.state());
+            node.info.set_last_command_state(StateName(s.state()));
             NodeChangedLocked(node);
             AddCommandLocked(std::move(s), now);
           }
@@ -424,11 +419,11 @@ void Station::AddCommandLocked(proto::CommandState s, absl::Time next_attempt) {
 
 void Station::RescheduleLocked(const std::string& id, Command& c) {
   absl::Time due = absl::InfiniteFuture();
-  const std::string& state = c.s.state();
-  if (!c.in_flight && !IsTerminalState(state)) {
+  const proto::State state = c.s.state();
+  if (!c.in_flight && !IsTerminal(state)) {
     due = c.next_attempt;
     const int64_t expires_ms = c.s.command().expires_unix_ms();
-    if ((state == "queued" || state == "sent") && expires_ms != 0) {
+    if ((state == proto::STATE_QUEUED || state == proto::STATE_SENT) && expires_ms != 0) {
       due = std::min(due, absl::FromUnixMillis(expires_ms + 1));  // Expired() is strict
     }
   }
@@ -472,7 +467,7 @@ Station::Outgoing Station::WaiterAnswerLocked(const Waiter& w) {
       auto it = commands_.find(id);
       size_t size = 0;  // out of memory: finished long ago, size unknown (FitStates cuts)
       if (it != commands_.end()) {
-        if (!IsTerminalState(it->second.s.state())) continue;
+        if (!IsTerminal(it->second.s.state())) continue;
         size = it->second.s.ByteSizeLong() + it->second.ledger_output_bytes;
       }
       if (!ids.empty() && size > room) continue;  // the next wait gets it
@@ -486,7 +481,7 @@ Station::Outgoing Station::WaiterAnswerLocked(const Waiter& w) {
   for (const std::string* id : ids) {
     std::optional<proto::CommandState> s = LookupLocked(*id);
     if (!s.has_value()) continue;
-    if (!w.any || IsTerminalState(s->state())) *states.add_commands() = std::move(*s);
+    if (!w.any || IsTerminal(s->state())) *states.add_commands() = std::move(*s);
   }
   // Several nodes' large outputs at once: an "any" waiter takes what fits (at least
   // one) and asks again for the rest, which are terminal and answered at once.
@@ -508,7 +503,7 @@ void Station::AddWaiterLocked(Waiter w, std::vector<Outgoing>& out) {
   std::vector<std::string> open;
   for (const std::string& id : w.ids) {
     auto it = commands_.find(id);
-    if (it != commands_.end() && !IsTerminalState(it->second.s.state())) open.push_back(id);
+    if (it != commands_.end() && !IsTerminal(it->second.s.state())) open.push_back(id);
   }
   std::sort(open.begin(), open.end());
   open.erase(std::unique(open.begin(), open.end()), open.end());
@@ -740,12 +735,12 @@ void Station::HandleCancel(const proto::Envelope& req, const std::string& reply)
     std::optional<proto::CommandState> s = LookupLocked(id);
     if (!s.has_value()) {
       refused = absl::StrCat("unknown command ", id);
-    } else if (IsTerminalState(s->state())) {
-      refused = absl::StrCat("command ", id, " already ", s->state());
+    } else if (IsTerminal(s->state())) {
+      refused = absl::StrCat("command ", id, " already ", StateName(s->state()));
     } else if (it == commands_.end()) {
       // In the ledger but not yet in memory: its submit is committing right now.
       refused = absl::StrCat("command ", id, " is being stored; try again");
-    } else if (s->state() == "running" || it->second.in_flight) {
+    } else if (s->state() == proto::STATE_RUNNING || it->second.in_flight) {
       refused = absl::StrCat("command ", id, " was already delivered to ", s->node());
     } else {
       to_cancel.push_back(&it->second);
@@ -757,10 +752,10 @@ void Station::HandleCancel(const proto::Envelope& req, const std::string& reply)
   auto remaining = std::make_shared<size_t>(to_cancel.size());
   proto::CommandStates out;
   for (Command* c : to_cancel) *out.add_commands() = c->s;
-  for (proto::CommandState& s : *out.mutable_commands()) s.set_state("canceled");
+  for (proto::CommandState& s : *out.mutable_commands()) s.set_state(proto::STATE_CANCELED);
   for (Command* c : to_cancel) {
     // Answer once every cancellation is in the ledger (completions run in order).
-    SetStateLocked(*c, "canceled", [this, remaining, out, reply, id = req.id()] {
+    SetStateLocked(*c, proto::STATE_CANCELED, [this, remaining, out, reply, id = req.id()] {
       if (--*remaining == 0) PublishAck(reply, OkReply(id, options_.name, out));
     });
   }
@@ -1158,19 +1153,19 @@ void Station::OnNodeAck(const std::string& id, RequestPump::Result r, nats::MsgP
 }
 
 void Station::ApplyAckLocked(Command& c, const proto::Ack& ack, std::function<void()> after_commit) {
-  // A late ACK overrides "canceled"/"expired": the node did get it, and the truth wins.
-  const std::string& state = c.s.state();
-  const bool overridable = state == "canceled" || state == "expired";
-  if (IsTerminalState(state) && !overridable) {
+  // A late ACK overrides proto::STATE_CANCELED/proto::STATE_EXPIRED: the node did get it, and the truth wins.
+  const proto::State state = c.s.state();
+  const bool overridable = state == proto::STATE_CANCELED || state == proto::STATE_EXPIRED;
+  if (IsTerminal(state) && !overridable) {
     if (after_commit) store_->Write([](sqlite::Database&) { return absl::OkStatus(); },
                                     [after_commit](absl::Status) { after_commit(); });
     return;
   }
   if (ack.stage() == proto::STAGE_RECEIVED) {
-    if (state == "running") {
+    if (state == proto::STATE_RUNNING) {
       if (after_commit) after_commit();
     } else if (after_commit) {
-      SetStateLocked(c, "running", std::move(after_commit));
+      SetStateLocked(c, proto::STATE_RUNNING, std::move(after_commit));
     } else {
       MarkRunningLocked(c);
     }
@@ -1187,21 +1182,21 @@ void Station::ApplyAckLocked(Command& c, const proto::Ack& ack, std::function<vo
   }
 }
 
-void Station::SetStateLocked(Command& c, const std::string& state, std::function<void()> after_commit) {
+void Station::SetStateLocked(Command& c, proto::State state, std::function<void()> after_commit) {
   c.s.set_state(state);
   c.s.set_updated_unix_ms(NowUnixMillis());
-  const bool terminal = IsTerminalState(state);
+  const bool terminal = IsTerminal(state);
   Node& node = NodeLocked(c.s.node());
   if (terminal) {
     c.finished = absl::Now();
     finished_.emplace_back(c.finished, c.s.id());
     node.active.erase(c.s.id());
   } else {
-    node.active.insert(c.s.id());  // e.g. a late "received" after "expired"
+    node.active.insert(c.s.id());  // e.g. a late "received" after proto::STATE_EXPIRED
   }
   RescheduleLocked(c.s.id(), c);
   if (node.info.last_command_id() == c.s.id()) {
-    node.info.set_last_command_state(state);
+    node.info.set_last_command_state(StateName(state));
     NodeChangedLocked(node);
   }
   const uint64_t write = ++c.writes;
@@ -1217,9 +1212,9 @@ void Station::SetStateLocked(Command& c, const std::string& state, std::function
       // Committed and its waiters answered: a large output now lives in the ledger only.
       auto it = commands_.find(id);
       // Only when this write is the command's last: a newer state (a late result over
-      // "expired") is not in the ledger yet.
+      // proto::STATE_EXPIRED) is not in the ledger yet.
       if (st.ok() && it != commands_.end() && it->second.writes == write &&
-          IsTerminalState(it->second.s.state())) {
+          IsTerminal(it->second.s.state())) {
         proto::Ack* r = it->second.s.mutable_result();
         const size_t bytes = r->stdout().size() + r->stderr().size();
         if (bytes > kKeepOutputBytes) {
@@ -1254,10 +1249,10 @@ void Station::DispatchDueLocked(absl::Time now, std::vector<Dispatch>& sends) {
     if (it == commands_.end()) continue;
     Command& c = it->second;
     c.due = absl::InfiniteFuture();
-    if (IsTerminalState(c.s.state()) || c.in_flight) continue;
-    const std::string& state = c.s.state();
-    if ((state == "queued" || state == "sent") && Expired(c.s.command(), now_ms)) {
-      SetStateLocked(c, "expired", nullptr);
+    if (IsTerminal(c.s.state()) || c.in_flight) continue;
+    const proto::State state = c.s.state();
+    if ((state == proto::STATE_QUEUED || state == proto::STATE_SENT) && Expired(c.s.command(), now_ms)) {
+      SetStateLocked(c, proto::STATE_EXPIRED, nullptr);
       continue;
     }
     if (c.next_attempt > now) {
@@ -1278,12 +1273,12 @@ void Station::DispatchDueLocked(absl::Time now, std::vector<Dispatch>& sends) {
         c.s.node(), subjects::Kind::kCommand, c.s.command().method(), c.s.command().domain());
     if (!subject.ok()) {
       *c.s.mutable_result() = RejectAck(id, options_.name, subject.status().message());
-      SetStateLocked(c, "rejected", nullptr);
+      SetStateLocked(c, proto::STATE_REJECTED, nullptr);
       continue;
     }
     c.in_flight = true;
     c.s.set_attempts(c.s.attempts() + 1);
-    if (state == "queued") c.s.set_state("sent");
+    if (state == proto::STATE_QUEUED) c.s.set_state(proto::STATE_SENT);
     sends.push_back(Dispatch{id, subject->ToString(), c.s.command().SerializeAsString()});
   }
   for (const std::string& id : later) {
@@ -1295,12 +1290,12 @@ void Station::DispatchDueLocked(absl::Time now, std::vector<Dispatch>& sends) {
 void Station::NodeChangedLocked(const Node& node) { dirty_nodes_.insert(node.info.name()); }
 
 void Station::MarkRunningLocked(Command& c) {
-  c.s.set_state("running");
+  c.s.set_state(proto::STATE_RUNNING);
   c.s.set_updated_unix_ms(NowUnixMillis());
   Node& node = NodeLocked(c.s.node());
-  node.active.insert(c.s.id());  // e.g. a late "received" after "expired"
+  node.active.insert(c.s.id());  // e.g. a late "received" after proto::STATE_EXPIRED
   if (node.info.last_command_id() == c.s.id()) {
-    node.info.set_last_command_state("running");
+    node.info.set_last_command_state(StateName(proto::STATE_RUNNING));
     NodeChangedLocked(node);
   }
   unsaved_running_.insert(c.s.id());
@@ -1310,7 +1305,7 @@ void Station::FlushRunningLocked() {
   for (const std::string& id : unsaved_running_) {
     auto it = commands_.find(id);
     // Ended meanwhile: its final state is queued already and says more.
-    if (it != commands_.end() && it->second.s.state() == "running") {
+    if (it != commands_.end() && it->second.s.state() == proto::STATE_RUNNING) {
       store_->Write(Store::PutCommand(it->second.s));
     }
   }
@@ -1333,8 +1328,8 @@ void Station::HousekeepLocked(absl::Time now, std::vector<Outgoing>& out) {
     const auto [at, id] = std::move(finished_.front());
     finished_.pop_front();
     auto it = commands_.find(id);
-    // A later state (a late ACK overriding "expired") filed a newer entry: keep it.
-    if (it != commands_.end() && IsTerminalState(it->second.s.state()) && it->second.finished == at) {
+    // A later state (a late ACK overriding proto::STATE_EXPIRED) filed a newer entry: keep it.
+    if (it != commands_.end() && IsTerminal(it->second.s.state()) && it->second.finished == at) {
       commands_.erase(it);
     }
   }

@@ -155,7 +155,7 @@ class Station {
   // `after_commit` (may be empty) runs once that write committed.
   void ApplyAckLocked(Command& c, const proto::Ack& ack, std::function<void()> after_commit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SetStateLocked(Command& c, const std::string& state, std::function<void()> after_commit)
+  void SetStateLocked(Command& c, proto::State state, std::function<void()> after_commit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HeardFromLocked(const std::string& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TransitionLocked(Node& node, bool online, const std::string& reason)
@@ -234,9 +234,6 @@ class Station {
 
   std::vector<std::thread> threads_;
 };
-
-// Terminal command states an operator sees.
-bool IsTerminalState(absl::string_view state);
 
 // Makes `states` fit `limit` bytes (a reply within the broker's max payload): caps
 // stdout and stderr at the largest size that fits, flagging what it cut as truncated

@@ -76,7 +76,6 @@ namespace {
 
 using steward::proto::CommandState;
 using steward::station::Client;
-using steward::station::IsTerminalState;
 
 constexpr int kExitUnknown = 255;
 
@@ -95,8 +94,8 @@ std::string Ago(int64_t unix_ms) {
 // The exit status a finished command maps to, ssh style.
 int ExitStatusOf(const CommandState& s) {
   const steward::proto::Ack& r = s.result();
-  if (!IsTerminalState(s.state())) return kExitUnknown;
-  if (s.state() == "rejected" || s.state() == "expired" || s.state() == "canceled") return kExitUnknown;
+  if (!steward::IsTerminal(s.state())) return kExitUnknown;
+  if (s.state() == steward::proto::STATE_REJECTED || s.state() == steward::proto::STATE_EXPIRED || s.state() == steward::proto::STATE_CANCELED) return kExitUnknown;
   if (r.term_signal() != 0) return 128 + r.term_signal();
   if (r.outcome() == steward::proto::OUTCOME_ERROR) return kExitUnknown;
   return r.exit_code() >= 0 ? r.exit_code() : kExitUnknown;
@@ -105,9 +104,9 @@ int ExitStatusOf(const CommandState& s) {
 // One line on stderr saying why a command did not simply exit.
 std::string Why(const CommandState& s) {
   const steward::proto::Ack& r = s.result();
-  if (s.state() == "rejected") return fmt::format("rejected by {}: {}", s.node(), r.error());
-  if (s.state() == "expired" || s.state() == "canceled") {
-    return fmt::format("command {} {} before {} ran it", s.id(), s.state(), s.node());
+  if (s.state() == steward::proto::STATE_REJECTED) return fmt::format("rejected by {}: {}", s.node(), r.error());
+  if (s.state() == steward::proto::STATE_EXPIRED || s.state() == steward::proto::STATE_CANCELED) {
+    return fmt::format("command {} {} before {} ran it", s.id(), steward::StateName(s.state()), s.node());
   }
   if (r.outcome() == steward::proto::OUTCOME_ERROR) {
     return fmt::format("{} could not run the command: {}", s.node(), r.error());
@@ -200,7 +199,7 @@ int Send(Client& client, std::vector<std::string> args) {
   for (const auto& ref : submitted->commands()) remaining.push_back(ref.id());
   int rc = 0;
   for (const CommandState& s : submitted->states()) {
-    if (!steward::station::IsTerminalState(s.state())) continue;
+    if (!steward::IsTerminal(s.state())) continue;
     PrintResult(s, fanout);
     rc = std::max(rc, ExitStatusOf(s));
     remaining.erase(std::remove(remaining.begin(), remaining.end(), s.id()), remaining.end());
@@ -219,15 +218,15 @@ int Send(Client& client, std::vector<std::string> args) {
   if (!late.ok()) return Fail(std::string(late.status().message()));
   if (!fanout) {
     const CommandState& s = late->commands(0);
-    if (s.state() == "running") {
+    if (s.state() == steward::proto::STATE_RUNNING) {
       return Fail(fmt::format("command {} still running on {} after {} (stewardctl show {})", s.id(),
                               s.node(), absl::FormatDuration(wait), s.id()));
     }
     return Fail(fmt::format("node {} did not answer within {}; command {} stays {} (stewardctl show {})",
-                            s.node(), absl::FormatDuration(wait), s.id(), s.state(), s.id()));
+                            s.node(), absl::FormatDuration(wait), s.id(), steward::StateName(s.state()), s.id()));
   }
   std::vector<std::string> names;
-  for (const CommandState& s : late->commands()) names.push_back(s.node() + " (" + s.state() + ")");
+  for (const CommandState& s : late->commands()) names.push_back(s.node() + " (" + steward::StateName(s.state()) + ")");
   fmt::print(stderr,
              "stewardctl: no result yet after {} from {} of {} nodes: {}\n"
              "stewardctl: their commands stay queued and run when the nodes are heard from "
@@ -250,8 +249,8 @@ int Ping(Client& client, const std::vector<std::string>& args) {
 
 void PrintCommandRow(const CommandState& s) {
   const auto& r = s.result();
-  std::string outcome = s.state();
-  if (s.has_result() && r.stage() == steward::proto::STAGE_RESULT && s.state() != "rejected") {
+  std::string outcome = steward::StateName(s.state());
+  if (s.has_result() && r.stage() == steward::proto::STAGE_RESULT && s.state() != steward::proto::STATE_REJECTED) {
     outcome += r.term_signal() != 0 ? fmt::format(" (signal {})", r.term_signal())
                                     : fmt::format(" (exit {})", r.exit_code());
   }
@@ -326,7 +325,7 @@ int Show(Client& client, const std::vector<std::string>& ids) {
     const auto& r = s.result();
     fmt::print("command {}\n  node: {}\n  request: {}\n  state: {}\n  argv: {}\n  operator: {}\n"
                "  attempts: {}\n  created: {}\n  updated: {}\n",
-               s.id(), s.node(), s.request_id(), s.state(), absl::StrJoin(s.command().argv(), " "),
+               s.id(), s.node(), s.request_id(), steward::StateName(s.state()), absl::StrJoin(s.command().argv(), " "),
                s.command().operator_(), s.attempts(), Ago(s.created_unix_ms()), Ago(s.updated_unix_ms()));
     if (s.has_result()) {
       fmt::print("  outcome: {}\n  exit code: {}\n  signal: {}\n", steward::OutcomeName(r.outcome()),
@@ -573,7 +572,7 @@ int Audit(Client& client) {
     }
     const std::string when = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(s.created_unix_ms()),
                                               absl::UTCTimeZone());
-    fmt::print("{}  {:<28} {:<12} {:<10} {} {}\n", when, s.command().operator_(), s.node(), s.state(),
+    fmt::print("{}  {:<28} {:<12} {:<10} {} {}\n", when, s.command().operator_(), s.node(), steward::StateName(s.state()),
                s.command().method(), absl::StrJoin(s.command().argv(), " "));
   }
   NoteIncomplete(*r);

@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "absl/synchronization/notification.h"
 #include "common/log.h"
+#include "common/protocol.h"
 #include "common/status_macros.h"
 
 namespace steward::station {
@@ -66,11 +67,6 @@ const std::vector<std::string>& Migrations() {
       "CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
   };
   return *m;
-}
-
-bool IsTerminal(const std::string& s) {
-  return s == "succeeded" || s == "failed" || s == "timed_out" || s == "rejected" ||
-         s == "canceled" || s == "expired";
 }
 
 }  // namespace
@@ -165,7 +161,7 @@ Store::Op Store::PutCommand(proto::CommandState c) {
     STEWARD_RETURN_IF_ERROR(st.Bind(1, c.id()));
     STEWARD_RETURN_IF_ERROR(st.Bind(2, c.node()));
     STEWARD_RETURN_IF_ERROR(st.Bind(3, c.request_id()));
-    STEWARD_RETURN_IF_ERROR(st.Bind(4, c.state()));
+    STEWARD_RETURN_IF_ERROR(st.Bind(4, std::string(StateName(c.state()))));
     STEWARD_RETURN_IF_ERROR(st.Bind(5, int64_t{IsTerminal(c.state()) ? 1 : 0}));
     STEWARD_RETURN_IF_ERROR(st.Bind(6, c.created_unix_ms()));
     STEWARD_RETURN_IF_ERROR(st.Bind(7, c.updated_unix_ms()));
@@ -349,6 +345,13 @@ absl::StatusOr<std::vector<proto::CommandState>> Store::QueryCommands(
     if (!row) break;
     proto::CommandState c;
     if (!c.ParseFromString(st.ColumnBlob(0))) return absl::DataLossError("corrupt command record");
+    // The column is the state of record: ledgers of 0.1.0 kept it as text only.
+    std::optional<proto::State> state = StateFromName(st.ColumnText(1));
+    if (!state.has_value()) {
+      return absl::DataLossError(absl::StrCat("command ", c.id(), " has unknown state \"",
+                                              st.ColumnText(1), "\""));
+    }
+    c.set_state(*state);
     out.push_back(std::move(c));
   }
   return out;
@@ -356,26 +359,26 @@ absl::StatusOr<std::vector<proto::CommandState>> Store::QueryCommands(
 
 absl::StatusOr<std::vector<proto::CommandState>> Store::ActiveCommands() {
   absl::MutexLock lock(&read_mu_);
-  return QueryCommands("SELECT record FROM commands WHERE terminal = 0 ORDER BY id", {}, -1);
+  return QueryCommands("SELECT record, state FROM commands WHERE terminal = 0 ORDER BY id", {}, -1);
 }
 
 absl::StatusOr<std::optional<proto::CommandState>> Store::GetCommand(const std::string& id) {
   absl::MutexLock lock(&read_mu_);
-  STEWARD_ASSIGN_OR_RETURN(auto rows, QueryCommands("SELECT record FROM commands WHERE id = ?1", {id}, -1));
+  STEWARD_ASSIGN_OR_RETURN(auto rows, QueryCommands("SELECT record, state FROM commands WHERE id = ?1", {id}, -1));
   if (rows.empty()) return std::optional<proto::CommandState>();
   return std::optional<proto::CommandState>(std::move(rows[0]));
 }
 
 absl::StatusOr<std::vector<proto::CommandState>> Store::ByRequest(const std::string& request_id) {
   absl::MutexLock lock(&read_mu_);
-  return QueryCommands("SELECT record FROM commands WHERE request_id = ?1 ORDER BY node", {request_id}, -1);
+  return QueryCommands("SELECT record, state FROM commands WHERE request_id = ?1 ORDER BY node", {request_id}, -1);
 }
 
 absl::StatusOr<std::vector<proto::CommandState>> Store::History(const std::string& node,
                                                                 const std::string& state, int limit) {
   absl::MutexLock lock(&read_mu_);
   return QueryCommands(
-      "SELECT record FROM commands WHERE (?1 = '' OR node = ?1) AND (?2 = '' OR state = ?2) "
+      "SELECT record, state FROM commands WHERE (?1 = '' OR node = ?1) AND (?2 = '' OR state = ?2) "
       "ORDER BY id DESC LIMIT ?3",
       {node, state}, limit > 0 ? limit : 20);
 }

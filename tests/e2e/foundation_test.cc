@@ -87,7 +87,7 @@ TEST_CASE("stewardctl send returns remote output and exit status", "[integration
   CHECK(r.out == "/tmp\nhi\n");
 }
 
-TEST_CASE("stewardctl ping reports a round trip; unknown nodes are offline", "[integration][e2e]") {
+TEST_CASE("stewardctl ping reports a round trip and unknown nodes are offline", "[integration][e2e]") {
   Cluster c;
   c.StartStation();
   c.StartAgent("ship1");
@@ -117,7 +117,7 @@ TEST_CASE("stewardctl without a station exits 255 with the reason", "[integratio
   CHECK_THAT(r.err, Catch::Contains("station not reachable"));
 }
 
-TEST_CASE("garbage, unknown methods and misaddressed envelopes are rejected; the agent goes on",
+TEST_CASE("garbage, unknown methods and misaddressed envelopes are rejected and the agent goes on",
           "[integration][e2e]") {
   Cluster c;
   c.StartStation();

@@ -75,7 +75,7 @@ steward::proto::CommandStates WaitAll(Cluster& c, const std::vector<std::string>
       if (states.ok()) {
         last = *states;
         bool done = true;
-        for (const auto& s : states->commands()) done = done && steward::station::IsTerminalState(s.state());
+        for (const auto& s : states->commands()) done = done && steward::IsTerminal(s.state());
         if (done) return last;
       }
     }
@@ -88,9 +88,9 @@ void CheckRanOnceEach(const steward::proto::CommandStates& states, const std::fi
   REQUIRE(states.commands_size() == n);
   int succeeded = 0;
   for (const auto& s : states.commands()) {
-    INFO(s.id() << " " << s.state() << " " << s.result().error());
-    CHECK(s.state() == "succeeded");
-    succeeded += s.state() == "succeeded";
+    INFO(s.id() << " " << steward::StateName(s.state()) << " " << s.result().error());
+    CHECK(s.state() == steward::proto::STATE_SUCCEEDED);
+    succeeded += s.state() == steward::proto::STATE_SUCCEEDED;
   }
   CHECK(succeeded == n);
   std::map<std::string, int> lines = Lines(file);
@@ -151,7 +151,7 @@ TEST_CASE("a result produced while the station is down is recorded when it retur
   c.StartStation();
   auto states = WaitAll(c, {id}, absl::Seconds(20));
   REQUIRE(states.commands_size() == 1);
-  CHECK(states.commands(0).state() == "succeeded");
+  CHECK(states.commands(0).state() == steward::proto::STATE_SUCCEEDED);
   CHECK(states.commands(0).result().stdout() == "done\n");
 }
 
@@ -174,12 +174,12 @@ TEST_CASE("kill -9 of the agent while a command runs: not run twice, and the led
   auto states = WaitAll(c, {id}, absl::Seconds(30));
   REQUIRE(states.commands_size() == 1);
   const auto& s = states.commands(0);
-  CHECK(s.state() == "failed");
+  CHECK(s.state() == steward::proto::STATE_FAILED);
   CHECK_THAT(s.result().error(), Catch::Contains("interrupted"));
   CHECK(ReadFile(file) == "run\n");
 }
 
-TEST_CASE("fan-out: one id per node under one request; missing nodes are listed and served later",
+TEST_CASE("fan-out: one id per node under one request, missing nodes are listed and served later",
           "[integration][ledger]") {
   Cluster c;
   c.StartStation();
@@ -236,7 +236,7 @@ TEST_CASE("cancel, expiry and history", "[integration][ledger]") {
   const std::string expiring = r.out.substr(r.out.find(' ') + 1, 26);
   auto states = WaitAll(c, {expiring}, absl::Seconds(10));
   REQUIRE(states.commands_size() == 1);
-  CHECK(states.commands(0).state() == "expired");
+  CHECK(states.commands(0).state() == steward::proto::STATE_EXPIRED);
 
   // The node comes: neither command runs.
   c.StartAgent("ship9");
@@ -256,7 +256,7 @@ TEST_CASE("cancel, expiry and history", "[integration][ledger]") {
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
 }
 
-TEST_CASE("ledger survives a station restart; nodes table and history too", "[integration][ledger]") {
+TEST_CASE("ledger survives a station restart with its nodes table and history too", "[integration][ledger]") {
   Cluster c;
   c.StartStation();
   c.StartAgent("ship1");
@@ -314,7 +314,7 @@ TEST_CASE("a silent node is offline within 3 heartbeats and online at its next h
   CHECK_FALSE(next_state(absl::Seconds(3)).has_value());
 }
 
-TEST_CASE("send-and-wait in one round trip; waiters are answered once, each with what it asked",
+TEST_CASE("send-and-wait in one round trip, waiters are answered once, each with what it asked",
           "[integration][ledger]") {
   Cluster c;
   c.StartStation();
@@ -336,7 +336,7 @@ TEST_CASE("send-and-wait in one round trip; waiters are answered once, each with
   // Answered once the command ended, with its result.
   steward::proto::SubmitReply r = submit({"ship1"}, {"echo", "hi"}, absl::Seconds(10));
   REQUIRE(r.states_size() == 1);
-  CHECK(r.states(0).state() == "succeeded");
+  CHECK(r.states(0).state() == steward::proto::STATE_SUCCEEDED);
   CHECK(r.states(0).result().stdout() == "hi\n");
   CHECK(r.states(0).id() == r.commands(0).id());
 
@@ -346,7 +346,7 @@ TEST_CASE("send-and-wait in one round trip; waiters are answered once, each with
   CHECK(absl::Now() - t0 >= absl::Milliseconds(650));
   REQUIRE(r.states_size() == 2);
   std::map<std::string, std::string> by_node;
-  for (const auto& s : r.states()) by_node[s.node()] = s.state();
+  for (const auto& s : r.states()) by_node[s.node()] = steward::StateName(s.state());
   CHECK(by_node["ship1"] == "succeeded");
   CHECK((by_node["ghost"] == "queued" || by_node["ghost"] == "sent"));
 
@@ -369,11 +369,11 @@ TEST_CASE("send-and-wait in one round trip; waiters are answered once, each with
   for (int i = 0; i < 3; ++i) {
     REQUIRE(got[i].ok());
     REQUIRE(got[i]->commands_size() >= 1);
-    CHECK(got[i]->commands(0).state() == "succeeded");
+    CHECK(got[i]->commands(0).state() == steward::proto::STATE_SUCCEEDED);
   }
   REQUIRE(got[3].ok());
   REQUIRE(got[3]->commands_size() == 1);
-  CHECK(got[3]->commands(0).state() == "running");
+  CHECK(got[3]->commands(0).state() == steward::proto::STATE_RUNNING);
 }
 
 TEST_CASE("answers with large outputs fit the broker's max payload", "[integration][ledger]") {
@@ -397,7 +397,7 @@ TEST_CASE("answers with large outputs fit the broker's max payload", "[integrati
   size_t total = 0;
   int truncated = 0;
   for (const auto& s : submitted->states()) {
-    CHECK(s.state() == "succeeded");
+    CHECK(s.state() == steward::proto::STATE_SUCCEEDED);
     total += s.result().stdout().size();
     truncated += s.result().stdout_truncated() ? 1 : 0;
   }

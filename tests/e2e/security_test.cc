@@ -167,7 +167,7 @@ TEST_CASE("node credentials are confined to the node's own subjects", "[integrat
                   .ok());
 }
 
-TEST_CASE("a node's events count only with its pinned key; operators must sign", "[integration][security]") {
+TEST_CASE("a node's events count only with its pinned key, and operators must sign", "[integration][security]") {
   Cluster c(Cluster::Secure{});
   c.StartStation();
   c.StartAgent("ship1");
@@ -215,7 +215,7 @@ TEST_CASE("a node's events count only with its pinned key; operators must sign",
   CHECK_THAT(r.out, Catch::Contains("echo hi"));
 }
 
-TEST_CASE("a command outside the node's ACL is rejected and recorded; one inside runs",
+TEST_CASE("a command outside the node's ACL is rejected and recorded, one inside runs",
           "[integration][security]") {
   Cluster c(Cluster::Secure{});
   c.StartStation();

@@ -15,7 +15,7 @@ proto::CommandState WithOutput(const std::string& id, size_t out, size_t err) {
   proto::CommandState s;
   s.set_id(id);
   s.set_node("ship1");
-  s.set_state("succeeded");
+  s.set_state(steward::proto::STATE_SUCCEEDED);
   s.mutable_command()->add_argv("cat");
   s.mutable_result()->set_stdout(std::string(out, 'o'));
   s.mutable_result()->set_stderr(std::string(err, 'e'));
@@ -40,7 +40,7 @@ TEST_CASE("states that fit are left alone", "[station][fit]") {
   CHECK_FALSE(states[0].result().stdout_truncated());
 }
 
-TEST_CASE("large outputs share the room; small ones stay whole", "[station][fit]") {
+TEST_CASE("large outputs share the room, small ones stay whole", "[station][fit]") {
   constexpr size_t kLimit = (size_t{1} << 20) - 1024;
   States states;
   *states.Add() = WithOutput("a", 700000, 0);
