@@ -75,6 +75,21 @@ bool IsTerminal(proto::State s) {
   }
 }
 
+const char* NodeStatusName(proto::NodeStatus s) {
+  switch (s) {
+    case proto::NODE_UNKNOWN:
+      return "unknown";
+    case proto::NODE_ONLINE:
+      return "online";
+    case proto::NODE_OFFLINE:
+      return "offline";
+    case proto::NODE_PENDING:
+      return "pending";
+    default:
+      return "unspecified";
+  }
+}
+
 const char* OutcomeName(proto::Outcome o) {
   switch (o) {
     case proto::OUTCOME_SUCCEEDED:

@@ -38,6 +38,7 @@ inline constexpr char kStationLogs[] = "logs";
 inline constexpr char kStationAccept[] = "accept";
 inline constexpr char kStationAcl[] = "acl";
 inline constexpr char kStationAudit[] = "audit";
+inline constexpr char kStationForget[] = "forget";
 // The station's command that sets a node's ACL.
 inline constexpr char kMethodSetAcl[] = "setacl";
 // Published by the station when a node goes online or offline.
@@ -57,6 +58,8 @@ std::string StateNames();
 // (a result that arrives after "expired" or "canceled").
 bool IsTerminal(proto::State s);
 const char* StageName(proto::Stage s);
+// "unknown", "online", "offline", "pending".
+const char* NodeStatusName(proto::NodeStatus s);
 
 // NewEnvelope fills version, a fresh id, from/to, kind, method, domain and creation time.
 proto::Envelope NewEnvelope(absl::string_view from, absl::string_view to, proto::Kind kind,

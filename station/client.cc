@@ -97,6 +97,14 @@ absl::StatusOr<proto::CommandStates> Client::History(const proto::HistoryRequest
   return ParseAs<proto::CommandStates>(Call(kStationHistory, req.SerializeAsString(), timeout));
 }
 
+absl::StatusOr<proto::AclReply> Client::Forget(const std::string& node, bool cancel,
+                                               absl::Duration timeout) {
+  proto::ForgetRequest req;
+  req.set_node(node);
+  req.set_cancel(cancel);
+  return ParseAs<proto::AclReply>(Call(kStationForget, req.SerializeAsString(), timeout));
+}
+
 absl::StatusOr<proto::AclReply> Client::Accept(const std::string& node, absl::Duration timeout) {
   proto::AcceptRequest req;
   req.set_node(node);

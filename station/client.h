@@ -53,6 +53,10 @@ class Client {
                                               absl::Duration timeout);
   absl::StatusOr<proto::PingReply> Ping(const std::string& node, absl::Duration wait);
   absl::StatusOr<proto::NodesReply> Nodes(const std::string& node, absl::Duration timeout);
+  // Forget removes a node from the station's tables (refused while it has unfinished
+  // commands, unless `cancel`: then they are canceled first).
+  absl::StatusOr<proto::AclReply> Forget(const std::string& node, bool cancel,
+                                         absl::Duration timeout);
 
   const ClientOptions& options() const { return options_; }
 
