@@ -16,7 +16,7 @@
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "station/client.h"
-#include "station/station.h"
+#include "common/protocol.h"
 #include "tests/testing/cluster.h"
 
 using steward::testing::Cluster;

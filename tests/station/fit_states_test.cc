@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "station/station.h"
+#include "station/reply_fit.h"
 
 namespace steward::station {
 namespace {

@@ -8,7 +8,7 @@
 #include <map>
 
 #include "common/protocol.h"
-#include "station/store.h"
+#include "station/ledger/store.h"
 
 namespace steward::station {
 namespace {
@@ -26,7 +26,7 @@ std::string CopyFixture() {
 TEST_CASE("a 0.1.0 ledger opens and keeps every command's state", "[station][upgrade]") {
   const std::string dir = CopyFixture();
   {
-    auto store = Store::Open(dir);
+    auto store = ledger::Store::Open(dir);
     REQUIRE(store.ok());
     auto active = (*store)->ActiveCommands();
     REQUIRE(active.ok());
@@ -34,12 +34,12 @@ TEST_CASE("a 0.1.0 ledger opens and keeps every command's state", "[station][upg
     CHECK(active->front().node() == "ship2");
     CHECK(active->front().state() == proto::STATE_QUEUED);
 
-    auto all = (*store)->History("", "", 100);
+    auto all = (*store)->History("", proto::STATE_UNSPECIFIED, 100);
     REQUIRE(all.ok());
     std::map<std::string, int> by_state;
     for (const proto::CommandState& c : *all) ++by_state[StateName(c.state())];
     CHECK(by_state == std::map<std::string, int>{{"failed", 1}, {"queued", 1}, {"succeeded", 4}});
-    auto failed = (*store)->History("ship1", "failed", 10);
+    auto failed = (*store)->History("ship1", proto::STATE_FAILED, 10);
     REQUIRE(failed.ok());
     REQUIRE(failed->size() == 1);
     CHECK(failed->front().result().exit_code() == 3);

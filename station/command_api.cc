@@ -1,0 +1,168 @@
+#include "station/command_api.h"
+
+#include <algorithm>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/ids.h"
+#include "common/protocol.h"
+#include "subjects/subject.h"
+
+namespace steward::station {
+namespace {
+
+constexpr int64_t kMaxWaitMs = 3600 * 1000;
+
+}  // namespace
+
+CommandApi::CommandApi(Core& core, Rpc& rpc) : core_(core), rpc_(rpc) {
+  rpc.Handle<proto::SubmitRequest>(kStationSubmit, [this](const Call& c, proto::SubmitRequest r) {
+    Submit(c, std::move(r));
+  });
+  rpc.Handle<proto::WaitRequest>(kStationWait, [this](const Call& c, proto::WaitRequest r) {
+    Wait(c, std::move(r));
+  });
+  rpc.Handle<proto::CancelRequest>(kStationCancel, [this](const Call& c, proto::CancelRequest r) {
+    Cancel(c, std::move(r));
+  });
+}
+
+void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
+  const proto::Envelope& tmpl = req.command();
+  if (tmpl.method() == kMethodSetAcl) {
+    return rpc_.Reject(call, "setacl is sent by the station (stewardctl acl)");
+  }
+  std::vector<std::string> targets(req.nodes().begin(), req.nodes().end());
+  for (const std::string* token : {&tmpl.method(), &tmpl.domain()}) {
+    if (absl::Status st = subjects::ValidateToken(*token); !st.ok()) return rpc_.Reject(call, st.message());
+  }
+  for (const std::string& n : targets) {
+    if (absl::Status st = subjects::ValidateToken(n); !st.ok()) return rpc_.Reject(call, st.message());
+  }
+  if (req.all_nodes()) {
+    absl::MutexLock lock(&core_.model.mu);
+    // Every node heard from: a name never heard from (a typo) is not a target.
+    for (std::string& n : core_.model.nodes.Names(/*heard_only=*/true)) targets.push_back(std::move(n));
+  }
+  std::sort(targets.begin(), targets.end());
+  targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
+  if (targets.empty()) return rpc_.Reject(call, "no target nodes");
+  proto::SubmitReply out;
+  out.set_request_id(NewId());
+  std::vector<proto::CommandState> states;
+  for (const std::string& target : targets) {
+    absl::StatusOr<proto::CommandState> s = core_.NewCommand(target, tmpl, out.request_id(), call.op());
+    if (!s.ok()) return rpc_.Fail(call, s.status());
+    proto::CommandRef* ref = out.add_commands();
+    ref->set_node(target);
+    ref->set_id(s->id());
+    states.push_back(*std::move(s));
+  }
+  const int64_t wait_ms = std::clamp<int64_t>(req.wait_ms(), 0, kMaxWaitMs);
+  core_.Submit(std::move(states), [this, call, out, wait_ms](absl::Status st) {
+    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
+    if (wait_ms == 0) return rpc_.Ok(call, out);
+    Waiter w;
+    for (const proto::CommandRef& c : out.commands()) w.ids.push_back(c.id());
+    w.reply = call.reply;
+    w.deadline = absl::Now() + absl::Milliseconds(wait_ms);
+    w.submit = out;
+    w.request_id = call.id();
+    core_.AddWaiter(std::move(w));
+  });
+}
+
+void CommandApi::Wait(const Call& call, proto::WaitRequest req) {
+  std::vector<std::string> ids(req.ids().begin(), req.ids().end());
+  // Every id must be known: in memory, or in the ledger.
+  std::vector<std::string> unseen;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    for (const std::string& id : ids) {
+      if (core_.model.commands.Find(id) == nullptr) unseen.push_back(id);
+    }
+  }
+  for (const std::string& id : unseen) {
+    absl::StatusOr<std::optional<proto::CommandState>> s = core_.store().GetCommand(id);
+    if (!s.ok()) return rpc_.Error(call, s.status().message());
+    if (!s->has_value()) return rpc_.Reject(call, absl::StrCat("unknown command ", id));
+  }
+  Waiter w;
+  w.ids = std::move(ids);
+  w.any = req.any();
+  w.reply = call.reply;
+  w.deadline = absl::Now() + absl::Milliseconds(std::clamp<int64_t>(req.wait_ms(), 0, kMaxWaitMs));
+  core_.AddWaiter(std::move(w));
+}
+
+void CommandApi::Cancel(const Call& call, proto::CancelRequest req) {
+  std::vector<std::string> ids(req.ids().begin(), req.ids().end());
+  // Every id is checked before any is canceled: a cancel is all or nothing.
+  std::vector<std::string> not_in_memory;
+  std::string refused;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    for (const std::string& id : ids) {
+      const proto::CommandState* s = core_.model.commands.Find(id);
+      if (s == nullptr) {
+        not_in_memory.push_back(id);
+      } else if (IsTerminal(s->state())) {
+        refused = absl::StrCat("command ", id, " already ", StateName(s->state()));
+        break;
+      }
+    }
+  }
+  if (!refused.empty()) return rpc_.Reject(call, refused);
+  for (const std::string& id : not_in_memory) {
+    absl::StatusOr<std::optional<proto::CommandState>> s = core_.store().GetCommand(id);
+    if (!s.ok()) return rpc_.Error(call, s.status().message());
+    if (!s->has_value()) return rpc_.Reject(call, absl::StrCat("unknown command ", id));
+    if (IsTerminal((*s)->state())) {
+      return rpc_.Reject(call, absl::StrCat("command ", id, " already ", StateName((*s)->state())));
+    }
+    // In the ledger but not yet in memory: its submit is committing right now.
+    return rpc_.Reject(call, absl::StrCat("command ", id, " is being stored; try again"));
+  }
+  proto::CommandStates out;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    // Checked again under this lock: a command may have been delivered meanwhile.
+    for (const std::string& id : ids) {
+      const proto::CommandState* s = core_.model.commands.Find(id);
+      if (s == nullptr || IsTerminal(s->state()) || s->state() == proto::STATE_RUNNING) {
+        refused = absl::StrCat("command ", id, " changed meanwhile; look again (stewardctl show ", id, ")");
+        break;
+      }
+    }
+    if (refused.empty()) {
+      Changes changes;
+      const absl::Time now = absl::Now();
+      for (const std::string& id : ids) {
+        if (absl::Status st = core_.model.commands.Cancel(id, now, changes); !st.ok()) {
+          refused = std::string(st.message());  // in flight right now; the rest stays
+          break;
+        }
+        *out.add_commands() = *core_.model.commands.Find(id);
+      }
+      core_.ApplyLocked(changes);
+    }
+  }
+  if (!refused.empty() && out.commands_size() == 0) return rpc_.Reject(call, refused);
+  // Answered once every cancellation is in the ledger (writes complete in order).
+  core_.AfterWrites([this, call, out, refused](absl::Status) {
+    bool durable = true;
+    {
+      absl::MutexLock lock(&core_.model.mu);
+      for (const proto::CommandState& s : out.commands()) durable = durable && core_.model.commands.Durable(s.id());
+    }
+    if (!durable) return rpc_.Error(call, "ledger write failed: the cancellation is not stored yet");
+    if (!refused.empty()) {
+      return rpc_.Reject(call, absl::StrCat(refused, " (", out.commands_size(), " canceled before it)"));
+    }
+    rpc_.Ok(call, out);
+  });
+}
+
+}  // namespace steward::station

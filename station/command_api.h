@@ -1,0 +1,27 @@
+// CommandApi: what operators do with commands. submit (to nodes, a list, or every
+// node heard from; optionally waiting for the results in the same round trip), wait
+// (for all or any of a list of ids) and cancel (commands not yet delivered).
+//
+// A submit is answered only once its commands are in the ledger; a cancel once the
+// cancellations are.
+#pragma once
+
+#include "station/core.h"
+#include "station/rpc.h"
+
+namespace steward::station {
+
+class CommandApi {
+ public:
+  CommandApi(Core& core, Rpc& rpc);
+
+ private:
+  void Submit(const Call& call, proto::SubmitRequest req);
+  void Wait(const Call& call, proto::WaitRequest req);
+  void Cancel(const Call& call, proto::CancelRequest req);
+
+  Core& core_;
+  Rpc& rpc_;
+};
+
+}  // namespace steward::station

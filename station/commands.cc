@@ -1,0 +1,355 @@
+#include "station/commands.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/protocol.h"
+
+namespace steward::station {
+
+proto::State StateFromOutcome(proto::Outcome o) {
+  switch (o) {
+    case proto::OUTCOME_SUCCEEDED:
+      return proto::STATE_SUCCEEDED;
+    case proto::OUTCOME_TIMED_OUT:
+      return proto::STATE_TIMED_OUT;
+    case proto::OUTCOME_REJECTED:
+      return proto::STATE_REJECTED;
+    default:
+      return proto::STATE_FAILED;  // failed, error (could not run)
+  }
+}
+
+namespace {
+
+// States a late truth from the node overrides: it did get the command after all.
+bool Overridable(proto::State s) { return s == proto::STATE_CANCELED || s == proto::STATE_EXPIRED; }
+
+bool Undelivered(proto::State s) { return s == proto::STATE_QUEUED || s == proto::STATE_SENT; }
+
+}  // namespace
+
+CommandTable::CommandTable(CommandTableOptions options) : options_(std::move(options)) {}
+
+CommandTable::Command* CommandTable::Get(const std::string& id) {
+  auto it = commands_.find(id);
+  return it == commands_.end() ? nullptr : &it->second;
+}
+
+void CommandTable::Add(proto::CommandState s, absl::Time next_attempt) {
+  const std::string id = s.id();
+  if (!IsTerminal(s.state())) active_[s.node()].insert(id);
+  Command& c = commands_[id];
+  if (c.due != absl::InfiniteFuture()) schedule_.erase({c.due, id});
+  c = Command{};
+  c.s = std::move(s);
+  c.next_attempt = next_attempt;
+  Reschedule(id, c);
+}
+
+const proto::CommandState* CommandTable::Find(const std::string& id) const {
+  auto it = commands_.find(id);
+  return it == commands_.end() ? nullptr : &it->second.s;
+}
+
+bool CommandTable::OutputInLedgerOnly(const std::string& id, size_t* bytes) const {
+  auto it = commands_.find(id);
+  if (it == commands_.end() || !it->second.output_in_ledger_only) return false;
+  if (bytes != nullptr) *bytes = it->second.ledger_output_bytes;
+  return true;
+}
+
+std::vector<std::string> CommandTable::Unfinished(const std::string& node) const {
+  auto it = active_.find(node);
+  if (it == active_.end()) return {};
+  return {it->second.begin(), it->second.end()};
+}
+
+size_t CommandTable::Pending(const std::string& node) const {
+  auto it = active_.find(node);
+  return it == active_.end() ? 0 : it->second.size();
+}
+
+absl::Time CommandTable::NextDue() const {
+  return schedule_.empty() ? absl::InfiniteFuture() : schedule_.begin()->first;
+}
+
+void CommandTable::Reschedule(const std::string& id, Command& c) {
+  absl::Time due = absl::InfiniteFuture();
+  const proto::State state = c.s.state();
+  if (!c.in_flight && !IsTerminal(state)) {
+    due = c.next_attempt;
+    const int64_t expires_ms = c.s.command().expires_unix_ms();
+    if (Undelivered(state) && expires_ms != 0) {
+      due = std::min(due, absl::FromUnixMillis(expires_ms + 1));  // Expired() is strict
+    }
+  }
+  if (due == c.due) return;
+  if (c.due != absl::InfiniteFuture()) schedule_.erase({c.due, id});
+  c.due = due;
+  if (due == absl::InfiniteFuture()) return;
+  auto [it, inserted] = schedule_.emplace(due, id);
+  if (it == schedule_.begin()) sooner_ = true;
+}
+
+void CommandTable::Write(Command& c, Changes& changes) {
+  changes.writes.push_back(CommandWrite{c.s, ++c.writes, nullptr});
+}
+
+void CommandTable::SetState(Command& c, proto::State state, absl::Time now, Changes& changes) {
+  const std::string& id = c.s.id();
+  c.s.set_state(state);
+  c.s.set_updated_unix_ms(absl::ToUnixMillis(now));
+  unsaved_running_.erase(id);
+  if (IsTerminal(state)) {
+    c.finished = now;
+    finished_.emplace_back(now, id);
+    auto a = active_.find(c.s.node());
+    if (a != active_.end()) {
+      a->second.erase(id);
+      if (a->second.empty()) active_.erase(a);
+    }
+  } else {
+    active_[c.s.node()].insert(id);  // e.g. a late "received" after "expired"
+  }
+  Reschedule(id, c);
+  changes.states.push_back(StateChange{c.s.node(), id, state});
+  Write(c, changes);
+}
+
+void CommandTable::MarkRunning(Command& c, absl::Time now, Changes& changes) {
+  // Nobody waits on this write, and a quick command's result usually replaces it: the
+  // ledger gets it with the next Housekeep unless the command ended first. After a
+  // crash in between the ledger says "queued", and the node, asked again, answers
+  // with what it recorded.
+  c.s.set_state(proto::STATE_RUNNING);
+  c.s.set_updated_unix_ms(absl::ToUnixMillis(now));
+  active_[c.s.node()].insert(c.s.id());
+  unsaved_running_.insert(c.s.id());
+  changes.states.push_back(StateChange{c.s.node(), c.s.id(), proto::STATE_RUNNING});
+}
+
+void CommandTable::RetryLater(Command& c, absl::Time now) {
+  absl::Duration backoff = options_.initial_backoff;
+  for (int i = 1; i < c.s.attempts() && backoff < options_.max_backoff; ++i) backoff *= 2;
+  c.next_attempt = now + std::min(backoff, options_.max_backoff);
+}
+
+std::vector<Dispatch> CommandTable::TakeDue(
+    absl::Time now, const std::function<Gate(const proto::CommandState&)>& gate, Changes& changes) {
+  const int64_t now_ms = absl::ToUnixMillis(now);
+  std::vector<Dispatch> sends;
+  std::vector<std::string> later;  // not sendable yet: filed again after the sweep
+  while (!schedule_.empty() && schedule_.begin()->first <= now) {
+    const std::string id = schedule_.begin()->second;
+    schedule_.erase(schedule_.begin());
+    Command* c = Get(id);
+    if (c == nullptr) continue;
+    c->due = absl::InfiniteFuture();
+    if (IsTerminal(c->s.state()) || c->in_flight) continue;
+    if (Undelivered(c->s.state()) && Expired(c->s.command(), now_ms)) {
+      SetState(*c, proto::STATE_EXPIRED, now, changes);
+      continue;
+    }
+    if (c->next_attempt > now) {
+      later.push_back(id);
+      continue;
+    }
+    if (gate && gate(c->s) == Gate::kPark) {
+      c->next_attempt = absl::InfiniteFuture();
+      later.push_back(id);
+      continue;
+    }
+    c->in_flight = true;
+    c->s.set_attempts(c->s.attempts() + 1);
+    if (c->s.state() == proto::STATE_QUEUED) {
+      // In memory only: a crash before the next write leaves "queued", and the
+      // command is sent again (the node answers a repeat from its record).
+      c->s.set_state(proto::STATE_SENT);
+      changes.states.push_back(StateChange{c->s.node(), id, proto::STATE_SENT});
+    }
+    sends.push_back(Dispatch{id, c->s.command()});
+  }
+  for (const std::string& id : later) {
+    if (Command* c = Get(id)) Reschedule(id, *c);
+  }
+  return sends;
+}
+
+void CommandTable::ApplyReceived(Command& c, absl::Time now, Changes& changes) {
+  if (c.s.state() != proto::STATE_RUNNING) MarkRunning(c, now, changes);
+  // Ask again if no result has come by the end of its run time.
+  c.next_attempt = now + absl::Milliseconds(c.s.command().timeout_ms()) + options_.result_grace;
+  Reschedule(c.s.id(), c);
+}
+
+void CommandTable::ApplyResult(Command& c, const proto::Ack& ack, absl::Time now, Changes& changes) {
+  *c.s.mutable_result() = ack;
+  c.output_in_ledger_only = false;
+  c.ledger_output_bytes = 0;
+  SetState(c, StateFromOutcome(ack.outcome()), now, changes);
+}
+
+void CommandTable::OnReply(const std::string& id, const proto::Ack& ack, absl::Time now,
+                           Changes& changes) {
+  Command* c = Get(id);
+  if (c == nullptr) return;
+  c->in_flight = false;
+  if (IsTerminal(c->s.state()) && !Overridable(c->s.state())) {
+    Reschedule(id, *c);
+    return;
+  }
+  if (ack.stage() == proto::STAGE_RECEIVED) {
+    ApplyReceived(*c, now, changes);
+  } else if (ack.stage() == proto::STAGE_RESULT) {
+    ApplyResult(*c, ack, now, changes);
+  } else {
+    RetryLater(*c, now);
+    Reschedule(id, *c);
+  }
+}
+
+void CommandTable::OnTimeout(const std::string& id, absl::Time now) {
+  Command* c = Get(id);
+  if (c == nullptr) return;
+  c->in_flight = false;
+  RetryLater(*c, now);
+  Reschedule(id, *c);
+}
+
+void CommandTable::OnNoResponders(const std::string& id) {
+  Command* c = Get(id);
+  if (c == nullptr) return;
+  c->in_flight = false;
+  c->next_attempt = absl::InfiniteFuture();
+  Reschedule(id, *c);
+}
+
+void CommandTable::OnShutdown(const std::string& id) {
+  Command* c = Get(id);
+  if (c == nullptr) return;
+  c->in_flight = false;
+  Reschedule(id, *c);
+}
+
+void CommandTable::Unpark(const std::string& node, absl::Time now) {
+  auto it = active_.find(node);
+  if (it == active_.end()) return;
+  for (const std::string& id : it->second) {
+    Command* c = Get(id);
+    if (c == nullptr || c->in_flight || c->next_attempt != absl::InfiniteFuture()) continue;
+    c->next_attempt = now;
+    Reschedule(id, *c);
+  }
+}
+
+CommandTable::ResultFate CommandTable::OnResult(const std::string& id, const std::string& from,
+                                                const proto::Ack& ack, absl::Time now,
+                                                Changes& changes) {
+  Command* c = Get(id);
+  if (c == nullptr) return ResultFate::kUnknown;
+  if (c->s.node() != from) return ResultFate::kWrongNode;
+  if (IsTerminal(c->s.state()) && !Overridable(c->s.state())) return ResultFate::kRepeat;
+  ApplyResult(*c, ack, now, changes);
+  return ResultFate::kApplied;
+}
+
+absl::Status CommandTable::CanCancel(const std::string& id) const {
+  auto it = commands_.find(id);
+  if (it == commands_.end()) return absl::NotFoundError(absl::StrCat("command ", id, " is not in memory"));
+  const Command& c = it->second;
+  if (IsTerminal(c.s.state())) {
+    return absl::FailedPreconditionError(absl::StrCat("command ", id, " already ", StateName(c.s.state())));
+  }
+  if (c.s.state() == proto::STATE_RUNNING || c.in_flight) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("command ", id, " was already delivered to ", c.s.node()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CommandTable::Cancel(const std::string& id, absl::Time now, Changes& changes) {
+  if (absl::Status st = CanCancel(id); !st.ok()) return st;
+  SetState(*Get(id), proto::STATE_CANCELED, now, changes);
+  return absl::OkStatus();
+}
+
+void CommandTable::Finish(const std::string& id, proto::State state, proto::Ack result,
+                          absl::Time now, Changes& changes) {
+  Command* c = Get(id);
+  if (c == nullptr) return;
+  *c->s.mutable_result() = std::move(result);
+  SetState(*c, state, now, changes);
+}
+
+bool CommandTable::Committed(const std::string& id, uint64_t seq, bool ok) {
+  Command* c = Get(id);
+  if (c == nullptr) return false;
+  if (ok) c->committed = std::max(c->committed, seq);
+  if (seq == c->writes) {
+    if (ok) {
+      failed_writes_.erase(id);
+    } else {
+      failed_writes_.insert(id);
+    }
+  }
+  // Only the command's last write says its final word: a newer state (a late result
+  // over "expired") may still be on its way to the ledger.
+  if (!ok || seq != c->writes || !IsTerminal(c->s.state())) return false;
+  // Committed and about to be answered: a large output now lives in the ledger only.
+  proto::Ack* r = c->s.mutable_result();
+  const size_t bytes = r->stdout().size() + r->stderr().size();
+  if (bytes > options_.keep_output_bytes) {
+    r->clear_stdout();
+    r->clear_stderr();
+    c->output_in_ledger_only = true;
+    c->ledger_output_bytes = bytes;
+  }
+  return true;
+}
+
+bool CommandTable::Durable(const std::string& id) const {
+  auto it = commands_.find(id);
+  return it != commands_.end() && it->second.committed == it->second.writes;
+}
+
+void CommandTable::Rewrite(const std::string& id, Changes& changes) {
+  if (Command* c = Get(id)) {
+    failed_writes_.erase(id);
+    Write(*c, changes);
+  }
+}
+
+void CommandTable::FlushRunning(Changes& changes) {
+  for (const std::string& id : unsaved_running_) {
+    Command* c = Get(id);
+    // Ended meanwhile: its final state is queued already and says more.
+    if (c != nullptr && c->s.state() == proto::STATE_RUNNING) Write(*c, changes);
+  }
+  unsaved_running_.clear();
+}
+
+void CommandTable::Housekeep(absl::Time now, Changes& changes) {
+  FlushRunning(changes);
+  for (const std::string& id : failed_writes_) {
+    if (Command* c = Get(id)) Write(*c, changes);
+  }
+  failed_writes_.clear();
+  while (!finished_.empty() && now - finished_.front().first > options_.keep_finished) {
+    const auto [at, id] = std::move(finished_.front());
+    finished_.pop_front();
+    auto it = commands_.find(id);
+    // A later state (a late ACK overriding "expired") filed a newer entry: keep it.
+    // So is a command whose final word is not in the ledger yet.
+    if (it != commands_.end() && IsTerminal(it->second.s.state()) && it->second.finished == at &&
+        it->second.committed == it->second.writes) {
+      commands_.erase(it);
+    } else if (it != commands_.end() && it->second.finished == at) {
+      it->second.finished = now;  // look again later
+      finished_.emplace_back(now, id);
+    }
+  }
+}
+
+}  // namespace steward::station

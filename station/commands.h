@@ -1,0 +1,208 @@
+// CommandTable: the life of every command the station holds in memory.
+//
+//   queued --dispatch--> sent --"received"--> running --result--> succeeded | failed |
+//                                                                 timed_out | rejected
+//   queued/sent --past its expiry--> expired        queued/sent --cancel--> canceled
+//
+// Around that: retry with backoff when a node does not answer, park when it has no
+// responders (or a gate says so) until Unpark, ask again about a running command whose
+// result is late, a schedule of when each command must be looked at next (the dispatcher
+// never scans the table), and forgetting finished commands after keep_finished.
+//
+// Pure: no NATS, no SQLite and no clock of its own (every call is given `now`). Each
+// change the ledger must hold comes back as a CommandWrite in `Changes` for the caller
+// to queue; Committed() then tells the table which writes are durable. A late truth
+// from a node (a result after "expired" or "canceled") overrides those two states.
+//
+//   CommandTable table(options);
+//   table.Add(state, now);
+//   Changes changes;
+//   for (Dispatch& d : table.TakeDue(now, gate, changes)) send(d);
+//   table.OnReply(id, ack, now, changes);   // the node's "received"
+//
+// Not thread-safe: the station calls it under its model mutex.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "proto/steward.pb.h"
+
+namespace steward::station {
+
+struct CommandTableOptions {
+  absl::Duration initial_backoff = absl::Milliseconds(500);  // doubles per attempt
+  absl::Duration max_backoff = absl::Seconds(30);
+  // After a command's execution timeout, how long to wait for its result before asking
+  // the node again (it answers with what it recorded).
+  absl::Duration result_grace = absl::Seconds(10);
+  // Terminal commands stay in memory this long (for waiters), then only in the ledger.
+  absl::Duration keep_finished = absl::Seconds(30);
+  // A finished command keeps its output in memory up to this size once committed;
+  // larger ones are read back from the ledger when asked for.
+  size_t keep_output_bytes = 4096;
+};
+
+// A ledger write the table asks for: the command's whole record as of one change.
+struct CommandWrite {
+  proto::CommandState record;
+  uint64_t seq = 0;  // the command's write number, for Committed()
+  // Runs once the write committed (or failed); set by the caller, never by the table.
+  std::function<void(absl::Status)> then;
+};
+
+// A change of a command's state, whether the ledger gets it now or later.
+struct StateChange {
+  std::string node;
+  std::string id;
+  proto::State state;
+};
+
+struct Changes {
+  std::vector<CommandWrite> writes;  // in order
+  std::vector<StateChange> states;
+};
+
+// A command for the dispatcher to send now.
+struct Dispatch {
+  std::string id;
+  proto::Envelope command;
+};
+
+// What a gate says of a command whose time has come.
+enum class Gate {
+  kSend,
+  kPark,  // hold it until Unpark (its node is offline, or not accepted yet)
+};
+
+class CommandTable {
+ public:
+  explicit CommandTable(CommandTableOptions options = {});
+
+  // Add takes a committed command (just submitted, or unfinished in the ledger at
+  // start), to be looked at from `next_attempt` on.
+  void Add(proto::CommandState s, absl::Time next_attempt);
+  // The command as held in memory; nullptr when it is not (finished long ago, or never).
+  const proto::CommandState* Find(const std::string& id) const;
+  // Whether `id` is finished and its output was dropped from memory (it is in the
+  // ledger); `bytes` is that output's size.
+  bool OutputInLedgerOnly(const std::string& id, size_t* bytes = nullptr) const;
+  // Unfinished commands of `node`, in no order.
+  std::vector<std::string> Unfinished(const std::string& node) const;
+  size_t Pending(const std::string& node) const;
+  size_t size() const { return commands_.size(); }
+
+  // When the next command is due (InfiniteFuture when none).
+  absl::Time NextDue() const;
+  // Whether a command became due sooner than any before it since the last call (the
+  // dispatcher, asleep until the old first one, must look again).
+  bool TakeSooner() { return std::exchange(sooner_, false); }
+  // TakeDue looks at each command whose time has come: expires it, parks it when
+  // `gate` says so, or hands it out to be sent (marked in flight; "queued" becomes
+  // "sent").
+  std::vector<Dispatch> TakeDue(absl::Time now,
+                                const std::function<Gate(const proto::CommandState&)>& gate,
+                                Changes& changes);
+
+  // How a dispatch ended. Each clears the in-flight mark.
+  // The node answered with `ack` ("received", or the result it recorded).
+  void OnReply(const std::string& id, const proto::Ack& ack, absl::Time now, Changes& changes);
+  // No answer in time, or an answer that made no sense: try again with backoff.
+  void OnTimeout(const std::string& id, absl::Time now);
+  // Nobody listens on the node's subject: parked until Unpark.
+  void OnNoResponders(const std::string& id);
+  // The station is stopping: the command is left as it is.
+  void OnShutdown(const std::string& id);
+  // Makes `node`'s parked commands due now (it was heard from, or accepted).
+  void Unpark(const std::string& node, absl::Time now);
+
+  // What became of a result a node sent.
+  enum class ResultFate {
+    kApplied,     // its state changed: the last write in `changes` records it
+    kRepeat,      // it is terminal already: nothing changed
+    kUnknown,     // no such command in memory (the caller looks in the ledger)
+    kWrongNode,   // not a command of the node that sent it
+  };
+  ResultFate OnResult(const std::string& id, const std::string& from, const proto::Ack& ack,
+                      absl::Time now, Changes& changes);
+
+  // Cancel ends a command that was not delivered: FailedPrecondition says why it cannot
+  // ("already succeeded", "already delivered to ship1"); NotFound when not in memory.
+  absl::Status Cancel(const std::string& id, absl::Time now, Changes& changes);
+  // CanCancel says whether Cancel would succeed now, and why not.
+  absl::Status CanCancel(const std::string& id) const;
+  // Ends `id` with `state` and `result` (the station's own verdict: a subject it cannot
+  // build, a reinstalled node).
+  void Finish(const std::string& id, proto::State state, proto::Ack result, absl::Time now,
+              Changes& changes);
+
+  // Committed reports that write `seq` of `id` committed (ok) or failed. True when `id`
+  // is terminal and that write was its last: its waiters can be answered.
+  bool Committed(const std::string& id, uint64_t seq, bool ok);
+  // Whether every write of `id` queued so far has committed.
+  bool Durable(const std::string& id) const;
+  // Rewrite queues `id`'s record again (its last write failed, and a node offers the
+  // result again).
+  void Rewrite(const std::string& id, Changes& changes);
+
+  // Housekeep queues the "running" states nobody waited for, writes again the records
+  // whose last write failed, and forgets commands finished more than keep_finished ago
+  // (once their final state is durable).
+  void Housekeep(absl::Time now, Changes& changes);
+  // Queues the "running" states not yet written (also at shutdown).
+  void FlushRunning(Changes& changes);
+
+ private:
+  struct Command {
+    proto::CommandState s;
+    absl::Time next_attempt;
+    bool in_flight = false;
+    absl::Time finished = absl::InfiniteFuture();  // when it became terminal
+    // Its key in schedule_; InfiniteFuture while in flight, parked, or terminal.
+    absl::Time due = absl::InfiniteFuture();
+    bool output_in_ledger_only = false;
+    size_t ledger_output_bytes = 0;
+    uint64_t writes = 0;     // ledger writes queued
+    uint64_t committed = 0;  // the last write that committed
+  };
+
+  Command* Get(const std::string& id);
+  // Recomputes when the dispatcher must look at `c` next and files it in schedule_.
+  void Reschedule(const std::string& id, Command& c);
+  void SetState(Command& c, proto::State state, absl::Time now, Changes& changes);
+  void MarkRunning(Command& c, absl::Time now, Changes& changes);
+  void Write(Command& c, Changes& changes);
+  void RetryLater(Command& c, absl::Time now);
+  void ApplyReceived(Command& c, absl::Time now, Changes& changes);
+  void ApplyResult(Command& c, const proto::Ack& ack, absl::Time now, Changes& changes);
+
+  const CommandTableOptions options_;
+  // Every unfinished command, and finished ones for keep_finished.
+  absl::flat_hash_map<std::string, Command> commands_;
+  // (due, id) of the commands the dispatcher must look at, soonest first.
+  std::set<std::pair<absl::Time, std::string>> schedule_;
+  // (finished, id), oldest first: when to forget finished commands.
+  std::deque<std::pair<absl::Time, std::string>> finished_;
+  // node -> its unfinished commands.
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> active_;
+  // Running, and the ledger does not say so yet.
+  absl::flat_hash_set<std::string> unsaved_running_;
+  // Whose last write failed: Housekeep writes them again.
+  absl::flat_hash_set<std::string> failed_writes_;
+  bool sooner_ = false;
+};
+
+// The terminal state a node's result means.
+proto::State StateFromOutcome(proto::Outcome o);
+
+}  // namespace steward::station

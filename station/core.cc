@@ -1,0 +1,290 @@
+#include "station/core.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "common/signing.h"
+#include "common/status_macros.h"
+#include "station/reply_fit.h"
+#include "subjects/subject.h"
+
+namespace steward::station {
+
+proto::Ack OkAck(absl::string_view id, const std::string& station,
+                 const google::protobuf::Message& body) {
+  proto::Ack a = NewAck(id, station, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
+  a.set_payload(body.SerializeAsString());
+  return a;
+}
+
+namespace {
+
+CommandTableOptions TableOptions(const StationOptions& o) {
+  CommandTableOptions t;
+  t.initial_backoff = o.initial_backoff;
+  t.max_backoff = o.max_backoff;
+  t.result_grace = o.result_grace;
+  t.keep_finished = o.keep_finished;
+  return t;
+}
+
+}  // namespace
+
+Model::Model(const StationOptions& o) : commands(TableOptions(o)), nodes(o.default_heartbeat) {}
+
+Core::Core(const StationOptions& options, ledger::Store& store, natsConnection* conn,
+           RequestPump& pump)
+    : model(options), options_(options), store_(store), conn_(conn), pump_(pump) {}
+
+absl::Status Core::Load() {
+  STEWARD_ASSIGN_OR_RETURN(std::vector<proto::NodeInfo> nodes, store_.Nodes());
+  STEWARD_ASSIGN_OR_RETURN(std::vector<proto::CommandState> active, store_.ActiveCommands());
+  STEWARD_ASSIGN_OR_RETURN(auto settings, store_.Settings());
+  if (!active.empty() || !nodes.empty()) {
+    STEWARD_LOG_INFO("ledger: {} nodes, {} unfinished commands", nodes.size(), active.size());
+  }
+  absl::MutexLock lock(&model.mu);
+  model.nodes.Load(std::move(nodes));
+  STEWARD_RETURN_IF_ERROR(model.access.Load(settings));
+  // Ask every node about its unfinished commands: it answers with what it recorded.
+  const absl::Time now = absl::Now();
+  for (proto::CommandState& s : active) model.commands.Add(std::move(s), now);
+  return absl::OkStatus();
+}
+
+size_t Core::ReplyLimit() const { return station::ReplyLimit(conn_); }
+
+void Core::Reply(const std::string& reply, const proto::Ack& ack) {
+  if (reply.empty()) return;
+  if (absl::Status st = nats::Publish(conn_, reply, ack.SerializeAsString()); !st.ok()) {
+    STEWARD_LOG_WARNING("reply: {}", st.ToString());
+  }
+}
+
+void Core::Publish(const std::string& subject, const std::string& data) {
+  if (subject.empty()) return;
+  if (absl::Status st = nats::Publish(conn_, subject, data); !st.ok()) {
+    STEWARD_LOG_WARNING("publish to {}: {}", subject, st.ToString());
+  }
+}
+
+absl::StatusOr<proto::CommandState> Core::NewCommand(const std::string& target,
+                                                     const proto::Envelope& tmpl,
+                                                     const std::string& request_id,
+                                                     const std::string& op) const {
+  const int64_t now_ms = NowUnixMillis();
+  proto::CommandState s;
+  proto::Envelope& e = *s.mutable_command();
+  e = NewEnvelope(options_.name, target, proto::KIND_COMMAND, tmpl.method(), tmpl.domain());
+  e.mutable_argv()->CopyFrom(tmpl.argv());
+  e.mutable_shell()->CopyFrom(tmpl.shell());
+  e.set_payload(tmpl.payload());
+  e.set_timeout_ms(tmpl.timeout_ms() > 0 ? tmpl.timeout_ms()
+                                         : absl::ToInt64Milliseconds(options_.default_timeout));
+  e.set_expires_unix_ms(tmpl.expires_unix_ms() > 0
+                            ? tmpl.expires_unix_ms()
+                            : now_ms + absl::ToInt64Milliseconds(options_.default_ttl));
+  e.set_request_id(request_id);
+  e.set_operator_(op);
+  if (options_.key.has_value()) {
+    if (absl::Status st = signing::SignEnvelope(e, *options_.key); !st.ok()) {
+      return absl::InternalError(absl::StrCat("signing the command for ", target, ": ", st.message()));
+    }
+  }
+  s.set_id(e.id());
+  s.set_node(target);
+  s.set_request_id(request_id);
+  s.set_state(proto::STATE_QUEUED);
+  s.set_created_unix_ms(now_ms);
+  s.set_updated_unix_ms(now_ms);
+  return s;
+}
+
+void Core::Submit(std::vector<proto::CommandState> states, std::function<void(absl::Status)> done) {
+  auto ops = std::make_shared<std::vector<ledger::Store::Op>>();
+  for (const proto::CommandState& s : states) ops->push_back(ledger::Store::PutCommand(s));
+  store_.Write(
+      [ops](sqlite::Database& db) -> absl::Status {
+        for (ledger::Store::Op& op : *ops) STEWARD_RETURN_IF_ERROR(op(db));
+        return absl::OkStatus();
+      },
+      [this, states = std::move(states), done = std::move(done)](absl::Status st) mutable {
+        if (st.ok()) {
+          absl::MutexLock lock(&model.mu);
+          const absl::Time now = absl::Now();
+          for (proto::CommandState& s : states) {
+            NodeTable::Node& node = model.nodes.Get(s.node());
+            node.info.set_last_command_id(s.id());
+            node.info.set_last_command_state(StateName(s.state()));
+            model.nodes.Changed(s.node());
+            model.commands.Add(std::move(s), now);
+          }
+          if (model.commands.TakeSooner()) model.wake = true;
+        }
+        if (done) done(st);
+      });
+}
+
+absl::StatusOr<std::vector<proto::CommandState>> Core::States(const std::vector<std::string>& ids) {
+  std::vector<std::optional<proto::CommandState>> found(ids.size());
+  {
+    absl::MutexLock lock(&model.mu);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const proto::CommandState* s = model.commands.Find(ids[i]);
+      if (s != nullptr && !model.commands.OutputInLedgerOnly(ids[i])) found[i] = *s;
+    }
+  }
+  std::vector<proto::CommandState> out;
+  out.reserve(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!found[i].has_value()) {
+      STEWARD_ASSIGN_OR_RETURN(found[i], store_.GetCommand(ids[i]));
+      if (!found[i].has_value()) return absl::NotFoundError(absl::StrCat("unknown command ", ids[i]));
+    }
+    out.push_back(*std::move(found[i]));
+  }
+  return out;
+}
+
+void Core::ApplyLocked(Changes& changes) {
+  for (const StateChange& c : changes.states) {
+    NodeTable::Node* node = model.nodes.Find(c.node);
+    if (node != nullptr && node->info.last_command_id() == c.id) {
+      node->info.set_last_command_state(StateName(c.state));
+      model.nodes.Changed(c.node);
+    }
+  }
+  for (CommandWrite& w : changes.writes) {
+    const std::string id = w.record.id();
+    store_.Write(ledger::Store::PutCommand(std::move(w.record)),
+                 [this, id, seq = w.seq, then = std::move(w.then)](absl::Status st) {
+                   if (!st.ok()) STEWARD_LOG_ERROR("ledger write of {}: {}", id, st.ToString());
+                   if (then) then(st);
+                   std::vector<Waiter> ready;
+                   {
+                     absl::MutexLock lock(&model.mu);
+                     if (model.commands.Committed(id, seq, st.ok())) ready = model.waiters.Ended(id);
+                   }
+                   Answer(std::move(ready));
+                 });
+  }
+  changes = Changes{};
+  if (model.commands.TakeSooner()) model.wake = true;
+}
+
+void Core::AfterWrites(std::function<void(absl::Status)> fn) {
+  store_.Write([](sqlite::Database&) { return absl::OkStatus(); }, std::move(fn));
+}
+
+std::string Core::AnswerOf(const Waiter& w) {
+  const size_t limit = ReplyLimit();
+  std::vector<std::string> ids;
+  if (w.any) {
+    // Choose the finished commands that fit before copying or reading any: a fan-out
+    // of large outputs is collected one reply at a time, each with what fits.
+    absl::MutexLock lock(&model.mu);
+    absl::flat_hash_set<std::string> seen;
+    size_t room = limit;
+    for (const std::string& id : w.ids) {
+      if (!seen.insert(id).second) continue;
+      const proto::CommandState* s = model.commands.Find(id);
+      size_t size = 0;  // out of memory: finished long ago, size unknown (FitStates cuts)
+      if (s != nullptr) {
+        if (!IsTerminal(s->state()) || !model.commands.Durable(id)) continue;
+        size_t ledger_bytes = 0;
+        model.commands.OutputInLedgerOnly(id, &ledger_bytes);
+        size = s->ByteSizeLong() + ledger_bytes;
+      }
+      if (!ids.empty() && size > room) continue;  // the next wait gets it
+      ids.push_back(id);
+      room -= std::min(size, room);
+    }
+  } else {
+    ids = w.ids;
+  }
+  proto::CommandStates states;
+  for (const std::string& id : ids) {
+    absl::StatusOr<std::vector<proto::CommandState>> s = States({id});
+    if (!s.ok()) {
+      if (!absl::IsNotFound(s.status())) STEWARD_LOG_ERROR("ledger read {}: {}", id, s.status().ToString());
+      continue;
+    }
+    if (!w.any || IsTerminal(s->front().state())) *states.add_commands() = std::move(s->front());
+  }
+  // Several nodes' large outputs at once: an "any" waiter takes what fits (at least
+  // one) and asks again for the rest, which are terminal and answered at once.
+  while (w.any && states.commands_size() > 1 && states.ByteSizeLong() > limit) {
+    states.mutable_commands()->RemoveLast();
+  }
+  // Still too large: outputs are cut (flagged truncated; the ledger keeps them whole).
+  FitStates(states.mutable_commands(), limit, /*may_drop=*/false);
+  if (w.submit.has_value()) {
+    proto::SubmitReply out = *w.submit;
+    out.mutable_states()->Swap(states.mutable_commands());
+    return OkAck(w.request_id, options_.name, out).SerializeAsString();
+  }
+  return OkAck("", options_.name, states).SerializeAsString();
+}
+
+void Core::Answer(std::vector<Waiter> ready) {
+  for (const Waiter& w : ready) Publish(w.reply, AnswerOf(w));
+}
+
+void Core::AddWaiter(Waiter w) {
+  std::optional<Waiter> now;
+  {
+    absl::MutexLock lock(&model.mu);
+    // Open: not yet terminal, or its final state is not durable yet (then its commit
+    // answers the waiter). Commands out of memory are finished and in the ledger.
+    auto open = [this](const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu) {
+      const proto::CommandState* s = model.commands.Find(id);
+      return s != nullptr && !(IsTerminal(s->state()) && model.commands.Durable(id));
+    };
+    now = model.waiters.Add(std::move(w), absl::Now(), open);
+  }
+  if (now.has_value()) Answer({*std::move(now)});
+}
+
+void Core::HeardFromLocked(const std::string& node, absl::Time now, Effects& effects) {
+  std::optional<Transition> t = model.nodes.HeardFrom(node, now);
+  if (!t.has_value()) return;
+  RecordLocked(*t, effects);
+  model.commands.Unpark(node, now);  // parked commands go out at once
+  if (model.commands.TakeSooner()) model.wake = true;
+}
+
+void Core::RecordLocked(const Transition& t, Effects& effects) {
+  STEWARD_LOG_INFO("node {} is {} ({})", t.node, t.online ? "online" : "offline", t.reason);
+  store_.Write(ledger::Store::AddTransition(t.node, t.online, t.at_ms, t.reason));
+  if (const NodeTable::Node* n = model.nodes.Find(t.node)) {
+    store_.Write(ledger::Store::PutNode(n->info));
+  }
+  effects.transitions.push_back(t);
+}
+
+void Core::Run(Effects& effects) {
+  for (const auto& [reply, ack] : effects.replies) Reply(reply, ack);
+  for (const Transition& t : effects.transitions) {
+    proto::NodeState ns;
+    ns.set_node(t.node);
+    ns.set_online(t.online);
+    ns.set_at_unix_ms(t.at_ms);
+    ns.set_reason(t.reason);
+    proto::Envelope ev =
+        NewEnvelope(options_.name, options_.name, proto::KIND_EVENT, kEventNodeState, t.node);
+    ev.set_payload(ns.SerializeAsString());
+    absl::StatusOr<subjects::Subject> subject =
+        subjects::Make(options_.name, subjects::Kind::kEvent, kEventNodeState, t.node);
+    if (subject.ok()) Publish(subject->ToString(), ev.SerializeAsString());
+  }
+  Answer(std::move(effects.ready));
+  effects = Effects{};
+}
+
+}  // namespace steward::station

@@ -1,0 +1,135 @@
+// Core: what the station's rooms share. The model (the command, node, waiter and
+// access tables under one mutex), the ledger, the NATS connection, and the glue that
+// turns table changes into ledger writes, node rows, waiter answers and NodeState
+// events.
+//
+// The rule every room follows: lock model.mu, change the tables, queue the ledger
+// writes (ApplyLocked; queueing is not I/O, and doing it under the lock keeps each
+// command's writes in order), unlock, then do the I/O: replies, publications, ledger
+// reads. Nothing is said to an agent or an operator before the write it depends on
+// has committed: a write's follow-up (CommandWrite::then) runs after the commit, with
+// its status.
+//
+// Thread-safe.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/nats.h"
+#include "common/request_pump.h"
+#include "proto/steward.pb.h"
+#include "station/access.h"
+#include "station/commands.h"
+#include "station/ledger/store.h"
+#include "station/nodes.h"
+#include "station/options.h"
+#include "station/waiters.h"
+
+namespace steward::station {
+
+// What a room must still do once it has released model.mu.
+struct Effects {
+  std::vector<Transition> transitions;  // NodeState events to publish
+  std::vector<Waiter> ready;            // waiters to answer
+  std::vector<std::pair<std::string, proto::Ack>> replies;  // (reply subject, ACK)
+};
+
+// The station's memory.
+struct Model {
+  explicit Model(const StationOptions& o);
+
+  absl::Mutex mu;
+  CommandTable commands ABSL_GUARDED_BY(mu);
+  NodeTable nodes ABSL_GUARDED_BY(mu);
+  WaiterTable waiters ABSL_GUARDED_BY(mu);
+  AccessRules access ABSL_GUARDED_BY(mu);
+  // The dispatcher sleeps until the next due command; this wakes it sooner.
+  bool wake ABSL_GUARDED_BY(mu) = false;
+};
+
+class Core {
+ public:
+  Core(const StationOptions& options, ledger::Store& store, natsConnection* conn,
+       RequestPump& pump);
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+
+  // Load fills the model from the ledger (at start, before anything is served).
+  absl::Status Load();
+
+  const StationOptions& options() const { return options_; }
+  ledger::Store& store() { return store_; }
+  RequestPump& pump() { return pump_; }
+  natsConnection* conn() { return conn_; }
+  // Largest reply the station publishes.
+  size_t ReplyLimit() const;
+
+  Model model;
+
+  // ---- I/O: never under model.mu ----
+  // Reply answers a request; an empty reply subject (a publish, not a request) is fine.
+  void Reply(const std::string& reply, const proto::Ack& ack);
+  void Publish(const std::string& subject, const std::string& data);
+
+  // ---- commands ----
+  // NewCommand builds a queued command for `target` from an operator's template, with
+  // the station's defaults, signed when the station has a key (a signing failure is an
+  // error, never an unsigned dispatch).
+  absl::StatusOr<proto::CommandState> NewCommand(const std::string& target,
+                                                 const proto::Envelope& tmpl,
+                                                 const std::string& request_id,
+                                                 const std::string& op) const;
+  // Submit commits `states` to the ledger, then makes them dispatchable and runs `done`
+  // with the commit's status (nothing is dispatched when it failed).
+  void Submit(std::vector<proto::CommandState> states, std::function<void(absl::Status)> done)
+      ABSL_LOCKS_EXCLUDED(model.mu);
+  // States returns the commands `ids` as they are now: from memory where they are held
+  // whole, else from the ledger (read outside the lock). NotFound names an unknown id.
+  absl::StatusOr<std::vector<proto::CommandState>> States(const std::vector<std::string>& ids)
+      ABSL_LOCKS_EXCLUDED(model.mu);
+
+  // ApplyLocked records `changes`: each state change on its node's row, each write
+  // queued to the ledger. Once a write committed its `then` runs, the table learns it is
+  // durable, and the waiters of a command that ended are answered.
+  void ApplyLocked(Changes& changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
+  // AfterWrites runs `fn` once every write queued so far committed or failed (the
+  // ledger's writes complete in order).
+  void AfterWrites(std::function<void(absl::Status)> fn);
+
+  // ---- waiters ----
+  // Answer builds and sends the answers of waiters that are ready.
+  void Answer(std::vector<Waiter> ready) ABSL_LOCKS_EXCLUDED(model.mu);
+  // AddWaiter files `w`, or answers it at once when it is ready.
+  void AddWaiter(Waiter w) ABSL_LOCKS_EXCLUDED(model.mu);
+
+  // ---- nodes ----
+  // HeardFromLocked records a sign of life of `node`: when it comes online that is
+  // recorded (and published by Run), and its parked commands go out.
+  void HeardFromLocked(const std::string& node, absl::Time now, Effects& effects)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
+  // RecordLocked queues a transition and the node's row for the ledger; Run publishes it.
+  void RecordLocked(const Transition& t, Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
+
+  // Run does what `effects` holds: replies, NodeState events, waiter answers.
+  void Run(Effects& effects) ABSL_LOCKS_EXCLUDED(model.mu);
+
+ private:
+  // The reply to waiter `w`, within the broker's max payload: an "any" waiter gets as
+  // many terminal states as fit (the rest come with its next wait), else outputs are cut.
+  std::string AnswerOf(const Waiter& w) ABSL_LOCKS_EXCLUDED(model.mu);
+
+  const StationOptions& options_;
+  ledger::Store& store_;
+  natsConnection* const conn_;
+  RequestPump& pump_;
+};
+
+// An OK answer to request `id` carrying `body`.
+proto::Ack OkAck(absl::string_view id, const std::string& station, const google::protobuf::Message& body);
+
+}  // namespace steward::station

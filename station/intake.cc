@@ -1,0 +1,177 @@
+#include "station/intake.h"
+
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "station/ledger/log_store.h"
+#include "station/rpc.h"
+#include "station/security.h"
+#include "subjects/subject.h"
+
+namespace steward::station {
+
+proto::Ack Intake::Stored(const std::string& id) const {
+  return NewAck(id, core_.options().name, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
+}
+
+proto::Ack Intake::Refused(const std::string& id, absl::string_view why) const {
+  return RejectAck(id, core_.options().name, why);
+}
+
+proto::Ack Intake::NotNow(const std::string& id, absl::string_view why) const {
+  proto::Ack a = RejectAck(id, core_.options().name, why);
+  a.set_outcome(proto::OUTCOME_ERROR);
+  return a;
+}
+
+void Intake::Serve(nats::MsgPtr msg) {
+  absl::StatusOr<Incoming> in = Decode(msg.get());
+  if (!in.ok()) {
+    STEWARD_LOG_WARNING("rejected event on {}: {}", nats::Subject(msg.get()), in.status().message());
+    return core_.Reply(nats::Reply(msg.get()), Refused("", in.status().message()));
+  }
+  const proto::Envelope& ev = in->env;
+  const std::string& reply = in->reply;
+  const std::string& from = ev.from_node();
+  if (ev.method() == kEventNodeState && from == core_.options().name) return;  // our own publication
+  if (absl::Status st = subjects::ValidateToken(from); !st.ok()) {
+    return core_.Reply(reply, Refused(ev.id(), absl::StrCat("bad sender: ", st.message())));
+  }
+  if (ev.method() == kEventHello) return Hello(ev, reply);
+  absl::Status trusted;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    trusted = Security::CheckEvent(core_, core_.model.nodes.Find(from), ev);
+  }
+  if (!trusted.ok()) {
+    // Not accepted yet: the node keeps the event and offers it again later.
+    return core_.Reply(reply, absl::IsUnavailable(trusted) ? NotNow(ev.id(), trusted.message())
+                                                           : Refused(ev.id(), trusted.message()));
+  }
+  if (ev.method() == kEventResult) return Result(ev, reply);
+  if (ev.method() == kEventSyslog) return Syslog(ev, reply);
+  if (ev.method() == kEventErrorLog) return ErrorLog(ev, reply);
+  core_.Reply(reply, Refused(ev.id(), absl::StrCat("unknown event method ", ev.method())));
+}
+
+void Intake::Hello(const proto::Envelope& ev, const std::string& reply) {
+  proto::Hello hello;
+  if (!hello.ParseFromString(ev.payload())) return core_.Reply(reply, Refused(ev.id(), "malformed hello payload"));
+  const std::string& from = ev.from_node();
+  Effects effects;
+  absl::Status st;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    st = Security::CheckHello(core_, core_.model.nodes.Get(from), ev, hello);
+    if (st.ok()) {
+      core_.model.nodes.Hello(from, hello);
+      core_.HeardFromLocked(from, absl::Now(), effects);
+    }
+  }
+  if (!st.ok()) {
+    STEWARD_LOG_WARNING("hello from {} refused: {}", from, st.message());
+    return core_.Reply(reply, Refused(ev.id(), st.message()));
+  }
+  // Heartbeats are answered at once; the node row is written with the next housekeeping.
+  core_.Reply(reply, Stored(ev.id()));
+  core_.Run(effects);
+}
+
+void Intake::ErrorLog(const proto::Envelope& ev, const std::string& reply) {
+  proto::ErrorLog log;
+  if (!log.ParseFromString(ev.payload())) return core_.Reply(reply, Refused(ev.id(), "malformed errorlog payload"));
+  const std::string& from = ev.from_node();
+  Effects effects;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    NodeTable::Node& node = core_.model.nodes.Get(from);
+    node.info.set_errors(node.info.errors() + 1);
+    core_.model.nodes.Changed(from);
+    core_.HeardFromLocked(from, absl::Now(), effects);
+  }
+  core_.Run(effects);
+  STEWARD_LOG_INFO("errorlog {} {}: {} {} -> {}", from, log.process(), log.severity(), log.error(), log.decision());
+  core_.store().Write(ledger::Store::AddEvent(ev), [this, reply, id = ev.id()](absl::Status st) {
+    core_.Reply(reply, st.ok() ? Stored(id) : NotNow(id, absl::StrCat("ledger write failed: ", st.message())));
+  });
+}
+
+void Intake::Result(const proto::Envelope& ev, const std::string& reply) {
+  const std::string& from = ev.from_node();
+  proto::Ack ack;
+  if (!ack.ParseFromString(ev.payload()) || ack.stage() != proto::STAGE_RESULT) {
+    return core_.Reply(reply, Refused(ev.id(), "malformed result payload"));
+  }
+  // Answered "stored" only once the ledger holds the result; otherwise the node keeps
+  // it and offers it again.
+  auto answer = [this, reply, id = ev.id()](absl::Status st) {
+    core_.Reply(reply, st.ok() ? Stored(id) : NotNow(id, absl::StrCat("ledger write failed: ", st.message())));
+  };
+  const std::string& cid = ack.envelope_id();
+  Effects effects;
+  CommandTable::ResultFate fate;
+  bool answer_now = false;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    Changes changes;
+    fate = core_.model.commands.OnResult(cid, from, ack, absl::Now(), changes);
+    if (fate == CommandTable::ResultFate::kApplied) {
+      core_.HeardFromLocked(from, absl::Now(), effects);
+      changes.writes.back().then = answer;
+    } else if (fate == CommandTable::ResultFate::kRepeat) {
+      // Stored already, unless its write failed: then it is written again now.
+      if (core_.model.commands.Durable(cid)) {
+        answer_now = true;
+      } else {
+        core_.model.commands.Rewrite(cid, changes);
+        changes.writes.back().then = answer;
+      }
+    }
+    core_.ApplyLocked(changes);
+  }
+  core_.Run(effects);
+  if (answer_now) return answer(absl::OkStatus());
+  if (fate == CommandTable::ResultFate::kWrongNode) {
+    return core_.Reply(reply, Refused(ev.id(), absl::StrCat("no command ", cid, " sent to ", from)));
+  }
+  if (fate != CommandTable::ResultFate::kUnknown) return;
+  // Not in memory: finished long ago (a repeat, stored already), or not ours at all.
+  absl::StatusOr<std::optional<proto::CommandState>> s = core_.store().GetCommand(cid);
+  if (!s.ok()) return answer(s.status());
+  if (!s->has_value() || (*s)->node() != from) {
+    return core_.Reply(reply, Refused(ev.id(), absl::StrCat("no command ", cid, " sent to ", from)));
+  }
+  answer(absl::OkStatus());
+}
+
+void Intake::Syslog(const proto::Envelope& ev, const std::string& reply) {
+  proto::LogBatch batch;
+  if (!batch.ParseFromString(ev.payload())) return core_.Reply(reply, Refused(ev.id(), "malformed syslog batch"));
+  const std::string from = ev.from_node();
+  const uint64_t dropped = batch.dropped();
+  Effects effects;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    core_.HeardFromLocked(from, absl::Now(), effects);
+  }
+  core_.Run(effects);
+  auto counts = std::make_shared<ledger::LogCounts>();
+  core_.store().Write(
+      ledger::AddLogs(from, ev.id(), std::move(batch), counts),
+      [this, reply, from, dropped, counts, id = ev.id()](absl::Status st) {
+        // Not stored: the agent keeps the batch and sends it again.
+        if (!st.ok()) return core_.Reply(reply, NotNow(id, st.message()));
+        if (counts->stored > 0) {
+          absl::MutexLock lock(&core_.model.mu);
+          core_.model.nodes.LogsStored(from, counts->stored, counts->errors, dropped, absl::Now());
+        }
+        core_.Reply(reply, Stored(id));
+      });
+}
+
+}  // namespace steward::station

@@ -1,0 +1,247 @@
+// Store: SQLite ledger with a group-committing writer thread.
+#include "station/ledger/store.h"
+
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "common/status_macros.h"
+#include "station/ledger/schema.h"
+
+namespace steward::station::ledger {
+namespace {
+
+constexpr size_t kMaxGroup = 2000;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("create ", data_dir, ": ", ec.message()));
+  const std::string path = (std::filesystem::path(data_dir) / "station.db").string();
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Database writer, sqlite::Database::Open(path, {}));
+  STEWARD_RETURN_IF_ERROR(writer.Migrate(Migrations()));
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Database reader,
+                           sqlite::Database::Open(path, {.read_only = true}));
+  std::unique_ptr<Store> store(new Store(std::move(writer), std::move(reader)));
+  store->thread_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  return store;
+}
+
+Store::Store(sqlite::Database writer, sqlite::Database reader)
+    : writer_(std::move(writer)), reader_(std::move(reader)) {}
+
+Store::~Store() { Shutdown(); }
+
+void Store::Write(Op op, Done done) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    // Never run `done` inline: callers may hold their own locks.
+    STEWARD_LOG_WARNING("ledger write after shutdown dropped");
+    return;
+  }
+  queue_.push_back(Pending{std::move(op), std::move(done)});
+}
+
+absl::Status Store::Read(const std::function<absl::Status(sqlite::Database&)>& fn) {
+  absl::MutexLock lock(&read_mu_);
+  return fn(reader_);
+}
+
+void Store::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void Store::WriterLoop() {
+  while (true) {
+    std::vector<Pending> group;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      if (queue_.empty()) return;  // stopping, nothing left
+      while (!queue_.empty() && group.size() < kMaxGroup) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    std::vector<absl::Status> results(group.size());
+    absl::Status tx = writer_.Exec("BEGIN IMMEDIATE");
+    if (tx.ok()) {
+      for (size_t i = 0; i < group.size(); ++i) results[i] = group[i].op(writer_);
+      tx = writer_.Exec("COMMIT");
+      if (!tx.ok()) (void)writer_.Exec("ROLLBACK");
+    }
+    if (!tx.ok()) STEWARD_LOG_ERROR("ledger write failed: {}", tx.ToString());
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (group[i].done) group[i].done(tx.ok() ? results[i] : tx);
+    }
+  }
+}
+
+Store::Op Store::PutCommand(proto::CommandState c) {
+  return [c = std::move(c)](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(
+        sqlite::Statement st,
+        // An upsert, not INSERT OR REPLACE: a state change rewrites the row in place and
+        // leaves the node and request indexes alone.
+        db.Prepare("INSERT INTO commands(id, node, request_id, state, terminal, created_ms, "
+                   "updated_ms, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                   "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+                   "terminal = excluded.terminal, updated_ms = excluded.updated_ms, "
+                   "record = excluded.record"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, c.id()));
+    STEWARD_RETURN_IF_ERROR(st.Bind(2, c.node()));
+    STEWARD_RETURN_IF_ERROR(st.Bind(3, c.request_id()));
+    STEWARD_RETURN_IF_ERROR(st.Bind(4, absl::string_view(StateName(c.state()))));
+    STEWARD_RETURN_IF_ERROR(st.Bind(5, int64_t{IsTerminal(c.state()) ? 1 : 0}));
+    STEWARD_RETURN_IF_ERROR(st.Bind(6, c.created_unix_ms()));
+    STEWARD_RETURN_IF_ERROR(st.Bind(7, c.updated_unix_ms()));
+    STEWARD_RETURN_IF_ERROR(st.BindBlob(8, c.SerializeAsString()));
+    return st.Step().status();
+  };
+}
+
+Store::Op Store::PutNode(proto::NodeInfo n) {
+  return [n = std::move(n)](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
+                             db.Prepare("INSERT OR REPLACE INTO nodes(name, info) VALUES (?1, ?2)"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, n.name()));
+    STEWARD_RETURN_IF_ERROR(st.BindBlob(2, n.SerializeAsString()));
+    return st.Step().status();
+  };
+}
+
+Store::Op Store::DeleteNode(std::string name) {
+  return [name = std::move(name)](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare("DELETE FROM nodes WHERE name = ?1"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, name));
+    return st.Step().status();
+  };
+}
+
+Store::Op Store::AddTransition(std::string node, bool online, int64_t at_ms, std::string reason) {
+  return [=](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(
+        sqlite::Statement st,
+        db.Prepare("INSERT INTO node_transitions(node, online, at_ms, reason) VALUES (?1, ?2, ?3, ?4)"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, node));
+    STEWARD_RETURN_IF_ERROR(st.Bind(2, int64_t{online ? 1 : 0}));
+    STEWARD_RETURN_IF_ERROR(st.Bind(3, at_ms));
+    STEWARD_RETURN_IF_ERROR(st.Bind(4, reason));
+    return st.Step().status();
+  };
+}
+
+Store::Op Store::AddEvent(proto::Envelope ev) {
+  return [ev = std::move(ev)](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(
+        sqlite::Statement st,
+        db.Prepare("INSERT OR IGNORE INTO events(id, node, method, domain, at_ms, payload) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, ev.id()));
+    STEWARD_RETURN_IF_ERROR(st.Bind(2, ev.from_node()));
+    STEWARD_RETURN_IF_ERROR(st.Bind(3, ev.method()));
+    STEWARD_RETURN_IF_ERROR(st.Bind(4, ev.domain()));
+    STEWARD_RETURN_IF_ERROR(st.Bind(5, ev.created_unix_ms()));
+    STEWARD_RETURN_IF_ERROR(st.BindBlob(6, ev.payload()));
+    return st.Step().status();
+  };
+}
+
+Store::Op Store::PutSetting(std::string key, std::string value) {
+  return [key = std::move(key), value = std::move(value)](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
+                             db.Prepare("INSERT OR REPLACE INTO settings(key, value) VALUES (?1, ?2)"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, key));
+    STEWARD_RETURN_IF_ERROR(st.BindBlob(2, value));
+    return st.Step().status();
+  };
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Store::Settings() {
+  std::vector<std::pair<std::string, std::string>> out;
+  STEWARD_RETURN_IF_ERROR(Read([&](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare("SELECT key, value FROM settings"));
+    while (true) {
+      STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) return absl::OkStatus();
+      out.emplace_back(st.ColumnText(0), st.ColumnBlob(1));
+    }
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<proto::CommandState>> Store::QueryCommands(
+    const std::string& where, const std::vector<std::string>& args, int64_t limit) {
+  std::vector<proto::CommandState> out;
+  STEWARD_RETURN_IF_ERROR(Read([&](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
+                             db.Prepare(absl::StrCat("SELECT record, state FROM commands ", where)));
+    int i = 1;
+    for (const std::string& a : args) STEWARD_RETURN_IF_ERROR(st.Bind(i++, a));
+    if (limit >= 0) STEWARD_RETURN_IF_ERROR(st.Bind(i, limit));
+    while (true) {
+      STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) return absl::OkStatus();
+      proto::CommandState c;
+      if (!c.ParseFromString(st.ColumnBlob(0))) return absl::DataLossError("corrupt command record");
+      // The column is the state of record: ledgers of 0.1.0 kept it as text only.
+      std::optional<proto::State> state = StateFromName(st.ColumnText(1));
+      if (!state.has_value()) {
+        return absl::DataLossError(
+            absl::StrCat("command ", c.id(), " has unknown state \"", st.ColumnText(1), "\""));
+      }
+      c.set_state(*state);
+      out.push_back(std::move(c));
+    }
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<proto::CommandState>> Store::ActiveCommands() {
+  return QueryCommands("WHERE terminal = 0 ORDER BY id", {}, -1);
+}
+
+absl::StatusOr<std::optional<proto::CommandState>> Store::GetCommand(const std::string& id) {
+  STEWARD_ASSIGN_OR_RETURN(auto rows, QueryCommands("WHERE id = ?1", {id}, -1));
+  if (rows.empty()) return std::optional<proto::CommandState>();
+  return std::optional<proto::CommandState>(std::move(rows[0]));
+}
+
+absl::StatusOr<std::vector<proto::CommandState>> Store::ByRequest(const std::string& request_id) {
+  return QueryCommands("WHERE request_id = ?1 ORDER BY node", {request_id}, -1);
+}
+
+absl::StatusOr<std::vector<proto::CommandState>> Store::History(const std::string& node,
+                                                                proto::State state, int limit) {
+  const std::string name = state == proto::STATE_UNSPECIFIED ? "" : StateName(state);
+  return QueryCommands(
+      "WHERE (?1 = '' OR node = ?1) AND (?2 = '' OR state = ?2) ORDER BY id DESC LIMIT ?3",
+      {node, name}, limit > 0 ? limit : 20);
+}
+
+absl::StatusOr<std::vector<proto::NodeInfo>> Store::Nodes() {
+  std::vector<proto::NodeInfo> out;
+  STEWARD_RETURN_IF_ERROR(Read([&](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare("SELECT info FROM nodes ORDER BY name"));
+    while (true) {
+      STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) return absl::OkStatus();
+      proto::NodeInfo n;
+      if (!n.ParseFromString(st.ColumnBlob(0))) return absl::DataLossError("corrupt node record");
+      out.push_back(std::move(n));
+    }
+  }));
+  return out;
+}
+
+}  // namespace steward::station::ledger

@@ -1,0 +1,90 @@
+// Store: the station's ledger in <data_dir>/station.db (SQLite, WAL, synchronous=FULL,
+// schema in ledger/schema). Writes go through one writer thread that applies every
+// queued write in one transaction and then calls each write's completion (group
+// commit: one WAL sync per group, not per message). Reads use a second connection, so
+// queries never wait for the writer.
+//
+//   STEWARD_ASSIGN_OR_RETURN(auto store, Store::Open(dir));
+//   store->Write(Store::PutCommand(state), [](absl::Status committed) { ... });
+//   STEWARD_ASSIGN_OR_RETURN(auto rows, store->History("ship1", "", 20));
+//
+// Thread-safe. Completions run on the writer thread, in the order the writes were
+// queued; they must not block for long (they delay the next group).
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/sqlite.h"
+#include "proto/steward.pb.h"
+
+namespace steward::station::ledger {
+
+class Store {
+ public:
+  using Op = std::function<absl::Status(sqlite::Database&)>;
+  using Done = std::function<void(absl::Status)>;
+
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& data_dir);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Write queues `op`; `done` (may be empty) runs on the writer thread after the
+  // transaction holding `op` committed (or failed: then with the error). After
+  // Shutdown the write is dropped and `done` never runs.
+  void Write(Op op, Done done = nullptr) ABSL_LOCKS_EXCLUDED(mu_);
+  // Read runs `fn` with the reading connection (one reader at a time).
+  absl::Status Read(const std::function<absl::Status(sqlite::Database&)>& fn)
+      ABSL_LOCKS_EXCLUDED(read_mu_);
+  // Finishes queued writes and stops the writer. Idempotent.
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Write operations.
+  static Op PutCommand(proto::CommandState c);  // insert or update
+  static Op PutNode(proto::NodeInfo n);
+  static Op DeleteNode(std::string name);
+  static Op AddTransition(std::string node, bool online, int64_t at_ms, std::string reason);
+  // Records an event once per id; a repeated id is a no-op.
+  static Op AddEvent(proto::Envelope ev);
+  // Small settings (ACLs, groups) by key.
+  static Op PutSetting(std::string key, std::string value);
+
+  // Reads.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Settings();
+  absl::StatusOr<std::vector<proto::CommandState>> ActiveCommands();
+  absl::StatusOr<std::optional<proto::CommandState>> GetCommand(const std::string& id);
+  absl::StatusOr<std::vector<proto::CommandState>> ByRequest(const std::string& request_id);
+  // Newest first; empty node matches all, and so does STATE_UNSPECIFIED.
+  absl::StatusOr<std::vector<proto::CommandState>> History(const std::string& node,
+                                                           proto::State state, int limit);
+  absl::StatusOr<std::vector<proto::NodeInfo>> Nodes();
+
+ private:
+  struct Pending {
+    Op op;
+    Done done;
+  };
+  Store(sqlite::Database writer, sqlite::Database reader);
+  void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::vector<proto::CommandState>> QueryCommands(
+      const std::string& where, const std::vector<std::string>& args, int64_t limit);
+
+  sqlite::Database writer_;  // used by the writer thread only
+  absl::Mutex read_mu_;
+  sqlite::Database reader_ ABSL_GUARDED_BY(read_mu_);
+  absl::Mutex mu_;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace steward::station::ledger

@@ -1,0 +1,86 @@
+// NodeTable: what the station knows of each node: its last hello (version, OS, methods,
+// heartbeat interval), when it was last heard from, online/offline from heartbeats
+// (offline after `missed` heartbeats, online at the next sign of life), its log
+// counters, and its keys. A name an operator used but that was never heard from (a
+// typo, a unit not installed yet) is "unknown": never online, never part of --all.
+//
+// Pure: every call is given `now`. Transitions come back for the caller to record and
+// publish; rows that changed in a way nobody waits for (a heartbeat, log counts) are
+// collected and handed out by TakeDirty, once however often they changed.
+//
+// Not thread-safe: the station calls it under its model mutex.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/time/time.h"
+#include "proto/steward.pb.h"
+
+namespace steward::station {
+
+// A node went online or offline.
+struct Transition {
+  std::string node;
+  bool online = false;
+  int64_t at_ms = 0;
+  std::string reason;
+};
+
+class NodeTable {
+ public:
+  struct Node {
+    proto::NodeInfo info;
+    absl::Time last_heard = absl::InfinitePast();
+    absl::Duration heartbeat;
+    std::deque<std::pair<int64_t, int64_t>> error_minutes;  // (unix minute, error lines)
+  };
+
+  explicit NodeTable(absl::Duration default_heartbeat = absl::Seconds(5))
+      : default_heartbeat_(default_heartbeat) {}
+
+  // Load takes the rows of the ledger at start.
+  void Load(std::vector<proto::NodeInfo> rows);
+  // Get returns the node, creating it ("unknown") on first use.
+  Node& Get(const std::string& name);
+  const Node* Find(const std::string& name) const;
+  Node* Find(const std::string& name);
+  // Names of every node (sorted); with `heard_only`, only nodes that were ever heard
+  // from and are not pending (the targets of --all).
+  std::vector<std::string> Names(bool heard_only = false) const;
+  bool Forget(const std::string& name);
+
+  // HeardFrom records a sign of life; a transition when it was not online.
+  std::optional<Transition> HeardFrom(const std::string& name, absl::Time now);
+  // Hello records a node's hello (its identity and capabilities).
+  void Hello(const std::string& name, const proto::Hello& hello);
+  // NoResponders: nobody listens on the node's subjects. A transition when it was
+  // online (a node never heard from stays unknown).
+  std::optional<Transition> NoResponders(const std::string& name, absl::Time now);
+  // Monitor: nodes online whose heartbeats stopped.
+  std::vector<Transition> Monitor(absl::Time now, int missed);
+  // Log lines stored for `name`: counts and errors per minute.
+  void LogsStored(const std::string& name, int64_t stored, int64_t errors, uint64_t dropped,
+                  absl::Time now);
+  // A node's row as operators see it, with errors per minute over the last 10 minutes.
+  proto::NodeInfo Info(const std::string& name, absl::Time now) const;
+
+  // Changed marks a row for the next TakeDirty.
+  void Changed(const std::string& name) { dirty_.insert(name); }
+  std::vector<proto::NodeInfo> TakeDirty();
+
+ private:
+  Transition SetOnline(Node& node, bool online, absl::Time now, const std::string& reason);
+
+  const absl::Duration default_heartbeat_;
+  absl::flat_hash_map<std::string, Node> nodes_;
+  absl::flat_hash_set<std::string> dirty_;
+};
+
+}  // namespace steward::station

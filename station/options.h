@@ -1,0 +1,42 @@
+// StationOptions: everything steward-station is configured with.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "common/nats.h"
+#include "common/signing.h"
+
+namespace steward::station {
+
+struct StationOptions {
+  std::string name = "station";
+  std::string data_dir;  // the ledger: <data_dir>/station.db (required)
+  nats::ConnectOptions nats;
+  absl::Duration ack_timeout = absl::Seconds(2);       // wait for a node's received ACK
+  absl::Duration initial_backoff = absl::Milliseconds(500);
+  absl::Duration max_backoff = absl::Seconds(30);
+  absl::Duration default_ttl = absl::Hours(24);
+  absl::Duration default_timeout = absl::Minutes(10);  // execution timeout when none given
+  // After a command's execution timeout, how long to wait for its result before asking
+  // the node again (it answers with what it recorded).
+  absl::Duration result_grace = absl::Seconds(10);
+  int missed_heartbeats = 3;                           // offline after this many
+  absl::Duration default_heartbeat = absl::Seconds(5);
+  // Terminal commands stay in memory this long (for waiters), then only in the ledger.
+  absl::Duration keep_finished = absl::Seconds(30);
+  // Syslog retention: lines older than this, and beyond the newest max lines, go.
+  absl::Duration log_retention = absl::Hours(24 * 7);
+  int64_t log_max_lines = 10'000'000;
+  absl::Duration log_prune_every = absl::Minutes(1);
+  // Security. With a key the station signs every command, and nodes must be accepted
+  // (their announced key pinned) before their results and events are stored.
+  std::optional<signing::KeyPair> key;
+  // Operators whose signed requests are accepted; empty: any request (development).
+  std::shared_ptr<signing::TrustedKeys> operators;
+};
+
+}  // namespace steward::station

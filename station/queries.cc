@@ -1,0 +1,120 @@
+#include "station/queries.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/protocol.h"
+#include "station/ledger/log_store.h"
+#include "station/reply_fit.h"
+
+namespace steward::station {
+
+Queries::Queries(Core& core, Rpc& rpc) : core_(core), rpc_(rpc) {
+  rpc.Handle<proto::NodesRequest>(kStationNodes, [this](const Call& c, proto::NodesRequest r) {
+    Nodes(c, std::move(r));
+  });
+  rpc.Handle<proto::ShowRequest>(kStationShow, [this](const Call& c, proto::ShowRequest r) {
+    Show(c, std::move(r));
+  });
+  rpc.Handle<proto::HistoryRequest>(kStationHistory, [this](const Call& c, proto::HistoryRequest r) {
+    History(c, std::move(r));
+  });
+  rpc.Handle<proto::LogsRequest>(kStationLogs, [this](const Call& c, proto::LogsRequest r) {
+    Logs(c, std::move(r));
+  });
+}
+
+void Queries::Overlay(Core& core, std::vector<proto::CommandState>& rows) {
+  absl::MutexLock lock(&core.model.mu);
+  for (proto::CommandState& row : rows) {
+    const proto::CommandState* s = core.model.commands.Find(row.id());
+    if (s == nullptr || s->state() == row.state()) continue;
+    if (core.model.commands.OutputInLedgerOnly(row.id())) {
+      row.set_state(s->state());
+    } else {
+      row = *s;
+    }
+  }
+}
+
+void Queries::Nodes(const Call& call, proto::NodesRequest req) {
+  proto::NodesReply out;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    const absl::Time now = absl::Now();
+    std::vector<std::string> names;
+    if (req.node().empty()) {
+      names = core_.model.nodes.Names();
+    } else if (core_.model.nodes.Find(req.node()) != nullptr) {
+      names = {req.node()};
+    }
+    for (const std::string& name : names) {
+      proto::NodeInfo* info = out.add_nodes();
+      *info = core_.model.nodes.Info(name, now);
+      info->set_pending(static_cast<int>(core_.model.commands.Pending(name)));
+    }
+  }
+  if (!req.node().empty() && out.nodes_size() == 0) {
+    return rpc_.Reject(call, absl::StrCat("unknown node ", req.node()));
+  }
+  if (!req.node().empty()) {
+    absl::StatusOr<std::vector<proto::CommandState>> recent =
+        core_.store().History(req.node(), proto::STATE_UNSPECIFIED, 10);
+    if (recent.ok()) {
+      Overlay(core_, *recent);
+      for (proto::CommandState& s : *recent) *out.add_recent() = std::move(s);
+    }
+    // The node row comes first; the recent commands get the room that is left.
+    proto::NodesReply without_recent = out;
+    without_recent.clear_recent();
+    const size_t others = without_recent.ByteSizeLong();
+    const size_t limit = core_.ReplyLimit();
+    FitStates(out.mutable_recent(), limit > others ? limit - others : 0, /*may_drop=*/true);
+  }
+  rpc_.Ok(call, out);
+}
+
+void Queries::Show(const Call& call, proto::ShowRequest req) {
+  std::vector<std::string> ids(req.ids().begin(), req.ids().end());
+  if (!req.request_id().empty()) {
+    absl::StatusOr<std::vector<proto::CommandState>> group = core_.store().ByRequest(req.request_id());
+    if (!group.ok()) return rpc_.Error(call, group.status().message());
+    if (group->empty()) return rpc_.Reject(call, absl::StrCat("unknown request ", req.request_id()));
+    for (const proto::CommandState& s : *group) ids.push_back(s.id());
+  }
+  absl::StatusOr<std::vector<proto::CommandState>> states = core_.States(ids);
+  if (!states.ok()) return rpc_.Fail(call, states.status());
+  proto::CommandStates out;
+  for (proto::CommandState& s : *states) *out.add_commands() = std::move(s);
+  out.set_incomplete(FitStates(out.mutable_commands(), core_.ReplyLimit(), /*may_drop=*/true));
+  rpc_.Ok(call, out);
+}
+
+void Queries::History(const Call& call, proto::HistoryRequest req) {
+  proto::State state = proto::STATE_UNSPECIFIED;
+  if (!req.state().empty()) {
+    std::optional<proto::State> s = StateFromName(req.state());
+    if (!s.has_value()) {
+      return rpc_.Reject(call, absl::StrCat("unknown state \"", req.state(), "\" (one of: ", StateNames(), ")"));
+    }
+    state = *s;
+  }
+  absl::StatusOr<std::vector<proto::CommandState>> rows =
+      core_.store().History(req.node(), state, std::clamp(req.limit(), 1, 10000));
+  if (!rows.ok()) return rpc_.Error(call, rows.status().message());
+  Overlay(core_, *rows);
+  proto::CommandStates out;
+  for (proto::CommandState& s : *rows) *out.add_commands() = std::move(s);
+  out.set_incomplete(FitStates(out.mutable_commands(), core_.ReplyLimit(), /*may_drop=*/true));
+  rpc_.Ok(call, out);
+}
+
+void Queries::Logs(const Call& call, proto::LogsRequest req) {
+  absl::StatusOr<proto::LogsReply> out = ledger::QueryLogs(core_.store(), req);
+  if (!out.ok()) return rpc_.Fail(call, out.status());
+  rpc_.Ok(call, *out);
+}
+
+}  // namespace steward::station

@@ -1,0 +1,24 @@
+// Every reply of the station fits one NATS message (the broker's max_payload). Replies
+// carrying command states make room by cutting outputs (flagged truncated; the ledger
+// keeps them whole) and, where the caller allows it, by dropping trailing rows.
+#pragma once
+
+#include <nats/nats.h>
+
+#include <cstddef>
+
+#include "proto/steward.pb.h"
+
+namespace steward::station {
+
+// Largest reply the station publishes on `nc` (its max payload, less room for the
+// ACK fields around the body).
+size_t ReplyLimit(natsConnection* nc);
+
+// Makes `states` fit `limit` bytes: caps stdout and stderr at the largest size that
+// fits, flagging what it cut as truncated (small outputs stay whole), then, with
+// `may_drop`, removes trailing states. Returns whether it removed any.
+bool FitStates(google::protobuf::RepeatedPtrField<proto::CommandState>* states, size_t limit,
+               bool may_drop);
+
+}  // namespace steward::station

@@ -1,0 +1,85 @@
+// Rpc: the station's operator API, <station>.command.<method>.cli. A request is an
+// envelope whose payload is the method's request message; the answer is an ACK:
+// SUCCEEDED with the method's reply message as payload, REJECTED with the reason (the
+// request was wrong: do not repeat it as is), or ERROR (the station could not do it
+// now, e.g. a ledger write failed: try again).
+//
+// Serve does what every method needs in one place: the subject and envelope are
+// decoded and checked, the operator's signature verified (when the station has
+// operator keys), and the payload parsed as the handler's request type; anything wrong
+// is answered here, so handlers see only well-formed calls.
+//
+//   rpc.Handle<proto::HistoryRequest>(kStationHistory, [&](const Call& call, proto::HistoryRequest req) {
+//     ...
+//     rpc.Ok(call, reply);
+//   });
+//
+// Thread-safe once the handlers are registered (before Serve is first called).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "common/nats.h"
+#include "proto/steward.pb.h"
+#include "station/core.h"
+
+namespace steward::station {
+
+// One operator request, checked.
+struct Call {
+  proto::Envelope env;
+  std::string reply;
+  const std::string& id() const { return env.id(); }
+  // Who asked: the operator's name, and with operator keys the key id that signed.
+  const std::string& op() const { return env.operator_(); }
+};
+
+// A message as it arrived on one of the station's subjects, decoded: its envelope and
+// where to answer. An error names what is wrong with it (the subject, the bytes, a
+// method that is not the subject's).
+struct Incoming {
+  proto::Envelope env;
+  std::string reply;
+};
+absl::StatusOr<Incoming> Decode(natsMsg* msg);
+
+class Rpc {
+ public:
+  explicit Rpc(Core& core) : core_(core) {}
+
+  // Handle registers `fn` for `method`; the payload is parsed as Req first (a
+  // malformed one is rejected: "malformed <method> request").
+  template <typename Req>
+  void Handle(const std::string& method, std::function<void(const Call&, Req)> fn) {
+    handlers_[method] = [this, method, fn = std::move(fn)](const Call& call) {
+      Req req;
+      if (!req.ParseFromString(call.env.payload())) {
+        return Reject(call, absl::StrCat("malformed ", method, " request"));
+      }
+      fn(call, std::move(req));
+    };
+  }
+
+  // Serve answers one message from <station>.command.*.cli.
+  void Serve(nats::MsgPtr msg);
+
+  void Ok(const Call& call, const google::protobuf::Message& body);
+  void Reject(const Call& call, absl::string_view reason);
+  // Error answers with OUTCOME_ERROR: the station could not do it now (retry).
+  void Error(const Call& call, absl::string_view reason);
+  // Answers a failed Status: InvalidArgument, NotFound, FailedPrecondition,
+  // PermissionDenied and AlreadyExists reject; the rest are errors.
+  void Fail(const Call& call, const absl::Status& st);
+
+ private:
+  Core& core_;
+  absl::flat_hash_map<std::string, std::function<void(const Call&)>> handlers_;
+};
+
+}  // namespace steward::station

@@ -1,0 +1,189 @@
+#include "station/security.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "common/signing.h"
+#include "station/reply_fit.h"
+#include "subjects/subject.h"
+
+namespace steward::station {
+
+Security::Security(Core& core, Rpc& rpc) : core_(core), rpc_(rpc) {
+  rpc.Handle<proto::AcceptRequest>(kStationAccept, [this](const Call& c, proto::AcceptRequest r) {
+    Accept(c, std::move(r));
+  });
+  rpc.Handle<proto::AclRequest>(kStationAcl, [this](const Call& c, proto::AclRequest r) {
+    Acl(c, std::move(r));
+  });
+  rpc.Handle<proto::AuditRequest>(kStationAudit, [this](const Call& c, proto::AuditRequest r) {
+    Audit(c, std::move(r));
+  });
+}
+
+absl::Status Security::CheckEvent(const Core& core, const NodeTable::Node* node,
+                                  const proto::Envelope& ev) {
+  if (!core.options().key.has_value()) return absl::OkStatus();
+  if (node == nullptr || node->info.public_key().empty()) {
+    return absl::UnavailableError(absl::StrCat("node ", ev.from_node(), " is not accepted yet (stewardctl accept ",
+                                               ev.from_node(), ")"));
+  }
+  return signing::VerifyEnvelopeWith(ev, node->info.public_key());
+}
+
+absl::Status Security::CheckHello(const Core& core, NodeTable::Node& node, const proto::Envelope& ev,
+                                  const proto::Hello& hello) {
+  if (!core.options().key.has_value()) return absl::OkStatus();
+  // A node proves it holds the key it announces; a pinned node must use its pinned key.
+  const std::string& pinned = node.info.public_key();
+  if (absl::Status st = signing::VerifyEnvelopeWith(ev, pinned.empty() ? hello.public_key() : pinned);
+      !st.ok()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("hello refused: ", st.message(), pinned.empty() ? "" : " (not the pinned key)"));
+  }
+  if (pinned.empty() && node.info.pending_key() != hello.public_key()) {
+    node.info.set_pending_key(hello.public_key());
+    STEWARD_LOG_WARNING("node {} announced key {}: accept it with `stewardctl accept {}`", ev.from_node(),
+                        signing::KeyId(hello.public_key()), ev.from_node());
+  }
+  return absl::OkStatus();
+}
+
+void Security::Accept(const Call& call, proto::AcceptRequest req) {
+  proto::AclReply out;
+  std::string refused;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    NodeTable::Node* node = core_.model.nodes.Find(req.node());
+    if (node == nullptr || node->info.pending_key().empty()) {
+      refused = absl::StrCat("node ", req.node(), " has announced no key to accept");
+    } else {
+      node->info.set_public_key(node->info.pending_key());
+      node->info.clear_pending_key();
+      core_.model.commands.Unpark(req.node(), absl::Now());  // its waiting commands go out now
+      if (core_.model.commands.TakeSooner()) core_.model.wake = true;
+      const std::string key = signing::KeyId(node->info.public_key());
+      STEWARD_LOG_INFO("node {} accepted with key {} by {}", req.node(), key, call.op());
+      out.add_lines(absl::StrCat("accepted ", req.node(), " with key ", key));
+      core_.store().Write(ledger::Store::PutNode(node->info));
+    }
+  }
+  if (!refused.empty()) return rpc_.Reject(call, refused);
+  core_.AfterWrites([this, call, out](absl::Status st) {
+    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
+    rpc_.Ok(call, out);
+  });
+}
+
+std::vector<proto::CommandState> Security::PushLocked(const std::set<std::string>& nodes, std::string* error) {
+  std::vector<proto::CommandState> pushes;
+  for (const std::string& name : nodes) {
+    std::vector<std::string> rules = core_.model.access.Effective(name);
+    NodeTable::Node& n = core_.model.nodes.Get(name);
+    n.info.mutable_acl()->Assign(rules.begin(), rules.end());
+    core_.store().Write(ledger::Store::PutNode(n.info));
+    proto::AclDoc doc;
+    doc.mutable_rules()->Assign(rules.begin(), rules.end());
+    doc.set_version_unix_ms(NowUnixMillis());
+    proto::Envelope tmpl;
+    tmpl.set_method(kMethodSetAcl);
+    tmpl.set_domain("security");
+    tmpl.set_payload(doc.SerializeAsString());
+    absl::StatusOr<proto::CommandState> c = core_.NewCommand(name, tmpl, NewId(), "station");
+    if (!c.ok()) {
+      *error = std::string(c.status().message());
+      return {};
+    }
+    pushes.push_back(*std::move(c));
+  }
+  return pushes;
+}
+
+void Security::Acl(const Call& call, proto::AclRequest req) {
+  const bool group = absl::StartsWith(req.target(), "@");
+  if (absl::Status st = subjects::ValidateToken(group ? req.target().substr(1) : req.target()); !st.ok()) {
+    return rpc_.Reject(call, st.message());
+  }
+  for (const std::string& r : req.rules()) {
+    if (absl::Status st = subjects::ValidateToken(r.substr(0, r.find(':'))); !st.ok()) {
+      return rpc_.Reject(call, absl::StrCat("rule \"", r, "\": ", st.message()));
+    }
+  }
+  for (const std::string& m : req.members()) {
+    if (absl::Status st = subjects::ValidateToken(m); !st.ok()) return rpc_.Reject(call, st.message());
+  }
+  if (req.define_group() && group) return rpc_.Reject(call, "name the group without '@'");
+  proto::AclReply out;
+  std::vector<proto::CommandState> pushes;
+  std::string error;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    AccessRules& access = core_.model.access;
+    std::set<std::string> affected;
+    if (req.define_group()) {
+      std::vector<std::string> members(req.members().begin(), req.members().end());
+      auto [key, value] = AccessRules::GroupSetting(req.target(), members);
+      core_.store().Write(ledger::Store::PutSetting(std::move(key), std::move(value)));
+      affected = access.DefineGroup(req.target(), std::move(members));
+    } else if (!req.show()) {
+      std::vector<std::string> rules(req.rules().begin(), req.rules().end());
+      auto [key, value] = AccessRules::RulesSetting(req.target(), rules);
+      core_.store().Write(ledger::Store::PutSetting(std::move(key), std::move(value)));
+      affected = access.SetRules(req.target(), std::move(rules));
+    }
+    pushes = PushLocked(affected, &error);
+    std::vector<std::string> nodes;
+    if (group || req.define_group()) {
+      const std::string g = group ? req.target().substr(1) : req.target();
+      out.add_lines(absl::StrCat("group ", g, ": ", absl::StrJoin(access.Members(g), ", ")));
+      out.add_lines(absl::StrCat("rules of @", g, ": ", absl::StrJoin(access.Rules("@" + g), " ")));
+      nodes = access.Members(g);
+    } else {
+      nodes = {req.target()};
+    }
+    for (const std::string& n : nodes) {
+      const std::vector<std::string> eff = access.Effective(n);
+      out.add_lines(absl::StrCat(n, " accepts: ",
+                                 eff.empty() && !access.HasOwnRules(n) ? "everything (no ACL set)"
+                                                                       : absl::StrJoin(eff, " ")));
+    }
+  }
+  if (!error.empty()) return rpc_.Error(call, error);
+  if (pushes.empty()) {
+    return core_.AfterWrites([this, call, out](absl::Status st) {
+      if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
+      rpc_.Ok(call, out);
+    });
+  }
+  for (const proto::CommandState& c : pushes) {
+    out.add_lines(absl::StrCat("sending the ACL to ", c.node(), " as command ", c.id()));
+  }
+  core_.Submit(std::move(pushes), [this, call, out](absl::Status st) {
+    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
+    rpc_.Ok(call, out);
+  });
+}
+
+void Security::Audit(const Call& call, proto::AuditRequest req) {
+  const int limit = std::clamp(req.limit() > 0 ? req.limit() : 50, 1, 10000);
+  absl::StatusOr<std::vector<proto::CommandState>> rows =
+      core_.store().History(req.node(), proto::STATE_UNSPECIFIED, 100000);
+  if (!rows.ok()) return rpc_.Error(call, rows.status().message());
+  proto::CommandStates out;
+  for (proto::CommandState& c : *rows) {
+    if (!req.operator_().empty() && c.command().operator_().find(req.operator_()) == std::string::npos) continue;
+    *out.add_commands() = std::move(c);
+    if (out.commands_size() >= limit) break;
+  }
+  out.set_incomplete(FitStates(out.mutable_commands(), core_.ReplyLimit(), /*may_drop=*/true));
+  rpc_.Ok(call, out);
+}
+
+}  // namespace steward::station

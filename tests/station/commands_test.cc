@@ -1,0 +1,250 @@
+// CommandTable (station/commands.h): the command state machine, driven with an
+// explicit clock; no broker, no ledger.
+#include "station/commands.h"
+
+#include <catch2/catch.hpp>
+
+#include "common/protocol.h"
+
+namespace steward::station {
+namespace {
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
+
+proto::CommandState Queued(const std::string& id, const std::string& node = "ship1",
+                           int64_t expires_ms = 0, int64_t timeout_ms = 60'000) {
+  proto::CommandState s;
+  s.set_id(id);
+  s.set_node(node);
+  s.set_state(proto::STATE_QUEUED);
+  s.mutable_command()->set_id(id);
+  s.mutable_command()->set_to_node(node);
+  s.mutable_command()->set_expires_unix_ms(expires_ms);
+  s.mutable_command()->set_timeout_ms(timeout_ms);
+  return s;
+}
+
+proto::Ack Received(const std::string& id) {
+  proto::Ack a;
+  a.set_envelope_id(id);
+  a.set_stage(proto::STAGE_RECEIVED);
+  return a;
+}
+
+proto::Ack Result(const std::string& id, proto::Outcome outcome, const std::string& out = "") {
+  proto::Ack a;
+  a.set_envelope_id(id);
+  a.set_stage(proto::STAGE_RESULT);
+  a.set_outcome(outcome);
+  a.set_stdout(out);
+  return a;
+}
+
+Gate SendAll(const proto::CommandState&) { return Gate::kSend; }
+
+// Commits every queued write, in order; returns the ids whose final word committed.
+std::vector<std::string> CommitAll(CommandTable& t, Changes& changes, bool ok = true) {
+  std::vector<std::string> ended;
+  for (const CommandWrite& w : changes.writes) {
+    if (t.Committed(w.record.id(), w.seq, ok)) ended.push_back(w.record.id());
+  }
+  changes = Changes{};
+  return ended;
+}
+
+TEST_CASE("a queued command is sent once, then runs, then ends with its result", "[station][commands]") {
+  CommandTable t;
+  t.Add(Queued("c1"), kT0);
+  CHECK(t.NextDue() == kT0);
+  Changes ch;
+  std::vector<Dispatch> d = t.TakeDue(kT0, SendAll, ch);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].id == "c1");
+  CHECK(t.Find("c1")->state() == proto::STATE_SENT);
+  CHECK(t.Find("c1")->attempts() == 1);
+  CHECK(ch.writes.empty());  // "sent" reaches the ledger with the next write
+  REQUIRE(ch.states.size() == 1);
+  CHECK(ch.states[0].state == proto::STATE_SENT);
+  // In flight: not sent again, however late it gets.
+  CHECK(t.TakeDue(kT0 + absl::Hours(1), SendAll, ch).empty());
+
+  t.OnReply("c1", Received("c1"), kT0 + absl::Milliseconds(1), ch);
+  CHECK(t.Find("c1")->state() == proto::STATE_RUNNING);
+  CHECK(ch.writes.empty());  // lazily, with the next housekeeping
+  t.Housekeep(kT0 + absl::Milliseconds(2), ch);
+  REQUIRE(ch.writes.size() == 1);
+  CHECK(ch.writes[0].record.state() == proto::STATE_RUNNING);
+  CHECK(CommitAll(t, ch).empty());
+
+  CHECK(t.OnResult("c1", "ship1", Result("c1", proto::OUTCOME_SUCCEEDED, "hi"), kT0 + absl::Seconds(1), ch) ==
+        CommandTable::ResultFate::kApplied);
+  REQUIRE(ch.writes.size() == 1);
+  CHECK(ch.writes[0].record.state() == proto::STATE_SUCCEEDED);
+  CHECK_FALSE(t.Durable("c1"));
+  CHECK(CommitAll(t, ch) == std::vector<std::string>{"c1"});
+  CHECK(t.Durable("c1"));
+  CHECK(t.Pending("ship1") == 0);
+  // A repeat changes nothing.
+  CHECK(t.OnResult("c1", "ship1", Result("c1", proto::OUTCOME_FAILED), kT0 + absl::Seconds(2), ch) ==
+        CommandTable::ResultFate::kRepeat);
+  CHECK(ch.writes.empty());
+  CHECK(t.Find("c1")->state() == proto::STATE_SUCCEEDED);
+}
+
+TEST_CASE("a result is taken only from the node the command went to", "[station][commands]") {
+  CommandTable t;
+  t.Add(Queued("c1", "ship1"), kT0);
+  Changes ch;
+  CHECK(t.OnResult("c1", "ship2", Result("c1", proto::OUTCOME_SUCCEEDED), kT0, ch) ==
+        CommandTable::ResultFate::kWrongNode);
+  CHECK(t.OnResult("nope", "ship1", Result("nope", proto::OUTCOME_SUCCEEDED), kT0, ch) ==
+        CommandTable::ResultFate::kUnknown);
+  CHECK(ch.writes.empty());
+  CHECK(t.Find("c1")->state() == proto::STATE_QUEUED);
+}
+
+TEST_CASE("no answer retries with doubling backoff up to the cap", "[station][commands]") {
+  CommandTable t({.initial_backoff = absl::Milliseconds(500), .max_backoff = absl::Seconds(2)});
+  t.Add(Queued("c1"), kT0);
+  Changes ch;
+  absl::Time now = kT0;
+  std::vector<absl::Duration> waits;
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(t.TakeDue(now, SendAll, ch).size() == 1);
+    t.OnTimeout("c1", now);
+    waits.push_back(t.NextDue() - now);
+    now = t.NextDue();
+  }
+  CHECK(waits == std::vector<absl::Duration>{absl::Milliseconds(500), absl::Seconds(1), absl::Seconds(2),
+                                             absl::Seconds(2), absl::Seconds(2)});
+  CHECK(t.Find("c1")->attempts() == 5);
+}
+
+TEST_CASE("no responders parks a command until its node is heard from", "[station][commands]") {
+  CommandTable t;
+  t.Add(Queued("c1"), kT0);
+  t.Add(Queued("c2", "ship2"), kT0);
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 2);
+  t.OnNoResponders("c1");
+  t.OnNoResponders("c2");
+  CHECK(t.NextDue() == absl::InfiniteFuture());
+  CHECK(t.TakeDue(kT0 + absl::Hours(1), SendAll, ch).empty());
+  (void)t.TakeSooner();
+  t.Unpark("ship1", kT0 + absl::Hours(2));
+  CHECK(t.TakeSooner());
+  std::vector<Dispatch> d = t.TakeDue(kT0 + absl::Hours(2), SendAll, ch);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].id == "c1");
+  CHECK(t.Find("c1")->attempts() == 2);
+}
+
+TEST_CASE("a gate parks commands without sending them", "[station][commands]") {
+  CommandTable t;
+  t.Add(Queued("c1"), kT0);
+  Changes ch;
+  CHECK(t.TakeDue(kT0, [](const proto::CommandState&) { return Gate::kPark; }, ch).empty());
+  CHECK(t.Find("c1")->state() == proto::STATE_QUEUED);
+  CHECK(t.Find("c1")->attempts() == 0);
+  t.Unpark("ship1", kT0 + absl::Seconds(1));
+  CHECK(t.TakeDue(kT0 + absl::Seconds(1), SendAll, ch).size() == 1);
+}
+
+TEST_CASE("an undelivered command expires, and a late result still tells the truth", "[station][commands]") {
+  CommandTable t;
+  const int64_t expires = absl::ToUnixMillis(kT0 + absl::Seconds(10));
+  t.Add(Queued("c1", "ship1", expires), kT0);
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 1);
+  t.OnNoResponders("c1");
+  // Parked, yet due at its expiry.
+  CHECK(t.NextDue() == absl::FromUnixMillis(expires + 1));
+  CHECK(t.TakeDue(kT0 + absl::Seconds(11), SendAll, ch).empty());
+  CHECK(t.Find("c1")->state() == proto::STATE_EXPIRED);
+  REQUIRE(ch.writes.size() == 1);
+  CHECK(CommitAll(t, ch) == std::vector<std::string>{"c1"});
+  // The node did get it after all: its result overrides "expired".
+  CHECK(t.OnResult("c1", "ship1", Result("c1", proto::OUTCOME_SUCCEEDED), kT0 + absl::Seconds(12), ch) ==
+        CommandTable::ResultFate::kApplied);
+  CHECK(t.Find("c1")->state() == proto::STATE_SUCCEEDED);
+}
+
+TEST_CASE("a running command whose result is late is asked about again", "[station][commands]") {
+  CommandTable t({.result_grace = absl::Seconds(10)});
+  t.Add(Queued("c1", "ship1", 0, /*timeout_ms=*/5000), kT0);
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 1);
+  t.OnReply("c1", Received("c1"), kT0, ch);
+  CHECK(t.NextDue() == kT0 + absl::Seconds(15));
+  CHECK(t.TakeDue(kT0 + absl::Seconds(14), SendAll, ch).empty());
+  std::vector<Dispatch> d = t.TakeDue(kT0 + absl::Seconds(15), SendAll, ch);
+  REQUIRE(d.size() == 1);
+  // The node answers from its record: the result comes with the reply.
+  t.OnReply("c1", Result("c1", proto::OUTCOME_FAILED), kT0 + absl::Seconds(15), ch);
+  CHECK(t.Find("c1")->state() == proto::STATE_FAILED);
+}
+
+TEST_CASE("cancel ends undelivered commands only", "[station][commands]") {
+  CommandTable t;
+  t.Add(Queued("queued"), kT0);
+  t.Add(Queued("inflight"), kT0);
+  t.Add(Queued("running"), kT0);
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, [](const proto::CommandState& c) { return c.id() == "queued" ? Gate::kPark : Gate::kSend; },
+                    ch).size() == 2);
+  t.OnReply("running", Received("running"), kT0, ch);
+  CHECK(t.Cancel("queued", kT0, ch).ok());
+  CHECK(t.Find("queued")->state() == proto::STATE_CANCELED);
+  CHECK(absl::IsFailedPrecondition(t.Cancel("inflight", kT0, ch)));
+  CHECK(absl::IsFailedPrecondition(t.Cancel("running", kT0, ch)));
+  const absl::Status again = t.Cancel("queued", kT0, ch);
+  CHECK(absl::IsFailedPrecondition(again));
+  CHECK(again.message() == "command queued already canceled");
+  CHECK(absl::IsNotFound(t.Cancel("nope", kT0, ch)));
+}
+
+TEST_CASE("a failed ledger write is not durable and is written again", "[station][commands]") {
+  CommandTable t;
+  t.Add(Queued("c1"), kT0);
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 1);
+  REQUIRE(t.OnResult("c1", "ship1", Result("c1", proto::OUTCOME_SUCCEEDED), kT0, ch) ==
+          CommandTable::ResultFate::kApplied);
+  CHECK(CommitAll(t, ch, /*ok=*/false).empty());  // disk full: nobody is answered
+  CHECK_FALSE(t.Durable("c1"));
+  // Not forgotten while its final word is not in the ledger.
+  t.Housekeep(kT0 + absl::Hours(1), ch);
+  REQUIRE(ch.writes.size() == 1);  // written again
+  CHECK(ch.writes[0].record.state() == proto::STATE_SUCCEEDED);
+  CHECK(t.Find("c1") != nullptr);
+  CHECK(CommitAll(t, ch) == std::vector<std::string>{"c1"});
+  CHECK(t.Durable("c1"));
+  t.Housekeep(kT0 + absl::Hours(2), ch);
+  CHECK(t.Find("c1") == nullptr);  // now it may go
+}
+
+TEST_CASE("finished commands are forgotten after keep_finished, large outputs once committed",
+          "[station][commands]") {
+  CommandTable t({.keep_finished = absl::Seconds(30), .keep_output_bytes = 8});
+  t.Add(Queued("small"), kT0);
+  t.Add(Queued("large"), kT0);
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 2);
+  t.OnResult("small", "ship1", Result("small", proto::OUTCOME_SUCCEEDED, "tiny"), kT0, ch);
+  t.OnResult("large", "ship1", Result("large", proto::OUTCOME_SUCCEEDED, "far too long"), kT0, ch);
+  CHECK_FALSE(t.OutputInLedgerOnly("large"));  // not committed yet: kept
+  CommitAll(t, ch);
+  size_t bytes = 0;
+  CHECK(t.OutputInLedgerOnly("large", &bytes));
+  CHECK(bytes == 12);
+  CHECK(t.Find("large")->result().stdout().empty());
+  CHECK(t.Find("small")->result().stdout() == "tiny");
+  t.Housekeep(kT0 + absl::Seconds(30), ch);
+  CHECK(t.Find("small") != nullptr);
+  t.Housekeep(kT0 + absl::Seconds(31), ch);
+  CHECK(t.Find("small") == nullptr);
+  CHECK(t.Find("large") == nullptr);
+}
+
+}  // namespace
+}  // namespace steward::station

@@ -1,0 +1,92 @@
+// NodeTable (station/nodes.h): presence from heartbeats, unknown names, dirty rows.
+#include "station/nodes.h"
+
+#include <catch2/catch.hpp>
+
+namespace steward::station {
+namespace {
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
+
+TEST_CASE("a name never heard from is unknown and no target of --all", "[station][nodes]") {
+  NodeTable t(absl::Seconds(5));
+  t.Get("typo");
+  CHECK(t.Find("typo")->info.status() == proto::NODE_UNKNOWN);
+  CHECK(t.HeardFrom("ship1", kT0).has_value());
+  CHECK(t.Names() == std::vector<std::string>{"ship1", "typo"});
+  CHECK(t.Names(/*heard_only=*/true) == std::vector<std::string>{"ship1"});
+  // No responders on a name never heard from: it stays unknown, no transition.
+  CHECK_FALSE(t.NoResponders("typo", kT0).has_value());
+  CHECK(t.Find("typo")->info.status() == proto::NODE_UNKNOWN);
+  CHECK(t.Forget("typo"));
+  CHECK(t.Find("typo") == nullptr);
+  CHECK_FALSE(t.Forget("typo"));
+}
+
+TEST_CASE("online at the first sign of life, offline after missed heartbeats, once each", "[station][nodes]") {
+  NodeTable t(absl::Seconds(5));
+  std::optional<Transition> up = t.HeardFrom("ship1", kT0);
+  REQUIRE(up.has_value());
+  CHECK(up->online);
+  CHECK(up->reason == "heard from");
+  CHECK_FALSE(t.HeardFrom("ship1", kT0 + absl::Seconds(1)).has_value());
+  CHECK(t.Monitor(kT0 + absl::Seconds(16), 3).empty());  // 15 s since the last sign of life
+  std::vector<Transition> down = t.Monitor(kT0 + absl::Seconds(17), 3);
+  REQUIRE(down.size() == 1);
+  CHECK_FALSE(down[0].online);
+  CHECK(down[0].reason == "missed heartbeats");
+  CHECK(t.Find("ship1")->info.status() == proto::NODE_OFFLINE);
+  CHECK(t.Monitor(kT0 + absl::Seconds(60), 3).empty());
+  CHECK(t.HeardFrom("ship1", kT0 + absl::Seconds(61)).has_value());
+}
+
+TEST_CASE("a hello sets the heartbeat the monitor uses", "[station][nodes]") {
+  NodeTable t(absl::Seconds(5));
+  proto::Hello h;
+  h.set_version("1.2");
+  h.set_heartbeat_ms(1000);
+  t.Hello("ship1", h);
+  t.HeardFrom("ship1", kT0);
+  CHECK(t.Find("ship1")->info.version() == "1.2");
+  CHECK(t.Monitor(kT0 + absl::Milliseconds(3500), 3).size() == 1);
+}
+
+TEST_CASE("rows of 0.1.0 get a status from what they knew", "[station][nodes]") {
+  proto::NodeInfo online, offline, never;
+  online.set_name("a");
+  online.set_online(true);
+  online.set_last_heard_unix_ms(1);
+  offline.set_name("b");
+  offline.set_last_heard_unix_ms(1);
+  never.set_name("c");
+  NodeTable t;
+  t.Load({online, offline, never});
+  CHECK(t.Find("a")->info.status() == proto::NODE_ONLINE);
+  CHECK(t.Find("b")->info.status() == proto::NODE_OFFLINE);
+  CHECK(t.Find("c")->info.status() == proto::NODE_UNKNOWN);
+}
+
+TEST_CASE("log counts and errors per minute over ten minutes", "[station][nodes]") {
+  NodeTable t;
+  t.LogsStored("ship1", 100, 20, 3, kT0);
+  t.LogsStored("ship1", 10, 10, 0, kT0 + absl::Minutes(5));
+  proto::NodeInfo i = t.Info("ship1", kT0 + absl::Minutes(5));
+  CHECK(i.log_lines() == 110);
+  CHECK(i.log_errors() == 30);
+  CHECK(i.log_dropped() == 3);
+  CHECK(i.log_errors_per_min() == Approx(3.0));
+  CHECK(t.Info("ship1", kT0 + absl::Minutes(12)).log_errors_per_min() == Approx(1.0));
+}
+
+TEST_CASE("a changed row is handed out once", "[station][nodes]") {
+  NodeTable t;
+  t.HeardFrom("ship1", kT0);
+  t.HeardFrom("ship1", kT0 + absl::Seconds(1));
+  std::vector<proto::NodeInfo> dirty = t.TakeDirty();
+  REQUIRE(dirty.size() == 1);
+  CHECK(dirty[0].last_heard_unix_ms() == absl::ToUnixMillis(kT0 + absl::Seconds(1)));
+  CHECK(t.TakeDirty().empty());
+}
+
+}  // namespace
+}  // namespace steward::station
