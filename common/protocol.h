@@ -44,6 +44,9 @@ inline constexpr char kMethodSetAcl[] = "setacl";
 // Published by the station when a node goes online or offline.
 inline constexpr char kEventNodeState[] = "nodestate";
 inline constexpr char kCliDomain[] = "cli";
+// Every broker user (node, station, operator) reads replies on its own inbox,
+// "_INBOX_<name>.>"; the broker allows it no other.
+inline constexpr char kNodeInboxPrefix[] = "_INBOX_";
 
 inline int64_t NowUnixMillis() { return absl::ToUnixMillis(absl::Now()); }
 

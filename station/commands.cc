@@ -131,6 +131,10 @@ void CommandTable::MarkRunning(Command& c, absl::Time now, Changes& changes) {
 }
 
 void CommandTable::RetryLater(Command& c, absl::Time now) {
+  if (std::exchange(c.retry_now, false)) {
+    c.next_attempt = now;
+    return;
+  }
   absl::Duration backoff = options_.initial_backoff;
   for (int i = 1; i < c.s.attempts() && backoff < options_.max_backoff; ++i) backoff *= 2;
   c.next_attempt = now + std::min(backoff, options_.max_backoff);
@@ -196,6 +200,7 @@ void CommandTable::OnReply(const std::string& id, const proto::Ack& ack, absl::T
   Command* c = Get(id);
   if (c == nullptr) return;
   c->in_flight = false;
+  c->retry_now = false;
   if (IsTerminal(c->s.state()) && !Overridable(c->s.state())) {
     Reschedule(id, *c);
     return;
@@ -222,6 +227,7 @@ void CommandTable::OnNoResponders(const std::string& id) {
   Command* c = Get(id);
   if (c == nullptr) return;
   c->in_flight = false;
+  c->retry_now = false;
   c->next_attempt = absl::InfiniteFuture();
   Reschedule(id, *c);
 }
@@ -238,9 +244,13 @@ void CommandTable::Unpark(const std::string& node, absl::Time now) {
   if (it == active_.end()) return;
   for (const std::string& id : it->second) {
     Command* c = Get(id);
-    if (c == nullptr || c->in_flight || c->next_attempt != absl::InfiniteFuture()) continue;
-    c->next_attempt = now;
-    Reschedule(id, *c);
+    if (c == nullptr || !Undelivered(c->s.state())) continue;
+    if (c->in_flight) {
+      c->retry_now = true;
+    } else if (c->next_attempt > now) {
+      c->next_attempt = now;
+      Reschedule(id, *c);
+    }
   }
 }
 

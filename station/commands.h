@@ -123,7 +123,9 @@ class CommandTable {
   void OnNoResponders(const std::string& id);
   // The station is stopping: the command is left as it is.
   void OnShutdown(const std::string& id);
-  // Makes `node`'s parked commands due now (it was heard from, or accepted).
+  // Unpark makes `node`'s undelivered commands due now: the parked ones, those waiting
+  // out a retry backoff, and those in flight right now once their dispatch ends (the
+  // node was heard from again, or accepted: whatever kept them back is gone).
   void Unpark(const std::string& node, absl::Time now);
 
   // What became of a result a node sent.
@@ -172,6 +174,7 @@ class CommandTable {
     absl::Time due = absl::InfiniteFuture();
     bool output_in_ledger_only = false;
     size_t ledger_output_bytes = 0;
+    bool retry_now = false;  // Unpark came while in flight: no backoff after it
     uint64_t writes = 0;     // ledger writes queued
     uint64_t committed = 0;  // the last write that committed
   };

@@ -13,6 +13,7 @@
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
@@ -52,6 +53,15 @@ struct Model {
   bool wake ABSL_GUARDED_BY(mu) = false;
 };
 
+// Things the station refused or dropped, counted (for logs, `nodes`, and metrics).
+struct Counters {
+  // Requests and events whose reply subject was not the sender's own inbox: dropped
+  // unanswered (the station never publishes where a sender points it).
+  std::atomic<uint64_t> misdirected_replies{0};
+  // Hellos that did not verify against the node's pinned key (someone else's creds).
+  std::atomic<uint64_t> refused_hellos{0};
+};
+
 class Core {
  public:
   Core(const StationOptions& options, ledger::Store& store, natsConnection* conn,
@@ -70,6 +80,7 @@ class Core {
   size_t ReplyLimit() const;
 
   Model model;
+  Counters counters;
 
   // ---- I/O: never under model.mu ----
   // Reply answers a request; an empty reply subject (a publish, not a request) is fine.

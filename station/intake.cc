@@ -4,6 +4,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
@@ -41,6 +42,15 @@ void Intake::Serve(nats::MsgPtr msg) {
   if (ev.method() == kEventNodeState && from == core_.options().name) return;  // our own publication
   if (absl::Status st = subjects::ValidateToken(from); !st.ok()) {
     return core_.Reply(reply, Refused(ev.id(), absl::StrCat("bad sender: ", st.message())));
+  }
+  // A node's requests carry replies to its own inbox, the only place the broker lets
+  // it read: an answer published anywhere else would be the station speaking, with its
+  // rights, where a sender pointed it (another node's command subject).
+  if (!reply.empty() && !absl::StartsWith(reply, absl::StrCat(kNodeInboxPrefix, from, "."))) {
+    const uint64_t n = ++core_.counters.misdirected_replies;
+    STEWARD_LOG_WARNING("dropped {} event from {}: its reply subject {} is not the node's inbox ({} so far)",
+                        ev.method(), from, reply, n);
+    return;
   }
   if (ev.method() == kEventHello) return Hello(ev, reply);
   absl::Status trusted;

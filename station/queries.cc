@@ -56,6 +56,13 @@ void Queries::Nodes(const Call& call, proto::NodesRequest req) {
       info->set_pending(static_cast<int>(core_.model.commands.Pending(name)));
     }
   }
+  const ledger::Store::Health health = core_.store().health();
+  proto::StationStatus* station = out.mutable_station();
+  station->set_name(core_.options().name);
+  station->set_degraded(health.degraded);
+  station->set_reason(health.reason);
+  station->set_degraded_since_unix_ms(health.since_unix_ms);
+  station->set_failed_writes(health.failed_writes);
   if (!req.node().empty() && out.nodes_size() == 0) {
     return rpc_.Reject(call, absl::StrCat("unknown node ", req.node()));
   }

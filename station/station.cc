@@ -70,6 +70,16 @@ absl::Status Station::Init() {
   threads_.emplace_back([this, serve_event] { Serve(events_.get(), "events", serve_event); });
   threads_.emplace_back([this] { dispatcher_->Run(stop_); });
   STEWARD_LOG_INFO("station {} serving {} and {}", options_.name, requests, events);
+  if (!options_.key.has_value()) {
+    STEWARD_LOG_WARNING("station {}: no station key: commands go out UNSIGNED and every node's events are "
+                        "believed (development mode; run with --keys for a fleet)",
+                        options_.name);
+  }
+  if (options_.operators == nullptr || options_.operators->empty()) {
+    STEWARD_LOG_WARNING("station {}: no operator keys: ANY client of the broker may send commands "
+                        "(development mode)",
+                        options_.name);
+  }
   return absl::OkStatus();
 }
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
@@ -80,10 +81,40 @@ void Store::WriterLoop() {
       tx = writer_.Exec("COMMIT");
       if (!tx.ok()) (void)writer_.Exec("ROLLBACK");
     }
-    if (!tx.ok()) STEWARD_LOG_ERROR("ledger write failed: {}", tx.ToString());
+    NoteHealth(tx);
     for (size_t i = 0; i < group.size(); ++i) {
       if (group[i].done) group[i].done(tx.ok() ? results[i] : tx);
     }
+  }
+}
+
+Store::Health Store::health() const {
+  absl::MutexLock lock(&health_mu_);
+  return health_;
+}
+
+void Store::NoteHealth(const absl::Status& tx) {
+  absl::MutexLock lock(&health_mu_);
+  if (!tx.ok()) {
+    ++health_.failed_writes;
+    if (!health_.degraded) {
+      health_.degraded = true;
+      health_.since_unix_ms = absl::ToUnixMillis(absl::Now());
+      STEWARD_LOG_ERROR("ledger write failed: {}; the station is DEGRADED: nothing new is "
+                        "acknowledged until ledger writes work again (senders keep retrying)",
+                        tx.ToString());
+    }
+    health_.reason = std::string(tx.message());
+    return;
+  }
+  if (health_.degraded) {
+    STEWARD_LOG_WARNING("ledger writes work again after {} ({} failed transactions); the station is no "
+                        "longer degraded",
+                        absl::FormatDuration(absl::Now() - absl::FromUnixMillis(health_.since_unix_ms)),
+                        health_.failed_writes);
+    health_.degraded = false;
+    health_.reason.clear();
+    health_.since_unix_ms = 0;
   }
 }
 

@@ -48,6 +48,16 @@ class Store {
   // Finishes queued writes and stops the writer. Idempotent.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Whether ledger writes work: degraded from the first failed transaction until the
+  // next one that commits.
+  struct Health {
+    bool degraded = false;
+    std::string reason;
+    int64_t since_unix_ms = 0;
+    uint64_t failed_writes = 0;
+  };
+  Health health() const ABSL_LOCKS_EXCLUDED(health_mu_);
+
   // Write operations.
   static Op PutCommand(proto::CommandState c);  // insert or update
   static Op PutNode(proto::NodeInfo n);
@@ -75,12 +85,15 @@ class Store {
   };
   Store(sqlite::Database writer, sqlite::Database reader);
   void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  void NoteHealth(const absl::Status& tx) ABSL_LOCKS_EXCLUDED(health_mu_);
   absl::StatusOr<std::vector<proto::CommandState>> QueryCommands(
       const std::string& where, const std::vector<std::string>& args, int64_t limit);
 
   sqlite::Database writer_;  // used by the writer thread only
   absl::Mutex read_mu_;
   sqlite::Database reader_ ABSL_GUARDED_BY(read_mu_);
+  mutable absl::Mutex health_mu_;
+  Health health_ ABSL_GUARDED_BY(health_mu_);
   absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -195,12 +195,18 @@ TEST_CASE("a node's events count only with its pinned key, and operators must si
   steward::proto::Envelope forged =
       steward::NewEnvelope("ship2", "station", steward::proto::KIND_EVENT, "errorlog", "agent");
   REQUIRE(steward::signing::SignEnvelope(forged, *ship1_key).ok());
+  // With ship1's inbox as its reply it is not even answered (a node's requests must
+  // come with replies to its own inbox) ...
   auto msg = steward::nats::Request(ship1.get(), "station.event.errorlog.agent", forged.SerializeAsString(),
-                                    absl::Seconds(5));
-  REQUIRE(msg.ok());
-  auto ack = steward::DecodeAck(steward::nats::Data(msg->get()));
-  REQUIRE(ack.ok());
-  CHECK(ack->outcome() != steward::proto::OUTCOME_SUCCEEDED);
+                                    absl::Seconds(1));
+  CHECK_FALSE(msg.ok());
+  // ... and with ship2's, it does not verify against a key of ship2's: nothing counts.
+  REQUIRE(steward::nats::Publish(ship1.get(), "station.event.errorlog.agent", forged.SerializeAsString(),
+                                 "_INBOX_ship2.forged")
+              .ok());
+  REQUIRE(steward::nats::Flush(ship1.get(), absl::Seconds(2)).ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  CHECK_THAT(c.Ctl({"nodes", "--json"}).out, !Catch::Contains("\"ship2\""));
 
   // Requests without the operator's key are refused; the audit names the operator key.
   r = steward::testing::RunProgram({steward::testing::BinPath("station/stewardctl"), "--nats", c.url(),

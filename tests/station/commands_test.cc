@@ -139,6 +139,26 @@ TEST_CASE("no responders parks a command until its node is heard from", "[statio
   CHECK(t.Find("c1")->attempts() == 2);
 }
 
+TEST_CASE("a node heard from again gets its commands at once, not after their backoff",
+          "[station][commands]") {
+  CommandTable t({.initial_backoff = absl::Seconds(8), .max_backoff = absl::Seconds(30)});
+  t.Add(Queued("waiting"), kT0);
+  t.Add(Queued("inflight"), kT0);
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, [](const proto::CommandState& c) { return c.id() == "waiting" ? Gate::kSend : Gate::kPark; },
+                    ch).size() == 1);
+  t.OnTimeout("waiting", kT0);  // backoff: 8 s
+  t.Unpark("ship1", kT0 + absl::Seconds(1));  // "inflight" was parked: due now
+  REQUIRE(t.TakeDue(kT0 + absl::Seconds(1), SendAll, ch).size() == 2);
+  t.OnTimeout("waiting", kT0 + absl::Seconds(1));  // an 8 s backoff again ...
+  t.Unpark("ship1", kT0 + absl::Seconds(2));       // ... cut short by a sign of life
+  CHECK(t.TakeDue(kT0 + absl::Seconds(2), SendAll, ch).size() == 1);
+  // In flight while the node came back: retried right after its timeout.
+  t.Unpark("ship1", kT0 + absl::Seconds(2));
+  t.OnTimeout("inflight", kT0 + absl::Seconds(3));
+  CHECK(t.NextDue() == kT0 + absl::Seconds(3));
+}
+
 TEST_CASE("a gate parks commands without sending them", "[station][commands]") {
   CommandTable t;
   t.Add(Queued("c1"), kT0);
