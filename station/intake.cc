@@ -31,26 +31,30 @@ proto::Ack Intake::NotNow(const std::string& id, absl::string_view why) const {
 }
 
 void Intake::Serve(nats::MsgPtr msg) {
+  // A node's requests carry replies to its own inbox, the only place the broker lets
+  // it read: an answer published anywhere else would be the station speaking, with its
+  // rights, where a sender pointed it (another node's command subject). So the sender
+  // is read first, and a message that does not even say who sent it gets no answer.
+  const std::string reply = nats::Reply(msg.get());
+  proto::Envelope claimed;
+  const bool parsed = claimed.ParseFromArray(natsMsg_GetData(msg.get()), natsMsg_GetDataLength(msg.get()));
+  if (!reply.empty() && (!parsed || claimed.from_node().empty() ||
+                         !absl::StartsWith(reply, absl::StrCat(kNodeInboxPrefix, claimed.from_node(), ".")))) {
+    const uint64_t n = ++core_.counters.misdirected_replies;
+    STEWARD_LOG_WARNING("dropped event on {} from \"{}\": its reply subject {} is not the node's inbox ({} so far)",
+                        nats::Subject(msg.get()), parsed ? claimed.from_node() : "?", reply, n);
+    return;
+  }
   absl::StatusOr<Incoming> in = Decode(msg.get());
   if (!in.ok()) {
     STEWARD_LOG_WARNING("rejected event on {}: {}", nats::Subject(msg.get()), in.status().message());
-    return core_.Reply(nats::Reply(msg.get()), Refused("", in.status().message()));
+    return core_.Reply(reply, Refused(claimed.id(), in.status().message()));
   }
   const proto::Envelope& ev = in->env;
-  const std::string& reply = in->reply;
   const std::string& from = ev.from_node();
   if (ev.method() == kEventNodeState && from == core_.options().name) return;  // our own publication
   if (absl::Status st = subjects::ValidateToken(from); !st.ok()) {
     return core_.Reply(reply, Refused(ev.id(), absl::StrCat("bad sender: ", st.message())));
-  }
-  // A node's requests carry replies to its own inbox, the only place the broker lets
-  // it read: an answer published anywhere else would be the station speaking, with its
-  // rights, where a sender pointed it (another node's command subject).
-  if (!reply.empty() && !absl::StartsWith(reply, absl::StrCat(kNodeInboxPrefix, from, "."))) {
-    const uint64_t n = ++core_.counters.misdirected_replies;
-    STEWARD_LOG_WARNING("dropped {} event from {}: its reply subject {} is not the node's inbox ({} so far)",
-                        ev.method(), from, reply, n);
-    return;
   }
   if (ev.method() == kEventHello) return Hello(ev, reply);
   absl::Status trusted;

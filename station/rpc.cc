@@ -1,5 +1,8 @@
 #include "station/rpc.h"
 
+#include <cstring>
+
+#include "absl/strings/match.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/signing.h"
@@ -24,11 +27,17 @@ absl::StatusOr<Incoming> Decode(natsMsg* msg) {
 }
 
 void Rpc::Serve(nats::MsgPtr msg) {
+  const std::string reply = nats::Reply(msg.get());
+  if (!OperatorInbox(reply)) {
+    const uint64_t n = ++core_.counters.misdirected_replies;
+    STEWARD_LOG_WARNING("dropped request on {}: its reply subject {} is not an operator's inbox ({} so far)",
+                        nats::Subject(msg.get()), reply, n);
+    return;
+  }
   absl::StatusOr<Incoming> in = Decode(msg.get());
   if (!in.ok()) {
     STEWARD_LOG_WARNING("rejected request on {}: {}", nats::Subject(msg.get()), in.status().message());
-    // The envelope id, when it decoded that far, lets the sender match the answer.
-    core_.Reply(nats::Reply(msg.get()), RejectAck("", core_.options().name, in.status().message()));
+    core_.Reply(reply, RejectAck("", core_.options().name, in.status().message()));
     return;
   }
   Call call{std::move(in->env), std::move(in->reply)};
@@ -44,6 +53,16 @@ void Rpc::Serve(nats::MsgPtr msg) {
   auto it = handlers_.find(call.env.method());
   if (it == handlers_.end()) return Reject(call, absl::StrCat("unknown method ", call.env.method()));
   it->second(call);
+}
+
+bool Rpc::OperatorInbox(const std::string& reply) {
+  // "_INBOX.<id>" (no broker users) or "_INBOX_<user>.<id>", where the user is no node.
+  if (absl::StartsWith(reply, "_INBOX.")) return true;
+  if (!absl::StartsWith(reply, kNodeInboxPrefix)) return false;
+  const std::string user = reply.substr(std::strlen(kNodeInboxPrefix), reply.find('.') - std::strlen(kNodeInboxPrefix));
+  if (user.empty() || reply.find('.') == std::string::npos) return false;
+  absl::MutexLock lock(&core_.model.mu);
+  return core_.model.nodes.Find(user) == nullptr;
 }
 
 void Rpc::Ok(const Call& call, const google::protobuf::Message& body) {

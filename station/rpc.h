@@ -78,6 +78,10 @@ class Rpc {
   void Fail(const Call& call, const absl::Status& st);
 
  private:
+  // Whether `reply` is where an operator reads answers (not a node's inbox, nor any
+  // other subject a sender might point the station at).
+  bool OperatorInbox(const std::string& reply);
+
   Core& core_;
   absl::flat_hash_map<std::string, std::function<void(const Call&)>> handlers_;
 };
