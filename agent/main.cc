@@ -6,9 +6,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "agent/agent.h"
 #include "agent/agent_store.h"
 #include "common/cli.h"
@@ -16,46 +13,78 @@
 #include "common/signing.h"
 #include "common/log.h"
 
-ABSL_FLAG(std::string, node, "", "This node's name (required): the first token of its subjects");
-ABSL_FLAG(std::string, nats, "", "NATS URL (default $STEWARD_NATS_URL or nats://127.0.0.1:4222)");
-ABSL_FLAG(std::string, station, "station", "Name of the station node that receives events");
-ABSL_FLAG(std::string, data_dir, "/var/lib/steward",
-          "Directory for the agent's state, agent.db (created if missing)");
-ABSL_FLAG(absl::Duration, keep_results, absl::Hours(24 * 7),
-          "Forget finished commands' records after this long");
-ABSL_FLAG(absl::Duration, heartbeat, absl::Seconds(5), "Interval between hello events");
-ABSL_FLAG(std::vector<std::string>, syslog_udp, {}, "Receive syslog on these UDP host:port");
-ABSL_FLAG(std::vector<std::string>, syslog_tcp, {}, "Receive syslog on these TCP host:port (RFC 6587)");
-ABSL_FLAG(std::vector<std::string>, tail, {},
-          "Follow these files, PATH[:DOMAIN] (default domain: each line's app-name)");
-ABSL_FLAG(int64_t, syslog_max_message, 64 * 1024, "Longer syslog messages are truncated");
-ABSL_FLAG(int64_t, syslog_spool_mb, 256, "Log spool limit; beyond it the oldest lines are dropped");
-ABSL_FLAG(std::string, creds, "", "Broker credentials file from stewardctl enroll (user, password)");
-ABSL_FLAG(std::string, tls_ca, "", "CA bundle: connect to NATS over TLS and verify the server");
-ABSL_FLAG(std::vector<std::string>, trust, {},
-          "Station public keys (station.pub) whose signed commands this node runs; none: "
-          "unsigned commands run (development only)");
-ABSL_FLAG(std::string, node_key, "", "This node's signing key (default <data-dir>/node.key, made if missing)");
+namespace {
+
+namespace cli = steward::cli;
+
+// The command line, with its defaults.
+struct Flags {
+  std::string node;
+  cli::NatsFlags nats;
+  std::string station = "station";
+  std::string data_dir = "/var/lib/steward";
+  absl::Duration keep_results = absl::Hours(24 * 7);
+  absl::Duration heartbeat = absl::Seconds(5);
+  std::vector<std::string> syslog_udp;
+  std::vector<std::string> syslog_tcp;
+  std::vector<std::string> tail;
+  int64_t syslog_max_message = 64 * 1024;
+  int64_t syslog_spool_mb = 256;
+  std::vector<std::string> trust;
+  std::string node_key;
+};
+
+// Reads the command line into `f`; an exit status when the program should stop there.
+std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
+  CLI::App app("steward-agent: runs on every edge unit; executes the station's commands and forwards events.",
+               "steward-agent");
+  cli::Setup(app);
+  app.add_option("--node", f.node, "This node's name: the first token of its subjects")
+      ->type_name("NAME")
+      ->required();
+  cli::AddNatsFlags(app, &f.nats);
+  app.add_option("--station", f.station, "Name of the station node that receives events")
+      ->type_name("NAME")
+      ->capture_default_str();
+  app.add_option("--data-dir", f.data_dir, "Directory for the agent's state, agent.db (created if missing)")
+      ->type_name("DIR")
+      ->capture_default_str();
+  cli::AddDuration(app, "--keep-results", &f.keep_results, "Forget finished commands' records after this long");
+  cli::AddDuration(app, "--heartbeat", &f.heartbeat, "Interval between hello events");
+  cli::AddList(app, "--syslog-udp", &f.syslog_udp, "Receive syslog on these UDP host:port")
+      ->type_name("HOST:PORT,...");
+  cli::AddList(app, "--syslog-tcp", &f.syslog_tcp, "Receive syslog on these TCP host:port (RFC 6587)")
+      ->type_name("HOST:PORT,...");
+  cli::AddList(app, "--tail", &f.tail, "Follow these files, PATH[:DOMAIN] (default domain: each line's app-name)")
+      ->type_name("PATH[:DOMAIN],...");
+  app.add_option("--syslog-max-message", f.syslog_max_message, "Longer syslog messages are truncated (bytes)")
+      ->capture_default_str();
+  app.add_option("--syslog-spool-mb", f.syslog_spool_mb, "Log spool limit; beyond it the oldest lines are dropped")
+      ->capture_default_str();
+  cli::AddList(app, "--trust", &f.trust,
+               "Station public keys (station.pub) whose signed commands this node runs; none: unsigned "
+               "commands run (development only)")
+      ->type_name("FILE,...");
+  app.add_option("--node-key", f.node_key, "This node's signing key (default <data-dir>/node.key, made if missing)")
+      ->type_name("FILE");
+  return cli::Parse(app, argc, argv);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   const sigset_t signals = steward::BlockTerminationSignals();
-  absl::SetProgramUsageMessage("steward-agent --node NAME [--nats URL] [--station NAME] [--data-dir DIR]");
-  std::vector<std::string> storage;
-  std::vector<char*> args = steward::NormalizeFlags(argc, argv, storage);
-  absl::ParseCommandLine(static_cast<int>(args.size() - 1), args.data());
+  Flags flags;
+  if (std::optional<int> done = ParseFlags(argc, argv, flags)) return *done;
 
   steward::agent::AgentOptions opts;
-  opts.node = absl::GetFlag(FLAGS_node);
-  if (opts.node.empty()) {
-    fmt::print(stderr, "steward-agent: --node is required\n");
-    return 2;
-  }
+  opts.node = flags.node;
   steward::SetLogTag("agent " + opts.node);
-  opts.station = absl::GetFlag(FLAGS_station);
-  opts.heartbeat = absl::GetFlag(FLAGS_heartbeat);
-  opts.nats.url = absl::GetFlag(FLAGS_nats).empty() ? steward::DefaultNatsUrl() : absl::GetFlag(FLAGS_nats);
-  opts.nats.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
-  if (const std::string creds = absl::GetFlag(FLAGS_creds); !creds.empty()) {
+  opts.station = flags.station;
+  opts.heartbeat = flags.heartbeat;
+  opts.nats.url = flags.nats.url;
+  opts.nats.tls_ca_file = flags.nats.tls_ca;
+  if (const std::string& creds = flags.nats.creds; !creds.empty()) {
     auto c = steward::ReadCreds(creds);
     if (!c.ok()) {
       fmt::print(stderr, "steward-agent: {}\n", c.status().message());
@@ -65,15 +94,15 @@ int main(int argc, char** argv) {
     opts.nats.password = c->password;
   }
   opts.security.trusted = std::make_shared<steward::signing::TrustedKeys>();
-  for (const std::string& path : absl::GetFlag(FLAGS_trust)) {
+  for (const std::string& path : flags.trust) {
     if (absl::Status st = opts.security.trusted->AddFile(path); !st.ok()) {
       fmt::print(stderr, "steward-agent: --trust {}: {}\n", path, st.message());
       return 2;
     }
   }
-  opts.syslog.udp = absl::GetFlag(FLAGS_syslog_udp);
-  opts.syslog.tcp = absl::GetFlag(FLAGS_syslog_tcp);
-  for (const std::string& t : absl::GetFlag(FLAGS_tail)) {
+  opts.syslog.udp = flags.syslog_udp;
+  opts.syslog.tcp = flags.syslog_tcp;
+  for (const std::string& t : flags.tail) {
     const size_t colon = t.rfind(':');
     if (colon == std::string::npos || colon == 0) {
       opts.syslog.tails.emplace_back(t, "");
@@ -81,22 +110,22 @@ int main(int argc, char** argv) {
       opts.syslog.tails.emplace_back(t.substr(0, colon), t.substr(colon + 1));
     }
   }
-  opts.syslog.state_dir = absl::GetFlag(FLAGS_data_dir) + "/tail";
-  opts.syslog.max_message_bytes = static_cast<size_t>(std::max<int64_t>(256, absl::GetFlag(FLAGS_syslog_max_message)));
+  opts.syslog.state_dir = flags.data_dir + "/tail";
+  opts.syslog.max_message_bytes = static_cast<size_t>(std::max<int64_t>(256, flags.syslog_max_message));
   opts.syslog.spool_max_bytes =
-      static_cast<size_t>(std::max<int64_t>(1, absl::GetFlag(FLAGS_syslog_spool_mb))) << 20;
+      static_cast<size_t>(std::max<int64_t>(1, flags.syslog_spool_mb)) << 20;
 
-  auto store = steward::agent::AgentStore::Open(absl::GetFlag(FLAGS_data_dir));
+  auto store = steward::agent::AgentStore::Open(flags.data_dir);
   if (!store.ok()) {
     fmt::print(stderr, "steward-agent: {}\n", store.status().message());
     return 2;
   }
-  std::string key_path = absl::GetFlag(FLAGS_node_key);
+  std::string key_path = flags.node_key;
   if (key_path.empty()) {
-    key_path = absl::GetFlag(FLAGS_data_dir) + "/node.key";
+    key_path = flags.data_dir + "/node.key";
     if (!std::filesystem::exists(key_path)) {
       auto pair = steward::signing::Generate();
-      absl::Status st = pair.ok() ? steward::signing::WriteKeyPair(*pair, absl::GetFlag(FLAGS_data_dir) + "/node",
+      absl::Status st = pair.ok() ? steward::signing::WriteKeyPair(*pair, flags.data_dir + "/node",
                                                                    opts.node)
                                   : pair.status();
       if (!st.ok()) {
@@ -111,7 +140,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   opts.security.node_key = *node_key;
-  auto acl = steward::agent::Acl::Open(absl::GetFlag(FLAGS_data_dir));
+  auto acl = steward::agent::Acl::Open(flags.data_dir);
   if (!acl.ok()) {
     fmt::print(stderr, "steward-agent: {}\n", acl.status().message());
     return 2;
@@ -122,7 +151,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "steward-agent: {}\n", interrupted.status().message());
     return 2;
   }
-  if (auto pruned = (*store)->PruneCommandLog(absl::GetFlag(FLAGS_keep_results)); !pruned.ok()) {
+  if (auto pruned = (*store)->PruneCommandLog(flags.keep_results); !pruned.ok()) {
     STEWARD_LOG_WARNING("pruning the command log: {}", pruned.status().ToString());
   }
 

@@ -35,7 +35,7 @@
 #include "common/protocol.h"
 #include "common/status_macros.h"
 #include "proto/steward.pb.h"
-#include "station/client.h"
+#include "ctl/client.h"
 
 namespace {
 
@@ -108,7 +108,7 @@ struct Stages {
 // One durable command as `stewardctl send` to one node does it: a Submit with a wait,
 // answered once the command is terminal (one round trip); anything but "succeeded"
 // is an error. `stages`, when not null, gets where the time went.
-absl::Status DurableCommand(steward::station::Client& client, const char* method, int thread,
+absl::Status DurableCommand(steward::ctl::Client& client, const char* method, int thread,
                             int64_t* /*inner_us*/, Stages* stages) {
   steward::proto::SubmitRequest req = ShellTrue({kNode}, absl::StrCat("d", thread), method);
   req.set_wait_ms(absl::ToInt64Milliseconds(kCommandWait));
@@ -221,11 +221,11 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
   STEWARD_RETURN_IF_ERROR(
       steward::bench::SpawnStewardAndRaw(children, dir, url, self, "station-a", "agent", kNode));
   STEWARD_ASSIGN_OR_RETURN(
-      std::unique_ptr<steward::station::Client> client,
-      steward::station::Client::Connect(
-          steward::station::ClientOptions{.nats = {.url = url, .name = "ledger_bench"},
+      std::unique_ptr<steward::ctl::Client> client,
+      steward::ctl::Client::Connect(
+          steward::ctl::ClientOptions{.nats = {.url = url, .name = "ledger_bench"},
                                           .operator_name = "ledger_bench"}));
-  steward::station::Client& c = *client;
+  steward::ctl::Client& c = *client;
   fmt::print("a. durable commands, {} in flight; {} per run after {} warm-up commands\n",
              kInFlight, absl::FormatDuration(duration), kWarmupCommands);
   fmt::print("  durable: Client::Submit(<method> -> {}, domain d<thread>, wait until terminal: "
@@ -323,7 +323,7 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
 // Every state of `ids`, waiting up to `wait` for all to be terminal (several Waits in
 // parallel when there are many ids).
 absl::StatusOr<std::vector<steward::proto::CommandState>> WaitAll(
-    steward::station::Client& client, const std::vector<std::string>& ids, absl::Duration wait) {
+    steward::ctl::Client& client, const std::vector<std::string>& ids, absl::Duration wait) {
   std::vector<std::vector<std::string>> chunks;
   for (size_t i = 0; i < ids.size(); i += kMaxIdsPerWait) {
     chunks.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(i),
@@ -365,7 +365,7 @@ struct FanoutResult {
   std::string first_failure;
 };
 
-absl::StatusOr<FanoutResult> FanOut(steward::station::Client& client,
+absl::StatusOr<FanoutResult> FanOut(steward::ctl::Client& client,
                                     const std::vector<std::string>& nodes, const char* method,
                                     const char* label, CpuMeter& cpu) {
   FanoutResult r;
@@ -444,7 +444,7 @@ absl::Status WaitSimulatorReady(Children& children, const std::string& log, int 
       steward::bench::Tail(log, 10)));
 }
 
-absl::StatusOr<int> CountOnline(steward::station::Client& client) {
+absl::StatusOr<int> CountOnline(steward::ctl::Client& client) {
   STEWARD_ASSIGN_OR_RETURN(steward::proto::NodesReply reply, client.Nodes("", absl::Seconds(5)));
   int online = 0;
   for (const steward::proto::NodeInfo& n : reply.nodes()) {
@@ -461,9 +461,9 @@ absl::Status FanoutAndMemory(const std::string& url, const Args& args, Children&
       {bin + "/station/steward-station", "--nats", url, "--data-dir", dir.File("station-b")},
       dir.File("station-b.log")));
   STEWARD_ASSIGN_OR_RETURN(
-      std::unique_ptr<steward::station::Client> client,
-      steward::station::Client::Connect(
-          steward::station::ClientOptions{.nats = {.url = url, .name = "ledger_bench fan-out"},
+      std::unique_ptr<steward::ctl::Client> client,
+      steward::ctl::Client::Connect(
+          steward::ctl::ClientOptions{.nats = {.url = url, .name = "ledger_bench fan-out"},
                                           .operator_name = "ledger_bench"}));
   STEWARD_RETURN_IF_ERROR(steward::bench::WaitUntil(
       "the fresh station", children, [&] { return CountOnline(*client).status(); }));

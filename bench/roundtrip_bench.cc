@@ -26,7 +26,7 @@
 #include "common/protocol.h"
 #include "common/status_macros.h"
 #include "proto/steward.pb.h"
-#include "station/client.h"
+#include "ctl/client.h"
 
 namespace {
 
@@ -78,11 +78,11 @@ absl::Status RunBench(const std::string& self, absl::Duration duration, Children
                                                              kNode));
 
   // steward: one Client shared by every thread, as the header allows.
-  absl::StatusOr<std::unique_ptr<steward::station::Client>> client =
-      steward::station::Client::Connect(
-          steward::station::ClientOptions{.nats = {.url = url, .name = "roundtrip_bench"}});
+  absl::StatusOr<std::unique_ptr<steward::ctl::Client>> client =
+      steward::ctl::Client::Connect(
+          steward::ctl::ClientOptions{.nats = {.url = url, .name = "roundtrip_bench"}});
   if (!client.ok()) return client.status();
-  steward::station::Client& steward_client = **client;
+  steward::ctl::Client& steward_client = **client;
   const RequestFn steward_ping = [&steward_client](int, int64_t* inner_us) -> absl::Status {
     absl::StatusOr<steward::proto::PingReply> pong = steward_client.Ping(kNode, kPingWait);
     if (!pong.ok()) return pong.status();

@@ -42,7 +42,7 @@
 #include "common/signing.h"
 #include "common/status_macros.h"
 #include "proto/steward.pb.h"
-#include "station/client.h"
+#include "ctl/client.h"
 
 namespace {
 
@@ -267,7 +267,7 @@ steward::proto::SubmitRequest ShellTrue(const std::string& node, const std::stri
 
 // One durable command: Submit, then Wait until it is terminal; anything but "succeeded"
 // is an error.
-absl::Status DurableCommand(steward::station::Client& client, const std::string& node,
+absl::Status DurableCommand(steward::ctl::Client& client, const std::string& node,
                             int thread) {
   STEWARD_ASSIGN_OR_RETURN(
       steward::proto::SubmitReply submitted,
@@ -320,7 +320,7 @@ struct Mode {
   std::string station;  // station name, also its child's name
   std::string node;     // agent's node name
   std::string agent;    // agent child's name
-  std::unique_ptr<steward::station::Client> client;
+  std::unique_ptr<steward::ctl::Client> client;
   RequestFn ping;
   RequestFn durable;
   std::vector<RunResult> ping_runs;
@@ -340,7 +340,7 @@ absl::Status StartMode(Mode& m, const std::string& url, Children& children,
   std::vector<std::string> agent_argv = {bin + "/agent/steward-agent", "--node", m.node,
                                          "--station", m.station, "--nats", url,
                                          "--heartbeat", "1s", "--data-dir", dir.File(m.agent)};
-  steward::station::ClientOptions client_options{
+  steward::ctl::ClientOptions client_options{
       .station = m.station,
       .nats = {.url = url, .name = "signing_bench " + m.label},
       .operator_name = "signing_bench"};
@@ -353,9 +353,9 @@ absl::Status StartMode(Mode& m, const std::string& url, Children& children,
   }
   STEWARD_RETURN_IF_ERROR(children.Spawn(m.station, station_argv, dir.File(m.station + ".log")));
   STEWARD_RETURN_IF_ERROR(children.Spawn(m.agent, agent_argv, dir.File(m.agent + ".log")));
-  STEWARD_ASSIGN_OR_RETURN(m.client, steward::station::Client::Connect(client_options));
+  STEWARD_ASSIGN_OR_RETURN(m.client, steward::ctl::Client::Connect(client_options));
 
-  steward::station::Client& c = *m.client;
+  steward::ctl::Client& c = *m.client;
   m.ping = [&c, node = m.node](int, int64_t* inner_us) -> absl::Status {
     STEWARD_ASSIGN_OR_RETURN(steward::proto::PingReply pong, c.Ping(node, kPingWait));
     *inner_us = pong.station_rtt_us();
@@ -370,11 +370,11 @@ absl::Status StartMode(Mode& m, const std::string& url, Children& children,
       return c.Accept(m.node, kCallTimeout).status();
     }));
     // The station must really be in signed mode: an unsigned request is refused.
-    steward::station::ClientOptions unsigned_options = client_options;
+    steward::ctl::ClientOptions unsigned_options = client_options;
     unsigned_options.operator_key.reset();
     unsigned_options.nats.name = "signing_bench unsigned";
-    STEWARD_ASSIGN_OR_RETURN(std::unique_ptr<steward::station::Client> unsigned_client,
-                             steward::station::Client::Connect(unsigned_options));
+    STEWARD_ASSIGN_OR_RETURN(std::unique_ptr<steward::ctl::Client> unsigned_client,
+                             steward::ctl::Client::Connect(unsigned_options));
     const absl::Status refused = unsigned_client->Ping(m.node, kPingWait).status();
     if (!absl::IsFailedPrecondition(refused)) {
       return absl::InternalError(absl::StrCat(

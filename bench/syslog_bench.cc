@@ -46,7 +46,7 @@
 #include "common/request_pump.h"
 #include "common/status_macros.h"
 #include "proto/steward.pb.h"
-#include "station/client.h"
+#include "ctl/client.h"
 
 namespace {
 
@@ -661,14 +661,14 @@ struct Phase {
 
 struct Env {
   Children& children;
-  steward::station::Client& client;
+  steward::ctl::Client& client;
   Tap& tap;
   std::vector<Watched> watched;
   absl::Duration phase_limit;
   int64_t published_total = 0;  // lines published in station phases so far
 };
 
-absl::StatusOr<steward::proto::NodeInfo> NodeInfo(steward::station::Client& client) {
+absl::StatusOr<steward::proto::NodeInfo> NodeInfo(steward::ctl::Client& client) {
   STEWARD_ASSIGN_OR_RETURN(steward::proto::NodesReply reply, client.Nodes(kNode, kRpcTimeout));
   if (reply.nodes_size() != 1) return absl::NotFoundError("the station does not list the node");
   return reply.nodes(0);
@@ -886,11 +886,11 @@ absl::Status RunBench(int64_t lines, Children& children, BenchDir& dir, bool kee
   STEWARD_ASSIGN_OR_RETURN(const AgentPorts ports,
                            WaitForAgentInputs(children, dir.File("agent.log"), tailed));
 
-  std::unique_ptr<steward::station::Client> client;
+  std::unique_ptr<steward::ctl::Client> client;
   STEWARD_RETURN_IF_ERROR(steward::bench::WaitUntil("a station client", children, [&] {
-    absl::StatusOr<std::unique_ptr<steward::station::Client>> c =
-        steward::station::Client::Connect(
-            steward::station::ClientOptions{.nats = {.url = url, .name = "syslog_bench"}});
+    absl::StatusOr<std::unique_ptr<steward::ctl::Client>> c =
+        steward::ctl::Client::Connect(
+            steward::ctl::ClientOptions{.nats = {.url = url, .name = "syslog_bench"}});
     if (!c.ok()) return c.status();
     client = *std::move(c);
     return absl::OkStatus();

@@ -1,39 +1,258 @@
-// Implementation of the mains' shared helpers.
+// The programs' shared command-line handling: CLI11 set up one way, a walk over the
+// arguments before CLI11 reads them (names, near misses, options given before their
+// subcommand), and usage errors mapped to one exit status.
 #include "common/cli.h"
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cstdlib>
-#include <cstring>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace steward::cli {
+namespace {
+
+constexpr size_t kMaxSuggestionEdits = 2;
+
+bool IsOption(const std::string& arg) { return arg.size() > 1 && arg[0] == '-' && arg != "--"; }
+
+// "--timeout=1s" -> "--timeout".
+std::string OptionName(const std::string& arg) { return arg.substr(0, arg.find('=')); }
+
+// Rewrites the name part of a long option ("--data_dir=x") to use `separator` ('-' or
+// '_') between words; the value is left as it is.
+void SpellName(std::string& arg, char separator) {
+  if (arg.size() < 3 || arg[0] != '-' || arg[1] != '-') return;
+  const size_t end = arg.find('=');
+  for (size_t j = 2; j < arg.size() && j < end; ++j) {
+    if (arg[j] == '-' || arg[j] == '_') arg[j] = separator;
+  }
+}
+
+std::vector<const CLI::App*> Subcommands(const CLI::App& app) {
+  return app.get_subcommands([](const CLI::App* sub) { return !sub->get_name().empty(); });
+}
+
+const CLI::App* FindSubcommand(const CLI::App& app, const std::string& name) {
+  for (const CLI::App* sub : Subcommands(app)) {
+    if (sub->check_name(name)) return sub;
+  }
+  return nullptr;
+}
+
+bool HasPositionals(const CLI::App& app) {
+  return !app.get_options([](const CLI::Option* o) { return o->get_positional(); }).empty();
+}
+
+// The option `name` of `app` or, as CLI11 passes unknown options up, of its parents.
+const CLI::Option* FindAbove(const CLI::App* app, const std::string& name) {
+  for (; app != nullptr; app = app->get_parent()) {
+    if (const CLI::Option* o = app->get_option_no_throw(name)) return o;
+  }
+  return nullptr;
+}
+
+// The option `name` of one of `app`'s subcommands, at any depth.
+const CLI::Option* FindBelow(const CLI::App& app, const std::string& name) {
+  for (const CLI::App* sub : Subcommands(app)) {
+    if (const CLI::Option* o = sub->get_option_no_throw(name)) return o;
+    if (const CLI::Option* o = FindBelow(*sub, name)) return o;
+  }
+  return nullptr;
+}
+
+void LongNames(const CLI::App& app, std::vector<std::string>& out) {
+  for (const CLI::Option* o : app.get_options()) {
+    for (const std::string& name : o->get_lnames()) out.push_back("--" + name);
+  }
+}
+
+// Every option name usable at `app`: its own, its parents', its subcommands'.
+std::vector<std::string> OptionNamesAround(const CLI::App& app) {
+  std::vector<std::string> names;
+  for (const CLI::App* a = &app; a != nullptr; a = a->get_parent()) LongNames(*a, names);
+  std::vector<const CLI::App*> below = Subcommands(app);
+  while (!below.empty()) {
+    const CLI::App* sub = below.back();
+    below.pop_back();
+    LongNames(*sub, names);
+    for (const CLI::App* s : Subcommands(*sub)) below.push_back(s);
+  }
+  return names;
+}
+
+std::string Suggestion(const std::string& word, const std::vector<std::string>& candidates) {
+  const std::string near = Closest(word, candidates);
+  return near.empty() ? "" : absl::StrCat("; did you mean \"", near, "\"?");
+}
+
+// "stewardctl send" for the send subcommand of stewardctl.
+std::string CommandPath(const CLI::App& app) {
+  std::vector<std::string> names;
+  for (const CLI::App* a = &app; a != nullptr; a = a->get_parent()) names.push_back(a->get_name());
+  std::reverse(names.begin(), names.end());
+  return absl::StrJoin(names, " ");
+}
+
+// The subcommand CLI11 had reached when it stopped (the app itself if none).
+const CLI::App& Deepest(const CLI::App& app) {
+  const CLI::App* at = &app;
+  for (std::vector<CLI::App*> subs = at->get_subcommands(); !subs.empty(); subs = at->get_subcommands()) {
+    at = subs.back();
+  }
+  return *at;
+}
+
+// Walks the arguments as CLI11 will (stopping at "--"): moves options that belong to a
+// subcommand but stand before its name to just after it, and turns an unknown option or
+// subcommand into a usage error with a suggestion. Returns the error text, or "".
+std::string Arrange(const CLI::App& app, std::vector<std::string>& args, const CLI::App*& at) {
+  std::vector<std::string> out, early;
+  at = &app;
+  size_t i = 0;
+  for (; i < args.size() && args[i] != "--"; ++i) {
+    const std::string& arg = args[i];
+    if (IsOption(arg)) {
+      const std::string name = OptionName(arg);
+      const CLI::Option* opt = FindAbove(at, name);
+      std::vector<std::string>* to = &out;
+      if (opt == nullptr && (opt = FindBelow(*at, name)) != nullptr) to = &early;
+      if (opt == nullptr) {
+        return absl::StrCat("unknown option ", name, Suggestion(name, OptionNamesAround(*at)));
+      }
+      to->push_back(arg);
+      if (opt->get_expected_max() > 0 && arg.find('=') == std::string::npos && i + 1 < args.size()) {
+        to->push_back(args[++i]);
+      }
+      continue;
+    }
+    if (const CLI::App* sub = FindSubcommand(*at, arg)) {
+      out.push_back(arg);
+      out.insert(out.end(), early.begin(), early.end());
+      early.clear();
+      at = sub;
+      continue;
+    }
+    if (!Subcommands(*at).empty() && !HasPositionals(*at)) {
+      std::vector<std::string> names;
+      for (const CLI::App* sub : Subcommands(*at)) names.push_back(sub->get_name());
+      return absl::StrCat("unknown subcommand \"", arg, "\"", Suggestion(arg, names));
+    }
+    out.push_back(arg);
+  }
+  // Options that belong to no subcommand given: CLI11 says they were not expected.
+  out.insert(out.end(), early.begin(), early.end());
+  out.insert(out.end(), args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+  args = std::move(out);
+  return "";
+}
+
+}  // namespace
+
+void Setup(CLI::App& app) {
+  app.set_version_flag("--version", absl::StrCat(app.get_name(), " ", STEWARD_VERSION),
+                       "Print the version and exit");
+  app.set_help_flag("-h,--help", "Print this help and exit");
+  app.fallthrough();
+  app.get_formatter()->column_width(34);
+}
+
+void AddNatsFlags(CLI::App& app, NatsFlags* flags) {
+  flags->url = kDefaultNatsUrl;
+  app.add_option("--nats", flags->url, "NATS URL")
+      ->type_name("URL")
+      ->envname("STEWARD_NATS_URL")
+      ->capture_default_str();
+  app.add_option("--creds", flags->creds, "Broker credentials file (user, password)")->type_name("FILE");
+  app.add_option("--tls-ca", flags->tls_ca, "CA bundle: connect to NATS over TLS and verify the server")
+      ->type_name("FILE");
+}
+
+CLI::Option* AddDuration(CLI::App& app, const std::string& name, absl::Duration* value,
+                         const std::string& description) {
+  CLI::Option* opt = app.add_option_function<std::string>(
+      name, [value](const std::string& text) { absl::ParseDuration(text, value); },  // checked below
+      description);
+  opt->type_name("DURATION");
+  opt->check(CLI::Validator(
+      [](std::string& text) -> std::string {
+        absl::Duration d;
+        return absl::ParseDuration(text, &d)
+                   ? ""
+                   : absl::StrCat("\"", text, "\" is not a duration (10s, 1m30s, 500ms)");
+      },
+      ""));
+  if (*value != absl::ZeroDuration()) opt->default_str(absl::FormatDuration(*value));
+  return opt;
+}
+
+CLI::Option* AddList(CLI::App& app, const std::string& name, std::vector<std::string>* values,
+                     const std::string& description) {
+  return app.add_option(name, *values, description)->delimiter(',')->allow_extra_args(false);
+}
+
+std::optional<int> Parse(CLI::App& app, std::vector<std::string> args) {
+  for (std::string& arg : args) {
+    if (arg == "--") break;
+    SpellName(arg, '-');
+  }
+  const CLI::App* at = nullptr;
+  if (const std::string why = Arrange(app, args, at); !why.empty()) return UsageError(*at, why);
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last first
+  try {
+    app.parse(args);
+  } catch (const CLI::Success& e) {  // --help, --version
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return UsageError(Deepest(app), e.what());
+  }
+  return std::nullopt;
+}
+
+std::optional<int> Parse(CLI::App& app, int argc, char** argv) {
+  return Parse(app, std::vector<std::string>(argv + 1, argv + argc));
+}
+
+int UsageError(const CLI::App& command, absl::string_view why) {
+  std::cerr << CommandPath(command) << ": " << why << "\n"
+            << "Run `" << CommandPath(command) << " --help` for usage.\n";
+  return kUsageExit;
+}
+
+std::string Closest(absl::string_view word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_edits = kMaxSuggestionEdits + 1;
+  for (const std::string& c : candidates) {
+    // Levenshtein distance, one row at a time.
+    std::vector<size_t> row(c.size() + 1);
+    for (size_t j = 0; j <= c.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= word.size(); ++i) {
+      size_t diagonal = row[0];
+      row[0] = i;
+      for (size_t j = 1; j <= c.size(); ++j) {
+        const size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (word[i - 1] == c[j - 1] ? 0 : 1)});
+        diagonal = up;
+      }
+    }
+    if (row[c.size()] < best_edits) {
+      best_edits = row[c.size()];
+      best = c;
+    }
+  }
+  return best;
+}
+
+}  // namespace steward::cli
 
 namespace steward {
 
-std::vector<char*> NormalizeFlags(int argc, char** argv, std::vector<std::string>& storage) {
-  storage.assign(argv, argv + argc);
-  bool after_dashes = false;
-  for (size_t i = 1; i < storage.size(); ++i) {
-    std::string& a = storage[i];
-    if (after_dashes) continue;
-    if (a == "--") {
-      after_dashes = true;
-      continue;
-    }
-    if (a.size() > 2 && a[0] == '-' && a[1] == '-') {
-      const size_t end = a.find('=');
-      for (size_t j = 2; j < a.size() && j < end; ++j) {
-        if (a[j] == '-') a[j] = '_';
-      }
-    }
-  }
-  std::vector<char*> out;
-  for (std::string& s : storage) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
 std::string DefaultNatsUrl() {
   const char* env = std::getenv("STEWARD_NATS_URL");
-  return env != nullptr && *env != '\0' ? env : "nats://127.0.0.1:4222";
+  return env != nullptr && *env != '\0' ? env : cli::kDefaultNatsUrl;
 }
 
 sigset_t BlockTerminationSignals() {
@@ -43,6 +262,15 @@ sigset_t BlockTerminationSignals() {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
+}
+
+std::vector<char*> NormalizeFlags(int argc, char** argv, std::vector<std::string>& storage) {
+  storage.assign(argv, argv + argc);
+  for (size_t i = 1; i < storage.size() && storage[i] != "--"; ++i) cli::SpellName(storage[i], '_');
+  std::vector<char*> out;
+  for (std::string& s : storage) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
 }
 
 }  // namespace steward

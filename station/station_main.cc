@@ -5,42 +5,61 @@
 #include <string>
 #include <vector>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "common/cli.h"
 #include "common/creds.h"
 #include "common/signing.h"
 #include "common/log.h"
 #include "station/station.h"
 
-ABSL_FLAG(std::string, name, "station", "The station's node name");
-ABSL_FLAG(std::string, nats, "", "NATS URL (default $STEWARD_NATS_URL or nats://127.0.0.1:4222)");
-ABSL_FLAG(std::string, data_dir, "/var/lib/steward-station",
-          "Directory for the station's ledger, station.db (created if missing)");
-ABSL_FLAG(absl::Duration, log_retention, absl::Hours(24 * 7), "Keep syslog lines this long");
-ABSL_FLAG(int64_t, log_max_lines, 10'000'000, "Keep at most this many syslog lines (newest)");
-ABSL_FLAG(std::string, keys, "",
-          "Keys directory from `stewardctl keys init`: sign commands with station.key, accept "
-          "requests signed by operator.pub (and operators/*.pub), use creds/station.creds and "
-          "tls/ca.pem; nodes must then be accepted");
-ABSL_FLAG(std::string, creds, "", "Broker credentials file (user, password)");
-ABSL_FLAG(std::string, tls_ca, "", "CA bundle: connect to NATS over TLS and verify the server");
+namespace {
+
+namespace cli = steward::cli;
+
+// The command line, with its defaults.
+struct Flags {
+  std::string name = "station";
+  cli::NatsFlags nats;
+  std::string data_dir = "/var/lib/steward-station";
+  absl::Duration log_retention = absl::Hours(24 * 7);
+  int64_t log_max_lines = 10'000'000;
+  std::string keys;
+};
+
+// Reads the command line into `f`; an exit status when the program should stop there.
+std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
+  CLI::App app("steward-station: the management host's daemon; stores, dispatches and tracks every command.",
+               "steward-station");
+  cli::Setup(app);
+  app.add_option("--name", f.name, "The station's node name")->type_name("NAME")->capture_default_str();
+  cli::AddNatsFlags(app, &f.nats);
+  app.add_option("--data-dir", f.data_dir, "Directory for the station's ledger, station.db (created if missing)")
+      ->type_name("DIR")
+      ->capture_default_str();
+  cli::AddDuration(app, "--log-retention", &f.log_retention, "Keep syslog lines this long");
+  app.add_option("--log-max-lines", f.log_max_lines, "Keep at most this many syslog lines (newest)")
+      ->capture_default_str();
+  app.add_option("--keys", f.keys,
+                 "Keys directory from `stewardctl keys init`: sign commands with station.key, accept "
+                 "requests signed by operator.pub (and operators/*.pub), use creds/station.creds and "
+                 "tls/ca.pem; nodes must then be accepted")
+      ->type_name("DIR");
+  return cli::Parse(app, argc, argv);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   const sigset_t signals = steward::BlockTerminationSignals();
-  absl::SetProgramUsageMessage("steward-station [--name NAME] [--nats URL] [--data-dir DIR]");
-  std::vector<std::string> storage;
-  std::vector<char*> args = steward::NormalizeFlags(argc, argv, storage);
-  absl::ParseCommandLine(static_cast<int>(args.size() - 1), args.data());
+  Flags flags;
+  if (std::optional<int> done = ParseFlags(argc, argv, flags)) return *done;
 
   steward::station::StationOptions opts;
-  opts.name = absl::GetFlag(FLAGS_name);
+  opts.name = flags.name;
   steward::SetLogTag("station " + opts.name);
-  opts.nats.url = absl::GetFlag(FLAGS_nats).empty() ? steward::DefaultNatsUrl() : absl::GetFlag(FLAGS_nats);
-  const std::string keys = absl::GetFlag(FLAGS_keys);
-  std::string creds = absl::GetFlag(FLAGS_creds);
-  opts.nats.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  opts.nats.url = flags.nats.url;
+  const std::string& keys = flags.keys;
+  std::string creds = flags.nats.creds;
+  opts.nats.tls_ca_file = flags.nats.tls_ca;
   opts.operators = std::make_shared<steward::signing::TrustedKeys>();
   if (!keys.empty()) {
     auto key = steward::signing::LoadKeyPair(keys + "/station.key");
@@ -75,9 +94,9 @@ int main(int argc, char** argv) {
     opts.nats.user = c->user;
     opts.nats.password = c->password;
   }
-  opts.data_dir = absl::GetFlag(FLAGS_data_dir);
-  opts.log_retention = absl::GetFlag(FLAGS_log_retention);
-  opts.log_max_lines = absl::GetFlag(FLAGS_log_max_lines);
+  opts.data_dir = flags.data_dir;
+  opts.log_retention = flags.log_retention;
+  opts.log_max_lines = flags.log_max_lines;
 
   steward::nats::Library nats_library;
   {

@@ -14,7 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/protocol.h"
-#include "station/client.h"
+#include "ctl/client.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/tmpfs.h"
 #include "tests/testing/wait.h"
@@ -35,8 +35,8 @@ std::map<std::string, int> Lines(const std::filesystem::path& p) {
   return out;
 }
 
-std::unique_ptr<steward::station::Client> Connect(Cluster& c) {
-  auto client = steward::station::Client::Connect({.nats = {.url = c.url()}});
+std::unique_ptr<steward::ctl::Client> Connect(Cluster& c) {
+  auto client = steward::ctl::Client::Connect({.nats = {.url = c.url()}});
   REQUIRE(client.ok());
   return std::move(*client);
 }

@@ -111,7 +111,7 @@ TEST_CASE("stewardctl without a station exits 255 with the reason", "[integratio
   CHECK_THAT(r.err, Catch::Contains("station not reachable"));
 
   // No broker at all.
-  r = steward::testing::RunProgram({steward::testing::BinPath("station/stewardctl"), "--nats",
+  r = steward::testing::RunProgram({steward::testing::BinPath("ctl/stewardctl"), "--nats",
                                     "nats://127.0.0.1:1", "nodes"});
   CHECK(r.exit_code == 255);
   CHECK_THAT(r.err, Catch::Contains("station not reachable"));

@@ -15,8 +15,7 @@
 #include "absl/time/clock.h"
 #include "common/nats.h"
 #include "common/protocol.h"
-#include "station/client.h"
-#include "common/protocol.h"
+#include "ctl/client.h"
 #include "tests/testing/cluster.h"
 
 using steward::testing::Cluster;
@@ -36,15 +35,15 @@ std::map<std::string, int> Lines(const std::filesystem::path& p) {
   return out;
 }
 
-std::unique_ptr<steward::station::Client> Connect(Cluster& c) {
-  auto client = steward::station::Client::Connect({.nats = {.url = c.url()}});
+std::unique_ptr<steward::ctl::Client> Connect(Cluster& c) {
+  auto client = steward::ctl::Client::Connect({.nats = {.url = c.url()}});
   REQUIRE(client.ok());
   return std::move(*client);
 }
 
 // Submits `n` commands to `node`, each appending its index to `file`, spread over 4
 // domains; returns the ids (each is in the ledger when Submit returns).
-std::vector<std::string> SubmitMarkers(steward::station::Client& client, const std::string& node,
+std::vector<std::string> SubmitMarkers(steward::ctl::Client& client, const std::string& node,
                                        const std::filesystem::path& file, int n) {
   std::vector<std::string> ids;
   for (int i = 0; i < n; ++i) {
@@ -69,7 +68,7 @@ steward::proto::CommandStates WaitAll(Cluster& c, const std::vector<std::string>
   const absl::Time deadline = absl::Now() + timeout;
   steward::proto::CommandStates last;
   while (absl::Now() < deadline) {
-    auto client = steward::station::Client::Connect({.nats = {.url = c.url()}});
+    auto client = steward::ctl::Client::Connect({.nats = {.url = c.url()}});
     if (client.ok()) {
       auto states = (*client)->Wait(ids, std::min(absl::Seconds(5), deadline - absl::Now()));
       if (states.ok()) {
@@ -267,7 +266,7 @@ TEST_CASE("ledger survives a station restart with its nodes table and history to
   r = c.Ctl({"history", "--node", "ship1", "--json"});
   CHECK_THAT(r.out, Catch::Contains("before"));
   r = c.Ctl({"nodes", "--json"});
-  CHECK_THAT(r.out, Catch::Contains("\"node\":\"ship1\""));
+  CHECK_THAT(r.out, Catch::Contains("\"name\":\"ship1\""));
   CHECK_THAT(r.out, Catch::Contains("\"last_command_state\":\"succeeded\""));
 }
 

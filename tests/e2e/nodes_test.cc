@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/protocol.h"
-#include "station/client.h"
+#include "ctl/client.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/wait.h"
 
@@ -16,8 +16,8 @@ using steward::testing::RunResult;
 
 namespace {
 
-std::unique_ptr<steward::station::Client> Connect(Cluster& c) {
-  auto client = steward::station::Client::Connect({.nats = {.url = c.url()}});
+std::unique_ptr<steward::ctl::Client> Connect(Cluster& c) {
+  auto client = steward::ctl::Client::Connect({.nats = {.url = c.url()}});
   REQUIRE(client.ok());
   return std::move(*client);
 }

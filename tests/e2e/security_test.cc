@@ -209,7 +209,7 @@ TEST_CASE("a node's events count only with its pinned key, and operators must si
   CHECK_THAT(c.Ctl({"nodes", "--json"}).out, !Catch::Contains("\"ship2\""));
 
   // Requests without the operator's key are refused; the audit names the operator key.
-  r = steward::testing::RunProgram({steward::testing::BinPath("station/stewardctl"), "--nats", c.url(),
+  r = steward::testing::RunProgram({steward::testing::BinPath("ctl/stewardctl"), "--nats", c.url(),
                                     "--creds", c.keys() + "/creds/operator.creds", "--tls-ca",
                                     c.keys() + "/tls/ca.pem", "nodes"});
   CHECK(r.exit_code == 255);

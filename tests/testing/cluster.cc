@@ -15,7 +15,7 @@ namespace {
 // Makes keys, enrolls `nodes` and writes <dir>/nats.conf; returns the keys directory.
 std::string PrepareKeys(const TempDir& dir, const std::vector<std::string>& nodes) {
   const std::string keys = dir.str() + "/keys";
-  const std::string ctl = BinPath("station/stewardctl");
+  const std::string ctl = BinPath("ctl/stewardctl");
   auto run = [](std::vector<std::string> argv) {
     RunResult r = RunProgram(argv, absl::Seconds(60));
     if (r.exit_code != 0) throw std::runtime_error("secure setup failed: " + argv[3] + ": " + r.err);
@@ -100,7 +100,7 @@ void Cluster::StopAgent(const std::string& node, int sig) {
 }
 
 RunResult Cluster::Ctl(std::vector<std::string> args, absl::Duration timeout) {
-  std::vector<std::string> argv = {BinPath("station/stewardctl"), "--nats", url()};
+  std::vector<std::string> argv = {BinPath("ctl/stewardctl"), "--nats", url()};
   if (secure()) {
     argv.push_back("--keys");
     argv.push_back(keys_);

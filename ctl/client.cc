@@ -1,12 +1,12 @@
 // Client: request/reply calls to the station's cli methods.
-#include "station/client.h"
+#include "ctl/client.h"
 
 #include "absl/strings/str_cat.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
 #include "subjects/subject.h"
 
-namespace steward::station {
+namespace steward::ctl {
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(options.station));
@@ -144,4 +144,4 @@ absl::StatusOr<proto::NodesReply> Client::Nodes(const std::string& node, absl::D
   return ParseAs<proto::NodesReply>(Call(kStationNodes, req.SerializeAsString(), timeout));
 }
 
-}  // namespace steward::station
+}  // namespace steward::ctl

@@ -22,7 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "common/creds.h"
 
-namespace steward::station {
+namespace steward::ctl {
 
 // Creds files and name/password rules live in common/creds.h (the agent reads them too).
 using ::steward::BrokerCreds;
@@ -87,4 +87,4 @@ struct BrokerConfigOptions {
 // InvalidArgument. The text holds passwords: write it with WritePrivateFile.
 absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options);
 
-}  // namespace steward::station
+}  // namespace steward::ctl

@@ -1,7 +1,7 @@
 // Broker security material: creds files, a CA and server certificate made by running
 // the openssl command line, and the nats-server configuration text with per-role
 // permissions.
-#include "station/broker_config.h"
+#include "ctl/broker_config.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -40,7 +40,7 @@
 
 extern char** environ;
 
-namespace steward::station {
+namespace steward::ctl {
 namespace {
 
 constexpr size_t kPasswordLength = 32;
@@ -452,4 +452,4 @@ absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options)
   return out;
 }
 
-}  // namespace steward::station
+}  // namespace steward::ctl

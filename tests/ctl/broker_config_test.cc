@@ -1,7 +1,7 @@
-// Tests for station/broker_config.h: creds files, TLS material made with openssl, and
+// Tests for ctl/broker_config.h: creds files, TLS material made with openssl, and
 // the nats-server configuration, run against a real nats-server started with it to
 // show that each node's credentials confine it to its own subjects.
-#include "station/broker_config.h"
+#include "ctl/broker_config.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,7 +37,7 @@
 #include "common/status_macros.h"
 #include "tests/testing/nats_server.h"
 
-namespace steward::station {
+namespace steward::ctl {
 namespace {
 
 using steward::testing::TempDir;
@@ -775,4 +775,4 @@ TEST_CASE("clients check that the server certificate names the host they dial",
 }
 
 }  // namespace
-}  // namespace steward::station
+}  // namespace steward::ctl

@@ -17,7 +17,7 @@
 #include "common/signing.h"
 #include "proto/steward.pb.h"
 
-namespace steward::station {
+namespace steward::ctl {
 
 struct ClientOptions {
   std::string station = "station";
@@ -71,4 +71,4 @@ class Client {
   nats::ConnectionPtr conn_;
 };
 
-}  // namespace steward::station
+}  // namespace steward::ctl

@@ -1,0 +1,209 @@
+// stewardctl's text renderings; see render_text.h.
+#include "ctl/render_text.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/json.h"
+#include "common/protocol.h"
+#include "common/severity.h"
+#include "common/signing.h"
+
+namespace steward::ctl {
+namespace {
+
+void AppendHex(std::string& out, unsigned char b) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += "\\x";
+  out += kHex[b >> 4];
+  out += kHex[b & 0xF];
+}
+
+// Characters shown, for column widths: escaped text is ASCII or valid UTF-8, so count
+// the bytes that start a character.
+size_t Width(absl::string_view cell) {
+  return static_cast<size_t>(std::count_if(
+      cell.begin(), cell.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+std::string JoinEscaped(const google::protobuf::RepeatedPtrField<std::string>& items, absl::string_view sep) {
+  return Escape(absl::StrJoin(items, sep));
+}
+
+// "echo: hello" for methods other than shellcommand, else the argv.
+std::string What(const proto::CommandState& s) {
+  std::string what = absl::StrJoin(s.command().argv(), " ");
+  if (s.command().method() != kMethodShell) what = absl::StrCat(s.command().method(), ": ", what);
+  return Escape(what);
+}
+
+}  // namespace
+
+std::string Escape(absl::string_view text) {
+  const bool utf8 = json::IsValidUtf8(text);
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    if (b < 0x20 || b == 0x7F || (!utf8 && b >= 0x80)) {
+      AppendHex(out, b);
+    } else if (b == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) <= 0x9F) {
+      // U+0080..U+009F, the C1 controls (valid UTF-8: the next byte is >= 0x80).
+      AppendHex(out, b);
+      AppendHex(out, static_cast<unsigned char>(text[++i]));
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+std::string Ago(int64_t unix_ms, absl::Time now) {
+  if (unix_ms == 0) return "never";
+  const absl::Duration d = now - absl::FromUnixMillis(unix_ms);
+  if (d < absl::Seconds(1)) return "just now";
+  return absl::FormatDuration(absl::Trunc(d, absl::Seconds(1))) + " ago";
+}
+
+Table::Table(std::vector<std::string> header) {
+  if (!header.empty()) AddRow(std::move(header));
+}
+
+void Table::AddRow(std::vector<std::string> cells) { rows_.push_back(std::move(cells)); }
+
+void Table::AlignRight(size_t column) {
+  if (right_.size() <= column) right_.resize(column + 1);
+  right_[column] = true;
+}
+
+std::string Table::Render() const {
+  std::vector<size_t> widths;
+  for (const auto& row : rows_) {
+    if (widths.size() < row.size()) widths.resize(row.size());
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], Width(row[c]));
+  }
+  std::string out;
+  for (const auto& row : rows_) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      const std::string pad(widths[c] - Width(row[c]), ' ');
+      const bool last = c + 1 == row.size();
+      if (c > 0) line += "  ";
+      if (c < right_.size() && right_[c]) {
+        absl::StrAppend(&line, pad, row[c]);
+      } else {
+        absl::StrAppend(&line, row[c], last ? "" : pad);
+      }
+    }
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+std::string NodeStatus(const proto::NodeInfo& node) {
+  if (node.status() == proto::NODE_STATUS_UNSPECIFIED) return node.online() ? "online" : "offline";
+  return NodeStatusName(node.status());
+}
+
+std::string NodeTable(const proto::NodesReply& nodes) {
+  Table table({"NODE", "STATUS", "SINCE", "LAST-HEARD", "VERSION", "PENDING", "LAST-COMMAND"});
+  table.AlignRight(5);
+  for (const proto::NodeInfo& n : nodes.nodes()) {
+    table.AddRow({Escape(n.name()), NodeStatus(n), Ago(n.since_unix_ms()), Ago(n.last_heard_unix_ms()),
+                  n.version().empty() ? "-" : Escape(n.version()), std::to_string(n.pending()),
+                  n.last_command_id().empty()
+                      ? "-"
+                      : Escape(absl::StrCat(n.last_command_id(), " ", n.last_command_state()))});
+  }
+  return table.Render();
+}
+
+std::string PendingKeys(const proto::NodesReply& nodes) {
+  std::string out;
+  for (const proto::NodeInfo& n : nodes.nodes()) {
+    if (n.pending_key().empty()) continue;
+    absl::StrAppend(&out, Escape(n.name()), "  pending key ", signing::KeyId(n.pending_key()),
+                    "  (stewardctl accept ", Escape(n.name()), ")\n");
+  }
+  return out;
+}
+
+std::string NodeDetails(const proto::NodeInfo& n) {
+  const std::string key = !n.public_key().empty()    ? "accepted " + signing::KeyId(n.public_key())
+                          : !n.pending_key().empty() ? "pending " + signing::KeyId(n.pending_key())
+                                                     : "none";
+  return fmt::format(
+      "  hostname: {}\n  os: {}\n  load: {:.2f}\n  methods: {}\n  heartbeat: {} ms\n"
+      "  errors reported: {}\n  last log: {}\n  log lines: {} ({} error or worse, {:.1f}/min "
+      "over 10 min; {} dropped by the agent)\n  key: {}\n  acl: {}\n",
+      Escape(n.hostname()), Escape(n.os()), n.load1(), JoinEscaped(n.methods(), ", "), n.heartbeat_ms(),
+      n.errors(), Ago(n.last_log_unix_ms()), n.log_lines(), n.log_errors(), n.log_errors_per_min(),
+      n.log_dropped(), key, n.acl().empty() ? "-" : JoinEscaped(n.acl(), " "));
+}
+
+std::string CommandTable(const google::protobuf::RepeatedPtrField<proto::CommandState>& commands) {
+  Table table;
+  for (const proto::CommandState& s : commands) {
+    const proto::Ack& r = s.result();
+    std::string outcome = StateName(s.state());
+    if (s.has_result() && r.stage() == proto::STAGE_RESULT && s.state() != proto::STATE_REJECTED) {
+      absl::StrAppend(&outcome, r.term_signal() != 0 ? fmt::format(" (signal {})", r.term_signal())
+                                                     : fmt::format(" (exit {})", r.exit_code()));
+    }
+    table.AddRow({Escape(s.id()), Escape(s.node()), outcome, Ago(s.created_unix_ms()), What(s)});
+  }
+  return table.Render();
+}
+
+std::string CommandDetails(const proto::CommandState& s) {
+  std::string out = fmt::format(
+      "command {}\n  node: {}\n  request: {}\n  state: {}\n  argv: {}\n  operator: {}\n"
+      "  attempts: {}\n  created: {}\n  updated: {}\n",
+      Escape(s.id()), Escape(s.node()), Escape(s.request_id()), StateName(s.state()),
+      JoinEscaped(s.command().argv(), " "), Escape(s.command().operator_()), s.attempts(),
+      Ago(s.created_unix_ms()), Ago(s.updated_unix_ms()));
+  if (!s.has_result()) return out;
+  const proto::Ack& r = s.result();
+  absl::StrAppend(&out, fmt::format("  outcome: {}\n  exit code: {}\n  signal: {}\n",
+                                    OutcomeName(r.outcome()), r.exit_code(), r.term_signal()));
+  if (r.finished_unix_ms() > 0 && r.started_unix_ms() > 0) {
+    absl::StrAppend(&out, "  ran: ", r.finished_unix_ms() - r.started_unix_ms(), " ms\n");
+  }
+  if (!r.error().empty()) absl::StrAppend(&out, "  error: ", Escape(r.error()), "\n");
+  absl::StrAppend(&out, "  stdout", r.stdout_truncated() ? " (truncated)" : "", ":\n", r.stdout(), "  stderr",
+                  r.stderr_truncated() ? " (truncated)" : "", ":\n", r.stderr());
+  return out;
+}
+
+std::string AuditTable(const google::protobuf::RepeatedPtrField<proto::CommandState>& commands) {
+  Table table;
+  for (const proto::CommandState& s : commands) {
+    table.AddRow({absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(s.created_unix_ms()),
+                                   absl::UTCTimeZone()),
+                  Escape(s.command().operator_()), Escape(s.node()), StateName(s.state()),
+                  Escape(absl::StrCat(s.command().method(), " ", absl::StrJoin(s.command().argv(), " ")))});
+  }
+  return table.Render();
+}
+
+std::string LogLine(const proto::LogEntry& e) {
+  const proto::LogRecord& r = e.record();
+  const int64_t us = r.timestamp_unix_us() != 0 ? r.timestamp_unix_us() : r.received_unix_us();
+  std::string what = r.app_name().empty() ? r.domain() : r.app_name();
+  if (!r.procid().empty()) absl::StrAppend(&what, "[", r.procid(), "]");
+  return absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMicros(us), absl::UTCTimeZone()),
+                      " ", Escape(e.node()), " ", Escape(what), " ", SeverityName(r.severity()), ": ",
+                      Escape(r.message()), r.truncated() ? " [truncated]" : "", "\n");
+}
+
+std::string ReplyLines(const proto::AclReply& reply) {
+  std::string out;
+  for (const std::string& line : reply.lines()) absl::StrAppend(&out, Escape(line), "\n");
+  return out;
+}
+
+}  // namespace steward::ctl

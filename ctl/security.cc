@@ -1,0 +1,180 @@
+// stewardctl's security subcommands. Through the station: accept (pin a node's key), acl
+// and group. Local, in the keys directory: keys init, enroll, nats-config.
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "absl/strings/str_split.h"
+#include "common/cli.h"
+#include "common/creds.h"
+#include "common/signing.h"
+#include "ctl/broker_config.h"
+#include "ctl/ctl.h"
+#include "ctl/render_text.h"
+
+namespace steward::ctl {
+namespace {
+
+// Prints the station's reply lines, or fails with its error.
+int PrintReply(const absl::StatusOr<proto::AclReply>& reply) {
+  if (!reply.ok()) return Fail(reply.status());
+  fmt::print("{}", ReplyLines(*reply));
+  return 0;
+}
+
+int KeysInit(const std::string& dir, const std::vector<std::string>& hosts) {
+  std::error_code ec;
+  for (const char* sub : {"/tls", "/creds", "/nodes"}) std::filesystem::create_directories(dir + sub, ec);
+  if (ec) return Fail("cannot create " + dir + ": " + ec.message());
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  for (const char* who : {"station", "operator"}) {
+    auto pair = signing::Generate();
+    if (!pair.ok()) return Fail(pair.status());
+    if (absl::Status st = signing::WriteKeyPair(*pair, dir + "/" + who, who); !st.ok()) return Fail(st);
+  }
+  if (absl::Status st = GenerateTls(dir + "/tls", hosts); !st.ok()) return Fail(st);
+  for (const char* who : {"station", "operator"}) {
+    if (absl::Status st = WriteCreds(dir + "/creds/" + who + ".creds", {who, RandomPassword()}); !st.ok()) {
+      return Fail(st);
+    }
+  }
+  fmt::print(
+      "keys in {}:\n  station.key/.pub   signs commands (steward-station --keys {})\n"
+      "  operator.key/.pub  signs your requests (stewardctl --keys {})\n"
+      "  tls/               CA and broker certificate\n  creds/             broker users\n"
+      "next: stewardctl --keys {} enroll NODE; stewardctl --keys {} nats-config > nats.conf\n",
+      dir, dir, dir, dir, dir);
+  return 0;
+}
+
+int Enroll(const std::string& dir, const std::string& node) {
+  if (absl::Status st = ValidateBrokerUserName(node); !st.ok()) return Fail(st);
+  if (node == "station" || node == "operator") return Fail("\"" + node + "\" is reserved");
+  const std::string bundle = dir + "/nodes/" + node;
+  std::error_code ec;
+  std::filesystem::create_directories(bundle, ec);
+  if (ec) return Fail("cannot create " + bundle + ": " + ec.message());
+  const BrokerCreds creds{node, RandomPassword()};
+  for (const std::string& path : {dir + "/creds/" + node + ".creds", bundle + "/" + node + ".creds"}) {
+    if (absl::Status st = WriteCreds(path, creds); !st.ok()) return Fail(st);
+  }
+  const auto overwrite = std::filesystem::copy_options::overwrite_existing;
+  std::filesystem::copy_file(dir + "/tls/ca.pem", bundle + "/ca.pem", overwrite, ec);
+  if (!ec) std::filesystem::copy_file(dir + "/station.pub", bundle + "/station.pub", overwrite, ec);
+  if (ec) return Fail("cannot write the trust bundle: " + ec.message());
+  fmt::print(
+      "enrolled {}: copy {} to the node and run\n"
+      "  steward-agent --node {} --creds {}.creds --tls-ca ca.pem --trust station.pub --nats "
+      "tls://BROKER:4222\n"
+      "then regenerate the broker config (stewardctl nats-config), reload nats-server, and once the node\n"
+      "has announced its key: stewardctl accept {}\n",
+      node, bundle, node, node, node);
+  return 0;
+}
+
+int NatsConfig(const std::string& dir, const std::string& listen, const std::string& station) {
+  BrokerConfigOptions opts;
+  opts.listen = listen;
+  opts.station = station;
+  opts.tls_dir = std::filesystem::absolute(dir + "/tls").string();
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/creds", ec)) {
+    if (e.path().extension() != ".creds") continue;
+    auto c = ReadCreds(e.path().string());
+    if (!c.ok()) return Fail(c.status());
+    using Role = BrokerUser::Role;
+    const Role role = c->user == "station"    ? Role::kStation
+                      : c->user == "operator" ? Role::kOperator
+                                              : Role::kNode;
+    opts.users.push_back({c->user, c->password, role});
+  }
+  if (ec) return Fail("cannot read " + dir + "/creds: " + ec.message());
+  auto text = NatsServerConfig(opts);
+  if (!text.ok()) return Fail(text.status());
+  fmt::print("{}", *text);
+  fmt::print(stderr, "stewardctl: the configuration holds passwords: keep it private (chmod 600)\n");
+  return 0;
+}
+
+}  // namespace
+
+Runner SetupAccept(CLI::App& cmd) {
+  auto node = std::make_shared<std::string>();
+  cmd.add_option("NODE", *node, "The node whose announced key to pin")->required();
+  return [node](const Globals& g) {
+    return WithClient(g, [&](Client& c) { return PrintReply(c.Accept(*node, g.timeout)); });
+  };
+}
+
+Runner SetupAcl(CLI::App& cmd) {
+  struct Options {
+    std::string target;
+    std::vector<std::string> rules;
+  };
+  auto o = std::make_shared<Options>();
+  cmd.require_subcommand(1);
+  CLI::App* set = cmd.add_subcommand("set", "Replace the rules of a node or @group");
+  set->add_option("TARGET", o->target, "NODE or @GROUP")->required();
+  cli::AddList(*set, "--allow", &o->rules,
+               "Rules: \"method\" or \"method:argv-glob\" (argv joined by spaces)")
+      ->type_name("RULE,...");
+  CLI::App* show = cmd.add_subcommand("show", "Print the rules of a node or @group");
+  show->add_option("TARGET", o->target, "NODE or @GROUP")->required();
+  return [o, show](const Globals& g) {
+    proto::AclRequest req;
+    req.set_target(o->target);
+    req.set_show(show->parsed());
+    for (const std::string& r : o->rules) req.add_rules(r);
+    return WithClient(g, [&](Client& c) { return PrintReply(c.Acl(req, g.timeout)); });
+  };
+}
+
+Runner SetupGroup(CLI::App& cmd) {
+  struct Options {
+    std::string name;
+    std::string nodes;
+  };
+  auto o = std::make_shared<Options>();
+  cmd.require_subcommand(1);
+  CLI::App* set = cmd.add_subcommand("set", "Define a group (replacing its members)");
+  set->add_option("NAME", o->name, "The group")->required();
+  set->add_option("NODES", o->nodes, "NODE[,NODE...]")->required();
+  return [o](const Globals& g) {
+    proto::AclRequest req;
+    req.set_target(o->name);
+    req.set_define_group(true);
+    for (absl::string_view n : absl::StrSplit(o->nodes, ',', absl::SkipEmpty())) {
+      req.add_members(std::string(n));
+    }
+    return WithClient(g, [&](Client& c) { return PrintReply(c.Acl(req, g.timeout)); });
+  };
+}
+
+Runner SetupKeys(CLI::App& cmd) {
+  auto hosts = std::make_shared<std::vector<std::string>>(std::vector<std::string>{"127.0.0.1", "localhost"});
+  cmd.require_subcommand(1);
+  CLI::App* init = cmd.add_subcommand("init", "Make the keys directory (--keys, default steward-keys)");
+  cli::AddList(*init, "--hosts", hosts.get(), "Names and addresses in the broker's TLS certificate")
+      ->type_name("HOST,...")
+      ->capture_default_str();
+  return [hosts](const Globals& g) { return KeysInit(KeysDir(g), *hosts); };
+}
+
+Runner SetupEnroll(CLI::App& cmd) {
+  auto node = std::make_shared<std::string>();
+  cmd.add_option("NODE", *node, "The node to enroll")->required();
+  return [node](const Globals& g) { return Enroll(KeysDir(g), *node); };
+}
+
+Runner SetupNatsConfig(CLI::App& cmd) {
+  auto listen = std::make_shared<std::string>("127.0.0.1:4222");
+  cmd.add_option("--listen", *listen, "The broker's host:port")
+      ->type_name("HOST:PORT")
+      ->capture_default_str();
+  return [listen](const Globals& g) { return NatsConfig(KeysDir(g), *listen, g.station); };
+}
+
+}  // namespace steward::ctl

@@ -1,0 +1,257 @@
+// stewardctl send, ping and cancel: commands to nodes, through the station.
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/cli.h"
+#include "common/log.h"  // fmt formats absl::string_view
+#include "common/protocol.h"
+#include "ctl/ctl.h"
+#include "ctl/render_json.h"
+#include "ctl/render_text.h"
+
+namespace steward::ctl {
+namespace {
+
+using proto::CommandState;
+
+struct SendOptions {
+  std::vector<std::string> args;  // NODE[,NODE...] (without --all), then the command
+  bool all = false;
+  absl::Duration wait;
+  std::string domain = "operatingsystem";
+  std::string method = kMethodShell;
+  bool shell = false;
+  std::string cwd;
+  std::vector<std::string> env;
+  absl::Duration exec_timeout;
+  absl::Duration ttl;
+  bool no_wait = false;
+};
+
+// The exit status a finished command maps to, ssh style.
+int ExitStatusOf(const CommandState& s) {
+  const proto::Ack& r = s.result();
+  if (!IsTerminal(s.state())) return kExitUnknown;
+  if (s.state() == proto::STATE_REJECTED || s.state() == proto::STATE_EXPIRED ||
+      s.state() == proto::STATE_CANCELED) {
+    return kExitUnknown;
+  }
+  if (r.term_signal() != 0) return 128 + r.term_signal();
+  if (r.outcome() == proto::OUTCOME_ERROR) return kExitUnknown;
+  return r.exit_code() >= 0 ? r.exit_code() : kExitUnknown;
+}
+
+// One line on stderr saying why a command did not simply exit.
+std::string Why(const CommandState& s) {
+  const proto::Ack& r = s.result();
+  if (s.state() == proto::STATE_REJECTED) return fmt::format("rejected by {}: {}", s.node(), r.error());
+  if (s.state() == proto::STATE_EXPIRED || s.state() == proto::STATE_CANCELED) {
+    return fmt::format("command {} {} before {} ran it", s.id(), StateName(s.state()), s.node());
+  }
+  if (r.outcome() == proto::OUTCOME_ERROR)
+    return fmt::format("{} could not run the command: {}", s.node(), r.error());
+  if (!r.error().empty()) return fmt::format("{}: {}", s.node(), r.error());
+  return "";
+}
+
+void WriteAll(FILE* f, const std::string& data) {
+  std::fwrite(data.data(), 1, data.size(), f);
+  std::fflush(f);
+}
+
+// Output of one node's command, raw; `prefix` each line with "node: " in a fan-out.
+void PrintResult(const CommandState& s, bool prefix, bool json) {
+  if (json) return PrintJson(s);
+  const proto::Ack& r = s.result();
+  const std::string node = Escape(s.node());
+  auto emit = [&](FILE* f, const std::string& data) {
+    if (!prefix) return WriteAll(f, data);
+    absl::string_view text(data);
+    if (text.empty()) return;
+    if (text.back() == '\n') text.remove_suffix(1);
+    for (absl::string_view line : absl::StrSplit(text, '\n')) fmt::print(f, "{}: {}\n", node, line);
+    std::fflush(f);
+  };
+  emit(stdout, r.stdout());
+  emit(stderr, r.stderr());
+  if (r.stdout_truncated()) fmt::print(stderr, "stewardctl: stdout of {} was truncated\n", node);
+  if (r.stderr_truncated()) fmt::print(stderr, "stewardctl: stderr of {} was truncated\n", node);
+  if (const std::string why = Why(s); !why.empty()) fmt::print(stderr, "stewardctl: {}\n", Escape(why));
+  if (prefix && ExitStatusOf(s) != 0) fmt::print(stderr, "{}: [exit {}]\n", node, ExitStatusOf(s));
+}
+
+proto::SubmitRequest BuildSubmit(const SendOptions& o, const std::string& nodes,
+                                 const std::vector<std::string>& argv) {
+  proto::SubmitRequest req;
+  for (absl::string_view n : absl::StrSplit(nodes, ',', absl::SkipEmpty())) req.add_nodes(std::string(n));
+  req.set_all_nodes(o.all);
+  proto::Envelope* cmd = req.mutable_command();
+  cmd->set_method(o.method);
+  cmd->set_domain(o.domain);
+  for (const std::string& a : argv) cmd->add_argv(a);
+  cmd->mutable_shell()->set_use_shell(o.shell);
+  cmd->mutable_shell()->set_working_dir(o.cwd);
+  for (const std::string& e : o.env) cmd->mutable_shell()->add_env(e);
+  cmd->set_timeout_ms(absl::ToInt64Milliseconds(o.exec_timeout));
+  if (o.ttl > absl::ZeroDuration()) cmd->set_expires_unix_ms(absl::ToUnixMillis(absl::Now() + o.ttl));
+  return req;
+}
+
+void Forget(std::vector<std::string>& ids, const std::string& id) {
+  ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
+}
+
+int Send(Client& client, const Globals& g, const SendOptions& o, const std::string& nodes,
+         const std::vector<std::string>& argv) {
+  // One node: send and wait in one round trip. A fan-out prints results as they come.
+  const bool one_node = !o.all && nodes.find(',') == std::string::npos;
+  absl::Duration wait = o.wait;
+  if (wait <= absl::ZeroDuration()) wait = one_node ? g.timeout : absl::Seconds(30);
+  const absl::Time deadline = absl::Now() + wait;
+  proto::SubmitRequest req = BuildSubmit(o, nodes, argv);
+  if (one_node && !o.no_wait) req.set_wait_ms(absl::ToInt64Milliseconds(wait));
+  auto submitted = client.Submit(req, g.timeout);
+  if (!submitted.ok()) {
+    std::string why(submitted.status().message());
+    if (req.wait_ms() > 0 && absl::IsDeadlineExceeded(submitted.status())) {
+      // Send-and-wait: the station may have stored the command and then gone away.
+      absl::StrAppend(&why, " (if it took the command, `stewardctl history --node ", nodes, "` shows it)");
+    }
+    return Fail(why);
+  }
+  if (o.no_wait) {
+    for (const proto::CommandRef& ref : submitted->commands()) {
+      if (g.json) {
+        PrintJson(ref);
+      } else {
+        fmt::print("{} {}\n", Escape(ref.node()), Escape(ref.id()));
+      }
+    }
+    return 0;
+  }
+  const bool fanout = o.all || submitted->commands_size() > 1;
+  std::vector<std::string> remaining;
+  for (const proto::CommandRef& ref : submitted->commands()) remaining.push_back(ref.id());
+  int rc = 0;
+  auto print = [&](const CommandState& s) {
+    PrintResult(s, fanout, g.json);
+    rc = std::max(rc, ExitStatusOf(s));
+    Forget(remaining, s.id());
+  };
+  for (const CommandState& s : submitted->states()) {
+    if (IsTerminal(s.state())) print(s);
+  }
+  while (!remaining.empty() && absl::Now() < deadline) {
+    auto states = client.Wait(remaining, deadline - absl::Now(), /*any=*/true);
+    if (!states.ok()) return Fail(states.status());
+    for (const CommandState& s : states->commands()) print(s);
+  }
+  if (remaining.empty()) return rc;
+  auto late = client.Show(remaining, "", g.timeout);
+  if (!late.ok()) return Fail(late.status());
+  if (!fanout) {
+    const CommandState& s = late->commands(0);
+    if (s.state() == proto::STATE_RUNNING) {
+      return Fail(fmt::format("command {} still running on {} after {} (stewardctl show {})", s.id(),
+                              s.node(), absl::FormatDuration(wait), s.id()));
+    }
+    return Fail(fmt::format("node {} did not answer within {}; command {} stays {} (stewardctl show {})",
+                            s.node(), absl::FormatDuration(wait), s.id(), StateName(s.state()), s.id()));
+  }
+  std::vector<std::string> names;
+  for (const CommandState& s : late->commands())
+    names.push_back(absl::StrCat(s.node(), " (", StateName(s.state()), ")"));
+  fmt::print(stderr,
+             "stewardctl: no result yet after {} from {} of {} nodes: {}\n"
+             "stewardctl: their commands stay queued and run when the nodes are heard from "
+             "(stewardctl show {})\n",
+             absl::FormatDuration(wait), names.size(), submitted->commands_size(),
+             Escape(absl::StrJoin(names, ", ")), Escape(submitted->request_id()));
+  return kExitUnknown;
+}
+
+}  // namespace
+
+Runner SetupSend(CLI::App& cmd) {
+  auto o = std::make_shared<SendOptions>();
+  cmd.add_option("NODES", o->args, "NODE[,NODE...] (none with --all); the command follows after --");
+  cmd.add_flag("--all", o->all, "Every known node");
+  cli::AddDuration(cmd, "--wait", &o->wait,
+                   "How long to wait for results (default: --timeout for one node, 30s for a fan-out)");
+  cmd.add_option("--domain", o->domain,
+                 "Domain of the command's subject: commands of one domain run one after another, "
+                 "different domains in parallel")
+      ->capture_default_str();
+  cmd.add_option("--method", o->method,
+                 "The node's method: shellcommand runs the command; echo runs nothing and answers "
+                 "its arguments (tests the whole delivery path to a unit)")
+      ->capture_default_str();
+  cmd.add_flag("--shell", o->shell, "Run the single argument through /bin/sh -c");
+  cmd.add_option("--cwd", o->cwd, "Working directory on the node")->type_name("DIR");
+  cli::AddList(cmd, "--env", &o->env, "Added to the command's environment")->type_name("KEY=VALUE,...");
+  cli::AddDuration(cmd, "--exec-timeout", &o->exec_timeout,
+                   "Kill the command after this long (default: the station's, 10m)");
+  cli::AddDuration(cmd, "--ttl", &o->ttl,
+                   "Expire the command if not delivered within this long (default 24h)");
+  cmd.add_flag("--no-wait", o->no_wait, "Print each node and command id, and return at once");
+  cmd.footer(
+      "Usage: stewardctl send [OPTIONS] NODE[,NODE...]|--all -- COMMAND [ARG...]\n"
+      "Exit status: the remote one, 128+N when killed by signal N, 255 when the command did not\n"
+      "run or its fate is not known yet; a fan-out's highest.\n"
+      "Global options (--nats, --timeout, --json, --keys, ...): stewardctl --help");
+  return [o, &cmd](const Globals& g) {
+    std::vector<std::string> argv = o->args;
+    argv.insert(argv.end(), g.after_dashes.begin(), g.after_dashes.end());
+    std::string nodes;
+    if (!o->all) {
+      if (argv.empty()) return cli::UsageError(cmd, "NODE[,NODE...] or --all is required");
+      nodes = argv.front();
+      argv.erase(argv.begin());
+    }
+    if (argv.empty())
+      return cli::UsageError(cmd, "a COMMAND is required: send NODE[,NODE...] -- COMMAND [ARG...]");
+    return WithClient(g, [&](Client& c) { return Send(c, g, *o, nodes, argv); });
+  };
+}
+
+Runner SetupPing(CLI::App& cmd) {
+  auto node = std::make_shared<std::string>();
+  cmd.add_option("NODE", *node, "The node")->required();
+  return [node](const Globals& g) {
+    return WithClient(g, [&](Client& client) {
+      const absl::Time start = absl::Now();
+      auto pong = client.Ping(*node, g.timeout);
+      if (!pong.ok()) return Fail(pong.status());
+      fmt::print("{}: round trip {:.3f} ms (station to node {:.3f} ms)\n", Escape(pong->node()),
+                 absl::ToDoubleMilliseconds(absl::Now() - start),
+                 static_cast<double>(pong->station_rtt_us()) / 1000.0);
+      return 0;
+    });
+  };
+}
+
+Runner SetupCancel(CLI::App& cmd) {
+  auto ids = std::make_shared<std::vector<std::string>>();
+  cmd.add_option("ID", *ids, "Commands to cancel")->required();
+  return [ids](const Globals& g) {
+    return WithClient(g, [&](Client& client) {
+      auto states = client.Cancel(*ids, g.timeout);
+      if (!states.ok()) return Fail(states.status());
+      for (const CommandState& s : states->commands()) {
+        fmt::print("{} {} canceled\n", Escape(s.id()), Escape(s.node()));
+      }
+      return 0;
+    });
+  };
+}
+
+}  // namespace steward::ctl

@@ -1,0 +1,179 @@
+// stewardctl's and the daemons' command lines, run as the real programs: usage errors
+// exit 2 and say why, help shows each (sub)command's own options, the environment fills
+// in what is not given, and every spelling that worked before still parses. No broker:
+// a command line that parses ends at "station not reachable" (255).
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/protocol.h"
+#include "tests/testing/nats_server.h"
+#include "tests/testing/process.h"
+
+namespace steward::ctl {
+namespace {
+
+using steward::testing::BinPath;
+using steward::testing::RunResult;
+
+constexpr char kNoBroker[] = "nats://127.0.0.1:1";
+
+RunResult Ctl(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+  args.insert(args.begin(), BinPath("ctl/stewardctl"));
+  return steward::testing::RunProgram(args, absl::Seconds(30), std::move(env));
+}
+
+// Runs stewardctl against no broker: 255 and "not reachable" mean the line parsed.
+RunResult Parsed(std::vector<std::string> args) {
+  args.insert(args.begin(), {"--nats", kNoBroker});
+  return Ctl(args);
+}
+
+TEST_CASE("stewardctl usage errors exit 2 and say why", "[ctl]") {
+  RunResult r = Ctl({"sned", "ship1", "--", "true"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err,
+             Catch::Contains("unknown subcommand \"sned\"") && Catch::Contains("did you mean \"send\""));
+
+  r = Ctl({"nodes", "--pendnig"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("unknown option --pendnig") && Catch::Contains("\"--pending\""));
+
+  r = Ctl({"acl", "sho", "ship1"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("did you mean \"show\""));
+
+  r = Ctl({});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("subcommand is required"));
+
+  r = Ctl({"ping"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("stewardctl ping: NODE is required"));
+
+  r = Ctl({"send", "ship1"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("COMMAND is required"));
+
+  r = Ctl({"send", "--timeout", "soon", "ship1", "--", "true"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("\"soon\" is not a duration"));
+
+  r = Ctl({"history", "--state", "bogus"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("unknown state \"bogus\"") && Catch::Contains(steward::StateNames()));
+
+  r = Ctl({"logs", "--severity", "loud"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("unknown severity \"loud\""));
+
+  r = Ctl({"nodes", "--", "extra"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("no arguments after --"));
+}
+
+TEST_CASE("stewardctl help lists subcommands, and a subcommand's help only its options", "[ctl]") {
+  RunResult r = Ctl({"--help"});
+  CHECK(r.exit_code == 0);
+  for (const char* sub : {"send", "ping", "show", "cancel", "history", "nodes", "node", "logs", "audit",
+                          "accept", "acl", "group", "keys", "enroll", "nats-config"}) {
+    CHECK_THAT(r.out, Catch::Contains(std::string("\n  ") + sub + " "));
+  }
+  CHECK_THAT(r.out, Catch::Contains("--timeout") && Catch::Contains("STEWARD_NATS_URL"));
+  CHECK_THAT(r.out, !Catch::Contains("--exec-timeout"));
+
+  r = Ctl({"send", "--help"});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out,
+             Catch::Contains("--exec-timeout") && Catch::Contains("--no-wait") && Catch::Contains("--env"));
+  for (const char* other : {"--pending", "--follow", "--listen", "--severity", "--station", "--state"}) {
+    CHECK_THAT(r.out, !Catch::Contains(other));
+  }
+
+  r = Ctl({"node", "forget", "--help"});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("--cancel"));
+
+  r = Ctl({"--version"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == std::string("stewardctl ") + STEWARD_VERSION + "\n");
+}
+
+TEST_CASE("stewardctl takes the broker, station and keys from the environment", "[ctl]") {
+  RunResult r = Ctl({"nodes"}, {{"STEWARD_NATS_URL", kNoBroker}});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains(std::string("station not reachable at ") + kNoBroker));
+
+  // A flag wins over the environment.
+  r = Ctl({"--nats", "nats://127.0.0.1:2", "nodes"}, {{"STEWARD_NATS_URL", kNoBroker}});
+  CHECK_THAT(r.err, Catch::Contains("nats://127.0.0.1:2"));
+
+  r = Ctl({"--nats", kNoBroker, "nodes"}, {{"STEWARD_STATION", "bad.name"}});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("bad.name"));
+
+  steward::testing::TempDir dir;
+  const std::string keys = dir.str() + "/keys";
+  r = Ctl({"keys", "init"}, {{"STEWARD_KEYS", keys}});
+  CHECK(r.exit_code == 0);
+  CHECK(std::filesystem::exists(keys + "/operator.pub"));
+}
+
+TEST_CASE("every spelling stewardctl took before still parses", "[ctl]") {
+  const std::vector<std::vector<std::string>> lines = {
+      {"--timeout", "1s", "nodes", "--pending"},
+      {"--wait", "30s", "send", "--all", "--", "df", "-h", "/"},
+      {"--json", "history"},
+      {"history", "--json", "--node", "ship1", "--state", "failed", "--limit", "20"},
+      {"send", "--no_wait", "ship1", "--", "true"},
+      {"send", "--no-wait=true", "--exec_timeout=1m30s", "--ttl", "500ms", "ship1", "--", "true"},
+      {"send", "--cwd", "/tmp", "--env", "A=1,B=2", "--env=C=3", "ship1,ship2", "--", "sh", "-c", "echo $A"},
+      {"send", "--shell", "--domain", "nginx", "--method=echo", "ship1", "--", "echo hi"},
+      {"send", "ship1", "uname"},
+      {"logs", "--node", "ship1", "--since", "10m", "--severity", "warning", "--grep", "x", "--follow"},
+      {"acl", "set", "@web", "--allow", "shellcommand:/usr/bin/systemctl *,ping"},
+      {"group", "set", "web", "ship1,ship2"},
+      {"audit", "--by", "alice", "--node", "ship1"},
+      {"node", "ship1"},
+      {"node", "forget", "ship1", "--cancel"},
+      {"show", "01J0000000000000000000000A", "--timeout=2s"},
+      {"ping", "ship1", "--station", "station"},
+  };
+  for (const auto& line : lines) {
+    RunResult r = Parsed(line);
+    INFO(line[0] << " " << (line.size() > 1 ? line[1] : "") << ": " << r.err);
+    CHECK(r.exit_code == 255);
+    CHECK_THAT(r.err, Catch::Contains("station not reachable"));
+  }
+}
+
+TEST_CASE("the daemons' help shows their own flags and a bad flag exits 2", "[ctl]") {
+  RunResult r = steward::testing::RunProgram({BinPath("agent/steward-agent"), "--help"});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out,
+             Catch::Contains("--syslog-udp") && Catch::Contains("--heartbeat") && Catch::Contains("--node"));
+  CHECK_THAT(r.out, !Catch::Contains("--log-retention"));
+
+  r = steward::testing::RunProgram({BinPath("station/steward-station"), "--help"});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("--log-retention") && Catch::Contains("--data-dir"));
+  CHECK_THAT(r.out, !Catch::Contains("--syslog-udp"));
+
+  r = steward::testing::RunProgram({BinPath("agent/steward-agent"), "--nodee", "ship1"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("did you mean \"--node\""));
+
+  r = steward::testing::RunProgram({BinPath("agent/steward-agent"), "--data_dir", "/tmp/x"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--node is required"));
+
+  r = steward::testing::RunProgram({BinPath("station/steward-station"), "--log-retention", "a week"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("not a duration"));
+}
+
+}  // namespace
+}  // namespace steward::ctl

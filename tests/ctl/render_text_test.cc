@@ -1,0 +1,88 @@
+// Tests for ctl/render_text.h: remote text escaped for a terminal, tables that stay aligned.
+#include "ctl/render_text.h"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+
+namespace steward::ctl {
+namespace {
+
+std::vector<std::string> Lines(const std::string& text) {
+  return absl::StrSplit(text, '\n', absl::SkipEmpty());
+}
+
+TEST_CASE("remote text cannot drive the terminal", "[ctl]") {
+  CHECK(Escape("plain text, tabs\tand newlines\n") == "plain text, tabs\\x09and newlines\\x0a");
+  CHECK(Escape("\x1b[2J\x1b]0;title\x07") == "\\x1b[2J\\x1b]0;title\\x07");
+  CHECK(Escape("del\x7f nul") == "del\\x7f nul");
+  CHECK(Escape(std::string("a\0b", 3)) == "a\\x00b");
+  CHECK(Escape("\xC2\x9B"
+               "31m") == "\\xc2\\x9b31m");  // C1 CSI as UTF-8
+  CHECK(Escape("gr\xC3\xBC\xC3\x9F \xF0\x9F\x98\x80") == "gr\xC3\xBC\xC3\x9F \xF0\x9F\x98\x80");  // kept
+  // Not UTF-8: every high byte shows as hex (a raw 0x9b is CSI on 8-bit terminals).
+  CHECK(Escape("caf\xE9 \x9B") == "caf\\xe9 \\x9b");
+  CHECK(Escape("\xC0\xAF") == "\\xc0\\xaf");
+}
+
+TEST_CASE("table columns are as wide as their widest cell", "[ctl]") {
+  Table t({"NODE", "STATUS", "N"});
+  t.AlignRight(2);
+  t.AddRow({"ship1", "online", "3"});
+  t.AddRow({"a-very-long-node-name-from-a-fleet", "offline", "12"});
+  t.AddRow({"gr\xC3\xBC\xC3\x9F", "unknown", "0"});
+  const std::vector<std::string> lines = Lines(t.Render());
+  REQUIRE(lines.size() == 4);
+  const size_t status = lines[0].find("STATUS");
+  CHECK(lines[1].find("online") == status);
+  CHECK(lines[2].find("offline") == status);
+  CHECK(lines[3].find("unknown") == status + 2);  // two 2-byte characters, one column each
+  CHECK(lines[0].substr(lines[0].size() - 2) == " N");
+  CHECK(lines[1].substr(lines[1].size() - 3) == "  3");
+  CHECK(lines[2].substr(lines[2].size() - 3) == " 12");
+}
+
+TEST_CASE("the node table shows each node's status, falling back to online when unspecified", "[ctl]") {
+  proto::NodesReply nodes;
+  auto add = [&](const std::string& name, proto::NodeStatus status, bool online) {
+    proto::NodeInfo* n = nodes.add_nodes();
+    n->set_name(name);
+    n->set_status(status);
+    n->set_online(online);
+  };
+  add("ship1", proto::NODE_STATUS_UNSPECIFIED, true);
+  add("ship2", proto::NODE_STATUS_UNSPECIFIED, false);
+  add("shpi3-typo-of-a-name-longer-than-the-old-sixteen-columns", proto::NODE_UNKNOWN, false);
+  add("ship4", proto::NODE_PENDING, false);
+  add("ship5\x1b[1m", proto::NODE_ONLINE, true);
+  const std::vector<std::string> lines = Lines(NodeTable(nodes));
+  REQUIRE(lines.size() == 6);
+  const size_t status = lines[0].find("STATUS");
+  CHECK(lines[1].find("online") == status);
+  CHECK(lines[2].find("offline") == status);
+  CHECK(lines[3].find("unknown") == status);
+  CHECK(lines[4].find("pending") == status);
+  CHECK(lines[5].rfind("ship5\\x1b[1m", 0) == 0);
+  CHECK(lines[5].find("online") == status);
+}
+
+TEST_CASE("a command's output is shown raw and its other fields escaped", "[ctl]") {
+  proto::CommandState s;
+  s.set_id("01J0000000000000000000000A");
+  s.set_node("ship1");
+  s.set_state(proto::STATE_FAILED);
+  s.mutable_command()->add_argv("printf");
+  s.mutable_command()->add_argv("\x1b[31m");
+  s.mutable_result()->set_stdout("\x1b[31mred\n");
+  s.mutable_result()->set_error("bad\nthing");
+  const std::string text = CommandDetails(s);
+  CHECK(text.find("  argv: printf \\x1b[31m\n") != std::string::npos);
+  CHECK(text.find("  error: bad\\x0athing\n") != std::string::npos);
+  CHECK(text.find("  stdout:\n\x1b[31mred\n") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace steward::ctl
