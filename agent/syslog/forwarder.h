@@ -16,8 +16,8 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/supervisor.h"
-#include "agent/syslog_inputs.h"
-#include "agent/syslog_parser.h"
+#include "agent/syslog/input.h"
+#include "agent/syslog/parser.h"
 #include "common/outbox.h"
 
 namespace steward::agent::syslog {

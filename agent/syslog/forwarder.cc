@@ -1,5 +1,5 @@
 // Forwarder: queue -> parse -> per-domain batches -> logs outbox.
-#include "agent/syslog_forwarder.h"
+#include "agent/syslog/forwarder.h"
 
 #include <map>
 #include <utility>
