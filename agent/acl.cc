@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/atomic_write.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
 #include "subjects/subject.h"
@@ -72,17 +73,7 @@ absl::Status Acl::Set(const proto::AclDoc& doc) {
   for (const std::string& rule : doc.rules()) STEWARD_RETURN_IF_ERROR(ValidateRule(rule));
   absl::MutexLock lock(&mu_);
   if (configured_ && doc.version_unix_ms() < doc_.version_unix_ms()) return absl::OkStatus();
-  if (!path_.empty()) {
-    const std::string tmp = path_ + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out << doc.SerializeAsString();
-      if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path_, ec);
-    if (ec) return absl::InternalError(absl::StrCat("cannot write ", path_, ": ", ec.message()));
-  }
+  if (!path_.empty()) STEWARD_RETURN_IF_ERROR(WriteFileAtomically(path_, doc.SerializeAsString()));
   doc_ = doc;
   configured_ = true;
   return absl::OkStatus();

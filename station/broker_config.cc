@@ -34,6 +34,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/atomic_write.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "subjects/subject.h"
@@ -379,27 +380,18 @@ absl::Status GenerateTls(const std::string& dir, const std::vector<std::string>&
   };
   STEWARD_RETURN_IF_ERROR(MakeCertificates(work, alt_names));
 
-  std::vector<std::string> linked;
-  absl::Cleanup unlink_on_failure = [&linked] {
-    for (const std::string& path : linked) ::unlink(path.c_str());
+  std::vector<std::string> installed;
+  absl::Cleanup remove_on_failure = [&installed] {
+    for (const std::string& path : installed) ::unlink(path.c_str());
   };
   for (const char* file : kFiles) {
-    const std::string from = work + "/" + file;
     const std::string to = dir + "/" + file;
     const mode_t mode = absl::EndsWith(file, ".key") ? 0600 : 0644;
-    if (::chmod(from.c_str(), mode) != 0) return absl::ErrnoToStatus(errno, "chmod " + from);
-    // link() never replaces an existing file, unlike rename().
-    if (::link(from.c_str(), to.c_str()) != 0) {
-      if (errno == EEXIST) {
-        return absl::AlreadyExistsError(absl::StrCat(to, " exists; refusing to overwrite it"));
-      }
-      return absl::ErrnoToStatus(errno, absl::StrCat("link ", to));
-    }
-    linked.push_back(to);
+    STEWARD_RETURN_IF_ERROR(
+        InstallFile(work + "/" + file, to, {.mode = mode, .if_exists = IfExists::kFail}));
+    installed.push_back(to);
   }
-  std::move(unlink_on_failure).Cancel();
-  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() >= 0) ::fsync(dir_fd.get());  // Best effort: the files are complete.
+  std::move(remove_on_failure).Cancel();
   return absl::OkStatus();
 }
 

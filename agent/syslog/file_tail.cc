@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "agent/syslog/framer.h"
+#include "common/atomic_write.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
@@ -75,29 +76,9 @@ absl::Status EnsureDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus("write " + path);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
-
-// Atomically replaces `path` with "<dev> <ino> <offset>\n".
+// Replaces `path` with "<dev> <ino> <offset>\n".
 absl::Status SavePosition(const std::string& path, const FilePosition& pos) {
-  const std::string tmp = path + ".tmp";
-  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return ErrnoStatus("create " + tmp);
-  STEWARD_RETURN_IF_ERROR(
-      WriteAll(fd.get(), absl::StrCat(pos.dev, " ", pos.ino, " ", pos.offset, "\n"), tmp));
-  if (fsync(fd.get()) != 0) return ErrnoStatus("fsync " + tmp);
-  fd.Reset();
-  if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus("rename to " + path);
-  return absl::OkStatus();
+  return WriteFileAtomically(path, absl::StrCat(pos.dev, " ", pos.ino, " ", pos.offset, "\n"));
 }
 
 // The saved position, nullopt when there is none (or it is unreadable garbage).
