@@ -71,9 +71,15 @@ absl::Status Acl::Check(const proto::Envelope& command) const {
 
 absl::Status Acl::Set(const proto::AclDoc& doc) {
   for (const std::string& rule : doc.rules()) STEWARD_RETURN_IF_ERROR(ValidateRule(rule));
-  absl::MutexLock lock(&mu_);
-  if (configured_ && doc.version_unix_ms() < doc_.version_unix_ms()) return absl::OkStatus();
+  // One Set at a time, so the version check, the file and the rules agree; Check only
+  // takes mu_, which is never held while the file is written.
+  absl::MutexLock set_lock(&set_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (configured_ && doc.version_unix_ms() < doc_.version_unix_ms()) return absl::OkStatus();
+  }
   if (!path_.empty()) STEWARD_RETURN_IF_ERROR(WriteFileAtomically(path_, doc.SerializeAsString()));
+  absl::MutexLock lock(&mu_);
   doc_ = doc;
   configured_ = true;
   return absl::OkStatus();
