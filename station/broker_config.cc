@@ -8,7 +8,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sodium.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -35,11 +34,10 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/atomic_write.h"
+#include "common/spawn.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "subjects/subject.h"
-
-extern char** environ;
 
 namespace steward::station {
 namespace {
@@ -153,49 +151,22 @@ absl::StatusOr<std::string> AltName(const std::string& host) {
 // Runs `openssl <args...>` with stdin from /dev/null and stdout+stderr captured; OK
 // when it exits 0.
 absl::Status RunOpenssl(const std::vector<std::string>& args) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
-  Fd read_end(fds[0]);
-  Fd write_end(fds[1]);
-
-  posix_spawnattr_t attr;
-  if (int rc = posix_spawnattr_init(&attr); rc != 0) {
-    return absl::ErrnoToStatus(rc, "posix_spawnattr_init");
-  }
-  absl::Cleanup destroy_attr = [&attr] { posix_spawnattr_destroy(&attr); };
-  posix_spawn_file_actions_t actions;
-  if (int rc = posix_spawn_file_actions_init(&actions); rc != 0) {
-    return absl::ErrnoToStatus(rc, "posix_spawn_file_actions_init");
-  }
-  absl::Cleanup destroy_actions = [&actions] { posix_spawn_file_actions_destroy(&actions); };
-  sigset_t empty;
-  sigset_t defaults;
-  sigemptyset(&empty);
-  sigemptyset(&defaults);
-  for (int sig : {SIGINT, SIGTERM, SIGPIPE, SIGCHLD}) sigaddset(&defaults, sig);
-  int rc = posix_spawnattr_setflags(
-      &attr, static_cast<short>(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
-  if (rc == 0) rc = posix_spawnattr_setsigmask(&attr, &empty);
-  if (rc == 0) rc = posix_spawnattr_setsigdefault(&attr, &defaults);
-  if (rc == 0) {
-    rc = posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  }
-  if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-  if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
-  if (rc != 0) return absl::ErrnoToStatus(rc, "posix_spawn set-up");
-
-  std::vector<std::string> argv_strings = {"openssl"};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
+  STEWARD_ASSIGN_OR_RETURN(SpawnPipe out_pipe, MakeSpawnPipe());
+  std::vector<std::string> argv = {"openssl"};
+  argv.insert(argv.end(), args.begin(), args.end());
   const std::string what = absl::StrCat("openssl ", args.empty() ? "" : args[0]);
-
-  pid_t pid = -1;
-  rc = posix_spawnp(&pid, "openssl", &actions, &attr, argv.data(), environ);
-  if (rc == ENOENT) return absl::NotFoundError("openssl is not installed (not found on PATH)");
-  if (rc != 0) return absl::ErrnoToStatus(rc, absl::StrCat("cannot run ", what));
-  write_end.Reset();  // EOF arrives when openssl exits.
+  absl::StatusOr<pid_t> spawned =
+      SpawnProcess({.argv = std::move(argv),
+                    .stdout_fd = out_pipe.write.get(),
+                    .stderr_fd = out_pipe.write.get()},
+                   absl::StrCat("cannot run ", what));
+  if (absl::IsNotFound(spawned.status())) {
+    return absl::NotFoundError("openssl is not installed (not found on PATH)");
+  }
+  STEWARD_RETURN_IF_ERROR(spawned.status());
+  const pid_t pid = *spawned;
+  const Fd read_end = std::move(out_pipe.read);
+  out_pipe.write.Reset();  // EOF arrives when openssl exits.
 
   // Output until EOF (openssl exited) or the deadline; on any failure the child is
   // killed. It is always reaped.
