@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/atomic_write.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
 #include "subjects/subject.h"
@@ -70,19 +71,15 @@ absl::Status Acl::Check(const proto::Envelope& command) const {
 
 absl::Status Acl::Set(const proto::AclDoc& doc) {
   for (const std::string& rule : doc.rules()) STEWARD_RETURN_IF_ERROR(ValidateRule(rule));
-  absl::MutexLock lock(&mu_);
-  if (configured_ && doc.version_unix_ms() < doc_.version_unix_ms()) return absl::OkStatus();
-  if (!path_.empty()) {
-    const std::string tmp = path_ + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out << doc.SerializeAsString();
-      if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path_, ec);
-    if (ec) return absl::InternalError(absl::StrCat("cannot write ", path_, ": ", ec.message()));
+  // One Set at a time, so the version check, the file and the rules agree; Check only
+  // takes mu_, which is never held while the file is written.
+  absl::MutexLock set_lock(&set_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (configured_ && doc.version_unix_ms() < doc_.version_unix_ms()) return absl::OkStatus();
   }
+  if (!path_.empty()) STEWARD_RETURN_IF_ERROR(WriteFileAtomically(path_, doc.SerializeAsString()));
+  absl::MutexLock lock(&mu_);
   doc_ = doc;
   configured_ = true;
   return absl::OkStatus();

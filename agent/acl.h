@@ -28,7 +28,7 @@ class Acl {
   // OK, or PermissionDenied("not allowed by the ACL of <node>: <what>").
   absl::Status Check(const proto::Envelope& command) const ABSL_LOCKS_EXCLUDED(mu_);
   // Replaces the rules (ignored when older than the current ones); persists them.
-  absl::Status Set(const proto::AclDoc& doc) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Set(const proto::AclDoc& doc) ABSL_LOCKS_EXCLUDED(set_mu_, mu_);
   std::vector<std::string> rules() const ABSL_LOCKS_EXCLUDED(mu_);
   bool configured() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -38,6 +38,7 @@ class Acl {
  private:
   explicit Acl(std::string path) : path_(std::move(path)) {}
   const std::string path_;
+  absl::Mutex set_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // serializes Set, across the file write
   mutable absl::Mutex mu_;
   bool configured_ ABSL_GUARDED_BY(mu_) = false;
   proto::AclDoc doc_ ABSL_GUARDED_BY(mu_);

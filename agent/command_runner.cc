@@ -1,6 +1,7 @@
-// PosixCommandRunner: posix_spawnp into a new process group with stdin from /dev/null
-// and stdout/stderr on two pipes, then one poll loop that captures output, enforces the
-// deadline or cancellation (SIGTERM, then SIGKILL to the group) and reaps the child.
+// PosixCommandRunner: SpawnProcess (common/spawn.h) into a new process group with stdin
+// from /dev/null and stdout/stderr on two pipes, then one poll loop that captures
+// output, enforces the deadline or cancellation (SIGTERM, then SIGKILL to the group)
+// and reaps the child.
 // The child's exit wakes the loop through a pidfd in the same poll set as the pipes, so
 // a quick command costs no fixed tick; without pidfds (old kernels, seccomp) the exit
 // is polled every kPollTickMs instead.
@@ -9,7 +10,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/spawn.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 
@@ -51,11 +52,6 @@ constexpr size_t kReadChunk = 64 * 1024;
 
 using Fd = ::steward::UniqueFd;
 
-struct Pipe {
-  Fd read;
-  Fd write;
-};
-
 // A pidfd for the (unreaped, so not reusable) child `pid`, readable once it has exited;
 // an invalid Fd when the kernel or a seccomp policy refuses (ENOSYS, EPERM, ...).
 // Always close-on-exec. The raw syscall: glibc 2.36's <sys/pidfd.h> lacks extern "C",
@@ -67,26 +63,6 @@ Fd OpenPidfd(pid_t pid) {
   (void)pid;
   return Fd();
 #endif
-}
-
-// Keeps `fd` off 0-2 so the file actions (open 0, dup2 to 1 and 2) cannot clobber it
-// when the agent runs with a standard descriptor closed.
-absl::StatusOr<Fd> AboveStdio(Fd fd) {
-  if (fd.get() > STDERR_FILENO) return fd;
-  const int moved = fcntl(fd.get(), F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
-  if (moved < 0) return absl::ErrnoToStatus(errno, "fcntl(F_DUPFD_CLOEXEC)");
-  return Fd(moved);
-}
-
-absl::StatusOr<Pipe> MakePipe() {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
-  Fd read_end(fds[0]);
-  Fd write_end(fds[1]);
-  Pipe p;
-  STEWARD_ASSIGN_OR_RETURN(p.read, AboveStdio(std::move(read_end)));
-  STEWARD_ASSIGN_OR_RETURN(p.write, AboveStdio(std::move(write_end)));
-  return p;
 }
 
 bool HasNul(const std::string& s) { return s.find('\0') != std::string::npos; }
@@ -123,62 +99,6 @@ std::vector<std::string> MergeEnvironment(const std::vector<std::string>& overri
   return merged;
 }
 
-// A null-terminated char* array over `strings` (which must outlive it).
-std::vector<char*> CStringArray(const std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  out.reserve(strings.size() + 1);
-  for (const std::string& s : strings) out.push_back(const_cast<char*>(s.c_str()));
-  out.push_back(nullptr);
-  return out;
-}
-
-// New process group, empty signal mask, default dispositions for the signals the
-// agent blocks or ignores.
-absl::Status ConfigureAttributes(posix_spawnattr_t* attr) {
-  sigset_t empty;
-  sigset_t defaults;
-  sigemptyset(&empty);
-  sigemptyset(&defaults);
-  for (int sig : {SIGINT, SIGTERM, SIGPIPE, SIGCHLD}) sigaddset(&defaults, sig);
-  const auto flags =
-      static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  if (int rc = posix_spawnattr_setflags(attr, flags); rc != 0) {
-    return absl::ErrnoToStatus(rc, "posix_spawnattr_setflags");
-  }
-  if (int rc = posix_spawnattr_setpgroup(attr, 0); rc != 0) {
-    return absl::ErrnoToStatus(rc, "posix_spawnattr_setpgroup");
-  }
-  if (int rc = posix_spawnattr_setsigmask(attr, &empty); rc != 0) {
-    return absl::ErrnoToStatus(rc, "posix_spawnattr_setsigmask");
-  }
-  if (int rc = posix_spawnattr_setsigdefault(attr, &defaults); rc != 0) {
-    return absl::ErrnoToStatus(rc, "posix_spawnattr_setsigdefault");
-  }
-  return absl::OkStatus();
-}
-
-// stdin from /dev/null, stdout and stderr to the pipes, then the working directory.
-absl::Status ConfigureFileActions(posix_spawn_file_actions_t* actions, const CommandSpec& spec,
-                                  int stdout_fd, int stderr_fd) {
-  if (int rc = posix_spawn_file_actions_addopen(actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-      rc != 0) {
-    return absl::ErrnoToStatus(rc, "posix_spawn_file_actions_addopen");
-  }
-  if (int rc = posix_spawn_file_actions_adddup2(actions, stdout_fd, STDOUT_FILENO); rc != 0) {
-    return absl::ErrnoToStatus(rc, "posix_spawn_file_actions_adddup2");
-  }
-  if (int rc = posix_spawn_file_actions_adddup2(actions, stderr_fd, STDERR_FILENO); rc != 0) {
-    return absl::ErrnoToStatus(rc, "posix_spawn_file_actions_adddup2");
-  }
-  if (!spec.working_dir.empty()) {
-    if (int rc = posix_spawn_file_actions_addchdir_np(actions, spec.working_dir.c_str());
-        rc != 0) {
-      return absl::ErrnoToStatus(rc, "posix_spawn_file_actions_addchdir_np");
-    }
-  }
-  return absl::OkStatus();
-}
-
 std::string SpawnFailureMessage(const CommandSpec& spec) {
   std::string msg = absl::StrCat("cannot run \"", spec.argv[0], "\"");
   if (!spec.working_dir.empty()) {
@@ -187,32 +107,15 @@ std::string SpawnFailureMessage(const CommandSpec& spec) {
   return msg;
 }
 
+// In a process group of its own (the deadline and cancellation signal the group).
 absl::StatusOr<pid_t> Spawn(const CommandSpec& spec, int stdout_fd, int stderr_fd) {
-  posix_spawnattr_t attr;
-  if (int rc = posix_spawnattr_init(&attr); rc != 0) {
-    return absl::ErrnoToStatus(rc, "posix_spawnattr_init");
-  }
-  absl::Cleanup destroy_attr = [&attr] { posix_spawnattr_destroy(&attr); };
-  posix_spawn_file_actions_t actions;
-  if (int rc = posix_spawn_file_actions_init(&actions); rc != 0) {
-    return absl::ErrnoToStatus(rc, "posix_spawn_file_actions_init");
-  }
-  absl::Cleanup destroy_actions = [&actions] { posix_spawn_file_actions_destroy(&actions); };
-  STEWARD_RETURN_IF_ERROR(ConfigureAttributes(&attr));
-  STEWARD_RETURN_IF_ERROR(ConfigureFileActions(&actions, spec, stdout_fd, stderr_fd));
-
-  const std::vector<std::string> env = MergeEnvironment(spec.env);
-  std::vector<char*> argv_ptrs = CStringArray(spec.argv);
-  std::vector<char*> env_ptrs = CStringArray(env);
-  pid_t pid = -1;
-  // posix_spawnp reports exec and file-action failures (ENOENT for a missing program
-  // or working directory) as its return value.
-  if (int rc = posix_spawnp(&pid, argv_ptrs[0], &actions, &attr, argv_ptrs.data(),
-                            env_ptrs.data());
-      rc != 0) {
-    return absl::ErrnoToStatus(rc, SpawnFailureMessage(spec));
-  }
-  return pid;
+  return SpawnProcess({.argv = spec.argv,
+                       .env = MergeEnvironment(spec.env),
+                       .stdout_fd = stdout_fd,
+                       .stderr_fd = stderr_fd,
+                       .working_dir = spec.working_dir,
+                       .new_process_group = true},
+                      SpawnFailureMessage(spec));
 }
 
 // One captured stream: the pipe's read end and where its bytes go.
@@ -454,8 +357,8 @@ class PosixCommandRunner : public CommandRunner {
       result.finished = result.started;
       return result;
     }
-    STEWARD_ASSIGN_OR_RETURN(Pipe out, MakePipe());
-    STEWARD_ASSIGN_OR_RETURN(Pipe err, MakePipe());
+    STEWARD_ASSIGN_OR_RETURN(SpawnPipe out, MakeSpawnPipe());
+    STEWARD_ASSIGN_OR_RETURN(SpawnPipe err, MakeSpawnPipe());
     STEWARD_ASSIGN_OR_RETURN(const pid_t pid, Spawn(spec, out.write.get(), err.write.get()));
     out.write.Reset();  // the child holds the write ends now; EOF comes when it (and
     err.write.Reset();  // every descendant sharing them) has closed them

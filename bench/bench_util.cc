@@ -3,9 +3,7 @@
 // roundtrip_bench.cc so ledger_bench measures its raw baseline exactly the same way.
 #include "bench/bench_util.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +29,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "tests/testing/nats_server.h"
+#include "tests/testing/process.h"
 
 namespace steward::bench {
 namespace {
@@ -87,21 +87,6 @@ void InstallFatalSignalHandlers(unsigned limit_seconds) {
 
 std::string ErrnoText(const char* what) { return absl::StrCat(what, ": ", std::strerror(errno)); }
 
-absl::StatusOr<std::string> FindInPath(const std::string& name) {
-  if (name.find('/') != std::string::npos) {
-    if (::access(name.c_str(), X_OK) == 0) return name;
-    return absl::NotFoundError(absl::StrCat(name, " is not an executable file"));
-  }
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = absl::StrCat(dir.empty() ? "." : dir, "/", name);
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return absl::NotFoundError(absl::StrCat(name, " not found in PATH"));
-}
-
 std::string Tail(const std::string& path, size_t lines) {
   std::ifstream in(path);
   if (!in) return "    (no log)\n";
@@ -126,33 +111,18 @@ absl::Status Children::Spawn(const std::string& name, std::vector<std::string> a
     return absl::InternalError("too many child processes");
   }
   if (pid(name) > 0) return absl::InternalError(absl::StrCat("child ", name, " exists"));
-  absl::StatusOr<std::string> program = FindInPath(argv[0]);
-  if (!program.ok()) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot start ", name, ": ", program.status().message()));
+  // Killed with the bench however it dies (PR_SET_PDEATHSIG), and by the fatal signal
+  // handler, which finds the pid in g_child_pids.
+  absl::StatusOr<pid_t> started = testing::StartChild({.argv = std::move(argv),
+                                                       .stdout_path = log,
+                                                       .stderr_path = log,
+                                                       .append = true,
+                                                       .die_with_parent = true});
+  if (!started.ok()) {
+    return absl::Status(started.status().code(), absl::StrCat("cannot start ", name, ": ",
+                                                              started.status().message()));
   }
-  argv[0] = *std::move(program);
-  std::vector<char*> args;
-  for (std::string& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) return absl::InternalError(ErrnoText("fork"));
-  if (pid == 0) {
-    // Async-signal-safe calls only from here on.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    const int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (out < 0 || in < 0) ::_exit(127);
-    ::dup2(in, STDIN_FILENO);
-    ::dup2(out, STDOUT_FILENO);
-    ::dup2(out, STDERR_FILENO);
-    ::execv(args[0], args.data());
-    WriteStderr(g_program.load());
-    WriteStderr(": exec failed\n");
-    ::_exit(127);
-  }
+  const pid_t pid = *started;
   g_child_pids[children_.size()].store(pid);
   children_.push_back(Child{name, pid, log, children_.size(), stop_limit});
   return absl::OkStatus();
@@ -270,38 +240,17 @@ std::string BenchDir::File(const std::string& name) const { return absl::StrCat(
 // Broker and raw NATS.
 
 absl::StatusOr<std::string> StartBroker(Children& children, const BenchDir& dir) {
-  if (absl::Status st = children.Spawn("nats-server",
-                                        {"nats-server", "-a", "127.0.0.1", "-p", "-1",
-                                         "--ports_file_dir", dir.path(), "-l",
-                                         dir.File("nats-server.log")},
-                                        dir.File("nats-server.out"));
+  if (absl::Status st = children.Spawn(
+          "nats-server",
+          testing::NatsServerArgv("-1", dir.path(), dir.File("nats-server.log")),
+          dir.File("nats-server.out"));
       !st.ok()) {
     return absl::Status(st.code(), absl::StrCat(st.message(), " (Debian package nats-server)"));
   }
-  const std::string ports = dir.File(absl::StrCat("nats-server_", children.pid("nats-server"),
-                                                  ".ports"));
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (absl::Now() < deadline) {
-    STEWARD_RETURN_IF_ERROR(children.CheckAlive());
-    std::ifstream in(ports);
-    std::stringstream buf;
-    buf << in.rdbuf();
-    const std::string text = buf.str();
-    const std::string key = "nats://127.0.0.1:";
-    const size_t at = text.find(key);
-    if (at != std::string::npos) {
-      size_t end = at + key.size();
-      while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
-      int port = 0;
-      if (absl::SimpleAtoi(text.substr(at + key.size(), end - at - key.size()), &port) &&
-          port > 0) {
-        return absl::StrCat(key, port);
-      }
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return absl::DeadlineExceededError(
-      absl::StrCat("nats-server did not write its ports file ", ports, " within 5s"));
+  STEWARD_ASSIGN_OR_RETURN(const int port,
+                           testing::WaitForNatsPort(dir.path(), children.pid("nats-server"),
+                                                    [&children] { return children.CheckAlive(); }));
+  return absl::StrCat("nats://127.0.0.1:", port);
 }
 
 absl::StatusOr<nats::ConnectionPtr> RawConnect(const std::string& url, const char* name) {

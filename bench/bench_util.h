@@ -1,7 +1,8 @@
 // Helpers shared by the benchmarks: child processes that die with the bench (on every
 // exit path, Ctrl-C and an overall time limit included), a temp dir, a private
 // nats-server, a raw nats.c echo responder and a closed-loop load generator that reports
-// req/s, p50 and p99. Used by roundtrip_bench and ledger_bench; not a library for others.
+// req/s, p50 and p99. Starting a child and a nats-server is tests/testing's (the
+// Catch2-free steward_test_support library), the same code the tests use.
 #pragma once
 
 #include <sys/types.h>
@@ -37,10 +38,6 @@ const char* ProgramName();
 void InstallFatalSignalHandlers(unsigned limit_seconds);
 
 std::string ErrnoText(const char* what);
-
-// FindInPath resolves a program name the way execvp would, before fork (the child must
-// not allocate).
-absl::StatusOr<std::string> FindInPath(const std::string& name);
 
 // The last `lines` lines of a file, indented, for error reports.
 std::string Tail(const std::string& path, size_t lines);

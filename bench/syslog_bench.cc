@@ -39,7 +39,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "agent/syslog_parser.h"
+#include "agent/syslog/parser.h"
 #include "bench/bench_util.h"
 #include "common/nats.h"
 #include "common/protocol.h"

@@ -9,11 +9,11 @@
 
 #include <fmt/format.h>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/atomic_write.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "subjects/subject.h"
@@ -26,18 +26,6 @@ constexpr off_t kMaxCredsBytes = 4096;
 // Characters with a meaning in the nats-server configuration syntax.
 constexpr absl::string_view kConfigSyntax = "\"'\\{}[]()#$,;=:/";
 constexpr absl::string_view kInboxPrefix = "_INBOX";
-
-absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, absl::StrCat("write ", path));
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -69,20 +57,7 @@ absl::Status ValidateBrokerPassword(absl::string_view password) {
 }
 
 absl::Status WritePrivateFile(const std::string& path, absl::string_view contents) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (fd.get() < 0) {
-    if (errno == EEXIST) {
-      return absl::AlreadyExistsError(absl::StrCat(path, " exists; refusing to overwrite it"));
-    }
-    return absl::ErrnoToStatus(errno, absl::StrCat("create ", path));
-  }
-  absl::Cleanup remove_partial = [&path] { ::unlink(path.c_str()); };
-  // The umask can only clear bits, but be exact anyway.
-  if (::fchmod(fd.get(), 0600) != 0) return absl::ErrnoToStatus(errno, "chmod " + path);
-  STEWARD_RETURN_IF_ERROR(WriteAll(fd.get(), contents, path));
-  if (::fsync(fd.get()) != 0) return absl::ErrnoToStatus(errno, "fsync " + path);
-  std::move(remove_partial).Cancel();
-  return absl::OkStatus();
+  return WriteFileAtomically(path, contents, {.mode = 0600, .if_exists = IfExists::kFail});
 }
 
 absl::Status WriteCreds(const std::string& path, const BrokerCreds& creds) {

@@ -27,9 +27,9 @@ absl::Status ValidateBrokerUserName(absl::string_view name);
 // ValidateBrokerPassword accepts a non-empty password made of [A-Za-z0-9] only.
 absl::Status ValidateBrokerPassword(absl::string_view password);
 
-// WritePrivateFile creates `path` with mode 0600 (O_EXCL, never following a symlink),
-// writes `contents` and syncs it. AlreadyExists if the path exists; a partial file is
-// removed on failure.
+// WritePrivateFile creates `path` with mode 0600 and `contents`, whole and synced
+// (WriteFileAtomically with IfExists::kFail): AlreadyExists if anything is at the path
+// (a symlink is never followed); nothing is left behind on failure.
 absl::Status WritePrivateFile(const std::string& path, absl::string_view contents);
 
 // WriteCreds writes "user <name>\npassword <secret>\n" to a new file `path` with mode

@@ -42,9 +42,10 @@ Outbox::Outbox(RequestPump* pump, std::unique_ptr<Spool> spool, OutboxOptions op
 Outbox::~Outbox() { Shutdown(); }
 
 absl::Status Outbox::Start() {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock spool_lock(&spool_mu_);
   absl::StatusOr<std::vector<OutboxItem>> items = spool_->LoadAll();
   if (!items.ok()) return items.status();
+  absl::MutexLock lock(&mu_);
   const absl::Time now = absl::Now();
   for (OutboxItem& item : *items) {
     std::string id = item.id;
@@ -63,24 +64,39 @@ absl::Status Outbox::Enqueue(OutboxItem item) {
 }
 
 absl::Status Outbox::Enqueue(OutboxItem item, PutFn put) {
-  std::string id, subject, data;  // to send from here, when `send_now`
-  bool send_now = false;
+  // One Enqueue at a time, from the capacity check to the schedule, so items enter the
+  // spool and the schedule in the same order; mu_ is released around the spool calls.
+  absl::ReleasableMutexLock spool_lock(&spool_mu_);
+  std::vector<std::string> dropped;
+  absl::Status room = absl::OkStatus();
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::FailedPreconditionError("outbox is shut down");
     while (FullLocked(item.data.size())) {
-      if (!options_.drop_oldest || !DropOldestLocked()) {
-        return absl::ResourceExhaustedError(absl::StrCat(
+      std::optional<std::string> oldest =
+          options_.drop_oldest ? DropOldestLocked() : std::nullopt;
+      if (!oldest.has_value()) {
+        room = absl::ResourceExhaustedError(absl::StrCat(
             "outbox full (", entries_.size(), " undelivered messages, ", bytes_, " bytes)"));
+        break;
       }
+      dropped.push_back(*std::move(oldest));
     }
-    if (absl::Status st = put(*spool_, item); !st.ok()) return st;
+  }
+  RemoveFromSpool(dropped, "drop");
+  if (!room.ok()) return room;
+  if (absl::Status st = put(*spool_, item); !st.ok()) return st;
+
+  std::string id, subject, data;  // to send from here, when `send_now`
+  bool send_now = false;
+  {
+    absl::MutexLock lock(&mu_);
     bytes_ += item.data.size();
     const absl::Time now = absl::Now();
     // Sending from this thread saves waking the sender. Only when nothing older is
     // waiting for the sender (due, or in the batch it is publishing), so that first
     // attempts keep their order.
-    send_now = started_ && !sender_busy_ && in_flight_ < options_.max_in_flight &&
+    send_now = started_ && !stopping_ && !sender_busy_ && in_flight_ < options_.max_in_flight &&
                (schedule_.empty() || schedule_.begin()->first > now);
     id = item.id;
     if (send_now) {
@@ -92,6 +108,7 @@ absl::Status Outbox::Enqueue(OutboxItem item, PutFn put) {
     }
     entries_.emplace(id, Entry{std::move(item), 0, now, send_now});
   }
+  spool_lock.Release();
   if (send_now) Send(id, subject, data);
   return absl::OkStatus();
 }
@@ -128,18 +145,24 @@ bool Outbox::FullLocked(size_t adding) const {
   return options_.max_bytes > 0 && !entries_.empty() && bytes_ + adding > options_.max_bytes;
 }
 
-bool Outbox::DropOldestLocked() {
+std::optional<std::string> Outbox::DropOldestLocked() {
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->second.in_flight) continue;
     schedule_.erase({it->second.next_attempt, it->first});
     dropped_ += it->second.item.weight;
-    if (absl::Status st = spool_->Remove(it->first); !st.ok()) {
-      STEWARD_LOG_ERROR("outbox: cannot drop {} from the spool: {}", it->first, st.ToString());
-    }
+    std::string id = it->first;
     EraseLocked(it);
-    return true;
+    return id;
   }
-  return false;
+  return std::nullopt;
+}
+
+void Outbox::RemoveFromSpool(const std::vector<std::string>& ids, absl::string_view verb) {
+  for (const std::string& id : ids) {
+    if (absl::Status st = spool_->Remove(id); !st.ok()) {
+      STEWARD_LOG_ERROR("outbox: cannot {} {} from the spool: {}", verb, id, st.ToString());
+    }
+  }
 }
 
 void Outbox::EraseLocked(std::map<std::string, Entry>::iterator it) {
@@ -226,6 +249,12 @@ void Outbox::OnResult(const std::string& id, RequestPump::Result result, nats::M
       done = true;
     }
   }
+  if (done) {
+    // Out of the spool before out of the outbox, so WaitEmpty means both. Nothing else
+    // removes an item while it is in flight.
+    absl::MutexLock spool_lock(&spool_mu_);
+    RemoveFromSpool({id}, "remove");
+  }
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
@@ -235,9 +264,6 @@ void Outbox::OnResult(const std::string& id, RequestPump::Result result, nats::M
   if (!done) {
     ScheduleRetryLocked(id, it->second);
     return;
-  }
-  if (absl::Status st = spool_->Remove(id); !st.ok()) {
-    STEWARD_LOG_ERROR("outbox: cannot remove {} from the spool: {}", id, st.ToString());
   }
   EraseLocked(it);
 }

@@ -8,11 +8,14 @@
 //
 // Thread-safe. Items are sent in enqueue order the first time; retries may reorder.
 // The sender thread sleeps while nothing is due: an idle outbox costs no wake-ups.
+// Spool calls (disk I/O) happen under their own lock, never under the one that guards
+// the schedule: replies, pending() and the sender never wait for the disk.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 #include <memory>
@@ -23,6 +26,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -38,7 +42,7 @@ struct OutboxItem {
 };
 
 // Where outbox items live until confirmed. Implementations are thread-compatible; the
-// Outbox serializes calls.
+// Outbox serializes calls (one at a time, in the order it makes them).
 class Spool {
  public:
   virtual ~Spool() = default;
@@ -70,17 +74,18 @@ class Outbox {
   Outbox& operator=(const Outbox&) = delete;
 
   // Start loads what the spool holds and starts the sender thread.
-  absl::Status Start() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Start() ABSL_LOCKS_EXCLUDED(spool_mu_, mu_);
   // Enqueue stores the item in the spool, then sends it: from the calling thread when
   // the in-flight window has room and no older item is waiting, else from the sender
-  // thread. An error means it was not accepted (spool failure or full).
-  absl::Status Enqueue(OutboxItem item) ABSL_LOCKS_EXCLUDED(mu_);
+  // thread. An error means it was not accepted (spool failure or full). Enqueues are
+  // serialized: the items of successive calls are stored and scheduled in call order.
+  absl::Status Enqueue(OutboxItem item) ABSL_LOCKS_EXCLUDED(spool_mu_, mu_);
   // PutFn stores `item` in `spool` in place of Spool::Put: a caller that writes
   // something else with the item (the agent records the result it carries) makes both
-  // one transaction. It runs under the outbox's lock and must not call into the outbox.
+  // one transaction. It runs under the spool's lock and must not call into the outbox.
   using PutFn = absl::FunctionRef<absl::Status(Spool& spool, const OutboxItem& item)>;
   // Enqueue as above, storing the item with `put`.
-  absl::Status Enqueue(OutboxItem item, PutFn put) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Enqueue(OutboxItem item, PutFn put) ABSL_LOCKS_EXCLUDED(spool_mu_, mu_);
   // Kick makes every waiting item due now (e.g. the connection came back).
   void Kick() ABSL_LOCKS_EXCLUDED(mu_);
   size_t pending() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -103,7 +108,7 @@ class Outbox {
   void Send(const std::string& id, const std::string& subject, const std::string& data)
       ABSL_LOCKS_EXCLUDED(mu_);
   void OnResult(const std::string& id, RequestPump::Result result, nats::MsgPtr msg)
-      ABSL_LOCKS_EXCLUDED(mu_);
+      ABSL_LOCKS_EXCLUDED(spool_mu_, mu_);
   // Adds an entry to the schedule, waking the sender when it becomes the earliest.
   void ScheduleLocked(absl::Time at, const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleRetryLocked(const std::string& id, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -111,14 +116,22 @@ class Outbox {
   // What the sender thread waits for: shutdown, a due entry, or a changed schedule.
   bool SenderReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool FullLocked(size_t adding) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Drops the oldest entry not in flight; false when there is none.
-  bool DropOldestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the oldest entry not in flight and returns its id (to remove from the spool,
+  // outside mu_); nullopt when there is none.
+  std::optional<std::string> DropOldestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes confirmed or dropped items from the spool; a failure is logged ("cannot
+  // <verb> <id> from the spool").
+  void RemoveFromSpool(const std::vector<std::string>& ids, absl::string_view verb)
+      ABSL_LOCKS_EXCLUDED(mu_) ABSL_EXCLUSIVE_LOCKS_REQUIRED(spool_mu_);
   void EraseLocked(std::map<std::string, Entry>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   RequestPump* const pump_;
   const OutboxOptions options_;
+  // Held across every spool call (and nothing else): the spool's I/O is serialized
+  // without blocking mu_. Taken before mu_ when both are held.
+  absl::Mutex spool_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::unique_ptr<Spool> spool_ ABSL_GUARDED_BY(spool_mu_);
   mutable absl::Mutex mu_;
-  std::unique_ptr<Spool> spool_ ABSL_GUARDED_BY(mu_);
   // Ordered by id, i.e. by creation time.
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   // Entries not in flight, by next attempt (then id): what the sender looks at.

@@ -14,7 +14,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/atomic_write.h"
 #include "common/status_macros.h"
+#include "common/unique_fd.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
@@ -143,58 +145,16 @@ absl::StatusOr<std::string> ReadAll(int fd, const std::string& path) {
   return out;
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Closes now, reporting the error (a failed close can mean lost writes).
-  absl::Status Close(const std::string& path) {
-    const int fd = std::exchange(fd_, -1);
-    if (close(fd) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("close ", path));
-    return absl::OkStatus();
-  }
+using Fd = ::steward::UniqueFd;
 
- private:
-  int fd_;
-};
-
-absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, absl::StrCat("write ", path));
-    }
-    data.remove_prefix(static_cast<size_t>(n));
+// Creates the key file `path` with exactly `mode` (see WriteFileAtomically): never over
+// an existing file, never half written.
+absl::Status CreateKeyFile(const std::string& path, absl::string_view data, mode_t mode) {
+  absl::Status st = WriteFileAtomically(path, data, {.mode = mode, .if_exists = IfExists::kFail});
+  if (absl::IsAlreadyExists(st)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(path, " already exists; refusing to overwrite a key file"));
   }
-  return absl::OkStatus();
-}
-
-// Creates `path` exclusively with `mode` (forced with fchmod when `force_mode`) and
-// writes `data` to it. On failure after creating it, removes it again.
-absl::Status CreateExclusive(const std::string& path, absl::string_view data, mode_t mode,
-                             bool force_mode) {
-  Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
-  if (fd.get() < 0) {
-    if (errno == EEXIST) {
-      return absl::AlreadyExistsError(
-          absl::StrCat(path, " already exists; refusing to overwrite a key file"));
-    }
-    return absl::ErrnoToStatus(errno, absl::StrCat("create ", path));
-  }
-  absl::Status st;
-  if (force_mode && fchmod(fd.get(), mode) != 0) {
-    st = absl::ErrnoToStatus(errno, absl::StrCat("chmod ", path));
-  }
-  if (st.ok()) st = WriteAll(fd.get(), data, path);
-  if (st.ok() && fsync(fd.get()) != 0) st = absl::ErrnoToStatus(errno, absl::StrCat("fsync ", path));
-  if (absl::Status closed = fd.Close(path); st.ok()) st = closed;
-  if (!st.ok()) unlink(path.c_str());
   return st;
 }
 
@@ -289,11 +249,10 @@ absl::Status WriteKeyPair(const KeyPair& pair, const std::string& base,
   const std::string key_path = base + ".key";
   const std::string pub_path = base + ".pub";
   std::string secret_text = absl::StrCat(kSecretPrefix, " ", ToBase64(pair.secret_key), "\n");
-  absl::Status st = CreateExclusive(key_path, secret_text, 0600, /*force_mode=*/true);
+  absl::Status st = CreateKeyFile(key_path, secret_text, 0600);
   Wipe(secret_text);
   STEWARD_RETURN_IF_ERROR(st);
-  st = CreateExclusive(pub_path, EncodePublicKey(pair.public_key, comment), 0644,
-                       /*force_mode=*/false);
+  st = CreateKeyFile(pub_path, EncodePublicKey(pair.public_key, comment), 0644);
   if (!st.ok()) unlink(key_path.c_str());  // never leave half a pair behind
   return st;
 }

@@ -8,7 +8,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sodium.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -34,11 +33,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/atomic_write.h"
+#include "common/spawn.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "subjects/subject.h"
-
-extern char** environ;
 
 namespace steward::ctl {
 namespace {
@@ -152,49 +151,22 @@ absl::StatusOr<std::string> AltName(const std::string& host) {
 // Runs `openssl <args...>` with stdin from /dev/null and stdout+stderr captured; OK
 // when it exits 0.
 absl::Status RunOpenssl(const std::vector<std::string>& args) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
-  Fd read_end(fds[0]);
-  Fd write_end(fds[1]);
-
-  posix_spawnattr_t attr;
-  if (int rc = posix_spawnattr_init(&attr); rc != 0) {
-    return absl::ErrnoToStatus(rc, "posix_spawnattr_init");
-  }
-  absl::Cleanup destroy_attr = [&attr] { posix_spawnattr_destroy(&attr); };
-  posix_spawn_file_actions_t actions;
-  if (int rc = posix_spawn_file_actions_init(&actions); rc != 0) {
-    return absl::ErrnoToStatus(rc, "posix_spawn_file_actions_init");
-  }
-  absl::Cleanup destroy_actions = [&actions] { posix_spawn_file_actions_destroy(&actions); };
-  sigset_t empty;
-  sigset_t defaults;
-  sigemptyset(&empty);
-  sigemptyset(&defaults);
-  for (int sig : {SIGINT, SIGTERM, SIGPIPE, SIGCHLD}) sigaddset(&defaults, sig);
-  int rc = posix_spawnattr_setflags(
-      &attr, static_cast<short>(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
-  if (rc == 0) rc = posix_spawnattr_setsigmask(&attr, &empty);
-  if (rc == 0) rc = posix_spawnattr_setsigdefault(&attr, &defaults);
-  if (rc == 0) {
-    rc = posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  }
-  if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-  if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
-  if (rc != 0) return absl::ErrnoToStatus(rc, "posix_spawn set-up");
-
-  std::vector<std::string> argv_strings = {"openssl"};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
+  STEWARD_ASSIGN_OR_RETURN(SpawnPipe out_pipe, MakeSpawnPipe());
+  std::vector<std::string> argv = {"openssl"};
+  argv.insert(argv.end(), args.begin(), args.end());
   const std::string what = absl::StrCat("openssl ", args.empty() ? "" : args[0]);
-
-  pid_t pid = -1;
-  rc = posix_spawnp(&pid, "openssl", &actions, &attr, argv.data(), environ);
-  if (rc == ENOENT) return absl::NotFoundError("openssl is not installed (not found on PATH)");
-  if (rc != 0) return absl::ErrnoToStatus(rc, absl::StrCat("cannot run ", what));
-  write_end.Reset();  // EOF arrives when openssl exits.
+  absl::StatusOr<pid_t> spawned =
+      SpawnProcess({.argv = std::move(argv),
+                    .stdout_fd = out_pipe.write.get(),
+                    .stderr_fd = out_pipe.write.get()},
+                   absl::StrCat("cannot run ", what));
+  if (absl::IsNotFound(spawned.status())) {
+    return absl::NotFoundError("openssl is not installed (not found on PATH)");
+  }
+  STEWARD_RETURN_IF_ERROR(spawned.status());
+  const pid_t pid = *spawned;
+  const Fd read_end = std::move(out_pipe.read);
+  out_pipe.write.Reset();  // EOF arrives when openssl exits.
 
   // Output until EOF (openssl exited) or the deadline; on any failure the child is
   // killed. It is always reaped.
@@ -379,27 +351,18 @@ absl::Status GenerateTls(const std::string& dir, const std::vector<std::string>&
   };
   STEWARD_RETURN_IF_ERROR(MakeCertificates(work, alt_names));
 
-  std::vector<std::string> linked;
-  absl::Cleanup unlink_on_failure = [&linked] {
-    for (const std::string& path : linked) ::unlink(path.c_str());
+  std::vector<std::string> installed;
+  absl::Cleanup remove_on_failure = [&installed] {
+    for (const std::string& path : installed) ::unlink(path.c_str());
   };
   for (const char* file : kFiles) {
-    const std::string from = work + "/" + file;
     const std::string to = dir + "/" + file;
     const mode_t mode = absl::EndsWith(file, ".key") ? 0600 : 0644;
-    if (::chmod(from.c_str(), mode) != 0) return absl::ErrnoToStatus(errno, "chmod " + from);
-    // link() never replaces an existing file, unlike rename().
-    if (::link(from.c_str(), to.c_str()) != 0) {
-      if (errno == EEXIST) {
-        return absl::AlreadyExistsError(absl::StrCat(to, " exists; refusing to overwrite it"));
-      }
-      return absl::ErrnoToStatus(errno, absl::StrCat("link ", to));
-    }
-    linked.push_back(to);
+    STEWARD_RETURN_IF_ERROR(
+        InstallFile(work + "/" + file, to, {.mode = mode, .if_exists = IfExists::kFail}));
+    installed.push_back(to);
   }
-  std::move(unlink_on_failure).Cancel();
-  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() >= 0) ::fsync(dir_fd.get());  // Best effort: the files are complete.
+  std::move(remove_on_failure).Cancel();
   return absl::OkStatus();
 }
 

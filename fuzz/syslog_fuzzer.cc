@@ -7,7 +7,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "agent/syslog_parser.h"
+#include "agent/syslog/parser.h"
 #include "fuzz/fuzz_check.h"
 #include "proto/steward.pb.h"
 

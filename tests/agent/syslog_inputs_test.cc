@@ -1,9 +1,13 @@
-// Tests for the syslog inputs (agent/syslog_inputs.h): listen-spec parsing, the UDP
+// Tests for the syslog inputs (agent/syslog/): listen-spec parsing, the UDP
 // listener (datagrams, drops when full, bind errors), the TCP listener (RFC 6587
 // newline and octet-counting framing, split writes, many connections, over-long
 // frames, backpressure without loss), the real util-linux `logger` when installed,
 // and file tailing (appends, partial lines, rotation, truncation, restarts).
-#include "agent/syslog_inputs.h"
+#include "agent/syslog/file_tail.h"
+#include "agent/syslog/input.h"
+#include "agent/syslog/socket.h"
+#include "agent/syslog/tcp_input.h"
+#include "agent/syslog/udp_input.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>

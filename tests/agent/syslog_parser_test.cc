@@ -2,7 +2,7 @@
 // daemons and util-linux logger send, the real-world deviations (no PRI, no HOSTNAME,
 // ISO timestamps), structured data escapes, malformed and garbage frames (raw with a
 // reason), invalid UTF-8, truncation, year inference, severity names, and a fuzz run.
-#include "agent/syslog_parser.h"
+#include "agent/syslog/parser.h"
 
 #include <catch2/catch.hpp>
 #include <cstdint>

@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/ids.h"
@@ -455,6 +456,39 @@ TEST_CASE("Outbox Enqueue with a put function stores through it", "[outbox][inte
   CHECK(client.outbox().pending() == 0);
   absl::SleepFor(absl::Milliseconds(100));
   CHECK(station.Seen(refused_id) == 0);
+}
+
+TEST_CASE("Outbox keeps sending and answering while a spool put is slow",
+          "[outbox][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  Client client(server.url(), FastOptions());
+  REQUIRE(client.outbox().Start().ok());
+  const std::vector<std::string> first = client.EnqueueMany(1);  // no station yet: retried
+  absl::Notification entered;
+  absl::Notification release;
+  absl::Status slow_status;
+  std::thread slow([&] {
+    slow_status = client.outbox().Enqueue(Item(), [&](Spool& spool, const OutboxItem& i) {
+      entered.Notify();
+      // A disk that takes its time (bounded, so a regression fails instead of hanging).
+      release.WaitForNotificationWithTimeout(absl::Seconds(5));
+      return spool.Put(i);
+    });
+  });
+  entered.WaitForNotification();
+  // None of this waits for the put: the outbox's lock is not held across it.
+  const absl::Time start = absl::Now();
+  CHECK(client.outbox().pending() == 1);
+  client.outbox().Kick();
+  Station station(server.url(), Always(proto::OUTCOME_SUCCEEDED));
+  CHECK(WaitUntil([&] { return station.Seen(first[0]) >= 1; }, absl::Seconds(3)));
+  CHECK(absl::Now() - start < absl::Seconds(4));
+  release.Notify();
+  slow.join();
+  CHECK(slow_status.ok());
+  REQUIRE(client.outbox().WaitEmpty(absl::Seconds(10)));
+  CHECK(client.spool().size() == 0);
 }
 
 TEST_CASE("Outbox refuses items beyond max_items", "[outbox][integration]") {

@@ -36,6 +36,7 @@
 #include "common/nats.h"
 #include "common/status_macros.h"
 #include "tests/testing/nats_server.h"
+#include "tests/testing/process.h"
 
 namespace steward::ctl {
 namespace {
@@ -79,36 +80,22 @@ class ConfiguredServer {
     const std::string conf = (dir_ / "nats-server.conf").string();
     const absl::Status written = WritePrivateFile(conf, config);
     if (!written.ok()) throw std::runtime_error(written.ToString());
-    // Everything the child needs is built before fork().
-    std::vector<std::string> args = {"nats-server", "-c", conf, "--ports_file_dir",
-                                     dir_.string(), "-l", (dir_ / "server.log").string()};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      ::execvp(argv[0], argv.data());
-      ::_exit(127);
-    }
-    const std::filesystem::path ports = dir_ / absl::StrCat("nats-server_", pid_, ".ports");
-    const absl::Time deadline = absl::Now() + absl::Seconds(5);
-    while (absl::Now() < deadline) {
+    // The configuration's own listen address ("127.0.0.1:-1"), not one forced on it.
+    absl::StatusOr<pid_t> pid = testing::StartChild({.argv = testing::NatsServerArgv(
+                                                         "", dir_.string(), log_path(), conf)});
+    if (!pid.ok()) throw std::runtime_error(pid.status().ToString());
+    pid_ = *pid;
+    absl::StatusOr<int> port = testing::WaitForNatsPort(dir_.string(), pid_, [this] {
       int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        throw std::runtime_error("nats-server exited at start: " + ReadFile(dir_ / "server.log"));
-      }
-      const std::string text = ReadFile(ports);
-      const std::string key = "127.0.0.1:";
-      if (const size_t at = text.find(key); at != std::string::npos) {
-        port_ = std::stoi(text.substr(at + key.size()));
-        return;
-      }
-      absl::SleepFor(absl::Milliseconds(10));
+      if (::waitpid(pid_, &st, WNOHANG) != pid_) return absl::OkStatus();
+      pid_ = -1;
+      return absl::UnavailableError("nats-server exited at start: " + log());
+    });
+    if (!port.ok()) {
+      Stop();
+      throw std::runtime_error(std::string(port.status().message()));
     }
-    Stop();
-    throw std::runtime_error("nats-server did not report its port within 5s");
+    port_ = *port;
   }
   ~ConfiguredServer() { Stop(); }
   ConfiguredServer(const ConfiguredServer&) = delete;
@@ -118,7 +105,8 @@ class ConfiguredServer {
   std::string url(absl::string_view scheme = "tls") const {
     return absl::StrCat(scheme, "://127.0.0.1:", port_);
   }
-  std::string log() const { return ReadFile(dir_ / "server.log"); }
+  std::string log_path() const { return (dir_ / "server.log").string(); }
+  std::string log() const { return ReadFile(log_path()); }
 
  private:
   void Stop() {

@@ -1,4 +1,5 @@
-// NatsServer and TempDir test fixtures.
+// NatsServer and TempDir fixtures, and the nats-server start protocol they share with
+// the benchmarks.
 #include "tests/testing/nats_server.h"
 
 #include <signal.h>
@@ -12,9 +13,11 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "absl/time/time.h"
+#include "common/status_macros.h"
+#include "tests/testing/process.h"
 
 namespace steward::testing {
 namespace {
@@ -27,7 +30,51 @@ std::filesystem::path UniqueTempPath(const char* prefix) {
                       absl::ToUnixNanos(absl::Now()) % 1000000);
 }
 
+std::string PortsFile(const std::string& ports_dir, pid_t pid) {
+  return absl::StrCat(ports_dir, "/nats-server_", pid, ".ports");
+}
+
+// The port in a ports file ({"nats":["nats://127.0.0.1:PORT"], ...}), or 0.
+int PortIn(const std::string& text) {
+  const std::string key = "://127.0.0.1:";
+  const size_t at = text.find(key);
+  if (at == std::string::npos) return 0;
+  size_t end = at + key.size();
+  while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
+  int port = 0;
+  if (!absl::SimpleAtoi(text.substr(at + key.size(), end - at - key.size()), &port)) return 0;
+  return port;
+}
+
 }  // namespace
+
+std::vector<std::string> NatsServerArgv(const std::string& port, const std::string& ports_dir,
+                                        const std::string& log, const std::string& config) {
+  std::vector<std::string> argv = {"nats-server", "--ports_file_dir", ports_dir, "-l", log};
+  if (!port.empty()) argv.insert(argv.end(), {"-a", "127.0.0.1", "-p", port});
+  if (!config.empty()) {
+    argv.push_back("-c");
+    argv.push_back(config);
+  }
+  return argv;
+}
+
+absl::StatusOr<int> WaitForNatsPort(const std::string& ports_dir, pid_t pid,
+                                    const std::function<absl::Status()>& check_alive,
+                                    absl::Duration limit) {
+  const std::string ports = PortsFile(ports_dir, pid);
+  const absl::Time deadline = absl::Now() + limit;
+  while (absl::Now() < deadline) {
+    STEWARD_RETURN_IF_ERROR(check_alive());
+    std::ifstream in(ports);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    if (const int port = PortIn(buf.str()); port > 0) return port;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "nats-server did not write its ports file ", ports, " within ", absl::FormatDuration(limit)));
+}
 
 TempDir::TempDir() : path_(UniqueTempPath("steward-test-")) {
   std::filesystem::create_directories(path_);
@@ -42,29 +89,18 @@ NatsServer::NatsServer(std::string config)
     : dir_(UniqueTempPath("steward-nats-")), config_(std::move(config)) {
   std::filesystem::create_directories(dir_);
   Spawn("-1");
-  const std::filesystem::path ports = dir_ / absl::StrCat("nats-server_", pid_, ".ports");
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (absl::Now() < deadline) {
+  absl::StatusOr<int> port = WaitForNatsPort(dir_.string(), pid_, [this]() -> absl::Status {
     int st = 0;
-    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
-      throw std::runtime_error("nats-server exited at start (is it installed?)");
-    }
-    std::ifstream in(ports);
-    std::stringstream buf;
-    buf << in.rdbuf();
-    const std::string text = buf.str();
-    const std::string key = "://127.0.0.1:";
-    const size_t at = text.find(key);
-    if (at != std::string::npos) {
-      port_ = std::stoi(text.substr(at + key.size()));
-      url_ = absl::StrCat(config_.empty() ? "nats" : "tls", key, port_);
-      return;
-    }
-    absl::SleepFor(absl::Milliseconds(10));
+    if (::waitpid(pid_, &st, WNOHANG) != pid_) return absl::OkStatus();
+    pid_ = -1;
+    return absl::UnavailableError("nats-server exited at start (is it installed?)");
+  });
+  if (!port.ok()) {
+    Stop(true);
+    throw std::runtime_error(std::string(port.status().message()));
   }
-  Stop(true);
-  throw std::runtime_error("nats-server did not report its port within 5s");
+  port_ = *port;
+  url_ = absl::StrCat(config_.empty() ? "nats" : "tls", "://127.0.0.1:", port_);
 }
 
 NatsServer::~NatsServer() {
@@ -74,23 +110,12 @@ NatsServer::~NatsServer() {
 }
 
 void NatsServer::Spawn(const std::string& port_arg) {
-  const std::string log = (dir_ / "server.log").string();
-  const std::string ports_dir = dir_.string();
-  std::vector<std::string> args = {"nats-server", "-a", "127.0.0.1", "-p", port_arg,
-                                    "--ports_file_dir", ports_dir, "-l", log};
-  if (!config_.empty()) {
-    args.push_back("-c");
-    args.push_back(config_);
+  absl::StatusOr<pid_t> pid = StartChild(
+      {.argv = NatsServerArgv(port_arg, dir_.string(), (dir_ / "server.log").string(), config_)});
+  if (!pid.ok()) {
+    throw std::runtime_error(absl::StrCat(pid.status().message(), " (is nats-server installed?)"));
   }
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_ = ::fork();
-  if (pid_ < 0) throw std::runtime_error("fork failed");
-  if (pid_ == 0) {
-    ::execvp("nats-server", argv.data());
-    ::_exit(127);
-  }
+  pid_ = *pid;
 }
 
 void NatsServer::Stop(bool hard) {
@@ -104,13 +129,8 @@ void NatsServer::Stop(bool hard) {
 void NatsServer::Start() {
   if (pid_ > 0) return;
   Spawn(std::to_string(port_));
-  // Ready when a TCP connect to the port succeeds is what clients need; the ports file
-  // shows the listener is up.
-  const std::filesystem::path ports = dir_ / absl::StrCat("nats-server_", pid_, ".ports");
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (absl::Now() < deadline && !std::filesystem::exists(ports)) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  // The ports file shows the listener is up, which is what clients need.
+  (void)WaitForNatsPort(dir_.string(), pid_, [] { return absl::OkStatus(); });
 }
 
 }  // namespace steward::testing

@@ -1,15 +1,38 @@
-// NatsServer: a real nats-server on a port the OS picks (-p -1 --ports_file_dir), owned
-// for the life of the object. Restart() keeps the same port so clients reconnect.
-// Not thread-safe; one per test.
+// A private nats-server for tests and benchmarks (no Catch2 here: bench/ links it
+// too). The server listens on 127.0.0.1 on a port it picks itself (-p -1) and names it
+// in a ports file (--ports_file_dir), which is where the port is read from:
+// NatsServerArgv and WaitForNatsPort are that protocol, and the one place it is
+// written down.
+//
+// NatsServer: such a server owned for the life of the object. Start() after Stop()
+// keeps the same port so clients reconnect. Not thread-safe; one per test.
 #pragma once
 
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
 namespace steward::testing {
+
+// argv for nats-server on 127.0.0.1 at `port` ("-1": a port it picks), writing its
+// ports file into `ports_dir` and its log to `log`; with `config` (a configuration
+// file), whose listen address the command line overrides unless `port` is "".
+std::vector<std::string> NatsServerArgv(const std::string& port, const std::string& ports_dir,
+                                        const std::string& log, const std::string& config = "");
+
+// Waits up to `limit` for the ports file that nats-server `pid` writes into
+// `ports_dir`, and returns the port it listens on. Between looks, `check_alive` is
+// asked: its error (the server exited) ends the wait.
+absl::StatusOr<int> WaitForNatsPort(const std::string& ports_dir, pid_t pid,
+                                    const std::function<absl::Status()>& check_alive,
+                                    absl::Duration limit = absl::Seconds(5));
 
 class NatsServer {
  public:

@@ -15,29 +15,27 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "agent/events.h"
 #include "agent/supervisor.h"
-#include "agent/syslog_inputs.h"
-#include "agent/syslog_parser.h"
+#include "agent/syslog/input.h"
+#include "agent/syslog/parser.h"
 #include "common/outbox.h"
 
 namespace steward::agent::syslog {
 
 struct ForwarderOptions {
-  std::string node;
-  std::string station = "station";
   size_t batch_lines = 500;
   absl::Duration batch_delay = absl::Milliseconds(100);
   size_t queue_lines = 20000;  // accepted but not yet spooled
   ParseOptions parse;
   // Lines the inputs dropped themselves (UDP with a full queue); added to reports.
   std::function<uint64_t()> input_drops;
-  // Signs each batch's envelope (the node key), when set.
-  std::function<void(proto::Envelope&)> seal;
 };
 
 class Forwarder final : public LineSink {
  public:
-  Forwarder(ForwarderOptions options, Outbox* outbox);
+  // Batches go to `outbox` as events made by `events` (both must outlive the forwarder).
+  Forwarder(ForwarderOptions options, const EventWriter* events, Outbox* outbox);
 
   // LineSink
   bool Offer(RawLine line) override ABSL_LOCKS_EXCLUDED(mu_);
@@ -55,6 +53,7 @@ class Forwarder final : public LineSink {
   absl::Status Spool(ProcessContext& ctx, std::deque<RawLine> lines);
 
   const ForwarderOptions options_;
+  const EventWriter* const events_;
   Outbox* const outbox_;
   mutable absl::Mutex mu_;
   std::deque<RawLine> queue_ ABSL_GUARDED_BY(mu_);

@@ -1,5 +1,5 @@
 // Forwarder: queue -> parse -> per-domain batches -> logs outbox.
-#include "agent/syslog_forwarder.h"
+#include "agent/syslog/forwarder.h"
 
 #include <map>
 #include <utility>
@@ -9,12 +9,13 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "common/status_macros.h"
 #include "subjects/subject.h"
 
 namespace steward::agent::syslog {
 
-Forwarder::Forwarder(ForwarderOptions options, Outbox* outbox)
-    : options_(std::move(options)), outbox_(outbox) {}
+Forwarder::Forwarder(ForwarderOptions options, const EventWriter* events, Outbox* outbox)
+    : options_(std::move(options)), events_(events), outbox_(outbox) {}
 
 bool Forwarder::Offer(RawLine line) {
   absl::MutexLock lock(&mu_);
@@ -79,17 +80,11 @@ absl::Status Forwarder::Spool(ProcessContext& ctx, std::deque<RawLine> lines) {
     reported_drops_ = drops;
   }
   for (auto& [domain, batch] : batches) {
-    absl::StatusOr<subjects::Subject> subject =
-        subjects::Make(options_.station, subjects::Kind::kEvent, kEventSyslog, domain);
-    if (!subject.ok()) return subject.status();  // Sanitize makes this impossible
-    proto::Envelope ev =
-        NewEnvelope(options_.node, options_.station, proto::KIND_EVENT, kEventSyslog, domain);
-    const uint64_t weight = static_cast<uint64_t>(batch.records_size());
-    ev.set_payload(batch.SerializeAsString());
-    if (options_.seal) options_.seal(ev);
-    if (absl::Status st = outbox_->Enqueue(OutboxItem{ev.id(), subject->ToString(),
-                                                      ev.SerializeAsString(), weight});
-        !st.ok()) {
+    // Sanitize makes a bad domain impossible.
+    STEWARD_ASSIGN_OR_RETURN(OutboxItem item,
+                             events_->Make(kEventSyslog, domain, batch.SerializeAsString()));
+    item.weight = static_cast<uint64_t>(batch.records_size());
+    if (absl::Status st = outbox_->Enqueue(std::move(item)); !st.ok()) {
       // The spool itself failed (disk): these lines are lost, and the kernel hears it.
       ctx.Report(Severity::kError, st);
     }

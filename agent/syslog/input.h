@@ -1,19 +1,20 @@
-// Syslog inputs on the agent: a UDP listener, a TCP listener (RFC 6587: octet
-// counting and newline framing, detected per frame), and file tailing that follows
-// rotation and truncation and remembers its offset across restarts. Each input hands
-// raw frames to a LineSink (the forwarder), which parses, batches and spools them.
+// Syslog inputs on the agent: each one (UDP, TCP, file tail) reads frames from its
+// source and hands them as RawLines to a LineSink (the forwarder), which parses,
+// batches and spools them.
 //
 // Each input's Run() is a supervised process body: it returns when `stop` is notified
 // (within ~250 ms) or with an error status for the error kernel. Inputs are
 // thread-compatible: one Run at a time.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
 
-#include "absl/status/statusor.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace steward::agent::syslog {
@@ -24,6 +25,13 @@ struct RawLine {
   std::string domain;   // configured domain; "" means: use the message's app-name
   absl::Time received;
 };
+
+// A line received now.
+inline RawLine MakeLine(absl::string_view data, const std::string& source,
+                        const std::string& domain) {
+  return RawLine{
+      .data = std::string(data), .source = source, .domain = domain, .received = absl::Now()};
+}
 
 // Where inputs deliver lines. Thread-safe (several inputs offer concurrently).
 class LineSink {
@@ -38,14 +46,6 @@ class LineSink {
   virtual bool Flush(absl::Duration timeout) = 0;
 };
 
-// "host:port" -> the address to bind; InvalidArgument for a bad spec.
-// Binds exactly the address given (never a wildcard unless the user wrote 0.0.0.0).
-struct ListenSpec {
-  std::string host;
-  uint16_t port = 0;  // 0: the OS picks (see Input::port())
-};
-absl::StatusOr<ListenSpec> ParseListenSpec(absl::string_view spec);
-
 class Input {
  public:
   virtual ~Input() = default;
@@ -57,18 +57,10 @@ class Input {
   virtual uint64_t dropped() const { return 0; }
 };
 
-// Binds at once (so a bad address fails at start-up); frames are datagrams.
-absl::StatusOr<std::unique_ptr<Input>> NewUdpInput(const ListenSpec& spec, std::string domain,
-                                                   size_t max_frame_bytes);
-// Binds at once; serves many connections; a frame over max_frame_bytes is cut (and
-// the rest of it skipped), never buffered without bound.
-absl::StatusOr<std::unique_ptr<Input>> NewTcpInput(const ListenSpec& spec, std::string domain,
-                                                   size_t max_frame_bytes);
-// Tails `path` (which may not exist yet). Offsets live in `state_dir`. Starts at the
-// saved offset, or at the end of the file when there is none (like tail -F), unless
-// `from_start`.
-absl::StatusOr<std::unique_ptr<Input>> NewFileTail(const std::string& path, std::string domain,
-                                                   const std::string& state_dir,
-                                                   size_t max_frame_bytes, bool from_start = false);
+// Every input's frame limit must be positive: InvalidArgument otherwise.
+inline absl::Status CheckMaxFrameBytes(size_t max_frame_bytes) {
+  if (max_frame_bytes == 0) return absl::InvalidArgumentError("max_frame_bytes must be > 0");
+  return absl::OkStatus();
+}
 
 }  // namespace steward::agent::syslog

@@ -1,0 +1,160 @@
+// Dispatcher: subscription, checks, rejection and routing to per-subject processes.
+#include "agent/dispatcher.h"
+
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "common/protocol.h"
+#include "common/status_macros.h"
+#include "subjects/subject.h"
+
+namespace steward::agent {
+namespace {
+
+// How long the dispatcher waits for a command before looking again. StopIntake ends the
+// wait at once (it unsubscribes); this only bounds it, so idle agents do not wake.
+constexpr absl::Duration kDispatchWait = absl::Minutes(1);
+
+}  // namespace
+
+Dispatcher::Dispatcher(const AgentOptions& options, const MethodRegistry& methods,
+                       natsConnection* conn, Supervisor& supervisor, CommandProcessor& processor)
+    : options_(options),
+      methods_(methods),
+      conn_(conn),
+      supervisor_(supervisor),
+      processor_(processor) {}
+
+void Dispatcher::StopIntake() {
+  closing_.store(true);
+  absl::MutexLock lock(&mu_);
+  intake_closed_ = true;
+  // The dispatcher and the processes sleep until there is work; this wakes them.
+  if (sub_ != nullptr) (void)natsSubscription_Unsubscribe(sub_);
+  for (auto& [subject, queue] : queues_) queue->Close();
+}
+
+absl::Status Dispatcher::Run(ProcessContext& ctx) {
+  STEWARD_ASSIGN_OR_RETURN(std::string pattern,
+                           subjects::KindPattern(options_.node, subjects::Kind::kCommand));
+  STEWARD_ASSIGN_OR_RETURN(nats::SubscriptionPtr sub,
+                           nats::SubscribeSync(conn_, pattern, /*max_pending_msgs=*/65536));
+  {
+    absl::MutexLock lock(&mu_);
+    if (intake_closed_) return absl::OkStatus();
+    sub_ = sub.get();
+  }
+  // Before `sub` goes: StopIntake must not touch a destroyed subscription.
+  absl::Cleanup forget = [this] {
+    absl::MutexLock lock(&mu_);
+    sub_ = nullptr;
+  };
+  while (!ctx.stopping()) {
+    absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub.get(), kDispatchWait);
+    if (closing_.load()) break;  // StopIntake unsubscribed: NextMsg fails at once.
+    if (absl::IsDeadlineExceeded(msg.status())) continue;
+    // A connection closed for good fails every call at once: the error kernel restarts
+    // the dispatcher with backoff (and stops the agent past its restart limit) rather
+    // than this loop reporting the same error as fast as it can.
+    if (absl::IsUnavailable(msg.status())) return msg.status();
+    if (!msg.ok()) {
+      // Slow consumer and the like: report, and carry on unless told otherwise.
+      if (ctx.Report(Severity::kWarning, msg.status()) != Decision::kContinue) return msg.status();
+      continue;
+    }
+    Route(ctx, std::move(*msg));
+  }
+  return absl::OkStatus();
+}
+
+void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
+  const std::string subject_text = nats::Subject(msg.get());
+  const std::string reply = nats::Reply(msg.get());
+  absl::StatusOr<subjects::Subject> subject = subjects::Parse(subject_text);
+  if (!subject.ok()) {
+    Reject(ctx, reply, "", std::string(subject.status().message()));
+    return;
+  }
+  absl::StatusOr<proto::Envelope> env = DecodeEnvelope(nats::Data(msg.get()));
+  if (!env.ok()) {
+    Reject(ctx, reply, "", absl::StrCat(subject_text, ": ", env.status().message()));
+    return;
+  }
+  const std::string& id = env->id();
+  if (absl::Status st = Admit(*env); !st.ok()) {
+    Reject(ctx, reply, id, std::string(st.message()));
+    return;
+  }
+  if (env->to_node() != options_.node || env->kind() != proto::KIND_COMMAND ||
+      env->method() != subject->method || env->domain() != subject->domain) {
+    Reject(ctx, reply, id,
+           absl::StrCat("misaddressed: envelope for ", env->to_node(), " ", env->method(), ".",
+                        env->domain(), " arrived on ", subject_text));
+    return;
+  }
+  if (Expired(*env, NowUnixMillis())) {
+    Reject(ctx, reply, id, absl::StrCat("expired at ", env->expires_unix_ms(), " (unix ms)"));
+    return;
+  }
+  if (methods_.Find(subject->method) == nullptr) {
+    Reject(ctx, reply, id, absl::StrCat("unknown method ", subject->method));
+    return;
+  }
+  std::shared_ptr<WorkQueue> queue = ProcessFor(subject_text, subject->method);
+  // Shutting down: no ACK, so the station sends the command again later.
+  if (queue == nullptr && closing_.load()) return;
+  if (queue == nullptr) {
+    Reject(ctx, reply, id,
+           absl::StrCat("process ", subject_text, " was stopped by the error kernel"));
+    return;
+  }
+  if (!queue->TryPush(Work{std::move(*env), reply}) && !closing_.load()) {
+    // Not accepted: no ACK, so the sender retries later. Nothing is lost.
+    ctx.Report(Severity::kWarning,
+               absl::ResourceExhaustedError(absl::StrCat("queue full for ", subject_text)));
+  }
+}
+
+absl::Status Dispatcher::Admit(const proto::Envelope& env) const {
+  const AgentSecurity& sec = options_.security;
+  if (sec.trusted != nullptr && !sec.trusted->empty()) {
+    if (absl::Status st = signing::VerifyEnvelope(env, *sec.trusted); !st.ok()) {
+      return absl::PermissionDeniedError(absl::StrCat("refused: ", st.message()));
+    }
+    const int64_t horizon = NowUnixMillis() + absl::ToInt64Milliseconds(sec.max_ttl);
+    if (env.expires_unix_ms() == 0 || env.expires_unix_ms() > horizon) {
+      return absl::PermissionDeniedError(
+          "refused: a signed command must expire within the replay window");
+    }
+  }
+  if (env.to_node() == options_.node && sec.acl != nullptr) return sec.acl->Check(env);
+  return absl::OkStatus();
+}
+
+void Dispatcher::Reject(ProcessContext& ctx, const std::string& reply, const std::string& id,
+                        const std::string& reason) {
+  if (!reply.empty()) {
+    (void)ReplyAck(conn_, reply, RejectAck(id, options_.node, reason));
+  }
+  ctx.Report(Severity::kWarning, absl::InvalidArgumentError(absl::StrCat("rejected: ", reason)));
+}
+
+std::shared_ptr<WorkQueue> Dispatcher::ProcessFor(const std::string& subject,
+                                                  const std::string& method) {
+  absl::MutexLock lock(&mu_);
+  if (intake_closed_) return nullptr;  // A new process would never be woken.
+  auto it = queues_.find(subject);
+  if (it != queues_.end()) {
+    return supervisor_.IsRunning(subject) ? it->second : nullptr;
+  }
+  auto queue = std::make_shared<WorkQueue>(options_.queue_capacity);
+  absl::Status st = supervisor_.Start(subject, [this, method, queue](ProcessContext& ctx) {
+    return processor_.Run(ctx, method, *queue);
+  });
+  if (!st.ok()) return nullptr;
+  queues_.emplace(subject, queue);
+  return queue;
+}
+
+}  // namespace steward::agent

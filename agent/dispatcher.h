@@ -1,0 +1,68 @@
+// Dispatcher: the agent's intake, run as the supervised "dispatcher" process. One
+// subscription on <node>.command.*.*; each message is checked (subject, envelope,
+// signature and replay window, ACL, address, expiry, known method) and either
+// rejected (a `rejected` ACK in the reply, a warning to the error kernel) or queued for
+// the process of its subject, which is started on first use (see process.h). A full
+// queue gets no ACK: the station sends the command again later.
+//
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "agent/method.h"
+#include "agent/options.h"
+#include "agent/process.h"
+#include "agent/supervisor.h"
+#include "common/nats.h"
+#include "proto/steward.pb.h"
+
+namespace steward::agent {
+
+class Dispatcher {
+ public:
+  // The supervisor's name for the dispatcher process.
+  static constexpr char kProcessName[] = "dispatcher";
+
+  // Everything borrowed must outlive the dispatcher.
+  Dispatcher(const AgentOptions& options, const MethodRegistry& methods, natsConnection* conn,
+             Supervisor& supervisor, CommandProcessor& processor);
+
+  // The dispatcher process body: subscribes and routes until stopped. A connection
+  // closed for good is an error (the error kernel restarts the dispatcher with backoff).
+  absl::Status Run(ProcessContext& ctx) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Ends intake at shutdown: no new processes, and the dispatcher and the processes,
+  // which sleep until there is work, are woken to return.
+  void StopIntake() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  void Route(ProcessContext& ctx, nats::MsgPtr msg);
+  // Signature, replay window and ACL checks of an incoming command.
+  absl::Status Admit(const proto::Envelope& env) const;
+  void Reject(ProcessContext& ctx, const std::string& reply, const std::string& id,
+              const std::string& reason);
+  // The queue of the process serving `subject`, started on first use; nullptr when the
+  // error kernel has stopped that process, or intake is closed.
+  std::shared_ptr<WorkQueue> ProcessFor(const std::string& subject, const std::string& method)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  const AgentOptions& options_;
+  const MethodRegistry& methods_;
+  natsConnection* const conn_;
+  Supervisor& supervisor_;
+  CommandProcessor& processor_;
+  std::atomic<bool> closing_{false};  // StopIntake began
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<WorkQueue>> queues_ ABSL_GUARDED_BY(mu_);
+  natsSubscription* sub_ ABSL_GUARDED_BY(mu_) = nullptr;  // the dispatcher's, while it runs
+  bool intake_closed_ ABSL_GUARDED_BY(mu_) = false;       // StopIntake ran
+};
+
+}  // namespace steward::agent

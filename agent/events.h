@@ -1,0 +1,46 @@
+// EventWriter: the events this node sends the station. Each is an envelope of kind
+// event from this node to the station, signed with the node key when there is one,
+// on the subject <station>.event.<method>.<domain>. Results, errorlogs, hellos and
+// syslog batches are all made here.
+//
+//   EventWriter events("ship1", "station", node_key);
+//   absl::StatusOr<OutboxItem> item = events.Make(kEventHello, "agent", hello.SerializeAsString());
+//
+// Thread-safe (immutable).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/outbox.h"
+#include "common/signing.h"
+#include "proto/steward.pb.h"
+
+namespace steward::agent {
+
+class EventWriter {
+ public:
+  EventWriter(std::string node, std::string station, std::optional<signing::KeyPair> key);
+
+  const std::string& node() const { return node_; }
+  const std::string& station() const { return station_; }
+
+  // A sealed event `method`.`domain` carrying `payload` (and the request id it answers,
+  // if any), as an outbox item: envelope id, subject, bytes. InvalidArgument for a
+  // domain that is not a subject token.
+  absl::StatusOr<OutboxItem> Make(absl::string_view method, absl::string_view domain,
+                                  std::string payload, const std::string& request_id = "") const;
+
+  // Signs `env` with the node key, when there is one. A failure is logged and the
+  // envelope goes unsigned (the station then refuses it where it requires signatures).
+  void Seal(proto::Envelope& env) const;
+
+ private:
+  const std::string node_;
+  const std::string station_;
+  const std::optional<signing::KeyPair> key_;
+};
+
+}  // namespace steward::agent

@@ -1,0 +1,53 @@
+// Heartbeat: the supervised "heartbeat" process. It sends the station a hello event
+// (version, start time, host, OS, load, methods, heartbeat interval, the node's public
+// key) every interval, at once after a reconnect (Wake), and again after 500 ms (or
+// the interval, when shorter) while the station has not confirmed the last one.
+// Hellos are not spooled: a stale one is worthless, the next one follows.
+//
+// Thread-safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "agent/events.h"
+#include "agent/supervisor.h"
+#include "common/request_pump.h"
+
+namespace steward::agent {
+
+class Heartbeat {
+ public:
+  // The supervisor's name for the heartbeat process.
+  static constexpr char kProcessName[] = "heartbeat";
+
+  // `events` must outlive the heartbeat. `public_key`: the node key's, "" for none.
+  Heartbeat(const EventWriter& events, std::vector<std::string> methods,
+            absl::Duration interval, std::string public_key);
+
+  // The process body: sends hellos through `pump` until Stop.
+  absl::Status Run(ProcessContext& ctx, RequestPump& pump) ABSL_LOCKS_EXCLUDED(mu_);
+  // Sends a hello now (the connection came back).
+  void Wake() ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends Run, at shutdown.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  void SendHello(RequestPump& pump) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const EventWriter& events_;
+  const std::vector<std::string> methods_;
+  const absl::Duration interval_;
+  const std::string public_key_;
+  const absl::Time started_;
+
+  absl::Mutex mu_;
+  bool now_ ABSL_GUARDED_BY(mu_) = true;         // send a hello without waiting
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;       // shutting down
+  bool confirmed_ ABSL_GUARDED_BY(mu_) = false;  // the station stored the last one
+};
+
+}  // namespace steward::agent

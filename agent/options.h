@@ -1,0 +1,65 @@
+// What an agent is started with (Agent::Start): its name and station, the broker
+// connection, timings and limits, the syslog inputs and the security material.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "agent/acl.h"
+#include "agent/method.h"
+#include "agent/supervisor.h"
+#include "common/nats.h"
+#include "common/outbox.h"
+#include "common/signing.h"
+
+namespace steward::agent {
+
+struct SyslogOptions {
+  std::vector<std::string> udp;  // "host:port" to listen on
+  std::vector<std::string> tcp;
+  // Files to tail: path and domain ("" = each line's app-name).
+  std::vector<std::pair<std::string, std::string>> tails;
+  std::string state_dir;  // tail offsets
+  size_t max_message_bytes = 64 * 1024;
+  size_t spool_max_bytes = size_t{256} << 20;  // then the oldest batches are dropped
+  size_t batch_lines = 500;
+  absl::Duration batch_delay = absl::Milliseconds(100);
+};
+
+struct AgentSecurity {
+  // Station keys whose signatures the agent accepts. Empty: unsigned commands are run
+  // (development only; the agent says so at start).
+  std::shared_ptr<signing::TrustedKeys> trusted;
+  // Signs everything the agent sends (results, events, hellos); announced in hellos.
+  std::optional<signing::KeyPair> node_key;
+  std::shared_ptr<Acl> acl;  // null: an in-memory ACL (accept all until set)
+  // Signed commands must expire within this long: the command log keeps every id at
+  // least that long, so a replay is always recognised.
+  absl::Duration max_ttl = absl::Hours(24 * 7);
+};
+
+struct AgentOptions {
+  std::string node;
+  std::string station = "station";
+  nats::ConnectOptions nats;
+  // When set, the agent uses this connection (not owned; it must outlive the agent)
+  // instead of making its own: many simulated nodes can share a few connections.
+  natsConnection* shared_connection = nullptr;
+  absl::Duration heartbeat = absl::Seconds(5);
+  size_t queue_capacity = 64;  // per subject
+  RestartPolicy restart;
+  MethodLimits limits;
+  OutboxOptions outbox;
+  SyslogOptions syslog;
+  AgentSecurity security;
+  // How long Shutdown waits for undelivered results before giving up on them
+  // (they stay in a persistent spool, when there is one).
+  absl::Duration shutdown_flush = absl::Milliseconds(500);
+};
+
+}  // namespace steward::agent

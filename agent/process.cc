@@ -1,0 +1,112 @@
+// CommandProcessor: the per-subject process body, command handling and result delivery.
+#include "agent/process.h"
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "common/log.h"
+#include "common/protocol.h"
+#include "common/status_macros.h"
+
+namespace steward::agent {
+namespace {
+
+// Shrinks captured output so the ACK fits in `limit` bytes, marking what was cut.
+void FitAck(proto::Ack& ack, size_t limit) {
+  size_t size = ack.ByteSizeLong();
+  if (size <= limit) return;
+  size_t excess = size - limit;
+  auto trim = [&excess](std::string* data, bool* truncated) {
+    if (excess == 0 || data->empty()) return;
+    const size_t cut = std::min(excess, data->size());
+    data->resize(data->size() - cut);
+    excess -= cut;
+    *truncated = true;
+  };
+  bool out_t = ack.stdout_truncated(), err_t = ack.stderr_truncated();
+  trim(ack.mutable_stderr(), &err_t);
+  trim(ack.mutable_stdout(), &out_t);
+  ack.set_stdout_truncated(out_t);
+  ack.set_stderr_truncated(err_t);
+}
+
+}  // namespace
+
+absl::Status ReplyAck(natsConnection* conn, const std::string& reply, const proto::Ack& ack) {
+  if (reply.empty()) return absl::OkStatus();
+  return nats::Publish(conn, reply, ack.SerializeAsString());
+}
+
+absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& method_name,
+                                   WorkQueue& queue) {
+  std::unique_ptr<Method> method = (*parts_.methods->Find(method_name))();
+  while (std::optional<Work> work = queue.Pop()) {
+    if (ctx.stopping() || parts_.cancel->HasBeenNotified()) break;
+    STEWARD_RETURN_IF_ERROR(Handle(ctx, *method, *work));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const Work& work) {
+  const proto::Envelope& cmd = work.command;
+  const std::string& node = parts_.events->node();
+  ExecContext exec{cmd, node, *parts_.cancel, *parts_.runner, *parts_.limits};
+  auto reply = [&](const proto::Ack& ack) {
+    if (absl::Status st = ReplyAck(parts_.conn, work.reply, ack); !st.ok()) {
+      ctx.Report(Severity::kWarning, st);
+    }
+  };
+  if (method.immediate()) {
+    STEWARD_ASSIGN_OR_RETURN(proto::Ack ack, method.Execute(exec));
+    reply(ack);
+    return absl::OkStatus();
+  }
+  proto::Ack received = NewAck(cmd.id(), node, proto::STAGE_RECEIVED, proto::OUTCOME_UNSPECIFIED);
+  received.set_started_unix_ms(NowUnixMillis());
+  STEWARD_ASSIGN_OR_RETURN(std::optional<proto::Ack> seen, parts_.log->RecordIfNew(received));
+  if (seen.has_value()) {
+    // Redelivery: answer with what we recorded, never run twice.
+    reply(*seen);
+    return absl::OkStatus();
+  }
+  reply(received);
+
+  absl::StatusOr<proto::Ack> result = method.Execute(exec);
+  if (!result.ok()) {
+    // The process is broken; the command still gets a truthful final word.
+    proto::Ack err = NewAck(cmd.id(), node, proto::STAGE_RESULT, proto::OUTCOME_ERROR);
+    err.set_error(std::string(result.status().message()));
+    err.set_finished_unix_ms(NowUnixMillis());
+    STEWARD_RETURN_IF_ERROR(SendResult(cmd.domain(), cmd.request_id(), std::move(err)));
+    return result.status();
+  }
+  return SendResult(cmd.domain(), cmd.request_id(), *std::move(result));
+}
+
+absl::Status CommandProcessor::SendResult(const std::string& domain,
+                                          const std::string& request_id, proto::Ack ack) {
+  const size_t max_payload = static_cast<size_t>(natsConnection_GetMaxPayload(parts_.conn));
+  // Before the first connect nats.c reports 0; assume the broker default then.
+  FitAck(ack, (max_payload > 0 ? max_payload : size_t{1} << 20) - 4096);
+  STEWARD_ASSIGN_OR_RETURN(
+      OutboxItem item,
+      parts_.events->Make(kEventResult, domain, ack.SerializeAsString(), request_id));
+  // The result is recorded and spooled together (one transaction with the SQLite
+  // store), then sent.
+  absl::Status st = parts_.outbox->Enqueue(
+      std::move(item), [this, &ack](Spool& spool, const OutboxItem& i) {
+        return parts_.log->RecordAndSpool(ack, spool, i);
+      });
+  if (!st.ok()) {
+    // Not spooled (outbox full, store error): record the result alone if possible, so
+    // that the station's redelivery of the command is answered with it.
+    if (absl::Status rec = parts_.log->Record(ack); !rec.ok()) {
+      STEWARD_LOG_ERROR("result of {} not recorded: {}", ack.envelope_id(), rec.ToString());
+    }
+  }
+  return st;
+}
+
+}  // namespace steward::agent

@@ -1,0 +1,72 @@
+// The per-subject processes. The dispatcher starts one per subject, on first use: a
+// thread under the supervisor and a bounded queue of work. CommandProcessor is what
+// they share; its Run is each process's body. It takes commands from the queue one at
+// a time: an immediate method (ping) answers in the reply; any other command is looked
+// up in the command log (a redelivery is answered with what was recorded and never
+// runs twice), acknowledged `received`, executed, and its result recorded and queued
+// for the station as a result event (SendResult).
+//
+// Thread-safe: the processes of many subjects run at once.
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
+#include "agent/command_log.h"
+#include "agent/command_runner.h"
+#include "agent/events.h"
+#include "agent/method.h"
+#include "agent/supervisor.h"
+#include "common/bounded_queue.h"
+#include "common/nats.h"
+#include "common/outbox.h"
+#include "proto/steward.pb.h"
+
+namespace steward::agent {
+
+// One command for a process, and the reply subject its ACKs go to ("" for none).
+struct Work {
+  proto::Envelope command;
+  std::string reply;
+};
+using WorkQueue = BoundedQueue<Work>;
+
+// Publishes `ack` on a request's reply subject; nothing when `reply` is empty.
+absl::Status ReplyAck(natsConnection* conn, const std::string& reply, const proto::Ack& ack);
+
+class CommandProcessor {
+ public:
+  // What the processor borrows; everything must outlive it.
+  struct Parts {
+    const MethodRegistry* methods = nullptr;
+    const MethodLimits* limits = nullptr;
+    CommandRunner* runner = nullptr;
+    CommandLog* log = nullptr;
+    const absl::Notification* cancel = nullptr;  // the agent is shutting down
+    natsConnection* conn = nullptr;               // replies; the broker's payload limit
+    Outbox* outbox = nullptr;                     // result events
+    const EventWriter* events = nullptr;
+  };
+  explicit CommandProcessor(Parts parts) : parts_(parts) {}
+
+  // The body of the process serving one subject, whose commands are for `method`.
+  // Sleeps until work comes; returns when `queue` is closed (work still queued then is
+  // dropped unacknowledged: the station sends it again later), at shutdown, or with the
+  // error of a broken method (for the error kernel).
+  absl::Status Run(ProcessContext& ctx, const std::string& method, WorkQueue& queue);
+
+  // Records `ack` (a result) and queues it for the station as a result event for
+  // `domain` answering `request_id`, in one transaction when the log and the spool
+  // share a store. Output is cut to fit the broker's payload limit. When the outbox
+  // refuses it, the result is still recorded (a redelivered command gets it).
+  absl::Status SendResult(const std::string& domain, const std::string& request_id,
+                          proto::Ack ack);
+
+ private:
+  absl::Status Handle(ProcessContext& ctx, Method& method, const Work& work);
+
+  const Parts parts_;
+};
+
+}  // namespace steward::agent
