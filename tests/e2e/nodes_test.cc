@@ -45,13 +45,17 @@ TEST_CASE("a typo is unknown, no target of --all, and can be forgotten", "[integ
   CHECK_THAT(r.out, Catch::Contains("ship1: everyone"));
   CHECK_THAT(r.out + r.err, !Catch::Contains("shipp1"));
 
+  r = c.Ctl({"nodes"});
+  CHECK_THAT(r.out, Catch::Matches("(.|\n)*shipp1 +unknown(.|\n)*"));
+
   // Forgetting it is refused while it has an unfinished command, unless canceled.
-  auto forgot = client->Forget("shipp1", /*cancel=*/false, absl::Seconds(5));
-  REQUIRE_FALSE(forgot.ok());
-  CHECK_THAT(std::string(forgot.status().message()), Catch::Contains("1 unfinished commands"));
-  forgot = client->Forget("shipp1", /*cancel=*/true, absl::Seconds(5));
-  REQUIRE(forgot.ok());
-  CHECK(forgot->lines(0) == absl::StrCat("canceled ", id));
+  r = c.Ctl({"node", "forget", "shipp1"});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("1 unfinished commands"));
+  r = c.Ctl({"node", "forget", "shipp1", "--cancel"});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains(absl::StrCat("canceled ", id)));
+  CHECK_THAT(r.out, Catch::Contains("forgot shipp1"));
   nodes = client->Nodes("", absl::Seconds(5));
   REQUIRE(nodes.ok());
   REQUIRE(nodes->nodes_size() == 1);
