@@ -80,6 +80,8 @@ class Agent {
   // The error kernel's decisions: each goes to the station as an errorlog event; the
   // dispatcher's stop is fatal().
   void OnDecision(const DecisionRecord& d);
+  // The agent's counters for its hellos.
+  void FillStats(proto::AgentStats& s) const;
 
   const AgentOptions options_;
   const MethodRegistry methods_;
@@ -90,6 +92,7 @@ class Agent {
   absl::Notification cancel_;  // running commands: stop now
   absl::Notification fatal_;
   std::atomic<bool> fatal_flag_{false};  // Notify() only once
+  std::atomic<uint64_t> restarts_{0};    // the error kernel's restart decisions (hello stats)
 
   // Declaration order is destruction order reversed: the connection outlives the pump,
   // the pump the outbox, the outbox the processes, which outlive the supervisor's threads.

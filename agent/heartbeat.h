@@ -7,6 +7,7 @@
 // Thread-safe.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "agent/events.h"
 #include "agent/supervisor.h"
 #include "common/request_pump.h"
+#include "proto/steward.pb.h"
 
 namespace steward::agent {
 
@@ -34,6 +36,11 @@ class Heartbeat {
   void Wake() ABSL_LOCKS_EXCLUDED(mu_);
   // Ends Run, at shutdown.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Every hello carries the agent's counters (proto AgentStats): `fill` adds the
+  // agent's own (queues, restarts, outbox, log drops); the heartbeat reads the
+  // process's resources (memory, CPU, descriptors) and the free space under
+  // `data_dir`. Set before Run.
+  void SetStats(std::function<void(proto::AgentStats&)> fill, std::string data_dir);
 
  private:
   void SendHello(RequestPump& pump) ABSL_LOCKS_EXCLUDED(mu_);
@@ -43,6 +50,8 @@ class Heartbeat {
   const absl::Duration interval_;
   const std::string public_key_;
   const absl::Time started_;
+  std::function<void(proto::AgentStats&)> fill_stats_;
+  std::string data_dir_;
 
   absl::Mutex mu_;
   bool now_ ABSL_GUARDED_BY(mu_) = true;         // send a hello without waiting

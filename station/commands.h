@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -100,6 +101,8 @@ class CommandTable {
   // Unfinished commands of `node`, in no order.
   std::vector<std::string> Unfinished(const std::string& node) const;
   size_t Pending(const std::string& node) const;
+  // Unfinished commands by (state, method), for /metrics.
+  std::map<std::pair<proto::State, std::string>, int64_t> CountUnfinished() const;
   size_t size() const { return commands_.size(); }
 
   // When the next command is due (InfiniteFuture when none).

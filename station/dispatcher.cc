@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "station/ledger/log_store.h"
+#include "station/operations.h"
 #include "subjects/subject.h"
 
 namespace steward::station {
@@ -18,6 +19,8 @@ constexpr absl::Duration kHousekeeping = absl::Milliseconds(50);
 }  // namespace
 
 Gate Dispatcher::GateOf(const proto::CommandState& c) const {
+  // Paused, or the node is in maintenance: resume / maintenance off unparks it.
+  if (Operations::Parked(core_.model, c)) return Gate::kPark;
   if (core_.options().key.has_value() && c.command().method() != kMethodSetAcl) {
     // Secure mode: a node's commands wait until an operator accepted its key, so their
     // results can be verified and recorded. Accepting it unparks them.
@@ -73,8 +76,13 @@ void Dispatcher::Send(Dispatch d) {
     return;
   }
   const std::string id = d.id;
+  const absl::Time sent = absl::Now();
   absl::Status st = core_.pump().Send(subject->ToString(), d.command.SerializeAsString(), core_.options().ack_timeout,
-                                      [this, id, node](RequestPump::Result r, nats::MsgPtr m) {
+                                      [this, id, node, sent](RequestPump::Result r, nats::MsgPtr m) {
+                                        if (r == RequestPump::Result::kReply) {
+                                          core_.metrics.receipt_latency.Observe(
+                                              absl::ToDoubleSeconds(absl::Now() - sent));
+                                        }
                                         OnAnswer(id, node, r, std::move(m));
                                       });
   if (!st.ok()) OnAnswer(id, node, RequestPump::Result::kTimeout, nullptr);
@@ -90,21 +98,44 @@ void Dispatcher::OnAnswer(const std::string& id, const std::string& node, Reques
     switch (r) {
       case RequestPump::Result::kReply: {
         absl::StatusOr<proto::Ack> ack = DecodeAck(nats::Data(msg.get()));
-        if (!ack.ok() || (!ack->envelope_id().empty() && ack->envelope_id() != id)) {
+        if (!ack.ok()) {
+          // The node answered, but not in a way this station can read (another
+          // protocol version, a broken agent): it may have recorded the command and
+          // run it, so its outcome cannot be known. Said so, not retried in silence.
+          const uint64_t n = ++core_.counters.bad_acks;
+          core_.metrics.dispatch_answers.Add({"bad_ack"});
+          const std::string why = absl::StrCat(node, " answered with an ACK this station cannot read (",
+                                               ack.status().message(), "): its agent speaks another protocol; "
+                                               "the command may have run there, its outcome is unknown");
+          STEWARD_LOG_WARNING("command {}: {} ({} unreadable ACKs so far)", id, why, n);
+          core_.HeardFromLocked(node, now, effects);
+          core_.model.commands.OnTimeout(id, now);  // no longer in flight
+          core_.model.commands.Finish(id, proto::STATE_LOST, RejectAck(id, core_.options().name, why), now,
+                                      changes);
+          break;
+        }
+        if (!ack->envelope_id().empty() && ack->envelope_id() != id) {
+          const uint64_t n = ++core_.counters.bad_acks;
+          core_.metrics.dispatch_answers.Add({"bad_ack"});
+          STEWARD_LOG_WARNING("command {}: {} answered for another command ({}); sent again later ({} so far)", id,
+                              node, ack->envelope_id(), n);
           core_.model.commands.OnTimeout(id, now);
           break;
         }
+        core_.metrics.dispatch_answers.Add({ack->stage() == proto::STAGE_RESULT ? "result" : "received"});
         core_.HeardFromLocked(node, now, effects);
         ack->set_envelope_id(id);
         core_.model.commands.OnReply(id, *ack, now, changes);
         break;
       }
       case RequestPump::Result::kNoResponders:
+        core_.metrics.dispatch_answers.Add({"no_responders"});
         // Parked: it goes out again when the node is heard from.
         if (std::optional<Transition> t = core_.model.nodes.NoResponders(node, now)) core_.RecordLocked(*t, effects);
         core_.model.commands.OnNoResponders(id);
         break;
       case RequestPump::Result::kTimeout:
+        core_.metrics.dispatch_answers.Add({"timeout"});
         core_.model.commands.OnTimeout(id, now);
         break;
       case RequestPump::Result::kShutdown:

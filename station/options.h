@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "common/nats.h"
 #include "common/signing.h"
+#include "station/http/options.h"
 
 namespace steward::station {
 
@@ -37,6 +38,8 @@ struct StationOptions {
   std::optional<signing::KeyPair> key;
   // Operators whose signed requests are accepted; empty: any request (development).
   std::shared_ptr<signing::TrustedKeys> operators;
+  // The HTTP API, dashboard, event stream and /metrics (station/http/).
+  http::HttpOptions http;
 };
 
 }  // namespace steward::station
