@@ -156,7 +156,8 @@ void Router::Add(const std::string& method, const std::string& pattern, const st
         SendError(res, 500, absl::StrCat("internal error: ", e.what()));
       }
     }
-    core_.metrics.http_requests.Add({method, name, std::to_string(res.status)});
+    // A handler that set no status answers 200 (httplib sets it after the handler).
+    core_.metrics.http_requests.Add({method, name, std::to_string(res.status == -1 ? 200 : res.status)});
     core_.metrics.http_duration.Observe(absl::ToDoubleSeconds(absl::Now() - start));
   };
   if (method == "GET") {
