@@ -172,6 +172,7 @@ void Nodes(Router& r, const httplib::Request& req, httplib::Response& res, const
 void Node(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who) {
   proto::NodesRequest q;
   q.set_node(req.matches[1]);
+  const uint64_t position = r.core().feed.Position();
   API_ASSIGN(proto::NodesReply nodes, CallRpcAs<proto::NodesReply>(r.rpc(), kStationNodes, q, who));
   Json errors = Json::array();
   API_ASSIGN(auto events, ledger::NodeEvents(r.core().store(), q.node(), kEventErrorLog, 20));
@@ -184,6 +185,7 @@ void Node(Router& r, const httplib::Request& req, httplib::Response& res, const 
   out["recent"] = States(nodes.recent());
   out["errors"] = std::move(errors);
   out["dispatch"] = json::ToJson(nodes.dispatch());
+  out["event_id"] = position;
   SendJson(res, out);
 }
 
@@ -214,6 +216,7 @@ void Commands(Router& r, const httplib::Request& req, httplib::Response& res, co
 
 void Command(Router& r, const httplib::Request& req, httplib::Response& res, const Principal&) {
   const std::string id = req.matches[1];
+  const uint64_t position = r.core().feed.Position();  // before the snapshot (see Fleet)
   API_ASSIGN(std::vector<proto::CommandState> states, r.core().States({id}));
   proto::CommandState& s = states.front();
   const size_t out_bytes = s.result().stdout().size();
@@ -227,6 +230,7 @@ void Command(Router& r, const httplib::Request& req, httplib::Response& res, con
   out["stdout_bytes"] = out_bytes;
   out["stderr_bytes"] = err_bytes;
   out["output_cut"] = cut_out || cut_err;
+  out["event_id"] = position;
   SendJson(res, out);
 }
 
@@ -249,6 +253,7 @@ void Output(Router& r, const httplib::Request& req, httplib::Response& res, cons
 void Request(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who) {
   proto::ShowRequest q;
   q.set_request_id(req.matches[1]);
+  const uint64_t position = r.core().feed.Position();
   API_ASSIGN(proto::CommandStates states, CallRpcAs<proto::CommandStates>(r.rpc(), kStationShow, q, who));
   Json counts = {{"total", states.commands_size()}, {"succeeded", 0}, {"failed", 0}, {"pending", 0},
                  {"not_answered", 0}};
@@ -272,6 +277,7 @@ void Request(Router& r, const httplib::Request& req, httplib::Response& res, con
   }
   Json out;
   out["request_id"] = q.request_id();
+  out["event_id"] = position;
   out["counts"] = std::move(counts);
   out["by_state"] = std::move(by_state);
   out["not_answered"] = std::move(not_answered);
