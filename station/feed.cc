@@ -48,7 +48,8 @@ const char* FeedEvent::TypeName() const {
   return "unknown";
 }
 
-std::string FeedEvent::Json() const {
+const std::string& FeedEvent::Json() const {
+  absl::call_once(json_->once, [this] {
   nlohmann::ordered_json j;
   j["id"] = id;
   j["type"] = TypeName();
@@ -86,7 +87,9 @@ std::string FeedEvent::Json() const {
       break;
   }
   // Remote text may be any bytes: replaced, never a reason for the stream to fail.
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  json_->json = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  });
+  return json_->json;
 }
 
 Feed::Feed(size_t capacity)
@@ -99,7 +102,7 @@ void Feed::Publish(FeedEvent e) {
   e.id = next_id_++;
   if (e.at_ms == 0) e.at_ms = NowUnixMillis();
   if (ring_.size() >= capacity_) ring_.pop_front();
-  ring_.push_back(std::move(e));
+  ring_.push_back(std::make_shared<const FeedEvent>(std::move(e)));
   ++published_;
 }
 
@@ -113,7 +116,7 @@ Feed::Batch Feed::Wait(uint64_t after, absl::Duration timeout, size_t max) {
   Batch b;
   // Ids this ring cannot answer for: before this run, or events that left the ring.
   // (The run's first id - 1 is the position of a client that came before any event.)
-  const uint64_t oldest_kept = ring_.empty() ? next_id_ : ring_.front().id;
+  const uint64_t oldest_kept = ring_.empty() ? next_id_ : ring_.front()->id;
   if (after + 1 < oldest_kept || after >= next_id_) {
     b.reset = true;
     b.position = next_id_ - 1;
@@ -123,16 +126,16 @@ Feed::Batch Feed::Wait(uint64_t after, absl::Duration timeout, size_t max) {
   mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
   b.closed = closed_;
   b.position = after;
-  if (ring_.empty() || ring_.back().id <= after) return b;
+  if (ring_.empty() || ring_.back()->id <= after) return b;
   // The ring's ids are consecutive: the first event after `after` is at a known index.
-  if (ring_.front().id > after + 1) {  // evicted while waiting
+  if (ring_.front()->id > after + 1) {  // evicted while waiting
     b.reset = true;
     b.position = next_id_ - 1;
     return b;
   }
-  size_t i = static_cast<size_t>(after + 1 - ring_.front().id);
+  size_t i = static_cast<size_t>(after + 1 - ring_.front()->id);
   for (; i < ring_.size() && b.events.size() < max; ++i) b.events.push_back(ring_[i]);
-  b.position = b.events.back().id;
+  b.position = b.events.back()->id;
   return b;
 }
 

@@ -15,15 +15,17 @@
 // ring: a client resuming across a station restart gets a reset, never another run's
 // events under the same numbers.
 //
-// Publish is cheap enough to call under model.mu: it fills a small struct and appends
-// it (the JSON is made by the readers). Thread-safe.
+// Publish is cheap enough to call under model.mu: it appends a small struct; the JSON
+// is made by the first reader that wants it, once, and shared. Thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/base/call_once.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "proto/steward.pb.h"
@@ -51,8 +53,16 @@ struct FeedEvent {
   static FeedEvent Node(std::string node, bool online, std::string reason, bool maintenance);
   // "command", "node", "dispatch", "maintenance", "output": the SSE event name.
   const char* TypeName() const;
-  // The event's data as one line of JSON.
-  std::string Json() const;
+  // The event's data as one line of JSON, made once however many readers ask.
+  const std::string& Json() const;
+
+ private:
+  struct JsonCache {
+    absl::once_flag once;
+    std::string json;
+  };
+  // Shared by copies of this event (a copy is the same event).
+  std::shared_ptr<JsonCache> json_ = std::make_shared<JsonCache>();
 };
 
 class Feed {
@@ -67,7 +77,7 @@ class Feed {
   uint64_t Position() const ABSL_LOCKS_EXCLUDED(mu_);
 
   struct Batch {
-    std::vector<FeedEvent> events;  // after the asked id, oldest first
+    std::vector<std::shared_ptr<const FeedEvent>> events;  // after the asked id, oldest first
     bool reset = false;   // the asked id is older than the ring, or not of this run
     bool closed = false;  // the feed is closed (the station stops)
     uint64_t position = 0;  // where to continue from (the last event's id)
@@ -84,7 +94,7 @@ class Feed {
  private:
   const size_t capacity_;
   mutable absl::Mutex mu_;
-  std::deque<FeedEvent> ring_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<const FeedEvent>> ring_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_);
   uint64_t published_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;

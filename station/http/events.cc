@@ -34,6 +34,7 @@ namespace {
 
 constexpr absl::Duration kKeepAlive = absl::Seconds(15);
 constexpr absl::Duration kLogPoll = absl::Milliseconds(500);
+constexpr absl::Duration kCoalesce = absl::Milliseconds(100);
 
 struct Stream {
   std::set<std::string> types;
@@ -143,11 +144,11 @@ void AddEvents(Router& r) {
                   out += Frame("reset", s->sent_id,
                                R"({"reason":"the events after the given id are no longer held: reload, then follow"})");
                 }
-                for (const FeedEvent& e : b.events) {
-                  s->position = e.id;
-                  if (s->Wants(e)) {
+                for (const std::shared_ptr<const FeedEvent>& e : b.events) {
+                  s->position = e->id;
+                  if (s->Wants(*e)) {
                     s->sent_id = s->Id();
-                    out += Frame(e.TypeName(), s->sent_id, e.Json());
+                    out += Frame(e->TypeName(), s->sent_id, e->Json());
                   }
                 }
                 if (s->logs && absl::Now() >= s->next_log_poll) {
@@ -173,7 +174,11 @@ void AddEvents(Router& r) {
                 if (out.empty() && absl::Now() - s->last_write >= kKeepAlive) out = ": keepalive\n\n";
                 if (out.empty()) return sink.is_writable();
                 s->last_write = absl::Now();
-                return sink.write(out.data(), out.size());
+                if (!sink.write(out.data(), out.size())) return false;
+                // Coalesce: a busy station's events go out in batches, at most ten writes a
+                // second per stream, not one wake-up per event for every client.
+                absl::SleepFor(kCoalesce);
+                return true;
               },
               [&r](bool) { r.streams.fetch_sub(1); });
         });

@@ -18,12 +18,12 @@ TEST_CASE("a feed hands out what came after an id, once, in order", "[station][f
   Feed::Batch b = feed.Wait(start, absl::ZeroDuration());
   REQUIRE(b.events.size() == 5);
   CHECK_FALSE(b.reset);
-  CHECK(b.events[0].id == start + 1);
-  CHECK(b.events[4].command == "4");
+  CHECK(b.events[0]->id == start + 1);
+  CHECK(b.events[4]->command == "4");
   CHECK(b.position == start + 5);
   b = feed.Wait(start + 3, absl::ZeroDuration());
   REQUIRE(b.events.size() == 2);
-  CHECK(b.events[0].command == "3");
+  CHECK(b.events[0]->command == "3");
   CHECK(feed.Wait(b.position, absl::ZeroDuration()).events.empty());
   CHECK(feed.Wait(start, absl::ZeroDuration(), 2).events.size() == 2);  // at most max
 }
@@ -52,8 +52,8 @@ TEST_CASE("a waiting reader wakes for a new event and at close", "[station][feed
   Feed::Batch b = feed.Wait(start, absl::Seconds(10));
   publisher.join();
   REQUIRE(b.events.size() == 1);
-  CHECK(b.events[0].Json().find(R"("status":"offline")") != std::string::npos);
-  CHECK(b.events[0].Json().find(R"("maintenance":true)") != std::string::npos);
+  CHECK(b.events[0]->Json().find(R"("status":"offline")") != std::string::npos);
+  CHECK(b.events[0]->Json().find(R"("maintenance":true)") != std::string::npos);
   std::thread closer([&] {
     absl::SleepFor(absl::Milliseconds(50));
     feed.Close();
