@@ -3,7 +3,6 @@
 // back too late (or from another run of the station) gets a reset.
 #include <catch2/catch.hpp>
 #include <map>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -86,23 +85,26 @@ TEST_CASE("an event stream resumed after a dropped connection has no gap and no 
   all.insert(all.end(), second.begin(), second.end());
   for (const SseEvent& e : all) CHECK(e.event != "reset");
 
-  // Every command went queued, sent, running, succeeded: each state once, in order.
+  // Nothing but these commands happened meanwhile, so the feed's ids of what arrived
+  // are consecutive across the drop: no gap, no duplicate.
   std::map<std::string, std::vector<std::string>> states;
-  std::set<std::string> ids;
   uint64_t last = 0;
   for (const SseEvent& e : all) {
     if (e.event != "command") continue;
     const nlohmann::json j = nlohmann::json::parse(e.data);
-    CHECK(ids.insert(e.id).second);  // no duplicate
     const uint64_t id = std::stoull(e.id);
-    CHECK(id > last);
+    if (last != 0) CHECK(id == last + 1);
     last = id;
     states[j["command"]].push_back(j["state"]);
   }
+  // Every command went queued, sent, (running: unless its result overtook the node's
+  // "received"), succeeded: each state once, in order.
   CHECK(states.size() == kCommands);
   for (const auto& [command, seen] : states) {
     INFO(command);
-    CHECK(seen == std::vector<std::string>{"queued", "sent", "running", "succeeded"});
+    const bool full = seen == std::vector<std::string>{"queued", "sent", "running", "succeeded"};
+    const bool quick = seen == std::vector<std::string>{"queued", "sent", "succeeded"};
+    CHECK((full || quick));
   }
 }
 
