@@ -332,6 +332,16 @@ void Dispatch(Router& r, const httplib::Request&, httplib::Response& res, const 
 
 // ---- writes ----
 
+// Records an HTTP write of `who` in the audit (pause and maintenance record their own,
+// with the operator the in-process call carries).
+void RecordWrite(Router& r, const Principal& who, const std::string& action, const std::string& target,
+           const std::string& detail, const std::string& outcome) {
+  Call call;
+  call.env.set_operator_(who.Operator());
+  call.via = "http";
+  RecordAction(r.core(), call, action, target, detail, outcome);
+}
+
 void Submit(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who) {
   API_ASSIGN(Json body, Body(req));
   std::vector<std::string> nodes, argv, env;
@@ -372,11 +382,8 @@ void Submit(Router& r, const httplib::Request& req, httplib::Response& res, cons
   if (ttl_ms > 0) cmd->set_expires_unix_ms(NowUnixMillis() + ttl_ms);
   s.set_wait_ms(std::min(wait_ms, kMaxWaitMs));
   absl::StatusOr<proto::SubmitReply> reply = CallRpcAs<proto::SubmitReply>(r.rpc(), kStationSubmit, s, who);
-  Call call;  // for the audit
-  call.env.set_operator_(who.Operator());
-  call.via = "http";
   std::string targets = all ? "all" : absl::StrJoin(nodes, ",");
-  RecordAction(r.core(), call, "submit", targets,
+  RecordWrite(r, who, "submit", targets,
                absl::StrCat(method, " ", absl::StrJoin(argv, " "),
                             reply.ok() ? absl::StrCat(" request ", reply->request_id()) : ""),
                reply.ok() ? "ok" : std::string(reply.status().message()));
@@ -390,10 +397,7 @@ void Cancel(Router& r, const httplib::Request& req, httplib::Response& res, cons
   c.add_ids(req.matches[1]);
   API_ASSIGN(std::vector<proto::CommandState> exists, r.core().States({c.ids(0)}));  // 404 when unknown
   absl::StatusOr<proto::CommandStates> out = CallRpcAs<proto::CommandStates>(r.rpc(), kStationCancel, c, who);
-  Call call;
-  call.env.set_operator_(who.Operator());
-  call.via = "http";
-  RecordAction(r.core(), call, "cancel", c.ids(0), exists.front().node(),
+  RecordWrite(r, who, "cancel", c.ids(0), exists.front().node(),
                out.ok() ? "ok" : std::string(out.status().message()));
   if (!out.ok()) {
     // "already succeeded", "already delivered": the command's state says no.

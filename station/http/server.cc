@@ -99,10 +99,9 @@ absl::StatusOr<std::string> CallRpc(Rpc& rpc, const std::string& method, const g
 Router::Router(httplib::Server& server, Core& core, Rpc& rpc, Tokens& tokens, bool loopback_listener)
     : server_(server), core_(core), rpc_(rpc), tokens_(tokens), loopback_listener_(loopback_listener) {}
 
-absl::StatusOr<Principal> Router::Authorize(const httplib::Request& req, Access access) const {
-  Principal p;
+absl::Status Router::Authorize(const httplib::Request& req, Access access, Principal& p) const {
   p.loopback = IsLoopback(req.remote_addr);
-  if (access == Access::kPublic) return p;
+  if (access == Access::kPublic) return absl::OkStatus();
   const std::string auth = req.get_header_value("Authorization");
   if (!auth.empty()) {
     if (!absl::StartsWith(auth, "Bearer ")) {
@@ -118,7 +117,7 @@ absl::StatusOr<Principal> Router::Authorize(const httplib::Request& req, Access 
     if (p.name.empty() && !loopback_listener_) {
       return absl::UnauthenticatedError("this station's HTTP API needs a token (stewardctl token create)");
     }
-    return p;
+    return absl::OkStatus();
   }
   if (p.name.empty()) {
     return absl::UnauthenticatedError("writes need an operator token (stewardctl token create --name NAME)");
@@ -128,7 +127,7 @@ absl::StatusOr<Principal> Router::Authorize(const httplib::Request& req, Access 
     return absl::PermissionDeniedError(
         "this station runs without keys (development mode): writes are taken from loopback only");
   }
-  return p;
+  return absl::OkStatus();
 }
 
 void Router::Add(const std::string& method, const std::string& pattern, const std::string& name, Access access,
@@ -136,21 +135,20 @@ void Router::Add(const std::string& method, const std::string& pattern, const st
   auto wrapped = [this, method, name, access, handler = std::move(handler)](const httplib::Request& req,
                                                                             httplib::Response& res) {
     const absl::Time start = absl::Now();
-    absl::StatusOr<Principal> who = Authorize(req, access);
-    if (!who.ok()) {
-      if (access == Access::kWrite && !absl::IsUnauthenticated(who.status())) {
+    Principal who;
+    if (absl::Status st = Authorize(req, access, who); !st.ok()) {
+      if (access == Access::kWrite && !absl::IsUnauthenticated(st)) {
         // A known operator tried to write and may not: that is audited too.
         Call call;
-        call.env.set_operator_(absl::StrCat("http peer ", req.remote_addr));
+        call.env.set_operator_(absl::StrCat(who.Operator(), " from ", req.remote_addr));
         call.via = "http";
-        RecordAction(core_, call, absl::StrCat(method, " ", req.path), "", "", std::string(who.status().message()));
+        RecordAction(core_, call, absl::StrCat(method, " ", req.path), "", "", std::string(st.message()));
       }
-      STEWARD_LOG_WARNING("http: {} {} from {} refused: {}", method, req.path, req.remote_addr,
-                          who.status().message());
-      SendStatus(res, who.status());
+      STEWARD_LOG_WARNING("http: {} {} from {} refused: {}", method, req.path, req.remote_addr, st.message());
+      SendStatus(res, st);
     } else {
       try {
-        handler(req, res, *who);
+        handler(req, res, who);
       } catch (const std::exception& e) {
         STEWARD_LOG_ERROR("http: {} {}: {}", method, req.path, e.what());
         SendError(res, 500, absl::StrCat("internal error: ", e.what()));

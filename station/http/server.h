@@ -71,9 +71,9 @@ class Router {
   int max_streams = 12;
 
  private:
-  // Authenticate: the principal of `req` for `access`, or the HTTP status and the
-  // reason it is refused.
-  absl::StatusOr<Principal> Authorize(const httplib::Request& req, Access access) const;
+  // Authorize fills `who` (as far as it is known) and says whether `req` may have
+  // `access`: Unauthenticated or PermissionDenied with the reason when not.
+  absl::Status Authorize(const httplib::Request& req, Access access, Principal& who) const;
 
   httplib::Server& server_;
   Core& core_;

@@ -220,7 +220,18 @@ async function fleetPage() {
     renderCounts();
     filter();
   }
-  return follow('types=node,command,dispatch,maintenance', data.event_id, (type, e) => {
+  // Heartbeats are not events (too many): "last heard" is read again now and then, less
+  // often for a large fleet.
+  const refresh = setInterval(async () => {
+    const again = await api('/api/v1/fleet').catch(() => null);
+    if (!again) return;
+    for (const n of again.nodes) {
+      if (!rows.has(n.name)) tbody.append(renderRow(n)); else renderRow(n);
+    }
+    renderCounts();
+    filter();
+  }, Math.max(15000, data.nodes.length * 10));
+  const stop = follow('types=node,command,dispatch,maintenance', data.event_id, (type, e) => {
     if (type === 'node') update(e.node, { status: e.status, since_unix_ms: e.at_unix_ms, last_heard_unix_ms: e.status === 'online' ? e.at_unix_ms : undefined });
     else if (type === 'maintenance') update(e.node, { maintenance: e.on, maintenance_reason: e.reason });
     else if (type === 'dispatch') showDispatch({ paused: e.paused, by: e.by, reason: e.reason, since_unix_ms: e.at_unix_ms });
@@ -234,6 +245,7 @@ async function fleetPage() {
       update(e.node, change);
     }
   }, () => route());
+  return () => { clearInterval(refresh); stop(); };
 }
 
 // ---- one node ----
