@@ -141,6 +141,10 @@ TEST_CASE("metrics pass promtool and move with the fleet", "[integration][http][
   CHECK(Sample(after, "steward_agent_open_fds{node=\"ship1\"}") > 3);
   CHECK(Sample(after, "steward_agent_data_disk_free_bytes{node=\"ship1\"}") > 0);
   CHECK(Sample(after, "steward_http_requests_total{method=\"GET\",route=\"metrics\",code=\"200\"}") >= 1);
+  // The agent's next hello counts the process its commands started.
+  CHECK(WaitUntil([&] {
+    return Sample(Http(port, "GET", "/metrics").body, "steward_agent_processes{node=\"ship1\"}") >= 1;
+  }, absl::Seconds(5)));
 }
 
 TEST_CASE("cli requests misaddressed or already expired are rejected", "[integration][http][protocol]") {
