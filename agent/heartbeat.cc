@@ -119,6 +119,7 @@ void Heartbeat::SendHello(RequestPump& pump) {
   for (const std::string& m : methods_) hello.add_methods(m);
   hello.set_heartbeat_ms(absl::ToInt64Milliseconds(interval_));
   if (!public_key_.empty()) hello.set_public_key(public_key_);
+  hello.set_instance_id(events_.instance_id());
   proto::AgentStats* stats = hello.mutable_stats();
   stats->set_at_unix_ms(NowUnixMillis());
   ReadResources(data_dir_, *stats);

@@ -39,6 +39,7 @@ inline constexpr char kStationAccept[] = "accept";
 inline constexpr char kStationAcl[] = "acl";
 inline constexpr char kStationAudit[] = "audit";
 inline constexpr char kStationForget[] = "forget";
+inline constexpr char kStationRetry[] = "retry";
 inline constexpr char kStationPause[] = "pause";              // PauseRequest: pause or resume dispatch
 inline constexpr char kStationMaintenance[] = "maintenance";  // MaintenanceRequest
 inline constexpr char kStationToken[] = "token";              // TokenRequest: HTTP tokens

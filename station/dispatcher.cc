@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "common/signing.h"
 #include "station/ledger/log_store.h"
 #include "station/operations.h"
 #include "subjects/subject.h"
@@ -18,16 +19,13 @@ constexpr absl::Duration kHousekeeping = absl::Milliseconds(50);
 
 }  // namespace
 
-Gate Dispatcher::GateOf(const proto::CommandState& c) const {
+Gate Dispatcher::GateOf(proto::CommandState& c) {
   // Paused, or the node is in maintenance: resume / maintenance off unparks it.
   if (Operations::Parked(core_.model, c)) return Gate::kPark;
-  if (core_.options().key.has_value() && c.command().method() != kMethodSetAcl) {
-    // Secure mode: a node's commands wait until an operator accepted its key, so their
-    // results can be verified and recorded. Accepting it unparks them.
-    const NodeTable::Node* n = core_.model.nodes.Find(c.node());
-    if (n == nullptr || n->info.public_key().empty()) return Gate::kPark;
-  }
-  return Gate::kSend;
+  // Secure mode: a node's commands wait until an operator accepted its key (so their
+  // results can be verified) and it was heard from (so they are bound to its
+  // installation); accepting it, or its next hello, unparks them.
+  return core_.BindLocked(c) ? Gate::kSend : Gate::kPark;
 }
 
 void Dispatcher::Run(const absl::Notification& stop) {
@@ -49,7 +47,7 @@ void Dispatcher::Run(const absl::Notification& stop) {
       const absl::Time now = absl::Now();
       Changes changes;
       sends = core_.model.commands.TakeDue(
-          now, [this](const proto::CommandState& c) ABSL_NO_THREAD_SAFETY_ANALYSIS { return GateOf(c); },
+          now, [this](proto::CommandState& c) ABSL_NO_THREAD_SAFETY_ANALYSIS { return GateOf(c); },
           changes);
       core_.ApplyLocked(changes);
       if (now >= next_housekeeping) {
@@ -98,10 +96,11 @@ void Dispatcher::OnAnswer(const std::string& id, const std::string& node, Reques
     switch (r) {
       case RequestPump::Result::kReply: {
         absl::StatusOr<proto::Ack> ack = DecodeAck(nats::Data(msg.get()));
-        if (!ack.ok()) {
+        if (!ack.ok() && !core_.options().key.has_value()) {
           // The node answered, but not in a way this station can read (another
           // protocol version, a broken agent): it may have recorded the command and
           // run it, so its outcome cannot be known. Said so, not retried in silence.
+          // (With keys only a verified ACK counts: then it is refused below.)
           const uint64_t n = ++core_.counters.bad_acks;
           core_.metrics.dispatch_answers.Add({"bad_ack"});
           const std::string why = absl::StrCat(node, " answered with an ACK this station cannot read (",
@@ -114,17 +113,24 @@ void Dispatcher::OnAnswer(const std::string& id, const std::string& node, Reques
                                       changes);
           break;
         }
-        if (!ack->envelope_id().empty() && ack->envelope_id() != id) {
-          const uint64_t n = ++core_.counters.bad_acks;
-          core_.metrics.dispatch_answers.Add({"bad_ack"});
-          STEWARD_LOG_WARNING("command {}: {} answered for another command ({}); sent again later ({} so far)", id,
-                              node, ack->envelope_id(), n);
+        absl::Status believed = ack.ok() ? CheckAnswer(id, node, *ack) : ack.status();
+        if (!believed.ok()) {
+          // Not an answer the station can take: sent again later (and said why).
+          ++core_.counters.refused_answers;
+          core_.metrics.dispatch_answers.Add({"refused"});
+          STEWARD_LOG_WARNING("answer of {} for command {} not taken: {}", node, id, believed.message());
+          core_.model.commands.OnTimeout(id, now);
+          break;
+        }
+        if (ack->outcome() == proto::OUTCOME_ERROR && ack->stage() != proto::STAGE_RESULT) {
+          // The node could not take the command now (it cannot record it: a full disk).
+          STEWARD_LOG_WARNING("node {} could not take command {} now: {}", node, id, ack->error());
+          core_.HeardFromLocked(node, now, effects);
           core_.model.commands.OnTimeout(id, now);
           break;
         }
         core_.metrics.dispatch_answers.Add({ack->stage() == proto::STAGE_RESULT ? "result" : "received"});
         core_.HeardFromLocked(node, now, effects);
-        ack->set_envelope_id(id);
         core_.model.commands.OnReply(id, *ack, now, changes);
         break;
       }
@@ -145,6 +151,25 @@ void Dispatcher::OnAnswer(const std::string& id, const std::string& node, Reques
     core_.ApplyLocked(changes);
   }
   core_.Run(effects);
+}
+
+absl::Status Dispatcher::CheckAnswer(const std::string& id, const std::string& node, const proto::Ack& ack) {
+  if (ack.envelope_id() != id) {
+    return absl::InvalidArgumentError(absl::StrCat("it answers \"", ack.envelope_id(), "\""));
+  }
+  const NodeTable::Node* n = core_.model.nodes.Find(node);
+  const std::string instance = n == nullptr ? "" : n->info.instance_id();
+  if (!instance.empty() && !ack.instance_id().empty() && ack.instance_id() != instance) {
+    return absl::FailedPreconditionError(absl::StrCat("it comes from installation ", ack.instance_id(),
+                                                      ", not the current one (", instance, ")"));
+  }
+  if (core_.options().key.has_value()) {
+    // Secure mode: the node's own key, the installation named.
+    if (n == nullptr || n->info.public_key().empty()) return absl::PermissionDeniedError("the node is not accepted");
+    if (ack.instance_id().empty()) return absl::PermissionDeniedError("it names no installation");
+    return signing::VerifyAckWith(ack, n->info.public_key());
+  }
+  return absl::OkStatus();
 }
 
 void Dispatcher::HousekeepLocked(absl::Time now, Effects& effects) {

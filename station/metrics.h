@@ -4,7 +4,7 @@
 // the model when scraped, not kept here.
 //
 //   core.metrics.result_latency.Observe(seconds);
-//   core.metrics.Count(core.metrics.dispatch_answers, "timeout");
+//   core.metrics.dispatch_answers.Add({"timeout"});
 //
 // Thread-safe; every call is a short critical section of its own (callable under
 // model.mu).
@@ -68,7 +68,7 @@ struct Metrics {
   Histogram http_duration{Histogram::SecondsBuckets()};
   // Commands that reached a terminal state: {state, method}.
   LabeledCounter finished;
-  // Dispatch answers: {answer} = received, result, timeout, no_responders, bad_ack.
+  // Dispatch answers: {answer} = received, result, timeout, no_responders, refused, bad_ack.
   LabeledCounter dispatch_answers;
   // HTTP requests: {method, route, code}.
   LabeledCounter http_requests;

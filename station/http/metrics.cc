@@ -136,16 +136,21 @@ std::string Render(Router& r, const Tokens& tokens) {
           core.metrics.result_latency);
   auto answers = core.metrics.dispatch_answers.Read();
   w.Labeled("steward_dispatch_answers_total", "counter",
-            "Answers to dispatches: received, result, timeout, no_responders, bad_ack.", {"answer"}, answers);
+            "Answers to dispatches: received, result, timeout, no_responders, refused (not believed), bad_ack.",
+            {"answer"}, answers);
   uint64_t retries = 0;
   for (const auto& [labels, n] : answers) {
-    if (labels[0] == "timeout" || labels[0] == "no_responders") retries += n;
+    if (labels[0] == "timeout" || labels[0] == "no_responders" || labels[0] == "refused") retries += n;
   }
   w.Counter("steward_dispatch_retries_total",
-            "Dispatches that will be repeated: no answer in time, or no responders (parked until heard from).",
+            "Dispatches that will be repeated: no answer in time, an answer not believed, or no responders "
+            "(parked until heard from).",
             static_cast<double>(retries));
   w.Counter("steward_bad_acks_total", "Node answers the station could not read (the command ends lost).",
             static_cast<double>(core.counters.bad_acks.load()));
+  w.Counter("steward_refused_answers_total",
+            "Node answers not believed (another id or installation, no valid signature): sent again.",
+            static_cast<double>(core.counters.refused_answers.load()));
   w.Counter("steward_misdirected_replies_total", "Requests and events dropped: reply subject not the sender's inbox.",
             static_cast<double>(core.counters.misdirected_replies.load()));
   w.Counter("steward_refused_hellos_total", "Hellos that did not verify against the node's pinned key.",
