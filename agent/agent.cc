@@ -170,6 +170,20 @@ std::vector<uint16_t> Agent::syslog_ports() const {
   return out;
 }
 
+bool Agent::Serving() const {
+  if (dispatcher_ == nullptr || !dispatcher_->Subscribed() || conn_ == nullptr) return false;
+  if (natsConnection_Status(conn_) != NATS_CONN_STATUS_CONNECTED) return false;
+  // PING/PONG: the server has read everything sent before, the subscription included.
+  return nats::Flush(conn_, absl::Seconds(1)).ok();
+}
+
+bool Agent::Alive(absl::Duration quiet) const {
+  if (fatal_.HasBeenNotified() || supervisor_ == nullptr) return false;
+  const std::vector<std::string> stalled = supervisor_->Stalled(quiet);
+  for (const std::string& name : stalled) STEWARD_LOG_ERROR("process {} made no progress for {}", name, absl::FormatDuration(quiet));
+  return stalled.empty();
+}
+
 void Agent::Shutdown() {
   if (shut_down_.exchange(true)) return;
   cancel_.Notify();

@@ -13,8 +13,9 @@ namespace steward::agent {
 namespace {
 
 // How long the dispatcher waits for a command before looking again. StopIntake ends the
-// wait at once (it unsubscribes); this only bounds it, so idle agents do not wake.
-constexpr absl::Duration kDispatchWait = absl::Minutes(1);
+// wait at once (it unsubscribes); this bounds it so that an idle dispatcher still beats
+// (ProcessContext::Beat) well inside the service watchdog.
+constexpr absl::Duration kDispatchWait = absl::Seconds(5);
 
 }  // namespace
 
@@ -25,6 +26,11 @@ Dispatcher::Dispatcher(const AgentOptions& options, const MethodRegistry& method
       conn_(conn),
       supervisor_(supervisor),
       processor_(processor) {}
+
+bool Dispatcher::Subscribed() const {
+  absl::MutexLock lock(&mu_);
+  return sub_ != nullptr;
+}
 
 void Dispatcher::StopIntake() {
   closing_.store(true);
@@ -51,6 +57,7 @@ absl::Status Dispatcher::Run(ProcessContext& ctx) {
     sub_ = nullptr;
   };
   while (!ctx.stopping()) {
+    ctx.Beat();
     absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub.get(), kDispatchWait);
     if (closing_.load()) break;  // StopIntake unsubscribed: NextMsg fails at once.
     if (absl::IsDeadlineExceeded(msg.status())) continue;
