@@ -15,7 +15,7 @@ namespace {
 // How long the dispatcher waits for a command before looking again. StopIntake ends the
 // wait at once (it unsubscribes); this bounds it so that an idle dispatcher still beats
 // (ProcessContext::Beat) well inside the service watchdog.
-constexpr absl::Duration kDispatchWait = absl::Seconds(5);
+constexpr absl::Duration kDispatchWait = absl::Seconds(1);
 
 }  // namespace
 
