@@ -47,11 +47,7 @@ std::unique_ptr<CLI::App> NewApp(Settings& s);
 // (trusted keys, broker credentials). Errors name the key and where its value came from.
 absl::StatusOr<AgentOptions> BuildOptions(const Settings& s, const config::Effective& effective);
 
-struct Config {
-  Settings settings;
-  config::Effective effective;
-  AgentOptions options;
-};
+using Config = config::Loaded<Settings, AgentOptions>;
 
 // LoadConfig: `args` (without the program name) + environment + file -> a validated
 // configuration. InvalidArgument with every problem, each with its file and line.

@@ -377,7 +377,11 @@ absl::Status Layered::Apply() {
     if (by_key.count(key) != 0) continue;
     std::vector<std::string> keys;
     for (const auto& [k, o] : by_key) keys.push_back(k);
-    const std::string near = cli::Closest(key, keys);
+    std::string near = cli::Closest(key, keys);
+    // "[syslog] tail" is syslog_tail; the option may be plain --tail.
+    if (const size_t us = key.find('_'); near.empty() && us != std::string::npos) {
+      near = cli::Closest(key.substr(us + 1), keys);
+    }
     errors.push_back(absl::StrCat(path, ":", v.line, ": unknown key \"", key, "\"",
                                   near.empty() ? "" : absl::StrCat(" (did you mean \"", near, "\"?)")));
   }

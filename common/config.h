@@ -29,6 +29,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,7 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace steward::config {
@@ -128,5 +130,33 @@ class Layered {
   bool print_config_ = false;
   Effective effective_;
 };
+
+// What a program's configuration is once loaded: the option table's values, where
+// each came from, and the options struct the program runs with.
+template <typename Settings, typename Options>
+struct Loaded {
+  Settings settings;
+  Effective effective;
+  Options options;
+};
+
+// LoadProgram builds a fresh option table with `new_app(settings)`, loads `args`, the
+// environment and the file into it, and turns the settings into options with
+// `build(settings, effective)`: the whole of a program's configuration, without side
+// effects (a reload calls it).
+template <typename Settings, typename Options, typename NewApp, typename Build>
+absl::StatusOr<Loaded<Settings, Options>> LoadProgram(const std::vector<std::string>& args,
+                                                      const std::string& default_file, Environment env,
+                                                      NewApp new_app, Build build) {
+  Loaded<Settings, Options> out;
+  std::unique_ptr<CLI::App> app = new_app(out.settings);
+  Layered layered(*app, default_file, std::move(env));
+  if (absl::Status st = layered.Load(args); !st.ok()) return st;
+  out.effective = layered.effective();
+  absl::StatusOr<Options> options = build(out.settings, out.effective);
+  if (!options.ok()) return options.status();
+  out.options = *std::move(options);
+  return out;
+}
 
 }  // namespace steward::config

@@ -366,6 +366,23 @@ absl::Status GenerateTls(const std::string& dir, const std::vector<std::string>&
   return absl::OkStatus();
 }
 
+namespace {
+
+// A user's name and password as they may be written into the configuration, and a
+// name no other user of the broker has (`names` collects them).
+absl::Status CheckUser(const std::string& name, const std::string& password, std::set<std::string>& names) {
+  STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(name));
+  if (absl::Status s = ValidateBrokerPassword(password); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("user ", name, ": ", s.message()));
+  }
+  if (!names.insert(name).second) {
+    return absl::InvalidArgumentError(absl::StrCat("broker user \"", name, "\" is listed twice"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> LeafUserName(absl::string_view site) {
   const std::string name = absl::StrCat("leaf-", site);
   if (absl::Status s = ValidateBrokerUserName(name); !s.ok()) {
@@ -399,13 +416,7 @@ absl::StatusOr<std::string> LeafHubSection(const LeafHub& hub, const std::string
   }
   absl::StrAppend(&out, "  authorization {\n    users = [\n");
   for (const BrokerCreds& site : hub.sites) {
-    STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(site.user));
-    if (absl::Status s = ValidateBrokerPassword(site.password); !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("user ", site.user, ": ", s.message()));
-    }
-    if (!names.insert(site.user).second) {
-      return absl::InvalidArgumentError(absl::StrCat("broker user \"", site.user, "\" is listed twice"));
-    }
+    STEWARD_RETURN_IF_ERROR(CheckUser(site.user, site.password, names));
     STEWARD_ASSIGN_OR_RETURN(std::string name, Quote(site.user, "user name"));
     STEWARD_ASSIGN_OR_RETURN(std::string password, Quote(site.password, "password"));
     absl::StrAppend(&out, "      { user: ", name, ", password: ", password, " }\n");
@@ -417,10 +428,8 @@ absl::StatusOr<std::string> LeafHubSection(const LeafHub& hub, const std::string
 // leafnodes { remotes = [ { url, tls } ] }: a site's side.
 absl::StatusOr<std::string> LeafRemoteSection(const LeafRemote& remote) {
   STEWARD_RETURN_IF_ERROR(ValidateListen(remote.hub));
-  STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(remote.link.user));
-  if (absl::Status s = ValidateBrokerPassword(remote.link.password); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("user ", remote.link.user, ": ", s.message()));
-  }
+  std::set<std::string> names;  // the link user is the hub's, apart from this broker's
+  STEWARD_RETURN_IF_ERROR(CheckUser(remote.link.user, remote.link.password, names));
   // Names and passwords were validated: nothing in them needs escaping in a URL.
   STEWARD_ASSIGN_OR_RETURN(
       std::string url, Quote(absl::StrCat(remote.ca_file.empty() ? "nats-leaf" : "tls", "://", remote.link.user, ":",
@@ -455,13 +464,7 @@ absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options)
   }
   std::set<std::string> names;
   for (const BrokerUser& user : options.users) {
-    STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(user.name));
-    if (absl::Status s = ValidateBrokerPassword(user.password); !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("user ", user.name, ": ", s.message()));
-    }
-    if (!names.insert(user.name).second) {
-      return absl::InvalidArgumentError(absl::StrCat("broker user \"", user.name, "\" is listed twice"));
-    }
+    STEWARD_RETURN_IF_ERROR(CheckUser(user.name, user.password, names));
     if (user.role == BrokerUser::Role::kNode && user.name == options.station) {
       // Its "<name>.>" subscription would receive everything sent to the station.
       return absl::InvalidArgumentError(

@@ -81,13 +81,7 @@ absl::StatusOr<StationOptions> BuildOptions(const Settings& s, const config::Eff
 }
 
 absl::StatusOr<Config> LoadConfig(const std::vector<std::string>& args, config::Environment env) {
-  Config out;
-  std::unique_ptr<CLI::App> app = NewApp(out.settings);
-  config::Layered layered(*app, kDefaultConfigFile, std::move(env));
-  STEWARD_RETURN_IF_ERROR(layered.Load(args));
-  out.effective = layered.effective();
-  STEWARD_ASSIGN_OR_RETURN(out.options, BuildOptions(out.settings, out.effective));
-  return out;
+  return config::LoadProgram<Settings, StationOptions>(args, kDefaultConfigFile, std::move(env), NewApp, BuildOptions);
 }
 
 }  // namespace steward::station

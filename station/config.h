@@ -37,11 +37,7 @@ std::unique_ptr<CLI::App> NewApp(Settings& s);
 // --keys. Errors name the key and where its value came from.
 absl::StatusOr<StationOptions> BuildOptions(const Settings& s, const config::Effective& effective);
 
-struct Config {
-  Settings settings;
-  config::Effective effective;
-  StationOptions options;
-};
+using Config = config::Loaded<Settings, StationOptions>;
 
 // LoadConfig: `args` (without the program name) + environment + file -> a validated
 // configuration. InvalidArgument with every problem, each with its file and line.
