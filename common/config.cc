@@ -251,7 +251,7 @@ std::string Effective::ToToml() const {
     const bool shown = e.set || e.flag_like || !e.values.empty();
     const std::string line = absl::StrCat(shown ? "" : "# ", e.key, " = ", ValueText(e));
     absl::StrAppend(&out, line, std::string(line.size() < 40 ? 40 - line.size() : 1, ' '), "# ",
-                    e.source.ToString(), shown ? "" : " (not set)", "\n");
+                    e.source.ToString(), shown ? "" : (e.required ? " (required, not set)" : " (not set)"), "\n");
   }
   return out;
 }
@@ -430,7 +430,9 @@ absl::Status Layered::Apply() {
       e.values = DefaultValues(opt, e.list);
     }
     for (const std::string& v : e.values) e.secret = e.secret || IsSecret(e.key, v);
-    if (o.required && !e.set) {
+    e.required = o.required;
+    // --print-config shows what is missing rather than stopping at it.
+    if (o.required && !e.set && !print_config_) {
       errors.push_back(absl::StrCat(e.flag, " is required (or set ", e.key, " in ",
                                     table.has_value() ? path : default_file_, ", or $", o.env, ")"));
     }

@@ -60,6 +60,7 @@ struct Entry {
   bool list = false;   // takes several values
   bool flag_like = false;  // takes none (a boolean)
   bool secret = false;     // never printed; refused in a file others may read
+  bool required = false;   // the program does not start without it
   bool set = false;        // false: the default (values then hold the default, if any)
   std::vector<std::string> values;
   Source source;

@@ -3,11 +3,14 @@
 # every key (uncommented, each is accepted), --print-config names each value's source,
 # and a bad file stops the program with its file and line.
 source "$(dirname "$0")/lib.sh"
+# Hermetic: not the machine's /etc/steward (the package test may be installing it).
+: >"$SCRATCH/empty.toml"
+export STEWARD_CONFIG="$SCRATCH/empty.toml"
 
 for program in agent station; do
   sample="$STEWARD_SOURCE/packaging/etc/$program.toml"
   # Every key the program has is in the sample (commented out, with its default).
-  keys="$("steward-$program" --node x --print-config 2>/dev/null || "steward-$program" --print-config)"
+  keys="$("steward-$program" --print-config)"
   while read -r key; do
     grep -q "^#$key = " "$sample" || fail "$sample does not show the key $key (add it, commented out)"
   done < <(sed -n 's/^#\{0,1\} \{0,1\}\([a-z_]*\) = .*/\1/p' <<<"$keys")
@@ -19,6 +22,12 @@ for program in agent station; do
   expect_contains "$program --print-config" "$out" "data_dir = \"/var/lib/steward"
   expect_contains "$program --print-config" "$out" "# file $SCRATCH/$program.toml:"
 done
+
+# Without a configuration, --print-config says what is required.
+out="$(steward-agent --config "$SCRATCH/agent.toml.none" --print-config 2>&1)" && fail "a missing --config file accepted"
+out="$(steward-agent --print-config)"
+expect_contains "--print-config without node" "$out" '# node = ""'
+expect_contains "--print-config without node" "$out" "(required, not set)"
 
 # Precedence and sources.
 cat >"$SCRATCH/a.toml" <<'TOML'

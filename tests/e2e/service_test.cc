@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include <poll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -14,9 +16,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/nats.h"
 #include "common/unique_fd.h"
@@ -172,6 +176,38 @@ TEST_CASE("agent: READY=1 only once its dispatcher is subscribed on the broker",
   std::vector<std::string> end;
   CHECK(sock.WaitFor("STOPPING=1", absl::Seconds(5), end));
   REQUIRE(agent.Wait(absl::Seconds(10)).has_value());
+}
+
+TEST_CASE("agent: on the journal, log lines carry sd-daemon priorities instead of a timestamp",
+          "[integration][service]") {
+  TempDir dir;
+  NatsServer nats;
+  // systemd sets $JOURNAL_STREAM to the device and inode of the stream stderr is; here
+  // stderr is a file, and the variable names that file.
+  const std::string err = (dir.path() / "stderr").string();
+  std::ofstream(err).close();
+  struct stat st {};
+  REQUIRE(::stat(err.c_str(), &st) == 0);
+  absl::StatusOr<pid_t> pid = StartChild({
+      .argv = {BinPath("agent/steward-agent"), "--config", EmptyConfig(dir), "--node", "ship1", "--nats", nats.url(),
+               "--data-dir", (dir.path() / "ship1").string()},
+      .env = {{"JOURNAL_STREAM", absl::StrCat(st.st_dev, ":", st.st_ino)}},
+      .stderr_path = err,
+  });
+  REQUIRE(pid.ok());
+  auto text = [&] {
+    std::ifstream in(err);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  CHECK(WaitUntil([&] { return absl::StrContains(text(), "serving ship1.command"); }));
+  ::kill(*pid, SIGTERM);
+  int status = 0;
+  REQUIRE(::waitpid(*pid, &status, 0) == *pid);
+  const std::string log = text();
+  INFO(log);
+  CHECK(absl::StrContains(log, "<4>[agent ship1] agent ship1: no trusted station key"));  // a warning
+  CHECK(absl::StrContains(log, "<6>[agent ship1] agent ship1 serving ship1.command"));      // info
+  CHECK_FALSE(absl::StrContains(log, " INFO "));
 }
 
 TEST_CASE("daemons: without NOTIFY_SOCKET nothing is sent and they run as before", "[integration][service]") {
