@@ -28,18 +28,31 @@ apt_get install --no-install-recommends "$SCRATCH"/dist/steward-*.deb >"$SCRATCH
 expect_eq "steward-agent --version" "$(/usr/bin/steward-agent --version)" "steward-agent $version"
 expect_eq "steward-station --version" "$(/usr/bin/steward-station --version)" "steward-station $version"
 expect_eq "stewardctl --version" "$(/usr/bin/stewardctl --version)" "stewardctl $version"
-for page in "8 steward-agent" "8 steward-station"; do
-  text="$(MANPAGER=cat MANWIDTH=200 man $page 2>/dev/null)" || fail "man $page"
+# Man pages: installed, unless this machine's dpkg leaves man pages out (slim images'
+# path-exclude); then read from the package itself.
+man_page() {  # man_page SECTION NAME
+  if grep -qs 'path-exclude.*/usr/share/man' /etc/dpkg/dpkg.cfg.d/*; then
+    mkdir -p "$SCRATCH/x" && dpkg-deb -x "$SCRATCH"/dist/"$3"_*.deb "$SCRATCH/x"
+    MANPAGER=cat MANWIDTH=200 man -l "$SCRATCH/x/usr/share/man/man$1/$2.$1.gz"
+  else
+    MANPAGER=cat MANWIDTH=200 man "$1" "$2"
+  fi
+}
+for page in "8 steward-agent steward-agent" "8 steward-station steward-station"; do
+  text="$(man_page $page 2>/dev/null)" || fail "man $page"
   expect_contains "man $page" "$text" "--print-config"
   expect_contains "man $page" "$text" "READY=1"
 done
-text="$(MANPAGER=cat MANWIDTH=200 man 1 stewardctl 2>/dev/null)" || fail "man stewardctl"
+text="$(man_page 1 stewardctl steward-station 2>/dev/null)" || fail "man stewardctl"
 expect_contains "man stewardctl" "$text" "stewardctl nats-config"
 
 # Units, verified where they are installed (now with their binaries and man pages).
 for unit in steward-agent steward-station; do
   [ -f "/lib/systemd/system/$unit.service" ] || fail "$unit.service not installed"
-  out="$(systemd-analyze verify "/lib/systemd/system/$unit.service" 2>&1)" || fail "verify $unit: $out"
+  man_check=yes
+  grep -qs 'path-exclude.*/usr/share/man' /etc/dpkg/dpkg.cfg.d/* && man_check=no
+  out="$(systemd-analyze verify --man=$man_check "/lib/systemd/system/$unit.service" 2>&1)" ||
+    fail "verify $unit: $out"
   expect_eq "systemd-analyze verify $unit" "$out" ""
   # Disabled until the operator enables it.
   [ ! -e "/etc/systemd/system/multi-user.target.wants/$unit.service" ] || fail "$unit enabled by the package"
