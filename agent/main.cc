@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
       const bool serving = (*agent)->Serving();
       if (serving && !notifier.ready_sent()) STEWARD_LOG_INFO("serving: ready");
       notifier.Tick(serving, (*agent)->Alive(notifier.stall_limit()),
-                    serving ? "serving" : "waiting for the broker at " + opts.nats.url);
+                    serving ? "serving" : "waiting for the broker at " + steward::config::RedactUrl(opts.nats.url));
     }
     notifier.Stopping();
     (*agent)->Shutdown();

@@ -274,17 +274,34 @@ std::string KeyOf(absl::string_view long_name) {
 
 std::string EnvOf(absl::string_view key) { return absl::StrCat("STEWARD_", absl::AsciiStrToUpper(key)); }
 
+namespace {
+
+// Where the password of "scheme://user:password@host..." is, if it has one.
+std::optional<std::pair<size_t, size_t>> UrlPassword(absl::string_view value) {
+  const size_t scheme = value.find("://");
+  if (scheme == absl::string_view::npos) return std::nullopt;
+  const size_t start = scheme + 3;
+  const absl::string_view authority = value.substr(start, value.substr(start).find('/'));
+  const size_t at = authority.rfind('@');
+  if (at == absl::string_view::npos) return std::nullopt;
+  const size_t colon = authority.substr(0, at).find(':');
+  if (colon == absl::string_view::npos) return std::nullopt;
+  return std::make_pair(start + colon + 1, start + at);
+}
+
+}  // namespace
+
 bool IsSecret(absl::string_view key, absl::string_view value) {
   for (absl::string_view word : {"password", "token", "secret"}) {
     if (absl::StrContains(key, word)) return true;
   }
-  // scheme://user:password@host
-  const size_t scheme = value.find("://");
-  if (scheme == absl::string_view::npos) return false;
-  const absl::string_view rest = value.substr(scheme + 3);
-  const absl::string_view authority = rest.substr(0, rest.find('/'));
-  const size_t at = authority.rfind('@');
-  return at != absl::string_view::npos && authority.substr(0, at).find(':') != absl::string_view::npos;
+  return UrlPassword(value).has_value();
+}
+
+std::string RedactUrl(absl::string_view url) {
+  const auto password = UrlPassword(url);
+  if (!password.has_value()) return std::string(url);
+  return absl::StrCat(url.substr(0, password->first), "***", url.substr(password->second));
 }
 
 Layered::Layered(CLI::App& app, std::string default_file, Environment env)

@@ -91,6 +91,9 @@ std::string EnvOf(absl::string_view key);
 // IsSecret: keys named like a password, token or secret, and URLs that carry a
 // password ("nats://user:pw@host").
 bool IsSecret(absl::string_view key, absl::string_view value);
+// RedactUrl hides the password of a URL ("nats://u:pw@host" -> "nats://u:***@host"), for
+// status lines and logs.
+std::string RedactUrl(absl::string_view url);
 
 class Layered {
  public:

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
       const bool serving = (*station)->Serving();
       if (serving && !notifier.ready_sent()) STEWARD_LOG_INFO("serving: ready");
       notifier.Tick(serving, (*station)->Alive(notifier.stall_limit()),
-                    serving ? "serving" : "waiting for the broker at " + opts->nats.url);
+                    serving ? "serving" : "waiting for the broker at " + steward::config::RedactUrl(opts->nats.url));
     }
     STEWARD_LOG_INFO("shutting down");
     notifier.Stopping();

@@ -216,6 +216,9 @@ TEST_CASE("config: what is a secret", "[config]") {
   CHECK_FALSE(IsSecret("nats", "tls://u@host:4222"));
   CHECK_FALSE(IsSecret("nats", "nats://host:4222/a:b@c"));
   CHECK_FALSE(IsSecret("node_key", "/var/lib/steward/node.key"));
+  CHECK(RedactUrl("tls://u:p@host:4222") == "tls://u:***@host:4222");
+  CHECK(RedactUrl("nats://host:4222") == "nats://host:4222");
+  CHECK(RedactUrl("nats://u@host:4222/a:b@c") == "nats://u@host:4222/a:b@c");
   CHECK(KeyOf("--syslog-udp") == "syslog_udp");
   CHECK(EnvOf("syslog_udp") == "STEWARD_SYSLOG_UDP");
 }
