@@ -81,6 +81,9 @@ absl::StatusOr<AgentOptions> BuildOptions(const Settings& s, const config::Effec
   opts.node = s.node;
   opts.station = s.station;
   opts.heartbeat = s.heartbeat;
+  // One setting: a signed command must expire within the time its id is kept, so a
+  // replay within its lifetime is always recognised.
+  opts.security.max_ttl = s.keep_results;
   opts.nats.url = s.nats.url;
   opts.nats.tls_ca_file = s.nats.tls_ca;
   if (!s.nats.creds.empty()) {

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   opts.security.acl = *acl;
+  opts.instance_id = (*store)->instance_id();
   auto interrupted = (*store)->Interrupted();
   if (!interrupted.ok()) {
     fmt::print(stderr, "steward-agent: {}\n", interrupted.status().message());

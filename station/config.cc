@@ -51,6 +51,7 @@ absl::StatusOr<StationOptions> BuildOptions(const Settings& s, const config::Eff
   opts.operators = std::make_shared<signing::TrustedKeys>();
   std::string creds = s.nats.creds;
   const std::string& keys = s.keys;
+  opts.keys_dir = keys;
   if (!keys.empty()) {
     absl::StatusOr<signing::KeyPair> key = signing::LoadKeyPair(keys + "/station.key");
     if (!key.ok()) return bad("keys", key.status().message());

@@ -42,6 +42,7 @@ TEST_CASE("agent config: file, environment and flags make the options, nothing i
   CHECK(c->options.node == "ship1");
   CHECK(c->options.station == "central");
   CHECK(c->options.heartbeat == absl::Seconds(2));
+  CHECK(c->options.security.max_ttl == absl::Hours(24 * 7));  // the replay window is keep_results
   CHECK(c->options.syslog.tcp == std::vector<std::string>{"127.0.0.1:0"});
   CHECK(c->options.syslog.tails == std::vector<std::pair<std::string, std::string>>{{"/var/log/app.log", "app"}});
   CHECK(c->options.syslog.max_message_bytes == 1024);
