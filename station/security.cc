@@ -70,7 +70,7 @@ Security::HelloCheck Security::CheckHello(Core& core, NodeTable::Node& node, con
   if (!core.options().key.has_value()) return {};
   const std::string& name = ev.from_node();
   const std::string& announced = hello.public_key();
-  auto refuse = [&](std::string why) {
+  auto refuse = [&](std::string why) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     node.info.set_refused_hellos(node.info.refused_hellos() + 1);
     core.model.nodes.Changed(name);
     ++core.counters.refused_hellos;
