@@ -7,7 +7,8 @@ STEWARD_PACKAGES=(build-essential cmake ninja-build pkg-config git
   libnats-dev nats-server libprotobuf-dev protobuf-compiler libabsl-dev libfmt-dev
   libcli11-dev nlohmann-json3-dev
   catch2 libsqlite3-dev sqlite3 libsodium-dev libssl-dev openssl clang bsdutils procps
-  libcpp-httplib-dev prometheus chromium nodejs)
+  libcpp-httplib-dev prometheus chromium nodejs
+  libtomlplusplus-dev libsystemd-dev systemd help2man lintian man-db adduser rsyslog)
 
 steward_install_deps() {
   local missing=()
