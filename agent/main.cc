@@ -30,6 +30,8 @@ struct Flags {
   std::vector<std::string> tail;
   int64_t syslog_max_message = 64 * 1024;
   int64_t syslog_spool_mb = 256;
+  int64_t syslog_udp_buffer = 4 << 20;
+  std::vector<std::string> syslog_tz;
   std::vector<std::string> trust;
   std::string node_key;
 };
@@ -55,12 +57,33 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
       ->type_name("HOST:PORT,...");
   cli::AddList(app, "--syslog-tcp", &f.syslog_tcp, "Receive syslog on these TCP host:port (RFC 6587)")
       ->type_name("HOST:PORT,...");
-  cli::AddList(app, "--tail", &f.tail, "Follow these files, PATH[:DOMAIN] (default domain: each line's app-name)")
-      ->type_name("PATH[:DOMAIN],...");
+  cli::AddList(app, "--tail", &f.tail,
+               "Follow these files, PATH[:DOMAIN[:SEVERITY]] (default domain: each line's app-name; lines "
+               "without a PRI, and lines that are not syslog, get SEVERITY, default notice)")
+      ->type_name("PATH[:DOMAIN[:SEVERITY]],...")
+      ->check(CLI::Validator(
+          [](std::string& spec) { return std::string(steward::agent::syslog::ParseTail(spec).status().message()); },
+          ""));
   app.add_option("--syslog-max-message", f.syslog_max_message, "Longer syslog messages are truncated (bytes)")
       ->capture_default_str();
   app.add_option("--syslog-spool-mb", f.syslog_spool_mb, "Log spool limit; beyond it the oldest lines are dropped")
       ->capture_default_str();
+  app.add_option("--syslog-udp-buffer", f.syslog_udp_buffer,
+                 "Receive buffer of each UDP input (bytes, or 8M, 512K): what a burst may queue in the "
+                 "kernel; more is dropped and counted. Capped by net.core.rmem_max unless run with "
+                 "CAP_NET_ADMIN")
+      ->transform(CLI::AsSizeValue(/*kb_is_1000=*/false))
+      ->check(CLI::Range(int64_t{4096}, int64_t{1} << 30))
+      ->default_str("4M");
+  cli::AddList(app, "--syslog-tz", &f.syslog_tz,
+               "Zone of RFC 3164 timestamps (they carry none): ZONE for every input, INPUT=ZONE for one "
+               "(udp:HOST:PORT, tcp:HOST:PORT, file:PATH as configured); default: the agent's local zone")
+      ->type_name("ZONE|INPUT=ZONE,...")
+      ->check(CLI::Validator(
+          [](std::string& spec) {
+            return std::string(steward::agent::syslog::ParseZones({spec}).status().message());
+          },
+          ""));
   cli::AddList(app, "--trust", &f.trust,
                "Station public keys (station.pub) whose signed commands this node runs; none: unsigned "
                "commands run (development only)")
@@ -103,13 +126,20 @@ int main(int argc, char** argv) {
   opts.syslog.udp = flags.syslog_udp;
   opts.syslog.tcp = flags.syslog_tcp;
   for (const std::string& t : flags.tail) {
-    const size_t colon = t.rfind(':');
-    if (colon == std::string::npos || colon == 0) {
-      opts.syslog.tails.emplace_back(t, "");
-    } else {
-      opts.syslog.tails.emplace_back(t.substr(0, colon), t.substr(colon + 1));
+    auto tail = steward::agent::syslog::ParseTail(t);
+    if (!tail.ok()) {
+      fmt::print(stderr, "steward-agent: {}\n", tail.status().message());
+      return 2;
     }
+    opts.syslog.tails.push_back(*std::move(tail));
   }
+  auto zones = steward::agent::syslog::ParseZones(flags.syslog_tz);
+  if (!zones.ok()) {
+    fmt::print(stderr, "steward-agent: {}\n", zones.status().message());
+    return 2;
+  }
+  opts.syslog.zones = *std::move(zones);
+  opts.syslog.udp_buffer_bytes = static_cast<size_t>(flags.syslog_udp_buffer);
   opts.syslog.state_dir = flags.data_dir + "/tail";
   opts.syslog.max_message_bytes = static_cast<size_t>(std::max<int64_t>(256, flags.syslog_max_message));
   opts.syslog.spool_max_bytes =
