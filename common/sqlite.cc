@@ -117,11 +117,13 @@ std::string Statement::ColumnText(int col) const {
                                     static_cast<size_t>(sqlite3_column_bytes(st_.get(), col)));
 }
 
-std::string Statement::ColumnBlob(int col) const {
+std::string Statement::ColumnBlob(int col) const { return std::string(ColumnView(col)); }
+
+absl::string_view Statement::ColumnView(int col) const {
   const void* p = sqlite3_column_blob(st_.get(), col);
-  return p == nullptr ? std::string()
-                      : std::string(static_cast<const char*>(p),
-                                    static_cast<size_t>(sqlite3_column_bytes(st_.get(), col)));
+  return p == nullptr ? absl::string_view()
+                      : absl::string_view(static_cast<const char*>(p),
+                                          static_cast<size_t>(sqlite3_column_bytes(st_.get(), col)));
 }
 
 bool Statement::ColumnIsNull(int col) const {
@@ -182,9 +184,12 @@ absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {
 
 absl::Status Database::Migrate(const std::vector<std::string>& migrations) {
   STEWARD_RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
-  STEWARD_ASSIGN_OR_RETURN(Statement get, Prepare("SELECT MAX(version) FROM schema_version"));
-  STEWARD_ASSIGN_OR_RETURN(bool row, get.Step());
-  const int64_t current = row && !get.ColumnIsNull(0) ? get.ColumnInt(0) : 0;
+  int64_t current = 0;
+  {  // done with before the steps run: a DROP TABLE fails while any statement is active
+    STEWARD_ASSIGN_OR_RETURN(Statement get, Prepare("SELECT MAX(version) FROM schema_version"));
+    STEWARD_ASSIGN_OR_RETURN(bool row, get.Step());
+    if (row && !get.ColumnIsNull(0)) current = get.ColumnInt(0);
+  }
   if (current > static_cast<int64_t>(migrations.size())) {
     return absl::FailedPreconditionError(absl::StrCat(
         "database schema version ", current, " is newer than this program's (",

@@ -59,9 +59,6 @@ std::string CommandDetails(const proto::CommandState& command);
 // One row per command: WHEN OPERATOR NODE STATE WHAT (no header).
 std::string AuditTable(const google::protobuf::RepeatedPtrField<proto::CommandState>& commands);
 
-// "2024-05-01T10:00:00.123Z ship1 nginx[12] err: message".
-std::string LogLine(const proto::LogEntry& entry);
-
 // The station's reply lines (accept, acl, group, forget), one per line.
 std::string ReplyLines(const proto::AclReply& reply);
 

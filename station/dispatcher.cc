@@ -33,7 +33,7 @@ void Dispatcher::Run(const absl::Notification& stop) {
   while (!stop.HasBeenNotified()) {
     if (absl::Now() >= next_prune) {
       const StationOptions& o = core_.options();
-      core_.store().Write(ledger::PruneLogs(absl::ToUnixMillis(absl::Now() - o.log_retention), o.log_max_lines));
+      ledger::PruneLogs(core_.store(), absl::ToUnixMillis(absl::Now() - o.log_retention), o.log_max_lines);
       next_prune = absl::Now() + o.log_prune_every;
     }
     std::vector<Dispatch> sends;

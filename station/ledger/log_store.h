@@ -1,31 +1,50 @@
-// The syslog lines in the ledger: stored once per (event id, index), indexed by node,
-// domain, time and severity, pruned by age and count, queried by stewardctl logs.
+// The syslog lines in the ledger (schema step "log lines, once, with a full-text
+// index"): each line stored once in log_lines (log_row.h), its message indexed by an
+// SQLite FTS5 trigram index (log_fts, external content: the message is not copied), each
+// batch recorded once in log_batches (a repeated event id is a no-op; its store time
+// and error count serve retention and errors per minute across restarts). Retention
+// removes lines, and with them their index entries (a trigger), in short transactions.
+// Searches are in log_query.h.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/sqlite.h"
 #include "proto/steward.pb.h"
 #include "station/ledger/store.h"
 
 namespace steward::station::ledger {
 
-// What AddLogs stored (repeats are not counted); read after the commit.
+// What AddLogs did; read after the commit.
 struct LogCounts {
+  bool fresh = false;  // the batch was new (not a repeat)
   int64_t stored = 0;
   int64_t errors = 0;  // severity error or worse
 };
 
-// Stores a syslog batch once: a repeated (event_id, index) is a no-op.
+// Registers the SQL functions the log schema's migration calls on `db` (before
+// Migrate): steward_log_field(record, name) reads a 0.1.0 row's record blob.
+absl::Status RegisterLogFunctions(sqlite::Database& db);
+
+// Stores a syslog batch once: a repeated event id is a no-op.
 Store::Op AddLogs(std::string node, std::string event_id, proto::LogBatch batch,
                   std::shared_ptr<LogCounts> counts);
+
 // Retention: drops lines stored before `older_than_ms`, then all but the newest
-// `max_lines`.
-Store::Op PruneLogs(int64_t older_than_ms, int64_t max_lines);
-// Without a cursor: the newest `limit` matching lines, oldest first in the order the
-// agents made them. With one (`after`): what arrived after it, in arrival order.
-absl::StatusOr<proto::LogsReply> QueryLogs(Store& store, const proto::LogsRequest& req);
+// `max_lines`, in transactions of at most a few thousand lines, each written after the
+// previous one committed (other ledger writes go in between).
+void PruneLogs(Store& store, int64_t older_than_ms, int64_t max_lines);
+
+// Error lines stored per node and minute since `since_ms` (unix minutes).
+struct ErrorMinute {
+  std::string node;
+  int64_t minute = 0;
+  int64_t errors = 0;
+};
+absl::StatusOr<std::vector<ErrorMinute>> RecentErrors(Store& store, int64_t since_ms);
 
 }  // namespace steward::station::ledger

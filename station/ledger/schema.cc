@@ -50,6 +50,60 @@ const std::vector<std::string>& Migrations() {
       )sql",
       // 3: settings (ACLs, node groups).
       "CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
+      // Syslog lines, once, with a full-text index (log_store.h, log_row.h). log_lines
+      // keeps each line once: what searches filter and order on in columns (ts_us is
+      // the line's own time, its receive time when it has none), the message, and the
+      // rest of its LogRecord. seq never goes back (AUTOINCREMENT): follow cursors.
+      // log_fts indexes the messages by trigrams (substring search) without copying
+      // them (external content, no positions: a candidate filter); triggers keep it in
+      // step with log_lines, also when retention deletes. log_batches records each
+      // batch once (repeats are no-ops) with its store time and error count, for
+      // retention and errors per minute. The 0.1.0 table `logs` is moved over (its
+      // record blobs read by steward_log_field, registered by the store) and dropped.
+      R"sql(
+      CREATE TABLE log_lines (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        node TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        host TEXT NOT NULL,
+        app TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        ts_us INTEGER NOT NULL,
+        received_us INTEGER NOT NULL,
+        flags INTEGER NOT NULL,
+        message BLOB NOT NULL,
+        rest BLOB NOT NULL);
+      CREATE INDEX log_lines_ts ON log_lines(ts_us);
+      CREATE INDEX log_lines_node_ts ON log_lines(node, ts_us);
+      CREATE INDEX log_lines_app_ts ON log_lines(app, ts_us);
+      CREATE VIRTUAL TABLE log_fts USING fts5(
+        message, content='log_lines', content_rowid='seq', tokenize='trigram', detail='none',
+        columnsize=0);
+      CREATE TRIGGER log_lines_fts_insert AFTER INSERT ON log_lines BEGIN
+        INSERT INTO log_fts(rowid, message) VALUES (new.seq, new.message);
+      END;
+      CREATE TRIGGER log_lines_fts_delete AFTER DELETE ON log_lines BEGIN
+        INSERT INTO log_fts(log_fts, rowid, message) VALUES ('delete', old.seq, old.message);
+      END;
+      CREATE TABLE log_batches (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        node TEXT NOT NULL,
+        first_seq INTEGER NOT NULL,
+        stored_ms INTEGER NOT NULL,
+        errors INTEGER NOT NULL);
+      INSERT INTO log_lines(seq, node, domain, host, app, severity, ts_us, received_us, flags, message, rest)
+        SELECT seq, node, domain, COALESCE(steward_log_field(record, 'host'), ''),
+               COALESCE(steward_log_field(record, 'app'), ''), severity,
+               COALESCE(steward_log_field(record, 'ts_us'), received_us), received_us,
+               COALESCE(steward_log_field(record, 'flags'), 0), message,
+               COALESCE(steward_log_field(record, 'rest'), x'')
+        FROM logs ORDER BY seq;
+      INSERT INTO log_batches(event_id, node, first_seq, stored_ms, errors)
+        SELECT event_id, MIN(node), MIN(seq), MAX(stored_ms), SUM(severity BETWEEN 0 AND 3)
+        FROM logs GROUP BY event_id ORDER BY MIN(seq);
+      DROP TABLE logs;
+      )sql",
   };
   return *m;
 }

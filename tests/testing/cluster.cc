@@ -67,7 +67,8 @@ void Cluster::StopStation(int sig) {
   station_->Wait(absl::Seconds(10));
 }
 
-Process& Cluster::StartAgent(const std::string& node, std::vector<std::string> extra_args) {
+Process& Cluster::StartAgent(const std::string& node, std::vector<std::string> extra_args,
+                             std::map<std::string, std::string> env) {
   std::vector<std::string> argv = {BinPath("agent/steward-agent"), "--node", node, "--nats", url(),
                                    "--data-dir", dir_.str() + "/" + node, "--heartbeat", "1s"};
   if (secure()) {
@@ -79,7 +80,7 @@ Process& Cluster::StartAgent(const std::string& node, std::vector<std::string> e
   }
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   auto& slot = agents_[node];
-  slot = std::make_unique<Process>(argv);
+  slot = std::make_unique<Process>(argv, std::move(env));
   if (station_ && station_->running()) {
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     while (absl::Now() < deadline) {

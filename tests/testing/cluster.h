@@ -39,8 +39,10 @@ class Cluster {
   Process& station() { return *station_; }
 
   // Starts an agent for `node` (data under dir/<node>), heartbeat 1s unless given,
-  // and waits until the station can ping it (when a station runs).
-  Process& StartAgent(const std::string& node, std::vector<std::string> extra_args = {});
+  // and waits until the station can ping it (when a station runs). `env`: added to the
+  // agent's environment (TZ=..., say).
+  Process& StartAgent(const std::string& node, std::vector<std::string> extra_args = {},
+                      std::map<std::string, std::string> env = {});
   void StopAgent(const std::string& node, int sig = SIGTERM);
   Process& agent(const std::string& node) { return *agents_.at(node); }
 
