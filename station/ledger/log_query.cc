@@ -16,12 +16,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
+#include "station/ledger/log_index.h"
 #include "station/ledger/log_row.h"
 
 namespace steward::station::ledger {
@@ -34,8 +33,8 @@ constexpr int kDefaultLimit = 100;
 // reply's cursors.
 constexpr size_t kEntryOverhead = 8;
 constexpr size_t kReplyOverhead = 128;
-// The index is asked for at most this many of a text's trigrams (spread over it).
-constexpr size_t kMaxTrigrams = 24;
+// Severities the partial index log_lines_warnings_ts holds: warning (4) and worse.
+constexpr int kWarning = 4;
 // The clock is looked at every this many rows.
 constexpr int64_t kClockEvery = 256;
 
@@ -213,6 +212,8 @@ absl::StatusOr<std::optional<Position>> Scan(sqlite::Database& db, const Query& 
   if (const std::string* node = q.OneNode(); node != nullptr) {
     equal = node;
     sql += "INDEXED BY log_lines_node_ts WHERE node = ?4 AND ";
+  } else if (q.max_severity >= 0 && q.max_severity <= kWarning) {
+    sql += "INDEXED BY log_lines_warnings_ts WHERE severity BETWEEN 0 AND 4 AND ";
   } else if (!q.app.empty() && !HasGlob(q.app)) {
     equal = &q.app;
     sql += "INDEXED BY log_lines_app_ts WHERE app = ?4 AND ";
@@ -248,38 +249,11 @@ absl::StatusOr<std::optional<Position>> Scan(sqlite::Database& db, const Query& 
   }
 }
 
-// The full-text query for `text`: its trigrams (all of them, or kMaxTrigrams spread over
-// it), each a term of its own (the index keeps no positions). "" when the index cannot
-// help: fewer than 3 characters, or not UTF-8.
-std::string TrigramQuery(absl::string_view text) {
-  std::vector<size_t> starts;  // of each character, then the end
-  for (size_t i = 0; i < text.size();) {
-    const size_t n = Utf8SequenceLength(text, i);
-    if (n == 0) return "";
-    starts.push_back(i);
-    i += n;
-  }
-  if (starts.size() < 3) return "";
-  starts.push_back(text.size());
-  std::vector<std::string> grams;
-  for (size_t k = 0; k + 3 < starts.size(); ++k) {
-    std::string gram(text.substr(starts[k], starts[k + 3] - starts[k]));
-    if (std::find(grams.begin(), grams.end(), gram) == grams.end()) grams.push_back(std::move(gram));
-  }
-  if (grams.size() > kMaxTrigrams) {
-    std::vector<std::string> spread;
-    for (size_t i = 0; i < kMaxTrigrams; ++i) spread.push_back(grams[i * (grams.size() - 1) / (kMaxTrigrams - 1)]);
-    grams = std::move(spread);
-  }
-  for (std::string& g : grams) g = absl::StrCat("\"", absl::StrReplaceAll(g, {{"\"", "\"\""}}), "\"");
-  return absl::StrJoin(grams, " AND ");
-}
-
 // The lines whose message may hold the text (a superset: the index folds case and
 // keeps no positions), newest stored first; nullopt when the index cannot help or
 // finds more than `max` (a common text: the time index finds its matches sooner).
 absl::StatusOr<std::optional<std::vector<int64_t>>> Candidates(sqlite::Database& db, const Query& q, size_t max) {
-  const std::string match = q.grep.empty() ? "" : TrigramQuery(q.grep);
+  const std::string match = TrigramQuery(q.grep);
   if (match.empty()) return std::nullopt;
   STEWARD_ASSIGN_OR_RETURN(
       sqlite::Statement st,

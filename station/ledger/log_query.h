@@ -12,9 +12,10 @@
 // How: filters on node (names or globs), domain, app, host, severity, time (the line's
 // own, or its receive time) and text (grep, exact bytes or ASCII case-insensitive)
 // are checked on each row read; rows are read along an index: the full-text index
-// (FTS5 trigrams) when the text is rare enough that its candidates are few, else the
-// (node, time) index for one node, the (app, time) index for one app, or the time
-// index, newest first.
+// (log_index.h) when the text is rare enough that its candidates are few, else the
+// (node, time) index for one node, the index of warnings and worse for --severity
+// warning or worse, the (app, time) index for one app, or the time index, newest
+// first.
 //
 //   LogQueryLimits limits{.max_reply_bytes = core.ReplyLimit()};
 //   STEWARD_ASSIGN_OR_RETURN(proto::LogsReply page, QueryLogs(store, request, limits));

@@ -2,6 +2,7 @@
 #include "station/ledger/log_row.h"
 
 #include <array>
+#include <utility>
 
 namespace steward::station::ledger {
 namespace {
@@ -27,16 +28,21 @@ int64_t FormatCode(absl::string_view format) {
 
 }  // namespace
 
-LogRow ToRow(const proto::LogRecord& record) {
+LogRow ToRow(proto::LogRecord record) {
   LogRow row;
-  row.domain = record.domain();
-  row.host = record.hostname();
-  row.app = record.app_name();
   row.severity = record.severity();
   row.ts_us = record.timestamp_unix_us() != 0 ? record.timestamp_unix_us() : record.received_unix_us();
   row.received_us = record.received_unix_us();
-  row.message = record.message();
-  proto::LogRecord rest = record;
+  row.domain = std::move(*record.mutable_domain());
+  row.host = std::move(*record.mutable_hostname());
+  row.app = std::move(*record.mutable_app_name());
+  row.message = std::move(*record.mutable_message());
+  const bool parse_error = record.parse_error();
+  const bool truncated = record.truncated();
+  const bool has_timestamp = record.timestamp_unix_us() != 0;
+  // What is left is the rest, once the fields in columns are cleared (a field added to
+  // LogRecord later lands here by itself).
+  proto::LogRecord& rest = record;
   for (auto clear : {&proto::LogRecord::clear_domain, &proto::LogRecord::clear_hostname,
                      &proto::LogRecord::clear_app_name, &proto::LogRecord::clear_severity,
                      &proto::LogRecord::clear_timestamp_unix_us, &proto::LogRecord::clear_received_unix_us,
@@ -55,9 +61,9 @@ LogRow ToRow(const proto::LogRecord& record) {
     flags |= code << kFormatShift;
     rest.clear_format();
   }
-  if (record.parse_error()) flags |= kParseError;
-  if (record.truncated()) flags |= kTruncated;
-  if (record.timestamp_unix_us() != 0) flags |= kHasTimestamp;
+  if (parse_error) flags |= kParseError;
+  if (truncated) flags |= kTruncated;
+  if (has_timestamp) flags |= kHasTimestamp;
   row.flags = flags;
   row.rest = rest.SerializeAsString();
   return row;

@@ -29,7 +29,8 @@ struct LogRow {
   std::string rest;  // a serialized LogRecord with the other fields
 };
 
-LogRow ToRow(const proto::LogRecord& record);
+// Takes the record apart (moving its strings).
+LogRow ToRow(proto::LogRecord record);
 
 // The columns of one row, as read (views valid while the caller's row is).
 struct LogRowView {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "station/ledger/log_index.h"
 #include "station/ledger/log_row.h"
 
 namespace steward::station::ledger {
@@ -31,7 +32,7 @@ void LogFieldFunction(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   proto::LogRecord r;
   const void* blob = sqlite3_value_blob(argv[0]);
   if (!r.ParseFromArray(blob, sqlite3_value_bytes(argv[0]))) return sqlite3_result_null(ctx);
-  const LogRow row = ToRow(r);
+  const LogRow row = ToRow(std::move(r));
   const char* name = reinterpret_cast<const char*>(sqlite3_value_text(argv[1]));
   const std::string field = name != nullptr ? name : "";
   if (field == "host") return sqlite3_result_text(ctx, row.host.data(), static_cast<int>(row.host.size()), SQLITE_TRANSIENT);
@@ -82,7 +83,11 @@ Store::Op PruneStep(int64_t older_than_ms, int64_t max_lines, std::shared_ptr<bo
     STEWARD_ASSIGN_OR_RETURN(const int64_t oldest, QueryInt(db, "SELECT MIN(seq) FROM log_lines", {}, next));
     if (oldest < cut) {
       const int64_t until = std::min(cut, oldest + kPruneChunk);
-      // The delete trigger removes each line's index entries.
+      // The index entries first: removing them needs the messages they were made of.
+      STEWARD_RETURN_IF_ERROR(Run(db,
+                                  "INSERT INTO log_fts(log_fts, rowid, message) "
+                                  "SELECT 'delete', seq, message FROM log_lines WHERE seq < ?1",
+                                  {until}));
       STEWARD_RETURN_IF_ERROR(Run(db, "DELETE FROM log_lines WHERE seq < ?1", {until}));
       *more = until < cut;
     }
@@ -103,6 +108,7 @@ Store::Op PruneStep(int64_t older_than_ms, int64_t max_lines, std::shared_ptr<bo
 }  // namespace
 
 absl::Status RegisterLogFunctions(sqlite::Database& db) {
+  STEWARD_RETURN_IF_ERROR(RegisterTrigramTokenizer(db.raw()));
   return sqlite::ToStatus(db.raw(),
                           sqlite3_create_function_v2(db.raw(), "steward_log_field", 2,
                                                      SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
@@ -113,7 +119,7 @@ absl::Status RegisterLogFunctions(sqlite::Database& db) {
 Store::Op AddLogs(std::string node, std::string event_id, proto::LogBatch batch,
                   std::shared_ptr<LogCounts> counts) {
   return [node = std::move(node), event_id = std::move(event_id), batch = std::move(batch),
-          counts](sqlite::Database& db) -> absl::Status {
+          counts](sqlite::Database& db) mutable -> absl::Status {
     STEWARD_ASSIGN_OR_RETURN(sqlite::Statement seen, db.Prepare("SELECT 1 FROM log_batches WHERE event_id = ?1"));
     STEWARD_RETURN_IF_ERROR(seen.Bind(1, event_id));
     STEWARD_ASSIGN_OR_RETURN(bool repeat, seen.Step());
@@ -125,8 +131,9 @@ Store::Op AddLogs(std::string node, std::string event_id, proto::LogBatch batch,
                    "message, rest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
     int64_t stored = 0;
     int64_t errors = 0;
-    for (const proto::LogRecord& r : batch.records()) {
-      const LogRow row = ToRow(r);
+    for (proto::LogRecord& r : *batch.mutable_records()) {
+      if (IsError(r.severity())) ++errors;
+      const LogRow row = ToRow(std::move(r));
       STEWARD_RETURN_IF_ERROR(st.Reset());
       STEWARD_RETURN_IF_ERROR(st.Bind(1, node));
       STEWARD_RETURN_IF_ERROR(st.Bind(2, row.domain));
@@ -140,7 +147,13 @@ Store::Op AddLogs(std::string node, std::string event_id, proto::LogBatch batch,
       STEWARD_RETURN_IF_ERROR(st.BindBlob(10, row.rest));
       STEWARD_RETURN_IF_ERROR(st.Step().status());
       if (stored++ == 0) first_seq = sqlite3_last_insert_rowid(db.raw());
-      if (IsError(r.severity())) ++errors;
+    }
+    // The batch's messages into the index, in one statement (per row, FTS5 would flush
+    // its pending terms each time).
+    if (stored > 0) {
+      STEWARD_RETURN_IF_ERROR(
+          Run(db, "INSERT INTO log_fts(rowid, message) SELECT seq, message FROM log_lines WHERE seq >= ?1",
+              {first_seq}));
     }
     STEWARD_ASSIGN_OR_RETURN(sqlite::Statement add,
                              db.Prepare("INSERT INTO log_batches(event_id, node, first_seq, stored_ms, errors) "

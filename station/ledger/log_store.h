@@ -3,7 +3,7 @@
 // SQLite FTS5 trigram index (log_fts, external content: the message is not copied), each
 // batch recorded once in log_batches (a repeated event id is a no-op; its store time
 // and error count serve retention and errors per minute across restarts). Retention
-// removes lines, and with them their index entries (a trigger), in short transactions.
+// removes lines, and with them their index entries, in short transactions.
 // Searches are in log_query.h.
 #pragma once
 
@@ -26,8 +26,9 @@ struct LogCounts {
   int64_t errors = 0;  // severity error or worse
 };
 
-// Registers the SQL functions the log schema's migration calls on `db` (before
-// Migrate): steward_log_field(record, name) reads a 0.1.0 row's record blob.
+// Registers on `db` what the log tables need, on every connection that opens the ledger
+// (before Migrate): the index's tokenizer (log_index.h), and steward_log_field(record,
+// name), with which the migration reads a 0.1.0 row's record blob.
 absl::Status RegisterLogFunctions(sqlite::Database& db);
 
 // Stores a syslog batch once: a repeated event id is a no-op.

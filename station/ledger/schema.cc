@@ -54,11 +54,14 @@ const std::vector<std::string>& Migrations() {
       // keeps each line once: what searches filter and order on in columns (ts_us is
       // the line's own time, its receive time when it has none), the message, and the
       // rest of its LogRecord. seq never goes back (AUTOINCREMENT): follow cursors.
-      // log_fts indexes the messages by trigrams (substring search) without copying
-      // them (external content, no positions: a candidate filter); triggers keep it in
-      // step with log_lines, also when retention deletes. log_batches records each
-      // batch once (repeats are no-ops) with its store time and error count, for
-      // retention and errors per minute. The 0.1.0 table `logs` is moved over (its
+      // Indexes by time: of all lines, of one node's, one app's, and of the warnings
+      // and worse (partial: few lines, and --severity err/warning is a common search).
+      // log_fts indexes the messages by byte trigrams (log_index.h: substring search)
+      // without copying them (external content, no positions: a candidate filter); the store adds and
+      // removes index entries with the lines, a batch at a time (not by triggers: FTS5
+      // flushes its pending terms at every trigger's savepoint, 4x slower). log_batches
+      // records each batch once (repeats are no-ops) with its store time and error
+      // count, for retention and errors per minute. The 0.1.0 table `logs` is moved over (its
       // record blobs read by steward_log_field, registered by the store) and dropped.
       R"sql(
       CREATE TABLE log_lines (
@@ -76,15 +79,10 @@ const std::vector<std::string>& Migrations() {
       CREATE INDEX log_lines_ts ON log_lines(ts_us);
       CREATE INDEX log_lines_node_ts ON log_lines(node, ts_us);
       CREATE INDEX log_lines_app_ts ON log_lines(app, ts_us);
+      CREATE INDEX log_lines_warnings_ts ON log_lines(ts_us) WHERE severity BETWEEN 0 AND 4;
       CREATE VIRTUAL TABLE log_fts USING fts5(
-        message, content='log_lines', content_rowid='seq', tokenize='trigram', detail='none',
+        message, content='log_lines', content_rowid='seq', tokenize='steward_trigram', detail='none',
         columnsize=0);
-      CREATE TRIGGER log_lines_fts_insert AFTER INSERT ON log_lines BEGIN
-        INSERT INTO log_fts(rowid, message) VALUES (new.seq, new.message);
-      END;
-      CREATE TRIGGER log_lines_fts_delete AFTER DELETE ON log_lines BEGIN
-        INSERT INTO log_fts(log_fts, rowid, message) VALUES ('delete', old.seq, old.message);
-      END;
       CREATE TABLE log_batches (
         id INTEGER PRIMARY KEY,
         event_id TEXT NOT NULL UNIQUE,
@@ -102,6 +100,7 @@ const std::vector<std::string>& Migrations() {
       INSERT INTO log_batches(event_id, node, first_seq, stored_ms, errors)
         SELECT event_id, MIN(node), MIN(seq), MAX(stored_ms), SUM(severity BETWEEN 0 AND 3)
         FROM logs GROUP BY event_id ORDER BY MIN(seq);
+      INSERT INTO log_fts(log_fts) VALUES ('rebuild');
       DROP TABLE logs;
       )sql",
   };

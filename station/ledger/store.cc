@@ -29,6 +29,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir) 
   STEWARD_RETURN_IF_ERROR(writer.Migrate(Migrations()));
   STEWARD_ASSIGN_OR_RETURN(sqlite::Database reader,
                            sqlite::Database::Open(path, {.read_only = true}));
+  STEWARD_RETURN_IF_ERROR(RegisterLogFunctions(reader));
   std::unique_ptr<Store> store(new Store(std::move(writer), std::move(reader)));
   store->thread_ = std::thread([s = store.get()] { s->WriterLoop(); });
   return store;
