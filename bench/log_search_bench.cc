@@ -54,6 +54,7 @@ constexpr int kInFlight = 64;        // batches queued for the writer at most (a
 constexpr int kNodes = 100;
 constexpr int64_t kRawLines = 1'000'000;  // the raw SQLite baseline
 constexpr int kRuns = 5;            // per search
+constexpr int64_t kPruneEvery = 100'000;  // lines, at the cap
 constexpr double kGrepGoalMs = 200;
 constexpr double kIngestGoal = 50000;
 // Planted texts: a rare phrase (one line in kRareEvery) and one unique request id.
@@ -177,8 +178,10 @@ absl::StatusOr<int64_t> StoredLines(Store& store) {
 
 // Writes `total` lines in agent-sized batches through the store's writer, at most
 // kInFlight batches queued (as many agents sending at once would keep it).
-absl::StatusOr<IngestResult> Ingest(Store& store, int64_t total) {
-  LineMaker maker(total);
+// With `keep` > 0, retention runs as it does in the station (every kPruneEvery lines
+// here, every minute there): lines beyond the newest `keep` go, index entries too.
+absl::StatusOr<IngestResult> Ingest(Store& store, int64_t total, int64_t first = 0, int64_t keep = 0) {
+  LineMaker maker(first + total);
   absl::Mutex mu;
   int in_flight = 0;
   absl::Status failed;
@@ -192,11 +195,17 @@ absl::StatusOr<IngestResult> Ingest(Store& store, int64_t total) {
   int64_t tenth_from = 0;
   absl::Duration generating;
   int64_t next_report = 1'000'000;
-  for (int64_t i = 0; i < total;) {
+  const int64_t prune_every = std::min(kPruneEvery, std::max<int64_t>(total / 10, 1000));
+  int64_t next_prune = first + prune_every;
+  for (int64_t i = first; i < first + total;) {
+    if (keep > 0 && i >= next_prune) {
+      steward::station::ledger::PruneLogs(store, 0, keep);
+      next_prune += prune_every;
+    }
     const absl::Time g0 = absl::Now();
     steward::proto::LogBatch batch;
     const int node = maker.NextNode();
-    for (int k = 0; k < kBatchLines && i < total; ++k, ++i) *batch.add_records() = maker.Make(i);
+    for (int k = 0; k < kBatchLines && i < first + total; ++k, ++i) *batch.add_records() = maker.Make(i);
     generating += absl::Now() - g0;
     {
       absl::MutexLock lock(&mu);
@@ -220,11 +229,11 @@ absl::StatusOr<IngestResult> Ingest(Store& store, int64_t total) {
                   --in_flight;
                   if (!st.ok() && failed.ok()) failed = st;
                 });
-    if (i >= total - total / 10 && tenth_from == 0) {
+    if (i >= first + total - total / 10 && tenth_from == 0) {
       tenth_from = committed.load();
       tenth_start = absl::Now();
     }
-    if (i >= next_report) {
+    if (i - first >= next_report) {
       const double s = absl::ToDoubleSeconds(absl::Now() - start);
       fmt::print("  {:>10} lines in {:6.1f} s: {:.0f} lines/s\n", committed.load(), s,
                  static_cast<double>(committed.load()) / s);
@@ -450,6 +459,15 @@ absl::Status Run(const Args& args, Children& children, BenchDir& dir) {
                  in.writer_cpu_seconds, static_cast<double>(in.lines) / in.writer_cpu_seconds);
       fmt::print("  raw SQLite, the messages alone into a bare table: {:.0f} lines/s; the store is {:.0f}% of that\n",
                  raw, 100.0 * rate / raw);
+      // At the cap: every line stored makes retention remove one, index entries too.
+      const int64_t more = std::max<int64_t>(args.lines / 10, 10'000);
+      fmt::print("  at the cap: {} more lines while retention keeps the newest {}\n", more, args.lines);
+      STEWARD_ASSIGN_OR_RETURN(IngestResult cap, Ingest(*store, more, args.lines, args.lines));
+      fmt::print("  stored {} lines in {:.1f} s: {:.0f} lines/s (goal {:.0f}: {}); writer {:.1f} s of CPU: {:.0f} lines "
+                 "per CPU-second\n",
+                 cap.lines, cap.seconds, static_cast<double>(cap.lines) / cap.seconds, kIngestGoal,
+                 static_cast<double>(cap.lines) / cap.seconds >= kIngestGoal ? "met" : "MISSED",
+                 cap.writer_cpu_seconds, static_cast<double>(cap.lines) / cap.writer_cpu_seconds);
     }
     STEWARD_RETURN_IF_ERROR(InProcess(*store, searches));
     store->Shutdown();

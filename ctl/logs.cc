@@ -146,11 +146,10 @@ int Logs(Client& client, const Globals& g, const LogsOptions& o) {
   }
 }
 
-// A validator that accepts what `ok` accepts, saying `what` otherwise.
-CLI::Validator Check(std::function<bool(const std::string&)> ok, std::string what) {
-  return CLI::Validator([ok = std::move(ok), what = std::move(what)](std::string& v) -> std::string {
-    return ok(v) ? "" : absl::StrCat("\"", v, "\": ", what);
-  }, "");
+// A --since/--until value: empty when it is a time, else why not.
+std::string CheckTime(std::string& text) {
+  absl::StatusOr<absl::Time> t = ParseLogTime(text, absl::Now(), absl::UTCTimeZone());
+  return t.ok() ? "" : std::string(t.status().message());
 }
 
 }  // namespace
@@ -162,8 +161,7 @@ Runner SetupLogs(CLI::App& cmd) {
   cmd.add_option("--domain", o->domain, "Only this domain (nginx, ...; a glob too)");
   cmd.add_option("--app", o->app, "Only this app-name (the RFC 3164 tag; a glob too)");
   cmd.add_option("--host", o->host, "Only lines whose HOSTNAME is this (a glob too)");
-  const auto is_time = Check([](const std::string& v) { return ParseLogTime(v, absl::Now(), absl::UTCTimeZone()).ok(); },
-                             "not a time: 10m (ago), today, yesterday, '2026-11-30 10:00', 2026-11-30T10:00:00Z, @UNIX");
+  const CLI::Validator is_time(CheckTime, "");
   cmd.add_option("--since", o->since, "Only lines at or after this time (10m = 10 minutes ago, today, "
                                       "'2026-11-30 10:00', 2026-11-30T10:00:00Z, @UNIX_SECONDS)")
       ->type_name("TIME")
@@ -176,8 +174,12 @@ Runner SetupLogs(CLI::App& cmd) {
   cmd.add_option("--severity", o->severity,
                  "Only lines this severe or worse (emerg alert crit err warning notice info debug)")
       ->type_name("LEVEL")
-      ->check(Check([](const std::string& v) { return SeverityFromName(v) >= 0; },
-                    "unknown severity (emerg alert crit err warning notice info debug)"));
+      ->check(CLI::Validator(
+          [](std::string& name) -> std::string {
+            if (SeverityFromName(name) >= 0) return "";
+            return absl::StrCat("unknown severity \"", name, "\" (emerg alert crit err warning notice info debug)");
+          },
+          ""));
   cmd.add_option("--grep", o->grep, "Only lines whose message contains this text")->type_name("TEXT");
   cmd.add_flag("-i,--ignore-case", o->ignore_case, "--grep ignores case (ASCII letters)");
   cmd.add_flag("-f,--follow", o->follow, "Print the last lines (10 unless -n), then new ones as they arrive");

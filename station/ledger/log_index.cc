@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "common/sqlite.h"
+#include "common/status_macros.h"
 
 namespace steward::station::ledger {
 namespace {
@@ -57,6 +58,35 @@ absl::Status RegisterTrigramTokenizer(sqlite3* db) {
   fts5_tokenizer tokenizer{&Create, &Delete, &Tokenize};
   return sqlite::ToStatus(db, (*api)->xCreateTokenizer(*api, kTrigramTokenizer, nullptr, &tokenizer, nullptr),
                           "register the log index's tokenizer");
+}
+
+std::string IndexPart::table() const { return absl::StrCat("log_fts_", id); }
+
+absl::StatusOr<std::vector<IndexPart>> IndexParts(sqlite::Database& db) {
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare("SELECT id, first_seq FROM log_fts_parts ORDER BY id"));
+  std::vector<IndexPart> parts;
+  while (true) {
+    STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return parts;
+    parts.push_back(IndexPart{.id = st.ColumnInt(0), .first_seq = st.ColumnInt(1)});
+  }
+}
+
+absl::StatusOr<IndexPart> AddIndexPart(sqlite::Database& db, int64_t id, int64_t first_seq) {
+  const IndexPart part{.id = id, .first_seq = first_seq};
+  STEWARD_RETURN_IF_ERROR(db.Exec(absl::StrCat("CREATE VIRTUAL TABLE ", part.table(), " USING fts5(", kPartOptions, ")")));
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare("INSERT INTO log_fts_parts(id, first_seq) VALUES (?1, ?2)"));
+  STEWARD_RETURN_IF_ERROR(st.Bind(1, id));
+  STEWARD_RETURN_IF_ERROR(st.Bind(2, first_seq));
+  STEWARD_RETURN_IF_ERROR(st.Step().status());
+  return part;
+}
+
+absl::Status DropIndexPart(sqlite::Database& db, const IndexPart& part) {
+  STEWARD_RETURN_IF_ERROR(db.Exec(absl::StrCat("DROP TABLE ", part.table())));
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare("DELETE FROM log_fts_parts WHERE id = ?1"));
+  STEWARD_RETURN_IF_ERROR(st.Bind(1, part.id));
+  return st.Step().status();
 }
 
 std::string TrigramQuery(absl::string_view text, size_t max_terms) {

@@ -15,14 +15,43 @@
 
 #include <sqlite3.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/sqlite.h"
 
 namespace steward::station::ledger {
 
 inline constexpr char kTrigramTokenizer[] = "steward_trigram";
+
+// The index is cut into parts by line (log_fts_parts: id, first_seq): part N is the FTS5
+// table log_fts_N, holding the lines from its first_seq up to the next part's. A part
+// takes kPartLines lines, then the next begins. So merging index segments never works
+// on more than one part, and retention drops a whole part, with its lines, at no cost
+// per line; entries are removed one by one only from the part the retention cut falls
+// into.
+inline constexpr int64_t kPartLines = 500'000;
+// The FTS5 options of every part (the schema's step makes part 1 with the same).
+inline constexpr char kPartOptions[] =
+    "message, content='log_lines', content_rowid='seq', tokenize='steward_trigram', detail='none', "
+    "columnsize=0";
+
+struct IndexPart {
+  int64_t id = 0;
+  int64_t first_seq = 0;
+  std::string table() const;  // "log_fts_<id>"
+};
+
+// The parts, oldest first.
+absl::StatusOr<std::vector<IndexPart>> IndexParts(sqlite::Database& db);
+// Makes part `id` for the lines from `first_seq` on.
+absl::StatusOr<IndexPart> AddIndexPart(sqlite::Database& db, int64_t id, int64_t first_seq);
+// Drops part `id` (its lines are gone).
+absl::Status DropIndexPart(sqlite::Database& db, const IndexPart& part);
 
 // Registers the tokenizer on `db`.
 absl::Status RegisterTrigramTokenizer(sqlite3* db);

@@ -255,16 +255,19 @@ absl::StatusOr<std::optional<Position>> Scan(sqlite::Database& db, const Query& 
 absl::StatusOr<std::optional<std::vector<int64_t>>> Candidates(sqlite::Database& db, const Query& q, size_t max) {
   const std::string match = TrigramQuery(q.grep);
   if (match.empty()) return std::nullopt;
-  STEWARD_ASSIGN_OR_RETURN(
-      sqlite::Statement st,
-      db.Prepare("SELECT rowid FROM log_fts WHERE log_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2"));
-  STEWARD_RETURN_IF_ERROR(st.Bind(1, match));
-  STEWARD_RETURN_IF_ERROR(st.Bind(2, static_cast<int64_t>(max + 1)));
+  STEWARD_ASSIGN_OR_RETURN(const std::vector<IndexPart> parts, IndexParts(db));
   std::vector<int64_t> seqs;
-  while (true) {
-    STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    seqs.push_back(st.ColumnInt(0));
+  for (auto part = parts.rbegin(); part != parts.rend() && seqs.size() <= max; ++part) {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
+                             db.Prepare(absl::StrCat("SELECT rowid FROM ", part->table(), " WHERE ", part->table(),
+                                                     " MATCH ?1 ORDER BY rowid DESC LIMIT ?2")));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, match));
+    STEWARD_RETURN_IF_ERROR(st.Bind(2, static_cast<int64_t>(max + 1 - seqs.size())));
+    while (true) {
+      STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      seqs.push_back(st.ColumnInt(0));
+    }
   }
   if (seqs.size() > max) return std::nullopt;
   return seqs;

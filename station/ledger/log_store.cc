@@ -10,15 +10,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
-#include "station/ledger/log_index.h"
 #include "station/ledger/log_row.h"
 
 namespace steward::station::ledger {
 namespace {
 
-// Lines (and batches) one retention transaction removes at most: each costs its index
-// entries too, and other ledger writes wait meanwhile.
+// Lines (and batches) one retention transaction removes at most, when their index
+// entries go one by one, and when their whole index part goes: other ledger writes wait
+// meanwhile.
 constexpr int64_t kPruneChunk = 5000;
+constexpr int64_t kPruneWholeChunk = 20000;
 // Batches are stored in order, but the clock may step back a little: the scan for
 // recent ones goes this far past the first older one.
 constexpr int64_t kClockSlackMs = 60'000;
@@ -52,7 +53,7 @@ absl::StatusOr<int64_t> QueryInt(sqlite::Database& db, absl::string_view sql, st
   return row && !st.ColumnIsNull(0) ? st.ColumnInt(0) : fallback;
 }
 
-absl::Status Run(sqlite::Database& db, absl::string_view sql, std::vector<int64_t> args) {
+absl::Status Run(sqlite::Database& db, const std::string& sql, std::vector<int64_t> args) {
   return QueryInt(db, sql, std::move(args), 0).status();
 }
 
@@ -62,6 +63,40 @@ absl::StatusOr<int64_t> NextSeq(sqlite::Database& db) {
   STEWARD_ASSIGN_OR_RETURN(int64_t last,
                            QueryInt(db, "SELECT seq FROM sqlite_sequence WHERE name = 'log_lines'", {}, 0));
   return last + 1;
+}
+
+// Removes lines below `cut`, a step at a time: from the index part holding the oldest
+// line, all of them when the whole part goes (and then the part: no work per line), else
+// up to the cut with their index entries one by one. Parts left with no line are
+// dropped. Returns whether lines below the cut remain.
+absl::StatusOr<bool> PruneLines(sqlite::Database& db, int64_t cut, int64_t next) {
+  STEWARD_ASSIGN_OR_RETURN(const int64_t oldest, QueryInt(db, "SELECT MIN(seq) FROM log_lines", {}, next));
+  STEWARD_ASSIGN_OR_RETURN(const std::vector<IndexPart> parts, IndexParts(db));
+  auto end_of = [&](size_t i) { return i + 1 < parts.size() ? parts[i + 1].first_seq : next; };
+  int64_t until = oldest;
+  if (oldest < cut) {
+    // The part holding `oldest` (none: lines older than every part, not indexed).
+    size_t i = parts.size();
+    while (i > 0 && parts[i - 1].first_seq > oldest) --i;
+    const int64_t end = i > 0 ? end_of(i - 1) : (parts.empty() ? next : parts[0].first_seq);
+    if (end <= cut) {
+      until = std::min(end, oldest + kPruneWholeChunk);  // the part's index goes with it below
+    } else {
+      until = std::min(cut, oldest + kPruneChunk);
+      if (i > 0) {  // the index entries first: removing them needs the messages they were made of
+        STEWARD_RETURN_IF_ERROR(Run(db,
+                                    absl::StrCat("INSERT INTO ", parts[i - 1].table(), "(", parts[i - 1].table(),
+                                                 ", rowid, message) SELECT 'delete', seq, message FROM "
+                                                 "log_lines WHERE seq < ?1"),
+                                    {until}));
+      }
+    }
+    STEWARD_RETURN_IF_ERROR(Run(db, "DELETE FROM log_lines WHERE seq < ?1", {until}));
+  }
+  for (size_t i = 0; i < parts.size() && end_of(i) <= until; ++i) {
+    STEWARD_RETURN_IF_ERROR(DropIndexPart(db, parts[i]));  // no line of it is left
+  }
+  return until < cut;
 }
 
 // One retention step; *more when there is more to remove.
@@ -80,17 +115,8 @@ Store::Op PruneStep(int64_t older_than_ms, int64_t max_lines, std::shared_ptr<bo
                  std::numeric_limits<int64_t>::max()));
     // By count: all but the newest max_lines (seq has no gaps but those pruned below).
     const int64_t cut = std::max(age_cut, next - max_lines);
-    STEWARD_ASSIGN_OR_RETURN(const int64_t oldest, QueryInt(db, "SELECT MIN(seq) FROM log_lines", {}, next));
-    if (oldest < cut) {
-      const int64_t until = std::min(cut, oldest + kPruneChunk);
-      // The index entries first: removing them needs the messages they were made of.
-      STEWARD_RETURN_IF_ERROR(Run(db,
-                                  "INSERT INTO log_fts(log_fts, rowid, message) "
-                                  "SELECT 'delete', seq, message FROM log_lines WHERE seq < ?1",
-                                  {until}));
-      STEWARD_RETURN_IF_ERROR(Run(db, "DELETE FROM log_lines WHERE seq < ?1", {until}));
-      *more = until < cut;
-    }
+    STEWARD_ASSIGN_OR_RETURN(bool lines_left, PruneLines(db, cut, next));
+    *more = lines_left;
     // Batches: as old as the cut-off, or beyond the newest max_lines of them.
     STEWARD_ASSIGN_OR_RETURN(const int64_t last_batch, QueryInt(db, "SELECT MAX(id) FROM log_batches", {}, 0));
     const int64_t batch_cut = std::max(std::min(age_batch_cut, last_batch + 1), last_batch - max_lines + 1);
@@ -117,14 +143,22 @@ absl::Status RegisterLogFunctions(sqlite::Database& db) {
 }
 
 Store::Op AddLogs(std::string node, std::string event_id, proto::LogBatch batch,
-                  std::shared_ptr<LogCounts> counts) {
-  return [node = std::move(node), event_id = std::move(event_id), batch = std::move(batch),
-          counts](sqlite::Database& db) mutable -> absl::Status {
+                  std::shared_ptr<LogCounts> counts, int64_t part_lines) {
+  return [node = std::move(node), event_id = std::move(event_id), batch = std::move(batch), counts,
+          part_lines](sqlite::Database& db) mutable -> absl::Status {
     STEWARD_ASSIGN_OR_RETURN(sqlite::Statement seen, db.Prepare("SELECT 1 FROM log_batches WHERE event_id = ?1"));
     STEWARD_RETURN_IF_ERROR(seen.Bind(1, event_id));
     STEWARD_ASSIGN_OR_RETURN(bool repeat, seen.Step());
     if (repeat) return absl::OkStatus();
     STEWARD_ASSIGN_OR_RETURN(int64_t first_seq, NextSeq(db));
+    // The index part the batch goes into: the newest, unless it is full (or there is none).
+    STEWARD_ASSIGN_OR_RETURN(const std::vector<IndexPart> parts, IndexParts(db));
+    IndexPart part;
+    if (parts.empty() || first_seq - parts.back().first_seq >= part_lines) {
+      STEWARD_ASSIGN_OR_RETURN(part, AddIndexPart(db, parts.empty() ? 1 : parts.back().id + 1, first_seq));
+    } else {
+      part = parts.back();
+    }
     STEWARD_ASSIGN_OR_RETURN(
         sqlite::Statement st,
         db.Prepare("INSERT INTO log_lines(node, domain, host, app, severity, ts_us, received_us, flags, "
@@ -151,9 +185,10 @@ Store::Op AddLogs(std::string node, std::string event_id, proto::LogBatch batch,
     // The batch's messages into the index, in one statement (per row, FTS5 would flush
     // its pending terms each time).
     if (stored > 0) {
-      STEWARD_RETURN_IF_ERROR(
-          Run(db, "INSERT INTO log_fts(rowid, message) SELECT seq, message FROM log_lines WHERE seq >= ?1",
-              {first_seq}));
+      STEWARD_RETURN_IF_ERROR(Run(db,
+                                  absl::StrCat("INSERT INTO ", part.table(),
+                                               "(rowid, message) SELECT seq, message FROM log_lines WHERE seq >= ?1"),
+                                  {first_seq}));
     }
     STEWARD_ASSIGN_OR_RETURN(sqlite::Statement add,
                              db.Prepare("INSERT INTO log_batches(event_id, node, first_seq, stored_ms, errors) "

@@ -1,10 +1,11 @@
 // The syslog lines in the ledger (schema step "log lines, once, with a full-text
 // index"): each line stored once in log_lines (log_row.h), its message indexed by an
-// SQLite FTS5 trigram index (log_fts, external content: the message is not copied), each
-// batch recorded once in log_batches (a repeated event id is a no-op; its store time
-// and error count serve retention and errors per minute across restarts). Retention
-// removes lines, and with them their index entries, in short transactions.
-// Searches are in log_query.h.
+// SQLite FTS5 index of trigrams (log_index.h: in parts of lines; external content: the
+// message is not copied), each batch recorded once in log_batches (a repeated event id
+// is a no-op; its store time and error count serve retention and errors per minute
+// across restarts). Retention removes lines, and with them their index entries, in
+// short transactions: a whole index part with its lines, or entries one by one in the
+// part the cut falls into. Searches are in log_query.h.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "common/sqlite.h"
 #include "proto/steward.pb.h"
+#include "station/ledger/log_index.h"
 #include "station/ledger/store.h"
 
 namespace steward::station::ledger {
@@ -31,9 +33,10 @@ struct LogCounts {
 // name), with which the migration reads a 0.1.0 row's record blob.
 absl::Status RegisterLogFunctions(sqlite::Database& db);
 
-// Stores a syslog batch once: a repeated event id is a no-op.
+// Stores a syslog batch once: a repeated event id is a no-op. A new index part begins
+// when the newest holds `part_lines` (tests make small ones).
 Store::Op AddLogs(std::string node, std::string event_id, proto::LogBatch batch,
-                  std::shared_ptr<LogCounts> counts);
+                  std::shared_ptr<LogCounts> counts, int64_t part_lines = kPartLines);
 
 // Retention: drops lines stored before `older_than_ms`, then all but the newest
 // `max_lines`, in transactions of at most a few thousand lines, each written after the

@@ -56,10 +56,12 @@ const std::vector<std::string>& Migrations() {
       // rest of its LogRecord. seq never goes back (AUTOINCREMENT): follow cursors.
       // Indexes by time: of all lines, of one node's, one app's, and of the warnings
       // and worse (partial: few lines, and --severity err/warning is a common search).
-      // log_fts indexes the messages by byte trigrams (log_index.h: substring search)
-      // without copying them (external content, no positions: a candidate filter); the store adds and
-      // removes index entries with the lines, a batch at a time (not by triggers: FTS5
-      // flushes its pending terms at every trigger's savepoint, 4x slower). log_batches
+      // log_fts_N index the messages by byte trigrams (log_index.h: substring search)
+      // without copying them (external content, no positions: a candidate filter), in
+      // parts of lines (log_fts_parts; part 1 here, with the options of kPartOptions,
+      // the store makes the next ones). The store adds and removes index entries with
+      // the lines, a batch at a time (not by triggers: FTS5 flushes its pending terms at
+      // every trigger's savepoint, 4x slower). log_batches
       // records each batch once (repeats are no-ops) with its store time and error
       // count, for retention and errors per minute. The 0.1.0 table `logs` is moved over (its
       // record blobs read by steward_log_field, registered by the store) and dropped.
@@ -80,7 +82,9 @@ const std::vector<std::string>& Migrations() {
       CREATE INDEX log_lines_node_ts ON log_lines(node, ts_us);
       CREATE INDEX log_lines_app_ts ON log_lines(app, ts_us);
       CREATE INDEX log_lines_warnings_ts ON log_lines(ts_us) WHERE severity BETWEEN 0 AND 4;
-      CREATE VIRTUAL TABLE log_fts USING fts5(
+      CREATE TABLE log_fts_parts (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL);
+      INSERT INTO log_fts_parts(id, first_seq) VALUES (1, 1);
+      CREATE VIRTUAL TABLE log_fts_1 USING fts5(
         message, content='log_lines', content_rowid='seq', tokenize='steward_trigram', detail='none',
         columnsize=0);
       CREATE TABLE log_batches (
@@ -100,7 +104,7 @@ const std::vector<std::string>& Migrations() {
       INSERT INTO log_batches(event_id, node, first_seq, stored_ms, errors)
         SELECT event_id, MIN(node), MIN(seq), MAX(stored_ms), SUM(severity BETWEEN 0 AND 3)
         FROM logs GROUP BY event_id ORDER BY MIN(seq);
-      INSERT INTO log_fts(log_fts) VALUES ('rebuild');
+      INSERT INTO log_fts_1(log_fts_1) VALUES ('rebuild');
       DROP TABLE logs;
       )sql",
   };

@@ -5,14 +5,18 @@
 // and tailed lines that are not syslog.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/agent_store.h"
@@ -241,6 +245,159 @@ TEST_CASE("a tailed application log that is not syslog is kept with the input's 
     CHECK(JsonInt(l, "severity") == 5);
     CHECK_THAT(l, Catch::Contains("\"parse_error\":false"));
   }
+}
+
+}  // namespace
+}  // namespace steward::testing::syslog
+
+namespace steward::testing::syslog {
+namespace {
+
+// The number after "; " and before " dropped by the agent" in `stewardctl node NAME`.
+int64_t DroppedLines(Cluster& c, const std::string& node) {
+  const std::string out = c.Ctl({"node", node}).out;
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex("; ([0-9]+) dropped by the agent"))) return -1;
+  return std::stoll(m[1].str());
+}
+
+int Lines(const std::string& out) { return static_cast<int>(std::count(out.begin(), out.end(), '\n')); }
+
+TEST_CASE("UDP lines the kernel dropped are reported with the agent's own", "[integration][syslog][logs]") {
+  Cluster c;
+  c.StartStation();
+  // A small receive buffer, and a flood faster than the agent reads.
+  Process& agent = c.StartAgent("ship1", {"--syslog-udp", "127.0.0.1:0", "--syslog-udp-buffer", "8K"});
+  const int port = InputPort(agent, "udp");
+  constexpr int kSent = 20000;
+  const int fd = ConnectLoopback(SOCK_DGRAM, port);
+  for (int i = 0; i < kSent; ++i) {
+    const std::string datagram = Line3164(absl::StrCat("flood ", i), 200);
+    REQUIRE(::send(fd, datagram.data(), datagram.size(), 0) > 0);
+  }
+  ::close(fd);
+  // Every datagram is either stored or counted as dropped.
+  const bool all = WaitUntil([&] {
+    const int64_t dropped = DroppedLines(c, "ship1");
+    return dropped > 0 && StoredLines(c, "ship1") + dropped == kSent;
+  }, absl::Seconds(30), absl::Milliseconds(200));
+  INFO("stored " << StoredLines(c, "ship1") << ", dropped " << DroppedLines(c, "ship1"));
+  CHECK(all);
+  CHECK_THAT(agent.Stderr(), Catch::Contains("lines dropped"));
+}
+
+TEST_CASE("Each input reads RFC 3164 times in its own zone, and a tail's lines get its severity",
+          "[integration][syslog][logs]") {
+  Cluster c;
+  c.StartStation();
+  const auto file = c.dir().path() / "app.log";
+  { std::ofstream(file) << ""; }
+  Process& agent = c.StartAgent("ship1", {"--syslog-udp", "127.0.0.1:0", "--syslog-tcp", "127.0.0.1:0",
+                                          "--syslog-tz", "Asia/Tokyo,tcp:127.0.0.1:0=UTC", "--tail",
+                                          file.string() + ":myapp:warning"});
+  SendUdp(InputPort(agent, "udp"), "<13>Jan  5 10:11:12 host app: in tokyo");
+  SendTcp(InputPort(agent, "tcp"), "<13>Jan  5 10:11:12 host app: in utc\n");
+  REQUIRE(agent.WaitForOutput("syslog input tail:", absl::Seconds(5)));
+  absl::SleepFor(absl::Milliseconds(300));  // the tail starts at the end of the file
+  { std::ofstream(file, std::ios::app) << "plain text line\nJan  5 10:11:12 host app: bsd line without a PRI\n"; }
+  const std::vector<std::string> lines =
+      WaitForLogs(c, {"--node", "ship1", "--utc", "--output", "short"}, 4, absl::Seconds(10));
+  REQUIRE(lines.size() == 4);
+  std::string all;
+  for (const std::string& l : lines) absl::StrAppend(&all, l, "\n");
+  INFO(all);
+  CHECK_THAT(all, Catch::Contains("-01-05 01:11:12.000 ship1 host app notice: in tokyo"));
+  CHECK_THAT(all, Catch::Contains("-01-05 10:11:12.000 ship1 host app notice: in utc"));
+  CHECK_THAT(all, Catch::Contains("ship1 - myapp warning: plain text line"));
+  CHECK_THAT(all, Catch::Contains("ship1 host myapp/app warning: bsd line without a PRI"));
+  CHECK(WaitForLogs(c, {"--domain", "myapp", "--severity", "warning"}, 2, absl::Seconds(1)).size() == 2);
+  // A zone that does not exist is a usage error.
+  RunResult bad = RunProgram({BinPath("agent/steward-agent"), "--node", "x", "--syslog-tz", "Mars/Olympus"});
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("unknown time zone \"Mars/Olympus\""));
+}
+
+TEST_CASE("stewardctl logs filters by node glob, app, host, severity, time and text, in three formats",
+          "[integration][syslog][logs]") {
+  Cluster c;
+  c.StartStation();
+  std::map<std::string, int> ports;
+  for (const char* node : {"ship1", "ship2", "edge1"}) {
+    ports[node] = InputPort(c.StartAgent(node, {"--syslog-udp", "127.0.0.1:0"}), "udp");
+  }
+  // RFC 5424 lines with their own times (2030-01-01 10:0N:00Z) and hosts.
+  auto send = [&](const std::string& node, int minute, const std::string& host, const std::string& app, int pri,
+                  const std::string& text) {
+    SendUdp(ports[node], absl::StrCat("<", pri, ">1 2030-01-01T10:0", minute, ":00Z ", host, " ", app, " 77 - - ",
+                                      text));
+  };
+  send("ship1", 1, "relay-7", "nginx", 11, "Upstream Timed Out");  // user.err
+  send("ship1", 2, "ship1", "sshd", 14, "accepted key");          // user.info
+  send("ship2", 3, "ship2", "nginx", 12, "slow upstream");        // user.warning
+  send("edge1", 4, "edge1", "nginx", 11, "upstream timed out at the edge");
+  REQUIRE(WaitForLogs(c, {}, 4, absl::Seconds(10)).size() == 4);
+  auto count = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "logs");
+    RunResult r = c.Ctl(args);
+    INFO(absl::StrJoin(args, " ") << "\n" << r.out << r.err);
+    CHECK(r.exit_code == 0);
+    return Lines(r.out);
+  };
+  CHECK(count({"--node", "ship*"}) == 3);
+  CHECK(count({"--node", "ship1,edge1"}) == 3);
+  CHECK(count({"--node", "ship[2-9]"}) == 1);
+  CHECK(count({"--app", "nginx"}) == 3);
+  CHECK(count({"--host", "relay-*"}) == 1);
+  CHECK(count({"--severity", "warning"}) == 3);
+  CHECK(count({"--severity", "err", "--node", "ship*"}) == 1);
+  CHECK(count({"--grep", "timed out"}) == 1);
+  CHECK(count({"--grep", "TIMED OUT", "-i"}) == 2);
+  CHECK(count({"--since", "2030-01-01T10:02:00Z", "--until", "2030-01-01T10:04:00Z"}) == 2);
+  CHECK(count({"--since", "2030-01-01 11:02", "--utc"}) == 0);
+  CHECK(count({"--since", "10m", "--received"}) == 4);  // received just now, dated 2030
+  CHECK(count({"--since", "10m"}) == 4);                 // 2030 is after ten minutes ago
+  CHECK(count({"--until", "10m"}) == 0);
+  CHECK(count({"-n", "2"}) == 2);
+  CHECK(count({"--limit", "0"}) == 4);
+
+  // Newest first by the lines' own time.
+  RunResult newest = c.Ctl({"logs", "--utc"});
+  const std::vector<std::string> order = absl::StrSplit(newest.out, '\n', absl::SkipEmpty());
+  REQUIRE(order.size() == 4);
+  CHECK(order[0] == "2030-01-01 10:04:00.000 edge1 edge1 nginx[77] err: upstream timed out at the edge");
+  CHECK(order[3] == "2030-01-01 10:01:00.000 ship1 relay-7 nginx[77] err: Upstream Timed Out");
+  RunResult verbose = c.Ctl({"logs", "--host", "relay-7", "-o", "verbose", "--utc"});
+  CHECK_THAT(verbose.out, Catch::Contains("ship1 2030-01-01 10:01:00.000000 +00:00 (cursor "));
+  CHECK_THAT(verbose.out, Catch::Contains("    host: relay-7\n"));
+  CHECK_THAT(verbose.out, Catch::Contains("    severity: err (3)\n"));
+  CHECK_THAT(verbose.out, Catch::Contains("    format: rfc5424\n"));
+  RunResult json = c.Ctl({"logs", "--host", "relay-7", "--output", "json"});
+  CHECK_THAT(json.out, Catch::Contains("\"hostname\":\"relay-7\""));
+  CHECK(json.out == c.Ctl({"--json", "logs", "--host", "relay-7"}).out);
+  // Usage errors.
+  CHECK(c.Ctl({"logs", "--since", "soon"}).exit_code == 2);
+  CHECK(c.Ctl({"logs", "--output", "xml"}).exit_code == 2);
+}
+
+TEST_CASE("stewardctl logs -f prints the last lines, then new ones as they arrive",
+          "[integration][syslog][logs]") {
+  Cluster c;
+  c.StartStation();
+  const int port = InputPort(c.StartAgent("ship1", {"--syslog-udp", "127.0.0.1:0"}), "udp");
+  for (int i = 0; i < 5; ++i) SendUdp(port, absl::StrCat("<14>1 - host app - - - before ", i));
+  REQUIRE(WaitForLogs(c, {}, 5, absl::Seconds(10)).size() == 5);
+  Process follow({BinPath("ctl/stewardctl"), "--nats", c.url(), "logs", "-f", "-n", "3", "--grep", "fore"});
+  REQUIRE(follow.WaitForOutput("before 4", absl::Seconds(10)));
+  for (int i = 0; i < 3; ++i) SendUdp(port, absl::StrCat("<14>1 - host app - - - after ", i));
+  SendUdp(port, "<14>1 - host app - - - not for the grep");
+  for (int i = 3; i < 6; ++i) SendUdp(port, absl::StrCat("<14>1 - host app - - - before ", i + 10));
+  REQUIRE(follow.WaitForOutput("before 15", absl::Seconds(10)));
+  const std::vector<std::string> lines = absl::StrSplit(follow.Stdout(), '\n', absl::SkipEmpty());
+  std::vector<std::string> texts;
+  for (const std::string& l : lines) texts.push_back(l.substr(l.find(": ") + 2));
+  // The last three, oldest first, then the new matching ones in the order stored.
+  CHECK(texts == std::vector<std::string>{"before 2", "before 3", "before 4", "before 13", "before 14",
+                                          "before 15"});
 }
 
 }  // namespace
