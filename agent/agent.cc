@@ -12,8 +12,10 @@
 #include "agent/syslog/socket.h"
 #include "agent/syslog/tcp_input.h"
 #include "agent/syslog/udp_input.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "common/signing.h"
 #include "common/status_macros.h"
 #include "subjects/subject.h"
 
@@ -36,6 +38,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, Method
     STEWARD_LOG_WARNING("agent {}: no trusted station key: running UNSIGNED commands (development mode)",
                         options.node);
   }
+  if (options.instance_id.empty()) options.instance_id = NewId();
   std::unique_ptr<Agent> agent(
       new Agent(std::move(options), std::move(methods), std::move(runner), std::move(log)));
   STEWARD_RETURN_IF_ERROR(agent->Init(std::move(spool), interrupted, std::move(log_spool)));
@@ -48,7 +51,7 @@ Agent::Agent(AgentOptions options, MethodRegistry methods, std::unique_ptr<Comma
       methods_(std::move(methods)),
       runner_(std::move(runner)),
       log_(std::move(log)),
-      events_(options_.node, options_.station, options_.security.node_key),
+      events_(options_.node, options_.station, options_.instance_id, options_.security.node_key),
       heartbeat_(events_, methods_.Names(), options_.heartbeat,
                  options_.security.node_key ? options_.security.node_key->public_key : "") {}
 
@@ -57,8 +60,14 @@ Agent::~Agent() { Shutdown(); }
 absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::Ack>& interrupted,
                          std::unique_ptr<Spool> log_spool) {
   nats::ConnectOptions copts = options_.nats;
-  if (copts.inbox_prefix.empty()) copts.inbox_prefix = "_INBOX_" + options_.node;
+  if (copts.inbox_prefix.empty()) copts.inbox_prefix = kNodeInboxPrefix + options_.node;
+  // A link that stops delivering without a reset is seen within about two heartbeats.
+  if (copts.ping_interval == absl::ZeroDuration()) copts.ping_interval = options_.heartbeat;
+  copts.on_disconnected = [node = options_.node] {
+    STEWARD_LOG_WARNING("agent {}: lost the broker connection; reconnecting", node);
+  };
   copts.on_reconnected = [this] {
+    STEWARD_LOG_INFO("agent {}: reconnected to the broker", options_.node);
     heartbeat_.Wake();
     if (outbox_) outbox_->Kick();
     if (log_outbox_) log_outbox_->Kick();
@@ -69,8 +78,9 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
     STEWARD_ASSIGN_OR_RETURN(owned_conn_, nats::Connect(copts));
     conn_ = owned_conn_.get();
   }
-  STEWARD_ASSIGN_OR_RETURN(
-      pump_, RequestPump::Create(conn_, options_.shared_connection != nullptr ? "" : copts.inbox_prefix));
+  // Replies come to the node's own inbox, also on a shared connection: the station
+  // answers a node's events only there.
+  STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_, copts.inbox_prefix));
   outbox_ = std::make_unique<Outbox>(pump_.get(), std::move(spool), options_.outbox);
   STEWARD_RETURN_IF_ERROR(outbox_->Start());
   processor_ = std::make_unique<CommandProcessor>(CommandProcessor::Parts{
@@ -97,16 +107,26 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
   }
   supervisor_ = std::make_unique<Supervisor>(
       options_.restart, [this](const DecisionRecord& d) { OnDecision(d); });
-  dispatcher_ = std::make_unique<Dispatcher>(options_, methods_, conn_, *supervisor_, *processor_);
+  dispatcher_ = std::make_unique<Dispatcher>(options_, methods_, conn_, events_, *supervisor_, *processor_);
   STEWARD_RETURN_IF_ERROR(supervisor_->Start(
       Dispatcher::kProcessName, [this](ProcessContext& ctx) { return dispatcher_->Run(ctx); }));
+  // Errorlog summaries of a flood go out once its window turned, flood or not.
+  heartbeat_.OnTick([this] {
+    std::vector<proto::ErrorLog> summaries;
+    {
+      absl::MutexLock lock(&errorlog_mu_);
+      summaries = errorlog_limiter_.Flush(absl::Now());
+    }
+    SendErrorLogs(summaries);
+  });
   STEWARD_RETURN_IF_ERROR(supervisor_->Start(Heartbeat::kProcessName, [this](ProcessContext& ctx) {
     return heartbeat_.Run(ctx, *pump_);
   }));
   STEWARD_RETURN_IF_ERROR(StartSyslog(std::move(log_spool)));
-  STEWARD_LOG_INFO("agent {} serving {} (station {})", options_.node,
-                   *subjects::KindPattern(options_.node, subjects::Kind::kCommand),
-                   options_.station);
+  STEWARD_LOG_INFO("agent {} serving {} (station {}); installation {}, key {}", options_.node,
+                   *subjects::KindPattern(options_.node, subjects::Kind::kCommand), options_.station,
+                   options_.instance_id,
+                   options_.security.node_key ? signing::KeyId(options_.security.node_key->public_key) : "none");
   return absl::OkStatus();
 }
 
@@ -223,10 +243,23 @@ void Agent::OnDecision(const DecisionRecord& d) {
   log.set_error(d.error);
   log.set_decision(DecisionName(d.decision));
   log.set_at_unix_ms(absl::ToUnixMillis(d.at));
-  absl::StatusOr<OutboxItem> ev = events_.Make(kEventErrorLog, "agent", log.SerializeAsString());
-  absl::Status st = ev.ok() ? outbox_->Enqueue(*std::move(ev)) : ev.status();
-  if (!st.ok()) {
-    STEWARD_LOG_ERROR("errorlog event not queued: {}", st.ToString());
+  std::vector<proto::ErrorLog> send;
+  {
+    absl::MutexLock lock(&errorlog_mu_);
+    send = errorlog_limiter_.Offer(std::move(log), absl::Now());
+  }
+  SendErrorLogs(send);
+}
+
+void Agent::SendErrorLogs(const std::vector<proto::ErrorLog>& logs) {
+  for (const proto::ErrorLog& log : logs) {
+    absl::StatusOr<OutboxItem> ev = events_.Make(kEventErrorLog, "agent", log.SerializeAsString());
+    bool spooled = false;
+    absl::Status st = ev.ok() ? outbox_->EnqueueOrKeep(
+                                    *std::move(ev), [](Spool& spool, const OutboxItem& i) { return spool.Put(i); },
+                                    &spooled)
+                              : ev.status();
+    if (!st.ok()) STEWARD_LOG_ERROR("errorlog event not queued: {}", st.ToString());
   }
 }
 

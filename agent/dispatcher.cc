@@ -19,10 +19,12 @@ constexpr absl::Duration kDispatchWait = absl::Minutes(1);
 }  // namespace
 
 Dispatcher::Dispatcher(const AgentOptions& options, const MethodRegistry& methods,
-                       natsConnection* conn, Supervisor& supervisor, CommandProcessor& processor)
+                       natsConnection* conn, const EventWriter& events, Supervisor& supervisor,
+                       CommandProcessor& processor)
     : options_(options),
       methods_(methods),
       conn_(conn),
+      events_(events),
       supervisor_(supervisor),
       processor_(processor) {}
 
@@ -39,7 +41,8 @@ absl::Status Dispatcher::Run(ProcessContext& ctx) {
   STEWARD_ASSIGN_OR_RETURN(std::string pattern,
                            subjects::KindPattern(options_.node, subjects::Kind::kCommand));
   STEWARD_ASSIGN_OR_RETURN(nats::SubscriptionPtr sub,
-                           nats::SubscribeSync(conn_, pattern, /*max_pending_msgs=*/65536));
+                           nats::SubscribeSync(conn_, pattern, /*max_pending_msgs=*/65536,
+                                               static_cast<int>(options_.intake_max_bytes)));
   {
     absl::MutexLock lock(&mu_);
     if (intake_closed_) return absl::OkStatus();
@@ -59,8 +62,13 @@ absl::Status Dispatcher::Run(ProcessContext& ctx) {
     // than this loop reporting the same error as fast as it can.
     if (absl::IsUnavailable(msg.status())) return msg.status();
     if (!msg.ok()) {
-      // Slow consumer and the like: report, and carry on unless told otherwise.
-      if (ctx.Report(Severity::kWarning, msg.status()) != Decision::kContinue) return msg.status();
+      // Slow consumer (a flood: more than intake_max_bytes waiting) and the like:
+      // report with how many were dropped, and carry on unless told otherwise.
+      int64_t dropped = 0;
+      (void)natsSubscription_GetDropped(sub.get(), &dropped);
+      absl::Status st(msg.status().code(),
+                      absl::StrCat(msg.status().message(), " (", dropped, " messages dropped so far)"));
+      if (ctx.Report(Severity::kWarning, st) != Decision::kContinue) return msg.status();
       continue;
     }
     Route(ctx, std::move(*msg));
@@ -105,6 +113,12 @@ void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
   // Shutting down: no ACK, so the station sends the command again later.
   if (queue == nullptr && closing_.load()) return;
   if (queue == nullptr) {
+    // A command this node has a record of is answered from it, whatever became of the
+    // process that ran it.
+    if (std::optional<proto::Ack> seen = processor_.Recorded(id)) {
+      (void)ReplyAck(conn_, events_, reply, *seen);
+      return;
+    }
     Reject(ctx, reply, id,
            absl::StrCat("process ", subject_text, " was stopped by the error kernel"));
     return;
@@ -118,9 +132,24 @@ void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
 
 absl::Status Dispatcher::Admit(const proto::Envelope& env) const {
   const AgentSecurity& sec = options_.security;
-  if (sec.trusted != nullptr && !sec.trusted->empty()) {
+  const bool secure = sec.trusted != nullptr && !sec.trusted->empty();
+  // A command is for one installation of this node: one captured before the unit was
+  // reinstalled (or meant for its previous installation) never runs on this one.
+  if (!env.target_instance().empty() && env.target_instance() != events_.instance_id()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("refused: the command is for installation ", env.target_instance(),
+                     " of this node; this is installation ", events_.instance_id(),
+                     " (was the unit reinstalled?)"));
+  }
+  if (secure) {
     if (absl::Status st = signing::VerifyEnvelope(env, *sec.trusted); !st.ok()) {
       return absl::PermissionDeniedError(absl::StrCat("refused: ", st.message()));
+    }
+    // (A ping runs nothing: it may come before the station has heard of this
+    // installation, unbound.)
+    if (env.target_instance().empty() && env.method() != kMethodPing) {
+      return absl::PermissionDeniedError(
+          "refused: a signed command must name the installation it is for");
     }
     const int64_t horizon = NowUnixMillis() + absl::ToInt64Milliseconds(sec.max_ttl);
     if (env.expires_unix_ms() == 0 || env.expires_unix_ms() > horizon) {
@@ -135,7 +164,7 @@ absl::Status Dispatcher::Admit(const proto::Envelope& env) const {
 void Dispatcher::Reject(ProcessContext& ctx, const std::string& reply, const std::string& id,
                         const std::string& reason) {
   if (!reply.empty()) {
-    (void)ReplyAck(conn_, reply, RejectAck(id, options_.node, reason));
+    (void)ReplyAck(conn_, events_, reply, RejectAck(id, options_.node, reason));
   }
   ctx.Report(Severity::kWarning, absl::InvalidArgumentError(absl::StrCat("rejected: ", reason)));
 }

@@ -63,6 +63,7 @@ absl::Status Heartbeat::Run(ProcessContext& ctx, RequestPump& pump) {
     }
     if (!send) continue;
     SendHello(pump);
+    if (tick_) tick_();
     // An unconfirmed hello (station down or not yet subscribed) is retried sooner.
     const absl::Time sent = absl::Now();
     next = sent + interval_;
@@ -85,6 +86,7 @@ void Heartbeat::SendHello(RequestPump& pump) {
   for (const std::string& m : methods_) hello.add_methods(m);
   hello.set_heartbeat_ms(absl::ToInt64Milliseconds(interval_));
   if (!public_key_.empty()) hello.set_public_key(public_key_);
+  hello.set_instance_id(events_.instance_id());
   absl::StatusOr<OutboxItem> ev = events_.Make(kEventHello, "agent", hello.SerializeAsString());
   if (!ev.ok()) return;  // "agent" is a valid domain: cannot happen
   (void)pump.Send(ev->subject, ev->data, absl::Seconds(2),

@@ -7,7 +7,9 @@
 // Thread-safe.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -34,6 +36,9 @@ class Heartbeat {
   void Wake() ABSL_LOCKS_EXCLUDED(mu_);
   // Ends Run, at shutdown.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+  // `tick` runs on the heartbeat's thread with every hello (set before Run): for what
+  // else must happen every interval.
+  void OnTick(std::function<void()> tick) { tick_ = std::move(tick); }
 
  private:
   void SendHello(RequestPump& pump) ABSL_LOCKS_EXCLUDED(mu_);
@@ -43,6 +48,7 @@ class Heartbeat {
   const absl::Duration interval_;
   const std::string public_key_;
   const absl::Time started_;
+  std::function<void()> tick_;
 
   absl::Mutex mu_;
   bool now_ ABSL_GUARDED_BY(mu_) = true;         // send a hello without waiting

@@ -47,6 +47,9 @@ struct AgentSecurity {
 
 struct AgentOptions {
   std::string node;
+  // This installation (AgentStore::instance_id); empty: a fresh one for this run
+  // (tests and simulated nodes without a store).
+  std::string instance_id;
   std::string station = "station";
   nats::ConnectOptions nats;
   // When set, the agent uses this connection (not owned; it must outlive the agent)
@@ -54,6 +57,11 @@ struct AgentOptions {
   natsConnection* shared_connection = nullptr;
   absl::Duration heartbeat = absl::Seconds(5);
   size_t queue_capacity = 64;  // per subject
+  // What the node buffers of commands not yet taken by its dispatcher: a flood at its
+  // subjects costs at most this much memory (a small edge box has little to spare);
+  // beyond it commands are dropped unanswered (the station sends its own again),
+  // counted and reported.
+  size_t intake_max_bytes = size_t{16} << 20;
   RestartPolicy restart;
   MethodLimits limits;
   OutboxOptions outbox;

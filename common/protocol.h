@@ -39,6 +39,7 @@ inline constexpr char kStationAccept[] = "accept";
 inline constexpr char kStationAcl[] = "acl";
 inline constexpr char kStationAudit[] = "audit";
 inline constexpr char kStationForget[] = "forget";
+inline constexpr char kStationRetry[] = "retry";
 // The station's command that sets a node's ACL.
 inline constexpr char kMethodSetAcl[] = "setacl";
 // Published by the station when a node goes online or offline.

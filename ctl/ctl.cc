@@ -29,6 +29,7 @@ constexpr Subcommand kSubcommands[] = {
     {"ping", "Round trip to a node through the station", SetupPing},
     {"show", "One command's state, timings and output, or every command of a fan-out", SetupShow},
     {"cancel", "Cancel commands not delivered yet", SetupCancel},
+    {"retry", "Send finished commands again, as new commands (e.g. one lost to a reinstall)", SetupRetry},
     {"history", "Recent commands, newest first", SetupHistory},
     {"nodes", "One row per node: status, since, last heard, last command", SetupNodes},
     {"node", "One node's details and recent commands; `node forget NAME` removes it", SetupNode},

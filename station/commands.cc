@@ -37,7 +37,7 @@ CommandTable::Command* CommandTable::Get(const std::string& id) {
   return it == commands_.end() ? nullptr : &it->second;
 }
 
-void CommandTable::Add(proto::CommandState s, absl::Time next_attempt) {
+void CommandTable::Add(proto::CommandState s, absl::Time next_attempt, bool fresh) {
   const std::string id = s.id();
   if (!IsTerminal(s.state())) active_[s.node()].insert(id);
   Command& c = commands_[id];
@@ -45,6 +45,7 @@ void CommandTable::Add(proto::CommandState s, absl::Time next_attempt) {
   c = Command{};
   c.s = std::move(s);
   c.next_attempt = next_attempt;
+  c.maybe_delivered = !fresh || c.s.attempts() > 0 || c.s.state() != proto::STATE_QUEUED;
   Reschedule(id, c);
 }
 
@@ -64,6 +65,11 @@ std::vector<std::string> CommandTable::Unfinished(const std::string& node) const
   auto it = active_.find(node);
   if (it == active_.end()) return {};
   return {it->second.begin(), it->second.end()};
+}
+
+uint64_t CommandTable::Generation(const std::string& id) const {
+  auto it = commands_.find(id);
+  return it == commands_.end() ? 0 : it->second.gen;
 }
 
 size_t CommandTable::Pending(const std::string& node) const {
@@ -131,17 +137,14 @@ void CommandTable::MarkRunning(Command& c, absl::Time now, Changes& changes) {
 }
 
 void CommandTable::RetryLater(Command& c, absl::Time now) {
-  if (std::exchange(c.retry_now, false)) {
-    c.next_attempt = now;
-    return;
-  }
   absl::Duration backoff = options_.initial_backoff;
   for (int i = 1; i < c.s.attempts() && backoff < options_.max_backoff; ++i) backoff *= 2;
   c.next_attempt = now + std::min(backoff, options_.max_backoff);
 }
 
-std::vector<Dispatch> CommandTable::TakeDue(
-    absl::Time now, const std::function<Gate(const proto::CommandState&)>& gate, Changes& changes) {
+std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
+                                            const std::function<Gate(proto::CommandState&)>& gate,
+                                            Changes& changes) {
   const int64_t now_ms = absl::ToUnixMillis(now);
   std::vector<Dispatch> sends;
   std::vector<std::string> later;  // not sendable yet: filed again after the sweep
@@ -166,6 +169,7 @@ std::vector<Dispatch> CommandTable::TakeDue(
       continue;
     }
     c->in_flight = true;
+    c->maybe_delivered = true;
     c->s.set_attempts(c->s.attempts() + 1);
     if (c->s.state() == proto::STATE_QUEUED) {
       // In memory only: a crash before the next write leaves "queued", and the
@@ -173,7 +177,7 @@ std::vector<Dispatch> CommandTable::TakeDue(
       c->s.set_state(proto::STATE_SENT);
       changes.states.push_back(StateChange{c->s.node(), id, proto::STATE_SENT});
     }
-    sends.push_back(Dispatch{id, c->s.command()});
+    sends.push_back(Dispatch{id, ++c->gen, c->s.command()});
   }
   for (const std::string& id : later) {
     if (Command* c = Get(id)) Reschedule(id, *c);
@@ -195,12 +199,12 @@ void CommandTable::ApplyResult(Command& c, const proto::Ack& ack, absl::Time now
   SetState(c, StateFromOutcome(ack.outcome()), now, changes);
 }
 
-void CommandTable::OnReply(const std::string& id, const proto::Ack& ack, absl::Time now,
+void CommandTable::OnReply(const std::string& id, uint64_t gen, const proto::Ack& ack, absl::Time now,
                            Changes& changes) {
   Command* c = Get(id);
   if (c == nullptr) return;
-  c->in_flight = false;
-  c->retry_now = false;
+  const bool latest = gen == c->gen;
+  if (latest) c->in_flight = false;
   if (IsTerminal(c->s.state()) && !Overridable(c->s.state())) {
     Reschedule(id, *c);
     return;
@@ -209,32 +213,31 @@ void CommandTable::OnReply(const std::string& id, const proto::Ack& ack, absl::T
     ApplyReceived(*c, now, changes);
   } else if (ack.stage() == proto::STAGE_RESULT) {
     ApplyResult(*c, ack, now, changes);
-  } else {
+  } else if (latest) {
     RetryLater(*c, now);
     Reschedule(id, *c);
   }
 }
 
-void CommandTable::OnTimeout(const std::string& id, absl::Time now) {
+void CommandTable::OnTimeout(const std::string& id, uint64_t gen, absl::Time now) {
   Command* c = Get(id);
-  if (c == nullptr) return;
+  if (c == nullptr || gen != c->gen) return;
   c->in_flight = false;
   RetryLater(*c, now);
   Reschedule(id, *c);
 }
 
-void CommandTable::OnNoResponders(const std::string& id) {
+void CommandTable::OnNoResponders(const std::string& id, uint64_t gen) {
   Command* c = Get(id);
-  if (c == nullptr) return;
+  if (c == nullptr || gen != c->gen) return;
   c->in_flight = false;
-  c->retry_now = false;
   c->next_attempt = absl::InfiniteFuture();
   Reschedule(id, *c);
 }
 
-void CommandTable::OnShutdown(const std::string& id) {
+void CommandTable::OnShutdown(const std::string& id, uint64_t gen) {
   Command* c = Get(id);
-  if (c == nullptr) return;
+  if (c == nullptr || gen != c->gen) return;
   c->in_flight = false;
   Reschedule(id, *c);
 }
@@ -245,9 +248,8 @@ void CommandTable::Unpark(const std::string& node, absl::Time now) {
   for (const std::string& id : it->second) {
     Command* c = Get(id);
     if (c == nullptr || !Undelivered(c->s.state())) continue;
-    if (c->in_flight) {
-      c->retry_now = true;
-    } else if (c->next_attempt > now) {
+    if (c->in_flight || c->next_attempt > now) {
+      c->in_flight = false;  // what becomes of that dispatch no longer matters
       c->next_attempt = now;
       Reschedule(id, *c);
     }
@@ -291,6 +293,28 @@ void CommandTable::Finish(const std::string& id, proto::State state, proto::Ack 
   if (c == nullptr) return;
   *c->s.mutable_result() = std::move(result);
   SetState(*c, state, now, changes);
+}
+
+std::vector<std::string> CommandTable::Reinstalled(const std::string& node, const std::string& previous,
+                                                   const std::string& current, absl::Time now,
+                                                   Changes& changes) {
+  std::vector<std::string> lost;
+  for (const std::string& id : Unfinished(node)) {
+    Command* c = Get(id);
+    if (c == nullptr || !c->maybe_delivered) continue;
+    proto::Ack r;
+    r.set_envelope_id(id);
+    r.set_stage(proto::STAGE_RESULT);
+    r.set_outcome(proto::OUTCOME_ERROR);
+    r.set_error(absl::StrCat("node ", node, " was reinstalled (installation ", previous, " replaced by ",
+                             current, "): the outcome of this command is unknown; `stewardctl retry ", id,
+                             "` sends it again"));
+    r.set_finished_unix_ms(absl::ToUnixMillis(now));
+    *c->s.mutable_result() = std::move(r);
+    SetState(*c, proto::STATE_LOST, now, changes);
+    lost.push_back(id);
+  }
+  return lost;
 }
 
 bool CommandTable::Committed(const std::string& id, uint64_t seq, bool ok) {

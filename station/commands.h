@@ -73,9 +73,12 @@ struct Changes {
   std::vector<StateChange> states;
 };
 
-// A command for the dispatcher to send now.
+// A command for the dispatcher to send now. `gen` numbers the command's dispatches:
+// how a dispatch ended is reported with it, and a report about an older dispatch than
+// the command's latest changes nothing but what its answer says.
 struct Dispatch {
   std::string id;
+  uint64_t gen = 0;
   proto::Envelope command;
 };
 
@@ -89,9 +92,10 @@ class CommandTable {
  public:
   explicit CommandTable(CommandTableOptions options = {});
 
-  // Add takes a committed command (just submitted, or unfinished in the ledger at
-  // start), to be looked at from `next_attempt` on.
-  void Add(proto::CommandState s, absl::Time next_attempt);
+  // Add takes a committed command to be looked at from `next_attempt` on: just
+  // submitted (`fresh`: never delivered anywhere), or unfinished in the ledger at start
+  // (it may have been delivered before the station stopped).
+  void Add(proto::CommandState s, absl::Time next_attempt, bool fresh = true);
   // The command as held in memory; nullptr when it is not (finished long ago, or never).
   const proto::CommandState* Find(const std::string& id) const;
   // Whether `id` is finished and its output was dropped from memory (it is in the
@@ -101,6 +105,8 @@ class CommandTable {
   std::vector<std::string> Unfinished(const std::string& node) const;
   size_t Pending(const std::string& node) const;
   size_t size() const { return commands_.size(); }
+  // The number of `id`'s latest dispatch (0: never sent, or not in memory).
+  uint64_t Generation(const std::string& id) const;
 
   // When the next command is due (InfiniteFuture when none).
   absl::Time NextDue() const;
@@ -110,22 +116,27 @@ class CommandTable {
   // TakeDue looks at each command whose time has come: expires it, parks it when
   // `gate` says so, or hands it out to be sent (marked in flight; "queued" becomes
   // "sent").
-  std::vector<Dispatch> TakeDue(absl::Time now,
-                                const std::function<Gate(const proto::CommandState&)>& gate,
+  // The gate may change the command it is shown (bind it to its node's installation,
+  // sign it again) before it goes out.
+  std::vector<Dispatch> TakeDue(absl::Time now, const std::function<Gate(proto::CommandState&)>& gate,
                                 Changes& changes);
 
-  // How a dispatch ended. Each clears the in-flight mark.
-  // The node answered with `ack` ("received", or the result it recorded).
-  void OnReply(const std::string& id, const proto::Ack& ack, absl::Time now, Changes& changes);
+  // How dispatch `gen` of `id` ended. Each clears the in-flight mark (when it is the
+  // latest dispatch).
+  // The node answered with `ack` ("received", or the result it recorded): the truth,
+  // whichever dispatch it answers.
+  void OnReply(const std::string& id, uint64_t gen, const proto::Ack& ack, absl::Time now,
+               Changes& changes);
   // No answer in time, or an answer that made no sense: try again with backoff.
-  void OnTimeout(const std::string& id, absl::Time now);
+  void OnTimeout(const std::string& id, uint64_t gen, absl::Time now);
   // Nobody listens on the node's subject: parked until Unpark.
-  void OnNoResponders(const std::string& id);
+  void OnNoResponders(const std::string& id, uint64_t gen);
   // The station is stopping: the command is left as it is.
-  void OnShutdown(const std::string& id);
+  void OnShutdown(const std::string& id, uint64_t gen);
   // Unpark makes `node`'s undelivered commands due now: the parked ones, those waiting
-  // out a retry backoff, and those in flight right now once their dispatch ends (the
-  // node was heard from again, or accepted: whatever kept them back is gone).
+  // out a retry backoff, and those in flight right now (sent again at once: the path
+  // they went out on may be dead; a node answers a repeat from its record). The node
+  // was heard from again, or accepted: whatever kept them back is gone.
   void Unpark(const std::string& node, absl::Time now);
 
   // What became of a result a node sent.
@@ -147,6 +158,12 @@ class CommandTable {
   // build, a reinstalled node).
   void Finish(const std::string& id, proto::State state, proto::Ack result, absl::Time now,
               Changes& changes);
+  // Reinstalled: `node` is another installation now. Its unfinished commands that may
+  // have reached the previous one end `lost` (their outcome cannot be known, and they
+  // are not sent again by themselves); the ones never delivered stay, for the new one.
+  // Returns the ids that ended.
+  std::vector<std::string> Reinstalled(const std::string& node, const std::string& previous,
+                                       const std::string& current, absl::Time now, Changes& changes);
 
   // Committed reports that write `seq` of `id` committed (ok) or failed. True when `id`
   // is terminal and that write was its last: its waiters can be answered.
@@ -174,7 +191,10 @@ class CommandTable {
     absl::Time due = absl::InfiniteFuture();
     bool output_in_ledger_only = false;
     size_t ledger_output_bytes = 0;
-    bool retry_now = false;  // Unpark came while in flight: no backoff after it
+    uint64_t gen = 0;  // its latest dispatch
+    // It may have reached its node: dispatched at least once, or loaded from the ledger
+    // (whose state may lag one dispatch behind).
+    bool maybe_delivered = false;
     uint64_t writes = 0;     // ledger writes queued
     uint64_t committed = 0;  // the last write that committed
   };

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/protocol.h"
+#include "common/signing.h"
 
 namespace steward::agent::syslog {
 namespace {
@@ -69,7 +70,11 @@ TEST_CASE("BatchPacker cuts batches by bytes and keeps the order", "[syslog]") {
 }
 
 TEST_CASE("BatchEvents never pass max_payload, and a line too large is cut", "[syslog]") {
-  const EventWriter events("ship1", "station", std::nullopt);
+  // Signed, and naming its installation, as a real agent's events are: the envelope's
+  // reserve must hold both.
+  absl::StatusOr<signing::KeyPair> key = signing::Generate();
+  REQUIRE(key.ok());
+  const EventWriter events("ship1", "station", "installation-1", *key);
   constexpr size_t kMax = 1 << 20;
   proto::LogBatch batch;
   std::vector<std::string> want;
@@ -103,7 +108,7 @@ TEST_CASE("BatchEvents never pass max_payload, and a line too large is cut", "[s
 }
 
 TEST_CASE("A spooled batch too large to send is refitted into events that fit", "[syslog]") {
-  const EventWriter events("ship1", "station", std::nullopt);
+  const EventWriter events("ship1", "station", "installation-1", std::nullopt);
   proto::LogBatch batch;
   std::vector<std::string> want;
   for (int i = 0; i < 30; ++i) {

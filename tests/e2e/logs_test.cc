@@ -87,7 +87,7 @@ TEST_CASE("a batch too large to send, left in the spool by an older agent, is sp
       r->set_received_unix_us(absl::ToUnixMicros(absl::Now()));
       r->set_message(absl::StrCat("spooled ", i, " ", std::string(60 * 1024, 'x')));
     }
-    const agent::EventWriter events("ship1", "station", std::nullopt);
+    const agent::EventWriter events("ship1", "station", "installation-0", std::nullopt);
     absl::StatusOr<OutboxItem> item = events.Make(kEventSyslog, "app", batch.SerializeAsString());
     REQUIRE(item.ok());
     item->weight = 30;
@@ -173,7 +173,7 @@ TEST_CASE("a multi-line message relayed by rsyslog keeps the messages after it a
 TEST_CASE("RFC 3164 times are read in the agent's local zone", "[integration][syslog][logs]") {
   Cluster c;
   c.StartStation();
-  Process& agent = c.StartAgent("ship1", {"--syslog-udp", "127.0.0.1:0"}, {{"TZ", "America/New_York"}});
+  Process& agent = c.StartAgent("ship1", {"--syslog-udp", "127.0.0.1:0"}, "", {{"TZ", "America/New_York"}});
   SendUdp(InputPort(agent, "udp"), Line3164("zoned"));
   const std::vector<std::string> lines = WaitForLogs(c, {"--node", "ship1", "--json"}, 1, absl::Seconds(10));
   REQUIRE(lines.size() == 1);

@@ -22,6 +22,9 @@ class Cluster {
   // with their enrollment bundle, stewardctl with --keys.
   struct Secure {
     std::vector<std::string> nodes = {"ship1", "ship2"};
+    // Of `nodes`, those enrolled without a node key (`enroll --no-node-key`): their
+    // agents make their own, which an operator accepts (the others are pinned at once).
+    std::vector<std::string> without_node_key;
   };
   explicit Cluster(Secure secure);
   ~Cluster();
@@ -39,10 +42,11 @@ class Cluster {
   Process& station() { return *station_; }
 
   // Starts an agent for `node` (data under dir/<node>), heartbeat 1s unless given,
-  // and waits until the station can ping it (when a station runs). `env`: added to the
-  // agent's environment (TZ=..., say).
+  // and waits until the station can ping it (when a station runs).
+  // `nats_url` replaces the broker's URL (a proxy in front of it); `env` is added to
+  // the agent's environment (TZ=..., say).
   Process& StartAgent(const std::string& node, std::vector<std::string> extra_args = {},
-                      std::map<std::string, std::string> env = {});
+                      const std::string& nats_url = "", std::map<std::string, std::string> env = {});
   void StopAgent(const std::string& node, int sig = SIGTERM);
   Process& agent(const std::string& node) { return *agents_.at(node); }
 
