@@ -43,14 +43,6 @@ bool WaitStored(Cluster& c, const std::string& node, int64_t n, absl::Duration t
   return WaitUntil([&] { return StoredLines(c, node) >= n; }, timeout);
 }
 
-// The value of "field":NUMBER (or "field":"NUMBER") in a JSON line; -1 when absent.
-int64_t JsonInt(const std::string& json, const std::string& field) {
-  std::smatch m;
-  if (!std::regex_search(json, m, std::regex("\"" + field + "\":\"?(-?[0-9]+)"))) return -1;
-  int64_t v = -1;
-  return absl::SimpleAtoi(m[1].str(), &v) ? v : -1;
-}
-
 TEST_CASE("lines whose batch would exceed the broker's max_payload all arrive",
           "[integration][syslog][logs]") {
   Cluster c;

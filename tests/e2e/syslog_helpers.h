@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,14 @@ inline int64_t StoredLines(Cluster& c, const std::string& node) {
   const std::string rest = out.substr(at + 11);
   if (!absl::SimpleAtoi(rest.substr(0, rest.find(' ')), &n)) return -1;
   return n;
+}
+
+// The value of "field":NUMBER (or "field":"NUMBER") in a JSON line; -1 when absent.
+inline int64_t JsonInt(const std::string& json, const std::string& field) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + field + "\":\"?(-?[0-9]+)"))) return -1;
+  int64_t v = -1;
+  return absl::SimpleAtoi(m[1].str(), &v) ? v : -1;
 }
 
 inline bool HasProgram(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
