@@ -31,9 +31,9 @@ inline constexpr char kTrigramTokenizer[] = "steward_trigram";
 // The index is cut into parts by line (log_fts_parts: id, first_seq): part N is the FTS5
 // table log_fts_N, holding the lines from its first_seq up to the next part's. A part
 // takes kPartLines lines, then the next begins. So merging index segments never works
-// on more than one part, and retention drops a whole part, with its lines, at no cost
-// per line; entries are removed one by one only from the part the retention cut falls
-// into.
+// on more than one part, and retention drops a whole part once its last line is gone,
+// at no cost per line. Until then the part keeps the entries of its removed lines: a
+// search looks every candidate up in log_lines and skips those (seq is never reused).
 inline constexpr int64_t kPartLines = 500'000;
 // The FTS5 options of every part (the schema's step makes part 1 with the same).
 inline constexpr char kPartOptions[] =

@@ -15,11 +15,9 @@
 namespace steward::station::ledger {
 namespace {
 
-// Lines (and batches) one retention transaction removes at most, when their index
-// entries go one by one, and when their whole index part goes: other ledger writes wait
-// meanwhile.
-constexpr int64_t kPruneChunk = 5000;
-constexpr int64_t kPruneWholeChunk = 20000;
+// Lines (and batches) one retention transaction removes at most: other ledger writes
+// wait meanwhile.
+constexpr int64_t kPruneChunk = 20000;
 // Batches are stored in order, but the clock may step back a little: the scan for
 // recent ones goes this far past the first older one.
 constexpr int64_t kClockSlackMs = 60'000;
@@ -65,35 +63,23 @@ absl::StatusOr<int64_t> NextSeq(sqlite::Database& db) {
   return last + 1;
 }
 
-// Removes lines below `cut`, a step at a time: from the index part holding the oldest
-// line, all of them when the whole part goes (and then the part: no work per line), else
-// up to the cut with their index entries one by one. Parts left with no line are
-// dropped. Returns whether lines below the cut remain.
+// Removes lines below `cut`, up to kPruneChunk of them, and the index parts left with
+// no line. The index entries of the lines removed from a part that keeps some stay
+// until the part goes: removing them one by one would cost as much as indexing them
+// did (the part's messages tokenized again), which at the line cap is paid for every
+// line stored. They cost nothing meanwhile: a search looks each candidate up in
+// log_lines and skips the ones gone, and seq is never reused (AUTOINCREMENT), so an
+// entry never points at another line. Returns whether lines below the cut remain.
 absl::StatusOr<bool> PruneLines(sqlite::Database& db, int64_t cut, int64_t next) {
   STEWARD_ASSIGN_OR_RETURN(const int64_t oldest, QueryInt(db, "SELECT MIN(seq) FROM log_lines", {}, next));
+  const int64_t until = std::min(cut, oldest + kPruneChunk);
+  if (oldest < cut) STEWARD_RETURN_IF_ERROR(Run(db, "DELETE FROM log_lines WHERE seq < ?1", {until}));
+  // Every line of a part is below the next part's first_seq (or `next`, for the last).
+  const int64_t remaining = std::max(until, oldest);
   STEWARD_ASSIGN_OR_RETURN(const std::vector<IndexPart> parts, IndexParts(db));
-  auto end_of = [&](size_t i) { return i + 1 < parts.size() ? parts[i + 1].first_seq : next; };
-  int64_t until = oldest;
-  if (oldest < cut) {
-    // The part holding `oldest` (none: lines older than every part, not indexed).
-    size_t i = parts.size();
-    while (i > 0 && parts[i - 1].first_seq > oldest) --i;
-    const int64_t end = i > 0 ? end_of(i - 1) : (parts.empty() ? next : parts[0].first_seq);
-    if (end <= cut) {
-      until = std::min(end, oldest + kPruneWholeChunk);  // the part's index goes with it below
-    } else {
-      until = std::min(cut, oldest + kPruneChunk);
-      if (i > 0) {  // the index entries first: removing them needs the messages they were made of
-        STEWARD_RETURN_IF_ERROR(Run(db,
-                                    absl::StrCat("INSERT INTO ", parts[i - 1].table(), "(", parts[i - 1].table(),
-                                                 ", rowid, message) SELECT 'delete', seq, message FROM "
-                                                 "log_lines WHERE seq < ?1"),
-                                    {until}));
-      }
-    }
-    STEWARD_RETURN_IF_ERROR(Run(db, "DELETE FROM log_lines WHERE seq < ?1", {until}));
-  }
-  for (size_t i = 0; i < parts.size() && end_of(i) <= until; ++i) {
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const int64_t end = i + 1 < parts.size() ? parts[i + 1].first_seq : next;
+    if (end > remaining) break;
     STEWARD_RETURN_IF_ERROR(DropIndexPart(db, parts[i]));  // no line of it is left
   }
   return until < cut;

@@ -3,9 +3,9 @@
 // SQLite FTS5 index of trigrams (log_index.h: in parts of lines; external content: the
 // message is not copied), each batch recorded once in log_batches (a repeated event id
 // is a no-op; its store time and error count serve retention and errors per minute
-// across restarts). Retention removes lines, and with them their index entries, in
-// short transactions: a whole index part with its lines, or entries one by one in the
-// part the cut falls into. Searches are in log_query.h.
+// across restarts). Retention removes lines in short transactions, and an index part
+// with its last line (the entries of removed lines in a part that keeps some wait for
+// it; searches skip them). Searches are in log_query.h.
 #pragma once
 
 #include <cstdint>

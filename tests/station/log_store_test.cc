@@ -221,7 +221,7 @@ TEST_CASE("A batch is stored once", "[station][logs]") {
   CHECK(IndexIntact(*store).ok());
 }
 
-TEST_CASE("Retention removes lines with their index entries, in steps, and seq goes on",
+TEST_CASE("Retention removes lines, and index parts with their last line, in steps, and seq goes on",
           "[station][logs]") {
   TempDir dir;
   auto store = MustOpen(dir.str());
@@ -240,7 +240,7 @@ TEST_CASE("Retention removes lines with their index entries, in steps, and seq g
   CHECK(AllPages(*store, some_old, {}).size() == 11);
 
   // By count: the newest 9,500 stay. Whole parts go with their lines; the part the cut
-  // falls into (20001..24000) loses its older entries one by one.
+  // falls into (20001..24000) keeps the entries of its removed lines until it goes.
   PruneLogs(*store, 0, 9500);
   REQUIRE(steward::testing::WaitUntil(
       [&] { return Count(*store, "SELECT COUNT(*) FROM log_lines") == 9500; }, absl::Seconds(30),
@@ -248,14 +248,21 @@ TEST_CASE("Retention removes lines with their index entries, in steps, and seq g
   CHECK(Count(*store, "SELECT MIN(seq) FROM log_lines") == 20501);
   CHECK(Parts(*store) == 3);
   CHECK(IndexIntact(*store).ok());
-  CHECK(IndexHits(*store, "old-line") == 0);  // every entry of a removed line is gone
-  CHECK(IndexHits(*store, "new-line") == 9500);
+  CHECK(IndexHits(*store, "old-line") == 0);  // the parts of lines 1..20000 are gone
+  CHECK(IndexHits(*store, "new-line") == 10000);  // 20001..20500 still in their part
   proto::LogsRequest old_lines = All();
   old_lines.set_grep("old-line");
   CHECK(AllPages(*store, old_lines, {}).empty());
   proto::LogsRequest new_lines = All();
   new_lines.set_grep("new-line 2999");  // 29990..29999
   CHECK(AllPages(*store, new_lines, {}).size() == 10);
+  // A removed line whose entry is still indexed is never found.
+  proto::LogsRequest removed = All();
+  removed.set_grep("new-line 2010");  // 20100..20109, removed, their entries kept
+  CHECK(AllPages(*store, removed, {}).empty());
+  proto::LogsRequest every_new = All();
+  every_new.set_grep("new-line");
+  CHECK(AllPages(*store, every_new, {}).size() == 9500);
 
   // By age: everything stored before now goes; the next line still gets a new seq.
   PruneLogs(*store, absl::ToUnixMillis(absl::Now()) + 1, 1'000'000);
