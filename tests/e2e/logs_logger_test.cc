@@ -21,6 +21,13 @@ namespace {
 
 constexpr char kLogger[] = "/usr/bin/logger";
 
+// Whether logger is missing (a warning says the test is skipped).
+bool LoggerMissing() {
+  if (HasProgram(kLogger)) return false;
+  WARN("util-linux logger not installed; skipping");
+  return true;
+}
+
 // Runs logger with `args` (and `env`), requiring success.
 void Logger(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
   args.insert(args.begin(), kLogger);
@@ -31,10 +38,7 @@ void Logger(std::vector<std::string> args, std::map<std::string, std::string> en
 
 TEST_CASE("logger over TCP: 60 KiB and 2.5 KiB lines, batches beyond max_payload, all arrive",
           "[integration][syslog][logs][logger]") {
-  if (!HasProgram(kLogger)) {
-    WARN("util-linux logger not installed; skipping");
-    return;
-  }
+  if (LoggerMissing()) return;
   Cluster c;
   c.StartStation();
   Process& agent = c.StartAgent("ship1", {"--syslog-tcp", "127.0.0.1:0"});
@@ -61,10 +65,7 @@ TEST_CASE("logger over TCP: 60 KiB and 2.5 KiB lines, batches beyond max_payload
 
 TEST_CASE("logger over TCP and UDP: a message over the size limit is stored cut and marked truncated",
           "[integration][syslog][logs][logger]") {
-  if (!HasProgram(kLogger)) {
-    WARN("util-linux logger not installed; skipping");
-    return;
-  }
+  if (LoggerMissing()) return;
   Cluster c;
   c.StartStation();
   Process& agent = c.StartAgent("ship1", {"--syslog-max-message", "4096", "--syslog-udp", "127.0.0.1:0",
@@ -88,10 +89,7 @@ TEST_CASE("logger over TCP and UDP: a message over the size limit is stored cut 
 
 TEST_CASE("logger in Tokyo and in New York: RFC 3164 times land at the real time",
           "[integration][syslog][logs][logger]") {
-  if (!HasProgram(kLogger)) {
-    WARN("util-linux logger not installed; skipping");
-    return;
-  }
+  if (LoggerMissing()) return;
   Cluster c;
   c.StartStation();
   // The agent's own zone (the default for every input) is Tokyo's; its TCP input is
