@@ -18,6 +18,7 @@
 #include "agent/events.h"
 #include "agent/supervisor.h"
 #include "common/request_pump.h"
+#include "proto/steward.pb.h"
 
 namespace steward::agent {
 
@@ -39,6 +40,11 @@ class Heartbeat {
   // `tick` runs on the heartbeat's thread with every hello (set before Run): for what
   // else must happen every interval.
   void OnTick(std::function<void()> tick) { tick_ = std::move(tick); }
+  // Every hello carries the agent's counters (proto AgentStats): `fill` adds the
+  // agent's own (queues, restarts, outbox, log drops); the heartbeat reads the
+  // process's resources (memory, CPU, descriptors) and the free space under
+  // `data_dir`. Set before Run.
+  void SetStats(std::function<void(proto::AgentStats&)> fill, std::string data_dir);
 
  private:
   void SendHello(RequestPump& pump) ABSL_LOCKS_EXCLUDED(mu_);
@@ -49,6 +55,8 @@ class Heartbeat {
   const std::string public_key_;
   const absl::Time started_;
   std::function<void()> tick_;
+  std::function<void(proto::AgentStats&)> fill_stats_;
+  std::string data_dir_;
 
   absl::Mutex mu_;
   bool now_ ABSL_GUARDED_BY(mu_) = true;         // send a hello without waiting

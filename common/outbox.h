@@ -111,6 +111,8 @@ class Outbox {
   void Kick() ABSL_LOCKS_EXCLUDED(mu_);
   size_t pending() const ABSL_LOCKS_EXCLUDED(mu_);
   size_t pending_bytes() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The id of the oldest item pending ("" when none): ids are time-ordered, so its age.
+  std::string oldest() const ABSL_LOCKS_EXCLUDED(mu_);
   // Total weight of the items dropped because the outbox was full (drop_oldest), or
   // too large to send (max_item_bytes).
   uint64_t dropped() const ABSL_LOCKS_EXCLUDED(mu_);

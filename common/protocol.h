@@ -40,6 +40,9 @@ inline constexpr char kStationAcl[] = "acl";
 inline constexpr char kStationAudit[] = "audit";
 inline constexpr char kStationForget[] = "forget";
 inline constexpr char kStationRetry[] = "retry";
+inline constexpr char kStationPause[] = "pause";              // PauseRequest: pause or resume dispatch
+inline constexpr char kStationMaintenance[] = "maintenance";  // MaintenanceRequest
+inline constexpr char kStationToken[] = "token";              // TokenRequest: HTTP tokens
 // The station's command that sets a node's ACL.
 inline constexpr char kMethodSetAcl[] = "setacl";
 // Published by the station when a node goes online or offline.

@@ -152,4 +152,17 @@ absl::StatusOr<proto::NodesReply> Client::Nodes(const std::string& node, absl::D
   return ParseAs<proto::NodesReply>(Call(kStationNodes, req.SerializeAsString(), timeout));
 }
 
+absl::StatusOr<proto::DispatchSwitch> Client::Pause(const proto::PauseRequest& req, absl::Duration timeout) {
+  return ParseAs<proto::DispatchSwitch>(Call(kStationPause, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::NodesReply> Client::Maintenance(const proto::MaintenanceRequest& req,
+                                                      absl::Duration timeout) {
+  return ParseAs<proto::NodesReply>(Call(kStationMaintenance, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::TokenReply> Client::Token(const proto::TokenRequest& req, absl::Duration timeout) {
+  return ParseAs<proto::TokenReply>(Call(kStationToken, req.SerializeAsString(), timeout));
+}
+
 }  // namespace steward::ctl

@@ -63,6 +63,11 @@ class Client {
   absl::StatusOr<proto::AclReply> Forget(const std::string& node, bool cancel,
                                          absl::Duration timeout);
 
+  // Pause (pause = true) or resume dispatch; the switch as it is then.
+  absl::StatusOr<proto::DispatchSwitch> Pause(const proto::PauseRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::NodesReply> Maintenance(const proto::MaintenanceRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::TokenReply> Token(const proto::TokenRequest& req, absl::Duration timeout);
+
   const ClientOptions& options() const { return options_; }
 
  private:

@@ -63,6 +63,10 @@ Runner SetupGroup(CLI::App& command);
 Runner SetupKeys(CLI::App& command);
 Runner SetupEnroll(CLI::App& command);
 Runner SetupNatsConfig(CLI::App& command);
+Runner SetupPause(CLI::App& command);
+Runner SetupResume(CLI::App& command);
+Runner SetupMaintenance(CLI::App& command);
+Runner SetupToken(CLI::App& command);
 
 // Main runs stewardctl with its command line; returns the exit status.
 int Main(int argc, char** argv);

@@ -26,7 +26,9 @@
 #include "proto/steward.pb.h"
 #include "station/access.h"
 #include "station/commands.h"
+#include "station/feed.h"
 #include "station/ledger/store.h"
+#include "station/metrics.h"
 #include "station/nodes.h"
 #include "station/options.h"
 #include "station/waiters.h"
@@ -40,6 +42,9 @@ struct Effects {
   std::vector<std::pair<std::string, proto::Ack>> replies;  // (reply subject, ACK)
 };
 
+// The ledger setting that holds the dispatch switch (a serialized DispatchSwitch).
+inline constexpr char kDispatchSetting[] = "dispatch";
+
 // The station's memory.
 struct Model {
   explicit Model(const StationOptions& o);
@@ -49,6 +54,8 @@ struct Model {
   NodeTable nodes ABSL_GUARDED_BY(mu);
   WaiterTable waiters ABSL_GUARDED_BY(mu);
   AccessRules access ABSL_GUARDED_BY(mu);
+  // Paused: the dispatcher sends nothing (station/operations.h).
+  proto::DispatchSwitch dispatch ABSL_GUARDED_BY(mu);
   // The dispatcher sleeps until the next due command; this wakes it sooner.
   bool wake ABSL_GUARDED_BY(mu) = false;
 };
@@ -63,6 +70,9 @@ struct Counters {
   // Answers to commands the station did not believe (wrong id, another installation,
   // no valid signature in secure mode): the command is sent again.
   std::atomic<uint64_t> refused_answers{0};
+  // Answers to a dispatch that the station could not read (malformed, another protocol
+  // version) in development mode: the command ends lost.
+  std::atomic<uint64_t> bad_acks{0};
 };
 
 class Core {
@@ -84,6 +94,10 @@ class Core {
 
   Model model;
   Counters counters;
+  Metrics metrics;
+  // Live events for the HTTP event stream: command states, node transitions, the
+  // dispatch switch, maintenance.
+  Feed feed;
 
   // ---- I/O: never under model.mu ----
   // Reply answers a request; an empty reply subject (a publish, not a request) is fine.

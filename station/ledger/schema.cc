@@ -50,7 +50,21 @@ const std::vector<std::string>& Migrations() {
       )sql",
       // 3: settings (ACLs, node groups).
       "CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
-      // Syslog lines, once, with a full-text index (log_store.h, log_row.h). log_lines
+      // 4 (operator surfaces): what operators did besides sending commands (pause,
+      // maintenance, token changes, HTTP writes), and the HTTP tokens, by the SHA-256
+      // of their secret (a serialized TokenInfo each).
+      R"sql(
+      CREATE TABLE operator_actions (
+        seq INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        record BLOB NOT NULL);
+      CREATE INDEX operator_actions_at ON operator_actions(at_ms);
+      CREATE TABLE http_tokens (
+        id TEXT PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE,
+        info BLOB NOT NULL);
+      )sql",
+      // 5: syslog lines, once, with a full-text index (log_store.h, log_row.h). log_lines
       // keeps each line once: what searches filter and order on in columns (ts_us is
       // the line's own time, its receive time when it has none), the message, and the
       // rest of its LogRecord. seq never goes back (AUTOINCREMENT): follow cursors.
@@ -59,12 +73,13 @@ const std::vector<std::string>& Migrations() {
       // log_fts_N index the messages by byte trigrams (log_index.h: substring search)
       // without copying them (external content, no positions: a candidate filter), in
       // parts of lines (log_fts_parts; part 1 here, with the options of kPartOptions,
-      // the store makes the next ones). The store adds and removes index entries with
-      // the lines, a batch at a time (not by triggers: FTS5 flushes its pending terms at
-      // every trigger's savepoint, 4x slower). log_batches
-      // records each batch once (repeats are no-ops) with its store time and error
-      // count, for retention and errors per minute. The 0.1.0 table `logs` is moved over (its
-      // record blobs read by steward_log_field, registered by the store) and dropped.
+      // the store makes the next ones). The store adds index entries with the lines, a
+      // batch at a time (not by triggers: FTS5 flushes its pending terms at every
+      // trigger's savepoint, 4x slower); retention drops a part with its last line.
+      // log_batches records each batch once (repeats are no-ops) with its store time and
+      // error count, for retention and errors per minute. The 0.1.0 table `logs` is moved
+      // over (its record blobs read by steward_log_field, registered by the store) and
+      // dropped.
       R"sql(
       CREATE TABLE log_lines (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
