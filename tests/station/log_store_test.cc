@@ -459,7 +459,7 @@ TEST_CASE("Every search filter over 200,000 lines answers as a full scan would, 
     const char* name;
     std::function<void(proto::LogsRequest&)> fill;
   };
-  const int64_t mid_ms = (kBase + 100'000 * 1000) / 1000;
+  constexpr int64_t mid_ms = (kBase + 100'000 * 1000) / 1000;
   const std::vector<Case> cases = {
       {"grep, case as given", [](proto::LogsRequest& r) { r.set_grep("Timed Out"); }},
       {"grep -i", [](proto::LogsRequest& r) {
@@ -487,16 +487,16 @@ TEST_CASE("Every search filter over 200,000 lines answers as a full scan would, 
          r.set_host("edge-*");
          r.set_domain("nginx");
        }},
-      {"time window", [mid_ms](proto::LogsRequest& r) {
+      {"time window", [](proto::LogsRequest& r) {
          r.set_since_unix_ms(mid_ms - 20000);
          r.set_until_unix_ms(mid_ms + 20000);
        }},
-      {"receive time window", [mid_ms](proto::LogsRequest& r) {
+      {"receive time window", [](proto::LogsRequest& r) {
          r.set_since_unix_ms(mid_ms - 20000);
          r.set_until_unix_ms(mid_ms + 20000);
          r.set_by_received(true);
        }},
-      {"everything at once", [mid_ms](proto::LogsRequest& r) {
+      {"everything at once", [](proto::LogsRequest& r) {
          r.set_node("ship2*");
          r.set_grep("CONNECTION");
          r.set_ignore_case(true);
