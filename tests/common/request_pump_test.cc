@@ -376,3 +376,47 @@ TEST_CASE("RequestPump mixes replies, no responders and timeouts", "[request_pum
 
 }  // namespace
 }  // namespace steward
+
+namespace steward {
+namespace {
+
+TEST_CASE("RequestPump reads replies on each inbox it was given", "[request_pump][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  nats::ConnectionPtr responder = MustConnect(server.url(), "responder");
+  absl::StatusOr<nats::SubscriptionPtr> sub = nats::SubscribeSync(responder.get(), "station.event.>", 100);
+  REQUIRE(sub.ok());
+  REQUIRE(nats::Flush(responder.get(), absl::Seconds(5)).ok());
+  nats::ConnectionPtr nc = MustConnect(server.url(), "client");
+  absl::StatusOr<std::unique_ptr<RequestPump>> created = RequestPump::Create(nc.get(), "_INBOX_a");
+  REQUIRE(created.ok());
+  std::unique_ptr<RequestPump> pump = *std::move(created);
+  absl::StatusOr<uint32_t> b = pump->AddInbox("_INBOX_b");
+  REQUIRE(b.ok());
+  CHECK(*b == 1);
+  CHECK(absl::IsInvalidArgument(pump->Send("station.event.x.y", "", absl::Seconds(1), [](Result, nats::MsgPtr) {}, 2)));
+
+  Results results;
+  REQUIRE(pump->Send("station.event.x.a", "to a", absl::Seconds(5), results.For("a")).ok());
+  REQUIRE(pump->Send("station.event.x.b", "to b", absl::Seconds(5), results.For("b"), *b).ok());
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub->get(), absl::Seconds(5));
+    REQUIRE(msg.ok());
+    const std::string reply = nats::Reply(msg->get());
+    // Each request's reply subject is under the inbox it was sent from.
+    const std::string from = nats::Subject(msg->get()) == "station.event.x.a" ? "_INBOX_a." : "_INBOX_b.";
+    CHECK(reply.rfind(from, 0) == 0);
+    REQUIRE(nats::Publish(responder.get(), reply, absl::StrCat("re ", nats::Data(msg->get()))).ok());
+  }
+  REQUIRE(WaitUntil([&] { return results.total_calls() == 2; }));
+  auto e = results.entries();
+  CHECK(e["a"].result == Result::kReply);
+  CHECK(e["a"].data == "re to a");
+  CHECK(e["b"].result == Result::kReply);
+  CHECK(e["b"].data == "re to b");
+  pump->Shutdown();
+  CHECK(results.total_calls() == 2);
+}
+
+}  // namespace
+}  // namespace steward
