@@ -346,15 +346,17 @@ absl::StatusOr<std::vector<steward::proto::CommandState>> WaitAll(
   return out;
 }
 
-// p50 and max of per-command instants, in seconds after `t0_ms`; values <= 0 skipped.
+// p50, p99 and max of per-command instants, in seconds after `t0_ms`; values <= 0
+// skipped.
 std::string Spread(std::vector<int64_t> unix_ms, int64_t t0_ms) {
   unix_ms.erase(std::remove_if(unix_ms.begin(), unix_ms.end(), [](int64_t v) { return v <= 0; }),
                 unix_ms.end());
   if (unix_ms.empty()) return "n/a";
   std::sort(unix_ms.begin(), unix_ms.end());
   const auto at = [t0_ms](int64_t v) { return static_cast<double>(v - t0_ms) / 1000.0; };
-  return fmt::format("p50 {:+.3f} s, last {:+.3f} s", at(unix_ms[(unix_ms.size() - 1) / 2]),
-                     at(unix_ms.back()));
+  const size_t n = unix_ms.size();
+  return fmt::format("p50 {:+.3f} s, p99 {:+.3f} s, max {:+.3f} s", at(unix_ms[(n - 1) / 2]),
+                     at(unix_ms[(n * 99 + 99) / 100 - 1]), at(unix_ms.back()));
 }
 
 struct FanoutResult {

@@ -124,7 +124,7 @@ TEST_CASE("fan-out to 2000 simulated nodes prints one line per node round after 
   lines = LinesByNode(r.out);
   CHECK(lines.size() == 2);
   CHECK(lines["sima0001"] == "hi");
-  CHECK_THAT(lines["nosuchnode"], Catch::StartsWith("[no result within 2s: queued]"));
+  CHECK_THAT(lines["nosuchnode"], Catch::StartsWith("[no result within 2s: "));  // queued or sent
   CHECK_THAT(r.err, Catch::Contains("1 of 2 nodes succeeded"));
 
   for (auto& sim : sims) {
