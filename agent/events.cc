@@ -11,11 +11,12 @@
 namespace steward::agent {
 
 EventWriter::EventWriter(std::string node, std::string station, std::string instance_id,
-                         std::optional<signing::KeyPair> key)
+                         std::optional<signing::KeyPair> key, uint32_t inbox)
     : node_(std::move(node)),
       station_(std::move(station)),
       instance_id_(std::move(instance_id)),
-      key_(std::move(key)) {}
+      key_(std::move(key)),
+      inbox_(inbox) {}
 
 absl::StatusOr<OutboxItem> EventWriter::Make(absl::string_view method, absl::string_view domain,
                                              std::string payload,
@@ -26,7 +27,7 @@ absl::StatusOr<OutboxItem> EventWriter::Make(absl::string_view method, absl::str
   if (!request_id.empty()) ev.set_request_id(request_id);
   ev.set_payload(std::move(payload));
   Seal(ev);
-  return OutboxItem{ev.id(), subject.ToString(), ev.SerializeAsString()};
+  return OutboxItem{ev.id(), subject.ToString(), ev.SerializeAsString(), 1, inbox_};
 }
 
 void EventWriter::SealAck(proto::Ack& ack) const {

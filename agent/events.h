@@ -9,6 +9,7 @@
 // Thread-safe (immutable).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -22,8 +23,10 @@ namespace steward::agent {
 
 class EventWriter {
  public:
+  // `inbox`: the request pump inbox (RequestPump::AddInbox) the station's answers to
+  // these events come to; 0, the pump's own, for an agent.
   EventWriter(std::string node, std::string station, std::string instance_id,
-              std::optional<signing::KeyPair> key);
+              std::optional<signing::KeyPair> key, uint32_t inbox = 0);
 
   const std::string& node() const { return node_; }
   const std::string& instance_id() const { return instance_id_; }
@@ -47,6 +50,7 @@ class EventWriter {
   const std::string station_;
   const std::string instance_id_;
   const std::optional<signing::KeyPair> key_;
+  const uint32_t inbox_;
 };
 
 }  // namespace steward::agent

@@ -71,8 +71,11 @@ class CommandProcessor {
   // What the command log holds for command `id` (nullopt: never received here).
   std::optional<proto::Ack> Recorded(const std::string& id) const;
 
- private:
+  // Handles one command for `method` (Run's step; bench/node_simulator's workers call
+  // it directly): received ACK, execution, result. An error is a broken method's.
   absl::Status Handle(ProcessContext& ctx, Method& method, const Work& work);
+
+ private:
   // Records the results a full disk kept from the command log, while there is room.
   void RecordLater() ABSL_LOCKS_EXCLUDED(unrecorded_mu_);
 

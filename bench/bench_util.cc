@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <regex>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -431,6 +432,21 @@ bool FlagValue(int argc, char** argv, int* i, const char* name, std::string* val
     return true;
   }
   return false;
+}
+
+absl::StatusOr<int> StationHttpPort(Children& children, const std::string& log) {
+  int port = 0;
+  STEWARD_RETURN_IF_ERROR(WaitUntil("the station's HTTP server", children, [&]() -> absl::Status {
+    std::ifstream in(log);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::smatch m;
+    if (std::regex_search(text, m, std::regex("metrics on http://127\\.0\\.0\\.1:([0-9]+)/"))) {
+      port = std::stoi(m[1]);
+      return absl::OkStatus();
+    }
+    return absl::UnavailableError("no HTTP port in the station's log yet");
+  }));
+  return port;
 }
 
 std::string SimNodeName(const std::string& prefix, int index, int count) {

@@ -193,6 +193,9 @@ bool FlagValue(int argc, char** argv, int* i, const char* name, std::string* val
 // sim0001 .. sim1000. node_simulator and ledger_bench both use this.
 std::string SimNodeName(const std::string& prefix, int index, int count);
 
+// The HTTP port of a station started with --http 127.0.0.1:0, from its log.
+absl::StatusOr<int> StationHttpPort(Children& children, const std::string& log);
+
 // A "Key:   123 kB" line of /proc/<pid>/status, in kB (or the raw number); -1 if absent.
 int64_t ProcStatusValue(pid_t pid, const char* key);
 

@@ -46,21 +46,6 @@ struct Args {
 };
 
 // The HTTP port from the station's log line "... /metrics on http://127.0.0.1:PORT/".
-absl::StatusOr<int> HttpPort(Children& children, const std::string& log) {
-  int port = 0;
-  STEWARD_RETURN_IF_ERROR(steward::bench::WaitUntil("the station's HTTP server", children, [&]() -> absl::Status {
-    std::ifstream in(log);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::smatch m;
-    if (std::regex_search(text, m, std::regex("metrics on http://127\\.0\\.0\\.1:([0-9]+)/"))) {
-      port = std::stoi(m[1]);
-      return absl::OkStatus();
-    }
-    return absl::UnavailableError("no HTTP port in the station's log yet");
-  }));
-  return port;
-}
-
 // Hellos for `n` nodes "node00001".. over raw NATS, each replying to its own inbox.
 absl::Status Hellos(const std::string& url, int n) {
   STEWARD_ASSIGN_OR_RETURN(steward::nats::ConnectionPtr nc, steward::bench::RawConnect(url, "http_bench hellos"));
@@ -178,7 +163,7 @@ absl::Status Run(const Args& args, Children& children, BenchDir& dir) {
                                          dir.File("agent.log")));
   STEWARD_RETURN_IF_ERROR(
       children.Spawn("raw-responder", {self, steward::bench::kRawResponderFlag, url}, dir.File("raw-responder.log")));
-  STEWARD_ASSIGN_OR_RETURN(int port, HttpPort(children, dir.File("station.log")));
+  STEWARD_ASSIGN_OR_RETURN(int port, steward::bench::StationHttpPort(children, dir.File("station.log")));
 
   // a. 10,000 nodes.
   const absl::Time t0 = absl::Now();

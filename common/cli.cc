@@ -366,13 +366,4 @@ sigset_t BlockTerminationSignals() {
   return set;
 }
 
-std::vector<char*> NormalizeFlags(int argc, char** argv, std::vector<std::string>& storage) {
-  storage.assign(argv, argv + argc);
-  for (size_t i = 1; i < storage.size() && storage[i] != "--"; ++i) cli::SpellName(storage[i], '_');
-  std::vector<char*> out;
-  for (std::string& s : storage) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
 }  // namespace steward

@@ -94,9 +94,4 @@ std::string DefaultNatsUrl();
 // thread exists, so every thread inherits the mask) and returns the set.
 sigset_t BlockTerminationSignals();
 
-// NormalizeFlags rewrites "--foo-bar[=x]" to "--foo_bar[=x]" for every argument before
-// a lone "--", for programs still on absl flags (whose names cannot hold '-'):
-// bench/node_simulator.
-std::vector<char*> NormalizeFlags(int argc, char** argv, std::vector<std::string>& storage);
-
 }  // namespace steward

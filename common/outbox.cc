@@ -101,6 +101,7 @@ absl::Status Outbox::Enqueue(OutboxItem item, PutFn put) {
   if (absl::Status st = put(*spool_, item); !st.ok()) return st;
 
   std::string id, subject, data;  // to send from here, when `send_now`
+  const uint32_t inbox = item.inbox;
   bool send_now = false;
   {
     absl::MutexLock lock(&mu_);
@@ -122,7 +123,7 @@ absl::Status Outbox::Enqueue(OutboxItem item, PutFn put) {
     entries_.emplace(id, Entry{std::move(item), 0, now, send_now});
   }
   spool_lock.Release();
-  if (send_now) Send(id, subject, data);
+  if (send_now) Send(id, subject, data, inbox);
   return absl::OkStatus();
 }
 
@@ -232,7 +233,11 @@ void Outbox::ScheduleRetryLocked(const std::string& id, Entry& e) {
 void Outbox::SendLoop() {
   while (true) {
     std::vector<std::string> ids;
-    std::vector<std::pair<std::string, std::string>> batch;  // subject, data of ids[i]
+    struct Attempt {
+      std::string subject, data;
+      uint32_t inbox;
+    };
+    std::vector<Attempt> batch;  // of ids[i]
     {
       absl::MutexLock lock(&mu_);
       sender_busy_ = false;
@@ -253,20 +258,23 @@ void Outbox::SendLoop() {
         e.in_flight = true;
         ++in_flight_;
         ids.push_back(id);
-        batch.emplace_back(e.item.subject, e.item.data);
+        batch.push_back({e.item.subject, e.item.data, e.item.inbox});
       }
       sender_busy_ = !ids.empty();
     }
-    for (size_t i = 0; i < ids.size(); ++i) Send(ids[i], batch[i].first, batch[i].second);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      Send(ids[i], batch[i].subject, batch[i].data, batch[i].inbox);
+    }
   }
 }
 
-void Outbox::Send(const std::string& id, const std::string& subject, const std::string& data) {
+void Outbox::Send(const std::string& id, const std::string& subject, const std::string& data,
+                  uint32_t inbox) {
   const size_t limit = MaxItemBytes();
   if (data.size() > limit) return RefitInFlight(id, limit);
   absl::Status st = pump_->Send(
       subject, data, options_.ack_timeout,
-      [this, id](RequestPump::Result r, nats::MsgPtr m) { OnResult(id, r, std::move(m)); });
+      [this, id](RequestPump::Result r, nats::MsgPtr m) { OnResult(id, r, std::move(m)); }, inbox);
   if (absl::IsResourceExhausted(st) && options_.max_item_bytes) {
     // The broker's limit is lower than the connection said a moment ago.
     return RefitInFlight(id, std::min(limit, data.size() - 1));

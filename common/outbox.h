@@ -40,6 +40,10 @@ struct OutboxItem {
   std::string subject;
   std::string data;
   uint64_t weight = 1;  // what it counts for when dropped (e.g. log lines)
+  // The pump inbox its reply comes to (RequestPump::AddInbox; 0: the pump's own). Not
+  // kept by a persistent spool: only a process speaking for several nodes over one
+  // pump (bench/node_simulator, memory spools) sets it.
+  uint32_t inbox = 0;
 };
 
 // Where outbox items live until confirmed. Implementations are thread-compatible; the
@@ -129,8 +133,8 @@ class Outbox {
   };
   void SendLoop() ABSL_LOCKS_EXCLUDED(mu_);
   // Sends one attempt of an item already marked in flight (outside the lock).
-  void Send(const std::string& id, const std::string& subject, const std::string& data)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  void Send(const std::string& id, const std::string& subject, const std::string& data,
+            uint32_t inbox) ABSL_LOCKS_EXCLUDED(mu_);
   void OnResult(const std::string& id, RequestPump::Result result, nats::MsgPtr msg)
       ABSL_LOCKS_EXCLUDED(spool_mu_, mu_);
   // The limit items must fit (SIZE_MAX when none is set).

@@ -13,34 +13,50 @@ namespace steward {
 
 absl::StatusOr<std::unique_ptr<RequestPump>> RequestPump::Create(natsConnection* nc,
                                                                  absl::string_view inbox_prefix) {
-  std::unique_ptr<RequestPump> pump(new RequestPump(nc, inbox_prefix));
-  STEWARD_ASSIGN_OR_RETURN(pump->sub_, nats::SubscribeAsync(nc, pump->prefix_ + "*",
-                                                            &RequestPump::OnMsg, pump.get(),
-                                                            /*max_pending_msgs=*/65536));
-  STEWARD_RETURN_IF_ERROR(nats::ToStatus(
-      natsSubscription_SetOnCompleteCB(pump->sub_.get(), &RequestPump::OnComplete, pump.get()),
-      "SetOnCompleteCB"));
+  std::unique_ptr<RequestPump> pump(new RequestPump(nc));
+  STEWARD_RETURN_IF_ERROR(pump->Subscribe(inbox_prefix).status());
   pump->timer_ = std::thread([p = pump.get()] { p->TimerLoop(); });
   return pump;
 }
 
-RequestPump::RequestPump(natsConnection* nc, absl::string_view inbox_prefix)
-    : nc_(nc), prefix_(nats::NewInbox(inbox_prefix) + ".") {}
+RequestPump::RequestPump(natsConnection* nc) : nc_(nc) {}
+
+absl::StatusOr<uint32_t> RequestPump::Subscribe(absl::string_view inbox_prefix) {
+  std::string prefix = nats::NewInbox(inbox_prefix) + ".";
+  STEWARD_ASSIGN_OR_RETURN(nats::SubscriptionPtr sub,
+                           nats::SubscribeAsync(nc_, prefix + "*", &RequestPump::OnMsg, this,
+                                                /*max_pending_msgs=*/65536));
+  STEWARD_RETURN_IF_ERROR(nats::ToStatus(
+      natsSubscription_SetOnCompleteCB(sub.get(), &RequestPump::OnComplete, this),
+      "SetOnCompleteCB"));
+  absl::MutexLock lock(&mu_);
+  if (stop_.HasBeenNotified()) return absl::FailedPreconditionError("request pump is shut down");
+  prefixes_.push_back(std::move(prefix));
+  subs_.push_back(std::move(sub));
+  return static_cast<uint32_t>(prefixes_.size() - 1);
+}
+
+absl::StatusOr<uint32_t> RequestPump::AddInbox(absl::string_view inbox_prefix) {
+  return Subscribe(inbox_prefix);
+}
 
 RequestPump::~RequestPump() { Shutdown(); }
 
 absl::Status RequestPump::Send(const std::string& subject, absl::string_view data,
-                               absl::Duration timeout, Callback cb) {
+                               absl::Duration timeout, Callback cb, uint32_t inbox) {
   uint64_t token;
+  std::string reply;
   {
     absl::MutexLock lock(&mu_);
     if (stop_.HasBeenNotified()) return absl::FailedPreconditionError("request pump is shut down");
+    if (inbox >= prefixes_.size()) return absl::InvalidArgumentError(absl::StrCat("no inbox ", inbox));
     token = next_token_++;
+    reply = absl::StrCat(prefixes_[inbox], token);
     const absl::Time deadline = absl::Now() + timeout;
     if (deadlines_.empty() || deadline < deadlines_.begin()->first) wake_timer_ = true;
     pending_.emplace(token, Pending{std::move(cb), deadlines_.emplace(deadline, token)});
   }
-  absl::Status st = nats::Publish(nc_, subject, data, absl::StrCat(prefix_, token));
+  absl::Status st = nats::Publish(nc_, subject, data, reply);
   if (!st.ok()) {
     absl::MutexLock lock(&mu_);
     // A reply cannot have come, but Shutdown may already have taken it.
@@ -57,16 +73,19 @@ void RequestPump::OnMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* 
 }
 
 void RequestPump::OnComplete(void* closure) {
-  static_cast<RequestPump*>(closure)->sub_complete_.Notify();
+  auto* pump = static_cast<RequestPump*>(closure);
+  absl::MutexLock lock(&pump->mu_);
+  ++pump->completed_;
 }
 
 void RequestPump::HandleReply(nats::MsgPtr msg) {
-  const char* subject = natsMsg_GetSubject(msg.get());
-  const size_t len = std::char_traits<char>::length(subject);
-  if (len <= prefix_.size()) return;
+  // "<prefix>.<nuid>.<token>": tokens are unique across the pump's inboxes.
+  const absl::string_view subject = natsMsg_GetSubject(msg.get());
+  const size_t dot = subject.rfind('.');
+  if (dot == absl::string_view::npos) return;
   uint64_t token = 0;
-  auto [end, ec] = std::from_chars(subject + prefix_.size(), subject + len, token);
-  if (ec != std::errc() || end != subject + len) return;
+  auto [end, ec] = std::from_chars(subject.data() + dot + 1, subject.data() + subject.size(), token);
+  if (ec != std::errc() || end != subject.data() + subject.size()) return;
   Callback cb;
   {
     absl::MutexLock lock(&mu_);
@@ -118,13 +137,23 @@ void RequestPump::Shutdown() {
     wake_timer_ = true;
   }
   if (timer_.joinable()) timer_.join();
-  if (sub_ && natsSubscription_Unsubscribe(sub_.get()) == NATS_OK) {
-    // The handler may run once more after Unsubscribe; wait until nats.c is done with us.
-    sub_complete_.WaitForNotificationWithTimeout(absl::Seconds(2));
+  std::vector<natsSubscription*> subs;  // no inbox is added after stop_: final
+  {
+    absl::MutexLock lock(&mu_);
+    for (const nats::SubscriptionPtr& sub : subs_) subs.push_back(sub.get());
+  }
+  size_t unsubscribed = 0;
+  for (natsSubscription* sub : subs) {
+    if (natsSubscription_Unsubscribe(sub) == NATS_OK) ++unsubscribed;
   }
   absl::flat_hash_map<uint64_t, Pending> left;
   {
     absl::MutexLock lock(&mu_);
+    // The handler may run once more after Unsubscribe; wait until nats.c is done with us.
+    auto done = [this, unsubscribed]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return completed_ >= unsubscribed;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(2));
     left.swap(pending_);
     deadlines_.clear();
   }

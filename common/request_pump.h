@@ -3,6 +3,11 @@
 // exactly once: with the reply, with "no responders" (nobody subscribed), or with a
 // timeout. Callbacks run on a nats.c or the pump's timer thread and must not block.
 //
+// A pump may read replies on more than its own inbox (AddInbox): a process that speaks
+// for many nodes over one connection (bench/node_simulator) gives each node its own
+// reply subjects ("_INBOX_<node>.>", where the station answers that node) and still
+// shares one pump and one timer thread among them all.
+//
 // Thread-safe. Shutdown() (also run by the destructor) calls the outstanding callbacks
 // with kShutdown and joins the timer thread.
 #pragma once
@@ -13,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -34,10 +40,15 @@ class RequestPump {
                                                              absl::string_view inbox_prefix = "");
   ~RequestPump();
 
-  // Send publishes `data` to `subject`; `cb` is called once, by `timeout` at the latest.
-  // On an error return (publish failed) `cb` is not called.
+  // AddInbox subscribes to one more inbox under `inbox_prefix` and returns its number
+  // for Send (the pump's own inbox is 0).
+  absl::StatusOr<uint32_t> AddInbox(absl::string_view inbox_prefix) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Send publishes `data` to `subject`, its reply due on inbox `inbox`; `cb` is called
+  // once, by `timeout` at the latest. On an error return (publish failed, no such
+  // inbox) `cb` is not called.
   absl::Status Send(const std::string& subject, absl::string_view data, absl::Duration timeout,
-                    Callback cb) ABSL_LOCKS_EXCLUDED(mu_);
+                    Callback cb, uint32_t inbox = 0) ABSL_LOCKS_EXCLUDED(mu_);
 
   size_t in_flight() const ABSL_LOCKS_EXCLUDED(mu_);
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
@@ -50,22 +61,26 @@ class RequestPump {
     // wake the timer thread when its deadline passes.
     Deadlines::iterator deadline;
   };
-  RequestPump(natsConnection* nc, absl::string_view inbox_prefix);
+  explicit RequestPump(natsConnection* nc);
+  // Subscribes to a fresh inbox under `inbox_prefix`; its "<prefix>.<nuid>." is
+  // prefixes_[n] for the returned n.
+  absl::StatusOr<uint32_t> Subscribe(absl::string_view inbox_prefix) ABSL_LOCKS_EXCLUDED(mu_);
   static void OnMsg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
   static void OnComplete(void* closure);
   void HandleReply(nats::MsgPtr msg) ABSL_LOCKS_EXCLUDED(mu_);
   void TimerLoop() ABSL_LOCKS_EXCLUDED(mu_);
 
   natsConnection* const nc_;
-  const std::string prefix_;  // "<inbox prefix>.<nuid>."
-  nats::SubscriptionPtr sub_;
   mutable absl::Mutex mu_;
+  // "<inbox prefix>.<nuid>." of each inbox and its subscription, by inbox number.
+  std::vector<std::string> prefixes_ ABSL_GUARDED_BY(mu_);
+  std::vector<nats::SubscriptionPtr> subs_ ABSL_GUARDED_BY(mu_);
+  size_t completed_ ABSL_GUARDED_BY(mu_) = 0;  // subscriptions nats.c is done with
   uint64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(mu_);
   Deadlines deadlines_ ABSL_GUARDED_BY(mu_);  // of the pending requests only
   bool wake_timer_ ABSL_GUARDED_BY(mu_) = false;  // an earlier deadline arrived, or stop
   absl::Notification stop_;
-  absl::Notification sub_complete_;  // nats.c will deliver no more messages
   std::thread timer_;
 };
 

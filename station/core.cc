@@ -268,11 +268,10 @@ std::string Core::AnswerOf(const Waiter& w) {
     }
     if (!w.any || IsTerminal(s->front().state())) *states.add_commands() = std::move(s->front());
   }
-  // Several nodes' large outputs at once: an "any" waiter takes what fits (at least
-  // one) and asks again for the rest, which are terminal and answered at once.
-  while (w.any && states.commands_size() > 1 && states.ByteSizeLong() > limit) {
-    states.mutable_commands()->RemoveLast();
-  }
+  // Several nodes' large outputs at once, or thousands of small ones: an "any" waiter
+  // takes what fits whole (at least one) and asks again for the rest, which are
+  // terminal and answered at once.
+  if (w.any) DropToFitWhole(states.mutable_commands(), limit);
   // Still too large: outputs are cut (flagged truncated; the ledger keeps them whole).
   FitStates(states.mutable_commands(), limit, /*may_drop=*/false);
   if (w.submit.has_value()) {

@@ -39,6 +39,11 @@ void LabeledCounter::Add(Labels labels, uint64_t n) {
   values_[std::move(labels)] += n;
 }
 
+void LabeledCounter::Set(Labels labels, uint64_t v) {
+  absl::MutexLock lock(&mu_);
+  values_[std::move(labels)] = v;
+}
+
 std::map<LabeledCounter::Labels, uint64_t> LabeledCounter::Read() const {
   absl::MutexLock lock(&mu_);
   return values_;

@@ -45,11 +45,12 @@ class Histogram {
   double sum_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// Counters with labels: one value per label tuple.
+// Counters with labels: one value per label tuple. Set makes one a labeled gauge.
 class LabeledCounter {
  public:
   using Labels = std::vector<std::string>;
   void Add(Labels labels, uint64_t n = 1) ABSL_LOCKS_EXCLUDED(mu_);
+  void Set(Labels labels, uint64_t v) ABSL_LOCKS_EXCLUDED(mu_);
   std::map<Labels, uint64_t> Read() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -72,6 +73,10 @@ struct Metrics {
   LabeledCounter dispatch_answers;
   // HTTP requests: {method, route, code}.
   LabeledCounter http_requests;
+  // Messages nats.c dropped before the station read them (slow consumer), and the
+  // backlog at the last look (a gauge): {subscription} = events, requests (backlog.h).
+  LabeledCounter intake_dropped;
+  LabeledCounter intake_backlog;
 };
 
 }  // namespace steward::station

@@ -20,6 +20,17 @@ size_t StatesBytes(const google::protobuf::RepeatedPtrField<proto::CommandState>
 
 }  // namespace
 
+bool DropToFitWhole(google::protobuf::RepeatedPtrField<proto::CommandState>* states, size_t limit) {
+  size_t total = StatesBytes(*states);
+  bool dropped = false;
+  while (states->size() > 1 && total > limit) {
+    total -= states->Get(states->size() - 1).ByteSizeLong() + kElementOverhead;
+    states->RemoveLast();
+    dropped = true;
+  }
+  return dropped;
+}
+
 size_t ReplyLimit(natsConnection* nc) {
   // Room for the reply's ACK fields around the states.
   return static_cast<size_t>(nats::MaxPayload(nc)) - 1024;

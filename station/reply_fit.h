@@ -21,4 +21,10 @@ size_t ReplyLimit(natsConnection* nc);
 bool FitStates(google::protobuf::RepeatedPtrField<proto::CommandState>* states, size_t limit,
                bool may_drop);
 
+// Removes trailing states until the rest fit `limit` whole by FitStates's measure (it
+// then cuts nothing), keeping at least one. For answers the caller collects over
+// several replies (a fan-out's waits): a row that does not fit comes whole in the
+// next one instead of every row losing its output. Returns whether it removed any.
+bool DropToFitWhole(google::protobuf::RepeatedPtrField<proto::CommandState>* states, size_t limit);
+
 }  // namespace steward::station

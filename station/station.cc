@@ -4,11 +4,13 @@
 #include <functional>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
+#include "station/backlog.h"
 #include "station/command_api.h"
 #include "station/core.h"
 #include "station/dispatcher.h"
@@ -28,8 +30,11 @@ namespace {
 
 // How long a serving thread waits for a message before it looks at `stop_` again.
 constexpr absl::Duration kTick = absl::Milliseconds(250);
-// Messages nats.c buffers per subscription before it drops (a slow consumer).
-constexpr int kMaxPending = 65536;
+// Threads serving the events of nodes: results, hellos and log batches of a whole
+// fleet arrive at once after a fan-out or a broker restart. Each event is a short
+// critical section on the model plus a publish (ledger writes are group-committed by
+// the writer thread), so two threads keep both cores busy without queueing on model.mu.
+constexpr int kEventThreads = 2;
 
 }  // namespace
 
@@ -78,15 +83,22 @@ absl::Status Station::Init() {
 
   STEWARD_ASSIGN_OR_RETURN(std::string requests, subjects::KindPattern(options_.name, subjects::Kind::kCommand));
   STEWARD_ASSIGN_OR_RETURN(std::string events, subjects::KindPattern(options_.name, subjects::Kind::kEvent));
-  STEWARD_ASSIGN_OR_RETURN(requests_, nats::SubscribeSync(conn_.get(), requests, kMaxPending));
-  STEWARD_ASSIGN_OR_RETURN(events_, nats::SubscribeSync(conn_.get(), events, kMaxPending));
+  STEWARD_ASSIGN_OR_RETURN(requests_, nats::SubscribeSync(conn_.get(), requests, kIntakePendingMsgs,
+                                                          kIntakePendingBytes));
+  STEWARD_ASSIGN_OR_RETURN(events_, nats::SubscribeSync(conn_.get(), events, kIntakePendingMsgs,
+                                                        kIntakePendingBytes));
+  requests_backlog_ = std::make_unique<Backlog>(requests_.get(), "requests", core_->metrics);
+  events_backlog_ = std::make_unique<Backlog>(events_.get(), "events", core_->metrics);
   auto serve_request = [this](nats::MsgPtr m) { rpc_->Serve(std::move(m)); };
   auto serve_event = [this](nats::MsgPtr m) { intake_->Serve(std::move(m)); };
   // Two request threads: operator requests are independent, and checking their
   // signatures is the costliest thing the station does per request.
-  threads_.emplace_back([this, serve_request] { Serve(requests_.get(), "requests", serve_request); });
-  threads_.emplace_back([this, serve_request] { Serve(requests_.get(), "requests", serve_request); });
-  threads_.emplace_back([this, serve_event] { Serve(events_.get(), "events", serve_event); });
+  for (int i = 0; i < 2; ++i) {
+    threads_.emplace_back([this, serve_request] { Serve(requests_.get(), *requests_backlog_, serve_request); });
+  }
+  for (int i = 0; i < kEventThreads; ++i) {
+    threads_.emplace_back([this, serve_event] { Serve(events_.get(), *events_backlog_, serve_event); });
+  }
   threads_.emplace_back([this] { dispatcher_->Run(stop_); });
   STEWARD_LOG_INFO("station {} serving {} and {}", options_.name, requests, events);
   if (!options_.key.has_value()) {
@@ -102,13 +114,18 @@ absl::Status Station::Init() {
   return absl::OkStatus();
 }
 
-void Station::Serve(natsSubscription* sub, const char* what, const std::function<void(nats::MsgPtr)>& serve) {
+void Station::Serve(natsSubscription* sub, Backlog& backlog, const std::function<void(nats::MsgPtr)>& serve) {
   while (!stop_.HasBeenNotified()) {
     absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub, kTick);
     if (msg.ok()) {
       serve(std::move(*msg));
+      backlog.Check();
     } else if (!absl::IsDeadlineExceeded(msg.status())) {
-      STEWARD_LOG_WARNING("{}: {}", what, msg.status().ToString());
+      // A slow consumer (nats.c dropped messages) is counted and logged by the backlog.
+      backlog.Check(/*force=*/true);
+      if (!absl::StrContains(msg.status().message(), "Slow Consumer")) {
+        STEWARD_LOG_WARNING("{}: {}", backlog.name(), msg.status().ToString());
+      }
     }
   }
 }

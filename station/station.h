@@ -36,6 +36,7 @@ class Queries;
 class NodeApi;
 class Security;
 class Intake;
+class Backlog;
 class Dispatcher;
 class Operations;
 namespace ledger {
@@ -67,7 +68,8 @@ class Station {
   explicit Station(StationOptions options);
   absl::Status Init();
   // Serves messages from `sub` until Shutdown.
-  void Serve(natsSubscription* sub, const char* what, const std::function<void(nats::MsgPtr)>& serve);
+  // `backlog` watches `sub` (falling behind is logged and counted).
+  void Serve(natsSubscription* sub, Backlog& backlog, const std::function<void(nats::MsgPtr)>& serve);
 
   const StationOptions options_;
   absl::Notification stop_;
@@ -87,6 +89,8 @@ class Station {
   std::unique_ptr<http::Server> http_;
   nats::SubscriptionPtr requests_;
   nats::SubscriptionPtr events_;
+  std::unique_ptr<Backlog> requests_backlog_;
+  std::unique_ptr<Backlog> events_backlog_;
   std::vector<std::thread> threads_;
 };
 

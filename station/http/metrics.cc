@@ -153,6 +153,13 @@ std::string Render(Router& r, const Tokens& tokens) {
             static_cast<double>(core.counters.refused_answers.load()));
   w.Counter("steward_misdirected_replies_total", "Requests and events dropped: reply subject not the sender's inbox.",
             static_cast<double>(core.counters.misdirected_replies.load()));
+  w.Labeled("steward_intake_dropped_total", "counter",
+            "Messages from nodes and operators dropped unread because the station fell behind (slow "
+            "consumer); their senders resend them. By subscription: events, requests.",
+            {"subscription"}, core.metrics.intake_dropped.Read());
+  w.Labeled("steward_intake_backlog", "gauge",
+            "Messages received and not yet served, at the last look (every 100 ms while busy).",
+            {"subscription"}, core.metrics.intake_backlog.Read());
   w.Counter("steward_refused_hellos_total", "Hellos that did not verify against the node's pinned key.",
             static_cast<double>(core.counters.refused_hellos.load()));
 

@@ -22,6 +22,8 @@ after(async () => {
 
 async function open(path) {
   const page = await browser.context.newPage();
+  // The suite runs beside others on two cores: waits are for conditions, generously.
+  page.setDefaultTimeout(60000);
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });

@@ -37,6 +37,14 @@ std::unique_ptr<RequestPump> MustPump(natsConnection* nc) {
   return *std::move(pump);
 }
 
+// A sync subscription on `subject`, on the server once this returns.
+nats::SubscriptionPtr MustSubscribe(natsConnection* nc, const std::string& subject, int pending) {
+  absl::StatusOr<nats::SubscriptionPtr> sub = nats::SubscribeSync(nc, subject, pending);
+  REQUIRE(sub.ok());
+  REQUIRE(nats::Flush(nc, absl::Seconds(5)).ok());
+  return *std::move(sub);
+}
+
 // A responder on its own connection and thread: a sync subscription whose messages it
 // answers (via natsMsg_GetReply) with `prefix` + data, or not at all when `silent`.
 class Responder {
@@ -240,14 +248,12 @@ TEST_CASE("RequestPump drops a reply that comes after the timeout", "[request_pu
   // "fast" at once. The server delivers both replies in that order on the pump's
   // one subscription, so when "fast" completes the late "slow" reply was handled.
   nats::ConnectionPtr rnc = MustConnect(server.url(), "responder");
-  absl::StatusOr<nats::SubscriptionPtr> rsub = nats::SubscribeSync(rnc.get(), "late.>", 16);
-  REQUIRE(rsub.ok());
-  REQUIRE(nats::Flush(rnc.get(), absl::Seconds(5)).ok());
+  nats::SubscriptionPtr rsub = MustSubscribe(rnc.get(), "late.>", 16);
   std::atomic<int> answered{0};
   std::thread responder([&] {
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     while (answered < 2 && absl::Now() < deadline) {
-      absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(rsub->get(), absl::Milliseconds(50));
+      absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(rsub.get(), absl::Milliseconds(50));
       if (!msg.ok()) continue;
       if (nats::Subject(msg->get()) == "late.slow") absl::SleepFor(absl::Milliseconds(300));
       nats::Publish(rnc.get(), nats::Reply(msg->get()), "answer").IgnoreError();
@@ -372,6 +378,42 @@ TEST_CASE("RequestPump mixes replies, no responders and timeouts", "[request_pum
     CHECK(e["echo" + n].calls + e["nobody" + n].calls + e["silent" + n].calls == 3);
   }
   CHECK(pump->in_flight() == 0);
+}
+
+TEST_CASE("RequestPump reads replies on each inbox it was given", "[request_pump][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  nats::ConnectionPtr responder = MustConnect(server.url(), "responder");
+  nats::SubscriptionPtr sub = MustSubscribe(responder.get(), "station.event.>", 100);
+  nats::ConnectionPtr nc = MustConnect(server.url(), "client");
+  absl::StatusOr<std::unique_ptr<RequestPump>> created = RequestPump::Create(nc.get(), "_INBOX_a");
+  REQUIRE(created.ok());
+  std::unique_ptr<RequestPump> pump = *std::move(created);
+  absl::StatusOr<uint32_t> b = pump->AddInbox("_INBOX_b");
+  REQUIRE(b.ok());
+  CHECK(*b == 1);
+  CHECK(absl::IsInvalidArgument(pump->Send("station.event.x.y", "", absl::Seconds(1), [](Result, nats::MsgPtr) {}, 2)));
+
+  Results results;
+  REQUIRE(pump->Send("station.event.x.a", "to a", absl::Seconds(5), results.For("a")).ok());
+  REQUIRE(pump->Send("station.event.x.b", "to b", absl::Seconds(5), results.For("b"), *b).ok());
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub.get(), absl::Seconds(5));
+    REQUIRE(msg.ok());
+    const std::string reply = nats::Reply(msg->get());
+    // Each request's reply subject is under the inbox it was sent from.
+    const std::string from = nats::Subject(msg->get()) == "station.event.x.a" ? "_INBOX_a." : "_INBOX_b.";
+    CHECK(reply.rfind(from, 0) == 0);
+    REQUIRE(nats::Publish(responder.get(), reply, absl::StrCat("re ", nats::Data(msg->get()))).ok());
+  }
+  REQUIRE(WaitUntil([&] { return results.total_calls() == 2; }));
+  auto e = results.entries();
+  CHECK(e["a"].result == Result::kReply);
+  CHECK(e["a"].data == "re to a");
+  CHECK(e["b"].result == Result::kReply);
+  CHECK(e["b"].data == "re to b");
+  pump->Shutdown();
+  CHECK(results.total_calls() == 2);
 }
 
 }  // namespace

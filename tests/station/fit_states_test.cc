@@ -80,5 +80,31 @@ TEST_CASE("too many states: trailing ones dropped only when allowed", "[station]
   }
 }
 
+TEST_CASE("thousands of small results over several replies lose no output", "[station][fit]") {
+  // A fan-out's wait collects many tiny results: the rows that do not fit go to the
+  // next reply whole; none of them has its output cut to make room.
+  States states;
+  for (int i = 0; i < 10000; ++i) *states.Add() = WithOutput("id" + std::to_string(i), 4, 0);
+  const size_t limit = Bytes(states) - 100;
+  CHECK(DropToFitWhole(&states, limit));
+  CHECK(states.size() < 10000);
+  CHECK(states.size() > 8000);  // FitStates's measure is conservative: a few bytes a row
+  CHECK(Bytes(states) <= limit);
+  for (const proto::CommandState& s : states) {
+    CHECK(s.result().stdout() == "oooo");
+    CHECK_FALSE(s.result().stdout_truncated());
+  }
+}
+
+TEST_CASE("one result too large for a reply is kept and cut, not dropped", "[station][fit]") {
+  States states;
+  *states.Add() = WithOutput("a", 5000, 0);
+  *states.Add() = WithOutput("b", 10, 0);
+  CHECK(DropToFitWhole(&states, 1000));
+  REQUIRE(states.size() == 1);
+  CHECK(FitStates(&states, 1000, /*may_drop=*/false) == false);
+  CHECK(states[0].result().stdout_truncated());
+}
+
 }  // namespace
 }  // namespace steward::station
