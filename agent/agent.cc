@@ -49,7 +49,7 @@ Agent::Agent(AgentOptions options, MethodRegistry methods, std::unique_ptr<Comma
       log_(std::move(log)),
       events_(options_.node, options_.station, options_.security.node_key),
       heartbeat_(events_, methods_.Names(), options_.heartbeat,
-                 options_.security.node_key ? options_.security.node_key->public_key : "") {}
+                 options_.security.node_key ? options_.security.node_key->public_key : "", options_.facts) {}
 
 Agent::~Agent() { Shutdown(); }
 
@@ -68,8 +68,9 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
     STEWARD_ASSIGN_OR_RETURN(owned_conn_, nats::Connect(copts));
     conn_ = owned_conn_.get();
   }
-  STEWARD_ASSIGN_OR_RETURN(
-      pump_, RequestPump::Create(conn_, options_.shared_connection != nullptr ? "" : copts.inbox_prefix));
+  // Replies come to the node's own inbox, also over a shared connection (the node
+  // simulator's): the station answers a node's events there and nowhere else.
+  STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_, copts.inbox_prefix));
   outbox_ = std::make_unique<Outbox>(pump_.get(), std::move(spool), options_.outbox);
   STEWARD_RETURN_IF_ERROR(outbox_->Start());
   processor_ = std::make_unique<CommandProcessor>(CommandProcessor::Parts{
