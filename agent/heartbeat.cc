@@ -9,7 +9,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 #include "common/protocol.h"
 #include "proto/steward.pb.h"
 
@@ -31,11 +33,12 @@ std::string OsName() {
 }  // namespace
 
 Heartbeat::Heartbeat(const EventWriter& events, std::vector<std::string> methods,
-                     absl::Duration interval, std::string public_key)
+                     absl::Duration interval, std::string public_key, FactsOptions facts)
     : events_(events),
       methods_(std::move(methods)),
       interval_(interval),
       public_key_(std::move(public_key)),
+      facts_(std::move(facts)),
       started_(absl::Now()) {}
 
 void Heartbeat::Wake() {
@@ -85,6 +88,12 @@ void Heartbeat::SendHello(RequestPump& pump) {
   for (const std::string& m : methods_) hello.add_methods(m);
   hello.set_heartbeat_ms(absl::ToInt64Milliseconds(interval_));
   if (!public_key_.empty()) hello.set_public_key(public_key_);
+  std::vector<std::string> problems;
+  *hello.mutable_facts() = ReadFacts(facts_, &problems);
+  if (std::string p = absl::StrJoin(problems, "; "); p != facts_problems_) {
+    if (!p.empty()) STEWARD_LOG_WARNING("facts: {}", p);
+    facts_problems_ = std::move(p);
+  }
   absl::StatusOr<OutboxItem> ev = events_.Make(kEventHello, "agent", hello.SerializeAsString());
   if (!ev.ok()) return;  // "agent" is a valid domain: cannot happen
   (void)pump.Send(ev->subject, ev->data, absl::Seconds(2),

@@ -32,6 +32,7 @@ struct Flags {
   int64_t syslog_spool_mb = 256;
   std::vector<std::string> trust;
   std::string node_key;
+  std::string facts;
 };
 
 // Reads the command line into `f`; an exit status when the program should stop there.
@@ -65,6 +66,10 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
                "Station public keys (station.pub) whose signed commands this node runs; none: unsigned "
                "commands run (development only)")
       ->type_name("FILE,...");
+  app.add_option("--facts", f.facts,
+                 "Custom facts for targeting: a file of key=value lines (fact.KEY in --where), read "
+                 "again for every hello")
+      ->type_name("FILE");
   app.add_option("--node-key", f.node_key, "This node's signing key (default <data-dir>/node.key, made if missing)")
       ->type_name("FILE");
   return cli::Parse(app, argc, argv);
@@ -82,6 +87,7 @@ int main(int argc, char** argv) {
   steward::SetLogTag("agent " + opts.node);
   opts.station = flags.station;
   opts.heartbeat = flags.heartbeat;
+  opts.facts.file = flags.facts;
   opts.nats.url = flags.nats.url;
   opts.nats.tls_ca_file = flags.nats.tls_ca;
   if (const std::string& creds = flags.nats.creds; !creds.empty()) {

@@ -11,6 +11,7 @@
 
 #include "absl/time/time.h"
 #include "agent/acl.h"
+#include "agent/facts.h"
 #include "agent/method.h"
 #include "agent/supervisor.h"
 #include "common/nats.h"
@@ -51,6 +52,7 @@ struct AgentOptions {
   // instead of making its own: many simulated nodes can share a few connections.
   natsConnection* shared_connection = nullptr;
   absl::Duration heartbeat = absl::Seconds(5);
+  FactsOptions facts;  // reported in every hello
   size_t queue_capacity = 64;  // per subject
   RestartPolicy restart;
   MethodLimits limits;

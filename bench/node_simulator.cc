@@ -2,6 +2,7 @@
 // (dispatcher, per-subject processes, outbox, heartbeat, command log) over a few shared
 // NATS connections; for fan-out and scale benchmarks. Prints "ready N" once all started.
 // Run: node_simulator --nats URL --nodes 1000 --data-dir DIR   (or --memory); SIGTERM stops.
+// --facts-dir DIR gives each node its own facts (tests of targeting).
 #include <signal.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -50,6 +52,9 @@ ABSL_FLAG(std::string, station, "station", "Name of the station node");
 ABSL_FLAG(std::string, data_dir, "",
           "Durable state: one agent.db per node under DIR/<node> (required unless --memory)");
 ABSL_FLAG(bool, memory, false, "Keep command logs and spools in memory (no --data-dir)");
+ABSL_FLAG(std::string, facts_dir, "",
+          "Facts for targeting, per node: DIR/<node>.facts (key=value lines, as steward-agent --facts) and "
+          "DIR/<node>.os-release (its ID and VERSION_ID), each when present");
 
 namespace {
 
@@ -89,6 +94,7 @@ struct Config {
   std::string station;
   std::string data_dir;
   bool memory = false;
+  std::string facts_dir;
 };
 
 absl::StatusOr<std::unique_ptr<steward::agent::Agent>> StartNode(const Config& cfg, int index,
@@ -99,6 +105,12 @@ absl::StatusOr<std::unique_ptr<steward::agent::Agent>> StartNode(const Config& c
   opts.heartbeat = cfg.heartbeat;
   opts.nats.url = cfg.url;
   opts.shared_connection = conn;
+  if (!cfg.facts_dir.empty()) {
+    // Each simulated node is a unit of its own kind: its own facts and OS.
+    const std::string base = absl::StrCat(cfg.facts_dir, "/", opts.node);
+    if (std::filesystem::exists(base + ".facts")) opts.facts.file = base + ".facts";
+    if (std::filesystem::exists(base + ".os-release")) opts.facts.os_release = base + ".os-release";
+  }
   std::unique_ptr<steward::agent::CommandLog> log;
   std::unique_ptr<steward::Spool> spool;
   std::vector<steward::proto::Ack> interrupted;
@@ -240,6 +252,7 @@ int main(int argc, char** argv) {
   cfg.station = absl::GetFlag(FLAGS_station);
   cfg.data_dir = absl::GetFlag(FLAGS_data_dir);
   cfg.memory = absl::GetFlag(FLAGS_memory);
+  cfg.facts_dir = absl::GetFlag(FLAGS_facts_dir);
   const int pool = absl::GetFlag(FLAGS_delivery_pool);
   if (cfg.nodes < 1 || cfg.connections < 1 || cfg.start_threads < 1 || pool < 1) {
     fmt::print(stderr, "node_simulator: --nodes, --connections, --start-threads and "

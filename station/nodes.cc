@@ -81,6 +81,7 @@ void NodeTable::Hello(const std::string& name, const proto::Hello& hello) {
   node.info.set_load1(hello.load1());
   node.info.set_agent_started_unix_ms(hello.started_unix_ms());
   node.info.mutable_methods()->CopyFrom(hello.methods());
+  *node.info.mutable_facts() = hello.facts();
   if (hello.heartbeat_ms() > 0) {
     node.heartbeat = absl::Milliseconds(hello.heartbeat_ms());
     node.info.set_heartbeat_ms(hello.heartbeat_ms());
