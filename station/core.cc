@@ -36,7 +36,8 @@ CommandTableOptions TableOptions(const StationOptions& o) {
 
 }  // namespace
 
-Model::Model(const StationOptions& o) : commands(TableOptions(o)), nodes(o.default_heartbeat) {}
+Model::Model(const StationOptions& o)
+    : commands(TableOptions(o)), nodes(o.default_heartbeat), jobs(o.name) {}
 
 Core::Core(const StationOptions& options, ledger::Store& store, natsConnection* conn,
            RequestPump& pump)
@@ -106,8 +107,9 @@ absl::StatusOr<proto::CommandState> Core::NewCommand(const std::string& target,
   return s;
 }
 
-void Core::Submit(std::vector<proto::CommandState> states, std::function<void(absl::Status)> done) {
-  auto ops = std::make_shared<std::vector<ledger::Store::Op>>();
+void Core::Submit(std::vector<proto::CommandState> states, std::function<void(absl::Status)> done,
+                  std::vector<ledger::Store::Op> also) {
+  auto ops = std::make_shared<std::vector<ledger::Store::Op>>(std::move(also));
   for (const proto::CommandState& s : states) ops->push_back(ledger::Store::PutCommand(s));
   store_.Write(
       [ops](sqlite::Database& db) -> absl::Status {

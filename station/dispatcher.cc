@@ -18,6 +18,8 @@ constexpr absl::Duration kHousekeeping = absl::Milliseconds(50);
 }  // namespace
 
 Gate Dispatcher::GateOf(const proto::CommandState& c) const {
+  // A rollout's batch not released yet, a splayed run's command before its time.
+  if (core_.model.jobs.Held(c.id())) return Gate::kPark;
   if (core_.options().key.has_value() && c.command().method() != kMethodSetAcl) {
     // Secure mode: a node's commands wait until an operator accepted its key, so their
     // results can be verified and recorded. Accepting it unparks them.

@@ -11,11 +11,13 @@
 #include "station/core.h"
 #include "station/dispatcher.h"
 #include "station/intake.h"
+#include "station/job_runner.h"
 #include "station/ledger/store.h"
 #include "station/node_api.h"
 #include "station/queries.h"
 #include "station/rpc.h"
 #include "station/security.h"
+#include "station/targeting_api.h"
 #include "subjects/subject.h"
 
 namespace steward::station {
@@ -56,6 +58,9 @@ absl::Status Station::Init() {
   security_ = std::make_unique<Security>(*core_, *rpc_);
   intake_ = std::make_unique<Intake>(*core_);
   dispatcher_ = std::make_unique<Dispatcher>(*core_);
+  job_runner_ = std::make_unique<JobRunner>(*core_);
+  STEWARD_RETURN_IF_ERROR(job_runner_->Load());  // its holds, before anything is dispatched
+  targeting_api_ = std::make_unique<TargetingApi>(*core_, *rpc_, *job_runner_);
 
   STEWARD_ASSIGN_OR_RETURN(std::string requests, subjects::KindPattern(options_.name, subjects::Kind::kCommand));
   STEWARD_ASSIGN_OR_RETURN(std::string events, subjects::KindPattern(options_.name, subjects::Kind::kEvent));
@@ -69,6 +74,7 @@ absl::Status Station::Init() {
   threads_.emplace_back([this, serve_request] { Serve(requests_.get(), "requests", serve_request); });
   threads_.emplace_back([this, serve_event] { Serve(events_.get(), "events", serve_event); });
   threads_.emplace_back([this] { dispatcher_->Run(stop_); });
+  threads_.emplace_back([this] { job_runner_->Run(stop_); });
   STEWARD_LOG_INFO("station {} serving {} and {}", options_.name, requests, events);
   if (!options_.key.has_value()) {
     STEWARD_LOG_WARNING("station {}: no station key: commands go out UNSIGNED and every node's events are "

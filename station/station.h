@@ -37,6 +37,8 @@ class NodeApi;
 class Security;
 class Intake;
 class Dispatcher;
+class JobRunner;
+class TargetingApi;
 namespace ledger {
 class Store;
 }
@@ -69,6 +71,8 @@ class Station {
   std::unique_ptr<Security> security_;
   std::unique_ptr<Intake> intake_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<JobRunner> job_runner_;
+  std::unique_ptr<TargetingApi> targeting_api_;
   nats::SubscriptionPtr requests_;
   nats::SubscriptionPtr events_;
   std::vector<std::thread> threads_;
