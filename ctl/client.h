@@ -58,6 +58,14 @@ class Client {
   absl::StatusOr<proto::AclReply> Forget(const std::string& node, bool cancel,
                                          absl::Duration timeout);
 
+  // Targeting (README: Targeting, rollouts and schedules).
+  absl::StatusOr<proto::TargetsReply> Targets(const proto::TargetsRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::TagReply> Tag(const proto::TagRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::LaunchReply> Launch(const proto::LaunchRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::JobReply> Job(const std::string& id, absl::Duration timeout);
+  absl::StatusOr<proto::AclReply> Close(const std::string& id, absl::Duration timeout);
+  absl::StatusOr<proto::ScheduleReply> Schedule(const proto::ScheduleRequest& req, absl::Duration timeout);
+
   const ClientOptions& options() const { return options_; }
 
  private:
