@@ -19,20 +19,13 @@ template <typename T>
 absl::StatusOr<std::vector<T>> Records(Store& store, const std::string& sql, const std::vector<std::string>& args,
                                        int64_t limit = -1) {
   std::vector<T> out;
-  STEWARD_RETURN_IF_ERROR(store.Read([&](sqlite::Database& db) -> absl::Status {
-    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare(sql));
-    int i = 1;
-    for (const std::string& a : args) STEWARD_RETURN_IF_ERROR(st.Bind(i++, a));
-    if (limit >= 0) STEWARD_RETURN_IF_ERROR(st.Bind(i, limit));
-    while (true) {
-      STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) return absl::OkStatus();
-      T record;
-      if (!record.ParseFromString(st.ColumnBlob(0))) {
-        return absl::DataLossError(absl::StrCat("corrupt ", T::descriptor()->name(), " record"));
-      }
-      out.push_back(std::move(record));
+  STEWARD_RETURN_IF_ERROR(store.Rows(sql, args, limit, [&](sqlite::Statement& st) -> absl::Status {
+    T record;
+    if (!record.ParseFromString(st.ColumnBlob(0))) {
+      return absl::DataLossError(absl::StrCat("corrupt ", T::descriptor()->name(), " record"));
     }
+    out.push_back(std::move(record));
+    return absl::OkStatus();
   }));
   return out;
 }
@@ -59,14 +52,11 @@ Store::Op PutTags(std::string node, std::map<std::string, std::string> tags) {
 
 absl::StatusOr<std::vector<std::tuple<std::string, std::string, std::string>>> Tags(Store& store) {
   std::vector<std::tuple<std::string, std::string, std::string>> out;
-  STEWARD_RETURN_IF_ERROR(store.Read([&](sqlite::Database& db) -> absl::Status {
-    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare("SELECT node, key, value FROM node_tags"));
-    while (true) {
-      STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) return absl::OkStatus();
-      out.emplace_back(st.ColumnText(0), st.ColumnText(1), st.ColumnText(2));
-    }
-  }));
+  STEWARD_RETURN_IF_ERROR(
+      store.Rows("SELECT node, key, value FROM node_tags", {}, -1, [&](sqlite::Statement& st) -> absl::Status {
+        out.emplace_back(st.ColumnText(0), st.ColumnText(1), st.ColumnText(2));
+        return absl::OkStatus();
+      }));
   return out;
 }
 
