@@ -16,24 +16,17 @@
 #include "common/protocol.h"
 #include "ctl/client.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/files.h"
 #include "tests/testing/tmpfs.h"
 #include "tests/testing/wait.h"
 
 using steward::testing::Cluster;
+using steward::testing::LineCounts;
 using steward::testing::RunResult;
 using steward::testing::Tmpfs;
 using steward::testing::WaitUntil;
 
 namespace {
-
-std::map<std::string, int> Lines(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::map<std::string, int> out;
-  for (std::string l; std::getline(in, l);) {
-    if (!l.empty()) ++out[l];
-  }
-  return out;
-}
 
 std::unique_ptr<steward::ctl::Client> Connect(Cluster& c) {
   auto client = steward::ctl::Client::Connect({.nats = {.url = c.url()}});
@@ -74,7 +67,7 @@ TEST_CASE("station disk full: nothing is acknowledged before it is stored, and i
   }
   disk->Fill();
   // They run on the node; their results cannot be stored.
-  REQUIRE(WaitUntil([&] { return Lines(ran).size() == 5; }, absl::Seconds(15)));
+  REQUIRE(WaitUntil([&] { return LineCounts(ran).size() == 5; }, absl::Seconds(15)));
   auto client = Connect(c);
   REQUIRE(WaitUntil([&] {
     auto n = client->Nodes("", absl::Seconds(2));
@@ -114,7 +107,7 @@ TEST_CASE("station disk full: nothing is acknowledged before it is stored, and i
     INFO(s.id());
     CHECK(s.state() == steward::proto::STATE_SUCCEEDED);
   }
-  CHECK(Lines(ran) == std::map<std::string, int>{{"0", 1}, {"1", 1}, {"2", 1}, {"3", 1}, {"4", 1}});
+  CHECK(LineCounts(ran) == std::map<std::string, int>{{"0", 1}, {"1", 1}, {"2", 1}, {"3", 1}, {"4", 1}});
   CHECK_FALSE(std::filesystem::exists(refused));
 }
 

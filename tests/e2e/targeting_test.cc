@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "ctl/client.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/files.h"
 #include "tests/testing/wait.h"
 
 namespace {
@@ -28,6 +29,7 @@ namespace {
 using nlohmann::json;
 using steward::testing::BinPath;
 using steward::testing::Cluster;
+using steward::testing::LineCounts;
 using steward::testing::Process;
 using steward::testing::RunResult;
 using steward::testing::WaitUntil;
@@ -61,6 +63,27 @@ std::unique_ptr<Process> StartSimulator(Cluster& c, int n, const std::string& fa
   return p;
 }
 
+std::vector<std::string> Targets(Cluster& c, std::vector<std::string> args);
+
+// A station and `n` simulated nodes, all heard from; the simulator stops with it.
+struct SimulatedFleet {
+  explicit SimulatedFleet(int n, const std::string& facts_dir = "") {
+    c.StartStation();
+    sim = StartSimulator(c, n, facts_dir);
+    REQUIRE(WaitUntil(
+        [&] {
+          return Targets(c, {"--where", "online"}).size() == static_cast<size_t>(n);
+        },
+        absl::Seconds(30), absl::Milliseconds(200)));
+  }
+  ~SimulatedFleet() {
+    sim->Signal(SIGTERM);
+    sim->Wait(absl::Seconds(20));
+  }
+  Cluster c;
+  std::unique_ptr<Process> sim;
+};
+
 std::vector<json> JsonLines(const std::string& out) {
   std::vector<json> lines;
   for (absl::string_view l : absl::StrSplit(out, '\n', absl::SkipEmpty())) lines.push_back(json::parse(l));
@@ -76,15 +99,6 @@ std::vector<std::string> Targets(Cluster& c, std::vector<std::string> args) {
   std::vector<std::string> names;
   for (const json& row : JsonLines(r.out)) names.push_back(row["name"]);
   return names;
-}
-
-std::map<std::string, int> Lines(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::map<std::string, int> out;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) ++out[line];
-  }
-  return out;
 }
 
 // The job id `send` names on stderr ("stewardctl: job ID: ...").
@@ -106,11 +120,10 @@ json Job(Cluster& c, const std::string& id) {
 std::string Marker(const std::filesystem::path& file) { return absl::StrCat("echo $STEWARD_NODE >> ", file.string()); }
 
 TEST_CASE("targets and --where pick among 50 simulated nodes by facts and tags", "[integration][targeting]") {
-  Cluster c;
-  c.StartStation();
+  steward::testing::TempDir tmp;
   // sim i: os debian, ubuntu or alpine (i % 3); fleet north (odd) or south; role radar
   // every fifth.
-  const std::filesystem::path facts = c.dir().path() / "facts";
+  const std::filesystem::path facts = tmp.path() / "facts";
   std::filesystem::create_directories(facts);
   const char* kOs[] = {"debian", "ubuntu", "alpine"};
   struct Truth {
@@ -126,12 +139,9 @@ TEST_CASE("targets and --where pick among 50 simulated nodes by facts and tags",
     std::ofstream(facts / (Sim(i) + ".facts")) << "# made by the test\nfleet=" << t.fleet << "\n"
                                                << (t.role.empty() ? "" : "role=" + t.role + "\n");
   }
-  auto sim = StartSimulator(c, 50, facts.string());
-  REQUIRE(WaitUntil(
-      [&] {
-        return Targets(c, {"--where", "online and os != \"\""}).size() == 50;
-      },
-      absl::Seconds(30), absl::Milliseconds(200)));
+  SimulatedFleet fleet(50, facts.string());
+  Cluster& c = fleet.c;
+  REQUIRE(Targets(c, {"--where", R"(os != "")"}).size() == 50);  // facts come with the first hello
 
   // Tags: sim0010..sim0019 are in the north sea; two spares.
   REQUIRE(c.Ctl({"tag", "set", "sim001*", "region=north-sea"}).exit_code == 0);
@@ -227,20 +237,12 @@ TEST_CASE("targets and --where pick among 50 simulated nodes by facts and tags",
                Catch::Contains("tag remove sim0003: role removed (was spare)"));
     CHECK(c.Ctl({"tag", "set", "sim0003", "bad key=x"}).exit_code == 255);
   }
-  sim->Signal(SIGTERM);
-  sim->Wait(absl::Seconds(20));
 }
 
 TEST_CASE("a rollout with failing nodes aborts at exactly its threshold, with the counts in the ledger",
           "[integration][targeting]") {
-  Cluster c;
-  c.StartStation();
-  auto sim = StartSimulator(c, 20);
-  REQUIRE(WaitUntil(
-      [&] {
-        return Targets(c, {"--where", "online"}).size() == 20;
-      },
-      absl::Seconds(30), absl::Milliseconds(200)));
+  SimulatedFleet fleet(20);
+  Cluster& c = fleet.c;
   const std::filesystem::path runs = c.dir().path() / "runs";
   const std::filesystem::path fail = c.dir().path() / "fail";
   std::filesystem::create_directories(fail);
@@ -253,7 +255,7 @@ TEST_CASE("a rollout with failing nodes aborts at exactly its threshold, with th
   INFO(r.out << r.err);
   CHECK(r.exit_code == 255);
   CHECK_THAT(r.err, Catch::Contains("rollout aborted: 3 of 20 failed; 11 commands canceled before they were sent"));
-  std::map<std::string, int> ran = Lines(runs);
+  std::map<std::string, int> ran = LineCounts(runs);
   std::map<std::string, int> want;
   for (int i = 1; i <= 9; ++i) want[Sim(i)] = 1;
   CHECK(ran == want);
@@ -276,34 +278,26 @@ TEST_CASE("a rollout with failing nodes aborts at exactly its threshold, with th
     if (s["state"] == "canceled") CHECK(s["result"]["error"] == "rollout aborted: 3 of 20 failed");
   }
   CHECK(states == std::map<std::string, int>{{"canceled", 11}, {"failed", 3}, {"succeeded", 6}});
-  sim->Signal(SIGTERM);
-  sim->Wait(absl::Seconds(20));
 }
 
 TEST_CASE("a rollout interrupted by kill -9 of the station resumes without running anything twice",
           "[integration][targeting]") {
-  Cluster c;
-  c.StartStation();
-  auto sim = StartSimulator(c, 6);
-  REQUIRE(WaitUntil(
-      [&] {
-        return Targets(c, {"--where", "online"}).size() == 6;
-      },
-      absl::Seconds(30), absl::Milliseconds(200)));
+  SimulatedFleet fleet(6);
+  Cluster& c = fleet.c;
   const std::filesystem::path runs = c.dir().path() / "runs";
   RunResult r =
       c.Ctl({"send", "--all", "--no-wait", "--batch", "2", "--batch-wait", "3s", "--shell", "--", Marker(runs)});
   REQUIRE(r.exit_code == 0);
   const std::string id = JobIdOf(r);
   // The first batch ran; the station waits before the second: kill it there.
-  REQUIRE(WaitUntil([&] { return Lines(runs).size() == 2; }, absl::Seconds(20), absl::Milliseconds(10)));
+  REQUIRE(WaitUntil([&] { return LineCounts(runs).size() == 2; }, absl::Seconds(20), absl::Milliseconds(10)));
   c.StopStation(SIGKILL);
-  CHECK(Lines(runs).size() == 2);
+  CHECK(LineCounts(runs).size() == 2);
   c.StartStation();
   REQUIRE(WaitUntil([&] { return Job(c, id)["job"]["state"] == "done"; }, absl::Seconds(40), absl::Milliseconds(200)));
   std::map<std::string, int> want;
   for (int i = 1; i <= 6; ++i) want[Sim(i)] = 1;
-  CHECK(Lines(runs) == want);
+  CHECK(LineCounts(runs) == want);
   const json job = Job(c, id);
   CHECK(job["totals"]["succeeded"] == 6);
   CHECK(job["job"]["progress"]["released"] == 3);
@@ -311,8 +305,6 @@ TEST_CASE("a rollout interrupted by kill -9 of the station resumes without runni
   REQUIRE(released.size() == 3);
   CHECK(released[1].get<int64_t>() - released[0].get<int64_t>() >= 3000);  // the wait was kept
   CHECK(released[2].get<int64_t>() - released[1].get<int64_t>() >= 3000);
-  sim->Signal(SIGTERM);
-  sim->Wait(absl::Seconds(20));
 }
 
 TEST_CASE("a continuous job reaches nodes that enrol or are tagged after it was sent, once each",
@@ -329,18 +321,18 @@ TEST_CASE("a continuous job reaches nodes that enrol or are tagged after it was 
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   const std::string id = JobIdOf(r);
-  CHECK(Lines(runs) == std::map<std::string, int>{{"ship1", 1}});
+  CHECK(LineCounts(runs) == std::map<std::string, int>{{"ship1", 1}});
   // A unit installed later, with the fact: it gets the command when it is first heard from.
   c.StartAgent("ship3", {"--facts", radar.string()});
-  REQUIRE(WaitUntil([&] { return Lines(runs).count("ship3") > 0; }, absl::Seconds(15)));
+  REQUIRE(WaitUntil([&] { return LineCounts(runs).count("ship3") > 0; }, absl::Seconds(15)));
   // A unit tagged later.
   REQUIRE(c.Ctl({"tag", "set", "ship2", "role=radar"}).exit_code == 0);
-  REQUIRE(WaitUntil([&] { return Lines(runs).count("ship2") > 0; }, absl::Seconds(15)));
+  REQUIRE(WaitUntil([&] { return LineCounts(runs).count("ship2") > 0; }, absl::Seconds(15)));
   // The job survives a restart of the station.
   c.StopStation(SIGTERM);
   c.StartStation();
   c.StartAgent("ship4", {"--facts", radar.string()});
-  REQUIRE(WaitUntil([&] { return Lines(runs).count("ship4") > 0; }, absl::Seconds(15)));
+  REQUIRE(WaitUntil([&] { return LineCounts(runs).count("ship4") > 0; }, absl::Seconds(15)));
   const json job = Job(c, id);
   CHECK(job["job"]["state"] == "open");
   CHECK(job["totals"]["targets"] == 4);
@@ -351,7 +343,7 @@ TEST_CASE("a continuous job reaches nodes that enrol or are tagged after it was 
   c.StartAgent("ship5", {"--facts", radar.string()});
   REQUIRE(c.Ctl({"tag", "set", "ship5", "role=radar"}).exit_code == 0);
   absl::SleepFor(absl::Seconds(3));  // a match is offered within a second
-  CHECK(Lines(runs) == std::map<std::string, int>{{"ship1", 1}, {"ship2", 1}, {"ship3", 1}, {"ship4", 1}});
+  CHECK(LineCounts(runs) == std::map<std::string, int>{{"ship1", 1}, {"ship2", 1}, {"ship3", 1}, {"ship4", 1}});
   CHECK(Job(c, id)["job"]["state"] == "closed");
   RunResult again = c.Ctl({"close", id});
   CHECK(again.exit_code == 255);
