@@ -484,7 +484,7 @@ Runner SetupSend(CLI::App& cmd) {
     // (then every node the expression matches, and the arguments are the command).
     std::string nodes;
     if (!o->all && (o->where.empty() || (!o->args.empty() && !g.after_dashes.empty()))) {
-      if (argv.empty()) return cli::UsageError(cmd, "NODE[,NODE...], --all or --where is required");
+      if (o->args.empty()) return cli::UsageError(cmd, "NODE[,NODE...], --all or --where is required");
       nodes = argv.front();
       argv.erase(argv.begin());
     }

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -68,16 +69,23 @@ Runner SetupTag(CLI::App& cmd) {
   cmd.require_subcommand(1);
   CLI::App* set = cmd.add_subcommand("set", "Set tags (KEY=VALUE ...) on nodes");
   AddTargets(*set, &o->target, "Names, globs and @groups (or --where, --all)");
-  set->add_option("TAGS", o->tags, "KEY=VALUE ...")->required();
+  set->add_option("TAGS", o->tags, "KEY=VALUE ...");
   CLI::App* unset = cmd.add_subcommand("unset", "Remove tags (KEY ...) from nodes");
   AddTargets(*unset, &o->target, "Names, globs and @groups (or --where, --all)");
-  unset->add_option("KEYS", o->tags, "KEY ...")->required();
+  unset->add_option("KEYS", o->tags, "KEY ...");
   CLI::App* show = cmd.add_subcommand("show", "Print nodes' tags");
   AddTargets(*show, &o->target, "Names, globs and @groups; none: every node");
   show->add_flag("--history", o->history, "Also the recorded changes (who, when)");
   return [o, set, unset, show](const Globals& g) {
     CLI::App& at = set->parsed() ? *set : unset->parsed() ? *unset : *show;
     if (int rc = CheckWhere(at, o->target.where); rc != 0) return rc;
+    if (!show->parsed()) {
+      // With --all or --where and no NODES, the first word was taken for NODES: it is a tag.
+      if (o->tags.empty() && !o->target.nodes.empty() && (o->target.all || !o->target.where.empty())) {
+        o->tags.push_back(std::exchange(o->target.nodes, ""));
+      }
+      if (o->tags.empty()) return cli::UsageError(at, set->parsed() ? "KEY=VALUE is required" : "KEY is required");
+    }
     proto::TagRequest req;
     *req.mutable_target() = o->target.Spec();
     req.set_history(o->history);
