@@ -6,7 +6,8 @@ STEWARD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STEWARD_PACKAGES=(build-essential cmake ninja-build pkg-config git
   libnats-dev nats-server libprotobuf-dev protobuf-compiler libabsl-dev libfmt-dev
   libcli11-dev nlohmann-json3-dev
-  catch2 libsqlite3-dev sqlite3 libsodium-dev libssl-dev openssl clang bsdutils procps)
+  catch2 libsqlite3-dev sqlite3 libsodium-dev libssl-dev openssl clang bsdutils procps
+  tzdata)  # schedules: cron lines in a time zone (absl::LoadTimeZone reads zoneinfo)
 
 steward_install_deps() {
   local missing=()
