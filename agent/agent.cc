@@ -11,8 +11,10 @@
 #include "agent/syslog/socket.h"
 #include "agent/syslog/tcp_input.h"
 #include "agent/syslog/udp_input.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "common/signing.h"
 #include "common/status_macros.h"
 #include "subjects/subject.h"
 
@@ -35,6 +37,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, Method
     STEWARD_LOG_WARNING("agent {}: no trusted station key: running UNSIGNED commands (development mode)",
                         options.node);
   }
+  if (options.instance_id.empty()) options.instance_id = NewId();
   std::unique_ptr<Agent> agent(
       new Agent(std::move(options), std::move(methods), std::move(runner), std::move(log)));
   STEWARD_RETURN_IF_ERROR(agent->Init(std::move(spool), interrupted, std::move(log_spool)));
@@ -47,7 +50,7 @@ Agent::Agent(AgentOptions options, MethodRegistry methods, std::unique_ptr<Comma
       methods_(std::move(methods)),
       runner_(std::move(runner)),
       log_(std::move(log)),
-      events_(options_.node, options_.station, options_.security.node_key),
+      events_(options_.node, options_.station, options_.instance_id, options_.security.node_key),
       heartbeat_(events_, methods_.Names(), options_.heartbeat,
                  options_.security.node_key ? options_.security.node_key->public_key : "", options_.facts) {}
 
@@ -56,7 +59,7 @@ Agent::~Agent() { Shutdown(); }
 absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::Ack>& interrupted,
                          std::unique_ptr<Spool> log_spool) {
   nats::ConnectOptions copts = options_.nats;
-  if (copts.inbox_prefix.empty()) copts.inbox_prefix = "_INBOX_" + options_.node;
+  if (copts.inbox_prefix.empty()) copts.inbox_prefix = kNodeInboxPrefix + options_.node;
   copts.on_reconnected = [this] {
     heartbeat_.Wake();
     if (outbox_) outbox_->Kick();
@@ -68,8 +71,8 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
     STEWARD_ASSIGN_OR_RETURN(owned_conn_, nats::Connect(copts));
     conn_ = owned_conn_.get();
   }
-  // Replies come to the node's own inbox, also over a shared connection (the node
-  // simulator's): the station answers a node's events there and nowhere else.
+  // Replies come to the node's own inbox, also on a shared connection: the station
+  // answers a node's events only there.
   STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_, copts.inbox_prefix));
   outbox_ = std::make_unique<Outbox>(pump_.get(), std::move(spool), options_.outbox);
   STEWARD_RETURN_IF_ERROR(outbox_->Start());
@@ -97,16 +100,17 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
   }
   supervisor_ = std::make_unique<Supervisor>(
       options_.restart, [this](const DecisionRecord& d) { OnDecision(d); });
-  dispatcher_ = std::make_unique<Dispatcher>(options_, methods_, conn_, *supervisor_, *processor_);
+  dispatcher_ = std::make_unique<Dispatcher>(options_, methods_, conn_, events_, *supervisor_, *processor_);
   STEWARD_RETURN_IF_ERROR(supervisor_->Start(
       Dispatcher::kProcessName, [this](ProcessContext& ctx) { return dispatcher_->Run(ctx); }));
   STEWARD_RETURN_IF_ERROR(supervisor_->Start(Heartbeat::kProcessName, [this](ProcessContext& ctx) {
     return heartbeat_.Run(ctx, *pump_);
   }));
   STEWARD_RETURN_IF_ERROR(StartSyslog(std::move(log_spool)));
-  STEWARD_LOG_INFO("agent {} serving {} (station {})", options_.node,
-                   *subjects::KindPattern(options_.node, subjects::Kind::kCommand),
-                   options_.station);
+  STEWARD_LOG_INFO("agent {} serving {} (station {}); installation {}, key {}", options_.node,
+                   *subjects::KindPattern(options_.node, subjects::Kind::kCommand), options_.station,
+                   options_.instance_id,
+                   options_.security.node_key ? signing::KeyId(options_.security.node_key->public_key) : "none");
   return absl::OkStatus();
 }
 

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
@@ -33,6 +34,8 @@ const std::vector<std::string>& Migrations() {
       "ALTER TABLE spool ADD COLUMN kind TEXT NOT NULL DEFAULT '';"
       "ALTER TABLE spool ADD COLUMN weight INTEGER NOT NULL DEFAULT 1;"
       "CREATE INDEX spool_kind ON spool(kind, id);",
+      // 3: facts about this installation (its instance id).
+      "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
   };
   return *kMigrations;
 }
@@ -112,12 +115,26 @@ absl::StatusOr<std::shared_ptr<AgentStore>> AgentStore::Open(const std::string& 
   absl::StatusOr<sqlite::Database> db = sqlite::Database::Open(path, options);
   if (!db.ok()) return annotate(db.status());
   if (absl::Status st = db->Migrate(Migrations()); !st.ok()) return annotate(st);
+  // The installation's identity: made with the store, kept as long as it lives. A
+  // unit whose data directory was wiped is a new installation under the same name.
+  std::string instance = NewId();
+  {
+    absl::StatusOr<sqlite::Statement> put =
+        db->Prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('instance', ?1)");
+    absl::Status st = put.ok() ? put->Bind(1, instance) : put.status();
+    if (st.ok()) st = put->Step().status();
+    absl::StatusOr<sqlite::Statement> get = db->Prepare("SELECT value FROM meta WHERE key = 'instance'");
+    absl::StatusOr<bool> row = get.ok() ? get->Step() : absl::StatusOr<bool>(get.status());
+    if (st.ok() && !row.ok()) st = row.status();
+    if (!st.ok()) return annotate(st);
+    if (*row) instance = get->ColumnText(0);
+  }
   if (clock == nullptr) clock = [] { return absl::Now(); };
-  return std::shared_ptr<AgentStore>(new AgentStore(path, *std::move(db), std::move(clock)));
+  return std::shared_ptr<AgentStore>(new AgentStore(path, *std::move(db), std::move(clock), std::move(instance)));
 }
 
-AgentStore::AgentStore(std::string path, sqlite::Database db, Clock clock)
-    : path_(std::move(path)), clock_(std::move(clock)), db_(std::move(db)) {}
+AgentStore::AgentStore(std::string path, sqlite::Database db, Clock clock, std::string instance_id)
+    : path_(std::move(path)), clock_(std::move(clock)), instance_id_(std::move(instance_id)), db_(std::move(db)) {}
 
 AgentStore::~AgentStore() {
   absl::MutexLock lock(&mu_);

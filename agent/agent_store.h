@@ -57,6 +57,10 @@ class AgentStore : public std::enable_shared_from_this<AgentStore> {
   // Writes the spool removals still waiting.
   ~AgentStore();
 
+  // The installation's identity: a random id made when the store was created (a wiped
+  // data directory makes a new one). Hellos and ACKs carry it; commands are bound to it.
+  const std::string& instance_id() const { return instance_id_; }
+
   // The command log and the spool both live in this store and keep it alive.
   std::unique_ptr<CommandLog> NewCommandLog();
   // Spools of different kinds ("" for results and events, "logs" for syslog lines)
@@ -75,7 +79,7 @@ class AgentStore : public std::enable_shared_from_this<AgentStore> {
   class StoreCommandLog;
   class StoreSpool;
 
-  AgentStore(std::string path, sqlite::Database db, Clock clock);
+  AgentStore(std::string path, sqlite::Database db, Clock clock, std::string instance_id);
 
   // For StoreCommandLog.
   absl::StatusOr<std::optional<proto::Ack>> LookupCommand(const std::string& id)
@@ -115,6 +119,7 @@ class AgentStore : public std::enable_shared_from_this<AgentStore> {
 
   const std::string path_;
   const Clock clock_;
+  const std::string instance_id_;
   absl::Mutex mu_;
   sqlite::Database db_ ABSL_GUARDED_BY(mu_);
   struct Removal {

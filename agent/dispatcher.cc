@@ -19,10 +19,12 @@ constexpr absl::Duration kDispatchWait = absl::Minutes(1);
 }  // namespace
 
 Dispatcher::Dispatcher(const AgentOptions& options, const MethodRegistry& methods,
-                       natsConnection* conn, Supervisor& supervisor, CommandProcessor& processor)
+                       natsConnection* conn, const EventWriter& events, Supervisor& supervisor,
+                       CommandProcessor& processor)
     : options_(options),
       methods_(methods),
       conn_(conn),
+      events_(events),
       supervisor_(supervisor),
       processor_(processor) {}
 
@@ -118,9 +120,24 @@ void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
 
 absl::Status Dispatcher::Admit(const proto::Envelope& env) const {
   const AgentSecurity& sec = options_.security;
-  if (sec.trusted != nullptr && !sec.trusted->empty()) {
+  const bool secure = sec.trusted != nullptr && !sec.trusted->empty();
+  // A command is for one installation of this node: one captured before the unit was
+  // reinstalled (or meant for its previous installation) never runs on this one.
+  if (!env.target_instance().empty() && env.target_instance() != events_.instance_id()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("refused: the command is for installation ", env.target_instance(),
+                     " of this node; this is installation ", events_.instance_id(),
+                     " (was the unit reinstalled?)"));
+  }
+  if (secure) {
     if (absl::Status st = signing::VerifyEnvelope(env, *sec.trusted); !st.ok()) {
       return absl::PermissionDeniedError(absl::StrCat("refused: ", st.message()));
+    }
+    // (A ping runs nothing: it may come before the station has heard of this
+    // installation, unbound.)
+    if (env.target_instance().empty() && env.method() != kMethodPing) {
+      return absl::PermissionDeniedError(
+          "refused: a signed command must name the installation it is for");
     }
     const int64_t horizon = NowUnixMillis() + absl::ToInt64Milliseconds(sec.max_ttl);
     if (env.expires_unix_ms() == 0 || env.expires_unix_ms() > horizon) {
@@ -135,7 +152,7 @@ absl::Status Dispatcher::Admit(const proto::Envelope& env) const {
 void Dispatcher::Reject(ProcessContext& ctx, const std::string& reply, const std::string& id,
                         const std::string& reason) {
   if (!reply.empty()) {
-    (void)ReplyAck(conn_, reply, RejectAck(id, options_.node, reason));
+    (void)ReplyAck(conn_, events_, reply, RejectAck(id, options_.node, reason));
   }
   ctx.Report(Severity::kWarning, absl::InvalidArgumentError(absl::StrCat("rejected: ", reason)));
 }

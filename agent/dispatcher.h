@@ -31,7 +31,7 @@ class Dispatcher {
 
   // Everything borrowed must outlive the dispatcher.
   Dispatcher(const AgentOptions& options, const MethodRegistry& methods, natsConnection* conn,
-             Supervisor& supervisor, CommandProcessor& processor);
+             const EventWriter& events, Supervisor& supervisor, CommandProcessor& processor);
 
   // The dispatcher process body: subscribes and routes until stopped. A connection
   // closed for good is an error (the error kernel restarts the dispatcher with backoff).
@@ -55,6 +55,7 @@ class Dispatcher {
   const AgentOptions& options_;
   const MethodRegistry& methods_;
   natsConnection* const conn_;
+  const EventWriter& events_;
   Supervisor& supervisor_;
   CommandProcessor& processor_;
   std::atomic<bool> closing_{false};  // StopIntake began

@@ -10,8 +10,12 @@
 
 namespace steward::agent {
 
-EventWriter::EventWriter(std::string node, std::string station, std::optional<signing::KeyPair> key)
-    : node_(std::move(node)), station_(std::move(station)), key_(std::move(key)) {}
+EventWriter::EventWriter(std::string node, std::string station, std::string instance_id,
+                         std::optional<signing::KeyPair> key)
+    : node_(std::move(node)),
+      station_(std::move(station)),
+      instance_id_(std::move(instance_id)),
+      key_(std::move(key)) {}
 
 absl::StatusOr<OutboxItem> EventWriter::Make(absl::string_view method, absl::string_view domain,
                                              std::string payload,
@@ -23,6 +27,14 @@ absl::StatusOr<OutboxItem> EventWriter::Make(absl::string_view method, absl::str
   ev.set_payload(std::move(payload));
   Seal(ev);
   return OutboxItem{ev.id(), subject.ToString(), ev.SerializeAsString()};
+}
+
+void EventWriter::SealAck(proto::Ack& ack) const {
+  ack.set_instance_id(instance_id_);
+  if (!key_.has_value()) return;
+  if (absl::Status st = signing::SignAck(ack, *key_); !st.ok()) {
+    STEWARD_LOG_ERROR("signing the ACK of {}: {}", ack.envelope_id(), st.ToString());
+  }
 }
 
 void EventWriter::Seal(proto::Envelope& env) const {

@@ -22,9 +22,11 @@ namespace steward::agent {
 
 class EventWriter {
  public:
-  EventWriter(std::string node, std::string station, std::optional<signing::KeyPair> key);
+  EventWriter(std::string node, std::string station, std::string instance_id,
+              std::optional<signing::KeyPair> key);
 
   const std::string& node() const { return node_; }
+  const std::string& instance_id() const { return instance_id_; }
   const std::string& station() const { return station_; }
 
   // A sealed event `method`.`domain` carrying `payload` (and the request id it answers,
@@ -36,10 +38,14 @@ class EventWriter {
   // Signs `env` with the node key, when there is one. A failure is logged and the
   // envelope goes unsigned (the station then refuses it where it requires signatures).
   void Seal(proto::Envelope& env) const;
+  // SealAck names this installation in `ack` and signs it with the node key, when
+  // there is one (a station with keys believes no unsigned ACK).
+  void SealAck(proto::Ack& ack) const;
 
  private:
   const std::string node_;
   const std::string station_;
+  const std::string instance_id_;
   const std::optional<signing::KeyPair> key_;
 };
 

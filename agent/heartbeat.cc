@@ -88,6 +88,7 @@ void Heartbeat::SendHello(RequestPump& pump) {
   for (const std::string& m : methods_) hello.add_methods(m);
   hello.set_heartbeat_ms(absl::ToInt64Milliseconds(interval_));
   if (!public_key_.empty()) hello.set_public_key(public_key_);
+  hello.set_instance_id(events_.instance_id());
   std::vector<std::string> problems;
   *hello.mutable_facts() = ReadFacts(facts_, &problems);
   if (std::string p = absl::StrJoin(problems, "; "); p != facts_problems_) {

@@ -152,6 +152,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   opts.security.acl = *acl;
+  opts.instance_id = (*store)->instance_id();
+  // One setting: a signed command must expire within the time its id is kept, so a
+  // replay within its lifetime is always recognised.
+  opts.security.max_ttl = flags.keep_results;
   auto interrupted = (*store)->Interrupted();
   if (!interrupted.ok()) {
     fmt::print(stderr, "steward-agent: {}\n", interrupted.status().message());

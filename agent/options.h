@@ -46,6 +46,9 @@ struct AgentSecurity {
 
 struct AgentOptions {
   std::string node;
+  // This installation (AgentStore::instance_id); empty: a fresh one for this run
+  // (tests and simulated nodes without a store).
+  std::string instance_id;
   std::string station = "station";
   nats::ConnectOptions nats;
   // When set, the agent uses this connection (not owned; it must outlive the agent)

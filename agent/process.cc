@@ -6,6 +6,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
@@ -34,8 +35,10 @@ void FitAck(proto::Ack& ack, size_t limit) {
 
 }  // namespace
 
-absl::Status ReplyAck(natsConnection* conn, const std::string& reply, const proto::Ack& ack) {
+absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std::string& reply,
+                      proto::Ack ack) {
   if (reply.empty()) return absl::OkStatus();
+  events.SealAck(ack);
   return nats::Publish(conn, reply, ack.SerializeAsString());
 }
 
@@ -54,7 +57,7 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
   const std::string& node = parts_.events->node();
   ExecContext exec{cmd, node, *parts_.cancel, *parts_.runner, *parts_.limits};
   auto reply = [&](const proto::Ack& ack) {
-    if (absl::Status st = ReplyAck(parts_.conn, work.reply, ack); !st.ok()) {
+    if (absl::Status st = ReplyAck(parts_.conn, *parts_.events, work.reply, ack); !st.ok()) {
       ctx.Report(Severity::kWarning, st);
     }
   };
@@ -65,7 +68,18 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
   }
   proto::Ack received = NewAck(cmd.id(), node, proto::STAGE_RECEIVED, proto::OUTCOME_UNSPECIFIED);
   received.set_started_unix_ms(NowUnixMillis());
-  STEWARD_ASSIGN_OR_RETURN(std::optional<proto::Ack> seen, parts_.log->RecordIfNew(received));
+  absl::StatusOr<std::optional<proto::Ack>> recorded = parts_.log->RecordIfNew(received);
+  if (!recorded.ok()) {
+    // A command that cannot be recorded does not run: it could run twice otherwise.
+    // The station is told it was not taken (an ERROR that is no result) and sends it
+    // again later; the process goes on (a full disk empties again).
+    proto::Ack refused = NewAck(cmd.id(), node, proto::STAGE_UNSPECIFIED, proto::OUTCOME_ERROR);
+    refused.set_error(absl::StrCat("cannot record the command: ", recorded.status().message()));
+    reply(refused);
+    ctx.Report(Severity::kWarning, recorded.status());
+    return absl::OkStatus();
+  }
+  std::optional<proto::Ack> seen = *std::move(recorded);
   if (seen.has_value()) {
     // Redelivery: answer with what we recorded, never run twice.
     reply(*seen);
@@ -90,6 +104,7 @@ absl::Status CommandProcessor::SendResult(const std::string& domain,
   const size_t max_payload = static_cast<size_t>(natsConnection_GetMaxPayload(parts_.conn));
   // Before the first connect nats.c reports 0; assume the broker default then.
   FitAck(ack, (max_payload > 0 ? max_payload : size_t{1} << 20) - 4096);
+  parts_.events->SealAck(ack);
   STEWARD_ASSIGN_OR_RETURN(
       OutboxItem item,
       parts_.events->Make(kEventResult, domain, ack.SerializeAsString(), request_id));

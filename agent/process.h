@@ -32,8 +32,10 @@ struct Work {
 };
 using WorkQueue = BoundedQueue<Work>;
 
-// Publishes `ack` on a request's reply subject; nothing when `reply` is empty.
-absl::Status ReplyAck(natsConnection* conn, const std::string& reply, const proto::Ack& ack);
+// Publishes `ack`, sealed by `events` (this installation, the node's signature), on a
+// request's reply subject; nothing when `reply` is empty.
+absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std::string& reply,
+                      proto::Ack ack);
 
 class CommandProcessor {
  public:

@@ -122,6 +122,7 @@ absl::StatusOr<std::unique_ptr<steward::agent::Agent>> StartNode(const Config& c
                              steward::agent::AgentStore::Open(
                                  absl::StrCat(cfg.data_dir, "/", opts.node)));
     STEWARD_ASSIGN_OR_RETURN(interrupted, store->Interrupted());
+    opts.instance_id = store->instance_id();
     log = store->NewCommandLog();
     spool = store->NewSpool();
   }

@@ -367,7 +367,7 @@ absl::Status StartMode(Mode& m, const std::string& url, Children& children,
   if (m.signed_mode) {
     // Accept the node's key once its first hello (which announces it) has arrived.
     STEWARD_RETURN_IF_ERROR(steward::bench::WaitUntil("accept of the node's key", children, [&] {
-      return c.Accept(m.node, kCallTimeout).status();
+      return c.Accept(m.node, "", kCallTimeout).status();
     }));
     // The station must really be in signed mode: an unsigned request is refused.
     steward::ctl::ClientOptions unsigned_options = client_options;

@@ -39,6 +39,7 @@ inline constexpr char kStationAccept[] = "accept";
 inline constexpr char kStationAcl[] = "acl";
 inline constexpr char kStationAudit[] = "audit";
 inline constexpr char kStationForget[] = "forget";
+inline constexpr char kStationRetry[] = "retry";
 // Targeting, rollouts and schedules (station/targeting_api.h).
 inline constexpr char kStationTargets[] = "targets";
 inline constexpr char kStationTag[] = "tag";

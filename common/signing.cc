@@ -28,6 +28,7 @@ constexpr char kSecretPrefix[] = "steward-ed25519-secret";
 // Prepended (with its terminating NUL) to every signed envelope so that a signature
 // over an envelope can never be replayed as a signature over anything else.
 constexpr char kEnvelopeDomain[] = "steward-envelope-v1";
+constexpr char kAckDomain[] = "steward-ack-v1";
 // Key files are one short line; anything bigger is not one of ours.
 constexpr size_t kMaxKeyFileBytes = 4096;
 
@@ -158,12 +159,15 @@ absl::Status CreateKeyFile(const std::string& path, absl::string_view data, mode
   return st;
 }
 
-// The bytes an envelope signature covers: the domain, a NUL, and the envelope
-// serialized deterministically with `signature` empty.
-absl::StatusOr<std::string> SigningMessage(const proto::Envelope& env) {
-  proto::Envelope copy = env;
+// The bytes a signature covers: the message kind's domain, a NUL, and the message
+// serialized deterministically with `signature` empty. The domain keeps a signature
+// made for one kind of message (an ACK) from passing as another's (a command).
+template <typename Message>
+absl::StatusOr<std::string> SigningMessage(const Message& m, absl::string_view domain) {
+  Message copy = m;
   copy.clear_signature();
-  std::string msg(kEnvelopeDomain, sizeof(kEnvelopeDomain));  // includes the NUL
+  std::string msg(domain.data(), domain.size());
+  msg.push_back('\0');
   bool ok = false;
   {
     google::protobuf::io::StringOutputStream sos(&msg);  // appends
@@ -171,8 +175,53 @@ absl::StatusOr<std::string> SigningMessage(const proto::Envelope& env) {
     cos.SetSerializationDeterministic(true);
     ok = copy.SerializeToCodedStream(&cos) && !cos.HadError();
   }
-  if (!ok) return absl::InternalError("cannot serialize the envelope for signing");
+  if (!ok) return absl::InternalError("cannot serialize the message for signing");
   return msg;
+}
+
+template <typename Message>
+absl::Status Sign(Message& m, absl::string_view domain, const KeyPair& key) {
+  STEWARD_RETURN_IF_ERROR(EnsureSodium());
+  if (key.public_key.size() != crypto_sign_PUBLICKEYBYTES ||
+      key.secret_key.size() != crypto_sign_SECRETKEYBYTES) {
+    return absl::InvalidArgumentError("signing key has the wrong sizes (want 32 + 64 bytes)");
+  }
+  if (absl::string_view(key.secret_key).substr(crypto_sign_SEEDBYTES) != key.public_key) {
+    return absl::InvalidArgumentError("signing key: public key does not match the secret key");
+  }
+  m.set_signer(KeyId(key.public_key));  // before signing: the signer is covered too
+  m.clear_signature();
+  STEWARD_ASSIGN_OR_RETURN(const std::string msg, SigningMessage(m, domain));
+  std::string sig(crypto_sign_BYTES, '\0');
+  if (crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr, Bytes(msg),
+                           msg.size(), Bytes(key.secret_key)) != 0) {
+    return absl::InternalError("crypto_sign_detached failed");
+  }
+  m.set_signature(std::move(sig));
+  return absl::OkStatus();
+}
+
+// Verifies a message that is signed (the caller checked) against `public_key`.
+template <typename Message>
+absl::Status VerifyWith(const Message& m, absl::string_view domain, absl::string_view public_key) {
+  STEWARD_RETURN_IF_ERROR(EnsureSodium());
+  if (public_key.size() != crypto_sign_PUBLICKEYBYTES) {
+    return absl::InvalidArgumentError("verification key is not a 32-byte ed25519 public key");
+  }
+  const std::string want = KeyId(public_key);
+  if (m.signer() != want) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("signed by unknown key ", m.signer(), " (expected ", want, ")"));
+  }
+  if (m.signature().size() != crypto_sign_BYTES) {
+    return absl::PermissionDeniedError(absl::StrCat("bad signature (", m.signature().size(),
+                                                    " bytes, want ", crypto_sign_BYTES, ")"));
+  }
+  STEWARD_ASSIGN_OR_RETURN(const std::string msg, SigningMessage(m, domain));
+  if (crypto_sign_verify_detached(Bytes(m.signature()), Bytes(msg), msg.size(), Bytes(public_key)) != 0) {
+    return absl::PermissionDeniedError("bad signature (tampered, or signed with another key)");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Unsigned(const proto::Envelope& env) {
@@ -311,25 +360,10 @@ absl::StatusOr<std::string> LoadPublicKey(const std::string& public_path) {
 }
 
 absl::Status SignEnvelope(proto::Envelope& env, const KeyPair& key) {
-  STEWARD_RETURN_IF_ERROR(EnsureSodium());
-  if (key.public_key.size() != crypto_sign_PUBLICKEYBYTES ||
-      key.secret_key.size() != crypto_sign_SECRETKEYBYTES) {
-    return absl::InvalidArgumentError("signing key has the wrong sizes (want 32 + 64 bytes)");
-  }
-  if (absl::string_view(key.secret_key).substr(crypto_sign_SEEDBYTES) != key.public_key) {
-    return absl::InvalidArgumentError("signing key: public key does not match the secret key");
-  }
-  env.set_signer(KeyId(key.public_key));  // before signing: the signer is covered too
-  env.clear_signature();
-  STEWARD_ASSIGN_OR_RETURN(const std::string msg, SigningMessage(env));
-  std::string sig(crypto_sign_BYTES, '\0');
-  if (crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr, Bytes(msg),
-                           msg.size(), Bytes(key.secret_key)) != 0) {
-    return absl::InternalError("crypto_sign_detached failed");
-  }
-  env.set_signature(std::move(sig));
-  return absl::OkStatus();
+  return Sign(env, kEnvelopeDomain, key);
 }
+
+absl::Status SignAck(proto::Ack& ack, const KeyPair& key) { return Sign(ack, kAckDomain, key); }
 
 void TrustedKeys::Add(absl::string_view public_key) {
   std::string id = KeyId(public_key);
@@ -368,26 +402,13 @@ absl::Status VerifyEnvelope(const proto::Envelope& env, const TrustedKeys& trust
 }
 
 absl::Status VerifyEnvelopeWith(const proto::Envelope& env, absl::string_view public_key) {
-  STEWARD_RETURN_IF_ERROR(EnsureSodium());
   if (env.signature().empty()) return Unsigned(env);
-  if (public_key.size() != crypto_sign_PUBLICKEYBYTES) {
-    return absl::InvalidArgumentError("verification key is not a 32-byte ed25519 public key");
-  }
-  const std::string want = KeyId(public_key);
-  if (env.signer() != want) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("signed by unknown key ", env.signer(), " (expected ", want, ")"));
-  }
-  if (env.signature().size() != crypto_sign_BYTES) {
-    return absl::PermissionDeniedError(absl::StrCat("bad signature (", env.signature().size(),
-                                                    " bytes, want ", crypto_sign_BYTES, ")"));
-  }
-  STEWARD_ASSIGN_OR_RETURN(const std::string msg, SigningMessage(env));
-  if (crypto_sign_verify_detached(Bytes(env.signature()), Bytes(msg), msg.size(),
-                                  Bytes(public_key)) != 0) {
-    return absl::PermissionDeniedError("bad signature (tampered, or signed with another key)");
-  }
-  return absl::OkStatus();
+  return VerifyWith(env, kEnvelopeDomain, public_key);
+}
+
+absl::Status VerifyAckWith(const proto::Ack& ack, absl::string_view public_key) {
+  if (ack.signature().empty()) return absl::PermissionDeniedError("unsigned acknowledgement");
+  return VerifyWith(ack, kAckDomain, public_key);
 }
 
 }  // namespace steward::signing

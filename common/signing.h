@@ -56,6 +56,9 @@ absl::Status CheckPrivateFile(const std::string& path);
 
 // Envelope signatures.
 absl::Status SignEnvelope(proto::Envelope& env, const KeyPair& key);
+// ACK signatures: the same scheme under another domain (an ACK's signature never
+// passes for an envelope's).
+absl::Status SignAck(proto::Ack& ack, const KeyPair& key);
 
 // A set of public keys, by key id. Thread-safe.
 class TrustedKeys {
@@ -75,5 +78,8 @@ class TrustedKeys {
 absl::Status VerifyEnvelope(const proto::Envelope& env, const TrustedKeys& trusted);
 // The same against one expected public key (a pinned node key).
 absl::Status VerifyEnvelopeWith(const proto::Envelope& env, absl::string_view public_key);
+// An ACK against its node's pinned key: PermissionDenied "unsigned acknowledgement",
+// or as VerifyEnvelope.
+absl::Status VerifyAckWith(const proto::Ack& ack, absl::string_view public_key);
 
 }  // namespace steward::signing

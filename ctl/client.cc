@@ -105,8 +105,10 @@ absl::StatusOr<proto::AclReply> Client::Forget(const std::string& node, bool can
   return ParseAs<proto::AclReply>(Call(kStationForget, req.SerializeAsString(), timeout));
 }
 
-absl::StatusOr<proto::AclReply> Client::Accept(const std::string& node, absl::Duration timeout) {
+absl::StatusOr<proto::AclReply> Client::Accept(const std::string& node, const std::string& key,
+                                               absl::Duration timeout) {
   proto::AcceptRequest req;
+  req.set_key(key);
   req.set_node(node);
   return ParseAs<proto::AclReply>(Call(kStationAccept, req.SerializeAsString(), timeout));
 }
@@ -121,6 +123,12 @@ absl::StatusOr<proto::CommandStates> Client::Audit(const proto::AuditRequest& re
 
 absl::StatusOr<proto::LogsReply> Client::Logs(const proto::LogsRequest& req, absl::Duration timeout) {
   return ParseAs<proto::LogsReply>(Call(kStationLogs, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::SubmitReply> Client::Retry(const std::vector<std::string>& ids, absl::Duration timeout) {
+  proto::RetryRequest req;
+  for (const std::string& id : ids) req.add_ids(id);
+  return ParseAs<proto::SubmitReply>(Call(kStationRetry, req.SerializeAsString(), timeout));
 }
 
 absl::StatusOr<proto::CommandStates> Client::Cancel(const std::vector<std::string>& ids,

@@ -45,10 +45,15 @@ class Client {
                                             absl::Duration timeout);
   absl::StatusOr<proto::CommandStates> History(const proto::HistoryRequest& req,
                                                absl::Duration timeout);
-  absl::StatusOr<proto::AclReply> Accept(const std::string& node, absl::Duration timeout);
+  // Accept pins the key `node` announced; `key` (a fingerprint) must name it for a key
+  // change or a node the station did not enrol ("" otherwise).
+  absl::StatusOr<proto::AclReply> Accept(const std::string& node, const std::string& key,
+                                         absl::Duration timeout);
   absl::StatusOr<proto::AclReply> Acl(const proto::AclRequest& req, absl::Duration timeout);
   absl::StatusOr<proto::CommandStates> Audit(const proto::AuditRequest& req, absl::Duration timeout);
   absl::StatusOr<proto::LogsReply> Logs(const proto::LogsRequest& req, absl::Duration timeout);
+  // Retry sends finished commands again as new commands (new ids).
+  absl::StatusOr<proto::SubmitReply> Retry(const std::vector<std::string>& ids, absl::Duration timeout);
   absl::StatusOr<proto::CommandStates> Cancel(const std::vector<std::string>& ids,
                                               absl::Duration timeout);
   absl::StatusOr<proto::PingReply> Ping(const std::string& node, absl::Duration wait);

@@ -29,6 +29,7 @@ constexpr Subcommand kSubcommands[] = {
     {"ping", "Round trip to a node through the station", SetupPing},
     {"show", "One command's state, timings and output, or every command of a fan-out", SetupShow},
     {"cancel", "Cancel commands not delivered yet", SetupCancel},
+    {"retry", "Send finished commands again, as new commands (e.g. one lost to a reinstall)", SetupRetry},
     {"targets", "Which nodes a target (names, globs, @groups, --where EXPR) picks now", SetupTargets},
     {"tag", "Set, remove or show operators' tags on nodes (key=value)", SetupTag},
     {"rollout", "A staged rollout (or any job): batches, counts, why it stopped", SetupRollout},

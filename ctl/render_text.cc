@@ -126,16 +126,34 @@ std::string PendingKeys(const proto::NodesReply& nodes) {
   std::string out;
   for (const proto::NodeInfo& n : nodes.nodes()) {
     if (n.pending_key().empty()) continue;
-    absl::StrAppend(&out, Escape(n.name()), "  pending key ", signing::KeyId(n.pending_key()),
-                    "  (stewardctl accept ", Escape(n.name()), ")\n");
+    const std::string announced = signing::KeyId(n.pending_key());
+    // A key change (a reinstalled unit, or someone else's credentials) and a name the
+    // station did not enrol are accepted by fingerprint only.
+    const bool by_key = !n.public_key().empty() || !n.enrolled() || n.pending_keys_seen() > 1;
+    const std::string accept =
+        absl::StrCat("stewardctl accept ", Escape(n.name()), by_key ? " --key " + announced : "");
+    if (!n.public_key().empty()) {
+      absl::StrAppend(&out, Escape(n.name()), "  key change: accepted ", signing::KeyId(n.public_key()),
+                      ", announced ", announced, "  (check it on the unit, then: ", accept, ")\n");
+    } else {
+      absl::StrAppend(&out, Escape(n.name()), "  pending key ", announced,
+                      n.enrolled() ? "" : " (not enrolled here)",
+                      n.pending_keys_seen() > 1 ? absl::StrCat(" (", n.pending_keys_seen(), " keys announced)") : "",
+                      "  (", accept, ")\n");
+    }
   }
   return out;
 }
 
 std::string NodeDetails(const proto::NodeInfo& n) {
-  const std::string key = !n.public_key().empty()    ? "accepted " + signing::KeyId(n.public_key())
-                          : !n.pending_key().empty() ? "pending " + signing::KeyId(n.pending_key())
-                                                     : "none";
+  std::string key = !n.public_key().empty()    ? "accepted " + signing::KeyId(n.public_key())
+                    : !n.pending_key().empty() ? "pending " + signing::KeyId(n.pending_key())
+                                               : "none";
+  if (!n.public_key().empty() && !n.pending_key().empty()) {
+    absl::StrAppend(&key, ", key change pending: ", signing::KeyId(n.pending_key()));
+  }
+  if (n.refused_hellos() > 0) absl::StrAppend(&key, " (", n.refused_hellos(), " hellos refused)");
+  if (!n.instance_id().empty()) absl::StrAppend(&key, "\n  installation: ", Escape(n.instance_id()));
   return fmt::format(
       "  hostname: {}\n  os: {}\n  load: {:.2f}\n  methods: {}\n  heartbeat: {} ms\n"
       "  errors reported: {}\n  last log: {}\n  log lines: {} ({} error or worse, {:.1f}/min "

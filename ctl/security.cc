@@ -50,7 +50,7 @@ int KeysInit(const std::string& dir, const std::vector<std::string>& hosts) {
   return 0;
 }
 
-int Enroll(const std::string& dir, const std::string& node) {
+int Enroll(const std::string& dir, const std::string& node, bool node_key) {
   if (absl::Status st = ValidateBrokerUserName(node); !st.ok()) return Fail(st);
   if (node == "station" || node == "operator") return Fail("\"" + node + "\" is reserved");
   const std::string bundle = dir + "/nodes/" + node;
@@ -65,13 +65,26 @@ int Enroll(const std::string& dir, const std::string& node) {
   std::filesystem::copy_file(dir + "/tls/ca.pem", bundle + "/ca.pem", overwrite, ec);
   if (!ec) std::filesystem::copy_file(dir + "/station.pub", bundle + "/station.pub", overwrite, ec);
   if (ec) return Fail("cannot write the trust bundle: " + ec.message());
+  std::string key_id;
+  if (node_key) {
+    // The node's signing key, made here: the station pins node.pub at the node's first
+    // hello, so nothing else can pass for this node (no key to accept by hand).
+    auto pair = signing::Generate();
+    if (!pair.ok()) return Fail(pair.status());
+    if (absl::Status st = signing::WriteKeyPair(*pair, bundle + "/node", node); !st.ok()) return Fail(st);
+    key_id = signing::KeyId(pair->public_key);
+  }
   fmt::print(
       "enrolled {}: copy {} to the node and run\n"
-      "  steward-agent --node {} --creds {}.creds --tls-ca ca.pem --trust station.pub --nats "
+      "  steward-agent --node {} --creds {}.creds --tls-ca ca.pem --trust station.pub{} --nats "
       "tls://BROKER:4222\n"
-      "then regenerate the broker config (stewardctl nats-config), reload nats-server, and once the node\n"
-      "has announced its key: stewardctl accept {}\n",
-      node, bundle, node, node, node);
+      "then regenerate the broker config (stewardctl nats-config) and reload nats-server.\n",
+      node, bundle, node, node, node_key ? " --node-key node.key" : "");
+  if (node_key) {
+    fmt::print("its key {} is pinned at its first hello.\n", key_id);
+  } else {
+    fmt::print("once the node has announced its key (the agent logs it at start): stewardctl accept {}\n", node);
+  }
   return 0;
 }
 
@@ -103,9 +116,14 @@ int NatsConfig(const std::string& dir, const std::string& listen, const std::str
 
 Runner SetupAccept(CLI::App& cmd) {
   auto node = std::make_shared<std::string>();
+  auto key = std::make_shared<std::string>();
   cmd.add_option("NODE", *node, "The node whose announced key to pin")->required();
-  return [node](const Globals& g) {
-    return WithClient(g, [&](Client& c) { return PrintReply(c.Accept(*node, g.timeout)); });
+  cmd.add_option("--key", *key,
+                 "The fingerprint of the key to pin (as the unit's agent logs it at start): needed "
+                 "for a key change and for a node this station did not enroll")
+      ->type_name("ed25519:...");
+  return [node, key](const Globals& g) {
+    return WithClient(g, [&](Client& c) { return PrintReply(c.Accept(*node, *key, g.timeout)); });
   };
 }
 
@@ -165,8 +183,12 @@ Runner SetupKeys(CLI::App& cmd) {
 
 Runner SetupEnroll(CLI::App& cmd) {
   auto node = std::make_shared<std::string>();
+  auto no_key = std::make_shared<bool>(false);
   cmd.add_option("NODE", *node, "The node to enroll")->required();
-  return [node](const Globals& g) { return Enroll(KeysDir(g), *node); };
+  cmd.add_flag("--no-node-key", *no_key,
+               "Make no node key: the agent makes its own, and an operator accepts it by its "
+               "fingerprint (stewardctl accept) once the node announced it");
+  return [node, no_key](const Globals& g) { return Enroll(KeysDir(g), *node, !*no_key); };
 }
 
 Runner SetupNatsConfig(CLI::App& cmd) {

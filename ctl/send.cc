@@ -523,6 +523,22 @@ Runner SetupPing(CLI::App& cmd) {
   };
 }
 
+Runner SetupRetry(CLI::App& cmd) {
+  auto ids = std::make_shared<std::vector<std::string>>();
+  cmd.add_option("ID", *ids, "Finished commands to send again")->required();
+  return [ids](const Globals& g) {
+    return WithClient(g, [&](Client& client) {
+      auto r = client.Retry(*ids, g.timeout);
+      if (!r.ok()) return Fail(r.status());
+      for (int i = 0; i < r->commands_size(); ++i) {
+        fmt::print("{} {} (retry of {})\n", Escape(r->commands(i).node()), Escape(r->commands(i).id()),
+                   Escape((*ids)[static_cast<size_t>(i)]));
+      }
+      return 0;
+    });
+  };
+}
+
 Runner SetupCancel(CLI::App& cmd) {
   auto ids = std::make_shared<std::vector<std::string>>();
   cmd.add_option("ID", *ids, "Commands to cancel")->required();

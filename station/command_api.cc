@@ -27,6 +27,9 @@ CommandApi::CommandApi(Core& core, Rpc& rpc) : core_(core), rpc_(rpc) {
   rpc.Handle<proto::CancelRequest>(kStationCancel, [this](const Call& c, proto::CancelRequest r) {
     Cancel(c, std::move(r));
   });
+  rpc.Handle<proto::RetryRequest>(kStationRetry, [this](const Call& c, proto::RetryRequest r) {
+    Retry(c, std::move(r));
+  });
 }
 
 void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
@@ -41,19 +44,25 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
   for (const std::string& n : targets) {
     if (absl::Status st = subjects::ValidateToken(n); !st.ok()) return rpc_.Reject(call, st.message());
   }
-  if (req.all_nodes()) {
+  std::vector<std::string> instances;
+  {
     absl::MutexLock lock(&core_.model.mu);
     // Every node heard from: a name never heard from (a typo) is not a target.
-    for (std::string& n : core_.model.nodes.Names(/*heard_only=*/true)) targets.push_back(std::move(n));
+    if (req.all_nodes()) {
+      for (std::string& n : core_.model.nodes.Names(/*heard_only=*/true)) targets.push_back(std::move(n));
+    }
+    std::sort(targets.begin(), targets.end());
+    targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
+    for (const std::string& t : targets) instances.push_back(core_.model.nodes.Instance(t));
   }
-  std::sort(targets.begin(), targets.end());
-  targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
   if (targets.empty()) return rpc_.Reject(call, "no target nodes");
   proto::SubmitReply out;
   out.set_request_id(NewId());
   std::vector<proto::CommandState> states;
-  for (const std::string& target : targets) {
-    absl::StatusOr<proto::CommandState> s = core_.NewCommand(target, tmpl, out.request_id(), call.op());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const std::string& target = targets[i];
+    absl::StatusOr<proto::CommandState> s =
+        core_.NewCommand(target, tmpl, out.request_id(), call.op(), instances[i]);
     if (!s.ok()) return rpc_.Fail(call, s.status());
     proto::CommandRef* ref = out.add_commands();
     ref->set_node(target);
@@ -161,6 +170,48 @@ void CommandApi::Cancel(const Call& call, proto::CancelRequest req) {
     if (!refused.empty()) {
       return rpc_.Reject(call, absl::StrCat(refused, " (", out.commands_size(), " canceled before it)"));
     }
+    rpc_.Ok(call, out);
+  });
+}
+
+void CommandApi::Retry(const Call& call, proto::RetryRequest req) {
+  if (req.ids().empty()) return rpc_.Reject(call, "no command to retry");
+  absl::StatusOr<std::vector<proto::CommandState>> old =
+      core_.States(std::vector<std::string>(req.ids().begin(), req.ids().end()));
+  if (!old.ok()) return rpc_.Fail(call, old.status());
+  proto::SubmitReply out;
+  out.set_request_id(NewId());
+  std::vector<proto::CommandState> states;
+  for (const proto::CommandState& s : *old) {
+    if (!IsTerminal(s.state())) {
+      return rpc_.Reject(call, absl::StrCat("command ", s.id(), " is ", StateName(s.state()),
+                                            ": only a finished command is retried"));
+    }
+    if (s.command().method() == kMethodSetAcl) {
+      return rpc_.Reject(call, "setacl is sent by the station (stewardctl acl)");
+    }
+    proto::Envelope tmpl;
+    tmpl.set_method(s.command().method());
+    tmpl.set_domain(s.command().domain());
+    *tmpl.mutable_argv() = s.command().argv();
+    *tmpl.mutable_shell() = s.command().shell();
+    tmpl.set_payload(s.command().payload());
+    tmpl.set_timeout_ms(s.command().timeout_ms());
+    std::string instance;
+    {
+      absl::MutexLock lock(&core_.model.mu);
+      instance = core_.model.nodes.Instance(s.node());
+    }
+    absl::StatusOr<proto::CommandState> retry =
+        core_.NewCommand(s.node(), tmpl, out.request_id(), call.op(), instance);
+    if (!retry.ok()) return rpc_.Fail(call, retry.status());
+    proto::CommandRef* ref = out.add_commands();
+    ref->set_node(s.node());
+    ref->set_id(retry->id());
+    states.push_back(*std::move(retry));
+  }
+  core_.Submit(std::move(states), [this, call, out](absl::Status st) {
+    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
     rpc_.Ok(call, out);
   });
 }

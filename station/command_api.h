@@ -19,6 +19,7 @@ class CommandApi {
   void Submit(const Call& call, proto::SubmitRequest req);
   void Wait(const Call& call, proto::WaitRequest req);
   void Cancel(const Call& call, proto::CancelRequest req);
+  void Retry(const Call& call, proto::RetryRequest req);
 
   Core& core_;
   Rpc& rpc_;

@@ -37,7 +37,7 @@ CommandTable::Command* CommandTable::Get(const std::string& id) {
   return it == commands_.end() ? nullptr : &it->second;
 }
 
-void CommandTable::Add(proto::CommandState s, absl::Time next_attempt) {
+void CommandTable::Add(proto::CommandState s, absl::Time next_attempt, bool fresh) {
   const std::string id = s.id();
   if (!IsTerminal(s.state())) active_[s.node()].insert(id);
   Command& c = commands_[id];
@@ -45,6 +45,7 @@ void CommandTable::Add(proto::CommandState s, absl::Time next_attempt) {
   c = Command{};
   c.s = std::move(s);
   c.next_attempt = next_attempt;
+  c.maybe_delivered = !fresh || c.s.attempts() > 0 || c.s.state() != proto::STATE_QUEUED;
   Reschedule(id, c);
 }
 
@@ -140,8 +141,9 @@ void CommandTable::RetryLater(Command& c, absl::Time now) {
   c.next_attempt = now + std::min(backoff, options_.max_backoff);
 }
 
-std::vector<Dispatch> CommandTable::TakeDue(
-    absl::Time now, const std::function<Gate(const proto::CommandState&)>& gate, Changes& changes) {
+std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
+                                            const std::function<Gate(proto::CommandState&)>& gate,
+                                            Changes& changes) {
   const int64_t now_ms = absl::ToUnixMillis(now);
   std::vector<Dispatch> sends;
   std::vector<std::string> later;  // not sendable yet: filed again after the sweep
@@ -166,6 +168,7 @@ std::vector<Dispatch> CommandTable::TakeDue(
       continue;
     }
     c->in_flight = true;
+    c->maybe_delivered = true;
     c->s.set_attempts(c->s.attempts() + 1);
     if (c->s.state() == proto::STATE_QUEUED) {
       // In memory only: a crash before the next write leaves "queued", and the
@@ -291,6 +294,29 @@ void CommandTable::Finish(const std::string& id, proto::State state, proto::Ack 
   if (c == nullptr) return;
   *c->s.mutable_result() = std::move(result);
   SetState(*c, state, now, changes);
+}
+
+std::vector<std::string> CommandTable::Reinstalled(const std::string& node, const std::string& previous,
+                                                   const std::string& current, absl::Time now,
+                                                   Changes& changes) {
+  std::vector<std::string> lost;
+  for (const std::string& id : Unfinished(node)) {
+    Command* c = Get(id);
+    if (c == nullptr || !c->maybe_delivered) continue;
+    proto::Ack r;
+    r.set_envelope_id(id);
+    r.set_stage(proto::STAGE_RESULT);
+    r.set_outcome(proto::OUTCOME_ERROR);
+    r.set_error(absl::StrCat("node ", node, " was reinstalled (installation ", previous, " replaced by ",
+                             current, "): the outcome of this command is unknown; `stewardctl retry ", id,
+                             "` sends it again"));
+    r.set_finished_unix_ms(absl::ToUnixMillis(now));
+    c->retry_now = false;
+    *c->s.mutable_result() = std::move(r);
+    SetState(*c, proto::STATE_LOST, now, changes);
+    lost.push_back(id);
+  }
+  return lost;
 }
 
 bool CommandTable::Committed(const std::string& id, uint64_t seq, bool ok) {

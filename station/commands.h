@@ -89,9 +89,10 @@ class CommandTable {
  public:
   explicit CommandTable(CommandTableOptions options = {});
 
-  // Add takes a committed command (just submitted, or unfinished in the ledger at
-  // start), to be looked at from `next_attempt` on.
-  void Add(proto::CommandState s, absl::Time next_attempt);
+  // Add takes a committed command to be looked at from `next_attempt` on: just
+  // submitted (`fresh`: never delivered anywhere), or unfinished in the ledger at start
+  // (it may have been delivered before the station stopped).
+  void Add(proto::CommandState s, absl::Time next_attempt, bool fresh = true);
   // The command as held in memory; nullptr when it is not (finished long ago, or never).
   const proto::CommandState* Find(const std::string& id) const;
   // Whether `id` is finished and its output was dropped from memory (it is in the
@@ -110,8 +111,9 @@ class CommandTable {
   // TakeDue looks at each command whose time has come: expires it, parks it when
   // `gate` says so, or hands it out to be sent (marked in flight; "queued" becomes
   // "sent").
-  std::vector<Dispatch> TakeDue(absl::Time now,
-                                const std::function<Gate(const proto::CommandState&)>& gate,
+  // The gate may change the command it is shown (bind it to its node's installation,
+  // sign it again) before it goes out.
+  std::vector<Dispatch> TakeDue(absl::Time now, const std::function<Gate(proto::CommandState&)>& gate,
                                 Changes& changes);
 
   // How a dispatch ended. Each clears the in-flight mark.
@@ -147,6 +149,12 @@ class CommandTable {
   // build, a reinstalled node).
   void Finish(const std::string& id, proto::State state, proto::Ack result, absl::Time now,
               Changes& changes);
+  // Reinstalled: `node` is another installation now. Its unfinished commands that may
+  // have reached the previous one end `lost` (their outcome cannot be known, and they
+  // are not sent again by themselves); the ones never delivered stay, for the new one.
+  // Returns the ids that ended.
+  std::vector<std::string> Reinstalled(const std::string& node, const std::string& previous,
+                                       const std::string& current, absl::Time now, Changes& changes);
 
   // Committed reports that write `seq` of `id` committed (ok) or failed. True when `id`
   // is terminal and that write was its last: its waiters can be answered.
@@ -175,6 +183,9 @@ class CommandTable {
     bool output_in_ledger_only = false;
     size_t ledger_output_bytes = 0;
     bool retry_now = false;  // Unpark came while in flight: no backoff after it
+    // It may have reached its node: dispatched at least once, or loaded from the ledger
+    // (whose state may lag one dispatch behind).
+    bool maybe_delivered = false;
     uint64_t writes = 0;     // ledger writes queued
     uint64_t committed = 0;  // the last write that committed
   };

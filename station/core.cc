@@ -55,7 +55,7 @@ absl::Status Core::Load() {
   STEWARD_RETURN_IF_ERROR(model.access.Load(settings));
   // Ask every node about its unfinished commands: it answers with what it recorded.
   const absl::Time now = absl::Now();
-  for (proto::CommandState& s : active) model.commands.Add(std::move(s), now);
+  for (proto::CommandState& s : active) model.commands.Add(std::move(s), now, /*fresh=*/false);
   return absl::OkStatus();
 }
 
@@ -78,7 +78,8 @@ void Core::Publish(const std::string& subject, const std::string& data) {
 absl::StatusOr<proto::CommandState> Core::NewCommand(const std::string& target,
                                                      const proto::Envelope& tmpl,
                                                      const std::string& request_id,
-                                                     const std::string& op) const {
+                                                     const std::string& op,
+                                                     const std::string& instance) const {
   const int64_t now_ms = NowUnixMillis();
   proto::CommandState s;
   proto::Envelope& e = *s.mutable_command();
@@ -93,6 +94,7 @@ absl::StatusOr<proto::CommandState> Core::NewCommand(const std::string& target,
                             : now_ms + absl::ToInt64Milliseconds(options_.default_ttl));
   e.set_request_id(request_id);
   e.set_operator_(op);
+  e.set_target_instance(instance);
   if (options_.key.has_value()) {
     if (absl::Status st = signing::SignEnvelope(e, *options_.key); !st.ok()) {
       return absl::InternalError(absl::StrCat("signing the command for ", target, ": ", st.message()));
@@ -105,6 +107,26 @@ absl::StatusOr<proto::CommandState> Core::NewCommand(const std::string& target,
   s.set_created_unix_ms(now_ms);
   s.set_updated_unix_ms(now_ms);
   return s;
+}
+
+bool Core::BindLocked(proto::CommandState& c) {
+  const NodeTable::Node* node = model.nodes.Find(c.node());
+  const std::string instance = node == nullptr ? "" : node->info.instance_id();
+  if (options_.key.has_value()) {
+    // Secure mode: only to a node whose key is accepted (its results can be verified)
+    // and whose installation is known (the command is bound to it).
+    if (node == nullptr || node->info.public_key().empty() || instance.empty()) return false;
+  }
+  proto::Envelope& e = *c.mutable_command();
+  if (instance.empty() || e.target_instance() == instance) return true;
+  e.set_target_instance(instance);
+  if (options_.key.has_value()) {
+    if (absl::Status st = signing::SignEnvelope(e, *options_.key); !st.ok()) {
+      STEWARD_LOG_ERROR("signing {} for {}: {}", c.id(), c.node(), st.ToString());
+      return false;
+    }
+  }
+  return true;
 }
 
 void Core::Submit(std::vector<proto::CommandState> states, std::function<void(absl::Status)> done,

@@ -69,6 +69,9 @@ struct Counters {
   std::atomic<uint64_t> misdirected_replies{0};
   // Hellos that did not verify against the node's pinned key (someone else's creds).
   std::atomic<uint64_t> refused_hellos{0};
+  // Answers to commands the station did not believe (wrong id, another installation,
+  // no valid signature in secure mode): the command is sent again.
+  std::atomic<uint64_t> refused_answers{0};
 };
 
 class Core {
@@ -98,12 +101,18 @@ class Core {
 
   // ---- commands ----
   // NewCommand builds a queued command for `target` from an operator's template, with
-  // the station's defaults, signed when the station has a key (a signing failure is an
-  // error, never an unsigned dispatch).
+  // the station's defaults, bound to the target's installation when it is known
+  // (`instance`; else the dispatcher binds it), signed when the station has a key (a
+  // signing failure is an error, never an unsigned dispatch).
   absl::StatusOr<proto::CommandState> NewCommand(const std::string& target,
                                                  const proto::Envelope& tmpl,
                                                  const std::string& request_id,
-                                                 const std::string& op) const;
+                                                 const std::string& op,
+                                                 const std::string& instance = "") const;
+  // BindLocked binds a command about to go out to its node's current installation
+  // (signing it again); false when it cannot go out yet (secure mode: the node's key
+  // is not accepted or its installation not known).
+  bool BindLocked(proto::CommandState& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
   // Submit commits `states` to the ledger (with `also`, in the same transaction), then
   // makes them dispatchable and runs `done` with the commit's status (nothing is
   // dispatched when it failed).

@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "common/signing.h"
 #include "station/ledger/log_store.h"
 #include "subjects/subject.h"
 
@@ -17,16 +18,13 @@ constexpr absl::Duration kHousekeeping = absl::Milliseconds(50);
 
 }  // namespace
 
-Gate Dispatcher::GateOf(const proto::CommandState& c) const {
+Gate Dispatcher::GateOf(proto::CommandState& c) {
   // A rollout's batch not released yet, a splayed run's command before its time.
   if (core_.model.jobs.Held(c.id())) return Gate::kPark;
-  if (core_.options().key.has_value() && c.command().method() != kMethodSetAcl) {
-    // Secure mode: a node's commands wait until an operator accepted its key, so their
-    // results can be verified and recorded. Accepting it unparks them.
-    const NodeTable::Node* n = core_.model.nodes.Find(c.node());
-    if (n == nullptr || n->info.public_key().empty()) return Gate::kPark;
-  }
-  return Gate::kSend;
+  // Secure mode: a node's commands wait until an operator accepted its key (so their
+  // results can be verified) and it was heard from (so they are bound to its
+  // installation); accepting it, or its next hello, unparks them.
+  return core_.BindLocked(c) ? Gate::kSend : Gate::kPark;
 }
 
 void Dispatcher::Run(const absl::Notification& stop) {
@@ -48,7 +46,7 @@ void Dispatcher::Run(const absl::Notification& stop) {
       const absl::Time now = absl::Now();
       Changes changes;
       sends = core_.model.commands.TakeDue(
-          now, [this](const proto::CommandState& c) ABSL_NO_THREAD_SAFETY_ANALYSIS { return GateOf(c); },
+          now, [this](proto::CommandState& c) ABSL_NO_THREAD_SAFETY_ANALYSIS { return GateOf(c); },
           changes);
       core_.ApplyLocked(changes);
       if (now >= next_housekeeping) {
@@ -92,12 +90,22 @@ void Dispatcher::OnAnswer(const std::string& id, const std::string& node, Reques
     switch (r) {
       case RequestPump::Result::kReply: {
         absl::StatusOr<proto::Ack> ack = DecodeAck(nats::Data(msg.get()));
-        if (!ack.ok() || (!ack->envelope_id().empty() && ack->envelope_id() != id)) {
+        absl::Status believed = ack.ok() ? CheckAnswer(id, node, *ack) : ack.status();
+        if (!believed.ok()) {
+          // Not an answer the station can take: sent again later (and said why).
+          ++core_.counters.refused_answers;
+          STEWARD_LOG_WARNING("answer of {} for command {} not taken: {}", node, id, believed.message());
+          core_.model.commands.OnTimeout(id, now);
+          break;
+        }
+        if (ack->outcome() == proto::OUTCOME_ERROR && ack->stage() != proto::STAGE_RESULT) {
+          // The node could not take the command now (it cannot record it: a full disk).
+          STEWARD_LOG_WARNING("node {} could not take command {} now: {}", node, id, ack->error());
+          core_.HeardFromLocked(node, now, effects);
           core_.model.commands.OnTimeout(id, now);
           break;
         }
         core_.HeardFromLocked(node, now, effects);
-        ack->set_envelope_id(id);
         core_.model.commands.OnReply(id, *ack, now, changes);
         break;
       }
@@ -116,6 +124,25 @@ void Dispatcher::OnAnswer(const std::string& id, const std::string& node, Reques
     core_.ApplyLocked(changes);
   }
   core_.Run(effects);
+}
+
+absl::Status Dispatcher::CheckAnswer(const std::string& id, const std::string& node, const proto::Ack& ack) {
+  if (ack.envelope_id() != id) {
+    return absl::InvalidArgumentError(absl::StrCat("it answers \"", ack.envelope_id(), "\""));
+  }
+  const NodeTable::Node* n = core_.model.nodes.Find(node);
+  const std::string instance = n == nullptr ? "" : n->info.instance_id();
+  if (!instance.empty() && !ack.instance_id().empty() && ack.instance_id() != instance) {
+    return absl::FailedPreconditionError(absl::StrCat("it comes from installation ", ack.instance_id(),
+                                                      ", not the current one (", instance, ")"));
+  }
+  if (core_.options().key.has_value()) {
+    // Secure mode: the node's own key, the installation named.
+    if (n == nullptr || n->info.public_key().empty()) return absl::PermissionDeniedError("the node is not accepted");
+    if (ack.instance_id().empty()) return absl::PermissionDeniedError("it names no installation");
+    return signing::VerifyAckWith(ack, n->info.public_key());
+  }
+  return absl::OkStatus();
 }
 
 void Dispatcher::HousekeepLocked(absl::Time now, Effects& effects) {

@@ -28,10 +28,15 @@ class Dispatcher {
 
  private:
   // Whether a due command may go out now.
-  Gate GateOf(const proto::CommandState& c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
+  Gate GateOf(proto::CommandState& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
   void Send(Dispatch d);
   void OnAnswer(const std::string& id, const std::string& node, RequestPump::Result r, nats::MsgPtr msg)
       ABSL_LOCKS_EXCLUDED(core_.model.mu);
+  // Whether the answer `ack` from `node` to command `id` may be believed: it names the
+  // command, comes from the node's current installation and, in secure mode, carries
+  // the node's signature.
+  absl::Status CheckAnswer(const std::string& id, const std::string& node, const proto::Ack& ack)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
   void HousekeepLocked(absl::Time now, Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
 
   Core& core_;

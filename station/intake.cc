@@ -78,21 +78,40 @@ void Intake::Hello(const proto::Envelope& ev, const std::string& reply) {
   if (!hello.ParseFromString(ev.payload())) return core_.Reply(reply, Refused(ev.id(), "malformed hello payload"));
   const std::string& from = ev.from_node();
   Effects effects;
-  absl::Status st;
+  Security::HelloCheck check;
   {
     absl::MutexLock lock(&core_.model.mu);
-    st = Security::CheckHello(core_, core_.model.nodes.Get(from), ev, hello);
-    if (st.ok()) {
-      core_.model.nodes.Hello(from, hello);
-      core_.HeardFromLocked(from, absl::Now(), effects);
+    const absl::Time now = absl::Now();
+    check = Security::CheckHello(core_, core_.model.nodes.Get(from), ev, hello);
+    if (check.verdict == Security::HelloVerdict::kHeard) {
+      const NodeTable::InstanceChange change = core_.model.nodes.Hello(from, hello, now);
+      if (change.changed && !change.previous.empty()) {
+        // Another installation under the same name: the unit was reinstalled.
+        Changes changes;
+        std::vector<std::string> lost =
+            core_.model.commands.Reinstalled(from, change.previous, hello.instance_id(), now, changes);
+        core_.ApplyLocked(changes);
+        STEWARD_LOG_WARNING("node {} was reinstalled (installation {} replaced by {}); {} commands sent to the "
+                            "previous one end lost",
+                            from, change.previous, hello.instance_id(), lost.size());
+      }
+      if (change.changed) {
+        // Its commands can be bound to this installation now.
+        core_.model.commands.Unpark(from, now);
+        if (core_.model.commands.TakeSooner()) core_.model.wake = true;
+      }
+      core_.HeardFromLocked(from, now, effects);
     }
   }
-  if (!st.ok()) {
-    STEWARD_LOG_WARNING("hello from {} refused: {}", from, st.message());
-    return core_.Reply(reply, Refused(ev.id(), st.message()));
+  if (check.verdict == Security::HelloVerdict::kRefused) {
+    STEWARD_LOG_WARNING("hello from {} refused: {}", from, check.why);
+    return core_.Reply(reply, Refused(ev.id(), check.why));
   }
-  // Heartbeats are answered at once; the node row is written with the next housekeeping.
-  core_.Reply(reply, Stored(ev.id()));
+  // Heartbeats are answered at once (a pending node's too, with why it is pending: its
+  // next hello comes at its interval); the node row is written with the next housekeeping.
+  proto::Ack ok = Stored(ev.id());
+  ok.set_error(check.why);
+  core_.Reply(reply, ok);
   core_.Run(effects);
 }
 

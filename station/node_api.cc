@@ -60,7 +60,14 @@ void NodeApi::Ping(const Call& call, proto::PingRequest req) {
     Effects effects;
     {
       absl::MutexLock lock(&core_.model.mu);
-      core_.HeardFromLocked(node, absl::Now(), effects);
+      // A sign of life, when it can be believed: in secure mode, signed by the node's
+      // pinned key (a pending node answers pings, but is not online by them).
+      const NodeTable::Node* n = core_.model.nodes.Find(node);
+      const bool believed = !core_.options().key.has_value() ||
+                            (n != nullptr && !n->info.public_key().empty() &&
+                             n->info.status() != proto::NODE_PENDING &&
+                             signing::VerifyAckWith(*ack, n->info.public_key()).ok());
+      if (believed) core_.HeardFromLocked(node, absl::Now(), effects);
     }
     rpc_.Ok(call, pong);
     core_.Run(effects);

@@ -73,8 +73,21 @@ std::optional<Transition> NodeTable::HeardFrom(const std::string& name, absl::Ti
   return SetOnline(node, true, now, "heard from");
 }
 
-void NodeTable::Hello(const std::string& name, const proto::Hello& hello) {
+std::string NodeTable::Instance(const std::string& name) const {
+  const Node* node = Find(name);
+  return node == nullptr ? "" : node->info.instance_id();
+}
+
+NodeTable::InstanceChange NodeTable::Hello(const std::string& name, const proto::Hello& hello,
+                                           absl::Time now) {
   Node& node = Get(name);
+  InstanceChange change;
+  if (!hello.instance_id().empty() && hello.instance_id() != node.info.instance_id()) {
+    change.changed = true;
+    change.previous = node.info.instance_id();
+    node.info.set_instance_id(hello.instance_id());
+    node.info.set_instance_since_unix_ms(absl::ToUnixMillis(now));
+  }
   node.info.set_version(hello.version());
   node.info.set_hostname(hello.hostname());
   node.info.set_os(hello.os());
@@ -87,6 +100,7 @@ void NodeTable::Hello(const std::string& name, const proto::Hello& hello) {
     node.info.set_heartbeat_ms(hello.heartbeat_ms());
   }
   Changed(name);
+  return change;
 }
 
 std::optional<Transition> NodeTable::NoResponders(const std::string& name, absl::Time now) {

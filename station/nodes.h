@@ -58,8 +58,17 @@ class NodeTable {
 
   // HeardFrom records a sign of life; a transition when it was not online.
   std::optional<Transition> HeardFrom(const std::string& name, absl::Time now);
-  // Hello records a node's hello (its identity and capabilities).
-  void Hello(const std::string& name, const proto::Hello& hello);
+  // Hello records a node's hello (its identity and capabilities) and says whether it
+  // named an installation not known before: a first one (`previous` empty), or another
+  // than the one heard from before (the unit was reinstalled: its data directory
+  // wiped; `previous` names the old one).
+  struct InstanceChange {
+    bool changed = false;
+    std::string previous;
+  };
+  InstanceChange Hello(const std::string& name, const proto::Hello& hello, absl::Time now);
+  // The installation `name` was last heard from ("" when unknown).
+  std::string Instance(const std::string& name) const;
   // NoResponders: nobody listens on the node's subjects. A transition when it was
   // online (a node never heard from stays unknown).
   std::optional<Transition> NoResponders(const std::string& name, absl::Time now);

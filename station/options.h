@@ -37,6 +37,10 @@ struct StationOptions {
   std::optional<signing::KeyPair> key;
   // Operators whose signed requests are accepted; empty: any request (development).
   std::shared_ptr<signing::TrustedKeys> operators;
+  // The keys directory (stewardctl keys init): names enrolled there (nodes/<name>/)
+  // are the nodes the station issued credentials for, and a node key made at
+  // enrolment (nodes/<name>/node.pub) is pinned at the node's first hello.
+  std::string keys_dir;
 };
 
 }  // namespace steward::station

@@ -1,6 +1,7 @@
 #include "station/security.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -35,25 +36,93 @@ absl::Status Security::CheckEvent(const Core& core, const NodeTable::Node* node,
     return absl::UnavailableError(absl::StrCat("node ", ev.from_node(), " is not accepted yet (stewardctl accept ",
                                                ev.from_node(), ")"));
   }
-  return signing::VerifyEnvelopeWith(ev, node->info.public_key());
+  absl::Status st = signing::VerifyEnvelopeWith(ev, node->info.public_key());
+  if (!st.ok() && !node->info.pending_key().empty() && ev.signer() == signing::KeyId(node->info.pending_key())) {
+    // Signed by the key of a pending key change (a reinstalled unit): not believed now,
+    // but kept by the node until an operator decides about that key.
+    return absl::UnavailableError(absl::StrCat("the key of ", ev.from_node(), " changed to ", ev.signer(),
+                                               ": not accepted yet"));
+  }
+  return st;
 }
 
-absl::Status Security::CheckHello(const Core& core, NodeTable::Node& node, const proto::Envelope& ev,
-                                  const proto::Hello& hello) {
-  if (!core.options().key.has_value()) return absl::OkStatus();
-  // A node proves it holds the key it announces; a pinned node must use its pinned key.
+bool Security::Enrolled(const Core& core, const std::string& node) {
+  if (core.options().keys_dir.empty()) return false;
+  std::error_code ec;
+  return std::filesystem::is_directory(std::filesystem::path(core.options().keys_dir) / "nodes" / node, ec);
+}
+
+std::string Security::EnrolledKey(const Core& core, const std::string& node) {
+  if (core.options().keys_dir.empty()) return "";
+  const std::string path = (std::filesystem::path(core.options().keys_dir) / "nodes" / node / "node.pub").string();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return "";
+  absl::StatusOr<std::string> key = signing::LoadPublicKey(path);
+  if (!key.ok()) {
+    STEWARD_LOG_ERROR("enrolled key of {}: {}", node, key.status().ToString());
+    return "";
+  }
+  return *key;
+}
+
+Security::HelloCheck Security::CheckHello(Core& core, NodeTable::Node& node, const proto::Envelope& ev,
+                                          const proto::Hello& hello) {
+  if (!core.options().key.has_value()) return {};
+  const std::string& name = ev.from_node();
+  const std::string& announced = hello.public_key();
+  auto refuse = [&](std::string why) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    node.info.set_refused_hellos(node.info.refused_hellos() + 1);
+    core.model.nodes.Changed(name);
+    ++core.counters.refused_hellos;
+    return HelloCheck{HelloVerdict::kRefused, std::move(why)};
+  };
+  // The sender holds the key it announces.
+  if (absl::Status st = signing::VerifyEnvelopeWith(ev, announced); !st.ok()) {
+    return refuse(absl::StrCat("hello refused: ", st.message()));
+  }
   const std::string& pinned = node.info.public_key();
-  if (absl::Status st = signing::VerifyEnvelopeWith(ev, pinned.empty() ? hello.public_key() : pinned);
-      !st.ok()) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("hello refused: ", st.message(), pinned.empty() ? "" : " (not the pinned key)"));
+  if (!pinned.empty() && announced == pinned) return {};
+  node.info.set_last_heard_unix_ms(NowUnixMillis());  // heard, though not believed
+  if (pinned.empty()) {
+    node.info.set_enrolled(Enrolled(core, name));
+    const std::string enrolled_key = EnrolledKey(core, name);
+    if (!enrolled_key.empty()) {
+      if (announced != enrolled_key) {
+        STEWARD_LOG_WARNING("hello from {} refused: key {} is not the one enrolled for it ({})", name,
+                            signing::KeyId(announced), signing::KeyId(enrolled_key));
+        return refuse(absl::StrCat("hello refused: key ", signing::KeyId(announced),
+                                   " is not the key enrolled for ", name));
+      }
+      node.info.set_public_key(announced);  // made at enrolment: no extra step
+      node.info.clear_pending_key();
+      core.model.nodes.Changed(name);
+      core.store().Write(ledger::Store::PutNode(node.info));
+      STEWARD_LOG_INFO("node {}: key {} pinned (made at enrolment)", name, signing::KeyId(announced));
+      return {};
+    }
   }
-  if (pinned.empty() && node.info.pending_key() != hello.public_key()) {
-    node.info.set_pending_key(hello.public_key());
-    STEWARD_LOG_WARNING("node {} announced key {}: accept it with `stewardctl accept {}`", ev.from_node(),
-                        signing::KeyId(hello.public_key()), ev.from_node());
+  if (node.info.pending_key() != announced) {
+    node.info.set_pending_keys_seen(node.info.pending_keys_seen() + 1);
+    node.info.set_pending_key(announced);
+    if (pinned.empty()) {
+      STEWARD_LOG_WARNING("node {} announced key {}{}: accept it with `stewardctl accept {}{}`", name,
+                          signing::KeyId(announced), node.info.enrolled() ? "" : " (a name the station did not enrol)",
+                          name, node.info.enrolled() ? "" : absl::StrCat(" --key ", signing::KeyId(announced)));
+    } else {
+      node.info.set_refused_hellos(node.info.refused_hellos() + 1);
+      ++core.counters.refused_hellos;
+      STEWARD_LOG_WARNING("node {} announced key {}, not its pinned key {}: a reinstalled unit or someone "
+                          "else's credentials; nothing it signs counts until `stewardctl accept {} --key {}`",
+                          name, signing::KeyId(announced), signing::KeyId(pinned), name, signing::KeyId(announced));
+    }
   }
-  return absl::OkStatus();
+  if (pinned.empty() && node.info.status() != proto::NODE_PENDING) node.info.set_status(proto::NODE_PENDING);
+  core.model.nodes.Changed(name);
+  return {HelloVerdict::kPending,
+          pinned.empty() ? absl::StrCat("node ", name, " is pending: its key ", signing::KeyId(announced),
+                                        " is not accepted yet")
+                         : absl::StrCat("key ", signing::KeyId(announced), " is not the pinned key of ", name,
+                                        ": pending an operator's acceptance")};
 }
 
 void Security::Accept(const Call& call, proto::AcceptRequest req) {
@@ -65,14 +134,40 @@ void Security::Accept(const Call& call, proto::AcceptRequest req) {
     if (node == nullptr || node->info.pending_key().empty()) {
       refused = absl::StrCat("node ", req.node(), " has announced no key to accept");
     } else {
-      node->info.set_public_key(node->info.pending_key());
-      node->info.clear_pending_key();
-      core_.model.commands.Unpark(req.node(), absl::Now());  // its waiting commands go out now
-      if (core_.model.commands.TakeSooner()) core_.model.wake = true;
-      const std::string key = signing::KeyId(node->info.public_key());
-      STEWARD_LOG_INFO("node {} accepted with key {} by {}", req.node(), key, call.op());
-      out.add_lines(absl::StrCat("accepted ", req.node(), " with key ", key));
-      core_.store().Write(ledger::Store::PutNode(node->info));
+      proto::NodeInfo& info = node->info;
+      const std::string announced = signing::KeyId(info.pending_key());
+      const std::string pinned = info.public_key().empty() ? "" : signing::KeyId(info.public_key());
+      if (!req.key().empty() && req.key() != announced) {
+        refused = absl::StrCat("node ", req.node(), " announced key ", announced, ", not ", req.key(),
+                               ": nothing was pinned");
+      } else if (req.key().empty() && !pinned.empty()) {
+        refused = absl::StrCat("node ", req.node(), " announced a new key ", announced, " (its pinned key is ",
+                               pinned, "): if the unit was reinstalled, check the key its agent logs at start ",
+                               "and accept it with --key ", announced);
+      } else if (req.key().empty() && info.pending_keys_seen() > 1) {
+        refused = absl::StrCat("node ", req.node(), " announced ", info.pending_keys_seen(),
+                               " different keys (someone else's credentials?): check the key its agent logs ",
+                               "at start and accept it with --key (the latest is ", announced, ")");
+      } else if (req.key().empty() && !info.enrolled()) {
+        refused = absl::StrCat("node ", req.node(), " was not enrolled by this station: check the key its agent ",
+                               "logs at start and accept it with --key ", announced);
+      } else {
+        info.set_public_key(info.pending_key());
+        info.clear_pending_key();
+        info.set_pending_keys_seen(0);
+        if (info.status() == proto::NODE_PENDING) {
+          // Believed from its next hello on, which brings it online.
+          info.set_status(proto::NODE_OFFLINE);
+          info.set_since_unix_ms(NowUnixMillis());
+        }
+        core_.model.commands.Unpark(req.node(), absl::Now());  // its waiting commands go out now
+        if (core_.model.commands.TakeSooner()) core_.model.wake = true;
+        STEWARD_LOG_INFO("node {} accepted with key {}{} by {}", req.node(), announced,
+                         pinned.empty() ? "" : absl::StrCat(" (replacing ", pinned, ")"), call.op());
+        out.add_lines(absl::StrCat("accepted ", req.node(), " with key ", announced,
+                                   pinned.empty() ? "" : absl::StrCat(", replacing ", pinned)));
+        core_.store().Write(ledger::Store::PutNode(info));
+      }
     }
   }
   if (!refused.empty()) return rpc_.Reject(call, refused);
@@ -96,7 +191,8 @@ std::vector<proto::CommandState> Security::PushLocked(const std::set<std::string
     tmpl.set_method(kMethodSetAcl);
     tmpl.set_domain("security");
     tmpl.set_payload(doc.SerializeAsString());
-    absl::StatusOr<proto::CommandState> c = core_.NewCommand(name, tmpl, NewId(), "station");
+    absl::StatusOr<proto::CommandState> c =
+        core_.NewCommand(name, tmpl, NewId(), "station", core_.model.nodes.Instance(name));
     if (!c.ok()) {
       *error = std::string(c.status().message());
       return {};

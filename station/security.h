@@ -24,10 +24,28 @@ class Security {
   // offers it again until an operator accepts it.
   static absl::Status CheckEvent(const Core& core, const NodeTable::Node* node,
                                  const proto::Envelope& ev);
-  // CheckHello checks a hello's signature: against the pinned key, or (not accepted yet)
-  // against the key it announces, which becomes the node's pending key.
-  static absl::Status CheckHello(const Core& core, NodeTable::Node& node, const proto::Envelope& ev,
-                                 const proto::Hello& hello);
+  // What a hello may do, in secure mode. Its signature must verify against the key it
+  // announces (the sender holds that key), and then:
+  //  - the node's pinned key: it is heard from (kHeard);
+  //  - a node enrolled with a key (nodes/<name>/node.pub): that key is pinned at once
+  //    (kHeard), any other key is refused (kRefused, counted and audited);
+  //  - no key pinned yet: the announced key becomes the node's pending key and the node
+  //    is "pending" (kPending: never online, never a target, nothing it signs counts)
+  //    until an operator accepts it; a name the station did not enrol is pending too;
+  //  - a key other than the pinned one: a pending key change (kPending; counted and
+  //    audited; the pinned key stays, and the node stays as it was).
+  // In development mode (no station key) every hello is heard.
+  enum class HelloVerdict { kHeard, kPending, kRefused };
+  struct HelloCheck {
+    HelloVerdict verdict = HelloVerdict::kHeard;
+    std::string why;  // for kPending and kRefused: what the node is told
+  };
+  static HelloCheck CheckHello(Core& core, NodeTable::Node& node, const proto::Envelope& ev,
+                               const proto::Hello& hello) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core.model.mu);
+  // Whether the station enrolled `node` (issued its credentials), and the node key
+  // made at enrolment ("" when none).
+  static bool Enrolled(const Core& core, const std::string& node);
+  static std::string EnrolledKey(const Core& core, const std::string& node);
 
  private:
   void Accept(const Call& call, proto::AcceptRequest req);

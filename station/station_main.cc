@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   std::string creds = flags.nats.creds;
   opts.nats.tls_ca_file = flags.nats.tls_ca;
   opts.operators = std::make_shared<steward::signing::TrustedKeys>();
+  opts.keys_dir = keys;
   if (!keys.empty()) {
     auto key = steward::signing::LoadKeyPair(keys + "/station.key");
     if (!key.ok()) {

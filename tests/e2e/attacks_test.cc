@@ -1,7 +1,11 @@
 // End-to-end: what one node's broker credentials can make the station do. Each test
 // holds the station to doing nothing the attacker asked for, and counts it.
 #include <catch2/catch.hpp>
+#include <signal.h>
+
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -9,11 +13,13 @@
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "common/signing.h"
+#include "ctl/client.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/wait.h"
 
 using steward::testing::Cluster;
 using steward::testing::RunResult;
+using steward::testing::WaitUntil;
 
 namespace {
 
@@ -31,6 +37,22 @@ steward::nats::ConnectionPtr ConnectAs(Cluster& c, const std::string& user) {
   return std::move(*nc);
 }
 
+int ReadLines(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  int n = 0;
+  for (std::string l; std::getline(in, l);) n += !l.empty();
+  return n;
+}
+
+std::string IdOf(const RunResult& r) { return r.out.substr(r.out.find(' ') + 1, 26); }
+
+steward::proto::CommandState StateOf(steward::ctl::Client& client, const std::string& id) {
+  auto s = client.Show({id}, "", absl::Seconds(5));
+  REQUIRE(s.ok());
+  REQUIRE(s->commands_size() == 1);
+  return s->commands(0);
+}
+
 void Count(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
   static_cast<std::atomic<int>*>(closure)->fetch_add(1);
   natsMsg_Destroy(msg);
@@ -40,8 +62,7 @@ TEST_CASE("the station replies only to the sender's own inbox, never where a sen
           "[integration][attack]") {
   Cluster c(Cluster::Secure{});
   c.StartStation();
-  c.StartAgent("ship1");
-  REQUIRE(c.Ctl({"accept", "ship1"}).exit_code == 0);
+  c.StartAgent("ship1");  // enrolled with its key: pinned at its first hello
   // Whatever reaches ship2's command subjects (the station may publish anywhere).
   auto station = ConnectAs(c, "station");
   std::atomic<int> landed{0};
@@ -50,7 +71,7 @@ TEST_CASE("the station replies only to the sender's own inbox, never where a sen
   REQUIRE(steward::nats::Flush(station.get(), absl::Seconds(2)).ok());
 
   auto ship1 = ConnectAs(c, "ship1");
-  auto key = steward::signing::LoadKeyPair((c.dir().path() / "ship1" / "node.key").string());
+  auto key = steward::signing::LoadKeyPair(c.keys() + "/nodes/ship1/node.key");
   REQUIRE(key.ok());
   const std::string target = "ship2.command.shellcommand.operatingsystem";
   for (int i = 0; i < 50; ++i) {
@@ -79,6 +100,248 @@ TEST_CASE("the station replies only to the sender's own inbox, never where a sen
   CHECK(c.station().WaitForOutput("is not an operator's inbox (110 so far)", absl::Seconds(5)));
   // The station still serves ship1 as before.
   CHECK(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
+}
+
+// A hello for `claimed`, signed with `key`, published with `who`'s credentials and a
+// reply subject in `claimed`'s inbox (which passes the inbox check: `who` cannot read
+// there, but the station would believe it).
+void ForgedHello(natsConnection* who, const std::string& claimed, const steward::signing::KeyPair& key) {
+  steward::proto::Hello hello;
+  hello.set_public_key(key.public_key);
+  hello.set_instance_id("01F0RGED1NSTA11AT10N000000");
+  steward::proto::Envelope ev =
+      steward::NewEnvelope(claimed, "station", steward::proto::KIND_EVENT, "hello", "agent");
+  ev.set_payload(hello.SerializeAsString());
+  REQUIRE(steward::signing::SignEnvelope(ev, key).ok());
+  REQUIRE(steward::nats::Publish(who, "station.event.hello.agent", ev.SerializeAsString(),
+                                 "_INBOX_" + claimed + ".forged")
+              .ok());
+  REQUIRE(steward::nats::Flush(who, absl::Seconds(2)).ok());
+}
+
+steward::proto::NodeInfo NodeOf(steward::ctl::Client& client, const std::string& node) {
+  auto n = client.Nodes(node, absl::Seconds(5));
+  REQUIRE(n.ok());
+  return n->nodes(0);
+}
+
+std::unique_ptr<steward::ctl::Client> OperatorClient(Cluster& c) {
+  auto cr = steward::ReadCreds(c.keys() + "/creds/operator.creds");
+  REQUIRE(cr.ok());
+  auto key = steward::signing::LoadKeyPair(c.keys() + "/operator.key");
+  REQUIRE(key.ok());
+  auto client = steward::ctl::Client::Connect(
+      {.nats = {.url = c.url(), .user = cr->user, .password = cr->password, .tls_ca_file = c.keys() + "/tls/ca.pem"},
+       .operator_key = *key});
+  REQUIRE(client.ok());
+  return std::move(*client);
+}
+
+TEST_CASE("one node's credentials cannot take over another node's key", "[integration][attack]") {
+  // ship2 enrolled with a key; ship3 enrolled without (its agent makes its own).
+  Cluster c(Cluster::Secure{.nodes = {"ship1", "ship2", "ship3"}, .without_node_key = {"ship3"}});
+  c.StartStation();
+  c.StartAgent("ship1");
+  auto ship1 = ConnectAs(c, "ship1");
+  auto attacker = steward::signing::LoadKeyPair(c.keys() + "/nodes/ship1/node.key");
+  REQUIRE(attacker.ok());
+  auto client = OperatorClient(c);
+
+  // ship2's key was made at enrolment: any other key is refused, and counted.
+  ForgedHello(ship1.get(), "ship2", *attacker);
+  REQUIRE(WaitUntil([&] { return c.Ctl({"node", "ship2"}).exit_code == 0; }));
+  steward::proto::NodeInfo ship2 = NodeOf(*client, "ship2");
+  CHECK(ship2.refused_hellos() == 1);
+  CHECK(ship2.public_key().empty());
+  CHECK(ship2.pending_key().empty());
+  CHECK(ship2.status() != steward::proto::NODE_ONLINE);
+  // The real ship2 comes: pinned, online, runs commands.
+  c.StartAgent("ship2");
+  CHECK(c.Ctl({"send", "ship2", "--", "true"}).exit_code == 0);
+  // A forged hello for a pinned node changes nothing but a counter and a pending key
+  // that nobody can accept without naming it.
+  ForgedHello(ship1.get(), "ship2", *attacker);
+  REQUIRE(WaitUntil([&] { return NodeOf(*client, "ship2").refused_hellos() == 2; }));
+  ship2 = NodeOf(*client, "ship2");
+  CHECK(ship2.status() == steward::proto::NODE_ONLINE);
+  CHECK(steward::signing::KeyId(ship2.public_key()) != steward::signing::KeyId(attacker->public_key));
+  RunResult r = c.Ctl({"accept", "ship2"});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("announced a new key"));
+  CHECK(c.Ctl({"send", "ship2", "--", "true"}).exit_code == 0);  // still the real one
+
+  // ship3 makes its own key: the attacker announces one first, then the real unit.
+  ForgedHello(ship1.get(), "ship3", *attacker);
+  c.StartAgent("ship3");
+  REQUIRE(WaitUntil([&] { return NodeOf(*client, "ship3").pending_keys_seen() >= 2; }));
+  r = c.Ctl({"accept", "ship3"});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("different keys"));
+  // The operator names the key the unit logs: that one is pinned.
+  const std::string log = c.agent("ship3").Stderr();
+  const size_t at = log.find("key ed25519:");
+  REQUIRE(at != std::string::npos);
+  const std::string real = log.substr(at + 4, 24);
+  r = c.Ctl({"accept", "ship3", "--key", steward::signing::KeyId(attacker->public_key)});
+  CHECK(r.exit_code == 255);  // not the key it announced last
+  r = c.Ctl({"accept", "ship3", "--key", real});
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("with key " + real));
+  r = c.Ctl({"send", "ship3", "--", "true"});
+  INFO(r.err << c.station().Stderr() << c.agent("ship3").Stderr());
+  CHECK(r.exit_code == 0);
+}
+
+TEST_CASE("names the station did not enrol are pending, never online and never targets",
+          "[integration][attack]") {
+  Cluster c(Cluster::Secure{});
+  c.StartStation();
+  c.StartAgent("ship1");
+  auto ship1 = ConnectAs(c, "ship1");
+  auto key = steward::signing::LoadKeyPair(c.keys() + "/nodes/ship1/node.key");
+  REQUIRE(key.ok());
+  auto client = OperatorClient(c);
+  for (int i = 0; i < 3; ++i) ForgedHello(ship1.get(), "ghost" + std::to_string(i), *key);
+  REQUIRE(WaitUntil([&] { return c.Ctl({"node", "ghost2"}).exit_code == 0; }));
+  for (int i = 0; i < 3; ++i) {
+    steward::proto::NodeInfo ghost = NodeOf(*client, "ghost" + std::to_string(i));
+    CHECK(ghost.status() == steward::proto::NODE_PENDING);
+    CHECK_FALSE(ghost.enrolled());
+  }
+  RunResult r = c.Ctl({"send", "--all", "--", "echo", "hi"});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("ship1: hi"));
+  CHECK_THAT(r.out + r.err, !Catch::Contains("ghost"));
+  r = c.Ctl({"send", "--timeout", "1s", "ghost0", "--", "true"});
+  CHECK(r.exit_code == 255);
+  r = c.Ctl({"accept", "ghost0"});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("was not enrolled by this station"));
+}
+
+TEST_CASE("answers on the reply path count only with the node's signature and the command's id",
+          "[integration][attack]") {
+  Cluster c(Cluster::Secure{});
+  c.StartStation();
+  c.StartAgent("ship2");
+  REQUIRE(c.Ctl({"send", "ship2", "--", "true"}).exit_code == 0);
+  c.StopAgent("ship2", SIGKILL);
+  // Someone with ship2's broker password but not its node key answers its commands.
+  auto impostor = ConnectAs(c, "ship2");
+  auto sub = steward::nats::SubscribeSync(impostor.get(), "ship2.command.>", 100);
+  REQUIRE(sub.ok());
+  REQUIRE(steward::nats::Flush(impostor.get(), absl::Seconds(2)).ok());
+  auto other = steward::signing::LoadKeyPair(c.keys() + "/nodes/ship1/node.key");
+  REQUIRE(other.ok());
+  const auto ran = c.dir().path() / "ran";
+  RunResult r = c.Ctl({"send", "--no-wait", "ship2", "--", "sh", "-c", "echo x >> " + ran.string()});
+  REQUIRE(r.exit_code == 0);
+  const std::string id = IdOf(r);
+  auto client = OperatorClient(c);
+  int answered = 0;
+  for (int round = 0; round < 3; ++round) {
+    auto msg = steward::nats::NextMsg(sub->get(), absl::Seconds(10));
+    REQUIRE(msg.ok());
+    auto env = steward::DecodeEnvelope(steward::nats::Data(msg->get()));
+    REQUIRE(env.ok());
+    steward::proto::Ack ack = steward::NewAck(round == 1 ? "" : env->id(), "ship2", steward::proto::STAGE_RESULT,
+                                              steward::proto::OUTCOME_SUCCEEDED);
+    ack.set_stdout("forged");
+    ack.set_instance_id(env->target_instance());
+    if (round == 2) REQUIRE(steward::signing::SignAck(ack, *other).ok());  // another node's key
+    REQUIRE(steward::nats::Publish(impostor.get(), steward::nats::Reply(msg->get()), ack.SerializeAsString()).ok());
+    ++answered;
+  }
+  CHECK(answered == 3);
+  steward::proto::CommandState s = StateOf(*client, id);
+  CHECK_FALSE(steward::IsTerminal(s.state()));
+  CHECK(s.result().stdout().empty());
+  CHECK(c.station().WaitForOutput("not taken", absl::Seconds(2)));
+  // The real ship2 runs it, once.
+  impostor.reset();
+  c.StartAgent("ship2");
+  REQUIRE(WaitUntil([&] { return StateOf(*client, id).state() == steward::proto::STATE_SUCCEEDED; },
+                    absl::Seconds(20)));
+  CHECK(ReadLines(ran) == 1);
+}
+
+TEST_CASE("a captured command runs neither on a wiped unit nor after the node's replay window",
+          "[integration][attack]") {
+  Cluster c(Cluster::Secure{});
+  c.StartStation();
+  c.StartAgent("ship1", {"--keep-results", "3s"});
+  // The attacker can read the broker (station credentials) and replay what it saw.
+  auto spy = ConnectAs(c, "station");
+  auto sub = steward::nats::SubscribeSync(spy.get(), "ship1.command.shellcommand.>", 100);
+  REQUIRE(sub.ok());
+  REQUIRE(steward::nats::Flush(spy.get(), absl::Seconds(2)).ok());
+  const auto ran = c.dir().path() / "ran";
+  // The node keeps ids 3 s, so it refuses what would outlive that...
+  RunResult r = c.Ctl({"send", "ship1", "--", "sh", "-c", "echo x >> " + ran.string()});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("replay window"));
+  // ... and runs what expires within it.
+  r = c.Ctl({"send", "--ttl", "2s", "ship1", "--", "sh", "-c", "echo x >> " + ran.string()});
+  REQUIRE(r.exit_code == 0);
+  CHECK(ReadLines(ran) == 1);
+  steward::nats::MsgPtr captured;
+  while (true) {
+    auto msg = steward::nats::NextMsg(sub->get(), absl::Seconds(2));
+    REQUIRE(msg.ok());
+    auto env = steward::DecodeEnvelope(steward::nats::Data(msg->get()));
+    REQUIRE(env.ok());
+    if (env->expires_unix_ms() - env->created_unix_ms() <= 2000) {
+      captured = std::move(*msg);
+      break;
+    }
+  }
+  const std::string bytes(steward::nats::Data(captured.get()));
+  auto replay = [&] {
+    auto answer = steward::nats::Request(spy.get(), "ship1.command.shellcommand.operatingsystem", bytes,
+                                         absl::Seconds(5));
+    REQUIRE(answer.ok());
+    auto ack = steward::DecodeAck(steward::nats::Data(answer->get()));
+    REQUIRE(ack.ok());
+    return *ack;
+  };
+  // Replayed at once: answered from the record, not run.
+  CHECK(replay().stage() == steward::proto::STAGE_RESULT);
+  // After the window: expired (its id may be forgotten, the command is dead anyway).
+  absl::SleepFor(absl::Seconds(3));
+  c.StopAgent("ship1");
+  c.StartAgent("ship1", {"--keep-results", "3s"});
+  steward::proto::Ack late = replay();
+  CHECK(late.outcome() == steward::proto::OUTCOME_REJECTED);
+  CHECK_THAT(late.error(), Catch::Contains("expired"));
+  // Wiped and reinstalled (same enrolled key): a command bound to the old installation
+  // is refused, even inside its lifetime.
+  r = c.Ctl({"send", "--ttl", "3s", "--no-wait", "ship1", "--", "sh", "-c", "echo x >> " + ran.string()});
+  REQUIRE(r.exit_code == 0);
+  steward::nats::MsgPtr fresh;
+  while (true) {
+    auto msg = steward::nats::NextMsg(sub->get(), absl::Seconds(5));
+    REQUIRE(msg.ok());
+    auto env = steward::DecodeEnvelope(steward::nats::Data(msg->get()));
+    REQUIRE(env.ok());
+    if (env->id() == IdOf(r)) {
+      fresh = std::move(*msg);
+      break;
+    }
+  }
+  REQUIRE(WaitUntil([&] { return ReadLines(ran) == 2; }));
+  const std::string fresh_bytes(steward::nats::Data(fresh.get()));
+  c.StopAgent("ship1", SIGKILL);
+  std::filesystem::remove_all(c.dir().path() / "ship1");
+  c.StartAgent("ship1", {"--keep-results", "3s"});
+  auto answer = steward::nats::Request(spy.get(), "ship1.command.shellcommand.operatingsystem", fresh_bytes,
+                                       absl::Seconds(5));
+  REQUIRE(answer.ok());
+  auto ack = steward::DecodeAck(steward::nats::Data(answer->get()));
+  REQUIRE(ack.ok());
+  CHECK(ack->outcome() == steward::proto::OUTCOME_REJECTED);
+  CHECK_THAT(ack->error(), Catch::Contains("was the unit reinstalled?"));
+  absl::SleepFor(absl::Milliseconds(500));
+  CHECK(ReadLines(ran) == 2);
 }
 
 }  // namespace

@@ -13,7 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/creds.h"
 #include "common/protocol.h"
+#include "common/signing.h"
 #include "ctl/client.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/files.h"
@@ -29,7 +31,18 @@ using steward::testing::WaitUntil;
 namespace {
 
 std::unique_ptr<steward::ctl::Client> Connect(Cluster& c) {
-  auto client = steward::ctl::Client::Connect({.nats = {.url = c.url()}});
+  steward::ctl::ClientOptions options{.nats = {.url = c.url()}};
+  if (c.secure()) {
+    auto cr = steward::ReadCreds(c.keys() + "/creds/operator.creds");
+    REQUIRE(cr.ok());
+    auto key = steward::signing::LoadKeyPair(c.keys() + "/operator.key");
+    REQUIRE(key.ok());
+    options.nats.user = cr->user;
+    options.nats.password = cr->password;
+    options.nats.tls_ca_file = c.keys() + "/tls/ca.pem";
+    options.operator_key = *key;
+  }
+  auto client = steward::ctl::Client::Connect(options);
   REQUIRE(client.ok());
   return std::move(*client);
 }
@@ -109,6 +122,112 @@ TEST_CASE("station disk full: nothing is acknowledged before it is stored, and i
   }
   CHECK(LineCounts(ran) == std::map<std::string, int>{{"0", 1}, {"1", 1}, {"2", 1}, {"3", 1}, {"4", 1}});
   CHECK_FALSE(std::filesystem::exists(refused));
+}
+
+// The state of `id` as the station answers it.
+steward::proto::CommandState StateOf(steward::ctl::Client& client, const std::string& id) {
+  auto s = client.Show({id}, "", absl::Seconds(5));
+  REQUIRE(s.ok());
+  REQUIRE(s->commands_size() == 1);
+  return s->commands(0);
+}
+
+TEST_CASE("a reinstalled unit: what went to the old installation ends lost, never runs again by itself",
+          "[integration][faults]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  auto client = Connect(c);
+  const auto ran = c.dir().path() / "ran";
+  const auto finished = c.dir().path() / "finished";
+  // Running when the unit is wiped.
+  RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c", "echo x >> " + ran.string() + "; sleep 3"});
+  REQUIRE(r.exit_code == 0);
+  const std::string running = IdOf(r);
+  REQUIRE(WaitUntil([&] { return Lines(ran).size() == 1; }));
+  // Finished on the old installation, its result not yet confirmed (the station is
+  // down): wiped with the spool.
+  r = c.Ctl({"send", "--no-wait", "--domain", "other", "ship1", "--", "sh", "-c",
+             "sleep 0.5; echo x >> " + finished.string()});
+  REQUIRE(r.exit_code == 0);
+  const std::string unconfirmed = IdOf(r);
+  REQUIRE(WaitUntil([&] { return StateOf(*client, unconfirmed).state() == steward::proto::STATE_RUNNING; }));
+  c.StopStation(SIGKILL);
+  REQUIRE(WaitUntil([&] { return Lines(finished).size() == 1; }));
+  c.StopAgent("ship1", SIGKILL);
+  std::filesystem::remove_all(c.dir().path() / "ship1");  // reinstalled: same name, new disk
+  c.StartStation();
+  c.StartAgent("ship1");
+
+  for (const std::string& id : {running, unconfirmed}) {
+    INFO(id);
+    REQUIRE(WaitUntil([&] { return StateOf(*client, id).state() == steward::proto::STATE_LOST; }));
+    CHECK_THAT(StateOf(*client, id).result().error(), Catch::Contains("ship1 was reinstalled"));
+  }
+  // The new installation runs new commands; neither old one ran again.
+  CHECK(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
+  absl::SleepFor(absl::Seconds(1));
+  CHECK(Lines(ran) == std::map<std::string, int>{{"x", 1}});
+  CHECK(Lines(finished) == std::map<std::string, int>{{"x", 1}});
+  // On purpose, it runs again: a new command.
+  r = c.Ctl({"retry", running});
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("(retry of " + running + ")"));
+  const std::string again = r.out.substr(r.out.find(' ') + 1, 26);
+  REQUIRE(WaitUntil([&] { return StateOf(*client, again).state() == steward::proto::STATE_SUCCEEDED; },
+                    absl::Seconds(15)));
+  CHECK(Lines(ran) == std::map<std::string, int>{{"x", 2}});
+  CHECK(StateOf(*client, running).state() == steward::proto::STATE_LOST);
+}
+
+TEST_CASE("a reinstalled unit with a new key counts for nothing until its key is accepted",
+          "[integration][faults]") {
+  Cluster c(Cluster::Secure{.without_node_key = {"ship1"}});  // the agent makes its own key
+  c.StartStation();
+  c.StartAgent("ship1");
+  REQUIRE(WaitUntil([&] { return c.Ctl({"accept", "ship1"}).exit_code == 0; }));
+  REQUIRE(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
+  const auto ran = c.dir().path() / "ran";
+  RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c", "echo x >> " + ran.string() + "; sleep 2"});
+  REQUIRE(r.exit_code == 0);
+  const std::string running = IdOf(r);
+  REQUIRE(WaitUntil([&] { return Lines(ran).size() == 1; }));
+  c.StopAgent("ship1", SIGKILL);
+  std::filesystem::remove_all(c.dir().path() / "ship1");  // its key goes with the disk
+  c.StartAgent("ship1");
+  // A key change, pending: shown with both keys; ship1 is not heard from.
+  RunResult pending;
+  REQUIRE(WaitUntil([&] {
+    pending = c.Ctl({"nodes", "--pending"});
+    return pending.out.find("ship1") != std::string::npos;
+  }));
+  CHECK_THAT(pending.out, Catch::Contains("accepted ed25519:"));
+  CHECK_THAT(pending.out, Catch::Contains("announced ed25519:"));
+  auto client = Connect(c);
+  REQUIRE(WaitUntil([&] {
+    auto n = client->Nodes("ship1", absl::Seconds(2));
+    return n.ok() && n->nodes(0).status() == steward::proto::NODE_OFFLINE;
+  }, absl::Seconds(10)));
+  const auto before = c.dir().path() / "before";
+  r = c.Ctl({"send", "--timeout", "2s", "ship1", "--", "touch", before.string()});
+  CHECK(r.exit_code == 255);
+  const std::string sent_before = r.err.substr(r.err.find("command ") + 8, 26);
+  CHECK_FALSE(std::filesystem::exists(before));
+  CHECK(StateOf(*client, running).state() == steward::proto::STATE_RUNNING);  // nothing it said counts
+  // accept without naming the key is refused for a key change.
+  r = c.Ctl({"accept", "ship1"});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("announced a new key"));
+  const std::string fp = r.err.substr(r.err.find("with --key ") + 11, 24);
+  r = c.Ctl({"accept", "ship1", "--key", fp});
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("replacing ed25519:"));
+  // Believed from now on: what went to the old installation (or may have) is lost.
+  REQUIRE(WaitUntil([&] { return StateOf(*client, running).state() == steward::proto::STATE_LOST; }));
+  REQUIRE(WaitUntil([&] { return steward::IsTerminal(StateOf(*client, sent_before).state()); }));
+  CHECK(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
+  CHECK_FALSE(std::filesystem::exists(before));
+  CHECK(Lines(ran) == std::map<std::string, int>{{"x", 1}});
 }
 
 }  // namespace

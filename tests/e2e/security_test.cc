@@ -11,6 +11,7 @@
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "common/signing.h"
+#include "nlohmann/json.hpp"
 #include "tests/testing/cluster.h"
 
 using steward::testing::Cluster;
@@ -38,18 +39,27 @@ steward::nats::ConnectionPtr ConnectAs(Cluster& c, const std::string& user) {
   return std::move(*nc);
 }
 
-// Starts ship1, accepts its key, waits until a command round-trips.
+// Starts `node` (enrolled with a node key: pinned at its first hello) and waits until a
+// command round-trips.
 void StartAccepted(Cluster& c, const std::string& node) {
   c.StartAgent(node);
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < deadline && c.Ctl({"accept", node}).exit_code != 0) absl::SleepFor(absl::Milliseconds(100));
   RunResult r = c.Ctl({"send", node, "--", "true"});
   REQUIRE(r.exit_code == 0);
 }
 
-steward::proto::Envelope Touch(const std::string& to, const std::filesystem::path& file) {
+// The installation of `node` the station knows (from its hellos).
+std::string InstanceOf(Cluster& c, const std::string& node) {
+  RunResult r = c.Ctl({"node", node, "--json"});
+  REQUIRE(r.exit_code == 0);
+  const std::string first = r.out.substr(0, r.out.find('\n'));
+  return nlohmann::json::parse(first).value("instance_id", "");
+}
+
+steward::proto::Envelope Touch(const std::string& to, const std::filesystem::path& file,
+                               const std::string& instance = "") {
   steward::proto::Envelope env =
       steward::NewEnvelope("station", to, steward::proto::KIND_COMMAND, "shellcommand", "x");
+  env.set_target_instance(instance);
   env.add_argv("sh");
   env.add_argv("-c");
   env.add_argv("echo ran >> " + file.string());
@@ -72,6 +82,8 @@ TEST_CASE("forged, tampered, expired, replayed and misaddressed commands do not 
   auto other_key = steward::signing::Generate();
   REQUIRE(other_key.ok());
   const auto file = c.dir().path() / "ran";
+  const std::string instance = InstanceOf(c, "ship1");
+  REQUIRE_FALSE(instance.empty());
 
   auto send = [&](const steward::proto::Envelope& env) {
     auto msg = steward::nats::Request(nc.get(), "ship1.command.shellcommand.x", env.SerializeAsString(),
@@ -100,23 +112,31 @@ TEST_CASE("forged, tampered, expired, replayed and misaddressed commands do not 
   tampered.set_argv(2, "echo pwned >> " + file.string());
   rejected_with(tampered, "bad signature");
 
-  steward::proto::Envelope expired = Touch("ship1", file);
+  steward::proto::Envelope expired = Touch("ship1", file, instance);
   expired.set_expires_unix_ms(steward::NowUnixMillis() - 1000);
   REQUIRE(steward::signing::SignEnvelope(expired, *station_key).ok());
   rejected_with(expired, "expired");
 
-  steward::proto::Envelope far = Touch("ship1", file);
+  steward::proto::Envelope far = Touch("ship1", file, instance);
   far.set_expires_unix_ms(steward::NowUnixMillis() + 30LL * 24 * 3600 * 1000);
   REQUIRE(steward::signing::SignEnvelope(far, *station_key).ok());
   rejected_with(far, "replay window");
 
-  steward::proto::Envelope misaddressed = Touch("ship2", file);
+  steward::proto::Envelope misaddressed = Touch("ship2", file, instance);
   REQUIRE(steward::signing::SignEnvelope(misaddressed, *station_key).ok());
   rejected_with(misaddressed, "misaddressed");
+  // Signed by the station, but for no installation, or for another one: a command
+  // captured before a unit was reinstalled never runs on the new installation.
+  steward::proto::Envelope unbound = Touch("ship1", file);
+  REQUIRE(steward::signing::SignEnvelope(unbound, *station_key).ok());
+  rejected_with(unbound, "must name the installation");
+  steward::proto::Envelope other = Touch("ship1", file, "01AN0THER1NSTA11AT10N00000");
+  REQUIRE(steward::signing::SignEnvelope(other, *station_key).ok());
+  rejected_with(other, "was the unit reinstalled?");
   CHECK_FALSE(std::filesystem::exists(file));
 
   // A genuine command, replayed inside its expiry window, runs once.
-  steward::proto::Envelope genuine = Touch("ship1", file);
+  steward::proto::Envelope genuine = Touch("ship1", file, instance);
   REQUIRE(steward::signing::SignEnvelope(genuine, *station_key).ok());
   CHECK(send(genuine).stage() == steward::proto::STAGE_RECEIVED);
   const absl::Time deadline = absl::Now() + absl::Seconds(5);
@@ -168,7 +188,8 @@ TEST_CASE("node credentials are confined to the node's own subjects", "[integrat
 }
 
 TEST_CASE("a node's events count only with its pinned key, and operators must sign", "[integration][security]") {
-  Cluster c(Cluster::Secure{});
+  // ship1 makes its own key (enrolled without one): an operator accepts it.
+  Cluster c(Cluster::Secure{.without_node_key = {"ship1"}});
   c.StartStation();
   c.StartAgent("ship1");
   // Not accepted yet: listed as pending, and its commands wait.

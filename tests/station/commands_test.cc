@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "common/protocol.h"
 
 namespace steward::station {
@@ -157,6 +159,28 @@ TEST_CASE("a node heard from again gets its commands at once, not after their ba
   t.Unpark("ship1", kT0 + absl::Seconds(2));
   t.OnTimeout("inflight", kT0 + absl::Seconds(3));
   CHECK(t.NextDue() == kT0 + absl::Seconds(3));
+}
+
+TEST_CASE("a reinstalled node's commands that may have reached the old installation end lost",
+          "[station][commands]") {
+  CommandTable t;
+  t.Add(Queued("never-sent"), kT0);
+  t.Add(Queued("running"), kT0);
+  t.Add(Queued("from-ledger"), kT0, /*fresh=*/false);  // the station restarted: maybe sent
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, [](const proto::CommandState& c) { return c.id() == "running" ? Gate::kSend : Gate::kPark; },
+                    ch).size() == 1);
+  t.OnReply("running", Received("running"), kT0, ch);
+  std::vector<std::string> lost = t.Reinstalled("ship1", "A", "B", kT0 + absl::Seconds(1), ch);
+  std::sort(lost.begin(), lost.end());
+  CHECK(lost == std::vector<std::string>{"from-ledger", "running"});
+  CHECK(t.Find("running")->state() == proto::STATE_LOST);
+  CHECK_THAT(t.Find("running")->result().error(), Catch::Contains("was reinstalled (installation A replaced by B)"));
+  CHECK(t.Find("never-sent")->state() == proto::STATE_QUEUED);
+  CHECK(t.Pending("ship1") == 1);
+  // Not sent again by themselves; the late answer of the old installation changes nothing.
+  t.OnReply("running", Result("running", proto::OUTCOME_SUCCEEDED), kT0 + absl::Seconds(2), ch);
+  CHECK(t.Find("running")->state() == proto::STATE_LOST);
 }
 
 TEST_CASE("a gate parks commands without sending them", "[station][commands]") {

@@ -45,10 +45,28 @@ TEST_CASE("a hello sets the heartbeat the monitor uses", "[station][nodes]") {
   proto::Hello h;
   h.set_version("1.2");
   h.set_heartbeat_ms(1000);
-  t.Hello("ship1", h);
+  CHECK_FALSE(t.Hello("ship1", h, kT0).changed);
   t.HeardFrom("ship1", kT0);
   CHECK(t.Find("ship1")->info.version() == "1.2");
   CHECK(t.Monitor(kT0 + absl::Milliseconds(3500), 3).size() == 1);
+}
+
+TEST_CASE("a hello from another installation says which one it replaces", "[station][nodes]") {
+  NodeTable t;
+  proto::Hello h;
+  CHECK_FALSE(t.Hello("ship1", h, kT0).changed);  // no instance id (0.1.0 agent)
+  h.set_instance_id("A");
+  NodeTable::InstanceChange first = t.Hello("ship1", h, kT0);  // the first one known
+  CHECK(first.changed);
+  CHECK(first.previous.empty());
+  CHECK(t.Instance("ship1") == "A");
+  CHECK_FALSE(t.Hello("ship1", h, kT0 + absl::Seconds(1)).changed);
+  h.set_instance_id("B");
+  NodeTable::InstanceChange again = t.Hello("ship1", h, kT0 + absl::Seconds(2));
+  CHECK(again.changed);
+  CHECK(again.previous == "A");
+  CHECK(t.Find("ship1")->info.instance_id() == "B");
+  CHECK(t.Find("ship1")->info.instance_since_unix_ms() == absl::ToUnixMillis(kT0 + absl::Seconds(2)));
 }
 
 TEST_CASE("rows of 0.1.0 get a status from what they knew", "[station][nodes]") {

@@ -1,6 +1,7 @@
 // Cluster fixture: real processes on a real broker.
 #include "tests/testing/cluster.h"
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -13,7 +14,8 @@ namespace steward::testing {
 namespace {
 
 // Makes keys, enrolls `nodes` and writes <dir>/nats.conf; returns the keys directory.
-std::string PrepareKeys(const TempDir& dir, const std::vector<std::string>& nodes) {
+std::string PrepareKeys(const TempDir& dir, const Cluster::Secure& secure) {
+  const std::vector<std::string>& nodes = secure.nodes;
   const std::string keys = dir.str() + "/keys";
   const std::string ctl = BinPath("ctl/stewardctl");
   auto run = [](std::vector<std::string> argv) {
@@ -22,7 +24,12 @@ std::string PrepareKeys(const TempDir& dir, const std::vector<std::string>& node
     return r;
   };
   run({ctl, "--keys", keys, "keys", "init"});
-  for (const std::string& n : nodes) run({ctl, "--keys", keys, "enroll", n});
+  for (const std::string& n : nodes) {
+    std::vector<std::string> argv = {ctl, "--keys", keys, "enroll", n};
+    const auto& without = secure.without_node_key;
+    if (std::find(without.begin(), without.end(), n) != without.end()) argv.push_back("--no-node-key");
+    run(argv);
+  }
   RunResult conf = run({ctl, "--keys", keys, "--listen", "127.0.0.1:-1", "nats-config"});
   const std::string path = dir.str() + "/nats.conf";
   std::ofstream(path) << conf.out;
@@ -35,7 +42,7 @@ std::string PrepareKeys(const TempDir& dir, const std::vector<std::string>& node
 Cluster::Cluster() = default;
 
 Cluster::Cluster(Secure secure)
-    : keys_(PrepareKeys(dir_, secure.nodes)), nats_(dir_.str() + "/nats.conf") {}
+    : keys_(PrepareKeys(dir_, secure)), nats_(dir_.str() + "/nats.conf") {}
 
 Cluster::~Cluster() {
   for (auto& [node, p] : agents_) p->Signal(SIGKILL);
@@ -75,6 +82,12 @@ Process& Cluster::StartAgent(const std::string& node, std::vector<std::string> e
     for (const std::string& a : {std::string("--creds"), bundle + node + ".creds", std::string("--tls-ca"),
                                  bundle + "ca.pem", std::string("--trust"), bundle + "station.pub"}) {
       argv.push_back(a);
+    }
+    // Enrolled with a node key (pinned at its first hello), unless the test enrolled it
+    // without one.
+    if (std::filesystem::exists(bundle + "node.key")) {
+      argv.push_back("--node-key");
+      argv.push_back(bundle + "node.key");
     }
   }
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());

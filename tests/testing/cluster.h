@@ -22,6 +22,9 @@ class Cluster {
   // with their enrollment bundle, stewardctl with --keys.
   struct Secure {
     std::vector<std::string> nodes = {"ship1", "ship2"};
+    // Of `nodes`, those enrolled without a node key (`enroll --no-node-key`): their
+    // agents make their own, which an operator accepts (the others are pinned at once).
+    std::vector<std::string> without_node_key;
   };
   explicit Cluster(Secure secure);
   ~Cluster();
