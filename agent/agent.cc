@@ -60,7 +60,13 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
                          std::unique_ptr<Spool> log_spool) {
   nats::ConnectOptions copts = options_.nats;
   if (copts.inbox_prefix.empty()) copts.inbox_prefix = kNodeInboxPrefix + options_.node;
+  // A link that stops delivering without a reset is seen within about two heartbeats.
+  if (copts.ping_interval == absl::ZeroDuration()) copts.ping_interval = options_.heartbeat;
+  copts.on_disconnected = [node = options_.node] {
+    STEWARD_LOG_WARNING("agent {}: lost the broker connection; reconnecting", node);
+  };
   copts.on_reconnected = [this] {
+    STEWARD_LOG_INFO("agent {}: reconnected to the broker", options_.node);
     heartbeat_.Wake();
     if (outbox_) outbox_->Kick();
     if (log_outbox_) log_outbox_->Kick();
@@ -103,6 +109,15 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
   dispatcher_ = std::make_unique<Dispatcher>(options_, methods_, conn_, events_, *supervisor_, *processor_);
   STEWARD_RETURN_IF_ERROR(supervisor_->Start(
       Dispatcher::kProcessName, [this](ProcessContext& ctx) { return dispatcher_->Run(ctx); }));
+  // Errorlog summaries of a flood go out once its window turned, flood or not.
+  heartbeat_.OnTick([this] {
+    std::vector<proto::ErrorLog> summaries;
+    {
+      absl::MutexLock lock(&errorlog_mu_);
+      summaries = errorlog_limiter_.Flush(absl::Now());
+    }
+    SendErrorLogs(summaries);
+  });
   STEWARD_RETURN_IF_ERROR(supervisor_->Start(Heartbeat::kProcessName, [this](ProcessContext& ctx) {
     return heartbeat_.Run(ctx, *pump_);
   }));
@@ -208,10 +223,23 @@ void Agent::OnDecision(const DecisionRecord& d) {
   log.set_error(d.error);
   log.set_decision(DecisionName(d.decision));
   log.set_at_unix_ms(absl::ToUnixMillis(d.at));
-  absl::StatusOr<OutboxItem> ev = events_.Make(kEventErrorLog, "agent", log.SerializeAsString());
-  absl::Status st = ev.ok() ? outbox_->Enqueue(*std::move(ev)) : ev.status();
-  if (!st.ok()) {
-    STEWARD_LOG_ERROR("errorlog event not queued: {}", st.ToString());
+  std::vector<proto::ErrorLog> send;
+  {
+    absl::MutexLock lock(&errorlog_mu_);
+    send = errorlog_limiter_.Offer(std::move(log), absl::Now());
+  }
+  SendErrorLogs(send);
+}
+
+void Agent::SendErrorLogs(const std::vector<proto::ErrorLog>& logs) {
+  for (const proto::ErrorLog& log : logs) {
+    absl::StatusOr<OutboxItem> ev = events_.Make(kEventErrorLog, "agent", log.SerializeAsString());
+    bool spooled = false;
+    absl::Status st = ev.ok() ? outbox_->EnqueueOrKeep(
+                                    *std::move(ev), [](Spool& spool, const OutboxItem& i) { return spool.Put(i); },
+                                    &spooled)
+                              : ev.status();
+    if (!st.ok()) STEWARD_LOG_ERROR("errorlog event not queued: {}", st.ToString());
   }
 }
 

@@ -26,6 +26,7 @@
 #include "agent/command_log.h"
 #include "agent/command_runner.h"
 #include "agent/dispatcher.h"
+#include "agent/errorlog_limiter.h"
 #include "agent/events.h"
 #include "agent/heartbeat.h"
 #include "agent/method.h"
@@ -79,7 +80,8 @@ class Agent {
   absl::Status StartSyslog(std::unique_ptr<Spool> log_spool);
   // The error kernel's decisions: each goes to the station as an errorlog event; the
   // dispatcher's stop is fatal().
-  void OnDecision(const DecisionRecord& d);
+  void OnDecision(const DecisionRecord& d) ABSL_LOCKS_EXCLUDED(errorlog_mu_);
+  void SendErrorLogs(const std::vector<proto::ErrorLog>& logs);
 
   const AgentOptions options_;
   const MethodRegistry methods_;
@@ -90,6 +92,8 @@ class Agent {
   absl::Notification cancel_;  // running commands: stop now
   absl::Notification fatal_;
   std::atomic<bool> fatal_flag_{false};  // Notify() only once
+  absl::Mutex errorlog_mu_;
+  ErrorLogLimiter errorlog_limiter_ ABSL_GUARDED_BY(errorlog_mu_);
 
   // Declaration order is destruction order reversed: the connection outlives the pump,
   // the pump the outbox, the outbox the processes, which outlive the supervisor's threads.

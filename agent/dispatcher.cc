@@ -41,7 +41,8 @@ absl::Status Dispatcher::Run(ProcessContext& ctx) {
   STEWARD_ASSIGN_OR_RETURN(std::string pattern,
                            subjects::KindPattern(options_.node, subjects::Kind::kCommand));
   STEWARD_ASSIGN_OR_RETURN(nats::SubscriptionPtr sub,
-                           nats::SubscribeSync(conn_, pattern, /*max_pending_msgs=*/65536));
+                           nats::SubscribeSync(conn_, pattern, /*max_pending_msgs=*/65536,
+                                               static_cast<int>(options_.intake_max_bytes)));
   {
     absl::MutexLock lock(&mu_);
     if (intake_closed_) return absl::OkStatus();
@@ -61,8 +62,13 @@ absl::Status Dispatcher::Run(ProcessContext& ctx) {
     // than this loop reporting the same error as fast as it can.
     if (absl::IsUnavailable(msg.status())) return msg.status();
     if (!msg.ok()) {
-      // Slow consumer and the like: report, and carry on unless told otherwise.
-      if (ctx.Report(Severity::kWarning, msg.status()) != Decision::kContinue) return msg.status();
+      // Slow consumer (a flood: more than intake_max_bytes waiting) and the like:
+      // report with how many were dropped, and carry on unless told otherwise.
+      int64_t dropped = 0;
+      (void)natsSubscription_GetDropped(sub.get(), &dropped);
+      absl::Status st(msg.status().code(),
+                      absl::StrCat(msg.status().message(), " (", dropped, " messages dropped so far)"));
+      if (ctx.Report(Severity::kWarning, st) != Decision::kContinue) return msg.status();
       continue;
     }
     Route(ctx, std::move(*msg));
@@ -107,6 +113,12 @@ void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
   // Shutting down: no ACK, so the station sends the command again later.
   if (queue == nullptr && closing_.load()) return;
   if (queue == nullptr) {
+    // A command this node has a record of is answered from it, whatever became of the
+    // process that ran it.
+    if (std::optional<proto::Ack> seen = processor_.Recorded(id)) {
+      (void)ReplyAck(conn_, events_, reply, *seen);
+      return;
+    }
     Reject(ctx, reply, id,
            absl::StrCat("process ", subject_text, " was stopped by the error kernel"));
     return;

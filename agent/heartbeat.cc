@@ -66,6 +66,7 @@ absl::Status Heartbeat::Run(ProcessContext& ctx, RequestPump& pump) {
     }
     if (!send) continue;
     SendHello(pump);
+    if (tick_) tick_();
     // An unconfirmed hello (station down or not yet subscribed) is retried sooner.
     const absl::Time sent = absl::Now();
     next = sent + interval_;

@@ -8,7 +8,9 @@
 // Thread-safe.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -36,6 +38,9 @@ class Heartbeat {
   void Wake() ABSL_LOCKS_EXCLUDED(mu_);
   // Ends Run, at shutdown.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+  // `tick` runs on the heartbeat's thread with every hello (set before Run): for what
+  // else must happen every interval.
+  void OnTick(std::function<void()> tick) { tick_ = std::move(tick); }
 
  private:
   void SendHello(RequestPump& pump) ABSL_LOCKS_EXCLUDED(mu_);
@@ -47,6 +52,7 @@ class Heartbeat {
   const FactsOptions facts_;
   const absl::Time started_;
   std::string facts_problems_;  // reported when they change (SendHello's thread only)
+  std::function<void()> tick_;
 
   absl::Mutex mu_;
   bool now_ ABSL_GUARDED_BY(mu_) = true;         // send a hello without waiting

@@ -57,6 +57,11 @@ struct AgentOptions {
   absl::Duration heartbeat = absl::Seconds(5);
   FactsOptions facts;  // reported in every hello
   size_t queue_capacity = 64;  // per subject
+  // What the node buffers of commands not yet taken by its dispatcher: a flood at its
+  // subjects costs at most this much memory (a small edge box has little to spare);
+  // beyond it commands are dropped unanswered (the station sends its own again),
+  // counted and reported.
+  size_t intake_max_bytes = size_t{16} << 20;
   RestartPolicy restart;
   MethodLimits limits;
   OutboxOptions outbox;

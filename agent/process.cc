@@ -66,6 +66,7 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
     reply(ack);
     return absl::OkStatus();
   }
+  RecordLater();
   proto::Ack received = NewAck(cmd.id(), node, proto::STAGE_RECEIVED, proto::OUTCOME_UNSPECIFIED);
   received.set_started_unix_ms(NowUnixMillis());
   absl::StatusOr<std::optional<proto::Ack>> recorded = parts_.log->RecordIfNew(received);
@@ -108,20 +109,49 @@ absl::Status CommandProcessor::SendResult(const std::string& domain,
   STEWARD_ASSIGN_OR_RETURN(
       OutboxItem item,
       parts_.events->Make(kEventResult, domain, ack.SerializeAsString(), request_id));
+  RecordLater();  // results a full disk kept from the record, if there is room now
   // The result is recorded and spooled together (one transaction with the SQLite
-  // store), then sent.
-  absl::Status st = parts_.outbox->Enqueue(
-      std::move(item), [this, &ack](Spool& spool, const OutboxItem& i) {
-        return parts_.log->RecordAndSpool(ack, spool, i);
-      });
+  // store), then sent. When the store fails (a full disk), the command ran all the
+  // same: the station hears what came of it, from memory, and the record is written
+  // once there is room again.
+  bool spooled = false;
+  absl::Status st = parts_.outbox->EnqueueOrKeep(
+      std::move(item),
+      [this, &ack](Spool& spool, const OutboxItem& i) { return parts_.log->RecordAndSpool(ack, spool, i); },
+      &spooled);
+  if (st.ok() && !spooled) {
+    absl::MutexLock lock(&unrecorded_mu_);
+    unrecorded_.push_back(ack);
+  }
   if (!st.ok()) {
-    // Not spooled (outbox full, store error): record the result alone if possible, so
-    // that the station's redelivery of the command is answered with it.
+    // Not accepted (outbox full, shutting down): record the result alone if possible,
+    // so that the station's redelivery of the command is answered with it.
     if (absl::Status rec = parts_.log->Record(ack); !rec.ok()) {
       STEWARD_LOG_ERROR("result of {} not recorded: {}", ack.envelope_id(), rec.ToString());
     }
   }
   return st;
+}
+
+void CommandProcessor::RecordLater() {
+  std::vector<proto::Ack> waiting;
+  {
+    absl::MutexLock lock(&unrecorded_mu_);
+    if (unrecorded_.empty()) return;
+    waiting.swap(unrecorded_);
+  }
+  std::vector<proto::Ack> still;  // no room yet
+  for (proto::Ack& ack : waiting) {
+    if (!still.empty() || !parts_.log->Record(ack).ok()) still.push_back(std::move(ack));
+  }
+  if (still.empty()) return;
+  absl::MutexLock lock(&unrecorded_mu_);
+  unrecorded_.insert(unrecorded_.begin(), std::make_move_iterator(still.begin()),
+                     std::make_move_iterator(still.end()));
+}
+
+std::optional<proto::Ack> CommandProcessor::Recorded(const std::string& id) const {
+  return parts_.log->Lookup(id);
 }
 
 }  // namespace steward::agent

@@ -10,8 +10,11 @@
 #pragma once
 
 #include <string>
+#include <vector>
+#include <optional>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "agent/command_log.h"
 #include "agent/command_runner.h"
@@ -65,10 +68,17 @@ class CommandProcessor {
   absl::Status SendResult(const std::string& domain, const std::string& request_id,
                           proto::Ack ack);
 
+  // What the command log holds for command `id` (nullopt: never received here).
+  std::optional<proto::Ack> Recorded(const std::string& id) const;
+
  private:
   absl::Status Handle(ProcessContext& ctx, Method& method, const Work& work);
+  // Records the results a full disk kept from the command log, while there is room.
+  void RecordLater() ABSL_LOCKS_EXCLUDED(unrecorded_mu_);
 
   const Parts parts_;
+  absl::Mutex unrecorded_mu_;
+  std::vector<proto::Ack> unrecorded_ ABSL_GUARDED_BY(unrecorded_mu_);
 };
 
 }  // namespace steward::agent

@@ -63,6 +63,33 @@ absl::Status ToStatus(natsStatus s, absl::string_view what) {
   }
 }
 
+std::string RedactUrl(absl::string_view url) {
+  // Every URL of a comma-separated list: "scheme://" userinfo "@" host.
+  std::string out;
+  size_t start = 0;
+  while (start <= url.size()) {
+    size_t end = url.find(',', start);
+    if (end == absl::string_view::npos) end = url.size();
+    absl::string_view one = url.substr(start, end - start);
+    const size_t scheme = one.find("://");
+    const size_t at = one.rfind('@');
+    if (scheme != absl::string_view::npos && at != absl::string_view::npos && at > scheme) {
+      absl::string_view userinfo = one.substr(scheme + 3, at - scheme - 3);
+      const size_t colon = userinfo.find(':');
+      const std::string hidden = colon == absl::string_view::npos
+                                     ? "REDACTED"
+                                     : absl::StrCat(userinfo.substr(0, colon), ":REDACTED");
+      absl::StrAppend(&out, one.substr(0, scheme + 3), hidden, one.substr(at));
+    } else {
+      absl::StrAppend(&out, one);
+    }
+    if (end == url.size()) break;
+    out.push_back(',');
+    start = end + 1;
+  }
+  return out;
+}
+
 absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts) {
   natsOptions* raw_opts = nullptr;
   STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_Create(&raw_opts), "natsOptions_Create"));
@@ -79,6 +106,11 @@ absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts) {
   STEWARD_RETURN_IF_ERROR(ToStatus(
       natsOptions_SetReconnectWait(o, absl::ToInt64Milliseconds(opts.reconnect_wait)),
       "SetReconnectWait"));
+  if (opts.ping_interval > absl::ZeroDuration()) {
+    STEWARD_RETURN_IF_ERROR(ToStatus(
+        natsOptions_SetPingInterval(o, absl::ToInt64Milliseconds(opts.ping_interval)), "SetPingInterval"));
+    STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetMaxPingsOut(o, opts.max_pings_out), "SetMaxPingsOut"));
+  }
   if (opts.keep_trying) {
     STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetMaxReconnect(o, -1), "SetMaxReconnect"));
     // With a connected callback, natsConnection_Connect returns NATS_NOT_YET_CONNECTED at
@@ -123,18 +155,19 @@ absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts) {
   natsStatus s = natsConnection_Connect(&raw_nc, o);
   if (s == NATS_NOT_YET_CONNECTED && opts.keep_trying) s = NATS_OK;  // Retrying in background.
   ConnectionPtr nc(raw_nc);
-  STEWARD_RETURN_IF_ERROR(ToStatus(s, absl::StrCat("connect to ", opts.url)));
+  STEWARD_RETURN_IF_ERROR(ToStatus(s, absl::StrCat("connect to ", RedactUrl(opts.url))));
   return nc;
 }
 
 absl::StatusOr<SubscriptionPtr> SubscribeSync(natsConnection* nc, const std::string& subject,
-                                              int max_pending_msgs) {
+                                              int max_pending_msgs, int max_pending_bytes) {
   natsSubscription* raw = nullptr;
   STEWARD_RETURN_IF_ERROR(
       ToStatus(natsConnection_SubscribeSync(&raw, nc, subject.c_str()), "subscribe " + subject));
   SubscriptionPtr sub(raw);
   STEWARD_RETURN_IF_ERROR(ToStatus(
-      natsSubscription_SetPendingLimits(sub.get(), max_pending_msgs, PendingBytes(max_pending_msgs)),
+      natsSubscription_SetPendingLimits(sub.get(), max_pending_msgs,
+                                        max_pending_bytes > 0 ? max_pending_bytes : PendingBytes(max_pending_msgs)),
       "SetPendingLimits"));
   return sub;
 }

@@ -54,6 +54,12 @@ struct ConnectOptions {
   // and reconnect forever; a CLI sets this false and fails at once.
   bool keep_trying = true;
   absl::Duration reconnect_wait = absl::Milliseconds(250);
+  // How often the client pings the server, and how many unanswered pings declare the
+  // link dead (then it reconnects). nats.c's default is 2 minutes: a path that stops
+  // delivering without a reset (a NAT box or a modem that lost its state) would go
+  // unseen for 4. Zero keeps that default.
+  absl::Duration ping_interval = absl::ZeroDuration();
+  int max_pings_out = 2;
   absl::Duration connect_timeout = absl::Seconds(2);
   // Broker credentials (optional): user/password, a .creds file, a CA bundle for TLS.
   std::string user;
@@ -72,13 +78,19 @@ struct ConnectOptions {
   std::function<void()> on_reconnected;
 };
 
+// RedactUrl hides the password of "scheme://user:password@host" (and a token in
+// "scheme://token@host"), so that a URL can be logged and shown in errors.
+std::string RedactUrl(absl::string_view url);
+
 // Connect makes a connection that sends without client-side buffering delay
 // (natsOptions_SetSendAsap), so request/reply round trips stay at the network floor.
 absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts);
 
-// SubscribeSync subscribes for NextMsg polling, bounding what nats.c buffers for it.
+// SubscribeSync subscribes for NextMsg polling, bounding what nats.c buffers for it:
+// `max_pending_msgs` messages and `max_pending_bytes` bytes (0: 64 KiB a message, at
+// most 512 MiB). Past either, nats.c drops messages (NextMsg reports a slow consumer).
 absl::StatusOr<SubscriptionPtr> SubscribeSync(natsConnection* nc, const std::string& subject,
-                                              int max_pending_msgs);
+                                              int max_pending_msgs, int max_pending_bytes = 0);
 
 // SubscribeAsync delivers messages to `cb` on a nats.c thread. `cb` must not block:
 // take the message and hand it to a queue. `closure` must outlive the subscription.

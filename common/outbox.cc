@@ -113,6 +113,20 @@ absl::Status Outbox::Enqueue(OutboxItem item, PutFn put) {
   return absl::OkStatus();
 }
 
+absl::Status Outbox::EnqueueOrKeep(OutboxItem item, PutFn put, bool* spooled) {
+  OutboxItem copy = item;
+  bool put_failed = false;
+  absl::Status st = Enqueue(std::move(item), [&](Spool& spool, const OutboxItem& i) {
+    absl::Status stored = put(spool, i);
+    put_failed = !stored.ok();
+    return stored;
+  });
+  *spooled = st.ok();
+  if (!put_failed) return st;
+  STEWARD_LOG_ERROR("outbox: {} not stored ({}): kept in memory and sent all the same", copy.id, st.ToString());
+  return Enqueue(std::move(copy), [](Spool&, const OutboxItem&) { return absl::OkStatus(); });
+}
+
 void Outbox::Kick() {
   absl::MutexLock lock(&mu_);
   const absl::Time now = absl::Now();

@@ -86,6 +86,11 @@ class Outbox {
   using PutFn = absl::FunctionRef<absl::Status(Spool& spool, const OutboxItem& item)>;
   // Enqueue as above, storing the item with `put`.
   absl::Status Enqueue(OutboxItem item, PutFn put) ABSL_LOCKS_EXCLUDED(spool_mu_, mu_);
+  // EnqueueOrKeep is Enqueue, except that an item the spool cannot store (a full disk)
+  // is kept in memory and sent all the same: it is lost only if the process stops
+  // before the station confirms it, which is better than not at all. `*spooled` says
+  // which it was. An error is a refusal that is no spool failure (full, shut down).
+  absl::Status EnqueueOrKeep(OutboxItem item, PutFn put, bool* spooled) ABSL_LOCKS_EXCLUDED(spool_mu_, mu_);
   // Kick makes every waiting item due now (e.g. the connection came back).
   void Kick() ABSL_LOCKS_EXCLUDED(mu_);
   size_t pending() const ABSL_LOCKS_EXCLUDED(mu_);

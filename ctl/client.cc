@@ -19,7 +19,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   std::unique_ptr<Client> c(new Client(std::move(options)));
   absl::StatusOr<nats::ConnectionPtr> conn = nats::Connect(c->options_.nats);
   if (!conn.ok()) {
-    return absl::UnavailableError(absl::StrCat("station not reachable at ", c->options_.nats.url,
+    return absl::UnavailableError(absl::StrCat("station not reachable at ", nats::RedactUrl(c->options_.nats.url),
                                                ": ", conn.status().message()));
   }
   c->conn_ = *std::move(conn);
@@ -41,7 +41,7 @@ absl::StatusOr<std::string> Client::Call(const char* method, const std::string& 
   absl::StatusOr<nats::MsgPtr> msg =
       nats::Request(conn_.get(), subject.ToString(), env.SerializeAsString(), timeout);
   if (absl::IsUnavailable(msg.status())) {
-    return absl::UnavailableError(absl::StrCat("station not reachable at ", options_.nats.url,
+    return absl::UnavailableError(absl::StrCat("station not reachable at ", nats::RedactUrl(options_.nats.url),
                                                " (no station \"", options_.station,
                                                "\" is listening)"));
   }

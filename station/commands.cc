@@ -67,6 +67,11 @@ std::vector<std::string> CommandTable::Unfinished(const std::string& node) const
   return {it->second.begin(), it->second.end()};
 }
 
+uint64_t CommandTable::Generation(const std::string& id) const {
+  auto it = commands_.find(id);
+  return it == commands_.end() ? 0 : it->second.gen;
+}
+
 size_t CommandTable::Pending(const std::string& node) const {
   auto it = active_.find(node);
   return it == active_.end() ? 0 : it->second.size();
@@ -132,10 +137,6 @@ void CommandTable::MarkRunning(Command& c, absl::Time now, Changes& changes) {
 }
 
 void CommandTable::RetryLater(Command& c, absl::Time now) {
-  if (std::exchange(c.retry_now, false)) {
-    c.next_attempt = now;
-    return;
-  }
   absl::Duration backoff = options_.initial_backoff;
   for (int i = 1; i < c.s.attempts() && backoff < options_.max_backoff; ++i) backoff *= 2;
   c.next_attempt = now + std::min(backoff, options_.max_backoff);
@@ -176,7 +177,7 @@ std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
       c->s.set_state(proto::STATE_SENT);
       changes.states.push_back(StateChange{c->s.node(), id, proto::STATE_SENT});
     }
-    sends.push_back(Dispatch{id, c->s.command()});
+    sends.push_back(Dispatch{id, ++c->gen, c->s.command()});
   }
   for (const std::string& id : later) {
     if (Command* c = Get(id)) Reschedule(id, *c);
@@ -198,12 +199,12 @@ void CommandTable::ApplyResult(Command& c, const proto::Ack& ack, absl::Time now
   SetState(c, StateFromOutcome(ack.outcome()), now, changes);
 }
 
-void CommandTable::OnReply(const std::string& id, const proto::Ack& ack, absl::Time now,
+void CommandTable::OnReply(const std::string& id, uint64_t gen, const proto::Ack& ack, absl::Time now,
                            Changes& changes) {
   Command* c = Get(id);
   if (c == nullptr) return;
-  c->in_flight = false;
-  c->retry_now = false;
+  const bool latest = gen == c->gen;
+  if (latest) c->in_flight = false;
   if (IsTerminal(c->s.state()) && !Overridable(c->s.state())) {
     Reschedule(id, *c);
     return;
@@ -212,32 +213,31 @@ void CommandTable::OnReply(const std::string& id, const proto::Ack& ack, absl::T
     ApplyReceived(*c, now, changes);
   } else if (ack.stage() == proto::STAGE_RESULT) {
     ApplyResult(*c, ack, now, changes);
-  } else {
+  } else if (latest) {
     RetryLater(*c, now);
     Reschedule(id, *c);
   }
 }
 
-void CommandTable::OnTimeout(const std::string& id, absl::Time now) {
+void CommandTable::OnTimeout(const std::string& id, uint64_t gen, absl::Time now) {
   Command* c = Get(id);
-  if (c == nullptr) return;
+  if (c == nullptr || gen != c->gen) return;
   c->in_flight = false;
   RetryLater(*c, now);
   Reschedule(id, *c);
 }
 
-void CommandTable::OnNoResponders(const std::string& id) {
+void CommandTable::OnNoResponders(const std::string& id, uint64_t gen) {
   Command* c = Get(id);
-  if (c == nullptr) return;
+  if (c == nullptr || gen != c->gen) return;
   c->in_flight = false;
-  c->retry_now = false;
   c->next_attempt = absl::InfiniteFuture();
   Reschedule(id, *c);
 }
 
-void CommandTable::OnShutdown(const std::string& id) {
+void CommandTable::OnShutdown(const std::string& id, uint64_t gen) {
   Command* c = Get(id);
-  if (c == nullptr) return;
+  if (c == nullptr || gen != c->gen) return;
   c->in_flight = false;
   Reschedule(id, *c);
 }
@@ -248,9 +248,8 @@ void CommandTable::Unpark(const std::string& node, absl::Time now) {
   for (const std::string& id : it->second) {
     Command* c = Get(id);
     if (c == nullptr || !Undelivered(c->s.state())) continue;
-    if (c->in_flight) {
-      c->retry_now = true;
-    } else if (c->next_attempt > now) {
+    if (c->in_flight || c->next_attempt > now) {
+      c->in_flight = false;  // what becomes of that dispatch no longer matters
       c->next_attempt = now;
       Reschedule(id, *c);
     }
@@ -311,7 +310,6 @@ std::vector<std::string> CommandTable::Reinstalled(const std::string& node, cons
                              current, "): the outcome of this command is unknown; `stewardctl retry ", id,
                              "` sends it again"));
     r.set_finished_unix_ms(absl::ToUnixMillis(now));
-    c->retry_now = false;
     *c->s.mutable_result() = std::move(r);
     SetState(*c, proto::STATE_LOST, now, changes);
     lost.push_back(id);

@@ -73,9 +73,12 @@ struct Changes {
   std::vector<StateChange> states;
 };
 
-// A command for the dispatcher to send now.
+// A command for the dispatcher to send now. `gen` numbers the command's dispatches:
+// how a dispatch ended is reported with it, and a report about an older dispatch than
+// the command's latest changes nothing but what its answer says.
 struct Dispatch {
   std::string id;
+  uint64_t gen = 0;
   proto::Envelope command;
 };
 
@@ -102,6 +105,8 @@ class CommandTable {
   std::vector<std::string> Unfinished(const std::string& node) const;
   size_t Pending(const std::string& node) const;
   size_t size() const { return commands_.size(); }
+  // The number of `id`'s latest dispatch (0: never sent, or not in memory).
+  uint64_t Generation(const std::string& id) const;
 
   // When the next command is due (InfiniteFuture when none).
   absl::Time NextDue() const;
@@ -116,18 +121,22 @@ class CommandTable {
   std::vector<Dispatch> TakeDue(absl::Time now, const std::function<Gate(proto::CommandState&)>& gate,
                                 Changes& changes);
 
-  // How a dispatch ended. Each clears the in-flight mark.
-  // The node answered with `ack` ("received", or the result it recorded).
-  void OnReply(const std::string& id, const proto::Ack& ack, absl::Time now, Changes& changes);
+  // How dispatch `gen` of `id` ended. Each clears the in-flight mark (when it is the
+  // latest dispatch).
+  // The node answered with `ack` ("received", or the result it recorded): the truth,
+  // whichever dispatch it answers.
+  void OnReply(const std::string& id, uint64_t gen, const proto::Ack& ack, absl::Time now,
+               Changes& changes);
   // No answer in time, or an answer that made no sense: try again with backoff.
-  void OnTimeout(const std::string& id, absl::Time now);
+  void OnTimeout(const std::string& id, uint64_t gen, absl::Time now);
   // Nobody listens on the node's subject: parked until Unpark.
-  void OnNoResponders(const std::string& id);
+  void OnNoResponders(const std::string& id, uint64_t gen);
   // The station is stopping: the command is left as it is.
-  void OnShutdown(const std::string& id);
+  void OnShutdown(const std::string& id, uint64_t gen);
   // Unpark makes `node`'s undelivered commands due now: the parked ones, those waiting
-  // out a retry backoff, and those in flight right now once their dispatch ends (the
-  // node was heard from again, or accepted: whatever kept them back is gone).
+  // out a retry backoff, and those in flight right now (sent again at once: the path
+  // they went out on may be dead; a node answers a repeat from its record). The node
+  // was heard from again, or accepted: whatever kept them back is gone.
   void Unpark(const std::string& node, absl::Time now);
 
   // What became of a result a node sent.
@@ -182,7 +191,7 @@ class CommandTable {
     absl::Time due = absl::InfiniteFuture();
     bool output_in_ledger_only = false;
     size_t ledger_output_bytes = 0;
-    bool retry_now = false;  // Unpark came while in flight: no backoff after it
+    uint64_t gen = 0;  // its latest dispatch
     // It may have reached its node: dispatched at least once, or loaded from the ledger
     // (whose state may lag one dispatch behind).
     bool maybe_delivered = false;

@@ -73,15 +73,16 @@ void Dispatcher::Send(Dispatch d) {
     return;
   }
   const std::string id = d.id;
+  const uint64_t gen = d.gen;
   absl::Status st = core_.pump().Send(subject->ToString(), d.command.SerializeAsString(), core_.options().ack_timeout,
-                                      [this, id, node](RequestPump::Result r, nats::MsgPtr m) {
-                                        OnAnswer(id, node, r, std::move(m));
+                                      [this, id, gen, node](RequestPump::Result r, nats::MsgPtr m) {
+                                        OnAnswer(id, gen, node, r, std::move(m));
                                       });
-  if (!st.ok()) OnAnswer(id, node, RequestPump::Result::kTimeout, nullptr);
+  if (!st.ok()) OnAnswer(id, gen, node, RequestPump::Result::kTimeout, nullptr);
 }
 
-void Dispatcher::OnAnswer(const std::string& id, const std::string& node, RequestPump::Result r,
-                          nats::MsgPtr msg) {
+void Dispatcher::OnAnswer(const std::string& id, uint64_t gen, const std::string& node,
+                          RequestPump::Result r, nats::MsgPtr msg) {
   Effects effects;
   {
     absl::MutexLock lock(&core_.model.mu);
@@ -95,30 +96,30 @@ void Dispatcher::OnAnswer(const std::string& id, const std::string& node, Reques
           // Not an answer the station can take: sent again later (and said why).
           ++core_.counters.refused_answers;
           STEWARD_LOG_WARNING("answer of {} for command {} not taken: {}", node, id, believed.message());
-          core_.model.commands.OnTimeout(id, now);
+          core_.model.commands.OnTimeout(id, gen, now);
           break;
         }
         if (ack->outcome() == proto::OUTCOME_ERROR && ack->stage() != proto::STAGE_RESULT) {
           // The node could not take the command now (it cannot record it: a full disk).
           STEWARD_LOG_WARNING("node {} could not take command {} now: {}", node, id, ack->error());
           core_.HeardFromLocked(node, now, effects);
-          core_.model.commands.OnTimeout(id, now);
+          core_.model.commands.OnTimeout(id, gen, now);
           break;
         }
         core_.HeardFromLocked(node, now, effects);
-        core_.model.commands.OnReply(id, *ack, now, changes);
+        core_.model.commands.OnReply(id, gen, *ack, now, changes);
         break;
       }
       case RequestPump::Result::kNoResponders:
         // Parked: it goes out again when the node is heard from.
         if (std::optional<Transition> t = core_.model.nodes.NoResponders(node, now)) core_.RecordLocked(*t, effects);
-        core_.model.commands.OnNoResponders(id);
+        core_.model.commands.OnNoResponders(id, gen);
         break;
       case RequestPump::Result::kTimeout:
-        core_.model.commands.OnTimeout(id, now);
+        core_.model.commands.OnTimeout(id, gen, now);
         break;
       case RequestPump::Result::kShutdown:
-        core_.model.commands.OnShutdown(id);
+        core_.model.commands.OnShutdown(id, gen);
         break;
     }
     core_.ApplyLocked(changes);

@@ -30,8 +30,8 @@ class Dispatcher {
   // Whether a due command may go out now.
   Gate GateOf(proto::CommandState& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
   void Send(Dispatch d);
-  void OnAnswer(const std::string& id, const std::string& node, RequestPump::Result r, nats::MsgPtr msg)
-      ABSL_LOCKS_EXCLUDED(core_.model.mu);
+  void OnAnswer(const std::string& id, uint64_t gen, const std::string& node, RequestPump::Result r,
+                nats::MsgPtr msg) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   // Whether the answer `ack` from `node` to command `id` may be believed: it names the
   // command, comes from the node's current installation and, in secure mode, carries
   // the node's signature.

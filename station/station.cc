@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/protocol.h"
 #include "common/status_macros.h"
 #include "station/command_api.h"
 #include "station/core.h"
@@ -46,7 +47,15 @@ Station::~Station() { Shutdown(); }
 absl::Status Station::Init() {
   STEWARD_ASSIGN_OR_RETURN(store_, ledger::Store::Open(options_.data_dir));
   nats::ConnectOptions copts = options_.nats;
-  if (copts.inbox_prefix.empty()) copts.inbox_prefix = "_INBOX_" + options_.name;
+  if (copts.inbox_prefix.empty()) copts.inbox_prefix = kNodeInboxPrefix + options_.name;
+  // Its own half-open link is seen within about two heartbeats, like a node's.
+  if (copts.ping_interval == absl::ZeroDuration()) copts.ping_interval = options_.default_heartbeat;
+  copts.on_disconnected = [name = options_.name] {
+    STEWARD_LOG_WARNING("station {}: lost the broker connection; reconnecting", name);
+  };
+  copts.on_reconnected = [name = options_.name] {
+    STEWARD_LOG_INFO("station {}: reconnected to the broker", name);
+  };
   STEWARD_ASSIGN_OR_RETURN(conn_, nats::Connect(copts));
   STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_.get(), copts.inbox_prefix));
   core_ = std::make_unique<Core>(options_, *store_, conn_.get(), *pump_);

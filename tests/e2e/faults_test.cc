@@ -19,6 +19,7 @@
 #include "ctl/client.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/files.h"
+#include "tests/testing/tcp_proxy.h"
 #include "tests/testing/tmpfs.h"
 #include "tests/testing/wait.h"
 
@@ -144,7 +145,7 @@ TEST_CASE("a reinstalled unit: what went to the old installation ends lost, neve
   RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c", "echo x >> " + ran.string() + "; sleep 3"});
   REQUIRE(r.exit_code == 0);
   const std::string running = IdOf(r);
-  REQUIRE(WaitUntil([&] { return Lines(ran).size() == 1; }));
+  REQUIRE(WaitUntil([&] { return LineCounts(ran).size() == 1; }));
   // Finished on the old installation, its result not yet confirmed (the station is
   // down): wiped with the spool.
   r = c.Ctl({"send", "--no-wait", "--domain", "other", "ship1", "--", "sh", "-c",
@@ -153,7 +154,7 @@ TEST_CASE("a reinstalled unit: what went to the old installation ends lost, neve
   const std::string unconfirmed = IdOf(r);
   REQUIRE(WaitUntil([&] { return StateOf(*client, unconfirmed).state() == steward::proto::STATE_RUNNING; }));
   c.StopStation(SIGKILL);
-  REQUIRE(WaitUntil([&] { return Lines(finished).size() == 1; }));
+  REQUIRE(WaitUntil([&] { return LineCounts(finished).size() == 1; }));
   c.StopAgent("ship1", SIGKILL);
   std::filesystem::remove_all(c.dir().path() / "ship1");  // reinstalled: same name, new disk
   c.StartStation();
@@ -167,8 +168,8 @@ TEST_CASE("a reinstalled unit: what went to the old installation ends lost, neve
   // The new installation runs new commands; neither old one ran again.
   CHECK(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
   absl::SleepFor(absl::Seconds(1));
-  CHECK(Lines(ran) == std::map<std::string, int>{{"x", 1}});
-  CHECK(Lines(finished) == std::map<std::string, int>{{"x", 1}});
+  CHECK(LineCounts(ran) == std::map<std::string, int>{{"x", 1}});
+  CHECK(LineCounts(finished) == std::map<std::string, int>{{"x", 1}});
   // On purpose, it runs again: a new command.
   r = c.Ctl({"retry", running});
   REQUIRE(r.exit_code == 0);
@@ -176,7 +177,7 @@ TEST_CASE("a reinstalled unit: what went to the old installation ends lost, neve
   const std::string again = r.out.substr(r.out.find(' ') + 1, 26);
   REQUIRE(WaitUntil([&] { return StateOf(*client, again).state() == steward::proto::STATE_SUCCEEDED; },
                     absl::Seconds(15)));
-  CHECK(Lines(ran) == std::map<std::string, int>{{"x", 2}});
+  CHECK(LineCounts(ran) == std::map<std::string, int>{{"x", 2}});
   CHECK(StateOf(*client, running).state() == steward::proto::STATE_LOST);
 }
 
@@ -191,7 +192,7 @@ TEST_CASE("a reinstalled unit with a new key counts for nothing until its key is
   RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c", "echo x >> " + ran.string() + "; sleep 2"});
   REQUIRE(r.exit_code == 0);
   const std::string running = IdOf(r);
-  REQUIRE(WaitUntil([&] { return Lines(ran).size() == 1; }));
+  REQUIRE(WaitUntil([&] { return LineCounts(ran).size() == 1; }));
   c.StopAgent("ship1", SIGKILL);
   std::filesystem::remove_all(c.dir().path() / "ship1");  // its key goes with the disk
   c.StartAgent("ship1");
@@ -227,7 +228,95 @@ TEST_CASE("a reinstalled unit with a new key counts for nothing until its key is
   REQUIRE(WaitUntil([&] { return steward::IsTerminal(StateOf(*client, sent_before).state()); }));
   CHECK(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
   CHECK_FALSE(std::filesystem::exists(before));
-  CHECK(Lines(ran) == std::map<std::string, int>{{"x", 1}});
+  CHECK(LineCounts(ran) == std::map<std::string, int>{{"x", 1}});
+}
+
+TEST_CASE("a half-open link: both ends see it within 3 heartbeats, and queued commands run within 2 s of healing",
+          "[integration][faults]") {
+  Cluster c;
+  c.StartStation();
+  steward::testing::TcpProxy proxy(static_cast<uint16_t>(c.nats().port()));
+  c.StartAgent("ship1", {}, absl::StrCat("nats://127.0.0.1:", proxy.port()));  // heartbeat 1 s
+  auto client = Connect(c);
+  REQUIRE(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
+  auto status = [&] { return client->Nodes("ship1", absl::Seconds(2))->nodes(0).status(); };
+
+  proxy.Freeze();  // the path goes silent: no reset, nothing closed
+  const absl::Time frozen = absl::Now();
+  REQUIRE(WaitUntil([&] { return status() == steward::proto::NODE_OFFLINE; }, absl::Seconds(10)));
+  const absl::Duration station_saw = absl::Now() - frozen;
+  REQUIRE(c.agent("ship1").WaitForOutput("lost the broker connection", absl::Seconds(10)));
+  const absl::Duration agent_saw = absl::Now() - frozen;
+  WARN("half-open link seen by the station after " << absl::FormatDuration(station_saw) << ", by the agent after "
+                                                   << absl::FormatDuration(agent_saw));
+  CHECK(station_saw <= absl::Milliseconds(3500));  // 3 heartbeats, and the last one up to 1 s old
+  CHECK(agent_saw <= absl::Milliseconds(3500));
+
+  // Commands sent meanwhile wait; the path heals; they run.
+  const auto file = c.dir().path() / "ran";
+  RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "touch", file.string()});
+  REQUIRE(r.exit_code == 0);
+  absl::SleepFor(absl::Seconds(2));
+  CHECK_FALSE(std::filesystem::exists(file));
+  proxy.Thaw();
+  const absl::Time healed = absl::Now();
+  REQUIRE(WaitUntil([&] { return std::filesystem::exists(file); }, absl::Seconds(10)));
+  const absl::Duration ran_after = absl::Now() - healed;
+  WARN("queued command ran " << absl::FormatDuration(ran_after) << " after the path healed");
+  CHECK(ran_after <= absl::Seconds(2));
+  REQUIRE(WaitUntil([&] { return status() == steward::proto::NODE_ONLINE; }));
+  REQUIRE(WaitUntil([&] { return StateOf(*client, IdOf(r)).state() == steward::proto::STATE_SUCCEEDED; }));
+}
+
+TEST_CASE("agent disk full: what cannot be recorded does not run, what ran is reported, all resumes by itself",
+          "[integration][faults]") {
+  Cluster c;
+  std::string why;
+  auto disk = Tmpfs::Mount(c.dir().path() / "ship1", 8 << 20, &why);
+  if (disk == nullptr) {
+    WARN("skipped: " << why);
+    return;
+  }
+  c.StartStation();
+  c.StartAgent("ship1");
+  auto client = Connect(c);
+  const auto ran = c.dir().path() / "ran";      // on the test's disk, not the agent's
+  const auto later = c.dir().path() / "later";
+  // Running when the disk fills: its result cannot be recorded on the node.
+  RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c", "sleep 1; echo x >> " + ran.string()});
+  REQUIRE(r.exit_code == 0);
+  const std::string running = IdOf(r);
+  REQUIRE(WaitUntil([&] { return StateOf(*client, running).state() == steward::proto::STATE_RUNNING; }));
+  disk->Fill();
+  // New commands cannot be recorded: they do not run (they could run twice otherwise).
+  std::vector<std::string> waiting;
+  for (int i = 0; i < 3; ++i) {
+    r = c.Ctl({"send", "--no-wait", "--domain", absl::StrCat("d", i), "ship1", "--", "sh", "-c",
+               absl::StrCat("echo ", i, " >> ", later.string())});
+    REQUIRE(r.exit_code == 0);
+    waiting.push_back(IdOf(r));
+  }
+  // What ran is reported truthfully all the same.
+  INFO(c.agent("ship1").Stderr());
+  REQUIRE(WaitUntil([&] { return StateOf(*client, running).state() == steward::proto::STATE_SUCCEEDED; },
+                    absl::Seconds(10)));
+  absl::SleepFor(absl::Seconds(2));
+  CHECK_FALSE(std::filesystem::exists(later));
+  for (const std::string& id : waiting) CHECK_FALSE(steward::IsTerminal(StateOf(*client, id).state()));
+  CHECK(c.agent("ship1").running());
+
+  disk->Free();
+  // The station sends them again; each runs once.
+  REQUIRE(WaitUntil([&] {
+    for (const std::string& id : waiting) {
+      if (StateOf(*client, id).state() != steward::proto::STATE_SUCCEEDED) return false;
+    }
+    return true;
+  }, absl::Seconds(40)));
+  CHECK(LineCounts(later) == std::map<std::string, int>{{"0", 1}, {"1", 1}, {"2", 1}});
+  CHECK(LineCounts(ran) == std::map<std::string, int>{{"x", 1}});
+  // And the node goes on with new work.
+  CHECK(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
 }
 
 }  // namespace

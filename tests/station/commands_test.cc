@@ -70,7 +70,7 @@ TEST_CASE("a queued command is sent once, then runs, then ends with its result",
   // In flight: not sent again, however late it gets.
   CHECK(t.TakeDue(kT0 + absl::Hours(1), SendAll, ch).empty());
 
-  t.OnReply("c1", Received("c1"), kT0 + absl::Milliseconds(1), ch);
+  t.OnReply("c1", t.Generation("c1"), Received("c1"), kT0 + absl::Milliseconds(1), ch);
   CHECK(t.Find("c1")->state() == proto::STATE_RUNNING);
   CHECK(ch.writes.empty());  // lazily, with the next housekeeping
   t.Housekeep(kT0 + absl::Milliseconds(2), ch);
@@ -113,7 +113,7 @@ TEST_CASE("no answer retries with doubling backoff up to the cap", "[station][co
   std::vector<absl::Duration> waits;
   for (int i = 0; i < 5; ++i) {
     REQUIRE(t.TakeDue(now, SendAll, ch).size() == 1);
-    t.OnTimeout("c1", now);
+    t.OnTimeout("c1", t.Generation("c1"), now);
     waits.push_back(t.NextDue() - now);
     now = t.NextDue();
   }
@@ -128,8 +128,8 @@ TEST_CASE("no responders parks a command until its node is heard from", "[statio
   t.Add(Queued("c2", "ship2"), kT0);
   Changes ch;
   REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 2);
-  t.OnNoResponders("c1");
-  t.OnNoResponders("c2");
+  t.OnNoResponders("c1", t.Generation("c1"));
+  t.OnNoResponders("c2", t.Generation("c2"));
   CHECK(t.NextDue() == absl::InfiniteFuture());
   CHECK(t.TakeDue(kT0 + absl::Hours(1), SendAll, ch).empty());
   (void)t.TakeSooner();
@@ -149,16 +149,22 @@ TEST_CASE("a node heard from again gets its commands at once, not after their ba
   Changes ch;
   REQUIRE(t.TakeDue(kT0, [](const proto::CommandState& c) { return c.id() == "waiting" ? Gate::kSend : Gate::kPark; },
                     ch).size() == 1);
-  t.OnTimeout("waiting", kT0);  // backoff: 8 s
+  t.OnTimeout("waiting", t.Generation("waiting"), kT0);  // backoff: 8 s
   t.Unpark("ship1", kT0 + absl::Seconds(1));  // "inflight" was parked: due now
   REQUIRE(t.TakeDue(kT0 + absl::Seconds(1), SendAll, ch).size() == 2);
-  t.OnTimeout("waiting", kT0 + absl::Seconds(1));  // an 8 s backoff again ...
-  t.Unpark("ship1", kT0 + absl::Seconds(2));       // ... cut short by a sign of life
-  CHECK(t.TakeDue(kT0 + absl::Seconds(2), SendAll, ch).size() == 1);
-  // In flight while the node came back: retried right after its timeout.
+  const uint64_t first = t.Generation("inflight");
+  t.OnTimeout("waiting", t.Generation("waiting"), kT0 + absl::Seconds(1));  // an 8 s backoff again ...
+  // ... cut short by a sign of life, which also sends "inflight" again at once (the
+  // path its dispatch went out on may be dead).
   t.Unpark("ship1", kT0 + absl::Seconds(2));
-  t.OnTimeout("inflight", kT0 + absl::Seconds(3));
-  CHECK(t.NextDue() == kT0 + absl::Seconds(3));
+  std::vector<Dispatch> d = t.TakeDue(kT0 + absl::Seconds(2), SendAll, ch);
+  CHECK(d.size() == 2);
+  CHECK(t.Generation("inflight") == first + 1);
+  // The old dispatch's timeout changes nothing; its answer still counts.
+  t.OnTimeout("inflight", first, kT0 + absl::Seconds(3));
+  CHECK(t.NextDue() == absl::InfiniteFuture());  // both in flight
+  t.OnReply("inflight", first, Received("inflight"), kT0 + absl::Seconds(3), ch);
+  CHECK(t.Find("inflight")->state() == proto::STATE_RUNNING);
 }
 
 TEST_CASE("a reinstalled node's commands that may have reached the old installation end lost",
@@ -170,7 +176,7 @@ TEST_CASE("a reinstalled node's commands that may have reached the old installat
   Changes ch;
   REQUIRE(t.TakeDue(kT0, [](const proto::CommandState& c) { return c.id() == "running" ? Gate::kSend : Gate::kPark; },
                     ch).size() == 1);
-  t.OnReply("running", Received("running"), kT0, ch);
+  t.OnReply("running", t.Generation("running"), Received("running"), kT0, ch);
   std::vector<std::string> lost = t.Reinstalled("ship1", "A", "B", kT0 + absl::Seconds(1), ch);
   std::sort(lost.begin(), lost.end());
   CHECK(lost == std::vector<std::string>{"from-ledger", "running"});
@@ -179,7 +185,7 @@ TEST_CASE("a reinstalled node's commands that may have reached the old installat
   CHECK(t.Find("never-sent")->state() == proto::STATE_QUEUED);
   CHECK(t.Pending("ship1") == 1);
   // Not sent again by themselves; the late answer of the old installation changes nothing.
-  t.OnReply("running", Result("running", proto::OUTCOME_SUCCEEDED), kT0 + absl::Seconds(2), ch);
+  t.OnReply("running", t.Generation("running"), Result("running", proto::OUTCOME_SUCCEEDED), kT0 + absl::Seconds(2), ch);
   CHECK(t.Find("running")->state() == proto::STATE_LOST);
 }
 
@@ -200,7 +206,7 @@ TEST_CASE("an undelivered command expires, and a late result still tells the tru
   t.Add(Queued("c1", "ship1", expires), kT0);
   Changes ch;
   REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 1);
-  t.OnNoResponders("c1");
+  t.OnNoResponders("c1", t.Generation("c1"));
   // Parked, yet due at its expiry.
   CHECK(t.NextDue() == absl::FromUnixMillis(expires + 1));
   CHECK(t.TakeDue(kT0 + absl::Seconds(11), SendAll, ch).empty());
@@ -218,13 +224,13 @@ TEST_CASE("a running command whose result is late is asked about again", "[stati
   t.Add(Queued("c1", "ship1", 0, /*timeout_ms=*/5000), kT0);
   Changes ch;
   REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 1);
-  t.OnReply("c1", Received("c1"), kT0, ch);
+  t.OnReply("c1", t.Generation("c1"), Received("c1"), kT0, ch);
   CHECK(t.NextDue() == kT0 + absl::Seconds(15));
   CHECK(t.TakeDue(kT0 + absl::Seconds(14), SendAll, ch).empty());
   std::vector<Dispatch> d = t.TakeDue(kT0 + absl::Seconds(15), SendAll, ch);
   REQUIRE(d.size() == 1);
   // The node answers from its record: the result comes with the reply.
-  t.OnReply("c1", Result("c1", proto::OUTCOME_FAILED), kT0 + absl::Seconds(15), ch);
+  t.OnReply("c1", t.Generation("c1"), Result("c1", proto::OUTCOME_FAILED), kT0 + absl::Seconds(15), ch);
   CHECK(t.Find("c1")->state() == proto::STATE_FAILED);
 }
 
@@ -236,7 +242,7 @@ TEST_CASE("cancel ends undelivered commands only", "[station][commands]") {
   Changes ch;
   REQUIRE(t.TakeDue(kT0, [](const proto::CommandState& c) { return c.id() == "queued" ? Gate::kPark : Gate::kSend; },
                     ch).size() == 2);
-  t.OnReply("running", Received("running"), kT0, ch);
+  t.OnReply("running", t.Generation("running"), Received("running"), kT0, ch);
   CHECK(t.Cancel("queued", kT0, ch).ok());
   CHECK(t.Find("queued")->state() == proto::STATE_CANCELED);
   CHECK(absl::IsFailedPrecondition(t.Cancel("inflight", kT0, ch)));

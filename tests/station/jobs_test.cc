@@ -96,13 +96,13 @@ struct Station {
     for (const station::Dispatch& d : sends) {
       const std::string node = commands.Find(d.id)->node();
       if (offline.count(node) > 0) {
-        commands.OnNoResponders(d.id);
+        commands.OnNoResponders(d.id, d.gen);
         continue;
       }
       proto::Ack received;
       received.set_envelope_id(d.id);
       received.set_stage(proto::STAGE_RECEIVED);
-      commands.OnReply(d.id, received, now, changes);
+      commands.OnReply(d.id, d.gen, received, now, changes);
       nodes.push_back(node);
       ran.insert(node);
     }

@@ -74,8 +74,10 @@ void Cluster::StopStation(int sig) {
   station_->Wait(absl::Seconds(10));
 }
 
-Process& Cluster::StartAgent(const std::string& node, std::vector<std::string> extra_args) {
-  std::vector<std::string> argv = {BinPath("agent/steward-agent"), "--node", node, "--nats", url(),
+Process& Cluster::StartAgent(const std::string& node, std::vector<std::string> extra_args,
+                             const std::string& nats_url) {
+  std::vector<std::string> argv = {BinPath("agent/steward-agent"), "--node", node, "--nats",
+                                   nats_url.empty() ? url() : nats_url,
                                    "--data-dir", dir_.str() + "/" + node, "--heartbeat", "1s"};
   if (secure()) {
     const std::string bundle = keys_ + "/nodes/" + node + "/";

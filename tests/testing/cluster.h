@@ -43,7 +43,9 @@ class Cluster {
 
   // Starts an agent for `node` (data under dir/<node>), heartbeat 1s unless given,
   // and waits until the station can ping it (when a station runs).
-  Process& StartAgent(const std::string& node, std::vector<std::string> extra_args = {});
+  // `nats_url` replaces the broker's URL (a proxy in front of it).
+  Process& StartAgent(const std::string& node, std::vector<std::string> extra_args = {},
+                      const std::string& nats_url = "");
   void StopAgent(const std::string& node, int sig = SIGTERM);
   Process& agent(const std::string& node) { return *agents_.at(node); }
 

@@ -1,0 +1,41 @@
+// TcpProxy: a TCP relay on 127.0.0.1 for tests of what crosses a link. Freeze makes the
+// path go silent without a reset, the way a NAT box or a satellite modem that lost its
+// state does: nothing is read or forwarded in either direction, nothing is closed, and
+// new connections are left waiting in the listen queue. Thaw lets bytes flow again.
+//
+//   TcpProxy proxy(upstream_port);
+//   agent --nats nats://127.0.0.1:<proxy.port()>
+//   proxy.Freeze(); ... proxy.Thaw();
+//
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+namespace steward::testing {
+
+class TcpProxy {
+ public:
+  explicit TcpProxy(uint16_t upstream_port);
+  ~TcpProxy();
+  TcpProxy(const TcpProxy&) = delete;
+  TcpProxy& operator=(const TcpProxy&) = delete;
+
+  uint16_t port() const { return port_; }
+  void Freeze() { frozen_.store(true); }
+  void Thaw() { frozen_.store(false); }
+
+ private:
+  void Run();
+
+  const uint16_t upstream_port_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> frozen_{false};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace steward::testing
