@@ -72,8 +72,8 @@ void JobRunner::Run(const absl::Notification& stop) {
   }
 }
 
-void JobRunner::UnparkLocked(const JobTable::Work& work, absl::Time now) {
-  for (const std::string& node : work.unpark) core_.model.commands.Unpark(node, now);
+void JobRunner::ReleaseLocked(const JobTable::Work& work, absl::Time now) {
+  for (const std::string& id : work.release) core_.model.commands.Release(id, now);
   if (core_.model.commands.TakeSooner()) core_.model.wake = true;
 }
 
@@ -99,7 +99,7 @@ void JobRunner::Written(const std::string& id, bool ok) {
   {
     absl::MutexLock lock(&core_.model.mu);
     core_.model.jobs.Written(id, ok, work);
-    UnparkLocked(work, absl::Now());
+    ReleaseLocked(work, absl::Now());
     if (core_.model.jobs.Find(id) == nullptr) compiled_.erase(id);
   }
   Finish(std::move(work));
@@ -112,7 +112,7 @@ void JobRunner::Tick(absl::Time now) {
     Changes changes;
     core_.model.jobs.Tick(now, core_.model.commands, changes, work);
     core_.ApplyLocked(changes);  // cancellations are queued before the job records
-    UnparkLocked(work, now);
+    ReleaseLocked(work, now);
   }
   Finish(std::move(work));
 }
@@ -232,7 +232,7 @@ void JobRunner::Close(const std::string& id, const std::string& op, std::functio
     Changes changes;
     st = core_.model.jobs.Close(id, op, absl::Now(), core_.model.commands, changes, work);
     core_.ApplyLocked(changes);
-    UnparkLocked(work, absl::Now());
+    ReleaseLocked(work, absl::Now());
   }
   if (!st.ok() && absl::IsNotFound(st)) {
     absl::StatusOr<std::optional<proto::Job>> job = ledger::GetJob(core_.store(), id);

@@ -73,8 +73,8 @@ class JobRunner {
   void Tick(absl::Time now) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   void OfferContinuous(absl::Time now) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   void RunSchedules(absl::Time now) ABSL_LOCKS_EXCLUDED(core_.model.mu);
-  // Unparks the nodes whose held commands `work` released.
-  void UnparkLocked(const JobTable::Work& work, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
+  // Lets go the held commands `work` released.
+  void ReleaseLocked(const JobTable::Work& work, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
   // Does the rest of `work` (writes, ledger reads, logs); never under model.mu.
   void Finish(JobTable::Work work) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   // Reports the commit of job `id`'s write to the table (and finishes what follows).

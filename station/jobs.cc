@@ -91,7 +91,7 @@ const proto::Job* JobTable::Find(const std::string& id) const {
 }
 
 void JobTable::HoldBack(const Entry& e, const proto::JobTarget& t) {
-  Hold h{e.job.id(), t.node()};
+  Hold h{e.job.id()};
   if (e.job.has_rollout() && t.batch() >= e.job.progress().released()) {
     holds_[t.command_id()] = std::move(h);  // until its batch is released
     return;
@@ -185,7 +185,7 @@ void JobTable::Write(Entry& e, Work& work) {
 void JobTable::Release(const std::string& id, Work& work) {
   auto it = holds_.find(id);
   if (it == holds_.end()) return;
-  work.unpark.push_back(it->second.node);
+  work.release.push_back(id);
   Drop(id);
 }
 
@@ -345,7 +345,7 @@ void JobTable::Tick(absl::Time now, CommandTable& commands, Changes& changes, Wo
     const std::string id = timed_.begin()->second;
     timed_.erase(timed_.begin());
     if (auto h = holds_.find(id); h != holds_.end()) {
-      work.unpark.push_back(h->second.node);
+      work.release.push_back(id);
       holds_.erase(h);
     }
   }

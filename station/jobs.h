@@ -16,7 +16,7 @@
 //     later (AddTargets), once each, until the job is closed or expires.
 //
 // A held command stays queued in the command table; the dispatcher's gate parks it
-// (Held) until its job releases it, and the caller then unparks its node.
+// (Held) until its job releases it, and the caller then lets it go (CommandTable::Release).
 //
 //   JobTable jobs("station");
 //   jobs.Add(job, now);                   // before its commands are submitted
@@ -67,7 +67,7 @@ class JobTable {
   // What the caller must do after a call, once it has released the model mutex (the
   // writes may be queued under it).
   struct Work {
-    std::vector<std::string> unpark;  // nodes whose held commands were released
+    std::vector<std::string> release;  // held commands to let go (CommandTable::Release)
     std::vector<proto::Job> writes;   // records to write; then Written(id, ok)
     // Commands no longer in memory whose end a rollout must count: read their state
     // from the ledger, then Counted(job, id, state).
@@ -126,13 +126,12 @@ class JobTable {
   };
   struct Hold {
     std::string job;
-    std::string node;
     absl::Time until = absl::InfiniteFuture();  // a batch's hold: until its release
   };
 
   void Follow(Entry& e, absl::Time now, const std::vector<proto::CommandState>* states);
   void HoldBack(const Entry& e, const proto::JobTarget& t);
-  // Release lets held command `id` go (its node is to be unparked); Drop forgets its hold.
+  // Release lets held command `id` go (Work::release); Drop forgets its hold.
   void Release(const std::string& id, Work& work);
   void Drop(const std::string& id);
   void Write(Entry& e, Work& work);

@@ -34,11 +34,11 @@ struct Station {
     changes = Changes{};
   }
 
-  // Does what `work` asks: job writes commit (or fail), nodes are unparked.
+  // Does what `work` asks: job writes commit (or fail), held commands are let go.
   void Do(JobTable::Work work) {
-    while (!work.writes.empty() || !work.unpark.empty()) {
+    while (!work.writes.empty() || !work.release.empty()) {
       JobTable::Work next;
-      for (const std::string& node : work.unpark) commands.Unpark(node, now);
+      for (const std::string& id : work.release) commands.Release(id, now);
       for (const proto::Job& j : work.writes) jobs.Written(j.id(), !fail_job_writes, next);
       for (std::string& l : work.log) log.push_back(std::move(l));
       for (std::string& l : next.log) log.push_back(std::move(l));
