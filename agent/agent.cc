@@ -109,6 +109,9 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
   dispatcher_ = std::make_unique<Dispatcher>(options_, methods_, conn_, events_, *supervisor_, *processor_);
   STEWARD_RETURN_IF_ERROR(supervisor_->Start(
       Dispatcher::kProcessName, [this](ProcessContext& ctx) { return dispatcher_->Run(ctx); }));
+  STEWARD_RETURN_IF_ERROR(StartSyslog(std::move(log_spool)));
+  // After the syslog inputs exist: every hello counts their drops.
+  heartbeat_.SetStats([this](proto::AgentStats& s) { FillStats(s); }, options_.data_dir);
   // Errorlog summaries of a flood go out once its window turned, flood or not.
   heartbeat_.OnTick([this] {
     std::vector<proto::ErrorLog> summaries;
@@ -121,7 +124,6 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
   STEWARD_RETURN_IF_ERROR(supervisor_->Start(Heartbeat::kProcessName, [this](ProcessContext& ctx) {
     return heartbeat_.Run(ctx, *pump_);
   }));
-  STEWARD_RETURN_IF_ERROR(StartSyslog(std::move(log_spool)));
   STEWARD_LOG_INFO("agent {} serving {} (station {}); installation {}, key {}", options_.node,
                    *subjects::KindPattern(options_.node, subjects::Kind::kCommand), options_.station,
                    options_.instance_id,
@@ -211,7 +213,32 @@ void Agent::Shutdown() {
   if (conn_ != nullptr) natsConnection_FlushTimeout(conn_, 500);
 }
 
+void Agent::FillStats(proto::AgentStats& s) const {
+  size_t queues = 0, depth = 0;
+  if (dispatcher_) dispatcher_->QueueStats(&queues, &depth);
+  s.set_processes(static_cast<uint32_t>(queues));
+  s.set_queue_depth(depth);
+  s.set_queue_capacity(queues * options_.queue_capacity);
+  s.set_restarts(restarts_.load());
+  if (outbox_) {
+    s.set_outbox_entries(outbox_->pending());
+    s.set_outbox_bytes(outbox_->pending_bytes());
+    if (const std::string oldest = outbox_->oldest(); !oldest.empty()) {
+      s.set_outbox_oldest_age_ms(std::max<int64_t>(0, NowUnixMillis() - IdUnixMillis(oldest)));
+    }
+  }
+  uint64_t dropped = 0;
+  for (const auto& in : inputs_) dropped += in->dropped();
+  if (log_outbox_) {
+    s.set_log_spool_entries(log_outbox_->pending());
+    s.set_log_spool_bytes(log_outbox_->pending_bytes());
+    dropped += log_outbox_->dropped();
+  }
+  s.set_log_dropped(dropped);
+}
+
 void Agent::OnDecision(const DecisionRecord& d) {
+  if (d.decision == Decision::kRestart) ++restarts_;
   if (d.process == Dispatcher::kProcessName && d.decision == Decision::kStop &&
       !fatal_flag_.exchange(true)) {
     fatal_.Notify();

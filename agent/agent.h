@@ -82,6 +82,8 @@ class Agent {
   // dispatcher's stop is fatal().
   void OnDecision(const DecisionRecord& d) ABSL_LOCKS_EXCLUDED(errorlog_mu_);
   void SendErrorLogs(const std::vector<proto::ErrorLog>& logs);
+  // The agent's counters for its hellos.
+  void FillStats(proto::AgentStats& s) const;
 
   const AgentOptions options_;
   const MethodRegistry methods_;
@@ -94,6 +96,7 @@ class Agent {
   std::atomic<bool> fatal_flag_{false};  // Notify() only once
   absl::Mutex errorlog_mu_;
   ErrorLogLimiter errorlog_limiter_ ABSL_GUARDED_BY(errorlog_mu_);
+  std::atomic<uint64_t> restarts_{0};    // the error kernel's restart decisions (hello stats)
 
   // Declaration order is destruction order reversed: the connection outlives the pump,
   // the pump the outbox, the outbox the processes, which outlive the supervisor's threads.

@@ -186,4 +186,11 @@ std::shared_ptr<WorkQueue> Dispatcher::ProcessFor(const std::string& subject,
   return queue;
 }
 
+void Dispatcher::QueueStats(size_t* queues, size_t* depth) const {
+  absl::MutexLock lock(&mu_);
+  *queues = queues_.size();
+  *depth = 0;
+  for (const auto& [subject, queue] : queues_) *depth += queue->size();
+}
+
 }  // namespace steward::agent

@@ -40,6 +40,8 @@ class Dispatcher {
   // Ends intake at shutdown: no new processes, and the dispatcher and the processes,
   // which sleep until there is work, are woken to return.
   void StopIntake() ABSL_LOCKS_EXCLUDED(mu_);
+  // The processes' queues: how many, and the commands waiting in them (hello stats).
+  void QueueStats(size_t* queues, size_t* depth) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   void Route(ProcessContext& ctx, nats::MsgPtr msg);
@@ -60,7 +62,7 @@ class Dispatcher {
   CommandProcessor& processor_;
   std::atomic<bool> closing_{false};  // StopIntake began
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<WorkQueue>> queues_ ABSL_GUARDED_BY(mu_);
   natsSubscription* sub_ ABSL_GUARDED_BY(mu_) = nullptr;  // the dispatcher's, while it runs
   bool intake_closed_ ABSL_GUARDED_BY(mu_) = false;       // StopIntake ran

@@ -1,11 +1,15 @@
 // Heartbeat: hello events on a timer, sooner when unconfirmed or reconnected.
 #include "agent/heartbeat.h"
 
+#include <dirent.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -30,7 +34,37 @@ std::string OsName() {
   return absl::StrCat(u.sysname, " ", u.release, " ", u.machine);
 }
 
+// The process's own resources, from /proc and getrusage.
+void ReadResources(const std::string& data_dir, proto::AgentStats& s) {
+  long pages = 0, resident = 0;
+  if (std::ifstream statm("/proc/self/statm"); statm >> pages >> resident) {
+    s.set_rss_bytes(static_cast<uint64_t>(resident) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)));
+  }
+  struct rusage ru {};
+  if (::getrusage(RUSAGE_SELF, &ru) == 0) {
+    s.set_cpu_seconds(static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                      static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+  }
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    uint32_t n = 0;
+    while (const dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') ++n;
+    }
+    ::closedir(d);
+    s.set_open_fds(n - 1);  // not the one reading the directory
+  }
+  struct statvfs vfs {};
+  if (!data_dir.empty() && ::statvfs(data_dir.c_str(), &vfs) == 0) {
+    s.set_data_disk_free_bytes(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize);
+  }
+}
+
 }  // namespace
+
+void Heartbeat::SetStats(std::function<void(proto::AgentStats&)> fill, std::string data_dir) {
+  fill_stats_ = std::move(fill);
+  data_dir_ = std::move(data_dir);
+}
 
 Heartbeat::Heartbeat(const EventWriter& events, std::vector<std::string> methods,
                      absl::Duration interval, std::string public_key, FactsOptions facts)
@@ -96,6 +130,10 @@ void Heartbeat::SendHello(RequestPump& pump) {
     if (!p.empty()) STEWARD_LOG_WARNING("facts: {}", p);
     facts_problems_ = std::move(p);
   }
+  proto::AgentStats* stats = hello.mutable_stats();
+  stats->set_at_unix_ms(NowUnixMillis());
+  ReadResources(data_dir_, *stats);
+  if (fill_stats_) fill_stats_(*stats);
   absl::StatusOr<OutboxItem> ev = events_.Make(kEventHello, "agent", hello.SerializeAsString());
   if (!ev.ok()) return;  // "agent" is a valid domain: cannot happen
   (void)pump.Send(ev->subject, ev->data, absl::Seconds(2),

@@ -20,6 +20,7 @@
 #include "agent/facts.h"
 #include "agent/supervisor.h"
 #include "common/request_pump.h"
+#include "proto/steward.pb.h"
 
 namespace steward::agent {
 
@@ -41,6 +42,11 @@ class Heartbeat {
   // `tick` runs on the heartbeat's thread with every hello (set before Run): for what
   // else must happen every interval.
   void OnTick(std::function<void()> tick) { tick_ = std::move(tick); }
+  // Every hello carries the agent's counters (proto AgentStats): `fill` adds the
+  // agent's own (queues, restarts, outbox, log drops); the heartbeat reads the
+  // process's resources (memory, CPU, descriptors) and the free space under
+  // `data_dir`. Set before Run.
+  void SetStats(std::function<void(proto::AgentStats&)> fill, std::string data_dir);
 
  private:
   void SendHello(RequestPump& pump) ABSL_LOCKS_EXCLUDED(mu_);
@@ -53,6 +59,8 @@ class Heartbeat {
   const absl::Time started_;
   std::string facts_problems_;  // reported when they change (SendHello's thread only)
   std::function<void()> tick_;
+  std::function<void(proto::AgentStats&)> fill_stats_;
+  std::string data_dir_;
 
   absl::Mutex mu_;
   bool now_ ABSL_GUARDED_BY(mu_) = true;         // send a hello without waiting

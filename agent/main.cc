@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
     }
   }
   opts.syslog.state_dir = flags.data_dir + "/tail";
+  opts.data_dir = flags.data_dir;
   opts.syslog.max_message_bytes = static_cast<size_t>(std::max<int64_t>(256, flags.syslog_max_message));
   opts.syslog.spool_max_bytes =
       static_cast<size_t>(std::max<int64_t>(1, flags.syslog_spool_mb)) << 20;

@@ -54,6 +54,8 @@ struct AgentOptions {
   // When set, the agent uses this connection (not owned; it must outlive the agent)
   // instead of making its own: many simulated nodes can share a few connections.
   natsConnection* shared_connection = nullptr;
+  // The agent's data directory: the free space under it rides in its hellos.
+  std::string data_dir;
   absl::Duration heartbeat = absl::Seconds(5);
   FactsOptions facts;  // reported in every hello
   size_t queue_capacity = 64;  // per subject

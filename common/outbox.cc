@@ -144,6 +144,11 @@ size_t Outbox::pending() const {
   return entries_.size();
 }
 
+std::string Outbox::oldest() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.empty() ? "" : entries_.begin()->first;
+}
+
 size_t Outbox::pending_bytes() const {
   absl::MutexLock lock(&mu_);
   return bytes_;

@@ -95,6 +95,8 @@ class Outbox {
   void Kick() ABSL_LOCKS_EXCLUDED(mu_);
   size_t pending() const ABSL_LOCKS_EXCLUDED(mu_);
   size_t pending_bytes() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The id of the oldest item pending ("" when none): ids are time-ordered, so its age.
+  std::string oldest() const ABSL_LOCKS_EXCLUDED(mu_);
   // Total weight of the items dropped because the outbox was full (drop_oldest).
   uint64_t dropped() const ABSL_LOCKS_EXCLUDED(mu_);
   // Blocks until nothing is pending or `timeout` passes; returns whether it drained.

@@ -47,6 +47,9 @@ inline constexpr char kStationLaunch[] = "launch";
 inline constexpr char kStationJob[] = "job";
 inline constexpr char kStationClose[] = "close";
 inline constexpr char kStationSchedule[] = "schedule";
+inline constexpr char kStationPause[] = "pause";              // PauseRequest: pause or resume dispatch
+inline constexpr char kStationMaintenance[] = "maintenance";  // MaintenanceRequest
+inline constexpr char kStationToken[] = "token";              // TokenRequest: HTTP tokens
 // The station's command that sets a node's ACL.
 inline constexpr char kMethodSetAcl[] = "setacl";
 // Published by the station when a node goes online or offline.

@@ -180,4 +180,17 @@ absl::StatusOr<proto::ScheduleReply> Client::Schedule(const proto::ScheduleReque
   return ParseAs<proto::ScheduleReply>(Call(kStationSchedule, req.SerializeAsString(), timeout));
 }
 
+absl::StatusOr<proto::DispatchSwitch> Client::Pause(const proto::PauseRequest& req, absl::Duration timeout) {
+  return ParseAs<proto::DispatchSwitch>(Call(kStationPause, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::NodesReply> Client::Maintenance(const proto::MaintenanceRequest& req,
+                                                      absl::Duration timeout) {
+  return ParseAs<proto::NodesReply>(Call(kStationMaintenance, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::TokenReply> Client::Token(const proto::TokenRequest& req, absl::Duration timeout) {
+  return ParseAs<proto::TokenReply>(Call(kStationToken, req.SerializeAsString(), timeout));
+}
+
 }  // namespace steward::ctl

@@ -70,6 +70,10 @@ class Client {
   absl::StatusOr<proto::JobReply> Job(const std::string& id, absl::Duration timeout);
   absl::StatusOr<proto::AclReply> Close(const std::string& id, absl::Duration timeout);
   absl::StatusOr<proto::ScheduleReply> Schedule(const proto::ScheduleRequest& req, absl::Duration timeout);
+  // Pause (pause = true) or resume dispatch; the switch as it is then.
+  absl::StatusOr<proto::DispatchSwitch> Pause(const proto::PauseRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::NodesReply> Maintenance(const proto::MaintenanceRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::TokenReply> Token(const proto::TokenRequest& req, absl::Duration timeout);
 
   const ClientOptions& options() const { return options_; }
 

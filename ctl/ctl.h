@@ -68,6 +68,10 @@ Runner SetupTag(CLI::App& command);
 Runner SetupRollout(CLI::App& command);
 Runner SetupClose(CLI::App& command);
 Runner SetupSchedule(CLI::App& command);
+Runner SetupPause(CLI::App& command);
+Runner SetupResume(CLI::App& command);
+Runner SetupMaintenance(CLI::App& command);
+Runner SetupToken(CLI::App& command);
 
 // Main runs stewardctl with its command line; returns the exit status.
 int Main(int argc, char** argv);

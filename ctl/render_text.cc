@@ -110,14 +110,42 @@ std::string NodeStatus(const proto::NodeInfo& node) {
 }
 
 std::string NodeTable(const proto::NodesReply& nodes) {
-  Table table({"NODE", "STATUS", "SINCE", "LAST-HEARD", "VERSION", "PENDING", "LAST-COMMAND"});
+  Table table({"NODE", "STATUS", "SINCE", "LAST-HEARD", "VERSION", "PENDING", "LAST-COMMAND", "MAINTENANCE"});
   table.AlignRight(5);
   for (const proto::NodeInfo& n : nodes.nodes()) {
     table.AddRow({Escape(n.name()), NodeStatus(n), Ago(n.since_unix_ms()), Ago(n.last_heard_unix_ms()),
                   n.version().empty() ? "-" : Escape(n.version()), std::to_string(n.pending()),
                   n.last_command_id().empty()
                       ? "-"
-                      : Escape(absl::StrCat(n.last_command_id(), " ", n.last_command_state()))});
+                      : Escape(absl::StrCat(n.last_command_id(), " ", n.last_command_state())),
+                  n.maintenance().on() ? Escape(absl::StrCat("on ", n.maintenance().reason())) : "-"});
+  }
+  // Paused dispatch is said first: it explains every PENDING count below.
+  return absl::StrCat(nodes.dispatch().paused() ? DispatchLine(nodes.dispatch()) + "\n" : "", table.Render());
+}
+
+std::string DispatchLine(const proto::DispatchSwitch& sw) {
+  if (!sw.paused()) return "dispatch is running";
+  return absl::StrCat("dispatch PAUSED ", Ago(sw.since_unix_ms()), " by ", Escape(sw.by()),
+                      sw.reason().empty() ? "" : ": " + Escape(sw.reason()), " (stewardctl resume)");
+}
+
+std::string MaintenanceText(const proto::Maintenance& m) {
+  if (!m.on()) return "not in maintenance";
+  return absl::StrCat("in maintenance since ", Ago(m.since_unix_ms()), " by ", Escape(m.by()),
+                      m.reason().empty() ? "" : ": " + Escape(m.reason()));
+}
+
+std::string TokenTable(const google::protobuf::RepeatedPtrField<proto::TokenInfo>& tokens, absl::string_view verb) {
+  Table table({"ID", "OPERATOR", "ACCESS", "CREATED", "EXPIRES", "CREATED-BY"});
+  for (const proto::TokenInfo& t : tokens) {
+    table.AddRow({absl::StrCat(verb, t.id()), Escape(t.name()), t.read_only() ? "read-only" : "read-write",
+                  Ago(t.created_unix_ms()),
+                  t.expires_unix_ms() == 0
+                      ? "never"
+                      : absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(t.expires_unix_ms()),
+                                         absl::UTCTimeZone()),
+                  Escape(t.created_by())});
   }
   return table.Render();
 }
@@ -157,10 +185,10 @@ std::string NodeDetails(const proto::NodeInfo& n) {
   return fmt::format(
       "  hostname: {}\n  os: {}\n  load: {:.2f}\n  methods: {}\n  heartbeat: {} ms\n"
       "  errors reported: {}\n  last log: {}\n  log lines: {} ({} error or worse, {:.1f}/min "
-      "over 10 min; {} dropped by the agent)\n  key: {}\n  acl: {}\n",
+      "over 10 min; {} dropped by the agent)\n  key: {}\n  acl: {}\n  maintenance: {}\n",
       Escape(n.hostname()), Escape(n.os()), n.load1(), JoinEscaped(n.methods(), ", "), n.heartbeat_ms(),
       n.errors(), Ago(n.last_log_unix_ms()), n.log_lines(), n.log_errors(), n.log_errors_per_min(),
-      n.log_dropped(), key, n.acl().empty() ? "-" : JoinEscaped(n.acl(), " "));
+      n.log_dropped(), key, n.acl().empty() ? "-" : JoinEscaped(n.acl(), " "), MaintenanceText(n.maintenance()));
 }
 
 std::string CommandTable(const google::protobuf::RepeatedPtrField<proto::CommandState>& commands) {

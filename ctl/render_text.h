@@ -65,4 +65,12 @@ std::string LogLine(const proto::LogEntry& entry);
 // The station's reply lines (accept, acl, group, forget), one per line.
 std::string ReplyLines(const proto::AclReply& reply);
 
+// "dispatch is running", or "dispatch PAUSED since ... by ...: reason".
+std::string DispatchLine(const proto::DispatchSwitch& sw);
+// "in maintenance since ... by ...: reason", or "not in maintenance".
+std::string MaintenanceText(const proto::Maintenance& m);
+// One row per HTTP token: id, operator, access, created, expires, by; `verb` before each
+// ("revoked ").
+std::string TokenTable(const google::protobuf::RepeatedPtrField<proto::TokenInfo>& tokens, absl::string_view verb);
+
 }  // namespace steward::ctl

@@ -7,6 +7,7 @@ STEWARD_PACKAGES=(build-essential cmake ninja-build pkg-config git
   libnats-dev nats-server libprotobuf-dev protobuf-compiler libabsl-dev libfmt-dev
   libcli11-dev nlohmann-json3-dev
   catch2 libsqlite3-dev sqlite3 libsodium-dev libssl-dev openssl clang bsdutils procps
+  libcpp-httplib-dev prometheus chromium nodejs
   tzdata)  # schedules: cron lines in a time zone (absl::LoadTimeZone reads zoneinfo)
 
 steward_install_deps() {
@@ -20,6 +21,21 @@ steward_install_deps() {
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# The dashboard's browser tests: Debian's chromium (in STEWARD_PACKAGES), Node.js with
+# npm, and playwright-core from npm (tests/browser/package-lock.json) in
+# tests/browser/node_modules.
+steward_install_browser_deps() {
+  if ! command -v npm >/dev/null; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends npm
+  fi
+  if [ ! -d "$STEWARD_ROOT/tests/browser/node_modules/playwright-core" ]; then
+    (cd "$STEWARD_ROOT/tests/browser" && npm ci --no-audit --no-fund)
+  fi
 }
 
 # steward_build DIR [cmake args...]

@@ -37,6 +37,10 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
   if (tmpl.method() == kMethodSetAcl) {
     return rpc_.Reject(call, "setacl is sent by the station (stewardctl acl)");
   }
+  if (Expired(tmpl, NowUnixMillis())) {
+    return rpc_.Reject(call, absl::StrCat("already expired (expires_unix_ms ", tmpl.expires_unix_ms(),
+                                          " is in the past): nothing was queued"));
+  }
   std::vector<std::string> targets(req.nodes().begin(), req.nodes().end());
   for (const std::string* token : {&tmpl.method(), &tmpl.domain()}) {
     if (absl::Status st = subjects::ValidateToken(*token); !st.ok()) return rpc_.Reject(call, st.message());
@@ -76,6 +80,13 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
     Waiter w;
     for (const proto::CommandRef& c : out.commands()) w.ids.push_back(c.id());
     w.reply = call.reply;
+    if (call.respond) {
+      w.deliver = [respond = call.respond](const std::string& ack) {
+        proto::Ack a;
+        a.ParseFromString(ack);
+        respond(a);
+      };
+    }
     w.deadline = absl::Now() + absl::Milliseconds(wait_ms);
     w.submit = out;
     w.request_id = call.id();

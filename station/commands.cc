@@ -77,6 +77,17 @@ size_t CommandTable::Pending(const std::string& node) const {
   return it == active_.end() ? 0 : it->second.size();
 }
 
+std::map<std::pair<proto::State, std::string>, int64_t> CommandTable::CountUnfinished() const {
+  std::map<std::pair<proto::State, std::string>, int64_t> out;
+  for (const auto& [node, ids] : active_) {
+    for (const std::string& id : ids) {
+      auto it = commands_.find(id);
+      if (it != commands_.end()) ++out[{it->second.s.state(), it->second.s.command().method()}];
+    }
+  }
+  return out;
+}
+
 absl::Time CommandTable::NextDue() const {
   return schedule_.empty() ? absl::InfiniteFuture() : schedule_.begin()->first;
 }

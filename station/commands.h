@@ -18,7 +18,7 @@
 //   table.Add(state, now);
 //   Changes changes;
 //   for (Dispatch& d : table.TakeDue(now, gate, changes)) send(d);
-//   table.OnReply(id, ack, now, changes);   // the node's "received"
+//   table.OnReply(id, gen, ack, now, changes);   // the node's "received"
 //
 // Not thread-safe: the station calls it under its model mutex.
 #pragma once
@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -104,6 +105,8 @@ class CommandTable {
   // Unfinished commands of `node`, in no order.
   std::vector<std::string> Unfinished(const std::string& node) const;
   size_t Pending(const std::string& node) const;
+  // Unfinished commands by (state, method), for /metrics.
+  std::map<std::pair<proto::State, std::string>, int64_t> CountUnfinished() const;
   size_t size() const { return commands_.size(); }
   // The number of `id`'s latest dispatch (0: never sent, or not in memory).
   uint64_t Generation(const std::string& id) const;

@@ -53,6 +53,15 @@ absl::Status Core::Load() {
   absl::MutexLock lock(&model.mu);
   model.nodes.Load(std::move(nodes));
   STEWARD_RETURN_IF_ERROR(model.access.Load(settings));
+  for (const auto& [key, value] : settings) {
+    if (key == kDispatchSetting && !model.dispatch.ParseFromString(value)) {
+      return absl::DataLossError("corrupt dispatch setting in the ledger");
+    }
+  }
+  if (model.dispatch.paused()) {
+    STEWARD_LOG_WARNING("dispatch is PAUSED (by {}: {}); `stewardctl resume` restarts it", model.dispatch.by(),
+                        model.dispatch.reason());
+  }
   // Ask every node about its unfinished commands: it answers with what it recorded.
   const absl::Time now = absl::Now();
   for (proto::CommandState& s : active) model.commands.Add(std::move(s), now, /*fresh=*/false);
@@ -147,7 +156,10 @@ void Core::Submit(std::vector<proto::CommandState> states, std::function<void(ab
             node.info.set_last_command_id(s.id());
             node.info.set_last_command_state(StateName(s.state()));
             model.nodes.Changed(s.node());
+            FeedEvent e = FeedEvent::Command(s.node(), s.id(), s.request_id(), s.state(), 0);
             model.commands.Add(std::move(s), now);
+            e.pending = static_cast<int32_t>(model.commands.Pending(e.node));
+            feed.Publish(std::move(e));
           }
           if (model.commands.TakeSooner()) model.wake = true;
         }
@@ -177,12 +189,24 @@ absl::StatusOr<std::vector<proto::CommandState>> Core::States(const std::vector<
 }
 
 void Core::ApplyLocked(Changes& changes) {
+  const absl::Time now = absl::Now();
   for (const StateChange& c : changes.states) {
     NodeTable::Node* node = model.nodes.Find(c.node);
     if (node != nullptr && node->info.last_command_id() == c.id) {
       node->info.set_last_command_state(StateName(c.state));
       model.nodes.Changed(c.node);
     }
+    const proto::CommandState* s = model.commands.Find(c.id);
+    if (s != nullptr) {
+      const double age = absl::ToDoubleSeconds(now - absl::FromUnixMillis(s->created_unix_ms()));
+      if (c.state == proto::STATE_SENT && s->attempts() == 1) metrics.dispatch_latency.Observe(age);
+      if (IsTerminal(c.state)) {
+        metrics.result_latency.Observe(age);
+        metrics.finished.Add({StateName(c.state), s->command().method()});
+      }
+    }
+    feed.Publish(FeedEvent::Command(c.node, c.id, s != nullptr ? s->request_id() : "", c.state,
+                                    static_cast<int32_t>(model.commands.Pending(c.node))));
   }
   for (CommandWrite& w : changes.writes) {
     const std::string id = w.record.id();
@@ -257,7 +281,13 @@ std::string Core::AnswerOf(const Waiter& w) {
 }
 
 void Core::Answer(std::vector<Waiter> ready) {
-  for (const Waiter& w : ready) Publish(w.reply, AnswerOf(w));
+  for (const Waiter& w : ready) {
+    if (w.deliver) {
+      w.deliver(AnswerOf(w));
+    } else {
+      Publish(w.reply, AnswerOf(w));
+    }
+  }
 }
 
 void Core::AddWaiter(Waiter w) {
@@ -284,12 +314,15 @@ void Core::HeardFromLocked(const std::string& node, absl::Time now, Effects& eff
 }
 
 void Core::RecordLocked(const Transition& t, Effects& effects) {
-  STEWARD_LOG_INFO("node {} is {} ({})", t.node, t.online ? "online" : "offline", t.reason);
+  const NodeTable::Node* n = model.nodes.Find(t.node);
+  const bool maintenance = n != nullptr && n->info.maintenance().on();
+  STEWARD_LOG_INFO("node {} is {} ({}){}", t.node, t.online ? "online" : "offline", t.reason,
+                   maintenance ? " in maintenance: no alarm" : "");
   store_.Write(ledger::Store::AddTransition(t.node, t.online, t.at_ms, t.reason));
-  if (const NodeTable::Node* n = model.nodes.Find(t.node)) {
-    store_.Write(ledger::Store::PutNode(n->info));
-  }
+  if (n != nullptr) store_.Write(ledger::Store::PutNode(n->info));
+  feed.Publish(FeedEvent::Node(t.node, t.online, t.reason, maintenance));
   effects.transitions.push_back(t);
+  if (maintenance) effects.transitions.back().maintenance = true;
 }
 
 void Core::Run(Effects& effects) {
@@ -300,6 +333,7 @@ void Core::Run(Effects& effects) {
     ns.set_online(t.online);
     ns.set_at_unix_ms(t.at_ms);
     ns.set_reason(t.reason);
+    ns.set_maintenance(t.maintenance);
     proto::Envelope ev =
         NewEnvelope(options_.name, options_.name, proto::KIND_EVENT, kEventNodeState, t.node);
     ev.set_payload(ns.SerializeAsString());

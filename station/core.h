@@ -27,7 +27,9 @@
 #include "station/access.h"
 #include "station/commands.h"
 #include "station/jobs.h"
+#include "station/feed.h"
 #include "station/ledger/store.h"
+#include "station/metrics.h"
 #include "station/nodes.h"
 #include "station/options.h"
 #include "station/schedules.h"
@@ -42,6 +44,9 @@ struct Effects {
   std::vector<Waiter> ready;            // waiters to answer
   std::vector<std::pair<std::string, proto::Ack>> replies;  // (reply subject, ACK)
 };
+
+// The ledger setting that holds the dispatch switch (a serialized DispatchSwitch).
+inline constexpr char kDispatchSetting[] = "dispatch";
 
 // The station's memory.
 struct Model {
@@ -58,6 +63,8 @@ struct Model {
   TagTable tags ABSL_GUARDED_BY(mu);
   JobTable jobs ABSL_GUARDED_BY(mu);
   ScheduleTable schedules ABSL_GUARDED_BY(mu);
+  // Paused: the dispatcher sends nothing (station/operations.h).
+  proto::DispatchSwitch dispatch ABSL_GUARDED_BY(mu);
   // The dispatcher sleeps until the next due command; this wakes it sooner.
   bool wake ABSL_GUARDED_BY(mu) = false;
 };
@@ -72,6 +79,9 @@ struct Counters {
   // Answers to commands the station did not believe (wrong id, another installation,
   // no valid signature in secure mode): the command is sent again.
   std::atomic<uint64_t> refused_answers{0};
+  // Answers to a dispatch that the station could not read (malformed, another protocol
+  // version) in development mode: the command ends lost.
+  std::atomic<uint64_t> bad_acks{0};
 };
 
 class Core {
@@ -93,6 +103,10 @@ class Core {
 
   Model model;
   Counters counters;
+  Metrics metrics;
+  // Live events for the HTTP event stream: command states, node transitions, the
+  // dispatch switch, maintenance.
+  Feed feed;
 
   // ---- I/O: never under model.mu ----
   // Reply answers a request; an empty reply subject (a publish, not a request) is fine.

@@ -9,6 +9,7 @@
 #include "common/protocol.h"
 #include "common/signing.h"
 #include "station/ledger/log_store.h"
+#include "station/operations.h"
 #include "subjects/subject.h"
 
 namespace steward::station {
@@ -21,6 +22,8 @@ constexpr absl::Duration kHousekeeping = absl::Milliseconds(50);
 Gate Dispatcher::GateOf(proto::CommandState& c) {
   // A rollout's batch not released yet, a splayed run's command before its time.
   if (core_.model.jobs.Held(c.id())) return Gate::kPark;
+  // Paused, or the node is in maintenance: resume / maintenance off unparks it.
+  if (Operations::Parked(core_.model, c)) return Gate::kPark;
   // Secure mode: a node's commands wait until an operator accepted its key (so their
   // results can be verified) and it was heard from (so they are bound to its
   // installation); accepting it, or its next hello, unparks them.
@@ -74,8 +77,13 @@ void Dispatcher::Send(Dispatch d) {
   }
   const std::string id = d.id;
   const uint64_t gen = d.gen;
+  const absl::Time sent = absl::Now();
   absl::Status st = core_.pump().Send(subject->ToString(), d.command.SerializeAsString(), core_.options().ack_timeout,
-                                      [this, id, gen, node](RequestPump::Result r, nats::MsgPtr m) {
+                                      [this, id, gen, node, sent](RequestPump::Result r, nats::MsgPtr m) {
+                                        if (r == RequestPump::Result::kReply) {
+                                          core_.metrics.receipt_latency.Observe(
+                                              absl::ToDoubleSeconds(absl::Now() - sent));
+                                        }
                                         OnAnswer(id, gen, node, r, std::move(m));
                                       });
   if (!st.ok()) OnAnswer(id, gen, node, RequestPump::Result::kTimeout, nullptr);
@@ -91,10 +99,29 @@ void Dispatcher::OnAnswer(const std::string& id, uint64_t gen, const std::string
     switch (r) {
       case RequestPump::Result::kReply: {
         absl::StatusOr<proto::Ack> ack = DecodeAck(nats::Data(msg.get()));
+        if (!ack.ok() && !core_.options().key.has_value()) {
+          // The node answered, but not in a way this station can read (another
+          // protocol version, a broken agent): it may have recorded the command and
+          // run it, so its outcome cannot be known. Said so, not retried in silence.
+          // (With keys only a verified ACK counts: then it is refused below.)
+          const uint64_t n = ++core_.counters.bad_acks;
+          core_.metrics.dispatch_answers.Add({"bad_ack"});
+          const std::string why = absl::StrCat(node, " answered with an ACK this station cannot read (",
+                                               ack.status().message(), "): its agent speaks another protocol; "
+                                               "the command may have run there, its outcome is unknown");
+          STEWARD_LOG_WARNING("command {}: {} ({} unreadable ACKs so far)", id, why, n);
+          core_.HeardFromLocked(node, now, effects);
+          if (core_.model.commands.Generation(id) != gen) break;  // an older send's answer
+          core_.model.commands.OnTimeout(id, gen, now);  // no longer in flight
+          core_.model.commands.Finish(id, proto::STATE_LOST, RejectAck(id, core_.options().name, why), now,
+                                      changes);
+          break;
+        }
         absl::Status believed = ack.ok() ? CheckAnswer(id, node, *ack) : ack.status();
         if (!believed.ok()) {
           // Not an answer the station can take: sent again later (and said why).
           ++core_.counters.refused_answers;
+          core_.metrics.dispatch_answers.Add({"refused"});
           STEWARD_LOG_WARNING("answer of {} for command {} not taken: {}", node, id, believed.message());
           core_.model.commands.OnTimeout(id, gen, now);
           break;
@@ -106,16 +133,19 @@ void Dispatcher::OnAnswer(const std::string& id, uint64_t gen, const std::string
           core_.model.commands.OnTimeout(id, gen, now);
           break;
         }
+        core_.metrics.dispatch_answers.Add({ack->stage() == proto::STAGE_RESULT ? "result" : "received"});
         core_.HeardFromLocked(node, now, effects);
         core_.model.commands.OnReply(id, gen, *ack, now, changes);
         break;
       }
       case RequestPump::Result::kNoResponders:
+        core_.metrics.dispatch_answers.Add({"no_responders"});
         // Parked: it goes out again when the node is heard from.
         if (std::optional<Transition> t = core_.model.nodes.NoResponders(node, now)) core_.RecordLocked(*t, effects);
         core_.model.commands.OnNoResponders(id, gen);
         break;
       case RequestPump::Result::kTimeout:
+        core_.metrics.dispatch_answers.Add({"timeout"});
         core_.model.commands.OnTimeout(id, gen, now);
         break;
       case RequestPump::Result::kShutdown:

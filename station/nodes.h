@@ -31,6 +31,7 @@ struct Transition {
   bool online = false;
   int64_t at_ms = 0;
   std::string reason;
+  bool maintenance = false;  // the node is in maintenance: an expected absence
 };
 
 class NodeTable {

@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "common/nats.h"
 #include "common/signing.h"
+#include "station/http/options.h"
 
 namespace steward::station {
 
@@ -41,6 +42,8 @@ struct StationOptions {
   // are the nodes the station issued credentials for, and a node key made at
   // enrolment (nodes/<name>/node.pub) is pinned at the node's first hello.
   std::string keys_dir;
+  // The HTTP API, dashboard, event stream and /metrics (station/http/).
+  http::HttpOptions http;
 };
 
 }  // namespace steward::station

@@ -55,6 +55,7 @@ void Queries::Nodes(const Call& call, proto::NodesRequest req) {
       *info = core_.model.nodes.Info(name, now);
       info->set_pending(static_cast<int>(core_.model.commands.Pending(name)));
     }
+    *out.mutable_dispatch() = core_.model.dispatch;
   }
   const ledger::Store::Health health = core_.store().health();
   proto::StationStatus* station = out.mutable_station();
@@ -108,8 +109,10 @@ void Queries::History(const Call& call, proto::HistoryRequest req) {
     }
     state = *s;
   }
-  absl::StatusOr<std::vector<proto::CommandState>> rows =
-      core_.store().History(req.node(), state, std::clamp(req.limit(), 1, 10000));
+  absl::StatusOr<std::vector<proto::CommandState>> rows = core_.store().Commands(
+      {.node = req.node(), .state = state, .request_id = req.request_id(), .before = req.before(),
+       .since_unix_ms = req.since_unix_ms(), .until_unix_ms = req.until_unix_ms(),
+       .limit = std::clamp(req.limit(), 1, 10000)});
   if (!rows.ok()) return rpc_.Error(call, rows.status().message());
   Overlay(core_, *rows);
   proto::CommandStates out;

@@ -40,6 +40,11 @@ void Rpc::Serve(nats::MsgPtr msg) {
     core_.Reply(reply, RejectAck("", core_.options().name, in.status().message()));
     return;
   }
+  if (std::string why = Misaddressed(in->env, nats::Subject(msg.get())); !why.empty()) {
+    STEWARD_LOG_WARNING("rejected request on {}: {}", nats::Subject(msg.get()), why);
+    core_.Reply(reply, RejectAck(in->env.id(), core_.options().name, why));
+    return;
+  }
   Call call{std::move(in->env), std::move(in->reply)};
   const auto& operators = core_.options().operators;
   if (operators != nullptr && !operators->empty()) {
@@ -55,6 +60,38 @@ void Rpc::Serve(nats::MsgPtr msg) {
   it->second(call);
 }
 
+void Rpc::Invoke(const std::string& method, std::string payload, std::string op, std::string via,
+                 std::function<void(const proto::Ack&)> respond) {
+  Call call;
+  call.env = NewEnvelope(op, core_.options().name, proto::KIND_COMMAND, method, kCliDomain);
+  call.env.set_operator_(std::move(op));
+  call.env.set_payload(std::move(payload));
+  call.respond = std::move(respond);
+  call.via = std::move(via);
+  auto it = handlers_.find(method);
+  if (it == handlers_.end()) return Reject(call, absl::StrCat("unknown method ", method));
+  it->second(call);
+}
+
+std::string Rpc::Misaddressed(const proto::Envelope& env, const std::string& subject) const {
+  const std::string& station = core_.options().name;
+  if (env.kind() != proto::KIND_COMMAND) return absl::StrCat("a request to the station must be a command, not an event");
+  if (env.to_node() != station) {
+    return absl::StrCat("addressed to \"", env.to_node(), "\", not to this station (\"", station, "\")");
+  }
+  absl::StatusOr<subjects::Subject> s = subjects::Parse(subject);
+  if (env.domain() != kCliDomain || !s.ok() || s->domain != kCliDomain) {
+    return absl::StrCat("the station's operator API is in domain \"", kCliDomain, "\" (", subject, ", domain \"",
+                        env.domain(), "\")");
+  }
+  return "";
+}
+
+void Rpc::Send(const Call& call, const proto::Ack& ack) {
+  if (call.respond) return call.respond(ack);
+  core_.Reply(call.reply, ack);
+}
+
 bool Rpc::OperatorInbox(const std::string& reply) {
   // "_INBOX.<id>" (no broker users) or "_INBOX_<user>.<id>", where the user is no node.
   if (absl::StartsWith(reply, "_INBOX.")) return true;
@@ -66,17 +103,17 @@ bool Rpc::OperatorInbox(const std::string& reply) {
 }
 
 void Rpc::Ok(const Call& call, const google::protobuf::Message& body) {
-  core_.Reply(call.reply, OkAck(call.id(), core_.options().name, body));
+  Send(call, OkAck(call.id(), core_.options().name, body));
 }
 
 void Rpc::Reject(const Call& call, absl::string_view reason) {
-  core_.Reply(call.reply, RejectAck(call.id(), core_.options().name, reason));
+  Send(call, RejectAck(call.id(), core_.options().name, reason));
 }
 
 void Rpc::Error(const Call& call, absl::string_view reason) {
   proto::Ack a = RejectAck(call.id(), core_.options().name, reason);
   a.set_outcome(proto::OUTCOME_ERROR);
-  core_.Reply(call.reply, a);
+  Send(call, a);
 }
 
 void Rpc::Fail(const Call& call, const absl::Status& st) {

@@ -35,6 +35,9 @@ namespace steward::station {
 struct Call {
   proto::Envelope env;
   std::string reply;
+  // An in-process call (the HTTP API, Rpc::Invoke): the answer goes here, not to `reply`.
+  std::function<void(const proto::Ack&)> respond;
+  std::string via = "cli";  // "cli" (NATS) or "http": recorded with operator actions
   const std::string& id() const { return env.id(); }
   // Who asked: the operator's name, and with operator keys the key id that signed.
   const std::string& op() const { return env.operator_(); }
@@ -68,6 +71,11 @@ class Rpc {
 
   // Serve answers one message from <station>.command.*.cli.
   void Serve(nats::MsgPtr msg);
+  // Invoke calls `method` in-process, as operator `op` (authenticated by the caller:
+  // no signature is checked), with the serialized request `payload`; `respond` gets
+  // the ACK (on this thread or later on another).
+  void Invoke(const std::string& method, std::string payload, std::string op, std::string via,
+              std::function<void(const proto::Ack&)> respond);
 
   void Ok(const Call& call, const google::protobuf::Message& body);
   void Reject(const Call& call, absl::string_view reason);
@@ -81,6 +89,10 @@ class Rpc {
   // Whether `reply` is where an operator reads answers (not a node's inbox, nor any
   // other subject a sender might point the station at).
   bool OperatorInbox(const std::string& reply);
+  // Why a request's envelope is not one for this station's operator API ("" if it is):
+  // addressed to another node, not a command, not in the cli domain.
+  std::string Misaddressed(const proto::Envelope& env, const std::string& subject) const;
+  void Send(const Call& call, const proto::Ack& ack);
 
   Core& core_;
   absl::flat_hash_map<std::string, std::function<void(const Call&)>> handlers_;

@@ -11,10 +11,13 @@
 #include "station/command_api.h"
 #include "station/core.h"
 #include "station/dispatcher.h"
+#include "station/http/server.h"
+#include "station/http/tokens.h"
 #include "station/intake.h"
 #include "station/job_runner.h"
 #include "station/ledger/store.h"
 #include "station/node_api.h"
+#include "station/operations.h"
 #include "station/queries.h"
 #include "station/rpc.h"
 #include "station/security.h"
@@ -70,6 +73,12 @@ absl::Status Station::Init() {
   job_runner_ = std::make_unique<JobRunner>(*core_);
   STEWARD_RETURN_IF_ERROR(job_runner_->Load());  // its holds, before anything is dispatched
   targeting_api_ = std::make_unique<TargetingApi>(*core_, *rpc_, *job_runner_);
+  operations_ = std::make_unique<Operations>(*core_, *rpc_);
+  tokens_ = std::make_unique<http::Tokens>(*core_, *rpc_);
+  STEWARD_RETURN_IF_ERROR(tokens_->Load());
+  if (!options_.http.listen.empty()) {
+    STEWARD_ASSIGN_OR_RETURN(http_, http::Server::Start(options_.http, *core_, *rpc_, *tokens_));
+  }
 
   STEWARD_ASSIGN_OR_RETURN(std::string requests, subjects::KindPattern(options_.name, subjects::Kind::kCommand));
   STEWARD_ASSIGN_OR_RETURN(std::string events, subjects::KindPattern(options_.name, subjects::Kind::kEvent));
@@ -109,9 +118,13 @@ void Station::Serve(natsSubscription* sub, const char* what, const std::function
   }
 }
 
+int Station::http_port() const { return http_ ? http_->port() : 0; }
+
 void Station::Shutdown() {
   if (stop_.HasBeenNotified()) return;
   stop_.Notify();
+  if (core_) core_->feed.Close();  // ends the event streams
+  if (http_) http_->Shutdown();
   if (core_) {
     // Wakes the dispatcher, which sleeps until the next due command.
     absl::MutexLock lock(&core_->model.mu);

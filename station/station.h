@@ -39,13 +39,20 @@ class Intake;
 class Dispatcher;
 class JobRunner;
 class TargetingApi;
+class Operations;
 namespace ledger {
 class Store;
+}
+namespace http {
+class Tokens;
+class Server;
 }
 
 class Station {
  public:
   static absl::StatusOr<std::unique_ptr<Station>> Start(StationOptions options);
+  // The HTTP server's port (0 without one).
+  int http_port() const;
   ~Station();
   Station(const Station&) = delete;
   Station& operator=(const Station&) = delete;
@@ -73,6 +80,9 @@ class Station {
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<JobRunner> job_runner_;
   std::unique_ptr<TargetingApi> targeting_api_;
+  std::unique_ptr<Operations> operations_;
+  std::unique_ptr<http::Tokens> tokens_;
+  std::unique_ptr<http::Server> http_;
   nats::SubscriptionPtr requests_;
   nats::SubscriptionPtr events_;
   std::vector<std::thread> threads_;

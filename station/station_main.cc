@@ -9,6 +9,7 @@
 #include "common/creds.h"
 #include "common/signing.h"
 #include "common/log.h"
+#include "station/http/server.h"
 #include "station/station.h"
 
 namespace {
@@ -23,6 +24,10 @@ struct Flags {
   absl::Duration log_retention = absl::Hours(24 * 7);
   int64_t log_max_lines = 10'000'000;
   std::string keys;
+  std::string http = "127.0.0.1:8080";
+  std::string http_cert;
+  std::string http_key;
+  int http_threads = 16;
 };
 
 // Reads the command line into `f`; an exit status when the program should stop there.
@@ -43,6 +48,16 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
                  "requests signed by operator.pub (and operators/*.pub), use creds/station.creds and "
                  "tls/ca.pem; nodes must then be accepted")
       ->type_name("DIR");
+  app.add_option("--http", f.http,
+                 "Serve the HTTP API, dashboard, event stream and /metrics on HOST:PORT (port 0: any free "
+                 "one; \"off\": none). An address other than loopback needs TLS (--http-cert/--http-key, or "
+                 "--keys with tls/server.pem) and operator tokens")
+      ->type_name("HOST:PORT")
+      ->capture_default_str();
+  app.add_option("--http-cert", f.http_cert, "TLS certificate (PEM) for --http")->type_name("FILE");
+  app.add_option("--http-key", f.http_key, "TLS private key (PEM) for --http")->type_name("FILE");
+  app.add_option("--http-threads", f.http_threads, "HTTP connections served at once (event streams hold one each)")
+      ->capture_default_str();
   return cli::Parse(app, argc, argv);
 }
 
@@ -98,6 +113,19 @@ int main(int argc, char** argv) {
   opts.data_dir = flags.data_dir;
   opts.log_retention = flags.log_retention;
   opts.log_max_lines = flags.log_max_lines;
+  if (flags.http != "off" && !flags.http.empty()) {
+    opts.http.listen = flags.http;
+    opts.http.listen_is_default = flags.http == Flags().http;
+    opts.http.cert_file = flags.http_cert;
+    opts.http.key_file = flags.http_key;
+    opts.http.threads = flags.http_threads;
+    const std::string host = flags.http.substr(0, flags.http.rfind(':'));
+    if (opts.http.cert_file.empty() && !keys.empty() && !steward::station::http::IsLoopback(host) &&
+        std::filesystem::exists(keys + "/tls/server.pem")) {
+      opts.http.cert_file = keys + "/tls/server.pem";
+      opts.http.key_file = keys + "/tls/server.key";
+    }
+  }
 
   steward::nats::Library nats_library;
   {

@@ -56,9 +56,8 @@ bool EveryNode(const proto::TargetSpec& spec) { return spec.all_nodes() || spec.
 }  // namespace
 
 bool InMaintenance(const Model& model, const std::string& node) {
-  (void)model;
-  (void)node;
-  return false;
+  const NodeTable::Node* n = model.nodes.Find(node);
+  return n != nullptr && n->info.maintenance().on();
 }
 
 absl::StatusOr<Target> CompileTarget(const proto::TargetSpec& spec) {

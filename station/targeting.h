@@ -19,8 +19,7 @@
 
 namespace steward::station {
 
-// Whether `node` is in maintenance. Maintenance mode comes with the operator surfaces
-// (issue 12); until then no node is, and this is the one place to change.
+// Whether `node` is in maintenance (`stewardctl maintenance on NODE`: station/operations.h).
 bool InMaintenance(const Model& model, const std::string& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
 
 // A TargetSpec checked: its selectors valid, its expression parsed.

@@ -25,6 +25,8 @@ struct Waiter {
   std::vector<std::string> ids;
   bool any = false;  // answered when any of ids ends, with the ended ones
   std::string reply;  // where the answer goes
+  // In-process (an HTTP submit that waits): the answer (a serialized ACK) goes here.
+  std::function<void(const std::string&)> deliver;
   absl::Time deadline;
   // A submit with wait_ms: answered as this SubmitReply (with the states) to request
   // `request_id`; otherwise with CommandStates.

@@ -50,7 +50,21 @@ const std::vector<std::string>& Migrations() {
       )sql",
       // 3: settings (ACLs, node groups).
       "CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
-      // 4: targeting: operators' tags on nodes; jobs (a send by target: the expression,
+      // 4 (operator surfaces): what operators did besides sending commands (pause,
+      // maintenance, token changes, HTTP writes), and the HTTP tokens, by the SHA-256
+      // of their secret (a serialized TokenInfo each).
+      R"sql(
+      CREATE TABLE operator_actions (
+        seq INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        record BLOB NOT NULL);
+      CREATE INDEX operator_actions_at ON operator_actions(at_ms);
+      CREATE TABLE http_tokens (
+        id TEXT PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE,
+        info BLOB NOT NULL);
+      )sql",
+      // 5: targeting: operators' tags on nodes; jobs (a send by target: the expression,
       // the nodes it resolved to, a rollout's progress; `open` while the station follows
       // it); schedules. Audit events of these go to `events` (targeting_store.h).
       R"sql(

@@ -75,12 +75,14 @@ void Store::WriterLoop() {
       }
     }
     std::vector<absl::Status> results(group.size());
+    const absl::Time begin = absl::Now();
     absl::Status tx = writer_.Exec("BEGIN IMMEDIATE");
     if (tx.ok()) {
       for (size_t i = 0; i < group.size(); ++i) results[i] = group[i].op(writer_);
       tx = writer_.Exec("COMMIT");
       if (!tx.ok()) (void)writer_.Exec("ROLLBACK");
     }
+    commit_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - begin));
     NoteHealth(tx);
     for (size_t i = 0; i < group.size(); ++i) {
       if (group[i].done) group[i].done(tx.ok() ? results[i] : tx);
@@ -266,6 +268,16 @@ absl::StatusOr<std::vector<proto::CommandState>> Store::History(const std::strin
   return QueryCommands(
       "WHERE (?1 = '' OR node = ?1) AND (?2 = '' OR state = ?2) ORDER BY id DESC LIMIT ?3",
       {node, name}, limit > 0 ? limit : 20);
+}
+
+absl::StatusOr<std::vector<proto::CommandState>> Store::Commands(const CommandFilter& f) {
+  return QueryCommands(
+      "WHERE (?1 = '' OR node = ?1) AND (?2 = '' OR state = ?2) AND (?3 = '' OR request_id = ?3) "
+      "AND (?4 = '' OR id < ?4) AND (CAST(?5 AS INTEGER) = 0 OR created_ms >= CAST(?5 AS INTEGER)) "
+      "AND (CAST(?6 AS INTEGER) = 0 OR created_ms < CAST(?6 AS INTEGER)) ORDER BY id DESC LIMIT ?7",
+      {f.node, f.state == proto::STATE_UNSPECIFIED ? "" : StateName(f.state), f.request_id, f.before,
+       absl::StrCat(f.since_unix_ms), absl::StrCat(f.until_unix_ms)},
+      f.limit > 0 ? f.limit : 20);
 }
 
 absl::StatusOr<std::vector<proto::NodeInfo>> Store::Nodes() {

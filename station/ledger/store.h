@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/sqlite.h"
 #include "proto/steward.pb.h"
+#include "station/metrics.h"
 
 namespace steward::station::ledger {
 
@@ -61,6 +62,8 @@ class Store {
     uint64_t failed_writes = 0;
   };
   Health health() const ABSL_LOCKS_EXCLUDED(health_mu_);
+  // How long transactions take, BEGIN to COMMIT (for /metrics).
+  const Histogram& commit_seconds() const { return commit_seconds_; }
 
   // Write operations.
   static Op PutCommand(proto::CommandState c);  // insert or update
@@ -81,6 +84,18 @@ class Store {
   absl::StatusOr<std::vector<proto::CommandState>> History(const std::string& node,
                                                            proto::State state, int limit);
   absl::StatusOr<std::vector<proto::NodeInfo>> Nodes();
+  // Newest first, as History, with the HTTP API's filters: only ids before `before`,
+  // of one fan-out, created in [since, until) (0: open).
+  struct CommandFilter {
+    std::string node;
+    proto::State state = proto::STATE_UNSPECIFIED;
+    std::string request_id;
+    std::string before;
+    int64_t since_unix_ms = 0;
+    int64_t until_unix_ms = 0;
+    int limit = 20;
+  };
+  absl::StatusOr<std::vector<proto::CommandState>> Commands(const CommandFilter& f);
 
  private:
   struct Pending {
@@ -98,6 +113,7 @@ class Store {
   sqlite::Database reader_ ABSL_GUARDED_BY(read_mu_);
   mutable absl::Mutex health_mu_;
   Health health_ ABSL_GUARDED_BY(health_mu_);
+  Histogram commit_seconds_{Histogram::SecondsBuckets()};
   absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -169,6 +169,11 @@ TEST_CASE("targets and --where pick among 50 simulated nodes by facts and tags",
         expect([](int i, const Truth&) { return i >= 40 && i % 3 == 1; }));
   CHECK(Targets(c, {"sim0001,sim0050"}) == std::vector<std::string>{"sim0001", "sim0050"});
   CHECK(Targets(c, {"--where", "not online"}).empty());
+  REQUIRE(c.Ctl({"maintenance", "on", "sim0005", "--reason", "hull work"}).exit_code == 0);
+  CHECK(Targets(c, {"--where", "maintenance"}) == std::vector<std::string>{"sim0005"});
+  CHECK(Targets(c, {"sim000*", "--where", "not maintenance and maintenance != true"}).size() == 8);
+  REQUIRE(c.Ctl({"maintenance", "off", "sim0005"}).exit_code == 0);
+  CHECK(Targets(c, {"--where", "maintenance"}).empty());
 
   {
     INFO("bad syntax and unknown fields are refused with the column, before anything is sent");
@@ -307,7 +312,7 @@ TEST_CASE("a rollout interrupted by kill -9 of the station resumes without runni
   CHECK(released[2].get<int64_t>() - released[1].get<int64_t>() >= 3000);
 }
 
-TEST_CASE("a continuous job reaches nodes that enrol or are tagged after it was sent, once each",
+TEST_CASE("a continuous job reaches nodes that enrol, are tagged or leave maintenance after it was sent, once each",
           "[integration][targeting]") {
   Cluster c;
   c.StartStation();
@@ -316,8 +321,9 @@ TEST_CASE("a continuous job reaches nodes that enrol or are tagged after it was 
   c.StartAgent("ship1", {"--facts", radar.string()});
   c.StartAgent("ship2");
   const std::filesystem::path runs = c.dir().path() / "runs";
-  RunResult r = c.Ctl({"send", "--continuous", "--where", R"(fact.role == "radar" or tag.role == "radar")", "--shell",
-                       "--", Marker(runs)});
+  RunResult r = c.Ctl({"send", "--continuous", "--where",
+                       R"((fact.role == "radar" or tag.role == "radar") and not maintenance)", "--shell", "--",
+                       Marker(runs)});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   const std::string id = JobIdOf(r);
@@ -325,8 +331,12 @@ TEST_CASE("a continuous job reaches nodes that enrol or are tagged after it was 
   // A unit installed later, with the fact: it gets the command when it is first heard from.
   c.StartAgent("ship3", {"--facts", radar.string()});
   REQUIRE(WaitUntil([&] { return LineCounts(runs).count("ship3") > 0; }, absl::Seconds(15)));
-  // A unit tagged later.
+  // A unit tagged later, while in maintenance: it gets the command once back from it.
+  REQUIRE(c.Ctl({"maintenance", "on", "ship2"}).exit_code == 0);
   REQUIRE(c.Ctl({"tag", "set", "ship2", "role=radar"}).exit_code == 0);
+  absl::SleepFor(absl::Seconds(2));  // a match is offered within a second
+  CHECK(Job(c, id)["totals"]["targets"] == 2);
+  REQUIRE(c.Ctl({"maintenance", "off", "ship2"}).exit_code == 0);
   REQUIRE(WaitUntil([&] { return LineCounts(runs).count("ship2") > 0; }, absl::Seconds(15)));
   // The job survives a restart of the station.
   c.StopStation(SIGTERM);

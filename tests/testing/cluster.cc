@@ -56,6 +56,10 @@ void Cluster::StartStation(std::vector<std::string> extra_args) {
     argv.push_back("--keys");
     argv.push_back(keys_);
   }
+  if (std::find(extra_args.begin(), extra_args.end(), "--http") == extra_args.end()) {
+    argv.push_back("--http");
+    argv.push_back("127.0.0.1:0");
+  }
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   station_ = std::make_unique<Process>(argv);
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -66,6 +70,25 @@ void Cluster::StartStation(std::vector<std::string> extra_args) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   throw std::runtime_error("station did not start: " + station_->Stderr());
+}
+
+int Cluster::HttpPort() {
+  if (!station_) return 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    const std::string log = station_->Stderr();
+    const std::string marker = "/metrics on http";
+    // The last start's line (a restarted station logs its new port after the old).
+    const size_t at = log.rfind(marker);
+    if (at != std::string::npos) {
+      const size_t slash = log.find('/', at + marker.size() + 4);  // after "s://"
+      const size_t colon = log.rfind(':', slash);
+      if (slash != std::string::npos && colon != std::string::npos) return std::stoi(log.substr(colon + 1, slash - colon - 1));
+    }
+    if (!station_->running()) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return 0;
 }
 
 void Cluster::StopStation(int sig) {

@@ -36,8 +36,11 @@ class Cluster {
   const std::string& url() const { return nats_.url(); }
   const TempDir& dir() const { return dir_; }
 
-  // Starts the station (data under dir/station) and waits until it answers.
+  // Starts the station (data under dir/station) and waits until it answers. Its HTTP
+  // server listens on a free loopback port unless extra_args say --http.
   void StartStation(std::vector<std::string> extra_args = {});
+  // The station's HTTP port, from its log line ("http: serving ... :PORT/"); 0 if none.
+  int HttpPort();
   void StopStation(int sig = SIGTERM);
   Process& station() { return *station_; }
 

@@ -1,0 +1,396 @@
+// steward's dashboard: plain JavaScript, no build step, no third-party code. Pages by
+// location hash (#/, #/node/NAME, #/command/ID, #/request/ID, #/audit). Each page reads
+// a snapshot from /api/v1 (which carries the feed position it was read at, event_id),
+// then follows /api/v1/events from that position: nothing that happens between the
+// snapshot and the stream is missed, and a reconnect resumes where it stopped. Text
+// from the station goes into the page as text, never as HTML.
+'use strict';
+
+const $main = document.getElementById('main');
+const $live = document.getElementById('live');
+const $dispatch = document.getElementById('dispatch');
+let stopPage = () => {};
+
+// ---- helpers ----
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function badge(text, extra) {
+  return el('span', { class: `badge s-${text}${extra ? ' ' + extra : ''}`, 'data-state': text }, text);
+}
+
+function ago(ms) {
+  if (!ms) return 'never';
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 1) return 'just now';
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+function when(ms) { return el('span', { class: 'ago', 'data-ms': ms || 0, title: ms ? new Date(ms).toISOString() : '' }, ago(ms)); }
+
+// Keeps every "x ago" current without asking the station.
+setInterval(() => { for (const e of document.querySelectorAll('.ago')) e.textContent = ago(Number(e.dataset.ms)); }, 1000);
+
+function token() { return localStorage.getItem('steward-token') || ''; }
+
+function headers(extra) {
+  const h = Object.assign({}, extra || {});
+  if (token()) h.Authorization = 'Bearer ' + token();
+  return h;
+}
+
+async function api(path, options) {
+  const res = await fetch(path, Object.assign({}, options, { headers: headers(options && options.headers) }));
+  const body = await res.json().catch(() => ({}));
+  if (res.status === 401 && options && options.method === 'POST') askToken('This needs an operator token.');
+  if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
+  return body;
+}
+
+function post(path, body) {
+  return api(path, { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
+}
+
+function askToken(why) {
+  const t = prompt(`${why || ''}\nOperator token (stewardctl token create --name NAME); empty to forget it:`, token());
+  if (t === null) return;
+  if (t.trim()) localStorage.setItem('steward-token', t.trim()); else localStorage.removeItem('steward-token');
+}
+document.getElementById('token').addEventListener('click', () => askToken(''));
+
+function fail(err) { $main.replaceChildren(el('p', { class: 'error' }, String(err.message || err))); }
+
+// ---- the event stream ----
+
+// follow reads /api/v1/events with `query` from event `after`, calls onEvent(type, data)
+// for each event and onReset() when the station no longer holds what came after the
+// position (the page reloads its snapshot). Reconnects by itself; returns a stop function.
+function follow(query, after, onEvent, onReset) {
+  let last = String(after || '');
+  let stopped = false;
+  let ctrl = null;
+  (async () => {
+    while (!stopped) {
+      ctrl = new AbortController();
+      try {
+        const h = headers();
+        if (last) h['Last-Event-ID'] = last;
+        const res = await fetch('/api/v1/events?' + query, { headers: h, signal: ctrl.signal });
+        if (!res.ok) throw new Error(`events: HTTP ${res.status}`);
+        $live.textContent = 'live';
+        $live.classList.remove('off');
+        const reader = res.body.getReader();
+        const decoder = new TextDecoder();
+        let buf = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += decoder.decode(value, { stream: true });
+          let end;
+          while ((end = buf.indexOf('\n\n')) >= 0) {
+            const frame = buf.slice(0, end);
+            buf = buf.slice(end + 2);
+            let event = '', data = '', id = '';
+            for (const line of frame.split('\n')) {
+              if (line.startsWith('event: ')) event = line.slice(7);
+              else if (line.startsWith('data: ')) data = line.slice(6);
+              else if (line.startsWith('id: ')) id = line.slice(4);
+            }
+            if (id) last = id;
+            if (event === 'reset') { onReset(); continue; }
+            if (event && data) onEvent(event, JSON.parse(data));
+          }
+        }
+      } catch (e) {
+        if (stopped) return;
+      }
+      $live.textContent = 'reconnecting';
+      $live.classList.add('off');
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+  })();
+  return () => { stopped = true; if (ctrl) ctrl.abort(); };
+}
+
+// ---- the dispatch switch (every page) ----
+
+function showDispatch(sw) {
+  $dispatch.hidden = !sw.paused;
+  const pause = document.getElementById('pause');
+  if (pause) pause.hidden = !!sw.paused;
+  $dispatch.className = 'banner' + (sw.paused ? ' paused' : '');
+  if (!sw.paused) return $dispatch.replaceChildren();
+  $dispatch.replaceChildren(
+    el('b', {}, 'Dispatch is PAUSED'),
+    el('span', {}, `by ${sw.by || '?'} `, when(sw.since_unix_ms), sw.reason ? `: ${sw.reason}` : ''),
+    el('button', { id: 'resume', onclick: () => post('/api/v1/dispatch', { paused: false }).catch((e) => alert(e.message)) }, 'Resume'));
+}
+
+// ---- fleet ----
+
+async function fleetPage() {
+  const data = await api('/api/v1/fleet');
+  showDispatch(data.dispatch);
+  const rows = new Map();
+  const counts = el('div', { class: 'counts', id: 'counts' });
+  const search = el('input', { id: 'search', type: 'search', placeholder: 'search nodes' });
+  const status = el('select', { id: 'status' },
+    ['all', 'online', 'offline', 'unknown', 'pending', 'maintenance', 'alarm'].map((s) => el('option', { value: s }, s)));
+  const pause = el('button', { id: 'pause', class: 'danger' }, 'Pause dispatch');
+  pause.addEventListener('click', () => {
+    const reason = prompt('Pause all dispatch. Reason:');
+    if (reason !== null) post('/api/v1/dispatch', { paused: true, reason }).catch((e) => alert(e.message));
+  });
+  const tbody = el('tbody', { id: 'nodes' });
+  const table = el('table', {}, el('thead', {}, el('tr', {},
+    el('th', {}, 'node'), el('th', {}, 'status'), el('th', { class: 'wide' }, 'since'), el('th', {}, 'last heard'),
+    el('th', { class: 'num' }, 'pending'), el('th', { class: 'wide' }, 'last command'), el('th', { class: 'wide' }, 'version'))), tbody);
+
+  function renderRow(n) {
+    const tr = rows.get(n.name) || el('tr', { 'data-node': n.name });
+    rows.set(n.name, tr);
+    tr.dataset.status = n.status;
+    tr.dataset.maintenance = n.maintenance ? '1' : '';
+    tr.dataset.alarm = n.status === 'offline' && !n.maintenance ? '1' : '';
+    tr.replaceChildren(
+      el('td', {}, el('a', { href: `#/node/${encodeURIComponent(n.name)}` }, n.name)),
+      el('td', { class: 'status' }, badge(n.status, n.maintenance ? 'maint' : ''), n.maintenance ? ' ' : '',
+        n.maintenance ? badge('maintenance') : ''),
+      el('td', { class: 'wide' }, when(n.since_unix_ms)),
+      el('td', {}, when(n.last_heard_unix_ms)),
+      el('td', { class: 'num pending' }, n.pending),
+      el('td', { class: 'last wide' }, n.last_command_id
+        ? [el('a', { href: `#/command/${n.last_command_id}` }, n.last_command_id.slice(-8)), ' ', badge(n.last_command_state)]
+        : '-'),
+      el('td', { class: 'wide' }, n.version || '-'));
+    tr._node = n;
+    return tr;
+  }
+  function renderCounts() {
+    const c = { online: 0, offline: 0, unknown: 0, pending: 0, maintenance: 0, alarm: 0 };
+    for (const tr of rows.values()) {
+      c[tr._node.status] = (c[tr._node.status] || 0) + 1;
+      if (tr._node.maintenance) c.maintenance++;
+      if (tr.dataset.alarm) c.alarm++;
+    }
+    counts.replaceChildren(...Object.entries(c).map(([k, v]) =>
+      el('div', { class: 'count' + (k === 'alarm' && v ? ' alarm' : ''), 'data-count': k, onclick: () => { status.value = k; filter(); } },
+        el('b', {}, v), el('span', {}, k === 'alarm' ? 'alarms' : k))));
+  }
+  function filter() {
+    const q = search.value.trim().toLowerCase();
+    const s = status.value;
+    for (const tr of rows.values()) {
+      const n = tr._node;
+      const ok = (!q || n.name.toLowerCase().includes(q) || (n.hostname || '').toLowerCase().includes(q)) &&
+        (s === 'all' || n.status === s || (s === 'maintenance' && n.maintenance) || (s === 'alarm' && tr.dataset.alarm));
+      tr.hidden = !ok;
+    }
+  }
+  for (const n of data.nodes) tbody.append(renderRow(n));
+  search.addEventListener('input', filter);
+  status.addEventListener('change', filter);
+  renderCounts();
+  $main.replaceChildren(counts, el('div', { class: 'toolbar' }, search, status, pause), el('div', { class: 'card' }, table));
+  showDispatch(data.dispatch);  // now that the pause button is in the page
+
+  function update(name, change) {
+    let tr = rows.get(name);
+    if (!tr) {  // a node heard from for the first time
+      tr = renderRow({ name, status: 'unknown', pending: 0 });
+      tbody.append(tr);
+    }
+    renderRow(Object.assign({}, tr._node, change));
+    renderCounts();
+    filter();
+  }
+  // Heartbeats are not events (too many): "last heard" is read again now and then, less
+  // often for a large fleet.
+  const refresh = setInterval(async () => {
+    const again = await api('/api/v1/fleet').catch(() => null);
+    if (!again) return;
+    for (const n of again.nodes) {
+      if (!rows.has(n.name)) tbody.append(renderRow(n)); else renderRow(n);
+    }
+    renderCounts();
+    filter();
+  }, Math.max(15000, data.nodes.length * 10));
+  const stop = follow('types=node,command,dispatch,maintenance', data.event_id, (type, e) => {
+    if (type === 'node') update(e.node, { status: e.status, since_unix_ms: e.at_unix_ms, last_heard_unix_ms: e.status === 'online' ? e.at_unix_ms : undefined });
+    else if (type === 'maintenance') update(e.node, { maintenance: e.on, maintenance_reason: e.reason });
+    else if (type === 'dispatch') showDispatch({ paused: e.paused, by: e.by, reason: e.reason, since_unix_ms: e.at_unix_ms });
+    else if (type === 'command') {
+      const n = rows.get(e.node) && rows.get(e.node)._node;
+      const change = { pending: e.pending };
+      if (e.state === 'queued' || (n && n.last_command_id === e.command)) {
+        change.last_command_id = e.command;
+        change.last_command_state = e.state;
+      }
+      update(e.node, change);
+    }
+  }, () => route());
+  return () => { clearInterval(refresh); stop(); };
+}
+
+// ---- one node ----
+
+async function nodePage(name) {
+  const data = await api(`/api/v1/nodes/${encodeURIComponent(name)}`);
+  showDispatch(data.dispatch);
+  const n = data.node;
+  const stats = n.agent_stats || {};
+  const toggle = el('button', { id: 'maintenance' }, n.maintenance && n.maintenance.on ? 'End maintenance' : 'Start maintenance');
+  toggle.addEventListener('click', () => {
+    const on = !(n.maintenance && n.maintenance.on);
+    const reason = on ? prompt('Maintenance reason:') : '';
+    if (reason === null) return;
+    post(`/api/v1/nodes/${encodeURIComponent(name)}/maintenance`, { on, reason }).then(route, (e) => alert(e.message));
+  });
+  const details = el('dl', {},
+    el('dt', {}, 'status'), el('dd', { id: 'node-status' }, badge(n.status), ' since ', when(n.since_unix_ms)),
+    el('dt', {}, 'last heard'), el('dd', {}, when(n.last_heard_unix_ms)),
+    el('dt', {}, 'maintenance'), el('dd', {}, n.maintenance && n.maintenance.on
+      ? `on, by ${n.maintenance.by}: ${n.maintenance.reason || '(no reason)'}` : 'off', ' ', toggle),
+    el('dt', {}, 'host'), el('dd', {}, `${n.hostname || '-'} (${n.os || '-'})`),
+    el('dt', {}, 'version'), el('dd', {}, n.version || '-'),
+    el('dt', {}, 'pending'), el('dd', {}, n.pending),
+    el('dt', {}, 'methods'), el('dd', {}, (n.methods || []).join(', ') || '-'),
+    el('dt', {}, 'errors reported'), el('dd', {}, n.errors),
+    el('dt', {}, 'log lines'), el('dd', {}, `${n.log_lines} (${n.log_errors} errors, ${n.log_dropped} dropped by the agent)`),
+    el('dt', {}, 'agent'), el('dd', {}, stats.at_unix_ms
+      ? `RSS ${(stats.rss_bytes / 1048576).toFixed(1)} MiB, CPU ${stats.cpu_seconds.toFixed(1)} s, ${stats.open_fds} fds, ` +
+        `outbox ${stats.outbox_entries}, queue ${stats.queue_depth}, restarts ${stats.restarts}` : '-'));
+  const recent = el('tbody', {}, data.recent.map(commandRow));
+  const errors = el('tbody', {}, data.errors.length ? [] : el('tr', {}, el('td', { class: 'muted' }, 'none')), data.errors.map((e) => el('tr', {},
+    el('td', {}, when(e.at_unix_ms)), el('td', {}, e.process), el('td', {}, e.severity), el('td', {}, e.error), el('td', {}, e.decision))));
+  const logs = el('pre', { id: 'logs' });
+  $main.replaceChildren(el('h1', {}, name),
+    el('div', { class: 'grid2' },
+      el('div', { class: 'card' }, el('h2', {}, 'details'), details),
+      el('div', { class: 'card' }, el('h2', {}, 'recent commands'), el('table', {}, recent))),
+    el('div', { class: 'card' }, el('h2', {}, 'errors reported'), el('table', {}, errors)),
+    el('div', { class: 'card' }, el('h2', {}, 'log tail'), logs));
+  const tail = await api(`/api/v1/logs?node=${encodeURIComponent(name)}&limit=50`);
+  const addLog = (e) => {
+    const r = e.record || {};
+    logs.append(`${new Date((r.timestamp_unix_us || r.received_unix_us) / 1000).toISOString()} ${r.app_name || r.domain} ${r.message ?? '(binary)'}\n`);
+  };
+  tail.entries.forEach(addLog);
+  return follow(`types=node,command,maintenance,log&node=${encodeURIComponent(name)}`, `${data.event_id}:${tail.cursor}`,
+    (type, e) => {
+      if (type === 'log') addLog(e);
+      else route();  // the node changed: read it again
+    }, () => route());
+}
+
+function commandRow(s) {
+  return el('tr', {},
+    el('td', {}, badge(s.state)),
+    el('td', {}, el('a', { href: `#/node/${encodeURIComponent(s.node)}` }, s.node)),
+    el('td', {}, el('a', { href: `#/command/${s.id}`, title: s.id }, s.id.slice(-10))),
+    el('td', { class: 'wide' }, when(s.created_unix_ms)),
+    el('td', {}, ((s.command && s.command.argv) || []).join(' ')));
+}
+
+// ---- one command ----
+
+async function commandPage(id) {
+  const s = await api(`/api/v1/commands/${id}`);
+  const r = s.result || {};
+  const cancel = el('button', { id: 'cancel', class: 'danger' }, 'Cancel');
+  cancel.addEventListener('click', () => post(`/api/v1/commands/${id}/cancel`, {}).then(route, (e) => alert(e.message)));
+  const terminal = ['succeeded', 'failed', 'timed_out', 'rejected', 'canceled', 'expired', 'busy', 'preempted', 'lost'].includes(s.state);
+  $main.replaceChildren(el('h1', {}, `command ${id}`),
+    el('div', { class: 'card' }, el('dl', {},
+      el('dt', {}, 'state'), el('dd', { id: 'command-state' }, badge(s.state), ' ', terminal ? '' : cancel),
+      el('dt', {}, 'node'), el('dd', {}, el('a', { href: `#/node/${encodeURIComponent(s.node)}` }, s.node)),
+      el('dt', {}, 'request'), el('dd', {}, el('a', { href: `#/request/${s.request_id}` }, s.request_id)),
+      el('dt', {}, 'command'), el('dd', {}, `${s.command.method}: ${(s.command.argv || []).join(' ')}`),
+      el('dt', {}, 'operator'), el('dd', {}, s.command.operator),
+      el('dt', {}, 'attempts'), el('dd', {}, s.attempts),
+      el('dt', {}, 'created'), el('dd', {}, when(s.created_unix_ms)),
+      el('dt', {}, 'updated'), el('dd', {}, when(s.updated_unix_ms)),
+      el('dt', {}, 'outcome'), el('dd', { id: 'outcome' }, s.result
+        ? `${r.outcome}, exit ${r.exit_code}${r.term_signal ? `, signal ${r.term_signal}` : ''}` +
+          (r.started_unix_ms && r.finished_unix_ms ? `, ran ${r.finished_unix_ms - r.started_unix_ms} ms` : '') : '-'),
+      r.error ? [el('dt', {}, 'error'), el('dd', { class: 'error' }, r.error)] : [])),
+    el('div', { class: 'card' }, el('h2', {}, 'stdout', s.output_cut ? ` (first part of ${s.stdout_bytes} bytes)` : ''),
+      el('pre', { id: 'stdout' }, r.stdout ?? (r.stdout_base64 ? '(binary output)' : ''))),
+    el('div', { class: 'card' }, el('h2', {}, 'stderr'), el('pre', { id: 'stderr' }, r.stderr ?? (r.stderr_base64 ? '(binary output)' : ''))));
+  if (terminal) return () => {};
+  return follow(`types=command,output&command=${id}`, s.event_id, () => route(), () => route());
+}
+
+// ---- one fan-out ----
+
+async function requestPage(id) {
+  const q = await api(`/api/v1/requests/${id}`);
+  const c = q.counts;
+  const done = c.total - c.pending;
+  const bar = el('div', { id: 'progress' });
+  bar.style.width = `${c.total ? (100 * done / c.total) : 0}%`;  // CSSOM: allowed by the page's CSP
+  $main.replaceChildren(el('h1', {}, `request ${id}`),
+    el('div', { class: 'card' },
+      el('div', { id: 'progress-text' }, `${done} of ${c.total} finished: ${c.succeeded} succeeded, ${c.failed} failed, ${c.pending} pending`),
+      el('div', { class: 'progress' }, bar),
+      el('h2', {}, `not answered (${q.not_answered.length})`),
+      el('p', { id: 'not-answered' }, q.not_answered.length ? q.not_answered.join(', ') : 'every node answered')),
+    el('div', { class: 'card' }, el('table', {}, el('tbody', {}, q.commands.map(commandRow)))));
+  if (c.pending === 0) return () => {};
+  let timer = null;
+  return follow(`types=command&request=${id}`, q.event_id, () => {
+    clearTimeout(timer);
+    timer = setTimeout(route, 300);  // a burst of states: read once
+  }, () => route());
+}
+
+// ---- audit ----
+
+async function auditPage() {
+  const a = await api('/api/v1/audit?limit=200');
+  $main.replaceChildren(el('h1', {}, 'audit'),
+    el('div', { class: 'card' }, el('h2', {}, 'operator actions'), el('table', {},
+      el('thead', {}, el('tr', {}, ['when', 'operator', 'via', 'action', 'target', 'detail', 'outcome'].map((h) => el('th', {}, h)))),
+      el('tbody', { id: 'actions' }, a.actions.map((x) => el('tr', {},
+        el('td', {}, when(x.at_unix_ms)), el('td', {}, x.operator), el('td', {}, x.via), el('td', {}, x.action),
+        el('td', {}, x.target), el('td', {}, x.detail), el('td', { class: x.outcome === 'ok' ? '' : 'error' }, x.outcome)))))),
+    el('div', { class: 'card' }, el('h2', {}, 'commands'), el('table', {}, el('tbody', {}, a.commands.map(commandRow)))));
+  return () => {};
+}
+
+// ---- routing ----
+
+async function route() {
+  stopPage();
+  stopPage = () => {};
+  const [, page, arg] = (location.hash || '#/').split('/');
+  const name = decodeURIComponent(arg || '');
+  try {
+    if (page === 'node' && name) stopPage = await nodePage(name);
+    else if (page === 'command' && name) stopPage = await commandPage(name);
+    else if (page === 'request' && name) stopPage = await requestPage(name);
+    else if (page === 'audit') stopPage = await auditPage();
+    else stopPage = await fleetPage();
+  } catch (e) {
+    fail(e);
+  }
+}
+
+window.addEventListener('hashchange', route);
+route();

@@ -1,0 +1,114 @@
+// The dashboard in a real browser (Debian's chromium, headless) against a real
+// station, broker and agents: DOM assertions after real events, without reloading.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { Cluster, launch, until } from './cluster.mjs';
+
+let cluster;
+let browser;
+
+before(async () => {
+  cluster = new Cluster();
+  await cluster.start();
+  await cluster.startAgent('ship1');
+  await cluster.startAgent('ship2');
+  browser = await launch();
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (cluster) cluster.close();
+});
+
+async function open(path) {
+  const page = await browser.context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  await page.goto(cluster.http + path);
+  // Marks this document: still there at the end means the page never reloaded.
+  await page.evaluate(() => { window.__loadedOnce = true; });
+  return { page, errors };
+}
+
+test('a node that goes offline changes its row without a reload', async () => {
+  const { page, errors } = await open('/');
+  await page.waitForSelector('tr[data-node="ship2"][data-status="online"]');
+  assert.equal(await page.textContent('[data-count="online"] b'), '2');
+  await page.waitForSelector('#live:text("live")');
+  cluster.stop('ship2');
+  await page.waitForSelector('tr[data-node="ship2"][data-status="offline"]', { timeout: 15000 });
+  assert.equal(await page.textContent('tr[data-node="ship2"] .status'), 'offline');
+  assert.equal(await page.textContent('[data-count="alarm"] b'), '1');
+  assert.equal(await page.textContent('tr[data-node="ship1"] .status'), 'online');
+  // A command sent meanwhile shows in its node's row.
+  assert.equal(cluster.ctl(['send', 'ship1', '--', 'true']).status, 0);
+  await page.waitForSelector('tr[data-node="ship1"] .last [data-state="succeeded"]');
+  // Filters and search.
+  await page.selectOption('#status', 'offline');
+  assert.equal(await page.isHidden('tr[data-node="ship1"]'), true);
+  assert.equal(await page.isVisible('tr[data-node="ship2"]'), true);
+  await page.selectOption('#status', 'all');
+  await page.fill('#search', 'ship1');
+  assert.equal(await page.isHidden('tr[data-node="ship2"]'), true);
+  assert.equal(await page.evaluate(() => window.__loadedOnce), true);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a command page opened mid-run shows its live state, then its output', async () => {
+  const sent = cluster.ctl(['send', '--no-wait', 'ship1', '--', 'sh', '-c', 'sleep 3; echo finished-output']);
+  assert.equal(sent.status, 0);
+  const id = sent.out.trim().split(' ')[1];
+  await until('running', async () => {
+    const r = await fetch(`${cluster.http}/api/v1/commands/${id}`).then((x) => x.json());
+    return r.state === 'running';
+  });
+  const { page, errors } = await open(`/#/command/${id}`);
+  await page.waitForSelector('#command-state [data-state="running"]');
+  await page.waitForSelector('#command-state [data-state="succeeded"]', { timeout: 15000 });
+  await page.waitForSelector('#stdout:text("finished-output")');
+  assert.match(await page.textContent('#outcome'), /succeeded, exit 0/);
+  assert.equal(await page.evaluate(() => window.__loadedOnce), true);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('pause and maintenance from the dashboard, and the audit shows who', async () => {
+  const token = cluster.ctl(['token', 'create', '--name', 'alice']).out.trim();
+  const { page, errors } = await open('/');
+  await page.evaluate((t) => localStorage.setItem('steward-token', t), token);
+  page.on('dialog', (d) => d.accept('drill'));
+  await page.click('#pause');
+  await page.waitForSelector('#dispatch.paused');
+  assert.match(cluster.ctl(['nodes']).out, /dispatch PAUSED .* by alice/);
+  await page.click('#resume');
+  await page.waitForSelector('#dispatch', { state: 'hidden' });
+  await page.goto(`${cluster.http}/#/node/ship1`);
+  await page.click('#maintenance');
+  await page.waitForSelector('tr[data-node]', { state: 'detached' }).catch(() => {});
+  await until('maintenance', () => /on drill/.test(cluster.ctl(['nodes']).out));
+  await page.goto(`${cluster.http}/#/`);
+  await page.waitForSelector('tr[data-node="ship1"][data-maintenance="1"]');
+  await page.goto(`${cluster.http}/#/audit`);
+  await page.waitForSelector('#actions tr');
+  const actions = await page.textContent('#actions');
+  assert.match(actions, /alice \(http token t[0-9a-f]+\)/);
+  assert.match(actions, /maintenance on/);
+  assert.match(actions, /pause/);
+  assert.deepEqual(errors, []);
+  await page.close();
+  assert.equal(cluster.ctl(['maintenance', 'off', 'ship1']).status, 0);
+});
+
+test('a fan-out page shows its progress and who has not answered', async () => {
+  const sent = cluster.ctl(['send', '--no-wait', 'ship1,ship2', '--', 'true']);
+  assert.equal(sent.status, 0);
+  const id = sent.out.trim().split('\n')[0].split(' ')[1];
+  const cmd = await fetch(`${cluster.http}/api/v1/commands/${id}`).then((x) => x.json());
+  const { page, errors } = await open(`/#/request/${cmd.request_id}`);
+  await page.waitForSelector('#not-answered:text("ship2")');
+  await page.waitForSelector('#progress-text:text("1 of 2 finished")');
+  assert.deepEqual(errors, []);
+  await page.close();
+});

@@ -1,0 +1,204 @@
+// The station's HTTP API against a real station, agent and broker: every endpoint,
+// paging, bad input, tokens (wrong, expired, revoked, read-only), the audit of writes,
+// and the refusal to serve a non-loopback address without TLS.
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "tests/http/http_util.h"
+#include "tests/testing/wait.h"
+
+using steward::testing::Cluster;
+using steward::testing::Http;
+using steward::testing::MakeToken;
+using steward::testing::Reply;
+using steward::testing::RunResult;
+using steward::testing::WaitUntil;
+
+namespace {
+
+std::string IdOf(const RunResult& r) { return r.out.substr(r.out.find(' ') + 1, 26); }
+
+TEST_CASE("the read API answers every endpoint with the station's truth", "[integration][http]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const int port = c.HttpPort();
+  REQUIRE(port > 0);
+  RunResult r = c.Ctl({"send", "ship1", "--", "sh", "-c", "printf 0123456789; echo oops >&2"});
+  REQUIRE(r.exit_code == 0);
+  r = c.Ctl({"send", "--no-wait", "ship1", "--", "true"});
+  REQUIRE(r.exit_code == 0);
+  const std::string second = IdOf(r);
+  REQUIRE(c.Ctl({"send", "ship1", "--", "false"}).exit_code == 1);
+
+  Reply fleet = Http(port, "GET", "/api/v1/fleet");
+  REQUIRE(fleet.status == 200);
+  CHECK(fleet.json["counts"]["online"] == 1);
+  CHECK(fleet.json["nodes"][0]["name"] == "ship1");
+  CHECK(fleet.json["nodes"][0]["status"] == "online");
+  CHECK(fleet.json["dispatch"]["paused"] == false);
+  CHECK(fleet.json["event_id"].get<uint64_t>() > 0);
+
+  Reply nodes = Http(port, "GET", "/api/v1/nodes");
+  REQUIRE(nodes.status == 200);
+  REQUIRE(nodes.json["nodes"].size() == 1);
+  CHECK(nodes.json["nodes"][0]["version"] == STEWARD_VERSION);
+  CHECK(nodes.json["nodes"][0]["agent_stats"]["rss_bytes"].get<uint64_t>() > 0);
+  CHECK(Http(port, "GET", "/api/v1/nodes?status=offline").json["nodes"].empty());
+  CHECK(Http(port, "GET", "/api/v1/nodes?q=hip").json["nodes"].size() == 1);
+
+  Reply node = Http(port, "GET", "/api/v1/nodes/ship1");
+  REQUIRE(node.status == 200);
+  CHECK(node.json["node"]["name"] == "ship1");
+  CHECK(node.json["recent"].size() == 3);
+  CHECK(node.json["errors"].is_array());
+  CHECK(Http(port, "GET", "/api/v1/nodes/nosuch").status == 404);
+
+  // Commands, newest first, one page at a time.
+  Reply page1 = Http(port, "GET", "/api/v1/commands?node=ship1&limit=2");
+  REQUIRE(page1.status == 200);
+  REQUIRE(page1.json["commands"].size() == 2);
+  CHECK(page1.json["commands"][1]["id"] == second);
+  REQUIRE(page1.json["next"] == second);
+  Reply page2 = Http(port, "GET", "/api/v1/commands?node=ship1&limit=2&before=" + second);
+  REQUIRE(page2.json["commands"].size() == 1);
+  CHECK(page2.json["next"].is_null());
+  const std::string first = page2.json["commands"][0]["id"];
+  CHECK(Http(port, "GET", "/api/v1/commands?state=failed").json["commands"].size() == 1);
+  CHECK(Http(port, "GET", "/api/v1/commands?since=1h").json["commands"].size() == 3);
+  CHECK(Http(port, "GET", "/api/v1/commands?until=1").json["commands"].empty());
+  CHECK(Http(port, "GET", "/api/v1/commands?state=bogus").status == 400);
+  CHECK(Http(port, "GET", "/api/v1/commands?limit=x").status == 400);
+  CHECK(Http(port, "GET", "/api/v1/commands?since=yesterday").status == 400);
+
+  Reply one = Http(port, "GET", "/api/v1/commands/" + first);
+  REQUIRE(one.status == 200);
+  CHECK(one.json["state"] == "succeeded");
+  CHECK(one.json["result"]["stdout"] == "0123456789");
+  CHECK(one.json["result"]["stderr"] == "oops\n");
+  CHECK(one.json["stdout_bytes"] == 10);
+  Reply range = Http(port, "GET", "/api/v1/commands/" + first + "/output?offset=3&length=4");
+  CHECK(range.status == 200);
+  CHECK(range.body == "3456");
+  CHECK(Http(port, "GET", "/api/v1/commands/" + first + "/output?stream=stderr").body == "oops\n");
+  CHECK(Http(port, "GET", "/api/v1/commands/" + first + "/output?stream=stdin").status == 400);
+  CHECK(Http(port, "GET", "/api/v1/commands/01J0000000000000000000000A").status == 404);
+
+  Reply req = Http(port, "GET", "/api/v1/requests/" + std::string(one.json["request_id"]));
+  REQUIRE(req.status == 200);
+  CHECK(req.json["counts"]["total"] == 1);
+  CHECK(req.json["counts"]["succeeded"] == 1);
+  CHECK(req.json["not_answered"].empty());
+  CHECK(Http(port, "GET", "/api/v1/requests/01J0000000000000000000000A").status == 404);
+
+  Reply logs = Http(port, "GET", "/api/v1/logs?node=ship1&limit=10");
+  CHECK(logs.status == 200);
+  CHECK(logs.json["entries"].is_array());
+  CHECK(Http(port, "GET", "/api/v1/logs?severity=9").status == 400);
+  Reply audit = Http(port, "GET", "/api/v1/audit?node=ship1");
+  CHECK(audit.status == 200);
+  CHECK(audit.json["commands"].size() == 3);
+  CHECK(Http(port, "GET", "/api/v1/dispatch").json["paused"] == false);
+
+  Reply page = Http(port, "GET", "/");
+  CHECK(page.status == 200);
+  CHECK(page.body.find("<html") != std::string::npos);
+  CHECK(Http(port, "GET", "/no/such/page").status == 404);
+}
+
+TEST_CASE("HTTP writes need a valid operator token and are audited", "[integration][http]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const int port = c.HttpPort();
+  REQUIRE(port > 0);
+  const std::string alice = MakeToken(c, "alice");
+  const std::string reader = MakeToken(c, "rita", {"--read-only"});
+  const std::string brief = MakeToken(c, "bob", {"--ttl", "1s"});
+  const std::string body = R"({"nodes":["ship1"],"argv":["echo","hi"],"wait_ms":10000})";
+
+  CHECK(Http(port, "POST", "/api/v1/commands", "", body).status == 401);
+  CHECK(Http(port, "POST", "/api/v1/commands", "stw_wrong", body).status == 401);
+  CHECK(Http(port, "GET", "/api/v1/nodes", "stw_wrong").status == 401);  // a wrong token is never ignored
+  Reply ro = Http(port, "POST", "/api/v1/commands", reader, body);
+  CHECK(ro.status == 403);
+  CHECK(ro.json["error"].get<std::string>().find("read-only") != std::string::npos);
+  CHECK(Http(port, "GET", "/api/v1/nodes", reader).status == 200);
+
+  Reply ok = Http(port, "POST", "/api/v1/commands", alice, body);
+  REQUIRE(ok.status == 201);
+  CHECK(ok.json["states"][0]["state"] == "succeeded");
+  CHECK(ok.json["states"][0]["result"]["stdout"] == "hi\n");
+  CHECK(ok.json["states"][0]["command"]["operator"].get<std::string>().rfind("alice (http token t", 0) == 0);
+
+  // Bad input changes nothing.
+  CHECK(Http(port, "POST", "/api/v1/commands", alice, "{not json").status == 400);
+  CHECK(Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":"ship1","argv":["x"]})").status == 400);
+  CHECK(Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":["nosuch"],"argv":["x"]})").status == 404);
+  CHECK(Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":["ship1"]})").status == 400);
+  CHECK(Http(port, "POST", "/api/v1/commands", alice, std::string(2 << 20, ' ')).status == 413);
+  CHECK(Http(port, "POST", "/api/v1/dispatch", alice, R"({"reason":"no paused field"})").status == 400);
+  CHECK(Http(port, "POST", "/api/v1/nodes/nosuch/maintenance", alice, R"({"on":true})").status == 404);
+  const std::string id = ok.json["commands"][0]["id"];
+  CHECK(Http(port, "POST", "/api/v1/commands/" + id + "/cancel", alice).status == 409);  // finished
+  CHECK(Http(port, "GET", "/api/v1/commands?node=ship1").json["commands"].size() == 1);
+
+  // Expired and revoked tokens stop working.
+  REQUIRE(WaitUntil([&] { return Http(port, "GET", "/api/v1/nodes", brief).status == 401; }, absl::Seconds(5)));
+  RunResult revoke = c.Ctl({"token", "revoke", "alice"});
+  CHECK(revoke.exit_code == 0);
+  CHECK(Http(port, "POST", "/api/v1/commands", alice, body).status == 401);
+  RunResult list = c.Ctl({"token", "list"});
+  CHECK(list.out.find("rita") != std::string::npos);
+  CHECK(list.out.find("alice") == std::string::npos);
+  CHECK(list.out.find("stw_") == std::string::npos);  // never a secret
+
+  // The audit names the operator of each HTTP write, refusals included.
+  Reply audit = Http(port, "GET", "/api/v1/audit?limit=100");
+  REQUIRE(audit.status == 200);
+  bool submit = false, refused = false;
+  for (const auto& a : audit.json["actions"]) {
+    if (a["action"] == "submit" && a["outcome"] == "ok") submit = a["operator"].get<std::string>().rfind("alice", 0) == 0;
+    if (a["outcome"].get<std::string>().find("read-only") != std::string::npos) refused = true;
+  }
+  CHECK(submit);
+  CHECK(refused);
+}
+
+TEST_CASE("HTTP on an address other than loopback needs TLS and tokens", "[integration][http]") {
+  Cluster c;
+  RunResult r = steward::testing::RunProgram({steward::testing::BinPath("station/steward-station"), "--nats", c.url(),
+                                              "--data-dir", c.dir().str() + "/refused", "--http", "0.0.0.0:0"},
+                                             absl::Seconds(20));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("refusing to serve HTTP on 0.0.0.0:0 without TLS") != std::string::npos);
+
+  Cluster secure(Cluster::Secure{{"ship1"}});
+  secure.StartStation({"--http", "0.0.0.0:0"});
+  const int port = secure.HttpPort();
+  REQUIRE(port > 0);
+  const std::string token = MakeToken(secure, "alice");
+  httplib::SSLClient tls("127.0.0.1", port);
+  tls.set_ca_cert_path((secure.keys() + "/tls/ca.pem").c_str());
+  tls.enable_server_certificate_verification(true);
+  httplib::Result anonymous = tls.Get("/api/v1/nodes");
+  REQUIRE(anonymous);
+  CHECK(anonymous->status == 401);
+  httplib::Result page = tls.Get("/");  // the dashboard's files hold no data
+  REQUIRE(page);
+  CHECK(page->status == 200);
+  httplib::Result authed = tls.Get("/api/v1/nodes", {{"Authorization", "Bearer " + token}});
+  REQUIRE(authed);
+  CHECK(authed->status == 200);
+  httplib::Result pause =
+      tls.Post("/api/v1/dispatch", {{"Authorization", "Bearer " + token}}, R"({"paused":true})", "application/json");
+  REQUIRE(pause);
+  CHECK(pause->status == 200);
+  CHECK(secure.Ctl({"nodes"}).out.find("dispatch PAUSED") != std::string::npos);
+  httplib::Client plain("127.0.0.1", port);
+  CHECK(!plain.Get("/api/v1/nodes"));  // no plain HTTP on a TLS port
+}
+
+}  // namespace
