@@ -192,6 +192,20 @@ std::vector<uint16_t> Agent::syslog_ports() const {
   return out;
 }
 
+bool Agent::Serving() const {
+  if (dispatcher_ == nullptr || !dispatcher_->Subscribed() || conn_ == nullptr) return false;
+  if (natsConnection_Status(conn_) != NATS_CONN_STATUS_CONNECTED) return false;
+  // PING/PONG: the server has read everything sent before, the subscription included.
+  return nats::Flush(conn_, absl::Seconds(1)).ok();
+}
+
+bool Agent::Alive(absl::Duration quiet) const {
+  if (fatal_.HasBeenNotified() || supervisor_ == nullptr) return false;
+  const std::vector<std::string> stalled = supervisor_->Stalled(quiet);
+  for (const std::string& name : stalled) STEWARD_LOG_ERROR("process {} made no progress for {}", name, absl::FormatDuration(quiet));
+  return stalled.empty();
+}
+
 void Agent::Shutdown() {
   if (shut_down_.exchange(true)) return;
   cancel_.Notify();
@@ -220,6 +234,7 @@ void Agent::FillStats(proto::AgentStats& s) const {
   s.set_queue_depth(depth);
   s.set_queue_capacity(queues * options_.queue_capacity);
   s.set_restarts(restarts_.load());
+  if (dispatcher_) s.set_intake_dropped(dispatcher_->IntakeDropped());
   if (outbox_) {
     s.set_outbox_entries(outbox_->pending());
     s.set_outbox_bytes(outbox_->pending_bytes());

@@ -69,6 +69,12 @@ class Agent {
   // Notified when the agent cannot go on (its dispatcher was stopped by the error
   // kernel); main() then exits non-zero so the service manager restarts it.
   const absl::Notification& fatal() const { return fatal_; }
+  // Serving: the dispatcher's subscription is on the broker (connected, and a round trip
+  // to the server since it subscribed). What READY=1 waits for.
+  bool Serving() const;
+  // Alive: not fatal, the error kernel answers, and no watched process (the
+  // dispatcher) has been quiet for `quiet`. What the service watchdog is fed on.
+  bool Alive(absl::Duration quiet) const;
   size_t outbox_pending() const { return outbox_->pending(); }
   const std::string& node() const { return options_.node; }
 

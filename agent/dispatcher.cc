@@ -1,6 +1,8 @@
 // Dispatcher: subscription, checks, rejection and routing to per-subject processes.
 #include "agent/dispatcher.h"
 
+#include <algorithm>
+
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -13,8 +15,9 @@ namespace steward::agent {
 namespace {
 
 // How long the dispatcher waits for a command before looking again. StopIntake ends the
-// wait at once (it unsubscribes); this only bounds it, so idle agents do not wake.
-constexpr absl::Duration kDispatchWait = absl::Minutes(1);
+// wait at once (it unsubscribes); this bounds it so that an idle dispatcher still beats
+// (ProcessContext::Beat) well inside the service watchdog.
+constexpr absl::Duration kDispatchWait = absl::Seconds(1);
 
 }  // namespace
 
@@ -27,6 +30,11 @@ Dispatcher::Dispatcher(const AgentOptions& options, const MethodRegistry& method
       events_(events),
       supervisor_(supervisor),
       processor_(processor) {}
+
+bool Dispatcher::Subscribed() const {
+  absl::MutexLock lock(&mu_);
+  return sub_ != nullptr;
+}
 
 void Dispatcher::StopIntake() {
   closing_.store(true);
@@ -49,11 +57,15 @@ absl::Status Dispatcher::Run(ProcessContext& ctx) {
     sub_ = sub.get();
   }
   // Before `sub` goes: StopIntake must not touch a destroyed subscription.
-  absl::Cleanup forget = [this] {
+  absl::Cleanup forget = [this, &sub] {
     absl::MutexLock lock(&mu_);
+    int64_t dropped = 0;
+    (void)natsSubscription_GetDropped(sub.get(), &dropped);
+    dropped_before_ += static_cast<uint64_t>(std::max<int64_t>(dropped, 0));
     sub_ = nullptr;
   };
   while (!ctx.stopping()) {
+    ctx.Beat();
     absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub.get(), kDispatchWait);
     if (closing_.load()) break;  // StopIntake unsubscribed: NextMsg fails at once.
     if (absl::IsDeadlineExceeded(msg.status())) continue;
@@ -191,6 +203,13 @@ void Dispatcher::QueueStats(size_t* queues, size_t* depth) const {
   *queues = queues_.size();
   *depth = 0;
   for (const auto& [subject, queue] : queues_) *depth += queue->size();
+}
+
+uint64_t Dispatcher::IntakeDropped() const {
+  absl::MutexLock lock(&mu_);
+  int64_t dropped = 0;
+  if (sub_ != nullptr) (void)natsSubscription_GetDropped(sub_, &dropped);
+  return static_cast<uint64_t>(std::max<int64_t>(dropped, 0)) + dropped_before_;
 }
 
 }  // namespace steward::agent

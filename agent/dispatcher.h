@@ -42,6 +42,10 @@ class Dispatcher {
   void StopIntake() ABSL_LOCKS_EXCLUDED(mu_);
   // The processes' queues: how many, and the commands waiting in them (hello stats).
   void QueueStats(size_t* queues, size_t* depth) const ABSL_LOCKS_EXCLUDED(mu_);
+  // Messages the intake subscription dropped (slow consumer: a flood) since it was made.
+  uint64_t IntakeDropped() const ABSL_LOCKS_EXCLUDED(mu_);
+  // True while the dispatcher's subscription exists (it may not be on the server yet).
+  bool Subscribed() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   void Route(ProcessContext& ctx, nats::MsgPtr msg);
@@ -65,6 +69,7 @@ class Dispatcher {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<WorkQueue>> queues_ ABSL_GUARDED_BY(mu_);
   natsSubscription* sub_ ABSL_GUARDED_BY(mu_) = nullptr;  // the dispatcher's, while it runs
+  uint64_t dropped_before_ ABSL_GUARDED_BY(mu_) = 0;  // by subscriptions of earlier runs
   bool intake_closed_ ABSL_GUARDED_BY(mu_) = false;       // StopIntake ran
 };
 

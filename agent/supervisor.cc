@@ -113,9 +113,27 @@ Decision Supervisor::Decide(const std::string& name, Severity severity,
   return rec.decision;
 }
 
+std::vector<std::string> Supervisor::Stalled(absl::Duration quiet) const {
+  const int64_t limit = absl::ToUnixNanos(absl::Now() - quiet);
+  std::vector<std::string> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, p] : processes_) {
+    const int64_t beat = p.last_beat->load(std::memory_order_relaxed);
+    if (p.running && beat != 0 && beat < limit) out.push_back(name);
+  }
+  return out;
+}
+
 void Supervisor::RunSupervised(const std::string& name, ProcessBody body) {
+  std::atomic<int64_t>* beat = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    beat = processes_[name].last_beat.get();
+  }
   while (!stop_.HasBeenNotified()) {
-    ProcessContext ctx(this, name, &stop_);
+    ProcessContext ctx(this, name, &stop_, beat);
+    // A restarted body is as fresh as a new one; the backoff before it counts as quiet.
+    if (beat->load() != 0) ctx.Beat();
     absl::Status status;
     try {
       status = body(ctx);

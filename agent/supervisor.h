@@ -14,6 +14,8 @@
 // every thread.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <memory>
@@ -25,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace steward::agent {
@@ -70,14 +73,20 @@ class ProcessContext {
   // the supervisor acts on the decision already given.
   Decision Report(Severity severity, const absl::Status& status);
 
+  // Beat says the body's loop made progress. A process that beats once is watched from
+  // then on: Supervisor::Stalled names it when it goes quiet (the service watchdog).
+  void Beat() { beat_->store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed); }
+
  private:
   friend class Supervisor;
-  ProcessContext(Supervisor* sup, std::string name, const absl::Notification* stop)
-      : sup_(sup), name_(std::move(name)), stop_(stop) {}
+  ProcessContext(Supervisor* sup, std::string name, const absl::Notification* stop,
+                 std::atomic<int64_t>* beat)
+      : sup_(sup), name_(std::move(name)), stop_(stop), beat_(beat) {}
 
   Supervisor* sup_;
   std::string name_;
   const absl::Notification* stop_;
+  std::atomic<int64_t>* beat_;  // the Process's last_beat
   // A restart/stop decision already given by Report during this run.
   std::optional<Decision> decided_;
 };
@@ -99,6 +108,8 @@ class Supervisor {
   bool IsRunning(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
   bool Exists(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
   int Restarts(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
+  // The running processes that beat (ProcessContext::Beat) but not within `quiet`: hung.
+  std::vector<std::string> Stalled(absl::Duration quiet) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Notify every process to stop and join every thread. Idempotent.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
@@ -112,6 +123,8 @@ class Supervisor {
     std::vector<absl::Time> recent_restarts;
     absl::Duration next_backoff;
     absl::Duration last_backoff;  // handed out with the latest restart decision
+    // Unix ns of the latest Beat, 0: never (not watched). Boxed: contexts point at it.
+    std::unique_ptr<std::atomic<int64_t>> last_beat = std::make_unique<std::atomic<int64_t>>(0);
   };
 
   void RunSupervised(const std::string& name, ProcessBody body);

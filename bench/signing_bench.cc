@@ -365,9 +365,13 @@ absl::Status StartMode(Mode& m, const std::string& url, Children& children,
     return DurableCommand(c, node, thread);
   };
   if (m.signed_mode) {
-    // Accept the node's key once its first hello (which announces it) has arrived.
+    // Accept the node's key (the agent made it: the node was not enrolled, so it is
+    // named by its fingerprint) once its first hello, which announces it, has arrived.
+    const std::string node_pub = dir.File(m.agent) + "/node.pub";
     STEWARD_RETURN_IF_ERROR(steward::bench::WaitUntil("accept of the node's key", children, [&] {
-      return c.Accept(m.node, "", kCallTimeout).status();
+      absl::StatusOr<std::string> key = steward::signing::LoadPublicKey(node_pub);
+      if (!key.ok()) return key.status();
+      return c.Accept(m.node, steward::signing::KeyId(*key), kCallTimeout).status();
     }));
     // The station must really be in signed mode: an unsigned request is refused.
     steward::ctl::ClientOptions unsigned_options = client_options;

@@ -10,7 +10,9 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 
 namespace steward::cli {
 namespace {
@@ -189,31 +191,131 @@ CLI::Option* AddDuration(CLI::App& app, const std::string& name, absl::Duration*
   return opt;
 }
 
+CLI::Validator Checked(std::function<absl::Status(const std::string&)> check) {
+  return CLI::Validator(
+      [check = std::move(check)](std::string& text) -> std::string {
+        const absl::Status st = check(text);
+        return st.ok() ? "" : std::string(st.message());
+      },
+      "");
+}
+
 CLI::Option* AddList(CLI::App& app, const std::string& name, std::vector<std::string>* values,
                      const std::string& description) {
   return app.add_option(name, *values, description)->delimiter(',')->allow_extra_args(false);
 }
 
-std::optional<int> Parse(CLI::App& app, std::vector<std::string> args) {
+namespace {
+
+// The usage error of `args` ("" when they parsed), and in `at` the command it concerns.
+// --help and --version throw CLI::Success.
+std::string ParseOrWhy(CLI::App& app, std::vector<std::string> args, const CLI::App*& at) {
   for (std::string& arg : args) {
     if (arg == "--") break;
     SpellName(arg, '-');
   }
-  const CLI::App* at = nullptr;
-  if (const std::string why = Arrange(app, args, at); !why.empty()) return UsageError(*at, why);
+  if (std::string why = Arrange(app, args, at); !why.empty()) return why;
   std::reverse(args.begin(), args.end());  // CLI11 takes them last first
   try {
     app.parse(args);
+  } catch (const CLI::Success&) {
+    throw;
+  } catch (const CLI::ParseError& e) {
+    at = &Deepest(app);
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+std::optional<int> Parse(CLI::App& app, std::vector<std::string> args) {
+  if (args.size() == 1 && args[0] == "--bash-completion") {
+    std::cout << BashCompletion(app);
+    return 0;
+  }
+  const CLI::App* at = &app;
+  std::string why;
+  try {
+    why = ParseOrWhy(app, std::move(args), at);
   } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    return UsageError(Deepest(app), e.what());
   }
+  if (!why.empty()) return UsageError(*at, why);
   return std::nullopt;
+}
+
+absl::Status ParseArgs(CLI::App& app, std::vector<std::string> args) {
+  const CLI::App* at = &app;
+  std::string why;
+  try {
+    why = ParseOrWhy(app, std::move(args), at);
+  } catch (const CLI::Success&) {
+    why = "--help and --version are not taken here";
+  }
+  if (!why.empty()) return absl::InvalidArgumentError(absl::StrCat(CommandPath(*at), ": ", why));
+  return absl::OkStatus();
 }
 
 std::optional<int> Parse(CLI::App& app, int argc, char** argv) {
   return Parse(app, std::vector<std::string>(argv + 1, argv + argc));
+}
+
+namespace {
+
+// One `case` arm per command path (" send", " node forget"): the words to offer there.
+void CompletionArms(const CLI::App& app, const std::string& path, std::vector<std::string> options,
+                    std::string& arms, std::string& paths, std::string& file_options, std::string& dir_options,
+                    std::string& value_options) {
+  for (const CLI::Option* o : app.get_options()) {
+    if (o->get_lnames().empty()) continue;
+    const std::string name = "--" + o->get_lnames().front();
+    options.push_back(name);
+    const std::string type = o->get_type_name();
+    if (o->get_type_size_max() == 0) continue;
+    if (absl::StartsWith(type, "FILE")) {
+      absl::StrAppend(&file_options, "|", name);
+    } else if (absl::StartsWith(type, "DIR")) {
+      absl::StrAppend(&dir_options, "|", name);
+    } else {
+      absl::StrAppend(&value_options, "|", name);
+    }
+  }
+  std::vector<std::string> words;
+  for (const CLI::App* sub : Subcommands(app)) {
+    words.push_back(sub->get_name());
+    absl::StrAppend(&paths, "      \"", path, " ", sub->get_name(), "\") path=\"$path $word\" ;;\n");
+  }
+  words.insert(words.end(), options.begin(), options.end());
+  absl::StrAppend(&arms, "    \"", path, "\") words=\"", absl::StrJoin(words, " "), "\" ;;\n");
+  for (const CLI::App* sub : Subcommands(app)) {
+    CompletionArms(*sub, absl::StrCat(path, " ", sub->get_name()), options, arms, paths, file_options,
+                   dir_options, value_options);
+  }
+}
+
+}  // namespace
+
+std::string BashCompletion(const CLI::App& app) {
+  std::string arms, paths, file_options, dir_options, value_options;
+  CompletionArms(app, "", {}, arms, paths, file_options, dir_options, value_options);
+  std::string fn = "_" + app.get_name();
+  absl::StrReplaceAll({{"-", "_"}}, &fn);
+  auto pattern = [](const std::string& alternatives) {
+    return alternatives.empty() ? std::string("--no-such-option") : alternatives.substr(1);
+  };
+  return absl::StrCat(
+      "# bash completion for ", app.get_name(), ", made from its option table (", app.get_name(),
+      " --bash-completion)\n", fn, "() {\n",
+      "  local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"${COMP_WORDS[COMP_CWORD-1]}\" path=\"\" word words i\n",
+      "  for ((i = 1; i < COMP_CWORD; i++)); do\n", "    word=\"${COMP_WORDS[i]}\"\n",
+      "    [[ \"$word\" == \"--\" ]] && { COMPREPLY=($(compgen -c -- \"$cur\")); return 0; }\n",
+      "    case \"$path $word\" in\n", paths, "    esac\n", "  done\n", "  case \"$prev\" in\n",
+      "    ", pattern(file_options), ") COMPREPLY=($(compgen -f -- \"$cur\")); return 0 ;;\n", "    ",
+      pattern(dir_options), ") COMPREPLY=($(compgen -d -- \"$cur\")); return 0 ;;\n", "    ",
+      pattern(value_options), ") return 0 ;;\n", "  esac\n", "  case \"$path\" in\n", arms, "  esac\n",
+      "  COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n", "}\n", "complete -o default -F ", fn, " ",
+      app.get_name(), "\n");
 }
 
 int UsageError(const CLI::App& command, absl::string_view why) {

@@ -14,12 +14,14 @@
 #pragma once
 
 #include <csignal>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
@@ -54,12 +56,25 @@ CLI::Option* AddDuration(CLI::App& app, const std::string& name, absl::Duration*
 CLI::Option* AddList(CLI::App& app, const std::string& name, std::vector<std::string>* values,
                      const std::string& description);
 
+// Checked wraps a check that returns a Status as a CLI11 validator (its message is the
+// usage error): `app.add_option(...)->check(cli::Checked(subjects::ValidateToken))`.
+CLI::Validator Checked(std::function<absl::Status(const std::string&)> check);
+
 // Parse reads the command line into `app`. nullopt: go on. Otherwise the program should
 // exit with the status returned: 0 after --help or --version (printed on stdout),
 // kUsageExit after a usage error (printed on stderr). Options of a subcommand given
 // before its name (`stewardctl --wait 30s send ...`) are read as the subcommand's.
 std::optional<int> Parse(CLI::App& app, std::vector<std::string> args);
 std::optional<int> Parse(CLI::App& app, int argc, char** argv);
+// ParseArgs is Parse without printing: InvalidArgument with the usage error ("PROGRAM:
+// why"); --help and --version are usage errors here.
+absl::Status ParseArgs(CLI::App& app, std::vector<std::string> args);
+
+// BashCompletion returns a bash completion script for `app` made from its option table:
+// subcommands at any depth, each level's long options (its parents' too), file names
+// after options whose type is FILE or DIR. Every program prints it for
+// `PROGRAM --bash-completion` (a hidden option, used when packaging).
+std::string BashCompletion(const CLI::App& app);
 
 // UsageError prints "PROGRAM SUBCOMMAND: why" and where to find help on stderr, for a
 // usage error found after Parse; returns kUsageExit.

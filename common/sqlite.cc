@@ -181,15 +181,25 @@ absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {
 }
 
 absl::Status Database::Migrate(const std::vector<std::string>& migrations) {
-  STEWARD_RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
-  STEWARD_ASSIGN_OR_RETURN(Statement get, Prepare("SELECT MAX(version) FROM schema_version"));
-  STEWARD_ASSIGN_OR_RETURN(bool row, get.Step());
-  const int64_t current = row && !get.ColumnIsNull(0) ? get.ColumnInt(0) : 0;
+  // The version is read before anything is written, so a database newer than this
+  // program (a downgrade) is refused untouched.
+  int64_t current = 0;
+  {
+    STEWARD_ASSIGN_OR_RETURN(Statement exists,
+                             Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"));
+    STEWARD_ASSIGN_OR_RETURN(bool has_table, exists.Step());
+    if (has_table) {
+      STEWARD_ASSIGN_OR_RETURN(Statement get, Prepare("SELECT MAX(version) FROM schema_version"));
+      STEWARD_ASSIGN_OR_RETURN(bool row, get.Step());
+      current = row && !get.ColumnIsNull(0) ? get.ColumnInt(0) : 0;
+    }
+  }
   if (current > static_cast<int64_t>(migrations.size())) {
     return absl::FailedPreconditionError(absl::StrCat(
         "database schema version ", current, " is newer than this program's (",
         migrations.size(), "): upgrade steward"));
   }
+  STEWARD_RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
   for (size_t v = static_cast<size_t>(current); v < migrations.size(); ++v) {
     STEWARD_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     absl::Status st = Exec(migrations[v]);

@@ -366,8 +366,95 @@ absl::Status GenerateTls(const std::string& dir, const std::vector<std::string>&
   return absl::OkStatus();
 }
 
+namespace {
+
+// A user's name and password as they may be written into the configuration, and a
+// name no other user of the broker has (`names` collects them).
+absl::Status CheckUser(const std::string& name, const std::string& password, std::set<std::string>& names) {
+  STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(name));
+  if (absl::Status s = ValidateBrokerPassword(password); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("user ", name, ": ", s.message()));
+  }
+  if (!names.insert(name).second) {
+    return absl::InvalidArgumentError(absl::StrCat("broker user \"", name, "\" is listed twice"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> LeafUserName(absl::string_view site) {
+  const std::string name = absl::StrCat("leaf-", site);
+  if (absl::Status s = ValidateBrokerUserName(name); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("site name: ", s.message()));
+  }
+  return name;
+}
+
+namespace {
+
+// tls { ... } for a server port with the certificate of GenerateTls in `tls_dir`.
+absl::StatusOr<std::string> ServerTls(const std::string& tls_dir, absl::string_view indent) {
+  const std::filesystem::path dir(tls_dir);
+  STEWARD_ASSIGN_OR_RETURN(std::string cert, Quote((dir / "server.pem").string(), "tls_dir"));
+  STEWARD_ASSIGN_OR_RETURN(std::string key, Quote((dir / "server.key").string(), "tls_dir"));
+  return absl::StrCat(indent, "tls {\n", indent, "  cert_file: ", cert, "\n", indent, "  key_file: ", key, "\n",
+                      indent, "  timeout: ", kTlsTimeoutSeconds, "\n", indent, "}\n");
+}
+
+// leafnodes { listen, tls, authorization { users } }: the hub's side.
+absl::StatusOr<std::string> LeafHubSection(const LeafHub& hub, const std::string& tls_dir,
+                                           std::set<std::string>& names) {
+  STEWARD_RETURN_IF_ERROR(ValidateListen(hub.listen));
+  if (hub.sites.empty()) return absl::InvalidArgumentError("a leaf node port needs at least one site");
+  STEWARD_ASSIGN_OR_RETURN(std::string listen, Quote(hub.listen, "leaf listen address"));
+  std::string out = absl::StrCat("# Sites (ships) connect their brokers here as leaf nodes.\nleafnodes {\n  listen: ",
+                                 listen, "\n");
+  if (!tls_dir.empty()) {
+    STEWARD_ASSIGN_OR_RETURN(std::string tls, ServerTls(tls_dir, "  "));
+    absl::StrAppend(&out, tls);
+  }
+  absl::StrAppend(&out, "  authorization {\n    users = [\n");
+  for (const BrokerCreds& site : hub.sites) {
+    STEWARD_RETURN_IF_ERROR(CheckUser(site.user, site.password, names));
+    STEWARD_ASSIGN_OR_RETURN(std::string name, Quote(site.user, "user name"));
+    STEWARD_ASSIGN_OR_RETURN(std::string password, Quote(site.password, "password"));
+    absl::StrAppend(&out, "      { user: ", name, ", password: ", password, " }\n");
+  }
+  absl::StrAppend(&out, "    ]\n  }\n}\n");
+  return out;
+}
+
+// leafnodes { remotes = [ { url, tls } ] }: a site's side.
+absl::StatusOr<std::string> LeafRemoteSection(const LeafRemote& remote) {
+  STEWARD_RETURN_IF_ERROR(ValidateListen(remote.hub));
+  std::set<std::string> names;  // the link user is the hub's, apart from this broker's
+  STEWARD_RETURN_IF_ERROR(CheckUser(remote.link.user, remote.link.password, names));
+  // Names and passwords were validated: nothing in them needs escaping in a URL.
+  STEWARD_ASSIGN_OR_RETURN(
+      std::string url, Quote(absl::StrCat(remote.ca_file.empty() ? "nats-leaf" : "tls", "://", remote.link.user, ":",
+                                          remote.link.password, "@", remote.hub),
+                             "hub"));
+  std::string out = absl::StrCat(
+      "# This broker is a site: a leaf node of the hub. Its clients stay connected while the link\n"
+      "# is down, and it reconnects by itself.\nleafnodes {\n  reconnect: 1\n  remotes = [\n    {\n      url: ",
+      url, "\n");
+  if (!remote.ca_file.empty()) {
+    STEWARD_ASSIGN_OR_RETURN(std::string ca, Quote(remote.ca_file, "ca_file"));
+    absl::StrAppend(&out, "      tls {\n        ca_file: ", ca, "\n        timeout: ", kTlsTimeoutSeconds,
+                    "\n      }\n");
+  }
+  absl::StrAppend(&out, "    }\n  ]\n}\n");
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options) {
   STEWARD_RETURN_IF_ERROR(ValidateListen(options.listen));
+  if (options.leaf_hub.has_value() && options.leaf_remote.has_value()) {
+    return absl::InvalidArgumentError("a broker is either a hub for leaf nodes or a leaf node, not both");
+  }
   if (absl::Status s = ValidateBrokerUserName(options.station); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("station name: ", s.message()));
   }
@@ -377,13 +464,7 @@ absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options)
   }
   std::set<std::string> names;
   for (const BrokerUser& user : options.users) {
-    STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(user.name));
-    if (absl::Status s = ValidateBrokerPassword(user.password); !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("user ", user.name, ": ", s.message()));
-    }
-    if (!names.insert(user.name).second) {
-      return absl::InvalidArgumentError(absl::StrCat("broker user \"", user.name, "\" is listed twice"));
-    }
+    STEWARD_RETURN_IF_ERROR(CheckUser(user.name, user.password, names));
     if (user.role == BrokerUser::Role::kNode && user.name == options.station) {
       // Its "<name>.>" subscription would receive everything sent to the station.
       return absl::InvalidArgumentError(
@@ -396,11 +477,8 @@ absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options)
       "# nats-server configuration generated by steward. It holds passwords: keep it 0600.\n",
       "listen: ", listen, "\n");
   if (!options.tls_dir.empty()) {
-    const std::filesystem::path tls_dir(options.tls_dir);
-    STEWARD_ASSIGN_OR_RETURN(std::string cert, Quote((tls_dir / "server.pem").string(), "tls_dir"));
-    STEWARD_ASSIGN_OR_RETURN(std::string key, Quote((tls_dir / "server.key").string(), "tls_dir"));
-    absl::StrAppend(&out, "tls {\n  cert_file: ", cert, "\n  key_file: ", key,
-                    "\n  timeout: ", kTlsTimeoutSeconds, "\n}\n");
+    STEWARD_ASSIGN_OR_RETURN(std::string tls, ServerTls(options.tls_dir, ""));
+    absl::StrAppend(&out, tls);
   }
   absl::StrAppend(&out, "authorization {\n  users = [\n");
   for (const BrokerUser& user : options.users) {
@@ -412,6 +490,14 @@ absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options)
                     "      }\n    }\n");
   }
   absl::StrAppend(&out, "  ]\n}\n");
+  if (options.leaf_hub.has_value()) {
+    STEWARD_ASSIGN_OR_RETURN(std::string leaf, LeafHubSection(*options.leaf_hub, options.tls_dir, names));
+    absl::StrAppend(&out, leaf);
+  }
+  if (options.leaf_remote.has_value()) {
+    STEWARD_ASSIGN_OR_RETURN(std::string leaf, LeafRemoteSection(*options.leaf_remote));
+    absl::StrAppend(&out, leaf);
+  }
   return out;
 }
 

@@ -14,6 +14,7 @@
 // (natsOptions_SetCustomInboxPrefix): a user may subscribe only to its own inboxes.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,25 @@ struct BrokerUser {
   Role role = Role::kNode;
 };
 
+// A hub that accepts sites' brokers as NATS leaf nodes: each site logs in with its own
+// link user ("leaf-<site>") on the leaf node port.
+struct LeafHub {
+  std::string listen = "0.0.0.0:7422";  // host:port of the leaf node port
+  std::vector<BrokerCreds> sites;        // one link user per site
+};
+
+// A site's broker as a leaf node of the hub: its own clients (the site's agents) log in
+// locally, and everything it routes goes over one link to the hub.
+struct LeafRemote {
+  std::string hub;   // host:port of the hub's leaf node port
+  BrokerCreds link;  // the site's link user, as the hub knows it
+  // The CA that signed the hub's certificate (GenerateTls's ca.pem): the link is TLS and
+  // verifies the hub. "": a plain link (development only).
+  std::string ca_file;
+};
+
+// The configuration of one broker, made of sections (listen, tls, authorization, leaf
+// nodes); a mode adds its section here. A plain hub has neither leaf section.
 struct BrokerConfigOptions {
   // host:port to listen on; port -1 lets nats-server pick a free one (learn it with
   // nats-server --ports_file_dir).
@@ -76,11 +96,19 @@ struct BrokerConfigOptions {
   // GenerateTls) and accepts TLS clients only.
   std::string tls_dir;
   std::vector<BrokerUser> users;
+  std::optional<LeafHub> leaf_hub;        // this hub also accepts sites as leaf nodes
+  std::optional<LeafRemote> leaf_remote;  // this broker is a site: a leaf node of a hub
 };
 
+// The link user of a site: "leaf-<site>". InvalidArgument for a site name that is not a
+// valid broker user name.
+absl::StatusOr<std::string> LeafUserName(absl::string_view site);
+
 // NatsServerConfig returns the text of a nats-server (2.9) configuration: listen, a tls
-// block when tls_dir is set, and an authorization block with one entry per user and
-// the permissions of its role (see BrokerUser::Role). Every name is checked with
+// block when tls_dir is set, an authorization block with one entry per user and the
+// permissions of its role (see BrokerUser::Role), and a leafnodes block for a hub that
+// accepts sites (its own listen, the same certificate, one user per site) or for a site
+// (a remote: the hub's URL with the site's link user, the CA to verify it). Every name is checked with
 // ValidateBrokerUserName and every password with ValidateBrokerPassword before it is
 // written; user names must be unique, a node may not be named like the station, and
 // there must be at least one user (an empty list would let anyone in). Violations are

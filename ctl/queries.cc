@@ -148,18 +148,23 @@ Runner SetupHistory(CLI::App& cmd) {
 Runner SetupAudit(CLI::App& cmd) {
   auto req = std::make_shared<proto::AuditRequest>();
   cmd.add_option_function<std::string>(
-         "--node", [req](const std::string& n) { req->set_node(n); }, "Only commands to this node")
+         "--node", [req](const std::string& n) { req->set_node(n); }, "Only commands to (and actions about) this node")
       ->type_name("NAME");
   cmd.add_option_function<std::string>(
          "--by", [req](const std::string& op) { req->set_operator_(op); },
-         "Only commands sent by this operator (name or key id)")
+         "Only commands sent and actions taken by this operator (name or key id; \"station\": the station's own decisions)")
       ->type_name("OPERATOR");
   cmd.add_option_function<int>(
-      "--limit", [req](int n) { req->set_limit(n); }, "At most this many commands");
+      "--limit", [req](int n) { req->set_limit(n); }, "At most this many commands, and as many actions");
   return [req](const Globals& g) {
     return WithClient(g, [&](Client& client) {
       auto states = client.Audit(*req, g.timeout);
       if (!states.ok()) return Fail(states.status());
+      if (g.json) {
+        for (const proto::OperatorAction& a : states->actions()) PrintJson(a);
+      } else if (states->actions_size() > 0) {
+        fmt::print("{}\n", ActionTable(states->actions()));
+      }
       return PrintCommands(g, *states, AuditTable);
     });
   };

@@ -236,6 +236,16 @@ std::string AuditTable(const google::protobuf::RepeatedPtrField<proto::CommandSt
   return table.Render();
 }
 
+std::string ActionTable(const google::protobuf::RepeatedPtrField<proto::OperatorAction>& actions) {
+  Table table;
+  for (const proto::OperatorAction& a : actions) {
+    table.AddRow({absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(a.at_unix_ms()), absl::UTCTimeZone()),
+                  Escape(a.operator_()), Escape(a.action()), Escape(a.target()), Escape(a.outcome()),
+                  Escape(a.detail())});
+  }
+  return table.Render();
+}
+
 std::string LogLine(const proto::LogEntry& e) {
   const proto::LogRecord& r = e.record();
   const int64_t us = r.timestamp_unix_us() != 0 ? r.timestamp_unix_us() : r.received_unix_us();

@@ -58,6 +58,8 @@ std::string CommandTable(const google::protobuf::RepeatedPtrField<proto::Command
 std::string CommandDetails(const proto::CommandState& command);
 // One row per command: WHEN OPERATOR NODE STATE WHAT (no header).
 std::string AuditTable(const google::protobuf::RepeatedPtrField<proto::CommandState>& commands);
+// What operators did and the station decided (stewardctl audit), newest first.
+std::string ActionTable(const google::protobuf::RepeatedPtrField<proto::OperatorAction>& actions);
 
 // "2024-05-01T10:00:00.123Z ship1 nginx[12] err: message".
 std::string LogLine(const proto::LogEntry& entry);

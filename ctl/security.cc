@@ -1,5 +1,11 @@
 // stewardctl's security subcommands. Through the station: accept (pin a node's key), acl
 // and group. Local, in the keys directory: keys init, enroll, nats-config.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -8,9 +14,11 @@
 #include <fmt/format.h>
 
 #include "absl/strings/str_split.h"
+#include "common/atomic_write.h"
 #include "common/cli.h"
 #include "common/creds.h"
 #include "common/signing.h"
+#include "common/status_macros.h"
 #include "ctl/broker_config.h"
 #include "ctl/ctl.h"
 #include "ctl/render_text.h"
@@ -88,27 +96,88 @@ int Enroll(const std::string& dir, const std::string& node, bool node_key) {
   return 0;
 }
 
-int NatsConfig(const std::string& dir, const std::string& listen, const std::string& station) {
+// What nats-config makes: the hub (optionally accepting sites as leaf nodes) or a site.
+struct NatsConfigOptions {
+  std::string listen = "127.0.0.1:4222";
+  std::string leaf_listen;          // hub: accept sites' brokers here
+  std::vector<std::string> sites;   // hub: the sites it accepts
+  std::string leaf;                 // site: this site's name
+  std::string hub;                  // site: the hub's leaf node port
+  std::vector<std::string> nodes;   // site: the nodes whose agents connect to this broker
+  std::string output;               // write here (mode 0600) instead of stdout
+};
+
+// The link creds of `site` (creds/leaf-<site>.creds), made on first use.
+absl::StatusOr<BrokerCreds> SiteCreds(const std::string& dir, const std::string& site) {
+  STEWARD_ASSIGN_OR_RETURN(std::string user, LeafUserName(site));
+  const std::string path = dir + "/creds/" + user + ".creds";
+  if (!std::filesystem::exists(path)) {
+    STEWARD_RETURN_IF_ERROR(WriteCreds(path, {user, RandomPassword()}));
+  }
+  return ReadCreds(path);
+}
+
+int NatsConfig(const std::string& dir, const NatsConfigOptions& o, const std::string& station) {
   BrokerConfigOptions opts;
-  opts.listen = listen;
+  opts.listen = o.listen;
   opts.station = station;
   opts.tls_dir = std::filesystem::absolute(dir + "/tls").string();
+  using Role = BrokerUser::Role;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir + "/creds", ec)) {
-    if (e.path().extension() != ".creds") continue;
+    if (e.path().extension() != ".creds" || e.path().stem().string().rfind("leaf-", 0) == 0) continue;
     auto c = ReadCreds(e.path().string());
     if (!c.ok()) return Fail(c.status());
-    using Role = BrokerUser::Role;
     const Role role = c->user == "station"    ? Role::kStation
                       : c->user == "operator" ? Role::kOperator
                                               : Role::kNode;
+    // A site's broker knows only the site's own nodes; the hub knows every user.
+    if (!o.leaf.empty() && (role != Role::kNode ||
+                            std::find(o.nodes.begin(), o.nodes.end(), c->user) == o.nodes.end())) {
+      continue;
+    }
     opts.users.push_back({c->user, c->password, role});
   }
   if (ec) return Fail("cannot read " + dir + "/creds: " + ec.message());
+  if (!o.leaf.empty()) {
+    if (o.hub.empty()) return Fail("--leaf needs --hub HOST:PORT (the hub's leaf node port)");
+    for (const std::string& node : o.nodes) {
+      if (!std::filesystem::exists(dir + "/creds/" + node + ".creds")) {
+        return Fail("node " + node + " is not enrolled: stewardctl enroll " + node);
+      }
+    }
+    auto link = SiteCreds(dir, o.leaf);
+    if (!link.ok()) return Fail(link.status());
+    opts.leaf_remote = LeafRemote{.hub = o.hub, .link = *link, .ca_file = opts.tls_dir + "/ca.pem"};
+  } else if (!o.leaf_listen.empty()) {
+    LeafHub hub{.listen = o.leaf_listen};
+    for (const std::string& site : o.sites) {
+      auto link = SiteCreds(dir, site);
+      if (!link.ok()) return Fail(link.status());
+      hub.sites.push_back(*link);
+    }
+    opts.leaf_hub = std::move(hub);
+  }
   auto text = NatsServerConfig(opts);
   if (!text.ok()) return Fail(text.status());
+  const bool secret = !opts.users.empty() || opts.leaf_hub.has_value() || opts.leaf_remote.has_value();
+  if (!o.output.empty()) {
+    if (absl::Status st = WriteFileAtomically(o.output, *text, {.mode = 0600}); !st.ok()) return Fail(st);
+    fmt::print(stderr, "stewardctl: wrote {} (mode 0600{})\n", o.output, secret ? ": it holds broker passwords" : "");
+    return 0;
+  }
+  if (secret && isatty(STDOUT_FILENO)) {
+    return Fail("the configuration holds broker passwords: not printed to a terminal; write it with "
+                "--output FILE (mode 0600)");
+  }
+  if (struct stat st; secret && fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode)) {
+    // `> nats.conf` made the file with the umask's mode (0644, readable by all): close it.
+    if (fchmod(STDOUT_FILENO, 0600) != 0) {
+      fmt::print(stderr, "stewardctl: warning: cannot make the output file private: {}\n", std::strerror(errno));
+    }
+  }
   fmt::print("{}", *text);
-  fmt::print(stderr, "stewardctl: the configuration holds passwords: keep it private (chmod 600)\n");
+  if (secret) fmt::print(stderr, "stewardctl: the configuration holds broker passwords: keep it private\n");
   return 0;
 }
 
@@ -192,11 +261,31 @@ Runner SetupEnroll(CLI::App& cmd) {
 }
 
 Runner SetupNatsConfig(CLI::App& cmd) {
-  auto listen = std::make_shared<std::string>("127.0.0.1:4222");
-  cmd.add_option("--listen", *listen, "The broker's host:port")
+  auto o = std::make_shared<NatsConfigOptions>();
+  cmd.add_option("--listen", o->listen, "The broker's host:port (for clients)")
       ->type_name("HOST:PORT")
       ->capture_default_str();
-  return [listen](const Globals& g) { return NatsConfig(KeysDir(g), *listen, g.station); };
+  cmd.add_option("--leaf-listen", o->leaf_listen, "Hub: also accept sites' brokers as leaf nodes on this host:port")
+      ->type_name("HOST:PORT");
+  cli::AddList(cmd, "--sites", &o->sites, "Hub: the sites it accepts (each gets a link user, creds/leaf-SITE.creds)")
+      ->type_name("SITE,...");
+  cmd.add_option("--leaf", o->leaf, "Make a site's broker instead: a leaf node of the hub, for this site")
+      ->type_name("SITE");
+  cmd.add_option("--hub", o->hub, "Site: the hub's leaf node port")->type_name("HOST:PORT");
+  cli::AddList(cmd, "--nodes", &o->nodes, "Site: the nodes whose agents connect to the site's broker")
+      ->type_name("NODE,...");
+  cmd.add_option("-o,--output", o->output,
+                 "Write the configuration to FILE, mode 0600 (it holds broker passwords); without it, it "
+                 "goes to stdout, never to a terminal")
+      ->type_name("FILE");
+  cmd.footer(
+      "A hub: stewardctl nats-config --listen 0.0.0.0:4222 --leaf-listen 0.0.0.0:7422 --sites ship-a -o hub.conf\n"
+      "A site: stewardctl nats-config --leaf ship-a --hub HUB:7422 --nodes ship1,ship2 -o ship-a.conf");
+  return [o](const Globals& g) {
+    if (!o->leaf.empty() && !o->leaf_listen.empty()) return Fail("--leaf and --leaf-listen: a broker is one or the other");
+    if (!o->leaf_listen.empty() && o->sites.empty()) return Fail("--leaf-listen needs --sites SITE,...");
+    return NatsConfig(KeysDir(g), *o, g.station);
+  };
 }
 
 }  // namespace steward::ctl

@@ -10,9 +10,12 @@
 // finished commands are forgotten; and every log_prune_every the log retention runs.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "station/core.h"
 
 namespace steward::station {
@@ -25,6 +28,8 @@ class Dispatcher {
   void Run(const absl::Notification& stop) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   // Flush queues what the ledger gets lazily (running states, node rows), at shutdown.
   void Flush() ABSL_LOCKS_EXCLUDED(core_.model.mu);
+  // When the loop last went round (the service watchdog's proof of life).
+  absl::Time last_turn() const { return absl::FromUnixNanos(last_turn_.load(std::memory_order_relaxed)); }
 
  private:
   // Whether a due command may go out now.
@@ -40,6 +45,7 @@ class Dispatcher {
   void HousekeepLocked(absl::Time now, Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
 
   Core& core_;
+  std::atomic<int64_t> last_turn_{absl::ToUnixNanos(absl::Now())};
 };
 
 }  // namespace steward::station

@@ -33,6 +33,10 @@ struct StationOptions {
   absl::Duration log_retention = absl::Hours(24 * 7);
   int64_t log_max_lines = 10'000'000;
   absl::Duration log_prune_every = absl::Minutes(1);
+  // Events (errorlog, the raw hellos kept for the record) and node transitions: older
+  // than this, and beyond the newest max rows, go (with the syslog pruning).
+  absl::Duration event_retention = absl::Hours(24 * 30);
+  int64_t event_max_rows = 1'000'000;
   // Security. With a key the station signs every command, and nodes must be accepted
   // (their announced key pinned) before their results and events are stored.
   std::optional<signing::KeyPair> key;

@@ -12,6 +12,8 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/signing.h"
+#include "station/ledger/surfaces.h"
+#include "station/operations.h"
 #include "station/reply_fit.h"
 #include "subjects/subject.h"
 
@@ -46,6 +48,24 @@ absl::Status Security::CheckEvent(const Core& core, const NodeTable::Node* node,
   return st;
 }
 
+namespace {
+
+// A decision the station took about a node's credentials, in the audit (operator
+// "station"). Refusals repeat with every hello of the sender: recorded at the 1st, 2nd,
+// 4th, 8th ... (the count says how many), so a flood of forged hellos cannot fill the
+// ledger and none goes unseen.
+void AuditNode(Core& core, const std::string& node, const std::string& action, const std::string& detail,
+               uint64_t count = 1) {
+  if ((count & (count - 1)) != 0) return;
+  Call call;
+  call.env.set_operator_("station");
+  call.via = "nats";
+  RecordAction(core, call, action, node, count > 1 ? absl::StrCat(detail, " (", count, " times)") : detail,
+               "refused");
+}
+
+}  // namespace
+
 bool Security::Enrolled(const Core& core, const std::string& node) {
   if (core.options().keys_dir.empty()) return false;
   std::error_code ec;
@@ -74,6 +94,7 @@ Security::HelloCheck Security::CheckHello(Core& core, NodeTable::Node& node, con
     node.info.set_refused_hellos(node.info.refused_hellos() + 1);
     core.model.nodes.Changed(name);
     ++core.counters.refused_hellos;
+    AuditNode(core, name, "hello refused", why, node.info.refused_hellos());
     return HelloCheck{HelloVerdict::kRefused, std::move(why)};
   };
   // The sender holds the key it announces.
@@ -105,12 +126,18 @@ Security::HelloCheck Security::CheckHello(Core& core, NodeTable::Node& node, con
     node.info.set_pending_keys_seen(node.info.pending_keys_seen() + 1);
     node.info.set_pending_key(announced);
     if (pinned.empty()) {
+      AuditNode(core, name, "key pending",
+                absl::StrCat("announced key ", signing::KeyId(announced),
+                             node.info.enrolled() ? "" : " (a name the station did not enrol)"));
       STEWARD_LOG_WARNING("node {} announced key {}{}: accept it with `stewardctl accept {}{}`", name,
                           signing::KeyId(announced), node.info.enrolled() ? "" : " (a name the station did not enrol)",
                           name, node.info.enrolled() ? "" : absl::StrCat(" --key ", signing::KeyId(announced)));
     } else {
       node.info.set_refused_hellos(node.info.refused_hellos() + 1);
       ++core.counters.refused_hellos;
+      AuditNode(core, name, "key change pending",
+                absl::StrCat("announced key ", signing::KeyId(announced), ", not its pinned key ",
+                             signing::KeyId(pinned)));
       STEWARD_LOG_WARNING("node {} announced key {}, not its pinned key {}: a reinstalled unit or someone "
                           "else's credentials; nothing it signs counts until `stewardctl accept {} --key {}`",
                           name, signing::KeyId(announced), signing::KeyId(pinned), name, signing::KeyId(announced));
@@ -167,10 +194,16 @@ void Security::Accept(const Call& call, proto::AcceptRequest req) {
         out.add_lines(absl::StrCat("accepted ", req.node(), " with key ", announced,
                                    pinned.empty() ? "" : absl::StrCat(", replacing ", pinned)));
         core_.store().Write(ledger::Store::PutNode(info));
+        RecordAction(core_, call, "accept", req.node(),
+                     absl::StrCat("key ", announced, pinned.empty() ? "" : absl::StrCat(" replacing ", pinned)));
       }
     }
   }
-  if (!refused.empty()) return rpc_.Reject(call, refused);
+  if (!refused.empty()) {
+    RecordAction(core_, call, "accept", req.node(), req.key().empty() ? "" : absl::StrCat("key ", req.key()),
+                 refused);
+    return rpc_.Reject(call, refused);
+  }
   core_.AfterWrites([this, call, out](absl::Status st) {
     if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
     rpc_.Ok(call, out);
@@ -278,7 +311,23 @@ void Security::Audit(const Call& call, proto::AuditRequest req) {
     *out.add_commands() = std::move(c);
     if (out.commands_size() >= limit) break;
   }
-  out.set_incomplete(FitStates(out.mutable_commands(), core_.ReplyLimit(), /*may_drop=*/true));
+  absl::StatusOr<std::vector<proto::OperatorAction>> actions =
+      ledger::Actions(core_.store(), 0, req.operator_(), req.node(), limit);
+  if (!actions.ok()) return rpc_.Error(call, actions.status().message());
+  // Actions take at most half of the reply's room, the commands the rest.
+  const size_t room = core_.ReplyLimit() / 2;
+  size_t used = 0;
+  bool cut = false;
+  for (proto::OperatorAction& a : *actions) {
+    used += a.ByteSizeLong() + 8;  // with the field's tag and length
+    if (used > room) {
+      cut = true;
+      break;
+    }
+    *out.add_actions() = std::move(a);
+  }
+  const bool cut_commands = FitStates(out.mutable_commands(), core_.ReplyLimit() - std::min(used, room), true);
+  out.set_incomplete(cut || cut_commands);
   rpc_.Ok(call, out);
 }
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
@@ -119,6 +120,15 @@ void Station::Serve(natsSubscription* sub, const char* what, const std::function
 }
 
 int Station::http_port() const { return http_ ? http_->port() : 0; }
+bool Station::Serving() const {
+  if (store_ == nullptr || conn_ == nullptr || requests_ == nullptr || events_ == nullptr) return false;
+  if (natsConnection_Status(conn_.get()) != NATS_CONN_STATUS_CONNECTED) return false;
+  return nats::Flush(conn_.get(), absl::Seconds(1)).ok();
+}
+
+bool Station::Alive(absl::Duration quiet) const {
+  return dispatcher_ != nullptr && absl::Now() - dispatcher_->last_turn() < quiet;
+}
 
 void Station::Shutdown() {
   if (stop_.HasBeenNotified()) return;

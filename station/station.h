@@ -58,6 +58,12 @@ class Station {
   Station& operator=(const Station&) = delete;
   // Stops serving, sends nothing more, and commits what is queued. Idempotent.
   void Shutdown();
+  // Serving: the ledger is open and the subscriptions are on the broker (connected, and a
+  // round trip to the server since). What READY=1 waits for.
+  bool Serving() const;
+  // Alive: the dispatcher loop turned within `quiet` (it wakes every 50 ms). What the
+  // service watchdog is fed on.
+  bool Alive(absl::Duration quiet) const;
 
  private:
   explicit Station(StationOptions options);

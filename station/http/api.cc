@@ -314,10 +314,8 @@ void Audit(Router& r, const httplib::Request& req, httplib::Response& res, const
   if (limit < 1 || limit > 1000) return SendError(res, 400, "parameter limit: 1..1000");
   q.set_limit(static_cast<int32_t>(limit));
   API_ASSIGN(proto::CommandStates commands, CallRpcAs<proto::CommandStates>(r.rpc(), kStationAudit, q, who));
-  API_ASSIGN(std::vector<proto::OperatorAction> actions,
-             ledger::Actions(r.core().store(), 0, q.operator_(), q.node(), static_cast<int>(limit)));
   Json acts = Json::array();
-  for (const proto::OperatorAction& a : actions) acts.push_back(json::ToJson(a));
+  for (const proto::OperatorAction& a : commands.actions()) acts.push_back(json::ToJson(a));
   SendJson(res, Json{{"actions", std::move(acts)}, {"commands", States(commands.commands())}});
 }
 

@@ -190,6 +190,29 @@ Store::Op Store::AddEvent(proto::Envelope ev) {
   };
 }
 
+Store::Op Store::PruneEvents(int64_t before_ms, int64_t max_rows) {
+  return [before_ms, max_rows](sqlite::Database& db) -> absl::Status {
+    constexpr int64_t kBatch = 50'000;
+    for (const char* sql : {
+             "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE at_ms < ?1 LIMIT ?2)",
+             "DELETE FROM node_transitions WHERE rowid IN "
+             "(SELECT rowid FROM node_transitions WHERE at_ms < ?1 LIMIT ?2)",
+         }) {
+      STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare(sql));
+      STEWARD_RETURN_IF_ERROR(st.Bind(1, before_ms));
+      STEWARD_RETURN_IF_ERROR(st.Bind(2, kBatch));
+      STEWARD_RETURN_IF_ERROR(st.Step().status());
+    }
+    // Beyond the cap: the oldest by the node's clock go first.
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
+                             db.Prepare("DELETE FROM events WHERE rowid IN (SELECT rowid FROM events ORDER BY at_ms "
+                                        "LIMIT max(0, min(?2, (SELECT count(*) FROM events) - ?1)))"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, max_rows));
+    STEWARD_RETURN_IF_ERROR(st.Bind(2, kBatch));
+    return st.Step().status();
+  };
+}
+
 Store::Op Store::PutSetting(std::string key, std::string value) {
   return [key = std::move(key), value = std::move(value)](sqlite::Database& db) -> absl::Status {
     STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,

@@ -72,6 +72,10 @@ class Store {
   static Op AddTransition(std::string node, bool online, int64_t at_ms, std::string reason);
   // Records an event once per id; a repeated id is a no-op.
   static Op AddEvent(proto::Envelope ev);
+  // PruneEvents deletes events and node transitions older than `before_ms`, and the
+  // oldest events beyond the newest `max_rows`, a batch at a time (the writer is not
+  // held for long; what is left goes at the next prune).
+  static Op PruneEvents(int64_t before_ms, int64_t max_rows);
   // Small settings (ACLs, groups) by key.
   static Op PutSetting(std::string key, std::string value);
 

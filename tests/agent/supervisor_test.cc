@@ -91,6 +91,32 @@ RestartPolicy FastPolicy() {
   return p;
 }
 
+TEST_CASE("Supervisor: a process that beats and then hangs is named by Stalled", "[supervisor]") {
+  Supervisor sup(RestartPolicy{}, nullptr);
+  absl::Notification hang, release;
+  std::atomic<int> beats{0};
+  REQUIRE(sup.Start("watched", [&](ProcessContext& ctx) {
+    while (!ctx.stopping() && !hang.HasBeenNotified()) {
+      ctx.Beat();
+      ++beats;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    release.WaitForNotification();  // hung: no more beats
+    return absl::OkStatus();
+  }).ok());
+  REQUIRE(sup.Start("quiet", [](ProcessContext& ctx) {  // never beats: not watched
+    ctx.stop().WaitForNotification();
+    return absl::OkStatus();
+  }).ok());
+  REQUIRE(WaitUntil([&] { return beats.load() > 3; }));
+  absl::SleepFor(absl::Milliseconds(300));
+  CHECK(sup.Stalled(absl::Milliseconds(200)).empty());  // beating
+  hang.Notify();
+  CHECK(WaitUntil([&] { return sup.Stalled(absl::Milliseconds(200)) == std::vector<std::string>{"watched"}; }));
+  release.Notify();
+  sup.Shutdown();
+}
+
 TEST_CASE("Supervisor restarts a failing process with growing backoff", "[supervisor]") {
   Recorder rec;
   Runs runs;

@@ -24,9 +24,12 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "tests/testing/nats_server.h"
+#include "tests/testing/users.h"
 
 namespace steward {
 namespace {
+
+using ::steward::testing::AsOrdinaryUser;
 
 using steward::testing::TempDir;
 
@@ -50,40 +53,6 @@ std::vector<std::string> Entries(const std::filesystem::path& dir) {
   }
   std::sort(names.begin(), names.end());
   return names;
-}
-
-// Runs `fn` with the rights of an ordinary user: here when this process is not root,
-// else in a child that becomes nobody (root writes into any directory). Returns fn's
-// status (its code and message).
-absl::Status AsOrdinaryUser(const std::function<absl::Status()>& fn) {
-  if (::geteuid() != 0) return fn();
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
-    const absl::Status st = fn();
-    const std::string out = std::to_string(static_cast<int>(st.code())) + " " +
-                            std::string(st.message());
-    const ssize_t n = ::write(fds[1], out.data(), out.size());
-    ::_exit(n == static_cast<ssize_t>(out.size()) ? 0 : 3);
-  }
-  ::close(fds[1]);
-  std::string out;
-  char buf[512];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof(buf))) > 0;) {
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fds[0]);
-  int wst = 0;
-  REQUIRE(::waitpid(pid, &wst, 0) == pid);
-  INFO("child exit status " << wst);
-  REQUIRE((WIFEXITED(wst) && WEXITSTATUS(wst) == 0));
-  const size_t space = out.find(' ');
-  return absl::Status(static_cast<absl::StatusCode>(std::stoi(out.substr(0, space))),
-                      out.substr(space + 1));
 }
 
 TEST_CASE("WriteFileAtomically creates a file with exactly its mode", "[atomic_write]") {

@@ -405,6 +405,49 @@ TEST_CASE("NatsServerConfig writes each role's permissions", "[broker]") {
   CHECK(absl::StrContains(*text, "allow_responses: true"));
 }
 
+TEST_CASE("NatsServerConfig: a hub accepts sites as leaf nodes, a site is a leaf of the hub", "[broker]") {
+  const std::string pw = RandomPassword();
+  BrokerConfigOptions hub{.listen = "0.0.0.0:4222", .tls_dir = "/k/tls"};
+  hub.users = {{"station", pw, BrokerUser::Role::kStation}, {"ship1", pw, BrokerUser::Role::kNode}};
+  hub.leaf_hub = LeafHub{.listen = "0.0.0.0:7422", .sites = {{"leaf-ship-a", pw}}};
+  absl::StatusOr<std::string> text = NatsServerConfig(hub);
+  REQUIRE(text.ok());
+  INFO(*text);
+  CHECK(absl::StrContains(*text, "leafnodes {\n  listen: \"0.0.0.0:7422\"\n  tls {\n    cert_file: \"/k/tls/server.pem\""));
+  CHECK(absl::StrContains(*text, absl::StrCat("{ user: \"leaf-ship-a\", password: \"", pw, "\" }")));
+
+  BrokerConfigOptions site{.listen = "127.0.0.1:4222", .tls_dir = "/k/tls"};
+  site.users = {{"ship1", pw, BrokerUser::Role::kNode}};
+  site.leaf_remote = LeafRemote{.hub = "hub.example.com:7422", .link = {"leaf-ship-a", pw}, .ca_file = "/k/tls/ca.pem"};
+  text = NatsServerConfig(site);
+  REQUIRE(text.ok());
+  INFO(*text);
+  CHECK(absl::StrContains(*text, absl::StrCat("url: \"tls://leaf-ship-a:", pw, "@hub.example.com:7422\"")));
+  CHECK(absl::StrContains(*text, "ca_file: \"/k/tls/ca.pem\""));
+  CHECK(absl::StrContains(*text, R"(subscribe: { allow: ["ship1.>", "_INBOX_ship1.>"] })"));
+  site.leaf_remote->ca_file = "";
+  CHECK(absl::StrContains(*NatsServerConfig(site), "url: \"nats-leaf://leaf-ship-a:"));
+
+  // Refused: both roles at once, a hub without sites, bad names, a bad hub address, a
+  // site user that is also a client user.
+  BrokerConfigOptions both = site;
+  both.leaf_hub = hub.leaf_hub;
+  CHECK(absl::IsInvalidArgument(NatsServerConfig(both).status()));
+  BrokerConfigOptions empty = hub;
+  empty.leaf_hub->sites.clear();
+  CHECK(absl::IsInvalidArgument(NatsServerConfig(empty).status()));
+  BrokerConfigOptions clash = hub;
+  clash.leaf_hub->sites = {{"ship1", pw}};
+  CHECK(absl::IsInvalidArgument(NatsServerConfig(clash).status()));
+  site.leaf_remote->hub = "hub\"x:7422";
+  CHECK(absl::IsInvalidArgument(NatsServerConfig(site).status()));
+  site.leaf_remote->hub = "hub:7422";
+  site.leaf_remote->link.user = "a b";
+  CHECK(absl::IsInvalidArgument(NatsServerConfig(site).status()));
+  CHECK(*LeafUserName("ship-a") == "leaf-ship-a");
+  CHECK(absl::IsInvalidArgument(LeafUserName("a.b").status()));
+}
+
 TEST_CASE("GenerateTls writes a CA and a server certificate and never overwrites", "[broker]") {
   STEWARD_REQUIRE_OPENSSL();
   TempDir dir;

@@ -3,12 +3,14 @@
 // in what is not given, and every spelling that worked before still parses. No broker:
 // a command line that parses ends at "station not reachable" (255).
 #include <catch2/catch.hpp>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "common/creds.h"
 #include "common/protocol.h"
 #include "tests/testing/nats_server.h"
 #include "tests/testing/process.h"
@@ -173,6 +175,50 @@ TEST_CASE("the daemons' help shows their own flags and a bad flag exits 2", "[ct
   r = steward::testing::RunProgram({BinPath("station/steward-station"), "--log-retention", "a week"});
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("not a duration"));
+}
+
+}  // namespace
+}  // namespace steward::ctl
+
+namespace steward::ctl {
+namespace {
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return st.st_mode & 0777;
+}
+
+TEST_CASE("nats-config keeps broker passwords private: -o at 0600, never to a terminal", "[ctl][secrets]") {
+  steward::testing::TempDir dir;
+  const std::string keys = dir.str() + "/keys";
+  REQUIRE(Ctl({"--keys", keys, "keys", "init"}).exit_code == 0);
+  REQUIRE(Ctl({"--keys", keys, "enroll", "ship1"}).exit_code == 0);
+
+  const std::string out = dir.str() + "/nats.conf";
+  RunResult r = Ctl({"--keys", keys, "nats-config", "-o", out});
+  REQUIRE(r.exit_code == 0);
+  CHECK(ModeOf(out) == 0600);
+  CHECK_THAT(r.err, Catch::Contains("mode 0600"));
+  CHECK(std::filesystem::file_size(out) > 100);
+
+  // Redirected by the shell (the umask would give 0644): made private too.
+  const std::string redirected = dir.str() + "/redirected.conf";
+  r = steward::testing::RunProgram(
+      {"/bin/sh", "-c", "umask 022; \"$0\" --keys \"$1\" nats-config > \"$2\"", BinPath("ctl/stewardctl"), keys,
+       redirected});
+  REQUIRE(r.exit_code == 0);
+  CHECK(ModeOf(redirected) == 0600);
+
+  // On a terminal (script(1) gives it one): refused, nothing printed.
+  r = steward::testing::RunProgram(
+      {"script", "-qec", "\"$STEWARDCTL\" --keys \"$KEYS\" nats-config", "/dev/null"}, absl::Seconds(30),
+      {{"STEWARDCTL", BinPath("ctl/stewardctl")}, {"KEYS", keys}});
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.out, Catch::Contains("not printed to a terminal"));
+  absl::StatusOr<BrokerCreds> creds = ReadCreds(keys + "/nodes/ship1/ship1.creds");
+  REQUIRE(creds.ok());
+  CHECK_THAT(r.out, !Catch::Contains(creds->password));
 }
 
 }  // namespace

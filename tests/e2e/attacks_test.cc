@@ -190,6 +190,20 @@ TEST_CASE("one node's credentials cannot take over another node's key", "[integr
   r = c.Ctl({"send", "ship3", "--", "true"});
   INFO(r.err << c.station().Stderr() << c.agent("ship3").Stderr());
   CHECK(r.exit_code == 0);
+
+  // The audit has every decision: the station's refusals and pending keys, the
+  // operator's refused and granted accepts, each naming the key.
+  r = c.Ctl({"audit", "--limit", "100"});
+  REQUIRE(r.exit_code == 0);
+  INFO(r.out);
+  CHECK_THAT(r.out, Catch::Contains("hello refused") && Catch::Contains("ship2"));
+  CHECK_THAT(r.out, Catch::Contains("key change pending"));
+  CHECK_THAT(r.out, Catch::Contains("key pending") && Catch::Contains("ship3"));
+  CHECK_THAT(r.out, Catch::Contains("accept") && Catch::Contains("key " + real));
+  r = c.Ctl({"audit", "--by", "station", "--node", "ship2", "--json"});
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("\"outcome\":\"refused\""));
+  CHECK_THAT(r.out, !Catch::Contains("ship3"));
 }
 
 TEST_CASE("names the station did not enrol are pending, never online and never targets",

@@ -1,0 +1,53 @@
+// The sd_notify calls of service.h.
+#include "common/service.h"
+
+#include <systemd/sd-daemon.h>
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+
+namespace steward::service {
+
+Notifier::Notifier() {
+  const char* socket = std::getenv("NOTIFY_SOCKET");
+  active_ = socket != nullptr && *socket != '\0';
+  uint64_t usec = 0;
+  if (active_ && sd_watchdog_enabled(/*unset_environment=*/0, &usec) > 0) {
+    watchdog_ = absl::Microseconds(static_cast<int64_t>(usec));
+  }
+}
+
+absl::Duration Notifier::stall_limit() const {
+  return watchdog_ > absl::ZeroDuration() ? watchdog_ / 2 : absl::Seconds(30);
+}
+
+void Notifier::Tick(bool serving, bool alive, std::string_view status) {
+  if (!active_) return;
+  std::string message;
+  if (status != status_) {
+    status_ = std::string(status);
+    absl::StrAppend(&message, "STATUS=", status_, "\n");
+  }
+  if (serving && !ready_sent_) {
+    ready_sent_ = true;
+    absl::StrAppend(&message, "READY=1\n");
+  }
+  const absl::Time now = absl::Now();
+  if (alive && watchdog_ > absl::ZeroDuration() && now - last_ping_ >= watchdog_ / 4) {
+    last_ping_ = now;
+    absl::StrAppend(&message, "WATCHDOG=1\n");
+  }
+  if (message.empty()) return;
+  if (const int rc = sd_notify(/*unset_environment=*/0, message.c_str()); rc < 0) {
+    STEWARD_LOG_WARNING("sd_notify: error {}", -rc);
+  }
+}
+
+void Notifier::Stopping() {
+  if (active_) (void)sd_notify(0, "STOPPING=1\nSTATUS=stopping\n");
+}
+
+}  // namespace steward::service

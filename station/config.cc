@@ -1,0 +1,121 @@
+// The station's option table and its translation into StationOptions.
+#include "station/config.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/creds.h"
+#include "common/status_macros.h"
+#include "station/http/server.h"
+#include "subjects/subject.h"
+
+namespace steward::station {
+
+std::unique_ptr<CLI::App> NewApp(Settings& f) {
+  auto app = std::make_unique<CLI::App>(
+      "steward-station: the management host's daemon; stores, dispatches and tracks every command.",
+      "steward-station");
+  cli::Setup(*app);
+  app->add_option("--name", f.name, "The station's node name")
+      ->type_name("NAME")
+      ->capture_default_str()
+      ->check(cli::Checked(subjects::ValidateToken));
+  cli::AddNatsFlags(*app, &f.nats);
+  app->add_option("--data-dir", f.data_dir, "Directory for the station's ledger, station.db (created if missing)")
+      ->type_name("DIR")
+      ->capture_default_str();
+  cli::AddDuration(*app, "--log-retention", &f.log_retention, "Keep syslog lines this long");
+  app->add_option("--log-max-lines", f.log_max_lines, "Keep at most this many syslog lines (newest)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  cli::AddDuration(*app, "--event-retention", &f.event_retention,
+                   "Keep events (errorlog) and node transitions this long");
+  app->add_option("--event-max-rows", f.event_max_rows, "Keep at most this many events (newest)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  app->add_option("--keys", f.keys,
+                  "Keys directory from `stewardctl keys init`: sign commands with station.key, accept "
+                  "requests signed by operator.pub (and operators/*.pub), use creds/station.creds and "
+                  "tls/ca.pem; nodes must then be accepted")
+      ->type_name("DIR");
+  app->add_option("--http", f.http,
+                  "Serve the HTTP API, dashboard, event stream and /metrics on HOST:PORT (port 0: any free "
+                  "one; \"off\": none). An address other than loopback needs TLS (--http-cert/--http-key, or "
+                  "--keys with tls/server.pem) and operator tokens")
+      ->type_name("HOST:PORT")
+      ->capture_default_str();
+  app->add_option("--http-cert", f.http_cert, "TLS certificate (PEM) for --http")->type_name("FILE");
+  app->add_option("--http-key", f.http_key, "TLS private key (PEM) for --http")->type_name("FILE");
+  app->add_option("--http-threads", f.http_threads, "HTTP connections served at once (event streams hold one each)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  return app;
+}
+
+absl::StatusOr<StationOptions> BuildOptions(const Settings& s, const config::Effective& effective) {
+  auto bad = [&](absl::string_view key, absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(effective.Describe(key), ": ", why));
+  };
+  if (s.data_dir.empty()) return bad("data_dir", "must not be empty");
+  if (s.log_retention <= absl::ZeroDuration()) return bad("log_retention", "must be longer than 0s");
+  if (s.event_retention <= absl::ZeroDuration()) return bad("event_retention", "must be longer than 0s");
+  StationOptions opts;
+  opts.name = s.name;
+  opts.nats.url = s.nats.url;
+  opts.nats.tls_ca_file = s.nats.tls_ca;
+  opts.data_dir = s.data_dir;
+  opts.log_retention = s.log_retention;
+  opts.log_max_lines = s.log_max_lines;
+  opts.event_retention = s.event_retention;
+  opts.event_max_rows = s.event_max_rows;
+  opts.operators = std::make_shared<signing::TrustedKeys>();
+  std::string creds = s.nats.creds;
+  const std::string& keys = s.keys;
+  opts.keys_dir = keys;
+  if (!keys.empty()) {
+    absl::StatusOr<signing::KeyPair> key = signing::LoadKeyPair(keys + "/station.key");
+    if (!key.ok()) return bad("keys", key.status().message());
+    opts.key = *key;
+    std::vector<std::string> operator_keys;
+    if (std::filesystem::exists(keys + "/operator.pub")) operator_keys.push_back(keys + "/operator.pub");
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(keys + "/operators", ec)) {
+      if (e.path().extension() == ".pub") operator_keys.push_back(e.path().string());
+    }
+    for (const std::string& path : operator_keys) {
+      if (absl::Status st = opts.operators->AddFile(path); !st.ok()) {
+        return bad("keys", absl::StrCat(path, ": ", st.message()));
+      }
+    }
+    if (creds.empty() && std::filesystem::exists(keys + "/creds/station.creds")) creds = keys + "/creds/station.creds";
+    if (opts.nats.tls_ca_file.empty() && std::filesystem::exists(keys + "/tls/ca.pem")) {
+      opts.nats.tls_ca_file = keys + "/tls/ca.pem";
+    }
+  }
+  if (!creds.empty()) {
+    absl::StatusOr<BrokerCreds> c = ReadCreds(creds);
+    if (!c.ok()) return bad(s.nats.creds.empty() ? "keys" : "creds", c.status().message());
+    opts.nats.user = c->user;
+    opts.nats.password = c->password;
+  }
+  if (s.http != "off" && !s.http.empty()) {
+    opts.http.listen = s.http;
+    opts.http.listen_is_default = s.http == Settings().http;
+    opts.http.cert_file = s.http_cert;
+    opts.http.key_file = s.http_key;
+    opts.http.threads = s.http_threads;
+    const std::string host = s.http.substr(0, s.http.rfind(':'));
+    if (opts.http.cert_file.empty() && !keys.empty() && !http::IsLoopback(host) &&
+        std::filesystem::exists(keys + "/tls/server.pem")) {
+      opts.http.cert_file = keys + "/tls/server.pem";
+      opts.http.key_file = keys + "/tls/server.key";
+    }
+  }
+  return opts;
+}
+
+absl::StatusOr<Config> LoadConfig(const std::vector<std::string>& args, config::Environment env) {
+  return config::LoadProgram<Settings, StationOptions>(args, kDefaultConfigFile, std::move(env), NewApp, BuildOptions);
+}
+
+}  // namespace steward::station

@@ -1,0 +1,76 @@
+// agent/config: LoadConfig, what a reload calls, builds the agent's options from a
+// command line, the environment and a file without side effects, and names the key
+// and its source when a value is bad.
+#include "agent/config.h"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "tests/testing/nats_server.h"
+
+namespace steward::agent {
+namespace {
+
+using testing::TempDir;
+
+config::Environment Env(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+std::string Write(const TempDir& dir, const std::string& text) {
+  const std::string path = (dir.path() / "agent.toml").string();
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST_CASE("agent config: file, environment and flags make the options, nothing is created", "[config]") {
+  TempDir dir;
+  const std::string data = (dir.path() / "data").string();
+  const std::string file = Write(dir, "node = \"ship1\"\nheartbeat = \"2s\"\ntail = [\"/var/log/app.log:app\"]\n"
+                                      "[syslog]\ntcp = [\"127.0.0.1:0\"]\nmax_message = 1024\n");
+  absl::StatusOr<Config> c =
+      LoadConfig({"--config", file, "--data-dir", data}, Env({{"STEWARD_STATION", "central"}}));
+  INFO(c.status().ToString());
+  REQUIRE(c.ok());
+  CHECK(c->options.node == "ship1");
+  CHECK(c->options.station == "central");
+  CHECK(c->options.heartbeat == absl::Seconds(2));
+  CHECK(c->options.security.max_ttl == absl::Hours(24 * 7));  // the replay window is keep_results
+  CHECK(c->options.syslog.tcp == std::vector<std::string>{"127.0.0.1:0"});
+  CHECK(c->options.syslog.tails == std::vector<std::pair<std::string, std::string>>{{"/var/log/app.log", "app"}});
+  CHECK(c->options.syslog.max_message_bytes == 1024);
+  CHECK(c->options.syslog.state_dir == data + "/tail");
+  CHECK(c->effective.Find("station")->source.ToString() == "env STEWARD_STATION");
+  CHECK_FALSE(std::filesystem::exists(data));  // no side effect: the store is main()'s
+}
+
+TEST_CASE("agent config: a table key that is no option points at the option", "[config]") {
+  TempDir dir;
+  const std::string file = Write(dir, "node = \"ship1\"\n[syslog]\ntail = [\"/x\"]\n");
+  CHECK(std::string(LoadConfig({"--config", file}, Env({})).status().message()) ==
+        "steward-agent: " + file + ":3: unknown key \"syslog_tail\" (did you mean \"tail\"?)");
+}
+
+TEST_CASE("agent config: a bad value names its key and where it came from", "[config]") {
+  TempDir dir;
+  const std::string file = Write(dir, "node = \"ship1\"\nheartbeat = \"0s\"\n");
+  CHECK(std::string(LoadConfig({"--config", file}, Env({})).status().message()) ==
+        "heartbeat (file " + file + ":2): must be longer than 0s");
+  CHECK(std::string(LoadConfig({"--config", file, "--trust", "/nonexistent.pub"}, Env({})).status().message())
+            .rfind("heartbeat (file ", 0) == 0);
+  const std::string ok = Write(dir, "node = \"ship1\"\n");
+  const std::string why(LoadConfig({"--config", ok, "--trust", "/nonexistent.pub"}, Env({})).status().message());
+  CHECK_THAT(why, Catch::StartsWith("trust (flag --trust): /nonexistent.pub: "));
+  CHECK(std::string(LoadConfig({"--config", ok}, Env({{"STEWARD_NODE", "a.b"}})).status().message()) ==
+        "steward-agent: $STEWARD_NODE: node: token \"a.b\" contains '.'");
+}
+
+}  // namespace
+}  // namespace steward::agent
