@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/syslog/batcher.h"
 #include "agent/syslog/file_tail.h"
 #include "agent/syslog/socket.h"
 #include "agent/syslog/tcp_input.h"
@@ -133,23 +134,35 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
 
 absl::Status Agent::StartSyslog(std::unique_ptr<Spool> log_spool) {
   const SyslogOptions& so = options_.syslog;
-  if (so.udp.empty() && so.tcp.empty() && so.tails.empty()) return absl::OkStatus();
+  const bool inputs = !so.udp.empty() || !so.tcp.empty() || !so.tails.empty();
+  // Without inputs the logs outbox still runs when there is a spool: it delivers what an
+  // earlier run left in it.
+  if (!inputs && log_spool == nullptr) return absl::OkStatus();
+  auto input_options = [&](std::string input, std::string domain, int severity) {
+    return syslog::InputOptions{.domain = std::move(domain),
+                                .max_frame_bytes = so.max_message_bytes,
+                                .zone = so.zones.For(input),
+                                .severity = severity,
+                                .udp_buffer_bytes = so.udp_buffer_bytes};
+  };
   for (const std::string& spec : so.udp) {
     STEWARD_ASSIGN_OR_RETURN(syslog::ListenSpec ls, syslog::ParseListenSpec(spec));
-    STEWARD_ASSIGN_OR_RETURN(auto input, syslog::NewUdpInput(ls, "", so.max_message_bytes));
+    STEWARD_ASSIGN_OR_RETURN(auto input, syslog::NewUdpInput(ls, input_options("udp:" + spec, "", 5)));
     inputs_.push_back(std::move(input));
   }
   for (const std::string& spec : so.tcp) {
     STEWARD_ASSIGN_OR_RETURN(syslog::ListenSpec ls, syslog::ParseListenSpec(spec));
-    STEWARD_ASSIGN_OR_RETURN(auto input, syslog::NewTcpInput(ls, "", so.max_message_bytes));
+    STEWARD_ASSIGN_OR_RETURN(auto input, syslog::NewTcpInput(ls, input_options("tcp:" + spec, "", 5)));
     inputs_.push_back(std::move(input));
   }
-  for (const auto& [path, domain] : so.tails) {
-    if (!domain.empty()) STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(domain));
-    STEWARD_ASSIGN_OR_RETURN(auto input,
-                             syslog::NewFileTail(path, domain, so.state_dir, so.max_message_bytes));
+  for (const syslog::TailSpec& t : so.tails) {
+    if (!t.domain.empty()) STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(t.domain));
+    STEWARD_ASSIGN_OR_RETURN(
+        auto input, syslog::NewFileTail(t.path, input_options("file:" + t.path, t.domain, t.severity), so.state_dir));
     inputs_.push_back(std::move(input));
   }
+  // The largest message the broker takes, as the connection knows it.
+  auto max_payload = [conn = conn_] { return static_cast<size_t>(nats::MaxPayload(conn)); };
   OutboxOptions lo = options_.outbox;
   lo.max_bytes = so.spool_max_bytes;
   lo.max_items = std::max<size_t>(lo.max_items, 1000000);
@@ -159,13 +172,20 @@ absl::Status Agent::StartSyslog(std::unique_ptr<Spool> log_spool) {
   // still committing.
   lo.max_in_flight = 16;
   lo.ack_timeout = std::max(lo.ack_timeout, absl::Seconds(10));
+  // A batch too large for the broker (spooled by an older agent) is split, never retried.
+  lo.max_item_bytes = max_payload;
+  lo.refit = [this](const OutboxItem& item, size_t limit) {
+    return syslog::RefitBatchEvent(events_, item, limit);
+  };
   if (log_spool == nullptr) log_spool = NewMemorySpool();
   log_outbox_ = std::make_unique<Outbox>(pump_.get(), std::move(log_spool), lo);
   STEWARD_RETURN_IF_ERROR(log_outbox_->Start());
+  if (!inputs) return absl::OkStatus();
   syslog::ForwarderOptions fo;
   fo.batch_lines = so.batch_lines;
   fo.batch_delay = so.batch_delay;
   fo.parse.max_message_bytes = so.max_message_bytes;
+  fo.max_payload = max_payload;
   fo.input_drops = [this] {
     uint64_t n = 0;
     for (const auto& in : inputs_) n += in->dropped();

@@ -2,6 +2,7 @@
 #include "agent/config.h"
 
 #include "absl/strings/str_cat.h"
+#include "agent/syslog/config.h"
 #include "agent/syslog/socket.h"
 #include "common/creds.h"
 #include "common/status_macros.h"
@@ -12,18 +13,8 @@ namespace {
 
 absl::Status CheckListenSpec(const std::string& spec) { return syslog::ParseListenSpec(spec).status(); }
 
-// "PATH[:DOMAIN]" -> path and domain ("" = each line's app-name).
-std::pair<std::string, std::string> SplitTail(const std::string& t) {
-  const size_t colon = t.rfind(':');
-  if (colon == std::string::npos || colon == 0) return {t, ""};
-  return {t.substr(0, colon), t.substr(colon + 1)};
-}
-
-absl::Status CheckTail(const std::string& t) {
-  const auto [path, domain] = SplitTail(t);
-  if (path.empty()) return absl::InvalidArgumentError(absl::StrCat("\"", t, "\": no path"));
-  return domain.empty() ? absl::OkStatus() : subjects::ValidateToken(domain);
-}
+absl::Status CheckTail(const std::string& t) { return syslog::ParseTail(t).status(); }
+absl::Status CheckZone(const std::string& z) { return syslog::ParseZones({z}).status(); }
 
 }  // namespace
 
@@ -52,9 +43,23 @@ std::unique_ptr<CLI::App> NewApp(Settings& f) {
   cli::AddList(*app, "--syslog-tcp", &f.syslog_tcp, "Receive syslog on these TCP host:port (RFC 6587)")
       ->type_name("HOST:PORT,...")
       ->check(cli::Checked(CheckListenSpec));
-  cli::AddList(*app, "--tail", &f.tail, "Follow these files, PATH[:DOMAIN] (default domain: each line's app-name)")
-      ->type_name("PATH[:DOMAIN],...")
+  cli::AddList(*app, "--tail", &f.tail,
+               "Follow these files, PATH[:DOMAIN[:SEVERITY]] (default domain: each line's app-name; lines "
+               "without a PRI, and lines that are not syslog, get SEVERITY, default notice)")
+      ->type_name("PATH[:DOMAIN[:SEVERITY]],...")
       ->check(cli::Checked(CheckTail));
+  app->add_option("--syslog-udp-buffer", f.syslog_udp_buffer,
+                  "Receive buffer of each UDP input (bytes, or 8M, 512K): what a burst may queue in the "
+                  "kernel; more is dropped and counted. Capped by net.core.rmem_max unless run with "
+                  "CAP_NET_ADMIN")
+      ->transform(CLI::AsSizeValue(/*kb_is_1000=*/false))
+      ->check(CLI::Range(int64_t{4096}, int64_t{1} << 30))
+      ->default_str("4M");
+  cli::AddList(*app, "--syslog-tz", &f.syslog_tz,
+               "Zone of RFC 3164 timestamps (they carry none): ZONE for every input, INPUT=ZONE for one "
+               "(udp:HOST:PORT, tcp:HOST:PORT, file:PATH as configured); default: the agent's local zone")
+      ->type_name("ZONE|INPUT=ZONE,...")
+      ->check(cli::Checked(CheckZone));
   app->add_option("--syslog-max-message", f.syslog_max_message, "Longer syslog messages are truncated (bytes)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{256}, int64_t{16} << 20));
@@ -110,7 +115,15 @@ absl::StatusOr<AgentOptions> BuildOptions(const Settings& s, const config::Effec
   }
   opts.syslog.udp = s.syslog_udp;
   opts.syslog.tcp = s.syslog_tcp;
-  for (const std::string& t : s.tail) opts.syslog.tails.push_back(SplitTail(t));
+  for (const std::string& t : s.tail) {
+    absl::StatusOr<syslog::TailSpec> tail = syslog::ParseTail(t);
+    if (!tail.ok()) return bad("tail", tail.status().message());
+    opts.syslog.tails.push_back(*std::move(tail));
+  }
+  absl::StatusOr<syslog::Zones> zones = syslog::ParseZones(s.syslog_tz);
+  if (!zones.ok()) return bad("syslog_tz", zones.status().message());
+  opts.syslog.zones = *std::move(zones);
+  opts.syslog.udp_buffer_bytes = static_cast<size_t>(s.syslog_udp_buffer);
   opts.syslog.state_dir = s.data_dir + "/tail";
   opts.data_dir = s.data_dir;
   opts.syslog.max_message_bytes = static_cast<size_t>(s.syslog_max_message);

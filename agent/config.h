@@ -36,6 +36,8 @@ struct Settings {
   std::vector<std::string> tail;
   int64_t syslog_max_message = 64 * 1024;
   int64_t syslog_spool_mb = 256;
+  int64_t syslog_udp_buffer = 4 << 20;
+  std::vector<std::string> syslog_tz;
   int64_t intake_max_mb = 16;
   std::vector<std::string> trust;
   std::string node_key;

@@ -13,6 +13,7 @@
 #include "agent/acl.h"
 #include "agent/facts.h"
 #include "agent/method.h"
+#include "agent/syslog/config.h"
 #include "agent/supervisor.h"
 #include "common/nats.h"
 #include "common/outbox.h"
@@ -23,10 +24,11 @@ namespace steward::agent {
 struct SyslogOptions {
   std::vector<std::string> udp;  // "host:port" to listen on
   std::vector<std::string> tcp;
-  // Files to tail: path and domain ("" = each line's app-name).
-  std::vector<std::pair<std::string, std::string>> tails;
+  std::vector<syslog::TailSpec> tails;  // files to tail
   std::string state_dir;  // tail offsets
   size_t max_message_bytes = 64 * 1024;
+  size_t udp_buffer_bytes = size_t{4} << 20;  // each UDP socket's receive buffer
+  syslog::Zones zones;  // RFC 3164 timestamps: the agent's local zone unless configured
   size_t spool_max_bytes = size_t{256} << 20;  // then the oldest batches are dropped
   size_t batch_lines = 500;
   absl::Duration batch_delay = absl::Milliseconds(100);

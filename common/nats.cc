@@ -218,6 +218,11 @@ absl::Status Flush(natsConnection* nc, absl::Duration timeout) {
   return ToStatus(natsConnection_FlushTimeout(nc, absl::ToInt64Milliseconds(timeout)), "flush");
 }
 
+int64_t MaxPayload(natsConnection* nc) {
+  const int64_t max = nc != nullptr ? natsConnection_GetMaxPayload(nc) : 0;
+  return max > 0 ? max : int64_t{1} << 20;
+}
+
 std::string NewInbox(absl::string_view prefix) {
   natsInbox* inbox = nullptr;
   if (natsInbox_Create(&inbox) != NATS_OK) abort();  // Out of memory only.

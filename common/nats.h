@@ -110,6 +110,10 @@ absl::StatusOr<MsgPtr> Request(natsConnection* nc, const std::string& subject,
 
 absl::Status Flush(natsConnection* nc, absl::Duration timeout);
 
+// The largest message the broker takes (its max_payload, as `nc` learned it), or the
+// broker's default, 1 MiB, before the first connect (or without a connection).
+int64_t MaxPayload(natsConnection* nc);
+
 // A fresh unique inbox subject ("<prefix>.<nuid>", prefix "_INBOX" when empty).
 std::string NewInbox(absl::string_view prefix = "");
 

@@ -2,6 +2,7 @@
 #include "common/outbox.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -43,11 +44,23 @@ Outbox::~Outbox() { Shutdown(); }
 
 absl::Status Outbox::Start() {
   absl::MutexLock spool_lock(&spool_mu_);
-  absl::StatusOr<std::vector<OutboxItem>> items = spool_->LoadAll();
-  if (!items.ok()) return items.status();
+  absl::StatusOr<std::vector<OutboxItem>> loaded = spool_->LoadAll();
+  if (!loaded.ok()) return loaded.status();
+  // Items an older program spooled that the connection cannot carry are refitted now.
+  std::vector<OutboxItem> items;
+  uint64_t dropped = 0;
+  const size_t limit = MaxItemBytes();
+  for (OutboxItem& item : *loaded) {
+    if (item.data.size() <= limit) {
+      items.push_back(std::move(item));
+      continue;
+    }
+    for (OutboxItem& part : RefitInSpool(item, limit, &dropped)) items.push_back(std::move(part));
+  }
   absl::MutexLock lock(&mu_);
+  dropped_ += dropped;
   const absl::Time now = absl::Now();
-  for (OutboxItem& item : *items) {
+  for (OutboxItem& item : items) {
     std::string id = item.id;
     bytes_ += item.data.size();
     schedule_.emplace(now, id);
@@ -249,10 +262,67 @@ void Outbox::SendLoop() {
 }
 
 void Outbox::Send(const std::string& id, const std::string& subject, const std::string& data) {
+  const size_t limit = MaxItemBytes();
+  if (data.size() > limit) return RefitInFlight(id, limit);
   absl::Status st = pump_->Send(
       subject, data, options_.ack_timeout,
       [this, id](RequestPump::Result r, nats::MsgPtr m) { OnResult(id, r, std::move(m)); });
+  if (absl::IsResourceExhausted(st) && options_.max_item_bytes) {
+    // The broker's limit is lower than the connection said a moment ago.
+    return RefitInFlight(id, std::min(limit, data.size() - 1));
+  }
   if (!st.ok()) OnResult(id, RequestPump::Result::kTimeout, nullptr);
+}
+
+size_t Outbox::MaxItemBytes() const {
+  return options_.max_item_bytes ? options_.max_item_bytes() : std::numeric_limits<size_t>::max();
+}
+
+std::vector<OutboxItem> Outbox::RefitInSpool(const OutboxItem& item, size_t limit, uint64_t* dropped) {
+  Refitted refitted = options_.refit ? options_.refit(item, limit) : Refitted{{}, item.weight};
+  std::vector<OutboxItem> kept;
+  for (OutboxItem& part : refitted.parts) {
+    absl::Status st = part.data.size() > limit
+                          ? absl::InternalError(absl::StrCat("part ", part.id, " does not fit either"))
+                          : spool_->Put(part);
+    if (!st.ok()) {
+      STEWARD_LOG_ERROR("outbox: part of {} not spooled: {}", item.id, st.ToString());
+      refitted.dropped += part.weight;
+      continue;
+    }
+    kept.push_back(std::move(part));
+  }
+  RemoveFromSpool({item.id}, "replace");
+  STEWARD_LOG_WARNING("outbox: {} is {} bytes, more than the {} the broker takes: sent as {} parts, {} dropped",
+                      item.id, item.data.size(), limit, kept.size(), refitted.dropped);
+  *dropped += refitted.dropped;
+  return kept;
+}
+
+void Outbox::RefitInFlight(const std::string& id, size_t limit) {
+  absl::MutexLock spool_lock(&spool_mu_);
+  OutboxItem item;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    item = it->second.item;  // in flight: nothing else removes it meanwhile
+  }
+  uint64_t dropped = 0;
+  std::vector<OutboxItem> parts = RefitInSpool(item, limit, &dropped);
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  if (in_flight_-- == options_.max_in_flight) wake_sender_ = true;
+  EraseLocked(it);
+  dropped_ += dropped;
+  const absl::Time now = absl::Now();
+  for (OutboxItem& part : parts) {
+    std::string part_id = part.id;
+    bytes_ += part.data.size();
+    ScheduleLocked(now, part_id);
+    entries_.emplace(std::move(part_id), Entry{std::move(part), 0, now, false});
+  }
 }
 
 void Outbox::OnResult(const std::string& id, RequestPump::Result result, nats::MsgPtr msg) {

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -55,6 +56,13 @@ class Spool {
 // A Spool in memory: items survive station outages, not agent restarts.
 std::unique_ptr<Spool> NewMemorySpool();
 
+// What replaces an item too large to send (OutboxOptions::refit): parts that fit, and
+// the weight left out of them.
+struct Refitted {
+  std::vector<OutboxItem> parts;
+  uint64_t dropped = 0;
+};
+
 struct OutboxOptions {
   size_t max_in_flight = 256;
   size_t max_items = 100000;  // Enqueue refuses beyond this (ResourceExhausted)
@@ -64,6 +72,14 @@ struct OutboxOptions {
   absl::Duration ack_timeout = absl::Seconds(2);
   absl::Duration initial_backoff = absl::Milliseconds(200);
   absl::Duration max_backoff = absl::Seconds(5);
+  // The largest item the connection can carry (the broker's max_payload); unset: no
+  // limit is checked. An item larger than that, whether spooled by an older program or
+  // found too large at sending (the limit can shrink when the connection moves to
+  // another server), is never retried as it is: `refit` replaces it with parts that
+  // fit, in the spool too; without `refit` it is dropped. Either way what is left out
+  // counts in dropped(), and a warning says so.
+  std::function<size_t()> max_item_bytes;
+  std::function<Refitted(const OutboxItem& item, size_t max_bytes)> refit;
 };
 
 class Outbox {
@@ -97,7 +113,8 @@ class Outbox {
   size_t pending_bytes() const ABSL_LOCKS_EXCLUDED(mu_);
   // The id of the oldest item pending ("" when none): ids are time-ordered, so its age.
   std::string oldest() const ABSL_LOCKS_EXCLUDED(mu_);
-  // Total weight of the items dropped because the outbox was full (drop_oldest).
+  // Total weight of the items dropped because the outbox was full (drop_oldest), or
+  // too large to send (max_item_bytes).
   uint64_t dropped() const ABSL_LOCKS_EXCLUDED(mu_);
   // Blocks until nothing is pending or `timeout` passes; returns whether it drained.
   bool WaitEmpty(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
@@ -116,6 +133,14 @@ class Outbox {
       ABSL_LOCKS_EXCLUDED(mu_);
   void OnResult(const std::string& id, RequestPump::Result result, nats::MsgPtr msg)
       ABSL_LOCKS_EXCLUDED(spool_mu_, mu_);
+  // The limit items must fit (SIZE_MAX when none is set).
+  size_t MaxItemBytes() const;
+  // Replaces `item`, too large for `limit`, with its refitted parts in the spool;
+  // returns the parts stored and adds what was left out to *dropped.
+  std::vector<OutboxItem> RefitInSpool(const OutboxItem& item, size_t limit, uint64_t* dropped)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(spool_mu_) ABSL_LOCKS_EXCLUDED(mu_);
+  // Refits the in-flight item `id` (Send found it too large) and schedules its parts.
+  void RefitInFlight(const std::string& id, size_t limit) ABSL_LOCKS_EXCLUDED(spool_mu_, mu_);
   // Adds an entry to the schedule, waking the sender when it becomes the earliest.
   void ScheduleLocked(absl::Time at, const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleRetryLocked(const std::string& id, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -117,11 +117,13 @@ std::string Statement::ColumnText(int col) const {
                                     static_cast<size_t>(sqlite3_column_bytes(st_.get(), col)));
 }
 
-std::string Statement::ColumnBlob(int col) const {
+std::string Statement::ColumnBlob(int col) const { return std::string(ColumnView(col)); }
+
+absl::string_view Statement::ColumnView(int col) const {
   const void* p = sqlite3_column_blob(st_.get(), col);
-  return p == nullptr ? std::string()
-                      : std::string(static_cast<const char*>(p),
-                                    static_cast<size_t>(sqlite3_column_bytes(st_.get(), col)));
+  return p == nullptr ? absl::string_view()
+                      : absl::string_view(static_cast<const char*>(p),
+                                          static_cast<size_t>(sqlite3_column_bytes(st_.get(), col)));
 }
 
 bool Statement::ColumnIsNull(int col) const {

@@ -62,6 +62,8 @@ class Statement {
   int64_t ColumnInt(int col) const;
   std::string ColumnText(int col) const;
   std::string ColumnBlob(int col) const;
+  // The column's bytes without a copy: valid until the next Step, Reset or destruction.
+  absl::string_view ColumnView(int col) const;
   bool ColumnIsNull(int col) const;
 
  private:

@@ -10,7 +10,6 @@
 #include "absl/time/clock.h"
 #include "common/json.h"
 #include "common/protocol.h"
-#include "common/severity.h"
 #include "common/signing.h"
 
 namespace steward::ctl {
@@ -244,16 +243,6 @@ std::string ActionTable(const google::protobuf::RepeatedPtrField<proto::Operator
                   Escape(a.detail())});
   }
   return table.Render();
-}
-
-std::string LogLine(const proto::LogEntry& e) {
-  const proto::LogRecord& r = e.record();
-  const int64_t us = r.timestamp_unix_us() != 0 ? r.timestamp_unix_us() : r.received_unix_us();
-  std::string what = r.app_name().empty() ? r.domain() : r.app_name();
-  if (!r.procid().empty()) absl::StrAppend(&what, "[", r.procid(), "]");
-  return absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMicros(us), absl::UTCTimeZone()),
-                      " ", Escape(e.node()), " ", Escape(what), " ", SeverityName(r.severity()), ": ",
-                      Escape(r.message()), r.truncated() ? " [truncated]" : "", "\n");
 }
 
 std::string ReplyLines(const proto::AclReply& reply) {

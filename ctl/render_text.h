@@ -61,9 +61,6 @@ std::string AuditTable(const google::protobuf::RepeatedPtrField<proto::CommandSt
 // What operators did and the station decided (stewardctl audit), newest first.
 std::string ActionTable(const google::protobuf::RepeatedPtrField<proto::OperatorAction>& actions);
 
-// "2024-05-01T10:00:00.123Z ship1 nginx[12] err: message".
-std::string LogLine(const proto::LogEntry& entry);
-
 // The station's reply lines (accept, acl, group, forget), one per line.
 std::string ReplyLines(const proto::AclReply& reply);
 

@@ -11,6 +11,7 @@
 #include "common/protocol.h"
 #include "common/signing.h"
 #include "common/status_macros.h"
+#include "station/ledger/log_store.h"
 #include "station/reply_fit.h"
 #include "subjects/subject.h"
 
@@ -47,11 +48,15 @@ absl::Status Core::Load() {
   STEWARD_ASSIGN_OR_RETURN(std::vector<proto::NodeInfo> nodes, store_.Nodes());
   STEWARD_ASSIGN_OR_RETURN(std::vector<proto::CommandState> active, store_.ActiveCommands());
   STEWARD_ASSIGN_OR_RETURN(auto settings, store_.Settings());
+  // Errors per minute are counted over 10 minutes: those before the restart too.
+  STEWARD_ASSIGN_OR_RETURN(std::vector<ledger::ErrorMinute> errors,
+                           ledger::RecentErrors(store_, absl::ToUnixMillis(absl::Now() - absl::Minutes(10))));
   if (!active.empty() || !nodes.empty()) {
     STEWARD_LOG_INFO("ledger: {} nodes, {} unfinished commands", nodes.size(), active.size());
   }
   absl::MutexLock lock(&model.mu);
   model.nodes.Load(std::move(nodes));
+  for (const ledger::ErrorMinute& e : errors) model.nodes.RestoreErrors(e.node, e.minute, e.errors);
   STEWARD_RETURN_IF_ERROR(model.access.Load(settings));
   for (const auto& [key, value] : settings) {
     if (key == kDispatchSetting && !model.dispatch.ParseFromString(value)) {

@@ -37,7 +37,7 @@ void Dispatcher::Run(const absl::Notification& stop) {
     last_turn_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
     if (absl::Now() >= next_prune) {
       const StationOptions& o = core_.options();
-      core_.store().Write(ledger::PruneLogs(absl::ToUnixMillis(absl::Now() - o.log_retention), o.log_max_lines));
+      ledger::PruneLogs(core_.store(), absl::ToUnixMillis(absl::Now() - o.log_retention), o.log_max_lines);
       core_.store().Write(ledger::Store::PruneEvents(absl::ToUnixMillis(absl::Now() - o.event_retention),
                                                      o.event_max_rows));
       next_prune = absl::Now() + o.log_prune_every;

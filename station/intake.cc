@@ -199,7 +199,8 @@ void Intake::Syslog(const proto::Envelope& ev, const std::string& reply) {
       [this, reply, from, dropped, counts, id = ev.id()](absl::Status st) {
         // Not stored: the agent keeps the batch and sends it again.
         if (!st.ok()) return core_.Reply(reply, NotNow(id, st.message()));
-        if (counts->stored > 0) {
+        // A repeat changes nothing; a batch that only reports drops is counted too.
+        if (counts->fresh && (counts->stored > 0 || dropped > 0)) {
           absl::MutexLock lock(&core_.model.mu);
           core_.model.nodes.LogsStored(from, counts->stored, counts->errors, dropped, absl::Now());
         }

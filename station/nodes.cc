@@ -137,6 +137,18 @@ void NodeTable::LogsStored(const std::string& name, int64_t stored, int64_t erro
   Changed(name);
 }
 
+void NodeTable::RestoreErrors(const std::string& name, int64_t minute, int64_t errors) {
+  Node* node = Find(name);
+  if (node == nullptr) return;  // forgotten since
+  auto& minutes = node->error_minutes;
+  auto it = std::lower_bound(minutes.begin(), minutes.end(), std::make_pair(minute, int64_t{0}));
+  if (it != minutes.end() && it->first == minute) {
+    it->second += errors;
+  } else {
+    minutes.insert(it, {minute, errors});
+  }
+}
+
 proto::NodeInfo NodeTable::Info(const std::string& name, absl::Time now) const {
   const Node* node = Find(name);
   if (node == nullptr) return {};

@@ -78,6 +78,9 @@ class NodeTable {
   // Log lines stored for `name`: counts and errors per minute.
   void LogsStored(const std::string& name, int64_t stored, int64_t errors, uint64_t dropped,
                   absl::Time now);
+  // Error lines stored in `minute` (unix minutes) before the station started: errors
+  // per minute survive a restart.
+  void RestoreErrors(const std::string& name, int64_t minute, int64_t errors);
   // A node's row as operators see it, with errors per minute over the last 10 minutes.
   proto::NodeInfo Info(const std::string& name, absl::Time now) const;
 

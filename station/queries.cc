@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/protocol.h"
-#include "station/ledger/log_store.h"
+#include "station/ledger/log_query.h"
 #include "station/reply_fit.h"
 
 namespace steward::station {
@@ -122,7 +122,8 @@ void Queries::History(const Call& call, proto::HistoryRequest req) {
 }
 
 void Queries::Logs(const Call& call, proto::LogsRequest req) {
-  absl::StatusOr<proto::LogsReply> out = ledger::QueryLogs(core_.store(), req);
+  absl::StatusOr<proto::LogsReply> out =
+      ledger::QueryLogs(core_.store(), req, ledger::LogQueryLimits{.max_reply_bytes = core_.ReplyLimit()});
   if (!out.ok()) return rpc_.Fail(call, out.status());
   rpc_.Ok(call, *out);
 }

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/nats.h"
+
 namespace steward::station {
 namespace {
 
@@ -19,9 +21,8 @@ size_t StatesBytes(const google::protobuf::RepeatedPtrField<proto::CommandState>
 }  // namespace
 
 size_t ReplyLimit(natsConnection* nc) {
-  const int64_t max = nc != nullptr ? natsConnection_GetMaxPayload(nc) : 0;
   // Room for the reply's ACK fields around the states.
-  return static_cast<size_t>(max > 0 ? max : int64_t{1} << 20) - 1024;
+  return static_cast<size_t>(nats::MaxPayload(nc)) - 1024;
 }
 
 bool FitStates(google::protobuf::RepeatedPtrField<proto::CommandState>* states, size_t limit,

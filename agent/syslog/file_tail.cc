@@ -105,15 +105,17 @@ absl::StatusOr<std::optional<FilePosition>> LoadPosition(const std::string& path
 
 class FileTail : public Input {
  public:
-  FileTail(std::string path, std::string domain, std::string state_dir, size_t max_bytes,
-           bool from_start)
+  FileTail(std::string path, const InputOptions& options, std::string state_dir, bool from_start)
       : path_(std::move(path)),
-        source_("file:" + path_),
-        domain_(std::move(domain)),
+        origin_(std::make_shared<const LineOrigin>(LineOrigin{.source = "file:" + path_,
+                                                              .domain = options.domain,
+                                                              .zone = options.zone,
+                                                              .severity = options.severity,
+                                                              .plain_text = true})),
         state_dir_(std::move(state_dir)),
         state_path_(state_dir_ + "/" + StateFileName(path_)),
         from_start_(from_start),
-        framer_(max_bytes, /*octet_counting=*/false),
+        framer_(options.max_frame_bytes, Framing::kLines),
         buf_(kFileReadChunk) {}
 
   absl::Status Run(const absl::Notification& stop, LineSink& sink) override;
@@ -125,13 +127,14 @@ class FileTail : public Input {
   absl::Status Step(const absl::Notification& stop, LineSink& sink, bool* progressed);
   absl::StatusOr<size_t> ReadSome(const absl::Notification& stop, LineSink& sink);
   bool OfferChunk(absl::string_view chunk, const absl::Notification& stop, LineSink& sink);
-  bool OfferBlocking(const std::string& line, const absl::Notification& stop, LineSink& sink);
+  // Offers `line` (cut when `truncated`) until the sink takes it.
+  bool OfferBlocking(const std::string& line, bool truncated, const absl::Notification& stop,
+                     LineSink& sink);
   absl::Status CheckRotation(const absl::Notification& stop, LineSink& sink);
   absl::Status MaybeSave(LineSink& sink, bool force);
 
   const std::string path_;
-  const std::string source_;
-  const std::string domain_;
+  const OriginPtr origin_;
   const std::string state_dir_;
   const std::string state_path_;
   const bool from_start_;
@@ -240,7 +243,7 @@ bool FileTail::OfferChunk(absl::string_view chunk, const absl::Notification& sto
   absl::string_view in = chunk;
   std::string line;
   while (framer_.Next(in, &line)) {
-    if (!OfferBlocking(line, stop, sink)) return false;
+    if (!OfferBlocking(line, framer_.truncated(), stop, sink)) return false;
     committed_ = read_pos_ + static_cast<int64_t>(chunk.size() - in.size());
   }
   read_pos_ += static_cast<int64_t>(chunk.size());
@@ -249,9 +252,9 @@ bool FileTail::OfferChunk(absl::string_view chunk, const absl::Notification& sto
 }
 
 // Offers `line` until the sink takes it (true) or `stop` comes (false).
-bool FileTail::OfferBlocking(const std::string& line, const absl::Notification& stop,
+bool FileTail::OfferBlocking(const std::string& line, bool truncated, const absl::Notification& stop,
                              LineSink& sink) {
-  while (!sink.Offer(MakeLine(line, source_, domain_))) {
+  while (!sink.Offer(MakeLine(line, origin_, truncated))) {
     if (stop.WaitForNotificationWithTimeout(kFileRetryInterval)) return false;
   }
   return true;
@@ -269,7 +272,9 @@ absl::Status FileTail::CheckRotation(const absl::Notification& stop, LineSink& s
   if (!rotated_since_) rotated_since_ = now;
   if (now - *rotated_since_ < kRotateGrace) return absl::OkStatus();
   std::string line;
-  if (framer_.Finish(&line) && !OfferBlocking(line, stop, sink)) return absl::OkStatus();
+  if (framer_.Finish(&line) && !OfferBlocking(line, framer_.truncated(), stop, sink)) {
+    return absl::OkStatus();
+  }
   committed_ = read_pos_;
   STEWARD_RETURN_IF_ERROR(MaybeSave(sink, /*force=*/true));
   STEWARD_LOG_INFO("{}: rotated, done with the old file at offset {}", name(), read_pos_);
@@ -295,15 +300,13 @@ absl::Status FileTail::MaybeSave(LineSink& sink, bool force) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Input>> NewFileTail(const std::string& path, std::string domain,
-                                                   const std::string& state_dir,
-                                                   size_t max_frame_bytes, bool from_start) {
-  STEWARD_RETURN_IF_ERROR(CheckMaxFrameBytes(max_frame_bytes));
+absl::StatusOr<std::unique_ptr<Input>> NewFileTail(const std::string& path, const InputOptions& options,
+                                                   const std::string& state_dir, bool from_start) {
+  STEWARD_RETURN_IF_ERROR(CheckMaxFrameBytes(options.max_frame_bytes));
   if (path.empty()) return absl::InvalidArgumentError("empty path to tail");
   if (state_dir.empty()) return absl::InvalidArgumentError("empty state directory for " + path);
   STEWARD_RETURN_IF_ERROR(EnsureDir(state_dir));  // a bad directory fails at start-up
-  return std::make_unique<FileTail>(path, std::move(domain), state_dir, max_frame_bytes,
-                                    from_start);
+  return std::make_unique<FileTail>(path, options, state_dir, from_start);
 }
 
 }  // namespace steward::agent::syslog

@@ -1,7 +1,8 @@
 // Forwarder: the LineSink behind every syslog input. Lines wait in a bounded queue;
-// Run() parses them, batches them per domain (up to batch_lines, or batch_delay after
-// the first line of a batch) and hands each batch to the logs outbox, which spools it
-// on disk until the station confirms it. When the spool is full the oldest batches are
+// Run() parses them (each as its input says: zone, severity, plain text), batches them
+// per domain (up to batch_lines, or batch_delay after the first line of a batch, and
+// never more bytes than one NATS message carries: batcher.h) and hands each batch to
+// the logs outbox, which spools it on disk until the station confirms it. When the spool is full the oldest batches are
 // dropped; the count travels with the next batch and is reported to the error kernel,
 // so it is never silent.
 //
@@ -27,8 +28,11 @@ struct ForwarderOptions {
   size_t batch_lines = 500;
   absl::Duration batch_delay = absl::Milliseconds(100);
   size_t queue_lines = 20000;  // accepted but not yet spooled
-  ParseOptions parse;
-  // Lines the inputs dropped themselves (UDP with a full queue); added to reports.
+  size_t queue_bytes = size_t{64} << 20;  // and their bytes
+  ParseOptions parse;  // max_message_bytes; the rest comes from each line's input
+  // The largest message the broker takes (the connection's max_payload); unset: 1 MiB.
+  std::function<size_t()> max_payload;
+  // Lines the inputs dropped (UDP: the kernel, or a full queue); added to reports.
   std::function<uint64_t()> input_drops;
 };
 
@@ -49,18 +53,23 @@ class Forwarder final : public LineSink {
  private:
   // Waits for lines: until batch_lines are queued, batch_delay after the first, or stop.
   std::deque<RawLine> Take(ProcessContext& ctx) ABSL_LOCKS_EXCLUDED(mu_);
-  // Parses and spools `lines`; returns how many lines were handed to the outbox.
+  // Parses and spools `lines`.
   absl::Status Spool(ProcessContext& ctx, std::deque<RawLine> lines);
+  // `line` parsed as its input says.
+  proto::LogRecord ParseLine(RawLine& line) const;
 
   const ForwarderOptions options_;
   const EventWriter* const events_;
   Outbox* const outbox_;
   mutable absl::Mutex mu_;
   std::deque<RawLine> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t offered_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t spooled_ ABSL_GUARDED_BY(mu_) = 0;  // lines through Spool(), in offer order
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t reported_drops_ = 0;  // Run thread only
+  // Drops already reported (Run thread only).
+  uint64_t reported_spool_drops_ = 0;
+  uint64_t reported_input_drops_ = 0;
 };
 
 }  // namespace steward::agent::syslog

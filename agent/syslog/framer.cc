@@ -1,4 +1,4 @@
-// Framer: RFC 6587 octet counting and newline framing, detected per frame.
+// Framer: RFC 6587 octet counting and newline framing, decided once per stream.
 #include "agent/syslog/framer.h"
 
 #include <algorithm>
@@ -15,13 +15,23 @@ constexpr size_t kMaxCountDigits = 9;
 
 }  // namespace
 
+Framer::State Framer::Begin(char c) {
+  const bool digit = absl::ascii_isdigit(static_cast<unsigned char>(c));
+  if (mode_ == Mode::kUndecided) {
+    mode_ = framing_ == Framing::kDetect && digit ? Mode::kOctets : Mode::kLines;
+  }
+  return mode_ == Mode::kOctets && digit ? State::kCount : State::kLine;
+}
+
 bool Framer::Next(absl::string_view& in, std::string* frame) {
   while (!in.empty()) {
     switch (state_) {
       case State::kStart:
-        state_ = octet_counting_ && absl::ascii_isdigit(static_cast<unsigned char>(in[0]))
-                     ? State::kCount
-                     : State::kLine;
+        if (in[0] == '\n' && mode_ != Mode::kLines) {
+          in.remove_prefix(1);  // an empty line before the first frame, or between counted ones
+          break;
+        }
+        state_ = Begin(in[0]);
         break;
       case State::kCount:
         ConsumeCount(in);
@@ -95,7 +105,9 @@ bool Framer::Finish(std::string* frame) {
 }
 
 void Framer::Reset() {
+  mode_ = Mode::kUndecided;
   state_ = State::kStart;
+  truncated_ = false;
   frame_.clear();
   cut_ = false;
   digits_.clear();
@@ -113,7 +125,10 @@ void Framer::Append(absl::string_view bytes) {
 
 bool Framer::Emit(std::string* frame) {
   const bool has_frame = !frame_.empty();
-  if (has_frame) *frame = std::move(frame_);
+  if (has_frame) {
+    *frame = std::move(frame_);
+    truncated_ = cut_;
+  }
   frame_.clear();
   cut_ = false;
   return has_frame;

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -19,19 +20,45 @@
 
 namespace steward::agent::syslog {
 
+// How an input's lines are read, and what they are named: the same for every line of
+// one input, shared by them.
+struct LineOrigin {
+  std::string source;  // "udp:127.0.0.1:5514", "tcp:127.0.0.1:5514", "file:/path"
+  std::string domain;  // configured domain; "" means: use the message's app-name
+  // RFC 3164 timestamps carry no zone: they are read in this one.
+  absl::TimeZone zone = absl::UTCTimeZone();
+  // The severity of lines that carry no PRI (RFC 3164 4.3.3: notice).
+  int severity = 5;
+  // Lines that are not syslog are plain text with `severity` (an application's own log
+  // file), not parse errors.
+  bool plain_text = false;
+};
+using OriginPtr = std::shared_ptr<const LineOrigin>;
+
 struct RawLine {
-  std::string data;     // one frame, without framing / trailing newline
-  std::string source;   // "udp:127.0.0.1:5514", "tcp:127.0.0.1:5514", "file:/path"
-  std::string domain;   // configured domain; "" means: use the message's app-name
+  std::string data;  // one frame, without framing / trailing newline
+  OriginPtr origin;  // never null
   absl::Time received;
+  bool truncated = false;  // the input cut the frame at its size limit
+
+  const std::string& source() const { return origin->source; }
+  const std::string& domain() const { return origin->domain; }
 };
 
 // A line received now.
-inline RawLine MakeLine(absl::string_view data, const std::string& source,
-                        const std::string& domain) {
+inline RawLine MakeLine(absl::string_view data, const OriginPtr& origin, bool truncated = false) {
   return RawLine{
-      .data = std::string(data), .source = source, .domain = domain, .received = absl::Now()};
+      .data = std::string(data), .origin = origin, .received = absl::Now(), .truncated = truncated};
 }
+
+// What every input is made with.
+struct InputOptions {
+  std::string domain;  // "" : each line's app-name
+  size_t max_frame_bytes = 64 * 1024;  // longer frames are cut and marked truncated
+  absl::TimeZone zone = absl::UTCTimeZone();  // for RFC 3164 timestamps
+  int severity = 5;  // lines without a PRI
+  size_t udp_buffer_bytes = size_t{4} << 20;  // UDP: the socket's receive buffer (SO_RCVBUF)
+};
 
 // Where inputs deliver lines. Thread-safe (several inputs offer concurrently).
 class LineSink {
@@ -53,7 +80,8 @@ class Input {
   // The bound port (network inputs), 0 for files.
   virtual uint16_t port() const { return 0; }
   virtual std::string name() const = 0;  // e.g. "syslog-udp:127.0.0.1:5514"
-  // Lines dropped by this input (UDP when the sink was full).
+  // Lines lost at this input: UDP datagrams the kernel dropped (its receive buffer was
+  // full) and the ones the sink refused.
   virtual uint64_t dropped() const { return 0; }
 };
 

@@ -467,10 +467,15 @@ proto::LogRecord Parse(absl::string_view frame, absl::Time received,
     }
     return r;
   }
-  // No PRI: a BSD line as a file holds it, with RFC 3164 4.3.3's default PRI, user.notice.
+  // No PRI: a BSD line as a file holds it, with RFC 3164 4.3.3's default PRI, user.notice
+  // (or the input's severity).
   r.set_facility(1);
-  r.set_severity(5);
+  r.set_severity(options.no_pri_severity);
   if (!Parse3164(rest, received, options, r)) {
+    if (options.plain_text) {  // "<html>" is text here, not a bad PRI
+      r.set_format("text");
+      return r;
+    }
     if (problem.empty()) problem = frame.empty() ? "empty frame" : "no PRI and no timestamp";
     return Raw(frame, received_us, truncated, problem);
   }

@@ -21,9 +21,6 @@
 namespace steward::agent::syslog {
 namespace {
 
-// UDP receive buffer asked for (the kernel caps it at net.core.rmem_max).
-constexpr int kUdpRcvBuf = 4 << 20;
-
 absl::Status BadSpec(absl::string_view spec, absl::string_view why) {
   return absl::InvalidArgumentError(
       absl::StrCat("bad listen address \"", spec, "\": ", why, " (want host:port)"));
@@ -106,9 +103,6 @@ absl::StatusOr<BoundSocket> BindSocket(const ListenSpec& spec, int type) {
   }
   const int one = 1;
   if (type == SOCK_STREAM) setsockopt(s.fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (type == SOCK_DGRAM) {  // best effort: bursts wait in the kernel, not on the floor
-    setsockopt(s.fd.get(), SOL_SOCKET, SO_RCVBUF, &kUdpRcvBuf, sizeof(kUdpRcvBuf));
-  }
   const int rc = bind(s.fd.get(), ai->ai_addr, ai->ai_addrlen);
   const int bind_errno = errno;
   freeaddrinfo(ai);
@@ -121,12 +115,16 @@ absl::StatusOr<BoundSocket> BindSocket(const ListenSpec& spec, int type) {
 }
 
 SocketInput::SocketInput(BoundSocket socket, const ListenSpec& spec, absl::string_view kind,
-                         std::string domain, size_t max_bytes)
+                         const InputOptions& options)
     : fd_(std::move(socket.fd)),
-      max_(max_bytes),
+      max_(options.max_frame_bytes),
       port_(socket.port),
       name_(absl::StrCat("syslog-", kind, ":", HostPort(spec.host, socket.port))),
-      source_(absl::StrCat(kind, ":", HostPort(spec.host, socket.port))),
-      domain_(std::move(domain)) {}
+      origin_(std::make_shared<const LineOrigin>(LineOrigin{
+          .source = absl::StrCat(kind, ":", HostPort(spec.host, socket.port)),
+          .domain = options.domain,
+          .zone = options.zone,
+          .severity = options.severity,
+          .plain_text = false})) {}
 
 }  // namespace steward::agent::syslog

@@ -42,10 +42,10 @@ absl::StatusOr<BoundSocket> BindSocket(const ListenSpec& spec, int type);
 // over the socket: NewUdpInput and NewTcpInput.
 template <typename T>
 absl::StatusOr<std::unique_ptr<Input>> NewSocketInput(const ListenSpec& spec, int type,
-                                                      std::string domain, size_t max_frame_bytes) {
-  STEWARD_RETURN_IF_ERROR(CheckMaxFrameBytes(max_frame_bytes));
+                                                      const InputOptions& options) {
+  STEWARD_RETURN_IF_ERROR(CheckMaxFrameBytes(options.max_frame_bytes));
   STEWARD_ASSIGN_OR_RETURN(BoundSocket socket, BindSocket(spec, type));
-  return std::make_unique<T>(std::move(socket), spec, std::move(domain), max_frame_bytes);
+  return std::make_unique<T>(std::move(socket), spec, options);
 }
 
 // The base of the UDP and TCP inputs: owns the bound socket; names the input
@@ -57,10 +57,12 @@ class SocketInput : public Input {
 
  protected:
   SocketInput(BoundSocket socket, const ListenSpec& spec, absl::string_view kind,
-              std::string domain, size_t max_bytes);
+              const InputOptions& options);
 
   // A line from this input, received now.
-  RawLine Line(absl::string_view data) const { return MakeLine(data, source_, domain_); }
+  RawLine Line(absl::string_view data, bool truncated) const {
+    return MakeLine(data, origin_, truncated);
+  }
 
   const UniqueFd fd_;
   const size_t max_;  // frame limit
@@ -68,8 +70,7 @@ class SocketInput : public Input {
  private:
   const uint16_t port_;
   const std::string name_;
-  const std::string source_;
-  const std::string domain_;
+  const OriginPtr origin_;
 };
 
 }  // namespace steward::agent::syslog

@@ -24,26 +24,33 @@ constexpr int kRetryPollMs = 10;
 constexpr size_t kMaxConnections = 256;
 constexpr size_t kTcpReadChunk = 64 * 1024;
 
-// One client connection: its framer, the bytes of the last read not framed yet, and a
-// frame the sink refused. While either is held the connection is not read from.
+// A frame and whether it was cut at the size limit.
+struct Frame {
+  std::string data;
+  bool truncated = false;
+};
+
+// One client connection: its framer (which decides the connection's framing at its
+// first frame), the bytes of the last read not framed yet, and a frame the sink
+// refused. While either is held the connection is not read from.
 struct Connection {
   Connection(UniqueFd socket, size_t max_bytes)
-      : fd(std::move(socket)), framer(max_bytes, /*octet_counting=*/true) {}
+      : fd(std::move(socket)), framer(max_bytes, Framing::kDetect) {}
   bool Blocked() const { return pending.has_value() || unread_pos < unread.size(); }
 
   UniqueFd fd;
   Framer framer;
   std::string unread;
   size_t unread_pos = 0;
-  std::optional<std::string> pending;
+  std::optional<Frame> pending;
   bool eof = false;       // the peer closed (or reset) the connection
   bool finished = false;  // the framer's last frame was taken after eof
 };
 
 class TcpInput : public SocketInput {
  public:
-  TcpInput(BoundSocket socket, const ListenSpec& spec, std::string domain, size_t max_bytes)
-      : SocketInput(std::move(socket), spec, "tcp", std::move(domain), max_bytes) {}
+  TcpInput(BoundSocket socket, const ListenSpec& spec, const InputOptions& options)
+      : SocketInput(std::move(socket), spec, "tcp", options) {}
 
   absl::Status Run(const absl::Notification& stop, LineSink& sink) override;
 
@@ -53,7 +60,7 @@ class TcpInput : public SocketInput {
   absl::Status AcceptAll(Connections& conns);
   void Service(Connection& c, short revents, std::vector<char>& buf, LineSink& sink);
   void Deliver(Connection& c, LineSink& sink);
-  bool Offer(const std::string& frame, LineSink& sink) { return sink.Offer(Line(frame)); }
+  bool Offer(const Frame& frame, LineSink& sink) { return sink.Offer(Line(frame.data, frame.truncated)); }
 
   uint64_t refused_ = 0;  // connections closed at once for being over kMaxConnections
 };
@@ -130,9 +137,10 @@ void TcpInput::Deliver(Connection& c, LineSink& sink) {
   }
   absl::string_view in(c.unread);
   in.remove_prefix(c.unread_pos);
-  std::string frame;
-  while (c.framer.Next(in, &frame)) {
+  Frame frame;
+  while (c.framer.Next(in, &frame.data)) {
     c.unread_pos = c.unread.size() - in.size();
+    frame.truncated = c.framer.truncated();
     if (!Offer(frame, sink)) {
       c.pending = std::move(frame);
       return;
@@ -142,15 +150,17 @@ void TcpInput::Deliver(Connection& c, LineSink& sink) {
   c.unread_pos = 0;
   if (c.eof && !c.finished) {
     c.finished = true;
-    if (c.framer.Finish(&frame) && !Offer(frame, sink)) c.pending = std::move(frame);
+    if (c.framer.Finish(&frame.data)) {
+      frame.truncated = c.framer.truncated();
+      if (!Offer(frame, sink)) c.pending = std::move(frame);
+    }
   }
 }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Input>> NewTcpInput(const ListenSpec& spec, std::string domain,
-                                                   size_t max_frame_bytes) {
-  return NewSocketInput<TcpInput>(spec, SOCK_STREAM, std::move(domain), max_frame_bytes);
+absl::StatusOr<std::unique_ptr<Input>> NewTcpInput(const ListenSpec& spec, const InputOptions& options) {
+  return NewSocketInput<TcpInput>(spec, SOCK_STREAM, options);
 }
 
 }  // namespace steward::agent::syslog

@@ -291,8 +291,13 @@ void Logs(Router& r, const httplib::Request& req, httplib::Response& res, const 
   q.set_node(Param(req, "node"));
   q.set_domain(Param(req, "domain"));
   q.set_grep(Param(req, "grep"));
+  q.set_app(Param(req, "app"));
+  q.set_host(Param(req, "host"));
   q.set_after(Param(req, "after"));
+  q.set_page(Param(req, "page"));
   API_ASSIGN(int64_t since, TimeParam(req, "since"));
+  API_ASSIGN(int64_t until, TimeParam(req, "until"));
+  q.set_until_unix_ms(until);
   API_ASSIGN(int64_t severity, IntParam(req, "severity", 7));
   API_ASSIGN(int64_t limit, IntParam(req, "limit", 100));
   if (severity < 0 || severity > 7) return SendError(res, 400, "parameter severity: 0..7");
@@ -303,7 +308,8 @@ void Logs(Router& r, const httplib::Request& req, httplib::Response& res, const 
   API_ASSIGN(proto::LogsReply logs, CallRpcAs<proto::LogsReply>(r.rpc(), kStationLogs, q, who));
   Json entries = Json::array();
   for (const proto::LogEntry& e : logs.entries()) entries.push_back(json::ToJson(e));
-  SendJson(res, Json{{"entries", std::move(entries)}, {"cursor", logs.cursor()}});
+  // Newest first; next_page (when set) continues the listing: a reply is bounded.
+  SendJson(res, Json{{"entries", std::move(entries)}, {"cursor", logs.cursor()}, {"next_page", logs.next_page()}});
 }
 
 void Audit(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who) {

@@ -27,7 +27,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "station/http/server.h"
-#include "station/ledger/log_store.h"
+#include "station/ledger/log_query.h"
 
 namespace steward::station::http {
 namespace {
@@ -114,8 +114,9 @@ void AddEvents(Router& r) {
           if (s->logs && s->log_query.after().empty()) {
             // From now on: the cursor of the newest line stored.
             proto::LogsRequest now;
+            now.set_max_severity(-1);  // any line: the newest comes first, at no search
             now.set_limit(1);
-            absl::StatusOr<proto::LogsReply> last = ledger::QueryLogs(r.core().store(), now);
+            absl::StatusOr<proto::LogsReply> last = ledger::QueryLogs(r.core().store(), now, ledger::LogQueryLimits{});
             if (!last.ok()) return SendStatus(res, last.status());
             s->log_query.set_after(last->cursor());
           }
@@ -153,7 +154,7 @@ void AddEvents(Router& r) {
                 }
                 if (s->logs && absl::Now() >= s->next_log_poll) {
                   s->next_log_poll = absl::Now() + kLogPoll;
-                  absl::StatusOr<proto::LogsReply> logs = ledger::QueryLogs(r.core().store(), s->log_query);
+                  absl::StatusOr<proto::LogsReply> logs = ledger::QueryLogs(r.core().store(), s->log_query, ledger::LogQueryLimits{});
                   if (logs.ok()) {
                     for (const proto::LogEntry& e : logs->entries()) {
                       s->log_query.set_after(e.cursor());

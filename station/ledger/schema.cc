@@ -64,7 +64,65 @@ const std::vector<std::string>& Migrations() {
         hash BLOB NOT NULL UNIQUE,
         info BLOB NOT NULL);
       )sql",
-      // 5: targeting: operators' tags on nodes; jobs (a send by target: the expression,
+      // 5: syslog lines, once, with a full-text index (log_store.h, log_row.h). log_lines
+      // keeps each line once: what searches filter and order on in columns (ts_us is
+      // the line's own time, its receive time when it has none), the message, and the
+      // rest of its LogRecord. seq never goes back (AUTOINCREMENT): follow cursors.
+      // Indexes by time: of all lines, of one node's, one app's, and of the warnings
+      // and worse (partial: few lines, and --severity err/warning is a common search).
+      // log_fts_N index the messages by byte trigrams (log_index.h: substring search)
+      // without copying them (external content, no positions: a candidate filter), in
+      // parts of lines (log_fts_parts; part 1 here, with the options of kPartOptions,
+      // the store makes the next ones). The store adds index entries with the lines, a
+      // batch at a time (not by triggers: FTS5 flushes its pending terms at every
+      // trigger's savepoint, 4x slower); retention drops a part with its last line.
+      // log_batches records each batch once (repeats are no-ops) with its store time and
+      // error count, for retention and errors per minute. The 0.1.0 table `logs` is moved
+      // over (its record blobs read by steward_log_field, registered by the store) and
+      // dropped.
+      R"sql(
+      CREATE TABLE log_lines (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        node TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        host TEXT NOT NULL,
+        app TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        ts_us INTEGER NOT NULL,
+        received_us INTEGER NOT NULL,
+        flags INTEGER NOT NULL,
+        message BLOB NOT NULL,
+        rest BLOB NOT NULL);
+      CREATE INDEX log_lines_ts ON log_lines(ts_us);
+      CREATE INDEX log_lines_node_ts ON log_lines(node, ts_us);
+      CREATE INDEX log_lines_app_ts ON log_lines(app, ts_us);
+      CREATE INDEX log_lines_warnings_ts ON log_lines(ts_us) WHERE severity BETWEEN 0 AND 4;
+      CREATE TABLE log_fts_parts (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL);
+      INSERT INTO log_fts_parts(id, first_seq) VALUES (1, 1);
+      CREATE VIRTUAL TABLE log_fts_1 USING fts5(
+        message, content='log_lines', content_rowid='seq', tokenize='steward_trigram', detail='none',
+        columnsize=0);
+      CREATE TABLE log_batches (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        node TEXT NOT NULL,
+        first_seq INTEGER NOT NULL,
+        stored_ms INTEGER NOT NULL,
+        errors INTEGER NOT NULL);
+      INSERT INTO log_lines(seq, node, domain, host, app, severity, ts_us, received_us, flags, message, rest)
+        SELECT seq, node, domain, COALESCE(steward_log_field(record, 'host'), ''),
+               COALESCE(steward_log_field(record, 'app'), ''), severity,
+               COALESCE(steward_log_field(record, 'ts_us'), received_us), received_us,
+               COALESCE(steward_log_field(record, 'flags'), 0), message,
+               COALESCE(steward_log_field(record, 'rest'), x'')
+        FROM logs ORDER BY seq;
+      INSERT INTO log_batches(event_id, node, first_seq, stored_ms, errors)
+        SELECT event_id, MIN(node), MIN(seq), MAX(stored_ms), SUM(severity BETWEEN 0 AND 3)
+        FROM logs GROUP BY event_id ORDER BY MIN(seq);
+      INSERT INTO log_fts_1(log_fts_1) VALUES ('rebuild');
+      DROP TABLE logs;
+      )sql",
+      // 6: targeting: operators' tags on nodes; jobs (a send by target: the expression,
       // the nodes it resolved to, a rollout's progress; `open` while the station follows
       // it); schedules. Audit events of these go to `events` (targeting_store.h).
       R"sql(

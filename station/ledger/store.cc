@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
+#include "station/ledger/log_store.h"
 #include "station/ledger/schema.h"
 
 namespace steward::station::ledger {
@@ -24,9 +25,11 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir) 
   if (ec) return absl::PermissionDeniedError(absl::StrCat("create ", data_dir, ": ", ec.message()));
   const std::string path = (std::filesystem::path(data_dir) / "station.db").string();
   STEWARD_ASSIGN_OR_RETURN(sqlite::Database writer, sqlite::Database::Open(path, {}));
+  STEWARD_RETURN_IF_ERROR(RegisterLogFunctions(writer));  // the log schema's migration calls them
   STEWARD_RETURN_IF_ERROR(writer.Migrate(Migrations()));
   STEWARD_ASSIGN_OR_RETURN(sqlite::Database reader,
                            sqlite::Database::Open(path, {.read_only = true}));
+  STEWARD_RETURN_IF_ERROR(RegisterLogFunctions(reader));
   std::unique_ptr<Store> store(new Store(std::move(writer), std::move(reader)));
   store->thread_ = std::thread([s = store.get()] { s->WriterLoop(); });
   return store;

@@ -44,7 +44,10 @@ TEST_CASE("agent config: file, environment and flags make the options, nothing i
   CHECK(c->options.heartbeat == absl::Seconds(2));
   CHECK(c->options.security.max_ttl == absl::Hours(24 * 7));  // the replay window is keep_results
   CHECK(c->options.syslog.tcp == std::vector<std::string>{"127.0.0.1:0"});
-  CHECK(c->options.syslog.tails == std::vector<std::pair<std::string, std::string>>{{"/var/log/app.log", "app"}});
+  REQUIRE(c->options.syslog.tails.size() == 1);
+  CHECK(c->options.syslog.tails[0].path == "/var/log/app.log");
+  CHECK(c->options.syslog.tails[0].domain == "app");
+  CHECK(c->options.syslog.tails[0].severity == 5);
   CHECK(c->options.syslog.max_message_bytes == 1024);
   CHECK(c->options.syslog.state_dir == data + "/tail");
   CHECK(c->effective.Find("station")->source.ToString() == "env STEWARD_STATION");

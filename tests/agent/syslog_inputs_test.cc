@@ -180,14 +180,18 @@ std::string Octets(const std::string& msg) { return absl::StrCat(msg.size(), " "
 
 ListenSpec Loopback() { return ListenSpec{.host = "127.0.0.1", .port = 0}; }
 
+InputOptions Options(size_t max, std::string domain = "") {
+  return InputOptions{.domain = std::move(domain), .max_frame_bytes = max};
+}
+
 std::unique_ptr<Input> MustUdp(size_t max = 1024) {
-  auto input = NewUdpInput(Loopback(), "dom", max);
+  auto input = NewUdpInput(Loopback(), Options(max, "dom"));
   REQUIRE(input.ok());
   return std::move(*input);
 }
 
 std::unique_ptr<Input> MustTcp(size_t max = 1024) {
-  auto input = NewTcpInput(Loopback(), "dom", max);
+  auto input = NewTcpInput(Loopback(), Options(max, "dom"));
   REQUIRE(input.ok());
   return std::move(*input);
 }
@@ -251,8 +255,8 @@ TEST_CASE("UDP input delivers datagrams as lines", "[syslog]") {
   CHECK(lines[1].data == "<13>two");
   CHECK(lines[2].data == "three\n");
   CHECK(lines[3].data == "four");
-  CHECK(lines[0].source == "udp:" + where);
-  CHECK(lines[0].domain == "dom");
+  CHECK(lines[0].source() == "udp:" + where);
+  CHECK(lines[0].domain() == "dom");
   CHECK(absl::Now() - lines[0].received < absl::Seconds(10));
   CHECK(input->dropped() == 0);
   CHECK(runner.Stop().ok());
@@ -266,6 +270,7 @@ TEST_CASE("UDP input cuts long datagrams and counts drops when the sink is full"
   SendUdp(input->port(), "0123456789abcdef\n");
   REQUIRE(sink.WaitFor(1));
   CHECK(sink.Data()[0] == "01234567");
+  CHECK(sink.Lines()[0].truncated);
   sink.SetFull(true);
   for (int i = 0; i < 3; ++i) SendUdp(input->port(), "lost");
   REQUIRE(WaitUntil([&] { return input->dropped() == 3; }));
@@ -273,24 +278,72 @@ TEST_CASE("UDP input cuts long datagrams and counts drops when the sink is full"
   SendUdp(input->port(), "kept");
   REQUIRE(sink.WaitFor(2));
   CHECK(sink.Data()[1] == "kept");
+  CHECK_FALSE(sink.Lines()[1].truncated);
   CHECK(input->dropped() == 3);
+  // Exactly the limit (with or without a newline) is whole; one byte more is cut.
+  SendUdp(input->port(), "abcdefgh\r\n");
+  SendUdp(input->port(), "abcdefgh");
+  SendUdp(input->port(), "abcdefghi");
+  REQUIRE(sink.WaitFor(5));
+  const std::vector<RawLine> lines = sink.Lines();
+  CHECK(sink.Data() == std::vector<std::string>{"01234567", "kept", "abcdefgh", "abcdefgh", "abcdefgh"});
+  CHECK_FALSE(lines[2].truncated);
+  CHECK_FALSE(lines[3].truncated);
+  CHECK(lines[4].truncated);
+}
+
+TEST_CASE("UDP input counts the datagrams the kernel dropped", "[syslog]") {
+  auto input = MustUdp(/*max=*/2048);
+  // Nobody reads yet: the socket's receive buffer fills and the kernel drops the rest.
+  constexpr int kFlood = 20000;
+  const int fd = Connect(SOCK_DGRAM, input->port());
+  const std::string datagram(1000, 'x');
+  for (int i = 0; i < kFlood; ++i) REQUIRE(send(fd, datagram.data(), datagram.size(), 0) > 0);
+  RecordingSink sink;
+  Runner runner(*input, sink);
+  REQUIRE(send(fd, "last", 4, 0) == 4);
+  close(fd);
+  REQUIRE(WaitUntil([&] {
+    const std::vector<std::string> data = sink.Data();
+    return !data.empty() && data.back() == "last";
+  }));
+  INFO("delivered " << sink.size() << ", dropped " << input->dropped());
+  CHECK(input->dropped() > 0);
+  CHECK(sink.size() + input->dropped() == kFlood + 1);
+}
+
+TEST_CASE("TCP input: framing is decided at a connection's first frame", "[syslog]") {
+  auto input = MustTcp();
+  RecordingSink sink;
+  Runner runner(*input, sink);
+  {
+    TcpClient lines(input->port());  // newline framing: "300 " starts a line, not a count
+    REQUIRE(lines.Send("<13>first\n300 apples\n<13>second\n"));
+    REQUIRE(sink.WaitFor(3));
+  }
+  {
+    TcpClient counted(input->port());  // octet counting: a newline is part of a frame
+    REQUIRE(counted.Send(Octets("<13>a\n300 b") + Octets("<13>c")));
+    REQUIRE(sink.WaitFor(5));
+  }
+  CHECK(sink.Data() == std::vector<std::string>{"<13>first", "300 apples", "<13>second", "<13>a\n300 b", "<13>c"});
 }
 
 TEST_CASE("UDP and TCP inputs report a port in use", "[syslog]") {
   auto udp = MustUdp();
-  auto again = NewUdpInput(ListenSpec{.host = "127.0.0.1", .port = udp->port()}, "", 1024);
+  auto again = NewUdpInput(ListenSpec{.host = "127.0.0.1", .port = udp->port()}, Options(1024));
   REQUIRE_FALSE(again.ok());
   CHECK(absl::StrContains(again.status().message(), absl::StrCat("127.0.0.1:", udp->port())));
   auto tcp = MustTcp();
-  auto tcp_again = NewTcpInput(ListenSpec{.host = "127.0.0.1", .port = tcp->port()}, "", 1024);
+  auto tcp_again = NewTcpInput(ListenSpec{.host = "127.0.0.1", .port = tcp->port()}, Options(1024));
   REQUIRE_FALSE(tcp_again.ok());
   CHECK(absl::StrContains(tcp_again.status().message(), absl::StrCat("127.0.0.1:", tcp->port())));
-  CHECK_FALSE(NewTcpInput(ListenSpec{.host = "no.such.host.invalid", .port = 0}, "", 1).ok());
-  CHECK_FALSE(NewUdpInput(Loopback(), "", 0).ok());
+  CHECK_FALSE(NewTcpInput(ListenSpec{.host = "no.such.host.invalid", .port = 0}, Options(1)).ok());
+  CHECK_FALSE(NewUdpInput(Loopback(), Options(0)).ok());
 }
 
 TEST_CASE("Inputs on [::1] name the address in brackets", "[syslog]") {
-  auto input = NewTcpInput(ListenSpec{.host = "::1", .port = 0}, "", 1024);
+  auto input = NewTcpInput(ListenSpec{.host = "::1", .port = 0}, Options(1024));
   if (!input.ok()) {
     WARN("no IPv6 loopback: " << input.status().ToString());
     return;
@@ -302,7 +355,7 @@ TEST_CASE("Inputs see stop promptly", "[syslog]") {
   TempDir dir;
   auto udp = MustUdp();
   auto tcp = MustTcp();
-  auto tail = NewFileTail((dir.path() / "f.log").string(), "", dir.str() + "/state", 1024);
+  auto tail = NewFileTail((dir.path() / "f.log").string(), Options(1024), dir.str() + "/state");
   REQUIRE(tail.ok());
   RecordingSink sink;
   for (Input* input : {udp.get(), tcp.get(), tail->get()}) {
@@ -326,8 +379,8 @@ TEST_CASE("TCP input: newline framing", "[syslog]") {
   REQUIRE(sink.WaitFor(3));
   CHECK(sink.Data() == std::vector<std::string>{"<13>first line", "<13>second", "<14>third"});
   const RawLine line = sink.Lines()[0];
-  CHECK(line.source == absl::StrCat("tcp:127.0.0.1:", input->port()));
-  CHECK(line.domain == "dom");
+  CHECK(line.source() == absl::StrCat("tcp:127.0.0.1:", input->port()));
+  CHECK(line.domain() == "dom");
   CHECK(input->name() == absl::StrCat("syslog-tcp:127.0.0.1:", input->port()));
 }
 
@@ -356,7 +409,9 @@ TEST_CASE("TCP input: frames split across many small writes", "[syslog]") {
   for (int i = 0; i < 20; ++i) {
     const std::string msg = absl::StrCat("<13>message number ", i);
     want.push_back(msg);
-    stream += i % 2 == 0 ? msg + "\n" : Octets(msg);
+    // Octet counted first (the connection's framing); newline-framed lines among the
+    // counted frames are read as lines (they do not start with a count).
+    stream += i % 2 == 0 ? Octets(msg) : msg + "\n";
   }
   for (size_t pos = 0; pos < stream.size(); pos += 3) {
     REQUIRE(client.Send(stream.substr(pos, 3)));
@@ -409,23 +464,33 @@ TEST_CASE("TCP input: a final line without newline is delivered at close", "[sys
   CHECK(sink.Data() == std::vector<std::string>{"complete", "unterminated"});
 }
 
-TEST_CASE("TCP input: over-long frames are cut and the next frame is intact", "[syslog]") {
+TEST_CASE("TCP input: over-long frames are cut, marked truncated, and the next frame is intact",
+          "[syslog]") {
   auto input = MustTcp(/*max=*/16);
   RecordingSink sink;
   Runner runner(*input, sink);
-  TcpClient client(input->port());
   const std::string big(1000, 'A');
   const std::string big_counted = std::string(500, 'B') + "\n" + std::string(500, 'C');
-  // Sent in pieces so the cut happens across reads too.
-  REQUIRE(client.Send(big.substr(0, 10)));
-  absl::SleepFor(absl::Milliseconds(20));
-  REQUIRE(client.Send(big.substr(10) + "\nnext line\n" + Octets(big_counted).substr(0, 300)));
-  absl::SleepFor(absl::Milliseconds(20));
-  REQUIRE(client.Send(Octets(big_counted).substr(300) + Octets("after") + "exactly 16 bytes\n"));
-  REQUIRE(sink.WaitFor(5));
-  CHECK(sink.Data() == std::vector<std::string>{std::string(16, 'A'), "next line",
-                                                std::string(16, 'B'), "after",
-                                                "exactly 16 bytes"});
+  {
+    TcpClient lines(input->port());
+    // Sent in pieces so the cut happens across reads too.
+    REQUIRE(lines.Send(big.substr(0, 10)));
+    absl::SleepFor(absl::Milliseconds(20));
+    REQUIRE(lines.Send(big.substr(10) + "\nnext line\nexactly 16 bytes\n"));
+    REQUIRE(sink.WaitFor(3));
+  }
+  {
+    TcpClient counted(input->port());
+    REQUIRE(counted.Send(Octets(big_counted).substr(0, 300)));
+    absl::SleepFor(absl::Milliseconds(20));
+    REQUIRE(counted.Send(Octets(big_counted).substr(300) + Octets("after")));
+    REQUIRE(sink.WaitFor(5));
+  }
+  CHECK(sink.Data() == std::vector<std::string>{std::string(16, 'A'), "next line", "exactly 16 bytes",
+                                                std::string(16, 'B'), "after"});
+  std::vector<bool> truncated;
+  for (const RawLine& l : sink.Lines()) truncated.push_back(l.truncated);
+  CHECK(truncated == std::vector<bool>{true, false, false, true, false});
 }
 
 TEST_CASE("TCP input: backpressure loses no line and keeps order", "[syslog]") {
@@ -439,7 +504,7 @@ TEST_CASE("TCP input: backpressure loses no line and keeps order", "[syslog]") {
     TcpClient client(input->port());
     std::string batch;
     for (int i = 0; i < kLines; ++i) {
-      batch += i % 2 == 0 ? absl::StrCat("line ", i, "\n") : Octets(absl::StrCat("line ", i));
+      batch += i % 2 == 0 ? Octets(absl::StrCat("line ", i)) : absl::StrCat("line ", i, "\n");
       if (batch.size() > 4096) {
         client.Send(batch);
         batch.clear();
@@ -496,8 +561,8 @@ TEST_CASE("TCP and UDP inputs take messages from util-linux logger", "[syslog]")
     CHECK(absl::StrContains(lines[i].data, " app "));
     CHECK(absl::EndsWith(lines[i].data, want[i]));
   }
-  CHECK(absl::StartsWith(lines[0].source, "tcp:"));
-  CHECK(absl::StartsWith(lines[2].source, "udp:"));
+  CHECK(absl::StartsWith(lines[0].source(), "tcp:"));
+  CHECK(absl::StartsWith(lines[2].source(), "udp:"));
 }
 
 // ---------------------------------------------------------------------------------
@@ -516,7 +581,7 @@ struct TailFixture {
   std::string state = (dir.path() / "state").string();
 
   std::unique_ptr<Input> Tail(bool from_start = false, size_t max = 1024) {
-    auto input = NewFileTail(log.string(), "dom", state, max, from_start);
+    auto input = NewFileTail(log.string(), Options(max, "dom"), state, from_start);
     REQUIRE(input.ok());
     return std::move(*input);
   }
@@ -540,8 +605,8 @@ TEST_CASE("File tail delivers appended lines and waits for partial ones", "[sysl
   REQUIRE(sink.WaitFor(3));
   CHECK(sink.Data() == std::vector<std::string>{"one", "two", "partial"});
   const RawLine line = sink.Lines()[0];
-  CHECK(line.source == "file:" + f.log.string());
-  CHECK(line.domain == "dom");
+  CHECK(line.source() == "file:" + f.log.string());
+  CHECK(line.domain() == "dom");
   CHECK(runner.Stop().ok());
 }
 
@@ -576,6 +641,8 @@ TEST_CASE("File tail cuts over-long lines", "[syslog]") {
   Runner runner(*input, sink);
   REQUIRE(sink.WaitFor(2));
   CHECK(sink.Data() == std::vector<std::string>{std::string(10, 'x'), "short"});
+  CHECK(sink.Lines()[0].truncated);
+  CHECK_FALSE(sink.Lines()[1].truncated);
 }
 
 TEST_CASE("File tail follows rename rotation without loss or duplicates", "[syslog]") {

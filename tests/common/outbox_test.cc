@@ -539,6 +539,84 @@ TEST_CASE("Outbox delivers what the spool held at Start", "[outbox][integration]
   for (const std::string& id : more) CHECK(station.Seen(id) >= 1);
 }
 
+// An item of `bytes` whose data starts with its id (the fake station reads the id from
+// the data: a padded item is answered as nothing it knows).
+OutboxItem BigItem(size_t bytes, uint64_t weight) {
+  OutboxItem item = Item();
+  item.data.resize(bytes, '.');
+  item.weight = weight;
+  return item;
+}
+
+TEST_CASE("Outbox refits items too large to send, in the spool too, and counts what it leaves out",
+          "[outbox][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  Station station(server.url(), Always(proto::OUTCOME_SUCCEEDED));
+  constexpr size_t kLimit = 64;
+  OutboxOptions options = FastOptions();
+  options.max_item_bytes = [] { return kLimit; };
+  std::vector<std::string> parts;  // every part made, in order
+  absl::Mutex parts_mu;
+  options.refit = [&](const OutboxItem& item, size_t limit) {
+    CHECK(limit == kLimit);
+    CHECK(item.data.size() > kLimit);
+    Refitted out;
+    for (int i = 0; i < 2; ++i) {
+      OutboxItem part = Item();
+      part.weight = 4;
+      out.parts.push_back(part);
+      absl::MutexLock lock(&parts_mu);
+      parts.push_back(part.id);
+    }
+    out.dropped = item.weight - 8;
+    return out;
+  };
+  auto state = std::make_shared<SpoolState>();
+  auto spool = std::make_unique<WatchedSpool>(state);
+  const OutboxItem fits = Item();
+  const OutboxItem spooled = BigItem(1000, 10);  // spooled by an older program
+  REQUIRE(spool->Put(fits).ok());
+  REQUIRE(spool->Put(spooled).ok());
+  Client client(server.url(), options, std::move(spool));
+  REQUIRE(client.outbox().Start().ok());
+  {
+    absl::MutexLock lock(&state->mu);
+    CHECK(state->items.count(spooled.id) == 0);  // replaced by its parts at once
+  }
+  CHECK(client.outbox().dropped() == 2);
+  REQUIRE(client.outbox().WaitEmpty(absl::Seconds(10)));
+  CHECK(station.Seen(fits.id) >= 1);
+  CHECK(state->size() == 0);
+
+  // Found too large when sent: refitted the same way.
+  REQUIRE(client.outbox().Enqueue(BigItem(500, 9)).ok());
+  REQUIRE(client.outbox().WaitEmpty(absl::Seconds(10)));
+  CHECK(client.outbox().dropped() == 3);
+  absl::MutexLock lock(&parts_mu);
+  REQUIRE(parts.size() == 4);
+  for (const std::string& id : parts) CHECK(station.Seen(id) >= 1);
+  CHECK(station.total() == 5);  // never an attempt with an item that could not leave
+}
+
+TEST_CASE("Outbox without a refit drops items too large to send, counted, never retried",
+          "[outbox][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  Station station(server.url(), Always(proto::OUTCOME_SUCCEEDED));
+  OutboxOptions options = FastOptions();
+  options.max_item_bytes = [] { return size_t{64}; };
+  Client client(server.url(), options);
+  REQUIRE(client.outbox().Start().ok());
+  REQUIRE(client.outbox().Enqueue(BigItem(1000, 7)).ok());
+  const std::vector<std::string> small = client.EnqueueMany(3);
+  REQUIRE(client.outbox().WaitEmpty(absl::Seconds(10)));
+  CHECK(client.outbox().dropped() == 7);
+  CHECK(station.total() == 3);
+  for (const std::string& id : small) CHECK(station.Seen(id) == 1);
+  CHECK(client.spool().size() == 0);
+}
+
 TEST_CASE("MemorySpool keeps items until removed, in id order", "[outbox]") {
   std::unique_ptr<Spool> spool = NewMemorySpool();
   OutboxItem a{"01AAAAAAAAAAAAAAAAAAAAAAAA", "s.a", "1"};

@@ -1,11 +1,7 @@
 // End-to-end syslog forwarding: real `logger` clients, file tailing, and a broker
 // outage, into the station's ledger and out through `stewardctl logs`.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <fstream>
 #include <regex>
 #include <string>
@@ -14,40 +10,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "tests/e2e/syslog_helpers.h"
 #include "tests/testing/cluster.h"
 
 using steward::testing::Cluster;
 using steward::testing::RunResult;
 
+using steward::testing::syslog::InputPort;
+using steward::testing::syslog::WaitForLogs;
+
 namespace {
 
-// The port an agent's syslog input bound, from its log line "syslog input <name> (port N)".
-int InputPort(steward::testing::Process& agent, const std::string& kind) {
-  const std::string marker = "syslog input syslog-" + kind + ":";
-  REQUIRE(agent.WaitForOutput(marker, absl::Seconds(10)));
-  const std::string err = agent.Stderr();
-  const size_t at = err.find(marker);
-  const size_t port_at = err.find("(port ", at);
-  REQUIRE(port_at != std::string::npos);
-  return std::stoi(err.substr(port_at + 6));
-}
-
-// Waits until `stewardctl logs` (with args) prints at least `n` lines; returns them.
-std::vector<std::string> WaitForLogs(Cluster& c, std::vector<std::string> args, size_t n,
-                                     absl::Duration timeout) {
-  args.insert(args.begin(), "logs");
-  std::vector<std::string> lines;
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    RunResult r = c.Ctl(args);
-    lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
-    if (lines.size() >= n) break;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return lines;
-}
-
-bool HasLogger() { return ::access("/usr/bin/logger", X_OK) == 0; }
+bool HasLogger() { return steward::testing::syslog::HasProgram("/usr/bin/logger"); }
 
 }  // namespace
 
@@ -130,11 +104,12 @@ TEST_CASE("a tailed file's lines arrive once, through rotation", "[integration][
   }
   std::vector<std::string> lines = WaitForLogs(c, {"--domain", "myapp", "--limit", "1000"}, 100, absl::Seconds(15));
   CHECK(lines.size() == 100);
-  CHECK_THAT(lines.front(), Catch::Contains("before rotation 0"));
-  CHECK_THAT(lines.back(), Catch::Contains("after rotation 49"));
+  // Newest first.
+  CHECK_THAT(lines.back(), Catch::Contains("before rotation 0"));
+  CHECK_THAT(lines.front(), Catch::Contains("after rotation 49"));
 }
 
-TEST_CASE("10,000 lines sent while the broker is down for 5 s all arrive once, in order",
+TEST_CASE("10,000 lines sent while the broker is down for 5 s all arrive, each once",
           "[integration][syslog]") {
   Cluster c;
   c.StartStation();
@@ -142,32 +117,30 @@ TEST_CASE("10,000 lines sent while the broker is down for 5 s all arrive once, i
   const int port = InputPort(agent, "tcp");
 
   c.nats().Stop();
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
   std::string all;
   for (int i = 0; i < 10000; ++i) {
     absl::StrAppend(&all, "<14>Jan  5 10:11:12 host app[1]: line ", 100000 + i, "\n");
   }
-  size_t sent = 0;
-  while (sent < all.size()) {
-    const ssize_t n = ::write(fd, all.data() + sent, all.size() - sent);
-    REQUIRE(n > 0);
-    sent += static_cast<size_t>(n);
-  }
-  ::close(fd);
+  steward::testing::syslog::SendTcp(port, all);
   absl::SleepFor(absl::Seconds(5));
   c.nats().Start();
 
   std::vector<std::string> lines =
       WaitForLogs(c, {"--node", "ship1", "--limit", "20000"}, 10000, absl::Seconds(60));
   REQUIRE(lines.size() == 10000);
+  // Each line once. Not in the order sent: the lines share their timestamp, so the
+  // order the station stored their batches decides, and batches retried after the
+  // outage may be stored in another order (the outbox's contract: first attempts in
+  // order, retries may reorder).
+  std::vector<int> numbers;
+  for (const std::string& line : lines) {
+    const size_t at = line.rfind("line ");
+    REQUIRE(at != std::string::npos);
+    numbers.push_back(std::stoi(line.substr(at + 5)));
+  }
+  std::sort(numbers.begin(), numbers.end());
   for (int i = 0; i < 10000; ++i) {
-    INFO("line " << i << ": " << lines[static_cast<size_t>(i)]);
-    REQUIRE(lines[static_cast<size_t>(i)].find(absl::StrCat("line ", 100000 + i)) != std::string::npos);
+    INFO("line " << i);
+    REQUIRE(numbers[static_cast<size_t>(i)] == 100000 + i);
   }
 }

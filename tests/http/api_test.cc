@@ -96,6 +96,7 @@ TEST_CASE("the read API answers every endpoint with the station's truth", "[inte
   Reply logs = Http(port, "GET", "/api/v1/logs?node=ship1&limit=10");
   CHECK(logs.status == 200);
   CHECK(logs.json["entries"].is_array());
+  CHECK(logs.json["next_page"].is_string());
   CHECK(Http(port, "GET", "/api/v1/logs?severity=9").status == 400);
   Reply audit = Http(port, "GET", "/api/v1/audit?node=ship1");
   CHECK(audit.status == 200);

@@ -98,7 +98,7 @@ void Cluster::StopStation(int sig) {
 }
 
 Process& Cluster::StartAgent(const std::string& node, std::vector<std::string> extra_args,
-                             const std::string& nats_url) {
+                             const std::string& nats_url, std::map<std::string, std::string> env) {
   std::vector<std::string> argv = {BinPath("agent/steward-agent"), "--node", node, "--nats",
                                    nats_url.empty() ? url() : nats_url,
                                    "--data-dir", dir_.str() + "/" + node, "--heartbeat", "1s"};
@@ -117,7 +117,7 @@ Process& Cluster::StartAgent(const std::string& node, std::vector<std::string> e
   }
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   auto& slot = agents_[node];
-  slot = std::make_unique<Process>(argv);
+  slot = std::make_unique<Process>(argv, std::move(env));
   if (station_ && station_->running()) {
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     while (absl::Now() < deadline) {

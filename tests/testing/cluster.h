@@ -46,9 +46,10 @@ class Cluster {
 
   // Starts an agent for `node` (data under dir/<node>), heartbeat 1s unless given,
   // and waits until the station can ping it (when a station runs).
-  // `nats_url` replaces the broker's URL (a proxy in front of it).
+  // `nats_url` replaces the broker's URL (a proxy in front of it); `env` is added to
+  // the agent's environment (TZ=..., say).
   Process& StartAgent(const std::string& node, std::vector<std::string> extra_args = {},
-                      const std::string& nats_url = "");
+                      const std::string& nats_url = "", std::map<std::string, std::string> env = {});
   void StopAgent(const std::string& node, int sig = SIGTERM);
   Process& agent(const std::string& node) { return *agents_.at(node); }
 

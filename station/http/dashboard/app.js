@@ -291,7 +291,7 @@ async function nodePage(name) {
     const r = e.record || {};
     logs.append(`${new Date((r.timestamp_unix_us || r.received_unix_us) / 1000).toISOString()} ${r.app_name || r.domain} ${r.message ?? '(binary)'}\n`);
   };
-  tail.entries.forEach(addLog);
+  tail.entries.slice().reverse().forEach(addLog);  // newest first: shown oldest first, then followed
   return follow(`types=node,command,maintenance,log&node=${encodeURIComponent(name)}`, `${data.event_id}:${tail.cursor}`,
     (type, e) => {
       if (type === 'log') addLog(e);
