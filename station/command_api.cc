@@ -1,6 +1,7 @@
 #include "station/command_api.h"
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <utility>
 
@@ -155,6 +156,7 @@ void CommandApi::Cancel(const Call& call, proto::CancelRequest req) {
   proto::CommandStates out;
   std::string refused;
   std::vector<std::pair<std::string, bool>> stopped;  // id, whether its node was asked
+  std::map<std::string, uint64_t> seqs;                // id -> the write that records it
   {
     absl::MutexLock lock(&core_.model.mu);
     // Checked again under this lock, where they are stopped: none may have ended meanwhile.
@@ -175,6 +177,7 @@ void CommandApi::Cancel(const Call& call, proto::CancelRequest req) {
         stopped.emplace_back(id, *asked);
         *out.add_commands() = *core_.model.commands.Find(id);
       }
+      for (const CommandWrite& w : changes.writes) seqs[w.record.id()] = w.seq;
       core_.ApplyLocked(changes);
     }
   }
@@ -184,11 +187,12 @@ void CommandApi::Cancel(const Call& call, proto::CancelRequest req) {
                  asked ? "its node may run it: a cancel went to the node" : "canceled before delivery", "ok");
   }
   // Answered once every cancellation is in the ledger (writes complete in order).
-  core_.AfterWrites([this, call, out](absl::Status) {
+  // (A killed command's result may be queued meanwhile: only the cancel's own write counts.)
+  core_.AfterWrites([this, call, out, seqs](absl::Status) {
     bool durable = true;
     {
       absl::MutexLock lock(&core_.model.mu);
-      for (const proto::CommandState& s : out.commands()) durable = durable && core_.model.commands.Durable(s.id());
+      for (const auto& [id, seq] : seqs) durable = durable && core_.model.commands.Durable(id, seq);
     }
     if (!durable) return rpc_.Error(call, "ledger write failed: the cancellation is not stored yet");
     rpc_.Ok(call, out);

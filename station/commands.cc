@@ -349,10 +349,23 @@ absl::StatusOr<bool> CommandTable::Stop(const std::string& id, const std::string
     r.set_error(absl::StrCat("canceled by ", by, " before it was delivered to ", c->s.node()));
     r.set_finished_unix_ms(absl::ToUnixMillis(now));
     *c->s.mutable_result() = std::move(r);
+    const bool tell_node = AlsoTellNode(*c, by, now, changes);
     SetState(*c, proto::STATE_CANCELED, now, changes);
-    return false;
+    return tell_node;
   }
   RequestKill(*c, by, now, changes);
+  return true;
+}
+
+bool CommandTable::AlsoTellNode(Command& c, const std::string& by, absl::Time now, Changes& changes) {
+  // Dispatched before without an answer (a timeout, no responders): it may sit in the
+  // node's queue behind another command of its domain. The node records it canceled,
+  // so it never runs there; the state here is already final.
+  if (!c.maybe_delivered || !c.s.marks().cancel_by().empty()) return false;
+  proto::ControlMarks& m = *c.s.mutable_marks();
+  m.set_cancel_by(by);
+  m.set_cancel_unix_ms(absl::ToUnixMillis(now));
+  changes.kills.push_back(KillRequest{c.s.node(), c.s.id(), c.s.command().domain(), by});
   return true;
 }
 
@@ -447,6 +460,7 @@ void CommandTable::Preempt(Command& holder, const Command& by, absl::Time now, C
     r.set_error(absl::StrCat(why, " before it was delivered to ", holder.s.node()));
     r.set_finished_unix_ms(absl::ToUnixMillis(now));
     *holder.s.mutable_result() = std::move(r);
+    AlsoTellNode(holder, absl::StrCat("preemption by ", by.s.id()), now, changes);
     SetState(holder, proto::STATE_PREEMPTED, now, changes);  // the slot goes to `by`
     return;
   }
@@ -543,6 +557,11 @@ bool CommandTable::Committed(const std::string& id, uint64_t seq, bool ok) {
 bool CommandTable::Durable(const std::string& id) const {
   auto it = commands_.find(id);
   return it != commands_.end() && it->second.committed == it->second.writes;
+}
+
+bool CommandTable::Durable(const std::string& id, uint64_t seq) const {
+  auto it = commands_.find(id);
+  return it == commands_.end() || it->second.committed >= seq;
 }
 
 void CommandTable::Rewrite(const std::string& id, Changes& changes) {

@@ -173,10 +173,12 @@ class CommandTable {
                       absl::Time now, Changes& changes);
 
   // Stop ends command `id` for operator `by`, whatever its state: one not delivered
-  // (queued, parked, backing off) is canceled here; one its node may have (running, or
-  // a dispatch in flight) is marked (ControlMarks.cancel_by, written) and a KillRequest
-  // asks the caller to send its node a "cancel": its own result then ends it
-  // ("canceled", or what it came to first). Returns true in that second case.
+  // (queued, parked, backing off) is canceled here (and, when it was dispatched before
+  // without an answer, its node is told too: it may hold it in a queue); one its node
+  // may have (running, or a dispatch in flight) is marked (ControlMarks.cancel_by,
+  // written) and a KillRequest asks the caller to send its node a "cancel": its own
+  // result then ends it ("canceled", or what it came to first). Returns whether the
+  // node was asked.
   // FailedPrecondition "already finished: succeeded"; NotFound when not in memory.
   absl::StatusOr<bool> Stop(const std::string& id, const std::string& by, absl::Time now, Changes& changes);
 
@@ -206,6 +208,9 @@ class CommandTable {
   bool Committed(const std::string& id, uint64_t seq, bool ok);
   // Whether every write of `id` queued so far has committed.
   bool Durable(const std::string& id) const;
+  // Whether write `seq` of `id` (and every one before it) has committed; a command no
+  // longer in memory was forgotten only once its writes had.
+  bool Durable(const std::string& id, uint64_t seq) const;
   // Rewrite queues `id`'s record again (its last write failed, and a node offers the
   // result again).
   void Rewrite(const std::string& id, Changes& changes);
@@ -256,6 +261,9 @@ class CommandTable {
   // not delivered, else a KillRequest; either way it ends "preempted".
   void Preempt(Command& holder, const Command& by, absl::Time now, Changes& changes);
   void RequestKill(Command& c, const std::string& by, absl::Time now, Changes& changes);
+  // Stopping an undelivered command that was dispatched before: the node is told too
+  // (the mark goes with the caller's next write). Whether it was.
+  bool AlsoTellNode(Command& c, const std::string& by, absl::Time now, Changes& changes);
   // An admitted command ended: it leaves its slot, and the next one comes due.
   void LeaveSlot(Command& c, absl::Time now);
   // A free slot goes to the first of its queue, due now.

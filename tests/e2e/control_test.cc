@@ -210,3 +210,27 @@ TEST_CASE("a cancel for a node that is offline waits for it, and the command nev
   CHECK(WaitUntil([&] { return StateOf(c, id) == steward::proto::STATE_CANCELED; }, absl::Seconds(20)));
   CHECK(Show(c, id).result().stdout() == "before\n");
 }
+
+TEST_CASE("a command waiting on its node behind another is canceled there and never runs",
+          "[integration][control]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const fs::path pidfile = c.dir().path() / "ahead.pid";
+  const std::string ahead = SendNoWait(c, Concat({"--domain", "d1", "ship1"}, Sleeper("ahead", pidfile)));
+  REQUIRE(WaitUntil([&] { return Exists(pidfile); }, absl::Seconds(20)));
+  // Delivered to the agent, which holds it in d1's queue: no "received" yet.
+  const fs::path ran = c.dir().path() / "behind.ran";
+  const std::string behind = SendNoWait(c, {"--domain", "d1", "ship1", "--", "touch", ran.string()});
+  REQUIRE(WaitUntil([&] { return Show(c, behind).attempts() >= 1; }, absl::Seconds(10)));
+  RunResult r = c.Ctl({"cancel", behind});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(StateOf(c, behind) == steward::proto::STATE_CANCELED);
+  // The command ahead ends; d1's queue moves on; a later d1 command runs after it.
+  CHECK(c.Ctl({"cancel", ahead}).exit_code == 0);
+  RunResult after = c.Ctl({"send", "--domain", "d1", "ship1", "--", "echo", "after"});
+  CHECK(after.exit_code == 0);
+  CHECK_FALSE(Exists(ran));
+  CHECK(StateOf(c, behind) == steward::proto::STATE_CANCELED);
+}

@@ -226,6 +226,26 @@ TEST_CASE("Stop kills a running or in-flight command once and answers a finished
   CHECK(late.status().message() == "command run already finished: canceled");
 }
 
+TEST_CASE("a command sent without an answer is canceled here and its node is told", "[station][control]") {
+  CommandTable t;
+  Changes ch;
+  t.Add(Job("q", proto::ON_BUSY_REJECT, 0, "ship1", false), kT0);
+  std::vector<Dispatch> d = t.TakeDue(kT0, SendAll, ch);
+  REQUIRE(d.size() == 1);
+  t.OnTimeout("q", d[0].gen, kT0 + absl::Seconds(2));  // backing off: not in flight
+  ch = Changes{};
+  absl::StatusOr<bool> asked = t.Stop("q", "dave", kT0 + absl::Seconds(3), ch);
+  REQUIRE(asked.ok());
+  CHECK(*asked);
+  CHECK(StateOf(t, "q") == proto::STATE_CANCELED);
+  REQUIRE(ch.kills.size() == 1);  // it may wait in the node's queue: recorded canceled there
+  REQUIRE(ch.writes.size() == 1);
+  CHECK(ch.writes[0].record.marks().cancel_by() == "dave");
+  CHECK(ch.writes[0].record.state() == proto::STATE_CANCELED);
+  // Never sent again.
+  CHECK(t.TakeDue(kT0 + absl::Hours(1), SendAll, ch).empty());
+}
+
 TEST_CASE("after a restart the delivered job holds the slot again and the queue is rebuilt in order",
           "[station][control]") {
   CommandTable t;
