@@ -234,3 +234,36 @@ TEST_CASE("a command waiting on its node behind another is canceled there and ne
   CHECK_FALSE(Exists(ran));
   CHECK(StateOf(c, behind) == steward::proto::STATE_CANCELED);
 }
+
+TEST_CASE("a job interrupted by an agent kill ends truthfully, never runs twice, and frees the slot",
+          "[integration][control]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const fs::path runs = c.dir().path() / "runs";
+  const fs::path pidfile = c.dir().path() / "job.pid";
+  // Counts its runs, then sleeps (its pid in pidfile).
+  const std::string job = SendNoWait(
+      c, {"--exclusive", "ship1", "--shell", "--",
+          absl::StrCat("echo run >> ", runs.string(), "; echo $$ > ", pidfile.string(), ".tmp; mv ",
+                       pidfile.string(), ".tmp ", pidfile.string(), "; exec sleep 60")});
+  REQUIRE(WaitUntil([&] { return Exists(pidfile); }, absl::Seconds(20)));
+  const fs::path ran = c.dir().path() / "queued.ran";
+  const std::string queued =
+      SendNoWait(c, {"--exclusive", "--on-busy", "queue", "ship1", "--", "touch", ran.string()});
+  c.StopAgent("ship1", SIGKILL);
+  ::kill(ReadPid(pidfile), SIGKILL);  // what outlived its agent (its own process group)
+  c.StartAgent("ship1");
+  // The restarted agent reports it interrupted (outcome unknown), and never runs it again.
+  CHECK(WaitUntil([&] { return StateOf(c, job) == steward::proto::STATE_FAILED; }, absl::Seconds(20)));
+  CHECK_THAT(Show(c, job).result().error(), Catch::Contains("interrupted"));
+  // The slot is free again: the queued job runs by itself.
+  CHECK(WaitUntil([&] { return Exists(ran); }, absl::Seconds(20)));
+  // A cancel now says what it came to.
+  RunResult r = c.Ctl({"cancel", job});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("already finished: failed"));
+  std::ifstream in(runs);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(all == "run\n");
+}
