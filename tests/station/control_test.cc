@@ -8,6 +8,7 @@
 
 #include "common/protocol.h"
 #include "station/commands.h"
+#include "tests/station/command_fixtures.h"
 
 namespace steward::station {
 namespace {
@@ -16,14 +17,8 @@ const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
 
 proto::CommandState Job(const std::string& id, proto::OnBusy on_busy = proto::ON_BUSY_REJECT, int priority = 0,
                         const std::string& node = "ship1", bool exclusive = true) {
-  proto::CommandState s;
-  s.set_id(id);
-  s.set_node(node);
-  s.set_state(proto::STATE_QUEUED);
-  s.mutable_command()->set_id(id);
-  s.mutable_command()->set_to_node(node);
+  proto::CommandState s = Queued(id, node);
   s.mutable_command()->set_domain("operatingsystem");
-  s.mutable_command()->set_timeout_ms(60'000);
   s.mutable_command()->add_argv("recover-" + id);
   s.set_created_unix_ms(absl::ToUnixMillis(kT0));
   s.set_updated_unix_ms(absl::ToUnixMillis(kT0));
