@@ -229,6 +229,7 @@ bool Agent::Alive(absl::Duration quiet) const {
 void Agent::Shutdown() {
   if (shut_down_.exchange(true)) return;
   cancel_.Notify();
+  if (processor_) processor_->StopAll();
   heartbeat_.Stop();
   if (dispatcher_) dispatcher_->StopIntake();
   if (supervisor_) supervisor_->Shutdown();

@@ -9,6 +9,7 @@ MethodRegistry BuiltinMethods() {
   r.Register(kMethodPing, NewPingMethod);
   r.Register(kMethodShell, NewShellCommandMethod);
   r.Register(kMethodEcho, NewEchoMethod);
+  r.Register(kMethodCancel, NewCancelMethod);
   return r;
 }
 

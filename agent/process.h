@@ -9,10 +9,12 @@
 // Thread-safe: the processes of many subjects run at once.
 #pragma once
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
-#include <optional>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -40,7 +42,7 @@ using WorkQueue = BoundedQueue<Work>;
 absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std::string& reply,
                       proto::Ack ack);
 
-class CommandProcessor {
+class CommandProcessor final : public CommandControl {
  public:
   // What the processor borrows; everything must outlive it.
   struct Parts {
@@ -68,6 +70,16 @@ class CommandProcessor {
   absl::Status SendResult(const std::string& domain, const std::string& request_id,
                           proto::Ack ack);
 
+  // CommandControl: a command running here gets its stop notified (its process group
+  // is killed, TERM then KILL after the cancel grace; its result says "canceled by
+  // `by`" with the output so far); one never received is recorded as canceled, so it
+  // never runs, and that result goes to the station; a finished one is left alone.
+  absl::StatusOr<std::string> CancelCommand(const std::string& id, const std::string& domain,
+                                            const std::string& by) override ABSL_LOCKS_EXCLUDED(running_mu_);
+  // The agent shuts down: every running command is stopped (Parts::cancel is notified
+  // first, so a command starting afterwards stops at once).
+  void StopAll() ABSL_LOCKS_EXCLUDED(running_mu_);
+
   // What the command log holds for command `id` (nullopt: never received here).
   std::optional<proto::Ack> Recorded(const std::string& id) const;
 
@@ -79,7 +91,18 @@ class CommandProcessor {
   // Records the results a full disk kept from the command log, while there is room.
   void RecordLater() ABSL_LOCKS_EXCLUDED(unrecorded_mu_);
 
+  // A command between its registration (before it is recorded) and its result.
+  struct Running {
+    absl::Notification stop;
+    std::string canceled_by;  // set before stop is notified by an operator's cancel
+    absl::Time since = absl::Now();
+  };
+
   const Parts parts_;
+  // Held across a cancel's look-up and record, and to register a command before it is
+  // recorded: a cancel either finds the command here, or records it canceled first.
+  absl::Mutex running_mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Running>> running_ ABSL_GUARDED_BY(running_mu_);
   absl::Mutex unrecorded_mu_;
   std::vector<proto::Ack> unrecorded_ ABSL_GUARDED_BY(unrecorded_mu_);
 };

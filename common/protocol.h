@@ -21,6 +21,9 @@ inline constexpr size_t kMaxMessageBytes = size_t{8} << 20;
 inline constexpr char kMethodPing[] = "ping";
 inline constexpr char kMethodShell[] = "shellcommand";
 inline constexpr char kMethodEcho[] = "echo";  // durable, runs nothing: answers its argv
+// Sent by the station only (stewardctl cancel, preemption): argv = {command id}; stops
+// that command on the node, or makes sure it never runs there.
+inline constexpr char kMethodCancel[] = "cancel";
 // Events nodes send to the station.
 inline constexpr char kEventResult[] = "result";
 inline constexpr char kEventHello[] = "hello";
