@@ -420,9 +420,10 @@ void Cancel(Router& r, const httplib::Request& req, httplib::Response& res, cons
   c.add_ids(req.matches[1]);
   API_ASSIGN(std::vector<proto::CommandState> exists, r.core().States({c.ids(0)}));  // 404 when unknown
   absl::StatusOr<proto::CommandStates> out = CallRpcAs<proto::CommandStates>(r.rpc(), kStationCancel, c, who);
-  RecordWrite(r, who, "cancel", c.ids(0), exists.front().node(),
-               out.ok() ? "ok" : std::string(out.status().message()));
   if (!out.ok()) {
+    // A cancel that is done is in the audit from the station's cancel itself; a refusal
+    // is recorded here.
+    RecordWrite(r, who, "cancel", c.ids(0), exists.front().node(), std::string(out.status().message()));
     // "already succeeded", "already delivered": the command's state says no.
     return SendStatus(res, absl::IsInvalidArgument(out.status()) ? absl::FailedPreconditionError(out.status().message())
                                                                  : out.status());

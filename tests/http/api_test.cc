@@ -160,12 +160,15 @@ TEST_CASE("HTTP writes need a valid operator token and are audited", "[integrati
   Reply audit = Http(port, "GET", "/api/v1/audit?limit=100");
   REQUIRE(audit.status == 200);
   bool submit = false, refused = false;
+  int cancels = 0;
   for (const auto& a : audit.json["actions"]) {
     if (a["action"] == "submit" && a["outcome"] == "ok") submit = a["operator"].get<std::string>().rfind("alice", 0) == 0;
     if (a["outcome"].get<std::string>().find("read-only") != std::string::npos) refused = true;
+    if (a["action"] == "cancel" && a["target"] == id) ++cancels;
   }
   CHECK(submit);
   CHECK(refused);
+  CHECK(cancels == 1);  // the refused cancel, once
 }
 
 TEST_CASE("HTTP on an address other than loopback needs TLS and tokens", "[integration][http]") {
