@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "agent/command_runner.h"
+#include "agent/control.h"
 #include "proto/steward.pb.h"
 
 namespace steward::agent {
@@ -29,6 +30,9 @@ struct ExecContext {
   const absl::Notification& cancel;  // notified when the agent shuts down
   CommandRunner& runner;
   const MethodLimits& limits;
+  // The agent's own operations (status, stop/start of handlers); null where there is
+  // no agent around the method (the node simulator).
+  AgentControl* control = nullptr;
 };
 
 // A method implementation. Thread-compatible: each process (subject) owns its own
@@ -66,11 +70,15 @@ class MethodRegistry {
   std::map<std::string, MethodFactory> factories_;
 };
 
-// The methods every agent has (ping, shellcommand, echo).
+// The methods every agent has (ping, shellcommand, echo, status, process, config, copy).
 MethodRegistry BuiltinMethods();
 
 std::unique_ptr<Method> NewPingMethod();
 std::unique_ptr<Method> NewShellCommandMethod();
 std::unique_ptr<Method> NewEchoMethod();
+std::unique_ptr<Method> NewStatusMethod();
+std::unique_ptr<Method> NewProcessMethod();
+std::unique_ptr<Method> NewConfigMethod();
+std::unique_ptr<Method> NewCopyMethod();
 
 }  // namespace steward::agent

@@ -43,19 +43,23 @@ absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std
 }
 
 absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& method_name,
-                                   WorkQueue& queue) {
+                                   Handler& handler) {
   std::unique_ptr<Method> method = (*parts_.methods->Find(method_name))();
-  while (std::optional<Work> work = queue.Pop()) {
-    if (ctx.stopping() || parts_.cancel->HasBeenNotified()) break;
-    STEWARD_RETURN_IF_ERROR(Handle(ctx, *method, *work));
+  while (std::optional<Work> work = handler.queue.Pop()) {
+    // Stopped by an operator: what is still queued was never acknowledged; the
+    // station sends it again and it is rejected then ("stopped by operator").
+    if (ctx.stopping() || parts_.cancel->HasBeenNotified() || handler.stopped.load()) break;
+    STEWARD_RETURN_IF_ERROR(Handle(ctx, *method, *work, &handler));
   }
   return absl::OkStatus();
 }
 
-absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const Work& work) {
+absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const Work& work,
+                                      Handler* handler) {
   const proto::Envelope& cmd = work.command;
   const std::string& node = parts_.events->node();
-  ExecContext exec{cmd, node, *parts_.cancel, *parts_.runner, *parts_.limits};
+  ExecContext exec{cmd,           node, handler != nullptr ? handler->cancel : *parts_.cancel,
+                   *parts_.runner, *parts_.limits, parts_.control};
   auto reply = [&](const proto::Ack& ack) {
     if (absl::Status st = ReplyAck(parts_.conn, *parts_.events, work.reply, ack); !st.ok()) {
       ctx.Report(Severity::kWarning, st);
@@ -88,7 +92,20 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
   }
   reply(received);
 
+  if (handler != nullptr) {
+    absl::MutexLock lock(&handler->mu);
+    handler->current = cmd.id();
+    handler->current_since = absl::Now();
+  }
   absl::StatusOr<proto::Ack> result = method.Execute(exec);
+  if (handler != nullptr) {
+    {
+      absl::MutexLock lock(&handler->mu);
+      handler->current.clear();
+    }
+    ++handler->handled;
+    if (!result.ok() || result->outcome() != proto::OUTCOME_SUCCEEDED) ++handler->failed;
+  }
   if (!result.ok()) {
     // The process is broken; the command still gets a truthful final word.
     proto::Ack err = NewAck(cmd.id(), node, proto::STAGE_RESULT, proto::OUTCOME_ERROR);

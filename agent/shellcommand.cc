@@ -39,7 +39,7 @@ class ShellCommandMethod final : public Method {
       ack.set_error(absl::StrCat("timed out after ", absl::FormatDuration(spec->timeout)));
     } else if (r->canceled) {
       ack.set_outcome(proto::OUTCOME_FAILED);
-      ack.set_error("canceled: the agent is shutting down");
+      ack.set_error("canceled: the agent is shutting down, or an operator stopped this process");
     } else if (!r->exited || r->exit_code != 0) {
       ack.set_outcome(proto::OUTCOME_FAILED);
     }

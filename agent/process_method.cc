@@ -1,0 +1,47 @@
+// process: an operator stops or starts one of the agent's command handlers.
+//   argv: stop METHOD/DOMAIN [--cancel-running] | start METHOD/DOMAIN
+// A stopped handler has no thread; commands for it are rejected "stopped by operator"
+// until it is started, across agent restarts (see Dispatcher::StopHandler).
+#include "absl/strings/str_cat.h"
+#include "agent/method.h"
+#include "common/protocol.h"
+
+namespace steward::agent {
+namespace {
+
+class ProcessMethod final : public Method {
+ public:
+  absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) override {
+    const proto::Envelope& cmd = ctx.command;
+    if (ctx.control == nullptr) return RejectAck(cmd.id(), ctx.node, "process control is not available here");
+    const auto& argv = cmd.argv();
+    const bool cancel = argv.size() == 3 && argv[2] == "--cancel-running";
+    const bool stop = argv.size() >= 2 && argv[0] == "stop" && (argv.size() == 2 || cancel);
+    const bool start = argv.size() == 2 && argv[0] == "start";
+    if (!stop && !start) {
+      return RejectAck(cmd.id(), ctx.node, "usage: process stop METHOD/DOMAIN [--cancel-running] | start METHOD/DOMAIN");
+    }
+    proto::Ack ack = NewAck(cmd.id(), ctx.node, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
+    ack.set_started_unix_ms(NowUnixMillis());
+    absl::StatusOr<std::string> done =
+        stop ? ctx.control->StopHandler(argv[1], cancel) : ctx.control->StartHandler(argv[1]);
+    if (done.ok()) {
+      ack.set_exit_code(0);
+      ack.set_stdout(absl::StrCat(*done, "\n"));
+    } else {
+      // Refused (a running command, a bad name, the state file not written): nothing
+      // changed, and the operator reads why.
+      ack.set_outcome(proto::OUTCOME_FAILED);
+      ack.set_exit_code(1);
+      ack.set_error(std::string(done.status().message()));
+    }
+    ack.set_finished_unix_ms(NowUnixMillis());
+    return ack;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Method> NewProcessMethod() { return std::make_unique<ProcessMethod>(); }
+
+}  // namespace steward::agent
