@@ -55,7 +55,7 @@ Agent::Agent(AgentOptions options, MethodRegistry methods, std::unique_ptr<Comma
       log_(std::move(log)),
       events_(options_.node, options_.station, options_.instance_id, options_.security.node_key),
       heartbeat_(events_, methods_.Names(), options_.heartbeat,
-                 options_.security.node_key ? options_.security.node_key->public_key : "") {}
+                 options_.security.node_key ? options_.security.node_key->public_key : "", options_.facts) {}
 
 Agent::~Agent() { Shutdown(); }
 

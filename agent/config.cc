@@ -77,6 +77,10 @@ std::unique_ptr<CLI::App> NewApp(Settings& f) {
       ->type_name("FILE,...");
   app->add_option("--node-key", f.node_key, "This node's signing key (default <data-dir>/node.key, made if missing)")
       ->type_name("FILE");
+  app->add_option("--facts", f.facts,
+                  "Custom facts for targeting: a file of key=value lines (fact.KEY in --where), read "
+                  "again for every hello")
+      ->type_name("FILE");
   return app;
 }
 
@@ -91,6 +95,7 @@ absl::StatusOr<AgentOptions> BuildOptions(const Settings& s, const config::Effec
   opts.node = s.node;
   opts.station = s.station;
   opts.heartbeat = s.heartbeat;
+  opts.facts.file = s.facts;
   // One setting: a signed command must expire within the time its id is kept, so a
   // replay within its lifetime is always recognised.
   opts.security.max_ttl = s.keep_results;

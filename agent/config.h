@@ -41,6 +41,7 @@ struct Settings {
   int64_t intake_max_mb = 16;
   std::vector<std::string> trust;
   std::string node_key;
+  std::string facts;
 };
 
 // NewApp makes the agent's command line, bound to `s`.

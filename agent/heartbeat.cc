@@ -13,7 +13,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 #include "common/protocol.h"
 #include "proto/steward.pb.h"
 
@@ -64,11 +66,12 @@ void Heartbeat::SetStats(std::function<void(proto::AgentStats&)> fill, std::stri
 }
 
 Heartbeat::Heartbeat(const EventWriter& events, std::vector<std::string> methods,
-                     absl::Duration interval, std::string public_key)
+                     absl::Duration interval, std::string public_key, FactsOptions facts)
     : events_(events),
       methods_(std::move(methods)),
       interval_(interval),
       public_key_(std::move(public_key)),
+      facts_(std::move(facts)),
       started_(absl::Now()) {}
 
 void Heartbeat::Wake() {
@@ -131,6 +134,12 @@ void Heartbeat::SendHello(RequestPump& pump) {
   }
   if (!public_key_.empty()) hello.set_public_key(public_key_);
   hello.set_instance_id(events_.instance_id());
+  std::vector<std::string> problems;
+  *hello.mutable_facts() = ReadFacts(facts_, &problems);
+  if (std::string p = absl::StrJoin(problems, "; "); p != facts_problems_) {
+    if (!p.empty()) STEWARD_LOG_WARNING("facts: {}", p);
+    facts_problems_ = std::move(p);
+  }
   proto::AgentStats* stats = hello.mutable_stats();
   stats->set_at_unix_ms(NowUnixMillis());
   ReadResources(data_dir_, *stats);

@@ -1,7 +1,8 @@
 // Heartbeat: the supervised "heartbeat" process. It sends the station a hello event
 // (version, start time, host, OS, load, methods, heartbeat interval, the node's public
-// key) every interval, at once after a reconnect (Wake), and again after 500 ms (or
-// the interval, when shorter) while the station has not confirmed the last one.
+// key, its facts for targeting: agent/facts.h) every interval, at once after a
+// reconnect (Wake), and again after 500 ms (or the interval, when shorter) while the
+// station has not confirmed the last one.
 // Hellos are not spooled: a stale one is worthless, the next one follows.
 //
 // Thread-safe.
@@ -16,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/events.h"
+#include "agent/facts.h"
 #include "agent/supervisor.h"
 #include "common/request_pump.h"
 #include "proto/steward.pb.h"
@@ -33,7 +35,7 @@ class Heartbeat {
 
   // `events` must outlive the heartbeat. `public_key`: the node key's, "" for none.
   Heartbeat(const EventWriter& events, std::vector<std::string> methods,
-            absl::Duration interval, std::string public_key);
+            absl::Duration interval, std::string public_key, FactsOptions facts = {});
 
   // The process body: sends hellos through `pump` until Stop.
   absl::Status Run(ProcessContext& ctx, RequestPump& pump) ABSL_LOCKS_EXCLUDED(mu_);
@@ -60,7 +62,9 @@ class Heartbeat {
   const std::vector<std::string> methods_;
   absl::Duration interval_ ABSL_GUARDED_BY(mu_);
   const std::string public_key_;
+  const FactsOptions facts_;
   const absl::Time started_;
+  std::string facts_problems_;  // reported when they change (SendHello's thread only)
   std::function<void()> tick_;
   std::function<void(proto::AgentStats&)> fill_stats_;
   std::string data_dir_;

@@ -11,6 +11,7 @@
 
 #include "absl/time/time.h"
 #include "agent/acl.h"
+#include "agent/facts.h"
 #include "agent/method.h"
 #include "agent/syslog/config.h"
 #include "agent/supervisor.h"
@@ -60,6 +61,7 @@ struct AgentOptions {
   // The agent's data directory: the free space under it rides in its hellos.
   std::string data_dir;
   absl::Duration heartbeat = absl::Seconds(5);
+  FactsOptions facts;  // reported in every hello
   size_t queue_capacity = 64;  // per subject
   // What the node buffers of commands not yet taken by its dispatcher: a flood at its
   // subjects costs at most this much memory (a small edge box has little to spare);

@@ -60,7 +60,10 @@ class ShellCommandMethod final : public Method {
       spec.argv.assign(cmd.argv().begin(), cmd.argv().end());
     }
     spec.working_dir = cmd.shell().working_dir();
-    spec.env.assign(cmd.shell().env().begin(), cmd.shell().env().end());
+    // Who runs it, for scripts that log or branch on it (the operator's --env comes
+    // after, and wins).
+    spec.env = {absl::StrCat("STEWARD_NODE=", ctx.node), absl::StrCat("STEWARD_COMMAND_ID=", cmd.id())};
+    spec.env.insert(spec.env.end(), cmd.shell().env().begin(), cmd.shell().env().end());
     const MethodLimits& lim = ctx.limits;
     spec.timeout = cmd.timeout_ms() > 0 ? absl::Milliseconds(cmd.timeout_ms()) : lim.default_timeout;
     spec.timeout = std::min(spec.timeout, lim.max_timeout);

@@ -19,6 +19,8 @@
 // a fresh installation), one outbox per connection is shared by its nodes, commands of
 // one node may run on several workers at once, and hellos carry no resource stats.
 //
+// --facts-dir gives each node its own facts (targeting tests); otherwise every node
+// reports this host's.
 // Run: node_simulator --nats URL --nodes 10000 [--connections 8]; SIGTERM stops.
 #include <signal.h>
 #include <unistd.h>
@@ -28,6 +30,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <functional>
 #include <memory>
@@ -47,6 +50,7 @@
 #include "agent/command_log.h"
 #include "agent/command_runner.h"
 #include "agent/events.h"
+#include "agent/facts.h"
 #include "agent/method.h"
 #include "agent/process.h"
 #include "agent/supervisor.h"
@@ -77,6 +81,9 @@ struct Config {
   absl::Duration spread = absl::Seconds(1);  // first hellos spread over this
   std::string url;
   std::string station = "station";
+  // Facts per node for targeting tests: DIR/<node>.facts (key=value lines, as
+  // steward-agent --facts) and DIR/<node>.os-release, each when present.
+  std::string facts_dir;
 };
 
 constexpr absl::Duration kHelloTimeout = absl::Seconds(5);
@@ -111,6 +118,7 @@ struct SimNode {
   std::unique_ptr<steward::agent::CommandLog> log;
   std::unique_ptr<CommandProcessor> processor;
   steward::nats::SubscriptionPtr sub;
+  steward::proto::Facts facts;  // read once at start
   std::atomic<int64_t> hello_due_ms{0};
   std::atomic<bool> hello_in_flight{false};
 };
@@ -166,6 +174,7 @@ class Simulator {
       STEWARD_ASSIGN_OR_RETURN(uint32_t inbox,
                                g->pump->AddInbox(steward::kNodeInboxPrefix + name));
       auto node = std::make_unique<SimNode>(this, g, std::move(name), inbox, cfg_);
+      node->facts = ReadNodeFacts(node->name);
       node->processor = std::make_unique<CommandProcessor>(CommandProcessor::Parts{
           .methods = &methods_,
           .limits = &limits_,
@@ -276,6 +285,20 @@ class Simulator {
     return absl::OkStatus();
   }
 
+  // Each simulated node is a unit of its own kind when --facts-dir gives its facts.
+  steward::proto::Facts ReadNodeFacts(const std::string& node) const {
+    steward::agent::FactsOptions opts;
+    if (!cfg_.facts_dir.empty()) {
+      const std::string base = absl::StrCat(cfg_.facts_dir, "/", node);
+      if (std::filesystem::exists(base + ".facts")) opts.file = base + ".facts";
+      if (std::filesystem::exists(base + ".os-release")) opts.os_release = base + ".os-release";
+    }
+    std::vector<std::string> problems;
+    steward::proto::Facts facts = steward::agent::ReadFacts(opts, &problems);
+    for (const std::string& p : problems) STEWARD_LOG_WARNING("{}: facts: {}", node, p);
+    return facts;
+  }
+
   void SendHello(SimNode& node) {
     steward::proto::Hello hello;
     hello.set_version(STEWARD_VERSION);
@@ -285,6 +308,7 @@ class Simulator {
     for (const std::string& m : methods_.Names()) hello.add_methods(m);
     hello.set_heartbeat_ms(absl::ToInt64Milliseconds(cfg_.heartbeat));
     hello.set_instance_id(node.events.instance_id());
+    *hello.mutable_facts() = node.facts;
     hello.mutable_stats()->set_at_unix_ms(steward::NowUnixMillis());
     absl::StatusOr<steward::OutboxItem> ev =
         node.events.Make(steward::kEventHello, "agent", hello.SerializeAsString());
@@ -398,6 +422,10 @@ int main(int argc, char** argv) {
                             "The first hellos are spread over this (then each node keeps its phase)");
   app.add_option("--station", cfg.station, "Name of the station node")
       ->check(steward::cli::Checked(steward::subjects::ValidateToken));
+  app.add_option("--facts-dir", cfg.facts_dir,
+                 "Facts per node for targeting: DIR/<node>.facts (key=value lines, as "
+                 "steward-agent --facts) and DIR/<node>.os-release, each when present")
+      ->check(CLI::ExistingDirectory);
   if (std::optional<int> done = steward::cli::Parse(app, argc, argv)) return *done;
   if (cfg.heartbeat <= absl::ZeroDuration()) {
     return steward::cli::UsageError(app, "--heartbeat must be positive");

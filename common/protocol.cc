@@ -75,6 +75,23 @@ bool IsTerminal(proto::State s) {
   }
 }
 
+const char* JobStateName(proto::JobState s) {
+  switch (s) {
+    case proto::JOB_RUNNING: return "running";
+    case proto::JOB_WAITING: return "waiting";
+    case proto::JOB_DONE: return "done";
+    case proto::JOB_ABORTED: return "aborted";
+    case proto::JOB_OPEN: return "open";
+    case proto::JOB_CLOSED: return "closed";
+    case proto::JOB_EXPIRED: return "expired";
+    default: return "unspecified";
+  }
+}
+
+bool IsOpenJob(proto::JobState s) {
+  return s == proto::JOB_RUNNING || s == proto::JOB_WAITING || s == proto::JOB_OPEN;
+}
+
 const char* NodeStatusName(proto::NodeStatus s) {
   switch (s) {
     case proto::NODE_UNKNOWN:

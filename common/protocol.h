@@ -45,6 +45,13 @@ inline constexpr char kStationAcl[] = "acl";
 inline constexpr char kStationAudit[] = "audit";
 inline constexpr char kStationForget[] = "forget";
 inline constexpr char kStationRetry[] = "retry";
+// Targeting, rollouts and schedules (station/targeting_api.h).
+inline constexpr char kStationTargets[] = "targets";
+inline constexpr char kStationTag[] = "tag";
+inline constexpr char kStationLaunch[] = "launch";
+inline constexpr char kStationJob[] = "job";
+inline constexpr char kStationClose[] = "close";
+inline constexpr char kStationSchedule[] = "schedule";
 inline constexpr char kStationPause[] = "pause";              // PauseRequest: pause or resume dispatch
 inline constexpr char kStationMaintenance[] = "maintenance";  // MaintenanceRequest
 inline constexpr char kStationToken[] = "token";              // TokenRequest: HTTP tokens
@@ -72,6 +79,10 @@ bool IsTerminal(proto::State s);
 const char* StageName(proto::Stage s);
 // "unknown", "online", "offline", "pending".
 const char* NodeStatusName(proto::NodeStatus s);
+// A job's state: "running", "waiting", "done", "aborted", "open", "closed", "expired".
+const char* JobStateName(proto::JobState s);
+// Whether the station still follows a job in state `s` (running, waiting, open).
+bool IsOpenJob(proto::JobState s);
 
 // NewEnvelope fills version, a fresh id, from/to, kind, method, domain and creation time.
 proto::Envelope NewEnvelope(absl::string_view from, absl::string_view to, proto::Kind kind,

@@ -154,6 +154,34 @@ absl::StatusOr<proto::NodesReply> Client::Nodes(const std::string& node, absl::D
   return ParseAs<proto::NodesReply>(Call(kStationNodes, req.SerializeAsString(), timeout));
 }
 
+absl::StatusOr<proto::TargetsReply> Client::Targets(const proto::TargetsRequest& req, absl::Duration timeout) {
+  return ParseAs<proto::TargetsReply>(Call(kStationTargets, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::TagReply> Client::Tag(const proto::TagRequest& req, absl::Duration timeout) {
+  return ParseAs<proto::TagReply>(Call(kStationTag, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::LaunchReply> Client::Launch(const proto::LaunchRequest& req, absl::Duration timeout) {
+  return ParseAs<proto::LaunchReply>(Call(kStationLaunch, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::JobReply> Client::Job(const std::string& id, absl::Duration timeout) {
+  proto::JobRequest req;
+  req.set_id(id);
+  return ParseAs<proto::JobReply>(Call(kStationJob, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::AclReply> Client::Close(const std::string& id, absl::Duration timeout) {
+  proto::CloseRequest req;
+  req.set_id(id);
+  return ParseAs<proto::AclReply>(Call(kStationClose, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::ScheduleReply> Client::Schedule(const proto::ScheduleRequest& req, absl::Duration timeout) {
+  return ParseAs<proto::ScheduleReply>(Call(kStationSchedule, req.SerializeAsString(), timeout));
+}
+
 absl::StatusOr<proto::DispatchSwitch> Client::Pause(const proto::PauseRequest& req, absl::Duration timeout) {
   return ParseAs<proto::DispatchSwitch>(Call(kStationPause, req.SerializeAsString(), timeout));
 }

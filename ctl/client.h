@@ -63,6 +63,13 @@ class Client {
   absl::StatusOr<proto::AclReply> Forget(const std::string& node, bool cancel,
                                          absl::Duration timeout);
 
+  // Targeting (README: Targeting, rollouts and schedules).
+  absl::StatusOr<proto::TargetsReply> Targets(const proto::TargetsRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::TagReply> Tag(const proto::TagRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::LaunchReply> Launch(const proto::LaunchRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::JobReply> Job(const std::string& id, absl::Duration timeout);
+  absl::StatusOr<proto::AclReply> Close(const std::string& id, absl::Duration timeout);
+  absl::StatusOr<proto::ScheduleReply> Schedule(const proto::ScheduleRequest& req, absl::Duration timeout);
   // Pause (pause = true) or resume dispatch; the switch as it is then.
   absl::StatusOr<proto::DispatchSwitch> Pause(const proto::PauseRequest& req, absl::Duration timeout);
   absl::StatusOr<proto::NodesReply> Maintenance(const proto::MaintenanceRequest& req, absl::Duration timeout);

@@ -46,7 +46,7 @@ using Runner = std::function<int(const Globals&)>;
 using Setup = Runner (*)(CLI::App& command);
 
 // The subcommands, one setup each (ctl/send.cc, ctl/queries.cc, ctl/logs.cc,
-// ctl/security.cc).
+// ctl/security.cc, ctl/targeting.cc).
 Runner SetupSend(CLI::App& command);
 Runner SetupPing(CLI::App& command);
 Runner SetupCancel(CLI::App& command);
@@ -63,6 +63,11 @@ Runner SetupGroup(CLI::App& command);
 Runner SetupKeys(CLI::App& command);
 Runner SetupEnroll(CLI::App& command);
 Runner SetupNatsConfig(CLI::App& command);
+Runner SetupTargets(CLI::App& command);
+Runner SetupTag(CLI::App& command);
+Runner SetupRollout(CLI::App& command);
+Runner SetupClose(CLI::App& command);
+Runner SetupSchedule(CLI::App& command);
 Runner SetupPause(CLI::App& command);
 Runner SetupResume(CLI::App& command);
 Runner SetupMaintenance(CLI::App& command);

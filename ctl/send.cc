@@ -1,4 +1,6 @@
 // stewardctl send, ping and cancel: commands to nodes, through the station.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -8,6 +10,8 @@
 #include <fmt/format.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -16,8 +20,11 @@
 #include "common/log.h"  // fmt formats absl::string_view
 #include "common/protocol.h"
 #include "ctl/ctl.h"
+#include "ctl/render_jobs.h"
 #include "ctl/render_json.h"
 #include "ctl/render_text.h"
+#include "ctl/send.h"
+#include "targets/expression.h"
 
 namespace steward::ctl {
 namespace {
@@ -27,15 +34,27 @@ using proto::CommandState;
 struct SendOptions {
   std::vector<std::string> args;  // NODE[,NODE...] (without --all), then the command
   bool all = false;
+  std::string where;
   absl::Duration wait;
-  std::string domain = "operatingsystem";
-  std::string method = kMethodShell;
-  bool shell = false;
-  std::string cwd;
-  std::vector<std::string> env;
-  absl::Duration exec_timeout;
-  absl::Duration ttl;
+  CommandOptions command;
   bool no_wait = false;
+  bool allow_empty = false;
+  // A staged rollout.
+  std::string batch;  // "N" or "P%"
+  int canary = 0;
+  absl::Duration batch_wait;
+  absl::Duration batch_timeout;
+  std::string abort_on;  // "P%"
+  int abort_after = 0;
+  std::vector<std::string> count_as_failed{"timed_out"};
+  // A continuous job.
+  bool continuous = false;
+  absl::Duration expires_in;
+
+  bool staged() const {
+    return !batch.empty() || canary > 0 || batch_wait > absl::ZeroDuration() ||
+           batch_timeout > absl::ZeroDuration() || !abort_on.empty() || abort_after > 0;
+  }
 };
 
 // The exit status a finished command maps to, ssh style.
@@ -86,15 +105,10 @@ proto::SubmitRequest BuildSubmit(const SendOptions& o, const std::string& nodes,
   proto::SubmitRequest req;
   for (absl::string_view n : absl::StrSplit(nodes, ',', absl::SkipEmpty())) req.add_nodes(std::string(n));
   req.set_all_nodes(o.all);
-  proto::Envelope* cmd = req.mutable_command();
-  cmd->set_method(o.method);
-  cmd->set_domain(o.domain);
-  for (const std::string& a : argv) cmd->add_argv(a);
-  cmd->mutable_shell()->set_use_shell(o.shell);
-  cmd->mutable_shell()->set_working_dir(o.cwd);
-  for (const std::string& e : o.env) cmd->mutable_shell()->add_env(e);
-  cmd->set_timeout_ms(absl::ToInt64Milliseconds(o.exec_timeout));
-  if (o.ttl > absl::ZeroDuration()) cmd->set_expires_unix_ms(absl::ToUnixMillis(absl::Now() + o.ttl));
+  *req.mutable_command() = CommandTemplate(o.command, argv);
+  if (o.command.ttl > absl::ZeroDuration()) {
+    req.mutable_command()->set_expires_unix_ms(absl::ToUnixMillis(absl::Now() + o.command.ttl));
+  }
   return req;
 }
 
@@ -206,38 +220,16 @@ int FanOut(Client& client, const Globals& g, const proto::SubmitReply& submitted
   return rc;
 }
 
-int Send(Client& client, const Globals& g, const SendOptions& o, const std::string& nodes,
-         const std::vector<std::string>& argv) {
-  // One node: send and wait in one round trip. A fan-out prints results as they come.
-  const bool one_node = !o.all && nodes.find(',') == std::string::npos;
-  absl::Duration wait = o.wait;
-  if (wait <= absl::ZeroDuration()) wait = one_node ? g.timeout : absl::Seconds(30);
+// Waits up to `wait` for the commands of `submitted` and prints them: a fan-out one line
+// per node (FanOut), one node its output raw. The exit status: the highest of the
+// commands'.
+int Collect(Client& client, const Globals& g, const proto::SubmitReply& submitted, bool fanout,
+            absl::Duration wait) {
   const absl::Time deadline = absl::Now() + wait;
-  proto::SubmitRequest req = BuildSubmit(o, nodes, argv);
-  if (one_node && !o.no_wait) req.set_wait_ms(absl::ToInt64Milliseconds(wait));
-  auto submitted = client.Submit(req, g.timeout);
-  if (!submitted.ok()) {
-    std::string why(submitted.status().message());
-    if (req.wait_ms() > 0 && absl::IsDeadlineExceeded(submitted.status())) {
-      // Send-and-wait: the station may have stored the command and then gone away.
-      absl::StrAppend(&why, " (if it took the command, `stewardctl history --node ", nodes, "` shows it)");
-    }
-    return Fail(why);
-  }
-  if (o.no_wait) {
-    for (const proto::CommandRef& ref : submitted->commands()) {
-      if (g.json) {
-        PrintJson(ref);
-      } else {
-        fmt::print("{} {}\n", Escape(ref.node()), Escape(ref.id()));
-      }
-    }
-    return 0;
-  }
-  if (o.all || submitted->commands_size() > 1) return FanOut(client, g, *submitted, wait, deadline);
-  // One node.
-  const std::string& id = submitted->commands(0).id();
-  for (const CommandState& s : submitted->states()) {
+  if (fanout) return FanOut(client, g, submitted, wait, deadline);
+  if (submitted.commands_size() == 0) return Fail("the station sent no command");
+  const std::string& id = submitted.commands(0).id();
+  for (const CommandState& s : submitted.states()) {
     if (IsTerminal(s.state())) {
       PrintResult(s, g.json);
       return ExitStatusOf(s);
@@ -267,14 +259,231 @@ int Send(Client& client, const Globals& g, const SendOptions& o, const std::stri
                           s.node(), absl::FormatDuration(wait), s.id(), StateName(s.state()), s.id()));
 }
 
+void PrintRefs(const Globals& g, const proto::SubmitReply& submitted) {
+  for (const proto::CommandRef& ref : submitted.commands()) {
+    if (g.json) {
+      PrintJson(ref);
+    } else {
+      fmt::print("{} {}\n", Escape(ref.node()), Escape(ref.id()));
+    }
+  }
+}
+
+int Send(Client& client, const Globals& g, const SendOptions& o, const std::string& nodes,
+         const std::vector<std::string>& argv) {
+  // One node: send and wait in one round trip. A fan-out prints results as they come.
+  const bool one_node = !o.all && nodes.find(',') == std::string::npos;
+  absl::Duration wait = o.wait;
+  if (wait <= absl::ZeroDuration()) wait = one_node ? g.timeout : absl::Seconds(30);
+  proto::SubmitRequest req = BuildSubmit(o, nodes, argv);
+  if (one_node && !o.no_wait) req.set_wait_ms(absl::ToInt64Milliseconds(wait));
+  auto submitted = client.Submit(req, g.timeout);
+  if (!submitted.ok()) {
+    std::string why(submitted.status().message());
+    if (req.wait_ms() > 0 && absl::IsDeadlineExceeded(submitted.status())) {
+      // Send-and-wait: the station may have stored the command and then gone away.
+      absl::StrAppend(&why, " (if it took the command, `stewardctl history --node ", nodes, "` shows it)");
+    }
+    return Fail(why);
+  }
+  if (o.no_wait) {
+    PrintRefs(g, *submitted);
+    return 0;
+  }
+  return Collect(client, g, *submitted, o.all || submitted->commands_size() > 1, wait);
+}
+
+// Reads "N" or "P%" into a count or a share; false when it is neither.
+bool ParseCountOrShare(const std::string& text, int* count, double* percent) {
+  absl::string_view t(text);
+  if (absl::ConsumeSuffix(&t, "%")) return absl::SimpleAtod(t, percent) && *percent > 0 && *percent <= 100;
+  return absl::SimpleAtoi(t, count) && *count > 0;
+}
+
+// The rollout `o` asks for; a usage error in `why` when an option makes no sense.
+proto::RolloutSpec RolloutOf(const SendOptions& o, std::string* why) {
+  proto::RolloutSpec r;
+  int count = 0;
+  double percent = 0;
+  if (!o.batch.empty()) {
+    if (!ParseCountOrShare(o.batch, &count, &percent)) {
+      *why = absl::StrCat("--batch \"", o.batch, "\": a number of nodes (10) or a share of them (10%)");
+    }
+    r.set_batch_size(count);
+    r.set_batch_percent(percent);
+  }
+  if (o.canary < 0) *why = "--canary takes a number of nodes";
+  r.set_canary(o.canary);
+  r.set_batch_wait_ms(absl::ToInt64Milliseconds(o.batch_wait));
+  r.set_batch_timeout_ms(absl::ToInt64Milliseconds(o.batch_timeout));
+  if (!o.abort_on.empty()) {
+    count = 0;
+    percent = 0;
+    if (!absl::EndsWith(o.abort_on, "%") || !ParseCountOrShare(o.abort_on, &count, &percent)) {
+      *why = absl::StrCat("--abort-on \"", o.abort_on, "\": a share of the targets, such as 5%");
+    }
+    r.set_abort_percent(percent);
+  }
+  if (o.abort_after < 0) *why = "--abort-after takes a number of failures";
+  r.set_abort_after(o.abort_after);
+  for (const std::string& kind : o.count_as_failed) {
+    if (kind == "timed_out") {
+      r.set_timed_out_fails(true);
+    } else if (kind == "not_answered") {
+      r.set_not_answered_fails(true);
+    } else if (kind != "none") {
+      *why = absl::StrCat("--count-as-failed \"", kind, "\": timed_out, not_answered or none");
+    }
+  }
+  return r;
+}
+
+// One line on a rollout's progress: "rollout 01J...: batch 2 of 5 running; 7 of 20: 6
+// succeeded, 1 failed, 13 pending".
+std::string ProgressLine(const proto::JobReply& r) {
+  const proto::Job& job = r.job();
+  std::string where;
+  if (job.state() == proto::JOB_WAITING) {
+    const absl::Duration left = absl::FromUnixMillis(job.progress().next_release_unix_ms()) - absl::Now();
+    where = absl::StrCat("batch ", job.progress().released(), " of ", r.batches_size(), " ended, next in ",
+                         absl::FormatDuration(absl::Trunc(std::max(left, absl::ZeroDuration()), absl::Milliseconds(100))));
+  } else if (IsOpenJob(job.state())) {
+    where = absl::StrCat("batch ", job.progress().released(), " of ", r.batches_size(), " running");
+  } else {
+    where = JobStateText(job);
+  }
+  return absl::StrCat("rollout ", job.id(), ": ", where, "; ", Nodes(r.totals().targets()), ": ",
+                      CountsText(r.totals()));
+}
+
+void Forget(std::vector<std::string>& ids, const std::string& id) {
+  ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
+}
+
+// Follows a rollout until it ends (or `wait`, when given): each node's result as it
+// comes (one line per node, as a fan-out prints it), and its progress: a line rewritten
+// in place on a terminal, a line per change otherwise.
+int FollowRollout(Client& client, const Globals& g, const proto::LaunchReply& launched, absl::Duration wait) {
+  const std::string& id = launched.job().id();
+  const absl::Time deadline = wait > absl::ZeroDuration() ? absl::Now() + wait : absl::InfiniteFuture();
+  const bool tty = !g.json && ::isatty(STDOUT_FILENO) == 1;
+  std::vector<std::string> remaining;
+  for (const proto::CommandRef& ref : launched.submitted().commands()) remaining.push_back(ref.id());
+  int rc = 0;
+  int canceled = 0;
+  std::string shown;  // the progress line on screen (tty), or last printed
+  auto clear = [&] {
+    if (tty && !shown.empty()) fmt::print("\r\033[K");
+  };
+  proto::JobReply job;
+  while (true) {
+    if (!remaining.empty()) {
+      const absl::Duration left = std::max(deadline - absl::Now(), absl::Milliseconds(1));
+      auto states = client.Wait(remaining, std::min(absl::Seconds(1), left), /*any=*/true);
+      if (!states.ok()) return Fail(states.status());
+      for (const CommandState& s : states->commands()) {
+        Forget(remaining, s.id());
+        rc = std::max(rc, ExitStatusOf(s));
+        if (s.state() == proto::STATE_CANCELED && !s.result().error().empty()) {
+          ++canceled;  // stopped by the rollout: summed up at the end
+          continue;
+        }
+        clear();
+        if (g.json) {
+          PrintJson(s);
+        } else {
+          fmt::print("{}\n", FanOutLine(s));
+        }
+        if (tty && !shown.empty()) {
+          fmt::print("{}", shown);
+          std::fflush(stdout);
+        }
+      }
+    } else {
+      absl::SleepFor(absl::Milliseconds(500));
+    }
+    auto reply = client.Job(id, g.timeout);
+    if (!reply.ok()) return Fail(reply.status());
+    job = *std::move(reply);
+    if (!g.json) {
+      const std::string line = Escape(ProgressLine(job));
+      if (tty) {
+        clear();
+        fmt::print("{}", line);
+        std::fflush(stdout);
+        shown = line;
+      } else if (line != shown) {
+        fmt::print("{}\n", line);
+        std::fflush(stdout);
+        shown = line;
+      }
+    }
+    if (!IsOpenJob(job.job().state()) && remaining.empty()) break;
+    if (absl::Now() >= deadline) {
+      if (tty) fmt::print("\n");
+      fmt::print(stderr, "stewardctl: rollout {} goes on (stewardctl rollout show {})\n", Escape(id), Escape(id));
+      return kExitUnknown;
+    }
+  }
+  if (tty) fmt::print("\n");
+  if (g.json) PrintJson(job);
+  if (job.job().state() == proto::JOB_ABORTED || job.job().state() == proto::JOB_CLOSED) {
+    fmt::print(stderr, "stewardctl: {}{}\n", Escape(job.job().reason()),
+               canceled > 0 ? absl::StrCat("; ", canceled, canceled == 1 ? " command" : " commands",
+                                           " canceled before they were sent")
+                            : "");
+  }
+  return rc;
+}
+
+// A send by target: recorded with what it resolved to; staged or continuous as asked.
+int Launch(Client& client, const Globals& g, const SendOptions& o, const std::string& nodes,
+           const std::vector<std::string>& argv, const proto::RolloutSpec* rollout) {
+  proto::LaunchRequest req;
+  *req.mutable_target() = TargetSpecOf(nodes, o.all, o.where);
+  *req.mutable_command() = CommandTemplate(o.command, argv);
+  req.set_command_ttl_ms(absl::ToInt64Milliseconds(o.command.ttl));
+  if (rollout != nullptr) *req.mutable_rollout() = *rollout;
+  req.set_continuous(o.continuous);
+  if (o.expires_in > absl::ZeroDuration()) req.set_expires_unix_ms(absl::ToUnixMillis(absl::Now() + o.expires_in));
+  req.set_allow_empty(o.allow_empty);
+  auto launched = client.Launch(req, g.timeout);
+  if (!launched.ok()) return Fail(launched.status());
+  const proto::Job& job = launched->job();
+  const int n = launched->submitted().commands_size();
+  if (!g.json) {
+    std::string what = absl::StrCat("job ", job.id(), ": ", Nodes(n));
+    if (job.has_rollout()) {
+      int batches = 0;
+      for (const proto::JobTarget& t : job.targets()) batches = std::max(batches, t.batch() + 1);
+      absl::StrAppend(&what, " in ", batches, " batches");
+    }
+    if (job.continuous()) absl::StrAppend(&what, "; open: nodes that match later get the command too");
+    fmt::print(stderr, "stewardctl: {}\n", Escape(what));
+  }
+  if (n == 0) {
+    fmt::print(stderr, "stewardctl: {}; nothing sent{}\n", Escape(job.reason()),
+               job.continuous() ? " yet" : "");
+    return 0;
+  }
+  if (o.no_wait) {
+    PrintRefs(g, launched->submitted());
+    return 0;
+  }
+  if (job.has_rollout()) return FollowRollout(client, g, *launched, o.wait);
+  const bool fanout = n > 1 || nodes.find_first_of("*?[@,") != std::string::npos || o.all || !o.where.empty();
+  const int rc = Collect(client, g, launched->submitted(), fanout,
+                         o.wait > absl::ZeroDuration() ? o.wait : absl::Seconds(30));
+  if (job.continuous()) {
+    fmt::print(stderr, "stewardctl: job {} stays open: nodes that match later get the command (stewardctl close {})\n",
+               Escape(job.id()), Escape(job.id()));
+  }
+  return rc;
+}
+
 }  // namespace
 
-Runner SetupSend(CLI::App& cmd) {
-  auto o = std::make_shared<SendOptions>();
-  cmd.add_option("NODES", o->args, "NODE[,NODE...] (none with --all); the command follows after --");
-  cmd.add_flag("--all", o->all, "Every known node");
-  cli::AddDuration(cmd, "--wait", &o->wait,
-                   "How long to wait for results (default: --timeout for one node, 30s for a fan-out)");
+void AddCommandOptions(CLI::App& cmd, CommandOptions* o) {
   cmd.add_option("--domain", o->domain,
                  "Domain of the command's subject: commands of one domain run one after another, "
                  "different domains in parallel")
@@ -289,10 +498,79 @@ Runner SetupSend(CLI::App& cmd) {
   cli::AddDuration(cmd, "--exec-timeout", &o->exec_timeout,
                    "Kill the command after this long (default: the station's, 10m)");
   cli::AddDuration(cmd, "--ttl", &o->ttl,
-                   "Expire the command if not delivered within this long (default 24h)");
+                   "Expire the command if not delivered within this long (default 24h; a rollout's "
+                   "later batches too: give a rollout that takes longer a longer --ttl)");
+}
+
+proto::Envelope CommandTemplate(const CommandOptions& o, const std::vector<std::string>& argv) {
+  proto::Envelope cmd;
+  cmd.set_method(o.method);
+  cmd.set_domain(o.domain);
+  for (const std::string& a : argv) cmd.add_argv(a);
+  cmd.mutable_shell()->set_use_shell(o.shell);
+  cmd.mutable_shell()->set_working_dir(o.cwd);
+  for (const std::string& e : o.env) cmd.mutable_shell()->add_env(e);
+  cmd.set_timeout_ms(absl::ToInt64Milliseconds(o.exec_timeout));
+  return cmd;
+}
+
+void AddTargetOptions(CLI::App& cmd, std::string* where, bool* all) {
+  cmd.add_flag("--all", *all, "Every node heard from (not pending)");
+  cmd.add_option("--where", *where,
+                 "Only nodes this expression matches, e.g. 'os == \"debian\" and tag.role == \"radar\" and "
+                 "not maintenance' (README: Targeting)")
+      ->type_name("EXPR");
+}
+
+proto::TargetSpec TargetSpecOf(const std::string& nodes, bool all, const std::string& where) {
+  proto::TargetSpec spec;
+  for (absl::string_view n : absl::StrSplit(nodes, ',', absl::SkipEmpty())) spec.add_selectors(std::string(n));
+  spec.set_all_nodes(all);
+  spec.set_where(where);
+  return spec;
+}
+
+int CheckWhere(const CLI::App& cmd, const std::string& where) {
+  if (where.empty()) return 0;
+  absl::StatusOr<targets::Expression> e = targets::Expression::Parse(where);
+  if (e.ok()) return 0;
+  std::string caret = targets::Caret(where, e.status());
+  return cli::UsageError(cmd, absl::StrCat("--where: ", e.status().message(), caret.empty() ? "" : "\n", caret));
+}
+
+Runner SetupSend(CLI::App& cmd) {
+  auto o = std::make_shared<SendOptions>();
+  cmd.add_option("NODES", o->args,
+                 "NODE[,NODE...]: names, globs ('ship*') and @groups (none with --all or --where); the "
+                 "command follows after --");
+  AddTargetOptions(cmd, &o->where, &o->all);
+  cli::AddDuration(cmd, "--wait", &o->wait,
+                   "How long to wait for results (default: --timeout for one node, 30s for a fan-out, a "
+                   "rollout until it ends)");
+  AddCommandOptions(cmd, &o->command);
   cmd.add_flag("--no-wait", o->no_wait, "Print each node and command id, and return at once");
+  cmd.add_flag("--allow-empty", o->allow_empty,
+               "When no node matches, record the job and send nothing (else: refused)");
+  cmd.add_option("--batch", o->batch, "Staged rollout: release N nodes (or P% of them) at a time")
+      ->type_name("N|P%");
+  cmd.add_option("--canary", o->canary, "Staged rollout: a first batch of N nodes")->type_name("N");
+  cli::AddDuration(cmd, "--batch-wait", &o->batch_wait, "Staged rollout: pause this long after each batch");
+  cli::AddDuration(cmd, "--batch-timeout", &o->batch_timeout,
+                   "Staged rollout: a node with no result this long after its batch's release counts as "
+                   "not answered (default: the exec timeout plus 1m)");
+  cmd.add_option("--abort-on", o->abort_on, "Staged rollout: stop once failures reach P% of the nodes")
+      ->type_name("P%");
+  cmd.add_option("--abort-after", o->abort_after, "Staged rollout: stop after N failures")->type_name("N");
+  cli::AddList(cmd, "--count-as-failed", &o->count_as_failed,
+               "Staged rollout: what counts as a failure besides failed: timed_out, not_answered, none")
+      ->type_name("KIND,...")
+      ->default_str("timed_out");
+  cmd.add_flag("--continuous", o->continuous,
+               "Keep the job open: nodes that match later (enrolled, tagged) get the command once, until "
+               "`stewardctl close ID` or --expires-in");
+  cli::AddDuration(cmd, "--expires-in", &o->expires_in, "A continuous job closes after this long (default: never)");
   cmd.footer(
-      "Usage: stewardctl send [OPTIONS] NODE[,NODE...]|--all -- COMMAND [ARG...]\n"
+      "Usage: stewardctl send [OPTIONS] NODE[,NODE...]|--all|--where EXPR -- COMMAND [ARG...]\n"
       "Exit status: the remote one, 128+N when killed by signal N, 255 when the command did not\n"
       "run or its fate is not known yet; a fan-out's highest (0 only if every node succeeded).\n"
       "A fan-out prints one line per node: \"NODE: OUTPUT\" (on one line), what did not succeed\n"
@@ -301,15 +579,30 @@ Runner SetupSend(CLI::App& cmd) {
   return [o, &cmd](const Globals& g) {
     std::vector<std::string> argv = o->args;
     argv.insert(argv.end(), g.after_dashes.begin(), g.after_dashes.end());
+    // NODES comes first, unless --all (then every node), or --where without a "--" part
+    // (then every node the expression matches, and the arguments are the command).
     std::string nodes;
-    if (!o->all) {
-      if (argv.empty()) return cli::UsageError(cmd, "NODE[,NODE...] or --all is required");
+    if (!o->all && (o->where.empty() || (!o->args.empty() && !g.after_dashes.empty()))) {
+      if (o->args.empty()) return cli::UsageError(cmd, "NODE[,NODE...], --all or --where is required");
       nodes = argv.front();
       argv.erase(argv.begin());
     }
     if (argv.empty())
       return cli::UsageError(cmd, "a COMMAND is required: send NODE[,NODE...] -- COMMAND [ARG...]");
-    return WithClient(g, [&](Client& c) { return Send(c, g, *o, nodes, argv); });
+    if (int rc = CheckWhere(cmd, o->where); rc != 0) return rc;
+    proto::RolloutSpec rollout;
+    if (o->staged()) {
+      std::string why;
+      rollout = RolloutOf(*o, &why);
+      if (!why.empty()) return cli::UsageError(cmd, why);
+      if (o->continuous) return cli::UsageError(cmd, "--continuous does not combine with a staged rollout");
+    }
+    const bool targeted = o->all || !o->where.empty() || o->staged() || o->continuous || o->allow_empty ||
+                          nodes.find_first_of("*?[@") != std::string::npos;
+    return WithClient(g, [&](Client& c) {
+      if (!targeted) return Send(c, g, *o, nodes, argv);
+      return Launch(c, g, *o, nodes, argv, o->staged() ? &rollout : nullptr);
+    });
   };
 }
 

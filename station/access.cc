@@ -50,6 +50,14 @@ const std::vector<std::string>& AccessRules::Members(const std::string& group) c
   return it == groups_.end() ? Empty() : it->second;
 }
 
+std::vector<std::string> AccessRules::GroupsOf(const std::string& node) const {
+  std::vector<std::string> out;
+  for (const auto& [group, members] : groups_) {
+    if (std::find(members.begin(), members.end(), node) != members.end()) out.push_back(group);
+  }
+  return out;
+}
+
 std::set<std::string> AccessRules::SetRules(const std::string& target, std::vector<std::string> rules) {
   rules_[target] = std::move(rules);
   if (absl::StartsWith(target, "@")) {

@@ -26,6 +26,8 @@ class AccessRules {
   bool HasOwnRules(const std::string& target) const { return rules_.count(target) > 0; }
   const std::vector<std::string>& Rules(const std::string& target) const;
   const std::vector<std::string>& Members(const std::string& group) const;
+  // The groups `node` is a member of, by name.
+  std::vector<std::string> GroupsOf(const std::string& node) const;
 
   // SetRules replaces the rules of a node or "@group"; the nodes affected.
   std::set<std::string> SetRules(const std::string& target, std::vector<std::string> rules);

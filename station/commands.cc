@@ -267,6 +267,13 @@ void CommandTable::Unpark(const std::string& node, absl::Time now) {
   }
 }
 
+void CommandTable::Release(const std::string& id, absl::Time now) {
+  Command* c = Get(id);
+  if (c == nullptr || !Undelivered(c->s.state()) || c->in_flight || c->next_attempt <= now) return;
+  c->next_attempt = now;
+  Reschedule(id, *c);
+}
+
 CommandTable::ResultFate CommandTable::OnResult(const std::string& id, const std::string& from,
                                                 const proto::Ack& ack, absl::Time now,
                                                 Changes& changes) {

@@ -141,6 +141,10 @@ class CommandTable {
   // they went out on may be dead; a node answers a repeat from its record). The node
   // was heard from again, or accepted: whatever kept them back is gone.
   void Unpark(const std::string& node, absl::Time now);
+  // Release makes command `id` due now when a gate parked it (a rollout's batch or a
+  // splayed run's time came): nothing else of its node moves, and a dispatch in flight
+  // is left alone (Unpark would send it again).
+  void Release(const std::string& id, absl::Time now);
 
   // What became of a result a node sent.
   enum class ResultFate {

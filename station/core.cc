@@ -37,7 +37,8 @@ CommandTableOptions TableOptions(const StationOptions& o) {
 
 }  // namespace
 
-Model::Model(const StationOptions& o) : commands(TableOptions(o)), nodes(o.default_heartbeat) {}
+Model::Model(const StationOptions& o)
+    : commands(TableOptions(o)), nodes(o.default_heartbeat), jobs(o.name) {}
 
 Core::Core(const StationOptions& options, ledger::Store& store, natsConnection* conn,
            RequestPump& pump)
@@ -142,8 +143,9 @@ bool Core::BindLocked(proto::CommandState& c) {
   return true;
 }
 
-void Core::Submit(std::vector<proto::CommandState> states, std::function<void(absl::Status)> done) {
-  auto ops = std::make_shared<std::vector<ledger::Store::Op>>();
+void Core::Submit(std::vector<proto::CommandState> states, std::function<void(absl::Status)> done,
+                  std::vector<ledger::Store::Op> also) {
+  auto ops = std::make_shared<std::vector<ledger::Store::Op>>(std::move(also));
   for (const proto::CommandState& s : states) ops->push_back(ledger::Store::PutCommand(s));
   store_.Write(
       [ops](sqlite::Database& db) -> absl::Status {

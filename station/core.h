@@ -26,11 +26,14 @@
 #include "proto/steward.pb.h"
 #include "station/access.h"
 #include "station/commands.h"
+#include "station/jobs.h"
 #include "station/feed.h"
 #include "station/ledger/store.h"
 #include "station/metrics.h"
 #include "station/nodes.h"
 #include "station/options.h"
+#include "station/schedules.h"
+#include "station/tags.h"
 #include "station/waiters.h"
 
 namespace steward::station {
@@ -54,6 +57,12 @@ struct Model {
   NodeTable nodes ABSL_GUARDED_BY(mu);
   WaiterTable waiters ABSL_GUARDED_BY(mu);
   AccessRules access ABSL_GUARDED_BY(mu);
+  // Targeting (station/targeting_api.h): operators' tags, the jobs followed after
+  // submit (rollouts, continuous jobs, splayed runs: their holds gate dispatch), and
+  // the schedules.
+  TagTable tags ABSL_GUARDED_BY(mu);
+  JobTable jobs ABSL_GUARDED_BY(mu);
+  ScheduleTable schedules ABSL_GUARDED_BY(mu);
   // Paused: the dispatcher sends nothing (station/operations.h).
   proto::DispatchSwitch dispatch ABSL_GUARDED_BY(mu);
   // The dispatcher sleeps until the next due command; this wakes it sooner.
@@ -118,10 +127,11 @@ class Core {
   // (signing it again); false when it cannot go out yet (secure mode: the node's key
   // is not accepted or its installation not known).
   bool BindLocked(proto::CommandState& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
-  // Submit commits `states` to the ledger, then makes them dispatchable and runs `done`
-  // with the commit's status (nothing is dispatched when it failed).
-  void Submit(std::vector<proto::CommandState> states, std::function<void(absl::Status)> done)
-      ABSL_LOCKS_EXCLUDED(model.mu);
+  // Submit commits `states` to the ledger (with `also`, in the same transaction), then
+  // makes them dispatchable and runs `done` with the commit's status (nothing is
+  // dispatched when it failed).
+  void Submit(std::vector<proto::CommandState> states, std::function<void(absl::Status)> done,
+              std::vector<ledger::Store::Op> also = {}) ABSL_LOCKS_EXCLUDED(model.mu);
   // States returns the commands `ids` as they are now: from memory where they are held
   // whole, else from the ledger (read outside the lock). NotFound names an unknown id.
   absl::StatusOr<std::vector<proto::CommandState>> States(const std::vector<std::string>& ids)

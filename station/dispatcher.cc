@@ -20,6 +20,8 @@ constexpr absl::Duration kHousekeeping = absl::Milliseconds(50);
 }  // namespace
 
 Gate Dispatcher::GateOf(proto::CommandState& c) {
+  // A rollout's batch not released yet, a splayed run's command before its time.
+  if (core_.model.jobs.Held(c.id())) return Gate::kPark;
   // Paused, or the node is in maintenance: resume / maintenance off unparks it.
   if (Operations::Parked(core_.model, c)) return Gate::kPark;
   // Secure mode: a node's commands wait until an operator accepted its key (so their

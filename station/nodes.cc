@@ -94,6 +94,7 @@ NodeTable::InstanceChange NodeTable::Hello(const std::string& name, const proto:
   node.info.set_load1(hello.load1());
   node.info.set_agent_started_unix_ms(hello.started_unix_ms());
   node.info.mutable_methods()->CopyFrom(hello.methods());
+  *node.info.mutable_facts() = hello.facts();
   if (hello.has_stats()) *node.info.mutable_agent_stats() = hello.stats();
   if (hello.heartbeat_ms() > 0) {
     node.heartbeat = absl::Milliseconds(hello.heartbeat_ms());

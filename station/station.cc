@@ -17,12 +17,14 @@
 #include "station/http/server.h"
 #include "station/http/tokens.h"
 #include "station/intake.h"
+#include "station/job_runner.h"
 #include "station/ledger/store.h"
 #include "station/node_api.h"
 #include "station/operations.h"
 #include "station/queries.h"
 #include "station/rpc.h"
 #include "station/security.h"
+#include "station/targeting_api.h"
 #include "subjects/subject.h"
 
 namespace steward::station {
@@ -74,6 +76,9 @@ absl::Status Station::Init() {
   security_ = std::make_unique<Security>(*core_, *rpc_);
   intake_ = std::make_unique<Intake>(*core_);
   dispatcher_ = std::make_unique<Dispatcher>(*core_);
+  job_runner_ = std::make_unique<JobRunner>(*core_);
+  STEWARD_RETURN_IF_ERROR(job_runner_->Load());  // its holds, before anything is dispatched
+  targeting_api_ = std::make_unique<TargetingApi>(*core_, *rpc_, *job_runner_);
   operations_ = std::make_unique<Operations>(*core_, *rpc_);
   tokens_ = std::make_unique<http::Tokens>(*core_, *rpc_);
   STEWARD_RETURN_IF_ERROR(tokens_->Load());
@@ -100,6 +105,7 @@ absl::Status Station::Init() {
     threads_.emplace_back([this, serve_event] { Serve(events_.get(), *events_backlog_, serve_event); });
   }
   threads_.emplace_back([this] { dispatcher_->Run(stop_); });
+  threads_.emplace_back([this] { job_runner_->Run(stop_); });
   STEWARD_LOG_INFO("station {} serving {} and {}", options_.name, requests, events);
   if (!options_.key.has_value()) {
     STEWARD_LOG_WARNING("station {}: no station key: commands go out UNSIGNED and every node's events are "

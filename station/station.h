@@ -38,6 +38,8 @@ class Security;
 class Intake;
 class Backlog;
 class Dispatcher;
+class JobRunner;
+class TargetingApi;
 class Operations;
 namespace ledger {
 class Store;
@@ -84,6 +86,8 @@ class Station {
   std::unique_ptr<Security> security_;
   std::unique_ptr<Intake> intake_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<JobRunner> job_runner_;
+  std::unique_ptr<TargetingApi> targeting_api_;
   std::unique_ptr<Operations> operations_;
   std::unique_ptr<http::Tokens> tokens_;
   std::unique_ptr<http::Server> http_;

@@ -122,6 +122,22 @@ const std::vector<std::string>& Migrations() {
       INSERT INTO log_fts_1(log_fts_1) VALUES ('rebuild');
       DROP TABLE logs;
       )sql",
+      // 6: targeting: operators' tags on nodes; jobs (a send by target: the expression,
+      // the nodes it resolved to, a rollout's progress; `open` while the station follows
+      // it); schedules. Audit events of these go to `events` (targeting_store.h).
+      R"sql(
+      CREATE TABLE node_tags (
+        node TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (node, key));
+      CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        schedule TEXT NOT NULL,
+        open INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        record BLOB NOT NULL);
+      CREATE INDEX jobs_open ON jobs(open) WHERE open = 1;
+      CREATE INDEX jobs_schedule ON jobs(schedule, created_ms);
+      CREATE TABLE schedules (name TEXT PRIMARY KEY, record BLOB NOT NULL);
+      )sql",
   };
   return *m;
 }

@@ -239,29 +239,37 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Store::Settings
   return out;
 }
 
-absl::StatusOr<std::vector<proto::CommandState>> Store::QueryCommands(
-    const std::string& where, const std::vector<std::string>& args, int64_t limit) {
-  std::vector<proto::CommandState> out;
-  STEWARD_RETURN_IF_ERROR(Read([&](sqlite::Database& db) -> absl::Status {
-    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
-                             db.Prepare(absl::StrCat("SELECT record, state FROM commands ", where)));
+absl::Status Store::Rows(const std::string& sql, const std::vector<std::string>& args, int64_t limit,
+                         const std::function<absl::Status(sqlite::Statement&)>& row) {
+  return Read([&](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare(sql));
     int i = 1;
     for (const std::string& a : args) STEWARD_RETURN_IF_ERROR(st.Bind(i++, a));
     if (limit >= 0) STEWARD_RETURN_IF_ERROR(st.Bind(i, limit));
     while (true) {
-      STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) return absl::OkStatus();
-      proto::CommandState c;
-      if (!c.ParseFromString(st.ColumnBlob(0))) return absl::DataLossError("corrupt command record");
-      // The column is the state of record: ledgers of 0.1.0 kept it as text only.
-      std::optional<proto::State> state = StateFromName(st.ColumnText(1));
-      if (!state.has_value()) {
-        return absl::DataLossError(
-            absl::StrCat("command ", c.id(), " has unknown state \"", st.ColumnText(1), "\""));
-      }
-      c.set_state(*state);
-      out.push_back(std::move(c));
+      STEWARD_ASSIGN_OR_RETURN(bool more, st.Step());
+      if (!more) return absl::OkStatus();
+      STEWARD_RETURN_IF_ERROR(row(st));
     }
+  });
+}
+
+absl::StatusOr<std::vector<proto::CommandState>> Store::QueryCommands(
+    const std::string& where, const std::vector<std::string>& args, int64_t limit) {
+  std::vector<proto::CommandState> out;
+  STEWARD_RETURN_IF_ERROR(Rows(absl::StrCat("SELECT record, state FROM commands ", where), args, limit,
+                               [&](sqlite::Statement& st) -> absl::Status {
+    proto::CommandState c;
+    if (!c.ParseFromString(st.ColumnBlob(0))) return absl::DataLossError("corrupt command record");
+    // The column is the state of record: ledgers of 0.1.0 kept it as text only.
+    std::optional<proto::State> state = StateFromName(st.ColumnText(1));
+    if (!state.has_value()) {
+      return absl::DataLossError(
+          absl::StrCat("command ", c.id(), " has unknown state \"", st.ColumnText(1), "\""));
+    }
+    c.set_state(*state);
+    out.push_back(std::move(c));
+    return absl::OkStatus();
   }));
   return out;
 }

@@ -46,6 +46,10 @@ class Store {
   // Read runs `fn` with the reading connection (one reader at a time).
   absl::Status Read(const std::function<absl::Status(sqlite::Database&)>& fn)
       ABSL_LOCKS_EXCLUDED(read_mu_);
+  // Rows runs query `sql` with the text parameters `args` (?1, ?2, ...) and, when
+  // `limit` >= 0, `limit` as the next one; `row` is called with each row.
+  absl::Status Rows(const std::string& sql, const std::vector<std::string>& args, int64_t limit,
+                    const std::function<absl::Status(sqlite::Statement&)>& row) ABSL_LOCKS_EXCLUDED(read_mu_);
   // Finishes queued writes and stops the writer. Idempotent.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -52,6 +52,10 @@ TEST_CASE("agent config: file, environment and flags make the options, nothing i
   CHECK(c->options.syslog.state_dir == data + "/tail");
   CHECK(c->effective.Find("station")->source.ToString() == "env STEWARD_STATION");
   CHECK_FALSE(std::filesystem::exists(data));  // no side effect: the store is main()'s
+  CHECK(c->options.facts.file.empty());
+  c = LoadConfig({"--config", file, "--data-dir", data}, Env({{"STEWARD_FACTS", "/etc/steward/facts"}}));
+  REQUIRE(c.ok());
+  CHECK(c->options.facts.file == "/etc/steward/facts");  // targeting's custom facts
 }
 
 TEST_CASE("agent config: a table key that is no option points at the option", "[config]") {

@@ -20,25 +20,18 @@
 #include "common/signing.h"
 #include "ctl/client.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/files.h"
 #include "tests/testing/tcp_proxy.h"
 #include "tests/testing/tmpfs.h"
 #include "tests/testing/wait.h"
 
 using steward::testing::Cluster;
+using steward::testing::LineCounts;
 using steward::testing::RunResult;
 using steward::testing::Tmpfs;
 using steward::testing::WaitUntil;
 
 namespace {
-
-std::map<std::string, int> Lines(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::map<std::string, int> out;
-  for (std::string l; std::getline(in, l);) {
-    if (!l.empty()) ++out[l];
-  }
-  return out;
-}
 
 std::unique_ptr<steward::ctl::Client> Connect(Cluster& c) {
   steward::ctl::ClientOptions options{.nats = {.url = c.url()}};
@@ -90,7 +83,7 @@ TEST_CASE("station disk full: nothing is acknowledged before it is stored, and i
   }
   disk->Fill();
   // They run on the node; their results cannot be stored.
-  REQUIRE(WaitUntil([&] { return Lines(ran).size() == 5; }, absl::Seconds(15)));
+  REQUIRE(WaitUntil([&] { return LineCounts(ran).size() == 5; }, absl::Seconds(15)));
   auto client = Connect(c);
   REQUIRE(WaitUntil([&] {
     auto n = client->Nodes("", absl::Seconds(2));
@@ -130,7 +123,7 @@ TEST_CASE("station disk full: nothing is acknowledged before it is stored, and i
     INFO(s.id());
     CHECK(s.state() == steward::proto::STATE_SUCCEEDED);
   }
-  CHECK(Lines(ran) == std::map<std::string, int>{{"0", 1}, {"1", 1}, {"2", 1}, {"3", 1}, {"4", 1}});
+  CHECK(LineCounts(ran) == std::map<std::string, int>{{"0", 1}, {"1", 1}, {"2", 1}, {"3", 1}, {"4", 1}});
   CHECK_FALSE(std::filesystem::exists(refused));
 }
 
@@ -154,7 +147,7 @@ TEST_CASE("a reinstalled unit: what went to the old installation ends lost, neve
   RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c", "echo x >> " + ran.string() + "; sleep 3"});
   REQUIRE(r.exit_code == 0);
   const std::string running = IdOf(r);
-  REQUIRE(WaitUntil([&] { return Lines(ran).size() == 1; }));
+  REQUIRE(WaitUntil([&] { return LineCounts(ran).size() == 1; }));
   // Finished on the old installation, its result not yet confirmed (the station is
   // down): wiped with the spool.
   r = c.Ctl({"send", "--no-wait", "--domain", "other", "ship1", "--", "sh", "-c",
@@ -163,7 +156,7 @@ TEST_CASE("a reinstalled unit: what went to the old installation ends lost, neve
   const std::string unconfirmed = IdOf(r);
   REQUIRE(WaitUntil([&] { return StateOf(*client, unconfirmed).state() == steward::proto::STATE_RUNNING; }));
   c.StopStation(SIGKILL);
-  REQUIRE(WaitUntil([&] { return Lines(finished).size() == 1; }));
+  REQUIRE(WaitUntil([&] { return LineCounts(finished).size() == 1; }));
   c.StopAgent("ship1", SIGKILL);
   std::filesystem::remove_all(c.dir().path() / "ship1");  // reinstalled: same name, new disk
   c.StartStation();
@@ -177,8 +170,8 @@ TEST_CASE("a reinstalled unit: what went to the old installation ends lost, neve
   // The new installation runs new commands; neither old one ran again.
   CHECK(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
   absl::SleepFor(absl::Seconds(1));
-  CHECK(Lines(ran) == std::map<std::string, int>{{"x", 1}});
-  CHECK(Lines(finished) == std::map<std::string, int>{{"x", 1}});
+  CHECK(LineCounts(ran) == std::map<std::string, int>{{"x", 1}});
+  CHECK(LineCounts(finished) == std::map<std::string, int>{{"x", 1}});
   // On purpose, it runs again: a new command.
   r = c.Ctl({"retry", running});
   REQUIRE(r.exit_code == 0);
@@ -186,7 +179,7 @@ TEST_CASE("a reinstalled unit: what went to the old installation ends lost, neve
   const std::string again = r.out.substr(r.out.find(' ') + 1, 26);
   REQUIRE(WaitUntil([&] { return StateOf(*client, again).state() == steward::proto::STATE_SUCCEEDED; },
                     absl::Seconds(15)));
-  CHECK(Lines(ran) == std::map<std::string, int>{{"x", 2}});
+  CHECK(LineCounts(ran) == std::map<std::string, int>{{"x", 2}});
   CHECK(StateOf(*client, running).state() == steward::proto::STATE_LOST);
 }
 
@@ -201,7 +194,7 @@ TEST_CASE("a reinstalled unit with a new key counts for nothing until its key is
   RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c", "echo x >> " + ran.string() + "; sleep 2"});
   REQUIRE(r.exit_code == 0);
   const std::string running = IdOf(r);
-  REQUIRE(WaitUntil([&] { return Lines(ran).size() == 1; }));
+  REQUIRE(WaitUntil([&] { return LineCounts(ran).size() == 1; }));
   c.StopAgent("ship1", SIGKILL);
   std::filesystem::remove_all(c.dir().path() / "ship1");  // its key goes with the disk
   c.StartAgent("ship1");
@@ -237,7 +230,7 @@ TEST_CASE("a reinstalled unit with a new key counts for nothing until its key is
   REQUIRE(WaitUntil([&] { return steward::IsTerminal(StateOf(*client, sent_before).state()); }));
   CHECK(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
   CHECK_FALSE(std::filesystem::exists(before));
-  CHECK(Lines(ran) == std::map<std::string, int>{{"x", 1}});
+  CHECK(LineCounts(ran) == std::map<std::string, int>{{"x", 1}});
 }
 
 TEST_CASE("a half-open link: both ends see it within 3 heartbeats, and queued commands run within 2 s of healing",
@@ -322,8 +315,8 @@ TEST_CASE("agent disk full: what cannot be recorded does not run, what ran is re
     }
     return true;
   }, absl::Seconds(40)));
-  CHECK(Lines(later) == std::map<std::string, int>{{"0", 1}, {"1", 1}, {"2", 1}});
-  CHECK(Lines(ran) == std::map<std::string, int>{{"x", 1}});
+  CHECK(LineCounts(later) == std::map<std::string, int>{{"0", 1}, {"1", 1}, {"2", 1}});
+  CHECK(LineCounts(ran) == std::map<std::string, int>{{"x", 1}});
   // And the node goes on with new work.
   CHECK(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
 }

@@ -167,6 +167,28 @@ TEST_CASE("a node heard from again gets its commands at once, not after their ba
   CHECK(t.Find("inflight")->state() == proto::STATE_RUNNING);
 }
 
+TEST_CASE("a released command goes out alone: its node's others keep their dispatch and backoff",
+          "[station][commands]") {
+  CommandTable t({.initial_backoff = absl::Seconds(8), .max_backoff = absl::Seconds(30)});
+  t.Add(Queued("held"), kT0);
+  t.Add(Queued("inflight"), kT0);
+  t.Add(Queued("waiting"), kT0);
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, [](const proto::CommandState& c) { return c.id() == "held" ? Gate::kPark : Gate::kSend; },
+                    ch).size() == 2);
+  t.OnTimeout("waiting", t.Generation("waiting"), kT0);  // backoff: 8 s
+  const uint64_t inflight = t.Generation("inflight");
+  t.Release("held", kT0 + absl::Seconds(1));
+  t.Release("inflight", kT0 + absl::Seconds(1));  // in flight: left alone
+  std::vector<Dispatch> d = t.TakeDue(kT0 + absl::Seconds(1), SendAll, ch);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].id == "held");
+  CHECK(t.Generation("inflight") == inflight);
+  CHECK(t.NextDue() == kT0 + absl::Seconds(8));  // "waiting" keeps its backoff
+  t.Release("held", kT0 + absl::Seconds(2));  // in flight now: nothing
+  CHECK(t.TakeDue(kT0 + absl::Seconds(2), SendAll, ch).empty());
+}
+
 TEST_CASE("a reinstalled node's commands that may have reached the old installation end lost",
           "[station][commands]") {
   CommandTable t;

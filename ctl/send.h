@@ -1,0 +1,38 @@
+// What `send` and `schedule add` share: the options that describe the remote command,
+// and the ones that pick its targets.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "proto/steward.pb.h"
+
+namespace steward::ctl {
+
+// The remote command: method, domain, argv and how to run it.
+struct CommandOptions {
+  std::string domain = "operatingsystem";
+  std::string method = "shellcommand";
+  bool shell = false;
+  std::string cwd;
+  std::vector<std::string> env;
+  absl::Duration exec_timeout;
+  absl::Duration ttl;
+};
+// AddCommandOptions adds --domain, --method, --shell, --cwd, --env, --exec-timeout, --ttl.
+void AddCommandOptions(CLI::App& cmd, CommandOptions* o);
+// The command template `o` describes for `argv` (no expiry: the station sets it from the
+// ttl when it makes each command).
+proto::Envelope CommandTemplate(const CommandOptions& o, const std::vector<std::string>& argv);
+
+// AddTargetOptions adds --where and --all.
+void AddTargetOptions(CLI::App& cmd, std::string* where, bool* all);
+// TargetSpecOf: NODES as typed ("ship1,ship*,@web"), --all and --where.
+proto::TargetSpec TargetSpecOf(const std::string& nodes, bool all, const std::string& where);
+// CheckWhere parses `where` here, before anything is sent: 0 when it parses, else a
+// usage error (the message with a caret under the column it names), kUsageExit.
+int CheckWhere(const CLI::App& cmd, const std::string& where);
+
+}  // namespace steward::ctl
