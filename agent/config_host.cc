@@ -2,15 +2,19 @@
 #include "agent/config_host.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <utility>
 
 #include <toml++/toml.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -47,6 +51,31 @@ std::string ReadFile(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// The values `doc` gives `key` (flat, or as "[prefix] rest"), as strings; nullopt when
+// it does not mention it.
+std::optional<std::vector<std::string>> FileValues(const toml::table& doc, const std::string& key) {
+  const toml::node* node = doc.get(key);
+  if (node == nullptr) {
+    if (const size_t us = key.find('_'); us != std::string::npos) {
+      if (const toml::table* t = doc.get_as<toml::table>(key.substr(0, us))) node = t->get(key.substr(us + 1));
+    }
+  }
+  if (node == nullptr) return std::nullopt;
+  auto text = [](const toml::node& n) {
+    if (const auto* v = n.as_string()) return v->get();
+    std::ostringstream out;
+    n.visit([&out](const auto& x) { out << x; });
+    return out.str();
+  };
+  std::vector<std::string> out;
+  if (const toml::array* arr = node->as_array()) {
+    for (const toml::node& n : *arr) out.push_back(text(n));
+  } else {
+    out.push_back(text(*node));
+  }
+  return out;
 }
 
 }  // namespace
@@ -203,6 +232,20 @@ absl::StatusOr<std::string> ConfigHost::Install(const std::string& toml) {
   }
   const std::set<std::string> changed = ChangedKeys(before, loaded->effective);
   std::vector<std::string> refused;
+  // A value the file gives a key that a flag or the environment decides would be
+  // written and silently not apply.
+  toml::table doc;
+  try {
+    doc = toml::parse(toml, file);
+  } catch (const toml::parse_error&) {  // loaded above: cannot happen
+  }
+  for (const config::Entry& e : loaded->effective.entries) {
+    if (e.source.kind != config::Source::Kind::kFlag && e.source.kind != config::Source::Kind::kEnv) continue;
+    std::optional<std::vector<std::string>> in_file = FileValues(doc, e.key);
+    if (in_file.has_value() && *in_file != e.values) {
+      refused.push_back(absl::StrCat(e.key, " (set by ", e.source.ToString(), ", which the file cannot override)"));
+    }
+  }
   for (const config::Entry& e : loaded->effective.entries) {
     if (!changed.contains(e.key)) continue;
     if (NeedsServiceRestart(e.key)) refused.push_back(absl::StrCat(e.key, " (needs a restart of the service)"));

@@ -18,8 +18,7 @@ class ConfigMethod final : public Method {
     ConfigHost* host = ctx.control != nullptr ? ctx.control->config() : nullptr;
     if (host == nullptr) return RejectAck(cmd.id(), ctx.node, "this agent runs without a configuration");
     const std::string verb = cmd.argv().empty() ? "" : cmd.argv(0);
-    proto::Ack ack = NewAck(cmd.id(), ctx.node, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
-    ack.set_started_unix_ms(NowUnixMillis());
+    const int64_t started = NowUnixMillis();
     absl::StatusOr<std::string> out;
     if (verb == "show" && cmd.argv_size() == 1) {
       out = absl::StrCat("# file: ", host->File(), "\n# hash: ", host->Hash(), "\n", host->Toml());
@@ -30,16 +29,7 @@ class ConfigMethod final : public Method {
     } else {
       return RejectAck(cmd.id(), ctx.node, "usage: config show | set KEY=VALUE... | push (file in the payload)");
     }
-    if (out.ok()) {
-      ack.set_exit_code(0);
-      ack.set_stdout(absl::StrCat(*out, out->empty() || out->back() == '\n' ? "" : "\n"));
-    } else {
-      ack.set_outcome(proto::OUTCOME_FAILED);
-      ack.set_exit_code(1);
-      ack.set_error(std::string(out.status().message()));
-    }
-    ack.set_finished_unix_ms(NowUnixMillis());
-    return ack;
+    return TextResult(ctx, started, out);
   }
 };
 

@@ -12,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "agent/command_runner.h"
 #include "agent/control.h"
+#include "common/protocol.h"
 #include "proto/steward.pb.h"
 
 namespace steward::agent {
@@ -48,6 +49,24 @@ class Method {
   // itself is broken and is reported to the error kernel.
   virtual absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) = 0;
 };
+
+// The result of a method that answers with one line of text (process, config): `out`
+// -> succeeded, exit 0, the text on stdout; an error -> failed, exit 1, its message as
+// the error (a refusal that changed nothing).
+inline proto::Ack TextResult(const ExecContext& ctx, int64_t started_unix_ms, const absl::StatusOr<std::string>& out) {
+  proto::Ack ack = NewAck(ctx.command.id(), ctx.node, proto::STAGE_RESULT,
+                          out.ok() ? proto::OUTCOME_SUCCEEDED : proto::OUTCOME_FAILED);
+  ack.set_started_unix_ms(started_unix_ms);
+  if (out.ok()) {
+    ack.set_exit_code(0);
+    ack.set_stdout(out->empty() || out->back() == '\n' ? *out : *out + "\n");
+  } else {
+    ack.set_exit_code(1);
+    ack.set_error(std::string(out.status().message()));
+  }
+  ack.set_finished_unix_ms(NowUnixMillis());
+  return ack;
+}
 
 using MethodFactory = std::function<std::unique_ptr<Method>()>;
 

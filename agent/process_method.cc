@@ -2,7 +2,6 @@
 //   argv: stop METHOD/DOMAIN [--cancel-running] | start METHOD/DOMAIN
 // A stopped handler has no thread; commands for it are rejected "stopped by operator"
 // until it is started, across agent restarts (see Dispatcher::StopHandler).
-#include "absl/strings/str_cat.h"
 #include "agent/method.h"
 #include "common/protocol.h"
 
@@ -21,22 +20,11 @@ class ProcessMethod final : public Method {
     if (!stop && !start) {
       return RejectAck(cmd.id(), ctx.node, "usage: process stop METHOD/DOMAIN [--cancel-running] | start METHOD/DOMAIN");
     }
-    proto::Ack ack = NewAck(cmd.id(), ctx.node, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
-    ack.set_started_unix_ms(NowUnixMillis());
-    absl::StatusOr<std::string> done =
-        stop ? ctx.control->StopHandler(argv[1], cancel) : ctx.control->StartHandler(argv[1]);
-    if (done.ok()) {
-      ack.set_exit_code(0);
-      ack.set_stdout(absl::StrCat(*done, "\n"));
-    } else {
-      // Refused (a running command, a bad name, the state file not written): nothing
-      // changed, and the operator reads why.
-      ack.set_outcome(proto::OUTCOME_FAILED);
-      ack.set_exit_code(1);
-      ack.set_error(std::string(done.status().message()));
-    }
-    ack.set_finished_unix_ms(NowUnixMillis());
-    return ack;
+    const int64_t started = NowUnixMillis();
+    // Refused (a running command, a bad name, the state file not written): nothing
+    // changed, and the operator reads why.
+    return TextResult(ctx, started,
+                      stop ? ctx.control->StopHandler(argv[1], cancel) : ctx.control->StartHandler(argv[1]));
   }
 };
 

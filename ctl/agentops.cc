@@ -242,6 +242,13 @@ std::optional<uint64_t> Have(const proto::CommandState& s) {
   return n;
 }
 
+// A copy command that did not run to its end (the agent stopped while it ran, it
+// expired undelivered): asking again is safe, a chunk is written at its offset.
+bool Retryable(const proto::CommandState& s) {
+  if (s.result().outcome() == proto::OUTCOME_ERROR) return true;
+  return s.state() != proto::STATE_FAILED && s.state() != proto::STATE_REJECTED;
+}
+
 // Local file -> node. Resumes where the node's part file ends (after a broken link, an
 // agent restart, or a new run of the same copy); a chunk that did not get through is
 // sent again until --wait passes.
@@ -259,7 +266,8 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
   const size_t chunk_bytes = ChunkBytes(client);
   const absl::Time deadline = absl::Now() + wait;
   Progress progress(size, g.json);
-  std::optional<uint64_t> offset;  // unknown: ask the node
+  uint64_t offset = 0;
+  bool known = false;  // offset: unknown until the node says
   std::string last_error;
   std::string buf;
   while (true) {
@@ -267,29 +275,35 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
       return Fail(fmt::format("copy to {}:{} not finished within {}: {} (run it again to resume)", node, path,
                               absl::FormatDuration(wait), last_error));
     }
-    if (!offset.has_value()) {
+    if (!known) {
       auto s = RunOnNode(client, g, node, kMethodCopy, {"stat", path, absl::StrCat(size), sha_hex});
       if (!s.ok()) {
         last_error = std::string(s.status().message());
         absl::SleepFor(absl::Milliseconds(500));
         continue;
       }
-      if (const std::string why = Failure(*s); !why.empty()) return Fail(why);
+      if (const std::string why = Failure(*s); !why.empty()) {
+        if (!Retryable(*s)) return Fail(why);
+        last_error = why;
+        absl::SleepFor(absl::Milliseconds(200));
+        continue;
+      }
       offset = Have(*s).value_or(0);
-      if (*offset > size) offset = 0;
+      if (offset > size) offset = 0;
+      known = true;
     }
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk_bytes, size - *offset));
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk_bytes, size - offset));
     buf.resize(n);
     in.clear();
-    in.seekg(static_cast<std::streamoff>(*offset));
+    in.seekg(static_cast<std::streamoff>(offset));
     if (!in.read(buf.data(), static_cast<std::streamsize>(n))) return Fail(fmt::format("read {} failed", local));
     auto s = RunOnNode(client, g, node, kMethodCopy,
-                       {"put", path, absl::StrCat(*offset), absl::StrCat(size), mode, sha_hex,
+                       {"put", path, absl::StrCat(offset), absl::StrCat(size), mode, sha_hex,
                         Hex(signing::Sha256(buf))},
                        buf);
     if (!s.ok()) {  // not delivered in time: ask the node where it is, and go on
       last_error = std::string(s.status().message());
-      offset.reset();
+      known = false;
       continue;
     }
     if (const std::string why = Failure(*s); !why.empty()) {
@@ -297,11 +311,17 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
         offset = *have;
         continue;
       }
+      if (Retryable(*s)) {
+        last_error = why;
+        known = false;
+        absl::SleepFor(absl::Milliseconds(200));
+        continue;
+      }
       return Fail(why);
     }
     if (absl::StartsWith(s->result().stdout(), "done")) break;
-    offset = Have(*s).value_or(*offset + n);
-    progress.At(*offset);
+    offset = Have(*s).value_or(offset + n);
+    progress.At(offset);
   }
   progress.At(size, true);
   if (!g.json) fmt::print("{}:{}: {} bytes, sha256 {}\n", Escape(node), Escape(path), size, sha_hex);
@@ -337,6 +357,11 @@ int Pull(Client& client, const Globals& g, const std::string& node, const std::s
       continue;
     }
     if (const std::string why = Failure(*s); !why.empty()) {
+      last_error = why;
+      if (Retryable(*s)) {
+        absl::SleepFor(absl::Milliseconds(200));
+        continue;
+      }
       ::unlink(part.c_str());
       return Fail(why);
     }

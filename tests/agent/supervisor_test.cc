@@ -640,9 +640,6 @@ TEST_CASE("Many processes fail and restart independently", "[supervisor]") {
   sup.Shutdown();
 }
 
-}  // namespace
-}  // namespace steward::agent
-
 TEST_CASE("StartAgain runs an ended process afresh under its name, never a running one", "[supervisor]") {
   Supervisor sup(FastPolicy(), nullptr);
   std::atomic<int> runs{0};
@@ -672,3 +669,6 @@ TEST_CASE("StartAgain runs an ended process afresh under its name, never a runni
   sup.Shutdown();
   CHECK(runs == 1);
 }
+
+}  // namespace
+}  // namespace steward::agent
