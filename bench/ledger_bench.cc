@@ -3,7 +3,7 @@
 // for `echo` (the ledger path alone: the agent runs nothing) and shellcommand `true`
 // (the same path plus a process spawn per command);
 // (b) fan-out of one command (echo, then true) to N simulated nodes; (c) station VmRSS
-// per tracked node.
+// per tracked node; (d) a broker restart under the station and the N nodes.
 // Run: scripts/bench, or build/bench/ledger_bench [--seconds 5] [--nodes 10000]
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -33,6 +33,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/bench_util.h"
+#include "tests/testing/nats_server.h"
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
@@ -459,6 +460,76 @@ absl::StatusOr<int> CountOnline(httplib::Client& http) {
   return std::stoi(m[1]);
 }
 
+// d. The broker restarts under the station and every simulated node (a reconnect storm:
+// nats.c reconnects each connection with jitter, the nodes say hello again): a fan-out
+// submitted just before the restart and one submitted as soon as the station answers
+// again must both end with every node's result, none lost.
+absl::Status ReconnectStorm(const std::string& url, const std::vector<std::string>& nodes,
+                            steward::ctl::Client& client, httplib::Client& http, Children& children,
+                            const BenchDir& dir) {
+  fmt::print("d. broker restart under {} simulated nodes and the station (reconnect storm)\n", nodes.size());
+  STEWARD_ASSIGN_OR_RETURN(steward::proto::SubmitReply before,
+                           client.Submit(ShellTrue(nodes, "storm", steward::kMethodEcho), kSubmitTimeout));
+  const std::string port = url.substr(url.rfind(':') + 1);
+  const absl::Time down = absl::Now();
+  children.Stop("nats-server");
+  STEWARD_RETURN_IF_ERROR(children.Spawn(
+      "nats-server (restarted)",
+      steward::testing::NatsServerArgv(port, dir.path(), dir.File("nats-server.log")), dir.File("nats-server.out")));
+  STEWARD_RETURN_IF_ERROR(steward::testing::WaitForNatsPort(dir.path(), children.pid("nats-server (restarted)"),
+                                                            [&children] { return children.CheckAlive(); })
+                              .status());
+  const absl::Time up = absl::Now();
+  // As an operator would: a new stewardctl (a client does not reconnect) sends again
+  // until the station takes it.
+  std::unique_ptr<steward::ctl::Client> again;
+  absl::StatusOr<steward::proto::SubmitReply> after = absl::UnavailableError("not sent");
+  while (absl::Now() - up < kOnlineLimit) {
+    absl::StatusOr<std::unique_ptr<steward::ctl::Client>> c = steward::ctl::Client::Connect(
+        steward::ctl::ClientOptions{.nats = {.url = url, .name = "ledger_bench storm"}, .operator_name = "ledger_bench"});
+    if (c.ok()) {
+      after = (*c)->Submit(ShellTrue(nodes, "storm", steward::kMethodEcho), absl::Seconds(2));
+      if (after.ok()) {
+        again = *std::move(c);
+        break;
+      }
+    } else {
+      after = c.status();
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  if (!after.ok()) return after.status();
+  const absl::Time taken = absl::Now();
+  std::vector<std::string> ids;
+  for (const auto* reply : {&before, &*after}) {
+    for (const steward::proto::CommandRef& c : reply->commands()) ids.push_back(c.id());
+  }
+  int succeeded = 0;
+  std::vector<steward::proto::CommandState> states;
+  while (absl::Now() - up < kFanoutWait) {  // a Wait cut by a reconnect is asked again
+    absl::StatusOr<std::vector<steward::proto::CommandState>> got = WaitAll(*again, ids, kFanoutWait);
+    if (!got.ok()) continue;
+    states = *std::move(got);
+    succeeded = static_cast<int>(std::count_if(states.begin(), states.end(), [](const auto& s) {
+      return s.state() == steward::proto::STATE_SUCCEEDED;
+    }));
+    if (succeeded == static_cast<int>(ids.size())) break;
+    if (std::all_of(states.begin(), states.end(), [](const auto& s) { return steward::IsTerminal(s.state()); })) break;
+  }
+  const absl::Time all = absl::Now();
+  absl::StatusOr<int> online = CountOnline(http);
+  fmt::print("  broker down and back in {:.2f} s; the station took a fan-out again {:.2f} s after it came back\n",
+             Seconds(up - down), Seconds(taken - up));
+  fmt::print("  every result of both fan-outs ({} commands) {:.2f} s after the broker came back: {} succeeded, "
+             "{} lost or failed; {} nodes online\n",
+             ids.size(), Seconds(all - up), succeeded, ids.size() - static_cast<size_t>(succeeded),
+             online.ok() ? absl::StrCat(*online) : std::string(online.status().message()));
+  fmt::print("goal no command lost across the restart: {}\n\n",
+             succeeded == static_cast<int>(ids.size()) ? "PASS" : "FAIL");
+  std::fflush(stdout);
+  return absl::OkStatus();
+}
+
 absl::Status FanoutAndMemory(const std::string& url, const Args& args, Children& children,
                              const BenchDir& dir) {
   const std::string bin = STEWARD_BIN_DIR;
@@ -571,6 +642,8 @@ absl::Status FanoutAndMemory(const std::string& url, const Args& args, Children&
              static_cast<double>(rss_online - rss_before) / n,
              static_cast<double>(rss_after - rss_before) / n);
   std::fflush(stdout);
+
+  STEWARD_RETURN_IF_ERROR(ReconnectStorm(url, nodes, *client, http, children, dir));
 
   const int64_t sim_threads = steward::bench::ProcStatusValue(sim, "Threads");
   const int64_t sim_rss = steward::bench::ProcStatusValue(sim, "VmRSS");

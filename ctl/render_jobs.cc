@@ -69,12 +69,12 @@ void AddCountsRow(Table& table, std::string label, std::string released, const p
                 std::to_string(c.canceled()), std::to_string(c.pending())});
 }
 
-std::string History(const google::protobuf::RepeatedPtrField<proto::AuditEvent>& events) {
+std::string History(const google::protobuf::RepeatedPtrField<proto::OperatorAction>& events) {
   std::string out;
-  for (const proto::AuditEvent& e : events) {
+  for (const proto::OperatorAction& e : events) {
     absl::StrAppend(&out, "  ",
                     absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(e.at_unix_ms()), absl::UTCTimeZone()),
-                    "  ", Escape(e.operator_()), "  ", Escape(e.action()), " ", Escape(e.subject()),
+                    "  ", Escape(e.operator_()), "  ", Escape(e.action()), " ", Escape(e.target()),
                     e.detail().empty() ? "" : ": ", Escape(e.detail()), "\n");
   }
   return out;

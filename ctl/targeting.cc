@@ -106,7 +106,7 @@ Runner SetupTag(CLI::App& cmd) {
       if (!reply.ok()) return Fail(reply.status());
       if (g.json) {
         for (const proto::TargetRow& row : reply->nodes()) PrintJson(row);
-        for (const proto::AuditEvent& e : reply->history()) PrintJson(e);
+        for (const proto::OperatorAction& e : reply->history()) PrintJson(e);
       } else {
         fmt::print("{}", TagLines(*reply));
       }

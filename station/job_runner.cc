@@ -11,6 +11,7 @@
 #include "common/protocol.h"
 #include "common/status_macros.h"
 #include "station/ledger/targeting_store.h"
+#include "station/operations.h"
 
 namespace steward::station {
 namespace {
@@ -224,7 +225,8 @@ void JobRunner::Launch(LaunchSpec spec, std::function<void(absl::StatusOr<proto:
       std::move(also));
 }
 
-void JobRunner::Close(const std::string& id, const std::string& op, std::function<void(absl::Status)> done) {
+void JobRunner::Close(const std::string& id, const Call& call, std::function<void(absl::Status)> done) {
+  const std::string op = call.op();
   JobTable::Work work;
   absl::Status st;
   {
@@ -243,7 +245,7 @@ void JobRunner::Close(const std::string& id, const std::string& op, std::functio
         absl::StrCat("job ", id, " is ", JobStateName(j.state()), j.reason().empty() ? "" : ": ", j.reason())));
   }
   if (!st.ok()) return done(st);
-  core_.store().Write(ledger::AddAudit("job", ledger::NewAudit(op, "job close", id)));
+  RecordAction(core_, call, "job close", id, "", "ok");
   Finish(std::move(work));
   // Answered once the cancellations and the job's record are stored (writes land in order).
   core_.AfterWrites([done = std::move(done)](absl::Status w) { done(w); });

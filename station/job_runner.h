@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "station/core.h"
 #include "station/ledger/store.h"
+#include "station/rpc.h"
 #include "station/targeting.h"
 
 namespace steward::station {
@@ -65,8 +66,9 @@ class JobRunner {
   // joins the transaction.
   void Launch(LaunchSpec spec, std::function<void(absl::StatusOr<proto::LaunchReply>)> done,
               std::vector<ledger::Store::Op> also = {}) ABSL_LOCKS_EXCLUDED(core_.model.mu);
-  // Close stops job `id` for operator `op` (JobTable::Close); `done` once it is stored.
-  void Close(const std::string& id, const std::string& op, std::function<void(absl::Status)> done)
+  // Close stops job `id` for `call`'s operator (JobTable::Close), audited; `done` once
+  // it is stored.
+  void Close(const std::string& id, const Call& call, std::function<void(absl::Status)> done)
       ABSL_LOCKS_EXCLUDED(core_.model.mu);
 
  private:

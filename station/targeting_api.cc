@@ -10,7 +10,9 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "station/ledger/surfaces.h"
 #include "station/ledger/targeting_store.h"
+#include "station/operations.h"
 #include "station/queries.h"
 #include "station/targeting.h"
 #include "subjects/subject.h"
@@ -115,8 +117,7 @@ void TargetingApi::Tag(const Call& call, proto::TagRequest req) {
       std::vector<std::string> texts;
       for (const TagTable::Change& c : changes) {
         texts.push_back(TagText(c));
-        core_.store().Write(ledger::AddAudit(
-            "tag", ledger::NewAudit(call.op(), c.removed ? "tag remove" : "tag set", name, TagText(c))));
+        RecordAction(core_, call, c.removed ? "tag remove" : "tag set", name, TagText(c), "ok");
       }
       if (!changes.empty()) {
         const TagTable::Tags* now = core_.model.tags.Of(name);
@@ -130,9 +131,10 @@ void TargetingApi::Tag(const Call& call, proto::TagRequest req) {
     return rpc_.Reject(call, absl::StrCat("no node matches ", Describe(spec), "; no tag changed"));
   }
   if (req.history()) {
-    absl::StatusOr<std::vector<proto::AuditEvent>> history = ledger::Audit(core_.store(), "tag", names, kHistoryLimit);
+    absl::StatusOr<std::vector<proto::OperatorAction>> history =
+        ledger::ActionsOf(core_.store(), "tag", names, kHistoryLimit);
     if (!history.ok()) return rpc_.Error(call, history.status().message());
-    for (proto::AuditEvent& e : *history) *out.add_history() = std::move(e);
+    for (proto::OperatorAction& e : *history) *out.add_history() = std::move(e);
   }
   if (change) STEWARD_LOG_INFO("tags of {} nodes changed by {}", names.size(), call.op());
   core_.AfterWrites([this, call, out](absl::Status st) {
@@ -226,7 +228,7 @@ void TargetingApi::Job(const Call& call, proto::JobRequest req) {
 }
 
 void TargetingApi::Close(const Call& call, proto::CloseRequest req) {
-  runner_.Close(req.id(), call.op(), [this, call, id = req.id()](absl::Status st) {
+  runner_.Close(req.id(), call, [this, call, id = req.id()](absl::Status st) {
     if (!st.ok()) return rpc_.Fail(call, st);
     proto::AclReply out;
     out.add_lines(absl::StrCat("closed ", id));
@@ -261,7 +263,7 @@ void TargetingApi::Schedule(const Call& call, proto::ScheduleRequest req) {
       if (st.ok()) core_.store().Write(ledger::PutSchedule(*s));
     }
     if (st.ok()) {
-      core_.store().Write(ledger::AddAudit("schedule", ledger::NewAudit(call.op(), "schedule " + action, req.name())));
+      RecordAction(core_, call, "schedule " + action, req.name(), "", "ok");
     }
   }
   if (!st.ok()) return rpc_.Fail(call, st);
@@ -301,11 +303,10 @@ void TargetingApi::AddSchedule(const Call& call, proto::Schedule s) {
     absl::MutexLock lock(&core_.model.mu);
     if (absl::Status st = core_.model.schedules.Add(*std::move(entry), now); !st.ok()) return rpc_.Fail(call, st);
     core_.store().Write(ledger::PutSchedule(s));
-    core_.store().Write(ledger::AddAudit(
-        "schedule",
-        ledger::NewAudit(call.op(), "schedule add", s.name(),
-                         absl::StrCat("cron \"", s.cron(), "\" ", s.time_zone().empty() ? "UTC" : s.time_zone(), ", ",
-                                      Describe(s.target()), ": ", absl::StrJoin(s.command().argv(), " ")))));
+    RecordAction(core_, call, "schedule add", s.name(),
+                 absl::StrCat("cron \"", s.cron(), "\" ", s.time_zone().empty() ? "UTC" : s.time_zone(), ", ",
+                              Describe(s.target()), ": ", absl::StrJoin(s.command().argv(), " ")),
+                 "ok");
     for (proto::Schedule& listed : core_.model.schedules.List()) {
       if (listed.name() == s.name()) *out.add_schedules() = std::move(listed);
     }
@@ -334,10 +335,10 @@ void TargetingApi::ShowSchedule(const Call& call, const std::string& name) {
     r->mutable_job()->clear_targets();  // the counts say it; show RUN_ID has the rest
     *out.add_runs() = *std::move(r);
   }
-  absl::StatusOr<std::vector<proto::AuditEvent>> history =
-      ledger::Audit(core_.store(), "schedule", {name}, kHistoryLimit);
+  absl::StatusOr<std::vector<proto::OperatorAction>> history =
+      ledger::ActionsOf(core_.store(), "schedule", {name}, kHistoryLimit);
   if (!history.ok()) return rpc_.Error(call, history.status().message());
-  for (proto::AuditEvent& e : *history) *out.add_history() = std::move(e);
+  for (proto::OperatorAction& e : *history) *out.add_history() = std::move(e);
   rpc_.Ok(call, out);
 }
 

@@ -250,6 +250,23 @@ void Output(Router& r, const httplib::Request& req, httplib::Response& res, cons
   res.set_content(all.substr(from, n), "application/octet-stream");
 }
 
+// A job (a send by target: a rollout, a continuous job, a scheduled run) with its
+// counts and, for a rollout, its batches; null when `id` is no job.
+absl::StatusOr<Json> JobOf(Router& r, const std::string& id, const Principal& who) {
+  proto::JobRequest q;
+  q.set_id(id);
+  absl::StatusOr<proto::JobReply> job = CallRpcAs<proto::JobReply>(r.rpc(), kStationJob, q, who);
+  if (absl::IsNotFound(job.status())) return Json(nullptr);
+  if (!job.ok()) return job.status();
+  return json::ToJson(*job);
+}
+
+void Job(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who) {
+  API_ASSIGN(Json job, JobOf(r, req.matches[1], who));
+  if (job.is_null()) return SendError(res, 404, absl::StrCat("unknown job ", std::string(req.matches[1])));
+  SendJson(res, job);
+}
+
 void Request(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who) {
   proto::ShowRequest q;
   q.set_request_id(req.matches[1]);
@@ -283,6 +300,8 @@ void Request(Router& r, const httplib::Request& req, httplib::Response& res, con
   out["not_answered"] = std::move(not_answered);
   out["commands"] = States(states.commands());
   out["incomplete"] = states.incomplete();
+  // A send by target is a job too: a rollout's batches and why it stopped.
+  API_ASSIGN(out["job"], JobOf(r, q.request_id(), who));
   SendJson(res, out);
 }
 
@@ -461,6 +480,7 @@ void AddApi(Router& r) {
   r.Add("GET", "/api/v1/commands/" + id + "/output", "output", Access::kRead, route(Output));
   r.Add("POST", "/api/v1/commands/" + id + "/cancel", "cancel", Access::kWrite, route(Cancel));
   r.Add("GET", "/api/v1/requests/" + id, "request", Access::kRead, route(Request));
+  r.Add("GET", "/api/v1/jobs/" + id, "job", Access::kRead, route(Job));
   r.Add("GET", "/api/v1/logs", "logs", Access::kRead, route(Logs));
   r.Add("GET", "/api/v1/audit", "audit", Access::kRead, route(Audit));
   r.Add("GET", "/api/v1/dispatch", "dispatch", Access::kRead, route(Dispatch));

@@ -87,7 +87,7 @@ absl::StatusOr<std::string> CallRpc(Rpc& rpc, const std::string& method, const g
     case proto::OUTCOME_REJECTED:
       // The station's rejections of names it does not know all read "unknown <what> ...".
       if (absl::StartsWith(ack.error(), "unknown node") || absl::StartsWith(ack.error(), "unknown command") ||
-          absl::StartsWith(ack.error(), "unknown request")) {
+          absl::StartsWith(ack.error(), "unknown request") || absl::StartsWith(ack.error(), "unknown job")) {
         return absl::NotFoundError(ack.error());
       }
       return absl::InvalidArgumentError(ack.error());

@@ -124,8 +124,13 @@ const std::vector<std::string>& Migrations() {
       )sql",
       // 6: targeting: operators' tags on nodes; jobs (a send by target: the expression,
       // the nodes it resolved to, a rollout's progress; `open` while the station follows
-      // it); schedules. Audit events of these go to `events` (targeting_store.h).
+      // it); schedules. Operators' changes to them are operator actions, found by their
+      // target (a node, a schedule, a job) and kind (the action's first word).
       R"sql(
+      ALTER TABLE operator_actions ADD COLUMN target TEXT NOT NULL DEFAULT '';
+      ALTER TABLE operator_actions ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+      CREATE INDEX operator_actions_target ON operator_actions(target, kind, seq);
+      CREATE INDEX operator_actions_kind ON operator_actions(kind, seq);
       CREATE TABLE node_tags (
         node TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (node, key));
       CREATE TABLE jobs (

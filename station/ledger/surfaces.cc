@@ -1,15 +1,51 @@
 #include "station/ledger/surfaces.h"
 
+#include <algorithm>
+
 #include "common/status_macros.h"
 
 namespace steward::station::ledger {
 
+std::string ActionKind(absl::string_view action) {
+  return std::string(action.substr(0, action.find(' ')));
+}
+
+absl::StatusOr<std::vector<proto::OperatorAction>> ActionsOf(Store& store, const std::string& kind,
+                                                             const std::vector<std::string>& targets, int limit) {
+  std::vector<std::pair<int64_t, proto::OperatorAction>> rows;  // (seq, action)
+  auto read = [&](const std::string& sql, const std::vector<std::string>& args) {
+    return store.Rows(sql, args, limit, [&](sqlite::Statement& st) -> absl::Status {
+      proto::OperatorAction a;
+      if (!a.ParseFromString(st.ColumnBlob(1))) return absl::DataLossError("corrupt operator action");
+      rows.emplace_back(st.ColumnInt(0), std::move(a));
+      return absl::OkStatus();
+    });
+  };
+  if (targets.empty()) {
+    STEWARD_RETURN_IF_ERROR(
+        read("SELECT seq, record FROM operator_actions WHERE kind = ?1 ORDER BY seq DESC LIMIT ?2", {kind}));
+  }
+  for (const std::string& target : targets) {
+    STEWARD_RETURN_IF_ERROR(read(
+        "SELECT seq, record FROM operator_actions WHERE target = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT ?3", {target, kind}));
+  }
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  if (rows.size() > static_cast<size_t>(limit)) rows.resize(static_cast<size_t>(limit));
+  std::vector<proto::OperatorAction> out;
+  out.reserve(rows.size());
+  for (auto& [seq, a] : rows) out.push_back(std::move(a));
+  return out;
+}
+
 Store::Op AddAction(proto::OperatorAction action) {
   return [action = std::move(action)](sqlite::Database& db) -> absl::Status {
     STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
-                             db.Prepare("INSERT INTO operator_actions(at_ms, record) VALUES (?1, ?2)"));
+                             db.Prepare("INSERT INTO operator_actions(at_ms, record, target, kind) "
+                                        "VALUES (?1, ?2, ?3, ?4)"));
     STEWARD_RETURN_IF_ERROR(st.Bind(1, action.at_unix_ms()));
     STEWARD_RETURN_IF_ERROR(st.BindBlob(2, action.SerializeAsString()));
+    STEWARD_RETURN_IF_ERROR(st.Bind(3, action.target()));
+    STEWARD_RETURN_IF_ERROR(st.Bind(4, ActionKind(action.action())));
     return st.Step().status();
   };
 }

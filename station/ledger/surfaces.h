@@ -15,6 +15,12 @@
 namespace steward::station::ledger {
 
 Store::Op AddAction(proto::OperatorAction action);
+// The kind of an action: its first word ("tag" of "tag set", "schedule" of "schedule add").
+std::string ActionKind(absl::string_view action);
+// Newest first: the actions of `kind` on `targets` (every target when empty), at most
+// `limit` (the audit of tags, schedules and jobs).
+absl::StatusOr<std::vector<proto::OperatorAction>> ActionsOf(Store& store, const std::string& kind,
+                                                             const std::vector<std::string>& targets, int limit);
 // Newest first: actions older than `before_ms` (0: any), by `op` (substring, "" any),
 // on `target` ("" any), at most `limit`.
 absl::StatusOr<std::vector<proto::OperatorAction>> Actions(Store& store, int64_t before_ms,

@@ -12,7 +12,6 @@
 namespace steward::station::ledger {
 namespace {
 
-constexpr char kAuditMethod[] = "audit";
 
 // Runs `sql` with text `args` and parses column 0 of each row as a T.
 template <typename T>
@@ -124,56 +123,6 @@ Store::Op ScheduleRan(std::string name, int64_t at_ms, std::string run_id) {
 
 absl::StatusOr<std::vector<proto::Schedule>> Schedules(Store& store) {
   return Records<proto::Schedule>(store, "SELECT record FROM schedules ORDER BY name", {});
-}
-
-proto::AuditEvent NewAudit(std::string op, std::string action, std::string subject, std::string detail) {
-  proto::AuditEvent ev;
-  ev.set_id(NewId());
-  ev.set_at_unix_ms(NowUnixMillis());
-  ev.set_operator_(std::move(op));
-  ev.set_action(std::move(action));
-  ev.set_subject(std::move(subject));
-  ev.set_detail(std::move(detail));
-  return ev;
-}
-
-Store::Op AddAudit(std::string domain, proto::AuditEvent ev) {
-  return [domain = std::move(domain), ev = std::move(ev)](sqlite::Database& db) -> absl::Status {
-    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
-                             db.Prepare("INSERT OR IGNORE INTO events(id, node, method, domain, at_ms, payload) "
-                                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
-    STEWARD_RETURN_IF_ERROR(st.Bind(1, ev.id()));
-    STEWARD_RETURN_IF_ERROR(st.Bind(2, ev.subject()));
-    STEWARD_RETURN_IF_ERROR(st.Bind(3, absl::string_view(kAuditMethod)));
-    STEWARD_RETURN_IF_ERROR(st.Bind(4, domain));
-    STEWARD_RETURN_IF_ERROR(st.Bind(5, ev.at_unix_ms()));
-    STEWARD_RETURN_IF_ERROR(st.BindBlob(6, ev.SerializeAsString()));
-    return st.Step().status();
-  };
-}
-
-absl::StatusOr<std::vector<proto::AuditEvent>> Audit(Store& store, const std::string& domain,
-                                                     const std::vector<std::string>& subjects, int limit) {
-  if (subjects.empty()) {
-    return Records<proto::AuditEvent>(
-        store,
-        "SELECT payload FROM events WHERE method = 'audit' AND domain = ?1 ORDER BY at_ms DESC, id DESC LIMIT ?2",
-        {domain}, limit);
-  }
-  std::vector<proto::AuditEvent> out;
-  for (const std::string& subject : subjects) {
-    STEWARD_ASSIGN_OR_RETURN(
-        std::vector<proto::AuditEvent> rows,
-        Records<proto::AuditEvent>(store,
-                                   "SELECT payload FROM events WHERE node = ?1 AND method = 'audit' AND domain = ?2 "
-                                   "ORDER BY at_ms DESC, id DESC LIMIT ?3",
-                                   {subject, domain}, limit));
-    for (proto::AuditEvent& e : rows) out.push_back(std::move(e));
-  }
-  std::sort(out.begin(), out.end(),
-            [](const proto::AuditEvent& a, const proto::AuditEvent& b) { return a.id() > b.id(); });
-  if (out.size() > static_cast<size_t>(limit)) out.resize(static_cast<size_t>(limit));
-  return out;
 }
 
 }  // namespace steward::station::ledger

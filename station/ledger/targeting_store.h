@@ -1,11 +1,7 @@
-// What targeting keeps in the ledger (schema step 4): operators' tags on nodes, jobs
-// (a send by target, with what it resolved to and how far a rollout got), schedules,
-// and the audit of operators' changes to them.
-//
-// Audit events: until the ledger has an audit table of its own (issue 10), they are
-// rows of `events` with method "audit", the kind of change as domain ("tag",
-// "schedule", "job") and what changed (a node, a schedule, a job id) in `node`; the
-// payload is a proto::AuditEvent. AddAudit and Audit are the only code that knows this.
+// What targeting keeps in the ledger (schema step 6): operators' tags on nodes, jobs
+// (a send by target, with what it resolved to and how far a rollout got), schedules.
+// Operators' changes to them are operator actions (surfaces.h: ActionsOf), in the audit
+// with every other.
 #pragma once
 
 #include <map>
@@ -37,14 +33,5 @@ Store::Op DeleteSchedule(std::string name);
 // pause or resume written meanwhile stays).
 Store::Op ScheduleRan(std::string name, int64_t at_ms, std::string run_id);
 absl::StatusOr<std::vector<proto::Schedule>> Schedules(Store& store);
-
-// An audit event made now: `op` did `action` ("tag set") to `subject` (a node, a
-// schedule, a job); `detail` says how.
-proto::AuditEvent NewAudit(std::string op, std::string action, std::string subject, std::string detail = "");
-// Records an operator's change of kind `domain` ("tag", "schedule", "job").
-Store::Op AddAudit(std::string domain, proto::AuditEvent ev);
-// The changes of kind `domain` to `subjects` (all of that kind when empty), newest first.
-absl::StatusOr<std::vector<proto::AuditEvent>> Audit(Store& store, const std::string& domain,
-                                                     const std::vector<std::string>& subjects, int limit);
 
 }  // namespace steward::station::ledger

@@ -114,3 +114,22 @@ test('a fan-out page shows its progress and who has not answered', async () => {
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('a staged rollout page shows its batches and why it stopped', async () => {
+  // ship1 (batch 1) fails, which reaches --abort-after 1: ship2's batch is never sent.
+  const sent = cluster.ctl(['send', '--no-wait', '--batch', '1', '--abort-after', '1', 'ship1,ship2', '--', 'false']);
+  assert.equal(sent.status, 0, sent.err);
+  const id = sent.out.trim().split('\n')[0].split(' ')[1];
+  const cmd = await fetch(`${cluster.http}/api/v1/commands/${id}`).then((x) => x.json());
+  const job = await fetch(`${cluster.http}/api/v1/jobs/${cmd.request_id}`).then((x) => x.json());
+  assert.equal(job.batches.length, 2);
+  const { page, errors } = await open(`/#/request/${cmd.request_id}`);
+  await page.waitForSelector('#rollout-state:text("aborted")');
+  await page.waitForSelector('#rollout-state:text("1 of 2 failed")');
+  assert.equal(await page.locator('#batches tbody tr').count(), 2);
+  assert.match(await page.locator('#batches tbody tr').nth(1).innerText(), /not yet/);
+  assert.deepEqual(errors, []);
+  await page.close();
+  const missing = await fetch(`${cluster.http}/api/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV`);
+  assert.equal(missing.status, 404);
+});

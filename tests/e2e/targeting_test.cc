@@ -239,6 +239,10 @@ TEST_CASE("targets and --where pick among 50 simulated nodes by facts and tags",
     REQUIRE(c.Ctl({"tag", "unset", "sim0003", "role"}).exit_code == 0);
     CHECK_THAT(c.Ctl({"tag", "show", "sim0003", "--history"}).out,
                Catch::Contains("tag remove sim0003: role removed (was spare)"));
+    // In the station's one audit, beside pause, maintenance and the rest.
+    RunResult audit = c.Ctl({"audit", "--limit", "100"});
+    CHECK(audit.exit_code == 0);
+    CHECK_THAT(audit.out, Catch::Contains("tag set") && Catch::Contains("tag remove") && Catch::Contains("sim0003"));
     CHECK(c.Ctl({"tag", "set", "sim0003", "bad key=x"}).exit_code == 255);
   }
 }

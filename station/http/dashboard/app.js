@@ -339,6 +339,29 @@ async function commandPage(id) {
 
 // ---- one fan-out ----
 
+// A staged rollout's state and its batches (a send by target that is no rollout: nothing).
+function rolloutCard(job) {
+  if (!job || !job.job.rollout) return [];
+  const j = job.job;
+  const n = job.batches.length;
+  let state = j.state;
+  if (j.state === 'running') state = `batch ${j.progress.released} of ${n} running`;
+  if (j.state === 'waiting') {
+    const left = Math.max(0, Math.round((j.progress.next_release_unix_ms - Date.now()) / 1000));
+    state = `batch ${j.progress.released} of ${n} ended, next in ${left}s`;
+  }
+  if (j.reason) state += `: ${j.reason}`;
+  const cell = (b, k) => el('td', {}, String(b.counts[k]));
+  return [el('h2', {}, 'rollout'), el('p', { id: 'rollout-state' }, state),
+    el('table', { id: 'batches' },
+      el('thead', {}, el('tr', {}, ['batch', 'released', 'nodes', 'succeeded', 'failed', 'timed out', 'not answered', 'canceled', 'pending'].map((h) => el('th', {}, h)))),
+      el('tbody', {}, job.batches.map((b) => el('tr', {},
+        el('td', {}, String(b.index + 1)),
+        el('td', {}, b.released_unix_ms ? new Date(b.released_unix_ms).toLocaleTimeString() : 'not yet'),
+        cell(b, 'targets'), cell(b, 'succeeded'), cell(b, 'failed'), cell(b, 'timed_out'),
+        cell(b, 'not_answered'), cell(b, 'canceled'), cell(b, 'pending')))))];
+}
+
 async function requestPage(id) {
   const q = await api(`/api/v1/requests/${id}`);
   const c = q.counts;
@@ -349,15 +372,18 @@ async function requestPage(id) {
     el('div', { class: 'card' },
       el('div', { id: 'progress-text' }, `${done} of ${c.total} finished: ${c.succeeded} succeeded, ${c.failed} failed, ${c.pending} pending`),
       el('div', { class: 'progress' }, bar),
+      ...rolloutCard(q.job),
       el('h2', {}, `not answered (${q.not_answered.length})`),
       el('p', { id: 'not-answered' }, q.not_answered.length ? q.not_answered.join(', ') : 'every node answered')),
     el('div', { class: 'card' }, el('table', {}, el('tbody', {}, q.commands.map(commandRow)))));
-  if (c.pending === 0) return () => {};
-  let timer = null;
-  return follow(`types=command&request=${id}`, q.event_id, () => {
+  const rolling = q.job && q.job.job.rollout && ['running', 'waiting'].includes(q.job.job.state);
+  if (c.pending === 0 && !rolling) return () => {};
+  let timer = rolling ? setTimeout(route, 2000) : null;  // a batch-wait ends without a command event
+  const stop = follow(`types=command&request=${id}`, q.event_id, () => {
     clearTimeout(timer);
     timer = setTimeout(route, 300);  // a burst of states: read once
   }, () => route());
+  return () => { clearTimeout(timer); stop(); };
 }
 
 // ---- audit ----
