@@ -108,6 +108,8 @@ int main(int argc, char** argv) {
   int mib = 100;
   for (int i = 1; i < argc; ++i) {
     std::string value;
+    // --seconds (scripts/bench passes it to every benchmark) does not apply: one copy.
+    if (steward::bench::FlagValue(argc, argv, &i, "seconds", &value)) continue;
     if (!steward::bench::FlagValue(argc, argv, &i, "mib", &value) || !absl::SimpleAtoi(value, &mib) || mib < 1 ||
         mib > 1000) {
       fmt::print(stderr, "usage: copy_bench [--mib N]   (1..1000, default 100)\n");
