@@ -57,7 +57,8 @@ absl::StatusOr<std::shared_ptr<Acl>> Acl::Open(const std::string& dir) {
 }
 
 absl::Status Acl::Check(const proto::Envelope& command) const {
-  if (command.method() == kMethodSetAcl) return absl::OkStatus();
+  // The station's own: the rules themselves, and stopping what it sent (runs nothing).
+  if (command.method() == kMethodSetAcl || command.method() == kMethodCancel) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
   if (!configured_) return absl::OkStatus();
   for (const std::string& rule : doc_.rules()) {

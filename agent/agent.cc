@@ -94,7 +94,7 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
       .conn = conn_,
       .outbox = outbox_.get(),
       .events = &events_,
-      .control = this,
+      .agent = this,
   });
   for (const proto::Ack& received : interrupted) {
     // Before the dispatcher starts, so a redelivery is answered with this result.
@@ -232,6 +232,7 @@ bool Agent::Alive(absl::Duration quiet) const {
 void Agent::Shutdown() {
   if (shut_down_.exchange(true)) return;
   cancel_.Notify();
+  if (processor_) processor_->StopAll();
   heartbeat_.Stop();
   if (dispatcher_) dispatcher_->StopIntake();
   if (supervisor_) supervisor_->Shutdown();

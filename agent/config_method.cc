@@ -15,7 +15,7 @@ class ConfigMethod final : public Method {
  public:
   absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) override {
     const proto::Envelope& cmd = ctx.command;
-    ConfigHost* host = ctx.control != nullptr ? ctx.control->config() : nullptr;
+    ConfigHost* host = ctx.agent != nullptr ? ctx.agent->config() : nullptr;
     if (host == nullptr) return RejectAck(cmd.id(), ctx.node, "this agent runs without a configuration");
     const std::string verb = cmd.argv().empty() ? "" : cmd.argv(0);
     const int64_t started = NowUnixMillis();

@@ -31,7 +31,7 @@ std::string StoppedFile(const AgentOptions& options) {
 
 // Handlers an operator must not stop: the ones that answer the operator.
 bool Unstoppable(const std::string& method) {
-  return method == kMethodProcess || method == kMethodStatus || method == kMethodConfig;
+  return method == kMethodProcess || method == kMethodStatus || method == kMethodConfig || method == kMethodCancel;
 }
 
 }  // namespace
@@ -66,10 +66,7 @@ void Dispatcher::StopIntake() {
   intake_closed_ = true;
   // The dispatcher and the processes sleep until there is work; this wakes them.
   if (sub_ != nullptr) (void)natsSubscription_Unsubscribe(sub_);
-  for (auto& [subject, handler] : handlers_) {
-    handler->queue.Close();
-    handler->cancel.Notify();
-  }
+  for (auto& [subject, handler] : handlers_) handler->queue.Close();
 }
 
 absl::Status Dispatcher::Run(ProcessContext& ctx) {
@@ -305,7 +302,9 @@ absl::StatusOr<std::string> Dispatcher::StopHandler(const std::string& name, boo
       absl::MutexLock hl(&handler->mu);
       canceled = handler->current;
     }
-    if (cancel_running) handler->cancel.Notify();
+    if (cancel_running && !canceled.empty()) {
+      (void)processor_.CancelCommand(canceled, subject.domain, "operator (process stop --cancel-running)");
+    }
   }
   // The thread ends once the queue is closed (and a canceled command is killed).
   const absl::Time until = absl::Now() + absl::Seconds(10);

@@ -24,16 +24,29 @@ struct MethodLimits {
   size_t max_output_bytes = size_t{1} << 20;  // per stream
 };
 
+// What the "cancel" method asks of the agent; CommandProcessor implements it.
+class CommandControl {
+ public:
+  virtual ~CommandControl() = default;
+  // Stops command `id` for operator `by`: kills it when it runs here, makes sure it
+  // never runs when it has not come yet, and says which (or how it ended) in one line.
+  virtual absl::StatusOr<std::string> CancelCommand(const std::string& id, const std::string& domain,
+                                                    const std::string& by) = 0;
+};
+
 // What one execution sees. Borrowed for the duration of Execute.
 struct ExecContext {
   const proto::Envelope& command;
   const std::string& node;
-  const absl::Notification& cancel;  // notified when the agent shuts down
+  // Notified when the command must stop: the agent shuts down, or an operator
+  // cancelled it (a Method reports either as OUTCOME_CANCELED; the agent says which).
+  const absl::Notification& cancel;
   CommandRunner& runner;
   const MethodLimits& limits;
-  // The agent's own operations (status, stop/start of handlers); null where there is
-  // no agent around the method (the node simulator).
-  AgentControl* control = nullptr;
+  CommandControl* control = nullptr;  // for the cancel method
+  // The agent's own operations (status, stop/start of handlers, configuration); null
+  // where there is no agent around the method (the node simulator).
+  AgentControl* agent = nullptr;
 };
 
 // A method implementation. Thread-compatible: each process (subject) owns its own
@@ -89,12 +102,13 @@ class MethodRegistry {
   std::map<std::string, MethodFactory> factories_;
 };
 
-// The methods every agent has (ping, shellcommand, echo, status, process, config, copy).
+// The methods every agent has (ping, shellcommand, echo, cancel, status, process, config, copy).
 MethodRegistry BuiltinMethods();
 
 std::unique_ptr<Method> NewPingMethod();
 std::unique_ptr<Method> NewShellCommandMethod();
 std::unique_ptr<Method> NewEchoMethod();
+std::unique_ptr<Method> NewCancelMethod();
 std::unique_ptr<Method> NewStatusMethod();
 std::unique_ptr<Method> NewProcessMethod();
 std::unique_ptr<Method> NewConfigMethod();

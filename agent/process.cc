@@ -6,6 +6,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/protocol.h"
@@ -58,14 +59,13 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
                                       Handler* handler) {
   const proto::Envelope& cmd = work.command;
   const std::string& node = parts_.events->node();
-  ExecContext exec{cmd,           node, handler != nullptr ? handler->cancel : *parts_.cancel,
-                   *parts_.runner, *parts_.limits, parts_.control};
   auto reply = [&](const proto::Ack& ack) {
     if (absl::Status st = ReplyAck(parts_.conn, *parts_.events, work.reply, ack); !st.ok()) {
       ctx.Report(Severity::kWarning, st);
     }
   };
   if (method.immediate()) {
+    ExecContext exec{cmd, node, *parts_.cancel, *parts_.runner, *parts_.limits, this, parts_.agent};
     STEWARD_ASSIGN_OR_RETURN(proto::Ack ack, method.Execute(exec));
     reply(ack);
     return absl::OkStatus();
@@ -73,7 +73,17 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
   RecordLater();
   proto::Ack received = NewAck(cmd.id(), node, proto::STAGE_RECEIVED, proto::OUTCOME_UNSPECIFIED);
   received.set_started_unix_ms(NowUnixMillis());
-  absl::StatusOr<std::optional<proto::Ack>> recorded = parts_.log->RecordIfNew(received);
+  // Registered before it is recorded (see running_mu_), in the same critical section.
+  auto running = std::make_shared<Running>();
+  absl::StatusOr<std::optional<proto::Ack>> recorded;
+  {
+    absl::MutexLock lock(&running_mu_);
+    recorded = parts_.log->RecordIfNew(received);
+    if (recorded.ok() && !recorded->has_value()) {
+      running_[cmd.id()] = running;
+      if (parts_.cancel->HasBeenNotified()) running->stop.Notify();  // StopAll ran already
+    }
+  }
   if (!recorded.ok()) {
     // A command that cannot be recorded does not run: it could run twice otherwise.
     // The station is told it was not taken (an ERROR that is no result) and sends it
@@ -86,7 +96,8 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
   }
   std::optional<proto::Ack> seen = *std::move(recorded);
   if (seen.has_value()) {
-    // Redelivery: answer with what we recorded, never run twice.
+    // Redelivery (or cancelled before it came): answer with what we recorded, never
+    // run twice.
     reply(*seen);
     return absl::OkStatus();
   }
@@ -97,6 +108,7 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
     handler->current = cmd.id();
     handler->current_since = absl::Now();
   }
+  ExecContext exec{cmd, node, running->stop, *parts_.runner, *parts_.limits, this, parts_.agent};
   absl::StatusOr<proto::Ack> result = method.Execute(exec);
   if (handler != nullptr) {
     {
@@ -106,6 +118,11 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
     ++handler->handled;
     if (!result.ok() || result->outcome() != proto::OUTCOME_SUCCEEDED) ++handler->failed;
   }
+  // Unregistered once the result is recorded: a cancel meanwhile finds it finished.
+  auto unregister = absl::MakeCleanup([this, &cmd] {
+    absl::MutexLock lock(&running_mu_);
+    running_.erase(cmd.id());
+  });
   if (!result.ok()) {
     // The process is broken; the command still gets a truthful final word.
     proto::Ack err = NewAck(cmd.id(), node, proto::STAGE_RESULT, proto::OUTCOME_ERROR);
@@ -114,7 +131,59 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
     STEWARD_RETURN_IF_ERROR(SendResult(cmd.domain(), cmd.request_id(), std::move(err)));
     return result.status();
   }
+  if (result->outcome() == proto::OUTCOME_CANCELED) {
+    std::string by;
+    {
+      absl::MutexLock lock(&running_mu_);
+      by = running->canceled_by;
+    }
+    if (by.empty()) {
+      // Not an operator's cancel: the agent is shutting down.
+      result->set_outcome(proto::OUTCOME_FAILED);
+      result->set_error("canceled: the agent is shutting down");
+    } else {
+      result->set_error(absl::StrCat("canceled by ", by, " after ",
+                                     absl::FormatDuration(absl::Trunc(absl::Now() - running->since,
+                                                                      absl::Milliseconds(1))),
+                                     " (the output until then is kept)"));
+    }
+  }
   return SendResult(cmd.domain(), cmd.request_id(), *std::move(result));
+}
+
+absl::StatusOr<std::string> CommandProcessor::CancelCommand(const std::string& id, const std::string& domain,
+                                                            const std::string& by) {
+  const std::string who = by.empty() ? "an operator" : by;
+  absl::MutexLock lock(&running_mu_);
+  if (auto it = running_.find(id); it != running_.end()) {
+    if (it->second->stop.HasBeenNotified()) return absl::StrCat("stopping ", id, " already");
+    it->second->canceled_by = who;
+    it->second->stop.Notify();
+    return absl::StrCat("stopping ", id, ": SIGTERM to its process group, SIGKILL after the grace");
+  }
+  proto::Ack tombstone = NewAck(id, parts_.events->node(), proto::STAGE_RESULT, proto::OUTCOME_CANCELED);
+  tombstone.set_error(absl::StrCat("canceled by ", who, " before it ran on ", parts_.events->node(),
+                                   ": it never runs there"));
+  tombstone.set_finished_unix_ms(NowUnixMillis());
+  STEWARD_ASSIGN_OR_RETURN(std::optional<proto::Ack> seen, parts_.log->RecordIfNew(tombstone));
+  if (seen.has_value()) {
+    if (seen->stage() == proto::STAGE_RESULT) {
+      return absl::StrCat(id, " already finished here: ", OutcomeName(seen->outcome()));
+    }
+    // Received, no result and not running: an earlier run of the agent was stopped
+    // while it ran (its result says "interrupted").
+    return absl::StrCat(id, " is not running here (interrupted by an agent restart)");
+  }
+  // Never came here: the station learns it now (the command itself may never come).
+  STEWARD_RETURN_IF_ERROR(SendResult(domain, "", tombstone));
+  return absl::StrCat(id, " had not come here: recorded as canceled, it never runs");
+}
+
+void CommandProcessor::StopAll() {
+  absl::MutexLock lock(&running_mu_);
+  for (auto& [id, r] : running_) {
+    if (!r->stop.HasBeenNotified()) r->stop.Notify();
+  }
 }
 
 absl::Status CommandProcessor::SendResult(const std::string& domain,

@@ -10,10 +10,12 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
-#include <optional>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -42,9 +44,6 @@ using WorkQueue = BoundedQueue<Work>;
 struct Handler {
   explicit Handler(size_t capacity) : queue(capacity) {}
   WorkQueue queue;
-  // A running command is killed: the agent shuts down, or an operator stopped the
-  // process with --cancel-running.
-  absl::Notification cancel;
   // An operator stopped it: nothing more is taken from the queue.
   std::atomic<bool> stopped{false};
   std::atomic<uint64_t> handled{0};  // finished commands
@@ -59,7 +58,7 @@ struct Handler {
 absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std::string& reply,
                       proto::Ack ack);
 
-class CommandProcessor {
+class CommandProcessor final : public CommandControl {
  public:
   // What the processor borrows; everything must outlive it.
   struct Parts {
@@ -71,7 +70,7 @@ class CommandProcessor {
     natsConnection* conn = nullptr;               // replies; the broker's payload limit
     Outbox* outbox = nullptr;                     // result events
     const EventWriter* events = nullptr;
-    AgentControl* control = nullptr;              // status, process, ... (may be null)
+    AgentControl* agent = nullptr;                // status, process, ... (may be null)
   };
   explicit CommandProcessor(Parts parts) : parts_(parts) {}
 
@@ -88,12 +87,22 @@ class CommandProcessor {
   absl::Status SendResult(const std::string& domain, const std::string& request_id,
                           proto::Ack ack);
 
+  // CommandControl: a command running here gets its stop notified (its process group
+  // is killed, TERM then KILL after the cancel grace; its result says "canceled by
+  // `by`" with the output so far); one never received is recorded as canceled, so it
+  // never runs, and that result goes to the station; a finished one is left alone.
+  absl::StatusOr<std::string> CancelCommand(const std::string& id, const std::string& domain,
+                                            const std::string& by) override ABSL_LOCKS_EXCLUDED(running_mu_);
+  // The agent shuts down: every running command is stopped (Parts::cancel is notified
+  // first, so a command starting afterwards stops at once).
+  void StopAll() ABSL_LOCKS_EXCLUDED(running_mu_);
+
   // What the command log holds for command `id` (nullopt: never received here).
   std::optional<proto::Ack> Recorded(const std::string& id) const;
 
   // Handles one command for `method` (Run's step; bench/node_simulator's workers call
   // it directly): received ACK, execution, result. An error is a broken method's.
-  // `handler` (optional) is the process's: its cancel switch and counters are used.
+  // `handler` (optional) is the process's: its counters and running command are kept.
   absl::Status Handle(ProcessContext& ctx, Method& method, const Work& work,
                       Handler* handler = nullptr);
 
@@ -101,7 +110,18 @@ class CommandProcessor {
   // Records the results a full disk kept from the command log, while there is room.
   void RecordLater() ABSL_LOCKS_EXCLUDED(unrecorded_mu_);
 
+  // A command between its registration (before it is recorded) and its result.
+  struct Running {
+    absl::Notification stop;
+    std::string canceled_by;  // set before stop is notified by an operator's cancel
+    absl::Time since = absl::Now();
+  };
+
   const Parts parts_;
+  // Held across a cancel's look-up and record, and to register a command before it is
+  // recorded: a cancel either finds the command here, or records it canceled first.
+  absl::Mutex running_mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Running>> running_ ABSL_GUARDED_BY(running_mu_);
   absl::Mutex unrecorded_mu_;
   std::vector<proto::Ack> unrecorded_ ABSL_GUARDED_BY(unrecorded_mu_);
 };

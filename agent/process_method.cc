@@ -12,7 +12,7 @@ class ProcessMethod final : public Method {
  public:
   absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) override {
     const proto::Envelope& cmd = ctx.command;
-    if (ctx.control == nullptr) return RejectAck(cmd.id(), ctx.node, "process control is not available here");
+    if (ctx.agent == nullptr) return RejectAck(cmd.id(), ctx.node, "process control is not available here");
     const auto& argv = cmd.argv();
     const bool cancel = argv.size() == 3 && argv[2] == "--cancel-running";
     const bool stop = argv.size() >= 2 && argv[0] == "stop" && (argv.size() == 2 || cancel);
@@ -24,7 +24,7 @@ class ProcessMethod final : public Method {
     // Refused (a running command, a bad name, the state file not written): nothing
     // changed, and the operator reads why.
     return TextResult(ctx, started,
-                      stop ? ctx.control->StopHandler(argv[1], cancel) : ctx.control->StartHandler(argv[1]));
+                      stop ? ctx.agent->StopHandler(argv[1], cancel) : ctx.agent->StartHandler(argv[1]));
   }
 };
 

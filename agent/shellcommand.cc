@@ -38,8 +38,8 @@ class ShellCommandMethod final : public Method {
       ack.set_outcome(proto::OUTCOME_TIMED_OUT);
       ack.set_error(absl::StrCat("timed out after ", absl::FormatDuration(spec->timeout)));
     } else if (r->canceled) {
-      ack.set_outcome(proto::OUTCOME_FAILED);
-      ack.set_error("canceled: the agent is shutting down, or an operator stopped this process");
+      ack.set_outcome(proto::OUTCOME_CANCELED);  // the processor says by whom
+      ack.set_error("canceled");
     } else if (!r->exited || r->exit_code != 0) {
       ack.set_outcome(proto::OUTCOME_FAILED);
     }

@@ -10,10 +10,10 @@ namespace {
 class StatusMethod final : public Method {
  public:
   absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) override {
-    if (ctx.control == nullptr) return RejectAck(ctx.command.id(), ctx.node, "status is not available here");
+    if (ctx.agent == nullptr) return RejectAck(ctx.command.id(), ctx.node, "status is not available here");
     proto::Ack ack = NewAck(ctx.command.id(), ctx.node, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
     ack.set_started_unix_ms(NowUnixMillis());
-    ack.set_payload(ctx.control->Status().SerializeAsString());
+    ack.set_payload(ctx.agent->Status().SerializeAsString());
     ack.set_exit_code(0);
     ack.set_finished_unix_ms(NowUnixMillis());
     return ack;

@@ -4,8 +4,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 
 namespace steward::nats {
@@ -95,7 +98,19 @@ absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts) {
   STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_Create(&raw_opts), "natsOptions_Create"));
   OptionsPtr options(raw_opts);
   natsOptions* o = options.get();
-  STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetURL(o, opts.url.c_str()), "SetURL"));
+  // A comma-separated list: the members of a cluster, tried in the order given (the
+  // nearest first), and the reconnect list when one goes away.
+  std::vector<std::string> servers = absl::StrSplit(opts.url, ',', absl::SkipWhitespace());
+  for (std::string& server : servers) server = std::string(absl::StripAsciiWhitespace(server));
+  if (servers.size() > 1) {
+    std::vector<const char*> list;
+    for (const std::string& server : servers) list.push_back(server.c_str());
+    STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetServers(o, list.data(), static_cast<int>(list.size())),
+                                     "SetServers"));
+    STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetNoRandomize(o, true), "SetNoRandomize"));
+  } else {
+    STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetURL(o, opts.url.c_str()), "SetURL"));
+  }
   if (!opts.name.empty()) {
     STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetName(o, opts.name.c_str()), "SetName"));
   }

@@ -119,6 +119,8 @@ const char* OutcomeName(proto::Outcome o) {
       return "rejected";
     case proto::OUTCOME_ERROR:
       return "error";
+    case proto::OUTCOME_CANCELED:
+      return "canceled";
     default:
       return "unspecified";
   }

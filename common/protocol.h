@@ -26,6 +26,9 @@ inline constexpr char kMethodProcess[] = "process";  // stop/start a command han
 inline constexpr char kMethodConfig[] = "config";    // show/set/push the agent's configuration
 inline constexpr char kMethodCopy[] = "copy";        // files to and from the node, in chunks
 inline constexpr char kAgentDomain[] = "agent";      // the domain of the agent's own methods
+// Sent by the station only (stewardctl cancel, preemption): argv = {command id}; stops
+// that command on the node, or makes sure it never runs there.
+inline constexpr char kMethodCancel[] = "cancel";
 // Events nodes send to the station.
 inline constexpr char kEventResult[] = "result";
 inline constexpr char kEventHello[] = "hello";

@@ -228,7 +228,8 @@ std::string OpensslConfig(const std::string& ca_name, const std::vector<std::str
       "[v3_server]\n"
       "basicConstraints = critical, CA:FALSE\n"
       "keyUsage = critical, digitalSignature\n"
-      "extendedKeyUsage = serverAuth\n"
+      // clientAuth too: cluster routes are mutual TLS with the one certificate.
+      "extendedKeyUsage = serverAuth, clientAuth\n"
       "subjectAltName = ", absl::StrJoin(alt_names, ", "), "\n"
       "subjectKeyIdentifier = hash\n"
       "authorityKeyIdentifier = keyid\n");
@@ -394,11 +395,19 @@ absl::StatusOr<std::string> LeafUserName(absl::string_view site) {
 namespace {
 
 // tls { ... } for a server port with the certificate of GenerateTls in `tls_dir`.
-absl::StatusOr<std::string> ServerTls(const std::string& tls_dir, absl::string_view indent) {
+// tls { cert_file, key_file, timeout } with the server certificate; `verify_peers`
+// adds the CA that peers' certificates must chain to (cluster routes: mutual TLS).
+absl::StatusOr<std::string> ServerTls(const std::string& tls_dir, absl::string_view indent,
+                                      bool verify_peers = false) {
   const std::filesystem::path dir(tls_dir);
   STEWARD_ASSIGN_OR_RETURN(std::string cert, Quote((dir / "server.pem").string(), "tls_dir"));
   STEWARD_ASSIGN_OR_RETURN(std::string key, Quote((dir / "server.key").string(), "tls_dir"));
-  return absl::StrCat(indent, "tls {\n", indent, "  cert_file: ", cert, "\n", indent, "  key_file: ", key, "\n",
+  std::string ca;
+  if (verify_peers) {
+    STEWARD_ASSIGN_OR_RETURN(std::string file, Quote((dir / "ca.pem").string(), "tls_dir"));
+    ca = absl::StrCat(indent, "  ca_file: ", file, "\n");
+  }
+  return absl::StrCat(indent, "tls {\n", indent, "  cert_file: ", cert, "\n", indent, "  key_file: ", key, "\n", ca,
                       indent, "  timeout: ", kTlsTimeoutSeconds, "\n", indent, "}\n");
 }
 
@@ -425,26 +434,70 @@ absl::StatusOr<std::string> LeafHubSection(const LeafHub& hub, const std::string
   return out;
 }
 
-// leafnodes { remotes = [ { url, tls } ] }: a site's side.
+// leafnodes { remotes = [ { urls, tls } ] }: a site's side.
 absl::StatusOr<std::string> LeafRemoteSection(const LeafRemote& remote) {
-  STEWARD_RETURN_IF_ERROR(ValidateListen(remote.hub));
   std::set<std::string> names;  // the link user is the hub's, apart from this broker's
   STEWARD_RETURN_IF_ERROR(CheckUser(remote.link.user, remote.link.password, names));
-  // Names and passwords were validated: nothing in them needs escaping in a URL.
-  STEWARD_ASSIGN_OR_RETURN(
-      std::string url, Quote(absl::StrCat(remote.ca_file.empty() ? "nats-leaf" : "tls", "://", remote.link.user, ":",
-                                          remote.link.password, "@", remote.hub),
-                             "hub"));
+  std::vector<std::string> urls;
+  for (absl::string_view hub : absl::StrSplit(remote.hub, ',', absl::SkipEmpty())) {
+    STEWARD_RETURN_IF_ERROR(ValidateListen(hub));
+    // Names and passwords were validated: nothing in them needs escaping in a URL.
+    STEWARD_ASSIGN_OR_RETURN(
+        std::string url, Quote(absl::StrCat(remote.ca_file.empty() ? "nats-leaf" : "tls", "://", remote.link.user,
+                                            ":", remote.link.password, "@", hub),
+                               "hub"));
+    urls.push_back(std::move(url));
+  }
+  if (urls.empty()) return absl::InvalidArgumentError("a site needs the hub's leaf node port (host:port)");
   std::string out = absl::StrCat(
       "# This broker is a site: a leaf node of the hub. Its clients stay connected while the link\n"
-      "# is down, and it reconnects by itself.\nleafnodes {\n  reconnect: 1\n  remotes = [\n    {\n      url: ",
-      url, "\n");
+      "# is down, and it reconnects by itself.\nleafnodes {\n  reconnect: 1\n  remotes = [\n    {\n      ",
+      urls.size() == 1 ? absl::StrCat("url: ", urls[0]) : absl::StrCat("urls: [", absl::StrJoin(urls, ", "), "]"),
+      "\n");
   if (!remote.ca_file.empty()) {
     STEWARD_ASSIGN_OR_RETURN(std::string ca, Quote(remote.ca_file, "ca_file"));
     absl::StrAppend(&out, "      tls {\n        ca_file: ", ca, "\n        timeout: ", kTlsTimeoutSeconds,
                     "\n      }\n");
   }
   absl::StrAppend(&out, "    }\n  ]\n}\n");
+  return out;
+}
+
+// server_name, cluster { name, listen, tls, authorization, routes } and jetstream.
+absl::StatusOr<std::string> ClusterSection(const ClusterMember& c, const std::string& tls_dir,
+                                           std::set<std::string>& names) {
+  if (c.server_name.empty()) return absl::InvalidArgumentError("a cluster member needs its own server name");
+  STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(c.server_name));  // the same rules: a plain token
+  STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(c.name));
+  STEWARD_RETURN_IF_ERROR(ValidateListen(c.listen));
+  if (c.routes.empty()) return absl::InvalidArgumentError("a cluster needs the members' route ports (--routes)");
+  STEWARD_RETURN_IF_ERROR(CheckUser(c.route.user, c.route.password, names));
+  STEWARD_ASSIGN_OR_RETURN(std::string server_name, Quote(c.server_name, "server name"));
+  STEWARD_ASSIGN_OR_RETURN(std::string name, Quote(c.name, "cluster name"));
+  STEWARD_ASSIGN_OR_RETURN(std::string listen, Quote(c.listen, "route listen address"));
+  STEWARD_ASSIGN_OR_RETURN(std::string user, Quote(c.route.user, "user name"));
+  STEWARD_ASSIGN_OR_RETURN(std::string password, Quote(c.route.password, "password"));
+  std::string out = absl::StrCat("server_name: ", server_name,
+                                 "\n# One broker of a cluster: clients may connect to any member.\ncluster {\n  name: ",
+                                 name, "\n  listen: ", listen, "\n");
+  if (!tls_dir.empty()) {
+    // Routes are mutual TLS: each end shows the server certificate and checks the other's.
+    STEWARD_ASSIGN_OR_RETURN(std::string tls, ServerTls(tls_dir, "  ", /*verify_peers=*/true));
+    absl::StrAppend(&out, tls);
+  }
+  absl::StrAppend(&out, "  authorization {\n    user: ", user, "\n    password: ", password, "\n  }\n  routes = [\n");
+  for (const std::string& route : c.routes) {
+    STEWARD_RETURN_IF_ERROR(ValidateListen(route));
+    STEWARD_ASSIGN_OR_RETURN(std::string url, Quote(absl::StrCat("nats-route://", c.route.user, ":", c.route.password,
+                                                                 "@", route),
+                                                    "route"));
+    absl::StrAppend(&out, "    ", url, "\n");
+  }
+  absl::StrAppend(&out, "  ]\n}\n");
+  if (!c.jetstream_dir.empty()) {
+    STEWARD_ASSIGN_OR_RETURN(std::string dir, Quote(c.jetstream_dir, "JetStream directory"));
+    absl::StrAppend(&out, "jetstream {\n  store_dir: ", dir, "\n}\n");
+  }
   return out;
 }
 
@@ -497,6 +550,10 @@ absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options)
   if (options.leaf_remote.has_value()) {
     STEWARD_ASSIGN_OR_RETURN(std::string leaf, LeafRemoteSection(*options.leaf_remote));
     absl::StrAppend(&out, leaf);
+  }
+  if (options.cluster.has_value()) {
+    STEWARD_ASSIGN_OR_RETURN(std::string cluster, ClusterSection(*options.cluster, options.tls_dir, names));
+    absl::StrAppend(&out, cluster);
   }
   return out;
 }

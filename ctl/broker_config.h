@@ -77,11 +77,24 @@ struct LeafHub {
 // A site's broker as a leaf node of the hub: its own clients (the site's agents) log in
 // locally, and everything it routes goes over one link to the hub.
 struct LeafRemote {
-  std::string hub;   // host:port of the hub's leaf node port
+  std::string hub;   // host:port of the hub's leaf node port; several, comma-separated,
+                     // for a hub that is a cluster (the link fails over between them)
   BrokerCreds link;  // the site's link user, as the hub knows it
   // The CA that signed the hub's certificate (GenerateTls's ca.pem): the link is TLS and
   // verifies the hub. "": a plain link (development only).
   std::string ca_file;
+};
+
+// One broker of a cluster: routes to its peers with the cluster's route user, mutual TLS
+// on the routes when the broker has TLS (the server certificate serves both ends), and
+// JetStream (replicated streams and key-value buckets need every member to have it).
+struct ClusterMember {
+  std::string name = "steward";     // the cluster's name, the same on every member
+  std::string server_name;          // this broker's own name, unique in the cluster
+  std::string listen;               // host:port of this broker's route port
+  std::vector<std::string> routes;  // host:port of the members' route ports (itself ignored)
+  BrokerCreds route;                // the cluster's route user, the same on every member
+  std::string jetstream_dir;        // JetStream's store; "": no JetStream
 };
 
 // The configuration of one broker, made of sections (listen, tls, authorization, leaf
@@ -98,6 +111,7 @@ struct BrokerConfigOptions {
   std::vector<BrokerUser> users;
   std::optional<LeafHub> leaf_hub;        // this hub also accepts sites as leaf nodes
   std::optional<LeafRemote> leaf_remote;  // this broker is a site: a leaf node of a hub
+  std::optional<ClusterMember> cluster;   // this broker is one of a cluster
 };
 
 // The link user of a site: "leaf-<site>". InvalidArgument for a site name that is not a

@@ -211,6 +211,19 @@ std::string CommandDetails(const proto::CommandState& s) {
       Escape(s.id()), Escape(s.node()), Escape(s.request_id()), StateName(s.state()),
       JoinEscaped(s.command().argv(), " "), Escape(s.command().operator_()), s.attempts(),
       Ago(s.created_unix_ms()), Ago(s.updated_unix_ms()));
+  if (s.control().exclusive()) {
+    absl::StrAppend(&out, fmt::format("  exclusive: priority {}, on busy {}\n", s.control().priority(),
+                                      s.control().on_busy() == proto::ON_BUSY_QUEUE     ? "queue"
+                                      : s.control().on_busy() == proto::ON_BUSY_PREEMPT ? "preempt"
+                                                                                        : "reject"));
+  }
+  if (!s.marks().cancel_by().empty()) {
+    absl::StrAppend(&out, "  cancel: asked by ", Escape(s.marks().cancel_by()), " ",
+                    Ago(s.marks().cancel_unix_ms()), "\n");
+  }
+  if (!s.marks().preempted_by().empty()) {
+    absl::StrAppend(&out, "  preempted by: ", Escape(s.marks().preempted_by()), "\n");
+  }
   if (!s.has_result()) return out;
   const proto::Ack& r = s.result();
   absl::StrAppend(&out, fmt::format("  outcome: {}\n  exit code: {}\n  signal: {}\n",

@@ -104,12 +104,29 @@ struct NatsConfigOptions {
   std::string leaf;                 // site: this site's name
   std::string hub;                  // site: the hub's leaf node port
   std::vector<std::string> nodes;   // site: the nodes whose agents connect to this broker
+  std::string cluster_listen;       // cluster member: its route port
+  std::vector<std::string> routes;  // cluster member: every member's route port
+  std::string server_name;          // cluster member: its own name
+  std::string cluster_name = "steward";
+  std::string jetstream;            // JetStream's store directory ("": none)
   std::string output;               // write here (mode 0600) instead of stdout
 };
 
 // The link creds of `site` (creds/leaf-<site>.creds), made on first use.
 absl::StatusOr<BrokerCreds> SiteCreds(const std::string& dir, const std::string& site) {
   STEWARD_ASSIGN_OR_RETURN(std::string user, LeafUserName(site));
+  const std::string path = dir + "/creds/" + user + ".creds";
+  if (!std::filesystem::exists(path)) {
+    STEWARD_RETURN_IF_ERROR(WriteCreds(path, {user, RandomPassword()}));
+  }
+  return ReadCreds(path);
+}
+
+// The route creds of cluster `name` (creds/route-<name>.creds), made on first use: every
+// member's configuration must be made from the same keys directory.
+absl::StatusOr<BrokerCreds> RouteCreds(const std::string& dir, const std::string& name) {
+  const std::string user = "route-" + name;
+  STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(user));
   const std::string path = dir + "/creds/" + user + ".creds";
   if (!std::filesystem::exists(path)) {
     STEWARD_RETURN_IF_ERROR(WriteCreds(path, {user, RandomPassword()}));
@@ -125,7 +142,8 @@ int NatsConfig(const std::string& dir, const NatsConfigOptions& o, const std::st
   using Role = BrokerUser::Role;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir + "/creds", ec)) {
-    if (e.path().extension() != ".creds" || e.path().stem().string().rfind("leaf-", 0) == 0) continue;
+    const std::string stem = e.path().stem().string();
+    if (e.path().extension() != ".creds" || stem.rfind("leaf-", 0) == 0 || stem.rfind("route-", 0) == 0) continue;
     auto c = ReadCreds(e.path().string());
     if (!c.ok()) return Fail(c.status());
     const Role role = c->user == "station"    ? Role::kStation
@@ -157,6 +175,16 @@ int NatsConfig(const std::string& dir, const NatsConfigOptions& o, const std::st
       hub.sites.push_back(*link);
     }
     opts.leaf_hub = std::move(hub);
+  }
+  if (!o.cluster_listen.empty()) {
+    auto route = RouteCreds(dir, o.cluster_name);
+    if (!route.ok()) return Fail(route.status());
+    opts.cluster = ClusterMember{.name = o.cluster_name,
+                                 .server_name = o.server_name,
+                                 .listen = o.cluster_listen,
+                                 .routes = o.routes,
+                                 .route = *route,
+                                 .jetstream_dir = o.jetstream};
   }
   auto text = NatsServerConfig(opts);
   if (!text.ok()) return Fail(text.status());
@@ -274,16 +302,41 @@ Runner SetupNatsConfig(CLI::App& cmd) {
   cmd.add_option("--hub", o->hub, "Site: the hub's leaf node port")->type_name("HOST:PORT");
   cli::AddList(cmd, "--nodes", &o->nodes, "Site: the nodes whose agents connect to the site's broker")
       ->type_name("NODE,...");
+  cmd.add_option("--cluster-listen", o->cluster_listen,
+                 "Make one broker of a cluster: its route port (the members route to each other)")
+      ->type_name("HOST:PORT");
+  cli::AddList(cmd, "--routes", &o->routes, "Cluster: every member's route port (this one's is ignored)")
+      ->type_name("HOST:PORT,...");
+  cmd.add_option("--server-name", o->server_name, "Cluster: this broker's own name, unique in the cluster")
+      ->type_name("NAME");
+  cmd.add_option("--cluster-name", o->cluster_name, "Cluster: its name, the same on every member")
+      ->capture_default_str();
+  cmd.add_option("--jetstream", o->jetstream,
+                 "Enable JetStream with its store in DIR (a cluster for a highly available station needs it on "
+                 "every member)")
+      ->type_name("DIR");
   cmd.add_option("-o,--output", o->output,
                  "Write the configuration to FILE, mode 0600 (it holds broker passwords); without it, it "
                  "goes to stdout, never to a terminal")
       ->type_name("FILE");
   cmd.footer(
       "A hub: stewardctl nats-config --listen 0.0.0.0:4222 --leaf-listen 0.0.0.0:7422 --sites ship-a -o hub.conf\n"
-      "A site: stewardctl nats-config --leaf ship-a --hub HUB:7422 --nodes ship1,ship2 -o ship-a.conf");
+      "A site: stewardctl nats-config --leaf ship-a --hub HUB:7422 --nodes ship1,ship2 -o ship-a.conf\n"
+      "A cluster of three: on each member N (n1, n2, n3), from the same keys directory:\n"
+      "  stewardctl nats-config --listen 0.0.0.0:4222 --cluster-listen 0.0.0.0:6222 --server-name nN \\\n"
+      "    --routes n1:6222,n2:6222,n3:6222 --jetstream /var/lib/nats/jetstream -o nN.conf\n"
+      "  (clients list every member: --nats tls://n1:4222,tls://n2:4222,tls://n3:4222)");
   return [o](const Globals& g) {
     if (!o->leaf.empty() && !o->leaf_listen.empty()) return Fail("--leaf and --leaf-listen: a broker is one or the other");
     if (!o->leaf_listen.empty() && o->sites.empty()) return Fail("--leaf-listen needs --sites SITE,...");
+    const bool member = !o->cluster_listen.empty();
+    if (member && !o->leaf.empty()) return Fail("--cluster-listen and --leaf: a site's broker is a leaf node, not a member");
+    if (member && (o->routes.empty() || o->server_name.empty())) {
+      return Fail("--cluster-listen needs --routes HOST:PORT,... (every member's route port) and --server-name NAME");
+    }
+    if (!member && (!o->routes.empty() || !o->server_name.empty())) {
+      return Fail("--routes and --server-name make a cluster member: give --cluster-listen HOST:PORT too");
+    }
     return NatsConfig(KeysDir(g), *o, g.station);
   };
 }

@@ -38,6 +38,10 @@ struct SendOptions {
   absl::Duration wait;
   CommandOptions command;
   bool no_wait = false;
+  // Control policies (proto/control.proto).
+  bool exclusive = false;
+  std::string on_busy = "reject";
+  int priority = 0;
   bool allow_empty = false;
   // A staged rollout.
   std::string batch;  // "N" or "P%"
@@ -57,10 +61,15 @@ struct SendOptions {
   }
 };
 
+// An exclusive command found its node busy (EX_TEMPFAIL: try again later).
+constexpr int kExitBusy = 75;
+
 // The exit status a finished command maps to, ssh style.
 int ExitStatusOf(const CommandState& s) {
   const proto::Ack& r = s.result();
   if (!IsTerminal(s.state())) return kExitUnknown;
+  if (s.state() == proto::STATE_BUSY) return kExitBusy;
+  if (s.state() == proto::STATE_PREEMPTED) return kExitUnknown;
   if (s.state() == proto::STATE_REJECTED || s.state() == proto::STATE_EXPIRED ||
       s.state() == proto::STATE_CANCELED) {
     return kExitUnknown;
@@ -74,6 +83,10 @@ int ExitStatusOf(const CommandState& s) {
 std::string Why(const CommandState& s) {
   const proto::Ack& r = s.result();
   if (s.state() == proto::STATE_REJECTED) return fmt::format("rejected by {}: {}", s.node(), r.error());
+  if (s.state() == proto::STATE_BUSY) return r.error();
+  if ((s.state() == proto::STATE_CANCELED || s.state() == proto::STATE_PREEMPTED) && !r.error().empty()) {
+    return fmt::format("command {} {}: {}", s.id(), StateName(s.state()), r.error());
+  }
   if (s.state() == proto::STATE_EXPIRED || s.state() == proto::STATE_CANCELED) {
     return fmt::format("command {} {} before {} ran it", s.id(), StateName(s.state()), s.node());
   }
@@ -109,6 +122,11 @@ proto::SubmitRequest BuildSubmit(const SendOptions& o, const std::string& nodes,
   if (o.command.ttl > absl::ZeroDuration()) {
     req.mutable_command()->set_expires_unix_ms(absl::ToUnixMillis(absl::Now() + o.command.ttl));
   }
+  proto::ControlPolicy* c = req.mutable_control();
+  c->set_exclusive(o.exclusive);
+  c->set_priority(o.priority);
+  c->set_on_busy(o.on_busy == "queue" ? proto::ON_BUSY_QUEUE
+                 : o.on_busy == "preempt" ? proto::ON_BUSY_PREEMPT : proto::ON_BUSY_REJECT);
   return req;
 }
 
@@ -549,6 +567,16 @@ Runner SetupSend(CLI::App& cmd) {
                    "rollout until it ends)");
   AddCommandOptions(cmd, &o->command);
   cmd.add_flag("--no-wait", o->no_wait, "Print each node and command id, and return at once");
+  cmd.add_flag("--exclusive", o->exclusive,
+               "A job: holds the node's job slot until it ends; another exclusive job finds the node busy");
+  cmd.add_option("--on-busy", o->on_busy,
+                 "With --exclusive, when the node is busy: reject (exit 75, naming the running job), "
+                 "queue (run when the slot frees, highest --priority first), or preempt (stop the running "
+                 "job when this --priority is higher)")
+      ->check(CLI::IsMember({"reject", "queue", "preempt"}))
+      ->capture_default_str();
+  cmd.add_option("--priority", o->priority, "With --exclusive: the job's priority (higher wins)")
+      ->capture_default_str();
   cmd.add_flag("--allow-empty", o->allow_empty,
                "When no node matches, record the job and send nothing (else: refused)");
   cmd.add_option("--batch", o->batch, "Staged rollout: release N nodes (or P% of them) at a time")
@@ -571,8 +599,9 @@ Runner SetupSend(CLI::App& cmd) {
   cli::AddDuration(cmd, "--expires-in", &o->expires_in, "A continuous job closes after this long (default: never)");
   cmd.footer(
       "Usage: stewardctl send [OPTIONS] NODE[,NODE...]|--all|--where EXPR -- COMMAND [ARG...]\n"
-      "Exit status: the remote one, 128+N when killed by signal N, 255 when the command did not\n"
-      "run or its fate is not known yet; a fan-out's highest (0 only if every node succeeded).\n"
+      "Exit status: the remote one, 128+N when killed by signal N, 75 when an exclusive job found\n"
+      "the node busy, 255 when the command did not run (or was canceled) or its fate is not known\n"
+      "yet; a fan-out's highest (0 only if every node succeeded).\n"
       "A fan-out prints one line per node: \"NODE: OUTPUT\" (on one line), what did not succeed\n"
       "in brackets (\"NODE: [failed, exit 3] ...\"), or that it gave no result within --wait.\n"
       "Global options (--nats, --timeout, --json, --keys, ...): stewardctl --help");
@@ -589,6 +618,9 @@ Runner SetupSend(CLI::App& cmd) {
     }
     if (argv.empty())
       return cli::UsageError(cmd, "a COMMAND is required: send NODE[,NODE...] -- COMMAND [ARG...]");
+    if (!o->exclusive && (o->on_busy != "reject" || o->priority != 0)) {
+      return cli::UsageError(cmd, "--on-busy and --priority apply to --exclusive jobs only");
+    }
     if (int rc = CheckWhere(cmd, o->where); rc != 0) return rc;
     proto::RolloutSpec rollout;
     if (o->staged()) {
@@ -599,6 +631,11 @@ Runner SetupSend(CLI::App& cmd) {
     }
     const bool targeted = o->all || !o->where.empty() || o->staged() || o->continuous || o->allow_empty ||
                           nodes.find_first_of("*?[@") != std::string::npos;
+    if (targeted && o->exclusive) {
+      // Launch does not carry the control policy yet: refused rather than ignored.
+      return cli::UsageError(cmd, "--exclusive takes NODE[,NODE...] names only (not --all, --where, globs, "
+                                  "@groups, rollouts or continuous jobs)");
+    }
     return WithClient(g, [&](Client& c) {
       if (!targeted) return Send(c, g, *o, nodes, argv);
       return Launch(c, g, *o, nodes, argv, o->staged() ? &rollout : nullptr);
@@ -640,15 +677,42 @@ Runner SetupRetry(CLI::App& cmd) {
 
 Runner SetupCancel(CLI::App& cmd) {
   auto ids = std::make_shared<std::vector<std::string>>();
-  cmd.add_option("ID", *ids, "Commands to cancel")->required();
+  cmd.add_option("ID", *ids, "Commands to cancel (queued, parked or running)")->required();
+  cmd.footer(
+      "A command not yet delivered is canceled at the station; a running one is killed on its node\n"
+      "(SIGTERM to its process group, SIGKILL after the grace) and ends canceled with its output so\n"
+      "far. Waits up to --timeout for the node to confirm; a node offline gets the cancel when it\n"
+      "is back. Exit 0 when every command ended canceled (or preempted), 255 otherwise.");
   return [ids](const Globals& g) {
     return WithClient(g, [&](Client& client) {
-      auto states = client.Cancel(*ids, g.timeout);
-      if (!states.ok()) return Fail(states.status());
-      for (const CommandState& s : states->commands()) {
-        fmt::print("{} {} canceled\n", Escape(s.id()), Escape(s.node()));
+      auto asked = client.Cancel(*ids, g.timeout);
+      if (!asked.ok()) return Fail(asked.status());
+      std::vector<std::string> running;  // killed on their nodes: wait for their results
+      for (const CommandState& s : asked->commands()) {
+        if (!IsTerminal(s.state())) running.push_back(s.id());
       }
-      return 0;
+      absl::flat_hash_map<std::string, CommandState> final;
+      if (!running.empty()) {
+        auto done = client.Wait(running, g.timeout, /*any=*/false);
+        if (done.ok()) {
+          for (const CommandState& s : done->commands()) final[s.id()] = s;
+        }
+      }
+      int rc = 0;
+      for (const CommandState& asked_state : asked->commands()) {
+        auto it = final.find(asked_state.id());
+        const CommandState& s = it == final.end() ? asked_state : it->second;
+        if (!IsTerminal(s.state())) {
+          fmt::print("{} {} cancel sent: still {} (the node has not confirmed yet; stewardctl show {})\n",
+                     Escape(s.id()), Escape(s.node()), StateName(s.state()), Escape(s.id()));
+          rc = kExitUnknown;
+          continue;
+        }
+        fmt::print("{} {} {}{}\n", Escape(s.id()), Escape(s.node()), StateName(s.state()),
+                   s.result().error().empty() ? "" : absl::StrCat(" (", Escape(s.result().error()), ")"));
+        if (s.state() != proto::STATE_CANCELED && s.state() != proto::STATE_PREEMPTED) rc = kExitUnknown;
+      }
+      return rc;
     });
   };
 }

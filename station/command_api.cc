@@ -1,6 +1,7 @@
 #include "station/command_api.h"
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <utility>
 
@@ -8,12 +9,21 @@
 #include "absl/time/clock.h"
 #include "common/ids.h"
 #include "common/protocol.h"
+#include "station/operations.h"
 #include "subjects/subject.h"
 
 namespace steward::station {
 namespace {
 
 constexpr int64_t kMaxWaitMs = 3600 * 1000;
+
+absl::Status CheckControl(const proto::ControlPolicy& p) {
+  if (!p.exclusive() && (p.on_busy() != proto::ON_BUSY_REJECT || p.priority() != 0)) {
+    return absl::InvalidArgumentError("--on-busy and --priority apply to --exclusive commands only");
+  }
+  if (!proto::OnBusy_IsValid(p.on_busy())) return absl::InvalidArgumentError("unknown --on-busy policy");
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -37,6 +47,10 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
   if (tmpl.method() == kMethodSetAcl) {
     return rpc_.Reject(call, "setacl is sent by the station (stewardctl acl)");
   }
+  if (tmpl.method() == kMethodCancel) {
+    return rpc_.Reject(call, "cancel is sent by the station (stewardctl cancel ID)");
+  }
+  if (absl::Status st = CheckControl(req.control()); !st.ok()) return rpc_.Reject(call, st.message());
   if (Expired(tmpl, NowUnixMillis())) {
     return rpc_.Reject(call, absl::StrCat("already expired (expires_unix_ms ", tmpl.expires_unix_ms(),
                                           " is in the past): nothing was queued"));
@@ -68,6 +82,7 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
     absl::StatusOr<proto::CommandState> s =
         core_.NewCommand(target, tmpl, out.request_id(), call.op(), instances[i]);
     if (!s.ok()) return rpc_.Fail(call, s.status());
+    *s->mutable_control() = req.control();
     proto::CommandRef* ref = out.add_commands();
     ref->set_node(target);
     ref->set_id(s->id());
@@ -119,40 +134,37 @@ void CommandApi::Wait(const Call& call, proto::WaitRequest req) {
 
 void CommandApi::Cancel(const Call& call, proto::CancelRequest req) {
   std::vector<std::string> ids(req.ids().begin(), req.ids().end());
-  // Every id is checked before any is canceled: a cancel is all or nothing.
+  if (ids.empty()) return rpc_.Reject(call, "no command to cancel");
+  // Every id is checked before any is stopped: a cancel is all or nothing.
   std::vector<std::string> not_in_memory;
-  std::string refused;
   {
     absl::MutexLock lock(&core_.model.mu);
     for (const std::string& id : ids) {
-      const proto::CommandState* s = core_.model.commands.Find(id);
-      if (s == nullptr) {
-        not_in_memory.push_back(id);
-      } else if (IsTerminal(s->state())) {
-        refused = absl::StrCat("command ", id, " already ", StateName(s->state()));
-        break;
-      }
+      if (core_.model.commands.Find(id) == nullptr) not_in_memory.push_back(id);
     }
   }
-  if (!refused.empty()) return rpc_.Reject(call, refused);
   for (const std::string& id : not_in_memory) {
     absl::StatusOr<std::optional<proto::CommandState>> s = core_.store().GetCommand(id);
     if (!s.ok()) return rpc_.Error(call, s.status().message());
     if (!s->has_value()) return rpc_.Reject(call, absl::StrCat("unknown command ", id));
     if (IsTerminal((*s)->state())) {
-      return rpc_.Reject(call, absl::StrCat("command ", id, " already ", StateName((*s)->state())));
+      return rpc_.Reject(call, absl::StrCat("command ", id, " already finished: ", StateName((*s)->state())));
     }
     // In the ledger but not yet in memory: its submit is committing right now.
     return rpc_.Reject(call, absl::StrCat("command ", id, " is being stored; try again"));
   }
   proto::CommandStates out;
+  std::string refused;
+  std::vector<std::pair<std::string, bool>> stopped;  // id, whether its node was asked
+  std::map<std::string, uint64_t> seqs;                // id -> the write that records it
   {
     absl::MutexLock lock(&core_.model.mu);
-    // Checked again under this lock: a command may have been delivered meanwhile.
+    // Checked again under this lock, where they are stopped: none may have ended meanwhile.
     for (const std::string& id : ids) {
       const proto::CommandState* s = core_.model.commands.Find(id);
-      if (s == nullptr || IsTerminal(s->state()) || s->state() == proto::STATE_RUNNING) {
-        refused = absl::StrCat("command ", id, " changed meanwhile; look again (stewardctl show ", id, ")");
+      if (s == nullptr || IsTerminal(s->state())) {
+        refused = s == nullptr ? absl::StrCat("command ", id, " changed meanwhile; look again (stewardctl show ", id, ")")
+                               : absl::StrCat("command ", id, " already finished: ", StateName(s->state()));
         break;
       }
     }
@@ -160,27 +172,29 @@ void CommandApi::Cancel(const Call& call, proto::CancelRequest req) {
       Changes changes;
       const absl::Time now = absl::Now();
       for (const std::string& id : ids) {
-        if (absl::Status st = core_.model.commands.Cancel(id, now, changes); !st.ok()) {
-          refused = std::string(st.message());  // in flight right now; the rest stays
-          break;
-        }
+        absl::StatusOr<bool> asked = core_.model.commands.Stop(id, call.op(), now, changes);
+        if (!asked.ok()) continue;  // listed twice: stopped already
+        stopped.emplace_back(id, *asked);
         *out.add_commands() = *core_.model.commands.Find(id);
       }
+      for (const CommandWrite& w : changes.writes) seqs[w.record.id()] = w.seq;
       core_.ApplyLocked(changes);
     }
   }
-  if (!refused.empty() && out.commands_size() == 0) return rpc_.Reject(call, refused);
+  if (!refused.empty()) return rpc_.Reject(call, refused);
+  for (const auto& [id, asked] : stopped) {
+    RecordAction(core_, call, "cancel", id,
+                 asked ? "its node may run it: a cancel went to the node" : "canceled before delivery", "ok");
+  }
   // Answered once every cancellation is in the ledger (writes complete in order).
-  core_.AfterWrites([this, call, out, refused](absl::Status) {
+  // (A killed command's result may be queued meanwhile: only the cancel's own write counts.)
+  core_.AfterWrites([this, call, out, seqs](absl::Status) {
     bool durable = true;
     {
       absl::MutexLock lock(&core_.model.mu);
-      for (const proto::CommandState& s : out.commands()) durable = durable && core_.model.commands.Durable(s.id());
+      for (const auto& [id, seq] : seqs) durable = durable && core_.model.commands.Durable(id, seq);
     }
     if (!durable) return rpc_.Error(call, "ledger write failed: the cancellation is not stored yet");
-    if (!refused.empty()) {
-      return rpc_.Reject(call, absl::StrCat(refused, " (", out.commands_size(), " canceled before it)"));
-    }
     rpc_.Ok(call, out);
   });
 }
@@ -216,6 +230,7 @@ void CommandApi::Retry(const Call& call, proto::RetryRequest req) {
     absl::StatusOr<proto::CommandState> retry =
         core_.NewCommand(s.node(), tmpl, out.request_id(), call.op(), instance);
     if (!retry.ok()) return rpc_.Fail(call, retry.status());
+    *retry->mutable_control() = s.control();  // an exclusive job is retried as one
     proto::CommandRef* ref = out.add_commands();
     ref->set_node(s.node());
     ref->set_id(retry->id());

@@ -1,6 +1,7 @@
 // CommandApi: what operators do with commands. submit (to nodes, a list, or every
 // node heard from; optionally waiting for the results in the same round trip), wait
-// (for all or any of a list of ids) and cancel (commands not yet delivered).
+// (for all or any of a list of ids) and cancel (any command not finished: see
+// CommandTable::Stop; audited).
 //
 // A submit is answered only once its commands are in the ledger; a cancel once the
 // cancellations are.

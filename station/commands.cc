@@ -16,6 +16,8 @@ proto::State StateFromOutcome(proto::Outcome o) {
       return proto::STATE_TIMED_OUT;
     case proto::OUTCOME_REJECTED:
       return proto::STATE_REJECTED;
+    case proto::OUTCOME_CANCELED:
+      return proto::STATE_CANCELED;
     default:
       return proto::STATE_FAILED;  // failed, error (could not run)
   }
@@ -27,6 +29,17 @@ namespace {
 bool Overridable(proto::State s) { return s == proto::STATE_CANCELED || s == proto::STATE_EXPIRED; }
 
 bool Undelivered(proto::State s) { return s == proto::STATE_QUEUED || s == proto::STATE_SENT; }
+
+bool Exclusive(const proto::CommandState& s) { return s.control().exclusive(); }
+
+// What an operator recognises a command by: its argv (cut), else its method.
+std::string Label(const proto::CommandState& s) {
+  std::string text;
+  for (const std::string& a : s.command().argv()) absl::StrAppend(&text, text.empty() ? "" : " ", a);
+  if (text.empty()) text = s.command().method();
+  if (text.size() > 60) text = absl::StrCat(text.substr(0, 57), "...");
+  return text;
+}
 
 }  // namespace
 
@@ -46,6 +59,18 @@ void CommandTable::Add(proto::CommandState s, absl::Time next_attempt, bool fres
   c.s = std::move(s);
   c.next_attempt = next_attempt;
   c.maybe_delivered = !fresh || c.s.attempts() > 0 || c.s.state() != proto::STATE_QUEUED;
+  const bool unfinished = !IsTerminal(c.s.state());
+  // Loaded at start: one that may be on its node holds the slot again (the others are
+  // admitted again when due, in order); a cancel asked for is asked again.
+  const bool delivered = !fresh && (c.s.attempts() > 0 || c.s.state() != proto::STATE_QUEUED);
+  if (unfinished && Exclusive(c.s) && delivered) {
+    Slot& slot = slots_[c.s.node()];
+    if (slot.holder.empty()) slot.holder = id;
+    c.admitted = slot.holder == id;
+  }
+  if (unfinished && delivered && !c.s.marks().cancel_by().empty()) {
+    reload_kills_.push_back(KillRequest{c.s.node(), id, c.s.command().domain(), c.s.marks().cancel_by()});
+  }
   Reschedule(id, c);
 }
 
@@ -122,6 +147,7 @@ void CommandTable::SetState(Command& c, proto::State state, absl::Time now, Chan
   if (IsTerminal(state)) {
     c.finished = now;
     finished_.emplace_back(now, id);
+    if (c.admitted) LeaveSlot(c, now);
     auto a = active_.find(c.s.node());
     if (a != active_.end()) {
       a->second.erase(id);
@@ -158,6 +184,8 @@ std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
                                             Changes& changes) {
   const int64_t now_ms = absl::ToUnixMillis(now);
   std::vector<Dispatch> sends;
+  for (KillRequest& k : reload_kills_) changes.kills.push_back(std::move(k));
+  reload_kills_.clear();
   std::vector<std::string> later;  // not sendable yet: filed again after the sweep
   while (!schedule_.empty() && schedule_.begin()->first <= now) {
     const std::string id = schedule_.begin()->second;
@@ -169,6 +197,14 @@ std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
     if (Undelivered(c->s.state()) && Expired(c->s.command(), now_ms)) {
       SetState(*c, proto::STATE_EXPIRED, now, changes);
       continue;
+    }
+    if (Exclusive(c->s) && Undelivered(c->s.state()) && !c->in_flight) {
+      const Admission a = Admit(*c, now, changes);
+      if (a == Admission::kEnded) continue;
+      if (a == Admission::kWait) {
+        later.push_back(id);
+        continue;
+      }
     }
     if (c->next_attempt > now) {
       later.push_back(id);
@@ -207,7 +243,9 @@ void CommandTable::ApplyResult(Command& c, const proto::Ack& ack, absl::Time now
   *c.s.mutable_result() = ack;
   c.output_in_ledger_only = false;
   c.ledger_output_bytes = 0;
-  SetState(c, StateFromOutcome(ack.outcome()), now, changes);
+  proto::State state = StateFromOutcome(ack.outcome());
+  if (state == proto::STATE_CANCELED && !c.s.marks().preempted_by().empty()) state = proto::STATE_PREEMPTED;
+  SetState(c, state, now, changes);
 }
 
 void CommandTable::OnReply(const std::string& id, uint64_t gen, const proto::Ack& ack, absl::Time now,
@@ -305,6 +343,168 @@ absl::Status CommandTable::Cancel(const std::string& id, absl::Time now, Changes
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> CommandTable::Stop(const std::string& id, const std::string& by, absl::Time now,
+                                        Changes& changes) {
+  Command* c = Get(id);
+  if (c == nullptr) return absl::NotFoundError(absl::StrCat("command ", id, " is not in memory"));
+  if (IsTerminal(c->s.state())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("command ", id, " already finished: ", StateName(c->s.state())));
+  }
+  if (Undelivered(c->s.state()) && !c->in_flight) {
+    proto::Ack r = NewAck(id, "", proto::STAGE_RESULT, proto::OUTCOME_CANCELED);
+    r.set_error(absl::StrCat("canceled by ", by, " before it was delivered to ", c->s.node()));
+    r.set_finished_unix_ms(absl::ToUnixMillis(now));
+    *c->s.mutable_result() = std::move(r);
+    const bool tell_node = AlsoTellNode(*c, by, now, changes);
+    SetState(*c, proto::STATE_CANCELED, now, changes);
+    return tell_node;
+  }
+  RequestKill(*c, by, now, changes);
+  return true;
+}
+
+bool CommandTable::AlsoTellNode(Command& c, const std::string& by, absl::Time now, Changes& changes) {
+  // Dispatched before without an answer (a timeout, no responders): it may sit in the
+  // node's queue behind another command of its domain. The node records it canceled,
+  // so it never runs there; the state here is already final.
+  if (!c.maybe_delivered || !c.s.marks().cancel_by().empty()) return false;
+  proto::ControlMarks& m = *c.s.mutable_marks();
+  m.set_cancel_by(by);
+  m.set_cancel_unix_ms(absl::ToUnixMillis(now));
+  changes.kills.push_back(KillRequest{c.s.node(), c.s.id(), c.s.command().domain(), by});
+  return true;
+}
+
+void CommandTable::RequestKill(Command& c, const std::string& by, absl::Time now, Changes& changes) {
+  if (!c.s.marks().cancel_by().empty()) {  // asked already: its node answers that one
+    Write(c, changes);                       // (a preemption mark may be new)
+    return;
+  }
+  proto::ControlMarks& m = *c.s.mutable_marks();
+  m.set_cancel_by(by);
+  m.set_cancel_unix_ms(absl::ToUnixMillis(now));
+  Write(c, changes);
+  changes.kills.push_back(KillRequest{c.s.node(), c.s.id(), c.s.command().domain(), by});
+}
+
+std::string CommandTable::SlotHolder(const std::string& node) const {
+  auto it = slots_.find(node);
+  return it == slots_.end() ? "" : it->second.holder;
+}
+
+std::vector<std::string> CommandTable::SlotQueue(const std::string& node) const {
+  std::vector<std::string> out;
+  auto it = slots_.find(node);
+  if (it == slots_.end()) return out;
+  for (const auto& [prio, id] : it->second.queue) out.push_back(id);
+  return out;
+}
+
+std::string CommandTable::BusyText(const std::string& node, absl::Time now) const {
+  auto it = slots_.find(node);
+  if (it == slots_.end()) return absl::StrCat(node, " is busy");
+  const Slot& slot = it->second;
+  std::string first = slot.holder;
+  if (first.empty() && !slot.queue.empty()) first = slot.queue.begin()->second;
+  auto c = commands_.find(first);
+  if (c == commands_.end()) return absl::StrCat(node, " is busy");
+  const proto::CommandState& h = c->second.s;
+  const int64_t seconds = std::max<int64_t>(0, (absl::ToUnixMillis(now) - h.updated_unix_ms()) / 1000);
+  std::string text = absl::StrCat(node, " is busy with ", h.id(), " (", Label(h), ", ", StateName(h.state()), " ",
+                                  seconds, "s, priority ", h.control().priority(), ")");
+  const size_t waiting = slot.queue.size();
+  if (waiting > 0) absl::StrAppend(&text, "; ", waiting, " more queued");
+  return text;
+}
+
+CommandTable::Admission CommandTable::Admit(Command& c, absl::Time now, Changes& changes) {
+  const std::string& id = c.s.id();
+  const std::string& node = c.s.node();
+  Slot& slot = slots_[node];
+  if (c.admitted) {
+    if (slot.holder == id) return Admission::kGo;
+    c.next_attempt = absl::InfiniteFuture();  // made due by an Unpark: still waiting
+    return Admission::kWait;
+  }
+  if (slot.holder.empty() && slot.queue.empty()) {
+    slot.holder = id;
+    c.admitted = true;
+    return Admission::kGo;
+  }
+  const proto::ControlPolicy& p = c.s.control();
+  Command* holder = slot.holder.empty() ? nullptr : Get(slot.holder);
+  std::string refusal;
+  if (p.on_busy() == proto::ON_BUSY_REJECT) {
+    refusal = BusyText(node, now);
+  } else if (p.on_busy() == proto::ON_BUSY_PREEMPT && holder != nullptr &&
+             p.priority() <= holder->s.control().priority()) {
+    refusal = absl::StrCat(BusyText(node, now), ": priority ", p.priority(), " does not preempt priority ",
+                           holder->s.control().priority());
+  }
+  if (!refusal.empty()) {
+    proto::Ack r = NewAck(id, "", proto::STAGE_RESULT, proto::OUTCOME_REJECTED);
+    r.set_error(std::move(refusal));
+    r.set_finished_unix_ms(absl::ToUnixMillis(now));
+    *c.s.mutable_result() = std::move(r);
+    SetState(c, proto::STATE_BUSY, now, changes);
+    return Admission::kEnded;
+  }
+  c.admitted = true;
+  c.next_attempt = absl::InfiniteFuture();
+  slot.queue.emplace(-int64_t{p.priority()}, id);
+  if (p.on_busy() == proto::ON_BUSY_PREEMPT && holder != nullptr) Preempt(*holder, c, now, changes);
+  return Admission::kWait;
+}
+
+void CommandTable::Preempt(Command& holder, const Command& by, absl::Time now, Changes& changes) {
+  if (!holder.s.marks().preempted_by().empty()) return;  // by an earlier one: it goes first
+  holder.s.mutable_marks()->set_preempted_by(by.s.id());
+  const std::string why = absl::StrCat("preempted by ", by.s.id(), " (priority ", by.s.control().priority(),
+                                       " over ", holder.s.control().priority(), ")");
+  if (Undelivered(holder.s.state()) && !holder.in_flight) {
+    proto::Ack r = NewAck(holder.s.id(), "", proto::STAGE_RESULT, proto::OUTCOME_CANCELED);
+    r.set_error(absl::StrCat(why, " before it was delivered to ", holder.s.node()));
+    r.set_finished_unix_ms(absl::ToUnixMillis(now));
+    *holder.s.mutable_result() = std::move(r);
+    AlsoTellNode(holder, absl::StrCat("preemption by ", by.s.id()), now, changes);
+    SetState(holder, proto::STATE_PREEMPTED, now, changes);  // the slot goes to `by`
+    return;
+  }
+  RequestKill(holder, absl::StrCat("preemption by ", by.s.id()), now, changes);
+}
+
+void CommandTable::LeaveSlot(Command& c, absl::Time now) {
+  c.admitted = false;
+  auto it = slots_.find(c.s.node());
+  if (it == slots_.end()) return;
+  Slot& slot = it->second;
+  if (slot.holder == c.s.id()) {
+    slot.holder.clear();
+  } else {
+    slot.queue.erase({-int64_t{c.s.control().priority()}, c.s.id()});
+  }
+  Advance(c.s.node(), now);
+}
+
+void CommandTable::Advance(const std::string& node, absl::Time now) {
+  auto it = slots_.find(node);
+  if (it == slots_.end()) return;
+  Slot& slot = it->second;
+  if (!slot.holder.empty()) return;
+  while (!slot.queue.empty()) {
+    const std::string id = slot.queue.begin()->second;
+    slot.queue.erase(slot.queue.begin());
+    Command* next = Get(id);
+    if (next == nullptr || IsTerminal(next->s.state())) continue;
+    slot.holder = id;
+    next->next_attempt = now;
+    Reschedule(id, *next);
+    return;
+  }
+  slots_.erase(it);
+}
+
 void CommandTable::Finish(const std::string& id, proto::State state, proto::Ack result,
                           absl::Time now, Changes& changes) {
   Command* c = Get(id);
@@ -364,6 +564,11 @@ bool CommandTable::Committed(const std::string& id, uint64_t seq, bool ok) {
 bool CommandTable::Durable(const std::string& id) const {
   auto it = commands_.find(id);
   return it != commands_.end() && it->second.committed == it->second.writes;
+}
+
+bool CommandTable::Durable(const std::string& id, uint64_t seq) const {
+  auto it = commands_.find(id);
+  return it == commands_.end() || it->second.committed >= seq;
 }
 
 void CommandTable::Rewrite(const std::string& id, Changes& changes) {

@@ -9,6 +9,14 @@
 // result is late, a schedule of when each command must be looked at next (the dispatcher
 // never scans the table), and forgetting finished commands after keep_finished.
 //
+// Exclusive commands (issue 13) hold their node's job slot from admission (when first
+// due) until terminal; one that finds the slot taken ends "busy", waits in the slot's
+// queue (priority, then age) or preempts the holder (a higher priority only): the
+// holder is stopped (here when undelivered, else through a "cancel" to its node) and
+// ends "preempted". Stop cancels anything not finished the same way. The queue is not
+// written anywhere: it is rebuilt from the unfinished commands at start (the ones that
+// may have been delivered hold the slot again; the others are admitted again in order).
+//
 // Pure: no NATS, no SQLite and no clock of its own (every call is given `now`). Each
 // change the ledger must hold comes back as a CommandWrite in `Changes` for the caller
 // to queue; Committed() then tells the table which writes are durable. A late truth
@@ -36,6 +44,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "proto/steward.pb.h"
 
@@ -69,9 +78,20 @@ struct StateChange {
   proto::State state;
 };
 
+// A command its node may be running that must stop (an operator's cancel, a
+// preemption): the caller sends that node a "cancel" command naming it. Asking twice is
+// harmless (the agent answers a repeat), so a station restarted meanwhile asks again.
+struct KillRequest {
+  std::string node;
+  std::string id;
+  std::string domain;
+  std::string by;  // operator, or "preemption by ID"
+};
+
 struct Changes {
   std::vector<CommandWrite> writes;  // in order
   std::vector<StateChange> states;
+  std::vector<KillRequest> kills;
 };
 
 // A command for the dispatcher to send now. `gen` numbers the command's dispatches:
@@ -156,6 +176,21 @@ class CommandTable {
   ResultFate OnResult(const std::string& id, const std::string& from, const proto::Ack& ack,
                       absl::Time now, Changes& changes);
 
+  // Stop ends command `id` for operator `by`, whatever its state: one not delivered
+  // (queued, parked, backing off) is canceled here (and, when it was dispatched before
+  // without an answer, its node is told too: it may hold it in a queue); one its node
+  // may have (running, or a dispatch in flight) is marked (ControlMarks.cancel_by,
+  // written) and a KillRequest asks the caller to send its node a "cancel": its own
+  // result then ends it ("canceled", or what it came to first). Returns whether the
+  // node was asked.
+  // FailedPrecondition "already finished: succeeded"; NotFound when not in memory.
+  absl::StatusOr<bool> Stop(const std::string& id, const std::string& by, absl::Time now, Changes& changes);
+
+  // Exclusive commands (ControlPolicy.exclusive) and their node's job slot: the holder
+  // of `node`'s slot ("" when free) and the ids waiting for it, first first.
+  std::string SlotHolder(const std::string& node) const;
+  std::vector<std::string> SlotQueue(const std::string& node) const;
+
   // Cancel ends a command that was not delivered: FailedPrecondition says why it cannot
   // ("already succeeded", "already delivered to ship1"); NotFound when not in memory.
   absl::Status Cancel(const std::string& id, absl::Time now, Changes& changes);
@@ -177,6 +212,9 @@ class CommandTable {
   bool Committed(const std::string& id, uint64_t seq, bool ok);
   // Whether every write of `id` queued so far has committed.
   bool Durable(const std::string& id) const;
+  // Whether write `seq` of `id` (and every one before it) has committed; a command no
+  // longer in memory was forgotten only once its writes had.
+  bool Durable(const std::string& id, uint64_t seq) const;
   // Rewrite queues `id`'s record again (its last write failed, and a node offers the
   // result again).
   void Rewrite(const std::string& id, Changes& changes);
@@ -202,6 +240,8 @@ class CommandTable {
     // It may have reached its node: dispatched at least once, or loaded from the ledger
     // (whose state may lag one dispatch behind).
     bool maybe_delivered = false;
+    // Exclusive: admitted to its node's slot (holding it, or in its queue).
+    bool admitted = false;
     uint64_t writes = 0;     // ledger writes queued
     uint64_t committed = 0;  // the last write that committed
   };
@@ -216,6 +256,30 @@ class CommandTable {
   void ApplyReceived(Command& c, absl::Time now, Changes& changes);
   void ApplyResult(Command& c, const proto::Ack& ack, absl::Time now, Changes& changes);
 
+  // The job slot (exclusive commands). Admit decides, when an exclusive command first
+  // comes due, whether it holds its node's slot (kGo), waits in the queue (kWait: also
+  // a queued one made due by Unpark), or ended (kEnded: busy).
+  enum class Admission { kGo, kWait, kEnded };
+  Admission Admit(Command& c, absl::Time now, Changes& changes);
+  // Stops the slot's holder for `by` (a higher priority): canceled here when it was
+  // not delivered, else a KillRequest; either way it ends "preempted".
+  void Preempt(Command& holder, const Command& by, absl::Time now, Changes& changes);
+  void RequestKill(Command& c, const std::string& by, absl::Time now, Changes& changes);
+  // Stopping an undelivered command that was dispatched before: the node is told too
+  // (the mark goes with the caller's next write). Whether it was.
+  bool AlsoTellNode(Command& c, const std::string& by, absl::Time now, Changes& changes);
+  // An admitted command ended: it leaves its slot, and the next one comes due.
+  void LeaveSlot(Command& c, absl::Time now);
+  // A free slot goes to the first of its queue, due now.
+  void Advance(const std::string& node, absl::Time now);
+  // "ship1 is busy with ID (argv, running 12s, priority 0)".
+  std::string BusyText(const std::string& node, absl::Time now) const;
+
+  struct Slot {
+    std::string holder;
+    std::set<std::pair<int64_t, std::string>> queue;  // (-priority, id): first first
+  };
+
   const CommandTableOptions options_;
   // Every unfinished command, and finished ones for keep_finished.
   absl::flat_hash_map<std::string, Command> commands_;
@@ -229,6 +293,10 @@ class CommandTable {
   absl::flat_hash_set<std::string> unsaved_running_;
   // Whose last write failed: Housekeep writes them again.
   absl::flat_hash_set<std::string> failed_writes_;
+  // node -> its job slot, while an exclusive command holds it or waits for it.
+  absl::flat_hash_map<std::string, Slot> slots_;
+  // Kills of commands loaded with a cancel asked for: asked again by the next TakeDue.
+  std::vector<KillRequest> reload_kills_;
   bool sooner_ = false;
 };
 

@@ -227,8 +227,29 @@ void Core::ApplyLocked(Changes& changes) {
                    Answer(std::move(ready));
                  });
   }
+  for (const KillRequest& k : changes.kills) SendCancelLocked(k);
   changes = Changes{};
   if (model.commands.TakeSooner()) model.wake = true;
+}
+
+// Submit only queues a ledger write here (the store never runs its follow-up inline);
+// the follow-up takes model.mu on the writer thread.
+void Core::SendCancelLocked(const KillRequest& k) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  proto::Envelope tmpl;
+  tmpl.set_method(kMethodCancel);
+  tmpl.set_domain(k.domain);
+  tmpl.add_argv(k.id);
+  tmpl.set_timeout_ms(30000);
+  absl::StatusOr<proto::CommandState> s = NewCommand(k.node, tmpl, NewId(), k.by, model.nodes.Instance(k.node));
+  if (!s.ok()) {
+    // Only signing can fail here; the mark is in the record, so a restart asks again.
+    STEWARD_LOG_ERROR("cancel of {} on {}: {}", k.id, k.node, s.status().ToString());
+    return;
+  }
+  STEWARD_LOG_INFO("cancel of {} ({}) goes to {} as command {}", k.id, k.by, k.node, s->id());
+  std::vector<proto::CommandState> one;
+  one.push_back(*std::move(s));
+  Submit(std::move(one), nullptr);
 }
 
 void Core::AfterWrites(std::function<void(absl::Status)> fn) {

@@ -141,6 +141,9 @@ class Core {
   // queued to the ledger. Once a write committed its `then` runs, the table learns it is
   // durable, and the waiters of a command that ended are answered.
   void ApplyLocked(Changes& changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
+  // SendCancelLocked submits a "cancel" command to `k.node` naming `k.id` (a kill the
+  // command table asked for); its own result ends that command.
+  void SendCancelLocked(const KillRequest& k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
   // AfterWrites runs `fn` once every write queued so far committed or failed (the
   // ledger's writes complete in order).
   void AfterWrites(std::function<void(absl::Status)> fn);

@@ -448,6 +448,56 @@ TEST_CASE("NatsServerConfig: a hub accepts sites as leaf nodes, a site is a leaf
   CHECK(absl::IsInvalidArgument(LeafUserName("a.b").status()));
 }
 
+TEST_CASE("NatsServerConfig: a cluster member routes to its peers with mutual TLS and has JetStream", "[broker]") {
+  const std::string pw = RandomPassword();
+  BrokerConfigOptions member{.listen = "0.0.0.0:4222", .tls_dir = "/k/tls"};
+  member.users = {{"station", pw, BrokerUser::Role::kStation}, {"ship1", pw, BrokerUser::Role::kNode}};
+  member.cluster = ClusterMember{.server_name = "n1",
+                                 .listen = "0.0.0.0:6222",
+                                 .routes = {"n1:6222", "n2:6222", "n3:6222"},
+                                 .route = {"route-steward", pw},
+                                 .jetstream_dir = "/var/lib/nats/js"};
+  absl::StatusOr<std::string> text = NatsServerConfig(member);
+  REQUIRE(text.ok());
+  INFO(*text);
+  CHECK(absl::StrContains(*text, "server_name: \"n1\"\n"));
+  CHECK(absl::StrContains(*text, "cluster {\n  name: \"steward\"\n  listen: \"0.0.0.0:6222\"\n  tls {\n"));
+  CHECK(absl::StrContains(*text, "    ca_file: \"/k/tls/ca.pem\"\n"));  // routes check each other
+  CHECK(absl::StrContains(*text, absl::StrCat("nats-route://route-steward:", pw, "@n3:6222")));
+  CHECK(absl::StrContains(*text, "jetstream {\n  store_dir: \"/var/lib/nats/js\"\n}"));
+  // The client port's own TLS stays one-way (clients show no certificate).
+  CHECK(absl::StrContains(*text, "listen: \"0.0.0.0:4222\"\ntls {\n  cert_file: \"/k/tls/server.pem\"\n  key_file: "
+                                 "\"/k/tls/server.key\"\n  timeout: 5\n}"));
+  member.cluster->jetstream_dir = "";
+  CHECK(!absl::StrContains(*NatsServerConfig(member), "jetstream"));
+
+  // Refused: no routes, no or a bad server name, a bad route, a route user that is also a
+  // client user.
+  BrokerConfigOptions bad = member;
+  bad.cluster->routes.clear();
+  CHECK(absl::IsInvalidArgument(NatsServerConfig(bad).status()));
+  bad = member;
+  bad.cluster->server_name = "";
+  CHECK(absl::IsInvalidArgument(NatsServerConfig(bad).status()));
+  bad.cluster->server_name = "n 1";
+  CHECK(absl::IsInvalidArgument(NatsServerConfig(bad).status()));
+  bad = member;
+  bad.cluster->routes = {"n2\":6222"};
+  CHECK(absl::IsInvalidArgument(NatsServerConfig(bad).status()));
+  bad = member;
+  bad.cluster->route.user = "ship1";
+  CHECK(absl::IsInvalidArgument(NatsServerConfig(bad).status()));
+
+  // A site linked to every member: the link fails over between them.
+  BrokerConfigOptions site{.listen = "127.0.0.1:4222", .tls_dir = "/k/tls"};
+  site.users = {{"ship1", pw, BrokerUser::Role::kNode}};
+  site.leaf_remote = LeafRemote{.hub = "n1:7422,n2:7422", .link = {"leaf-ship-a", pw}, .ca_file = "/k/tls/ca.pem"};
+  text = NatsServerConfig(site);
+  REQUIRE(text.ok());
+  CHECK(absl::StrContains(*text, absl::StrCat("urls: [\"tls://leaf-ship-a:", pw, "@n1:7422\", \"tls://leaf-ship-a:", pw,
+                                              "@n2:7422\"]")));
+}
+
 TEST_CASE("GenerateTls writes a CA and a server certificate and never overwrites", "[broker]") {
   STEWARD_REQUIRE_OPENSSL();
   TempDir dir;

@@ -173,7 +173,7 @@ TEST_CASE("stopping a handler that runs a command is refused unless --cancel-run
   CHECK(WaitUntil(
       [&] {
         shown = c.Ctl({"show", id});
-        return shown.out.find("failed") != std::string::npos;
+        return shown.out.find("canceled") != std::string::npos;
       },
       absl::Seconds(10)));
   INFO(shown.out);

@@ -229,7 +229,7 @@ TEST_CASE("cancel, expiry and history", "[integration][ledger]") {
   CHECK_THAT(r.out, Catch::Contains("canceled"));
   r = c.Ctl({"cancel", canceled});
   CHECK(r.exit_code == 255);
-  CHECK_THAT(r.err, Catch::Contains("already canceled"));
+  CHECK_THAT(r.err, Catch::Contains("already finished: canceled"));
 
   r = c.Ctl({"send", "--no-wait", "--ttl", "500ms", "ship9", "--", "touch", file.string()});
   const std::string expiring = r.out.substr(r.out.find(' ') + 1, 26);

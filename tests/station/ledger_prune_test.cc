@@ -8,37 +8,20 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
-#include "common/sqlite.h"
 #include "station/ledger/store.h"
+#include "tests/station/ledger_testing.h"
 
 namespace steward::station {
 namespace {
 
 int64_t Count(ledger::Store& store, const std::string& table) {
-  int64_t n = -1;
-  REQUIRE(store
-              .Read([&](sqlite::Database& db) -> absl::Status {
-                auto st = db.Prepare("SELECT count(*) FROM " + table);
-                if (!st.ok()) return st.status();
-                auto row = st->Step();
-                if (!row.ok()) return row.status();
-                n = st->ColumnInt(0);
-                return absl::OkStatus();
-              })
-              .ok());
-  return n;
+  absl::StatusOr<int64_t> n = ledger::testing::QueryInt(store, "SELECT count(*) FROM " + table);
+  REQUIRE(n.ok());
+  return *n;
 }
 
 void WriteAndWait(ledger::Store& store, ledger::Store::Op op) {
-  absl::Notification done;
-  absl::Status result;
-  store.Write(std::move(op), [&](absl::Status st) {
-    result = st;
-    done.Notify();
-  });
-  done.WaitForNotification();
-  REQUIRE(result.ok());
+  REQUIRE(ledger::testing::WriteAndWait(store, std::move(op)).ok());
 }
 
 TEST_CASE("events and node transitions go by age, and events beyond the cap oldest first",

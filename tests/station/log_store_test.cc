@@ -23,6 +23,7 @@
 #include "station/ledger/log_row.h"
 #include "station/ledger/log_store.h"
 #include "station/ledger/store.h"
+#include "tests/station/ledger_testing.h"
 #include "tests/testing/nats_server.h"
 #include "tests/testing/wait.h"
 
@@ -38,29 +39,12 @@ std::unique_ptr<Store> MustOpen(const std::string& dir) {
   return *std::move(store);
 }
 
-// Runs `op` in its own transaction and waits for the commit.
-absl::Status WriteAndWait(Store& store, Store::Op op) {
-  absl::Notification done;
-  absl::Status result;
-  store.Write(std::move(op), [&](absl::Status st) {
-    result = st;
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
-}
+using testing::WriteAndWait;
 
 int64_t Count(Store& store, const std::string& sql) {
-  int64_t n = -1;
-  REQUIRE(store.Read([&](sqlite::Database& db) -> absl::Status {
-                 auto st = db.Prepare(sql);
-                 if (!st.ok()) return st.status();
-                 auto row = st->Step();
-                 if (!row.ok()) return row.status();
-                 n = st->ColumnInt(0);
-                 return absl::OkStatus();
-               }).ok());
-  return n;
+  absl::StatusOr<int64_t> n = testing::QueryInt(store, sql);
+  REQUIRE(n.ok());
+  return *n;
 }
 
 // FTS5's own check of every index part (and, with one part, of it against the lines).
