@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/config_host.h"
 #include "agent/syslog/batcher.h"
 #include "agent/syslog/file_tail.h"
 #include "agent/syslog/socket.h"
@@ -92,6 +94,7 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
       .conn = conn_,
       .outbox = outbox_.get(),
       .events = &events_,
+      .agent = this,
   });
   for (const proto::Ack& received : interrupted) {
     // Before the dispatcher starts, so a redelivery is answered with this result.
@@ -271,6 +274,92 @@ void Agent::FillStats(proto::AgentStats& s) const {
     dropped += log_outbox_->dropped();
   }
   s.set_log_dropped(dropped);
+  if (options_.config != nullptr) s.set_config_hash(options_.config->Hash());
+  for (const proto::ProcessStatus& p : Processes()) {
+    if (!p.handler()) continue;
+    proto::ProcessBrief* b = s.add_handlers();
+    b->set_name(p.name());
+    b->set_state(p.state());
+    b->set_queue_depth(p.queue_depth());
+    b->set_restarts(p.restarts());
+    b->set_current_command(p.current_command());
+  }
+}
+
+std::vector<proto::ProcessStatus> Agent::Processes() const {
+  if (dispatcher_ == nullptr || supervisor_ == nullptr) return {};
+  std::vector<proto::ProcessStatus> handlers = dispatcher_->Handlers();
+  absl::flat_hash_map<std::string, proto::ProcessStatus*> by_subject;
+  for (proto::ProcessStatus& p : handlers) by_subject[p.subject()] = &p;
+  std::vector<proto::ProcessStatus> own;  // dispatcher, heartbeat, syslog
+  for (const ProcessInfo& info : supervisor_->Processes()) {
+    auto it = by_subject.find(info.name);
+    proto::ProcessStatus* p = nullptr;
+    if (it != by_subject.end()) {
+      p = it->second;
+    } else {
+      // A handler that ran and was stopped by an operator keeps its supervisor entry.
+      absl::StatusOr<subjects::Subject> s = subjects::Parse(info.name);
+      if (s.ok()) continue;
+      p = &own.emplace_back();
+      p->set_name(info.name);
+    }
+    p->set_restarts(static_cast<uint32_t>(info.restarts));
+    if (!info.last_error.empty()) {
+      p->set_last_restart_reason(info.last_error);
+      p->set_last_restart_unix_ms(absl::ToUnixMillis(info.last_error_at));
+    }
+    if (!p->state().empty()) continue;  // stopped by an operator
+    p->set_state(info.backing_off ? "restarting" : info.running ? "running" : "failed");
+  }
+  // Handlers made but whose thread has not been seen yet are running.
+  for (proto::ProcessStatus& p : handlers) {
+    if (p.state().empty()) p.set_state("running");
+  }
+  handlers.insert(handlers.end(), std::make_move_iterator(own.begin()), std::make_move_iterator(own.end()));
+  return handlers;
+}
+
+proto::AgentStatus Agent::Status() const {
+  proto::AgentStatus st;
+  st.set_node(options_.node);
+  st.set_version(STEWARD_VERSION);
+  st.set_started_unix_ms(absl::ToUnixMillis(heartbeat_.started()));
+  st.set_instance_id(options_.instance_id);
+  proto::AgentStats* stats = st.mutable_stats();
+  stats->set_at_unix_ms(NowUnixMillis());
+  ReadResources(options_.data_dir, *stats);
+  FillStats(*stats);
+  stats->clear_handlers();  // the full form follows
+  for (proto::ProcessStatus& p : Processes()) *st.add_processes() = std::move(p);
+  for (const auto& in : inputs_) {
+    proto::InputStatus* i = st.add_inputs();
+    i->set_name(in->name());
+    i->set_port(in->port());
+    i->set_listening(supervisor_ != nullptr && supervisor_->IsRunning(in->name()));
+    i->set_dropped(in->dropped());
+  }
+  return st;
+}
+
+absl::StatusOr<std::string> Agent::StopHandler(const std::string& name, bool cancel_running) {
+  if (dispatcher_ == nullptr) return absl::UnavailableError("the agent is starting");
+  absl::StatusOr<std::string> done = dispatcher_->StopHandler(name, cancel_running);
+  if (done.ok()) {
+    STEWARD_LOG_INFO("{}", *done);
+    heartbeat_.Wake();  // the station's last known status says so at once
+  }
+  return done;
+}
+
+absl::StatusOr<std::string> Agent::StartHandler(const std::string& name) {
+  if (dispatcher_ == nullptr) return absl::UnavailableError("the agent is starting");
+  absl::StatusOr<std::string> done = dispatcher_->StartHandler(name);
+  if (done.ok()) {
+    STEWARD_LOG_INFO("{}", *done);
+    heartbeat_.Wake();
+  }
+  return done;
 }
 
 void Agent::OnDecision(const DecisionRecord& d) {

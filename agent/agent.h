@@ -25,6 +25,7 @@
 #include "absl/synchronization/notification.h"
 #include "agent/command_log.h"
 #include "agent/command_runner.h"
+#include "agent/control.h"
 #include "agent/dispatcher.h"
 #include "agent/errorlog_limiter.h"
 #include "agent/events.h"
@@ -42,7 +43,7 @@
 
 namespace steward::agent {
 
-class Agent {
+class Agent final : public AgentControl {
  public:
   // Start validates the options, connects (in the background if the server is not up
   // yet), and starts the dispatcher, heartbeat and outbox. InvalidArgument for a bad
@@ -58,7 +59,7 @@ class Agent {
                                                       std::unique_ptr<Spool> log_spool = nullptr);
   // The ports the syslog listeners bound (in the order configured: udp, then tcp).
   std::vector<uint16_t> syslog_ports() const;
-  ~Agent();
+  ~Agent() override;
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
@@ -78,6 +79,14 @@ class Agent {
   size_t outbox_pending() const { return outbox_->pending(); }
   const std::string& node() const { return options_.node; }
 
+  // AgentControl: the status and process methods' view of the agent.
+  proto::AgentStatus Status() const override;
+  absl::StatusOr<std::string> StopHandler(const std::string& name, bool cancel_running) override;
+  absl::StatusOr<std::string> StartHandler(const std::string& name) override;
+  ConfigHost* config() const override { return options_.config.get(); }
+  // A new heartbeat interval, at once (a reloaded configuration).
+  void SetHeartbeat(absl::Duration interval) { heartbeat_.SetInterval(interval); }
+
  private:
   Agent(AgentOptions options, MethodRegistry methods, std::unique_ptr<CommandRunner> runner,
         std::unique_ptr<CommandLog> log);
@@ -90,6 +99,8 @@ class Agent {
   void SendErrorLogs(const std::vector<proto::ErrorLog>& logs);
   // The agent's counters for its hellos.
   void FillStats(proto::AgentStats& s) const;
+  // Every supervised process, command handlers with their queues and counters.
+  std::vector<proto::ProcessStatus> Processes() const;
 
   const AgentOptions options_;
   const MethodRegistry methods_;

@@ -9,6 +9,10 @@ MethodRegistry BuiltinMethods() {
   r.Register(kMethodPing, NewPingMethod);
   r.Register(kMethodShell, NewShellCommandMethod);
   r.Register(kMethodEcho, NewEchoMethod);
+  r.Register(kMethodStatus, NewStatusMethod);
+  r.Register(kMethodProcess, NewProcessMethod);
+  r.Register(kMethodConfig, NewConfigMethod);
+  r.Register(kMethodCopy, NewCopyMethod);
   r.Register(kMethodCancel, NewCancelMethod);
   return r;
 }

@@ -2,11 +2,16 @@
 #include "agent/dispatcher.h"
 
 #include <algorithm>
+#include <fstream>
+#include <map>
 
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/atomic_write.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
 #include "subjects/subject.h"
@@ -19,6 +24,16 @@ namespace {
 // (ProcessContext::Beat) well inside the service watchdog.
 constexpr absl::Duration kDispatchWait = absl::Seconds(1);
 
+// Where the handlers an operator stopped are kept, one "method/domain" a line.
+std::string StoppedFile(const AgentOptions& options) {
+  return options.data_dir.empty() ? "" : options.data_dir + "/stopped-handlers";
+}
+
+// Handlers an operator must not stop: the ones that answer the operator.
+bool Unstoppable(const std::string& method) {
+  return method == kMethodProcess || method == kMethodStatus || method == kMethodConfig || method == kMethodCancel;
+}
+
 }  // namespace
 
 Dispatcher::Dispatcher(const AgentOptions& options, const MethodRegistry& methods,
@@ -29,7 +44,16 @@ Dispatcher::Dispatcher(const AgentOptions& options, const MethodRegistry& method
       conn_(conn),
       events_(events),
       supervisor_(supervisor),
-      processor_(processor) {}
+      processor_(processor) {
+  // A handler stopped before a restart of the agent stays stopped.
+  if (const std::string path = StoppedFile(options_); !path.empty()) {
+    std::ifstream in(path);
+    absl::MutexLock lock(&mu_);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) stopped_.insert(line);
+    }
+  }
+}
 
 bool Dispatcher::Subscribed() const {
   absl::MutexLock lock(&mu_);
@@ -42,7 +66,7 @@ void Dispatcher::StopIntake() {
   intake_closed_ = true;
   // The dispatcher and the processes sleep until there is work; this wakes them.
   if (sub_ != nullptr) (void)natsSubscription_Unsubscribe(sub_);
-  for (auto& [subject, queue] : queues_) queue->Close();
+  for (auto& [subject, handler] : handlers_) handler->queue.Close();
 }
 
 absl::Status Dispatcher::Run(ProcessContext& ctx) {
@@ -121,21 +145,30 @@ void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
     Reject(ctx, reply, id, absl::StrCat("unknown method ", subject->method));
     return;
   }
-  std::shared_ptr<WorkQueue> queue = ProcessFor(subject_text, subject->method);
+  std::shared_ptr<Handler> handler = ProcessFor(subject_text, subject->method);
   // Shutting down: no ACK, so the station sends the command again later.
-  if (queue == nullptr && closing_.load()) return;
-  if (queue == nullptr) {
+  if (handler == nullptr && closing_.load()) return;
+  if (handler == nullptr) {
     // A command this node has a record of is answered from it, whatever became of the
     // process that ran it.
     if (std::optional<proto::Ack> seen = processor_.Recorded(id)) {
       (void)ReplyAck(conn_, events_, reply, *seen);
       return;
     }
+    const std::string name = absl::StrCat(subject->method, "/", subject->domain);
+    bool by_operator = false;
+    {
+      absl::MutexLock lock(&mu_);
+      by_operator = stopped_.contains(name);
+    }
+    // Rejected at once, never queued to time out: the operator said so.
     Reject(ctx, reply, id,
-           absl::StrCat("process ", subject_text, " was stopped by the error kernel"));
+           by_operator ? absl::StrCat("stopped by operator: process ", name, " (stewardctl process start ",
+                                      options_.node, " ", name, ")")
+                       : absl::StrCat("process ", subject_text, " was stopped by the error kernel"));
     return;
   }
-  if (!queue->TryPush(Work{std::move(*env), reply}) && !closing_.load()) {
+  if (!handler->queue.TryPush(Work{std::move(*env), reply}) && !closing_.load()) {
     // Not accepted: no ACK, so the sender retries later. Nothing is lost.
     ctx.Report(Severity::kWarning,
                absl::ResourceExhaustedError(absl::StrCat("queue full for ", subject_text)));
@@ -181,28 +214,162 @@ void Dispatcher::Reject(ProcessContext& ctx, const std::string& reply, const std
   ctx.Report(Severity::kWarning, absl::InvalidArgumentError(absl::StrCat("rejected: ", reason)));
 }
 
-std::shared_ptr<WorkQueue> Dispatcher::ProcessFor(const std::string& subject,
-                                                  const std::string& method) {
+std::shared_ptr<Handler> Dispatcher::ProcessFor(const std::string& subject,
+                                                const std::string& method) {
   absl::MutexLock lock(&mu_);
   if (intake_closed_) return nullptr;  // A new process would never be woken.
-  auto it = queues_.find(subject);
-  if (it != queues_.end()) {
+  auto it = handlers_.find(subject);
+  if (it != handlers_.end()) {
     return supervisor_.IsRunning(subject) ? it->second : nullptr;
   }
-  auto queue = std::make_shared<WorkQueue>(options_.queue_capacity);
-  absl::Status st = supervisor_.Start(subject, [this, method, queue](ProcessContext& ctx) {
-    return processor_.Run(ctx, method, *queue);
-  });
+  absl::StatusOr<subjects::Subject> parsed = subjects::Parse(subject);
+  if (!parsed.ok() || stopped_.contains(absl::StrCat(parsed->method, "/", parsed->domain))) return nullptr;
+  auto handler = std::make_shared<Handler>(options_.queue_capacity);
+  auto body = [this, method, handler](ProcessContext& ctx) { return processor_.Run(ctx, method, *handler); };
+  // A process that ran before (an operator stopped and started it) runs again under
+  // its old name.
+  absl::Status st = supervisor_.Exists(subject) ? supervisor_.StartAgain(subject, body)
+                                                : supervisor_.Start(subject, body);
   if (!st.ok()) return nullptr;
-  queues_.emplace(subject, queue);
-  return queue;
+  handlers_.emplace(subject, handler);
+  return handler;
 }
 
 void Dispatcher::QueueStats(size_t* queues, size_t* depth) const {
   absl::MutexLock lock(&mu_);
-  *queues = queues_.size();
+  *queues = handlers_.size();
   *depth = 0;
-  for (const auto& [subject, queue] : queues_) *depth += queue->size();
+  for (const auto& [subject, handler] : handlers_) *depth += handler->queue.size();
+}
+
+absl::StatusOr<subjects::Subject> Dispatcher::HandlerSubject(const std::string& name) const {
+  const std::vector<std::string> parts = absl::StrSplit(name, absl::MaxSplits('/', 1));
+  if (parts.size() != 2) {
+    return absl::InvalidArgumentError(absl::StrCat("process name \"", name, "\" is not METHOD/DOMAIN"));
+  }
+  STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,
+                           subjects::Make(options_.node, subjects::Kind::kCommand, parts[0], parts[1]));
+  if (methods_.Find(subject.method) == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown method ", subject.method));
+  }
+  return subject;
+}
+
+absl::Status Dispatcher::SaveStopped(const std::set<std::string>& stopped) const {
+  const std::string path = StoppedFile(options_);
+  if (path.empty()) return absl::OkStatus();
+  return WriteFileAtomically(path, stopped.empty() ? "" : absl::StrCat(absl::StrJoin(stopped, "\n"), "\n"));
+}
+
+absl::StatusOr<std::string> Dispatcher::StopHandler(const std::string& name, bool cancel_running) {
+  STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject, HandlerSubject(name));
+  if (Unstoppable(subject.method)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the ", subject.method, " handlers answer operators; they cannot be stopped"));
+  }
+  const std::string subject_text = subject.ToString();
+  absl::MutexLock save(&save_mu_);
+  std::shared_ptr<Handler> handler;
+  std::set<std::string> stopped;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_.contains(name)) return absl::StrCat(name, " was already stopped");
+    if (auto it = handlers_.find(subject_text); it != handlers_.end()) handler = it->second;
+    if (handler != nullptr && !cancel_running) {
+      absl::MutexLock hl(&handler->mu);
+      if (!handler->current.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            name, " is running command ", handler->current, " (for ",
+            absl::FormatDuration(absl::Trunc(absl::Now() - handler->current_since, absl::Seconds(1))),
+            "); not stopped: wait for it, or stop with --cancel-running to kill it"));
+      }
+    }
+    stopped = stopped_;
+  }
+  stopped.insert(name);
+  // Durable before it takes effect: an agent restart finds the handler stopped.
+  STEWARD_RETURN_IF_ERROR(SaveStopped(stopped));
+  std::string canceled;
+  {
+    absl::MutexLock lock(&mu_);
+    stopped_ = std::move(stopped);
+    handlers_.erase(subject_text);
+  }
+  if (handler != nullptr) {
+    handler->stopped.store(true);
+    handler->queue.Close();
+    {
+      absl::MutexLock hl(&handler->mu);
+      canceled = handler->current;
+    }
+    if (cancel_running && !canceled.empty()) {
+      (void)processor_.CancelCommand(canceled, subject.domain, "operator (process stop --cancel-running)");
+    }
+  }
+  // The thread ends once the queue is closed (and a canceled command is killed).
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while (supervisor_.IsRunning(subject_text) && absl::Now() < until) absl::SleepFor(absl::Milliseconds(5));
+  std::string line = absl::StrCat("stopped ", name);
+  if (!canceled.empty() && cancel_running) absl::StrAppend(&line, " (canceled command ", canceled, ")");
+  if (supervisor_.IsRunning(subject_text)) absl::StrAppend(&line, "; its thread is still ending");
+  return line;
+}
+
+absl::StatusOr<std::string> Dispatcher::StartHandler(const std::string& name) {
+  STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject, HandlerSubject(name));
+  const std::string subject_text = subject.ToString();
+  absl::MutexLock save(&save_mu_);
+  std::set<std::string> stopped;
+  bool failed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    stopped = stopped_;
+    auto it = handlers_.find(subject_text);
+    failed = it != handlers_.end() && !supervisor_.IsRunning(subject_text);
+  }
+  if (stopped.erase(name) == 0 && !failed) return absl::StrCat(name, " was not stopped");
+  STEWARD_RETURN_IF_ERROR(SaveStopped(stopped));
+  {
+    absl::MutexLock lock(&mu_);
+    stopped_ = std::move(stopped);
+    // One the error kernel stopped gets a fresh start too: its next command makes it.
+    if (failed) handlers_.erase(subject_text);
+  }
+  return absl::StrCat("started ", name, " (its thread starts with its next command)");
+}
+
+std::vector<proto::ProcessStatus> Dispatcher::Handlers() const {
+  std::map<std::string, proto::ProcessStatus> out;  // by name
+  absl::MutexLock lock(&mu_);
+  for (const auto& [subject_text, handler] : handlers_) {
+    absl::StatusOr<subjects::Subject> subject = subjects::Parse(subject_text);
+    if (!subject.ok()) continue;
+    proto::ProcessStatus& p = out[absl::StrCat(subject->method, "/", subject->domain)];
+    p.set_subject(subject_text);
+    p.set_handler(true);
+    p.set_queue_depth(handler->queue.size());
+    p.set_queue_capacity(options_.queue_capacity);
+    p.set_handled(handler->handled.load());
+    p.set_failed(handler->failed.load());
+    absl::MutexLock hl(&handler->mu);
+    if (!handler->current.empty()) {
+      p.set_current_command(handler->current);
+      p.set_current_since_unix_ms(absl::ToUnixMillis(handler->current_since));
+    }
+  }
+  for (const std::string& name : stopped_) {
+    proto::ProcessStatus& p = out[name];
+    p.set_handler(true);
+    p.set_state("stopped");
+    if (absl::StatusOr<subjects::Subject> s = HandlerSubject(name); s.ok()) p.set_subject(s->ToString());
+  }
+  std::vector<proto::ProcessStatus> list;
+  list.reserve(out.size());
+  for (auto& [name, p] : out) {
+    p.set_name(name);
+    list.push_back(std::move(p));
+  }
+  return list;
 }
 
 uint64_t Dispatcher::IntakeDropped() const {

@@ -11,7 +11,9 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include <set>
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -21,6 +23,7 @@
 #include "agent/supervisor.h"
 #include "common/nats.h"
 #include "proto/steward.pb.h"
+#include "subjects/subject.h"
 
 namespace steward::agent {
 
@@ -47,16 +50,28 @@ class Dispatcher {
   // True while the dispatcher's subscription exists (it may not be on the server yet).
   bool Subscribed() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Operators' stop and start of command handlers (AgentControl), by "method/domain".
+  // The stopped set is kept in <data_dir>/stopped-handlers (none: in memory only).
+  absl::StatusOr<std::string> StopHandler(const std::string& name, bool cancel_running)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::string> StartHandler(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  // Every command handler (running, stopped or failed) for `status` and the hellos.
+  std::vector<proto::ProcessStatus> Handlers() const ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   void Route(ProcessContext& ctx, nats::MsgPtr msg);
   // Signature, replay window and ACL checks of an incoming command.
   absl::Status Admit(const proto::Envelope& env) const;
   void Reject(ProcessContext& ctx, const std::string& reply, const std::string& id,
               const std::string& reason);
-  // The queue of the process serving `subject`, started on first use; nullptr when the
-  // error kernel has stopped that process, or intake is closed.
-  std::shared_ptr<WorkQueue> ProcessFor(const std::string& subject, const std::string& method)
+  // The handler of the process serving `subject`, started on first use; nullptr when the
+  // error kernel or an operator has stopped that process, or intake is closed.
+  std::shared_ptr<Handler> ProcessFor(const std::string& subject, const std::string& method)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // "method/domain" -> the subject it is served on; InvalidArgument for a bad name or an
+  // unknown method.
+  absl::StatusOr<subjects::Subject> HandlerSubject(const std::string& name) const;
+  absl::Status SaveStopped(const std::set<std::string>& stopped) const;
 
   const AgentOptions& options_;
   const MethodRegistry& methods_;
@@ -67,7 +82,10 @@ class Dispatcher {
   std::atomic<bool> closing_{false};  // StopIntake began
 
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<WorkQueue>> queues_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<Handler>> handlers_ ABSL_GUARDED_BY(mu_);
+  // Handlers stopped by an operator, by "method/domain".
+  std::set<std::string> stopped_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex save_mu_;  // one writer of the stopped-handlers file at a time
   natsSubscription* sub_ ABSL_GUARDED_BY(mu_) = nullptr;  // the dispatcher's, while it runs
   uint64_t dropped_before_ ABSL_GUARDED_BY(mu_) = 0;  // by subscriptions of earlier runs
   bool intake_closed_ ABSL_GUARDED_BY(mu_) = false;       // StopIntake ran

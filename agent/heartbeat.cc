@@ -34,7 +34,8 @@ std::string OsName() {
   return absl::StrCat(u.sysname, " ", u.release, " ", u.machine);
 }
 
-// The process's own resources, from /proc and getrusage.
+}  // namespace
+
 void ReadResources(const std::string& data_dir, proto::AgentStats& s) {
   long pages = 0, resident = 0;
   if (std::ifstream statm("/proc/self/statm"); statm >> pages >> resident) {
@@ -59,8 +60,6 @@ void ReadResources(const std::string& data_dir, proto::AgentStats& s) {
   }
 }
 
-}  // namespace
-
 void Heartbeat::SetStats(std::function<void(proto::AgentStats&)> fill, std::string data_dir) {
   fill_stats_ = std::move(fill);
   data_dir_ = std::move(data_dir);
@@ -80,6 +79,12 @@ void Heartbeat::Wake() {
   now_ = true;
 }
 
+void Heartbeat::SetInterval(absl::Duration interval) {
+  absl::MutexLock lock(&mu_);
+  interval_ = interval;
+  now_ = true;
+}
+
 void Heartbeat::Stop() {
   absl::MutexLock lock(&mu_);
   stop_ = true;
@@ -89,6 +94,7 @@ absl::Status Heartbeat::Run(ProcessContext& ctx, RequestPump& pump) {
   absl::Time next = absl::InfinitePast();
   while (!ctx.stopping()) {
     bool send = false;
+    absl::Duration interval;
     {
       absl::MutexLock lock(&mu_);
       auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return now_ || stop_; };
@@ -97,16 +103,17 @@ absl::Status Heartbeat::Run(ProcessContext& ctx, RequestPump& pump) {
       send = now_ || absl::Now() >= next;
       now_ = false;
       if (send) confirmed_ = false;
+      interval = interval_;
     }
     if (!send) continue;
     SendHello(pump);
     if (tick_) tick_();
     // An unconfirmed hello (station down or not yet subscribed) is retried sooner.
     const absl::Time sent = absl::Now();
-    next = sent + interval_;
+    next = sent + interval;
     absl::MutexLock lock(&mu_);
     auto settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return confirmed_ || stop_; };
-    const absl::Duration retry = std::min(absl::Milliseconds(500), interval_);
+    const absl::Duration retry = std::min(absl::Milliseconds(500), interval);
     if (!mu_.AwaitWithDeadline(absl::Condition(&settled), sent + retry)) next = sent + retry;
   }
   return absl::OkStatus();
@@ -121,7 +128,10 @@ void Heartbeat::SendHello(RequestPump& pump) {
   double load[1] = {0};
   if (::getloadavg(load, 1) == 1) hello.set_load1(load[0]);
   for (const std::string& m : methods_) hello.add_methods(m);
-  hello.set_heartbeat_ms(absl::ToInt64Milliseconds(interval_));
+  {
+    absl::MutexLock lock(&mu_);
+    hello.set_heartbeat_ms(absl::ToInt64Milliseconds(interval_));
+  }
   if (!public_key_.empty()) hello.set_public_key(public_key_);
   hello.set_instance_id(events_.instance_id());
   std::vector<std::string> problems;

@@ -24,6 +24,10 @@
 
 namespace steward::agent {
 
+// The process's own resources (RSS, CPU, open fds; free space under `data_dir`), from
+// /proc and getrusage, into `s`.
+void ReadResources(const std::string& data_dir, proto::AgentStats& s);
+
 class Heartbeat {
  public:
   // The supervisor's name for the heartbeat process.
@@ -47,13 +51,16 @@ class Heartbeat {
   // process's resources (memory, CPU, descriptors) and the free space under
   // `data_dir`. Set before Run.
   void SetStats(std::function<void(proto::AgentStats&)> fill, std::string data_dir);
+  absl::Time started() const { return started_; }
+  // Hellos from now on every `interval` (the next one at once).
+  void SetInterval(absl::Duration interval) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   void SendHello(RequestPump& pump) ABSL_LOCKS_EXCLUDED(mu_);
 
   const EventWriter& events_;
   const std::vector<std::string> methods_;
-  const absl::Duration interval_;
+  absl::Duration interval_ ABSL_GUARDED_BY(mu_);
   const std::string public_key_;
   const FactsOptions facts_;
   const absl::Time started_;

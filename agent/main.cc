@@ -2,13 +2,16 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "agent/agent.h"
 #include "agent/agent_store.h"
 #include "agent/config.h"
+#include "agent/config_host.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/creds.h"
@@ -17,8 +20,57 @@
 #include "common/nats.h"
 #include "common/service.h"
 
+namespace {
+
+// What a reload decides.
+enum class Reload { kNothing, kApplied, kRestart };
+
+// Loads the configuration again and applies it: a new heartbeat at once; any other
+// change (broker, syslog inputs, limits, trusted keys) by a restart of the agent inside
+// this process (its store, key and installation stay; accepted commands and spooled
+// events are durable across it). An invalid configuration, or one that changes what
+// needs a restart of the service (node, data directory, node key), is refused and the
+// running one stays.
+Reload ApplyReload(steward::agent::ConfigHost& host, steward::agent::Agent& agent,
+                   steward::agent::AgentOptions* next_options) {
+  absl::StatusOr<steward::agent::Config> next = host.Load();
+  if (!next.ok()) {
+    STEWARD_LOG_ERROR("configuration not reloaded; the running one stays: {}", next.status().message());
+    return Reload::kNothing;
+  }
+  const steward::agent::Config now = host.current();
+  const std::set<std::string> changed = steward::agent::ChangedKeys(now.effective, next->effective);
+  if (changed.empty()) {
+    STEWARD_LOG_INFO("configuration reloaded: no change");
+    host.SetCurrent(*std::move(next));
+    return Reload::kNothing;
+  }
+  for (const std::string& key : changed) {
+    if (steward::agent::NeedsServiceRestart(key)) {
+      STEWARD_LOG_ERROR("configuration not reloaded; the running one stays: {} changes only with a restart of the "
+                        "service",
+                        key);
+      return Reload::kNothing;
+    }
+  }
+  STEWARD_LOG_INFO("configuration reloaded: {} changed ({})", absl::StrJoin(changed, ", "),
+                   steward::agent::ConfigHash(next->effective));
+  if (changed == std::set<std::string>{"heartbeat"}) {
+    agent.SetHeartbeat(next->options.heartbeat);
+    host.SetCurrent(*std::move(next));
+    return Reload::kApplied;
+  }
+  *next_options = next->options;
+  host.SetCurrent(*std::move(next));
+  return Reload::kRestart;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  const sigset_t signals = steward::BlockTerminationSignals();
+  sigset_t signals = steward::BlockTerminationSignals();
+  sigaddset(&signals, SIGHUP);  // reload the configuration
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   steward::agent::Settings flags;
   std::unique_ptr<CLI::App> app = steward::agent::NewApp(flags);
   steward::config::Layered layered(*app, steward::agent::kDefaultConfigFile);
@@ -31,6 +83,11 @@ int main(int argc, char** argv) {
   steward::agent::AgentOptions opts = *std::move(built);
   steward::SetLogTag("agent " + opts.node);
   if (!layered.effective().file.empty()) STEWARD_LOG_INFO("configuration file {}", layered.effective().file);
+  std::atomic<bool> reload_requested{false};
+  auto host = std::make_shared<steward::agent::ConfigHost>(
+      std::vector<std::string>(argv + 1, argv + argc),
+      steward::agent::Config{.settings = flags, .effective = layered.effective(), .options = opts},
+      steward::config::ProcessEnvironment(), [&reload_requested] { reload_requested.store(true); });
 
   auto store = steward::agent::AgentStore::Open(flags.data_dir);
   if (!store.ok()) {
@@ -56,26 +113,33 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "steward-agent: {}\n", node_key.status().message());
     return 2;
   }
-  opts.security.node_key = *node_key;
   auto acl = steward::agent::Acl::Open(flags.data_dir);
   if (!acl.ok()) {
     fmt::print(stderr, "steward-agent: {}\n", acl.status().message());
     return 2;
   }
-  opts.security.acl = *acl;
-  opts.instance_id = (*store)->instance_id();
-  auto interrupted = (*store)->Interrupted();
-  if (!interrupted.ok()) {
-    fmt::print(stderr, "steward-agent: {}\n", interrupted.status().message());
-    return 2;
-  }
+  // What every start of the agent (the first, and each after a reload) keeps.
+  auto complete = [&](steward::agent::AgentOptions& o) {
+    o.security.node_key = *node_key;
+    o.security.acl = *acl;
+    o.instance_id = (*store)->instance_id();
+    o.config = host;
+  };
+  complete(opts);
   if (auto pruned = (*store)->PruneCommandLog(flags.keep_results); !pruned.ok()) {
     STEWARD_LOG_WARNING("pruning the command log: {}", pruned.status().ToString());
   }
 
   steward::nats::Library nats_library;  // Destroyed last.
   int rc = 0;
-  {
+  bool again = true;
+  while (again) {
+    again = false;
+    auto interrupted = (*store)->Interrupted();
+    if (!interrupted.ok()) {
+      fmt::print(stderr, "steward-agent: {}\n", interrupted.status().message());
+      return 2;
+    }
     auto agent = steward::agent::Agent::Start(
         opts, steward::agent::BuiltinMethods(), steward::agent::NewPosixCommandRunner(),
         (*store)->NewCommandLog(), (*store)->NewSpool(), *std::move(interrupted),
@@ -94,6 +158,16 @@ int main(int argc, char** argv) {
         STEWARD_LOG_INFO("signal {}: shutting down", sig);
         break;
       }
+      if (sig == SIGHUP || reload_requested.exchange(false)) {
+        steward::agent::AgentOptions next;
+        if (ApplyReload(*host, **agent, &next) == Reload::kRestart) {
+          complete(next);
+          opts = std::move(next);
+          again = true;
+          STEWARD_LOG_INFO("restarting the agent with the new configuration");
+          break;
+        }
+      }
       if ((*agent)->fatal().HasBeenNotified()) {
         STEWARD_LOG_ERROR("dispatcher stopped by the error kernel: exiting");
         rc = 1;
@@ -105,7 +179,7 @@ int main(int argc, char** argv) {
       notifier.Tick(serving, (*agent)->Alive(notifier.stall_limit()),
                     serving ? "serving" : "waiting for the broker at " + steward::nats::RedactUrl(opts.nats.url));
     }
-    notifier.Stopping();
+    if (!again) notifier.Stopping();
     (*agent)->Shutdown();
   }
   return rc;

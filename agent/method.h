@@ -11,6 +11,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "agent/command_runner.h"
+#include "agent/control.h"
+#include "common/protocol.h"
 #include "proto/steward.pb.h"
 
 namespace steward::agent {
@@ -42,6 +44,9 @@ struct ExecContext {
   CommandRunner& runner;
   const MethodLimits& limits;
   CommandControl* control = nullptr;  // for the cancel method
+  // The agent's own operations (status, stop/start of handlers, configuration); null
+  // where there is no agent around the method (the node simulator).
+  AgentControl* agent = nullptr;
 };
 
 // A method implementation. Thread-compatible: each process (subject) owns its own
@@ -57,6 +62,24 @@ class Method {
   // itself is broken and is reported to the error kernel.
   virtual absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) = 0;
 };
+
+// The result of a method that answers with one line of text (process, config): `out`
+// -> succeeded, exit 0, the text on stdout; an error -> failed, exit 1, its message as
+// the error (a refusal that changed nothing).
+inline proto::Ack TextResult(const ExecContext& ctx, int64_t started_unix_ms, const absl::StatusOr<std::string>& out) {
+  proto::Ack ack = NewAck(ctx.command.id(), ctx.node, proto::STAGE_RESULT,
+                          out.ok() ? proto::OUTCOME_SUCCEEDED : proto::OUTCOME_FAILED);
+  ack.set_started_unix_ms(started_unix_ms);
+  if (out.ok()) {
+    ack.set_exit_code(0);
+    ack.set_stdout(out->empty() || out->back() == '\n' ? *out : *out + "\n");
+  } else {
+    ack.set_exit_code(1);
+    ack.set_error(std::string(out.status().message()));
+  }
+  ack.set_finished_unix_ms(NowUnixMillis());
+  return ack;
+}
 
 using MethodFactory = std::function<std::unique_ptr<Method>()>;
 
@@ -79,12 +102,16 @@ class MethodRegistry {
   std::map<std::string, MethodFactory> factories_;
 };
 
-// The methods every agent has (ping, shellcommand, echo, cancel).
+// The methods every agent has (ping, shellcommand, echo, cancel, status, process, config, copy).
 MethodRegistry BuiltinMethods();
 
 std::unique_ptr<Method> NewPingMethod();
 std::unique_ptr<Method> NewShellCommandMethod();
 std::unique_ptr<Method> NewEchoMethod();
 std::unique_ptr<Method> NewCancelMethod();
+std::unique_ptr<Method> NewStatusMethod();
+std::unique_ptr<Method> NewProcessMethod();
+std::unique_ptr<Method> NewConfigMethod();
+std::unique_ptr<Method> NewCopyMethod();
 
 }  // namespace steward::agent

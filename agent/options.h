@@ -21,6 +21,8 @@
 
 namespace steward::agent {
 
+class ConfigHost;
+
 struct SyslogOptions {
   std::vector<std::string> udp;  // "host:port" to listen on
   std::vector<std::string> tcp;
@@ -71,6 +73,9 @@ struct AgentOptions {
   OutboxOptions outbox;
   SyslogOptions syslog;
   AgentSecurity security;
+  // The configuration it was loaded from: `config show/set/push`, and its hash rides
+  // in the hellos. Null: none (tests, simulated nodes).
+  std::shared_ptr<ConfigHost> config;
   // How long Shutdown waits for undelivered results before giving up on them
   // (they stay in a persistent spool, when there is one).
   absl::Duration shutdown_flush = absl::Milliseconds(500);

@@ -44,16 +44,19 @@ absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std
 }
 
 absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& method_name,
-                                   WorkQueue& queue) {
+                                   Handler& handler) {
   std::unique_ptr<Method> method = (*parts_.methods->Find(method_name))();
-  while (std::optional<Work> work = queue.Pop()) {
-    if (ctx.stopping() || parts_.cancel->HasBeenNotified()) break;
-    STEWARD_RETURN_IF_ERROR(Handle(ctx, *method, *work));
+  while (std::optional<Work> work = handler.queue.Pop()) {
+    // Stopped by an operator: what is still queued was never acknowledged; the
+    // station sends it again and it is rejected then ("stopped by operator").
+    if (ctx.stopping() || parts_.cancel->HasBeenNotified() || handler.stopped.load()) break;
+    STEWARD_RETURN_IF_ERROR(Handle(ctx, *method, *work, &handler));
   }
   return absl::OkStatus();
 }
 
-absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const Work& work) {
+absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const Work& work,
+                                      Handler* handler) {
   const proto::Envelope& cmd = work.command;
   const std::string& node = parts_.events->node();
   auto reply = [&](const proto::Ack& ack) {
@@ -62,7 +65,7 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
     }
   };
   if (method.immediate()) {
-    ExecContext exec{cmd, node, *parts_.cancel, *parts_.runner, *parts_.limits, this};
+    ExecContext exec{cmd, node, *parts_.cancel, *parts_.runner, *parts_.limits, this, parts_.agent};
     STEWARD_ASSIGN_OR_RETURN(proto::Ack ack, method.Execute(exec));
     reply(ack);
     return absl::OkStatus();
@@ -100,8 +103,21 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
   }
   reply(received);
 
-  ExecContext exec{cmd, node, running->stop, *parts_.runner, *parts_.limits, this};
+  if (handler != nullptr) {
+    absl::MutexLock lock(&handler->mu);
+    handler->current = cmd.id();
+    handler->current_since = absl::Now();
+  }
+  ExecContext exec{cmd, node, running->stop, *parts_.runner, *parts_.limits, this, parts_.agent};
   absl::StatusOr<proto::Ack> result = method.Execute(exec);
+  if (handler != nullptr) {
+    {
+      absl::MutexLock lock(&handler->mu);
+      handler->current.clear();
+    }
+    ++handler->handled;
+    if (!result.ok() || result->outcome() != proto::OUTCOME_SUCCEEDED) ++handler->failed;
+  }
   // Unregistered once the result is recorded: a cancel meanwhile finds it finished.
   auto unregister = absl::MakeCleanup([this, &cmd] {
     absl::MutexLock lock(&running_mu_);

@@ -9,6 +9,7 @@
 // Thread-safe: the processes of many subjects run at once.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +38,21 @@ struct Work {
 };
 using WorkQueue = BoundedQueue<Work>;
 
+// One command handler (the process of one subject): its queue, the switch an operator
+// stops it with, and its counters for `status`. Shared by the dispatcher (which routes
+// to it and stops it) and the process thread (which runs it).
+struct Handler {
+  explicit Handler(size_t capacity) : queue(capacity) {}
+  WorkQueue queue;
+  // An operator stopped it: nothing more is taken from the queue.
+  std::atomic<bool> stopped{false};
+  std::atomic<uint64_t> handled{0};  // finished commands
+  std::atomic<uint64_t> failed{0};   // of which did not succeed
+  mutable absl::Mutex mu;
+  std::string current ABSL_GUARDED_BY(mu);  // the command being run, "" when idle
+  absl::Time current_since ABSL_GUARDED_BY(mu);
+};
+
 // Publishes `ack`, sealed by `events` (this installation, the node's signature), on a
 // request's reply subject; nothing when `reply` is empty.
 absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std::string& reply,
@@ -54,6 +70,7 @@ class CommandProcessor final : public CommandControl {
     natsConnection* conn = nullptr;               // replies; the broker's payload limit
     Outbox* outbox = nullptr;                     // result events
     const EventWriter* events = nullptr;
+    AgentControl* agent = nullptr;                // status, process, ... (may be null)
   };
   explicit CommandProcessor(Parts parts) : parts_(parts) {}
 
@@ -61,7 +78,7 @@ class CommandProcessor final : public CommandControl {
   // Sleeps until work comes; returns when `queue` is closed (work still queued then is
   // dropped unacknowledged: the station sends it again later), at shutdown, or with the
   // error of a broken method (for the error kernel).
-  absl::Status Run(ProcessContext& ctx, const std::string& method, WorkQueue& queue);
+  absl::Status Run(ProcessContext& ctx, const std::string& method, Handler& handler);
 
   // Records `ack` (a result) and queues it for the station as a result event for
   // `domain` answering `request_id`, in one transaction when the log and the spool
@@ -85,7 +102,9 @@ class CommandProcessor final : public CommandControl {
 
   // Handles one command for `method` (Run's step; bench/node_simulator's workers call
   // it directly): received ACK, execution, result. An error is a broken method's.
-  absl::Status Handle(ProcessContext& ctx, Method& method, const Work& work);
+  // `handler` (optional) is the process's: its counters and running command are kept.
+  absl::Status Handle(ProcessContext& ctx, Method& method, const Work& work,
+                      Handler* handler = nullptr);
 
  private:
   // Records the results a full disk kept from the command log, while there is room.

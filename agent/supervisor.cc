@@ -50,11 +50,23 @@ Supervisor::~Supervisor() { Shutdown(); }
 
 absl::Status Supervisor::Start(const std::string& name, ProcessBody body) {
   absl::MutexLock lock(&mu_);
+  return StartLocked(name, std::move(body), /*again=*/false);
+}
+
+absl::Status Supervisor::StartAgain(const std::string& name, ProcessBody body) {
+  absl::MutexLock lock(&mu_);
+  return StartLocked(name, std::move(body), /*again=*/true);
+}
+
+absl::Status Supervisor::StartLocked(const std::string& name, ProcessBody body, bool again) {
   if (shut_down_) return absl::FailedPreconditionError("supervisor is shut down");
-  if (processes_.contains(name)) {
+  if (auto it = processes_.find(name); it != processes_.end() && (it->second.running || !again)) {
     return absl::AlreadyExistsError(absl::StrCat("process ", name, " exists"));
   }
+  // New, or ended (its thread sets running = false as its last act): run it afresh.
   Process& p = processes_[name];
+  p.running = true;
+  p.recent_restarts.clear();
   p.next_backoff = policy_.initial_backoff;
   threads_.emplace_back([this, name, body = std::move(body)]() mutable {
     RunSupervised(name, std::move(body));
@@ -77,6 +89,22 @@ int Supervisor::Restarts(const std::string& name) const {
   absl::MutexLock lock(&mu_);
   auto it = processes_.find(name);
   return it == processes_.end() ? 0 : it->second.restarts;
+}
+
+std::vector<ProcessInfo> Supervisor::Processes() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<ProcessInfo> out;
+  out.reserve(processes_.size());
+  for (const auto& [name, p] : processes_) {
+    out.push_back(ProcessInfo{.name = name,
+                              .running = p.running,
+                              .backing_off = p.backing_off,
+                              .restarts = p.restarts,
+                              .last_error = p.last_error,
+                              .last_error_at = p.last_error_at});
+  }
+  std::sort(out.begin(), out.end(), [](const ProcessInfo& a, const ProcessInfo& b) { return a.name < b.name; });
+  return out;
 }
 
 Decision Supervisor::Decide(const std::string& name, Severity severity,
@@ -103,6 +131,10 @@ Decision Supervisor::Decide(const std::string& name, Severity severity,
         p.last_backoff = p.next_backoff;
         p.next_backoff = std::min(p.next_backoff * 2, policy_.max_backoff);
       }
+    }
+    if (rec.decision != Decision::kContinue) {
+      p.last_error = rec.error;
+      p.last_error_at = rec.at;
     }
   }
   const LogLevel level = rec.decision == Decision::kContinue ? LogLevel::kWarning
@@ -151,9 +183,15 @@ void Supervisor::RunSupervised(const std::string& name, ProcessBody body) {
       absl::MutexLock lock(&mu_);
       Process& p = processes_[name];
       ++p.restarts;
+      p.backing_off = true;
       backoff = p.last_backoff;
     }
-    if (stop_.WaitForNotificationWithTimeout(backoff)) break;  // Interruptible sleep.
+    const bool stopping = stop_.WaitForNotificationWithTimeout(backoff);  // Interruptible sleep.
+    {
+      absl::MutexLock lock(&mu_);
+      processes_[name].backing_off = false;
+    }
+    if (stopping) break;
   }
   absl::MutexLock lock(&mu_);
   processes_[name].running = false;

@@ -93,6 +93,16 @@ class ProcessContext {
 
 using ProcessBody = std::function<absl::Status(ProcessContext&)>;
 
+// What the supervisor knows of one process (the agent's status).
+struct ProcessInfo {
+  std::string name;
+  bool running = false;      // its thread runs the body, or waits to restart it
+  bool backing_off = false;  // waiting out a backoff before a restart
+  int restarts = 0;
+  std::string last_error;    // of the latest restart or stop decision
+  absl::Time last_error_at = absl::InfinitePast();
+};
+
 class Supervisor {
  public:
   Supervisor(RestartPolicy policy, DecisionSink sink);
@@ -103,11 +113,17 @@ class Supervisor {
   // Start runs `body` on a new thread under supervision. AlreadyExists when a process
   // of that name exists (running or stopped); FailedPrecondition after Shutdown.
   absl::Status Start(const std::string& name, ProcessBody body) ABSL_LOCKS_EXCLUDED(mu_);
+  // StartAgain is Start for a process whose body has ended (returned, or stopped by the
+  // error kernel): an operator's `process start`. It runs afresh under its old name,
+  // keeping its restart count. AlreadyExists while it still runs.
+  absl::Status StartAgain(const std::string& name, ProcessBody body) ABSL_LOCKS_EXCLUDED(mu_);
 
   // State of a named process: running (including waiting to restart) or not.
   bool IsRunning(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
   bool Exists(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
   int Restarts(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
+  // Every process, by name.
+  std::vector<ProcessInfo> Processes() const ABSL_LOCKS_EXCLUDED(mu_);
   // The running processes that beat (ProcessContext::Beat) but not within `quiet`: hung.
   std::vector<std::string> Stalled(absl::Duration quiet) const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -123,11 +139,16 @@ class Supervisor {
     std::vector<absl::Time> recent_restarts;
     absl::Duration next_backoff;
     absl::Duration last_backoff;  // handed out with the latest restart decision
+    bool backing_off = false;
+    std::string last_error;
+    absl::Time last_error_at = absl::InfinitePast();
     // Unix ns of the latest Beat, 0: never (not watched). Boxed: contexts point at it.
     std::unique_ptr<std::atomic<int64_t>> last_beat = std::make_unique<std::atomic<int64_t>>(0);
   };
 
   void RunSupervised(const std::string& name, ProcessBody body);
+  absl::Status StartLocked(const std::string& name, ProcessBody body, bool again)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Decide computes (and records) the decision for an error of `severity`.
   Decision Decide(const std::string& name, Severity severity, const absl::Status& status)
       ABSL_LOCKS_EXCLUDED(mu_);

@@ -21,6 +21,11 @@ inline constexpr size_t kMaxMessageBytes = size_t{8} << 20;
 inline constexpr char kMethodPing[] = "ping";
 inline constexpr char kMethodShell[] = "shellcommand";
 inline constexpr char kMethodEcho[] = "echo";  // durable, runs nothing: answers its argv
+inline constexpr char kMethodStatus[] = "status";    // the agent's status (agentops.proto)
+inline constexpr char kMethodProcess[] = "process";  // stop/start a command handler
+inline constexpr char kMethodConfig[] = "config";    // show/set/push the agent's configuration
+inline constexpr char kMethodCopy[] = "copy";        // files to and from the node, in chunks
+inline constexpr char kAgentDomain[] = "agent";      // the domain of the agent's own methods
 // Sent by the station only (stewardctl cancel, preemption): argv = {command id}; stops
 // that command on the node, or makes sure it never runs there.
 inline constexpr char kMethodCancel[] = "cancel";

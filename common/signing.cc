@@ -8,7 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -230,6 +233,38 @@ absl::Status Unsigned(const proto::Envelope& env) {
 }
 
 }  // namespace
+
+std::string Sha256(absl::string_view data) {
+  SodiumReady();
+  std::string digest(crypto_hash_sha256_BYTES, '\0');
+  crypto_hash_sha256(reinterpret_cast<unsigned char*>(digest.data()), Bytes(data), data.size());
+  return digest;
+}
+
+absl::StatusOr<std::string> Sha256File(const std::string& path, uint64_t length) {
+  SodiumReady();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
+  crypto_hash_sha256_state state;
+  crypto_hash_sha256_init(&state);
+  std::string buf(1 << 20, '\0');
+  while (length > 0) {
+    const ssize_t n = ::read(fd, buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), length)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return absl::InternalError(absl::StrCat("read ", path, ": ", std::strerror(err)));
+    }
+    if (n == 0) break;
+    crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(buf.data()), static_cast<size_t>(n));
+    length -= static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  std::string digest(crypto_hash_sha256_BYTES, '\0');
+  crypto_hash_sha256_final(&state, reinterpret_cast<unsigned char*>(digest.data()));
+  return digest;
+}
 
 std::string KeyId(absl::string_view public_key) {
   SodiumReady();

@@ -15,6 +15,7 @@
 // "steward-ed25519 <base64 of 32 bytes> [comment]\n".
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -35,6 +36,12 @@ struct KeyPair {
 // A short stable name for a public key: "ed25519:" + the first 16 hex digits of its
 // SHA-256.
 std::string KeyId(absl::string_view public_key);
+
+// SHA-256 of `data`: 32 raw bytes (hex: absl::BytesToHexString).
+std::string Sha256(absl::string_view data);
+// SHA-256 of the first `length` bytes of the file at `path` (all of it by default),
+// read in pieces; errors name the path and the errno text.
+absl::StatusOr<std::string> Sha256File(const std::string& path, uint64_t length = UINT64_MAX);
 
 absl::StatusOr<KeyPair> Generate();
 

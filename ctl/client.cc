@@ -26,6 +26,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   return c;
 }
 
+size_t Client::MaxPayload() const { return static_cast<size_t>(nats::MaxPayload(conn_.get())); }
+
 absl::StatusOr<std::string> Client::Call(const char* method, const std::string& payload,
                                          absl::Duration timeout) {
   STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,

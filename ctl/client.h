@@ -76,6 +76,8 @@ class Client {
   absl::StatusOr<proto::TokenReply> Token(const proto::TokenRequest& req, absl::Duration timeout);
 
   const ClientOptions& options() const { return options_; }
+  // The largest message the broker takes (its max_payload), as the connection knows it.
+  size_t MaxPayload() const;
 
  private:
   explicit Client(ClientOptions options) : options_(std::move(options)) {}

@@ -72,6 +72,10 @@ Runner SetupPause(CLI::App& command);
 Runner SetupResume(CLI::App& command);
 Runner SetupMaintenance(CLI::App& command);
 Runner SetupToken(CLI::App& command);
+Runner SetupStatus(CLI::App& command);   // ctl/agentops.cc
+Runner SetupProcess(CLI::App& command);
+Runner SetupConfig(CLI::App& command);
+Runner SetupCopy(CLI::App& command);
 
 // Main runs stewardctl with its command line; returns the exit status.
 int Main(int argc, char** argv);

@@ -640,5 +640,35 @@ TEST_CASE("Many processes fail and restart independently", "[supervisor]") {
   sup.Shutdown();
 }
 
+TEST_CASE("StartAgain runs an ended process afresh under its name, never a running one", "[supervisor]") {
+  Supervisor sup(FastPolicy(), nullptr);
+  std::atomic<int> runs{0};
+  auto body = [&](ProcessContext& ctx) -> absl::Status {
+    ++runs;
+    return WaitForStop(ctx);
+  };
+  // Not yet ended: refused.
+  REQUIRE(sup.Start("h", body).ok());
+  REQUIRE(WaitUntil([&] { return runs.load() == 1; }));
+  CHECK(absl::IsAlreadyExists(sup.StartAgain("h", body)));
+
+  REQUIRE(sup.Start("once", [](ProcessContext&) { return absl::OkStatus(); }).ok());
+  REQUIRE(WaitUntil([&] { return !sup.IsRunning("once"); }));
+  std::atomic<bool> again{false};
+  REQUIRE(sup.StartAgain("once", [&](ProcessContext& ctx) -> absl::Status {
+                again = true;
+                return WaitForStop(ctx);
+              }).ok());
+  REQUIRE(WaitUntil([&] { return again.load(); }));
+  CHECK(sup.IsRunning("once"));
+  bool listed = false;
+  for (const auto& p : sup.Processes()) {
+    if (p.name == "once") listed = p.running;
+  }
+  CHECK(listed);
+  sup.Shutdown();
+  CHECK(runs == 1);
+}
+
 }  // namespace
 }  // namespace steward::agent

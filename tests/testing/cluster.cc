@@ -100,8 +100,13 @@ void Cluster::StopStation(int sig) {
 Process& Cluster::StartAgent(const std::string& node, std::vector<std::string> extra_args,
                              const std::string& nats_url, std::map<std::string, std::string> env) {
   std::vector<std::string> argv = {BinPath("agent/steward-agent"), "--node", node, "--nats",
-                                   nats_url.empty() ? url() : nats_url,
-                                   "--data-dir", dir_.str() + "/" + node, "--heartbeat", "1s"};
+                                   nats_url.empty() ? url() : nats_url, "--data-dir", dir_.str() + "/" + node};
+  // 1s unless the test gives a heartbeat or a configuration file (which may set it).
+  if (std::find(extra_args.begin(), extra_args.end(), "--heartbeat") == extra_args.end() &&
+      std::find(extra_args.begin(), extra_args.end(), "--config") == extra_args.end()) {
+    argv.push_back("--heartbeat");
+    argv.push_back("1s");
+  }
   if (secure()) {
     const std::string bundle = keys_ + "/nodes/" + node + "/";
     for (const std::string& a : {std::string("--creds"), bundle + node + ".creds", std::string("--tls-ca"),

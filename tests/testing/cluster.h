@@ -44,7 +44,8 @@ class Cluster {
   void StopStation(int sig = SIGTERM);
   Process& station() { return *station_; }
 
-  // Starts an agent for `node` (data under dir/<node>), heartbeat 1s unless given,
+  // Starts an agent for `node` (data under dir/<node>), heartbeat 1s unless given
+  // (--heartbeat, or a --config file),
   // and waits until the station can ping it (when a station runs).
   // `nats_url` replaces the broker's URL (a proxy in front of it); `env` is added to
   // the agent's environment (TZ=..., say).

@@ -1,0 +1,265 @@
+// ConfigHost: validate, write and reload the agent's configuration file.
+#include "agent/config_host.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <utility>
+
+#include <toml++/toml.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "common/atomic_write.h"
+#include "common/signing.h"
+#include "common/status_macros.h"
+
+namespace steward::agent {
+namespace {
+
+// The command line without any --config, so that a candidate file can be named.
+std::vector<std::string> WithoutConfigFlag(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config") {
+      ++i;
+      continue;
+    }
+    if (absl::StartsWith(args[i], "--config=")) continue;
+    out.push_back(args[i]);
+  }
+  return out;
+}
+
+std::map<std::string, std::vector<std::string>> Values(const config::Effective& e) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const config::Entry& entry : e.entries) out[entry.key] = entry.values;
+  return out;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The values `doc` gives `key` (flat, or as "[prefix] rest"), as strings; nullopt when
+// it does not mention it.
+std::optional<std::vector<std::string>> FileValues(const toml::table& doc, const std::string& key) {
+  const toml::node* node = doc.get(key);
+  if (node == nullptr) {
+    if (const size_t us = key.find('_'); us != std::string::npos) {
+      if (const toml::table* t = doc.get_as<toml::table>(key.substr(0, us))) node = t->get(key.substr(us + 1));
+    }
+  }
+  if (node == nullptr) return std::nullopt;
+  auto text = [](const toml::node& n) {
+    if (const auto* v = n.as_string()) return v->get();
+    std::ostringstream out;
+    n.visit([&out](const auto& x) { out << x; });
+    return out.str();
+  };
+  std::vector<std::string> out;
+  if (const toml::array* arr = node->as_array()) {
+    for (const toml::node& n : *arr) out.push_back(text(n));
+  } else {
+    out.push_back(text(*node));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string ConfigHash(const config::Effective& effective) {
+  std::string text;
+  for (const config::Entry& e : effective.entries) {
+    absl::StrAppend(&text, e.key, "=", e.secret ? (e.values.empty() ? "" : "set") : absl::StrJoin(e.values, ","),
+                    "\n");
+  }
+  return absl::StrCat("sha256:", absl::BytesToHexString(signing::Sha256(text)).substr(0, 16));
+}
+
+std::set<std::string> ChangedKeys(const config::Effective& a, const config::Effective& b) {
+  std::map<std::string, std::vector<std::string>> va = Values(a), vb = Values(b);
+  std::set<std::string> out;
+  for (const auto& [key, values] : va) {
+    if (vb[key] != values) out.insert(key);
+  }
+  for (const auto& [key, values] : vb) {
+    if (!va.contains(key)) out.insert(key);
+  }
+  return out;
+}
+
+bool NeedsServiceRestart(const std::string& key) {
+  return key == "node" || key == "data_dir" || key == "node_key" || key == "keep_results";
+}
+
+ConfigHost::ConfigHost(std::vector<std::string> args, Config current, config::Environment env,
+                       std::function<void()> request_reload)
+    : args_(std::move(args)),
+      env_(std::move(env)),
+      request_reload_(std::move(request_reload)),
+      current_(std::move(current)) {}
+
+std::string ConfigHost::Toml() const {
+  absl::MutexLock lock(&mu_);
+  return current_.effective.ToToml();
+}
+
+std::string ConfigHost::Hash() const {
+  absl::MutexLock lock(&mu_);
+  return ConfigHash(current_.effective);
+}
+
+std::string ConfigHost::File() const {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!current_.effective.file.empty()) return current_.effective.file;
+  }
+  for (size_t i = 0; i + 1 < args_.size(); ++i) {
+    if (args_[i] == "--config") return args_[i + 1];
+  }
+  for (const std::string& a : args_) {
+    if (absl::StartsWith(a, "--config=")) return a.substr(9);
+  }
+  if (std::optional<std::string> env = env_("STEWARD_CONFIG")) return *env;
+  return kDefaultConfigFile;
+}
+
+absl::StatusOr<Config> ConfigHost::Load() const { return LoadConfig(args_, env_); }
+
+Config ConfigHost::current() const {
+  absl::MutexLock lock(&mu_);
+  return current_;
+}
+
+void ConfigHost::SetCurrent(Config config) {
+  absl::MutexLock lock(&mu_);
+  current_ = std::move(config);
+}
+
+absl::StatusOr<std::string> ConfigHost::Set(const std::vector<std::string>& assignments) {
+  if (assignments.empty()) return absl::InvalidArgumentError("config set needs KEY=VALUE");
+  config::Effective effective;
+  {
+    absl::MutexLock lock(&mu_);
+    effective = current_.effective;
+  }
+  const std::string file = File();
+  toml::table doc;
+  if (struct stat st {}; ::stat(file.c_str(), &st) == 0) {
+    try {
+      doc = toml::parse(ReadFile(file), file);
+    } catch (const toml::parse_error& e) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the configuration file ", file, " does not parse now: ", std::string(e.description())));
+    }
+  }
+  for (const std::string& a : assignments) {
+    const size_t eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", a, "\" is not KEY=VALUE"));
+    }
+    const std::string key = absl::StrReplaceAll(a.substr(0, eq), {{".", "_"}, {"-", "_"}});
+    const std::string value = a.substr(eq + 1);
+    const config::Entry* entry = effective.Find(key);
+    if (entry == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown key ", a.substr(0, eq)));
+    // A key the command line or the environment sets cannot be changed by the file: the
+    // change would be written and silently not apply.
+    if (entry->source.kind == config::Source::Kind::kFlag || entry->source.kind == config::Source::Kind::kEnv) {
+      return absl::InvalidArgumentError(absl::StrCat("refused, nothing changed: ", key, " is set by ",
+                                                     entry->source.ToString(), ", which the file cannot override"));
+    }
+    // One spelling in the file: the flat key (a table form of it goes).
+    if (const size_t us = key.find('_'); us != std::string::npos) {
+      if (toml::table* t = doc[key.substr(0, us)].as_table()) t->erase(key.substr(us + 1));
+    }
+    if (entry->list) {
+      toml::array arr;
+      for (absl::string_view v : absl::StrSplit(value, ',', absl::SkipEmpty())) arr.push_back(std::string(v));
+      doc.insert_or_assign(key, std::move(arr));
+    } else if (entry->flag_like) {
+      if (value != "true" && value != "false") {
+        return absl::InvalidArgumentError(absl::StrCat(key, " takes true or false"));
+      }
+      doc.insert_or_assign(key, value == "true");
+    } else if (int64_t n = 0; !value.empty() && absl::SimpleAtoi(value, &n) && entry->type != "DURATION") {
+      doc.insert_or_assign(key, n);
+    } else {
+      doc.insert_or_assign(key, value);
+    }
+  }
+  std::ostringstream out;
+  out << doc << "\n";
+  return Install(out.str());
+}
+
+absl::StatusOr<std::string> ConfigHost::Push(const std::string& toml) { return Install(toml); }
+
+absl::StatusOr<std::string> ConfigHost::Install(const std::string& toml) {
+  absl::MutexLock install(&install_mu_);
+  const std::string file = File();
+  config::Effective before;
+  {
+    absl::MutexLock lock(&mu_);
+    before = current_.effective;
+  }
+  // The candidate goes next to the file (same file system, same permission checks),
+  // is loaded exactly as a start would load it, and is removed again.
+  mode_t mode = 0600;
+  if (struct stat st {}; ::stat(file.c_str(), &st) == 0) mode = st.st_mode & 07777;
+  const std::string candidate = file + ".candidate";
+  STEWARD_RETURN_IF_ERROR(WriteFileAtomically(candidate, toml, {.mode = mode}));
+  std::vector<std::string> args = WithoutConfigFlag(args_);
+  args.push_back("--config");
+  args.push_back(candidate);
+  absl::StatusOr<Config> loaded = LoadConfig(args, env_);
+  ::unlink(candidate.c_str());
+  if (!loaded.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refused, nothing changed: ", absl::StrReplaceAll(loaded.status().message(), {{candidate, "the new file"}})));
+  }
+  const std::set<std::string> changed = ChangedKeys(before, loaded->effective);
+  std::vector<std::string> refused;
+  // A value the file gives a key that a flag or the environment decides would be
+  // written and silently not apply.
+  toml::table doc;
+  try {
+    doc = toml::parse(toml, file);
+  } catch (const toml::parse_error&) {  // loaded above: cannot happen
+  }
+  for (const config::Entry& e : loaded->effective.entries) {
+    if (e.source.kind != config::Source::Kind::kFlag && e.source.kind != config::Source::Kind::kEnv) continue;
+    std::optional<std::vector<std::string>> in_file = FileValues(doc, e.key);
+    if (in_file.has_value() && *in_file != e.values) {
+      refused.push_back(absl::StrCat(e.key, " (set by ", e.source.ToString(), ", which the file cannot override)"));
+    }
+  }
+  for (const config::Entry& e : loaded->effective.entries) {
+    if (!changed.contains(e.key)) continue;
+    if (NeedsServiceRestart(e.key)) refused.push_back(absl::StrCat(e.key, " (needs a restart of the service)"));
+  }
+  if (!refused.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("refused, nothing changed: ", absl::StrJoin(refused, ", ")));
+  }
+  STEWARD_RETURN_IF_ERROR(WriteFileAtomically(file, toml, {.mode = mode}));
+  if (request_reload_) request_reload_();
+  const std::string hash = ConfigHash(loaded->effective);
+  if (changed.empty()) return absl::StrCat("written to ", file, "; no effective value changes (", hash, ")");
+  return absl::StrCat("written to ", file, "; changes ", absl::StrJoin(changed, ", "), "; now ", hash,
+                      " (applied by a reload)");
+}
+
+}  // namespace steward::agent

@@ -1,0 +1,73 @@
+// ConfigHost: the agent's configuration while it runs. It holds the command line the
+// agent was started with and the configuration loaded from it (flags > environment >
+// file > defaults, see common/config.h), and changes it the one safe way: a candidate
+// (some keys set, or a whole new file) is loaded exactly as a start would load it; only
+// when that succeeds is the file replaced (atomically) and a reload requested. An
+// invalid change is refused with the reason and changes nothing.
+//
+// main() owns it, reloads on SIGHUP and on request (Reload), and applies what changed
+// (see ChangedKeys). Thread-safe.
+#pragma once
+
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "agent/config.h"
+
+namespace steward::agent {
+
+class ConfigHost {
+ public:
+  // `args`: the command line without the program name. `request_reload` is called (from
+  // a command's thread) once a change was written: main reloads then.
+  ConfigHost(std::vector<std::string> args, Config current, config::Environment env,
+             std::function<void()> request_reload);
+
+  // The effective configuration as TOML (secrets hidden) and its hash.
+  std::string Toml() const ABSL_LOCKS_EXCLUDED(mu_);
+  std::string Hash() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The file changes are written to: the one in use, else --config, else the default.
+  std::string File() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Loads the configuration again (SIGHUP): the command line, the environment, the file.
+  absl::StatusOr<Config> Load() const;
+  // What the agent runs with now.
+  Config current() const ABSL_LOCKS_EXCLUDED(mu_);
+  // What the agent runs with from now on (after main applied a reload).
+  void SetCurrent(Config config) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // `config set KEY=VALUE...`: the file with these keys set ("syslog.tcp" and
+  // "syslog_tcp" are one key; a list takes VALUE,VALUE).
+  absl::StatusOr<std::string> Set(const std::vector<std::string>& assignments) ABSL_LOCKS_EXCLUDED(mu_);
+  // `config push FILE`: `toml` replaces the file.
+  absl::StatusOr<std::string> Push(const std::string& toml) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // Validates `toml` as the file, refuses a change of a key the command line or the
+  // environment decides, or of one that needs a restart; writes it and asks for a reload.
+  absl::StatusOr<std::string> Install(const std::string& toml) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const std::vector<std::string> args_;
+  const config::Environment env_;
+  const std::function<void()> request_reload_;
+  mutable absl::Mutex mu_;
+  Config current_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex install_mu_;  // one change at a time
+};
+
+// The hash of an effective configuration: SHA-256 (hex) over every key and value,
+// secrets included only as "set" (the hash is shown to operators).
+std::string ConfigHash(const config::Effective& effective);
+
+// The keys whose values differ between two configurations.
+std::set<std::string> ChangedKeys(const config::Effective& a, const config::Effective& b);
+
+// Keys a running agent cannot take without a restart of its service: the node's
+// identity and store.
+bool NeedsServiceRestart(const std::string& key);
+
+}  // namespace steward::agent
