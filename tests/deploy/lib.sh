@@ -37,11 +37,13 @@ bg() {
   BG_PID=$!
   PIDS+=("$BG_PID")
 }
-# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now. Below the kernel's
+# ephemeral range (32768-60999 here): ports the kernel hands out meanwhile, to a server
+# on port 0 or to any outgoing connection of a test running beside, never take it.
 free_port() {
   local port
   while true; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % 22000))
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
   done
 }
