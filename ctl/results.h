@@ -1,0 +1,35 @@
+// How stewardctl prints what became of sent commands (send, retry, sends by target,
+// rollouts): one node's output raw, as ssh prints it; a fan-out exactly one line per
+// node; and the exit status each command maps to.
+#pragma once
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "ctl/client.h"
+#include "ctl/ctl.h"
+#include "proto/steward.pb.h"
+
+namespace steward::ctl {
+
+// An exclusive command found its node busy (EX_TEMPFAIL: try again later).
+inline constexpr int kExitBusy = 75;
+
+// The exit status a finished command maps to, ssh style: its exit code, 128 + a signal,
+// kExitBusy, or kExitUnknown (not run, or its fate not known).
+int ExitStatusOf(const proto::CommandState& s);
+// Output of one node's command, raw (stdout to stdout, stderr to stderr), then why it
+// did not simply exit; one JSON record with `json`.
+void PrintResult(const proto::CommandState& s, bool json);
+// One line for one node's command in a fan-out: "NODE: OUTPUT" (escaped, on one line),
+// "NODE: [failed, exit 3] ...", "NODE: [rejected: why]".
+std::string FanOutLine(const proto::CommandState& s);
+// Waits up to `wait` for the commands of `submitted` and prints them: a fan-out one line
+// per node, however the station splits its answers, one node its output raw. Returns
+// the highest exit status of the commands.
+int Collect(Client& client, const Globals& g, const proto::SubmitReply& submitted, bool fanout,
+            absl::Duration wait);
+// "NODE ID" per command (a JSON CommandRef each with --json): what --no-wait prints.
+void PrintRefs(const Globals& g, const proto::SubmitReply& submitted);
+
+}  // namespace steward::ctl
