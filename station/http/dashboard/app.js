@@ -76,6 +76,14 @@ document.getElementById('token').addEventListener('click', () => askToken(''));
 
 function fail(err) { $main.replaceChildren(el('p', { class: 'error' }, String(err.message || err))); }
 
+// Each route() is a new page; a page renders after its reads, and a slow read must not
+// paint a page left behind over the one asked for since: a page shows itself only while
+// it is the latest (each captures routeSeq when it starts).
+let routeSeq = 0;
+function show(seq, ...children) {
+  if (seq === routeSeq) $main.replaceChildren(...children);
+}
+
 // ---- the event stream ----
 
 // follow reads /api/v1/events with `query` from event `after`, calls onEvent(type, data)
@@ -145,6 +153,7 @@ function showDispatch(sw) {
 // ---- fleet ----
 
 async function fleetPage() {
+  const seq = routeSeq;  // (see show)
   const data = await api('/api/v1/fleet');
   showDispatch(data.dispatch);
   const rows = new Map();
@@ -207,7 +216,7 @@ async function fleetPage() {
   search.addEventListener('input', filter);
   status.addEventListener('change', filter);
   renderCounts();
-  $main.replaceChildren(counts, el('div', { class: 'toolbar' }, search, status, pause), el('div', { class: 'card' }, table));
+  show(seq, counts, el('div', { class: 'toolbar' }, search, status, pause), el('div', { class: 'card' }, table));
   showDispatch(data.dispatch);  // now that the pause button is in the page
 
   function update(name, change) {
@@ -251,6 +260,7 @@ async function fleetPage() {
 // ---- one node ----
 
 async function nodePage(name) {
+  const seq = routeSeq;  // (see show)
   const data = await api(`/api/v1/nodes/${encodeURIComponent(name)}`);
   showDispatch(data.dispatch);
   const n = data.node;
@@ -280,7 +290,7 @@ async function nodePage(name) {
   const errors = el('tbody', {}, data.errors.length ? [] : el('tr', {}, el('td', { class: 'muted' }, 'none')), data.errors.map((e) => el('tr', {},
     el('td', {}, when(e.at_unix_ms)), el('td', {}, e.process), el('td', {}, e.severity), el('td', {}, e.error), el('td', {}, e.decision))));
   const logs = el('pre', { id: 'logs' });
-  $main.replaceChildren(el('h1', {}, name),
+  show(seq, el('h1', {}, name),
     el('div', { class: 'grid2' },
       el('div', { class: 'card' }, el('h2', {}, 'details'), details),
       el('div', { class: 'card' }, el('h2', {}, 'recent commands'), el('table', {}, recent))),
@@ -311,12 +321,13 @@ function commandRow(s) {
 // ---- one command ----
 
 async function commandPage(id) {
+  const seq = routeSeq;  // (see show)
   const s = await api(`/api/v1/commands/${id}`);
   const r = s.result || {};
   const cancel = el('button', { id: 'cancel', class: 'danger' }, 'Cancel');
   cancel.addEventListener('click', () => post(`/api/v1/commands/${id}/cancel`, {}).then(route, (e) => alert(e.message)));
   const terminal = ['succeeded', 'failed', 'timed_out', 'rejected', 'canceled', 'expired', 'busy', 'preempted', 'lost'].includes(s.state);
-  $main.replaceChildren(el('h1', {}, `command ${id}`),
+  show(seq, el('h1', {}, `command ${id}`),
     el('div', { class: 'card' }, el('dl', {},
       el('dt', {}, 'state'), el('dd', { id: 'command-state' }, badge(s.state), ' ', terminal ? '' : cancel),
       el('dt', {}, 'node'), el('dd', {}, el('a', { href: `#/node/${encodeURIComponent(s.node)}` }, s.node)),
@@ -363,12 +374,13 @@ function rolloutCard(job) {
 }
 
 async function requestPage(id) {
+  const seq = routeSeq;  // (see show)
   const q = await api(`/api/v1/requests/${id}`);
   const c = q.counts;
   const done = c.total - c.pending;
   const bar = el('div', { id: 'progress' });
   bar.style.width = `${c.total ? (100 * done / c.total) : 0}%`;  // CSSOM: allowed by the page's CSP
-  $main.replaceChildren(el('h1', {}, `request ${id}`),
+  show(seq, el('h1', {}, `request ${id}`),
     el('div', { class: 'card' },
       el('div', { id: 'progress-text' }, `${done} of ${c.total} finished: ${c.succeeded} succeeded, ${c.failed} failed, ${c.pending} pending`),
       el('div', { class: 'progress' }, bar),
@@ -389,8 +401,9 @@ async function requestPage(id) {
 // ---- audit ----
 
 async function auditPage() {
+  const seq = routeSeq;  // (see show)
   const a = await api('/api/v1/audit?limit=200');
-  $main.replaceChildren(el('h1', {}, 'audit'),
+  show(seq, el('h1', {}, 'audit'),
     el('div', { class: 'card' }, el('h2', {}, 'operator actions'), el('table', {},
       el('thead', {}, el('tr', {}, ['when', 'operator', 'via', 'action', 'target', 'detail', 'outcome'].map((h) => el('th', {}, h)))),
       el('tbody', { id: 'actions' }, a.actions.map((x) => el('tr', {},
@@ -405,17 +418,21 @@ async function auditPage() {
 async function route() {
   stopPage();
   stopPage = () => {};
+  const seq = ++routeSeq;
   const [, page, arg] = (location.hash || '#/').split('/');
   const name = decodeURIComponent(arg || '');
+  let stop = () => {};
   try {
-    if (page === 'node' && name) stopPage = await nodePage(name);
-    else if (page === 'command' && name) stopPage = await commandPage(name);
-    else if (page === 'request' && name) stopPage = await requestPage(name);
-    else if (page === 'audit') stopPage = await auditPage();
-    else stopPage = await fleetPage();
+    if (page === 'node' && name) stop = await nodePage(name);
+    else if (page === 'command' && name) stop = await commandPage(name);
+    else if (page === 'request' && name) stop = await requestPage(name);
+    else if (page === 'audit') stop = await auditPage();
+    else stop = await fleetPage();
   } catch (e) {
-    fail(e);
+    if (seq === routeSeq) fail(e);
   }
+  if (seq === routeSeq) stopPage = stop;
+  else stop();  // another page was asked for meanwhile: this one's live updates end
 }
 
 window.addEventListener('hashchange', route);
