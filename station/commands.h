@@ -88,6 +88,10 @@ struct KillRequest {
   std::string by;  // operator, or "preemption by ID"
 };
 
+// Not delivered yet: the node has not said it received the command (queued, or sent
+// without an answer).
+inline bool Undelivered(proto::State s) { return s == proto::STATE_QUEUED || s == proto::STATE_SENT; }
+
 struct Changes {
   std::vector<CommandWrite> writes;  // in order
   std::vector<StateChange> states;
