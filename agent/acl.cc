@@ -34,7 +34,9 @@ absl::Status Acl::Check(const proto::Envelope& command) const {
   // The station's own: the rules themselves, and stopping what it sent (runs nothing).
   if (command.method() == kMethodSetAcl || command.method() == kMethodCancel) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
-  if (!configured_) return absl::OkStatus();
+  // No rules at all accepts everything, as the station says of such a node (a group
+  // defined for targeting pushes its members an empty rule set).
+  if (!configured_ || doc_.rules().empty()) return absl::OkStatus();
   for (const std::string& rule : doc_.rules()) {
     if (CommandRuleMatches(rule, command)) return absl::OkStatus();
   }

@@ -3,8 +3,9 @@
 // glob (fnmatch, '*' also matches '/' and spaces) is matched against the command's
 // argv joined by single spaces; a command run through the shell is matched as
 // "/bin/sh -c <string>", so a rule for "systemctl *" never admits "sh -c '...; rm'".
-// Until the first ACL arrives a node accepts every method; after, only what a rule
-// allows ("setacl" itself is always accepted from the trusted station).
+// Until the first ACL arrives, and while it holds no rule, a node accepts every method;
+// otherwise only what a rule allows ("setacl" itself is always accepted from the
+// trusted station).
 //
 // Thread-safe. The rules persist in <data_dir>/acl.pb.
 #pragma once
