@@ -54,7 +54,7 @@ constexpr Subcommand kSubcommands[] = {
     {"token", "Create, list or revoke operators' HTTP API tokens", SetupToken},
     {"accept", "Pin the key a node announced", SetupAccept},
     {"acl", "Set or show the methods and commands a node or group accepts", SetupAcl},
-    {"group", "Define a group of nodes (for ACLs)", SetupGroup},
+    {"group", "Define a group of nodes (ACLs, targets, an active member)", SetupGroup},
     {"keys", "Make the station and operator keys, a CA and the broker certificate", SetupKeys},
     {"enroll", "Make a node's broker user and trust bundle", SetupEnroll},
     {"nats-config", "Print the nats-server configuration: TLS, users, permissions", SetupNatsConfig},

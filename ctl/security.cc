@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "common/atomic_write.h"
 #include "common/cli.h"
@@ -251,18 +252,40 @@ Runner SetupGroup(CLI::App& cmd) {
   struct Options {
     std::string name;
     std::string nodes;
+    std::string active;
+    std::string member;
   };
   auto o = std::make_shared<Options>();
   cmd.require_subcommand(1);
   CLI::App* set = cmd.add_subcommand("set", "Define a group (replacing its members)");
   set->add_option("NAME", o->name, "The group")->required();
-  set->add_option("NODES", o->nodes, "NODE[,NODE...]")->required();
-  return [o](const Globals& g) {
+  set->add_option("NODES", o->nodes, "NODE[,NODE...], first first (the order is the priority for --active)")
+      ->required();
+  set->add_option("--active", o->active,
+                  "Keep one member active: healthiest (the first online member; it changes only when it goes "
+                  "offline or an operator moves it); send to it as @NAME:active")
+      ->check(CLI::IsMember({"healthiest"}));
+  CLI::App* show = cmd.add_subcommand("show", "Print a group's members, rules and active member");
+  show->add_option("NAME", o->name, "The group")->required();
+  CLI::App* active = cmd.add_subcommand("active", "Make a member its group's active one");
+  active->add_option("NAME", o->name, "The group")->required();
+  active->add_option("MEMBER", o->member, "The member")->required();
+  return [o, show, active](const Globals& g) {
     proto::AclRequest req;
-    req.set_target(o->name);
-    req.set_define_group(true);
-    for (absl::string_view n : absl::StrSplit(o->nodes, ',', absl::SkipEmpty())) {
-      req.add_members(std::string(n));
+    const std::string name = absl::StartsWith(o->name, "@") ? o->name.substr(1) : o->name;
+    if (show->parsed()) {
+      req.set_target("@" + name);
+      req.set_show(true);
+    } else if (active->parsed()) {
+      req.set_target("@" + name);
+      req.set_move_active(o->member);
+    } else {
+      req.set_target(name);
+      req.set_define_group(true);
+      req.set_active_policy(o->active);
+      for (absl::string_view n : absl::StrSplit(o->nodes, ',', absl::SkipEmpty())) {
+        req.add_members(std::string(n));
+      }
     }
     return WithClient(g, [&](Client& c) { return PrintReply(c.Acl(req, g.timeout)); });
   };

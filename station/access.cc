@@ -19,6 +19,10 @@ const std::vector<std::string>& Empty() {
 
 absl::Status AccessRules::Load(const std::vector<std::pair<std::string, std::string>>& settings) {
   for (const auto& [key, value] : settings) {
+    // Only its own: other rooms keep other messages in the settings.
+    if (!absl::StartsWith(key, "acl:") && !absl::StartsWith(key, "group:") && !absl::StartsWith(key, "approval:")) {
+      continue;
+    }
     proto::AclRequest r;
     if (!r.ParseFromString(value)) return absl::DataLossError(absl::StrCat("corrupt setting ", key));
     if (absl::StartsWith(key, "acl:")) rules_[key.substr(4)] = {r.rules().begin(), r.rules().end()};

@@ -12,6 +12,7 @@
 #include "common/signing.h"
 #include "common/status_macros.h"
 #include "station/ledger/log_store.h"
+#include "station/ledger/surfaces.h"
 #include "station/reply_fit.h"
 #include "subjects/subject.h"
 
@@ -58,6 +59,7 @@ absl::Status Core::Load() {
   model.nodes.Load(std::move(nodes));
   for (const ledger::ErrorMinute& e : errors) model.nodes.RestoreErrors(e.node, e.minute, e.errors);
   STEWARD_RETURN_IF_ERROR(model.access.Load(settings));
+  STEWARD_RETURN_IF_ERROR(model.active.Load(settings));
   for (const auto& [key, value] : settings) {
     if (key == kDispatchSetting && !model.dispatch.ParseFromString(value)) {
       return absl::DataLossError("corrupt dispatch setting in the ledger");
@@ -346,8 +348,45 @@ void Core::RecordLocked(const Transition& t, Effects& effects) {
   store_.Write(ledger::Store::AddTransition(t.node, t.online, t.at_ms, t.reason));
   if (n != nullptr) store_.Write(ledger::Store::PutNode(n->info));
   feed.Publish(FeedEvent::Node(t.node, t.online, t.reason, maintenance));
+  for (const std::string& g : model.access.GroupsOf(t.node)) {
+    if (std::optional<ActiveMembers::Change> c = model.active.Recompute(g, model.access.Members(g), OnlineLocked(),
+                                                                        t.at_ms)) {
+      ActiveChangedLocked(*c, "station");
+    }
+  }
   effects.transitions.push_back(t);
   if (maintenance) effects.transitions.back().maintenance = true;
+}
+
+ActiveMembers::IsOnline Core::OnlineLocked() const {
+  return [this](const std::string& node) ABSL_NO_THREAD_SAFETY_ANALYSIS {  // called under model.mu
+    const NodeTable::Node* n = model.nodes.Find(node);
+    return n != nullptr && n->info.status() == proto::NODE_ONLINE;
+  };
+}
+
+void Core::ActiveChangedLocked(const ActiveMembers::Change& c, const std::string& by) {
+  auto [key, value] = model.active.Setting(c.group);
+  store_.Write(ledger::Store::PutSetting(std::move(key), std::move(value)));
+  STEWARD_LOG_INFO("group {}: active member {} -> {} ({})", c.group, c.from.empty() ? "none" : c.from,
+                   c.to.empty() ? "none" : c.to, c.reason);
+  FeedEvent e;
+  e.type = FeedEvent::Type::kActive;
+  e.node = c.to;
+  e.request = c.group;
+  e.command = c.from;
+  e.text = c.reason;
+  e.by = by;
+  feed.Publish(std::move(e));
+  proto::OperatorAction a;
+  a.set_at_unix_ms(NowUnixMillis());
+  a.set_operator_(by);
+  a.set_via(by == "station" ? "station" : "cli");
+  a.set_action("active");
+  a.set_target("@" + c.group);
+  a.set_detail(absl::StrCat(c.from.empty() ? "none" : c.from, " -> ", c.to.empty() ? "none" : c.to, ": ", c.reason));
+  a.set_outcome("ok");
+  store_.Write(ledger::AddAction(std::move(a)));
 }
 
 void Core::Run(Effects& effects) {

@@ -25,6 +25,7 @@
 #include "common/request_pump.h"
 #include "proto/steward.pb.h"
 #include "station/access.h"
+#include "station/active_members.h"
 #include "station/commands.h"
 #include "station/jobs.h"
 #include "station/feed.h"
@@ -57,6 +58,8 @@ struct Model {
   NodeTable nodes ABSL_GUARDED_BY(mu);
   WaiterTable waiters ABSL_GUARDED_BY(mu);
   AccessRules access ABSL_GUARDED_BY(mu);
+  // Groups' active members (station/active_members.h).
+  ActiveMembers active ABSL_GUARDED_BY(mu);
   // Targeting (station/targeting_api.h): operators' tags, the jobs followed after
   // submit (rollouts, continuous jobs, splayed runs: their holds gate dispatch), and
   // the schedules.
@@ -160,7 +163,14 @@ class Core {
   void HeardFromLocked(const std::string& node, absl::Time now, Effects& effects)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
   // RecordLocked queues a transition and the node's row for the ledger; Run publishes it.
+  // (It also moves the active member of the node's groups when it must.)
   void RecordLocked(const Transition& t, Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
+  // Whether a node is online now, for ActiveMembers (call it under model.mu).
+  ActiveMembers::IsOnline OnlineLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
+  // ActiveChangedLocked keeps a group's new active member in the ledger and says so once:
+  // the log, the live feed ("active" events) and the audit (by `by`).
+  void ActiveChangedLocked(const ActiveMembers::Change& c, const std::string& by)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
 
   // Run does what `effects` holds: replies, NodeState events, waiter answers.
   void Run(Effects& effects) ABSL_LOCKS_EXCLUDED(model.mu);

@@ -44,6 +44,8 @@ const char* FeedEvent::TypeName() const {
       return "maintenance";
     case Type::kOutput:
       return "output";
+    case Type::kActive:
+      return "active";
   }
   return "unknown";
 }
@@ -84,6 +86,13 @@ const std::string& FeedEvent::Json() const {
       j["node"] = node;
       j["command"] = command;
       j["text"] = text;
+      break;
+    case Type::kActive:
+      j["group"] = request;
+      j["active"] = node;
+      j["previous"] = command;
+      j["reason"] = text;
+      j["by"] = by;
       break;
   }
   // Remote text may be any bytes: replaced, never a reason for the stream to fail.

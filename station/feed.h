@@ -33,7 +33,9 @@
 namespace steward::station {
 
 struct FeedEvent {
-  enum class Type { kCommand, kNode, kDispatch, kMaintenance, kOutput };
+  // kActive: a group's active member changed (request: the group, command: the one
+  // before, node: the new one, text: why, by: who).
+  enum class Type { kCommand, kNode, kDispatch, kMaintenance, kOutput, kActive };
 
   uint64_t id = 0;    // set by Publish
   int64_t at_ms = 0;  // set by Publish when 0

@@ -249,6 +249,11 @@ void Security::Acl(const Call& call, proto::AclRequest req) {
     if (absl::Status st = subjects::ValidateToken(m); !st.ok()) return rpc_.Reject(call, st.message());
   }
   if (req.define_group() && group) return rpc_.Reject(call, "name the group without '@'");
+  if (absl::Status st = ActiveMembers::ValidatePolicy(req.active_policy()); !st.ok()) {
+    return rpc_.Reject(call, st.message());
+  }
+  if (!req.active_policy().empty() && !req.define_group()) return rpc_.Reject(call, "--active goes with group set");
+  if (!req.move_active().empty()) return MoveActive(call, std::move(req));
   proto::AclReply out;
   std::vector<proto::CommandState> pushes;
   std::string error;
@@ -261,6 +266,15 @@ void Security::Acl(const Call& call, proto::AclRequest req) {
       auto [key, value] = AccessRules::GroupSetting(req.target(), members);
       core_.store().Write(ledger::Store::PutSetting(std::move(key), std::move(value)));
       affected = access.DefineGroup(req.target(), std::move(members));
+      // The policy is part of the group's definition: set with it, or taken away.
+      const int64_t now_ms = NowUnixMillis();
+      std::optional<ActiveMembers::Change> c =
+          core_.model.active.SetPolicy(req.target(), req.active_policy(), access.Members(req.target()),
+                                       core_.OnlineLocked(), now_ms);
+      if (!c.has_value() && !req.active_policy().empty()) {
+        c = core_.model.active.Recompute(req.target(), access.Members(req.target()), core_.OnlineLocked(), now_ms);
+      }
+      if (c.has_value()) core_.ActiveChangedLocked(*c, call.op());
     } else if (!req.show()) {
       std::vector<std::string> rules(req.rules().begin(), req.rules().end());
       auto [key, value] = AccessRules::RulesSetting(req.target(), rules);
@@ -273,6 +287,13 @@ void Security::Acl(const Call& call, proto::AclRequest req) {
       const std::string g = group ? req.target().substr(1) : req.target();
       out.add_lines(absl::StrCat("group ", g, ": ", absl::StrJoin(access.Members(g), ", ")));
       out.add_lines(absl::StrCat("rules of @", g, ": ", absl::StrJoin(access.Rules("@" + g), " ")));
+      if (const ActiveMembers::State* a = core_.model.active.Find(g)) {
+        out.add_lines(absl::StrCat("active member of @", g, " (", a->policy, "): ",
+                                   a->active.empty() ? "none yet (no member online)" : a->active, " since ",
+                                   absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(a->since_ms),
+                                                    absl::UTCTimeZone()),
+                                   ": ", a->reason));
+      }
       nodes = access.Members(g);
     } else {
       nodes = {req.target()};
@@ -295,6 +316,28 @@ void Security::Acl(const Call& call, proto::AclRequest req) {
     out.add_lines(absl::StrCat("sending the ACL to ", c.node(), " as command ", c.id()));
   }
   core_.Submit(std::move(pushes), [this, call, out](absl::Status st) {
+    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
+    rpc_.Ok(call, out);
+  });
+}
+
+void Security::MoveActive(const Call& call, proto::AclRequest req) {
+  const std::string g = absl::StartsWith(req.target(), "@") ? req.target().substr(1) : req.target();
+  proto::AclReply out;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    absl::StatusOr<ActiveMembers::Change> c =
+        core_.model.active.Move(g, req.move_active(), core_.model.access.Members(g), call.op(), NowUnixMillis());
+    if (!c.ok()) {
+      RecordAction(core_, call, "active", "@" + g, req.move_active(), std::string(c.status().message()));
+      return rpc_.Reject(call, c.status().message());
+    }
+    core_.ActiveChangedLocked(*c, call.op());
+    out.add_lines(absl::StrCat("active member of @", g, ": ", c->to, c->from.empty() || c->from == c->to
+                                                                        ? ""
+                                                                        : absl::StrCat(" (was ", c->from, ")")));
+  }
+  core_.AfterWrites([this, call, out](absl::Status st) {
     if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
     rpc_.Ok(call, out);
   });

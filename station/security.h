@@ -51,6 +51,8 @@ class Security {
   void Accept(const Call& call, proto::AcceptRequest req);
   void Acl(const Call& call, proto::AclRequest req);
   void Audit(const Call& call, proto::AuditRequest req);
+  // An operator makes a member its group's active one (AclRequest.move_active).
+  void MoveActive(const Call& call, proto::AclRequest req);
   // Queues, for each node in `nodes`, its effective rules on its row and a setacl
   // command carrying them (returned, to be submitted).
   std::vector<proto::CommandState> PushLocked(const std::set<std::string>& nodes, std::string* error)

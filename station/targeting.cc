@@ -53,6 +53,27 @@ bool Heard(const NodeTable::Node& n) {
 
 bool EveryNode(const proto::TargetSpec& spec) { return spec.all_nodes() || spec.selectors().empty(); }
 
+constexpr absl::string_view kActiveSuffix = ":active";
+
+// "@radar:active": the group's active member only (station/active_members.h).
+bool IsActiveSelector(absl::string_view s) { return absl::StartsWith(s, "@") && absl::EndsWith(s, kActiveSuffix); }
+
+std::string GroupOf(absl::string_view s) {
+  s.remove_prefix(1);
+  if (absl::EndsWith(s, kActiveSuffix)) s.remove_suffix(kActiveSuffix.size());
+  return std::string(s);
+}
+
+// The nodes a "@group" or "@group:active" selector names.
+std::vector<std::string> GroupNodesLocked(const Model& model, const std::string& selector)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu) {
+  const std::string g = GroupOf(selector);
+  if (!IsActiveSelector(selector)) return model.access.Members(g);
+  std::string active = model.active.Active(g);
+  if (active.empty()) return {};
+  return {active};
+}
+
 }  // namespace
 
 bool InMaintenance(const Model& model, const std::string& node) {
@@ -66,7 +87,7 @@ absl::StatusOr<Target> CompileTarget(const proto::TargetSpec& spec) {
   for (const std::string& s : spec.selectors()) {
     absl::Status st;
     if (absl::StartsWith(s, "@")) {
-      st = subjects::ValidateToken(s.substr(1));
+      st = subjects::ValidateToken(GroupOf(s));
       if (!st.ok()) st = absl::InvalidArgumentError(absl::StrCat("bad group \"", s, "\": ", st.message()));
     } else if (targets::IsGlob(s)) {
       st = ValidateGlob(s);
@@ -88,7 +109,7 @@ std::vector<std::string> ResolveLocked(const Model& model, const Target& target)
   const proto::TargetSpec& spec = target.spec;
   for (const std::string& s : spec.selectors()) {
     if (absl::StartsWith(s, "@")) {
-      const std::vector<std::string>& m = model.access.Members(s.substr(1));
+      const std::vector<std::string> m = GroupNodesLocked(model, s);
       candidates.insert(m.begin(), m.end());
     } else if (!targets::IsGlob(s)) {
       candidates.insert(s);
@@ -115,7 +136,7 @@ bool PicksLocked(const Model& model, const Target& target, const std::string& no
   for (const std::string& s : target.spec.selectors()) {
     if (picked) break;
     if (absl::StartsWith(s, "@")) {
-      const std::vector<std::string>& m = model.access.Members(s.substr(1));
+      const std::vector<std::string> m = GroupNodesLocked(model, s);
       picked = std::find(m.begin(), m.end(), node) != m.end();
     } else if (targets::IsGlob(s)) {
       picked = targets::GlobMatch(s, node);

@@ -80,11 +80,12 @@ void AddEvents(Router& r) {
         [&r](const httplib::Request& req, httplib::Response& res, const Principal&) {
           auto s = std::make_shared<Stream>();
           const std::string types = req.has_param("types") ? req.get_param_value("types")
-                                                           : "command,node,dispatch,maintenance,output";
+                                                           : "command,node,dispatch,maintenance,output,active";
           for (absl::string_view t : absl::StrSplit(types, ',', absl::SkipEmpty())) {
             if (t == "log") {
               s->logs = true;
-            } else if (t == "command" || t == "node" || t == "dispatch" || t == "maintenance" || t == "output") {
+            } else if (t == "command" || t == "node" || t == "dispatch" || t == "maintenance" || t == "output" ||
+                       t == "active") {
               s->types.insert(std::string(t));
             } else {
               return SendError(res, 400, absl::StrCat("unknown event type \"", t, "\""));
