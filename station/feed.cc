@@ -83,7 +83,10 @@ const std::string& FeedEvent::Json() const {
     case Type::kOutput:
       j["node"] = node;
       j["command"] = command;
+      j["request_id"] = request;
+      j["seq"] = seq;
       j["text"] = text;
+      j["stderr"] = err;
       break;
   }
   // Remote text may be any bytes: replaced, never a reason for the stream to fail.
