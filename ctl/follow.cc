@@ -26,9 +26,18 @@ namespace {
 constexpr absl::Duration kGapGrace = absl::Milliseconds(300);
 // How long one wait request asks the station to hold it; it is asked again after.
 constexpr absl::Duration kWaitSlice = absl::Seconds(30);
+// How often the follow is asked for again (its lease is a minute): a station that
+// restarted meanwhile (and forgot its followers) relays to us again within this, and
+// the command's end is seen within it even if the wait request was lost with it.
+constexpr absl::Duration kRenew = absl::Seconds(2);
+// After a failed request (the station restarting), the next try.
+constexpr absl::Duration kRetry = absl::Seconds(1);
 constexpr absl::Duration kPoll = absl::Milliseconds(100);
 // What the inbox subscription buffers; past it nats.c drops chunks (a gap, asked for again).
 constexpr int kPendingMsgs = 4096;
+
+// A station that did not answer now may later (restarting, busy).
+bool Transient(const absl::Status& st) { return absl::IsUnavailable(st) || absl::IsDeadlineExceeded(st); }
 
 class Follower {
  public:
@@ -44,7 +53,7 @@ class Follower {
     absl::StatusOr<proto::OutputReply> first = Ask();
     if (!first.ok()) return Fail(first.status());
     if (IsTerminal(first->state())) return Ended();
-    absl::Time renew_at = absl::Now() + absl::Milliseconds(std::max<int64_t>(first->lease_ms() / 3, 1000));
+    absl::Time renew_at = absl::Now() + kRenew;
     absl::Time wait_due = absl::InfinitePast();  // no wait request out yet
     while (true) {
       const absl::Time now = absl::Now();
@@ -56,16 +65,22 @@ class Follower {
         req.add_ids(id_);
         req.set_wait_ms(std::max<int64_t>(absl::ToInt64Milliseconds(slice), 1));
         req.set_any(true);
-        if (absl::Status st = client_.Post(kStationWait, req.SerializeAsString(), inbox_ + ".w"); !st.ok()) {
-          return Fail(st);
-        }
         wait_due = now + slice + absl::Seconds(5);  // unanswered by then: ask again
+        if (absl::Status st = client_.Post(kStationWait, req.SerializeAsString(), inbox_ + ".w"); !st.ok()) {
+          if (!Transient(st)) return Fail(st);
+          wait_due = now + kRetry;
+        }
       }
       if (now >= renew_at || (gap_since_ != absl::InfiniteFuture() && now - gap_since_ >= kGapGrace)) {
+        const int64_t run = run_;
         absl::StatusOr<proto::OutputReply> again = Ask();
-        if (!again.ok()) return Fail(again.status());
-        if (IsTerminal(again->state())) return Ended();
-        renew_at = absl::Now() + absl::Milliseconds(std::max<int64_t>(again->lease_ms() / 3, 1000));
+        if (again.ok() && IsTerminal(again->state())) return Ended();
+        if (again.ok() && run != run_) wait_due = absl::InfinitePast();  // a new station: wait there
+        if (!again.ok() && !Transient(again.status())) return Fail(again.status());
+        // A station away (restarting) is asked again soon; the gap it leaves, if any,
+        // is filled from its buffer or, failing that, from the result.
+        renew_at = absl::Now() + (again.ok() ? kRenew : kRetry);
+        if (!again.ok()) gap_since_ = absl::InfiniteFuture();
       }
       absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub->get(), std::min(kPoll, deadline - now));
       if (!msg.ok()) {
@@ -113,6 +128,7 @@ class Follower {
       reply = *std::move(r);
       node_ = reply.node();
       state_ = reply.state();
+      run_ = reply.station_run();
       for (const proto::OutputChunk& c : reply.chunks()) Take(c);
     } while (reply.more() && !degraded_);
     if (IsTerminal(reply.state())) return reply;  // the result completes it
@@ -202,6 +218,7 @@ class Follower {
   const std::string inbox_;
   std::string node_;
   proto::State state_ = proto::STATE_UNSPECIFIED;
+  int64_t run_ = 0;  // the station run that answered last (OutputReply.station_run)
   uint64_t next_ = 1;                            // the chunk to print next
   uint64_t printed_[2] = {0, 0};                 // bytes of stdout, stderr printed
   std::map<uint64_t, proto::OutputChunk> early_;  // came before their turn

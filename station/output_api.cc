@@ -50,6 +50,7 @@ void OutputApi::Output(const Call& call, proto::OutputRequest req) {
   const size_t limit = core_.ReplyLimit();
   const size_t max_bytes = limit > 2 * kReplyRoom ? limit - kReplyRoom : limit / 2;
   proto::OutputReply out;
+  out.set_station_run(core_.output.run());
   bool known = false;
   absl::Status st;
   {

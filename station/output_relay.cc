@@ -54,6 +54,7 @@ void OutputRelay::Ended(const std::string& id) {
 
 absl::Status OutputRelay::Read(const std::string& id, uint64_t after, const std::string& deliver,
                                size_t max_bytes, absl::Time now, proto::OutputReply& out) {
+  out.set_station_run(run_);
   absl::MutexLock lock(&mu_);
   auto it = streams_.find(id);
   if (it == streams_.end()) {

@@ -28,6 +28,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "proto/steward.pb.h"
 
@@ -42,7 +43,7 @@ class OutputRelay {
     absl::Duration lease = absl::Seconds(60);
   };
   OutputRelay() : OutputRelay(Limits{}) {}
-  explicit OutputRelay(Limits limits) : limits_(limits) {}
+  explicit OutputRelay(Limits limits) : limits_(limits), run_(absl::ToUnixMicros(absl::Now())) {}
 
   // Keeps `chunk` of a running command and says where to relay it (`to`: the
   // followers whose lease is still on). False for a chunk already held (same number),
@@ -55,10 +56,12 @@ class OutputRelay {
   // The chunks held for `id` after `after`, within `max_bytes` of output (at least
   // one chunk), into `out` (chunks, first_seq, last_seq, more, lease_ms). With
   // `deliver`, that subject follows the command for the lease (renewed if it did);
+  // out.station_run says which run of the station answered;
   // ResourceExhausted when the command has too many followers.
   absl::Status Read(const std::string& id, uint64_t after, const std::string& deliver, size_t max_bytes,
                     absl::Time now, proto::OutputReply& out) ABSL_LOCKS_EXCLUDED(mu_);
 
+  int64_t run() const { return run_; }
   // Bytes of output held, and chunks dropped for room since the start (metrics, tests).
   size_t held_bytes() const ABSL_LOCKS_EXCLUDED(mu_);
   uint64_t dropped() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -78,6 +81,7 @@ class OutputRelay {
   void DropOldest(Stream& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Limits limits_;
+  const int64_t run_;  // this station run (OutputReply.station_run)
   mutable absl::Mutex mu_;
   std::map<std::string, Stream> streams_ ABSL_GUARDED_BY(mu_);
   size_t total_ ABSL_GUARDED_BY(mu_) = 0;

@@ -164,6 +164,28 @@ TEST_CASE("send --follow of a command that gets cancelled prints its output once
   CHECK_THAT(r->err, Catch::Contains("canceled by"));
 }
 
+TEST_CASE("watch goes on across a station restart: every line once, in order", "[integration][stream]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const fs::path one = c.dir().path() / "one", two = c.dir().path() / "two";
+  const std::string id = SendNoWait(c, absl::StrCat("seq 1 1000; ", AwaitFile(one), "; seq 1001 2000; ",
+                                                    AwaitFile(two), "; seq 2001 3000"));
+  Process watch = Ctl(c, {"watch", id});
+  REQUIRE(watch.WaitForOutput("\n1000\n", absl::Seconds(20)));
+  c.StopStation();
+  c.StartStation();  // forgets its followers and buffers: the watcher asks again
+  Touch(one);
+  REQUIRE(watch.WaitForOutput("\n2000\n", absl::Seconds(20)));
+  CHECK(watch.running());
+  Touch(two);
+  std::optional<RunResult> r = watch.Wait(absl::Seconds(30));
+  REQUIRE(r.has_value());
+  INFO(r->err);
+  CHECK(r->exit_code == 0);
+  CHECK(r->out == Lines(1, 3000));
+}
+
 TEST_CASE("send --follow works under broker permissions: signed requests, chunks to the operator's inbox",
           "[integration][stream][security]") {
   Cluster c(Cluster::Secure{.nodes = {"ship1"}});
