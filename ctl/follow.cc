@@ -80,7 +80,7 @@ class Follower {
         // A station away (restarting) is asked again soon; the gap it leaves, if any,
         // is filled from its buffer or, failing that, from the result.
         renew_at = absl::Now() + (again.ok() ? kRenew : kRetry);
-        if (!again.ok()) gap_since_ = absl::InfiniteFuture();
+        if (!again.ok() && !early_.empty()) gap_since_ = absl::Now() + kRetry;  // not before the retry
       }
       absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub->get(), std::min(kPoll, deadline - now));
       if (!msg.ok()) {
@@ -100,6 +100,10 @@ class Follower {
       } else if (subject == inbox_ + ".w") {
         absl::StatusOr<std::string> body = Client::AckPayload(nats::Data(msg->get()));
         proto::CommandStates states;
+        if (!body.ok() && Transient(body.status())) {  // not now: ask again soon
+          wait_due = absl::Now() + kRetry;
+          continue;
+        }
         if (!body.ok()) return Fail(body.status());
         if (!states.ParseFromString(*body)) return Fail("malformed wait reply from the station");
         for (const proto::CommandState& s : states.commands()) {
@@ -118,7 +122,9 @@ class Follower {
   // live view (Degrade).
   absl::StatusOr<proto::OutputReply> Ask() {
     proto::OutputReply reply;
+    uint64_t before;
     do {
+      before = next_;
       proto::OutputRequest req;
       req.set_id(id_);
       req.set_after_seq(next_ - 1);
@@ -130,14 +136,15 @@ class Follower {
       state_ = reply.state();
       run_ = reply.station_run();
       for (const proto::OutputChunk& c : reply.chunks()) Take(c);
-    } while (reply.more() && !degraded_);
+      // A reply that moved nothing on (a hole before its chunks) is not asked again.
+    } while (reply.more() && !degraded_ && early_.empty() && next_ > before);
     if (IsTerminal(reply.state())) return reply;  // the result completes it
-    if (!early_.empty()) {
+    // A hole older than the grace that the station cannot fill either: not held (its
+    // buffer overflowed, a station restart) or lost on the way. A younger one may be a
+    // chunk still on its way: the next look decides.
+    if (!early_.empty() && absl::Now() - gap_since_ >= kGapGrace) {
       Degrade(fmt::format("chunks {} to {} are not held by the station (its buffer overflowed, or they were lost)",
                           next_, early_.begin()->first - 1));
-    } else if (reply.first_seq() > next_) {
-      Degrade(fmt::format("chunks {} to {} are no longer held by the station (its buffer overflowed)", next_,
-                          reply.first_seq() - 1));
     }
     return reply;
   }
