@@ -85,6 +85,10 @@ class Client {
   // A fresh subject in this client's own inbox space (the broker lets it read there).
   std::string NewInbox() const;
   natsConnection* conn() const { return conn_.get(); }
+  // Approvals (station/approvals.h).
+  absl::StatusOr<proto::CommandStates> Approvals(const proto::ApprovalsRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::CommandStates> Decide(const proto::DecideRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::AclReply> ApprovalRules(const proto::ApprovalRulesRequest& req, absl::Duration timeout);
 
   const ClientOptions& options() const { return options_; }
   // The largest message the broker takes (its max_payload), as the connection knows it.

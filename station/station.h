@@ -42,6 +42,7 @@ class JobRunner;
 class TargetingApi;
 class Operations;
 class OutputApi;
+class Approvals;
 namespace ledger {
 class Store;
 }
@@ -91,6 +92,7 @@ class Station {
   std::unique_ptr<TargetingApi> targeting_api_;
   std::unique_ptr<Operations> operations_;
   std::unique_ptr<OutputApi> output_api_;
+  std::unique_ptr<Approvals> approvals_;
   std::unique_ptr<http::Tokens> tokens_;
   std::unique_ptr<http::Server> http_;
   nats::SubscriptionPtr requests_;
