@@ -172,6 +172,7 @@ class ChildWatch {
         killed_at_ = now;
       }
       if (Done(now)) return absl::OkStatus();
+      if (spec_.output != nullptr && !exited_ && now >= spec_.output->FlushDue()) spec_.output->Flush(now);
       bool pidfd_ready = false;
       STEWARD_RETURN_IF_ERROR(PollAndRead(PollTimeoutMs(now), &pidfd_ready));
       if (exited_) continue;
@@ -229,6 +230,7 @@ class ChildWatch {
       if (!terminating_) wake = std::min(wake, timeout_at_);
       if (cancel_ != nullptr && !result_->canceled) wake = std::min(wake, now + kCancelCheck);
       if (!pidfd_.valid()) wake = std::min(wake, now + absl::Milliseconds(kPollTickMs));
+      if (spec_.output != nullptr) wake = std::min(wake, spec_.output->FlushDue());
     }
     if (terminating_ && !killed_) wake = std::min(wake, kill_at_);
     if (exited_) {  // the drain deadlines of Done
@@ -289,8 +291,12 @@ class ChildWatch {
     const auto size = static_cast<size_t>(got);
     const size_t room =
         spec_.max_output_bytes > c.data->size() ? spec_.max_output_bytes - c.data->size() : 0;
-    c.data->append(buffer_.get(), std::min(size, room));
+    const size_t kept = std::min(size, room);
+    c.data->append(buffer_.get(), kept);
     if (size > room) *c.truncated = true;
+    if (spec_.output != nullptr && kept > 0) {
+      spec_.output->Add(&c == &captures_[0] ? 1 : 2, absl::string_view(buffer_.get(), kept), last_data_at_);
+    }
     return absl::OkStatus();
   }
 

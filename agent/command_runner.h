@@ -11,10 +11,26 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 
 namespace steward::agent {
+
+// Where a command's output goes as it is produced (streamed output, agent/output_stream.h),
+// besides the result. Called on the thread running the command only.
+class OutputSink {
+ public:
+  virtual ~OutputSink() = default;
+  // Bytes just captured on `stream` (1 stdout, 2 stderr): only what the result keeps
+  // (within max_output_bytes), so what a sink sees is a prefix of the final output.
+  virtual void Add(int stream, absl::string_view data, absl::Time now) = 0;
+  // When the sink wants Flush called (InfiniteFuture: nothing waits). The runner
+  // wakes for it while the command runs; what is left when it ends comes with the
+  // result only.
+  virtual absl::Time FlushDue() const = 0;
+  virtual void Flush(absl::Time now) = 0;
+};
 
 struct CommandSpec {
   std::vector<std::string> argv;  // argv[0] is looked up in PATH
@@ -24,6 +40,7 @@ struct CommandSpec {
   absl::Duration kill_grace = absl::Seconds(2);   // SIGTERM -> SIGKILL after a timeout
   absl::Duration cancel_grace = absl::Milliseconds(500);  // SIGTERM -> SIGKILL on cancel
   size_t max_output_bytes = size_t{1} << 20;      // per stream
+  OutputSink* output = nullptr;                   // borrowed for the Run; may be null
 };
 
 struct CommandResult {

@@ -47,6 +47,9 @@ struct ExecContext {
   // The agent's own operations (status, stop/start of handlers, configuration); null
   // where there is no agent around the method (the node simulator).
   AgentControl* agent = nullptr;
+  // Where output goes as it is produced (streamed to followers); null: nowhere. A
+  // method that runs a program hands it to the runner (CommandSpec::output).
+  OutputSink* output = nullptr;
 };
 
 // A method implementation. Thread-compatible: each process (subject) owns its own

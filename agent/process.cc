@@ -8,6 +8,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "agent/output_stream.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
@@ -108,7 +109,11 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
     handler->current = cmd.id();
     handler->current_since = absl::Now();
   }
-  ExecContext exec{cmd, node, running->stop, *parts_.runner, *parts_.limits, this, parts_.agent};
+  // Output streamed as it comes (agent/output_stream.h); the result carries it whole.
+  ChunkPublisher output(parts_.conn, *parts_.events, cmd.domain(), cmd.id(),
+                        parts_.conn != nullptr ? static_cast<size_t>(nats::MaxPayload(parts_.conn)) : 0);
+  ExecContext exec{cmd, node, running->stop, *parts_.runner, *parts_.limits, this, parts_.agent,
+                   parts_.conn != nullptr ? &output : nullptr};
   absl::StatusOr<proto::Ack> result = method.Execute(exec);
   if (handler != nullptr) {
     {

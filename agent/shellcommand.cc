@@ -60,6 +60,7 @@ class ShellCommandMethod final : public Method {
       spec.argv.assign(cmd.argv().begin(), cmd.argv().end());
     }
     spec.working_dir = cmd.shell().working_dir();
+    spec.output = ctx.output;
     // Who runs it, for scripts that log or branch on it (the operator's --env comes
     // after, and wins).
     spec.env = {absl::StrCat("STEWARD_NODE=", ctx.node), absl::StrCat("STEWARD_COMMAND_ID=", cmd.id())};

@@ -34,6 +34,8 @@ inline constexpr char kEventResult[] = "result";
 inline constexpr char kEventHello[] = "hello";
 inline constexpr char kEventErrorLog[] = "errorlog";
 inline constexpr char kEventSyslog[] = "syslogforwarding";
+// A running command's output as it is produced (stream.proto): published, never spooled.
+inline constexpr char kEventOutput[] = "output";
 // Methods of the station that stewardctl calls.
 inline constexpr char kStationSubmit[] = "submit";
 inline constexpr char kStationWait[] = "wait";
@@ -58,6 +60,7 @@ inline constexpr char kStationSchedule[] = "schedule";
 inline constexpr char kStationPause[] = "pause";              // PauseRequest: pause or resume dispatch
 inline constexpr char kStationMaintenance[] = "maintenance";  // MaintenanceRequest
 inline constexpr char kStationToken[] = "token";              // TokenRequest: HTTP tokens
+inline constexpr char kStationOutput[] = "output";            // OutputRequest: watch, send --follow
 // Approvals (station/approvals.h).
 inline constexpr char kStationApprovals[] = "approvals";
 inline constexpr char kStationDecide[] = "decide";

@@ -28,11 +28,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
 
 size_t Client::MaxPayload() const { return static_cast<size_t>(nats::MaxPayload(conn_.get())); }
 
-absl::StatusOr<std::string> Client::Call(const char* method, const std::string& payload,
-                                         absl::Duration timeout) {
-  STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,
-                           subjects::Make(options_.station, subjects::Kind::kCommand, method,
-                                          kCliDomain));
+absl::StatusOr<std::string> Client::Request(const char* method, const std::string& payload) const {
   proto::Envelope env =
       NewEnvelope("stewardctl", options_.station, proto::KIND_COMMAND, method, kCliDomain);
   env.set_operator_(options_.operator_name);
@@ -40,8 +36,23 @@ absl::StatusOr<std::string> Client::Call(const char* method, const std::string& 
   if (options_.operator_key.has_value()) {
     STEWARD_RETURN_IF_ERROR(signing::SignEnvelope(env, *options_.operator_key));
   }
-  absl::StatusOr<nats::MsgPtr> msg =
-      nats::Request(conn_.get(), subject.ToString(), env.SerializeAsString(), timeout);
+  return env.SerializeAsString();
+}
+
+absl::StatusOr<std::string> Client::AckPayload(absl::string_view data) {
+  STEWARD_ASSIGN_OR_RETURN(proto::Ack ack, DecodeAck(data));
+  if (ack.outcome() == proto::OUTCOME_REJECTED) return absl::FailedPreconditionError(ack.error());
+  if (ack.outcome() != proto::OUTCOME_SUCCEEDED) return absl::UnavailableError(ack.error());
+  return std::move(*ack.mutable_payload());
+}
+
+absl::StatusOr<std::string> Client::Call(const char* method, const std::string& payload,
+                                         absl::Duration timeout) {
+  STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,
+                           subjects::Make(options_.station, subjects::Kind::kCommand, method,
+                                          kCliDomain));
+  STEWARD_ASSIGN_OR_RETURN(std::string request, Request(method, payload));
+  absl::StatusOr<nats::MsgPtr> msg = nats::Request(conn_.get(), subject.ToString(), request, timeout);
   if (absl::IsUnavailable(msg.status())) {
     return absl::UnavailableError(absl::StrCat("station not reachable at ", nats::RedactUrl(options_.nats.url),
                                                " (no station \"", options_.station,
@@ -53,11 +64,18 @@ absl::StatusOr<std::string> Client::Call(const char* method, const std::string& 
                                                     absl::FormatDuration(timeout)));
   }
   if (!msg.ok()) return msg.status();
-  STEWARD_ASSIGN_OR_RETURN(proto::Ack ack, DecodeAck(nats::Data(msg->get())));
-  if (ack.outcome() == proto::OUTCOME_REJECTED) return absl::FailedPreconditionError(ack.error());
-  if (ack.outcome() != proto::OUTCOME_SUCCEEDED) return absl::UnavailableError(ack.error());
-  return std::move(*ack.mutable_payload());
+  return AckPayload(nats::Data(msg->get()));
 }
+
+absl::Status Client::Post(const char* method, const std::string& payload, const std::string& reply) {
+  STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,
+                           subjects::Make(options_.station, subjects::Kind::kCommand, method,
+                                          kCliDomain));
+  STEWARD_ASSIGN_OR_RETURN(std::string request, Request(method, payload));
+  return nats::Publish(conn_.get(), subject.ToString(), request, reply);
+}
+
+std::string Client::NewInbox() const { return nats::NewInbox(options_.nats.inbox_prefix); }
 
 template <typename T>
 static absl::StatusOr<T> ParseAs(absl::StatusOr<std::string> bytes) {
@@ -207,6 +225,10 @@ absl::StatusOr<proto::NodesReply> Client::Maintenance(const proto::MaintenanceRe
 
 absl::StatusOr<proto::TokenReply> Client::Token(const proto::TokenRequest& req, absl::Duration timeout) {
   return ParseAs<proto::TokenReply>(Call(kStationToken, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::OutputReply> Client::Output(const proto::OutputRequest& req, absl::Duration timeout) {
+  return ParseAs<proto::OutputReply>(Call(kStationOutput, req.SerializeAsString(), timeout));
 }
 
 }  // namespace steward::ctl

@@ -75,6 +75,16 @@ class Client {
   absl::StatusOr<proto::NodesReply> Maintenance(const proto::MaintenanceRequest& req, absl::Duration timeout);
   absl::StatusOr<proto::TokenReply> Token(const proto::TokenRequest& req, absl::Duration timeout);
 
+  // Output: the chunks the station holds of a running command's output after
+  // req.after_seq, and with req.deliver, the later ones relayed there (stream.proto).
+  absl::StatusOr<proto::OutputReply> Output(const proto::OutputRequest& req, absl::Duration timeout);
+  // Post sends request `method` without waiting: its answer comes to `reply` (an
+  // inbox of NewInbox's, subscribed first); AckPayload reads it.
+  absl::Status Post(const char* method, const std::string& payload, const std::string& reply);
+  static absl::StatusOr<std::string> AckPayload(absl::string_view data);
+  // A fresh subject in this client's own inbox space (the broker lets it read there).
+  std::string NewInbox() const;
+  natsConnection* conn() const { return conn_.get(); }
   // Approvals (station/approvals.h).
   absl::StatusOr<proto::CommandStates> Approvals(const proto::ApprovalsRequest& req, absl::Duration timeout);
   absl::StatusOr<proto::CommandStates> Decide(const proto::DecideRequest& req, absl::Duration timeout);
@@ -86,6 +96,8 @@ class Client {
 
  private:
   explicit Client(ClientOptions options) : options_(std::move(options)) {}
+  // The signed envelope of request `method` carrying `payload`, serialized.
+  absl::StatusOr<std::string> Request(const char* method, const std::string& payload) const;
   // Call sends one request and returns the ACK's payload. A REJECTED ACK becomes
   // FailedPrecondition with the station's reason; an ERROR one, Unavailable.
   absl::StatusOr<std::string> Call(const char* method, const std::string& payload,

@@ -27,6 +27,7 @@ struct Subcommand {
 constexpr Subcommand kSubcommands[] = {
     {"send", "Run a command on nodes and print its output; exits like ssh", SetupSend, true},
     {"ping", "Round trip to a node through the station", SetupPing},
+    {"watch", "Follow a command's output as it is produced, from its start, until it ends", SetupWatch},
     {"show", "One command's state, timings and output, or every command of a fan-out", SetupShow},
     {"cancel", "Cancel commands not delivered yet", SetupCancel},
     {"approvals", "Commands awaiting an operator's approval", SetupApprovals},

@@ -50,6 +50,7 @@ using Setup = Runner (*)(CLI::App& command);
 Runner SetupSend(CLI::App& command);
 Runner SetupPing(CLI::App& command);
 Runner SetupCancel(CLI::App& command);
+Runner SetupWatch(CLI::App& command);
 Runner SetupRetry(CLI::App& command);
 Runner SetupShow(CLI::App& command);
 Runner SetupHistory(CLI::App& command);

@@ -148,12 +148,12 @@ int ExitStatusOf(const CommandState& s) {
 }
 
 // Output of one node's command, raw, as ssh prints it.
-void PrintResult(const CommandState& s, bool json) {
+void PrintResult(const CommandState& s, bool json, size_t stdout_from, size_t stderr_from) {
   if (json) return PrintJson(s);
   const proto::Ack& r = s.result();
   const std::string node = Escape(s.node());
-  WriteAll(stdout, r.stdout());
-  WriteAll(stderr, r.stderr());
+  if (stdout_from < r.stdout().size()) WriteAll(stdout, r.stdout().substr(stdout_from));
+  if (stderr_from < r.stderr().size()) WriteAll(stderr, r.stderr().substr(stderr_from));
   if (r.stdout_truncated()) fmt::print(stderr, "stewardctl: stdout of {} was truncated\n", node);
   if (r.stderr_truncated()) fmt::print(stderr, "stewardctl: stderr of {} was truncated\n", node);
   if (const std::string why = Why(s); !why.empty()) fmt::print(stderr, "stewardctl: {}\n", Escape(why));

@@ -18,9 +18,10 @@ inline constexpr int kExitBusy = 75;
 // The exit status a finished command maps to, ssh style: its exit code, 128 + a signal,
 // kExitBusy, or kExitUnknown (not run, or its fate not known).
 int ExitStatusOf(const proto::CommandState& s);
-// Output of one node's command, raw (stdout to stdout, stderr to stderr), then why it
+// Output of one node's command, raw (stdout to stdout, stderr to stderr), from byte
+// `stdout_from` / `stderr_from` on (what a follower has not printed yet), then why it
 // did not simply exit; one JSON record with `json`.
-void PrintResult(const proto::CommandState& s, bool json);
+void PrintResult(const proto::CommandState& s, bool json, size_t stdout_from = 0, size_t stderr_from = 0);
 // One line for one node's command in a fan-out: "NODE: OUTPUT" (escaped, on one line),
 // "NODE: [failed, exit 3] ...", "NODE: [rejected: why]".
 std::string FanOutLine(const proto::CommandState& s);

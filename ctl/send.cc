@@ -20,6 +20,7 @@
 #include "common/log.h"  // fmt formats absl::string_view
 #include "common/protocol.h"
 #include "ctl/ctl.h"
+#include "ctl/follow.h"
 #include "ctl/render_jobs.h"
 #include "ctl/render_json.h"
 #include "ctl/render_text.h"
@@ -39,6 +40,7 @@ struct SendOptions {
   absl::Duration wait;
   CommandOptions command;
   bool no_wait = false;
+  bool follow = false;  // print the output as it is produced (ctl/follow.h)
   // Control policies (proto/control.proto).
   bool exclusive = false;
   std::string on_busy = "reject";
@@ -90,7 +92,7 @@ int Send(Client& client, const Globals& g, const SendOptions& o, const std::stri
   absl::Duration wait = o.wait;
   if (wait <= absl::ZeroDuration()) wait = one_node ? g.timeout : absl::Seconds(30);
   proto::SubmitRequest req = BuildSubmit(o, nodes, argv);
-  if (one_node && !o.no_wait) req.set_wait_ms(absl::ToInt64Milliseconds(wait));
+  if (one_node && !o.no_wait && !o.follow) req.set_wait_ms(absl::ToInt64Milliseconds(wait));
   auto submitted = client.Submit(req, g.timeout);
   if (!submitted.ok()) {
     std::string why(submitted.status().message());
@@ -111,6 +113,15 @@ int Send(Client& client, const Globals& g, const SendOptions& o, const std::stri
                          "stewardctl approve ID); it is sent once approved\n");
     }
     return 0;
+  }
+  if (o.follow && submitted->commands_size() == 1) {
+    for (const CommandState& s : submitted->states()) {
+      if (IsTerminal(s.state())) {  // never ran (busy, rejected): nothing to follow
+        PrintResult(s, g.json);
+        return ExitStatusOf(s);
+      }
+    }
+    return Follow(client, g, submitted->commands(0).id(), o.wait);
   }
   return Collect(client, g, *submitted, o.all || submitted->commands_size() > 1, wait);
 }
@@ -371,6 +382,9 @@ Runner SetupSend(CLI::App& cmd) {
                    "rollout until it ends)");
   AddCommandOptions(cmd, &o->command);
   cmd.add_flag("--no-wait", o->no_wait, "Print each node and command id, and return at once");
+  cmd.add_flag("--follow,-f", o->follow,
+               "One node: print the output as it is produced, then the exit status (waits until the "
+               "command ends, or --wait)");
   cmd.add_flag("--exclusive", o->exclusive,
                "A job: holds the node's job slot until it ends; another exclusive job finds the node busy");
   cmd.add_option("--on-busy", o->on_busy,
@@ -434,6 +448,9 @@ Runner SetupSend(CLI::App& cmd) {
       return cli::UsageError(cmd, "--approval-ttl applies to --require-approval only");
     }
     if (int rc = CheckWhere(cmd, o->where); rc != 0) return rc;
+    if (o->follow && (o->no_wait || nodes.find_first_of(",*?[@") != std::string::npos || nodes.empty())) {
+      return cli::UsageError(cmd, "--follow takes one NODE by name (and no --no-wait)");
+    }
     proto::RolloutSpec rollout;
     if (o->staged()) {
       std::string why;
@@ -489,6 +506,21 @@ Runner SetupRetry(CLI::App& cmd) {
       }
       return 0;
     });
+  };
+}
+
+Runner SetupWatch(CLI::App& cmd) {
+  auto id = std::make_shared<std::string>();
+  auto wait = std::make_shared<absl::Duration>();
+  cmd.add_option("ID", *id, "The command (running, queued or finished)")->required();
+  cli::AddDuration(cmd, "--wait", wait.get(), "Give up after this long (default: until the command ends)");
+  cmd.footer(
+      "Prints what the command printed so far, then its output as it is produced, then why it did\n"
+      "not simply exit; a finished command's whole output. Exit status as for send. Should the\n"
+      "station no longer hold some of the live output (its buffer overflowed), it says so and\n"
+      "prints the rest from the result when the command ends.");
+  return [id, wait](const Globals& g) {
+    return WithClient(g, [&](Client& client) { return Follow(client, g, *id, *wait); });
   };
 }
 

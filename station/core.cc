@@ -203,6 +203,7 @@ void Core::ApplyLocked(Changes& changes) {
       node->info.set_last_command_state(StateName(c.state));
       model.nodes.Changed(c.node);
     }
+    if (IsTerminal(c.state)) output.Ended(c.id);  // its output is the result's now
     const proto::CommandState* s = model.commands.Find(c.id);
     if (s != nullptr) {
       const double age = absl::ToDoubleSeconds(now - absl::FromUnixMillis(s->created_unix_ms()));

@@ -29,6 +29,7 @@
 #include "station/commands.h"
 #include "station/jobs.h"
 #include "station/feed.h"
+#include "station/output_relay.h"
 #include "station/ledger/store.h"
 #include "station/metrics.h"
 #include "station/nodes.h"
@@ -110,6 +111,8 @@ class Core {
   // Live events for the HTTP event stream: command states, node transitions, the
   // dispatch switch, maintenance.
   Feed feed;
+  // Running commands' live output, between agents and followers (output_api.h).
+  OutputRelay output;
 
   // ---- I/O: never under model.mu ----
   // Reply answers a request; an empty reply subject (a publish, not a request) is fine.

@@ -85,7 +85,10 @@ const std::string& FeedEvent::Json() const {
     case Type::kOutput:
       j["node"] = node;
       j["command"] = command;
+      j["request_id"] = request;
+      j["seq"] = seq;
       j["text"] = text;
+      j["stderr"] = err;
       break;
     case Type::kActive:
       j["group"] = request;

@@ -49,6 +49,8 @@ struct FeedEvent {
   std::string text;      // kNode/kDispatch/kMaintenance: reason; kOutput: the chunk
   std::string by;        // kDispatch/kMaintenance: the operator
   bool maintenance = false;  // kNode: the node is in maintenance (no alarm)
+  uint64_t seq = 0;          // kOutput: the chunk's number (stream.proto OutputChunk)
+  std::string err;           // kOutput: the chunk's stderr (`text` is its stdout)
 
   static FeedEvent Command(std::string node, std::string id, std::string request, proto::State state,
                            int32_t pending);

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "station/ledger/log_store.h"
+#include "station/output_api.h"
 #include "station/rpc.h"
 #include "station/security.h"
 #include "subjects/subject.h"
@@ -70,6 +71,7 @@ void Intake::Serve(nats::MsgPtr msg) {
   if (ev.method() == kEventResult) return Result(ev, reply);
   if (ev.method() == kEventSyslog) return Syslog(ev, reply);
   if (ev.method() == kEventErrorLog) return ErrorLog(ev, reply);
+  if (ev.method() == kEventOutput) return RelayOutput(core_, ev);  // a publish: no answer
   core_.Reply(reply, Refused(ev.id(), absl::StrCat("unknown event method ", ev.method())));
 }
 

@@ -22,6 +22,7 @@
 #include "station/ledger/store.h"
 #include "station/node_api.h"
 #include "station/operations.h"
+#include "station/output_api.h"
 #include "station/queries.h"
 #include "station/rpc.h"
 #include "station/security.h"
@@ -81,6 +82,7 @@ absl::Status Station::Init() {
   STEWARD_RETURN_IF_ERROR(job_runner_->Load());  // its holds, before anything is dispatched
   targeting_api_ = std::make_unique<TargetingApi>(*core_, *rpc_, *job_runner_);
   operations_ = std::make_unique<Operations>(*core_, *rpc_);
+  output_api_ = std::make_unique<OutputApi>(*core_, *rpc_);
   approvals_ = std::make_unique<Approvals>(*core_, *rpc_);
   tokens_ = std::make_unique<http::Tokens>(*core_, *rpc_);
   STEWARD_RETURN_IF_ERROR(tokens_->Load());

@@ -238,6 +238,17 @@ void Command(Router& r, const httplib::Request& req, httplib::Response& res, con
   out["stderr_bytes"] = err_bytes;
   out["output_cut"] = cut_out || cut_err;
   out["event_id"] = position;
+  if (!IsTerminal(s.state())) {
+    // Running: the output so far, as the chunks the station holds (station/output_relay.h);
+    // the event stream's "output" events after event_id continue it (by seq, once).
+    proto::OutputReply held;
+    (void)r.core().output.Read(id, 0, "", kInlineOutputBytes, absl::Now(), held);
+    Json chunks = Json::array();
+    for (const proto::OutputChunk& c : held.chunks()) {
+      chunks.push_back({{"seq", c.seq()}, {"text", c.stdout()}, {"stderr", c.stderr()}});
+    }
+    out["live"] = {{"first_seq", held.first_seq()}, {"chunks", std::move(chunks)}};
+  }
   SendJson(res, out);
 }
 

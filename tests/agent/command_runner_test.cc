@@ -507,5 +507,41 @@ TEST_CASE("no zombies and no leaked descriptors", "[command_runner]") {
   }
 }
 
+// An OutputSink that keeps what it is given and when it was asked to flush.
+class RecordingSink final : public OutputSink {
+ public:
+  void Add(int stream, absl::string_view data, absl::Time now) override {
+    (stream == 1 ? out : err).append(data.data(), data.size());
+    if (due == absl::InfiniteFuture()) due = now + absl::Milliseconds(50);
+  }
+  absl::Time FlushDue() const override { return due; }
+  void Flush(absl::Time now) override {
+    flushes.push_back(out);
+    due = absl::InfiniteFuture();
+    (void)now;
+  }
+  std::string out, err;
+  std::vector<std::string> flushes;  // stdout as it was at each flush
+  absl::Time due = absl::InfiniteFuture();
+};
+
+TEST_CASE("an output sink sees the kept output as it comes and is flushed while the command runs",
+          "[agent][runner][stream]") {
+  RecordingSink sink;
+  CommandSpec spec = Sh("echo one; echo err >&2; sleep 0.3; echo two; head -c 5000 /dev/zero | tr '\\0' x");
+  spec.max_output_bytes = 1000;
+  spec.output = &sink;
+  CommandResult r = MustRun(spec);
+  // What the sink saw is what the result keeps (within the cap), byte for byte.
+  CHECK(sink.out == r.stdout_data);
+  CHECK(sink.err == "err\n");
+  CHECK(r.stdout_truncated);
+  CHECK(r.stdout_data.size() == 1000);
+  // "one" was flushed during the sleep, before "two" was printed; nothing is flushed
+  // once the command has ended (the result carries the rest).
+  REQUIRE_FALSE(sink.flushes.empty());
+  CHECK(sink.flushes.front() == "one\n");
+}
+
 }  // namespace
 }  // namespace steward::agent

@@ -91,7 +91,7 @@ TEST_CASE("stewardctl help lists subcommands, and a subcommand's help only its o
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.out,
              Catch::Contains("--exec-timeout") && Catch::Contains("--no-wait") && Catch::Contains("--env"));
-  for (const char* other : {"--pending", "--follow", "--listen", "--severity", "--station", "--state"}) {
+  for (const char* other : {"--pending", "--grep", "--listen", "--severity", "--station", "--state"}) {
     CHECK_THAT(r.out, !Catch::Contains(other));
   }
 

@@ -391,7 +391,27 @@ async function commandPage(id) {
       el('pre', { id: 'stdout' }, r.stdout ?? (r.stdout_base64 ? '(binary output)' : ''))),
     el('div', { class: 'card' }, el('h2', {}, 'stderr'), el('pre', { id: 'stderr' }, r.stderr ?? (r.stderr_base64 ? '(binary output)' : ''))));
   if (terminal) return () => {};
-  return follow(`types=command,output&command=${id}`, s.event_id, () => route(), () => route());
+  // Live output: the chunks held when the page was read, then the stream's, in order of
+  // their numbers, each once; a gap reads the page again. When the station no longer
+  // holds all of it, the page says so and shows the output whole once the command ends.
+  const out = document.getElementById('stdout');
+  const err = document.getElementById('stderr');
+  let next = 1;
+  const append = (c) => {
+    if (c.seq < next) return true;
+    if (c.seq > next || !out || !err) return false;
+    out.append(c.text || '');
+    err.append(c.stderr || '');
+    next = c.seq + 1;
+    return true;
+  };
+  const live = s.live || { chunks: [] };
+  const whole = live.chunks.every(append);
+  if (!whole && out) out.append('(the station no longer holds all of the live output: it is shown whole when the command ends)\n');
+  return follow(`types=command,output&command=${id}`, s.event_id, (type, e) => {
+    if (type !== 'output') return route();
+    if (whole && !append(e)) route();
+  }, () => route());
 }
 
 // ---- one fan-out ----
