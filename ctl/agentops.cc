@@ -29,18 +29,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/protocol.h"
+#include "ctl/agentops.h"
 #include "ctl/ctl.h"
 #include "ctl/render_json.h"
 #include "ctl/render_text.h"
 
 namespace steward::ctl {
-namespace {
 
-// Runs `method` with `argv` on one node through the station and waits for its end
-// (up to --timeout). Not terminal by then: DeadlineExceeded saying what it is doing.
-absl::StatusOr<proto::CommandState> RunOnNode(Client& client, const Globals& g, const std::string& node,
-                                              const std::string& method, const std::vector<std::string>& argv,
-                                              const std::string& payload = "") {
+absl::StatusOr<proto::SubmitReply> SubmitToNode(Client& client, const Globals& g, const std::string& node,
+                                                const std::string& method, const std::vector<std::string>& argv,
+                                                const std::string& payload, absl::Duration wait) {
   proto::SubmitRequest req;
   req.add_nodes(node);
   proto::Envelope* cmd = req.mutable_command();
@@ -50,12 +48,20 @@ absl::StatusOr<proto::CommandState> RunOnNode(Client& client, const Globals& g, 
   cmd->set_payload(payload);
   // An operation that cannot reach the node now is of no use later: it expires with
   // the wait instead of running whenever the node comes back.
-  const absl::Time deadline = absl::Now() + g.timeout;
-  cmd->set_expires_unix_ms(absl::ToUnixMillis(deadline + absl::Seconds(30)));
-  req.set_wait_ms(absl::ToInt64Milliseconds(g.timeout));
-  auto submitted = client.Submit(req, g.timeout + absl::Seconds(5));
+  cmd->set_expires_unix_ms(absl::ToUnixMillis(absl::Now() + g.timeout + absl::Seconds(30)));
+  req.set_wait_ms(absl::ToInt64Milliseconds(wait));
+  auto submitted = client.Submit(req, wait + absl::Seconds(5));
   if (!submitted.ok()) return submitted.status();
   if (submitted->commands_size() != 1) return absl::InternalError("the station did not take the command");
+  return submitted;
+}
+
+absl::StatusOr<proto::CommandState> RunOnNode(Client& client, const Globals& g, const std::string& node,
+                                              const std::string& method, const std::vector<std::string>& argv,
+                                              const std::string& payload) {
+  const absl::Time deadline = absl::Now() + g.timeout;
+  auto submitted = SubmitToNode(client, g, node, method, argv, payload, g.timeout);
+  if (!submitted.ok()) return submitted.status();
   const std::string id = submitted->commands(0).id();
   for (const proto::CommandState& s : submitted->states()) {
     if (IsTerminal(s.state())) return s;
@@ -70,13 +76,14 @@ absl::StatusOr<proto::CommandState> RunOnNode(Client& client, const Globals& g, 
       absl::FormatDuration(g.timeout), id, id));
 }
 
-// The node's refusal or failure as one line; "" when the command succeeded.
 std::string Failure(const proto::CommandState& s) {
   const proto::Ack& r = s.result();
   if (s.state() == proto::STATE_SUCCEEDED) return "";
   if (!r.error().empty()) return fmt::format("{} {}: {}", s.node(), StateName(s.state()), r.error());
   return fmt::format("{}: command {} {}", s.node(), s.id(), StateName(s.state()));
 }
+
+namespace {
 
 std::string Bytes(uint64_t n) {
   if (n >= (uint64_t{1} << 30)) return fmt::format("{:.1f} GiB", static_cast<double>(n) / (1 << 30));

@@ -76,6 +76,7 @@ Runner SetupStatus(CLI::App& command);   // ctl/agentops.cc
 Runner SetupProcess(CLI::App& command);
 Runner SetupConfig(CLI::App& command);
 Runner SetupCopy(CLI::App& command);
+Runner SetupDebug(CLI::App& command);  // ctl/debug.cc
 
 // Main runs stewardctl with its command line; returns the exit status.
 int Main(int argc, char** argv);
