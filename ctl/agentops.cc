@@ -4,7 +4,9 @@
 // once. `status --cached` asks the station instead: the compact status from the node's
 // last hello, with its age, for a node that is offline.
 #include <cstdio>
+#include <deque>
 #include <fstream>
+#include <thread>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -12,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,7 +23,9 @@
 #include <optional>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -256,6 +261,12 @@ bool Retryable(const proto::CommandState& s) {
   return s.state() != proto::STATE_FAILED && s.state() != proto::STATE_REJECTED;
 }
 
+// Chunks in flight at once, each sent by its own thread. Each chunk is a command the
+// station commits to its ledger before it answers; one at a time, every chunk waited
+// for its own commit. Several at once share the station's group commits and keep the
+// agent busy; the agent takes chunks in any order ("have N" counts from 0, no gap).
+constexpr int kWindow = 8;
+
 // Local file -> node. Resumes where the node's part file ends (after a broken link, an
 // agent restart, or a new run of the same copy); a chunk that did not get through is
 // sent again until --wait passes.
@@ -269,66 +280,136 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
   absl::StatusOr<std::string> sha = signing::Sha256File(local);
   if (!sha.ok()) return Fail(sha.status());
   const std::string sha_hex = Hex(*sha);
-  std::ifstream in(local, std::ios::binary);
+  const int fd = ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Fail(fmt::format("{}: {}", local, std::strerror(errno)));
+  const absl::Cleanup close_fd = [fd] { ::close(fd); };
   const size_t chunk_bytes = ChunkBytes(client);
   const absl::Time deadline = absl::Now() + wait;
   Progress progress(size, g.json);
-  uint64_t offset = 0;
-  bool known = false;  // offset: unknown until the node says
+
+  // What the senders share.
+  absl::Mutex mu;
+  std::deque<uint64_t> todo;   // chunk offsets not sent yet
+  int busy = 0;                // senders with a chunk in flight
+  bool done = false;           // the node said "done"
+  bool restat = false;         // the node holds less than thought: ask it, start there
+  std::optional<std::string> fatal;
   std::string last_error;
-  std::string buf;
-  while (true) {
-    if (absl::Now() > deadline) {
-      return Fail(fmt::format("copy to {}:{} not finished within {}: {} (run it again to resume)", node, path,
-                              absl::FormatDuration(wait), last_error));
-    }
-    if (!known) {
-      auto s = RunOnNode(client, g, node, kMethodCopy, {"stat", path, absl::StrCat(size), sha_hex});
-      if (!s.ok()) {
-        last_error = std::string(s.status().message());
-        absl::SleepFor(absl::Milliseconds(500));
-        continue;
-      }
-      if (const std::string why = Failure(*s); !why.empty()) {
-        if (!Retryable(*s)) return Fail(why);
-        last_error = why;
-        absl::SleepFor(absl::Milliseconds(200));
-        continue;
-      }
-      offset = Have(*s).value_or(0);
-      if (offset > size) offset = 0;
-      known = true;
-    }
+  uint64_t have = 0;
+
+  // Sends one chunk and waits for its end; what happened goes into the shared state.
+  auto send = [&](uint64_t offset) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk_bytes, size - offset));
-    buf.resize(n);
-    in.clear();
-    in.seekg(static_cast<std::streamoff>(offset));
-    if (!in.read(buf.data(), static_cast<std::streamsize>(n))) return Fail(fmt::format("read {} failed", local));
+    std::string buf(n, '\0');
+    if (::pread(fd, buf.data(), n, static_cast<off_t>(offset)) != static_cast<ssize_t>(n)) {
+      absl::MutexLock lock(&mu);
+      fatal = fmt::format("read {} failed", local);
+      return;
+    }
     auto s = RunOnNode(client, g, node, kMethodCopy,
                        {"put", path, absl::StrCat(offset), absl::StrCat(size), mode, sha_hex,
                         Hex(signing::Sha256(buf))},
                        buf);
-    if (!s.ok()) {  // not delivered in time: ask the node where it is, and go on
+    absl::MutexLock lock(&mu);
+    if (!s.ok()) {  // not delivered in time: sent again
       last_error = std::string(s.status().message());
-      known = false;
+      todo.push_back(offset);
+      return;
+    }
+    if (const std::string why = Failure(*s); !why.empty()) {
+      last_error = why;
+      if (Have(*s).has_value()) {
+        restat = true;  // the part file is not what this copy thought
+      } else if (Retryable(*s)) {
+        todo.push_back(offset);
+      } else {
+        fatal = why;
+      }
+      return;
+    }
+    if (absl::StartsWith(s->result().stdout(), "done")) done = true;
+    have = std::max(have, Have(*s).value_or(0));
+  };
+  auto sender = [&] {
+    while (true) {
+      uint64_t offset = 0;
+      {
+        absl::MutexLock lock(&mu);
+        auto ready = [&] {
+          mu.AssertHeld();
+          return done || restat || fatal.has_value() || !todo.empty() || busy == 0;
+        };
+        mu.Await(absl::Condition(&ready));
+        if (done || restat || fatal.has_value() || todo.empty()) return;
+        offset = todo.front();
+        todo.pop_front();
+        ++busy;
+      }
+      send(offset);
+      absl::MutexLock lock(&mu);
+      --busy;
+    }
+  };
+
+  while (true) {
+    if (absl::Now() > deadline) {
+      absl::MutexLock lock(&mu);
+      return Fail(fmt::format("copy to {}:{} not finished within {}: {} (run it again to resume)", node, path,
+                              absl::FormatDuration(wait), last_error));
+    }
+    auto s = RunOnNode(client, g, node, kMethodCopy, {"stat", path, absl::StrCat(size), sha_hex});
+    if (!s.ok()) {
+      last_error = std::string(s.status().message());
+      absl::SleepFor(absl::Milliseconds(500));
       continue;
     }
     if (const std::string why = Failure(*s); !why.empty()) {
-      if (std::optional<uint64_t> have = Have(*s)) {  // a gap: resume from what it holds
-        offset = *have;
-        continue;
-      }
-      if (Retryable(*s)) {
-        last_error = why;
-        known = false;
-        absl::SleepFor(absl::Milliseconds(200));
-        continue;
-      }
-      return Fail(why);
+      if (!Retryable(*s)) return Fail(why);
+      last_error = why;
+      absl::SleepFor(absl::Milliseconds(200));
+      continue;
     }
-    if (absl::StartsWith(s->result().stdout(), "done")) break;
-    offset = Have(*s).value_or(offset + n);
-    progress.At(offset);
+    uint64_t from = Have(*s).value_or(0);
+    if (from > size) from = 0;
+    {
+      absl::MutexLock lock(&mu);
+      restat = false;
+      have = from;
+    }
+    // The first chunk makes the part file: it goes alone, the rest then all at once.
+    if (from == 0) {
+      send(0);
+      from = std::min<uint64_t>(chunk_bytes, size);
+    }
+    {
+      absl::MutexLock lock(&mu);
+      if (fatal.has_value()) return Fail(*fatal);
+      if (done) break;
+      if (restat || have < from) continue;
+      todo.clear();
+      for (uint64_t off = from; off < size; off += chunk_bytes) todo.push_back(off);
+    }
+    std::vector<std::thread> senders;
+    for (int i = 0; i < kWindow; ++i) senders.emplace_back(sender);
+    while (true) {  // progress on this thread, while the senders work
+      absl::MutexLock lock(&mu);
+      auto finished = [&] {
+        mu.AssertHeld();
+        return done || restat || fatal.has_value() || (todo.empty() && busy == 0);
+      };
+      if (mu.AwaitWithTimeout(absl::Condition(&finished), absl::Seconds(1))) break;
+      progress.At(have);
+      if (absl::Now() > deadline) {  // the senders stop after the chunk they send
+        restat = true;
+        break;
+      }
+    }
+    for (std::thread& t : senders) t.join();
+    absl::MutexLock lock(&mu);
+    if (fatal.has_value()) return Fail(*fatal);
+    if (done) break;
+    // Every chunk went and the node is not done (it restarted and forgot chunks that
+    // came out of order, or the part file changed): ask it where it is, go on there.
   }
   progress.At(size, true);
   if (!g.json) fmt::print("{}:{}: {} bytes, sha256 {}\n", Escape(node), Escape(path), size, sha_hex);
