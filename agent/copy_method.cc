@@ -3,7 +3,10 @@
 // any command). The ACL sees argv "VERB PATH ...", so a rule "copy:put /etc/nginx/*"
 // admits writes under /etc/nginx only.
 //
-//   put PATH OFFSET SIZE MODE SHA256 CHUNK_SHA256   payload: SIZE bytes' chunk at OFFSET
+//   put PATH OFFSET SIZE MODE SHA256 CHUNK_SHA256 [OWNER]   payload: the chunk at OFFSET
+//       OWNER (USER:GROUP, USER or :GROUP, names or numbers) is resolved on the node and
+//       checked with every chunk (an unknown user is refused before anything is
+//       written), and given to the file before it is renamed into place.
 //       Written to <dir>/.<name>.steward-<SHA256 prefix>.part; the chunk's hash is
 //       checked first. Chunks may come in any order (the sender keeps several in
 //       flight): "have N" counts the bytes from 0 with no gap, kept in <part>.have
@@ -26,6 +29,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -35,6 +39,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/method.h"
 #include "common/protocol.h"
+#include "common/owner.h"
 #include "common/signing.h"
 #include "common/unique_fd.h"
 
@@ -139,14 +144,23 @@ class CopyMethod final : public Method {
     if (a.size() < 2) return Usage();
     const std::string& verb = a[0];
     const std::string& path = a[1];
-    if (verb == "put" && a.size() == 7) {
+    if (verb == "put" && (a.size() == 7 || a.size() == 8)) {
       uint64_t offset = 0, size = 0;
       uint32_t mode = 0;
       if (!absl::SimpleAtoi(a[2], &offset) || !absl::SimpleAtoi(a[3], &size) ||
           !absl::numbers_internal::safe_strtou32_base(a[4], &mode, 8) || mode > 07777 || a[5].size() != 64) {
         return Usage();
       }
-      return Put(path, offset, size, static_cast<mode_t>(mode), a[5], a[6], cmd.payload(), ack);
+      std::optional<Owner> owner;
+      if (a.size() == 8) {
+        absl::StatusOr<Owner> o = ResolveOwner(a[7]);
+        if (!o.ok()) return o.status();
+        if (absl::Status can = CheckCanChown(*o); !can.ok()) {
+          return absl::FailedPreconditionError(absl::StrCat("owner ", a[7], ": the agent ", can.message()));
+        }
+        owner = *o;
+      }
+      return Put(path, offset, size, static_cast<mode_t>(mode), owner, a[5], a[6], cmd.payload(), ack);
     }
     if (verb == "stat" && a.size() == 4) {
       if (absl::Status st = CheckPath(path); !st.ok()) return st;
@@ -162,7 +176,8 @@ class CopyMethod final : public Method {
     return Usage();
   }
 
-  absl::Status Put(const std::string& path, uint64_t offset, uint64_t size, mode_t mode, const std::string& sha_hex,
+  absl::Status Put(const std::string& path, uint64_t offset, uint64_t size, mode_t mode,
+                   const std::optional<Owner>& owner, const std::string& sha_hex,
                    const std::string& chunk_hex, const std::string& chunk, proto::Ack& ack) {
     if (absl::Status st = CheckPath(path); !st.ok()) return st;
     if (size > kMaxCopyBytes) {
@@ -230,6 +245,8 @@ class CopyMethod final : public Method {
       ::unlink((part + ".have").c_str());
       return absl::DataLossError(absl::StrCat(path, ": the file's SHA-256 does not match; the copy was discarded"));
     }
+    // The owner first: a chown may clear set-id bits that the mode then sets.
+    if (owner.has_value() && ::fchown(fd.get(), owner->uid, owner->gid) != 0) return Errno("chown", part);
     if (::fchmod(fd.get(), mode) != 0) return Errno("chmod", part);
     if (::rename(part.c_str(), path.c_str()) != 0) return Errno("rename to", path);
     const std::string dir = path.substr(0, path.rfind('/') + 1);

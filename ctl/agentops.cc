@@ -33,6 +33,7 @@
 #include "common/signing.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/owner.h"
 #include "common/protocol.h"
 #include "ctl/agentops.h"
 #include "ctl/ctl.h"
@@ -271,7 +272,7 @@ constexpr int kWindow = 8;
 // agent restart, or a new run of the same copy); a chunk that did not get through is
 // sent again until --wait passes.
 int Push(Client& client, const Globals& g, const std::string& local, const std::string& node,
-         const std::string& path, const std::string& mode, absl::Duration wait) {
+         const std::string& path, const std::string& mode, const std::string& owner, absl::Duration wait) {
   struct stat st {};
   if (::stat(local.c_str(), &st) != 0) return Fail(fmt::format("{}: {}", local, std::strerror(errno)));
   if (S_ISDIR(st.st_mode)) return Fail(fmt::format("{} is a directory (copy takes files)", local));
@@ -306,10 +307,10 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
       fatal = fmt::format("read {} failed", local);
       return;
     }
-    auto s = RunOnNode(client, g, node, kMethodCopy,
-                       {"put", path, absl::StrCat(offset), absl::StrCat(size), mode, sha_hex,
-                        Hex(signing::Sha256(buf))},
-                       buf);
+    std::vector<std::string> argv = {"put", path, absl::StrCat(offset), absl::StrCat(size), mode, sha_hex,
+                                     Hex(signing::Sha256(buf))};
+    if (!owner.empty()) argv.push_back(owner);
+    auto s = RunOnNode(client, g, node, kMethodCopy, argv, buf);
     absl::MutexLock lock(&mu);
     if (!s.ok()) {  // not delivered in time: sent again
       last_error = std::string(s.status().message());
@@ -419,7 +420,14 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
 // Node -> local file: chunk by chunk into DEST.steward-part, each chunk's hash checked,
 // then the whole file's, then renamed into place.
 int Pull(Client& client, const Globals& g, const std::string& node, const std::string& path,
-         const std::string& local, const std::string& mode, absl::Duration wait) {
+         const std::string& local, const std::string& mode, const std::string& owner_spec, absl::Duration wait) {
+  std::optional<Owner> owner;
+  if (!owner_spec.empty()) {
+    absl::StatusOr<Owner> o = ResolveOwner(owner_spec);
+    if (!o.ok()) return Fail(o.status());
+    if (absl::Status can = CheckCanChown(*o); !can.ok()) return Fail(absl::StrCat("owner ", owner_spec, ": stewardctl ", can.message()));
+    owner = *o;
+  }
   if (struct stat st {}; ::stat(local.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     return Fail(fmt::format("{} is a directory: name the file to write", local));
   }
@@ -480,6 +488,11 @@ int Pull(Client& client, const Globals& g, const std::string& node, const std::s
   }
   uint32_t m = 0644;
   if (!mode.empty()) (void)absl::numbers_internal::safe_strtou32_base(mode, &m, 8);
+  if (owner.has_value() && ::chown(part.c_str(), owner->uid, owner->gid) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(part.c_str());
+    return Fail(fmt::format("chown {}: {}", part, why));
+  }
   ::chmod(part.c_str(), static_cast<mode_t>(m));
   if (::rename(part.c_str(), local.c_str()) != 0) return Fail(fmt::format("rename to {}: {}", local, std::strerror(errno)));
   progress->At(size, true);
@@ -494,6 +507,7 @@ Runner SetupCopy(CLI::App& cmd) {
     std::string from;
     std::string to;
     std::string mode;
+    std::string owner;
     absl::Duration wait = absl::Minutes(10);
   };
   auto o = std::make_shared<Options>();
@@ -506,6 +520,9 @@ Runner SetupCopy(CLI::App& cmd) {
             return absl::numbers_internal::safe_strtou32_base(m, &v, 8) && v <= 07777 ? "" : "not an octal mode";
           },
           "MODE"));
+  cmd.add_option("--owner", o->owner,
+                 "Owner of the written file: USER:GROUP, USER or :GROUP, names or numbers, resolved where it "
+                 "is written (default: the writer's)");
   cli::AddDuration(cmd, "--wait", &o->wait, "Give up after this long (a copy resumes when run again)")
       ->default_str("10m");
   return [o, &cmd](const Globals& g) {
@@ -521,9 +538,9 @@ Runner SetupCopy(CLI::App& cmd) {
           struct stat st {};
           mode = fmt::format("{:o}", ::stat(o->from.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644);
         }
-        return Push(client, g, o->from, to->first, to->second, mode, o->wait);
+        return Push(client, g, o->from, to->first, to->second, mode, o->owner, o->wait);
       }
-      return Pull(client, g, from->first, from->second, o->to, o->mode, o->wait);
+      return Pull(client, g, from->first, from->second, o->to, o->mode, o->owner, o->wait);
     });
   };
 }
