@@ -171,6 +171,13 @@ std::string Render(Router& r, const Tokens& tokens) {
           health.degraded ? 1 : 0);
   w.Counter("steward_ledger_failed_transactions_total", "Ledger transactions that failed since the station started.",
             static_cast<double>(health.failed_writes));
+  const ledger::Store::CheckpointCounts checkpoints = core.store().checkpoints();
+  w.Labeled("steward_ledger_checkpoints_total", "counter",
+            "WAL checkpoints: by the checkpoint thread (background), or by the writer itself when the "
+            "WAL outgrew its limit (writer: commits waited for it; a steady rise means the disk falls behind).",
+            {"by"},
+            {{{"background"}, checkpoints.background},
+             {{"writer"}, checkpoints.by_writer}});
 
   // Logs and events.
   double log_lines = 0, log_dropped = 0;

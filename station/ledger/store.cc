@@ -19,7 +19,7 @@ constexpr size_t kMaxGroup = 2000;
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir) {
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir, const Options& options) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat("create ", data_dir, ": ", ec.message()));
@@ -30,13 +30,71 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir) 
   STEWARD_ASSIGN_OR_RETURN(sqlite::Database reader,
                            sqlite::Database::Open(path, {.read_only = true}));
   STEWARD_RETURN_IF_ERROR(RegisterLogFunctions(reader));
-  std::unique_ptr<Store> store(new Store(std::move(writer), std::move(reader)));
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Database checkpointer, sqlite::Database::Open(path, {}));
+  std::unique_ptr<Store> store(new Store(std::move(writer), std::move(reader), std::move(checkpointer), options));
+  // The hook replaces SQLite's automatic checkpoint, which would run inside the commit.
+  sqlite3_wal_hook(store->writer_.raw(), &Store::OnWalCommit, store.get());
+  store->ckpt_thread_ = std::thread([s = store.get()] { s->CheckpointLoop(); });
   store->thread_ = std::thread([s = store.get()] { s->WriterLoop(); });
   return store;
 }
 
-Store::Store(sqlite::Database writer, sqlite::Database reader)
-    : writer_(std::move(writer)), reader_(std::move(reader)) {}
+Store::Store(sqlite::Database writer, sqlite::Database reader, sqlite::Database checkpointer, Options options)
+    : writer_(std::move(writer)),
+      reader_(std::move(reader)),
+      options_(options),
+      checkpointer_(std::move(checkpointer)) {}
+
+int Store::OnWalCommit(void* self, sqlite3* /*db*/, const char* /*name*/, int frames) {
+  static_cast<Store*>(self)->wal_frames_.store(frames, std::memory_order_relaxed);
+  return SQLITE_OK;
+}
+
+void Store::AfterCommit() {
+  const int frames = wal_frames_.load(std::memory_order_relaxed);
+  if (frames >= options_.wal_limit_frames) {
+    int log = 0;
+    int copied = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(writer_.raw(), nullptr, SQLITE_CHECKPOINT_RESTART, &log, &copied);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      STEWARD_LOG_WARNING("ledger checkpoint by the writer failed: {}", sqlite3_errstr(rc));
+    }
+    wal_frames_.store(0, std::memory_order_relaxed);
+    absl::MutexLock lock(&ckpt_mu_);
+    ++ckpt_counts_.by_writer;
+    return;
+  }
+  if (frames >= options_.checkpoint_frames) {
+    absl::MutexLock lock(&ckpt_mu_);
+    ckpt_wanted_ = true;
+  }
+}
+
+void Store::CheckpointLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&ckpt_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ckpt_mu_) { return ckpt_stopping_ || ckpt_wanted_; };
+      ckpt_mu_.Await(absl::Condition(&ready));
+      if (ckpt_stopping_) return;
+      ckpt_wanted_ = false;
+    }
+    // PASSIVE: copies what no reader still needs and never makes the writer wait.
+    int log = 0;
+    int copied = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(checkpointer_.raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      STEWARD_LOG_WARNING("ledger checkpoint failed: {}", sqlite3_errstr(rc));
+    }
+    absl::MutexLock lock(&ckpt_mu_);
+    ++ckpt_counts_.background;
+  }
+}
+
+Store::CheckpointCounts Store::checkpoints() const {
+  absl::MutexLock lock(&ckpt_mu_);
+  return ckpt_counts_;
+}
 
 Store::~Store() { Shutdown(); }
 
@@ -62,6 +120,11 @@ void Store::Shutdown() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
+  {
+    absl::MutexLock lock(&ckpt_mu_);
+    ckpt_stopping_ = true;
+  }
+  if (ckpt_thread_.joinable()) ckpt_thread_.join();
 }
 
 void Store::WriterLoop() {
@@ -90,6 +153,7 @@ void Store::WriterLoop() {
     for (size_t i = 0; i < group.size(); ++i) {
       if (group[i].done) group[i].done(tx.ok() ? results[i] : tx);
     }
+    if (tx.ok()) AfterCommit();  // after the completions: acknowledgements never wait for it
   }
 }
 

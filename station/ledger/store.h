@@ -2,7 +2,9 @@
 // schema in ledger/schema). Writes go through one writer thread that applies every
 // queued write in one transaction and then calls each write's completion (group
 // commit: one WAL sync per group, not per message). Reads use a second connection, so
-// queries never wait for the writer.
+// queries never wait for the writer. A third connection, on its own thread, copies the
+// WAL back into the database file (the checkpoint), so a commit that an acknowledgement
+// waits for never carries a checkpoint's page copies and syncs.
 //
 //   STEWARD_ASSIGN_OR_RETURN(auto store, Store::Open(dir));
 //   store->Write(Store::PutCommand(state), [](absl::Status committed) { ... });
@@ -12,6 +14,7 @@
 // queued; they must not block for long (they delay the next group).
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -34,7 +37,17 @@ class Store {
   using Op = std::function<absl::Status(sqlite::Database&)>;
   using Done = std::function<void(absl::Status)>;
 
-  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& data_dir);
+  struct Options {
+    // WAL frames (pages) after a commit that wake the checkpointer: SQLite's default.
+    int checkpoint_frames = 1000;
+    // WAL frames after which the writer checkpoints itself (RESTART: the WAL starts
+    // over), when a steady stream of commits never lets the checkpointer catch up: the
+    // WAL file stays near 64 MiB (4 KiB pages). The checkpointer has usually copied most
+    // of it by then, so what the writer pays is small.
+    int wal_limit_frames = 16384;
+  };
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& data_dir, const Options& options);
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& data_dir) { return Open(data_dir, {}); }
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -64,6 +77,13 @@ class Store {
   Health health() const ABSL_LOCKS_EXCLUDED(health_mu_);
   // How long transactions take, BEGIN to COMMIT (for /metrics).
   const Histogram& commit_seconds() const { return commit_seconds_; }
+  // Checkpoints done by the checkpointer, and by the writer itself when the WAL outgrew
+  // its limit because the checkpointer could not keep up (for /metrics and tests).
+  struct CheckpointCounts {
+    uint64_t background = 0;
+    uint64_t by_writer = 0;
+  };
+  CheckpointCounts checkpoints() const ABSL_LOCKS_EXCLUDED(ckpt_mu_);
 
   // Write operations.
   static Op PutCommand(proto::CommandState c);  // insert or update
@@ -106,8 +126,13 @@ class Store {
     Op op;
     Done done;
   };
-  Store(sqlite::Database writer, sqlite::Database reader);
+  Store(sqlite::Database writer, sqlite::Database reader, sqlite::Database checkpointer, Options options);
   void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  void CheckpointLoop() ABSL_LOCKS_EXCLUDED(ckpt_mu_);
+  // After each commit: wakes the checkpointer, or checkpoints on the writer's own
+  // connection when the WAL is over its limit.
+  void AfterCommit() ABSL_LOCKS_EXCLUDED(ckpt_mu_);
+  static int OnWalCommit(void* self, sqlite3* db, const char* name, int frames);
   void NoteHealth(const absl::Status& tx) ABSL_LOCKS_EXCLUDED(health_mu_);
   absl::StatusOr<std::vector<proto::CommandState>> QueryCommands(
       const std::string& where, const std::vector<std::string>& args, int64_t limit);
@@ -122,6 +147,15 @@ class Store {
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
+  // Frames in the WAL after the last commit (set by the WAL hook, on the writer thread).
+  std::atomic<int> wal_frames_{0};
+  const Options options_;
+  sqlite::Database checkpointer_;  // used by the checkpoint thread only
+  mutable absl::Mutex ckpt_mu_;
+  bool ckpt_wanted_ ABSL_GUARDED_BY(ckpt_mu_) = false;
+  bool ckpt_stopping_ ABSL_GUARDED_BY(ckpt_mu_) = false;
+  CheckpointCounts ckpt_counts_ ABSL_GUARDED_BY(ckpt_mu_);
+  std::thread ckpt_thread_;
 };
 
 }  // namespace steward::station::ledger

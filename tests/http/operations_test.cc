@@ -135,6 +135,7 @@ TEST_CASE("metrics pass promtool and move with the fleet", "[integration][http][
   CHECK(Sample(after, "steward_dispatch_latency_seconds_count") == 4);
   CHECK(Sample(after, "steward_receipt_latency_seconds_count") >= 4);
   CHECK(Sample(after, "steward_ledger_commit_seconds_count") > Sample(before, "steward_ledger_commit_seconds_count"));
+  CHECK(Sample(after, "steward_ledger_checkpoints_total{by=\"writer\"}") == 0);  // a small ledger never outgrows its WAL
   CHECK(Sample(after, "steward_nodes{status=\"online\"}") == 1);
   CHECK(Sample(after, "steward_node_online{node=\"ship1\"}") == 1);
   CHECK(Sample(after, "steward_agent_resident_memory_bytes{node=\"ship1\"}") > 1e6);
