@@ -24,7 +24,9 @@ namespace {
 
 // `stewardctl debug NODE ARGS...` against the cluster, running in the background.
 std::unique_ptr<Process> Debug(Cluster& c, std::vector<std::string> args) {
-  std::vector<std::string> argv = {BinPath("ctl/stewardctl"), "--nats", c.url(), "debug", "ship1"};
+  std::vector<std::string> argv = {BinPath("ctl/stewardctl"), "--nats", c.url()};
+  if (c.secure()) argv.insert(argv.end(), {"--keys", c.keys()});
+  argv.insert(argv.end(), {"debug", "ship1"});
   argv.insert(argv.end(), args.begin(), args.end());
   return std::make_unique<Process>(argv);
 }
@@ -174,4 +176,22 @@ TEST_CASE("debug with a bad level or span gets a clear error and starts nothing"
                                "station.event.result.x"});
   CHECK(elsewhere.exit_code != 0);
   CHECK_THAT(elsewhere.out + elsewhere.err, Catch::Contains("not a debug stream of ship1"));
+}
+
+TEST_CASE("debug works under the broker's permissions: the node writes, only its operator reads",
+          "[integration][agentops][debug][security]") {
+  Cluster c(Cluster::Secure{});
+  c.StartStation();
+  c.StartAgent("ship1");
+  auto debug = Debug(c, {"--level", "debug", "--for", "4s"});
+  REQUIRE(debug->WaitForOutput("Ctrl-C to stop", absl::Seconds(20)));
+  RunResult sent = c.Ctl({"send", "--no-wait", "--method", "echo", "ship1", "--", "hello"});
+  REQUIRE(sent.exit_code == 0);
+  CHECK(debug->WaitForOutput("DEBUG command " + IdOf(sent), absl::Seconds(10)));
+  std::optional<RunResult> done = debug->Wait(absl::Seconds(20));
+  REQUIRE(done.has_value());
+  INFO(done->out << done->err);
+  CHECK(done->exit_code == 0);
+  // Ended on time, not because a probe went unanswered (the operator may answer).
+  CHECK_THAT(done->err, Catch::Contains("its time is up"));
 }
