@@ -61,6 +61,7 @@ absl::StatusOr<std::string> DebugStreams::Start(LogLevel level, absl::Duration d
     s.refilled = now;
     s.next_probe = now + limits_.probe_every;
     tap = TapLevelLocked();
+    wake_ = true;  // the thread sleeps while there is no session
   }
   SetLogTap(this, tap);
   const std::string what =
@@ -147,7 +148,7 @@ void DebugStreams::Run() {
     bool stop = false;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(&wake_), kTick);
+      mu_.AwaitWithTimeout(absl::Condition(&wake_), sessions_.empty() ? absl::InfiniteDuration() : kTick);
       wake_ = false;
       const absl::Time now = absl::Now();
       for (auto it = sessions_.begin(); it != sessions_.end();) {
