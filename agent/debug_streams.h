@@ -19,8 +19,8 @@
 #include <nats/nats.h>
 
 #include <cstdint>
-#include <deque>
 #include <list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -80,7 +80,7 @@ class DebugStreams final : public LogTap {
   void Run() ABSL_LOCKS_EXCLUDED(mu_);
   // The lowest level any session wants (nullopt: none), for SetLogTap.
   std::optional<LogLevel> TapLevelLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Publishes `s`'s pending lines; false when the probe says the operator is gone.
+  // Publishes a session's lines on <subject>.line, in messages of at most 256 KiB.
   void Publish(const std::string& subject, const std::string& lines);
   // Ends `s` (already removed from sessions_): its end message and a log line.
   void End(const Session& s, const std::string& why);
