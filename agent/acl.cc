@@ -1,8 +1,6 @@
 // Acl: rule matching, persistence, and the setacl method.
 #include "agent/acl.h"
 
-#include <fnmatch.h>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -10,37 +8,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/atomic_write.h"
+#include "common/command_rule.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
-#include "subjects/subject.h"
 
 namespace steward::agent {
-namespace {
 
-std::string CommandText(const proto::Envelope& c) {
-  if (c.shell().use_shell() && c.argv_size() == 1) return absl::StrCat("/bin/sh -c ", c.argv(0));
-  return absl::StrJoin(c.argv(), " ");
-}
-
-bool RuleAllows(absl::string_view rule, const proto::Envelope& c) {
-  const size_t colon = rule.find(':');
-  const absl::string_view method = rule.substr(0, colon);
-  if (method != c.method()) return false;
-  if (colon == absl::string_view::npos) return true;
-  const std::string glob(rule.substr(colon + 1));
-  return ::fnmatch(glob.c_str(), CommandText(c).c_str(), 0) == 0;
-}
-
-}  // namespace
-
-absl::Status Acl::ValidateRule(absl::string_view rule) {
-  const size_t colon = rule.find(':');
-  STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(rule.substr(0, colon)));
-  if (colon != absl::string_view::npos && colon + 1 == rule.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("rule \"", rule, "\" has an empty pattern"));
-  }
-  return absl::OkStatus();
-}
+absl::Status Acl::ValidateRule(absl::string_view rule) { return ValidateCommandRule(rule); }
 
 absl::StatusOr<std::shared_ptr<Acl>> Acl::Open(const std::string& dir) {
   std::shared_ptr<Acl> acl(new Acl(dir.empty() ? "" : dir + "/acl.pb"));
@@ -62,10 +36,10 @@ absl::Status Acl::Check(const proto::Envelope& command) const {
   absl::MutexLock lock(&mu_);
   if (!configured_) return absl::OkStatus();
   for (const std::string& rule : doc_.rules()) {
-    if (RuleAllows(rule, command)) return absl::OkStatus();
+    if (CommandRuleMatches(rule, command)) return absl::OkStatus();
   }
   std::string what = command.method();
-  if (command.argv_size() > 0) absl::StrAppend(&what, " \"", CommandText(command).substr(0, 200), "\"");
+  if (command.argv_size() > 0) absl::StrAppend(&what, " \"", CommandRuleText(command).substr(0, 200), "\"");
   return absl::PermissionDeniedError(
       absl::StrCat("not allowed by the ACL of ", command.to_node(), ": ", what));
 }

@@ -59,6 +59,10 @@ inline constexpr char kStationSchedule[] = "schedule";
 inline constexpr char kStationPause[] = "pause";              // PauseRequest: pause or resume dispatch
 inline constexpr char kStationMaintenance[] = "maintenance";  // MaintenanceRequest
 inline constexpr char kStationToken[] = "token";              // TokenRequest: HTTP tokens
+// Approvals (station/approvals.h).
+inline constexpr char kStationApprovals[] = "approvals";
+inline constexpr char kStationDecide[] = "decide";
+inline constexpr char kStationApprovalRules[] = "approvalrules";
 // The station's command that sets a node's ACL.
 inline constexpr char kMethodSetAcl[] = "setacl";
 // Published by the station when a node goes online or offline.

@@ -119,6 +119,20 @@ absl::StatusOr<proto::AclReply> Client::Acl(const proto::AclRequest& req, absl::
   return ParseAs<proto::AclReply>(Call(kStationAcl, req.SerializeAsString(), timeout));
 }
 
+absl::StatusOr<proto::CommandStates> Client::Approvals(const proto::ApprovalsRequest& req,
+                                                       absl::Duration timeout) {
+  return ParseAs<proto::CommandStates>(Call(kStationApprovals, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::CommandStates> Client::Decide(const proto::DecideRequest& req, absl::Duration timeout) {
+  return ParseAs<proto::CommandStates>(Call(kStationDecide, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::AclReply> Client::ApprovalRules(const proto::ApprovalRulesRequest& req,
+                                                      absl::Duration timeout) {
+  return ParseAs<proto::AclReply>(Call(kStationApprovalRules, req.SerializeAsString(), timeout));
+}
+
 absl::StatusOr<proto::CommandStates> Client::Audit(const proto::AuditRequest& req, absl::Duration timeout) {
   return ParseAs<proto::CommandStates>(Call(kStationAudit, req.SerializeAsString(), timeout));
 }

@@ -75,6 +75,11 @@ class Client {
   absl::StatusOr<proto::NodesReply> Maintenance(const proto::MaintenanceRequest& req, absl::Duration timeout);
   absl::StatusOr<proto::TokenReply> Token(const proto::TokenRequest& req, absl::Duration timeout);
 
+  // Approvals (station/approvals.h).
+  absl::StatusOr<proto::CommandStates> Approvals(const proto::ApprovalsRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::CommandStates> Decide(const proto::DecideRequest& req, absl::Duration timeout);
+  absl::StatusOr<proto::AclReply> ApprovalRules(const proto::ApprovalRulesRequest& req, absl::Duration timeout);
+
   const ClientOptions& options() const { return options_; }
   // The largest message the broker takes (its max_payload), as the connection knows it.
   size_t MaxPayload() const;

@@ -77,6 +77,10 @@ Runner SetupProcess(CLI::App& command);
 Runner SetupConfig(CLI::App& command);
 Runner SetupCopy(CLI::App& command);
 Runner SetupDebug(CLI::App& command);  // ctl/debug.cc
+Runner SetupApprovals(CLI::App& command);  // ctl/approvals.cc
+Runner SetupApprove(CLI::App& command);
+Runner SetupDeny(CLI::App& command);
+Runner SetupApprovalRules(CLI::App& command);
 
 // Main runs stewardctl with its command line; returns the exit status.
 int Main(int argc, char** argv);

@@ -221,6 +221,18 @@ std::string CommandDetails(const proto::CommandState& s) {
     absl::StrAppend(&out, "  cancel: asked by ", Escape(s.marks().cancel_by()), " ",
                     Ago(s.marks().cancel_unix_ms()), "\n");
   }
+  if (const proto::ApprovalMarks& a = s.marks().approval(); a.required()) {
+    absl::StrAppend(&out, "  approval: needed (", Escape(a.reason()), ")");
+    if (!a.decided_by().empty()) {
+      absl::StrAppend(&out, ", ", a.approved() ? "approved" : "denied", " by ", Escape(a.decided_by()), " ",
+                      Ago(a.decided_unix_ms()), a.comment().empty() ? "" : absl::StrCat(": ", Escape(a.comment())));
+    } else if (s.state() == proto::STATE_AWAITING_APPROVAL) {
+      absl::StrAppend(&out, ", awaiting a decision until ",
+                      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(a.expires_unix_ms()),
+                                       absl::UTCTimeZone()));
+    }
+    absl::StrAppend(&out, "\n");
+  }
   if (!s.marks().preempted_by().empty()) {
     absl::StrAppend(&out, "  preempted by: ", Escape(s.marks().preempted_by()), "\n");
   }

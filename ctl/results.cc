@@ -62,6 +62,9 @@ int FanOut(Client& client, const Globals& g, const proto::SubmitReply& submitted
     if (open.erase(s.id()) == 0) return;  // not ours, or printed already
     if (g.json) {
       PrintJson(s);
+    } else if (s.state() == proto::STATE_AWAITING_APPROVAL) {
+      fmt::print("{}: [awaiting approval ({}): stewardctl approve {}]\n", Escape(s.node()),
+                 Escape(s.marks().approval().reason()), Escape(s.id()));
     } else {
       fmt::print("{}\n", ended ? FanOutLine(s)
                                 : absl::StrCat(Escape(s.node()), ": [no result within ",
@@ -79,7 +82,8 @@ int FanOut(Client& client, const Globals& g, const proto::SubmitReply& submitted
     return ids;
   };
   for (const CommandState& s : submitted.states()) {
-    if (IsTerminal(s.state())) print(s, true);
+    // Held for approval: said at once (it waits for a human, not for its node).
+    if (IsTerminal(s.state()) || s.state() == proto::STATE_AWAITING_APPROVAL) print(s, IsTerminal(s.state()));
   }
   std::string trouble;  // why the station could not be asked
   while (!open.empty() && absl::Now() < deadline) {
@@ -182,6 +186,17 @@ std::string FanOutLine(const CommandState& s) {
   return line;
 }
 
+// A command held for approval: not run (yet), so exit kExitUnknown, saying how it goes on.
+static int AwaitingApproval(const CommandState& s, bool json) {
+  if (json) {
+    PrintJson(s);
+    return kExitUnknown;
+  }
+  return Fail(fmt::format("command {} to {} awaits approval ({}): another operator runs `stewardctl approve {}`; "
+                          "it is sent then",
+                          s.id(), s.node(), s.marks().approval().reason(), s.id()));
+}
+
 // Waits up to `wait` for the commands of `submitted` and prints them: a fan-out one line
 // per node (FanOut), one node its output raw. The exit status: the highest of the
 // commands'.
@@ -196,6 +211,7 @@ int Collect(Client& client, const Globals& g, const proto::SubmitReply& submitte
       PrintResult(s, g.json);
       return ExitStatusOf(s);
     }
+    if (s.state() == proto::STATE_AWAITING_APPROVAL) return AwaitingApproval(s, g.json);
   }
   while (absl::Now() < deadline) {
     auto states = client.Wait({id}, deadline - absl::Now(), /*any=*/true);
@@ -213,6 +229,7 @@ int Collect(Client& client, const Globals& g, const proto::SubmitReply& submitte
     PrintResult(s, g.json);
     return ExitStatusOf(s);
   }
+  if (s.state() == proto::STATE_AWAITING_APPROVAL) return AwaitingApproval(s, g.json);
   if (s.state() == proto::STATE_RUNNING) {
     return Fail(fmt::format("command {} still running on {} after {} (stewardctl show {})", s.id(),
                             s.node(), absl::FormatDuration(wait), s.id()));

@@ -43,6 +43,8 @@ struct SendOptions {
   bool exclusive = false;
   std::string on_busy = "reject";
   int priority = 0;
+  bool require_approval = false;
+  absl::Duration approval_ttl;
   bool allow_empty = false;
   // A staged rollout.
   std::string batch;  // "N" or "P%"
@@ -74,6 +76,8 @@ proto::SubmitRequest BuildSubmit(const SendOptions& o, const std::string& nodes,
   proto::ControlPolicy* c = req.mutable_control();
   c->set_exclusive(o.exclusive);
   c->set_priority(o.priority);
+  c->set_require_approval(o.require_approval);
+  c->set_approval_ttl_ms(absl::ToInt64Milliseconds(o.approval_ttl));
   c->set_on_busy(o.on_busy == "queue" ? proto::ON_BUSY_QUEUE
                  : o.on_busy == "preempt" ? proto::ON_BUSY_PREEMPT : proto::ON_BUSY_REJECT);
   return req;
@@ -98,6 +102,14 @@ int Send(Client& client, const Globals& g, const SendOptions& o, const std::stri
   }
   if (o.no_wait) {
     PrintRefs(g, *submitted);
+    return 0;
+  }
+  if (o.require_approval) {  // held as asked: what to do next
+    PrintRefs(g, *submitted);
+    if (!g.json) {
+      fmt::print(stderr, "stewardctl: awaiting approval by another operator (stewardctl approvals; "
+                         "stewardctl approve ID); it is sent once approved\n");
+    }
     return 0;
   }
   return Collect(client, g, *submitted, o.all || submitted->commands_size() > 1, wait);
@@ -369,6 +381,11 @@ Runner SetupSend(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--priority", o->priority, "With --exclusive: the job's priority (higher wins)")
       ->capture_default_str();
+  cmd.add_flag("--require-approval", o->require_approval,
+               "Hold the command until another operator approves it (stewardctl approve ID); prints the "
+               "ids and returns");
+  cli::AddDuration(cmd, "--approval-ttl", &o->approval_ttl,
+                   "With --require-approval: not approved within this long, it ends expired (default 1h)");
   cmd.add_flag("--allow-empty", o->allow_empty,
                "When no node matches, record the job and send nothing (else: refused)");
   cmd.add_option("--batch", o->batch, "Staged rollout: release N nodes (or P% of them) at a time")
@@ -413,6 +430,9 @@ Runner SetupSend(CLI::App& cmd) {
     if (!o->exclusive && (o->on_busy != "reject" || o->priority != 0)) {
       return cli::UsageError(cmd, "--on-busy and --priority apply to --exclusive jobs only");
     }
+    if (o->approval_ttl != absl::ZeroDuration() && !o->require_approval) {
+      return cli::UsageError(cmd, "--approval-ttl applies to --require-approval only");
+    }
     if (int rc = CheckWhere(cmd, o->where); rc != 0) return rc;
     proto::RolloutSpec rollout;
     if (o->staged()) {
@@ -423,6 +443,11 @@ Runner SetupSend(CLI::App& cmd) {
     }
     const bool targeted = o->all || !o->where.empty() || o->staged() || o->continuous || o->allow_empty ||
                           nodes.find_first_of("*?[@") != std::string::npos;
+    if (targeted && o->require_approval) {
+      // Launch does not carry the control policy yet: refused rather than ignored.
+      return cli::UsageError(cmd, "--require-approval takes NODE[,NODE...] names only (approval rules, "
+                                  "stewardctl approval-rules, hold targeted sends too)");
+    }
     if (targeted && o->exclusive) {
       // Launch does not carry the control policy yet: refused rather than ignored.
       return cli::UsageError(cmd, "--exclusive takes NODE[,NODE...] names only (not --all, --where, globs, "

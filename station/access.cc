@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/command_rule.h"
 #include "proto/steward.pb.h"
 
 namespace steward::station {
@@ -22,6 +23,7 @@ absl::Status AccessRules::Load(const std::vector<std::pair<std::string, std::str
     if (!r.ParseFromString(value)) return absl::DataLossError(absl::StrCat("corrupt setting ", key));
     if (absl::StartsWith(key, "acl:")) rules_[key.substr(4)] = {r.rules().begin(), r.rules().end()};
     if (absl::StartsWith(key, "group:")) groups_[key.substr(6)] = {r.members().begin(), r.members().end()};
+    if (absl::StartsWith(key, "approval:")) approvals_[key.substr(9)] = {r.rules().begin(), r.rules().end()};
   }
   return absl::OkStatus();
 }
@@ -48,6 +50,43 @@ const std::vector<std::string>& AccessRules::Rules(const std::string& target) co
 const std::vector<std::string>& AccessRules::Members(const std::string& group) const {
   auto it = groups_.find(group);
   return it == groups_.end() ? Empty() : it->second;
+}
+
+std::set<std::string> AccessRules::SetApprovalRules(const std::string& target, std::vector<std::string> rules) {
+  if (rules.empty()) {
+    approvals_.erase(target);
+  } else {
+    approvals_[target] = std::move(rules);
+  }
+  if (absl::StartsWith(target, "@")) {
+    const std::vector<std::string>& m = Members(target.substr(1));
+    return {m.begin(), m.end()};
+  }
+  return {target};
+}
+
+const std::vector<std::string>& AccessRules::ApprovalRules(const std::string& target) const {
+  auto it = approvals_.find(target);
+  return it == approvals_.end() ? Empty() : it->second;
+}
+
+std::pair<std::string, std::string> AccessRules::ApprovalSetting(const std::string& target,
+                                                                const std::vector<std::string>& rules) {
+  proto::AclRequest r;
+  r.set_target(target);
+  for (const std::string& rule : rules) r.add_rules(rule);
+  return {"approval:" + target, r.SerializeAsString()};
+}
+
+std::string AccessRules::ApprovalRuleFor(const std::string& node, const proto::Envelope& command) const {
+  std::vector<std::string> targets = {node};
+  for (const std::string& g : GroupsOf(node)) targets.push_back("@" + g);
+  for (const std::string& t : targets) {
+    for (const std::string& rule : ApprovalRules(t)) {
+      if (CommandRuleMatches(rule, command)) return absl::StrCat(t, " ", rule);
+    }
+  }
+  return "";
 }
 
 std::vector<std::string> AccessRules::GroupsOf(const std::string& node) const {

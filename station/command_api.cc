@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "common/ids.h"
 #include "common/protocol.h"
+#include "station/approvals.h"
 #include "station/operations.h"
 #include "subjects/subject.h"
 
@@ -22,6 +23,9 @@ absl::Status CheckControl(const proto::ControlPolicy& p) {
     return absl::InvalidArgumentError("--on-busy and --priority apply to --exclusive commands only");
   }
   if (!proto::OnBusy_IsValid(p.on_busy())) return absl::InvalidArgumentError("unknown --on-busy policy");
+  if (p.approval_ttl_ms() < 0 || (p.approval_ttl_ms() > 0 && !p.require_approval())) {
+    return absl::InvalidArgumentError("--approval-ttl applies to --require-approval commands only, and is positive");
+  }
   return absl::OkStatus();
 }
 
@@ -83,12 +87,23 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
         core_.NewCommand(target, tmpl, out.request_id(), call.op(), instances[i]);
     if (!s.ok()) return rpc_.Fail(call, s.status());
     *s->mutable_control() = req.control();
+    {
+      absl::MutexLock lock(&core_.model.mu);
+      HoldForApprovalLocked(core_.model, *s, absl::Now(), call.identity());
+    }
     proto::CommandRef* ref = out.add_commands();
     ref->set_node(target);
     ref->set_id(s->id());
     states.push_back(*std::move(s));
   }
-  const int64_t wait_ms = std::clamp<int64_t>(req.wait_ms(), 0, kMaxWaitMs);
+  int64_t wait_ms = std::clamp<int64_t>(req.wait_ms(), 0, kMaxWaitMs);
+  for (const proto::CommandState& s : states) {
+    // Held for approval: said at once, whatever the wait (it waits for a human).
+    if (s.state() == proto::STATE_AWAITING_APPROVAL) {
+      *out.add_states() = s;
+      wait_ms = 0;
+    }
+  }
   core_.Submit(std::move(states), [this, call, out, wait_ms](absl::Status st) {
     if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
     if (wait_ms == 0) return rpc_.Ok(call, out);
@@ -231,6 +246,10 @@ void CommandApi::Retry(const Call& call, proto::RetryRequest req) {
         core_.NewCommand(s.node(), tmpl, out.request_id(), call.op(), instance);
     if (!retry.ok()) return rpc_.Fail(call, retry.status());
     *retry->mutable_control() = s.control();  // an exclusive job is retried as one
+    {
+      absl::MutexLock lock(&core_.model.mu);
+      HoldForApprovalLocked(core_.model, *retry, absl::Now(), call.identity());  // approved again, if it needs it
+    }
     proto::CommandRef* ref = out.add_commands();
     ref->set_node(s.node());
     ref->set_id(retry->id());

@@ -30,6 +30,23 @@ bool Overridable(proto::State s) { return s == proto::STATE_CANCELED || s == pro
 
 bool Exclusive(const proto::CommandState& s) { return s.control().exclusive(); }
 
+bool Awaiting(const proto::CommandState& s) { return s.state() == proto::STATE_AWAITING_APPROVAL; }
+
+// When a command awaiting approval ends "expired": its approval's deadline, or its own
+// expiry when sooner.
+int64_t ApprovalDeadlineMs(const proto::CommandState& s) {
+  int64_t ms = s.marks().approval().expires_unix_ms();
+  if (s.command().expires_unix_ms() != 0 && (ms == 0 || s.command().expires_unix_ms() < ms)) {
+    ms = s.command().expires_unix_ms();
+  }
+  return ms;
+}
+
+absl::Time ApprovalDeadline(const proto::CommandState& s) {
+  const int64_t ms = ApprovalDeadlineMs(s);
+  return ms == 0 ? absl::InfiniteFuture() : absl::FromUnixMillis(ms);
+}
+
 }  // namespace
 
 CommandTable::CommandTable(CommandTableOptions options) : options_(std::move(options)) {}
@@ -47,11 +64,17 @@ void CommandTable::Add(proto::CommandState s, absl::Time next_attempt, bool fres
   c = Command{};
   c.s = std::move(s);
   c.next_attempt = next_attempt;
-  c.maybe_delivered = !fresh || c.s.attempts() > 0 || c.s.state() != proto::STATE_QUEUED;
+  // Awaiting approval: never sent, looked at again when its approval expires.
+  const bool awaiting = Awaiting(c.s) && c.s.attempts() == 0;
+  if (Awaiting(c.s)) {
+    awaiting_.insert(id);
+    c.next_attempt = ApprovalDeadline(c.s);
+  }
+  c.maybe_delivered = !awaiting && (!fresh || c.s.attempts() > 0 || c.s.state() != proto::STATE_QUEUED);
   const bool unfinished = !IsTerminal(c.s.state());
   // Loaded at start: one that may be on its node holds the slot again (the others are
   // admitted again when due, in order); a cancel asked for is asked again.
-  const bool delivered = !fresh && (c.s.attempts() > 0 || c.s.state() != proto::STATE_QUEUED);
+  const bool delivered = !awaiting && !fresh && (c.s.attempts() > 0 || c.s.state() != proto::STATE_QUEUED);
   if (unfinished && Exclusive(c.s) && delivered) {
     Slot& slot = slots_[c.s.node()];
     if (slot.holder.empty()) slot.holder = id;
@@ -133,6 +156,7 @@ void CommandTable::SetState(Command& c, proto::State state, absl::Time now, Chan
   c.s.set_state(state);
   c.s.set_updated_unix_ms(absl::ToUnixMillis(now));
   unsaved_running_.erase(id);
+  if (state != proto::STATE_AWAITING_APPROVAL) awaiting_.erase(id);
   if (IsTerminal(state)) {
     c.finished = now;
     finished_.emplace_back(now, id);
@@ -183,6 +207,23 @@ std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
     if (c == nullptr) continue;
     c->due = absl::InfiniteFuture();
     if (IsTerminal(c->s.state()) || c->in_flight) continue;
+    if (Awaiting(c->s)) {
+      const int64_t deadline = ApprovalDeadlineMs(c->s);
+      if (deadline != 0 && now_ms >= deadline) {
+        proto::Ack r = NewAck(id, "", proto::STAGE_RESULT, proto::OUTCOME_ERROR);
+        r.set_error(absl::StrCat("not approved in time: nobody approved or denied it before ",
+                                 absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(deadline),
+                                                  absl::UTCTimeZone()),
+                                 "; it was never sent"));
+        r.set_finished_unix_ms(now_ms);
+        *c->s.mutable_result() = std::move(r);
+        SetState(*c, proto::STATE_EXPIRED, now, changes);
+      } else {
+        c->next_attempt = ApprovalDeadline(c->s);
+        later.push_back(id);
+      }
+      continue;
+    }
     if (Undelivered(c->s.state()) && Expired(c->s.command(), now_ms)) {
       SetState(*c, proto::STATE_EXPIRED, now, changes);
       continue;
@@ -340,9 +381,10 @@ absl::StatusOr<bool> CommandTable::Stop(const std::string& id, const std::string
     return absl::FailedPreconditionError(
         absl::StrCat("command ", id, " already finished: ", StateName(c->s.state())));
   }
-  if (Undelivered(c->s.state()) && !c->in_flight) {
+  if ((Undelivered(c->s.state()) || Awaiting(c->s)) && !c->in_flight) {
     proto::Ack r = NewAck(id, "", proto::STAGE_RESULT, proto::OUTCOME_CANCELED);
-    r.set_error(absl::StrCat("canceled by ", by, " before it was delivered to ", c->s.node()));
+    r.set_error(Awaiting(c->s) ? absl::StrCat("canceled by ", by, " while it awaited approval; never sent")
+                               : absl::StrCat("canceled by ", by, " before it was delivered to ", c->s.node()));
     r.set_finished_unix_ms(absl::ToUnixMillis(now));
     *c->s.mutable_result() = std::move(r);
     const bool tell_node = AlsoTellNode(*c, by, now, changes);
@@ -351,6 +393,56 @@ absl::StatusOr<bool> CommandTable::Stop(const std::string& id, const std::string
   }
   RequestKill(*c, by, now, changes);
   return true;
+}
+
+absl::Status CommandTable::Decide(const std::string& id, const std::string& by, const std::string& identity,
+                                  bool approve, const std::string& comment, absl::Time now, Changes& changes) {
+  Command* c = Get(id);
+  if (c == nullptr) return absl::NotFoundError(absl::StrCat("command ", id, " is not in memory"));
+  const proto::ApprovalMarks& a = c->s.marks().approval();
+  if (!a.decided_by().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "command ", id, " was already ", a.approved() ? "approved" : "denied", " by ", a.decided_by(), " at ",
+        absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(a.decided_unix_ms()), absl::UTCTimeZone()),
+        a.comment().empty() ? "" : absl::StrCat(" (", a.comment(), ")")));
+  }
+  if (!Awaiting(c->s)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("command ", id, " is not awaiting approval: it is ", StateName(c->s.state())));
+  }
+  if (identity == a.submitter()) {
+    return absl::PermissionDeniedError(absl::StrCat("command ", id, " was submitted by ", by,
+                                                    ": another operator must approve or deny it (four eyes)"));
+  }
+  proto::ApprovalMarks& m = *c->s.mutable_marks()->mutable_approval();
+  m.set_decided_by(by);
+  m.set_decided_unix_ms(absl::ToUnixMillis(now));
+  m.set_approved(approve);
+  m.set_comment(comment);
+  if (approve) {
+    c->next_attempt = now;
+    SetState(*c, proto::STATE_QUEUED, now, changes);
+    return absl::OkStatus();
+  }
+  proto::Ack r = NewAck(id, "", proto::STAGE_RESULT, proto::OUTCOME_REJECTED);
+  r.set_error(absl::StrCat("denied by ", by, comment.empty() ? "" : absl::StrCat(": ", comment), "; never sent"));
+  r.set_finished_unix_ms(absl::ToUnixMillis(now));
+  *c->s.mutable_result() = std::move(r);
+  SetState(*c, proto::STATE_REJECTED, now, changes);
+  return absl::OkStatus();
+}
+
+std::vector<const proto::CommandState*> CommandTable::AwaitingApproval(const std::string& node) const {
+  std::vector<const proto::CommandState*> out;
+  for (const std::string& id : awaiting_) {
+    auto it = commands_.find(id);
+    if (it == commands_.end() || !Awaiting(it->second.s)) continue;
+    if (node.empty() || it->second.s.node() == node) out.push_back(&it->second.s);
+  }
+  std::sort(out.begin(), out.end(), [](const proto::CommandState* a, const proto::CommandState* b) {
+    return std::make_pair(a->created_unix_ms(), a->id()) < std::make_pair(b->created_unix_ms(), b->id());
+  });
+  return out;
 }
 
 bool CommandTable::AlsoTellNode(Command& c, const std::string& by, absl::Time now, Changes& changes) {

@@ -3,6 +3,7 @@
 //   queued --dispatch--> sent --"received"--> running --result--> succeeded | failed |
 //                                                                 timed_out | rejected
 //   queued/sent --past its expiry--> expired        queued/sent --cancel--> canceled
+//   awaiting_approval --approve--> queued   --deny--> rejected   --no decision--> expired
 //
 // Around that: retry with backoff when a node does not answer, park when it has no
 // responders (or a gate says so) until Unpark, ask again about a running command whose
@@ -190,6 +191,16 @@ class CommandTable {
   // FailedPrecondition "already finished: succeeded"; NotFound when not in memory.
   absl::StatusOr<bool> Stop(const std::string& id, const std::string& by, absl::Time now, Changes& changes);
 
+  // Decide approves (queued, due now) or denies (rejected) a command awaiting approval,
+  // for operator `by` (`identity`: as ApprovalMarks.submitter says who submitted it).
+  // Refused (FailedPrecondition) when it was decided already ("already approved by alice
+  // at ..."), or is not awaiting approval; PermissionDenied when `identity` submitted it
+  // (four eyes); NotFound when not in memory.
+  absl::Status Decide(const std::string& id, const std::string& by, const std::string& identity, bool approve,
+                      const std::string& comment, absl::Time now, Changes& changes);
+  // The commands awaiting approval, of `node` ("" for all).
+  std::vector<const proto::CommandState*> AwaitingApproval(const std::string& node) const;
+
   // Exclusive commands (ControlPolicy.exclusive) and their node's job slot: the holder
   // of `node`'s slot ("" when free) and the ids waiting for it, first first.
   std::string SlotHolder(const std::string& node) const;
@@ -293,6 +304,8 @@ class CommandTable {
   std::deque<std::pair<absl::Time, std::string>> finished_;
   // node -> its unfinished commands.
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> active_;
+  // Awaiting an operator's decision.
+  absl::flat_hash_set<std::string> awaiting_;
   // Running, and the ledger does not say so yet.
   absl::flat_hash_set<std::string> unsaved_running_;
   // Whose last write failed: Housekeep writes them again.

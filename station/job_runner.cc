@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
+#include "station/approvals.h"
 #include "station/ledger/targeting_store.h"
 #include "station/operations.h"
 
@@ -196,6 +197,11 @@ void JobRunner::Launch(LaunchSpec spec, std::function<void(absl::StatusOr<proto:
   for (size_t i = 0; i < nodes.size(); ++i) {
     absl::StatusOr<proto::CommandState> s = core_.NewCommand(nodes[i].first, tmpl, job.id(), spec.op);
     if (!s.ok()) return done(s.status());
+    {
+      absl::MutexLock lock(&core_.model.mu);
+      // An approval rule holds each node's command.
+      HoldForApprovalLocked(core_.model, *s, now, spec.identity.empty() ? spec.op : spec.identity);
+    }
     proto::JobTarget* t = job.add_targets();
     t->set_node(nodes[i].first);
     t->set_command_id(s->id());
@@ -285,6 +291,10 @@ void JobRunner::OfferContinuous(absl::Time now) {
       if (!s.ok()) {
         STEWARD_LOG_ERROR("job {}: {}", job.id(), s.status().message());
         break;
+      }
+      {
+        absl::MutexLock lock(&core_.model.mu);
+        HoldForApprovalLocked(core_.model, *s, now, job.operator_());
       }
       proto::JobTarget t;
       t.set_node(node);

@@ -54,6 +54,7 @@ class JobRunner {
     int64_t expires_unix_ms = 0;
     bool allow_empty = false;
     std::string op;  // who sends it
+    std::string identity;  // who sends it, as approvals compare operators (Call::identity); "" = op
     std::string id;  // the job's id ("": a new one)
     // A schedule's run.
     std::string schedule;

@@ -41,6 +41,9 @@ struct Call {
   const std::string& id() const { return env.id(); }
   // Who asked: the operator's name, and with operator keys the key id that signed.
   const std::string& op() const { return env.operator_(); }
+  // Who asked, as the four-eyes rule compares operators: the key that signed the request
+  // when there is one (a verified identity), else the operator's name.
+  std::string identity() const { return env.signer().empty() ? env.operator_() : "key " + env.signer(); }
 };
 
 // A message as it arrived on one of the station's subjects, decoded: its envelope and

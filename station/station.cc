@@ -11,6 +11,7 @@
 #include "common/protocol.h"
 #include "common/status_macros.h"
 #include "station/backlog.h"
+#include "station/approvals.h"
 #include "station/command_api.h"
 #include "station/core.h"
 #include "station/dispatcher.h"
@@ -80,6 +81,7 @@ absl::Status Station::Init() {
   STEWARD_RETURN_IF_ERROR(job_runner_->Load());  // its holds, before anything is dispatched
   targeting_api_ = std::make_unique<TargetingApi>(*core_, *rpc_, *job_runner_);
   operations_ = std::make_unique<Operations>(*core_, *rpc_);
+  approvals_ = std::make_unique<Approvals>(*core_, *rpc_);
   tokens_ = std::make_unique<http::Tokens>(*core_, *rpc_);
   STEWARD_RETURN_IF_ERROR(tokens_->Load());
   if (!options_.http.listen.empty()) {

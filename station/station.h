@@ -41,6 +41,7 @@ class Dispatcher;
 class JobRunner;
 class TargetingApi;
 class Operations;
+class Approvals;
 namespace ledger {
 class Store;
 }
@@ -89,6 +90,7 @@ class Station {
   std::unique_ptr<JobRunner> job_runner_;
   std::unique_ptr<TargetingApi> targeting_api_;
   std::unique_ptr<Operations> operations_;
+  std::unique_ptr<Approvals> approvals_;
   std::unique_ptr<http::Tokens> tokens_;
   std::unique_ptr<http::Server> http_;
   nats::SubscriptionPtr requests_;

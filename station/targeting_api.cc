@@ -155,6 +155,7 @@ void TargetingApi::Launch(const Call& call, proto::LaunchRequest req) {
   spec.expires_unix_ms = req.expires_unix_ms();
   spec.allow_empty = req.allow_empty();
   spec.op = call.op();
+  spec.identity = call.identity();
   if (req.has_rollout()) {
     if (req.continuous())
       return rpc_.Reject(call, "a continuous job is not staged: drop --continuous or the rollout options");

@@ -214,6 +214,13 @@ void Commands(Router& r, const httplib::Request& req, httplib::Response& res, co
   SendJson(res, out);
 }
 
+void Approvals(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who) {
+  proto::ApprovalsRequest a;
+  a.set_node(Param(req, "node"));
+  API_ASSIGN(proto::CommandStates states, CallRpcAs<proto::CommandStates>(r.rpc(), kStationApprovals, a, who));
+  SendJson(res, Json{{"commands", States(states.commands())}});
+}
+
 void Command(Router& r, const httplib::Request& req, httplib::Response& res, const Principal&) {
   const std::string id = req.matches[1];
   const uint64_t position = r.core().feed.Position();  // before the snapshot (see Fleet)
@@ -368,9 +375,9 @@ void RecordWrite(Router& r, const Principal& who, const std::string& action, con
 void Submit(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who) {
   API_ASSIGN(Json body, Body(req));
   std::vector<std::string> nodes, argv, env;
-  bool all = false, shell = false;
+  bool all = false, shell = false, require_approval = false;
   std::string method = kMethodShell, domain = "operatingsystem", cwd;
-  int64_t timeout_ms = 0, ttl_ms = 0, wait_ms = 0;
+  int64_t timeout_ms = 0, ttl_ms = 0, wait_ms = 0, approval_ttl_ms = 0;
   API_TRY(Field(body, "nodes", &nodes));
   API_TRY(Field(body, "all", &all));
   API_TRY(Field(body, "argv", &argv));
@@ -382,6 +389,8 @@ void Submit(Router& r, const httplib::Request& req, httplib::Response& res, cons
   API_TRY(Field(body, "timeout_ms", &timeout_ms));
   API_TRY(Field(body, "ttl_ms", &ttl_ms));
   API_TRY(Field(body, "wait_ms", &wait_ms));
+  API_TRY(Field(body, "require_approval", &require_approval));
+  API_TRY(Field(body, "approval_ttl_ms", &approval_ttl_ms));
   if (nodes.empty() && !all) return SendError(res, 400, "name the target nodes (\"nodes\": [...]) or \"all\": true");
   if (argv.empty() && method == kMethodShell) return SendError(res, 400, "\"argv\" is empty: nothing to run");
   if (timeout_ms < 0 || ttl_ms < 0 || wait_ms < 0) return SendError(res, 400, "times must not be negative");
@@ -404,6 +413,8 @@ void Submit(Router& r, const httplib::Request& req, httplib::Response& res, cons
   cmd->set_timeout_ms(timeout_ms);
   if (ttl_ms > 0) cmd->set_expires_unix_ms(NowUnixMillis() + ttl_ms);
   s.set_wait_ms(std::min(wait_ms, kMaxWaitMs));
+  s.mutable_control()->set_require_approval(require_approval);
+  s.mutable_control()->set_approval_ttl_ms(approval_ttl_ms);
   absl::StatusOr<proto::SubmitReply> reply = CallRpcAs<proto::SubmitReply>(r.rpc(), kStationSubmit, s, who);
   std::string targets = all ? "all" : absl::StrJoin(nodes, ",");
   RecordWrite(r, who, "submit", targets,
@@ -429,6 +440,36 @@ void Cancel(Router& r, const httplib::Request& req, httplib::Response& res, cons
                                                                  : out.status());
   }
   SendJson(res, Json{{"commands", States(out->commands())}});
+}
+
+// Approve or deny one command awaiting approval; the station audits the decision (and a
+// refused one) itself.
+void Decide(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who, bool approve) {
+  API_ASSIGN(Json body, Body(req));
+  std::string comment;
+  API_TRY(Field(body, approve ? "comment" : "reason", &comment));
+  if (!approve && comment.empty()) return SendError(res, 400, "\"reason\" is required: the submitter reads it");
+  proto::DecideRequest d;
+  d.add_ids(req.matches[1]);
+  d.set_approve(approve);
+  d.set_comment(comment);
+  API_ASSIGN(std::vector<proto::CommandState> exists, r.core().States({d.ids(0)}));  // 404 when unknown
+  (void)exists;
+  absl::StatusOr<proto::CommandStates> out = CallRpcAs<proto::CommandStates>(r.rpc(), kStationDecide, d, who);
+  if (!out.ok()) {
+    const std::string why(out.status().message());
+    if (why.find("four eyes") != std::string::npos) return SendStatus(res, absl::PermissionDeniedError(why));
+    return SendStatus(res, absl::IsInvalidArgument(out.status()) ? absl::FailedPreconditionError(why) : out.status());
+  }
+  SendJson(res, Json{{"commands", States(out->commands())}});
+}
+
+void Approve(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who) {
+  Decide(r, req, res, who, true);
+}
+
+void Deny(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who) {
+  Decide(r, req, res, who, false);
 }
 
 void SetDispatch(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who) {
@@ -480,6 +521,9 @@ void AddApi(Router& r) {
   r.Add("GET", "/api/v1/commands/" + id, "command", Access::kRead, route(Command));
   r.Add("GET", "/api/v1/commands/" + id + "/output", "output", Access::kRead, route(Output));
   r.Add("POST", "/api/v1/commands/" + id + "/cancel", "cancel", Access::kWrite, route(Cancel));
+  r.Add("POST", "/api/v1/commands/" + id + "/approve", "approve", Access::kWrite, route(Approve));
+  r.Add("POST", "/api/v1/commands/" + id + "/deny", "deny", Access::kWrite, route(Deny));
+  r.Add("GET", "/api/v1/approvals", "approvals", Access::kRead, route(Approvals));
   r.Add("GET", "/api/v1/requests/" + id, "request", Access::kRead, route(Request));
   r.Add("GET", "/api/v1/jobs/" + id, "job", Access::kRead, route(Job));
   r.Add("GET", "/api/v1/logs", "logs", Access::kRead, route(Logs));

@@ -68,9 +68,10 @@ export class Cluster {
     if (e && e.p.exitCode === null) e.p.kill('SIGTERM');
   }
 
-  ctl(args) {
+  ctl(args, env) {
     try {
-      const out = execFileSync(join(build, 'ctl/stewardctl'), ['--nats', this.url, ...args], { encoding: 'utf8', stdio: 'pipe' });
+      const out = execFileSync(join(build, 'ctl/stewardctl'), ['--nats', this.url, ...args],
+        { encoding: 'utf8', stdio: 'pipe', env: Object.assign({}, process.env, env || {}) });
       return { status: 0, out };
     } catch (e) {
       return { status: e.status, out: String(e.stdout), err: String(e.stderr) };

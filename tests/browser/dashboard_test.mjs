@@ -113,6 +113,36 @@ async function maintenanceFromTheDashboard(page) {
   assert.match(actions, /pause/);
 }
 
+test('two dashboards see a request for approval appear, and both see it go when one approves', async () => {
+  const bob = cluster.ctl(['token', 'create', '--name', 'bob']).out.trim();
+  const a = await open('/');
+  const b = await open('/');
+  await a.page.waitForSelector('#live:text("live")');
+  await b.page.waitForSelector('#live:text("live")');
+  const sent = cluster.ctl(['send', '--require-approval', 'ship1', '--', 'echo', 'approved-run'], { USER: 'alice' });
+  assert.equal(sent.status, 0, sent.err);
+  const id = sent.out.trim().split(' ')[1];
+  const row = `tr[data-approval="${id}"]`;
+  await a.page.waitForSelector(row);
+  await b.page.waitForSelector(row);
+  assert.match(await b.page.textContent(row), /by alice/);
+  await a.page.evaluate((t) => localStorage.setItem('steward-token', t), bob);
+  await a.page.click(`${row} button.approve`);
+  await a.page.waitForSelector(row, { state: 'detached' });
+  await b.page.waitForSelector(row, { state: 'detached' });
+  await until('approved and run', async () => {
+    const r = await fetch(`${cluster.http}/api/v1/commands/${id}`).then((x) => x.json());
+    return r.state === 'succeeded';
+  });
+  const c = await fetch(`${cluster.http}/api/v1/commands/${id}`).then((x) => x.json());
+  assert.match(c.marks.approval.decided_by, /^bob \(http token/);
+  for (const p of [a, b]) {
+    assert.equal(await p.page.evaluate(() => window.__loadedOnce), true);
+    assert.deepEqual(p.errors, []);
+    await p.page.close();
+  }
+});
+
 test('a fan-out page shows its progress and who has not answered', async () => {
   const sent = cluster.ctl(['send', '--no-wait', 'ship1,ship2', '--', 'true']);
   assert.equal(sent.status, 0);

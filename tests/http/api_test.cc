@@ -171,6 +171,40 @@ TEST_CASE("HTTP writes need a valid operator token and are audited", "[integrati
   CHECK(cancels == 1);  // the refused cancel, once
 }
 
+TEST_CASE("HTTP approvals: listed, four eyes, first decision wins, deny needs a reason", "[integration][http]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const int port = c.HttpPort();
+  REQUIRE(port > 0);
+  const std::string alice = MakeToken(c, "alice");
+  const std::string bob = MakeToken(c, "bob");
+  const std::string carol = MakeToken(c, "carol");
+  Reply held = Http(port, "POST", "/api/v1/commands", alice,
+                    R"({"nodes":["ship1"],"argv":["echo","approved"],"wait_ms":10000,"require_approval":true})");
+  REQUIRE(held.status == 201);
+  CHECK(held.json["states"][0]["state"] == "awaiting_approval");  // answered at once, not after the wait
+  const std::string id = held.json["commands"][0]["id"];
+  Reply list = Http(port, "GET", "/api/v1/approvals");
+  REQUIRE(list.status == 200);
+  REQUIRE(list.json["commands"].size() == 1);
+  CHECK(list.json["commands"][0]["marks"]["approval"]["reason"] == "--require-approval");
+
+  CHECK(Http(port, "POST", "/api/v1/commands/" + id + "/approve", "", "{}").status == 401);
+  CHECK(Http(port, "POST", "/api/v1/commands/" + id + "/approve", alice, "{}").status == 403);  // four eyes
+  CHECK(Http(port, "POST", "/api/v1/commands/" + id + "/deny", bob, "{}").status == 400);  // no reason
+  CHECK(Http(port, "POST", "/api/v1/commands/01ARZ3NDEKTSV4RRFFQ69G5FAV/approve", bob, "{}").status == 404);
+  Reply ok = Http(port, "POST", "/api/v1/commands/" + id + "/approve", bob, R"({"comment":"go"})");
+  REQUIRE(ok.status == 200);
+  CHECK(ok.json["commands"][0]["state"] == "queued");
+  Reply late = Http(port, "POST", "/api/v1/commands/" + id + "/deny", carol, R"({"reason":"too late"})");
+  CHECK(late.status == 409);
+  CHECK(late.json["error"].get<std::string>().find("already approved by bob") != std::string::npos);
+  REQUIRE(WaitUntil([&] { return Http(port, "GET", "/api/v1/commands/" + id).json["state"] == "succeeded"; },
+                    absl::Seconds(20)));
+  CHECK(Http(port, "GET", "/api/v1/approvals").json["commands"].empty());
+}
+
 TEST_CASE("HTTP on an address other than loopback needs TLS and tokens", "[integration][http]") {
   Cluster c;
   RunResult r = steward::testing::RunProgram({steward::testing::BinPath("station/steward-station"), "--nats", c.url(),

@@ -216,7 +216,31 @@ async function fleetPage() {
   search.addEventListener('input', filter);
   status.addEventListener('change', filter);
   renderCounts();
-  show(seq, counts, el('div', { class: 'toolbar' }, search, status, pause), el('div', { class: 'card' }, table));
+  const approvals = el('div', { class: 'card', id: 'approvals', hidden: true });
+  show(seq, counts, approvals, el('div', { class: 'toolbar' }, search, status, pause), el('div', { class: 'card' }, table));
+  const approvalIds = new Set();
+  let approvalsRead = Promise.resolve();
+  // What waits for an operator's decision: read again whenever a command enters or
+  // leaves that state (one of them, in any dashboard, decided it).
+  async function renderApprovals() {
+    const a = await api('/api/v1/approvals').catch(() => null);
+    if (!a) return;
+    approvalIds.clear();
+    for (const c of a.commands) approvalIds.add(c.id);
+    approvals.hidden = a.commands.length === 0;
+    approvals.replaceChildren(el('h2', {}, `awaiting approval (${a.commands.length})`), el('table', {}, el('tbody', {},
+      a.commands.map((c) => {
+        const m = (c.marks && c.marks.approval) || {};
+        return el('tr', { 'data-approval': c.id },
+          el('td', {}, el('a', { href: `#/command/${c.id}`, title: c.id }, c.id.slice(-10))),
+          el('td', {}, el('a', { href: `#/node/${encodeURIComponent(c.node)}` }, c.node)),
+          el('td', {}, ((c.command && c.command.argv) || []).join(' ')),
+          el('td', {}, `by ${(c.command && c.command.operator) || '?'} `, when(c.created_unix_ms)),
+          el('td', { class: 'wide muted' }, m.reason || ''),
+          el('td', {}, approveButtons(c.id)));
+      }))));
+  }
+  approvalsRead = renderApprovals();
   showDispatch(data.dispatch);  // now that the pause button is in the page
 
   function update(name, change) {
@@ -245,6 +269,7 @@ async function fleetPage() {
     else if (type === 'maintenance') update(e.node, { maintenance: e.on, maintenance_reason: e.reason });
     else if (type === 'dispatch') showDispatch({ paused: e.paused, by: e.by, reason: e.reason, since_unix_ms: e.at_unix_ms });
     else if (type === 'command') {
+      if (e.state === 'awaiting_approval' || approvalIds.has(e.command)) approvalsRead = approvalsRead.then(renderApprovals);
       const n = rows.get(e.node) && rows.get(e.node)._node;
       const change = { pending: e.pending };
       if (e.state === 'queued' || (n && n.last_command_id === e.command)) {
@@ -309,6 +334,25 @@ async function nodePage(name) {
     }, () => route());
 }
 
+// Approve and Deny buttons for a command awaiting approval (four eyes: the station
+// refuses its submitter; the first decision wins, and a late one says who decided).
+function approveButtons(id) {
+  const approve = el('button', { class: 'approve', onclick: () => post(`/api/v1/commands/${id}/approve`, {}).catch((e) => alert(e.message)) }, 'Approve');
+  const deny = el('button', { class: 'deny danger', onclick: () => {
+    const reason = prompt('Deny: the reason (the submitter reads it)');
+    if (reason) post(`/api/v1/commands/${id}/deny`, { reason }).catch((e) => alert(e.message));
+  } }, 'Deny');
+  return [approve, ' ', deny];
+}
+
+function approvalRow(s) {
+  const a = s.marks && s.marks.approval;
+  if (!a || !a.required) return [];
+  const decided = a.decided_by ? [`${a.approved ? 'approved' : 'denied'} by ${a.decided_by} `, when(a.decided_unix_ms),
+    a.comment ? `: ${a.comment}` : ''] : [`until ${new Date(a.expires_unix_ms).toISOString()}`];
+  return [el('dt', {}, 'approval'), el('dd', { id: 'approval' }, `needed (${a.reason}), `, decided)];
+}
+
 function commandRow(s) {
   return el('tr', {},
     el('td', {}, badge(s.state)),
@@ -329,7 +373,9 @@ async function commandPage(id) {
   const terminal = ['succeeded', 'failed', 'timed_out', 'rejected', 'canceled', 'expired', 'busy', 'preempted', 'lost'].includes(s.state);
   show(seq, el('h1', {}, `command ${id}`),
     el('div', { class: 'card' }, el('dl', {},
-      el('dt', {}, 'state'), el('dd', { id: 'command-state' }, badge(s.state), ' ', terminal ? '' : cancel),
+      el('dt', {}, 'state'), el('dd', { id: 'command-state' }, badge(s.state), ' ', terminal ? '' : cancel,
+        s.state === 'awaiting_approval' ? [' ', approveButtons(id)] : ''),
+      approvalRow(s),
       el('dt', {}, 'node'), el('dd', {}, el('a', { href: `#/node/${encodeURIComponent(s.node)}` }, s.node)),
       el('dt', {}, 'request'), el('dd', {}, el('a', { href: `#/request/${s.request_id}` }, s.request_id)),
       el('dt', {}, 'command'), el('dd', {}, `${s.command.method}: ${(s.command.argv || []).join(' ')}`),
