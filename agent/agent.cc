@@ -83,6 +83,7 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
   // Replies come to the node's own inbox, also on a shared connection: the station
   // answers a node's events only there.
   STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_, copts.inbox_prefix));
+  debug_ = std::make_unique<DebugStreams>(conn_, options_.node);
   outbox_ = std::make_unique<Outbox>(pump_.get(), std::move(spool), options_.outbox);
   STEWARD_RETURN_IF_ERROR(outbox_->Start());
   processor_ = std::make_unique<CommandProcessor>(CommandProcessor::Parts{
@@ -232,6 +233,7 @@ bool Agent::Alive(absl::Duration quiet) const {
 void Agent::Shutdown() {
   if (shut_down_.exchange(true)) return;
   cancel_.Notify();
+  if (debug_) debug_->Shutdown();  // says so to the operators watching
   if (processor_) processor_->StopAll();
   heartbeat_.Stop();
   if (dispatcher_) dispatcher_->StopIntake();

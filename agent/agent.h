@@ -26,6 +26,7 @@
 #include "agent/command_log.h"
 #include "agent/command_runner.h"
 #include "agent/control.h"
+#include "agent/debug_streams.h"
 #include "agent/dispatcher.h"
 #include "agent/errorlog_limiter.h"
 #include "agent/events.h"
@@ -84,6 +85,7 @@ class Agent final : public AgentControl {
   absl::StatusOr<std::string> StopHandler(const std::string& name, bool cancel_running) override;
   absl::StatusOr<std::string> StartHandler(const std::string& name) override;
   ConfigHost* config() const override { return options_.config.get(); }
+  DebugStreams* debug() const override { return debug_.get(); }
   // A new heartbeat interval, at once (a reloaded configuration).
   void SetHeartbeat(absl::Duration interval) { heartbeat_.SetInterval(interval); }
 
@@ -120,6 +122,7 @@ class Agent final : public AgentControl {
   nats::ConnectionPtr owned_conn_;
   natsConnection* conn_ = nullptr;  // owned_conn_ or the shared one
   std::unique_ptr<RequestPump> pump_;
+  std::unique_ptr<DebugStreams> debug_;  // publishes on conn_
   std::unique_ptr<Outbox> outbox_;
   std::unique_ptr<Outbox> log_outbox_;  // syslog batches, drop-oldest when full
   std::unique_ptr<syslog::Forwarder> forwarder_;

@@ -13,6 +13,7 @@ MethodRegistry BuiltinMethods() {
   r.Register(kMethodProcess, NewProcessMethod);
   r.Register(kMethodConfig, NewConfigMethod);
   r.Register(kMethodCopy, NewCopyMethod);
+  r.Register(kMethodDebug, NewDebugMethod);
   r.Register(kMethodCancel, NewCancelMethod);
   return r;
 }

@@ -12,6 +12,7 @@
 namespace steward::agent {
 
 class ConfigHost;
+class DebugStreams;
 
 class AgentControl {
  public:
@@ -30,6 +31,8 @@ class AgentControl {
   virtual absl::StatusOr<std::string> StartHandler(const std::string& name) = 0;
   // The configuration (show, set, push); null when the agent runs without one (tests).
   virtual ConfigHost* config() const = 0;
+  // Live streams of the agent's own log (the debug method); null where there are none.
+  virtual DebugStreams* debug() const { return nullptr; }
 };
 
 }  // namespace steward::agent

@@ -3,11 +3,18 @@
 // any command). The ACL sees argv "VERB PATH ...", so a rule "copy:put /etc/nginx/*"
 // admits writes under /etc/nginx only.
 //
-//   put PATH OFFSET SIZE MODE SHA256 CHUNK_SHA256   payload: SIZE bytes' chunk at OFFSET
+//   put PATH OFFSET SIZE MODE SHA256 CHUNK_SHA256 [OWNER]   payload: the chunk at OFFSET
+//       OWNER (USER:GROUP, USER or :GROUP, names or numbers) is resolved on the node and
+//       checked with every chunk (an unknown user is refused before anything is
+//       written), and given to the file before it is renamed into place.
 //       Written to <dir>/.<name>.steward-<SHA256 prefix>.part; the chunk's hash is
-//       checked first; a chunk past what the part file holds is refused (the sender
-//       resumes from "have N"). The last chunk: the whole file's hash is checked, the
-//       mode set, the file fsynced and renamed over PATH. stdout: "have N" or "done".
+//       checked first. Chunks may come in any order (the sender keeps several in
+//       flight): "have N" counts the bytes from 0 with no gap, kept in <part>.have
+//       (chunks past a gap are remembered until the agent restarts; then they are
+//       asked for again). A chunk at OFFSET > 0 for a part file that does not exist is
+//       refused with "have 0" (the first chunk makes it). Once the bytes from 0 reach
+//       SIZE: the whole file's hash is checked, the mode set, the file fsynced and
+//       renamed over PATH. stdout: "have N" or "done".
 //   stat PATH SIZE SHA256        stdout "have N": what a resumed put starts from.
 //   get PATH OFFSET LENGTH       payload: the bytes; stdout "size S sha256 H" (H of the
 //                                whole file, with OFFSET 0) or "size S".
@@ -21,7 +28,10 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <optional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -29,6 +39,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/method.h"
 #include "common/protocol.h"
+#include "common/owner.h"
 #include "common/signing.h"
 #include "common/unique_fd.h"
 
@@ -69,8 +80,39 @@ uint64_t SizeOf(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
 }
 
+// The bytes of `part` from 0 with no gap: its .have file, or (a part written by an
+// agent from before chunks came out of order) its size; never more than its size.
+uint64_t Prefix(const std::string& part) {
+  const uint64_t size = SizeOf(part);
+  UniqueFd fd(::open((part + ".have").c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return size;
+  char buf[32] = {};
+  const ssize_t n = ::read(fd.get(), buf, sizeof(buf) - 1);
+  uint64_t have = 0;
+  if (n <= 0 || !absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::string_view(buf, static_cast<size_t>(n))), &have)) {
+    return 0;
+  }
+  return std::min(have, size);
+}
+
+// Like the chunks themselves, written without fsync: what a crash of the machine takes
+// back is found by the whole file's hash at the end (then the copy starts again).
+void SavePrefix(const std::string& part, uint64_t have) {
+  UniqueFd fd(::open((part + ".have").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (fd.get() < 0) return;
+  const std::string text = absl::StrCat(have, "\n");
+  (void)!::write(fd.get(), text.data(), text.size());
+}
+
 class CopyMethod final : public Method {
  public:
+  // Of each part file being written: its bytes from 0 with no gap, and the chunks that
+  // came past the gap (offset -> end).
+  struct Progress {
+    uint64_t have = 0;
+    std::map<uint64_t, uint64_t> beyond;
+  };
+
   absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) override {
     const proto::Envelope& cmd = ctx.command;
     proto::Ack ack = NewAck(cmd.id(), ctx.node, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
@@ -90,6 +132,8 @@ class CopyMethod final : public Method {
   }
 
  private:
+  std::map<std::string, Progress> parts_;  // by part file
+
   static absl::Status Usage() {
     return absl::InvalidArgumentError(
         "usage: copy put PATH OFFSET SIZE MODE SHA256 CHUNK_SHA256 | stat PATH SIZE SHA256 | get PATH OFFSET LENGTH");
@@ -100,19 +144,28 @@ class CopyMethod final : public Method {
     if (a.size() < 2) return Usage();
     const std::string& verb = a[0];
     const std::string& path = a[1];
-    if (verb == "put" && a.size() == 7) {
+    if (verb == "put" && (a.size() == 7 || a.size() == 8)) {
       uint64_t offset = 0, size = 0;
       uint32_t mode = 0;
       if (!absl::SimpleAtoi(a[2], &offset) || !absl::SimpleAtoi(a[3], &size) ||
           !absl::numbers_internal::safe_strtou32_base(a[4], &mode, 8) || mode > 07777 || a[5].size() != 64) {
         return Usage();
       }
-      return Put(path, offset, size, static_cast<mode_t>(mode), a[5], a[6], cmd.payload(), ack);
+      std::optional<Owner> owner;
+      if (a.size() == 8) {
+        absl::StatusOr<Owner> o = ResolveOwner(a[7]);
+        if (!o.ok()) return o.status();
+        if (absl::Status can = CheckCanChown(*o); !can.ok()) {
+          return absl::FailedPreconditionError(absl::StrCat("owner ", a[7], ": the agent ", can.message()));
+        }
+        owner = *o;
+      }
+      return Put(path, offset, size, static_cast<mode_t>(mode), owner, a[5], a[6], cmd.payload(), ack);
     }
     if (verb == "stat" && a.size() == 4) {
       if (absl::Status st = CheckPath(path); !st.ok()) return st;
       if (a[3].size() != 64) return Usage();
-      ack.set_stdout(absl::StrCat("have ", SizeOf(PartPath(path, a[3])), "\n"));
+      ack.set_stdout(absl::StrCat("have ", Prefix(PartPath(path, a[3])), "\n"));
       return absl::OkStatus();
     }
     if (verb == "get" && a.size() == 4) {
@@ -123,7 +176,8 @@ class CopyMethod final : public Method {
     return Usage();
   }
 
-  absl::Status Put(const std::string& path, uint64_t offset, uint64_t size, mode_t mode, const std::string& sha_hex,
+  absl::Status Put(const std::string& path, uint64_t offset, uint64_t size, mode_t mode,
+                   const std::optional<Owner>& owner, const std::string& sha_hex,
                    const std::string& chunk_hex, const std::string& chunk, proto::Ack& ack) {
     if (absl::Status st = CheckPath(path); !st.ok()) return st;
     if (size > kMaxCopyBytes) {
@@ -137,34 +191,50 @@ class CopyMethod final : public Method {
       return absl::DataLossError(absl::StrCat("chunk at ", offset, " of ", path, " does not match its SHA-256"));
     }
     const std::string part = PartPath(path, sha_hex);
-    UniqueFd fd(::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    // Only the first chunk makes the part file: a late or repeated chunk after the copy
+    // ended (renamed into place) leaves nothing behind.
+    UniqueFd fd(::open(part.c_str(), O_WRONLY | O_CLOEXEC | (offset == 0 ? O_CREAT : 0), 0600));
+    if (fd.get() < 0 && errno == ENOENT && offset > 0) {
+      ack.set_stdout("have 0\n");
+      return absl::FailedPreconditionError(
+          absl::StrCat("chunk at ", offset, " of ", path, " comes before its first: resume from 0"));
+    }
     if (fd.get() < 0) return Errno("create", part);
     struct stat pst {};
     if (::fstat(fd.get(), &pst) != 0) return Errno("stat", part);
-    const uint64_t have = static_cast<uint64_t>(pst.st_size);
-    if (offset > have) {
-      ack.set_stdout(absl::StrCat("have ", have, "\n"));
-      return absl::FailedPreconditionError(absl::StrCat("chunk at ", offset, " comes after what ", part,
-                                                        " holds (", have, " bytes): resume from there"));
-    }
+    auto [it, fresh] = parts_.try_emplace(part);
+    Progress& p = it->second;
+    if (fresh || pst.st_size == 0) p = Progress{.have = pst.st_size == 0 ? 0 : Prefix(part)};
     size_t done = 0;
     while (done < chunk.size()) {
       const ssize_t n = ::pwrite(fd.get(), chunk.data() + done, chunk.size() - done,
                                  static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
-        absl::Status st = Errno("write", part);
-        // What was written whole stays (a resume starts there); the torn chunk goes.
-        (void)::ftruncate(fd.get(), static_cast<off_t>(std::max(have, offset)));
-        return st;
+        // What was written whole stays (a resume starts at the gap); the torn chunk is
+        // written again.
+        return Errno("write", part);
       }
       done += static_cast<size_t>(n);
     }
-    const uint64_t now_have = std::max(have, offset + chunk.size());
+    if (offset <= p.have) {
+      p.have = std::max(p.have, offset + chunk.size());
+      // Chunks that came early join once the gap before them is filled.
+      for (auto b = p.beyond.begin(); b != p.beyond.end() && b->first <= p.have; b = p.beyond.erase(b)) {
+        p.have = std::max(p.have, b->second);
+      }
+      SavePrefix(part, p.have);
+    } else {
+      uint64_t& end = p.beyond[offset];
+      end = std::max(end, offset + chunk.size());
+    }
+    const uint64_t now_have = p.have;
     if (now_have < size) {
       ack.set_stdout(absl::StrCat("have ", now_have, "\n"));
       return absl::OkStatus();
     }
+    parts_.erase(part);
+    ::unlink((part + ".have").c_str());
     // The last chunk: the whole file, its hash, its mode, then in place.
     if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) return Errno("truncate", part);
     if (::fsync(fd.get()) != 0) return Errno("fsync", part);
@@ -172,8 +242,11 @@ class CopyMethod final : public Method {
     if (!whole.ok()) return whole.status();
     if (absl::BytesToHexString(*whole) != sha_hex) {
       ::unlink(part.c_str());
+      ::unlink((part + ".have").c_str());
       return absl::DataLossError(absl::StrCat(path, ": the file's SHA-256 does not match; the copy was discarded"));
     }
+    // The owner first: a chown may clear set-id bits that the mode then sets.
+    if (owner.has_value() && ::fchown(fd.get(), owner->uid, owner->gid) != 0) return Errno("chown", part);
     if (::fchmod(fd.get(), mode) != 0) return Errno("chmod", part);
     if (::rename(part.c_str(), path.c_str()) != 0) return Errno("rename to", path);
     const std::string dir = path.substr(0, path.rfind('/') + 1);

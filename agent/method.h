@@ -105,7 +105,7 @@ class MethodRegistry {
   std::map<std::string, MethodFactory> factories_;
 };
 
-// The methods every agent has (ping, shellcommand, echo, cancel, status, process, config, copy).
+// The methods every agent has (ping, shellcommand, echo, cancel, status, process, config, copy, debug).
 MethodRegistry BuiltinMethods();
 
 std::unique_ptr<Method> NewPingMethod();
@@ -116,5 +116,6 @@ std::unique_ptr<Method> NewStatusMethod();
 std::unique_ptr<Method> NewProcessMethod();
 std::unique_ptr<Method> NewConfigMethod();
 std::unique_ptr<Method> NewCopyMethod();
+std::unique_ptr<Method> NewDebugMethod();
 
 }  // namespace steward::agent

@@ -103,6 +103,8 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
     return absl::OkStatus();
   }
   reply(received);
+  STEWARD_LOG_DEBUG("command {} {}/{} from {}: received, running", cmd.id(), cmd.method(), cmd.domain(),
+                    cmd.operator_().empty() ? cmd.from_node() : cmd.operator_());
 
   if (handler != nullptr) {
     absl::MutexLock lock(&handler->mu);
@@ -153,6 +155,8 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
                                      " (the output until then is kept)"));
     }
   }
+  STEWARD_LOG_DEBUG("command {} {}/{}: {}, exit {}", cmd.id(), cmd.method(), cmd.domain(),
+                    proto::Outcome_Name(result->outcome()), result->exit_code());
   return SendResult(cmd.domain(), cmd.request_id(), *std::move(result));
 }
 

@@ -25,6 +25,7 @@ inline constexpr char kMethodStatus[] = "status";    // the agent's status (agen
 inline constexpr char kMethodProcess[] = "process";  // stop/start a command handler
 inline constexpr char kMethodConfig[] = "config";    // show/set/push the agent's configuration
 inline constexpr char kMethodCopy[] = "copy";        // files to and from the node, in chunks
+inline constexpr char kMethodDebug[] = "debug";      // the agent's own log, live (agent/debug_streams.h)
 inline constexpr char kAgentDomain[] = "agent";      // the domain of the agent's own methods
 // Sent by the station only (stewardctl cancel, preemption): argv = {command id}; stops
 // that command on the node, or makes sure it never runs there.

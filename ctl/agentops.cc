@@ -4,7 +4,9 @@
 // once. `status --cached` asks the station instead: the compact status from the node's
 // last hello, with its age, for a node that is offline.
 #include <cstdio>
+#include <deque>
 #include <fstream>
+#include <thread>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -12,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,7 +23,9 @@
 #include <optional>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -28,19 +33,18 @@
 #include "common/signing.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/owner.h"
 #include "common/protocol.h"
+#include "ctl/agentops.h"
 #include "ctl/ctl.h"
 #include "ctl/render_json.h"
 #include "ctl/render_text.h"
 
 namespace steward::ctl {
-namespace {
 
-// Runs `method` with `argv` on one node through the station and waits for its end
-// (up to --timeout). Not terminal by then: DeadlineExceeded saying what it is doing.
-absl::StatusOr<proto::CommandState> RunOnNode(Client& client, const Globals& g, const std::string& node,
-                                              const std::string& method, const std::vector<std::string>& argv,
-                                              const std::string& payload = "") {
+absl::StatusOr<proto::SubmitReply> SubmitToNode(Client& client, const Globals& g, const std::string& node,
+                                                const std::string& method, const std::vector<std::string>& argv,
+                                                const std::string& payload, absl::Duration wait) {
   proto::SubmitRequest req;
   req.add_nodes(node);
   proto::Envelope* cmd = req.mutable_command();
@@ -50,12 +54,20 @@ absl::StatusOr<proto::CommandState> RunOnNode(Client& client, const Globals& g, 
   cmd->set_payload(payload);
   // An operation that cannot reach the node now is of no use later: it expires with
   // the wait instead of running whenever the node comes back.
-  const absl::Time deadline = absl::Now() + g.timeout;
-  cmd->set_expires_unix_ms(absl::ToUnixMillis(deadline + absl::Seconds(30)));
-  req.set_wait_ms(absl::ToInt64Milliseconds(g.timeout));
-  auto submitted = client.Submit(req, g.timeout + absl::Seconds(5));
+  cmd->set_expires_unix_ms(absl::ToUnixMillis(absl::Now() + g.timeout + absl::Seconds(30)));
+  req.set_wait_ms(absl::ToInt64Milliseconds(wait));
+  auto submitted = client.Submit(req, wait + absl::Seconds(5));
   if (!submitted.ok()) return submitted.status();
   if (submitted->commands_size() != 1) return absl::InternalError("the station did not take the command");
+  return submitted;
+}
+
+absl::StatusOr<proto::CommandState> RunOnNode(Client& client, const Globals& g, const std::string& node,
+                                              const std::string& method, const std::vector<std::string>& argv,
+                                              const std::string& payload) {
+  const absl::Time deadline = absl::Now() + g.timeout;
+  auto submitted = SubmitToNode(client, g, node, method, argv, payload, g.timeout);
+  if (!submitted.ok()) return submitted.status();
   const std::string id = submitted->commands(0).id();
   for (const proto::CommandState& s : submitted->states()) {
     if (IsTerminal(s.state())) return s;
@@ -70,13 +82,14 @@ absl::StatusOr<proto::CommandState> RunOnNode(Client& client, const Globals& g, 
       absl::FormatDuration(g.timeout), id, id));
 }
 
-// The node's refusal or failure as one line; "" when the command succeeded.
 std::string Failure(const proto::CommandState& s) {
   const proto::Ack& r = s.result();
   if (s.state() == proto::STATE_SUCCEEDED) return "";
   if (!r.error().empty()) return fmt::format("{} {}: {}", s.node(), StateName(s.state()), r.error());
   return fmt::format("{}: command {} {}", s.node(), s.id(), StateName(s.state()));
 }
+
+namespace {
 
 std::string Bytes(uint64_t n) {
   if (n >= (uint64_t{1} << 30)) return fmt::format("{:.1f} GiB", static_cast<double>(n) / (1 << 30));
@@ -249,11 +262,17 @@ bool Retryable(const proto::CommandState& s) {
   return s.state() != proto::STATE_FAILED && s.state() != proto::STATE_REJECTED;
 }
 
+// Chunks in flight at once, each sent by its own thread. Each chunk is a command the
+// station commits to its ledger before it answers; one at a time, every chunk waited
+// for its own commit. Several at once share the station's group commits and keep the
+// agent busy; the agent takes chunks in any order ("have N" counts from 0, no gap).
+constexpr int kWindow = 8;
+
 // Local file -> node. Resumes where the node's part file ends (after a broken link, an
 // agent restart, or a new run of the same copy); a chunk that did not get through is
 // sent again until --wait passes.
 int Push(Client& client, const Globals& g, const std::string& local, const std::string& node,
-         const std::string& path, const std::string& mode, absl::Duration wait) {
+         const std::string& path, const std::string& mode, const std::string& owner, absl::Duration wait) {
   struct stat st {};
   if (::stat(local.c_str(), &st) != 0) return Fail(fmt::format("{}: {}", local, std::strerror(errno)));
   if (S_ISDIR(st.st_mode)) return Fail(fmt::format("{} is a directory (copy takes files)", local));
@@ -262,66 +281,136 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
   absl::StatusOr<std::string> sha = signing::Sha256File(local);
   if (!sha.ok()) return Fail(sha.status());
   const std::string sha_hex = Hex(*sha);
-  std::ifstream in(local, std::ios::binary);
+  const int fd = ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Fail(fmt::format("{}: {}", local, std::strerror(errno)));
+  const absl::Cleanup close_fd = [fd] { ::close(fd); };
   const size_t chunk_bytes = ChunkBytes(client);
   const absl::Time deadline = absl::Now() + wait;
   Progress progress(size, g.json);
-  uint64_t offset = 0;
-  bool known = false;  // offset: unknown until the node says
+
+  // What the senders share.
+  absl::Mutex mu;
+  std::deque<uint64_t> todo;   // chunk offsets not sent yet
+  int busy = 0;                // senders with a chunk in flight
+  bool done = false;           // the node said "done"
+  bool restat = false;         // the node holds less than thought: ask it, start there
+  std::optional<std::string> fatal;
   std::string last_error;
-  std::string buf;
+  uint64_t have = 0;
+
+  // Sends one chunk and waits for its end; what happened goes into the shared state.
+  auto send = [&](uint64_t offset) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk_bytes, size - offset));
+    std::string buf(n, '\0');
+    if (::pread(fd, buf.data(), n, static_cast<off_t>(offset)) != static_cast<ssize_t>(n)) {
+      absl::MutexLock lock(&mu);
+      fatal = fmt::format("read {} failed", local);
+      return;
+    }
+    std::vector<std::string> argv = {"put", path, absl::StrCat(offset), absl::StrCat(size), mode, sha_hex,
+                                     Hex(signing::Sha256(buf))};
+    if (!owner.empty()) argv.push_back(owner);
+    auto s = RunOnNode(client, g, node, kMethodCopy, argv, buf);
+    absl::MutexLock lock(&mu);
+    if (!s.ok()) {  // not delivered in time: sent again
+      last_error = std::string(s.status().message());
+      todo.push_back(offset);
+      return;
+    }
+    if (const std::string why = Failure(*s); !why.empty()) {
+      last_error = why;
+      if (Have(*s).has_value()) {
+        restat = true;  // the part file is not what this copy thought
+      } else if (Retryable(*s)) {
+        todo.push_back(offset);
+      } else {
+        fatal = why;
+      }
+      return;
+    }
+    if (absl::StartsWith(s->result().stdout(), "done")) done = true;
+    have = std::max(have, Have(*s).value_or(0));
+  };
+  auto sender = [&] {
+    while (true) {
+      uint64_t offset = 0;
+      {
+        absl::MutexLock lock(&mu);
+        auto ready = [&] {
+          mu.AssertHeld();
+          return done || restat || fatal.has_value() || !todo.empty() || busy == 0;
+        };
+        mu.Await(absl::Condition(&ready));
+        if (done || restat || fatal.has_value() || todo.empty()) return;
+        offset = todo.front();
+        todo.pop_front();
+        ++busy;
+      }
+      send(offset);
+      absl::MutexLock lock(&mu);
+      --busy;
+    }
+  };
+
   while (true) {
     if (absl::Now() > deadline) {
+      absl::MutexLock lock(&mu);
       return Fail(fmt::format("copy to {}:{} not finished within {}: {} (run it again to resume)", node, path,
                               absl::FormatDuration(wait), last_error));
     }
-    if (!known) {
-      auto s = RunOnNode(client, g, node, kMethodCopy, {"stat", path, absl::StrCat(size), sha_hex});
-      if (!s.ok()) {
-        last_error = std::string(s.status().message());
-        absl::SleepFor(absl::Milliseconds(500));
-        continue;
-      }
-      if (const std::string why = Failure(*s); !why.empty()) {
-        if (!Retryable(*s)) return Fail(why);
-        last_error = why;
-        absl::SleepFor(absl::Milliseconds(200));
-        continue;
-      }
-      offset = Have(*s).value_or(0);
-      if (offset > size) offset = 0;
-      known = true;
-    }
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk_bytes, size - offset));
-    buf.resize(n);
-    in.clear();
-    in.seekg(static_cast<std::streamoff>(offset));
-    if (!in.read(buf.data(), static_cast<std::streamsize>(n))) return Fail(fmt::format("read {} failed", local));
-    auto s = RunOnNode(client, g, node, kMethodCopy,
-                       {"put", path, absl::StrCat(offset), absl::StrCat(size), mode, sha_hex,
-                        Hex(signing::Sha256(buf))},
-                       buf);
-    if (!s.ok()) {  // not delivered in time: ask the node where it is, and go on
+    auto s = RunOnNode(client, g, node, kMethodCopy, {"stat", path, absl::StrCat(size), sha_hex});
+    if (!s.ok()) {
       last_error = std::string(s.status().message());
-      known = false;
+      absl::SleepFor(absl::Milliseconds(500));
       continue;
     }
     if (const std::string why = Failure(*s); !why.empty()) {
-      if (std::optional<uint64_t> have = Have(*s)) {  // a gap: resume from what it holds
-        offset = *have;
-        continue;
-      }
-      if (Retryable(*s)) {
-        last_error = why;
-        known = false;
-        absl::SleepFor(absl::Milliseconds(200));
-        continue;
-      }
-      return Fail(why);
+      if (!Retryable(*s)) return Fail(why);
+      last_error = why;
+      absl::SleepFor(absl::Milliseconds(200));
+      continue;
     }
-    if (absl::StartsWith(s->result().stdout(), "done")) break;
-    offset = Have(*s).value_or(offset + n);
-    progress.At(offset);
+    uint64_t from = Have(*s).value_or(0);
+    if (from > size) from = 0;
+    {
+      absl::MutexLock lock(&mu);
+      restat = false;
+      have = from;
+    }
+    // The first chunk makes the part file: it goes alone, the rest then all at once.
+    if (from == 0) {
+      send(0);
+      from = std::min<uint64_t>(chunk_bytes, size);
+    }
+    {
+      absl::MutexLock lock(&mu);
+      if (fatal.has_value()) return Fail(*fatal);
+      if (done) break;
+      if (restat || have < from) continue;
+      todo.clear();
+      for (uint64_t off = from; off < size; off += chunk_bytes) todo.push_back(off);
+    }
+    std::vector<std::thread> senders;
+    for (int i = 0; i < kWindow; ++i) senders.emplace_back(sender);
+    while (true) {  // progress on this thread, while the senders work
+      absl::MutexLock lock(&mu);
+      auto finished = [&] {
+        mu.AssertHeld();
+        return done || restat || fatal.has_value() || (todo.empty() && busy == 0);
+      };
+      if (mu.AwaitWithTimeout(absl::Condition(&finished), absl::Seconds(1))) break;
+      progress.At(have);
+      if (absl::Now() > deadline) {  // the senders stop after the chunk they send
+        restat = true;
+        break;
+      }
+    }
+    for (std::thread& t : senders) t.join();
+    absl::MutexLock lock(&mu);
+    if (fatal.has_value()) return Fail(*fatal);
+    if (done) break;
+    // Every chunk went and the node is not done (it restarted and forgot chunks that
+    // came out of order, or the part file changed): ask it where it is, go on there.
   }
   progress.At(size, true);
   if (!g.json) fmt::print("{}:{}: {} bytes, sha256 {}\n", Escape(node), Escape(path), size, sha_hex);
@@ -331,7 +420,14 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
 // Node -> local file: chunk by chunk into DEST.steward-part, each chunk's hash checked,
 // then the whole file's, then renamed into place.
 int Pull(Client& client, const Globals& g, const std::string& node, const std::string& path,
-         const std::string& local, const std::string& mode, absl::Duration wait) {
+         const std::string& local, const std::string& mode, const std::string& owner_spec, absl::Duration wait) {
+  std::optional<Owner> owner;
+  if (!owner_spec.empty()) {
+    absl::StatusOr<Owner> o = ResolveOwner(owner_spec);
+    if (!o.ok()) return Fail(o.status());
+    if (absl::Status can = CheckCanChown(*o); !can.ok()) return Fail(absl::StrCat("owner ", owner_spec, ": stewardctl ", can.message()));
+    owner = *o;
+  }
   if (struct stat st {}; ::stat(local.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     return Fail(fmt::format("{} is a directory: name the file to write", local));
   }
@@ -392,6 +488,11 @@ int Pull(Client& client, const Globals& g, const std::string& node, const std::s
   }
   uint32_t m = 0644;
   if (!mode.empty()) (void)absl::numbers_internal::safe_strtou32_base(mode, &m, 8);
+  if (owner.has_value() && ::chown(part.c_str(), owner->uid, owner->gid) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(part.c_str());
+    return Fail(fmt::format("chown {}: {}", part, why));
+  }
   ::chmod(part.c_str(), static_cast<mode_t>(m));
   if (::rename(part.c_str(), local.c_str()) != 0) return Fail(fmt::format("rename to {}: {}", local, std::strerror(errno)));
   progress->At(size, true);
@@ -406,6 +507,7 @@ Runner SetupCopy(CLI::App& cmd) {
     std::string from;
     std::string to;
     std::string mode;
+    std::string owner;
     absl::Duration wait = absl::Minutes(10);
   };
   auto o = std::make_shared<Options>();
@@ -418,6 +520,9 @@ Runner SetupCopy(CLI::App& cmd) {
             return absl::numbers_internal::safe_strtou32_base(m, &v, 8) && v <= 07777 ? "" : "not an octal mode";
           },
           "MODE"));
+  cmd.add_option("--owner", o->owner,
+                 "Owner of the written file: USER:GROUP, USER or :GROUP, names or numbers, resolved where it "
+                 "is written (default: the writer's)");
   cli::AddDuration(cmd, "--wait", &o->wait, "Give up after this long (a copy resumes when run again)")
       ->default_str("10m");
   return [o, &cmd](const Globals& g) {
@@ -433,9 +538,9 @@ Runner SetupCopy(CLI::App& cmd) {
           struct stat st {};
           mode = fmt::format("{:o}", ::stat(o->from.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644);
         }
-        return Push(client, g, o->from, to->first, to->second, mode, o->wait);
+        return Push(client, g, o->from, to->first, to->second, mode, o->owner, o->wait);
       }
-      return Pull(client, g, from->first, from->second, o->to, o->mode, o->wait);
+      return Pull(client, g, from->first, from->second, o->to, o->mode, o->owner, o->wait);
     });
   };
 }

@@ -280,13 +280,17 @@ absl::StatusOr<std::string> Permissions(const BrokerUser& user, const std::strin
       publish = {">"};
       subscribe = {">"};
       break;
-    case BrokerUser::Role::kOperator:
+    case BrokerUser::Role::kOperator: {
       publish = {absl::StrCat(station, ".command.*.cli")};
-      subscribe = {inbox};
+      STEWARD_ASSIGN_OR_RETURN(std::string debug, subjects::DebugSubscribePattern(user.name));
+      subscribe = {inbox, debug};  // its own debug streams (stewardctl debug)
+      allow_responses = true;      // answers a streaming node's "still there?"
       break;
+    }
     case BrokerUser::Role::kNode: {
       STEWARD_ASSIGN_OR_RETURN(std::string own, subjects::NodePattern(user.name));
-      publish = {absl::StrCat(station, ".event.>")};
+      STEWARD_ASSIGN_OR_RETURN(std::string debug, subjects::DebugPublishPattern(user.name));
+      publish = {absl::StrCat(station, ".event.>"), debug};  // its own log, to debug streams
       subscribe = {own, inbox};
       allow_responses = true;
       break;

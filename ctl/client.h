@@ -93,6 +93,8 @@ class Client {
   const ClientOptions& options() const { return options_; }
   // The largest message the broker takes (its max_payload), as the connection knows it.
   size_t MaxPayload() const;
+  // The connection, for what reads the broker directly (a debug stream, ctl/debug.cc).
+  natsConnection* connection() const { return conn_.get(); }
 
  private:
   explicit Client(ClientOptions options) : options_(std::move(options)) {}

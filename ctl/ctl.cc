@@ -45,6 +45,7 @@ constexpr Subcommand kSubcommands[] = {
     {"node", "One node's details and recent commands; `node forget NAME` removes it", SetupNode},
     {"status", "A node's processes, queues, outbox, inputs and resources (live, or --cached)", SetupStatus},
     {"process", "Stop or start one of a node's command handlers", SetupProcess},
+    {"debug", "The agent's own log, live, at a chosen level, for a while (--level, --for)", SetupDebug},
     {"copy", "Copy a file to or from a node (chunked, SHA-256 checked, resumable)", SetupCopy},
     {"config", "Show, set or push a node's agent configuration (validated, then reloaded)", SetupConfig},
     {"logs", "Syslog lines the nodes forwarded", SetupLogs},

@@ -200,6 +200,32 @@ absl::StatusOr<std::string> NodePattern(absl::string_view node) {
   return absl::StrCat(node, ".>");
 }
 
+absl::StatusOr<std::string> DebugStream(absl::string_view op, absl::string_view node, absl::string_view id) {
+  if (absl::Status s = CheckToken("operator name", op); !s.ok()) return s;
+  if (absl::Status s = CheckToken("node name", node); !s.ok()) return s;
+  if (absl::Status s = CheckToken("stream id", id); !s.ok()) return s;
+  return absl::StrCat(kDebugPrefix, ".", op, ".", node, ".", id);
+}
+
+absl::Status ValidateDebugStream(absl::string_view subject, absl::string_view node) {
+  const std::vector<absl::string_view> t = absl::StrSplit(subject, '.');
+  if (t.size() != 4 || t[0] != kDebugPrefix || t[2] != node) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a debug stream of ", node, " (", kDebugPrefix, ".OPERATOR.", node, ".ID): ", subject));
+  }
+  return DebugStream(t[1], t[2], t[3]).status();
+}
+
+absl::StatusOr<std::string> DebugPublishPattern(absl::string_view node) {
+  if (absl::Status s = CheckToken("node name", node); !s.ok()) return s;
+  return absl::StrCat(kDebugPrefix, ".*.", node, ".>");
+}
+
+absl::StatusOr<std::string> DebugSubscribePattern(absl::string_view op) {
+  if (absl::Status s = CheckToken("operator name", op); !s.ok()) return s;
+  return absl::StrCat(kDebugPrefix, ".", op, ".>");
+}
+
 std::string Sanitize(absl::string_view text) {
   if (text.empty()) return "_";
   std::string out(CutAtCharBoundary(text, kMaxTokenLength));

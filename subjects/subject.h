@@ -60,6 +60,17 @@ absl::StatusOr<std::string> MethodPattern(absl::string_view node, Kind kind,
 // "<node>.>": everything addressed to `node` (used by broker permissions).
 absl::StatusOr<std::string> NodePattern(absl::string_view node);
 
+// Debug streams (stewardctl debug): a node's own log lines go, best effort, to
+// "_DEBUG.<operator>.<node>.<id>" and below it; the broker lets only that operator read
+// it and only that node write it (DebugPublishPattern, DebugSubscribePattern).
+inline constexpr char kDebugPrefix[] = "_DEBUG";
+absl::StatusOr<std::string> DebugStream(absl::string_view op, absl::string_view node, absl::string_view id);
+// OK when `subject` is a debug stream of `node` (what an agent checks before it streams).
+absl::Status ValidateDebugStream(absl::string_view subject, absl::string_view node);
+// "_DEBUG.*.<node>.>" (what a node may publish) and "_DEBUG.<operator>.>" (read).
+absl::StatusOr<std::string> DebugPublishPattern(absl::string_view node);
+absl::StatusOr<std::string> DebugSubscribePattern(absl::string_view op);
+
 // Sanitize maps arbitrary text (a syslog tag, a hostname) to a valid token: invalid
 // bytes become '_', the result is cut to kMaxTokenLength, and empty input gives "_".
 std::string Sanitize(absl::string_view text);

@@ -399,8 +399,8 @@ TEST_CASE("NatsServerConfig writes each role's permissions", "[broker]") {
   CHECK(absl::StrContains(*text, "listen: \"127.0.0.1:4222\""));
   CHECK_FALSE(absl::StrContains(*text, "tls"));
   CHECK(absl::StrContains(*text, R"(publish: { allow: ["hq.command.*.cli"] })"));
-  CHECK(absl::StrContains(*text, R"(subscribe: { allow: ["_INBOX_alice.>"] })"));
-  CHECK(absl::StrContains(*text, R"(publish: { allow: ["hq.event.>"] })"));
+  CHECK(absl::StrContains(*text, R"(subscribe: { allow: ["_INBOX_alice.>", "_DEBUG.alice.>"] })"));
+  CHECK(absl::StrContains(*text, R"(publish: { allow: ["hq.event.>", "_DEBUG.*.ship1.>"] })"));
   CHECK(absl::StrContains(*text, R"(subscribe: { allow: ["ship1.>", "_INBOX_ship1.>"] })"));
   CHECK(absl::StrContains(*text, "allow_responses: true"));
 }
