@@ -120,15 +120,7 @@ void Approvals::Decide(const Call& call, proto::DecideRequest req) {
                  absl::StrCat(s.node(), " ", CommandRuleText(s.command()).substr(0, 200),
                               req.comment().empty() ? "" : absl::StrCat(": ", req.comment())));
   }
-  core_.AfterWrites([this, call, out, seqs](absl::Status) {
-    bool durable = true;
-    {
-      absl::MutexLock lock(&core_.model.mu);
-      for (const auto& [id, seq] : seqs) durable = durable && core_.model.commands.Durable(id, seq);
-    }
-    if (!durable) return rpc_.Error(call, "ledger write failed: the decision is not stored yet");
-    rpc_.Ok(call, out);
-  });
+  rpc_.OkWhenDurable(call, out, std::move(seqs), "the decision");
 }
 
 void Approvals::Rules(const Call& call, proto::ApprovalRulesRequest req) {
@@ -156,10 +148,7 @@ void Approvals::Rules(const Call& call, proto::ApprovalRulesRequest req) {
   if (req.show()) return rpc_.Ok(call, out);
   RecordAction(core_, call, "approval-rules", req.target(),
                req.rules().empty() ? "cleared" : absl::StrJoin(req.rules(), " "));
-  core_.AfterWrites([this, call, out](absl::Status st) {
-    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
-    rpc_.Ok(call, out);
-  });
+  rpc_.OkWhenStored(call, out);
 }
 
 }  // namespace steward::station

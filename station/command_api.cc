@@ -203,15 +203,7 @@ void CommandApi::Cancel(const Call& call, proto::CancelRequest req) {
   }
   // Answered once every cancellation is in the ledger (writes complete in order).
   // (A killed command's result may be queued meanwhile: only the cancel's own write counts.)
-  core_.AfterWrites([this, call, out, seqs](absl::Status) {
-    bool durable = true;
-    {
-      absl::MutexLock lock(&core_.model.mu);
-      for (const auto& [id, seq] : seqs) durable = durable && core_.model.commands.Durable(id, seq);
-    }
-    if (!durable) return rpc_.Error(call, "ledger write failed: the cancellation is not stored yet");
-    rpc_.Ok(call, out);
-  });
+  rpc_.OkWhenDurable(call, out, std::move(seqs), "the cancellation");
 }
 
 void CommandApi::Retry(const Call& call, proto::RetryRequest req) {

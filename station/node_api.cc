@@ -118,10 +118,7 @@ void NodeApi::Forget(const Call& call, proto::ForgetRequest req) {
     }
   }
   if (!refused.empty()) return rpc_.Reject(call, refused);
-  core_.AfterWrites([this, call, out](absl::Status st) {
-    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
-    rpc_.Ok(call, out);
-  });
+  rpc_.OkWhenStored(call, out);
 }
 
 }  // namespace steward::station

@@ -71,10 +71,7 @@ void Operations::Pause(const Call& call, proto::PauseRequest req) {
     }
     now_switch = sw;  // already so: answered with the switch as it is
   }
-  core_.AfterWrites([this, call, now_switch](absl::Status st) {
-    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
-    rpc_.Ok(call, now_switch);
-  });
+  rpc_.OkWhenStored(call, now_switch);
 }
 
 void Operations::Maintenance(const Call& call, proto::MaintenanceRequest req) {
@@ -111,10 +108,7 @@ void Operations::Maintenance(const Call& call, proto::MaintenanceRequest req) {
     info->set_pending(static_cast<int>(core_.model.commands.Pending(req.node())));
     *out.mutable_dispatch() = core_.model.dispatch;
   }
-  core_.AfterWrites([this, call, out](absl::Status st) {
-    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
-    rpc_.Ok(call, out);
-  });
+  rpc_.OkWhenStored(call, out);
 }
 
 }  // namespace steward::station

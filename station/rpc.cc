@@ -129,4 +129,28 @@ void Rpc::Fail(const Call& call, const absl::Status& st) {
   }
 }
 
+void Rpc::OkWhenStored(const Call& call, const google::protobuf::Message& body) {
+  std::shared_ptr<google::protobuf::Message> out(body.New());
+  out->CopyFrom(body);
+  core_.AfterWrites([this, call, out](absl::Status st) {
+    if (!st.ok()) return Error(call, absl::StrCat("ledger write failed: ", st.message()));
+    Ok(call, *out);
+  });
+}
+
+void Rpc::OkWhenDurable(const Call& call, const google::protobuf::Message& body, std::map<std::string, uint64_t> seqs,
+                        absl::string_view what) {
+  std::shared_ptr<google::protobuf::Message> out(body.New());
+  out->CopyFrom(body);
+  core_.AfterWrites([this, call, out, seqs = std::move(seqs), what = std::string(what)](absl::Status) {
+    bool durable = true;
+    {
+      absl::MutexLock lock(&core_.model.mu);
+      for (const auto& [id, seq] : seqs) durable = durable && core_.model.commands.Durable(id, seq);
+    }
+    if (!durable) return Error(call, absl::StrCat("ledger write failed: ", what, " is not stored yet"));
+    Ok(call, *out);
+  });
+}
+
 }  // namespace steward::station

@@ -18,6 +18,8 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -87,6 +89,14 @@ class Rpc {
   // Answers a failed Status: InvalidArgument, NotFound, FailedPrecondition,
   // PermissionDenied and AlreadyExists reject; the rest are errors.
   void Fail(const Call& call, const absl::Status& st);
+  // OkWhenStored answers `body` once every ledger write queued so far committed, or an
+  // error when one failed: nothing is acknowledged before it is durable.
+  void OkWhenStored(const Call& call, const google::protobuf::Message& body);
+  // OkWhenDurable answers `body` once write `seq` of each command of `seqs` (id -> seq)
+  // committed; else an error saying `what` is not stored yet. (Writes of those commands
+  // queued meanwhile, a killed command's result, do not count.)
+  void OkWhenDurable(const Call& call, const google::protobuf::Message& body, std::map<std::string, uint64_t> seqs,
+                     absl::string_view what);
 
  private:
   // Whether `reply` is where an operator reads answers (not a node's inbox, nor any

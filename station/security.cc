@@ -204,10 +204,7 @@ void Security::Accept(const Call& call, proto::AcceptRequest req) {
                  refused);
     return rpc_.Reject(call, refused);
   }
-  core_.AfterWrites([this, call, out](absl::Status st) {
-    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
-    rpc_.Ok(call, out);
-  });
+  rpc_.OkWhenStored(call, out);
 }
 
 std::vector<proto::CommandState> Security::PushLocked(const std::set<std::string>& nodes, std::string* error) {
@@ -307,10 +304,7 @@ void Security::Acl(const Call& call, proto::AclRequest req) {
   }
   if (!error.empty()) return rpc_.Error(call, error);
   if (pushes.empty()) {
-    return core_.AfterWrites([this, call, out](absl::Status st) {
-      if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
-      rpc_.Ok(call, out);
-    });
+    return rpc_.OkWhenStored(call, out);
   }
   for (const proto::CommandState& c : pushes) {
     out.add_lines(absl::StrCat("sending the ACL to ", c.node(), " as command ", c.id()));
@@ -337,10 +331,7 @@ void Security::MoveActive(const Call& call, proto::AclRequest req) {
                                                                         ? ""
                                                                         : absl::StrCat(" (was ", c->from, ")")));
   }
-  core_.AfterWrites([this, call, out](absl::Status st) {
-    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
-    rpc_.Ok(call, out);
-  });
+  rpc_.OkWhenStored(call, out);
 }
 
 void Security::Audit(const Call& call, proto::AuditRequest req) {

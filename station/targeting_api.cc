@@ -137,10 +137,7 @@ void TargetingApi::Tag(const Call& call, proto::TagRequest req) {
     for (proto::OperatorAction& e : *history) *out.add_history() = std::move(e);
   }
   if (change) STEWARD_LOG_INFO("tags of {} nodes changed by {}", names.size(), call.op());
-  core_.AfterWrites([this, call, out](absl::Status st) {
-    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
-    rpc_.Ok(call, out);
-  });
+  rpc_.OkWhenStored(call, out);
 }
 
 void TargetingApi::Launch(const Call& call, proto::LaunchRequest req) {
@@ -273,10 +270,7 @@ void TargetingApi::Schedule(const Call& call, proto::ScheduleRequest req) {
                              : action == "pause" ? " paused"
                                                  : " resumed"));
   STEWARD_LOG_INFO("schedule {}: {} by {}", req.name(), action, call.op());
-  core_.AfterWrites([this, call, out](absl::Status w) {
-    if (!w.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", w.message()));
-    rpc_.Ok(call, out);
-  });
+  rpc_.OkWhenStored(call, out);
 }
 
 void TargetingApi::AddSchedule(const Call& call, proto::Schedule s) {
@@ -313,10 +307,7 @@ void TargetingApi::AddSchedule(const Call& call, proto::Schedule s) {
     }
   }
   STEWARD_LOG_INFO("schedule {} added by {}: {}", s.name(), call.op(), s.cron());
-  core_.AfterWrites([this, call, out](absl::Status w) {
-    if (!w.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", w.message()));
-    rpc_.Ok(call, out);
-  });
+  rpc_.OkWhenStored(call, out);
 }
 
 void TargetingApi::ShowSchedule(const Call& call, const std::string& name) {
