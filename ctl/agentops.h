@@ -1,7 +1,8 @@
-// What the agent-operation verbs share (ctl/agentops.cc, ctl/debug.cc): one command to
+// What the agent-operation verbs share (ctl/agentops.cc, ctl/copy.cc, ctl/debug.cc): one command to
 // one node's agent method, through the station, waited for.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,8 @@ absl::StatusOr<proto::CommandState> RunOnNode(Client& client, const Globals& g, 
 
 // The node's refusal or failure as one line; "" when the command succeeded.
 std::string Failure(const proto::CommandState& s);
+
+// "1.5 MiB": a size for people.
+std::string Bytes(uint64_t n);
 
 }  // namespace steward::ctl
