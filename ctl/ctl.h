@@ -53,6 +53,7 @@ Runner SetupCancel(CLI::App& command);
 Runner SetupWatch(CLI::App& command);
 Runner SetupRetry(CLI::App& command);
 Runner SetupShow(CLI::App& command);
+Runner SetupRun(CLI::App& command);
 Runner SetupHistory(CLI::App& command);
 Runner SetupNodes(CLI::App& command);
 Runner SetupNode(CLI::App& command);

@@ -9,6 +9,7 @@
 #include "common/cli.h"
 #include "common/protocol.h"
 #include "ctl/ctl.h"
+#include "ctl/render_jobs.h"
 #include "ctl/render_json.h"
 #include "ctl/render_text.h"
 
@@ -118,6 +119,15 @@ Runner SetupShow(CLI::App& cmd) {
       auto states = client.Show(*ids, "", g.timeout);
       if (!states.ok() && ids->size() == 1) states = client.Show({}, ids->front(), g.timeout);
       if (!states.ok()) return Fail(states.status());
+      // A runbook job: its runs and steps.
+      if (!g.json && ids->size() == 1 && states->commands_size() > 0 && states->commands(0).has_runbook() &&
+          states->commands(0).request_id() == ids->front()) {
+        auto job = client.Job(ids->front(), g.timeout);
+        if (job.ok() && job->job().has_runbook()) {
+          fmt::print("{}", RunbookDetails(job->job(), states->commands()));
+          return 0;
+        }
+      }
       return PrintCommands(g, *states, AllDetails);
     });
   };

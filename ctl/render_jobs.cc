@@ -20,12 +20,6 @@ std::string Describe(const proto::TargetSpec& spec) {
   return out;
 }
 
-std::string Argv(const proto::Envelope& cmd) {
-  std::string what = absl::StrJoin(cmd.argv(), " ");
-  if (cmd.method() != kMethodShell) what = absl::StrCat(cmd.method(), ": ", what);
-  return what;
-}
-
 // "2024-05-01 10:00:00 UTC (in 14m)" / "(3m ago)"; "-" for 0.
 std::string When(int64_t unix_ms) {
   if (unix_ms == 0) return "-";
@@ -82,6 +76,13 @@ std::string History(const google::protobuf::RepeatedPtrField<proto::OperatorActi
 
 }  // namespace
 
+std::string Argv(const proto::Envelope& cmd) {
+  std::string what = absl::StrJoin(cmd.argv(), " ");
+  if (cmd.method() != kMethodShell) what = absl::StrCat(cmd.method(), ": ", what);
+  return what;
+}
+
+
 std::string Nodes(int n) { return absl::StrCat(n, n == 1 ? " node" : " nodes"); }
 
 std::string JobStateText(const proto::Job& job) {
@@ -131,13 +132,17 @@ std::string TagLines(const proto::TagReply& reply) {
 
 std::string JobDetails(const proto::JobReply& reply) {
   const proto::Job& job = reply.job();
-  std::string kind = job.has_rollout()         ? "rollout"
+  std::string kind = job.has_runbook()         ? "runbook job"
+                     : job.has_rollout()       ? "rollout"
                      : job.continuous()        ? "continuous job"
                      : !job.schedule().empty() ? "run"
                                                : "job";
   std::string out = fmt::format("{} {}: {}\n  target: {}\n  command: {}\n  by: {}, created {}\n", kind,
                                 Escape(job.id()), Escape(JobStateText(job)), Escape(Describe(job.target())),
-                                Escape(Argv(job.command())), Escape(job.operator_()), Ago(job.created_unix_ms()));
+                                Escape(job.has_runbook() ? absl::StrCat("runbook ", job.runbook().name(), " (", job.runbook().steps_size(),
+                                                                        " steps)")
+                                                       : Argv(job.command())),
+                                Escape(job.operator_()), Ago(job.created_unix_ms()));
   if (!job.schedule().empty()) {
     absl::StrAppend(&out, "  schedule: ", Escape(job.schedule()), " for ", When(job.scheduled_unix_ms()),
                     job.catch_up() ? " (catch-up: missed while the station was down)" : "", "\n");

@@ -11,6 +11,11 @@ namespace steward::ctl {
 
 // "aborted: rollout aborted: 3 of 20 failed", "done", "open".
 std::string JobStateText(const proto::Job& job);
+// A command's argv as typed ("shellcommand" left out, another method named first).
+std::string Argv(const proto::Envelope& cmd);
+// A runbook job: each target's run, then each of its commands (step, check tries).
+std::string RunbookDetails(const proto::Job& job,
+                           const google::protobuf::RepeatedPtrField<proto::CommandState>& states);
 // "1 node", "20 nodes".
 std::string Nodes(int n);
 // "6 succeeded, 1 failed, 13 pending" ("nothing yet" when there are no targets).

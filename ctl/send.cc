@@ -278,6 +278,9 @@ int Launch(Client& client, const Globals& g, const SendOptions& o, const std::st
   req.set_command_ttl_ms(absl::ToInt64Milliseconds(o.command.ttl));
   if (rollout != nullptr) *req.mutable_rollout() = *rollout;
   req.set_continuous(o.continuous);
+  // Each node's command as a send to it would be: exclusive per node, held for approval.
+  const proto::ControlPolicy control = BuildSubmit(o, nodes, argv).control();
+  if (control.ByteSizeLong() > 0) *req.mutable_control() = control;
   if (o.expires_in > absl::ZeroDuration()) req.set_expires_unix_ms(absl::ToUnixMillis(absl::Now() + o.expires_in));
   req.set_allow_empty(o.allow_empty);
   auto launched = client.Launch(req, g.timeout);
@@ -299,8 +302,12 @@ int Launch(Client& client, const Globals& g, const SendOptions& o, const std::st
                job.continuous() ? " yet" : "");
     return 0;
   }
-  if (o.no_wait) {
+  if (o.no_wait || o.require_approval) {
     PrintRefs(g, launched->submitted());
+    if (o.require_approval && !g.json) {
+      fmt::print(stderr, "stewardctl: awaiting approval by another operator (stewardctl approvals; "
+                         "stewardctl approve ID); each is sent once approved\n");
+    }
     return 0;
   }
   if (job.has_rollout()) return FollowRollout(client, g, *launched, o.wait);
@@ -460,16 +467,6 @@ Runner SetupSend(CLI::App& cmd) {
     }
     const bool targeted = o->all || !o->where.empty() || o->staged() || o->continuous || o->allow_empty ||
                           nodes.find_first_of("*?[@") != std::string::npos;
-    if (targeted && o->require_approval) {
-      // Launch does not carry the control policy yet: refused rather than ignored.
-      return cli::UsageError(cmd, "--require-approval takes NODE[,NODE...] names only (approval rules, "
-                                  "stewardctl approval-rules, hold targeted sends too)");
-    }
-    if (targeted && o->exclusive) {
-      // Launch does not carry the control policy yet: refused rather than ignored.
-      return cli::UsageError(cmd, "--exclusive takes NODE[,NODE...] names only (not --all, --where, globs, "
-                                  "@groups, rollouts or continuous jobs)");
-    }
     return WithClient(g, [&](Client& c) {
       if (!targeted) return Send(c, g, *o, nodes, argv);
       return Launch(c, g, *o, nodes, argv, o->staged() ? &rollout : nullptr);
@@ -535,6 +532,16 @@ Runner SetupCancel(CLI::App& cmd) {
   return [ids](const Globals& g) {
     return WithClient(g, [&](Client& client) {
       auto asked = client.Cancel(*ids, g.timeout);
+      if (!asked.ok() && ids->size() == 1) {
+        // A runbook job's id: the job stops (its running step is killed, no more step runs).
+        auto job = client.Job(ids->front(), g.timeout);
+        if (job.ok() && job->job().has_runbook()) {
+          auto closed = client.Close(ids->front(), g.timeout);
+          if (!closed.ok()) return Fail(closed.status());
+          fmt::print("{}", ReplyLines(*closed));
+          return 0;
+        }
+      }
       if (!asked.ok()) return Fail(asked.status());
       std::vector<std::string> running;  // killed on their nodes: wait for their results
       for (const CommandState& s : asked->commands()) {

@@ -18,6 +18,8 @@ namespace {
 
 constexpr int64_t kMaxWaitMs = 3600 * 1000;
 
+}  // namespace
+
 absl::Status CheckControl(const proto::ControlPolicy& p) {
   if (!p.exclusive() && (p.on_busy() != proto::ON_BUSY_REJECT || p.priority() != 0)) {
     return absl::InvalidArgumentError("--on-busy and --priority apply to --exclusive commands only");
@@ -28,8 +30,6 @@ absl::Status CheckControl(const proto::ControlPolicy& p) {
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 CommandApi::CommandApi(Core& core, Rpc& rpc) : core_(core), rpc_(rpc) {
   rpc.Handle<proto::SubmitRequest>(kStationSubmit, [this](const Call& c, proto::SubmitRequest r) {

@@ -12,6 +12,9 @@
 
 namespace steward::station {
 
+// What is wrong with a command's control policy as an operator asked for it (send, launch).
+absl::Status CheckControl(const proto::ControlPolicy& p);
+
 class CommandApi {
  public:
   CommandApi(Core& core, Rpc& rpc);

@@ -205,6 +205,18 @@ class CommandTable {
   // of `node`'s slot ("" when free) and the ids waiting for it, first first.
   std::string SlotHolder(const std::string& node) const;
   std::vector<std::string> SlotQueue(const std::string& node) const;
+  // A runbook (ControlPolicy.slot_job) keeps its node's slot from its first step's
+  // admission until ReleaseJob, between steps too: its next step goes straight in, other
+  // exclusive commands are busy, wait, or preempt the job (priority against the job's).
+  // SlotJob says which job keeps `node`'s slot ("" none). Reserve gives it back to job
+  // `job` at start (a run between steps when the station stopped) when nothing holds it.
+  std::string SlotJob(const std::string& node) const;
+  void Reserve(const std::string& node, const std::string& job, int32_t priority);
+  // ReleaseJob ends job `job`'s keep of `node`'s slot (its run ended); the queue moves.
+  void ReleaseJob(const std::string& node, const std::string& job, absl::Time now);
+  // Whether a preemption took `node`'s slot from job `job`, and by which command ("" none);
+  // asked once, it is forgotten.
+  std::string TakeJobPreemption(const std::string& job, const std::string& node);
 
   // Cancel ends a command that was not delivered: FailedPrecondition says why it cannot
   // ("already succeeded", "already delivered to ship1"); NotFound when not in memory.
@@ -293,7 +305,11 @@ class CommandTable {
   struct Slot {
     std::string holder;
     std::set<std::pair<int64_t, std::string>> queue;  // (-priority, id): first first
+    std::string job;           // a runbook keeping the slot between its steps
+    int32_t job_priority = 0;  // that runbook's priority
   };
+  // Takes the slot from its runbook job for command `by` (a preemption).
+  void PreemptJob(Slot& slot, const std::string& node, const std::string& by);
 
   const CommandTableOptions options_;
   // Every unfinished command, and finished ones for keep_finished.
@@ -314,6 +330,8 @@ class CommandTable {
   absl::flat_hash_map<std::string, Slot> slots_;
   // Kills of commands loaded with a cancel asked for: asked again by the next TakeDue.
   std::vector<KillRequest> reload_kills_;
+  // "job/node" -> the command whose preemption took the slot from that runbook run.
+  absl::flat_hash_map<std::string, std::string> job_preemptions_;
   bool sooner_ = false;
 };
 

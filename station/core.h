@@ -28,6 +28,7 @@
 #include "station/active_members.h"
 #include "station/commands.h"
 #include "station/jobs.h"
+#include "station/runbooks.h"
 #include "station/feed.h"
 #include "station/output_relay.h"
 #include "station/ledger/store.h"
@@ -66,6 +67,8 @@ struct Model {
   // the schedules.
   TagTable tags ABSL_GUARDED_BY(mu);
   JobTable jobs ABSL_GUARDED_BY(mu);
+  // Runbook jobs (station/runbooks.h): steps made one after another on each target.
+  RunbookTable runbooks ABSL_GUARDED_BY(mu);
   ScheduleTable schedules ABSL_GUARDED_BY(mu);
   // Paused: the dispatcher sends nothing (station/operations.h).
   proto::DispatchSwitch dispatch ABSL_GUARDED_BY(mu);

@@ -39,7 +39,13 @@ absl::Status JobRunner::Load() {
   {
     absl::MutexLock lock(&core_.model.mu);
     core_.model.tags.Load(tags);
-    for (size_t i = 0; i < jobs.size(); ++i) core_.model.jobs.Load(std::move(jobs[i]), states[i], now);
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (jobs[i].has_runbook()) {
+        core_.model.runbooks.Load(std::move(jobs[i]), states[i], core_.model.commands);
+      } else {
+        core_.model.jobs.Load(std::move(jobs[i]), states[i], now);
+      }
+    }
     owed_ = core_.model.schedules.Load(std::move(schedules), now, &changed, &problems);
     tags_seen_ = core_.model.tags.version();
   }
@@ -59,6 +65,7 @@ void JobRunner::Run(const absl::Notification& stop) {
   while (!stop.HasBeenNotified()) {
     const absl::Time now = absl::Now();
     Tick(now);
+    TickRunbooks(now);
     bool tags_changed = false;
     {
       absl::MutexLock lock(&core_.model.mu);
@@ -119,6 +126,56 @@ void JobRunner::Tick(absl::Time now) {
   Finish(std::move(work));
 }
 
+void JobRunner::TickRunbooks(absl::Time now) {
+  RunbookTable::Work work;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    if (core_.model.runbooks.empty()) return;
+    core_.model.runbooks.Tick(now, core_.model.commands, work);
+    if (core_.model.commands.TakeSooner()) core_.model.wake = true;  // a slot that came free
+  }
+  FinishRunbooks(std::move(work));
+}
+
+void JobRunner::FinishRunbooks(RunbookTable::Work work) {
+  for (const std::string& line : work.log) STEWARD_LOG_INFO("{}", line);
+  const absl::Time now = absl::Now();
+  for (RunbookTable::Make& m : work.make) {
+    absl::StatusOr<proto::CommandState> s = core_.NewCommand(m.node, m.command, m.job, m.op);
+    if (s.ok()) {
+      *s->mutable_control() = m.control;
+      *s->mutable_runbook() = m.ref;
+      absl::MutexLock lock(&core_.model.mu);
+      HoldForApprovalLocked(core_.model, *s, now, m.op);  // an approval rule holds a step like any command
+    }
+    if (!s.ok()) {
+      STEWARD_LOG_ERROR("runbook job {} on {}: {}", m.job, m.node, s.status().message());
+      absl::MutexLock lock(&core_.model.mu);
+      Changes changes;
+      core_.model.runbooks.Made(m.job, m.node, "", m.ref, false, now, core_.model.commands, changes);
+      continue;
+    }
+    const std::string id = s->id();
+    std::vector<proto::CommandState> one;
+    one.push_back(*std::move(s));
+    core_.Submit(std::move(one), [this, m, id](absl::Status st) {
+      if (!st.ok()) STEWARD_LOG_ERROR("runbook job {} on {}: storing its next command: {}", m.job, m.node, st.ToString());
+      absl::MutexLock lock(&core_.model.mu);
+      Changes changes;
+      core_.model.runbooks.Made(m.job, m.node, id, m.ref, st.ok(), absl::Now(), core_.model.commands, changes);
+      core_.ApplyLocked(changes);
+    });
+  }
+  for (proto::Job& job : work.writes) {
+    const std::string id = job.id();
+    core_.store().Write(ledger::PutJob(std::move(job)), [this, id](absl::Status st) {
+      if (!st.ok()) STEWARD_LOG_ERROR("ledger write of runbook job {}: {}", id, st.ToString());
+      absl::MutexLock lock(&core_.model.mu);
+      core_.model.runbooks.Written(id, st.ok());
+    });
+  }
+}
+
 const Target* JobRunner::TargetOf(const proto::Job& job) {
   auto it = compiled_.find(job.id());
   if (it == compiled_.end()) {
@@ -161,6 +218,7 @@ void JobRunner::Launch(LaunchSpec spec, std::function<void(absl::StatusOr<proto:
   *job.mutable_target() = spec.target.spec;
   *job.mutable_command() = spec.command;
   job.mutable_command()->clear_expires_unix_ms();
+  *job.mutable_control() = spec.control;
   job.set_command_ttl_ms(spec.command_ttl_ms);
   job.set_continuous(spec.continuous);
   job.set_expires_unix_ms(spec.expires_unix_ms);
@@ -168,6 +226,38 @@ void JobRunner::Launch(LaunchSpec spec, std::function<void(absl::StatusOr<proto:
   if (!spec.schedule.empty()) job.set_scheduled_unix_ms(absl::ToUnixMillis(spec.scheduled));
   job.set_catch_up(spec.catch_up);
   job.set_splay_ms(absl::ToInt64Milliseconds(spec.splay));
+  if (spec.runbook.has_value()) {
+    // Its commands are made one by one as the runs go (RunbookTable): the record first.
+    *job.mutable_runbook() = *spec.runbook;
+    job.clear_command();
+    job.set_state(nodes.empty() ? proto::JOB_DONE : proto::JOB_RUNNING);
+    if (nodes.empty()) {
+      job.set_reason(absl::StrCat("no node matched ", Describe(spec.target.spec)));
+      job.set_finished_unix_ms(now_ms);
+    }
+    for (const auto& [node, online] : nodes) {
+      proto::JobTarget* t = job.add_targets();
+      t->set_node(node);
+      t->set_added_unix_ms(now_ms);
+    }
+    proto::LaunchReply reply;
+    reply.mutable_submitted()->set_request_id(job.id());
+    *reply.mutable_job() = job;
+    also.push_back(ledger::PutJob(job));
+    core_.Submit(
+        {},
+        [this, job = std::move(job), reply = std::move(reply), done = std::move(done)](absl::Status st) mutable {
+          if (!st.ok()) return done(absl::UnavailableError(absl::StrCat("ledger write failed: ", st.message())));
+          {
+            absl::MutexLock lock(&core_.model.mu);
+            if (IsOpenJob(job.state())) core_.model.runbooks.Add(job);
+            if (const proto::Job* j = core_.model.runbooks.Find(reply.job().id())) *reply.mutable_job() = *j;
+          }
+          done(reply);
+        },
+        std::move(also));
+    return;
+  }
   std::vector<int> batch_of(nodes.size(), 0);
   if (spec.rollout.has_value()) {
     *job.mutable_rollout() = *spec.rollout;
@@ -197,6 +287,7 @@ void JobRunner::Launch(LaunchSpec spec, std::function<void(absl::StatusOr<proto:
   for (size_t i = 0; i < nodes.size(); ++i) {
     absl::StatusOr<proto::CommandState> s = core_.NewCommand(nodes[i].first, tmpl, job.id(), spec.op);
     if (!s.ok()) return done(s.status());
+    *s->mutable_control() = spec.control;
     {
       absl::MutexLock lock(&core_.model.mu);
       // An approval rule holds each node's command.
@@ -234,13 +325,19 @@ void JobRunner::Launch(LaunchSpec spec, std::function<void(absl::StatusOr<proto:
 void JobRunner::Close(const std::string& id, const Call& call, std::function<void(absl::Status)> done) {
   const std::string op = call.op();
   JobTable::Work work;
+  RunbookTable::Work runbook_work;
   absl::Status st;
   {
     absl::MutexLock lock(&core_.model.mu);
     Changes changes;
-    st = core_.model.jobs.Close(id, op, absl::Now(), core_.model.commands, changes, work);
+    if (core_.model.runbooks.Find(id) != nullptr) {
+      st = core_.model.runbooks.Close(id, op, absl::Now(), core_.model.commands, changes, runbook_work);
+    } else {
+      st = core_.model.jobs.Close(id, op, absl::Now(), core_.model.commands, changes, work);
+    }
     core_.ApplyLocked(changes);
     ReleaseLocked(work, absl::Now());
+    if (core_.model.commands.TakeSooner()) core_.model.wake = true;
   }
   if (!st.ok() && absl::IsNotFound(st)) {
     absl::StatusOr<std::optional<proto::Job>> job = ledger::GetJob(core_.store(), id);
@@ -253,6 +350,7 @@ void JobRunner::Close(const std::string& id, const Call& call, std::function<voi
   if (!st.ok()) return done(st);
   RecordAction(core_, call, "job close", id, "", "ok");
   Finish(std::move(work));
+  FinishRunbooks(std::move(runbook_work));
   // Answered once the cancellations and the job's record are stored (writes land in order).
   core_.AfterWrites([done = std::move(done)](absl::Status w) { done(w); });
 }
@@ -292,6 +390,7 @@ void JobRunner::OfferContinuous(absl::Time now) {
         STEWARD_LOG_ERROR("job {}: {}", job.id(), s.status().message());
         break;
       }
+      *s->mutable_control() = job.control();
       {
         absl::MutexLock lock(&core_.model.mu);
         HoldForApprovalLocked(core_.model, *s, now, job.operator_());

@@ -57,6 +57,8 @@ class JobRunner {
     std::string identity;  // who sends it, as approvals compare operators (Call::identity); "" = op
     std::string id;  // the job's id ("": a new one)
     // A schedule's run.
+    proto::ControlPolicy control;  // each command's (exclusive, priority, approval)
+    std::optional<proto::Runbook> runbook;  // a runbook: its steps, made one by one on each target
     std::string schedule;
     absl::Time scheduled;
     bool catch_up = false;
@@ -74,6 +76,9 @@ class JobRunner {
 
  private:
   void Tick(absl::Time now) ABSL_LOCKS_EXCLUDED(core_.model.mu);
+  // Runbook jobs: makes their next commands, writes the ones that ended (runbooks.h).
+  void TickRunbooks(absl::Time now) ABSL_LOCKS_EXCLUDED(core_.model.mu);
+  void FinishRunbooks(RunbookTable::Work work) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   void OfferContinuous(absl::Time now) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   void RunSchedules(absl::Time now) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   // Lets go the held commands `work` released.

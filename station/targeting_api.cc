@@ -10,6 +10,8 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "common/runbook.h"
+#include "station/command_api.h"
 #include "station/ledger/surfaces.h"
 #include "station/ledger/targeting_store.h"
 #include "station/operations.h"
@@ -141,7 +143,26 @@ void TargetingApi::Tag(const Call& call, proto::TagRequest req) {
 }
 
 void TargetingApi::Launch(const Call& call, proto::LaunchRequest req) {
-  if (absl::Status st = CheckTemplate(req.command()); !st.ok()) return rpc_.Reject(call, st.message());
+  if (absl::Status st = CheckControl(req.control()); !st.ok()) return rpc_.Reject(call, st.message());
+  if (req.has_runbook() && req.has_control()) {
+    return rpc_.Reject(call, "a runbook says its own priority and on_busy (--priority, --on-busy of stewardctl run)");
+  }
+  if (req.has_runbook()) {
+    if (absl::Status st = runbook::Validate(req.runbook()); !st.ok()) return rpc_.Reject(call, st.message());
+    if (req.has_rollout() || req.continuous()) {
+      return rpc_.Reject(call, "a runbook runs on each target as one job: no rollout options, no --continuous");
+    }
+    for (const proto::RunbookStep& step : req.runbook().steps()) {
+      for (const proto::RunbookAction* a : {&step.action(), &step.check().action()}) {
+        if (a->argv().empty()) continue;  // no check
+        if (absl::Status st = CheckTemplate(runbook::ActionTemplate(*a)); !st.ok()) {
+          return rpc_.Reject(call, st.message());
+        }
+      }
+    }
+  } else if (absl::Status st = CheckTemplate(req.command()); !st.ok()) {
+    return rpc_.Reject(call, st.message());
+  }
   absl::StatusOr<Target> target = CompileTarget(req.target());
   if (!target.ok()) return rpc_.Fail(call, target.status());
   JobRunner::LaunchSpec spec;
@@ -153,6 +174,8 @@ void TargetingApi::Launch(const Call& call, proto::LaunchRequest req) {
   spec.allow_empty = req.allow_empty();
   spec.op = call.op();
   spec.identity = call.identity();
+  if (req.has_runbook()) spec.runbook = req.runbook();
+  spec.control = req.control();
   if (req.has_rollout()) {
     if (req.continuous())
       return rpc_.Reject(call, "a continuous job is not staged: drop --continuous or the rollout options");
@@ -194,6 +217,17 @@ absl::StatusOr<proto::JobReply> TargetingApi::JobReplyOf(Core& core, proto::Job 
       }
     }
   }
+  if (job.has_runbook()) {  // a runbook: each target's run
+    for (const proto::RunbookRun& r : job.runs()) {
+      CountFate(r.state() == proto::RUN_RUNNING     ? Fate::kPending
+                : r.state() == proto::RUN_SUCCEEDED ? Fate::kSucceeded
+                : r.state() == proto::RUN_CANCELED  ? Fate::kCanceled
+                                                    : Fate::kFailed,
+                *out.mutable_totals());
+    }
+    *out.mutable_job() = std::move(job);
+    return out;
+  }
   for (const proto::JobTarget& t : job.targets()) {
     auto it = state_of.find(t.command_id());
     const Fate fate = not_answered.contains(t.command_id()) ? Fate::kNotAnswered
@@ -211,6 +245,7 @@ void TargetingApi::Job(const Call& call, proto::JobRequest req) {
   {
     absl::MutexLock lock(&core_.model.mu);
     if (const proto::Job* j = core_.model.jobs.Find(req.id())) job = *j;
+    if (const proto::Job* j = core_.model.runbooks.Find(req.id())) job = *j;
   }
   if (!job.has_value()) {
     absl::StatusOr<std::optional<proto::Job>> stored = ledger::GetJob(core_.store(), req.id());

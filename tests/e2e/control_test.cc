@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "common/protocol.h"
 #include "ctl/client.h"
+#include "station/commands.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/wait.h"
 
@@ -266,4 +267,52 @@ TEST_CASE("a job interrupted by an agent kill ends truthfully, never runs twice,
   std::ifstream in(runs);
   std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   CHECK(all == "run\n");
+}
+
+TEST_CASE("send exclusive and with approval applies per node to a targeted send", "[integration][control]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  c.StartAgent("ship2");
+  const fs::path pidfile = c.dir().path() / "sleep.pid";
+  const std::string holder = SendNoWait(c, Concat({"--exclusive", "ship1"}, Sleeper("holding", pidfile)));
+  REQUIRE(WaitUntil([&] { return Exists(pidfile); }, absl::Seconds(20)));
+  // A glob: ship1 is busy with the holder, ship2 runs it; the fan-out does not exit 0.
+  RunResult r = c.Ctl({"send", "--exclusive", "ship*", "--", "echo", "fanned"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.out + r.err, Catch::Contains(absl::StrCat("ship1 is busy with ", holder)));
+  CHECK_THAT(r.out, Catch::Contains("fanned"));
+  // Held for approval on each node, never sent until approved.
+  r = c.Ctl({"send", "--require-approval", "ship*", "--", "echo", "approved"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.err, Catch::Contains("awaiting approval"));
+  r = c.Ctl({"approvals"});
+  CHECK_THAT(r.out, Catch::Contains("ship1"));
+  CHECK_THAT(r.out, Catch::Contains("ship2"));
+  CHECK(c.Ctl({"cancel", holder}).exit_code == 0);
+}
+
+TEST_CASE("a job preempted before its node accepted it never runs there", "[integration][control]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  c.StopAgent("ship1");  // away: the first job waits at the station, holding the slot
+  const fs::path marker = c.dir().path() / "low-ran";
+  const std::string low = SendNoWait(c, {"--exclusive", "ship1", "--shell", "--", "touch " + marker.string()});
+  // Not delivered: queued, or sent with no answer (parked, nobody listens).
+  REQUIRE(WaitUntil([&] { return steward::station::Undelivered(StateOf(c, low)); }, absl::Seconds(5)));
+  absl::SleepFor(absl::Milliseconds(500));  // it went out once and was parked
+  REQUIRE(steward::station::Undelivered(StateOf(c, low)));
+  const std::string high = SendNoWait(
+      c, {"--exclusive", "--on-busy", "preempt", "--priority", "5", "ship1", "--", "echo", "high"});
+  REQUIRE(WaitUntil([&] { return StateOf(c, low) == steward::proto::STATE_PREEMPTED; }, absl::Seconds(10)));
+  CHECK(Show(c, low).marks().preempted_by() == high);
+  c.StartAgent("ship1");
+  REQUIRE(WaitUntil([&] { return StateOf(c, high) == steward::proto::STATE_SUCCEEDED; }, absl::Seconds(20)));
+  CHECK(Show(c, high).result().stdout() == "high\n");
+  absl::SleepFor(absl::Seconds(1));
+  CHECK_FALSE(Exists(marker));
+  CHECK(StateOf(c, low) == steward::proto::STATE_PREEMPTED);
 }
