@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/config_host.h"
+#include "agent/leftovers.h"
 #include "agent/syslog/batcher.h"
 #include "agent/syslog/file_tail.h"
 #include "agent/syslog/socket.h"
@@ -103,10 +104,15 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
                             proto::OUTCOME_ERROR);
     ack.set_started_unix_ms(received.started_unix_ms());
     ack.set_finished_unix_ms(NowUnixMillis());
-    ack.set_error(
-        "interrupted: the agent stopped while the command ran; its outcome is unknown "
-        "(it may have run in part, or still be running)");
-    STEWARD_LOG_WARNING("command {} was interrupted by an agent restart", received.envelope_id());
+    // What it left running is stopped: nothing runs on that no one supervises or can cancel.
+    const int left = StopLeftovers(received.envelope_id());
+    ack.set_error(absl::StrCat(
+        "interrupted: the agent stopped while the command ran; its outcome is unknown (it may have run in part)",
+        left > 0 ? absl::StrCat("; ", left, left == 1 ? " process it left running was" : " processes it left running were",
+                                " stopped when the agent started again")
+                 : ""));
+    STEWARD_LOG_WARNING("command {} was interrupted by an agent restart{}", received.envelope_id(),
+                        left > 0 ? absl::StrCat("; stopped ", left, " processes it left running") : "");
     STEWARD_RETURN_IF_ERROR(processor_->SendResult("agent", "", std::move(ack)));
   }
   supervisor_ = std::make_unique<Supervisor>(

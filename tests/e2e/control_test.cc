@@ -49,6 +49,14 @@ steward::proto::State StateOf(Cluster& c, const std::string& id) { return Show(c
 
 bool Exists(const fs::path& p) { return fs::exists(p); }
 
+// Alive and not a zombie (an orphan's zombie may wait for a subreaper).
+bool Running(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
 int ReadPid(const fs::path& p) {
   std::ifstream in(p);
   int pid = 0;
@@ -253,11 +261,18 @@ TEST_CASE("a job interrupted by an agent kill ends truthfully, never runs twice,
   const std::string queued =
       SendNoWait(c, {"--exclusive", "--on-busy", "queue", "ship1", "--", "touch", ran.string()});
   c.StopAgent("ship1", SIGKILL);
-  ::kill(ReadPid(pidfile), SIGKILL);  // what outlived its agent (its own process group)
+  // What outlives its agent (its own process group) runs on, unsupervised...
+  const int pid = ReadPid(pidfile);
+  REQUIRE(pid > 0);
+  absl::SleepFor(absl::Milliseconds(300));
+  CHECK(Running(pid));
   c.StartAgent("ship1");
-  // The restarted agent reports it interrupted (outcome unknown), and never runs it again.
+  // ... until the restarted agent stops it, reports the command interrupted (outcome
+  // unknown) and never runs it again.
+  CHECK(WaitUntil([&] { return !Running(pid); }, absl::Seconds(10)));
   CHECK(WaitUntil([&] { return StateOf(c, job) == steward::proto::STATE_FAILED; }, absl::Seconds(20)));
   CHECK_THAT(Show(c, job).result().error(), Catch::Contains("interrupted"));
+  CHECK_THAT(Show(c, job).result().error(), Catch::Contains("1 process it left running was stopped"));
   // The slot is free again: the queued job runs by itself.
   CHECK(WaitUntil([&] { return Exists(ran); }, absl::Seconds(20)));
   // A cancel now says what it came to.
