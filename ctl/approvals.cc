@@ -96,24 +96,29 @@ Runner SetupDeny(CLI::App& cmd) {
   return [ids, reason](const Globals& g) { return Decide(g, *ids, false, *reason); };
 }
 
-Runner SetupApprovalRules(CLI::App& cmd) {
+namespace {
+
+// approval-rules and exclusive-rules: the same rules (the ACL's syntax), two policies.
+Runner SetupPolicyRules(CLI::App& cmd, bool exclusive) {
   struct Options {
     std::string target;
     std::vector<std::string> rules;
   };
   auto o = std::make_shared<Options>();
+  const std::string what = exclusive ? "what runs as an exclusive job" : "what needs approval";
   cmd.require_subcommand(1);
-  CLI::App* set = cmd.add_subcommand("set", "Replace what needs approval on a node or @group (none: clear)");
+  CLI::App* set = cmd.add_subcommand("set", "Replace " + what + " on a node or @group (none: clear)");
   set->add_option("TARGET", o->target, "NODE or @GROUP")->required();
   cli::AddList(*set, "--require", &o->rules,
                "Rules as the ACL's: \"method\" or \"method:argv-glob\" (argv joined by spaces)")
       ->type_name("RULE,...");
-  CLI::App* show = cmd.add_subcommand("show", "Print what needs approval on a node or @group");
+  CLI::App* show = cmd.add_subcommand("show", "Print " + what + " on a node or @group");
   show->add_option("TARGET", o->target, "NODE or @GROUP")->required();
-  return [o, show](const Globals& g) {
+  return [o, show, exclusive](const Globals& g) {
     return WithClient(g, [&](Client& client) {
       proto::ApprovalRulesRequest req;
       req.set_target(o->target);
+      req.set_exclusive(exclusive);
       req.set_show(show->parsed());
       for (const std::string& r : o->rules) req.add_rules(r);
       auto reply = client.ApprovalRules(req, g.timeout);
@@ -122,6 +127,18 @@ Runner SetupApprovalRules(CLI::App& cmd) {
       return 0;
     });
   };
+}
+
+}  // namespace
+
+Runner SetupApprovalRules(CLI::App& cmd) { return SetupPolicyRules(cmd, /*exclusive=*/false); }
+
+Runner SetupExclusiveRules(CLI::App& cmd) {
+  cmd.footer(
+      "A command that matches a node's (or its groups') exclusive rule runs as an exclusive job, as\n"
+      "if sent --exclusive (priority 0, on busy: reject, unless the sender says otherwise):\n"
+      "  stewardctl exclusive-rules set @radar --require 'shellcommand:/usr/local/bin/recover-*'");
+  return SetupPolicyRules(cmd, /*exclusive=*/true);
 }
 
 }  // namespace steward::ctl

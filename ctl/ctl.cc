@@ -34,6 +34,7 @@ constexpr Subcommand kSubcommands[] = {
     {"approve", "Approve commands another operator submitted (four eyes)", SetupApprove},
     {"deny", "Deny commands awaiting approval, with a reason", SetupDeny},
     {"approval-rules", "Set or show what needs approval on a node or @group", SetupApprovalRules},
+    {"exclusive-rules", "Set or show what runs as an exclusive job on a node or @group", SetupExclusiveRules},
     {"retry", "Send finished commands again, as new commands (e.g. one lost to a reinstall)", SetupRetry},
     {"targets", "Which nodes a target (names, globs, @groups, --where EXPR) picks now", SetupTargets},
     {"tag", "Set, remove or show operators' tags on nodes (key=value)", SetupTag},

@@ -83,6 +83,7 @@ Runner SetupApprovals(CLI::App& command);  // ctl/approvals.cc
 Runner SetupApprove(CLI::App& command);
 Runner SetupDeny(CLI::App& command);
 Runner SetupApprovalRules(CLI::App& command);
+Runner SetupExclusiveRules(CLI::App& command);
 
 // Main runs stewardctl with its command line; returns the exit status.
 int Main(int argc, char** argv);

@@ -216,6 +216,12 @@ std::string CommandDetails(const proto::CommandState& s) {
                                       s.control().on_busy() == proto::ON_BUSY_QUEUE     ? "queue"
                                       : s.control().on_busy() == proto::ON_BUSY_PREEMPT ? "preempt"
                                                                                         : "reject"));
+    if (!s.marks().exclusive_rule().empty()) {
+      absl::StrAppend(&out, "  exclusive by rule: ", Escape(s.marks().exclusive_rule()), "\n");
+    }
+    if (!s.control().slot_job().empty()) {
+      absl::StrAppend(&out, "  runbook job: ", Escape(s.control().slot_job()), "\n");
+    }
   }
   if (!s.marks().cancel_by().empty()) {
     absl::StrAppend(&out, "  cancel: asked by ", Escape(s.marks().cancel_by()), " ",

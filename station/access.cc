@@ -20,14 +20,18 @@ const std::vector<std::string>& Empty() {
 absl::Status AccessRules::Load(const std::vector<std::pair<std::string, std::string>>& settings) {
   for (const auto& [key, value] : settings) {
     // Only its own: other rooms keep other messages in the settings.
-    if (!absl::StartsWith(key, "acl:") && !absl::StartsWith(key, "group:") && !absl::StartsWith(key, "approval:")) {
+    if (!absl::StartsWith(key, "acl:") && !absl::StartsWith(key, "group:") && !absl::StartsWith(key, "approval:") &&
+        !absl::StartsWith(key, "exclusive:")) {
       continue;
     }
     proto::AclRequest r;
     if (!r.ParseFromString(value)) return absl::DataLossError(absl::StrCat("corrupt setting ", key));
     if (absl::StartsWith(key, "acl:")) rules_[key.substr(4)] = {r.rules().begin(), r.rules().end()};
     if (absl::StartsWith(key, "group:")) groups_[key.substr(6)] = {r.members().begin(), r.members().end()};
-    if (absl::StartsWith(key, "approval:")) approvals_[key.substr(9)] = {r.rules().begin(), r.rules().end()};
+    for (Policy p : {Policy::kApproval, Policy::kExclusive}) {
+      const std::string prefix = PolicySetting(p, "", {}).first;
+      if (absl::StartsWith(key, prefix)) policies_[static_cast<int>(p)][key.substr(prefix.size())] = {r.rules().begin(), r.rules().end()};
+    }
   }
   return absl::OkStatus();
 }
@@ -56,11 +60,12 @@ const std::vector<std::string>& AccessRules::Members(const std::string& group) c
   return it == groups_.end() ? Empty() : it->second;
 }
 
-std::set<std::string> AccessRules::SetApprovalRules(const std::string& target, std::vector<std::string> rules) {
+std::set<std::string> AccessRules::SetPolicyRules(Policy p, const std::string& target,
+                                                  std::vector<std::string> rules) {
   if (rules.empty()) {
-    approvals_.erase(target);
+    policies_[static_cast<int>(p)].erase(target);
   } else {
-    approvals_[target] = std::move(rules);
+    policies_[static_cast<int>(p)][target] = std::move(rules);
   }
   if (absl::StartsWith(target, "@")) {
     const std::vector<std::string>& m = Members(target.substr(1));
@@ -69,24 +74,24 @@ std::set<std::string> AccessRules::SetApprovalRules(const std::string& target, s
   return {target};
 }
 
-const std::vector<std::string>& AccessRules::ApprovalRules(const std::string& target) const {
-  auto it = approvals_.find(target);
-  return it == approvals_.end() ? Empty() : it->second;
+const std::vector<std::string>& AccessRules::PolicyRules(Policy p, const std::string& target) const {
+  auto it = policies_[static_cast<int>(p)].find(target);
+  return it == policies_[static_cast<int>(p)].end() ? Empty() : it->second;
 }
 
-std::pair<std::string, std::string> AccessRules::ApprovalSetting(const std::string& target,
-                                                                const std::vector<std::string>& rules) {
+std::pair<std::string, std::string> AccessRules::PolicySetting(Policy p, const std::string& target,
+                                                              const std::vector<std::string>& rules) {
   proto::AclRequest r;
   r.set_target(target);
   for (const std::string& rule : rules) r.add_rules(rule);
-  return {"approval:" + target, r.SerializeAsString()};
+  return {absl::StrCat(p == Policy::kApproval ? "approval:" : "exclusive:", target), r.SerializeAsString()};
 }
 
-std::string AccessRules::ApprovalRuleFor(const std::string& node, const proto::Envelope& command) const {
+std::string AccessRules::PolicyRuleFor(Policy p, const std::string& node, const proto::Envelope& command) const {
   std::vector<std::string> targets = {node};
   for (const std::string& g : GroupsOf(node)) targets.push_back("@" + g);
   for (const std::string& t : targets) {
-    for (const std::string& rule : ApprovalRules(t)) {
+    for (const std::string& rule : PolicyRules(p, t)) {
       if (CommandRuleMatches(rule, command)) return absl::StrCat(t, " ", rule);
     }
   }

@@ -27,15 +27,16 @@ class AccessRules {
   bool HasOwnRules(const std::string& target) const { return rules_.count(target) > 0; }
   const std::vector<std::string>& Rules(const std::string& target) const;
   const std::vector<std::string>& Members(const std::string& group) const;
-  // Approval rules (the ACL's syntax): what needs an operator's approval on a node or
-  // "@group" before the station sends it.
-  std::set<std::string> SetApprovalRules(const std::string& target, std::vector<std::string> rules);
-  const std::vector<std::string>& ApprovalRules(const std::string& target) const;
-  static std::pair<std::string, std::string> ApprovalSetting(const std::string& target,
-                                                            const std::vector<std::string>& rules);
-  // The first approval rule that `command` to `node` matches, as "TARGET RULE" ("@radar
-  // exec:systemctl *"), or "" when none does.
-  std::string ApprovalRuleFor(const std::string& node, const proto::Envelope& command) const;
+  // Policy rules (the ACL's syntax) on a node or "@group": what needs an operator's
+  // approval before the station sends it, and what runs as an exclusive job.
+  enum class Policy { kApproval, kExclusive };
+  std::set<std::string> SetPolicyRules(Policy p, const std::string& target, std::vector<std::string> rules);
+  const std::vector<std::string>& PolicyRules(Policy p, const std::string& target) const;
+  static std::pair<std::string, std::string> PolicySetting(Policy p, const std::string& target,
+                                                          const std::vector<std::string>& rules);
+  // The first rule of policy `p` that `command` to `node` matches, as "TARGET RULE"
+  // ("@radar exec:systemctl *"), or "" when none does.
+  std::string PolicyRuleFor(Policy p, const std::string& node, const proto::Envelope& command) const;
   // The groups `node` is a member of, by name.
   std::vector<std::string> GroupsOf(const std::string& node) const;
 
@@ -52,7 +53,8 @@ class AccessRules {
  private:
   std::map<std::string, std::vector<std::string>> rules_;   // node or "@group" -> rules
   std::map<std::string, std::vector<std::string>> groups_;  // group -> members
-  std::map<std::string, std::vector<std::string>> approvals_;  // node or "@group" -> rules
+  // Per policy: node or "@group" -> rules.
+  std::map<std::string, std::vector<std::string>> policies_[2];
 };
 
 }  // namespace steward::station

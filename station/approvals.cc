@@ -19,7 +19,7 @@ void HoldForApprovalLocked(const Model& model, proto::CommandState& s, absl::Tim
   const proto::Envelope& c = s.command();
   if (c.method() == kMethodSetAcl || c.method() == kMethodCancel) return;
   std::string reason = s.control().require_approval() ? "--require-approval" : "";
-  if (reason.empty()) reason = model.access.ApprovalRuleFor(s.node(), c);
+  if (reason.empty()) reason = model.access.PolicyRuleFor(AccessRules::Policy::kApproval, s.node(), c);
   if (reason.empty()) return;
   const int64_t ttl = s.control().approval_ttl_ms() > 0 ? s.control().approval_ttl_ms() : kDefaultApprovalTtlMs;
   proto::ApprovalMarks& m = *s.mutable_marks()->mutable_approval();
@@ -28,6 +28,19 @@ void HoldForApprovalLocked(const Model& model, proto::CommandState& s, absl::Tim
   m.set_expires_unix_ms(absl::ToUnixMillis(now) + ttl);
   m.set_submitter(submitter);
   s.set_state(proto::STATE_AWAITING_APPROVAL);
+}
+
+void ApplyControlRulesLocked(const Model& model, proto::CommandState& s, absl::Time now,
+                             const std::string& submitter) {
+  const proto::Envelope& c = s.command();
+  if (!s.control().exclusive() && c.method() != kMethodSetAcl && c.method() != kMethodCancel) {
+    std::string rule = model.access.PolicyRuleFor(AccessRules::Policy::kExclusive, s.node(), c);
+    if (!rule.empty()) {
+      s.mutable_control()->set_exclusive(true);
+      s.mutable_marks()->set_exclusive_rule(std::move(rule));
+    }
+  }
+  HoldForApprovalLocked(model, s, now, submitter);
 }
 
 Approvals::Approvals(Core& core, Rpc& rpc) : core_(core), rpc_(rpc) {
@@ -131,22 +144,29 @@ void Approvals::Rules(const Call& call, proto::ApprovalRulesRequest req) {
   for (const std::string& r : req.rules()) {
     if (absl::Status st = ValidateCommandRule(r); !st.ok()) return rpc_.Reject(call, st.message());
   }
+  const AccessRules::Policy policy = req.exclusive() ? AccessRules::Policy::kExclusive : AccessRules::Policy::kApproval;
   proto::AclReply out;
   {
     absl::MutexLock lock(&core_.model.mu);
     AccessRules& access = core_.model.access;
     if (!req.show()) {
       std::vector<std::string> rules(req.rules().begin(), req.rules().end());
-      auto [key, value] = AccessRules::ApprovalSetting(req.target(), rules);
+      auto [key, value] = AccessRules::PolicySetting(policy, req.target(), rules);
       core_.store().Write(ledger::Store::PutSetting(std::move(key), std::move(value)));
-      access.SetApprovalRules(req.target(), std::move(rules));
+      access.SetPolicyRules(policy, req.target(), std::move(rules));
     }
-    const std::vector<std::string>& rules = access.ApprovalRules(req.target());
-    out.add_lines(absl::StrCat(req.target(), " needs approval for: ",
-                               rules.empty() ? "nothing (no approval rule)" : absl::StrJoin(rules, " ")));
+    const std::vector<std::string>& rules = access.PolicyRules(policy, req.target());
+    if (req.exclusive()) {
+      out.add_lines(absl::StrCat(req.target(), " runs as exclusive jobs: ",
+                                 rules.empty() ? "only what is sent --exclusive (no exclusive rule)"
+                                               : absl::StrJoin(rules, " ")));
+    } else {
+      out.add_lines(absl::StrCat(req.target(), " needs approval for: ",
+                                 rules.empty() ? "nothing (no approval rule)" : absl::StrJoin(rules, " ")));
+    }
   }
   if (req.show()) return rpc_.Ok(call, out);
-  RecordAction(core_, call, "approval-rules", req.target(),
+  RecordAction(core_, call, req.exclusive() ? "exclusive-rules" : "approval-rules", req.target(),
                req.rules().empty() ? "cleared" : absl::StrJoin(req.rules(), " "));
   rpc_.OkWhenStored(call, out);
 }

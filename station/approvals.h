@@ -27,6 +27,12 @@ inline constexpr int64_t kDefaultApprovalTtlMs = 3600 * 1000;
 // never held.
 void HoldForApprovalLocked(const Model& model, proto::CommandState& s, absl::Time now, const std::string& submitter)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
+// ApplyControlRulesLocked applies the operators' policy rules to `s` (just built, not yet
+// stored): an exclusive rule that matches makes it an exclusive job (ControlMarks says
+// which rule; its priority and on_busy stay as sent: 0 and reject by default), then
+// HoldForApprovalLocked.
+void ApplyControlRulesLocked(const Model& model, proto::CommandState& s, absl::Time now,
+                             const std::string& submitter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
 
 class Approvals {
  public:

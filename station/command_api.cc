@@ -89,7 +89,7 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
     *s->mutable_control() = req.control();
     {
       absl::MutexLock lock(&core_.model.mu);
-      HoldForApprovalLocked(core_.model, *s, absl::Now(), call.identity());
+      ApplyControlRulesLocked(core_.model, *s, absl::Now(), call.identity());
     }
     proto::CommandRef* ref = out.add_commands();
     ref->set_node(target);
@@ -240,7 +240,7 @@ void CommandApi::Retry(const Call& call, proto::RetryRequest req) {
     *retry->mutable_control() = s.control();  // an exclusive job is retried as one
     {
       absl::MutexLock lock(&core_.model.mu);
-      HoldForApprovalLocked(core_.model, *retry, absl::Now(), call.identity());  // approved again, if it needs it
+      ApplyControlRulesLocked(core_.model, *retry, absl::Now(), call.identity());  // approved again, if it needs it
     }
     proto::CommandRef* ref = out.add_commands();
     ref->set_node(s.node());

@@ -146,7 +146,7 @@ void JobRunner::FinishRunbooks(RunbookTable::Work work) {
       *s->mutable_control() = m.control;
       *s->mutable_runbook() = m.ref;
       absl::MutexLock lock(&core_.model.mu);
-      HoldForApprovalLocked(core_.model, *s, now, m.op);  // an approval rule holds a step like any command
+      ApplyControlRulesLocked(core_.model, *s, now, m.op);  // an approval rule holds a step like any command
     }
     if (!s.ok()) {
       STEWARD_LOG_ERROR("runbook job {} on {}: {}", m.job, m.node, s.status().message());
@@ -291,7 +291,7 @@ void JobRunner::Launch(LaunchSpec spec, std::function<void(absl::StatusOr<proto:
     {
       absl::MutexLock lock(&core_.model.mu);
       // An approval rule holds each node's command.
-      HoldForApprovalLocked(core_.model, *s, now, spec.identity.empty() ? spec.op : spec.identity);
+      ApplyControlRulesLocked(core_.model, *s, now, spec.identity.empty() ? spec.op : spec.identity);
     }
     proto::JobTarget* t = job.add_targets();
     t->set_node(nodes[i].first);
@@ -393,7 +393,7 @@ void JobRunner::OfferContinuous(absl::Time now) {
       *s->mutable_control() = job.control();
       {
         absl::MutexLock lock(&core_.model.mu);
-        HoldForApprovalLocked(core_.model, *s, now, job.operator_());
+        ApplyControlRulesLocked(core_.model, *s, now, job.operator_());
       }
       proto::JobTarget t;
       t.set_node(node);

@@ -331,3 +331,32 @@ TEST_CASE("a job preempted before its node accepted it never runs there", "[inte
   CHECK_FALSE(Exists(marker));
   CHECK(StateOf(c, low) == steward::proto::STATE_PREEMPTED);
 }
+
+TEST_CASE("an exclusive rule makes matching commands exclusive jobs without --exclusive", "[integration][control]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  RunResult r = c.Ctl({"exclusive-rules", "set", "ship1", "--require", "shellcommand:*exec sleep 60"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("ship1 runs as exclusive jobs: shellcommand:*exec sleep 60"));
+  const fs::path pidfile = c.dir().path() / "sleep.pid";
+  const std::string holder = SendNoWait(c, Concat({"ship1"}, Sleeper("holding", pidfile)));
+  REQUIRE(WaitUntil([&] { return Exists(pidfile); }, absl::Seconds(20)));
+  const steward::proto::CommandState s = Show(c, holder);
+  CHECK(s.control().exclusive());
+  CHECK(s.marks().exclusive_rule() == "ship1 shellcommand:*exec sleep 60");
+  CHECK_THAT(c.Ctl({"show", holder}).out, Catch::Contains("exclusive by rule: ship1 shellcommand:*exec sleep 60"));
+  // Another exclusive job is busy; a command the rule does not match is not affected.
+  r = c.Ctl({"send", "--exclusive", "ship1", "--", "true"});
+  CHECK(r.exit_code == 75);
+  CHECK(c.Ctl({"send", "--method", "echo", "ship1", "--", "hi"}).exit_code == 0);
+  // Kept across a station restart; cleared by an empty set, audited.
+  c.StopStation();
+  c.StartStation();
+  CHECK_THAT(c.Ctl({"exclusive-rules", "show", "ship1"}).out, Catch::Contains("shellcommand:*exec sleep 60"));
+  CHECK(c.Ctl({"exclusive-rules", "set", "ship1"}).exit_code == 0);
+  CHECK_THAT(c.Ctl({"exclusive-rules", "show", "ship1"}).out, Catch::Contains("no exclusive rule"));
+  CHECK_THAT(c.Ctl({"audit"}).out, Catch::Contains("exclusive-rules"));
+  CHECK(c.Ctl({"cancel", holder}).exit_code == 0);
+}

@@ -127,8 +127,8 @@ TEST_CASE("after a restart a held command stays held and an exclusive one takes 
 TEST_CASE("approval rules match per node and group, in the ACL's syntax", "[station][approvals]") {
   AccessRules rules;
   rules.DefineGroup("radar", {"ship1"});
-  rules.SetApprovalRules("@radar", {"exec:systemctl restart *"});
-  rules.SetApprovalRules("ship2", {"reboot"});
+  rules.SetPolicyRules(AccessRules::Policy::kApproval, "@radar", {"exec:systemctl restart *"});
+  rules.SetPolicyRules(AccessRules::Policy::kApproval, "ship2", {"reboot"});
   proto::Envelope restart;
   restart.set_method("exec");
   restart.add_argv("systemctl");
@@ -138,19 +138,30 @@ TEST_CASE("approval rules match per node and group, in the ACL's syntax", "[stat
   status.set_argv(1, "status");
   proto::Envelope reboot;
   reboot.set_method("reboot");
-  CHECK(rules.ApprovalRuleFor("ship1", restart) == "@radar exec:systemctl restart *");
-  CHECK(rules.ApprovalRuleFor("ship1", status).empty());
-  CHECK(rules.ApprovalRuleFor("ship1", reboot).empty());
-  CHECK(rules.ApprovalRuleFor("ship2", reboot) == "ship2 reboot");
-  CHECK(rules.ApprovalRuleFor("ship3", restart).empty());
+  CHECK(rules.PolicyRuleFor(AccessRules::Policy::kApproval, "ship1", restart) == "@radar exec:systemctl restart *");
+  CHECK(rules.PolicyRuleFor(AccessRules::Policy::kApproval, "ship1", status).empty());
+  CHECK(rules.PolicyRuleFor(AccessRules::Policy::kApproval, "ship1", reboot).empty());
+  CHECK(rules.PolicyRuleFor(AccessRules::Policy::kApproval, "ship2", reboot) == "ship2 reboot");
+  CHECK(rules.PolicyRuleFor(AccessRules::Policy::kApproval, "ship3", restart).empty());
   // Kept as a setting and read back.
-  auto [key, value] = AccessRules::ApprovalSetting("@radar", {"exec:systemctl restart *"});
+  auto [key, value] = AccessRules::PolicySetting(AccessRules::Policy::kApproval, "@radar", {"exec:systemctl restart *"});
   AccessRules loaded;
   REQUIRE(loaded.Load({{key, value}, AccessRules::GroupSetting("radar", {"ship1"})}).ok());
-  CHECK(loaded.ApprovalRuleFor("ship1", restart) == "@radar exec:systemctl restart *");
+  CHECK(loaded.PolicyRuleFor(AccessRules::Policy::kApproval, "ship1", restart) == "@radar exec:systemctl restart *");
   // Cleared.
-  rules.SetApprovalRules("@radar", {});
-  CHECK(rules.ApprovalRuleFor("ship1", restart).empty());
+  rules.SetPolicyRules(AccessRules::Policy::kApproval, "@radar", {});
+  CHECK(rules.PolicyRuleFor(AccessRules::Policy::kApproval, "ship1", restart).empty());
+  // Exclusive rules are apart from approval rules, and kept apart too.
+  rules.SetPolicyRules(AccessRules::Policy::kExclusive, "@radar", {"exec:systemctl restart *"});
+  CHECK(rules.PolicyRuleFor(AccessRules::Policy::kExclusive, "ship1", restart) == "@radar exec:systemctl restart *");
+  CHECK(rules.PolicyRuleFor(AccessRules::Policy::kApproval, "ship1", restart).empty());
+  auto [xkey, xvalue] = AccessRules::PolicySetting(AccessRules::Policy::kExclusive, "ship2", {"reboot"});
+  CHECK(xkey == "exclusive:ship2");
+  AccessRules both;
+  REQUIRE(both.Load({{key, value}, {xkey, xvalue}, AccessRules::GroupSetting("radar", {"ship1"})}).ok());
+  CHECK(both.PolicyRuleFor(AccessRules::Policy::kExclusive, "ship2", reboot) == "ship2 reboot");
+  CHECK(both.PolicyRuleFor(AccessRules::Policy::kApproval, "ship2", reboot).empty());
+  CHECK(both.PolicyRuleFor(AccessRules::Policy::kExclusive, "ship1", restart).empty());
 }
 
 }  // namespace
