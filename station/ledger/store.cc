@@ -27,6 +27,11 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir, 
   STEWARD_ASSIGN_OR_RETURN(sqlite::Database writer, sqlite::Database::Open(path, {}));
   STEWARD_RETURN_IF_ERROR(RegisterLogFunctions(writer));  // the log schema's migration calls them
   STEWARD_RETURN_IF_ERROR(writer.Migrate(Migrations()));
+  // Debian's SQLite zeroes every freed page (SECURE_DELETE): a finished copy chunk's
+  // freed payload pages were written a second time, and checkpointed. FAST still
+  // clears what is deleted from b-tree pages, but leaves freed overflow pages as they
+  // are until reused (no extra writes).
+  STEWARD_RETURN_IF_ERROR(writer.Exec("PRAGMA secure_delete = FAST"));
   STEWARD_ASSIGN_OR_RETURN(sqlite::Database reader,
                            sqlite::Database::Open(path, {.read_only = true}));
   STEWARD_RETURN_IF_ERROR(RegisterLogFunctions(reader));
