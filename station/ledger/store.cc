@@ -27,6 +27,11 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir, 
   STEWARD_ASSIGN_OR_RETURN(sqlite::Database writer, sqlite::Database::Open(path, {}));
   STEWARD_RETURN_IF_ERROR(RegisterLogFunctions(writer));  // the log schema's migration calls them
   STEWARD_RETURN_IF_ERROR(writer.Migrate(Migrations()));
+  // Debian's SQLite zeroes every freed page (SECURE_DELETE): a finished copy chunk's
+  // freed payload pages were written a second time, and checkpointed. FAST still
+  // clears what is deleted from b-tree pages, but leaves freed overflow pages as they
+  // are until reused (no extra writes).
+  STEWARD_RETURN_IF_ERROR(writer.Exec("PRAGMA secure_delete = FAST"));
   STEWARD_ASSIGN_OR_RETURN(sqlite::Database reader,
                            sqlite::Database::Open(path, {.read_only = true}));
   STEWARD_RETURN_IF_ERROR(RegisterLogFunctions(reader));
@@ -187,8 +192,62 @@ void Store::NoteHealth(const absl::Status& tx) {
   }
 }
 
+namespace {
+
+// What changes when a command is re-signed for another installation (Core::BindLocked):
+// an envelope row whose binding matches is already the one to keep.
+std::string Binding(const proto::Envelope& e) { return absl::StrCat(e.target_instance(), "\n", e.signature()); }
+
+// A copy chunk that reached its end: its payload is no longer needed (nothing resends a
+// finished command) and need not stay in the ledger; argv keeps the chunk's SHA-256.
+bool DropsPayload(const proto::CommandState& c) {
+  return IsTerminal(c.state()) && c.command().method() == kMethodCopy && !c.command().payload().empty();
+}
+
+// Writes the envelope of `c` when the ledger has none for it yet, holds another binding,
+// or still holds the payload of a chunk that may drop it now; else writes nothing.
+absl::Status PutEnvelope(sqlite::Database& db, proto::CommandState& c) {
+  proto::Envelope& e = *c.mutable_command();
+  const std::string binding = Binding(e);
+  const bool drop = DropsPayload(c);
+  {
+    STEWARD_ASSIGN_OR_RETURN(
+        sqlite::Statement st,
+        db.Prepare("SELECT binding, payload_dropped FROM command_envelopes WHERE id = ?1"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, c.id()));
+    STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row && st.ColumnBlob(0) == binding && (!drop || st.ColumnInt(1) > 0)) return absl::OkStatus();
+  }
+  std::string blob;
+  if (drop) {
+    std::string payload;  // lent out and back: the envelope without it, no copy
+    e.mutable_payload()->swap(payload);
+    blob = e.SerializeAsString();
+    e.mutable_payload()->swap(payload);
+  } else {
+    blob = e.SerializeAsString();
+  }
+  STEWARD_ASSIGN_OR_RETURN(
+      sqlite::Statement st,
+      db.Prepare("INSERT INTO command_envelopes(id, binding, payload_dropped, envelope) VALUES (?1, ?2, ?3, ?4) "
+                 "ON CONFLICT(id) DO UPDATE SET binding = excluded.binding, "
+                 "payload_dropped = excluded.payload_dropped, envelope = excluded.envelope"));
+  STEWARD_RETURN_IF_ERROR(st.Bind(1, c.id()));
+  STEWARD_RETURN_IF_ERROR(st.BindBlob(2, binding));
+  STEWARD_RETURN_IF_ERROR(st.Bind(3, static_cast<int64_t>(drop ? e.payload().size() : 0)));
+  STEWARD_RETURN_IF_ERROR(st.BindBlob(4, blob));
+  return st.Step().status();
+}
+
+}  // namespace
+
 Store::Op Store::PutCommand(proto::CommandState c) {
-  return [c = std::move(c)](sqlite::Database& db) -> absl::Status {
+  return [c = std::move(c)](sqlite::Database& db) mutable -> absl::Status {
+    if (c.has_command()) STEWARD_RETURN_IF_ERROR(PutEnvelope(db, c));
+    // The record without its envelope (schema step 7), serialized without copying it.
+    std::unique_ptr<proto::Envelope> envelope(c.release_command());
+    std::string record = c.SerializeAsString();
+    c.set_allocated_command(envelope.release());
     STEWARD_ASSIGN_OR_RETURN(
         sqlite::Statement st,
         // An upsert, not INSERT OR REPLACE: a state change rewrites the row in place and
@@ -205,7 +264,7 @@ Store::Op Store::PutCommand(proto::CommandState c) {
     STEWARD_RETURN_IF_ERROR(st.Bind(5, int64_t{IsTerminal(c.state()) ? 1 : 0}));
     STEWARD_RETURN_IF_ERROR(st.Bind(6, c.created_unix_ms()));
     STEWARD_RETURN_IF_ERROR(st.Bind(7, c.updated_unix_ms()));
-    STEWARD_RETURN_IF_ERROR(st.BindBlob(8, c.SerializeAsString()));
+    STEWARD_RETURN_IF_ERROR(st.BindBlob(8, record));
     return st.Step().status();
   };
 }
@@ -321,10 +380,17 @@ absl::Status Store::Rows(const std::string& sql, const std::vector<std::string>&
 absl::StatusOr<std::vector<proto::CommandState>> Store::QueryCommands(
     const std::string& where, const std::vector<std::string>& args, int64_t limit) {
   std::vector<proto::CommandState> out;
-  STEWARD_RETURN_IF_ERROR(Rows(absl::StrCat("SELECT record, state FROM commands ", where), args, limit,
-                               [&](sqlite::Statement& st) -> absl::Status {
+  // The envelope row when there is one (schema step 7); a record of an older ledger
+  // may still hold its envelope itself.
+  STEWARD_RETURN_IF_ERROR(Rows(absl::StrCat("SELECT record, state, e.envelope FROM commands "
+                                            "LEFT JOIN command_envelopes AS e USING (id) ",
+                                            where),
+                               args, limit, [&](sqlite::Statement& st) -> absl::Status {
     proto::CommandState c;
     if (!c.ParseFromString(st.ColumnBlob(0))) return absl::DataLossError("corrupt command record");
+    if (!st.ColumnIsNull(2) && !c.mutable_command()->ParseFromString(st.ColumnBlob(2))) {
+      return absl::DataLossError(absl::StrCat("corrupt envelope of command ", c.id()));
+    }
     // The column is the state of record: ledgers of 0.1.0 kept it as text only.
     std::optional<proto::State> state = StateFromName(st.ColumnText(1));
     if (!state.has_value()) {

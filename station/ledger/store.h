@@ -86,7 +86,10 @@ class Store {
   CheckpointCounts checkpoints() const ABSL_LOCKS_EXCLUDED(ckpt_mu_);
 
   // Write operations.
-  static Op PutCommand(proto::CommandState c);  // insert or update
+  // Insert or update. The command's envelope goes to its own row only when it is new or
+  // was re-signed, so a state change rewrites a small row; a finished copy chunk's
+  // envelope is rewritten once more without its payload (schema step 7).
+  static Op PutCommand(proto::CommandState c);
   static Op PutNode(proto::NodeInfo n);
   static Op DeleteNode(std::string name);
   static Op AddTransition(std::string node, bool online, int64_t at_ms, std::string reason);

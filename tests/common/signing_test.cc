@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "common/protocol.h"
 #include "tests/testing/nats_server.h"
 
@@ -484,6 +485,25 @@ TEST_CASE("SignEnvelope refuses malformed key pairs", "[signing]") {
   mismatched.public_key = MustGenerate().public_key;
   CHECK(SignEnvelope(env, mismatched).code() == absl::StatusCode::kInvalidArgument);
   CHECK(env.signature().empty());
+}
+
+TEST_CASE("SHA-256 of bytes and of a file (or its first bytes) matches the standard's vectors", "[signing]") {
+  const std::string abc_hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+  CHECK(absl::BytesToHexString(Sha256("abc")) == abc_hex);
+  CHECK(absl::BytesToHexString(Sha256("")) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  TempDir dir;
+  const std::string path = dir.str() + "/f";
+  // Over the 1 MiB read buffer, so that the file is hashed in several updates.
+  std::string big((3 << 20) + 7, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 + (i >> 9));
+  std::ofstream(path, std::ios::binary) << "abc" << big;
+  auto head = Sha256File(path, 3);
+  REQUIRE(head.ok());
+  CHECK(absl::BytesToHexString(*head) == abc_hex);
+  auto whole = Sha256File(path);
+  REQUIRE(whole.ok());
+  CHECK(*whole == Sha256("abc" + big));
+  CHECK(Sha256File(dir.str() + "/missing").status().code() == absl::StatusCode::kNotFound);
 }
 
 }  // namespace
