@@ -25,6 +25,7 @@ absl::Status CheckControl(const proto::ControlPolicy& p) {
     return absl::InvalidArgumentError("--on-busy and --priority apply to --exclusive commands only");
   }
   if (!proto::OnBusy_IsValid(p.on_busy())) return absl::InvalidArgumentError("unknown --on-busy policy");
+  if (!p.slot_job().empty()) return absl::InvalidArgumentError("slot_job is the station's own (runbook steps)");
   if (p.approval_ttl_ms() < 0 || (p.approval_ttl_ms() > 0 && !p.require_approval())) {
     return absl::InvalidArgumentError("--approval-ttl applies to --require-approval commands only, and is positive");
   }
@@ -238,6 +239,7 @@ void CommandApi::Retry(const Call& call, proto::RetryRequest req) {
         core_.NewCommand(s.node(), tmpl, out.request_id(), call.op(), instance);
     if (!retry.ok()) return rpc_.Fail(call, retry.status());
     *retry->mutable_control() = s.control();  // an exclusive job is retried as one
+    retry->mutable_control()->clear_slot_job();  // a runbook's step retried is a job of its own
     {
       absl::MutexLock lock(&core_.model.mu);
       ApplyControlRulesLocked(core_.model, *retry, absl::Now(), call.identity());  // approved again, if it needs it

@@ -42,7 +42,12 @@ std::string CommandTable::SlotJob(const std::string& node) const {
   return it == slots_.end() ? "" : it->second.job;
 }
 
+void CommandTable::AllowJob(const std::string& node, const std::string& job) {
+  live_jobs_.insert(absl::StrCat(job, "/", node));
+}
+
 void CommandTable::Reserve(const std::string& node, const std::string& job, int32_t priority) {
+  AllowJob(node, job);
   Slot& slot = slots_[node];
   if (!slot.job.empty() && slot.job != job) return;
   if (!slot.holder.empty()) {
@@ -55,6 +60,7 @@ void CommandTable::Reserve(const std::string& node, const std::string& job, int3
 
 void CommandTable::ReleaseJob(const std::string& node, const std::string& job, absl::Time now) {
   job_preemptions_.erase(absl::StrCat(job, "/", node));
+  live_jobs_.erase(absl::StrCat(job, "/", node));
   auto it = slots_.find(node);
   if (it == slots_.end() || it->second.job != job) return;
   it->second.job.clear();
@@ -71,6 +77,7 @@ std::string CommandTable::TakeJobPreemption(const std::string& job, const std::s
 
 void CommandTable::PreemptJob(Slot& slot, const std::string& node, const std::string& by) {
   job_preemptions_[absl::StrCat(slot.job, "/", node)] = by;
+  live_jobs_.erase(absl::StrCat(slot.job, "/", node));
   slot.job.clear();
 }
 
@@ -107,6 +114,16 @@ CommandTable::Admission CommandTable::Admit(Command& c, absl::Time now, Changes&
     if (slot.holder == id) return Admission::kGo;
     c.next_attempt = absl::InfiniteFuture();  // made due by an Unpark: still waiting
     return Admission::kWait;
+  }
+  // A runbook's step whose run ended meanwhile (closed, preempted between steps) never
+  // runs: its runner made it before it knew.
+  if (!p.slot_job().empty() && !live_jobs_.contains(absl::StrCat(p.slot_job(), "/", node))) {
+    proto::Ack r = NewAck(id, "", proto::STAGE_RESULT, proto::OUTCOME_REJECTED);
+    r.set_error(absl::StrCat("runbook job ", p.slot_job(), " no longer runs on ", node));
+    r.set_finished_unix_ms(absl::ToUnixMillis(now));
+    *c.s.mutable_result() = std::move(r);
+    SetState(c, proto::STATE_BUSY, now, changes);
+    return Admission::kEnded;
   }
   // A runbook's next step, into the slot its job keeps.
   if (!p.slot_job().empty() && slot.job == p.slot_job() && slot.holder.empty()) {
@@ -146,6 +163,14 @@ CommandTable::Admission CommandTable::Admit(Command& c, absl::Time now, Changes&
   if (p.on_busy() == proto::ON_BUSY_PREEMPT && job_between_steps) {
     // No step runs: the runbook loses the slot at once (its runner sees it and ends the run).
     PreemptJob(slot, node, id);
+    if (!slot.queue.empty() && slot.queue.begin()->first < -int64_t{p.priority()}) {
+      // A higher priority waited behind the runbook: it goes first, this one waits its turn.
+      c.admitted = true;
+      c.next_attempt = absl::InfiniteFuture();
+      slot.queue.emplace(-int64_t{p.priority()}, id);
+      Advance(node, now);
+      return Admission::kWait;
+    }
     slot.holder = id;
     c.admitted = true;
     if (!p.slot_job().empty()) {

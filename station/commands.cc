@@ -79,11 +79,8 @@ void CommandTable::Add(proto::CommandState s, absl::Time next_attempt, bool fres
     Slot& slot = slots_[c.s.node()];
     if (slot.holder.empty()) slot.holder = id;
     c.admitted = slot.holder == id;
-    // A runbook's step: its job keeps the slot between steps again.
-    if (c.admitted && !c.s.control().slot_job().empty()) {
-      slot.job = c.s.control().slot_job();
-      slot.job_priority = c.s.control().priority();
-    }
+    // A runbook's step: its job keeps the slot again only when the job is open
+    // (RunbookTable::Load calls Reserve); a closed job's step just ends.
   }
   if (unfinished && delivered && !c.s.marks().cancel_by().empty()) {
     reload_kills_.push_back(KillRequest{c.s.node(), id, c.s.command().domain(), c.s.marks().cancel_by()});

@@ -211,6 +211,13 @@ class CommandTable {
   // SlotJob says which job keeps `node`'s slot ("" none). Reserve gives it back to job
   // `job` at start (a run between steps when the station stopped) when nothing holds it.
   std::string SlotJob(const std::string& node) const;
+  // A run's steps may take `node`'s slot only while AllowJob said so and neither
+  // ReleaseJob nor a preemption ended it: a step made just before its run ended is
+  // refused (busy) at admission instead of running. JobLive says whether it still may.
+  void AllowJob(const std::string& node, const std::string& job);
+  bool JobLive(const std::string& node, const std::string& job) const {
+    return live_jobs_.contains(job + "/" + node);
+  }
   void Reserve(const std::string& node, const std::string& job, int32_t priority);
   // ReleaseJob ends job `job`'s keep of `node`'s slot (its run ended); the queue moves.
   void ReleaseJob(const std::string& node, const std::string& job, absl::Time now);
@@ -332,6 +339,8 @@ class CommandTable {
   std::vector<KillRequest> reload_kills_;
   // "job/node" -> the command whose preemption took the slot from that runbook run.
   absl::flat_hash_map<std::string, std::string> job_preemptions_;
+  // "job/node" of the runbook runs whose steps may take that node's slot.
+  absl::flat_hash_set<std::string> live_jobs_;
   bool sooner_ = false;
 };
 

@@ -166,6 +166,12 @@ void JobRunner::FinishRunbooks(RunbookTable::Work work) {
       core_.ApplyLocked(changes);
     });
   }
+  for (proto::Job& job : work.progress) {
+    const std::string id = job.id();
+    core_.store().Write(ledger::PutJob(std::move(job)), [id](absl::Status st) {
+      if (!st.ok()) STEWARD_LOG_ERROR("ledger write of runbook job {}: {}", id, st.ToString());
+    });
+  }
   for (proto::Job& job : work.writes) {
     const std::string id = job.id();
     core_.store().Write(ledger::PutJob(std::move(job)), [this, id](absl::Status st) {

@@ -217,6 +217,9 @@ void RunbookTable::End(Entry& e, size_t i, proto::RunState state, const std::str
   run.set_step(step);
   run.set_finished_unix_ms(absl::ToUnixMillis(now));
   commands.ReleaseJob(e.runs[i].node, e.job.id(), now);
+  // Written at once: a run that ended stays ended across a restart (its end may be
+  // known to no command, as a preemption between steps).
+  work.progress.push_back(e.job);
   work.log.push_back(absl::StrCat("runbook job ", e.job.id(), " on ", e.runs[i].node, ": ", RunStateName(state), ": ",
                                   reason));
 }
@@ -266,11 +269,11 @@ void RunbookTable::Tick(absl::Time now, CommandTable& commands, Work& work) {
         End(e, i, next.state, next.reason, next.step, now, commands, work);
         continue;
       }
-      // Between steps (or between tries of a check), the slot must still be the job's:
-      // a preemption may have taken it.
+      // Between steps (or between tries of a check), the run must still be allowed the
+      // slot: a preemption may have taken it.
       if (next.kind == RunbookNext::kMake && !r.made.empty()) {
         const std::string by = commands.TakeJobPreemption(id, r.node);
-        if (!by.empty() || commands.SlotJob(r.node) != id) {
+        if (!by.empty() || !commands.JobLive(r.node, id)) {
           End(e, i, proto::RUN_PREEMPTED,
               absl::StrCat("preempted", by.empty() ? "" : " by ", by, " before ", runbook::StepName(rb, next.step)),
               next.step, now, commands, work);
@@ -288,8 +291,10 @@ void RunbookTable::Tick(absl::Time now, CommandTable& commands, Work& work) {
       m.control.set_exclusive(true);
       m.control.set_slot_job(id);
       m.control.set_priority(rb.priority());
-      // The first step meets the slot as the runbook says; a later one finds it kept.
-      m.control.set_on_busy(r.made.empty() ? rb.on_busy() : proto::ON_BUSY_REJECT);
+      // The first step meets the slot as the runbook says; a later one finds it kept
+      // (unless no step of the run was admitted yet: then as the first).
+      m.control.set_on_busy(commands.SlotJob(r.node) == id ? proto::ON_BUSY_REJECT : rb.on_busy());
+      commands.AllowJob(r.node, id);
       m.op = e.job.operator_();
       r.making = true;
       work.make.push_back(std::move(m));

@@ -79,6 +79,7 @@ class RunbookTable {
   struct Work {
     std::vector<Make> make;           // submit each, then Made()
     std::vector<proto::Job> writes;   // write each, then Written()
+    std::vector<proto::Job> progress; // write each (a run ended; the job goes on)
     std::vector<std::string> log;     // for the station's log
   };
 

@@ -367,6 +367,56 @@ TEST_CASE("closing a runbook job stops its running step and makes no more", "[st
   CHECK_FALSE(st.runbooks.Close("J", "bob", now, st.commands, st.changes, work).ok());
 }
 
+TEST_CASE("a step stored just after its run ended is refused at admission and never sent", "[station][runbook]") {
+  Station st;
+  st.runbooks.Add(RunbookJob("J", Book(kTwoSteps)));
+  absl::Time now = kT0;
+  RunbookTable::Work work;
+  st.runbooks.Tick(now, st.commands, work);  // step 1 is being stored...
+  REQUIRE(work.make.size() == 1);
+  RunbookTable::Work closed;
+  REQUIRE(st.runbooks.Close("J", "bob", now, st.commands, st.changes, closed).ok());  // ... when the job is closed
+  proto::CommandState s = Queued("late", "ship1");
+  *s.mutable_control() = work.make[0].control;
+  *s.mutable_runbook() = work.make[0].ref;
+  st.commands.Add(s, now);
+  CHECK(st.Run(now).empty());
+  CHECK(st.StateOf("late") == proto::STATE_BUSY);
+  CHECK_THAT(st.commands.Find("late")->result().error(), Catch::Contains("runbook job J no longer runs on ship1"));
+  CHECK(st.commands.SlotJob("ship1").empty());
+  // The node's slot is free for others.
+  st.commands.Add(Exclusive("x", proto::ON_BUSY_REJECT), now);
+  CHECK(st.Run(now) == std::vector<std::string>{"x"});
+}
+
+TEST_CASE("a run that ended is written at once and stays ended after a restart", "[station][runbook]") {
+  Station st;
+  proto::Job job = RunbookJob("J", Book(kTwoSteps));
+  job.add_targets()->set_node("ship2");
+  st.runbooks.Add(job);
+  absl::Time now = kT0;
+  st.Tick(now);
+  st.Run(now);
+  st.Result("c0", proto::OUTCOME_SUCCEEDED, now += absl::Seconds(1));  // ship1 between steps
+  st.commands.Add(Exclusive("high", proto::ON_BUSY_PREEMPT, 4), now);
+  CHECK(st.Run(now) == std::vector<std::string>{"high"});
+  RunbookTable::Work work;
+  st.runbooks.Tick(now, st.commands, work);
+  REQUIRE(work.progress.size() == 1);  // ship1's run ended; ship2's goes on
+  const proto::Job written = work.progress[0];
+  CHECK(written.runs(0).state() == proto::RUN_PREEMPTED);
+  CHECK(written.runs(1).state() == proto::RUN_RUNNING);
+  // A restart: ship1's run is not taken up again, and takes no slot.
+  CommandTable commands;
+  RunbookTable runbooks;
+  proto::CommandState done = *st.commands.Find("c0");
+  runbooks.Load(written, {done}, commands);
+  CHECK(commands.SlotJob("ship1").empty());
+  RunbookTable::Work after;
+  runbooks.Tick(now, commands, after);
+  for (const RunbookTable::Make& m : after.make) CHECK(m.node == "ship2");
+}
+
 TEST_CASE("after a restart a run goes on from its commands: a made step is never made again",
           "[station][runbook]") {
   CommandTable commands;
