@@ -170,6 +170,25 @@ proto::Envelope ActionTemplate(const proto::RunbookAction& a) {
   return e;
 }
 
+const char* RunStateName(proto::RunState s) {
+  switch (s) {
+    case proto::RUN_RUNNING:
+      return "running";
+    case proto::RUN_SUCCEEDED:
+      return "succeeded";
+    case proto::RUN_FAILED:
+      return "failed";
+    case proto::RUN_CANCELED:
+      return "canceled";
+    case proto::RUN_PREEMPTED:
+      return "preempted";
+    case proto::RUN_BUSY:
+      return "busy";
+    default:
+      return "unknown";
+  }
+}
+
 std::string StepName(const proto::Runbook& rb, int step) {
   std::string out = absl::StrCat("step ", step + 1);
   if (step >= 0 && step < rb.steps_size() && !rb.steps(step).name().empty()) {

@@ -42,6 +42,9 @@ absl::Status Validate(const proto::Runbook& rb);
 // domain `operatingsystem`, argv, shell, timeout.
 proto::Envelope ActionTemplate(const proto::RunbookAction& a);
 
+// A run's state as text: "running", "succeeded", ...
+const char* RunStateName(proto::RunState s);
+
 // "step 2 (restart radar)", from 0-based `step`.
 std::string StepName(const proto::Runbook& rb, int step);
 

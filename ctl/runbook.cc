@@ -25,25 +25,6 @@ namespace {
 
 constexpr int kExitBusy = 75;  // as send --exclusive: the target was busy
 
-const char* RunName(proto::RunState s) {
-  switch (s) {
-    case proto::RUN_RUNNING:
-      return "running";
-    case proto::RUN_SUCCEEDED:
-      return "succeeded";
-    case proto::RUN_FAILED:
-      return "failed";
-    case proto::RUN_CANCELED:
-      return "canceled";
-    case proto::RUN_PREEMPTED:
-      return "preempted";
-    case proto::RUN_BUSY:
-      return "busy";
-    default:
-      return "unknown";
-  }
-}
-
 // "step 2 (start radar)" or "step 2 (start radar), check try 3".
 std::string What(const proto::Runbook& rb, const proto::CommandState& s) {
   std::string out = runbook::StepName(rb, s.runbook().step());
@@ -86,7 +67,7 @@ std::string RunbookDetails(const proto::Job& job, const google::protobuf::Repeat
                                 Escape(job.id()), Escape(JobStateText(job)), Escape(job.operator_()),
                                 Ago(job.created_unix_ms()), rb.priority());
   for (const proto::RunbookRun& r : job.runs()) {
-    absl::StrAppend(&out, "  ", Escape(r.node()), ": ", RunName(r.state()), ": ", Escape(r.reason()), "\n");
+    absl::StrAppend(&out, "  ", Escape(r.node()), ": ", runbook::RunStateName(r.state()), ": ", Escape(r.reason()), "\n");
   }
   Table table({"  NODE", "STEP", "STATE", "TOOK", "COMMAND", "OUTCOME"});
   for (const proto::CommandState& s : states) {
@@ -191,7 +172,7 @@ Runner SetupRun(CLI::App& cmd) {
             PrintJson(job->job());
           } else {
             for (const proto::RunbookRun& r : job->job().runs()) {
-              fmt::print("{}: {}: {}\n", Escape(r.node()), RunName(r.state()), Escape(r.reason()));
+              fmt::print("{}: {}: {}\n", Escape(r.node()), runbook::RunStateName(r.state()), Escape(r.reason()));
             }
           }
           return ExitOf(job->job());

@@ -41,25 +41,6 @@ RunbookNext EndWith(RunbookNext n, proto::RunState state, std::string reason) {
 
 }  // namespace
 
-const char* RunStateName(proto::RunState s) {
-  switch (s) {
-    case proto::RUN_RUNNING:
-      return "running";
-    case proto::RUN_SUCCEEDED:
-      return "succeeded";
-    case proto::RUN_FAILED:
-      return "failed";
-    case proto::RUN_CANCELED:
-      return "canceled";
-    case proto::RUN_PREEMPTED:
-      return "preempted";
-    case proto::RUN_BUSY:
-      return "busy";
-    default:
-      return "unknown";
-  }
-}
-
 RunbookNext Decide(const proto::Runbook& rb, const std::vector<RunbookCommand>& made, absl::Time now) {
   RunbookNext n;
   std::vector<std::string> continued;  // steps that failed with on_failure = continue
@@ -220,7 +201,7 @@ void RunbookTable::End(Entry& e, size_t i, proto::RunState state, const std::str
   // Written at once: a run that ended stays ended across a restart (its end may be
   // known to no command, as a preemption between steps).
   work.progress.push_back(e.job);
-  work.log.push_back(absl::StrCat("runbook job ", e.job.id(), " on ", e.runs[i].node, ": ", RunStateName(state), ": ",
+  work.log.push_back(absl::StrCat("runbook job ", e.job.id(), " on ", e.runs[i].node, ": ", runbook::RunStateName(state), ": ",
                                   reason));
 }
 
@@ -234,7 +215,7 @@ void RunbookTable::MaybeFinish(Entry& e, absl::Time now, Work& work) {
   std::vector<std::string> parts;
   for (proto::RunState s : {proto::RUN_SUCCEEDED, proto::RUN_FAILED, proto::RUN_BUSY, proto::RUN_PREEMPTED,
                             proto::RUN_CANCELED}) {
-    if (counts[s] > 0) parts.push_back(absl::StrCat(counts[s], " ", RunStateName(s)));
+    if (counts[s] > 0) parts.push_back(absl::StrCat(counts[s], " ", runbook::RunStateName(s)));
   }
   if (e.job.state() != proto::JOB_CLOSED) {
     e.job.set_state(proto::JOB_DONE);

@@ -129,7 +129,4 @@ class RunbookTable {
   absl::flat_hash_map<std::string, Entry> jobs_;
 };
 
-// A run's state as text: "running", "succeeded", ...
-const char* RunStateName(proto::RunState s);
-
 }  // namespace steward::station

@@ -55,6 +55,17 @@ std::string RunNoWait(Cluster& c, const fs::path& book) {
   return id;
 }
 
+// Starts TwoSteps on ship1, step 1 running `sleep SECONDS` after it touched `started`,
+// and waits until it runs: the job's id. Step 2 appends to `log`.
+std::string StartLongStep(Cluster& c, const fs::path& log, int seconds, int priority = 0) {
+  const fs::path started = c.dir().path() / "started";
+  const fs::path book = Write(c.dir().path() / "book.toml",
+                              TwoSteps(log, absl::StrCat("touch ", started.string(), "; sleep ", seconds), priority));
+  std::string id = RunNoWait(c, book);
+  REQUIRE(WaitUntil([&] { return fs::exists(started); }, absl::Seconds(20)));
+  return id;
+}
+
 }  // namespace
 
 TEST_CASE("a runbook runs its steps in order and a check is tried again until it passes",
@@ -111,11 +122,7 @@ TEST_CASE("a runbook keeps its node between steps and a higher priority preempts
   c.StartStation();
   c.StartAgent("ship1");
   const fs::path log = c.dir().path() / "steps.log";
-  const fs::path started = c.dir().path() / "started";
-  const fs::path book =
-      Write(c.dir().path() / "book.toml", TwoSteps(log, absl::StrCat("touch ", started.string(), "; sleep 60"), 2));
-  const std::string id = RunNoWait(c, book);
-  REQUIRE(WaitUntil([&] { return fs::exists(started); }, absl::Seconds(20)));
+  const std::string id = StartLongStep(c, log, 60, /*priority=*/2);
 
   // Another exclusive job is busy (exit 75), naming the runbook's step.
   RunResult r = c.Ctl({"send", "--exclusive", "ship1", "--", "true"});
@@ -147,11 +154,7 @@ TEST_CASE("cancel of a runbook job kills its running step and runs no later step
   c.StartStation();
   c.StartAgent("ship1");
   const fs::path log = c.dir().path() / "steps.log";
-  const fs::path started = c.dir().path() / "started";
-  const fs::path book =
-      Write(c.dir().path() / "book.toml", TwoSteps(log, absl::StrCat("touch ", started.string(), "; sleep 60")));
-  const std::string id = RunNoWait(c, book);
-  REQUIRE(WaitUntil([&] { return fs::exists(started); }, absl::Seconds(20)));
+  const std::string id = StartLongStep(c, log, 60);
   RunResult r = c.Ctl({"cancel", id});
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
@@ -176,12 +179,8 @@ TEST_CASE("a station killed in the middle of a runbook goes on after its restart
   c.StartStation();
   c.StartAgent("ship1");
   const fs::path log = c.dir().path() / "steps.log";
-  const fs::path started = c.dir().path() / "started";
   // Step 1 runs for 3 s: the station is killed while it runs and comes back before it ends.
-  const fs::path book =
-      Write(c.dir().path() / "book.toml", TwoSteps(log, absl::StrCat("touch ", started.string(), "; sleep 3")));
-  const std::string id = RunNoWait(c, book);
-  REQUIRE(WaitUntil([&] { return fs::exists(started); }, absl::Seconds(20)));
+  const std::string id = StartLongStep(c, log, 3);
   c.StopStation(SIGKILL);
   c.StartStation();
   REQUIRE(WaitUntil([&] { return c.Ctl({"show", id}).out.find("ship1: succeeded") != std::string::npos; },
