@@ -277,6 +277,14 @@ void Agent::FillStats(proto::AgentStats& s) const {
   }
   s.set_log_dropped(dropped);
   if (options_.config != nullptr) s.set_config_hash(options_.config->Hash());
+  for (const auto& in : inputs_) {
+    proto::InputBrief* b = s.add_inputs();
+    b->set_name(in->name());
+    b->set_listening(supervisor_ != nullptr && supervisor_->IsRunning(in->name()));
+    b->set_lines(in->lines());
+    b->set_dropped(in->dropped());
+    b->set_offset(in->offset());
+  }
   for (const proto::ProcessStatus& p : Processes()) {
     if (!p.handler()) continue;
     proto::ProcessBrief* b = s.add_handlers();
@@ -334,12 +342,17 @@ proto::AgentStatus Agent::Status() const {
   FillStats(*stats);
   stats->clear_handlers();  // the full form follows
   for (proto::ProcessStatus& p : Processes()) *st.add_processes() = std::move(p);
+  stats->clear_inputs();  // likewise
   for (const auto& in : inputs_) {
     proto::InputStatus* i = st.add_inputs();
     i->set_name(in->name());
     i->set_port(in->port());
     i->set_listening(supervisor_ != nullptr && supervisor_->IsRunning(in->name()));
     i->set_dropped(in->dropped());
+    i->set_lines(in->lines());
+    i->set_kernel_dropped(in->kernel_dropped());
+    i->set_file(in->file());
+    i->set_offset(in->offset());
   }
   return st;
 }

@@ -60,7 +60,7 @@ class TcpInput : public SocketInput {
   absl::Status AcceptAll(Connections& conns);
   void Service(Connection& c, short revents, std::vector<char>& buf, LineSink& sink);
   void Deliver(Connection& c, LineSink& sink);
-  bool Offer(const Frame& frame, LineSink& sink) { return sink.Offer(Line(frame.data, frame.truncated)); }
+  bool Offer(const Frame& frame, LineSink& sink) { return Input::Offer(sink, Line(frame.data, frame.truncated)); }
 
   uint64_t refused_ = 0;  // connections closed at once for being over kMaxConnections
 };
