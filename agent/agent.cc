@@ -208,6 +208,16 @@ absl::Status Agent::StartSyslog(std::unique_ptr<Spool> log_spool) {
   return absl::OkStatus();
 }
 
+void Agent::DrainSyslogInputs() {
+  if (forwarder_ == nullptr) return;
+  // The forwarder still runs: what the inputs read meanwhile is spooled.
+  const absl::Time deadline = absl::Now() + kSyslogDrainGrace;
+  for (const auto& in : inputs_) in->Drain(deadline);
+  for (const auto& in : inputs_) {
+    while (!in->Drained() && absl::Now() < deadline + absl::Milliseconds(500)) absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
 std::vector<uint16_t> Agent::syslog_ports() const {
   std::vector<uint16_t> out;
   for (const auto& in : inputs_) {
@@ -237,6 +247,7 @@ void Agent::Shutdown() {
   if (processor_) processor_->StopAll();
   heartbeat_.Stop();
   if (dispatcher_) dispatcher_->StopIntake();
+  DrainSyslogInputs();
   if (supervisor_) supervisor_->Shutdown();
   const absl::Time flush_until = absl::Now() + options_.shutdown_flush;
   if (outbox_ && !outbox_->WaitEmpty(flush_until - absl::Now())) {

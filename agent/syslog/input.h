@@ -90,6 +90,12 @@ class Input {
   // for network inputs.
   virtual std::string file() const { return ""; }
   virtual int64_t offset() const { return -1; }
+  // Before a stop that the agent means to survive (a reload, a shutdown): stop taking
+  // new sources and finish the open ones until `deadline` (TCP: no more connections,
+  // a FIN to each sender, then read each until the sender closes its side). Returns at
+  // once; Drained() says when it is done. Run keeps running until `stop`.
+  virtual void Drain(absl::Time /*deadline*/) {}
+  virtual bool Drained() const { return true; }
   // Lines the sink took from this input since it was made (stewardctl status).
   uint64_t lines() const { return lines_.load(std::memory_order_relaxed); }
 
