@@ -212,7 +212,7 @@ void Agent::DrainSyslogInputs() {
   if (forwarder_ == nullptr) return;
   // The forwarder still runs: what the inputs read meanwhile is spooled.
   const absl::Time deadline = absl::Now() + kSyslogDrainGrace;
-  for (const auto& in : inputs_) in->Drain(deadline);
+  for (const auto& in : inputs_) in->StartDraining(deadline);
   for (const auto& in : inputs_) {
     while (!in->Drained() && absl::Now() < deadline + absl::Milliseconds(500)) absl::SleepFor(absl::Milliseconds(10));
   }

@@ -94,7 +94,7 @@ class Input {
   // new sources and finish the open ones until `deadline` (TCP: no more connections,
   // a FIN to each sender, then read each until the sender closes its side). Returns at
   // once; Drained() says when it is done. Run keeps running until `stop`.
-  virtual void Drain(absl::Time /*deadline*/) {}
+  virtual void StartDraining(absl::Time /*deadline*/) {}
   virtual bool Drained() const { return true; }
   // Lines the sink took from this input since it was made (stewardctl status).
   uint64_t lines() const { return lines_.load(std::memory_order_relaxed); }

@@ -54,7 +54,7 @@ class TcpInput : public SocketInput {
       : SocketInput(std::move(socket), spec, "tcp", options) {}
 
   absl::Status Run(const absl::Notification& stop, LineSink& sink) override;
-  void Drain(absl::Time deadline) override {
+  void StartDraining(absl::Time deadline) override {
     drain_until_ns_.store(absl::ToUnixNanos(deadline), std::memory_order_relaxed);
   }
   bool Drained() const override { return drained_.load(std::memory_order_relaxed); }
@@ -103,7 +103,7 @@ void TcpInput::CheckDrained(Connections& conns) {
 // One poll loop over the listener and every connection. A connection holding a refused
 // frame is not polled; the loop then wakes every kRetryPollMs to offer it again. At
 // stop, connections close: frames they still held, and unread kernel data, are lost;
-// a Drain before the stop avoids that (see input.h).
+// StartDraining before the stop avoids that (see input.h).
 absl::Status TcpInput::Run(const absl::Notification& stop, LineSink& sink) {
   Connections conns;
   std::vector<char> buf(kTcpReadChunk);
