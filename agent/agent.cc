@@ -214,6 +214,16 @@ absl::Status Agent::StartSyslog(std::unique_ptr<Spool> log_spool) {
   return absl::OkStatus();
 }
 
+void Agent::DrainSyslogInputs() {
+  if (forwarder_ == nullptr) return;
+  // The forwarder still runs: what the inputs read meanwhile is spooled.
+  const absl::Time deadline = absl::Now() + kSyslogDrainGrace;
+  for (const auto& in : inputs_) in->StartDraining(deadline);
+  for (const auto& in : inputs_) {
+    while (!in->Drained() && absl::Now() < deadline + absl::Milliseconds(500)) absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
 std::vector<uint16_t> Agent::syslog_ports() const {
   std::vector<uint16_t> out;
   for (const auto& in : inputs_) {
@@ -243,6 +253,7 @@ void Agent::Shutdown() {
   if (processor_) processor_->StopAll();
   heartbeat_.Stop();
   if (dispatcher_) dispatcher_->StopIntake();
+  DrainSyslogInputs();
   if (supervisor_) supervisor_->Shutdown();
   const absl::Time flush_until = absl::Now() + options_.shutdown_flush;
   if (outbox_ && !outbox_->WaitEmpty(flush_until - absl::Now())) {
@@ -283,6 +294,14 @@ void Agent::FillStats(proto::AgentStats& s) const {
   }
   s.set_log_dropped(dropped);
   if (options_.config != nullptr) s.set_config_hash(options_.config->Hash());
+  for (const auto& in : inputs_) {
+    proto::InputBrief* b = s.add_inputs();
+    b->set_name(in->name());
+    b->set_listening(supervisor_ != nullptr && supervisor_->IsRunning(in->name()));
+    b->set_lines(in->lines());
+    b->set_dropped(in->dropped());
+    b->set_offset(in->offset());
+  }
   for (const proto::ProcessStatus& p : Processes()) {
     if (!p.handler()) continue;
     proto::ProcessBrief* b = s.add_handlers();
@@ -340,12 +359,17 @@ proto::AgentStatus Agent::Status() const {
   FillStats(*stats);
   stats->clear_handlers();  // the full form follows
   for (proto::ProcessStatus& p : Processes()) *st.add_processes() = std::move(p);
+  stats->clear_inputs();  // likewise
   for (const auto& in : inputs_) {
     proto::InputStatus* i = st.add_inputs();
     i->set_name(in->name());
     i->set_port(in->port());
     i->set_listening(supervisor_ != nullptr && supervisor_->IsRunning(in->name()));
     i->set_dropped(in->dropped());
+    i->set_lines(in->lines());
+    i->set_kernel_dropped(in->kernel_dropped());
+    i->set_file(in->file());
+    i->set_offset(in->offset());
   }
   return st;
 }

@@ -95,6 +95,11 @@ class Agent final : public AgentControl {
   absl::Status Init(std::unique_ptr<Spool> spool, const std::vector<proto::Ack>& interrupted,
                     std::unique_ptr<Spool> log_spool);
   absl::Status StartSyslog(std::unique_ptr<Spool> log_spool);
+  // Before the processes stop (a reload, a shutdown): the syslog inputs finish their
+  // open sources (TCP: each sender is told with a FIN and read until it closes), for at
+  // most kSyslogDrainGrace, while the forwarder still spools what they read.
+  void DrainSyslogInputs();
+  static constexpr absl::Duration kSyslogDrainGrace = absl::Seconds(2);
   // The error kernel's decisions: each goes to the station as an errorlog event; the
   // dispatcher's stop is fatal().
   void OnDecision(const DecisionRecord& d) ABSL_LOCKS_EXCLUDED(errorlog_mu_);

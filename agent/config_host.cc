@@ -149,7 +149,7 @@ void ConfigHost::SetCurrent(Config config) {
   current_ = std::move(config);
 }
 
-absl::StatusOr<std::string> ConfigHost::Set(const std::vector<std::string>& assignments) {
+absl::StatusOr<ConfigHost::Change> ConfigHost::Set(const std::vector<std::string>& assignments) {
   if (assignments.empty()) return absl::InvalidArgumentError("config set needs KEY=VALUE");
   config::Effective effective;
   {
@@ -205,9 +205,9 @@ absl::StatusOr<std::string> ConfigHost::Set(const std::vector<std::string>& assi
   return Install(out.str());
 }
 
-absl::StatusOr<std::string> ConfigHost::Push(const std::string& toml) { return Install(toml); }
+absl::StatusOr<ConfigHost::Change> ConfigHost::Push(const std::string& toml) { return Install(toml); }
 
-absl::StatusOr<std::string> ConfigHost::Install(const std::string& toml) {
+absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) {
   absl::MutexLock install(&install_mu_);
   const std::string file = File();
   config::Effective before;
@@ -257,9 +257,12 @@ absl::StatusOr<std::string> ConfigHost::Install(const std::string& toml) {
   STEWARD_RETURN_IF_ERROR(WriteFileAtomically(file, toml, {.mode = mode}));
   if (request_reload_) request_reload_();
   const std::string hash = ConfigHash(loaded->effective);
-  if (changed.empty()) return absl::StrCat("written to ", file, "; no effective value changes (", hash, ")");
-  return absl::StrCat("written to ", file, "; changes ", absl::StrJoin(changed, ", "), "; now ", hash,
-                      " (applied by a reload)");
+  if (changed.empty()) {
+    return Change{absl::StrCat("written to ", file, "; no effective value changes (", hash, ")"), hash};
+  }
+  return Change{absl::StrCat("written to ", file, "; changes ", absl::StrJoin(changed, ", "), "; now ", hash,
+                             " (applied by a reload)"),
+                hash};
 }
 
 }  // namespace steward::agent

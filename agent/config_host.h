@@ -40,16 +40,22 @@ class ConfigHost {
   // What the agent runs with from now on (after main applied a reload).
   void SetCurrent(Config config) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // What a change did: a line for the operator, and the hash of the configuration it
+  // installed (the station remembers it to show drift: a hand edit on the node).
+  struct Change {
+    std::string text;
+    std::string hash;
+  };
   // `config set KEY=VALUE...`: the file with these keys set ("syslog.tcp" and
   // "syslog_tcp" are one key; a list takes VALUE,VALUE).
-  absl::StatusOr<std::string> Set(const std::vector<std::string>& assignments) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<Change> Set(const std::vector<std::string>& assignments) ABSL_LOCKS_EXCLUDED(mu_);
   // `config push FILE`: `toml` replaces the file.
-  absl::StatusOr<std::string> Push(const std::string& toml) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<Change> Push(const std::string& toml) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   // Validates `toml` as the file, refuses a change of a key the command line or the
   // environment decides, or of one that needs a restart; writes it and asks for a reload.
-  absl::StatusOr<std::string> Install(const std::string& toml) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<Change> Install(const std::string& toml) ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::vector<std::string> args_;
   const config::Environment env_;

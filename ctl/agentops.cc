@@ -99,6 +99,19 @@ std::string StatsLines(const proto::AgentStats& s) {
   return out;
 }
 
+// One syslog input: "input syslog-udp:127.0.0.1:5514: listening on port 5514, 12 lines,
+// 3 dropped (3 by the kernel)"; a file tail says its offset instead of a port.
+std::string InputLine(const std::string& name, bool listening, uint32_t port, uint64_t lines, uint64_t dropped,
+                      std::optional<uint64_t> kernel_dropped, int64_t offset) {
+  std::string out = absl::StrCat("input ", Escape(name), ": ",
+                                 listening ? (offset < 0 ? "listening" : "reading") : "NOT running");
+  if (port != 0) absl::StrAppend(&out, " on port ", port);
+  absl::StrAppend(&out, ", ", lines, " lines, ", dropped, " dropped");
+  if (kernel_dropped && *kernel_dropped > 0) absl::StrAppend(&out, " (", *kernel_dropped, " by the kernel)");
+  if (offset >= 0) absl::StrAppend(&out, ", offset ", offset);
+  return out + "\n";
+}
+
 std::string LiveStatus(const proto::AgentStatus& st) {
   std::string out = fmt::format("{}: version {}, up {}, installation {}\n", Escape(st.node()), Escape(st.version()),
                                 absl::FormatDuration(absl::Trunc(
@@ -128,9 +141,8 @@ std::string LiveStatus(const proto::AgentStatus& st) {
                                       Ago(p.last_restart_unix_ms()), Escape(p.last_restart_reason())));
   }
   for (const proto::InputStatus& in : st.inputs()) {
-    absl::StrAppend(&out, fmt::format("input {}: {}{}, {} dropped\n", Escape(in.name()),
-                                      in.listening() ? "listening" : "NOT listening",
-                                      in.port() != 0 ? absl::StrCat(" on port ", in.port()) : "", in.dropped()));
+    absl::StrAppend(&out, InputLine(in.name(), in.listening(), in.port(), in.lines(), in.dropped(),
+                                    in.kernel_dropped(), in.offset()));
   }
   out += StatsLines(st.stats());
   if (!st.stats().config_hash().empty()) absl::StrAppend(&out, "configuration: ", Escape(st.stats().config_hash()), "\n");
@@ -150,8 +162,15 @@ std::string CachedStatus(const proto::NodeInfo& n) {
               p.current_command().empty() ? "-" : Escape(p.current_command())});
   }
   if (s.handlers_size() > 0) out += t.Render();
+  for (const proto::InputBrief& in : s.inputs()) {
+    absl::StrAppend(&out, InputLine(in.name(), in.listening(), 0, in.lines(), in.dropped(), std::nullopt, in.offset()));
+  }
   out += StatsLines(s);
-  if (!s.config_hash().empty()) absl::StrAppend(&out, "configuration: ", Escape(s.config_hash()), "\n");
+  if (const std::string drift = ConfigDrift(n); !drift.empty()) {
+    absl::StrAppend(&out, drift, "\n");
+  } else if (!s.config_hash().empty()) {
+    absl::StrAppend(&out, "configuration: ", Escape(s.config_hash()), "\n");
+  }
   return out;
 }
 

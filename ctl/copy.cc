@@ -32,6 +32,7 @@
 #include "common/signing.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/atomic_write.h"
 #include "common/owner.h"
 #include "common/protocol.h"
 #include "ctl/agentops.h"
@@ -256,6 +257,22 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
   return 0;
 }
 
+// The source a pull's part file holds (see Pull), nullopt when unreadable.
+struct PullSource {
+  std::string node, path, sha256;
+  uint64_t size = 0;
+};
+std::optional<PullSource> ReadPullSource(const std::string& file) {
+  std::ifstream in(file);
+  PullSource s;
+  std::string size;
+  if (!std::getline(in, s.node) || !std::getline(in, s.path) || !std::getline(in, size) ||
+      !std::getline(in, s.sha256) || !absl::SimpleAtoi(size, &s.size)) {
+    return std::nullopt;
+  }
+  return s;
+}
+
 // Node -> local file: chunk by chunk into DEST.steward-part, each chunk's hash checked,
 // then the whole file's, then renamed into place.
 int Pull(Client& client, const Globals& g, const std::string& node, const std::string& path,
@@ -271,20 +288,47 @@ int Pull(Client& client, const Globals& g, const std::string& node, const std::s
     return Fail(fmt::format("{} is a directory: name the file to write", local));
   }
   const std::string part = local + ".steward-part";
-  std::ofstream out(part, std::ios::binary | std::ios::trunc);
-  if (!out) return Fail(fmt::format("cannot write {}: {}", part, std::strerror(errno)));
-  const size_t chunk_bytes = ChunkBytes(client);
-  const absl::Time deadline = absl::Now() + wait;
+  // What the part file holds: "NODE\nPATH\nSIZE\nSHA256\n" of the source, written
+  // once its first chunk came. A later run for the same source resumes at the part's
+  // end when the node's file still has that size and SHA-256; else it starts over.
+  const std::string source = part + ".source";
+  auto discard = [&] {
+    ::unlink(part.c_str());
+    ::unlink(source.c_str());
+  };
   uint64_t offset = 0;
   uint64_t size = 0;
   std::string sha_hex;
   std::optional<Progress> progress;
+  if (std::optional<PullSource> had = ReadPullSource(source);
+      had.has_value() && had->node == node && had->path == path) {
+    // The whole file's hash comes with offset 0: a zero-length read asks for it alone.
+    auto s = RunOnNode(client, g, node, kMethodCopy, {"get", path, "0", "0"});
+    const std::vector<std::string> words =
+        s.ok() && Failure(*s).empty()
+            ? std::vector<std::string>(absl::StrSplit(absl::StripTrailingAsciiWhitespace(s->result().stdout()), ' '))
+            : std::vector<std::string>();
+    struct stat pst {};
+    if (words.size() >= 6 && words[1] == absl::StrCat(had->size) && words[5] == had->sha256 &&
+        ::stat(part.c_str(), &pst) == 0 && static_cast<uint64_t>(pst.st_size) <= had->size) {
+      offset = static_cast<uint64_t>(pst.st_size);
+      size = had->size;
+      sha_hex = had->sha256;
+      progress.emplace(size, g.json);
+      if (!g.json) fmt::print(stderr, "resuming at {} of {} bytes ({} holds them)\n", offset, size, part);
+    }
+  }
+  std::ofstream out(part, std::ios::binary | (offset > 0 ? std::ios::app : std::ios::trunc));
+  if (!out) return Fail(fmt::format("cannot write {}: {}", part, std::strerror(errno)));
+  if (offset == 0) ::unlink(source.c_str());
+  const size_t chunk_bytes = ChunkBytes(client);
+  const absl::Time deadline = absl::Now() + wait;
   std::string last_error;
   while (sha_hex.empty() || offset < size) {
     if (absl::Now() > deadline) {
-      ::unlink(part.c_str());
-      return Fail(fmt::format("copy of {}:{} not finished within {}: {}", node, path, absl::FormatDuration(wait),
-                              last_error));
+      // The part file stays: the next run resumes there.
+      return Fail(fmt::format("copy of {}:{} not finished within {}: {} (run it again to resume)", node, path,
+                              absl::FormatDuration(wait), last_error));
     }
     auto s = RunOnNode(client, g, node, kMethodCopy, {"get", path, absl::StrCat(offset), absl::StrCat(chunk_bytes)});
     if (!s.ok()) {
@@ -297,7 +341,7 @@ int Pull(Client& client, const Globals& g, const std::string& node, const std::s
         absl::SleepFor(absl::Milliseconds(200));
         continue;
       }
-      ::unlink(part.c_str());
+      discard();
       return Fail(why);
     }
     // "size S chunk H [sha256 W]"
@@ -305,15 +349,20 @@ int Pull(Client& client, const Globals& g, const std::string& node, const std::s
     const std::string& data = s->result().payload();
     if (words.size() < 4 || words[0] != "size" || !absl::SimpleAtoi(words[1], &size) ||
         words[3] != Hex(signing::Sha256(data))) {
-      ::unlink(part.c_str());
+      discard();
       return Fail(fmt::format("chunk at {} of {}:{} arrived damaged", offset, node, path));
     }
     if (offset == 0) {
       if (words.size() < 6) return Fail("the node did not send the file's hash");
       sha_hex = words[5];
       progress.emplace(size, g.json);
+      if (absl::Status st = WriteFileAtomically(source, absl::StrCat(node, "\n", path, "\n", size, "\n", sha_hex, "\n"));
+          !st.ok()) {
+        return Fail(st);
+      }
     }
     out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    out.flush();  // what a killed run leaves is whole chunks and a prefix of one
     offset += data.size();
     progress->At(offset);
     if (data.empty() && offset < size) return Fail(fmt::format("{}:{} shrank while it was copied", node, path));
@@ -322,18 +371,19 @@ int Pull(Client& client, const Globals& g, const std::string& node, const std::s
   if (!out) return Fail(fmt::format("write {} failed (disk full?)", part));
   absl::StatusOr<std::string> got = signing::Sha256File(part);
   if (!got.ok() || Hex(*got) != sha_hex) {
-    ::unlink(part.c_str());
+    discard();
     return Fail(fmt::format("{}:{} changed while it was copied (SHA-256 differs); nothing written", node, path));
   }
   uint32_t m = 0644;
   if (!mode.empty()) (void)absl::numbers_internal::safe_strtou32_base(mode, &m, 8);
   if (owner.has_value() && ::chown(part.c_str(), owner->uid, owner->gid) != 0) {
     const std::string why = std::strerror(errno);
-    ::unlink(part.c_str());
+    discard();
     return Fail(fmt::format("chown {}: {}", part, why));
   }
   ::chmod(part.c_str(), static_cast<mode_t>(m));
   if (::rename(part.c_str(), local.c_str()) != 0) return Fail(fmt::format("rename to {}: {}", local, std::strerror(errno)));
+  ::unlink(source.c_str());
   progress->At(size, true);
   if (!g.json) fmt::print("{}: {} bytes, sha256 {}\n", Escape(local), size, sha_hex);
   return 0;

@@ -47,7 +47,7 @@ std::string AllDetails(const google::protobuf::RepeatedPtrField<CommandState>& c
 }
 
 // Nodes: the table of every node (or of `name` with its details and recent commands).
-int Nodes(const Globals& g, const std::string& name, bool pending_only) {
+int Nodes(const Globals& g, const std::string& name, bool pending_only, bool drift_only = false) {
   return WithClient(g, [&](Client& client) {
     auto nodes = client.Nodes(name, g.timeout);
     if (!nodes.ok()) return Fail(nodes.status());
@@ -60,8 +60,16 @@ int Nodes(const Globals& g, const std::string& name, bool pending_only) {
       fmt::print("{}", PendingKeys(*nodes));
       return 0;
     }
+    if (drift_only) {
+      fmt::print("{}", ConfigDrifts(*nodes));
+      return 0;
+    }
     fmt::print("{}", NodeTable(*nodes));
-    if (name.empty()) return 0;
+    // Nodes whose configuration differs from what was last pushed, under the table.
+    if (name.empty()) {
+      fmt::print("{}", ConfigDrifts(*nodes));
+      return 0;
+    }
     for (const proto::NodeInfo& n : nodes->nodes()) fmt::print("{}", NodeDetails(n));
     if (nodes->recent_size() > 0) fmt::print("recent commands:\n{}", CommandTable(nodes->recent()));
     return 0;
@@ -82,8 +90,11 @@ CLI::Validator KnownState() {
 
 Runner SetupNodes(CLI::App& cmd) {
   auto pending = std::make_shared<bool>(false);
+  auto drift = std::make_shared<bool>(false);
   cmd.add_flag("--pending", *pending, "Only nodes whose key waits for `stewardctl accept`");
-  return [pending](const Globals& g) { return Nodes(g, "", *pending); };
+  cmd.add_flag("--config-drift", *drift,
+               "Only nodes whose running configuration differs from the last `config set`/`config push`");
+  return [pending, drift](const Globals& g) { return Nodes(g, "", *pending, *drift); };
 }
 
 Runner SetupNode(CLI::App& cmd) {

@@ -123,6 +123,21 @@ std::string NodeTable(const proto::NodesReply& nodes) {
   return absl::StrCat(nodes.dispatch().paused() ? DispatchLine(nodes.dispatch()) + "\n" : "", table.Render());
 }
 
+std::string ConfigDrift(const proto::NodeInfo& node) {
+  if (!node.config_drift()) return "";
+  return absl::StrCat("config drift: pushed ", Escape(node.config_pushed_hash()), " ",
+                      Ago(node.config_pushed_unix_ms()), ", running ", Escape(node.agent_stats().config_hash()),
+                      " (edited on the node? stewardctl config show ", Escape(node.name()), ")");
+}
+
+std::string ConfigDrifts(const proto::NodesReply& nodes) {
+  std::string out;
+  for (const proto::NodeInfo& n : nodes.nodes()) {
+    if (const std::string drift = ConfigDrift(n); !drift.empty()) absl::StrAppend(&out, Escape(n.name()), "  ", drift, "\n");
+  }
+  return out;
+}
+
 std::string DispatchLine(const proto::DispatchSwitch& sw) {
   if (!sw.paused()) return "dispatch is running";
   return absl::StrCat("dispatch PAUSED ", Ago(sw.since_unix_ms()), " by ", Escape(sw.by()),
@@ -181,11 +196,17 @@ std::string NodeDetails(const proto::NodeInfo& n) {
   }
   if (n.refused_hellos() > 0) absl::StrAppend(&key, " (", n.refused_hellos(), " hellos refused)");
   if (!n.instance_id().empty()) absl::StrAppend(&key, "\n  installation: ", Escape(n.instance_id()));
+  std::string config = n.agent_stats().config_hash().empty() ? "-" : Escape(n.agent_stats().config_hash());
+  if (const std::string drift = ConfigDrift(n); !drift.empty()) {
+    config = drift;
+  } else if (!n.config_pushed_hash().empty()) {
+    absl::StrAppend(&config, " (as pushed ", Ago(n.config_pushed_unix_ms()), ")");
+  }
   return fmt::format(
-      "  hostname: {}\n  os: {}\n  load: {:.2f}\n  methods: {}\n  heartbeat: {} ms\n"
+      "  hostname: {}\n  os: {}\n  load: {:.2f}\n  methods: {}\n  heartbeat: {} ms\n  configuration: {}\n"
       "  errors reported: {}\n  last log: {}\n  log lines: {} ({} error or worse, {:.1f}/min "
       "over 10 min; {} dropped by the agent)\n  key: {}\n  acl: {}\n  maintenance: {}\n",
-      Escape(n.hostname()), Escape(n.os()), n.load1(), JoinEscaped(n.methods(), ", "), n.heartbeat_ms(),
+      Escape(n.hostname()), Escape(n.os()), n.load1(), JoinEscaped(n.methods(), ", "), n.heartbeat_ms(), config,
       n.errors(), Ago(n.last_log_unix_ms()), n.log_lines(), n.log_errors(), n.log_errors_per_min(),
       n.log_dropped(), key, n.acl().empty() ? "-" : JoinEscaped(n.acl(), " "), MaintenanceText(n.maintenance()));
 }

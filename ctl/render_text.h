@@ -47,6 +47,11 @@ std::string NodeStatus(const proto::NodeInfo& node);
 
 // One row per node: NODE STATUS SINCE LAST-HEARD VERSION PENDING LAST-COMMAND.
 std::string NodeTable(const proto::NodesReply& nodes);
+// "config drift: pushed sha256:..., running sha256:..." when the node's hello carries
+// another configuration hash than the last `config set`/`push` installed; else "".
+std::string ConfigDrift(const proto::NodeInfo& node);
+// One line per node whose configuration drifted ("NODE  config drift: ...").
+std::string ConfigDrifts(const proto::NodesReply& nodes);
 // One line per node whose key waits for `stewardctl accept`.
 std::string PendingKeys(const proto::NodesReply& nodes);
 // The indented detail lines of one node (hostname, OS, methods, logs, key, ACL).

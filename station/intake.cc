@@ -136,6 +136,20 @@ void Intake::ErrorLog(const proto::Envelope& ev, const std::string& reply) {
   });
 }
 
+// A succeeded `config set`/`config push` carries the hash of the configuration it
+// installed (its payload): remembered for the node, to show drift (nodes.h).
+void Intake::NoteConfigPushed(const std::string& cid, const std::string& from, const proto::Ack& ack) {
+  if (ack.outcome() != proto::OUTCOME_SUCCEEDED || !absl::StartsWith(ack.payload(), "sha256:")) return;
+  const proto::CommandState* s = core_.model.commands.Find(cid);
+  if (s == nullptr) return;
+  const proto::Envelope& cmd = s->command();
+  if (cmd.method() != kMethodConfig || cmd.domain() != kAgentDomain || cmd.argv().empty() ||
+      (cmd.argv(0) != "set" && cmd.argv(0) != "push")) {
+    return;
+  }
+  core_.model.nodes.ConfigPushed(from, ack.payload(), ack.finished_unix_ms());
+}
+
 void Intake::Result(const proto::Envelope& ev, const std::string& reply) {
   const std::string& from = ev.from_node();
   proto::Ack ack;
@@ -157,6 +171,7 @@ void Intake::Result(const proto::Envelope& ev, const std::string& reply) {
     fate = core_.model.commands.OnResult(cid, from, ack, absl::Now(), changes);
     if (fate == CommandTable::ResultFate::kApplied) {
       core_.HeardFromLocked(from, absl::Now(), effects);
+      NoteConfigPushed(cid, from, ack);
       changes.writes.back().then = answer;
     } else if (fate == CommandTable::ResultFate::kRepeat) {
       // Stored already, unless its write failed: then it is written again now.

@@ -21,6 +21,8 @@ class Intake {
   void Hello(const proto::Envelope& ev, const std::string& reply);
   void ErrorLog(const proto::Envelope& ev, const std::string& reply);
   void Result(const proto::Envelope& ev, const std::string& reply);
+  void NoteConfigPushed(const std::string& cid, const std::string& from, const proto::Ack& ack)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
   void Syslog(const proto::Envelope& ev, const std::string& reply);
   // Answers for event `id`.
   proto::Ack Stored(const std::string& id) const;

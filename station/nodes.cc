@@ -149,6 +149,13 @@ void NodeTable::RestoreErrors(const std::string& name, int64_t minute, int64_t e
   }
 }
 
+void NodeTable::ConfigPushed(const std::string& name, const std::string& hash, int64_t at_ms) {
+  Node& node = Get(name);
+  node.info.set_config_pushed_hash(hash);
+  node.info.set_config_pushed_unix_ms(at_ms);
+  Changed(name);
+}
+
 proto::NodeInfo NodeTable::Info(const std::string& name, absl::Time now) const {
   const Node* node = Find(name);
   if (node == nullptr) return {};
@@ -159,6 +166,12 @@ proto::NodeInfo NodeTable::Info(const std::string& name, absl::Time now) const {
     if (m > minute - 10) recent_errors += n;
   }
   info.set_log_errors_per_min(static_cast<double>(recent_errors) / 10.0);
+  // Only a hello read after the push counts: until the node reloaded, its hellos still
+  // carry the hash it had before.
+  const proto::AgentStats& stats = info.agent_stats();
+  info.set_config_drift(!info.config_pushed_hash().empty() && !stats.config_hash().empty() &&
+                        stats.at_unix_ms() > info.config_pushed_unix_ms() &&
+                        stats.config_hash() != info.config_pushed_hash());
   return info;
 }
 

@@ -81,7 +81,12 @@ class NodeTable {
   // Error lines stored in `minute` (unix minutes) before the station started: errors
   // per minute survive a restart.
   void RestoreErrors(const std::string& name, int64_t minute, int64_t errors);
-  // A node's row as operators see it, with errors per minute over the last 10 minutes.
+  // A `config set`/`config push` to `name` succeeded, installing the configuration
+  // `hash`, finished at `at_ms` (the node's clock): a later hello with another hash is
+  // drift (Info sets config_drift).
+  void ConfigPushed(const std::string& name, const std::string& hash, int64_t at_ms);
+  // A node's row as operators see it, with errors per minute over the last 10 minutes
+  // and whether its configuration drifted from the last one pushed.
   proto::NodeInfo Info(const std::string& name, absl::Time now) const;
 
   // Changed marks a row for the next TakeDirty.

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <filesystem>
 #include <optional>
@@ -120,6 +121,8 @@ class FileTail : public Input {
 
   absl::Status Run(const absl::Notification& stop, LineSink& sink) override;
   std::string name() const override { return "tail:" + path_; }
+  std::string file() const override { return path_; }
+  int64_t offset() const override { return committed_.load(std::memory_order_relaxed); }
 
  private:
   absl::Status TryOpen(bool at_start, LineSink& sink);
@@ -146,7 +149,8 @@ class FileTail : public Input {
   uint64_t dev_ = 0;
   uint64_t ino_ = 0;
   int64_t read_pos_ = 0;      // next byte to read from fd_
-  int64_t committed_ = 0;     // end of the last line the sink took
+  // End of the last line the sink took; read by status from other threads.
+  std::atomic<int64_t> committed_{0};
   std::optional<FilePosition> saved_;  // what the state file says
   absl::Time last_flush_ = absl::InfinitePast();
   std::optional<absl::Time> rotated_since_;  // path_ names another file (or none) since
@@ -254,7 +258,7 @@ bool FileTail::OfferChunk(absl::string_view chunk, const absl::Notification& sto
 // Offers `line` until the sink takes it (true) or `stop` comes (false).
 bool FileTail::OfferBlocking(const std::string& line, bool truncated, const absl::Notification& stop,
                              LineSink& sink) {
-  while (!sink.Offer(MakeLine(line, origin_, truncated))) {
+  while (!Offer(sink, MakeLine(line, origin_, truncated))) {
     if (stop.WaitForNotificationWithTimeout(kFileRetryInterval)) return false;
   }
   return true;
@@ -287,7 +291,7 @@ absl::Status FileTail::CheckRotation(const absl::Notification& stop, LineSink& s
 // kFlushInterval unless forced). Nothing is saved when the flush fails.
 absl::Status FileTail::MaybeSave(LineSink& sink, bool force) {
   if (!fd_.valid()) return absl::OkStatus();
-  const FilePosition pos{.dev = dev_, .ino = ino_, .offset = committed_};
+  const FilePosition pos{.dev = dev_, .ino = ino_, .offset = committed_.load()};
   if (saved_ == pos) return absl::OkStatus();
   const absl::Time now = absl::Now();
   if (!force && now - last_flush_ < kFlushInterval) return absl::OkStatus();

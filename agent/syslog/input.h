@@ -7,6 +7,7 @@
 // thread-compatible: one Run at a time.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -83,6 +84,31 @@ class Input {
   // Lines lost at this input: UDP datagrams the kernel dropped (its receive buffer was
   // full) and the ones the sink refused.
   virtual uint64_t dropped() const { return 0; }
+  // Of dropped(): the datagrams the kernel dropped (UDP only).
+  virtual uint64_t kernel_dropped() const { return 0; }
+  // File tails: the file and the offset of the end of the last line the sink took; -1
+  // for network inputs.
+  virtual std::string file() const { return ""; }
+  virtual int64_t offset() const { return -1; }
+  // Before a stop that the agent means to survive (a reload, a shutdown): stop taking
+  // new sources and finish the open ones until `deadline` (TCP: no more connections,
+  // a FIN to each sender, then read each until the sender closes its side). Returns at
+  // once; Drained() says when it is done. Run keeps running until `stop`.
+  virtual void StartDraining(absl::Time /*deadline*/) {}
+  virtual bool Drained() const { return true; }
+  // Lines the sink took from this input since it was made (stewardctl status).
+  uint64_t lines() const { return lines_.load(std::memory_order_relaxed); }
+
+ protected:
+  // Offers `line` to the sink and counts it when taken.
+  bool Offer(LineSink& sink, RawLine line) {
+    if (!sink.Offer(std::move(line))) return false;
+    lines_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+ private:
+  std::atomic<uint64_t> lines_{0};
 };
 
 // Every input's frame limit must be positive: InvalidArgument otherwise.

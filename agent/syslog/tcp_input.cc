@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cerrno>
 #include <optional>
 #include <utility>
@@ -53,6 +54,10 @@ class TcpInput : public SocketInput {
       : SocketInput(std::move(socket), spec, "tcp", options) {}
 
   absl::Status Run(const absl::Notification& stop, LineSink& sink) override;
+  void StartDraining(absl::Time deadline) override {
+    drain_until_ns_.store(absl::ToUnixNanos(deadline), std::memory_order_relaxed);
+  }
+  bool Drained() const override { return drained_.load(std::memory_order_relaxed); }
 
  private:
   using Connections = std::vector<std::unique_ptr<Connection>>;
@@ -60,27 +65,62 @@ class TcpInput : public SocketInput {
   absl::Status AcceptAll(Connections& conns);
   void Service(Connection& c, short revents, std::vector<char>& buf, LineSink& sink);
   void Deliver(Connection& c, LineSink& sink);
-  bool Offer(const Frame& frame, LineSink& sink) { return sink.Offer(Line(frame.data, frame.truncated)); }
+  bool Offer(const Frame& frame, LineSink& sink) { return Input::Offer(sink, Line(frame.data, frame.truncated)); }
+
+  // Starts a drain: takes the connections already made, closes the listener (new ones
+  // are refused) and half-closes each connection (FIN: a relay such as rsyslog sees it
+  // before its next write, closes and reconnects elsewhere).
+  absl::Status StartDrain(Connections& conns);
+  // The drain ends when every sender closed its side, or at the deadline.
+  void CheckDrained(Connections& conns);
 
   uint64_t refused_ = 0;  // connections closed at once for being over kMaxConnections
+  std::atomic<int64_t> drain_until_ns_{0};  // 0: not draining
+  bool draining_ = false;                    // the drain started (Run's thread only)
+  std::atomic<bool> drained_{false};
 };
+
+absl::Status TcpInput::StartDrain(Connections& conns) {
+  draining_ = true;
+  STEWARD_RETURN_IF_ERROR(AcceptAll(conns));
+  ::shutdown(fd_.get(), SHUT_RDWR);  // a listening socket: stops listening
+  for (const auto& c : conns) ::shutdown(c->fd.get(), SHUT_WR);
+  STEWARD_LOG_INFO("{}: draining {} connections", name(), conns.size());
+  return absl::OkStatus();
+}
+
+void TcpInput::CheckDrained(Connections& conns) {
+  if (drained_.load(std::memory_order_relaxed)) return;
+  if (!conns.empty() && absl::Now() < absl::FromUnixNanos(drain_until_ns_.load(std::memory_order_relaxed))) return;
+  if (!conns.empty()) {
+    STEWARD_LOG_WARNING("{}: {} senders did not close their connection in time; closing it (what they send "
+                        "from now on is lost)",
+                        name(), conns.size());
+  }
+  drained_.store(true, std::memory_order_relaxed);
+}
 
 // One poll loop over the listener and every connection. A connection holding a refused
 // frame is not polled; the loop then wakes every kRetryPollMs to offer it again. At
-// stop, connections close: frames they still held, and unread kernel data, are lost.
+// stop, connections close: frames they still held, and unread kernel data, are lost;
+// StartDraining before the stop avoids that (see input.h).
 absl::Status TcpInput::Run(const absl::Notification& stop, LineSink& sink) {
   Connections conns;
   std::vector<char> buf(kTcpReadChunk);
   std::vector<pollfd> pfds;
   while (!stop.HasBeenNotified()) {
+    if (!draining_ && drain_until_ns_.load(std::memory_order_relaxed) != 0) {
+      STEWARD_RETURN_IF_ERROR(StartDrain(conns));
+    }
+    if (draining_) CheckDrained(conns);
     bool blocked = false;
-    pfds.assign(1, pollfd{.fd = fd_.get(), .events = POLLIN, .revents = 0});
+    pfds.assign(1, pollfd{.fd = draining_ ? -1 : fd_.get(), .events = POLLIN, .revents = 0});
     for (const auto& c : conns) {
       blocked = blocked || c->Blocked();
       // A blocked connection is left out (fd -1): its data waits in the kernel.
       pfds.push_back(pollfd{.fd = c->Blocked() ? -1 : c->fd.get(), .events = POLLIN, .revents = 0});
     }
-    const int rc = poll(pfds.data(), pfds.size(), blocked ? kRetryPollMs : kPollMs);
+    const int rc = poll(pfds.data(), pfds.size(), blocked || draining_ ? kRetryPollMs : kPollMs);
     if (rc < 0) {
       if (errno == EINTR) continue;
       return absl::ErrnoToStatus(errno, "poll " + name());

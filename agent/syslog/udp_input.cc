@@ -63,6 +63,7 @@ class UdpInput : public SocketInput {
   uint64_t dropped() const override {
     return refused_.load(std::memory_order_relaxed) + KernelDrops();
   }
+  uint64_t kernel_dropped() const override { return KernelDrops(); }
 
  private:
   // Receive buffers for one recvmmsg call.
@@ -175,7 +176,7 @@ void UdpInput::Deliver(absl::string_view datagram, bool cut, LineSink& sink) {
     cut = true;
   }
   if (datagram.empty()) return;
-  if (!sink.Offer(Line(datagram, cut))) refused_.fetch_add(1, std::memory_order_relaxed);
+  if (!Offer(sink, Line(datagram, cut))) refused_.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace

@@ -109,12 +109,15 @@ void Fleet(Router& r, const httplib::Request&, httplib::Response& res, const Pri
   // applies the snapshot and then follows from here misses nothing.
   const uint64_t position = r.core().feed.Position();
   API_ASSIGN(proto::NodesReply nodes, CallRpcAs<proto::NodesReply>(r.rpc(), kStationNodes, proto::NodesRequest(), who));
-  Json counts = {{"online", 0}, {"offline", 0}, {"unknown", 0}, {"pending", 0}, {"maintenance", 0}, {"alarms", 0}};
+  Json counts = {{"online", 0},      {"offline", 0}, {"unknown", 0},
+                 {"pending", 0},     {"maintenance", 0}, {"alarms", 0},
+                 {"config_drift", 0}};
   Json rows = Json::array();
   for (const proto::NodeInfo& n : nodes.nodes()) {
     counts[NodeStatusName(n.status())] = counts[NodeStatusName(n.status())].get<int>() + 1;
     if (n.maintenance().on()) counts["maintenance"] = counts["maintenance"].get<int>() + 1;
     if (Alarm(n)) counts["alarms"] = counts["alarms"].get<int>() + 1;
+    if (n.config_drift()) counts["config_drift"] = counts["config_drift"].get<int>() + 1;
     rows.push_back({{"name", n.name()},
                     {"status", NodeStatusName(n.status())},
                     {"since_unix_ms", n.since_unix_ms()},
@@ -127,7 +130,8 @@ void Fleet(Router& r, const httplib::Request&, httplib::Response& res, const Pri
                     {"last_command_state", n.last_command_state()},
                     {"maintenance", n.maintenance().on()},
                     {"maintenance_reason", n.maintenance().reason()},
-                    {"alarm", Alarm(n)}});
+                    {"alarm", Alarm(n)},
+                    {"config_drift", n.config_drift()}});
   }
   Json out;
   out["event_id"] = position;
@@ -151,7 +155,8 @@ void Nodes(Router& r, const httplib::Request& req, httplib::Response& res, const
   for (const proto::NodeInfo& n : nodes.nodes()) {  // sorted by name
     if (!after.empty() && n.name() <= after) continue;
     if (!status.empty() && status != NodeStatusName(n.status()) &&
-        !(status == "maintenance" && n.maintenance().on()) && !(status == "alarm" && Alarm(n))) {
+        !(status == "maintenance" && n.maintenance().on()) && !(status == "alarm" && Alarm(n)) &&
+        !(status == "config_drift" && n.config_drift())) {
       continue;
     }
     if (!q.empty() && n.name().find(q) == std::string::npos && n.hostname().find(q) == std::string::npos) continue;
