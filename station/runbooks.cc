@@ -198,20 +198,26 @@ void RunbookTable::End(Entry& e, size_t i, proto::RunState state, const std::str
   run.set_step(step);
   run.set_finished_unix_ms(absl::ToUnixMillis(now));
   commands.ReleaseJob(e.runs[i].node, e.job.id(), now);
-  // Written at once: a run that ended stays ended across a restart (its end may be
-  // known to no command, as a preemption between steps).
-  work.progress.push_back(e.job);
-  work.log.push_back(absl::StrCat("runbook job ", e.job.id(), " on ", e.runs[i].node, ": ", runbook::RunStateName(state), ": ",
-                                  reason));
+  // Written by MaybeFinish: a run that ended stays ended across a restart (its end may
+  // be known to no command, as a preemption between steps).
+  e.ended_unwritten = true;
+  work.log.push_back(absl::StrCat("runbook job ", e.job.id(), " on ", e.runs[i].node, ": ",
+                                  runbook::RunStateName(state), ": ", reason));
 }
 
 void RunbookTable::MaybeFinish(Entry& e, absl::Time now, Work& work) {
-  if (e.writing || e.written) return;
+  if (e.writing) return;
   int counts[7] = {};
   for (const proto::RunbookRun& r : e.job.runs()) {
-    if (r.state() == proto::RUN_RUNNING) return;
+    if (r.state() == proto::RUN_RUNNING) {
+      // The job goes on: the runs that ended meanwhile are written, once for them all.
+      if (e.ended_unwritten) work.progress.push_back(e.job);
+      e.ended_unwritten = false;
+      return;
+    }
     ++counts[std::clamp<int>(r.state(), 0, 6)];
   }
+  e.ended_unwritten = false;  // the final record holds them
   std::vector<std::string> parts;
   for (proto::RunState s : {proto::RUN_SUCCEEDED, proto::RUN_FAILED, proto::RUN_BUSY, proto::RUN_PREEMPTED,
                             proto::RUN_CANCELED}) {
@@ -228,7 +234,7 @@ void RunbookTable::MaybeFinish(Entry& e, absl::Time now, Work& work) {
 
 void RunbookTable::Tick(absl::Time now, CommandTable& commands, Work& work) {
   for (auto& [id, e] : jobs_) {
-    if (e.writing || e.written) continue;
+    if (e.writing) continue;
     const proto::Runbook& rb = e.job.runbook();
     for (size_t i = 0; i < e.runs.size(); ++i) {
       Run& r = e.runs[i];

@@ -102,6 +102,7 @@ class RunbookTable {
             const proto::RunbookStepRef& ref, bool ok, absl::Time now, CommandTable& commands, Changes& changes);
   // Written reports the commit of job `id`'s final record: the job is forgotten (or
   // written again by the next Tick when it failed).
+  // (Work::progress, a record written while the job goes on, needs no report.)
   void Written(const std::string& id, bool ok);
   // Close stops job `id` for operator `by`: running steps are stopped on their nodes
   // (CommandTable::Stop), no step is made any more, each unfinished run ends canceled.
@@ -118,8 +119,8 @@ class RunbookTable {
   struct Entry {
     proto::Job job;          // job.runs() says how each run goes
     std::vector<Run> runs;   // as job.targets()
-    bool writing = false;
-    bool written = false;    // the final record committed
+    bool writing = false;          // the final record is on its way
+    bool ended_unwritten = false;  // a run ended since the record was last written
   };
 
   void End(Entry& e, size_t i, proto::RunState state, const std::string& reason, int step, absl::Time now,
