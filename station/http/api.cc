@@ -378,16 +378,6 @@ void Dispatch(Router& r, const httplib::Request&, httplib::Response& res, const 
 
 // ---- writes ----
 
-// Records an HTTP write of `who` in the audit (pause and maintenance record their own,
-// with the operator the in-process call carries).
-void RecordWrite(Router& r, const Principal& who, const std::string& action, const std::string& target,
-           const std::string& detail, const std::string& outcome) {
-  Call call;
-  call.env.set_operator_(who.Operator());
-  call.via = "http";
-  RecordAction(r.core(), call, action, target, detail, outcome);
-}
-
 void Submit(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who) {
   API_ASSIGN(Json body, Body(req));
   std::vector<std::string> nodes, argv, env;
@@ -518,6 +508,14 @@ void SetMaintenance(Router& r, const httplib::Request& req, httplib::Response& r
 }
 
 }  // namespace
+
+void RecordWrite(Router& r, const Principal& who, const std::string& action, const std::string& target,
+                 const std::string& detail, const std::string& outcome) {
+  Call call;
+  call.env.set_operator_(who.Operator());
+  call.via = "http";
+  RecordAction(r.core(), call, action, target, detail, outcome);
+}
 
 void AddApi(Router& r) {
   // Node names and ids are subject tokens: no '/', '.', white space or wildcards.

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "station/http/debug_relay.h"
 #include "station/operations.h"
 
 namespace steward::station::http {
@@ -223,6 +224,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const HttpOptions& options
   AddEvents(*s->router_);
   AddMetrics(*s->router_, tokens);
   AddDashboard(*s->router_);
+  s->debug_ = std::make_unique<DebugRelay>(core.conn());
+  AddDebug(*s->router_, *s->debug_);
 
   if (port == 0) {
     port = http.bind_to_any_port(host);
@@ -253,6 +256,7 @@ Server::~Server() { Shutdown(); }
 void Server::Shutdown() {
   if (stopped_) return;
   stopped_ = true;
+  if (debug_) debug_->Close();  // its readers end, and the agents' sessions with them
   if (http_) http_->stop();
   if (thread_.joinable()) thread_.join();
 }

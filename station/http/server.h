@@ -1,6 +1,7 @@
 // Server: the station's HTTP surfaces on cpp-httplib. The read API and the writes
 // under /api/v1 (api.cc), the live event stream /api/v1/events (events.cc),
-// Prometheus /metrics (metrics.cc) and the dashboard's files (dashboard.cc), behind
+// Prometheus /metrics (metrics.cc), the agents' debug streams (debug.cc) and the
+// dashboard's files (dashboard.cc), behind
 // one gate (Router) that authenticates, counts and times every request.
 //
 //   auto server = Server::Start(options.http, core, rpc, tokens);
@@ -37,6 +38,8 @@
 #include "station/rpc.h"
 
 namespace steward::station::http {
+
+class DebugRelay;  // debug_relay.h
 
 // Who makes a request.
 struct Principal {
@@ -90,6 +93,10 @@ void SendError(httplib::Response& res, int status, absl::string_view message);
 // DeadlineExceeded 504, Unavailable and the rest 503.
 int HttpStatusOf(const absl::Status& st);
 void SendStatus(httplib::Response& res, const absl::Status& st);
+// Records an HTTP write of `who` in the audit (pause and maintenance record their own,
+// with the operator the in-process call carries).
+void RecordWrite(Router& r, const Principal& who, const std::string& action, const std::string& target,
+                 const std::string& detail, const std::string& outcome);
 
 // Calls the station's rpc `method` in-process for `who` and waits for its answer: the
 // reply payload, or the failure (REJECTED: InvalidArgument, or NotFound for "unknown
@@ -124,6 +131,7 @@ class Server {
  private:
   Server() = default;
 
+  std::unique_ptr<DebugRelay> debug_;  // the agents' debug streams the dashboard reads
   std::unique_ptr<httplib::Server> http_;
   std::unique_ptr<Router> router_;
   int port_ = 0;
@@ -134,10 +142,11 @@ class Server {
 // Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
 bool IsLoopback(absl::string_view host);
 
-// Route sets (api.cc, events.cc, metrics.cc, dashboard.cc).
+// Route sets (api.cc, events.cc, metrics.cc, dashboard.cc, debug.cc).
 void AddApi(Router& router);
 void AddEvents(Router& router);
 void AddMetrics(Router& router, const Tokens& tokens);
 void AddDashboard(Router& router);
+void AddDebug(Router& router, DebugRelay& relay);
 
 }  // namespace steward::station::http
