@@ -173,3 +173,37 @@ test('a staged rollout page shows its batches and why it stopped', async () => {
   const missing = await fetch(`${cluster.http}/api/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV`);
   assert.equal(missing.status, 404);
 });
+
+test('a node page streams the agent\'s own log live, stops it, and leaving the page stops it too', async () => {
+  const token = cluster.ctl(['token', 'create', '--name', 'dora']).out.trim();
+  const { page, errors } = await open('/#/node/ship1');
+  await page.evaluate((t) => localStorage.setItem('steward-token', t), token);
+  const endedAtAgent = () => (cluster.log('ship1').match(/debug stream \S+ for dora .* ended: the operator went away/g) || []).length;
+  await page.waitForSelector('#debug[data-stream="off"]');
+  await page.selectOption('#debug-level', 'debug');
+  await page.click('#debug-start');
+  await page.waitForSelector('#debug[data-stream="on"]');
+  // A command makes the agent log at debug level; its line shows up live. (The page
+  // reads itself again on the command's events meanwhile: the stream goes on.)
+  const sent = cluster.ctl(['send', '--no-wait', '--method', 'echo', 'ship1', '--', 'hi']);
+  assert.equal(sent.status, 0, sent.err);
+  const id = sent.out.trim().split(' ')[1];
+  await page.waitForSelector(`#debug-lines:has-text("DEBUG command ${id} echo/")`);
+  assert.equal(await page.getAttribute('#debug', 'data-stream'), 'on');
+  await page.click('#debug-stop');
+  await page.waitForSelector('#debug[data-stream="ended"]');
+  assert.match(await page.textContent('#debug-state'), /stopped by dora \(http token/);
+  await until('the agent stopped streaming', () => endedAtAgent() === 1, 20000);
+
+  // Started again, then the operator leaves the page: the stream stops with it.
+  await page.click('#debug-start');
+  await page.waitForSelector('#debug[data-stream="on"]');
+  await page.goto(`${cluster.http}/#/`);
+  await page.waitForSelector('tr[data-node="ship1"]');
+  await until('the agent stopped streaming again', () => endedAtAgent() === 2, 20000);
+  const audit = await fetch(`${cluster.http}/api/v1/audit?limit=100`).then((x) => x.json());
+  assert.ok(audit.actions.some((a) => a.action === 'debug' && /^dora \(http token/.test(a.operator) && a.outcome === 'ok'));
+  assert.ok(audit.actions.some((a) => a.action === 'debug stop' && /^dora/.test(a.operator)));
+  assert.deepEqual(errors, []);
+  await page.close();
+});

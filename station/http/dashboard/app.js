@@ -1,5 +1,6 @@
 // steward's dashboard: plain JavaScript, no build step, no third-party code. Pages by
-// location hash (#/, #/node/NAME, #/command/ID, #/request/ID, #/audit). Each page reads
+// location hash (#/, #/node/NAME, #/command/ID, #/request/ID, #/audit); a node's page
+// can also stream the agent's own log live (debugCard). Each page reads
 // a snapshot from /api/v1 (which carries the feed position it was read at, event_id),
 // then follows /api/v1/events from that position: nothing that happens between the
 // snapshot and the stream is missed, and a reconnect resumes where it stopped. Text
@@ -90,19 +91,35 @@ function show(seq, ...children) {
 // for each event and onReset() when the station no longer holds what came after the
 // position (the page reloads its snapshot). Reconnects by itself; returns a stop function.
 function follow(query, after, onEvent, onReset) {
+  return sse('/api/v1/events?' + query, after, onEvent, onReset, {});
+}
+
+// sse reads Server-Sent Events from `path` (with the token: EventSource cannot send
+// one), resuming from the last id seen when it reconnects. opts.onRefused(status,
+// error) ends it on a 4xx answer (a stream that is gone or not this operator's);
+// without it, the header's live mark shows the connection. Returns a stop function.
+function sse(path, after, onEvent, onReset, opts) {
   let last = String(after || '');
   let stopped = false;
   let ctrl = null;
+  const mark = !opts.onRefused;
   (async () => {
     while (!stopped) {
       ctrl = new AbortController();
       try {
         const h = headers();
         if (last) h['Last-Event-ID'] = last;
-        const res = await fetch('/api/v1/events?' + query, { headers: h, signal: ctrl.signal });
+        const res = await fetch(path, { headers: h, signal: ctrl.signal });
+        if (opts.onRefused && res.status >= 400 && res.status < 500) {
+          const body = await res.json().catch(() => ({}));
+          stopped = true;
+          return opts.onRefused(res.status, body.error || `HTTP ${res.status}`);
+        }
         if (!res.ok) throw new Error(`events: HTTP ${res.status}`);
-        $live.textContent = 'live';
-        $live.classList.remove('off');
+        if (mark) {
+          $live.textContent = 'live';
+          $live.classList.remove('off');
+        }
         const reader = res.body.getReader();
         const decoder = new TextDecoder();
         let buf = '';
@@ -128,8 +145,11 @@ function follow(query, after, onEvent, onReset) {
       } catch (e) {
         if (stopped) return;
       }
-      $live.textContent = 'reconnecting';
-      $live.classList.add('off');
+      if (stopped) return;
+      if (mark) {
+        $live.textContent = 'reconnecting';
+        $live.classList.add('off');
+      }
       await new Promise((r) => setTimeout(r, 1500));
     }
   })();
@@ -320,6 +340,7 @@ async function nodePage(name) {
       el('div', { class: 'card' }, el('h2', {}, 'details'), details),
       el('div', { class: 'card' }, el('h2', {}, 'recent commands'), el('table', {}, recent))),
     el('div', { class: 'card' }, el('h2', {}, 'errors reported'), el('table', {}, errors)),
+    debugCard(name),
     el('div', { class: 'card' }, el('h2', {}, 'log tail'), logs));
   const tail = await api(`/api/v1/logs?node=${encodeURIComponent(name)}&limit=50`);
   const addLog = (e) => {
@@ -332,6 +353,92 @@ async function nodePage(name) {
       if (type === 'log') addLog(e);
       else route();  // the node changed: read it again
     }, () => route());
+}
+
+// ---- the agent's own log, live (a debug stream) ----
+
+// The node page's debug card: the agent's log lines at a chosen level for a chosen time,
+// read through the station (POST /api/v1/nodes/NAME/debug, then that stream's events).
+// It outlives re-renders of the same node's page (the page reads itself again on the
+// node's events, and the debug command is one of them); leaving the page, or closing
+// it, stops the stream. The station ends it too when nobody reads it any more.
+let debug = null;  // { node, card, id, stopStream }
+const kDebugLines = 2000;  // kept in the page; older lines scroll away
+
+function onNodePage(name) {
+  const [, page, arg] = (location.hash || '#/').split('/');
+  return page === 'node' && decodeURIComponent(arg || '') === name;
+}
+
+function stopDebug() {
+  if (!debug) return;
+  if (debug.id) {
+    // keepalive: sent even when the page is going away.
+    fetch(`/api/v1/debug/${debug.id}/stop`, { method: 'POST', keepalive: true, headers: headers() }).catch(() => {});
+  }
+  debug.stopStream();
+  debug = null;
+}
+window.addEventListener('pagehide', stopDebug);
+
+function debugCard(name) {
+  if (debug && debug.node === name) return debug.card;
+  stopDebug();
+  const level = el('select', { id: 'debug-level' }, ['debug', 'info', 'warning', 'error'].map((l) => el('option', { value: l }, l)));
+  const span = el('select', { id: 'debug-for' },
+    [['1m', 60], ['5m', 300], ['15m', 900], ['1h', 3600]].map(([t, sec]) => el('option', { value: sec * 1000, selected: t === '5m' }, t)));
+  const start = el('button', { id: 'debug-start' }, 'Start');
+  const stop = el('button', { id: 'debug-stop', class: 'danger', hidden: true }, 'Stop');
+  const state = el('span', { id: 'debug-state', class: 'muted' }, 'not streaming');
+  const lines = el('pre', { id: 'debug-lines', hidden: true });
+  const card = el('div', { class: 'card', id: 'debug', 'data-stream': 'off' }, el('h2', {}, 'agent log, live'),
+    el('div', { class: 'toolbar' }, level, span, start, stop, state), lines);
+  const view = { node: name, card, id: null, stopStream: () => {} };
+  debug = view;
+  const append = (text) => {
+    lines.append(text + '\n');
+    while (lines.childNodes.length > kDebugLines) lines.firstChild.remove();
+    lines.scrollTop = lines.scrollHeight;
+  };
+  const ended = (why) => {
+    view.stopStream();
+    view.stopStream = () => {};
+    view.id = null;
+    card.dataset.stream = 'ended';
+    state.textContent = `ended: ${why}`;
+    start.hidden = false;
+    start.disabled = false;
+    stop.hidden = true;
+    level.disabled = span.disabled = false;
+  };
+  start.addEventListener('click', async () => {
+    start.disabled = true;
+    state.textContent = 'starting…';
+    let s;
+    try {
+      s = await post(`/api/v1/nodes/${encodeURIComponent(name)}/debug`, { level: level.value, for_ms: Number(span.value) });
+    } catch (e) {
+      return ended(e.message);
+    }
+    view.id = s.id;
+    card.dataset.stream = 'on';
+    lines.replaceChildren();
+    lines.hidden = false;
+    start.hidden = true;
+    stop.hidden = false;
+    level.disabled = span.disabled = true;
+    state.textContent = `${s.level} and above, until ${new Date(s.until_unix_ms).toLocaleTimeString()}`;
+    view.stopStream = sse(`/api/v1/debug/${s.id}/events`, '', (type, e) => {
+      if (type === 'line') append(e.text);
+      else if (type === 'missed') append(`[dashboard] ${e.lines} lines came too fast to show`);
+      else if (type === 'end') ended(e.reason);
+    }, () => {}, { onRefused: (status, why) => ended(why) });
+  });
+  stop.addEventListener('click', () => {
+    if (!view.id) return;
+    post(`/api/v1/debug/${view.id}/stop`, {}).then((info) => ended(info.reason), (e) => alert(e.message));
+  });
+  return card;
 }
 
 // Approve and Deny buttons for a command awaiting approval (four eyes: the station
@@ -482,6 +589,7 @@ async function auditPage() {
 // ---- routing ----
 
 async function route() {
+  if (debug && !onNodePage(debug.node)) stopDebug();
   stopPage();
   stopPage = () => {};
   const seq = ++routeSeq;
