@@ -143,7 +143,7 @@ TEST_CASE("a debug stream started over HTTP relays the agent's lines as events a
   CHECK(cmd.json["state"] == "succeeded");
   CHECK(cmd.json["command"]["method"] == "debug");
   CHECK_THAT(cmd.json["command"]["operator"].get<std::string>(), Catch::Contains("alice (http token"));
-  CHECK(AuditHas(port, "debug", "alice (http token", "ok"));
+  CHECK(WaitUntil([&] { return AuditHas(port, "debug", "alice (http token", "ok"); }, absl::Seconds(5)));
   // The agent's own stderr did not get its debug lines.
   CHECK_THAT(c.agent("ship1").Stderr(), !Catch::Contains("DEBUG command " + echo));
 }
@@ -193,7 +193,7 @@ TEST_CASE("a debug stream ends when its last reader goes away and when its opera
   CHECK(Has(events, "end", "stopped by alice (http token"));
   CHECK(absl::Now() - asked < absl::Seconds(10));
   CHECK(WaitUntil([&] { return Ended(c) == 2; }, absl::Seconds(15)));
-  CHECK(AuditHas(port, "debug stop", "alice (http token", "ok"));
+  CHECK(WaitUntil([&] { return AuditHas(port, "debug stop", "alice (http token", "ok"); }, absl::Seconds(5)));
 }
 
 TEST_CASE("a debug request without the right is refused, audited, and sends nothing", "[integration][http][debug]") {
@@ -225,7 +225,9 @@ TEST_CASE("a debug request without the right is refused, audited, and sends noth
   Reply denied = StartDebug(port, alice, "{}");
   CHECK(denied.status == 403);
   CHECK_THAT(denied.json["error"].get<std::string>(), Catch::Contains("ship1's access rules do not allow debug"));
-  CHECK(AuditHas(port, "debug", "alice (http token", "do not allow debug"));
+  // (The audit is written behind the answer, as every refusal's.)
+  CHECK(WaitUntil([&] { return AuditHas(port, "debug", "alice (http token", "do not allow debug"); },
+                  absl::Seconds(5)));
 
   // Nothing reached the ledger's commands, nor the agent.
   RunResult history = c.Ctl({"history", "--node", "ship1"});
