@@ -19,16 +19,22 @@ namespace {
 using steward::testing::NatsServer;
 using steward::testing::WaitUntil;
 
-TEST_CASE("DebugRelay keeps a bounded ring and answers probes only while it is read", "[debug][integration]") {
+// A broker with two clients: the station's (the relay's) and the agent's (this test).
+struct Broker {
   nats::Library lib;
   NatsServer server;
   nats::ConnectionPtr station = steward::testing::MustConnect(server.url(), "relay");
   nats::ConnectionPtr agent = steward::testing::MustConnect(server.url(), "agent");
+};
+
+TEST_CASE("DebugRelay keeps a bounded ring and answers probes only while it is read", "[debug][integration]") {
+  Broker broker;
+  natsConnection* agent = broker.agent.get();
   DebugRelay::Limits limits;
   limits.ring_lines = 5;
   limits.first_reader = absl::Seconds(30);
   limits.grace = absl::Milliseconds(500);
-  DebugRelay relay(station.get(), limits);
+  DebugRelay relay(broker.station.get(), limits);
   const std::string id = DebugRelay::NewId();
   const std::string subject = "_DEBUG.station.ship1." + id;
   absl::StatusOr<DebugRelay::Info> info =
@@ -39,8 +45,8 @@ TEST_CASE("DebugRelay keeps a bounded ring and answers probes only while it is r
   std::string first, second;
   for (int i = 1; i <= 6; ++i) absl::StrAppend(&first, "line ", i, "\n");
   for (int i = 7; i <= 12; ++i) absl::StrAppend(&second, "line ", i, "\n");
-  REQUIRE(nats::Publish(agent.get(), subject + ".line", first).ok());
-  REQUIRE(nats::Publish(agent.get(), subject + ".line", second).ok());
+  REQUIRE(nats::Publish(agent, subject + ".line", first).ok());
+  REQUIRE(nats::Publish(agent, subject + ".line", second).ok());
   REQUIRE(WaitUntil([&] { return relay.Get(id)->lines == 12; }, absl::Seconds(5)));
   DebugRelay::Batch b = relay.Wait(id, 0, absl::Seconds(1));
   REQUIRE(b.lines.size() == 5);
@@ -55,9 +61,9 @@ TEST_CASE("DebugRelay keeps a bounded ring and answers probes only while it is r
   CHECK(b.missed == 0);
 
   // Before the first reader (within first_reader) and with one: probes are answered.
-  CHECK(nats::Request(agent.get(), subject + ".ping", "", absl::Seconds(2)).ok());
+  CHECK(nats::Request(agent, subject + ".ping", "", absl::Seconds(2)).ok());
   relay.AddReader(id);
-  CHECK(nats::Request(agent.get(), subject + ".ping", "", absl::Seconds(2)).ok());
+  CHECK(nats::Request(agent, subject + ".ping", "", absl::Seconds(2)).ok());
   // The reader leaves: past the grace the stream ends and unsubscribes, so the
   // agent's next probe finds nobody at all.
   relay.RemoveReader(id);
@@ -66,7 +72,7 @@ TEST_CASE("DebugRelay keeps a bounded ring and answers probes only while it is r
   absl::StatusOr<nats::MsgPtr> probe;
   CHECK(WaitUntil(
       [&] {
-        probe = nats::Request(agent.get(), subject + ".ping", "", absl::Milliseconds(500));
+        probe = nats::Request(agent, subject + ".ping", "", absl::Milliseconds(500));
         return !probe.ok() && absl::IsUnavailable(probe.status());  // "no responders"
       },
       absl::Seconds(5)));
@@ -80,19 +86,17 @@ TEST_CASE("DebugRelay keeps a bounded ring and answers probes only while it is r
 
 TEST_CASE("DebugRelay ends a stream on the agent's end message and refuses past its stream limit",
           "[debug][integration]") {
-  nats::Library lib;
-  NatsServer server;
-  nats::ConnectionPtr station = steward::testing::MustConnect(server.url(), "relay");
-  nats::ConnectionPtr agent = steward::testing::MustConnect(server.url(), "agent");
+  Broker broker;
+  natsConnection* agent = broker.agent.get();
   DebugRelay::Limits limits;
   limits.max_streams = 1;
-  DebugRelay relay(station.get(), limits);
+  DebugRelay relay(broker.station.get(), limits);
   const std::string a = DebugRelay::NewId(), b = DebugRelay::NewId();
   REQUIRE(relay.Open(a, "_DEBUG.station.ship1." + a, "ship1", "info", absl::Minutes(1), "alice", "alice").ok());
   absl::StatusOr<DebugRelay::Info> full =
       relay.Open(b, "_DEBUG.station.ship1." + b, "ship1", "info", absl::Minutes(1), "alice", "alice");
   CHECK(absl::IsResourceExhausted(full.status()));
-  REQUIRE(nats::Publish(agent.get(), "_DEBUG.station.ship1." + a + ".end", "its time is up").ok());
+  REQUIRE(nats::Publish(agent, "_DEBUG.station.ship1." + a + ".end", "its time is up").ok());
   DebugRelay::Batch got = relay.Wait(a, 0, absl::Seconds(5));
   CHECK(got.ended);
   CHECK(got.reason == "its time is up");
