@@ -29,14 +29,14 @@ namespace steward::ctl {
 
 absl::StatusOr<proto::SubmitReply> SubmitToNode(Client& client, const Globals& g, const std::string& node,
                                                 const std::string& method, const std::vector<std::string>& argv,
-                                                const std::string& payload, absl::Duration wait) {
+                                                std::string payload, absl::Duration wait) {
   proto::SubmitRequest req;
   req.add_nodes(node);
   proto::Envelope* cmd = req.mutable_command();
   cmd->set_method(method);
   cmd->set_domain(kAgentDomain);
   for (const std::string& a : argv) cmd->add_argv(a);
-  cmd->set_payload(payload);
+  cmd->set_payload(std::move(payload));  // a copy chunk: 896 KiB, moved, not copied
   // An operation that cannot reach the node now is of no use later: it expires with
   // the wait instead of running whenever the node comes back.
   cmd->set_expires_unix_ms(absl::ToUnixMillis(absl::Now() + g.timeout + absl::Seconds(30)));
@@ -49,9 +49,9 @@ absl::StatusOr<proto::SubmitReply> SubmitToNode(Client& client, const Globals& g
 
 absl::StatusOr<proto::CommandState> RunOnNode(Client& client, const Globals& g, const std::string& node,
                                               const std::string& method, const std::vector<std::string>& argv,
-                                              const std::string& payload) {
+                                              std::string payload) {
   const absl::Time deadline = absl::Now() + g.timeout;
-  auto submitted = SubmitToNode(client, g, node, method, argv, payload, g.timeout);
+  auto submitted = SubmitToNode(client, g, node, method, argv, std::move(payload), g.timeout);
   if (!submitted.ok()) return submitted.status();
   const std::string id = submitted->commands(0).id();
   for (const proto::CommandState& s : submitted->states()) {

@@ -17,14 +17,14 @@ namespace steward::ctl {
 // command expires unrun 30 s after --timeout.
 absl::StatusOr<proto::SubmitReply> SubmitToNode(Client& client, const Globals& g, const std::string& node,
                                                 const std::string& method, const std::vector<std::string>& argv,
-                                                const std::string& payload, absl::Duration wait);
+                                                std::string payload, absl::Duration wait);
 
 // Runs `method` (domain "agent") with `argv` on one node through the station and waits
 // for its end (up to --timeout). Not terminal by then: DeadlineExceeded saying what it
 // is doing. The command expires unrun shortly after the wait.
 absl::StatusOr<proto::CommandState> RunOnNode(Client& client, const Globals& g, const std::string& node,
                                               const std::string& method, const std::vector<std::string>& argv,
-                                              const std::string& payload = "");
+                                              std::string payload = "");
 
 // The node's refusal or failure as one line; "" when the command succeeded.
 std::string Failure(const proto::CommandState& s);

@@ -150,7 +150,7 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
     std::vector<std::string> argv = {"put", path, absl::StrCat(offset), absl::StrCat(size), mode, sha_hex,
                                      Hex(signing::Sha256(buf))};
     if (!owner.empty()) argv.push_back(owner);
-    auto s = RunOnNode(client, g, node, kMethodCopy, argv, buf);
+    auto s = RunOnNode(client, g, node, kMethodCopy, argv, std::move(buf));
     absl::MutexLock lock(&mu);
     if (!s.ok()) {  // not delivered in time: sent again
       last_error = std::string(s.status().message());

@@ -84,8 +84,11 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
   std::vector<proto::CommandState> states;
   for (size_t i = 0; i < targets.size(); ++i) {
     const std::string& target = targets[i];
+    // The last target takes the template itself: its payload (a copy chunk) is moved.
+    const bool last = i + 1 == targets.size();
     absl::StatusOr<proto::CommandState> s =
-        core_.NewCommand(target, tmpl, out.request_id(), call.op(), instances[i]);
+        last ? core_.NewCommand(target, std::move(*req.mutable_command()), out.request_id(), call.op(), instances[i])
+             : core_.NewCommand(target, tmpl, out.request_id(), call.op(), instances[i]);
     if (!s.ok()) return rpc_.Fail(call, s.status());
     *s->mutable_control() = req.control();
     {

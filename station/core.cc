@@ -92,7 +92,7 @@ void Core::Publish(const std::string& subject, const std::string& data) {
 }
 
 absl::StatusOr<proto::CommandState> Core::NewCommand(const std::string& target,
-                                                     const proto::Envelope& tmpl,
+                                                     proto::Envelope tmpl,
                                                      const std::string& request_id,
                                                      const std::string& op,
                                                      const std::string& instance) const {
@@ -102,7 +102,7 @@ absl::StatusOr<proto::CommandState> Core::NewCommand(const std::string& target,
   e = NewEnvelope(options_.name, target, proto::KIND_COMMAND, tmpl.method(), tmpl.domain());
   e.mutable_argv()->CopyFrom(tmpl.argv());
   e.mutable_shell()->CopyFrom(tmpl.shell());
-  e.set_payload(tmpl.payload());
+  e.set_payload(std::move(*tmpl.mutable_payload()));
   e.set_timeout_ms(tmpl.timeout_ms() > 0 ? tmpl.timeout_ms()
                                          : absl::ToInt64Milliseconds(options_.default_timeout));
   e.set_expires_unix_ms(tmpl.expires_unix_ms() > 0
@@ -148,17 +148,21 @@ bool Core::BindLocked(proto::CommandState& c) {
 void Core::Submit(std::vector<proto::CommandState> states, std::function<void(absl::Status)> done,
                   std::vector<ledger::Store::Op> also) {
   auto ops = std::make_shared<std::vector<ledger::Store::Op>>(std::move(also));
-  for (const proto::CommandState& s : states) ops->push_back(ledger::Store::PutCommand(s));
+  // The write and then its completion, both on the writer thread, share the states: the
+  // write reads them, the completion moves them into the table (a command's payload,
+  // a copy chunk's 896 KiB, is not copied for the ledger).
+  auto shared = std::make_shared<std::vector<proto::CommandState>>(std::move(states));
   store_.Write(
-      [ops](sqlite::Database& db) -> absl::Status {
+      [ops, shared](sqlite::Database& db) -> absl::Status {
         for (ledger::Store::Op& op : *ops) STEWARD_RETURN_IF_ERROR(op(db));
+        for (proto::CommandState& s : *shared) STEWARD_RETURN_IF_ERROR(ledger::Store::WriteCommand(db, s));
         return absl::OkStatus();
       },
-      [this, states = std::move(states), done = std::move(done)](absl::Status st) mutable {
+      [this, shared, done = std::move(done)](absl::Status st) mutable {
         if (st.ok()) {
           absl::MutexLock lock(&model.mu);
           const absl::Time now = absl::Now();
-          for (proto::CommandState& s : states) {
+          for (proto::CommandState& s : *shared) {
             NodeTable::Node& node = model.nodes.Get(s.node());
             node.info.set_last_command_id(s.id());
             node.info.set_last_command_state(StateName(s.state()));

@@ -127,8 +127,9 @@ class Core {
   // the station's defaults, bound to the target's installation when it is known
   // (`instance`; else the dispatcher binds it), signed when the station has a key (a
   // signing failure is an error, never an unsigned dispatch).
+  // `tmpl` by value: a caller done with it moves it in (its payload is not copied).
   absl::StatusOr<proto::CommandState> NewCommand(const std::string& target,
-                                                 const proto::Envelope& tmpl,
+                                                 proto::Envelope tmpl,
                                                  const std::string& request_id,
                                                  const std::string& op,
                                                  const std::string& instance = "") const;

@@ -5,6 +5,7 @@
 
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/heap.h"
 #include "common/log.h"
 #include "common/nats.h"
 #include "common/service.h"
@@ -12,6 +13,7 @@
 #include "station/station.h"
 
 int main(int argc, char** argv) {
+  steward::KeepLargeBuffersInHeap();  // copy chunks, large outputs
   const sigset_t signals = steward::BlockTerminationSignals();
   steward::station::Settings flags;
   std::unique_ptr<CLI::App> app = steward::station::NewApp(flags);

@@ -201,7 +201,7 @@ std::string Binding(const proto::Envelope& e) { return absl::StrCat(e.target_ins
 // A copy chunk that reached its end: its payload is no longer needed (nothing resends a
 // finished command) and need not stay in the ledger; argv keeps the chunk's SHA-256.
 bool DropsPayload(const proto::CommandState& c) {
-  return IsTerminal(c.state()) && c.command().method() == kMethodCopy && !c.command().payload().empty();
+  return IsTerminal(c.state()) && c.command().method() == kMethodCopy;
 }
 
 // Writes the envelope of `c` when the ledger has none for it yet, holds another binding,
@@ -210,13 +210,26 @@ absl::Status PutEnvelope(sqlite::Database& db, proto::CommandState& c) {
   proto::Envelope& e = *c.mutable_command();
   const std::string binding = Binding(e);
   const bool drop = DropsPayload(c);
+  bool same = false;  // the ledger holds this envelope, bound as it is
+  int64_t stored_bytes = 0;
   {
     STEWARD_ASSIGN_OR_RETURN(
         sqlite::Statement st,
-        db.Prepare("SELECT binding, payload_dropped FROM command_envelopes WHERE id = ?1"));
+        db.Prepare("SELECT binding, payload_dropped, length(envelope) FROM command_envelopes WHERE id = ?1"));
     STEWARD_RETURN_IF_ERROR(st.Bind(1, c.id()));
     STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (row && st.ColumnBlob(0) == binding && (!drop || st.ColumnInt(1) > 0)) return absl::OkStatus();
+    same = row && st.ColumnBlob(0) == binding;
+    if (same && (!drop || st.ColumnInt(1) > 0)) return absl::OkStatus();
+    if (same) stored_bytes = st.ColumnInt(2);
+  }
+  // The table gives a chunk's payload to its first write at its end only (commands.cc):
+  // a later one (that write failed, or a late result changed the end) comes without it,
+  // and the row still holding it loses it now. The bytes it held, minus the envelope's.
+  int64_t dropped = drop ? static_cast<int64_t>(e.payload().size()) : 0;
+  if (drop && same && e.payload().empty()) {
+    const int64_t bare = static_cast<int64_t>(e.ByteSizeLong());
+    if (stored_bytes <= bare) return absl::OkStatus();  // nothing to drop (an empty chunk)
+    dropped = stored_bytes - bare;
   }
   std::string blob;
   if (drop) {
@@ -234,7 +247,7 @@ absl::Status PutEnvelope(sqlite::Database& db, proto::CommandState& c) {
                  "payload_dropped = excluded.payload_dropped, envelope = excluded.envelope"));
   STEWARD_RETURN_IF_ERROR(st.Bind(1, c.id()));
   STEWARD_RETURN_IF_ERROR(st.BindBlob(2, binding));
-  STEWARD_RETURN_IF_ERROR(st.Bind(3, static_cast<int64_t>(drop ? e.payload().size() : 0)));
+  STEWARD_RETURN_IF_ERROR(st.Bind(3, dropped));
   STEWARD_RETURN_IF_ERROR(st.BindBlob(4, blob));
   return st.Step().status();
 }
@@ -242,31 +255,33 @@ absl::Status PutEnvelope(sqlite::Database& db, proto::CommandState& c) {
 }  // namespace
 
 Store::Op Store::PutCommand(proto::CommandState c) {
-  return [c = std::move(c)](sqlite::Database& db) mutable -> absl::Status {
-    if (c.has_command()) STEWARD_RETURN_IF_ERROR(PutEnvelope(db, c));
-    // The record without its envelope (schema step 7), serialized without copying it.
-    std::unique_ptr<proto::Envelope> envelope(c.release_command());
-    std::string record = c.SerializeAsString();
-    c.set_allocated_command(envelope.release());
-    STEWARD_ASSIGN_OR_RETURN(
-        sqlite::Statement st,
-        // An upsert, not INSERT OR REPLACE: a state change rewrites the row in place and
-        // leaves the node and request indexes alone.
-        db.Prepare("INSERT INTO commands(id, node, request_id, state, terminal, created_ms, "
-                   "updated_ms, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-                   "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
-                   "terminal = excluded.terminal, updated_ms = excluded.updated_ms, "
-                   "record = excluded.record"));
-    STEWARD_RETURN_IF_ERROR(st.Bind(1, c.id()));
-    STEWARD_RETURN_IF_ERROR(st.Bind(2, c.node()));
-    STEWARD_RETURN_IF_ERROR(st.Bind(3, c.request_id()));
-    STEWARD_RETURN_IF_ERROR(st.Bind(4, absl::string_view(StateName(c.state()))));
-    STEWARD_RETURN_IF_ERROR(st.Bind(5, int64_t{IsTerminal(c.state()) ? 1 : 0}));
-    STEWARD_RETURN_IF_ERROR(st.Bind(6, c.created_unix_ms()));
-    STEWARD_RETURN_IF_ERROR(st.Bind(7, c.updated_unix_ms()));
-    STEWARD_RETURN_IF_ERROR(st.BindBlob(8, record));
-    return st.Step().status();
-  };
+  return [c = std::move(c)](sqlite::Database& db) mutable -> absl::Status { return WriteCommand(db, c); };
+}
+
+absl::Status Store::WriteCommand(sqlite::Database& db, proto::CommandState& c) {
+  if (c.has_command()) STEWARD_RETURN_IF_ERROR(PutEnvelope(db, c));
+  // The record without its envelope (schema step 7), serialized without copying it.
+  std::unique_ptr<proto::Envelope> envelope(c.release_command());
+  std::string record = c.SerializeAsString();
+  c.set_allocated_command(envelope.release());
+  STEWARD_ASSIGN_OR_RETURN(
+      sqlite::Statement st,
+      // An upsert, not INSERT OR REPLACE: a state change rewrites the row in place and
+      // leaves the node and request indexes alone.
+      db.Prepare("INSERT INTO commands(id, node, request_id, state, terminal, created_ms, "
+                 "updated_ms, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                 "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+                 "terminal = excluded.terminal, updated_ms = excluded.updated_ms, "
+                 "record = excluded.record"));
+  STEWARD_RETURN_IF_ERROR(st.Bind(1, c.id()));
+  STEWARD_RETURN_IF_ERROR(st.Bind(2, c.node()));
+  STEWARD_RETURN_IF_ERROR(st.Bind(3, c.request_id()));
+  STEWARD_RETURN_IF_ERROR(st.Bind(4, absl::string_view(StateName(c.state()))));
+  STEWARD_RETURN_IF_ERROR(st.Bind(5, int64_t{IsTerminal(c.state()) ? 1 : 0}));
+  STEWARD_RETURN_IF_ERROR(st.Bind(6, c.created_unix_ms()));
+  STEWARD_RETURN_IF_ERROR(st.Bind(7, c.updated_unix_ms()));
+  STEWARD_RETURN_IF_ERROR(st.BindBlob(8, record));
+  return st.Step().status();
 }
 
 Store::Op Store::PutNode(proto::NodeInfo n) {

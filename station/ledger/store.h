@@ -90,6 +90,8 @@ class Store {
   // was re-signed, so a state change rewrites a small row; a finished copy chunk's
   // envelope is rewritten once more without its payload (schema step 7).
   static Op PutCommand(proto::CommandState c);
+  // What PutCommand's op does, on a state the caller keeps (left as it was).
+  static absl::Status WriteCommand(sqlite::Database& db, proto::CommandState& c);
   static Op PutNode(proto::NodeInfo n);
   static Op DeleteNode(std::string name);
   static Op AddTransition(std::string node, bool online, int64_t at_ms, std::string reason);

@@ -283,6 +283,37 @@ TEST_CASE("a failed ledger write is not durable and is written again", "[station
   CHECK(t.Find("c1") == nullptr);  // now it may go
 }
 
+TEST_CASE("a copy chunk's payload leaves the table at its end and goes to that write alone",
+          "[station][commands]") {
+  CommandTable t;
+  proto::CommandState q = Queued("k1");
+  q.mutable_command()->set_method(kMethodCopy);
+  q.mutable_command()->set_payload(std::string(64 << 10, 'c'));
+  t.Add(q, kT0);
+  Changes ch;
+  std::vector<Dispatch> d = t.TakeDue(kT0, SendAll, ch);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].command.payload().size() == (64u << 10));  // sent whole
+  t.Housekeep(kT0 + absl::Milliseconds(1), ch);
+  CHECK(CommitAll(t, ch).empty());
+  // Until its end the table keeps it (a restart or a retry sends it again).
+  CHECK(t.Find("k1")->command().payload().size() == (64u << 10));
+  REQUIRE(t.OnResult("k1", "ship1", Result("k1", proto::OUTCOME_SUCCEEDED, "have 65536\n"), kT0, ch) ==
+          CommandTable::ResultFate::kApplied);
+  REQUIRE(ch.writes.size() == 1);
+  // The write takes it (the ledger drops it from its row); the table keeps none, so an
+  // answer about the chunk does not carry it back to its sender.
+  CHECK(ch.writes[0].record.command().payload().size() == (64u << 10));
+  CHECK(t.Find("k1")->command().payload().empty());
+  CHECK(t.Find("k1")->command().method() == kMethodCopy);
+  CHECK(CommitAll(t, ch, /*ok=*/false).empty());
+  // Written again after a failed write: without it (the ledger drops it all the same).
+  t.Housekeep(kT0 + absl::Hours(1), ch);
+  REQUIRE(ch.writes.size() == 1);
+  CHECK(ch.writes[0].record.command().payload().empty());
+  CHECK(CommitAll(t, ch) == std::vector<std::string>{"k1"});
+}
+
 TEST_CASE("finished commands are forgotten after keep_finished, large outputs once committed",
           "[station][commands]") {
   CommandTable t({.keep_finished = absl::Seconds(30), .keep_output_bytes = 8});

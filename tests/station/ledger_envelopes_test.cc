@@ -140,11 +140,44 @@ TEST_CASE("a finished copy chunk's payload leaves the ledger, an unfinished one'
     CHECK(back.command().method() == kMethodCopy);
     CHECK(back.command().argv_size() == 2);  // what was copied where, and the chunk's hash
     CHECK(back.command().signature() == "sig-1");
-    // A later write of the same finished command (the model still holds the payload)
-    // does not bring it back.
+    // A later write of the same finished command with its payload (a table that kept
+    // it) does not bring it back.
     c.set_updated_unix_ms(2000);
     Put(**store, c);
     CHECK(Get(**store, "k1").command().payload().empty());
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a finished copy chunk written without its payload drops the one the ledger holds",
+          "[station][ledger][envelopes]") {
+  // The table gives a chunk's payload to its first write at the end only: when that
+  // write failed, the next comes without it, and the row must lose it all the same.
+  const std::filesystem::path dir = FreshDir("envelopes-copy-bare");
+  {
+    auto store = Store::Open(dir.string());
+    REQUIRE(store.ok());
+    const std::string chunk(100 << 10, 'c');
+    proto::CommandState c = Command("k2", kMethodCopy, chunk, proto::STATE_SENT);
+    Put(**store, c);
+    c.set_state(proto::STATE_SUCCEEDED);
+    c.mutable_command()->clear_payload();
+    Put(**store, c);
+    const int64_t dropped = Int(**store, "SELECT payload_dropped FROM command_envelopes WHERE id = 'k2'");
+    CHECK(dropped >= static_cast<int64_t>(chunk.size()));
+    CHECK(dropped < static_cast<int64_t>(chunk.size()) + 16);  // the payload's bytes and its field's tag
+    CHECK(Int(**store, "SELECT length(envelope) FROM command_envelopes WHERE id = 'k2'") < 200);
+    CHECK(Get(**store, "k2").command().signature() == "sig-1");
+    // Written again: nothing changes.
+    Put(**store, c);
+    CHECK(Int(**store, "SELECT payload_dropped FROM command_envelopes WHERE id = 'k2'") == dropped);
+
+    // An empty chunk (an empty file) has nothing to drop: its envelope stays as it is.
+    proto::CommandState e = Command("k3", kMethodCopy, "", proto::STATE_SENT);
+    Put(**store, e);
+    e.set_state(proto::STATE_SUCCEEDED);
+    Put(**store, e);
+    CHECK(Int(**store, "SELECT payload_dropped FROM command_envelopes WHERE id = 'k3'") == 0);
   }
   std::filesystem::remove_all(dir);
 }
