@@ -57,8 +57,7 @@ Json InfoJson(const DebugRelay::Info& i) {
 }
 
 std::string Frame(const char* event, const std::string& id, const Json& data) {
-  return absl::StrCat("event: ", event, "\n", id.empty() ? "" : absl::StrCat("id: ", id, "\n"), "data: ",
-                      data.dump(-1, ' ', false, Json::error_handler_t::replace), "\n\n");
+  return SseFrame(event, id, data.dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
 // The stream `id` for `who`: NotFound, or PermissionDenied when it is another operator's.

@@ -69,10 +69,6 @@ bool ParseResume(const std::string& text, Stream& s) {
   return true;
 }
 
-std::string Frame(const char* event, const std::string& id, const std::string& data) {
-  return absl::StrCat("event: ", event, "\nid: ", id, "\ndata: ", data, "\n\n");
-}
-
 }  // namespace
 
 void AddEvents(Router& r) {
@@ -143,14 +139,14 @@ void AddEvents(Router& r) {
                 if (b.reset) {
                   s->position = b.position;
                   s->sent_id = s->Id();
-                  out += Frame("reset", s->sent_id,
+                  out += SseFrame("reset", s->sent_id,
                                R"({"reason":"the events after the given id are no longer held: reload, then follow"})");
                 }
                 for (const std::shared_ptr<const FeedEvent>& e : b.events) {
                   s->position = e->id;
                   if (s->Wants(*e)) {
                     s->sent_id = s->Id();
-                    out += Frame(e->TypeName(), s->sent_id, e->Json());
+                    out += SseFrame(e->TypeName(), s->sent_id, e->Json());
                   }
                 }
                 if (s->logs && absl::Now() >= s->next_log_poll) {
@@ -160,7 +156,7 @@ void AddEvents(Router& r) {
                     for (const proto::LogEntry& e : logs->entries()) {
                       s->log_query.set_after(e.cursor());
                       s->sent_id = s->Id();
-                      out += Frame("log", s->sent_id,
+                      out += SseFrame("log", s->sent_id,
                                    json::ToJson(e).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
                     }
                   } else {

@@ -30,6 +30,11 @@ void SendJson(httplib::Response& res, const nlohmann::ordered_json& body, int st
                   "application/json");
 }
 
+std::string SseFrame(absl::string_view event, absl::string_view id, absl::string_view data) {
+  return absl::StrCat("event: ", event, "\n", id.empty() ? "" : absl::StrCat("id: ", id, "\n"), "data: ", data,
+                      "\n\n");
+}
+
 void SendError(httplib::Response& res, int status, absl::string_view message) {
   nlohmann::ordered_json j;
   j["error"] = std::string(message);

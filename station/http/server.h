@@ -93,6 +93,9 @@ void SendError(httplib::Response& res, int status, absl::string_view message);
 // DeadlineExceeded 504, Unavailable and the rest 503.
 int HttpStatusOf(const absl::Status& st);
 void SendStatus(httplib::Response& res, const absl::Status& st);
+// One Server-Sent Events frame: `event`, its `id` (no id line when empty) and `data`
+// (one line: JSON text).
+std::string SseFrame(absl::string_view event, absl::string_view id, absl::string_view data);
 // Records an HTTP write of `who` in the audit (pause and maintenance record their own,
 // with the operator the in-process call carries).
 void RecordWrite(Router& r, const Principal& who, const std::string& action, const std::string& target,
