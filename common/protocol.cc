@@ -75,6 +75,10 @@ bool IsTerminal(proto::State s) {
   }
 }
 
+bool DropsPayload(const proto::CommandState& c) {
+  return IsTerminal(c.state()) && c.command().method() == kMethodCopy;
+}
+
 const char* JobStateName(proto::JobState s) {
   switch (s) {
     case proto::JOB_RUNNING: return "running";

@@ -87,6 +87,10 @@ std::string StateNames();
 // A terminal state is final: nothing changes it but a late truth from the node
 // (a result that arrives after "expired" or "canceled").
 bool IsTerminal(proto::State s);
+// A copy chunk that reached its end: its payload is no longer needed (nothing resends a
+// finished command), so neither the station's table nor its ledger keeps it; argv keeps
+// the chunk's SHA-256.
+bool DropsPayload(const proto::CommandState& c);
 const char* StageName(proto::Stage s);
 // "unknown", "online", "offline", "pending".
 const char* NodeStatusName(proto::NodeStatus s);

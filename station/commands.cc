@@ -151,7 +151,7 @@ void CommandTable::Reschedule(const std::string& id, Command& c) {
 
 void CommandTable::Write(Command& c, Changes& changes) {
   proto::Envelope& e = *c.s.mutable_command();
-  if (IsTerminal(c.s.state()) && e.method() == kMethodCopy && !e.payload().empty()) {
+  if (DropsPayload(c.s) && !e.payload().empty()) {
     // A copy chunk at its end: its payload moves to the write, which drops it from the
     // ledger (ledger/store.cc), and the table keeps none either. Nothing resends a
     // finished command, and answers about it (the sender's wait) need not carry the

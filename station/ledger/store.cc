@@ -198,12 +198,6 @@ namespace {
 // an envelope row whose binding matches is already the one to keep.
 std::string Binding(const proto::Envelope& e) { return absl::StrCat(e.target_instance(), "\n", e.signature()); }
 
-// A copy chunk that reached its end: its payload is no longer needed (nothing resends a
-// finished command) and need not stay in the ledger; argv keeps the chunk's SHA-256.
-bool DropsPayload(const proto::CommandState& c) {
-  return IsTerminal(c.state()) && c.command().method() == kMethodCopy;
-}
-
 // Writes the envelope of `c` when the ledger has none for it yet, holds another binding,
 // or still holds the payload of a chunk that may drop it now; else writes nothing.
 absl::Status PutEnvelope(sqlite::Database& db, proto::CommandState& c) {
