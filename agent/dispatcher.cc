@@ -145,6 +145,12 @@ void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
     Reject(ctx, reply, id, absl::StrCat("unknown method ", subject->method));
     return;
   }
+  if (subject->method == kMethodPing) {
+    // Answered here, checked like any command but never queued behind a process: a
+    // liveness probe measures the link and the agent, not a queue (one hop less).
+    (void)ReplyAck(conn_, events_, reply, PingAck(id, options_.node));
+    return;
+  }
   std::shared_ptr<Handler> handler = ProcessFor(subject_text, subject->method);
   // Shutting down: no ACK, so the station sends the command again later.
   if (handler == nullptr && closing_.load()) return;

@@ -109,6 +109,8 @@ class MethodRegistry {
 MethodRegistry BuiltinMethods();
 
 std::unique_ptr<Method> NewPingMethod();
+// A ping's answer: succeeded, started and finished now.
+proto::Ack PingAck(const std::string& id, const std::string& node);
 std::unique_ptr<Method> NewShellCommandMethod();
 std::unique_ptr<Method> NewEchoMethod();
 std::unique_ptr<Method> NewCancelMethod();

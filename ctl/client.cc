@@ -172,12 +172,27 @@ absl::StatusOr<proto::CommandStates> Client::Cancel(const std::vector<std::strin
   return ParseAs<proto::CommandStates>(Call(kStationCancel, req.SerializeAsString(), timeout));
 }
 
-absl::StatusOr<proto::PingReply> Client::Ping(const std::string& node, absl::Duration wait) {
+absl::StatusOr<proto::PingReply> Client::Ping(const std::string& node, absl::Duration wait, bool direct) {
   proto::PingRequest req;
   req.set_node(node);
   req.set_wait_ms(absl::ToInt64Milliseconds(wait));
-  return ParseAs<proto::PingReply>(
-      Call(kStationPing, req.SerializeAsString(), wait + absl::Seconds(2)));
+  req.set_direct(direct);
+  // Answered by the node's own ACK (the station forwarded the ping to an online node
+  // with this call's reply subject), or by the station: a refusal, an offline node, or
+  // a station that does not forward.
+  absl::StatusOr<proto::PingReply> pong =
+      ParseAs<proto::PingReply>(Call(kStationPing, req.SerializeAsString(), wait + absl::Seconds(2)));
+  if (absl::IsDeadlineExceeded(pong.status())) {
+    return absl::DeadlineExceededError(absl::StrCat("no answer from node ", node, " (asked through station \"",
+                                                    options_.station, "\") within ",
+                                                    absl::FormatDuration(wait + absl::Seconds(2))));
+  }
+  if (!pong.ok()) return pong.status();
+  if (pong->node().empty()) {  // the node's own ACK: no PingReply in it
+    pong->set_node(node);
+    pong->set_direct(true);
+  }
+  return pong;
 }
 
 absl::StatusOr<proto::NodesReply> Client::Nodes(const std::string& node, absl::Duration timeout) {

@@ -56,7 +56,9 @@ class Client {
   absl::StatusOr<proto::SubmitReply> Retry(const std::vector<std::string>& ids, absl::Duration timeout);
   absl::StatusOr<proto::CommandStates> Cancel(const std::vector<std::string>& ids,
                                               absl::Duration timeout);
-  absl::StatusOr<proto::PingReply> Ping(const std::string& node, absl::Duration wait);
+  // With `direct`, the node's own ACK answers (the station forwards the ping to an online
+  // node): one message less. Without, the station times the round trip and answers.
+  absl::StatusOr<proto::PingReply> Ping(const std::string& node, absl::Duration wait, bool direct = true);
   absl::StatusOr<proto::NodesReply> Nodes(const std::string& node, absl::Duration timeout);
   // Forget removes a node from the station's tables (refused while it has unfinished
   // commands, unless `cancel`: then they are canceled first).

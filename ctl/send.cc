@@ -482,9 +482,14 @@ Runner SetupPing(CLI::App& cmd) {
       const absl::Time start = absl::Now();
       auto pong = client.Ping(*node, g.timeout);
       if (!pong.ok()) return Fail(pong.status());
-      fmt::print("{}: round trip {:.3f} ms (station to node {:.3f} ms)\n", Escape(pong->node()),
-                 absl::ToDoubleMilliseconds(absl::Now() - start),
-                 static_cast<double>(pong->station_rtt_us()) / 1000.0);
+      const double ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+      if (pong->direct()) {
+        fmt::print("{}: round trip {:.3f} ms (through the station, answered by the node)\n",
+                   Escape(pong->node()), ms);
+      } else {
+        fmt::print("{}: round trip {:.3f} ms (station to node {:.3f} ms)\n", Escape(pong->node()), ms,
+                   static_cast<double>(pong->station_rtt_us()) / 1000.0);
+      }
       return 0;
     });
   };

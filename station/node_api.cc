@@ -41,6 +41,18 @@ void NodeApi::Ping(const Call& call, proto::PingRequest req) {
       return rpc_.Error(call, absl::StrCat("signing the ping: ", st.message()));
     }
   }
+  if (req.direct() && !call.respond && !call.reply.empty() && Online(req.node())) {
+    // The node's ACK goes straight to the caller (a node may answer the reply subject
+    // of what it received: allow_responses, granted to that node alone). The station
+    // does not see it, so it is no sign of life here; heartbeats are. Only to a node
+    // believed online: the broker's "no responders" would go to the station, not to
+    // the caller, so an offline node is asked the station's way and reported so.
+    if (absl::Status st = nats::Publish(core_.conn(), subject->ToString(), ping.SerializeAsString(), call.reply);
+        !st.ok()) {
+      rpc_.Error(call, st.message());
+    }
+    return;
+  }
   const absl::Time sent = absl::Now();
   auto on_answer = [this, sent, call, node = req.node(), wait](RequestPump::Result r, nats::MsgPtr msg) {
     if (r != RequestPump::Result::kReply) {
@@ -76,6 +88,12 @@ void NodeApi::Ping(const Call& call, proto::PingRequest req) {
       !st.ok()) {
     rpc_.Error(call, st.message());
   }
+}
+
+bool NodeApi::Online(const std::string& node) {
+  absl::MutexLock lock(&core_.model.mu);
+  const NodeTable::Node* n = core_.model.nodes.Find(node);
+  return n != nullptr && n->info.status() == proto::NODE_ONLINE;
 }
 
 void NodeApi::Forget(const Call& call, proto::ForgetRequest req) {

@@ -15,6 +15,8 @@ class NodeApi {
  private:
   void Ping(const Call& call, proto::PingRequest req);
   void Forget(const Call& call, proto::ForgetRequest req);
+  // Whether the station believes `node` online (its tables, not a probe).
+  bool Online(const std::string& node);
 
   Core& core_;
   Rpc& rpc_;

@@ -90,10 +90,21 @@ TEST_CASE("stewardctl send returns remote output and exit status", "[integration
 TEST_CASE("stewardctl ping reports a round trip and unknown nodes are offline", "[integration][e2e]") {
   Cluster c;
   c.StartStation();
-  c.StartAgent("ship1");
+  steward::testing::Process& agent = c.StartAgent("ship1");
   RunResult r = c.Ctl({"ping", "ship1"});
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("ship1: round trip"));
+  // Online: the station forwards it and the node's own ACK answers stewardctl.
+  CHECK_THAT(r.out, Catch::Contains("answered by the node"));
+
+  // Still believed online but silent (stopped): no answer within the wait, said so.
+  agent.Signal(SIGSTOP);
+  r = c.Ctl({"ping", "ship1", "--timeout", "1s"});
+  agent.Signal(SIGCONT);
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("no answer from node ship1"));
+  r = c.Ctl({"ping", "ship1"});
+  CHECK(r.exit_code == 0);
 
   r = c.Ctl({"ping", "ship9", "--timeout", "2s"});
   CHECK(r.exit_code == 255);
