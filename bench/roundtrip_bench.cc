@@ -1,8 +1,11 @@
 // roundtrip_bench: request/reply round trips through steward against raw NATS, on one
-// private nats-server. steward: Client::Ping (client -> station -> agent -> station ->
-// client) with a real steward-station and steward-agent; raw: natsConnection_Request to
-// an echo responder in its own process. 1 and 32 in flight; prints req/s, p50 and p99.
+// private nats-server. steward: Client::Ping (client -> station -> agent -> client: the
+// node's own ACK answers) with a real steward-station and steward-agent; station: the
+// same ping answered by the station (one message more: what HTTP callers get); raw:
+// natsConnection_Request to an echo responder in its own process. 1 and 32 in flight;
+// prints req/s, p50 and p99, then the 1-in-flight latency again in short paired slices.
 // Run: scripts/bench, or build/bench/roundtrip_bench [--seconds N] (default 3 s per run).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -40,7 +43,9 @@ constexpr int kInFlight[] = {1, 32};
 constexpr int kWarmupRequests = 200;
 constexpr absl::Duration kPingWait = absl::Seconds(1);  // Client::Ping allows 2 s more
 constexpr double kThroughputGoal = 0.40;  // steward/raw req/s at 32 in flight, at least
-constexpr double kLatencyGoal = 2.0;      // steward/raw p50 at 1 in flight, at most
+constexpr double kLatencyGoal = 2.0;      // steward/raw p50 at 1 in flight, at most (issue 11)
+constexpr int kLatencyPairs = 15;
+constexpr absl::Duration kLatencySlice = absl::Milliseconds(300);
 
 // ---------------------------------------------------------------------------------------
 // The benchmark.
@@ -153,6 +158,22 @@ absl::Status RunBench(const std::string& self, absl::Duration duration, Children
   }
   STEWARD_RETURN_IF_ERROR(children.CheckAlive());
 
+  // The 1-in-flight latency again, in short slices taking turns (steward, raw, steward,
+  // ...): a burst of load from another process on this shared machine then hits both
+  // sides of one pair, and the median of the pairs' ratios ignores the pairs it spoiled.
+  std::vector<double> pair_ratios;
+  for (int round = 0; round < kLatencyPairs; ++round) {
+    const RunResult s = steward::bench::RunLoad("steward", 1, kLatencySlice, steward_ping,
+                                                {.warmup_requests = 20});
+    const RunResult r = steward::bench::RunLoad("raw", 1, kLatencySlice, raw_request,
+                                                {.warmup_requests = 20});
+    if (s.requests > 0 && r.requests > 0 && r.p50_us > 0) pair_ratios.push_back(s.p50_us / r.p50_us);
+  }
+  if (pair_ratios.empty()) return absl::UnavailableError("no latency pair completed");
+  std::sort(pair_ratios.begin(), pair_ratios.end());
+  const double paired = pair_ratios[(pair_ratios.size() - 1) / 2];
+  STEWARD_RETURN_IF_ERROR(children.CheckAlive());
+
   auto find = [&results](const std::string& path, int in_flight) -> const RunResult& {
     for (const RunResult& r : results) {
       if (r.path == path && r.in_flight == in_flight) return r;
@@ -169,8 +190,11 @@ absl::Status RunBench(const std::string& self, absl::Duration duration, Children
   fmt::print("goal 32-in-flight throughput >= {:.0f}% of raw: {} ({:.0f}%)\n",
              kThroughputGoal * 100, throughput >= kThroughputGoal ? "PASS" : "FAIL",
              throughput * 100);
-  fmt::print("goal 1-in-flight p50 latency <= {:.0f}x raw: {} ({:.2f}x)\n", kLatencyGoal,
-             latency <= kLatencyGoal ? "PASS" : "FAIL", latency);
+  fmt::print("steward/raw p50 latency at 1 in flight, {} paired {} slices: median {:.2f}x (from {:.2f}x to {:.2f}x)\n",
+             pair_ratios.size(), absl::FormatDuration(kLatencySlice), paired, pair_ratios.front(),
+             pair_ratios.back());
+  fmt::print("goal 1-in-flight p50 latency <= {:.0f}x raw (median of the pairs): {} ({:.2f}x)\n", kLatencyGoal,
+             paired <= kLatencyGoal ? "PASS" : "FAIL", paired);
   return absl::OkStatus();
 }
 
@@ -204,8 +228,9 @@ int main(int argc, char** argv) {
   const absl::Duration duration = absl::Seconds(seconds);
 
   // Whatever happens, children die with us: on Ctrl-C, SIGTERM, or past a time limit
-  // that covers setup, four runs with their warm-ups and draining, and shutdown.
-  steward::bench::InstallFatalSignalHandlers(static_cast<unsigned>(std::ceil(4 * seconds)) + 40);
+  // that covers setup, six runs with their warm-ups and draining, the latency pairs,
+  // and shutdown.
+  steward::bench::InstallFatalSignalHandlers(static_cast<unsigned>(std::ceil(6 * seconds)) + 60);
 
   return steward::bench::RunInBenchDir("roundtrip_bench", [&](Children& children, BenchDir& dir) {
     STEWARD_ASSIGN_OR_RETURN(const std::string self, steward::bench::SelfPath());
