@@ -160,6 +160,19 @@ const std::vector<std::string>& Migrations() {
         payload_dropped INTEGER NOT NULL DEFAULT 0,
         envelope BLOB NOT NULL);
       )sql",
+      // 8: node_transitions gets a primary key (its rowid, named), so that a changeset
+      // of the SQLite session extension carries its rows: the replicated ledger's
+      // record format (station/ha/changes.h) sees no table without one.
+      R"sql(
+      CREATE TABLE node_transitions_keyed (
+        id INTEGER PRIMARY KEY,
+        node TEXT NOT NULL, online INTEGER NOT NULL, at_ms INTEGER NOT NULL, reason TEXT NOT NULL);
+      INSERT INTO node_transitions_keyed (id, node, online, at_ms, reason)
+        SELECT rowid, node, online, at_ms, reason FROM node_transitions;
+      DROP TABLE node_transitions;
+      ALTER TABLE node_transitions_keyed RENAME TO node_transitions;
+      CREATE INDEX node_transitions_node ON node_transitions(node, at_ms);
+      )sql",
   };
   return *m;
 }
