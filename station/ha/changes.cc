@@ -181,6 +181,14 @@ absl::StatusOr<uint64_t> AppliedSeq(sqlite::Database& db) {
   return ReadApplied(db);
 }
 
+absl::Status RecordApplied(sqlite::Database& db, uint64_t seq) {  // AppliedSeq made the table
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
+                           db.Prepare(absl::StrCat("INSERT INTO ", kAppliedTable,
+                                                   " (id, seq) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET seq = ?1")));
+  STEWARD_RETURN_IF_ERROR(st.Bind(1, static_cast<int64_t>(seq)));
+  return st.Step().status();
+}
+
 absl::StatusOr<bool> ApplyChanges(sqlite::Database& db, uint64_t seq, absl::string_view changeset) {
   if (seq == 0) return absl::InvalidArgumentError("changeset sequence numbers start at 1");
   STEWARD_RETURN_IF_ERROR(EnsureAppliedTable(db));
@@ -205,11 +213,7 @@ absl::StatusOr<bool> ApplyChanges(sqlite::Database& db, uint64_t seq, absl::stri
     }
     if (rc != SQLITE_OK) return SqliteError(db.raw(), rc, absl::StrCat("applying changeset ", seq));
   }
-  STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
-                           db.Prepare(absl::StrCat("INSERT INTO ", kAppliedTable,
-                                                   " (id, seq) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET seq = ?1")));
-  STEWARD_RETURN_IF_ERROR(st.Bind(1, static_cast<int64_t>(seq)));
-  STEWARD_RETURN_IF_ERROR(st.Step().status());
+  STEWARD_RETURN_IF_ERROR(RecordApplied(db, seq));
   STEWARD_RETURN_IF_ERROR(tx.Commit());
   return true;
 }

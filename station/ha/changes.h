@@ -54,6 +54,10 @@ class ChangeCapture {
 // The sequence number of the last changeset applied to `db` (0: none yet).
 absl::StatusOr<uint64_t> AppliedSeq(sqlite::Database& db);
 
+// Records, inside the caller's transaction, that `db` holds every changeset up to `seq`
+// (the active station, which made them). AppliedSeq must have run on `db` before.
+absl::Status RecordApplied(sqlite::Database& db, uint64_t seq);
+
 // Applies changeset `seq` to `db` in one transaction together with its number.
 // Returns false (and changes nothing) when `seq` was applied already; refuses a gap
 // (`seq` more than one past AppliedSeq) and a changeset that does not fit the rows

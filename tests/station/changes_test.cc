@@ -19,61 +19,16 @@
 #include "station/ledger/log_store.h"
 #include "station/ledger/schema.h"
 #include "station/ledger/store.h"
+#include "tests/station/ha_testing.h"
 #include "tests/testing/nats_server.h"
 
 namespace steward::station::ha {
 namespace {
 
 using ledger::Store;
-
-sqlite::Database OpenLedger(const std::string& path) {
-  absl::StatusOr<sqlite::Database> db = sqlite::Database::Open(path, {});
-  REQUIRE(db.ok());
-  REQUIRE(ledger::RegisterLogFunctions(*db).ok());
-  REQUIRE(db->Migrate(ledger::Migrations()).ok());
-  return std::move(*db);
-}
-
-// Every row of every ordinary table, as text: two ledgers with the same rows give the same.
-std::map<std::string, std::string> Dump(sqlite::Database& db) {
-  std::map<std::string, std::string> out;
-  std::vector<std::string> tables;
-  sqlite3_stmt* st = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db.raw(),
-                             "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-                             "AND name NOT LIKE 'ha_%' AND name != 'schema_version' AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'",
-                             -1, &st, nullptr) == SQLITE_OK);
-  while (sqlite3_step(st) == SQLITE_ROW) tables.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
-  sqlite3_finalize(st);
-  for (const std::string& t : tables) {
-    REQUIRE(sqlite3_prepare_v2(db.raw(), absl::StrCat("SELECT * FROM \"", t, "\" ORDER BY 1").c_str(), -1, &st,
-                               nullptr) == SQLITE_OK);
-    std::string rows;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      for (int c = 0; c < sqlite3_column_count(st); ++c) {
-        const void* data = sqlite3_column_blob(st, c);
-        rows += absl::StrCat(sqlite3_column_type(st, c), ":",
-                             std::string(static_cast<const char*>(data), static_cast<size_t>(sqlite3_column_bytes(st, c))),
-                             "|");
-      }
-      rows += "\n";
-    }
-    sqlite3_finalize(st);
-    out[t] = rows;
-  }
-  return out;
-}
-
-int64_t Count(sqlite::Database& db, const std::string& sql) {
-  absl::StatusOr<sqlite::Statement> st = db.Prepare(sql);
-  INFO(st.status().ToString());
-  REQUIRE(st.ok());
-  absl::StatusOr<bool> row = st->Step();
-  INFO(row.status().ToString());
-  REQUIRE(row.ok());
-  REQUIRE(*row);
-  return st->ColumnInt(0);
-}
+using testing::Count;
+using testing::Dump;
+using testing::OpenLedger;
 
 // Lines whose message the full-text index says may hold `text`.
 int64_t Found(sqlite::Database& db, const std::string& text) {

@@ -1,0 +1,174 @@
+#include "station/ha/journal.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/nats.h"
+#include "common/status_macros.h"
+
+namespace steward::station::ha {
+namespace {
+
+constexpr char kTermHeader[] = "Steward-Term";
+
+// The broker's own words when there are some, without nats.c's "(file.c:123): ".
+absl::Status JsError(natsStatus s, int code, absl::string_view what) {
+  const char* last = nats_GetLastError(nullptr);
+  absl::string_view detail = last == nullptr ? "" : last;
+  if (const size_t end = detail.find("): "); absl::StartsWith(detail, "(") && end != absl::string_view::npos) {
+    detail.remove_prefix(end + 3);
+  }
+  std::string text = detail.empty() ? std::string(what) : absl::StrCat(what, " (", detail, ")");
+  if (code != 0) absl::StrAppend(&text, " [JetStream error ", code, "]");
+  return nats::ToStatus(s, text);
+}
+
+struct StreamInfoDeleter {
+  void operator()(jsStreamInfo* si) const noexcept { jsStreamInfo_Destroy(si); }
+};
+struct PubAckDeleter {
+  void operator()(jsPubAck* pa) const noexcept { jsPubAck_Destroy(pa); }
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(natsConnection* nc, JournalOptions options) {
+  if (options.station.empty()) return absl::InvalidArgumentError("journal: no station name");
+  for (char c : options.station) {
+    if (c == '.' || c == '*' || c == '>' || c == ' ' || static_cast<unsigned char>(c) < 0x20) {
+      return absl::InvalidArgumentError(absl::StrCat("journal: station name \"", options.station,
+                                                     "\" cannot name a stream"));
+    }
+  }
+  if (options.replicas < 1 || options.replicas > 5) return absl::InvalidArgumentError("journal replicas must be 1 to 5");
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = absl::ToInt64Milliseconds(options.timeout);
+  jsCtx* js = nullptr;
+  if (natsStatus s = natsConnection_JetStream(&js, nc, &jo); s != NATS_OK) return JsError(s, 0, "JetStream context");
+  std::unique_ptr<Journal> journal(new Journal(std::move(options), js));
+
+  jsStreamInfo* raw = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&raw, js, journal->stream_.c_str(), nullptr, &code);
+  if (s == NATS_NOT_FOUND || code == JSStreamNotFoundErr) {
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = journal->stream_.c_str();
+    const char* subjects[] = {journal->subject_.c_str()};
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Replicas = journal->options_.replicas;
+    cfg.Retention = js_LimitsPolicy;
+    cfg.Discard = js_DiscardNew;  // never drop an entry to make room: refuse the new one
+    cfg.DenyDelete = true;        // an entry cannot be taken out of the middle
+    code = static_cast<jsErrCode>(0);
+    s = js_AddStream(&raw, js, &cfg, nullptr, &code);
+  }
+  if (s != NATS_OK) return JsError(s, code, absl::StrCat("journal stream ", journal->stream_));
+  std::unique_ptr<jsStreamInfo, StreamInfoDeleter> info(raw);
+  return journal;
+}
+
+Journal::Journal(JournalOptions options, jsCtx* js)
+    : options_(std::move(options)),
+      stream_(absl::StrCat("STEWARD_LEDGER_", options_.station)),
+      subject_(absl::StrCat("steward.ledger.", options_.station)),
+      js_(js) {}
+
+Journal::~Journal() { jsCtx_Destroy(js_); }
+
+absl::Status Journal::Append(uint64_t seq, uint64_t term, absl::string_view changes) {
+  if (seq == 0) return absl::InvalidArgumentError("journal entries are numbered from 1");
+  natsMsg* raw = nullptr;
+  if (natsStatus s = natsMsg_Create(&raw, subject_.c_str(), nullptr, changes.data(), static_cast<int>(changes.size()));
+      s != NATS_OK) {
+    return JsError(s, 0, "journal entry");
+  }
+  nats::MsgPtr msg(raw);
+  const std::string term_text = absl::StrCat(term);
+  if (natsStatus s = natsMsgHeader_Set(msg.get(), kTermHeader, term_text.c_str()); s != NATS_OK) {
+    return JsError(s, 0, "journal entry header");
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  if (seq == 1) {
+    po.ExpectNoMessage = true;  // an expected last sequence of 0 is "not set" to nats.c
+  } else {
+    po.ExpectLastSeq = seq - 1;
+  }
+  jsPubAck* ack_raw = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus s = js_PublishMsg(&ack_raw, js_, msg.get(), &po, &code);
+  std::unique_ptr<jsPubAck, PubAckDeleter> ack(ack_raw);
+  if (s == NATS_OK) {
+    if (ack->Sequence != seq) {
+      return absl::InternalError(absl::StrCat("journal entry ", seq, " was stored as message ", ack->Sequence,
+                                              " of ", stream_, ": the stream holds more than the journal"));
+    }
+    return absl::OkStatus();
+  }
+  if (s == NATS_MAX_PAYLOAD) {
+    return absl::ResourceExhaustedError(absl::StrCat("journal entry ", seq, " is ", changes.size(),
+                                                     " bytes, more than the broker takes (max_payload)"));
+  }
+  if (code != JSStreamWrongLastSequenceErr) return JsError(s, code, absl::StrCat("appending journal entry ", seq));
+  // The place is taken: by this very entry (an earlier attempt whose answer was lost),
+  // or by another writer.
+  absl::StatusOr<JournalEntry> there = Get(seq);
+  if (there.ok() && there->term == term && there->changes == changes) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      there.ok() ? absl::StrCat("journal entry ", seq, " was written in term ", there->term, ", not ", term,
+                                ": another station instance is active")
+                 : absl::StrCat("journal entry ", seq, " cannot follow the stream's last entry: another station "
+                                "instance is active, or this one is behind"));
+}
+
+absl::StatusOr<uint64_t> Journal::LastSeq() {
+  jsStreamInfo* raw = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  if (natsStatus s = js_GetStreamInfo(&raw, js_, stream_.c_str(), nullptr, &code); s != NATS_OK) {
+    return JsError(s, code, absl::StrCat("journal stream ", stream_));
+  }
+  std::unique_ptr<jsStreamInfo, StreamInfoDeleter> info(raw);
+  return info->State.LastSeq;
+}
+
+absl::StatusOr<JournalEntry> Journal::Get(uint64_t seq) {
+  natsMsg* raw = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus s = js_GetMsg(&raw, js_, stream_.c_str(), seq, nullptr, &code);
+  if (s == NATS_NOT_FOUND || code == JSNoMessageFoundErr) {
+    return absl::NotFoundError(absl::StrCat("journal entry ", seq, " is not in ", stream_));
+  }
+  if (s != NATS_OK) return JsError(s, code, absl::StrCat("reading journal entry ", seq));
+  nats::MsgPtr msg(raw);
+  JournalEntry e;
+  e.seq = seq;
+  const char* term = nullptr;
+  if (natsMsgHeader_Get(msg.get(), kTermHeader, &term) != NATS_OK || term == nullptr ||
+      !absl::SimpleAtoi(term, &e.term)) {
+    return absl::DataLossError(absl::StrCat("journal entry ", seq, " of ", stream_, " names no term: not ours"));
+  }
+  e.changes = std::string(nats::Data(msg.get()));
+  return e;
+}
+
+absl::StatusOr<uint64_t> Journal::ReadFrom(uint64_t from, const std::function<absl::Status(const JournalEntry&)>& apply) {
+  if (from == 0) from = 1;
+  STEWARD_ASSIGN_OR_RETURN(const uint64_t last, LastSeq());
+  uint64_t done = from - 1;
+  for (uint64_t seq = from; seq <= last; ++seq) {
+    STEWARD_ASSIGN_OR_RETURN(JournalEntry e, Get(seq));
+    STEWARD_RETURN_IF_ERROR(apply(e));
+    done = seq;
+  }
+  return done;
+}
+
+}  // namespace steward::station::ha

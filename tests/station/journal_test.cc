@@ -1,0 +1,209 @@
+// The replicated ledger's journal on a real nats-server with JetStream: entries in their
+// place only (fencing), a lost answer that counts as stored, and a ledger Store that
+// publishes every transaction before it commits: a copy rebuilt from the journal has
+// the same rows, and a write the journal refuses is neither committed nor acknowledged.
+#include "station/ha/journal.h"
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/nats.h"
+#include "common/protocol.h"
+#include "station/ha/changes.h"
+#include "station/ledger/store.h"
+#include "tests/station/ha_testing.h"
+#include "tests/station/ledger_testing.h"
+#include "tests/testing/nats_server.h"
+#include "tests/testing/wait.h"
+
+namespace steward::station::ha {
+namespace {
+
+using ledger::Store;
+using ledger::testing::WriteAndWait;
+using steward::testing::NatsServer;
+using steward::testing::TempDir;
+using testing::Dump;
+using testing::OpenLedger;
+
+std::string JetStreamConfig(const TempDir& dir) {
+  const std::string path = (dir.path() / "js.conf").string();
+  std::ofstream(path) << "jetstream { store_dir: \"" << (dir.path() / "js").string() << "\" }\n";
+  return path;
+}
+
+struct Broker {
+  nats::Library lib;
+  TempDir dir;
+  NatsServer server{JetStreamConfig(dir)};
+  nats::ConnectionPtr a = steward::testing::MustConnect(server.url(), "station a");
+  nats::ConnectionPtr b = steward::testing::MustConnect(server.url(), "station b");
+};
+
+std::unique_ptr<Journal> MustOpen(natsConnection* nc) {
+  absl::StatusOr<std::unique_ptr<Journal>> j = Journal::Open(nc, {.station = "station"});
+  INFO(j.status().ToString());
+  REQUIRE(j.ok());
+  return std::move(*j);
+}
+
+TEST_CASE("Journal entries go in their own place only", "[ha][integration]") {
+  Broker broker;
+  std::unique_ptr<Journal> a = MustOpen(broker.a.get());
+  std::unique_ptr<Journal> b = MustOpen(broker.b.get());  // binds to the same stream
+  CHECK(a->LastSeq().value() == 0);
+  REQUIRE(a->Append(1, 7, "one").ok());
+  REQUIRE(a->Append(2, 7, "two").ok());
+  CHECK(b->LastSeq().value() == 2);
+  absl::StatusOr<JournalEntry> e = b->Get(2);
+  REQUIRE(e.ok());
+  CHECK(e->term == 7);
+  CHECK(e->changes == "two");
+  CHECK(b->Get(3).status().code() == absl::StatusCode::kNotFound);
+
+  // A gap, and a place already taken, are refused.
+  absl::Status st = a->Append(4, 7, "four");
+  CHECK(st.code() == absl::StatusCode::kFailedPrecondition);
+  // The same entry again (an attempt whose answer was lost): stored, once.
+  CHECK(a->Append(2, 7, "two").ok());
+  CHECK(a->LastSeq().value() == 2);
+
+  // A new active instance (term 9) writes entry 3; the old one (term 7), not knowing,
+  // tries the same place and is fenced off.
+  REQUIRE(b->Append(3, 9, "three by b").ok());
+  st = a->Append(3, 7, "three by a");
+  CHECK(st.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(st.message()), Catch::Contains("term 9"));
+  CHECK(a->Get(3)->changes == "three by b");
+
+  std::vector<std::string> read;
+  absl::StatusOr<uint64_t> last = a->ReadFrom(2, [&](const JournalEntry& entry) {
+    read.push_back(entry.changes);
+    return absl::OkStatus();
+  });
+  REQUIRE(last.ok());
+  CHECK(*last == 3);
+  CHECK(read == std::vector<std::string>{"two", "three by b"});
+}
+
+TEST_CASE("A replicated ledger publishes every transaction before it commits it", "[ha][integration]") {
+  Broker broker;
+  std::unique_ptr<Journal> journal = MustOpen(broker.a.get());
+  std::unique_ptr<Journal> other = MustOpen(broker.b.get());
+  TempDir data;
+  uint64_t term = 5;
+  Store::Options options;
+  options.replicate = [&](uint64_t seq, absl::string_view changes) { return journal->Append(seq, term, changes); };
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open((data.path() / "active").string(), options);
+  REQUIRE(store.ok());
+
+  proto::NodeInfo node;
+  node.set_name("ship1");
+  REQUIRE(WriteAndWait(**store, Store::PutNode(node)).ok());
+  REQUIRE(WriteAndWait(**store, Store::PutSetting("acl/ship1", "allow echo")).ok());
+  REQUIRE(WriteAndWait(**store, Store::AddTransition("ship1", true, 1000, "hello")).ok());
+  CHECK((*store)->journal_seq() == 3);
+  CHECK(journal->LastSeq().value() == 3);
+  // A write that changes nothing takes no entry.
+  REQUIRE(WriteAndWait(**store, [](sqlite::Database&) { return absl::OkStatus(); }).ok());
+  CHECK(journal->LastSeq().value() == 3);
+
+  // Another instance takes over and writes entry 4: this store's next write is
+  // refused by the journal, so it is not committed here and its caller hears so.
+  REQUIRE(other->Append(4, 6, "").ok());
+  proto::NodeInfo refused;
+  refused.set_name("ship2");
+  absl::Status st = WriteAndWait(**store, Store::PutNode(refused));
+  CHECK(st.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK((*store)->journal_seq() == 3);
+
+  // Closing the store: a copy rebuilt from the journal's first three entries holds
+  // exactly what the active ledger committed (ship2 in neither).
+  store->reset();
+  sqlite::Database active = OpenLedger((data.path() / "active" / "station.db").string());
+  sqlite::Database copy = OpenLedger((data.path() / "copy.db").string());
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    absl::StatusOr<JournalEntry> e = journal->Get(seq);
+    REQUIRE(e.ok());
+    CHECK(e->term == 5);
+    absl::StatusOr<bool> applied = ApplyChanges(copy, seq, e->changes);
+    INFO(applied.status().ToString());
+    REQUIRE(applied.ok());
+  }
+  CHECK(Dump(copy) == Dump(active));
+  CHECK(testing::Count(active, "SELECT count(*) FROM nodes WHERE name = 'ship2'") == 0);
+  CHECK(AppliedSeq(active).value() == 3);
+}
+
+TEST_CASE("A replicated ledger whose broker is gone acknowledges nothing, and goes on when it is back",
+          "[ha][integration]") {
+  Broker broker;
+  std::unique_ptr<Journal> journal = MustOpen(broker.a.get());
+  TempDir data;
+  Store::Options options;
+  options.replicate = [&](uint64_t seq, absl::string_view changes) { return journal->Append(seq, 1, changes); };
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(data.str(), options);
+  REQUIRE(store.ok());
+  proto::NodeInfo node;
+  node.set_name("ship1");
+  REQUIRE(WriteAndWait(**store, Store::PutNode(node)).ok());
+
+  broker.server.Stop();
+  node.set_name("ship2");
+  CHECK_FALSE(WriteAndWait(**store, Store::PutNode(node)).ok());
+  CHECK((*store)->journal_seq() == 1);
+
+  broker.server.Start();
+  REQUIRE(steward::testing::WaitUntil(
+      [&] { return WriteAndWait(**store, Store::PutNode(node)).ok(); }, absl::Seconds(15)));
+  CHECK((*store)->journal_seq() == 2);
+  CHECK(journal->LastSeq().value() == 2);
+  absl::StatusOr<std::vector<proto::NodeInfo>> nodes = (*store)->Nodes();
+  REQUIRE(nodes.ok());
+  CHECK(nodes->size() == 2);
+}
+
+TEST_CASE("A journal entry whose answer was lost is settled before the next write", "[ha][integration]") {
+  Broker broker;
+  std::unique_ptr<Journal> journal = MustOpen(broker.a.get());
+  TempDir data;
+  bool lose_answer = true;
+  Store::Options options;
+  // The broker stores the entry, but the answer never comes back (as when the link
+  // drops right after the publish): the store cannot know which.
+  options.replicate = [&](uint64_t seq, absl::string_view changes) -> absl::Status {
+    absl::Status st = journal->Append(seq, 1, changes);
+    if (st.ok() && lose_answer) {
+      lose_answer = false;
+      return absl::DeadlineExceededError("no answer");
+    }
+    return st;
+  };
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open((data.path() / "active").string(), options);
+  REQUIRE(store.ok());
+  proto::NodeInfo node;
+  node.set_name("ship1");
+  CHECK_FALSE(WriteAndWait(**store, Store::PutNode(node)).ok());  // not acknowledged
+  CHECK(journal->LastSeq().value() == 1);                          // yet in the journal
+
+  node.set_name("ship2");
+  REQUIRE(WriteAndWait(**store, Store::PutNode(node)).ok());
+  CHECK((*store)->journal_seq() == 2);
+  CHECK(journal->LastSeq().value() == 2);
+  absl::StatusOr<std::vector<proto::NodeInfo>> nodes = (*store)->Nodes();
+  REQUIRE(nodes.ok());
+  CHECK(nodes->size() == 2);  // ship1 too: what the journal holds, this ledger holds
+
+  store->reset();
+  sqlite::Database active = OpenLedger((data.path() / "active" / "station.db").string());
+  sqlite::Database copy = OpenLedger((data.path() / "copy.db").string());
+  REQUIRE(journal->ReadFrom(1, [&](const JournalEntry& e) { return ApplyChanges(copy, e.seq, e.changes).status(); })
+              .ok());
+  CHECK(Dump(copy) == Dump(active));
+}
+
+}  // namespace
+}  // namespace steward::station::ha
