@@ -49,6 +49,17 @@ std::unique_ptr<CLI::App> NewApp(Settings& f) {
   app->add_option("--http-threads", f.http_threads, "HTTP connections served at once (event streams hold one each)")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
+  app->add_flag("--ha", f.ha,
+                "High availability: run as one instance of this station name among several (on a broker with "
+                "JetStream); the lease holder is active, the others follow its replicated ledger and take over");
+  cli::AddDuration(*app, "--ha-lease", &f.ha_lease,
+                   "With --ha: how long the active instance's lease lasts unrenewed (every instance the same)");
+  app->add_option("--ha-replicas", f.ha_replicas,
+                  "With --ha: replicas of the lease bucket and the ledger's journal (3 on a three-broker cluster)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 5));
+  app->add_option("--ha-instance", f.ha_instance,
+                  "With --ha: this instance's name in the lease (default: host, process id and a random part)");
   return app;
 }
 
@@ -68,6 +79,11 @@ absl::StatusOr<StationOptions> BuildOptions(const Settings& s, const config::Eff
   opts.log_max_lines = s.log_max_lines;
   opts.event_retention = s.event_retention;
   opts.event_max_rows = s.event_max_rows;
+  if (s.ha_lease < absl::Seconds(1) || s.ha_lease > absl::Minutes(10)) return bad("ha_lease", "must be 1s to 10m");
+  opts.ha.enabled = s.ha;
+  opts.ha.lease = s.ha_lease;
+  opts.ha.replicas = s.ha_replicas;
+  opts.ha.instance = s.ha_instance;
   opts.operators = std::make_shared<signing::TrustedKeys>();
   std::string creds = s.nats.creds;
   const std::string& keys = s.keys;

@@ -34,6 +34,10 @@ struct Settings {
   std::string http_cert;
   std::string http_key;
   int http_threads = 16;
+  bool ha = false;
+  absl::Duration ha_lease = absl::Seconds(5);
+  int ha_replicas = 1;
+  std::string ha_instance;
 };
 
 // NewApp makes the station's command line, bound to `s`.

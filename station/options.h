@@ -48,6 +48,14 @@ struct StationOptions {
   std::string keys_dir;
   // The HTTP API, dashboard, event stream and /metrics (station/http/).
   http::HttpOptions http;
+  // High availability (station/ha/): several instances of one station name, one active
+  // (the lease holder), the others following the replicated ledger.
+  struct Ha {
+    bool enabled = false;
+    absl::Duration lease = absl::Seconds(5);
+    int replicas = 1;  // of the lease bucket and the journal stream: 3 on a three-broker cluster
+    std::string instance;  // this instance's name in the lease (default: host, pid and a random part)
+  } ha;
 };
 
 }  // namespace steward::station

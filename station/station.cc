@@ -1,12 +1,15 @@
 // Station: opens the ledger, connects, builds the rooms and runs their threads.
 #include "station/station.h"
 
+#include <unistd.h>
+
 #include <functional>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
@@ -15,6 +18,9 @@
 #include "station/command_api.h"
 #include "station/core.h"
 #include "station/dispatcher.h"
+#include "station/ha/follower.h"
+#include "station/ha/journal.h"
+#include "station/ha/lease.h"
 #include "station/http/server.h"
 #include "station/http/tokens.h"
 #include "station/intake.h"
@@ -56,9 +62,83 @@ Station::Station(StationOptions options) : options_(std::move(options)) {}
 Station::~Station() { Shutdown(); }
 
 absl::Status Station::Init() {
-  STEWARD_ASSIGN_OR_RETURN(store_, ledger::Store::Open(options_.data_dir));
+  if (!options_.ha.enabled) {
+    STEWARD_ASSIGN_OR_RETURN(store_, ledger::Store::Open(options_.data_dir));
+    STEWARD_RETURN_IF_ERROR(Connect());
+    STEWARD_RETURN_IF_ERROR(Serve());
+    active_.store(true, std::memory_order_release);
+    return absl::OkStatus();
+  }
+  STEWARD_RETURN_IF_ERROR(Connect());
+  std::string instance = options_.ha.instance;
+  if (instance.empty()) {
+    char host[256] = {};
+    (void)gethostname(host, sizeof(host) - 1);
+    instance = absl::StrCat(host, "-", getpid(), "-", NewId().substr(16));
+  }
+  STEWARD_ASSIGN_OR_RETURN(lease_, ha::Lease::Open(conn_.get(), {.key = options_.name,
+                                                                 .holder = instance,
+                                                                 .ttl = options_.ha.lease,
+                                                                 .replicas = options_.ha.replicas}));
+  STEWARD_ASSIGN_OR_RETURN(journal_,
+                           ha::Journal::Open(conn_.get(), {.station = options_.name, .replicas = options_.ha.replicas}));
+  follow_ = std::make_unique<ha::FollowState>();
+  STEWARD_LOG_INFO("station {}: instance {} is a standby: following journal {} and waiting for the lease", options_.name,
+                   instance, journal_->stream());
+  ha_thread_ = std::thread([this] { RunHa(); });
+  return absl::OkStatus();
+}
+
+void Station::RunHa() {
+  absl::StatusOr<bool> held = ha::FollowUntilActive(options_.data_dir, *lease_, *journal_, stop_, *follow_);
+  if (!held.ok()) {
+    STEWARD_LOG_ERROR("station {}: standby stopped: {}", options_.name, held.status().ToString());
+    fenced_.store(true);
+    return;
+  }
+  if (!*held) return;  // stopping
+  const uint64_t term = lease_->term();
+  ledger::Store::Options store_options;
+  store_options.replicate = [this](uint64_t seq, absl::string_view changes) -> absl::Status {
+    // Past the lease, nothing more is written: the standby may be taking over.
+    const uint64_t now = lease_->term();
+    if (now == 0) return absl::FailedPreconditionError("this station instance lost its lease: it is not active");
+    return journal_->Append(seq, now, changes);
+  };
+  absl::Status st = [&]() -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(store_, ledger::Store::Open(options_.data_dir, store_options));
+    return Serve();
+  }();
+  if (!st.ok()) {
+    STEWARD_LOG_ERROR("station {}: taking over failed: {}", options_.name, st.ToString());
+    (void)lease_->Release();
+    fenced_.store(true);
+    return;
+  }
+  active_.store(true, std::memory_order_release);
+  STEWARD_LOG_INFO("station {}: ACTIVE (lease term {}), ledger at journal entry {}", options_.name, term,
+                   store_->journal_seq());
+  while (!stop_.WaitForNotificationWithTimeout(lease_->renew_every())) {
+    absl::StatusOr<bool> still = lease_->Step();
+    if (!lease_->Held()) {
+      fenced_.store(true);
+      STEWARD_LOG_ERROR("station {}: lost the lease ({}): stopping at once; a standby takes over", options_.name,
+                        still.ok() ? "taken by another instance" : still.status().ToString());
+      Stop();
+      return;
+    }
+  }
+  (void)lease_->Release();  // a clean stop: the standby need not wait for the lease to run out
+}
+
+void Station::Stop() {
+  std::call_once(stop_once_, [this] { stop_.Notify(); });
+}
+
+absl::Status Station::Connect() {
   nats::ConnectOptions copts = options_.nats;
   if (copts.inbox_prefix.empty()) copts.inbox_prefix = kNodeInboxPrefix + options_.name;
+  inbox_prefix_ = copts.inbox_prefix;
   // Its own half-open link is seen within about two heartbeats, like a node's.
   if (copts.ping_interval == absl::ZeroDuration()) copts.ping_interval = options_.default_heartbeat;
   copts.on_disconnected = [name = options_.name] {
@@ -68,7 +148,11 @@ absl::Status Station::Init() {
     STEWARD_LOG_INFO("station {}: reconnected to the broker", name);
   };
   STEWARD_ASSIGN_OR_RETURN(conn_, nats::Connect(copts));
-  STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_.get(), copts.inbox_prefix));
+  return absl::OkStatus();
+}
+
+absl::Status Station::Serve() {
+  STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_.get(), inbox_prefix_));
   core_ = std::make_unique<Core>(options_, *store_, conn_.get(), *pump_);
   STEWARD_RETURN_IF_ERROR(core_->Load());
   rpc_ = std::make_unique<Rpc>(*core_);
@@ -142,18 +226,23 @@ void Station::Serve(natsSubscription* sub, Backlog& backlog, const std::function
 
 int Station::http_port() const { return http_ ? http_->port() : 0; }
 bool Station::Serving() const {
+  if (!Active()) {  // a standby: ready when it follows
+    return conn_ != nullptr && natsConnection_Status(conn_.get()) == NATS_CONN_STATUS_CONNECTED;
+  }
   if (store_ == nullptr || conn_ == nullptr || requests_ == nullptr || events_ == nullptr) return false;
   if (natsConnection_Status(conn_.get()) != NATS_CONN_STATUS_CONNECTED) return false;
   return nats::Flush(conn_.get(), absl::Seconds(1)).ok();
 }
 
 bool Station::Alive(absl::Duration quiet) const {
+  if (!Active()) return !fenced_.load();
   return dispatcher_ != nullptr && absl::Now() - dispatcher_->last_turn() < quiet;
 }
 
 void Station::Shutdown() {
-  if (stop_.HasBeenNotified()) return;
-  stop_.Notify();
+  if (shut_down_.exchange(true)) return;
+  Stop();
+  if (ha_thread_.joinable()) ha_thread_.join();  // before the rooms: it may be building them
   if (core_) core_->feed.Close();  // ends the event streams
   if (http_) http_->Shutdown();
   if (core_) {

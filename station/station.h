@@ -17,7 +17,10 @@
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -46,6 +49,11 @@ class Approvals;
 namespace ledger {
 class Store;
 }
+namespace ha {
+class Lease;
+class Journal;
+struct FollowState;
+}
 namespace http {
 class Tokens;
 class Server;
@@ -67,18 +75,40 @@ class Station {
   // Alive: the dispatcher loop turned within `quiet` (it wakes every 50 ms). What the
   // service watchdog is fed on.
   bool Alive(absl::Duration quiet) const;
+  // High availability (options.ha): whether this instance is the active one (always,
+  // without HA), and whether it lost the lease while active: it has stopped acting and
+  // the process should end, to come back as a standby.
+  bool Active() const { return active_.load(std::memory_order_acquire); }
+  bool Fenced() const { return fenced_.load(); }
 
  private:
   explicit Station(StationOptions options);
   absl::Status Init();
+  absl::Status Connect();
+  // Builds the rooms over the open ledger and the connection, and subscribes.
+  absl::Status Serve();
+  // The standby's thread: follows the journal until it holds the lease, then serves,
+  // renews the lease, and stops acting the moment it is lost.
+  void RunHa();
+  // Tells every thread to stop (once, from any thread).
+  void Stop();
   // Serves messages from `sub` until Shutdown.
   // `backlog` watches `sub` (falling behind is logged and counted).
   void Serve(natsSubscription* sub, Backlog& backlog, const std::function<void(nats::MsgPtr)>& serve);
 
   const StationOptions options_;
   absl::Notification stop_;
-  std::unique_ptr<ledger::Store> store_;
+  std::once_flag stop_once_;
+  std::atomic<bool> shut_down_{false};
   nats::ConnectionPtr conn_;
+  std::string inbox_prefix_;
+  std::unique_ptr<ha::Lease> lease_;
+  std::unique_ptr<ha::Journal> journal_;
+  std::unique_ptr<ha::FollowState> follow_;
+  std::thread ha_thread_;
+  std::atomic<bool> active_{false};
+  std::atomic<bool> fenced_{false};
+  std::unique_ptr<ledger::Store> store_;
   std::unique_ptr<RequestPump> pump_;
   std::unique_ptr<Core> core_;
   std::unique_ptr<Rpc> rpc_;

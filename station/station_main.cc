@@ -39,9 +39,16 @@ int main(int argc, char** argv) {
     // WATCHDOG=1 while the dispatcher loop turns.
     steward::service::Notifier notifier;
     const timespec tick{0, 100'000'000};
+    int code = 0;
     while (true) {
       const int sig = sigtimedwait(&signals, nullptr, &tick);
       if (sig == SIGINT || sig == SIGTERM) break;
+      if ((*station)->Fenced()) {
+        // --ha: this instance lost its lease (or could not follow): it has stopped acting;
+        // it ends, and its service manager starts it again, as a standby.
+        code = 3;
+        break;
+      }
       if (!notifier.active()) continue;
       const bool serving = (*station)->Serving();
       if (serving && !notifier.ready_sent()) STEWARD_LOG_INFO("serving: ready");
@@ -51,6 +58,7 @@ int main(int argc, char** argv) {
     STEWARD_LOG_INFO("shutting down");
     notifier.Stopping();
     (*station)->Shutdown();
+    if (code != 0) return code;
   }
   return 0;
 }

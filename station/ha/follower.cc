@@ -1,0 +1,83 @@
+#include "station/ha/follower.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/sqlite.h"
+#include "common/status_macros.h"
+#include "station/ha/changes.h"
+#include "station/ledger/log_store.h"
+#include "station/ledger/schema.h"
+
+namespace steward::station::ha {
+namespace {
+
+// How often a standby looks for new journal entries: how far behind it may be.
+constexpr absl::Duration kPoll = absl::Milliseconds(200);
+
+absl::StatusOr<sqlite::Database> OpenLedger(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("create ", data_dir, ": ", ec.message()));
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Database db,
+                           sqlite::Database::Open((std::filesystem::path(data_dir) / "station.db").string(), {}));
+  STEWARD_RETURN_IF_ERROR(ledger::RegisterLogFunctions(db));
+  STEWARD_RETURN_IF_ERROR(db.Migrate(ledger::Migrations()));
+  return db;
+}
+
+// Applies every entry after the local ledger's last, up to the journal's end now.
+absl::Status CatchUp(sqlite::Database& db, Journal& journal, FollowState& state) {
+  STEWARD_ASSIGN_OR_RETURN(const uint64_t applied, AppliedSeq(db));
+  STEWARD_ASSIGN_OR_RETURN(const uint64_t last, journal.LastSeq());
+  state.journal.store(last);
+  if (applied > last) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the local ledger holds journal entries up to ", applied, " but journal ", journal.stream(), " ends at ",
+        last, ": it is not this ledger's journal (a new broker cluster?); move the ledger aside to start over"));
+  }
+  STEWARD_ASSIGN_OR_RETURN(const uint64_t done, journal.ReadFrom(applied + 1, [&](const JournalEntry& e) {
+    STEWARD_RETURN_IF_ERROR(ApplyChanges(db, e.seq, e.changes).status());
+    state.applied.store(e.seq);
+    return absl::OkStatus();
+  }));
+  state.applied.store(std::max(done, applied));
+  if (done >= last) state.caught_up_unix_ms.store(absl::ToUnixMillis(absl::Now()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<bool> FollowUntilActive(const std::string& data_dir, Lease& lease, Journal& journal,
+                                       absl::Notification& stop, FollowState& state) {
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Database db, OpenLedger(data_dir));
+  absl::Time next_step = absl::InfinitePast();
+  absl::Status last_error;
+  while (!stop.HasBeenNotified()) {
+    absl::Status st = CatchUp(db, journal, state);
+    if (absl::IsFailedPrecondition(st) || absl::IsDataLoss(st) || absl::IsInvalidArgument(st)) return st;
+    if (!st.ok() && st.ToString() != last_error.ToString()) {
+      STEWARD_LOG_WARNING("standby: following the journal: {}", st.ToString());
+    }
+    last_error = st;
+    if (absl::Now() >= next_step) {
+      next_step = absl::Now() + lease.renew_every();
+      absl::StatusOr<bool> held = lease.Step();
+      // The lease is ours: nobody else writes now. What is left goes in first.
+      while (held.ok() && *held && lease.Held() && !stop.HasBeenNotified()) {
+        st = CatchUp(db, journal, state);
+        if (st.ok()) return true;
+        if (absl::IsFailedPrecondition(st) || absl::IsDataLoss(st) || absl::IsInvalidArgument(st)) return st;
+        STEWARD_LOG_WARNING("standby: holding the lease, catching up: {}", st.ToString());
+        stop.WaitForNotificationWithTimeout(kPoll);
+      }
+    }
+    stop.WaitForNotificationWithTimeout(kPoll);
+  }
+  return false;
+}
+
+}  // namespace steward::station::ha
