@@ -160,6 +160,19 @@ const std::vector<std::string>& Migrations() {
         payload_dropped INTEGER NOT NULL DEFAULT 0,
         envelope BLOB NOT NULL);
       )sql",
+      // 8: a copy chunk's bytes in a spool file beside the ledger (ledger/chunk_spool),
+      // not in its envelope row: SQLite wrote each byte twice (WAL and checkpoint), in
+      // pages. The row says where they are; the envelope row holds the envelope without
+      // them. Deleted, with the bytes, when the chunk's end is written (as step 7 drops
+      // a payload). Envelope rows of older ledgers keep their payload.
+      R"sql(
+      CREATE TABLE command_payloads (
+        id TEXT PRIMARY KEY,
+        file INTEGER NOT NULL,
+        pos INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        sha256 BLOB NOT NULL);
+      )sql",
   };
   return *m;
 }

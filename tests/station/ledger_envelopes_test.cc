@@ -59,7 +59,7 @@ int64_t Int(Store& store, const std::string& sql) {
 }
 
 void Put(Store& store, const proto::CommandState& c) {
-  REQUIRE(ledger::testing::WriteAndWait(store, Store::PutCommand(c)).ok());
+  REQUIRE(ledger::testing::WriteAndWait(store, store.PutCommand(c)).ok());
 }
 
 proto::CommandState Get(Store& store, const std::string& id) {
