@@ -40,6 +40,7 @@
 #include "agent/method.h"
 #include "common/protocol.h"
 #include "common/owner.h"
+#include "common/sha256_stream.h"
 #include "common/signing.h"
 #include "common/unique_fd.h"
 
@@ -104,13 +105,31 @@ void SavePrefix(const std::string& part, uint64_t have) {
   (void)!::write(fd.get(), text.data(), text.size());
 }
 
+// Feeds bytes [from, to) of `fd` to `h`.
+absl::Status HashRange(int fd, const std::string& path, uint64_t from, uint64_t to, signing::Sha256Stream& h) {
+  std::string buf(static_cast<size_t>(std::min<uint64_t>(to - from, uint64_t{1} << 20)), '\0');
+  while (from < to) {
+    const ssize_t n = ::pread(fd, buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), to - from)),
+                              static_cast<off_t>(from));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Errno("read", path);
+    if (n == 0) return absl::DataLossError(absl::StrCat(path, " ends at ", from, ", before ", to));
+    h.Update(absl::string_view(buf.data(), static_cast<size_t>(n)));
+    from += static_cast<uint64_t>(n);
+  }
+  return absl::OkStatus();
+}
+
 class CopyMethod final : public Method {
  public:
   // Of each part file being written: its bytes from 0 with no gap, and the chunks that
   // came past the gap (offset -> end).
+  // `whole` is the SHA-256 of the bytes from 0 to `have`, fed as they join (a part file
+  // this agent did not write from 0 has none: its hash is read at the end).
   struct Progress {
     uint64_t have = 0;
     std::map<uint64_t, uint64_t> beyond;
+    std::optional<signing::Sha256Stream> whole;
   };
 
   absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) override {
@@ -193,7 +212,7 @@ class CopyMethod final : public Method {
     const std::string part = PartPath(path, sha_hex);
     // Only the first chunk makes the part file: a late or repeated chunk after the copy
     // ended (renamed into place) leaves nothing behind.
-    UniqueFd fd(::open(part.c_str(), O_WRONLY | O_CLOEXEC | (offset == 0 ? O_CREAT : 0), 0600));
+    UniqueFd fd(::open(part.c_str(), O_RDWR | O_CLOEXEC | (offset == 0 ? O_CREAT : 0), 0600));
     if (fd.get() < 0 && errno == ENOENT && offset > 0) {
       ack.set_stdout("have 0\n");
       return absl::FailedPreconditionError(
@@ -204,7 +223,10 @@ class CopyMethod final : public Method {
     if (::fstat(fd.get(), &pst) != 0) return Errno("stat", part);
     auto [it, fresh] = parts_.try_emplace(part);
     Progress& p = it->second;
-    if (fresh || pst.st_size == 0) p = Progress{.have = pst.st_size == 0 ? 0 : Prefix(part)};
+    if (fresh || pst.st_size == 0) {
+      p = Progress{.have = pst.st_size == 0 ? 0 : Prefix(part)};
+      if (p.have == 0) p.whole.emplace();
+    }
     size_t done = 0;
     while (done < chunk.size()) {
       const ssize_t n = ::pwrite(fd.get(), chunk.data() + done, chunk.size() - done,
@@ -218,10 +240,19 @@ class CopyMethod final : public Method {
       done += static_cast<size_t>(n);
     }
     if (offset <= p.have) {
+      const uint64_t before = p.have;
       p.have = std::max(p.have, offset + chunk.size());
+      // The whole file's hash grows with the bytes from 0 as they come (so the last
+      // chunk does not read the file again): this chunk's new bytes from memory, ...
+      if (p.whole.has_value() && p.have > before) p.whole->Update(absl::string_view(chunk).substr(before - offset));
       // Chunks that came early join once the gap before them is filled.
+      const uint64_t joined_from = p.have;
       for (auto b = p.beyond.begin(); b != p.beyond.end() && b->first <= p.have; b = p.beyond.erase(b)) {
         p.have = std::max(p.have, b->second);
+      }
+      // ... and those that joined, read back (from the page cache, just written).
+      if (p.whole.has_value() && p.have > joined_from) {
+        if (absl::Status st = HashRange(fd.get(), part, joined_from, p.have, *p.whole); !st.ok()) p.whole.reset();
       }
       SavePrefix(part, p.have);
     } else {
@@ -233,12 +264,14 @@ class CopyMethod final : public Method {
       ack.set_stdout(absl::StrCat("have ", now_have, "\n"));
       return absl::OkStatus();
     }
+    std::optional<signing::Sha256Stream> streamed = std::move(p.whole);
     parts_.erase(part);
     ::unlink((part + ".have").c_str());
     // The last chunk: the whole file, its hash, its mode, then in place.
     if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) return Errno("truncate", part);
     if (::fsync(fd.get()) != 0) return Errno("fsync", part);
-    absl::StatusOr<std::string> whole = signing::Sha256File(part);
+    absl::StatusOr<std::string> whole =
+        streamed.has_value() ? absl::StatusOr<std::string>(streamed->Finish()) : signing::Sha256File(part);
     if (!whole.ok()) return whole.status();
     if (absl::BytesToHexString(*whole) != sha_hex) {
       ::unlink(part.c_str());

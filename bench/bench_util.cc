@@ -513,7 +513,7 @@ int RunInBenchDir(const char* name,
 absl::Status SpawnStewardAndRaw(Children& children, const BenchDir& dir, const std::string& url,
                                 const std::string& self, const std::string& station,
                                 const std::string& agent, const std::string& node) {
-  const std::string bin = STEWARD_BIN_DIR;
+  const std::string bin = BinDir();
   STEWARD_RETURN_IF_ERROR(children.Spawn(
       station, {bin + "/station/steward-station", "--nats", url, "--data-dir", dir.File(station)},
       dir.File(station + ".log")));
@@ -523,6 +523,11 @@ absl::Status SpawnStewardAndRaw(Children& children, const BenchDir& dir, const s
                                          dir.File(agent + ".log")));
   return children.Spawn("raw-responder", {self, kRawResponderFlag, url},
                         dir.File("raw-responder.log"));
+}
+
+std::string BinDir() {
+  const char* dir = std::getenv("STEWARD_BENCH_BIN_DIR");
+  return dir != nullptr && *dir != '\0' ? std::string(dir) : std::string(STEWARD_BIN_DIR);
 }
 
 absl::StatusOr<std::string> SelfPath() {

@@ -121,6 +121,11 @@ int RunInBenchDir(const char* name,
 // This program's path, for children that run it in another role.
 absl::StatusOr<std::string> SelfPath();
 
+// Where the steward binaries are: STEWARD_BENCH_BIN_DIR when set (another build's
+// tree with the same layout, e.g. main's, to compare in the same session), else this
+// build's.
+std::string BinDir();
+
 // Spawns, on `url`: steward-station as child `station` (data in <dir>/<station>),
 // steward-agent for `node` as child `agent` (1 s heartbeat, data in <dir>/<agent>),
 // and `self` as the raw responder, child "raw-responder" (see kRawResponderFlag).

@@ -4,14 +4,19 @@
 // (which sends each chunk back: raw carries twice the bytes). One private nats-server,
 // a real steward-station and steward-agent. Goal (issue 14): steward at least half of
 // raw's MiB/s.
-// Run: build/bench/copy_bench [--mib N] (default 100).
+// It prints the CPU seconds each process spent on each path (where a copy's time goes).
+// Run: build/bench/copy_bench [--mib N] (default 100). Another build's station, agent
+// and stewardctl (main's, to compare in the same session): STEWARD_BENCH_BIN_DIR=DIR
+// with DIR/station/steward-station, DIR/agent/steward-agent, DIR/ctl/stewardctl.
 #include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <fmt/core.h>
+#include <unistd.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -35,7 +40,7 @@ absl::Status RunBench(const std::string& self, int mib, Children& children, cons
   STEWARD_ASSIGN_OR_RETURN(const std::string url, steward::bench::StartBroker(children, dir));
   STEWARD_RETURN_IF_ERROR(
       steward::bench::SpawnStewardAndRaw(children, dir, url, self, "steward-station", "steward-agent", kNode));
-  const std::string ctl = std::string(STEWARD_BIN_DIR) + "/ctl/stewardctl";
+  const std::string ctl = steward::bench::BinDir() + "/ctl/stewardctl";
   STEWARD_RETURN_IF_ERROR(steward::bench::WaitUntil("ping through the station", children, [&] {
     steward::testing::RunResult r = steward::testing::RunProgram({ctl, "--nats", url, "ping", kNode, "--timeout", "1s"});
     return r.exit_code == 0 ? absl::OkStatus() : absl::UnavailableError(r.err);
@@ -71,18 +76,30 @@ absl::Status RunBench(const std::string& self, int mib, Children& children, cons
   fmt::print("  steward: stewardctl copy FILE {}:PATH (process start, hashing, ledger, rename included)\n", kNode);
   fmt::print("  raw:     natsConnection_Request of each chunk to an echo responder (chunk back)\n\n");
 
+  // CPU seconds of each process over each path: where a copy's time goes.
+  const std::vector<std::string> names = {"nats-server", "steward-station", "steward-agent", "raw-responder"};
+  auto cpu = [&] {
+    std::vector<double> v;
+    for (const std::string& n : names) v.push_back(steward::bench::ProcCpuSeconds(children.pid(n)));
+    v.push_back(steward::bench::ProcCpuSeconds(::getpid()));        // this process: the raw client
+    v.push_back(steward::bench::ProcCpuSeconds(::getpid(), true));  // reaped children: stewardctl
+    return v;
+  };
+  const std::vector<double> cpu0 = cpu();
   const absl::Time raw_start = absl::Now();
   for (uint64_t sent = 0; sent < bytes; sent += chunk) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk, bytes - sent));
     STEWARD_RETURN_IF_ERROR(steward::bench::RawRequest(raw_conn.get(), payload.substr(0, n)));
   }
   const double raw_s = absl::ToDoubleSeconds(absl::Now() - raw_start);
+  const std::vector<double> cpu1 = cpu();
 
   const std::string dst = dir.File("dst");
   const absl::Time start = absl::Now();
   steward::testing::RunResult r = steward::testing::RunProgram(
       {ctl, "--nats", url, "copy", src, absl::StrCat(kNode, ":", dst)}, absl::Minutes(10));
   const double steward_s = absl::ToDoubleSeconds(absl::Now() - start);
+  const std::vector<double> cpu2 = cpu();
   if (r.exit_code != 0) return absl::InternalError(absl::StrCat("stewardctl copy failed: ", r.err));
   STEWARD_ASSIGN_OR_RETURN(const std::string a, steward::signing::Sha256File(src));
   STEWARD_ASSIGN_OR_RETURN(const std::string b, steward::signing::Sha256File(dst));
@@ -92,6 +109,13 @@ absl::Status RunBench(const std::string& self, int mib, Children& children, cons
   fmt::print("{:<8} {:>10} {:>10}\n", "path", "seconds", "MiB/s");
   fmt::print("{:<8} {:>10.2f} {:>10.1f}\n", "steward", steward_s, steward_rate);
   fmt::print("{:<8} {:>10.2f} {:>10.1f}\n", "raw", raw_s, raw_rate);
+  fmt::print("\nCPU seconds {:<8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "path", "nats", "station",
+             "agent", "responder", "client", "stewardctl");
+  for (const auto& [path, from, to] : {std::tuple{"steward", &cpu1, &cpu2}, std::tuple{"raw", &cpu0, &cpu1}}) {
+    fmt::print("            {:<8}", path);
+    for (size_t i = 0; i < from->size(); ++i) fmt::print(" {:>10.2f}", (*to)[i] - (*from)[i]);
+    fmt::print("\n");
+  }
   const double ratio = steward_rate / raw_rate;
   fmt::print("\nsteward/raw: {:.2f} (goal >= {:.2f}): {}\n", ratio, kGoal, ratio >= kGoal ? "met" : "NOT met");
   return absl::OkStatus();

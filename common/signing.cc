@@ -1,6 +1,7 @@
 // ed25519 signing with libsodium: key ids, key files (text forms, 0600 secret files),
 // and envelope signatures over a domain-separated deterministic serialization.
 #include "common/signing.h"
+#include "common/sha256_stream.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -250,21 +251,18 @@ std::string Sha256(absl::string_view data) {
 absl::StatusOr<std::string> Sha256File(const std::string& path, uint64_t length) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("SHA-256: OpenSSL could not start a digest");
-  }
+  Sha256Stream h;
   std::string buf(1 << 20, '\0');
   while (length > 0) {
     const ssize_t n = ::read(fd.get(), buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), length)));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return absl::InternalError(absl::StrCat("read ", path, ": ", std::strerror(errno)));
     if (n == 0) break;
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+    h.Update(absl::string_view(buf.data(), static_cast<size_t>(n)));
     length -= static_cast<uint64_t>(n);
   }
-  std::string digest(SHA256_DIGEST_LENGTH, '\0');
-  EVP_DigestFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(digest.data()), nullptr);
+  std::string digest = h.Finish();
+  if (digest.empty()) return absl::InternalError("SHA-256: OpenSSL could not make a digest");
   return digest;
 }
 

@@ -270,7 +270,15 @@ std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
       c->s.set_state(proto::STATE_SENT);
       changes.states.push_back(StateChange{c->s.node(), id, proto::STATE_SENT});
     }
-    sends.push_back(Dispatch{id, ++c->gen, c->s.command()});
+    // Serialized here, and the envelope copied without its payload: a copy chunk's
+    // 896 KiB are copied once on their way out, not twice.
+    Dispatch d{id, ++c->gen, {}, c->s.command().SerializeAsString()};
+    proto::Envelope& e = *c->s.mutable_command();
+    std::string payload;  // lent out and back
+    e.mutable_payload()->swap(payload);
+    d.command = e;
+    e.mutable_payload()->swap(payload);
+    sends.push_back(std::move(d));
   }
   for (const std::string& id : later) {
     if (Command* c = Get(id)) Reschedule(id, *c);

@@ -105,7 +105,8 @@ struct Changes {
 struct Dispatch {
   std::string id;
   uint64_t gen = 0;
-  proto::Envelope command;
+  proto::Envelope command;  // without its payload: that is in `wire`
+  std::string wire;         // the command serialized, payload and all: what is sent
 };
 
 // What a gate says of a command whose time has come.

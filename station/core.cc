@@ -47,7 +47,8 @@ Core::Core(const StationOptions& options, ledger::Store& store, natsConnection* 
 
 absl::Status Core::Load() {
   STEWARD_ASSIGN_OR_RETURN(std::vector<proto::NodeInfo> nodes, store_.Nodes());
-  STEWARD_ASSIGN_OR_RETURN(std::vector<proto::CommandState> active, store_.ActiveCommands());
+  std::vector<std::pair<std::string, std::string>> damaged;  // spooled chunks not read back whole
+  STEWARD_ASSIGN_OR_RETURN(std::vector<proto::CommandState> active, store_.ActiveCommands(&damaged));
   STEWARD_ASSIGN_OR_RETURN(auto settings, store_.Settings());
   // Errors per minute are counted over 10 minutes: those before the restart too.
   STEWARD_ASSIGN_OR_RETURN(std::vector<ledger::ErrorMinute> errors,
@@ -72,6 +73,17 @@ absl::Status Core::Load() {
   // Ask every node about its unfinished commands: it answers with what it recorded.
   const absl::Time now = absl::Now();
   for (proto::CommandState& s : active) model.commands.Add(std::move(s), now, /*fresh=*/false);
+  // Never sent without its bytes: lost (the node may have run it before the restart),
+  // which stewardctl copy sends again.
+  Changes changes;
+  for (const auto& [id, why] : damaged) {
+    STEWARD_LOG_ERROR("{}; it is not sent again and ends lost", why);
+    proto::Ack r = NewAck(id, options_.name, proto::STAGE_RESULT, proto::OUTCOME_ERROR);
+    r.set_error(absl::StrCat("the station cannot send it: ", why));
+    r.set_finished_unix_ms(absl::ToUnixMillis(now));
+    model.commands.Finish(id, proto::STATE_LOST, std::move(r), now, changes);
+  }
+  ApplyLocked(changes);
   return absl::OkStatus();
 }
 
@@ -153,9 +165,9 @@ void Core::Submit(std::vector<proto::CommandState> states, std::function<void(ab
   // a copy chunk's 896 KiB, is not copied for the ledger).
   auto shared = std::make_shared<std::vector<proto::CommandState>>(std::move(states));
   store_.Write(
-      [ops, shared](sqlite::Database& db) -> absl::Status {
+      [this, ops, shared](sqlite::Database& db) -> absl::Status {
         for (ledger::Store::Op& op : *ops) STEWARD_RETURN_IF_ERROR(op(db));
-        for (proto::CommandState& s : *shared) STEWARD_RETURN_IF_ERROR(ledger::Store::WriteCommand(db, s));
+        for (proto::CommandState& s : *shared) STEWARD_RETURN_IF_ERROR(store_.WriteCommand(db, s));
         return absl::OkStatus();
       },
       [this, shared, done = std::move(done)](absl::Status st) mutable {
@@ -222,7 +234,7 @@ void Core::ApplyLocked(Changes& changes) {
   }
   for (CommandWrite& w : changes.writes) {
     const std::string id = w.record.id();
-    store_.Write(ledger::Store::PutCommand(std::move(w.record)),
+    store_.Write(store_.PutCommand(std::move(w.record)),
                  [this, id, seq = w.seq, then = std::move(w.then)](absl::Status st) {
                    if (!st.ok()) STEWARD_LOG_ERROR("ledger write of {}: {}", id, st.ToString());
                    if (then) then(st);

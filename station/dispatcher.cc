@@ -81,7 +81,7 @@ void Dispatcher::Send(Dispatch d) {
   const std::string id = d.id;
   const uint64_t gen = d.gen;
   const absl::Time sent = absl::Now();
-  absl::Status st = core_.pump().Send(subject->ToString(), d.command.SerializeAsString(), core_.options().ack_timeout,
+  absl::Status st = core_.pump().Send(subject->ToString(), d.wire, core_.options().ack_timeout,
                                       [this, id, gen, node, sent](RequestPump::Result r, nats::MsgPtr m) {
                                         if (r == RequestPump::Result::kReply) {
                                           core_.metrics.receipt_latency.Observe(

@@ -173,6 +173,19 @@ const std::vector<std::string>& Migrations() {
       ALTER TABLE node_transitions_keyed RENAME TO node_transitions;
       CREATE INDEX node_transitions_node ON node_transitions(node, at_ms);
       )sql",
+      // 9: a copy chunk's bytes in a spool file beside the ledger (ledger/chunk_spool),
+      // not in its envelope row: SQLite wrote each byte twice (WAL and checkpoint), in
+      // pages. The row says where they are; the envelope row holds the envelope without
+      // them. Deleted, with the bytes, when the chunk's end is written (as step 7 drops
+      // a payload). Envelope rows of older ledgers keep their payload.
+      R"sql(
+      CREATE TABLE command_payloads (
+        id TEXT PRIMARY KEY,
+        file INTEGER NOT NULL,
+        pos INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        sha256 BLOB NOT NULL);
+      )sql",
   };
   return *m;
 }

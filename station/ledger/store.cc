@@ -2,14 +2,19 @@
 #include "station/ledger/store.h"
 
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
 #include "station/ha/changes.h"
+#include "station/ledger/chunk_spool.h"
 #include "station/ledger/log_store.h"
 #include "station/ledger/schema.h"
 
@@ -33,11 +38,24 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir, 
   // clears what is deleted from b-tree pages, but leaves freed overflow pages as they
   // are until reused (no extra writes).
   STEWARD_RETURN_IF_ERROR(writer.Exec("PRAGMA secure_delete = FAST"));
+  std::map<int64_t, int64_t> spooled;  // rows by spool file
+  {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
+                             writer.Prepare("SELECT file, count(*) FROM command_payloads GROUP BY file"));
+    while (true) {
+      STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      spooled[st.ColumnInt(0)] = st.ColumnInt(1);
+    }
+  }
+  STEWARD_ASSIGN_OR_RETURN(std::unique_ptr<ChunkSpool> spool,
+                           ChunkSpool::Open((std::filesystem::path(data_dir) / "spool").string(), spooled));
   STEWARD_ASSIGN_OR_RETURN(sqlite::Database reader,
                            sqlite::Database::Open(path, {.read_only = true}));
   STEWARD_RETURN_IF_ERROR(RegisterLogFunctions(reader));
   STEWARD_ASSIGN_OR_RETURN(sqlite::Database checkpointer, sqlite::Database::Open(path, {}));
-  std::unique_ptr<Store> store(new Store(std::move(writer), std::move(reader), std::move(checkpointer), options));
+  std::unique_ptr<Store> store(
+      new Store(std::move(spool), std::move(writer), std::move(reader), std::move(checkpointer), options));
   if (options.replicate) {
     STEWARD_ASSIGN_OR_RETURN(store->journal_seq_, ha::AppliedSeq(store->writer_));
     STEWARD_ASSIGN_OR_RETURN(store->capture_, ha::ChangeCapture::Start(store->writer_));
@@ -49,8 +67,10 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir, 
   return store;
 }
 
-Store::Store(sqlite::Database writer, sqlite::Database reader, sqlite::Database checkpointer, Options options)
-    : writer_(std::move(writer)),
+Store::Store(std::unique_ptr<ChunkSpool> spool, sqlite::Database writer, sqlite::Database reader,
+             sqlite::Database checkpointer, Options options)
+    : spool_(std::move(spool)),
+      writer_(std::move(writer)),
       reader_(std::move(reader)),
       options_(options),
       checkpointer_(std::move(checkpointer)) {}
@@ -156,8 +176,10 @@ void Store::WriterLoop() {
     if (tx.ok()) tx = writer_.Exec("BEGIN IMMEDIATE");
     if (tx.ok()) {
       for (size_t i = 0; i < group.size(); ++i) results[i] = group[i].op(writer_);
+      // The chunks the group spooled are on disk before a row names them.
+      tx = spool_->Sync();
       uint64_t published = 0;
-      if (capture_ != nullptr) tx = Replicate(&published);
+      if (tx.ok() && capture_ != nullptr) tx = Replicate(&published);
       if (tx.ok()) tx = writer_.Exec("COMMIT");
       if (!tx.ok()) {
         (void)writer_.Exec("ROLLBACK");
@@ -166,6 +188,7 @@ void Store::WriterLoop() {
         journal_seq_.store(published);
       }
     }
+    spool_->Ended(tx.ok());
     commit_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - begin));
     NoteHealth(tx);
     for (size_t i = 0; i < group.size(); ++i) {
@@ -260,41 +283,104 @@ namespace {
 // an envelope row whose binding matches is already the one to keep.
 std::string Binding(const proto::Envelope& e) { return absl::StrCat(e.target_instance(), "\n", e.signature()); }
 
+// A copy chunk's bytes go to the spool (smaller payloads stay in the envelope row).
+constexpr size_t kSpoolBytes = size_t{64} << 10;
+bool Spools(const proto::Envelope& e) { return e.method() == kMethodCopy && e.payload().size() >= kSpoolBytes; }
+
+// The SHA-256 a copy chunk names for itself ("put PATH OFFSET SIZE MODE SHA256
+// CHUNK_SHA256 ...", agent/copy_method.cc), raw; empty when it names none. The spool
+// checks the bytes against it on a read, and spares hashing every chunk once more.
+std::string ChunkSha256(const proto::Envelope& e) {
+  if (e.argv_size() < 7 || e.argv(0) != "put" || e.argv(6).size() != 64) return "";
+  for (const char ch : e.argv(6)) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(ch))) return "";
+  }
+  return absl::HexStringToBytes(e.argv(6));
+}
+
+// The envelope serialized without its payload (lent out and back: no copy).
+std::string WithoutPayload(proto::Envelope& e) {
+  std::string payload;
+  e.mutable_payload()->swap(payload);
+  std::string blob = e.SerializeAsString();
+  e.mutable_payload()->swap(payload);
+  return blob;
+}
+
+}  // namespace
+
 // Writes the envelope of `c` when the ledger has none for it yet, holds another binding,
-// or still holds the payload of a chunk that may drop it now; else writes nothing.
-absl::Status PutEnvelope(sqlite::Database& db, proto::CommandState& c) {
+// or still holds the payload of a chunk that may drop it now; else writes nothing. A
+// new copy chunk's bytes go to the spool, its envelope row holds the rest.
+absl::Status Store::PutEnvelope(sqlite::Database& db, proto::CommandState& c) {
   proto::Envelope& e = *c.mutable_command();
   const std::string binding = Binding(e);
   const bool drop = DropsPayload(c);
+  bool found = false;
   bool same = false;  // the ledger holds this envelope, bound as it is
   int64_t stored_bytes = 0;
+  std::optional<int64_t> spool_file;  // where its bytes are, when spooled
+  int64_t spooled_bytes = 0;
   {
     STEWARD_ASSIGN_OR_RETURN(
         sqlite::Statement st,
-        db.Prepare("SELECT binding, payload_dropped, length(envelope) FROM command_envelopes WHERE id = ?1"));
+        db.Prepare("SELECT binding, payload_dropped, length(envelope), p.file, p.length FROM command_envelopes "
+                   "LEFT JOIN command_payloads AS p USING (id) WHERE id = ?1"));
     STEWARD_RETURN_IF_ERROR(st.Bind(1, c.id()));
-    STEWARD_ASSIGN_OR_RETURN(bool row, st.Step());
-    same = row && st.ColumnBlob(0) == binding;
+    STEWARD_ASSIGN_OR_RETURN(found, st.Step());
+    same = found && st.ColumnBlob(0) == binding;
+    if (found && !st.ColumnIsNull(3)) {
+      spool_file = st.ColumnInt(3);
+      spooled_bytes = st.ColumnInt(4);
+    }
     if (same && (!drop || st.ColumnInt(1) > 0)) return absl::OkStatus();
     if (same) stored_bytes = st.ColumnInt(2);
   }
-  // The table gives a chunk's payload to its first write at its end only (commands.cc):
-  // a later one (that write failed, or a late result changed the end) comes without it,
-  // and the row still holding it loses it now. The bytes it held, minus the envelope's.
-  int64_t dropped = drop ? static_cast<int64_t>(e.payload().size()) : 0;
-  if (drop && same && e.payload().empty()) {
-    const int64_t bare = static_cast<int64_t>(e.ByteSizeLong());
-    if (stored_bytes <= bare) return absl::OkStatus();  // nothing to drop (an empty chunk)
-    dropped = stored_bytes - bare;
+  if (spool_file.has_value() && drop) {
+    // Its end: the bytes leave the spool (the file goes once no chunk in it is left).
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement del, db.Prepare("DELETE FROM command_payloads WHERE id = ?1"));
+    STEWARD_RETURN_IF_ERROR(del.Bind(1, c.id()));
+    STEWARD_RETURN_IF_ERROR(del.Step().status());
+    spool_->Released(*spool_file);
   }
   std::string blob;
-  if (drop) {
-    std::string payload;  // lent out and back: the envelope without it, no copy
-    e.mutable_payload()->swap(payload);
-    blob = e.SerializeAsString();
-    e.mutable_payload()->swap(payload);
+  int64_t dropped = 0;
+  if (spool_file.has_value()) {
+    // Spooled: the envelope row never held the bytes; re-signed, it is written anew.
+    dropped = drop ? spooled_bytes : 0;
+    if (same) {
+      STEWARD_ASSIGN_OR_RETURN(sqlite::Statement up,
+                               db.Prepare("UPDATE command_envelopes SET payload_dropped = ?2 WHERE id = ?1"));
+      STEWARD_RETURN_IF_ERROR(up.Bind(1, c.id()));
+      STEWARD_RETURN_IF_ERROR(up.Bind(2, dropped));
+      return up.Step().status();
+    }
+    blob = WithoutPayload(e);
+  } else if (!found && !drop && Spools(e) && capture_ == nullptr) {
+    // (A replicated ledger keeps chunks in their rows: the journal carries rows only.)
+    STEWARD_ASSIGN_OR_RETURN(ChunkSpool::Ref ref, spool_->Append(e.payload(), ChunkSha256(e)));
+    STEWARD_ASSIGN_OR_RETURN(
+        sqlite::Statement ins,
+        db.Prepare("INSERT INTO command_payloads(id, file, pos, length, sha256) VALUES (?1, ?2, ?3, ?4, ?5)"));
+    STEWARD_RETURN_IF_ERROR(ins.Bind(1, c.id()));
+    STEWARD_RETURN_IF_ERROR(ins.Bind(2, ref.file));
+    STEWARD_RETURN_IF_ERROR(ins.Bind(3, ref.offset));
+    STEWARD_RETURN_IF_ERROR(ins.Bind(4, ref.length));
+    STEWARD_RETURN_IF_ERROR(ins.BindBlob(5, ref.sha256));
+    STEWARD_RETURN_IF_ERROR(ins.Step().status());
+    spool_->Added(ref.file);
+    blob = WithoutPayload(e);
   } else {
-    blob = e.SerializeAsString();
+    // The table gives a chunk's payload to its first write at its end only (commands.cc):
+    // a later one (that write failed, or a late result changed the end) comes without it,
+    // and the row still holding it loses it now. The bytes it held, minus the envelope's.
+    dropped = drop ? static_cast<int64_t>(e.payload().size()) : 0;
+    if (drop && same && e.payload().empty()) {
+      const int64_t bare = static_cast<int64_t>(e.ByteSizeLong());
+      if (stored_bytes <= bare) return absl::OkStatus();  // nothing to drop (an empty chunk)
+      dropped = stored_bytes - bare;
+    }
+    blob = drop ? WithoutPayload(e) : e.SerializeAsString();
   }
   STEWARD_ASSIGN_OR_RETURN(
       sqlite::Statement st,
@@ -308,10 +394,8 @@ absl::Status PutEnvelope(sqlite::Database& db, proto::CommandState& c) {
   return st.Step().status();
 }
 
-}  // namespace
-
 Store::Op Store::PutCommand(proto::CommandState c) {
-  return [c = std::move(c)](sqlite::Database& db) mutable -> absl::Status { return WriteCommand(db, c); };
+  return [this, c = std::move(c)](sqlite::Database& db) mutable -> absl::Status { return WriteCommand(db, c); };
 }
 
 absl::Status Store::WriteCommand(sqlite::Database& db, proto::CommandState& c) {
@@ -449,18 +533,25 @@ absl::Status Store::Rows(const std::string& sql, const std::vector<std::string>&
 }
 
 absl::StatusOr<std::vector<proto::CommandState>> Store::QueryCommands(
-    const std::string& where, const std::vector<std::string>& args, int64_t limit) {
+    const std::string& where, const std::vector<std::string>& args, int64_t limit,
+    std::vector<std::pair<std::string, std::string>>* damaged) {
   std::vector<proto::CommandState> out;
+  std::vector<std::pair<size_t, ChunkSpool::Ref>> spooled;  // read after the query
   // The envelope row when there is one (schema step 7); a record of an older ledger
-  // may still hold its envelope itself.
-  STEWARD_RETURN_IF_ERROR(Rows(absl::StrCat("SELECT record, state, e.envelope FROM commands "
-                                            "LEFT JOIN command_envelopes AS e USING (id) ",
+  // may still hold its envelope itself. A chunk's bytes from the spool (step 9).
+  STEWARD_RETURN_IF_ERROR(Rows(absl::StrCat("SELECT record, state, e.envelope, p.file, p.pos, p.length, p.sha256 "
+                                            "FROM commands LEFT JOIN command_envelopes AS e USING (id) "
+                                            "LEFT JOIN command_payloads AS p USING (id) ",
                                             where),
                                args, limit, [&](sqlite::Statement& st) -> absl::Status {
     proto::CommandState c;
     if (!c.ParseFromString(st.ColumnBlob(0))) return absl::DataLossError("corrupt command record");
     if (!st.ColumnIsNull(2) && !c.mutable_command()->ParseFromString(st.ColumnBlob(2))) {
       return absl::DataLossError(absl::StrCat("corrupt envelope of command ", c.id()));
+    }
+    if (!st.ColumnIsNull(3)) {
+      spooled.emplace_back(out.size(),
+                           ChunkSpool::Ref{st.ColumnInt(3), st.ColumnInt(4), st.ColumnInt(5), st.ColumnBlob(6)});
     }
     // The column is the state of record: ledgers of 0.1.0 kept it as text only.
     std::optional<proto::State> state = StateFromName(st.ColumnText(1));
@@ -472,11 +563,22 @@ absl::StatusOr<std::vector<proto::CommandState>> Store::QueryCommands(
     out.push_back(std::move(c));
     return absl::OkStatus();
   }));
+  for (auto& [i, ref] : spooled) {
+    absl::StatusOr<std::string> bytes = spool_->Read(ref);
+    if (!bytes.ok()) {
+      std::string why = absl::StrCat("command ", out[i].id(), ": ", bytes.status().message());
+      if (damaged == nullptr) return absl::DataLossError(why);
+      damaged->emplace_back(out[i].id(), std::move(why));
+      continue;
+    }
+    out[i].mutable_command()->set_payload(*std::move(bytes));
+  }
   return out;
 }
 
-absl::StatusOr<std::vector<proto::CommandState>> Store::ActiveCommands() {
-  return QueryCommands("WHERE terminal = 0 ORDER BY id", {}, -1);
+absl::StatusOr<std::vector<proto::CommandState>> Store::ActiveCommands(
+    std::vector<std::pair<std::string, std::string>>* damaged) {
+  return QueryCommands("WHERE terminal = 0 ORDER BY id", {}, -1, damaged);
 }
 
 absl::StatusOr<std::optional<proto::CommandState>> Store::GetCommand(const std::string& id) {

@@ -4,10 +4,11 @@
 // commit: one WAL sync per group, not per message). Reads use a second connection, so
 // queries never wait for the writer. A third connection, on its own thread, copies the
 // WAL back into the database file (the checkpoint), so a commit that an acknowledgement
-// waits for never carries a checkpoint's page copies and syncs.
+// waits for never carries a checkpoint's page copies and syncs. Copy chunks' bytes go to
+// spool files in <data_dir>/spool (ChunkSpool), synced before the COMMIT that names them.
 //
 //   STEWARD_ASSIGN_OR_RETURN(auto store, Store::Open(dir));
-//   store->Write(Store::PutCommand(state), [](absl::Status committed) { ... });
+//   store->Write(store->PutCommand(state), [](absl::Status committed) { ... });
 //   STEWARD_ASSIGN_OR_RETURN(auto rows, store->History("ship1", "", 20));
 //
 // Thread-safe. Completions run on the writer thread, in the order the writes were
@@ -36,6 +37,8 @@ class ChangeCapture;
 }  // namespace steward::station::ha
 
 namespace steward::station::ledger {
+
+class ChunkSpool;
 
 class Store {
  public:
@@ -99,11 +102,12 @@ class Store {
 
   // Write operations.
   // Insert or update. The command's envelope goes to its own row only when it is new or
-  // was re-signed, so a state change rewrites a small row; a finished copy chunk's
-  // envelope is rewritten once more without its payload (schema step 7).
-  static Op PutCommand(proto::CommandState c);
+  // was re-signed, so a state change rewrites a small row; a copy chunk's bytes go to
+  // the spool (ChunkSpool, schema step 9) with its first write, and leave it (and the
+  // ledger) with the write of its end (schema step 7).
+  Op PutCommand(proto::CommandState c);
   // What PutCommand's op does, on a state the caller keeps (left as it was).
-  static absl::Status WriteCommand(sqlite::Database& db, proto::CommandState& c);
+  absl::Status WriteCommand(sqlite::Database& db, proto::CommandState& c);
   static Op PutNode(proto::NodeInfo n);
   static Op DeleteNode(std::string name);
   static Op AddTransition(std::string node, bool online, int64_t at_ms, std::string reason);
@@ -118,7 +122,10 @@ class Store {
 
   // Reads.
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Settings();
-  absl::StatusOr<std::vector<proto::CommandState>> ActiveCommands();
+  // A command whose spooled chunk cannot be read back whole (ChunkSpool::Read) comes
+  // without it, and its id and why in `damaged`; without `damaged` that is an error.
+  absl::StatusOr<std::vector<proto::CommandState>> ActiveCommands(
+      std::vector<std::pair<std::string, std::string>>* damaged = nullptr);
   absl::StatusOr<std::optional<proto::CommandState>> GetCommand(const std::string& id);
   absl::StatusOr<std::vector<proto::CommandState>> ByRequest(const std::string& request_id);
   // Newest first; empty node matches all, and so does STATE_UNSPECIFIED.
@@ -143,7 +150,8 @@ class Store {
     Op op;
     Done done;
   };
-  Store(sqlite::Database writer, sqlite::Database reader, sqlite::Database checkpointer, Options options);
+  Store(std::unique_ptr<ChunkSpool> spool, sqlite::Database writer, sqlite::Database reader,
+        sqlite::Database checkpointer, Options options);
   void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
   void CheckpointLoop() ABSL_LOCKS_EXCLUDED(ckpt_mu_);
   // After each commit: wakes the checkpointer, or checkpoints on the writer's own
@@ -163,8 +171,11 @@ class Store {
   // journal takes the same entry twice as once) and applied here, before anything else.
   absl::Status ResolveUncertain();
   absl::StatusOr<std::vector<proto::CommandState>> QueryCommands(
-      const std::string& where, const std::vector<std::string>& args, int64_t limit);
+      const std::string& where, const std::vector<std::string>& args, int64_t limit,
+      std::vector<std::pair<std::string, std::string>>* damaged = nullptr);
+  absl::Status PutEnvelope(sqlite::Database& db, proto::CommandState& c);
 
+  std::unique_ptr<ChunkSpool> spool_;  // appended to by the writer thread only
   sqlite::Database writer_;  // used by the writer thread only
   absl::Mutex read_mu_;
   sqlite::Database reader_ ABSL_GUARDED_BY(read_mu_);

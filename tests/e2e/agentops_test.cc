@@ -2,6 +2,7 @@
 // live and --cached, and `stewardctl process stop/start` of a command handler, across
 // an agent restart.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -325,6 +326,16 @@ bool SameFile(const std::string& a, const std::string& b) {
   return ha.ok() && hb.ok() && *ha == *hb;
 }
 
+// The bytes in the station's spool of copy chunks (<data>/spool).
+uintmax_t SpoolBytes(const std::string& dir) {
+  uintmax_t n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/station/spool", ec)) {
+    n += std::filesystem::file_size(e.path(), ec);
+  }
+  return n;
+}
+
 // `bytes` of varied content (not all one byte: a chunk mix-up would show).
 void WriteBytes(const std::string& path, size_t bytes) {
   std::string data(bytes, '\0');
@@ -489,6 +500,59 @@ TEST_CASE("a copy survives a station restart in its middle and the file's hash m
   REQUIRE(held.ok());
   REQUIRE(held->Step().ok());
   CHECK(held->ColumnInt(0) < (24 << 20));
+  // Nor does the spool of chunks' bytes beside it (ledger schema step 9).
+  CHECK(SpoolBytes(dir) < (24u << 20));
+}
+
+// A chunk the station acknowledged is in its spool: if that spool is found damaged
+// after a crash, the chunk is not sent as it is (it ends "lost", saying why) and
+// stewardctl sends it again.
+TEST_CASE("a copy whose spooled chunks are damaged in a station crash is not sent from them and completes",
+          "[integration][agentops][copy]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const std::string dir = c.dir().str();
+  WriteBytes(dir + "/src", 16 << 20);
+  std::filesystem::create_directories(dir + "/node");
+  steward::testing::Process copy({steward::testing::BinPath("ctl/stewardctl"), "--nats", c.url(), "--timeout", "3s",
+                                  "copy", dir + "/src", "ship1:" + dir + "/node/dst"});
+  // The node has the part file: the first chunk went, the rest are in flight.
+  REQUIRE(WaitUntil([&] {
+    for (const auto& e : std::filesystem::directory_iterator(dir + "/node")) {
+      if (absl::EndsWith(e.path().filename().string(), ".part")) return true;
+    }
+    return false;
+  }, absl::Seconds(60)));
+  c.StopAgent("ship1", SIGKILL);
+  // Chunks accepted that nobody runs now: in the spool, and their rows committed (bytes
+  // appended by a group that did not commit yet are no chunk the station accepted).
+  REQUIRE(WaitUntil([&] {
+    auto db = steward::sqlite::Database::Open(dir + "/station/station.db", {.read_only = true});
+    if (!db.ok()) return false;
+    auto rows = db->Prepare("SELECT count(*) FROM command_payloads");
+    return rows.ok() && rows->Step().ok() && rows->ColumnInt(0) > 0;
+  }, absl::Seconds(30)));
+  CHECK(SpoolBytes(dir) > 0);
+  c.StopStation(SIGKILL);
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/station/spool")) {
+    // Every chunk in it is longer than what is left (the copy's are 896 KiB).
+    std::filesystem::resize_file(e.path(), std::min<uintmax_t>(std::filesystem::file_size(e.path()), 4096));
+  }
+  c.StartStation();
+  const bool said = c.station().WaitForOutput("truncated", absl::Seconds(30));
+  INFO(c.station().Stderr());
+  CHECK(said);
+  CHECK(c.station().WaitForOutput("ends lost", absl::Seconds(5)));
+  c.StartAgent("ship1");
+  std::optional<RunResult> done = copy.Wait(absl::Seconds(120));
+  REQUIRE(done.has_value());
+  INFO(done->out << done->err);
+  CHECK(done->exit_code == 0);
+  CHECK(SameFile(dir + "/node/dst", dir + "/src"));
+  RunResult lost = c.Ctl({"history", "--node", "ship1", "--state", "lost"});
+  INFO(lost.out << lost.err);
+  CHECK_THAT(lost.out, Catch::Contains("copy"));
 }
 
 TEST_CASE("a copy outside the node's ACL is refused and audited", "[integration][agentops][copy]") {

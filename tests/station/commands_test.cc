@@ -293,7 +293,10 @@ TEST_CASE("a copy chunk's payload leaves the table at its end and goes to that w
   Changes ch;
   std::vector<Dispatch> d = t.TakeDue(kT0, SendAll, ch);
   REQUIRE(d.size() == 1);
-  CHECK(d[0].command.payload().size() == (64u << 10));  // sent whole
+  proto::Envelope sent;
+  REQUIRE(sent.ParseFromString(d[0].wire));
+  CHECK(sent.payload().size() == (64u << 10));  // sent whole
+  CHECK(sent.id() == "k1");
   t.Housekeep(kT0 + absl::Milliseconds(1), ch);
   CHECK(CommitAll(t, ch).empty());
   // Until its end the table keeps it (a restart or a retry sends it again).

@@ -24,42 +24,14 @@ namespace {
 
 using ledger::Store;
 
-std::filesystem::path FreshDir(const std::string& name) {
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / absl::StrCat("steward-", name, "-", ::getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+using ledger::testing::FreshDir;
+
+using ledger::testing::Int;
+using ledger::testing::Put;
 
 proto::CommandState Command(const std::string& id, const std::string& method, const std::string& payload,
                             proto::State state) {
-  proto::CommandState c;
-  c.set_id(id);
-  c.set_node("ship1");
-  c.set_request_id(id);
-  c.set_state(state);
-  c.set_created_unix_ms(1000);
-  c.set_updated_unix_ms(1000);
-  proto::Envelope& e = *c.mutable_command();
-  e.set_id(id);
-  e.set_method(method);
-  e.add_argv("put");
-  e.add_argv("/tmp/x");
-  e.set_payload(payload);
-  e.set_target_instance("inst-1");
-  e.set_signature("sig-1");
-  return c;
-}
-
-int64_t Int(Store& store, const std::string& sql) {
-  absl::StatusOr<int64_t> n = ledger::testing::QueryInt(store, sql);
-  REQUIRE(n.ok());
-  return *n;
-}
-
-void Put(Store& store, const proto::CommandState& c) {
-  REQUIRE(ledger::testing::WriteAndWait(store, Store::PutCommand(c)).ok());
+  return ledger::testing::CommandRecord(id, method, payload, state);
 }
 
 proto::CommandState Get(Store& store, const std::string& id) {

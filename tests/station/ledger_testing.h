@@ -1,10 +1,17 @@
-// Helpers of the ledger's tests: a write that waits for its commit, and a count.
+// Helpers of the ledger's tests: a write that waits for its commit, a count, and a
+// command record to write.
 #pragma once
 
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
 #include <cstdint>
+#include <filesystem>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/sqlite.h"
 #include "station/ledger/store.h"
@@ -37,5 +44,44 @@ inline absl::StatusOr<int64_t> QueryInt(Store& store, const std::string& sql) {
   if (!st.ok()) return st;
   return n;
 }
+
+// An empty directory <tmp>/steward-NAME-PID.
+inline std::filesystem::path FreshDir(const std::string& name) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / absl::StrCat("steward-", name, "-", ::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// `id` with an envelope of `method` ("put /tmp/x", `payload`), signed "sig-1" for
+// installation "inst-1", in `state`.
+inline proto::CommandState CommandRecord(const std::string& id, const std::string& method,
+                                         const std::string& payload, proto::State state) {
+  proto::CommandState c;
+  c.set_id(id);
+  c.set_node("ship1");
+  c.set_request_id(id);
+  c.set_state(state);
+  c.set_created_unix_ms(1000);
+  c.set_updated_unix_ms(1000);
+  proto::Envelope& e = *c.mutable_command();
+  e.set_id(id);
+  e.set_method(method);
+  e.add_argv("put");
+  e.add_argv("/tmp/x");
+  e.set_payload(payload);
+  e.set_target_instance("inst-1");
+  e.set_signature("sig-1");
+  return c;
+}
+
+// QueryInt that must work; PutCommand that must commit.
+inline int64_t Int(Store& store, const std::string& sql) {
+  absl::StatusOr<int64_t> n = QueryInt(store, sql);
+  REQUIRE(n.ok());
+  return *n;
+}
+inline void Put(Store& store, const proto::CommandState& c) { REQUIRE(WriteAndWait(store, store.PutCommand(c)).ok()); }
 
 }  // namespace steward::station::ledger::testing
