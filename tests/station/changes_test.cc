@@ -81,6 +81,10 @@ TEST_CASE("Changesets replay the ledger's writes on another copy, once, in order
   sqlite::Database replica = OpenLedger((dir.path() / "replica.db").string());
   absl::StatusOr<std::unique_ptr<ChangeCapture>> capture = ChangeCapture::Start(active);
   REQUIRE(capture.ok());
+  // A store of its own only to make the command writes (they run on any ledger
+  // connection; the store's spool is for copy chunks, which these are not).
+  absl::StatusOr<std::unique_ptr<Store>> maker = Store::Open((dir.path() / "maker").string());
+  REQUIRE(maker.ok());
 
   proto::NodeInfo node;
   node.set_name("ship1");
@@ -88,7 +92,7 @@ TEST_CASE("Changesets replay the ledger's writes on another copy, once, in order
   proto::Envelope event = NewEnvelope("ship1", "station", proto::KIND_EVENT, "hello", "agent");
   const std::string one = Transaction(
       active, **capture,
-      {Store::PutCommand(Command("01M8R14FM6C3WJX91Z0EQ79BPH", proto::STATE_QUEUED)), Store::PutNode(node),
+      {(*maker)->PutCommand(Command("01M8R14FM6C3WJX91Z0EQ79BPH", proto::STATE_QUEUED)), Store::PutNode(node),
        Store::AddTransition("ship1", true, 1000, "hello"), Store::AddEvent(event),
        Store::PutSetting("acl/ship1", "allow echo"),
        ledger::AddLogs("ship1", "ev1", Batch({"disk full on /var", "link up"}), nullptr)});
@@ -110,7 +114,7 @@ TEST_CASE("Changesets replay the ledger's writes on another copy, once, in order
   // The next transaction: state changes, a deletion.
   proto::CommandState done = Command("01M8R14FM6C3WJX91Z0EQ79BPH", proto::STATE_SUCCEEDED);
   const std::string two = Transaction(
-      active, **capture, {Store::PutCommand(done), Store::DeleteNode("ship1"), Store::AddTransition("ship1", false, 2000, "gone")});
+      active, **capture, {(*maker)->PutCommand(done), Store::DeleteNode("ship1"), Store::AddTransition("ship1", false, 2000, "gone")});
   // Nothing written: an empty changeset, which still takes its number.
   const std::string three = Transaction(active, **capture, {});
   CHECK(three.empty());
