@@ -135,12 +135,12 @@ absl::Duration Lease::renew_every() const { return valid_for() / 3; }
 
 bool Lease::Held() const {
   absl::MutexLock lock(&mu_);
-  return revision_ != 0 && Clock::now() < valid_until_;
+  return held_.revision != 0 && Clock::now() < valid_until_;
 }
 
 uint64_t Lease::term() const {
   absl::MutexLock lock(&mu_);
-  return revision_ != 0 && Clock::now() < valid_until_ ? term_ : 0;
+  return held_.revision != 0 && Clock::now() < valid_until_ ? held_.term : 0;
 }
 
 absl::StatusOr<uint64_t> Lease::Write(uint64_t last, int64_t since_unix_ms, bool released, uint64_t term) {
@@ -170,24 +170,21 @@ absl::StatusOr<std::optional<LeaseRecord>> Lease::Current() const {
   return r;
 }
 
+Lease::Holding Lease::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  return held_;
+}
+
 absl::StatusOr<bool> Lease::Step() {
   absl::MutexLock step(&step_mu_);
-  uint64_t revision = 0;
-  uint64_t term = 0;
-  int64_t since = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    revision = revision_;
-    term = term_;
-    since = since_unix_ms_;
-  }
+  const auto [revision, term, since] = Snapshot();
   const Clock::time_point started = Clock::now();
   if (revision != 0) {
     // Renew: only over our own last write.
     absl::StatusOr<uint64_t> rev = Write(revision, since, false, term);
     if (rev.ok()) {
       absl::MutexLock lock(&mu_);
-      revision_ = *rev;
+      held_.revision = *rev;
       valid_until_ = started + absl::ToChronoMilliseconds(valid_for());
       return true;
     }
@@ -199,13 +196,12 @@ absl::StatusOr<bool> Lease::Step() {
     if (now->has_value() && (*now)->holder == options_.holder && (*now)->term == term) {
       // Our own renewal, stored though its answer was lost: it was written after `started`.
       absl::MutexLock lock(&mu_);
-      revision_ = (*now)->revision;
+      held_.revision = (*now)->revision;
       valid_until_ = started + absl::ToChronoMilliseconds(valid_for());
       return true;
     }
     absl::MutexLock lock(&mu_);
-    revision_ = 0;
-    term_ = 0;
+    held_ = Holding{};
     return false;
   }
   // Acquire: the key is absent (never held, expired, deleted) or released.
@@ -229,26 +225,18 @@ absl::StatusOr<bool> Lease::Step() {
     return rev.status();
   }
   absl::MutexLock lock(&mu_);
-  revision_ = *rev;
-  term_ = *rev;
-  since_unix_ms_ = now_ms;
+  held_ = Holding{.revision = *rev, .term = *rev, .since_unix_ms = now_ms};
   valid_until_ = started + absl::ToChronoMilliseconds(valid_for());
   return true;
 }
 
 absl::Status Lease::Release() {
   absl::MutexLock step(&step_mu_);
-  uint64_t revision = 0;
-  uint64_t term = 0;
-  int64_t since = 0;
+  const auto [revision, term, since] = Snapshot();
   {
-    absl::MutexLock lock(&mu_);
-    revision = revision_;
-    term = term_;
-    since = since_unix_ms_;
     // From here on this instance does not act as the holder, whatever the write does.
-    revision_ = 0;
-    term_ = 0;
+    absl::MutexLock lock(&mu_);
+    held_ = Holding{};
   }
   if (revision == 0) return absl::OkStatus();
   absl::StatusOr<uint64_t> rev = Write(revision, since, true, term);

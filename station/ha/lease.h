@@ -109,9 +109,13 @@ class Lease {
 
   absl::Mutex step_mu_;  // one Step or Release at a time (held across broker calls)
   mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(step_mu_);
-  uint64_t revision_ ABSL_GUARDED_BY(mu_) = 0;  // our last write (0: not held)
-  uint64_t term_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t since_unix_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  struct Holding {
+    uint64_t revision = 0;  // our last write (0: not held)
+    uint64_t term = 0;
+    int64_t since_unix_ms = 0;
+  };
+  Holding Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
+  Holding held_ ABSL_GUARDED_BY(mu_);
   Clock::time_point valid_until_ ABSL_GUARDED_BY(mu_);
 };
 

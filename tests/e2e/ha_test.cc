@@ -29,15 +29,9 @@ using steward::testing::RunResult;
 using steward::testing::TempDir;
 using steward::testing::WaitUntil;
 
-std::string JetStreamConfig(const TempDir& dir) {
-  const std::string path = (dir.path() / "js.conf").string();
-  std::ofstream(path) << "jetstream { store_dir: \"" << (dir.path() / "js").string() << "\" }\n";
-  return path;
-}
-
 struct HaCluster {
   TempDir dir;
-  NatsServer nats{JetStreamConfig(dir)};
+  NatsServer nats{steward::testing::JetStreamConfig(dir)};
 
   std::unique_ptr<Process> Station(const std::string& instance) {
     return std::make_unique<Process>(std::vector<std::string>{

@@ -10,11 +10,23 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/nats.h"
 #include "common/sqlite.h"
 #include "station/ledger/log_store.h"
 #include "station/ledger/schema.h"
+#include "tests/testing/nats_server.h"
+#include "tests/testing/wait.h"
 
 namespace steward::station::ha::testing {
+
+// A nats-server with JetStream and two clients, as two station instances.
+struct Broker {
+  nats::Library lib;
+  steward::testing::TempDir dir;
+  steward::testing::NatsServer server{steward::testing::JetStreamConfig(dir)};
+  nats::ConnectionPtr a = steward::testing::MustConnect(server.url(), "station a");
+  nats::ConnectionPtr b = steward::testing::MustConnect(server.url(), "station b");
+};
 
 inline sqlite::Database OpenLedger(const std::string& path) {
   absl::StatusOr<sqlite::Database> db = sqlite::Database::Open(path, {});

@@ -26,22 +26,9 @@ using ledger::Store;
 using ledger::testing::WriteAndWait;
 using steward::testing::NatsServer;
 using steward::testing::TempDir;
+using testing::Broker;
 using testing::Dump;
 using testing::OpenLedger;
-
-std::string JetStreamConfig(const TempDir& dir) {
-  const std::string path = (dir.path() / "js.conf").string();
-  std::ofstream(path) << "jetstream { store_dir: \"" << (dir.path() / "js").string() << "\" }\n";
-  return path;
-}
-
-struct Broker {
-  nats::Library lib;
-  TempDir dir;
-  NatsServer server{JetStreamConfig(dir)};
-  nats::ConnectionPtr a = steward::testing::MustConnect(server.url(), "station a");
-  nats::ConnectionPtr b = steward::testing::MustConnect(server.url(), "station b");
-};
 
 std::unique_ptr<Journal> MustOpen(natsConnection* nc) {
   absl::StatusOr<std::unique_ptr<Journal>> j = Journal::Open(nc, {.station = "station"});

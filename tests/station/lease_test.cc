@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/nats.h"
+#include "tests/station/ha_testing.h"
 #include "tests/testing/nats_server.h"
 #include "tests/testing/wait.h"
 
@@ -21,21 +22,7 @@ namespace {
 using steward::testing::NatsServer;
 using steward::testing::TempDir;
 using steward::testing::WaitUntil;
-
-// A nats-server with JetStream, its store in a temporary directory.
-std::string JetStreamConfig(const TempDir& dir) {
-  const std::string path = (dir.path() / "js.conf").string();
-  std::ofstream(path) << "jetstream { store_dir: \"" << (dir.path() / "js").string() << "\" }\n";
-  return path;
-}
-
-struct Broker {
-  nats::Library lib;
-  TempDir dir;
-  NatsServer server{JetStreamConfig(dir)};
-  nats::ConnectionPtr a = steward::testing::MustConnect(server.url(), "station a");
-  nats::ConnectionPtr b = steward::testing::MustConnect(server.url(), "station b");
-};
+using testing::Broker;
 
 LeaseOptions Options(const std::string& holder, absl::Duration ttl = absl::Seconds(2)) {
   return LeaseOptions{.key = "station", .holder = holder, .ttl = ttl};

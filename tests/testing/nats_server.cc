@@ -133,4 +133,10 @@ void NatsServer::Start() {
   (void)WaitForNatsPort(dir_.string(), pid_, [] { return absl::OkStatus(); });
 }
 
+std::string JetStreamConfig(const TempDir& dir) {
+  const std::string path = (dir.path() / "jetstream.conf").string();
+  std::ofstream(path) << "jetstream { store_dir: \"" << (dir.path() / "jetstream").string() << "\" }\n";
+  return path;
+}
+
 }  // namespace steward::testing

@@ -63,6 +63,12 @@ class NatsServer {
   int port_ = 0;
 };
 
+class TempDir;
+
+// Writes a nats-server configuration file into `dir` that turns JetStream on, its
+// store in `dir`, and returns its path (for NatsServer's `config`).
+std::string JetStreamConfig(const TempDir& dir);
+
 // A fresh temporary directory removed (recursively) on destruction.
 class TempDir {
  public:
