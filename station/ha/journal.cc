@@ -4,28 +4,16 @@
 #include <string>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/nats.h"
 #include "common/status_macros.h"
+#include "station/ha/js_error.h"
 
 namespace steward::station::ha {
 namespace {
 
 constexpr char kTermHeader[] = "Steward-Term";
-
-// The broker's own words when there are some, without nats.c's "(file.c:123): ".
-absl::Status JsError(natsStatus s, int code, absl::string_view what) {
-  const char* last = nats_GetLastError(nullptr);
-  absl::string_view detail = last == nullptr ? "" : last;
-  if (const size_t end = detail.find("): "); absl::StartsWith(detail, "(") && end != absl::string_view::npos) {
-    detail.remove_prefix(end + 3);
-  }
-  std::string text = detail.empty() ? std::string(what) : absl::StrCat(what, " (", detail, ")");
-  if (code != 0) absl::StrAppend(&text, " [JetStream error ", code, "]");
-  return nats::ToStatus(s, text);
-}
 
 struct StreamInfoDeleter {
   void operator()(jsStreamInfo* si) const noexcept { jsStreamInfo_Destroy(si); }

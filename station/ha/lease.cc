@@ -3,26 +3,14 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/nats.h"
 #include "common/protocol.h"
+#include "station/ha/js_error.h"
 
 namespace steward::station::ha {
 namespace {
-
-// The broker's own words when there are some ("wrong last sequence: 7", "stream not
-// found"): nats.c keeps them per thread beside the status code.
-absl::Status KvError(natsStatus s, absl::string_view what) {
-  const char* last = nats_GetLastError(nullptr);
-  absl::string_view detail = last == nullptr ? "" : last;
-  // "(jsm.c:1033): max age needs to be >= 100ms": the broker's words without nats.c's place.
-  if (const size_t end = detail.find("): "); absl::StartsWith(detail, "(") && end != absl::string_view::npos) {
-    detail.remove_prefix(end + 3);
-  }
-  return nats::ToStatus(s, detail.empty() ? std::string(what) : absl::StrCat(what, " (", detail, ")"));
-}
 
 // Bucket and key names as JetStream takes them: letters, digits, '-' and '_'.
 absl::Status CheckName(absl::string_view what, absl::string_view name) {
@@ -81,7 +69,7 @@ absl::StatusOr<std::unique_ptr<Lease>> Lease::Open(natsConnection* nc, LeaseOpti
   jo.Wait = absl::ToInt64Milliseconds(options.timeout);
   jsCtx* js = nullptr;
   if (natsStatus s = natsConnection_JetStream(&js, nc, &jo); s != NATS_OK) {
-    return KvError(s, "JetStream context");
+    return JsError(s, 0, "JetStream context");
   }
   kvStore* kv = nullptr;
   natsStatus s = js_KeyValue(&kv, js, options.bucket.c_str());
@@ -98,13 +86,13 @@ absl::StatusOr<std::unique_ptr<Lease>> Lease::Open(natsConnection* nc, LeaseOpti
   }
   if (s != NATS_OK) {
     jsCtx_Destroy(js);
-    return KvError(s, absl::StrCat("lease bucket ", options.bucket));
+    return JsError(s, 0, absl::StrCat("lease bucket ", options.bucket));
   }
   kvStatus* status = nullptr;
   if (s = kvStore_Status(&status, kv); s != NATS_OK) {
     kvStore_Destroy(kv);
     jsCtx_Destroy(js);
-    return KvError(s, absl::StrCat("lease bucket ", options.bucket, " status"));
+    return JsError(s, 0, absl::StrCat("lease bucket ", options.bucket, " status"));
   }
   const int64_t ttl_ms = kvStatus_TTL(status) / 1000000;
   kvStatus_Destroy(status);
@@ -155,7 +143,7 @@ absl::StatusOr<uint64_t> Lease::Write(uint64_t last, int64_t since_unix_ms, bool
                                                   static_cast<int>(value.size()))
                                  : kvStore_Update(&rev, kv_, options_.key.c_str(), value.data(),
                                                   static_cast<int>(value.size()), last);
-  if (s != NATS_OK) return KvError(s, absl::StrCat("writing lease ", options_.key));
+  if (s != NATS_OK) return JsError(s, 0, absl::StrCat("writing lease ", options_.key));
   return rev;
 }
 
@@ -163,7 +151,7 @@ absl::StatusOr<std::optional<LeaseRecord>> Lease::Current() const {
   kvEntry* raw = nullptr;
   const natsStatus s = kvStore_Get(&raw, kv_, options_.key.c_str());
   if (s == NATS_NOT_FOUND) return std::nullopt;
-  if (s != NATS_OK) return KvError(s, absl::StrCat("reading lease ", options_.key));
+  if (s != NATS_OK) return JsError(s, 0, absl::StrCat("reading lease ", options_.key));
   std::unique_ptr<kvEntry, EntryDeleter> entry(raw);
   std::optional<LeaseRecord> r = Parse(entry.get());
   if (r.has_value() && r->released) return std::nullopt;
@@ -214,7 +202,7 @@ absl::StatusOr<bool> Lease::Step() {
     if (r.has_value() && !r->released) return false;  // held by another
     if (r.has_value()) expect = r->revision;          // released: replace exactly that value
   } else if (s != NATS_NOT_FOUND) {
-    return KvError(s, absl::StrCat("reading lease ", options_.key));
+    return JsError(s, 0, absl::StrCat("reading lease ", options_.key));
   }
   const int64_t now_ms = NowUnixMillis();
   absl::StatusOr<uint64_t> rev = Write(expect, now_ms, false, 0);
