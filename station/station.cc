@@ -99,7 +99,8 @@ void Station::RunHa() {
   if (!*held) return;  // stopping
   const uint64_t term = lease_->term();
   ledger::Store::Options store_options;
-  store_options.replicate = [this](uint64_t seq, absl::string_view changes) -> absl::Status {
+  store_options.journal_end = follow_->journal.load();
+  store_options.replicate = [this](uint64_t seq, absl::string_view changes) -> absl::StatusOr<uint64_t> {
     // Past the lease, nothing more is written: the standby may be taking over.
     const uint64_t now = lease_->term();
     if (now == 0) return absl::FailedPreconditionError("this station instance lost its lease: it is not active");

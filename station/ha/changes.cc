@@ -190,16 +190,25 @@ absl::Status RecordApplied(sqlite::Database& db, uint64_t seq) {  // AppliedSeq 
 }
 
 absl::StatusOr<bool> ApplyChanges(sqlite::Database& db, uint64_t seq, absl::string_view changeset) {
-  if (seq == 0) return absl::InvalidArgumentError("changeset sequence numbers start at 1");
+  return ApplyChanges(db, seq, seq, changeset);
+}
+
+absl::StatusOr<bool> ApplyChanges(sqlite::Database& db, uint64_t first, uint64_t last, absl::string_view changeset) {
+  const uint64_t seq = last;
+  if (first == 0 || last < first) {
+    return absl::InvalidArgumentError(absl::StrCat("changeset numbers start at 1 (got ", first, " to ", last, ")"));
+  }
   STEWARD_RETURN_IF_ERROR(EnsureAppliedTable(db));
   Transaction tx(db);
   STEWARD_RETURN_IF_ERROR(tx.Begin());
   STEWARD_ASSIGN_OR_RETURN(uint64_t applied, ReadApplied(db));
-  if (seq <= applied) return false;  // a replay: already here
-  if (seq != applied + 1) {
+  if (last <= applied) return false;  // a replay: already here
+  if (first != applied + 1) {
     return absl::FailedPreconditionError(
-        absl::StrCat("changeset ", seq, " does not follow the last one applied (", applied, "): ",
-                     seq - applied - 1, " missing"));
+        first > applied + 1
+            ? absl::StrCat("changeset ", seq, " does not follow the last one applied (", applied, "): ",
+                           first - applied - 1, " missing")
+            : absl::StrCat("changeset ", first, "-", last, " overlaps the last one applied (", applied, ")"));
   }
   if (!changeset.empty()) {
     STEWARD_RETURN_IF_ERROR(CheckTables(db, seq, changeset));

@@ -64,6 +64,11 @@ absl::Status RecordApplied(sqlite::Database& db, uint64_t seq);
 // (FailedPrecondition: the replica diverged), changing nothing either.
 absl::StatusOr<bool> ApplyChanges(sqlite::Database& db, uint64_t seq, absl::string_view changeset);
 
+// The same for a journal entry that covers messages `first` to `last` (several parts,
+// or an unfinished entry's messages before it): the gap check is on `first`, the
+// number recorded is `last`.
+absl::StatusOr<bool> ApplyChanges(sqlite::Database& db, uint64_t first, uint64_t last, absl::string_view changeset);
+
 // Tables whose changes a changeset cannot carry (no primary key), which a replica
 // would silently lack. The replication's own tables and SQLite's are left out.
 absl::StatusOr<std::vector<std::string>> UntrackedTables(sqlite::Database& db);

@@ -40,7 +40,7 @@ absl::Status CatchUp(sqlite::Database& db, Journal& journal, FollowState& state)
         last, ": it is not this ledger's journal (a new broker cluster?); move the ledger aside to start over"));
   }
   STEWARD_ASSIGN_OR_RETURN(const uint64_t done, journal.ReadFrom(applied + 1, [&](const JournalEntry& e) {
-    STEWARD_RETURN_IF_ERROR(ApplyChanges(db, e.seq, e.changes).status());
+    STEWARD_RETURN_IF_ERROR(ApplyChanges(db, e.first, e.seq, e.changes).status());
     state.applied.store(e.seq);
     return absl::OkStatus();
   }));

@@ -1,11 +1,15 @@
 #include "station/ha/journal.h"
 
+#include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/log.h"
 #include "common/nats.h"
 #include "common/status_macros.h"
 #include "station/ha/js_error.h"
@@ -14,6 +18,10 @@ namespace steward::station::ha {
 namespace {
 
 constexpr char kTermHeader[] = "Steward-Term";
+constexpr char kPartHeader[] = "Steward-Part";  // "i/k", on an entry of k > 1 parts
+// What a part leaves of the broker's max_payload for the headers and the protocol line.
+constexpr size_t kHeaderRoom = 1024;
+constexpr size_t kMinPartBytes = 1024;
 
 struct StreamInfoDeleter {
   void operator()(jsStreamInfo* si) const noexcept { jsStreamInfo_Destroy(si); }
@@ -38,7 +46,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(natsConnection* nc, Journ
   jo.Wait = absl::ToInt64Milliseconds(options.timeout);
   jsCtx* js = nullptr;
   if (natsStatus s = natsConnection_JetStream(&js, nc, &jo); s != NATS_OK) return JsError(s, 0, "JetStream context");
-  std::unique_ptr<Journal> journal(new Journal(std::move(options), js));
+  std::unique_ptr<Journal> journal(new Journal(std::move(options), nc, js));
 
   jsStreamInfo* raw = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
@@ -63,18 +71,38 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(natsConnection* nc, Journ
   return journal;
 }
 
-Journal::Journal(JournalOptions options, jsCtx* js)
+Journal::Journal(JournalOptions options, natsConnection* nc, jsCtx* js)
     : options_(std::move(options)),
+      nc_(nc),
       stream_(absl::StrCat("STEWARD_LEDGER_", options_.station)),
       subject_(absl::StrCat("steward.ledger.", options_.station)),
       js_(js) {}
 
 Journal::~Journal() { jsCtx_Destroy(js_); }
 
-absl::Status Journal::Append(uint64_t seq, uint64_t term, absl::string_view changes) {
+size_t Journal::PartBytes() const {
+  if (options_.part_bytes > 0) return std::max(options_.part_bytes, kMinPartBytes);
+  const int64_t max_payload = natsConnection_GetMaxPayload(nc_);
+  return std::max(max_payload > 0 ? static_cast<size_t>(max_payload) - std::min(kHeaderRoom, static_cast<size_t>(max_payload)) : 0,
+                  kMinPartBytes);
+}
+
+absl::StatusOr<uint64_t> Journal::Append(uint64_t seq, uint64_t term, absl::string_view changes) {
   if (seq == 0) return absl::InvalidArgumentError("journal entries are numbered from 1");
+  const size_t part_bytes = PartBytes();
+  const size_t parts = changes.empty() ? 1 : (changes.size() + part_bytes - 1) / part_bytes;
+  if (parts > UINT32_MAX) return absl::InvalidArgumentError("journal entry too large");
+  for (size_t i = 0; i < parts; ++i) {
+    STEWARD_RETURN_IF_ERROR(AppendPart(seq + i, term, static_cast<uint32_t>(i + 1), static_cast<uint32_t>(parts),
+                                       changes.substr(i * part_bytes, part_bytes)));
+  }
+  return seq + parts - 1;
+}
+
+absl::Status Journal::AppendPart(uint64_t seq, uint64_t term, uint32_t part, uint32_t parts,
+                                 absl::string_view bytes) {
   natsMsg* raw = nullptr;
-  if (natsStatus s = natsMsg_Create(&raw, subject_.c_str(), nullptr, changes.data(), static_cast<int>(changes.size()));
+  if (natsStatus s = natsMsg_Create(&raw, subject_.c_str(), nullptr, bytes.data(), static_cast<int>(bytes.size()));
       s != NATS_OK) {
     return JsError(s, 0, "journal entry");
   }
@@ -82,6 +110,12 @@ absl::Status Journal::Append(uint64_t seq, uint64_t term, absl::string_view chan
   const std::string term_text = absl::StrCat(term);
   if (natsStatus s = natsMsgHeader_Set(msg.get(), kTermHeader, term_text.c_str()); s != NATS_OK) {
     return JsError(s, 0, "journal entry header");
+  }
+  if (parts > 1) {
+    const std::string part_text = absl::StrCat(part, "/", parts);
+    if (natsStatus s = natsMsgHeader_Set(msg.get(), kPartHeader, part_text.c_str()); s != NATS_OK) {
+      return JsError(s, 0, "journal entry header");
+    }
   }
   jsPubOptions po;
   jsPubOptions_Init(&po);
@@ -102,18 +136,20 @@ absl::Status Journal::Append(uint64_t seq, uint64_t term, absl::string_view chan
     return absl::OkStatus();
   }
   if (s == NATS_MAX_PAYLOAD) {
-    return absl::ResourceExhaustedError(absl::StrCat("journal entry ", seq, " is ", changes.size(),
+    return absl::ResourceExhaustedError(absl::StrCat("journal message ", seq, " is ", bytes.size(),
                                                      " bytes, more than the broker takes (max_payload)"));
   }
-  if (code != JSStreamWrongLastSequenceErr) return JsError(s, code, absl::StrCat("appending journal entry ", seq));
-  // The place is taken: by this very entry (an earlier attempt whose answer was lost),
+  if (code != JSStreamWrongLastSequenceErr) return JsError(s, code, absl::StrCat("appending journal message ", seq));
+  // The place is taken: by this very part (an earlier attempt whose answer was lost),
   // or by another writer.
   absl::StatusOr<JournalEntry> there = Get(seq);
-  if (there.ok() && there->term == term && there->changes == changes) return absl::OkStatus();
+  if (there.ok() && there->term == term && there->part == part && there->parts == parts && there->changes == bytes) {
+    return absl::OkStatus();
+  }
   return absl::FailedPreconditionError(
-      there.ok() ? absl::StrCat("journal entry ", seq, " was written in term ", there->term, ", not ", term,
+      there.ok() ? absl::StrCat("journal message ", seq, " was written in term ", there->term, ", not ", term,
                                 ": another station instance is active")
-                 : absl::StrCat("journal entry ", seq, " cannot follow the stream's last entry: another station "
+                 : absl::StrCat("journal message ", seq, " cannot follow the stream's last message: another station "
                                 "instance is active, or this one is behind"));
 }
 
@@ -143,6 +179,15 @@ absl::StatusOr<JournalEntry> Journal::Get(uint64_t seq) {
       !absl::SimpleAtoi(term, &e.term)) {
     return absl::DataLossError(absl::StrCat("journal entry ", seq, " of ", stream_, " names no term: not ours"));
   }
+  const char* part = nullptr;
+  if (natsMsgHeader_Get(msg.get(), kPartHeader, &part) == NATS_OK && part != nullptr) {
+    const std::pair<std::string, std::string> ik = absl::StrSplit(part, absl::MaxSplits('/', 1));
+    if (!absl::SimpleAtoi(ik.first, &e.part) || !absl::SimpleAtoi(ik.second, &e.parts) || e.part == 0 ||
+        e.part > e.parts) {
+      return absl::DataLossError(absl::StrCat("journal message ", seq, " of ", stream_, " has a bad part header \"",
+                                              part, "\""));
+    }
+  }
   e.changes = std::string(nats::Data(msg.get()));
   return e;
 }
@@ -151,9 +196,32 @@ absl::StatusOr<uint64_t> Journal::ReadFrom(uint64_t from, const std::function<ab
   if (from == 0) from = 1;
   STEWARD_ASSIGN_OR_RETURN(const uint64_t last, LastSeq());
   uint64_t done = from - 1;
+  std::optional<JournalEntry> open;  // an entry whose parts are coming
   for (uint64_t seq = from; seq <= last; ++seq) {
-    STEWARD_ASSIGN_OR_RETURN(JournalEntry e, Get(seq));
-    STEWARD_RETURN_IF_ERROR(apply(e));
+    STEWARD_ASSIGN_OR_RETURN(JournalEntry m, Get(seq));
+    if (open.has_value() && (m.part != open->part + 1 || m.parts != open->parts || m.term != open->term)) {
+      // Its writer stopped part-way: it never committed that transaction.
+      STEWARD_LOG_WARNING("journal {}: dropped an unfinished entry (messages {} to {} of {} parts, term {})", stream_,
+                          done + 1, seq - 1, open->parts, open->term);
+      open.reset();
+    }
+    if (!open.has_value()) {
+      if (m.part != 1) {
+        // The rest of an entry whose beginning was dropped: nothing to apply.
+        STEWARD_LOG_WARNING("journal {}: message {} is part {} of {} of an entry not read from its start; skipped",
+                            stream_, seq, m.part, m.parts);
+        continue;
+      }
+      open = std::move(m);
+    } else {
+      open->part = m.part;
+      open->changes += m.changes;
+    }
+    if (open->part < open->parts) continue;
+    open->first = done + 1;
+    open->seq = seq;
+    STEWARD_RETURN_IF_ERROR(apply(*open));
+    open.reset();
     done = seq;
   }
   return done;

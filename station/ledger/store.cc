@@ -13,7 +13,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
-#include "station/ha/changes.h"
+#include "station/ha/replicated_commit.h"
 #include "station/ledger/chunk_spool.h"
 #include "station/ledger/log_store.h"
 #include "station/ledger/schema.h"
@@ -57,8 +57,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir, 
   std::unique_ptr<Store> store(
       new Store(std::move(spool), std::move(writer), std::move(reader), std::move(checkpointer), options));
   if (options.replicate) {
-    STEWARD_ASSIGN_OR_RETURN(store->journal_seq_, ha::AppliedSeq(store->writer_));
-    STEWARD_ASSIGN_OR_RETURN(store->capture_, ha::ChangeCapture::Start(store->writer_));
+    STEWARD_ASSIGN_OR_RETURN(store->replication_,
+                             ha::ReplicatedCommit::Start(store->writer_, options.replicate, options.journal_end));
   }
   // The hook replaces SQLite's automatic checkpoint, which would run inside the commit.
   sqlite3_wal_hook(store->writer_.raw(), &Store::OnWalCommit, store.get());
@@ -172,21 +172,16 @@ void Store::WriterLoop() {
     }
     std::vector<absl::Status> results(group.size());
     const absl::Time begin = absl::Now();
-    absl::Status tx = capture_ != nullptr ? ResolveUncertain() : absl::OkStatus();
+    absl::Status tx = replication_ != nullptr ? replication_->Before() : absl::OkStatus();
     if (tx.ok()) tx = writer_.Exec("BEGIN IMMEDIATE");
     if (tx.ok()) {
       for (size_t i = 0; i < group.size(); ++i) results[i] = group[i].op(writer_);
       // The chunks the group spooled are on disk before a row names them.
       tx = spool_->Sync();
-      uint64_t published = 0;
-      if (tx.ok() && capture_ != nullptr) tx = Replicate(&published);
+      if (tx.ok() && replication_ != nullptr) tx = replication_->Publish();
       if (tx.ok()) tx = writer_.Exec("COMMIT");
-      if (!tx.ok()) {
-        (void)writer_.Exec("ROLLBACK");
-        if (published != 0) RecoverPublished(published);
-      } else if (published != 0) {
-        journal_seq_.store(published);
-      }
+      if (!tx.ok()) (void)writer_.Exec("ROLLBACK");
+      if (replication_ != nullptr) replication_->Ended(tx.ok());
     }
     spool_->Ended(tx.ok());
     commit_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - begin));
@@ -198,54 +193,7 @@ void Store::WriterLoop() {
   }
 }
 
-absl::Status Store::Replicate(uint64_t* published) {
-  *published = 0;
-  if (!behind_.empty()) return absl::FailedPreconditionError(behind_);
-  STEWARD_ASSIGN_OR_RETURN(last_changes_, capture_->Take());
-  if (last_changes_.empty()) return absl::OkStatus();  // nothing changed: no entry
-  const uint64_t seq = journal_seq_.load() + 1;
-  if (absl::Status st = options_.replicate(seq, last_changes_); !st.ok()) {
-    // No answer: the journal may hold the entry or not. Until that is known nothing
-    // else is written (ResolveUncertain), since a standby would apply it either way.
-    if (absl::IsDeadlineExceeded(st) || absl::IsUnavailable(st)) uncertain_seq_ = seq;
-    return st;
-  }
-  *published = seq;
-  return ha::RecordApplied(writer_, seq);
-}
-
-absl::Status Store::ResolveUncertain() {
-  if (uncertain_seq_ == 0) return absl::OkStatus();
-  // The same entry again: stored now, or found stored by the earlier attempt.
-  absl::Status st = options_.replicate(uncertain_seq_, last_changes_);
-  if (st.ok()) {
-    const uint64_t seq = uncertain_seq_;
-    uncertain_seq_ = 0;
-    RecoverPublished(seq);
-    return behind_.empty() ? absl::OkStatus() : absl::FailedPreconditionError(behind_);
-  }
-  // Its place holds another entry: ours is not in the journal (and another instance
-  // writes it now, which the next write finds out).
-  if (absl::IsFailedPrecondition(st)) uncertain_seq_ = 0;
-  return st;
-}
-
-void Store::RecoverPublished(uint64_t seq) {
-  absl::StatusOr<bool> applied = ha::ApplyChanges(writer_, seq, last_changes_);
-  // What applying wrote is in the journal already: the capture forgets it.
-  absl::StatusOr<std::string> discard = capture_->Take();
-  if (applied.ok() && discard.ok()) {
-    journal_seq_.store(seq);
-    STEWARD_LOG_WARNING("ledger: journal entry {} was published but its transaction did not commit; applied it "
-                        "from the journal's copy", seq);
-    return;
-  }
-  behind_ = absl::StrCat("the ledger is behind its journal: entry ", seq,
-                         " was published but could not be committed here (",
-                         applied.ok() ? discard.status().ToString() : applied.status().ToString(),
-                         "); restart the station to catch up");
-  STEWARD_LOG_ERROR("{}", behind_);
-}
+uint64_t Store::journal_seq() const { return replication_ != nullptr ? replication_->journal_seq() : 0; }
 
 Store::Health Store::health() const {
   absl::MutexLock lock(&health_mu_);
@@ -356,7 +304,7 @@ absl::Status Store::PutEnvelope(sqlite::Database& db, proto::CommandState& c) {
       return up.Step().status();
     }
     blob = WithoutPayload(e);
-  } else if (!found && !drop && Spools(e) && capture_ == nullptr) {
+  } else if (!found && !drop && Spools(e) && replication_ == nullptr) {
     // (A replicated ledger keeps chunks in their rows: the journal carries rows only.)
     STEWARD_ASSIGN_OR_RETURN(ChunkSpool::Ref ref, spool_->Append(e.payload(), ChunkSha256(e)));
     STEWARD_ASSIGN_OR_RETURN(

@@ -33,7 +33,7 @@
 #include "station/metrics.h"
 
 namespace steward::station::ha {
-class ChangeCapture;
+class ReplicatedCommit;
 }  // namespace steward::station::ha
 
 namespace steward::station::ledger {
@@ -53,11 +53,14 @@ class Store {
     // WAL file stays near 64 MiB (4 KiB pages). The checkpointer has usually copied most
     // of it by then, so what the writer pays is small.
     int wal_limit_frames = 16384;
-    // The replicated ledger (issue 17; station/ha/): called on the writer thread with
-    // each transaction's changes (an SQLite changeset) and their number in the journal,
-    // before the transaction commits. An error rolls the transaction back and fails its
-    // writes: nothing they carried is acknowledged. Unset: a single-host ledger.
-    std::function<absl::Status(uint64_t seq, absl::string_view changes)> replicate;
+    // The replicated ledger (issue 17; station/ha/replicated_commit.h): called on the
+    // writer thread with each transaction's changes (an SQLite changeset) and the
+    // journal message where they start, before the transaction commits; returns the
+    // entry's last message. An error rolls the transaction back and fails its writes:
+    // nothing they carried is acknowledged. Unset: a single-host ledger.
+    std::function<absl::StatusOr<uint64_t>(uint64_t seq, absl::string_view changes)> replicate;
+    // With replicate: the journal's last message when this instance took over.
+    uint64_t journal_end = 0;
   };
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& data_dir, const Options& options);
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& data_dir) { return Open(data_dir, {}); }
@@ -98,7 +101,7 @@ class Store {
   };
   CheckpointCounts checkpoints() const ABSL_LOCKS_EXCLUDED(ckpt_mu_);
   // With Options::replicate: the number of the last journal entry this ledger holds.
-  uint64_t journal_seq() const { return journal_seq_.load(); }
+  uint64_t journal_seq() const;
 
   // Write operations.
   // Insert or update. The command's envelope goes to its own row only when it is new or
@@ -159,17 +162,6 @@ class Store {
   void AfterCommit() ABSL_LOCKS_EXCLUDED(ckpt_mu_);
   static int OnWalCommit(void* self, sqlite3* db, const char* name, int frames);
   void NoteHealth(const absl::Status& tx) ABSL_LOCKS_EXCLUDED(health_mu_);
-  // With Options::replicate, inside the writer's transaction: publishes its changes as
-  // the next journal entry and records the entry's number with them. `*published` is
-  // that number once the journal holds the entry (0: nothing published).
-  absl::Status Replicate(uint64_t* published);
-  // The journal holds entry `seq` but its transaction did not commit here: its changes
-  // are applied from the journal's copy, or the ledger stays behind (every later write
-  // fails until a restart catches up).
-  void RecoverPublished(uint64_t seq);
-  // Before a transaction: an entry whose Append got no answer is published again (the
-  // journal takes the same entry twice as once) and applied here, before anything else.
-  absl::Status ResolveUncertain();
   absl::StatusOr<std::vector<proto::CommandState>> QueryCommands(
       const std::string& where, const std::vector<std::string>& args, int64_t limit,
       std::vector<std::pair<std::string, std::string>>* damaged = nullptr);
@@ -187,11 +179,7 @@ class Store {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
   // Replication (Options::replicate), on the writer thread.
-  std::unique_ptr<ha::ChangeCapture> capture_;
-  std::string last_changes_;  // what Replicate published last
-  uint64_t uncertain_seq_ = 0;  // an entry of last_changes_ that may be in the journal
-  std::atomic<uint64_t> journal_seq_{0};
-  std::string behind_;  // why the ledger is behind its journal ("": it is not)
+  std::unique_ptr<ha::ReplicatedCommit> replication_;
   // Frames in the WAL after the last commit (set by the WAL hook, on the writer thread).
   std::atomic<int> wal_frames_{0};
   const Options options_;

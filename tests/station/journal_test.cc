@@ -30,8 +30,8 @@ using testing::Broker;
 using testing::Dump;
 using testing::OpenLedger;
 
-std::unique_ptr<Journal> MustOpen(natsConnection* nc) {
-  absl::StatusOr<std::unique_ptr<Journal>> j = Journal::Open(nc, {.station = "station"});
+std::unique_ptr<Journal> MustOpen(natsConnection* nc, size_t part_bytes = 0) {
+  absl::StatusOr<std::unique_ptr<Journal>> j = Journal::Open(nc, {.station = "station", .part_bytes = part_bytes});
   INFO(j.status().ToString());
   REQUIRE(j.ok());
   return std::move(*j);
@@ -52,7 +52,7 @@ TEST_CASE("Journal entries go in their own place only", "[ha][integration]") {
   CHECK(b->Get(3).status().code() == absl::StatusCode::kNotFound);
 
   // A gap, and a place already taken, are refused.
-  absl::Status st = a->Append(4, 7, "four");
+  absl::Status st = a->Append(4, 7, "four").status();
   CHECK(st.code() == absl::StatusCode::kFailedPrecondition);
   // The same entry again (an attempt whose answer was lost): stored, once.
   CHECK(a->Append(2, 7, "two").ok());
@@ -61,7 +61,7 @@ TEST_CASE("Journal entries go in their own place only", "[ha][integration]") {
   // A new active instance (term 9) writes entry 3; the old one (term 7), not knowing,
   // tries the same place and is fenced off.
   REQUIRE(b->Append(3, 9, "three by b").ok());
-  st = a->Append(3, 7, "three by a");
+  st = a->Append(3, 7, "three by a").status();
   CHECK(st.code() == absl::StatusCode::kFailedPrecondition);
   CHECK_THAT(std::string(st.message()), Catch::Contains("term 9"));
   CHECK(a->Get(3)->changes == "three by b");
@@ -74,6 +74,117 @@ TEST_CASE("Journal entries go in their own place only", "[ha][integration]") {
   REQUIRE(last.ok());
   CHECK(*last == 3);
   CHECK(read == std::vector<std::string>{"two", "three by b"});
+}
+
+// What a writer killed part-way through a large entry leaves: its first part only.
+void PublishFirstPartOnly(natsConnection* nc, uint64_t seq, uint64_t term, const std::string& bytes) {
+  jsCtx* js = nullptr;
+  REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
+  natsMsg* msg = nullptr;
+  REQUIRE(natsMsg_Create(&msg, "steward.ledger.station", nullptr, bytes.data(), static_cast<int>(bytes.size())) ==
+          NATS_OK);
+  REQUIRE(natsMsgHeader_Set(msg, "Steward-Term", absl::StrCat(term).c_str()) == NATS_OK);
+  REQUIRE(natsMsgHeader_Set(msg, "Steward-Part", "1/3") == NATS_OK);
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.ExpectLastSeq = seq - 1;
+  jsPubAck* ack = nullptr;
+  const natsStatus s = js_PublishMsg(&ack, js, msg, &po, nullptr);
+  jsPubAck_Destroy(ack);
+  natsMsg_Destroy(msg);
+  jsCtx_Destroy(js);
+  REQUIRE(s == NATS_OK);
+}
+
+TEST_CASE("A journal entry larger than a message goes in parts and an unfinished one is dropped",
+          "[ha][integration]") {
+  Broker broker;
+  std::unique_ptr<Journal> a = MustOpen(broker.a.get(), /*part_bytes=*/1024);
+  std::unique_ptr<Journal> b = MustOpen(broker.b.get(), /*part_bytes=*/1024);
+  std::string big;
+  for (int i = 0; big.size() < 3000; ++i) big += absl::StrCat(i, ",");
+  absl::StatusOr<uint64_t> last = a->Append(1, 7, big);
+  REQUIRE(last.ok());
+  CHECK(*last == 3);  // 3 parts of at most 1024 bytes
+  CHECK(a->Get(2)->part == 2);
+  CHECK(a->Get(2)->parts == 3);
+  // Repeated after a lost answer: every part is found in its place, nothing is added.
+  CHECK(a->Append(1, 7, big).value() == 3);
+  CHECK(a->LastSeq().value() == 3);
+  // A different entry in those places is another writer's.
+  CHECK(a->Append(1, 7, big + "x").status().code() == absl::StatusCode::kFailedPrecondition);
+
+  // The writer of term 7 dies after the first part of its next entry; term 9 goes on
+  // after it.
+  PublishFirstPartOnly(broker.a.get(), 4, 7, big.substr(0, 1024));
+  CHECK(b->Append(5, 9, "small").value() == 5);
+
+  std::vector<JournalEntry> read;
+  last = b->ReadFrom(1, [&](const JournalEntry& e) {
+    read.push_back(e);
+    return absl::OkStatus();
+  });
+  REQUIRE(last.ok());
+  CHECK(*last == 5);
+  REQUIRE(read.size() == 2);
+  CHECK(read[0].first == 1);
+  CHECK(read[0].seq == 3);
+  CHECK(read[0].changes == big);
+  CHECK(read[1].first == 4);  // the unfinished entry's message is covered, not applied
+  CHECK(read[1].seq == 5);
+  CHECK(read[1].changes == "small");
+
+  // An unfinished entry at the end is left for later: the reader stops before it.
+  PublishFirstPartOnly(broker.a.get(), 6, 9, big.substr(0, 1024));
+  read.clear();
+  last = b->ReadFrom(4, [&](const JournalEntry& e) {
+    read.push_back(e);
+    return absl::OkStatus();
+  });
+  REQUIRE(last.ok());
+  CHECK(*last == 5);
+  CHECK(read.size() == 1);
+}
+
+TEST_CASE("A replicated ledger splits a large transaction and goes on after an unfinished entry",
+          "[ha][integration]") {
+  Broker broker;
+  std::unique_ptr<Journal> journal = MustOpen(broker.a.get(), /*part_bytes=*/2048);
+  TempDir data;
+  Store::Options options;
+  options.replicate = [&](uint64_t seq, absl::string_view changes) { return journal->Append(seq, 3, changes); };
+  const std::string value(20000, 'v');  // ~10 parts
+  {
+    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open((data.path() / "active").string(), options);
+    REQUIRE(store.ok());
+    REQUIRE(WriteAndWait(**store, Store::PutSetting("big", value)).ok());
+    CHECK((*store)->journal_seq() > 5);
+    CHECK((*store)->journal_seq() == journal->LastSeq().value());
+  }
+  // The instance that held the lease before died part-way through an entry; a new one
+  // takes over, knowing where the journal ends.
+  const uint64_t end = journal->LastSeq().value();
+  PublishFirstPartOnly(broker.a.get(), end + 1, 3, "lost");
+  options.journal_end = end + 1;
+  options.replicate = [&](uint64_t seq, absl::string_view changes) { return journal->Append(seq, 4, changes); };
+  {
+    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open((data.path() / "active").string(), options);
+    REQUIRE(store.ok());
+    REQUIRE(WriteAndWait(**store, Store::PutSetting("after", "the takeover")).ok());
+    CHECK((*store)->journal_seq() == end + 2);
+  }
+  sqlite::Database active = OpenLedger((data.path() / "active" / "station.db").string());
+  sqlite::Database copy = OpenLedger((data.path() / "copy.db").string());
+  absl::StatusOr<uint64_t> done = journal->ReadFrom(1, [&](const JournalEntry& e) {
+    return ApplyChanges(copy, e.first, e.seq, e.changes).status();
+  });
+  INFO(done.status().ToString());
+  REQUIRE(done.ok());
+  CHECK(*done == end + 2);
+  CHECK(Dump(copy) == Dump(active));
+  CHECK(testing::Count(copy, "SELECT length(value) FROM settings WHERE key = 'big'") == 20000);
+  CHECK(AppliedSeq(copy).value() == end + 2);
+  CHECK(AppliedSeq(active).value() == end + 2);
 }
 
 TEST_CASE("A replicated ledger publishes every transaction before it commits it", "[ha][integration]") {
@@ -161,8 +272,8 @@ TEST_CASE("A journal entry whose answer was lost is settled before the next writ
   Store::Options options;
   // The broker stores the entry, but the answer never comes back (as when the link
   // drops right after the publish): the store cannot know which.
-  options.replicate = [&](uint64_t seq, absl::string_view changes) -> absl::Status {
-    absl::Status st = journal->Append(seq, 1, changes);
+  options.replicate = [&](uint64_t seq, absl::string_view changes) -> absl::StatusOr<uint64_t> {
+    absl::StatusOr<uint64_t> st = journal->Append(seq, 1, changes);
     if (st.ok() && lose_answer) {
       lose_answer = false;
       return absl::DeadlineExceededError("no answer");
@@ -187,7 +298,7 @@ TEST_CASE("A journal entry whose answer was lost is settled before the next writ
   store->reset();
   sqlite::Database active = OpenLedger((data.path() / "active" / "station.db").string());
   sqlite::Database copy = OpenLedger((data.path() / "copy.db").string());
-  REQUIRE(journal->ReadFrom(1, [&](const JournalEntry& e) { return ApplyChanges(copy, e.seq, e.changes).status(); })
+  REQUIRE(journal->ReadFrom(1, [&](const JournalEntry& e) { return ApplyChanges(copy, e.first, e.seq, e.changes).status(); })
               .ok());
   CHECK(Dump(copy) == Dump(active));
 }
