@@ -36,7 +36,7 @@
 namespace steward::bench {
 namespace {
 
-constexpr int kMaxChildren = 16;
+constexpr int kMaxChildren = 256;  // ha_bench starts a station per round
 std::atomic<pid_t> g_child_pids[kMaxChildren];
 static_assert(std::atomic<pid_t>::is_always_lock_free);
 
