@@ -1,7 +1,6 @@
 #include "station/ha/follower.h"
 
 #include <algorithm>
-#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -9,25 +8,13 @@
 #include "common/sqlite.h"
 #include "common/status_macros.h"
 #include "station/ha/changes.h"
-#include "station/ledger/log_store.h"
-#include "station/ledger/schema.h"
+#include "station/ledger/ledger_file.h"
 
 namespace steward::station::ha {
 namespace {
 
 // How often a standby looks for new journal entries: how far behind it may be.
 constexpr absl::Duration kPoll = absl::Milliseconds(200);
-
-absl::StatusOr<sqlite::Database> OpenLedger(const std::string& data_dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
-  if (ec) return absl::PermissionDeniedError(absl::StrCat("create ", data_dir, ": ", ec.message()));
-  STEWARD_ASSIGN_OR_RETURN(sqlite::Database db,
-                           sqlite::Database::Open((std::filesystem::path(data_dir) / "station.db").string(), {}));
-  STEWARD_RETURN_IF_ERROR(ledger::RegisterLogFunctions(db));
-  STEWARD_RETURN_IF_ERROR(db.Migrate(ledger::Migrations()));
-  return db;
-}
 
 // Applies every entry after the local ledger's last, up to the journal's end now.
 absl::Status CatchUp(sqlite::Database& db, Journal& journal, FollowState& state) {
@@ -53,7 +40,7 @@ absl::Status CatchUp(sqlite::Database& db, Journal& journal, FollowState& state)
 
 absl::StatusOr<bool> FollowUntilActive(const std::string& data_dir, Lease& lease, Journal& journal,
                                        absl::Notification& stop, FollowState& state) {
-  STEWARD_ASSIGN_OR_RETURN(sqlite::Database db, OpenLedger(data_dir));
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Database db, ledger::OpenLedgerFile(data_dir));
   absl::Time next_step = absl::InfinitePast();
   absl::Status last_error;
   while (!stop.HasBeenNotified()) {

@@ -15,8 +15,8 @@
 #include "common/status_macros.h"
 #include "station/ha/replicated_commit.h"
 #include "station/ledger/chunk_spool.h"
+#include "station/ledger/ledger_file.h"
 #include "station/ledger/log_store.h"
-#include "station/ledger/schema.h"
 
 namespace steward::station::ledger {
 namespace {
@@ -26,13 +26,8 @@ constexpr size_t kMaxGroup = 2000;
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir, const Options& options) {
-  std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
-  if (ec) return absl::PermissionDeniedError(absl::StrCat("create ", data_dir, ": ", ec.message()));
-  const std::string path = (std::filesystem::path(data_dir) / "station.db").string();
-  STEWARD_ASSIGN_OR_RETURN(sqlite::Database writer, sqlite::Database::Open(path, {}));
-  STEWARD_RETURN_IF_ERROR(RegisterLogFunctions(writer));  // the log schema's migration calls them
-  STEWARD_RETURN_IF_ERROR(writer.Migrate(Migrations()));
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Database writer, OpenLedgerFile(data_dir));
+  const std::string path = LedgerPath(data_dir);
   // Debian's SQLite zeroes every freed page (SECURE_DELETE): a finished copy chunk's
   // freed payload pages were written a second time, and checkpointed. FAST still
   // clears what is deleted from b-tree pages, but leaves freed overflow pages as they
