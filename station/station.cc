@@ -123,8 +123,12 @@ void Station::RunHa() {
     absl::StatusOr<bool> still = lease_->Step();
     if (!lease_->Held()) {
       fenced_.store(true);
-      STEWARD_LOG_ERROR("station {}: lost the lease ({}): stopping at once; a standby takes over", options_.name,
-                        still.ok() ? "taken by another instance" : still.status().ToString());
+      // When acting stopped being safe: the writer refused to write from then on (the
+      // broker call that found out may have taken longer).
+      STEWARD_LOG_ERROR("station {}: lost the lease ({}): not active since its last renewal ran out at {} UTC; "
+                        "stopping at once; a standby takes over",
+                        options_.name, still.ok() ? "taken by another instance" : still.status().ToString(),
+                        absl::FormatTime("%H:%M:%E3S", lease_->ValidUntil(), absl::UTCTimeZone()));
       Stop();
       return;
     }

@@ -126,6 +126,11 @@ bool Lease::Held() const {
   return held_.revision != 0 && Clock::now() < valid_until_;
 }
 
+absl::Time Lease::ValidUntil() const {
+  absl::MutexLock lock(&mu_);
+  return absl::Now() + absl::FromChrono(valid_until_ - Clock::now());
+}
+
 uint64_t Lease::term() const {
   absl::MutexLock lock(&mu_);
   return held_.revision != 0 && Clock::now() < valid_until_ ? held_.term : 0;

@@ -85,6 +85,9 @@ class Lease {
   bool Held() const;
   // The term of the current holding (0 when not held).
   uint64_t term() const;
+  // Until when the last renewal (or the acquisition) made acting safe: in the past once
+  // the lease is lost. The wall clock's reading of a steady-clock instant.
+  absl::Time ValidUntil() const;
   // How often Step should run: a third of the time a renewal stays valid.
   absl::Duration renew_every() const;
 

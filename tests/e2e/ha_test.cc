@@ -8,7 +8,9 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <iterator>
+#include <cstdio>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "tests/testing/files.h"
 #include "tests/testing/nats_server.h"
 #include "tests/testing/process.h"
+#include "tests/testing/tcp_proxy.h"
 #include "tests/testing/wait.h"
 
 namespace {
@@ -34,9 +37,11 @@ struct HaCluster {
   TempDir dir;
   NatsServer nats{steward::testing::JetStreamConfig(dir)};
 
-  std::unique_ptr<Process> Station(const std::string& instance) {
+  // `url`: another way to the broker (a proxy in front of it).
+  std::unique_ptr<Process> Station(const std::string& instance, const std::string& url = "") {
     return std::make_unique<Process>(std::vector<std::string>{
-        BinPath("station/steward-station"), "--nats", nats.url(), "--data-dir", dir.str() + "/" + instance,
+        BinPath("station/steward-station"), "--nats", url.empty() ? nats.url() : url, "--data-dir",
+        dir.str() + "/" + instance,
         "--http", "off", "--ha", "--ha-lease", "2s", "--ha-instance", instance});
   }
   std::unique_ptr<Process> Agent(const std::string& node) {
@@ -152,6 +157,77 @@ TEST_CASE("HA: a copy larger than a message is replicated and the standby has it
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("copy") != std::string::npos);
   CHECK(r.out.find("failed") == std::string::npos);
+}
+
+// The time of day a log line starts with ("HH:MM:SS.mmm"), in ms, of the first line of
+// `log` that holds `what`; -1 when none does.
+int64_t LoggedAt(const std::string& log, const std::string& what) {
+  for (absl::string_view line : absl::StrSplit(log, '\n')) {
+    if (line.find(what) == absl::string_view::npos) continue;
+    int h = 0, m = 0, sec = 0, ms = 0;
+    if (std::sscanf(std::string(line.substr(0, 12)).c_str(), "%d:%d:%d.%d", &h, &m, &sec, &ms) != 4) return -1;
+    return ((h * 60 + m) * 60 + sec) * 1000 + ms;
+  }
+  return -1;
+}
+
+// A partition: the active instance's link to the broker goes silent (no reset). It
+// cannot renew its lease, so it stops acting before the standby may take the lease,
+// and exits with status 3; the standby takes over and the commands that were running
+// end once, through it.
+TEST_CASE("HA: an active station cut off from the broker stops before the standby takes over",
+          "[integration][e2e][ha]") {
+  HaCluster c;
+  steward::testing::TcpProxy link(static_cast<uint16_t>(c.nats.port()));
+  std::unique_ptr<Process> a = c.Station("a", absl::StrCat("nats://127.0.0.1:", link.port()));
+  REQUIRE(a->WaitForOutput("ACTIVE", absl::Seconds(15)));
+  std::unique_ptr<Process> b = c.Station("b");
+  REQUIRE(b->WaitForOutput("is a standby", absl::Seconds(15)));
+  std::unique_ptr<Process> ship1 = c.Agent("ship1");
+  REQUIRE(WaitUntil([&] { return c.Ctl({"ping", "ship1", "--timeout", "1s"}).exit_code == 0; }, absl::Seconds(15)));
+
+  const std::string runs = c.dir.str() + "/runs";
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--domain", absl::StrCat("p", i), "--", "sh", "-c",
+                         absl::StrCat("sleep 1; echo run", i, " >> ", runs)});
+    REQUIRE(r.exit_code == 0);
+    std::vector<std::string> words = absl::StrSplit(r.out, absl::ByAnyChar(" \n"), absl::SkipEmpty());
+    REQUIRE(words.size() == 2);
+    ids.push_back(words[1]);
+  }
+  link.Freeze();
+  std::optional<RunResult> exited = a->Wait(absl::Seconds(15));
+  REQUIRE(exited.has_value());
+  CHECK(exited->exit_code == 3);  // lost its lease: stopped acting, for systemd to restart as a standby
+  REQUIRE(b->WaitForOutput("ACTIVE", absl::Seconds(15)));
+  // a's own word for when it stopped acting (its writer refused from then on).
+  const std::string ran_out = "renewal ran out at ";
+  const size_t at = a->Stderr().find(ran_out);
+  REQUIRE(at != std::string::npos);
+  const int64_t a_stopped = LoggedAt(a->Stderr().substr(at + ran_out.size()), "UTC");
+  const int64_t b_active = LoggedAt(b->Stderr(), "ACTIVE");
+  INFO(a->Stderr());
+  REQUIRE(a_stopped >= 0);
+  REQUIRE(b_active >= 0);
+  CHECK(a_stopped < b_active);  // never two active instances at once
+
+  for (const std::string& id : ids) {
+    RunResult r;
+    REQUIRE(WaitUntil(
+        [&] {
+          r = c.Ctl({"show", id, "--timeout", "2s"});
+          return r.exit_code == 0 && r.out.find("succeeded") != std::string::npos;
+        },
+        absl::Seconds(30)));
+  }
+  const std::map<std::string, int> counts = steward::testing::LineCounts(runs);
+  CHECK(counts.size() == 4);
+  for (const auto& [line, n] : counts) {
+    INFO(line);
+    CHECK(n == 1);
+  }
+  link.Thaw();
 }
 
 }  // namespace

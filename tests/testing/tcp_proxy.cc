@@ -100,7 +100,7 @@ void TcpProxy::Run() {
           break;
         }
         for (ssize_t off = 0; off < n;) {
-          const ssize_t w = ::write(to, buf + off, static_cast<size_t>(n - off));
+          const ssize_t w = ::send(to, buf + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);  // a closed end is no signal
           if (w <= 0) break;
           off += w;
         }
