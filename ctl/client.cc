@@ -291,4 +291,10 @@ absl::StatusOr<proto::OutputReply> Client::Output(const proto::OutputRequest& re
   return ParseAs<proto::OutputReply>(Call(kStationOutput, req.SerializeAsString(), timeout));
 }
 
+absl::StatusOr<proto::StationStatusReply> Client::StationStatus(absl::Duration timeout) {
+  // The method's name: station/station.cc answers it.
+  return ParseAs<proto::StationStatusReply>(
+      Call("stations", proto::StationStatusRequest().SerializeAsString(), timeout));
+}
+
 }  // namespace steward::ctl

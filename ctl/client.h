@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "common/nats.h"
 #include "common/signing.h"
+#include "proto/ha.pb.h"
 #include "proto/steward.pb.h"
 
 namespace steward::ctl {
@@ -90,6 +91,8 @@ class Client {
   // Output: the chunks the station holds of a running command's output after
   // req.after_seq, and with req.deliver, the later ones relayed there (stream.proto).
   absl::StatusOr<proto::OutputReply> Output(const proto::OutputRequest& req, absl::Duration timeout);
+  // StationStatus: the station's instances (HA) as the active one knows them.
+  absl::StatusOr<proto::StationStatusReply> StationStatus(absl::Duration timeout);
   // Post sends request `method` without waiting: its answer comes to `reply` (an
   // inbox of NewInbox's, subscribed first); AckPayload reads it.
   absl::Status Post(const char* method, const std::string& payload, const std::string& reply);

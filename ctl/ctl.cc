@@ -61,6 +61,8 @@ constexpr Subcommand kSubcommands[] = {
     {"group", "Define a group of nodes (ACLs, targets, an active member)", SetupGroup},
     {"keys", "Make the station and operator keys, a CA and the broker certificate", SetupKeys},
     {"enroll", "Make a node's broker user and trust bundle", SetupEnroll},
+    {"station", "The station's instances: which is active, since when, the standbys' lag (`station status`)",
+     SetupStation},
     {"nats-config", "Print the nats-server configuration: TLS, users, permissions", SetupNatsConfig},
 };
 

@@ -81,6 +81,7 @@ Runner SetupStatus(CLI::App& command);   // ctl/agentops.cc
 Runner SetupProcess(CLI::App& command);
 Runner SetupConfig(CLI::App& command);
 Runner SetupCopy(CLI::App& command);
+Runner SetupStation(CLI::App& command);  // ctl/station.cc
 Runner SetupDebug(CLI::App& command);  // ctl/debug.cc
 Runner SetupApprovals(CLI::App& command);  // ctl/approvals.cc
 Runner SetupApprove(CLI::App& command);

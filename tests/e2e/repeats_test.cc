@@ -160,4 +160,17 @@ TEST_CASE("a repeated submit, retry or launch envelope makes its commands once a
   }
 }
 
+TEST_CASE("station status of a station without --ha says it is a single instance", "[integration][e2e][ha]") {
+  Cluster c;
+  c.StartStation();
+  steward::testing::RunResult r = c.Ctl({"station", "status"});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("a single instance without high availability"));
+  r = c.Ctl({"station", "status", "--json"});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("\"ha\":false"));
+  r = c.Ctl({"station"});
+  CHECK(r.exit_code == 2);  // status (the only one) must be named
+}
+
 }  // namespace
