@@ -1,7 +1,11 @@
 // Client: request/reply calls to the station's cli methods.
 #include "ctl/client.h"
 
+#include <algorithm>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
 #include "subjects/subject.h"
@@ -46,13 +50,9 @@ absl::StatusOr<std::string> Client::AckPayload(absl::string_view data) {
   return std::move(*ack.mutable_payload());
 }
 
-absl::StatusOr<std::string> Client::Call(const char* method, const std::string& payload,
-                                         absl::Duration timeout) {
-  STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,
-                           subjects::Make(options_.station, subjects::Kind::kCommand, method,
-                                          kCliDomain));
-  STEWARD_ASSIGN_OR_RETURN(std::string request, Request(method, payload));
-  absl::StatusOr<nats::MsgPtr> msg = nats::Request(conn_.get(), subject.ToString(), request, timeout);
+absl::StatusOr<std::string> Client::Try(const std::string& subject, const std::string& request,
+                                        absl::Duration timeout) {
+  absl::StatusOr<nats::MsgPtr> msg = nats::Request(conn_.get(), subject, request, timeout);
   if (absl::IsUnavailable(msg.status())) {
     return absl::UnavailableError(absl::StrCat("station not reachable at ", nats::RedactUrl(options_.nats.url),
                                                " (no station \"", options_.station,
@@ -65,6 +65,49 @@ absl::StatusOr<std::string> Client::Call(const char* method, const std::string& 
   }
   if (!msg.ok()) return msg.status();
   return AckPayload(nats::Data(msg->get()));
+}
+
+absl::StatusOr<std::string> Client::Call(const char* method, const std::string& payload,
+                                         absl::Duration timeout, bool retry_timeouts) {
+  STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,
+                           subjects::Make(options_.station, subjects::Kind::kCommand, method,
+                                          kCliDomain));
+  // Made and signed once: a repeat is the same request, which the station recognises
+  // by its envelope id (a submit whose answer was lost is not made twice).
+  STEWARD_ASSIGN_OR_RETURN(std::string request, Request(method, payload));
+  const std::string to = subject.ToString();
+  absl::StatusOr<std::string> out = Try(to, request, timeout);
+  auto retryable = [&](const absl::Status& st) {
+    // "No responders" comes from the broker, not from a station (whose errors are in
+    // its ACK: those are answers, not retried here). A request that found no station
+    // was not delivered: sending it again is always safe.
+    if (st.ok()) return false;
+    if (absl::IsUnavailable(st) && absl::StartsWith(st.message(), "station not reachable")) return true;
+    // An HA station that lost its lease refuses what it can no longer store (it rolled
+    // it back): the new active one does it.
+    if (absl::IsUnavailable(st) && absl::StrContains(st.message(), "lost its lease")) return true;
+    return retry_timeouts && absl::IsDeadlineExceeded(st);
+  };
+  if (options_.retry_for <= absl::ZeroDuration() || !retryable(out.status())) return out;
+  const absl::Time until = absl::Now() + options_.retry_for;
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (retryable(out.status()) && absl::Now() < until) {
+    if (options_.on_retry && !told_retrying_.exchange(true)) {
+      options_.on_retry(absl::StrCat(out.status().message(), "; trying again for up to ",
+                                     absl::FormatDuration(options_.retry_for),
+                                     " (a standby station may be taking over; --retry-for)"));
+    }
+    absl::SleepFor(std::min(backoff, until - absl::Now()));
+    backoff = std::min(backoff * 2, absl::Seconds(1));
+    // A timeout is tried again with its own length; the budget bounds only the waits
+    // between tries for a station to come.
+    out = Try(to, request, timeout);
+  }
+  if (retryable(out.status())) {
+    return absl::Status(out.status().code(), absl::StrCat(out.status().message(), " (tried again for ",
+                                                           absl::FormatDuration(options_.retry_for), ")"));
+  }
+  return out;
 }
 
 absl::Status Client::Post(const char* method, const std::string& payload, const std::string& reply) {
@@ -181,7 +224,8 @@ absl::StatusOr<proto::PingReply> Client::Ping(const std::string& node, absl::Dur
   // with this call's reply subject), or by the station: a refusal, an offline node, or
   // a station that does not forward.
   absl::StatusOr<proto::PingReply> pong =
-      ParseAs<proto::PingReply>(Call(kStationPing, req.SerializeAsString(), wait + absl::Seconds(2)));
+      ParseAs<proto::PingReply>(Call(kStationPing, req.SerializeAsString(), wait + absl::Seconds(2),
+                                    /*retry_timeouts=*/false));
   if (absl::IsDeadlineExceeded(pong.status())) {
     return absl::DeadlineExceededError(absl::StrCat("no answer from node ", node, " (asked through station \"",
                                                     options_.station, "\") within ",
@@ -239,11 +283,18 @@ absl::StatusOr<proto::NodesReply> Client::Maintenance(const proto::MaintenanceRe
 }
 
 absl::StatusOr<proto::TokenReply> Client::Token(const proto::TokenRequest& req, absl::Duration timeout) {
-  return ParseAs<proto::TokenReply>(Call(kStationToken, req.SerializeAsString(), timeout));
+  // A token made twice would be two tokens: not sent again after a timeout.
+  return ParseAs<proto::TokenReply>(Call(kStationToken, req.SerializeAsString(), timeout, /*retry_timeouts=*/false));
 }
 
 absl::StatusOr<proto::OutputReply> Client::Output(const proto::OutputRequest& req, absl::Duration timeout) {
   return ParseAs<proto::OutputReply>(Call(kStationOutput, req.SerializeAsString(), timeout));
+}
+
+absl::StatusOr<proto::StationStatusReply> Client::StationStatus(absl::Duration timeout) {
+  // The method's name: station/station.cc answers it.
+  return ParseAs<proto::StationStatusReply>(
+      Call("stations", proto::StationStatusRequest().SerializeAsString(), timeout));
 }
 
 }  // namespace steward::ctl

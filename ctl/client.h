@@ -6,6 +6,8 @@
 // Thread-safe: calls may run concurrently from many threads on one Client.
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +17,7 @@
 #include "absl/time/time.h"
 #include "common/nats.h"
 #include "common/signing.h"
+#include "proto/ha.pb.h"
 #include "proto/steward.pb.h"
 
 namespace steward::ctl {
@@ -25,6 +28,14 @@ struct ClientOptions {
   std::string operator_name;  // recorded with each command
   // Signs every request (stations with operator keys accept nothing else).
   std::optional<signing::KeyPair> operator_key;
+  // How long a call goes on trying after its first try found no station or got no
+  // answer in time: the same request (same envelope id, same signature) is sent again
+  // with a short backoff, so that an HA takeover (station/ha/: the lease runs out, a
+  // standby becomes active) is ridden through; requests that make something are done
+  // once per envelope (station/repeats.h). Zero: fail at once.
+  absl::Duration retry_for = absl::ZeroDuration();
+  // Told once when a call starts retrying (stewardctl: a line on stderr).
+  std::function<void(const std::string&)> on_retry;
 };
 
 class Client {
@@ -80,6 +91,8 @@ class Client {
   // Output: the chunks the station holds of a running command's output after
   // req.after_seq, and with req.deliver, the later ones relayed there (stream.proto).
   absl::StatusOr<proto::OutputReply> Output(const proto::OutputRequest& req, absl::Duration timeout);
+  // StationStatus: the station's instances (HA) as the active one knows them.
+  absl::StatusOr<proto::StationStatusReply> StationStatus(absl::Duration timeout);
   // Post sends request `method` without waiting: its answer comes to `reply` (an
   // inbox of NewInbox's, subscribed first); AckPayload reads it.
   absl::Status Post(const char* method, const std::string& payload, const std::string& reply);
@@ -103,12 +116,18 @@ class Client {
   // The signed envelope of request `method` carrying `payload`, serialized.
   absl::StatusOr<std::string> Request(const char* method, const std::string& payload) const;
   // Call sends one request and returns the ACK's payload. A REJECTED ACK becomes
-  // FailedPrecondition with the station's reason; an ERROR one, Unavailable.
+  // FailedPrecondition with the station's reason; an ERROR one, Unavailable. Within
+  // options_.retry_for it sends the request again while no station listens, and after
+  // a timeout unless `retry_timeouts` is false (a ping: the node did not answer).
   absl::StatusOr<std::string> Call(const char* method, const std::string& payload,
-                                   absl::Duration timeout);
+                                   absl::Duration timeout, bool retry_timeouts = true);
+  // One try of a request.
+  absl::StatusOr<std::string> Try(const std::string& subject, const std::string& request,
+                                  absl::Duration timeout);
 
   const ClientOptions options_;
   nats::ConnectionPtr conn_;
+  std::atomic<bool> told_retrying_{false};
 };
 
 }  // namespace steward::ctl

@@ -61,6 +61,8 @@ constexpr Subcommand kSubcommands[] = {
     {"group", "Define a group of nodes (ACLs, targets, an active member)", SetupGroup},
     {"keys", "Make the station and operator keys, a CA and the broker certificate", SetupKeys},
     {"enroll", "Make a node's broker user and trust bundle", SetupEnroll},
+    {"station", "The station's instances: which is active, since when, the standbys' lag (`station status`)",
+     SetupStation},
     {"nats-config", "Print the nats-server configuration: TLS, users, permissions", SetupNatsConfig},
 };
 
@@ -72,6 +74,10 @@ void AddGlobals(CLI::App& app, Globals& g) {
       ->capture_default_str();
   cli::AddDuration(app, "--timeout", &g.timeout,
                    "How long to wait for the station, and for a single node's result");
+  cli::AddDuration(app, "--retry-for", &g.retry_for,
+                   "When no station answers, send the same request again for this long (an HA "
+                   "standby takes over within a lease and a few seconds; 0: fail at once)")
+      ->envname("STEWARD_RETRY_FOR");
   app.add_flag("--json", g.json, "Print JSON, one object per line (see README)");
   app.add_option("--keys", g.keys,
                  "Keys directory (stewardctl keys init): signs requests with operator.key and "
@@ -132,6 +138,8 @@ int WithClient(const Globals& g, const std::function<int(Client&)>& body) {
   opts.station = g.station;
   opts.nats.url = g.nats.url;
   opts.nats.tls_ca_file = g.nats.tls_ca;
+  opts.retry_for = g.retry_for;
+  opts.on_retry = [](const std::string& what) { fmt::print(stderr, "stewardctl: {}\n", Escape(what)); };
   const char* user = std::getenv("USER");
   opts.operator_name = user != nullptr ? user : "unknown";
   std::string creds = g.nats.creds;

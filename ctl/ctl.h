@@ -33,6 +33,9 @@ struct Globals {
   cli::NatsFlags nats;  // --nats, --creds, --tls-ca
   std::string station = "station";
   absl::Duration timeout = absl::Seconds(10);
+  // How long a call goes on trying while no station answers (ClientOptions::retry_for):
+  // more than an HA lease (5 s by default) and a takeover.
+  absl::Duration retry_for = absl::Seconds(15);
   bool json = false;
   std::string keys;  // keys init / enroll / nats-config: "steward-keys" when empty
   std::string operator_key;
@@ -78,6 +81,7 @@ Runner SetupStatus(CLI::App& command);   // ctl/agentops.cc
 Runner SetupProcess(CLI::App& command);
 Runner SetupConfig(CLI::App& command);
 Runner SetupCopy(CLI::App& command);
+Runner SetupStation(CLI::App& command);  // ctl/station.cc
 Runner SetupDebug(CLI::App& command);  // ctl/debug.cc
 Runner SetupApprovals(CLI::App& command);  // ctl/approvals.cc
 Runner SetupApprove(CLI::App& command);

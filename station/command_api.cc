@@ -32,9 +32,16 @@ absl::Status CheckControl(const proto::ControlPolicy& p) {
   return absl::OkStatus();
 }
 
-CommandApi::CommandApi(Core& core, Rpc& rpc) : core_(core), rpc_(rpc) {
+CommandApi::CommandApi(Core& core, Rpc& rpc) : core_(core), rpc_(rpc), repeats_(core) {
   rpc.Handle<proto::SubmitRequest>(kStationSubmit, [this](const Call& c, proto::SubmitRequest r) {
-    Submit(c, std::move(r));
+    absl::StatusOr<Repeats::Begun> b = repeats_.Begin(c);
+    if (!b.ok()) return rpc_.Error(c, absl::StrCat("ledger read failed: ", b.status().message()));
+    if (b->what == Repeats::Begun::kJoined) return;
+    if (b->what == Repeats::Begun::kNew) return Submit(b->first, std::move(r));
+    proto::SubmitReply out;
+    if (!out.ParseFromString(b->stored)) return rpc_.Error(b->first, "damaged record of this request in the ledger");
+    // Held for approval: said at once (as the first answer did).
+    Answer(b->first, out, out.states().empty() ? std::clamp<int64_t>(r.wait_ms(), 0, kMaxWaitMs) : 0);
   });
   rpc.Handle<proto::WaitRequest>(kStationWait, [this](const Call& c, proto::WaitRequest r) {
     Wait(c, std::move(r));
@@ -43,7 +50,13 @@ CommandApi::CommandApi(Core& core, Rpc& rpc) : core_(core), rpc_(rpc) {
     Cancel(c, std::move(r));
   });
   rpc.Handle<proto::RetryRequest>(kStationRetry, [this](const Call& c, proto::RetryRequest r) {
-    Retry(c, std::move(r));
+    absl::StatusOr<Repeats::Begun> b = repeats_.Begin(c);
+    if (!b.ok()) return rpc_.Error(c, absl::StrCat("ledger read failed: ", b.status().message()));
+    if (b->what == Repeats::Begun::kJoined) return;
+    if (b->what == Repeats::Begun::kNew) return Retry(b->first, std::move(r));
+    proto::SubmitReply out;
+    if (!out.ParseFromString(b->stored)) return rpc_.Error(b->first, "damaged record of this request in the ledger");
+    rpc_.Ok(b->first, out);
   });
 }
 
@@ -108,24 +121,36 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
       wait_ms = 0;
     }
   }
-  core_.Submit(std::move(states), [this, call, out, wait_ms](absl::Status st) {
-    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
-    if (wait_ms == 0) return rpc_.Ok(call, out);
-    Waiter w;
-    for (const proto::CommandRef& c : out.commands()) w.ids.push_back(c.id());
-    w.reply = call.reply;
-    if (call.respond) {
-      w.deliver = [respond = call.respond](const std::string& ack) {
-        proto::Ack a;
-        a.ParseFromString(ack);
-        respond(a);
-      };
-    }
-    w.deadline = absl::Now() + absl::Milliseconds(wait_ms);
-    w.submit = out;
-    w.request_id = call.id();
-    core_.AddWaiter(std::move(w));
-  });
+  // The record of this request: its reply without the held commands' payloads (a copy
+  // chunk's bytes are not kept twice; a repeat's answer says their states).
+  proto::SubmitReply recorded = out;
+  for (proto::CommandState& s : *recorded.mutable_states()) s.mutable_command()->clear_payload();
+  std::vector<ledger::Store::Op> record = {Repeats::Record(call, out.request_id(), recorded.SerializeAsString())};
+  core_.Submit(
+      std::move(states),
+      [this, call, out, wait_ms](absl::Status st) {
+        if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
+        Answer(call, out, wait_ms);
+      },
+      std::move(record));
+}
+
+void CommandApi::Answer(const Call& call, const proto::SubmitReply& out, int64_t wait_ms) {
+  if (wait_ms == 0) return rpc_.Ok(call, out);
+  Waiter w;
+  for (const proto::CommandRef& c : out.commands()) w.ids.push_back(c.id());
+  w.reply = call.reply;
+  if (call.respond) {
+    w.deliver = [respond = call.respond](const std::string& ack) {
+      proto::Ack a;
+      a.ParseFromString(ack);
+      respond(a);
+    };
+  }
+  w.deadline = absl::Now() + absl::Milliseconds(wait_ms);
+  w.submit = out;
+  w.request_id = call.id();
+  core_.AddWaiter(std::move(w));
 }
 
 void CommandApi::Wait(const Call& call, proto::WaitRequest req) {
@@ -252,10 +277,14 @@ void CommandApi::Retry(const Call& call, proto::RetryRequest req) {
     ref->set_id(retry->id());
     states.push_back(*std::move(retry));
   }
-  core_.Submit(std::move(states), [this, call, out](absl::Status st) {
-    if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
-    rpc_.Ok(call, out);
-  });
+  std::vector<ledger::Store::Op> record = {Repeats::Record(call, out.request_id(), out.SerializeAsString())};
+  core_.Submit(
+      std::move(states),
+      [this, call, out](absl::Status st) {
+        if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
+        rpc_.Ok(call, out);
+      },
+      std::move(record));
 }
 
 }  // namespace steward::station

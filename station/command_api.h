@@ -4,10 +4,13 @@
 // CommandTable::Stop; audited).
 //
 // A submit is answered only once its commands are in the ledger; a cancel once the
-// cancellations are.
+// cancellations are. A repeated submit or retry (the same request envelope, its answer
+// lost) makes nothing and gets the first one's answer (station/repeats.h). A repeated
+// cancel is harmless (a command canceled already is refused, nothing changes).
 #pragma once
 
 #include "station/core.h"
+#include "station/repeats.h"
 #include "station/rpc.h"
 
 namespace steward::station {
@@ -20,13 +23,18 @@ class CommandApi {
   CommandApi(Core& core, Rpc& rpc);
 
  private:
+  // Submit and Retry make commands once per request envelope (station/repeats.h): a
+  // repeat is answered as the first one was (a submit's wait waits again) and makes none.
   void Submit(const Call& call, proto::SubmitRequest req);
+  // Answer answers a submit: at once, or once its commands ended or `wait_ms` passed.
+  void Answer(const Call& call, const proto::SubmitReply& out, int64_t wait_ms);
   void Wait(const Call& call, proto::WaitRequest req);
   void Cancel(const Call& call, proto::CancelRequest req);
   void Retry(const Call& call, proto::RetryRequest req);
 
   Core& core_;
   Rpc& rpc_;
+  Repeats repeats_;
 };
 
 }  // namespace steward::station

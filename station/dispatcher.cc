@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/signing.h"
+#include "station/repeats.h"
 #include "station/ledger/log_store.h"
 #include "station/operations.h"
 #include "subjects/subject.h"
@@ -40,6 +41,7 @@ void Dispatcher::Run(const absl::Notification& stop) {
       ledger::PruneLogs(core_.store(), absl::ToUnixMillis(absl::Now() - o.log_retention), o.log_max_lines);
       core_.store().Write(ledger::Store::PruneEvents(absl::ToUnixMillis(absl::Now() - o.event_retention),
                                                      o.event_max_rows));
+      core_.store().Write(Repeats::PruneBefore(absl::ToUnixMillis(absl::Now() - Repeats::kWindow)));
       next_prune = absl::Now() + o.log_prune_every;
     }
     std::vector<Dispatch> sends;

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <utility>
 
@@ -21,6 +22,7 @@
 #include "station/ha/follower.h"
 #include "station/ha/journal.h"
 #include "station/ha/lease.h"
+#include "station/ha/roster.h"
 #include "station/http/server.h"
 #include "station/http/tokens.h"
 #include "station/intake.h"
@@ -45,6 +47,8 @@ constexpr absl::Duration kTick = absl::Milliseconds(250);
 // critical section on the model plus a publish (ledger writes are group-committed by
 // the writer thread), so two threads keep both cores busy without queueing on model.mu.
 constexpr int kEventThreads = 2;
+// The request `stewardctl station status` sends (ctl/client.cc).
+constexpr char kStationStations[] = "stations";
 
 }  // namespace
 
@@ -63,6 +67,7 @@ Station::~Station() { Shutdown(); }
 
 absl::Status Station::Init() {
   if (!options_.ha.enabled) {
+    role_since_unix_ms_.store(NowUnixMillis());
     STEWARD_ASSIGN_OR_RETURN(store_, ledger::Store::Open(options_.data_dir));
     STEWARD_RETURN_IF_ERROR(Connect());
     STEWARD_RETURN_IF_ERROR(Serve());
@@ -76,6 +81,8 @@ absl::Status Station::Init() {
     (void)gethostname(host, sizeof(host) - 1);
     instance = absl::StrCat(host, "-", getpid(), "-", NewId().substr(16));
   }
+  instance_ = instance;
+  role_since_unix_ms_.store(NowUnixMillis());
   STEWARD_ASSIGN_OR_RETURN(lease_, ha::Lease::Open(conn_.get(), {.key = options_.name,
                                                                  .holder = instance,
                                                                  .ttl = options_.ha.lease,
@@ -86,7 +93,83 @@ absl::Status Station::Init() {
   STEWARD_LOG_INFO("station {}: instance {} is a standby: following journal {} and waiting for the lease", options_.name,
                    instance, journal_->stream());
   ha_thread_ = std::thread([this] { RunHa(); });
+  // The roster only shows who is who: a station that cannot keep it still works.
+  absl::StatusOr<std::unique_ptr<ha::Roster>> roster =
+      ha::Roster::Open(conn_.get(), {.station = options_.name, .replicas = options_.ha.replicas});
+  if (roster.ok()) {
+    roster_ = *std::move(roster);
+    roster_thread_ = std::thread([this] { RunRoster(); });
+  } else {
+    STEWARD_LOG_WARNING("station {}: no station roster (stewardctl station status will not list the instances): {}",
+                        options_.name, roster.status().ToString());
+  }
   return absl::OkStatus();
+}
+
+proto::StationInstance Station::Self() const {
+  proto::StationInstance r;
+  r.set_instance(instance_);
+  r.set_since_unix_ms(role_since_unix_ms_.load());
+  r.set_updated_unix_ms(NowUnixMillis());
+  if (Active()) {
+    r.set_role("active");
+    r.set_term(lease_->term());
+    r.set_applied(store_->journal_seq());
+  } else {
+    r.set_role(fenced_.load() ? "stopped" : "standby");
+    const uint64_t applied = follow_->applied.load();
+    const uint64_t journal = follow_->journal.load();
+    r.set_applied(applied);
+    r.set_lag(journal > applied ? journal - applied : 0);
+  }
+  return r;
+}
+
+void Station::RunRoster() {
+  bool warned = false;
+  do {
+    if (absl::Status st = roster_->Put(Self()); !st.ok() && !warned) {
+      STEWARD_LOG_WARNING("station {}: writing the station roster: {}", options_.name, st.ToString());
+      warned = true;
+    } else if (st.ok()) {
+      warned = false;
+    }
+  } while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1)));
+}
+
+void Station::AnswerStatus(const Call& call) {
+  proto::StationStatusReply out;
+  out.set_station(options_.name);
+  out.set_now_unix_ms(NowUnixMillis());
+  if (!options_.ha.enabled) {
+    proto::StationInstance* self = out.add_instances();
+    self->set_instance(options_.name);
+    self->set_role("active");
+    self->set_since_unix_ms(role_since_unix_ms_.load());
+    self->set_updated_unix_ms(out.now_unix_ms());
+    self->set_answering(true);
+    return rpc_->Ok(call, out);
+  }
+  out.set_ha(true);
+  out.set_journal(store_->journal_seq());
+  proto::StationInstance self = Self();
+  self.set_answering(true);
+  *out.add_instances() = self;
+  if (roster_ == nullptr) return rpc_->Ok(call, out);
+  absl::StatusOr<std::vector<proto::StationInstance>> others = roster_->List();
+  if (!others.ok()) return rpc_->Error(call, absl::StrCat("reading the station roster: ", others.status().message()));
+  std::sort(others->begin(), others->end(),
+            [](const proto::StationInstance& a, const proto::StationInstance& b) { return a.instance() < b.instance(); });
+  for (proto::StationInstance& o : *others) {
+    if (o.instance() == instance_) continue;
+    // One instance is active: the one answering. Another that said so is an old active
+    // one that died before it could say otherwise (its record ages out of the bucket).
+    if (o.role() == "active") o.set_role("gone");
+    // A standby's lag against the active ledger, now.
+    if (o.role() == "standby") o.set_lag(out.journal() > o.applied() ? out.journal() - o.applied() : 0);
+    *out.add_instances() = std::move(o);
+  }
+  rpc_->Ok(call, out);
 }
 
 void Station::RunHa() {
@@ -116,6 +199,7 @@ void Station::RunHa() {
     fenced_.store(true);
     return;
   }
+  role_since_unix_ms_.store(NowUnixMillis());
   active_.store(true, std::memory_order_release);
   STEWARD_LOG_INFO("station {}: ACTIVE (lease term {}), ledger at journal entry {}", options_.name, term,
                    store_->journal_seq());
@@ -161,6 +245,8 @@ absl::Status Station::Serve() {
   core_ = std::make_unique<Core>(options_, *store_, conn_.get(), *pump_);
   STEWARD_RETURN_IF_ERROR(core_->Load());
   rpc_ = std::make_unique<Rpc>(*core_);
+  rpc_->Handle<proto::StationStatusRequest>(kStationStations,
+                                            [this](const Call& c, proto::StationStatusRequest) { AnswerStatus(c); });
   command_api_ = std::make_unique<CommandApi>(*core_, *rpc_);
   queries_ = std::make_unique<Queries>(*core_, *rpc_);
   node_api_ = std::make_unique<NodeApi>(*core_, *rpc_);
@@ -248,6 +334,7 @@ void Station::Shutdown() {
   if (shut_down_.exchange(true)) return;
   Stop();
   if (ha_thread_.joinable()) ha_thread_.join();  // before the rooms: it may be building them
+  if (roster_thread_.joinable()) roster_thread_.join();
   if (core_) core_->feed.Close();  // ends the event streams
   if (http_) http_->Shutdown();
   if (core_) {

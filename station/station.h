@@ -28,6 +28,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/nats.h"
 #include "common/request_pump.h"
+#include "proto/ha.pb.h"
 #include "station/options.h"
 
 namespace steward::station {
@@ -52,8 +53,10 @@ class Store;
 namespace ha {
 class Lease;
 class Journal;
+class Roster;
 struct FollowState;
 }
+struct Call;
 namespace http {
 class Tokens;
 class Server;
@@ -92,6 +95,12 @@ class Station {
   void RunHa();
   // Tells every thread to stop (once, from any thread).
   void Stop();
+  // HA: what this instance says about itself in the roster (station/ha/roster.h), and
+  // the thread that says it every second.
+  proto::StationInstance Self() const;
+  void RunRoster();
+  // Answers station.command.stations.cli (`stewardctl station status`).
+  void AnswerStatus(const Call& call);
   // Serves messages from `sub` until Shutdown.
   // `backlog` watches `sub` (falling behind is logged and counted).
   void Serve(natsSubscription* sub, Backlog& backlog, const std::function<void(nats::MsgPtr)>& serve);
@@ -106,6 +115,10 @@ class Station {
   std::unique_ptr<ha::Journal> journal_;
   std::unique_ptr<ha::FollowState> follow_;
   std::thread ha_thread_;
+  std::unique_ptr<ha::Roster> roster_;
+  std::thread roster_thread_;
+  std::string instance_;
+  std::atomic<int64_t> role_since_unix_ms_{0};  // when it became a standby, then active
   std::atomic<bool> active_{false};
   std::atomic<bool> fenced_{false};
   std::unique_ptr<ledger::Store> store_;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/ids.h"
 #include "common/protocol.h"
 #include "common/runbook.h"
 #include "station/command_api.h"
@@ -57,12 +58,18 @@ std::string TagText(const TagTable::Change& c) {
 
 }  // namespace
 
-TargetingApi::TargetingApi(Core& core, Rpc& rpc, JobRunner& runner) : core_(core), rpc_(rpc), runner_(runner) {
+TargetingApi::TargetingApi(Core& core, Rpc& rpc, JobRunner& runner)
+    : core_(core), rpc_(rpc), runner_(runner), repeats_(core) {
   rpc.Handle<proto::TargetsRequest>(kStationTargets,
                                     [this](const Call& c, proto::TargetsRequest r) { Targets(c, std::move(r)); });
   rpc.Handle<proto::TagRequest>(kStationTag, [this](const Call& c, proto::TagRequest r) { Tag(c, std::move(r)); });
-  rpc.Handle<proto::LaunchRequest>(kStationLaunch,
-                                   [this](const Call& c, proto::LaunchRequest r) { Launch(c, std::move(r)); });
+  rpc.Handle<proto::LaunchRequest>(kStationLaunch, [this](const Call& c, proto::LaunchRequest r) {
+    absl::StatusOr<Repeats::Begun> b = repeats_.Begin(c);
+    if (!b.ok()) return rpc_.Error(c, absl::StrCat("ledger read failed: ", b.status().message()));
+    if (b->what == Repeats::Begun::kJoined) return;
+    if (b->what == Repeats::Begun::kNew) return Launch(b->first, std::move(r));
+    AnswerLaunched(b->first, b->request_id);
+  });
   rpc.Handle<proto::JobRequest>(kStationJob, [this](const Call& c, proto::JobRequest r) { Job(c, std::move(r)); });
   rpc.Handle<proto::CloseRequest>(kStationClose,
                                   [this](const Call& c, proto::CloseRequest r) { Close(c, std::move(r)); });
@@ -190,10 +197,41 @@ void TargetingApi::Launch(const Call& call, proto::LaunchRequest req) {
       spec.rollout->set_batch_timeout_ms(run_ms + 60'000);
     }
   }
-  runner_.Launch(std::move(spec), [this, call](absl::StatusOr<proto::LaunchReply> reply) {
-    if (!reply.ok()) return rpc_.Fail(call, reply.status());
-    rpc_.Ok(call, *reply);
-  });
+  // The job's id now, to record with this request in the job's transaction.
+  spec.id = NewId();
+  std::vector<ledger::Store::Op> record = {Repeats::Record(call, spec.id, "")};
+  runner_.Launch(
+      std::move(spec),
+      [this, call](absl::StatusOr<proto::LaunchReply> reply) {
+        if (!reply.ok()) return rpc_.Fail(call, reply.status());
+        rpc_.Ok(call, *reply);
+      },
+      std::move(record));
+}
+
+void TargetingApi::AnswerLaunched(const Call& call, const std::string& id) {
+  std::optional<proto::Job> job;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    if (const proto::Job* j = core_.model.jobs.Find(id)) job = *j;
+    if (const proto::Job* j = core_.model.runbooks.Find(id)) job = *j;
+  }
+  if (!job.has_value()) {
+    absl::StatusOr<std::optional<proto::Job>> stored = ledger::GetJob(core_.store(), id);
+    if (!stored.ok()) return rpc_.Error(call, stored.status().message());
+    if (!stored->has_value()) return rpc_.Error(call, absl::StrCat("job ", id, " of this request is gone"));
+    job = **stored;
+  }
+  proto::LaunchReply out;
+  out.mutable_submitted()->set_request_id(id);
+  for (const proto::JobTarget& t : job->targets()) {
+    if (t.command_id().empty()) continue;  // a runbook's: its commands are made step by step
+    proto::CommandRef* ref = out.mutable_submitted()->add_commands();
+    ref->set_node(t.node());
+    ref->set_id(t.command_id());
+  }
+  *out.mutable_job() = *std::move(job);
+  rpc_.Ok(call, out);
 }
 
 absl::StatusOr<proto::JobReply> TargetingApi::JobReplyOf(Core& core, proto::Job job) {

@@ -186,6 +186,22 @@ const std::vector<std::string>& Migrations() {
         length INTEGER NOT NULL,
         sha256 BLOB NOT NULL);
       )sql",
+      // 10: operator requests that create commands or jobs (submit, retry, launch), by
+      // their operator and request envelope id, with the request they made and the reply
+      // they got (station/repeats.h): a repeat of the same envelope (a client's retry of a
+      // call whose answer was lost, say through an HA takeover) is answered from here and
+      // creates nothing. Kept a day (at_ms).
+      R"sql(
+      CREATE TABLE request_replies (
+        operator TEXT NOT NULL,
+        envelope_id TEXT NOT NULL,
+        method TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        reply BLOB NOT NULL,
+        PRIMARY KEY (operator, envelope_id));
+      CREATE INDEX request_replies_at ON request_replies(at_ms);
+      )sql",
   };
   return *m;
 }

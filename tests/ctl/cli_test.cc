@@ -81,10 +81,11 @@ TEST_CASE("stewardctl help lists subcommands, and a subcommand's help only its o
   RunResult r = Ctl({"--help"});
   CHECK(r.exit_code == 0);
   for (const char* sub : {"send", "ping", "show", "cancel", "history", "nodes", "node", "logs", "audit",
-                          "accept", "acl", "group", "keys", "enroll", "nats-config"}) {
+                          "accept", "acl", "group", "keys", "enroll", "nats-config", "station"}) {
     CHECK_THAT(r.out, Catch::Contains(std::string("\n  ") + sub + " "));
   }
   CHECK_THAT(r.out, Catch::Contains("--timeout") && Catch::Contains("STEWARD_NATS_URL"));
+  CHECK_THAT(r.out, Catch::Contains("--retry-for") && Catch::Contains("STEWARD_RETRY_FOR"));
   CHECK_THAT(r.out, !Catch::Contains("--exec-timeout"));
 
   r = Ctl({"send", "--help"});
@@ -143,6 +144,8 @@ TEST_CASE("every spelling stewardctl took before still parses", "[ctl]") {
       {"node", "forget", "ship1", "--cancel"},
       {"show", "01J0000000000000000000000A", "--timeout=2s"},
       {"ping", "ship1", "--station", "station"},
+      {"station", "status", "--json"},
+      {"--retry-for", "3s", "station", "status"},
   };
   for (const auto& line : lines) {
     RunResult r = Parsed(line);

@@ -117,9 +117,18 @@ TEST_CASE("stewardctl ping reports a round trip and unknown nodes are offline", 
 
 TEST_CASE("stewardctl without a station exits 255 with the reason", "[integration][e2e]") {
   Cluster c;
-  RunResult r = c.Ctl({"send", "ship1", "--", "true"});
+  // No station on the broker: stewardctl says it is trying again (an HA standby may be
+  // taking over), and after --retry-for gives up with the reason.
+  RunResult r = c.Ctl({"send", "--retry-for", "1s", "ship1", "--", "true"});
   CHECK(r.exit_code == 255);
   CHECK_THAT(r.err, Catch::Contains("station not reachable"));
+  CHECK_THAT(r.err, Catch::Contains("trying again for up to 1s"));
+  CHECK_THAT(r.err, Catch::Contains("(tried again for 1s)"));
+  // --retry-for 0: at once.
+  r = c.Ctl({"nodes", "--retry-for", "0"});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("station not reachable"));
+  CHECK_THAT(r.err, !Catch::Contains("trying again"));
 
   // No broker at all.
   r = steward::testing::RunProgram({steward::testing::BinPath("ctl/stewardctl"), "--nats",

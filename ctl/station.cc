@@ -1,0 +1,57 @@
+// stewardctl station status: the station's instances (README: High availability).
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "absl/strings/str_cat.h"
+#include "ctl/ctl.h"
+#include "ctl/render_json.h"
+#include "ctl/render_text.h"
+#include "proto/ha.pb.h"
+
+namespace steward::ctl {
+namespace {
+
+int Status(const Globals& g) {
+  return WithClient(g, [&](Client& client) {
+    absl::StatusOr<proto::StationStatusReply> st = client.StationStatus(g.timeout);
+    if (!st.ok()) return Fail(st.status());
+    if (g.json) {
+      PrintJson(*st);
+      return 0;
+    }
+    if (!st->ha()) {
+      fmt::print("station {}: a single instance without high availability (steward-station --ha is off)\n",
+                 Escape(st->station()));
+      return 0;
+    }
+    fmt::print("station {}: high availability, journal at entry {}\n", Escape(st->station()), st->journal());
+    const absl::Time now = absl::FromUnixMillis(st->now_unix_ms());
+    Table t({"INSTANCE", "ROLE", "SINCE", "TERM", "APPLIED", "LAG", "LAST HEARD"});
+    for (const proto::StationInstance& i : st->instances()) {
+      const bool active = i.role() == "active";
+      t.AddRow({Escape(i.instance()), Escape(i.role()), Ago(i.since_unix_ms(), now),
+                active ? absl::StrCat(i.term()) : "-", absl::StrCat(i.applied()),
+                i.role() == "standby" ? absl::StrCat(i.lag()) : "-",
+                i.answering() ? "now (it answered)" : Ago(i.updated_unix_ms(), now)});
+    }
+    t.AlignRight(3);
+    t.AlignRight(4);
+    t.AlignRight(5);
+    fmt::print("{}", t.Render());
+    return 0;
+  });
+}
+
+}  // namespace
+
+Runner SetupStation(CLI::App& cmd) {
+  cmd.add_subcommand("status",
+                     "Which instance is active, since when, its lease term, and each standby with its lag "
+                     "(journal entries not applied yet) and when it was last heard");
+  cmd.require_subcommand(1);
+  return [](const Globals& g) { return Status(g); };
+}
+
+}  // namespace steward::ctl

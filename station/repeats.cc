@@ -1,0 +1,86 @@
+#include "station/repeats.h"
+
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+
+namespace steward::station {
+
+absl::StatusOr<Repeats::Begun> Repeats::Begin(const Call& call) {
+  const std::string key = Key(call);
+  {
+    absl::MutexLock lock(&mu_);
+    auto [it, fresh] = doing_.try_emplace(key);
+    if (!fresh) {
+      it->second.push_back(call);
+      return Begun{.what = Begun::kJoined};
+    }
+  }
+  Begun b;
+  b.first = call;
+  // Whatever answers the first call answers the repeats that joined it, and ends its
+  // turn: a repeat after that finds the record (or, when the first one was refused and
+  // made nothing, is done afresh).
+  b.first.respond = [this, key, call](const proto::Ack& ack) {
+    std::vector<Call> joined;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = doing_.find(key);
+      if (it != doing_.end()) {
+        joined = std::move(it->second);
+        doing_.erase(it);
+      }
+    }
+    Deliver(call, ack);
+    for (const Call& j : joined) Deliver(j, ack);
+  };
+  bool found = false;
+  absl::Status st = core_.store().Rows(
+      "SELECT request_id, reply FROM request_replies WHERE operator = ?1 AND envelope_id = ?2",
+      {call.op(), call.id()}, -1, [&](sqlite::Statement& row) {
+        found = true;
+        b.request_id = row.ColumnText(0);
+        b.stored = row.ColumnBlob(1);
+        return absl::OkStatus();
+      });
+  if (!st.ok()) {
+    absl::MutexLock lock(&mu_);
+    doing_.erase(key);  // (a repeat that joined meanwhile is answered by its own next try)
+    return st;
+  }
+  if (found) b.what = Begun::kStored;
+  return b;
+}
+
+void Repeats::Deliver(const Call& call, const proto::Ack& ack) {
+  if (call.respond) return call.respond(ack);
+  core_.Reply(call.reply, ack);
+}
+
+ledger::Store::Op Repeats::Record(const Call& call, std::string request_id, std::string reply) {
+  return [op = call.op(), id = call.id(), method = call.env.method(), request_id = std::move(request_id),
+          reply = std::move(reply), at_ms = absl::ToUnixMillis(absl::Now())](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(
+        sqlite::Statement st,
+        db.Prepare("INSERT OR REPLACE INTO request_replies(operator, envelope_id, method, request_id, at_ms, reply) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, op));
+    STEWARD_RETURN_IF_ERROR(st.Bind(2, id));
+    STEWARD_RETURN_IF_ERROR(st.Bind(3, method));
+    STEWARD_RETURN_IF_ERROR(st.Bind(4, request_id));
+    STEWARD_RETURN_IF_ERROR(st.Bind(5, at_ms));
+    STEWARD_RETURN_IF_ERROR(st.BindBlob(6, reply));
+    return st.Step().status();
+  };
+}
+
+ledger::Store::Op Repeats::PruneBefore(int64_t before_ms) {
+  return [before_ms](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare("DELETE FROM request_replies WHERE at_ms < ?1"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, before_ms));
+    return st.Step().status();
+  };
+}
+
+}  // namespace steward::station

@@ -1,0 +1,70 @@
+// Repeats: operator requests that create something (submit, retry, launch) are done
+// once per request envelope. An operator's client repeats a request whose answer was
+// lost (the active station died after committing, an HA takeover: ctl/client.h) with
+// the same envelope: the same id, the same signature. The first one records in the
+// ledger, in the transaction that creates its commands, which request it made and its
+// reply (ledger schema step 10, replicated like every ledger table); a repeat of the same
+// envelope id by the same operator is answered from that record and creates nothing. A
+// repeat arriving while the first is still being done (its client timed out, its
+// answer is still coming) gets the first one's answer when it is sent.
+//
+//   Repeats::Begun b = repeats.Begin(call);
+//   switch (b.what) {
+//     case Repeats::kJoined: return;                    // answered with the first one
+//     case Repeats::kStored: return AnswerFrom(b.first, b.stored);
+//     case Repeats::kNew: ...do it, answering b.first, with Repeats::Record(...) in its write
+//   }
+//
+// Thread-safe.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "station/core.h"
+#include "station/ledger/store.h"
+#include "station/rpc.h"
+
+namespace steward::station {
+
+class Repeats {
+ public:
+  explicit Repeats(Core& core) : core_(core) {}
+
+  struct Begun {
+    enum What { kNew, kStored, kJoined } what = kNew;
+    // The call to answer (kNew, kStored): its answers also go to the repeats that arrive
+    // before it is answered.
+    Call first;
+    // kStored: what was recorded: the request id and the reply's bytes.
+    std::string request_id;
+    std::string stored;
+  };
+  // Begin looks `call` up. A ledger read that fails is an error: nothing is done.
+  absl::StatusOr<Begun> Begin(const Call& call) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Record is the ledger write that says `call` (of `method`) made request `request_id`
+  // and was answered `reply` (a serialized reply message): in the transaction that
+  // creates what it made.
+  static ledger::Store::Op Record(const Call& call, std::string request_id, std::string reply);
+  // How long a request is known as done: a client repeats within seconds or minutes
+  // (its retry budget, a takeover), not days.
+  static constexpr absl::Duration kWindow = absl::Hours(24);
+  // PruneBefore drops the records of requests older than `before_ms` (the dispatcher's
+  // housekeeping, with the events').
+  static ledger::Store::Op PruneBefore(int64_t before_ms);
+
+ private:
+  static std::string Key(const Call& call) { return call.op() + '\0' + call.id(); }
+  void Deliver(const Call& call, const proto::Ack& ack);
+
+  Core& core_;
+  absl::Mutex mu_;
+  // Requests being done, by Key: the repeats that arrived meanwhile.
+  std::map<std::string, std::vector<Call>> doing_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace steward::station

@@ -1,0 +1,38 @@
+// HaCluster: a nats-server with JetStream and what runs on it for the HA end-to-end tests
+// (station/ha/): steward-station instances of one station name with --ha (a 2 s lease,
+// each with its own data directory), agents, and stewardctl as a real program.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "tests/testing/files.h"
+#include "tests/testing/nats_server.h"
+#include "tests/testing/process.h"
+
+namespace steward::testing {
+
+struct HaCluster {
+  TempDir dir;
+  NatsServer nats{JetStreamConfig(dir)};
+
+  std::unique_ptr<Process> Station(const std::string& instance) {
+    return std::make_unique<Process>(std::vector<std::string>{
+        BinPath("station/steward-station"), "--nats", nats.url(), "--data-dir", dir.str() + "/" + instance,
+        "--http", "off", "--ha", "--ha-lease", "2s", "--ha-instance", instance});
+  }
+  std::unique_ptr<Process> Agent(const std::string& node) {
+    return std::make_unique<Process>(std::vector<std::string>{BinPath("agent/steward-agent"), "--node", node,
+                                                              "--nats", nats.url(), "--data-dir",
+                                                              dir.str() + "/" + node, "--heartbeat", "1s"});
+  }
+  RunResult Ctl(std::vector<std::string> args, absl::Duration timeout = absl::Seconds(60)) {
+    std::vector<std::string> argv = {BinPath("ctl/stewardctl"), "--nats", nats.url()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunProgram(argv, timeout);
+  }
+};
+
+}  // namespace steward::testing
