@@ -1,5 +1,5 @@
-// glibc's heap, tuned for programs that pass large messages along (the station, and
-// stewardctl copying a file): a copy chunk is 896 KiB, and each passes through several
+// glibc's heap, tuned for programs that pass large messages along (the station, the
+// agent taking copy chunks, and stewardctl copying a file): a copy chunk is 896 KiB, and each passes through several
 // buffers. glibc gives an allocation that large its own mapping, and hands free space
 // at the top of a heap back to the kernel past 2x that size, so such buffers came as
 // fresh pages: page faults and zeroed pages, about a tenth of a copy's CPU in each

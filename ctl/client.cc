@@ -28,11 +28,11 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
 
 size_t Client::MaxPayload() const { return static_cast<size_t>(nats::MaxPayload(conn_.get())); }
 
-absl::StatusOr<std::string> Client::Request(const char* method, const std::string& payload) const {
+absl::StatusOr<std::string> Client::Request(const char* method, std::string payload) const {
   proto::Envelope env =
       NewEnvelope("stewardctl", options_.station, proto::KIND_COMMAND, method, kCliDomain);
   env.set_operator_(options_.operator_name);
-  env.set_payload(payload);
+  env.set_payload(std::move(payload));
   if (options_.operator_key.has_value()) {
     STEWARD_RETURN_IF_ERROR(signing::SignEnvelope(env, *options_.operator_key));
   }
@@ -46,12 +46,11 @@ absl::StatusOr<std::string> Client::AckPayload(absl::string_view data) {
   return std::move(*ack.mutable_payload());
 }
 
-absl::StatusOr<std::string> Client::Call(const char* method, const std::string& payload,
-                                         absl::Duration timeout) {
+absl::StatusOr<std::string> Client::Call(const char* method, std::string payload, absl::Duration timeout) {
   STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,
                            subjects::Make(options_.station, subjects::Kind::kCommand, method,
                                           kCliDomain));
-  STEWARD_ASSIGN_OR_RETURN(std::string request, Request(method, payload));
+  STEWARD_ASSIGN_OR_RETURN(std::string request, Request(method, std::move(payload)));
   absl::StatusOr<nats::MsgPtr> msg = nats::Request(conn_.get(), subject.ToString(), request, timeout);
   if (absl::IsUnavailable(msg.status())) {
     return absl::UnavailableError(absl::StrCat("station not reachable at ", nats::RedactUrl(options_.nats.url),
