@@ -69,7 +69,7 @@ Reload ApplyReload(steward::agent::ConfigHost& host, steward::agent::Agent& agen
 }  // namespace
 
 int main(int argc, char** argv) {
-  steward::KeepLargeBuffersInHeap();  // copy chunks: each passes through nats.c's message and the envelope
+  steward::KeepLargeBuffersInHeap();  // copy chunks: nats.c's message, then the envelope
   sigset_t signals = steward::BlockTerminationSignals();
   sigaddset(&signals, SIGHUP);  // reload the configuration
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
