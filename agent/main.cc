@@ -15,6 +15,7 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/creds.h"
+#include "common/heap.h"
 #include "common/signing.h"
 #include "common/log.h"
 #include "common/nats.h"
@@ -68,6 +69,7 @@ Reload ApplyReload(steward::agent::ConfigHost& host, steward::agent::Agent& agen
 }  // namespace
 
 int main(int argc, char** argv) {
+  steward::KeepLargeBuffersInHeap();  // copy chunks: nats.c's message, then the envelope
   sigset_t signals = steward::BlockTerminationSignals();
   sigaddset(&signals, SIGHUP);  // reload the configuration
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);

@@ -1,10 +1,11 @@
-// glibc's heap, tuned for programs that pass large messages along (the station, and
-// stewardctl copying a file): a copy chunk is 896 KiB, and each passes through several
-// buffers. glibc gives an allocation that large its own mapping, and hands free space
-// at the top of a heap back to the kernel past 2x that size, so such buffers came as
-// fresh pages: page faults and zeroed pages, about a tenth of a copy's CPU in each
-// program (profiled with copy_bench). With these thresholds they stay in the heap for
-// reuse; the cost is up to 64 MiB of free heap kept per arena.
+// glibc's heap, tuned for programs that pass large messages along (the station, the
+// agent taking copy chunks, and stewardctl copying a file): a copy chunk is 896 KiB,
+// and each passes through several buffers. glibc gives an allocation that large its
+// own mapping, and hands free space at the top of a heap back to the kernel past 2x
+// that size, so such buffers came as fresh pages: page faults and zeroed pages, about a
+// tenth of a copy's CPU in the station and stewardctl and half of it in the agent
+// (profiled with copy_bench). With these thresholds they stay in the heap for reuse;
+// the cost is up to 64 MiB of free heap kept per arena.
 #pragma once
 
 #include <malloc.h>

@@ -32,11 +32,11 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
 
 size_t Client::MaxPayload() const { return static_cast<size_t>(nats::MaxPayload(conn_.get())); }
 
-absl::StatusOr<std::string> Client::Request(const char* method, const std::string& payload) const {
+absl::StatusOr<std::string> Client::Request(const char* method, std::string payload) const {
   proto::Envelope env =
       NewEnvelope("stewardctl", options_.station, proto::KIND_COMMAND, method, kCliDomain);
   env.set_operator_(options_.operator_name);
-  env.set_payload(payload);
+  env.set_payload(std::move(payload));
   if (options_.operator_key.has_value()) {
     STEWARD_RETURN_IF_ERROR(signing::SignEnvelope(env, *options_.operator_key));
   }
@@ -67,14 +67,14 @@ absl::StatusOr<std::string> Client::Try(const std::string& subject, const std::s
   return AckPayload(nats::Data(msg->get()));
 }
 
-absl::StatusOr<std::string> Client::Call(const char* method, const std::string& payload,
-                                         absl::Duration timeout, bool retry_timeouts) {
+absl::StatusOr<std::string> Client::Call(const char* method, std::string payload, absl::Duration timeout,
+                                         bool retry_timeouts) {
   STEWARD_ASSIGN_OR_RETURN(subjects::Subject subject,
                            subjects::Make(options_.station, subjects::Kind::kCommand, method,
                                           kCliDomain));
   // Made and signed once: a repeat is the same request, which the station recognises
   // by its envelope id (a submit whose answer was lost is not made twice).
-  STEWARD_ASSIGN_OR_RETURN(std::string request, Request(method, payload));
+  STEWARD_ASSIGN_OR_RETURN(std::string request, Request(method, std::move(payload)));
   const std::string to = subject.ToString();
   absl::StatusOr<std::string> out = Try(to, request, timeout);
   auto retryable = [&](const absl::Status& st) {

@@ -113,14 +113,15 @@ class Client {
 
  private:
   explicit Client(ClientOptions options) : options_(std::move(options)) {}
-  // The signed envelope of request `method` carrying `payload`, serialized.
-  absl::StatusOr<std::string> Request(const char* method, const std::string& payload) const;
+  // The signed envelope of request `method` carrying `payload`, serialized. The payload
+  // is taken by value: a copy chunk's submit (896 KiB) is moved in, not copied again.
+  absl::StatusOr<std::string> Request(const char* method, std::string payload) const;
   // Call sends one request and returns the ACK's payload. A REJECTED ACK becomes
   // FailedPrecondition with the station's reason; an ERROR one, Unavailable. Within
   // options_.retry_for it sends the request again while no station listens, and after
   // a timeout unless `retry_timeouts` is false (a ping: the node did not answer).
-  absl::StatusOr<std::string> Call(const char* method, const std::string& payload,
-                                   absl::Duration timeout, bool retry_timeouts = true);
+  absl::StatusOr<std::string> Call(const char* method, std::string payload, absl::Duration timeout,
+                                   bool retry_timeouts = true);
   // One try of a request.
   absl::StatusOr<std::string> Try(const std::string& subject, const std::string& request,
                                   absl::Duration timeout);

@@ -106,7 +106,7 @@ bool Retryable(const proto::CommandState& s) {
 // station commits to its ledger before it answers; one at a time, every chunk waited
 // for its own commit. Several at once share the station's group commits and keep the
 // agent busy; the agent takes chunks in any order ("have N" counts from 0, no gap).
-constexpr int kWindow = 8;
+constexpr int kWindow = 16;
 
 // Local file -> node. Resumes where the node's part file ends (after a broken link, an
 // agent restart, or a new run of the same copy); a chunk that did not get through is
