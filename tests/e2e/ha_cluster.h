@@ -18,10 +18,11 @@ struct HaCluster {
   TempDir dir;
   NatsServer nats{JetStreamConfig(dir)};
 
-  std::unique_ptr<Process> Station(const std::string& instance) {
+  // `url`: another way to the broker (a proxy in front of it).
+  std::unique_ptr<Process> Station(const std::string& instance, const std::string& url = "") {
     return std::make_unique<Process>(std::vector<std::string>{
-        BinPath("station/steward-station"), "--nats", nats.url(), "--data-dir", dir.str() + "/" + instance,
-        "--http", "off", "--ha", "--ha-lease", "2s", "--ha-instance", instance});
+        BinPath("station/steward-station"), "--nats", url.empty() ? nats.url() : url, "--data-dir",
+        dir.str() + "/" + instance, "--http", "off", "--ha", "--ha-lease", "2s", "--ha-instance", instance});
   }
   std::unique_ptr<Process> Agent(const std::string& node) {
     return std::make_unique<Process>(std::vector<std::string>{BinPath("agent/steward-agent"), "--node", node,

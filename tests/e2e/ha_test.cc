@@ -6,18 +6,19 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
-#include <cstdio>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "tests/e2e/ha_cluster.h"
 #include "tests/testing/files.h"
 #include "tests/testing/nats_server.h"
 #include "tests/testing/process.h"
@@ -26,35 +27,10 @@
 
 namespace {
 
-using steward::testing::BinPath;
-using steward::testing::NatsServer;
+using steward::testing::HaCluster;
 using steward::testing::Process;
 using steward::testing::RunResult;
-using steward::testing::TempDir;
 using steward::testing::WaitUntil;
-
-struct HaCluster {
-  TempDir dir;
-  NatsServer nats{steward::testing::JetStreamConfig(dir)};
-
-  // `url`: another way to the broker (a proxy in front of it).
-  std::unique_ptr<Process> Station(const std::string& instance, const std::string& url = "") {
-    return std::make_unique<Process>(std::vector<std::string>{
-        BinPath("station/steward-station"), "--nats", url.empty() ? nats.url() : url, "--data-dir",
-        dir.str() + "/" + instance,
-        "--http", "off", "--ha", "--ha-lease", "2s", "--ha-instance", instance});
-  }
-  std::unique_ptr<Process> Agent(const std::string& node) {
-    return std::make_unique<Process>(std::vector<std::string>{BinPath("agent/steward-agent"), "--node", node,
-                                                              "--nats", nats.url(), "--data-dir",
-                                                              dir.str() + "/" + node, "--heartbeat", "1s"});
-  }
-  RunResult Ctl(std::vector<std::string> args, absl::Duration timeout = absl::Seconds(60)) {
-    std::vector<std::string> argv = {BinPath("ctl/stewardctl"), "--nats", nats.url()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return steward::testing::RunProgram(argv, timeout);
-  }
-};
 
 TEST_CASE("HA: the standby takes over from a killed active station and every command runs once",
           "[integration][e2e][ha]") {
