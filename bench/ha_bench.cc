@@ -134,6 +134,15 @@ class Stations {
     return absl::DeadlineExceededError(absl::StrCat(Child(instance), " did not say \"", what, "\" within ",
                                                     absl::FormatDuration(limit)));
   }
+  // Instance a, and with --ha instance b as its standby, each ready.
+  absl::Status Up() {
+    const size_t from_a = LogSize("a"), from_b = LogSize("b");
+    STEWARD_RETURN_IF_ERROR(Start("a"));
+    if (mode_ == "single") return absl::OkStatus();
+    STEWARD_RETURN_IF_ERROR(WaitFor("a", "ACTIVE", from_a));
+    STEWARD_RETURN_IF_ERROR(Start("b"));
+    return WaitFor("b", "is a standby", from_b);
+  }
   size_t LogSize(const std::string& instance) const {
     std::error_code ec;
     const auto n = std::filesystem::file_size(Log(instance), ec);
@@ -183,13 +192,7 @@ absl::Status Throughput(const std::string& url, const Args& args, Children& chil
   for (int turn = 0; turn < 2; ++turn) {
     for (const std::string mode : {"single", "ha"}) {
       Stations& st = mode == "ha" ? ha : single;
-      const size_t from_a = st.LogSize("a"), from_b = st.LogSize("b");
-      STEWARD_RETURN_IF_ERROR(st.Start("a"));
-      if (mode == "ha") {
-        STEWARD_RETURN_IF_ERROR(st.WaitFor("a", "ACTIVE", from_a));
-        STEWARD_RETURN_IF_ERROR(st.Start("b"));
-        STEWARD_RETURN_IF_ERROR(st.WaitFor("b", "is a standby", from_b));
-      }
+      STEWARD_RETURN_IF_ERROR(st.Up());
       STEWARD_RETURN_IF_ERROR(steward::bench::WaitUntil("a command through the station", children, [&] {
         return SendAndWait(*client, {kNode}, "warm", absl::Seconds(2));
       }));
@@ -225,13 +228,7 @@ absl::Status Fanout(const std::string& url, const Args& args, Children& children
   int m = 0;
   for (const std::string mode : {"single", "ha"}) {
     Stations st(children, dir, url, mode, args.lease);
-    const size_t from_a = st.LogSize("a"), from_b = st.LogSize("b");
-    STEWARD_RETURN_IF_ERROR(st.Start("a"));
-    if (mode == "ha") {
-      STEWARD_RETURN_IF_ERROR(st.WaitFor("a", "ACTIVE", from_a));
-      STEWARD_RETURN_IF_ERROR(st.Start("b"));
-      STEWARD_RETURN_IF_ERROR(st.WaitFor("b", "is a standby", from_b));
-    }
+    STEWARD_RETURN_IF_ERROR(st.Up());
     // The first round finds every node (a command to a node not heard from yet waits).
     STEWARD_RETURN_IF_ERROR(steward::bench::WaitUntil("every simulated node answering", children, [&] {
       return SendAndWait(*client, nodes, "fanout", kFanoutWait);
@@ -269,10 +266,7 @@ absl::Status Takeover(const std::string& url, const Args& args, Children& childr
   STEWARD_ASSIGN_OR_RETURN(std::unique_ptr<steward::ctl::Client> client, Connect(url));
   Stations st(children, dir, url, "takeover", args.lease);
   std::string active = "a", standby = "b";
-  STEWARD_RETURN_IF_ERROR(st.Start(active));
-  STEWARD_RETURN_IF_ERROR(st.WaitFor(active, "ACTIVE"));
-  STEWARD_RETURN_IF_ERROR(st.Start(standby));
-  STEWARD_RETURN_IF_ERROR(st.WaitFor(standby, "is a standby"));
+  STEWARD_RETURN_IF_ERROR(st.Up());
   std::vector<double> to_active, to_command;
   for (int round = 0; round < args.rounds; ++round) {
     STEWARD_RETURN_IF_ERROR(steward::bench::WaitUntil("a command through the active station", children, [&] {

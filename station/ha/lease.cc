@@ -8,6 +8,8 @@
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "station/ha/js_error.h"
+#include "station/ha/kv_bucket.h"
+#include "common/status_macros.h"
 
 namespace steward::station::ha {
 namespace {
@@ -64,30 +66,17 @@ absl::StatusOr<std::unique_ptr<Lease>> Lease::Open(natsConnection* nc, LeaseOpti
   if (options.replicas < 1 || options.replicas > 5) {
     return absl::InvalidArgumentError("lease replicas must be 1 to 5");
   }
-  jsOptions jo;
-  jsOptions_Init(&jo);
-  jo.Wait = absl::ToInt64Milliseconds(options.timeout);
   jsCtx* js = nullptr;
-  if (natsStatus s = natsConnection_JetStream(&js, nc, &jo); s != NATS_OK) {
-    return JsError(s, 0, "JetStream context");
-  }
   kvStore* kv = nullptr;
-  natsStatus s = js_KeyValue(&kv, js, options.bucket.c_str());
-  if (s == NATS_NOT_FOUND) {
-    kvConfig cfg;
-    kvConfig_Init(&cfg);
-    cfg.Bucket = options.bucket.c_str();
-    cfg.Description = "steward: which station instance is active";
-    cfg.History = 1;
-    cfg.TTL = absl::ToInt64Nanoseconds(options.ttl);  // nats.c passes it on as the stream's max_age
-    cfg.Replicas = options.replicas;
-    cfg.StorageType = js_FileStorage;
-    s = js_CreateKeyValue(&kv, js, &cfg);
-  }
-  if (s != NATS_OK) {
-    jsCtx_Destroy(js);
-    return JsError(s, 0, absl::StrCat("lease bucket ", options.bucket));
-  }
+  STEWARD_RETURN_IF_ERROR(BindBucket(nc, options.timeout,
+                                     {.name = options.bucket,
+                                      .description = "steward: which station instance is active",
+                                      .ttl = options.ttl,
+                                      .replicas = options.replicas,
+                                      .storage = js_FileStorage,
+                                      .what = absl::StrCat("lease bucket ", options.bucket)},
+                                     &js, &kv));
+  natsStatus s = NATS_OK;
   kvStatus* status = nullptr;
   if (s = kvStore_Status(&status, kv); s != NATS_OK) {
     kvStore_Destroy(kv);

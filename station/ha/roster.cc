@@ -6,6 +6,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "station/ha/js_error.h"
+#include "station/ha/kv_bucket.h"
+#include "common/status_macros.h"
 
 namespace steward::station::ha {
 namespace {
@@ -46,29 +48,17 @@ bool Decode(absl::string_view text, proto::StationInstance& r) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Roster>> Roster::Open(natsConnection* nc, RosterOptions options) {
-  jsOptions jo;
-  jsOptions_Init(&jo);
-  jo.Wait = absl::ToInt64Milliseconds(options.timeout);
   jsCtx* js = nullptr;
-  if (natsStatus s = natsConnection_JetStream(&js, nc, &jo); s != NATS_OK) return JsError(s, 0, "JetStream context");
   kvStore* kv = nullptr;
-  natsStatus s = js_KeyValue(&kv, js, options.bucket.c_str());
-  if (s == NATS_NOT_FOUND) {
-    kvConfig cfg;
-    kvConfig_Init(&cfg);
-    cfg.Bucket = options.bucket.c_str();
-    cfg.Description = "steward: what each station instance says about itself (stewardctl station status)";
-    cfg.History = 1;
-    cfg.TTL = absl::ToInt64Nanoseconds(options.max_age);
-    cfg.Replicas = options.replicas;
-    cfg.StorageType = js_MemoryStorage;  // a second's news: rewritten every second
-    s = js_CreateKeyValue(&kv, js, &cfg);
-    if (s != NATS_OK) s = js_KeyValue(&kv, js, options.bucket.c_str());  // another instance made it meanwhile
-  }
-  if (s != NATS_OK) {
-    jsCtx_Destroy(js);
-    return JsError(s, 0, absl::StrCat("station roster bucket ", options.bucket));
-  }
+  STEWARD_RETURN_IF_ERROR(BindBucket(
+      nc, options.timeout,
+      {.name = options.bucket,
+       .description = "steward: what each station instance says about itself (stewardctl station status)",
+       .ttl = options.max_age,
+       .replicas = options.replicas,
+       .storage = js_MemoryStorage,  // a second's news: rewritten every second
+       .what = absl::StrCat("station roster bucket ", options.bucket)},
+      &js, &kv));
   return std::unique_ptr<Roster>(new Roster(std::move(options), js, kv));
 }
 

@@ -7,10 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "tests/testing/files.h"
 #include "tests/testing/nats_server.h"
 #include "tests/testing/process.h"
+#include "tests/testing/wait.h"
 
 namespace steward::testing {
 
@@ -28,6 +30,19 @@ struct HaCluster {
     return std::make_unique<Process>(std::vector<std::string>{BinPath("agent/steward-agent"), "--node", node,
                                                               "--nats", nats.url(), "--data-dir",
                                                               dir.str() + "/" + node, "--heartbeat", "1s"});
+  }
+  // Agents ship0 .. ship<n-1>, returned once the station pings each; empty when one did
+  // not answer within 20 s.
+  std::vector<std::unique_ptr<Process>> Agents(int n) {
+    std::vector<std::unique_ptr<Process>> agents;
+    for (int i = 0; i < n; ++i) agents.push_back(Agent(absl::StrCat("ship", i)));
+    for (int i = 0; i < n; ++i) {
+      if (!WaitUntil([&] { return Ctl({"ping", absl::StrCat("ship", i), "--timeout", "1s"}).exit_code == 0; },
+                     absl::Seconds(20))) {
+        return {};
+      }
+    }
+    return agents;
   }
   RunResult Ctl(std::vector<std::string> args, absl::Duration timeout = absl::Seconds(60)) {
     std::vector<std::string> argv = {BinPath("ctl/stewardctl"), "--nats", nats.url()};

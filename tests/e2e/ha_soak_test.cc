@@ -42,12 +42,8 @@ TEST_CASE("HA soak: 20 kills of the active station at random moments, every comm
   REQUIRE(stations["a"]->WaitForOutput("ACTIVE", absl::Seconds(15)));
   stations["b"] = c.Station("b");
   REQUIRE(stations["b"]->WaitForOutput("is a standby", absl::Seconds(15)));
-  std::vector<std::unique_ptr<Process>> agents;
-  for (int i = 0; i < kAgents; ++i) agents.push_back(c.Agent(absl::StrCat("ship", i)));
-  for (int i = 0; i < kAgents; ++i) {
-    REQUIRE(WaitUntil([&] { return c.Ctl({"ping", absl::StrCat("ship", i), "--timeout", "1s"}).exit_code == 0; },
-                      absl::Seconds(20)));
-  }
+  const std::vector<std::unique_ptr<Process>> agents = c.Agents(kAgents);
+  REQUIRE(agents.size() == static_cast<size_t>(kAgents));
   const std::string runs = c.dir.str() + "/runs";
   std::mt19937 random(std::random_device{}());
   std::vector<std::string> ids;
