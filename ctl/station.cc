@@ -40,6 +40,10 @@ int Status(const Globals& g) {
     t.AlignRight(4);
     t.AlignRight(5);
     fmt::print("{}", t.Render());
+    if (!st->roster_error().empty()) {
+      fmt::print("the other instances are unknown for now: the roster could not be read ({}); ask again\n",
+                 Escape(st->roster_error()));
+    }
     return 0;
   });
 }

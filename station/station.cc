@@ -157,7 +157,12 @@ void Station::AnswerStatus(const Call& call) {
   *out.add_instances() = self;
   if (roster_ == nullptr) return rpc_->Ok(call, out);
   absl::StatusOr<std::vector<proto::StationInstance>> others = roster_->List();
-  if (!others.ok()) return rpc_->Error(call, absl::StrCat("reading the station roster: ", others.status().message()));
+  if (!others.ok()) {
+    // What this instance knows is still the truth about the active one: say it, and why
+    // the standbys are missing.
+    out.set_roster_error(std::string(others.status().message()));
+    return rpc_->Ok(call, out);
+  }
   std::sort(others->begin(), others->end(),
             [](const proto::StationInstance& a, const proto::StationInstance& b) { return a.instance() < b.instance(); });
   for (proto::StationInstance& o : *others) {
