@@ -47,9 +47,12 @@ absl::Status ReplicatedCommit::Publish() {
   const uint64_t first = end_.load() + 1;
   absl::StatusOr<uint64_t> last = append_(first, last_changes_);
   if (!last.ok()) {
-    // No answer: the journal may hold the entry or not. Until that is known nothing
-    // else is written (Before), since a standby would apply it either way.
-    if (absl::IsDeadlineExceeded(last.status()) || absl::IsUnavailable(last.status())) uncertain_first_ = first;
+    // No answer, or a failure part-way through a large entry (some parts stored): the
+    // journal may hold some or all of it. Until that is settled nothing else is written
+    // (Before appends the same entry again), since a standby would apply a whole entry
+    // and the next one must not land on its parts. Only a place taken by another
+    // writer (fenced) settles it now: this instance is not active any more.
+    if (!absl::IsFailedPrecondition(last.status())) uncertain_first_ = first;
     return last.status();
   }
   published_last_ = *last;

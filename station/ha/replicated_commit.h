@@ -10,10 +10,11 @@
 // An entry the journal holds is one a standby applies, whatever happens here, so it
 // must end in this ledger too: when the COMMIT fails after Publish, its changes are
 // applied from the published copy; when that fails as well, the ledger is "behind" and
-// every later Publish fails until a restart catches up from the journal. An Append with
-// no answer (timeout, broker gone) may or may not have stored the entry: nothing else
-// is published until the same entry has been appended again (the journal takes it
-// twice as once) or its place is found taken by another writer.
+// every later Publish fails until a restart catches up from the journal. An Append that
+// failed otherwise than by finding its place taken (no answer, the broker gone, a
+// failure part-way through a large entry) may have stored some or all of the entry:
+// nothing else is published until the same entry has been appended again (the journal
+// takes a part twice as once) or its place is found taken by another writer.
 //
 // Used on the writer's thread only; journal_seq() may be read from any thread.
 #pragma once
