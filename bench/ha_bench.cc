@@ -319,7 +319,7 @@ int Usage(const char* error) {
 int main(int argc, char** argv) {
   steward::bench::SetProgramName("ha_bench");
   Args args;
-  for (int i = 1; i < argc; ++i) {
+  for (int i = 1; i < argc; i += 2) {  // every option takes a value
     const std::string arg = argv[i];
     const char* value = i + 1 < argc ? argv[i + 1] : "";
     if (arg == "--help" || arg == "-h") return Usage(nullptr);
@@ -342,7 +342,6 @@ int main(int argc, char** argv) {
     } else {
       return Usage(absl::StrCat("unknown argument ", arg).c_str());
     }
-    ++i;
   }
   steward::bench::InstallFatalSignalHandlers(900);
   return steward::bench::RunInBenchDir("ha_bench", [&](Children& children, BenchDir& dir) -> absl::Status {
