@@ -18,6 +18,7 @@
 #include "common/signing.h"
 #include "common/sqlite.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/files.h"
 #include "tests/testing/process.h"
 #include "tests/testing/tmpfs.h"
 #include "tests/testing/wait.h"
@@ -448,16 +449,7 @@ void CopyInterrupted(Cluster& c, const std::function<void()>& stop, const std::f
                                   "copy", dir + "/src", "ship1:" + dir + "/node/dst"});
   // Chunks come in any order: what the node holds from 0 with no gap is in the part's
   // .have file.
-  auto part_size = [&]() -> uintmax_t {
-    for (const auto& e : std::filesystem::directory_iterator(dir + "/node")) {
-      if (!absl::EndsWith(e.path().filename().string(), ".part.have")) continue;
-      std::ifstream in(e.path());
-      uintmax_t have = 0;
-      in >> have;
-      return have;
-    }
-    return 0;
-  };
+  auto part_size = [&] { return steward::testing::CopyPartHas(dir + "/node"); };
   REQUIRE(WaitUntil([&] { return part_size() > (4u << 20); }, absl::Seconds(60)));
   stop();
   CHECK(part_size() < (48u << 20));

@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "common/signing.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/files.h"
 #include "tests/testing/process.h"
 #include "tests/testing/wait.h"
 
@@ -29,18 +30,6 @@ namespace {
 std::string Sha(const std::string& path) {
   auto h = steward::signing::Sha256File(path);
   return h.ok() ? *h : "";
-}
-
-// What the node holds from 0 with no gap: the part's .have file (0 when there is none).
-uintmax_t NodeHas(const std::string& dir) {
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (!absl::EndsWith(e.path().filename().string(), ".part.have")) continue;
-    std::ifstream in(e.path());
-    uintmax_t have = 0;
-    in >> have;
-    return have;
-  }
-  return 0;
 }
 
 // How many `copy put` commands the station has for offset 0 of `path`.
@@ -76,10 +65,10 @@ TEST_CASE("a copy to a node whose stewardctl is killed with chunks in flight res
 
   steward::testing::Process copy(
       {steward::testing::BinPath("ctl/stewardctl"), "--nats", c.url(), "copy", src, "ship1:" + dst});
-  REQUIRE(WaitUntil([&] { return NodeHas(dir + "/node") > (8u << 20); }, absl::Seconds(60)));
+  REQUIRE(WaitUntil([&] { return steward::testing::CopyPartHas(dir + "/node") > (8u << 20); }, absl::Seconds(60)));
   copy.Signal(SIGKILL);
   REQUIRE(copy.Wait(absl::Seconds(10)).has_value());
-  CHECK(NodeHas(dir + "/node") < kBytes);
+  CHECK(steward::testing::CopyPartHas(dir + "/node") < kBytes);
   CHECK_FALSE(std::filesystem::exists(dst));
 
   RunResult r = c.Ctl({"copy", src, "ship1:" + dst}, absl::Seconds(120));
