@@ -26,7 +26,9 @@ int Status(const Globals& g) {
                  Escape(st->station()));
       return 0;
     }
-    fmt::print("station {}: high availability, journal at entry {}\n", Escape(st->station()), st->journal());
+    fmt::print("station {}: high availability, journal at entry {}", Escape(st->station()), st->journal());
+    if (st->journal_first() > 1) fmt::print(" (kept from entry {})", st->journal_first());
+    fmt::print("\n");
     const absl::Time now = absl::FromUnixMillis(st->now_unix_ms());
     Table t({"INSTANCE", "ROLE", "SINCE", "TERM", "APPLIED", "LAG", "LAST HEARD"});
     for (const proto::StationInstance& i : st->instances()) {

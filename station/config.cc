@@ -60,6 +60,13 @@ std::unique_ptr<CLI::App> NewApp(Settings& f) {
       ->check(CLI::Range(1, 5));
   app->add_option("--ha-instance", f.ha_instance,
                   "With --ha: this instance's name in the lease (default: host, process id and a random part)");
+  app->add_option("--ha-journal-keep", f.ha_journal_keep,
+                  "With --ha: the active instance drops journal entries every standby has applied, keeping at "
+                  "least this many of the newest (0: keep every entry). A standby that was away while its "
+                  "entries were dropped must be seeded with a copy of another instance's ledger")
+      ->type_name("ENTRIES")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   return app;
 }
 
@@ -84,6 +91,7 @@ absl::StatusOr<StationOptions> BuildOptions(const Settings& s, const config::Eff
   opts.ha.lease = s.ha_lease;
   opts.ha.replicas = s.ha_replicas;
   opts.ha.instance = s.ha_instance;
+  opts.ha.journal_keep = s.ha_journal_keep;
   opts.operators = std::make_shared<signing::TrustedKeys>();
   std::string creds = s.nats.creds;
   const std::string& keys = s.keys;

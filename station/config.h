@@ -38,6 +38,7 @@ struct Settings {
   absl::Duration ha_lease = absl::Seconds(5);
   int ha_replicas = 1;
   std::string ha_instance;
+  int64_t ha_journal_keep = 100'000;
 };
 
 // NewApp makes the station's command line, bound to `s`.

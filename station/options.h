@@ -55,6 +55,9 @@ struct StationOptions {
     absl::Duration lease = absl::Seconds(5);
     int replicas = 1;  // of the lease bucket and the journal stream: 3 on a three-broker cluster
     std::string instance;  // this instance's name in the lease (default: host, pid and a random part)
+    // The active instance drops journal entries that every standby in the roster has
+    // applied, keeping at least this many of the newest (0: drops nothing).
+    int64_t journal_keep = 100'000;
   } ha;
 };
 

@@ -127,6 +127,7 @@ proto::StationInstance Station::Self() const {
 
 void Station::RunRoster() {
   bool warned = false;
+  int round = 0;
   do {
     if (absl::Status st = roster_->Put(Self()); !st.ok() && !warned) {
       STEWARD_LOG_WARNING("station {}: writing the station roster: {}", options_.name, st.ToString());
@@ -134,7 +135,33 @@ void Station::RunRoster() {
     } else if (st.ok()) {
       warned = false;
     }
+    if (++round % 5 == 0 && Active()) CompactJournal();
   } while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1)));
+}
+
+void Station::CompactJournal() {
+  absl::StatusOr<ha::Journal::Bounds> bounds = journal_->GetBounds();
+  if (!bounds.ok()) return;
+  journal_first_.store(bounds->first);
+  const uint64_t keep = static_cast<uint64_t>(options_.ha.journal_keep);
+  const uint64_t end = store_->journal_seq();
+  if (keep == 0 || end <= keep) return;
+  // Nothing a standby still needs goes: without the roster, nothing goes at all.
+  absl::StatusOr<std::vector<proto::StationInstance>> others = roster_->List();
+  if (!others.ok()) return;
+  uint64_t below = end + 1 - keep;
+  for (const proto::StationInstance& o : *others) {
+    if (o.instance() != instance_ && o.role() == "standby") below = std::min(below, o.applied() + 1);
+  }
+  if (below <= bounds->first) return;
+  if (absl::Status st = journal_->Compact(below); !st.ok()) {
+    STEWARD_LOG_WARNING("station {}: compacting the journal: {}", options_.name, st.ToString());
+    return;
+  }
+  journal_first_.store(below);
+  STEWARD_LOG_INFO("station {}: journal {} now starts at entry {} (every standby has the ones before it; the newest "
+                   "{} are kept)",
+                   options_.name, journal_->stream(), below, keep);
 }
 
 void Station::AnswerStatus(const Call& call) {
@@ -152,6 +179,7 @@ void Station::AnswerStatus(const Call& call) {
   }
   out.set_ha(true);
   out.set_journal(store_->journal_seq());
+  out.set_journal_first(journal_first_.load());
   proto::StationInstance self = Self();
   self.set_answering(true);
   *out.add_instances() = self;

@@ -99,6 +99,9 @@ class Station {
   // the thread that says it every second.
   proto::StationInstance Self() const;
   void RunRoster();
+  // The active instance: drops the journal entries every standby in the roster has
+  // applied, but the newest options_.ha.journal_keep.
+  void CompactJournal();
   // Answers station.command.stations.cli (`stewardctl station status`).
   void AnswerStatus(const Call& call);
   // Serves messages from `sub` until Shutdown.
@@ -117,6 +120,7 @@ class Station {
   std::thread ha_thread_;
   std::unique_ptr<ha::Roster> roster_;
   std::thread roster_thread_;
+  std::atomic<uint64_t> journal_first_{0};  // the first entry the journal keeps, when last looked at
   std::string instance_;
   std::atomic<int64_t> role_since_unix_ms_{0};  // when it became a standby, then active
   std::atomic<bool> active_{false};

@@ -19,12 +19,19 @@ constexpr absl::Duration kPoll = absl::Milliseconds(200);
 // Applies every entry after the local ledger's last, up to the journal's end now.
 absl::Status CatchUp(sqlite::Database& db, Journal& journal, FollowState& state) {
   STEWARD_ASSIGN_OR_RETURN(const uint64_t applied, AppliedSeq(db));
-  STEWARD_ASSIGN_OR_RETURN(const uint64_t last, journal.LastSeq());
+  STEWARD_ASSIGN_OR_RETURN(const Journal::Bounds bounds, journal.GetBounds());
+  const uint64_t last = bounds.last;
   state.journal.store(last);
   if (applied > last) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the local ledger holds journal entries up to ", applied, " but journal ", journal.stream(), " ends at ",
         last, ": it is not this ledger's journal (a new broker cluster?); move the ledger aside to start over"));
+  }
+  if (applied < last && applied + 1 < bounds.first) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the local ledger holds journal entries up to ", applied, " but journal ", journal.stream(),
+        " was compacted and now starts at entry ", bounds.first,
+        ": seed this instance with a copy of another instance's ledger (README: seeding a standby)"));
   }
   STEWARD_ASSIGN_OR_RETURN(const uint64_t done, journal.ReadFrom(applied + 1, [&](const JournalEntry& e) {
     STEWARD_RETURN_IF_ERROR(ApplyChanges(db, e.first, e.seq, e.changes).status());

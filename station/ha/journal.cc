@@ -154,13 +154,36 @@ absl::Status Journal::AppendPart(uint64_t seq, uint64_t term, uint32_t part, uin
 }
 
 absl::StatusOr<uint64_t> Journal::LastSeq() {
+  STEWARD_ASSIGN_OR_RETURN(const Bounds b, GetBounds());
+  return b.last;
+}
+
+absl::StatusOr<Journal::Bounds> Journal::GetBounds() {
   jsStreamInfo* raw = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   if (natsStatus s = js_GetStreamInfo(&raw, js_, stream_.c_str(), nullptr, &code); s != NATS_OK) {
     return JsError(s, code, absl::StrCat("journal stream ", stream_));
   }
   std::unique_ptr<jsStreamInfo, StreamInfoDeleter> info(raw);
-  return info->State.LastSeq;
+  Bounds b;
+  b.last = info->State.LastSeq;
+  // An empty stream reports a first sequence of last + 1 once something was purged,
+  // and 0 when nothing was ever stored.
+  b.first = info->State.Msgs == 0 ? b.last + 1 : std::max<uint64_t>(info->State.FirstSeq, 1);
+  return b;
+}
+
+absl::Status Journal::Compact(uint64_t below) {
+  if (below <= 1) return absl::OkStatus();
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Wait = absl::ToInt64Milliseconds(options_.timeout);
+  o.Stream.Purge.Sequence = below;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  if (natsStatus s = js_PurgeStream(js_, stream_.c_str(), &o, &code); s != NATS_OK) {
+    return JsError(s, code, absl::StrCat("compacting journal ", stream_, " below message ", below));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<JournalEntry> Journal::Get(uint64_t seq) {

@@ -71,6 +71,20 @@ class Journal {
   // The number of the last entry (0: none).
   absl::StatusOr<uint64_t> LastSeq();
 
+  // The first message still kept (LastSeq() + 1 when the journal keeps none) and the
+  // last one. Messages before the first were dropped by Compact.
+  struct Bounds {
+    uint64_t first = 1;
+    uint64_t last = 0;
+  };
+  absl::StatusOr<Bounds> GetBounds();
+
+  // Drops every message before `below` (JetStream purges them; the numbering and the
+  // fencing carry on from the last message). A reader whose ledger lacks entries that
+  // were dropped can no longer follow: it must start from a copy of a ledger that has
+  // them (README: "seeding a standby").
+  absl::Status Compact(uint64_t below);
+
   // Message `seq`: a whole entry, or one part of one (NotFound past the end).
   absl::StatusOr<JournalEntry> Get(uint64_t seq);
 

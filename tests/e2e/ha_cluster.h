@@ -20,12 +20,16 @@ struct HaCluster {
   TempDir dir;
   NatsServer nats{JetStreamConfig(dir)};
 
-  // `url`: another way to the broker (a proxy in front of it).
-  std::unique_ptr<Process> Station(const std::string& instance, const std::string& url = "") {
-    return std::make_unique<Process>(std::vector<std::string>{
-        BinPath("station/steward-station"), "--nats", url.empty() ? nats.url() : url, "--data-dir",
-        dir.str() + "/" + instance, "--http", "off", "--ha", "--ha-lease", "2s", "--ha-instance", instance});
+  // `url`: another way to the broker (a proxy in front of it); `extra`: more flags.
+  std::unique_ptr<Process> Station(const std::string& instance, const std::string& url = "",
+                                   const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {BinPath("station/steward-station"), "--nats", url.empty() ? nats.url() : url,
+                                     "--data-dir", DataDir(instance), "--http", "off", "--ha", "--ha-lease", "2s",
+                                     "--ha-instance", instance};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return std::make_unique<Process>(argv);
   }
+  std::string DataDir(const std::string& instance) const { return dir.str() + "/" + instance; }
   std::unique_ptr<Process> Agent(const std::string& node) {
     return std::make_unique<Process>(std::vector<std::string>{BinPath("agent/steward-agent"), "--node", node,
                                                               "--nats", nats.url(), "--data-dir",

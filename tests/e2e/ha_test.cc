@@ -4,9 +4,11 @@
 // side-effect file counts the runs), operators reach the new active station without
 // doing anything, and the old instance comes back as a standby, not as a second active.
 #include <signal.h>
+#include <sqlite3.h>
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -32,9 +34,8 @@ using steward::testing::Process;
 using steward::testing::RunResult;
 using steward::testing::WaitUntil;
 
-// Every command of `ids` ends succeeded (asked of whichever instance is active), and
-// each appended its one line to `runs`.
-void ExpectEachSucceededOnce(HaCluster& c, const std::vector<std::string>& ids, const std::string& runs) {
+// Every command of `ids` ends succeeded (asked of whichever instance is active).
+void ExpectEachSucceeded(HaCluster& c, const std::vector<std::string>& ids) {
   for (const std::string& id : ids) {
     RunResult r;
     REQUIRE(WaitUntil(
@@ -44,12 +45,22 @@ void ExpectEachSucceededOnce(HaCluster& c, const std::vector<std::string>& ids, 
         },
         absl::Seconds(30)));
   }
+}
+
+// `runs` has `lines` different lines, each once.
+void ExpectEachLineOnce(const std::string& runs, size_t lines) {
   const std::map<std::string, int> counts = steward::testing::LineCounts(runs);
-  CHECK(counts.size() == ids.size());
+  CHECK(counts.size() == lines);
   for (const auto& [line, n] : counts) {
     INFO(line);
     CHECK(n == 1);
   }
+}
+
+// ... and each appended its one line to `runs`.
+void ExpectEachSucceededOnce(HaCluster& c, const std::vector<std::string>& ids, const std::string& runs) {
+  ExpectEachSucceeded(c, ids);
+  ExpectEachLineOnce(runs, ids.size());
 }
 
 TEST_CASE("HA: the standby takes over from a killed active station and every command runs once",
@@ -196,6 +207,81 @@ TEST_CASE("HA: an active station cut off from the broker stops before the standb
 
   ExpectEachSucceededOnce(c, ids, runs);
   link.Thaw();
+}
+
+// A consistent copy of the ledger in `from` (a running instance's data directory) made
+// into `to`, as an operator makes a seed with sqlite3's VACUUM INTO (or .backup).
+void CopyLedger(const std::string& from, const std::string& to) {
+  std::filesystem::create_directories(to);
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2((from + "/station.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, ("VACUUM INTO '" + to + "/station.db'").c_str(), nullptr, nullptr, &error);
+  INFO((error != nullptr ? error : ""));
+  sqlite3_free(error);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
+}
+
+TEST_CASE("HA: the journal is compacted behind the standbys, and a new instance starts from a seed copy",
+          "[integration][e2e][ha]") {
+  HaCluster c;
+  const std::vector<std::string> keep = {"--ha-journal-keep", "5"};
+  std::unique_ptr<Process> a = c.Station("a", "", keep);
+  REQUIRE(a->WaitForOutput("ACTIVE", absl::Seconds(15)));
+  std::unique_ptr<Process> b = c.Station("b", "", keep);
+  REQUIRE(b->WaitForOutput("is a standby", absl::Seconds(15)));
+  std::unique_ptr<Process> ship1 = c.Agent("ship1");
+  REQUIRE(WaitUntil([&] { return c.Ctl({"ping", "ship1", "--timeout", "1s"}).exit_code == 0; }, absl::Seconds(15)));
+
+  const std::string runs = c.dir.str() + "/runs";
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) {
+    RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c", absl::StrCat("echo run", i, " >> ", runs)});
+    REQUIRE(r.exit_code == 0);
+    std::vector<std::string> words = absl::StrSplit(r.out, absl::ByAnyChar(" \n"), absl::SkipEmpty());
+    REQUIRE(words.size() == 2);
+    ids.push_back(words[1]);
+  }
+  ExpectEachSucceededOnce(c, ids, runs);
+
+  // The active instance drops what every standby has: the standby still follows.
+  RunResult status;
+  REQUIRE(WaitUntil(
+      [&] {
+        status = c.Ctl({"station", "status"});
+        return status.exit_code == 0 && status.out.find("kept from entry") != std::string::npos;
+      },
+      absl::Seconds(20)));
+  INFO(status.out);
+  CHECK(a->Stderr().find("now starts at entry") != std::string::npos);
+  CHECK(b->Stderr().find("standby stopped") == std::string::npos);
+
+  // A new instance with an empty ledger cannot follow a compacted journal: it says how
+  // to start it, and ends.
+  std::unique_ptr<Process> fresh = c.Station("fresh", "", keep);
+  REQUIRE(fresh->WaitForOutput("seed this instance", absl::Seconds(15)));
+  const std::optional<RunResult> ended = fresh->Wait(absl::Seconds(15));
+  REQUIRE(ended.has_value());
+  CHECK(ended->exit_code == 3);
+
+  // Seeded with a copy of the standby's ledger, taken while it runs, it follows; with
+  // a and b gone it takes over and holds every command.
+  CopyLedger(c.DataDir("b"), c.DataDir("seeded"));
+  std::unique_ptr<Process> seeded = c.Station("seeded", "", keep);
+  REQUIRE(seeded->WaitForOutput("is a standby", absl::Seconds(15)));
+  RunResult r = c.Ctl({"send", "ship1", "--", "sh", "-c", absl::StrCat("echo after-seed >> ", runs)});
+  REQUIRE(r.exit_code == 0);
+  a->Signal(SIGKILL);
+  b->Signal(SIGKILL);
+  REQUIRE(seeded->WaitForOutput("ACTIVE", absl::Seconds(20)));
+  CHECK(seeded->Stderr().find("standby stopped") == std::string::npos);
+  ExpectEachSucceeded(c, ids);  // asked of the seeded instance, now the active one
+  ExpectEachLineOnce(runs, ids.size() + 1);
+  r = c.Ctl({"send", "ship1", "--", "echo", "on the seeded one"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "on the seeded one\n");
 }
 
 }  // namespace

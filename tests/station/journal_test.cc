@@ -76,6 +76,47 @@ TEST_CASE("Journal entries go in their own place only", "[ha][integration]") {
   CHECK(read == std::vector<std::string>{"two", "three by b"});
 }
 
+TEST_CASE("A compacted journal keeps its numbering and its fencing", "[ha][integration]") {
+  Broker broker;
+  std::unique_ptr<Journal> a = MustOpen(broker.a.get());
+  std::unique_ptr<Journal> b = MustOpen(broker.b.get());
+  absl::StatusOr<Journal::Bounds> bounds = a->GetBounds();
+  REQUIRE(bounds.ok());
+  CHECK(bounds->first == 1);
+  CHECK(bounds->last == 0);
+  for (uint64_t seq = 1; seq <= 5; ++seq) REQUIRE(a->Append(seq, 7, absl::StrCat("entry ", seq)).ok());
+
+  REQUIRE(a->Compact(4).ok());
+  bounds = b->GetBounds();
+  REQUIRE(bounds.ok());
+  CHECK(bounds->first == 4);
+  CHECK(bounds->last == 5);
+  CHECK(b->Get(3).status().code() == absl::StatusCode::kNotFound);
+  CHECK(b->Get(4)->changes == "entry 4");
+  // Compacting below what is gone already changes nothing.
+  REQUIRE(a->Compact(2).ok());
+  CHECK(b->GetBounds()->first == 4);
+
+  // The numbering goes on from the last entry, and a stale writer is still fenced.
+  CHECK(a->Append(5, 7, "another five").status().code() == absl::StatusCode::kFailedPrecondition);
+  REQUIRE(b->Append(6, 9, "six").ok());
+  CHECK(a->Append(6, 7, "six by a").status().code() == absl::StatusCode::kFailedPrecondition);
+
+  // Everything dropped: the journal is empty and starts after its last entry.
+  REQUIRE(a->Compact(7).ok());
+  bounds = b->GetBounds();
+  REQUIRE(bounds.ok());
+  CHECK(bounds->first == 7);
+  CHECK(bounds->last == 6);
+  REQUIRE(b->Append(7, 9, "seven").ok());
+  std::vector<std::string> read;
+  REQUIRE(b->ReadFrom(7, [&](const JournalEntry& e) {
+             read.push_back(e.changes);
+             return absl::OkStatus();
+           }).ok());
+  CHECK(read == std::vector<std::string>{"seven"});
+}
+
 // What a writer killed part-way through a large entry leaves: its first part only.
 void PublishFirstPartOnly(natsConnection* nc, uint64_t seq, uint64_t term, const std::string& bytes) {
   jsCtx* js = nullptr;
