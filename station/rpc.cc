@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/signing.h"
@@ -61,9 +62,10 @@ void Rpc::Serve(nats::MsgPtr msg) {
 }
 
 void Rpc::Invoke(const std::string& method, std::string payload, std::string op, std::string via,
-                 std::function<void(const proto::Ack&)> respond) {
+                 std::function<void(const proto::Ack&)> respond, const std::string& repeat_key) {
   Call call;
   call.env = NewEnvelope(op, core_.options().name, proto::KIND_COMMAND, method, kCliDomain);
+  if (!repeat_key.empty()) call.env.set_id(absl::StrCat(via, ":", repeat_key));
   call.env.set_operator_(std::move(op));
   call.env.set_payload(std::move(payload));
   call.respond = std::move(respond);

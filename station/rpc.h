@@ -82,9 +82,11 @@ class Rpc {
   void Serve(nats::MsgPtr msg);
   // Invoke calls `method` in-process, as operator `op` (authenticated by the caller:
   // no signature is checked), with the serialized request `payload`; `respond` gets
-  // the ACK (on this thread or later on another).
+  // the ACK (on this thread or later on another). `repeat_key`, when set, stands for
+  // the request's envelope id: a call with the same key from the same operator is the
+  // same request (an HTTP client's Idempotency-Key; station/repeats.h).
   void Invoke(const std::string& method, std::string payload, std::string op, std::string via,
-              std::function<void(const proto::Ack&)> respond);
+              std::function<void(const proto::Ack&)> respond, const std::string& repeat_key = "");
 
   void Ok(const Call& call, const google::protobuf::Message& body);
   void Reject(const Call& call, absl::string_view reason);

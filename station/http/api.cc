@@ -24,6 +24,8 @@ namespace {
 using Json = nlohmann::ordered_json;
 
 constexpr int64_t kMaxWaitMs = 60'000;
+// The longest Idempotency-Key taken.
+constexpr size_t kMaxRepeatKey = 128;
 // A command's page carries at most this much of each output stream; the rest is read
 // in ranges from /api/v1/commands/{id}/output.
 constexpr size_t kInlineOutputBytes = 256 * 1024;
@@ -379,6 +381,15 @@ void Dispatch(Router& r, const httplib::Request&, httplib::Response& res, const 
 // ---- writes ----
 
 void Submit(Router& r, const httplib::Request& req, httplib::Response& res, const Principal& who) {
+  // A client that may send the same submit twice (its answer lost, a takeover between
+  // two stations) names it: the same key from the same operator within a day makes
+  // the commands once and answers as the first time.
+  const std::string repeat_key = req.get_header_value("Idempotency-Key");
+  if (repeat_key.size() > kMaxRepeatKey ||
+      !std::all_of(repeat_key.begin(), repeat_key.end(), [](char c) { return c > ' ' && c < 0x7f; })) {
+    return SendError(res, 400, absl::StrCat("header Idempotency-Key: at most ", kMaxRepeatKey,
+                                            " printable characters without spaces"));
+  }
   API_ASSIGN(Json body, Body(req));
   std::vector<std::string> nodes, argv, env;
   bool all = false, shell = false, require_approval = false;
@@ -421,7 +432,8 @@ void Submit(Router& r, const httplib::Request& req, httplib::Response& res, cons
   s.set_wait_ms(std::min(wait_ms, kMaxWaitMs));
   s.mutable_control()->set_require_approval(require_approval);
   s.mutable_control()->set_approval_ttl_ms(approval_ttl_ms);
-  absl::StatusOr<proto::SubmitReply> reply = CallRpcAs<proto::SubmitReply>(r.rpc(), kStationSubmit, s, who);
+  absl::StatusOr<proto::SubmitReply> reply =
+      CallRpcAs<proto::SubmitReply>(r.rpc(), kStationSubmit, s, who, repeat_key);
   std::string targets = all ? "all" : absl::StrJoin(nodes, ",");
   RecordWrite(r, who, "submit", targets,
                absl::StrCat(method, " ", absl::StrJoin(argv, " "),

@@ -71,7 +71,7 @@ void SendStatus(httplib::Response& res, const absl::Status& st) {
 }
 
 absl::StatusOr<std::string> CallRpc(Rpc& rpc, const std::string& method, const google::protobuf::Message& req,
-                                    const Principal& who) {
+                                    const Principal& who, const std::string& repeat_key) {
   struct Answer {
     absl::Notification done;
     proto::Ack ack;
@@ -81,7 +81,7 @@ absl::StatusOr<std::string> CallRpc(Rpc& rpc, const std::string& method, const g
     if (answer->done.HasBeenNotified()) return;
     answer->ack = ack;
     answer->done.Notify();
-  });
+  }, repeat_key);
   // Submits that wait are bounded by their wait_ms (at most an hour, clamped by api.cc).
   if (!answer->done.WaitForNotificationWithTimeout(absl::Minutes(2))) {
     return absl::DeadlineExceededError(absl::StrCat("the station did not answer ", method, " in time"));

@@ -104,12 +104,13 @@ void RecordWrite(Router& r, const Principal& who, const std::string& action, con
 // Calls the station's rpc `method` in-process for `who` and waits for its answer: the
 // reply payload, or the failure (REJECTED: InvalidArgument, or NotFound for "unknown
 // node/command/request ..."; ERROR: Unavailable).
+// `repeat_key`: the client's Idempotency-Key (Rpc::Invoke), empty when none.
 absl::StatusOr<std::string> CallRpc(Rpc& rpc, const std::string& method, const google::protobuf::Message& req,
-                                    const Principal& who);
+                                    const Principal& who, const std::string& repeat_key = "");
 template <typename Reply>
 absl::StatusOr<Reply> CallRpcAs(Rpc& rpc, const std::string& method, const google::protobuf::Message& req,
-                                const Principal& who) {
-  absl::StatusOr<std::string> bytes = CallRpc(rpc, method, req, who);
+                                const Principal& who, const std::string& repeat_key = "") {
+  absl::StatusOr<std::string> bytes = CallRpc(rpc, method, req, who, repeat_key);
   if (!bytes.ok()) return bytes.status();
   Reply out;
   if (!out.ParseFromString(*bytes)) return absl::InternalError("malformed reply");

@@ -171,6 +171,41 @@ TEST_CASE("HTTP writes need a valid operator token and are audited", "[integrati
   CHECK(cancels == 1);  // the refused cancel, once
 }
 
+TEST_CASE("HTTP submits with an Idempotency-Key make their commands once", "[integration][http]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const int port = c.HttpPort();
+  REQUIRE(port > 0);
+  const std::string alice = MakeToken(c, "alice");
+  const std::string bob = MakeToken(c, "bob");
+  const std::string body = R"({"nodes":["ship1"],"argv":["echo","hi"],"wait_ms":10000})";
+  auto count = [&] { return Http(port, "GET", "/api/v1/commands?node=ship1").json["commands"].size(); };
+
+  Reply first = Http(port, "POST", "/api/v1/commands", alice, body, {{"Idempotency-Key", "deploy-42"}});
+  REQUIRE(first.status == 201);
+  const std::string id = first.json["commands"][0]["id"];
+  // The same key again (the answer was lost, or another station instance took over):
+  // the first answer, nothing new.
+  Reply again = Http(port, "POST", "/api/v1/commands", alice, body, {{"Idempotency-Key", "deploy-42"}});
+  REQUIRE(again.status == 201);
+  CHECK(again.json["commands"][0]["id"] == id);
+  CHECK(again.json["request_id"] == first.json["request_id"]);
+  CHECK(count() == 1);
+  // Another operator's key, another key, and no key are other requests.
+  CHECK(Http(port, "POST", "/api/v1/commands", bob, body, {{"Idempotency-Key", "deploy-42"}}).status == 201);
+  CHECK(Http(port, "POST", "/api/v1/commands", alice, body, {{"Idempotency-Key", "deploy-43"}}).status == 201);
+  CHECK(Http(port, "POST", "/api/v1/commands", alice, body).status == 201);
+  CHECK(count() == 4);
+  // A key that is not one is refused, and makes nothing.
+  Reply bad = Http(port, "POST", "/api/v1/commands", alice, body, {{"Idempotency-Key", "has space"}});
+  CHECK(bad.status == 400);
+  CHECK(bad.json["error"].get<std::string>().find("Idempotency-Key") != std::string::npos);
+  CHECK(Http(port, "POST", "/api/v1/commands", alice, body, {{"Idempotency-Key", std::string(129, 'k')}}).status ==
+        400);
+  CHECK(count() == 4);
+}
+
 TEST_CASE("HTTP approvals: listed, four eyes, first decision wins, deny needs a reason", "[integration][http]") {
   Cluster c;
   c.StartStation();

@@ -22,10 +22,9 @@ struct Reply {
 };
 
 inline Reply Http(int port, const std::string& method, const std::string& path, const std::string& token = "",
-                  const std::string& body = "") {
+                  const std::string& body = "", httplib::Headers headers = {}) {
   httplib::Client cli("127.0.0.1", port);
   cli.set_read_timeout(30);
-  httplib::Headers headers;
   if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
   httplib::Result r = method == "GET"    ? cli.Get(path, headers)
                       : method == "PUT"  ? cli.Put(path, headers, body, "application/json")
