@@ -63,10 +63,32 @@ absl::StatusOr<bool> FollowUntilActive(const std::string& data_dir, Lease& lease
       // The lease is ours: nobody else writes now. What is left goes in first.
       while (held.ok() && *held && lease.Held() && !stop.HasBeenNotified()) {
         st = CatchUp(db, journal, state);
-        if (st.ok()) return true;
-        if (absl::IsFailedPrecondition(st) || absl::IsDataLoss(st) || absl::IsInvalidArgument(st)) return st;
-        STEWARD_LOG_WARNING("standby: holding the lease, catching up: {}", st.ToString());
+        if (st.ok()) {
+          if (state.before_seal) state.before_seal();
+          const uint64_t seal = state.journal.load() + 1;
+          absl::StatusOr<uint64_t> sealed = journal.Append(seal, lease.term(), "");
+          if (sealed.ok()) {
+            state.journal.store(*sealed);
+            return true;
+          }
+          st = sealed.status();
+          if (absl::IsFailedPrecondition(st)) {
+            // Written since the catch-up: the old active instance's last write (its
+            // link was slow), or a newer instance's, which the next Step finds out.
+            STEWARD_LOG_WARNING("standby: journal entry {} was written after catching up ({}): catching up again",
+                                seal, st.message());
+          } else {
+            STEWARD_LOG_WARNING("standby: holding the lease, sealing the journal: {}", st.ToString());
+          }
+        } else {
+          if (absl::IsFailedPrecondition(st) || absl::IsDataLoss(st) || absl::IsInvalidArgument(st)) return st;
+          STEWARD_LOG_WARNING("standby: holding the lease, catching up: {}", st.ToString());
+        }
         stop.WaitForNotificationWithTimeout(kPoll);
+        if (absl::Now() >= next_step) {
+          next_step = absl::Now() + lease.renew_every();
+          held = lease.Step();
+        }
       }
     }
     stop.WaitForNotificationWithTimeout(kPoll);

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -21,9 +22,16 @@ struct FollowState {
   std::atomic<uint64_t> applied{0};    // the last journal entry in the local ledger
   std::atomic<uint64_t> journal{0};    // the journal's last entry, when last looked at
   std::atomic<int64_t> caught_up_unix_ms{0};
+  // Tests only: called once the lease is held and the journal applied, before the seal.
+  std::function<void()> before_seal;
 };
 
 // Follows until this instance holds the lease (true) or `stop` is notified (false).
+// Holding the lease, it applies the rest of the journal and then seals it: an empty
+// entry of its own term right after the last one there, so that a write of the old
+// active instance still on its way (its link frozen past its lease) can no longer land;
+// one that landed first is applied, and the seal tried again after it. On true,
+// state.journal is the seal: the caller's writes go after it.
 // Refuses a local ledger that holds entries the journal lacks (FailedPrecondition: the
 // journal is not this ledger's), and a journal entry that does not apply.
 absl::StatusOr<bool> FollowUntilActive(const std::string& data_dir, Lease& lease, Journal& journal,

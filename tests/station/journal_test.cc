@@ -13,6 +13,8 @@
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "station/ha/changes.h"
+#include "station/ha/follower.h"
+#include "station/ha/lease.h"
 #include "station/ledger/store.h"
 #include "tests/station/ha_testing.h"
 #include "tests/station/ledger_testing.h"
@@ -115,6 +117,41 @@ TEST_CASE("A compacted journal keeps its numbering and its fencing", "[ha][integ
              return absl::OkStatus();
            }).ok());
   CHECK(read == std::vector<std::string>{"seven"});
+}
+
+TEST_CASE("A new active instance seals the journal, so a late write of the old one lands before it or never",
+          "[ha][integration]") {
+  Broker broker;
+  TempDir data;
+  std::unique_ptr<Journal> old = MustOpen(broker.a.get());  // the old active instance, term 7
+  std::unique_ptr<Journal> journal = MustOpen(broker.b.get());
+  REQUIRE(old->Append(1, 7, "").ok());
+  REQUIRE(old->Append(2, 7, "").ok());
+  absl::StatusOr<std::unique_ptr<Lease>> lease =
+      Lease::Open(broker.b.get(), {.key = "station", .holder = "new", .ttl = absl::Seconds(2)});
+  REQUIRE(lease.ok());
+
+  FollowState state;
+  int seals = 0;
+  // The old instance's write that was on its way (its link frozen past its lease)
+  // lands after the new one caught up, before it sealed.
+  state.before_seal = [&] {
+    if (seals++ == 0) REQUIRE(old->Append(3, 7, "").ok());
+  };
+  absl::Notification stop;
+  absl::StatusOr<bool> held = FollowUntilActive(data.str(), **lease, *journal, stop, state);
+  INFO(held.status().ToString());
+  REQUIRE(held.ok());
+  REQUIRE(*held);
+  CHECK(seals == 2);            // refused once, then sealed after applying the late entry
+  CHECK(state.applied == 3);    // the late entry is in the new active's ledger
+  CHECK(state.journal == 4);    // its writes go after the seal
+  absl::StatusOr<JournalEntry> seal = journal->Get(4);
+  REQUIRE(seal.ok());
+  CHECK(seal->term == (*lease)->term());
+  CHECK(seal->changes.empty());
+  // Anything more from the old instance is refused.
+  CHECK(old->Append(4, 7, "").status().code() == absl::StatusCode::kFailedPrecondition);
 }
 
 // What a writer killed part-way through a large entry leaves: its first part only.
