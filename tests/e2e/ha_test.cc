@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/nats.h"
 #include "tests/e2e/ha_cluster.h"
 #include "tests/testing/files.h"
 #include "tests/testing/nats_server.h"
@@ -207,6 +208,40 @@ TEST_CASE("HA: an active station cut off from the broker stops before the standb
 
   ExpectEachSucceededOnce(c, ids, runs);
   link.Thaw();
+}
+
+TEST_CASE("HA: station status answers with the active instance when the roster cannot be read",
+          "[integration][e2e][ha]") {
+  HaCluster c;
+  std::unique_ptr<Process> a = c.Station("a");
+  REQUIRE(a->WaitForOutput("ACTIVE", absl::Seconds(15)));
+  std::unique_ptr<Process> b = c.Station("b");
+  REQUIRE(b->WaitForOutput("is a standby", absl::Seconds(15)));
+  REQUIRE(WaitUntil([&] { return c.Ctl({"station", "status"}).out.find("standby") != std::string::npos; },
+                    absl::Seconds(15)));
+
+  // The roster's bucket goes away (a lost broker, an operator's mistake): the answer
+  // still names the active instance, and says why the others are missing.
+  steward::nats::Library lib;
+  steward::nats::ConnectionPtr nc = steward::testing::MustConnect(c.nats.url(), "operator");
+  jsCtx* js = nullptr;
+  REQUIRE(natsConnection_JetStream(&js, nc.get(), nullptr) == NATS_OK);
+  const natsStatus deleted = js_DeleteStream(js, "KV_steward_stations", nullptr, nullptr);
+  jsCtx_Destroy(js);
+  REQUIRE(deleted == NATS_OK);
+  RunResult r = c.Ctl({"station", "status"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("\na ") != std::string::npos);
+  CHECK(r.out.find(" active ") != std::string::npos);
+  CHECK(r.out.find("the roster could not be read") != std::string::npos);
+  CHECK(r.out.find("standby") == std::string::npos);
+  // Nothing else depends on the roster: commands still go through.
+  std::unique_ptr<Process> ship1 = c.Agent("ship1");
+  REQUIRE(WaitUntil([&] { return c.Ctl({"ping", "ship1", "--timeout", "1s"}).exit_code == 0; }, absl::Seconds(15)));
+  r = c.Ctl({"send", "ship1", "--", "echo", "no roster"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "no roster\n");
 }
 
 // A consistent copy of the ledger in `from` (a running instance's data directory) made
