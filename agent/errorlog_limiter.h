@@ -3,8 +3,10 @@
 // would fill the node's spool, the link and the station's table. So: at most `burst`
 // events per `window`; past that, repeats are counted, and when the window turns
 // one event per kind of error (process and error text, severity, decision) says how
-// many were left out ("... (and 1,234 more like it in the last minute)"). Never
-// silent: every decision is either sent or counted in one that is.
+// many were left out ("... (and 1,234 more like it in the last minute)"). Errors that
+// differ only in their numbers ("(812 messages dropped so far)") are one kind, and a
+// window holds at most `burst` kinds: further kinds are counted in one summary per
+// process. Never silent: every decision is either sent or counted in one that is.
 //
 // Pure (given `now`); not thread-safe (the agent calls it under its own lock).
 #pragma once

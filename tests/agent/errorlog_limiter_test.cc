@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 
 namespace steward::agent {
@@ -62,6 +63,43 @@ TEST_CASE("errorlog limiter: a burst goes out, a flood is counted and summarised
   CHECK(sent[6].error() == "x");
   CHECK(sent[7].error() == "y");
   CHECK(Accounted(sent) == 1013);
+}
+
+TEST_CASE("errorlog limiter: errors that differ in their numbers are one kind, and kinds are bounded",
+          "[errorlog][limiter]") {
+  ErrorLogLimiter limiter(/*burst=*/3, absl::Minutes(1));
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  std::vector<proto::ErrorLog> sent;
+  auto offer = [&](proto::ErrorLog log, absl::Time now) {
+    for (auto& out : limiter.Offer(std::move(log), now)) sent.push_back(std::move(out));
+  };
+  for (int i = 0; i < 3; ++i) offer(Log("d", "warm-up"), t0);
+  // A slow consumer reports how many were dropped so far: each text differs.
+  for (int i = 1; i <= 500; ++i) {
+    offer(Log("d", absl::StrCat("Slow Consumer, messages dropped (", i * 17, " messages dropped so far)")), t0);
+  }
+  // Garbage of many kinds (words, not numbers, differ).
+  const std::string words = "abcdefghijklmnopqrstuvwxyz";
+  for (char w : words) offer(Log("d", std::string("bad field ") + std::string(3, w)), t0);
+  CHECK(sent.size() == 3);
+  for (auto& out : limiter.Flush(t0 + absl::Minutes(1))) sent.push_back(std::move(out));
+  // One summary of the slow consumer, two kinds of garbage, and one for the other kinds.
+  REQUIRE(sent.size() == 3 + 4);
+  int slow = 0, other = 0;
+  for (size_t i = 3; i < sent.size(); ++i) {
+    if (absl::StrContains(sent[i].error(), "Slow Consumer")) {
+      ++slow;
+      CHECK(absl::StrContains(sent[i].error(), "8500 messages dropped so far"));  // the last one's text
+      CHECK(sent[i].suppressed() == 499);
+    }
+    if (absl::StrContains(sent[i].error(), "more errors of other kinds")) {
+      ++other;
+      CHECK(sent[i].suppressed() == 26 - 2 - 1);
+    }
+  }
+  CHECK(slow == 1);
+  CHECK(other == 1);
+  CHECK(Accounted(sent) == 3 + 500 + 26);
 }
 
 TEST_CASE("errorlog limiter: a quiet node sends every decision as it is", "[errorlog][limiter]") {
