@@ -64,7 +64,6 @@ std::unique_ptr<CLI::App> NewApp(Settings& f) {
                   "With --ha: the active instance drops journal entries every standby has applied, keeping at "
                   "least this many of the newest (0: keep every entry). A standby that was away while its "
                   "entries were dropped must be seeded with a copy of another instance's ledger")
-      ->type_name("ENTRIES")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   return app;
