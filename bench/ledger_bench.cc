@@ -635,17 +635,17 @@ absl::Status FanoutAndMemory(const std::string& url, const Args& args, Children&
     warm_s.push_back(Seconds(warm.total));
   }
   std::string warm_text;
-  for (double w : warm_s) absl::StrAppend(&warm_text, warm_text.empty() ? "" : ", ", fmt::format("{:.3f}", w));
+  for (double w : warm_s) absl::StrAppend(&warm_text, warm_text.empty() ? "warm " : ", ", fmt::format("{:.3f}", w));
+  if (!warm_text.empty()) absl::StrAppend(&warm_text, " s");
   if (!args.fanout_only) {
     STEWARD_ASSIGN_OR_RETURN(
         FanoutResult spawned,
         FanOut(*client, nodes, steward::kMethodShell, "round 3, true (each node starts its process)", cpu));
     STEWARD_RETURN_IF_ERROR(children.CheckAlive());
-    absl::StrAppend(&warm_text, fmt::format("; true {:.3f} s, {} succeeded", Seconds(spawned.total),
+    absl::StrAppend(&warm_text, warm_text.empty() ? "" : "; ", fmt::format("true {:.3f} s, {} succeeded", Seconds(spawned.total),
                                             spawned.succeeded));
   }
-  fmt::print("goal every result recorded within {}: {} (echo {:.3f} s, {} of {} succeeded; "
-             "warm {} s)\n\n",
+  fmt::print("goal every result recorded within {}: {} (echo {:.3f} s, {} of {} succeeded; {})\n\n",
              absl::FormatDuration(kFanoutGoal),
              cold.total < kFanoutGoal && cold.succeeded == args.nodes ? "PASS" : "FAIL",
              Seconds(cold.total), cold.succeeded, args.nodes, warm_text);
