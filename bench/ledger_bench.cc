@@ -66,6 +66,10 @@ struct Args {
   double seconds = 5;
   int nodes = 10000;  // the fleet size the station is built for (scripts/bench runs it)
   int connections = 8;
+  // Only the echo fan-outs and the station's memory (b and c, without `true` and the
+  // broker restart): for comparing two builds' stations in turns.
+  bool fanout_only = false;
+  int echo_rounds = 2;  // echo fan-outs, one after another
 };
 
 
@@ -532,10 +536,14 @@ absl::Status ReconnectStorm(const std::string& url, const std::vector<std::strin
 
 absl::Status FanoutAndMemory(const std::string& url, const Args& args, Children& children,
                              const BenchDir& dir) {
+  // The station may be another build's (STEWARD_BENCH_BIN_DIR, to compare in turns);
+  // the simulated nodes are always this build's, so only the station differs.
   const std::string bin = STEWARD_BIN_DIR;
+  const std::string station_bin = steward::bench::BinDir() + "/station/steward-station";
+  fmt::print("station: {}\n", station_bin);
   STEWARD_RETURN_IF_ERROR(children.Spawn(
       "station-b",
-      {bin + "/station/steward-station", "--nats", url, "--data-dir", dir.File("station-b"),
+      {station_bin, "--nats", url, "--data-dir", dir.File("station-b"),
        "--http", "127.0.0.1:0"},
       dir.File("station-b.log")));
   STEWARD_ASSIGN_OR_RETURN(const int port,
@@ -619,31 +627,41 @@ absl::Status FanoutAndMemory(const std::string& url, const Args& args, Children&
       FanOut(*client, nodes, steward::kMethodEcho, "round 1, echo (each node starts its process)", cpu));
   const int64_t rss_after = steward::bench::ProcStatusValue(station, "VmRSS");
   STEWARD_RETURN_IF_ERROR(children.CheckAlive());
-  STEWARD_ASSIGN_OR_RETURN(FanoutResult warm,
-                           FanOut(*client, nodes, steward::kMethodEcho, "round 2, echo (warm)", cpu));
-  STEWARD_RETURN_IF_ERROR(children.CheckAlive());
-  STEWARD_ASSIGN_OR_RETURN(
-      FanoutResult spawned,
-      FanOut(*client, nodes, steward::kMethodShell, "round 3, true (each node starts its process)", cpu));
-  STEWARD_RETURN_IF_ERROR(children.CheckAlive());
-  fmt::print("goal every result recorded within {}: {} (echo {:.3f} s, {} of {} succeeded; "
-             "warm {:.3f} s; true {:.3f} s, {} succeeded)\n\n",
+  std::vector<double> warm_s;
+  for (int round = 2; round <= args.echo_rounds; ++round) {
+    const std::string label = absl::StrCat("round ", round, ", echo (warm)");
+    STEWARD_ASSIGN_OR_RETURN(FanoutResult warm, FanOut(*client, nodes, steward::kMethodEcho, label.c_str(), cpu));
+    STEWARD_RETURN_IF_ERROR(children.CheckAlive());
+    warm_s.push_back(Seconds(warm.total));
+  }
+  std::string warm_text;
+  for (double w : warm_s) absl::StrAppend(&warm_text, warm_text.empty() ? "warm " : ", ", fmt::format("{:.3f}", w));
+  if (!warm_text.empty()) absl::StrAppend(&warm_text, " s");
+  if (!args.fanout_only) {
+    STEWARD_ASSIGN_OR_RETURN(
+        FanoutResult spawned,
+        FanOut(*client, nodes, steward::kMethodShell, "round 3, true (each node starts its process)", cpu));
+    STEWARD_RETURN_IF_ERROR(children.CheckAlive());
+    absl::StrAppend(&warm_text, warm_text.empty() ? "" : "; ", fmt::format("true {:.3f} s, {} succeeded", Seconds(spawned.total),
+                                            spawned.succeeded));
+  }
+  fmt::print("goal every result recorded within {}: {} (echo {:.3f} s, {} of {} succeeded; {})\n\n",
              absl::FormatDuration(kFanoutGoal),
              cold.total < kFanoutGoal && cold.succeeded == args.nodes ? "PASS" : "FAIL",
-             Seconds(cold.total), cold.succeeded, args.nodes, Seconds(warm.total),
-             Seconds(spawned.total), spawned.succeeded);
+             Seconds(cold.total), cold.succeeded, args.nodes, warm_text);
 
   const double n = static_cast<double>(args.nodes);
   fmt::print("c. station memory (VmRSS of the fresh station)\n");
   fmt::print("  before any node {:.1f} MiB; {} nodes online {:.1f} MiB; after round 1 {:.1f} MiB\n",
              MiB(rss_before), args.nodes, MiB(rss_online), MiB(rss_after));
   fmt::print("  per node: {:.1f} KiB tracked online, {:.1f} KiB with its finished command "
-             "(kept in memory for waiters)\n\n",
+             "(kept in memory for waiters); peak (VmHWM) {:.1f} MiB\n\n",
              static_cast<double>(rss_online - rss_before) / n,
-             static_cast<double>(rss_after - rss_before) / n);
+             static_cast<double>(rss_after - rss_before) / n,
+             MiB(steward::bench::ProcStatusValue(station, "VmHWM")));
   std::fflush(stdout);
 
-  STEWARD_RETURN_IF_ERROR(ReconnectStorm(url, nodes, *client, http, children, dir));
+  if (!args.fanout_only) STEWARD_RETURN_IF_ERROR(ReconnectStorm(url, nodes, *client, http, children, dir));
 
   const int64_t sim_threads = steward::bench::ProcStatusValue(sim, "Threads");
   const int64_t sim_rss = steward::bench::ProcStatusValue(sim, "VmRSS");
@@ -660,18 +678,22 @@ absl::Status RunBench(const std::string& self, const Args& args, Children& child
   STEWARD_ASSIGN_OR_RETURN(const std::string url, steward::bench::StartBroker(children, dir));
   fmt::print("ledger_bench: one nats-server at {}; {} CPUs\n\n", url,
              std::thread::hardware_concurrency());
-  STEWARD_RETURN_IF_ERROR(
-      DurableVsRaw(url, self, absl::Seconds(args.seconds), children, dir));
+  if (!args.fanout_only) {
+    STEWARD_RETURN_IF_ERROR(DurableVsRaw(url, self, absl::Seconds(args.seconds), children, dir));
+  }
   return FanoutAndMemory(url, args, children, dir);
 }
 
 int Usage(const char* error) {
   if (error != nullptr) fmt::print(stderr, "ledger_bench: {}\n", error);
   fmt::print(stderr,
-             "usage: ledger_bench [--seconds N] [--nodes N] [--connections K]\n"
+             "usage: ledger_bench [--seconds N] [--nodes N] [--connections K] [--fanout-only] [--echo-rounds N]\n"
              "  --seconds      length of each 32-in-flight run (default 5)\n"
              "  --nodes        simulated nodes for the fan-out (default 10000)\n"
-             "  --connections  NATS connections the simulated nodes share (default 8)\n");
+             "  --connections  NATS connections the simulated nodes share (default 8)\n"
+             "  --fanout-only  only the echo fan-outs and the station's memory (b, c)\n"
+             "  --echo-rounds  echo fan-outs one after another (default 2)\n"
+             "STEWARD_BENCH_BIN_DIR=DIR runs DIR/station/steward-station (another build's) for b-d\n");
   return 2;
 }
 
@@ -689,6 +711,10 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     std::string value;
     if (arg == "--help" || arg == "-h") return Usage(nullptr);
+    if (arg == "--fanout-only") {
+      args.fanout_only = true;
+      continue;
+    }
     if (steward::bench::FlagValue(argc, argv, &i, "seconds", &value)) {
       if (!absl::SimpleAtod(value, &args.seconds) || !(args.seconds > 0) || args.seconds > 600) {
         return Usage("--seconds wants a number in (0, 600]");
@@ -696,6 +722,10 @@ int main(int argc, char** argv) {
     } else if (steward::bench::FlagValue(argc, argv, &i, "nodes", &value)) {
       if (!absl::SimpleAtoi(value, &args.nodes) || args.nodes < 1 || args.nodes > 20000) {
         return Usage("--nodes wants a number in [1, 20000]");
+      }
+    } else if (steward::bench::FlagValue(argc, argv, &i, "echo-rounds", &value)) {
+      if (!absl::SimpleAtoi(value, &args.echo_rounds) || args.echo_rounds < 1 || args.echo_rounds > 20) {
+        return Usage("--echo-rounds wants a number in [1, 20]");
       }
     } else if (steward::bench::FlagValue(argc, argv, &i, "connections", &value)) {
       if (!absl::SimpleAtoi(value, &args.connections) || args.connections < 1 ||
@@ -709,9 +739,9 @@ int main(int argc, char** argv) {
 
   // Whatever happens, children die with us: on Ctrl-C, SIGTERM, or past a time limit
   // that covers three timed runs with warm-ups, the simulator's start, three fan-outs
-  // and every shutdown, each bounded by its own deadline.
-  steward::bench::InstallFatalSignalHandlers(static_cast<unsigned>(std::ceil(3 * args.seconds)) +
-                                             240);
+  // and every shutdown, each bounded by its own deadline (and the extra echo rounds).
+  steward::bench::InstallFatalSignalHandlers(static_cast<unsigned>(std::ceil(3 * args.seconds)) + 240 +
+                                             30 * static_cast<unsigned>(args.echo_rounds));
 
   return steward::bench::RunInBenchDir("ledger_bench", [&](Children& children, BenchDir& dir) {
     STEWARD_ASSIGN_OR_RETURN(const std::string self, steward::bench::SelfPath());

@@ -64,7 +64,8 @@ struct CommandTableOptions {
   size_t keep_output_bytes = 4096;
 };
 
-// A ledger write the table asks for: the command's whole record as of one change.
+// A ledger write the table asks for: the command's whole record as of one change,
+// with its envelope only when the ledger does not hold that envelope as it is now.
 struct CommandWrite {
   proto::CommandState record;
   uint64_t seq = 0;  // the command's write number, for Committed()
@@ -120,7 +121,8 @@ class CommandTable {
   explicit CommandTable(CommandTableOptions options = {});
 
   // Add takes a committed command to be looked at from `next_attempt` on: just
-  // submitted (`fresh`: never delivered anywhere), or unfinished in the ledger at start
+  // submitted (`fresh`: never delivered anywhere; the ledger holds it as given, its
+  // envelope in a row of its own), or unfinished in the ledger at start
   // (it may have been delivered before the station stopped).
   void Add(proto::CommandState s, absl::Time next_attempt, bool fresh = true);
   // The command as held in memory; nullptr when it is not (finished long ago, or never).
@@ -279,6 +281,14 @@ class CommandTable {
     bool admitted = false;
     uint64_t writes = 0;     // ledger writes queued
     uint64_t committed = 0;  // the last write that committed
+    // Added fresh: the ledger holds its envelope in a row of its own, bound (target
+    // installation, signature) as below. While the envelope is still bound so, a state
+    // change is written without it (the row stays as it is). See Write(). A command
+    // loaded at start may come from a ledger that keeps envelopes inside the records
+    // (before schema step 7): its writes always carry the envelope.
+    bool envelope_row = false;
+    std::string ledger_instance;
+    std::string ledger_signature;
   };
 
   Command* Get(const std::string& id);

@@ -167,7 +167,7 @@ void Core::Submit(std::vector<proto::CommandState> states, std::function<void(ab
   store_.Write(
       [this, ops, shared](sqlite::Database& db) -> absl::Status {
         for (ledger::Store::Op& op : *ops) STEWARD_RETURN_IF_ERROR(op(db));
-        for (proto::CommandState& s : *shared) STEWARD_RETURN_IF_ERROR(store_.WriteCommand(db, s));
+        for (proto::CommandState& s : *shared) STEWARD_RETURN_IF_ERROR(store_.WriteCommand(db, s, /*fresh=*/true));
         return absl::OkStatus();
       },
       [this, shared, done = std::move(done)](absl::Status st) mutable {
@@ -302,13 +302,23 @@ std::string Core::AnswerOf(const Waiter& w) {
     ids = w.ids;
   }
   proto::CommandStates states;
-  for (const std::string& id : ids) {
-    absl::StatusOr<std::vector<proto::CommandState>> s = States({id});
-    if (!s.ok()) {
-      if (!absl::IsNotFound(s.status())) STEWARD_LOG_ERROR("ledger read {}: {}", id, s.status().ToString());
-      continue;
+  // All at once (one lock for a fan-out's thousands); when one fails (an unknown id, a
+  // ledger read), one by one, leaving out the ones that cannot be read.
+  absl::StatusOr<std::vector<proto::CommandState>> all = States(ids);
+  if (all.ok()) {
+    states.mutable_commands()->Reserve(static_cast<int>(all->size()));
+    for (proto::CommandState& s : *all) {
+      if (!w.any || IsTerminal(s.state())) *states.add_commands() = std::move(s);
     }
-    if (!w.any || IsTerminal(s->front().state())) *states.add_commands() = std::move(s->front());
+  } else {
+    for (const std::string& id : ids) {
+      absl::StatusOr<std::vector<proto::CommandState>> s = States({id});
+      if (!s.ok()) {
+        if (!absl::IsNotFound(s.status())) STEWARD_LOG_ERROR("ledger read {}: {}", id, s.status().ToString());
+        continue;
+      }
+      if (!w.any || IsTerminal(s->front().state())) *states.add_commands() = std::move(s->front());
+    }
   }
   // Several nodes' large outputs at once, or thousands of small ones: an "any" waiter
   // takes what fits whole (at least one) and asks again for the rest, which are

@@ -137,7 +137,8 @@ class Core {
   // (signing it again); false when it cannot go out yet (secure mode: the node's key
   // is not accepted or its installation not known).
   bool BindLocked(proto::CommandState& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(model.mu);
-  // Submit commits `states` to the ledger (with `also`, in the same transaction), then
+  // Submit commits `states` (new commands, from NewCommand) to the ledger (with `also`, in
+  // the same transaction), then
   // makes them dispatchable and runs `done` with the commit's status (nothing is
   // dispatched when it failed).
   void Submit(std::vector<proto::CommandState> states, std::function<void(absl::Status)> done,

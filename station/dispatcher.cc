@@ -190,7 +190,8 @@ void Dispatcher::HousekeepLocked(absl::Time now, Effects& effects) {
   for (const Transition& t : core_.model.nodes.Monitor(now, core_.options().missed_heartbeats)) {
     core_.RecordLocked(t, effects);
   }
-  for (proto::NodeInfo& info : core_.model.nodes.TakeDirty()) core_.store().Write(ledger::Store::PutNode(std::move(info)));
+  std::vector<std::pair<std::string, std::string>> rows = core_.model.nodes.TakeDirty();
+  if (!rows.empty()) core_.store().Write(ledger::Store::PutNodeRows(std::move(rows)));
 }
 
 void Dispatcher::Flush() {
@@ -198,9 +199,8 @@ void Dispatcher::Flush() {
   Changes changes;
   core_.model.commands.FlushRunning(changes);
   core_.ApplyLocked(changes);
-  for (proto::NodeInfo& info : core_.model.nodes.TakeDirty()) {
-    core_.store().Write(ledger::Store::PutNode(std::move(info)));
-  }
+  std::vector<std::pair<std::string, std::string>> rows = core_.model.nodes.TakeDirty();
+  if (!rows.empty()) core_.store().Write(ledger::Store::PutNodeRows(std::move(rows)));
 }
 
 }  // namespace steward::station

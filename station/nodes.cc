@@ -175,10 +175,11 @@ proto::NodeInfo NodeTable::Info(const std::string& name, absl::Time now) const {
   return info;
 }
 
-std::vector<proto::NodeInfo> NodeTable::TakeDirty() {
-  std::vector<proto::NodeInfo> out;
+std::vector<std::pair<std::string, std::string>> NodeTable::TakeDirty() {
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(dirty_.size());
   for (const std::string& name : dirty_) {
-    if (const Node* node = Find(name)) out.push_back(node->info);
+    if (const Node* node = Find(name)) out.emplace_back(name, node->info.SerializeAsString());
   }
   dirty_.clear();
   return out;

@@ -91,7 +91,9 @@ class NodeTable {
 
   // Changed marks a row for the next TakeDirty.
   void Changed(const std::string& name) { dirty_.insert(name); }
-  std::vector<proto::NodeInfo> TakeDirty();
+  // The changed rows as the ledger stores them: (name, serialized NodeInfo). Serialized
+  // here rather than copied (a fan-out changes every node's row several times a second).
+  std::vector<std::pair<std::string, std::string>> TakeDirty();
 
  private:
   Transition SetOnline(Node& node, bool online, absl::Time now, const std::string& reason);

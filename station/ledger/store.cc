@@ -255,7 +255,7 @@ std::string WithoutPayload(proto::Envelope& e) {
 // Writes the envelope of `c` when the ledger has none for it yet, holds another binding,
 // or still holds the payload of a chunk that may drop it now; else writes nothing. A
 // new copy chunk's bytes go to the spool, its envelope row holds the rest.
-absl::Status Store::PutEnvelope(sqlite::Database& db, proto::CommandState& c) {
+absl::Status Store::PutEnvelope(sqlite::Database& db, proto::CommandState& c, bool fresh) {
   proto::Envelope& e = *c.mutable_command();
   const std::string binding = Binding(e);
   const bool drop = DropsPayload(c);
@@ -264,7 +264,9 @@ absl::Status Store::PutEnvelope(sqlite::Database& db, proto::CommandState& c) {
   int64_t stored_bytes = 0;
   std::optional<int64_t> spool_file;  // where its bytes are, when spooled
   int64_t spooled_bytes = 0;
-  {
+  // A fresh command has no row yet (a fan-out's submit writes thousands); a copy chunk
+  // is looked up all the same, as its spooling must never happen twice.
+  if (!fresh || e.method() == kMethodCopy) {
     STEWARD_ASSIGN_OR_RETURN(
         sqlite::Statement st,
         db.Prepare("SELECT binding, payload_dropped, length(envelope), p.file, p.length FROM command_envelopes "
@@ -341,8 +343,8 @@ Store::Op Store::PutCommand(proto::CommandState c) {
   return [this, c = std::move(c)](sqlite::Database& db) mutable -> absl::Status { return WriteCommand(db, c); };
 }
 
-absl::Status Store::WriteCommand(sqlite::Database& db, proto::CommandState& c) {
-  if (c.has_command()) STEWARD_RETURN_IF_ERROR(PutEnvelope(db, c));
+absl::Status Store::WriteCommand(sqlite::Database& db, proto::CommandState& c, bool fresh) {
+  if (c.has_command()) STEWARD_RETURN_IF_ERROR(PutEnvelope(db, c, fresh));
   // The record without its envelope (schema step 7), serialized without copying it.
   std::unique_ptr<proto::Envelope> envelope(c.release_command());
   std::string record = c.SerializeAsString();
@@ -374,6 +376,22 @@ Store::Op Store::PutNode(proto::NodeInfo n) {
     STEWARD_RETURN_IF_ERROR(st.Bind(1, n.name()));
     STEWARD_RETURN_IF_ERROR(st.BindBlob(2, n.SerializeAsString()));
     return st.Step().status();
+  };
+}
+
+Store::Op Store::PutNodeRows(std::vector<std::pair<std::string, std::string>> rows) {
+  return [rows = std::move(rows)](sqlite::Database& db) -> absl::Status {
+    for (const auto& [name, info] : rows) {
+      // An upsert: the row is rewritten in place, where INSERT OR REPLACE deletes it and
+      // appends it anew (its name index entry too), dirtying twice the pages.
+      STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
+                               db.Prepare("INSERT INTO nodes(name, info) VALUES (?1, ?2) "
+                                          "ON CONFLICT(name) DO UPDATE SET info = excluded.info"));
+      STEWARD_RETURN_IF_ERROR(st.Bind(1, name));
+      STEWARD_RETURN_IF_ERROR(st.BindBlob(2, info));
+      STEWARD_RETURN_IF_ERROR(st.Step().status());
+    }
+    return absl::OkStatus();
   };
 }
 

@@ -109,9 +109,13 @@ class Store {
   // the spool (ChunkSpool, schema step 9) with its first write, and leave it (and the
   // ledger) with the write of its end (schema step 7).
   Op PutCommand(proto::CommandState c);
-  // What PutCommand's op does, on a state the caller keeps (left as it was).
-  absl::Status WriteCommand(sqlite::Database& db, proto::CommandState& c);
+  // What PutCommand's op does, on a state the caller keeps (left as it was). `fresh`: a
+  // command just made (NewCommand, a new id), whose envelope the ledger cannot hold yet,
+  // so its row is not looked up first.
+  absl::Status WriteCommand(sqlite::Database& db, proto::CommandState& c, bool fresh = false);
   static Op PutNode(proto::NodeInfo n);
+  // Many node rows at once: (name, serialized NodeInfo), as NodeTable::TakeDirty gives them.
+  static Op PutNodeRows(std::vector<std::pair<std::string, std::string>> rows);
   static Op DeleteNode(std::string name);
   static Op AddTransition(std::string node, bool online, int64_t at_ms, std::string reason);
   // Records an event once per id; a repeated id is a no-op.
@@ -165,7 +169,7 @@ class Store {
   absl::StatusOr<std::vector<proto::CommandState>> QueryCommands(
       const std::string& where, const std::vector<std::string>& args, int64_t limit,
       std::vector<std::pair<std::string, std::string>>* damaged = nullptr);
-  absl::Status PutEnvelope(sqlite::Database& db, proto::CommandState& c);
+  absl::Status PutEnvelope(sqlite::Database& db, proto::CommandState& c, bool fresh);
 
   std::unique_ptr<ChunkSpool> spool_;  // appended to by the writer thread only
   sqlite::Database writer_;  // used by the writer thread only

@@ -283,6 +283,49 @@ TEST_CASE("a failed ledger write is not durable and is written again", "[station
   CHECK(t.Find("c1") == nullptr);  // now it may go
 }
 
+TEST_CASE("a state change is written without the envelope the ledger holds, a re-bound one with it",
+          "[station][commands]") {
+  CommandTable t;
+  proto::CommandState q = Queued("c1");
+  q.mutable_command()->add_argv("uptime");
+  t.Add(q, kT0);
+  t.Add(Queued("c2"), kT0);
+  Changes ch;
+  // c2 is bound to its node's installation on its way out (Core::BindLocked).
+  const auto bind_c2 = [](proto::CommandState& c) {
+    if (c.id() == "c2") c.mutable_command()->set_target_instance("inst-2");
+    return Gate::kSend;
+  };
+  REQUIRE(t.TakeDue(kT0, bind_c2, ch).size() == 2);
+  REQUIRE(t.OnResult("c1", "ship1", Result("c1", proto::OUTCOME_SUCCEEDED, "up"), kT0, ch) ==
+          CommandTable::ResultFate::kApplied);
+  REQUIRE(t.OnResult("c2", "ship1", Result("c2", proto::OUTCOME_SUCCEEDED, "up"), kT0, ch) ==
+          CommandTable::ResultFate::kApplied);
+  REQUIRE(ch.writes.size() == 2);
+  // c1: the ledger holds its envelope as it is: the record alone.
+  CHECK(ch.writes[0].record.id() == "c1");
+  CHECK(ch.writes[0].record.state() == proto::STATE_SUCCEEDED);
+  CHECK(ch.writes[0].record.result().stdout() == "up");
+  CHECK_FALSE(ch.writes[0].record.has_command());
+  // The table keeps it whole (answers about the command carry it).
+  REQUIRE(t.Find("c1")->has_command());
+  CHECK(t.Find("c1")->command().argv(0) == "uptime");
+  // c2 was bound since: its envelope goes with the write.
+  CHECK(ch.writes[1].record.id() == "c2");
+  REQUIRE(ch.writes[1].record.has_command());
+  CHECK(ch.writes[1].record.command().target_instance() == "inst-2");
+  CHECK(CommitAll(t, ch) == std::vector<std::string>{"c1", "c2"});
+
+  // Loaded at start: its ledger may keep envelopes inside the records (before schema
+  // step 7), so its writes carry it.
+  t.Add(Queued("old"), kT0, /*fresh=*/false);
+  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 1);
+  REQUIRE(t.OnResult("old", "ship1", Result("old", proto::OUTCOME_SUCCEEDED, "up"), kT0, ch) ==
+          CommandTable::ResultFate::kApplied);
+  REQUIRE(ch.writes.size() == 1);
+  CHECK(ch.writes[0].record.has_command());
+}
+
 TEST_CASE("a copy chunk's payload leaves the table at its end and goes to that write alone",
           "[station][commands]") {
   CommandTable t;

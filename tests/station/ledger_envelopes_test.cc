@@ -80,6 +80,27 @@ TEST_CASE("a state change rewrites the command's row, not its envelope", "[stati
     CHECK(Int(**store, "SELECT count(*) FROM envelope_writes WHERE id = 'd1'") == 2);
     CHECK(Get(**store, "d1").command().target_instance() == "inst-2");
     CHECK(Get(**store, "d1").command().signature() == "sig-2");
+
+    // A record without its envelope (a state change, as CommandTable writes it while
+    // the ledger holds the envelope as it is): the envelope row stays as it was.
+    proto::CommandState bare = c;
+    bare.clear_command();
+    bare.set_state(proto::STATE_FAILED);
+    Put(**store, bare);
+    CHECK(Int(**store, "SELECT count(*) FROM envelope_writes WHERE id = 'c1'") == 1);
+    proto::CommandState after = Get(**store, "c1");
+    CHECK(after.state() == proto::STATE_FAILED);
+    CHECK(after.command().payload() == payload);
+    CHECK(after.command().argv_size() == 2);
+
+    // A fresh command (Core::Submit) is written without looking for its row first.
+    proto::CommandState f = Command("f1", kMethodEcho, "xyz", proto::STATE_QUEUED);
+    REQUIRE(ledger::testing::WriteAndWait(**store, [&](sqlite::Database& db) {
+              return (*store)->WriteCommand(db, f, /*fresh=*/true);
+            }).ok());
+    CHECK(Int(**store, "SELECT count(*) FROM envelope_writes WHERE id = 'f1'") == 1);
+    CHECK(Get(**store, "f1").command().payload() == "xyz");
+    CHECK(Get(**store, "f1").state() == proto::STATE_QUEUED);
   }
   std::filesystem::remove_all(dir);
 }

@@ -100,9 +100,13 @@ TEST_CASE("a changed row is handed out once", "[station][nodes]") {
   NodeTable t;
   t.HeardFrom("ship1", kT0);
   t.HeardFrom("ship1", kT0 + absl::Seconds(1));
-  std::vector<proto::NodeInfo> dirty = t.TakeDirty();
+  std::vector<std::pair<std::string, std::string>> dirty = t.TakeDirty();
   REQUIRE(dirty.size() == 1);
-  CHECK(dirty[0].last_heard_unix_ms() == absl::ToUnixMillis(kT0 + absl::Seconds(1)));
+  CHECK(dirty[0].first == "ship1");
+  proto::NodeInfo row;
+  REQUIRE(row.ParseFromString(dirty[0].second));
+  CHECK(row.name() == "ship1");
+  CHECK(row.last_heard_unix_ms() == absl::ToUnixMillis(kT0 + absl::Seconds(1)));
   CHECK(t.TakeDirty().empty());
 }
 
