@@ -38,6 +38,13 @@ struct Settings {
   absl::Duration ha_lease = absl::Seconds(5);
   int ha_replicas = 1;
   std::string ha_instance;
+  std::string site;
+  std::string site_nodes;
+  absl::Duration site_probe = absl::Seconds(1);
+  absl::Duration central_timeout = absl::Seconds(30);
+  std::string restore_window;
+  absl::Duration restore_length = absl::Hours(1);
+  std::string restore_zone;
 };
 
 // NewApp makes the station's command line, bound to `s`.
