@@ -187,6 +187,20 @@ absl::StatusOr<SubscriptionPtr> SubscribeSync(natsConnection* nc, const std::str
   return sub;
 }
 
+absl::StatusOr<SubscriptionPtr> QueueSubscribeSync(natsConnection* nc, const std::string& subject,
+                                                   const std::string& queue, int max_pending_msgs,
+                                                   int max_pending_bytes) {
+  natsSubscription* raw = nullptr;
+  STEWARD_RETURN_IF_ERROR(ToStatus(natsConnection_QueueSubscribeSync(&raw, nc, subject.c_str(), queue.c_str()),
+                                   absl::StrCat("subscribe ", subject, " in queue group ", queue)));
+  SubscriptionPtr sub(raw);
+  STEWARD_RETURN_IF_ERROR(ToStatus(
+      natsSubscription_SetPendingLimits(sub.get(), max_pending_msgs,
+                                        max_pending_bytes > 0 ? max_pending_bytes : PendingBytes(max_pending_msgs)),
+      "SetPendingLimits"));
+  return sub;
+}
+
 absl::StatusOr<SubscriptionPtr> SubscribeAsync(natsConnection* nc, const std::string& subject,
                                                natsMsgHandler cb, void* closure,
                                                int max_pending_msgs) {

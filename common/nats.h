@@ -92,6 +92,12 @@ absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts);
 absl::StatusOr<SubscriptionPtr> SubscribeSync(natsConnection* nc, const std::string& subject,
                                               int max_pending_msgs, int max_pending_bytes = 0);
 
+// QueueSubscribeSync is SubscribeSync as a member of queue group `queue`: the broker
+// gives each message to one member (on a leaf node, a member on the same broker first).
+absl::StatusOr<SubscriptionPtr> QueueSubscribeSync(natsConnection* nc, const std::string& subject,
+                                                   const std::string& queue, int max_pending_msgs,
+                                                   int max_pending_bytes = 0);
+
 // SubscribeAsync delivers messages to `cb` on a nats.c thread. `cb` must not block:
 // take the message and hand it to a queue. `closure` must outlive the subscription.
 absl::StatusOr<SubscriptionPtr> SubscribeAsync(natsConnection* nc, const std::string& subject,

@@ -105,6 +105,7 @@ struct NatsConfigOptions {
   std::string leaf;                 // site: this site's name
   std::string hub;                  // site: the hub's leaf node port
   std::vector<std::string> nodes;   // site: the nodes whose agents connect to this broker
+  bool site_station = false;        // site: a user for its site station (steward-station --site)
   std::string cluster_listen;       // cluster member: its route port
   std::vector<std::string> routes;  // cluster member: every member's route port
   std::string server_name;          // cluster member: its own name
@@ -116,6 +117,17 @@ struct NatsConfigOptions {
 // The link creds of `site` (creds/leaf-<site>.creds), made on first use.
 absl::StatusOr<BrokerCreds> SiteCreds(const std::string& dir, const std::string& site) {
   STEWARD_ASSIGN_OR_RETURN(std::string user, LeafUserName(site));
+  const std::string path = dir + "/creds/" + user + ".creds";
+  if (!std::filesystem::exists(path)) {
+    STEWARD_RETURN_IF_ERROR(WriteCreds(path, {user, RandomPassword()}));
+  }
+  return ReadCreds(path);
+}
+
+// The site station's creds of `site` (creds/site-<site>.creds), made on first use.
+absl::StatusOr<BrokerCreds> SiteStationCreds(const std::string& dir, const std::string& site) {
+  const std::string user = "site-" + site;
+  STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(user));
   const std::string path = dir + "/creds/" + user + ".creds";
   if (!std::filesystem::exists(path)) {
     STEWARD_RETURN_IF_ERROR(WriteCreds(path, {user, RandomPassword()}));
@@ -144,7 +156,10 @@ int NatsConfig(const std::string& dir, const NatsConfigOptions& o, const std::st
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir + "/creds", ec)) {
     const std::string stem = e.path().stem().string();
-    if (e.path().extension() != ".creds" || stem.rfind("leaf-", 0) == 0 || stem.rfind("route-", 0) == 0) continue;
+    if (e.path().extension() != ".creds" || stem.rfind("leaf-", 0) == 0 || stem.rfind("route-", 0) == 0 ||
+        stem.rfind("site-", 0) == 0) {
+      continue;
+    }
     auto c = ReadCreds(e.path().string());
     if (!c.ok()) return Fail(c.status());
     const Role role = c->user == "station"    ? Role::kStation
@@ -167,6 +182,15 @@ int NatsConfig(const std::string& dir, const NatsConfigOptions& o, const std::st
     }
     auto link = SiteCreds(dir, o.leaf);
     if (!link.ok()) return Fail(link.status());
+    if (o.site_station) {
+      // The site station (steward-station --site, station/site.h) on the site's own broker:
+      // its own user (creds/site-SITE.creds, never the central station's), with the
+      // station's rights there. Its probes cross the link on _STEWARD.site.<station>.<site>,
+      // which the link user carries like every subject.
+      auto user = SiteStationCreds(dir, o.leaf);
+      if (!user.ok()) return Fail(user.status());
+      opts.users.push_back({user->user, user->password, Role::kStation});
+    }
     opts.leaf_remote = LeafRemote{.hub = o.hub, .link = *link, .ca_file = opts.tls_dir + "/ca.pem"};
   } else if (!o.leaf_listen.empty()) {
     LeafHub hub{.listen = o.leaf_listen};
@@ -325,6 +349,9 @@ Runner SetupNatsConfig(CLI::App& cmd) {
   cmd.add_option("--hub", o->hub, "Site: the hub's leaf node port")->type_name("HOST:PORT");
   cli::AddList(cmd, "--nodes", &o->nodes, "Site: the nodes whose agents connect to the site's broker")
       ->type_name("NODE,...");
+  cmd.add_flag("--site-station", o->site_station,
+               "Site: also a user for the site's own station (steward-station --site ... --creds "
+               "creds/site-SITE.creds), which takes over the site's nodes while the link is down");
   cmd.add_option("--cluster-listen", o->cluster_listen,
                  "Make one broker of a cluster: its route port (the members route to each other)")
       ->type_name("HOST:PORT");
@@ -354,6 +381,7 @@ Runner SetupNatsConfig(CLI::App& cmd) {
     if (!o->leaf_listen.empty() && o->sites.empty()) return Fail("--leaf-listen needs --sites SITE,...");
     const bool member = !o->cluster_listen.empty();
     if (member && !o->leaf.empty()) return Fail("--cluster-listen and --leaf: a site's broker is a leaf node, not a member");
+    if (o->site_station && o->leaf.empty()) return Fail("--site-station is for a site's broker: give --leaf SITE too");
     if (member && (o->routes.empty() || o->server_name.empty())) {
       return Fail("--cluster-listen needs --routes HOST:PORT,... (every member's route port) and --server-name NAME");
     }

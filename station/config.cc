@@ -3,9 +3,12 @@
 
 #include <filesystem>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/creds.h"
 #include "common/status_macros.h"
+#include "station/cron.h"
 #include "station/http/server.h"
 #include "subjects/subject.h"
 
@@ -66,6 +69,23 @@ std::unique_ptr<CLI::App> NewApp(Settings& f) {
                   "entries were dropped must be seeded with a copy of another instance's ledger")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  app->add_option("--site", f.site,
+                  "Run as the site station of SITE (on the site's leaf broker, under the central station's "
+                  "--name): take control of --site-nodes while the central station does not answer")
+      ->type_name("SITE")
+      ->check(cli::Checked(subjects::ValidateToken));
+  app->add_option("--site-nodes", f.site_nodes, "With --site: the nodes the site station may control (a,b,c)")
+      ->type_name("NODES");
+  cli::AddDuration(*app, "--site-probe", &f.site_probe, "With --site: how often the central station is asked");
+  cli::AddDuration(*app, "--central-timeout", &f.central_timeout,
+                   "With --site: take control after the central station did not answer this long");
+  app->add_option("--restore-window", f.restore_window,
+                  "With --site: hand control back only inside this window: its starts in cron syntax "
+                  "(\"0 2 * * *\"); default: at once when the central station answers again")
+      ->type_name("CRON");
+  cli::AddDuration(*app, "--restore-length", &f.restore_length, "With --restore-window: how long each window lasts");
+  app->add_option("--restore-zone", f.restore_zone, "With --restore-window: its time zone (default UTC)")
+      ->type_name("ZONE");
   return app;
 }
 
@@ -91,6 +111,35 @@ absl::StatusOr<StationOptions> BuildOptions(const Settings& s, const config::Eff
   opts.ha.replicas = s.ha_replicas;
   opts.ha.instance = s.ha_instance;
   opts.ha.journal_keep = s.ha_journal_keep;
+  if (!s.site.empty()) {
+    opts.site.name = s.site;
+    for (absl::string_view n : absl::StrSplit(s.site_nodes, ',', absl::SkipWhitespace())) {
+      const std::string node(absl::StripAsciiWhitespace(n));
+      if (absl::Status st = subjects::ValidateToken(node); !st.ok()) return bad("site_nodes", st.message());
+      opts.site.nodes.push_back(node);
+    }
+    if (opts.site.nodes.empty()) {
+      return bad("site_nodes", "a site station needs the nodes it may control (--site-nodes a,b,c)");
+    }
+    if (s.ha) return bad("site", "a site station is a single host: --site and --ha do not go together");
+    if (s.site_probe <= absl::ZeroDuration()) return bad("site_probe", "must be longer than 0s");
+    if (s.central_timeout < s.site_probe) return bad("central_timeout", "must be at least --site-probe");
+    opts.site.probe_every = s.site_probe;
+    opts.site.central_timeout = s.central_timeout;
+    opts.site.restore_window = s.restore_window;
+    opts.site.restore_length = s.restore_length;
+    opts.site.restore_zone = s.restore_zone;
+    if (!s.restore_window.empty()) {
+      absl::StatusOr<CronSpec> spec = CronSpec::Parse(s.restore_window);
+      if (!spec.ok()) return bad("restore_window", spec.status().message());
+      if (s.restore_length <= absl::ZeroDuration()) return bad("restore_length", "must be longer than 0s");
+      if (absl::StatusOr<absl::TimeZone> tz = LoadZone(s.restore_zone); !tz.ok()) {
+        return bad("restore_zone", tz.status().message());
+      }
+    }
+  } else if (!s.site_nodes.empty()) {
+    return bad("site_nodes", "only with --site");
+  }
   opts.operators = std::make_shared<signing::TrustedKeys>();
   std::string creds = s.nats.creds;
   const std::string& keys = s.keys;

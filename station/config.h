@@ -39,6 +39,13 @@ struct Settings {
   int ha_replicas = 1;
   std::string ha_instance;
   int64_t ha_journal_keep = 100'000;
+  std::string site;
+  std::string site_nodes;
+  absl::Duration site_probe = absl::Seconds(1);
+  absl::Duration central_timeout = absl::Seconds(30);
+  std::string restore_window;
+  absl::Duration restore_length = absl::Hours(1);
+  std::string restore_zone;
 };
 
 // NewApp makes the station's command line, bound to `s`.

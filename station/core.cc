@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -14,6 +15,7 @@
 #include "station/ledger/log_store.h"
 #include "station/ledger/surfaces.h"
 #include "station/reply_fit.h"
+#include "station/site.h"
 #include "subjects/subject.h"
 
 namespace steward::station {
@@ -108,6 +110,12 @@ absl::StatusOr<proto::CommandState> Core::NewCommand(const std::string& target,
                                                      const std::string& request_id,
                                                      const std::string& op,
                                                      const std::string& instance) const {
+  const StationOptions::Site& site = options_.site;
+  if (!site.name.empty() && std::find(site.nodes.begin(), site.nodes.end(), target) == site.nodes.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this is site ", site.name, "'s station: it controls only ", absl::StrJoin(site.nodes, ", "),
+        "; a command for ", target, " must go through the central station (the site's link to it is down)"));
+  }
   const int64_t now_ms = NowUnixMillis();
   proto::CommandState s;
   proto::Envelope& e = *s.mutable_command();
@@ -167,7 +175,14 @@ void Core::Submit(std::vector<proto::CommandState> states, std::function<void(ab
   store_.Write(
       [this, ops, shared](sqlite::Database& db) -> absl::Status {
         for (ledger::Store::Op& op : *ops) STEWARD_RETURN_IF_ERROR(op(db));
-        for (proto::CommandState& s : *shared) STEWARD_RETURN_IF_ERROR(store_.WriteCommand(db, s, /*fresh=*/true));
+        for (proto::CommandState& s : *shared) {
+          STEWARD_RETURN_IF_ERROR(store_.WriteCommand(db, s, /*fresh=*/true));
+          // A site station in control records what it accepted, in order, for the
+          // hand-back (station/site.h); it serves only while in control.
+          if (!options_.site.name.empty()) {
+            STEWARD_RETURN_IF_ERROR(AppendSiteJournal(db, "command", s.id(), s.SerializeAsString()));
+          }
+        }
         return absl::OkStatus();
       },
       [this, shared, done = std::move(done)](absl::Status st) mutable {

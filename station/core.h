@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -72,6 +73,10 @@ struct Model {
   ScheduleTable schedules ABSL_GUARDED_BY(mu);
   // Paused: the dispatcher sends nothing (station/operations.h).
   proto::DispatchSwitch dispatch ABSL_GUARDED_BY(mu);
+  // Central station: nodes whose site station is in control (station/site.h), and why
+  // their commands are held ("site ship-a is in control since ..."): nothing is
+  // dispatched to them until the site hands control back.
+  std::map<std::string, std::string> site_held ABSL_GUARDED_BY(mu);
   // The dispatcher sleeps until the next due command; this wakes it sooner.
   bool wake ABSL_GUARDED_BY(mu) = false;
 };

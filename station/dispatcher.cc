@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
@@ -21,6 +22,16 @@ constexpr absl::Duration kHousekeeping = absl::Milliseconds(50);
 }  // namespace
 
 Gate Dispatcher::GateOf(proto::CommandState& c) {
+  // A site station is in control of the node (station/site.h): held, with why, until it
+  // hands control back (which unparks the node's commands).
+  if (auto it = core_.model.site_held.find(c.node()); it != core_.model.site_held.end()) {
+    c.mutable_result()->set_error(absl::StrCat("held: ", it->second));
+    return Gate::kPark;
+  }
+  if (c.has_result() && c.result().outcome() == proto::OUTCOME_UNSPECIFIED &&
+      absl::StartsWith(c.result().error(), "held: ")) {
+    c.clear_result();  // the hold is over
+  }
   // A rollout's batch not released yet, a splayed run's command before its time.
   if (core_.model.jobs.Held(c.id())) return Gate::kPark;
   // Paused, or the node is in maintenance: resume / maintenance off unparks it.

@@ -47,15 +47,25 @@ void Intake::Serve(nats::MsgPtr msg) {
     return;
   }
   absl::StatusOr<Incoming> in = Decode(msg.get());
+  Respond respond = [this, reply](const proto::Ack& a) { core_.Reply(reply, a); };
   if (!in.ok()) {
     STEWARD_LOG_WARNING("rejected event on {}: {}", nats::Subject(msg.get()), in.status().message());
-    return core_.Reply(reply, Refused(claimed.id(), in.status().message()));
+    return respond(Refused(claimed.id(), in.status().message()));
   }
-  const proto::Envelope& ev = in->env;
+  Handle(in->env, respond);
+}
+
+void Intake::Import(absl::string_view bytes, Respond respond) {
+  absl::StatusOr<proto::Envelope> env = DecodeEnvelope(bytes);
+  if (!env.ok()) return respond(Refused("", env.status().message()));
+  Handle(*env, respond);
+}
+
+void Intake::Handle(const proto::Envelope& ev, const Respond& reply) {
   const std::string& from = ev.from_node();
   if (ev.method() == kEventNodeState && from == core_.options().name) return;  // our own publication
   if (absl::Status st = subjects::ValidateToken(from); !st.ok()) {
-    return core_.Reply(reply, Refused(ev.id(), absl::StrCat("bad sender: ", st.message())));
+    return reply(Refused(ev.id(), absl::StrCat("bad sender: ", st.message())));
   }
   if (ev.method() == kEventHello) return Hello(ev, reply);
   absl::Status trusted;
@@ -65,19 +75,19 @@ void Intake::Serve(nats::MsgPtr msg) {
   }
   if (!trusted.ok()) {
     // Not accepted yet: the node keeps the event and offers it again later.
-    return core_.Reply(reply, absl::IsUnavailable(trusted) ? NotNow(ev.id(), trusted.message())
-                                                           : Refused(ev.id(), trusted.message()));
+    return reply(absl::IsUnavailable(trusted) ? NotNow(ev.id(), trusted.message())
+                                              : Refused(ev.id(), trusted.message()));
   }
   if (ev.method() == kEventResult) return Result(ev, reply);
   if (ev.method() == kEventSyslog) return Syslog(ev, reply);
   if (ev.method() == kEventErrorLog) return ErrorLog(ev, reply);
   if (ev.method() == kEventOutput) return RelayOutput(core_, ev);  // a publish: no answer
-  core_.Reply(reply, Refused(ev.id(), absl::StrCat("unknown event method ", ev.method())));
+  reply(Refused(ev.id(), absl::StrCat("unknown event method ", ev.method())));
 }
 
-void Intake::Hello(const proto::Envelope& ev, const std::string& reply) {
+void Intake::Hello(const proto::Envelope& ev, const Respond& reply) {
   proto::Hello hello;
-  if (!hello.ParseFromString(ev.payload())) return core_.Reply(reply, Refused(ev.id(), "malformed hello payload"));
+  if (!hello.ParseFromString(ev.payload())) return reply(Refused(ev.id(), "malformed hello payload"));
   const std::string& from = ev.from_node();
   Effects effects;
   Security::HelloCheck check;
@@ -107,19 +117,19 @@ void Intake::Hello(const proto::Envelope& ev, const std::string& reply) {
   }
   if (check.verdict == Security::HelloVerdict::kRefused) {
     STEWARD_LOG_WARNING("hello from {} refused: {}", from, check.why);
-    return core_.Reply(reply, Refused(ev.id(), check.why));
+    return reply(Refused(ev.id(), check.why));
   }
   // Heartbeats are answered at once (a pending node's too, with why it is pending: its
   // next hello comes at its interval); the node row is written with the next housekeeping.
   proto::Ack ok = Stored(ev.id());
   ok.set_error(check.why);
-  core_.Reply(reply, ok);
+  reply(ok);
   core_.Run(effects);
 }
 
-void Intake::ErrorLog(const proto::Envelope& ev, const std::string& reply) {
+void Intake::ErrorLog(const proto::Envelope& ev, const Respond& reply) {
   proto::ErrorLog log;
-  if (!log.ParseFromString(ev.payload())) return core_.Reply(reply, Refused(ev.id(), "malformed errorlog payload"));
+  if (!log.ParseFromString(ev.payload())) return reply(Refused(ev.id(), "malformed errorlog payload"));
   const std::string& from = ev.from_node();
   Effects effects;
   {
@@ -132,7 +142,7 @@ void Intake::ErrorLog(const proto::Envelope& ev, const std::string& reply) {
   core_.Run(effects);
   STEWARD_LOG_INFO("errorlog {} {}: {} {} -> {}", from, log.process(), log.severity(), log.error(), log.decision());
   core_.store().Write(ledger::Store::AddEvent(ev), [this, reply, id = ev.id()](absl::Status st) {
-    core_.Reply(reply, st.ok() ? Stored(id) : NotNow(id, absl::StrCat("ledger write failed: ", st.message())));
+    reply(st.ok() ? Stored(id) : NotNow(id, absl::StrCat("ledger write failed: ", st.message())));
   });
 }
 
@@ -150,16 +160,16 @@ void Intake::NoteConfigPushed(const std::string& cid, const std::string& from, c
   core_.model.nodes.ConfigPushed(from, ack.payload(), ack.finished_unix_ms());
 }
 
-void Intake::Result(const proto::Envelope& ev, const std::string& reply) {
+void Intake::Result(const proto::Envelope& ev, const Respond& reply) {
   const std::string& from = ev.from_node();
   proto::Ack ack;
   if (!ack.ParseFromString(ev.payload()) || ack.stage() != proto::STAGE_RESULT) {
-    return core_.Reply(reply, Refused(ev.id(), "malformed result payload"));
+    return reply(Refused(ev.id(), "malformed result payload"));
   }
   // Answered "stored" only once the ledger holds the result; otherwise the node keeps
   // it and offers it again.
   auto answer = [this, reply, id = ev.id()](absl::Status st) {
-    core_.Reply(reply, st.ok() ? Stored(id) : NotNow(id, absl::StrCat("ledger write failed: ", st.message())));
+    reply(st.ok() ? Stored(id) : NotNow(id, absl::StrCat("ledger write failed: ", st.message())));
   };
   const std::string& cid = ack.envelope_id();
   Effects effects;
@@ -187,21 +197,29 @@ void Intake::Result(const proto::Envelope& ev, const std::string& reply) {
   core_.Run(effects);
   if (answer_now) return answer(absl::OkStatus());
   if (fate == CommandTable::ResultFate::kWrongNode) {
-    return core_.Reply(reply, Refused(ev.id(), absl::StrCat("no command ", cid, " sent to ", from)));
+    return reply(Refused(ev.id(), absl::StrCat("no command ", cid, " sent to ", from)));
   }
   if (fate != CommandTable::ResultFate::kUnknown) return;
   // Not in memory: finished long ago (a repeat, stored already), or not ours at all.
   absl::StatusOr<std::optional<proto::CommandState>> s = core_.store().GetCommand(cid);
   if (!s.ok()) return answer(s.status());
   if (!s->has_value() || (*s)->node() != from) {
-    return core_.Reply(reply, Refused(ev.id(), absl::StrCat("no command ", cid, " sent to ", from)));
+    // A site station in control of the node (station/site.h) sent it: that command comes
+    // with the site's journal at hand-back. The node keeps its result until then.
+    std::string held;
+    {
+      absl::MutexLock lock(&core_.model.mu);
+      if (auto it = core_.model.site_held.find(from); it != core_.model.site_held.end()) held = it->second;
+    }
+    if (!held.empty()) return reply(NotNow(ev.id(), absl::StrCat("command ", cid, " unknown here yet: ", held)));
+    return reply(Refused(ev.id(), absl::StrCat("no command ", cid, " sent to ", from)));
   }
   answer(absl::OkStatus());
 }
 
-void Intake::Syslog(const proto::Envelope& ev, const std::string& reply) {
+void Intake::Syslog(const proto::Envelope& ev, const Respond& reply) {
   proto::LogBatch batch;
-  if (!batch.ParseFromString(ev.payload())) return core_.Reply(reply, Refused(ev.id(), "malformed syslog batch"));
+  if (!batch.ParseFromString(ev.payload())) return reply(Refused(ev.id(), "malformed syslog batch"));
   const std::string from = ev.from_node();
   const uint64_t dropped = batch.dropped();
   Effects effects;
@@ -215,13 +233,13 @@ void Intake::Syslog(const proto::Envelope& ev, const std::string& reply) {
       ledger::AddLogs(from, ev.id(), std::move(batch), counts),
       [this, reply, from, dropped, counts, id = ev.id()](absl::Status st) {
         // Not stored: the agent keeps the batch and sends it again.
-        if (!st.ok()) return core_.Reply(reply, NotNow(id, st.message()));
+        if (!st.ok()) return reply(NotNow(id, st.message()));
         // A repeat changes nothing; a batch that only reports drops is counted too.
         if (counts->fresh && (counts->stored > 0 || dropped > 0)) {
           absl::MutexLock lock(&core_.model.mu);
           core_.model.nodes.LogsStored(from, counts->stored, counts->errors, dropped, absl::Now());
         }
-        core_.Reply(reply, Stored(id));
+        reply(Stored(id));
       });
 }
 

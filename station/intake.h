@@ -5,6 +5,9 @@
 // keep it and offer it again).
 #pragma once
 
+#include <functional>
+
+#include "absl/strings/string_view.h"
 #include "common/nats.h"
 #include "station/core.h"
 
@@ -14,16 +17,24 @@ class Intake {
  public:
   explicit Intake(Core& core) : core_(core) {}
 
+  // How an event is answered: to the node's inbox, or to whoever imports it.
+  using Respond = std::function<void(const proto::Ack&)>;
+
   // Serve answers one message from <station>.event.*.*.
   void Serve(nats::MsgPtr msg);
+  // Import takes an event a site station stored while it was in control (its envelope
+  // bytes, verbatim, station/site.h) through the same path; `respond` gets what the
+  // node would have been answered (once the ledger holds it).
+  void Import(absl::string_view bytes, Respond respond);
 
  private:
-  void Hello(const proto::Envelope& ev, const std::string& reply);
-  void ErrorLog(const proto::Envelope& ev, const std::string& reply);
-  void Result(const proto::Envelope& ev, const std::string& reply);
+  void Handle(const proto::Envelope& ev, const Respond& reply);
+  void Hello(const proto::Envelope& ev, const Respond& reply);
+  void ErrorLog(const proto::Envelope& ev, const Respond& reply);
+  void Result(const proto::Envelope& ev, const Respond& reply);
   void NoteConfigPushed(const std::string& cid, const std::string& from, const proto::Ack& ack)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
-  void Syslog(const proto::Envelope& ev, const std::string& reply);
+  void Syslog(const proto::Envelope& ev, const Respond& reply);
   // Answers for event `id`.
   proto::Ack Stored(const std::string& id) const;
   proto::Ack Refused(const std::string& id, absl::string_view why) const;

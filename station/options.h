@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "common/nats.h"
@@ -59,6 +60,21 @@ struct StationOptions {
     // applied, keeping at least this many of the newest (0: drops nothing).
     int64_t journal_keep = 100'000;
   } ha;
+  // Site control (station/site.h, issue 17 part 5): a site station runs on a site's
+  // (a ship's) leaf broker under the central station's name, and takes over dispatch
+  // for `nodes` while the central station does not answer for `central_timeout`; it
+  // hands control back when it answers again (only inside the restore window when one
+  // is set). Empty name: a central (or single-host) station.
+  struct Site {
+    std::string name;
+    std::vector<std::string> nodes;
+    absl::Duration probe_every = absl::Seconds(1);
+    absl::Duration central_timeout = absl::Seconds(30);
+    std::string restore_window;  // cron (station/cron.h); empty: hand back at once
+    absl::Duration restore_length = absl::Hours(1);
+    std::string restore_zone;  // the window's time zone; empty: UTC
+    int batch_entries = 100;   // journal entries per hand-back request
+  } site;
 };
 
 }  // namespace steward::station

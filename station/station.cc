@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -34,6 +35,9 @@
 #include "station/queries.h"
 #include "station/rpc.h"
 #include "station/security.h"
+#include "station/site.h"
+#include "station/site_rules.h"
+#include "subjects/site.h"
 #include "station/targeting_api.h"
 #include "subjects/subject.h"
 
@@ -55,7 +59,30 @@ constexpr char kStationStations[] = "stations";
 absl::StatusOr<std::unique_ptr<Station>> Station::Start(StationOptions options) {
   STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(options.name));
   if (options.data_dir.empty()) return absl::InvalidArgumentError("the station needs a data dir");
-  if (options.nats.name.empty()) options.nats.name = absl::StrCat("steward-station ", options.name);
+  if (!options.site.name.empty()) {
+    const StationOptions::Site& site = options.site;
+    if (absl::Status st = subjects::ValidateToken(site.name); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--site: ", st.message()));
+    }
+    if (site.nodes.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--site ", site.name, ": a site station needs the nodes it may control (--site-nodes a,b,c)"));
+    }
+    for (const std::string& n : site.nodes) {
+      if (absl::Status st = subjects::ValidateToken(n); !st.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("--site-nodes: ", st.message()));
+      }
+    }
+    if (options.ha.enabled) return absl::InvalidArgumentError("--site and --ha do not go together");
+    if (site.probe_every <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("--site-probe must be longer than 0s");
+    }
+  }
+  if (options.nats.name.empty()) {
+    options.nats.name = options.site.name.empty() ? absl::StrCat("steward-station ", options.name)
+                                                  : absl::StrCat("steward-station ", options.name, " site ",
+                                                                 options.site.name);
+  }
   std::unique_ptr<Station> s(new Station(std::move(options)));
   STEWARD_RETURN_IF_ERROR(s->Init());
   return s;
@@ -66,6 +93,31 @@ Station::Station(StationOptions options) : options_(std::move(options)) {}
 Station::~Station() { Shutdown(); }
 
 absl::Status Station::Init() {
+  if (!options_.site.name.empty()) {
+    const StationOptions::Site& site = options_.site;
+    STEWARD_ASSIGN_OR_RETURN(SiteRules rules, SiteRules::Make(site.central_timeout, site.restore_window,
+                                                              site.restore_length, site.restore_zone));
+    site_rules_ = std::make_unique<SiteRules>(std::move(rules));
+    role_since_unix_ms_.store(NowUnixMillis());
+    STEWARD_ASSIGN_OR_RETURN(store_, ledger::Store::Open(options_.data_dir));
+    STEWARD_ASSIGN_OR_RETURN(std::optional<SiteRecord> rec, LoadSiteRecord(*store_, site.name));
+    if (rec.has_value()) {
+      site_state_ = static_cast<int>(rec->state);
+      site_since_ms_ = rec->since_ms;
+      site_cursor_ = rec->cursor;
+    }
+    STEWARD_RETURN_IF_ERROR(Connect());
+    STEWARD_LOG_INFO("station {}: site station of {} for nodes {} ({} since {}; journal handed back up to {})",
+                     options_.name, site.name, absl::StrJoin(site.nodes, ","),
+                     SiteStateName(static_cast<SiteState>(site_state_)), site_since_ms_, site_cursor_);
+    if (static_cast<SiteState>(site_state_) == SiteState::kControl) {
+      // It was in control when it stopped: it still is (the journal goes on).
+      STEWARD_RETURN_IF_ERROR(Serve());
+      active_.store(true, std::memory_order_release);
+    }
+    site_thread_ = std::thread([this] { RunSite(); });
+    return absl::OkStatus();
+  }
   if (!options_.ha.enabled) {
     role_since_unix_ms_.store(NowUnixMillis());
     STEWARD_ASSIGN_OR_RETURN(store_, ledger::Store::Open(options_.data_dir));
@@ -255,6 +307,8 @@ void Station::RunHa() {
 
 void Station::Stop() {
   std::call_once(stop_once_, [this] { stop_.Notify(); });
+  absl::MutexLock lock(&serving_mu_);
+  if (serving_stop_ != nullptr && !serving_stop_->HasBeenNotified()) serving_stop_->Notify();
 }
 
 absl::Status Station::Connect() {
@@ -274,6 +328,12 @@ absl::Status Station::Connect() {
 }
 
 absl::Status Station::Serve() {
+  std::shared_ptr<absl::Notification> stop = std::make_shared<absl::Notification>();
+  {
+    absl::MutexLock lock(&serving_mu_);
+    serving_stop_ = stop;
+    if (stop_.HasBeenNotified()) stop->Notify();
+  }
   STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_.get(), inbox_prefix_));
   core_ = std::make_unique<Core>(options_, *store_, conn_.get(), *pump_);
   STEWARD_RETURN_IF_ERROR(core_->Load());
@@ -300,24 +360,54 @@ absl::Status Station::Serve() {
 
   STEWARD_ASSIGN_OR_RETURN(std::string requests, subjects::KindPattern(options_.name, subjects::Kind::kCommand));
   STEWARD_ASSIGN_OR_RETURN(std::string events, subjects::KindPattern(options_.name, subjects::Kind::kEvent));
-  STEWARD_ASSIGN_OR_RETURN(requests_, nats::SubscribeSync(conn_.get(), requests, kIntakePendingMsgs,
-                                                          kIntakePendingBytes));
-  STEWARD_ASSIGN_OR_RETURN(events_, nats::SubscribeSync(conn_.get(), events, kIntakePendingMsgs,
-                                                        kIntakePendingBytes));
+  // One queue group for the central and any site station (station/site.h): on a site's
+  // leaf broker its own station, while it serves, gets the site's messages first.
+  STEWARD_ASSIGN_OR_RETURN(requests_, nats::QueueSubscribeSync(conn_.get(), requests, kStationQueue,
+                                                               kIntakePendingMsgs, kIntakePendingBytes));
+  STEWARD_ASSIGN_OR_RETURN(events_, nats::QueueSubscribeSync(conn_.get(), events, kStationQueue,
+                                                             kIntakePendingMsgs, kIntakePendingBytes));
   requests_backlog_ = std::make_unique<Backlog>(requests_.get(), "requests", core_->metrics);
   events_backlog_ = std::make_unique<Backlog>(events_.get(), "events", core_->metrics);
   auto serve_request = [this](nats::MsgPtr m) { rpc_->Serve(std::move(m)); };
-  auto serve_event = [this](nats::MsgPtr m) { intake_->Serve(std::move(m)); };
+  std::function<void(nats::MsgPtr)> serve_event = [this](nats::MsgPtr m) { intake_->Serve(std::move(m)); };
+  if (!options_.site.name.empty()) {
+    // A site station in control journals each agent event it is offered (verbatim), in
+    // the order they came, before it stores it: the ledger's writes commit in order, so
+    // no event is answered "stored" before its journal entry is durable.
+    serve_event = [this](nats::MsgPtr m) {
+      proto::Envelope ev;
+      if (ev.ParseFromArray(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get())) && !ev.id().empty() &&
+          ev.method() != kEventOutput && ev.method() != kEventNodeState) {
+        store_->Write(AppendSiteJournalOp("event", ev.id(), std::string(nats::Data(m.get()))));
+      }
+      intake_->Serve(std::move(m));
+    };
+  }
   // Two request threads: operator requests are independent, and checking their
   // signatures is the costliest thing the station does per request.
   for (int i = 0; i < 2; ++i) {
-    threads_.emplace_back([this, serve_request] { Serve(requests_.get(), *requests_backlog_, serve_request); });
+    threads_.emplace_back(
+        [this, stop, serve_request] { Serve(*stop, requests_.get(), *requests_backlog_, serve_request); });
   }
   for (int i = 0; i < kEventThreads; ++i) {
-    threads_.emplace_back([this, serve_event] { Serve(events_.get(), *events_backlog_, serve_event); });
+    threads_.emplace_back([this, stop, serve_event] { Serve(*stop, events_.get(), *events_backlog_, serve_event); });
   }
-  threads_.emplace_back([this] { dispatcher_->Run(stop_); });
-  threads_.emplace_back([this] { job_runner_->Run(stop_); });
+  threads_.emplace_back([this, stop] { dispatcher_->Run(*stop); });
+  threads_.emplace_back([this, stop] { job_runner_->Run(*stop); });
+  if (options_.site.name.empty()) {
+    // The central station answers site stations (station/site.h); a site station never
+    // subscribes there.
+    site_desk_ = std::make_unique<SiteDesk>(*core_, *intake_);
+    STEWARD_RETURN_IF_ERROR(site_desk_->Load());
+    STEWARD_ASSIGN_OR_RETURN(std::string sites, subjects::SitePattern(options_.name));
+    STEWARD_ASSIGN_OR_RETURN(site_requests_, nats::SubscribeSync(conn_.get(), sites, 1024));
+    threads_.emplace_back([this, stop] {
+      while (!stop->HasBeenNotified()) {
+        absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(site_requests_.get(), kTick);
+        if (msg.ok()) site_desk_->Serve(std::move(*msg));
+      }
+    });
+  }
   STEWARD_LOG_INFO("station {} serving {} and {}", options_.name, requests, events);
   if (!options_.key.has_value()) {
     STEWARD_LOG_WARNING("station {}: no station key: commands go out UNSIGNED and every node's events are "
@@ -332,8 +422,9 @@ absl::Status Station::Serve() {
   return absl::OkStatus();
 }
 
-void Station::Serve(natsSubscription* sub, Backlog& backlog, const std::function<void(nats::MsgPtr)>& serve) {
-  while (!stop_.HasBeenNotified()) {
+void Station::Serve(const absl::Notification& stop, natsSubscription* sub, Backlog& backlog,
+                    const std::function<void(nats::MsgPtr)>& serve) {
+  while (!stop.HasBeenNotified()) {
     absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub, kTick);
     if (msg.ok()) {
       serve(std::move(*msg));
@@ -367,6 +458,7 @@ void Station::Shutdown() {
   if (shut_down_.exchange(true)) return;
   Stop();
   if (ha_thread_.joinable()) ha_thread_.join();  // before the rooms: it may be building them
+  if (site_thread_.joinable()) site_thread_.join();  // the same: it may be building or tearing them down
   if (roster_thread_.joinable()) roster_thread_.join();
   if (core_) core_->feed.Close();  // ends the event streams
   if (http_) http_->Shutdown();
@@ -382,7 +474,199 @@ void Station::Shutdown() {
   if (store_) store_->Shutdown();  // Commits what is queued; completions may publish.
   requests_.reset();
   events_.reset();
+  site_requests_.reset();
   if (conn_) natsConnection_FlushTimeout(conn_.get(), 500);
+}
+
+// ---- site station (station/site.h) ----
+
+absl::Status Station::AskCentral(const SiteMessage& m, absl::Duration timeout) {
+  STEWARD_ASSIGN_OR_RETURN(std::string subject, subjects::SiteSubject(options_.name, options_.site.name));
+  STEWARD_ASSIGN_OR_RETURN(nats::MsgPtr answer, nats::Request(conn_.get(), subject, EncodeSiteMessage(m), timeout));
+  return DecodeSiteAnswer(nats::Data(answer.get()));
+}
+
+void Station::RunSite() {
+  const StationOptions::Site& site = options_.site;
+  // R1: the timeout counts from the start too: a site station that starts while its
+  // link is down waits it out before it takes control.
+  absl::Time last_answer = absl::Now();
+  bool said_lost = false;
+  while (!stop_.WaitForNotificationWithTimeout(site.probe_every)) {
+    SiteMessage probe;
+    probe.op = "probe";
+    probe.site = site.name;
+    probe.nodes = site.nodes;
+    probe.state = SiteStateName(static_cast<SiteState>(site_state_));
+    probe.since_ms = site_since_ms_;
+    if (static_cast<SiteState>(site_state_) != SiteState::kCentral) {
+      probe.pending = CountSiteJournal(*store_, site_cursor_).value_or(0);
+    }
+    absl::Status answered = AskCentral(probe, std::max(site.probe_every, absl::Milliseconds(500)));
+    const absl::Time now = absl::Now();
+    if (answered.ok()) {
+      if (said_lost) STEWARD_LOG_INFO("site {}: the central station answers again", site.name);
+      said_lost = false;
+      last_answer = now;
+    } else if (!said_lost) {
+      said_lost = true;
+      STEWARD_LOG_WARNING("site {}: the central station does not answer ({}); taking control after {} without it",
+                          site.name, answered.ToString(), absl::FormatDuration(site.central_timeout));
+    }
+    switch (site_rules_->Decide(static_cast<SiteState>(site_state_), last_answer, answered.ok(), now)) {
+      case SiteAction::kNone:
+        break;
+      case SiteAction::kTakeControl:
+        TakeControl();
+        break;
+      case SiteAction::kHandBack:
+        if (HandBack()) last_answer = absl::Now();
+        break;
+    }
+  }
+}
+
+void Station::TakeControl() {
+  const StationOptions::Site& site = options_.site;
+  const int64_t since = NowUnixMillis();
+  // Durable first: a site station killed from here on restarts in control.
+  absl::Status st = WriteAndWait(*store_, PutSiteRecord(site.name, {SiteState::kControl, since, site_cursor_}));
+  if (st.ok()) st = Serve();
+  if (!st.ok()) {
+    STEWARD_LOG_ERROR("site {}: taking control failed (tried again at the next probe): {}", site.name, st.ToString());
+    StopServing();
+    (void)WriteAndWait(*store_, PutSiteRecord(site.name, {SiteState::kCentral, site_since_ms_, site_cursor_}));
+    return;
+  }
+  site_state_ = static_cast<int>(SiteState::kControl);
+  site_since_ms_ = since;
+  role_since_unix_ms_.store(since);
+  active_.store(true, std::memory_order_release);
+  STEWARD_LOG_WARNING("site {}: IN CONTROL of {}: the central station did not answer for {}", site.name,
+                      absl::StrJoin(site.nodes, ","), absl::FormatDuration(site.central_timeout));
+}
+
+void Station::StopServing() {
+  active_.store(false, std::memory_order_release);
+  {
+    absl::MutexLock lock(&serving_mu_);
+    if (serving_stop_ != nullptr) serving_stop_->Notify();
+  }
+  if (core_) core_->feed.Close();
+  if (http_) http_->Shutdown();
+  if (core_) {
+    absl::MutexLock lock(&core_->model.mu);
+    core_->model.wake = true;
+  }
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+  // No more messages for this instance: the queue group's other member (the central
+  // station) gets them from now on.
+  requests_.reset();
+  events_.reset();
+  if (conn_) (void)nats::Flush(conn_.get(), absl::Seconds(2));
+  if (pump_) pump_->Shutdown();
+  if (dispatcher_) dispatcher_->Flush();
+  if (core_) {
+    absl::Notification written;
+    core_->AfterWrites([&written](absl::Status) { written.Notify(); });
+    written.WaitForNotificationWithTimeout(absl::Seconds(30));
+  }
+  http_.reset();
+  tokens_.reset();
+  approvals_.reset();
+  output_api_.reset();
+  operations_.reset();
+  targeting_api_.reset();
+  job_runner_.reset();
+  dispatcher_.reset();
+  intake_.reset();
+  security_.reset();
+  node_api_.reset();
+  queries_.reset();
+  command_api_.reset();
+  rpc_.reset();
+  requests_backlog_.reset();
+  events_backlog_.reset();
+  core_.reset();
+  pump_.reset();
+}
+
+bool Station::HandBack() {
+  const StationOptions::Site& site = options_.site;
+  if (static_cast<SiteState>(site_state_) == SiteState::kControl) {
+    // (a) no new requests, no more dispatching: from here the central station serves.
+    absl::Status st =
+        WriteAndWait(*store_, PutSiteRecord(site.name, {SiteState::kHandingBack, site_since_ms_, site_cursor_}));
+    if (!st.ok()) {
+      STEWARD_LOG_ERROR("site {}: cannot record the hand-back: {}", site.name, st.ToString());
+      return false;
+    }
+    site_state_ = static_cast<int>(SiteState::kHandingBack);
+    STEWARD_LOG_INFO("site {}: the central station answers: handing control back", site.name);
+    StopServing();
+  }
+  // (b) the journal, in order, a batch at a time, each acknowledged once the central
+  // ledger holds it; (c) the cursor after each, so a restart resumes.
+  while (!stop_.HasBeenNotified()) {
+    absl::StatusOr<std::vector<SiteJournalEntry>> entries = ReadSiteJournal(*store_, site_cursor_, site.batch_entries);
+    if (!entries.ok()) {
+      STEWARD_LOG_ERROR("site {}: reading the journal: {}", site.name, entries.status().ToString());
+      return false;
+    }
+    if (entries->empty()) break;
+    SiteMessage batch;
+    batch.op = "batch";
+    batch.site = site.name;
+    batch.nodes = site.nodes;
+    batch.state = SiteStateName(SiteState::kHandingBack);
+    for (SiteJournalEntry& e : *entries) {
+      if (e.kind == "command") {
+        // What became of it here: the central ledger takes its latest state.
+        absl::StatusOr<std::optional<proto::CommandState>> now = store_->GetCommand(e.id);
+        if (now.ok() && now->has_value()) e.record = (*now)->SerializeAsString();
+      }
+    }
+    const int64_t last = entries->back().seq;
+    batch.entries = *std::move(entries);
+    if (absl::Status st = AskCentral(batch, absl::Seconds(30)); !st.ok()) {
+      STEWARD_LOG_WARNING("site {}: handing back the journal after entry {}: {} (tried again)", site.name,
+                          site_cursor_, st.ToString());
+      return false;
+    }
+    if (absl::Status st =
+            WriteAndWait(*store_, PutSiteRecord(site.name, {SiteState::kHandingBack, site_since_ms_, last}));
+        !st.ok()) {
+      STEWARD_LOG_ERROR("site {}: recording the hand-back cursor: {}", site.name, st.ToString());
+      return false;
+    }
+    site_cursor_ = last;
+  }
+  if (stop_.HasBeenNotified()) return false;
+  // (d) released: the central station drops the claim and dispatches what it held.
+  SiteMessage released;
+  released.op = "released";
+  released.site = site.name;
+  released.nodes = site.nodes;
+  released.state = SiteStateName(SiteState::kCentral);
+  if (absl::Status st = AskCentral(released, absl::Seconds(10)); !st.ok()) {
+    STEWARD_LOG_WARNING("site {}: releasing control: {} (tried again)", site.name, st.ToString());
+    return false;
+  }
+  const int64_t now = NowUnixMillis();
+  if (absl::Status st = WriteAndWait(*store_, PutSiteRecord(site.name, {SiteState::kCentral, now, site_cursor_}));
+      !st.ok()) {
+    // The central station knows; at the next probe ("handing-back") it would claim the
+    // nodes again, so this is tried again until it is recorded.
+    STEWARD_LOG_ERROR("site {}: recording the release: {}", site.name, st.ToString());
+    return false;
+  }
+  site_state_ = static_cast<int>(SiteState::kCentral);
+  site_since_ms_ = now;
+  role_since_unix_ms_.store(now);
+  STEWARD_LOG_INFO("site {}: control handed back to the central station (journal up to entry {})", site.name,
+                   site_cursor_);
+  return true;
 }
 
 }  // namespace steward::station

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/nats.h"
 #include "common/request_pump.h"
@@ -47,6 +48,9 @@ class TargetingApi;
 class Operations;
 class OutputApi;
 class Approvals;
+class SiteDesk;
+struct SiteMessage;
+class SiteRules;
 namespace ledger {
 class Store;
 }
@@ -104,9 +108,20 @@ class Station {
   void CompactJournal();
   // Answers station.command.stations.cli (`stewardctl station status`).
   void AnswerStatus(const Call& call);
+  // Site station (options.site): probes the central station, takes control of its nodes
+  // and hands it back by the rules of station/site_rules.h.
+  void RunSite();
+  void TakeControl();
+  // Stops serving (a hand-back), leaving the ledger open: the rooms are torn down.
+  void StopServing();
+  // Sends the journal after the cursor, then releases; false when central stopped
+  // answering (tried again at the next probe).
+  bool HandBack();
+  absl::Status AskCentral(const SiteMessage& m, absl::Duration timeout);
   // Serves messages from `sub` until Shutdown.
   // `backlog` watches `sub` (falling behind is logged and counted).
-  void Serve(natsSubscription* sub, Backlog& backlog, const std::function<void(nats::MsgPtr)>& serve);
+  void Serve(const absl::Notification& stop, natsSubscription* sub, Backlog& backlog,
+             const std::function<void(nats::MsgPtr)>& serve);
 
   const StationOptions options_;
   absl::Notification stop_;
@@ -147,6 +162,18 @@ class Station {
   std::unique_ptr<Backlog> requests_backlog_;
   std::unique_ptr<Backlog> events_backlog_;
   std::vector<std::thread> threads_;
+  // What the serving threads stop on: Stop(), or a site station's hand-back.
+  absl::Mutex serving_mu_;
+  std::shared_ptr<absl::Notification> serving_stop_ ABSL_GUARDED_BY(serving_mu_);
+  // Central station: the site desk (station/site.h) and its subscription.
+  std::unique_ptr<SiteDesk> site_desk_;
+  nats::SubscriptionPtr site_requests_;
+  // Site station.
+  std::unique_ptr<SiteRules> site_rules_;
+  std::thread site_thread_;
+  int site_state_ = 0;  // a SiteState; the site thread's only (after Init)
+  int64_t site_since_ms_ = 0;
+  int64_t site_cursor_ = 0;
 };
 
 }  // namespace steward::station

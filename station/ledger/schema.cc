@@ -202,6 +202,25 @@ const std::vector<std::string>& Migrations() {
         PRIMARY KEY (operator, envelope_id));
       CREATE INDEX request_replies_at ON request_replies(at_ms);
       )sql",
+      // 11: site control (station/site.h). A site station's state (central / control /
+      // handing-back, since when, and how far its journal was handed back), and its
+      // journal: what it accepted and stored while in control, in order (`kind`
+      // "command": a CommandState at acceptance; "event": an agent's envelope bytes,
+      // verbatim). The central station's claims: sites in control of nodes, whose
+      // commands it holds until they hand control back.
+      R"sql(
+      CREATE TABLE site_state (
+        site TEXT PRIMARY KEY, state TEXT NOT NULL, since_ms INTEGER NOT NULL, cursor INTEGER NOT NULL);
+      CREATE TABLE site_journal (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        record BLOB NOT NULL,
+        UNIQUE (kind, id));
+      CREATE TABLE site_claims (
+        site TEXT PRIMARY KEY, nodes TEXT NOT NULL, since_ms INTEGER NOT NULL, claimed_ms INTEGER NOT NULL);
+      )sql",
   };
   return *m;
 }

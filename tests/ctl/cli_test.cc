@@ -6,10 +6,13 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/creds.h"
 #include "common/protocol.h"
 #include "tests/testing/nats_server.h"
@@ -222,6 +225,35 @@ TEST_CASE("nats-config keeps broker passwords private: -o at 0600, never to a te
   absl::StatusOr<BrokerCreds> creds = ReadCreds(keys + "/nodes/ship1/ship1.creds");
   REQUIRE(creds.ok());
   CHECK_THAT(r.out, !Catch::Contains(creds->password));
+}
+
+TEST_CASE("nats-config --site-station: a site's broker gets a user of its own for the site station",
+          "[ctl][broker]") {
+  steward::testing::TempDir dir;
+  const std::string keys = dir.str() + "/keys";
+  REQUIRE(Ctl({"--keys", keys, "keys", "init"}).exit_code == 0);
+  REQUIRE(Ctl({"--keys", keys, "enroll", "ship1"}).exit_code == 0);
+  const std::string out = dir.str() + "/ship-a.conf";
+  RunResult r = Ctl({"--keys", keys, "nats-config", "--leaf", "ship-a", "--hub", "127.0.0.1:7422", "--nodes", "ship1",
+                     "--site-station", "-o", out});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  std::ifstream in(out);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  absl::StatusOr<BrokerCreds> site = ReadCreds(keys + "/creds/site-ship-a.creds");
+  REQUIRE(site.ok());
+  CHECK_THAT(text, Catch::Contains(absl::StrCat("# station\n      user: \"site-ship-a\"\n      password: \"",
+                                                site->password, "\"")));
+  CHECK_THAT(text, !Catch::Contains("user: \"station\""));  // never the central station's own user
+  // The hub's configuration knows nothing of it: it is the site broker's only.
+  const std::string hub = dir.str() + "/hub.conf";
+  REQUIRE(Ctl({"--keys", keys, "nats-config", "--leaf-listen", "127.0.0.1:7422", "--sites", "ship-a", "-o", hub})
+              .exit_code == 0);
+  std::ifstream hin(hub);
+  const std::string hub_text((std::istreambuf_iterator<char>(hin)), std::istreambuf_iterator<char>());
+  CHECK_THAT(hub_text, !Catch::Contains("site-ship-a"));
+  // Only with --leaf.
+  CHECK(Ctl({"--keys", keys, "nats-config", "--site-station"}).exit_code != 0);
 }
 
 }  // namespace

@@ -68,6 +68,18 @@ void TcpProxy::Run() {
       ::usleep(10'000);
       continue;
     }
+    if (cut_.load()) {
+      for (Pair& p : pairs) {
+        if (p.client >= 0) close_pair(p);
+      }
+      pairs.clear();
+      pollfd l{listen_fd_, POLLIN, 0};
+      if (::poll(&l, 1, 20) > 0 && (l.revents & POLLIN)) {
+        const int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (client >= 0) ::close(client);
+      }
+      continue;
+    }
     std::vector<pollfd> fds;
     fds.push_back({listen_fd_, POLLIN, 0});
     for (const Pair& p : pairs) {

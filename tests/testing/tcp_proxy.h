@@ -2,6 +2,7 @@
 // path go silent without a reset, the way a NAT box or a satellite modem that lost its
 // state does: nothing is read or forwarded in either direction, nothing is closed, and
 // new connections are left waiting in the listen queue. Thaw lets bytes flow again.
+// Cut is the loud failure: every connection is closed, new ones are refused.
 //
 //   TcpProxy proxy(upstream_port);
 //   agent --nats nats://127.0.0.1:<proxy.port()>
@@ -26,6 +27,10 @@ class TcpProxy {
   uint16_t port() const { return port_; }
   void Freeze() { frozen_.store(true); }
   void Thaw() { frozen_.store(false); }
+  // Cut closes every relayed connection and refuses new ones (accepted and closed at
+  // once), the way a link that went down does; Restore relays again.
+  void Cut() { cut_.store(true); }
+  void Restore() { cut_.store(false); }
 
  private:
   void Run();
@@ -34,6 +39,7 @@ class TcpProxy {
   int listen_fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> frozen_{false};
+  std::atomic<bool> cut_{false};
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

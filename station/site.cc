@@ -1,0 +1,347 @@
+#include "station/site.h"
+
+#include <memory>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "common/status_macros.h"
+#include "station/core.h"
+#include "station/intake.h"
+#include "subjects/site.h"
+#include "subjects/subject.h"
+
+namespace steward::station {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string Bytes(const Json& j) {
+  if (j.is_binary()) return std::string(j.get_binary().begin(), j.get_binary().end());
+  return j.get<std::string>();
+}
+
+// How long importing one journal event may take (a ledger commit) before the batch is
+// answered with an error (the site sends it again).
+constexpr absl::Duration kImportWait = absl::Seconds(20);
+
+}  // namespace
+
+std::string EncodeSiteMessage(const SiteMessage& m) {
+  Json j;
+  j["op"] = m.op;
+  j["site"] = m.site;
+  j["nodes"] = m.nodes;
+  j["state"] = m.state;
+  j["since_ms"] = m.since_ms;
+  j["pending"] = m.pending;
+  Json entries = Json::array();
+  for (const SiteJournalEntry& e : m.entries) {
+    entries.push_back({{"seq", e.seq},
+                       {"kind", e.kind},
+                       {"id", e.id},
+                       {"record", Json::binary(std::vector<uint8_t>(e.record.begin(), e.record.end()))}});
+  }
+  j["entries"] = std::move(entries);
+  std::vector<uint8_t> cbor = Json::to_cbor(j);
+  return std::string(cbor.begin(), cbor.end());
+}
+
+absl::StatusOr<SiteMessage> DecodeSiteMessage(absl::string_view bytes) {
+  try {
+    Json j = Json::from_cbor(bytes.begin(), bytes.end());
+    SiteMessage m;
+    m.op = j.at("op").get<std::string>();
+    m.site = j.at("site").get<std::string>();
+    m.nodes = j.value("nodes", std::vector<std::string>{});
+    m.state = j.value("state", std::string());
+    m.since_ms = j.value("since_ms", int64_t{0});
+    m.pending = j.value("pending", int64_t{0});
+    if (j.contains("entries")) {
+      for (const Json& e : j.at("entries")) {
+        m.entries.push_back({e.at("seq").get<int64_t>(), e.at("kind").get<std::string>(),
+                             e.at("id").get<std::string>(), Bytes(e.at("record"))});
+      }
+    }
+    STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(m.site));
+    for (const std::string& n : m.nodes) STEWARD_RETURN_IF_ERROR(subjects::ValidateToken(n));
+    return m;
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed site message: ", e.what()));
+  }
+}
+
+std::string EncodeSiteAnswer(const absl::Status& st) {
+  Json j = {{"ok", st.ok()}, {"error", std::string(st.message())}};
+  std::vector<uint8_t> cbor = Json::to_cbor(j);
+  return std::string(cbor.begin(), cbor.end());
+}
+
+absl::Status DecodeSiteAnswer(absl::string_view bytes) {
+  try {
+    Json j = Json::from_cbor(bytes.begin(), bytes.end());
+    if (j.at("ok").get<bool>()) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat("the central station: ", j.value("error", std::string())));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed answer of the central station: ", e.what()));
+  }
+}
+
+std::string SiteHeldReason(const std::string& site, int64_t since_ms) {
+  return absl::StrCat("site ", site, " is in control since ",
+                      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(since_ms), absl::UTCTimeZone()),
+                      " (its commands go out after it hands control back)");
+}
+
+absl::StatusOr<std::optional<SiteRecord>> LoadSiteRecord(ledger::Store& store, const std::string& site) {
+  std::optional<SiteRecord> out;
+  absl::Status st = store.Rows("SELECT state, since_ms, cursor FROM site_state WHERE site = ?1", {site}, -1,
+                               [&](sqlite::Statement& row) -> absl::Status {
+                                 SiteRecord r;
+                                 STEWARD_ASSIGN_OR_RETURN(r.state, ParseSiteState(row.ColumnText(0)));
+                                 r.since_ms = row.ColumnInt(1);
+                                 r.cursor = row.ColumnInt(2);
+                                 out = r;
+                                 return absl::OkStatus();
+                               });
+  if (!st.ok()) return st;
+  return out;
+}
+
+ledger::Store::Op PutSiteRecord(std::string site, SiteRecord r) {
+  return [site = std::move(site), r](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(
+        sqlite::Statement st,
+        db.Prepare("INSERT OR REPLACE INTO site_state(site, state, since_ms, cursor) VALUES (?1, ?2, ?3, ?4)"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, site));
+    STEWARD_RETURN_IF_ERROR(st.Bind(2, absl::string_view(SiteStateName(r.state))));
+    STEWARD_RETURN_IF_ERROR(st.Bind(3, r.since_ms));
+    STEWARD_RETURN_IF_ERROR(st.Bind(4, r.cursor));
+    return st.Step().status();
+  };
+}
+
+absl::Status AppendSiteJournal(sqlite::Database& db, absl::string_view kind, absl::string_view id,
+                               absl::string_view record) {
+  STEWARD_ASSIGN_OR_RETURN(
+      sqlite::Statement st,
+      db.Prepare("INSERT OR IGNORE INTO site_journal(kind, id, at_ms, record) VALUES (?1, ?2, ?3, ?4)"));
+  STEWARD_RETURN_IF_ERROR(st.Bind(1, kind));
+  STEWARD_RETURN_IF_ERROR(st.Bind(2, id));
+  STEWARD_RETURN_IF_ERROR(st.Bind(3, NowUnixMillis()));
+  STEWARD_RETURN_IF_ERROR(st.BindBlob(4, record));
+  return st.Step().status();
+}
+
+ledger::Store::Op AppendSiteJournalOp(std::string kind, std::string id, std::string record) {
+  return [kind = std::move(kind), id = std::move(id), record = std::move(record)](sqlite::Database& db) {
+    return AppendSiteJournal(db, kind, id, record);
+  };
+}
+
+absl::StatusOr<std::vector<SiteJournalEntry>> ReadSiteJournal(ledger::Store& store, int64_t after, int limit) {
+  std::vector<SiteJournalEntry> out;
+  absl::Status st = store.Rows("SELECT seq, kind, id, record FROM site_journal WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                               {absl::StrCat(after)}, limit, [&](sqlite::Statement& row) -> absl::Status {
+                                 out.push_back({row.ColumnInt(0), row.ColumnText(1), row.ColumnText(2),
+                                                row.ColumnBlob(3)});
+                                 return absl::OkStatus();
+                               });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<int64_t> CountSiteJournal(ledger::Store& store, int64_t after) {
+  int64_t n = 0;
+  STEWARD_RETURN_IF_ERROR(store.Rows("SELECT count(*) FROM site_journal WHERE seq > ?1", {absl::StrCat(after)}, -1,
+                                     [&](sqlite::Statement& row) -> absl::Status {
+                                       n = row.ColumnInt(0);
+                                       return absl::OkStatus();
+                                     }));
+  return n;
+}
+
+absl::Status WriteAndWait(ledger::Store& store, ledger::Store::Op op) {
+  auto done = std::make_shared<absl::Notification>();
+  auto result = std::make_shared<absl::Status>();
+  store.Write(std::move(op), [done, result](absl::Status st) {
+    *result = std::move(st);
+    done->Notify();
+  });
+  if (!done->WaitForNotificationWithTimeout(kImportWait)) {
+    return absl::DeadlineExceededError("the ledger write did not commit in time");
+  }
+  return *result;
+}
+
+// ---- SiteDesk ----
+
+absl::Status SiteDesk::Load() {
+  absl::Status st = core_.store().Rows("SELECT site, nodes, since_ms FROM site_claims", {}, -1,
+                                       [&](sqlite::Statement& row) -> absl::Status {
+                                         Claimed c;
+                                         c.nodes = absl::StrSplit(row.ColumnText(1), ',', absl::SkipEmpty());
+                                         c.since_ms = row.ColumnInt(2);
+                                         claims_[row.ColumnText(0)] = std::move(c);
+                                         return absl::OkStatus();
+                                       });
+  STEWARD_RETURN_IF_ERROR(st);
+  absl::MutexLock lock(&core_.model.mu);
+  for (const auto& [site, c] : claims_) {
+    for (const std::string& n : c.nodes) core_.model.site_held[n] = SiteHeldReason(site, c.since_ms);
+    STEWARD_LOG_WARNING("site {} holds control of {} (since {}): their commands wait for its hand-back", site,
+                        absl::StrJoin(c.nodes, ","), c.since_ms);
+  }
+  return absl::OkStatus();
+}
+
+void SiteDesk::Serve(nats::MsgPtr msg) {
+  const std::string reply = nats::Reply(msg.get());
+  absl::StatusOr<std::string> site = subjects::ParseSiteSubject(nats::Subject(msg.get()), core_.options().name);
+  absl::StatusOr<SiteMessage> m = DecodeSiteMessage(nats::Data(msg.get()));
+  absl::Status st;
+  if (!site.ok()) {
+    st = site.status();
+  } else if (!m.ok()) {
+    st = m.status();
+  } else if (m->site != *site) {
+    st = absl::InvalidArgumentError(absl::StrCat("site ", m->site, " wrote on the subject of site ", *site));
+  } else if (m->op == "probe") {
+    if (m->state == SiteStateName(SiteState::kControl) || m->state == SiteStateName(SiteState::kHandingBack)) {
+      st = Claim(*m);
+    } else if (claims_.count(m->site) > 0) {
+      // It says the central station is in control: its release was answered before, and
+      // that answer (or this ledger's record of it) was lost.
+      st = Release(m->site);
+    }
+  } else if (m->op == "batch") {
+    st = Import(*m);
+  } else if (m->op == "released") {
+    st = Release(m->site);
+  } else {
+    st = absl::InvalidArgumentError(absl::StrCat("unknown site request \"", m->op, "\""));
+  }
+  if (!st.ok()) STEWARD_LOG_WARNING("site request on {}: {}", nats::Subject(msg.get()), st.ToString());
+  if (!reply.empty()) core_.Publish(reply, EncodeSiteAnswer(st));
+}
+
+absl::Status SiteDesk::Claim(const SiteMessage& m) {
+  auto it = claims_.find(m.site);
+  if (it != claims_.end() && it->second.nodes == m.nodes) return absl::OkStatus();
+  const int64_t since = m.since_ms > 0 ? m.since_ms : NowUnixMillis();
+  const std::string nodes = absl::StrJoin(m.nodes, ",");
+  STEWARD_RETURN_IF_ERROR(WriteAndWait(
+      core_.store(), [site = m.site, nodes, since](sqlite::Database& db) -> absl::Status {
+        STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
+                                 db.Prepare("INSERT OR REPLACE INTO site_claims(site, nodes, since_ms, claimed_ms) "
+                                            "VALUES (?1, ?2, ?3, ?4)"));
+        STEWARD_RETURN_IF_ERROR(st.Bind(1, site));
+        STEWARD_RETURN_IF_ERROR(st.Bind(2, nodes));
+        STEWARD_RETURN_IF_ERROR(st.Bind(3, since));
+        STEWARD_RETURN_IF_ERROR(st.Bind(4, NowUnixMillis()));
+        return st.Step().status();
+      }));
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    if (it != claims_.end()) {
+      for (const std::string& n : it->second.nodes) core_.model.site_held.erase(n);
+    }
+    for (const std::string& n : m.nodes) core_.model.site_held[n] = SiteHeldReason(m.site, since);
+  }
+  claims_[m.site] = Claimed{m.nodes, since};
+  STEWARD_LOG_WARNING("site {} is in control of {} since {}: their commands are held until it hands control back",
+                      m.site, nodes, since);
+  return absl::OkStatus();
+}
+
+absl::Status SiteDesk::Import(const SiteMessage& m) {
+  int commands = 0, events = 0;
+  for (const SiteJournalEntry& e : m.entries) {
+    if (e.kind == "command") {
+      proto::CommandState s;
+      if (!s.ParseFromString(e.record) || s.id() != e.id) {
+        return absl::InvalidArgumentError(absl::StrCat("journal entry ", e.seq, ": malformed command ", e.id));
+      }
+      bool known = false;
+      {
+        absl::MutexLock lock(&core_.model.mu);
+        known = core_.model.commands.Find(s.id()) != nullptr;
+      }
+      if (!known) {
+        STEWARD_ASSIGN_OR_RETURN(std::optional<proto::CommandState> stored, core_.store().GetCommand(s.id()));
+        known = stored.has_value();
+      }
+      if (known) continue;  // imported before: a batch sent again
+      if (IsTerminal(s.state())) {
+        STEWARD_RETURN_IF_ERROR(WriteAndWait(core_.store(), core_.store().PutCommand(s)));
+      } else {
+        // Unfinished at the site: the central station's to finish, after the hand-back
+        // (the node answers a repeat from its record and never runs it twice).
+        s.set_state(proto::STATE_QUEUED);
+        s.clear_result();
+        auto done = std::make_shared<absl::Notification>();
+        auto result = std::make_shared<absl::Status>();
+        core_.Submit({std::move(s)}, [done, result](absl::Status st) {
+          *result = std::move(st);
+          done->Notify();
+        });
+        if (!done->WaitForNotificationWithTimeout(kImportWait)) {
+          return absl::DeadlineExceededError("importing a command did not commit in time");
+        }
+        STEWARD_RETURN_IF_ERROR(*result);
+      }
+      ++commands;
+    } else if (e.kind == "event") {
+      auto done = std::make_shared<absl::Notification>();
+      auto ack = std::make_shared<proto::Ack>();
+      intake_.Import(e.record, [done, ack](const proto::Ack& a) {
+        *ack = a;
+        done->Notify();
+      });
+      if (!done->WaitForNotificationWithTimeout(kImportWait)) {
+        return absl::DeadlineExceededError(absl::StrCat("importing event ", e.id, " did not commit in time"));
+      }
+      // Refused is final (the node would have been told the same); "not now" is not.
+      if (ack->outcome() == proto::OUTCOME_ERROR) {
+        return absl::UnavailableError(absl::StrCat("event ", e.id, ": ", ack->error()));
+      }
+      ++events;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("journal entry ", e.seq, ": unknown kind ", e.kind));
+    }
+  }
+  STEWARD_LOG_INFO("site {}: imported {} journal entries ({} new commands, {} events)", m.site, m.entries.size(),
+                   commands, events);
+  return absl::OkStatus();
+}
+
+absl::Status SiteDesk::Release(const std::string& site) {
+  auto it = claims_.find(site);
+  if (it == claims_.end()) return absl::OkStatus();
+  STEWARD_RETURN_IF_ERROR(WriteAndWait(core_.store(), [site](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare("DELETE FROM site_claims WHERE site = ?1"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, site));
+    return st.Step().status();
+  }));
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    const absl::Time now = absl::Now();
+    for (const std::string& n : it->second.nodes) {
+      core_.model.site_held.erase(n);
+      core_.model.commands.Unpark(n, now);
+    }
+    core_.model.wake = true;
+  }
+  STEWARD_LOG_INFO("site {} handed control of {} back", site, absl::StrJoin(it->second.nodes, ","));
+  claims_.erase(it);
+  return absl::OkStatus();
+}
+
+}  // namespace steward::station
