@@ -27,7 +27,8 @@ cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$SCRATCH"
+  # STEWARD_KEEP_SCRATCH=1 keeps it (logs, ledgers) for a look after a failure.
+  if [ -n "${STEWARD_KEEP_SCRATCH:-}" ]; then echo "kept $SCRATCH" >&2; else rm -rf "$SCRATCH"; fi
 }
 trap cleanup EXIT
 # bg LOG COMMAND...: starts COMMAND in the background, output to LOG; its pid in BG_PID.
