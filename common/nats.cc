@@ -176,23 +176,17 @@ absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts) {
 
 absl::StatusOr<SubscriptionPtr> SubscribeSync(natsConnection* nc, const std::string& subject,
                                               int max_pending_msgs, int max_pending_bytes) {
-  natsSubscription* raw = nullptr;
-  STEWARD_RETURN_IF_ERROR(
-      ToStatus(natsConnection_SubscribeSync(&raw, nc, subject.c_str()), "subscribe " + subject));
-  SubscriptionPtr sub(raw);
-  STEWARD_RETURN_IF_ERROR(ToStatus(
-      natsSubscription_SetPendingLimits(sub.get(), max_pending_msgs,
-                                        max_pending_bytes > 0 ? max_pending_bytes : PendingBytes(max_pending_msgs)),
-      "SetPendingLimits"));
-  return sub;
+  return QueueSubscribeSync(nc, subject, "", max_pending_msgs, max_pending_bytes);
 }
 
 absl::StatusOr<SubscriptionPtr> QueueSubscribeSync(natsConnection* nc, const std::string& subject,
                                                    const std::string& queue, int max_pending_msgs,
                                                    int max_pending_bytes) {
   natsSubscription* raw = nullptr;
-  STEWARD_RETURN_IF_ERROR(ToStatus(natsConnection_QueueSubscribeSync(&raw, nc, subject.c_str(), queue.c_str()),
-                                   absl::StrCat("subscribe ", subject, " in queue group ", queue)));
+  const natsStatus s = queue.empty() ? natsConnection_SubscribeSync(&raw, nc, subject.c_str())
+                                     : natsConnection_QueueSubscribeSync(&raw, nc, subject.c_str(), queue.c_str());
+  STEWARD_RETURN_IF_ERROR(
+      ToStatus(s, queue.empty() ? "subscribe " + subject : absl::StrCat("subscribe ", subject, " in queue group ", queue)));
   SubscriptionPtr sub(raw);
   STEWARD_RETURN_IF_ERROR(ToStatus(
       natsSubscription_SetPendingLimits(sub.get(), max_pending_msgs,

@@ -94,6 +94,7 @@ absl::StatusOr<SubscriptionPtr> SubscribeSync(natsConnection* nc, const std::str
 
 // QueueSubscribeSync is SubscribeSync as a member of queue group `queue`: the broker
 // gives each message to one member (on a leaf node, a member on the same broker first).
+// An empty `queue` is a plain subscription.
 absl::StatusOr<SubscriptionPtr> QueueSubscribeSync(natsConnection* nc, const std::string& subject,
                                                    const std::string& queue, int max_pending_msgs,
                                                    int max_pending_bytes = 0);

@@ -460,15 +460,7 @@ void Station::Shutdown() {
   if (ha_thread_.joinable()) ha_thread_.join();  // before the rooms: it may be building them
   if (site_thread_.joinable()) site_thread_.join();  // the same: it may be building or tearing them down
   if (roster_thread_.joinable()) roster_thread_.join();
-  if (core_) core_->feed.Close();  // ends the event streams
-  if (http_) http_->Shutdown();
-  if (core_) {
-    // Wakes the dispatcher, which sleeps until the next due command.
-    absl::MutexLock lock(&core_->model.mu);
-    core_->model.wake = true;
-  }
-  for (std::thread& t : threads_) t.join();
-  threads_.clear();
+  JoinServingThreads();
   if (pump_) pump_->Shutdown();
   if (dispatcher_) dispatcher_->Flush();
   if (store_) store_->Shutdown();  // Commits what is queued; completions may publish.
@@ -546,20 +538,25 @@ void Station::TakeControl() {
                       absl::StrJoin(site.nodes, ","), absl::FormatDuration(site.central_timeout));
 }
 
+void Station::JoinServingThreads() {
+  if (core_) core_->feed.Close();  // ends the event streams
+  if (http_) http_->Shutdown();
+  if (core_) {
+    // Wakes the dispatcher, which sleeps until the next due command.
+    absl::MutexLock lock(&core_->model.mu);
+    core_->model.wake = true;
+  }
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+}
+
 void Station::StopServing() {
   active_.store(false, std::memory_order_release);
   {
     absl::MutexLock lock(&serving_mu_);
     if (serving_stop_ != nullptr) serving_stop_->Notify();
   }
-  if (core_) core_->feed.Close();
-  if (http_) http_->Shutdown();
-  if (core_) {
-    absl::MutexLock lock(&core_->model.mu);
-    core_->model.wake = true;
-  }
-  for (std::thread& t : threads_) t.join();
-  threads_.clear();
+  JoinServingThreads();
   // No more messages for this instance: the queue group's other member (the central
   // station) gets them from now on.
   requests_.reset();

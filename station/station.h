@@ -114,6 +114,9 @@ class Station {
   void TakeControl();
   // Stops serving (a hand-back), leaving the ledger open: the rooms are torn down.
   void StopServing();
+  // Ends the event streams and the HTTP server, wakes the dispatcher and joins the
+  // serving threads (told to stop already): Shutdown's and StopServing's first step.
+  void JoinServingThreads();
   // Sends the journal after the cursor, then releases; false when central stopped
   // answering (tried again at the next probe).
   bool HandBack();
