@@ -1,5 +1,6 @@
 #include "station/site.h"
 
+#include <algorithm>
 #include <memory>
 #include <utility>
 
@@ -79,7 +80,7 @@ absl::StatusOr<SiteMessage> DecodeSiteMessage(absl::string_view bytes) {
 }
 
 std::string EncodeSiteAnswer(const absl::Status& st) {
-  Json j = {{"ok", st.ok()}, {"error", std::string(st.message())}};
+  Json j = {{"ok", st.ok()}, {"error", std::string(st.message())}, {"refused", absl::IsPermissionDenied(st)}};
   std::vector<uint8_t> cbor = Json::to_cbor(j);
   return std::string(cbor.begin(), cbor.end());
 }
@@ -88,7 +89,9 @@ absl::Status DecodeSiteAnswer(absl::string_view bytes) {
   try {
     Json j = Json::from_cbor(bytes.begin(), bytes.end());
     if (j.at("ok").get<bool>()) return absl::OkStatus();
-    return absl::UnavailableError(absl::StrCat("the central station: ", j.value("error", std::string())));
+    const std::string error = absl::StrCat("the central station: ", j.value("error", std::string()));
+    if (j.value("refused", false)) return absl::PermissionDeniedError(error);
+    return absl::UnavailableError(error);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("malformed answer of the central station: ", e.what()));
   }
@@ -124,6 +127,17 @@ ledger::Store::Op PutSiteRecord(std::string site, SiteRecord r) {
     STEWARD_RETURN_IF_ERROR(st.Bind(2, absl::string_view(SiteStateName(r.state))));
     STEWARD_RETURN_IF_ERROR(st.Bind(3, r.since_ms));
     STEWARD_RETURN_IF_ERROR(st.Bind(4, r.cursor));
+    return st.Step().status();
+  };
+}
+
+ledger::Store::Op PutSiteCursor(std::string site, SiteRecord r) {
+  return [put = PutSiteRecord(std::move(site), r), cursor = r.cursor](sqlite::Database& db) -> absl::Status {
+    STEWARD_RETURN_IF_ERROR(put(db));
+    // seq is AUTOINCREMENT: a number is never used again, so the cursor stays right
+    // with the rows before it gone.
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare("DELETE FROM site_journal WHERE seq <= ?1"));
+    STEWARD_RETURN_IF_ERROR(st.Bind(1, cursor));
     return st.Step().status();
   };
 }
@@ -184,17 +198,23 @@ absl::Status WriteAndWait(ledger::Store& store, ledger::Store::Op op) {
 // ---- SiteDesk ----
 
 absl::Status SiteDesk::Load() {
-  absl::Status st = core_.store().Rows("SELECT site, nodes, since_ms FROM site_claims", {}, -1,
+  std::map<std::string, Claim> claims;
+  absl::Status st = core_.store().Rows("SELECT site, nodes, since_ms, claimed_ms FROM site_claims", {}, -1,
                                        [&](sqlite::Statement& row) -> absl::Status {
-                                         Claimed c;
+                                         Claim c;
                                          c.nodes = absl::StrSplit(row.ColumnText(1), ',', absl::SkipEmpty());
                                          c.since_ms = row.ColumnInt(2);
-                                         claims_[row.ColumnText(0)] = std::move(c);
+                                         c.claimed_ms = row.ColumnInt(3);
+                                         claims[row.ColumnText(0)] = std::move(c);
                                          return absl::OkStatus();
                                        });
   STEWARD_RETURN_IF_ERROR(st);
+  {
+    absl::MutexLock lock(&mu_);
+    claims_ = claims;
+  }
   absl::MutexLock lock(&core_.model.mu);
-  for (const auto& [site, c] : claims_) {
+  for (const auto& [site, c] : claims) {
     for (const std::string& n : c.nodes) core_.model.site_held[n] = SiteHeldReason(site, c.since_ms);
     STEWARD_LOG_WARNING("site {} holds control of {} (since {}): their commands wait for its hand-back", site,
                         absl::StrJoin(c.nodes, ","), c.since_ms);
@@ -215,8 +235,8 @@ void SiteDesk::Serve(nats::MsgPtr msg) {
     st = absl::InvalidArgumentError(absl::StrCat("site ", m->site, " wrote on the subject of site ", *site));
   } else if (m->op == "probe") {
     if (m->state == SiteStateName(SiteState::kControl) || m->state == SiteStateName(SiteState::kHandingBack)) {
-      st = Claim(*m);
-    } else if (claims_.count(m->site) > 0) {
+      st = TakeClaim(*m);
+    } else if (Claimed(m->site).has_value()) {
       // It says the central station is in control: its release was answered before, and
       // that answer (or this ledger's record of it) was lost.
       st = Release(m->site);
@@ -229,39 +249,117 @@ void SiteDesk::Serve(nats::MsgPtr msg) {
     st = absl::InvalidArgumentError(absl::StrCat("unknown site request \"", m->op, "\""));
   }
   if (!st.ok()) STEWARD_LOG_WARNING("site request on {}: {}", nats::Subject(msg.get()), st.ToString());
+  if (site.ok() && m.ok() && m->site == *site) {
+    // What station status shows: a site refused until it asks for something it may.
+    absl::MutexLock lock(&mu_);
+    if (absl::IsPermissionDenied(st)) {
+      proto::SiteRefusal& r = refusals_[*site];
+      r.set_site(*site);
+      r.set_error(std::string(st.message()));
+      r.set_at_unix_ms(NowUnixMillis());
+    } else if (st.ok()) {
+      refusals_.erase(*site);
+    }
+  }
   if (!reply.empty()) core_.Publish(reply, EncodeSiteAnswer(st));
 }
 
-absl::Status SiteDesk::Claim(const SiteMessage& m) {
-  auto it = claims_.find(m.site);
-  if (it != claims_.end() && it->second.nodes == m.nodes) return absl::OkStatus();
+std::optional<SiteDesk::Claim> SiteDesk::Claimed(const std::string& site) const {
+  absl::MutexLock lock(&mu_);
+  auto it = claims_.find(site);
+  if (it == claims_.end()) return std::nullopt;
+  return it->second;
+}
+
+void SiteDesk::Report(proto::StationStatusReply& out) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [site, c] : claims_) {
+    proto::SiteClaim* claim = out.add_site_claims();
+    claim->set_site(site);
+    for (const std::string& n : c.nodes) claim->add_nodes(n);
+    claim->set_since_unix_ms(c.since_ms);
+    claim->set_claimed_unix_ms(c.claimed_ms);
+  }
+  for (const auto& [site, r] : refusals_) *out.add_site_refusals() = r;
+}
+
+absl::Status SiteDesk::CheckMembers(const std::string& site, const std::vector<std::string>& nodes) {
+  std::vector<std::string> strangers;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    for (const std::string& n : nodes) {
+      const TagTable::Tags* tags = core_.model.tags.Of(n);
+      auto it = tags == nullptr ? TagTable::Tags::const_iterator() : tags->find(kSiteTag);
+      if (tags == nullptr || it == tags->end() || it->second != site) strangers.push_back(n);
+    }
+  }
+  if (strangers.empty()) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "site ", site, " spoke for ", absl::StrJoin(strangers, ","), ", not its nodes here (a node is a site's with ",
+      "the tag ", kSiteTag, "=", site, ": stewardctl tag set NODE ", kSiteTag, "=", site, ")"));
+}
+
+absl::Status SiteDesk::TakeClaim(const SiteMessage& m) {
+  // Before anything is held: a site holds only the nodes the operators gave it.
+  STEWARD_RETURN_IF_ERROR(CheckMembers(m.site, m.nodes));
+  const std::optional<Claim> before = Claimed(m.site);
+  if (before.has_value() && before->nodes == m.nodes) return absl::OkStatus();
   const int64_t since = m.since_ms > 0 ? m.since_ms : NowUnixMillis();
+  const int64_t claimed = NowUnixMillis();
   const std::string nodes = absl::StrJoin(m.nodes, ",");
   STEWARD_RETURN_IF_ERROR(WriteAndWait(
-      core_.store(), [site = m.site, nodes, since](sqlite::Database& db) -> absl::Status {
+      core_.store(), [site = m.site, nodes, since, claimed](sqlite::Database& db) -> absl::Status {
         STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
                                  db.Prepare("INSERT OR REPLACE INTO site_claims(site, nodes, since_ms, claimed_ms) "
                                             "VALUES (?1, ?2, ?3, ?4)"));
         STEWARD_RETURN_IF_ERROR(st.Bind(1, site));
         STEWARD_RETURN_IF_ERROR(st.Bind(2, nodes));
         STEWARD_RETURN_IF_ERROR(st.Bind(3, since));
-        STEWARD_RETURN_IF_ERROR(st.Bind(4, NowUnixMillis()));
+        STEWARD_RETURN_IF_ERROR(st.Bind(4, claimed));
         return st.Step().status();
       }));
   {
     absl::MutexLock lock(&core_.model.mu);
-    if (it != claims_.end()) {
-      for (const std::string& n : it->second.nodes) core_.model.site_held.erase(n);
+    if (before.has_value()) {
+      for (const std::string& n : before->nodes) core_.model.site_held.erase(n);
     }
     for (const std::string& n : m.nodes) core_.model.site_held[n] = SiteHeldReason(m.site, since);
   }
-  claims_[m.site] = Claimed{m.nodes, since};
+  {
+    absl::MutexLock lock(&mu_);
+    claims_[m.site] = Claim{m.nodes, since, claimed};
+  }
   STEWARD_LOG_WARNING("site {} is in control of {} since {}: their commands are held until it hands control back",
                       m.site, nodes, since);
   return absl::OkStatus();
 }
 
 absl::Status SiteDesk::Import(const SiteMessage& m) {
+  // The whole batch is checked first, so that a refused one imports nothing.
+  std::vector<std::string> nodes;
+  for (const SiteJournalEntry& e : m.entries) {
+    if (e.kind == "command") {
+      proto::CommandState s;
+      if (!s.ParseFromString(e.record) || s.id() != e.id) {
+        return absl::InvalidArgumentError(absl::StrCat("journal entry ", e.seq, ": malformed command ", e.id));
+      }
+      if (s.has_command() && s.command().to_node() != s.node()) {
+        return absl::PermissionDeniedError(
+            absl::StrCat("journal entry ", e.seq, ": command ", e.id, " for ", s.node(), " is addressed to ",
+                         s.command().to_node()));
+      }
+      nodes.push_back(s.node());
+    } else if (e.kind == "event") {
+      absl::StatusOr<proto::Envelope> env = DecodeEnvelope(e.record);
+      if (!env.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("journal entry ", e.seq, ": ", env.status().message()));
+      }
+      nodes.push_back(env->from_node());
+    }
+  }
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  STEWARD_RETURN_IF_ERROR(CheckMembers(m.site, nodes));
   int commands = 0, events = 0;
   for (const SiteJournalEntry& e : m.entries) {
     if (e.kind == "command") {
@@ -323,8 +421,8 @@ absl::Status SiteDesk::Import(const SiteMessage& m) {
 }
 
 absl::Status SiteDesk::Release(const std::string& site) {
-  auto it = claims_.find(site);
-  if (it == claims_.end()) return absl::OkStatus();
+  const std::optional<Claim> claim = Claimed(site);
+  if (!claim.has_value()) return absl::OkStatus();
   STEWARD_RETURN_IF_ERROR(WriteAndWait(core_.store(), [site](sqlite::Database& db) -> absl::Status {
     STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st, db.Prepare("DELETE FROM site_claims WHERE site = ?1"));
     STEWARD_RETURN_IF_ERROR(st.Bind(1, site));
@@ -333,14 +431,17 @@ absl::Status SiteDesk::Release(const std::string& site) {
   {
     absl::MutexLock lock(&core_.model.mu);
     const absl::Time now = absl::Now();
-    for (const std::string& n : it->second.nodes) {
+    for (const std::string& n : claim->nodes) {
       core_.model.site_held.erase(n);
       core_.model.commands.Unpark(n, now);
     }
     core_.model.wake = true;
   }
-  STEWARD_LOG_INFO("site {} handed control of {} back", site, absl::StrJoin(it->second.nodes, ","));
-  claims_.erase(it);
+  STEWARD_LOG_INFO("site {} handed control of {} back", site, absl::StrJoin(claim->nodes, ","));
+  {
+    absl::MutexLock lock(&mu_);
+    claims_.erase(site);
+  }
   return absl::OkStatus();
 }
 

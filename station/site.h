@@ -16,7 +16,14 @@
 //             commands inserted when absent, events through Intake, which dedups).
 //   released  {site}: the claim ends; the held commands go out.
 //
-// Every answer is {ok, error}.
+// Every answer is {ok, error, refused}: `refused` when the central station answered and
+// will not do it (a claim or an entry outside the site, below), which the site must tell
+// apart from no answer at all (the link is up: it is not a reason to take control).
+//
+// Which nodes a site holds is the central station's data, never the site's word: the
+// operators' tag site=SITE on each node (stewardctl tag set NODE site=SITE, audited and
+// replicated like every tag). A claim naming any other node is refused whole, and so is a
+// journal batch with a command for, or an event from, a node that is not the site's.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +34,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "common/nats.h"
+#include "proto/ha.pb.h"
 #include "station/ledger/store.h"
 #include "station/site_rules.h"
 
@@ -35,6 +44,9 @@ namespace steward::station {
 
 class Core;
 class Intake;
+
+// The operators' tag that makes a node one of a site's (its value is the site's name).
+inline constexpr char kSiteTag[] = "site";
 
 // The queue group both the central and the site station serve their subjects in.
 inline constexpr char kStationQueue[] = "steward-station";
@@ -57,7 +69,9 @@ struct SiteMessage {
 };
 std::string EncodeSiteMessage(const SiteMessage& m);
 absl::StatusOr<SiteMessage> DecodeSiteMessage(absl::string_view bytes);
+// A PermissionDenied status is sent as refused.
 std::string EncodeSiteAnswer(const absl::Status& st);
+// Ok; PermissionDenied when the central station refused; Unavailable for its other errors.
 absl::Status DecodeSiteAnswer(absl::string_view bytes);
 
 // Why the central station holds a site node's commands.
@@ -71,6 +85,8 @@ struct SiteRecord {
 };
 absl::StatusOr<std::optional<SiteRecord>> LoadSiteRecord(ledger::Store& store, const std::string& site);
 ledger::Store::Op PutSiteRecord(std::string site, SiteRecord r);
+// PutSiteRecord, and the journal up to its cursor dropped: the central ledger holds it.
+ledger::Store::Op PutSiteCursor(std::string site, SiteRecord r);
 // Appends to the journal (a repeated kind and id is a no-op: an agent's retry).
 absl::Status AppendSiteJournal(sqlite::Database& db, absl::string_view kind, absl::string_view id,
                                absl::string_view record);
@@ -89,19 +105,27 @@ class SiteDesk {
   absl::Status Load();
   // Answers one message of _STEWARD.site.<station>.*.
   void Serve(nats::MsgPtr msg);
+  // For station status: the claims held now, and the latest refusal of each site.
+  void Report(proto::StationStatusReply& out) const;
 
  private:
-  absl::Status Claim(const SiteMessage& m);
+  struct Claim {
+    std::vector<std::string> nodes;
+    int64_t since_ms = 0;
+    int64_t claimed_ms = 0;
+  };
+  std::optional<Claim> Claimed(const std::string& site) const;
+  absl::Status TakeClaim(const SiteMessage& m);
   absl::Status Import(const SiteMessage& m);
   absl::Status Release(const std::string& site);
+  // PermissionDenied naming the nodes of `nodes` that are not tagged site=`site`.
+  absl::Status CheckMembers(const std::string& site, const std::vector<std::string>& nodes);
 
   Core& core_;
   Intake& intake_;
-  struct Claimed {
-    std::vector<std::string> nodes;
-    int64_t since_ms = 0;
-  };
-  std::map<std::string, Claimed> claims_;  // by site; the serving thread's only
+  mutable absl::Mutex mu_;  // written by the serving thread, read by Report
+  std::map<std::string, Claim> claims_ ABSL_GUARDED_BY(mu_);  // by site
+  std::map<std::string, proto::SiteRefusal> refusals_ ABSL_GUARDED_BY(mu_);  // by site
 };
 
 }  // namespace steward::station

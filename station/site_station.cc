@@ -62,12 +62,18 @@ void Station::RunSite() {
     probe.op = "probe";
     probe.site = site.name;
     probe.nodes = site.nodes;
-    probe.state = SiteStateName(static_cast<SiteState>(site_state_));
+    probe.state = SiteStateName(static_cast<SiteState>(site_state_.load()));
     probe.since_ms = site_since_ms_;
-    if (static_cast<SiteState>(site_state_) != SiteState::kCentral) {
+    if (static_cast<SiteState>(site_state_.load()) != SiteState::kCentral) {
       probe.pending = CountSiteJournal(*store_, site_cursor_).value_or(0);
     }
     absl::Status answered = AskCentral(probe, std::max(site.probe_every, absl::Milliseconds(500)));
+    if (absl::IsPermissionDenied(answered)) {
+      // The central station answered and refused the claim (a node that is not this
+      // site's there): the link is up all the same, which is what the rules go by.
+      SayRefused(answered);
+      answered = absl::OkStatus();
+    }
     const absl::Time now = absl::Now();
     if (answered.ok()) {
       if (said_lost) STEWARD_LOG_INFO("site {}: the central station answers again", site.name);
@@ -78,7 +84,7 @@ void Station::RunSite() {
       STEWARD_LOG_WARNING("site {}: the central station does not answer ({}); taking control after {} without it",
                           site.name, answered.ToString(), absl::FormatDuration(site.central_timeout));
     }
-    switch (site_rules_->Decide(static_cast<SiteState>(site_state_), last_answer, answered.ok(), now)) {
+    switch (site_rules_->Decide(static_cast<SiteState>(site_state_.load()), last_answer, answered.ok(), now)) {
       case SiteAction::kNone:
         break;
       case SiteAction::kTakeControl:
@@ -150,9 +156,17 @@ void Station::StopServing() {
   pump_.reset();
 }
 
+void Station::SayRefused(const absl::Status& refused) {
+  // Once per reason: it is tried again at every probe until the operators act.
+  if (refused.message() == site_refused_) return;
+  site_refused_ = std::string(refused.message());
+  STEWARD_LOG_ERROR("site {}: REFUSED by {} (tried again at every probe; nothing is handed back until then)",
+                    options_.site.name, site_refused_);
+}
+
 bool Station::HandBack() {
   const StationOptions::Site& site = options_.site;
-  if (static_cast<SiteState>(site_state_) == SiteState::kControl) {
+  if (static_cast<SiteState>(site_state_.load()) == SiteState::kControl) {
     // (a) no new requests, no more dispatching: from here the central station serves.
     absl::Status st =
         WriteAndWait(*store_, PutSiteRecord(site.name, {SiteState::kHandingBack, site_since_ms_, site_cursor_}));
@@ -188,12 +202,16 @@ bool Station::HandBack() {
     const int64_t last = entries->back().seq;
     batch.entries = *std::move(entries);
     if (absl::Status st = AskCentral(batch, absl::Seconds(30)); !st.ok()) {
-      STEWARD_LOG_WARNING("site {}: handing back the journal after entry {}: {} (tried again)", site.name,
-                          site_cursor_, st.ToString());
+      if (absl::IsPermissionDenied(st)) {
+        SayRefused(st);
+      } else {
+        STEWARD_LOG_WARNING("site {}: handing back the journal after entry {}: {} (tried again)", site.name,
+                            site_cursor_, st.ToString());
+      }
       return false;
     }
     if (absl::Status st =
-            WriteAndWait(*store_, PutSiteRecord(site.name, {SiteState::kHandingBack, site_since_ms_, last}));
+            WriteAndWait(*store_, PutSiteCursor(site.name, {SiteState::kHandingBack, site_since_ms_, last}));
         !st.ok()) {
       STEWARD_LOG_ERROR("site {}: recording the hand-back cursor: {}", site.name, st.ToString());
       return false;
@@ -221,6 +239,7 @@ bool Station::HandBack() {
   }
   site_state_ = static_cast<int>(SiteState::kCentral);
   site_since_ms_ = now;
+  site_refused_.clear();
   role_since_unix_ms_.store(now);
   STEWARD_LOG_INFO("site {}: control handed back to the central station (journal up to entry {})", site.name,
                    site_cursor_);

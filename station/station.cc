@@ -109,8 +109,8 @@ absl::Status Station::Init() {
     STEWARD_RETURN_IF_ERROR(Connect());
     STEWARD_LOG_INFO("station {}: site station of {} for nodes {} ({} since {}; journal handed back up to {})",
                      options_.name, site.name, absl::StrJoin(site.nodes, ","),
-                     SiteStateName(static_cast<SiteState>(site_state_)), site_since_ms_, site_cursor_);
-    if (static_cast<SiteState>(site_state_) == SiteState::kControl) {
+                     SiteStateName(static_cast<SiteState>(site_state_.load())), site_since_ms_.load(), site_cursor_.load());
+    if (static_cast<SiteState>(site_state_.load()) == SiteState::kControl) {
       // It was in control when it stopped: it still is (the journal goes on).
       STEWARD_RETURN_IF_ERROR(Serve());
       active_.store(true, std::memory_order_release);
@@ -220,6 +220,15 @@ void Station::AnswerStatus(const Call& call) {
   proto::StationStatusReply out;
   out.set_station(options_.name);
   out.set_now_unix_ms(NowUnixMillis());
+  if (site_desk_ != nullptr) site_desk_->Report(out);
+  if (!options_.site.name.empty()) {
+    proto::SiteStationState* site = out.mutable_site();
+    site->set_site(options_.site.name);
+    for (const std::string& n : options_.site.nodes) site->add_nodes(n);
+    site->set_state(SiteStateName(static_cast<SiteState>(site_state_.load())));
+    site->set_since_unix_ms(site_since_ms_.load());
+    site->set_journal_pending(CountSiteJournal(*store_, site_cursor_).value_or(0));
+  }
   if (!options_.ha.enabled) {
     proto::StationInstance* self = out.add_instances();
     self->set_instance(options_.name);

@@ -120,6 +120,8 @@ class Station {
   // Sends the journal after the cursor, then releases; false when central stopped
   // answering (tried again at the next probe).
   bool HandBack();
+  // Logs a refusal of the central station, once per reason.
+  void SayRefused(const absl::Status& refused);
   absl::Status AskCentral(const SiteMessage& m, absl::Duration timeout);
   // Serves messages from `sub` until Shutdown.
   // `backlog` watches `sub` (falling behind is logged and counted).
@@ -174,9 +176,10 @@ class Station {
   // Site station.
   std::unique_ptr<SiteRules> site_rules_;
   std::thread site_thread_;
-  int site_state_ = 0;  // a SiteState; the site thread's only (after Init)
-  int64_t site_since_ms_ = 0;
-  int64_t site_cursor_ = 0;
+  std::atomic<int> site_state_{0};  // a SiteState; written by the site thread only (after Init)
+  std::atomic<int64_t> site_since_ms_{0};
+  std::atomic<int64_t> site_cursor_{0};
+  std::string site_refused_;  // the last refusal logged (RunSite's thread)
 };
 
 }  // namespace steward::station

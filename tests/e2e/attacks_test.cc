@@ -8,11 +8,14 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "common/creds.h"
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "common/signing.h"
+#include "station/site.h"
+#include "subjects/site.h"
 #include "ctl/client.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/wait.h"
@@ -359,3 +362,96 @@ TEST_CASE("a captured command runs neither on a wiped unit nor after the node's 
 }
 
 }  // namespace
+
+// A site station (steward-station --site, station/site.h) speaks to the central station
+// with the station's rights. It may hold and hand back only the nodes the operators
+// tagged as its own (site=SITE); here its messages are forged with the station's
+// credentials, as a compromised or misconfigured site station would send them.
+TEST_CASE("a site station can claim and hand back only the nodes tagged as its own", "[integration][attack][site]") {
+  Cluster c(Cluster::Secure{});
+  c.StartStation();
+  c.StartAgent("ship1");
+  c.StartAgent("ship2");
+  REQUIRE(c.Ctl({"tag", "set", "ship1", "site=ship-a"}).exit_code == 0);
+  auto site = ConnectAs(c, "station");
+  auto subject = steward::subjects::SiteSubject("station", "ship-a");
+  REQUIRE(subject.ok());
+  auto ask = [&](const steward::station::SiteMessage& m) {
+    auto answer = steward::nats::Request(site.get(), *subject, steward::station::EncodeSiteMessage(m),
+                                         absl::Seconds(10));
+    REQUIRE(answer.ok());
+    return steward::station::DecodeSiteAnswer(steward::nats::Data(answer->get()));
+  };
+  // Whether the central ledger holds a command.
+  auto known = [&](const std::string& id) { return c.Ctl({"show", id, "--timeout", "5s"}).exit_code == 0; };
+  steward::station::SiteMessage claim{.op = "probe", .site = "ship-a", .nodes = {"ship1", "ship2"},
+                                      .state = "control", .since_ms = steward::NowUnixMillis()};
+
+  // ship2 is not ship-a's: the claim is refused whole, and nothing is held.
+  absl::Status st = ask(claim);
+  CHECK(absl::IsPermissionDenied(st));
+  CHECK_THAT(std::string(st.message()), Catch::Contains("ship2") && !Catch::Contains("ship1,"));
+  RunResult r = c.Ctl({"station", "status"});
+  CHECK_THAT(r.out, Catch::Contains("site ship-a REFUSED") && !Catch::Contains("sites in control"));
+  const auto ran = c.dir().path() / "ran";
+  const std::vector<std::string> append = {"--", "sh", "-c", "echo x >> " + ran.string()};
+  std::vector<std::string> send = {"send", "ship1,ship2"};
+  send.insert(send.end(), append.begin(), append.end());
+  r = c.Ctl(send);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(ReadLines(ran) == 2);
+
+  // Its own node: held while it claims it.
+  claim.nodes = {"ship1"};
+  REQUIRE(ask(claim).ok());
+  r = c.Ctl({"station", "status"});
+  CHECK_THAT(r.out, Catch::Contains("sites in control") && Catch::Contains("ship-a") &&
+                        !Catch::Contains("REFUSED"));
+  send = {"send", "--no-wait", "ship1"};
+  send.insert(send.end(), append.begin(), append.end());
+  r = c.Ctl(send);
+  REQUIRE(r.exit_code == 0);
+  const std::string held = IdOf(r);
+  REQUIRE(WaitUntil([&] { return absl::StrContains(c.Ctl({"show", held}).out, "site ship-a is in control"); },
+                    absl::Seconds(10)));
+
+  // A journal batch naming another node imports nothing of it, nor of the rest.
+  steward::proto::CommandState own;
+  own.set_id("01S1TE0WNC0MMAND0000000000");
+  own.set_node("ship1");
+  own.set_state(steward::proto::STATE_SUCCEEDED);
+  *own.mutable_command() = steward::NewEnvelope("station", "ship1", steward::proto::KIND_COMMAND, "echo", "station");
+  own.mutable_command()->set_id(own.id());
+  steward::proto::CommandState stranger = own;
+  stranger.set_id("01S1TESTRANGERC0MMAND00000");
+  stranger.set_node("ship2");
+  *stranger.mutable_command() = steward::NewEnvelope("station", "ship2", steward::proto::KIND_COMMAND, "echo", "station");
+  stranger.mutable_command()->set_id(stranger.id());
+  steward::station::SiteMessage batch{.op = "batch", .site = "ship-a", .nodes = {"ship1"}, .state = "handing-back"};
+  batch.entries = {{1, "command", own.id(), own.SerializeAsString()},
+                   {2, "command", stranger.id(), stranger.SerializeAsString()}};
+  CHECK(absl::IsPermissionDenied(ask(batch)));
+  CHECK_FALSE(known(own.id()));
+  CHECK_FALSE(known(stranger.id()));
+  // Nor a command for its node addressed to another, nor an event from another node.
+  steward::proto::CommandState readdressed = own;
+  readdressed.mutable_command()->set_to_node("ship2");
+  batch.entries = {{3, "command", readdressed.id(), readdressed.SerializeAsString()}};
+  CHECK(absl::IsPermissionDenied(ask(batch)));
+  steward::proto::Envelope ev = steward::NewEnvelope("ship2", "station", steward::proto::KIND_EVENT, "errorlog", "agent");
+  batch.entries = {{4, "event", ev.id(), ev.SerializeAsString()}};
+  CHECK(absl::IsPermissionDenied(ask(batch)));
+  CHECK_FALSE(known(own.id()));
+
+  // Its own node's command is imported; once released, the held command runs.
+  batch.entries = {{5, "command", own.id(), own.SerializeAsString()}};
+  REQUIRE(ask(batch).ok());
+  CHECK_THAT(c.Ctl({"show", own.id()}).out, Catch::Contains("succeeded"));
+  steward::station::SiteMessage released{.op = "released", .site = "ship-a", .nodes = {"ship1"}, .state = "central"};
+  REQUIRE(ask(released).ok());
+  REQUIRE(WaitUntil([&] { return absl::StrContains(c.Ctl({"show", held}).out, "succeeded"); }, absl::Seconds(20)));
+  CHECK(ReadLines(ran) == 3);
+  r = c.Ctl({"station", "status"});
+  CHECK_THAT(r.out, !Catch::Contains("sites in control") && !Catch::Contains("REFUSED"));
+}

@@ -126,6 +126,8 @@ struct Ship {
     StartAgent();
     REQUIRE(WaitUntil([&] { return AtShip({"ping", "ship1", "--timeout", "1s"}).exit_code == 0; },
                       absl::Seconds(20)));
+    // The central station's word on which nodes are the site's.
+    REQUIRE(Hub({"tag", "set", "ship1", "site=ship-a"}).exit_code == 0);
   }
   // Cuts the link and waits for the site station to take control.
   void CutAndWaitForControl() {
@@ -221,6 +223,13 @@ TEST_CASE("site: rule R4: a closed restore window keeps control after reconnecti
     INFO(s.central->Stderr());
     REQUIRE(claimed);
   }
+  // Both sides say who is in control: the central station its claim, the site station
+  // (which answers at the ship) its own state.
+  RunResult status = s.Hub({"station", "status"});
+  CHECK(absl::StrContains(status.out, "sites in control"));
+  CHECK(absl::StrContains(status.out, "ship-a"));
+  status = s.AtShip({"station", "status"});
+  CHECK(absl::StrContains(status.out, "the site station of site ship-a (ship1), control since"));
   const std::string held = s.SendNoWait(/*at_ship=*/false, "held");
   REQUIRE(WaitUntil([&] { return s.ShowsAtHub(held, "held: site ship-a is in control since"); },
                     absl::Seconds(20)));

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "station/site.h"
+#include "tests/station/ledger_testing.h"
 #include "subjects/site.h"
 
 namespace steward::station {
@@ -100,10 +101,41 @@ TEST_CASE("site messages round-trip, and site subjects are validated", "[station
   CHECK_FALSE(DecodeSiteMessage(EncodeSiteMessage(m)).ok());
   CHECK(DecodeSiteAnswer(EncodeSiteAnswer(absl::OkStatus())).ok());
   CHECK(DecodeSiteAnswer(EncodeSiteAnswer(absl::InternalError("x"))).message() == "the central station: x");
+  // A refusal is told apart from a failure: the central station answered.
+  CHECK(absl::IsUnavailable(DecodeSiteAnswer(EncodeSiteAnswer(absl::InternalError("x")))));
+  CHECK(absl::IsPermissionDenied(DecodeSiteAnswer(EncodeSiteAnswer(absl::PermissionDeniedError("not yours")))));
   CHECK(subjects::SiteSubject("station", "ship-a").value() == "_STEWARD.site.station.ship-a");
   CHECK_FALSE(subjects::SiteSubject("station", "ship.*").ok());
   CHECK(subjects::ParseSiteSubject("_STEWARD.site.station.ship-a", "station").value() == "ship-a");
   CHECK_FALSE(subjects::ParseSiteSubject("_STEWARD.site.other.ship-a", "station").ok());
+}
+
+TEST_CASE("a site's journal keeps only what the central station has not acknowledged, and its numbers go on",
+          "[station][site]") {
+  const std::filesystem::path dir = ledger::testing::FreshDir("site-journal");
+  auto store = ledger::Store::Open(dir.string());
+  REQUIRE(store.ok());
+  for (const char* id : {"a", "b", "c"}) {
+    REQUIRE(ledger::testing::WriteAndWait(**store, AppendSiteJournalOp("event", id, "r")).ok());
+  }
+  // An agent's retry of a journaled event is not journaled twice.
+  REQUIRE(ledger::testing::WriteAndWait(**store, AppendSiteJournalOp("event", "b", "r")).ok());
+  REQUIRE(CountSiteJournal(**store, 0).value() == 3);
+  // Acknowledged up to the second: the record moves and the two go.
+  REQUIRE(ledger::testing::WriteAndWait(**store, PutSiteCursor("ship-a", {SiteState::kHandingBack, 5, 2})).ok());
+  CHECK(LoadSiteRecord(**store, "ship-a").value()->cursor == 2);
+  CHECK(ledger::testing::QueryInt(**store, "SELECT count(*) FROM site_journal").value() == 1);
+  // Everything acknowledged, the journal empty: a new entry still comes after the cursor.
+  REQUIRE(ledger::testing::WriteAndWait(**store, PutSiteCursor("ship-a", {SiteState::kCentral, 6, 3})).ok());
+  CHECK(ledger::testing::QueryInt(**store, "SELECT count(*) FROM site_journal").value() == 0);
+  REQUIRE(ledger::testing::WriteAndWait(**store, AppendSiteJournalOp("command", "d", "r")).ok());
+  auto next = ReadSiteJournal(**store, 3, 10);
+  REQUIRE(next.ok());
+  REQUIRE(next->size() == 1);
+  CHECK(next->at(0).seq > 3);
+  CHECK(next->at(0).id == "d");
+  store->reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
