@@ -165,11 +165,12 @@ int NatsConfig(const std::string& dir, const NatsConfigOptions& o, const std::st
     const Role role = c->user == "station"    ? Role::kStation
                       : c->user == "operator" ? Role::kOperator
                                               : Role::kNode;
-    // A site's broker knows only the site's own nodes; the hub knows every user.
-    if (!o.leaf.empty() && (role != Role::kNode ||
-                            std::find(o.nodes.begin(), o.nodes.end(), c->user) == o.nodes.end())) {
-      continue;
-    }
+    // A site's broker knows only the site's own nodes (and, with a site station, the
+    // operators: they manage the ship through it while the link is cut); the hub knows
+    // every user.
+    const bool site_user = role == Role::kNode ? std::find(o.nodes.begin(), o.nodes.end(), c->user) != o.nodes.end()
+                                               : role == Role::kOperator && o.site_station;
+    if (!o.leaf.empty() && !site_user) continue;
     opts.users.push_back({c->user, c->password, role});
   }
   if (ec) return Fail("cannot read " + dir + "/creds: " + ec.message());
@@ -351,7 +352,8 @@ Runner SetupNatsConfig(CLI::App& cmd) {
       ->type_name("NODE,...");
   cmd.add_flag("--site-station", o->site_station,
                "Site: also a user for the site's own station (steward-station --site ... --creds "
-               "creds/site-SITE.creds), which takes over the site's nodes while the link is down");
+               "creds/site-SITE.creds), which takes over the site's nodes while the link is down, and the "
+               "operators' user, to manage the site through it");
   cmd.add_option("--cluster-listen", o->cluster_listen,
                  "Make one broker of a cluster: its route port (the members route to each other)")
       ->type_name("HOST:PORT");

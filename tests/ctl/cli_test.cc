@@ -227,7 +227,7 @@ TEST_CASE("nats-config keeps broker passwords private: -o at 0600, never to a te
   CHECK_THAT(r.out, !Catch::Contains(creds->password));
 }
 
-TEST_CASE("nats-config --site-station: a site's broker gets a user of its own for the site station",
+TEST_CASE("nats-config --site-station: a site's broker gets a user of its own for the site station and the operators' user",
           "[ctl][broker]") {
   steward::testing::TempDir dir;
   const std::string keys = dir.str() + "/keys";
@@ -245,6 +245,16 @@ TEST_CASE("nats-config --site-station: a site's broker gets a user of its own fo
   CHECK_THAT(text, Catch::Contains(absl::StrCat("# station\n      user: \"site-ship-a\"\n      password: \"",
                                                 site->password, "\"")));
   CHECK_THAT(text, !Catch::Contains("user: \"station\""));  // never the central station's own user
+  // The operators reach the site station there while the link is cut.
+  CHECK_THAT(text, Catch::Contains("user: \"operator\""));
+  // Without a site station, the site's broker knows its nodes only.
+  const std::string plain = dir.str() + "/ship-b.conf";
+  REQUIRE(Ctl({"--keys", keys, "nats-config", "--leaf", "ship-b", "--hub", "127.0.0.1:7422", "--nodes", "ship1", "-o",
+               plain})
+              .exit_code == 0);
+  std::ifstream pin(plain);
+  const std::string plain_text((std::istreambuf_iterator<char>(pin)), std::istreambuf_iterator<char>());
+  CHECK_THAT(plain_text, Catch::Contains("user: \"ship1\"") && !Catch::Contains("user: \"operator\""));
   // The hub's configuration knows nothing of it: it is the site broker's only.
   const std::string hub = dir.str() + "/hub.conf";
   REQUIRE(Ctl({"--keys", keys, "nats-config", "--leaf-listen", "127.0.0.1:7422", "--sites", "ship-a", "-o", hub})

@@ -11,6 +11,8 @@ skip() { echo "SKIP: $*"; exit 77; }
 expect_eq() { [ "$2" == "$3" ] || fail "$1: got [$2], expected [$3]"; }
 # expect_contains WHAT TEXT NEEDLE
 expect_contains() { [[ "$2" == *"$3"* ]] || fail "$1: [$3] not in: $2"; }
+# expect_not_contains WHAT TEXT NEEDLE
+expect_not_contains() { [[ "$2" != *"$3"* ]] || fail "$1: [$3] in: $2"; }
 # wait_for SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds.
 wait_for() {
   local limit=$1; shift
