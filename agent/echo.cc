@@ -12,6 +12,7 @@ namespace {
 
 class EchoMethod final : public Method {
  public:
+  bool quick() const override { return true; }
   absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) override {
     proto::Ack ack =
         NewAck(ctx.command.id(), ctx.node, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);

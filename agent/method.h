@@ -60,6 +60,14 @@ class Method {
   // Immediate methods answer in the request's reply with their result, are not recorded
   // in the command log and send no result event (ping).
   virtual bool immediate() const { return false; }
+  // Quick methods run nothing that takes time (echo): the command is recorded with its
+  // result and the result goes back in the request's reply, which implies its receipt:
+  // one exchange instead of three (`received`, then a result event and "stored"). The
+  // command log keeps it; a lost reply is answered from the record when the station
+  // sends the command again, so it never runs twice. Only for methods that change
+  // nothing on the unit: when the record cannot be written (a full disk) the result
+  // goes the long way from memory, and a redelivery before it arrives would run again.
+  virtual bool quick() const { return false; }
   // Execute runs the command and returns its result ACK (stage RESULT, outcome set).
   // A command that fails is a result, not an error: an error status means the process
   // itself is broken and is reported to the error kernel.

@@ -71,6 +71,7 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
     reply(ack);
     return absl::OkStatus();
   }
+  if (method.quick() && !work.reply.empty()) return HandleQuick(ctx, method, work, handler);
   RecordLater();
   proto::Ack received = NewAck(cmd.id(), node, proto::STAGE_RECEIVED, proto::OUTCOME_UNSPECIFIED);
   received.set_started_unix_ms(NowUnixMillis());
@@ -158,6 +159,76 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
   STEWARD_LOG_DEBUG("command {} {}/{}: {}, exit {}", cmd.id(), cmd.method(), cmd.domain(),
                     proto::Outcome_Name(result->outcome()), result->exit_code());
   return SendResult(cmd.domain(), cmd.request_id(), *std::move(result));
+}
+
+absl::Status CommandProcessor::HandleQuick(ProcessContext& ctx, Method& method, const Work& work,
+                                          Handler* handler) {
+  const proto::Envelope& cmd = work.command;
+  const std::string& node = parts_.events->node();
+  auto reply = [&](const proto::Ack& ack) {
+    if (absl::Status st = ReplyAck(parts_.conn, *parts_.events, work.reply, ack); !st.ok()) {
+      ctx.Report(Severity::kWarning, st);
+    }
+  };
+  RecordLater();
+  // Looked up and registered as running in one critical section with CancelCommand's
+  // tombstone (see running_mu_): a cancel finds it either recorded or running.
+  auto running = std::make_shared<Running>();
+  std::optional<proto::Ack> seen;
+  bool in_progress = false;
+  {
+    absl::MutexLock lock(&running_mu_);
+    seen = parts_.log->Lookup(cmd.id());
+    // Another copy of it running now (bench/node_simulator's workers may take one
+    // node's commands at once; an agent's process takes its subject's one by one).
+    in_progress = !seen.has_value() && running_.contains(cmd.id());
+    if (!seen.has_value() && !in_progress) running_[cmd.id()] = running;
+  }
+  // No answer: the station asks again after its timeout, and that copy is answered
+  // from the record.
+  if (in_progress) return absl::OkStatus();
+  if (seen.has_value()) {
+    reply(*seen);  // a redelivery: answered from the record, never run twice
+    return absl::OkStatus();
+  }
+  auto unregister = absl::MakeCleanup([this, &cmd] {
+    absl::MutexLock lock(&running_mu_);
+    running_.erase(cmd.id());
+  });
+  ExecContext exec{cmd, node, running->stop, *parts_.runner, *parts_.limits, this, parts_.agent};
+  absl::StatusOr<proto::Ack> result = method.Execute(exec);
+  // A broken process: the command still gets a truthful final word, and the error
+  // kernel hears of it once that is answered.
+  const absl::Status broken = result.status();
+  if (!result.ok()) {
+    proto::Ack err = NewAck(cmd.id(), node, proto::STAGE_RESULT, proto::OUTCOME_ERROR);
+    err.set_error(std::string(result.status().message()));
+    err.set_finished_unix_ms(NowUnixMillis());
+    result = std::move(err);
+  }
+  if (handler != nullptr) {
+    ++handler->handled;
+    if (result->outcome() != proto::OUTCOME_SUCCEEDED) ++handler->failed;
+  }
+  if (result->started_unix_ms() == 0) result->set_started_unix_ms(NowUnixMillis());
+  const size_t max_payload = parts_.conn != nullptr ? static_cast<size_t>(nats::MaxPayload(parts_.conn)) : 0;
+  FitAck(*result, (max_payload > 0 ? max_payload : size_t{1} << 20) - 4096);
+  parts_.events->SealAck(*result);
+  // Recorded before it is answered: the record is what a lost reply is answered from.
+  if (absl::Status rec = parts_.log->Record(*result); !rec.ok()) {
+    // Not recorded (a full disk): the long way, which keeps the result in memory until
+    // the station has it. `received` first, as for any command.
+    ctx.Report(Severity::kWarning, rec);
+    proto::Ack received = NewAck(cmd.id(), node, proto::STAGE_RECEIVED, proto::OUTCOME_UNSPECIFIED);
+    received.set_started_unix_ms(result->started_unix_ms());
+    reply(received);
+    STEWARD_RETURN_IF_ERROR(SendResult(cmd.domain(), cmd.request_id(), *std::move(result)));
+    return broken;
+  }
+  STEWARD_LOG_DEBUG("command {} {}/{}: {} in the reply", cmd.id(), cmd.method(), cmd.domain(),
+                    proto::Outcome_Name(result->outcome()));
+  reply(*result);
+  return broken;
 }
 
 absl::StatusOr<std::string> CommandProcessor::CancelCommand(const std::string& id, const std::string& domain,

@@ -4,7 +4,9 @@
 // a time: an immediate method (ping) answers in the reply; any other command is looked
 // up in the command log (a redelivery is answered with what was recorded and never
 // runs twice), acknowledged `received`, executed, and its result recorded and queued
-// for the station as a result event (SendResult).
+// for the station as a result event (SendResult). A quick method's command (echo,
+// Method::quick) is executed at once instead, its result recorded, and the result is
+// the reply: its receipt implied, no result event and no "stored" (HandleQuick).
 //
 // Thread-safe: the processes of many subjects run at once.
 #pragma once
@@ -107,6 +109,9 @@ class CommandProcessor final : public CommandControl {
                       Handler* handler = nullptr);
 
  private:
+  // A quick method's command (Method::quick) with a reply subject: run, recorded with
+  // its result, answered with the result.
+  absl::Status HandleQuick(ProcessContext& ctx, Method& method, const Work& work, Handler* handler);
   // Records the results a full disk kept from the command log, while there is room.
   void RecordLater() ABSL_LOCKS_EXCLUDED(unrecorded_mu_);
 

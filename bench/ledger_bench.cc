@@ -69,6 +69,8 @@ struct Args {
   // Only the echo fan-outs and the station's memory (b and c, without `true` and the
   // broker restart): for comparing two builds' stations in turns.
   bool fanout_only = false;
+  // Only the durable commands against raw request/reply (a): for protocol work.
+  bool durable_only = false;
   int echo_rounds = 2;  // echo fan-outs, one after another
 };
 
@@ -681,17 +683,19 @@ absl::Status RunBench(const std::string& self, const Args& args, Children& child
   if (!args.fanout_only) {
     STEWARD_RETURN_IF_ERROR(DurableVsRaw(url, self, absl::Seconds(args.seconds), children, dir));
   }
+  if (args.durable_only) return absl::OkStatus();
   return FanoutAndMemory(url, args, children, dir);
 }
 
 int Usage(const char* error) {
   if (error != nullptr) fmt::print(stderr, "ledger_bench: {}\n", error);
   fmt::print(stderr,
-             "usage: ledger_bench [--seconds N] [--nodes N] [--connections K] [--fanout-only] [--echo-rounds N]\n"
+             "usage: ledger_bench [--seconds N] [--nodes N] [--connections K] [--fanout-only | --durable-only] [--echo-rounds N]\n"
              "  --seconds      length of each 32-in-flight run (default 5)\n"
              "  --nodes        simulated nodes for the fan-out (default 10000)\n"
              "  --connections  NATS connections the simulated nodes share (default 8)\n"
              "  --fanout-only  only the echo fan-outs and the station's memory (b, c)\n"
+             "  --durable-only only the durable commands against raw request/reply (a)\n"
              "  --echo-rounds  echo fan-outs one after another (default 2)\n"
              "STEWARD_BENCH_BIN_DIR=DIR runs DIR/station/steward-station (another build's) for b-d\n");
   return 2;
@@ -713,6 +717,10 @@ int main(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") return Usage(nullptr);
     if (arg == "--fanout-only") {
       args.fanout_only = true;
+      continue;
+    }
+    if (arg == "--durable-only") {
+      args.durable_only = true;
       continue;
     }
     if (steward::bench::FlagValue(argc, argv, &i, "seconds", &value)) {

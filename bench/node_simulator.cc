@@ -12,7 +12,8 @@
 //     and queued for --workers threads under one supervisor, which run the agent's
 //     CommandProcessor::Handle: `received` ACK in the reply, the agent's methods
 //     (echo, ping, shellcommand run for real), the result recorded in the node's
-//     command log and sent through its connection's Outbox until the station stores it;
+//     command log and sent through its connection's Outbox until the station stores it
+//     (echo, a quick method: its recorded result is the reply, as with an agent);
 //   - one thread sends every node's hello, each on its own phase of --heartbeat.
 // What differs from a real agent, on purpose: command logs and outboxes are in memory
 // (a redelivery is never run twice while the simulator runs; a restarted simulator is

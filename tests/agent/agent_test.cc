@@ -106,17 +106,23 @@ class Station {
 
 // A durable method that counts its runs; with `fail_first`, its first run reports a
 // broken process (an error status) instead of a result.
+// With `quick`, a quick method (Method::quick): its result comes in the reply.
 class CountMethod final : public Method {
  public:
-  CountMethod(std::atomic<int>* runs, bool fail_first) : runs_(runs), fail_first_(fail_first) {}
+  CountMethod(std::atomic<int>* runs, bool fail_first, bool quick = false)
+      : runs_(runs), fail_first_(fail_first), quick_(quick) {}
+  bool quick() const override { return quick_; }
   absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) override {
     if (runs_->fetch_add(1) == 0 && fail_first_) return absl::InternalError("broken on purpose");
-    return NewAck(ctx.command.id(), ctx.node, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
+    proto::Ack ack = NewAck(ctx.command.id(), ctx.node, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
+    ack.set_stdout(absl::StrCat("run ", runs_->load(), "\n"));
+    return ack;
   }
 
  private:
   std::atomic<int>* const runs_;
   const bool fail_first_;
+  const bool quick_;
 };
 
 struct Harness {
@@ -132,6 +138,7 @@ struct Harness {
     MethodRegistry methods = BuiltinMethods();
     methods.Register("count", [this] { return std::make_unique<CountMethod>(&count_runs, false); });
     methods.Register("flaky", [this] { return std::make_unique<CountMethod>(&flaky_runs, true); });
+    methods.Register("quick", [this] { return std::make_unique<CountMethod>(&quick_runs, false, true); });
     absl::StatusOr<std::unique_ptr<Agent>> agent =
         Agent::Start(std::move(options), std::move(methods), NewPosixCommandRunner(),
                      std::move(log), std::move(spool));
@@ -166,6 +173,7 @@ struct Harness {
   nats::ConnectionPtr client;
   std::atomic<int> count_runs{0};
   std::atomic<int> flaky_runs{0};
+  std::atomic<int> quick_runs{0};
 };
 
 TEST_CASE("Agent runs a command once, delivers its result and answers a redelivery",
@@ -208,6 +216,73 @@ TEST_CASE("Agent runs a command once, delivers its result and answers a redelive
   absl::StatusOr<std::vector<proto::Ack>> interrupted = (*store)->Interrupted();
   REQUIRE(interrupted.ok());
   CHECK(interrupted->empty());
+}
+
+TEST_CASE("A quick command answers with its recorded result, runs once across a lost reply and a restart",
+          "[agent][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  TempDir dir;
+  Station station(server.url());
+  Harness h(server.url());
+  absl::StatusOr<std::shared_ptr<AgentStore>> store = AgentStore::Open(dir.str());
+  REQUIRE(store.ok());
+  std::unique_ptr<Agent> agent = h.Start(server.url(), (*store)->NewCommandLog(), (*store)->NewSpool());
+
+  // One exchange: the reply is the result (its receipt implied), and no result event.
+  const proto::Envelope cmd = Harness::Command("quick");
+  absl::StatusOr<proto::Ack> ack = h.SendWhenUp(cmd);
+  INFO(ack.status().ToString());
+  REQUIRE(ack.ok());
+  CHECK(ack->envelope_id() == cmd.id());
+  CHECK(ack->stage() == proto::STAGE_RESULT);
+  CHECK(ack->outcome() == proto::OUTCOME_SUCCEEDED);
+  CHECK(ack->stdout() == "run 1\n");
+  CHECK(h.quick_runs == 1);
+  // Recorded before it was answered.
+  std::optional<proto::Ack> recorded = (*store)->NewCommandLog()->Lookup(cmd.id());
+  REQUIRE(recorded.has_value());
+  CHECK(recorded->stage() == proto::STAGE_RESULT);
+  CHECK(recorded->stdout() == "run 1\n");
+  CHECK(agent->outbox_pending() == 0);
+
+  // The reply lost on its way: the station sends the command again and gets the same
+  // result from the record; it does not run again.
+  ack = h.Send(cmd);
+  REQUIRE(ack.ok());
+  CHECK(ack->stage() == proto::STAGE_RESULT);
+  CHECK(ack->stdout() == "run 1\n");
+  CHECK(h.quick_runs == 1);
+
+  // The agent stopped between its record and the station's having the result (killed
+  // before its reply went out looks the same from here: the record is committed first):
+  // a new run of the agent answers from the record too.
+  agent->Shutdown();
+  agent.reset();
+  agent = h.Start(server.url(), (*store)->NewCommandLog(), (*store)->NewSpool());
+  ack = h.SendWhenUp(cmd);
+  REQUIRE(ack.ok());
+  CHECK(ack->stage() == proto::STAGE_RESULT);
+  CHECK(ack->stdout() == "run 1\n");
+  CHECK(h.quick_runs == 1);
+
+  // The built-in echo is quick: its arguments come back in the reply.
+  proto::Envelope echo = Harness::Command(kMethodEcho);
+  echo.add_argv("hello");
+  echo.add_argv("there");
+  ack = h.Send(echo);
+  REQUIRE(ack.ok());
+  CHECK(ack->stage() == proto::STAGE_RESULT);
+  CHECK(ack->stdout() == "hello there\n");
+
+  // Nothing was spooled for the station: no result events at all.
+  absl::SleepFor(absl::Milliseconds(200));
+  CHECK(station.events(kEventResult) == 0);
+  agent->Shutdown();
+  agent.reset();
+  absl::StatusOr<std::vector<OutboxItem>> spooled = (*store)->NewSpool()->LoadAll();
+  REQUIRE(spooled.ok());
+  CHECK(spooled->empty());
 }
 
 TEST_CASE("Agent restarts a broken process, which then serves the next command",

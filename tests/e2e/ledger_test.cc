@@ -270,6 +270,34 @@ TEST_CASE("ledger survives a station restart with its nodes table and history to
   CHECK_THAT(r.out, Catch::Contains("\"last_command_state\":\"succeeded\""));
 }
 
+TEST_CASE("a quick command's result in the reply: a reply lost to the station's timeout is answered again from the record",
+          "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  // Through the station first: echo answers its command with its result (one exchange).
+  RunResult r = c.Ctl({"send", "--method", "echo", "ship1", "--", "first"});
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("first"));
+
+  // The agent stopped: the station's request times out (2 s) and it sends again later.
+  // The agent, continued, takes the first copy (runs, records, answers a request the
+  // station no longer waits for), then the next one, which it answers from its record.
+  c.agent("ship1").Signal(SIGSTOP);
+  r = c.Ctl({"send", "--no-wait", "--method", "echo", "ship1", "--", "once"});
+  REQUIRE(r.exit_code == 0);
+  const std::string id = r.out.substr(r.out.find(' ') + 1, 26);
+  absl::SleepFor(absl::Milliseconds(2500));
+  c.agent("ship1").Signal(SIGCONT);
+  auto states = WaitAll(c, {id}, absl::Seconds(30));
+  REQUIRE(states.commands_size() == 1);
+  const auto& s = states.commands(0);
+  INFO(steward::StateName(s.state()) << " " << s.result().error());
+  CHECK(s.state() == steward::proto::STATE_SUCCEEDED);
+  CHECK(s.result().stdout() == "once\n");
+  CHECK(s.attempts() >= 2);
+}
+
 TEST_CASE("a silent node is offline within 3 heartbeats and online at its next hello, one event per change",
           "[integration][ledger]") {
   Cluster c;
