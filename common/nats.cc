@@ -1,6 +1,9 @@
 // nats.c wrappers: connection set-up, subscriptions, requests, status conversion.
 #include "common/nats.h"
 
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <utility>
@@ -26,6 +29,27 @@ struct Callbacks {
 
 void OnConnected(natsConnection*, void*) {}
 
+void FreeCompressionMethod(SSL_COMP* method) { OPENSSL_free(method); }
+
+// nats.c 3.4 (natsLib_Destructor, an atexit handler registered by nats_Open) ends a
+// process that made a TLS connection with sk_SSL_COMP_free(SSL_COMP_get_compression_methods()):
+// it frees a list that OpenSSL 3 owns and frees again in OPENSSL_cleanup, its own exit
+// handler. Exit handlers run last-registered first, so that is a double free whenever
+// OpenSSL was initialised before nats_Open: in steward-station, libcpp-httplib's
+// load-time constructor calls OPENSSL_init_ssl before main (which is also why
+// OPENSSL_INIT_NO_ATEXIT from main changes nothing: only the first init reads it). The
+// heap it corrupts makes the process abort or crash on its way out, after a clean
+// shutdown. (In the agent and stewardctl, TLS starts OpenSSL after nats_Open: OpenSSL
+// cleans up first and nats.c then frees a null list. Luck of order, not a guarantee.)
+// Taking the list out of OpenSSL's hands, and freeing it here once, leaves both exit
+// handlers a null list, which each takes as nothing to free. The list only serves TLS
+// compression, which OpenSSL 3 leaves off and nats-server does not offer.
+void TakeCompressionMethodsFromOpenssl() {
+  SSL_COMP_get_compression_methods();  // OpenSSL builds the list once; now, not after this
+  STACK_OF(SSL_COMP)* methods = SSL_COMP_set0_compression_methods(nullptr);
+  sk_SSL_COMP_pop_free(methods, FreeCompressionMethod);
+}
+
 void OnDisconnected(natsConnection*, void* closure) {
   auto* cb = static_cast<Callbacks*>(closure);
   if (cb->on_disconnected) cb->on_disconnected();
@@ -39,7 +63,10 @@ void OnReconnected(natsConnection*, void* closure) {
 }  // namespace
 
 Library::Library() { nats_Open(-1); }
-Library::~Library() { nats_CloseAndWait(2000); }
+Library::~Library() {
+  nats_CloseAndWait(2000);
+  TakeCompressionMethodsFromOpenssl();
+}
 
 absl::Status ToStatus(natsStatus s, absl::string_view what) {
   if (s == NATS_OK) return absl::OkStatus();
