@@ -159,6 +159,13 @@ absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts) {
     // once and keeps trying in the background; without one it would block until connected.
     STEWARD_RETURN_IF_ERROR(ToStatus(
         natsOptions_SetRetryOnFailedConnect(o, true, &OnConnected, nullptr), "SetRetryOnFailedConnect"));
+  } else if (servers.size() > 1) {
+    // A short-lived client given several brokers (stewardctl with the members of a
+    // cluster): when its broker goes, it moves to another one and the call in flight
+    // goes on there (nats.c keeps what it publishes meanwhile), instead of failing. A
+    // few rounds over the list, then it gives up like a client with one broker.
+    STEWARD_RETURN_IF_ERROR(
+        ToStatus(natsOptions_SetMaxReconnect(o, 3 * static_cast<int>(servers.size())), "SetMaxReconnect"));
   } else {
     STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetAllowReconnect(o, false), "SetAllowReconnect"));
   }

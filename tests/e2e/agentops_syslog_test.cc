@@ -20,6 +20,7 @@
 #include "tests/e2e/syslog_helpers.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/process.h"
+#include "tests/testing/tcp_proxy.h"
 #include "tests/testing/wait.h"
 
 using steward::testing::Cluster;
@@ -114,21 +115,6 @@ TEST_CASE("status shows each syslog input: address, lines, drops (the kernel's t
 }
 
 namespace {
-
-// A free TCP port on 127.0.0.1 (bound and released: another process could take it
-// meanwhile, which the test would then report as a failed bind).
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  socklen_t len = sizeof(addr);
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 int TryConnect(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -227,7 +213,7 @@ TEST_CASE("a TCP syslog listener moved by config set loses no line a relay sent 
 
   Relay relay(old_port);
   REQUIRE(WaitUntil([&] { return relay.sent() >= 300; }, absl::Seconds(10)));
-  const int new_port = FreePort();
+  const int new_port = steward::testing::FreeTcpPort();
   relay.SwitchTo(new_port);
   const RunResult r = c.Ctl({"config", "set", "ship1", absl::StrCat("syslog.tcp=127.0.0.1:", new_port)});
   INFO(r.out << r.err);

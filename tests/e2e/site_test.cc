@@ -39,18 +39,6 @@ using steward::testing::TcpProxy;
 using steward::testing::TempDir;
 using steward::testing::WaitUntil;
 
-uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 std::string WriteFile(const TempDir& dir, const std::string& name, const std::string& text) {
   const std::string path = dir.str() + "/" + name;
   std::ofstream(path) << text;
@@ -59,7 +47,7 @@ std::string WriteFile(const TempDir& dir, const std::string& name, const std::st
 
 struct Ship {
   TempDir dir;
-  const uint16_t leaf_port = FreePort();
+  const uint16_t leaf_port = steward::testing::FreeTcpPort();
   // The link: the ship's broker reaches the hub's leaf node port only through it. The
   // hub advertises it as its leaf node address (a leaf learns the hub's addresses and
   // would otherwise redial the port itself when the link is cut).

@@ -17,6 +17,10 @@
 
 namespace steward::testing {
 
+// A free TCP port on 127.0.0.1 (bound and released: another process could take it
+// meanwhile, which the test then reports as a failed bind). Throws when it cannot.
+uint16_t FreeTcpPort();
+
 class TcpProxy {
  public:
   explicit TcpProxy(uint16_t upstream_port);
