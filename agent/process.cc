@@ -56,15 +56,17 @@ absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& metho
   return absl::OkStatus();
 }
 
+void CommandProcessor::ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack) {
+  if (absl::Status st = ReplyAck(parts_.conn, *parts_.events, work.reply, ack); !st.ok()) {
+    ctx.Report(Severity::kWarning, st);
+  }
+}
+
 absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const Work& work,
                                       Handler* handler) {
   const proto::Envelope& cmd = work.command;
   const std::string& node = parts_.events->node();
-  auto reply = [&](const proto::Ack& ack) {
-    if (absl::Status st = ReplyAck(parts_.conn, *parts_.events, work.reply, ack); !st.ok()) {
-      ctx.Report(Severity::kWarning, st);
-    }
-  };
+  auto reply = [&](const proto::Ack& ack) { ReplyTo(ctx, work, ack); };
   if (method.immediate()) {
     ExecContext exec{cmd, node, *parts_.cancel, *parts_.runner, *parts_.limits, this, parts_.agent};
     STEWARD_ASSIGN_OR_RETURN(proto::Ack ack, method.Execute(exec));
@@ -165,11 +167,7 @@ absl::Status CommandProcessor::HandleQuick(ProcessContext& ctx, Method& method, 
                                           Handler* handler) {
   const proto::Envelope& cmd = work.command;
   const std::string& node = parts_.events->node();
-  auto reply = [&](const proto::Ack& ack) {
-    if (absl::Status st = ReplyAck(parts_.conn, *parts_.events, work.reply, ack); !st.ok()) {
-      ctx.Report(Severity::kWarning, st);
-    }
-  };
+  auto reply = [&](const proto::Ack& ack) { ReplyTo(ctx, work, ack); };
   RecordLater();
   // Looked up and registered as running in one critical section with CancelCommand's
   // tombstone (see running_mu_): a cancel finds it either recorded or running.

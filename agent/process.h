@@ -112,6 +112,9 @@ class CommandProcessor final : public CommandControl {
   // A quick method's command (Method::quick) with a reply subject: run, recorded with
   // its result, answered with the result.
   absl::Status HandleQuick(ProcessContext& ctx, Method& method, const Work& work, Handler* handler);
+  // Answers the command's request (a failed answer is reported, not an error: the
+  // station asks again).
+  void ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack);
   // Records the results a full disk kept from the command log, while there is room.
   void RecordLater() ABSL_LOCKS_EXCLUDED(unrecorded_mu_);
 
