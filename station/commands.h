@@ -93,6 +93,7 @@ struct KillRequest {
 // Not delivered yet: the node has not said it received the command (queued, or sent
 // without an answer).
 inline bool Undelivered(proto::State s) { return s == proto::STATE_QUEUED || s == proto::STATE_SENT; }
+inline bool AwaitsApproval(const proto::CommandState& s) { return s.state() == proto::STATE_AWAITING_APPROVAL; }
 
 struct Changes {
   std::vector<CommandWrite> writes;  // in order
