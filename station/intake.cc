@@ -48,6 +48,12 @@ void Intake::Serve(nats::MsgPtr msg) {
   }
   absl::StatusOr<Incoming> in = Decode(msg.get());
   Respond respond = [this, reply](const proto::Ack& a) { core_.Reply(reply, a); };
+  if (!Serves(claimed.from_node())) {
+    // NATS hands a leaf's queue member the fleet's events when no member is connected
+    // at the hub (the central station restarting): not this site's to store.
+    return respond(NotNow(claimed.id(), absl::StrCat("the site station of ", site_, " stores only its own nodes' "
+                                                     "events; offer it again (to the central station)")));
+  }
   if (!in.ok()) {
     STEWARD_LOG_WARNING("rejected event on {}: {}", nats::Subject(msg.get()), in.status().message());
     return respond(Refused(claimed.id(), in.status().message()));

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <functional>
+#include <set>
+#include <string>
 
 #include "absl/strings/string_view.h"
 #include "common/nats.h"
@@ -16,6 +18,15 @@ namespace steward::station {
 class Intake {
  public:
   explicit Intake(Core& core) : core_(core) {}
+  // A site station stores the events of its own nodes only (station/site.h): another
+  // node's is answered "not now", so that it is offered again, to the central station.
+  // Before Serve is first called.
+  void ServeOnly(std::set<std::string> nodes, std::string site) {
+    only_ = std::move(nodes);
+    site_ = std::move(site);
+  }
+  // Whether events of `node` are served here.
+  bool Serves(const std::string& node) const { return only_.empty() || only_.count(node) > 0; }
 
   // How an event is answered: to the node's inbox, or to whoever imports it.
   using Respond = std::function<void(const proto::Ack&)>;
@@ -41,6 +52,8 @@ class Intake {
   proto::Ack NotNow(const std::string& id, absl::string_view why) const;
 
   Core& core_;
+  std::set<std::string> only_;  // empty: every node's
+  std::string site_;
 };
 
 }  // namespace steward::station

@@ -302,6 +302,20 @@ absl::Status SiteDesk::CheckMembers(const std::string& site, const std::vector<s
 absl::Status SiteDesk::TakeClaim(const SiteMessage& m) {
   // Before anything is held: a site holds only the nodes the operators gave it.
   STEWARD_RETURN_IF_ERROR(CheckMembers(m.site, m.nodes));
+  {
+    // One site holds a node at a time (a node moved to another site while the first
+    // held it: the first hands back before the second may hold it).
+    absl::MutexLock lock(&mu_);
+    for (const auto& [other, c] : claims_) {
+      if (other == m.site) continue;
+      for (const std::string& n : m.nodes) {
+        if (std::find(c.nodes.begin(), c.nodes.end(), n) != c.nodes.end()) {
+          return absl::PermissionDeniedError(absl::StrCat("site ", m.site, " claimed ", n, ", which site ", other,
+                                                          " holds until it hands control back"));
+        }
+      }
+    }
+  }
   const std::optional<Claim> before = Claimed(m.site);
   if (before.has_value() && before->nodes == m.nodes) return absl::OkStatus();
   const int64_t since = m.since_ms > 0 ? m.since_ms : NowUnixMillis();
@@ -343,6 +357,10 @@ absl::Status SiteDesk::Import(const SiteMessage& m) {
       if (!s.ParseFromString(e.record) || s.id() != e.id) {
         return absl::InvalidArgumentError(absl::StrCat("journal entry ", e.seq, ": malformed command ", e.id));
       }
+      if (!IsTerminal(s.state()) && !s.has_command()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("journal entry ", e.seq, ": unfinished command ", e.id, " without its command"));
+      }
       if (s.has_command() && s.command().to_node() != s.node()) {
         return absl::PermissionDeniedError(
             absl::StrCat("journal entry ", e.seq, ": command ", e.id, " for ", s.node(), " is addressed to ",
@@ -354,7 +372,15 @@ absl::Status SiteDesk::Import(const SiteMessage& m) {
       if (!env.ok()) {
         return absl::InvalidArgumentError(absl::StrCat("journal entry ", e.seq, ": ", env.status().message()));
       }
+      // What a site journals: what its intake stores and answers (never a live output
+      // relay or the station's own node-state publication, which have no answer).
+      if (env->method() == kEventOutput || env->method() == kEventNodeState) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("journal entry ", e.seq, ": a ", env->method(), " event is not journaled"));
+      }
       nodes.push_back(env->from_node());
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("journal entry ", e.seq, ": unknown kind ", e.kind));
     }
   }
   std::sort(nodes.begin(), nodes.end());

@@ -68,7 +68,8 @@ void Station::RunSite() {
       probe.pending = CountSiteJournal(*store_, site_cursor_).value_or(0);
     }
     absl::Status answered = AskCentral(probe, std::max(site.probe_every, absl::Milliseconds(500)));
-    if (absl::IsPermissionDenied(answered)) {
+    const bool refused = absl::IsPermissionDenied(answered);
+    if (refused) {
       // The central station answered and refused the claim (a node that is not this
       // site's there): the link is up all the same, which is what the rules go by.
       SayRefused(answered);
@@ -83,6 +84,13 @@ void Station::RunSite() {
       said_lost = true;
       STEWARD_LOG_WARNING("site {}: the central station does not answer ({}); taking control after {} without it",
                           site.name, answered.ToString(), absl::FormatDuration(site.central_timeout));
+    }
+    if (refused && static_cast<SiteState>(site_state_.load()) == SiteState::kControl) {
+      // It answers and does not hold these nodes for this site: it serves them. One
+      // station in control, whatever the restore window says: hand back now (what the
+      // central station refuses of the journal stays here, said at every try).
+      if (HandBack()) last_answer = absl::Now();
+      continue;
     }
     switch (site_rules_->Decide(static_cast<SiteState>(site_state_.load()), last_answer, answered.ok(), now)) {
       case SiteAction::kNone:

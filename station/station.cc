@@ -354,6 +354,9 @@ absl::Status Station::Serve() {
   node_api_ = std::make_unique<NodeApi>(*core_, *rpc_);
   security_ = std::make_unique<Security>(*core_, *rpc_);
   intake_ = std::make_unique<Intake>(*core_);
+  if (!options_.site.name.empty()) {
+    intake_->ServeOnly({options_.site.nodes.begin(), options_.site.nodes.end()}, options_.site.name);
+  }
   dispatcher_ = std::make_unique<Dispatcher>(*core_);
   job_runner_ = std::make_unique<JobRunner>(*core_);
   STEWARD_RETURN_IF_ERROR(job_runner_->Load());  // its holds, before anything is dispatched
@@ -386,11 +389,16 @@ absl::Status Station::Serve() {
     serve_event = [this](nats::MsgPtr m) {
       proto::Envelope ev;
       if (ev.ParseFromArray(natsMsg_GetData(m.get()), natsMsg_GetDataLength(m.get())) && !ev.id().empty() &&
-          ev.method() != kEventOutput && ev.method() != kEventNodeState) {
+          ev.method() != kEventOutput && ev.method() != kEventNodeState && intake_->Serves(ev.from_node())) {
         store_->Write(AppendSiteJournalOp("event", ev.id(), std::string(nats::Data(m.get()))));
       }
       intake_->Serve(std::move(m));
     };
+  }
+  if (options_.site.name.empty()) {
+    // Before the request threads: station status reads it.
+    site_desk_ = std::make_unique<SiteDesk>(*core_, *intake_);
+    STEWARD_RETURN_IF_ERROR(site_desk_->Load());
   }
   // Two request threads: operator requests are independent, and checking their
   // signatures is the costliest thing the station does per request.
@@ -406,8 +414,6 @@ absl::Status Station::Serve() {
   if (options_.site.name.empty()) {
     // The central station answers site stations (station/site.h); a site station never
     // subscribes there.
-    site_desk_ = std::make_unique<SiteDesk>(*core_, *intake_);
-    STEWARD_RETURN_IF_ERROR(site_desk_->Load());
     STEWARD_ASSIGN_OR_RETURN(std::string sites, subjects::SitePattern(options_.name));
     STEWARD_ASSIGN_OR_RETURN(site_requests_, nats::SubscribeSync(conn_.get(), sites, 1024));
     threads_.emplace_back([this, stop] {

@@ -374,11 +374,11 @@ TEST_CASE("a site station can claim and hand back only the nodes tagged as its o
   c.StartAgent("ship2");
   REQUIRE(c.Ctl({"tag", "set", "ship1", "site=ship-a"}).exit_code == 0);
   auto site = ConnectAs(c, "station");
-  auto subject = steward::subjects::SiteSubject("station", "ship-a");
-  REQUIRE(subject.ok());
+  // The central station's answer to `m`, sent as site `m.site`.
   auto ask = [&](const steward::station::SiteMessage& m) {
-    auto answer = steward::nats::Request(site.get(), *subject, steward::station::EncodeSiteMessage(m),
-                                         absl::Seconds(10));
+    auto to = steward::subjects::SiteSubject("station", m.site);
+    REQUIRE(to.ok());
+    auto answer = steward::nats::Request(site.get(), *to, steward::station::EncodeSiteMessage(m), absl::Seconds(10));
     REQUIRE(answer.ok());
     return steward::station::DecodeSiteAnswer(steward::nats::Data(answer->get()));
   };
@@ -454,4 +454,17 @@ TEST_CASE("a site station can claim and hand back only the nodes tagged as its o
   CHECK(ReadLines(ran) == 3);
   r = c.Ctl({"station", "status"});
   CHECK_THAT(r.out, !Catch::Contains("sites in control") && !Catch::Contains("REFUSED"));
+
+  // One site holds a node at a time: ship1 moved to ship-b while ship-a holds it.
+  REQUIRE(ask(claim).ok());
+  REQUIRE(c.Ctl({"tag", "set", "ship1", "site=ship-b"}).exit_code == 0);
+  steward::station::SiteMessage claim_b = claim;
+  claim_b.site = "ship-b";
+  st = ask(claim_b);
+  CHECK(absl::IsPermissionDenied(st));
+  CHECK_THAT(std::string(st.message()), Catch::Contains("which site ship-a holds"));
+  REQUIRE(ask(released).ok());
+  CHECK(ask(claim_b).ok());
+  released.site = "ship-b";
+  CHECK(ask(released).ok());
 }

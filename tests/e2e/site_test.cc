@@ -62,6 +62,7 @@ struct Ship {
   std::unique_ptr<Process> central;
   std::unique_ptr<Process> site;
   std::unique_ptr<Process> agent;
+  std::unique_ptr<Process> stranger;  // an agent on the ship's broker that is not the site's
 
   void StartCentral() {
     central = std::make_unique<Process>(std::vector<std::string>{BinPath("station/steward-station"), "--nats",
@@ -131,6 +132,12 @@ TEST_CASE("site: rules R1, R2, R3 and R5: no takeover while central answers, tak
           "[integration][e2e][site]") {
   Ship s;
   s.Up();
+  // ship9 is on the ship's broker but not the site's: while the site station serves,
+  // its events are answered "not now" there (never journaled: the central station
+  // would refuse the hand-back), and it delivers them to the central station later.
+  s.stranger = std::make_unique<Process>(std::vector<std::string>{
+      BinPath("agent/steward-agent"), "--node", "ship9", "--nats", s.ship.url(), "--data-dir",
+      s.dir.str() + "/ship9", "--heartbeat", "1s"});
   // R1: the link is up for longer than the timeout: the site station only probes, and
   // a command sent at the ship is the central station's.
   const std::string before = s.SendNoWait(/*at_ship=*/true, "before");
@@ -163,6 +170,10 @@ TEST_CASE("site: rules R1, R2, R3 and R5: no takeover while central answers, tak
   CHECK(steward::testing::LineCounts(s.runs) ==
         std::map<std::string, int>{{"before", 1}, {"site1", 1}, {"site2", 1}});
 
+  {
+    RunResult status = s.AtShip({"station", "status"});
+    CHECK(absl::StrContains(status.out, "the site station of site ship-a"));
+  }
   // R3: the link is back: the site hands control back.
   s.link.Restore();
   {
@@ -186,6 +197,9 @@ TEST_CASE("site: rules R1, R2, R3 and R5: no takeover while central answers, tak
   CHECK(central_history.out.find(site_cmds[1]) < central_history.out.find(site_cmds[0]));
   CHECK(steward::testing::LineCounts(s.runs) ==
         std::map<std::string, int>{{"before", 1}, {"site1", 1}, {"site2", 1}, {"central", 1}});
+
+  CHECK_FALSE(absl::StrContains(s.site->Stderr(), "REFUSED"));
+  CHECK(s.Hub({"ping", "ship9", "--timeout", "5s"}).exit_code == 0);
 
   // New traffic at the ship goes to the central station again.
   const std::string after = s.SendNoWait(/*at_ship=*/true, "after");
