@@ -138,6 +138,12 @@ void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
     return;
   }
   if (Expired(*env, NowUnixMillis())) {
+    // Expired now, but it may have run in time: a quick command's answer (its result,
+    // Method::quick) was lost and this is the station's copy. Answered from the record.
+    if (std::optional<proto::Ack> seen = processor_.Recorded(id)) {
+      (void)ReplyAck(conn_, events_, reply, *seen);
+      return;
+    }
     Reject(ctx, reply, id, absl::StrCat("expired at ", env->expires_unix_ms(), " (unix ms)"));
     return;
   }

@@ -253,6 +253,29 @@ TEST_CASE("A quick command answers with its recorded result, runs once across a 
   CHECK(ack->stage() == proto::STAGE_RESULT);
   CHECK(ack->stdout() == "run 1\n");
   CHECK(h.quick_runs == 1);
+  // Also when the copy comes after the command's expiry: it ran in time, and its result
+  // is the answer, not "expired".
+  {
+    proto::Envelope expiring = Harness::Command("quick");
+    expiring.set_expires_unix_ms(NowUnixMillis() + 300);
+    ack = h.Send(expiring);
+    REQUIRE(ack.ok());
+    CHECK(ack->outcome() == proto::OUTCOME_SUCCEEDED);
+    absl::SleepFor(absl::Milliseconds(400));
+    ack = h.Send(expiring);
+    REQUIRE(ack.ok());
+    CHECK(ack->stage() == proto::STAGE_RESULT);
+    CHECK(ack->outcome() == proto::OUTCOME_SUCCEEDED);
+    CHECK(ack->stdout() == "run 2\n");
+    CHECK(h.quick_runs == 2);
+    // A command it never saw is refused once expired.
+    proto::Envelope late = Harness::Command("quick");
+    late.set_expires_unix_ms(NowUnixMillis() - 1);
+    ack = h.Send(late);
+    REQUIRE(ack.ok());
+    CHECK(ack->outcome() == proto::OUTCOME_REJECTED);
+    CHECK(h.quick_runs == 2);
+  }
 
   // The agent stopped between its record and the station's having the result (killed
   // before its reply went out looks the same from here: the record is committed first):
@@ -264,7 +287,7 @@ TEST_CASE("A quick command answers with its recorded result, runs once across a 
   REQUIRE(ack.ok());
   CHECK(ack->stage() == proto::STAGE_RESULT);
   CHECK(ack->stdout() == "run 1\n");
-  CHECK(h.quick_runs == 1);
+  CHECK(h.quick_runs == 2);  // the first, and the expiring one above
 
   // The built-in echo is quick: its arguments come back in the reply.
   proto::Envelope echo = Harness::Command(kMethodEcho);
