@@ -53,14 +53,15 @@ absl::StatusOr<std::string> Client::AckPayload(absl::string_view data) {
 absl::StatusOr<std::string> Client::Try(const std::string& subject, const std::string& request,
                                         absl::Duration timeout) {
   absl::StatusOr<nats::MsgPtr> msg = nats::Request(conn_.get(), subject, request, timeout);
+  if (absl::IsUnavailable(msg.status()) && natsConnection_IsClosed(conn_.get())) {
+    // Not tried again: a closed connection does not come back (its brokers are gone, or
+    // it gave up reconnecting to them).
+    return absl::UnavailableError(absl::StrCat("the broker connection to ", nats::RedactUrl(options_.nats.url),
+                                               " is lost: ", msg.status().message()));
+  }
   if (absl::IsUnavailable(msg.status())) {
-    // No responders is the broker's word that no station listens; anything else is the
-    // broker connection itself.
-    const bool no_responders = natsConnection_Status(conn_.get()) == NATS_CONN_STATUS_CONNECTED;
-    return absl::UnavailableError(absl::StrCat(
-        "station not reachable at ", nats::RedactUrl(options_.nats.url),
-        no_responders ? absl::StrCat(" (no station \"", options_.station, "\" is listening)")
-                      : absl::StrCat(" (the broker connection is lost: ", msg.status().message(), ")")));
+    return absl::UnavailableError(absl::StrCat("station not reachable at ", nats::RedactUrl(options_.nats.url),
+                                               " (no station \"", options_.station, "\" is listening)"));
   }
   if (absl::IsDeadlineExceeded(msg.status())) {
     return absl::DeadlineExceededError(absl::StrCat("station \"", options_.station,
