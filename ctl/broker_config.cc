@@ -31,12 +31,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/atomic_write.h"
 #include "common/spawn.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
+#include "subjects/site.h"
 #include "subjects/subject.h"
 
 namespace steward::ctl {
@@ -287,6 +289,16 @@ absl::StatusOr<std::string> Permissions(const BrokerUser& user, const std::strin
       allow_responses = true;      // answers a streaming node's "still there?"
       break;
     }
+    case BrokerUser::Role::kSiteLink: {
+      std::vector<std::string> deny;
+      for (const std::string& other : user.other_sites) {
+        STEWARD_ASSIGN_OR_RETURN(std::string subject, subjects::SiteSubject(station, other));
+        deny.push_back(std::move(subject));
+      }
+      STEWARD_ASSIGN_OR_RETURN(std::string denied, QuotedList(deny));
+      return absl::StrCat("        publish: { allow: [\">\"]", deny.empty() ? "" : absl::StrCat(", deny: ", denied),
+                          " }\n        subscribe: { allow: [\">\"] }\n");
+    }
     case BrokerUser::Role::kNode: {
       STEWARD_ASSIGN_OR_RETURN(std::string own, subjects::NodePattern(user.name));
       STEWARD_ASSIGN_OR_RETURN(std::string debug, subjects::DebugPublishPattern(user.name));
@@ -308,6 +320,7 @@ absl::string_view RoleName(BrokerUser::Role role) {
     case BrokerUser::Role::kStation: return "station";
     case BrokerUser::Role::kOperator: return "operator";
     case BrokerUser::Role::kNode: return "node";
+    case BrokerUser::Role::kSiteLink: return "site link (leaf node)";
   }
   return "unknown";
 }
@@ -415,9 +428,9 @@ absl::StatusOr<std::string> ServerTls(const std::string& tls_dir, absl::string_v
                       indent, "  timeout: ", kTlsTimeoutSeconds, "\n", indent, "}\n");
 }
 
-// leafnodes { listen, tls, authorization { users } }: the hub's side.
-absl::StatusOr<std::string> LeafHubSection(const LeafHub& hub, const std::string& tls_dir,
-                                           std::set<std::string>& names) {
+// leafnodes { listen, tls }: the hub's side (its sites' link users are in the
+// authorization block, SiteLinkUsers).
+absl::StatusOr<std::string> LeafHubSection(const LeafHub& hub, const std::string& tls_dir) {
   STEWARD_RETURN_IF_ERROR(ValidateListen(hub.listen));
   if (hub.sites.empty()) return absl::InvalidArgumentError("a leaf node port needs at least one site");
   STEWARD_ASSIGN_OR_RETURN(std::string listen, Quote(hub.listen, "leaf listen address"));
@@ -427,14 +440,8 @@ absl::StatusOr<std::string> LeafHubSection(const LeafHub& hub, const std::string
     STEWARD_ASSIGN_OR_RETURN(std::string tls, ServerTls(tls_dir, "  "));
     absl::StrAppend(&out, tls);
   }
-  absl::StrAppend(&out, "  authorization {\n    users = [\n");
-  for (const BrokerCreds& site : hub.sites) {
-    STEWARD_RETURN_IF_ERROR(CheckUser(site.user, site.password, names));
-    STEWARD_ASSIGN_OR_RETURN(std::string name, Quote(site.user, "user name"));
-    STEWARD_ASSIGN_OR_RETURN(std::string password, Quote(site.password, "password"));
-    absl::StrAppend(&out, "      { user: ", name, ", password: ", password, " }\n");
-  }
-  absl::StrAppend(&out, "    ]\n  }\n}\n");
+  // The sites log in with their link users, which the authorization block holds.
+  absl::StrAppend(&out, "}\n");
   return out;
 }
 
@@ -505,6 +512,19 @@ absl::StatusOr<std::string> ClusterSection(const ClusterMember& c, const std::st
   return out;
 }
 
+// The hub's sites' link users ("leaf-<site>"), each denied the others' site subjects.
+std::vector<BrokerUser> SiteLinkUsers(const LeafHub& hub) {
+  std::vector<BrokerUser> out;
+  for (const BrokerCreds& site : hub.sites) {
+    BrokerUser link{site.user, site.password, BrokerUser::Role::kSiteLink, {}};
+    for (const BrokerCreds& other : hub.sites) {
+      if (other.user != site.user) link.other_sites.emplace_back(absl::StripPrefix(other.user, "leaf-"));
+    }
+    out.push_back(std::move(link));
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options) {
@@ -519,8 +539,12 @@ absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options)
     // An authorization block without users would let anyone connect with every right.
     return absl::InvalidArgumentError("the broker configuration needs at least one user");
   }
+  std::vector<BrokerUser> users = options.users;
+  if (options.leaf_hub.has_value()) {
+    for (BrokerUser& link : SiteLinkUsers(*options.leaf_hub)) users.push_back(std::move(link));
+  }
   std::set<std::string> names;
-  for (const BrokerUser& user : options.users) {
+  for (const BrokerUser& user : users) {
     STEWARD_RETURN_IF_ERROR(CheckUser(user.name, user.password, names));
     if (user.role == BrokerUser::Role::kNode && user.name == options.station) {
       // Its "<name>.>" subscription would receive everything sent to the station.
@@ -538,7 +562,7 @@ absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options)
     absl::StrAppend(&out, tls);
   }
   absl::StrAppend(&out, "authorization {\n  users = [\n");
-  for (const BrokerUser& user : options.users) {
+  for (const BrokerUser& user : users) {
     STEWARD_ASSIGN_OR_RETURN(std::string name, Quote(user.name, "user name"));
     STEWARD_ASSIGN_OR_RETURN(std::string password, Quote(user.password, "password"));
     STEWARD_ASSIGN_OR_RETURN(std::string permissions, Permissions(user, options.station));
@@ -548,7 +572,7 @@ absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options)
   }
   absl::StrAppend(&out, "  ]\n}\n");
   if (options.leaf_hub.has_value()) {
-    STEWARD_ASSIGN_OR_RETURN(std::string leaf, LeafHubSection(*options.leaf_hub, options.tls_dir, names));
+    STEWARD_ASSIGN_OR_RETURN(std::string leaf, LeafHubSection(*options.leaf_hub, options.tls_dir));
     absl::StrAppend(&out, leaf);
   }
   if (options.leaf_remote.has_value()) {

@@ -60,15 +60,22 @@ struct BrokerUser {
     // An edge unit: publishes "<station>.event.>" and replies to requests it received
     // (allow_responses); subscribes "<name>.>" and "_INBOX_<name>.>".
     kNode,
+    // A site's broker, its leaf node link to the hub ("leaf-<site>"): everything, but
+    // never another site's _STEWARD.site.<station>.<site>, so that a site speaks for
+    // itself only (station/site.h).
+    kSiteLink,
   };
 
   std::string name;
   std::string password;
   Role role = Role::kNode;
+  std::vector<std::string> other_sites;  // kSiteLink: the hub's other sites
 };
 
 // A hub that accepts sites' brokers as NATS leaf nodes: each site logs in with its own
-// link user ("leaf-<site>") on the leaf node port.
+// link user ("leaf-<site>") on the leaf node port. The link users are in the broker's
+// authorization block (nats-server 2.9 takes no permissions in the leafnodes one), with
+// the kSiteLink role.
 struct LeafHub {
   std::string listen = "0.0.0.0:7422";  // host:port of the leaf node port
   std::vector<BrokerCreds> sites;        // one link user per site

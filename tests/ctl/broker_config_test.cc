@@ -409,12 +409,18 @@ TEST_CASE("NatsServerConfig: a hub accepts sites as leaf nodes, a site is a leaf
   const std::string pw = RandomPassword();
   BrokerConfigOptions hub{.listen = "0.0.0.0:4222", .tls_dir = "/k/tls"};
   hub.users = {{"station", pw, BrokerUser::Role::kStation}, {"ship1", pw, BrokerUser::Role::kNode}};
-  hub.leaf_hub = LeafHub{.listen = "0.0.0.0:7422", .sites = {{"leaf-ship-a", pw}}};
+  hub.leaf_hub = LeafHub{.listen = "0.0.0.0:7422", .sites = {{"leaf-ship-a", pw}, {"leaf-ship-b", pw}}};
   absl::StatusOr<std::string> text = NatsServerConfig(hub);
   REQUIRE(text.ok());
   INFO(*text);
   CHECK(absl::StrContains(*text, "leafnodes {\n  listen: \"0.0.0.0:7422\"\n  tls {\n    cert_file: \"/k/tls/server.pem\""));
-  CHECK(absl::StrContains(*text, absl::StrCat("{ user: \"leaf-ship-a\", password: \"", pw, "\" }")));
+  // The link users are in the authorization block (nats-server 2.9 takes permissions
+  // only there), each denied the other sites' site-control subject: a site speaks for
+  // itself only.
+  CHECK(absl::StrContains(*text, absl::StrCat("user: \"leaf-ship-a\"\n      password: \"", pw, "\"\n      permissions: {\n",
+                                              R"(        publish: { allow: [">"], deny: ["_STEWARD.site.station.ship-b"] })")));
+  CHECK(absl::StrContains(*text, R"(deny: ["_STEWARD.site.station.ship-a"])"));
+  CHECK_FALSE(absl::StrContains(text->substr(text->find("leafnodes {")), "authorization"));
 
   BrokerConfigOptions site{.listen = "127.0.0.1:4222", .tls_dir = "/k/tls"};
   site.users = {{"ship1", pw, BrokerUser::Role::kNode}};
