@@ -35,6 +35,14 @@ void FitAck(proto::Ack& ack, size_t limit) {
   ack.set_stderr_truncated(err_t);
 }
 
+// The final word on a command whose process broke while it ran.
+proto::Ack BrokenResult(const std::string& id, const std::string& node, const absl::Status& broken) {
+  proto::Ack err = NewAck(id, node, proto::STAGE_RESULT, proto::OUTCOME_ERROR);
+  err.set_error(std::string(broken.message()));
+  err.set_finished_unix_ms(NowUnixMillis());
+  return err;
+}
+
 }  // namespace
 
 absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std::string& reply,
@@ -135,10 +143,7 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
   });
   if (!result.ok()) {
     // The process is broken; the command still gets a truthful final word.
-    proto::Ack err = NewAck(cmd.id(), node, proto::STAGE_RESULT, proto::OUTCOME_ERROR);
-    err.set_error(std::string(result.status().message()));
-    err.set_finished_unix_ms(NowUnixMillis());
-    STEWARD_RETURN_IF_ERROR(SendResult(cmd.domain(), cmd.request_id(), std::move(err)));
+    STEWARD_RETURN_IF_ERROR(SendResult(cmd.domain(), cmd.request_id(), BrokenResult(cmd.id(), node, result.status())));
     return result.status();
   }
   if (result->outcome() == proto::OUTCOME_CANCELED) {
@@ -198,20 +203,13 @@ absl::Status CommandProcessor::HandleQuick(ProcessContext& ctx, Method& method, 
   // A broken process: the command still gets a truthful final word, and the error
   // kernel hears of it once that is answered.
   const absl::Status broken = result.status();
-  if (!result.ok()) {
-    proto::Ack err = NewAck(cmd.id(), node, proto::STAGE_RESULT, proto::OUTCOME_ERROR);
-    err.set_error(std::string(result.status().message()));
-    err.set_finished_unix_ms(NowUnixMillis());
-    result = std::move(err);
-  }
+  if (!result.ok()) result = BrokenResult(cmd.id(), node, broken);
   if (handler != nullptr) {
     ++handler->handled;
     if (result->outcome() != proto::OUTCOME_SUCCEEDED) ++handler->failed;
   }
   if (result->started_unix_ms() == 0) result->set_started_unix_ms(NowUnixMillis());
-  const size_t max_payload = parts_.conn != nullptr ? static_cast<size_t>(nats::MaxPayload(parts_.conn)) : 0;
-  FitAck(*result, (max_payload > 0 ? max_payload : size_t{1} << 20) - 4096);
-  parts_.events->SealAck(*result);
+  SealResult(*result);
   // Recorded before it is answered: the record is what a lost reply is answered from.
   if (absl::Status rec = parts_.log->Record(*result); !rec.ok()) {
     // Not recorded (a full disk): the long way, which keeps the result in memory until
@@ -220,7 +218,7 @@ absl::Status CommandProcessor::HandleQuick(ProcessContext& ctx, Method& method, 
     proto::Ack received = NewAck(cmd.id(), node, proto::STAGE_RECEIVED, proto::OUTCOME_UNSPECIFIED);
     received.set_started_unix_ms(result->started_unix_ms());
     reply(received);
-    STEWARD_RETURN_IF_ERROR(SendResult(cmd.domain(), cmd.request_id(), *std::move(result)));
+    STEWARD_RETURN_IF_ERROR(SpoolResult(cmd.domain(), cmd.request_id(), *std::move(result)));
     return broken;
   }
   STEWARD_LOG_DEBUG("command {} {}/{}: {} in the reply", cmd.id(), cmd.method(), cmd.domain(),
@@ -264,12 +262,21 @@ void CommandProcessor::StopAll() {
   }
 }
 
-absl::Status CommandProcessor::SendResult(const std::string& domain,
-                                          const std::string& request_id, proto::Ack ack) {
-  const size_t max_payload = static_cast<size_t>(natsConnection_GetMaxPayload(parts_.conn));
+void CommandProcessor::SealResult(proto::Ack& ack) const {
+  const size_t max_payload = parts_.conn != nullptr ? static_cast<size_t>(nats::MaxPayload(parts_.conn)) : 0;
   // Before the first connect nats.c reports 0; assume the broker default then.
   FitAck(ack, (max_payload > 0 ? max_payload : size_t{1} << 20) - 4096);
   parts_.events->SealAck(ack);
+}
+
+absl::Status CommandProcessor::SendResult(const std::string& domain,
+                                          const std::string& request_id, proto::Ack ack) {
+  SealResult(ack);
+  return SpoolResult(domain, request_id, std::move(ack));
+}
+
+absl::Status CommandProcessor::SpoolResult(const std::string& domain, const std::string& request_id,
+                                           proto::Ack ack) {
   STEWARD_ASSIGN_OR_RETURN(
       OutboxItem item,
       parts_.events->Make(kEventResult, domain, ack.SerializeAsString(), request_id));

@@ -115,6 +115,10 @@ class CommandProcessor final : public CommandControl {
   // Answers the command's request (a failed answer is reported, not an error: the
   // station asks again).
   void ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack);
+  // Cuts a result's output to fit the broker's payload limit and signs it.
+  void SealResult(proto::Ack& ack) const;
+  // SendResult of a result SealResult made ready.
+  absl::Status SpoolResult(const std::string& domain, const std::string& request_id, proto::Ack ack);
   // Records the results a full disk kept from the command log, while there is room.
   void RecordLater() ABSL_LOCKS_EXCLUDED(unrecorded_mu_);
 
