@@ -46,14 +46,15 @@ void Intake::Serve(nats::MsgPtr msg) {
                         nats::Subject(msg.get()), parsed ? claimed.from_node() : "?", reply, n);
     return;
   }
-  absl::StatusOr<Incoming> in = Decode(msg.get());
   Respond respond = [this, reply](const proto::Ack& a) { core_.Reply(reply, a); };
   if (!Serves(claimed.from_node())) {
     // NATS hands a leaf's queue member the fleet's events when no member is connected
-    // at the hub (the central station restarting): not this site's to store.
+    // at the hub (the central station restarting): not this site's to store, nor to
+    // check.
     return respond(NotNow(claimed.id(), absl::StrCat("the site station of ", site_, " stores only its own nodes' "
                                                      "events; offer it again (to the central station)")));
   }
+  absl::StatusOr<Incoming> in = Decode(msg.get());
   if (!in.ok()) {
     STEWARD_LOG_WARNING("rejected event on {}: {}", nats::Subject(msg.get()), in.status().message());
     return respond(Refused(claimed.id(), in.status().message()));

@@ -302,12 +302,16 @@ absl::Status SiteDesk::CheckMembers(const std::string& site, const std::vector<s
 absl::Status SiteDesk::TakeClaim(const SiteMessage& m) {
   // Before anything is held: a site holds only the nodes the operators gave it.
   STEWARD_RETURN_IF_ERROR(CheckMembers(m.site, m.nodes));
+  std::optional<Claim> before;
   {
     // One site holds a node at a time (a node moved to another site while the first
     // held it: the first hands back before the second may hold it).
     absl::MutexLock lock(&mu_);
     for (const auto& [other, c] : claims_) {
-      if (other == m.site) continue;
+      if (other == m.site) {
+        before = c;
+        continue;
+      }
       for (const std::string& n : m.nodes) {
         if (std::find(c.nodes.begin(), c.nodes.end(), n) != c.nodes.end()) {
           return absl::PermissionDeniedError(absl::StrCat("site ", m.site, " claimed ", n, ", which site ", other,
@@ -316,7 +320,6 @@ absl::Status SiteDesk::TakeClaim(const SiteMessage& m) {
       }
     }
   }
-  const std::optional<Claim> before = Claimed(m.site);
   if (before.has_value() && before->nodes == m.nodes) return absl::OkStatus();
   const int64_t since = m.since_ms > 0 ? m.since_ms : NowUnixMillis();
   const int64_t claimed = NowUnixMillis();
@@ -349,11 +352,14 @@ absl::Status SiteDesk::TakeClaim(const SiteMessage& m) {
 }
 
 absl::Status SiteDesk::Import(const SiteMessage& m) {
-  // The whole batch is checked first, so that a refused one imports nothing.
+  // The whole batch is checked first, so that a refused one imports nothing; its
+  // commands are parsed once, here.
   std::vector<std::string> nodes;
-  for (const SiteJournalEntry& e : m.entries) {
+  std::vector<proto::CommandState> states(m.entries.size());
+  for (size_t i = 0; i < m.entries.size(); ++i) {
+    const SiteJournalEntry& e = m.entries[i];
     if (e.kind == "command") {
-      proto::CommandState s;
+      proto::CommandState& s = states[i];
       if (!s.ParseFromString(e.record) || s.id() != e.id) {
         return absl::InvalidArgumentError(absl::StrCat("journal entry ", e.seq, ": malformed command ", e.id));
       }
@@ -387,12 +393,10 @@ absl::Status SiteDesk::Import(const SiteMessage& m) {
   nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
   STEWARD_RETURN_IF_ERROR(CheckMembers(m.site, nodes));
   int commands = 0, events = 0;
-  for (const SiteJournalEntry& e : m.entries) {
+  for (size_t i = 0; i < m.entries.size(); ++i) {
+    const SiteJournalEntry& e = m.entries[i];
     if (e.kind == "command") {
-      proto::CommandState s;
-      if (!s.ParseFromString(e.record) || s.id() != e.id) {
-        return absl::InvalidArgumentError(absl::StrCat("journal entry ", e.seq, ": malformed command ", e.id));
-      }
+      proto::CommandState& s = states[i];
       bool known = false;
       {
         absl::MutexLock lock(&core_.model.mu);
@@ -422,7 +426,7 @@ absl::Status SiteDesk::Import(const SiteMessage& m) {
         STEWARD_RETURN_IF_ERROR(*result);
       }
       ++commands;
-    } else if (e.kind == "event") {
+    } else {  // an event (the check above refused any other kind)
       auto done = std::make_shared<absl::Notification>();
       auto ack = std::make_shared<proto::Ack>();
       intake_.Import(e.record, [done, ack](const proto::Ack& a) {
@@ -437,8 +441,6 @@ absl::Status SiteDesk::Import(const SiteMessage& m) {
         return absl::UnavailableError(absl::StrCat("event ", e.id, ": ", ack->error()));
       }
       ++events;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("journal entry ", e.seq, ": unknown kind ", e.kind));
     }
   }
   STEWARD_LOG_INFO("site {}: imported {} journal entries ({} new commands, {} events)", m.site, m.entries.size(),
