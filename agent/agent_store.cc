@@ -112,7 +112,17 @@ absl::StatusOr<std::shared_ptr<AgentStore>> AgentStore::Open(const std::string& 
   };
   sqlite::OpenOptions options;
   options.synchronous = "NORMAL";
+  // Only this agent uses the file: no file locking per transaction (the agent's write
+  // per command was half lock calls), and a second agent on the same directory is
+  // refused instead of sharing its command log.
+  options.exclusive = true;
   absl::StatusOr<sqlite::Database> db = sqlite::Database::Open(path, options);
+  if (absl::IsUnavailable(db.status())) {
+    // The agent holds its file exclusively for as long as it runs.
+    return annotate(absl::UnavailableError(
+        absl::StrCat(db.status().message(), ": another process has it open (is a steward-agent already "
+                                            "running with this data directory?)")));
+  }
   if (!db.ok()) return annotate(db.status());
   if (absl::Status st = db->Migrate(Migrations()); !st.ok()) return annotate(st);
   // The installation's identity: made with the store, kept as long as it lives. A

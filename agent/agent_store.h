@@ -9,6 +9,10 @@
 // only synced at checkpoints: a command may then be forgotten (and run again if the
 // station redelivers it) and an unsent result or event may be lost.
 //
+// The agent holds the file exclusively while it runs (SQLite's locking_mode=EXCLUSIVE:
+// no lock calls per transaction): no other process can open it then, and a second agent
+// on the same data directory is refused at start, after SQLite's 5 s busy wait.
+//
 // Spool removals (the station confirmed an item) are written with the next write, not
 // in a commit of their own: after a crash, items confirmed just before it are sent
 // again, which the station recognises by their ids.

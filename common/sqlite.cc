@@ -139,6 +139,7 @@ absl::StatusOr<Database> Database::Open(const std::string& path, const OpenOptio
   Database db(raw);  // open_v2 can allocate even when it fails.
   STEWARD_RETURN_IF_ERROR(ToStatus(raw, rc, absl::StrCat("open ", path)));
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  if (options.exclusive) STEWARD_RETURN_IF_ERROR(db.Exec("PRAGMA locking_mode=EXCLUSIVE"));
   if (!options.read_only) {
     STEWARD_RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL"));
     STEWARD_RETURN_IF_ERROR(db.Exec(absl::StrCat("PRAGMA synchronous=", options.synchronous)));

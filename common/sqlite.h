@@ -82,6 +82,10 @@ struct OpenOptions {
   // checkpoints (durable across process crashes).
   std::string synchronous = "FULL";
   int busy_timeout_ms = 5000;
+  // One process owns the file: its locks are taken once and kept, and the WAL index
+  // lives in its memory instead of a shared -shm file (no lock calls per transaction).
+  // Another process can then not open the file at all while this one has it open.
+  bool exclusive = false;
 };
 
 class Database {

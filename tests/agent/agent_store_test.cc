@@ -12,6 +12,9 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -333,15 +336,29 @@ TEST_CASE("AgentStore: spool removals hold across writes, reads and reopening", 
 
 TEST_CASE("AgentStore: many removals without writes are written in batches", "[store]") {
   testing::TempDir dir;
-  std::shared_ptr<AgentStore> store = MustOpen(dir.str());
-  std::unique_ptr<Spool> spool = store->NewSpool();
   constexpr int kItems = 1000;
-  for (int i = 0; i < kItems; ++i) {
-    const std::string id = absl::StrCat("01", 1000 + i);
-    REQUIRE(spool->Put({id, "s", id}).ok());
+  // The removals are made in a child that then dies without closing the store, as a
+  // kill -9 would: what it left in the file is what was written by then.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    absl::StatusOr<std::shared_ptr<AgentStore>> store = AgentStore::Open(dir.str());
+    if (!store.ok()) ::_exit(10);
+    std::unique_ptr<Spool> spool = (*store)->NewSpool();
+    for (int i = 0; i < kItems; ++i) {
+      const std::string id = absl::StrCat("01", 1000 + i);
+      if (!spool->Put({id, "s", id}).ok()) ::_exit(11);
+    }
+    for (int i = 0; i < kItems; ++i) {
+      if (!spool->Remove(absl::StrCat("01", 1000 + i)).ok()) ::_exit(12);
+    }
+    ::_exit(0);
   }
-  for (int i = 0; i < kItems; ++i) REQUIRE(spool->Remove(absl::StrCat("01", 1000 + i)).ok());
-  // Another connection sees what is written: at most a batch is still waiting.
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  // At most a batch of removals was still waiting.
   absl::StatusOr<sqlite::Database> db =
       sqlite::Database::Open((dir.path() / "agent.db").string(), {.read_only = true});
   REQUIRE(db.ok());
@@ -350,7 +367,37 @@ TEST_CASE("AgentStore: many removals without writes are written in batches", "[s
   absl::StatusOr<bool> row = count->Step();
   REQUIRE(row.ok());
   REQUIRE(*row);
+  CHECK(count->ColumnInt(0) > 0);
   CHECK(count->ColumnInt(0) < 300);
+}
+
+TEST_CASE("AgentStore: a second store on the same file is refused while the first is open", "[store]") {
+  testing::TempDir dir;
+  std::shared_ptr<AgentStore> store = MustOpen(dir.str());
+  REQUIRE(store->NewSpool()->Put({"01", "s", "kept"}).ok());
+  // Another process (a second agent on the same data directory): the file is the
+  // first one's alone.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    absl::StatusOr<std::shared_ptr<AgentStore>> other = AgentStore::Open(dir.str());
+    if (other.ok()) ::_exit(1);
+    const bool says = absl::IsUnavailable(other.status()) &&
+                      absl::StrContains(other.status().message(), "another process has it open") &&
+                      absl::StrContains(other.status().message(), (dir.path() / "agent.db").string());
+    ::_exit(says ? 0 : 2);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  // The first store goes on, and once it is closed the file opens again.
+  REQUIRE(store->NewSpool()->Put({"02", "s", "also"}).ok());
+  store.reset();
+  std::shared_ptr<AgentStore> again = MustOpen(dir.str());
+  absl::StatusOr<std::vector<OutboxItem>> items = again->NewSpool()->LoadAll();
+  REQUIRE(items.ok());
+  CHECK(Ids(*items) == std::vector<std::string>{"01", "02"});
 }
 
 TEST_CASE("AgentStore: a file that is not a database is an error naming it", "[store]") {
