@@ -8,7 +8,7 @@ STEWARD_PACKAGES=(build-essential cmake ninja-build pkg-config git
   libcli11-dev nlohmann-json3-dev
   catch2 libsqlite3-dev sqlite3 libsodium-dev libssl-dev openssl clang bsdutils procps
   libcpp-httplib-dev prometheus chromium nodejs
-  libtomlplusplus-dev libsystemd-dev systemd help2man lintian man-db adduser rsyslog
+  libtomlplusplus-dev libsystemd-dev libgoogle-perftools-dev systemd help2man lintian man-db adduser rsyslog
   tzdata)  # schedules: cron lines in a time zone (absl::LoadTimeZone reads zoneinfo)
 
 steward_install_deps() {

@@ -12,8 +12,26 @@
 #include "station/config.h"
 #include "station/station.h"
 
-int main(int argc, char** argv) {
+#ifdef STEWARD_TCMALLOC
+#include <gperftools/tcmalloc.h>
+#endif
+
+namespace {
+
+// The heap the station runs on (station/CMakeLists.txt), said in its first log line.
+std::string HeapName() {
+#ifdef STEWARD_TCMALLOC
+  return tc_version(nullptr, nullptr, nullptr);
+#else
   steward::KeepLargeBuffersInHeap();  // copy chunks, large outputs
+  return "glibc malloc";
+#endif
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string heap = HeapName();
   const sigset_t signals = steward::BlockTerminationSignals();
   steward::station::Settings flags;
   std::unique_ptr<CLI::App> app = steward::station::NewApp(flags);
@@ -26,6 +44,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   steward::SetLogTag("station " + opts->name);
+  STEWARD_LOG_INFO("steward-station {} on {}", STEWARD_VERSION, heap);
   if (!layered.effective().file.empty()) STEWARD_LOG_INFO("configuration file {}", layered.effective().file);
 
   steward::nats::Library nats_library;

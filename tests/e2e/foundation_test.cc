@@ -85,6 +85,14 @@ TEST_CASE("stewardctl send returns remote output and exit status", "[integration
   r = c.Ctl({"send", "--cwd", "/tmp", "--env", "GREETING=hi", "ship1", "--", "sh", "-c",
              "pwd; echo $GREETING"});
   CHECK(r.out == "/tmp\nhi\n");
+
+  // The station says which heap it runs on (station/CMakeLists.txt: tcmalloc unless a
+  // sanitizer brings its own).
+#ifdef STEWARD_STATION_TCMALLOC
+  CHECK_THAT(c.station().Stderr(), Catch::Contains("steward-station " STEWARD_VERSION " on gperftools 2."));
+#else
+  CHECK_THAT(c.station().Stderr(), Catch::Contains("steward-station " STEWARD_VERSION " on glibc malloc"));
+#endif
 }
 
 TEST_CASE("stewardctl ping reports a round trip and unknown nodes are offline", "[integration][e2e]") {
