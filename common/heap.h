@@ -1,5 +1,6 @@
-// glibc's heap, tuned for programs that pass large messages along (the station, the
-// agent taking copy chunks, and stewardctl copying a file): a copy chunk is 896 KiB,
+// glibc's heap, tuned for programs that pass large messages along (the agent taking copy
+// chunks, stewardctl copying a file, and the station when built without tcmalloc, see
+// station/CMakeLists.txt): a copy chunk is 896 KiB,
 // and each passes through several buffers. glibc gives an allocation that large its
 // own mapping, and hands free space at the top of a heap back to the kernel past 2x
 // that size, so such buffers came as fresh pages: page faults and zeroed pages, about a
