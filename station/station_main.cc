@@ -23,7 +23,6 @@ std::string HeapName() {
 #ifdef STEWARD_TCMALLOC
   return tc_version(nullptr, nullptr, nullptr);
 #else
-  steward::KeepLargeBuffersInHeap();  // copy chunks, large outputs
   return "glibc malloc";
 #endif
 }
@@ -31,7 +30,9 @@ std::string HeapName() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string heap = HeapName();
+#ifndef STEWARD_TCMALLOC
+  steward::KeepLargeBuffersInHeap();  // copy chunks, large outputs
+#endif
   const sigset_t signals = steward::BlockTerminationSignals();
   steward::station::Settings flags;
   std::unique_ptr<CLI::App> app = steward::station::NewApp(flags);
@@ -44,7 +45,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   steward::SetLogTag("station " + opts->name);
-  STEWARD_LOG_INFO("steward-station {} on {}", STEWARD_VERSION, heap);
+  STEWARD_LOG_INFO("steward-station {} on {}", STEWARD_VERSION, HeapName());
   if (!layered.effective().file.empty()) STEWARD_LOG_INFO("configuration file {}", layered.effective().file);
 
   steward::nats::Library nats_library;
