@@ -78,6 +78,8 @@ class Agent final : public AgentControl {
   // dispatcher) has been quiet for `quiet`. What the service watchdog is fed on.
   bool Alive(absl::Duration quiet) const;
   size_t outbox_pending() const { return outbox_->pending(); }
+  // Every supervised process, command handlers with their queues and counters.
+  std::vector<proto::ProcessStatus> Processes() const;
   const std::string& node() const { return options_.node; }
 
   // AgentControl: the status and process methods' view of the agent.
@@ -106,9 +108,6 @@ class Agent final : public AgentControl {
   void SendErrorLogs(const std::vector<proto::ErrorLog>& logs);
   // The agent's counters for its hellos.
   void FillStats(proto::AgentStats& s) const;
-  // Every supervised process, command handlers with their queues and counters.
-  std::vector<proto::ProcessStatus> Processes() const;
-
   const AgentOptions options_;
   const MethodRegistry methods_;
   std::unique_ptr<CommandRunner> runner_;

@@ -180,10 +180,16 @@ void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
                        : absl::StrCat("process ", subject_text, " was stopped by the error kernel"));
     return;
   }
-  if (!handler->queue.TryPush(Work{std::move(*env), reply}) && !closing_.load()) {
+  // A copy of a command that still waits in the queue: that one answers, on this
+  // copy's reply subject (WaitingCommands).
+  const std::string queued_id = id;  // `id` lives in *env, which the queue takes
+  if (!handler->waiting.Add(queued_id, reply)) return;
+  if (!handler->queue.TryPush(Work{std::move(*env), reply})) {
+    handler->waiting.Forget(queued_id);
     // Not accepted: no ACK, so the sender retries later. Nothing is lost.
-    ctx.Report(Severity::kWarning,
-               absl::ResourceExhaustedError(absl::StrCat("queue full for ", subject_text)));
+    if (!closing_.load()) {
+      ctx.Report(Severity::kWarning, absl::ResourceExhaustedError(absl::StrCat("queue full for ", subject_text)));
+    }
   }
 }
 

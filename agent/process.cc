@@ -45,6 +45,32 @@ proto::Ack BrokenResult(const std::string& id, const std::string& node, const ab
 
 }  // namespace
 
+bool WaitingCommands::Add(const std::string& id, const std::string& reply) {
+  absl::MutexLock lock(&mu_);
+  auto [it, added] = latest_reply_.try_emplace(id, reply);
+  if (!added) it->second = reply;
+  return added;
+}
+
+std::string WaitingCommands::Take(const std::string& id, std::string reply) {
+  absl::MutexLock lock(&mu_);
+  auto it = latest_reply_.find(id);
+  if (it == latest_reply_.end()) return reply;
+  reply = std::move(it->second);
+  latest_reply_.erase(it);
+  return reply;
+}
+
+void WaitingCommands::Forget(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  latest_reply_.erase(id);
+}
+
+size_t WaitingCommands::size() const {
+  absl::MutexLock lock(&mu_);
+  return latest_reply_.size();
+}
+
 absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std::string& reply,
                       proto::Ack ack) {
   if (reply.empty()) return absl::OkStatus();
@@ -56,6 +82,7 @@ absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& metho
                                    Handler& handler) {
   std::unique_ptr<Method> method = (*parts_.methods->Find(method_name))();
   while (std::optional<Work> work = handler.queue.Pop()) {
+    work->reply = handler.waiting.Take(work->command.id(), std::move(work->reply));
     // Stopped by an operator: what is still queued was never acknowledged; the
     // station sends it again and it is rejected then ("stopped by operator").
     if (ctx.stopping() || parts_.cancel->HasBeenNotified() || handler.stopped.load()) break;

@@ -40,12 +40,37 @@ struct Work {
 };
 using WorkQueue = BoundedQueue<Work>;
 
+// The commands waiting in a work queue, by id, with the reply subject of their latest
+// delivery. A station that hears nothing within its ACK timeout sends the command
+// again; while the first copy still waits behind a long command (or a backlog, after a
+// broker restart), the copy is not queued a second time (each copy would cost a turn,
+// and the resends of a slow node would grow its queue without end). The copy queued
+// answers, when its turn comes, on the reply subject the station listens on now.
+// Thread-safe.
+class WaitingCommands {
+ public:
+  // Whether command `id` must be queued: true for the first delivery; false while a
+  // delivery of it waits in the queue, which now answers on `reply`.
+  bool Add(const std::string& id, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
+  // A command taken from the queue: the reply subject of its latest delivery (`reply`
+  // when none came since), and it no longer waits.
+  std::string Take(const std::string& id, std::string reply) ABSL_LOCKS_EXCLUDED(mu_);
+  // A command Add took but the queue did not (full, closed).
+  void Forget(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::string> latest_reply_ ABSL_GUARDED_BY(mu_);
+};
+
 // One command handler (the process of one subject): its queue, the switch an operator
 // stops it with, and its counters for `status`. Shared by the dispatcher (which routes
 // to it and stops it) and the process thread (which runs it).
 struct Handler {
   explicit Handler(size_t capacity) : queue(capacity) {}
   WorkQueue queue;
+  WaitingCommands waiting;  // what `queue` holds, by command id
   // An operator stopped it: nothing more is taken from the queue.
   std::atomic<bool> stopped{false};
   std::atomic<uint64_t> handled{0};  // finished commands

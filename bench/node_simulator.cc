@@ -266,10 +266,15 @@ class Simulator {
     if (methods_.Find(subject->method) == nullptr) {
       return Reject(node, reply, env->id(), absl::StrCat("unknown method ", subject->method));
     }
-    if (!queue_.TryPush(Job{&node, steward::agent::Work{*std::move(env), reply}}) &&
-        !cancel_.HasBeenNotified()) {
-      STEWARD_LOG_WARNING("work queue full ({}): {} left for the station to resend",
-                          kQueueCapacity, subject_text);
+    // As the agent's dispatcher: a copy of a command still queued is not queued again.
+    const std::string id = env->id();
+    if (!waiting_.Add(id, reply)) return;
+    if (!queue_.TryPush(Job{&node, steward::agent::Work{*std::move(env), reply}})) {
+      waiting_.Forget(id);
+      if (!cancel_.HasBeenNotified()) {
+        STEWARD_LOG_WARNING("work queue full ({}): {} left for the station to resend", kQueueCapacity,
+                            subject_text);
+      }
     }
   }
 
@@ -278,6 +283,7 @@ class Simulator {
     std::map<std::string, std::unique_ptr<steward::agent::Method>> methods;  // this worker's
     while (std::optional<Job> job = queue_.Pop()) {
       if (ctx.stopping()) break;
+      job->work.reply = waiting_.Take(job->work.command.id(), std::move(job->work.reply));
       const std::string& name = job->work.command.method();
       auto it = methods.find(name);
       if (it == methods.end()) it = methods.emplace(name, (*methods_.Find(name))()).first;
@@ -372,6 +378,7 @@ class Simulator {
   std::atomic<bool> shut_down_{false};
   std::atomic<bool> nodes_ready_{false};  // nodes_ is complete (read by nats.c threads)
   steward::BoundedQueue<Job> queue_;
+  steward::agent::WaitingCommands waiting_;  // what queue_ holds, by command id
   // Destroyed in reverse: nodes (their subscriptions) before the groups' connections.
   std::vector<std::unique_ptr<Group>> groups_;
   std::vector<std::unique_ptr<SimNode>> nodes_;

@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/agent_store.h"
@@ -125,6 +126,24 @@ class CountMethod final : public Method {
   const bool quick_;
 };
 
+// A durable method whose command with argv {"hold"} runs until `release` is notified;
+// any other returns at once. Counts its runs.
+class HoldMethod final : public Method {
+ public:
+  HoldMethod(std::atomic<int>* runs, absl::Notification* release) : runs_(runs), release_(release) {}
+  absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) override {
+    ++*runs_;
+    if (ctx.command.argv_size() > 0 && ctx.command.argv(0) == "hold") {
+      release_->WaitForNotificationWithTimeout(absl::Seconds(20));
+    }
+    return NewAck(ctx.command.id(), ctx.node, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
+  }
+
+ private:
+  std::atomic<int>* const runs_;
+  absl::Notification* const release_;
+};
+
 struct Harness {
   explicit Harness(const std::string& url) : client(MustConnect(url, "operator")) {}
 
@@ -139,6 +158,7 @@ struct Harness {
     methods.Register("count", [this] { return std::make_unique<CountMethod>(&count_runs, false); });
     methods.Register("flaky", [this] { return std::make_unique<CountMethod>(&flaky_runs, true); });
     methods.Register("quick", [this] { return std::make_unique<CountMethod>(&quick_runs, false, true); });
+    methods.Register("hold", [this] { return std::make_unique<HoldMethod>(&hold_runs, &release); });
     absl::StatusOr<std::unique_ptr<Agent>> agent =
         Agent::Start(std::move(options), std::move(methods), NewPosixCommandRunner(),
                      std::move(log), std::move(spool));
@@ -148,10 +168,10 @@ struct Harness {
   }
 
   // Sends `cmd` to the agent as the station does; the ACK in the reply.
-  absl::StatusOr<proto::Ack> Send(const proto::Envelope& cmd) {
+  absl::StatusOr<proto::Ack> Send(const proto::Envelope& cmd, absl::Duration timeout = absl::Seconds(5)) {
     const std::string subject = absl::StrCat(kNode, ".command.", cmd.method(), ".", cmd.domain());
     absl::StatusOr<nats::MsgPtr> reply =
-        nats::Request(client.get(), subject, cmd.SerializeAsString(), absl::Seconds(5));
+        nats::Request(client.get(), subject, cmd.SerializeAsString(), timeout);
     if (!reply.ok()) return reply.status();
     return DecodeAck(nats::Data(reply->get()));
   }
@@ -174,7 +194,17 @@ struct Harness {
   std::atomic<int> count_runs{0};
   std::atomic<int> flaky_runs{0};
   std::atomic<int> quick_runs{0};
+  std::atomic<int> hold_runs{0};
+  absl::Notification release;  // ends the "hold" command
 };
+
+// The process serving `subject` ("<method>/<domain>") as the agent reports it.
+std::optional<proto::ProcessStatus> ProcessOf(const Agent& agent, const std::string& name) {
+  for (const proto::ProcessStatus& p : agent.Processes()) {
+    if (p.name() == name) return p;
+  }
+  return std::nullopt;
+}
 
 TEST_CASE("Agent runs a command once, delivers its result and answers a redelivery",
           "[agent][integration]") {
@@ -306,6 +336,64 @@ TEST_CASE("A quick command answers with its recorded result, runs once across a 
   absl::StatusOr<std::vector<OutboxItem>> spooled = (*store)->NewSpool()->LoadAll();
   REQUIRE(spooled.ok());
   CHECK(spooled->empty());
+}
+
+TEST_CASE("Copies of a command still waiting in its queue are not queued again and the latest is answered",
+          "[agent][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  Station station(server.url());
+  Harness h(server.url());
+  std::unique_ptr<Agent> agent = h.Start(server.url(), NewMemoryCommandLog(), NewMemorySpool());
+
+  // A long command occupies the process of hold/default.
+  proto::Envelope first = Harness::Command("hold");
+  first.add_argv("hold");
+  absl::StatusOr<proto::Ack> ack = h.SendWhenUp(first);
+  REQUIRE(ack.ok());
+  CHECK(ack->stage() == proto::STAGE_RECEIVED);
+  REQUIRE(WaitUntil([&] {
+    std::optional<proto::ProcessStatus> p = ProcessOf(*agent, "hold/default");
+    return p.has_value() && p->current_command() == first.id();
+  }));
+
+  // The next waits behind it, unanswered: the station's ACK timeout passes and it sends
+  // the same command again, three times. One copy waits in the queue.
+  const proto::Envelope second = Harness::Command("hold");
+  for (int i = 0; i < 3; ++i) {
+    ack = h.Send(second, absl::Milliseconds(200));
+    INFO(i << ": " << ack.status().ToString());
+    CHECK(absl::IsDeadlineExceeded(ack.status()));
+  }
+  std::optional<proto::ProcessStatus> p = ProcessOf(*agent, "hold/default");
+  REQUIRE(p.has_value());
+  CHECK(p->queue_depth() == 1);
+
+  // A fourth copy, answered once the first command ends: the queued one answers on this
+  // copy's reply subject, and the command runs once.
+  std::thread release([&h] {
+    absl::SleepFor(absl::Milliseconds(300));
+    h.release.Notify();
+  });
+  ack = h.Send(second, absl::Seconds(10));
+  release.join();
+  INFO(ack.status().ToString());
+  REQUIRE(ack.ok());
+  CHECK(ack->envelope_id() == second.id());
+  CHECK(ack->stage() == proto::STAGE_RECEIVED);
+  REQUIRE(WaitUntil([&] { return !station.results(second.id()).empty(); }));
+  CHECK(station.results(second.id())[0].outcome() == proto::OUTCOME_SUCCEEDED);
+  CHECK(h.hold_runs == 2);
+  p = ProcessOf(*agent, "hold/default");
+  REQUIRE(p.has_value());
+  CHECK(p->queue_depth() == 0);
+  CHECK(p->handled() == 2);
+
+  // Taken from the queue, a copy is queued again as before: answered from the record.
+  ack = h.Send(second);
+  REQUIRE(ack.ok());
+  CHECK(ack->stage() == proto::STAGE_RESULT);
+  CHECK(h.hold_runs == 2);
 }
 
 TEST_CASE("Agent restarts a broken process, which then serves the next command",
