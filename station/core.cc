@@ -91,6 +91,20 @@ absl::Status Core::Load() {
 
 size_t Core::ReplyLimit() const { return station::ReplyLimit(conn_); }
 
+absl::Status Core::CheckFits(const proto::Envelope& tmpl) const {
+  // What the station adds to the template (ids, addresses, times, operator, signature)
+  // and what a state adds to its command (ids, times, the result's fields besides its
+  // outputs, which are cut to fit), with slack.
+  constexpr size_t kRoom = 512 + 1024;
+  const size_t size = tmpl.ByteSizeLong(), limit = ReplyLimit();
+  if (size + kRoom <= limit) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the command is ", size, " bytes with its arguments and payload; a command may have at most ",
+      limit > kRoom ? limit - kRoom : 0,
+      " (the broker's max_payload less room for the answers that carry it): nothing was queued "
+      "(large data goes with `stewardctl copy`)"));
+}
+
 void Core::Reply(const std::string& reply, const proto::Ack& ack) {
   if (reply.empty()) return;
   if (absl::Status st = nats::Publish(conn_, reply, ack.SerializeAsString()); !st.ok()) {

@@ -112,6 +112,11 @@ class Core {
   natsConnection* conn() { return conn_; }
   // Largest reply the station publishes.
   size_t ReplyLimit() const;
+  // Whether commands made from `tmpl` fit every answer about them (a state carries its
+  // command): one the broker could carry to the node but no answer could carry back
+  // would leave `send` waiting for an answer that never comes, and `history` unable to
+  // list it. InvalidArgument, saying the limit, when not.
+  absl::Status CheckFits(const proto::Envelope& tmpl) const;
 
   Model model;
   Counters counters;

@@ -162,13 +162,15 @@ void TargetingApi::Launch(const Call& call, proto::LaunchRequest req) {
     for (const proto::RunbookStep& step : req.runbook().steps()) {
       for (const proto::RunbookAction* a : {&step.action(), &step.check().action()}) {
         if (a->argv().empty()) continue;  // no check
-        if (absl::Status st = CheckTemplate(runbook::ActionTemplate(*a)); !st.ok()) {
-          return rpc_.Reject(call, st.message());
-        }
+        const proto::Envelope tmpl = runbook::ActionTemplate(*a);
+        if (absl::Status st = CheckTemplate(tmpl); !st.ok()) return rpc_.Reject(call, st.message());
+        if (absl::Status st = core_.CheckFits(tmpl); !st.ok()) return rpc_.Reject(call, st.message());
       }
     }
   } else if (absl::Status st = CheckTemplate(req.command()); !st.ok()) {
     return rpc_.Reject(call, st.message());
+  } else if (absl::Status fits = core_.CheckFits(req.command()); !fits.ok()) {
+    return rpc_.Reject(call, fits.message());
   }
   absl::StatusOr<Target> target = CompileTarget(req.target());
   if (!target.ok()) return rpc_.Fail(call, target.status());
@@ -351,6 +353,7 @@ void TargetingApi::AddSchedule(const Call& call, proto::Schedule s) {
     return rpc_.Reject(call, absl::StrCat("schedule name: ", st.message()));
   }
   if (absl::Status st = CheckTemplate(s.command()); !st.ok()) return rpc_.Reject(call, st.message());
+  if (absl::Status st = core_.CheckFits(s.command()); !st.ok()) return rpc_.Reject(call, st.message());
   absl::StatusOr<Target> target = CompileTarget(s.target());
   if (!target.ok()) return rpc_.Fail(call, target.status());
   if (s.splay_ms() < 0 || s.command_ttl_ms() < 0) return rpc_.Reject(call, "--splay and --ttl take a duration");

@@ -466,6 +466,56 @@ TEST_CASE("answers with large outputs fit the broker's max payload", "[integrati
   CHECK_THAT(r.out, Catch::Contains("stdout (truncated)"));
 }
 
+TEST_CASE("a command too large for its answers is refused at once and one just below is answered",
+          "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  auto client = Connect(c);
+  // echo with `bytes` of arguments (in 1,000-byte words), waited for.
+  const auto echo = [&](size_t bytes) {
+    steward::proto::SubmitRequest req;
+    req.add_nodes("ship1");
+    auto* cmd = req.mutable_command();
+    cmd->set_method(steward::kMethodEcho);
+    cmd->set_domain("big");
+    for (size_t n = 0; n < bytes; n += 1000) cmd->add_argv(std::string(1000, 'w'));
+    req.set_wait_ms(10000);
+    return client->Submit(req, absl::Seconds(20));
+  };
+  // The request fits the broker's 1 MiB, but no answer carrying the command could (the
+  // station queued this one and ran it, and `send` waited in vain for its answer).
+  auto refused = echo(1045000);
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(std::string(refused.status().message()), Catch::Contains("nothing was queued"));
+  CHECK_THAT(std::string(refused.status().message()), Catch::Contains("a command may have at most"));
+  // A job of it too (a launch makes one command per target from the template).
+  {
+    steward::proto::LaunchRequest launch;
+    launch.mutable_target()->add_selectors("ship1");
+    for (size_t n = 0; n < 1045000; n += 1000) launch.mutable_command()->add_argv(std::string(1000, 'w'));
+    launch.mutable_command()->set_method(steward::kMethodEcho);
+    launch.mutable_command()->set_domain("big");
+    auto job = client->Launch(launch, absl::Seconds(20));
+    REQUIRE_FALSE(job.ok());
+    CHECK_THAT(std::string(job.status().message()), Catch::Contains("nothing was queued"));
+  }
+  RunResult r = c.Ctl({"history", "--node", "ship1", "--json"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.empty());
+
+  // Below the limit: answered, its output cut to fit beside the command.
+  auto answered = echo(1000000);
+  INFO(answered.status().ToString());
+  REQUIRE(answered.ok());
+  REQUIRE(answered->states_size() == 1);
+  CHECK(answered->states(0).state() == steward::proto::STATE_SUCCEEDED);
+  CHECK(answered->states(0).result().stdout_truncated());
+  r = c.Ctl({"history", "--node", "ship1", "--json"});
+  CHECK(r.exit_code == 0);
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+}
+
 TEST_CASE("a station that stops answering a send-and-wait: stewardctl says where to look",
           "[integration][ledger]") {
   Cluster c;
