@@ -48,7 +48,8 @@ proto::Ack BrokenResult(const std::string& id, const std::string& node, const ab
 bool WaitingCommands::Add(const std::string& id, const std::string& reply) {
   absl::MutexLock lock(&mu_);
   auto [it, added] = latest_reply_.try_emplace(id, reply);
-  if (!added) it->second = reply;
+  // A copy with no reply subject (a bare publish) takes no answer from the one waiting.
+  if (!added && !reply.empty()) it->second = reply;
   return added;
 }
 

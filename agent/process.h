@@ -50,7 +50,7 @@ using WorkQueue = BoundedQueue<Work>;
 class WaitingCommands {
  public:
   // Whether command `id` must be queued: true for the first delivery; false while a
-  // delivery of it waits in the queue, which now answers on `reply`.
+  // delivery of it waits in the queue, which now answers on `reply` (unless empty).
   bool Add(const std::string& id, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
   // A command taken from the queue: the reply subject of its latest delivery (`reply`
   // when none came since), and it no longer waits.

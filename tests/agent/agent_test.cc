@@ -396,6 +396,22 @@ TEST_CASE("Copies of a command still waiting in its queue are not queued again a
   CHECK(h.hold_runs == 2);
 }
 
+TEST_CASE("WaitingCommands: the first delivery is queued, copies only move its reply subject",
+          "[agent]") {
+  WaitingCommands w;
+  CHECK(w.Add("A", "_INBOX.1"));
+  CHECK_FALSE(w.Add("A", "_INBOX.2"));
+  CHECK_FALSE(w.Add("A", ""));  // a bare publish takes no answer away
+  CHECK(w.Add("B", "_INBOX.3"));
+  CHECK(w.size() == 2);
+  CHECK(w.Take("A", "_INBOX.1") == "_INBOX.2");
+  CHECK(w.Take("A", "_INBOX.9") == "_INBOX.9");  // taken already: its own
+  CHECK(w.Add("A", "_INBOX.4"));                  // queued again: answered from the record
+  w.Forget("B");                                  // the queue did not take it
+  CHECK(w.Add("B", "_INBOX.5"));
+  CHECK(w.size() == 2);
+}
+
 TEST_CASE("Agent restarts a broken process, which then serves the next command",
           "[agent][integration]") {
   nats::Library lib;
