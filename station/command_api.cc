@@ -17,9 +17,6 @@ namespace steward::station {
 namespace {
 
 constexpr int64_t kMaxWaitMs = 3600 * 1000;
-// What a command's state adds to its command in an answer (ids, times, the result's
-// fields besides its outputs, which are cut to fit), with slack.
-constexpr size_t kStateRoom = 1024;
 
 }  // namespace
 
@@ -107,18 +104,6 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
         last ? core_.NewCommand(target, std::move(*req.mutable_command()), out.request_id(), call.op(), instances[i])
              : core_.NewCommand(target, tmpl, out.request_id(), call.op(), instances[i]);
     if (!s.ok()) return rpc_.Fail(call, s.status());
-    if (i == 0) {
-      // Every answer about a command carries it (its state, with the command): one the
-      // broker could carry to the node, but no answer could carry back, would leave
-      // `send` waiting for an answer that never comes and `history` unable to list it.
-      const size_t size = s->command().ByteSizeLong(), limit = core_.ReplyLimit();
-      if (size + kStateRoom > limit) {
-        return rpc_.Reject(call, absl::StrCat("the command is ", size, " bytes with its arguments and payload; "
-                                              "a command may have at most ", limit - kStateRoom,
-                                              " (the broker's max_payload less room for the answers that carry "
-                                              "it): nothing was queued (large data goes with `stewardctl copy`)"));
-      }
-    }
     *s->mutable_control() = req.control();
     {
       absl::MutexLock lock(&core_.model.mu);

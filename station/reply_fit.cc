@@ -71,7 +71,20 @@ bool FitStates(google::protobuf::RepeatedPtrField<proto::CommandState>* states, 
   }
   // Room for what capping adds: a truncated flag (2 bytes) per output, and slack for
   // length prefixes.
-  const size_t rest = total - outputs + 4 * sizes.size();
+  size_t rest = total - outputs + 4 * sizes.size();
+  if (rest >= limit) {
+    // Without their outputs the states still do not fit: several large commands (a
+    // fan-out of a long script) whose answer carries each. Their arguments and payloads
+    // are left out (the ledger keeps them: `show ID`), their ids, states and results stay.
+    for (proto::CommandState& s : *states) {
+      proto::Envelope* c = s.mutable_command();
+      c->clear_argv();
+      c->clear_payload();
+      c->clear_shell();
+    }
+    total = StatesBytes(*states);
+    rest = total - outputs + 4 * sizes.size();
+  }
   size_t cap = 0;
   if (rest < limit) {
     std::sort(sizes.begin(), sizes.end());

@@ -17,7 +17,9 @@ size_t ReplyLimit(natsConnection* nc);
 
 // Makes `states` fit `limit` bytes: caps stdout and stderr at the largest size that
 // fits, flagging what it cut as truncated (small outputs stay whole), then, with
-// `may_drop`, removes trailing states. Returns whether it removed any.
+// `may_drop`, removes trailing states. States too large even without outputs first
+// lose their commands' arguments, payloads and shell options. Returns whether it
+// removed any state.
 bool FitStates(google::protobuf::RepeatedPtrField<proto::CommandState>* states, size_t limit,
                bool may_drop);
 

@@ -466,16 +466,17 @@ TEST_CASE("answers with large outputs fit the broker's max payload", "[integrati
   CHECK_THAT(r.out, Catch::Contains("stdout (truncated)"));
 }
 
-TEST_CASE("a command too large for its answers is refused at once and one just below is answered",
+TEST_CASE("a command too large for its answers is refused at once and smaller ones are answered",
           "[integration][ledger]") {
   Cluster c;
   c.StartStation();
   c.StartAgent("ship1");
+  c.StartAgent("ship2");
   auto client = Connect(c);
-  // echo with `bytes` of arguments (in 1,000-byte words), waited for.
-  const auto echo = [&](size_t bytes) {
+  // echo with `bytes` of arguments (in 1,000-byte words) to `nodes`, waited for.
+  const auto echo = [&](size_t bytes, std::vector<std::string> nodes = {"ship1"}) {
     steward::proto::SubmitRequest req;
-    req.add_nodes("ship1");
+    for (const std::string& n : nodes) req.add_nodes(n);
     auto* cmd = req.mutable_command();
     cmd->set_method(steward::kMethodEcho);
     cmd->set_domain("big");
@@ -484,8 +485,9 @@ TEST_CASE("a command too large for its answers is refused at once and one just b
     return client->Submit(req, absl::Seconds(20));
   };
   // The request fits the broker's 1 MiB, but no answer carrying the command could (the
-  // station queued this one and ran it, and `send` waited in vain for its answer).
-  auto refused = echo(1045000);
+  // station used to queue and run such a command, 1,045,000 bytes here, and `send`
+  // waited in vain for its answer).
+  auto refused = echo(1044000);
   REQUIRE_FALSE(refused.ok());
   CHECK_THAT(std::string(refused.status().message()), Catch::Contains("nothing was queued"));
   CHECK_THAT(std::string(refused.status().message()), Catch::Contains("a command may have at most"));
@@ -493,7 +495,7 @@ TEST_CASE("a command too large for its answers is refused at once and one just b
   {
     steward::proto::LaunchRequest launch;
     launch.mutable_target()->add_selectors("ship1");
-    for (size_t n = 0; n < 1045000; n += 1000) launch.mutable_command()->add_argv(std::string(1000, 'w'));
+    for (size_t n = 0; n < 1044000; n += 1000) launch.mutable_command()->add_argv(std::string(1000, 'w'));
     launch.mutable_command()->set_method(steward::kMethodEcho);
     launch.mutable_command()->set_domain("big");
     auto job = client->Launch(launch, absl::Seconds(20));
@@ -514,6 +516,21 @@ TEST_CASE("a command too large for its answers is refused at once and one just b
   r = c.Ctl({"history", "--node", "ship1", "--json"});
   CHECK(r.exit_code == 0);
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+
+  // Each fits, two do not: the answer leaves out the commands' arguments (the ledger
+  // keeps them) and carries both results.
+  auto both = echo(600000, {"ship1", "ship2"});
+  INFO(both.status().ToString());
+  REQUIRE(both.ok());
+  REQUIRE(both->states_size() == 2);
+  for (const auto& s : both->states()) {
+    CHECK(s.state() == steward::proto::STATE_SUCCEEDED);
+    CHECK(s.command().argv().empty());
+    CHECK(s.result().stdout().size() > 100000);
+  }
+  r = c.Ctl({"show", "--json", both->commands(0).id()});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.size() > 600000);
 }
 
 TEST_CASE("a station that stops answering a send-and-wait: stewardctl says where to look",

@@ -59,6 +59,35 @@ TEST_CASE("large outputs share the room, small ones stay whole", "[station][fit]
   CHECK(states[0].result().stdout().size() > kLimit / 2 - 2000);
 }
 
+TEST_CASE("states too large even without outputs lose their commands' arguments, not their results",
+          "[station][fit]") {
+  constexpr size_t kLimit = (size_t{1} << 20) - 1024;
+  States states;
+  for (const char* id : {"a", "b"}) {
+    proto::CommandState s = WithOutput(id, 600000, 0);
+    s.mutable_command()->clear_argv();
+    for (int i = 0; i < 600; ++i) s.mutable_command()->add_argv(std::string(1000, 'w'));
+    s.mutable_command()->set_method("echo");
+    *states.Add() = std::move(s);
+  }
+  REQUIRE(Bytes(states) > 2 * kLimit);
+  CHECK_FALSE(FitStates(&states, kLimit, /*may_drop=*/false));
+  REQUIRE(states.size() == 2);
+  CHECK(Bytes(states) <= kLimit);
+  for (const proto::CommandState& s : states) {
+    CHECK(s.command().argv().empty());
+    CHECK(s.command().method() == "echo");
+    CHECK(s.state() == proto::STATE_SUCCEEDED);
+    CHECK(s.result().stdout_truncated());
+    CHECK(s.result().stdout().size() > kLimit / 2 - 2000);  // the room went to the outputs
+  }
+  // Commands that fit keep their arguments.
+  States small;
+  *small.Add() = WithOutput("c", 900000, 0);
+  FitStates(&small, kLimit, /*may_drop=*/false);
+  CHECK(small[0].command().argv_size() == 1);
+}
+
 TEST_CASE("too many states: trailing ones dropped only when allowed", "[station][fit]") {
   constexpr size_t kLimit = 100000;
   States states;
