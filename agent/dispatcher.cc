@@ -144,6 +144,9 @@ void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
       (void)ReplyAck(conn_, events_, reply, *seen);
       return;
     }
+    // Still waiting in its queue (it came in time): not refused here, since a refusal is
+    // final and the waiting one could still be taken. It answers when its turn comes.
+    if (std::shared_ptr<Handler> h = HandlerOf(subject_text); h != nullptr && h->waiting.Move(id, reply)) return;
     Reject(ctx, reply, id, absl::StrCat("expired at ", env->expires_unix_ms(), " (unix ms)"));
     return;
   }
@@ -230,6 +233,12 @@ void Dispatcher::Reject(ProcessContext& ctx, const std::string& reply, const std
     (void)ReplyAck(conn_, events_, reply, RejectAck(id, options_.node, reason));
   }
   ctx.Report(Severity::kWarning, absl::InvalidArgumentError(absl::StrCat("rejected: ", reason)));
+}
+
+std::shared_ptr<Handler> Dispatcher::HandlerOf(const std::string& subject) const {
+  absl::MutexLock lock(&mu_);
+  auto it = handlers_.find(subject);
+  return it != handlers_.end() ? it->second : nullptr;
 }
 
 std::shared_ptr<Handler> Dispatcher::ProcessFor(const std::string& subject,

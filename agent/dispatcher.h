@@ -68,6 +68,8 @@ class Dispatcher {
   // error kernel or an operator has stopped that process, or intake is closed.
   std::shared_ptr<Handler> ProcessFor(const std::string& subject, const std::string& method)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The handler serving `subject` if there is one; none is started.
+  std::shared_ptr<Handler> HandlerOf(const std::string& subject) const ABSL_LOCKS_EXCLUDED(mu_);
   // "method/domain" -> the subject it is served on; InvalidArgument for a bad name or an
   // unknown method.
   absl::StatusOr<subjects::Subject> HandlerSubject(const std::string& name) const;

@@ -53,6 +53,14 @@ bool WaitingCommands::Add(const std::string& id, const std::string& reply) {
   return added;
 }
 
+bool WaitingCommands::Move(const std::string& id, const std::string& reply) {
+  absl::MutexLock lock(&mu_);
+  auto it = latest_reply_.find(id);
+  if (it == latest_reply_.end()) return false;
+  if (!reply.empty()) it->second = reply;
+  return true;
+}
+
 std::string WaitingCommands::Take(const std::string& id, std::string reply) {
   absl::MutexLock lock(&mu_);
   auto it = latest_reply_.find(id);
@@ -103,6 +111,24 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
   const proto::Envelope& cmd = work.command;
   const std::string& node = parts_.events->node();
   auto reply = [&](const proto::Ack& ack) { ReplyTo(ctx, work, ack); };
+  if (Expired(cmd, NowUnixMillis())) {
+    // Its expiry passed while it waited behind a long command: nobody may act on it
+    // now. Refused, as at its arrival, unless it was recorded before (a redelivery of
+    // one taken in time): then answered from the record.
+    if (std::optional<proto::Ack> seen = parts_.log->Lookup(cmd.id())) {
+      reply(*seen);
+      return absl::OkStatus();
+    }
+    const std::string reason = absl::StrCat("expired at ", cmd.expires_unix_ms(),
+                                            " (unix ms) while it waited for its turn; not run");
+    reply(RejectAck(cmd.id(), node, reason));
+    if (handler != nullptr) {
+      ++handler->handled;
+      ++handler->failed;
+    }
+    ctx.Report(Severity::kWarning, absl::InvalidArgumentError(absl::StrCat("rejected ", cmd.id(), ": ", reason)));
+    return absl::OkStatus();
+  }
   if (method.immediate()) {
     ExecContext exec{cmd, node, *parts_.cancel, *parts_.runner, *parts_.limits, this, parts_.agent};
     STEWARD_ASSIGN_OR_RETURN(proto::Ack ack, method.Execute(exec));

@@ -55,6 +55,9 @@ class WaitingCommands {
   // A command taken from the queue: the reply subject of its latest delivery (`reply`
   // when none came since), and it no longer waits.
   std::string Take(const std::string& id, std::string reply) ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether command `id` waits in the queue; if so it now answers on `reply` (unless
+  // empty), as for Add. Nothing is added.
+  bool Move(const std::string& id, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
   // A command Add took but the queue did not (full, closed).
   void Forget(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);

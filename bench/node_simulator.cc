@@ -261,6 +261,12 @@ class Simulator {
       return Reject(node, reply, env->id(), absl::StrCat("misaddressed: arrived on ", subject_text));
     }
     if (steward::Expired(*env, steward::NowUnixMillis())) {
+      // As the agent's dispatcher: answered from the record, or by the copy still queued.
+      if (std::optional<steward::proto::Ack> seen = node.processor->Recorded(env->id())) {
+        (void)steward::agent::ReplyAck(node.group->conn.get(), node.events, reply, *seen);
+        return;
+      }
+      if (waiting_.Move(env->id(), reply)) return;
       return Reject(node, reply, env->id(), "expired");
     }
     if (methods_.Find(subject->method) == nullptr) {

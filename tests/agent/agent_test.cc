@@ -396,6 +396,60 @@ TEST_CASE("Copies of a command still waiting in its queue are not queued again a
   CHECK(h.hold_runs == 2);
 }
 
+TEST_CASE("A command that expires while it waits behind a long one never runs and no copy is refused before it",
+          "[agent][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  Station station(server.url());
+  Harness h(server.url());
+  std::unique_ptr<Agent> agent = h.Start(server.url(), NewMemoryCommandLog(), NewMemorySpool());
+
+  proto::Envelope first = Harness::Command("hold");
+  first.add_argv("hold");
+  absl::StatusOr<proto::Ack> ack = h.SendWhenUp(first);
+  REQUIRE(ack.ok());
+  REQUIRE(WaitUntil([&] {
+    std::optional<proto::ProcessStatus> p = ProcessOf(*agent, "hold/default");
+    return p.has_value() && p->current_command() == first.id();
+  }));
+
+  // Valid when it comes, it waits; its expiry passes in the queue.
+  proto::Envelope second = Harness::Command("hold");
+  second.set_expires_unix_ms(NowUnixMillis() + 800);
+  ack = h.Send(second, absl::Milliseconds(200));
+  CHECK(absl::IsDeadlineExceeded(ack.status()));
+  absl::SleepFor(absl::Milliseconds(1000));
+  REQUIRE(Expired(second, NowUnixMillis()));
+
+  // The station's copy after the expiry is not refused while the command still waits:
+  // a refusal is a final word, and the queued one could still be taken.
+  ack = h.Send(second, absl::Milliseconds(300));
+  INFO(ack.status().ToString() << (ack.ok() ? " " + ack->error() : ""));
+  CHECK(absl::IsDeadlineExceeded(ack.status()));
+
+  // Its turn comes after its expiry: refused then, on the latest copy's reply subject,
+  // and never run.
+  std::thread release([&h] {
+    absl::SleepFor(absl::Milliseconds(300));
+    h.release.Notify();
+  });
+  ack = h.Send(second, absl::Seconds(10));
+  release.join();
+  INFO(ack.status().ToString());
+  REQUIRE(ack.ok());
+  CHECK(ack->envelope_id() == second.id());
+  CHECK(ack->stage() == proto::STAGE_RESULT);
+  CHECK(ack->outcome() == proto::OUTCOME_REJECTED);
+  CHECK_THAT(ack->error(), Catch::Matchers::Contains("expired"));
+  std::optional<proto::ProcessStatus> p;
+  REQUIRE(WaitUntil([&] {
+    p = ProcessOf(*agent, "hold/default");
+    return p.has_value() && p->handled() == 2;
+  }));
+  CHECK(p->queue_depth() == 0);
+  CHECK(h.hold_runs == 1);
+}
+
 TEST_CASE("WaitingCommands: the first delivery is queued, copies only move its reply subject",
           "[agent]") {
   WaitingCommands w;
