@@ -106,8 +106,8 @@ std::vector<const proto::CommandState*> CommandTable::AwaitingApproval(const std
 }
 
 bool CommandTable::AlsoTellNode(Command& c, const std::string& by, absl::Time now, Changes& changes) {
-  // Dispatched before without an answer (a timeout, no responders): it may sit in the
-  // node's queue behind another command of its domain. The node records it canceled,
+  // Dispatched before without an answer (a timeout; one answered "no responders"
+  // reached nobody): it may sit in the node's queue behind another command of its domain. The node records it canceled,
   // so it never runs there; the state here is already final.
   if (!c.maybe_delivered || !c.s.marks().cancel_by().empty()) return false;
   proto::ControlMarks& m = *c.s.mutable_marks();

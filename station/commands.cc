@@ -278,6 +278,7 @@ std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
       continue;
     }
     c->in_flight = true;
+    c->delivered_before = c->maybe_delivered;
     c->maybe_delivered = true;
     c->s.set_attempts(c->s.attempts() + 1);
     if (c->s.state() == proto::STATE_QUEUED) {
@@ -350,6 +351,9 @@ void CommandTable::OnNoResponders(const std::string& id, uint64_t gen) {
   Command* c = Get(id);
   if (c == nullptr || gen != c->gen) return;
   c->in_flight = false;
+  // The broker had nobody to give it to: this dispatch reached no installation (a
+  // reinstalled unit's new one runs it).
+  c->maybe_delivered = c->delivered_before;
   c->next_attempt = absl::InfiniteFuture();
   Reschedule(id, *c);
 }

@@ -276,8 +276,10 @@ class CommandTable {
     size_t ledger_output_bytes = 0;
     uint64_t gen = 0;  // its latest dispatch
     // It may have reached its node: dispatched at least once, or loaded from the ledger
-    // (whose state may lag one dispatch behind).
+    // (whose state may lag one dispatch behind). A dispatch answered "no responders"
+    // reached nobody: it leaves this as it was before (see delivered_before).
     bool maybe_delivered = false;
+    bool delivered_before = false;  // maybe_delivered before the latest dispatch
     // Exclusive: admitted to its node's slot (holding it, or in its queue).
     bool admitted = false;
     uint64_t writes = 0;     // ledger writes queued

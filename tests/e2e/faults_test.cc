@@ -183,6 +183,28 @@ TEST_CASE("a reinstalled unit: what went to the old installation ends lost, neve
   CHECK(StateOf(*client, running).state() == steward::proto::STATE_LOST);
 }
 
+TEST_CASE("a command queued for a dead unit runs on its reinstalled installation: no responders is no delivery",
+          "[integration][faults]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  auto client = Connect(c);
+  const auto ran = c.dir().path() / "ran";
+  c.StopAgent("ship1", SIGKILL);
+  std::filesystem::remove_all(c.dir().path() / "ship1");  // being reinstalled
+  RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c", "echo x >> " + ran.string()});
+  REQUIRE(r.exit_code == 0);
+  const std::string id = IdOf(r);
+  // Dispatched once: the broker had nobody to give it to.
+  REQUIRE(WaitUntil([&] { return StateOf(*client, id).attempts() >= 1; }));
+  c.StartAgent("ship1");
+  REQUIRE(WaitUntil([&] { return steward::IsTerminal(StateOf(*client, id).state()); }, absl::Seconds(15)));
+  const steward::proto::CommandState s = StateOf(*client, id);
+  INFO(s.result().error());
+  CHECK(s.state() == steward::proto::STATE_SUCCEEDED);
+  CHECK(LineCounts(ran) == std::map<std::string, int>{{"x", 1}});
+}
+
 TEST_CASE("a reinstalled unit with a new key counts for nothing until its key is accepted",
           "[integration][faults]") {
   Cluster c(Cluster::Secure{.without_node_key = {"ship1"}});  // the agent makes its own key

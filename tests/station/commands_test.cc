@@ -199,6 +199,33 @@ TEST_CASE("a reinstalled node's commands that may have reached the old installat
   CHECK(t.Find("running")->state() == proto::STATE_LOST);
 }
 
+TEST_CASE("a reinstalled node's commands that met only no responders were never delivered and stay",
+          "[station][commands]") {
+  CommandTable t;
+  t.Add(Queued("nobody"), kT0);
+  t.Add(Queued("timed-out"), kT0);
+  t.Add(Queued("timed-out-then-nobody"), kT0);
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 3);
+  t.OnNoResponders("nobody", t.Generation("nobody"));
+  t.OnTimeout("timed-out", t.Generation("timed-out"), kT0);
+  t.OnTimeout("timed-out-then-nobody", t.Generation("timed-out-then-nobody"), kT0);
+  // Sent again: the second dispatch meets no responders, the first may still be there.
+  REQUIRE(t.TakeDue(kT0 + absl::Minutes(1), [](const proto::CommandState& c) {
+            return c.id() == "timed-out-then-nobody" ? Gate::kSend : Gate::kPark;
+          }, ch).size() == 1);
+  t.OnNoResponders("timed-out-then-nobody", t.Generation("timed-out-then-nobody"));
+  std::vector<std::string> lost = t.Reinstalled("ship1", "A", "B", kT0 + absl::Minutes(2), ch);
+  std::sort(lost.begin(), lost.end());
+  CHECK(lost == std::vector<std::string>{"timed-out", "timed-out-then-nobody"});
+  CHECK(t.Find("nobody")->state() == proto::STATE_SENT);
+  // Parked for the node, it goes to the new installation when the node is heard from.
+  t.Unpark("ship1", kT0 + absl::Minutes(2));
+  std::vector<Dispatch> d = t.TakeDue(kT0 + absl::Minutes(2), SendAll, ch);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].id == "nobody");
+}
+
 TEST_CASE("a gate parks commands without sending them", "[station][commands]") {
   CommandTable t;
   t.Add(Queued("c1"), kT0);
