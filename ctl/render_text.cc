@@ -119,8 +119,16 @@ std::string NodeTable(const proto::NodesReply& nodes) {
                       : Escape(absl::StrCat(n.last_command_id(), " ", n.last_command_state())),
                   n.maintenance().on() ? Escape(absl::StrCat("on ", n.maintenance().reason())) : "-"});
   }
-  // Paused dispatch is said first: it explains every PENDING count below.
-  return absl::StrCat(nodes.dispatch().paused() ? DispatchLine(nodes.dispatch()) + "\n" : "", table.Render());
+  // A degraded station and paused dispatch are said first: they explain what waits below.
+  return absl::StrCat(nodes.station().degraded() ? StationLine(nodes.station()) + "\n" : "",
+                      nodes.dispatch().paused() ? DispatchLine(nodes.dispatch()) + "\n" : "", table.Render());
+}
+
+std::string StationLine(const proto::StationStatus& st) {
+  if (!st.degraded()) return absl::StrCat("station ", Escape(st.name()), " is healthy");
+  return absl::StrCat("station ", Escape(st.name()), " DEGRADED since ", Ago(st.degraded_since_unix_ms()),
+                      ": ledger writes fail (", Escape(st.reason()), "; ", st.failed_writes(),
+                      " failed since it started); nothing new is acknowledged until a write works again");
 }
 
 std::string ConfigDrift(const proto::NodeInfo& node) {

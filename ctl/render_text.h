@@ -71,6 +71,8 @@ std::string ReplyLines(const proto::AclReply& reply);
 
 // "dispatch is running", or "dispatch PAUSED since ... by ...: reason".
 std::string DispatchLine(const proto::DispatchSwitch& sw);
+// The station's health: one line, said above the node table when it is degraded.
+std::string StationLine(const proto::StationStatus& st);
 // "in maintenance since ... by ...: reason", or "not in maintenance".
 std::string MaintenanceText(const proto::Maintenance& m);
 // One row per HTTP token: id, operator, access, created, expires, by; `verb` before each

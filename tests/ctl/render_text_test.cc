@@ -69,6 +69,24 @@ TEST_CASE("the node table shows each node's status, falling back to online when 
   CHECK(lines[5].find("online") == status);
 }
 
+TEST_CASE("the node table says first when the station is degraded", "[ctl]") {
+  proto::NodesReply nodes;
+  nodes.add_nodes()->set_name("ship1");
+  nodes.mutable_station()->set_name("station");
+  std::vector<std::string> lines = Lines(NodeTable(nodes));
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].rfind("NODE", 0) == 0);
+  nodes.mutable_station()->set_degraded(true);
+  nodes.mutable_station()->set_reason("exec \"COMMIT\": database or disk is full");
+  nodes.mutable_station()->set_failed_writes(7);
+  nodes.mutable_station()->set_degraded_since_unix_ms(absl::ToUnixMillis(absl::Now() - absl::Minutes(3)));
+  lines = Lines(NodeTable(nodes));
+  REQUIRE(lines.size() == 3);
+  CHECK_THAT(lines[0], Catch::StartsWith("station station DEGRADED since 3m"));
+  CHECK_THAT(lines[0], Catch::Contains("database or disk is full; 7 failed since it started"));
+  CHECK(lines[1].rfind("NODE", 0) == 0);
+}
+
 TEST_CASE("a command's output is shown raw and its other fields escaped", "[ctl]") {
   proto::CommandState s;
   s.set_id("01J0000000000000000000000A");

@@ -89,6 +89,11 @@ TEST_CASE("station disk full: nothing is acknowledged before it is stored, and i
     auto n = client->Nodes("", absl::Seconds(2));
     return n.ok() && n->station().degraded();
   }, absl::Seconds(10)));
+  // The operator's node listing says it first.
+  RunResult listing = c.Ctl({"nodes"});
+  CHECK(listing.exit_code == 0);
+  CHECK_THAT(listing.out, Catch::StartsWith("station station DEGRADED since"));
+  CHECK_THAT(listing.out, Catch::Contains("disk is full"));
   // A send while the ledger cannot write is refused clearly and runs nothing.
   const auto refused = c.dir().path() / "refused";
   RunResult r = c.Ctl({"send", "ship1", "--", "touch", refused.string()});
