@@ -224,9 +224,15 @@ std::string CommandTable(const google::protobuf::RepeatedPtrField<proto::Command
   for (const proto::CommandState& s : commands) {
     const proto::Ack& r = s.result();
     std::string outcome = StateName(s.state());
+    // How its process ended, when one ran and ended by itself or by a signal; one that
+    // never started, was cut off or is lost has no exit status (`show` says why).
     if (s.has_result() && r.stage() == proto::STAGE_RESULT && s.state() != proto::STATE_REJECTED) {
-      absl::StrAppend(&outcome, r.term_signal() != 0 ? fmt::format(" (signal {})", r.term_signal())
-                                                     : fmt::format(" (exit {})", r.exit_code()));
+      if (r.term_signal() != 0) {
+        absl::StrAppend(&outcome, fmt::format(" (signal {})", r.term_signal()));
+      } else if (r.error().empty() &&
+                 (r.outcome() == proto::OUTCOME_SUCCEEDED || r.outcome() == proto::OUTCOME_FAILED)) {
+        absl::StrAppend(&outcome, fmt::format(" (exit {})", r.exit_code()));
+      }
     }
     table.AddRow({Escape(s.id()), Escape(s.node()), outcome, Ago(s.created_unix_ms()), What(s)});
   }

@@ -69,6 +69,36 @@ TEST_CASE("the node table shows each node's status, falling back to online when 
   CHECK(lines[5].find("online") == status);
 }
 
+TEST_CASE("the command table gives an exit status only to a process that ended", "[ctl]") {
+  google::protobuf::RepeatedPtrField<proto::CommandState> commands;
+  auto add = [&](const std::string& id, proto::State state, proto::Outcome outcome, int exit_code, int signal,
+                 const std::string& error) {
+    proto::CommandState* s = commands.Add();
+    s->set_id(id);
+    s->set_node("ship1");
+    s->set_state(state);
+    proto::Ack* r = s->mutable_result();
+    r->set_stage(proto::STAGE_RESULT);
+    r->set_outcome(outcome);
+    r->set_exit_code(exit_code);
+    r->set_term_signal(signal);
+    r->set_error(error);
+  };
+  add("ok", proto::STATE_SUCCEEDED, proto::OUTCOME_SUCCEEDED, 0, 0, "");
+  add("exit3", proto::STATE_FAILED, proto::OUTCOME_FAILED, 3, 0, "");
+  add("killed", proto::STATE_FAILED, proto::OUTCOME_TIMED_OUT, -1, 9, "timed out after 1s");
+  add("nostart", proto::STATE_FAILED, proto::OUTCOME_ERROR, 0, 0, "cannot run \"nosuchprog\"");
+  add("lost", proto::STATE_LOST, proto::OUTCOME_ERROR, 0, 0, "node ship1 was reinstalled");
+  const std::vector<std::string> lines = Lines(CommandTable(commands));
+  REQUIRE(lines.size() == 5);
+  CHECK_THAT(lines[0], Catch::Contains("succeeded (exit 0)"));
+  CHECK_THAT(lines[1], Catch::Contains("failed (exit 3)"));
+  CHECK_THAT(lines[2], Catch::Contains("failed (signal 9)"));
+  CHECK_THAT(lines[3], Catch::Contains("failed  "));
+  CHECK_THAT(lines[3], !Catch::Contains("exit"));
+  CHECK_THAT(lines[4], !Catch::Contains("exit"));
+}
+
 TEST_CASE("the node table says first when the station is degraded", "[ctl]") {
   proto::NodesReply nodes;
   nodes.add_nodes()->set_name("ship1");
