@@ -5,6 +5,7 @@
 #include <memory>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/ids.h"
@@ -238,8 +239,13 @@ void CommandApi::Cancel(const Call& call, proto::CancelRequest req) {
 
 void CommandApi::Retry(const Call& call, proto::RetryRequest req) {
   if (req.ids().empty()) return rpc_.Reject(call, "no command to retry");
-  absl::StatusOr<std::vector<proto::CommandState>> old =
-      core_.States(std::vector<std::string>(req.ids().begin(), req.ids().end()));
+  // An id named twice is retried once (as `send` and `cancel` treat a repeated name).
+  std::vector<std::string> ids;
+  absl::flat_hash_set<std::string> named;
+  for (const std::string& id : req.ids()) {
+    if (named.insert(id).second) ids.push_back(id);
+  }
+  absl::StatusOr<std::vector<proto::CommandState>> old = core_.States(ids);
   if (!old.ok()) return rpc_.Fail(call, old.status());
   proto::SubmitReply out;
   out.set_request_id(NewId());

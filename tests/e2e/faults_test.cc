@@ -177,10 +177,11 @@ TEST_CASE("a reinstalled unit: what went to the old installation ends lost, neve
   absl::SleepFor(absl::Seconds(1));
   CHECK(LineCounts(ran) == std::map<std::string, int>{{"x", 1}});
   CHECK(LineCounts(finished) == std::map<std::string, int>{{"x", 1}});
-  // On purpose, it runs again: a new command.
-  r = c.Ctl({"retry", running});
+  // On purpose, it runs again: a new command (once, though named twice).
+  r = c.Ctl({"retry", running, running});
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("(retry of " + running + ")"));
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
   const std::string again = r.out.substr(r.out.find(' ') + 1, 26);
   REQUIRE(WaitUntil([&] { return StateOf(*client, again).state() == steward::proto::STATE_SUCCEEDED; },
                     absl::Seconds(15)));
