@@ -19,6 +19,7 @@
 #include "common/cli.h"
 #include "common/log.h"  // fmt formats absl::string_view
 #include "common/protocol.h"
+#include "common/utf8.h"
 #include "ctl/ctl.h"
 #include "ctl/follow.h"
 #include "ctl/render_jobs.h"
@@ -26,6 +27,7 @@
 #include "ctl/render_text.h"
 #include "ctl/results.h"
 #include "ctl/send.h"
+#include "subjects/subject.h"
 #include "targets/expression.h"
 
 namespace steward::ctl {
@@ -370,6 +372,26 @@ proto::TargetSpec TargetSpecOf(const std::string& nodes, bool all, const std::st
   return spec;
 }
 
+int CheckCommand(const CLI::App& cmd, const CommandOptions& o, const std::vector<std::string>& argv) {
+  for (const auto& [flag, token] : {std::pair{"--method", &o.method}, std::pair{"--domain", &o.domain}}) {
+    if (absl::Status st = subjects::ValidateToken(*token); !st.ok()) {
+      return cli::UsageError(cmd, absl::StrCat(flag, " ", Escape(*token), ": ", st.message()));
+    }
+  }
+  auto text = [](const std::string& s) { return SanitizeUtf8(s) == s; };
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (!text(argv[i])) {
+      return cli::UsageError(cmd, absl::StrCat("argument ", i + 1, " (", Escape(argv[i]),
+                                               ") is not UTF-8 text; a command's arguments must be"));
+    }
+  }
+  for (const std::string& e : o.env) {
+    if (!text(e)) return cli::UsageError(cmd, absl::StrCat("--env ", Escape(e), " is not UTF-8 text"));
+  }
+  if (!text(o.cwd)) return cli::UsageError(cmd, absl::StrCat("--cwd ", Escape(o.cwd), " is not UTF-8 text"));
+  return 0;
+}
+
 int CheckWhere(const CLI::App& cmd, const std::string& where) {
   if (where.empty()) return 0;
   absl::StatusOr<targets::Expression> e = targets::Expression::Parse(where);
@@ -455,6 +477,7 @@ Runner SetupSend(CLI::App& cmd) {
       return cli::UsageError(cmd, "--approval-ttl applies to --require-approval only");
     }
     if (int rc = CheckWhere(cmd, o->where); rc != 0) return rc;
+    if (int rc = CheckCommand(cmd, o->command, argv); rc != 0) return rc;
     if (o->follow && (o->no_wait || nodes.find_first_of(",*?[@") != std::string::npos || nodes.empty())) {
       return cli::UsageError(cmd, "--follow takes one NODE by name (and no --no-wait)");
     }

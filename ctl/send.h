@@ -34,5 +34,9 @@ proto::TargetSpec TargetSpecOf(const std::string& nodes, bool all, const std::st
 // CheckWhere parses `where` here, before anything is sent: 0 when it parses, else a
 // usage error (the message with a caret under the column it names), kUsageExit.
 int CheckWhere(const CLI::App& cmd, const std::string& where);
+// CheckCommand checks here what the station would refuse in a command: a method or
+// domain that is no subject token, an argument, --env or --cwd that is not UTF-8 text
+// (protobuf strings). 0 when fine, else a usage error (exit 2) naming it.
+int CheckCommand(const CLI::App& cmd, const CommandOptions& o, const std::vector<std::string>& argv);
 
 }  // namespace steward::ctl

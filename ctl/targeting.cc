@@ -195,6 +195,7 @@ Runner SetupSchedule(CLI::App& cmd) {
         return cli::UsageError(*add, "NODES, --where or --all is required");
       }
       if (int rc = CheckWhere(*add, o->target.where); rc != 0) return rc;
+      if (int rc = CheckCommand(*add, o->command, g.after_dashes); rc != 0) return rc;
       req.set_action("add");
       proto::Schedule* s = req.mutable_schedule();
       s->set_name(o->name);

@@ -80,6 +80,24 @@ TEST_CASE("stewardctl usage errors exit 2 and say why", "[ctl]") {
   CHECK_THAT(r.err, Catch::Contains("no arguments after --"));
 }
 
+TEST_CASE("a command the station would refuse is a usage error naming the bad part", "[ctl]") {
+  RunResult r = Parsed({"send", "ship1", "--", "ls", "caf\xe9.txt"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("argument 2 (caf\\xe9.txt) is not UTF-8 text"));
+  r = Parsed({"send", "--env", "A=\xff", "ship1", "--", "true"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--env A=\\xff is not UTF-8 text"));
+  r = Parsed({"send", "--domain", "a.b", "ship1", "--", "true"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--domain a.b: token \"a.b\" contains '.'"));
+  r = Parsed({"schedule", "add", "nightly", "--cron", "0 3 * * *", "--all", "--domain", "x*", "--", "true"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--domain x*"));
+  // Valid UTF-8 goes through to the (absent) station.
+  r = Parsed({"send", "ship1", "--", "ls", "caf\xc3\xa9.txt"});
+  CHECK(r.exit_code == 255);
+}
+
 TEST_CASE("stewardctl help lists subcommands, and a subcommand's help only its options", "[ctl]") {
   RunResult r = Ctl({"--help"});
   CHECK(r.exit_code == 0);
