@@ -17,6 +17,10 @@
 namespace steward::nats {
 namespace {
 
+// A short-lived client's reconnect attempts to its one broker: with the default 250 ms
+// between them, a broker restart of some 10 s is waited out.
+constexpr int kClientReconnectTries = 40;
+
 // Bytes nats.c may buffer for a subscription: 64 KiB per message, at most 512 MiB.
 int PendingBytes(int max_pending_msgs) {
   return static_cast<int>(std::min<int64_t>(int64_t{max_pending_msgs} * 65536, int64_t{512} << 20));
@@ -159,15 +163,14 @@ absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts) {
     // once and keeps trying in the background; without one it would block until connected.
     STEWARD_RETURN_IF_ERROR(ToStatus(
         natsOptions_SetRetryOnFailedConnect(o, true, &OnConnected, nullptr), "SetRetryOnFailedConnect"));
-  } else if (servers.size() > 1) {
-    // A short-lived client given several brokers (stewardctl with the members of a
-    // cluster): when its broker goes, it moves to another one and the call in flight
-    // goes on there (nats.c keeps what it publishes meanwhile), instead of failing. A
-    // few rounds over the list, then it gives up like a client with one broker.
-    STEWARD_RETURN_IF_ERROR(
-        ToStatus(natsOptions_SetMaxReconnect(o, 3 * static_cast<int>(servers.size())), "SetMaxReconnect"));
   } else {
-    STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetAllowReconnect(o, false), "SetAllowReconnect"));
+    // A short-lived client (stewardctl): when its broker goes, it reconnects (to another
+    // of several brokers, the members of a cluster, or to the same one restarted) and
+    // the call in flight goes on there (nats.c keeps what it publishes meanwhile, and
+    // the reply inbox is subscribed again), instead of failing. A few rounds over the
+    // list, or some 10 s of tries for one broker, then the connection closes.
+    const int tries = servers.size() > 1 ? 3 * static_cast<int>(servers.size()) : kClientReconnectTries;
+    STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetMaxReconnect(o, tries), "SetMaxReconnect"));
   }
   if (!opts.inbox_prefix.empty()) {
     STEWARD_RETURN_IF_ERROR(ToStatus(

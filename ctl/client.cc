@@ -57,7 +57,9 @@ absl::StatusOr<std::string> Client::Try(const std::string& subject, const std::s
     // Not tried again: a closed connection does not come back (its brokers are gone, or
     // it gave up reconnecting to them).
     return absl::UnavailableError(absl::StrCat("the broker connection to ", nats::RedactUrl(options_.nats.url),
-                                               " is lost: ", msg.status().message()));
+                                               " is lost: ", msg.status().message(),
+                                               " (the station may have taken the request before: "
+                                               "`stewardctl history` says, before you ask again)"));
   }
   if (absl::IsUnavailable(msg.status())) {
     return absl::UnavailableError(absl::StrCat("station not reachable at ", nats::RedactUrl(options_.nats.url),

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,6 +77,38 @@ TEST_CASE("stewardctl given a cluster's brokers moves to another when its own is
   CHECK(only_n1.exit_code != 0);
   CHECK(absl::StrContains(only_n1.err, "station not reachable"));
   CHECK(RunProgram({BinPath("ctl/stewardctl"), "--nats", both, "nodes"}, absl::Seconds(20)).exit_code == 0);
+}
+
+TEST_CASE("stewardctl waits out a restart of its one broker, and the call in flight is answered once",
+          "[integration][e2e]") {
+  TempDir dir;
+  NatsServer n;
+  Process station({BinPath("station/steward-station"), "--nats", n.url(), "--data-dir", dir.str() + "/station",
+                   "--http", "off"});
+  Process agent({BinPath("agent/steward-agent"), "--node", "ship1", "--nats", n.url(), "--data-dir",
+                 dir.str() + "/ship1", "--heartbeat", "1s"});
+  REQUIRE(WaitUntil(
+      [&] {
+        return RunProgram({BinPath("ctl/stewardctl"), "--nats", n.url(), "ping", "ship1", "--timeout", "1s"},
+                          absl::Seconds(10))
+                   .exit_code == 0;
+      },
+      absl::Seconds(20)));
+  const std::string ran = dir.str() + "/ran";
+  Process waiting({BinPath("ctl/stewardctl"), "--nats", n.url(), "send", "--wait", "30s", "ship1", "--", "sh", "-c",
+                   "echo x >> " + ran + "; sleep 3; echo waited through"});
+  absl::SleepFor(absl::Milliseconds(1000));  // its command runs; stewardctl waits for it
+  n.Stop(/*hard=*/true);
+  absl::SleepFor(absl::Milliseconds(1500));
+  n.Start();
+  std::optional<steward::testing::RunResult> r = waiting.Wait(absl::Seconds(45));
+  REQUIRE(r.has_value());
+  INFO(r->out << r->err);
+  CHECK(r->exit_code == 0);
+  CHECK(absl::StrContains(r->out, "waited through"));
+  std::ifstream in(ran);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(all == "x\n");
 }
 
 }  // namespace
