@@ -238,7 +238,8 @@ void Dispatcher::Reject(ProcessContext& ctx, const std::string& reply, const std
 std::shared_ptr<Handler> Dispatcher::HandlerOf(const std::string& subject) const {
   absl::MutexLock lock(&mu_);
   auto it = handlers_.find(subject);
-  return it != handlers_.end() ? it->second : nullptr;
+  // A stopped process takes nothing more from its queue: as none.
+  return it != handlers_.end() && supervisor_.IsRunning(subject) ? it->second : nullptr;
 }
 
 std::shared_ptr<Handler> Dispatcher::ProcessFor(const std::string& subject,

@@ -47,37 +47,36 @@ proto::Ack BrokenResult(const std::string& id, const std::string& node, const ab
 
 bool WaitingCommands::Add(const std::string& id, const std::string& reply) {
   absl::MutexLock lock(&mu_);
-  auto [it, added] = latest_reply_.try_emplace(id, reply);
+  auto [it, added] = latest_.try_emplace(id, Delivery{reply});
   // A copy with no reply subject (a bare publish) takes no answer from the one waiting.
-  if (!added && !reply.empty()) it->second = reply;
+  if (!added && !it->second.in_hand && !reply.empty()) it->second.reply = reply;
   return added;
 }
 
 bool WaitingCommands::Move(const std::string& id, const std::string& reply) {
   absl::MutexLock lock(&mu_);
-  auto it = latest_reply_.find(id);
-  if (it == latest_reply_.end()) return false;
-  if (!reply.empty()) it->second = reply;
+  auto it = latest_.find(id);
+  if (it == latest_.end()) return false;
+  if (!it->second.in_hand && !reply.empty()) it->second.reply = reply;
   return true;
 }
 
 std::string WaitingCommands::Take(const std::string& id, std::string reply) {
   absl::MutexLock lock(&mu_);
-  auto it = latest_reply_.find(id);
-  if (it == latest_reply_.end()) return reply;
-  reply = std::move(it->second);
-  latest_reply_.erase(it);
-  return reply;
+  auto it = latest_.find(id);
+  if (it == latest_.end()) return reply;
+  it->second.in_hand = true;
+  return it->second.reply;
 }
 
 void WaitingCommands::Forget(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  latest_reply_.erase(id);
+  latest_.erase(id);
 }
 
 size_t WaitingCommands::size() const {
   absl::MutexLock lock(&mu_);
-  return latest_reply_.size();
+  return latest_.size();
 }
 
 absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std::string& reply,
@@ -91,7 +90,12 @@ absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& metho
                                    Handler& handler) {
   std::unique_ptr<Method> method = (*parts_.methods->Find(method_name))();
   while (std::optional<Work> work = handler.queue.Pop()) {
-    work->reply = handler.waiting.Take(work->command.id(), std::move(work->reply));
+    // In hand from here until handled: a copy meanwhile (one after the command's expiry
+    // too) is neither queued nor refused; the station's next one is answered from the
+    // record.
+    const std::string id = work->command.id();
+    work->reply = handler.waiting.Take(id, std::move(work->reply));
+    auto handled = absl::MakeCleanup([&handler, &id] { handler.waiting.Forget(id); });
     // Stopped by an operator: what is still queued was never acknowledged; the
     // station sends it again and it is rejected then ("stopped by operator").
     if (ctx.stopping() || parts_.cancel->HasBeenNotified() || handler.stopped.load()) break;

@@ -50,21 +50,27 @@ using WorkQueue = BoundedQueue<Work>;
 class WaitingCommands {
  public:
   // Whether command `id` must be queued: true for the first delivery; false while a
-  // delivery of it waits in the queue, which now answers on `reply` (unless empty).
+  // delivery of it waits in the queue, which now answers on `reply` (unless empty), or
+  // is in hand (taken, not yet Forgotten: the next copy is answered from the record).
   bool Add(const std::string& id, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
   // A command taken from the queue: the reply subject of its latest delivery (`reply`
-  // when none came since), and it no longer waits.
+  // when none came since). It is in hand until Forget.
   std::string Take(const std::string& id, std::string reply) ABSL_LOCKS_EXCLUDED(mu_);
-  // Whether command `id` waits in the queue; if so it now answers on `reply` (unless
-  // empty), as for Add. Nothing is added.
+  // Whether command `id` waits in the queue or is in hand; if it waits it now answers
+  // on `reply` (unless empty), as for Add. Nothing is added.
   bool Move(const std::string& id, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
-  // A command Add took but the queue did not (full, closed).
+  // A command handled (recorded, refused or answered), or one Add took but the queue
+  // did not (full, closed): no longer known here.
   void Forget(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  struct Delivery {
+    std::string reply;  // of the latest copy
+    bool in_hand = false;
+  };
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::string> latest_reply_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Delivery> latest_ ABSL_GUARDED_BY(mu_);
 };
 
 // One command handler (the process of one subject): its queue, the switch an operator

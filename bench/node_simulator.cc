@@ -44,6 +44,7 @@
 
 #include <fmt/core.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -289,7 +290,10 @@ class Simulator {
     std::map<std::string, std::unique_ptr<steward::agent::Method>> methods;  // this worker's
     while (std::optional<Job> job = queue_.Pop()) {
       if (ctx.stopping()) break;
-      job->work.reply = waiting_.Take(job->work.command.id(), std::move(job->work.reply));
+      // In hand until handled, as in the agent's process (CommandProcessor::Run).
+      const std::string id = job->work.command.id();
+      job->work.reply = waiting_.Take(id, std::move(job->work.reply));
+      auto handled = absl::MakeCleanup([this, &id] { waiting_.Forget(id); });
       const std::string& name = job->work.command.method();
       auto it = methods.find(name);
       if (it == methods.end()) it = methods.emplace(name, (*methods_.Find(name))()).first;

@@ -17,8 +17,9 @@
 namespace steward::nats {
 namespace {
 
-// A short-lived client's reconnect attempts to its one broker: with the default 250 ms
-// between them, a broker restart of some 10 s is waited out.
+// A short-lived client's reconnect attempts to its one broker: 250 ms apart (and
+// nats.c's jitter), a broker restart of some 15 s is waited out when its port refuses
+// at once; longer when its host does not answer (each try waits its connect timeout).
 constexpr int kClientReconnectTries = 40;
 
 // Bytes nats.c may buffer for a subscription: 64 KiB per message, at most 512 MiB.
@@ -168,7 +169,7 @@ absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts) {
     // of several brokers, the members of a cluster, or to the same one restarted) and
     // the call in flight goes on there (nats.c keeps what it publishes meanwhile, and
     // the reply inbox is subscribed again), instead of failing. A few rounds over the
-    // list, or some 10 s of tries for one broker, then the connection closes.
+    // list, or kClientReconnectTries for one broker, then the connection closes.
     const int tries = servers.size() > 1 ? 3 * static_cast<int>(servers.size()) : kClientReconnectTries;
     STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetMaxReconnect(o, tries), "SetMaxReconnect"));
   }

@@ -51,7 +51,8 @@ struct ConnectOptions {
   std::string url = "nats://127.0.0.1:4222";
   std::string name;
   // Daemons keep trying to connect in the background when the server is down at start
-  // and reconnect forever; a CLI sets this false and fails at once.
+  // and reconnect forever; a CLI sets this false: it fails at once when the server is
+  // down at start, and reconnects only a few times later (see Connect).
   bool keep_trying = true;
   absl::Duration reconnect_wait = absl::Milliseconds(250);
   // How often the client pings the server, and how many unanswered pings declare the

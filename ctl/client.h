@@ -24,7 +24,7 @@ namespace steward::ctl {
 
 struct ClientOptions {
   std::string station = "station";
-  nats::ConnectOptions nats;  // keep_trying is forced off: a CLI fails at once
+  nats::ConnectOptions nats;  // keep_trying is forced off: no broker at start fails at once
   std::string operator_name;  // recorded with each command
   // Signs every request (stations with operator keys accept nothing else).
   std::optional<signing::KeyPair> operator_key;

@@ -459,10 +459,17 @@ TEST_CASE("WaitingCommands: the first delivery is queued, copies only move its r
   CHECK(w.Add("B", "_INBOX.3"));
   CHECK(w.size() == 2);
   CHECK(w.Take("A", "_INBOX.1") == "_INBOX.2");
-  CHECK(w.Take("A", "_INBOX.9") == "_INBOX.9");  // taken already: its own
-  CHECK(w.Add("A", "_INBOX.4"));                  // queued again: answered from the record
-  w.Forget("B");                                  // the queue did not take it
-  CHECK(w.Add("B", "_INBOX.5"));
+  CHECK(w.Take("C", "_INBOX.9") == "_INBOX.9");  // never added: its own
+  // In hand: a copy is neither queued nor refused, and takes no answer.
+  CHECK_FALSE(w.Add("A", "_INBOX.4"));
+  CHECK(w.Move("A", "_INBOX.5"));
+  CHECK_FALSE(w.Move("C", "_INBOX.6"));
+  w.Forget("A");                 // handled
+  CHECK(w.Add("A", "_INBOX.7"));  // queued again: answered from the record
+  w.Forget("B");                 // the queue did not take it
+  CHECK(w.Add("B", "_INBOX.8"));
+  CHECK(w.Move("B", "_INBOX.9"));
+  CHECK(w.Take("B", "") == "_INBOX.9");
   CHECK(w.size() == 2);
 }
 

@@ -96,8 +96,10 @@ TEST_CASE("stewardctl waits out a restart of its one broker, and the call in fli
       absl::Seconds(20)));
   const std::string ran = dir.str() + "/ran";
   Process waiting({BinPath("ctl/stewardctl"), "--nats", n.url(), "send", "--wait", "30s", "ship1", "--", "sh", "-c",
-                   "echo x >> " + ran + "; sleep 3; echo waited through"});
-  absl::SleepFor(absl::Milliseconds(1000));  // its command runs; stewardctl waits for it
+                   "echo x >> " + ran + "; sleep 5; echo waited through"});
+  // Its command runs; stewardctl waits for it. The broker is back 2.5 s before the
+  // command ends, time for everyone to reconnect and subscribe again.
+  absl::SleepFor(absl::Milliseconds(1000));
   n.Stop(/*hard=*/true);
   absl::SleepFor(absl::Milliseconds(1500));
   n.Start();

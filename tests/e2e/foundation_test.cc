@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "common/nats.h"
 #include "common/protocol.h"
+#include "ctl/client.h"
 #include "tests/testing/cluster.h"
 
 using steward::testing::Cluster;
@@ -224,12 +225,23 @@ TEST_CASE("unknown method through the station ends rejected", "[integration][e2e
   Cluster c;
   c.StartStation();
   c.StartAgent("ship1");
-  // A domain or method with a bad token is refused up front.
+  // A domain or method with a bad token is refused up front, by stewardctl (a usage
+  // error) and by the station (the same request sent directly).
   RunResult r = c.Ctl({"send", "--domain", "a*b", "ship1", "--", "true"});
-  CHECK(r.exit_code == 255);
+  CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("contains '*'"));
   r = c.Ctl({"send", "--method", "a.b", "ship1", "--", "true"});
-  CHECK(r.exit_code == 255);
+  CHECK(r.exit_code == 2);
+  auto client = steward::ctl::Client::Connect({.nats = {.url = c.url()}});
+  REQUIRE(client.ok());
+  steward::proto::SubmitRequest bad;
+  bad.add_nodes("ship1");
+  bad.mutable_command()->set_method("shellcommand");
+  bad.mutable_command()->set_domain("a*b");
+  bad.mutable_command()->add_argv("true");
+  auto refused = (*client)->Submit(bad, absl::Seconds(5));
+  CHECK(absl::IsFailedPrecondition(refused.status()));
+  CHECK_THAT(std::string(refused.status().message()), Catch::Contains("contains '*'"));
 
   // A method the node does not have reaches it and ends rejected, with the reason.
   r = c.Ctl({"send", "--method", "nosuchmethod", "ship1", "--", "true"});
