@@ -206,6 +206,19 @@ std::optional<proto::ProcessStatus> ProcessOf(const Agent& agent, const std::str
   return std::nullopt;
 }
 
+// A long command (method "hold", until h.release) occupies the process of hold/default.
+void HoldProcess(Harness& h, const Agent& agent) {
+  proto::Envelope first = Harness::Command("hold");
+  first.add_argv("hold");
+  absl::StatusOr<proto::Ack> ack = h.SendWhenUp(first);
+  REQUIRE(ack.ok());
+  CHECK(ack->stage() == proto::STAGE_RECEIVED);
+  REQUIRE(WaitUntil([&] {
+    std::optional<proto::ProcessStatus> p = ProcessOf(agent, "hold/default");
+    return p.has_value() && p->current_command() == first.id();
+  }));
+}
+
 TEST_CASE("Agent runs a command once, delivers its result and answers a redelivery",
           "[agent][integration]") {
   nats::Library lib;
@@ -346,16 +359,8 @@ TEST_CASE("Copies of a command still waiting in its queue are not queued again a
   Harness h(server.url());
   std::unique_ptr<Agent> agent = h.Start(server.url(), NewMemoryCommandLog(), NewMemorySpool());
 
-  // A long command occupies the process of hold/default.
-  proto::Envelope first = Harness::Command("hold");
-  first.add_argv("hold");
-  absl::StatusOr<proto::Ack> ack = h.SendWhenUp(first);
-  REQUIRE(ack.ok());
-  CHECK(ack->stage() == proto::STAGE_RECEIVED);
-  REQUIRE(WaitUntil([&] {
-    std::optional<proto::ProcessStatus> p = ProcessOf(*agent, "hold/default");
-    return p.has_value() && p->current_command() == first.id();
-  }));
+  HoldProcess(h, *agent);
+  absl::StatusOr<proto::Ack> ack;
 
   // The next waits behind it, unanswered: the station's ACK timeout passes and it sends
   // the same command again, three times. One copy waits in the queue.
@@ -404,19 +409,12 @@ TEST_CASE("A command that expires while it waits behind a long one never runs an
   Harness h(server.url());
   std::unique_ptr<Agent> agent = h.Start(server.url(), NewMemoryCommandLog(), NewMemorySpool());
 
-  proto::Envelope first = Harness::Command("hold");
-  first.add_argv("hold");
-  absl::StatusOr<proto::Ack> ack = h.SendWhenUp(first);
-  REQUIRE(ack.ok());
-  REQUIRE(WaitUntil([&] {
-    std::optional<proto::ProcessStatus> p = ProcessOf(*agent, "hold/default");
-    return p.has_value() && p->current_command() == first.id();
-  }));
+  HoldProcess(h, *agent);
 
   // Valid when it comes, it waits; its expiry passes in the queue.
   proto::Envelope second = Harness::Command("hold");
   second.set_expires_unix_ms(NowUnixMillis() + 800);
-  ack = h.Send(second, absl::Milliseconds(200));
+  absl::StatusOr<proto::Ack> ack = h.Send(second, absl::Milliseconds(200));
   CHECK(absl::IsDeadlineExceeded(ack.status()));
   absl::SleepFor(absl::Milliseconds(1000));
   REQUIRE(Expired(second, NowUnixMillis()));
