@@ -219,6 +219,17 @@ void HoldProcess(Harness& h, const Agent& agent) {
   }));
 }
 
+// Sends `cmd` and ends the hold 300 ms later: the answer that comes (up to 10 s).
+absl::StatusOr<proto::Ack> SendAndRelease(Harness& h, const proto::Envelope& cmd) {
+  std::thread release([&h] {
+    absl::SleepFor(absl::Milliseconds(300));
+    h.release.Notify();
+  });
+  absl::StatusOr<proto::Ack> ack = h.Send(cmd, absl::Seconds(10));
+  release.join();
+  return ack;
+}
+
 TEST_CASE("Agent runs a command once, delivers its result and answers a redelivery",
           "[agent][integration]") {
   nats::Library lib;
@@ -376,12 +387,7 @@ TEST_CASE("Copies of a command still waiting in its queue are not queued again a
 
   // A fourth copy, answered once the first command ends: the queued one answers on this
   // copy's reply subject, and the command runs once.
-  std::thread release([&h] {
-    absl::SleepFor(absl::Milliseconds(300));
-    h.release.Notify();
-  });
-  ack = h.Send(second, absl::Seconds(10));
-  release.join();
+  ack = SendAndRelease(h, second);
   INFO(ack.status().ToString());
   REQUIRE(ack.ok());
   CHECK(ack->envelope_id() == second.id());
@@ -427,12 +433,7 @@ TEST_CASE("A command that expires while it waits behind a long one never runs an
 
   // Its turn comes after its expiry: refused then, on the latest copy's reply subject,
   // and never run.
-  std::thread release([&h] {
-    absl::SleepFor(absl::Milliseconds(300));
-    h.release.Notify();
-  });
-  ack = h.Send(second, absl::Seconds(10));
-  release.join();
+  ack = SendAndRelease(h, second);
   INFO(ack.status().ToString());
   REQUIRE(ack.ok());
   CHECK(ack->envelope_id() == second.id());
