@@ -13,12 +13,12 @@
 #include "absl/time/clock.h"
 #include "common/protocol.h"
 #include "common/runbook.h"
+#include "ctl/command_options.h"
 #include "ctl/ctl.h"
 #include "ctl/render_jobs.h"
 #include "ctl/render_json.h"
 #include "ctl/render_text.h"
 #include "ctl/results.h"
-#include "ctl/send.h"
 
 namespace steward::ctl {
 namespace {

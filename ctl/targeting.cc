@@ -11,11 +11,11 @@
 #include "absl/strings/str_split.h"
 #include "common/cli.h"
 #include "common/log.h"  // fmt formats absl::string_view
+#include "ctl/command_options.h"
 #include "ctl/ctl.h"
 #include "ctl/render_jobs.h"
 #include "ctl/render_json.h"
 #include "ctl/render_text.h"
-#include "ctl/send.h"
 
 namespace steward::ctl {
 namespace {

@@ -1,5 +1,5 @@
-// What `send` and `schedule add` share: the options that describe the remote command,
-// and the ones that pick its targets.
+// What `send`, `schedule add` and runbooks share (ctl/command_options.cc): the options
+// that describe the remote command, and the ones that pick its targets.
 #pragma once
 
 #include <CLI/CLI.hpp>
