@@ -243,6 +243,9 @@ void Station::AnswerStatus(const Call& call) {
   out.set_journal_first(journal_first_.load());
   proto::StationInstance self = Self();
   self.set_answering(true);
+  // The active ledger's end, read once: a write between two reads would show the active
+  // instance ahead of its own journal.
+  if (self.role() == "active") self.set_applied(out.journal());
   *out.add_instances() = self;
   if (roster_ == nullptr) return rpc_->Ok(call, out);
   absl::StatusOr<std::vector<proto::StationInstance>> others = roster_->List();
