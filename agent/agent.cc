@@ -87,6 +87,17 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
   debug_ = std::make_unique<DebugStreams>(conn_, options_.node);
   outbox_ = std::make_unique<Outbox>(pump_.get(), std::move(spool), options_.outbox);
   STEWARD_RETURN_IF_ERROR(outbox_->Start());
+  if (!options_.run_dir.empty()) {
+    absl::StatusOr<std::unique_ptr<RunningMarks>> marks = RunningMarks::Open(options_.run_dir, options_.data_dir);
+    if (marks.ok()) {
+      marks_ = *std::move(marks);
+    } else {
+      STEWARD_LOG_WARNING("agent {}: no marks of running commands ({}): should this unit be reinstalled while a "
+                          "command runs, the new installation will not stop what it leaves; set --run-dir to a "
+                          "writable directory outside the data directory, or to '' to turn this off",
+                          options_.node, marks.status().message());
+    }
+  }
   processor_ = std::make_unique<CommandProcessor>(CommandProcessor::Parts{
       .methods = &methods_,
       .limits = &options_.limits,
@@ -97,6 +108,7 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
       .outbox = outbox_.get(),
       .events = &events_,
       .agent = this,
+      .marks = marks_.get(),
   });
   for (const proto::Ack& received : interrupted) {
     // Before the dispatcher starts, so a redelivery is answered with this result.
@@ -115,6 +127,9 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
                         left > 0 ? absl::StrCat("; stopped ", left, " processes it left running") : "");
     STEWARD_RETURN_IF_ERROR(processor_->SendResult("agent", "", std::move(ack)));
   }
+  // Before the dispatcher and the first hello: once the station hears from this
+  // installation, nothing of an earlier one runs beside what it sends.
+  StopEarlierInstallations(interrupted);
   supervisor_ = std::make_unique<Supervisor>(
       options_.restart, [this](const DecisionRecord& d) { OnDecision(d); });
   dispatcher_ = std::make_unique<Dispatcher>(options_, methods_, conn_, events_, *supervisor_, *processor_);
@@ -140,6 +155,23 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
                    options_.instance_id,
                    options_.security.node_key ? signing::KeyId(options_.security.node_key->public_key) : "none");
   return absl::OkStatus();
+}
+
+void Agent::StopEarlierInstallations(const std::vector<proto::Ack>& interrupted) {
+  if (marks_ == nullptr) return;
+  for (const std::string& id : marks_->List()) {
+    const bool known = log_->Lookup(id).has_value() ||
+                       std::any_of(interrupted.begin(), interrupted.end(),
+                                   [&](const proto::Ack& a) { return a.envelope_id() == id; });
+    // Known: it ended here (its mark outlived it by a kill), or it was stopped above.
+    const int left = known ? 0 : StopLeftovers(id);
+    if (!known) {
+      STEWARD_LOG_WARNING("agent {}: command {} ran under an earlier installation of this node, whose data "
+                          "directory is gone; stopped {} process{} it left running (the station ends it lost)",
+                          options_.node, id, left, left == 1 ? "" : "es");
+    }
+    marks_->Clear(id);
+  }
 }
 
 absl::Status Agent::StartSyslog(std::unique_ptr<Spool> log_spool) {

@@ -108,6 +108,10 @@ class Agent final : public AgentControl {
   void SendErrorLogs(const std::vector<proto::ErrorLog>& logs);
   // The agent's counters for its hellos.
   void FillStats(proto::AgentStats& s) const;
+  // Opens the run directory's marks (agent/leftovers.h) and stops what commands marked
+  // there, unknown to this installation's log, left running: an earlier installation of
+  // this node, whose data directory is gone, ran them. `interrupted` were stopped already.
+  void StopEarlierInstallations(const std::vector<proto::Ack>& interrupted);
   const AgentOptions options_;
   const MethodRegistry methods_;
   std::unique_ptr<CommandRunner> runner_;
@@ -131,6 +135,7 @@ class Agent final : public AgentControl {
   std::unique_ptr<Outbox> log_outbox_;  // syslog batches, drop-oldest when full
   std::unique_ptr<syslog::Forwarder> forwarder_;
   std::vector<std::unique_ptr<syslog::Input>> inputs_;
+  std::unique_ptr<RunningMarks> marks_;  // null: none (no run directory)
   std::unique_ptr<CommandProcessor> processor_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<Supervisor> supervisor_;

@@ -35,6 +35,12 @@ std::unique_ptr<CLI::App> NewApp(Settings& f) {
   app->add_option("--data-dir", f.data_dir, "Directory for the agent's state, agent.db (created if missing)")
       ->type_name("DIR")
       ->capture_default_str();
+  app->add_option("--run-dir", f.run_dir,
+                  "Directory for marks of the commands now running, outside the data directory and "
+                  "cleared by a reboot (tmpfs): when this unit is reinstalled (its data directory wiped), "
+                  "the new installation stops what the old one left running. '' turns the marks off")
+      ->type_name("DIR")
+      ->capture_default_str();
   cli::AddDuration(*app, "--keep-results", &f.keep_results, "Forget finished commands' records after this long");
   cli::AddDuration(*app, "--heartbeat", &f.heartbeat, "Interval between hello events");
   cli::AddList(*app, "--syslog-udp", &f.syslog_udp, "Receive syslog on these UDP host:port")
@@ -126,6 +132,7 @@ absl::StatusOr<AgentOptions> BuildOptions(const Settings& s, const config::Effec
   opts.syslog.udp_buffer_bytes = static_cast<size_t>(s.syslog_udp_buffer);
   opts.syslog.state_dir = s.data_dir + "/tail";
   opts.data_dir = s.data_dir;
+  opts.run_dir = s.run_dir;
   opts.syslog.max_message_bytes = static_cast<size_t>(s.syslog_max_message);
   opts.syslog.spool_max_bytes = static_cast<size_t>(s.syslog_spool_mb) << 20;
   opts.intake_max_bytes = static_cast<size_t>(s.intake_max_mb) << 20;

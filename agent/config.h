@@ -29,6 +29,7 @@ struct Settings {
   cli::NatsFlags nats;
   std::string station = "station";
   std::string data_dir = "/var/lib/steward";
+  std::string run_dir = "/run/steward-agent";
   absl::Duration keep_results = absl::Hours(24 * 7);
   absl::Duration heartbeat = absl::Seconds(5);
   std::vector<std::string> syslog_udp;

@@ -102,7 +102,7 @@ std::set<std::string> ChangedKeys(const config::Effective& a, const config::Effe
 }
 
 bool NeedsServiceRestart(const std::string& key) {
-  return key == "node" || key == "data_dir" || key == "node_key" || key == "keep_results";
+  return key == "node" || key == "data_dir" || key == "run_dir" || key == "node_key" || key == "keep_results";
 }
 
 ConfigHost::ConfigHost(std::vector<std::string> args, Config current, config::Environment env,

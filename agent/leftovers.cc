@@ -1,6 +1,8 @@
 #include "agent/leftovers.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,10 +10,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <cstring>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/ids.h"
+#include "common/log.h"
 
 namespace steward::agent {
 namespace {
@@ -80,6 +86,78 @@ int StopLeftovers(const std::string& command_id, absl::Duration grace, const std
     kill(pid, SIGKILL);
   }
   return static_cast<int>(pids.size());
+}
+
+std::string RunningMarks::NameFor(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(data_dir, ec);
+  if (ec) abs = data_dir;
+  std::string out;
+  for (char c : abs.lexically_normal().string()) {
+    if (c == '/') {
+      if (!out.empty() && out.back() != '-') out += '-';
+    } else if (c == '-' || c == '%' || !std::isprint(static_cast<unsigned char>(c))) {
+      out += absl::StrFormat("%%%02X", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out.empty() ? "-" : out;
+}
+
+absl::StatusOr<std::unique_ptr<RunningMarks>> RunningMarks::Open(const std::string& run_dir,
+                                                                 const std::string& data_dir) {
+  const std::string name = NameFor(data_dir);
+  if (name.size() > 240) {
+    return absl::InvalidArgumentError(absl::StrCat("the data directory's path is too long to name a directory: ",
+                                                   data_dir));
+  }
+  const std::string dir = (std::filesystem::path(run_dir) / name).string();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  ::chmod(dir.c_str(), 0700);
+  // Writable: an unwritable run directory is found now, not at the first command.
+  const std::string probe = dir + "/.probe";
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot write in ", dir, ": ", std::strerror(errno)));
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return std::unique_ptr<RunningMarks>(new RunningMarks(dir));
+}
+
+RunningMarks::~RunningMarks() { ::rmdir(dir_.c_str()); }
+
+void RunningMarks::Mark(const std::string& command_id) {
+  if (!IsValidId(command_id)) return;  // never a path
+  const std::string path = absl::StrCat(dir_, "/", command_id);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+    return;
+  }
+  const int err = errno;
+  absl::MutexLock lock(&mu_);
+  if (warned_) return;
+  warned_ = true;
+  STEWARD_LOG_WARNING("cannot mark command {} running in {}: {}; should this unit be reinstalled while it runs, the "
+                      "new installation will not stop what it left (said once)",
+                      command_id, dir_, std::strerror(err));
+}
+
+void RunningMarks::Clear(const std::string& command_id) {
+  if (IsValidId(command_id)) ::unlink(absl::StrCat(dir_, "/", command_id).c_str());
+}
+
+std::vector<std::string> RunningMarks::List() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    std::string name = entry.path().filename().string();
+    if (IsValidId(name)) out.push_back(std::move(name));
+  }
+  return out;
 }
 
 }  // namespace steward::agent

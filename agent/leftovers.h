@@ -6,13 +6,21 @@
 // A command's processes are found by the STEWARD_COMMAND_ID=<id> every command gets in
 // its environment (agent/shellcommand.cc), which children inherit: the whole tree,
 // also what changed its process group, unless it cleared its environment.
+//
+// A unit reinstalled (its data directory wiped, the same node name) has no command log
+// that names what ran: RunningMarks keeps a mark per running command outside the data
+// directory, in a run directory that only a reboot clears (/run, tmpfs), and the new
+// installation stops what the marks name. A reboot ended those processes anyway.
 #pragma once
 
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace steward::agent {
@@ -25,5 +33,38 @@ std::vector<pid_t> ProcessesOfCommand(const std::string& command_id, const std::
 // what is still there after `grace`. Returns how many were found.
 int StopLeftovers(const std::string& command_id, absl::Duration grace = absl::Milliseconds(500),
                   const std::string& proc = "/proc");
+
+// RunningMarks: an empty file per command now running, named by its id, in
+// <run_dir>/<the data directory's path, '/' as '-'> (one agent's marks apart from
+// another's on the same host, whatever their node names). Marks are best effort: a
+// command whose mark cannot be written still runs, and the first failure is logged.
+//
+// Thread-safe.
+class RunningMarks {
+ public:
+  // Creates the directory (mode 0700) when missing. An error names what failed.
+  static absl::StatusOr<std::unique_ptr<RunningMarks>> Open(const std::string& run_dir,
+                                                            const std::string& data_dir);
+  // Removes the directory when no mark is left in it (a clean stop).
+  ~RunningMarks();
+  RunningMarks(const RunningMarks&) = delete;
+  RunningMarks& operator=(const RunningMarks&) = delete;
+
+  void Mark(const std::string& command_id);
+  void Clear(const std::string& command_id);
+  // The ids marked, in no order.
+  std::vector<std::string> List() const;
+  const std::string& dir() const { return dir_; }
+
+  // The directory's name for `data_dir` (made absolute): "var-lib-steward" for
+  // /var/lib/steward; '-' and '%' in a name are written %2D and %25.
+  static std::string NameFor(const std::string& data_dir);
+
+ private:
+  explicit RunningMarks(std::string dir) : dir_(std::move(dir)) {}
+  const std::string dir_;
+  absl::Mutex mu_;
+  bool warned_ ABSL_GUARDED_BY(mu_) = false;
+};
 
 }  // namespace steward::agent

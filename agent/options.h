@@ -60,6 +60,10 @@ struct AgentOptions {
   natsConnection* shared_connection = nullptr;
   // The agent's data directory: the free space under it rides in its hellos.
   std::string data_dir;
+  // Where marks of the commands now running are kept, outside the data directory and
+  // cleared by a reboot (agent/leftovers.h): a new installation of this node stops what
+  // an earlier one left running. Empty: no marks.
+  std::string run_dir;
   absl::Duration heartbeat = absl::Seconds(5);
   FactsOptions facts;  // reported in every hello
   size_t queue_capacity = 64;  // per subject

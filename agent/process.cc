@@ -185,7 +185,12 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
                         parts_.conn != nullptr ? static_cast<size_t>(nats::MaxPayload(parts_.conn)) : 0);
   ExecContext exec{cmd, node, running->stop, *parts_.runner, *parts_.limits, this, parts_.agent,
                    parts_.conn != nullptr ? &output : nullptr};
+  // Marked while it runs, outside the data directory: should the unit be reinstalled
+  // meanwhile, the new installation stops what it leaves (agent/leftovers.h). Once
+  // Execute returns its process has ended; the command log covers the rest.
+  if (parts_.marks != nullptr) parts_.marks->Mark(cmd.id());
   absl::StatusOr<proto::Ack> result = method.Execute(exec);
+  if (parts_.marks != nullptr) parts_.marks->Clear(cmd.id());
   if (handler != nullptr) {
     {
       absl::MutexLock lock(&handler->mu);

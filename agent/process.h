@@ -24,6 +24,7 @@
 #include "agent/command_log.h"
 #include "agent/command_runner.h"
 #include "agent/events.h"
+#include "agent/leftovers.h"
 #include "agent/method.h"
 #include "agent/supervisor.h"
 #include "common/bounded_queue.h"
@@ -107,6 +108,7 @@ class CommandProcessor final : public CommandControl {
     Outbox* outbox = nullptr;                     // result events
     const EventWriter* events = nullptr;
     AgentControl* agent = nullptr;                // status, process, ... (may be null)
+    RunningMarks* marks = nullptr;                // marks of running commands (may be null)
   };
   explicit CommandProcessor(Parts parts) : parts_(parts) {}
 

@@ -5,10 +5,14 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "agent/leftovers.h"
 #include "common/ids.h"
+#include "tests/testing/nats_server.h"
 
 namespace steward::agent {
 namespace {
@@ -49,6 +53,43 @@ TEST_CASE("the processes a command left running are found by its id and stopped,
   CHECK(StopLeftovers(other) == 2);
   waitpid(theirs, &status, 0);
   CHECK(StopLeftovers(NewId()) == 0);
+}
+
+TEST_CASE("RunningMarks: a file per running command, apart for each data directory, gone when cleared",
+          "[agent][leftovers]") {
+  CHECK(RunningMarks::NameFor("/var/lib/steward") == "var-lib-steward");
+  CHECK(RunningMarks::NameFor("/var/lib/steward/") == "var-lib-steward");
+  CHECK(RunningMarks::NameFor("/srv/a-b/c%d") == "srv-a%2Db-c%25d");
+  CHECK(RunningMarks::NameFor("/srv/a/b") != RunningMarks::NameFor("/srv/a-b"));
+  testing::TempDir tmp;
+  const std::string run = tmp.str() + "/run";
+  auto a = RunningMarks::Open(run, "/data/one");
+  auto b = RunningMarks::Open(run, "/data/two");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK((*a)->dir() == run + "/data-one");
+  const std::string id = NewId();
+  (*a)->Mark(id);
+  (*a)->Mark("../../escape");  // not an id: never a path
+  CHECK((*a)->List() == std::vector<std::string>{id});
+  CHECK((*b)->List().empty());
+  CHECK_FALSE(std::filesystem::exists(run + "/escape"));
+  CHECK_FALSE(std::filesystem::exists(tmp.str() + "/escape"));
+  // A mark outlives its RunningMarks (the agent killed): the next one finds it.
+  a->reset();
+  auto again = RunningMarks::Open(run, "/data/one");
+  REQUIRE(again.ok());
+  CHECK((*again)->List() == std::vector<std::string>{id});
+  (*again)->Clear(id);
+  CHECK((*again)->List().empty());
+  // Empty at a clean stop: the directory goes.
+  again->reset();
+  CHECK_FALSE(std::filesystem::exists(run + "/data-one"));
+  // A run directory that cannot be made says so.
+  std::ofstream(tmp.str() + "/file") << "x";
+  auto bad = RunningMarks::Open(tmp.str() + "/file", "/data/one");
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(std::string(bad.status().message()), Catch::Contains("cannot create"));
 }
 
 }  // namespace

@@ -190,6 +190,60 @@ TEST_CASE("a reinstalled unit: what went to the old installation ends lost, neve
   CHECK(StateOf(*client, running).state() == steward::proto::STATE_LOST);
 }
 
+// Alive and not a zombie (a zombie has ended; only its parent's wait is missing).
+bool Alive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z' && stat[close + 2] != 'X';
+}
+
+TEST_CASE("a reinstalled unit stops what its earlier installation left running, and the exclusive slot is not shared",
+          "[integration][faults]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  auto client = Connect(c);
+  const auto pid_file = c.dir().path() / "pid";
+  const auto ran = c.dir().path() / "ran";
+  // An exclusive job that would run a minute (its shell's pid is the process to watch),
+  // and a second one waiting for the slot.
+  RunResult r = c.Ctl({"send", "--no-wait", "--exclusive", "ship1", "--", "sh", "-c",
+                       "echo $$ > " + pid_file.string() + "; echo first >> " + ran.string() + "; sleep 60"});
+  REQUIRE(r.exit_code == 0);
+  const std::string first = IdOf(r);
+  pid_t pid = 0;
+  REQUIRE(WaitUntil([&] {
+    std::ifstream in(pid_file);
+    return static_cast<bool>(in >> pid) && pid > 0;
+  }));
+  // It says whether the first one's process is still there when it runs.
+  const std::string stat = "/proc/" + std::to_string(pid) + "/stat";
+  r = c.Ctl({"send", "--no-wait", "--exclusive", "--on-busy", "queue", "--domain", "other", "ship1", "--", "sh", "-c",
+             "s=$(cut -d' ' -f3 " + stat + " 2>/dev/null); if [ -n \"$s\" ] && [ \"$s\" != Z ]; then echo beside; "
+             "else echo second; fi >> " + ran.string()});
+  REQUIRE(r.exit_code == 0);
+  const std::string second = IdOf(r);
+  // The agent dies, the unit is reinstalled (a new data directory): the command's
+  // process outlives both.
+  c.StopAgent("ship1", SIGKILL);
+  std::filesystem::remove_all(c.dir().path() / "ship1");
+  absl::SleepFor(absl::Milliseconds(300));
+  REQUIRE(Alive(pid));
+  c.StartAgent("ship1");
+  // Stopped by the new installation before it said hello: the first ends lost, and the
+  // second, given the slot, never ran beside it.
+  REQUIRE(WaitUntil([&] { return !Alive(pid); }, absl::Seconds(10)));
+  REQUIRE(WaitUntil([&] { return StateOf(*client, first).state() == steward::proto::STATE_LOST; }));
+  REQUIRE(WaitUntil([&] { return StateOf(*client, second).state() == steward::proto::STATE_SUCCEEDED; },
+                    absl::Seconds(15)));
+  CHECK(LineCounts(ran) == std::map<std::string, int>{{"first", 1}, {"second", 1}});
+  // Its mark is gone: a later start stops nothing.
+  c.StopAgent("ship1");
+  RunResult listing = steward::testing::RunProgram({"/usr/bin/find", (c.dir().path() / "run").string(), "-type", "f"});
+  CHECK(listing.out.empty());
+}
+
 TEST_CASE("a command queued for a dead unit runs on its reinstalled installation: no responders is no delivery",
           "[integration][faults]") {
   Cluster c;

@@ -107,6 +107,13 @@ Process& Cluster::StartAgent(const std::string& node, std::vector<std::string> e
     argv.push_back("--heartbeat");
     argv.push_back("1s");
   }
+  // Marks of running commands in the cluster's directory, outside the node's data
+  // directory (a wiped one keeps them), and not left behind in /run.
+  if (std::find(extra_args.begin(), extra_args.end(), "--run-dir") == extra_args.end() &&
+      std::find(extra_args.begin(), extra_args.end(), "--config") == extra_args.end()) {
+    argv.push_back("--run-dir");
+    argv.push_back(dir_.str() + "/run");
+  }
   if (secure()) {
     const std::string bundle = keys_ + "/nodes/" + node + "/";
     for (const std::string& a : {std::string("--creds"), bundle + node + ".creds", std::string("--tls-ca"),
