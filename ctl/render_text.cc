@@ -225,8 +225,10 @@ std::string CommandTable(const google::protobuf::RepeatedPtrField<proto::Command
     const proto::Ack& r = s.result();
     std::string outcome = StateName(s.state());
     // How its process ended, when one ran and ended by itself or by a signal; one that
-    // never started, was cut off or is lost has no exit status (`show` says why).
-    if (s.has_result() && r.stage() == proto::STAGE_RESULT && s.state() != proto::STATE_REJECTED) {
+    // never started, was cut off or is lost has no exit status (`show` says why), nor
+    // has a method that runs no program (echo, config, copy, ...).
+    if (s.has_result() && r.stage() == proto::STAGE_RESULT && s.state() != proto::STATE_REJECTED &&
+        s.command().method() == kMethodShell) {
       if (r.term_signal() != 0) {
         absl::StrAppend(&outcome, fmt::format(" (signal {})", r.term_signal()));
       } else if (r.error().empty() &&
@@ -279,8 +281,11 @@ std::string CommandDetails(const proto::CommandState& s) {
   }
   if (!s.has_result()) return out;
   const proto::Ack& r = s.result();
-  absl::StrAppend(&out, fmt::format("  outcome: {}\n  exit code: {}\n  signal: {}\n",
-                                    OutcomeName(r.outcome()), r.exit_code(), r.term_signal()));
+  absl::StrAppend(&out, "  outcome: ", OutcomeName(r.outcome()), "\n");
+  // Only a program has an exit code and a signal (echo, config, copy ... run none).
+  if (s.command().method() == kMethodShell) {
+    absl::StrAppend(&out, fmt::format("  exit code: {}\n  signal: {}\n", r.exit_code(), r.term_signal()));
+  }
   if (r.finished_unix_ms() > 0 && r.started_unix_ms() > 0) {
     absl::StrAppend(&out, "  ran: ", r.finished_unix_ms() - r.started_unix_ms(), " ms\n");
   }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "common/protocol.h"
 
 namespace steward::ctl {
 namespace {
@@ -72,11 +73,12 @@ TEST_CASE("the node table shows each node's status, falling back to online when 
 TEST_CASE("the command table gives an exit status only to a process that ended", "[ctl]") {
   google::protobuf::RepeatedPtrField<proto::CommandState> commands;
   auto add = [&](const std::string& id, proto::State state, proto::Outcome outcome, int exit_code, int signal,
-                 const std::string& error) {
+                 const std::string& error, const char* method = kMethodShell) {
     proto::CommandState* s = commands.Add();
     s->set_id(id);
     s->set_node("ship1");
     s->set_state(state);
+    s->mutable_command()->set_method(method);
     proto::Ack* r = s->mutable_result();
     r->set_stage(proto::STAGE_RESULT);
     r->set_outcome(outcome);
@@ -89,14 +91,17 @@ TEST_CASE("the command table gives an exit status only to a process that ended",
   add("killed", proto::STATE_FAILED, proto::OUTCOME_TIMED_OUT, -1, 9, "timed out after 1s");
   add("nostart", proto::STATE_FAILED, proto::OUTCOME_ERROR, 0, 0, "cannot run \"nosuchprog\"");
   add("lost", proto::STATE_LOST, proto::OUTCOME_ERROR, 0, 0, "node ship1 was reinstalled");
+  add("echo", proto::STATE_SUCCEEDED, proto::OUTCOME_SUCCEEDED, 0, 0, "", kMethodEcho);  // runs no program
   const std::vector<std::string> lines = Lines(CommandTable(commands));
-  REQUIRE(lines.size() == 5);
+  REQUIRE(lines.size() == 6);
   CHECK_THAT(lines[0], Catch::Contains("succeeded (exit 0)"));
   CHECK_THAT(lines[1], Catch::Contains("failed (exit 3)"));
   CHECK_THAT(lines[2], Catch::Contains("failed (signal 9)"));
   CHECK_THAT(lines[3], Catch::Contains("failed  "));
   CHECK_THAT(lines[3], !Catch::Contains("exit"));
   CHECK_THAT(lines[4], !Catch::Contains("exit"));
+  CHECK_THAT(lines[5], Catch::Contains("succeeded"));
+  CHECK_THAT(lines[5], !Catch::Contains("exit"));
 }
 
 TEST_CASE("the node table says first when the station is degraded", "[ctl]") {
