@@ -39,6 +39,8 @@ int Status(const Globals& g) {
       return 0;
     }
     const absl::Time now = absl::FromUnixMillis(st->now_unix_ms());
+    // Said first, as in every node listing: it explains what waits.
+    if (st->health().degraded()) fmt::print("{}\n", StationLine(st->health()));
     if (!st->ha()) {
       if (st->has_site()) {
         const proto::SiteStationState& site = st->site();

@@ -39,6 +39,17 @@ void Queries::Overlay(Core& core, std::vector<proto::CommandState>& rows) {
   }
 }
 
+proto::StationStatus Queries::Health(const std::string& name, const ledger::Store& store) {
+  const ledger::Store::Health health = store.health();
+  proto::StationStatus out;
+  out.set_name(name);
+  out.set_degraded(health.degraded);
+  out.set_reason(health.reason);
+  out.set_degraded_since_unix_ms(health.since_unix_ms);
+  out.set_failed_writes(health.failed_writes);
+  return out;
+}
+
 void Queries::Nodes(const Call& call, proto::NodesRequest req) {
   proto::NodesReply out;
   {
@@ -57,13 +68,7 @@ void Queries::Nodes(const Call& call, proto::NodesRequest req) {
     }
     *out.mutable_dispatch() = core_.model.dispatch;
   }
-  const ledger::Store::Health health = core_.store().health();
-  proto::StationStatus* station = out.mutable_station();
-  station->set_name(core_.options().name);
-  station->set_degraded(health.degraded);
-  station->set_reason(health.reason);
-  station->set_degraded_since_unix_ms(health.since_unix_ms);
-  station->set_failed_writes(health.failed_writes);
+  *out.mutable_station() = Health(core_.options().name, core_.store());
   if (!req.node().empty() && out.nodes_size() == 0) {
     return rpc_.Reject(call, absl::StrCat("unknown node ", req.node()));
   }

@@ -19,6 +19,9 @@ class Queries {
   // Overlay gives ledger rows the state memory holds (a "sent" or "running" the ledger
   // gets with a later write), so every answer agrees with `show`.
   static void Overlay(Core& core, std::vector<proto::CommandState>& rows);
+  // The station's own health (its ledger's writes), as every node listing and `station
+  // status` say it.
+  static proto::StationStatus Health(const std::string& name, const ledger::Store& store);
 
  private:
   void Nodes(const Call& call, proto::NodesRequest req);

@@ -220,6 +220,7 @@ void Station::AnswerStatus(const Call& call) {
   proto::StationStatusReply out;
   out.set_station(options_.name);
   out.set_now_unix_ms(NowUnixMillis());
+  *out.mutable_health() = Queries::Health(options_.name, *store_);
   if (site_desk_ != nullptr) site_desk_->Report(out);
   if (!options_.site.name.empty()) {
     proto::SiteStationState* site = out.mutable_site();

@@ -94,6 +94,9 @@ TEST_CASE("station disk full: nothing is acknowledged before it is stored, and i
   CHECK(listing.exit_code == 0);
   CHECK_THAT(listing.out, Catch::StartsWith("station station DEGRADED since"));
   CHECK_THAT(listing.out, Catch::Contains("disk is full"));
+  RunResult status = c.Ctl({"station", "status"});
+  CHECK(status.exit_code == 0);
+  CHECK_THAT(status.out, Catch::StartsWith("station station DEGRADED since"));
   // A send while the ledger cannot write is refused clearly and runs nothing.
   const auto refused = c.dir().path() / "refused";
   RunResult r = c.Ctl({"send", "ship1", "--", "touch", refused.string()});
