@@ -347,6 +347,15 @@ void CommandTable::OnTimeout(const std::string& id, uint64_t gen, absl::Time now
   Reschedule(id, *c);
 }
 
+void CommandTable::OnNotSent(const std::string& id, uint64_t gen, absl::Time now) {
+  Command* c = Get(id);
+  if (c == nullptr || gen != c->gen) return;
+  c->in_flight = false;
+  c->maybe_delivered = c->delivered_before;
+  RetryLater(*c, now);
+  Reschedule(id, *c);
+}
+
 void CommandTable::OnNoResponders(const std::string& id, uint64_t gen) {
   Command* c = Get(id);
   if (c == nullptr || gen != c->gen) return;

@@ -163,6 +163,9 @@ class CommandTable {
   void OnTimeout(const std::string& id, uint64_t gen, absl::Time now);
   // Nobody listens on the node's subject: parked until Unpark.
   void OnNoResponders(const std::string& id, uint64_t gen);
+  // The dispatch never left the station (the publish failed: the broker connection is
+  // closed, its reconnect buffer full): no delivery, tried again with backoff.
+  void OnNotSent(const std::string& id, uint64_t gen, absl::Time now);
   // The station is stopping: the command is left as it is.
   void OnShutdown(const std::string& id, uint64_t gen);
   // Unpark makes `node`'s undelivered commands due now: the parked ones, those waiting

@@ -102,7 +102,16 @@ void Dispatcher::Send(Dispatch d) {
                                         }
                                         OnAnswer(id, gen, node, r, std::move(m));
                                       });
-  if (!st.ok()) OnAnswer(id, gen, node, RequestPump::Result::kTimeout, nullptr);
+  if (st.ok()) return;
+  // Not sent at all: no delivery, and not a timeout of the node's.
+  const uint64_t n = ++not_sent_;
+  if (n == 1 || n % 1000 == 0) {
+    STEWARD_LOG_WARNING("command {} to {} not sent: {}; tried again later ({} dispatches not sent so far)", id, node,
+                        st.message(), n);
+  }
+  core_.metrics.dispatch_answers.Add({"not_sent"});
+  absl::MutexLock lock(&core_.model.mu);
+  core_.model.commands.OnNotSent(id, gen, absl::Now());
 }
 
 void Dispatcher::OnAnswer(const std::string& id, uint64_t gen, const std::string& node,

@@ -34,7 +34,7 @@ class Dispatcher {
  private:
   // Whether a due command may go out now.
   Gate GateOf(proto::CommandState& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
-  void Send(Dispatch d);
+  void Send(Dispatch d) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   void OnAnswer(const std::string& id, uint64_t gen, const std::string& node, RequestPump::Result r,
                 nats::MsgPtr msg) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   // Whether the answer `ack` from `node` to command `id` may be believed: it names the
@@ -46,6 +46,7 @@ class Dispatcher {
 
   Core& core_;
   std::atomic<int64_t> last_turn_{absl::ToUnixNanos(absl::Now())};
+  std::atomic<uint64_t> not_sent_{0};  // dispatches whose publish failed
 };
 
 }  // namespace steward::station

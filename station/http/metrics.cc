@@ -136,11 +136,14 @@ std::string Render(Router& r, const Tokens& tokens) {
           core.metrics.result_latency);
   auto answers = core.metrics.dispatch_answers.Read();
   w.Labeled("steward_dispatch_answers_total", "counter",
-            "Answers to dispatches: received, result, timeout, no_responders, refused (not believed), bad_ack.",
+            "Answers to dispatches: received, result, timeout, no_responders, refused (not believed), bad_ack, "
+            "not_sent (the publish failed: no broker connection).",
             {"answer"}, answers);
   uint64_t retries = 0;
   for (const auto& [labels, n] : answers) {
-    if (labels[0] == "timeout" || labels[0] == "no_responders" || labels[0] == "refused") retries += n;
+    if (labels[0] == "timeout" || labels[0] == "no_responders" || labels[0] == "refused" || labels[0] == "not_sent") {
+      retries += n;
+    }
   }
   w.Counter("steward_dispatch_retries_total",
             "Dispatches that will be repeated: no answer in time, an answer not believed, or no responders "

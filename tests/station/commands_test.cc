@@ -226,6 +226,22 @@ TEST_CASE("a reinstalled node's commands that met only no responders were never 
   CHECK(d[0].id == "nobody");
 }
 
+TEST_CASE("a dispatch that was never sent is no delivery and is tried again with backoff", "[station][commands]") {
+  CommandTable t;
+  t.Add(Queued("unsent"), kT0);
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 1);
+  t.OnNotSent("unsent", t.Generation("unsent"), kT0);
+  // Not at once (the broker connection is down), and not parked: later, by itself.
+  CHECK(t.TakeDue(kT0, SendAll, ch).empty());
+  std::vector<Dispatch> again = t.TakeDue(kT0 + absl::Minutes(1), SendAll, ch);
+  REQUIRE(again.size() == 1);
+  t.OnNotSent("unsent", t.Generation("unsent"), kT0 + absl::Minutes(1));
+  // It reached no installation: a reinstall keeps it for the new one.
+  CHECK(t.Reinstalled("ship1", "A", "B", kT0 + absl::Minutes(2), ch).empty());
+  CHECK(t.Find("unsent")->state() == proto::STATE_SENT);
+}
+
 TEST_CASE("a gate parks commands without sending them", "[station][commands]") {
   CommandTable t;
   t.Add(Queued("c1"), kT0);
