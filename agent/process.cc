@@ -69,6 +69,11 @@ std::string WaitingCommands::Take(const std::string& id, std::string reply) {
   return it->second.reply;
 }
 
+void WaitingCommands::Release(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  if (auto it = latest_.find(id); it != latest_.end() && it->second.in_hand) latest_.erase(it);
+}
+
 void WaitingCommands::Forget(const std::string& id) {
   absl::MutexLock lock(&mu_);
   latest_.erase(id);
@@ -90,12 +95,12 @@ absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& metho
                                    Handler& handler) {
   std::unique_ptr<Method> method = (*parts_.methods->Find(method_name))();
   while (std::optional<Work> work = handler.queue.Pop()) {
-    // In hand from here until handled: a copy meanwhile (one after the command's expiry
-    // too) is neither queued nor refused; the station's next one is answered from the
-    // record.
+    // In hand from here until it is answered (Handle releases it just before its
+    // answer) or handled: a copy meanwhile (one after the command's expiry too) is
+    // neither queued nor refused; the station's next one is answered from the record.
     const std::string id = work->command.id();
     work->reply = handler.waiting.Take(id, std::move(work->reply));
-    auto handled = absl::MakeCleanup([&handler, &id] { handler.waiting.Forget(id); });
+    auto handled = absl::MakeCleanup([&handler, &id] { handler.waiting.Release(id); });
     // Stopped by an operator: what is still queued was never acknowledged; the
     // station sends it again and it is rejected then ("stopped by operator").
     if (ctx.stopping() || parts_.cancel->HasBeenNotified() || handler.stopped.load()) break;
@@ -114,7 +119,12 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
                                       Handler* handler) {
   const proto::Envelope& cmd = work.command;
   const std::string& node = parts_.events->node();
-  auto reply = [&](const proto::Ack& ack) { ReplyTo(ctx, work, ack); };
+  // Decided once it is answered: a copy after the answer is queued and answered from
+  // the record (one that came before it, while in hand, was not: Run).
+  auto reply = [&](const proto::Ack& ack) {
+    if (handler != nullptr) handler->waiting.Release(cmd.id());
+    ReplyTo(ctx, work, ack);
+  };
   if (Expired(cmd, NowUnixMillis())) {
     // Its expiry passed while it waited behind a long command: nobody may act on it
     // now. Refused, as at its arrival, unless it was recorded before (a redelivery of
@@ -235,7 +245,12 @@ absl::Status CommandProcessor::HandleQuick(ProcessContext& ctx, Method& method, 
                                           Handler* handler) {
   const proto::Envelope& cmd = work.command;
   const std::string& node = parts_.events->node();
-  auto reply = [&](const proto::Ack& ack) { ReplyTo(ctx, work, ack); };
+  // Decided once it is answered: a copy after the answer is queued and answered from
+  // the record (one that came before it, while in hand, was not: Run).
+  auto reply = [&](const proto::Ack& ack) {
+    if (handler != nullptr) handler->waiting.Release(cmd.id());
+    ReplyTo(ctx, work, ack);
+  };
   RecordLater();
   // Looked up and registered as running in one critical section with CancelCommand's
   // tombstone (see running_mu_): a cancel finds it either recorded or running.

@@ -52,16 +52,18 @@ class WaitingCommands {
  public:
   // Whether command `id` must be queued: true for the first delivery; false while a
   // delivery of it waits in the queue, which now answers on `reply` (unless empty), or
-  // is in hand (taken, not yet Forgotten: the next copy is answered from the record).
+  // is in hand (taken, not yet Released: the next copy is answered from the record).
   bool Add(const std::string& id, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
   // A command taken from the queue: the reply subject of its latest delivery (`reply`
-  // when none came since). It is in hand until Forget.
+  // when none came since). It is in hand until Release.
   std::string Take(const std::string& id, std::string reply) ABSL_LOCKS_EXCLUDED(mu_);
+  // The command in hand is decided (recorded, refused or answered): a copy from now on
+  // is queued, and answered from the record in its turn. A copy queued since is kept.
+  void Release(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   // Whether command `id` waits in the queue or is in hand; if it waits it now answers
   // on `reply` (unless empty), as for Add. Nothing is added.
   bool Move(const std::string& id, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
-  // A command handled (recorded, refused or answered), or one Add took but the queue
-  // did not (full, closed): no longer known here.
+  // One Add took but the queue did not (full, closed): no longer known here.
   void Forget(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -293,7 +293,7 @@ class Simulator {
       // In hand until handled, as in the agent's process (CommandProcessor::Run).
       const std::string id = job->work.command.id();
       job->work.reply = waiting_.Take(id, std::move(job->work.reply));
-      auto handled = absl::MakeCleanup([this, &id] { waiting_.Forget(id); });
+      auto handled = absl::MakeCleanup([this, &id] { waiting_.Release(id); });
       const std::string& name = job->work.command.method();
       auto it = methods.find(name);
       if (it == methods.end()) it = methods.emplace(name, (*methods_.Find(name))()).first;

@@ -463,9 +463,13 @@ TEST_CASE("WaitingCommands: the first delivery is queued, copies only move its r
   CHECK_FALSE(w.Add("A", "_INBOX.4"));
   CHECK(w.Move("A", "_INBOX.5"));
   CHECK_FALSE(w.Move("C", "_INBOX.6"));
-  w.Forget("A");                 // handled
+  w.Release("A");                 // answered
   CHECK(w.Add("A", "_INBOX.7"));  // queued again: answered from the record
-  w.Forget("B");                 // the queue did not take it
+  w.Release("A");                 // the first one's end does not drop the copy queued since
+  CHECK_FALSE(w.Add("A", "_INBOX.8"));
+  w.Release("B");                 // not in hand: nothing changes
+  CHECK_FALSE(w.Add("B", "_INBOX.3"));
+  w.Forget("B");                  // the queue did not take it
   CHECK(w.Add("B", "_INBOX.8"));
   CHECK(w.Move("B", "_INBOX.9"));
   CHECK(w.Take("B", "") == "_INBOX.9");
