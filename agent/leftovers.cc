@@ -7,10 +7,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <cstring>
 #include <set>
 
 #include "absl/strings/str_cat.h"

@@ -75,13 +75,18 @@ TEST_CASE("station disk full: nothing is acknowledged before it is stored, and i
   c.StartStation();
   c.StartAgent("ship1");
   const auto ran = c.dir().path() / "ran";
+  // They finish only once the disk is full (a gate file), however slow the machine.
+  const auto gate = c.dir().path() / "gate";
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) {
-    RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c", absl::StrCat("sleep 1; echo ", i, " >> ", ran.string())});
+    RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c",
+                         absl::StrCat("while [ ! -e ", gate.string(), " ]; do sleep 0.05; done; echo ", i, " >> ",
+                                      ran.string())});
     REQUIRE(r.exit_code == 0);
     ids.push_back(IdOf(r));
   }
   disk->Fill();
+  std::ofstream(gate) << "open\n";
   // They run on the node; their results cannot be stored.
   REQUIRE(WaitUntil([&] { return LineCounts(ran).size() == 5; }, absl::Seconds(15)));
   auto client = Connect(c);
