@@ -299,12 +299,26 @@ class Parser {
     return Combine(Kind::kAnd, std::move(parts));
   }
 
+  // Parentheses and `not`s nest at most kMaxDepth deep: the parser, the evaluation and
+  // the tree's destruction recurse, and the text comes from any client.
+  static constexpr int kMaxDepth = 64;
+  struct Nested {
+    explicit Nested(Parser& p, const Token& at) : parser(p) {
+      if (++parser.depth_ > kMaxDepth) {
+        parser.Fail(at, absl::StrCat("nested deeper than ", kMaxDepth, " levels of ( and not"));
+      }
+    }
+    ~Nested() { --parser.depth_; }
+    Parser& parser;
+  };
+
   std::shared_ptr<const Node> Unary() {
     if (IsWord("not")) {
+      Nested nested(*this, tok_);
       Advance();
       auto n = std::make_shared<Node>();
       n->kind = Kind::kNot;
-      n->children.push_back(Unary());
+      if (!failed_) n->children.push_back(Unary());
       return n;
     }
     return Primary();
@@ -316,7 +330,9 @@ class Parser {
     const Token start = tok_;
     switch (tok_.kind) {
       case Tok::kLParen: {
+        Nested nested(*this, tok_);
         Advance();
+        if (failed_) return n;
         std::shared_ptr<const Node> inner = Or();
         if (!failed_ && tok_.kind != Tok::kRParen) {
           Fail(tok_,
@@ -480,6 +496,7 @@ class Parser {
   Token tok_;
   bool failed_ = false;
   std::string error_;
+  int depth_ = 0;  // ( and not now open
 };
 
 // ---- evaluation ----

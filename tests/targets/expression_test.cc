@@ -147,6 +147,23 @@ TEST_CASE("bad syntax is refused with the column where it goes wrong", "[targets
   CHECK(ErrorOf(R"(name == "a\qb")") == R"(at column 11: unknown escape \q in a string (use \\ for a backslash))");
 }
 
+TEST_CASE("nesting deeper than 64 levels is refused, however deep the text goes", "[targets]") {
+  auto nested = [](int n, const std::string& open, const std::string& close) {
+    std::string text;
+    for (int i = 0; i < n; ++i) text += open;
+    text += "online";
+    for (int i = 0; i < n; ++i) text += close;
+    return text;
+  };
+  CHECK(Expression::Parse(nested(64, "(", ")")).ok());
+  CHECK(Expression::Parse(nested(64, "not ", "")).ok());
+  CHECK(ErrorOf(nested(65, "(", ")")) == "at column 65: nested deeper than 64 levels of ( and not");
+  CHECK(ErrorOf(nested(65, "not ", "")) == "at column 257: nested deeper than 64 levels of ( and not");
+  // Deep enough to overflow a stack without the limit: refused, not a crash.
+  CHECK_THAT(ErrorOf(nested(200000, "(", ")")), Catch::Contains("nested deeper than 64 levels"));
+  CHECK_THAT(ErrorOf(nested(200000, "not ", "")), Catch::Contains("nested deeper than 64 levels"));
+}
+
 TEST_CASE("columns count characters, not bytes", "[targets]") {
   // "é" is two bytes: the error is at the 15th character, the 16th byte.
   CHECK(ErrorOf(R"(name == "é" or ==)") ==
