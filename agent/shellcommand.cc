@@ -61,10 +61,22 @@ class ShellCommandMethod final : public Method {
     }
     spec.working_dir = cmd.shell().working_dir();
     spec.output = ctx.output;
-    // Who runs it, for scripts that log or branch on it (the operator's --env comes
-    // after, and wins).
-    spec.env = {absl::StrCat("STEWARD_NODE=", ctx.node), absl::StrCat("STEWARD_COMMAND_ID=", cmd.id())};
-    spec.env.insert(spec.env.end(), cmd.shell().env().begin(), cmd.shell().env().end());
+    // The operator's --env, then who runs it, for scripts that log or branch on it, and
+    // by which the agent finds the command's processes (agent/leftovers.h): the
+    // operator may not set those two.
+    for (const std::string& e : cmd.shell().env()) {
+      const size_t eq = e.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return absl::InvalidArgumentError(absl::StrCat("env entry is not KEY=VALUE: \"", e, "\""));
+      }
+      const absl::string_view key = absl::string_view(e).substr(0, eq);
+      if (key == kEnvNode || key == kEnvCommandId) {
+        return absl::InvalidArgumentError(absl::StrCat(key, " is set by the agent; a command may not set it"));
+      }
+      spec.env.push_back(e);
+    }
+    spec.env.push_back(absl::StrCat(kEnvNode, "=", ctx.node));
+    spec.env.push_back(absl::StrCat(kEnvCommandId, "=", cmd.id()));
     const MethodLimits& lim = ctx.limits;
     spec.timeout = cmd.timeout_ms() > 0 ? absl::Milliseconds(cmd.timeout_ms()) : lim.default_timeout;
     spec.timeout = std::min(spec.timeout, lim.max_timeout);

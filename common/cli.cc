@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "common/utf8.h"
 
 namespace steward::cli {
 namespace {
@@ -198,6 +199,13 @@ CLI::Validator Checked(std::function<absl::Status(const std::string&)> check) {
         return st.ok() ? "" : std::string(st.message());
       },
       "");
+}
+
+CLI::Validator Text() {
+  return Checked([](const std::string& s) {
+    return SanitizeUtf8(s) == s ? absl::OkStatus()
+                                : absl::InvalidArgumentError(absl::StrCat("\"", SanitizeUtf8(s), "\" is not UTF-8 text"));
+  });
 }
 
 CLI::Option* AddList(CLI::App& app, const std::string& name, std::vector<std::string>* values,

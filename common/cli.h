@@ -59,6 +59,8 @@ CLI::Option* AddList(CLI::App& app, const std::string& name, std::vector<std::st
 // Checked wraps a check that returns a Status as a CLI11 validator (its message is the
 // usage error): `app.add_option(...)->check(cli::Checked(subjects::ValidateToken))`.
 CLI::Validator Checked(std::function<absl::Status(const std::string&)> check);
+// Text: a value that must be UTF-8 (it goes into a protobuf string).
+CLI::Validator Text();
 
 // Parse reads the command line into `app`. nullopt: go on. Otherwise the program should
 // exit with the status returned: 0 after --help or --version (printed on stdout),

@@ -27,6 +27,10 @@ inline constexpr char kMethodConfig[] = "config";    // show/set/push the agent'
 inline constexpr char kMethodCopy[] = "copy";        // files to and from the node, in chunks
 inline constexpr char kMethodDebug[] = "debug";      // the agent's own log, live (agent/debug_streams.h)
 inline constexpr char kAgentDomain[] = "agent";      // the domain of the agent's own methods
+// What every shellcommand's environment holds, set by the agent: an operator's --env
+// may not name them (the agent finds a command's processes by STEWARD_COMMAND_ID).
+inline constexpr char kEnvNode[] = "STEWARD_NODE";
+inline constexpr char kEnvCommandId[] = "STEWARD_COMMAND_ID";
 // Sent by the station only (stewardctl cancel, preemption): argv = {command id}; stops
 // that command on the node, or makes sure it never runs there.
 inline constexpr char kMethodCancel[] = "cancel";

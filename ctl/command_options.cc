@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "common/cli.h"
 #include "common/log.h"  // fmt formats absl::string_view
+#include "common/protocol.h"
 #include "common/utf8.h"
 #include "ctl/ctl.h"
 #include "ctl/render_text.h"
@@ -79,6 +80,14 @@ int CheckCommand(const CLI::App& cmd, const CommandOptions& o, const std::vector
   }
   for (const std::string& e : o.env) {
     if (!text(e)) return cli::UsageError(cmd, absl::StrCat("--env ", Escape(e), " is not UTF-8 text"));
+    const size_t eq = e.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return cli::UsageError(cmd, absl::StrCat("--env ", Escape(e), " is not KEY=VALUE"));
+    }
+    const absl::string_view key = absl::string_view(e).substr(0, eq);
+    if (key == kEnvNode || key == kEnvCommandId) {
+      return cli::UsageError(cmd, absl::StrCat("--env ", Escape(e), ": ", key, " is set by the agent"));
+    }
   }
   if (!text(o.cwd)) return cli::UsageError(cmd, absl::StrCat("--cwd ", Escape(o.cwd), " is not UTF-8 text"));
   return 0;

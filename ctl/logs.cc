@@ -180,7 +180,9 @@ Runner SetupLogs(CLI::App& cmd) {
             return absl::StrCat("unknown severity \"", name, "\" (emerg alert crit err warning notice info debug)");
           },
           ""));
-  cmd.add_option("--grep", o->grep, "Only lines whose message contains this text")->type_name("TEXT");
+  cmd.add_option("--grep", o->grep, "Only lines whose message contains this text")
+      ->type_name("TEXT")
+      ->check(cli::Text());
   cmd.add_flag("-i,--ignore-case", o->ignore_case, "--grep ignores case (ASCII letters)");
   cmd.add_flag("-f,--follow", o->follow, "Print the last lines (10 unless -n), then new ones as they arrive");
   cmd.add_option("-n,--limit", o->limit, "At most this many lines, newest first (default 100; 0: all)")

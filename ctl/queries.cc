@@ -149,7 +149,8 @@ Runner SetupHistory(CLI::App& cmd) {
   req->set_limit(20);
   cmd.add_option_function<std::string>(
          "--node", [req](const std::string& n) { req->set_node(n); }, "Only this node's commands")
-      ->type_name("NAME");
+      ->type_name("NAME")
+      ->check(cli::Text());
   cmd.add_option_function<std::string>(
          "--state", [req](const std::string& s) { req->set_state(s); }, "Only commands in this state")
       ->type_name("STATE")
@@ -170,7 +171,8 @@ Runner SetupAudit(CLI::App& cmd) {
   auto req = std::make_shared<proto::AuditRequest>();
   cmd.add_option_function<std::string>(
          "--node", [req](const std::string& n) { req->set_node(n); }, "Only commands to (and actions about) this node")
-      ->type_name("NAME");
+      ->type_name("NAME")
+      ->check(cli::Text());
   cmd.add_option_function<std::string>(
          "--by", [req](const std::string& op) { req->set_operator_(op); },
          "Only commands sent and actions taken by this operator (name or key id; \"station\": the station's own decisions)")

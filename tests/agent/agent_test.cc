@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -447,6 +448,31 @@ TEST_CASE("A command that expires while it waits behind a long one never runs an
   }));
   CHECK(p->queue_depth() == 0);
   CHECK(h.hold_runs == 1);
+}
+
+TEST_CASE("A command may not set the agent's own environment variables and never runs when it tries",
+          "[agent][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  TempDir dir;
+  Station station(server.url());
+  Harness h(server.url());
+  std::unique_ptr<Agent> agent = h.Start(server.url(), NewMemoryCommandLog(), NewMemorySpool());
+  const std::string ran = dir.str() + "/ran";
+  for (const std::string& env : {std::string("STEWARD_COMMAND_ID=other"), std::string("STEWARD_NODE=ship9"),
+                                 std::string("NOVALUE")}) {
+    INFO(env);
+    proto::Envelope cmd = Harness::Command(kMethodShell);
+    cmd.add_argv("touch");
+    cmd.add_argv(ran);
+    cmd.mutable_shell()->add_env(env);
+    REQUIRE(h.SendWhenUp(cmd).ok());
+    REQUIRE(WaitUntil([&] { return !station.results(cmd.id()).empty(); }));
+    const proto::Ack result = station.results(cmd.id())[0];
+    CHECK(result.outcome() == proto::OUTCOME_REJECTED);
+    CHECK_THAT(result.error(), Catch::Matchers::Contains(env == "NOVALUE" ? "not KEY=VALUE" : "is set by the agent"));
+  }
+  CHECK_FALSE(std::filesystem::exists(ran));
 }
 
 TEST_CASE("WaitingCommands: the first delivery is queued, copies only move its reply subject",

@@ -78,6 +78,14 @@ TEST_CASE("stewardctl usage errors exit 2 and say why", "[ctl]") {
   r = Ctl({"nodes", "--", "extra"});
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("no arguments after --"));
+
+  // What goes into a protobuf string must be UTF-8.
+  r = Ctl({"logs", "--grep", "caf\xe9"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("is not UTF-8 text"));
+  r = Ctl({"history", "--node", "\xff"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("is not UTF-8 text"));
 }
 
 TEST_CASE("a command the station would refuse is a usage error naming the bad part", "[ctl]") {
@@ -87,6 +95,13 @@ TEST_CASE("a command the station would refuse is a usage error naming the bad pa
   r = Parsed({"send", "--env", "A=\xff", "ship1", "--", "true"});
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("--env A=\\xff is not UTF-8 text"));
+  r = Parsed({"send", "--env", "NOVALUE", "ship1", "--", "true"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--env NOVALUE is not KEY=VALUE"));
+  // The agent's own: it finds a command's processes by its id.
+  r = Parsed({"send", "--env", "STEWARD_COMMAND_ID=x", "ship1", "--", "true"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("STEWARD_COMMAND_ID is set by the agent"));
   r = Parsed({"send", "--domain", "a.b", "ship1", "--", "true"});
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("--domain a.b: token \"a.b\" contains '.'"));
