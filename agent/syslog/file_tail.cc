@@ -126,6 +126,9 @@ class FileTail : public Input {
 
  private:
   absl::Status TryOpen(bool at_start, LineSink& sink);
+  // The file the saved position names, found by its inode beside path_ after a rotation
+  // while the agent was down (app.log.1): an open descriptor, or none.
+  UniqueFd FindRotated(struct stat* st) const;
   int64_t StartOffset(const struct stat& st, bool at_start) const;
   absl::Status Step(const absl::Notification& stop, LineSink& sink, bool* progressed);
   absl::StatusOr<size_t> ReadSome(const absl::Notification& stop, LineSink& sink);
@@ -186,6 +189,21 @@ absl::Status FileTail::TryOpen(bool at_start, LineSink& sink) {
   struct stat st {};
   if (fstat(fd.get(), &st) != 0) return ErrnoStatus("fstat " + path_);
   if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError(path_ + " is not a regular file");
+  if (at_start && saved_ && (saved_->dev != st.st_dev || saved_->ino != st.st_ino)) {
+    // Rotated while the agent was down: the rest of the old file first, when it is still
+    // beside path_ (renamed); the rotation handling (CheckRotation) then comes to the
+    // new one. Gone (compressed, removed): what it got after the saved offset is missed.
+    struct stat old {};
+    if (UniqueFd rotated = FindRotated(&old); rotated.valid()) {
+      fd = std::move(rotated);
+      st = old;
+      STEWARD_LOG_INFO("{}: rotated while the agent was down; reading the rest of the old file first", name());
+    } else {
+      STEWARD_LOG_WARNING("{}: rotated while the agent was down, and the old file is no longer beside it: lines it "
+                          "got after offset {} are missed",
+                          name(), saved_->offset);
+    }
+  }
   fd_ = std::move(fd);
   dev_ = st.st_dev;
   ino_ = st.st_ino;
@@ -194,6 +212,20 @@ absl::Status FileTail::TryOpen(bool at_start, LineSink& sink) {
   rotated_since_.reset();
   STEWARD_LOG_INFO("{}: reading from offset {}", name(), read_pos_);
   return MaybeSave(sink, /*force=*/true);
+}
+
+UniqueFd FileTail::FindRotated(struct stat* st) const {
+  std::error_code ec;
+  const std::filesystem::path dir = std::filesystem::path(path_).parent_path();
+  for (const auto& entry : std::filesystem::directory_iterator(dir.empty() ? "." : dir, ec)) {
+    struct stat s {};
+    if (stat(entry.path().c_str(), &s) != 0 || !S_ISREG(s.st_mode)) continue;
+    if (s.st_dev != saved_->dev || s.st_ino != saved_->ino) continue;
+    UniqueFd fd(open(entry.path().c_str(), O_RDONLY | O_CLOEXEC));
+    // The one opened is the one checked (it may have moved on meanwhile).
+    if (fd.valid() && fstat(fd.get(), st) == 0 && st->st_dev == saved_->dev && st->st_ino == saved_->ino) return fd;
+  }
+  return UniqueFd();
 }
 
 int64_t FileTail::StartOffset(const struct stat& st, bool at_start) const {

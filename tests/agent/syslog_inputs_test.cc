@@ -710,8 +710,20 @@ TEST_CASE("File tail resumes at its saved offset after a restart", "[syslog]") {
     CHECK(runner.Stop().ok());
   }
   CHECK(second.Data() == std::vector<std::string>{"4 while down", "5 while down", "6"});
-  SECTION("rotated while down: the new file is read from 0") {
+  SECTION("rotated while down: the rest of the old file, found beside it, then the new one from 0") {
+    Append(f.log, "7 while down\n");
     std::filesystem::rename(f.log, f.log.string() + ".1");
+    Append(f.log.string() + ".1", "8 after the rename\n");
+    Append(f.log, "new a\nnew b\n");
+    RecordingSink third;
+    auto input = f.Tail();
+    Runner runner(*input, third);
+    REQUIRE(third.WaitFor(4));
+    absl::SleepFor(absl::Milliseconds(300));  // nothing more (no duplicates) may come
+    CHECK(third.Data() == std::vector<std::string>{"7 while down", "8 after the rename", "new a", "new b"});
+  }
+  SECTION("rotated while down and the old file gone: the new file is read from 0") {
+    std::filesystem::remove(f.log);
     Append(f.log, "new a\nnew b\n");
     RecordingSink third;
     auto input = f.Tail();
