@@ -3,9 +3,11 @@
 #include "agent/agent.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/config_host.h"
@@ -23,6 +25,25 @@
 #include "subjects/subject.h"
 
 namespace steward::agent {
+namespace {
+
+// Whether `path` is `dir` or inside it (both made absolute, symbolic links resolved as
+// far as they exist).
+bool Within(const std::string& path, const std::string& dir) {
+  std::error_code ec;
+  const std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);
+  if (ec) return false;
+  const std::filesystem::path d = std::filesystem::weakly_canonical(dir, ec);
+  if (ec || d.empty()) return false;
+  auto pi = p.begin();
+  for (auto di = d.begin(); di != d.end(); ++di, ++pi) {
+    if (di->empty()) continue;  // a trailing separator
+    if (pi == p.end() || *pi != *di) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, MethodRegistry methods,
                                                     std::unique_ptr<CommandRunner> runner,
@@ -91,6 +112,12 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
     absl::StatusOr<std::unique_ptr<RunningMarks>> marks = RunningMarks::Open(options_.run_dir, options_.data_dir);
     if (marks.ok()) {
       marks_ = *std::move(marks);
+      if (Within(options_.run_dir, options_.data_dir)) {
+        STEWARD_LOG_WARNING("agent {}: --run-dir {} is inside the data directory {}: a reinstall that wipes it "
+                            "wipes the marks too, and the new installation cannot stop what the old one left "
+                            "running; use a directory outside it (the default is /run/steward-agent)",
+                            options_.node, options_.run_dir, options_.data_dir);
+      }
     } else {
       STEWARD_LOG_WARNING("agent {}: no marks of running commands ({}): should this unit be reinstalled while a "
                           "command runs, the new installation will not stop what it leaves; set --run-dir to a "
@@ -110,12 +137,29 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
       .agent = this,
       .marks = marks_.get(),
   });
+  absl::flat_hash_set<std::string> ended;  // commands whose process had ended
+  if (marks_ != nullptr) {
+    for (const RunningMarks::Marked& m : marks_->List()) {
+      if (m.ended) ended.insert(m.id);
+    }
+  }
   for (const proto::Ack& received : interrupted) {
     // Before the dispatcher starts, so a redelivery is answered with this result.
     proto::Ack ack = NewAck(received.envelope_id(), options_.node, proto::STAGE_RESULT,
                             proto::OUTCOME_ERROR);
     ack.set_started_unix_ms(received.started_unix_ms());
     ack.set_finished_unix_ms(NowUnixMillis());
+    if (ended.contains(received.envelope_id())) {
+      // Its process had ended, and only its result was not recorded: what it left
+      // running (a daemon it started) it left on purpose.
+      ack.set_error(
+          "interrupted: the agent stopped after the command's process ended, before its result was recorded; "
+          "its outcome is unknown");
+      STEWARD_LOG_WARNING("command {} ended, but the agent stopped before its result was recorded",
+                          received.envelope_id());
+      STEWARD_RETURN_IF_ERROR(processor_->SendResult("agent", "", std::move(ack)));
+      continue;
+    }
     // What it left running is stopped: nothing runs on that no one supervises or can cancel.
     const int left = StopLeftovers(received.envelope_id());
     ack.set_error(absl::StrCat(
@@ -159,16 +203,22 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
 
 void Agent::StopEarlierInstallations(const std::vector<proto::Ack>& interrupted) {
   if (marks_ == nullptr) return;
-  for (const std::string& id : marks_->List()) {
+  for (const RunningMarks::Marked& m : marks_->List()) {
+    const std::string& id = m.id;
     const bool known = log_->Lookup(id).has_value() ||
                        std::any_of(interrupted.begin(), interrupted.end(),
                                    [&](const proto::Ack& a) { return a.envelope_id() == id; });
-    // Known: it ended here (its mark outlived it by a kill), or it was stopped above.
-    const int left = known ? 0 : StopLeftovers(id);
+    // Known: it ended here (its mark outlived it by a kill), or it was handled above.
+    // Unknown: an earlier installation ran it; unless its process had ended, what is
+    // left of it is stopped.
     if (!known) {
+      const int left = m.ended ? 0 : StopLeftovers(id);
       STEWARD_LOG_WARNING("agent {}: command {} ran under an earlier installation of this node, whose data "
-                          "directory is gone; stopped {} process{} it left running (the station ends it lost)",
-                          options_.node, id, left, left == 1 ? "" : "es");
+                          "directory is gone; {} (the station ends it lost)",
+                          options_.node, id,
+                          m.ended ? "its process had ended"
+                                  : absl::StrCat("stopped ", left, left == 1 ? " process" : " processes",
+                                                 " it left running"));
     }
     marks_->Clear(id);
   }
@@ -287,6 +337,15 @@ void Agent::Shutdown() {
   if (dispatcher_) dispatcher_->StopIntake();
   DrainSyslogInputs();
   if (supervisor_) supervisor_->Shutdown();
+  // Results a full disk kept from the record: written now if there is room, or the next
+  // start counts their commands interrupted (whose processes had ended: RunningMarks).
+  if (processor_) {
+    if (const size_t kept = processor_->RecordLater(); kept > 0) {
+      STEWARD_LOG_WARNING("agent {}: {} results could not be recorded (the disk is still full); the next start "
+                          "reports their commands interrupted",
+                          options_.node, kept);
+    }
+  }
   const absl::Time flush_until = absl::Now() + options_.shutdown_flush;
   if (outbox_ && !outbox_->WaitEmpty(flush_until - absl::Now())) {
     STEWARD_LOG_WARNING("agent {}: {} messages not yet confirmed by the station at shutdown",

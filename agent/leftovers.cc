@@ -13,6 +13,7 @@
 #include <iterator>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -21,6 +22,8 @@
 
 namespace steward::agent {
 namespace {
+
+constexpr char kEndedSuffix[] = ".ended";
 
 // Alive and not a zombie (a zombie is dead; only its parent's wait is missing).
 bool Alive(pid_t pid, const std::string& proc) {
@@ -146,16 +149,27 @@ void RunningMarks::Mark(const std::string& command_id) {
                       command_id, dir_, std::strerror(err));
 }
 
-void RunningMarks::Clear(const std::string& command_id) {
-  if (IsValidId(command_id)) ::unlink(absl::StrCat(dir_, "/", command_id).c_str());
+void RunningMarks::Ended(const std::string& command_id) {
+  if (!IsValidId(command_id)) return;
+  const std::string path = absl::StrCat(dir_, "/", command_id);
+  ::rename(path.c_str(), absl::StrCat(path, kEndedSuffix).c_str());
 }
 
-std::vector<std::string> RunningMarks::List() const {
-  std::vector<std::string> out;
+void RunningMarks::Clear(const std::string& command_id) {
+  if (!IsValidId(command_id)) return;
+  const std::string path = absl::StrCat(dir_, "/", command_id);
+  ::unlink(path.c_str());
+  ::unlink(absl::StrCat(path, kEndedSuffix).c_str());
+}
+
+std::vector<RunningMarks::Marked> RunningMarks::List() const {
+  std::vector<Marked> out;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
     std::string name = entry.path().filename().string();
-    if (IsValidId(name)) out.push_back(std::move(name));
+    const bool ended = absl::EndsWith(name, kEndedSuffix);
+    if (ended) name.resize(name.size() - std::strlen(kEndedSuffix));
+    if (IsValidId(name)) out.push_back({std::move(name), ended});
   }
   return out;
 }

@@ -34,10 +34,14 @@ std::vector<pid_t> ProcessesOfCommand(const std::string& command_id, const std::
 int StopLeftovers(const std::string& command_id, absl::Duration grace = absl::Milliseconds(500),
                   const std::string& proc = "/proc");
 
-// RunningMarks: an empty file per command now running, named by its id, in
+// RunningMarks: an empty file per command whose method runs, named by its id, in
 // <run_dir>/<the data directory's path, '/' as '-'> (one agent's marks apart from
-// another's on the same host, whatever their node names). Marks are best effort: a
-// command whose mark cannot be written still runs, and the first failure is logged.
+// another's on the same host, whatever their node names). When the method returns (its
+// process ended) the mark becomes "<id>.ended" until the result is recorded: an agent
+// stopped in between (killed, or its disk full) knows the command's process had ended,
+// and what it left running it left on purpose (a daemon it started). Marks are best
+// effort, failing safe: a command whose mark cannot be written still runs, the first
+// failure is logged, and without an ended mark a command counts as still running.
 //
 // Thread-safe.
 class RunningMarks {
@@ -51,9 +55,16 @@ class RunningMarks {
   RunningMarks& operator=(const RunningMarks&) = delete;
 
   void Mark(const std::string& command_id);
+  // Its process ended; its result is not recorded yet.
+  void Ended(const std::string& command_id);
+  // Its result is recorded: no mark is left.
   void Clear(const std::string& command_id);
-  // The ids marked, in no order.
-  std::vector<std::string> List() const;
+  struct Marked {
+    std::string id;
+    bool ended = false;
+  };
+  // The commands marked, in no order.
+  std::vector<Marked> List() const;
   const std::string& dir() const { return dir_; }
 
   // The directory's name for `data_dir` (made absolute): "var-lib-steward" for

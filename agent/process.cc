@@ -197,10 +197,10 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
                    parts_.conn != nullptr ? &output : nullptr};
   // Marked while it runs, outside the data directory: should the unit be reinstalled
   // meanwhile, the new installation stops what it leaves (agent/leftovers.h). Once
-  // Execute returns its process has ended; the command log covers the rest.
+  // Execute returns its process has ended; the mark says so until the result is recorded.
   if (parts_.marks != nullptr) parts_.marks->Mark(cmd.id());
   absl::StatusOr<proto::Ack> result = method.Execute(exec);
-  if (parts_.marks != nullptr) parts_.marks->Clear(cmd.id());
+  if (parts_.marks != nullptr) parts_.marks->Ended(cmd.id());
   if (handler != nullptr) {
     {
       absl::MutexLock lock(&handler->mu);
@@ -372,31 +372,40 @@ absl::Status CommandProcessor::SpoolResult(const std::string& domain, const std:
     absl::MutexLock lock(&unrecorded_mu_);
     unrecorded_.push_back(ack);
   }
+  bool recorded = st.ok() && spooled;
   if (!st.ok()) {
     // Not accepted (outbox full, shutting down): record the result alone if possible,
     // so that the station's redelivery of the command is answered with it.
     if (absl::Status rec = parts_.log->Record(ack); !rec.ok()) {
       STEWARD_LOG_ERROR("result of {} not recorded: {}", ack.envelope_id(), rec.ToString());
+    } else {
+      recorded = true;
     }
   }
+  if (recorded && parts_.marks != nullptr) parts_.marks->Clear(ack.envelope_id());
   return st;
 }
 
-void CommandProcessor::RecordLater() {
+size_t CommandProcessor::RecordLater() {
   std::vector<proto::Ack> waiting;
   {
     absl::MutexLock lock(&unrecorded_mu_);
-    if (unrecorded_.empty()) return;
+    if (unrecorded_.empty()) return 0;
     waiting.swap(unrecorded_);
   }
   std::vector<proto::Ack> still;  // no room yet
   for (proto::Ack& ack : waiting) {
-    if (!still.empty() || !parts_.log->Record(ack).ok()) still.push_back(std::move(ack));
+    if (!still.empty() || !parts_.log->Record(ack).ok()) {
+      still.push_back(std::move(ack));
+    } else if (parts_.marks != nullptr) {
+      parts_.marks->Clear(ack.envelope_id());
+    }
   }
-  if (still.empty()) return;
+  if (still.empty()) return 0;
   absl::MutexLock lock(&unrecorded_mu_);
   unrecorded_.insert(unrecorded_.begin(), std::make_move_iterator(still.begin()),
                      std::make_move_iterator(still.end()));
+  return unrecorded_.size();
 }
 
 std::optional<proto::Ack> CommandProcessor::Recorded(const std::string& id) const {

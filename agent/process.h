@@ -139,6 +139,9 @@ class CommandProcessor final : public CommandControl {
 
   // What the command log holds for command `id` (nullopt: never received here).
   std::optional<proto::Ack> Recorded(const std::string& id) const;
+  // Records the results a full disk kept from the command log, while there is room (at
+  // each command's start, and at shutdown). Returns how many are still kept.
+  size_t RecordLater() ABSL_LOCKS_EXCLUDED(unrecorded_mu_);
 
   // Handles one command for `method` (Run's step; bench/node_simulator's workers call
   // it directly): received ACK, execution, result. An error is a broken method's.
@@ -157,8 +160,6 @@ class CommandProcessor final : public CommandControl {
   void SealResult(proto::Ack& ack) const;
   // SendResult of a result SealResult made ready.
   absl::Status SpoolResult(const std::string& domain, const std::string& request_id, proto::Ack ack);
-  // Records the results a full disk kept from the command log, while there is room.
-  void RecordLater() ABSL_LOCKS_EXCLUDED(unrecorded_mu_);
 
   // A command between its registration (before it is recorded) and its result.
   struct Running {

@@ -68,10 +68,15 @@ TEST_CASE("RunningMarks: a file per running command, apart for each data directo
   REQUIRE(a.ok());
   REQUIRE(b.ok());
   CHECK((*a)->dir() == run + "/data-one");
+  auto ids = [](const RunningMarks& m) {
+    std::vector<std::string> out;
+    for (const RunningMarks::Marked& x : m.List()) out.push_back(x.ended ? x.id + " ended" : x.id);
+    return out;
+  };
   const std::string id = NewId();
   (*a)->Mark(id);
   (*a)->Mark("../../escape");  // not an id: never a path
-  CHECK((*a)->List() == std::vector<std::string>{id});
+  CHECK(ids(**a) == std::vector<std::string>{id});
   CHECK((*b)->List().empty());
   CHECK_FALSE(std::filesystem::exists(run + "/escape"));
   CHECK_FALSE(std::filesystem::exists(tmp.str() + "/escape"));
@@ -79,7 +84,10 @@ TEST_CASE("RunningMarks: a file per running command, apart for each data directo
   a->reset();
   auto again = RunningMarks::Open(run, "/data/one");
   REQUIRE(again.ok());
-  CHECK((*again)->List() == std::vector<std::string>{id});
+  CHECK(ids(**again) == std::vector<std::string>{id});
+  // Its process ended; the result is not recorded yet.
+  (*again)->Ended(id);
+  CHECK(ids(**again) == std::vector<std::string>{id + " ended"});
   (*again)->Clear(id);
   CHECK((*again)->List().empty());
   // Empty at a clean stop: the directory goes.

@@ -252,6 +252,48 @@ TEST_CASE("a reinstalled unit stops what its earlier installation left running, 
   CHECK(listing.out.empty());
 }
 
+TEST_CASE("a daemon a finished command started survives an agent that died before the result was recorded",
+          "[integration][faults]") {
+  Cluster c;
+  std::string why;
+  auto disk = Tmpfs::Mount(c.dir().path() / "ship1", 8 << 20, &why);
+  if (disk == nullptr) {
+    WARN("skipped: " << why);
+    return;
+  }
+  c.StartStation();
+  c.StartAgent("ship1");
+  auto client = Connect(c);
+  const auto pid_file = c.dir().path() / "daemon.pid";
+  const auto gate = c.dir().path() / "gate";
+  // It starts a daemon on purpose, then ends once the agent's disk is full: its result
+  // is kept in memory only (and reaches the station all the same).
+  RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c",
+                       "nohup sleep 60 >/dev/null 2>&1 & echo $! > " + pid_file.string() + "; while [ ! -e " +
+                           gate.string() + " ]; do sleep 0.05; done"});
+  REQUIRE(r.exit_code == 0);
+  const std::string id = IdOf(r);
+  pid_t daemon = 0;
+  REQUIRE(WaitUntil([&] {
+    std::ifstream in(pid_file);
+    return static_cast<bool>(in >> daemon) && daemon > 0;
+  }));
+  disk->Fill();
+  std::ofstream(gate) << "open\n";
+  REQUIRE(WaitUntil([&] { return StateOf(*client, id).state() == steward::proto::STATE_SUCCEEDED; },
+                    absl::Seconds(15)));
+  // The agent dies with the result unrecorded; space comes back; it starts again.
+  c.StopAgent("ship1", SIGKILL);
+  disk->Free();
+  steward::testing::Process& agent = c.StartAgent("ship1");
+  CHECK(agent.WaitForOutput("ended, but the agent stopped before its result was recorded", absl::Seconds(10)));
+  REQUIRE(WaitUntil([&] { return c.Ctl({"ping", "ship1", "--timeout", "1s"}).exit_code == 0; }));
+  // The daemon was left alone, and the station keeps the result it had.
+  CHECK(Alive(daemon));
+  CHECK(StateOf(*client, id).state() == steward::proto::STATE_SUCCEEDED);
+  ::kill(daemon, SIGKILL);
+}
+
 TEST_CASE("a command queued for a dead unit runs on its reinstalled installation: no responders is no delivery",
           "[integration][faults]") {
   Cluster c;
