@@ -265,7 +265,16 @@ void Core::ApplyLocked(Changes& changes) {
     const std::string id = w.record.id();
     store_.Write(store_.PutCommand(std::move(w.record)),
                  [this, id, seq = w.seq, then = std::move(w.then)](absl::Status st) {
-                   if (!st.ok()) STEWARD_LOG_ERROR("ledger write of {}: {}", id, st.ToString());
+                   if (!st.ok()) {
+                     const uint64_t n = ++failed_command_writes_;
+                     if (n == 1 || n % 100 == 0) {
+                       STEWARD_LOG_ERROR("ledger write of {}: {} ({} command writes failed in a row; said at the "
+                                         "first and every 100th)",
+                                         id, st.ToString(), n);
+                     }
+                   } else if (const uint64_t n = failed_command_writes_.exchange(0); n > 0) {
+                     STEWARD_LOG_INFO("ledger writes of commands work again, after {} failed", n);
+                   }
                    if (then) then(st);
                    std::vector<Waiter> ready;
                    {

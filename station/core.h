@@ -200,6 +200,9 @@ class Core {
 
   const StationOptions& options_;
   ledger::Store& store_;
+  // Command writes that failed in a row (a full disk fails each): the log says the
+  // first, every 100th, and when one works again, not each.
+  std::atomic<uint64_t> failed_command_writes_{0};
   natsConnection* const conn_;
   RequestPump& pump_;
 };
