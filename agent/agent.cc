@@ -35,12 +35,8 @@ bool Within(const std::string& path, const std::string& dir) {
   if (ec) return false;
   const std::filesystem::path d = std::filesystem::weakly_canonical(dir, ec);
   if (ec || d.empty()) return false;
-  auto pi = p.begin();
-  for (auto di = d.begin(); di != d.end(); ++di, ++pi) {
-    if (di->empty()) continue;  // a trailing separator
-    if (pi == p.end() || *pi != *di) return false;
-  }
-  return true;
+  const std::filesystem::path rel = p.lexically_relative(d);
+  return !rel.empty() && *rel.begin() != "..";
 }
 
 }  // namespace
@@ -205,12 +201,16 @@ void Agent::StopEarlierInstallations(const std::vector<proto::Ack>& interrupted)
   if (marks_ == nullptr) return;
   for (const RunningMarks::Marked& m : marks_->List()) {
     const std::string& id = m.id;
-    const bool known = log_->Lookup(id).has_value() ||
-                       std::any_of(interrupted.begin(), interrupted.end(),
-                                   [&](const proto::Ack& a) { return a.envelope_id() == id; });
-    // Known: it ended here (its mark outlived it by a kill), or it was handled above.
+    // Interrupted: handled above, and its mark goes once that result is recorded (a
+    // full disk may keep it until a later start, which needs the mark still).
+    if (std::any_of(interrupted.begin(), interrupted.end(),
+                    [&](const proto::Ack& a) { return a.envelope_id() == id; })) {
+      continue;
+    }
+    // Known: it ended here, its result recorded (the mark outlived it by a kill).
     // Unknown: an earlier installation ran it; unless its process had ended, what is
     // left of it is stopped.
+    const bool known = log_->Lookup(id).has_value();
     if (!known) {
       const int left = m.ended ? 0 : StopLeftovers(id);
       STEWARD_LOG_WARNING("agent {}: command {} ran under an earlier installation of this node, whose data "
