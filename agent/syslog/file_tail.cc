@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -157,6 +158,7 @@ class FileTail : public Input {
   std::optional<FilePosition> saved_;  // what the state file says
   absl::Time last_flush_ = absl::InfinitePast();
   std::optional<absl::Time> rotated_since_;  // path_ names another file (or none) since
+  bool first_open_ = true;  // no file opened yet in this Run
 };
 
 absl::Status FileTail::Run(const absl::Notification& stop, LineSink& sink) {
@@ -165,6 +167,7 @@ absl::Status FileTail::Run(const absl::Notification& stop, LineSink& sink) {
   fd_.Reset();
   framer_.Reset();
   rotated_since_.reset();
+  first_open_ = true;
   bool at_start = true;
   while (!stop.HasBeenNotified()) {
     bool progressed = false;
@@ -189,7 +192,7 @@ absl::Status FileTail::TryOpen(bool at_start, LineSink& sink) {
   struct stat st {};
   if (fstat(fd.get(), &st) != 0) return ErrnoStatus("fstat " + path_);
   if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError(path_ + " is not a regular file");
-  if (at_start && saved_ && (saved_->dev != st.st_dev || saved_->ino != st.st_ino)) {
+  if (first_open_ && saved_ && (saved_->dev != st.st_dev || saved_->ino != st.st_ino)) {
     // Rotated while the agent was down: the rest of the old file first, when it is still
     // beside path_ (renamed); the rotation handling (CheckRotation) then comes to the
     // new one. Gone (compressed, removed): what it got after the saved offset is missed.
@@ -204,6 +207,7 @@ absl::Status FileTail::TryOpen(bool at_start, LineSink& sink) {
                           name(), saved_->offset);
     }
   }
+  first_open_ = false;
   fd_ = std::move(fd);
   dev_ = st.st_dev;
   ino_ = st.st_ino;
@@ -217,10 +221,20 @@ absl::Status FileTail::TryOpen(bool at_start, LineSink& sink) {
 UniqueFd FileTail::FindRotated(struct stat* st) const {
   std::error_code ec;
   const std::filesystem::path dir = std::filesystem::path(path_).parent_path();
+  const std::string base = std::filesystem::path(path_).filename().string();
   for (const auto& entry : std::filesystem::directory_iterator(dir.empty() ? "." : dir, ec)) {
+    // Only a renamed copy of this file (app.log.1, app.log-20261202), uncompressed, at
+    // least as long as what was read of it: an inode number freed by a removal may be
+    // another file's now.
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= base.size() || name.compare(0, base.size(), base) != 0) continue;
+    if (absl::EndsWith(name, ".gz") || absl::EndsWith(name, ".bz2") || absl::EndsWith(name, ".xz") ||
+        absl::EndsWith(name, ".zst")) {
+      continue;
+    }
     struct stat s {};
     if (stat(entry.path().c_str(), &s) != 0 || !S_ISREG(s.st_mode)) continue;
-    if (s.st_dev != saved_->dev || s.st_ino != saved_->ino) continue;
+    if (s.st_dev != saved_->dev || s.st_ino != saved_->ino || s.st_size < saved_->offset) continue;
     UniqueFd fd(open(entry.path().c_str(), O_RDONLY | O_CLOEXEC));
     // The one opened is the one checked (it may have moved on meanwhile).
     if (fd.valid() && fstat(fd.get(), st) == 0 && st->st_dev == saved_->dev && st->st_ino == saved_->ino) return fd;
