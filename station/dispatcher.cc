@@ -103,6 +103,8 @@ void Dispatcher::Send(Dispatch d) {
                                         OnAnswer(id, gen, node, r, std::move(m));
                                       });
   if (st.ok()) return;
+  // The station is stopping: left as it is.
+  if (absl::IsFailedPrecondition(st)) return OnAnswer(id, gen, node, RequestPump::Result::kShutdown, nullptr);
   // Not sent at all: no delivery, and not a timeout of the node's.
   const uint64_t n = ++not_sent_;
   if (n == 1 || n % 1000 == 0) {
