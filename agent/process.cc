@@ -109,7 +109,10 @@ absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& metho
   return absl::OkStatus();
 }
 
-void CommandProcessor::ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack) {
+void CommandProcessor::ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack, Handler* handler) {
+  // Decided once it is answered: a copy after the answer is queued and answered from
+  // the record (one that came before it, while in hand, was not: Run).
+  if (handler != nullptr) handler->waiting.Release(work.command.id());
   if (absl::Status st = ReplyAck(parts_.conn, *parts_.events, work.reply, ack); !st.ok()) {
     ctx.Report(Severity::kWarning, st);
   }
@@ -119,12 +122,7 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
                                       Handler* handler) {
   const proto::Envelope& cmd = work.command;
   const std::string& node = parts_.events->node();
-  // Decided once it is answered: a copy after the answer is queued and answered from
-  // the record (one that came before it, while in hand, was not: Run).
-  auto reply = [&](const proto::Ack& ack) {
-    if (handler != nullptr) handler->waiting.Release(cmd.id());
-    ReplyTo(ctx, work, ack);
-  };
+  auto reply = [&](const proto::Ack& ack) { ReplyTo(ctx, work, ack, handler); };
   if (Expired(cmd, NowUnixMillis())) {
     // Its expiry passed while it waited behind a long command: nobody may act on it
     // now. Refused, as at its arrival, unless it was recorded before (a redelivery of
@@ -245,12 +243,7 @@ absl::Status CommandProcessor::HandleQuick(ProcessContext& ctx, Method& method, 
                                           Handler* handler) {
   const proto::Envelope& cmd = work.command;
   const std::string& node = parts_.events->node();
-  // Decided once it is answered: a copy after the answer is queued and answered from
-  // the record (one that came before it, while in hand, was not: Run).
-  auto reply = [&](const proto::Ack& ack) {
-    if (handler != nullptr) handler->waiting.Release(cmd.id());
-    ReplyTo(ctx, work, ack);
-  };
+  auto reply = [&](const proto::Ack& ack) { ReplyTo(ctx, work, ack, handler); };
   RecordLater();
   // Looked up and registered as running in one critical section with CancelCommand's
   // tombstone (see running_mu_): a cancel finds it either recorded or running.

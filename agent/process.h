@@ -154,8 +154,8 @@ class CommandProcessor final : public CommandControl {
   // its result, answered with the result.
   absl::Status HandleQuick(ProcessContext& ctx, Method& method, const Work& work, Handler* handler);
   // Answers the command's request (a failed answer is reported, not an error: the
-  // station asks again).
-  void ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack);
+  // station asks again), releasing it in `handler`'s waiting commands (may be null).
+  void ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack, Handler* handler);
   // Cuts a result's output to fit the broker's payload limit and signs it.
   void SealResult(proto::Ack& ack) const;
   // SendResult of a result SealResult made ready.

@@ -65,13 +65,8 @@ class ShellCommandMethod final : public Method {
     // by which the agent finds the command's processes (agent/leftovers.h): the
     // operator may not set those two.
     for (const std::string& e : cmd.shell().env()) {
-      const size_t eq = e.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        return absl::InvalidArgumentError(absl::StrCat("env entry is not KEY=VALUE: \"", e, "\""));
-      }
-      const absl::string_view key = absl::string_view(e).substr(0, eq);
-      if (key == kEnvNode || key == kEnvCommandId) {
-        return absl::InvalidArgumentError(absl::StrCat(key, " is set by the agent; a command may not set it"));
+      if (absl::Status st = ValidateEnvEntry(e); !st.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("env entry \"", e, "\": ", st.message()));
       }
       spec.env.push_back(e);
     }

@@ -174,6 +174,16 @@ proto::Ack RejectAck(absl::string_view envelope_id, absl::string_view node,
   return a;
 }
 
+absl::Status ValidateEnvEntry(absl::string_view entry) {
+  const size_t eq = entry.find('=');
+  if (eq == absl::string_view::npos || eq == 0) return absl::InvalidArgumentError("not KEY=VALUE");
+  const absl::string_view key = entry.substr(0, eq);
+  if (key == kEnvNode || key == kEnvCommandId) {
+    return absl::InvalidArgumentError(absl::StrCat(key, " is set by the agent; a command may not set it"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<proto::Envelope> DecodeEnvelope(absl::string_view bytes) {
   if (bytes.size() > kMaxMessageBytes) {
     return absl::InvalidArgumentError(

@@ -115,6 +115,10 @@ proto::Ack RejectAck(absl::string_view envelope_id, absl::string_view node,
 
 // DecodeEnvelope parses bytes and checks the fields every receiver relies on: size,
 // protocol version, a valid id, kind, non-empty method. InvalidArgument names the problem.
+// One entry of a command's environment (--env): KEY=VALUE, and not one of the agent's
+// own (kEnvNode, kEnvCommandId). InvalidArgument says which.
+absl::Status ValidateEnvEntry(absl::string_view entry);
+
 absl::StatusOr<proto::Envelope> DecodeEnvelope(absl::string_view bytes);
 absl::StatusOr<proto::Ack> DecodeAck(absl::string_view bytes);
 

@@ -80,13 +80,8 @@ int CheckCommand(const CLI::App& cmd, const CommandOptions& o, const std::vector
   }
   for (const std::string& e : o.env) {
     if (!text(e)) return cli::UsageError(cmd, absl::StrCat("--env ", Escape(e), " is not UTF-8 text"));
-    const size_t eq = e.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return cli::UsageError(cmd, absl::StrCat("--env ", Escape(e), " is not KEY=VALUE"));
-    }
-    const absl::string_view key = absl::string_view(e).substr(0, eq);
-    if (key == kEnvNode || key == kEnvCommandId) {
-      return cli::UsageError(cmd, absl::StrCat("--env ", Escape(e), ": ", key, " is set by the agent"));
+    if (absl::Status st = ValidateEnvEntry(e); !st.ok()) {
+      return cli::UsageError(cmd, absl::StrCat("--env ", Escape(e), ": ", st.message()));
     }
   }
   if (!text(o.cwd)) return cli::UsageError(cmd, absl::StrCat("--cwd ", Escape(o.cwd), " is not UTF-8 text"));

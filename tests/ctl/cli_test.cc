@@ -97,7 +97,7 @@ TEST_CASE("a command the station would refuse is a usage error naming the bad pa
   CHECK_THAT(r.err, Catch::Contains("--env A=\\xff is not UTF-8 text"));
   r = Parsed({"send", "--env", "NOVALUE", "ship1", "--", "true"});
   CHECK(r.exit_code == 2);
-  CHECK_THAT(r.err, Catch::Contains("--env NOVALUE is not KEY=VALUE"));
+  CHECK_THAT(r.err, Catch::Contains("--env NOVALUE: not KEY=VALUE"));
   // The agent's own: it finds a command's processes by its id.
   r = Parsed({"send", "--env", "STEWARD_COMMAND_ID=x", "ship1", "--", "true"});
   CHECK(r.exit_code == 2);
