@@ -411,6 +411,11 @@ void Submit(Router& r, const httplib::Request& req, httplib::Response& res, cons
   if (nodes.empty() && !all) return SendError(res, 400, "name the target nodes (\"nodes\": [...]) or \"all\": true");
   if (argv.empty() && method == kMethodShell) return SendError(res, 400, "\"argv\" is empty: nothing to run");
   if (timeout_ms < 0 || ttl_ms < 0 || wait_ms < 0) return SendError(res, 400, "times must not be negative");
+  // At most a year: beyond it a time is a mistake (and the sum with now would overflow).
+  constexpr int64_t kMaxTimeMs = int64_t{366} * 24 * 3600 * 1000;
+  if (timeout_ms > kMaxTimeMs || ttl_ms > kMaxTimeMs || approval_ttl_ms > kMaxTimeMs) {
+    return SendError(res, 400, "timeout_ms, ttl_ms and approval_ttl_ms must be at most a year (31622400000)");
+  }
   {
     absl::MutexLock lock(&r.core().model.mu);
     for (const std::string& n : nodes) {

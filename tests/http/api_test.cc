@@ -139,6 +139,10 @@ TEST_CASE("HTTP writes need a valid operator token and are audited", "[integrati
   CHECK(Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":"ship1","argv":["x"]})").status == 400);
   CHECK(Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":["nosuch"],"argv":["x"]})").status == 404);
   CHECK(Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":["ship1"]})").status == 400);
+  Reply far = Http(port, "POST", "/api/v1/commands", alice,
+                   R"({"nodes":["ship1"],"argv":["x"],"ttl_ms":9223372036854775000})");
+  CHECK(far.status == 400);
+  CHECK_THAT(far.body, Catch::Contains("at most a year"));
   CHECK(Http(port, "POST", "/api/v1/commands", alice, std::string(2 << 20, ' ')).status == 413);
   CHECK(Http(port, "POST", "/api/v1/dispatch", alice, R"({"reason":"no paused field"})").status == 400);
   CHECK(Http(port, "POST", "/api/v1/nodes/nosuch/maintenance", alice, R"({"on":true})").status == 404);
