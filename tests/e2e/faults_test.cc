@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -248,7 +249,9 @@ TEST_CASE("a reinstalled unit stops what its earlier installation left running, 
   CHECK(LineCounts(ran) == std::map<std::string, int>{{"first", 1}, {"second", 1}});
   // Its mark is gone: a later start stops nothing.
   c.StopAgent("ship1");
+  REQUIRE(std::filesystem::is_directory(c.dir().path() / "run"));
   RunResult listing = steward::testing::RunProgram({"/usr/bin/find", (c.dir().path() / "run").string(), "-type", "f"});
+  CHECK(listing.exit_code == 0);
   CHECK(listing.out.empty());
 }
 
@@ -278,6 +281,7 @@ TEST_CASE("a daemon a finished command started survives an agent that died befor
     std::ifstream in(pid_file);
     return static_cast<bool>(in >> daemon) && daemon > 0;
   }));
+  auto end_daemon = absl::MakeCleanup([&] { ::kill(daemon, SIGKILL); });
   disk->Fill();
   std::ofstream(gate) << "open\n";
   REQUIRE(WaitUntil([&] { return StateOf(*client, id).state() == steward::proto::STATE_SUCCEEDED; },
@@ -291,7 +295,6 @@ TEST_CASE("a daemon a finished command started survives an agent that died befor
   // The daemon was left alone, and the station keeps the result it had.
   CHECK(Alive(daemon));
   CHECK(StateOf(*client, id).state() == steward::proto::STATE_SUCCEEDED);
-  ::kill(daemon, SIGKILL);
 }
 
 TEST_CASE("a command queued for a dead unit runs on its reinstalled installation: no responders is no delivery",
