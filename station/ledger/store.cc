@@ -85,11 +85,18 @@ void Store::AfterCommit() {
       STEWARD_LOG_WARNING("ledger checkpoint by the writer failed: {}", sqlite3_errstr(rc));
     }
     wal_frames_.store(0, std::memory_order_relaxed);
+    ckpt_base_frames_ = 0;
     absl::MutexLock lock(&ckpt_mu_);
     ++ckpt_counts_.by_writer;
     return;
   }
-  if (frames >= options_.checkpoint_frames) {
+  // Woken per `checkpoint_frames` frames written since the last wake, not after every
+  // commit once the WAL holds that many: a passive checkpoint does not shorten the WAL,
+  // so that woke it for each commit's few pages, each time with two fsyncs and a copy of
+  // the same hot pages again.
+  if (frames < ckpt_base_frames_) ckpt_base_frames_ = 0;  // the WAL started over
+  if (frames - ckpt_base_frames_ >= options_.checkpoint_frames) {
+    ckpt_base_frames_ = frames;
     absl::MutexLock lock(&ckpt_mu_);
     ckpt_wanted_ = true;
   }

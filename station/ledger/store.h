@@ -186,6 +186,8 @@ class Store {
   std::unique_ptr<ha::ReplicatedCommit> replication_;
   // Frames in the WAL after the last commit (set by the WAL hook, on the writer thread).
   std::atomic<int> wal_frames_{0};
+  // The WAL's size when the checkpointer was last woken (writer thread only).
+  int ckpt_base_frames_ = 0;
   const Options options_;
   sqlite::Database checkpointer_;  // used by the checkpoint thread only
   mutable absl::Mutex ckpt_mu_;

@@ -61,5 +61,37 @@ TEST_CASE("the ledger checkpoints off the writer, keeps its WAL bounded and lose
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("the checkpointer wakes per checkpoint_frames new frames, not after every commit",
+          "[station][ledger][checkpoint]") {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / absl::StrCat("steward-checkpoint-wake-", ::getpid());
+  std::filesystem::remove_all(dir);
+  constexpr int kCommits = 400;
+  {
+    auto store = ledger::Store::Open(dir.string(), {.checkpoint_frames = 100, .wal_limit_frames = 100000});
+    REQUIRE(store.ok());
+    // One small row per transaction: a command's write under a light load. Each
+    // commit adds a few frames; the WAL passes 100 frames early and stays past it
+    // until a checkpoint lets it start over.
+    for (int i = 0; i < kCommits; ++i) {
+      REQUIRE(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting(absl::StrCat("k", i), "v")).ok());
+    }
+    const ledger::Store::CheckpointCounts counts = (*store)->checkpoints();
+    // Woken after every commit past 100 frames, it ran a checkpoint (two fsyncs) for
+    // most of the 400 commits; per 100 new frames, it runs a few dozen times at most.
+    CHECK(counts.background > 0);
+    CHECK(counts.background < kCommits / 8);
+    CHECK(counts.by_writer == 0);
+  }
+  {
+    auto store = ledger::Store::Open(dir.string());
+    REQUIRE(store.ok());
+    absl::StatusOr<int64_t> n = ledger::testing::QueryInt(**store, "SELECT count(*) FROM settings");
+    REQUIRE(n.ok());
+    CHECK(*n == kCommits);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace steward::station
