@@ -124,7 +124,10 @@ Runner SetupNode(CLI::App& cmd) {
 
 Runner SetupShow(CLI::App& cmd) {
   auto ids = std::make_shared<std::vector<std::string>>();
-  cmd.add_option("ID", *ids, "Command ids, or one fan-out's request id")->required();
+  cmd.add_option("ID", *ids, "Command ids, or one fan-out's request id")
+      ->required()
+      ->check(CLI::Validator([](std::string& id) { return id.empty() ? std::string("an ID may not be empty") : ""; },
+                             "", "non-empty"));
   return [ids](const Globals& g) {
     return WithClient(g, [&](Client& client) {
       auto states = client.Show(*ids, "", g.timeout);
@@ -156,8 +159,9 @@ Runner SetupHistory(CLI::App& cmd) {
       ->type_name("STATE")
       ->check(KnownState());
   cmd.add_option_function<int>(
-         "--limit", [req](int n) { req->set_limit(n > 0 ? n : 20); }, "At most this many commands")
-      ->default_str("20");
+         "--limit", [req](int n) { req->set_limit(n); }, "At most this many commands")
+      ->default_str("20")
+      ->check(CLI::PositiveNumber);
   return [req](const Globals& g) {
     return WithClient(g, [&](Client& client) {
       auto states = client.History(*req, g.timeout);
@@ -178,7 +182,8 @@ Runner SetupAudit(CLI::App& cmd) {
          "Only commands sent and actions taken by this operator (name or key id; \"station\": the station's own decisions)")
       ->type_name("OPERATOR");
   cmd.add_option_function<int>(
-      "--limit", [req](int n) { req->set_limit(n); }, "At most this many commands, and as many actions");
+         "--limit", [req](int n) { req->set_limit(n); }, "At most this many commands, and as many actions")
+      ->check(CLI::PositiveNumber);
   return [req](const Globals& g) {
     return WithClient(g, [&](Client& client) {
       auto states = client.Audit(*req, g.timeout);

@@ -97,6 +97,9 @@ void Queries::Nodes(const Call& call, proto::NodesRequest req) {
 
 void Queries::Show(const Call& call, proto::ShowRequest req) {
   std::vector<std::string> ids(req.ids().begin(), req.ids().end());
+  if (ids.empty() && req.request_id().empty()) {
+    return rpc_.Reject(call, "no command id and no request id: nothing to show");
+  }
   if (!req.request_id().empty()) {
     absl::StatusOr<std::vector<proto::CommandState>> group = core_.store().ByRequest(req.request_id());
     if (!group.ok()) return rpc_.Error(call, group.status().message());

@@ -149,6 +149,12 @@ void Nodes(Router& r, const httplib::Request& req, httplib::Response& res, const
   API_ASSIGN(int64_t limit, IntParam(req, "limit", 1000));
   if (limit < 1 || limit > 100000) return SendError(res, 400, "parameter limit: 1..100000");
   const std::string status = Param(req, "status");
+  static constexpr const char* kStatuses[] = {"unknown", "online", "offline", "pending", "maintenance", "alarm",
+                                              "config_drift"};
+  if (!status.empty() && std::find(std::begin(kStatuses), std::end(kStatuses), status) == std::end(kStatuses)) {
+    // A typo would otherwise list no node at all, as if none were in that state.
+    return SendError(res, 400, absl::StrCat("parameter status: one of ", absl::StrJoin(kStatuses, ", ")));
+  }
   const std::string q = Param(req, "q");
   const std::string after = Param(req, "after");
   API_ASSIGN(proto::NodesReply nodes, CallRpcAs<proto::NodesReply>(r.rpc(), kStationNodes, proto::NodesRequest(), who));

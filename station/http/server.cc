@@ -218,7 +218,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const HttpOptions& options
   http.set_write_timeout(10);
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // a handler's own error
-    if (res.status == 413) return SendError(res, 413, "request body too large");
+    if (res.status == 413) {
+      // A body sent as a form (curl -d without a Content-Type) is cut off by the HTTP
+      // library at 8 KiB, far below the limit for JSON: say what to do instead.
+      if (absl::StartsWith(req.get_header_value("Content-Type"), "application/x-www-form-urlencoded")) {
+        return SendError(res, 413,
+                         "a body sent as a form (Content-Type application/x-www-form-urlencoded, what curl -d sends "
+                         "without -H) may be at most 8 KiB: send it with Content-Type: application/json");
+      }
+      return SendError(res, 413, "request body too large");
+    }
     if (res.status == 404) return SendError(res, 404, absl::StrCat("no such page: ", req.path));
     SendError(res, res.status, "request refused");
   });

@@ -63,6 +63,17 @@ TEST_CASE("stewardctl usage errors exit 2 and say why", "[ctl]") {
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("COMMAND is required"));
 
+  // Values that would ask for nothing, or quietly for something else.
+  r = Parsed({"show", ""});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("an ID may not be empty"));
+  for (const char* what : {"history", "audit"}) {
+    r = Parsed({what, "--limit", "0"});
+    INFO(what);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--limit"));
+  }
+
   r = Ctl({"send", "--timeout", "soon", "ship1", "--", "true"});
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("\"soon\" is not a duration"));

@@ -63,6 +63,11 @@ TEST_CASE("a typo is unknown, no target of --all, and can be forgotten", "[integ
   auto shown = client->Show({id}, "", absl::Seconds(5));
   REQUIRE(shown.ok());
   CHECK(shown->commands(0).state() == steward::proto::STATE_CANCELED);
+  // Asking for nothing is refused, not answered with nothing (an HTTP client or an
+  // older stewardctl may send it).
+  auto nothing = client->Show({}, "", absl::Seconds(5));
+  REQUIRE_FALSE(nothing.ok());
+  CHECK_THAT(std::string(nothing.status().message()), Catch::Contains("nothing to show"));
   CHECK_FALSE(client->Forget("shipp1", true, absl::Seconds(5)).ok());  // gone
 
   // Forgotten across a restart too.

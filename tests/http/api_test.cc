@@ -47,6 +47,10 @@ TEST_CASE("the read API answers every endpoint with the station's truth", "[inte
   CHECK(nodes.json["nodes"][0]["version"] == STEWARD_VERSION);
   CHECK(nodes.json["nodes"][0]["agent_stats"]["rss_bytes"].get<uint64_t>() > 0);
   CHECK(Http(port, "GET", "/api/v1/nodes?status=offline").json["nodes"].empty());
+  CHECK(Http(port, "GET", "/api/v1/nodes?status=online").json["nodes"].size() == 1);
+  Reply typo = Http(port, "GET", "/api/v1/nodes?status=onlin");  // not "no node is onlin"
+  CHECK(typo.status == 400);
+  CHECK_THAT(typo.body, Catch::Contains("one of unknown, online"));
   CHECK(Http(port, "GET", "/api/v1/nodes?q=hip").json["nodes"].size() == 1);
 
   Reply node = Http(port, "GET", "/api/v1/nodes/ship1");
@@ -144,6 +148,22 @@ TEST_CASE("HTTP writes need a valid operator token and are audited", "[integrati
   CHECK(far.status == 400);
   CHECK_THAT(far.body, Catch::Contains("at most a year"));
   CHECK(Http(port, "POST", "/api/v1/commands", alice, std::string(2 << 20, ' ')).status == 413);
+  {
+    // A form body (curl -d without -H) over the HTTP library's 8 KiB form limit: the
+    // refusal says to send JSON, which takes the same body.
+    // (To a node that does not exist: read whole and understood, it is refused with 404
+    // and makes nothing.)
+    std::string big = R"({"nodes":["nosuch"],"argv":["echo","x"],"env":["PAD=)" + std::string(9000, 'p') + R"("]})";
+    httplib::Client cli("127.0.0.1", port);
+    httplib::Result form = cli.Post("/api/v1/commands", {{"Authorization", "Bearer " + alice}}, big,
+                                    "application/x-www-form-urlencoded");
+    REQUIRE(form);
+    CHECK(form->status == 413);
+    CHECK_THAT(form->body, Catch::Contains("Content-Type: application/json"));
+    Reply as_json = Http(port, "POST", "/api/v1/commands", alice, big);
+    CHECK(as_json.status == 404);
+    CHECK_THAT(as_json.body, Catch::Contains("nosuch"));
+  }
   CHECK(Http(port, "POST", "/api/v1/dispatch", alice, R"({"reason":"no paused field"})").status == 400);
   CHECK(Http(port, "POST", "/api/v1/nodes/nosuch/maintenance", alice, R"({"on":true})").status == 404);
   const std::string id = ok.json["commands"][0]["id"];
