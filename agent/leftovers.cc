@@ -25,16 +25,15 @@ namespace {
 
 constexpr char kEndedSuffix[] = ".ended";
 
-// Alive and not a zombie (a zombie is dead; only its parent's wait is missing).
-bool Alive(pid_t pid, const std::string& proc) {
+}  // namespace
+
+bool ProcessAlive(pid_t pid, const std::string& proc) {
   std::ifstream in(absl::StrCat(proc, "/", pid, "/stat"));
   std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const size_t close = stat.rfind(')');
   if (close == std::string::npos || close + 2 >= stat.size()) return false;
   return stat[close + 2] != 'Z' && stat[close + 2] != 'X';
 }
-
-}  // namespace
 
 std::vector<pid_t> ProcessesOfCommand(const std::string& command_id, const std::string& proc) {
   std::vector<pid_t> out;
@@ -77,7 +76,7 @@ int StopLeftovers(const std::string& command_id, absl::Duration grace, const std
   const absl::Time deadline = absl::Now() + grace;
   auto any_alive = [&] {
     for (pid_t pid : pids) {
-      if (Alive(pid, proc)) return true;
+      if (ProcessAlive(pid, proc)) return true;
     }
     return false;
   };

@@ -28,6 +28,9 @@ namespace steward::agent {
 // The pids whose environment holds STEWARD_COMMAND_ID=`command_id` (the caller's own
 // process excluded), read from `proc`.
 std::vector<pid_t> ProcessesOfCommand(const std::string& command_id, const std::string& proc = "/proc");
+// Whether process `pid` is alive and not a zombie (a zombie has ended: only its parent's
+// wait is missing).
+bool ProcessAlive(pid_t pid, const std::string& proc = "/proc");
 
 // Stops them: SIGTERM to each one's process group (and to the process), then SIGKILL to
 // what is still there after `grace`. Returns how many were found.

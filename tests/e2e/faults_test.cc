@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "agent/leftovers.h"
 #include "common/creds.h"
 #include "common/nats.h"
 #include "common/protocol.h"
@@ -199,14 +200,6 @@ TEST_CASE("a reinstalled unit: what went to the old installation ends lost, neve
   CHECK(StateOf(*client, running).state() == steward::proto::STATE_LOST);
 }
 
-// Alive and not a zombie (a zombie has ended; only its parent's wait is missing).
-bool Alive(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t close = stat.rfind(')');
-  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z' && stat[close + 2] != 'X';
-}
-
 TEST_CASE("a reinstalled unit stops what its earlier installation left running, and the exclusive slot is not shared",
           "[integration][faults]") {
   Cluster c;
@@ -238,11 +231,11 @@ TEST_CASE("a reinstalled unit stops what its earlier installation left running, 
   c.StopAgent("ship1", SIGKILL);
   std::filesystem::remove_all(c.dir().path() / "ship1");
   absl::SleepFor(absl::Milliseconds(300));
-  REQUIRE(Alive(pid));
+  REQUIRE(steward::agent::ProcessAlive(pid));
   c.StartAgent("ship1");
   // Stopped by the new installation before it said hello: the first ends lost, and the
   // second, given the slot, never ran beside it.
-  REQUIRE(WaitUntil([&] { return !Alive(pid); }, absl::Seconds(10)));
+  REQUIRE(WaitUntil([&] { return !steward::agent::ProcessAlive(pid); }, absl::Seconds(10)));
   REQUIRE(WaitUntil([&] { return StateOf(*client, first).state() == steward::proto::STATE_LOST; }));
   REQUIRE(WaitUntil([&] { return StateOf(*client, second).state() == steward::proto::STATE_SUCCEEDED; },
                     absl::Seconds(15)));
@@ -293,7 +286,7 @@ TEST_CASE("a daemon a finished command started survives an agent that died befor
   CHECK(agent.WaitForOutput("ended, but the agent stopped before its result was recorded", absl::Seconds(10)));
   REQUIRE(WaitUntil([&] { return c.Ctl({"ping", "ship1", "--timeout", "1s"}).exit_code == 0; }));
   // The daemon was left alone, and the station keeps the result it had.
-  CHECK(Alive(daemon));
+  CHECK(steward::agent::ProcessAlive(daemon));
   CHECK(StateOf(*client, id).state() == steward::proto::STATE_SUCCEEDED);
 }
 
