@@ -328,11 +328,11 @@ bool Agent::Alive(absl::Duration quiet) const {
   return stalled.empty();
 }
 
-void Agent::Shutdown() {
+void Agent::Shutdown(absl::string_view why) {
   if (shut_down_.exchange(true)) return;
   cancel_.Notify();
   if (debug_) debug_->Shutdown();  // says so to the operators watching
-  if (processor_) processor_->StopAll();
+  if (processor_) processor_->StopAll(why);
   heartbeat_.Stop();
   if (dispatcher_) dispatcher_->StopIntake();
   DrainSyslogInputs();

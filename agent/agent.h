@@ -65,8 +65,9 @@ class Agent final : public AgentControl {
   Agent& operator=(const Agent&) = delete;
 
   // Stop intake, cancel running commands (their process groups are killed), join every
-  // thread, give the outbox a moment to deliver results. Idempotent.
-  void Shutdown();
+  // thread, give the outbox a moment to deliver results. Idempotent. `why` is what the
+  // stopped commands' results say ("canceled: WHY").
+  void Shutdown(absl::string_view why = CommandProcessor::kShuttingDown);
 
   // Notified when the agent cannot go on (its dispatcher was stopped by the error
   // kernel); main() then exits non-zero so the service manager restarts it.

@@ -182,7 +182,9 @@ int main(int argc, char** argv) {
                     serving ? "serving" : "waiting for the broker at " + steward::nats::RedactUrl(opts.nats.url));
     }
     if (!again) notifier.Stopping();
-    (*agent)->Shutdown();
+    (*agent)->Shutdown(again ? "the agent restarted to apply a new configuration (a reload that changes more "
+                               "than the heartbeat restarts it in its process)"
+                             : steward::agent::CommandProcessor::kShuttingDown);
   }
   return rc;
 }

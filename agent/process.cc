@@ -218,15 +218,17 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
     return result.status();
   }
   if (result->outcome() == proto::OUTCOME_CANCELED) {
-    std::string by;
+    std::string by, stopped;
     {
       absl::MutexLock lock(&running_mu_);
       by = running->canceled_by;
+      stopped = stop_reason_;
     }
     if (by.empty()) {
-      // Not an operator's cancel: the agent is shutting down.
+      // Not an operator's cancel: the agent is shutting down, or restarting in its
+      // process to apply a new configuration.
       result->set_outcome(proto::OUTCOME_FAILED);
-      result->set_error("canceled: the agent is shutting down");
+      result->set_error(absl::StrCat("canceled: ", stopped));
     } else {
       result->set_error(absl::StrCat("canceled by ", by, " after ",
                                      absl::FormatDuration(absl::Trunc(absl::Now() - running->since,
@@ -326,8 +328,9 @@ absl::StatusOr<std::string> CommandProcessor::CancelCommand(const std::string& i
   return absl::StrCat(id, " had not come here: recorded as canceled, it never runs");
 }
 
-void CommandProcessor::StopAll() {
+void CommandProcessor::StopAll(absl::string_view why) {
   absl::MutexLock lock(&running_mu_);
+  stop_reason_ = std::string(why);
   for (auto& [id, r] : running_) {
     if (!r->stop.HasBeenNotified()) r->stop.Notify();
   }

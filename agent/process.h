@@ -134,8 +134,10 @@ class CommandProcessor final : public CommandControl {
   absl::StatusOr<std::string> CancelCommand(const std::string& id, const std::string& domain,
                                             const std::string& by) override ABSL_LOCKS_EXCLUDED(running_mu_);
   // The agent shuts down: every running command is stopped (Parts::cancel is notified
-  // first, so a command starting afterwards stops at once).
-  void StopAll() ABSL_LOCKS_EXCLUDED(running_mu_);
+  // first, so a command starting afterwards stops at once). `why` ends their results'
+  // error ("canceled: WHY").
+  void StopAll(absl::string_view why = kShuttingDown) ABSL_LOCKS_EXCLUDED(running_mu_);
+  static constexpr char kShuttingDown[] = "the agent is shutting down";
 
   // What the command log holds for command `id` (nullopt: never received here).
   std::optional<proto::Ack> Recorded(const std::string& id) const;
@@ -173,6 +175,7 @@ class CommandProcessor final : public CommandControl {
   // recorded: a cancel either finds the command here, or records it canceled first.
   absl::Mutex running_mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Running>> running_ ABSL_GUARDED_BY(running_mu_);
+  std::string stop_reason_ ABSL_GUARDED_BY(running_mu_) = kShuttingDown;  // StopAll's
   absl::Mutex unrecorded_mu_;
   std::vector<proto::Ack> unrecorded_ ABSL_GUARDED_BY(unrecorded_mu_);
 };

@@ -316,6 +316,26 @@ TEST_CASE("SIGHUP reloads the file: a new heartbeat takes effect, an invalid fil
   c.agent("ship1").Signal(SIGHUP);
   CHECK(WaitUntil([&] { return StationHeartbeatMs(c) == 4000; }));
   CHECK(c.agent("ship1").running());
+
+  // A reload that changes more restarts the agent in its process, which stops what
+  // runs: the command's result says that, not that the agent was shutting down.
+  RunResult r = c.Ctl({"send", "--no-wait", "--domain", "long", "ship1", "--", "sleep", "60"});
+  REQUIRE(r.exit_code == 0);
+  const std::string id = IdOf(r);
+  REQUIRE(WaitUntil([&] { return Has(c.Ctl({"status", "ship1"}).out, "shellcommand/long +running .*" + id); },
+                    absl::Seconds(15)));
+  WriteFile(file, "heartbeat = \"4s\"\nintake_max_mb = 8\n");
+  c.agent("ship1").Signal(SIGHUP);
+  RunResult shown;
+  CHECK(WaitUntil(
+      [&] {
+        shown = c.Ctl({"show", id});
+        return shown.out.find("failed") != std::string::npos;
+      },
+      absl::Seconds(15)));
+  INFO(shown.out);
+  CHECK_THAT(shown.out, Catch::Contains("canceled: the agent restarted to apply a new configuration"));
+  CHECK(c.agent("ship1").running());
 }
 
 namespace {
