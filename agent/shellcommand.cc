@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/method.h"
+#include "common/status_macros.h"
 #include "common/protocol.h"
 
 namespace steward::agent {
@@ -50,11 +51,8 @@ class ShellCommandMethod final : public Method {
   static absl::StatusOr<CommandSpec> BuildSpec(const ExecContext& ctx) {
     const proto::Envelope& cmd = ctx.command;
     CommandSpec spec;
-    if (cmd.argv().empty()) return absl::InvalidArgumentError("shellcommand needs argv");
+    STEWARD_RETURN_IF_ERROR(ValidateShellCommand(cmd));
     if (cmd.shell().use_shell()) {
-      if (cmd.argv_size() != 1) {
-        return absl::InvalidArgumentError("use_shell takes exactly one argv string");
-      }
       spec.argv = {"/bin/sh", "-c", cmd.argv(0)};
     } else {
       spec.argv.assign(cmd.argv().begin(), cmd.argv().end());
@@ -64,12 +62,7 @@ class ShellCommandMethod final : public Method {
     // The operator's --env, then who runs it, for scripts that log or branch on it, and
     // by which the agent finds the command's processes (agent/leftovers.h): the
     // operator may not set those two.
-    for (const std::string& e : cmd.shell().env()) {
-      if (absl::Status st = ValidateEnvEntry(e); !st.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("env entry \"", e, "\": ", st.message()));
-      }
-      spec.env.push_back(e);
-    }
+    spec.env.assign(cmd.shell().env().begin(), cmd.shell().env().end());
     spec.env.push_back(absl::StrCat(kEnvNode, "=", ctx.node));
     spec.env.push_back(absl::StrCat(kEnvCommandId, "=", cmd.id()));
     const MethodLimits& lim = ctx.limits;

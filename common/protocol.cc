@@ -1,6 +1,7 @@
 // Protocol helpers: envelope/ACK construction and validated decoding.
 #include "common/protocol.h"
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 
@@ -180,6 +181,29 @@ absl::Status ValidateEnvEntry(absl::string_view entry) {
   const absl::string_view key = entry.substr(0, eq);
   if (key == kEnvNode || key == kEnvCommandId) {
     return absl::InvalidArgumentError(absl::StrCat(key, " is set by the agent; a command may not set it"));
+  }
+  if (entry.find('\0') != absl::string_view::npos) return absl::InvalidArgumentError("contains a NUL byte");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateShellCommand(const proto::Envelope& cmd) {
+  if (cmd.argv().empty()) return absl::InvalidArgumentError("shellcommand needs argv");
+  if (cmd.shell().use_shell() && cmd.argv_size() != 1) {
+    return absl::InvalidArgumentError("use_shell takes exactly one argv string");
+  }
+  for (int i = 0; i < cmd.argv_size(); ++i) {
+    if (cmd.argv(i).find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("argv[", i, "] contains a NUL byte: a program's arguments cannot hold one"));
+    }
+  }
+  if (cmd.shell().working_dir().find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("the working directory contains a NUL byte");
+  }
+  for (const std::string& e : cmd.shell().env()) {
+    if (absl::Status st = ValidateEnvEntry(e); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("env entry \"", absl::CHexEscape(e), "\": ", st.message()));
+    }
   }
   return absl::OkStatus();
 }

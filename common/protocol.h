@@ -113,12 +113,17 @@ proto::Ack NewAck(absl::string_view envelope_id, absl::string_view node, proto::
 proto::Ack RejectAck(absl::string_view envelope_id, absl::string_view node,
                      absl::string_view reason);
 
+// One entry of a command's environment (--env): KEY=VALUE without a NUL byte, and not
+// one of the agent's own (kEnvNode, kEnvCommandId). InvalidArgument says which.
+absl::Status ValidateEnvEntry(absl::string_view entry);
+// What a shellcommand needs to run at all: an argv (exactly one string with use_shell),
+// no NUL byte in argv or the working directory (a program's arguments cannot hold one),
+// valid env entries. The station refuses such a command before it is queued; the agent
+// refuses it too (from an older station or another client). InvalidArgument says why.
+absl::Status ValidateShellCommand(const proto::Envelope& cmd);
+
 // DecodeEnvelope parses bytes and checks the fields every receiver relies on: size,
 // protocol version, a valid id, kind, non-empty method. InvalidArgument names the problem.
-// One entry of a command's environment (--env): KEY=VALUE, and not one of the agent's
-// own (kEnvNode, kEnvCommandId). InvalidArgument says which.
-absl::Status ValidateEnvEntry(absl::string_view entry);
-
 absl::StatusOr<proto::Envelope> DecodeEnvelope(absl::string_view bytes);
 absl::StatusOr<proto::Ack> DecodeAck(absl::string_view bytes);
 

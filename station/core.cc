@@ -130,6 +130,9 @@ absl::StatusOr<proto::CommandState> Core::NewCommand(const std::string& target,
         "this is site ", site.name, "'s station: it controls only ", absl::StrJoin(site.nodes, ", "),
         "; a command for ", target, " must go through the central station (the site's link to it is down)"));
   }
+  // A shellcommand that could never run (no argv, a NUL byte in it) is refused before
+  // it is queued, whichever way it came (stewardctl, HTTP, a job or runbook).
+  if (tmpl.method() == kMethodShell) STEWARD_RETURN_IF_ERROR(ValidateShellCommand(tmpl));
   const int64_t now_ms = NowUnixMillis();
   proto::CommandState s;
   proto::Envelope& e = *s.mutable_command();

@@ -460,7 +460,7 @@ TEST_CASE("A command may not set the agent's own environment variables and never
   std::unique_ptr<Agent> agent = h.Start(server.url(), NewMemoryCommandLog(), NewMemorySpool());
   const std::string ran = dir.str() + "/ran";
   for (const std::string& env : {std::string("STEWARD_COMMAND_ID=other"), std::string("STEWARD_NODE=ship9"),
-                                 std::string("NOVALUE")}) {
+                                 std::string("NOVALUE"), std::string("A=b\0c", 5)}) {
     INFO(env);
     proto::Envelope cmd = Harness::Command(kMethodShell);
     cmd.add_argv("touch");
@@ -470,8 +470,18 @@ TEST_CASE("A command may not set the agent's own environment variables and never
     REQUIRE(WaitUntil([&] { return !station.results(cmd.id()).empty(); }));
     const proto::Ack result = station.results(cmd.id())[0];
     CHECK(result.outcome() == proto::OUTCOME_REJECTED);
-    CHECK_THAT(result.error(), Catch::Matchers::Contains(env == "NOVALUE" ? "not KEY=VALUE" : "is set by the agent"));
+    CHECK_THAT(result.error(), Catch::Matchers::Contains(env == "NOVALUE"         ? "not KEY=VALUE"
+                                                         : env.size() == 5 ? "contains a NUL byte"
+                                                                           : "is set by the agent"));
   }
+  // Nor may its arguments hold a NUL byte (exec would cut them short).
+  proto::Envelope nul = Harness::Command(kMethodShell);
+  nul.add_argv("touch");
+  nul.add_argv(ran + std::string("\0.x", 3));
+  REQUIRE(h.SendWhenUp(nul).ok());
+  REQUIRE(WaitUntil([&] { return !station.results(nul.id()).empty(); }));
+  CHECK(station.results(nul.id())[0].outcome() == proto::OUTCOME_REJECTED);
+  CHECK_THAT(station.results(nul.id())[0].error(), Catch::Matchers::Contains("argv[1] contains a NUL byte"));
   CHECK_FALSE(std::filesystem::exists(ran));
 }
 

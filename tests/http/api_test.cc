@@ -143,6 +143,9 @@ TEST_CASE("HTTP writes need a valid operator token and are audited", "[integrati
   CHECK(Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":"ship1","argv":["x"]})").status == 400);
   CHECK(Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":["nosuch"],"argv":["x"]})").status == 404);
   CHECK(Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":["ship1"]})").status == 400);
+  Reply nul = Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":["ship1"],"argv":["echo","a\u0000b"]})");
+  CHECK(nul.status == 400);  // refused before it is queued, not failed at the node
+  CHECK_THAT(nul.body, Catch::Contains("argv[1] contains a NUL byte"));
   Reply far = Http(port, "POST", "/api/v1/commands", alice,
                    R"({"nodes":["ship1"],"argv":["x"],"ttl_ms":9223372036854775000})");
   CHECK(far.status == 400);
