@@ -216,12 +216,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const HttpOptions& options
   http.set_keep_alive_timeout(5);
   http.set_read_timeout(10);
   http.set_write_timeout(10);
-  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  http.set_error_handler([max_body = options.max_body_bytes](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // a handler's own error
     if (res.status == 413) {
       // A body sent as a form (curl -d without a Content-Type) is cut off by the HTTP
       // library at 8 KiB, far below the limit for JSON: say what to do instead.
-      if (absl::StartsWith(req.get_header_value("Content-Type"), "application/x-www-form-urlencoded")) {
+      uint64_t length = 0;
+      if (absl::StartsWith(req.get_header_value("Content-Type"), "application/x-www-form-urlencoded") &&
+          absl::SimpleAtoi(req.get_header_value("Content-Length"), &length) && length <= max_body) {
         return SendError(res, 413,
                          "a body sent as a form (Content-Type application/x-www-form-urlencoded, what curl -d sends "
                          "without -H) may be at most 8 KiB: send it with Content-Type: application/json");

@@ -94,9 +94,14 @@ void Store::AfterCommit() {
   // commit once the WAL holds that many: a passive checkpoint does not shorten the WAL,
   // so that woke it for each commit's few pages, each time with two fsyncs and a copy of
   // the same hot pages again.
+  // Frames no checkpoint copied yet: tried again now and then (Options::checkpoint_retry).
   if (frames < ckpt_base_frames_) ckpt_base_frames_ = 0;  // the WAL started over
-  if (frames - ckpt_base_frames_ >= options_.checkpoint_frames) {
+  const absl::Time now = absl::Now();
+  const bool retry = frames >= options_.checkpoint_frames && frames > ckpt_copied_.load(std::memory_order_relaxed) &&
+                     now - ckpt_woken_ >= options_.checkpoint_retry;
+  if (frames - ckpt_base_frames_ >= options_.checkpoint_frames || retry) {
     ckpt_base_frames_ = frames;
+    ckpt_woken_ = now;
     absl::MutexLock lock(&ckpt_mu_);
     ckpt_wanted_ = true;
   }
@@ -118,6 +123,7 @@ void Store::CheckpointLoop() {
     if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
       STEWARD_LOG_WARNING("ledger checkpoint failed: {}", sqlite3_errstr(rc));
     }
+    ckpt_copied_.store(rc == SQLITE_OK && copied == log ? log : 0, std::memory_order_relaxed);
     absl::MutexLock lock(&ckpt_mu_);
     ++ckpt_counts_.background;
   }

@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/sqlite.h"
 #include "proto/steward.pb.h"
 #include "station/metrics.h"
@@ -53,6 +54,12 @@ class Store {
     // WAL file stays near 64 MiB (4 KiB pages). The checkpointer has usually copied most
     // of it by then, so what the writer pays is small.
     int wal_limit_frames = 16384;
+    // While the WAL holds checkpoint_frames or more and frames no checkpoint copied, a
+    // commit wakes the checkpointer again at most this often. The WAL starts over only
+    // when a transaction begins after a checkpoint copied all of it, so under a steady
+    // light load (commits a millisecond apart) one checkpoint per checkpoint_frames new
+    // frames seldom lets it: the WAL grew to wal_limit_frames.
+    absl::Duration checkpoint_retry = absl::Milliseconds(50);
     // The replicated ledger (issue 17; station/ha/replicated_commit.h): called on the
     // writer thread with each transaction's changes (an SQLite changeset) and the
     // journal message where they start, before the transaction commits; returns the
@@ -186,8 +193,11 @@ class Store {
   std::unique_ptr<ha::ReplicatedCommit> replication_;
   // Frames in the WAL after the last commit (set by the WAL hook, on the writer thread).
   std::atomic<int> wal_frames_{0};
-  // The WAL's size when the checkpointer was last woken (writer thread only).
+  // The WAL's size and the time when the checkpointer was last woken (writer thread only).
   int ckpt_base_frames_ = 0;
+  absl::Time ckpt_woken_ = absl::InfinitePast();
+  // The WAL frames the last checkpoint copied (all up to there; set by its thread).
+  std::atomic<int> ckpt_copied_{0};
   const Options options_;
   sqlite::Database checkpointer_;  // used by the checkpoint thread only
   mutable absl::Mutex ckpt_mu_;

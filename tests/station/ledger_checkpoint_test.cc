@@ -93,5 +93,34 @@ TEST_CASE("the checkpointer wakes per checkpoint_frames new frames, not after ev
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("under a steady light load the WAL still starts over, short of the writer's limit",
+          "[station][ledger][checkpoint]") {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / absl::StrCat("steward-checkpoint-light-", ::getpid());
+  std::filesystem::remove_all(dir);
+  constexpr int kCommits = 1000;
+  {
+    // One small row per commit, a millisecond apart. The WAL starts over only when a
+    // transaction begins after a checkpoint copied all of it; with a checkpoint per 100
+    // new frames (and its retries while frames are left) it still does, well short of
+    // the writer's limit.
+    auto store = ledger::Store::Open(
+        dir.string(), {.checkpoint_frames = 100, .wal_limit_frames = 1000000, .checkpoint_retry = absl::Milliseconds(5)});
+    REQUIRE(store.ok());
+    for (int i = 0; i < kCommits; ++i) {
+      REQUIRE(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting(absl::StrCat("k", i % 50), "v")).ok());
+      ::usleep(1000);
+    }
+    const ledger::Store::CheckpointCounts counts = (*store)->checkpoints();
+    std::error_code ec;
+    const uintmax_t wal = std::filesystem::file_size(dir / "station.db-wal", ec);  // its largest
+    INFO("WAL file " << wal << " bytes; checkpoints " << counts.background);
+    CHECK(counts.by_writer == 0);
+    CHECK(wal < 600 * 4096);
+    CHECK(counts.background < kCommits / 2);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace steward::station
