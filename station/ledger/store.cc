@@ -48,91 +48,29 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir, 
   STEWARD_ASSIGN_OR_RETURN(sqlite::Database reader,
                            sqlite::Database::Open(path, {.read_only = true}));
   STEWARD_RETURN_IF_ERROR(RegisterLogFunctions(reader));
-  STEWARD_ASSIGN_OR_RETURN(sqlite::Database checkpointer, sqlite::Database::Open(path, {}));
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Database own, sqlite::Database::Open(path, {}));
+  auto checkpointer = std::make_unique<Checkpointer>(
+      std::move(own), Checkpointer::Options{.frames = options.checkpoint_frames,
+                                            .limit_frames = options.wal_limit_frames,
+                                            .retry = options.checkpoint_retry});
   std::unique_ptr<Store> store(
       new Store(std::move(spool), std::move(writer), std::move(reader), std::move(checkpointer), options));
   if (options.replicate) {
     STEWARD_ASSIGN_OR_RETURN(store->replication_,
                              ha::ReplicatedCommit::Start(store->writer_, options.replicate, options.journal_end));
   }
-  // The hook replaces SQLite's automatic checkpoint, which would run inside the commit.
-  sqlite3_wal_hook(store->writer_.raw(), &Store::OnWalCommit, store.get());
-  store->ckpt_thread_ = std::thread([s = store.get()] { s->CheckpointLoop(); });
+  store->checkpointer_->Attach(store->writer_.raw());
   store->thread_ = std::thread([s = store.get()] { s->WriterLoop(); });
   return store;
 }
 
 Store::Store(std::unique_ptr<ChunkSpool> spool, sqlite::Database writer, sqlite::Database reader,
-             sqlite::Database checkpointer, Options options)
+             std::unique_ptr<Checkpointer> checkpointer, Options options)
     : spool_(std::move(spool)),
       writer_(std::move(writer)),
       reader_(std::move(reader)),
       options_(options),
       checkpointer_(std::move(checkpointer)) {}
-
-int Store::OnWalCommit(void* self, sqlite3* /*db*/, const char* /*name*/, int frames) {
-  static_cast<Store*>(self)->wal_frames_.store(frames, std::memory_order_relaxed);
-  return SQLITE_OK;
-}
-
-void Store::AfterCommit() {
-  const int frames = wal_frames_.load(std::memory_order_relaxed);
-  if (frames >= options_.wal_limit_frames) {
-    int log = 0;
-    int copied = 0;
-    const int rc = sqlite3_wal_checkpoint_v2(writer_.raw(), nullptr, SQLITE_CHECKPOINT_RESTART, &log, &copied);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-      STEWARD_LOG_WARNING("ledger checkpoint by the writer failed: {}", sqlite3_errstr(rc));
-    }
-    wal_frames_.store(0, std::memory_order_relaxed);
-    ckpt_base_frames_ = 0;
-    absl::MutexLock lock(&ckpt_mu_);
-    ++ckpt_counts_.by_writer;
-    return;
-  }
-  // Woken per `checkpoint_frames` frames written since the last wake, not after every
-  // commit once the WAL holds that many: a passive checkpoint does not shorten the WAL,
-  // so that woke it for each commit's few pages, each time with two fsyncs and a copy of
-  // the same hot pages again.
-  // Frames no checkpoint copied yet: tried again now and then (Options::checkpoint_retry).
-  if (frames < ckpt_base_frames_) ckpt_base_frames_ = 0;  // the WAL started over
-  const absl::Time now = absl::Now();
-  const bool retry = frames >= options_.checkpoint_frames && frames > ckpt_copied_.load(std::memory_order_relaxed) &&
-                     now - ckpt_woken_ >= options_.checkpoint_retry;
-  if (frames - ckpt_base_frames_ >= options_.checkpoint_frames || retry) {
-    ckpt_base_frames_ = frames;
-    ckpt_woken_ = now;
-    absl::MutexLock lock(&ckpt_mu_);
-    ckpt_wanted_ = true;
-  }
-}
-
-void Store::CheckpointLoop() {
-  while (true) {
-    {
-      absl::MutexLock lock(&ckpt_mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ckpt_mu_) { return ckpt_stopping_ || ckpt_wanted_; };
-      ckpt_mu_.Await(absl::Condition(&ready));
-      if (ckpt_stopping_) return;
-      ckpt_wanted_ = false;
-    }
-    // PASSIVE: copies what no reader still needs and never makes the writer wait.
-    int log = 0;
-    int copied = 0;
-    const int rc = sqlite3_wal_checkpoint_v2(checkpointer_.raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-      STEWARD_LOG_WARNING("ledger checkpoint failed: {}", sqlite3_errstr(rc));
-    }
-    ckpt_copied_.store(rc == SQLITE_OK && copied == log ? log : 0, std::memory_order_relaxed);
-    absl::MutexLock lock(&ckpt_mu_);
-    ++ckpt_counts_.background;
-  }
-}
-
-Store::CheckpointCounts Store::checkpoints() const {
-  absl::MutexLock lock(&ckpt_mu_);
-  return ckpt_counts_;
-}
 
 Store::~Store() { Shutdown(); }
 
@@ -158,11 +96,7 @@ void Store::Shutdown() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
-  {
-    absl::MutexLock lock(&ckpt_mu_);
-    ckpt_stopping_ = true;
-  }
-  if (ckpt_thread_.joinable()) ckpt_thread_.join();
+  checkpointer_->Stop();
 }
 
 void Store::WriterLoop() {
@@ -197,7 +131,7 @@ void Store::WriterLoop() {
     for (size_t i = 0; i < group.size(); ++i) {
       if (group[i].done) group[i].done(tx.ok() ? results[i] : tx);
     }
-    if (tx.ok()) AfterCommit();  // after the completions: acknowledgements never wait for it
+    if (tx.ok()) checkpointer_->AfterCommit();  // after the completions: acknowledgements never wait for it
   }
 }
 

@@ -3,8 +3,9 @@
 // queued write in one transaction and then calls each write's completion (group
 // commit: one WAL sync per group, not per message). Reads use a second connection, so
 // queries never wait for the writer. A third connection, on its own thread, copies the
-// WAL back into the database file (the checkpoint), so a commit that an acknowledgement
-// waits for never carries a checkpoint's page copies and syncs. Copy chunks' bytes go to
+// WAL back into the database file (the checkpoint; ledger/checkpointer.h), so a commit
+// that an acknowledgement waits for never carries a checkpoint's page copies and syncs.
+// Copy chunks' bytes go to
 // spool files in <data_dir>/spool (ChunkSpool), synced before the COMMIT that names them.
 //
 //   STEWARD_ASSIGN_OR_RETURN(auto store, Store::Open(dir));
@@ -31,6 +32,7 @@
 #include "absl/time/time.h"
 #include "common/sqlite.h"
 #include "proto/steward.pb.h"
+#include "station/ledger/checkpointer.h"
 #include "station/metrics.h"
 
 namespace steward::station::ha {
@@ -47,18 +49,16 @@ class Store {
   using Done = std::function<void(absl::Status)>;
 
   struct Options {
-    // WAL frames (pages) after a commit that wake the checkpointer: SQLite's default.
+    // When the checkpointer runs (Checkpointer::Options, whose rules these are).
+    // New WAL frames (pages) that wake it: SQLite's default.
     int checkpoint_frames = 1000;
     // WAL frames after which the writer checkpoints itself (RESTART: the WAL starts
     // over), when a steady stream of commits never lets the checkpointer catch up: the
     // WAL file stays near 64 MiB (4 KiB pages). The checkpointer has usually copied most
     // of it by then, so what the writer pays is small.
     int wal_limit_frames = 16384;
-    // While the WAL holds checkpoint_frames or more and frames no checkpoint copied, a
-    // commit wakes the checkpointer again at most this often. The WAL starts over only
-    // when a transaction begins after a checkpoint copied all of it, so under a steady
-    // light load (commits a millisecond apart) one checkpoint per checkpoint_frames new
-    // frames seldom lets it: the WAL grew to wal_limit_frames.
+    // While frames are left uncopied, a commit wakes the checkpointer again at most this
+    // often (without it a steady light load grew the WAL to wal_limit_frames).
     absl::Duration checkpoint_retry = absl::Milliseconds(50);
     // The replicated ledger (issue 17; station/ha/replicated_commit.h): called on the
     // writer thread with each transaction's changes (an SQLite changeset) and the
@@ -102,11 +102,8 @@ class Store {
   const Histogram& commit_seconds() const { return commit_seconds_; }
   // Checkpoints done by the checkpointer, and by the writer itself when the WAL outgrew
   // its limit because the checkpointer could not keep up (for /metrics and tests).
-  struct CheckpointCounts {
-    uint64_t background = 0;
-    uint64_t by_writer = 0;
-  };
-  CheckpointCounts checkpoints() const ABSL_LOCKS_EXCLUDED(ckpt_mu_);
+  using CheckpointCounts = Checkpointer::Counts;
+  CheckpointCounts checkpoints() const { return checkpointer_->counts(); }
   // With Options::replicate: the number of the last journal entry this ledger holds.
   uint64_t journal_seq() const;
 
@@ -165,13 +162,8 @@ class Store {
     Done done;
   };
   Store(std::unique_ptr<ChunkSpool> spool, sqlite::Database writer, sqlite::Database reader,
-        sqlite::Database checkpointer, Options options);
+        std::unique_ptr<Checkpointer> checkpointer, Options options);
   void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
-  void CheckpointLoop() ABSL_LOCKS_EXCLUDED(ckpt_mu_);
-  // After each commit: wakes the checkpointer, or checkpoints on the writer's own
-  // connection when the WAL is over its limit.
-  void AfterCommit() ABSL_LOCKS_EXCLUDED(ckpt_mu_);
-  static int OnWalCommit(void* self, sqlite3* db, const char* name, int frames);
   void NoteHealth(const absl::Status& tx) ABSL_LOCKS_EXCLUDED(health_mu_);
   absl::StatusOr<std::vector<proto::CommandState>> QueryCommands(
       const std::string& where, const std::vector<std::string>& args, int64_t limit,
@@ -191,20 +183,9 @@ class Store {
   std::thread thread_;
   // Replication (Options::replicate), on the writer thread.
   std::unique_ptr<ha::ReplicatedCommit> replication_;
-  // Frames in the WAL after the last commit (set by the WAL hook, on the writer thread).
-  std::atomic<int> wal_frames_{0};
-  // The WAL's size and the time when the checkpointer was last woken (writer thread only).
-  int ckpt_base_frames_ = 0;
-  absl::Time ckpt_woken_ = absl::InfinitePast();
-  // The WAL frames the last checkpoint copied (all up to there; set by its thread).
-  std::atomic<int> ckpt_copied_{0};
   const Options options_;
-  sqlite::Database checkpointer_;  // used by the checkpoint thread only
-  mutable absl::Mutex ckpt_mu_;
-  bool ckpt_wanted_ ABSL_GUARDED_BY(ckpt_mu_) = false;
-  bool ckpt_stopping_ ABSL_GUARDED_BY(ckpt_mu_) = false;
-  CheckpointCounts ckpt_counts_ ABSL_GUARDED_BY(ckpt_mu_);
-  std::thread ckpt_thread_;
+  // Told about each commit by the writer thread; stopped after it.
+  std::unique_ptr<Checkpointer> checkpointer_;
 };
 
 }  // namespace steward::station::ledger
