@@ -157,7 +157,7 @@ void CommandTable::Write(Command& c, Changes& changes) {
   proto::Envelope& e = *c.s.mutable_command();
   if (DropsPayload(c.s) && !e.payload().empty()) {
     // A copy chunk at its end: its payload moves to the write, which drops it from the
-    // ledger (ledger/store.cc), and the table keeps none either. Nothing resends a
+    // ledger (ledger/command_rows.cc), and the table keeps none either. Nothing resends a
     // finished command, and answers about it (the sender's wait) need not carry the
     // chunk back: 896 KiB less per chunk through the broker, and no chunk held here
     // until the command leaves memory.

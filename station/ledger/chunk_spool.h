@@ -7,7 +7,7 @@
 //
 // Files: <dir>/chunks-<N>.spool, appended to until one holds kFileBytes, then the next.
 // A file goes when no row names it any more and it is not the one being appended to
-// (a finished chunk's row is deleted with its payload, ledger/store.cc), after the
+// (a finished chunk's row is deleted with its payload, ledger/command_rows.cc), after the
 // transaction that deleted its last row committed. At start, files no row names are
 // deleted (appended to by a transaction that never committed) and a new file is begun.
 //
