@@ -10,7 +10,11 @@ namespace steward::station::ledger {
 Checkpointer::Checkpointer(sqlite::Database own, Options options)
     : options_(options), own_(std::move(own)), thread_([this] { Loop(); }) {}
 
-Checkpointer::~Checkpointer() { Stop(); }
+Checkpointer::~Checkpointer() {
+  Stop();
+  // The hook points here: a later commit on the writer's connection must not call it.
+  if (writer_ != nullptr) sqlite3_wal_hook(writer_, nullptr, nullptr);
+}
 
 void Checkpointer::Attach(sqlite3* writer) {
   writer_ = writer;
@@ -24,7 +28,7 @@ int Checkpointer::OnWalCommit(void* self, sqlite3* /*db*/, const char* /*name*/,
 
 void Checkpointer::AfterCommit() {
   const int frames = frames_.load(std::memory_order_relaxed);
-  if (frames >= options_.limit_frames && writer_ != nullptr) {
+  if (frames >= options_.limit_frames) {
     int log = 0;
     int copied = 0;
     const int rc = sqlite3_wal_checkpoint_v2(writer_, nullptr, SQLITE_CHECKPOINT_RESTART, &log, &copied);
@@ -33,7 +37,7 @@ void Checkpointer::AfterCommit() {
     }
     frames_.store(0, std::memory_order_relaxed);
     woken_frames_ = 0;
-    copied_.store(0, std::memory_order_relaxed);
+    if (rc == SQLITE_OK) copied_.store(0, std::memory_order_relaxed);  // the WAL starts over
     absl::MutexLock lock(&mu_);
     ++counts_.by_writer;
     return;

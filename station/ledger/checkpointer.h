@@ -19,8 +19,8 @@
 //   ckpt->AfterCommit();
 //   ckpt->Stop();                // after the writer's last commit
 //
-// Attach and AfterCommit belong to the writer thread; counts() and Stop() may be called
-// from any thread.
+// Attach is called before the writer thread starts (or on it), AfterCommit on it;
+// counts() from any thread; Stop() from any thread, not from two at once.
 #pragma once
 
 #include <atomic>
@@ -58,7 +58,7 @@ class Checkpointer {
 
   // Replaces SQLite's automatic checkpoint on `writer` (which would run inside the
   // commit) with this one: the WAL hook tells it each commit's WAL size. `writer` must
-  // outlive the checkpointer's use of it (until the last AfterCommit).
+  // stay open until the checkpointer is destroyed (which removes the hook).
   void Attach(sqlite3* writer);
   // After each commit, on the writer thread (after the commit's completions: they never
   // wait for it). Wakes the thread, or checkpoints on the writer's connection past the
@@ -80,7 +80,8 @@ class Checkpointer {
   // Writer thread only: the WAL's size and the time when the thread was last woken.
   int woken_frames_ = 0;
   absl::Time woken_at_ = absl::InfinitePast();
-  // The WAL frames the last checkpoint copied, when it copied all of them (else 0).
+  // The WAL frames the last checkpoint copied, when it copied all of them (else 0); set
+  // by the thread, and back to 0 by the writer thread when the WAL starts over.
   std::atomic<int> copied_{0};
   mutable absl::Mutex mu_;
   bool wanted_ ABSL_GUARDED_BY(mu_) = false;

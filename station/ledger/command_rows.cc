@@ -11,7 +11,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "common/log.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
 #include "station/ledger/chunk_spool.h"
@@ -167,7 +166,6 @@ absl::Status Store::WriteCommand(sqlite::Database& db, proto::CommandState& c, b
   return st.Step().status();
 }
 
-
 absl::StatusOr<std::vector<proto::CommandState>> Store::QueryCommands(
     const std::string& where, const std::vector<std::string>& args, int64_t limit,
     std::vector<std::pair<std::string, std::string>>* damaged) {
@@ -244,6 +242,5 @@ absl::StatusOr<std::vector<proto::CommandState>> Store::Commands(const CommandFi
        absl::StrCat(f.since_unix_ms), absl::StrCat(f.until_unix_ms)},
       f.limit > 0 ? f.limit : 20);
 }
-
 
 }  // namespace steward::station::ledger

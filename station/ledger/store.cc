@@ -6,10 +6,8 @@
 #include <map>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
-#include "common/protocol.h"
 #include "common/status_macros.h"
 #include "station/ha/replicated_commit.h"
 #include "station/ledger/chunk_spool.h"

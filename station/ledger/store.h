@@ -5,8 +5,8 @@
 // queries never wait for the writer. A third connection, on its own thread, copies the
 // WAL back into the database file (the checkpoint; ledger/checkpointer.h), so a commit
 // that an acknowledgement waits for never carries a checkpoint's page copies and syncs.
-// Copy chunks' bytes go to
-// spool files in <data_dir>/spool (ChunkSpool), synced before the COMMIT that names them.
+// Copy chunks' bytes go to spool files in <data_dir>/spool (ChunkSpool), synced before
+// the COMMIT that names them.
 //
 //   STEWARD_ASSIGN_OR_RETURN(auto store, Store::Open(dir));
 //   store->Write(store->PutCommand(state), [](absl::Status committed) { ... });
@@ -16,7 +16,6 @@
 // queued; they must not block for long (they delay the next group).
 #pragma once
 
-#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
