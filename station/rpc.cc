@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/signing.h"
+#include "station/security.h"
 #include "subjects/subject.h"
 
 namespace steward::station {
@@ -100,8 +101,17 @@ bool Rpc::OperatorInbox(const std::string& reply) {
   if (!absl::StartsWith(reply, kNodeInboxPrefix)) return false;
   const std::string user = reply.substr(std::strlen(kNodeInboxPrefix), reply.find('.') - std::strlen(kNodeInboxPrefix));
   if (user.empty() || reply.find('.') == std::string::npos) return false;
-  absl::MutexLock lock(&core_.model.mu);
-  return core_.model.nodes.Find(user) == nullptr;
+  // A node is a name the station enrolled or believed (heard from). Anyone's hello can
+  // make a row for any name, pending, and such a row must not lock that user (an
+  // operator perhaps) out of the station.
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    if (const NodeTable::Node* node = core_.model.nodes.Find(user); node != nullptr) {
+      const proto::NodeStatus st = node->info.status();
+      if (st != proto::NODE_PENDING && st != proto::NODE_UNKNOWN) return false;
+    }
+  }
+  return !Security::Enrolled(core_, user);
 }
 
 void Rpc::Ok(const Call& call, const google::protobuf::Message& body) {

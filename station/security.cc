@@ -103,7 +103,10 @@ Security::HelloCheck Security::CheckHello(Core& core, NodeTable::Node& node, con
   }
   const std::string& pinned = node.info.public_key();
   if (!pinned.empty() && announced == pinned) return {};
-  node.info.set_last_heard_unix_ms(NowUnixMillis());  // heard, though not believed
+  // A node with no key yet: when it was last heard, though not believed (what `nodes
+  // --pending` shows). A pinned node's is left alone: whoever announces another key
+  // for it says nothing about the node itself.
+  if (pinned.empty()) node.info.set_last_heard_unix_ms(NowUnixMillis());
   if (pinned.empty()) {
     node.info.set_enrolled(Enrolled(core, name));
     const std::string enrolled_key = EnrolledKey(core, name);

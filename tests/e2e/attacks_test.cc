@@ -172,6 +172,16 @@ TEST_CASE("one node's credentials cannot take over another node's key", "[integr
   CHECK(r.exit_code == 255);
   CHECK_THAT(r.err, Catch::Contains("announced a new key"));
   CHECK(c.Ctl({"send", "ship2", "--", "true"}).exit_code == 0);  // still the real one
+  // Nor does it make a pinned node that went quiet look heard from.
+  c.StopAgent("ship2", SIGKILL);
+  absl::SleepFor(absl::Milliseconds(300));
+  const int64_t heard = NodeOf(*client, "ship2").last_heard_unix_ms();
+  auto another = steward::signing::Generate();
+  REQUIRE(another.ok());
+  ForgedHello(ship1.get(), "ship2", *another);
+  REQUIRE(WaitUntil([&] { return NodeOf(*client, "ship2").refused_hellos() == 3; }));
+  CHECK(NodeOf(*client, "ship2").last_heard_unix_ms() == heard);
+  c.StartAgent("ship2");
 
   // ship3 makes its own key: the attacker announces one first, then the real unit.
   ForgedHello(ship1.get(), "ship3", *attacker);
@@ -234,6 +244,14 @@ TEST_CASE("names the station did not enrol are pending, never online and never t
   r = c.Ctl({"accept", "ghost0"});
   CHECK(r.exit_code == 255);
   CHECK_THAT(r.err, Catch::Contains("was not enrolled by this station"));
+  // A hello naming the operator's broker user makes a pending row, and locks no one
+  // out: the station still takes the operator's requests from that user's inbox.
+  ForgedHello(ship1.get(), "operator", *key);
+  REQUIRE(WaitUntil([&] { return c.Ctl({"node", "operator"}).exit_code == 0; }));
+  CHECK(NodeOf(*client, "operator").status() == steward::proto::NODE_PENDING);
+  r = c.Ctl({"nodes"});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("ship1"));
 }
 
 TEST_CASE("answers on the reply path count only with the node's signature and the command's id",
