@@ -38,12 +38,14 @@ absl::Status Acl::Check(const proto::Envelope& command) const {
   // defined for targeting pushes its members an empty rule set).
   if (!configured_ || doc_.rules().empty()) return absl::OkStatus();
   for (const std::string& rule : doc_.rules()) {
-    if (CommandRuleMatches(rule, command)) return absl::OkStatus();
+    if (CommandRuleAllows(rule, command)) return absl::OkStatus();
   }
   std::string what = command.method();
   if (command.argv_size() > 0) absl::StrAppend(&what, " \"", CommandRuleText(command).substr(0, 200), "\"");
+  const std::string why = GlobRulesCannotAllow(command);
   return absl::PermissionDeniedError(
-      absl::StrCat("not allowed by the ACL of ", command.to_node(), ": ", what));
+      absl::StrCat("not allowed by the ACL of ", command.to_node(), ": ", what, why.empty() ? "" : " (", why,
+                   why.empty() ? "" : ")"));
 }
 
 absl::Status Acl::Set(const proto::AclDoc& doc) {

@@ -22,6 +22,17 @@ bool CommandRuleMatches(absl::string_view rule, const proto::Envelope& c) {
   return ::fnmatch(glob.c_str(), CommandRuleText(c).c_str(), 0) == 0;
 }
 
+bool CommandRuleAllows(absl::string_view rule, const proto::Envelope& c) {
+  if (!CommandRuleMatches(rule, c)) return false;
+  return rule.find(':') == absl::string_view::npos || GlobRulesCannotAllow(c).empty();
+}
+
+std::string GlobRulesCannotAllow(const proto::Envelope& c) {
+  if (c.shell().env_size() == 0 && c.shell().working_dir().empty()) return "";
+  return absl::StrCat("it sets ", c.shell().env_size() > 0 ? "environment variables" : "a working directory",
+                      ", which only a rule for the whole method (\"", c.method(), "\") allows");
+}
+
 absl::Status ValidateCommandRule(absl::string_view rule) {
   const size_t colon = rule.find(':');
   if (absl::Status st = subjects::ValidateToken(rule.substr(0, colon)); !st.ok()) {

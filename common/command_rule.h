@@ -16,6 +16,14 @@ namespace steward {
 // The text a rule's glob is matched against.
 std::string CommandRuleText(const proto::Envelope& c);
 bool CommandRuleMatches(absl::string_view rule, const proto::Envelope& c);
+// Whether an allow rule (an ACL's) lets `c` run: it matches, and when the rule has a
+// glob, `c` sets no environment variables and no working directory. The glob bounds
+// what runs, and either can change that (BASH_ENV, LD_PRELOAD, PATH, a relative path):
+// such a command is allowed only by a rule for the whole method. (Policy rules, which
+// a command meets when it matches, use CommandRuleMatches.)
+bool CommandRuleAllows(absl::string_view rule, const proto::Envelope& c);
+// Why no glob rule could allow `c` ("" when one could): for a refusal's message.
+std::string GlobRulesCannotAllow(const proto::Envelope& c);
 // Checks a rule's syntax: InvalidArgument naming the problem.
 absl::Status ValidateCommandRule(absl::string_view rule);
 

@@ -39,5 +39,34 @@ TEST_CASE("an ACL admits what its rules match, and an empty one admits everythin
   CHECK((*acl)->Check(Shell({"rm", "-rf", "/tmp/x"})).ok());
 }
 
+TEST_CASE("a glob rule allows no environment or working directory: only a rule for the whole method does",
+          "[agent][acl]") {
+  auto acl = Acl::Open("");
+  REQUIRE(acl.ok());
+  proto::AclDoc doc;
+  doc.add_rules("shellcommand:/opt/radar.sh *");
+  doc.set_version_unix_ms(1);
+  REQUIRE((*acl)->Set(doc).ok());
+  CHECK((*acl)->Check(Shell({"/opt/radar.sh", "status"})).ok());
+  // BASH_ENV (or LD_PRELOAD, PATH) would run other code under the allowed program.
+  proto::Envelope env = Shell({"/opt/radar.sh", "status"});
+  env.mutable_shell()->add_env("BASH_ENV=/tmp/evil");
+  absl::Status denied = (*acl)->Check(env);
+  CHECK(absl::IsPermissionDenied(denied));
+  CHECK_THAT(std::string(denied.message()), Catch::Contains("it sets environment variables") &&
+                                                Catch::Contains("a rule for the whole method (\"shellcommand\")"));
+  proto::Envelope dir = Shell({"/opt/radar.sh", "status"});
+  dir.mutable_shell()->set_working_dir("/tmp");
+  denied = (*acl)->Check(dir);
+  CHECK(absl::IsPermissionDenied(denied));
+  CHECK_THAT(std::string(denied.message()), Catch::Contains("a working directory"));
+  // A rule for the whole method allows them.
+  doc.add_rules("shellcommand");
+  doc.set_version_unix_ms(2);
+  REQUIRE((*acl)->Set(doc).ok());
+  CHECK((*acl)->Check(env).ok());
+  CHECK((*acl)->Check(dir).ok());
+}
+
 }  // namespace
 }  // namespace steward::agent
