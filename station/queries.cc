@@ -86,8 +86,9 @@ void Queries::Nodes(const Call& call, proto::NodesRequest req) {
     const size_t limit = core_.ReplyLimit();
     FitStates(out.mutable_recent(), limit > others ? limit - others : 0, /*may_drop=*/true);
   }
-  // A fleet too large for one message is told so, never left without an answer.
-  if (const size_t size = out.ByteSizeLong(); size > core_.ReplyLimit()) {
+  // A fleet too large for one message is told so, never left without an answer. (The
+  // HTTP API's calls are in-process: no message carries their reply.)
+  if (const size_t size = out.ByteSizeLong(); call.via != "http" && size > core_.ReplyLimit()) {
     return rpc_.Reject(call, absl::StrCat(out.nodes_size(), " nodes take ", size, " bytes, more than one reply may (",
                                           core_.ReplyLimit(), "): ask for one node, or use the HTTP API "
                                           "(GET /api/v1/nodes pages, /api/v1/fleet counts)"));

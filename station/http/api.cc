@@ -415,6 +415,7 @@ void Submit(Router& r, const httplib::Request& req, httplib::Response& res, cons
   API_TRY(Field(body, "require_approval", &require_approval));
   API_TRY(Field(body, "approval_ttl_ms", &approval_ttl_ms));
   if (nodes.empty() && !all) return SendError(res, 400, "name the target nodes (\"nodes\": [...]) or \"all\": true");
+  if (!nodes.empty() && all) return SendError(res, 400, "\"all\": true takes every node: name no \"nodes\" with it");
   if (argv.empty() && method == kMethodShell) return SendError(res, 400, "\"argv\" is empty: nothing to run");
   if (timeout_ms < 0 || ttl_ms < 0 || wait_ms < 0) return SendError(res, 400, "times must not be negative");
   // At most a year: beyond it a time is a mistake (and the sum with now would overflow).

@@ -110,7 +110,7 @@ void Start(Router& r, DebugRelay& relay, const httplib::Request& req, httplib::R
     // The node's own check, made here first: a refusal sends nothing.
     const std::vector<std::string> rules = r.core().model.access.Effective(node);
     allowed = rules.empty();
-    for (const std::string& rule : rules) allowed = allowed || CommandRuleMatches(rule, *cmd);
+    for (const std::string& rule : rules) allowed = allowed || CommandRuleAllows(rule, *cmd);
   }
   if (!known) return SendError(res, 404, absl::StrCat("unknown node ", node));
   if (!allowed) {
@@ -189,17 +189,26 @@ void Events(Router& r, DebugRelay& relay, const httplib::Request& req, httplib::
     bool started = false;
     bool done = false;
     absl::Time last_write = absl::Now();
+    std::string authorization;  // the request's, checked again as the stream goes
   };
   auto st = std::make_shared<State>();
   st->id = info->id;
+  st->authorization = req.get_header_value("Authorization");
   st->after = after;
   relay.AddReader(st->id);
   res.set_header("Cache-Control", "no-store");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [&relay, st, start = InfoJson(*info)](size_t, httplib::DataSink& sink) {
+      [&r, &relay, st, start = InfoJson(*info)](size_t, httplib::DataSink& sink) {
         if (st->done) return false;
+        if (!r.StillAuthorized(st->authorization)) {
+          const std::string bye = Router::TokenGoneFrame();
+          sink.write(bye.data(), bye.size());
+          st->done = true;
+          sink.done();
+          return true;
+        }
         std::string out;
         if (!st->started) {
           st->started = true;

@@ -46,6 +46,7 @@ struct Stream {
   absl::Time last_write = absl::Now();
   std::string sent_id;  // the last id the client was given
   absl::Time next_log_poll = absl::InfinitePast();
+  std::string authorization;  // the request's, checked again as the stream goes
 
   bool Wants(const FeedEvent& e) const {
     if (!types.count(e.TypeName())) return false;
@@ -87,6 +88,7 @@ void AddEvents(Router& r) {
               return SendError(res, 400, absl::StrCat("unknown event type \"", t, "\""));
             }
           }
+          s->authorization = req.get_header_value("Authorization");
           s->node = req.has_param("node") ? req.get_param_value("node") : "";
           s->command = req.has_param("command") ? req.get_param_value("command") : "";
           s->request = req.has_param("request") ? req.get_param_value("request") : "";
@@ -126,6 +128,12 @@ void AddEvents(Router& r) {
           res.set_chunked_content_provider(
               "text/event-stream",
               [&r, s](size_t, httplib::DataSink& sink) {
+                if (!r.StillAuthorized(s->authorization)) {
+                  const std::string bye = Router::TokenGoneFrame();
+                  sink.write(bye.data(), bye.size());
+                  sink.done();
+                  return true;
+                }
                 std::string out;
                 if (!s->started) {
                   s->started = true;

@@ -1,7 +1,9 @@
 #include "station/http/server.h"
 
+#include <algorithm>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -23,6 +25,30 @@ bool IsLoopback(absl::string_view host) {
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.") ||
          absl::StartsWith(host, "::ffff:127.");
 }
+
+namespace {
+
+// Whether a Host header names this machine by a loopback name or address (its port
+// aside). A page of another site that a browser on this machine runs may reach the
+// loopback listener by rebinding its own name to 127.0.0.1, and its requests then carry
+// that name: token-less reads are for loopback names only.
+bool LoopbackHostHeader(absl::string_view h) {
+  if (h.empty()) return true;  // HTTP/1.0; browsers always send one
+  absl::string_view host;
+  if (h.front() == '[') {
+    const size_t end = h.find(']');
+    if (end == absl::string_view::npos) return false;
+    host = h.substr(1, end - 1);
+  } else {
+    host = h.substr(0, h.find(':'));
+  }
+  const std::string name = absl::AsciiStrToLower(host);
+  if (name == "localhost" || name == "::1") return true;
+  return absl::StartsWith(name, "127.") &&
+         std::all_of(name.begin(), name.end(), [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.'; });
+}
+
+}  // namespace
 
 void SendJson(httplib::Response& res, const nlohmann::ordered_json& body, int status) {
   res.status = status;
@@ -123,6 +149,10 @@ absl::Status Router::Authorize(const httplib::Request& req, Access access, Princ
     if (p.name.empty() && !loopback_listener_) {
       return absl::UnauthenticatedError("this station's HTTP API needs a token (stewardctl token create)");
     }
+    if (p.name.empty() && !LoopbackHostHeader(req.get_header_value("Host"))) {
+      return absl::PermissionDeniedError(
+          "reads without a token are for loopback names only (Host: localhost or 127.0.0.1); send a token");
+    }
     return absl::OkStatus();
   }
   if (p.name.empty()) {
@@ -134,6 +164,15 @@ absl::Status Router::Authorize(const httplib::Request& req, Access access, Princ
         "this station runs without keys (development mode): writes are taken from loopback only");
   }
   return absl::OkStatus();
+}
+
+bool Router::StillAuthorized(const std::string& authorization) const {
+  if (authorization.empty()) return true;
+  return absl::StartsWith(authorization, "Bearer ") && tokens_.Check(absl::string_view(authorization).substr(7)).ok();
+}
+
+std::string Router::TokenGoneFrame() {
+  return SseFrame("end", "", R"({"reason":"the token this stream was opened with was revoked or expired"})");
 }
 
 void Router::Add(const std::string& method, const std::string& pattern, const std::string& name, Access access,

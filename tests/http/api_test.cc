@@ -35,6 +35,14 @@ TEST_CASE("the read API answers every endpoint with the station's truth", "[inte
 
   Reply fleet = Http(port, "GET", "/api/v1/fleet");
   REQUIRE(fleet.status == 200);
+  // A page of another site whose name was rebound to 127.0.0.1 reads nothing without a
+  // token: its requests name that site.
+  Reply rebound = Http(port, "GET", "/api/v1/fleet", "", "", {{"Host", "attacker.example:8080"}});
+  CHECK(rebound.status == 403);
+  CHECK_THAT(rebound.body, Catch::Contains("loopback names only"));
+  CHECK(Http(port, "GET", "/api/v1/fleet", "", "", {{"Host", "127.0.0.1.attacker.example"}}).status == 403);
+  CHECK(Http(port, "GET", "/api/v1/fleet", "", "", {{"Host", "localhost:" + std::to_string(port)}}).status == 200);
+  CHECK(Http(port, "GET", "/api/v1/fleet", "", "", {{"Host", "[::1]:" + std::to_string(port)}}).status == 200);
   CHECK(fleet.json["counts"]["online"] == 1);
   CHECK(fleet.json["nodes"][0]["name"] == "ship1");
   CHECK(fleet.json["nodes"][0]["status"] == "online");
@@ -143,6 +151,9 @@ TEST_CASE("HTTP writes need a valid operator token and are audited", "[integrati
   CHECK(Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":"ship1","argv":["x"]})").status == 400);
   CHECK(Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":["nosuch"],"argv":["x"]})").status == 404);
   CHECK(Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":["ship1"]})").status == 400);
+  Reply both = Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":["ship1"],"all":true,"argv":["x"]})");
+  CHECK(both.status == 400);  // one choice of target: never the names widened to every node
+  CHECK_THAT(both.body, Catch::Contains("takes every node"));
   Reply nul = Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":["ship1"],"argv":["echo","a\u0000b"]})");
   CHECK(nul.status == 400);  // refused before it is queued, not failed at the node
   CHECK_THAT(nul.body, Catch::Contains("argv[1] contains a NUL byte"));

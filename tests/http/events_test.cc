@@ -24,11 +24,13 @@ namespace {
 // Reads /api/v1/events from `resume` until `stop` says so (the connection is then
 // dropped by this client), collecting the frames.
 std::vector<SseEvent> Follow(int port, const std::string& query, const std::string& resume,
-                             const std::function<bool(const std::vector<SseEvent>&)>& stop) {
+                             const std::function<bool(const std::vector<SseEvent>&)>& stop,
+                             const std::string& token = "") {
   httplib::Client cli("127.0.0.1", port);
   cli.set_read_timeout(30);
   httplib::Headers headers;
   if (!resume.empty()) headers.emplace("Last-Event-ID", resume);
+  if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
   std::string buffer;
   std::vector<SseEvent> events;
   cli.Get(("/api/v1/events" + query).c_str(), headers, [&](const char* data, size_t n) {
@@ -128,6 +130,30 @@ TEST_CASE("an event stream resumed from an id the station no longer holds gets a
   REQUIRE(!events.empty());
   CHECK(events.back().data.find("\"paused\":true") != std::string::npos);
   CHECK(events.back().data.find("drill") != std::string::npos);
+}
+
+TEST_CASE("an event stream opened with a token ends when the token is revoked", "[integration][http]") {
+  Cluster c;
+  c.StartStation();
+  const int port = c.HttpPort();
+  REQUIRE(port > 0);
+  const std::string token = steward::testing::MakeToken(c, "erin");
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  std::vector<SseEvent> events;
+  std::thread follower([&] {
+    events = Follow(
+        port, "?types=command,node,output", "",
+        [&](const std::vector<SseEvent>& e) { return (!e.empty() && e.back().event == "end") || absl::Now() > deadline; },
+        token);
+  });
+  absl::SleepFor(absl::Milliseconds(500));
+  REQUIRE(c.Ctl({"token", "revoke", "erin"}).exit_code == 0);
+  follower.join();
+  REQUIRE(!events.empty());
+  CHECK(events.back().event == "end");
+  CHECK(events.back().data.find("revoked or expired") != std::string::npos);
+  // And it opens no new one.
+  CHECK(Http(port, "GET", "/api/v1/events", token).status == 401);
 }
 
 }  // namespace
