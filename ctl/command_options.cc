@@ -65,6 +65,15 @@ proto::TargetSpec TargetSpecOf(const std::string& nodes, bool all, const std::st
   return spec;
 }
 
+int CheckTargetArgs(const CLI::App& cmd, const std::string& nodes, bool all) {
+  if (nodes.empty()) return 0;
+  if (all) return cli::UsageError(cmd, absl::StrCat("--all takes every node: give no NODES with it (", Escape(nodes), ")"));
+  if (TargetSpecOf(nodes, false, "").selectors().empty()) {
+    return cli::UsageError(cmd, absl::StrCat("NODES ", Escape(nodes), " names no node"));
+  }
+  return 0;
+}
+
 int CheckCommand(const CLI::App& cmd, const CommandOptions& o, const std::vector<std::string>& argv) {
   for (const auto& [flag, token] : {std::pair{"--method", &o.method}, std::pair{"--domain", &o.domain}}) {
     if (absl::Status st = subjects::ValidateToken(*token); !st.ok()) {

@@ -31,6 +31,9 @@ proto::Envelope CommandTemplate(const CommandOptions& o, const std::vector<std::
 void AddTargetOptions(CLI::App& cmd, std::string* where, bool* all);
 // TargetSpecOf: NODES as typed ("ship1,ship*,@web"), --all and --where.
 proto::TargetSpec TargetSpecOf(const std::string& nodes, bool all, const std::string& where);
+// The target's arguments as chosen (0), or a usage error: NODES with --all (which takes
+// every node), or NODES that name no node ("," alone).
+int CheckTargetArgs(const CLI::App& cmd, const std::string& nodes, bool all);
 // CheckWhere parses `where` here, before anything is sent: 0 when it parses, else a
 // usage error (the message with a caret under the column it names), kUsageExit.
 int CheckWhere(const CLI::App& cmd, const std::string& where);

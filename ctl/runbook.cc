@@ -109,6 +109,7 @@ Runner SetupRun(CLI::App& cmd) {
       "Exit 0 when every target succeeded, 75 when targets were busy, 1 when a run failed, was\n"
       "preempted or canceled, 255 when --wait ran out first.");
   return [o, &cmd](const Globals& g) {
+    if (int rc = CheckTargetArgs(cmd, o->target, o->all); rc != 0) return rc;
     absl::StatusOr<proto::Runbook> rb = runbook::ParseFile(o->file);
     if (!rb.ok()) {
       fmt::print(stderr, "stewardctl run: {}\n", std::string(rb.status().message()));

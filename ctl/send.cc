@@ -216,8 +216,8 @@ int FollowRollout(Client& client, const Globals& g, const proto::LaunchReply& la
       for (const CommandState& s : states->commands()) {
         Forget(remaining, s.id());
         rc = std::max(rc, ExitStatusOf(s));
-        if (s.state() == proto::STATE_CANCELED && !s.result().error().empty()) {
-          ++canceled;  // stopped by the rollout: summed up at the end
+        if (s.state() == proto::STATE_CANCELED && s.result().started_unix_ms() == 0 && !s.result().error().empty()) {
+          ++canceled;  // stopped before it was sent (by the rollout, or an operator): summed up at the end
           continue;
         }
         clear();
@@ -259,11 +259,13 @@ int FollowRollout(Client& client, const Globals& g, const proto::LaunchReply& la
   }
   if (tty) fmt::print("\n");
   if (g.json) PrintJson(job);
+  const std::string unsent = canceled > 0 ? absl::StrCat(canceled, canceled == 1 ? " command" : " commands",
+                                                         " canceled before they were sent")
+                                          : "";
   if (job.job().state() == proto::JOB_ABORTED || job.job().state() == proto::JOB_CLOSED) {
-    fmt::print(stderr, "stewardctl: {}{}\n", Escape(job.job().reason()),
-               canceled > 0 ? absl::StrCat("; ", canceled, canceled == 1 ? " command" : " commands",
-                                           " canceled before they were sent")
-                            : "");
+    fmt::print(stderr, "stewardctl: {}{}{}\n", Escape(job.job().reason()), unsent.empty() ? "" : "; ", unsent);
+  } else if (!unsent.empty()) {
+    fmt::print(stderr, "stewardctl: rollout {}: {}\n", Escape(id), unsent);
   }
   return rc;
 }
@@ -385,10 +387,15 @@ Runner SetupSend(CLI::App& cmd) {
     // NODES comes first, unless --all (then every node), or --where without a "--" part
     // (then every node the expression matches, and the arguments are the command).
     std::string nodes;
+    if (o->all && !o->args.empty() && !g.after_dashes.empty()) {
+      // NODES before "--" with --all: a mistake, not a command to run on every node.
+      return CheckTargetArgs(cmd, absl::StrJoin(o->args, " "), true);
+    }
     if (!o->all && (o->where.empty() || (!o->args.empty() && !g.after_dashes.empty()))) {
       if (o->args.empty()) return cli::UsageError(cmd, "NODE[,NODE...], --all or --where is required");
       nodes = argv.front();
       argv.erase(argv.begin());
+      if (int rc = CheckTargetArgs(cmd, nodes, false); rc != 0) return rc;
     }
     if (argv.empty())
       return cli::UsageError(cmd, "a COMMAND is required: send NODE[,NODE...] -- COMMAND [ARG...]");

@@ -43,6 +43,7 @@ Runner SetupTargets(CLI::App& cmd) {
       "Shows who a target picks now, before anything is sent. Exit status 1 when no node matches.\n"
       "Global options (--nats, --timeout, --json, --keys, ...): stewardctl --help");
   return [t, &cmd](const Globals& g) {
+    if (int rc = CheckTargetArgs(cmd, t->nodes, t->all); rc != 0) return rc;
     if (int rc = CheckWhere(cmd, t->where); rc != 0) return rc;
     return WithClient(g, [&](Client& client) {
       proto::TargetsRequest req;
@@ -86,6 +87,7 @@ Runner SetupTag(CLI::App& cmd) {
       }
       if (o->tags.empty()) return cli::UsageError(at, set->parsed() ? "KEY=VALUE is required" : "KEY is required");
     }
+    if (int rc = CheckTargetArgs(at, o->target.nodes, o->target.all); rc != 0) return rc;
     proto::TagRequest req;
     *req.mutable_target() = o->target.Spec();
     req.set_history(o->history);
@@ -194,6 +196,7 @@ Runner SetupSchedule(CLI::App& cmd) {
       if (o->target.nodes.empty() && o->target.where.empty() && !o->target.all) {
         return cli::UsageError(*add, "NODES, --where or --all is required");
       }
+      if (int rc = CheckTargetArgs(*add, o->target.nodes, o->target.all); rc != 0) return rc;
       if (int rc = CheckWhere(*add, o->target.where); rc != 0) return rc;
       if (int rc = CheckCommand(*add, o->command, g.after_dashes); rc != 0) return rc;
       req.set_action("add");

@@ -75,6 +75,10 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
     return rpc_.Reject(call, absl::StrCat("already expired (expires_unix_ms ", tmpl.expires_unix_ms(),
                                           " is in the past): nothing was queued"));
   }
+  if (req.all_nodes() && req.nodes_size() > 0) {
+    return rpc_.Reject(call, absl::StrCat("all nodes takes every node: name no nodes with it (", req.nodes(0),
+                                          req.nodes_size() > 1 ? ", ..." : "", "); nothing was queued"));
+  }
   std::vector<std::string> targets(req.nodes().begin(), req.nodes().end());
   for (const std::string* token : {&tmpl.method(), &tmpl.domain()}) {
     if (absl::Status st = subjects::ValidateToken(*token); !st.ok()) return rpc_.Reject(call, st.message());

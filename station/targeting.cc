@@ -81,6 +81,17 @@ bool InMaintenance(const Model& model, const std::string& node) {
   return n != nullptr && n->info.maintenance().on();
 }
 
+absl::Status CheckChosenTarget(const proto::TargetSpec& spec) {
+  if (spec.all_nodes() && !spec.selectors().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--all takes every node: name no nodes with it (",
+                                                   absl::StrJoin(spec.selectors(), ","), ")"));
+  }
+  if (!spec.all_nodes() && spec.selectors().empty() && spec.where().empty()) {
+    return absl::InvalidArgumentError("no target: name nodes (names, globs, @groups), --where or --all");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Target> CompileTarget(const proto::TargetSpec& spec) {
   Target t;
   t.spec = spec;

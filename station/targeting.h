@@ -29,6 +29,10 @@ struct Target {
 };
 // CompileTarget checks `spec`; InvalidArgument says what is wrong ("--where: at column
 // 5: ..."; "bad target \"a.b\": ...").
+// What an operator launches on must be chosen: names, globs, @groups, --where, or
+// --all alone. InvalidArgument for --all with names (--all takes every node), and for
+// no choice at all (an empty list would mean every node).
+absl::Status CheckChosenTarget(const proto::TargetSpec& spec);
 absl::StatusOr<Target> CompileTarget(const proto::TargetSpec& spec);
 
 // Every node `target` names now, sorted.

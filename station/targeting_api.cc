@@ -172,6 +172,7 @@ void TargetingApi::Launch(const Call& call, proto::LaunchRequest req) {
   } else if (absl::Status fits = core_.CheckFits(req.command()); !fits.ok()) {
     return rpc_.Reject(call, fits.message());
   }
+  if (absl::Status st = CheckChosenTarget(req.target()); !st.ok()) return rpc_.Fail(call, st);
   absl::StatusOr<Target> target = CompileTarget(req.target());
   if (!target.ok()) return rpc_.Fail(call, target.status());
   JobRunner::LaunchSpec spec;
@@ -354,6 +355,7 @@ void TargetingApi::AddSchedule(const Call& call, proto::Schedule s) {
   }
   if (absl::Status st = CheckTemplate(s.command()); !st.ok()) return rpc_.Reject(call, st.message());
   if (absl::Status st = core_.CheckFits(s.command()); !st.ok()) return rpc_.Reject(call, st.message());
+  if (absl::Status st = CheckChosenTarget(s.target()); !st.ok()) return rpc_.Fail(call, st);
   absl::StatusOr<Target> target = CompileTarget(s.target());
   if (!target.ok()) return rpc_.Fail(call, target.status());
   if (s.splay_ms() < 0 || s.command_ttl_ms() < 0) return rpc_.Reject(call, "--splay and --ttl take a duration");

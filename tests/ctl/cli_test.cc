@@ -124,6 +124,34 @@ TEST_CASE("a command the station would refuse is a usage error naming the bad pa
   CHECK(r.exit_code == 255);
 }
 
+TEST_CASE("a target is chosen one way: NODES with --all, or NODES naming no node, is a usage error", "[ctl]") {
+  // Before, the names were glued to the command (send), or --all won (run, schedule).
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+           {"send", "--all", "n1", "--", "true"},
+           {"run", "rb.toml", "--target", "n1", "--all"},
+           {"schedule", "add", "both", "n1", "--all", "--cron", "@yearly", "--", "true"},
+           {"tag", "set", "n1", "--all", "role=x"},
+           {"targets", "n1", "--all"}}) {
+    RunResult r = Parsed(args);
+    INFO(args[0] << " " << args[1]);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--all takes every node: give no NODES with it"));
+  }
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+           {"send", ",", "--", "true"},
+           {"schedule", "add", "comma", ",", "--cron", "@yearly", "--", "true"},
+           {"run", "rb.toml", "--target", ","},
+           {"targets", ",,"}}) {
+    RunResult r = Parsed(args);
+    INFO(args[0] << " " << args[1]);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("names no node"));
+  }
+  // --all alone, and --all with a command and no "--", still go to the station.
+  CHECK(Parsed({"send", "--all", "--", "true"}).exit_code == 255);
+  CHECK(Parsed({"send", "--all", "echo", "hi"}).exit_code == 255);
+}
+
 TEST_CASE("stewardctl help lists subcommands, and a subcommand's help only its options", "[ctl]") {
   RunResult r = Ctl({"--help"});
   CHECK(r.exit_code == 0);

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -457,3 +458,30 @@ TEST_CASE("schedules fire on time, and after downtime skip or catch up once, as 
 }
 
 }  // namespace
+
+TEST_CASE("a rollout prints a line for a node whose running command an operator canceled",
+          "[integration][targeting]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  c.StartAgent("ship2");
+  RunResult r;
+  std::thread sender([&] { r = c.Ctl({"send", "ship1,ship2", "--batch", "2", "--", "sleep", "3"}, absl::Seconds(60)); });
+  std::string id;
+  const bool running = WaitUntil(
+      [&] {
+        for (const json& s : JsonLines(c.Ctl({"--json", "history", "--node", "ship2", "--state", "running"}).out)) {
+          id = s["id"];
+        }
+        return !id.empty();
+      },
+      absl::Seconds(15));
+  if (running) CHECK(c.Ctl({"cancel", id}).exit_code == 0);
+  sender.join();
+  REQUIRE(running);
+  INFO(r.out << r.err);
+  // Before, it was counted as stopped by the rollout and never said: no line at all.
+  CHECK_THAT(r.out, Catch::Contains("ship1:"));
+  CHECK_THAT(r.out, Catch::Contains("ship2: [canceled"));
+  CHECK(r.exit_code == 255);
+}
