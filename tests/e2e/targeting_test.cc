@@ -485,3 +485,29 @@ TEST_CASE("a rollout prints a line for a node whose running command an operator 
   CHECK_THAT(r.out, Catch::Contains("ship2: [canceled"));
   CHECK(r.exit_code == 255);
 }
+
+TEST_CASE("the station refuses a launch whose target is --all with names, or no target at all",
+          "[integration][targeting]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  auto client = steward::ctl::Client::Connect({.nats = {.url = c.url()}});
+  REQUIRE(client.ok());
+  steward::proto::LaunchRequest req;
+  req.mutable_command()->set_method("shellcommand");
+  req.mutable_command()->set_domain("operatingsystem");
+  req.mutable_command()->add_argv("true");
+  // What stewardctl no longer sends, from any client: never widened to every node.
+  req.mutable_target()->set_all_nodes(true);
+  req.mutable_target()->add_selectors("ship1");
+  auto launched = (*client)->Launch(req, absl::Seconds(10));
+  REQUIRE_FALSE(launched.ok());
+  CHECK_THAT(std::string(launched.status().message()), Catch::Contains("--all takes every node"));
+  req.clear_target();
+  launched = (*client)->Launch(req, absl::Seconds(10));
+  REQUIRE_FALSE(launched.ok());
+  CHECK_THAT(std::string(launched.status().message()), Catch::Contains("no target"));
+  // Nothing was sent.
+  RunResult h = c.Ctl({"--json", "history", "--node", "ship1"});
+  CHECK(JsonLines(h.out).empty());
+}
