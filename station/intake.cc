@@ -101,7 +101,10 @@ void Intake::Hello(const proto::Envelope& ev, const Respond& reply) {
   {
     absl::MutexLock lock(&core_.model.mu);
     const absl::Time now = absl::Now();
-    check = Security::CheckHello(core_, core_.model.nodes.Get(from), ev, hello);
+    check = Security::CheckNewName(core_, from);
+    if (check.verdict != Security::HelloVerdict::kRefused) {
+      check = Security::CheckHello(core_, core_.model.nodes.Get(from), ev, hello);
+    }
     if (check.verdict == Security::HelloVerdict::kHeard) {
       const NodeTable::InstanceChange change = core_.model.nodes.Hello(from, hello, now);
       if (change.changed && !change.previous.empty()) {
@@ -123,7 +126,7 @@ void Intake::Hello(const proto::Envelope& ev, const Respond& reply) {
     }
   }
   if (check.verdict == Security::HelloVerdict::kRefused) {
-    STEWARD_LOG_WARNING("hello from {} refused: {}", from, check.why);
+    if (!check.logged) STEWARD_LOG_WARNING("hello from {} refused: {}", from, check.why);
     return reply(Refused(ev.id(), check.why));
   }
   // Heartbeats are answered at once (a pending node's too, with why it is pending: its

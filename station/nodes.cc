@@ -51,6 +51,12 @@ std::vector<std::string> NodeTable::Names(bool heard_only) const {
   return out;
 }
 
+size_t NodeTable::UnenrolledPending() const {
+  size_t n = 0;
+  for (const auto& [name, node] : nodes_) n += node.info.status() == proto::NODE_PENDING && !node.info.enrolled();
+  return n;
+}
+
 bool NodeTable::Forget(const std::string& name) {
   dirty_.erase(name);
   return nodes_.erase(name) > 0;

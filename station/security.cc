@@ -1,6 +1,7 @@
 #include "station/security.h"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <utility>
 
@@ -83,6 +84,23 @@ std::string Security::EnrolledKey(const Core& core, const std::string& node) {
     return "";
   }
   return *key;
+}
+
+Security::HelloCheck Security::CheckNewName(Core& core, const std::string& name) {
+  if (!core.options().key.has_value() || core.model.nodes.Find(name) != nullptr) return {};
+  if (core.model.nodes.UnenrolledPending() < kMaxUnenrolledPending || Enrolled(core, name)) return {};
+  const uint64_t n = ++core.counters.refused_hellos;
+  static std::atomic<uint64_t> logged{0};
+  if (const uint64_t k = ++logged; k == 1 || k % 1000 == 0) {
+    STEWARD_LOG_WARNING("hello from {} refused: {} names the station did not enrol are pending already; a "
+                        "flood of forged hellos? ({} refused hellos so far; stewardctl nodes --pending, forget)",
+                        name, kMaxUnenrolledPending, n);
+  }
+  return {HelloVerdict::kRefused,
+          absl::StrCat("hello refused: ", kMaxUnenrolledPending, " names the station did not enrol are pending "
+                       "already; an operator enrols this one (stewardctl enroll ", name,
+                       ") or forgets pending ones"),
+          /*logged=*/true};
 }
 
 Security::HelloCheck Security::CheckHello(Core& core, NodeTable::Node& node, const proto::Envelope& ev,

@@ -252,6 +252,25 @@ TEST_CASE("names the station did not enrol are pending, never online and never t
   r = c.Ctl({"nodes"});
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("ship1"));
+
+  // A flood of such names stops at the cap: no more rows, the ledger does not fill.
+  auto pending = [&] {
+    auto n = client->Nodes("", absl::Seconds(10));
+    REQUIRE(n.ok());
+    size_t out = 0;
+    for (const steward::proto::NodeInfo& info : n->nodes()) out += info.status() == steward::proto::NODE_PENDING;
+    return out;
+  };
+  const size_t cap = 1000;  // Security::kMaxUnenrolledPending
+  const size_t before = pending();
+  for (size_t i = 0; i < cap - before + 20; ++i) ForgedHello(ship1.get(), "flood" + std::to_string(i), *key);
+  REQUIRE(WaitUntil([&] { return c.station().Stderr().find("names the station did not enrol are pending already") !=
+                                 std::string::npos; }));
+  absl::SleepFor(absl::Milliseconds(300));
+  CHECK(pending() == cap);
+  CHECK(c.Ctl({"node", "flood" + std::to_string(cap - before + 19)}).exit_code != 0);
+  // The real node is served as before.
+  CHECK(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
 }
 
 TEST_CASE("answers on the reply path count only with the node's signature and the command's id",
