@@ -331,17 +331,22 @@ absl::Status RunbookTable::Close(const std::string& id, const std::string& by, a
   for (size_t i = 0; i < e.runs.size(); ++i) {
     Run& r = e.runs[i];
     if (e.job.runs(static_cast<int>(i)).state() != proto::RUN_RUNNING) continue;
-    std::string stopped;
+    // What became of the step's command: canceled here when it was never delivered;
+    // else its node is asked to stop it, and its own result says how it ended (it may
+    // have finished first).
+    std::string what;
     for (const RunbookCommand& c : r.made) {
       const proto::CommandState* s = commands.Find(c.id);
       if (s == nullptr || IsTerminal(s->state())) continue;
-      if (commands.Stop(c.id, by, now, changes).ok()) stopped = c.id;
+      absl::StatusOr<bool> asked = commands.Stop(c.id, by, now, changes);
+      if (!asked.ok()) continue;
+      what = *asked ? absl::StrCat(" (its node was asked to stop ", c.id, "; that command's result says how it ended)")
+                    : absl::StrCat(" (", c.id, " was never sent)");
     }
     const int step = e.job.runs(static_cast<int>(i)).step();
     End(e, i, proto::RUN_CANCELED,
-        absl::StrCat("canceled by ", by, " at ", runbook::StepName(e.job.runbook(), step),
-                     stopped.empty() ? "" : absl::StrCat(" (", stopped, " stopped)")),
-        step, now, commands, work);
+        absl::StrCat("canceled by ", by, " at ", runbook::StepName(e.job.runbook(), step), what), step, now,
+        commands, work);
   }
   e.job.set_state(proto::JOB_CLOSED);
   e.job.set_reason(absl::StrCat("canceled by ", by));

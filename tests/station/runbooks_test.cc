@@ -359,12 +359,26 @@ TEST_CASE("closing a runbook job stops its running step and makes no more", "[st
   REQUIRE(work.writes.size() == 1);
   CHECK(work.writes[0].state() == proto::JOB_CLOSED);
   CHECK(work.writes[0].runs(0).state() == proto::RUN_CANCELED);
-  CHECK(work.writes[0].runs(0).reason() == "canceled by bob at step 1 (stop) (c0 stopped)");
+  // Asked, not known to be stopped: the node may finish it first, and its own result says.
+  CHECK(work.writes[0].runs(0).reason() ==
+        "canceled by bob at step 1 (stop) (its node was asked to stop c0; that command's result says how it ended)");
   CHECK(st.commands.SlotJob("ship1").empty());
   CHECK(st.Tick(now).empty());
   st.runbooks.Written("J", true);
   CHECK(st.runbooks.Find("J") == nullptr);
   CHECK_FALSE(st.runbooks.Close("J", "bob", now, st.commands, st.changes, work).ok());
+}
+
+TEST_CASE("closing a runbook job whose step was never sent says so", "[station][runbook]") {
+  Station st;
+  st.runbooks.Add(RunbookJob("J", Book(kTwoSteps)));
+  absl::Time now = kT0;
+  st.Tick(now);  // c0 made, not sent
+  RunbookTable::Work work;
+  REQUIRE(st.runbooks.Close("J", "bob", now, st.commands, st.changes, work).ok());
+  CHECK(st.changes.kills.empty());
+  REQUIRE(work.writes.size() == 1);
+  CHECK(work.writes[0].runs(0).reason() == "canceled by bob at step 1 (stop) (c0 was never sent)");
 }
 
 TEST_CASE("a step stored just after its run ended is refused at admission and never sent", "[station][runbook]") {
