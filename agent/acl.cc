@@ -37,12 +37,14 @@ absl::Status Acl::Check(const proto::Envelope& command) const {
   // No rules at all accepts everything, as the station says of such a node (a group
   // defined for targeting pushes its members an empty rule set).
   if (!configured_ || doc_.rules().empty()) return absl::OkStatus();
+  bool glob_matched = false;  // a glob rule matched, but may not allow what else it sets
   for (const std::string& rule : doc_.rules()) {
     if (CommandRuleAllows(rule, command)) return absl::OkStatus();
+    glob_matched = glob_matched || CommandRuleMatches(rule, command);
   }
   std::string what = command.method();
   if (command.argv_size() > 0) absl::StrAppend(&what, " \"", CommandRuleText(command).substr(0, 200), "\"");
-  const std::string why = GlobRulesCannotAllow(command);
+  const std::string why = glob_matched ? GlobRulesCannotAllow(command) : "";
   return absl::PermissionDeniedError(
       absl::StrCat("not allowed by the ACL of ", command.to_node(), ": ", what, why.empty() ? "" : " (", why,
                    why.empty() ? "" : ")"));

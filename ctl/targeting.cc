@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/cli.h"
@@ -81,9 +82,11 @@ Runner SetupTag(CLI::App& cmd) {
     CLI::App& at = set->parsed() ? *set : unset->parsed() ? *unset : *show;
     if (int rc = CheckWhere(at, o->target.where); rc != 0) return rc;
     if (!show->parsed()) {
-      // With --all or --where and no NODES, the first word was taken for NODES: it is a tag.
-      if (o->tags.empty() && !o->target.nodes.empty() && (o->target.all || !o->target.where.empty())) {
-        o->tags.push_back(std::exchange(o->target.nodes, ""));
+      // With --all or --where the first word may have been taken for NODES: it is a tag
+      // when it says KEY=VALUE (set), or with --all, or when no KEY follows (unset).
+      if (!o->target.nodes.empty() && (o->target.all || !o->target.where.empty())) {
+        const bool tag = set->parsed() ? absl::StrContains(o->target.nodes, '=') : (o->target.all || o->tags.empty());
+        if (tag) o->tags.insert(o->tags.begin(), std::exchange(o->target.nodes, ""));
       }
       if (o->tags.empty()) return cli::UsageError(at, set->parsed() ? "KEY=VALUE is required" : "KEY is required");
     }

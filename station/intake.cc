@@ -101,7 +101,7 @@ void Intake::Hello(const proto::Envelope& ev, const Respond& reply) {
   {
     absl::MutexLock lock(&core_.model.mu);
     const absl::Time now = absl::Now();
-    check = Security::CheckNewName(core_, from);
+    check = Security::CheckNewName(core_, ev, hello);
     if (check.verdict != Security::HelloVerdict::kRefused) {
       check = Security::CheckHello(core_, core_.model.nodes.Get(from), ev, hello);
     }

@@ -51,9 +51,12 @@ std::vector<std::string> NodeTable::Names(bool heard_only) const {
   return out;
 }
 
-size_t NodeTable::UnenrolledPending() const {
+size_t NodeTable::Unbelieved() const {
   size_t n = 0;
-  for (const auto& [name, node] : nodes_) n += node.info.status() == proto::NODE_PENDING && !node.info.enrolled();
+  for (const auto& [name, node] : nodes_) {
+    const proto::NodeStatus st = node.info.status();
+    n += (st == proto::NODE_PENDING || st == proto::NODE_UNKNOWN) && !node.info.enrolled();
+  }
   return n;
 }
 

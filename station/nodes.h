@@ -56,8 +56,9 @@ class NodeTable {
   // from and are not pending (the targets of --all).
   std::vector<std::string> Names(bool heard_only = false) const;
   bool Forget(const std::string& name);
-  // Nodes pending whose name the station did not enrol (anyone's hello can make one).
-  size_t UnenrolledPending() const;
+  // Rows neither enrolled nor believed: pending, or unknown (anyone's hello, or an
+  // operator's command to a name never heard from, can make one).
+  size_t Unbelieved() const;
 
   // HeardFrom records a sign of life; a transition when it was not online.
   std::optional<Transition> HeardFrom(const std::string& name, absl::Time now);

@@ -86,16 +86,27 @@ std::string Security::EnrolledKey(const Core& core, const std::string& node) {
   return *key;
 }
 
-Security::HelloCheck Security::CheckNewName(Core& core, const std::string& name) {
+Security::HelloCheck Security::CheckNewName(Core& core, const proto::Envelope& ev, const proto::Hello& hello) {
+  const std::string& name = ev.from_node();
   if (!core.options().key.has_value() || core.model.nodes.Find(name) != nullptr) return {};
-  if (core.model.nodes.UnenrolledPending() < kMaxUnenrolledPending || Enrolled(core, name)) return {};
-  const uint64_t n = ++core.counters.refused_hellos;
-  static std::atomic<uint64_t> logged{0};
-  if (const uint64_t k = ++logged; k == 1 || k % 1000 == 0) {
-    STEWARD_LOG_WARNING("hello from {} refused: {} names the station did not enrol are pending already; a "
-                        "flood of forged hellos? ({} refused hellos so far; stewardctl nodes --pending, forget)",
-                        name, kMaxUnenrolledPending, n);
+  // Logged per reason: the first, then once per thousand.
+  static std::atomic<uint64_t> unverified{0}, over_cap{0};
+  const auto log = [&](std::atomic<uint64_t>& logged, const std::string& why) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    const uint64_t n = ++core.counters.refused_hellos;
+    if (const uint64_t k = ++logged; k == 1 || k % 1000 == 0) {
+      STEWARD_LOG_WARNING("hello from {} (a name with no row) refused: {} ({} refused hellos so far; this is "
+                          "logged once per thousand)",
+                          name, why, n);
+    }
+  };
+  // A stranger's hello that does not verify against its own key leaves nothing behind.
+  if (absl::Status st = signing::VerifyEnvelopeWith(ev, hello.public_key()); !st.ok()) {
+    log(unverified, std::string(st.message()));
+    return {HelloVerdict::kRefused, absl::StrCat("hello refused: ", st.message()), /*logged=*/true};
   }
+  if (core.model.nodes.Unbelieved() < kMaxUnenrolledPending || Enrolled(core, name)) return {};
+  log(over_cap, absl::StrCat(kMaxUnenrolledPending, " names the station did not enrol are pending or unknown already; a "
+                   "flood of forged hellos? (stewardctl nodes --pending, forget)"));
   return {HelloVerdict::kRefused,
           absl::StrCat("hello refused: ", kMaxUnenrolledPending, " names the station did not enrol are pending "
                        "already; an operator enrols this one (stewardctl enroll ", name,

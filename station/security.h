@@ -41,14 +41,16 @@ class Security {
     std::string why;  // for kPending and kRefused: what the node is told
     bool logged = false;  // said in the log already (rate-limited there)
   };
-  // At most this many names the station did not enrol are pending at once: past it, a
-  // hello from another such name is refused and makes no row, so a flood of forged
-  // hellos (one node's credentials, any names) cannot fill the node table and the ledger.
+  // At most this many rows neither enrolled nor believed (pending or unknown) are made
+  // by hellos: past it, a hello from another name the station did not enrol is refused
+  // and makes no row, so a flood of forged hellos (one node's credentials, any names)
+  // cannot fill the node table and the ledger.
   static constexpr size_t kMaxUnenrolledPending = 1000;
-  // Whether a hello from `name`, which has no row yet, may make one (secure mode):
-  // kRefused with why when the station did not enrol it and kMaxUnenrolledPending such
-  // names are pending already.
-  static HelloCheck CheckNewName(Core& core, const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core.model.mu);
+  // Whether a hello `ev` from a name with no row yet may make one (secure mode): it must
+  // verify against the key it announces (else kRefused, and no row, no audit), and past
+  // kMaxUnenrolledPending only an enrolled name may. Refusals are logged here, rate-limited.
+  static HelloCheck CheckNewName(Core& core, const proto::Envelope& ev, const proto::Hello& hello)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(core.model.mu);
   static HelloCheck CheckHello(Core& core, NodeTable::Node& node, const proto::Envelope& ev,
                                const proto::Hello& hello) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core.model.mu);
   // Whether the station enrolled `node` (issued its credentials), and the node key

@@ -104,6 +104,7 @@ void TargetingApi::Tag(const Call& call, proto::TagRequest req) {
   if (change && spec.selectors().empty() && !spec.all_nodes() && spec.where().empty()) {
     return rpc_.Reject(call, "name the nodes to tag (names, globs, @groups, --where, or --all)");
   }
+  if (absl::Status st = CheckChosenTarget(spec); change && !st.ok()) return rpc_.Fail(call, st);
   for (const auto& [key, value] : req.set()) {
     absl::Status st = targets::ValidateKey(key);
     if (st.ok()) st = targets::ValidateValue(value);

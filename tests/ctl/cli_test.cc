@@ -147,6 +147,9 @@ TEST_CASE("a target is chosen one way: NODES with --all, or NODES naming no node
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("names no node"));
   }
+  // With --all, every word of tag set is a tag (the first was taken for NODES).
+  CHECK(Parsed({"tag", "set", "--all", "a=1", "b=2"}).exit_code == 255);
+  CHECK(Parsed({"tag", "unset", "--all", "a", "b"}).exit_code == 255);
   // --all alone, and --all with a command and no "--", still go to the station.
   CHECK(Parsed({"send", "--all", "--", "true"}).exit_code == 255);
   CHECK(Parsed({"send", "--all", "echo", "hi"}).exit_code == 255);

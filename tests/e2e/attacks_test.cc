@@ -253,19 +253,42 @@ TEST_CASE("names the station did not enrol are pending, never online and never t
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("ship1"));
 
+  // Hellos from strangers that do not verify against the key they announce leave no row
+  // (they did, as "unknown", and no cap counted them).
+  auto other = steward::signing::Generate();
+  REQUIRE(other.ok());
+  for (int i = 0; i < 20; ++i) {
+    steward::proto::Hello hello;
+    hello.set_public_key(other->public_key);  // announced, but signed with another key
+    steward::proto::Envelope ev = steward::NewEnvelope("badsig" + std::to_string(i), "station",
+                                                       steward::proto::KIND_EVENT, "hello", "agent");
+    ev.set_payload(hello.SerializeAsString());
+    REQUIRE(steward::signing::SignEnvelope(ev, *key).ok());
+    REQUIRE(steward::nats::Publish(ship1.get(), "station.event.hello.agent", ev.SerializeAsString(),
+                                   "_INBOX_" + ev.from_node() + ".forged")
+                .ok());
+  }
+  REQUIRE(steward::nats::Flush(ship1.get(), absl::Seconds(2)).ok());
+  REQUIRE(WaitUntil([&] { return c.station().Stderr().find("(a name with no row) refused") != std::string::npos; }));
+  CHECK(c.Ctl({"node", "badsig19"}).exit_code != 0);
+
   // A flood of such names stops at the cap: no more rows, the ledger does not fill.
   auto pending = [&] {
     auto n = client->Nodes("", absl::Seconds(10));
     REQUIRE(n.ok());
     size_t out = 0;
-    for (const steward::proto::NodeInfo& info : n->nodes()) out += info.status() == steward::proto::NODE_PENDING;
+    for (const steward::proto::NodeInfo& info : n->nodes()) {
+      out += info.status() == steward::proto::NODE_PENDING || info.status() == steward::proto::NODE_UNKNOWN;
+    }
     return out;
   };
   const size_t cap = 1000;  // Security::kMaxUnenrolledPending
   const size_t before = pending();
   for (size_t i = 0; i < cap - before + 20; ++i) ForgedHello(ship1.get(), "flood" + std::to_string(i), *key);
-  REQUIRE(WaitUntil([&] { return c.station().Stderr().find("names the station did not enrol are pending already") !=
-                                 std::string::npos; }));
+  REQUIRE(WaitUntil([&] {
+    return c.station().Stderr().find("names the station did not enrol are pending or unknown already") !=
+           std::string::npos;
+  }));
   absl::SleepFor(absl::Milliseconds(300));
   CHECK(pending() == cap);
   CHECK(c.Ctl({"node", "flood" + std::to_string(cap - before + 19)}).exit_code != 0);

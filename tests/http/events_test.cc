@@ -2,6 +2,7 @@
 // and comes back with Last-Event-ID gets every event it missed, once; one that comes
 // back too late (or from another run of the station) gets a reset.
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <map>
 #include <string>
 #include <thread>
@@ -140,15 +141,20 @@ TEST_CASE("an event stream opened with a token ends when the token is revoked", 
   const std::string token = steward::testing::MakeToken(c, "erin");
   const absl::Time deadline = absl::Now() + absl::Seconds(15);
   std::vector<SseEvent> events;
+  std::atomic<bool> open{false};  // its first frame came: the stream was let in
   std::thread follower([&] {
     events = Follow(
         port, "?types=command,node,output", "",
-        [&](const std::vector<SseEvent>& e) { return (!e.empty() && e.back().event == "end") || absl::Now() > deadline; },
+        [&](const std::vector<SseEvent>& e) {
+          open = true;
+          return (!e.empty() && e.back().event == "end") || absl::Now() > deadline;
+        },
         token);
   });
-  absl::SleepFor(absl::Milliseconds(500));
-  REQUIRE(c.Ctl({"token", "revoke", "erin"}).exit_code == 0);
+  const bool opened = WaitUntil([&] { return open.load(); }, absl::Seconds(10));
+  CHECK(c.Ctl({"token", "revoke", "erin"}).exit_code == 0);
   follower.join();
+  REQUIRE(opened);
   REQUIRE(!events.empty());
   CHECK(events.back().event == "end");
   CHECK(events.back().data.find("revoked or expired") != std::string::npos);

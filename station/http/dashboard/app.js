@@ -110,6 +110,13 @@ function sse(path, after, onEvent, onReset, opts) {
         const h = headers();
         if (last) h['Last-Event-ID'] = last;
         const res = await fetch(path, { headers: h, signal: ctrl.signal });
+        if (res.status === 401 && token()) {
+          // The token was revoked or expired (a stream it opened ends then): forgotten,
+          // so the next try goes without it, or with the one the operator gives now.
+          localStorage.removeItem('steward-token');
+          askToken('The station refused the token (revoked or expired).');
+          continue;
+        }
         if (opts.onRefused && res.status >= 400 && res.status < 500) {
           const body = await res.json().catch(() => ({}));
           stopped = true;
