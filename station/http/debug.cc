@@ -202,11 +202,8 @@ void Events(Router& r, DebugRelay& relay, const httplib::Request& req, httplib::
       "text/event-stream",
       [&r, &relay, st, start = InfoJson(*info)](size_t, httplib::DataSink& sink) {
         if (st->done) return false;
-        if (!r.StillAuthorized(st->authorization)) {
-          const std::string bye = Router::TokenGoneFrame();
-          sink.write(bye.data(), bye.size());
+        if (r.EndIfTokenGone(st->authorization, sink)) {
           st->done = true;
-          sink.done();
           return true;
         }
         std::string out;

@@ -128,12 +128,7 @@ void AddEvents(Router& r) {
           res.set_chunked_content_provider(
               "text/event-stream",
               [&r, s](size_t, httplib::DataSink& sink) {
-                if (!r.StillAuthorized(s->authorization)) {
-                  const std::string bye = Router::TokenGoneFrame();
-                  sink.write(bye.data(), bye.size());
-                  sink.done();
-                  return true;
-                }
+                if (r.EndIfTokenGone(s->authorization, sink)) return true;
                 std::string out;
                 if (!s->started) {
                   s->started = true;

@@ -166,13 +166,16 @@ absl::Status Router::Authorize(const httplib::Request& req, Access access, Princ
   return absl::OkStatus();
 }
 
-bool Router::StillAuthorized(const std::string& authorization) const {
-  if (authorization.empty()) return true;
-  return absl::StartsWith(authorization, "Bearer ") && tokens_.Check(absl::string_view(authorization).substr(7)).ok();
-}
-
-std::string Router::TokenGoneFrame() {
-  return SseFrame("end", "", R"({"reason":"the token this stream was opened with was revoked or expired"})");
+bool Router::EndIfTokenGone(const std::string& authorization, httplib::DataSink& sink) const {
+  if (authorization.empty()) return false;
+  if (absl::StartsWith(authorization, "Bearer ") && tokens_.Check(absl::string_view(authorization).substr(7)).ok()) {
+    return false;
+  }
+  const std::string bye =
+      SseFrame("end", "", R"({"reason":"the token this stream was opened with was revoked or expired"})");
+  sink.write(bye.data(), bye.size());
+  sink.done();
+  return true;
 }
 
 void Router::Add(const std::string& method, const std::string& pattern, const std::string& name, Access access,

@@ -69,12 +69,11 @@ class Router {
 
   Core& core() { return core_; }
   Rpc& rpc() { return rpc_; }
-  // Whether a stream opened with `authorization` (its request's Authorization header)
-  // may go on: the token still exists and has not expired (none: as it was authorized,
-  // from loopback). Streams check it as they go, so a revoked token's stream ends.
-  bool StillAuthorized(const std::string& authorization) const;
-  // The frame that ends such a stream.
-  static std::string TokenGoneFrame();
+  // For a stream opened with `authorization` (its request's Authorization header), on
+  // each turn: when its token no longer exists or has expired, writes the frame that
+  // ends it (`event: end`), closes `sink` and returns true (the provider returns true).
+  // None: as it was authorized, from loopback. So a revoked token's stream ends.
+  bool EndIfTokenGone(const std::string& authorization, httplib::DataSink& sink) const;
   // SSE streams now open (a gauge on /metrics), and at most how many may be.
   std::atomic<int> streams{0};
   int max_streams = 12;
