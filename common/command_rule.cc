@@ -13,6 +13,13 @@ std::string CommandRuleText(const proto::Envelope& c) {
   return absl::StrJoin(c.argv(), " ");
 }
 
+std::string CommandShownText(const proto::Envelope& c) {
+  std::string out = CommandRuleText(c);
+  if (c.shell().env_size() > 0) absl::StrAppend(&out, " [env: ", absl::StrJoin(c.shell().env(), " "), "]");
+  if (!c.shell().working_dir().empty()) absl::StrAppend(&out, " [in: ", c.shell().working_dir(), "]");
+  return out;
+}
+
 bool CommandRuleMatches(absl::string_view rule, const proto::Envelope& c) {
   const size_t colon = rule.find(':');
   const absl::string_view method = rule.substr(0, colon);

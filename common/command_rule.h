@@ -15,6 +15,10 @@ namespace steward {
 
 // The text a rule's glob is matched against.
 std::string CommandRuleText(const proto::Envelope& c);
+// What an operator who decides about `c` must see: CommandRuleText, then the
+// environment variables and the working directory it sets, each of which can change
+// what runs ("/opt/radar.sh status [env: BASH_ENV=/tmp/x] [in: /tmp]").
+std::string CommandShownText(const proto::Envelope& c);
 bool CommandRuleMatches(absl::string_view rule, const proto::Envelope& c);
 // Whether an allow rule (an ACL's) lets `c` run: it matches, and when the rule has a
 // glob, `c` sets no environment variables and no working directory. The glob bounds

@@ -50,7 +50,8 @@ Runner SetupApprovals(CLI::App& cmd) {
   cmd.add_option("--node", *node, "Only this node's");
   cmd.footer(
       "One line per command awaiting approval, oldest first: id, node, who submitted it, why it\n"
-      "needs approval, when it expires, the command. Another operator approves or denies it.");
+      "needs approval, when it expires, the command (with the environment variables and working\n"
+      "directory it sets). Another operator approves or denies it.");
   return [node](const Globals& g) {
     return WithClient(g, [&](Client& client) {
       proto::ApprovalsRequest req;
@@ -70,7 +71,7 @@ Runner SetupApprovals(CLI::App& cmd) {
         fmt::print("{} {} by {} {}; {}; expires {}: {}\n", Escape(s.id()), Escape(s.node()),
                    Escape(s.command().operator_()), Ago(s.created_unix_ms()), Escape(a.reason()),
                    Until(a.expires_unix_ms()),
-                   Escape(absl::StrCat(s.command().method(), " ", CommandRuleText(s.command()))));
+                   Escape(absl::StrCat(s.command().method(), " ", CommandShownText(s.command()))));
       }
       return 0;
     });

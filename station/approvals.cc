@@ -130,7 +130,7 @@ void Approvals::Decide(const Call& call, proto::DecideRequest req) {
   }
   for (const proto::CommandState& s : out.commands()) {
     RecordAction(core_, call, action, s.id(),
-                 absl::StrCat(s.node(), " ", CommandRuleText(s.command()).substr(0, 200),
+                 absl::StrCat(s.node(), " ", CommandShownText(s.command()).substr(0, 1000),
                               req.comment().empty() ? "" : absl::StrCat(": ", req.comment())));
   }
   rpc_.OkWhenDurable(call, out, std::move(seqs), "the decision");

@@ -119,13 +119,16 @@ test('two dashboards see a request for approval appear, and both see it go when 
   const b = await open('/');
   await a.page.waitForSelector('#live:text("live")');
   await b.page.waitForSelector('#live:text("live")');
-  const sent = cluster.ctl(['send', '--require-approval', 'ship1', '--', 'echo', 'approved-run'], { USER: 'alice' });
+  const sent = cluster.ctl(['send', '--require-approval', '--env', 'GREETING=ahoy', 'ship1', '--', 'echo', 'approved-run'],
+    { USER: 'alice' });
   assert.equal(sent.status, 0, sent.err);
   const id = sent.out.trim().split(' ')[1];
   const row = `tr[data-approval="${id}"]`;
   await a.page.waitForSelector(row);
   await b.page.waitForSelector(row);
   assert.match(await b.page.textContent(row), /by alice/);
+  // The approver sees the environment the command sets, not only its argv.
+  assert.match(await b.page.textContent(row), /echo approved-run \[env: GREETING=ahoy\]/);
   await a.page.evaluate((t) => localStorage.setItem('steward-token', t), bob);
   await a.page.click(`${row} button.approve`);
   await a.page.waitForSelector(row, { state: 'detached' });

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -193,6 +194,24 @@ TEST_CASE("an approval rule holds the sends that match it and lets the others go
   CHECK(absl::Now() - start < absl::Seconds(15));
   RunResult list = As(c, "bob", {"approvals", "--node", "ship1"});
   CHECK_THAT(list.out, Catch::Contains("systemctl restart engine"));
+
+  // What an approver is shown includes the environment and working directory it sets:
+  // either can change what runs (BASH_ENV, LD_PRELOAD, PATH), and the rule matched argv.
+  RunResult env = As(c, "alice", {"--timeout", "20s", "send", "--env", "BASH_ENV=/tmp/evil.sh", "--cwd", "/tmp",
+                                  "ship1", "--", "systemctl", "restart", "pumps"});
+  INFO(env.out << env.err);
+  CHECK_THAT(env.err, Catch::Contains("awaits approval"));
+  list = As(c, "bob", {"approvals", "--node", "ship1"});
+  CHECK_THAT(list.out, Catch::Contains("systemctl restart pumps [env: BASH_ENV=/tmp/evil.sh] [in: /tmp]"));
+  std::string env_id;  // "ID NODE by ..." on its line
+  for (absl::string_view line : absl::StrSplit(list.out, '\n')) {
+    if (absl::StrContains(line, "pumps")) env_id = std::string(line.substr(0, line.find(' ')));
+  }
+  REQUIRE_FALSE(env_id.empty());
+  RunResult denied = As(c, "bob", {"deny", env_id, "--reason", "who sets BASH_ENV?"});
+  INFO(denied.out << denied.err);
+  CHECK(denied.exit_code == 0);
+  CHECK_THAT(As(c, "viewer", {"audit"}).out, Catch::Contains("[env: BASH_ENV=/tmp/evil.sh] [in: /tmp]"));
 
   // A fan-out says it on the node's line (ship2 has no rule, and no agent: no result).
   RunResult fan = As(c, "alice", {"send", "--wait", "2s", "ship1,ship2", "--", "systemctl", "restart", "radar"});

@@ -261,7 +261,7 @@ async function fleetPage() {
         return el('tr', { 'data-approval': c.id },
           el('td', {}, el('a', { href: `#/command/${c.id}`, title: c.id }, c.id.slice(-10))),
           el('td', {}, el('a', { href: `#/node/${encodeURIComponent(c.node)}` }, c.node)),
-          el('td', {}, ((c.command && c.command.argv) || []).join(' ')),
+          el('td', {}, commandText(c.command)),
           el('td', {}, `by ${(c.command && c.command.operator) || '?'} `, when(c.created_unix_ms)),
           el('td', { class: 'wide muted' }, m.reason || ''),
           el('td', {}, approveButtons(c.id)));
@@ -448,6 +448,19 @@ function debugCard(name) {
   return card;
 }
 
+// A command as an operator who decides about it must see it (common/command_rule.h,
+// CommandShownText): argv, a shell string as the shell runs it, and the environment
+// variables and working directory it sets, either of which can change what runs.
+function commandText(cmd) {
+  if (!cmd) return '';
+  const sh = cmd.shell || {};
+  const argv = cmd.argv || [];
+  let out = sh.use_shell && argv.length === 1 ? `/bin/sh -c ${argv[0]}` : argv.join(' ');
+  if (sh.env && sh.env.length) out += ` [env: ${sh.env.join(' ')}]`;
+  if (sh.working_dir) out += ` [in: ${sh.working_dir}]`;
+  return out;
+}
+
 // Approve and Deny buttons for a command awaiting approval (four eyes: the station
 // refuses its submitter; the first decision wins, and a late one says who decided).
 function approveButtons(id) {
@@ -473,7 +486,7 @@ function commandRow(s) {
     el('td', {}, el('a', { href: `#/node/${encodeURIComponent(s.node)}` }, s.node)),
     el('td', {}, el('a', { href: `#/command/${s.id}`, title: s.id }, s.id.slice(-10))),
     el('td', { class: 'wide' }, when(s.created_unix_ms)),
-    el('td', {}, ((s.command && s.command.argv) || []).join(' ')));
+    el('td', {}, commandText(s.command)));
 }
 
 // ---- one command ----
@@ -492,7 +505,7 @@ async function commandPage(id) {
       approvalRow(s),
       el('dt', {}, 'node'), el('dd', {}, el('a', { href: `#/node/${encodeURIComponent(s.node)}` }, s.node)),
       el('dt', {}, 'request'), el('dd', {}, el('a', { href: `#/request/${s.request_id}` }, s.request_id)),
-      el('dt', {}, 'command'), el('dd', {}, `${s.command.method}: ${(s.command.argv || []).join(' ')}`),
+      el('dt', {}, 'command'), el('dd', { id: 'command-text' }, `${s.command.method}: ${commandText(s.command)}`),
       el('dt', {}, 'operator'), el('dd', {}, s.command.operator),
       el('dt', {}, 'attempts'), el('dd', {}, s.attempts),
       el('dt', {}, 'created'), el('dd', {}, when(s.created_unix_ms)),
