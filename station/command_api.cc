@@ -35,9 +35,15 @@ absl::Status CheckControl(const proto::ControlPolicy& p) {
 
 CommandApi::CommandApi(Core& core, Rpc& rpc) : core_(core), rpc_(rpc), repeats_(core) {
   rpc.Handle<proto::SubmitRequest>(kStationSubmit, [this](const Call& c, proto::SubmitRequest r) {
-    absl::StatusOr<Repeats::Begun> b = repeats_.Begin(c);
+    // What it asks to run, where and how: not how long its client waits for the answer,
+    // nor its expiry (the HTTP API counts a ttl from each try's arrival).
+    proto::SubmitRequest asked = r;
+    asked.clear_wait_ms();
+    asked.mutable_command()->clear_expires_unix_ms();
+    absl::StatusOr<Repeats::Begun> b = repeats_.Begin(c, Repeats::Digest(asked));
     if (!b.ok()) return rpc_.Error(c, absl::StrCat("ledger read failed: ", b.status().message()));
     if (b->what == Repeats::Begun::kJoined) return;
+    if (b->what == Repeats::Begun::kOther) return rpc_.Reject(c, b->why);
     if (b->what == Repeats::Begun::kNew) return Submit(b->first, std::move(r));
     proto::SubmitReply out;
     if (!out.ParseFromString(b->stored)) return rpc_.Error(b->first, "damaged record of this request in the ledger");
@@ -51,9 +57,10 @@ CommandApi::CommandApi(Core& core, Rpc& rpc) : core_(core), rpc_(rpc), repeats_(
     Cancel(c, std::move(r));
   });
   rpc.Handle<proto::RetryRequest>(kStationRetry, [this](const Call& c, proto::RetryRequest r) {
-    absl::StatusOr<Repeats::Begun> b = repeats_.Begin(c);
+    absl::StatusOr<Repeats::Begun> b = repeats_.Begin(c, Repeats::Digest(r));
     if (!b.ok()) return rpc_.Error(c, absl::StrCat("ledger read failed: ", b.status().message()));
     if (b->what == Repeats::Begun::kJoined) return;
+    if (b->what == Repeats::Begun::kOther) return rpc_.Reject(c, b->why);
     if (b->what == Repeats::Begun::kNew) return Retry(b->first, std::move(r));
     proto::SubmitReply out;
     if (!out.ParseFromString(b->stored)) return rpc_.Error(b->first, "damaged record of this request in the ledger");

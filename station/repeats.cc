@@ -1,24 +1,56 @@
 #include "station/repeats.h"
 
+#include <sodium.h>
+
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "common/status_macros.h"
 
 namespace steward::station {
 
-absl::StatusOr<Repeats::Begun> Repeats::Begin(const Call& call) {
+std::string Repeats::Digest(const google::protobuf::Message& request) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream sos(&bytes);
+    google::protobuf::io::CodedOutputStream cos(&sos);
+    cos.SetSerializationDeterministic(true);
+    request.SerializeToCodedStream(&cos);
+  }
+  std::string digest(crypto_hash_sha256_BYTES, '\0');
+  crypto_hash_sha256(reinterpret_cast<unsigned char*>(digest.data()),
+                     reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  return digest;
+}
+
+std::string Repeats::Other(const Call& call) {
+  const bool key = absl::StartsWith(call.id(), "http:");
+  return absl::StrCat(key ? absl::StrCat("Idempotency-Key \"", call.id().substr(5), "\"")
+                          : absl::StrCat("request id ", call.id()),
+                      " was used within the last ", absl::FormatDuration(kWindow), " by ", call.op(),
+                      " for another request: nothing was done (a new request needs a new ",
+                      key ? "key" : "id", ")");
+}
+
+absl::StatusOr<Repeats::Begun> Repeats::Begin(const Call& call, std::string digest) {
   const std::string key = Key(call);
   {
     absl::MutexLock lock(&mu_);
     auto [it, fresh] = doing_.try_emplace(key);
     if (!fresh) {
-      it->second.push_back(call);
+      if (it->second.digest != digest) return Begun{.what = Begun::kOther, .first = call, .why = Other(call)};
+      it->second.joined.push_back(call);
       return Begun{.what = Begun::kJoined};
     }
+    it->second.digest = digest;
   }
   Begun b;
   b.first = call;
+  b.first.repeat_digest = digest;
   // Whatever answers the first call answers the repeats that joined it, and ends its
   // turn: a repeat after that finds the record (or, when the first one was refused and
   // made nothing, is done afresh).
@@ -28,7 +60,7 @@ absl::StatusOr<Repeats::Begun> Repeats::Begin(const Call& call) {
       absl::MutexLock lock(&mu_);
       auto it = doing_.find(key);
       if (it != doing_.end()) {
-        joined = std::move(it->second);
+        joined = std::move(it->second.joined);
         doing_.erase(it);
       }
     }
@@ -36,18 +68,21 @@ absl::StatusOr<Repeats::Begun> Repeats::Begin(const Call& call) {
     for (const Call& j : joined) Deliver(j, ack);
   };
   bool found = false;
+  std::string recorded_digest;
   absl::Status st = core_.store().Rows(
-      "SELECT request_id, reply FROM request_replies WHERE operator = ?1 AND envelope_id = ?2",
+      "SELECT request_id, reply, digest FROM request_replies WHERE operator = ?1 AND envelope_id = ?2",
       {call.op(), call.id()}, -1, [&](sqlite::Statement& row) {
         found = true;
         b.request_id = row.ColumnText(0);
         b.stored = row.ColumnBlob(1);
+        recorded_digest = row.ColumnBlob(2);
         return absl::OkStatus();
       });
-  if (!st.ok()) {
+  if (!st.ok() || (found && !recorded_digest.empty() && recorded_digest != digest)) {
     absl::MutexLock lock(&mu_);
     doing_.erase(key);  // (a repeat that joined meanwhile is answered by its own next try)
-    return st;
+    if (!st.ok()) return st;
+    return Begun{.what = Begun::kOther, .first = call, .why = Other(call)};
   }
   if (found) b.what = Begun::kStored;
   return b;
@@ -60,17 +95,18 @@ void Repeats::Deliver(const Call& call, const proto::Ack& ack) {
 
 ledger::Store::Op Repeats::Record(const Call& call, std::string request_id, std::string reply) {
   return [op = call.op(), id = call.id(), method = call.env.method(), request_id = std::move(request_id),
-          reply = std::move(reply), at_ms = absl::ToUnixMillis(absl::Now())](sqlite::Database& db) -> absl::Status {
-    STEWARD_ASSIGN_OR_RETURN(
-        sqlite::Statement st,
-        db.Prepare("INSERT OR REPLACE INTO request_replies(operator, envelope_id, method, request_id, at_ms, reply) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+          reply = std::move(reply), digest = call.repeat_digest,
+          at_ms = absl::ToUnixMillis(absl::Now())](sqlite::Database& db) -> absl::Status {
+    STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
+                             db.Prepare("INSERT OR REPLACE INTO request_replies(operator, envelope_id, method, "
+                                        "request_id, at_ms, reply, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
     STEWARD_RETURN_IF_ERROR(st.Bind(1, op));
     STEWARD_RETURN_IF_ERROR(st.Bind(2, id));
     STEWARD_RETURN_IF_ERROR(st.Bind(3, method));
     STEWARD_RETURN_IF_ERROR(st.Bind(4, request_id));
     STEWARD_RETURN_IF_ERROR(st.Bind(5, at_ms));
     STEWARD_RETURN_IF_ERROR(st.BindBlob(6, reply));
+    STEWARD_RETURN_IF_ERROR(st.BindBlob(7, digest));
     return st.Step().status();
   };
 }

@@ -8,9 +8,14 @@
 // repeat arriving while the first is still being done (its client timed out, its
 // answer is still coming) gets the first one's answer when it is sent.
 //
-//   Repeats::Begun b = repeats.Begin(call);
+// A repeat must ask for what the first one asked: the same id with another request (an
+// HTTP client that used its Idempotency-Key again for another body; a client's bug) is
+// refused, and nothing is done.
+//
+//   Repeats::Begun b = repeats.Begin(call, Repeats::Digest(request));
 //   switch (b.what) {
 //     case Repeats::kJoined: return;                    // answered with the first one
+//     case Repeats::kOther: return Reject(call, b.why);  // the id was used for another request
 //     case Repeats::kStored: return AnswerFrom(b.first, b.stored);
 //     case Repeats::kNew: ...do it, answering b.first, with Repeats::Record(...) in its write
 //   }
@@ -24,6 +29,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "google/protobuf/message.h"
 #include "station/core.h"
 #include "station/ledger/store.h"
 #include "station/rpc.h"
@@ -35,20 +41,25 @@ class Repeats {
   explicit Repeats(Core& core) : core_(core) {}
 
   struct Begun {
-    enum What { kNew, kStored, kJoined } what = kNew;
+    enum What { kNew, kStored, kJoined, kOther } what = kNew;
     // The call to answer (kNew, kStored): its answers also go to the repeats that arrive
     // before it is answered.
     Call first;
     // kStored: what was recorded: the request id and the reply's bytes.
     std::string request_id;
     std::string stored;
+    // kOther: why the call is refused.
+    std::string why;
   };
-  // Begin looks `call` up. A ledger read that fails is an error: nothing is done.
-  absl::StatusOr<Begun> Begin(const Call& call) ABSL_LOCKS_EXCLUDED(mu_);
+  // Digest is what a request asks for: SHA-256 of it serialized deterministically.
+  static std::string Digest(const google::protobuf::Message& request);
+  // Begin looks `call` up; `digest` is its request's Digest. A ledger read that fails
+  // is an error: nothing is done.
+  absl::StatusOr<Begun> Begin(const Call& call, std::string digest) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Record is the ledger write that says `call` (of `method`) made request `request_id`
-  // and was answered `reply` (a serialized reply message): in the transaction that
-  // creates what it made.
+  // Record is the ledger write that says `call` (of `method`, asking for its
+  // repeat_digest) made request `request_id` and was answered `reply` (a serialized
+  // reply message): in the transaction that creates what it made.
   static ledger::Store::Op Record(const Call& call, std::string request_id, std::string reply);
   // How long a request is known as done: a client repeats within seconds or minutes
   // (its retry budget, a takeover), not days.
@@ -63,8 +74,13 @@ class Repeats {
 
   Core& core_;
   absl::Mutex mu_;
-  // Requests being done, by Key: the repeats that arrived meanwhile.
-  std::map<std::string, std::vector<Call>> doing_ ABSL_GUARDED_BY(mu_);
+  // Requests being done, by Key: what they ask for, and the repeats that arrived meanwhile.
+  struct Doing {
+    std::string digest;
+    std::vector<Call> joined;
+  };
+  std::map<std::string, Doing> doing_ ABSL_GUARDED_BY(mu_);
+  static std::string Other(const Call& call);
 };
 
 }  // namespace steward::station

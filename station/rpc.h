@@ -40,6 +40,9 @@ struct Call {
   // An in-process call (the HTTP API, Rpc::Invoke): the answer goes here, not to `reply`.
   std::function<void(const proto::Ack&)> respond;
   std::string via = "cli";  // "cli" (NATS) or "http": recorded with operator actions
+  // What the request asked for, when it is one done once (station/repeats.h): recorded
+  // with its reply, so that a repeat asking for something else is refused.
+  std::string repeat_digest;
   const std::string& id() const { return env.id(); }
   // Who asked: the operator's name, and with operator keys the key id that signed.
   const std::string& op() const { return env.operator_(); }

@@ -64,9 +64,10 @@ TargetingApi::TargetingApi(Core& core, Rpc& rpc, JobRunner& runner)
                                     [this](const Call& c, proto::TargetsRequest r) { Targets(c, std::move(r)); });
   rpc.Handle<proto::TagRequest>(kStationTag, [this](const Call& c, proto::TagRequest r) { Tag(c, std::move(r)); });
   rpc.Handle<proto::LaunchRequest>(kStationLaunch, [this](const Call& c, proto::LaunchRequest r) {
-    absl::StatusOr<Repeats::Begun> b = repeats_.Begin(c);
+    absl::StatusOr<Repeats::Begun> b = repeats_.Begin(c, Repeats::Digest(r));
     if (!b.ok()) return rpc_.Error(c, absl::StrCat("ledger read failed: ", b.status().message()));
     if (b->what == Repeats::Begun::kJoined) return;
+    if (b->what == Repeats::Begun::kOther) return rpc_.Reject(c, b->why);
     if (b->what == Repeats::Begun::kNew) return Launch(b->first, std::move(r));
     AnswerLaunched(b->first, b->request_id);
   });

@@ -221,6 +221,13 @@ const std::vector<std::string>& Migrations() {
       CREATE TABLE site_claims (
         site TEXT PRIMARY KEY, nodes TEXT NOT NULL, since_ms INTEGER NOT NULL, claimed_ms INTEGER NOT NULL);
       )sql",
+      // 12: what each recorded request asked for (a SHA-256 digest, station/repeats.h):
+      // the same request id with another request (an HTTP client's Idempotency-Key used
+      // again for another body) is refused, not answered with the first one's reply.
+      // Rows of older ledgers have none and are not checked.
+      R"sql(
+      ALTER TABLE request_replies ADD COLUMN digest BLOB NOT NULL DEFAULT x'';
+      )sql",
   };
   return *m;
 }

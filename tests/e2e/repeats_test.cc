@@ -141,6 +141,31 @@ TEST_CASE("a repeated submit, retry or launch envelope makes its commands once a
   REQUIRE(l2.submitted().commands_size() == 1);
   CHECK(l2.submitted().commands(0).id() == l1.submitted().commands(0).id());
 
+  // The same envelope id asking for something else (a client's bug, or a forgery) is
+  // refused, and makes nothing: answering it with the first reply would say that what
+  // it asked for was done.
+  for (const auto& [method, bytes] : std::map<std::string, std::string>{{steward::kStationSubmit, submit},
+                                                                        {steward::kStationLaunch, launch}}) {
+    proto::Envelope env;
+    REQUIRE(env.ParseFromString(bytes));
+    if (method == steward::kStationSubmit) {
+      env.set_payload(Appending(runs, "forged").SerializeAsString());
+    } else {
+      proto::LaunchRequest other = launch_req;
+      other.mutable_target()->set_selectors(0, "ship2");
+      env.set_payload(other.SerializeAsString());
+    }
+    absl::StatusOr<steward::nats::MsgPtr> msg = steward::nats::Request(
+        nc.get(), absl::StrCat("station.command.", method, ".cli"), env.SerializeAsString(), absl::Seconds(20));
+    REQUIRE(msg.ok());
+    absl::StatusOr<std::string> answer = steward::ctl::Client::AckPayload(steward::nats::Data(msg->get()));
+    INFO(method << ": " << answer.status().ToString());
+    CHECK(absl::IsFailedPrecondition(answer.status()));  // rejected
+    CHECK_THAT(std::string(answer.status().message()),
+               Catch::Contains(absl::StrCat("request id ", env.id(), " was used within the last 24h by tester for "
+                                            "another request: nothing was done")));
+  }
+
   // Every command ran once: one line each (the other operator's submit is its own).
   std::vector<std::string> ids = {first.commands(0).id(), other_id, SubmitReplyOf(a).commands(0).id(),
                                   r1.commands(0).id(), l1.submitted().commands(0).id()};

@@ -230,6 +230,21 @@ TEST_CASE("HTTP submits with an Idempotency-Key make their commands once", "[int
   CHECK(again.json["commands"][0]["id"] == id);
   CHECK(again.json["request_id"] == first.json["request_id"]);
   CHECK(count() == 1);
+  // With another wait and a ttl (counted from each try), it is still the same request.
+  Reply later = Http(port, "POST", "/api/v1/commands", alice,
+                     R"({"nodes":["ship1"],"argv":["echo","hi"],"wait_ms":0,"ttl_ms":60000})",
+                     {{"Idempotency-Key", "deploy-42"}});
+  CHECK(later.status == 201);
+  CHECK(later.json["request_id"] == first.json["request_id"]);
+  // The same key for another request is refused, and makes nothing: the client reused a
+  // key by mistake, and the first answer would say its new command ran.
+  Reply other = Http(port, "POST", "/api/v1/commands", alice, R"({"nodes":["ship1"],"argv":["echo","other"]})",
+                     {{"Idempotency-Key", "deploy-42"}});
+  INFO(other.body);
+  CHECK(other.status >= 400);
+  CHECK(other.status < 500);
+  CHECK(other.json["error"].get<std::string>().find("Idempotency-Key \"deploy-42\" was used") != std::string::npos);
+  CHECK(count() == 1);
   // Another operator's key, another key, and no key are other requests.
   CHECK(Http(port, "POST", "/api/v1/commands", bob, body, {{"Idempotency-Key", "deploy-42"}}).status == 201);
   CHECK(Http(port, "POST", "/api/v1/commands", alice, body, {{"Idempotency-Key", "deploy-43"}}).status == 201);
