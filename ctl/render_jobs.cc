@@ -180,7 +180,7 @@ std::string JobDetails(const proto::JobReply& reply) {
 std::string ScheduleTable(const google::protobuf::RepeatedPtrField<proto::Schedule>& schedules) {
   Table table({"NAME", "STATE", "CRON", "ZONE", "NEXT", "LAST-RUN", "TARGET", "COMMAND"});
   for (const proto::Schedule& s : schedules) {
-    table.AddRow({Escape(s.name()), s.paused() ? "paused" : "active", Escape(s.cron()),
+    table.AddRow({Escape(s.name()), !s.problem().empty() ? "broken" : s.paused() ? "paused" : "active", Escape(s.cron()),
                   s.time_zone().empty() ? "UTC" : Escape(s.time_zone()), When(s.next_run_unix_ms()),
                   s.last_run_unix_ms() == 0 ? "never" : Ago(s.last_run_unix_ms()), Escape(Describe(s.target())),
                   Escape(Argv(s.command()))});
@@ -200,6 +200,9 @@ std::string ScheduleDetails(const proto::ScheduleReply& reply) {
                     Escape(Argv(s.command())), s.missed() == proto::MISSED_RUN_ONCE ? "run once at start" : "skipped",
                     s.missed_runs(), s.splay_ms() > 0 ? absl::FormatDuration(absl::Milliseconds(s.splay_ms())) : "none",
                     When(s.next_run_unix_ms()), Escape(s.operator_()), Ago(s.created_unix_ms())));
+    if (!s.problem().empty()) {
+      absl::StrAppend(&out, "  broken: ", Escape(s.problem()), " (it makes no runs: remove it and add it again)\n");
+    }
   }
   if (reply.runs_size() > 0) {
     Table table({"  RUN", "FOR", "STATE", "OUTCOMES"});

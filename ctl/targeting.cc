@@ -234,6 +234,11 @@ Runner SetupSchedule(CLI::App& cmd) {
         fmt::print("{}", ScheduleDetails(*reply));
       } else if (req.action() == "list" || req.action() == "add") {
         fmt::print("{}", ScheduleTable(reply->schedules()));
+        for (const proto::Schedule& s : reply->schedules()) {
+          if (s.problem().empty()) continue;
+          fmt::print(stderr, "stewardctl: schedule {} is broken: {} (it makes no runs: remove it and add it again)\n",
+                     Escape(s.name()), Escape(s.problem()));
+        }
       } else {
         for (const std::string& line : reply->lines()) fmt::print("{}\n", Escape(line));
       }

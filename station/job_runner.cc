@@ -185,9 +185,14 @@ void JobRunner::FinishRunbooks(RunbookTable::Work work) {
 const Target* JobRunner::TargetOf(const proto::Job& job) {
   auto it = compiled_.find(job.id());
   if (it == compiled_.end()) {
-    absl::StatusOr<Target> t = CompileTarget(job.target());
+    // (A continuous job stored before targets were checked at launch may have none, or
+    // --all with names: it gives no node a command, and says so once.)
+    absl::StatusOr<Target> t = CompileChosenTarget(job.target());
     if (!t.ok()) {
-      STEWARD_LOG_ERROR("job {}: {}", job.id(), t.status().message());
+      if (refused_targets_.insert(job.id()).second) {
+        STEWARD_LOG_ERROR("job {}: {}: it gives no new node a command (close it and launch it again)", job.id(),
+                          t.status().message());
+      }
       return nullptr;
     }
     it = compiled_.emplace(job.id(), *std::move(t)).first;
@@ -440,7 +445,7 @@ void JobRunner::RunSchedules(absl::Time now) {
   for (size_t i = 0; i < runs.size(); ++i) {
     const ScheduleTable::Run& run = runs[i];
     const proto::Schedule& s = records[i];
-    absl::StatusOr<Target> target = CompileTarget(s.target());
+    absl::StatusOr<Target> target = CompileChosenTarget(s.target());
     if (s.name().empty() || !target.ok()) {
       if (!target.ok()) STEWARD_LOG_ERROR("schedule {}: {}", run.name, target.status().message());
       absl::MutexLock lock(&core_.model.mu);

@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,8 @@ class JobRunner {
 
   Core& core_;
   std::map<std::string, Target> compiled_ ABSL_GUARDED_BY(core_.model.mu);
+  // Jobs whose stored target is refused (logged once each).
+  std::set<std::string> refused_targets_ ABSL_GUARDED_BY(core_.model.mu);
   // Catch-up runs Load found owed, made by the thread's first round.
   std::vector<ScheduleTable::Run> owed_ ABSL_GUARDED_BY(core_.model.mu);
   // Offering continuous jobs: the tags' version last looked at, and when to look again.

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "station/targeting.h"
 
 namespace steward::station {
 namespace {
@@ -19,6 +20,11 @@ absl::StatusOr<ScheduleTable::Entry> ScheduleTable::Compile(proto::Schedule s, a
   if (!cron.ok()) return cron.status();
   absl::StatusOr<absl::TimeZone> tz = LoadZone(s.time_zone());
   if (!tz.ok()) return tz.status();
+  // (Checked when it is added; one stored before that check may have no target, or
+  // --all with names: never taken as every node.)
+  if (absl::Status st = CheckChosenTarget(s.target()); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("target: ", st.message()));
+  }
   e.cron = *std::move(cron);
   e.tz = *tz;
   if (e.cron.Next(now, e.tz) == absl::InfiniteFuture()) {
@@ -29,7 +35,7 @@ absl::StatusOr<ScheduleTable::Entry> ScheduleTable::Compile(proto::Schedule s, a
 }
 
 absl::Time ScheduleTable::NextAfter(const Entry& e, absl::Time after) {
-  if (e.s.paused()) return absl::InfiniteFuture();
+  if (e.s.paused() || !e.s.problem().empty()) return absl::InfiniteFuture();
   return e.cron.Next(after, e.tz);
 }
 
@@ -39,10 +45,13 @@ std::vector<ScheduleTable::Run> ScheduleTable::Load(std::vector<proto::Schedule>
   std::vector<Run> runs;
   for (proto::Schedule& row : rows) {
     const std::string name = row.name();
+    row.clear_problem();  // found anew
     absl::StatusOr<Entry> compiled = Compile(row, now);
     if (!compiled.ok()) {
-      // Kept (listed, removable), never due: its cron line or zone no longer works here.
+      // Kept (listed with why, removable), never due, even resumed: its cron line, zone
+      // or target no longer works here.
       problems->push_back(absl::StrCat("schedule ", name, ": ", compiled.status().message()));
+      row.set_problem(std::string(compiled.status().message()));
       schedules_[name].s = std::move(row);
       continue;
     }

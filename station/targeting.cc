@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/protocol.h"
+#include "common/status_macros.h"
 #include "subjects/subject.h"
 
 namespace steward::station {
@@ -43,6 +44,21 @@ absl::Status ValidateGlob(const std::string& pattern) {
   if (absl::Status st = subjects::ValidateToken(plain); !st.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("bad node pattern \"", pattern, "\": a node name with * ? [...], no '.', '>' or spaces"));
+  }
+  // A '[' opens a set that a ']' must close (fnmatch: "[!...]", and a ']' first in the set
+  // is one of its characters). Unclosed, fnmatch takes it as a plain '[', and the pattern
+  // matches no node's name: a typo would pass as "no node matches".
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] != '[') continue;
+    size_t j = i + 1;
+    if (j < pattern.size() && (pattern[j] == '!' || pattern[j] == '^')) ++j;
+    if (j < pattern.size() && pattern[j] == ']') ++j;
+    const size_t close = pattern.find(']', j);
+    if (close == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad node pattern \"", pattern, "\": the '[' at column ", i + 1, " is not closed by a ']'"));
+    }
+    i = close;
   }
   return absl::OkStatus();
 }
@@ -90,6 +106,11 @@ absl::Status CheckChosenTarget(const proto::TargetSpec& spec) {
     return absl::InvalidArgumentError("no target: name nodes (names, globs, @groups), --where or --all");
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<Target> CompileChosenTarget(const proto::TargetSpec& spec) {
+  STEWARD_RETURN_IF_ERROR(CheckChosenTarget(spec));
+  return CompileTarget(spec);
 }
 
 absl::StatusOr<Target> CompileTarget(const proto::TargetSpec& spec) {

@@ -34,6 +34,8 @@ struct Target {
 // no choice at all (an empty list would mean every node).
 absl::Status CheckChosenTarget(const proto::TargetSpec& spec);
 absl::StatusOr<Target> CompileTarget(const proto::TargetSpec& spec);
+// Both: for what launches on a stored target (a schedule's run, a continuous job).
+absl::StatusOr<Target> CompileChosenTarget(const proto::TargetSpec& spec);
 
 // Every node `target` names now, sorted.
 std::vector<std::string> ResolveLocked(const Model& model, const Target& target)

@@ -20,6 +20,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/sqlite.h"
 #include "ctl/client.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/files.h"
@@ -190,6 +191,12 @@ TEST_CASE("targets and --where pick among 50 simulated nodes by facts and tags",
     req.mutable_target()->set_where("os ==");
     auto reply = (*client)->Targets(req, absl::Seconds(5));
     CHECK(reply.status().message() == "--where: at column 6: expected a quoted string after ==, found the end");
+    // A node pattern with a set left open matches no name: refused, not "no node matches".
+    r = c.Ctl({"targets", "sim00[1-"});
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.err, Catch::Contains("bad node pattern \"sim00[1-\": the '[' at column 6 is not closed by a ']'"));
+    CHECK(Targets(c, {"sim000[!2-9]"}) == std::vector<std::string>{"sim0001"});
+    CHECK(Targets(c, {"sim00[]5]0"}) == std::vector<std::string>{"sim0050"});
     CHECK(c.Ctl({"history", "--json"}).out.empty());
   }
 
@@ -510,4 +517,49 @@ TEST_CASE("the station refuses a launch whose target is --all with names, or no 
   // Nothing was sent.
   RunResult h = c.Ctl({"--json", "history", "--node", "ship1"});
   CHECK(JsonLines(h.out).empty());
+}
+
+TEST_CASE("a schedule stored with --all and names is listed as broken after a restart, and makes no runs",
+          "[integration][targeting]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  REQUIRE(c.Ctl({"schedule", "add", "drill", "--cron", "*/2 * * * * *", "ship1", "--method", "echo", "--", "d"})
+              .exit_code == 0);
+  REQUIRE(WaitUntil([&] { return !Runs(c, "drill").empty(); }, absl::Seconds(15), absl::Milliseconds(200)));
+  // As a station before targets were checked stored "schedule add drill ship1 --all":
+  // --all with a name, which its runs took as every node.
+  c.StopStation();
+  {
+    auto db = steward::sqlite::Database::Open((c.dir().path() / "station" / "station.db").string(), {});
+    REQUIRE(db.ok());
+    auto read = db->Prepare("SELECT record FROM schedules WHERE name = 'drill'");
+    REQUIRE(read.ok());
+    auto row = read->Step();
+    REQUIRE(row.ok());
+    REQUIRE(*row);
+    steward::proto::Schedule s;
+    REQUIRE(s.ParseFromString(read->ColumnBlob(0)));
+    s.mutable_target()->set_all_nodes(true);
+    auto write = db->Prepare("UPDATE schedules SET record = ?1 WHERE name = 'drill'");
+    REQUIRE(write.ok());
+    REQUIRE(write->BindBlob(1, s.SerializeAsString()).ok());
+    REQUIRE(write->Step().ok());
+  }
+  c.StartStation();
+  const size_t before = Runs(c, "drill").size();
+  RunResult list = c.Ctl({"schedule", "list"});
+  INFO(list.out << list.err);
+  CHECK(list.exit_code == 0);
+  CHECK_THAT(list.out, Catch::Contains("broken"));
+  CHECK_THAT(list.err, Catch::Contains("schedule drill is broken: target: --all takes every node: name no nodes "
+                                       "with it (ship1) (it makes no runs: remove it and add it again)"));
+  CHECK_THAT(c.Ctl({"schedule", "show", "drill"}).out, Catch::Contains("broken: target: --all takes every node"));
+  // Resumed, it still makes none.
+  CHECK(c.Ctl({"schedule", "pause", "drill"}).exit_code == 0);
+  CHECK(c.Ctl({"schedule", "resume", "drill"}).exit_code == 0);
+  absl::SleepFor(absl::Seconds(5));  // two of its times and more
+  CHECK(Runs(c, "drill").size() == before);
+  CHECK(c.Ctl({"schedule", "remove", "drill"}).exit_code == 0);
+  CHECK_THAT(c.Ctl({"schedule", "list"}).out, !Catch::Contains("drill"));
 }

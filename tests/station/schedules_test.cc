@@ -17,6 +17,7 @@ proto::Schedule Every10s(const std::string& name, proto::MissedRuns missed = pro
   s.set_cron("*/10 * * * * *");
   s.set_missed(missed);
   s.set_created_unix_ms(absl::ToUnixMillis(kT0));
+  s.mutable_target()->add_selectors("ship1");
   return s;
 }
 
@@ -151,6 +152,46 @@ TEST_CASE("schedules are checked, and unknown names refused", "[station][schedul
   CHECK(other.Due(kT0 + absl::Hours(1)).empty());
   CHECK(other.List().size() == 1);
   CHECK(other.Remove("x").ok());
+}
+
+TEST_CASE("a stored schedule whose target is not chosen is never due, even resumed, and says why",
+          "[station][schedules]") {
+  // Stored before targets were checked at add: no target at all ("schedule add X , ..."),
+  // or --all with names. Either would have run on every node.
+  proto::Schedule none = Every10s("none");
+  none.clear_target();
+  proto::Schedule both = Every10s("both");
+  both.mutable_target()->set_all_nodes(true);
+  proto::Schedule fine = Every10s("fine");
+  std::vector<proto::Schedule> changed;
+  std::vector<std::string> problems;
+  ScheduleTable t;
+  CHECK(t.Load({none, both, fine}, kT0, &changed, &problems).empty());
+  REQUIRE(problems.size() == 2);
+  CHECK_THAT(problems[0], Catch::Contains("schedule none: target: no target"));
+  CHECK_THAT(problems[1], Catch::Contains("schedule both: target: --all takes every node: name no nodes with it (ship1)"));
+  CHECK(t.Find("none")->s.problem() == "target: no target: name nodes (names, globs, @groups), --where or --all");
+  CHECK(t.Find("fine")->s.problem().empty());
+  std::vector<ScheduleTable::Run> due = t.Due(kT0 + absl::Minutes(1));
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].name == "fine");
+  // Resuming it does not make it due: its cron line was never compiled.
+  REQUIRE(t.SetPaused("both", true, kT0).ok());
+  REQUIRE(t.SetPaused("both", false, kT0).ok());
+  CHECK(t.Find("both")->next == absl::InfiniteFuture());
+  CHECK(t.Due(kT0 + absl::Hours(1)).empty());
+  for (const proto::Schedule& s : t.List()) CHECK((s.name() == "fine") == s.problem().empty());
+  // Added now, it is refused.
+  CHECK_THAT(std::string(ScheduleTable::Compile(none, kT0).status().message()), Catch::Contains("no target"));
+  // Its record written back, then mended (here: a target set): the old problem is not kept.
+  proto::Schedule mended = t.Find("none")->s;
+  mended.mutable_target()->add_selectors("ship2");
+  ScheduleTable again;
+  problems.clear();
+  again.Load({mended}, kT0, &changed, &problems);
+  CHECK(problems.empty());
+  CHECK(again.Find("none")->s.problem().empty());
+  CHECK(again.NextDue() == kT0 + absl::Seconds(10));
 }
 
 }  // namespace
