@@ -183,9 +183,9 @@ CLI::Option* AddDuration(CLI::App& app, const std::string& name, absl::Duration*
   opt->check(CLI::Validator(
       [](std::string& text) -> std::string {
         absl::Duration d;
-        return absl::ParseDuration(text, &d)
-                   ? ""
-                   : absl::StrCat("\"", text, "\" is not a duration (10s, 1m30s, 500ms)");
+        if (!absl::ParseDuration(text, &d)) return absl::StrCat("\"", text, "\" is not a duration (10s, 1m30s, 500ms)");
+        // No option takes a time back: a negative one is a typo, said before anything is done.
+        return d < absl::ZeroDuration() ? absl::StrCat("\"", text, "\" is negative") : "";
       },
       ""));
   if (*value != absl::ZeroDuration()) opt->default_str(absl::FormatDuration(*value));

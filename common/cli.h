@@ -47,7 +47,8 @@ struct NatsFlags {
 void AddNatsFlags(CLI::App& app, NatsFlags* flags);
 
 // AddDuration adds an option whose value absl::ParseDuration reads ("10s", "1m30s",
-// "500ms", "24h"); `value` holds the default and shows in --help unless it is zero.
+// "500ms", "24h"; not negative: a usage error); `value` holds the default and shows in
+// --help unless it is zero.
 CLI::Option* AddDuration(CLI::App& app, const std::string& name, absl::Duration* value,
                          const std::string& description);
 

@@ -77,6 +77,12 @@ TEST_CASE("stewardctl usage errors exit 2 and say why", "[ctl]") {
   r = Ctl({"send", "--timeout", "soon", "ship1", "--", "true"});
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("\"soon\" is not a duration"));
+  // A negative time is a usage error here, not the station's refusal (exit 255).
+  r = Ctl({"send", "--batch", "1", "--batch-wait", "-1s", "ship1,ship2", "--", "true"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("\"-1s\" is negative"));
+  r = Ctl({"send", "--ttl", "-5m", "ship1", "--", "true"});
+  CHECK(r.exit_code == 2);
 
   r = Ctl({"history", "--state", "bogus"});
   CHECK(r.exit_code == 2);
