@@ -269,6 +269,9 @@ void CommandApi::Retry(const Call& call, proto::RetryRequest req) {
     if (s.command().method() == kMethodSetAcl) {
       return rpc_.Reject(call, "setacl is sent by the station (stewardctl acl)");
     }
+    if (s.command().method() == kMethodCancel) {
+      return rpc_.Reject(call, "cancel is sent by the station (stewardctl cancel ID)");
+    }
     proto::Envelope tmpl;
     tmpl.set_method(s.command().method());
     tmpl.set_domain(s.command().domain());

@@ -402,6 +402,9 @@ CommandTable::ResultFate CommandTable::OnResult(const std::string& id, const std
   if (c == nullptr) return ResultFate::kUnknown;
   if (c->s.node() != from) return ResultFate::kWrongNode;
   if (IsTerminal(c->s.state()) && !Overridable(c->s.state())) return ResultFate::kRepeat;
+  // Its node cannot have it: a "result" for it (a node's cancel of an id it never got,
+  // say) is no word on it.
+  if (!c->maybe_delivered && !IsTerminal(c->s.state())) return ResultFate::kNeverSent;
   ApplyResult(*c, ack, now, changes);
   return ResultFate::kApplied;
 }

@@ -184,6 +184,7 @@ class CommandTable {
     kRepeat,      // it is terminal already: nothing changed
     kUnknown,     // no such command in memory (the caller looks in the ledger)
     kWrongNode,   // not a command of the node that sent it
+    kNeverSent,   // not sent to any installation of its node (held for approval, say)
   };
   ResultFate OnResult(const std::string& id, const std::string& from, const proto::Ack& ack,
                       absl::Time now, Changes& changes);

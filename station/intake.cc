@@ -209,6 +209,11 @@ void Intake::Result(const proto::Envelope& ev, const Respond& reply) {
   if (fate == CommandTable::ResultFate::kWrongNode) {
     return reply(Refused(ev.id(), absl::StrCat("no command ", cid, " sent to ", from)));
   }
+  if (fate == CommandTable::ResultFate::kNeverSent) {
+    ++core_.counters.refused_answers;
+    STEWARD_LOG_WARNING("result of {} for command {} not taken: the command was never sent to it", from, cid);
+    return reply(Refused(ev.id(), absl::StrCat("command ", cid, " was never sent to ", from, ": its result is not taken")));
+  }
   if (fate != CommandTable::ResultFate::kUnknown) return;
   // Not in memory: finished long ago (a repeat, stored already), or not ours at all.
   absl::StatusOr<std::optional<proto::CommandState>> s = core_.store().GetCommand(cid);

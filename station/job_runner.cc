@@ -13,6 +13,7 @@
 #include "station/approvals.h"
 #include "station/ledger/targeting_store.h"
 #include "station/operations.h"
+#include "station/rpc.h"
 
 namespace steward::station {
 namespace {
@@ -146,7 +147,9 @@ void JobRunner::FinishRunbooks(RunbookTable::Work work) {
       *s->mutable_control() = m.control;
       *s->mutable_runbook() = m.ref;
       absl::MutexLock lock(&core_.model.mu);
-      ApplyControlRulesLocked(core_.model, *s, now, m.op);  // an approval rule holds a step like any command
+      // An approval rule holds a step like any command; its submitter is who launched the
+      // runbook (four eyes: not the approver).
+      ApplyControlRulesLocked(core_.model, *s, now, IdentityOfRecorded(m.op, Keyed()));
     }
     if (!s.ok()) {
       STEWARD_LOG_ERROR("runbook job {} on {}: {}", m.job, m.node, s.status().message());
@@ -404,7 +407,7 @@ void JobRunner::OfferContinuous(absl::Time now) {
       *s->mutable_control() = job.control();
       {
         absl::MutexLock lock(&core_.model.mu);
-        ApplyControlRulesLocked(core_.model, *s, now, job.operator_());
+        ApplyControlRulesLocked(core_.model, *s, now, IdentityOfRecorded(job.operator_(), Keyed()));
       }
       proto::JobTarget t;
       t.set_node(node);
@@ -458,6 +461,7 @@ void JobRunner::RunSchedules(absl::Time now) {
     spec.command_ttl_ms = s.command_ttl_ms();
     spec.allow_empty = true;  // an empty run is recorded, with why
     spec.op = absl::StrCat("schedule ", s.name(), " (", s.operator_(), ")");
+    spec.identity = IdentityOfRecorded(s.operator_(), Keyed());  // who added it (four eyes)
     spec.schedule = s.name();
     spec.scheduled = run.at;
     spec.catch_up = run.catch_up;

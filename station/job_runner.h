@@ -76,6 +76,8 @@ class JobRunner {
       ABSL_LOCKS_EXCLUDED(core_.model.mu);
 
  private:
+  // Whether the station takes signed operator requests only (IdentityOfRecorded).
+  bool Keyed() const { return core_.options().operators != nullptr && !core_.options().operators->empty(); }
   void Tick(absl::Time now) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   // Runbook jobs: makes their next commands, writes the ones that ended (runbooks.h).
   void TickRunbooks(absl::Time now) ABSL_LOCKS_EXCLUDED(core_.model.mu);

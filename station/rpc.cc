@@ -62,6 +62,12 @@ void Rpc::Serve(nats::MsgPtr msg) {
   it->second(call);
 }
 
+std::string IdentityOfRecorded(const std::string& op, bool keyed) {
+  const size_t space = op.rfind(' ');
+  if (!keyed || space == std::string::npos || !absl::StartsWith(op.substr(space + 1), "ed25519:")) return op;
+  return "key " + op.substr(space + 1);
+}
+
 void Rpc::Invoke(const std::string& method, std::string payload, std::string op, std::string via,
                  std::function<void(const proto::Ack&)> respond, const std::string& repeat_key) {
   Call call;

@@ -51,6 +51,12 @@ struct Call {
   std::string identity() const { return env.signer().empty() ? env.operator_() : "key " + env.signer(); }
 };
 
+// The identity (Call::identity) of whoever made a request, from the operator text
+// recorded with what it made (a job, a schedule): on a station with operator keys
+// (`keyed`) the station appended the signer's key id to the name ("alice ed25519:0123"),
+// and that key is the identity; else the name is.
+std::string IdentityOfRecorded(const std::string& op, bool keyed);
+
 // A message as it arrived on one of the station's subjects, decoded: its envelope and
 // where to answer. An error names what is wrong with it (the subject, the bytes, a
 // method that is not the subject's).

@@ -32,6 +32,10 @@ constexpr size_t kReplyMargin = 4096;
 absl::Status CheckTemplate(const proto::Envelope& tmpl) {
   if (tmpl.method() == kMethodSetAcl)
     return absl::InvalidArgumentError("setacl is sent by the station (stewardctl acl)");
+  // (A node takes a cancel from the station alone, unchecked by its ACL: sent by target
+  // it would cancel, unaudited, commands never sent to it, held for approval say.)
+  if (tmpl.method() == kMethodCancel)
+    return absl::InvalidArgumentError("cancel is sent by the station (stewardctl cancel ID)");
   for (const std::string* token : {&tmpl.method(), &tmpl.domain()}) {
     if (absl::Status st = subjects::ValidateToken(*token); !st.ok()) return st;
   }

@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/nats.h"
+#include "common/protocol.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/process.h"
 #include "tests/testing/wait.h"
@@ -28,6 +30,7 @@ using steward::testing::WaitUntil;
 namespace {
 
 namespace fs = std::filesystem;
+namespace proto = steward::proto;
 
 // stewardctl as operator `who` (its name is $USER on a station without operator keys).
 RunResult As(Cluster& c, const std::string& who, std::vector<std::string> args) {
@@ -219,4 +222,51 @@ TEST_CASE("an approval rule holds the sends that match it and lets the others go
   CHECK(fan.exit_code == 255);
   CHECK_THAT(fan.out, Catch::Contains("ship1: [awaiting approval (ship1 shellcommand:systemctl restart *)"));
   CHECK_THAT(fan.out, Catch::Contains("ship2: [no result within 2s"));
+}
+
+TEST_CASE("a held command is not canceled by a cancel sent by target, nor ended by a result its node was never sent",
+          "[integration][approvals][attack]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  RunResult sent = As(c, "alice", {"send", "--require-approval", "ship1", "--", "true"});
+  REQUIRE(sent.exit_code == 0);
+  const std::string id = Ids(sent.out).at(0);
+  // "cancel" is the station's to send (every ACL lets it through, and a node records a
+  // cancel of an id it never got as canceled): refused by target as by name.
+  RunResult by_name = As(c, "mallory", {"send", "ship1", "--method", "cancel", "--", id});
+  CHECK(by_name.exit_code != 0);
+  CHECK_THAT(by_name.err, Catch::Contains("cancel is sent by the station"));
+  RunResult by_glob = As(c, "mallory", {"send", "ship*", "--method", "cancel", "--", id});
+  INFO(by_glob.out << by_glob.err);
+  CHECK(by_glob.exit_code != 0);
+  CHECK_THAT(by_glob.err, Catch::Contains("cancel is sent by the station"));
+  CHECK(StateOf(c, id) == "awaiting_approval");
+  // A node's result for it (as that node's cancel would send): refused, nothing changes.
+  // (From the node's inbox, as its agent sends: the station answers only there.)
+  absl::StatusOr<steward::nats::ConnectionPtr> nc =
+      steward::nats::Connect({.url = c.url(), .inbox_prefix = "_INBOX_ship1"});
+  REQUIRE(nc.ok());
+  proto::Envelope ev = steward::NewEnvelope("ship1", "station", proto::KIND_EVENT, steward::kEventResult,
+                                            "operatingsystem");
+  proto::Ack result;
+  result.set_protocol_version(1);
+  result.set_envelope_id(id);
+  result.set_node("ship1");
+  result.set_stage(proto::STAGE_RESULT);
+  result.set_outcome(proto::OUTCOME_CANCELED);
+  result.set_error("recorded as canceled, it never runs");
+  ev.set_payload(result.SerializeAsString());
+  absl::StatusOr<steward::nats::MsgPtr> answer =
+      steward::nats::Request(nc->get(), "station.event.result.operatingsystem", ev.SerializeAsString(),
+                             absl::Seconds(10));
+  REQUIRE(answer.ok());
+  absl::StatusOr<proto::Ack> ack = steward::DecodeAck(steward::nats::Data(answer->get()));
+  REQUIRE(ack.ok());
+  CHECK(ack->outcome() == proto::OUTCOME_REJECTED);
+  CHECK_THAT(ack->error(), Catch::Contains("was never sent to ship1"));
+  CHECK(StateOf(c, id) == "awaiting_approval");
+  // Approved, it runs.
+  REQUIRE(As(c, "bob", {"approve", id}).exit_code == 0);
+  REQUIRE(WaitUntil([&] { return StateOf(c, id) == "succeeded"; }, absl::Seconds(20)));
 }

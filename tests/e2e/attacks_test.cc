@@ -6,9 +6,12 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/creds.h"
 #include "common/nats.h"
@@ -527,4 +530,47 @@ TEST_CASE("a site station can claim and hand back only the nodes tagged as its o
   CHECK(ask(claim_b).ok());
   released.site = "ship-b";
   CHECK(ask(released).ok());
+}
+
+TEST_CASE("with operator keys, whoever launched a runbook, a continuous job or a schedule cannot approve its "
+          "held commands",
+          "[integration][attack][approvals]") {
+  Cluster c(Cluster::Secure{.nodes = {"ship1"}});
+  c.StartStation();
+  c.StartAgent("ship1");
+  REQUIRE(c.Ctl({"approval-rules", "set", "ship1", "--require", "shellcommand"}).exit_code == 0);
+  // Three ways a command is made later, by the station, for the operator who asked.
+  const std::string book = c.dir().str() + "/rb.toml";
+  std::ofstream(book) << "name = \"rb\"\n[[step]]\nname = \"one\"\nshell = \"true\"\n";
+  RunResult run = c.Ctl({"run", book, "--target", "ship1", "--no-wait"});
+  INFO(run.out << run.err);
+  REQUIRE(run.exit_code == 0);
+  RunResult cont = c.Ctl({"send", "--where", "tag.zz == \"1\"", "--continuous", "--allow-empty", "--", "true"});
+  INFO(cont.out << cont.err);
+  REQUIRE(cont.exit_code == 0);
+  REQUIRE(c.Ctl({"tag", "set", "ship1", "zz=1"}).exit_code == 0);
+  REQUIRE(c.Ctl({"schedule", "add", "s1", "--cron", "*/2 * * * * *", "ship1", "--", "true"}).exit_code == 0);
+  // Each holds a command for approval: the runbook's step, the job's offer, a run's.
+  std::vector<std::string> held;
+  REQUIRE(WaitUntil(
+      [&] {
+        held.clear();
+        RunResult list = c.Ctl({"--json", "approvals"});
+        std::set<std::string> kinds;
+        for (absl::string_view line : absl::StrSplit(list.out, '\n', absl::SkipEmpty())) {
+          const nlohmann::json s = nlohmann::json::parse(line);
+          held.push_back(s["id"]);
+          const std::string op = s["command"]["operator"];
+          kinds.insert(absl::StartsWith(op, "schedule ") ? "schedule" : !s["runbook"].is_null() ? "runbook" : "job");
+        }
+        return kinds.size() == 3;
+      },
+      absl::Seconds(20), absl::Milliseconds(250)));
+  // The same operator key approves none of them: four eyes, as for a plain send.
+  for (const std::string& id : held) {
+    RunResult own = c.Ctl({"approve", id});
+    INFO(id << ": " << own.out << own.err);
+    CHECK(own.exit_code == 255);
+    CHECK_THAT(own.err, Catch::Contains("four eyes"));
+  }
 }
