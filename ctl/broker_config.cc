@@ -401,6 +401,20 @@ absl::Status CheckUser(const std::string& name, const std::string& password, std
 
 }  // namespace
 
+absl::Status CheckNodeName(absl::string_view node) {
+  STEWARD_RETURN_IF_ERROR(ValidateBrokerUserName(node));
+  if (node == "station" || node == "operator") {
+    return absl::InvalidArgumentError(absl::StrCat("node name \"", node, "\" is reserved"));
+  }
+  if (absl::StartsWith(node, "_") || absl::StartsWith(node, "$")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "node name \"", node, "\" begins with '", node.substr(0, 1),
+        "': such names are the broker's and the station's own subjects (_INBOX, _DEBUG, _STEWARD, $SYS), "
+        "which a node of that name could read"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> LeafUserName(absl::string_view site) {
   const std::string name = absl::StrCat("leaf-", site);
   if (absl::Status s = ValidateBrokerUserName(name); !s.ok()) {
@@ -546,6 +560,7 @@ absl::StatusOr<std::string> NatsServerConfig(const BrokerConfigOptions& options)
   std::set<std::string> names;
   for (const BrokerUser& user : users) {
     STEWARD_RETURN_IF_ERROR(CheckUser(user.name, user.password, names));
+    if (user.role == BrokerUser::Role::kNode) STEWARD_RETURN_IF_ERROR(CheckNodeName(user.name));
     if (user.role == BrokerUser::Role::kNode && user.name == options.station) {
       // Its "<name>.>" subscription would receive everything sent to the station.
       return absl::InvalidArgumentError(

@@ -125,6 +125,12 @@ struct BrokerConfigOptions {
 // valid broker user name.
 absl::StatusOr<std::string> LeafUserName(absl::string_view site);
 
+// CheckNodeName: a node's name as a broker user: a broker user name, and not one of the
+// names whose subjects are the broker's or the station's own ("station", "operator", and
+// names beginning with '_' or '$': _INBOX, _DEBUG, _STEWARD, $SYS, $JS), which a node
+// of that name would be allowed to read.
+absl::Status CheckNodeName(absl::string_view node);
+
 // NatsServerConfig returns the text of a nats-server (2.9) configuration: listen, a tls
 // block when tls_dir is set, an authorization block with one entry per user and the
 // permissions of its role (see BrokerUser::Role), and a leafnodes block for a hub that

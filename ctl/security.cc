@@ -60,8 +60,7 @@ int KeysInit(const std::string& dir, const std::vector<std::string>& hosts) {
 }
 
 int Enroll(const std::string& dir, const std::string& node, bool node_key) {
-  if (absl::Status st = ValidateBrokerUserName(node); !st.ok()) return Fail(st);
-  if (node == "station" || node == "operator") return Fail("\"" + node + "\" is reserved");
+  if (absl::Status st = CheckNodeName(node); !st.ok()) return Fail(st);
   const std::string bundle = dir + "/nodes/" + node;
   std::error_code ec;
   std::filesystem::create_directories(bundle, ec);

@@ -281,6 +281,25 @@ TEST_CASE("nats-config keeps broker passwords private: -o at 0600, never to a te
   const std::string keys = dir.str() + "/keys";
   REQUIRE(Ctl({"--keys", keys, "keys", "init"}).exit_code == 0);
   REQUIRE(Ctl({"--keys", keys, "enroll", "ship1"}).exit_code == 0);
+  // Names whose subjects are the broker's or the station's own: a node of that name
+  // would be allowed to read them (_DEBUG.>: every operator's debug stream).
+  for (const char* reserved : {"_DEBUG", "_STEWARD", "$SYS", "station", "operator", "_INBOX_x"}) {
+    RunResult bad = Ctl({"--keys", keys, "enroll", reserved});
+    INFO(reserved << ": " << bad.err);
+    CHECK(bad.exit_code != 0);
+    CHECK_FALSE(std::filesystem::exists(keys + "/nodes/" + reserved));
+  }
+  CHECK_THAT(Ctl({"--keys", keys, "enroll", "_DEBUG"}).err, Catch::Contains("begins with '_'"));
+  // One made by hand in the creds directory is refused by nats-config too.
+  std::filesystem::copy_file(keys + "/creds/ship1.creds", keys + "/creds/_DEBUG.creds");
+  {
+    std::ofstream(keys + "/creds/_DEBUG.creds") << "user _DEBUG\npassword abcdefghijklmnopqrstuvwxyz012345\n";
+    RunResult conf = Ctl({"--keys", keys, "nats-config", "-o", dir.str() + "/bad.conf"});
+    INFO(conf.err);
+    CHECK(conf.exit_code != 0);
+    CHECK_THAT(conf.err, Catch::Contains("_DEBUG"));
+    std::filesystem::remove(keys + "/creds/_DEBUG.creds");
+  }
 
   const std::string out = dir.str() + "/nats.conf";
   RunResult r = Ctl({"--keys", keys, "nats-config", "-o", out});
