@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/signing.h"
+#include "station/operations.h"
 #include "subjects/subject.h"
 
 namespace steward::station {
@@ -132,10 +134,15 @@ void NodeApi::Forget(const Call& call, proto::ForgetRequest req) {
         out.add_lines(absl::StrCat("forgot ", name,
                                    online ? " (it is online: it comes back with its next heartbeat)" : ""));
         STEWARD_LOG_INFO("node {} forgotten by {}", name, call.op());
+        RecordAction(core_, call, "forget", name,
+                     unfinished.empty() ? "" : absl::StrCat("canceled ", absl::StrJoin(unfinished, ", ")));
       }
     }
   }
-  if (!refused.empty()) return rpc_.Reject(call, refused);
+  if (!refused.empty()) {
+    if (!absl::StartsWith(refused, "unknown node")) RecordAction(core_, call, "forget", name, "", refused);
+    return rpc_.Reject(call, refused);
+  }
   rpc_.OkWhenStored(call, out);
 }
 

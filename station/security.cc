@@ -304,8 +304,13 @@ void Security::Acl(const Call& call, proto::AclRequest req) {
         c = core_.model.active.Recompute(req.target(), access.Members(req.target()), core_.OnlineLocked(), now_ms);
       }
       if (c.has_value()) core_.ActiveChangedLocked(*c, call.op());
+      RecordAction(core_, call, "group set", req.target(),
+                   absl::StrCat(req.members().empty() ? "(no members)" : absl::StrJoin(req.members(), ","),
+                                req.active_policy().empty() ? "" : absl::StrCat(" --active ", req.active_policy())));
     } else if (!req.show()) {
       std::vector<std::string> rules(req.rules().begin(), req.rules().end());
+      RecordAction(core_, call, "acl set", req.target(),
+                   rules.empty() ? "(none: accepts everything)" : absl::StrJoin(rules, " "));
       auto [key, value] = AccessRules::RulesSetting(req.target(), rules);
       core_.store().Write(ledger::Store::PutSetting(std::move(key), std::move(value)));
       affected = access.SetRules(req.target(), std::move(rules));

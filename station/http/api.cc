@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "common/ids.h"
 #include "common/json.h"
+#include "common/command_rule.h"
 #include "common/protocol.h"
 #include "station/http/server.h"
 #include "station/ledger/surfaces.h"
@@ -448,7 +449,7 @@ void Submit(Router& r, const httplib::Request& req, httplib::Response& res, cons
       CallRpcAs<proto::SubmitReply>(r.rpc(), kStationSubmit, s, who, repeat_key);
   std::string targets = all ? "all" : absl::StrJoin(nodes, ",");
   RecordWrite(r, who, "submit", targets,
-               absl::StrCat(method, " ", absl::StrJoin(argv, " "),
+               absl::StrCat(method, " ", CommandShownText(s.command()),
                             reply.ok() ? absl::StrCat(" request ", reply->request_id()) : ""),
                reply.ok() ? "ok" : std::string(reply.status().message()));
   if (!reply.ok()) return SendStatus(res, reply.status());

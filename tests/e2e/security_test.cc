@@ -4,10 +4,13 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/creds.h"
 #include "common/nats.h"
@@ -15,6 +18,7 @@
 #include "common/signing.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/cluster.h"
+#include "tests/testing/process.h"
 
 using steward::testing::Cluster;
 using steward::testing::RunResult;
@@ -312,4 +316,38 @@ TEST_CASE("over TLS to the broker the station and an agent stop with status 0, n
   INFO(r->err.substr(r->err.size() > 2000 ? r->err.size() - 2000 : 0));
   CHECK(r->term_signal == 0);
   CHECK(r->exit_code == 0);
+}
+
+TEST_CASE("ACL and group changes and forgetting a node are in the audit with who did them", "[integration][security]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const std::map<std::string, std::string> as_alice = {{"USER", "alice"}};
+  auto ctl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {steward::testing::BinPath("ctl/stewardctl"), "--nats", c.url()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    RunResult r = steward::testing::RunProgram(argv, absl::Seconds(30), as_alice);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    return r;
+  };
+  ctl({"acl", "set", "ship1", "--allow", "shellcommand:/bin/echo *,ping"});
+  ctl({"group", "set", "radar", "ship1"});
+  ctl({"send", "ship9", "--no-wait", "--", "true"});  // a name the station keeps, with a queued command
+  ctl({"node", "forget", "ship9", "--cancel"});
+  RunResult audit = ctl({"--json", "audit", "--limit", "200"});
+  auto has = [&](const std::string& action, const std::string& target, const std::string& detail) {
+    for (absl::string_view line : absl::StrSplit(audit.out, '\n', absl::SkipEmpty())) {
+      if (absl::StrContains(line, absl::StrCat("\"action\":\"", action, "\"")) &&
+          absl::StrContains(line, absl::StrCat("\"target\":\"", target, "\"")) && absl::StrContains(line, detail) &&
+          absl::StrContains(line, "alice")) {
+        return true;
+      }
+    }
+    return false;
+  };
+  INFO(audit.out);
+  CHECK(has("acl set", "ship1", "shellcommand:/bin/echo * ping"));
+  CHECK(has("group set", "radar", "ship1"));
+  CHECK(has("forget", "ship9", "canceled "));
 }
