@@ -15,9 +15,9 @@ void AddDashboard(Router& r) {
     r.Add("GET", path, "dashboard", Access::kPublic,
           [&f](const httplib::Request&, httplib::Response& res, const Principal&) {
             res.set_header("Cache-Control", "no-cache");
-            res.set_header("X-Content-Type-Options", "nosniff");
             res.set_header("Content-Security-Policy",
-                           "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'");
+                           "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                           "frame-ancestors 'none'");
             res.set_content(reinterpret_cast<const char*>(f.data), f.size, f.content_type);
           });
   }

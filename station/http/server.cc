@@ -258,6 +258,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const HttpOptions& options
   http.set_keep_alive_timeout(5);
   http.set_read_timeout(10);
   http.set_write_timeout(10);
+  // Every answer: no type sniffing, and no page of another origin may frame one (the
+  // dashboard's buttons act with the token in its storage: clickjacking).
+  http.set_default_headers({{"X-Content-Type-Options", "nosniff"}, {"X-Frame-Options", "DENY"}});
   http.set_error_handler([max_body = options.max_body_bytes](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // a handler's own error
     if (res.status == 413) {

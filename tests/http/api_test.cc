@@ -119,6 +119,16 @@ TEST_CASE("the read API answers every endpoint with the station's truth", "[inte
   CHECK(page.status == 200);
   CHECK(page.body.find("<html") != std::string::npos);
   CHECK(Http(port, "GET", "/no/such/page").status == 404);
+  // No other origin's page may frame the dashboard (its buttons act with the token it
+  // keeps: clickjacking), and no answer is sniffed as another type.
+  auto header = [](const Reply& reply, const char* name) {
+    auto it = reply.headers.find(name);
+    return it == reply.headers.end() ? std::string() : it->second;
+  };
+  CHECK_THAT(header(page, "Content-Security-Policy"), Catch::Contains("frame-ancestors 'none'"));
+  CHECK(header(page, "X-Frame-Options") == "DENY");
+  CHECK(header(page, "X-Content-Type-Options") == "nosniff");
+  CHECK(header(audit, "X-Content-Type-Options") == "nosniff");
 }
 
 TEST_CASE("HTTP writes need a valid operator token and are audited", "[integration][http]") {

@@ -19,6 +19,7 @@ struct Reply {
   int status = 0;
   std::string body;
   nlohmann::json json;  // null when the body is not JSON
+  httplib::Headers headers;
 };
 
 inline Reply Http(int port, const std::string& method, const std::string& path, const std::string& token = "",
@@ -36,6 +37,7 @@ inline Reply Http(int port, const std::string& method, const std::string& path, 
   }
   out.status = r->status;
   out.body = r->body;
+  out.headers = r->headers;
   out.json = nlohmann::json::parse(r->body, nullptr, false);
   if (out.json.is_discarded()) out.json = nullptr;
   return out;
