@@ -254,7 +254,13 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) 
     return absl::InvalidArgumentError(
         absl::StrCat("refused, nothing changed: ", absl::StrJoin(refused, ", ")));
   }
+  const bool existed = ::access(file.c_str(), F_OK) == 0;
+  const std::string previous = existed ? ReadFile(file) : "";
   STEWARD_RETURN_IF_ERROR(WriteFileAtomically(file, toml, {.mode = mode}));
+  {
+    absl::MutexLock lock(&mu_);
+    undo_ = Undo{.file = file, .existed = existed, .previous = previous, .installed = toml, .mode = mode};
+  }
   if (request_reload_) request_reload_();
   const std::string hash = ConfigHash(loaded->effective);
   if (changed.empty()) {
@@ -263,6 +269,30 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) 
   return Change{absl::StrCat("written to ", file, "; changes ", absl::StrJoin(changed, ", "), "; now ", hash,
                              " (applied by a reload)"),
                 hash};
+}
+
+void ConfigHost::KeepLastChange() {
+  absl::MutexLock lock(&mu_);
+  undo_.reset();
+}
+
+absl::StatusOr<std::string> ConfigHost::UndoLastChange() {
+  absl::MutexLock install(&install_mu_);
+  std::optional<Undo> undo;
+  {
+    absl::MutexLock lock(&mu_);
+    undo.swap(undo_);
+  }
+  if (!undo.has_value()) return absl::FailedPreconditionError("no change made through the agent to undo");
+  if (ReadFile(undo->file) != undo->installed) {
+    return absl::FailedPreconditionError(absl::StrCat(undo->file, " changed again since (left as it is)"));
+  }
+  if (!undo->existed) {
+    if (::unlink(undo->file.c_str()) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("unlink ", undo->file));
+    return absl::StrCat("removed ", undo->file, " (there was none before)");
+  }
+  STEWARD_RETURN_IF_ERROR(WriteFileAtomically(undo->file, undo->previous, {.mode = undo->mode}));
+  return absl::StrCat("wrote ", undo->file, " back as it was");
 }
 
 }  // namespace steward::agent

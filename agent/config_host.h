@@ -9,7 +9,10 @@
 // (see ChangedKeys). Thread-safe.
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -51,6 +54,14 @@ class ConfigHost {
   absl::StatusOr<Change> Set(const std::vector<std::string>& assignments) ABSL_LOCKS_EXCLUDED(mu_);
   // `config push FILE`: `toml` replaces the file.
   absl::StatusOr<Change> Push(const std::string& toml) ABSL_LOCKS_EXCLUDED(mu_);
+  // Puts the file back as it was before the last Set or Push, when the agent cannot
+  // start with what that change wrote (a syslog listener it cannot bind): else every
+  // later start (systemd's too) would fail the same way and the unit be lost to remote
+  // management. Only once, and only while the file still holds what the change wrote
+  // (a hand edit since is left alone). Says what it did.
+  absl::StatusOr<std::string> UndoLastChange() ABSL_LOCKS_EXCLUDED(mu_);
+  // The agent started with the last change: it is kept (UndoLastChange undoes nothing).
+  void KeepLastChange() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   // Validates `toml` as the file, refuses a change of a key the command line or the
@@ -62,6 +73,15 @@ class ConfigHost {
   const std::function<void()> request_reload_;
   mutable absl::Mutex mu_;
   Config current_ ABSL_GUARDED_BY(mu_);
+  // The last change written (UndoLastChange).
+  struct Undo {
+    std::string file;
+    bool existed = false;  // whether there was a file before
+    std::string previous;  // its text then
+    std::string installed;  // what the change wrote
+    mode_t mode = 0600;
+  };
+  std::optional<Undo> undo_ ABSL_GUARDED_BY(mu_);
   absl::Mutex install_mu_;  // one change at a time
 };
 

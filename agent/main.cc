@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_join.h"
@@ -135,6 +137,9 @@ int main(int argc, char** argv) {
   steward::nats::Library nats_library;  // Destroyed last.
   int rc = 0;
   bool again = true;
+  // After a reload that restarts the agent: what it ran with before, to go back to when
+  // it cannot start with the new configuration.
+  std::optional<std::pair<steward::agent::AgentOptions, steward::agent::Config>> before_reload;
   while (again) {
     again = false;
     auto interrupted = (*store)->Interrupted();
@@ -146,6 +151,21 @@ int main(int argc, char** argv) {
         opts, steward::agent::BuiltinMethods(), steward::agent::NewPosixCommandRunner(),
         (*store)->NewCommandLog(), (*store)->NewSpool(), *std::move(interrupted),
         (*store)->NewSpool("logs"));
+    if (!agent.ok() && before_reload.has_value()) {
+      // The new configuration does not start (a syslog listener it cannot bind, say):
+      // back to the one that ran, in the file too when a change through the agent wrote
+      // it, so that neither this process nor the next start is lost to it.
+      absl::StatusOr<std::string> undone = host->UndoLastChange();
+      STEWARD_LOG_ERROR("the new configuration does not start: {}; back to the previous one ({})",
+                        agent.status().message(), undone.ok() ? *undone : undone.status().message());
+      opts = std::move(before_reload->first);
+      host->SetCurrent(std::move(before_reload->second));
+      before_reload.reset();
+      again = true;
+      continue;
+    }
+    if (before_reload.has_value() && agent.ok()) host->KeepLastChange();  // it started: no longer undone
+    before_reload.reset();
     if (!agent.ok()) {
       fmt::print(stderr, "steward-agent: {}\n", agent.status().message());
       return 2;
@@ -162,8 +182,10 @@ int main(int argc, char** argv) {
       }
       if (sig == SIGHUP || reload_requested.exchange(false)) {
         steward::agent::AgentOptions next;
+        steward::agent::Config running = host->current();
         if (ApplyReload(*host, **agent, &next) == Reload::kRestart) {
           complete(next);
+          before_reload.emplace(std::move(opts), std::move(running));
           opts = std::move(next);
           again = true;
           STEWARD_LOG_INFO("restarting the agent with the new configuration");

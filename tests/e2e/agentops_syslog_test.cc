@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <fstream>
+#include <sstream>
 #include <thread>
 #include <vector>
 #include <regex>
@@ -253,4 +254,50 @@ TEST_CASE("a TCP syslog listener moved by config set loses no line a relay sent 
   CHECK(relay.failed_writes() == 0);
   // The old listener is gone, the new one serves.
   CHECK(TryConnect(old_port) < 0);
+}
+
+TEST_CASE("a configuration change the agent cannot start with is undone, and the agent goes on serving",
+          "[integration][agentops][syslog]") {
+  Cluster c;
+  c.StartStation();
+  const std::string file = c.dir().str() + "/ship1.toml";
+  const std::string original = "syslog_tcp = [\"127.0.0.1:0\"]\n";
+  std::ofstream(file) << original;
+  auto& agent = c.StartAgent("ship1", {"--config", file});
+  // A port another process listens on: the agent's syslog listener cannot bind it.
+  const int blocker = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(blocker >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  REQUIRE(::bind(blocker, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(::listen(blocker, 4) == 0);
+  socklen_t len = sizeof(addr);
+  REQUIRE(::getsockname(blocker, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  const int taken = ntohs(addr.sin_port);
+
+  RunResult set = c.Ctl({"config", "set", "ship1", absl::StrCat("syslog.tcp=127.0.0.1:", taken)});
+  INFO(set.out << set.err);
+  REQUIRE(set.exit_code == 0);  // valid as a file: written, then the restart finds the port taken
+  REQUIRE(agent.WaitForOutput("the new configuration does not start", absl::Seconds(20)));
+  CHECK(agent.running());
+  // Back to the file that ran, and serving: commands run, the old listener is back.
+  CHECK(WaitUntil([&] {
+    std::ifstream in(file);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str() == original;
+  }, absl::Seconds(5)));
+  RunResult echo;
+  CHECK(WaitUntil([&] {
+    echo = c.Ctl({"send", "--wait", "5s", "ship1", "--method", "echo", "--", "still", "here"});
+    return echo.exit_code == 0;
+  }, absl::Seconds(30)));
+  CHECK_THAT(echo.out, Catch::Contains("still here"));
+  // And a later start of the service takes the file as it is now.
+  c.StopAgent("ship1");
+  c.StartAgent("ship1", {"--config", file});
+  CHECK(c.Ctl({"send", "--wait", "10s", "ship1", "--method", "echo", "--", "again"}).exit_code == 0);
+  ::close(blocker);
 }
