@@ -102,7 +102,9 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
   // answers a node's events only there.
   STEWARD_ASSIGN_OR_RETURN(pump_, RequestPump::Create(conn_, copts.inbox_prefix));
   debug_ = std::make_unique<DebugStreams>(conn_, options_.node);
-  outbox_ = std::make_unique<Outbox>(pump_.get(), std::move(spool), options_.outbox);
+  OutboxOptions oo = options_.outbox;
+  oo.station = options_.station;  // results spooled for a station name since mended go to this one
+  outbox_ = std::make_unique<Outbox>(pump_.get(), std::move(spool), oo);
   STEWARD_RETURN_IF_ERROR(outbox_->Start());
   if (!options_.run_dir.empty()) {
     absl::StatusOr<std::unique_ptr<RunningMarks>> marks = RunningMarks::Open(options_.run_dir, options_.data_dir);
@@ -256,6 +258,7 @@ absl::Status Agent::StartSyslog(std::unique_ptr<Spool> log_spool) {
   // The largest message the broker takes, as the connection knows it.
   auto max_payload = [conn = conn_] { return static_cast<size_t>(nats::MaxPayload(conn)); };
   OutboxOptions lo = options_.outbox;
+  lo.station = options_.station;
   lo.max_bytes = so.spool_max_bytes;
   lo.max_items = std::max<size_t>(lo.max_items, 1000000);
   lo.drop_oldest = true;

@@ -5,6 +5,7 @@
 #include <limits>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
@@ -56,6 +57,24 @@ absl::Status Outbox::Start() {
       continue;
     }
     for (OutboxItem& part : RefitInSpool(item, limit, &dropped)) items.push_back(std::move(part));
+  }
+  if (!options_.station.empty()) {
+    // Spooled for another station: to this one (only the subject: the envelope, signed,
+    // is the same event). Not rewritten in the spool: each start does it again.
+    size_t moved = 0;
+    std::string from;
+    for (OutboxItem& item : items) {
+      const size_t dot = item.subject.find('.');
+      if (dot == std::string::npos || !absl::StartsWith(item.subject.substr(dot), ".event.")) continue;
+      if (item.subject.compare(0, dot, options_.station) == 0) continue;
+      from = item.subject.substr(0, dot);
+      item.subject = options_.station + item.subject.substr(dot);
+      ++moved;
+    }
+    if (moved > 0) {
+      STEWARD_LOG_WARNING("outbox: {} spooled messages were for station \"{}\"{}: sent to \"{}\" now", moved, from,
+                          moved > 1 ? " (or another)" : "", options_.station);
+    }
   }
   absl::MutexLock lock(&mu_);
   dropped_ += dropped;

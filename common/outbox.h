@@ -84,6 +84,11 @@ struct OutboxOptions {
   // counts in dropped(), and a warning says so.
   std::function<size_t()> max_item_bytes;
   std::function<Refitted(const OutboxItem& item, size_t max_bytes)> refit;
+  // Where the items go now: a spooled item's subject for another station (the sender's
+  // station was renamed in its configuration since, a typo mended) is readdressed to
+  // this one at Start: "<station>.event.<method>.<domain>" with its first token replaced.
+  // Empty: subjects are sent as spooled.
+  std::string station;
 };
 
 class Outbox {

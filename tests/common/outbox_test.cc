@@ -636,5 +636,28 @@ TEST_CASE("MemorySpool keeps items until removed, in id order", "[outbox]") {
   CHECK((*all)[1].id == c.id);
 }
 
+TEST_CASE("Outbox sends what it spooled for a station since renamed to the station it has now",
+          "[outbox][integration]") {
+  // An agent whose station setting was wrong (a typo, later mended by `config set`)
+  // spooled results for that name: nobody answers there, and they must not wait forever.
+  nats::Library lib;
+  NatsServer server;
+  Station station(server.url(), Always(proto::OUTCOME_SUCCEEDED));
+  std::unique_ptr<Spool> spool = NewMemorySpool();
+  std::vector<std::string> ids;
+  for (const char* subject : {"stationy.event.result.test", "stationy.event.result.test", kSubject}) {
+    OutboxItem item = Item();
+    item.subject = subject;
+    ids.push_back(item.id);
+    REQUIRE(spool->Put(item).ok());
+  }
+  OutboxOptions options = FastOptions();
+  options.station = "station";
+  Client client(server.url(), options, std::move(spool));
+  REQUIRE(client.outbox().Start().ok());
+  REQUIRE(client.outbox().WaitEmpty(absl::Seconds(10)));
+  for (const std::string& id : ids) CHECK(station.Seen(id) >= 1);
+}
+
 }  // namespace
 }  // namespace steward
