@@ -246,10 +246,25 @@ absl::StatusOr<proto::PingReply> Client::Ping(const std::string& node, absl::Dur
   return pong;
 }
 
-absl::StatusOr<proto::NodesReply> Client::Nodes(const std::string& node, absl::Duration timeout) {
+absl::StatusOr<proto::NodesReply> Client::Nodes(const std::string& node, absl::Duration timeout, int page) {
   proto::NodesRequest req;
   req.set_node(node);
-  return ParseAs<proto::NodesReply>(Call(kStationNodes, req.SerializeAsString(), timeout));
+  req.set_paged(node.empty());
+  req.set_limit(page);
+  proto::NodesReply all;
+  while (true) {
+    STEWARD_ASSIGN_OR_RETURN(proto::NodesReply reply,
+                             ParseAs<proto::NodesReply>(Call(kStationNodes, req.SerializeAsString(), timeout)));
+    const bool more = reply.more() && reply.nodes_size() > 0;
+    if (more) req.set_after(reply.nodes(reply.nodes_size() - 1).name());
+    // The station's health and switches as of the last page; the rows of every page.
+    for (proto::NodeInfo& n : *reply.mutable_nodes()) *all.add_nodes() = std::move(n);
+    reply.clear_nodes();
+    reply.clear_more();
+    reply.mutable_nodes()->Swap(all.mutable_nodes());
+    all = std::move(reply);
+    if (!more) return all;
+  }
 }
 
 absl::StatusOr<proto::TargetsReply> Client::Targets(const proto::TargetsRequest& req, absl::Duration timeout) {

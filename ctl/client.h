@@ -70,7 +70,9 @@ class Client {
   // With `direct`, the node's own ACK answers (the station forwards the ping to an online
   // node): one message less. Without, the station times the round trip and answers.
   absl::StatusOr<proto::PingReply> Ping(const std::string& node, absl::Duration wait, bool direct = true);
-  absl::StatusOr<proto::NodesReply> Nodes(const std::string& node, absl::Duration timeout);
+  // Nodes: `node`, or every node (taken in pages of at most `page` nodes, 0: as many as
+  // fit one reply, when the fleet is too large for one).
+  absl::StatusOr<proto::NodesReply> Nodes(const std::string& node, absl::Duration timeout, int page = 0);
   // Forget removes a node from the station's tables (refused while it has unfinished
   // commands, unless `cancel`: then they are canceled first).
   absl::StatusOr<proto::AclReply> Forget(const std::string& node, bool cancel,

@@ -51,7 +51,13 @@ proto::StationStatus Queries::Health(const std::string& name, const ledger::Stor
 }
 
 void Queries::Nodes(const Call& call, proto::NodesRequest req) {
+  if (req.limit() < 0) return rpc_.Reject(call, "limit must not be negative");
+  const bool paged = req.paged() && req.node().empty();
   proto::NodesReply out;
+  *out.mutable_station() = Health(core_.options().name, core_.store());
+  // A page's room for its node rows: one reply, less what the rest of it takes.
+  const size_t limit = core_.ReplyLimit();
+  size_t room = limit > out.ByteSizeLong() + 256 ? limit - out.ByteSizeLong() - 256 : 0;
   {
     absl::MutexLock lock(&core_.model.mu);
     const absl::Time now = absl::Now();
@@ -61,14 +67,26 @@ void Queries::Nodes(const Call& call, proto::NodesRequest req) {
     } else if (core_.model.nodes.Find(req.node()) != nullptr) {
       names = {req.node()};
     }
-    for (const std::string& name : names) {
-      proto::NodeInfo* info = out.add_nodes();
-      *info = core_.model.nodes.Info(name, now);
-      info->set_pending(static_cast<int>(core_.model.commands.Pending(name)));
+    auto from = names.begin();
+    if (paged) from = std::upper_bound(names.begin(), names.end(), req.after());
+    for (auto it = from; it != names.end(); ++it) {
+      proto::NodeInfo info = core_.model.nodes.Info(*it, now);
+      info.set_pending(static_cast<int>(core_.model.commands.Pending(*it)));
+      if (paged && out.nodes_size() > 0) {
+        // (A row's bytes in the reply: its own, its length and its tag.)
+        const size_t bytes = info.ByteSizeLong() + 6;
+        if (bytes > room || (req.limit() > 0 && out.nodes_size() >= req.limit())) {
+          out.set_more(true);
+          break;
+        }
+        room -= bytes;
+      } else if (paged) {
+        room -= std::min(room, info.ByteSizeLong() + 6);
+      }
+      *out.add_nodes() = std::move(info);
     }
     *out.mutable_dispatch() = core_.model.dispatch;
   }
-  *out.mutable_station() = Health(core_.options().name, core_.store());
   if (!req.node().empty() && out.nodes_size() == 0) {
     return rpc_.Reject(call, absl::StrCat("unknown node ", req.node()));
   }
@@ -83,15 +101,15 @@ void Queries::Nodes(const Call& call, proto::NodesRequest req) {
     proto::NodesReply without_recent = out;
     without_recent.clear_recent();
     const size_t others = without_recent.ByteSizeLong();
-    const size_t limit = core_.ReplyLimit();
     FitStates(out.mutable_recent(), limit > others ? limit - others : 0, /*may_drop=*/true);
   }
   // A fleet too large for one message is told so, never left without an answer. (The
   // HTTP API's calls are in-process: no message carries their reply.)
   if (const size_t size = out.ByteSizeLong(); call.via != "http" && size > core_.ReplyLimit()) {
     return rpc_.Reject(call, absl::StrCat(out.nodes_size(), " nodes take ", size, " bytes, more than one reply may (",
-                                          core_.ReplyLimit(), "): ask for one node, or use the HTTP API "
-                                          "(GET /api/v1/nodes pages, /api/v1/fleet counts)"));
+                                          core_.ReplyLimit(), "): ask for one node, take them in pages (a newer "
+                                          "stewardctl does), or use the HTTP API (GET /api/v1/nodes pages, "
+                                          "/api/v1/fleet counts)"));
   }
   rpc_.Ok(call, out);
 }

@@ -20,6 +20,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/nats.h"
+#include "common/protocol.h"
 #include "common/sqlite.h"
 #include "ctl/client.h"
 #include "tests/testing/cluster.h"
@@ -143,6 +145,40 @@ TEST_CASE("targets and --where pick among 50 simulated nodes by facts and tags",
   SimulatedFleet fleet(50, facts.string());
   Cluster& c = fleet.c;
   REQUIRE(Targets(c, {"--where", R"(os != "")"}).size() == 50);  // facts come with the first hello
+
+  {
+    INFO("the fleet in pages (as stewardctl takes one too large for a reply): every node once, in order");
+    auto client = steward::ctl::Client::Connect({.nats = {.url = c.url()}});
+    REQUIRE(client.ok());
+    auto whole = (*client)->Nodes("", absl::Seconds(10));
+    auto paged = (*client)->Nodes("", absl::Seconds(10), /*page=*/7);
+    REQUIRE(whole.ok());
+    REQUIRE(paged.ok());
+    std::vector<std::string> a, b;
+    for (const auto& n : whole->nodes()) a.push_back(n.name());
+    for (const auto& n : paged->nodes()) b.push_back(n.name());
+    CHECK(a.size() == 50);
+    CHECK(b == a);
+    CHECK_FALSE(paged->more());
+    steward::proto::NodesRequest req;
+    req.set_paged(true);
+    req.set_after("sim0045");
+    req.set_limit(3);
+    steward::proto::Envelope env = steward::NewEnvelope("tester", "station", steward::proto::KIND_COMMAND,
+                                                        steward::kStationNodes, steward::kCliDomain);
+    env.set_payload(req.SerializeAsString());
+    steward::nats::ConnectionPtr nc = steward::testing::MustConnect(c.url(), "pages");
+    auto msg = steward::nats::Request(nc.get(), absl::StrCat("station.command.", steward::kStationNodes, ".cli"),
+                                      env.SerializeAsString(), absl::Seconds(10));
+    REQUIRE(msg.ok());
+    auto page = steward::ctl::Client::AckPayload(steward::nats::Data(msg->get()));
+    REQUIRE(page.ok());
+    steward::proto::NodesReply r;
+    REQUIRE(r.ParseFromString(*page));
+    REQUIRE(r.nodes_size() == 3);
+    CHECK(r.nodes(0).name() == "sim0046");
+    CHECK(r.more());
+  }
 
   // Tags: sim0010..sim0019 are in the north sea; two spares.
   REQUIRE(c.Ctl({"tag", "set", "sim001*", "region=north-sea"}).exit_code == 0);
