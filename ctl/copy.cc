@@ -24,17 +24,17 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
-#include "common/signing.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/atomic_write.h"
 #include "common/owner.h"
 #include "common/protocol.h"
+#include "common/signing.h"
 #include "ctl/agentops.h"
 #include "ctl/ctl.h"
 #include "ctl/render_json.h"
@@ -102,6 +102,26 @@ bool Retryable(const proto::CommandState& s) {
   return s.state() != proto::STATE_FAILED && s.state() != proto::STATE_REJECTED;
 }
 
+// Whether the copy can start with `node`: "" when it can, else why not. A node the
+// station has never heard of (a typo) ends it at once; an offline one is said once, and
+// waited for up to --wait (a copy resumes when it comes back).
+std::string CheckCopyNode(Client& client, const Globals& g, const std::string& node, absl::Duration wait) {
+  auto nodes = client.Nodes(node, g.timeout);
+  if (!nodes.ok()) {
+    if (absl::StrContains(nodes.status().message(), "unknown node")) {
+      return fmt::format("unknown node {}: the station has never heard of it (stewardctl nodes)", node);
+    }
+    return "";  // (the copy's own requests say what is wrong with the station)
+  }
+  for (const proto::NodeInfo& n : nodes->nodes()) {
+    if (n.name() == node && n.status() != proto::NODE_ONLINE && !g.json) {
+      fmt::print(stderr, "copy: {} is {}; waiting for it up to --wait ({})\n", node,
+                 absl::AsciiStrToLower(proto::NodeStatus_Name(n.status()).substr(5)), absl::FormatDuration(wait));
+    }
+  }
+  return "";
+}
+
 // Chunks in flight at once, each sent by its own thread. Each chunk is a command the
 // station commits to its ledger before it answers; one at a time, every chunk waited
 // for its own commit. Several at once share the station's group commits and keep the
@@ -124,6 +144,7 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
   const int fd = ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Fail(fmt::format("{}: {}", local, std::strerror(errno)));
   const absl::Cleanup close_fd = [fd] { ::close(fd); };
+  if (const std::string why = CheckCopyNode(client, g, node, wait); !why.empty()) return Fail(why);
   const size_t chunk_bytes = ChunkBytes(client);
   const absl::Time deadline = absl::Now() + wait;
   Progress progress(size, g.json);
@@ -287,6 +308,7 @@ int Pull(Client& client, const Globals& g, const std::string& node, const std::s
   if (struct stat st {}; ::stat(local.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     return Fail(fmt::format("{} is a directory: name the file to write", local));
   }
+  if (const std::string why = CheckCopyNode(client, g, node, wait); !why.empty()) return Fail(why);
   const std::string part = local + ".steward-part";
   // What the part file holds: "NODE\nPATH\nSIZE\nSHA256\n" of the source, written
   // once its first chunk came. A later run for the same source resumes at the part's

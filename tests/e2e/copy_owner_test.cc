@@ -11,7 +11,9 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
+#include "absl/time/clock.h"
 #include "tests/testing/cluster.h"
 
 using steward::testing::Cluster;
@@ -89,6 +91,18 @@ TEST_CASE("copy --owner with an unknown user or a bad spec is refused and writes
   RunResult here = c.Ctl({"copy", "--owner", ":no-such-group-here", "ship1:" + dir + "/src", dir + "/back"});
   CHECK(here.exit_code == 255);
   CHECK_THAT(here.err, Catch::Contains("no group \"no-such-group-here\" here"));
+  // A node the station never heard of (a typo) ends a copy either way at once, without
+  // a command sent again and again until --wait.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"copy", dir + "/src", "shipp1:" + dir + "/node/dst"},
+        std::vector<std::string>{"copy", "shipp1:" + dir + "/src", dir + "/back"}}) {
+    const absl::Time start = absl::Now();
+    RunResult typo = c.Ctl(args);
+    CHECK(typo.exit_code == 255);
+    CHECK_THAT(typo.err, Catch::Contains("unknown node shipp1: the station has never heard of it"));
+    CHECK(absl::Now() - start < absl::Seconds(10));
+  }
+  CHECK(c.Ctl({"--json", "history", "--node", "shipp1"}).out.empty());
   // Nothing was written on either side, no part file left.
   CHECK(std::filesystem::is_empty(dir + "/node"));
   CHECK_FALSE(std::filesystem::exists(dir + "/back"));
