@@ -414,6 +414,9 @@ absl::Status SiteDesk::Import(const SiteMessage& m) {
         // (the node answers a repeat from its record and never runs it twice).
         s.set_state(proto::STATE_QUEUED);
         s.clear_result();
+        // The site may have sent it: its node's result (imported below, or sent again)
+        // is taken, never refused as one for a command nobody sent.
+        s.set_attempts(std::max(s.attempts(), 1));
         auto done = std::make_shared<absl::Notification>();
         auto result = std::make_shared<absl::Status>();
         core_.Submit({std::move(s)}, [done, result](absl::Status st) {

@@ -81,6 +81,22 @@ TEST_CASE("a queued command is sent once, then runs, then ends with its result",
   CHECK(t.Find("c1")->state() == proto::STATE_SUCCEEDED);
 }
 
+TEST_CASE("a result for a command never sent is refused, unless another station may have sent it",
+          "[station][commands]") {
+  CommandTable t;
+  t.Add(Queued("c1", "ship1"), kT0);  // stored here, not dispatched yet
+  proto::CommandState imported = Queued("c2", "ship1");
+  imported.set_attempts(1);  // a site station's, handed back unfinished (station/site.cc)
+  t.Add(imported, kT0);
+  Changes ch;
+  CHECK(t.OnResult("c1", "ship1", Result("c1", proto::OUTCOME_CANCELED), kT0, ch) ==
+        CommandTable::ResultFate::kNeverSent);
+  CHECK(t.Find("c1")->state() == proto::STATE_QUEUED);
+  CHECK(t.OnResult("c2", "ship1", Result("c2", proto::OUTCOME_SUCCEEDED), kT0, ch) ==
+        CommandTable::ResultFate::kApplied);
+  CHECK(t.Find("c2")->state() == proto::STATE_SUCCEEDED);
+}
+
 TEST_CASE("a result is taken only from the node the command went to", "[station][commands]") {
   CommandTable t;
   t.Add(Queued("c1", "ship1"), kT0);
