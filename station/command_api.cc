@@ -36,10 +36,13 @@ absl::Status CheckControl(const proto::ControlPolicy& p) {
 CommandApi::CommandApi(Core& core, Rpc& rpc) : core_(core), rpc_(rpc), repeats_(core) {
   rpc.Handle<proto::SubmitRequest>(kStationSubmit, [this](const Call& c, proto::SubmitRequest r) {
     // What it asks to run, where and how: not how long its client waits for the answer,
-    // nor its expiry (the HTTP API counts a ttl from each try's arrival).
+    // nor its expiry (the HTTP API counts a ttl from each try's arrival), nor the
+    // command's payload bytes (a copy chunk's 896 KiB would cost milliseconds to hash,
+    // and its argv names their SHA-256 already).
     proto::SubmitRequest asked = r;
     asked.clear_wait_ms();
     asked.mutable_command()->clear_expires_unix_ms();
+    asked.mutable_command()->clear_payload();
     absl::StatusOr<Repeats::Begun> b = repeats_.Begin(c, Repeats::Digest(asked));
     if (!b.ok()) return rpc_.Error(c, absl::StrCat("ledger read failed: ", b.status().message()));
     if (b->what == Repeats::Begun::kJoined) return;

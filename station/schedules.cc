@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/protocol.h"
 #include "station/targeting.h"
 
 namespace steward::station {
@@ -20,10 +21,14 @@ absl::StatusOr<ScheduleTable::Entry> ScheduleTable::Compile(proto::Schedule s, a
   if (!cron.ok()) return cron.status();
   absl::StatusOr<absl::TimeZone> tz = LoadZone(s.time_zone());
   if (!tz.ok()) return tz.status();
-  // (Checked when it is added; one stored before that check may have no target, or
-  // --all with names: never taken as every node.)
-  if (absl::Status st = CheckChosenTarget(s.target()); !st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("target: ", st.message()));
+  // (Checked when it is added; one stored before that check may have no target, --all
+  // with names, a pattern left open, or a method only the station sends: never taken
+  // as every node, never sent.)
+  if (absl::StatusOr<Target> t = CompileChosenTarget(s.target()); !t.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("target: ", t.status().message()));
+  }
+  if (s.command().method() == kMethodCancel || s.command().method() == kMethodSetAcl) {
+    return absl::InvalidArgumentError(absl::StrCat("its method ", s.command().method(), " is sent by the station only"));
   }
   e.cron = *std::move(cron);
   e.tz = *tz;

@@ -374,6 +374,8 @@ void TargetingApi::AddSchedule(const Call& call, proto::Schedule s) {
   s.clear_last_run_id();
   s.clear_missed_runs();
   s.clear_resumed_unix_ms();
+  s.clear_problem();  // the station's word, in replies only
+  s.clear_next_run_unix_ms();
   s.mutable_command()->clear_expires_unix_ms();
   absl::StatusOr<ScheduleTable::Entry> entry = ScheduleTable::Compile(s, now);
   if (!entry.ok()) return rpc_.Fail(call, entry.status());

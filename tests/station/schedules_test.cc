@@ -163,13 +163,20 @@ TEST_CASE("a stored schedule whose target is not chosen is never due, even resum
   proto::Schedule both = Every10s("both");
   both.mutable_target()->set_all_nodes(true);
   proto::Schedule fine = Every10s("fine");
+  // A pattern left open (it matched nothing), and a method only the station sends.
+  proto::Schedule open = Every10s("open");
+  open.mutable_target()->set_selectors(0, "ship[1-");
+  proto::Schedule cancels = Every10s("cancels");
+  cancels.mutable_command()->set_method("cancel");
   std::vector<proto::Schedule> changed;
   std::vector<std::string> problems;
   ScheduleTable t;
-  CHECK(t.Load({none, both, fine}, kT0, &changed, &problems).empty());
-  REQUIRE(problems.size() == 2);
+  CHECK(t.Load({none, both, fine, open, cancels}, kT0, &changed, &problems).empty());
+  REQUIRE(problems.size() == 4);
   CHECK_THAT(problems[0], Catch::Contains("schedule none: target: no target"));
   CHECK_THAT(problems[1], Catch::Contains("schedule both: target: --all takes every node: name no nodes with it (ship1)"));
+  CHECK_THAT(problems[2], Catch::Contains("schedule open: target: bad node pattern \"ship[1-\""));
+  CHECK_THAT(problems[3], Catch::Contains("schedule cancels: its method cancel is sent by the station only"));
   CHECK(t.Find("none")->s.problem() == "target: no target: name nodes (names, globs, @groups), --where or --all");
   CHECK(t.Find("fine")->s.problem().empty());
   std::vector<ScheduleTable::Run> due = t.Due(kT0 + absl::Minutes(1));
