@@ -259,7 +259,11 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) 
   STEWARD_RETURN_IF_ERROR(WriteFileAtomically(file, toml, {.mode = mode}));
   {
     absl::MutexLock lock(&mu_);
-    undo_ = Undo{.file = file, .existed = existed, .previous = previous, .installed = toml, .mode = mode};
+    if (undo_.has_value() && undo_->file == file) {
+      undo_->installed = toml;  // a second change before the agent restarted: undo both
+    } else {
+      undo_ = Undo{.file = file, .existed = existed, .previous = previous, .installed = toml, .mode = mode};
+    }
   }
   if (request_reload_) request_reload_();
   const std::string hash = ConfigHash(loaded->effective);

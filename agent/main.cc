@@ -183,7 +183,10 @@ int main(int argc, char** argv) {
       if (sig == SIGHUP || reload_requested.exchange(false)) {
         steward::agent::AgentOptions next;
         steward::agent::Config running = host->current();
-        if (ApplyReload(*host, **agent, &next) == Reload::kRestart) {
+        const Reload reload = ApplyReload(*host, **agent, &next);
+        // Applied without a restart (the heartbeat), no change, or refused: nothing to undo later.
+        if (reload != Reload::kRestart) host->KeepLastChange();
+        if (reload == Reload::kRestart) {
           complete(next);
           before_reload.emplace(std::move(opts), std::move(running));
           opts = std::move(next);
