@@ -257,12 +257,11 @@ absl::StatusOr<proto::NodesReply> Client::Nodes(const std::string& node, absl::D
                              ParseAs<proto::NodesReply>(Call(kStationNodes, req.SerializeAsString(), timeout)));
     const bool more = reply.more() && reply.nodes_size() > 0;
     if (more) req.set_after(reply.nodes(reply.nodes_size() - 1).name());
-    // The station's health and switches as of the last page; the rows of every page.
+    // The rows of every page; the station's health and switches as of the last one.
     for (proto::NodeInfo& n : *reply.mutable_nodes()) *all.add_nodes() = std::move(n);
-    reply.clear_nodes();
-    reply.clear_more();
-    reply.mutable_nodes()->Swap(all.mutable_nodes());
-    all = std::move(reply);
+    *all.mutable_station() = std::move(*reply.mutable_station());
+    *all.mutable_dispatch() = std::move(*reply.mutable_dispatch());
+    *all.mutable_recent() = std::move(*reply.mutable_recent());
     if (!more) return all;
   }
 }

@@ -72,16 +72,15 @@ void Queries::Nodes(const Call& call, proto::NodesRequest req) {
     for (auto it = from; it != names.end(); ++it) {
       proto::NodeInfo info = core_.model.nodes.Info(*it, now);
       info.set_pending(static_cast<int>(core_.model.commands.Pending(*it)));
-      if (paged && out.nodes_size() > 0) {
-        // (A row's bytes in the reply: its own, its length and its tag.)
+      if (paged) {
+        // (A row's bytes in the reply: its own, its length and its tag.) A page holds at
+        // least one row.
         const size_t bytes = info.ByteSizeLong() + 6;
-        if (bytes > room || (req.limit() > 0 && out.nodes_size() >= req.limit())) {
+        if (out.nodes_size() > 0 && (bytes > room || (req.limit() > 0 && out.nodes_size() >= req.limit()))) {
           out.set_more(true);
           break;
         }
-        room -= bytes;
-      } else if (paged) {
-        room -= std::min(room, info.ByteSizeLong() + 6);
+        room -= std::min(room, bytes);
       }
       *out.add_nodes() = std::move(info);
     }
