@@ -85,9 +85,9 @@ size_t WaitingCommands::size() const {
 }
 
 absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std::string& reply,
-                      proto::Ack ack) {
+                      proto::Ack ack, bool sealed) {
   if (reply.empty()) return absl::OkStatus();
-  events.SealAck(ack);
+  if (!sealed) events.SealAck(ack);
   return nats::Publish(conn, reply, ack.SerializeAsString());
 }
 
@@ -109,11 +109,12 @@ absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& metho
   return absl::OkStatus();
 }
 
-void CommandProcessor::ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack, Handler* handler) {
+void CommandProcessor::ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack, Handler* handler,
+                               bool sealed) {
   // Decided once it is answered: a copy after the answer is queued and answered from
   // the record (one that came before it, while in hand, was not: Run).
   if (handler != nullptr) handler->waiting.Release(work.command.id());
-  if (absl::Status st = ReplyAck(parts_.conn, *parts_.events, work.reply, ack); !st.ok()) {
+  if (absl::Status st = ReplyAck(parts_.conn, *parts_.events, work.reply, ack, sealed); !st.ok()) {
     ctx.Report(Severity::kWarning, st);
   }
 }
@@ -190,7 +191,7 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
   }
   // Output streamed as it comes (agent/output_stream.h); the result carries it whole.
   ChunkPublisher output(parts_.conn, *parts_.events, cmd.domain(), cmd.id(),
-                        parts_.conn != nullptr ? static_cast<size_t>(nats::MaxPayload(parts_.conn)) : 0);
+                        PayloadLimit());
   ExecContext exec{cmd, node, running->stop, *parts_.runner, *parts_.limits, this, parts_.agent,
                    parts_.conn != nullptr ? &output : nullptr};
   // Marked while it runs, outside the data directory: should the unit be reinstalled
@@ -296,7 +297,7 @@ absl::Status CommandProcessor::HandleQuick(ProcessContext& ctx, Method& method, 
   }
   STEWARD_LOG_DEBUG("command {} {}/{}: {} in the reply", cmd.id(), cmd.method(), cmd.domain(),
                     proto::Outcome_Name(result->outcome()));
-  reply(*result);
+  ReplyTo(ctx, work, *result, handler, /*sealed=*/true);  // as recorded: signed once
   return broken;
 }
 
@@ -336,8 +337,20 @@ void CommandProcessor::StopAll(absl::string_view why) {
   }
 }
 
+size_t CommandProcessor::PayloadLimit() const {
+  if (parts_.conn == nullptr) return 0;
+  const int64_t now = absl::GetCurrentTimeNanos();
+  int64_t limit = payload_limit_.load(std::memory_order_relaxed);
+  if (limit == 0 || now - payload_read_ns_.load(std::memory_order_relaxed) > int64_t{1'000'000'000}) {
+    limit = nats::MaxPayload(parts_.conn);
+    payload_limit_.store(limit, std::memory_order_relaxed);
+    payload_read_ns_.store(now, std::memory_order_relaxed);
+  }
+  return static_cast<size_t>(limit);
+}
+
 void CommandProcessor::SealResult(proto::Ack& ack) const {
-  const size_t max_payload = parts_.conn != nullptr ? static_cast<size_t>(nats::MaxPayload(parts_.conn)) : 0;
+  const size_t max_payload = PayloadLimit();
   // Before the first connect nats.c reports 0; assume the broker default then.
   FitAck(ack, (max_payload > 0 ? max_payload : size_t{1} << 20) - 4096);
   parts_.events->SealAck(ack);

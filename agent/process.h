@@ -93,9 +93,11 @@ struct Handler {
 };
 
 // Publishes `ack`, sealed by `events` (this installation, the node's signature), on a
-// request's reply subject; nothing when `reply` is empty.
+// request's reply subject; nothing when `reply` is empty. `sealed`: `ack` was sealed by
+// `events` just before and not changed since (a quick command's result, sealed to be
+// recorded): sent as it is, not signed a second time.
 absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std::string& reply,
-                      proto::Ack ack);
+                      proto::Ack ack, bool sealed = false);
 
 class CommandProcessor final : public CommandControl {
  public:
@@ -157,9 +159,15 @@ class CommandProcessor final : public CommandControl {
   absl::Status HandleQuick(ProcessContext& ctx, Method& method, const Work& work, Handler* handler);
   // Answers the command's request (a failed answer is reported, not an error: the
   // station asks again), releasing it in `handler`'s waiting commands (may be null).
-  void ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack, Handler* handler);
+  void ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack, Handler* handler,
+               bool sealed = false);
   // Cuts a result's output to fit the broker's payload limit and signs it.
   void SealResult(proto::Ack& ack) const;
+  // The broker's payload limit (0 without a connection), read from the connection at
+  // most once a second: reading it takes the connection's lock, which every reply's
+  // publish holds while it writes. It changes only when a reconnect finds a broker
+  // configured otherwise.
+  size_t PayloadLimit() const;
   // SendResult of a result SealResult made ready.
   absl::Status SpoolResult(const std::string& domain, const std::string& request_id, proto::Ack ack);
 
@@ -178,6 +186,8 @@ class CommandProcessor final : public CommandControl {
   std::string stop_reason_ ABSL_GUARDED_BY(running_mu_) = kShuttingDown;  // StopAll's
   absl::Mutex unrecorded_mu_;
   std::vector<proto::Ack> unrecorded_ ABSL_GUARDED_BY(unrecorded_mu_);
+  mutable std::atomic<int64_t> payload_limit_{0};
+  mutable std::atomic<int64_t> payload_read_ns_{0};
 };
 
 }  // namespace steward::agent

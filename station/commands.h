@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -338,7 +339,9 @@ class CommandTable {
 
   const CommandTableOptions options_;
   // Every unfinished command, and finished ones for keep_finished.
-  absl::flat_hash_map<std::string, Command> commands_;
+  // Node-based: a Command is large, and a table of tens of thousands moved whole at each
+  // growth (or rehash after erasures) cost the station several percent of its CPU.
+  absl::node_hash_map<std::string, Command> commands_;
   // (due, id) of the commands the dispatcher must look at, soonest first.
   std::set<std::pair<absl::Time, std::string>> schedule_;
   // (finished, id), oldest first: when to forget finished commands.

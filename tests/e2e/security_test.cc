@@ -214,6 +214,12 @@ TEST_CASE("a node's events count only with its pinned key, and operators must si
   r = c.Ctl({"send", "ship1", "--", "echo", "hi"});
   CHECK(r.exit_code == 0);
   CHECK(r.out == "hi\n");
+  // A quick method's result comes in the reply, signed once when it is recorded: the
+  // station believes it (only a verified ACK counts once the key is accepted).
+  r = c.Ctl({"send", "--wait", "10s", "ship1", "--method", "echo", "--", "quick"});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("quick"));
+  CHECK_THAT(c.station().Stderr() + c.station().Stdout(), !Catch::Contains("not taken"));
 
   // ship1 forges a result from ship2 (signed with ship1's own key): refused.
   auto ship1 = ConnectAs(c, "ship1");
