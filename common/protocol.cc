@@ -112,6 +112,14 @@ const char* NodeStatusName(proto::NodeStatus s) {
   }
 }
 
+absl::Status CheckNotStationOnly(absl::string_view method) {
+  if (method == kMethodSetAcl) return absl::InvalidArgumentError("setacl is sent by the station (stewardctl acl)");
+  if (method == kMethodCancel) {
+    return absl::InvalidArgumentError("cancel is sent by the station (stewardctl cancel ID)");
+  }
+  return absl::OkStatus();
+}
+
 const char* OutcomeName(proto::Outcome o) {
   switch (o) {
     case proto::OUTCOME_SUCCEEDED:

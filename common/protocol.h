@@ -81,6 +81,13 @@ inline constexpr char kNodeInboxPrefix[] = "_INBOX_";
 
 inline int64_t NowUnixMillis() { return absl::ToUnixMillis(absl::Now()); }
 
+// Refuses (InvalidArgument, saying which stewardctl command sends it) a method only the
+// station sends: `setacl`, and `cancel`, which a node takes unchecked by its ACL (sent by
+// target it would cancel, unaudited, commands never sent to that node). Every way an
+// operator's template becomes commands asks: a submit, a retry, a launch, a schedule, a
+// runbook's step, and the stored jobs and schedules an older station accepted.
+absl::Status CheckNotStationOnly(absl::string_view method);
+
 const char* OutcomeName(proto::Outcome o);
 // "queued", "timed_out", ...: the name operators see and the ledger stores.
 const char* StateName(proto::State s);

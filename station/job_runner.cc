@@ -191,9 +191,7 @@ const Target* JobRunner::TargetOf(const proto::Job& job) {
     // (A continuous job stored before targets were checked at launch may have none, or
     // --all with names: it gives no node a command, and says so once.)
     absl::StatusOr<Target> t = CompileChosenTarget(job.target());
-    if (t.ok() && (job.command().method() == kMethodCancel || job.command().method() == kMethodSetAcl)) {
-      t = absl::InvalidArgumentError(absl::StrCat("its method ", job.command().method(), " is sent by the station only"));
-    }
+    if (absl::Status st = CheckNotStationOnly(job.command().method()); t.ok() && !st.ok()) t = st;
     if (!t.ok()) {
       if (refused_targets_.insert(job.id()).second) {
         STEWARD_LOG_ERROR("job {}: {}: it gives no new node a command (close it and launch it again)", job.id(),

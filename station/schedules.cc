@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/protocol.h"
+#include "common/status_macros.h"
 #include "station/targeting.h"
 
 namespace steward::station {
@@ -27,9 +28,7 @@ absl::StatusOr<ScheduleTable::Entry> ScheduleTable::Compile(proto::Schedule s, a
   if (absl::StatusOr<Target> t = CompileChosenTarget(s.target()); !t.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("target: ", t.status().message()));
   }
-  if (s.command().method() == kMethodCancel || s.command().method() == kMethodSetAcl) {
-    return absl::InvalidArgumentError(absl::StrCat("its method ", s.command().method(), " is sent by the station only"));
-  }
+  STEWARD_RETURN_IF_ERROR(CheckNotStationOnly(s.command().method()));
   e.cron = *std::move(cron);
   e.tz = *tz;
   if (e.cron.Next(now, e.tz) == absl::InfiniteFuture()) {

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/ids.h"
 #include "common/protocol.h"
+#include "common/status_macros.h"
 #include "common/runbook.h"
 #include "station/command_api.h"
 #include "station/ledger/surfaces.h"
@@ -30,12 +31,7 @@ constexpr size_t kReplyMargin = 4096;
 
 // A command template an operator sent: a valid subject, and no station-only method.
 absl::Status CheckTemplate(const proto::Envelope& tmpl) {
-  if (tmpl.method() == kMethodSetAcl)
-    return absl::InvalidArgumentError("setacl is sent by the station (stewardctl acl)");
-  // (A node takes a cancel from the station alone, unchecked by its ACL: sent by target
-  // it would cancel, unaudited, commands never sent to it, held for approval say.)
-  if (tmpl.method() == kMethodCancel)
-    return absl::InvalidArgumentError("cancel is sent by the station (stewardctl cancel ID)");
+  STEWARD_RETURN_IF_ERROR(CheckNotStationOnly(tmpl.method()));
   for (const std::string* token : {&tmpl.method(), &tmpl.domain()}) {
     if (absl::Status st = subjects::ValidateToken(*token); !st.ok()) return st;
   }

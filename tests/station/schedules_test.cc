@@ -176,7 +176,7 @@ TEST_CASE("a stored schedule whose target is not chosen is never due, even resum
   CHECK_THAT(problems[0], Catch::Contains("schedule none: target: no target"));
   CHECK_THAT(problems[1], Catch::Contains("schedule both: target: --all takes every node: name no nodes with it (ship1)"));
   CHECK_THAT(problems[2], Catch::Contains("schedule open: target: bad node pattern \"ship[1-\""));
-  CHECK_THAT(problems[3], Catch::Contains("schedule cancels: its method cancel is sent by the station only"));
+  CHECK_THAT(problems[3], Catch::Contains("schedule cancels: cancel is sent by the station"));
   CHECK(t.Find("none")->s.problem() == "target: no target: name nodes (names, globs, @groups), --where or --all");
   CHECK(t.Find("fine")->s.problem().empty());
   std::vector<ScheduleTable::Run> due = t.Due(kT0 + absl::Minutes(1));
