@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -11,6 +12,7 @@
 #include "common/ids.h"
 #include "common/protocol.h"
 #include "station/approvals.h"
+#include "station/ledger/targeting_store.h"
 #include "station/operations.h"
 #include "subjects/subject.h"
 
@@ -73,12 +75,7 @@ CommandApi::CommandApi(Core& core, Rpc& rpc) : core_(core), rpc_(rpc), repeats_(
 
 void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
   const proto::Envelope& tmpl = req.command();
-  if (tmpl.method() == kMethodSetAcl) {
-    return rpc_.Reject(call, "setacl is sent by the station (stewardctl acl)");
-  }
-  if (tmpl.method() == kMethodCancel) {
-    return rpc_.Reject(call, "cancel is sent by the station (stewardctl cancel ID)");
-  }
+  if (absl::Status st = CheckNotStationOnly(tmpl.method()); !st.ok()) return rpc_.Reject(call, st.message());
   if (absl::Status st = CheckControl(req.control()); !st.ok()) return rpc_.Reject(call, st.message());
   if (absl::Status st = core_.CheckFits(tmpl); !st.ok()) return rpc_.Reject(call, st.message());
   if (Expired(tmpl, NowUnixMillis())) {
@@ -260,6 +257,25 @@ void CommandApi::Retry(const Call& call, proto::RetryRequest req) {
     if (named.insert(id).second) ids.push_back(id);
   }
   absl::StatusOr<std::vector<proto::CommandState>> old = core_.States(ids);
+  if (absl::IsNotFound(old.status())) {
+    // A job's id (a runbook, a rollout), open or closed, is no command: say what to
+    // retry instead.
+    for (const std::string& id : ids) {
+      bool job = false;
+      {
+        absl::MutexLock lock(&core_.model.mu);
+        job = core_.model.jobs.Find(id) != nullptr || core_.model.runbooks.Find(id) != nullptr;
+      }
+      if (!job) {
+        absl::StatusOr<std::optional<proto::Job>> stored = ledger::GetJob(core_.store(), id);
+        job = stored.ok() && stored->has_value();
+      }
+      if (job) {
+        return rpc_.Reject(call, absl::StrCat(id, " is a job, not a command: retry takes command ids (`stewardctl job ",
+                                              id, "` lists its commands)"));
+      }
+    }
+  }
   if (!old.ok()) return rpc_.Fail(call, old.status());
   proto::SubmitReply out;
   out.set_request_id(NewId());
@@ -269,11 +285,8 @@ void CommandApi::Retry(const Call& call, proto::RetryRequest req) {
       return rpc_.Reject(call, absl::StrCat("command ", s.id(), " is ", StateName(s.state()),
                                             ": only a finished command is retried"));
     }
-    if (s.command().method() == kMethodSetAcl) {
-      return rpc_.Reject(call, "setacl is sent by the station (stewardctl acl)");
-    }
-    if (s.command().method() == kMethodCancel) {
-      return rpc_.Reject(call, "cancel is sent by the station (stewardctl cancel ID)");
+    if (absl::Status st = CheckNotStationOnly(s.command().method()); !st.ok()) {
+      return rpc_.Reject(call, st.message());
     }
     proto::Envelope tmpl;
     tmpl.set_method(s.command().method());

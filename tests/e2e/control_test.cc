@@ -4,13 +4,17 @@
 // preempt by priority), and a queue that survives a station restart.
 #include <signal.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/protocol.h"
 #include "ctl/client.h"
@@ -114,6 +118,27 @@ TEST_CASE("cancel of a running sleep 60 kills it on its node within the grace, k
   r = c.Ctl({"audit"});
   CHECK_THAT(r.out, Catch::Contains("cancel"));
   CHECK_THAT(r.out, Catch::Contains(id));
+
+  // The cancel the station sent ship1 is a command of its own, which only the station
+  // sends: retrying it is refused, and nothing new is queued.
+  r = c.Ctl({"--json", "history", "--node", "ship1"});
+  REQUIRE(r.exit_code == 0);
+  std::string cancel_id;
+  int commands = 0;
+  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+    const nlohmann::json row = nlohmann::json::parse(line, nullptr, false);
+    ++commands;
+    if (row.is_object() && row.contains("command") && row["command"].is_object() &&
+        row["command"].value("method", "") == "cancel") {
+      cancel_id = row.value("id", "");
+    }
+  }
+  REQUIRE_FALSE(cancel_id.empty());
+  r = c.Ctl({"retry", cancel_id});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("cancel is sent by the station"));
+  r = c.Ctl({"--json", "history", "--node", "ship1"});
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == commands);
 
   // Restarting the agent (its command log is on disk) never runs it again.
   fs::remove(pidfile);

@@ -171,6 +171,10 @@ TEST_CASE("cancel of a runbook job kills its running step and runs no later step
   r = c.Ctl({"close", id});
   CHECK(r.exit_code != 0);
   CHECK_THAT(r.err, Catch::Contains("closed"));
+  // A job is no command to retry: said so, with where its commands are.
+  r = c.Ctl({"retry", id});
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains(id + " is a job, not a command"));
 }
 
 TEST_CASE("a station killed in the middle of a runbook goes on after its restart and runs no step twice",
