@@ -86,6 +86,11 @@ absl::StatusOr<proto::LogsRequest> Request(const LogsOptions& o, const absl::Tim
     if (!until.ok()) return absl::InvalidArgumentError(absl::StrCat("--until: ", until.status().message()));
     req.set_until_unix_ms(absl::ToUnixMillis(*until));
   }
+  if (!o.since.empty() && !o.until.empty() && req.until_unix_ms() <= req.since_unix_ms()) {
+    // (10m means ten minutes ago: --since 10m --until 20m is a window that ends before it begins.)
+    return absl::InvalidArgumentError(absl::StrCat("--until ", o.until, " is not after --since ", o.since,
+                                                   ": no line can match (the older time goes with --since)"));
+  }
   return req;
 }
 
@@ -187,12 +192,20 @@ Runner SetupLogs(CLI::App& cmd) {
   cmd.add_flag("-f,--follow", o->follow, "Print the last lines (10 unless -n), then new ones as they arrive");
   cmd.add_option("-n,--limit", o->limit, "At most this many lines, newest first (default 100; 0: all)")
       ->type_name("N")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
   cmd.add_option("-o,--output", o->output, "short (default), verbose (every field) or json (one object per line)")
       ->type_name("FORMAT")
       ->check(CLI::IsMember({"short", "verbose", "json"}));
   cmd.add_flag("--utc", o->utc, "Read and print times in UTC instead of the local zone");
-  return [o](const Globals& g) { return WithClient(g, [&](Client& c) { return Logs(c, g, *o); }); };
+  return [o, &cmd](const Globals& g) {
+    // A time that does not parse, or a window that ends before it begins, is a usage
+    // error, found before the station is asked.
+    if (absl::StatusOr<proto::LogsRequest> req = Request(*o, o->utc ? absl::UTCTimeZone() : absl::LocalTimeZone());
+        !req.ok()) {
+      return cli::UsageError(cmd, req.status().message());
+    }
+    return WithClient(g, [&](Client& c) { return Logs(c, g, *o); });
+  };
 }
 
 }  // namespace steward::ctl

@@ -16,6 +16,9 @@
 namespace steward::ctl {
 namespace {
 
+// The most rows the station gives one history or audit query.
+constexpr int kMaxListLimit = 10000;
+
 using proto::CommandState;
 using proto::CommandStates;
 
@@ -161,7 +164,7 @@ Runner SetupHistory(CLI::App& cmd) {
   cmd.add_option_function<int>(
          "--limit", [req](int n) { req->set_limit(n); }, "At most this many commands")
       ->default_str("20")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, kMaxListLimit));
   return [req](const Globals& g) {
     return WithClient(g, [&](Client& client) {
       auto states = client.History(*req, g.timeout);
@@ -183,7 +186,7 @@ Runner SetupAudit(CLI::App& cmd) {
       ->type_name("OPERATOR");
   cmd.add_option_function<int>(
          "--limit", [req](int n) { req->set_limit(n); }, "At most this many commands, and as many actions")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, kMaxListLimit));
   return [req](const Globals& g) {
     return WithClient(g, [&](Client& client) {
       auto states = client.Audit(*req, g.timeout);

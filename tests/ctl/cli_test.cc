@@ -68,10 +68,14 @@ TEST_CASE("stewardctl usage errors exit 2 and say why", "[ctl]") {
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("an ID may not be empty"));
   for (const char* what : {"history", "audit"}) {
-    r = Parsed({what, "--limit", "0"});
     INFO(what);
-    CHECK(r.exit_code == 2);
-    CHECK_THAT(r.err, Catch::Contains("--limit"));
+    for (const char* limit : {"0", "-3", "10001"}) {
+      INFO(limit);
+      r = Parsed({what, "--limit", limit});
+      CHECK(r.exit_code == 2);
+      // The range the station serves, not a double's.
+      CHECK_THAT(r.err, Catch::Contains("--limit") && Catch::Contains("not in range 1 to 10000"));
+    }
   }
 
   r = Ctl({"send", "--timeout", "soon", "ship1", "--", "true"});
@@ -91,6 +95,10 @@ TEST_CASE("stewardctl usage errors exit 2 and say why", "[ctl]") {
   r = Ctl({"logs", "--severity", "loud"});
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("unknown severity \"loud\""));
+  // A window that ends before it begins matches nothing: said, not answered with silence.
+  r = Ctl({"logs", "--since", "10m", "--until", "20m"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--until 20m is not after --since 10m"));
 
   r = Ctl({"nodes", "--", "extra"});
   CHECK(r.exit_code == 2);
