@@ -2,11 +2,13 @@
 // command line, the environment and a file without side effects, and names the key
 // and its source when a value is bad.
 #include "agent/config.h"
+#include "agent/config_host.h"
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 
 #include "tests/testing/nats_server.h"
@@ -77,6 +79,58 @@ TEST_CASE("agent config: a bad value names its key and where it came from", "[co
   CHECK_THAT(why, Catch::StartsWith("trust (flag --trust): /nonexistent.pub: "));
   CHECK(std::string(LoadConfig({"--config", ok}, Env({{"STEWARD_NODE", "a.b"}})).status().message()) ==
         "steward-agent: $STEWARD_NODE: node: token \"a.b\" contains '.'");
+}
+
+}  // namespace
+}  // namespace steward::agent
+
+namespace steward::agent {
+namespace {
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST_CASE("agent config host: changes before one restart are undone together and once, a kept change or a hand edit is "
+          "not undone",
+          "[config]") {
+  TempDir dir;
+  const std::string original = "node = \"ship1\"\nheartbeat = \"2s\"\n";
+  const std::string file = Write(dir, original);
+  const std::vector<std::string> args{"--config", file, "--data-dir", (dir.path() / "data").string()};
+  absl::StatusOr<Config> loaded = LoadConfig(args, Env({}));
+  REQUIRE(loaded.ok());
+  int reloads = 0;
+  ConfigHost host(args, *loaded, Env({}), [&reloads] { ++reloads; });
+
+  // Two changes, then a start that fails: the file goes back to before the first.
+  REQUIRE(host.Set({"heartbeat=3s"}).ok());
+  REQUIRE(host.Set({"heartbeat=4s"}).ok());
+  CHECK(reloads == 2);
+  CHECK_THAT(ReadAll(file), Catch::Contains("4s"));
+  absl::StatusOr<std::string> undone = host.UndoLastChange();
+  REQUIRE(undone.ok());
+  CHECK_THAT(*undone, Catch::Contains("back as it was"));
+  CHECK(ReadAll(file) == original);
+  CHECK_FALSE(host.UndoLastChange().ok());  // once
+  CHECK(ReadAll(file) == original);
+
+  // A change the agent started with is kept: a later failure undoes nothing.
+  REQUIRE(host.Set({"heartbeat=5s"}).ok());
+  host.KeepLastChange();
+  CHECK_FALSE(host.UndoLastChange().ok());
+  CHECK_THAT(ReadAll(file), Catch::Contains("5s"));
+
+  // A hand edit since the change is left alone.
+  const std::string kept = ReadAll(file);
+  REQUIRE(host.Set({"heartbeat=6s"}).ok());
+  std::ofstream(file) << "node = \"ship1\"\nheartbeat = \"7s\"\n";
+  absl::StatusOr<std::string> left = host.UndoLastChange();
+  CHECK_FALSE(left.ok());
+  CHECK_THAT(std::string(left.status().message()), Catch::Contains("changed again since"));
+  CHECK_THAT(ReadAll(file), Catch::Contains("7s"));
+  CHECK(kept != ReadAll(file));
 }
 
 }  // namespace
