@@ -1,12 +1,12 @@
-// Broker security material for nats-server: per-user credential files, a private CA and
-// server certificate made with the `openssl` command line, and the text of a
+// Broker security material for nats-server: per-user credential files and the text of a
 // nats-server configuration whose per-user permissions confine each node to its own
-// subjects (DESIGN.md, "Security layers").
+// subjects (DESIGN.md, "Security layers"). The CA and server certificate the TLS
+// sections name are made by GenerateTls (ctl/broker_tls.h).
 //
 //   BrokerConfigOptions o{.listen = "0.0.0.0:4222", .tls_dir = "/etc/steward/tls"};
 //   o.users.push_back({"station", RandomPassword(), BrokerUser::Role::kStation});
 //   o.users.push_back({"ship1", RandomPassword(), BrokerUser::Role::kNode});
-//   STEWARD_RETURN_IF_ERROR(GenerateTls(o.tls_dir, {"broker.example.com", "10.0.0.5"}));
+//   STEWARD_RETURN_IF_ERROR(GenerateTls(o.tls_dir, {"broker.example.com", "10.0.0.5"}));  // broker_tls.h
 //   STEWARD_ASSIGN_OR_RETURN(std::string conf, NatsServerConfig(o));
 //   STEWARD_RETURN_IF_ERROR(WritePrivateFile("/etc/steward/nats-server.conf", conf));
 //
@@ -36,19 +36,6 @@ using ::steward::WritePrivateFile;
 // RandomPassword returns 32 characters from [A-Za-z0-9] (about 190 bits), drawn
 // uniformly from libsodium's randombytes_buf. Thread-safe.
 std::string RandomPassword();
-
-// GenerateTls writes, in the existing directory `dir`, a new CA (ca.pem, ca.key; valid
-// 10 years) and a server certificate signed by it (server.pem, server.key; valid 825
-// days) whose subjectAltName lists `hosts`: IP addresses become IP entries, the rest
-// DNS entries ({"127.0.0.1", "localhost"} -> IP:127.0.0.1, DNS:localhost). Keys are
-// ECDSA P-256 and written 0600, certificates 0644.
-//
-// It runs the `openssl` command line (posix_spawnp, argv only, no shell, found on
-// PATH) in a private temporary directory inside `dir` and links the four files into
-// place only when all succeeded. InvalidArgument for an empty or malformed host,
-// AlreadyExists if any of the four files exists (nothing is overwritten), NotFound if
-// openssl is not installed, Internal with openssl's output when a step fails.
-absl::Status GenerateTls(const std::string& dir, const std::vector<std::string>& hosts);
 
 // One broker user and what it may do.
 struct BrokerUser {

@@ -21,6 +21,7 @@
 #include "common/signing.h"
 #include "common/status_macros.h"
 #include "ctl/broker_config.h"
+#include "ctl/broker_tls.h"
 #include "ctl/ctl.h"
 #include "ctl/render_text.h"
 

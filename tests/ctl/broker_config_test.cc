@@ -1,7 +1,8 @@
-// Tests for ctl/broker_config.h: creds files, TLS material made with openssl, and
-// the nats-server configuration, run against a real nats-server started with it to
-// show that each node's credentials confine it to its own subjects.
+// Tests for ctl/broker_config.h and ctl/broker_tls.h: creds files, TLS material made
+// with openssl, and the nats-server configuration, run against a real nats-server
+// started with it to show that each node's credentials confine it to its own subjects.
 #include "ctl/broker_config.h"
+#include "ctl/broker_tls.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
