@@ -4,9 +4,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/signing.h"
+#include "station/repeats.h"
 #include "station/security.h"
 #include "subjects/subject.h"
 
@@ -27,6 +30,37 @@ absl::StatusOr<Incoming> Decode(natsMsg* msg) {
   }
   return in;
 }
+
+namespace {
+
+// How far a signed request's time may run ahead of the station's clock.
+constexpr absl::Duration kSignedSkew = absl::Hours(1);
+// How long a signed request is good for: while it is, a repeat of it is recognised (the
+// station keeps what it answered for Repeats::kWindow), so a captured request played
+// again later is refused, never run twice.
+const absl::Duration kSignedLife = Repeats::kWindow - kSignedSkew;
+
+absl::Status CheckSignedAge(const proto::Envelope& env, absl::Time now) {
+  if (env.created_unix_ms() <= 0) {
+    return absl::PermissionDeniedError("a signed request must say when it was made (created_unix_ms)");
+  }
+  const absl::Time made = absl::FromUnixMillis(env.created_unix_ms());
+  if (made > now + kSignedSkew) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "the request was made ", absl::FormatDuration(absl::Trunc(made - now, absl::Seconds(1))),
+        " ahead of the station's clock (", absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", now, absl::UTCTimeZone()),
+        "): check the clocks"));
+  }
+  if (now - made > kSignedLife) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "the request was made ", absl::FormatDuration(absl::Trunc(now - made, absl::Minutes(1))),
+        " ago; a signed request is good for ", absl::FormatDuration(kSignedLife),
+        " (an old one played again is never run twice): make it again"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 void Rpc::Serve(nats::MsgPtr msg) {
   const std::string reply = nats::Reply(msg.get());
@@ -54,6 +88,11 @@ void Rpc::Serve(nats::MsgPtr msg) {
       STEWARD_LOG_WARNING("refused {} request: {}", call.env.method(), st.message());
       return Reject(call, absl::StrCat("refused: ", st.message(),
                                        " (this station accepts signed operator requests only)"));
+    }
+    if (absl::Status st = CheckSignedAge(call.env, absl::Now()); !st.ok()) {
+      STEWARD_LOG_WARNING("refused {} request {} signed by {}: {}", call.env.method(), call.env.id(),
+                          call.env.signer(), st.message());
+      return Reject(call, absl::StrCat("refused: ", st.message()));
     }
     call.env.set_operator_(absl::StrCat(call.env.operator_(), " ", call.env.signer()));
   }

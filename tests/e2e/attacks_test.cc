@@ -574,3 +574,35 @@ TEST_CASE("with operator keys, whoever launched a runbook, a continuous job or a
     CHECK_THAT(own.err, Catch::Contains("four eyes"));
   }
 }
+
+TEST_CASE("a signed operator request is good for 23 hours: an older one, or one from the future, is refused",
+          "[integration][attack]") {
+  // A captured request played again after the station forgot it (24 h) would run again.
+  Cluster c(Cluster::Secure{});
+  c.StartStation();
+  auto op = ConnectAs(c, "operator");
+  auto key = steward::signing::LoadKeyPair(c.keys() + "/operator.key");
+  REQUIRE(key.ok());
+  auto ask = [&](absl::Duration age) {
+    steward::proto::Envelope req =
+        steward::NewEnvelope("stewardctl", "station", steward::proto::KIND_COMMAND, steward::kStationNodes,
+                             steward::kCliDomain);
+    req.set_created_unix_ms(absl::ToUnixMillis(absl::Now() - age));
+    req.set_payload(steward::proto::NodesRequest().SerializeAsString());
+    REQUIRE(steward::signing::SignEnvelope(req, *key).ok());
+    auto msg = steward::nats::Request(op.get(), "station.command.nodes.cli", req.SerializeAsString(), absl::Seconds(5));
+    REQUIRE(msg.ok());
+    auto ack = steward::DecodeAck(steward::nats::Data(msg->get()));
+    REQUIRE(ack.ok());
+    return *ack;
+  };
+  CHECK(ask(absl::ZeroDuration()).outcome() == steward::proto::OUTCOME_SUCCEEDED);
+  CHECK(ask(absl::Hours(22)).outcome() == steward::proto::OUTCOME_SUCCEEDED);  // a slow retry, a skewed clock
+  steward::proto::Ack old = ask(absl::Hours(25));
+  CHECK(old.outcome() == steward::proto::OUTCOME_REJECTED);
+  CHECK_THAT(old.error(), Catch::Contains("ago; a signed request is good for 23h"));
+  steward::proto::Ack ahead = ask(-absl::Hours(2));
+  CHECK(ahead.outcome() == steward::proto::OUTCOME_REJECTED);
+  CHECK_THAT(ahead.error(), Catch::Contains("ahead of the station's clock"));
+  CHECK(c.station().WaitForOutput("refused nodes request", absl::Seconds(2)));
+}
