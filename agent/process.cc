@@ -2,6 +2,7 @@
 #include "agent/process.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -339,10 +340,16 @@ void CommandProcessor::StopAll(absl::string_view why) {
 
 size_t CommandProcessor::PayloadLimit() const {
   if (parts_.conn == nullptr) return 0;
-  const int64_t now = absl::GetCurrentTimeNanos();
+  // Monotonic: a clock set back (NTP on an edge unit) must not stop the refresh.
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
   int64_t limit = payload_limit_.load(std::memory_order_relaxed);
   if (limit == 0 || now - payload_read_ns_.load(std::memory_order_relaxed) > int64_t{1'000'000'000}) {
-    limit = nats::MaxPayload(parts_.conn);
+    // 0 before the first connect: the broker default then, not kept (the broker may
+    // say less once connected).
+    limit = natsConnection_GetMaxPayload(parts_.conn);
+    if (limit <= 0) return size_t{1} << 20;
     payload_limit_.store(limit, std::memory_order_relaxed);
     payload_read_ns_.store(now, std::memory_order_relaxed);
   }
@@ -351,7 +358,7 @@ size_t CommandProcessor::PayloadLimit() const {
 
 void CommandProcessor::SealResult(proto::Ack& ack) const {
   const size_t max_payload = PayloadLimit();
-  // Before the first connect nats.c reports 0; assume the broker default then.
+  // Without a connection (tests): the broker default.
   FitAck(ack, (max_payload > 0 ? max_payload : size_t{1} << 20) - 4096);
   parts_.events->SealAck(ack);
 }

@@ -163,10 +163,10 @@ class CommandProcessor final : public CommandControl {
                bool sealed = false);
   // Cuts a result's output to fit the broker's payload limit and signs it.
   void SealResult(proto::Ack& ack) const;
-  // The broker's payload limit (0 without a connection), read from the connection at
-  // most once a second: reading it takes the connection's lock, which every reply's
-  // publish holds while it writes. It changes only when a reconnect finds a broker
-  // configured otherwise.
+  // The broker's payload limit (0 without a connection; the broker default before the
+  // first connect), read from the connection at most once a second: reading it takes
+  // the connection's lock, which every reply's publish holds while it writes. It
+  // changes only when a reconnect finds a broker configured otherwise.
   size_t PayloadLimit() const;
   // SendResult of a result SealResult made ready.
   absl::Status SpoolResult(const std::string& domain, const std::string& request_id, proto::Ack ack);

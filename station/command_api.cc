@@ -281,12 +281,12 @@ void CommandApi::Retry(const Call& call, proto::RetryRequest req) {
   out.set_request_id(NewId());
   std::vector<proto::CommandState> states;
   for (const proto::CommandState& s : *old) {
+    if (absl::Status st = CheckNotStationOnly(s.command().method()); !st.ok()) {
+      return rpc_.Reject(call, st.message());
+    }
     if (!IsTerminal(s.state())) {
       return rpc_.Reject(call, absl::StrCat("command ", s.id(), " is ", StateName(s.state()),
                                             ": only a finished command is retried"));
-    }
-    if (absl::Status st = CheckNotStationOnly(s.command().method()); !st.ok()) {
-      return rpc_.Reject(call, st.message());
     }
     proto::Envelope tmpl;
     tmpl.set_method(s.command().method());
