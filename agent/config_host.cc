@@ -9,6 +9,7 @@
 #include <optional>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include <toml++/toml.h>
 
@@ -20,6 +21,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "common/atomic_write.h"
+#include "common/cli.h"
 #include "common/signing.h"
 #include "common/status_macros.h"
 
@@ -174,7 +176,14 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Set(const std::vector<std::string
     const std::string key = absl::StrReplaceAll(a.substr(0, eq), {{".", "_"}, {"-", "_"}});
     const std::string value = a.substr(eq + 1);
     const config::Entry* entry = effective.Find(key);
-    if (entry == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown key ", a.substr(0, eq)));
+    if (entry == nullptr) {
+      std::vector<std::string> keys;
+      for (const config::Entry& e : effective.entries) keys.push_back(e.key);
+      const std::string near = cli::Closest(key, keys);
+      return absl::InvalidArgumentError(absl::StrCat("unknown key ", a.substr(0, eq),
+                                                     near.empty() ? "" : absl::StrCat(" (did you mean ", near, "?)"),
+                                                     "; nothing changed"));
+    }
     // A key the command line or the environment sets cannot be changed by the file: the
     // change would be written and silently not apply.
     if (entry->source.kind == config::Source::Kind::kFlag || entry->source.kind == config::Source::Kind::kEnv) {

@@ -104,6 +104,13 @@ TEST_CASE("agent config host: changes before one restart are undone together and
   int reloads = 0;
   ConfigHost host(args, *loaded, Env({}), [&reloads] { ++reloads; });
 
+  // A typo is refused with the key it may have meant, and changes nothing.
+  absl::StatusOr<ConfigHost::Change> typo = host.Set({"hartbeat=3s"});
+  REQUIRE_FALSE(typo.ok());
+  CHECK(std::string(typo.status().message()) == "unknown key hartbeat (did you mean heartbeat?); nothing changed");
+  CHECK(ReadAll(file) == original);
+  CHECK(reloads == 0);
+
   // Two changes, then a start that fails: the file goes back to before the first.
   REQUIRE(host.Set({"heartbeat=3s"}).ok());
   REQUIRE(host.Set({"heartbeat=4s"}).ok());
