@@ -290,7 +290,9 @@ class CopyMethod final : public Method {
 
   absl::Status Get(const std::string& path, uint64_t offset, uint64_t length, proto::Ack& ack) {
     if (absl::Status st = CheckPath(path); !st.ok()) return st;
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    // O_NONBLOCK: opening a FIFO (or a device) for reading must not wait for a writer;
+    // it is refused below, and a regular file reads the same either way.
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     if (fd.get() < 0) return Errno("open", path);
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return Errno("stat", path);
@@ -311,9 +313,21 @@ class CopyMethod final : public Method {
     data.resize(got);
     std::string line = absl::StrCat("size ", size, " chunk ", absl::BytesToHexString(signing::Sha256(data)));
     if (offset == 0) {
-      absl::StatusOr<std::string> whole = signing::Sha256File(path);
-      if (!whole.ok()) return whole.status();
-      absl::StrAppend(&line, " sha256 ", absl::BytesToHexString(*whole));
+      // Through the descriptor checked above, never the name again (it could be
+      // something else by now).
+      signing::Sha256Stream whole;
+      std::string buf(size_t{1} << 20, '\0');
+      for (uint64_t at = 0;;) {
+        const ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(at));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return Errno("read", path);
+        if (n == 0) break;
+        whole.Update(absl::string_view(buf.data(), static_cast<size_t>(n)));
+        at += static_cast<uint64_t>(n);
+      }
+      const std::string digest = whole.Finish();
+      if (digest.empty()) return absl::InternalError("SHA-256: OpenSSL could not make a digest");
+      absl::StrAppend(&line, " sha256 ", absl::BytesToHexString(digest));
     }
     ack.set_stdout(absl::StrCat(line, "\n"));
     ack.set_payload(std::move(data));

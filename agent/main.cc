@@ -59,8 +59,11 @@ Reload ApplyReload(steward::agent::ConfigHost& host, steward::agent::Agent& agen
   STEWARD_LOG_INFO("configuration reloaded: {} changed ({})", absl::StrJoin(changed, ", "),
                    steward::agent::ConfigHash(next->effective));
   if (changed == std::set<std::string>{"heartbeat"}) {
-    agent.SetHeartbeat(next->options.heartbeat);
+    const absl::Duration heartbeat = next->options.heartbeat;
+    // The configuration first: the hello SetHeartbeat sends at once carries its hash
+    // (with the old one the station would show drift until the next heartbeat).
     host.SetCurrent(*std::move(next));
+    agent.SetHeartbeat(heartbeat);
     return Reload::kApplied;
   }
   *next_options = next->options;

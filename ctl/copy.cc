@@ -102,6 +102,14 @@ bool Retryable(const proto::CommandState& s) {
   return s.state() != proto::STATE_FAILED && s.state() != proto::STATE_REJECTED;
 }
 
+// The node refused the copy (a directory as the target, a path outside its ACL, a file
+// it does not have): exit 1 with the reason, as docs/agent-operations.md says; 255 is
+// for a copy whose commands did not run.
+int Refused(const std::string& why) {
+  (void)Fail(why);
+  return 1;
+}
+
 // Whether the copy can start with `node`: "" when it can, else why not. A node the
 // station has never heard of (a typo) ends it at once; an offline one is said once, and
 // waited for up to --wait (a copy resumes when it comes back).
@@ -156,6 +164,7 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
   bool done = false;           // the node said "done"
   bool restat = false;         // the node holds less than thought: ask it, start there
   std::optional<std::string> fatal;
+  bool refused = false;        // `fatal` is the node's refusal
   std::string last_error;
   uint64_t have = 0;
 
@@ -186,6 +195,7 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
         todo.push_back(offset);
       } else {
         fatal = why;
+        refused = true;
       }
       return;
     }
@@ -226,7 +236,7 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
       continue;
     }
     if (const std::string why = Failure(*s); !why.empty()) {
-      if (!Retryable(*s)) return Fail(why);
+      if (!Retryable(*s)) return Refused(why);
       last_error = why;
       absl::SleepFor(absl::Milliseconds(200));
       continue;
@@ -245,7 +255,7 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
     }
     {
       absl::MutexLock lock(&mu);
-      if (fatal.has_value()) return Fail(*fatal);
+      if (fatal.has_value()) return refused ? Refused(*fatal) : Fail(*fatal);
       if (done) break;
       if (restat || have < from) continue;
       todo.clear();
@@ -268,7 +278,7 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
     }
     for (std::thread& t : senders) t.join();
     absl::MutexLock lock(&mu);
-    if (fatal.has_value()) return Fail(*fatal);
+    if (fatal.has_value()) return refused ? Refused(*fatal) : Fail(*fatal);
     if (done) break;
     // Every chunk went and the node is not done (it restarted and forgot chunks that
     // came out of order, or the part file changed): ask it where it is, go on there.
@@ -364,7 +374,7 @@ int Pull(Client& client, const Globals& g, const std::string& node, const std::s
         continue;
       }
       discard();
-      return Fail(why);
+      return Refused(why);
     }
     // "size S chunk H [sha256 W]"
     const std::vector<std::string> words = absl::StrSplit(absl::StripTrailingAsciiWhitespace(s->result().stdout()), ' ');

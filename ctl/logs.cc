@@ -204,6 +204,10 @@ Runner SetupLogs(CLI::App& cmd) {
         !req.ok()) {
       return cli::UsageError(cmd, req.status().message());
     }
+    if (o->follow && !o->until.empty()) {
+      // Following waits for lines yet to come: with an end it would wait forever.
+      return cli::UsageError(cmd, "--follow prints new lines as they come: it takes no --until");
+    }
     return WithClient(g, [&](Client& c) { return Logs(c, g, *o); });
   };
 }

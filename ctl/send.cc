@@ -454,9 +454,15 @@ Runner SetupRetry(CLI::App& cmd) {
     return WithClient(g, [&](Client& client) {
       auto r = client.Retry(*ids, g.timeout);
       if (!r.ok()) return Fail(r.status());
+      // The station retries an id named twice once, in the order first named.
+      std::vector<std::string> once;
+      for (const std::string& id : *ids) {
+        if (std::find(once.begin(), once.end(), id) == once.end()) once.push_back(id);
+      }
       for (int i = 0; i < r->commands_size(); ++i) {
+        const size_t k = static_cast<size_t>(i);
         fmt::print("{} {} (retry of {})\n", Escape(r->commands(i).node()), Escape(r->commands(i).id()),
-                   Escape((*ids)[static_cast<size_t>(i)]));
+                   k < once.size() ? Escape(once[k]) : std::string("?"));
       }
       return 0;
     });

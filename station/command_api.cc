@@ -271,7 +271,7 @@ void CommandApi::Retry(const Call& call, proto::RetryRequest req) {
         job = stored.ok() && stored->has_value();
       }
       if (job) {
-        return rpc_.Reject(call, absl::StrCat(id, " is a job, not a command: retry takes command ids (`stewardctl job ",
+        return rpc_.Reject(call, absl::StrCat(id, " is a job, not a command: retry takes command ids (`stewardctl show ",
                                               id, "` lists its commands)"));
       }
     }

@@ -42,6 +42,14 @@ bool FitStates(google::protobuf::RepeatedPtrField<proto::CommandState>* states, 
   if (total <= limit) return false;
   bool dropped = false;
   if (may_drop) {
+    // A list (history, audit) that does not fit leaves out reply bodies over
+    // kListedPayload (a copy chunk's bytes, up to 896 KiB each; the ledger keeps them:
+    // `show ID`): else a few chunks would push every older row out of the answer.
+    for (proto::CommandState& s : *states) {
+      if (s.result().payload().size() > kListedPayload) s.mutable_result()->clear_payload();
+    }
+    total = StatesBytes(*states);
+    if (total <= limit) return false;
     // Rows that do not fit even without their outputs go first, so that the rows kept
     // keep what output they can (a long history, a large fan-out's show).
     size_t fixed = 0;  // the rows without outputs, with slack for what capping adds

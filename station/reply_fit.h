@@ -15,9 +15,13 @@ namespace steward::station {
 // ACK fields around the body).
 size_t ReplyLimit(natsConnection* nc);
 
+// A list's reply bodies up to this size stay in it when it must be cut (FitStates).
+inline constexpr size_t kListedPayload = 1024;
+
 // Makes `states` fit `limit` bytes: caps stdout and stderr at the largest size that
 // fits, flagging what it cut as truncated (small outputs stay whole), then, with
-// `may_drop`, removes trailing states. States too large even without outputs first
+// `may_drop` (a list), leaves out reply bodies (Ack.payload) over kListedPayload and
+// removes trailing states. States too large even without outputs first
 // lose their commands' arguments, payloads and shell options. Returns whether it
 // removed any state.
 bool FitStates(google::protobuf::RepeatedPtrField<proto::CommandState>* states, size_t limit,

@@ -99,6 +99,9 @@ TEST_CASE("stewardctl usage errors exit 2 and say why", "[ctl]") {
   r = Ctl({"logs", "--since", "10m", "--until", "20m"});
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("--until 20m is not after --since 10m"));
+  r = Ctl({"logs", "--follow", "--until", "1m"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("it takes no --until"));
 
   r = Ctl({"nodes", "--", "extra"});
   CHECK(r.exit_code == 2);

@@ -1,6 +1,8 @@
 // End-to-end: agent operations (issue 14) with real processes: `stewardctl status`
 // live and --cached, and `stewardctl process stop/start` of a command handler, across
 // an agent restart.
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <cstdlib>
@@ -415,18 +417,30 @@ TEST_CASE("copy bad input gets a clear error and writes nothing", "[integration]
   r = c.Ctl({"copy", dir, "ship1:" + dir + "/x"});
   CHECK(r.exit_code == 255);
   CHECK_THAT(r.err, Catch::Contains("is a directory"));
+  // What the node refuses exits 1 (docs/agent-operations.md), what never ran 255.
   r = c.Ctl({"copy", dir + "/src", "ship1:" + dir});  // the target is a directory
-  CHECK(r.exit_code == 255);
+  CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("is a directory"));
   r = c.Ctl({"copy", dir + "/src", "ship1:" + dir + "/nodir/x"});
-  CHECK(r.exit_code == 255);
+  CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("No such file or directory"));
   r = c.Ctl({"copy", dir + "/src", "ship1:" + dir + "/../etc/x"});
-  CHECK(r.exit_code == 255);
+  CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("\"..\""));
   r = c.Ctl({"copy", "ship1:" + dir + "/missing", dir + "/got"});
-  CHECK(r.exit_code == 255);
+  CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("No such file"));
+  // A FIFO (or a device) is refused at once: its open must not wait for a writer, which
+  // left the node's copy handler stuck for good.
+  REQUIRE(::mkfifo((dir + "/fifo").c_str(), 0600) == 0);
+  const absl::Time start = absl::Now();
+  r = c.Ctl({"copy", "ship1:" + dir + "/fifo", dir + "/got"});
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.err, Catch::Contains("is not a regular file"));
+  CHECK(absl::Now() - start < absl::Seconds(8));
+  WriteBytes(dir + "/after", 100);
+  r = c.Ctl({"copy", "ship1:" + dir + "/after", dir + "/after.got"});  // the handler is free
+  CHECK(r.exit_code == 0);
   CHECK_FALSE(std::filesystem::exists(dir + "/got"));
   CHECK_FALSE(std::filesystem::exists(dir + "/x"));
   r = c.Ctl({"copy", dir + "/src", dir + "/other"});
@@ -447,7 +461,7 @@ TEST_CASE("copy to a full disk fails clearly and resumes once there is room", "[
   WriteBytes(dir + "/src", 3 << 20);
   disk->Fill();
   RunResult r = c.Ctl({"copy", "--wait", "20s", dir + "/src", "ship1:" + dir + "/small/dst"});
-  CHECK(r.exit_code == 255);
+  CHECK(r.exit_code == 1);  // the node refused it
   CHECK_THAT(r.err, Catch::Contains("No space left on device"));
   CHECK_FALSE(std::filesystem::exists(dir + "/small/dst"));
   disk->Free();
@@ -581,7 +595,7 @@ TEST_CASE("a copy outside the node's ACL is refused and audited", "[integration]
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   r = c.Ctl({"copy", dir + "/src", "ship1:" + dir + "/elsewhere"});
-  CHECK(r.exit_code == 255);
+  CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("ACL"));
   CHECK_FALSE(std::filesystem::exists(dir + "/elsewhere"));
   r = c.Ctl({"audit"});

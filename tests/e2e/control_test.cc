@@ -139,6 +139,17 @@ TEST_CASE("cancel of a running sleep 60 kills it on its node within the grace, k
   CHECK_THAT(r.err, Catch::Contains("cancel is sent by the station"));
   r = c.Ctl({"--json", "history", "--node", "ship1"});
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') == commands);
+  // An id named twice is retried once, and each new command names the one it retries.
+  const std::string first = SendNoWait(c, {"ship1", "--", "true"});
+  const std::string second = SendNoWait(c, {"ship1", "--", "false"});
+  REQUIRE(WaitUntil([&] { return steward::IsTerminal(StateOf(c, first)) && steward::IsTerminal(StateOf(c, second)); },
+                    absl::Seconds(10)));
+  r = c.Ctl({"retry", first, first, second});
+  REQUIRE(r.exit_code == 0);
+  const std::vector<std::string> retried = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  REQUIRE(retried.size() == 2);
+  CHECK_THAT(retried[0], Catch::EndsWith("(retry of " + first + ")"));
+  CHECK_THAT(retried[1], Catch::EndsWith("(retry of " + second + ")"));
 
   // Restarting the agent (its command log is on disk) never runs it again.
   fs::remove(pidfile);

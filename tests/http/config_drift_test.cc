@@ -97,3 +97,26 @@ TEST_CASE("a hand edit and SIGHUP after a config set shows as drift at the stati
   CHECK(WaitUntil([&] { return c.Ctl({"nodes", "--config-drift"}).out.empty(); }, absl::Seconds(10)));
   CHECK(Http(c.HttpPort(), "GET", "/api/v1/nodes?status=config_drift").json["nodes"].empty());
 }
+
+TEST_CASE("a heartbeat change shows no config drift, not even until the next heartbeat", "[integration][agentops][http]") {
+  // The hello a new heartbeat sends at once must carry the new configuration's hash:
+  // with the old one the station showed drift ("edited on the node?") for a whole
+  // heartbeat.
+  Cluster c;
+  c.StartStation();
+  const std::string file = c.dir().str() + "/ship1.toml";
+  std::ofstream(file) << "heartbeat = \"40s\"\n";
+  c.StartAgent("ship1", {"--config", file});
+  REQUIRE(WaitUntil([&] { return c.Ctl({"node", "ship1"}).exit_code == 0; }, absl::Seconds(10)));
+  for (int s = 41; s <= 44; ++s) {
+    RunResult r = c.Ctl({"config", "set", "ship1", "heartbeat=" + std::to_string(s) + "s"});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    for (int look = 0; look < 5; ++look) {
+      absl::SleepFor(absl::Milliseconds(300));
+      r = c.Ctl({"nodes", "--config-drift"});
+      INFO("heartbeat " << s << "s, look " << look);
+      CHECK(r.out.empty());
+    }
+  }
+}

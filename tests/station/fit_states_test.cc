@@ -135,5 +135,31 @@ TEST_CASE("one result too large for a reply is kept and cut, not dropped", "[sta
   CHECK(states[0].result().stdout_truncated());
 }
 
+TEST_CASE("a list that does not fit leaves out large reply bodies before it drops rows", "[station][fit]") {
+  // History after a pull: the chunks' bodies (896 KiB each) would push every older row out.
+  States states;
+  for (int i = 0; i < 3; ++i) {
+    proto::CommandState& s = *states.Add() = WithOutput("chunk" + std::to_string(i), 10, 0);
+    s.mutable_result()->set_payload(std::string(size_t{896} << 10, 'p'));
+  }
+  for (int i = 0; i < 50; ++i) {
+    proto::CommandState& s = *states.Add() = WithOutput("older" + std::to_string(i), 100, 0);
+    s.mutable_result()->set_payload("small body");
+  }
+  const size_t limit = (size_t{1} << 20) - 1024;
+  CHECK_FALSE(FitStates(&states, limit, /*may_drop=*/true));
+  CHECK(states.size() == 53);  // every row
+  CHECK(Bytes(states) <= limit + 1024);
+  CHECK(states[0].result().payload().empty());
+  CHECK(states[0].result().stdout().size() == 10);
+  CHECK(states[52].result().payload() == "small body");  // small bodies stay
+  // One state (`show ID`, a pull's chunk) that fits keeps its body.
+  States one;
+  proto::CommandState& chunk = *one.Add() = WithOutput("chunk", 10, 0);
+  chunk.mutable_result()->set_payload(std::string(size_t{896} << 10, 'p'));
+  CHECK_FALSE(FitStates(&one, limit, /*may_drop=*/false));
+  CHECK(one[0].result().payload().size() == size_t{896} << 10);
+}
+
 }  // namespace
 }  // namespace steward::station
