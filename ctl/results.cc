@@ -201,8 +201,8 @@ static int AwaitingApproval(const CommandState& s, bool json) {
 // per node (FanOut), one node its output raw. The exit status: the highest of the
 // commands'.
 int Collect(Client& client, const Globals& g, const proto::SubmitReply& submitted, bool fanout,
-            absl::Duration wait) {
-  const absl::Time deadline = absl::Now() + wait;
+            absl::Duration wait, absl::Time started) {
+  const absl::Time deadline = started + wait;
   if (fanout) return FanOut(client, g, submitted, wait, deadline);
   if (submitted.commands_size() == 0) return Fail("the station sent no command");
   const std::string& id = submitted.commands(0).id();

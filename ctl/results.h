@@ -25,11 +25,12 @@ void PrintResult(const proto::CommandState& s, bool json, size_t stdout_from = 0
 // One line for one node's command in a fan-out: "NODE: OUTPUT" (escaped, on one line),
 // "NODE: [failed, exit 3] ...", "NODE: [rejected: why]".
 std::string FanOutLine(const proto::CommandState& s);
-// Waits up to `wait` for the commands of `submitted` and prints them: a fan-out one line
-// per node, however the station splits its answers, one node its output raw. Returns
-// the highest exit status of the commands.
+// Waits until `wait` after `started` for the commands of `submitted` and prints them: a
+// fan-out one line per node, however the station splits its answers, one node its
+// output raw. `started`: when the wait began (a send-and-wait's station waited part of
+// it already). Returns the highest exit status of the commands.
 int Collect(Client& client, const Globals& g, const proto::SubmitReply& submitted, bool fanout,
-            absl::Duration wait);
+            absl::Duration wait, absl::Time started = absl::Now());
 // "NODE ID" per command (a JSON CommandRef each with --json): what --no-wait prints.
 void PrintRefs(const Globals& g, const proto::SubmitReply& submitted);
 

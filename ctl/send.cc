@@ -92,6 +92,8 @@ int Send(Client& client, const Globals& g, const SendOptions& o, const std::stri
   if (wait <= absl::ZeroDuration()) wait = one_node ? g.timeout : absl::Seconds(30);
   proto::SubmitRequest req = BuildSubmit(o, nodes, argv);
   if (one_node && !o.no_wait && !o.follow) req.set_wait_ms(absl::ToInt64Milliseconds(wait));
+  // The wait counts from here: the station waits (part of) it before it answers.
+  const absl::Time started = absl::Now();
   auto submitted = client.Submit(req, g.timeout);
   if (!submitted.ok()) {
     std::string why(submitted.status().message());
@@ -122,7 +124,7 @@ int Send(Client& client, const Globals& g, const SendOptions& o, const std::stri
     }
     return Follow(client, g, submitted->commands(0).id(), o.wait);
   }
-  return Collect(client, g, *submitted, o.all || submitted->commands_size() > 1, wait);
+  return Collect(client, g, *submitted, o.all || submitted->commands_size() > 1, wait, started);
 }
 
 // Reads "N" or "P%" into a count or a share; false when it is neither.

@@ -396,3 +396,18 @@ TEST_CASE("an exclusive rule makes matching commands exclusive jobs without --ex
   CHECK_THAT(c.Ctl({"audit"}).out, Catch::Contains("exclusive-rules"));
   CHECK(c.Ctl({"cancel", holder}).exit_code == 0);
 }
+
+TEST_CASE("send to one node waits --timeout in all, then says the command still runs", "[integration][control]") {
+  // The station waits for the result first (send-and-wait); stewardctl's own wait after
+  // its answer counted again from the start, so a send waited twice as long as asked.
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const absl::Time start = absl::Now();
+  RunResult r = c.Ctl({"send", "--timeout", "3s", "ship1", "--", "sleep", "8"});
+  const absl::Duration took = absl::Now() - start;
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 255);
+  CHECK_THAT(r.err, Catch::Contains("still running on ship1 after 3s"));
+  CHECK(took < absl::Milliseconds(5500));  // 6 s and more before
+}
