@@ -281,9 +281,10 @@ std::string CommandDetails(const proto::CommandState& s) {
   }
   if (!s.has_result()) return out;
   const proto::Ack& r = s.result();
-  absl::StrAppend(&out, "  outcome: ", OutcomeName(r.outcome()), "\n");
-  // Only a program has an exit code and a signal (echo, config, copy ... run none).
-  if (s.command().method() == kMethodShell) {
+  if (r.outcome() != proto::OUTCOME_UNSPECIFIED) absl::StrAppend(&out, "  outcome: ", OutcomeName(r.outcome()), "\n");
+  // Only a program that started has an exit code and a signal (echo, config, copy ...
+  // run none; one canceled before delivery, or expired, never started).
+  if (s.command().method() == kMethodShell && r.started_unix_ms() > 0) {
     absl::StrAppend(&out, fmt::format("  exit code: {}\n  signal: {}\n", r.exit_code(), r.term_signal()));
   }
   if (r.finished_unix_ms() > 0 && r.started_unix_ms() > 0) {

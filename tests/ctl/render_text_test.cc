@@ -137,5 +137,32 @@ TEST_CASE("a command's output is shown raw and its other fields escaped", "[ctl]
   CHECK(text.find("  stdout:\n\x1b[31mred\n") != std::string::npos);
 }
 
+TEST_CASE("show gives an exit code and a signal only to a program that started", "[ctl]") {
+  proto::CommandState s;
+  s.set_id("01J0000000000000000000000B");
+  s.set_node("ship1");
+  s.mutable_command()->set_method(kMethodShell);
+  s.mutable_command()->add_argv("true");
+  // Canceled before it was delivered: it never ran, so it has no exit code 0.
+  s.set_state(proto::STATE_CANCELED);
+  s.mutable_result()->set_outcome(proto::OUTCOME_CANCELED);
+  s.mutable_result()->set_error("canceled before delivery");
+  std::string text = CommandDetails(s);
+  CHECK(text.find("exit code") == std::string::npos);
+  CHECK(text.find("signal") == std::string::npos);
+  CHECK(text.find("  outcome: canceled\n") != std::string::npos);
+  // No outcome recorded: no "outcome: unspecified" line either.
+  s.mutable_result()->set_outcome(proto::OUTCOME_UNSPECIFIED);
+  CHECK(CommandDetails(s).find("outcome") == std::string::npos);
+  // It ran and exited 0.
+  s.set_state(proto::STATE_SUCCEEDED);
+  s.mutable_result()->set_outcome(proto::OUTCOME_SUCCEEDED);
+  s.mutable_result()->set_started_unix_ms(1000);
+  s.mutable_result()->set_finished_unix_ms(1005);
+  text = CommandDetails(s);
+  CHECK(text.find("  exit code: 0\n  signal: 0\n") != std::string::npos);
+  CHECK(text.find("  ran: 5 ms\n") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace steward::ctl
