@@ -102,6 +102,15 @@ bool Retryable(const proto::CommandState& s) {
   return s.state() != proto::STATE_FAILED && s.state() != proto::STATE_REJECTED;
 }
 
+// The Globals for one step of a copy that must end by `deadline` (its --wait): a step
+// waits --timeout, but not past the copy's end (at least a second, to be answered at
+// all).
+Globals Within(const Globals& g, absl::Time deadline) {
+  Globals out = g;
+  out.timeout = std::min(g.timeout, std::max(deadline - absl::Now(), absl::Seconds(1)));
+  return out;
+}
+
 // The node refused the copy (a directory as the target, a path outside its ACL, a file
 // it does not have): exit 1 with the reason, as docs/agent-operations.md says; 255 is
 // for a copy whose commands did not run.
@@ -152,9 +161,10 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
   const int fd = ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Fail(fmt::format("{}: {}", local, std::strerror(errno)));
   const absl::Cleanup close_fd = [fd] { ::close(fd); };
+  // --wait bounds the whole copy, the wait for an offline node included.
+  const absl::Time deadline = absl::Now() + wait;
   if (const std::string why = CheckCopyNode(client, g, node, wait); !why.empty()) return Fail(why);
   const size_t chunk_bytes = ChunkBytes(client);
-  const absl::Time deadline = absl::Now() + wait;
   Progress progress(size, g.json);
 
   // What the senders share.
@@ -180,7 +190,7 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
     std::vector<std::string> argv = {"put", path, absl::StrCat(offset), absl::StrCat(size), mode, sha_hex,
                                      Hex(signing::Sha256(buf))};
     if (!owner.empty()) argv.push_back(owner);
-    auto s = RunOnNode(client, g, node, kMethodCopy, argv, std::move(buf));
+    auto s = RunOnNode(client, Within(g, deadline), node, kMethodCopy, argv, std::move(buf));
     absl::MutexLock lock(&mu);
     if (!s.ok()) {  // not delivered in time: sent again
       last_error = std::string(s.status().message());
@@ -229,7 +239,7 @@ int Push(Client& client, const Globals& g, const std::string& local, const std::
       return Fail(fmt::format("copy to {}:{} not finished within {}: {} (run it again to resume)", node, path,
                               absl::FormatDuration(wait), last_error));
     }
-    auto s = RunOnNode(client, g, node, kMethodCopy, {"stat", path, absl::StrCat(size), sha_hex});
+    auto s = RunOnNode(client, Within(g, deadline), node, kMethodCopy, {"stat", path, absl::StrCat(size), sha_hex});
     if (!s.ok()) {
       last_error = std::string(s.status().message());
       absl::SleepFor(absl::Milliseconds(500));
@@ -318,6 +328,8 @@ int Pull(Client& client, const Globals& g, const std::string& node, const std::s
   if (struct stat st {}; ::stat(local.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     return Fail(fmt::format("{} is a directory: name the file to write", local));
   }
+  // --wait bounds the whole copy, the wait for an offline node included.
+  const absl::Time deadline = absl::Now() + wait;
   if (const std::string why = CheckCopyNode(client, g, node, wait); !why.empty()) return Fail(why);
   const std::string part = local + ".steward-part";
   // What the part file holds: "NODE\nPATH\nSIZE\nSHA256\n" of the source, written
@@ -335,7 +347,7 @@ int Pull(Client& client, const Globals& g, const std::string& node, const std::s
   if (std::optional<PullSource> had = ReadPullSource(source);
       had.has_value() && had->node == node && had->path == path) {
     // The whole file's hash comes with offset 0: a zero-length read asks for it alone.
-    auto s = RunOnNode(client, g, node, kMethodCopy, {"get", path, "0", "0"});
+    auto s = RunOnNode(client, Within(g, deadline), node, kMethodCopy, {"get", path, "0", "0"});
     const std::vector<std::string> words =
         s.ok() && Failure(*s).empty()
             ? std::vector<std::string>(absl::StrSplit(absl::StripTrailingAsciiWhitespace(s->result().stdout()), ' '))
@@ -354,7 +366,6 @@ int Pull(Client& client, const Globals& g, const std::string& node, const std::s
   if (!out) return Fail(fmt::format("cannot write {}: {}", part, std::strerror(errno)));
   if (offset == 0) ::unlink(source.c_str());
   const size_t chunk_bytes = ChunkBytes(client);
-  const absl::Time deadline = absl::Now() + wait;
   std::string last_error;
   while (sha_hex.empty() || offset < size) {
     if (absl::Now() > deadline) {
@@ -362,7 +373,8 @@ int Pull(Client& client, const Globals& g, const std::string& node, const std::s
       return Fail(fmt::format("copy of {}:{} not finished within {}: {} (run it again to resume)", node, path,
                               absl::FormatDuration(wait), last_error));
     }
-    auto s = RunOnNode(client, g, node, kMethodCopy, {"get", path, absl::StrCat(offset), absl::StrCat(chunk_bytes)});
+    auto s = RunOnNode(client, Within(g, deadline), node, kMethodCopy,
+                       {"get", path, absl::StrCat(offset), absl::StrCat(chunk_bytes)});
     if (!s.ok()) {
       last_error = std::string(s.status().message());
       continue;

@@ -447,6 +447,27 @@ TEST_CASE("copy bad input gets a clear error and writes nothing", "[integration]
   CHECK(r.exit_code == 2);  // usage: no NODE:/path
 }
 
+TEST_CASE("copy --wait bounds a copy to a node that does not answer, both ways", "[integration][agentops][copy]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  const std::string dir = c.dir().str();
+  WriteBytes(dir + "/src", 1000);
+  REQUIRE(c.Ctl({"copy", dir + "/src", "ship1:" + dir + "/first"}).exit_code == 0);
+  c.StopAgent("ship1");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"copy", "--wait", "3s", dir + "/src", "ship1:" + dir + "/second"},
+        std::vector<std::string>{"copy", "--wait", "3s", "ship1:" + dir + "/first", dir + "/back"}}) {
+    const absl::Time start = absl::Now();
+    RunResult r = c.Ctl(args);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 255);
+    CHECK_THAT(r.err, Catch::Contains("not finished within 3s"));
+    // One step waited the whole --timeout (10 s) before.
+    CHECK(absl::Now() - start < absl::Seconds(7));
+  }
+}
+
 TEST_CASE("copy to a full disk fails clearly and resumes once there is room", "[integration][agentops][copy]") {
   Cluster c;
   std::string why;
