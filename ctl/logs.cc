@@ -112,14 +112,13 @@ absl::StatusOr<std::string> List(Client& client, const Globals& g, proto::LogsRe
   }
 }
 
-int Logs(Client& client, const Globals& g, const LogsOptions& o) {
+// `req`: what Request made of `o` (the runner checked it before connecting).
+int Logs(Client& client, const Globals& g, const LogsOptions& o, proto::LogsRequest req) {
   const absl::TimeZone zone = o.utc ? absl::UTCTimeZone() : absl::LocalTimeZone();
-  absl::StatusOr<proto::LogsRequest> req = Request(o, zone);
-  if (!req.ok()) return Fail(req.status());
   const Printer printer(g.json ? "json" : o.output, zone);
   const int limit = o.limit >= 0 ? o.limit : o.follow ? kDefaultFollowLines : kDefaultLines;
   if (!o.follow) {
-    absl::StatusOr<std::string> done = List(client, g, *req, limit, [&](const proto::LogsReply& page) {
+    absl::StatusOr<std::string> done = List(client, g, req, limit, [&](const proto::LogsReply& page) {
       for (const proto::LogEntry& e : page.entries()) printer.Print(e);
       std::fflush(stdout);
     });
@@ -127,24 +126,24 @@ int Logs(Client& client, const Globals& g, const LogsOptions& o) {
   }
   // Follow: the last lines in the order they happened, then new ones as they arrive.
   std::vector<proto::LogEntry> last;
-  absl::StatusOr<std::string> cursor = List(client, g, *req, limit, [&](const proto::LogsReply& page) {
+  absl::StatusOr<std::string> cursor = List(client, g, req, limit, [&](const proto::LogsReply& page) {
     last.insert(last.end(), page.entries().begin(), page.entries().end());
   });
   if (!cursor.ok()) return Fail(cursor.status());
   std::for_each(last.rbegin(), last.rend(), [&](const proto::LogEntry& e) { printer.Print(e); });
   std::fflush(stdout);
-  req->clear_page();
-  req->set_after(*cursor);
-  req->set_limit(kAll);
+  req.clear_page();
+  req.set_after(*cursor);
+  req.set_limit(kAll);
   while (true) {
-    absl::StatusOr<proto::LogsReply> next = client.Logs(*req, g.timeout);
+    absl::StatusOr<proto::LogsReply> next = client.Logs(req, g.timeout);
     if (!next.ok()) {
       fmt::print(stderr, "stewardctl: {} (retrying)\n", Escape(next.status().message()));
     } else {
       for (const proto::LogEntry& e : next->entries()) printer.Print(e);
       std::fflush(stdout);
-      const bool moved = next->cursor() != req->after();
-      req->set_after(next->cursor());
+      const bool moved = next->cursor() != req.after();
+      req.set_after(next->cursor());
       if (moved && next->entries_size() > 0) continue;  // more may be waiting
     }
     absl::SleepFor(kFollowPoll);
@@ -200,15 +199,13 @@ Runner SetupLogs(CLI::App& cmd) {
   return [o, &cmd](const Globals& g) {
     // A time that does not parse, or a window that ends before it begins, is a usage
     // error, found before the station is asked.
-    if (absl::StatusOr<proto::LogsRequest> req = Request(*o, o->utc ? absl::UTCTimeZone() : absl::LocalTimeZone());
-        !req.ok()) {
-      return cli::UsageError(cmd, req.status().message());
-    }
+    absl::StatusOr<proto::LogsRequest> req = Request(*o, o->utc ? absl::UTCTimeZone() : absl::LocalTimeZone());
+    if (!req.ok()) return cli::UsageError(cmd, req.status().message());
     if (o->follow && !o->until.empty()) {
       // Following waits for lines yet to come: with an end it would wait forever.
       return cli::UsageError(cmd, "--follow prints new lines as they come: it takes no --until");
     }
-    return WithClient(g, [&](Client& c) { return Logs(c, g, *o); });
+    return WithClient(g, [&](Client& c) { return Logs(c, g, *o, *req); });
   };
 }
 
