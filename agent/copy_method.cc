@@ -314,20 +314,10 @@ class CopyMethod final : public Method {
     std::string line = absl::StrCat("size ", size, " chunk ", absl::BytesToHexString(signing::Sha256(data)));
     if (offset == 0) {
       // Through the descriptor checked above, never the name again (it could be
-      // something else by now).
-      signing::Sha256Stream whole;
-      std::string buf(size_t{1} << 20, '\0');
-      for (uint64_t at = 0;;) {
-        const ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(at));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return Errno("read", path);
-        if (n == 0) break;
-        whole.Update(absl::string_view(buf.data(), static_cast<size_t>(n)));
-        at += static_cast<uint64_t>(n);
-      }
-      const std::string digest = whole.Finish();
-      if (digest.empty()) return absl::InternalError("SHA-256: OpenSSL could not make a digest");
-      absl::StrAppend(&line, " sha256 ", absl::BytesToHexString(digest));
+      // something else by now). Its position is still 0: only pread used it.
+      absl::StatusOr<std::string> whole = signing::Sha256Fd(fd.get(), path);
+      if (!whole.ok()) return whole.status();
+      absl::StrAppend(&line, " sha256 ", absl::BytesToHexString(*whole));
     }
     ack.set_stdout(absl::StrCat(line, "\n"));
     ack.set_payload(std::move(data));

@@ -251,10 +251,14 @@ std::string Sha256(absl::string_view data) {
 absl::StatusOr<std::string> Sha256File(const std::string& path, uint64_t length) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
+  return Sha256Fd(fd.get(), path, length);
+}
+
+absl::StatusOr<std::string> Sha256Fd(int fd, const std::string& path, uint64_t length) {
   Sha256Stream h;
   std::string buf(1 << 20, '\0');
   while (length > 0) {
-    const ssize_t n = ::read(fd.get(), buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), length)));
+    const ssize_t n = ::read(fd, buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), length)));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return absl::InternalError(absl::StrCat("read ", path, ": ", std::strerror(errno)));
     if (n == 0) break;

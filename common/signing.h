@@ -42,6 +42,9 @@ std::string Sha256(absl::string_view data);
 // SHA-256 of the first `length` bytes of the file at `path` (all of it by default),
 // read in pieces; errors name the path and the errno text.
 absl::StatusOr<std::string> Sha256File(const std::string& path, uint64_t length = UINT64_MAX);
+// The same of what the open descriptor `fd` reads from its position on (`name` is for
+// errors): for a file checked through its descriptor, never opened by name again.
+absl::StatusOr<std::string> Sha256Fd(int fd, const std::string& name, uint64_t length = UINT64_MAX);
 
 absl::StatusOr<KeyPair> Generate();
 
