@@ -387,7 +387,10 @@ void Agent::FillStats(proto::AgentStats& s) const {
     dropped += log_outbox_->dropped();
   }
   s.set_log_dropped(dropped);
-  if (options_.config != nullptr) s.set_config_hash(options_.config->Hash());
+  if (options_.config != nullptr) {
+    s.set_config_hash(options_.config->Hash());
+    s.set_config_undone(options_.config->LastUndone());
+  }
   for (const auto& in : inputs_) {
     proto::InputBrief* b = s.add_inputs();
     b->set_name(in->name());

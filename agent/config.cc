@@ -43,6 +43,9 @@ std::unique_ptr<CLI::App> NewApp(Settings& f) {
       ->capture_default_str();
   cli::AddDuration(*app, "--keep-results", &f.keep_results, "Forget finished commands' records after this long");
   cli::AddDuration(*app, "--heartbeat", &f.heartbeat, "Interval between hello events");
+  cli::AddDuration(*app, "--config-probation", &f.config_probation,
+                   "How long a configuration changed through the agent (stewardctl config set/push) has to "
+                   "reach the broker; past it the agent writes the previous file back and goes back to it");
   cli::AddList(*app, "--syslog-udp", &f.syslog_udp, "Receive syslog on these UDP host:port")
       ->type_name("HOST:PORT,...")
       ->check(cli::Checked(CheckListenSpec));
@@ -96,6 +99,7 @@ absl::StatusOr<AgentOptions> BuildOptions(const Settings& s, const config::Effec
   };
   if (s.heartbeat <= absl::ZeroDuration()) return bad("heartbeat", "must be longer than 0s");
   if (s.keep_results <= absl::ZeroDuration()) return bad("keep_results", "must be longer than 0s");
+  if (s.config_probation < absl::Seconds(1)) return bad("config_probation", "must be 1s or longer");
   if (s.data_dir.empty()) return bad("data_dir", "must not be empty");
   AgentOptions opts;
   opts.node = s.node;

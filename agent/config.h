@@ -32,6 +32,7 @@ struct Settings {
   std::string run_dir = "/run/steward-agent";
   absl::Duration keep_results = absl::Hours(24 * 7);
   absl::Duration heartbeat = absl::Seconds(5);
+  absl::Duration config_probation = absl::Seconds(60);
   std::vector<std::string> syslog_udp;
   std::vector<std::string> syslog_tcp;
   std::vector<std::string> tail;

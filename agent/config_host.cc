@@ -11,8 +11,10 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -20,6 +22,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/atomic_write.h"
 #include "common/cli.h"
 #include "common/signing.h"
@@ -80,7 +84,37 @@ std::optional<std::vector<std::string>> FileValues(const toml::table& doc, const
   return out;
 }
 
+// The undo record of a change on trial, next to the file it changed.
+std::string UndoRecordPath(const std::string& file) { return file + ".undo"; }
+
 }  // namespace
+
+std::string ConfigHost::EncodeUndo(const Undo& u) {
+  // Base64: a file edited by hand before the change need not be UTF-8, which JSON text is.
+  nlohmann::json j = {{"file", u.file},
+                      {"existed", u.existed},
+                      {"previous_base64", absl::Base64Escape(u.previous)},
+                      {"installed_base64", absl::Base64Escape(u.installed)},
+                      {"mode", static_cast<int>(u.mode)}};
+  return j.dump() + "\n";
+}
+
+std::optional<ConfigHost::Undo> ConfigHost::DecodeUndo(const std::string& text) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    Undo u;
+    u.file = j.at("file").get<std::string>();
+    u.existed = j.at("existed").get<bool>();
+    u.mode = static_cast<mode_t>(j.at("mode").get<int>() & 07777);
+    if (!absl::Base64Unescape(j.at("previous_base64").get<std::string>(), &u.previous) ||
+        !absl::Base64Unescape(j.at("installed_base64").get<std::string>(), &u.installed)) {
+      return std::nullopt;
+    }
+    return u;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
 
 std::string ConfigHash(const config::Effective& effective) {
   std::string text;
@@ -265,14 +299,33 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) 
   }
   const bool existed = ::access(file.c_str(), F_OK) == 0;
   const std::string previous = existed ? ReadFile(file) : "";
-  STEWARD_RETURN_IF_ERROR(WriteFileAtomically(file, toml, {.mode = mode}));
+  std::optional<Undo> before_change;
+  Undo undo{.file = file, .existed = existed, .previous = previous, .installed = toml, .mode = mode};
   {
     absl::MutexLock lock(&mu_);
+    before_change = undo_;
     if (undo_.has_value() && undo_->file == file) {
-      undo_->installed = toml;  // a second change before the agent restarted: undo both
-    } else {
-      undo_ = Undo{.file = file, .existed = existed, .previous = previous, .installed = toml, .mode = mode};
+      // A second change before the first was kept: undo both.
+      undo = *undo_;
+      undo.installed = toml;
     }
+  }
+  // The record first: a process killed between the two writes starts with the record
+  // and the old file (the record no longer matches it and is dropped), or with both.
+  STEWARD_RETURN_IF_ERROR(WriteFileAtomically(UndoRecordPath(file), EncodeUndo(undo), {.mode = 0600}));
+  if (absl::Status st = WriteFileAtomically(file, toml, {.mode = mode}); !st.ok()) {
+    // Nothing changed: the record goes back to what it was.
+    if (before_change.has_value() && before_change->file == file) {
+      (void)WriteFileAtomically(UndoRecordPath(file), EncodeUndo(*before_change), {.mode = 0600});
+    } else {
+      ::unlink(UndoRecordPath(file).c_str());
+    }
+    return st;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    undo_ = std::move(undo);
+    last_undone_.clear();
   }
   if (request_reload_) request_reload_();
   const std::string hash = ConfigHash(loaded->effective);
@@ -286,10 +339,42 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) 
 
 void ConfigHost::KeepLastChange() {
   absl::MutexLock lock(&mu_);
+  if (!undo_.has_value()) return;
+  ::unlink(UndoRecordPath(undo_->file).c_str());
   undo_.reset();
 }
 
-absl::StatusOr<std::string> ConfigHost::UndoLastChange() {
+bool ConfigHost::ChangeOnTrial() const {
+  absl::MutexLock lock(&mu_);
+  return undo_.has_value();
+}
+
+std::string ConfigHost::LastUndone() const {
+  absl::MutexLock lock(&mu_);
+  return last_undone_;
+}
+
+std::string ConfigHost::ResumeChange() {
+  absl::MutexLock install(&install_mu_);
+  const std::string file = File();
+  const std::string record = UndoRecordPath(file);
+  if (::access(record.c_str(), F_OK) != 0) return "";
+  std::optional<Undo> undo = DecodeUndo(ReadFile(record));
+  if (!undo.has_value() || undo->file != file) {
+    ::unlink(record.c_str());
+    return absl::StrCat("dropped ", record, ": not an undo record of ", file);
+  }
+  if (::access(file.c_str(), F_OK) != 0 || ReadFile(file) != undo->installed) {
+    ::unlink(record.c_str());
+    return absl::StrCat("dropped ", record, ": ", file, " changed since the change it records (left as it is)");
+  }
+  absl::MutexLock lock(&mu_);
+  undo_ = std::move(undo);
+  return absl::StrCat("the last change to ", file,
+                      " made through the agent was neither kept nor undone before the agent stopped: on trial again");
+}
+
+absl::StatusOr<std::string> ConfigHost::UndoLastChange(const std::string& why) {
   absl::MutexLock install(&install_mu_);
   std::optional<Undo> undo;
   {
@@ -297,15 +382,24 @@ absl::StatusOr<std::string> ConfigHost::UndoLastChange() {
     undo.swap(undo_);
   }
   if (!undo.has_value()) return absl::FailedPreconditionError("no change made through the agent to undo");
+  // Whatever comes of it, the change is no longer on trial.
+  absl::Cleanup forget = [&] { ::unlink(UndoRecordPath(undo->file).c_str()); };
   if (ReadFile(undo->file) != undo->installed) {
     return absl::FailedPreconditionError(absl::StrCat(undo->file, " changed again since (left as it is)"));
   }
+  std::string did;
   if (!undo->existed) {
     if (::unlink(undo->file.c_str()) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("unlink ", undo->file));
-    return absl::StrCat("removed ", undo->file, " (there was none before)");
+    did = absl::StrCat("removed ", undo->file, " (there was none before)");
+  } else {
+    STEWARD_RETURN_IF_ERROR(WriteFileAtomically(undo->file, undo->previous, {.mode = undo->mode}));
+    did = absl::StrCat("wrote ", undo->file, " back as it was");
   }
-  STEWARD_RETURN_IF_ERROR(WriteFileAtomically(undo->file, undo->previous, {.mode = undo->mode}));
-  return absl::StrCat("wrote ", undo->file, " back as it was");
+  absl::MutexLock lock(&mu_);
+  last_undone_ = absl::StrCat("the last change made through the agent was undone at ",
+                              absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()), ": ",
+                              why, " (", did, ")");
+  return did;
 }
 
 }  // namespace steward::agent

@@ -55,13 +55,25 @@ class ConfigHost {
   // `config push FILE`: `toml` replaces the file.
   absl::StatusOr<Change> Push(const std::string& toml) ABSL_LOCKS_EXCLUDED(mu_);
   // Puts the file back as it was before the last Set or Push, when the agent cannot
-  // start with what that change wrote (a syslog listener it cannot bind): else every
-  // later start (systemd's too) would fail the same way and the unit be lost to remote
-  // management. Only once, and only while the file still holds what the change wrote
-  // (a hand edit since is left alone). Says what it did.
-  absl::StatusOr<std::string> UndoLastChange() ABSL_LOCKS_EXCLUDED(mu_);
-  // The agent started with the last change: it is kept (UndoLastChange undoes nothing).
+  // start with what that change wrote (a syslog listener it cannot bind), or does not
+  // reach the broker with it (a wrong URL, credentials or CA): else every later start
+  // (systemd's too) would fail the same way and the unit be lost to remote management.
+  // Only once, and only while the file still holds what the change wrote (a hand edit
+  // since is left alone). `why` is kept for the hellos (LastUndone). Says what it did.
+  absl::StatusOr<std::string> UndoLastChange(const std::string& why) ABSL_LOCKS_EXCLUDED(mu_);
+  // The agent reached the broker with the last change: it is kept (UndoLastChange
+  // undoes nothing), and its undo record is removed.
   void KeepLastChange() ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether a change made through the agent is on trial (not kept, not undone).
+  bool ChangeOnTrial() const ABSL_LOCKS_EXCLUDED(mu_);
+  // At start: a change the last process made and neither kept nor undid (it was killed
+  // first) is on trial again, from its undo record next to the file (File() + ".undo",
+  // written before the file is). A record the file no longer matches (edited by hand
+  // since) is dropped. Says what it found; "" when there was no record.
+  std::string ResumeChange() ABSL_LOCKS_EXCLUDED(mu_);
+  // The last undo, for the station (AgentStats.config_undone): what, why and when; ""
+  // when none since the last change made through the agent.
+  std::string LastUndone() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   // Validates `toml` as the file, refuses a change of a key the command line or the
@@ -81,7 +93,10 @@ class ConfigHost {
     std::string installed;  // what the change wrote
     mode_t mode = 0600;
   };
+  static std::string EncodeUndo(const Undo& undo);
+  static std::optional<Undo> DecodeUndo(const std::string& text);
   std::optional<Undo> undo_ ABSL_GUARDED_BY(mu_);
+  std::string last_undone_ ABSL_GUARDED_BY(mu_);
   absl::Mutex install_mu_;  // one change at a time
 };
 

@@ -9,7 +9,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "agent/agent.h"
 #include "agent/agent_store.h"
 #include "agent/config.h"
@@ -141,8 +143,33 @@ int main(int argc, char** argv) {
   int rc = 0;
   bool again = true;
   // After a reload that restarts the agent: what it ran with before, to go back to when
-  // it cannot start with the new configuration.
+  // it cannot start with the new configuration and the file cannot be put back.
   std::optional<std::pair<steward::agent::AgentOptions, steward::agent::Config>> before_reload;
+  // A change made through the agent (stewardctl config set/push) is on trial until the
+  // agent reaches the broker with it; this process may have been killed during a trial.
+  if (const std::string resumed = host->ResumeChange(); !resumed.empty()) STEWARD_LOG_WARNING("{}", resumed);
+  // Goes back to the configuration before the change on trial: the file is written back
+  // and loaded again. False when that cannot be done (the file was edited since).
+  auto go_back = [&](const std::string& why) {
+    absl::StatusOr<std::string> undone = host->UndoLastChange(why);
+    absl::StatusOr<steward::agent::Config> previous =
+        undone.ok() ? host->Load() : absl::StatusOr<steward::agent::Config>(undone.status());
+    if (previous.ok()) {
+      STEWARD_LOG_ERROR("{}: back to the previous configuration ({})", why, *undone);
+      opts = previous->options;
+      complete(opts);
+      host->SetCurrent(*std::move(previous));
+      return true;
+    }
+    if (before_reload.has_value()) {
+      STEWARD_LOG_ERROR("{}: back to the configuration that ran ({})", why, previous.status().message());
+      opts = std::move(before_reload->first);
+      host->SetCurrent(std::move(before_reload->second));
+      return true;
+    }
+    STEWARD_LOG_ERROR("{}; the previous configuration cannot be put back: {}", why, previous.status().message());
+    return false;
+  };
   while (again) {
     again = false;
     auto interrupted = (*store)->Interrupted();
@@ -154,24 +181,31 @@ int main(int argc, char** argv) {
         opts, steward::agent::BuiltinMethods(), steward::agent::NewPosixCommandRunner(),
         (*store)->NewCommandLog(), (*store)->NewSpool(), *std::move(interrupted),
         (*store)->NewSpool("logs"));
-    if (!agent.ok() && before_reload.has_value()) {
+    if (!agent.ok() && host->ChangeOnTrial()) {
       // The new configuration does not start (a syslog listener it cannot bind, say):
-      // back to the one that ran, in the file too when a change through the agent wrote
-      // it, so that neither this process nor the next start is lost to it.
-      absl::StatusOr<std::string> undone = host->UndoLastChange();
-      STEWARD_LOG_ERROR("the new configuration does not start: {}; back to the previous one ({})",
-                        agent.status().message(), undone.ok() ? *undone : undone.status().message());
-      opts = std::move(before_reload->first);
-      host->SetCurrent(std::move(before_reload->second));
+      // back to the one before, in the file too, so that neither this process nor the
+      // next start is lost to it.
+      const bool back = go_back(absl::StrCat("the new configuration does not start: ", agent.status().message()));
       before_reload.reset();
-      again = true;
-      continue;
+      if (back) {
+        again = true;
+        continue;
+      }
     }
-    if (before_reload.has_value() && agent.ok()) host->KeepLastChange();  // it started: no longer undone
     before_reload.reset();
     if (!agent.ok()) {
       fmt::print(stderr, "steward-agent: {}\n", agent.status().message());
       return 2;
+    }
+    // A change on trial is kept once the agent serves with it (it reached the broker),
+    // and undone when it does not within config_probation: a wrong broker URL, user or
+    // CA would otherwise leave the unit offline for good, since no command can reach it.
+    std::optional<absl::Time> trial_ends;
+    if (host->ChangeOnTrial()) {
+      trial_ends = absl::Now() + host->current().settings.config_probation;
+      STEWARD_LOG_INFO("a configuration change on trial: kept once the agent reaches the broker, undone if it does "
+                       "not within {}",
+                       absl::FormatDuration(host->current().settings.config_probation));
     }
     // READY=1 once the dispatcher is subscribed on the broker; WATCHDOG=1 while the
     // error kernel answers and the dispatcher makes progress.
@@ -187,8 +221,9 @@ int main(int argc, char** argv) {
         steward::agent::AgentOptions next;
         steward::agent::Config running = host->current();
         const Reload reload = ApplyReload(*host, **agent, &next);
-        // Applied without a restart (the heartbeat), no change, or refused: nothing to undo later.
-        if (reload != Reload::kRestart) host->KeepLastChange();
+        // Applied without a restart (the heartbeat), no change, or refused: nothing to
+        // undo later, unless an earlier change is still on trial.
+        if (reload != Reload::kRestart && !trial_ends.has_value()) host->KeepLastChange();
         if (reload == Reload::kRestart) {
           complete(next);
           before_reload.emplace(std::move(opts), std::move(running));
@@ -196,6 +231,21 @@ int main(int argc, char** argv) {
           again = true;
           STEWARD_LOG_INFO("restarting the agent with the new configuration");
           break;
+        }
+      }
+      if (trial_ends.has_value()) {
+        if ((*agent)->Serving()) {
+          host->KeepLastChange();
+          trial_ends.reset();
+          STEWARD_LOG_INFO("the new configuration reached the broker: kept");
+        } else if (absl::Now() >= *trial_ends) {
+          trial_ends.reset();
+          if (go_back(absl::StrCat("the new configuration did not reach the broker at ",
+                                   steward::nats::RedactUrl(opts.nats.url), " within ",
+                                   absl::FormatDuration(host->current().settings.config_probation)))) {
+            again = true;
+            break;
+          }
         }
       }
       if ((*agent)->fatal().HasBeenNotified()) {

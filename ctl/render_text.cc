@@ -133,9 +133,11 @@ std::string StationLine(const proto::StationStatus& st) {
 
 std::string ConfigDrift(const proto::NodeInfo& node) {
   if (!node.config_drift()) return "";
+  const std::string& undone = node.agent_stats().config_undone();
   return absl::StrCat("config drift: pushed ", Escape(node.config_pushed_hash()), " ",
                       Ago(node.config_pushed_unix_ms()), ", running ", Escape(node.agent_stats().config_hash()),
-                      " (edited on the node? stewardctl config show ", Escape(node.name()), ")");
+                      undone.empty() ? absl::StrCat(" (edited on the node? stewardctl config show ", Escape(node.name()), ")")
+                                     : absl::StrCat(" (", Escape(undone), ")"));
 }
 
 std::string ConfigDrifts(const proto::NodesReply& nodes) {

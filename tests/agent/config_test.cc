@@ -116,28 +116,91 @@ TEST_CASE("agent config host: changes before one restart are undone together and
   REQUIRE(host.Set({"heartbeat=4s"}).ok());
   CHECK(reloads == 2);
   CHECK_THAT(ReadAll(file), Catch::Contains("4s"));
-  absl::StatusOr<std::string> undone = host.UndoLastChange();
+  absl::StatusOr<std::string> undone = host.UndoLastChange("test");
   REQUIRE(undone.ok());
   CHECK_THAT(*undone, Catch::Contains("back as it was"));
   CHECK(ReadAll(file) == original);
-  CHECK_FALSE(host.UndoLastChange().ok());  // once
+  CHECK_FALSE(host.UndoLastChange("test").ok());  // once
   CHECK(ReadAll(file) == original);
 
   // A change the agent started with is kept: a later failure undoes nothing.
   REQUIRE(host.Set({"heartbeat=5s"}).ok());
   host.KeepLastChange();
-  CHECK_FALSE(host.UndoLastChange().ok());
+  CHECK_FALSE(host.UndoLastChange("test").ok());
   CHECK_THAT(ReadAll(file), Catch::Contains("5s"));
 
   // A hand edit since the change is left alone.
   const std::string kept = ReadAll(file);
   REQUIRE(host.Set({"heartbeat=6s"}).ok());
   std::ofstream(file) << "node = \"ship1\"\nheartbeat = \"7s\"\n";
-  absl::StatusOr<std::string> left = host.UndoLastChange();
+  absl::StatusOr<std::string> left = host.UndoLastChange("test");
   CHECK_FALSE(left.ok());
   CHECK_THAT(std::string(left.status().message()), Catch::Contains("changed again since"));
   CHECK_THAT(ReadAll(file), Catch::Contains("7s"));
   CHECK(kept != ReadAll(file));
+  // Whatever came of an undo, no record is left for the next start.
+  CHECK_FALSE(std::filesystem::exists(file + ".undo"));
+}
+
+TEST_CASE("agent config host: a change neither kept nor undone before the process died is on trial at the next start",
+          "[config]") {
+  TempDir dir;
+  const std::string original = "node = \"ship1\"\nheartbeat = \"2s\"\n";
+  const std::string file = Write(dir, original);
+  const std::vector<std::string> args{"--config", file, "--data-dir", (dir.path() / "data").string()};
+  absl::StatusOr<Config> loaded = LoadConfig(args, Env({}));
+  REQUIRE(loaded.ok());
+  {
+    ConfigHost first(args, *loaded, Env({}), [] {});
+    CHECK(first.ResumeChange().empty());  // no record: nothing on trial
+    CHECK_FALSE(first.ChangeOnTrial());
+    REQUIRE(first.Set({"heartbeat=3s"}).ok());
+    CHECK(first.ChangeOnTrial());
+    CHECK(std::filesystem::exists(file + ".undo"));
+    // ... and the process is killed here: neither kept nor undone.
+  }
+  const std::string changed = ReadAll(file);
+  CHECK_THAT(changed, Catch::Contains("3s"));
+
+  SECTION("the next process puts the file back when the change fails its trial") {
+    ConfigHost next(args, *LoadConfig(args, Env({})), Env({}), [] {});
+    CHECK_THAT(next.ResumeChange(), Catch::Contains("on trial again"));
+    CHECK(next.ChangeOnTrial());
+    CHECK(next.LastUndone().empty());
+    absl::StatusOr<std::string> undone = next.UndoLastChange("did not reach the broker");
+    REQUIRE(undone.ok());
+    CHECK(ReadAll(file) == original);
+    CHECK_FALSE(std::filesystem::exists(file + ".undo"));
+    CHECK_THAT(next.LastUndone(), Catch::Contains("undone at "));
+    CHECK_THAT(next.LastUndone(), Catch::Contains("did not reach the broker"));
+    // A later change clears the note: it says only what became of the last change.
+    REQUIRE(next.Set({"heartbeat=4s"}).ok());
+    CHECK(next.LastUndone().empty());
+  }
+  SECTION("a change the next process keeps leaves no record") {
+    ConfigHost next(args, *LoadConfig(args, Env({})), Env({}), [] {});
+    REQUIRE_FALSE(next.ResumeChange().empty());
+    next.KeepLastChange();
+    CHECK_FALSE(std::filesystem::exists(file + ".undo"));
+    CHECK(ReadAll(file) == changed);
+    ConfigHost third(args, *LoadConfig(args, Env({})), Env({}), [] {});
+    CHECK(third.ResumeChange().empty());
+  }
+  SECTION("a record the file no longer matches (a hand edit since) is dropped and undoes nothing") {
+    std::ofstream(file) << "node = \"ship1\"\nheartbeat = \"9s\"\n";
+    ConfigHost next(args, *LoadConfig(args, Env({})), Env({}), [] {});
+    CHECK_THAT(next.ResumeChange(), Catch::Contains("changed since"));
+    CHECK_FALSE(next.ChangeOnTrial());
+    CHECK_FALSE(std::filesystem::exists(file + ".undo"));
+    CHECK_THAT(ReadAll(file), Catch::Contains("9s"));
+  }
+  SECTION("an unreadable record is dropped") {
+    std::ofstream(file + ".undo") << "{not json";
+    ConfigHost next(args, *LoadConfig(args, Env({})), Env({}), [] {});
+    CHECK_THAT(next.ResumeChange(), Catch::Contains("not an undo record"));
+    CHECK_FALSE(next.ChangeOnTrial());
+    CHECK(ReadAll(file) == changed);
+  }
 }
 
 }  // namespace
