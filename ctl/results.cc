@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"  // fmt formats absl::string_view
@@ -31,8 +32,13 @@ std::string Why(const CommandState& s) {
   if ((s.state() == proto::STATE_CANCELED || s.state() == proto::STATE_PREEMPTED) && !r.error().empty()) {
     return fmt::format("command {} {}: {}", s.id(), StateName(s.state()), r.error());
   }
+  if (s.state() == proto::STATE_EXPIRED && !r.error().empty()) {
+    // "expired at ...: why", or the approval's "not approved in time: ..."
+    return absl::StartsWith(r.error(), "expired") ? fmt::format("command {} {}", s.id(), r.error())
+                                                  : fmt::format("command {} expired: {}", s.id(), r.error());
+  }
   if (s.state() == proto::STATE_EXPIRED || s.state() == proto::STATE_CANCELED) {
-    return fmt::format("command {} {} before {} ran it", s.id(), StateName(s.state()), s.node());
+    return fmt::format("command {} {} before {} acknowledged it", s.id(), StateName(s.state()), s.node());
   }
   if (r.outcome() == proto::OUTCOME_ERROR)
     return fmt::format("{} could not run the command: {}", s.node(), r.error());

@@ -257,7 +257,7 @@ std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
       continue;
     }
     if (Undelivered(c->s.state()) && Expired(c->s.command(), now_ms)) {
-      SetState(*c, proto::STATE_EXPIRED, now, changes);
+      ExpireUndelivered(*c, now, changes);
       continue;
     }
     if (Exclusive(c->s) && Undelivered(c->s.state()) && !c->in_flight) {
@@ -303,7 +303,35 @@ std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
   return sends;
 }
 
+void CommandTable::ExpireUndelivered(Command& c, absl::Time now, Changes& changes) {
+  const std::string& node = c.s.node();
+  const std::string at = absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(c.s.command().expires_unix_ms()),
+                                          absl::UTCTimeZone());
+  // Why it was held back, when it was (a site station in control: GateOf's note).
+  const std::string held = c.s.result().outcome() == proto::OUTCOME_UNSPECIFIED ? c.s.result().error() : "";
+  proto::Ack r = NewAck(c.s.id(), "", proto::STAGE_RESULT, proto::OUTCOME_ERROR);
+  if (!c.maybe_delivered) {
+    r.set_error(absl::StrCat("expired at ", at, " before it reached ", node, held.empty() ? "" : " (",
+                             held, held.empty() ? "" : ")", ": it did not run"));
+  } else {
+    // Sent, never answered: the node may have taken it before its expiry and its answer
+    // be on the way (a node refuses an expired command it did not take in time).
+    // (After a station restart the count of sends may be behind: said only when known.)
+    const std::string sent = c.s.attempts() == 0 ? ""
+                             : absl::StrCat(" (sent ", c.s.attempts(), c.s.attempts() == 1 ? " time)" : " times)");
+    r.set_error(absl::StrCat("expired at ", at, " with no answer from ", node, sent, ": it did not run unless ", node,
+                             " took it before then and its answer is still on the way (a late answer replaces "
+                             "this)"));
+  }
+  r.set_finished_unix_ms(absl::ToUnixMillis(now));
+  *c.s.mutable_result() = std::move(r);
+  SetState(c, proto::STATE_EXPIRED, now, changes);
+}
+
 void CommandTable::ApplyReceived(Command& c, absl::Time now, Changes& changes) {
+  // A late "received" for a command the station gave up on: what it said then is no
+  // longer the word on it.
+  if (IsTerminal(c.s.state())) c.s.clear_result();
   if (c.s.state() != proto::STATE_RUNNING) MarkRunning(c, now, changes);
   // Ask again if no result has come by the end of its run time.
   c.next_attempt = now + absl::Milliseconds(c.s.command().timeout_ms()) + options_.result_grace;

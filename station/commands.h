@@ -306,6 +306,9 @@ class CommandTable {
   void MarkRunning(Command& c, absl::Time now, Changes& changes);
   void Write(Command& c, Changes& changes);
   void RetryLater(Command& c, absl::Time now);
+  // An undelivered command past its expiry: ended with a result that says why and
+  // whether it can have run.
+  void ExpireUndelivered(Command& c, absl::Time now, Changes& changes);
   void ApplyReceived(Command& c, absl::Time now, Changes& changes);
   void ApplyResult(Command& c, const proto::Ack& ack, absl::Time now, Changes& changes);
 

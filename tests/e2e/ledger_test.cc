@@ -236,6 +236,9 @@ TEST_CASE("cancel, expiry and history", "[integration][ledger]") {
   auto states = WaitAll(c, {expiring}, absl::Seconds(10));
   REQUIRE(states.commands_size() == 1);
   CHECK(states.commands(0).state() == steward::proto::STATE_EXPIRED);
+  // Why, for whoever looks later: it never reached the node, so it did not run.
+  r = c.Ctl({"show", expiring});
+  CHECK_THAT(r.out, Catch::Contains("before it reached ship9: it did not run"));
 
   // The node comes: neither command runs.
   c.StartAgent("ship9");

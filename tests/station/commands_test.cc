@@ -280,12 +280,41 @@ TEST_CASE("an undelivered command expires, and a late result still tells the tru
   CHECK(t.NextDue() == absl::FromUnixMillis(expires + 1));
   CHECK(t.TakeDue(kT0 + absl::Seconds(11), SendAll, ch).empty());
   CHECK(t.Find("c1")->state() == proto::STATE_EXPIRED);
+  // Why, in the ledger: nobody listened at the node's subjects, so it did not run.
+  CHECK(t.Find("c1")->result().outcome() == proto::OUTCOME_ERROR);
+  CHECK_THAT(t.Find("c1")->result().error(), Catch::Matchers::StartsWith("expired at "));
+  CHECK_THAT(t.Find("c1")->result().error(), Catch::Matchers::EndsWith(" before it reached ship1: it did not run"));
   REQUIRE(ch.writes.size() == 1);
   CHECK(CommitAll(t, ch) == std::vector<std::string>{"c1"});
   // The node did get it after all: its result overrides "expired".
   CHECK(t.OnResult("c1", "ship1", Result("c1", proto::OUTCOME_SUCCEEDED), kT0 + absl::Seconds(12), ch) ==
         CommandTable::ResultFate::kApplied);
   CHECK(t.Find("c1")->state() == proto::STATE_SUCCEEDED);
+}
+
+TEST_CASE("a command never sent expires saying it did not run, and a late received clears what the station said",
+          "[station][commands]") {
+  CommandTable t;
+  const int64_t expires = absl::ToUnixMillis(kT0 + absl::Seconds(10));
+  t.Add(Queued("parked", "ship1", expires), kT0);
+  t.Add(Queued("sent", "ship1", expires), kT0);
+  Changes ch;
+  // One is held back (the node offline, say), the other sent and never answered.
+  const auto gate = [](const proto::CommandState& s) { return s.id() == "parked" ? Gate::kPark : Gate::kSend; };
+  REQUIRE(t.TakeDue(kT0, gate, ch).size() == 1);
+  t.OnTimeout("sent", t.Generation("sent"), kT0 + absl::Seconds(1));  // it may have arrived
+  CHECK(t.TakeDue(kT0 + absl::Seconds(11), gate, ch).empty());
+  REQUIRE(t.Find("parked")->state() == proto::STATE_EXPIRED);
+  CHECK(t.Find("parked")->attempts() == 0);
+  CHECK_THAT(t.Find("parked")->result().error(), Catch::Matchers::EndsWith("before it reached ship1: it did not run"));
+  CHECK(t.Find("parked")->result().finished_unix_ms() == absl::ToUnixMillis(kT0 + absl::Seconds(11)));
+  REQUIRE(t.Find("sent")->state() == proto::STATE_EXPIRED);
+  CHECK_THAT(t.Find("sent")->result().error(),
+             Catch::Matchers::Contains("with no answer from ship1 (sent 1 time): it did not run unless ship1 took it"));
+  // The node had taken it: it runs now, and the station's "expired" is no longer the word on it.
+  t.OnReply("sent", t.Generation("sent"), Received("sent"), kT0 + absl::Seconds(12), ch);
+  CHECK(t.Find("sent")->state() == proto::STATE_RUNNING);
+  CHECK_FALSE(t.Find("sent")->has_result());
 }
 
 TEST_CASE("a running command whose result is late is asked about again", "[station][commands]") {
