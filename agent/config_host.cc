@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -14,7 +15,6 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -95,7 +95,8 @@ std::string ConfigHost::EncodeUndo(const Undo& u) {
                       {"existed", u.existed},
                       {"previous_base64", absl::Base64Escape(u.previous)},
                       {"installed_base64", absl::Base64Escape(u.installed)},
-                      {"mode", static_cast<int>(u.mode)}};
+                      {"mode", static_cast<int>(u.mode)},
+                      {"probation_ms", absl::ToInt64Milliseconds(u.probation)}};
   return j.dump() + "\n";
 }
 
@@ -106,6 +107,7 @@ std::optional<ConfigHost::Undo> ConfigHost::DecodeUndo(const std::string& text) 
     u.file = j.at("file").get<std::string>();
     u.existed = j.at("existed").get<bool>();
     u.mode = static_cast<mode_t>(j.at("mode").get<int>() & 07777);
+    u.probation = absl::Milliseconds(std::max<int64_t>(j.at("probation_ms").get<int64_t>(), 1000));
     if (!absl::Base64Unescape(j.at("previous_base64").get<std::string>(), &u.previous) ||
         !absl::Base64Unescape(j.at("installed_base64").get<std::string>(), &u.installed)) {
       return std::nullopt;
@@ -303,12 +305,17 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) 
   Undo undo{.file = file, .existed = existed, .previous = previous, .installed = toml, .mode = mode};
   {
     absl::MutexLock lock(&mu_);
+    undo.probation = std::min(current_.settings.config_probation, loaded->settings.config_probation);
     before_change = undo_;
-    if (undo_.has_value() && undo_->file == file) {
-      // A second change before the first was kept: undo both.
-      undo = *undo_;
-      undo.installed = toml;
+    if (undo_.has_value() && undo_->file == file && !undo_->running) {
+      // A second change before the agent restarted with the first: undo both.
+      undo.existed = undo_->existed;
+      undo.previous = undo_->previous;
+      undo.mode = undo_->mode;
+      undo.probation = std::min(undo.probation, undo_->probation);
     }
+    // (One on trial while the agent runs with it reached the broker: this command came
+    // through it. The new change is undone alone, back to the file that did.)
   }
   // The record first: a process killed between the two writes starts with the record
   // and the old file (the record no longer matches it and is dropped), or with both.
@@ -337,16 +344,30 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) 
                 hash};
 }
 
-void ConfigHost::KeepLastChange() {
-  absl::MutexLock lock(&mu_);
-  if (!undo_.has_value()) return;
-  ::unlink(UndoRecordPath(undo_->file).c_str());
-  undo_.reset();
+void ConfigHost::Keep(bool on_trial) {
+  absl::MutexLock install(&install_mu_);  // not between Install's record and its undo_
+  std::optional<Undo> kept;
+  {
+    absl::MutexLock lock(&mu_);
+    if (undo_.has_value() && undo_->running == on_trial) kept.swap(undo_);
+  }
+  if (kept.has_value()) ::unlink(UndoRecordPath(kept->file).c_str());
 }
+
+void ConfigHost::KeepLastChange() { Keep(/*on_trial=*/false); }
+
+void ConfigHost::KeepTrial() { Keep(/*on_trial=*/true); }
 
 bool ConfigHost::ChangeOnTrial() const {
   absl::MutexLock lock(&mu_);
   return undo_.has_value();
+}
+
+absl::Duration ConfigHost::BeginTrial() {
+  absl::MutexLock lock(&mu_);
+  if (!undo_.has_value()) return absl::ZeroDuration();
+  undo_->running = true;
+  return undo_->probation;
 }
 
 std::string ConfigHost::LastUndone() const {
@@ -364,8 +385,14 @@ std::string ConfigHost::ResumeChange() {
     ::unlink(record.c_str());
     return absl::StrCat("dropped ", record, ": not an undo record of ", file);
   }
-  if (::access(file.c_str(), F_OK) != 0 || ReadFile(file) != undo->installed) {
+  const bool exists = ::access(file.c_str(), F_OK) == 0;
+  if (!exists || ReadFile(file) != undo->installed) {
     ::unlink(record.c_str());
+    // Killed between writing the record and the file, or between putting the file back
+    // and removing the record: the file is as it was before the change.
+    if (exists == undo->existed && (!exists || ReadFile(file) == undo->previous)) {
+      return absl::StrCat("dropped ", record, ": ", file, " holds what it held before the change it records");
+    }
     return absl::StrCat("dropped ", record, ": ", file, " changed since the change it records (left as it is)");
   }
   absl::MutexLock lock(&mu_);
@@ -382,11 +409,12 @@ absl::StatusOr<std::string> ConfigHost::UndoLastChange(const std::string& why) {
     undo.swap(undo_);
   }
   if (!undo.has_value()) return absl::FailedPreconditionError("no change made through the agent to undo");
-  // Whatever comes of it, the change is no longer on trial.
-  absl::Cleanup forget = [&] { ::unlink(UndoRecordPath(undo->file).c_str()); };
+  const std::string record = UndoRecordPath(undo->file);
   if (ReadFile(undo->file) != undo->installed) {
+    ::unlink(record.c_str());  // nothing left to undo
     return absl::FailedPreconditionError(absl::StrCat(undo->file, " changed again since (left as it is)"));
   }
+  // A write-back that fails (a full disk) keeps the record: the next start tries again.
   std::string did;
   if (!undo->existed) {
     if (::unlink(undo->file.c_str()) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("unlink ", undo->file));
@@ -395,6 +423,7 @@ absl::StatusOr<std::string> ConfigHost::UndoLastChange(const std::string& why) {
     STEWARD_RETURN_IF_ERROR(WriteFileAtomically(undo->file, undo->previous, {.mode = undo->mode}));
     did = absl::StrCat("wrote ", undo->file, " back as it was");
   }
+  ::unlink(record.c_str());
   absl::MutexLock lock(&mu_);
   last_undone_ = absl::StrCat("the last change made through the agent was undone at ",
                               absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()), ": ",

@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "agent/config.h"
 
 namespace steward::agent {
@@ -61,11 +62,16 @@ class ConfigHost {
   // Only once, and only while the file still holds what the change wrote (a hand edit
   // since is left alone). `why` is kept for the hellos (LastUndone). Says what it did.
   absl::StatusOr<std::string> UndoLastChange(const std::string& why) ABSL_LOCKS_EXCLUDED(mu_);
-  // The agent reached the broker with the last change: it is kept (UndoLastChange
-  // undoes nothing), and its undo record is removed.
+  // The last change applied without a restart (the heartbeat), or was refused by the
+  // reload: it is kept (UndoLastChange undoes nothing), and its undo record removed. A
+  // change on trial is not (KeepTrial).
   void KeepLastChange() ABSL_LOCKS_EXCLUDED(mu_);
+  // The agent reached the broker with the change on trial: it is kept, likewise.
+  void KeepTrial() ABSL_LOCKS_EXCLUDED(mu_);
   // Whether a change made through the agent is on trial (not kept, not undone).
   bool ChangeOnTrial() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The agent now runs with the change on trial; how long it has to reach the broker.
+  absl::Duration BeginTrial() ABSL_LOCKS_EXCLUDED(mu_);
   // At start: a change the last process made and neither kept nor undid (it was killed
   // first) is on trial again, from its undo record next to the file (File() + ".undo",
   // written before the file is). A record the file no longer matches (edited by hand
@@ -92,7 +98,15 @@ class ConfigHost {
     std::string previous;  // its text then
     std::string installed;  // what the change wrote
     mode_t mode = 0600;
+    // How long its trial lasts: the shorter of the configuration's before and after
+    // (a change cannot lengthen its own trial).
+    absl::Duration probation = absl::Seconds(60);
+    // The agent runs with it (BeginTrial): a change that arrives now came through the
+    // broker, so this one reached it; the new one is undone alone.
+    bool running = false;
   };
+  // Removes the change (and its record) when it is, or is not, the one on trial.
+  void Keep(bool on_trial) ABSL_LOCKS_EXCLUDED(mu_);
   static std::string EncodeUndo(const Undo& undo);
   static std::optional<Undo> DecodeUndo(const std::string& text);
   std::optional<Undo> undo_ ABSL_GUARDED_BY(mu_);

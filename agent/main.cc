@@ -167,7 +167,10 @@ int main(int argc, char** argv) {
       host->SetCurrent(std::move(before_reload->second));
       return true;
     }
-    STEWARD_LOG_ERROR("{}; the previous configuration cannot be put back: {}", why, previous.status().message());
+    STEWARD_LOG_ERROR("{}; {}: {}", why,
+                      undone.ok() ? absl::StrCat(*undone, ", but it does not load") : "the previous configuration "
+                                                                                         "cannot be put back",
+                      previous.status().message());
     return false;
   };
   while (again) {
@@ -181,10 +184,11 @@ int main(int argc, char** argv) {
         opts, steward::agent::BuiltinMethods(), steward::agent::NewPosixCommandRunner(),
         (*store)->NewCommandLog(), (*store)->NewSpool(), *std::move(interrupted),
         (*store)->NewSpool("logs"));
-    if (!agent.ok() && host->ChangeOnTrial()) {
+    if (!agent.ok() && (host->ChangeOnTrial() || before_reload.has_value())) {
       // The new configuration does not start (a syslog listener it cannot bind, say):
-      // back to the one before, in the file too, so that neither this process nor the
-      // next start is lost to it.
+      // back to the one before, in the file too when a change through the agent wrote
+      // it, so that neither this process nor the next start is lost to it (a hand edit
+      // and SIGHUP: back to the one that ran, the file left as it is).
       const bool back = go_back(absl::StrCat("the new configuration does not start: ", agent.status().message()));
       before_reload.reset();
       if (back) {
@@ -201,11 +205,13 @@ int main(int argc, char** argv) {
     // and undone when it does not within config_probation: a wrong broker URL, user or
     // CA would otherwise leave the unit offline for good, since no command can reach it.
     std::optional<absl::Time> trial_ends;
-    if (host->ChangeOnTrial()) {
-      trial_ends = absl::Now() + host->current().settings.config_probation;
+    // The shorter of the probations before and after the change (one cannot lengthen its own).
+    const absl::Duration probation = host->BeginTrial();
+    if (probation > absl::ZeroDuration()) {
+      trial_ends = absl::Now() + probation;
       STEWARD_LOG_INFO("a configuration change on trial: kept once the agent reaches the broker, undone if it does "
                        "not within {}",
-                       absl::FormatDuration(host->current().settings.config_probation));
+                       absl::FormatDuration(probation));
     }
     // READY=1 once the dispatcher is subscribed on the broker; WATCHDOG=1 while the
     // error kernel answers and the dispatcher makes progress.
@@ -217,13 +223,30 @@ int main(int argc, char** argv) {
         STEWARD_LOG_INFO("signal {}: shutting down", sig);
         break;
       }
+      // Before a reload: a change that arrives now came through the broker, so the one
+      // on trial reached it.
+      if (trial_ends.has_value()) {
+        if ((*agent)->Serving()) {
+          host->KeepTrial();
+          trial_ends.reset();
+          STEWARD_LOG_INFO("the new configuration reached the broker: kept");
+        } else if (absl::Now() >= *trial_ends) {
+          trial_ends.reset();
+          if (go_back(absl::StrCat("the new configuration did not reach the broker at ",
+                                   steward::nats::RedactUrl(opts.nats.url), " within ",
+                                   absl::FormatDuration(probation)))) {
+            again = true;
+            break;
+          }
+        }
+      }
       if (sig == SIGHUP || reload_requested.exchange(false)) {
         steward::agent::AgentOptions next;
         steward::agent::Config running = host->current();
         const Reload reload = ApplyReload(*host, **agent, &next);
         // Applied without a restart (the heartbeat), no change, or refused: nothing to
-        // undo later, unless an earlier change is still on trial.
-        if (reload != Reload::kRestart && !trial_ends.has_value()) host->KeepLastChange();
+        // undo later (a change on trial stays on trial).
+        if (reload != Reload::kRestart) host->KeepLastChange();
         if (reload == Reload::kRestart) {
           complete(next);
           before_reload.emplace(std::move(opts), std::move(running));
@@ -231,21 +254,6 @@ int main(int argc, char** argv) {
           again = true;
           STEWARD_LOG_INFO("restarting the agent with the new configuration");
           break;
-        }
-      }
-      if (trial_ends.has_value()) {
-        if ((*agent)->Serving()) {
-          host->KeepLastChange();
-          trial_ends.reset();
-          STEWARD_LOG_INFO("the new configuration reached the broker: kept");
-        } else if (absl::Now() >= *trial_ends) {
-          trial_ends.reset();
-          if (go_back(absl::StrCat("the new configuration did not reach the broker at ",
-                                   steward::nats::RedactUrl(opts.nats.url), " within ",
-                                   absl::FormatDuration(host->current().settings.config_probation)))) {
-            again = true;
-            break;
-          }
         }
       }
       if ((*agent)->fatal().HasBeenNotified()) {

@@ -142,6 +142,36 @@ TEST_CASE("agent config host: changes before one restart are undone together and
   CHECK_FALSE(std::filesystem::exists(file + ".undo"));
 }
 
+TEST_CASE("agent config host: a change that arrives while another is on trial is undone alone, and a change cannot "
+          "lengthen its own trial",
+          "[config]") {
+  TempDir dir;
+  const std::string original = "node = \"ship1\"\nconfig_probation = \"20s\"\n";
+  const std::string file = Write(dir, original);
+  const std::vector<std::string> args{"--config", file, "--data-dir", (dir.path() / "data").string()};
+  absl::StatusOr<Config> loaded = LoadConfig(args, Env({}));
+  REQUIRE(loaded.ok());
+  ConfigHost host(args, *loaded, Env({}), [] {});
+  REQUIRE(host.Set({"heartbeat=3s", "config_probation=8760h"}).ok());
+  CHECK(host.BeginTrial() == absl::Seconds(20));  // the shorter: the one before the change
+  const std::string first = ReadAll(file);
+  // The agent runs with the first change, and a second arrives (through the broker).
+  REQUIRE(host.Set({"heartbeat=4s"}).ok());
+  host.KeepTrial();  // the second is not on trial yet: not kept by the first's success
+  CHECK(host.ChangeOnTrial());
+  REQUIRE(host.UndoLastChange("test").ok());
+  CHECK(ReadAll(file) == first);  // back to the first change, which reached the broker
+  CHECK_FALSE(std::filesystem::exists(file + ".undo"));
+  // A change applied without a restart is kept at once; one on trial is not.
+  REQUIRE(host.Set({"heartbeat=5s"}).ok());
+  CHECK(host.BeginTrial() > absl::ZeroDuration());
+  host.KeepLastChange();
+  CHECK(host.ChangeOnTrial());
+  host.KeepTrial();
+  CHECK_FALSE(host.ChangeOnTrial());
+  CHECK_FALSE(std::filesystem::exists(file + ".undo"));
+}
+
 TEST_CASE("agent config host: a change neither kept nor undone before the process died is on trial at the next start",
           "[config]") {
   TempDir dir;

@@ -3,7 +3,11 @@
 // user or CA) is undone after config_probation, the file written back, and the unit
 // comes back; a process killed during the trial finds the change's undo record at its
 // next start. Real broker, station, agent processes and stewardctl.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -109,4 +113,36 @@ TEST_CASE("a config change that cannot reach the broker is undone after its tria
   agent = StartFileAgent(c, file);
   REQUIRE(Pings(c, absl::Seconds(15)));
   CHECK(agent->Stderr().find("on trial") == std::string::npos);
+}
+
+TEST_CASE("a hand edit and SIGHUP the agent cannot start with: back to the configuration that ran, the file left alone",
+          "[integration][agentops]") {
+  Cluster c;
+  c.StartStation();
+  const std::string file = c.dir().str() + "/ship1.toml";
+  std::ofstream(file) << "syslog_tcp = [\"127.0.0.1:0\"]\n";
+  auto& agent = c.StartAgent("ship1", {"--config", file});
+  // A port another process listens on: the agent's syslog listener cannot bind it.
+  const int blocker = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(blocker >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(blocker, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(::listen(blocker, 4) == 0);
+  socklen_t len = sizeof(addr);
+  REQUIRE(::getsockname(blocker, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  const std::string edited = absl::StrCat("syslog_tcp = [\"127.0.0.1:", ntohs(addr.sin_port), "\"]\n");
+  std::ofstream(file, std::ios::trunc) << edited;
+  agent.Signal(SIGHUP);
+  REQUIRE(agent.WaitForOutput("the new configuration does not start", absl::Seconds(20)));
+  CHECK(agent.WaitForOutput("back to the configuration that ran", absl::Seconds(5)));
+  CHECK(agent.running());
+  CHECK(ReadAll(file) == edited);  // a hand edit is the operator's: not written over
+  RunResult echo;
+  CHECK(WaitUntil([&] {
+    echo = c.Ctl({"send", "--wait", "5s", "ship1", "--method", "echo", "--", "still", "here"});
+    return echo.exit_code == 0;
+  }, absl::Seconds(30)));
+  ::close(blocker);
 }
