@@ -329,6 +329,7 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) 
     }
     return st;
   }
+  const absl::Duration undo_probation = undo.probation;
   {
     absl::MutexLock lock(&mu_);
     undo_ = std::move(undo);
@@ -339,8 +340,13 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) 
   if (changed.empty()) {
     return Change{absl::StrCat("written to ", file, "; no effective value changes (", hash, ")"), hash};
   }
+  // Only the heartbeat applies without a restart; anything else is tried (main.cc).
+  const bool restarts = changed != std::set<std::string>{"heartbeat"};
   return Change{absl::StrCat("written to ", file, "; changes ", absl::StrJoin(changed, ", "), "; now ", hash,
-                             " (applied by a reload)"),
+                             restarts ? absl::StrCat(" (applied by a restart of the agent; undone unless it reaches "
+                                                     "the broker with it within ",
+                                                     absl::FormatDuration(undo_probation), ")")
+                                      : " (applied by a reload)"),
                 hash};
 }
 

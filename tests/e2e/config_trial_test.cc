@@ -66,6 +66,9 @@ TEST_CASE("a config change that cannot reach the broker is undone after its tria
   RunResult r = c.Ctl({"config", "set", "ship1", "intake_max_mb=32"});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
+  // The answer says what happens next, not that it is done.
+  CHECK_THAT(r.out, Catch::Contains("(applied by a restart of the agent; undone unless it reaches the broker with it "
+                                    "within 3s)"));
   REQUIRE(agent->WaitForOutput("the new configuration reached the broker: kept", absl::Seconds(15)));
   CHECK_FALSE(std::filesystem::exists(file + ".undo"));
   const std::string kept = ReadAll(file);
