@@ -110,7 +110,10 @@ void JobRunner::Written(const std::string& id, bool ok) {
     absl::MutexLock lock(&core_.model.mu);
     core_.model.jobs.Written(id, ok, work);
     ReleaseLocked(work, absl::Now());
-    if (core_.model.jobs.Find(id) == nullptr) compiled_.erase(id);
+    if (core_.model.jobs.Find(id) == nullptr) {
+      compiled_.erase(id);
+      refused_targets_.erase(id);  // (a closed job is said no more)
+    }
   }
   Finish(std::move(work));
 }
