@@ -61,7 +61,14 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, Method
   if (options.instance_id.empty()) options.instance_id = NewId();
   std::unique_ptr<Agent> agent(
       new Agent(std::move(options), std::move(methods), std::move(runner), std::move(log)));
-  STEWARD_RETURN_IF_ERROR(agent->Init(std::move(spool), interrupted, std::move(log_spool)));
+  if (absl::Status st = agent->Init(std::move(spool), interrupted, std::move(log_spool)); !st.ok()) {
+    // Closed under it while it started (it subscribes and the library gives up at once):
+    // the broker's doing, not a fault of this start, so main() tries again.
+    if (std::optional<std::string> closed = agent->BrokerClosed()) {
+      return absl::UnavailableError(absl::StrCat("the broker connection closed (", *closed, "): ", st.message()));
+    }
+    return st;
+  }
   return agent;
 }
 
@@ -324,6 +331,14 @@ bool Agent::Serving() const {
   return nats::Flush(conn_, absl::Seconds(1)).ok();
 }
 
+std::optional<std::string> Agent::BrokerClosed() const {
+  if (owned_conn_ == nullptr || !natsConnection_IsClosed(owned_conn_.get())) return std::nullopt;
+  const char* text = nullptr;
+  const natsStatus last = natsConnection_GetLastError(owned_conn_.get(), &text);
+  if (text != nullptr && text[0] != '\0') return std::string(text);
+  return std::string(last == NATS_OK ? "closed by the client library" : natsStatus_GetText(last));
+}
+
 bool Agent::Alive(absl::Duration quiet) const {
   if (fatal_.HasBeenNotified() || supervisor_ == nullptr) return false;
   const std::vector<std::string> stalled = supervisor_->Stalled(quiet);
@@ -498,6 +513,10 @@ void Agent::OnDecision(const DecisionRecord& d) {
     fatal_.Notify();
   }
   if (!outbox_) return;
+  // The broker connection closed for good (main starts the agent again): the errors
+  // that follow say only that, once per start; logged here, not spooled for the station
+  // (a unit out of coverage for a day would otherwise send it thousands at once).
+  if (BrokerClosed().has_value()) return;
   proto::ErrorLog log;
   log.set_process(d.process);
   log.set_severity(SeverityName(d.severity));

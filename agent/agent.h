@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,11 @@ class Agent final : public AgentControl {
   // Serving: the dispatcher's subscription is on the broker (connected, and a round trip
   // to the server since it subscribed). What READY=1 waits for.
   bool Serving() const;
+  // Why the agent's own broker connection is closed for good, when it is: nats.c gives
+  // up on a broker that did not answer its first connect in time, or that refused its
+  // credentials, and tries no more. main() starts the agent again (or undoes a change on
+  // trial). nullopt while it is open or reconnecting, or on a shared connection.
+  std::optional<std::string> BrokerClosed() const;
   // Alive: not fatal, the error kernel answers, and no watched process (the
   // dispatcher) has been quiet for `quiet`. What the service watchdog is fed on.
   bool Alive(absl::Duration quiet) const;

@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <ctime>
 #include <atomic>
 #include <filesystem>
 #include <optional>
@@ -173,8 +174,32 @@ int main(int argc, char** argv) {
                       previous.status().message());
     return false;
   };
+  // nats.c closes the connection for good when the broker did not answer its first
+  // connect in time (a unit that boots out of coverage) or refused its credentials; the
+  // agent then starts again in its process after this pause, 1 s doubling to 10 s (well
+  // inside the service watchdog), instead of exiting.
+  absl::Duration closed_backoff = absl::Seconds(1);
+  std::optional<absl::Duration> pause_before_start;
+  // Waits `d`; false at SIGINT/SIGTERM. A SIGHUP meanwhile is kept for the next start.
+  auto pause = [&](absl::Duration d) {
+    const absl::Time end = absl::Now() + d;
+    for (absl::Time now = absl::Now(); now < end; now = absl::Now()) {
+      const timespec wait = absl::ToTimespec(std::min(end - now, absl::Milliseconds(200)));
+      const int sig = sigtimedwait(&signals, nullptr, &wait);
+      if (sig == SIGINT || sig == SIGTERM) {
+        STEWARD_LOG_INFO("signal {}: shutting down", sig);
+        return false;
+      }
+      if (sig == SIGHUP) reload_requested.store(true);
+    }
+    return true;
+  };
   while (again) {
     again = false;
+    if (pause_before_start.has_value()) {
+      if (!pause(*std::exchange(pause_before_start, std::nullopt))) break;
+      closed_backoff = std::min(2 * closed_backoff, absl::Seconds(10));
+    }
     auto interrupted = (*store)->Interrupted();
     if (!interrupted.ok()) {
       fmt::print(stderr, "steward-agent: {}\n", interrupted.status().message());
@@ -197,10 +222,18 @@ int main(int argc, char** argv) {
       }
     }
     before_reload.reset();
+    if (!agent.ok() && absl::IsUnavailable(agent.status())) {
+      STEWARD_LOG_ERROR("{}; the agent starts again in {}", agent.status().message(),
+                        absl::FormatDuration(closed_backoff));
+      pause_before_start = closed_backoff;
+      again = true;
+      continue;
+    }
     if (!agent.ok()) {
       fmt::print(stderr, "steward-agent: {}\n", agent.status().message());
       return 2;
     }
+    const absl::Time started = absl::Now();
     // A change on trial is kept once the agent serves with it (it reached the broker),
     // and undone when it does not within config_probation: a wrong broker URL, user or
     // CA would otherwise leave the unit offline for good, since no command can reach it.
@@ -221,6 +254,22 @@ int main(int argc, char** argv) {
       const int sig = sigtimedwait(&signals, nullptr, &tick);
       if (sig == SIGINT || sig == SIGTERM) {
         STEWARD_LOG_INFO("signal {}: shutting down", sig);
+        break;
+      }
+      if (std::optional<std::string> closed = (*agent)->BrokerClosed()) {
+        const std::string why = absl::StrCat("the broker connection to ", steward::nats::RedactUrl(opts.nats.url),
+                                             " is closed: ", *closed);
+        if (trial_ends.has_value()) {
+          trial_ends.reset();
+          if (go_back(absl::StrCat("the new configuration does not reach the broker (", why, ")"))) {
+            again = true;
+            break;
+          }
+        }
+        if (absl::Now() - started > absl::Minutes(1)) closed_backoff = absl::Seconds(1);
+        STEWARD_LOG_ERROR("{}; the agent starts again in {}", why, absl::FormatDuration(closed_backoff));
+        pause_before_start = closed_backoff;
+        again = true;
         break;
       }
       // Before a reload: a change that arrives now came through the broker, so the one
@@ -268,9 +317,11 @@ int main(int argc, char** argv) {
                     serving ? "serving" : "waiting for the broker at " + steward::nats::RedactUrl(opts.nats.url));
     }
     if (!again) notifier.Stopping();
-    (*agent)->Shutdown(again ? "the agent restarted to apply a new configuration (a reload that changes more "
-                               "than the heartbeat restarts it in its process)"
-                             : steward::agent::CommandProcessor::kShuttingDown);
+    (*agent)->Shutdown(!again ? steward::agent::CommandProcessor::kShuttingDown
+                       : pause_before_start.has_value()
+                           ? "the agent restarted in its process: its broker connection was closed"
+                           : "the agent restarted to apply a new configuration (a reload that changes more "
+                             "than the heartbeat restarts it in its process)");
   }
   return rc;
 }

@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/process.h"
+#include "tests/testing/tcp_proxy.h"
 #include "tests/testing/wait.h"
 
 using steward::testing::BinPath;
@@ -148,4 +149,28 @@ TEST_CASE("a hand edit and SIGHUP the agent cannot start with: back to the confi
     return echo.exit_code == 0;
   }, absl::Seconds(30)));
   ::close(blocker);
+}
+
+TEST_CASE("a config change to a broker that never answers is undone as soon as the library gives up on it",
+          "[integration][agentops]") {
+  Cluster c;
+  c.StartStation();
+  steward::testing::TcpProxy silent(static_cast<uint16_t>(c.nats().port()));
+  silent.Freeze();  // accepts nothing: the connect times out and nats.c closes the connection
+  const std::string file = c.dir().str() + "/ship1.toml";
+  const std::string original = absl::StrCat("nats = \"", c.url(), "\"\nheartbeat = \"1s\"\n");  // probation 60s
+  std::ofstream(file) << original;
+  std::unique_ptr<Process> agent = StartFileAgent(c, file);
+  REQUIRE(Pings(c, absl::Seconds(15)));
+  const absl::Time set_at = absl::Now();
+  RunResult r = c.Ctl({"config", "set", "ship1", absl::StrCat("nats=nats://127.0.0.1:", silent.port())});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  // Not after the 60 s probation: once the connection is closed nothing more can come of it.
+  REQUIRE(agent->WaitForOutput("the new configuration does not reach the broker (the broker connection to",
+                               absl::Seconds(30)));
+  CHECK(absl::Now() - set_at < absl::Seconds(40));
+  CHECK(ReadAll(file) == original);
+  CHECK(Pings(c, absl::Seconds(15)));
+  CHECK(agent->running());
 }
