@@ -97,6 +97,8 @@ class Agent final : public AgentControl {
   DebugStreams* debug() const override { return debug_.get(); }
   // A new heartbeat interval, at once (a reloaded configuration).
   void SetHeartbeat(absl::Duration interval) { heartbeat_.SetInterval(interval); }
+  // The station stored a hello of this agent's (what a change on trial waits for).
+  bool HeardByStation() const { return heartbeat_.HeardByStation(); }
 
  private:
   Agent(AgentOptions options, MethodRegistry methods, std::unique_ptr<CommandRunner> runner,

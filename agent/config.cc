@@ -45,7 +45,7 @@ std::unique_ptr<CLI::App> NewApp(Settings& f) {
   cli::AddDuration(*app, "--heartbeat", &f.heartbeat, "Interval between hello events");
   cli::AddDuration(*app, "--config-probation", &f.config_probation,
                    "How long a configuration changed through the agent (stewardctl config set/push) has to "
-                   "reach the broker; past it the agent writes the previous file back and goes back to it");
+                   "reach the station; past it the agent writes the previous file back and goes back to it");
   cli::AddList(*app, "--syslog-udp", &f.syslog_udp, "Receive syslog on these UDP host:port")
       ->type_name("HOST:PORT,...")
       ->check(cli::Checked(CheckListenSpec));

@@ -314,8 +314,8 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) 
       undo.mode = undo_->mode;
       undo.probation = std::min(undo.probation, undo_->probation);
     }
-    // (One on trial while the agent runs with it reached the broker: this command came
-    // through it. The new change is undone alone, back to the file that did.)
+    // (One on trial while the agent runs with it reached the station: this command came
+    // from it. The new change is undone alone, back to the file that did.)
   }
   // The record first: a process killed between the two writes starts with the record
   // and the old file (the record no longer matches it and is dropped), or with both.
@@ -344,7 +344,7 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) 
   const bool restarts = changed != std::set<std::string>{"heartbeat"};
   return Change{absl::StrCat("written to ", file, "; changes ", absl::StrJoin(changed, ", "), "; now ", hash,
                              restarts ? absl::StrCat(" (applied by a restart of the agent; undone unless it reaches "
-                                                     "the broker with it within ",
+                                                     "the station with it within ",
                                                      absl::FormatDuration(undo_probation), ")")
                                       : " (applied by a reload)"),
                 hash};

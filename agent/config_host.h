@@ -57,7 +57,7 @@ class ConfigHost {
   absl::StatusOr<Change> Push(const std::string& toml) ABSL_LOCKS_EXCLUDED(mu_);
   // Puts the file back as it was before the last Set or Push, when the agent cannot
   // start with what that change wrote (a syslog listener it cannot bind), or does not
-  // reach the broker with it (a wrong URL, credentials or CA): else every later start
+  // reach the station with it (a wrong URL, credentials, CA or station name): else every later start
   // (systemd's too) would fail the same way and the unit be lost to remote management.
   // Only once, and only while the file still holds what the change wrote (a hand edit
   // since is left alone). `why` is kept for the hellos (LastUndone). Says what it did.
@@ -66,11 +66,11 @@ class ConfigHost {
   // reload: it is kept (UndoLastChange undoes nothing), and its undo record removed. A
   // change on trial is not (KeepTrial).
   void KeepLastChange() ABSL_LOCKS_EXCLUDED(mu_);
-  // The agent reached the broker with the change on trial: it is kept, likewise.
+  // The station heard the agent with the change on trial: it is kept, likewise.
   void KeepTrial() ABSL_LOCKS_EXCLUDED(mu_);
   // Whether a change made through the agent is on trial (not kept, not undone).
   bool ChangeOnTrial() const ABSL_LOCKS_EXCLUDED(mu_);
-  // The agent now runs with the change on trial; how long it has to reach the broker.
+  // The agent now runs with the change on trial; how long it has to reach the station.
   absl::Duration BeginTrial() ABSL_LOCKS_EXCLUDED(mu_);
   // At start: a change the last process made and neither kept nor undid (it was killed
   // first) is on trial again, from its undo record next to the file (File() + ".undo",

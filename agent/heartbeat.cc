@@ -153,7 +153,13 @@ void Heartbeat::SendHello(RequestPump& pump) {
                     if (!ack.ok() || ack->outcome() != proto::OUTCOME_SUCCEEDED) return;
                     absl::MutexLock lock(&mu_);
                     confirmed_ = true;
+                    heard_ = true;
                   });
+}
+
+bool Heartbeat::HeardByStation() const {
+  absl::MutexLock lock(&mu_);
+  return heard_;
 }
 
 }  // namespace steward::agent

@@ -54,6 +54,8 @@ class Heartbeat {
   absl::Time started() const { return started_; }
   // Hellos from now on every `interval` (the next one at once).
   void SetInterval(absl::Duration interval) ABSL_LOCKS_EXCLUDED(mu_);
+  // The station stored a hello of this start (it hears this agent).
+  bool HeardByStation() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   void SendHello(RequestPump& pump) ABSL_LOCKS_EXCLUDED(mu_);
@@ -69,10 +71,11 @@ class Heartbeat {
   std::function<void(proto::AgentStats&)> fill_stats_;
   std::string data_dir_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   bool now_ ABSL_GUARDED_BY(mu_) = true;         // send a hello without waiting
   bool stop_ ABSL_GUARDED_BY(mu_) = false;       // shutting down
   bool confirmed_ ABSL_GUARDED_BY(mu_) = false;  // the station stored the last one
+  bool heard_ ABSL_GUARDED_BY(mu_) = false;      // ... or any one since the start
 };
 
 }  // namespace steward::agent

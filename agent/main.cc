@@ -234,9 +234,9 @@ int main(int argc, char** argv) {
       return 2;
     }
     const absl::Time started = absl::Now();
-    // A change on trial is kept once the agent serves with it (it reached the broker),
-    // and undone when it does not within config_probation: a wrong broker URL, user or
-    // CA would otherwise leave the unit offline for good, since no command can reach it.
+    // A change on trial is kept once the station heard the agent with it, and undone when
+    // it did not within config_probation: a wrong broker URL, user, CA or station name
+    // would otherwise leave the unit offline for good, since no command can reach it.
     std::optional<absl::Time> trial_ends;
     // The shorter of the probations before and after the change (one cannot lengthen its own).
     const absl::Duration probation = host->BeginTrial();
@@ -272,17 +272,19 @@ int main(int argc, char** argv) {
         again = true;
         break;
       }
-      // Before a reload: a change that arrives now came through the broker, so the one
-      // on trial reached it.
+      // Before a reload: a change that arrives now came from the station, so the one on
+      // trial reached it.
       if (trial_ends.has_value()) {
-        if ((*agent)->Serving()) {
+        // The station stored a hello: the broker, credentials, CA and station name hold
+        // (a broker the station is not on would take the unit away as surely).
+        if ((*agent)->HeardByStation()) {
           host->KeepTrial();
           trial_ends.reset();
-          STEWARD_LOG_INFO("the new configuration reached the broker: kept");
+          STEWARD_LOG_INFO("the new configuration reached the station: kept");
         } else if (absl::Now() >= *trial_ends) {
           trial_ends.reset();
-          if (go_back(absl::StrCat("the new configuration did not reach the broker at ",
-                                   steward::nats::RedactUrl(opts.nats.url), " within ",
+          if (go_back(absl::StrCat("the new configuration did not reach the station (", opts.station,
+                                   ") through the broker at ", steward::nats::RedactUrl(opts.nats.url), " within ",
                                    absl::FormatDuration(probation)))) {
             again = true;
             break;

@@ -68,9 +68,9 @@ TEST_CASE("a config change that cannot reach the broker is undone after its tria
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   // The answer says what happens next, not that it is done.
-  CHECK_THAT(r.out, Catch::Contains("(applied by a restart of the agent; undone unless it reaches the broker with it "
+  CHECK_THAT(r.out, Catch::Contains("(applied by a restart of the agent; undone unless it reaches the station with it "
                                     "within 3s)"));
-  REQUIRE(agent->WaitForOutput("the new configuration reached the broker: kept", absl::Seconds(15)));
+  REQUIRE(agent->WaitForOutput("the new configuration reached the station: kept", absl::Seconds(15)));
   CHECK_FALSE(std::filesystem::exists(file + ".undo"));
   const std::string kept = ReadAll(file);
   CHECK_THAT(kept, Catch::Contains("intake_max_mb = 32"));
@@ -80,7 +80,7 @@ TEST_CASE("a config change that cannot reach the broker is undone after its tria
   r = c.Ctl({"config", "set", "ship1", "nats=nats://127.0.0.1:1"});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
-  REQUIRE(agent->WaitForOutput("did not reach the broker at nats://127.0.0.1:1 within 3s", absl::Seconds(30)));
+  REQUIRE(agent->WaitForOutput("did not reach the station (station) through the broker at nats://127.0.0.1:1 within 3s", absl::Seconds(30)));
   CHECK(agent->running());
   CHECK(ReadAll(file) == kept);
   CHECK_FALSE(std::filesystem::exists(file + ".undo"));
@@ -91,7 +91,7 @@ TEST_CASE("a config change that cannot reach the broker is undone after its tria
   // The station shows the drift the undo left, and why.
   CHECK(WaitUntil([&] {
     r = c.Ctl({"node", "ship1"});
-    return r.out.find("did not reach the broker") != std::string::npos;
+    return r.out.find("did not reach the station") != std::string::npos;
   }, absl::Seconds(10)));
   INFO(r.out);
   CHECK_THAT(r.out, Catch::Contains("config drift: pushed"));
@@ -107,7 +107,7 @@ TEST_CASE("a config change that cannot reach the broker is undone after its tria
   REQUIRE(agent->Wait(absl::Seconds(10)).has_value());
   agent = StartFileAgent(c, file);
   CHECK(agent->WaitForOutput("on trial again", absl::Seconds(10)));
-  REQUIRE(agent->WaitForOutput("did not reach the broker", absl::Seconds(30)));
+  REQUIRE(agent->WaitForOutput("did not reach the station", absl::Seconds(30)));
   CHECK(ReadAll(file) == kept);
   REQUIRE(Pings(c, absl::Seconds(15)));
 
@@ -173,4 +173,27 @@ TEST_CASE("a config change to a broker that never answers is undone as soon as t
   CHECK(ReadAll(file) == original);
   CHECK(Pings(c, absl::Seconds(15)));
   CHECK(agent->running());
+}
+
+TEST_CASE("a config change the broker takes but the station never hears (a mistyped station name) is undone",
+          "[integration][agentops]") {
+  Cluster c;
+  c.StartStation();
+  const std::string file = c.dir().str() + "/ship1.toml";
+  const std::string original =
+      absl::StrCat("nats = \"", c.url(), "\"\nheartbeat = \"1s\"\nconfig_probation = \"3s\"\n");
+  std::ofstream(file) << original;
+  std::unique_ptr<Process> agent = StartFileAgent(c, file);
+  REQUIRE(Pings(c, absl::Seconds(15)));
+  RunResult r = c.Ctl({"config", "set", "ship1", "station=statoin"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  // The broker is reached (the agent subscribes and serves), yet no hello is stored.
+  REQUIRE(agent->WaitForOutput("did not reach the station (statoin) through the broker", absl::Seconds(30)));
+  CHECK(agent->Stderr().find("reached the station: kept") == std::string::npos);
+  CHECK(ReadAll(file) == original);
+  CHECK(WaitUntil([&] {
+    r = c.Ctl({"node", "ship1"});
+    return r.out.find("did not reach the station (statoin)") != std::string::npos;
+  }, absl::Seconds(15)));
 }
