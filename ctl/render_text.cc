@@ -209,8 +209,13 @@ std::string NodeDetails(const proto::NodeInfo& n) {
   std::string config = n.agent_stats().config_hash().empty() ? "-" : Escape(n.agent_stats().config_hash());
   if (const std::string drift = ConfigDrift(n); !drift.empty()) {
     config = drift;
-  } else if (!n.config_pushed_hash().empty()) {
+  } else if (!n.config_pushed_hash().empty() && n.agent_stats().at_unix_ms() > n.config_pushed_unix_ms() &&
+             n.agent_stats().config_hash() == n.config_pushed_hash()) {
     absl::StrAppend(&config, " (as pushed ", Ago(n.config_pushed_unix_ms()), ")");
+  } else if (!n.config_pushed_hash().empty()) {
+    // No hello since the push: what it runs now is not known yet.
+    absl::StrAppend(&config, " (before the push of ", Escape(n.config_pushed_hash()), " ",
+                    Ago(n.config_pushed_unix_ms()), ": not heard from since)");
   }
   return fmt::format(
       "  hostname: {}\n  os: {}\n  load: {:.2f}\n  methods: {}\n  heartbeat: {} ms\n  configuration: {}\n"

@@ -166,3 +166,20 @@ TEST_CASE("show gives an exit code and a signal only to a program that started",
 
 }  // namespace
 }  // namespace steward::ctl
+
+TEST_CASE("a node's configuration is 'as pushed' only once a hello after the push carries the pushed hash", "[ctl]") {
+  steward::proto::NodeInfo n;
+  n.set_name("ship1");
+  n.set_config_pushed_hash("sha256:new");
+  n.set_config_pushed_unix_ms(1000);
+  n.mutable_agent_stats()->set_config_hash("sha256:old");
+  n.mutable_agent_stats()->set_at_unix_ms(900);  // the last hello came before the push
+  std::string out = steward::ctl::NodeDetails(n);
+  CHECK_THAT(out, Catch::Contains("configuration: sha256:old (before the push of sha256:new"));
+  CHECK_THAT(out, Catch::Contains("not heard from since)"));
+  CHECK_THAT(out, !Catch::Contains("as pushed"));
+  n.mutable_agent_stats()->set_config_hash("sha256:new");
+  n.mutable_agent_stats()->set_at_unix_ms(1100);
+  out = steward::ctl::NodeDetails(n);
+  CHECK_THAT(out, Catch::Contains("configuration: sha256:new (as pushed "));
+}
