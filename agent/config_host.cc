@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -82,6 +83,15 @@ std::optional<std::vector<std::string>> FileValues(const toml::table& doc, const
     out.push_back(text(*node));
   }
   return out;
+}
+
+// Where a change is written: the file itself, or what a symlink at its name points to
+// (an atomic write replaces a link with a file, and the target would keep the old text).
+std::string WriteTarget(const std::string& file) {
+  std::error_code ec;
+  if (!std::filesystem::is_symlink(file, ec)) return file;
+  std::filesystem::path target = std::filesystem::weakly_canonical(file, ec);
+  return ec ? file : target.string();
 }
 
 // The undo record of a change on trial, next to the file it changed.
@@ -254,7 +264,7 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Push(const std::string& toml) { r
 
 absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) {
   absl::MutexLock install(&install_mu_);
-  const std::string file = File();
+  const std::string file = WriteTarget(File());
   config::Effective before;
   {
     absl::MutexLock lock(&mu_);
@@ -383,7 +393,7 @@ std::string ConfigHost::LastUndone() const {
 
 std::string ConfigHost::ResumeChange() {
   absl::MutexLock install(&install_mu_);
-  const std::string file = File();
+  const std::string file = WriteTarget(File());
   const std::string record = UndoRecordPath(file);
   if (::access(record.c_str(), F_OK) != 0) return "";
   std::optional<Undo> undo = DecodeUndo(ReadFile(record));

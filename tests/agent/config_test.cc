@@ -235,3 +235,30 @@ TEST_CASE("agent config host: a change neither kept nor undone before the proces
 
 }  // namespace
 }  // namespace steward::agent
+
+namespace steward::agent {
+namespace {
+
+TEST_CASE("agent config host: a configuration file that is a symlink stays one: its target is changed and put back",
+          "[config]") {
+  TempDir dir;
+  const std::string original = "node = \"ship1\"\nheartbeat = \"2s\"\n";
+  const std::string target = Write(dir, original);
+  const std::string link = (dir.path() / "link.toml").string();
+  std::filesystem::create_symlink(target, link);
+  const std::vector<std::string> args{"--config", link, "--data-dir", (dir.path() / "data").string()};
+  absl::StatusOr<Config> loaded = LoadConfig(args, Env({}));
+  REQUIRE(loaded.ok());
+  ConfigHost host(args, *loaded, Env({}), [] {});
+  absl::StatusOr<ConfigHost::Change> change = host.Set({"heartbeat=3s"});
+  REQUIRE(change.ok());
+  CHECK(std::filesystem::is_symlink(link));
+  CHECK_THAT(ReadAll(target), Catch::Contains("3s"));
+  CHECK(std::filesystem::exists(target + ".undo"));
+  REQUIRE(host.UndoLastChange("test").ok());
+  CHECK(std::filesystem::is_symlink(link));
+  CHECK(ReadAll(target) == original);
+}
+
+}  // namespace
+}  // namespace steward::agent
