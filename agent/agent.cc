@@ -8,6 +8,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/config_host.h"
@@ -64,7 +65,10 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, Method
   if (absl::Status st = agent->Init(std::move(spool), interrupted, std::move(log_spool)); !st.ok()) {
     // Closed under it while it started (it subscribes and the library gives up at once):
     // the broker's doing, not a fault of this start, so main() tries again.
-    if (std::optional<std::string> closed = agent->BrokerClosed()) {
+    std::optional<std::string> closed = agent->BrokerClosed();
+    // Only a broker call that failed on it (a syslog port taken meanwhile stays an error
+    // of this configuration).
+    if (closed.has_value() && (absl::IsUnavailable(st) || absl::StrContains(st.message(), "Invalid Subscription"))) {
       return absl::UnavailableError(absl::StrCat("the broker connection closed (", *closed, "): ", st.message()));
     }
     return st;
@@ -516,7 +520,7 @@ void Agent::OnDecision(const DecisionRecord& d) {
   // The broker connection closed for good (main starts the agent again): the errors
   // that follow say only that, once per start; logged here, not spooled for the station
   // (a unit out of coverage for a day would otherwise send it thousands at once).
-  if (BrokerClosed().has_value()) return;
+  if (owned_conn_ != nullptr && natsConnection_IsClosed(owned_conn_.get())) return;
   proto::ErrorLog log;
   log.set_process(d.process);
   log.set_severity(SeverityName(d.severity));

@@ -317,15 +317,17 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) 
     absl::MutexLock lock(&mu_);
     undo.probation = std::min(current_.settings.config_probation, loaded->settings.config_probation);
     before_change = undo_;
-    if (undo_.has_value() && undo_->file == file && !undo_->running) {
-      // A second change before the agent restarted with the first: undo both.
+    if (undo_.has_value() && undo_->file == file) {
+      // A change before the last one was confirmed (the agent did not restart with it
+      // yet, or the station has not heard it since): undone together, back to the file
+      // the station last heard the agent with. (A wrong station name still lets
+      // commands in: their subjects do not name the station.)
       undo.existed = undo_->existed;
       undo.previous = undo_->previous;
       undo.mode = undo_->mode;
       undo.probation = std::min(undo.probation, undo_->probation);
+      undo.running = undo_->running;  // still on trial: a reload without a restart keeps it so
     }
-    // (One on trial while the agent runs with it reached the station: this command came
-    // from it. The new change is undone alone, back to the file that did.)
   }
   // The record first: a process killed between the two writes starts with the record
   // and the old file (the record no longer matches it and is dropped), or with both.

@@ -180,10 +180,16 @@ int main(int argc, char** argv) {
   // inside the service watchdog), instead of exiting.
   absl::Duration closed_backoff = absl::Seconds(1);
   std::optional<absl::Duration> pause_before_start;
+  // READY=1 once the dispatcher is subscribed on the broker; WATCHDOG=1 while the error
+  // kernel answers and the dispatcher makes progress, and while the agent waits to start
+  // again (one notifier for the process: the watchdog is fed across restarts).
+  steward::service::Notifier notifier;
   // Waits `d`; false at SIGINT/SIGTERM. A SIGHUP meanwhile is kept for the next start.
   auto pause = [&](absl::Duration d) {
     const absl::Time end = absl::Now() + d;
     for (absl::Time now = absl::Now(); now < end; now = absl::Now()) {
+      notifier.Tick(/*serving=*/false, /*alive=*/true,
+                    "the broker connection was closed: starting again in " + absl::FormatDuration(end - now));
       const timespec wait = absl::ToTimespec(std::min(end - now, absl::Milliseconds(200)));
       const int sig = sigtimedwait(&signals, nullptr, &wait);
       if (sig == SIGINT || sig == SIGTERM) {
@@ -199,6 +205,27 @@ int main(int argc, char** argv) {
     if (pause_before_start.has_value()) {
       if (!pause(*std::exchange(pause_before_start, std::nullopt))) break;
       closed_backoff = std::min(2 * closed_backoff, absl::Seconds(10));
+      // A file mended by hand meanwhile (kill -HUP): the next start takes it.
+      if (reload_requested.exchange(false)) {
+        absl::StatusOr<steward::agent::Config> next = host->Load();
+        bool takes = next.ok();
+        if (takes) {
+          for (const std::string& key : steward::agent::ChangedKeys(host->current().effective, next->effective)) {
+            if (steward::agent::NeedsServiceRestart(key)) takes = false;
+          }
+        }
+        if (takes) {
+          STEWARD_LOG_INFO("configuration reloaded before the next start ({})",
+                           steward::agent::ConfigHash(next->effective));
+          opts = next->options;
+          complete(opts);
+          host->SetCurrent(*std::move(next));
+        } else {
+          STEWARD_LOG_ERROR("configuration not reloaded; the running one stays: {}",
+                            next.ok() ? "it changes what only a restart of the service changes"
+                                      : next.status().message());
+        }
+      }
     }
     auto interrupted = (*store)->Interrupted();
     if (!interrupted.ok()) {
@@ -242,13 +269,10 @@ int main(int argc, char** argv) {
     const absl::Duration probation = host->BeginTrial();
     if (probation > absl::ZeroDuration()) {
       trial_ends = absl::Now() + probation;
-      STEWARD_LOG_INFO("a configuration change on trial: kept once the agent reaches the broker, undone if it does "
+      STEWARD_LOG_INFO("a configuration change on trial: kept once the station hears the agent, undone if it does "
                        "not within {}",
                        absl::FormatDuration(probation));
     }
-    // READY=1 once the dispatcher is subscribed on the broker; WATCHDOG=1 while the
-    // error kernel answers and the dispatcher makes progress.
-    steward::service::Notifier notifier;
     const timespec tick{0, 100'000'000};
     while (true) {
       const int sig = sigtimedwait(&signals, nullptr, &tick);
@@ -256,24 +280,7 @@ int main(int argc, char** argv) {
         STEWARD_LOG_INFO("signal {}: shutting down", sig);
         break;
       }
-      if (std::optional<std::string> closed = (*agent)->BrokerClosed()) {
-        const std::string why = absl::StrCat("the broker connection to ", steward::nats::RedactUrl(opts.nats.url),
-                                             " is closed: ", *closed);
-        if (trial_ends.has_value()) {
-          trial_ends.reset();
-          if (go_back(absl::StrCat("the new configuration does not reach the broker (", why, ")"))) {
-            again = true;
-            break;
-          }
-        }
-        if (absl::Now() - started > absl::Minutes(1)) closed_backoff = absl::Seconds(1);
-        STEWARD_LOG_ERROR("{}; the agent starts again in {}", why, absl::FormatDuration(closed_backoff));
-        pause_before_start = closed_backoff;
-        again = true;
-        break;
-      }
-      // Before a reload: a change that arrives now came from the station, so the one on
-      // trial reached it.
+      // Before the broker connection is looked at: a change the station heard is kept.
       if (trial_ends.has_value()) {
         // The station stored a hello: the broker, credentials, CA and station name hold
         // (a broker the station is not on would take the unit away as surely).
@@ -290,6 +297,23 @@ int main(int argc, char** argv) {
             break;
           }
         }
+      }
+      if (std::optional<std::string> closed = (*agent)->BrokerClosed()) {
+        const std::string why = absl::StrCat("the broker connection to ", steward::nats::RedactUrl(opts.nats.url),
+                                             " is closed: ", *closed);
+        if (trial_ends.has_value()) {
+          trial_ends.reset();
+          if (go_back(absl::StrCat("the new configuration does not reach the broker (", why, ")"))) {
+            again = true;
+            break;
+          }
+        }
+        if (sig == SIGHUP) reload_requested.store(true);  // for the next start
+        if (absl::Now() - started > absl::Minutes(1)) closed_backoff = absl::Seconds(1);
+        STEWARD_LOG_ERROR("{}; the agent starts again in {}", why, absl::FormatDuration(closed_backoff));
+        pause_before_start = closed_backoff;
+        again = true;
+        break;
       }
       if (sig == SIGHUP || reload_requested.exchange(false)) {
         steward::agent::AgentOptions next;
