@@ -265,17 +265,8 @@ TEST_CASE("a configuration change the agent cannot start with is undone, and the
   std::ofstream(file) << original;
   auto& agent = c.StartAgent("ship1", {"--config", file});
   // A port another process listens on: the agent's syslog listener cannot bind it.
-  const int blocker = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(blocker >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  REQUIRE(::bind(blocker, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  REQUIRE(::listen(blocker, 4) == 0);
-  socklen_t len = sizeof(addr);
-  REQUIRE(::getsockname(blocker, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  const int taken = ntohs(addr.sin_port);
+  steward::testing::syslog::TakenTcpPort blocker;
+  const int taken = blocker.port();
 
   RunResult set = c.Ctl({"config", "set", "ship1", absl::StrCat("syslog.tcp=127.0.0.1:", taken)});
   INFO(set.out << set.err);
@@ -299,5 +290,4 @@ TEST_CASE("a configuration change the agent cannot start with is undone, and the
   c.StopAgent("ship1");
   c.StartAgent("ship1", {"--config", file});
   CHECK(c.Ctl({"send", "--wait", "10s", "ship1", "--method", "echo", "--", "again"}).exit_code == 0);
-  ::close(blocker);
 }

@@ -3,11 +3,7 @@
 // user or CA) is undone after config_probation, the file written back, and the unit
 // comes back; a process killed during the trial finds the change's undo record at its
 // next start. Real broker, station, agent processes and stewardctl.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -18,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/e2e/syslog_helpers.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/process.h"
 #include "tests/testing/tcp_proxy.h"
@@ -46,6 +43,26 @@ std::unique_ptr<Process> StartFileAgent(Cluster& c, const std::string& file) {
       "--run-dir", c.dir().str() + "/run"});
 }
 
+// An agent of ship1 configured by a file (broker from it, heartbeat 1s, then `extra`),
+// serving: the file's name, its text, the process.
+struct FileAgent {
+  std::string file;
+  std::string original;
+  std::unique_ptr<Process> process;
+};
+
+bool Pings(Cluster& c, absl::Duration within);
+
+FileAgent StartServingFileAgent(Cluster& c, const std::string& extra) {
+  FileAgent a;
+  a.file = c.dir().str() + "/ship1.toml";
+  a.original = absl::StrCat("nats = \"", c.url(), "\"\nheartbeat = \"1s\"\n", extra);
+  std::ofstream(a.file) << a.original;
+  a.process = StartFileAgent(c, a.file);
+  REQUIRE(Pings(c, absl::Seconds(15)));
+  return a;
+}
+
 bool Pings(Cluster& c, absl::Duration within) {
   return WaitUntil([&] { return c.Ctl({"ping", "ship1", "--timeout", "1s"}).exit_code == 0; }, within);
 }
@@ -56,12 +73,9 @@ TEST_CASE("a config change that cannot reach the broker is undone after its tria
           "[integration][agentops]") {
   Cluster c;
   c.StartStation();
-  const std::string file = c.dir().str() + "/ship1.toml";
-  const std::string original =
-      absl::StrCat("nats = \"", c.url(), "\"\nheartbeat = \"1s\"\nconfig_probation = \"3s\"\n");
-  std::ofstream(file) << original;
-  std::unique_ptr<Process> agent = StartFileAgent(c, file);
-  REQUIRE(Pings(c, absl::Seconds(15)));
+  FileAgent a = StartServingFileAgent(c, "config_probation = \"3s\"\n");
+  const std::string& file = a.file;
+  std::unique_ptr<Process>& agent = a.process;
 
   // A change that starts and connects is kept at once: no undo record is left.
   RunResult r = c.Ctl({"config", "set", "ship1", "intake_max_mb=32"});
@@ -127,16 +141,8 @@ TEST_CASE("a hand edit and SIGHUP the agent cannot start with: back to the confi
   std::ofstream(file) << "syslog_tcp = [\"127.0.0.1:0\"]\n";
   auto& agent = c.StartAgent("ship1", {"--config", file});
   // A port another process listens on: the agent's syslog listener cannot bind it.
-  const int blocker = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(blocker >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(blocker, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  REQUIRE(::listen(blocker, 4) == 0);
-  socklen_t len = sizeof(addr);
-  REQUIRE(::getsockname(blocker, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  const std::string edited = absl::StrCat("syslog_tcp = [\"127.0.0.1:", ntohs(addr.sin_port), "\"]\n");
+  steward::testing::syslog::TakenTcpPort blocker;
+  const std::string edited = absl::StrCat("syslog_tcp = [\"127.0.0.1:", blocker.port(), "\"]\n");
   std::ofstream(file, std::ios::trunc) << edited;
   agent.Signal(SIGHUP);
   REQUIRE(agent.WaitForOutput("the new configuration does not start", absl::Seconds(20)));
@@ -148,7 +154,6 @@ TEST_CASE("a hand edit and SIGHUP the agent cannot start with: back to the confi
     echo = c.Ctl({"send", "--wait", "5s", "ship1", "--method", "echo", "--", "still", "here"});
     return echo.exit_code == 0;
   }, absl::Seconds(30)));
-  ::close(blocker);
 }
 
 TEST_CASE("a config change to a broker that never answers is undone as soon as the library gives up on it",
@@ -157,11 +162,10 @@ TEST_CASE("a config change to a broker that never answers is undone as soon as t
   c.StartStation();
   steward::testing::TcpProxy silent(static_cast<uint16_t>(c.nats().port()));
   silent.Freeze();  // accepts nothing: the connect times out and nats.c closes the connection
-  const std::string file = c.dir().str() + "/ship1.toml";
-  const std::string original = absl::StrCat("nats = \"", c.url(), "\"\nheartbeat = \"1s\"\n");  // probation 60s
-  std::ofstream(file) << original;
-  std::unique_ptr<Process> agent = StartFileAgent(c, file);
-  REQUIRE(Pings(c, absl::Seconds(15)));
+  FileAgent a = StartServingFileAgent(c, "");  // probation 60s
+  const std::string& file = a.file;
+  const std::string& original = a.original;
+  std::unique_ptr<Process>& agent = a.process;
   const absl::Time set_at = absl::Now();
   RunResult r = c.Ctl({"config", "set", "ship1", absl::StrCat("nats=nats://127.0.0.1:", silent.port())});
   INFO(r.out << r.err);
@@ -179,12 +183,10 @@ TEST_CASE("a config change the broker takes but the station never hears (a misty
           "[integration][agentops]") {
   Cluster c;
   c.StartStation();
-  const std::string file = c.dir().str() + "/ship1.toml";
-  const std::string original =
-      absl::StrCat("nats = \"", c.url(), "\"\nheartbeat = \"1s\"\nconfig_probation = \"3s\"\n");
-  std::ofstream(file) << original;
-  std::unique_ptr<Process> agent = StartFileAgent(c, file);
-  REQUIRE(Pings(c, absl::Seconds(15)));
+  FileAgent a = StartServingFileAgent(c, "config_probation = \"3s\"\n");
+  const std::string& file = a.file;
+  const std::string& original = a.original;
+  std::unique_ptr<Process>& agent = a.process;
   RunResult r = c.Ctl({"config", "set", "ship1", "station=statoin"});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);

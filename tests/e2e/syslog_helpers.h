@@ -1,7 +1,8 @@
 // Helpers of the syslog end-to-end tests (syslog_test.cc, logs_test.cc): the ports an
 // agent's inputs bound, stewardctl logs polled until lines arrive, senders (`logger`,
 // raw TCP and UDP sockets), and an rsyslogd relay run as a child with its own
-// configuration and work directory (never the system's syslog).
+// configuration and work directory (never the system's syslog); a TCP port held for a
+// listener that must fail to bind.
 #pragma once
 
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include <fstream>
 #include <memory>
 #include <regex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,31 @@
 #include "tests/testing/cluster.h"
 
 namespace steward::testing::syslog {
+
+// A TCP port on 127.0.0.1 that another socket listens on until this goes: an agent's
+// syslog listener configured on it cannot bind.
+class TakenTcpPort {
+ public:
+  TakenTcpPort() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd_, 4) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      throw std::runtime_error("TakenTcpPort: no listening socket on 127.0.0.1");
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~TakenTcpPort() { ::close(fd_); }
+  TakenTcpPort(const TakenTcpPort&) = delete;
+  TakenTcpPort& operator=(const TakenTcpPort&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
 
 // The port an agent's syslog input bound, from its log line "syslog input <name> (port N)".
 inline int InputPort(Process& agent, const std::string& kind) {
