@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
   // it cannot start with the new configuration and the file cannot be put back.
   std::optional<std::pair<steward::agent::AgentOptions, steward::agent::Config>> before_reload;
   // A change made through the agent (stewardctl config set/push) is on trial until the
-  // agent reaches the broker with it; this process may have been killed during a trial.
+  // station hears the agent with it; this process may have been killed during a trial.
   if (const std::string resumed = host->ResumeChange(); !resumed.empty()) STEWARD_LOG_WARNING("{}", resumed);
   // Goes back to the configuration before the change on trial: the file is written back
   // and loaded again. False when that cannot be done (the file was edited since).
@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
     const absl::Time end = absl::Now() + d;
     for (absl::Time now = absl::Now(); now < end; now = absl::Now()) {
       notifier.Tick(/*serving=*/false, /*alive=*/true,
-                    "the broker connection was closed: starting again in " + absl::FormatDuration(end - now));
+                    "the broker connection was closed: starting again in " + absl::FormatDuration(d));
       const timespec wait = absl::ToTimespec(std::min(end - now, absl::Milliseconds(200)));
       const int sig = sigtimedwait(&signals, nullptr, &wait);
       if (sig == SIGINT || sig == SIGTERM) {
