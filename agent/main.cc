@@ -6,6 +6,7 @@
 #include <atomic>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,33 +32,40 @@ namespace {
 // What a reload decides.
 enum class Reload { kNothing, kApplied, kRestart };
 
-// Loads the configuration again and applies it: a new heartbeat at once; any other
-// change (broker, syslog inputs, limits, trusted keys) by a restart of the agent inside
-// this process (its store, key and installation stay; accepted commands and spooled
-// events are durable across it). An invalid configuration, or one that changes what
-// needs a restart of the service (node, data directory, node key), is refused and the
-// running one stays.
-Reload ApplyReload(steward::agent::ConfigHost& host, steward::agent::Agent& agent,
-                   steward::agent::AgentOptions* next_options) {
+// Loads the configuration again for a reload, with the keys it changes. An invalid
+// configuration, or one that changes what needs a restart of the service (node, data
+// directory, node key), is refused (logged; nullopt) and the running one stays.
+std::optional<steward::agent::Config> LoadForReload(steward::agent::ConfigHost& host, std::set<std::string>* changed) {
   absl::StatusOr<steward::agent::Config> next = host.Load();
   if (!next.ok()) {
     STEWARD_LOG_ERROR("configuration not reloaded; the running one stays: {}", next.status().message());
-    return Reload::kNothing;
+    return std::nullopt;
   }
-  const steward::agent::Config now = host.current();
-  const std::set<std::string> changed = steward::agent::ChangedKeys(now.effective, next->effective);
-  if (changed.empty()) {
-    STEWARD_LOG_INFO("configuration reloaded: no change");
-    host.SetCurrent(*std::move(next));
-    return Reload::kNothing;
-  }
-  for (const std::string& key : changed) {
+  *changed = steward::agent::ChangedKeys(host.current().effective, next->effective);
+  for (const std::string& key : *changed) {
     if (steward::agent::NeedsServiceRestart(key)) {
       STEWARD_LOG_ERROR("configuration not reloaded; the running one stays: {} changes only with a restart of the "
                         "service",
                         key);
-      return Reload::kNothing;
+      return std::nullopt;
     }
+  }
+  return *std::move(next);
+}
+
+// Loads the configuration again and applies it: a new heartbeat at once; any other
+// change (broker, syslog inputs, limits, trusted keys) by a restart of the agent inside
+// this process (its store, key and installation stay; accepted commands and spooled
+// events are durable across it). What LoadForReload refuses changes nothing.
+Reload ApplyReload(steward::agent::ConfigHost& host, steward::agent::Agent& agent,
+                   steward::agent::AgentOptions* next_options) {
+  std::set<std::string> changed;
+  std::optional<steward::agent::Config> next = LoadForReload(host, &changed);
+  if (!next.has_value()) return Reload::kNothing;
+  if (changed.empty()) {
+    STEWARD_LOG_INFO("configuration reloaded: no change");
+    host.SetCurrent(*std::move(next));
+    return Reload::kNothing;
   }
   STEWARD_LOG_INFO("configuration reloaded: {} changed ({})", absl::StrJoin(changed, ", "),
                    steward::agent::ConfigHash(next->effective));
@@ -207,23 +215,13 @@ int main(int argc, char** argv) {
       closed_backoff = std::min(2 * closed_backoff, absl::Seconds(10));
       // A file mended by hand meanwhile (kill -HUP): the next start takes it.
       if (reload_requested.exchange(false)) {
-        absl::StatusOr<steward::agent::Config> next = host->Load();
-        bool takes = next.ok();
-        if (takes) {
-          for (const std::string& key : steward::agent::ChangedKeys(host->current().effective, next->effective)) {
-            if (steward::agent::NeedsServiceRestart(key)) takes = false;
-          }
-        }
-        if (takes) {
+        std::set<std::string> changed;
+        if (std::optional<steward::agent::Config> next = LoadForReload(*host, &changed)) {
           STEWARD_LOG_INFO("configuration reloaded before the next start ({})",
                            steward::agent::ConfigHash(next->effective));
           opts = next->options;
           complete(opts);
           host->SetCurrent(*std::move(next));
-        } else {
-          STEWARD_LOG_ERROR("configuration not reloaded; the running one stays: {}",
-                            next.ok() ? "it changes what only a restart of the service changes"
-                                      : next.status().message());
         }
       }
     }
