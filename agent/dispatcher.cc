@@ -120,24 +120,85 @@ void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
     Reject(ctx, reply, "", std::string(subject.status().message()));
     return;
   }
+  if (subject->method == kMethodBatch) {
+    RouteBatch(ctx, subject_text, reply, nats::Data(msg.get()));
+    return;
+  }
   absl::StatusOr<proto::Envelope> env = DecodeEnvelope(nats::Data(msg.get()));
   if (!env.ok()) {
     Reject(ctx, reply, "", absl::StrCat(subject_text, ": ", env.status().message()));
     return;
   }
-  const std::string& id = env->id();
-  if (absl::Status st = Admit(*env); !st.ok()) {
+  RouteCommand(ctx, *subject, subject_text, *std::move(env), reply);
+}
+
+void Dispatcher::RouteBatch(ProcessContext& ctx, const std::string& subject_text, const std::string& reply,
+                            absl::string_view data) {
+  absl::StatusOr<proto::Envelope> carrier = DecodeEnvelope(data);
+  if (!carrier.ok()) {
+    Reject(ctx, reply, "", absl::StrCat(subject_text, ": ", carrier.status().message()));
+    return;
+  }
+  proto::CommandBatch batch;
+  if (carrier->to_node() != options_.node || carrier->kind() != proto::KIND_COMMAND ||
+      carrier->method() != kMethodBatch || !batch.ParseFromString(carrier->payload())) {
+    Reject(ctx, reply, carrier->id(),
+           absl::StrCat("not a batch of commands for ", options_.node, " (", carrier->method(), " for ",
+                        carrier->to_node(), ", arrived on ", subject_text, ")"));
+    return;
+  }
+  // The carrier is only the way in: each command in it is checked, refused or queued
+  // as if it came alone on its own subject, and answered in its slot.
+  std::shared_ptr<BatchAnswer> answer =
+      BatchAnswer::Create(conn_, events_, reply, carrier->id(), processor_.PayloadLimit());
+  BatchRouting routing;
+  for (int i = 0; i < batch.commands_size(); ++i) {
+    Reply slot(answer->NewSlot());
+    absl::StatusOr<proto::Envelope> env = DecodeEnvelope(batch.commands(i));
+    if (!env.ok()) {
+      Reject(ctx, slot, "", absl::StrCat(subject_text, " command ", i + 1, ": ", env.status().message()));
+      continue;
+    }
+    absl::StatusOr<subjects::Subject> subject =
+        env->method() == kMethodBatch
+            ? absl::InvalidArgumentError("a batch inside a batch")
+            : subjects::Make(options_.node, subjects::Kind::kCommand, env->method(), env->domain());
+    if (!subject.ok()) {
+      Reject(ctx, slot, env->id(), absl::StrCat(subject_text, " command ", i + 1, ": ", subject.status().message()));
+      continue;
+    }
+    RouteCommand(ctx, *subject, subject->ToString(), *std::move(env), std::move(slot), &routing);
+  }
+  answer->Routed();
+}
+
+bool Dispatcher::Prompt(const std::string& method) {
+  auto [it, added] = prompt_.try_emplace(method, false);
+  if (added) {
+    if (const MethodFactory* factory = methods_.Find(method); factory != nullptr) {
+      const std::unique_ptr<Method> m = (*factory)();
+      it->second = m->quick() || m->immediate();
+    }
+  }
+  return it->second;
+}
+
+void Dispatcher::RouteCommand(ProcessContext& ctx, const subjects::Subject& subject,
+                              const std::string& subject_text, proto::Envelope env, Reply reply,
+                              BatchRouting* batch) {
+  const std::string& id = env.id();
+  if (absl::Status st = Admit(env); !st.ok()) {
     Reject(ctx, reply, id, std::string(st.message()));
     return;
   }
-  if (env->to_node() != options_.node || env->kind() != proto::KIND_COMMAND ||
-      env->method() != subject->method || env->domain() != subject->domain) {
+  if (env.to_node() != options_.node || env.kind() != proto::KIND_COMMAND ||
+      env.method() != subject.method || env.domain() != subject.domain) {
     Reject(ctx, reply, id,
-           absl::StrCat("misaddressed: envelope for ", env->to_node(), " ", env->method(), ".",
-                        env->domain(), " arrived on ", subject_text));
+           absl::StrCat("misaddressed: envelope for ", env.to_node(), " ", env.method(), ".",
+                        env.domain(), " arrived on ", subject_text));
     return;
   }
-  if (Expired(*env, NowUnixMillis())) {
+  if (Expired(env, NowUnixMillis())) {
     // Expired now, but it may have run in time: a quick command's answer (its result,
     // Method::quick) was lost and this is the station's copy. Answered from the record.
     if (std::optional<proto::Ack> seen = processor_.Recorded(id)) {
@@ -146,21 +207,26 @@ void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
     }
     // Still waiting in its queue (it came in time): not refused here, since a refusal is
     // final and the waiting one could still be taken. It answers when its turn comes.
-    if (std::shared_ptr<Handler> h = HandlerOf(subject_text); h != nullptr && h->waiting.Move(id, reply)) return;
-    Reject(ctx, reply, id, absl::StrCat("expired at ", env->expires_unix_ms(), " (unix ms)"));
+    // (A copy in a batch takes no answer from it: the batch's answer would wait for it.)
+    if (std::shared_ptr<Handler> h = HandlerOf(subject_text);
+        h != nullptr && h->waiting.Move(id, reply.slot != nullptr ? Reply() : reply)) {
+      if (reply.slot != nullptr) reply.slot->Skip();
+      return;
+    }
+    Reject(ctx, reply, id, absl::StrCat("expired at ", env.expires_unix_ms(), " (unix ms)"));
     return;
   }
-  if (methods_.Find(subject->method) == nullptr) {
-    Reject(ctx, reply, id, absl::StrCat("unknown method ", subject->method));
+  if (methods_.Find(subject.method) == nullptr) {
+    Reject(ctx, reply, id, absl::StrCat("unknown method ", subject.method));
     return;
   }
-  if (subject->method == kMethodPing) {
+  if (subject.method == kMethodPing) {
     // Answered here, checked like any command but never queued behind a process: a
     // liveness probe measures the link and the agent, not a queue (one hop less).
     (void)ReplyAck(conn_, events_, reply, PingAck(id, options_.node));
     return;
   }
-  std::shared_ptr<Handler> handler = ProcessFor(subject_text, subject->method);
+  std::shared_ptr<Handler> handler = ProcessFor(subject_text, subject.method);
   // Shutting down: no ACK, so the station sends the command again later.
   if (handler == nullptr && closing_.load()) return;
   if (handler == nullptr) {
@@ -170,7 +236,7 @@ void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
       (void)ReplyAck(conn_, events_, reply, *seen);
       return;
     }
-    const std::string name = absl::StrCat(subject->method, "/", subject->domain);
+    const std::string name = absl::StrCat(subject.method, "/", subject.domain);
     bool by_operator = false;
     {
       absl::MutexLock lock(&mu_);
@@ -185,9 +251,28 @@ void Dispatcher::Route(ProcessContext& ctx, nats::MsgPtr msg) {
   }
   // A copy of a command that still waits in the queue: that one answers, on this
   // copy's reply subject (WaitingCommands).
-  const std::string queued_id = id;  // `id` lives in *env, which the queue takes
+  const std::string queued_id = id;  // `id` lives in env, which the queue takes
+  // A command of a batch whose process is busy would hold the batch's answer until its
+  // turn: queued with no reply instead (the station sends it again alone, and that
+  // copy takes the answer). Busy means anything ahead of it but the batch's own prompt
+  // commands (the dispatcher alone adds load, so load within their count is theirs).
+  if (batch != nullptr) {
+    const Handler* h = handler.get();
+    const bool soon = !batch->slow_ahead.contains(h) && handler->load.load() <= batch->prompt_ahead[h];
+    if (soon && Prompt(subject.method)) {
+      ++batch->prompt_ahead[h];
+    } else {
+      batch->slow_ahead.insert(h);
+    }
+    if (!soon && reply.slot != nullptr) {
+      reply.slot->Skip();
+      reply = Reply();
+    }
+  }
   if (!handler->waiting.Add(queued_id, reply)) return;
-  if (!handler->queue.TryPush(Work{std::move(*env), reply})) {
+  ++handler->load;
+  if (!handler->queue.TryPush(Work{std::move(env), reply})) {
+    --handler->load;
     handler->waiting.Forget(queued_id);
     // Not accepted: no ACK, so the sender retries later. Nothing is lost.
     if (!closing_.load()) {
@@ -227,7 +312,7 @@ absl::Status Dispatcher::Admit(const proto::Envelope& env) const {
   return absl::OkStatus();
 }
 
-void Dispatcher::Reject(ProcessContext& ctx, const std::string& reply, const std::string& id,
+void Dispatcher::Reject(ProcessContext& ctx, const Reply& reply, const std::string& id,
                         const std::string& reason) {
   if (!reply.empty()) {
     (void)ReplyAck(conn_, events_, reply, RejectAck(id, options_.node, reason));

@@ -3,7 +3,9 @@
 // signature and replay window, ACL, address, expiry, known method) and either
 // rejected (a `rejected` ACK in the reply, a warning to the error kernel) or queued for
 // the process of its subject, which is started on first use (see process.h). A full
-// queue gets no ACK: the station sends the command again later.
+// queue gets no ACK: the station sends the command again later. A batch
+// (<node>.command.batch.<station>, proto::CommandBatch) is opened and each command in it
+// routed as if it came alone; their ACKs go back together (BatchAnswer).
 //
 // Thread-safe.
 #pragma once
@@ -15,6 +17,7 @@
 
 #include <set>
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/method.h"
@@ -60,9 +63,27 @@ class Dispatcher {
 
  private:
   void Route(ProcessContext& ctx, nats::MsgPtr msg);
+  // A batch of commands (proto::CommandBatch): each routed as RouteCommand, answered
+  // together (BatchAnswer).
+  void RouteBatch(ProcessContext& ctx, const std::string& subject_text, const std::string& reply,
+                  absl::string_view data);
+  // What a batch being routed has queued so far: which processes have only its own
+  // prompt commands ahead (a command queued there is answered at once when they are
+  // done), and which have one that runs a while once acknowledged.
+  struct BatchRouting {
+    absl::flat_hash_map<const Handler*, int64_t> prompt_ahead;
+    absl::flat_hash_set<const Handler*> slow_ahead;
+  };
+  // One command that came on `subject` (or in a batch, for the subject it would have
+  // come on, with `batch` set): checked, then refused, answered from the record, or
+  // queued.
+  void RouteCommand(ProcessContext& ctx, const subjects::Subject& subject, const std::string& subject_text,
+                    proto::Envelope env, Reply reply, BatchRouting* batch = nullptr);
+  // Whether `method` finishes as soon as it is taken (Method::quick or immediate).
+  bool Prompt(const std::string& method);
   // Signature, replay window and ACL checks of an incoming command.
   absl::Status Admit(const proto::Envelope& env) const;
-  void Reject(ProcessContext& ctx, const std::string& reply, const std::string& id,
+  void Reject(ProcessContext& ctx, const Reply& reply, const std::string& id,
               const std::string& reason);
   // The handler of the process serving `subject`, started on first use; nullptr when the
   // error kernel or an operator has stopped that process, or intake is closed.
@@ -82,6 +103,7 @@ class Dispatcher {
   Supervisor& supervisor_;
   CommandProcessor& processor_;
   std::atomic<bool> closing_{false};  // StopIntake began
+  absl::flat_hash_map<std::string, bool> prompt_;  // Prompt's answers, by method (the dispatcher thread's)
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Handler>> handlers_ ABSL_GUARDED_BY(mu_);

@@ -128,6 +128,7 @@ void Heartbeat::SendHello(RequestPump& pump) {
   double load[1] = {0};
   if (::getloadavg(load, 1) == 1) hello.set_load1(load[0]);
   for (const std::string& m : methods_) hello.add_methods(m);
+  hello.set_takes_batches(true);  // agent/dispatcher.h: RouteBatch
   {
     absl::MutexLock lock(&mu_);
     hello.set_heartbeat_ms(absl::ToInt64Milliseconds(interval_));

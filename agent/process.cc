@@ -46,7 +46,57 @@ proto::Ack BrokenResult(const std::string& id, const std::string& node, const ab
 
 }  // namespace
 
-bool WaitingCommands::Add(const std::string& id, const std::string& reply) {
+std::shared_ptr<BatchAnswer> BatchAnswer::Create(natsConnection* conn, const EventWriter& events, std::string reply,
+                                                 std::string carrier_id, size_t limit) {
+  return std::shared_ptr<BatchAnswer>(
+      new BatchAnswer(conn, events, std::move(reply), std::move(carrier_id), limit));
+}
+
+BatchAnswer::BatchAnswer(natsConnection* conn, const EventWriter& events, std::string reply,
+                         std::string carrier_id, size_t limit)
+    : conn_(conn), events_(events), reply_(std::move(reply)), carrier_id_(std::move(carrier_id)), limit_(limit) {}
+
+std::shared_ptr<Reply::Slot> BatchAnswer::NewSlot() {
+  {
+    absl::MutexLock lock(&mu_);
+    ++outstanding_;
+  }
+  return std::make_shared<Reply::Slot>(shared_from_this());
+}
+
+void BatchAnswer::Routed() { Done(nullptr, /*may_send=*/true); }
+
+size_t BatchAnswer::left_out() const {
+  absl::MutexLock lock(&mu_);
+  return left_out_;
+}
+
+void BatchAnswer::Done(proto::Ack* ack, bool may_send) {
+  proto::Ack carrier;
+  {
+    absl::MutexLock lock(&mu_);
+    if (ack != nullptr) {
+      // The carrier's own fields and signature take well under 1 KiB.
+      const size_t size = ack->ByteSizeLong() + 16;
+      if (bytes_ + size + 1024 > limit_) {
+        ++left_out_;
+      } else {
+        bytes_ += size;
+        *acks_.add_acks() = std::move(*ack);
+      }
+    }
+    if (!may_send) dropped_ = true;
+    if (--outstanding_ > 0 || dropped_ || reply_.empty()) return;
+    carrier = NewAck(carrier_id_, events_.node(), proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
+    carrier.set_payload(acks_.SerializeAsString());
+  }
+  // Not signed: the station believes each ACK in it by its own signature, and nothing
+  // of the carrier's.
+  carrier.set_instance_id(events_.instance_id());
+  (void)nats::Publish(conn_, reply_, carrier.SerializeAsString());
+}
+
+bool WaitingCommands::Add(const std::string& id, const Reply& reply) {
   absl::MutexLock lock(&mu_);
   auto [it, added] = latest_.try_emplace(id, Delivery{reply});
   // A copy with no reply subject (a bare publish) takes no answer from the one waiting.
@@ -54,7 +104,7 @@ bool WaitingCommands::Add(const std::string& id, const std::string& reply) {
   return added;
 }
 
-bool WaitingCommands::Move(const std::string& id, const std::string& reply) {
+bool WaitingCommands::Move(const std::string& id, const Reply& reply) {
   absl::MutexLock lock(&mu_);
   auto it = latest_.find(id);
   if (it == latest_.end()) return false;
@@ -62,7 +112,7 @@ bool WaitingCommands::Move(const std::string& id, const std::string& reply) {
   return true;
 }
 
-std::string WaitingCommands::Take(const std::string& id, std::string reply) {
+Reply WaitingCommands::Take(const std::string& id, Reply reply) {
   absl::MutexLock lock(&mu_);
   auto it = latest_.find(id);
   if (it == latest_.end()) return reply;
@@ -85,11 +135,15 @@ size_t WaitingCommands::size() const {
   return latest_.size();
 }
 
-absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std::string& reply,
+absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const Reply& reply,
                       proto::Ack ack, bool sealed) {
   if (reply.empty()) return absl::OkStatus();
   if (!sealed) events.SealAck(ack);
-  return nats::Publish(conn, reply, ack.SerializeAsString());
+  if (reply.slot != nullptr) {
+    reply.slot->Answer(std::move(ack));
+    return absl::OkStatus();
+  }
+  return nats::Publish(conn, reply.subject, ack.SerializeAsString());
 }
 
 absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& method_name,
@@ -99,6 +153,7 @@ absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& metho
     // In hand from here until it is answered (Handle releases it just before its
     // answer) or handled: a copy meanwhile (one after the command's expiry too) is
     // neither queued nor refused; the station's next one is answered from the record.
+    auto finished = absl::MakeCleanup([&handler] { --handler.load; });
     const std::string id = work->command.id();
     work->reply = handler.waiting.Take(id, std::move(work->reply));
     auto handled = absl::MakeCleanup([&handler, &id] { handler.waiting.Release(id); });

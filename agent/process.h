@@ -19,6 +19,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "agent/command_log.h"
@@ -34,10 +35,95 @@
 
 namespace steward::agent {
 
-// One command for a process, and the reply subject its ACKs go to ("" for none).
+class BatchAnswer;
+
+// Where a command's ACKs go: the reply subject of the request it came in, or its place
+// in the answer to the batch it came in (BatchAnswer). Empty: nowhere (a bare publish,
+// or a batch's command queued behind another command of its subject).
+struct Reply {
+  // One command's place in a batch's answer (BatchAnswer::NewSlot).
+  class Slot;
+  Reply() = default;
+  Reply(std::string reply_subject) : subject(std::move(reply_subject)) {}  // NOLINT: a subject
+  Reply(const char* reply_subject) : subject(reply_subject) {}             // NOLINT: a subject
+  explicit Reply(std::shared_ptr<Slot> in_batch) : slot(std::move(in_batch)) {}
+  bool empty() const { return subject.empty() && slot == nullptr; }
+  friend bool operator==(const Reply& r, absl::string_view s) { return r.slot == nullptr && r.subject == s; }
+
+  std::string subject;
+  std::shared_ptr<Slot> slot;
+};
+
+// The answer to one batch of commands (proto::CommandBatch, agent/dispatcher.h): the
+// ACKs of its commands in one message to the batch's reply subject, an Ack for the
+// carrier whose payload is an AckBatch. It goes once the batch is routed and every slot
+// has answered. A slot dropped unanswered (its work dropped at shutdown) sends nothing:
+// the station hears no answer and sends the batch's commands again, one by one. The
+// dispatcher gives a slot only to a command whose process is idle, which answers at
+// once ("received", or a quick command's result); one queued behind another command
+// gets no reply and is left out, and so is an ACK that would not fit the broker's
+// payload limit: the station sends those again alone.
+// Thread-safe.
+class BatchAnswer : public std::enable_shared_from_this<BatchAnswer> {
+ public:
+  // `limit`: the broker's payload limit. `conn` and `events` must outlive the routing
+  // and the answers of the batch's commands (the agent's, as for any reply).
+  static std::shared_ptr<BatchAnswer> Create(natsConnection* conn, const EventWriter& events, std::string reply,
+                                             std::string carrier_id, size_t limit);
+  // A place in the answer for one command.
+  std::shared_ptr<Reply::Slot> NewSlot() ABSL_LOCKS_EXCLUDED(mu_);
+  // Every command of the batch has its slot: the answer goes once they have answered.
+  void Routed() ABSL_LOCKS_EXCLUDED(mu_);
+  // ACKs left out because they would not fit.
+  size_t left_out() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  friend class Reply::Slot;
+  BatchAnswer(natsConnection* conn, const EventWriter& events, std::string reply, std::string carrier_id,
+              size_t limit);
+  // One slot (or the routing) is done; `ack` (sealed) is its answer, if any. With
+  // `may_send` false (a slot dropped unanswered) the answer is not sent.
+  void Done(proto::Ack* ack, bool may_send) ABSL_LOCKS_EXCLUDED(mu_);
+
+  natsConnection* const conn_;
+  const EventWriter& events_;
+  const std::string reply_;
+  const std::string carrier_id_;
+  const size_t limit_;
+  mutable absl::Mutex mu_;
+  proto::AckBatch acks_ ABSL_GUARDED_BY(mu_);
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t left_out_ ABSL_GUARDED_BY(mu_) = 0;
+  int outstanding_ ABSL_GUARDED_BY(mu_) = 1;  // the routing, and each slot not done
+  bool dropped_ ABSL_GUARDED_BY(mu_) = false;  // a slot was dropped unanswered
+};
+
+class Reply::Slot {
+ public:
+  explicit Slot(std::shared_ptr<BatchAnswer> answer) : answer_(std::move(answer)) {}
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+  ~Slot() {
+    if (!done_.exchange(true)) answer_->Done(nullptr, /*may_send=*/false);
+  }
+  // The command's ACK, sealed; only the first counts.
+  void Answer(proto::Ack sealed) {
+    if (!done_.exchange(true)) answer_->Done(&sealed, /*may_send=*/true);
+  }
+  // The command is left out of the answer on purpose (it waits behind another one).
+  void Skip() {
+    if (!done_.exchange(true)) answer_->Done(nullptr, /*may_send=*/true);
+  }
+
+ private:
+  const std::shared_ptr<BatchAnswer> answer_;
+  std::atomic<bool> done_{false};
+};
+
+// One command for a process, and where its ACKs go (empty: nowhere).
 struct Work {
   proto::Envelope command;
-  std::string reply;
+  Reply reply;
 };
 using WorkQueue = BoundedQueue<Work>;
 
@@ -53,23 +139,23 @@ class WaitingCommands {
   // Whether command `id` must be queued: true for the first delivery; false while a
   // delivery of it waits in the queue, which now answers on `reply` (unless empty), or
   // is in hand (taken, not yet Released: the next copy is answered from the record).
-  bool Add(const std::string& id, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
+  bool Add(const std::string& id, const Reply& reply) ABSL_LOCKS_EXCLUDED(mu_);
   // A command taken from the queue: the reply subject of its latest delivery (`reply`
   // when none came since). It is in hand until Release.
-  std::string Take(const std::string& id, std::string reply) ABSL_LOCKS_EXCLUDED(mu_);
+  Reply Take(const std::string& id, Reply reply) ABSL_LOCKS_EXCLUDED(mu_);
   // The command in hand is decided (recorded, refused or answered): a copy from now on
   // is queued, and answered from the record in its turn. A copy queued since is kept.
   void Release(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   // Whether command `id` waits in the queue or is in hand; if it waits it now answers
   // on `reply` (unless empty), as for Add. Nothing is added.
-  bool Move(const std::string& id, const std::string& reply) ABSL_LOCKS_EXCLUDED(mu_);
+  bool Move(const std::string& id, const Reply& reply) ABSL_LOCKS_EXCLUDED(mu_);
   // One Add took but the queue did not (full, closed): no longer known here.
   void Forget(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Delivery {
-    std::string reply;  // of the latest copy
+    Reply reply;  // of the latest copy
     bool in_hand = false;
   };
   mutable absl::Mutex mu_;
@@ -87,6 +173,10 @@ struct Handler {
   std::atomic<bool> stopped{false};
   std::atomic<uint64_t> handled{0};  // finished commands
   std::atomic<uint64_t> failed{0};   // of which did not succeed
+  // Commands routed to it and not yet finished (queued, in hand or running): 0 when the
+  // next command routed is taken at once. Raised by the dispatcher, the only one that
+  // routes; lowered by the process.
+  std::atomic<int64_t> load{0};
   mutable absl::Mutex mu;
   std::string current ABSL_GUARDED_BY(mu);  // the command being run, "" when idle
   absl::Time current_since ABSL_GUARDED_BY(mu);
@@ -96,7 +186,7 @@ struct Handler {
 // request's reply subject; nothing when `reply` is empty. `sealed`: `ack` was sealed by
 // `events` just before and not changed since (a quick command's result, sealed to be
 // recorded): sent as it is, not signed a second time.
-absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const std::string& reply,
+absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const Reply& reply,
                       proto::Ack ack, bool sealed = false);
 
 class CommandProcessor final : public CommandControl {
@@ -153,6 +243,12 @@ class CommandProcessor final : public CommandControl {
   absl::Status Handle(ProcessContext& ctx, Method& method, const Work& work,
                       Handler* handler = nullptr);
 
+  // The broker's payload limit (0 without a connection; the broker default before the
+  // first connect), read from the connection at most once a second: reading it takes
+  // the connection's lock, which every reply's publish holds while it writes. It
+  // changes only when a reconnect finds a broker configured otherwise.
+  size_t PayloadLimit() const;
+
  private:
   // A quick method's command (Method::quick) with a reply subject: run, recorded with
   // its result, answered with the result.
@@ -163,11 +259,6 @@ class CommandProcessor final : public CommandControl {
                bool sealed = false);
   // Cuts a result's output to fit the broker's payload limit and signs it.
   void SealResult(proto::Ack& ack) const;
-  // The broker's payload limit (0 without a connection; the broker default before the
-  // first connect), read from the connection at most once a second: reading it takes
-  // the connection's lock, which every reply's publish holds while it writes. It
-  // changes only when a reconnect finds a broker configured otherwise.
-  size_t PayloadLimit() const;
   // SendResult of a result SealResult made ready.
   absl::Status SpoolResult(const std::string& domain, const std::string& request_id, proto::Ack ack);
 

@@ -117,6 +117,9 @@ absl::Status CheckNotStationOnly(absl::string_view method) {
   if (method == kMethodCancel) {
     return absl::InvalidArgumentError("cancel is sent by the station (stewardctl cancel ID)");
   }
+  if (method == kMethodBatch) {
+    return absl::InvalidArgumentError("batch is sent by the station (it carries several commands to one node)");
+  }
   return absl::OkStatus();
 }
 

@@ -34,6 +34,9 @@ inline constexpr char kEnvCommandId[] = "STEWARD_COMMAND_ID";
 // Sent by the station only (stewardctl cancel, preemption): argv = {command id}; stops
 // that command on the node, or makes sure it never runs there.
 inline constexpr char kMethodCancel[] = "cancel";
+// Sent by the station only, to an agent whose hello says it takes batches: a carrier of
+// several commands for the node (CommandBatch), answered with their ACKs (AckBatch).
+inline constexpr char kMethodBatch[] = "batch";
 // Events nodes send to the station.
 inline constexpr char kEventResult[] = "result";
 inline constexpr char kEventHello[] = "hello";

@@ -289,7 +289,7 @@ std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
     }
     // Serialized here, and the envelope copied without its payload: a copy chunk's
     // 896 KiB are copied once on their way out, not twice.
-    Dispatch d{id, ++c->gen, {}, c->s.command().SerializeAsString()};
+    Dispatch d{id, ++c->gen, {}, c->s.command().SerializeAsString(), c->s.attempts() == 1};
     proto::Envelope& e = *c->s.mutable_command();
     std::string payload;  // lent out and back
     e.mutable_payload()->swap(payload);

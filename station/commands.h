@@ -110,6 +110,7 @@ struct Dispatch {
   uint64_t gen = 0;
   proto::Envelope command;  // without its payload: that is in `wire`
   std::string wire;         // the command serialized, payload and all: what is sent
+  bool first = false;       // its first send (a batch carries only first sends)
 };
 
 // What a gate says of a command whose time has come.

@@ -94,6 +94,10 @@ struct Counters {
   // Answers to a dispatch that the station could not read (malformed, another protocol
   // version) in development mode: the command ends lost.
   std::atomic<uint64_t> bad_acks{0};
+  // Batches sent (one message carrying several commands to one node), and the commands
+  // they carried.
+  std::atomic<uint64_t> batches{0};
+  std::atomic<uint64_t> batched_commands{0};
 };
 
 class Core {

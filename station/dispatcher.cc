@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -18,6 +19,10 @@ namespace steward::station {
 namespace {
 
 constexpr absl::Duration kHousekeeping = absl::Milliseconds(50);
+// A batch carries at most this many commands, and this many bytes of them (a broker's
+// payload limit is 1 MiB by default; a command alone may be larger and goes alone).
+constexpr size_t kBatchMax = 64;
+constexpr size_t kBatchBytes = 256 * 1024;
 
 }  // namespace
 
@@ -56,6 +61,7 @@ void Dispatcher::Run(const absl::Notification& stop) {
       next_prune = absl::Now() + o.log_prune_every;
     }
     std::vector<Dispatch> sends;
+    absl::flat_hash_set<std::string> batching;  // nodes of first sends that take batches
     Effects effects;
     {
       absl::MutexLock lock(&core_.model.mu);
@@ -68,13 +74,53 @@ void Dispatcher::Run(const absl::Notification& stop) {
           now, [this](proto::CommandState& c) ABSL_NO_THREAD_SAFETY_ANALYSIS { return GateOf(c); },
           changes);
       core_.ApplyLocked(changes);
+      for (const Dispatch& d : sends) {
+        if (!d.first) continue;
+        const NodeTable::Node* n = core_.model.nodes.Find(d.command.to_node());
+        if (n != nullptr && n->info.takes_batches()) batching.insert(d.command.to_node());
+      }
       if (now >= next_housekeeping) {
         HousekeepLocked(now, effects);
         next_housekeeping = now + kHousekeeping;
       }
     }
     core_.Run(effects);
+    SendAll(std::move(sends), batching);
+  }
+}
+
+void Dispatcher::SendAll(std::vector<Dispatch> sends, const absl::flat_hash_set<std::string>& batching) {
+  if (batching.empty()) {
     for (Dispatch& d : sends) Send(std::move(d));
+    return;
+  }
+  // By node, in order: one batch per kBatchMax commands or kBatchBytes.
+  std::vector<std::pair<std::string, std::vector<Dispatch>>> groups;
+  absl::flat_hash_map<std::string, size_t> group_of;
+  for (Dispatch& d : sends) {
+    if (!d.first || !batching.contains(d.command.to_node())) {
+      Send(std::move(d));
+      continue;
+    }
+    auto [it, added] = group_of.try_emplace(d.command.to_node(), groups.size());
+    if (added) groups.emplace_back(d.command.to_node(), std::vector<Dispatch>{});
+    groups[it->second].second.push_back(std::move(d));
+  }
+  for (auto& [node, group] : groups) {
+    std::vector<Dispatch> batch;
+    size_t bytes = 0;
+    auto flush = [&, node = node] {
+      if (batch.size() == 1) Send(std::move(batch.front()));
+      if (batch.size() > 1) SendBatch(node, std::move(batch));
+      batch.clear();
+      bytes = 0;
+    };
+    for (Dispatch& d : group) {
+      if (!batch.empty() && (batch.size() == kBatchMax || bytes + d.wire.size() > kBatchBytes)) flush();
+      bytes += d.wire.size();
+      batch.push_back(std::move(d));
+    }
+    flush();
   }
 }
 
@@ -102,18 +148,62 @@ void Dispatcher::Send(Dispatch d) {
                                         }
                                         OnAnswer(id, gen, node, r, std::move(m));
                                       });
-  if (st.ok()) return;
-  // The station is stopping: left as it is.
-  if (absl::IsFailedPrecondition(st)) return OnAnswer(id, gen, node, RequestPump::Result::kShutdown, nullptr);
-  // Not sent at all: no delivery, and not a timeout of the node's.
-  const uint64_t n = ++not_sent_;
-  if (n == 1 || n % 1000 == 0) {
-    STEWARD_LOG_WARNING("command {} to {} not sent: {}; tried again later ({} dispatches not sent so far)", id, node,
-                        st.message(), n);
-  }
-  core_.metrics.dispatch_answers.Add({"not_sent"});
+  if (!st.ok()) NotSent({{id, gen}}, node, st);
+}
+
+void Dispatcher::NotSent(const std::vector<std::pair<std::string, uint64_t>>& commands, const std::string& node,
+                         const absl::Status& st) {
   absl::MutexLock lock(&core_.model.mu);
-  core_.model.commands.OnNotSent(id, gen, absl::Now());
+  const absl::Time now = absl::Now();
+  for (const auto& [id, gen] : commands) {
+    // The station is stopping: left as it is.
+    if (absl::IsFailedPrecondition(st)) {
+      core_.model.commands.OnShutdown(id, gen);
+      continue;
+    }
+    // Not sent at all: no delivery, and not a timeout of the node's.
+    const uint64_t n = ++not_sent_;
+    if (n == 1 || n % 1000 == 0) {
+      STEWARD_LOG_WARNING("command {} to {} not sent: {}; tried again later ({} dispatches not sent so far)", id,
+                          node, st.message(), n);
+    }
+    core_.metrics.dispatch_answers.Add({"not_sent"});
+    core_.model.commands.OnNotSent(id, gen, now);
+  }
+}
+
+void Dispatcher::SendBatch(const std::string& node, std::vector<Dispatch> batch) {
+  const std::string& station = core_.options().name;
+  absl::StatusOr<subjects::Subject> subject = subjects::Make(node, subjects::Kind::kCommand, kMethodBatch, station);
+  if (!subject.ok()) {
+    for (Dispatch& d : batch) Send(std::move(d));
+    return;
+  }
+  // The carrier is no command (nothing in it is run or recorded as it): unsigned; the
+  // node checks each command in it as if it came alone.
+  proto::CommandBatch body;
+  std::vector<std::pair<std::string, uint64_t>> commands;
+  commands.reserve(batch.size());
+  for (Dispatch& d : batch) {
+    body.add_commands(std::move(d.wire));
+    commands.emplace_back(d.id, d.gen);
+  }
+  proto::Envelope carrier = NewEnvelope(station, node, proto::KIND_COMMAND, kMethodBatch, station);
+  carrier.set_payload(body.SerializeAsString());
+  const std::string carrier_id = carrier.id();
+  const absl::Time sent = absl::Now();
+  ++core_.counters.batches;
+  core_.counters.batched_commands += commands.size();
+  absl::Status st = core_.pump().Send(
+      subject->ToString(), carrier.SerializeAsString(), core_.options().ack_timeout,
+      [this, carrier_id, node, commands, sent](RequestPump::Result r, nats::MsgPtr m) {
+        if (r == RequestPump::Result::kReply) {
+          const double seconds = absl::ToDoubleSeconds(absl::Now() - sent);
+          for (size_t i = 0; i < commands.size(); ++i) core_.metrics.receipt_latency.Observe(seconds);
+        }
+        OnBatchAnswer(carrier_id, node, commands, r, std::move(m));
+      });
+  if (!st.ok()) NotSent(commands, node, st);
 }
 
 void Dispatcher::OnAnswer(const std::string& id, uint64_t gen, const std::string& node,
@@ -123,65 +213,137 @@ void Dispatcher::OnAnswer(const std::string& id, uint64_t gen, const std::string
     absl::MutexLock lock(&core_.model.mu);
     const absl::Time now = absl::Now();
     Changes changes;
-    switch (r) {
-      case RequestPump::Result::kReply: {
-        absl::StatusOr<proto::Ack> ack = DecodeAck(nats::Data(msg.get()));
-        if (!ack.ok() && !core_.options().key.has_value()) {
-          // The node answered, but not in a way this station can read (another
-          // protocol version, a broken agent): it may have recorded the command and
-          // run it, so its outcome cannot be known. Said so, not retried in silence.
-          // (With keys only a verified ACK counts: then it is refused below.)
-          const uint64_t n = ++core_.counters.bad_acks;
-          core_.metrics.dispatch_answers.Add({"bad_ack"});
-          const std::string why = absl::StrCat(node, " answered with an ACK this station cannot read (",
-                                               ack.status().message(), "): its agent speaks another protocol; "
-                                               "the command may have run there, its outcome is unknown");
-          STEWARD_LOG_WARNING("command {}: {} ({} unreadable ACKs so far)", id, why, n);
-          core_.HeardFromLocked(node, now, effects);
-          if (core_.model.commands.Generation(id) != gen) break;  // an older send's answer
-          core_.model.commands.OnTimeout(id, gen, now);  // no longer in flight
-          core_.model.commands.Finish(id, proto::STATE_LOST, RejectAck(id, core_.options().name, why), now,
-                                      changes);
-          break;
-        }
-        absl::Status believed = ack.ok() ? CheckAnswer(id, node, *ack) : ack.status();
-        if (!believed.ok()) {
-          // Not an answer the station can take: sent again later (and said why).
-          ++core_.counters.refused_answers;
-          core_.metrics.dispatch_answers.Add({"refused"});
-          STEWARD_LOG_WARNING("answer of {} for command {} not taken: {}", node, id, believed.message());
-          core_.model.commands.OnTimeout(id, gen, now);
-          break;
-        }
-        if (ack->outcome() == proto::OUTCOME_ERROR && ack->stage() != proto::STAGE_RESULT) {
-          // The node could not take the command now (it cannot record it: a full disk).
-          STEWARD_LOG_WARNING("node {} could not take command {} now: {}", node, id, ack->error());
-          core_.HeardFromLocked(node, now, effects);
-          core_.model.commands.OnTimeout(id, gen, now);
-          break;
-        }
-        core_.metrics.dispatch_answers.Add({ack->stage() == proto::STAGE_RESULT ? "result" : "received"});
-        core_.HeardFromLocked(node, now, effects);
-        core_.model.commands.OnReply(id, gen, *ack, now, changes);
-        break;
-      }
-      case RequestPump::Result::kNoResponders:
-        core_.metrics.dispatch_answers.Add({"no_responders"});
+    if (r == RequestPump::Result::kReply) {
+      TakeAnswerLocked(id, gen, node, DecodeAck(nats::Data(msg.get())), now, changes, effects);
+    } else {
+      if (r == RequestPump::Result::kNoResponders) {
         // Parked: it goes out again when the node is heard from.
         if (std::optional<Transition> t = core_.model.nodes.NoResponders(node, now)) core_.RecordLocked(*t, effects);
-        core_.model.commands.OnNoResponders(id, gen);
-        break;
-      case RequestPump::Result::kTimeout:
-        core_.metrics.dispatch_answers.Add({"timeout"});
-        core_.model.commands.OnTimeout(id, gen, now);
-        break;
-      case RequestPump::Result::kShutdown:
-        core_.model.commands.OnShutdown(id, gen);
-        break;
+      }
+      NoAnswerLocked(id, gen, r, now);
     }
     core_.ApplyLocked(changes);
   }
   core_.Run(effects);
+}
+
+void Dispatcher::OnBatchAnswer(const std::string& carrier, const std::string& node,
+                               const std::vector<std::pair<std::string, uint64_t>>& commands,
+                               RequestPump::Result r, nats::MsgPtr msg) {
+  // The ACKs in the answer, by the command they answer (a node's answer naming a command
+  // that was not in the batch is no answer to anything here).
+  absl::flat_hash_map<std::string, proto::Ack> acks;
+  std::string unreadable;
+  if (r == RequestPump::Result::kReply) {
+    absl::StatusOr<proto::Ack> answer = DecodeAck(nats::Data(msg.get()));
+    proto::AckBatch batch;
+    if (!answer.ok()) {
+      unreadable = std::string(answer.status().message());
+    } else if (answer->envelope_id() != carrier) {
+      unreadable = absl::StrCat("it answers \"", answer->envelope_id(), "\"");
+    } else if (answer->outcome() != proto::OUTCOME_SUCCEEDED) {
+      unreadable = absl::StrCat("it was refused: ", answer->error());
+    } else if (!batch.ParseFromString(answer->payload())) {
+      unreadable = "its payload is no AckBatch";
+    } else {
+      for (proto::Ack& ack : *batch.mutable_acks()) acks.try_emplace(ack.envelope_id(), std::move(ack));
+    }
+  }
+  Effects effects;
+  {
+    absl::MutexLock lock(&core_.model.mu);
+    const absl::Time now = absl::Now();
+    Changes changes;
+    if (!unreadable.empty()) {
+      // Its commands are sent again alone (a batch carries first sends only).
+      const uint64_t n = ++bad_batches_;
+      if (n == 1 || n % 100 == 0) {
+        STEWARD_LOG_WARNING("the answer of {} to batch {} ({} commands) was not taken: {}; they are sent again one "
+                            "by one ({} batch answers not taken so far)",
+                            node, carrier, commands.size(), unreadable, n);
+      }
+      core_.HeardFromLocked(node, now, effects);
+    }
+    if (r == RequestPump::Result::kNoResponders) {
+      if (std::optional<Transition> t = core_.model.nodes.NoResponders(node, now)) core_.RecordLocked(*t, effects);
+    }
+    for (const auto& [id, gen] : commands) {
+      if (r != RequestPump::Result::kReply) {
+        NoAnswerLocked(id, gen, r, now);
+        continue;
+      }
+      auto it = acks.find(id);
+      if (it == acks.end()) {
+        // Left out (it waits behind another command of its subject, or the answer
+        // would not fit): as after a lost answer, sent again (alone).
+        if (unreadable.empty()) core_.metrics.dispatch_answers.Add({"unanswered_in_batch"});
+        core_.model.commands.OnTimeout(id, gen, now);
+        continue;
+      }
+      TakeAnswerLocked(id, gen, node, std::move(it->second), now, changes, effects);
+    }
+    core_.ApplyLocked(changes);
+  }
+  core_.Run(effects);
+}
+
+void Dispatcher::NoAnswerLocked(const std::string& id, uint64_t gen, RequestPump::Result r, absl::Time now) {
+  switch (r) {
+    case RequestPump::Result::kNoResponders:
+      core_.metrics.dispatch_answers.Add({"no_responders"});
+      core_.model.commands.OnNoResponders(id, gen);  // parked until the node is heard from
+      break;
+    case RequestPump::Result::kTimeout:
+      core_.metrics.dispatch_answers.Add({"timeout"});
+      core_.model.commands.OnTimeout(id, gen, now);
+      break;
+    case RequestPump::Result::kShutdown:
+      core_.model.commands.OnShutdown(id, gen);
+      break;
+    case RequestPump::Result::kReply:
+      break;
+  }
+}
+
+void Dispatcher::TakeAnswerLocked(const std::string& id, uint64_t gen, const std::string& node,
+                                  const absl::StatusOr<proto::Ack>& ack, absl::Time now, Changes& changes,
+                                  Effects& effects) {
+  if (!ack.ok() && !core_.options().key.has_value()) {
+    // The node answered, but not in a way this station can read (another protocol
+    // version, a broken agent): it may have recorded the command and run it, so its
+    // outcome cannot be known. Said so, not retried in silence. (With keys only a
+    // verified ACK counts: then it is refused below.)
+    const uint64_t n = ++core_.counters.bad_acks;
+    core_.metrics.dispatch_answers.Add({"bad_ack"});
+    const std::string why = absl::StrCat(node, " answered with an ACK this station cannot read (",
+                                         ack.status().message(), "): its agent speaks another protocol; "
+                                         "the command may have run there, its outcome is unknown");
+    STEWARD_LOG_WARNING("command {}: {} ({} unreadable ACKs so far)", id, why, n);
+    core_.HeardFromLocked(node, now, effects);
+    if (core_.model.commands.Generation(id) != gen) return;  // an older send's answer
+    core_.model.commands.OnTimeout(id, gen, now);  // no longer in flight
+    core_.model.commands.Finish(id, proto::STATE_LOST, RejectAck(id, core_.options().name, why), now, changes);
+    return;
+  }
+  absl::Status believed = ack.ok() ? CheckAnswer(id, node, *ack) : ack.status();
+  if (!believed.ok()) {
+    // Not an answer the station can take: sent again later (and said why).
+    ++core_.counters.refused_answers;
+    core_.metrics.dispatch_answers.Add({"refused"});
+    STEWARD_LOG_WARNING("answer of {} for command {} not taken: {}", node, id, believed.message());
+    core_.model.commands.OnTimeout(id, gen, now);
+    return;
+  }
+  if (ack->outcome() == proto::OUTCOME_ERROR && ack->stage() != proto::STAGE_RESULT) {
+    // The node could not take the command now (it cannot record it: a full disk).
+    STEWARD_LOG_WARNING("node {} could not take command {} now: {}", node, id, ack->error());
+    core_.HeardFromLocked(node, now, effects);
+    core_.model.commands.OnTimeout(id, gen, now);
+    return;
+  }
+  core_.metrics.dispatch_answers.Add({ack->stage() == proto::STAGE_RESULT ? "result" : "received"});
+  core_.HeardFromLocked(node, now, effects);
+  core_.model.commands.OnReply(id, gen, *ack, now, changes);
 }
 
 absl::Status Dispatcher::CheckAnswer(const std::string& id, const std::string& node, const proto::Ack& ack) {

@@ -5,6 +5,11 @@
 // result (a redelivery), no responders (the node is offline: its commands are parked),
 // or no answer (retry with backoff).
 //
+// First sends due at once to one node whose hello says it takes batches go out in one
+// message (CommandBatch on <node>.command.batch.<station>), answered by one AckBatch:
+// each command's ACK is taken as if it came alone; a command the answer leaves out is
+// sent again alone, as after a lost answer.
+//
 // Every 50 ms it also keeps house: waiters whose time is up are answered, "running"
 // states and node rows go to the ledger, nodes whose heartbeats stopped go offline,
 // finished commands are forgotten; and every log_prune_every the log retention runs.
@@ -13,7 +18,10 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "station/core.h"
@@ -34,9 +42,30 @@ class Dispatcher {
  private:
   // Whether a due command may go out now.
   Gate GateOf(proto::CommandState& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
+  // Sends `sends`: first sends to a node in `batching` (its hello said it takes batches)
+  // in batches, the others one a message.
+  void SendAll(std::vector<Dispatch> sends, const absl::flat_hash_set<std::string>& batching)
+      ABSL_LOCKS_EXCLUDED(core_.model.mu);
   void Send(Dispatch d) ABSL_LOCKS_EXCLUDED(core_.model.mu);
+  // Several commands to `node` in one message (at least two).
+  void SendBatch(const std::string& node, std::vector<Dispatch> batch) ABSL_LOCKS_EXCLUDED(core_.model.mu);
+  // What a request whose reply may not come (publish failed) does to the commands it
+  // carried: tried again later, or left as they are when the station stops.
+  void NotSent(const std::vector<std::pair<std::string, uint64_t>>& commands, const std::string& node,
+               const absl::Status& st) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   void OnAnswer(const std::string& id, uint64_t gen, const std::string& node, RequestPump::Result r,
                 nats::MsgPtr msg) ABSL_LOCKS_EXCLUDED(core_.model.mu);
+  // The answer to a batch: each command's ACK in it is taken as OnAnswer takes one.
+  void OnBatchAnswer(const std::string& carrier, const std::string& node,
+                     const std::vector<std::pair<std::string, uint64_t>>& commands, RequestPump::Result r,
+                     nats::MsgPtr msg) ABSL_LOCKS_EXCLUDED(core_.model.mu);
+  // The node answered command `id` (send `gen`) with `ack` (or an ACK it could not read).
+  void TakeAnswerLocked(const std::string& id, uint64_t gen, const std::string& node,
+                        const absl::StatusOr<proto::Ack>& ack, absl::Time now, Changes& changes, Effects& effects)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
+  // What no answer, no responders or a shutdown does to command `id` (send `gen`).
+  void NoAnswerLocked(const std::string& id, uint64_t gen, RequestPump::Result r, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
   // Whether the answer `ack` from `node` to command `id` may be believed: it names the
   // command, comes from the node's current installation and, in secure mode, carries
   // the node's signature.
@@ -47,6 +76,7 @@ class Dispatcher {
   Core& core_;
   std::atomic<int64_t> last_turn_{absl::ToUnixNanos(absl::Now())};
   std::atomic<uint64_t> not_sent_{0};  // dispatches whose publish failed
+  std::atomic<uint64_t> bad_batches_{0};  // batch answers not taken
 };
 
 }  // namespace steward::station

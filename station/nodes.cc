@@ -103,6 +103,7 @@ NodeTable::InstanceChange NodeTable::Hello(const std::string& name, const proto:
   node.info.set_load1(hello.load1());
   node.info.set_agent_started_unix_ms(hello.started_unix_ms());
   node.info.mutable_methods()->CopyFrom(hello.methods());
+  node.info.set_takes_batches(hello.takes_batches());
   *node.info.mutable_facts() = hello.facts();
   if (hello.has_stats()) *node.info.mutable_agent_stats() = hello.stats();
   if (hello.heartbeat_ms() > 0) {

@@ -137,11 +137,13 @@ std::string Render(Router& r, const Tokens& tokens) {
   auto answers = core.metrics.dispatch_answers.Read();
   w.Labeled("steward_dispatch_answers_total", "counter",
             "Answers to dispatches: received, result, timeout, no_responders, refused (not believed), bad_ack, "
-            "not_sent (the publish failed: no broker connection).",
+            "not_sent (the publish failed: no broker connection), unanswered_in_batch (a batch's answer "
+            "left it out: it waits behind another command of its subject; sent again alone).",
             {"answer"}, answers);
   uint64_t retries = 0;
   for (const auto& [labels, n] : answers) {
-    if (labels[0] == "timeout" || labels[0] == "no_responders" || labels[0] == "refused" || labels[0] == "not_sent") {
+    if (labels[0] == "timeout" || labels[0] == "no_responders" || labels[0] == "refused" || labels[0] == "not_sent" ||
+        labels[0] == "unanswered_in_batch") {
       retries += n;
     }
   }
@@ -149,6 +151,12 @@ std::string Render(Router& r, const Tokens& tokens) {
             "Dispatches that will be repeated: no answer in time, an answer not believed, or no responders "
             "(parked until heard from).",
             static_cast<double>(retries));
+  w.Counter("steward_dispatch_batches_total",
+            "Messages that carried several first sends to one node at once (agents whose hello says they take "
+            "batches).",
+            static_cast<double>(core.counters.batches.load()));
+  w.Counter("steward_dispatch_batched_commands_total", "Commands sent in those batches.",
+            static_cast<double>(core.counters.batched_commands.load()));
   w.Counter("steward_bad_acks_total", "Node answers the station could not read (the command ends lost).",
             static_cast<double>(core.counters.bad_acks.load()));
   w.Counter("steward_refused_answers_total",

@@ -299,6 +299,14 @@ TEST_CASE("a command queued for a dead unit runs on its reinstalled installation
   const auto ran = c.dir().path() / "ran";
   c.StopAgent("ship1", SIGKILL);
   std::filesystem::remove_all(c.dir().path() / "ship1");  // being reinstalled
+  // The broker has dropped the dead agent's subscription (until then a command could
+  // still be handed to its connection: delivered, as far as anyone can tell).
+  REQUIRE(WaitUntil(
+      [&] {
+        const RunResult p = c.Ctl({"ping", "ship1", "--timeout", "1s"});
+        return (p.out + p.err).find("no responders") != std::string::npos;
+      },
+      absl::Seconds(10), absl::Milliseconds(100)));
   RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c", "echo x >> " + ran.string()});
   REQUIRE(r.exit_code == 0);
   const std::string id = IdOf(r);
