@@ -147,6 +147,24 @@ void Dispatcher::RouteBatch(ProcessContext& ctx, const std::string& subject_text
                         carrier->to_node(), ", arrived on ", subject_text, ")"));
     return;
   }
+  if (batch.commands_size() > kMaxBatchCommands) {
+    Reject(ctx, reply, carrier->id(),
+           absl::StrCat("a batch of ", batch.commands_size(), " commands (at most ", kMaxBatchCommands, ")"));
+    return;
+  }
+  if (reply.empty()) {
+    // Nobody waits for an answer: each command as if published alone, with no reply.
+    for (const std::string& bytes : batch.commands()) {
+      absl::StatusOr<proto::Envelope> env = DecodeEnvelope(bytes);
+      if (!env.ok()) continue;
+      absl::StatusOr<subjects::Subject> subject =
+          subjects::Make(options_.node, subjects::Kind::kCommand, env->method(), env->domain());
+      if (subject.ok() && env->method() != kMethodBatch) {
+        RouteCommand(ctx, *subject, subject->ToString(), *std::move(env), Reply());
+      }
+    }
+    return;
+  }
   // The carrier is only the way in: each command in it is checked, refused or queued
   // as if it came alone on its own subject, and answered in its slot.
   std::shared_ptr<BatchAnswer> answer =
@@ -258,7 +276,8 @@ void Dispatcher::RouteCommand(ProcessContext& ctx, const subjects::Subject& subj
   // commands (the dispatcher alone adds load, so load within their count is theirs).
   if (batch != nullptr) {
     const Handler* h = handler.get();
-    const bool soon = !batch->slow_ahead.contains(h) && handler->load.load() <= batch->prompt_ahead[h];
+    const bool soon = !batch->slow_ahead.contains(h) && !handler->broken.load() &&
+                      handler->load.load() <= batch->prompt_ahead[h];
     if (soon && Prompt(subject.method)) {
       ++batch->prompt_ahead[h];
     } else {
@@ -269,11 +288,17 @@ void Dispatcher::RouteCommand(ProcessContext& ctx, const subjects::Subject& subj
       reply = Reply();
     }
   }
+  // A copy of one queued or in hand (a batch naming a command twice) takes no slot.
+  if (reply.slot != nullptr && handler->waiting.Move(queued_id, Reply())) {
+    reply.slot->Skip();
+    return;
+  }
   if (!handler->waiting.Add(queued_id, reply)) return;
   ++handler->load;
   if (!handler->queue.TryPush(Work{std::move(env), reply})) {
     --handler->load;
     handler->waiting.Forget(queued_id);
+    if (reply.slot != nullptr) reply.slot->Skip();  // left out of the batch's answer
     // Not accepted: no ACK, so the sender retries later. Nothing is lost.
     if (!closing_.load()) {
       ctx.Report(Severity::kWarning, absl::ResourceExhaustedError(absl::StrCat("queue full for ", subject_text)));

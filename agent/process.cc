@@ -149,6 +149,7 @@ absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const Rep
 absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& method_name,
                                    Handler& handler) {
   std::unique_ptr<Method> method = (*parts_.methods->Find(method_name))();
+  handler.broken.store(false);
   while (std::optional<Work> work = handler.queue.Pop()) {
     // In hand from here until it is answered (Handle releases it just before its
     // answer) or handled: a copy meanwhile (one after the command's expiry too) is
@@ -160,7 +161,10 @@ absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& metho
     // Stopped by an operator: what is still queued was never acknowledged; the
     // station sends it again and it is rejected then ("stopped by operator").
     if (ctx.stopping() || parts_.cancel->HasBeenNotified() || handler.stopped.load()) break;
-    STEWARD_RETURN_IF_ERROR(Handle(ctx, *method, *work, &handler));
+    if (absl::Status st = Handle(ctx, *method, *work, &handler); !st.ok()) {
+      handler.broken.store(true);  // until the error kernel starts the process again
+      return st;
+    }
   }
   return absl::OkStatus();
 }

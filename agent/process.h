@@ -177,6 +177,9 @@ struct Handler {
   // next command routed is taken at once. Raised by the dispatcher, the only one that
   // routes; lowered by the process.
   std::atomic<int64_t> load{0};
+  // Its process ended with an error and waits for the error kernel to start it again:
+  // nothing routed to it is taken until then.
+  std::atomic<bool> broken{false};
   mutable absl::Mutex mu;
   std::string current ABSL_GUARDED_BY(mu);  // the command being run, "" when idle
   absl::Time current_since ABSL_GUARDED_BY(mu);

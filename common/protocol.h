@@ -37,6 +37,8 @@ inline constexpr char kMethodCancel[] = "cancel";
 // Sent by the station only, to an agent whose hello says it takes batches: a carrier of
 // several commands for the node (CommandBatch), answered with their ACKs (AckBatch).
 inline constexpr char kMethodBatch[] = "batch";
+// Most commands one batch carries: a station sends no more, an agent refuses more.
+inline constexpr int kMaxBatchCommands = 64;
 // Events nodes send to the station.
 inline constexpr char kEventResult[] = "result";
 inline constexpr char kEventHello[] = "hello";

@@ -21,7 +21,7 @@ namespace {
 constexpr absl::Duration kHousekeeping = absl::Milliseconds(50);
 // A batch carries at most this many commands, and this many bytes of them (a broker's
 // payload limit is 1 MiB by default; a command alone may be larger and goes alone).
-constexpr size_t kBatchMax = 64;
+constexpr size_t kBatchMax = kMaxBatchCommands;
 constexpr size_t kBatchBytes = 256 * 1024;
 
 }  // namespace
@@ -192,8 +192,6 @@ void Dispatcher::SendBatch(const std::string& node, std::vector<Dispatch> batch)
   carrier.set_payload(body.SerializeAsString());
   const std::string carrier_id = carrier.id();
   const absl::Time sent = absl::Now();
-  ++core_.counters.batches;
-  core_.counters.batched_commands += commands.size();
   absl::Status st = core_.pump().Send(
       subject->ToString(), carrier.SerializeAsString(), core_.options().ack_timeout,
       [this, carrier_id, node, commands, sent](RequestPump::Result r, nats::MsgPtr m) {
@@ -203,7 +201,12 @@ void Dispatcher::SendBatch(const std::string& node, std::vector<Dispatch> batch)
         }
         OnBatchAnswer(carrier_id, node, commands, r, std::move(m));
       });
-  if (!st.ok()) NotSent(commands, node, st);
+  if (!st.ok()) {
+    NotSent(commands, node, st);
+    return;
+  }
+  ++core_.counters.batches;
+  core_.counters.batched_commands += commands.size();
 }
 
 void Dispatcher::OnAnswer(const std::string& id, uint64_t gen, const std::string& node,
@@ -232,7 +235,7 @@ void Dispatcher::OnBatchAnswer(const std::string& carrier, const std::string& no
                                RequestPump::Result r, nats::MsgPtr msg) {
   // The ACKs in the answer, by the command they answer (a node's answer naming a command
   // that was not in the batch is no answer to anything here).
-  absl::flat_hash_map<std::string, proto::Ack> acks;
+  absl::flat_hash_map<std::string, absl::StatusOr<proto::Ack>> acks;
   std::string unreadable;
   if (r == RequestPump::Result::kReply) {
     absl::StatusOr<proto::Ack> answer = DecodeAck(nats::Data(msg.get()));
@@ -246,7 +249,15 @@ void Dispatcher::OnBatchAnswer(const std::string& carrier, const std::string& no
     } else if (!batch.ParseFromString(answer->payload())) {
       unreadable = "its payload is no AckBatch";
     } else {
-      for (proto::Ack& ack : *batch.mutable_acks()) acks.try_emplace(ack.envelope_id(), std::move(ack));
+      for (proto::Ack& ack : *batch.mutable_acks()) {
+        // Each as DecodeAck takes an ACK that came alone.
+        std::string id = ack.envelope_id();
+        absl::StatusOr<proto::Ack> one = std::move(ack);
+        if (one->protocol_version() != kProtocolVersion) {
+          one = absl::InvalidArgumentError(absl::StrCat("unsupported ACK protocol version ", one->protocol_version()));
+        }
+        acks.try_emplace(std::move(id), std::move(one));
+      }
     }
   }
   Effects effects;
@@ -262,7 +273,8 @@ void Dispatcher::OnBatchAnswer(const std::string& carrier, const std::string& no
                             "by one ({} batch answers not taken so far)",
                             node, carrier, commands.size(), unreadable, n);
       }
-      core_.HeardFromLocked(node, now, effects);
+      // Someone answered; with keys nothing unsigned counts as the node's sign of life.
+      if (!core_.options().key.has_value()) core_.HeardFromLocked(node, now, effects);
     }
     if (r == RequestPump::Result::kNoResponders) {
       if (std::optional<Transition> t = core_.model.nodes.NoResponders(node, now)) core_.RecordLocked(*t, effects);
@@ -276,7 +288,7 @@ void Dispatcher::OnBatchAnswer(const std::string& carrier, const std::string& no
       if (it == acks.end()) {
         // Left out (it waits behind another command of its subject, or the answer
         // would not fit): as after a lost answer, sent again (alone).
-        if (unreadable.empty()) core_.metrics.dispatch_answers.Add({"unanswered_in_batch"});
+        core_.metrics.dispatch_answers.Add({unreadable.empty() ? "unanswered_in_batch" : "bad_batch"});
         core_.model.commands.OnTimeout(id, gen, now);
         continue;
       }

@@ -232,10 +232,19 @@ TEST_CASE("a node that does not say it takes batches gets one command a message,
   }
   Pause(*client, false);
 
-  // Plays both nodes until every command is answered: old1 answers each command with its
-  // result; liar1 answers a batch with a result for a command that is not in it (and
-  // none for those that are), then each command sent alone with its result.
+  // Plays both nodes until every command is answered: liar1 answers a batch with a
+  // failed result for a command that is not in it (old1's first, still unanswered) and
+  // none for those that are, then each command sent alone with its result; old1 answers
+  // each of its commands with its result, but only once liar1 is done (so that the
+  // forged result would have found its command still open).
   size_t old_batches = 0, liar_batches = 0, liar_alone = 0;
+  std::vector<std::pair<std::string, std::string>> old_waiting;  // (reply, command id)
+  auto answer = [&](const std::string& reply, const std::string& id, const std::string& node) {
+    steward::proto::Ack result =
+        steward::NewAck(id, node, steward::proto::STAGE_RESULT, steward::proto::OUTCOME_SUCCEEDED);
+    result.set_stdout(absl::StrCat(node, "\n"));
+    REQUIRE(steward::nats::Publish(nc->get(), reply, result.SerializeAsString()).ok());
+  };
   const absl::Time until = absl::Now() + absl::Seconds(30);
   steward::proto::CommandStates states;
   while (absl::Now() < until) {
@@ -257,13 +266,16 @@ TEST_CASE("a node that does not say it takes batches gets one command a message,
             steward::NewAck(env->id(), node, steward::proto::STAGE_RESULT, steward::proto::OUTCOME_SUCCEEDED);
         carrier.set_payload(acks.SerializeAsString());
         REQUIRE(steward::nats::Publish(nc->get(), reply, carrier.SerializeAsString()).ok());
+      } else if (env->method() == steward::kMethodEcho && node == "liar1") {
+        ++liar_alone;
+        answer(reply, env->id(), node);
       } else if (env->method() == steward::kMethodEcho) {
-        liar_alone += node == "liar1";
-        steward::proto::Ack result =
-            steward::NewAck(env->id(), node, steward::proto::STAGE_RESULT, steward::proto::OUTCOME_SUCCEEDED);
-        result.set_stdout(absl::StrCat(node, "\n"));
-        REQUIRE(steward::nats::Publish(nc->get(), reply, result.SerializeAsString()).ok());
+        old_waiting.emplace_back(reply, env->id());
       }
+    }
+    if (liar_alone >= 3) {
+      for (const auto& [reply, id] : old_waiting) answer(reply, id, "old1");
+      old_waiting.clear();
     }
     auto s = client->Wait(ids, absl::Milliseconds(1));
     if (s.ok()) {
