@@ -20,10 +20,12 @@
 #include "station/site.h"
 #include "subjects/site.h"
 #include "ctl/client.h"
+#include "tests/e2e/client_helpers.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/wait.h"
 
 using steward::testing::Cluster;
+using steward::testing::OperatorClient;
 using steward::testing::RunResult;
 using steward::testing::WaitUntil;
 
@@ -129,18 +131,6 @@ steward::proto::NodeInfo NodeOf(steward::ctl::Client& client, const std::string&
   auto n = client.Nodes(node, absl::Seconds(5));
   REQUIRE(n.ok());
   return n->nodes(0);
-}
-
-std::unique_ptr<steward::ctl::Client> OperatorClient(Cluster& c) {
-  auto cr = steward::ReadCreds(c.keys() + "/creds/operator.creds");
-  REQUIRE(cr.ok());
-  auto key = steward::signing::LoadKeyPair(c.keys() + "/operator.key");
-  REQUIRE(key.ok());
-  auto client = steward::ctl::Client::Connect(
-      {.nats = {.url = c.url(), .user = cr->user, .password = cr->password, .tls_ca_file = c.keys() + "/tls/ca.pem"},
-       .operator_key = *key});
-  REQUIRE(client.ok());
-  return std::move(*client);
 }
 
 TEST_CASE("one node's credentials cannot take over another node's key", "[integration][attack]") {

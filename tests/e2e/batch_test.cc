@@ -13,24 +13,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/nats.h"
-#include "common/creds.h"
 #include "common/protocol.h"
-#include "common/signing.h"
 #include "ctl/client.h"
 #include "proto/steward.pb.h"
+#include "tests/e2e/client_helpers.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/wait.h"
 
 using steward::testing::Cluster;
+using steward::testing::OperatorClient;
 using steward::testing::WaitUntil;
 
 namespace {
-
-std::unique_ptr<steward::ctl::Client> Connect(Cluster& c) {
-  auto client = steward::ctl::Client::Connect({.nats = {.url = c.url()}});
-  REQUIRE(client.ok());
-  return std::move(*client);
-}
 
 void Pause(steward::ctl::Client& client, bool pause) {
   steward::proto::PauseRequest req;
@@ -98,19 +92,6 @@ class WireWatch {
   steward::nats::SubscriptionPtr sub_;
 };
 
-// An operator's client of a secure cluster (its creds, TLS and operator key).
-std::unique_ptr<steward::ctl::Client> OperatorClient(Cluster& c) {
-  auto cr = steward::ReadCreds(c.keys() + "/creds/operator.creds");
-  REQUIRE(cr.ok());
-  auto key = steward::signing::LoadKeyPair(c.keys() + "/operator.key");
-  REQUIRE(key.ok());
-  auto client = steward::ctl::Client::Connect(
-      {.nats = {.url = c.url(), .user = cr->user, .password = cr->password, .tls_ca_file = c.keys() + "/tls/ca.pem"},
-       .operator_key = *key});
-  REQUIRE(client.ok());
-  return std::move(*client);
-}
-
 size_t CountBatches(const std::vector<std::string>& subjects) {
   size_t n = 0;
   for (const std::string& s : subjects) n += s.find(".command.batch.") != std::string::npos;
@@ -124,7 +105,7 @@ TEST_CASE("commands due at once to one node go in one batch and each is answered
   Cluster c;
   c.StartStation();
   c.StartAgent("ship1");
-  auto client = Connect(c);
+  auto client = OperatorClient(c);
   WireWatch wire(c.url(), "ship1.command.>");
 
   // Held back, then all due at once: echo (answered with its result in the batch's
@@ -168,7 +149,7 @@ TEST_CASE("a batch's command that waits behind a long one is left out and the ot
   Cluster c;
   c.StartStation();
   c.StartAgent("ship1");
-  auto client = Connect(c);
+  auto client = OperatorClient(c);
   // A long command holds the subject shellcommand.slow.
   const std::string slow = Submit(*client, "ship1", steward::kMethodShell, "slow", {"sh", "-c", "sleep 5"});
   REQUIRE(WaitUntil([&] {
@@ -210,7 +191,7 @@ TEST_CASE("a node that does not say it takes batches gets one command a message,
           "[integration][ledger][batch]") {
   Cluster c;
   c.StartStation();
-  auto client = Connect(c);
+  auto client = OperatorClient(c);
   // Two nodes played by hand on the wire: "old1" (an agent from before batches) and
   // "liar1", which says it takes batches and answers them with ACKs for other commands.
   auto nc = steward::nats::Connect({.url = c.url(), .name = "hand-played nodes"});

@@ -21,6 +21,7 @@
 #include "common/protocol.h"
 #include "common/signing.h"
 #include "ctl/client.h"
+#include "tests/e2e/client_helpers.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/files.h"
 #include "tests/testing/tcp_proxy.h"
@@ -35,22 +36,7 @@ using steward::testing::WaitUntil;
 
 namespace {
 
-std::unique_ptr<steward::ctl::Client> Connect(Cluster& c) {
-  steward::ctl::ClientOptions options{.nats = {.url = c.url()}};
-  if (c.secure()) {
-    auto cr = steward::ReadCreds(c.keys() + "/creds/operator.creds");
-    REQUIRE(cr.ok());
-    auto key = steward::signing::LoadKeyPair(c.keys() + "/operator.key");
-    REQUIRE(key.ok());
-    options.nats.user = cr->user;
-    options.nats.password = cr->password;
-    options.nats.tls_ca_file = c.keys() + "/tls/ca.pem";
-    options.operator_key = *key;
-  }
-  auto client = steward::ctl::Client::Connect(options);
-  REQUIRE(client.ok());
-  return std::move(*client);
-}
+std::unique_ptr<steward::ctl::Client> Connect(Cluster& c) { return steward::testing::OperatorClient(c); }
 
 // The state column of command `id` in the station's ledger file, read beside the
 // running station (WAL lets a reader in).
