@@ -588,5 +588,84 @@ TEST_CASE("A connection closed for good stops the agent instead of spinning",
   (*agent)->Shutdown();
 }
 
+TEST_CASE("A batch is answered at once with what its prompt commands say, and leaves out what waits",
+          "[agent][integration][batch]") {
+  nats::Library lib;
+  NatsServer server;
+  Station station(server.url());
+  Harness h(server.url());
+  std::unique_ptr<Agent> agent = h.Start(server.url(), NewMemoryCommandLog(), NewMemorySpool());
+  HoldProcess(h, *agent);  // hold/default is busy until h.release
+
+  auto command = [](const std::string& method, const std::string& domain) {
+    return NewEnvelope("station", kNode, proto::KIND_COMMAND, method, domain);
+  };
+  // quick/a twice (the second behind the first: both prompt), count/b twice (the second
+  // behind the first, which runs once received), one behind the held command, one for
+  // another node, and bytes that are no envelope.
+  const proto::Envelope q1 = command("quick", "a"), q2 = command("quick", "a");
+  const proto::Envelope c1 = command("count", "b"), c2 = command("count", "b");
+  const proto::Envelope held = command("hold", "default");
+  proto::Envelope other = command("count", "c");
+  other.set_to_node("ship2");
+  proto::CommandBatch batch;
+  for (const proto::Envelope* e : std::initializer_list<const proto::Envelope*>{&q1, &q2, &c1, &c2, &held, &other}) {
+    batch.add_commands(e->SerializeAsString());
+  }
+  batch.add_commands("not an envelope");
+  proto::Envelope carrier = command(kMethodBatch, "station");
+  carrier.set_payload(batch.SerializeAsString());
+
+  absl::StatusOr<proto::Ack> ack = h.Send(carrier, absl::Seconds(5));  // the hold is still on
+  REQUIRE(ack.ok());
+  CHECK(ack->envelope_id() == carrier.id());
+  CHECK(ack->outcome() == proto::OUTCOME_SUCCEEDED);
+  proto::AckBatch answers;
+  REQUIRE(answers.ParseFromString(ack->payload()));
+  std::map<std::string, proto::Ack> by_id;
+  for (const proto::Ack& a : answers.acks()) by_id[a.envelope_id()] = a;
+  REQUIRE(by_id.count(q1.id()) == 1);
+  CHECK(by_id[q1.id()].stage() == proto::STAGE_RESULT);
+  REQUIRE(by_id.count(q2.id()) == 1);
+  CHECK(by_id[q2.id()].stage() == proto::STAGE_RESULT);
+  REQUIRE(by_id.count(c1.id()) == 1);
+  CHECK(by_id[c1.id()].stage() == proto::STAGE_RECEIVED);
+  CHECK(by_id.count(c2.id()) == 0);    // behind c1, which runs once received
+  CHECK(by_id.count(held.id()) == 0);  // behind the held command
+  REQUIRE(by_id.count(other.id()) == 1);
+  CHECK(by_id[other.id()].outcome() == proto::OUTCOME_REJECTED);
+  REQUIRE(by_id.count("") == 1);  // the bytes that are no envelope
+  CHECK(by_id[""].outcome() == proto::OUTCOME_REJECTED);
+  CHECK(answers.acks_size() == 5);
+
+  // What was left out still runs, once, and its result goes as an event.
+  h.release.Notify();
+  REQUIRE(WaitUntil([&] { return !station.results(c2.id()).empty() && !station.results(held.id()).empty(); }));
+  CHECK(station.results(c2.id())[0].outcome() == proto::OUTCOME_SUCCEEDED);
+  CHECK(station.results(held.id())[0].outcome() == proto::OUTCOME_SUCCEEDED);
+  CHECK(h.quick_runs == 2);
+  CHECK(h.count_runs == 2);
+
+  // A batch inside a batch, and one over the limit, are refused.
+  proto::CommandBatch nested;
+  nested.add_commands(carrier.SerializeAsString());
+  proto::Envelope outer = command(kMethodBatch, "station");
+  outer.set_payload(nested.SerializeAsString());
+  ack = h.Send(outer);
+  REQUIRE(ack.ok());
+  REQUIRE(answers.ParseFromString(ack->payload()));
+  REQUIRE(answers.acks_size() == 1);
+  CHECK(answers.acks(0).outcome() == proto::OUTCOME_REJECTED);
+  CHECK_THAT(answers.acks(0).error(), Catch::Matchers::Contains("a batch inside a batch"));
+  proto::CommandBatch big;
+  for (int i = 0; i <= kMaxBatchCommands; ++i) big.add_commands(command("quick", "a").SerializeAsString());
+  proto::Envelope too_big = command(kMethodBatch, "station");
+  too_big.set_payload(big.SerializeAsString());
+  ack = h.Send(too_big);
+  REQUIRE(ack.ok());
+  CHECK(ack->outcome() == proto::OUTCOME_REJECTED);
+  CHECK(h.quick_runs == 2);
+}
+
 }  // namespace
 }  // namespace steward::agent
