@@ -59,10 +59,12 @@ struct Reply {
 // carrier whose payload is an AckBatch. It goes once the batch is routed and every slot
 // has answered. A slot dropped unanswered (its work dropped at shutdown) sends nothing:
 // the station hears no answer and sends the batch's commands again, one by one. The
-// dispatcher gives a slot only to a command whose process is idle, which answers at
-// once ("received", or a quick command's result); one queued behind another command
-// gets no reply and is left out, and so is an ACK that would not fit the broker's
-// payload limit: the station sends those again alone.
+// dispatcher gives a slot only to a command that is taken at once: nothing is ahead of
+// it in its process but the batch's own quick or immediate commands, and the process is
+// not waiting for a restart (Dispatcher::RouteCommand); it answers at once ("received",
+// or a quick command's result). One queued behind anything else gets no reply and is
+// left out, and so is an ACK that would not fit the broker's payload limit: the station
+// sends those again alone.
 // Thread-safe.
 class BatchAnswer : public std::enable_shared_from_this<BatchAnswer> {
  public:
