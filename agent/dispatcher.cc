@@ -152,26 +152,15 @@ void Dispatcher::RouteBatch(ProcessContext& ctx, const std::string& subject_text
            absl::StrCat("a batch of ", batch.commands_size(), " commands (at most ", kMaxBatchCommands, ")"));
     return;
   }
-  if (reply.empty()) {
-    // Nobody waits for an answer: each command as if published alone, with no reply.
-    for (const std::string& bytes : batch.commands()) {
-      absl::StatusOr<proto::Envelope> env = DecodeEnvelope(bytes);
-      if (!env.ok()) continue;
-      absl::StatusOr<subjects::Subject> subject =
-          subjects::Make(options_.node, subjects::Kind::kCommand, env->method(), env->domain());
-      if (subject.ok() && env->method() != kMethodBatch) {
-        RouteCommand(ctx, *subject, subject->ToString(), *std::move(env), Reply());
-      }
-    }
-    return;
-  }
   // The carrier is only the way in: each command in it is checked, refused or queued
   // as if it came alone on its own subject, and answered in its slot.
   std::shared_ptr<BatchAnswer> answer =
       BatchAnswer::Create(conn_, events_, reply, carrier->id(), processor_.PayloadLimit());
   BatchRouting routing;
   for (int i = 0; i < batch.commands_size(); ++i) {
-    Reply slot(answer->NewSlot());
+    // (Nobody waits for the answer to a carrier published with no reply subject: its
+    // commands are routed as if published alone, with none.)
+    Reply slot = reply.empty() ? Reply() : Reply(answer->NewSlot());
     absl::StatusOr<proto::Envelope> env = DecodeEnvelope(batch.commands(i));
     if (!env.ok()) {
       Reject(ctx, slot, "", absl::StrCat(subject_text, " command ", i + 1, ": ", env.status().message()));
