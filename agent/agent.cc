@@ -97,11 +97,13 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
   copts.on_disconnected = [node = options_.node] {
     STEWARD_LOG_WARNING("agent {}: lost the broker connection; reconnecting", node);
   };
-  copts.on_reconnected = [this] {
-    STEWARD_LOG_INFO("agent {}: reconnected to the broker", options_.node);
-    heartbeat_.Wake();
-    if (outbox_) outbox_->Kick();
-    if (log_outbox_) log_outbox_->Kick();
+  {
+    absl::MutexLock lock(&reconnect_hook_->mu);
+    reconnect_hook_->agent = this;
+  }
+  copts.on_reconnected = [hook = reconnect_hook_] {
+    absl::MutexLock lock(&hook->mu);
+    if (hook->agent != nullptr) hook->agent->OnReconnected();
   };
   if (options_.shared_connection != nullptr) {
     conn_ = options_.shared_connection;
@@ -203,7 +205,7 @@ absl::Status Agent::Init(std::unique_ptr<Spool> spool, const std::vector<proto::
   STEWARD_RETURN_IF_ERROR(supervisor_->Start(Heartbeat::kProcessName, [this](ProcessContext& ctx) {
     return heartbeat_.Run(ctx, *pump_);
   }));
-  STEWARD_LOG_INFO("agent {} serving {} (station {}); installation {}, key {}", options_.node,
+  STEWARD_LOG_INFO("agent {} started: commands on {} (station {}); installation {}, key {}", options_.node,
                    *subjects::KindPattern(options_.node, subjects::Kind::kCommand), options_.station,
                    options_.instance_id,
                    options_.security.node_key ? signing::KeyId(options_.security.node_key->public_key) : "none");
@@ -335,13 +337,7 @@ bool Agent::Serving() const {
   return nats::Flush(conn_, absl::Seconds(1)).ok();
 }
 
-std::optional<std::string> Agent::BrokerClosed() const {
-  if (owned_conn_ == nullptr || !natsConnection_IsClosed(owned_conn_.get())) return std::nullopt;
-  const char* text = nullptr;
-  const natsStatus last = natsConnection_GetLastError(owned_conn_.get(), &text);
-  if (text != nullptr && text[0] != '\0') return std::string(text);
-  return std::string(last == NATS_OK ? "closed by the client library" : natsStatus_GetText(last));
-}
+std::optional<std::string> Agent::BrokerClosed() const { return nats::ClosedReason(owned_conn_.get()); }
 
 bool Agent::Alive(absl::Duration quiet) const {
   if (fatal_.HasBeenNotified() || supervisor_ == nullptr) return false;
@@ -350,8 +346,19 @@ bool Agent::Alive(absl::Duration quiet) const {
   return stalled.empty();
 }
 
+void Agent::OnReconnected() {
+  STEWARD_LOG_INFO("agent {}: reconnected to the broker", options_.node);
+  heartbeat_.Wake();
+  if (outbox_) outbox_->Kick();
+  if (log_outbox_) log_outbox_->Kick();
+}
+
 void Agent::Shutdown(absl::string_view why) {
   if (shut_down_.exchange(true)) return;
+  {
+    absl::MutexLock lock(&reconnect_hook_->mu);  // a callback running now ends first
+    reconnect_hook_->agent = nullptr;
+  }
   cancel_.Notify();
   if (debug_) debug_->Shutdown();  // says so to the operators watching
   if (processor_) processor_->StopAll(why);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "agent/command_log.h"
 #include "agent/command_runner.h"
@@ -121,8 +122,19 @@ class Agent final : public AgentControl {
   // there, unknown to this installation's log, left running: an earlier installation of
   // this node, whose data directory is gone, ran them. `interrupted` were stopped already.
   void StopEarlierInstallations(const std::vector<proto::Ack>& interrupted);
+  // The reconnected callback's way to this agent: nats.c runs a connection's callbacks on
+  // its own thread, possibly after the connection (and the agent) is gone. Shutdown
+  // clears `agent` first, waiting for a callback that runs at that moment.
+  struct ReconnectHook {
+    absl::Mutex mu;
+    Agent* agent ABSL_GUARDED_BY(mu) = nullptr;
+  };
+  // The broker connection is back: say so at once (hello, spooled events and logs).
+  void OnReconnected();
+
   const AgentOptions options_;
   const MethodRegistry methods_;
+  const std::shared_ptr<ReconnectHook> reconnect_hook_ = std::make_shared<ReconnectHook>();
   std::unique_ptr<CommandRunner> runner_;
   std::unique_ptr<CommandLog> log_;
   const EventWriter events_;

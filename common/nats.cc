@@ -5,7 +5,10 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -27,7 +30,17 @@ int PendingBytes(int max_pending_msgs) {
   return static_cast<int>(std::min<int64_t>(int64_t{max_pending_msgs} * 65536, int64_t{512} << 20));
 }
 
+std::atomic<int> live_callbacks{0};  // LiveConnectionCallbacks
+
+// A connection's disconnected and reconnected callbacks. nats.c calls them on its own
+// thread, possibly after natsConnection_Destroy returned; the closed callback comes last
+// (once per connection, after any other), and frees them.
 struct Callbacks {
+  Callbacks(std::function<void()> d, std::function<void()> r)
+      : on_disconnected(std::move(d)), on_reconnected(std::move(r)) {
+    live_callbacks.fetch_add(1);
+  }
+  ~Callbacks() { live_callbacks.fetch_sub(1); }
   std::function<void()> on_disconnected;
   std::function<void()> on_reconnected;
 };
@@ -64,6 +77,8 @@ void OnReconnected(natsConnection*, void* closure) {
   auto* cb = static_cast<Callbacks*>(closure);
   if (cb->on_reconnected) cb->on_reconnected();
 }
+
+void OnClosed(natsConnection*, void* closure) { delete static_cast<Callbacks*>(closure); }
 
 }  // namespace
 
@@ -123,6 +138,21 @@ std::string RedactUrl(absl::string_view url) {
     start = end + 1;
   }
   return out;
+}
+
+int LiveConnectionCallbacks() { return live_callbacks.load(); }
+
+std::optional<std::string> ClosedReason(natsConnection* nc) {
+  if (nc == nullptr || !natsConnection_IsClosed(nc)) return std::nullopt;
+  const char* text = nullptr;
+  const natsStatus last = natsConnection_GetLastError(nc, &text);
+  if (last == NATS_NO_SERVER) {
+    // What nats.c says however the connect failed (it clears the cause first).
+    return std::string("no server completed a connect: none answered within the connect timeout, or each "
+                       "refused the credentials");
+  }
+  if (text != nullptr && text[0] != '\0') return std::string(text);
+  return std::string(last == NATS_OK ? "closed by the client library" : natsStatus_GetText(last));
 }
 
 absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts) {
@@ -195,17 +225,23 @@ absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts) {
     STEWARD_RETURN_IF_ERROR(ToStatus(
         natsOptions_LoadCATrustedCertificates(o, opts.tls_ca_file.c_str()), "LoadCA"));
   }
+  Callbacks* cb = nullptr;  // freed by OnClosed, or below when no connection is made
   if (opts.on_disconnected || opts.on_reconnected) {
-    // Lives as long as the process: nats.c may call it until the connection is destroyed.
-    auto* cb = new Callbacks{opts.on_disconnected, opts.on_reconnected};
+    auto owned = std::make_unique<Callbacks>(opts.on_disconnected, opts.on_reconnected);
     STEWARD_RETURN_IF_ERROR(
-        ToStatus(natsOptions_SetDisconnectedCB(o, OnDisconnected, cb), "SetDisconnectedCB"));
+        ToStatus(natsOptions_SetDisconnectedCB(o, OnDisconnected, owned.get()), "SetDisconnectedCB"));
     STEWARD_RETURN_IF_ERROR(
-        ToStatus(natsOptions_SetReconnectedCB(o, OnReconnected, cb), "SetReconnectedCB"));
+        ToStatus(natsOptions_SetReconnectedCB(o, OnReconnected, owned.get()), "SetReconnectedCB"));
+    STEWARD_RETURN_IF_ERROR(ToStatus(natsOptions_SetClosedCB(o, OnClosed, owned.get()), "SetClosedCB"));
+    cb = owned.release();
   }
 
   natsConnection* raw_nc = nullptr;
   natsStatus s = natsConnection_Connect(&raw_nc, o);
+  // No connection. Without keep_trying nats.c released it unclosed: no callback of it
+  // runs. With keep_trying it may have closed it first (its reconnect thread could not
+  // start: out of resources), queueing OnClosed: then the callbacks are left to it.
+  if (raw_nc == nullptr && !opts.keep_trying) delete cb;
   if (s == NATS_NOT_YET_CONNECTED && opts.keep_trying) s = NATS_OK;  // Retrying in background.
   ConnectionPtr nc(raw_nc);
   STEWARD_RETURN_IF_ERROR(ToStatus(s, absl::StrCat("connect to ", RedactUrl(opts.url))));

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -86,6 +87,13 @@ std::string RedactUrl(absl::string_view url);
 // Connect makes a connection that sends without client-side buffering delay
 // (natsOptions_SetSendAsap), so request/reply round trips stay at the network floor.
 absl::StatusOr<ConnectionPtr> Connect(const ConnectOptions& opts);
+// How many connections' callbacks (on_disconnected, on_reconnected) are alive: each is
+// freed after its connection closed (for tests: a daemon that starts again in its
+// process after a closed connection must not keep them).
+int LiveConnectionCallbacks();
+// Why `nc` is closed for good, when it is (nats.c closes a connection whose first connect
+// timed out, or whose credentials were refused, whatever the reconnect settings).
+std::optional<std::string> ClosedReason(natsConnection* nc);
 
 // SubscribeSync subscribes for NextMsg polling, bounding what nats.c buffers for it:
 // `max_pending_msgs` messages and `max_pending_bytes` bytes (0: 64 KiB a message, at

@@ -15,12 +15,14 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "tests/testing/nats_server.h"
+#include "tests/testing/tcp_proxy.h"
 #include "tests/testing/wait.h"
 
 namespace steward::nats {
 namespace {
 
 using steward::testing::NatsServer;
+using steward::testing::TcpProxy;
 
 using steward::testing::WaitUntil;
 
@@ -252,6 +254,43 @@ TEST_CASE("A keep_trying client connects to a server that starts later",
       [&] { return natsConnection_Status(nc->get()) == NATS_CONN_STATUS_CONNECTED; }));
   SubscriptionPtr sub = MustSubscribe(nc->get(), "late.start");
   CHECK(PublishUntilReceived(nc->get(), sub.get(), "late.start", "hi", absl::Seconds(5)));
+}
+
+// A daemon that starts again in its process after its connection closed (the agent, the
+// station) makes a connection, with callbacks, each time: they must not outlive it.
+TEST_CASE("A connection's callbacks are freed once it is closed, however it closed", "[nats][integration]") {
+  Library lib;
+  NatsServer server;
+  const int before = LiveConnectionCallbacks();
+  ConnectOptions opts;
+  opts.name = "daemon";
+  opts.keep_trying = true;
+  opts.reconnect_wait = absl::Milliseconds(50);
+  opts.on_disconnected = [] {};
+  opts.on_reconnected = [] {};
+  SECTION("destroyed by its owner") {
+    opts.url = server.url();
+    ConnectionPtr nc = MustConnect(opts);
+    CHECK(LiveConnectionCallbacks() == before + 1);
+    nc.reset();
+  }
+  SECTION("closed by nats.c: the first connect timed out") {
+    TcpProxy proxy(static_cast<uint16_t>(server.port()));
+    proxy.Freeze();  // accepted by the kernel, never answered
+    opts.url = absl::StrCat("nats://127.0.0.1:", proxy.port());
+    opts.connect_timeout = absl::Milliseconds(300);
+    ConnectionPtr nc = MustConnect(opts);
+    REQUIRE(WaitUntil([&] { return natsConnection_IsClosed(nc.get()); }, absl::Seconds(20)));
+    // Freed by the closed callback, before the owner lets go of the connection.
+    CHECK(WaitUntil([&] { return LiveConnectionCallbacks() == before; }));
+    nc.reset();
+  }
+  SECTION("no connection made") {
+    opts.url = "nats://127.0.0.1:1";
+    opts.keep_trying = false;
+    CHECK_FALSE(Connect(opts).ok());
+  }
+  CHECK(WaitUntil([&] { return LiveConnectionCallbacks() == before; }));
 }
 
 }  // namespace
