@@ -194,19 +194,11 @@ int main(int argc, char** argv) {
   steward::service::Notifier notifier;
   // Waits `d`; false at SIGINT/SIGTERM. A SIGHUP meanwhile is kept for the next start.
   auto pause = [&](absl::Duration d) {
-    const absl::Time end = absl::Now() + d;
-    for (absl::Time now = absl::Now(); now < end; now = absl::Now()) {
-      notifier.Tick(/*serving=*/false, /*alive=*/true,
-                    "the broker connection was closed: starting again in " + absl::FormatDuration(d));
-      const timespec wait = absl::ToTimespec(std::min(end - now, absl::Milliseconds(200)));
-      const int sig = sigtimedwait(&signals, nullptr, &wait);
-      if (sig == SIGINT || sig == SIGTERM) {
-        STEWARD_LOG_INFO("signal {}: shutting down", sig);
-        return false;
-      }
-      if (sig == SIGHUP) reload_requested.store(true);
-    }
-    return true;
+    const int sig = steward::service::PauseBeforeRestart(notifier, signals, d, [&](int other) {
+      if (other == SIGHUP) reload_requested.store(true);
+    });
+    if (sig != 0) STEWARD_LOG_INFO("signal {}: shutting down", sig);
+    return sig == 0;
   };
   while (again) {
     again = false;
@@ -272,6 +264,7 @@ int main(int argc, char** argv) {
                        absl::FormatDuration(probation));
     }
     const timespec tick{0, 100'000'000};
+    bool reached = false;
     while (true) {
       const int sig = sigtimedwait(&signals, nullptr, &tick);
       if (sig == SIGINT || sig == SIGTERM) {
@@ -334,9 +327,15 @@ int main(int argc, char** argv) {
         rc = 1;
         break;
       }
-      if (!notifier.active()) continue;
+      // Said once per start, with a service manager or not: until the broker answers, the
+      // subscriptions wait in the client library.
+      if (!notifier.active() && reached) continue;
       const bool serving = (*agent)->Serving();
-      if (serving && !notifier.ready_sent()) STEWARD_LOG_INFO("serving: ready");
+      if (serving && !reached) {
+        reached = true;
+        STEWARD_LOG_INFO("serving: the broker at {} answers", steward::nats::RedactUrl(opts.nats.url));
+      }
+      if (!notifier.active()) continue;
       notifier.Tick(serving, (*agent)->Alive(notifier.stall_limit()),
                     serving ? "serving" : "waiting for the broker at " + steward::nats::RedactUrl(opts.nats.url));
     }

@@ -3,6 +3,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -48,6 +49,20 @@ void Notifier::Tick(bool serving, bool alive, std::string_view status) {
 
 void Notifier::Stopping() {
   if (active_) (void)sd_notify(0, "STOPPING=1\nSTATUS=stopping\n");
+}
+
+int PauseBeforeRestart(Notifier& notifier, const sigset_t& signals, absl::Duration d,
+                       const std::function<void(int)>& other) {
+  const absl::Time end = absl::Now() + d;
+  for (absl::Time now = absl::Now(); now < end; now = absl::Now()) {
+    notifier.Tick(/*serving=*/false, /*alive=*/true,
+                  "the broker was not reached: starting again in " + absl::FormatDuration(d));
+    const timespec wait = absl::ToTimespec(std::min(end - now, absl::Milliseconds(200)));
+    const int sig = sigtimedwait(&signals, nullptr, &wait);
+    if (sig == SIGINT || sig == SIGTERM) return sig;
+    if (sig > 0 && other) other(sig);
+  }
+  return 0;
 }
 
 }  // namespace steward::service

@@ -13,6 +13,9 @@
 // Thread-compatible: one thread (main) calls it.
 #pragma once
 
+#include <signal.h>
+
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -46,5 +49,13 @@ class Notifier {
   absl::Time last_ping_ = absl::InfinitePast();
   std::string status_;
 };
+
+// Waits `d` before a daemon starts again in its process (its broker connection was
+// closed for good, or an --ha station's broker was not up), feeding the watchdog.
+// `signals` are blocked; a SIGINT or SIGTERM taken meanwhile ends the wait and is
+// returned, any other signal goes to `other` (the agent keeps a SIGHUP for its next
+// start). 0: the wait ran out.
+int PauseBeforeRestart(Notifier& notifier, const sigset_t& signals, absl::Duration d,
+                       const std::function<void(int)>& other = nullptr);
 
 }  // namespace steward::service

@@ -7,6 +7,7 @@
 #include <functional>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -53,6 +54,10 @@ constexpr absl::Duration kTick = absl::Milliseconds(250);
 constexpr int kEventThreads = 2;
 // The request `stewardctl station status` sends (ctl/client.cc).
 constexpr char kStationStations[] = "stations";
+// The payload that marks Start's failure for want of its broker (BrokerNotReached).
+constexpr char kBrokerNotReachedPayload[] = "steward.dev/broker-not-reached";
+// How long an --ha station's start waits for its broker before it starts again later.
+constexpr absl::Duration kHaBrokerWait = absl::Seconds(5);
 
 }  // namespace
 
@@ -84,9 +89,27 @@ absl::StatusOr<std::unique_ptr<Station>> Station::Start(StationOptions options) 
                                                                  options.site.name);
   }
   std::unique_ptr<Station> s(new Station(std::move(options)));
-  STEWARD_RETURN_IF_ERROR(s->Init());
+  if (absl::Status st = s->Init(); !st.ok()) {
+    if (BrokerNotReached(st)) return st;  // --ha: the broker was not up (Init)
+    // A broker call that failed because the connection closed for good: the caller may
+    // start the station again. Any other error, one of this configuration or ledger, is
+    // returned as it is, closed connection or not.
+    std::optional<std::string> closed = s->BrokerClosed();
+    if (closed.has_value() && (absl::IsUnavailable(st) || absl::StrContains(st.message(), "Connection Closed"))) {
+      absl::Status again = absl::UnavailableError(absl::StrCat(
+          "the broker connection to ", nats::RedactUrl(s->options_.nats.url), " is closed (", *closed, "): ",
+          st.message()));
+      again.SetPayload(kBrokerNotReachedPayload, absl::Cord("1"));
+      return again;
+    }
+    return st;
+  }
   return s;
 }
+
+std::optional<std::string> Station::BrokerClosed() const { return nats::ClosedReason(conn_.get()); }
+
+bool Station::BrokerNotReached(const absl::Status& st) { return st.GetPayload(kBrokerNotReachedPayload).has_value(); }
 
 Station::Station(StationOptions options) : options_(std::move(options)) {}
 
@@ -127,6 +150,23 @@ absl::Status Station::Init() {
     return absl::OkStatus();
   }
   STEWARD_RETURN_IF_ERROR(Connect());
+  // Its lease and journal are on the broker: one not up yet (a host that boots the station
+  // first) is no error of this configuration, and the station starts again later. Once it
+  // is connected, what the lease says is (no JetStream, no permission: exit 2).
+  const absl::Time until = absl::Now() + kHaBrokerWait;
+  while (natsConnection_Status(conn_.get()) != NATS_CONN_STATUS_CONNECTED && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  if (natsConnection_Status(conn_.get()) != NATS_CONN_STATUS_CONNECTED) {
+    const char* text = nullptr;
+    (void)natsConnection_GetLastError(conn_.get(), &text);
+    absl::Status st = absl::UnavailableError(absl::StrCat(
+        "the broker connection to ", nats::RedactUrl(options_.nats.url), " is not up after ",
+        absl::FormatDuration(kHaBrokerWait), text != nullptr && text[0] != '\0' ? absl::StrCat(" (", text, ")") : "",
+        ": an --ha station needs its lease bucket on the broker to start"));
+    st.SetPayload(kBrokerNotReachedPayload, absl::Cord("1"));
+    return st;
+  }
   std::string instance = options_.ha.instance;
   if (instance.empty()) {
     char host[256] = {};
@@ -423,11 +463,15 @@ absl::Status Station::Serve() {
     threads_.emplace_back([this, stop] {
       while (!stop->HasBeenNotified()) {
         absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(site_requests_.get(), kTick);
-        if (msg.ok()) site_desk_->Serve(std::move(*msg));
+        if (msg.ok()) {
+          site_desk_->Serve(std::move(*msg));
+        } else if (natsConnection_IsClosed(conn_.get())) {
+          stop->WaitForNotificationWithTimeout(kTick);  // NextMsg answers at once now: no spinning
+        }
       }
     });
   }
-  STEWARD_LOG_INFO("station {} serving {} and {}", options_.name, requests, events);
+  STEWARD_LOG_INFO("station {} takes requests on {} and events on {}", options_.name, requests, events);
   if (!options_.key.has_value()) {
     STEWARD_LOG_WARNING("station {}: no station key: commands go out UNSIGNED and every node's events are "
                         "believed (development mode; run with --keys for a fleet)",
@@ -448,6 +492,10 @@ void Station::Serve(const absl::Notification& stop, natsSubscription* sub, Backl
     if (msg.ok()) {
       serve(std::move(*msg));
       backlog.Check();
+    } else if (natsConnection_IsClosed(conn_.get())) {
+      // Closed for good (BrokerClosed): main() starts the station again. NextMsg answers
+      // at once now; waited out, not logged each time.
+      stop.WaitForNotificationWithTimeout(kTick);
     } else if (!absl::IsDeadlineExceeded(msg.status())) {
       // A slow consumer (nats.c dropped messages) is counted and logged by the backlog.
       backlog.Check(/*force=*/true);

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -87,6 +88,15 @@ class Station {
   // the process should end, to come back as a standby.
   bool Active() const { return active_.load(std::memory_order_acquire); }
   bool Fenced() const { return fenced_.load(); }
+  // Why its broker connection is closed for good, when it is: nats.c closes it when the
+  // first connect times out (a broker that accepts the TCP connection and says nothing)
+  // and on refused credentials, whatever the reconnect settings. main() then starts the
+  // station again in its process.
+  std::optional<std::string> BrokerClosed() const;
+  // Whether Start failed for want of its broker (the connection closed for good; with
+  // --ha also a broker not up yet, since the lease is on it): it may be started again
+  // later. Any other failure is one of its configuration or ledger.
+  static bool BrokerNotReached(const absl::Status& st);
 
  private:
   explicit Station(StationOptions options);

@@ -1,8 +1,11 @@
 // steward-station: the management host's daemon; see station/station.h.
 #include <signal.h>
 
+#include <algorithm>
+#include <optional>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/heap.h"
@@ -49,17 +52,38 @@ int main(int argc, char** argv) {
   if (!layered.effective().file.empty()) STEWARD_LOG_INFO("configuration file {}", layered.effective().file);
 
   steward::nats::Library nats_library;
-  {
+  // READY=1 once the ledger is open and the subscriptions are on the broker; WATCHDOG=1
+  // while the dispatcher loop turns, and while the station waits to start again (one
+  // notifier for the process: the watchdog is fed across restarts, though not while a
+  // start itself runs, as at the first start).
+  steward::service::Notifier notifier;
+  // nats.c closes the broker connection for good when the first connect times out (a
+  // broker, or a box in front of it, that accepts the connection and says nothing) and
+  // on refused credentials, whatever the reconnect settings. The station then starts
+  // again in its process after a pause (1 s, doubling to 10 s; back to 1 s after a run
+  // of over a minute), instead of exiting with 2, which its service manager does not
+  // restart. So does an --ha station whose broker is not up when it starts (its lease
+  // is on the broker).
+  absl::Duration closed_backoff = absl::Seconds(1);
+  auto pause = [&](absl::Duration d) { return steward::service::PauseBeforeRestart(notifier, signals, d) == 0; };
+  while (true) {
     auto station = steward::station::Station::Start(*opts);
+    if (!station.ok() && steward::station::Station::BrokerNotReached(station.status())) {
+      STEWARD_LOG_ERROR("{}; the station starts again in {}", station.status().message(),
+                        absl::FormatDuration(closed_backoff));
+      if (!pause(closed_backoff)) break;
+      closed_backoff = std::min(2 * closed_backoff, absl::Seconds(10));
+      continue;
+    }
     if (!station.ok()) {
       fmt::print(stderr, "steward-station: {}\n", station.status().message());
       return 2;
     }
-    // READY=1 once the ledger is open and the subscriptions are on the broker;
-    // WATCHDOG=1 while the dispatcher loop turns.
-    steward::service::Notifier notifier;
+    const absl::Time started = absl::Now();
     const timespec tick{0, 100'000'000};
+    bool reached = false;
     int code = 0;
+    bool again = false;
     while (true) {
       const int sig = sigtimedwait(&signals, nullptr, &tick);
       if (sig == SIGINT || sig == SIGTERM) break;
@@ -69,16 +93,38 @@ int main(int argc, char** argv) {
         code = 3;
         break;
       }
-      if (!notifier.active()) continue;
+      if (std::optional<std::string> closed = (*station)->BrokerClosed()) {
+        if (absl::Now() - started > absl::Minutes(1)) closed_backoff = absl::Seconds(1);
+        STEWARD_LOG_ERROR("the broker connection to {} is closed: {}; the station starts again in {}",
+                          steward::nats::RedactUrl(opts->nats.url), *closed, absl::FormatDuration(closed_backoff));
+        again = true;
+        break;
+      }
+      // Said once per start, with a service manager or not: until the broker answers, the
+      // subscriptions wait in the client library.
+      if (!notifier.active() && reached) continue;
       const bool serving = (*station)->Serving();
-      if (serving && !notifier.ready_sent()) STEWARD_LOG_INFO("serving: ready");
+      if (serving && !reached) {
+        reached = true;
+        STEWARD_LOG_INFO("serving: the broker at {} answers", steward::nats::RedactUrl(opts->nats.url));
+      }
+      if (!notifier.active()) continue;
       notifier.Tick(serving, (*station)->Alive(notifier.stall_limit()),
                     serving ? "serving" : "waiting for the broker at " + steward::nats::RedactUrl(opts->nats.url));
+    }
+    if (again) {
+      (*station)->Shutdown();
+      station->reset();
+      if (!pause(closed_backoff)) break;
+      closed_backoff = std::min(2 * closed_backoff, absl::Seconds(10));
+      continue;
     }
     STEWARD_LOG_INFO("shutting down");
     notifier.Stopping();
     (*station)->Shutdown();
-    if (code != 0) return code;
+    return code;
   }
+  STEWARD_LOG_INFO("shutting down");
+  notifier.Stopping();
   return 0;
 }

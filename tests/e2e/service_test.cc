@@ -199,14 +199,15 @@ TEST_CASE("agent: on the journal, log lines carry sd-daemon priorities instead o
     std::ifstream in(err);
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
-  CHECK(WaitUntil([&] { return absl::StrContains(text(), "serving ship1.command"); }));
+  CHECK(WaitUntil([&] { return absl::StrContains(text(), "serving: the broker at"); }));
   ::kill(*pid, SIGTERM);
   int status = 0;
   REQUIRE(::waitpid(*pid, &status, 0) == *pid);
   const std::string log = text();
   INFO(log);
   CHECK(absl::StrContains(log, "<4>[agent ship1] agent ship1: no trusted station key"));  // a warning
-  CHECK(absl::StrContains(log, "<6>[agent ship1] agent ship1 serving ship1.command"));      // info
+  CHECK(absl::StrContains(log, "<6>[agent ship1] agent ship1 started: commands on ship1.command"));  // info
+  CHECK(absl::StrContains(log, "<6>[agent ship1] serving: the broker at nats://"));
   CHECK_FALSE(absl::StrContains(log, " INFO "));
 }
 
@@ -215,7 +216,7 @@ TEST_CASE("daemons: without NOTIFY_SOCKET nothing is sent and they run as before
   NatsServer nats;
   Process agent({BinPath("agent/steward-agent"), "--config", EmptyConfig(dir), "--node", "ship1", "--nats",
                  nats.url(), "--data-dir", (dir.path() / "ship1").string()});
-  CHECK(agent.WaitForOutput("serving ship1.command", absl::Seconds(10)));
+  CHECK(agent.WaitForOutput("serving: the broker at", absl::Seconds(10)));
   agent.Signal(SIGTERM);
   std::optional<RunResult> r = agent.Wait(absl::Seconds(10));
   REQUIRE(r.has_value());
