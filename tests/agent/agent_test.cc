@@ -148,13 +148,16 @@ class HoldMethod final : public Method {
 struct Harness {
   explicit Harness(const std::string& url) : client(MustConnect(url, "operator")) {}
 
+  // `restart_backoff`: how long the error kernel waits before it starts a broken
+  // process again.
   std::unique_ptr<Agent> Start(const std::string& url, std::unique_ptr<CommandLog> log,
-                               std::unique_ptr<Spool> spool) {
+                               std::unique_ptr<Spool> spool,
+                               absl::Duration restart_backoff = absl::Milliseconds(20)) {
     AgentOptions options;
     options.node = kNode;
     options.nats.url = url;
     options.heartbeat = absl::Seconds(30);
-    options.restart.initial_backoff = absl::Milliseconds(20);
+    options.restart.initial_backoff = restart_backoff;
     MethodRegistry methods = BuiltinMethods();
     methods.Register("count", [this] { return std::make_unique<CountMethod>(&count_runs, false); });
     methods.Register("flaky", [this] { return std::make_unique<CountMethod>(&flaky_runs, true); });
@@ -187,8 +190,8 @@ struct Harness {
     return ack;
   }
 
-  static proto::Envelope Command(const std::string& method) {
-    return NewEnvelope("station", kNode, proto::KIND_COMMAND, method, "default");
+  static proto::Envelope Command(const std::string& method, const std::string& domain = "default") {
+    return NewEnvelope("station", kNode, proto::KIND_COMMAND, method, domain);
   }
 
   nats::ConnectionPtr client;
@@ -559,6 +562,45 @@ TEST_CASE("An idle agent shuts down at once", "[agent][integration]") {
   CHECK(took < absl::Seconds(1));
 }
 
+TEST_CASE("A batch leaves out a command whose process waits for its restart, which runs once restarted",
+          "[agent][integration][batch]") {
+  nats::Library lib;
+  NatsServer server;
+  Station station(server.url());
+  Harness h(server.url());
+  // Long enough that the batch below arrives while flaky/default waits for its restart.
+  std::unique_ptr<Agent> agent =
+      h.Start(server.url(), NewMemoryCommandLog(), NewMemorySpool(), /*restart_backoff=*/absl::Seconds(4));
+  const proto::Envelope breaks = Harness::Command("flaky");  // its first run breaks the process
+  REQUIRE(h.SendWhenUp(breaks).ok());
+  REQUIRE(WaitUntil([&] { return !station.results(breaks.id()).empty(); }));
+
+  const proto::Envelope waits = Harness::Command("flaky"), quick = Harness::Command("quick", "a");
+  proto::CommandBatch batch;
+  batch.add_commands(waits.SerializeAsString());
+  batch.add_commands(quick.SerializeAsString());
+  proto::Envelope carrier = Harness::Command(kMethodBatch, "station");
+  carrier.set_payload(batch.SerializeAsString());
+  // Answered at once: a slot for the waiting one would hold the answer until the restart.
+  const absl::Time sent = absl::Now();
+  absl::StatusOr<proto::Ack> ack = h.Send(carrier, absl::Seconds(2));
+  INFO(ack.status().ToString());
+  REQUIRE(ack.ok());
+  CHECK(absl::Now() - sent < absl::Seconds(2));
+  proto::AckBatch answers;
+  REQUIRE(answers.ParseFromString(ack->payload()));
+  REQUIRE(answers.acks_size() == 1);
+  CHECK(answers.acks(0).envelope_id() == quick.id());
+  CHECK(answers.acks(0).stage() == proto::STAGE_RESULT);
+  CHECK(h.flaky_runs == 1);  // not yet: its process has not started again
+
+  // Once the process is back, the left-out command runs, once, and its result goes as
+  // an event.
+  REQUIRE(WaitUntil([&] { return !station.results(waits.id()).empty(); }, absl::Seconds(15)));
+  CHECK(station.results(waits.id())[0].outcome() == proto::OUTCOME_SUCCEEDED);
+  CHECK(h.flaky_runs == 2);
+}
+
 }  // namespace
 }  // namespace steward::agent
 
@@ -597,23 +639,20 @@ TEST_CASE("A batch is answered at once with what its prompt commands say, and le
   std::unique_ptr<Agent> agent = h.Start(server.url(), NewMemoryCommandLog(), NewMemorySpool());
   HoldProcess(h, *agent);  // hold/default is busy until h.release
 
-  auto command = [](const std::string& method, const std::string& domain) {
-    return NewEnvelope("station", kNode, proto::KIND_COMMAND, method, domain);
-  };
   // quick/a twice (the second behind the first: both prompt), count/b twice (the second
   // behind the first, which runs once received), one behind the held command, one for
   // another node, and bytes that are no envelope.
-  const proto::Envelope q1 = command("quick", "a"), q2 = command("quick", "a");
-  const proto::Envelope c1 = command("count", "b"), c2 = command("count", "b");
-  const proto::Envelope held = command("hold", "default");
-  proto::Envelope other = command("count", "c");
+  const proto::Envelope q1 = Harness::Command("quick", "a"), q2 = Harness::Command("quick", "a");
+  const proto::Envelope c1 = Harness::Command("count", "b"), c2 = Harness::Command("count", "b");
+  const proto::Envelope held = Harness::Command("hold");
+  proto::Envelope other = Harness::Command("count", "c");
   other.set_to_node("ship2");
   proto::CommandBatch batch;
   for (const proto::Envelope* e : std::initializer_list<const proto::Envelope*>{&q1, &q2, &c1, &c2, &held, &other}) {
     batch.add_commands(e->SerializeAsString());
   }
   batch.add_commands("not an envelope");
-  proto::Envelope carrier = command(kMethodBatch, "station");
+  proto::Envelope carrier = Harness::Command(kMethodBatch, "station");
   carrier.set_payload(batch.SerializeAsString());
 
   absl::StatusOr<proto::Ack> ack = h.Send(carrier, absl::Seconds(5));  // the hold is still on
@@ -649,7 +688,7 @@ TEST_CASE("A batch is answered at once with what its prompt commands say, and le
   // A batch inside a batch, and one over the limit, are refused.
   proto::CommandBatch nested;
   nested.add_commands(carrier.SerializeAsString());
-  proto::Envelope outer = command(kMethodBatch, "station");
+  proto::Envelope outer = Harness::Command(kMethodBatch, "station");
   outer.set_payload(nested.SerializeAsString());
   ack = h.Send(outer);
   REQUIRE(ack.ok());
@@ -658,8 +697,8 @@ TEST_CASE("A batch is answered at once with what its prompt commands say, and le
   CHECK(answers.acks(0).outcome() == proto::OUTCOME_REJECTED);
   CHECK_THAT(answers.acks(0).error(), Catch::Matchers::Contains("a batch inside a batch"));
   proto::CommandBatch big;
-  for (int i = 0; i <= kMaxBatchCommands; ++i) big.add_commands(command("quick", "a").SerializeAsString());
-  proto::Envelope too_big = command(kMethodBatch, "station");
+  for (int i = 0; i <= kMaxBatchCommands; ++i) big.add_commands(Harness::Command("quick", "a").SerializeAsString());
+  proto::Envelope too_big = Harness::Command(kMethodBatch, "station");
   too_big.set_payload(big.SerializeAsString());
   ack = h.Send(too_big);
   REQUIRE(ack.ok());
