@@ -1,12 +1,14 @@
 // nats.c wrappers: connection set-up, subscriptions, requests, status conversion.
 #include "common/nats.h"
 
+#include <dlfcn.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -80,7 +82,35 @@ void OnReconnected(natsConnection*, void* closure) {
 
 void OnClosed(natsConnection*, void* closure) { delete static_cast<Callbacks*>(closure); }
 
+// natsMsg_free, libnats's free callback for a message (an internal symbol: looked up,
+// so a libnats without it only costs the collector's wake-ups).
+void* MsgFreeCallback() {
+  static void* const fn = dlsym(RTLD_DEFAULT, "natsMsg_free");
+  return fn;
+}
+
+// A natsMsg begins with its collector link: {next item, free callback}.
+constexpr size_t kFreeCallbackOffset = sizeof(void*);
+
 }  // namespace
+
+bool FreesInPlace(natsMsg* msg) {
+  void* const fn = MsgFreeCallback();
+  if (msg == nullptr || fn == nullptr) return false;
+  void* cb = nullptr;
+  std::memcpy(&cb, reinterpret_cast<const char*>(msg) + kFreeCallbackOffset, sizeof(cb));
+  return cb == fn;
+}
+
+void DestroyMsg(natsMsg* msg) {
+  if (FreesInPlace(msg)) {
+    // No free callback: the collector declines the message and natsMsg_Destroy frees it
+    // here, after its own checks (a message the library still owns is left alone).
+    void* const none = nullptr;
+    std::memcpy(reinterpret_cast<char*>(msg) + kFreeCallbackOffset, &none, sizeof(none));
+  }
+  natsMsg_Destroy(msg);
+}
 
 Library::Library() { nats_Open(-1); }
 Library::~Library() {

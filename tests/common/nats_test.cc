@@ -114,6 +114,32 @@ TEST_CASE("Connect, subscribe, publish and receive", "[nats][integration]") {
   }
 }
 
+TEST_CASE("A message is freed by the thread that destroys it, not handed to nats.c's collector",
+          "[nats][integration]") {
+  Library lib;
+  NatsServer server;
+  ConnectionPtr nc = MustConnect({.url = server.url(), .name = "free-in-place"});
+  SubscriptionPtr sub = MustSubscribe(nc.get(), "ship1.event.free.default");
+  REQUIRE(Publish(nc.get(), "ship1.event.free.default", "x").ok());
+  absl::StatusOr<MsgPtr> msg = NextMsg(sub.get(), absl::Seconds(5));
+  REQUIRE(msg.ok());
+  // This libnats's message layout is the one DestroyMsg knows: a newer one that moved
+  // the collector link fails here (DestroyMsg then leaves its messages to the collector).
+  CHECK(FreesInPlace(msg->get()));
+  msg->reset();  // freed here
+
+  natsMsg* made = nullptr;
+  REQUIRE(natsMsg_Create(&made, "a.b", nullptr, "data", 4) == NATS_OK);
+  CHECK(FreesInPlace(made));
+  DestroyMsg(made);
+
+  // Anything else is left to natsMsg_Destroy as it is.
+  CHECK_FALSE(FreesInPlace(nullptr));
+  alignas(void*) char other[64] = {};
+  CHECK_FALSE(FreesInPlace(reinterpret_cast<natsMsg*>(other)));
+  DestroyMsg(nullptr);  // as natsMsg_Destroy(nullptr): nothing
+}
+
 TEST_CASE("NextMsg times out with DeadlineExceeded", "[nats][integration]") {
   Library lib;
   NatsServer server;
