@@ -264,7 +264,7 @@ int main(int argc, char** argv) {
                        absl::FormatDuration(probation));
     }
     const timespec tick{0, 100'000'000};
-    bool reached = false;
+    steward::service::StartReport report(notifier, steward::nats::RedactUrl(opts.nats.url));
     while (true) {
       const int sig = sigtimedwait(&signals, nullptr, &tick);
       if (sig == SIGINT || sig == SIGTERM) {
@@ -327,17 +327,7 @@ int main(int argc, char** argv) {
         rc = 1;
         break;
       }
-      // Said once per start, with a service manager or not: until the broker answers, the
-      // subscriptions wait in the client library.
-      if (!notifier.active() && reached) continue;
-      const bool serving = (*agent)->Serving();
-      if (serving && !reached) {
-        reached = true;
-        STEWARD_LOG_INFO("serving: the broker at {} answers", steward::nats::RedactUrl(opts.nats.url));
-      }
-      if (!notifier.active()) continue;
-      notifier.Tick(serving, (*agent)->Alive(notifier.stall_limit()),
-                    serving ? "serving" : "waiting for the broker at " + steward::nats::RedactUrl(opts.nats.url));
+      report.Tick([&] { return (*agent)->Serving(); }, [&](absl::Duration quiet) { return (*agent)->Alive(quiet); });
     }
     if (!again) notifier.Stopping();
     (*agent)->Shutdown(!again ? steward::agent::CommandProcessor::kShuttingDown

@@ -51,6 +51,18 @@ void Notifier::Stopping() {
   if (active_) (void)sd_notify(0, "STOPPING=1\nSTATUS=stopping\n");
 }
 
+void StartReport::Tick(const std::function<bool()>& serving, const std::function<bool(absl::Duration)>& alive) {
+  if (!notifier_.active() && reached_) return;
+  const bool now_serving = serving();
+  if (now_serving && !reached_) {
+    reached_ = true;
+    STEWARD_LOG_INFO("serving: the broker at {} answers", broker_);
+  }
+  if (!notifier_.active()) return;
+  notifier_.Tick(now_serving, alive(notifier_.stall_limit()),
+                 now_serving ? "serving" : "waiting for the broker at " + broker_);
+}
+
 int PauseBeforeRestart(Notifier& notifier, const sigset_t& signals, absl::Duration d,
                        const std::function<void(int)>& other) {
   const absl::Time end = absl::Now() + d;

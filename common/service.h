@@ -18,6 +18,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/time/time.h"
 
@@ -48,6 +49,23 @@ class Notifier {
   bool ready_sent_ = false;
   absl::Time last_ping_ = absl::InfinitePast();
   std::string status_;
+};
+
+// One start of a daemon, as its main loop reports it (each turn, Tick): "serving: the
+// broker at URL answers" is logged the first time the daemon serves in this start, with
+// a service manager or not (until the broker answers, its subscriptions wait in the
+// client library), and the notifier is fed. `serving` is asked until it first holds,
+// and then only for a service manager; `alive` only for one.
+class StartReport {
+ public:
+  // `broker`: the broker's URL as it may be logged (nats::RedactUrl).
+  StartReport(Notifier& notifier, std::string broker) : notifier_(notifier), broker_(std::move(broker)) {}
+  void Tick(const std::function<bool()>& serving, const std::function<bool(absl::Duration quiet)>& alive);
+
+ private:
+  Notifier& notifier_;
+  const std::string broker_;
+  bool reached_ = false;
 };
 
 // Waits `d` before a daemon starts again in its process (its broker connection was

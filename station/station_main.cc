@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
     }
     const absl::Time started = absl::Now();
     const timespec tick{0, 100'000'000};
-    bool reached = false;
+    steward::service::StartReport report(notifier, steward::nats::RedactUrl(opts->nats.url));
     int code = 0;
     bool again = false;
     while (true) {
@@ -100,17 +100,7 @@ int main(int argc, char** argv) {
         again = true;
         break;
       }
-      // Said once per start, with a service manager or not: until the broker answers, the
-      // subscriptions wait in the client library.
-      if (!notifier.active() && reached) continue;
-      const bool serving = (*station)->Serving();
-      if (serving && !reached) {
-        reached = true;
-        STEWARD_LOG_INFO("serving: the broker at {} answers", steward::nats::RedactUrl(opts->nats.url));
-      }
-      if (!notifier.active()) continue;
-      notifier.Tick(serving, (*station)->Alive(notifier.stall_limit()),
-                    serving ? "serving" : "waiting for the broker at " + steward::nats::RedactUrl(opts->nats.url));
+      report.Tick([&] { return (*station)->Serving(); }, [&](absl::Duration quiet) { return (*station)->Alive(quiet); });
     }
     if (again) {
       (*station)->Shutdown();
