@@ -45,7 +45,18 @@ Model::Model(const StationOptions& o)
 
 Core::Core(const StationOptions& options, ledger::Store& store, natsConnection* conn,
            RequestPump& pump)
-    : model(options), options_(options), store_(store), conn_(conn), pump_(pump) {}
+    : model(options), options_(options), store_(store), conn_(conn), pump_(pump) {
+  // The commands one commit made are due together: the dispatcher is woken once for
+  // them, after the commit's completions, and sends them in one batch per node (woken
+  // by each completion, it sent them one or two at a time).
+  store_.AfterGroup([this] {
+    absl::MutexLock lock(&model.mu);
+    if (model.wake_after_group) {
+      model.wake_after_group = false;
+      model.wake = true;
+    }
+  });
+}
 
 absl::Status Core::Load() {
   STEWARD_ASSIGN_OR_RETURN(std::vector<proto::NodeInfo> nodes, store_.Nodes());
@@ -216,7 +227,7 @@ void Core::Submit(std::vector<proto::CommandState> states, std::function<void(ab
             e.pending = static_cast<int32_t>(model.commands.Pending(e.node));
             feed.Publish(std::move(e));
           }
-          if (model.commands.TakeSooner()) model.wake = true;
+          if (model.commands.TakeSooner()) model.wake_after_group = true;
         }
         if (done) done(st);
       });

@@ -79,6 +79,9 @@ struct Model {
   std::map<std::string, std::string> site_held ABSL_GUARDED_BY(mu);
   // The dispatcher sleeps until the next due command; this wakes it sooner.
   bool wake ABSL_GUARDED_BY(mu) = false;
+  // Set by a ledger write's completion: wake once the writer's whole group completed
+  // (ledger::Store::AfterGroup).
+  bool wake_after_group ABSL_GUARDED_BY(mu) = false;
 };
 
 // Things the station refused or dropped, counted (for logs, `nodes`, and metrics).

@@ -80,6 +80,11 @@ void Store::Write(Op op, Done done) {
   queue_.push_back(Pending{std::move(op), std::move(done)});
 }
 
+void Store::AfterGroup(std::function<void()> fn) {
+  absl::MutexLock lock(&mu_);
+  after_group_ = fn ? std::make_shared<const std::function<void()>>(std::move(fn)) : nullptr;
+}
+
 absl::Status Store::Read(const std::function<absl::Status(sqlite::Database&)>& fn) {
   absl::MutexLock lock(&read_mu_);
   return fn(reader_);
@@ -98,11 +103,13 @@ void Store::Shutdown() {
 void Store::WriterLoop() {
   while (true) {
     std::vector<Pending> group;
+    std::shared_ptr<const std::function<void()>> after_group;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) return;  // stopping, nothing left
+      after_group = after_group_;  // as set when the group is taken
       while (!queue_.empty() && group.size() < kMaxGroup) {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -127,6 +134,7 @@ void Store::WriterLoop() {
     for (size_t i = 0; i < group.size(); ++i) {
       if (group[i].done) group[i].done(tx.ok() ? results[i] : tx);
     }
+    if (after_group != nullptr) (*after_group)();
     if (tx.ok()) checkpointer_->AfterCommit();  // after the completions: acknowledgements never wait for it
   }
 }

@@ -78,6 +78,10 @@ class Store {
   // transaction holding `op` committed (or failed: then with the error). After
   // Shutdown the write is dropped and `done` never runs.
   void Write(Op op, Done done = nullptr) ABSL_LOCKS_EXCLUDED(mu_);
+  // AfterGroup sets what runs on the writer thread once the `done`s of a transaction's
+  // writes have all run (committed or failed): a follow-up that wants the whole group,
+  // such as waking the dispatcher once for the commands a commit made, not once each.
+  void AfterGroup(std::function<void()> fn) ABSL_LOCKS_EXCLUDED(mu_);
   // Read runs `fn` with the reading connection (one reader at a time).
   absl::Status Read(const std::function<absl::Status(sqlite::Database&)>& fn)
       ABSL_LOCKS_EXCLUDED(read_mu_);
@@ -178,6 +182,7 @@ class Store {
   Histogram commit_seconds_{Histogram::SecondsBuckets()};
   absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const std::function<void()>> after_group_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
   // Replication (Options::replicate), on the writer thread.

@@ -1,0 +1,78 @@
+// The ledger writer commits what is queued together, in one transaction, and runs the
+// AfterGroup follow-up once per transaction, after every completion of it: the
+// station wakes its dispatcher there, once for all the commands one commit made.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "station/ledger/store.h"
+#include "tests/station/ledger_testing.h"
+
+namespace steward::station {
+namespace {
+
+TEST_CASE("the ledger runs its after-group follow-up once per transaction, after all its completions",
+          "[station][ledger]") {
+  const std::filesystem::path dir = ledger::testing::FreshDir("ledger-group");
+  auto store = ledger::Store::Open(dir.string());
+  REQUIRE(store.ok());
+  absl::Mutex mu;
+  std::vector<std::string> seen;  // completions ("done N") and follow-ups ("after"), in order
+  (*store)->AfterGroup([&] {
+    absl::MutexLock lock(&mu);
+    seen.push_back("after");
+  });
+  // The first write holds the writer until the others are queued, so that they make
+  // one group of their own.
+  absl::Notification release;
+  absl::Notification holding;
+  (*store)->Write(
+      [&](sqlite::Database&) {
+        holding.Notify();
+        release.WaitForNotification();
+        return absl::OkStatus();
+      },
+      [&](absl::Status) {
+        absl::MutexLock lock(&mu);
+        seen.push_back("done 0");
+      });
+  holding.WaitForNotification();
+  constexpr int kQueued = 5;
+  for (int i = 1; i <= kQueued; ++i) {
+    (*store)->Write(ledger::Store::PutSetting(absl::StrCat("k", i), "v"), [&, i](absl::Status st) {
+      absl::MutexLock lock(&mu);
+      seen.push_back(st.ok() ? absl::StrCat("done ", i) : st.ToString());
+    });
+  }
+  release.Notify();
+  REQUIRE(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("last", "v")).ok());
+  // Unset: a group taken from now on has none. (The write waited for here is taken
+  // after every earlier group's follow-up ran: one writer thread, in order.)
+  (*store)->AfterGroup(nullptr);
+  REQUIRE(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("drain", "v")).ok());
+
+  std::vector<std::string> got;
+  {
+    absl::MutexLock lock(&mu);
+    got = seen;
+  }
+  // The held write's group, then the five queued meanwhile as one group; then one
+  // follow-up for the "last" write's group, unless the writer took it with the five.
+  std::vector<std::string> expected = {"done 0", "after"};
+  for (int i = 1; i <= kQueued; ++i) expected.push_back(absl::StrCat("done ", i));
+  expected.push_back("after");
+  std::vector<std::string> expected_apart = expected;
+  expected_apart.push_back("after");
+  CHECK((got == expected || got == expected_apart));
+
+  REQUIRE(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("later", "v")).ok());
+  absl::MutexLock lock(&mu);
+  CHECK(seen == got);
+}
+
+}  // namespace
+}  // namespace steward::station
