@@ -24,7 +24,12 @@
 #include <thread>
 #include <utility>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <fmt/core.h>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -241,10 +246,10 @@ std::string BenchDir::File(const std::string& name) const { return absl::StrCat(
 // Broker and raw NATS.
 
 absl::StatusOr<std::string> StartBroker(Children& children, const BenchDir& dir) {
-  if (absl::Status st = children.Spawn(
-          "nats-server",
-          testing::NatsServerArgv("-1", dir.path(), dir.File("nats-server.log")),
-          dir.File("nats-server.out"));
+  std::vector<std::string> argv = testing::NatsServerArgv("-1", dir.path(), dir.File("nats-server.log"));
+  // Monitoring on a free port (ReadBrokerCounts), listed in the same ports file.
+  argv.insert(argv.end(), {"-m", "-1"});
+  if (absl::Status st = children.Spawn("nats-server", std::move(argv), dir.File("nats-server.out"));
       !st.ok()) {
     return absl::Status(st.code(), absl::StrCat(st.message(), " (Debian package nats-server)"));
   }
@@ -252,6 +257,79 @@ absl::StatusOr<std::string> StartBroker(Children& children, const BenchDir& dir)
                            testing::WaitForNatsPort(dir.path(), children.pid("nats-server"),
                                                     [&children] { return children.CheckAlive(); }));
   return absl::StrCat("nats://127.0.0.1:", port);
+}
+
+namespace {
+
+// GET `path` from 127.0.0.1:`port` over HTTP/1.0: the body, or the error.
+absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(ErrnoText("socket"));
+  auto close_fd = [fd] { ::close(fd); };
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const std::string why = ErrnoText("connect to the broker's monitoring port");
+    close_fd();
+    return absl::UnavailableError(why);
+  }
+  const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+    const std::string why = ErrnoText("send");
+    close_fd();
+    return absl::UnavailableError(why);
+  }
+  std::string response;
+  char buf[16384];
+  while (true) {
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    response.append(buf, static_cast<size_t>(n));
+  }
+  close_fd();
+  const size_t body = response.find("\r\n\r\n");
+  if (response.rfind("HTTP/1.", 0) != 0 || response.find(" 200 ") == std::string::npos ||
+      body == std::string::npos) {
+    return absl::UnavailableError(absl::StrCat("monitoring GET ", path, ": ", response.substr(0, 80)));
+  }
+  return response.substr(body + 4);
+}
+
+}  // namespace
+
+absl::StatusOr<BrokerCounts> ReadBrokerCounts(const BenchDir& dir, const Children& children) {
+  const std::string ports_file = absl::StrCat(dir.path(), "/nats-server_", children.pid("nats-server"), ".ports");
+  std::ifstream in(ports_file);
+  const std::string ports((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const nlohmann::json listed = nlohmann::json::parse(ports, nullptr, /*allow_exceptions=*/false);
+  int port = 0;
+  if (listed.is_object() && listed.contains("monitoring") && listed["monitoring"].is_array()) {
+    for (const nlohmann::json& url : listed["monitoring"]) {
+      const std::string text = url.is_string() ? url.get<std::string>() : "";
+      const std::string key = "http://127.0.0.1:";
+      if (text.rfind(key, 0) == 0 && absl::SimpleAtoi(text.substr(key.size()), &port)) break;
+    }
+  }
+  if (port <= 0) return absl::NotFoundError(absl::StrCat("no monitoring port in ", ports_file));
+  STEWARD_ASSIGN_OR_RETURN(const std::string body, HttpGet(port, "/connz?limit=1024"));
+  const nlohmann::json connz = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!connz.is_object() || !connz.contains("connections") || !connz["connections"].is_array()) {
+    return absl::InternalError("the broker's /connz is not what nats-server answers");
+  }
+  BrokerCounts counts;
+  for (const nlohmann::json& c : connz["connections"]) {
+    const std::string name = c.value("name", std::string("(no name)"));
+    const int64_t in_msgs = c.value("in_msgs", int64_t{0});
+    const int64_t out_msgs = c.value("out_msgs", int64_t{0});
+    counts.by_name[name].in += in_msgs;
+    counts.by_name[name].out += out_msgs;
+    counts.total.in += in_msgs;
+    counts.total.out += out_msgs;
+  }
+  return counts;
 }
 
 absl::StatusOr<nats::ConnectionPtr> RawConnect(const std::string& url, const char* name) {

@@ -220,6 +220,29 @@ class CpuMeter {
   std::vector<double> start_;
 };
 
+// Messages through the broker per operation between two readings: what each
+// connection published, and the total published and delivered. Unlike CPU and rates,
+// these do not move with the machine's load.
+void PrintBrokerMessages(const absl::StatusOr<steward::bench::BrokerCounts>& before,
+                         const absl::StatusOr<steward::bench::BrokerCounts>& after, int64_t ops) {
+  if (!before.ok() || !after.ok()) {
+    fmt::print("  broker messages: not read ({})\n",
+               (!before.ok() ? before.status() : after.status()).ToString());
+    return;
+  }
+  if (ops <= 0) return;
+  const double n = static_cast<double>(ops);
+  fmt::print("  broker messages per durable command: published {:.2f}, delivered {:.2f}; published by",
+             static_cast<double>(after->total.in - before->total.in) / n,
+             static_cast<double>(after->total.out - before->total.out) / n);
+  for (const auto& [name, c] : after->by_name) {
+    auto was = before->by_name.find(name);
+    const int64_t in = c.in - (was != before->by_name.end() ? was->second.in : 0);
+    if (in > 0) fmt::print(" {} {:.2f},", name, static_cast<double>(in) / n);
+  }
+  fmt::print("\n");
+}
+
 void PrintRow(const RunResult& r) {
   fmt::print("{:<8} {:>9} {:>10} {:>10.0f} {:>9.0f} {:>9.0f} {:>7}", r.path, r.in_flight,
              r.requests, r.rps, r.p50_us, r.p99_us, r.errors);
@@ -274,14 +297,19 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
                   {"+its children", children.pid("agent")},
                   {"nats-server", children.pid("nats-server")},
                   {"bench client", ::getpid()}});
+    absl::StatusOr<steward::bench::BrokerCounts> broker_before = absl::UnknownError("not read");
     RunResult r = steward::bench::RunLoad(
         label, kInFlight, duration, durable_fn,
-        {.warmup_requests = kWarmupCommands, .on_start = [&stages, &cpu] {
+        {.warmup_requests = kWarmupCommands, .on_start = [&] {
            for (std::vector<Stages>& v : stages) v.clear();
+           broker_before = steward::bench::ReadBrokerCounts(dir, children);
            cpu.Start();
          }});
+    const absl::StatusOr<steward::bench::BrokerCounts> broker_after =
+        steward::bench::ReadBrokerCounts(dir, children);
     PrintRow(r);
     cpu.Print("durable command", r.requests + r.errors);
+    PrintBrokerMessages(broker_before, broker_after, r.requests + r.errors);
     std::vector<Stages> all;
     for (std::vector<Stages>& v : stages) all.insert(all.end(), v.begin(), v.end());
     PrintStages(all);
