@@ -58,6 +58,8 @@ Core::Core(const StationOptions& options, ledger::Store& store, natsConnection* 
   });
 }
 
+Core::~Core() { store_.AfterGroup(nullptr); }
+
 absl::Status Core::Load() {
   STEWARD_ASSIGN_OR_RETURN(std::vector<proto::NodeInfo> nodes, store_.Nodes());
   std::vector<std::pair<std::string, std::string>> damaged;  // spooled chunks not read back whole

@@ -107,6 +107,9 @@ class Core {
  public:
   Core(const StationOptions& options, ledger::Store& store, natsConnection* conn,
        RequestPump& pump);
+  // Takes the core's follow-up off the ledger writer (waiting for one running now): a
+  // site station that hands control back ends its core while the ledger stays open.
+  ~Core();
   Core(const Core&) = delete;
   Core& operator=(const Core&) = delete;
 

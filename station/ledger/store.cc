@@ -81,8 +81,8 @@ void Store::Write(Op op, Done done) {
 }
 
 void Store::AfterGroup(std::function<void()> fn) {
-  absl::MutexLock lock(&mu_);
-  after_group_ = fn ? std::make_shared<const std::function<void()>>(std::move(fn)) : nullptr;
+  absl::MutexLock lock(&after_group_mu_);
+  after_group_ = std::move(fn);
 }
 
 absl::Status Store::Read(const std::function<absl::Status(sqlite::Database&)>& fn) {
@@ -103,13 +103,11 @@ void Store::Shutdown() {
 void Store::WriterLoop() {
   while (true) {
     std::vector<Pending> group;
-    std::shared_ptr<const std::function<void()>> after_group;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) return;  // stopping, nothing left
-      after_group = after_group_;  // as set when the group is taken
       while (!queue_.empty() && group.size() < kMaxGroup) {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -134,7 +132,10 @@ void Store::WriterLoop() {
     for (size_t i = 0; i < group.size(); ++i) {
       if (group[i].done) group[i].done(tx.ok() ? results[i] : tx);
     }
-    if (after_group != nullptr) (*after_group)();
+    {
+      absl::MutexLock lock(&after_group_mu_);
+      if (after_group_) after_group_();
+    }
     if (tx.ok()) checkpointer_->AfterCommit();  // after the completions: acknowledgements never wait for it
   }
 }

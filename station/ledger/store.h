@@ -81,7 +81,9 @@ class Store {
   // AfterGroup sets what runs on the writer thread once the `done`s of a transaction's
   // writes have all run (committed or failed): a follow-up that wants the whole group,
   // such as waking the dispatcher once for the commands a commit made, not once each.
-  void AfterGroup(std::function<void()> fn) ABSL_LOCKS_EXCLUDED(mu_);
+  // Once it returns, the follow-up it replaced (or cleared, with nullptr) is not running
+  // and never runs again: what it uses may go.
+  void AfterGroup(std::function<void()> fn) ABSL_LOCKS_EXCLUDED(after_group_mu_);
   // Read runs `fn` with the reading connection (one reader at a time).
   absl::Status Read(const std::function<absl::Status(sqlite::Database&)>& fn)
       ABSL_LOCKS_EXCLUDED(read_mu_);
@@ -182,7 +184,9 @@ class Store {
   Histogram commit_seconds_{Histogram::SecondsBuckets()};
   absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const std::function<void()>> after_group_ ABSL_GUARDED_BY(mu_);
+  // Held while the follow-up runs, so that AfterGroup never returns while it does.
+  absl::Mutex after_group_mu_;
+  std::function<void()> after_group_ ABSL_GUARDED_BY(after_group_mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
   // Replication (Options::replicate), on the writer thread.

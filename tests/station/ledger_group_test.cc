@@ -4,11 +4,13 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "station/ledger/store.h"
 #include "tests/station/ledger_testing.h"
 
@@ -50,8 +52,7 @@ TEST_CASE("the ledger runs its after-group follow-up once per transaction, after
   }
   release.Notify();
   REQUIRE(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("last", "v")).ok());
-  // Unset: a group taken from now on has none. (The write waited for here is taken
-  // after every earlier group's follow-up ran: one writer thread, in order.)
+  // Unset: none runs from now on.
   (*store)->AfterGroup(nullptr);
   REQUIRE(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("drain", "v")).ok());
 
@@ -72,6 +73,40 @@ TEST_CASE("the ledger runs its after-group follow-up once per transaction, after
   REQUIRE(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("later", "v")).ok());
   absl::MutexLock lock(&mu);
   CHECK(seen == got);
+}
+
+TEST_CASE("the ledger's after-group follow-up is replaced only once it is not running",
+          "[station][ledger]") {
+  // What a follow-up uses may go once AfterGroup returns (a site station's core ends
+  // while the ledger stays open): AfterGroup waits for one that runs.
+  const std::filesystem::path dir = ledger::testing::FreshDir("ledger-group-replace");
+  auto store = ledger::Store::Open(dir.string());
+  REQUIRE(store.ok());
+  absl::Notification running;
+  absl::Notification release;
+  absl::Mutex mu;
+  bool returned = false;
+  (*store)->AfterGroup([&] {
+    if (!running.HasBeenNotified()) running.Notify();
+    release.WaitForNotification();
+  });
+  (*store)->Write(ledger::Store::PutSetting("k", "v"));
+  running.WaitForNotification();
+  std::thread replace([&] {
+    (*store)->AfterGroup(nullptr);
+    absl::MutexLock lock(&mu);
+    returned = true;
+  });
+  // While the follow-up runs, AfterGroup does not return.
+  absl::SleepFor(absl::Milliseconds(100));
+  {
+    absl::MutexLock lock(&mu);
+    CHECK_FALSE(returned);
+  }
+  release.Notify();
+  replace.join();
+  CHECK(returned);
+  REQUIRE(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("k2", "v")).ok());
 }
 
 }  // namespace
