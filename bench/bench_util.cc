@@ -270,6 +270,10 @@ absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // A broker that does not answer costs the bench 5 s, not its run.
+  const timeval limit{5, 0};
+  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+  (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     const std::string why = ErrnoText("connect to the broker's monitoring port");
     close_fd();
@@ -291,7 +295,8 @@ absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
   }
   close_fd();
   const size_t body = response.find("\r\n\r\n");
-  if (response.rfind("HTTP/1.", 0) != 0 || response.find(" 200 ") == std::string::npos ||
+  const std::string status_line = response.substr(0, response.find("\r\n"));
+  if (status_line.rfind("HTTP/1.", 0) != 0 || status_line.find(" 200 ") == std::string::npos ||
       body == std::string::npos) {
     return absl::UnavailableError(absl::StrCat("monitoring GET ", path, ": ", response.substr(0, 80)));
   }
@@ -314,16 +319,24 @@ absl::StatusOr<BrokerCounts> ReadBrokerCounts(const BenchDir& dir, const Childre
     }
   }
   if (port <= 0) return absl::NotFoundError(absl::StrCat("no monitoring port in ", ports_file));
-  STEWARD_ASSIGN_OR_RETURN(const std::string body, HttpGet(port, "/connz?limit=1024"));
+  // Closed connections too (the broker keeps the last ones): their counts stay counted.
+  STEWARD_ASSIGN_OR_RETURN(const std::string body, HttpGet(port, "/connz?limit=1024&state=all"));
   const nlohmann::json connz = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (!connz.is_object() || !connz.contains("connections") || !connz["connections"].is_array()) {
     return absl::InternalError("the broker's /connz is not what nats-server answers");
   }
   BrokerCounts counts;
+  // (Read without exceptions: this may run where one would end the bench.)
+  auto count = [](const nlohmann::json& c, const char* key) -> int64_t {
+    auto it = c.find(key);
+    return it != c.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+  };
   for (const nlohmann::json& c : connz["connections"]) {
-    const std::string name = c.value("name", std::string("(no name)"));
-    const int64_t in_msgs = c.value("in_msgs", int64_t{0});
-    const int64_t out_msgs = c.value("out_msgs", int64_t{0});
+    if (!c.is_object()) continue;
+    auto named = c.find("name");
+    const std::string name = named != c.end() && named->is_string() ? named->get<std::string>() : "(no name)";
+    const int64_t in_msgs = count(c, "in_msgs");
+    const int64_t out_msgs = count(c, "out_msgs");
     counts.by_name[name].in += in_msgs;
     counts.by_name[name].out += out_msgs;
     counts.total.in += in_msgs;
