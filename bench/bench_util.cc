@@ -24,10 +24,6 @@
 #include <thread>
 #include <utility>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -247,7 +243,7 @@ std::string BenchDir::File(const std::string& name) const { return absl::StrCat(
 
 absl::StatusOr<std::string> StartBroker(Children& children, const BenchDir& dir) {
   std::vector<std::string> argv = testing::NatsServerArgv("-1", dir.path(), dir.File("nats-server.log"));
-  // Monitoring on a free port (ReadBrokerCounts), listed in the same ports file.
+  // Monitoring on a free port (BrokerMonitoringPort), listed in the same ports file.
   argv.insert(argv.end(), {"-m", "-1"});
   if (absl::Status st = children.Spawn("nats-server", std::move(argv), dir.File("nats-server.out"));
       !st.ok()) {
@@ -259,90 +255,20 @@ absl::StatusOr<std::string> StartBroker(Children& children, const BenchDir& dir)
   return absl::StrCat("nats://127.0.0.1:", port);
 }
 
-namespace {
-
-// GET `path` from 127.0.0.1:`port` over HTTP/1.0: the body, or the error.
-absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError(ErrnoText("socket"));
-  auto close_fd = [fd] { ::close(fd); };
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  // A broker that does not answer costs the bench 5 s, not its run.
-  const timeval limit{5, 0};
-  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
-  (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    const std::string why = ErrnoText("connect to the broker's monitoring port");
-    close_fd();
-    return absl::UnavailableError(why);
-  }
-  const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
-    const std::string why = ErrnoText("send");
-    close_fd();
-    return absl::UnavailableError(why);
-  }
-  std::string response;
-  char buf[16384];
-  while (true) {
-    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    response.append(buf, static_cast<size_t>(n));
-  }
-  close_fd();
-  const size_t body = response.find("\r\n\r\n");
-  const std::string status_line = response.substr(0, response.find("\r\n"));
-  if (status_line.rfind("HTTP/1.", 0) != 0 || status_line.find(" 200 ") == std::string::npos ||
-      body == std::string::npos) {
-    return absl::UnavailableError(absl::StrCat("monitoring GET ", path, ": ", response.substr(0, 80)));
-  }
-  return response.substr(body + 4);
-}
-
-}  // namespace
-
-absl::StatusOr<BrokerCounts> ReadBrokerCounts(const BenchDir& dir, const Children& children) {
+absl::StatusOr<int> BrokerMonitoringPort(const BenchDir& dir, const Children& children) {
   const std::string ports_file = absl::StrCat(dir.path(), "/nats-server_", children.pid("nats-server"), ".ports");
   std::ifstream in(ports_file);
   const std::string ports((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const nlohmann::json listed = nlohmann::json::parse(ports, nullptr, /*allow_exceptions=*/false);
-  int port = 0;
   if (listed.is_object() && listed.contains("monitoring") && listed["monitoring"].is_array()) {
     for (const nlohmann::json& url : listed["monitoring"]) {
       const std::string text = url.is_string() ? url.get<std::string>() : "";
       const std::string key = "http://127.0.0.1:";
-      if (text.rfind(key, 0) == 0 && absl::SimpleAtoi(text.substr(key.size()), &port)) break;
+      int port = 0;
+      if (text.rfind(key, 0) == 0 && absl::SimpleAtoi(text.substr(key.size()), &port) && port > 0) return port;
     }
   }
-  if (port <= 0) return absl::NotFoundError(absl::StrCat("no monitoring port in ", ports_file));
-  // Closed connections too (the broker keeps the last ones): their counts stay counted.
-  STEWARD_ASSIGN_OR_RETURN(const std::string body, HttpGet(port, "/connz?limit=1024&state=all"));
-  const nlohmann::json connz = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (!connz.is_object() || !connz.contains("connections") || !connz["connections"].is_array()) {
-    return absl::InternalError("the broker's /connz is not what nats-server answers");
-  }
-  BrokerCounts counts;
-  // (Read without exceptions: this may run where one would end the bench.)
-  auto count = [](const nlohmann::json& c, const char* key) -> int64_t {
-    auto it = c.find(key);
-    return it != c.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
-  };
-  for (const nlohmann::json& c : connz["connections"]) {
-    if (!c.is_object()) continue;
-    auto named = c.find("name");
-    const std::string name = named != c.end() && named->is_string() ? named->get<std::string>() : "(no name)";
-    const int64_t in_msgs = count(c, "in_msgs");
-    const int64_t out_msgs = count(c, "out_msgs");
-    counts.by_name[name].in += in_msgs;
-    counts.by_name[name].out += out_msgs;
-    counts.total.in += in_msgs;
-    counts.total.out += out_msgs;
-  }
-  return counts;
+  return absl::NotFoundError(absl::StrCat("no monitoring port in ", ports_file));
 }
 
 absl::StatusOr<nats::ConnectionPtr> RawConnect(const std::string& url, const char* name) {

@@ -11,7 +11,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -138,19 +137,9 @@ absl::Status SpawnStewardAndRaw(Children& children, const BenchDir& dir, const s
 // file it writes (`{"nats":["nats://127.0.0.1:PORT"], ...}`).
 absl::StatusOr<std::string> StartBroker(Children& children, const BenchDir& dir);
 
-// Messages the broker took in (published) and handed out (delivered) so far, by
-// connection name, from its monitoring endpoint (StartBroker turns it on, on a free
-// port). Protocol work shows here without the machine's noise: compare the counts per
-// operation before and after a change.
-struct BrokerCounts {
-  struct Conn {
-    int64_t in = 0;   // messages the connection published
-    int64_t out = 0;  // messages delivered to it
-  };
-  std::map<std::string, Conn> by_name;  // connections with the same name are summed
-  Conn total;
-};
-absl::StatusOr<BrokerCounts> ReadBrokerCounts(const BenchDir& dir, const Children& children);
+// The port of the broker's monitoring endpoint (StartBroker turns it on, on a free
+// port, listed in its ports file).
+absl::StatusOr<int> BrokerMonitoringPort(const BenchDir& dir, const Children& children);
 
 // A plain nats.c connection with SendAsap and no reconnect, as a raw client uses it.
 absl::StatusOr<nats::ConnectionPtr> RawConnect(const std::string& url, const char* name);

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <regex>
 #include <string>
@@ -25,6 +26,7 @@
 
 #include <fmt/core.h>
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -220,11 +222,57 @@ class CpuMeter {
   std::vector<double> start_;
 };
 
+// Messages the broker took in (published) and handed out (delivered) so far, by
+// connection name, from its /connz. Protocol work shows here without the machine's
+// noise: compare the counts per operation before and after a change.
+struct BrokerCounts {
+  struct Conn {
+    int64_t in = 0;   // messages the connection published
+    int64_t out = 0;  // messages delivered to it
+  };
+  std::map<std::string, Conn> by_name;  // connections with the same name are summed
+  Conn total;
+};
+
+absl::StatusOr<BrokerCounts> ReadBrokerCounts(const BenchDir& dir, Children& children) {
+  STEWARD_ASSIGN_OR_RETURN(const int port, steward::bench::BrokerMonitoringPort(dir, children));
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_connection_timeout(5);
+  cli.set_read_timeout(5);
+  // Closed connections too (the broker keeps the last ones): their counts stay counted.
+  const httplib::Result res = cli.Get("/connz?limit=1024&state=all");
+  if (!res || res->status != 200) {
+    return absl::UnavailableError(absl::StrCat("the broker's /connz: ", res ? absl::StrCat("HTTP ", res->status)
+                                                                               : httplib::to_string(res.error())));
+  }
+  // (Read without exceptions: this runs where one would end the bench.)
+  const nlohmann::json connz = nlohmann::json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+  if (!connz.is_object() || !connz.contains("connections") || !connz["connections"].is_array()) {
+    return absl::InternalError("the broker's /connz is not what nats-server answers");
+  }
+  auto count = [](const nlohmann::json& c, const char* key) -> int64_t {
+    auto it = c.find(key);
+    return it != c.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+  };
+  BrokerCounts counts;
+  for (const nlohmann::json& c : connz["connections"]) {
+    if (!c.is_object()) continue;
+    auto named = c.find("name");
+    const std::string name = named != c.end() && named->is_string() ? named->get<std::string>() : "(no name)";
+    const BrokerCounts::Conn msgs{count(c, "in_msgs"), count(c, "out_msgs")};
+    counts.by_name[name].in += msgs.in;
+    counts.by_name[name].out += msgs.out;
+    counts.total.in += msgs.in;
+    counts.total.out += msgs.out;
+  }
+  return counts;
+}
+
 // Messages through the broker per operation between two readings: what each
 // connection published, and the total published and delivered. Unlike CPU and rates,
 // these do not move with the machine's load.
-void PrintBrokerMessages(const absl::StatusOr<steward::bench::BrokerCounts>& before,
-                         const absl::StatusOr<steward::bench::BrokerCounts>& after, int64_t ops) {
+void PrintBrokerMessages(const absl::StatusOr<BrokerCounts>& before,
+                         const absl::StatusOr<BrokerCounts>& after, int64_t ops) {
   if (!before.ok() || !after.ok()) {
     fmt::print("  broker messages: not read ({})\n",
                (!before.ok() ? before.status() : after.status()).ToString());
@@ -297,16 +345,16 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
                   {"+its children", children.pid("agent")},
                   {"nats-server", children.pid("nats-server")},
                   {"bench client", ::getpid()}});
-    absl::StatusOr<steward::bench::BrokerCounts> broker_before = absl::UnknownError("not read");
+    absl::StatusOr<BrokerCounts> broker_before = absl::UnknownError("not read");
     RunResult r = steward::bench::RunLoad(
         label, kInFlight, duration, durable_fn,
         {.warmup_requests = kWarmupCommands, .on_start = [&] {
            for (std::vector<Stages>& v : stages) v.clear();
-           broker_before = steward::bench::ReadBrokerCounts(dir, children);
+           broker_before = ReadBrokerCounts(dir, children);
            cpu.Start();
          }});
-    const absl::StatusOr<steward::bench::BrokerCounts> broker_after =
-        steward::bench::ReadBrokerCounts(dir, children);
+    const absl::StatusOr<BrokerCounts> broker_after =
+        ReadBrokerCounts(dir, children);
     PrintRow(r);
     cpu.Print("durable command", r.requests + r.errors);
     PrintBrokerMessages(broker_before, broker_after, r.requests + r.errors);
