@@ -96,6 +96,9 @@ std::string WriteTarget(const std::string& file) {
 
 // The undo record of a change on trial, next to the file it changed.
 std::string UndoRecordPath(const std::string& file) { return file + ".undo"; }
+// What the last undo did and why (LastUndone), next to the file it put back: the note
+// outlives a restart of the agent, until the next change made through the agent.
+std::string UndoneNotePath(const std::string& file) { return file + ".undone"; }
 
 }  // namespace
 
@@ -347,6 +350,7 @@ absl::StatusOr<ConfigHost::Change> ConfigHost::Install(const std::string& toml) 
     undo_ = std::move(undo);
     last_undone_.clear();
   }
+  ::unlink(UndoneNotePath(file).c_str());  // it said what became of the change before
   if (request_reload_) request_reload_();
   const std::string hash = ConfigHash(loaded->effective);
   if (changed.empty()) {
@@ -396,6 +400,10 @@ std::string ConfigHost::LastUndone() const {
 std::string ConfigHost::ResumeChange() {
   absl::MutexLock install(&install_mu_);
   const std::string file = WriteTarget(File());
+  if (const std::string note = UndoneNotePath(file); ::access(note.c_str(), F_OK) == 0) {
+    absl::MutexLock lock(&mu_);
+    last_undone_ = ReadFile(note);
+  }
   const std::string record = UndoRecordPath(file);
   if (::access(record.c_str(), F_OK) != 0) return "";
   std::optional<Undo> undo = DecodeUndo(ReadFile(record));
@@ -442,10 +450,16 @@ absl::StatusOr<std::string> ConfigHost::UndoLastChange(const std::string& why) {
     did = absl::StrCat("wrote ", undo->file, " back as it was");
   }
   ::unlink(record.c_str());
+  std::string note = absl::StrCat("the last change made through the agent was undone at ",
+                                  absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()), ": ", why,
+                                  " (", did, ")");
+  // Kept for the next start too (the station may hear of it only after a restart). A
+  // note that cannot be written (a full disk) is said in this process's hellos only.
+  if (absl::Status st = WriteFileAtomically(UndoneNotePath(undo->file), note, {.mode = 0600}); !st.ok()) {
+    absl::StrAppend(&did, "; the note of it is not kept for the next start: ", st.message());
+  }
   absl::MutexLock lock(&mu_);
-  last_undone_ = absl::StrCat("the last change made through the agent was undone at ",
-                              absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()), ": ",
-                              why, " (", did, ")");
+  last_undone_ = std::move(note);
   return did;
 }
 

@@ -60,7 +60,8 @@ class ConfigHost {
   // reach the station with it (a wrong URL, credentials, CA or station name): else every later start
   // (systemd's too) would fail the same way and the unit be lost to remote management.
   // Only once, and only while the file still holds what the change wrote (a hand edit
-  // since is left alone). `why` is kept for the hellos (LastUndone). Says what it did.
+  // since is left alone). `why` is kept for the hellos (LastUndone), in a note next to
+  // the file (File() + ".undone") that the next start reads. Says what it did.
   absl::StatusOr<std::string> UndoLastChange(const std::string& why) ABSL_LOCKS_EXCLUDED(mu_);
   // The last change applied without a restart (the heartbeat), or was refused by the
   // reload: it is kept (UndoLastChange undoes nothing), and its undo record removed. A
@@ -75,10 +76,12 @@ class ConfigHost {
   // At start: a change the last process made and neither kept nor undid (it was killed
   // first) is on trial again, from its undo record next to the file (File() + ".undo",
   // written before the file is). A record the file no longer matches (edited by hand
-  // since) is dropped. Says what it found; "" when there was no record.
+  // since) is dropped. The note of the last undo is read again. Says what it found; ""
+  // when there was no record.
   std::string ResumeChange() ABSL_LOCKS_EXCLUDED(mu_);
   // The last undo, for the station (AgentStats.config_undone): what, why and when; ""
-  // when none since the last change made through the agent.
+  // when none since the last change made through the agent (also in an earlier process:
+  // ResumeChange reads its note).
   std::string LastUndone() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

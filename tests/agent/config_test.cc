@@ -241,6 +241,37 @@ TEST_CASE("agent config host: a change neither kept nor undone before the proces
 namespace steward::agent {
 namespace {
 
+TEST_CASE("agent config host: why the last change was undone is still said after the agent restarts, until the next "
+          "change",
+          "[config]") {
+  TempDir dir;
+  const std::string original = "node = \"ship1\"\nheartbeat = \"2s\"\n";
+  const std::string file = Write(dir, original);
+  const std::vector<std::string> args{"--config", file, "--data-dir", (dir.path() / "data").string()};
+  std::string said;
+  {
+    ConfigHost first(args, *LoadConfig(args, Env({})), Env({}), [] {});
+    REQUIRE(first.Set({"heartbeat=3s"}).ok());
+    REQUIRE(first.UndoLastChange("did not reach the station with it").ok());
+    said = first.LastUndone();
+    CHECK_THAT(said, Catch::Contains("did not reach the station with it"));
+    CHECK(ReadAll(file) == original);
+    // ... and the agent restarts (systemd, a reload that restarts it, a crash).
+  }
+  ConfigHost next(args, *LoadConfig(args, Env({})), Env({}), [] {});
+  CHECK(next.LastUndone().empty());  // not read before the start's ResumeChange
+  CHECK(next.ResumeChange().empty());  // no change on trial
+  CHECK(next.LastUndone() == said);
+  CHECK_FALSE(next.ChangeOnTrial());
+  // The next change made through the agent ends the note, in this process and the next.
+  REQUIRE(next.Set({"heartbeat=4s"}).ok());
+  CHECK(next.LastUndone().empty());
+  CHECK_FALSE(std::filesystem::exists(file + ".undone"));
+  ConfigHost third(args, *LoadConfig(args, Env({})), Env({}), [] {});
+  (void)third.ResumeChange();
+  CHECK(third.LastUndone().empty());
+}
+
 TEST_CASE("agent config host: a configuration file that is a symlink stays one: its target is changed and put back",
           "[config]") {
   TempDir dir;
