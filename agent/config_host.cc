@@ -29,6 +29,7 @@
 #include "common/cli.h"
 #include "common/signing.h"
 #include "common/status_macros.h"
+#include "common/time_text.h"
 
 namespace steward::agent {
 namespace {
@@ -450,9 +451,8 @@ absl::StatusOr<std::string> ConfigHost::UndoLastChange(const std::string& why) {
     did = absl::StrCat("wrote ", undo->file, " back as it was");
   }
   ::unlink(record.c_str());
-  std::string note = absl::StrCat("the last change made through the agent was undone at ",
-                                  absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()), ": ", why,
-                                  " (", did, ")");
+  std::string note = absl::StrCat("the last change made through the agent was undone at ", Rfc3339Utc(absl::Now()),
+                                  ": ", why, " (", did, ")");
   // Kept for the next start too (the station may hear of it only after a restart). A
   // note that cannot be written (a full disk) is said in this process's hellos only.
   if (absl::Status st = WriteFileAtomically(UndoneNotePath(undo->file), note, {.mode = 0600}); !st.ok()) {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/protocol.h"
+#include "common/time_text.h"
 #include "ctl/render_text.h"
 
 namespace steward::ctl {
@@ -26,7 +27,7 @@ std::string When(int64_t unix_ms) {
   const absl::Time t = absl::FromUnixMillis(unix_ms);
   const absl::Duration d = absl::Trunc(t - absl::Now(), absl::Seconds(1));
   const std::string rel = d > absl::ZeroDuration() ? absl::StrCat("in ", absl::FormatDuration(d)) : Ago(unix_ms);
-  return absl::StrCat(absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", t, absl::UTCTimeZone()), " (", rel, ")");
+  return absl::StrCat(UtcText(t), " (", rel, ")");
 }
 
 std::string Tags(const proto::TargetRow& row) {
@@ -66,10 +67,8 @@ void AddCountsRow(Table& table, std::string label, std::string released, const p
 std::string History(const google::protobuf::RepeatedPtrField<proto::OperatorAction>& events) {
   std::string out;
   for (const proto::OperatorAction& e : events) {
-    absl::StrAppend(&out, "  ",
-                    absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(e.at_unix_ms()), absl::UTCTimeZone()),
-                    "  ", Escape(e.operator_()), "  ", Escape(e.action()), " ", Escape(e.target()),
-                    e.detail().empty() ? "" : ": ", Escape(e.detail()), "\n");
+    absl::StrAppend(&out, "  ", Rfc3339UtcMs(e.at_unix_ms()), "  ", Escape(e.operator_()), "  ", Escape(e.action()),
+                    " ", Escape(e.target()), e.detail().empty() ? "" : ": ", Escape(e.detail()), "\n");
   }
   return out;
 }

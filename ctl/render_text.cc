@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "common/protocol.h"
 #include "common/signing.h"
+#include "common/time_text.h"
 
 namespace steward::ctl {
 namespace {
@@ -164,11 +165,7 @@ std::string TokenTable(const google::protobuf::RepeatedPtrField<proto::TokenInfo
   Table table({"ID", "OPERATOR", "ACCESS", "CREATED", "EXPIRES", "CREATED-BY"});
   for (const proto::TokenInfo& t : tokens) {
     table.AddRow({absl::StrCat(verb, t.id()), Escape(t.name()), t.read_only() ? "read-only" : "read-write",
-                  Ago(t.created_unix_ms()),
-                  t.expires_unix_ms() == 0
-                      ? "never"
-                      : absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(t.expires_unix_ms()),
-                                         absl::UTCTimeZone()),
+                  Ago(t.created_unix_ms()), t.expires_unix_ms() == 0 ? "never" : Rfc3339UtcMs(t.expires_unix_ms()),
                   Escape(t.created_by())});
   }
   return table.Render();
@@ -277,9 +274,7 @@ std::string CommandDetails(const proto::CommandState& s) {
       absl::StrAppend(&out, ", ", a.approved() ? "approved" : "denied", " by ", Escape(a.decided_by()), " ",
                       Ago(a.decided_unix_ms()), a.comment().empty() ? "" : absl::StrCat(": ", Escape(a.comment())));
     } else if (s.state() == proto::STATE_AWAITING_APPROVAL) {
-      absl::StrAppend(&out, ", awaiting a decision until ",
-                      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(a.expires_unix_ms()),
-                                       absl::UTCTimeZone()));
+      absl::StrAppend(&out, ", awaiting a decision until ", UtcTextMs(a.expires_unix_ms()));
     }
     absl::StrAppend(&out, "\n");
   }
@@ -306,9 +301,8 @@ std::string CommandDetails(const proto::CommandState& s) {
 std::string AuditTable(const google::protobuf::RepeatedPtrField<proto::CommandState>& commands) {
   Table table;
   for (const proto::CommandState& s : commands) {
-    table.AddRow({absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(s.created_unix_ms()),
-                                   absl::UTCTimeZone()),
-                  Escape(s.command().operator_()), Escape(s.node()), StateName(s.state()),
+    table.AddRow({Rfc3339UtcMs(s.created_unix_ms()), Escape(s.command().operator_()), Escape(s.node()),
+                  StateName(s.state()),
                   Escape(absl::StrCat(s.command().method(), " ", absl::StrJoin(s.command().argv(), " ")))});
   }
   return table.Render();
@@ -317,9 +311,8 @@ std::string AuditTable(const google::protobuf::RepeatedPtrField<proto::CommandSt
 std::string ActionTable(const google::protobuf::RepeatedPtrField<proto::OperatorAction>& actions) {
   Table table;
   for (const proto::OperatorAction& a : actions) {
-    table.AddRow({absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(a.at_unix_ms()), absl::UTCTimeZone()),
-                  Escape(a.operator_()), Escape(a.action()), Escape(a.target()), Escape(a.outcome()),
-                  Escape(a.detail())});
+    table.AddRow({Rfc3339UtcMs(a.at_unix_ms()), Escape(a.operator_()), Escape(a.action()), Escape(a.target()),
+                  Escape(a.outcome()), Escape(a.detail())});
   }
   return table.Render();
 }

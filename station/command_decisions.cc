@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/protocol.h"
+#include "common/time_text.h"
 #include "station/commands.h"
 
 namespace steward::station {
@@ -63,8 +64,7 @@ absl::Status CommandTable::Decide(const std::string& id, const std::string& by, 
   if (!a.decided_by().empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "command ", id, " was already ", a.approved() ? "approved" : "denied", " by ", a.decided_by(), " at ",
-        absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(a.decided_unix_ms()), absl::UTCTimeZone()),
-        a.comment().empty() ? "" : absl::StrCat(" (", a.comment(), ")")));
+        UtcTextMs(a.decided_unix_ms()), a.comment().empty() ? "" : absl::StrCat(" (", a.comment(), ")")));
   }
   if (!AwaitsApproval(c->s)) {
     return absl::FailedPreconditionError(

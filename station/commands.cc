@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/protocol.h"
+#include "common/time_text.h"
 
 namespace steward::station {
 
@@ -243,9 +244,7 @@ std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
       const int64_t deadline = ApprovalDeadlineMs(c->s);
       if (deadline != 0 && now_ms >= deadline) {
         proto::Ack r = NewAck(id, "", proto::STAGE_RESULT, proto::OUTCOME_ERROR);
-        r.set_error(absl::StrCat("not approved in time: nobody approved or denied it before ",
-                                 absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(deadline),
-                                                  absl::UTCTimeZone()),
+        r.set_error(absl::StrCat("not approved in time: nobody approved or denied it before ", UtcTextMs(deadline),
                                  "; it was never sent"));
         r.set_finished_unix_ms(now_ms);
         *c->s.mutable_result() = std::move(r);
@@ -305,8 +304,7 @@ std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
 
 void CommandTable::ExpireUndelivered(Command& c, absl::Time now, Changes& changes) {
   const std::string& node = c.s.node();
-  const std::string at = absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(c.s.command().expires_unix_ms()),
-                                          absl::UTCTimeZone());
+  const std::string at = UtcTextMs(c.s.command().expires_unix_ms());
   // Why it was held back, when it was (a site station in control: GateOf's note).
   const std::string held = c.s.result().outcome() == proto::OUTCOME_UNSPECIFIED ? c.s.result().error() : "";
   proto::Ack r = NewAck(c.s.id(), "", proto::STAGE_RESULT, proto::OUTCOME_ERROR);

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/signing.h"
+#include "common/time_text.h"
 #include "station/repeats.h"
 #include "station/security.h"
 #include "subjects/subject.h"
@@ -46,10 +47,9 @@ absl::Status CheckSignedAge(const proto::Envelope& env, absl::Time now) {
   }
   const absl::Time made = absl::FromUnixMillis(env.created_unix_ms());
   if (made > now + kSignedSkew) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "the request was made ", absl::FormatDuration(absl::Trunc(made - now, absl::Seconds(1))),
-        " ahead of the station's clock (", absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", now, absl::UTCTimeZone()),
-        "): check the clocks"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("the request was made ", absl::FormatDuration(absl::Trunc(made - now, absl::Seconds(1))),
+                     " ahead of the station's clock (", UtcText(now), "): check the clocks"));
   }
   if (now - made > kSignedLife) {
     return absl::PermissionDeniedError(absl::StrCat(

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/signing.h"
+#include "common/time_text.h"
 #include "station/ledger/surfaces.h"
 #include "station/operations.h"
 #include "station/reply_fit.h"
@@ -322,11 +323,9 @@ void Security::Acl(const Call& call, proto::AclRequest req) {
       out.add_lines(absl::StrCat("group ", g, ": ", absl::StrJoin(access.Members(g), ", ")));
       out.add_lines(absl::StrCat("rules of @", g, ": ", absl::StrJoin(access.Rules("@" + g), " ")));
       if (const ActiveMembers::State* a = core_.model.active.Find(g)) {
-        out.add_lines(absl::StrCat("active member of @", g, " (", a->policy, "): ",
-                                   a->active.empty() ? "none yet (no member online)" : a->active, " since ",
-                                   absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(a->since_ms),
-                                                    absl::UTCTimeZone()),
-                                   ": ", a->reason));
+        out.add_lines(absl::StrCat("active member of @", g, " (", a->policy,
+                                   "): ", a->active.empty() ? "none yet (no member online)" : a->active, " since ",
+                                   UtcTextMs(a->since_ms), ": ", a->reason));
       }
       nodes = access.Members(g);
     } else {

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
+#include "common/time_text.h"
 #include "station/core.h"
 #include "station/intake.h"
 #include "subjects/site.h"
@@ -98,8 +99,7 @@ absl::Status DecodeSiteAnswer(absl::string_view bytes) {
 }
 
 std::string SiteHeldReason(const std::string& site, int64_t since_ms) {
-  return absl::StrCat("site ", site, " is in control since ",
-                      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(since_ms), absl::UTCTimeZone()),
+  return absl::StrCat("site ", site, " is in control since ", UtcTextMs(since_ms),
                       " (its commands go out after it hands control back)");
 }
 
