@@ -85,7 +85,10 @@ apt_get install --reinstall "$SCRATCH"/dist/steward-agent_*.deb >"$SCRATCH/reins
 expect_contains "agent.toml after reinstall" "$(cat /etc/steward/agent.toml)" 'node = "edited"'
 expect_contains "agent --print-config" "$(/usr/bin/steward-agent --print-config)" 'node = "edited"'
 
-# Purge leaves nothing behind.
+# Purge leaves nothing behind, also what the agent writes beside its configuration file:
+# the undo record of a change on trial and the note of the last undo (agent/config_host.h).
+echo '{"file":"/etc/steward/agent.toml"}' >/etc/steward/agent.toml.undo
+echo 'the last change made through the agent was undone at 2026-12-03T18:00:00Z: test' >/etc/steward/agent.toml.undone
 apt_get purge steward-agent steward-station >"$SCRATCH/purge.log" 2>&1 || { cat "$SCRATCH/purge.log"; fail "purge"; }
 for path in /usr/bin/steward-agent /usr/bin/steward-station /usr/bin/stewardctl /etc/steward \
   /var/lib/steward /var/lib/steward-station /lib/systemd/system/steward-agent.service \
