@@ -155,7 +155,7 @@ void Dispatcher::RouteBatch(ProcessContext& ctx, const std::string& subject_text
   // The carrier is only the way in: each command in it is checked, refused or queued
   // as if it came alone on its own subject, and answered in its slot.
   std::shared_ptr<BatchAnswer> answer =
-      BatchAnswer::Create(conn_, events_, reply, carrier->id(), processor_.PayloadLimit());
+      BatchAnswer::Create(conn_, events_, reply, carrier->id(), processor_.PayloadLimit(), batch.answer_signed_once());
   BatchRouting routing;
   for (int i = 0; i < batch.commands_size(); ++i) {
     // (Nobody waits for the answer to a carrier published with no reply subject: its

@@ -44,6 +44,9 @@ class EventWriter {
   // SealAck names this installation in `ack` and signs it with the node key, when
   // there is one (a station with keys believes no unsigned ACK).
   void SealAck(proto::Ack& ack) const;
+  // Names this installation in `ack` without signing it: for an ACK that goes in a
+  // batch's answer whose one signature covers it (BatchAnswer).
+  void NameAck(proto::Ack& ack) const { ack.set_instance_id(instance_id_); }
 
  private:
   const std::string node_;

@@ -47,14 +47,19 @@ proto::Ack BrokenResult(const std::string& id, const std::string& node, const ab
 }  // namespace
 
 std::shared_ptr<BatchAnswer> BatchAnswer::Create(natsConnection* conn, const EventWriter& events, std::string reply,
-                                                 std::string carrier_id, size_t limit) {
+                                                 std::string carrier_id, size_t limit, bool signed_once) {
   return std::shared_ptr<BatchAnswer>(
-      new BatchAnswer(conn, events, std::move(reply), std::move(carrier_id), limit));
+      new BatchAnswer(conn, events, std::move(reply), std::move(carrier_id), limit, signed_once));
 }
 
 BatchAnswer::BatchAnswer(natsConnection* conn, const EventWriter& events, std::string reply,
-                         std::string carrier_id, size_t limit)
-    : conn_(conn), events_(events), reply_(std::move(reply)), carrier_id_(std::move(carrier_id)), limit_(limit) {}
+                         std::string carrier_id, size_t limit, bool signed_once)
+    : conn_(conn),
+      events_(events),
+      reply_(std::move(reply)),
+      carrier_id_(std::move(carrier_id)),
+      limit_(limit),
+      signed_once_(signed_once) {}
 
 std::shared_ptr<Reply::Slot> BatchAnswer::NewSlot() {
   {
@@ -90,9 +95,13 @@ void BatchAnswer::Done(proto::Ack* ack, bool may_send) {
     carrier = NewAck(carrier_id_, events_.node(), proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
     carrier.set_payload(acks_.SerializeAsString());
   }
-  // Not signed: the station believes each ACK in it by its own signature, and nothing
-  // of the carrier's.
-  carrier.set_instance_id(events_.instance_id());
+  if (signed_once_) {
+    // One signature for the whole answer: it covers the payload, every ACK in it.
+    events_.SealAck(carrier);
+  } else {
+    // Not signed: the station believes each ACK in it by its own signature.
+    events_.NameAck(carrier);
+  }
   (void)nats::Publish(conn_, reply_, carrier.SerializeAsString());
 }
 
@@ -135,10 +144,13 @@ size_t WaitingCommands::size() const {
   return latest_.size();
 }
 
-absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const Reply& reply,
-                      proto::Ack ack, bool sealed) {
+absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const Reply& reply, proto::Ack ack) {
   if (reply.empty()) return absl::OkStatus();
-  if (!sealed) events.SealAck(ack);
+  if (reply.slot != nullptr && reply.slot->signed_with_batch()) {
+    events.NameAck(ack);
+  } else {
+    events.SealAck(ack);
+  }
   if (reply.slot != nullptr) {
     reply.slot->Answer(std::move(ack));
     return absl::OkStatus();
@@ -169,12 +181,11 @@ absl::Status CommandProcessor::Run(ProcessContext& ctx, const std::string& metho
   return absl::OkStatus();
 }
 
-void CommandProcessor::ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack, Handler* handler,
-                               bool sealed) {
+void CommandProcessor::ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack, Handler* handler) {
   // Decided once it is answered: a copy after the answer is queued and answered from
   // the record (one that came before it, while in hand, was not: Run).
   if (handler != nullptr) handler->waiting.Release(work.command.id());
-  if (absl::Status st = ReplyAck(parts_.conn, *parts_.events, work.reply, ack, sealed); !st.ok()) {
+  if (absl::Status st = ReplyAck(parts_.conn, *parts_.events, work.reply, ack); !st.ok()) {
     ctx.Report(Severity::kWarning, st);
   }
 }
@@ -343,7 +354,9 @@ absl::Status CommandProcessor::HandleQuick(ProcessContext& ctx, Method& method, 
     if (result->outcome() != proto::OUTCOME_SUCCEEDED) ++handler->failed;
   }
   if (result->started_unix_ms() == 0) result->set_started_unix_ms(NowUnixMillis());
-  SealResult(*result);
+  // Recorded unsigned: what answers it (alone, or in a batch's answer signed once)
+  // signs it then, so a result in a batch costs no signature of its own.
+  FitResult(*result);
   // Recorded before it is answered: the record is what a lost reply is answered from.
   if (absl::Status rec = parts_.log->Record(*result); !rec.ok()) {
     // Not recorded (a full disk): the long way, which keeps the result in memory until
@@ -352,12 +365,13 @@ absl::Status CommandProcessor::HandleQuick(ProcessContext& ctx, Method& method, 
     proto::Ack received = NewAck(cmd.id(), node, proto::STAGE_RECEIVED, proto::OUTCOME_UNSPECIFIED);
     received.set_started_unix_ms(result->started_unix_ms());
     reply(received);
+    parts_.events->SealAck(*result);
     STEWARD_RETURN_IF_ERROR(SpoolResult(cmd.domain(), cmd.request_id(), *std::move(result)));
     return broken;
   }
   STEWARD_LOG_DEBUG("command {} {}/{}: {} in the reply", cmd.id(), cmd.method(), cmd.domain(),
                     proto::Outcome_Name(result->outcome()));
-  ReplyTo(ctx, work, *result, handler, /*sealed=*/true);  // as recorded: signed once
+  ReplyTo(ctx, work, *result, handler);
   return broken;
 }
 
@@ -415,10 +429,15 @@ size_t CommandProcessor::PayloadLimit() const {
   return static_cast<size_t>(limit);
 }
 
-void CommandProcessor::SealResult(proto::Ack& ack) const {
+void CommandProcessor::FitResult(proto::Ack& ack) const {
   const size_t max_payload = PayloadLimit();
   // Without a connection (tests): the broker default.
   FitAck(ack, (max_payload > 0 ? max_payload : size_t{1} << 20) - 4096);
+  parts_.events->NameAck(ack);
+}
+
+void CommandProcessor::SealResult(proto::Ack& ack) const {
+  FitResult(ack);
   parts_.events->SealAck(ack);
 }
 

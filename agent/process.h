@@ -70,8 +70,13 @@ class BatchAnswer : public std::enable_shared_from_this<BatchAnswer> {
  public:
   // `limit`: the broker's payload limit. `conn` and `events` must outlive the routing
   // and the answers of the batch's commands (the agent's, as for any reply).
+  // `signed_once`: the batch asked for one signature on its answer
+  // (CommandBatch.answer_signed_once): the carrier's Ack is signed and the ACKs in it
+  // are not; else each ACK is signed and the carrier is not (as for a station from
+  // before that field).
   static std::shared_ptr<BatchAnswer> Create(natsConnection* conn, const EventWriter& events, std::string reply,
-                                             std::string carrier_id, size_t limit);
+                                             std::string carrier_id, size_t limit, bool signed_once = false);
+  bool signed_once() const { return signed_once_; }
   // A place in the answer for one command.
   std::shared_ptr<Reply::Slot> NewSlot() ABSL_LOCKS_EXCLUDED(mu_);
   // Every command of the batch has its slot: the answer goes once they have answered.
@@ -82,7 +87,7 @@ class BatchAnswer : public std::enable_shared_from_this<BatchAnswer> {
  private:
   friend class Reply::Slot;
   BatchAnswer(natsConnection* conn, const EventWriter& events, std::string reply, std::string carrier_id,
-              size_t limit);
+              size_t limit, bool signed_once);
   // One slot (or the routing) is done; `ack` (sealed) is its answer, if any. With
   // `may_send` false (a slot dropped unanswered) the answer is not sent.
   void Done(proto::Ack* ack, bool may_send) ABSL_LOCKS_EXCLUDED(mu_);
@@ -92,6 +97,7 @@ class BatchAnswer : public std::enable_shared_from_this<BatchAnswer> {
   const std::string reply_;
   const std::string carrier_id_;
   const size_t limit_;
+  const bool signed_once_;
   mutable absl::Mutex mu_;
   proto::AckBatch acks_ ABSL_GUARDED_BY(mu_);
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
@@ -112,6 +118,8 @@ class Reply::Slot {
   void Answer(proto::Ack sealed) {
     if (!done_.exchange(true)) answer_->Done(&sealed, /*may_send=*/true);
   }
+  // The answer's one signature covers this command's ACK: it goes in unsigned.
+  bool signed_with_batch() const { return answer_->signed_once(); }
   // The command is left out of the answer on purpose (it waits behind another one).
   void Skip() {
     if (!done_.exchange(true)) answer_->Done(nullptr, /*may_send=*/true);
@@ -188,11 +196,10 @@ struct Handler {
 };
 
 // Publishes `ack`, sealed by `events` (this installation, the node's signature), on a
-// request's reply subject; nothing when `reply` is empty. `sealed`: `ack` was sealed by
-// `events` just before and not changed since (a quick command's result, sealed to be
-// recorded): sent as it is, not signed a second time.
-absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const Reply& reply,
-                      proto::Ack ack, bool sealed = false);
+// request's reply subject, or puts it in its place in a batch's answer (signed there
+// only when the batch's answer is not signed once as a whole); nothing when `reply` is
+// empty.
+absl::Status ReplyAck(natsConnection* conn, const EventWriter& events, const Reply& reply, proto::Ack ack);
 
 class CommandProcessor final : public CommandControl {
  public:
@@ -260,9 +267,11 @@ class CommandProcessor final : public CommandControl {
   absl::Status HandleQuick(ProcessContext& ctx, Method& method, const Work& work, Handler* handler);
   // Answers the command's request (a failed answer is reported, not an error: the
   // station asks again), releasing it in `handler`'s waiting commands (may be null).
-  void ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack, Handler* handler,
-               bool sealed = false);
-  // Cuts a result's output to fit the broker's payload limit and signs it.
+  void ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack, Handler* handler);
+  // Cuts a result's output to fit the broker's payload limit and names this installation
+  // in it, unsigned (a quick result is recorded so: ReplyAck signs what it sends).
+  void FitResult(proto::Ack& ack) const;
+  // FitResult, and signs it.
   void SealResult(proto::Ack& ack) const;
   // SendResult of a result SealResult made ready.
   absl::Status SpoolResult(const std::string& domain, const std::string& request_id, proto::Ack ack);

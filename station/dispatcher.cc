@@ -1,5 +1,6 @@
 #include "station/dispatcher.h"
 
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -180,8 +181,10 @@ void Dispatcher::SendBatch(const std::string& node, std::vector<Dispatch> batch)
     return;
   }
   // The carrier is no command (nothing in it is run or recorded as it): unsigned; the
-  // node checks each command in it as if it came alone.
+  // node checks each command in it as if it came alone. Its answer takes one signature,
+  // on the whole (a node from before that signs each ACK in it instead).
   proto::CommandBatch body;
+  body.set_answer_signed_once(true);
   std::vector<std::pair<std::string, uint64_t>> commands;
   commands.reserve(batch.size());
   for (Dispatch& d : batch) {
@@ -237,6 +240,7 @@ void Dispatcher::OnBatchAnswer(const std::string& carrier, const std::string& no
   // that was not in the batch is no answer to anything here).
   absl::flat_hash_map<std::string, absl::StatusOr<proto::Ack>> acks;
   std::string unreadable;
+  std::optional<proto::Ack> signed_answer;  // a carrier's Ack with the one signature for all
   if (r == RequestPump::Result::kReply) {
     absl::StatusOr<proto::Ack> answer = DecodeAck(nats::Data(msg.get()));
     proto::AckBatch batch;
@@ -258,6 +262,7 @@ void Dispatcher::OnBatchAnswer(const std::string& carrier, const std::string& no
         }
         acks.try_emplace(std::move(id), std::move(one));
       }
+      if (!answer->signature().empty()) signed_answer = *std::move(answer);
     }
   }
   Effects effects;
@@ -265,6 +270,19 @@ void Dispatcher::OnBatchAnswer(const std::string& carrier, const std::string& no
     absl::MutexLock lock(&core_.model.mu);
     const absl::Time now = absl::Now();
     Changes changes;
+    // With keys, an answer signed once as a whole (CommandBatch.answer_signed_once) is
+    // believed as one ACK alone would be, and then covers every ACK in it; one that is
+    // not believed is not taken at all. Unsigned, each ACK in it needs its own signature.
+    bool covered = false;
+    if (unreadable.empty() && signed_answer.has_value() && core_.options().key.has_value()) {
+      if (absl::Status st = CheckAnswer(carrier, node, *signed_answer); st.ok()) {
+        covered = true;
+      } else {
+        ++core_.counters.refused_answers;
+        unreadable = absl::StrCat("its signature is not believed: ", st.message());
+        acks.clear();
+      }
+    }
     if (!unreadable.empty()) {
       // Its commands are sent again alone (a batch carries first sends only).
       const uint64_t n = ++bad_batches_;
@@ -292,7 +310,7 @@ void Dispatcher::OnBatchAnswer(const std::string& carrier, const std::string& no
         core_.model.commands.OnTimeout(id, gen, now);
         continue;
       }
-      TakeAnswerLocked(id, gen, node, std::move(it->second), now, changes, effects);
+      TakeAnswerLocked(id, gen, node, std::move(it->second), now, changes, effects, covered);
     }
     core_.ApplyLocked(changes);
   }
@@ -319,7 +337,7 @@ void Dispatcher::NoAnswerLocked(const std::string& id, uint64_t gen, RequestPump
 
 void Dispatcher::TakeAnswerLocked(const std::string& id, uint64_t gen, const std::string& node,
                                   const absl::StatusOr<proto::Ack>& ack, absl::Time now, Changes& changes,
-                                  Effects& effects) {
+                                  Effects& effects, bool covered) {
   if (!ack.ok() && !core_.options().key.has_value()) {
     // The node answered, but not in a way this station can read (another protocol
     // version, a broken agent): it may have recorded the command and run it, so its
@@ -337,7 +355,7 @@ void Dispatcher::TakeAnswerLocked(const std::string& id, uint64_t gen, const std
     core_.model.commands.Finish(id, proto::STATE_LOST, RejectAck(id, core_.options().name, why), now, changes);
     return;
   }
-  absl::Status believed = ack.ok() ? CheckAnswer(id, node, *ack) : ack.status();
+  absl::Status believed = ack.ok() ? CheckAnswer(id, node, *ack, covered) : ack.status();
   if (!believed.ok()) {
     // Not an answer the station can take: sent again later (and said why).
     ++core_.counters.refused_answers;
@@ -358,7 +376,8 @@ void Dispatcher::TakeAnswerLocked(const std::string& id, uint64_t gen, const std
   core_.model.commands.OnReply(id, gen, *ack, now, changes);
 }
 
-absl::Status Dispatcher::CheckAnswer(const std::string& id, const std::string& node, const proto::Ack& ack) {
+absl::Status Dispatcher::CheckAnswer(const std::string& id, const std::string& node, const proto::Ack& ack,
+                                     bool covered) {
   if (ack.envelope_id() != id) {
     return absl::InvalidArgumentError(absl::StrCat("it answers \"", ack.envelope_id(), "\""));
   }
@@ -372,6 +391,7 @@ absl::Status Dispatcher::CheckAnswer(const std::string& id, const std::string& n
     // Secure mode: the node's own key, the installation named.
     if (n == nullptr || n->info.public_key().empty()) return absl::PermissionDeniedError("the node is not accepted");
     if (ack.instance_id().empty()) return absl::PermissionDeniedError("it names no installation");
+    if (covered) return absl::OkStatus();  // by its batch answer's signature, verified
     return signing::VerifyAckWith(ack, n->info.public_key());
   }
   return absl::OkStatus();

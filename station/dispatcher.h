@@ -60,17 +60,19 @@ class Dispatcher {
                      const std::vector<std::pair<std::string, uint64_t>>& commands, RequestPump::Result r,
                      nats::MsgPtr msg) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   // The node answered command `id` (send `gen`) with `ack` (or an ACK it could not read).
+  // `covered`: `ack` came in a batch answer whose one signature was verified.
   void TakeAnswerLocked(const std::string& id, uint64_t gen, const std::string& node,
-                        const absl::StatusOr<proto::Ack>& ack, absl::Time now, Changes& changes, Effects& effects)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
+                        const absl::StatusOr<proto::Ack>& ack, absl::Time now, Changes& changes, Effects& effects,
+                        bool covered = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
   // What no answer, no responders or a shutdown does to command `id` (send `gen`).
   void NoAnswerLocked(const std::string& id, uint64_t gen, RequestPump::Result r, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
   // Whether the answer `ack` from `node` to command `id` may be believed: it names the
   // command, comes from the node's current installation and, in secure mode, carries
-  // the node's signature.
-  absl::Status CheckAnswer(const std::string& id, const std::string& node, const proto::Ack& ack)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
+  // the node's signature, or is `covered` by the verified signature of the batch answer
+  // it came in.
+  absl::Status CheckAnswer(const std::string& id, const std::string& node, const proto::Ack& ack,
+                           bool covered = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
   void HousekeepLocked(absl::Time now, Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
 
   Core& core_;

@@ -5,11 +5,13 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "agent/events.h"
 #include "agent/process.h"
 #include "common/nats.h"
 #include "common/protocol.h"
+#include "common/signing.h"
 #include "tests/testing/nats_server.h"
 #include "tests/testing/wait.h"
 
@@ -19,13 +21,15 @@ namespace {
 using steward::testing::MustConnect;
 using steward::testing::NatsServer;
 
-// The one answer on `sub` within `wait`, as an AckBatch (nullopt: none came).
+// The one answer on `sub` within `wait`, as an AckBatch (nullopt: none came); the
+// carrier's Ack itself in `carrier_ack` when not null.
 std::optional<proto::AckBatch> Answer(natsSubscription* sub, const std::string& carrier,
-                                      absl::Duration wait = absl::Seconds(2)) {
+                                      absl::Duration wait = absl::Seconds(2), proto::Ack* carrier_ack = nullptr) {
   absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub, wait);
   if (!msg.ok()) return std::nullopt;
   absl::StatusOr<proto::Ack> ack = DecodeAck(nats::Data(msg->get()));
   REQUIRE(ack.ok());
+  if (carrier_ack != nullptr) *carrier_ack = *ack;
   CHECK(ack->envelope_id() == carrier);
   CHECK(ack->outcome() == proto::OUTCOME_SUCCEEDED);
   CHECK(ack->instance_id() == "inst1");
@@ -89,6 +93,49 @@ TEST_CASE("BatchAnswer sends the answers once every slot is done, and only then"
     REQUIRE(ReplyAck(nc.get(), events, a, Result("A")).ok());
     answer->Routed();
     CHECK_FALSE(Answer(sub->get(), "CARRIER3", absl::Milliseconds(500)).has_value());
+  }
+}
+
+TEST_CASE("A batch's answer asked to be signed once carries one signature over every ACK in it, and else each ACK carries its own",
+          "[agent][integration][security]") {
+  nats::Library lib;
+  NatsServer server;
+  nats::ConnectionPtr nc = MustConnect(server.url(), "batch answer signature test");
+  absl::StatusOr<nats::SubscriptionPtr> sub = nats::SubscribeSync(nc.get(), "_INBOX.signed.>", 64);
+  REQUIRE(sub.ok());
+  REQUIRE(nats::Flush(nc.get(), absl::Seconds(2)).ok());
+  absl::StatusOr<signing::KeyPair> key = signing::Generate();
+  REQUIRE(key.ok());
+  const EventWriter events("ship1", "station", "inst1", *key);
+
+  for (const bool once : {true, false}) {
+    INFO((once ? "signed once" : "each ACK signed (a station from before answer_signed_once)"));
+    const std::string carrier_id = once ? "CARRIER_ONCE" : "CARRIER_EACH";
+    auto answer = BatchAnswer::Create(nc.get(), events, absl::StrCat("_INBOX.signed.", carrier_id), carrier_id,
+                                      1 << 20, once);
+    Reply a(answer->NewSlot()), b(answer->NewSlot());
+    REQUIRE(ReplyAck(nc.get(), events, a, Result("A")).ok());
+    REQUIRE(ReplyAck(nc.get(), events, b, Result("B")).ok());
+    answer->Routed();
+    proto::Ack carrier;
+    std::optional<proto::AckBatch> got = Answer(sub->get(), carrier_id, absl::Seconds(2), &carrier);
+    REQUIRE(got.has_value());
+    REQUIRE(got->acks_size() == 2);
+    for (const proto::Ack& ack : got->acks()) {
+      CHECK(ack.instance_id() == "inst1");
+      CHECK(ack.signature().empty() == once);
+      if (!once) CHECK(signing::VerifyAckWith(ack, key->public_key).ok());
+    }
+    CHECK(carrier.signature().empty() == !once);
+    if (once) {
+      CHECK(signing::VerifyAckWith(carrier, key->public_key).ok());
+      // The signature covers the ACKs in it: one changed there no longer verifies.
+      proto::AckBatch changed = *got;
+      changed.mutable_acks(1)->set_outcome(proto::OUTCOME_FAILED);
+      proto::Ack forged = carrier;
+      forged.set_payload(changed.SerializeAsString());
+      CHECK_FALSE(signing::VerifyAckWith(forged, key->public_key).ok());
+    }
   }
 }
 

@@ -9,8 +9,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/creds.h"
@@ -333,6 +335,118 @@ TEST_CASE("answers on the reply path count only with the node's signature and th
   REQUIRE(WaitUntil([&] { return StateOf(*client, id).state() == steward::proto::STATE_SUCCEEDED; },
                     absl::Seconds(20)));
   CHECK(ReadLines(ran) == 1);
+}
+
+TEST_CASE("a batch's answer counts only when the node's signature covers all of it whether once or ACK by ACK",
+          "[integration][attack][batch]") {
+  Cluster c(Cluster::Secure{});
+  c.StartStation();
+  c.StartAgent("ship2");
+  REQUIRE(c.Ctl({"send", "ship2", "--", "true"}).exit_code == 0);  // its hello said it takes batches
+  c.StopAgent("ship2", SIGKILL);
+  // Someone with ship2's broker password but not its node key answers its batches.
+  auto impostor = ConnectAs(c, "ship2");
+  auto sub = steward::nats::SubscribeSync(impostor.get(), "ship2.command.>", 100);
+  REQUIRE(sub.ok());
+  REQUIRE(steward::nats::Flush(impostor.get(), absl::Seconds(2)).ok());
+  auto other = steward::signing::LoadKeyPair(c.keys() + "/nodes/ship1/node.key");
+  REQUIRE(other.ok());
+  auto own = steward::signing::LoadKeyPair(c.keys() + "/nodes/ship2/node.key");
+  REQUIRE(own.ok());
+  auto client = OperatorClient(c);
+  auto pause = [&](bool on) {
+    steward::proto::PauseRequest req;
+    req.set_pause(on);
+    req.set_reason("attack test");
+    REQUIRE(client->Pause(req, absl::Seconds(5)).ok());
+  };
+  const auto ran = c.dir().path() / "ran";
+  std::vector<std::string> ids;
+  // Three commands due at once go in one batch; the impostor answers it with a forged
+  // result for each: round 0 signs the whole answer with another node's key, round 1
+  // signs nothing (the ACKs in it unsigned as in an answer signed once). Round 2 is the
+  // node itself as an agent from before answer_signed_once: each ACK signed with its
+  // key and the carrier not, which a station takes.
+  for (int round = 0; round < 3; ++round) {
+    pause(true);
+    std::vector<std::string> batch_ids;
+    for (int i = 0; i < 3; ++i) {
+      steward::proto::SubmitRequest req;
+      req.add_nodes("ship2");
+      req.mutable_command()->set_method(steward::kMethodShell);
+      req.mutable_command()->set_domain(absl::StrCat("b", i));
+      for (const std::string& a : std::vector<std::string>{"sh", "-c", "echo x >> " + ran.string()}) {
+        req.mutable_command()->add_argv(a);
+      }
+      auto r = client->Submit(req, absl::Seconds(10));
+      REQUIRE(r.ok());
+      REQUIRE(r->commands_size() == 1);
+      batch_ids.push_back(r->commands(0).id());
+    }
+    pause(false);
+    bool answered = false;
+    const absl::Time until = absl::Now() + absl::Seconds(10);
+    while (!answered && absl::Now() < until) {
+      auto msg = steward::nats::NextMsg(sub->get(), absl::Seconds(1));
+      if (!msg.ok()) continue;
+      auto carrier = steward::DecodeEnvelope(steward::nats::Data(msg->get()));
+      REQUIRE(carrier.ok());
+      if (carrier->method() != steward::kMethodBatch) continue;
+      steward::proto::CommandBatch batch;
+      REQUIRE(batch.ParseFromString(carrier->payload()));
+      CHECK(batch.answer_signed_once());
+      REQUIRE(batch.commands_size() == 3);
+      steward::proto::AckBatch acks;
+      std::string instance;
+      for (const std::string& bytes : batch.commands()) {
+        auto cmd = steward::DecodeEnvelope(bytes);
+        REQUIRE(cmd.ok());
+        instance = cmd->target_instance();
+        steward::proto::Ack forged =
+            steward::NewAck(cmd->id(), "ship2", steward::proto::STAGE_RESULT, steward::proto::OUTCOME_SUCCEEDED);
+        forged.set_stdout("forged");
+        forged.set_instance_id(instance);
+        if (round == 2) REQUIRE(steward::signing::SignAck(forged, *own).ok());
+        *acks.add_acks() = forged;
+      }
+      steward::proto::Ack answer =
+          steward::NewAck(carrier->id(), "ship2", steward::proto::STAGE_RESULT, steward::proto::OUTCOME_SUCCEEDED);
+      answer.set_instance_id(instance);
+      answer.set_payload(acks.SerializeAsString());
+      if (round == 0) REQUIRE(steward::signing::SignAck(answer, *other).ok());
+      REQUIRE(steward::nats::Publish(impostor.get(), steward::nats::Reply(msg->get()), answer.SerializeAsString()).ok());
+      answered = true;
+    }
+    REQUIRE(answered);
+    if (round == 2) {
+      for (const std::string& id : batch_ids) {
+        REQUIRE(WaitUntil([&] { return StateOf(*client, id).state() == steward::proto::STATE_SUCCEEDED; },
+                          absl::Seconds(10)));
+        CHECK(StateOf(*client, id).result().stdout() == "forged");
+      }
+      break;
+    }
+    CHECK(c.station().WaitForOutput(round == 0 ? "was not taken: its signature is not believed"
+                                               : absl::StrCat("for command ", batch_ids[0], " not taken"),
+                                    absl::Seconds(5)));
+    for (const std::string& id : batch_ids) {
+      const steward::proto::CommandState s = StateOf(*client, id);
+      INFO("round " << round << ": " << id << " " << steward::StateName(s.state()));
+      CHECK_FALSE(steward::IsTerminal(s.state()));
+      CHECK(s.result().stdout().empty());
+    }
+    ids.insert(ids.end(), batch_ids.begin(), batch_ids.end());
+  }
+  CHECK(ReadLines(ran) == 0);
+  // The real ship2 runs each, once.
+  impostor.reset();
+  c.StartAgent("ship2");
+  for (const std::string& id : ids) {
+    REQUIRE(WaitUntil([&] { return StateOf(*client, id).state() == steward::proto::STATE_SUCCEEDED; },
+                      absl::Seconds(30)));
+    CHECK(StateOf(*client, id).result().stdout().empty());
+  }
+  CHECK(ReadLines(ran) == 6);
 }
 
 TEST_CASE("a captured command runs neither on a wiped unit nor after the node's replay window",

@@ -293,7 +293,7 @@ TEST_CASE("a node that does not say it takes batches gets one command a message,
   CHECK(liar_alone == 3);  // each sent again alone after the batch's answer left it out
 }
 
-TEST_CASE("in secure mode a batch's commands are each verified by the agent and each ACK by the station",
+TEST_CASE("in secure mode a batch's commands are each verified by the agent and its answer by the station with one signature",
           "[integration][ledger][batch][security]") {
   Cluster c(Cluster::Secure{.nodes = {"ship1"}});
   c.StartStation();
@@ -312,8 +312,8 @@ TEST_CASE("in secure mode a batch's commands are each verified by the agent and 
     INFO(s.id() << " " << steward::StateName(s.state()) << " " << s.result().error());
     CHECK(s.state() == steward::proto::STATE_SUCCEEDED);
     CHECK(s.result().stdout() == absl::StrCat("s", i, "\n"));
-    // Answered in the batch and believed: a signature the station could not verify
-    // would have sent it again.
+    // Answered in the batch and believed: the answer's one signature (the ACKs in it
+    // carry none) verified, or the station would have sent it again.
     CHECK(s.attempts() == 1);
   }
   CHECK_THAT(c.station().Stderr(), !Catch::Contains("not taken"));
