@@ -52,8 +52,8 @@ std::shared_ptr<BatchAnswer> BatchAnswer::Create(natsConnection* conn, const Eve
       new BatchAnswer(conn, events, std::move(reply), std::move(carrier_id), limit, signed_once));
 }
 
-BatchAnswer::BatchAnswer(natsConnection* conn, const EventWriter& events, std::string reply,
-                         std::string carrier_id, size_t limit, bool signed_once)
+BatchAnswer::BatchAnswer(natsConnection* conn, const EventWriter& events, std::string reply, std::string carrier_id,
+                         size_t limit, bool signed_once)
     : conn_(conn),
       events_(events),
       reply_(std::move(reply)),

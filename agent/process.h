@@ -86,8 +86,8 @@ class BatchAnswer : public std::enable_shared_from_this<BatchAnswer> {
 
  private:
   friend class Reply::Slot;
-  BatchAnswer(natsConnection* conn, const EventWriter& events, std::string reply, std::string carrier_id,
-              size_t limit, bool signed_once);
+  BatchAnswer(natsConnection* conn, const EventWriter& events, std::string reply, std::string carrier_id, size_t limit,
+              bool signed_once);
   // One slot (or the routing) is done; `ack` (sealed) is its answer, if any. With
   // `may_send` false (a slot dropped unanswered) the answer is not sent.
   void Done(proto::Ack* ack, bool may_send) ABSL_LOCKS_EXCLUDED(mu_);

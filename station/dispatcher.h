@@ -71,8 +71,8 @@ class Dispatcher {
   // command, comes from the node's current installation and, in secure mode, carries
   // the node's signature, or is `covered` by the verified signature of the batch answer
   // it came in.
-  absl::Status CheckAnswer(const std::string& id, const std::string& node, const proto::Ack& ack,
-                           bool covered = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
+  absl::Status CheckAnswer(const std::string& id, const std::string& node, const proto::Ack& ack, bool covered = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
   void HousekeepLocked(absl::Time now, Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
 
   Core& core_;

@@ -96,8 +96,10 @@ TEST_CASE("BatchAnswer sends the answers once every slot is done, and only then"
   }
 }
 
-TEST_CASE("A batch's answer asked to be signed once carries one signature over every ACK in it, and else each ACK carries its own",
-          "[agent][integration][security]") {
+TEST_CASE(
+    "A batch's answer asked to be signed once carries one signature over every ACK in it, and else each ACK carries "
+    "its own",
+    "[agent][integration][security]") {
   nats::Library lib;
   NatsServer server;
   nats::ConnectionPtr nc = MustConnect(server.url(), "batch answer signature test");
@@ -111,8 +113,8 @@ TEST_CASE("A batch's answer asked to be signed once carries one signature over e
   for (const bool once : {true, false}) {
     INFO((once ? "signed once" : "each ACK signed (a station from before answer_signed_once)"));
     const std::string carrier_id = once ? "CARRIER_ONCE" : "CARRIER_EACH";
-    auto answer = BatchAnswer::Create(nc.get(), events, absl::StrCat("_INBOX.signed.", carrier_id), carrier_id,
-                                      1 << 20, once);
+    auto answer =
+        BatchAnswer::Create(nc.get(), events, absl::StrCat("_INBOX.signed.", carrier_id), carrier_id, 1 << 20, once);
     Reply a(answer->NewSlot()), b(answer->NewSlot());
     REQUIRE(ReplyAck(nc.get(), events, a, Result("A")).ok());
     REQUIRE(ReplyAck(nc.get(), events, b, Result("B")).ok());

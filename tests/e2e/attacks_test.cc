@@ -47,6 +47,30 @@ steward::nats::ConnectionPtr ConnectAs(Cluster& c, const std::string& user) {
   return std::move(*nc);
 }
 
+// ship2, served once by its agent (the station knows it, its installation and its hello),
+// then its agent killed and its commands taken by someone with ship2's broker password
+// but not its node key.
+struct Impostor {
+  steward::nats::ConnectionPtr nc;
+  steward::nats::SubscriptionPtr sub;  // ship2.command.>
+  void Leave() {
+    sub.reset();
+    nc.reset();
+  }
+};
+Impostor ReplaceShip2(Cluster& c) {
+  c.StartStation();
+  c.StartAgent("ship2");
+  REQUIRE(c.Ctl({"send", "ship2", "--", "true"}).exit_code == 0);
+  c.StopAgent("ship2", SIGKILL);
+  Impostor i{ConnectAs(c, "ship2"), nullptr};
+  auto sub = steward::nats::SubscribeSync(i.nc.get(), "ship2.command.>", 100);
+  REQUIRE(sub.ok());
+  i.sub = std::move(*sub);
+  REQUIRE(steward::nats::Flush(i.nc.get(), absl::Seconds(2)).ok());
+  return i;
+}
+
 int ReadLines(const std::filesystem::path& p) {
   std::ifstream in(p);
   int n = 0;
@@ -294,15 +318,8 @@ TEST_CASE("names the station did not enrol are pending, never online and never t
 TEST_CASE("answers on the reply path count only with the node's signature and the command's id",
           "[integration][attack]") {
   Cluster c(Cluster::Secure{});
-  c.StartStation();
-  c.StartAgent("ship2");
-  REQUIRE(c.Ctl({"send", "ship2", "--", "true"}).exit_code == 0);
-  c.StopAgent("ship2", SIGKILL);
   // Someone with ship2's broker password but not its node key answers its commands.
-  auto impostor = ConnectAs(c, "ship2");
-  auto sub = steward::nats::SubscribeSync(impostor.get(), "ship2.command.>", 100);
-  REQUIRE(sub.ok());
-  REQUIRE(steward::nats::Flush(impostor.get(), absl::Seconds(2)).ok());
+  Impostor impostor = ReplaceShip2(c);
   auto other = steward::signing::LoadKeyPair(c.keys() + "/nodes/ship1/node.key");
   REQUIRE(other.ok());
   const auto ran = c.dir().path() / "ran";
@@ -312,7 +329,7 @@ TEST_CASE("answers on the reply path count only with the node's signature and th
   auto client = OperatorClient(c);
   int answered = 0;
   for (int round = 0; round < 3; ++round) {
-    auto msg = steward::nats::NextMsg(sub->get(), absl::Seconds(10));
+    auto msg = steward::nats::NextMsg(impostor.sub.get(), absl::Seconds(10));
     REQUIRE(msg.ok());
     auto env = steward::DecodeEnvelope(steward::nats::Data(msg->get()));
     REQUIRE(env.ok());
@@ -321,7 +338,7 @@ TEST_CASE("answers on the reply path count only with the node's signature and th
     ack.set_stdout("forged");
     ack.set_instance_id(env->target_instance());
     if (round == 2) REQUIRE(steward::signing::SignAck(ack, *other).ok());  // another node's key
-    REQUIRE(steward::nats::Publish(impostor.get(), steward::nats::Reply(msg->get()), ack.SerializeAsString()).ok());
+    REQUIRE(steward::nats::Publish(impostor.nc.get(), steward::nats::Reply(msg->get()), ack.SerializeAsString()).ok());
     ++answered;
   }
   CHECK(answered == 3);
@@ -330,7 +347,7 @@ TEST_CASE("answers on the reply path count only with the node's signature and th
   CHECK(s.result().stdout().empty());
   CHECK(c.station().WaitForOutput("not taken", absl::Seconds(2)));
   // The real ship2 runs it, once.
-  impostor.reset();
+  impostor.Leave();
   c.StartAgent("ship2");
   REQUIRE(WaitUntil([&] { return StateOf(*client, id).state() == steward::proto::STATE_SUCCEEDED; },
                     absl::Seconds(20)));
@@ -340,15 +357,9 @@ TEST_CASE("answers on the reply path count only with the node's signature and th
 TEST_CASE("a batch's answer counts only when the node's signature covers all of it whether once or ACK by ACK",
           "[integration][attack][batch]") {
   Cluster c(Cluster::Secure{});
-  c.StartStation();
-  c.StartAgent("ship2");
-  REQUIRE(c.Ctl({"send", "ship2", "--", "true"}).exit_code == 0);  // its hello said it takes batches
-  c.StopAgent("ship2", SIGKILL);
-  // Someone with ship2's broker password but not its node key answers its batches.
-  auto impostor = ConnectAs(c, "ship2");
-  auto sub = steward::nats::SubscribeSync(impostor.get(), "ship2.command.>", 100);
-  REQUIRE(sub.ok());
-  REQUIRE(steward::nats::Flush(impostor.get(), absl::Seconds(2)).ok());
+  // Someone with ship2's broker password but not its node key answers its batches (its
+  // agent's hello said it takes them).
+  Impostor impostor = ReplaceShip2(c);
   auto other = steward::signing::LoadKeyPair(c.keys() + "/nodes/ship1/node.key");
   REQUIRE(other.ok());
   auto own = steward::signing::LoadKeyPair(c.keys() + "/nodes/ship2/node.key");
@@ -387,7 +398,7 @@ TEST_CASE("a batch's answer counts only when the node's signature covers all of 
     bool answered = false;
     const absl::Time until = absl::Now() + absl::Seconds(10);
     while (!answered && absl::Now() < until) {
-      auto msg = steward::nats::NextMsg(sub->get(), absl::Seconds(1));
+      auto msg = steward::nats::NextMsg(impostor.sub.get(), absl::Seconds(1));
       if (!msg.ok()) continue;
       auto carrier = steward::DecodeEnvelope(steward::nats::Data(msg->get()));
       REQUIRE(carrier.ok());
@@ -414,7 +425,8 @@ TEST_CASE("a batch's answer counts only when the node's signature covers all of 
       answer.set_instance_id(instance);
       answer.set_payload(acks.SerializeAsString());
       if (round == 0) REQUIRE(steward::signing::SignAck(answer, *other).ok());
-      REQUIRE(steward::nats::Publish(impostor.get(), steward::nats::Reply(msg->get()), answer.SerializeAsString()).ok());
+      REQUIRE(
+          steward::nats::Publish(impostor.nc.get(), steward::nats::Reply(msg->get()), answer.SerializeAsString()).ok());
       answered = true;
     }
     REQUIRE(answered);
@@ -439,11 +451,11 @@ TEST_CASE("a batch's answer counts only when the node's signature covers all of 
   }
   CHECK(ReadLines(ran) == 0);
   // The real ship2 runs each, once.
-  impostor.reset();
+  impostor.Leave();
   c.StartAgent("ship2");
   for (const std::string& id : ids) {
-    REQUIRE(WaitUntil([&] { return StateOf(*client, id).state() == steward::proto::STATE_SUCCEEDED; },
-                      absl::Seconds(30)));
+    REQUIRE(
+        WaitUntil([&] { return StateOf(*client, id).state() == steward::proto::STATE_SUCCEEDED; }, absl::Seconds(30)));
     CHECK(StateOf(*client, id).result().stdout().empty());
   }
   CHECK(ReadLines(ran) == 6);

@@ -293,8 +293,9 @@ TEST_CASE("a node that does not say it takes batches gets one command a message,
   CHECK(liar_alone == 3);  // each sent again alone after the batch's answer left it out
 }
 
-TEST_CASE("in secure mode a batch's commands are each verified by the agent and its answer by the station with one signature",
-          "[integration][ledger][batch][security]") {
+TEST_CASE(
+    "in secure mode a batch's commands are each verified by the agent and its answer by the station with one signature",
+    "[integration][ledger][batch][security]") {
   Cluster c(Cluster::Secure{.nodes = {"ship1"}});
   c.StartStation();
   c.StartAgent("ship1");
