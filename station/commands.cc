@@ -240,6 +240,12 @@ std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
     if (c == nullptr) continue;
     c->due = absl::InfiniteFuture();
     if (IsTerminal(c->s.state()) || c->in_flight) continue;
+    if (!c->lost_unless_answered.empty()) {
+      // The dispatch that was out when its node was reinstalled got no answer that
+      // rules out the earlier installation.
+      Lose(*c, std::move(c->lost_unless_answered), now, changes);
+      continue;
+    }
     if (AwaitsApproval(c->s)) {
       const int64_t deadline = ApprovalDeadlineMs(c->s);
       if (deadline != 0 && now_ms >= deadline) {
@@ -351,6 +357,7 @@ void CommandTable::OnReply(const std::string& id, uint64_t gen, const proto::Ack
   if (c == nullptr) return;
   const bool latest = gen == c->gen;
   if (latest) c->in_flight = false;
+  c->lost_unless_answered.clear();  // believed: it reached the current installation
   if (IsTerminal(c->s.state()) && !Overridable(c->s.state())) {
     Reschedule(id, *c);
     return;
@@ -370,6 +377,7 @@ void CommandTable::OnTimeout(const std::string& id, uint64_t gen, absl::Time now
   if (c == nullptr || gen != c->gen) return;
   c->in_flight = false;
   RetryLater(*c, now);
+  if (!c->lost_unless_answered.empty()) c->next_attempt = now;  // ends lost (TakeDue)
   Reschedule(id, *c);
 }
 
@@ -378,6 +386,7 @@ void CommandTable::OnNotSent(const std::string& id, uint64_t gen, absl::Time now
   if (c == nullptr || gen != c->gen) return;
   c->in_flight = false;
   c->maybe_delivered = c->delivered_before;
+  c->lost_unless_answered.clear();
   RetryLater(*c, now);
   Reschedule(id, *c);
 }
@@ -389,6 +398,7 @@ void CommandTable::OnNoResponders(const std::string& id, uint64_t gen) {
   // The broker had nobody to give it to: this dispatch reached no installation (a
   // reinstalled unit's new one runs it).
   c->maybe_delivered = c->delivered_before;
+  c->lost_unless_answered.clear();
   c->next_attempt = absl::InfiniteFuture();
   Reschedule(id, *c);
 }
@@ -406,6 +416,8 @@ void CommandTable::Unpark(const std::string& node, absl::Time now) {
   for (const std::string& id : it->second) {
     Command* c = Get(id);
     if (c == nullptr || !Undelivered(c->s.state())) continue;
+    // The answer to the dispatch that is out decides where it went (Reinstalled).
+    if (c->in_flight && !c->lost_unless_answered.empty()) continue;
     if (c->in_flight || c->next_attempt > now) {
       c->in_flight = false;  // what becomes of that dispatch no longer matters
       c->next_attempt = now;
@@ -435,6 +447,27 @@ CommandTable::ResultFate CommandTable::OnResult(const std::string& id, const std
   return ResultFate::kApplied;
 }
 
+bool CommandTable::BoundElsewhere(const std::string& id, const std::string& instance) const {
+  auto it = commands_.find(id);
+  if (it == commands_.end() || instance.empty()) return false;
+  const std::string& bound = it->second.s.command().target_instance();
+  return !bound.empty() && bound != instance;
+}
+
+void CommandTable::OnStaleBinding(const std::string& id, uint64_t gen, absl::Time now) {
+  Command* c = Get(id);
+  if (c == nullptr || gen != c->gen) return;
+  c->in_flight = false;
+  c->maybe_delivered = c->delivered_before;
+  c->lost_unless_answered.clear();
+  c->next_attempt = now;
+  Reschedule(id, *c);
+}
+
+void CommandTable::ReachedCurrent(const std::string& id) {
+  if (Command* c = Get(id)) c->lost_unless_answered.clear();
+}
+
 std::vector<std::string> CommandTable::Reinstalled(const std::string& node, const std::string& previous,
                                                    const std::string& current, absl::Time now,
                                                    Changes& changes) {
@@ -442,19 +475,28 @@ std::vector<std::string> CommandTable::Reinstalled(const std::string& node, cons
   for (const std::string& id : Unfinished(node)) {
     Command* c = Get(id);
     if (c == nullptr || !c->maybe_delivered) continue;
-    proto::Ack r;
-    r.set_envelope_id(id);
-    r.set_stage(proto::STAGE_RESULT);
-    r.set_outcome(proto::OUTCOME_ERROR);
-    r.set_error(absl::StrCat("node ", node, " was reinstalled (installation ", previous, " replaced by ",
-                             current, "): the outcome of this command is unknown; `stewardctl retry ", id,
-                             "` sends it again"));
-    r.set_finished_unix_ms(absl::ToUnixMillis(now));
-    *c->s.mutable_result() = std::move(r);
-    SetState(*c, proto::STATE_LOST, now, changes);
+    std::string why =
+        absl::StrCat("node ", node, " was reinstalled (installation ", previous, " replaced by ", current,
+                     "): the outcome of this command is unknown; `stewardctl retry ", id, "` sends it again");
+    if (c->in_flight && !c->delivered_before) {
+      // Its only dispatch is still out, perhaps sent after the earlier installation was
+      // gone: the answer to it decides (lost_unless_answered).
+      c->lost_unless_answered = std::move(why);
+      continue;
+    }
+    Lose(*c, std::move(why), now, changes);
     lost.push_back(id);
   }
   return lost;
+}
+
+void CommandTable::Lose(Command& c, std::string why, absl::Time now, Changes& changes) {
+  c.lost_unless_answered.clear();
+  proto::Ack r = NewAck(c.s.id(), "", proto::STAGE_RESULT, proto::OUTCOME_ERROR);
+  r.set_error(std::move(why));
+  r.set_finished_unix_ms(absl::ToUnixMillis(now));
+  *c.s.mutable_result() = std::move(r);
+  SetState(c, proto::STATE_LOST, now, changes);
 }
 
 bool CommandTable::Committed(const std::string& id, uint64_t seq, bool ok) {

@@ -244,9 +244,21 @@ class CommandTable {
   // build, a reinstalled node).
   void Finish(const std::string& id, proto::State state, proto::Ack result, absl::Time now,
               Changes& changes);
+  // BoundElsewhere: `id` is bound to an installation other than `instance` (the node's
+  // current one, which refuses it for that: its hello came after the binding).
+  bool BoundElsewhere(const std::string& id, const std::string& instance) const;
+  // OnStaleBinding: the current installation refused dispatch `gen` of `id` for being
+  // bound to an earlier one. It ran nowhere and reached no earlier installation: it goes
+  // again at once, bound anew by the dispatcher's gate.
+  void OnStaleBinding(const std::string& id, uint64_t gen, absl::Time now);
+  // ReachedCurrent: the node's current installation answered the dispatch of `id` that
+  // is out, without an answer for `id` itself (a batch that left it out): it reached no
+  // earlier installation (see Reinstalled).
+  void ReachedCurrent(const std::string& id);
   // Reinstalled: `node` is another installation now. Its unfinished commands that may
   // have reached the previous one end `lost` (their outcome cannot be known, and they
   // are not sent again by themselves); the ones never delivered stay, for the new one.
+  // One whose only dispatch is still out waits for its answer (lost_unless_answered).
   // Returns the ids that ended.
   std::vector<std::string> Reinstalled(const std::string& node, const std::string& previous,
                                        const std::string& current, absl::Time now, Changes& changes);
@@ -286,6 +298,11 @@ class CommandTable {
     // reached nobody: it leaves this as it was before (see delivered_before).
     bool maybe_delivered = false;
     bool delivered_before = false;  // maybe_delivered before the latest dispatch
+    // Its node was reinstalled while its first dispatch was still out (Reinstalled):
+    // the answer to that dispatch decides. A believed answer (from the new installation)
+    // or "no responders" clears this; no answer, or one not believed, ends the command
+    // lost with this error (the earlier installation may have taken it).
+    std::string lost_unless_answered;
     // Exclusive: admitted to its node's slot (holding it, or in its queue).
     bool admitted = false;
     uint64_t writes = 0;     // ledger writes queued
@@ -310,6 +327,8 @@ class CommandTable {
   // An undelivered command past its expiry: ended with a result that says why and
   // whether it can have run.
   void ExpireUndelivered(Command& c, absl::Time now, Changes& changes);
+  // Ends `c` lost: its outcome cannot be known, for the reason `why`.
+  void Lose(Command& c, std::string why, absl::Time now, Changes& changes);
   void ApplyReceived(Command& c, absl::Time now, Changes& changes);
   void ApplyResult(Command& c, const proto::Ack& ack, absl::Time now, Changes& changes);
 

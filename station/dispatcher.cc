@@ -241,6 +241,7 @@ void Dispatcher::OnBatchAnswer(const std::string& carrier, const std::string& no
   absl::flat_hash_map<std::string, absl::StatusOr<proto::Ack>> acks;
   std::string unreadable;
   std::optional<proto::Ack> signed_answer;  // a carrier's Ack with the one signature for all
+  std::string answered_by;                  // the installation the carrier's Ack names
   if (r == RequestPump::Result::kReply) {
     absl::StatusOr<proto::Ack> answer = DecodeAck(nats::Data(msg.get()));
     proto::AckBatch batch;
@@ -262,6 +263,7 @@ void Dispatcher::OnBatchAnswer(const std::string& carrier, const std::string& no
         }
         acks.try_emplace(std::move(id), std::move(one));
       }
+      answered_by = answer->instance_id();
       if (!answer->signature().empty()) signed_answer = *std::move(answer);
     }
   }
@@ -297,6 +299,13 @@ void Dispatcher::OnBatchAnswer(const std::string& carrier, const std::string& no
     if (r == RequestPump::Result::kNoResponders) {
       if (std::optional<Transition> t = core_.model.nodes.NoResponders(node, now)) core_.RecordLocked(*t, effects);
     }
+    // A taken answer from the node's current installation (with keys, one its signature
+    // covers): what it left out reached that one, not an earlier one (a reinstall's hello
+    // may have come while the batch was out).
+    const NodeTable::Node* n = core_.model.nodes.Find(node);
+    const bool from_current = unreadable.empty() && r == RequestPump::Result::kReply && !answered_by.empty() &&
+                              n != nullptr && n->info.instance_id() == answered_by &&
+                              (covered || !core_.options().key.has_value());
     for (const auto& [id, gen] : commands) {
       if (r != RequestPump::Result::kReply) {
         NoAnswerLocked(id, gen, r, now);
@@ -307,6 +316,7 @@ void Dispatcher::OnBatchAnswer(const std::string& carrier, const std::string& no
         // Left out (it waits behind another command of its subject, or the answer
         // would not fit): as after a lost answer, sent again (alone).
         core_.metrics.dispatch_answers.Add({unreadable.empty() ? "unanswered_in_batch" : "bad_batch"});
+        if (from_current) core_.model.commands.ReachedCurrent(id);
         core_.model.commands.OnTimeout(id, gen, now);
         continue;
       }
@@ -364,10 +374,19 @@ void Dispatcher::TakeAnswerLocked(const std::string& id, uint64_t gen, const std
     core_.model.commands.OnTimeout(id, gen, now);
     return;
   }
+  if (ack->outcome() == proto::OUTCOME_REJECTED && core_.model.commands.BoundElsewhere(id, ack->instance_id())) {
+    // Refused by the node's current installation for being bound to an earlier one (the
+    // reinstalled unit's hello came while this dispatch was out): it ran nowhere.
+    core_.metrics.dispatch_answers.Add({"rebound"});
+    core_.HeardFromLocked(node, now, effects);
+    core_.model.commands.OnStaleBinding(id, gen, now);
+    return;
+  }
   if (ack->outcome() == proto::OUTCOME_ERROR && ack->stage() != proto::STAGE_RESULT) {
     // The node could not take the command now (it cannot record it: a full disk).
     STEWARD_LOG_WARNING("node {} could not take command {} now: {}", node, id, ack->error());
     core_.HeardFromLocked(node, now, effects);
+    if (!ack->instance_id().empty()) core_.model.commands.ReachedCurrent(id);  // believed: the current one
     core_.model.commands.OnTimeout(id, gen, now);
     return;
   }

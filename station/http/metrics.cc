@@ -139,12 +139,13 @@ std::string Render(Router& r, const Tokens& tokens) {
             "Answers to dispatches: received, result, timeout, no_responders, refused (not believed), bad_ack, "
             "not_sent (the publish failed: no broker connection), unanswered_in_batch (a batch's answer "
             "left it out: it waits behind another command of its subject; sent again alone), bad_batch (a batch's "
-            "answer the station could not take: its commands are sent again alone).",
+            "answer the station could not take: its commands are sent again alone), rebound (refused by a "
+            "reinstalled node's new installation for being bound to the old one: bound anew and sent again).",
             {"answer"}, answers);
   uint64_t retries = 0;
   for (const auto& [labels, n] : answers) {
     if (labels[0] == "timeout" || labels[0] == "no_responders" || labels[0] == "refused" || labels[0] == "not_sent" ||
-        labels[0] == "unanswered_in_batch" || labels[0] == "bad_batch") {
+        labels[0] == "unanswered_in_batch" || labels[0] == "bad_batch" || labels[0] == "rebound") {
       retries += n;
     }
   }

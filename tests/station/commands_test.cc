@@ -242,6 +242,62 @@ TEST_CASE("a reinstalled node's commands that met only no responders were never 
   CHECK(d[0].id == "nobody");
 }
 
+TEST_CASE("a reinstalled node's command whose only dispatch is still out waits for that dispatch's answer",
+          "[station][commands]") {
+  CommandTable t;
+  for (const char* id : {"nobody", "answered", "unanswered", "resent"}) t.Add(Queued(id), kT0);
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 4);
+  t.OnTimeout("resent", t.Generation("resent"), kT0);
+  REQUIRE(t.TakeDue(kT0 + absl::Minutes(1), SendAll, ch).size() == 1);  // "resent", its second dispatch
+  // The new installation says hello while the four dispatches are out: only the one sent
+  // before (which may have reached the old installation) ends now.
+  const absl::Time hello = kT0 + absl::Minutes(2);
+  CHECK(t.Reinstalled("ship1", "A", "B", hello, ch) == std::vector<std::string>{"resent"});
+  CHECK(t.Find("resent")->state() == proto::STATE_LOST);
+  for (const char* id : {"nobody", "answered", "unanswered"}) CHECK(t.Find(id)->state() == proto::STATE_SENT);
+  // Its hello does not send them again beside the dispatch that is out.
+  t.Unpark("ship1", hello);
+  CHECK(t.TakeDue(hello, SendAll, ch).empty());
+  // The broker had nobody to give it to: never delivered, it goes to the new one.
+  t.OnNoResponders("nobody", t.Generation("nobody"));
+  // The new installation answered: it took it.
+  t.OnReply("answered", t.Generation("answered"), Received("answered"), hello, ch);
+  CHECK(t.Find("answered")->state() == proto::STATE_RUNNING);
+  // No answer: the old installation may have taken it before it went.
+  t.OnTimeout("unanswered", t.Generation("unanswered"), hello + absl::Seconds(5));
+  t.Unpark("ship1", hello + absl::Seconds(6));
+  std::vector<Dispatch> d = t.TakeDue(hello + absl::Seconds(6), SendAll, ch);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].id == "nobody");
+  CHECK(t.Find("unanswered")->state() == proto::STATE_LOST);
+  CHECK_THAT(t.Find("unanswered")->result().error(), Catch::Contains("was reinstalled (installation A replaced by B)"));
+  CHECK(t.Find("answered")->state() == proto::STATE_RUNNING);
+}
+
+TEST_CASE("a command the new installation refuses for being bound to the old one goes again at once",
+          "[station][commands]") {
+  CommandTable t;
+  proto::CommandState s = Queued("bound");
+  s.mutable_command()->set_target_instance("A");
+  t.Add(std::move(s), kT0);
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 1);
+  CHECK(t.Reinstalled("ship1", "A", "B", kT0, ch).empty());  // its dispatch is out
+  CHECK_FALSE(t.BoundElsewhere("bound", "A"));
+  REQUIRE(t.BoundElsewhere("bound", "B"));
+  t.OnStaleBinding("bound", t.Generation("bound"), kT0 + absl::Seconds(1));
+  // Neither lost nor backed off: sent again now (the dispatcher's gate binds it to B).
+  std::vector<Dispatch> d = t.TakeDue(kT0 + absl::Seconds(1), SendAll, ch);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].id == "bound");
+  CHECK(t.Find("bound")->state() == proto::STATE_SENT);
+  // That dispatch gets no answer: the earlier one reached nobody, so it is not lost.
+  t.OnTimeout("bound", t.Generation("bound"), kT0 + absl::Seconds(3));
+  CHECK(t.TakeDue(kT0 + absl::Seconds(3), SendAll, ch).empty());
+  CHECK(t.Find("bound")->state() == proto::STATE_SENT);
+}
+
 TEST_CASE("a dispatch that was never sent is no delivery and is tried again with backoff", "[station][commands]") {
   CommandTable t;
   t.Add(Queued("unsent"), kT0);
