@@ -381,24 +381,27 @@ void CommandTable::OnTimeout(const std::string& id, uint64_t gen, absl::Time now
   Reschedule(id, *c);
 }
 
-void CommandTable::OnNotSent(const std::string& id, uint64_t gen, absl::Time now) {
+CommandTable::Command* CommandTable::ReachedNobody(const std::string& id, uint64_t gen) {
   Command* c = Get(id);
-  if (c == nullptr || gen != c->gen) return;
+  if (c == nullptr || gen != c->gen) return nullptr;
   c->in_flight = false;
   c->maybe_delivered = c->delivered_before;
   c->lost_unless_answered.clear();
+  return c;
+}
+
+void CommandTable::OnNotSent(const std::string& id, uint64_t gen, absl::Time now) {
+  Command* c = ReachedNobody(id, gen);
+  if (c == nullptr) return;
   RetryLater(*c, now);
   Reschedule(id, *c);
 }
 
 void CommandTable::OnNoResponders(const std::string& id, uint64_t gen) {
-  Command* c = Get(id);
-  if (c == nullptr || gen != c->gen) return;
-  c->in_flight = false;
   // The broker had nobody to give it to: this dispatch reached no installation (a
   // reinstalled unit's new one runs it).
-  c->maybe_delivered = c->delivered_before;
-  c->lost_unless_answered.clear();
+  Command* c = ReachedNobody(id, gen);
+  if (c == nullptr) return;
   c->next_attempt = absl::InfiniteFuture();
   Reschedule(id, *c);
 }
@@ -455,11 +458,8 @@ bool CommandTable::BoundElsewhere(const std::string& id, const std::string& inst
 }
 
 void CommandTable::OnStaleBinding(const std::string& id, uint64_t gen, absl::Time now) {
-  Command* c = Get(id);
-  if (c == nullptr || gen != c->gen) return;
-  c->in_flight = false;
-  c->maybe_delivered = c->delivered_before;
-  c->lost_unless_answered.clear();
+  Command* c = ReachedNobody(id, gen);
+  if (c == nullptr) return;
   c->next_attempt = now;
   Reschedule(id, *c);
 }

@@ -318,6 +318,10 @@ class CommandTable {
   };
 
   Command* Get(const std::string& id);
+  // Dispatch `gen` of `id` ended having reached no installation (not sent, no
+  // responders, refused for a stale binding): no longer in flight, delivered only as
+  // before it. The command, or null when `gen` is not its latest dispatch.
+  Command* ReachedNobody(const std::string& id, uint64_t gen);
   // Recomputes when the dispatcher must look at `c` next and files it in schedule_.
   void Reschedule(const std::string& id, Command& c);
   void SetState(Command& c, proto::State state, absl::Time now, Changes& changes);
