@@ -45,15 +45,12 @@ CommandApi::CommandApi(Core& core, Rpc& rpc) : core_(core), rpc_(rpc), repeats_(
     asked.clear_wait_ms();
     asked.mutable_command()->clear_expires_unix_ms();
     asked.mutable_command()->clear_payload();
-    absl::StatusOr<Repeats::Begun> b = repeats_.Begin(c, Repeats::Digest(asked));
+    // A repeat is found by the write of its record (most submits are new).
+    absl::StatusOr<Repeats::Begun> b = repeats_.Begin(c, Repeats::Digest(asked), Repeats::Lookup::kAtWrite);
     if (!b.ok()) return rpc_.Error(c, absl::StrCat("ledger read failed: ", b.status().message()));
     if (b->what == Repeats::Begun::kJoined) return;
     if (b->what == Repeats::Begun::kOther) return rpc_.Reject(c, b->why);
-    if (b->what == Repeats::Begun::kNew) return Submit(b->first, std::move(r));
-    proto::SubmitReply out;
-    if (!out.ParseFromString(b->stored)) return rpc_.Error(b->first, "damaged record of this request in the ledger");
-    // Held for approval: said at once (as the first answer did).
-    Answer(b->first, out, out.states().empty() ? std::clamp<int64_t>(r.wait_ms(), 0, kMaxWaitMs) : 0);
+    Submit(b->first, std::move(r));
   });
   rpc.Handle<proto::WaitRequest>(kStationWait, [this](const Call& c, proto::WaitRequest r) {
     Wait(c, std::move(r));
@@ -73,25 +70,52 @@ CommandApi::CommandApi(Core& core, Rpc& rpc) : core_(core), rpc_(rpc), repeats_(
   });
 }
 
+bool CommandApi::FromRecord(const Call& call, int64_t wait_ms) {
+  absl::StatusOr<Repeats::Begun> b = repeats_.Recorded(call);
+  if (!b.ok()) {
+    rpc_.Error(call, absl::StrCat("ledger read failed: ", b.status().message()));
+    return true;
+  }
+  if (b->what == Repeats::Begun::kOther) {
+    rpc_.Reject(call, b->why);
+    return true;
+  }
+  if (b->what != Repeats::Begun::kStored) return false;
+  proto::SubmitReply out;
+  if (!out.ParseFromString(b->stored)) {
+    rpc_.Error(call, "damaged record of this request in the ledger");
+    return true;
+  }
+  // Held for approval: said at once (as the first answer did).
+  Answer(call, out, out.states().empty() ? wait_ms : 0);
+  return true;
+}
+
 void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
   const proto::Envelope& tmpl = req.command();
-  if (absl::Status st = CheckNotStationOnly(tmpl.method()); !st.ok()) return rpc_.Reject(call, st.message());
-  if (absl::Status st = CheckControl(req.control()); !st.ok()) return rpc_.Reject(call, st.message());
-  if (absl::Status st = core_.CheckFits(tmpl); !st.ok()) return rpc_.Reject(call, st.message());
+  const int64_t asked_wait_ms = std::clamp<int64_t>(req.wait_ms(), 0, kMaxWaitMs);
+  // What is refused before the record's write may repeat a request that was done: the
+  // repeat gets the first answer instead (Repeats::Lookup::kAtWrite).
+  auto refuse = [&](absl::string_view why) {
+    if (!FromRecord(call, asked_wait_ms)) rpc_.Reject(call, why);
+  };
+  if (absl::Status st = CheckNotStationOnly(tmpl.method()); !st.ok()) return refuse(st.message());
+  if (absl::Status st = CheckControl(req.control()); !st.ok()) return refuse(st.message());
+  if (absl::Status st = core_.CheckFits(tmpl); !st.ok()) return refuse(st.message());
   if (Expired(tmpl, NowUnixMillis())) {
-    return rpc_.Reject(call, absl::StrCat("already expired (expires_unix_ms ", tmpl.expires_unix_ms(),
-                                          " is in the past): nothing was queued"));
+    return refuse(absl::StrCat("already expired (expires_unix_ms ", tmpl.expires_unix_ms(),
+                               " is in the past): nothing was queued"));
   }
   if (req.all_nodes() && req.nodes_size() > 0) {
-    return rpc_.Reject(call, absl::StrCat("all nodes takes every node: name no nodes with it (", req.nodes(0),
-                                          req.nodes_size() > 1 ? ", ..." : "", "); nothing was queued"));
+    return refuse(absl::StrCat("all nodes takes every node: name no nodes with it (", req.nodes(0),
+                               req.nodes_size() > 1 ? ", ..." : "", "); nothing was queued"));
   }
   std::vector<std::string> targets(req.nodes().begin(), req.nodes().end());
   for (const std::string* token : {&tmpl.method(), &tmpl.domain()}) {
-    if (absl::Status st = subjects::ValidateToken(*token); !st.ok()) return rpc_.Reject(call, st.message());
+    if (absl::Status st = subjects::ValidateToken(*token); !st.ok()) return refuse(st.message());
   }
   for (const std::string& n : targets) {
-    if (absl::Status st = subjects::ValidateToken(n); !st.ok()) return rpc_.Reject(call, st.message());
+    if (absl::Status st = subjects::ValidateToken(n); !st.ok()) return refuse(st.message());
   }
   std::vector<std::string> instances;
   {
@@ -104,7 +128,7 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
     targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
     for (const std::string& t : targets) instances.push_back(core_.model.nodes.Instance(t));
   }
-  if (targets.empty()) return rpc_.Reject(call, "no target nodes");
+  if (targets.empty()) return refuse("no target nodes");
   proto::SubmitReply out;
   out.set_request_id(NewId());
   std::vector<proto::CommandState> states;
@@ -115,7 +139,10 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
     absl::StatusOr<proto::CommandState> s =
         last ? core_.NewCommand(target, std::move(*req.mutable_command()), out.request_id(), call.op(), instances[i])
              : core_.NewCommand(target, tmpl, out.request_id(), call.op(), instances[i]);
-    if (!s.ok()) return rpc_.Fail(call, s.status());
+    if (!s.ok()) {
+      if (!FromRecord(call, asked_wait_ms)) rpc_.Fail(call, s.status());
+      return;
+    }
     *s->mutable_control() = req.control();
     {
       absl::MutexLock lock(&core_.model.mu);
@@ -126,7 +153,7 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
     ref->set_id(s->id());
     states.push_back(*std::move(s));
   }
-  int64_t wait_ms = std::clamp<int64_t>(req.wait_ms(), 0, kMaxWaitMs);
+  int64_t wait_ms = asked_wait_ms;
   for (const proto::CommandState& s : states) {
     // Held for approval: said at once, whatever the wait (it waits for a human).
     if (s.state() == proto::STATE_AWAITING_APPROVAL) {
@@ -141,7 +168,9 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
   std::vector<ledger::Store::Op> record = {Repeats::Record(call, out.request_id(), recorded.SerializeAsString())};
   core_.Submit(
       std::move(states),
-      [this, call, out, wait_ms](absl::Status st) {
+      [this, call, out, wait_ms, asked_wait_ms](absl::Status st) {
+        // A repeat of a request that was done: its commands were not made again.
+        if (Repeats::IsRecorded(st) && FromRecord(call, asked_wait_ms)) return;
         if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
         Answer(call, out, wait_ms);
       },

@@ -26,6 +26,10 @@ class CommandApi {
   // Submit and Retry make commands once per request envelope (station/repeats.h): a
   // repeat is answered as the first one was (a submit's wait waits again) and makes none.
   void Submit(const Call& call, proto::SubmitRequest req);
+  // FromRecord answers a submit that repeats one that was done (Repeats::Recorded) as
+  // the first was answered, or refuses it when it asked for another request; false
+  // when there is no record of it.
+  bool FromRecord(const Call& call, int64_t wait_ms);
   // Answer answers a submit: at once, or once its commands ended or `wait_ms` passed.
   void Answer(const Call& call, const proto::SubmitReply& out, int64_t wait_ms);
   void Wait(const Call& call, proto::WaitRequest req);

@@ -12,6 +12,12 @@
 #include "common/status_macros.h"
 
 namespace steward::station {
+namespace {
+
+// What Record's write fails with when the request is recorded already (IsRecorded).
+constexpr absl::string_view kRecordedAlready = "this request is recorded already (a repeat)";
+
+}  // namespace
 
 std::string Repeats::Digest(const google::protobuf::Message& request) {
   std::string bytes;
@@ -36,7 +42,7 @@ std::string Repeats::Other(const Call& call) {
                       key ? "key" : "id", ")");
 }
 
-absl::StatusOr<Repeats::Begun> Repeats::Begin(const Call& call, std::string digest) {
+absl::StatusOr<Repeats::Begun> Repeats::Begin(const Call& call, std::string digest, Lookup lookup) {
   const std::string key = Key(call);
   {
     absl::MutexLock lock(&mu_);
@@ -67,25 +73,43 @@ absl::StatusOr<Repeats::Begun> Repeats::Begin(const Call& call, std::string dige
     Deliver(call, ack);
     for (const Call& j : joined) Deliver(j, ack);
   };
+  if (lookup == Lookup::kAtWrite) return b;
+  absl::StatusOr<Begun> found = Recorded(b.first);
+  if (!found.ok() || found->what == Begun::kOther) {
+    absl::MutexLock lock(&mu_);
+    doing_.erase(key);  // (a repeat that joined meanwhile is answered by its own next try)
+    if (!found.ok()) return found.status();
+    return Begun{.what = Begun::kOther, .first = call, .why = Other(call)};
+  }
+  return found;
+}
+
+absl::StatusOr<Repeats::Begun> Repeats::Recorded(const Call& first) {
+  Begun b;
+  b.first = first;
   bool found = false;
   std::string recorded_digest;
-  absl::Status st = core_.store().Rows(
+  STEWARD_RETURN_IF_ERROR(core_.store().Rows(
       "SELECT request_id, reply, digest FROM request_replies WHERE operator = ?1 AND envelope_id = ?2",
-      {call.op(), call.id()}, -1, [&](sqlite::Statement& row) {
+      {first.op(), first.id()}, -1, [&](sqlite::Statement& row) {
         found = true;
         b.request_id = row.ColumnText(0);
         b.stored = row.ColumnBlob(1);
         recorded_digest = row.ColumnBlob(2);
         return absl::OkStatus();
-      });
-  if (!st.ok() || (found && !recorded_digest.empty() && recorded_digest != digest)) {
-    absl::MutexLock lock(&mu_);
-    doing_.erase(key);  // (a repeat that joined meanwhile is answered by its own next try)
-    if (!st.ok()) return st;
-    return Begun{.what = Begun::kOther, .first = call, .why = Other(call)};
+      }));
+  if (!found) return b;
+  if (!recorded_digest.empty() && recorded_digest != first.repeat_digest) {
+    b.what = Begun::kOther;
+    b.why = Other(first);
+    return b;
   }
-  if (found) b.what = Begun::kStored;
+  b.what = Begun::kStored;
   return b;
+}
+
+bool Repeats::IsRecorded(const absl::Status& st) {
+  return absl::IsAlreadyExists(st) && st.message() == kRecordedAlready;
 }
 
 void Repeats::Deliver(const Call& call, const proto::Ack& ack) {
@@ -98,8 +122,9 @@ ledger::Store::Op Repeats::Record(const Call& call, std::string request_id, std:
           reply = std::move(reply), digest = call.repeat_digest,
           at_ms = absl::ToUnixMillis(absl::Now())](sqlite::Database& db) -> absl::Status {
     STEWARD_ASSIGN_OR_RETURN(sqlite::Statement st,
-                             db.Prepare("INSERT OR REPLACE INTO request_replies(operator, envelope_id, method, "
-                                        "request_id, at_ms, reply, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+                             db.Prepare("INSERT INTO request_replies(operator, envelope_id, method, "
+                                        "request_id, at_ms, reply, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                                        "ON CONFLICT(operator, envelope_id) DO NOTHING"));
     STEWARD_RETURN_IF_ERROR(st.Bind(1, op));
     STEWARD_RETURN_IF_ERROR(st.Bind(2, id));
     STEWARD_RETURN_IF_ERROR(st.Bind(3, method));
@@ -107,7 +132,9 @@ ledger::Store::Op Repeats::Record(const Call& call, std::string request_id, std:
     STEWARD_RETURN_IF_ERROR(st.Bind(5, at_ms));
     STEWARD_RETURN_IF_ERROR(st.BindBlob(6, reply));
     STEWARD_RETURN_IF_ERROR(st.BindBlob(7, digest));
-    return st.Step().status();
+    STEWARD_RETURN_IF_ERROR(st.Step().status());
+    if (db.Changes() == 0) return absl::AlreadyExistsError(kRecordedAlready);
+    return absl::OkStatus();
   };
 }
 

@@ -117,6 +117,20 @@ TEST_CASE("a repeated submit, retry or launch envelope makes its commands once a
   CHECK(w2.states(0).id() == w1.states(0).id());
   CHECK(w2.states(0).state() == proto::STATE_SUCCEEDED);
 
+  // A repeat refused now had it been new (its command's expiry passed since the first
+  // try) is answered as the first try was: that one was done, and nothing is made again.
+  proto::SubmitRequest expiring = Appending(runs, "expiring");
+  expiring.mutable_command()->set_expires_unix_ms(absl::ToUnixMillis(absl::Now() + absl::Seconds(2)));
+  const std::string expires = Request(steward::kStationSubmit, expiring);
+  const proto::SubmitReply e1 = SubmitReplyOf(Send(nc.get(), steward::kStationSubmit, expires));
+  REQUIRE(e1.commands_size() == 1);
+  REQUIRE(client.value()->Wait({e1.commands(0).id()}, absl::Seconds(10)).ok());
+  absl::SleepFor(absl::Milliseconds(2500));
+  const proto::SubmitReply e2 = SubmitReplyOf(Send(nc.get(), steward::kStationSubmit, expires));
+  CHECK(e2.request_id() == e1.request_id());
+  REQUIRE(e2.commands_size() == 1);
+  CHECK(e2.commands(0).id() == e1.commands(0).id());
+
   // A retry of the first command, sent twice: one new command.
   REQUIRE(client.value()->Wait({first.commands(0).id()}, absl::Seconds(10)).ok());
   proto::RetryRequest retry_req;
@@ -167,14 +181,19 @@ TEST_CASE("a repeated submit, retry or launch envelope makes its commands once a
   }
 
   // Every command ran once: one line each (the other operator's submit is its own).
-  std::vector<std::string> ids = {first.commands(0).id(), other_id, SubmitReplyOf(a).commands(0).id(),
-                                  r1.commands(0).id(), l1.submitted().commands(0).id()};
+  std::vector<std::string> ids = {first.commands(0).id(),
+                                  other_id,
+                                  SubmitReplyOf(a).commands(0).id(),
+                                  e1.commands(0).id(),
+                                  r1.commands(0).id(),
+                                  l1.submitted().commands(0).id()};
   absl::StatusOr<proto::CommandStates> done = client.value()->Wait(ids, absl::Seconds(20));
   REQUIRE(done.ok());
   for (const proto::CommandState& s : done->commands()) CHECK(s.state() == proto::STATE_SUCCEEDED);
   absl::SleepFor(absl::Milliseconds(500));  // a command made twice would have run by now too
   const std::map<std::string, int> counts = steward::testing::LineCounts(runs);
-  CHECK(counts == std::map<std::string, int>{{"submit", 3}, {"twice", 1}, {"waited", 1}, {"launched", 1}});
+  CHECK(counts ==
+        std::map<std::string, int>{{"submit", 3}, {"twice", 1}, {"waited", 1}, {"expiring", 1}, {"launched", 1}});
   // (submit: the first, the other operator's, and the retry.) The ledger holds one
   // command per request.
   for (const std::string& request : {first.request_id(), SubmitReplyOf(a).request_id(), r1.request_id(),
