@@ -469,7 +469,7 @@ void CommandTable::ReachedCurrent(const std::string& id) {
 }
 
 std::vector<std::string> CommandTable::Reinstalled(const std::string& node, const std::string& previous,
-                                                   const std::string& current, absl::Time now,
+                                                   const std::string& current, bool previous_online, absl::Time now,
                                                    Changes& changes) {
   std::vector<std::string> lost;
   for (const std::string& id : Unfinished(node)) {
@@ -478,7 +478,7 @@ std::vector<std::string> CommandTable::Reinstalled(const std::string& node, cons
     std::string why =
         absl::StrCat("node ", node, " was reinstalled (installation ", previous, " replaced by ", current,
                      "): the outcome of this command is unknown; `stewardctl retry ", id, "` sends it again");
-    if (c->in_flight && !c->delivered_before) {
+    if (c->in_flight && !c->delivered_before && !previous_online) {
       // Its only dispatch is still out, perhaps sent after the earlier installation was
       // gone: the answer to it decides (lost_unless_answered).
       c->lost_unless_answered = std::move(why);

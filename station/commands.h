@@ -258,10 +258,13 @@ class CommandTable {
   // Reinstalled: `node` is another installation now. Its unfinished commands that may
   // have reached the previous one end `lost` (their outcome cannot be known, and they
   // are not sent again by themselves); the ones never delivered stay, for the new one.
-  // One whose only dispatch is still out waits for its answer (lost_unless_answered).
-  // Returns the ids that ended.
-  std::vector<std::string> Reinstalled(const std::string& node, const std::string& previous,
-                                       const std::string& current, absl::Time now, Changes& changes);
+  // One whose only dispatch is still out waits for its answer (lost_unless_answered)
+  // when the previous installation was offline (not heard from within its heartbeats):
+  // while it was online, both may be up at once (a replacement started beside it), the
+  // dispatch may reach both, and no answer of the new one says the old one did not take
+  // it, so that command ends `lost` too. Returns the ids that ended.
+  std::vector<std::string> Reinstalled(const std::string& node, const std::string& previous, const std::string& current,
+                                       bool previous_online, absl::Time now, Changes& changes);
 
   // Committed reports that write `seq` of `id` committed (ok) or failed. True when `id`
   // is terminal and that write was its last: its waiters can be answered.

@@ -106,12 +106,13 @@ void Intake::Hello(const proto::Envelope& ev, const Respond& reply) {
       check = Security::CheckHello(core_, core_.model.nodes.Get(from), ev, hello);
     }
     if (check.verdict == Security::HelloVerdict::kHeard) {
+      const bool previous_online = core_.model.nodes.Get(from).info.online();
       const NodeTable::InstanceChange change = core_.model.nodes.Hello(from, hello, now);
       if (change.changed && !change.previous.empty()) {
         // Another installation under the same name: the unit was reinstalled.
         Changes changes;
         std::vector<std::string> lost =
-            core_.model.commands.Reinstalled(from, change.previous, hello.instance_id(), now, changes);
+            core_.model.commands.Reinstalled(from, change.previous, hello.instance_id(), previous_online, now, changes);
         core_.ApplyLocked(changes);
         STEWARD_LOG_WARNING("node {} was reinstalled (installation {} replaced by {}); {} commands sent to the "
                             "previous one end lost",

@@ -298,6 +298,15 @@ TEST_CASE("a command queued for a dead unit runs on its reinstalled installation
   const std::string id = IdOf(r);
   // Dispatched once: the broker had nobody to give it to.
   REQUIRE(WaitUntil([&] { return StateOf(*client, id).attempts() >= 1; }));
+  // Reinstalled after its heartbeats stopped (a dispatch still out when the new
+  // installation says hello waits for its answer only then: a live old installation
+  // might have taken it too).
+  REQUIRE(WaitUntil(
+      [&] {
+        absl::StatusOr<steward::proto::NodesReply> n = client->Nodes("ship1", absl::Seconds(5));
+        return n.ok() && n->nodes_size() == 1 && !n->nodes(0).online();
+      },
+      absl::Seconds(15)));
   c.StartAgent("ship1");
   REQUIRE(WaitUntil([&] { return steward::IsTerminal(StateOf(*client, id).state()); }, absl::Seconds(15)));
   const steward::proto::CommandState s = StateOf(*client, id);

@@ -203,7 +203,8 @@ TEST_CASE("a reinstalled node's commands that may have reached the old installat
   REQUIRE(t.TakeDue(kT0, [](const proto::CommandState& c) { return c.id() == "running" ? Gate::kSend : Gate::kPark; },
                     ch).size() == 1);
   t.OnReply("running", t.Generation("running"), Received("running"), kT0, ch);
-  std::vector<std::string> lost = t.Reinstalled("ship1", "A", "B", kT0 + absl::Seconds(1), ch);
+  std::vector<std::string> lost =
+      t.Reinstalled("ship1", "A", "B", /*previous_online=*/false, kT0 + absl::Seconds(1), ch);
   std::sort(lost.begin(), lost.end());
   CHECK(lost == std::vector<std::string>{"from-ledger", "running"});
   CHECK(t.Find("running")->state() == proto::STATE_LOST);
@@ -231,7 +232,8 @@ TEST_CASE("a reinstalled node's commands that met only no responders were never 
             return c.id() == "timed-out-then-nobody" ? Gate::kSend : Gate::kPark;
           }, ch).size() == 1);
   t.OnNoResponders("timed-out-then-nobody", t.Generation("timed-out-then-nobody"));
-  std::vector<std::string> lost = t.Reinstalled("ship1", "A", "B", kT0 + absl::Minutes(2), ch);
+  std::vector<std::string> lost =
+      t.Reinstalled("ship1", "A", "B", /*previous_online=*/false, kT0 + absl::Minutes(2), ch);
   std::sort(lost.begin(), lost.end());
   CHECK(lost == std::vector<std::string>{"timed-out", "timed-out-then-nobody"});
   CHECK(t.Find("nobody")->state() == proto::STATE_SENT);
@@ -253,7 +255,7 @@ TEST_CASE("a reinstalled node's command whose only dispatch is still out waits f
   // The new installation says hello while the four dispatches are out: only the one sent
   // before (which may have reached the old installation) ends now.
   const absl::Time hello = kT0 + absl::Minutes(2);
-  CHECK(t.Reinstalled("ship1", "A", "B", hello, ch) == std::vector<std::string>{"resent"});
+  CHECK(t.Reinstalled("ship1", "A", "B", /*previous_online=*/false, hello, ch) == std::vector<std::string>{"resent"});
   CHECK(t.Find("resent")->state() == proto::STATE_LOST);
   for (const char* id : {"nobody", "answered", "unanswered"}) CHECK(t.Find(id)->state() == proto::STATE_SENT);
   // Its hello does not send them again beside the dispatch that is out.
@@ -275,6 +277,23 @@ TEST_CASE("a reinstalled node's command whose only dispatch is still out waits f
   CHECK(t.Find("answered")->state() == proto::STATE_RUNNING);
 }
 
+TEST_CASE("a reinstalled node's command whose only dispatch is out ends lost when the old installation was online",
+          "[station][commands]") {
+  CommandTable t;
+  proto::CommandState s = Queued("out");
+  s.mutable_command()->set_target_instance("A");
+  t.Add(std::move(s), kT0);
+  Changes ch;
+  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 1);
+  // A replacement started beside a live installation: the dispatch may reach both, and
+  // the new one's refusal would not say the old one did not take it.
+  CHECK(t.Reinstalled("ship1", "A", "B", /*previous_online=*/true, kT0, ch) == std::vector<std::string>{"out"});
+  CHECK(t.Find("out")->state() == proto::STATE_LOST);
+  t.OnStaleBinding("out", t.Generation("out"), kT0 + absl::Seconds(1));
+  CHECK(t.TakeDue(kT0 + absl::Seconds(1), SendAll, ch).empty());
+  CHECK(t.Find("out")->state() == proto::STATE_LOST);
+}
+
 TEST_CASE("a command the new installation refuses for being bound to the old one goes again at once",
           "[station][commands]") {
   CommandTable t;
@@ -283,7 +302,7 @@ TEST_CASE("a command the new installation refuses for being bound to the old one
   t.Add(std::move(s), kT0);
   Changes ch;
   REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 1);
-  CHECK(t.Reinstalled("ship1", "A", "B", kT0, ch).empty());  // its dispatch is out
+  CHECK(t.Reinstalled("ship1", "A", "B", /*previous_online=*/false, kT0, ch).empty());  // its dispatch is out
   CHECK_FALSE(t.BoundElsewhere("bound", "A"));
   REQUIRE(t.BoundElsewhere("bound", "B"));
   t.OnStaleBinding("bound", t.Generation("bound"), kT0 + absl::Seconds(1));
@@ -310,7 +329,7 @@ TEST_CASE("a dispatch that was never sent is no delivery and is tried again with
   REQUIRE(again.size() == 1);
   t.OnNotSent("unsent", t.Generation("unsent"), kT0 + absl::Minutes(1));
   // It reached no installation: a reinstall keeps it for the new one.
-  CHECK(t.Reinstalled("ship1", "A", "B", kT0 + absl::Minutes(2), ch).empty());
+  CHECK(t.Reinstalled("ship1", "A", "B", /*previous_online=*/false, kT0 + absl::Minutes(2), ch).empty());
   CHECK(t.Find("unsent")->state() == proto::STATE_SENT);
 }
 
