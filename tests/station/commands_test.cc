@@ -258,16 +258,20 @@ TEST_CASE("a reinstalled node's command whose only dispatch is still out waits f
   CHECK(t.Reinstalled("ship1", "A", "B", /*previous_online=*/false, hello, ch) == std::vector<std::string>{"resent"});
   CHECK(t.Find("resent")->state() == proto::STATE_LOST);
   for (const char* id : {"nobody", "answered", "unanswered"}) CHECK(t.Find(id)->state() == proto::STATE_SENT);
-  // Its hello does not send them again beside the dispatch that is out.
+  // Its hello does not send them again beside the dispatch that is out, nor ends them.
   t.Unpark("ship1", hello);
   CHECK(t.TakeDue(hello, SendAll, ch).empty());
+  for (const char* id : {"nobody", "answered", "unanswered"}) CHECK(t.Find(id)->state() == proto::STATE_SENT);
   // The broker had nobody to give it to: never delivered, it goes to the new one.
   t.OnNoResponders("nobody", t.Generation("nobody"));
   // The new installation answered: it took it.
   t.OnReply("answered", t.Generation("answered"), Received("answered"), hello, ch);
   CHECK(t.Find("answered")->state() == proto::STATE_RUNNING);
-  // No answer: the old installation may have taken it before it went.
+  // No answer: the old installation may have taken it before it went. It ends at once,
+  // not after a backoff.
   t.OnTimeout("unanswered", t.Generation("unanswered"), hello + absl::Seconds(5));
+  CHECK(t.TakeDue(hello + absl::Seconds(5), SendAll, ch).empty());
+  CHECK(t.Find("unanswered")->state() == proto::STATE_LOST);
   t.Unpark("ship1", hello + absl::Seconds(6));
   std::vector<Dispatch> d = t.TakeDue(hello + absl::Seconds(6), SendAll, ch);
   REQUIRE(d.size() == 1);
