@@ -478,7 +478,8 @@ void JobRunner::RunSchedules(absl::Time now) {
         [this, run](absl::StatusOr<proto::LaunchReply> reply) {
           const bool ok = reply.ok();
           if (!ok)
-            STEWARD_LOG_ERROR("schedule {}: run at {}: {}", run.name, absl::FormatTime(run.at),
+            STEWARD_LOG_ERROR("schedule {}: run at {}: {}", run.name,
+                              absl::FormatTime(absl::RFC3339_sec, run.at, absl::UTCTimeZone()),
                               reply.status().message());
           absl::MutexLock lock(&core_.model.mu);
           core_.model.schedules.Ran(run.name, run.at, ok ? reply->job().id() : "", ok, absl::Now());
