@@ -281,14 +281,19 @@ TEST_CASE("a reinstalled node's command whose only dispatch is still out waits f
   CHECK(t.Find("answered")->state() == proto::STATE_RUNNING);
 }
 
+// Adds command `id` of ship1, bound to its installation A, and sends it at kT0.
+void SendBoundToA(CommandTable& t, const char* id, Changes& ch) {
+  proto::CommandState s = Queued(id);
+  s.mutable_command()->set_target_instance("A");
+  t.Add(std::move(s), kT0);
+  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 1);
+}
+
 TEST_CASE("a reinstalled node's command whose only dispatch is out ends lost when the old installation was online",
           "[station][commands]") {
   CommandTable t;
-  proto::CommandState s = Queued("out");
-  s.mutable_command()->set_target_instance("A");
-  t.Add(std::move(s), kT0);
   Changes ch;
-  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 1);
+  SendBoundToA(t, "out", ch);
   // A replacement started beside a live installation: the dispatch may reach both, and
   // the new one's refusal would not say the old one did not take it.
   CHECK(t.Reinstalled("ship1", "A", "B", /*previous_online=*/true, kT0, ch) == std::vector<std::string>{"out"});
@@ -301,11 +306,8 @@ TEST_CASE("a reinstalled node's command whose only dispatch is out ends lost whe
 TEST_CASE("a command the new installation refuses for being bound to the old one goes again at once",
           "[station][commands]") {
   CommandTable t;
-  proto::CommandState s = Queued("bound");
-  s.mutable_command()->set_target_instance("A");
-  t.Add(std::move(s), kT0);
   Changes ch;
-  REQUIRE(t.TakeDue(kT0, SendAll, ch).size() == 1);
+  SendBoundToA(t, "bound", ch);
   CHECK(t.Reinstalled("ship1", "A", "B", /*previous_online=*/false, kT0, ch).empty());  // its dispatch is out
   CHECK_FALSE(t.BoundElsewhere("bound", "A"));
   REQUIRE(t.BoundElsewhere("bound", "B"));
