@@ -44,6 +44,14 @@ TcpProxy::TcpProxy(uint16_t upstream_port) : upstream_port_(upstream_port) {
   thread_ = std::thread([this] { Run(); });
 }
 
+void TcpProxy::Freeze() {
+  // The relay may be forwarding what it read before it looks at the flag again: wait
+  // for a turn that saw it.
+  const uint64_t before = frozen_turns_.load();
+  frozen_.store(true);
+  while (frozen_turns_.load() == before && !stop_.load()) ::usleep(1'000);
+}
+
 TcpProxy::~TcpProxy() {
   stop_.store(true);
   thread_.join();
@@ -65,6 +73,7 @@ void TcpProxy::Run() {
   while (!stop_.load()) {
     if (frozen_.load()) {
       // Silent: nothing read, nothing forwarded, nothing accepted, nothing closed.
+      frozen_turns_.fetch_add(1);
       ::usleep(10'000);
       continue;
     }

@@ -29,7 +29,8 @@ class TcpProxy {
   TcpProxy& operator=(const TcpProxy&) = delete;
 
   uint16_t port() const { return port_; }
-  void Freeze() { frozen_.store(true); }
+  // Returns once the relay has stopped: nothing sent after it crosses.
+  void Freeze();
   void Thaw() { frozen_.store(false); }
   // Cut closes every relayed connection and refuses new ones (accepted and closed at
   // once), the way a link that went down does; Restore relays again.
@@ -43,6 +44,7 @@ class TcpProxy {
   int listen_fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> frozen_{false};
+  std::atomic<uint64_t> frozen_turns_{0};  // relay loop turns that found it frozen
   std::atomic<bool> cut_{false};
   std::atomic<bool> stop_{false};
   std::thread thread_;
