@@ -27,6 +27,9 @@ std::unique_ptr<CLI::App> NewApp(Settings& f) {
   app->add_option("--data-dir", f.data_dir, "Directory for the station's ledger, station.db (created if missing)")
       ->type_name("DIR")
       ->capture_default_str();
+  cli::AddDuration(*app, "--ack-timeout", &f.ack_timeout,
+                   "Wait this long for a node to acknowledge a command before sending it again (longer on "
+                   "links with a slow round trip)");
   cli::AddDuration(*app, "--log-retention", &f.log_retention, "Keep syslog lines this long");
   app->add_option("--log-max-lines", f.log_max_lines, "Keep at most this many syslog lines (newest)")
       ->capture_default_str()
@@ -94,6 +97,9 @@ absl::StatusOr<StationOptions> BuildOptions(const Settings& s, const config::Eff
     return absl::InvalidArgumentError(absl::StrCat(effective.Describe(key), ": ", why));
   };
   if (s.data_dir.empty()) return bad("data_dir", "must not be empty");
+  if (s.ack_timeout < absl::Milliseconds(100) || s.ack_timeout > absl::Minutes(10)) {
+    return bad("ack_timeout", "must be from 100ms to 10m");
+  }
   if (s.log_retention <= absl::ZeroDuration()) return bad("log_retention", "must be longer than 0s");
   if (s.event_retention <= absl::ZeroDuration()) return bad("event_retention", "must be longer than 0s");
   StationOptions opts;
@@ -101,6 +107,7 @@ absl::StatusOr<StationOptions> BuildOptions(const Settings& s, const config::Eff
   opts.nats.url = s.nats.url;
   opts.nats.tls_ca_file = s.nats.tls_ca;
   opts.data_dir = s.data_dir;
+  opts.ack_timeout = s.ack_timeout;
   opts.log_retention = s.log_retention;
   opts.log_max_lines = s.log_max_lines;
   opts.event_retention = s.event_retention;

@@ -25,6 +25,7 @@ struct Settings {
   std::string name = "station";
   cli::NatsFlags nats;
   std::string data_dir = "/var/lib/steward-station";
+  absl::Duration ack_timeout = absl::Seconds(2);
   absl::Duration log_retention = absl::Hours(24 * 7);
   int64_t log_max_lines = 10'000'000;
   absl::Duration event_retention = absl::Hours(24 * 30);
