@@ -191,6 +191,8 @@ void CommandTable::SetState(Command& c, proto::State state, absl::Time now, Chan
   unsaved_running_.erase(id);
   if (state != proto::STATE_AWAITING_APPROVAL) awaiting_.erase(id);
   if (IsTerminal(state)) {
+    // Its end settles any wait for an answer (Reinstalled); the write below carries that.
+    if (AwaitsAnswer(c)) c.s.mutable_marks()->clear_lost_unless_answered();
     c.finished = now;
     finished_.emplace_back(now, id);
     if (c.admitted) LeaveSlot(c, now);
@@ -240,10 +242,10 @@ std::vector<Dispatch> CommandTable::TakeDue(absl::Time now,
     if (c == nullptr) continue;
     c->due = absl::InfiniteFuture();
     if (IsTerminal(c->s.state()) || c->in_flight) continue;
-    if (!c->lost_unless_answered.empty()) {
+    if (AwaitsAnswer(*c)) {
       // The dispatch that was out when its node was reinstalled got no answer that
       // rules out the earlier installation.
-      Lose(*c, std::move(c->lost_unless_answered), now, changes);
+      Lose(*c, c->s.marks().lost_unless_answered(), now, changes);
       continue;
     }
     if (AwaitsApproval(c->s)) {
@@ -357,7 +359,7 @@ void CommandTable::OnReply(const std::string& id, uint64_t gen, const proto::Ack
   if (c == nullptr) return;
   const bool latest = gen == c->gen;
   if (latest) c->in_flight = false;
-  c->lost_unless_answered.clear();  // believed: it reached the current installation
+  EndWait(*c);  // believed: it reached the current installation
   if (IsTerminal(c->s.state()) && !Overridable(c->s.state())) {
     Reschedule(id, *c);
     return;
@@ -377,7 +379,7 @@ void CommandTable::OnTimeout(const std::string& id, uint64_t gen, absl::Time now
   if (c == nullptr || gen != c->gen) return;
   c->in_flight = false;
   RetryLater(*c, now);
-  if (!c->lost_unless_answered.empty()) c->next_attempt = now;  // ends lost (TakeDue)
+  if (AwaitsAnswer(*c)) c->next_attempt = now;  // ends lost (TakeDue)
   Reschedule(id, *c);
 }
 
@@ -386,7 +388,7 @@ CommandTable::Command* CommandTable::ReachedNobody(const std::string& id, uint64
   if (c == nullptr || gen != c->gen) return nullptr;
   c->in_flight = false;
   c->maybe_delivered = c->delivered_before;
-  c->lost_unless_answered.clear();
+  EndWait(*c);
   return c;
 }
 
@@ -420,7 +422,7 @@ void CommandTable::Unpark(const std::string& node, absl::Time now) {
     Command* c = Get(id);
     if (c == nullptr || !Undelivered(c->s.state())) continue;
     // The answer to the dispatch that is out decides where it went (Reinstalled).
-    if (c->in_flight && !c->lost_unless_answered.empty()) continue;
+    if (c->in_flight && AwaitsAnswer(*c)) continue;
     if (c->in_flight || c->next_attempt > now) {
       c->in_flight = false;  // what becomes of that dispatch no longer matters
       c->next_attempt = now;
@@ -465,7 +467,7 @@ void CommandTable::OnStaleBinding(const std::string& id, uint64_t gen, absl::Tim
 }
 
 void CommandTable::ReachedCurrent(const std::string& id) {
-  if (Command* c = Get(id)) c->lost_unless_answered.clear();
+  if (Command* c = Get(id)) EndWait(*c);
 }
 
 std::vector<std::string> CommandTable::Reinstalled(const std::string& node, const std::string& previous,
@@ -480,8 +482,9 @@ std::vector<std::string> CommandTable::Reinstalled(const std::string& node, cons
                      "): the outcome of this command is unknown; `stewardctl retry ", id, "` sends it again");
     if (c->in_flight && !c->delivered_before && !previous_online) {
       // Its only dispatch is still out, perhaps sent after the earlier installation was
-      // gone: the answer to it decides (lost_unless_answered).
-      c->lost_unless_answered = std::move(why);
+      // gone: the answer to it decides. Written, so a restart meanwhile ends it lost.
+      c->s.mutable_marks()->set_lost_unless_answered(std::move(why));
+      Write(*c, changes);
       continue;
     }
     Lose(*c, std::move(why), now, changes);
@@ -490,8 +493,13 @@ std::vector<std::string> CommandTable::Reinstalled(const std::string& node, cons
   return lost;
 }
 
+void CommandTable::EndWait(Command& c) {
+  if (!AwaitsAnswer(c)) return;
+  c.s.mutable_marks()->clear_lost_unless_answered();
+  unwritten_marks_.insert(c.s.id());
+}
+
 void CommandTable::Lose(Command& c, std::string why, absl::Time now, Changes& changes) {
-  c.lost_unless_answered.clear();
   proto::Ack r = NewAck(c.s.id(), "", proto::STAGE_RESULT, proto::OUTCOME_ERROR);
   r.set_error(std::move(why));
   r.set_finished_unix_ms(absl::ToUnixMillis(now));
@@ -557,6 +565,10 @@ void CommandTable::Housekeep(absl::Time now, Changes& changes) {
     if (Command* c = Get(id)) Write(*c, changes);
   }
   failed_writes_.clear();
+  for (const std::string& id : unwritten_marks_) {
+    if (Command* c = Get(id)) Write(*c, changes);
+  }
+  unwritten_marks_.clear();
   while (!finished_.empty() && now - finished_.front().first > options_.keep_finished) {
     const auto [at, id] = std::move(finished_.front());
     finished_.pop_front();

@@ -258,11 +258,13 @@ class CommandTable {
   // Reinstalled: `node` is another installation now. Its unfinished commands that may
   // have reached the previous one end `lost` (their outcome cannot be known, and they
   // are not sent again by themselves); the ones never delivered stay, for the new one.
-  // One whose only dispatch is still out waits for its answer (lost_unless_answered)
-  // when the previous installation was offline (not heard from within its heartbeats):
-  // while it was online, both may be up at once (a replacement started beside it), the
-  // dispatch may reach both, and no answer of the new one says the old one did not take
-  // it, so that command ends `lost` too. Returns the ids that ended.
+  // One whose only dispatch is still out waits for its answer when the previous
+  // installation was offline (not heard from within its heartbeats); the wait is the
+  // mark ControlMarks.lost_unless_answered, written to the ledger, so a station that
+  // restarts before the answer comes ends it lost at Load. While the previous one was
+  // online, both may be up at once (a replacement started beside it), the dispatch may
+  // reach both, and no answer of the new one says the old one did not take it, so that
+  // command ends `lost` too. Returns the ids that ended.
   std::vector<std::string> Reinstalled(const std::string& node, const std::string& previous, const std::string& current,
                                        bool previous_online, absl::Time now, Changes& changes);
 
@@ -301,11 +303,6 @@ class CommandTable {
     // reached nobody: it leaves this as it was before (see delivered_before).
     bool maybe_delivered = false;
     bool delivered_before = false;  // maybe_delivered before the latest dispatch
-    // Its node was reinstalled while its first dispatch was still out (Reinstalled):
-    // the answer to that dispatch decides. A believed answer (from the new installation)
-    // or "no responders" clears this; no answer, or one not believed, ends the command
-    // lost with this error (the earlier installation may have taken it).
-    std::string lost_unless_answered;
     // Exclusive: admitted to its node's slot (holding it, or in its queue).
     bool admitted = false;
     uint64_t writes = 0;     // ledger writes queued
@@ -336,6 +333,11 @@ class CommandTable {
   void ExpireUndelivered(Command& c, absl::Time now, Changes& changes);
   // Ends `c` lost: its outcome cannot be known, for the reason `why`.
   void Lose(Command& c, std::string why, absl::Time now, Changes& changes);
+  // Whether `c` waits for the answer to the dispatch that was out at its node's
+  // reinstall (Reinstalled), and ending that wait (an answer ruled the earlier
+  // installation out); the ledger hears of it with the next Housekeep, if not sooner.
+  static bool AwaitsAnswer(const Command& c) { return !c.s.marks().lost_unless_answered().empty(); }
+  void EndWait(Command& c);
   void ApplyReceived(Command& c, absl::Time now, Changes& changes);
   void ApplyResult(Command& c, const proto::Ack& ack, absl::Time now, Changes& changes);
 
@@ -384,6 +386,10 @@ class CommandTable {
   absl::flat_hash_set<std::string> unsaved_running_;
   // Whose last write failed: Housekeep writes them again.
   absl::flat_hash_set<std::string> failed_writes_;
+  // Commands whose reinstall wait (ControlMarks.lost_unless_answered) ended by an answer
+  // that changed nothing else: their records in the ledger still carry the mark, and
+  // get written again with the next Housekeep.
+  absl::flat_hash_set<std::string> unwritten_marks_;
   // node -> its job slot, while an exclusive command holds it or waits for it.
   absl::flat_hash_map<std::string, Slot> slots_;
   // Kills of commands loaded with a cancel asked for: asked again by the next TakeDue.

@@ -87,10 +87,26 @@ absl::Status Core::Load() {
   }
   // Ask every node about its unfinished commands: it answers with what it recorded.
   const absl::Time now = absl::Now();
-  for (proto::CommandState& s : active) model.commands.Add(std::move(s), now, /*fresh=*/false);
+  Changes changes;
+  for (proto::CommandState& s : active) {
+    // Its node was reinstalled while its only dispatch was out, and the answer to that
+    // dispatch, which said whether the earlier installation may have taken it, went
+    // with the station: lost, as when no answer comes (CommandTable::Reinstalled).
+    std::string unanswered = s.marks().lost_unless_answered();
+    const std::string id = s.id();
+    model.commands.Add(std::move(s), now, /*fresh=*/false);
+    if (unanswered.empty()) continue;
+    STEWARD_LOG_WARNING(
+        "command {}: the station stopped before the answer to its dispatch at its node's "
+        "reinstall came; it ends lost",
+        id);
+    proto::Ack r = NewAck(id, options_.name, proto::STAGE_RESULT, proto::OUTCOME_ERROR);
+    r.set_error(absl::StrCat(unanswered, " (the station restarted before the answer to its last dispatch came)"));
+    r.set_finished_unix_ms(absl::ToUnixMillis(now));
+    model.commands.Finish(id, proto::STATE_LOST, std::move(r), now, changes);
+  }
   // Never sent without its bytes: lost (the node may have run it before the restart),
   // which stewardctl copy sends again.
-  Changes changes;
   for (const auto& [id, why] : damaged) {
     STEWARD_LOG_ERROR("{}; it is not sent again and ends lost", why);
     proto::Ack r = NewAck(id, options_.name, proto::STAGE_RESULT, proto::OUTCOME_ERROR);

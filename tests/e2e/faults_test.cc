@@ -315,6 +315,54 @@ TEST_CASE("a command queued for a dead unit runs on its reinstalled installation
   CHECK(LineCounts(ran) == std::map<std::string, int>{{"x", 1}});
 }
 
+TEST_CASE(
+    "a station stopped while a reinstall waits for a dispatch's answer ends that command lost when it starts again",
+    "[integration][faults]") {
+  Cluster c;
+  // Time for the steps below before the dispatch's answer is given up on.
+  const std::vector<std::string> station_args = {"--ack-timeout", "30s"};
+  c.StartStation(station_args);
+  steward::testing::TcpProxy proxy(static_cast<uint16_t>(c.nats().port()));
+  c.StartAgent("ship1", {}, absl::StrCat("nats://127.0.0.1:", proxy.port()));  // installation A
+  auto client = Connect(c);
+  const auto ran = c.dir().path() / "ran";
+  // A's link goes half-open: the broker still hands it what comes for ship1, and it
+  // answers nothing. The station, which still hears A, sends the command there.
+  proxy.Freeze();
+  RunResult r = c.Ctl({"send", "--no-wait", "ship1", "--", "sh", "-c", "echo x >> " + ran.string()});
+  REQUIRE(r.exit_code == 0);
+  const std::string id = IdOf(r);
+  REQUIRE(WaitUntil([&] { return StateOf(*client, id).attempts() >= 1; }));
+  // A falls silent (offline), and the unit is reinstalled: installation B says hello
+  // while that dispatch is still out, and the command waits for its answer.
+  REQUIRE(WaitUntil(
+      [&] {
+        absl::StatusOr<steward::proto::NodesReply> n = client->Nodes("ship1", absl::Seconds(5));
+        return n.ok() && n->nodes_size() == 1 && !n->nodes(0).online();
+      },
+      absl::Seconds(15)));
+  std::filesystem::remove_all(c.dir().path() / "ship1");
+  c.StartAgent("ship1");  // installation B, on a link that works (A's process ends)
+  REQUIRE(WaitUntil([&] { return !StateOf(*client, id).marks().lost_unless_answered().empty(); }));
+  const std::string db = (c.dir().path() / "station" / "station.db").string();
+  REQUIRE(WaitUntil([&] { return LedgerState(db, id) == "sent"; }));  // the wait is written
+  CHECK_FALSE(steward::IsTerminal(StateOf(*client, id).state()));
+  // The station dies before the answer (which it now never gets) can come.
+  c.StopStation(SIGKILL);
+  c.StartStation(station_args);
+  client = Connect(c);
+  const steward::proto::CommandState s = StateOf(*client, id);
+  INFO(s.result().error());
+  CHECK(s.state() == steward::proto::STATE_LOST);
+  CHECK_THAT(s.result().error(), Catch::Contains("ship1 was reinstalled"));
+  CHECK_THAT(s.result().error(), Catch::Contains("the station restarted before the answer"));
+  CHECK(s.marks().lost_unless_answered().empty());
+  // Not sent to the new installation (nor run by A, whose link stayed frozen).
+  CHECK(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
+  CHECK_FALSE(std::filesystem::exists(ran));
+  CHECK(StateOf(*client, id).state() == steward::proto::STATE_LOST);
+}
+
 TEST_CASE("a reinstalled unit with a new key counts for nothing until its key is accepted",
           "[integration][faults]") {
   Cluster c(Cluster::Secure{.without_node_key = {"ship1"}});  // the agent makes its own key

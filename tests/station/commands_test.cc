@@ -303,6 +303,42 @@ TEST_CASE("a reinstalled node's command whose only dispatch is out ends lost whe
   CHECK(t.Find("out")->state() == proto::STATE_LOST);
 }
 
+TEST_CASE("a reinstall's wait for a dispatch's answer is written to the ledger until the answer ends it",
+          "[station][commands]") {
+  CommandTable t;
+  Changes ch;
+  SendBoundToA(t, "nobody", ch);
+  SendBoundToA(t, "unanswered", ch);
+  ch = Changes{};
+  REQUIRE(t.Reinstalled("ship1", "A", "B", /*previous_online=*/false, kT0, ch).empty());
+  // Written at the hello: a station restarted before the answer ends them lost (Core::Load).
+  REQUIRE(ch.writes.size() == 2);
+  for (const CommandWrite& w : ch.writes) {
+    CHECK_THAT(w.record.marks().lost_unless_answered(),
+               Catch::Contains("was reinstalled (installation A replaced by B)"));
+  }
+  CommitAll(t, ch);
+  // The broker had nobody to give it to: the wait ends with nothing else to write, and
+  // the next housekeeping writes the record without it, once.
+  t.OnNoResponders("nobody", t.Generation("nobody"));
+  CHECK(t.Find("nobody")->marks().lost_unless_answered().empty());
+  CHECK(ch.writes.empty());
+  t.Housekeep(kT0 + absl::Seconds(1), ch);
+  REQUIRE(ch.writes.size() == 1);
+  CHECK(ch.writes[0].record.id() == "nobody");
+  CHECK(ch.writes[0].record.marks().lost_unless_answered().empty());
+  CommitAll(t, ch);
+  t.Housekeep(kT0 + absl::Seconds(2), ch);
+  CHECK(ch.writes.empty());
+  // No answer: lost, and its final record carries the error, not the wait.
+  t.OnTimeout("unanswered", t.Generation("unanswered"), kT0 + absl::Seconds(3));
+  CHECK(t.TakeDue(kT0 + absl::Seconds(3), SendAll, ch).empty());
+  REQUIRE(ch.writes.size() == 1);
+  CHECK(ch.writes[0].record.state() == proto::STATE_LOST);
+  CHECK(ch.writes[0].record.marks().lost_unless_answered().empty());
+  CHECK_THAT(ch.writes[0].record.result().error(), Catch::Contains("was reinstalled (installation A replaced by B)"));
+}
+
 TEST_CASE("a command the new installation refuses for being bound to the old one goes again at once",
           "[station][commands]") {
   CommandTable t;
