@@ -49,6 +49,16 @@ std::string LedgerState(const std::string& db, const std::string& id) {
   return out;
 }
 
+// Waits until the station has seen `node` go offline (its heartbeats stopped).
+bool SeenOffline(steward::ctl::Client& client, const std::string& node) {
+  return WaitUntil(
+      [&] {
+        absl::StatusOr<steward::proto::NodesReply> n = client.Nodes(node, absl::Seconds(5));
+        return n.ok() && n->nodes_size() == 1 && !n->nodes(0).online();
+      },
+      absl::Seconds(15));
+}
+
 std::string IdOf(const RunResult& r) { return r.out.substr(r.out.find(' ') + 1, 26); }
 
 TEST_CASE("station disk full: nothing is acknowledged before it is stored, and it recovers by itself",
@@ -301,12 +311,7 @@ TEST_CASE("a command queued for a dead unit runs on its reinstalled installation
   // Reinstalled after its heartbeats stopped (a dispatch still out when the new
   // installation says hello waits for its answer only then: a live old installation
   // might have taken it too).
-  REQUIRE(WaitUntil(
-      [&] {
-        absl::StatusOr<steward::proto::NodesReply> n = client->Nodes("ship1", absl::Seconds(5));
-        return n.ok() && n->nodes_size() == 1 && !n->nodes(0).online();
-      },
-      absl::Seconds(15)));
+  REQUIRE(SeenOffline(*client, "ship1"));
   c.StartAgent("ship1");
   REQUIRE(WaitUntil([&] { return steward::IsTerminal(StateOf(*client, id).state()); }, absl::Seconds(15)));
   const steward::proto::CommandState s = StateOf(*client, id);
@@ -335,12 +340,7 @@ TEST_CASE(
   REQUIRE(WaitUntil([&] { return StateOf(*client, id).attempts() >= 1; }));
   // A falls silent (offline), and the unit is reinstalled: installation B says hello
   // while that dispatch is still out, and the command waits for its answer.
-  REQUIRE(WaitUntil(
-      [&] {
-        absl::StatusOr<steward::proto::NodesReply> n = client->Nodes("ship1", absl::Seconds(5));
-        return n.ok() && n->nodes_size() == 1 && !n->nodes(0).online();
-      },
-      absl::Seconds(15)));
+  REQUIRE(SeenOffline(*client, "ship1"));
   std::filesystem::remove_all(c.dir().path() / "ship1");
   c.StartAgent("ship1");  // installation B, on a link that works (A's process ends)
   REQUIRE(WaitUntil([&] { return !StateOf(*client, id).marks().lost_unless_answered().empty(); }));
