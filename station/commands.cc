@@ -155,6 +155,7 @@ void CommandTable::Reschedule(const std::string& id, Command& c) {
 }
 
 void CommandTable::Write(Command& c, Changes& changes) {
+  if (!unwritten_marks_.empty()) unwritten_marks_.erase(c.s.id());  // this write carries the marks
   proto::Envelope& e = *c.s.mutable_command();
   if (DropsPayload(c.s) && !e.payload().empty()) {
     // A copy chunk at its end: its payload moves to the write, which drops it from the
@@ -557,6 +558,15 @@ void CommandTable::FlushRunning(Changes& changes) {
     if (c != nullptr && c->s.state() == proto::STATE_RUNNING) Write(*c, changes);
   }
   unsaved_running_.clear();
+  // Write erases from the set: walk a copy. A finished command's last write carried
+  // the cleared mark, and is not written again (a committed record may have moved its
+  // output to the ledger alone: another write would drop it there).
+  absl::flat_hash_set<std::string> marks;
+  marks.swap(unwritten_marks_);
+  for (const std::string& id : marks) {
+    Command* c = Get(id);
+    if (c != nullptr && !IsTerminal(c->s.state())) Write(*c, changes);
+  }
 }
 
 void CommandTable::Housekeep(absl::Time now, Changes& changes) {
@@ -565,10 +575,6 @@ void CommandTable::Housekeep(absl::Time now, Changes& changes) {
     if (Command* c = Get(id)) Write(*c, changes);
   }
   failed_writes_.clear();
-  for (const std::string& id : unwritten_marks_) {
-    if (Command* c = Get(id)) Write(*c, changes);
-  }
-  unwritten_marks_.clear();
   while (!finished_.empty() && now - finished_.front().first > options_.keep_finished) {
     const auto [at, id] = std::move(finished_.front());
     finished_.pop_front();

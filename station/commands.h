@@ -284,7 +284,8 @@ class CommandTable {
   // whose last write failed, and forgets commands finished more than keep_finished ago
   // (once their final state is durable).
   void Housekeep(absl::Time now, Changes& changes);
-  // Queues the "running" states not yet written (also at shutdown).
+  // Queues the "running" states not yet written, and the records whose reinstall wait
+  // ended without a write (also at shutdown).
   void FlushRunning(Changes& changes);
 
  private:
@@ -388,7 +389,7 @@ class CommandTable {
   absl::flat_hash_set<std::string> failed_writes_;
   // Commands whose reinstall wait (ControlMarks.lost_unless_answered) ended by an answer
   // that changed nothing else: their records in the ledger still carry the mark, and
-  // get written again with the next Housekeep.
+  // get written again with the next Housekeep (FlushRunning), or at shutdown.
   absl::flat_hash_set<std::string> unwritten_marks_;
   // node -> its job slot, while an exclusive command holds it or waits for it.
   absl::flat_hash_map<std::string, Slot> slots_;

@@ -108,6 +108,8 @@ absl::Status Core::Load() {
   // Never sent without its bytes: lost (the node may have run it before the restart),
   // which stewardctl copy sends again.
   for (const auto& [id, why] : damaged) {
+    const proto::CommandState* s = model.commands.Find(id);
+    if (s != nullptr && IsTerminal(s->state())) continue;  // ended above (its reinstall wait)
     STEWARD_LOG_ERROR("{}; it is not sent again and ends lost", why);
     proto::Ack r = NewAck(id, options_.name, proto::STAGE_RESULT, proto::OUTCOME_ERROR);
     r.set_error(absl::StrCat("the station cannot send it: ", why));

@@ -339,6 +339,32 @@ TEST_CASE("a reinstall's wait for a dispatch's answer is written to the ledger u
   CHECK_THAT(ch.writes[0].record.result().error(), Catch::Contains("was reinstalled (installation A replaced by B)"));
 }
 
+TEST_CASE("a reinstall's wait ended by the new installation's answer is written at shutdown and never after the end",
+          "[station][commands]") {
+  CommandTable t;
+  Changes ch;
+  SendBoundToA(t, "taken", ch);
+  SendBoundToA(t, "ran", ch);
+  REQUIRE(t.Reinstalled("ship1", "A", "B", /*previous_online=*/false, kT0, ch).empty());
+  CommitAll(t, ch);
+  // B took both; "ran" also ends before any housekeeping.
+  t.OnReply("taken", t.Generation("taken"), Received("taken"), kT0, ch);
+  t.OnReply("ran", t.Generation("ran"), Received("ran"), kT0, ch);
+  t.OnReply("ran", t.Generation("ran"), Result("ran", proto::OUTCOME_SUCCEEDED, "out"), kT0, ch);
+  REQUIRE(t.Find("ran")->state() == proto::STATE_SUCCEEDED);
+  CommitAll(t, ch);
+  // The shutdown's flush writes the record of the one still running without the wait;
+  // the finished one's last write carried that already and is not written again (its
+  // committed record may hold output that memory no longer does).
+  t.FlushRunning(ch);
+  REQUIRE(ch.writes.size() == 1);
+  CHECK(ch.writes[0].record.id() == "taken");
+  CHECK(ch.writes[0].record.marks().lost_unless_answered().empty());
+  CommitAll(t, ch);
+  t.Housekeep(kT0 + absl::Seconds(1), ch);
+  CHECK(ch.writes.empty());
+}
+
 TEST_CASE("a command the new installation refuses for being bound to the old one goes again at once",
           "[station][commands]") {
   CommandTable t;
