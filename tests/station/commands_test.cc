@@ -303,14 +303,20 @@ TEST_CASE("a reinstalled node's command whose only dispatch is out ends lost whe
   CHECK(t.Find("out")->state() == proto::STATE_LOST);
 }
 
+// Sends commands `a` and `b` bound to A; B's hello comes while both dispatches are out
+// (A offline), so both wait for their answers. `ch` holds the hello's writes only.
+void BothWaitAtReinstall(CommandTable& t, const char* a, const char* b, Changes& ch) {
+  SendBoundToA(t, a, ch);
+  SendBoundToA(t, b, ch);
+  ch = Changes{};
+  REQUIRE(t.Reinstalled("ship1", "A", "B", /*previous_online=*/false, kT0, ch).empty());
+}
+
 TEST_CASE("a reinstall's wait for a dispatch's answer is written to the ledger until the answer ends it",
           "[station][commands]") {
   CommandTable t;
   Changes ch;
-  SendBoundToA(t, "nobody", ch);
-  SendBoundToA(t, "unanswered", ch);
-  ch = Changes{};
-  REQUIRE(t.Reinstalled("ship1", "A", "B", /*previous_online=*/false, kT0, ch).empty());
+  BothWaitAtReinstall(t, "nobody", "unanswered", ch);
   // Written at the hello: a station restarted before the answer ends them lost (Core::Load).
   REQUIRE(ch.writes.size() == 2);
   for (const CommandWrite& w : ch.writes) {
@@ -343,9 +349,7 @@ TEST_CASE("a reinstall's wait ended by the new installation's answer is written 
           "[station][commands]") {
   CommandTable t;
   Changes ch;
-  SendBoundToA(t, "taken", ch);
-  SendBoundToA(t, "ran", ch);
-  REQUIRE(t.Reinstalled("ship1", "A", "B", /*previous_online=*/false, kT0, ch).empty());
+  BothWaitAtReinstall(t, "taken", "ran", ch);
   CommitAll(t, ch);
   // B took both; "ran" also ends before any housekeeping.
   t.OnReply("taken", t.Generation("taken"), Received("taken"), kT0, ch);
