@@ -73,6 +73,7 @@ class Dispatcher {
   struct BatchRouting {
     absl::flat_hash_map<const Handler*, int64_t> prompt_ahead;
     absl::flat_hash_set<const Handler*> slow_ahead;
+    absl::flat_hash_set<std::string> taken_here;  // ids of its commands taken by TakeHere
   };
   // One command that came on `subject` (or in a batch, for the subject it would have
   // come on, with `batch` set): checked, then refused, answered from the record, or
@@ -81,6 +82,13 @@ class Dispatcher {
                     proto::Envelope env, Reply reply, BatchRouting* batch = nullptr);
   // Whether `method` finishes as soon as it is taken (Method::quick or immediate).
   bool Prompt(const std::string& method);
+  // Whether `method` is Method::quick (recorded with its result, answered in the reply).
+  bool Quick(const std::string& method);
+  // A quick command whose process has nothing queued or in hand, taken on the
+  // dispatcher's thread as the process would take it (see RouteCommand). False, with
+  // nothing done, when the process was stopped meanwhile: it is routed as usual then.
+  bool TakeHere(ProcessContext& ctx, const std::string& subject_text, const std::string& method, Handler& handler,
+                Work& work);
   // Signature, replay window and ACL checks of an incoming command.
   absl::Status Admit(const proto::Envelope& env) const;
   void Reject(ProcessContext& ctx, const Reply& reply, const std::string& id,
@@ -103,7 +111,13 @@ class Dispatcher {
   Supervisor& supervisor_;
   CommandProcessor& processor_;
   std::atomic<bool> closing_{false};  // StopIntake began
-  absl::flat_hash_map<std::string, bool> prompt_;  // Prompt's answers, by method (the dispatcher thread's)
+  // Method::quick and Method::immediate, by method (the dispatcher thread's).
+  struct Traits {
+    bool quick = false;
+    bool immediate = false;
+  };
+  const Traits& TraitsOf(const std::string& method);
+  absl::flat_hash_map<std::string, Traits> traits_;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Handler>> handlers_ ABSL_GUARDED_BY(mu_);

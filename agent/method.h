@@ -53,7 +53,8 @@ struct ExecContext {
 };
 
 // A method implementation. Thread-compatible: each process (subject) owns its own
-// instance and calls it from one thread.
+// instance and calls it from one thread. A quick method's command may be taken on the
+// dispatcher's thread instead, when its process is idle, with an instance made for it.
 class Method {
  public:
   virtual ~Method() = default;
@@ -67,6 +68,7 @@ class Method {
   // sends the command again, so it never runs twice. Only for methods that change
   // nothing on the unit: when the record cannot be written (a full disk) the result
   // goes the long way from memory, and a redelivery before it arrives would run again.
+  // Execute must return at once: it may run on the agent's intake (dispatcher) thread.
   virtual bool quick() const { return false; }
   // Execute runs the command and returns its result ACK (stage RESULT, outcome set).
   // A command that fails is a result, not an error: an error status means the process

@@ -190,6 +190,13 @@ struct Handler {
   // Its process ended with an error and waits for the error kernel to start it again:
   // nothing routed to it is taken until then.
   std::atomic<bool> broken{false};
+  // Its quick commands may be taken on the dispatcher's thread while it is idle
+  // (Dispatcher::TakeHere); cleared for good once its method failed there, so that its
+  // failures reach the error kernel as this process's, through its queue.
+  std::atomic<bool> take_here{true};
+  // Commands of it being taken on the dispatcher's thread now (0 or 1): an operator's
+  // stop waits for it.
+  std::atomic<int> taking_here{0};
   mutable absl::Mutex mu;
   std::string current ABSL_GUARDED_BY(mu);  // the command being run, "" when idle
   absl::Time current_since ABSL_GUARDED_BY(mu);

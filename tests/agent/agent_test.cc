@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -145,6 +146,36 @@ class HoldMethod final : public Method {
   absl::Notification* const release_;
 };
 
+// A quick method that notes the thread each of its commands ran on. Its first run may
+// fail: kStatus reports a broken method (an error status) instead of a result, kThrow
+// throws.
+class ThreadMethod final : public Method {
+ public:
+  enum class First { kRuns, kStatus, kThrow };
+  struct Seen {
+    absl::Mutex mu;
+    std::vector<std::thread::id> threads ABSL_GUARDED_BY(mu);
+    std::atomic<int> runs{0};
+  };
+  ThreadMethod(Seen* seen, First first) : seen_(seen), first_(first) {}
+  bool quick() const override { return true; }
+  absl::StatusOr<proto::Ack> Execute(const ExecContext& ctx) override {
+    {
+      absl::MutexLock lock(&seen_->mu);
+      seen_->threads.push_back(std::this_thread::get_id());
+    }
+    if (seen_->runs.fetch_add(1) == 0) {
+      if (first_ == First::kStatus) return absl::InternalError("broken on purpose");
+      if (first_ == First::kThrow) throw std::runtime_error("thrown on purpose");
+    }
+    return NewAck(ctx.command.id(), ctx.node, proto::STAGE_RESULT, proto::OUTCOME_SUCCEEDED);
+  }
+
+ private:
+  Seen* const seen_;
+  const First first_;
+};
+
 struct Harness {
   explicit Harness(const std::string& url) : client(MustConnect(url, "operator")) {}
 
@@ -163,6 +194,11 @@ struct Harness {
     methods.Register("flaky", [this] { return std::make_unique<CountMethod>(&flaky_runs, true); });
     methods.Register("quick", [this] { return std::make_unique<CountMethod>(&quick_runs, false, true); });
     methods.Register("hold", [this] { return std::make_unique<HoldMethod>(&hold_runs, &release); });
+    methods.Register("where", [this] { return std::make_unique<ThreadMethod>(&where, ThreadMethod::First::kRuns); });
+    methods.Register("quickflaky",
+                     [this] { return std::make_unique<ThreadMethod>(&quick_flaky, ThreadMethod::First::kStatus); });
+    methods.Register("quickthrows",
+                     [this] { return std::make_unique<ThreadMethod>(&quick_throws, ThreadMethod::First::kThrow); });
     absl::StatusOr<std::unique_ptr<Agent>> agent =
         Agent::Start(std::move(options), std::move(methods), NewPosixCommandRunner(),
                      std::move(log), std::move(spool));
@@ -200,7 +236,16 @@ struct Harness {
   std::atomic<int> quick_runs{0};
   std::atomic<int> hold_runs{0};
   absl::Notification release;  // ends the "hold" command
+  ThreadMethod::Seen where;
+  ThreadMethod::Seen quick_flaky;
+  ThreadMethod::Seen quick_throws;
 };
+
+// The threads a ThreadMethod's commands ran on, in order.
+std::vector<std::thread::id> ThreadsOf(ThreadMethod::Seen& seen) {
+  absl::MutexLock lock(&seen.mu);
+  return seen.threads;
+}
 
 // The process serving `subject` ("<method>/<domain>") as the agent reports it.
 std::optional<proto::ProcessStatus> ProcessOf(const Agent& agent, const std::string& name) {
@@ -540,6 +585,102 @@ TEST_CASE("Agent restarts a broken process, which then serves the next command",
   REQUIRE(WaitUntil([&] { return !station.results(second.id()).empty(); }));
   CHECK(station.results(second.id())[0].outcome() == proto::OUTCOME_SUCCEEDED);
   CHECK(h.flaky_runs == 2);
+}
+
+TEST_CASE("Quick commands of idle processes are taken on the intake thread and a failing method leaves it",
+          "[agent][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  TempDir dir;
+  Station station(server.url());
+  Harness h(server.url());
+  absl::StatusOr<std::shared_ptr<AgentStore>> store = AgentStore::Open(dir.str());
+  REQUIRE(store.ok());
+  std::unique_ptr<Agent> agent = h.Start(server.url(), (*store)->NewCommandLog(), (*store)->NewSpool());
+
+  // Three subjects, three processes: each command is answered with its result, recorded,
+  // and all ran on one thread (the dispatcher's), none on its process's own.
+  std::vector<proto::Envelope> sent;
+  for (const char* domain : {"a", "b", "c", "a", "b", "c"}) {
+    sent.push_back(Harness::Command("where", domain));
+    absl::StatusOr<proto::Ack> ack = h.SendWhenUp(sent.back());
+    REQUIRE(ack.ok());
+    CHECK(ack->stage() == proto::STAGE_RESULT);
+    CHECK(ack->outcome() == proto::OUTCOME_SUCCEEDED);
+  }
+  for (const proto::Envelope& e : sent) CHECK((*store)->NewCommandLog()->Lookup(e.id()).has_value());
+  const std::vector<std::thread::id> threads = ThreadsOf(h.where);
+  REQUIRE(threads.size() == 6);
+  const std::thread::id intake = threads.front();
+  for (const std::thread::id& t : threads) CHECK(t == intake);
+  CHECK(h.where.runs == 6);
+  // Their processes count them as theirs.
+  for (const char* name : {"where/a", "where/b", "where/c"}) {
+    std::optional<proto::ProcessStatus> p = ProcessOf(*agent, name);
+    REQUIRE(p.has_value());
+    CHECK(p->handled() == 2);
+  }
+  // A copy is answered from the record: no second run.
+  absl::StatusOr<proto::Ack> again = h.Send(sent.front());
+  REQUIRE(again.ok());
+  CHECK(again->stage() == proto::STAGE_RESULT);
+  CHECK(h.where.runs == 6);
+
+  // One batch naming the same quick command twice: it runs once, and the second copy is
+  // left out of the answer (the station sends it again alone).
+  {
+    const proto::Envelope twice = Harness::Command("where", "b");
+    proto::CommandBatch batch;
+    batch.add_commands(twice.SerializeAsString());
+    batch.add_commands(twice.SerializeAsString());
+    proto::Envelope carrier = Harness::Command(kMethodBatch, "station");
+    carrier.set_payload(batch.SerializeAsString());
+    absl::StatusOr<proto::Ack> answer = h.Send(carrier);
+    REQUIRE(answer.ok());
+    proto::AckBatch acks;
+    REQUIRE(acks.ParseFromString(answer->payload()));
+    REQUIRE(acks.acks_size() == 1);
+    CHECK(acks.acks(0).envelope_id() == twice.id());
+    CHECK(acks.acks(0).outcome() == proto::OUTCOME_SUCCEEDED);
+    CHECK(h.where.runs == 7);
+  }
+
+  // A quick method that fails here: its command still gets a truthful final word in the
+  // reply, the error kernel hears of it, and the intake goes on; that method's commands
+  // go through its own process (thread) from then on, where the error kernel counts its
+  // failures as that process's.
+  const proto::Envelope broken = Harness::Command("quickflaky");
+  absl::StatusOr<proto::Ack> ack = h.Send(broken);
+  REQUIRE(ack.ok());
+  CHECK(ack->stage() == proto::STAGE_RESULT);
+  CHECK(ack->outcome() == proto::OUTCOME_ERROR);
+  REQUIRE(WaitUntil([&] { return station.events(kEventErrorLog) >= 1; }));
+  ack = h.Send(Harness::Command("quickflaky"));
+  REQUIRE(ack.ok());
+  CHECK(ack->outcome() == proto::OUTCOME_SUCCEEDED);
+  CHECK(h.quick_flaky.runs == 2);
+  std::vector<std::thread::id> flaky = ThreadsOf(h.quick_flaky);
+  REQUIRE(flaky.size() == 2);
+  CHECK(flaky[0] == intake);
+  CHECK(flaky[1] != intake);
+
+  // One that throws: that command gets no answer (the station would send it again), the
+  // intake survives, and the copy runs on the method's own thread and is answered.
+  const proto::Envelope throws = Harness::Command("quickthrows");
+  ack = h.Send(throws, absl::Milliseconds(500));
+  CHECK(absl::IsDeadlineExceeded(ack.status()));
+  ack = h.Send(throws);
+  REQUIRE(ack.ok());
+  CHECK(ack->outcome() == proto::OUTCOME_SUCCEEDED);
+  std::vector<std::thread::id> thrown = ThreadsOf(h.quick_throws);
+  REQUIRE(thrown.size() == 2);
+  CHECK(thrown[0] == intake);
+  CHECK(thrown[1] != intake);
+  // Other quick methods are still taken on the intake thread.
+  ack = h.Send(Harness::Command("where", "a"));
+  REQUIRE(ack.ok());
+  CHECK(ack->outcome() == proto::OUTCOME_SUCCEEDED);
+  CHECK(ThreadsOf(h.where).back() == intake);
 }
 
 TEST_CASE("An idle agent shuts down at once", "[agent][integration]") {
