@@ -79,6 +79,8 @@ class AgentStore::StoreCommandLog final : public CommandLog {
 
   absl::Status Record(const proto::Ack& ack) override { return store_->RecordCommand(ack); }
 
+  absl::Status RecordAll(const std::vector<proto::Ack>& acks) override { return store_->RecordCommands(acks); }
+
   absl::StatusOr<std::optional<proto::Ack>> RecordIfNew(const proto::Ack& received) override {
     return store_->RecordCommandIfNew(received);
   }
@@ -193,6 +195,21 @@ absl::Status AgentStore::RecordCommand(const proto::Ack& ack) {
   absl::MutexLock lock(&mu_);
   return Annotate(WriteLocked(
       [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return RecordCommandLocked(ack, blob, now_ms); }));
+}
+
+absl::Status AgentStore::RecordCommands(const std::vector<proto::Ack>& acks) {
+  std::vector<std::string> blobs;
+  blobs.reserve(acks.size());
+  for (const proto::Ack& ack : acks) {
+    STEWARD_ASSIGN_OR_RETURN(std::string blob, AckBlob(ack));
+    blobs.push_back(std::move(blob));
+  }
+  const int64_t now_ms = absl::ToUnixMillis(clock_());
+  absl::MutexLock lock(&mu_);
+  return Annotate(WriteLocked([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+    for (size_t i = 0; i < acks.size(); ++i) STEWARD_RETURN_IF_ERROR(RecordCommandLocked(acks[i], blobs[i], now_ms));
+    return absl::OkStatus();
+  }));
 }
 
 absl::StatusOr<std::optional<proto::Ack>> AgentStore::RecordCommandIfNew(

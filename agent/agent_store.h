@@ -89,6 +89,8 @@ class AgentStore : public std::enable_shared_from_this<AgentStore> {
   absl::StatusOr<std::optional<proto::Ack>> LookupCommand(const std::string& id)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status RecordCommand(const proto::Ack& ack) ABSL_LOCKS_EXCLUDED(mu_);
+  // Each of `acks` as RecordCommand, all in one transaction.
+  absl::Status RecordCommands(const std::vector<proto::Ack>& acks) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::optional<proto::Ack>> RecordCommandIfNew(const proto::Ack& received)
       ABSL_LOCKS_EXCLUDED(mu_);
   // RecordCommand and SpoolPut in one transaction.

@@ -20,6 +20,13 @@ absl::Status CommandLog::RecordAndSpool(const proto::Ack& ack, Spool& spool,
   return spool.Put(item);
 }
 
+absl::Status CommandLog::RecordAll(const std::vector<proto::Ack>& acks) {
+  for (const proto::Ack& ack : acks) {
+    if (absl::Status st = Record(ack); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 class MemoryCommandLog final : public CommandLog {

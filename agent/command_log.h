@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -31,6 +32,10 @@ class CommandLog {
   // and a crash cannot leave the result recorded but never sent. The default records,
   // then puts (a failed put leaves the result recorded: a redelivery gets it).
   virtual absl::Status RecordAndSpool(const proto::Ack& ack, Spool& spool, const OutboxItem& item);
+  // RecordAll records each of `acks`, in order. An error means some may not be
+  // recorded. The AgentStore's log writes them in one transaction (all or none), one
+  // commit for a batch's quick results; the default records them one by one.
+  virtual absl::Status RecordAll(const std::vector<proto::Ack>& acks);
 };
 
 std::unique_ptr<CommandLog> NewMemoryCommandLog(size_t capacity = 100000);

@@ -176,6 +176,10 @@ void Dispatcher::RouteBatch(ProcessContext& ctx, const std::string& subject_text
     }
     RouteCommand(ctx, *subject, subject->ToString(), *std::move(env), std::move(slot), &routing);
   }
+  // The quick commands taken here, recorded in one write before anything of the batch
+  // is answered (the answer goes once it is routed). A failed record or spooling is
+  // reported there, a method's failure by TakeHere.
+  if (!routing.quick.empty()) (void)processor_.FinishQuick(ctx, std::move(routing.quick));
   answer->Routed();
 }
 
@@ -198,24 +202,44 @@ bool Dispatcher::Prompt(const std::string& method) {
 bool Dispatcher::Quick(const std::string& method) { return TraitsOf(method).quick; }
 
 bool Dispatcher::TakeHere(ProcessContext& ctx, const std::string& subject_text, const std::string& method,
-                          Handler& handler, Work& work) {
+                          const std::shared_ptr<Handler>& handler, Work& work, BatchRouting* batch) {
   // In hand while it is taken (load), like a command its process took: nothing else is
   // routed to that process meanwhile, since only this thread routes. `taking_here` is
   // raised before the stop is looked at, and StopHandler waits for it to fall after it
-  // sets the stop: a handler an operator stopped runs nothing once StopHandler returns.
-  ++handler.taking_here;
-  ++handler.load;
-  auto finished = absl::MakeCleanup([&handler] {
-    --handler.load;
-    --handler.taking_here;
+  // sets the stop: a handler an operator stopped runs nothing once StopHandler returns
+  // (in a batch, it falls once the batch's quick commands are recorded and answered).
+  Handler& h = *handler;
+  ++h.taking_here;
+  ++h.load;
+  bool held = false;  // by the batch, until its quick commands are recorded
+  auto finished = absl::MakeCleanup([&h, &held] {
+    --h.load;
+    if (!held) --h.taking_here;
   });
-  if (handler.stopped.load()) return false;
+  if (h.stopped.load()) return false;
   std::string failure;
   try {
     // A method instance of its own (Method is thread-compatible; a quick one holds
     // nothing across commands).
     const std::unique_ptr<Method> m = (*methods_.Find(method))();
-    if (absl::Status st = processor_.Handle(ctx, *m, work, &handler); !st.ok()) failure = st.ToString();
+    if (batch != nullptr && !m->immediate() && !Expired(work.command, NowUnixMillis())) {
+      if (std::optional<CommandProcessor::QuickRun> run = processor_.TakeQuick(ctx, *m, std::move(work), &h)) {
+        if (!run->broken().ok()) {
+          // Finished now, alone: the process's next commands go through its own thread,
+          // which must not record them before this one.
+          failure = run->broken().ToString();
+          std::vector<CommandProcessor::QuickRun> one;
+          one.push_back(*std::move(run));
+          (void)processor_.FinishQuick(ctx, std::move(one));
+        } else {
+          batch->quick.push_back(*std::move(run));
+          batch->holding.push_back(handler);
+          held = true;
+        }
+      }
+    } else if (absl::Status st = processor_.Handle(ctx, *m, work, &h); !st.ok()) {
+      failure = st.ToString();
+    }
   } catch (const std::exception& e) {
     failure = absl::StrCat("exception: ", e.what());
   } catch (...) {
@@ -223,10 +247,10 @@ bool Dispatcher::TakeHere(ProcessContext& ctx, const std::string& subject_text, 
   }
   ctx.Beat();
   if (!failure.empty()) {
-    // The method failed here (a command it had answered got a truthful result). Its
-    // next commands go through its process, whose failures the error kernel counts,
-    // restarts and stops as for any process; this one is said now.
-    handler.take_here.store(false);
+    // The method failed here (its command got, or gets with its batch's answer, a
+    // truthful result). Its next commands go through its process, whose failures the
+    // error kernel counts, restarts and stops as for any process; this one is said now.
+    h.take_here.store(false);
     ctx.Report(Severity::kWarning,
                absl::InternalError(absl::StrCat("process ", subject_text, " failed on the intake thread: ", failure,
                                                 "; its commands go through its own thread from now on")));
@@ -237,6 +261,12 @@ bool Dispatcher::TakeHere(ProcessContext& ctx, const std::string& subject_text, 
 void Dispatcher::RouteCommand(ProcessContext& ctx, const subjects::Subject& subject,
                               const std::string& subject_text, proto::Envelope env, Reply reply,
                               BatchRouting* batch) {
+  // The same command twice in one batch, the first taken here: the second copy is left
+  // out of the answer (the station sends it again alone and is answered from the record).
+  if (batch != nullptr && batch->taken_here.contains(env.id())) {
+    if (reply.slot != nullptr) reply.slot->Skip();
+    return;
+  }
   const std::string& id = env.id();
   if (absl::Status st = Admit(env); !st.ok()) {
     Reject(ctx, reply, id, std::string(st.message()));
@@ -330,16 +360,10 @@ void Dispatcher::RouteCommand(ProcessContext& ctx, const subjects::Subject& subj
   // has nothing queued or in hand is taken here, as that process would take it (looked
   // up, run, recorded, answered), without waking its thread: two thread switches less
   // per command. Its subject's commands are still taken one at a time, in order.
-  // The same command twice in one batch: the second copy is left out of the answer (the
-  // station sends it again alone and is answered from the record).
-  if (batch != nullptr && batch->taken_here.contains(queued_id)) {
-    if (reply.slot != nullptr) reply.slot->Skip();
-    return;
-  }
   if (!reply.empty() && Quick(subject.method) && handler->take_here.load() && handler->load.load() == 0 &&
       !handler->broken.load() && !handler->stopped.load() && !handler->waiting.Move(queued_id, Reply())) {
     Work work{std::move(env), std::move(reply)};
-    if (TakeHere(ctx, subject_text, subject.method, *handler, work)) {
+    if (TakeHere(ctx, subject_text, subject.method, handler, work, batch)) {
       if (batch != nullptr) batch->taken_here.insert(queued_id);
       return;
     }

@@ -71,9 +71,20 @@ class Dispatcher {
   // prompt commands ahead (a command queued there is answered at once when they are
   // done), and which have one that runs a while once acknowledged.
   struct BatchRouting {
+    BatchRouting() = default;
+    BatchRouting(const BatchRouting&) = delete;
+    BatchRouting& operator=(const BatchRouting&) = delete;
+    ~BatchRouting() {
+      quick.clear();  // (left only by an exception: neither recorded nor answered)
+      for (const std::shared_ptr<Handler>& h : holding) --h->taking_here;
+    }
     absl::flat_hash_map<const Handler*, int64_t> prompt_ahead;
     absl::flat_hash_set<const Handler*> slow_ahead;
     absl::flat_hash_set<std::string> taken_here;  // ids of its commands taken by TakeHere
+    // Its quick commands TakeHere ran, recorded together (one write) before the batch is
+    // answered, and their processes, held (Handler::taking_here) until then.
+    std::vector<CommandProcessor::QuickRun> quick;
+    std::vector<std::shared_ptr<Handler>> holding;
   };
   // One command that came on `subject` (or in a batch, for the subject it would have
   // come on, with `batch` set): checked, then refused, answered from the record, or
@@ -85,10 +96,11 @@ class Dispatcher {
   // Whether `method` is Method::quick (recorded with its result, answered in the reply).
   bool Quick(const std::string& method);
   // A quick command whose process has nothing queued or in hand, taken on the
-  // dispatcher's thread as the process would take it (see RouteCommand). False, with
+  // dispatcher's thread as the process would take it (see RouteCommand); in a batch,
+  // run now and recorded with the batch's others (BatchRouting::quick). False, with
   // nothing done, when the process was stopped meanwhile: it is routed as usual then.
-  bool TakeHere(ProcessContext& ctx, const std::string& subject_text, const std::string& method, Handler& handler,
-                Work& work);
+  bool TakeHere(ProcessContext& ctx, const std::string& subject_text, const std::string& method,
+                const std::shared_ptr<Handler>& handler, Work& work, BatchRouting* batch);
   // Signature, replay window and ACL checks of an incoming command.
   absl::Status Admit(const proto::Envelope& env) const;
   void Reject(ProcessContext& ctx, const Reply& reply, const std::string& id,

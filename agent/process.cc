@@ -315,9 +315,37 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
 
 absl::Status CommandProcessor::HandleQuick(ProcessContext& ctx, Method& method, const Work& work,
                                           Handler* handler) {
+  std::optional<QuickRun> run = TakeQuick(ctx, method, work, handler);
+  if (!run.has_value()) return absl::OkStatus();
+  std::vector<QuickRun> one;
+  one.push_back(*std::move(run));
+  return FinishQuick(ctx, std::move(one));
+}
+
+CommandProcessor::QuickRun& CommandProcessor::QuickRun::operator=(QuickRun&& other) noexcept {
+  if (this == &other) return *this;
+  if (processor_ != nullptr) processor_->Unregister(work_.command.id());
+  processor_ = std::exchange(other.processor_, nullptr);
+  work_ = std::move(other.work_);
+  handler_ = other.handler_;
+  result_ = std::move(other.result_);
+  broken_ = std::move(other.broken_);
+  return *this;
+}
+
+CommandProcessor::QuickRun::~QuickRun() {
+  if (processor_ != nullptr) processor_->Unregister(work_.command.id());
+}
+
+void CommandProcessor::Unregister(const std::string& id) {
+  absl::MutexLock lock(&running_mu_);
+  running_.erase(id);
+}
+
+std::optional<CommandProcessor::QuickRun> CommandProcessor::TakeQuick(ProcessContext& ctx, Method& method, Work work,
+                                                                      Handler* handler) {
   const proto::Envelope& cmd = work.command;
   const std::string& node = parts_.events->node();
-  auto reply = [&](const proto::Ack& ack) { ReplyTo(ctx, work, ack, handler); };
   RecordLater();
   // Looked up and registered as running in one critical section with CancelCommand's
   // tombstone (see running_mu_): a cancel finds it either recorded or running.
@@ -334,21 +362,22 @@ absl::Status CommandProcessor::HandleQuick(ProcessContext& ctx, Method& method, 
   }
   // No answer: the station asks again after its timeout, and that copy is answered
   // from the record.
-  if (in_progress) return absl::OkStatus();
+  if (in_progress) return std::nullopt;
   if (seen.has_value()) {
-    reply(*seen);  // a redelivery: answered from the record, never run twice
-    return absl::OkStatus();
+    ReplyTo(ctx, work, *seen, handler);  // a redelivery: answered from the record, never run twice
+    return std::nullopt;
   }
-  auto unregister = absl::MakeCleanup([this, &cmd] {
-    absl::MutexLock lock(&running_mu_);
-    running_.erase(cmd.id());
-  });
-  ExecContext exec{cmd, node, running->stop, *parts_.runner, *parts_.limits, this, parts_.agent};
+  QuickRun run;
+  run.work_ = std::move(work);
+  run.processor_ = this;  // registered: unregistered when `run` ends, however it ends
+  run.handler_ = handler;
+  const proto::Envelope& command = run.work_.command;
+  ExecContext exec{command, node, running->stop, *parts_.runner, *parts_.limits, this, parts_.agent};
   absl::StatusOr<proto::Ack> result = method.Execute(exec);
   // A broken process: the command still gets a truthful final word, and the error
   // kernel hears of it once that is answered.
-  const absl::Status broken = result.status();
-  if (!result.ok()) result = BrokenResult(cmd.id(), node, broken);
+  run.broken_ = result.status();
+  if (!result.ok()) result = BrokenResult(command.id(), node, run.broken_);
   if (handler != nullptr) {
     ++handler->handled;
     if (result->outcome() != proto::OUTCOME_SUCCEEDED) ++handler->failed;
@@ -357,22 +386,49 @@ absl::Status CommandProcessor::HandleQuick(ProcessContext& ctx, Method& method, 
   // Recorded unsigned: what answers it (alone, or in a batch's answer signed once)
   // signs it then, so a result in a batch costs no signature of its own.
   FitResult(*result);
-  // Recorded before it is answered: the record is what a lost reply is answered from.
-  if (absl::Status rec = parts_.log->Record(*result); !rec.ok()) {
+  {
+    absl::MutexLock lock(&running_mu_);
+    running->ran = result->outcome();
+  }
+  run.result_ = *std::move(result);
+  return run;
+}
+
+absl::Status CommandProcessor::FinishQuick(ProcessContext& ctx, std::vector<QuickRun> runs) {
+  if (runs.empty()) return absl::OkStatus();
+  std::vector<proto::Ack> results;
+  results.reserve(runs.size());
+  for (QuickRun& r : runs) results.push_back(std::move(r.result_));
+  // Recorded before they are answered: the record is what a lost reply is answered from.
+  const absl::Status rec = parts_.log->RecordAll(results);
+  if (!rec.ok()) ctx.Report(Severity::kWarning, rec);
+  absl::Status spooled;
+  absl::Status broken;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    QuickRun& r = runs[i];
+    proto::Ack& result = results[i];
+    const proto::Envelope& cmd = r.work_.command;
+    if (broken.ok()) broken = r.broken_;
+    if (rec.ok()) {
+      STEWARD_LOG_DEBUG("command {} {}/{}: {} in the reply", cmd.id(), cmd.method(), cmd.domain(),
+                        proto::Outcome_Name(result.outcome()));
+      ReplyTo(ctx, r.work_, result, r.handler_);
+      continue;
+    }
     // Not recorded (a full disk): the long way, which keeps the result in memory until
     // the station has it. `received` first, as for any command.
-    ctx.Report(Severity::kWarning, rec);
-    proto::Ack received = NewAck(cmd.id(), node, proto::STAGE_RECEIVED, proto::OUTCOME_UNSPECIFIED);
-    received.set_started_unix_ms(result->started_unix_ms());
-    reply(received);
-    parts_.events->SealAck(*result);
-    STEWARD_RETURN_IF_ERROR(SpoolResult(cmd.domain(), cmd.request_id(), *std::move(result)));
-    return broken;
+    proto::Ack received = NewAck(cmd.id(), parts_.events->node(), proto::STAGE_RECEIVED, proto::OUTCOME_UNSPECIFIED);
+    received.set_started_unix_ms(result.started_unix_ms());
+    ReplyTo(ctx, r.work_, received, r.handler_);
+    parts_.events->SealAck(result);
+    if (absl::Status st = SpoolResult(cmd.domain(), cmd.request_id(), std::move(result)); !st.ok()) {
+      // Said here too: a batch's quick commands have no process of their own to fail.
+      ctx.Report(Severity::kWarning, st);
+      if (spooled.ok()) spooled = st;
+    }
   }
-  STEWARD_LOG_DEBUG("command {} {}/{}: {} in the reply", cmd.id(), cmd.method(), cmd.domain(),
-                    proto::Outcome_Name(result->outcome()));
-  ReplyTo(ctx, work, *result, handler);
-  return broken;
+  runs.clear();  // no longer running: answered, recorded or on their way
+  return spooled.ok() ? broken : spooled;
 }
 
 absl::StatusOr<std::string> CommandProcessor::CancelCommand(const std::string& id, const std::string& domain,
@@ -380,6 +436,10 @@ absl::StatusOr<std::string> CommandProcessor::CancelCommand(const std::string& i
   const std::string who = by.empty() ? "an operator" : by;
   absl::MutexLock lock(&running_mu_);
   if (auto it = running_.find(id); it != running_.end()) {
+    if (it->second->ran != proto::OUTCOME_UNSPECIFIED) {
+      // A quick command that ran; its record is being written (FinishQuick).
+      return absl::StrCat(id, " already finished here: ", OutcomeName(it->second->ran));
+    }
     if (it->second->stop.HasBeenNotified()) return absl::StrCat("stopping ", id, " already");
     it->second->canceled_by = who;
     it->second->stop.Notify();

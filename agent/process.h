@@ -194,8 +194,8 @@ struct Handler {
   // (Dispatcher::TakeHere); cleared for good once its method failed there, so that its
   // failures reach the error kernel as this process's, through its queue.
   std::atomic<bool> take_here{true};
-  // Commands of it being taken on the dispatcher's thread now (0 or 1): an operator's
-  // stop waits for it.
+  // Commands of it being taken on the dispatcher's thread now (a batch's quick commands
+  // until they are recorded and answered): an operator's stop waits for them.
   std::atomic<int> taking_here{0};
   mutable absl::Mutex mu;
   std::string current ABSL_GUARDED_BY(mu);  // the command being run, "" when idle
@@ -262,6 +262,39 @@ class CommandProcessor final : public CommandControl {
   absl::Status Handle(ProcessContext& ctx, Method& method, const Work& work,
                       Handler* handler = nullptr);
 
+  // A quick command (Method::quick) with a reply, run and not yet recorded: FinishQuick
+  // records it and answers it. Until then it counts as running (a cancel finds it so);
+  // dropped unfinished (an exception), it is neither recorded nor answered, and no
+  // longer counts as running.
+  class QuickRun {
+   public:
+    QuickRun(QuickRun&& other) noexcept { *this = std::move(other); }
+    QuickRun& operator=(QuickRun&& other) noexcept;
+    ~QuickRun();
+    Handler* handler() const { return handler_; }
+    // The method's failure (its result says so): the error kernel's to hear.
+    const absl::Status& broken() const { return broken_; }
+
+   private:
+    friend class CommandProcessor;
+    QuickRun() = default;
+    CommandProcessor* processor_ = nullptr;  // null once moved from or finished
+    Work work_;
+    Handler* handler_ = nullptr;
+    proto::Ack result_;
+    absl::Status broken_;
+  };
+  // A quick command with a reply, taken up to its record: looked up (a redelivery is
+  // answered from the record here, and nothing is returned; so is a copy running
+  // elsewhere, unanswered), registered as running and run. Its result is recorded and
+  // answered by FinishQuick, which may take several at once (one write).
+  std::optional<QuickRun> TakeQuick(ProcessContext& ctx, Method& method, Work work, Handler* handler);
+  // Records the results of `runs` in one write, then answers each, in order. If that
+  // write fails (a full disk) each goes the long way: `received` in its reply, then its
+  // result as an event from memory. Returns the first error of a result's spooling, else
+  // the first method failure (QuickRun::broken).
+  absl::Status FinishQuick(ProcessContext& ctx, std::vector<QuickRun> runs);
+
   // The broker's payload limit (0 without a connection; the broker default before the
   // first connect), read from the connection at most once a second: reading it takes
   // the connection's lock, which every reply's publish holds while it writes. It
@@ -270,8 +303,10 @@ class CommandProcessor final : public CommandControl {
 
  private:
   // A quick method's command (Method::quick) with a reply subject: run, recorded with
-  // its result, answered with the result.
+  // its result, answered with the result (TakeQuick, then FinishQuick).
   absl::Status HandleQuick(ProcessContext& ctx, Method& method, const Work& work, Handler* handler);
+  // No longer counts as running (QuickRun's end).
+  void Unregister(const std::string& id) ABSL_LOCKS_EXCLUDED(running_mu_);
   // Answers the command's request (a failed answer is reported, not an error: the
   // station asks again), releasing it in `handler`'s waiting commands (may be null).
   void ReplyTo(ProcessContext& ctx, const Work& work, const proto::Ack& ack, Handler* handler);
@@ -288,6 +323,9 @@ class CommandProcessor final : public CommandControl {
     absl::Notification stop;
     std::string canceled_by;  // set before stop is notified by an operator's cancel
     absl::Time since = absl::Now();
+    // A quick command's run ended with this outcome; its record is being written
+    // (FinishQuick): a cancel now finds it finished. Guarded by running_mu_.
+    proto::Outcome ran = proto::OUTCOME_UNSPECIFIED;
   };
 
   const Parts parts_;

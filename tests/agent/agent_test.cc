@@ -241,6 +241,30 @@ struct Harness {
   ThreadMethod::Seen quick_throws;
 };
 
+// A command log (in memory) that counts its writes and can be told to fail RecordAll,
+// as a full disk would.
+class CountingLog final : public CommandLog {
+ public:
+  std::optional<proto::Ack> Lookup(const std::string& id) override { return log_->Lookup(id); }
+  absl::Status Record(const proto::Ack& ack) override {
+    ++records;
+    return log_->Record(ack);
+  }
+  absl::Status RecordAll(const std::vector<proto::Ack>& acks) override {
+    absl::MutexLock lock(&mu);
+    record_alls.push_back(acks.size());
+    if (fail_record_all) return absl::ResourceExhaustedError("disk full (on purpose)");
+    return log_->RecordAll(acks);
+  }
+  absl::Mutex mu;
+  std::vector<size_t> record_alls ABSL_GUARDED_BY(mu);  // the size of each RecordAll
+  std::atomic<int> records{0};
+  std::atomic<bool> fail_record_all{false};
+
+ private:
+  const std::unique_ptr<CommandLog> log_ = NewMemoryCommandLog();
+};
+
 // The threads a ThreadMethod's commands ran on, in order.
 std::vector<std::thread::id> ThreadsOf(ThreadMethod::Seen& seen) {
   absl::MutexLock lock(&seen.mu);
@@ -681,6 +705,90 @@ TEST_CASE("Quick commands of idle processes are taken on the intake thread and a
   REQUIRE(ack.ok());
   CHECK(ack->outcome() == proto::OUTCOME_SUCCEEDED);
   CHECK(ThreadsOf(h.where).back() == intake);
+}
+
+TEST_CASE("A batch's quick commands are recorded in one write before its answer and go the long way if it fails",
+          "[agent][integration][batch]") {
+  nats::Library lib;
+  NatsServer server;
+  Station station(server.url());
+  Harness h(server.url());
+  auto owned = std::make_unique<CountingLog>();
+  CountingLog* log = owned.get();
+  std::unique_ptr<Agent> agent = h.Start(server.url(), std::move(owned), NewMemorySpool());
+  REQUIRE(h.SendWhenUp(Harness::Command("where", "warm")).ok());  // alone: a write of one
+  const int records_before = log->records;
+
+  // Four quick commands, two of one subject: one write of four, then the answer, which
+  // holds their results.
+  auto batch_of = [](const std::vector<proto::Envelope>& commands) {
+    proto::CommandBatch batch;
+    for (const proto::Envelope& e : commands) batch.add_commands(e.SerializeAsString());
+    proto::Envelope carrier = Harness::Command(kMethodBatch, "station");
+    carrier.set_payload(batch.SerializeAsString());
+    return carrier;
+  };
+  const std::vector<proto::Envelope> four = {Harness::Command("where", "a"), Harness::Command("where", "b"),
+                                             Harness::Command("where", "a"), Harness::Command("quick", "c")};
+  absl::StatusOr<proto::Ack> answer = h.Send(batch_of(four));
+  REQUIRE(answer.ok());
+  proto::AckBatch acks;
+  REQUIRE(acks.ParseFromString(answer->payload()));
+  REQUIRE(acks.acks_size() == 4);  // all answered here, in order
+  for (int i = 0; i < 4; ++i) {
+    CHECK(acks.acks(i).envelope_id() == four[static_cast<size_t>(i)].id());
+    CHECK(acks.acks(i).stage() == proto::STAGE_RESULT);
+    CHECK(acks.acks(i).outcome() == proto::OUTCOME_SUCCEEDED);
+    CHECK(log->Lookup(four[static_cast<size_t>(i)].id()).has_value());
+  }
+  {
+    absl::MutexLock lock(&log->mu);
+    REQUIRE(log->record_alls.size() == 2);
+    CHECK(log->record_alls[0] == 1);  // the one sent alone
+    CHECK(log->record_alls[1] == 4);
+  }
+  CHECK(log->records == records_before);
+  CHECK(station.events(kEventResult) == 0);  // no result events: the answer carried them
+
+  // A cancel in the same batch as its quick target finds it finished (it ran; its record
+  // is written with the batch's, after the 60 commands that follow), never "stopping" it.
+  {
+    const proto::Envelope target = Harness::Command("where", "d");
+    proto::Envelope cancel = Harness::Command(kMethodCancel, "d");
+    cancel.add_argv(target.id());
+    std::vector<proto::Envelope> commands = {target, cancel};
+    for (int i = 0; i < 60; ++i) commands.push_back(Harness::Command("where", "e"));
+    answer = h.Send(batch_of(commands));
+    REQUIRE(answer.ok());
+    REQUIRE(acks.ParseFromString(answer->payload()));
+    REQUIRE(acks.acks_size() == 62);
+    std::map<std::string, proto::Ack> by_id;  // (in the order answered)
+    for (const proto::Ack& a : acks.acks()) by_id[a.envelope_id()] = a;
+    REQUIRE(by_id.count(target.id()) == 1);
+    CHECK(by_id[target.id()].outcome() == proto::OUTCOME_SUCCEEDED);
+    REQUIRE(by_id.count(cancel.id()) == 1);
+    CHECK(by_id[cancel.id()].outcome() == proto::OUTCOME_SUCCEEDED);
+    CHECK_THAT(by_id[cancel.id()].stdout(), Catch::Matchers::Contains("already finished here: succeeded"));
+    std::optional<proto::Ack> recorded = log->Lookup(target.id());
+    REQUIRE(recorded.has_value());
+    CHECK(recorded->outcome() == proto::OUTCOME_SUCCEEDED);
+  }
+
+  // That write fails (a full disk): each command is answered `received`, and its result
+  // reaches the station as a result event from memory; none runs twice.
+  log->fail_record_all = true;
+  const std::vector<proto::Envelope> two = {Harness::Command("where", "a"), Harness::Command("where", "b")};
+  const int runs_before = h.where.runs;
+  answer = h.Send(batch_of(two));
+  REQUIRE(answer.ok());
+  REQUIRE(acks.ParseFromString(answer->payload()));
+  REQUIRE(acks.acks_size() == 2);
+  for (const proto::Ack& a : acks.acks()) CHECK(a.stage() == proto::STAGE_RECEIVED);
+  for (const proto::Envelope& e : two) {
+    REQUIRE(WaitUntil([&] { return !station.results(e.id()).empty(); }));
+    CHECK(station.results(e.id())[0].outcome() == proto::OUTCOME_SUCCEEDED);
+  }
+  CHECK(h.where.runs == runs_before + 2);
 }
 
 TEST_CASE("An idle agent shuts down at once", "[agent][integration]") {
