@@ -18,6 +18,7 @@
 #include "proto/steward.pb.h"
 #include "tests/e2e/client_helpers.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/tmpfs.h"
 #include "tests/testing/wait.h"
 
 using steward::testing::Cluster;
@@ -318,4 +319,59 @@ TEST_CASE(
     CHECK(s.attempts() == 1);
   }
   CHECK_THAT(c.station().Stderr(), !Catch::Contains("not taken"));
+}
+
+TEST_CASE("a batch of quick commands to a node whose disk is full ends succeeded with each result sent from memory",
+          "[integration][batch][faults]") {
+  Cluster c;
+  std::string why;
+  auto disk = steward::testing::Tmpfs::Mount(c.dir().path() / "ship1", 8 << 20, &why);
+  if (disk == nullptr) {
+    WARN("skipped: " << why);
+    return;
+  }
+  c.StartStation();
+  c.StartAgent("ship1");
+  auto client = OperatorClient(c);
+  REQUIRE(WaitAll(*client, {Submit(*client, "ship1", steward::kMethodEcho, "e0", {"up"})}, absl::Seconds(20))
+              .commands(0)
+              .state() == steward::proto::STATE_SUCCEEDED);
+  WireWatch wire(c.url(), "ship1.command.>");
+  disk->Fill();
+
+  // Due at once: one batch, whose quick commands the agent runs and then cannot record
+  // (their one write fails). Each is answered `received` and its result goes to the
+  // station as an event from memory: all end succeeded, none sent again.
+  Pause(*client, true);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    ids.push_back(Submit(*client, "ship1", steward::kMethodEcho, absl::StrCat("e", i % 3), {absl::StrCat("hi", i)}));
+  }
+  Pause(*client, false);
+  steward::proto::CommandStates states = WaitAll(*client, ids, absl::Seconds(30));
+  REQUIRE(states.commands_size() == 6);
+  for (int i = 0; i < 6; ++i) {
+    const auto& s = states.commands(i);
+    INFO(s.id() << " " << steward::StateName(s.state()) << " " << s.result().error());
+    CHECK(s.state() == steward::proto::STATE_SUCCEEDED);
+    CHECK(s.result().stdout() == absl::StrCat("hi", i, "\n"));
+    CHECK(s.attempts() == 1);
+  }
+  CHECK(CountBatches(wire.Take()) == 1);
+  CHECK(c.agent("ship1").running());
+  // The results went the long way: the agent could not store them either.
+  CHECK_THAT(c.agent("ship1").Stderr(), Catch::Contains("kept in memory and sent all the same"));
+
+  // Room again: the next batch's results come in its answer.
+  disk->Free();
+  Pause(*client, true);
+  ids.clear();
+  for (int i = 0; i < 3; ++i) ids.push_back(Submit(*client, "ship1", steward::kMethodEcho, "e1", {"again"}));
+  Pause(*client, false);
+  states = WaitAll(*client, ids, absl::Seconds(30));
+  REQUIRE(states.commands_size() == 3);
+  for (const auto& s : states.commands()) {
+    CHECK(s.state() == steward::proto::STATE_SUCCEEDED);
+    CHECK(s.result().stdout() == "again\n");
+  }
 }
