@@ -78,14 +78,20 @@ class WireWatch {
     sub_ = std::move(*sub);
     REQUIRE(steward::nats::Flush(nc_.get(), absl::Seconds(2)).ok());
   }
-  // The subjects seen so far.
-  std::vector<std::string> Take() {
-    std::vector<std::string> out;
+  // The messages seen so far.
+  std::vector<steward::nats::MsgPtr> TakeMessages() {
+    std::vector<steward::nats::MsgPtr> out;
     while (true) {
       auto msg = steward::nats::NextMsg(sub_.get(), absl::Milliseconds(200));
       if (!msg.ok()) break;
-      out.push_back(steward::nats::Subject(msg->get()));
+      out.push_back(*std::move(msg));
     }
+    return out;
+  }
+  // The subjects seen so far.
+  std::vector<std::string> Take() {
+    std::vector<std::string> out;
+    for (const steward::nats::MsgPtr& m : TakeMessages()) out.push_back(steward::nats::Subject(m.get()));
     return out;
   }
 
@@ -94,36 +100,16 @@ class WireWatch {
   steward::nats::SubscriptionPtr sub_;
 };
 
-// The commands whose results came as result events (`*.event.result.>`), from a
-// connection of its own, until Take.
-class ResultWatch {
- public:
-  explicit ResultWatch(const std::string& url) {
-    auto nc = steward::nats::Connect({.url = url, .name = "result watch"});
-    REQUIRE(nc.ok());
-    nc_ = std::move(*nc);
-    auto sub = steward::nats::SubscribeSync(nc_.get(), "*.event.result.>", 65536);
-    REQUIRE(sub.ok());
-    sub_ = std::move(*sub);
-    REQUIRE(steward::nats::Flush(nc_.get(), absl::Seconds(2)).ok());
+// The commands whose results a WireWatch on `*.event.result.>` saw come as result events.
+std::set<std::string> ResultIds(WireWatch& results) {
+  std::set<std::string> ids;
+  for (const steward::nats::MsgPtr& m : results.TakeMessages()) {
+    absl::StatusOr<steward::proto::Envelope> env = steward::DecodeEnvelope(steward::nats::Data(m.get()));
+    steward::proto::Ack ack;
+    if (env.ok() && ack.ParseFromString(env->payload())) ids.insert(ack.envelope_id());
   }
-  // The command ids of the result events seen so far.
-  std::set<std::string> Take() {
-    std::set<std::string> ids;
-    while (true) {
-      auto msg = steward::nats::NextMsg(sub_.get(), absl::Milliseconds(200));
-      if (!msg.ok()) break;
-      absl::StatusOr<steward::proto::Envelope> env = steward::DecodeEnvelope(steward::nats::Data(msg->get()));
-      steward::proto::Ack ack;
-      if (env.ok() && ack.ParseFromString(env->payload())) ids.insert(ack.envelope_id());
-    }
-    return ids;
-  }
-
- private:
-  steward::nats::ConnectionPtr nc_;
-  steward::nats::SubscriptionPtr sub_;
-};
+  return ids;
+}
 
 size_t CountBatches(const std::vector<std::string>& subjects) {
   size_t n = 0;
@@ -369,7 +355,7 @@ TEST_CASE("a batch of quick commands to a node whose disk is full ends succeeded
               .commands(0)
               .state() == steward::proto::STATE_SUCCEEDED);
   WireWatch wire(c.url(), "ship1.command.>");
-  ResultWatch results(c.url());
+  WireWatch results(c.url(), "*.event.result.>");
   disk->Fill();
 
   // Due at once: one batch, whose quick commands the agent runs and then cannot record
@@ -393,7 +379,7 @@ TEST_CASE("a batch of quick commands to a node whose disk is full ends succeeded
   CHECK(CountBatches(wire.Take()) == 1);
   CHECK(c.agent("ship1").running());
   // The results went the long way, as result events.
-  const std::set<std::string> long_way = results.Take();
+  const std::set<std::string> long_way = ResultIds(results);
   for (const std::string& id : ids) CHECK(long_way.count(id) == 1);
 
   // Room again: the next batch's results come in its answer.
@@ -409,6 +395,6 @@ TEST_CASE("a batch of quick commands to a node whose disk is full ends succeeded
     CHECK(s.result().stdout() == "again\n");
     CHECK(s.attempts() == 1);
   }
-  const std::set<std::string> after = results.Take();
+  const std::set<std::string> after = ResultIds(results);
   for (const std::string& id : ids) CHECK(after.count(id) == 0);
 }
