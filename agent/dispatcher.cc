@@ -228,9 +228,7 @@ bool Dispatcher::TakeHere(ProcessContext& ctx, const std::string& subject_text, 
           // Finished now, alone: the process's next commands go through its own thread,
           // which must not record them before this one.
           failure = run->broken().ToString();
-          std::vector<CommandProcessor::QuickRun> one;
-          one.push_back(*std::move(run));
-          (void)processor_.FinishQuick(ctx, std::move(one));
+          (void)processor_.FinishQuick(ctx, *std::move(run));
         } else {
           batch->quick.push_back(*std::move(run));
           batch->holding.push_back(handler);

@@ -316,9 +316,12 @@ absl::Status CommandProcessor::Handle(ProcessContext& ctx, Method& method, const
 absl::Status CommandProcessor::HandleQuick(ProcessContext& ctx, Method& method, const Work& work,
                                           Handler* handler) {
   std::optional<QuickRun> run = TakeQuick(ctx, method, work, handler);
-  if (!run.has_value()) return absl::OkStatus();
+  return run.has_value() ? FinishQuick(ctx, *std::move(run)) : absl::OkStatus();
+}
+
+absl::Status CommandProcessor::FinishQuick(ProcessContext& ctx, QuickRun run) {
   std::vector<QuickRun> one;
-  one.push_back(*std::move(run));
+  one.push_back(std::move(run));
   return FinishQuick(ctx, std::move(one));
 }
 

@@ -294,6 +294,7 @@ class CommandProcessor final : public CommandControl {
   // result as an event from memory. Returns the first error of a result's spooling, else
   // the first method failure (QuickRun::broken).
   absl::Status FinishQuick(ProcessContext& ctx, std::vector<QuickRun> runs);
+  absl::Status FinishQuick(ProcessContext& ctx, QuickRun run);  // one alone
 
   // The broker's payload limit (0 without a connection; the broker default before the
   // first connect), read from the connection at most once a second: reading it takes
