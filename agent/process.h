@@ -271,7 +271,6 @@ class CommandProcessor final : public CommandControl {
     QuickRun(QuickRun&& other) noexcept { *this = std::move(other); }
     QuickRun& operator=(QuickRun&& other) noexcept;
     ~QuickRun();
-    Handler* handler() const { return handler_; }
     // The method's failure (its result says so): the error kernel's to hear.
     const absl::Status& broken() const { return broken_; }
 
