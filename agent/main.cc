@@ -231,7 +231,15 @@ int main(int argc, char** argv) {
       // back to the one before, in the file too when a change through the agent wrote
       // it, so that neither this process nor the next start is lost to it (a hand edit
       // and SIGHUP: back to the one that ran, the file left as it is).
-      const bool back = go_back(absl::StrCat("the new configuration does not start: ", agent.status().message()));
+      // The broker closed the connection under the start (the library gave up on its
+      // connect while the agent subscribed): the same cause, and the same words, as when
+      // that happens after the start.
+      const bool back =
+          go_back(absl::IsUnavailable(agent.status())
+                      ? absl::StrCat("the new configuration does not reach the broker (the broker connection to ",
+                                     steward::nats::RedactUrl(opts.nats.url),
+                                     " closed while the agent started: ", agent.status().message(), ")")
+                      : absl::StrCat("the new configuration does not start: ", agent.status().message()));
       before_reload.reset();
       if (back) {
         again = true;

@@ -171,8 +171,10 @@ TEST_CASE("a config change to a broker that never answers is undone as soon as t
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   // Not after the 60 s probation: once the connection is closed nothing more can come of it.
-  REQUIRE(agent->WaitForOutput("the new configuration does not reach the broker (the broker connection to",
-                               absl::Seconds(30)));
+  const bool undone = agent->WaitForOutput("the new configuration does not reach the broker (the broker connection to",
+                                           absl::Seconds(30));
+  INFO(agent->Stderr());
+  REQUIRE(undone);
   CHECK(absl::Now() - set_at < absl::Seconds(40));
   CHECK(ReadAll(file) == original);
   CHECK(Pings(c, absl::Seconds(15)));
