@@ -343,7 +343,9 @@ TEST_CASE(
   REQUIRE(SeenOffline(*client, "ship1"));
   std::filesystem::remove_all(c.dir().path() / "ship1");
   c.StartAgent("ship1");  // installation B, on a link that works (A's process ends)
-  REQUIRE(WaitUntil([&] { return !StateOf(*client, id).marks().lost_unless_answered().empty(); }));
+  const bool waits = WaitUntil([&] { return !StateOf(*client, id).marks().lost_unless_answered().empty(); });
+  INFO("station: " << c.station().Stderr() << "\nstate: " << StateOf(*client, id).DebugString());
+  REQUIRE(waits);
   const std::string db = (c.dir().path() / "station" / "station.db").string();
   REQUIRE(WaitUntil([&] { return LedgerState(db, id) == "sent"; }));  // the wait is written
   CHECK_FALSE(steward::IsTerminal(StateOf(*client, id).state()));
