@@ -74,13 +74,18 @@ void NodeApi::Ping(const Call& call, proto::PingRequest req) {
     Effects effects;
     {
       absl::MutexLock lock(&core_.model.mu);
-      // A sign of life, when it can be believed: in secure mode, signed by the node's
-      // pinned key (a pending node answers pings, but is not online by them).
+      // A sign of life, when it can be believed: from the installation on record (a
+      // reinstalled unit answers pings before its first hello is handled; that hello,
+      // not the ping, brings it online and settles what went to the earlier one), and
+      // in secure mode signed by the node's pinned key (a pending node answers pings,
+      // but is not online by them).
       const NodeTable::Node* n = core_.model.nodes.Find(node);
-      const bool believed = !core_.options().key.has_value() ||
-                            (n != nullptr && !n->info.public_key().empty() &&
-                             n->info.status() != proto::NODE_PENDING &&
-                             signing::VerifyAckWith(*ack, n->info.public_key()).ok());
+      const bool current = n == nullptr || n->info.instance_id().empty() || ack->instance_id().empty() ||
+                           ack->instance_id() == n->info.instance_id();
+      const bool believed =
+          current && (!core_.options().key.has_value() ||
+                      (n != nullptr && !n->info.public_key().empty() && n->info.status() != proto::NODE_PENDING &&
+                       signing::VerifyAckWith(*ack, n->info.public_key()).ok()));
       if (believed) core_.HeardFromLocked(node, absl::Now(), effects);
     }
     rpc_.Ok(call, pong);

@@ -5,10 +5,12 @@
 
 #include <catch2/catch.hpp>
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -363,6 +365,77 @@ TEST_CASE(
   CHECK(c.Ctl({"send", "ship1", "--", "true"}).exit_code == 0);
   CHECK_FALSE(std::filesystem::exists(ran));
   CHECK(StateOf(*client, id).state() == steward::proto::STATE_LOST);
+}
+
+TEST_CASE("a ping answered by another installation than the one on record is no sign of life of that one",
+          "[integration][faults]") {
+  Cluster c;
+  c.StartStation();
+  auto client = Connect(c);
+  // ship9 played by hand on the wire: installation A says hello (a beat every 300 ms),
+  // then falls silent; installation B answers pings before its own hello.
+  auto nc = steward::nats::Connect({.url = c.url(), .name = "hand-played ship9"});
+  REQUIRE(nc.ok());
+  const std::string a = "01HANDA0000000000000000000";
+  const std::string b = "01HANDB0000000000000000000";
+  auto hello = [&](const std::string& instance) {
+    steward::proto::Hello h;
+    h.set_version("test");
+    h.set_instance_id(instance);
+    h.set_heartbeat_ms(300);
+    h.add_methods(steward::kMethodEcho);
+    steward::proto::Envelope ev =
+        steward::NewEnvelope("ship9", "station", steward::proto::KIND_EVENT, steward::kEventHello, "agent");
+    ev.set_payload(h.SerializeAsString());
+    REQUIRE(steward::nats::Publish(nc->get(), "station.event.hello.agent", ev.SerializeAsString()).ok());
+  };
+  auto status = [&] {
+    auto n = client->Nodes("ship9", absl::Seconds(5));
+    REQUIRE(n.ok());
+    REQUIRE(n->nodes_size() == 1);
+    return n->nodes(0);
+  };
+  hello(a);
+  REQUIRE(WaitUntil([&] { return status().online(); }));
+  REQUIRE(SeenOffline(*client, "ship9"));
+  auto sub = steward::nats::SubscribeSync(nc->get(), "ship9.command.>", 256);
+  REQUIRE(sub.ok());
+  std::atomic<int> answered{0};
+  std::atomic<bool> stop{false};
+  std::thread b_answers([&] {
+    while (!stop.load()) {
+      auto msg = steward::nats::NextMsg(sub->get(), absl::Milliseconds(50));
+      if (!msg.ok()) continue;
+      auto env = steward::DecodeEnvelope(steward::nats::Data(msg->get()));
+      if (!env.ok() || env->method() != steward::kMethodPing) continue;
+      steward::proto::Ack ack =
+          steward::NewAck(env->id(), "ship9", steward::proto::STAGE_RESULT, steward::proto::OUTCOME_SUCCEEDED);
+      ack.set_instance_id(b);
+      if (steward::nats::Publish(nc->get(), steward::nats::Reply(msg->get()), ack.SerializeAsString()).ok()) {
+        ++answered;
+      }
+    }
+  });
+  absl::Cleanup join = [&] {
+    stop.store(true);
+    b_answers.join();
+  };
+  // The operator's ping is answered (by B), yet the station still has A on record and
+  // A silent: ship9 stays offline until B's hello (which settles what went to A).
+  const RunResult ping = c.Ctl({"ping", "ship9", "--timeout", "2s"});
+  INFO(ping.out << ping.err);
+  CHECK(ping.exit_code == 0);
+  CHECK(answered.load() >= 1);
+  steward::proto::NodeInfo after = status();
+  CHECK_FALSE(after.online());
+  CHECK(after.instance_id() == a);
+  hello(b);
+  REQUIRE(WaitUntil([&] { return status().online(); }));
+  CHECK(status().instance_id() == b);
+  // Now the answers come from the installation on record: a sign of life.
+  REQUIRE(SeenOffline(*client, "ship9"));
+  CHECK(c.Ctl({"ping", "ship9", "--timeout", "2s"}).exit_code == 0);
+  CHECK(status().online());
 }
 
 TEST_CASE("a reinstalled unit with a new key counts for nothing until its key is accepted",
