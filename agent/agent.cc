@@ -69,7 +69,10 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, Method
     // Only a broker call that failed on it (a syslog port taken meanwhile stays an error
     // of this configuration).
     if (closed.has_value() && (absl::IsUnavailable(st) || absl::StrContains(st.message(), "Invalid Subscription"))) {
-      return absl::UnavailableError(absl::StrCat("the broker connection closed (", *closed, "): ", st.message()));
+      // Named as main() names a close seen after the start: one cause, one wording.
+      return absl::UnavailableError(absl::StrCat("the broker connection to ", nats::RedactUrl(agent->options_.nats.url),
+                                                 " closed while the agent started: ", *closed, " (", st.message(),
+                                                 ")"));
     }
     return st;
   }

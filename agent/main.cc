@@ -236,9 +236,7 @@ int main(int argc, char** argv) {
       // that happens after the start.
       const bool back =
           go_back(absl::IsUnavailable(agent.status())
-                      ? absl::StrCat("the new configuration does not reach the broker (the broker connection to ",
-                                     steward::nats::RedactUrl(opts.nats.url),
-                                     " closed while the agent started: ", agent.status().message(), ")")
+                      ? absl::StrCat("the new configuration does not reach the broker (", agent.status().message(), ")")
                       : absl::StrCat("the new configuration does not start: ", agent.status().message()));
       before_reload.reset();
       if (back) {
