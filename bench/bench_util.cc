@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
@@ -507,6 +508,34 @@ double ProcCpuSeconds(pid_t pid, bool reaped_children) {
   }
   const long hz = ::sysconf(_SC_CLK_TCK);
   return hz > 0 ? static_cast<double>(ticks) / static_cast<double>(hz) : -1;
+}
+
+ProcWork ReadProcWork(pid_t pid) {
+  ProcWork w;
+  // "key: value" lines; the value of `key`, or -1.
+  auto value = [](const std::string& path, const std::string& key) -> int64_t {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind(key, 0) != 0 || line.size() <= key.size() || line[key.size()] != ':') continue;
+      int64_t v = 0;
+      return absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(key.size() + 1)), &v) ? v : -1;
+    }
+    return -1;
+  };
+  const std::string dir = absl::StrCat("/proc/", pid);
+  w.reads = value(dir + "/io", "syscr");
+  w.writes = value(dir + "/io", "syscw");
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(dir + "/task", ec)) {
+    const std::string status = (task.path() / "status").string();
+    const int64_t vol = value(status, "voluntary_ctxt_switches");
+    const int64_t invol = value(status, "nonvoluntary_ctxt_switches");
+    if (vol < 0 || invol < 0) continue;  // the thread ended meanwhile
+    w.voluntary_switches = std::max<int64_t>(w.voluntary_switches, 0) + vol;
+    w.involuntary_switches = std::max<int64_t>(w.involuntary_switches, 0) + invol;
+  }
+  return w;
 }
 
 int RunInBenchDir(const char* name,

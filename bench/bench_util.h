@@ -212,4 +212,17 @@ int64_t ProcStatusValue(pid_t pid, const char* key);
 // of its children that it has reaped; -1 when it cannot be read.
 double ProcCpuSeconds(pid_t pid, bool reaped_children = false);
 
+// The kernel work of a process so far: its read and write system calls (/proc/<pid>/io:
+// syscr, syscw: read, write, pread, pwrite and their vector forms, on files and sockets
+// alike; send and recv are not counted) and its threads' context switches
+// (/proc/<pid>/task/*/status; threads that ended are not counted). -1 when unreadable
+// (another user's process).
+struct ProcWork {
+  int64_t reads = -1;
+  int64_t writes = -1;
+  int64_t voluntary_switches = -1;
+  int64_t involuntary_switches = -1;
+};
+ProcWork ReadProcWork(pid_t pid);
+
 }  // namespace steward::bench

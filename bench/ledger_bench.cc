@@ -179,7 +179,11 @@ class CpuMeter {
   explicit CpuMeter(std::vector<std::pair<std::string, pid_t>> procs) : procs_(std::move(procs)) {}
   void Start() {
     start_.clear();
-    for (size_t i = 0; i < procs_.size(); ++i) start_.push_back(Used(i));
+    work_.clear();
+    for (size_t i = 0; i < procs_.size(); ++i) {
+      start_.push_back(Used(i));
+      work_.push_back(steward::bench::ReadProcWork(procs_[i].second));
+    }
   }
   // CPU per operation, in microseconds, for `ops` operations since Start().
   void Print(const char* what, int64_t ops) const {
@@ -195,6 +199,23 @@ class CpuMeter {
     fmt::print(" total {:.0f}: {} CPUs allow ~{:.0f}/s\n", total,
                std::thread::hardware_concurrency(),
                total > 0 ? std::thread::hardware_concurrency() * 1e6 / total : 0.0);
+    // Where kernel time goes: file writes (a WAL frame is two pwrites; nats.c's send and
+    // recv are not counted, Go's socket reads and writes are) and thread hand-offs.
+    fmt::print("  kernel work per {} (read/write calls, not send/recv; voluntary/involuntary context switches):", what);
+    const auto per = [ops](int64_t before, int64_t after) {
+      return before < 0 || after < 0
+                 ? std::string("?")
+                 : fmt::format("{:.1f}", static_cast<double>(after - before) / static_cast<double>(ops));
+    };
+    for (size_t i = 0; i < procs_.size(); ++i) {
+      if (Children(i)) continue;
+      const steward::bench::ProcWork now = steward::bench::ReadProcWork(procs_[i].second);
+      const steward::bench::ProcWork& then = work_[i];
+      fmt::print(" {} {}/{} {}/{},", Name(i), per(then.reads, now.reads), per(then.writes, now.writes),
+                 per(then.voluntary_switches, now.voluntary_switches),
+                 per(then.involuntary_switches, now.involuntary_switches));
+    }
+    fmt::print("\n");
   }
 
   // CPU seconds used since Start(), against what the machine had in `wall`.
@@ -220,6 +241,7 @@ class CpuMeter {
 
   std::vector<std::pair<std::string, pid_t>> procs_;
   std::vector<double> start_;
+  std::vector<steward::bench::ProcWork> work_;
 };
 
 // Messages the broker took in (published) and handed out (delivered) so far, by
