@@ -123,7 +123,8 @@ std::optional<Transition> NodeTable::NoResponders(const std::string& name, absl:
 std::vector<Transition> NodeTable::Monitor(absl::Time now, int missed) {
   std::vector<Transition> out;
   for (auto& [name, node] : nodes_) {
-    if (node.info.status() == proto::NODE_ONLINE && now - node.last_heard > node.heartbeat * missed) {
+    if (node.info.status() == proto::NODE_ONLINE &&
+        now - std::max(node.last_heard, listening_since_) > node.heartbeat * missed) {
       out.push_back(SetOnline(node, false, now, "missed heartbeats"));
     }
   }

@@ -76,8 +76,13 @@ class NodeTable {
   // NoResponders: nobody listens on the node's subjects. A transition when it was
   // online (a node never heard from stays unknown).
   std::optional<Transition> NoResponders(const std::string& name, absl::Time now);
-  // Monitor: nodes online whose heartbeats stopped.
+  // Monitor: nodes online whose heartbeats stopped: not heard from for `missed`
+  // heartbeats while the station listened (see Listening).
   std::vector<Transition> Monitor(absl::Time now, int missed);
+  // Listening: the station hears nodes' messages from `since` on (its subscriptions
+  // were made at a start or a takeover). A silence before it is the station's, not the
+  // node's: a node online in the ledger is judged by its heartbeats after `since`.
+  void Listening(absl::Time since) { listening_since_ = since; }
   // Log lines stored for `name`: counts and errors per minute.
   void LogsStored(const std::string& name, int64_t stored, int64_t errors, uint64_t dropped,
                   absl::Time now);
@@ -102,6 +107,7 @@ class NodeTable {
   Transition SetOnline(Node& node, bool online, absl::Time now, const std::string& reason);
 
   const absl::Duration default_heartbeat_;
+  absl::Time listening_since_ = absl::InfinitePast();
   absl::flat_hash_map<std::string, Node> nodes_;
   absl::flat_hash_set<std::string> dirty_;
 };

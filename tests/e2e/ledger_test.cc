@@ -344,6 +344,32 @@ TEST_CASE("a silent node is offline within 3 heartbeats and online at its next h
   CHECK_FALSE(next_state(absl::Seconds(3)).has_value());
 }
 
+TEST_CASE("a station stopped for longer than 3 heartbeats does not take its nodes offline for its own absence",
+          "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");  // heartbeat 1 s
+  auto node = [&c] {
+    auto client = Connect(c);
+    auto n = client->Nodes("ship1", absl::Seconds(5));
+    REQUIRE(n.ok());
+    REQUIRE(n->nodes_size() == 1);
+    return n->nodes(0);
+  };
+  const steward::proto::NodeInfo before = node();
+  REQUIRE(before.status() == steward::proto::NODE_ONLINE);
+  c.StopStation();
+  absl::SleepFor(absl::Seconds(4));  // more than 3 heartbeats: the ledger's last-heard time is that old
+  c.StartStation();
+  // Past 3 heartbeats after the start: ship1, heard all along, is online as it has been
+  // since before; no offline spell (which would move `since`) for the station's absence.
+  absl::SleepFor(absl::Milliseconds(3500));
+  const steward::proto::NodeInfo after = node();
+  CHECK(after.status() == steward::proto::NODE_ONLINE);
+  CHECK(after.since_unix_ms() == before.since_unix_ms());
+  CHECK(after.last_heard_unix_ms() > before.last_heard_unix_ms());
+}
+
 TEST_CASE("send-and-wait in one round trip, waiters are answered once, each with what it asked",
           "[integration][ledger]") {
   Cluster c;

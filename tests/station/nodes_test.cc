@@ -40,6 +40,43 @@ TEST_CASE("online at the first sign of life, offline after missed heartbeats, on
   CHECK(t.HeardFrom("ship1", kT0 + absl::Seconds(61)).has_value());
 }
 
+TEST_CASE("a node online in the ledger is judged by its heartbeats after the station began to listen",
+          "[station][nodes]") {
+  // The rows a station stopped for a minute left: ship1 online, last heard just before.
+  proto::NodeInfo row;
+  row.set_name("ship1");
+  row.set_status(proto::NODE_ONLINE);
+  row.set_online(true);
+  row.set_heartbeat_ms(1000);
+  row.set_last_heard_unix_ms(absl::ToUnixMillis(kT0));
+  row.set_since_unix_ms(absl::ToUnixMillis(kT0 - absl::Hours(1)));
+  NodeTable t(absl::Seconds(5));
+  t.Load({row});
+  const absl::Time start = kT0 + absl::Minutes(1);
+  t.Listening(start);
+  // Its silence while the station was down is not the node's: 3 heartbeats from `start`.
+  CHECK(t.Monitor(start, 3).empty());
+  CHECK(t.Monitor(start + absl::Milliseconds(2900), 3).empty());
+  CHECK(t.Find("ship1")->info.since_unix_ms() == absl::ToUnixMillis(kT0 - absl::Hours(1)));
+  // Heard from: judged from then on; silent again: offline 3 heartbeats later.
+  CHECK_FALSE(t.HeardFrom("ship1", start + absl::Seconds(2)).has_value());
+  CHECK(t.Monitor(start + absl::Milliseconds(4900), 3).empty());
+  const std::vector<Transition> down = t.Monitor(start + absl::Milliseconds(5100), 3);
+  REQUIRE(down.size() == 1);
+  CHECK(down[0].reason == "missed heartbeats");
+
+  // Never heard from after the start: offline once 3 heartbeats passed.
+  NodeTable quiet(absl::Seconds(5));
+  quiet.Load({row});
+  quiet.Listening(start);
+  CHECK(quiet.Monitor(start + absl::Milliseconds(2900), 3).empty());
+  CHECK(quiet.Monitor(start + absl::Milliseconds(3100), 3).size() == 1);
+  // Without Listening (tests, tools) the ledger's last-heard time alone counts.
+  NodeTable plain(absl::Seconds(5));
+  plain.Load({row});
+  CHECK(plain.Monitor(start, 3).size() == 1);
+}
+
 TEST_CASE("a hello sets the heartbeat the monitor uses", "[station][nodes]") {
   NodeTable t(absl::Seconds(5));
   proto::Hello h;
