@@ -17,6 +17,7 @@
 #include "common/protocol.h"
 #include "ctl/client.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/wait.h"
 
 using steward::testing::Cluster;
 using steward::testing::RunResult;
@@ -290,7 +291,15 @@ TEST_CASE("a quick command's result in the reply: a reply lost to the station's 
   r = c.Ctl({"send", "--no-wait", "--method", "echo", "ship1", "--", "once"});
   REQUIRE(r.exit_code == 0);
   const std::string id = r.out.substr(r.out.find(' ') + 1, 26);
-  absl::SleepFor(absl::Milliseconds(2500));
+  // Sent again while the agent is stopped (not a fixed sleep: a late timeout under load
+  // would let the continued agent answer the first copy, and nothing would be tested).
+  auto client = Connect(c);
+  CHECK(steward::testing::WaitUntil(
+      [&] {
+        auto shown = client->Show({id}, "", absl::Seconds(2));
+        return shown.ok() && shown->commands_size() == 1 && shown->commands(0).attempts() >= 2;
+      },
+      absl::Seconds(20)));
   c.agent("ship1").Signal(SIGCONT);
   auto states = WaitAll(c, {id}, absl::Seconds(30));
   REQUIRE(states.commands_size() == 1);
@@ -397,9 +406,10 @@ TEST_CASE("send-and-wait in one round trip, waiters are answered once, each with
   CHECK(r.states(0).id() == r.commands(0).id());
 
   // A node that is not there: answered when the wait is up, the command still queued.
+  // (3 s: ship1's `true` ends well within it even on a loaded machine.)
   const absl::Time t0 = absl::Now();
-  r = submit({"ship1", "ghost"}, {"true"}, absl::Milliseconds(700));
-  CHECK(absl::Now() - t0 >= absl::Milliseconds(650));
+  r = submit({"ship1", "ghost"}, {"true"}, absl::Seconds(3));
+  CHECK(absl::Now() - t0 >= absl::Milliseconds(2950));
   REQUIRE(r.states_size() == 2);
   std::map<std::string, std::string> by_node;
   for (const auto& s : r.states()) by_node[s.node()] = steward::StateName(s.state());
@@ -408,8 +418,13 @@ TEST_CASE("send-and-wait in one round trip, waiters are answered once, each with
 
   // Several waiters on one running command: each answered when it ends; "any" gets the
   // terminal ones only; a waiter whose time runs out first gets the running state.
-  r = submit({"ship1"}, {"sleep", "1"}, absl::Milliseconds(0));
+  r = submit({"ship1"}, {"sleep", "3"}, absl::Milliseconds(0));
   const std::string id = r.commands(0).id();
+  // Running before the waiters start: the short one's 200 ms then end while it runs.
+  REQUIRE(steward::testing::WaitUntil([&] {
+    auto shown = client->Show({id}, "", absl::Seconds(2));
+    return shown.ok() && shown->commands_size() == 1 && shown->commands(0).state() == steward::proto::STATE_RUNNING;
+  }));
   std::vector<std::thread> threads;
   std::vector<absl::StatusOr<steward::proto::CommandStates>> got(4, absl::UnknownError("not run"));
   for (int i = 0; i < 4; ++i) {

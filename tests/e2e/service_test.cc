@@ -61,6 +61,19 @@ class NotifySocket {
     return lines;
   }
 
+  // Collect over `at_least`, then on until `pings` WATCHDOG=1 came or `at_most` passed:
+  // on a starved machine the pings come late, and a stalled loop sends none at all.
+  std::vector<std::string> CollectPings(int pings, absl::Duration at_least = absl::Seconds(2),
+                                        absl::Duration at_most = absl::Seconds(6)) {
+    const absl::Time end = absl::Now() + at_most;
+    std::vector<std::string> lines = Collect(at_least);
+    while (absl::Now() < end &&
+           static_cast<int>(std::count(lines.begin(), lines.end(), std::string("WATCHDOG=1"))) < pings) {
+      for (std::string& l : Collect(absl::Milliseconds(100))) lines.push_back(std::move(l));
+    }
+    return lines;
+  }
+
   // Collects until `line` arrives (true) or `timeout` passed; everything seen goes to `seen`.
   bool WaitFor(const std::string& line, absl::Duration timeout, std::vector<std::string>& seen) {
     const absl::Time end = absl::Now() + timeout;
@@ -104,7 +117,7 @@ TEST_CASE("station: READY=1 only once the ledger is open and the broker serves i
                    (dir.path() / "station").string()},
                   NotifyEnv(sock));
 
-  std::vector<std::string> before = sock.Collect(absl::Seconds(2));
+  std::vector<std::string> before = sock.CollectPings(2);
   CHECK(Count(before, "READY=1") == 0);
   CHECK(Count(before, "WATCHDOG=1") >= 2);  // alive while it waits
   CHECK(Count(before, "STATUS=waiting for the broker at " + url) == 1);
@@ -119,7 +132,7 @@ TEST_CASE("station: READY=1 only once the ledger is open and the broker serves i
   INFO(r.err);
   CHECK(r.exit_code == 0);
 
-  std::vector<std::string> after = sock.Collect(absl::Seconds(2));
+  std::vector<std::string> after = sock.CollectPings(2);
   CHECK(Count(after, "READY=1") == 0);  // once
   CHECK(Count(after, "WATCHDOG=1") >= 2);
 
@@ -154,7 +167,7 @@ TEST_CASE("agent: READY=1 only once its dispatcher is subscribed on the broker",
                  "--data-dir", (dir.path() / "ship1").string()},
                 NotifyEnv(sock));
 
-  std::vector<std::string> before = sock.Collect(absl::Seconds(2));
+  std::vector<std::string> before = sock.CollectPings(2);
   CHECK(Count(before, "READY=1") == 0);
   CHECK(Count(before, "WATCHDOG=1") >= 2);
 
@@ -171,7 +184,7 @@ TEST_CASE("agent: READY=1 only once its dispatcher is subscribed on the broker",
     INFO(reply.status().ToString());
     CHECK(reply.ok());
   }
-  CHECK(Count(sock.Collect(absl::Seconds(2)), "WATCHDOG=1") >= 2);
+  CHECK(Count(sock.CollectPings(2), "WATCHDOG=1") >= 2);
   agent.Signal(SIGTERM);
   std::vector<std::string> end;
   CHECK(sock.WaitFor("STOPPING=1", absl::Seconds(5), end));
