@@ -421,9 +421,19 @@ void Dispatcher::HousekeepLocked(absl::Time now, Effects& effects) {
   Changes changes;
   core_.model.commands.Housekeep(now, changes);
   core_.ApplyLocked(changes);
-  // Node monitor: offline after missed heartbeats.
-  for (const Transition& t : core_.model.nodes.Monitor(now, core_.options().missed_heartbeats)) {
-    core_.RecordLocked(t, effects);
+  // Node monitor: offline after missed heartbeats, counted while the station can hear
+  // them. Its broker connection down (a start before the broker, a lost link), nobody's
+  // silence is the node's: once it is back, heartbeats count from then (NodeTable::Listening).
+  if (natsConnection_Status(core_.conn()) != NATS_CONN_STATUS_CONNECTED) {
+    deaf_ = true;
+  } else {
+    if (deaf_) {
+      deaf_ = false;
+      core_.model.nodes.Listening(now);
+    }
+    for (const Transition& t : core_.model.nodes.Monitor(now, core_.options().missed_heartbeats)) {
+      core_.RecordLocked(t, effects);
+    }
   }
   std::vector<std::pair<std::string, std::string>> rows = core_.model.nodes.TakeDirty();
   if (!rows.empty()) core_.store().Write(ledger::Store::PutNodeRows(std::move(rows)));

@@ -379,6 +379,32 @@ TEST_CASE("a station stopped for longer than 3 heartbeats does not take its node
   CHECK(after.last_heard_unix_ms() > before.last_heard_unix_ms());
 }
 
+TEST_CASE("a broker gone for longer than 3 heartbeats takes no node offline at the station that could not hear it",
+          "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");  // heartbeat 1 s; both reconnect every 250 ms
+  auto node = [&c] {
+    auto client = Connect(c);
+    auto n = client->Nodes("ship1", absl::Seconds(5));
+    REQUIRE(n.ok());
+    REQUIRE(n->nodes_size() == 1);
+    return n->nodes(0);
+  };
+  const steward::proto::NodeInfo before = node();
+  REQUIRE(before.status() == steward::proto::NODE_ONLINE);
+  c.nats().Stop();
+  absl::SleepFor(absl::Milliseconds(4500));  // the station hears nothing: more than 3 heartbeats
+  c.nats().Start();
+  REQUIRE(c.station().WaitForOutput("reconnected to the broker", absl::Seconds(10)));
+  // Past 3 heartbeats after it is back: online all along, no offline spell.
+  absl::SleepFor(absl::Milliseconds(3500));
+  const steward::proto::NodeInfo after = node();
+  CHECK(after.status() == steward::proto::NODE_ONLINE);
+  CHECK(after.since_unix_ms() == before.since_unix_ms());
+  CHECK(after.last_heard_unix_ms() > before.last_heard_unix_ms());
+}
+
 TEST_CASE("send-and-wait in one round trip, waiters are answered once, each with what it asked",
           "[integration][ledger]") {
   Cluster c;
