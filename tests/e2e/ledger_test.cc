@@ -294,7 +294,7 @@ TEST_CASE("a quick command's result in the reply: a reply lost to the station's 
   // Sent again while the agent is stopped (not a fixed sleep: a late timeout under load
   // would let the continued agent answer the first copy, and nothing would be tested).
   auto client = Connect(c);
-  CHECK(steward::testing::WaitUntil(
+  REQUIRE(steward::testing::WaitUntil(
       [&] {
         auto shown = client->Show({id}, "", absl::Seconds(2));
         return shown.ok() && shown->commands_size() == 1 && shown->commands(0).attempts() >= 2;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -47,30 +48,29 @@ class NotifySocket {
   // Every datagram that arrives within `d`, split into lines ("READY=1", ...).
   std::vector<std::string> Collect(absl::Duration d) {
     std::vector<std::string> lines;
-    const absl::Time end = absl::Now() + d;
-    while (absl::Now() < end) {
-      pollfd p{fd_.get(), POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(end - absl::Now())) + 1) <= 0) continue;
-      char buf[4096];
-      const ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
-      if (n <= 0) continue;
-      for (absl::string_view line : absl::StrSplit(absl::string_view(buf, static_cast<size_t>(n)), '\n')) {
-        if (!line.empty()) lines.emplace_back(line);
-      }
-    }
+    Receive(d, [&](std::string line, absl::Time) { lines.push_back(std::move(line)); });
     return lines;
   }
 
-  // Collect over `at_least`, then on until `pings` WATCHDOG=1 came or `at_most` passed:
-  // on a starved machine the pings come late, and a stalled loop sends none at all.
-  std::vector<std::string> CollectPings(int pings, absl::Duration at_least = absl::Seconds(2),
+  // Collect over `at_least`, then on until `pings` WATCHDOG=1 came or `at_most` passed
+  // (on a starved machine the pings come late). `gap`: the longest time without a ping
+  // once the first came (between two, from the last to the end), which systemd's
+  // watchdog would not forgive past its limit.
+  std::vector<std::string> CollectPings(int pings, absl::Duration& gap, absl::Duration at_least = absl::Seconds(2),
                                         absl::Duration at_most = absl::Seconds(6)) {
-    const absl::Time end = absl::Now() + at_most;
-    std::vector<std::string> lines = Collect(at_least);
-    while (absl::Now() < end &&
-           static_cast<int>(std::count(lines.begin(), lines.end(), std::string("WATCHDOG=1"))) < pings) {
-      for (std::string& l : Collect(absl::Milliseconds(100))) lines.push_back(std::move(l));
-    }
+    const absl::Time start = absl::Now();
+    const absl::Time end = start + at_most;
+    std::vector<std::string> lines;
+    std::vector<absl::Time> at;
+    auto take = [&](std::string line, absl::Time t) {
+      if (line == "WATCHDOG=1") at.push_back(t);
+      lines.push_back(std::move(line));
+    };
+    Receive(at_least, take);
+    while (absl::Now() < end && static_cast<int>(at.size()) < pings) Receive(absl::Milliseconds(100), take);
+    if (!at.empty()) at.push_back(absl::Now());
+    gap = absl::ZeroDuration();
+    for (size_t i = 1; i < at.size(); ++i) gap = std::max(gap, at[i] - at[i - 1]);
     return lines;
   }
 
@@ -87,6 +87,22 @@ class NotifySocket {
   }
 
  private:
+  // Calls `fn` with each line of every datagram that arrives within `d`, and its time.
+  void Receive(absl::Duration d, const std::function<void(std::string, absl::Time)>& fn) {
+    const absl::Time end = absl::Now() + d;
+    while (absl::Now() < end) {
+      pollfd p{fd_.get(), POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(end - absl::Now())) + 1) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+      if (n <= 0) continue;
+      const absl::Time now = absl::Now();
+      for (absl::string_view line : absl::StrSplit(absl::string_view(buf, static_cast<size_t>(n)), '\n')) {
+        if (!line.empty()) fn(std::string(line), now);
+      }
+    }
+  }
+
   std::string path_;
   UniqueFd fd_;
 };
@@ -117,7 +133,9 @@ TEST_CASE("station: READY=1 only once the ledger is open and the broker serves i
                    (dir.path() / "station").string()},
                   NotifyEnv(sock));
 
-  std::vector<std::string> before = sock.CollectPings(2);
+  absl::Duration before_gap;
+  std::vector<std::string> before = sock.CollectPings(2, before_gap);
+  CHECK(before_gap < absl::Seconds(3));  // the watchdog (WATCHDOG_USEC)
   CHECK(Count(before, "READY=1") == 0);
   CHECK(Count(before, "WATCHDOG=1") >= 2);  // alive while it waits
   CHECK(Count(before, "STATUS=waiting for the broker at " + url) == 1);
@@ -132,7 +150,9 @@ TEST_CASE("station: READY=1 only once the ledger is open and the broker serves i
   INFO(r.err);
   CHECK(r.exit_code == 0);
 
-  std::vector<std::string> after = sock.CollectPings(2);
+  absl::Duration after_gap;
+  std::vector<std::string> after = sock.CollectPings(2, after_gap);
+  CHECK(after_gap < absl::Seconds(3));  // the watchdog (WATCHDOG_USEC)
   CHECK(Count(after, "READY=1") == 0);  // once
   CHECK(Count(after, "WATCHDOG=1") >= 2);
 
@@ -167,7 +187,9 @@ TEST_CASE("agent: READY=1 only once its dispatcher is subscribed on the broker",
                  "--data-dir", (dir.path() / "ship1").string()},
                 NotifyEnv(sock));
 
-  std::vector<std::string> before = sock.CollectPings(2);
+  absl::Duration before_gap;
+  std::vector<std::string> before = sock.CollectPings(2, before_gap);
+  CHECK(before_gap < absl::Seconds(3));  // the watchdog (WATCHDOG_USEC)
   CHECK(Count(before, "READY=1") == 0);
   CHECK(Count(before, "WATCHDOG=1") >= 2);
 
@@ -184,7 +206,9 @@ TEST_CASE("agent: READY=1 only once its dispatcher is subscribed on the broker",
     INFO(reply.status().ToString());
     CHECK(reply.ok());
   }
-  CHECK(Count(sock.CollectPings(2), "WATCHDOG=1") >= 2);
+  absl::Duration gap;
+  CHECK(Count(sock.CollectPings(2, gap), "WATCHDOG=1") >= 2);
+  CHECK(gap < absl::Seconds(3));  // the watchdog (WATCHDOG_USEC)
   agent.Signal(SIGTERM);
   std::vector<std::string> end;
   CHECK(sock.WaitFor("STOPPING=1", absl::Seconds(5), end));
