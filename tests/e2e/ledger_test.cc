@@ -42,6 +42,22 @@ std::unique_ptr<steward::ctl::Client> Connect(Cluster& c) {
   return std::move(*client);
 }
 
+// What the station says of `node` now.
+steward::proto::NodeInfo NodeRow(Cluster& c, const std::string& node) {
+  auto n = Connect(c)->Nodes(node, absl::Seconds(5));
+  REQUIRE(n.ok());
+  REQUIRE(n->nodes_size() == 1);
+  return n->nodes(0);
+}
+
+// `after` is the same node as `before`, heard from since and online all along: an
+// offline spell between them would have moved `since`.
+void CheckOnlineAllAlong(const steward::proto::NodeInfo& before, const steward::proto::NodeInfo& after) {
+  CHECK(after.status() == steward::proto::NODE_ONLINE);
+  CHECK(after.since_unix_ms() == before.since_unix_ms());
+  CHECK(after.last_heard_unix_ms() > before.last_heard_unix_ms());
+}
+
 // Submits `n` commands to `node`, each appending its index to `file`, spread over 4
 // domains; returns the ids (each is in the ledger when Submit returns).
 std::vector<std::string> SubmitMarkers(steward::ctl::Client& client, const std::string& node,
@@ -358,14 +374,7 @@ TEST_CASE("a station stopped for longer than 3 heartbeats does not take its node
   Cluster c;
   c.StartStation();
   c.StartAgent("ship1");  // heartbeat 1 s
-  auto node = [&c] {
-    auto client = Connect(c);
-    auto n = client->Nodes("ship1", absl::Seconds(5));
-    REQUIRE(n.ok());
-    REQUIRE(n->nodes_size() == 1);
-    return n->nodes(0);
-  };
-  const steward::proto::NodeInfo before = node();
+  const steward::proto::NodeInfo before = NodeRow(c, "ship1");
   REQUIRE(before.status() == steward::proto::NODE_ONLINE);
   c.StopStation();
   absl::SleepFor(absl::Seconds(4));  // more than 3 heartbeats: the ledger's last-heard time is that old
@@ -373,10 +382,7 @@ TEST_CASE("a station stopped for longer than 3 heartbeats does not take its node
   // Past 3 heartbeats after the start: ship1, heard all along, is online as it has been
   // since before; no offline spell (which would move `since`) for the station's absence.
   absl::SleepFor(absl::Milliseconds(3500));
-  const steward::proto::NodeInfo after = node();
-  CHECK(after.status() == steward::proto::NODE_ONLINE);
-  CHECK(after.since_unix_ms() == before.since_unix_ms());
-  CHECK(after.last_heard_unix_ms() > before.last_heard_unix_ms());
+  CheckOnlineAllAlong(before, NodeRow(c, "ship1"));
 }
 
 TEST_CASE("a broker gone for longer than 3 heartbeats takes no node offline at the station that could not hear it",
@@ -384,14 +390,7 @@ TEST_CASE("a broker gone for longer than 3 heartbeats takes no node offline at t
   Cluster c;
   c.StartStation();
   c.StartAgent("ship1");  // heartbeat 1 s; both reconnect every 250 ms
-  auto node = [&c] {
-    auto client = Connect(c);
-    auto n = client->Nodes("ship1", absl::Seconds(5));
-    REQUIRE(n.ok());
-    REQUIRE(n->nodes_size() == 1);
-    return n->nodes(0);
-  };
-  const steward::proto::NodeInfo before = node();
+  const steward::proto::NodeInfo before = NodeRow(c, "ship1");
   REQUIRE(before.status() == steward::proto::NODE_ONLINE);
   c.nats().Stop();
   absl::SleepFor(absl::Milliseconds(4500));  // the station hears nothing: more than 3 heartbeats
@@ -399,10 +398,7 @@ TEST_CASE("a broker gone for longer than 3 heartbeats takes no node offline at t
   REQUIRE(c.station().WaitForOutput("reconnected to the broker", absl::Seconds(10)));
   // Past 3 heartbeats after it is back: online all along, no offline spell.
   absl::SleepFor(absl::Milliseconds(3500));
-  const steward::proto::NodeInfo after = node();
-  CHECK(after.status() == steward::proto::NODE_ONLINE);
-  CHECK(after.since_unix_ms() == before.since_unix_ms());
-  CHECK(after.last_heard_unix_ms() > before.last_heard_unix_ms());
+  CheckOnlineAllAlong(before, NodeRow(c, "ship1"));
 }
 
 TEST_CASE("send-and-wait in one round trip, waiters are answered once, each with what it asked",
