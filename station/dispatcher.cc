@@ -422,8 +422,10 @@ void Dispatcher::HousekeepLocked(absl::Time now, Effects& effects) {
   core_.model.commands.Housekeep(now, changes);
   core_.ApplyLocked(changes);
   // Node monitor: offline after missed heartbeats, counted while the station can hear
-  // them. Its broker connection down (a start before the broker, a lost link), nobody's
-  // silence is the node's: once it is back, heartbeats count from then (NodeTable::Listening).
+  // them. Before its first turn (a start, a takeover: the ledger's last-heard times are as
+  // old as the station's absence) and while its broker connection is down (a start before
+  // the broker, a lost link), nobody's silence is the node's: heartbeats count from the
+  // turn it hears again (NodeTable::Listening).
   if (natsConnection_Status(core_.conn()) != NATS_CONN_STATUS_CONNECTED) {
     deaf_ = true;
   } else {

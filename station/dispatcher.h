@@ -78,8 +78,9 @@ class Dispatcher {
   Core& core_;
   std::atomic<int64_t> last_turn_{absl::ToUnixNanos(absl::Now())};
   std::atomic<uint64_t> not_sent_{0};  // dispatches whose publish failed
-  // The broker connection was down at the last housekeeping (the dispatcher's thread).
-  bool deaf_ = false;
+  // The station heard nothing before (the dispatcher's thread): at first, as it starts
+  // or takes over, and after a housekeeping that found the broker connection down.
+  bool deaf_ = true;
   std::atomic<uint64_t> bad_batches_{0};  // batch answers not taken
 };
 

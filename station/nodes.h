@@ -79,9 +79,9 @@ class NodeTable {
   // Monitor: nodes online whose heartbeats stopped: not heard from for `missed`
   // heartbeats while the station listened (see Listening).
   std::vector<Transition> Monitor(absl::Time now, int missed);
-  // Listening: the station hears nodes' messages from `since` on (its subscriptions
-  // were made at a start or a takeover). A silence before it is the station's, not the
-  // node's: a node online in the ledger is judged by its heartbeats after `since`.
+  // Listening: the station hears nodes' messages from `since` on (it started, took
+  // over, or got its broker connection back). A silence before it is the station's, not
+  // the node's: a node online in the ledger is judged by its heartbeats after `since`.
   void Listening(absl::Time since) { listening_since_ = since; }
   // Log lines stored for `name`: counts and errors per minute.
   void LogsStored(const std::string& name, int64_t stored, int64_t errors, uint64_t dropped,

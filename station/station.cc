@@ -420,14 +420,8 @@ absl::Status Station::Serve() {
   // leaf broker its own station, while it serves, gets the site's messages first.
   STEWARD_ASSIGN_OR_RETURN(requests_, nats::QueueSubscribeSync(conn_.get(), requests, kStationQueue,
                                                                kIntakePendingMsgs, kIntakePendingBytes));
-  STEWARD_ASSIGN_OR_RETURN(events_, nats::QueueSubscribeSync(conn_.get(), events, kStationQueue,
-                                                             kIntakePendingMsgs, kIntakePendingBytes));
-  {
-    // Nodes' heartbeats reach it from now on: a node the ledger says is online is not
-    // taken offline for the time this station was not listening (a restart, a takeover).
-    absl::MutexLock lock(&core_->model.mu);
-    core_->model.nodes.Listening(absl::Now());
-  }
+  STEWARD_ASSIGN_OR_RETURN(
+      events_, nats::QueueSubscribeSync(conn_.get(), events, kStationQueue, kIntakePendingMsgs, kIntakePendingBytes));
   requests_backlog_ = std::make_unique<Backlog>(requests_.get(), "requests", core_->metrics);
   events_backlog_ = std::make_unique<Backlog>(events_.get(), "events", core_->metrics);
   auto serve_request = [this](nats::MsgPtr m) { rpc_->Serve(std::move(m)); };
