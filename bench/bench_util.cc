@@ -28,7 +28,6 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/numbers.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
@@ -474,9 +473,12 @@ std::string SimNodeName(const std::string& prefix, int index, int count) {
   return prefix + digits;
 }
 
-int64_t ProcStatusValue(pid_t pid, const char* key) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  const std::string prefix = absl::StrCat(key, ":");
+namespace {
+
+// The number after "key:" on the first line of `path` that starts with it; -1 if none.
+int64_t KeyValue(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  const std::string prefix = key + ":";
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind(prefix, 0) != 0) continue;
@@ -487,6 +489,10 @@ int64_t ProcStatusValue(pid_t pid, const char* key) {
   }
   return -1;
 }
+
+}  // namespace
+
+int64_t ProcStatusValue(pid_t pid, const char* key) { return KeyValue(absl::StrCat("/proc/", pid, "/status"), key); }
 
 double ProcCpuSeconds(pid_t pid, bool reaped_children) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
@@ -512,25 +518,14 @@ double ProcCpuSeconds(pid_t pid, bool reaped_children) {
 
 ProcWork ReadProcWork(pid_t pid) {
   ProcWork w;
-  // "key: value" lines; the value of `key`, or -1.
-  auto value = [](const std::string& path, const std::string& key) -> int64_t {
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind(key, 0) != 0 || line.size() <= key.size() || line[key.size()] != ':') continue;
-      int64_t v = 0;
-      return absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(key.size() + 1)), &v) ? v : -1;
-    }
-    return -1;
-  };
   const std::string dir = absl::StrCat("/proc/", pid);
-  w.reads = value(dir + "/io", "syscr");
-  w.writes = value(dir + "/io", "syscw");
+  w.reads = KeyValue(dir + "/io", "syscr");
+  w.writes = KeyValue(dir + "/io", "syscw");
   std::error_code ec;
   for (const auto& task : std::filesystem::directory_iterator(dir + "/task", ec)) {
     const std::string status = (task.path() / "status").string();
-    const int64_t vol = value(status, "voluntary_ctxt_switches");
-    const int64_t invol = value(status, "nonvoluntary_ctxt_switches");
+    const int64_t vol = KeyValue(status, "voluntary_ctxt_switches");
+    const int64_t invol = KeyValue(status, "nonvoluntary_ctxt_switches");
     if (vol < 0 || invol < 0) continue;  // the thread ended meanwhile
     w.voluntary_switches = std::max<int64_t>(w.voluntary_switches, 0) + vol;
     w.involuntary_switches = std::max<int64_t>(w.involuntary_switches, 0) + invol;
