@@ -20,6 +20,8 @@ namespace steward::station {
 namespace {
 
 constexpr absl::Duration kHousekeeping = absl::Milliseconds(50);
+// Probes (one a housekeeping turn) not back for this long are logged.
+constexpr absl::Duration kUnheardWarning = absl::Seconds(2);
 // A batch carries at most this many commands, and this many bytes of them (a broker's
 // payload limit is 1 MiB by default; a command alone may be larger and goes alone).
 constexpr size_t kBatchMax = kMaxBatchCommands;
@@ -51,6 +53,14 @@ Gate Dispatcher::GateOf(proto::CommandState& c) {
 void Dispatcher::Run(const absl::Notification& stop) {
   absl::Time next_prune = absl::Now() + absl::Seconds(5);
   absl::Time next_housekeeping = absl::Now();
+  if (absl::StatusOr<Hearing> h = Hearing::Start(core_.conn(), core_.options().name); h.ok()) {
+    hearing_.emplace(std::move(*h));
+  } else {
+    STEWARD_LOG_WARNING(
+        "station {}: cannot probe its own broker link ({}); a half-open link goes unseen until "
+        "the connection closes",
+        core_.options().name, h.status().message());
+  }
   while (!stop.HasBeenNotified()) {
     last_turn_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
     if (absl::Now() >= next_prune) {
@@ -64,6 +74,7 @@ void Dispatcher::Run(const absl::Notification& stop) {
     std::vector<Dispatch> sends;
     absl::flat_hash_set<std::string> batching;  // nodes of first sends that take batches
     Effects effects;
+    std::optional<absl::Time> probe;  // a housekeeping turn's time: a probe follows it
     {
       absl::MutexLock lock(&core_.model.mu);
       const absl::Time due = core_.model.commands.NextDue();
@@ -83,9 +94,15 @@ void Dispatcher::Run(const absl::Notification& stop) {
       if (now >= next_housekeeping) {
         HousekeepLocked(now, effects);
         next_housekeeping = now + kHousekeeping;
+        probe = now;
       }
     }
     core_.Run(effects);
+    if (probe.has_value() && hearing_.has_value()) {
+      if (absl::Status st = hearing_->Probe(*probe); !st.ok()) {
+        STEWARD_LOG_WARNING("station {}: probe of its broker link not sent: {}", core_.options().name, st.message());
+      }
+    }
     SendAll(std::move(sends), batching);
   }
 }
@@ -425,20 +442,39 @@ void Dispatcher::HousekeepLocked(absl::Time now, Effects& effects) {
   // them. Before its first turn (a start, a takeover: the ledger's last-heard times are as
   // old as the station's absence) and while its broker connection is down (a start before
   // the broker, a lost link), nobody's silence is the node's: heartbeats count from the
-  // turn it hears again (NodeTable::Listening).
+  // turn it hears again (NodeTable::Listening). On a link that looks connected, they
+  // count up to the last moment its own probes prove it heard (Hearing: a half-open
+  // link returns none).
   if (natsConnection_Status(core_.conn()) != NATS_CONN_STATUS_CONNECTED) {
     deaf_ = true;
   } else {
     if (deaf_) {
       deaf_ = false;
+      listening_since_ = now;
       core_.model.nodes.Listening(now);
     }
-    for (const Transition& t : core_.model.nodes.Monitor(now, core_.options().missed_heartbeats)) {
+    const absl::Time heard = hearing_.has_value() ? hearing_->Heard() : now;
+    NoteHearingLocked(now, heard);
+    for (const Transition& t : core_.model.nodes.Monitor(now, core_.options().missed_heartbeats, heard)) {
       core_.RecordLocked(t, effects);
     }
   }
   std::vector<std::pair<std::string, std::string>> rows = core_.model.nodes.TakeDirty();
   if (!rows.empty()) core_.store().Write(ledger::Store::PutNodeRows(std::move(rows)));
+}
+
+void Dispatcher::NoteHearingLocked(absl::Time now, absl::Time heard) {
+  const absl::Duration unheard = now - std::max(heard, listening_since_);
+  if (!unheard_warned_ && unheard > kUnheardWarning) {
+    unheard_warned_ = true;
+    STEWARD_LOG_WARNING(
+        "station {}: its probes through the broker have not come back for {} (a half-open link, or "
+        "a backlog): no node's silence counts until they do",
+        core_.options().name, absl::FormatDuration(unheard));
+  } else if (unheard_warned_ && unheard <= kUnheardWarning) {
+    unheard_warned_ = false;
+    STEWARD_LOG_INFO("station {}: hears its broker again", core_.options().name);
+  }
 }
 
 void Dispatcher::Flush() {

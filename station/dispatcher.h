@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "station/core.h"
+#include "station/hearing.h"
 
 namespace steward::station {
 
@@ -74,6 +76,9 @@ class Dispatcher {
   absl::Status CheckAnswer(const std::string& id, const std::string& node, const proto::Ack& ack, bool covered = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
   void HousekeepLocked(absl::Time now, Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
+  // Logs when the station's probes stop coming back (`heard` falls behind), and when
+  // they come back.
+  void NoteHearingLocked(absl::Time now, absl::Time heard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
 
   Core& core_;
   std::atomic<int64_t> last_turn_{absl::ToUnixNanos(absl::Now())};
@@ -81,6 +86,9 @@ class Dispatcher {
   // The station heard nothing before (the dispatcher's thread): at first, as it starts
   // or takes over, and after a housekeeping that found the broker connection down.
   bool deaf_ = true;
+  absl::Time listening_since_ = absl::InfinitePast();  // when it last stopped being deaf
+  std::optional<Hearing> hearing_;                     // none if its subscription failed
+  bool unheard_warned_ = false;
   std::atomic<uint64_t> bad_batches_{0};  // batch answers not taken
 };
 

@@ -120,11 +120,12 @@ std::optional<Transition> NodeTable::NoResponders(const std::string& name, absl:
   return SetOnline(node, false, now, "no responders");
 }
 
-std::vector<Transition> NodeTable::Monitor(absl::Time now, int missed) {
+std::vector<Transition> NodeTable::Monitor(absl::Time now, int missed, absl::Time heard) {
   std::vector<Transition> out;
+  const absl::Time until = std::min(now, heard);
   for (auto& [name, node] : nodes_) {
     if (node.info.status() == proto::NODE_ONLINE &&
-        now - std::max(node.last_heard, listening_since_) > node.heartbeat * missed) {
+        until - std::max(node.last_heard, listening_since_) > node.heartbeat * missed) {
       out.push_back(SetOnline(node, false, now, "missed heartbeats"));
     }
   }

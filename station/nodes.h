@@ -77,8 +77,10 @@ class NodeTable {
   // online (a node never heard from stays unknown).
   std::optional<Transition> NoResponders(const std::string& name, absl::Time now);
   // Monitor: nodes online whose heartbeats stopped: not heard from for `missed`
-  // heartbeats while the station listened (see Listening).
-  std::vector<Transition> Monitor(absl::Time now, int missed);
+  // heartbeats while the station listened (see Listening), counted up to `heard`, the
+  // latest moment the station can vouch it heard everything its broker had for it
+  // (station/hearing.h): a silence after it may be the station's own. Offline at `now`.
+  std::vector<Transition> Monitor(absl::Time now, int missed, absl::Time heard = absl::InfiniteFuture());
   // Listening: the station hears nodes' messages from `since` on (it started, took
   // over, or got its broker connection back). A silence before it is the station's, not
   // the node's: a node online in the ledger is judged by its heartbeats after `since`.

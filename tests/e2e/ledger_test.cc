@@ -17,6 +17,7 @@
 #include "common/protocol.h"
 #include "ctl/client.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/tcp_proxy.h"
 #include "tests/testing/wait.h"
 
 using steward::testing::Cluster;
@@ -397,6 +398,35 @@ TEST_CASE("a broker gone for longer than 3 heartbeats takes no node offline at t
   c.nats().Start();
   REQUIRE(c.station().WaitForOutput("reconnected to the broker", absl::Seconds(10)));
   // Past 3 heartbeats after it is back: online all along, no offline spell.
+  absl::SleepFor(absl::Milliseconds(3500));
+  CheckOnlineAllAlong(before, NodeRow(c, "ship1"));
+}
+
+TEST_CASE("a station whose own link goes half-open takes no node offline for it and judges them once it hears again",
+          "[integration][ledger]") {
+  Cluster c;
+  // The station behind a relay whose path can go silent. Its nats.c pings every 5 s (its
+  // default heartbeat), so it sees its own link dead only after about 15 s; the nodes'
+  // heartbeats are 1 s.
+  steward::testing::TcpProxy link(static_cast<uint16_t>(c.nats().port()));
+  c.StartStation({}, absl::StrCat("nats://127.0.0.1:", link.port()));
+  c.StartAgent("ship1");
+  c.StartAgent("ship2");
+  const steward::proto::NodeInfo before = NodeRow(c, "ship1");
+  REQUIRE(before.status() == steward::proto::NODE_ONLINE);
+  REQUIRE(NodeRow(c, "ship2").status() == steward::proto::NODE_ONLINE);
+  link.Freeze();                  // nothing crosses, nothing is closed
+  c.StopAgent("ship2", SIGKILL);  // dies meanwhile: its silence is its own
+  // More than 3 heartbeats: the station hears nothing, and its probes do not come back.
+  REQUIRE(c.station().WaitForOutput("probes through the broker have not come back", absl::Seconds(10)));
+  absl::SleepFor(absl::Milliseconds(2500));
+  link.Thaw();
+  REQUIRE(c.station().WaitForOutput("hears its broker again", absl::Seconds(10)));
+  // ship2 goes offline for its own silence, counted until the station's hearing came back.
+  REQUIRE(steward::testing::WaitUntil([&] { return NodeRow(c, "ship2").status() == steward::proto::NODE_OFFLINE; },
+                                      absl::Seconds(10)));
+  // Past 3 heartbeats after the thaw: ship1 was heard all along (its heartbeats waited
+  // on the path), online as it has been since before, no offline spell.
   absl::SleepFor(absl::Milliseconds(3500));
   CheckOnlineAllAlong(before, NodeRow(c, "ship1"));
 }

@@ -77,6 +77,24 @@ TEST_CASE("a node online in the ledger is judged by its heartbeats after the sta
   CHECK(plain.Monitor(start, 3).size() == 1);
 }
 
+TEST_CASE("a silence is counted only up to the moment the station can vouch it heard", "[station][nodes]") {
+  NodeTable t(absl::Seconds(1));
+  REQUIRE(t.HeardFrom("ship1", kT0).has_value());
+  REQUIRE(t.HeardFrom("ship2", kT0 + absl::Seconds(2)).has_value());
+  // The station's link went half-open at kT0 + 2.5 s: its probes stopped coming back. Long
+  // after, ship1's 3 heartbeats of silence before that moment still count; ship2's do not.
+  const absl::Time heard = kT0 + absl::Milliseconds(3500);
+  const std::vector<Transition> down = t.Monitor(kT0 + absl::Seconds(30), 3, heard);
+  REQUIRE(down.size() == 1);
+  CHECK(down[0].node == "ship1");
+  CHECK(down[0].at_ms == absl::ToUnixMillis(kT0 + absl::Seconds(30)));  // offline when judged
+  CHECK(t.Find("ship2")->info.status() == proto::NODE_ONLINE);
+  // The link heals and the probes come back: ship2's silence counts again, and it was
+  // not heard from all along, so it goes offline.
+  CHECK(t.Monitor(kT0 + absl::Seconds(31), 3, kT0 + absl::Milliseconds(4900)).empty());
+  CHECK(t.Monitor(kT0 + absl::Seconds(31), 3, kT0 + absl::Milliseconds(5100)).size() == 1);
+}
+
 TEST_CASE("a hello sets the heartbeat the monitor uses", "[station][nodes]") {
   NodeTable t(absl::Seconds(5));
   proto::Hello h;

@@ -49,8 +49,8 @@ Cluster::~Cluster() {
   if (station_) station_->Signal(SIGKILL);
 }
 
-void Cluster::StartStation(std::vector<std::string> extra_args) {
-  std::vector<std::string> argv = {BinPath("station/steward-station"), "--nats", url(),
+void Cluster::StartStation(std::vector<std::string> extra_args, const std::string& nats_url) {
+  std::vector<std::string> argv = {BinPath("station/steward-station"), "--nats", nats_url.empty() ? url() : nats_url,
                                    "--data-dir", dir_.str() + "/station"};
   if (secure()) {
     argv.push_back("--keys");

@@ -37,8 +37,9 @@ class Cluster {
   const TempDir& dir() const { return dir_; }
 
   // Starts the station (data under dir/station) and waits until it answers. Its HTTP
-  // server listens on a free loopback port unless extra_args say --http.
-  void StartStation(std::vector<std::string> extra_args = {});
+  // server listens on a free loopback port unless extra_args say --http. `nats_url`
+  // replaces the broker's URL (a proxy in front of it).
+  void StartStation(std::vector<std::string> extra_args = {}, const std::string& nats_url = "");
   // The station's HTTP port, from its log line ("http: serving ... :PORT/"); 0 if none.
   int HttpPort();
   void StopStation(int sig = SIGTERM);
