@@ -10,6 +10,13 @@ namespace steward::station {
 Backlog::Backlog(natsSubscription* sub, std::string name, Metrics& metrics)
     : sub_(sub), name_(std::move(name)), metrics_(metrics) {}
 
+uint64_t Backlog::taken() const {
+  int pending = 0;
+  int64_t delivered = 0;
+  if (natsSubscription_GetStats(sub_, &pending, nullptr, nullptr, nullptr, &delivered, nullptr) != NATS_OK) return 0;
+  return static_cast<uint64_t>(delivered) + static_cast<uint64_t>(pending);
+}
+
 void Backlog::Check(bool force) {
   const absl::Time now = absl::Now();
   absl::MutexLock lock(&mu_);

@@ -14,6 +14,7 @@
 
 #include <nats/nats.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -40,6 +41,13 @@ class Backlog {
   const std::string& name() const { return name_; }
   // Looks at the subscription (at most every 100 ms; `force` looks now).
   void Check(bool force = false) ABSL_LOCKS_EXCLUDED(mu_);
+  // A serving thread finished a message it took.
+  void Served() { served_.fetch_add(1, std::memory_order_release); }
+  // Messages served so far, and messages taken off the wire so far (handed to a serving
+  // thread, or waiting in the subscription's queue; 0 once it is closed): when served()
+  // reaches an earlier taken(), everything queued by then has been served (station/hearing.h).
+  uint64_t served() const { return served_.load(std::memory_order_acquire); }
+  uint64_t taken() const;
 
  private:
   natsSubscription* const sub_;
@@ -49,6 +57,7 @@ class Backlog {
   absl::Time last_look_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;   // drops already reported
   bool behind_ ABSL_GUARDED_BY(mu_) = false;  // past half the limit at the last look
+  std::atomic<uint64_t> served_{0};
 };
 
 }  // namespace steward::station

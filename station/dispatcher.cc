@@ -50,10 +50,18 @@ Gate Dispatcher::GateOf(proto::CommandState& c) {
   return core_.BindLocked(c) ? Gate::kSend : Gate::kPark;
 }
 
-void Dispatcher::Run(const absl::Notification& stop) {
+void Dispatcher::Run(const absl::Notification& stop, const Backlog* events) {
   absl::Time next_prune = absl::Now() + absl::Seconds(5);
   absl::Time next_housekeeping = absl::Now();
-  if (absl::StatusOr<Hearing> h = Hearing::Start(core_.conn(), core_.options().name); h.ok()) {
+  // Past this, nats.c's own pings have closed a half-open link (3 unanswered at the
+  // station's ping interval, its default heartbeat unless set; station.cc Connect), and a
+  // probe that has not come back is not the link's fault.
+  const nats::ConnectOptions& link = core_.options().nats;
+  const absl::Duration ping =
+      link.ping_interval > absl::ZeroDuration() ? link.ping_interval : core_.options().default_heartbeat;
+  const absl::Duration longest_deafness = ping * (link.max_pings_out + 2);
+  if (absl::StatusOr<Hearing> h = Hearing::Start(core_.conn(), core_.options().name, longest_deafness, events);
+      h.ok()) {
     hearing_.emplace(std::move(*h));
   } else {
     STEWARD_LOG_WARNING(
@@ -98,7 +106,10 @@ void Dispatcher::Run(const absl::Notification& stop) {
       }
     }
     core_.Run(effects);
-    if (probe.has_value() && hearing_.has_value()) {
+    // Probes only on a connection that is up: nats.c would keep the others for the
+    // reconnect, and they could not vouch for anything then (NodeTable::Listening does).
+    if (probe.has_value() && hearing_.has_value() &&
+        natsConnection_Status(core_.conn()) == NATS_CONN_STATUS_CONNECTED) {
       if (absl::Status st = hearing_->Probe(*probe); !st.ok()) {
         STEWARD_LOG_WARNING("station {}: probe of its broker link not sent: {}", core_.options().name, st.message());
       }
@@ -452,9 +463,10 @@ void Dispatcher::HousekeepLocked(absl::Time now, Effects& effects) {
       deaf_ = false;
       listening_since_ = now;
       core_.model.nodes.Listening(now);
+      if (hearing_.has_value()) hearing_->Restart();
     }
-    const absl::Time heard = hearing_.has_value() ? hearing_->Heard() : now;
-    NoteHearingLocked(now, heard);
+    const absl::Time heard = hearing_.has_value() ? hearing_->Heard(now) : now;
+    if (hearing_.has_value()) NoteHearingLocked(now, heard);
     for (const Transition& t : core_.model.nodes.Monitor(now, core_.options().missed_heartbeats, heard)) {
       core_.RecordLocked(t, effects);
     }
@@ -469,11 +481,21 @@ void Dispatcher::NoteHearingLocked(absl::Time now, absl::Time heard) {
     unheard_warned_ = true;
     STEWARD_LOG_WARNING(
         "station {}: its probes through the broker have not come back for {} (a half-open link, or "
-        "a backlog): no node's silence counts until they do",
+        "its intake is that far behind): no node's silence after that counts until they do",
         core_.options().name, absl::FormatDuration(unheard));
-  } else if (unheard_warned_ && unheard <= kUnheardWarning) {
+  } else if (unheard_warned_ && heard >= listening_since_ && unheard < kUnheardWarning / 2) {
     unheard_warned_ = false;
     STEWARD_LOG_INFO("station {}: hears its broker again", core_.options().name);
+  }
+  if (hearing_->capped() && !capped_logged_) {
+    capped_logged_ = true;
+    STEWARD_LOG_ERROR(
+        "station {}: its probes through the broker have not come back for {}, although its "
+        "connection is up (does the broker let it publish and subscribe to _STEWARD.hear.>?): "
+        "nodes' silence is judged anyway, that much late",
+        core_.options().name, absl::FormatDuration(now - heard));
+  } else if (!hearing_->capped()) {
+    capped_logged_ = false;
   }
 }
 

@@ -34,8 +34,10 @@ class Dispatcher {
  public:
   explicit Dispatcher(Core& core) : core_(core) {}
 
-  // Run is the dispatcher thread's body; it returns once `stop` is notified.
-  void Run(const absl::Notification& stop) ABSL_LOCKS_EXCLUDED(core_.model.mu);
+  // Run is the dispatcher thread's body; it returns once `stop` is notified. `events`,
+  // when given, is the intake of nodes' events: a silence is judged only once it has
+  // served what came before the station's latest probe of its link (station/hearing.h).
+  void Run(const absl::Notification& stop, const Backlog* events = nullptr) ABSL_LOCKS_EXCLUDED(core_.model.mu);
   // Flush queues what the ledger gets lazily (running states, node rows), at shutdown.
   void Flush() ABSL_LOCKS_EXCLUDED(core_.model.mu);
   // When the loop last went round (the service watchdog's proof of life).
@@ -76,8 +78,8 @@ class Dispatcher {
   absl::Status CheckAnswer(const std::string& id, const std::string& node, const proto::Ack& ack, bool covered = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
   void HousekeepLocked(absl::Time now, Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
-  // Logs when the station's probes stop coming back (`heard` falls behind), and when
-  // they come back.
+  // Logs when the station's probes stop coming back (`heard` falls behind), when they
+  // come back, and when Hearing's bound applies (they do not come back on a link that is up).
   void NoteHearingLocked(absl::Time now, absl::Time heard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
 
   Core& core_;
@@ -89,6 +91,7 @@ class Dispatcher {
   absl::Time listening_since_ = absl::InfinitePast();  // when it last stopped being deaf
   std::optional<Hearing> hearing_;                     // none if its subscription failed
   bool unheard_warned_ = false;
+  bool capped_logged_ = false;
   std::atomic<uint64_t> bad_batches_{0};  // batch answers not taken
 };
 

@@ -1,18 +1,21 @@
 #include "station/hearing.h"
 
+#include <algorithm>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
 namespace steward::station {
 
-absl::StatusOr<Hearing> Hearing::Start(natsConnection* conn, const std::string& station) {
+absl::StatusOr<Hearing> Hearing::Start(natsConnection* conn, const std::string& station,
+                                       absl::Duration longest_deafness, const Backlog* events) {
   std::string subject = nats::NewInbox(absl::StrCat("_STEWARD.hear.", station));
   STEWARD_ASSIGN_OR_RETURN(nats::SubscriptionPtr sub, nats::SubscribeSync(conn, subject, static_cast<int>(kMaxOut)));
-  return Hearing(conn, std::move(sub), std::move(subject));
+  return Hearing(conn, std::move(sub), std::move(subject), longest_deafness, events);
 }
 
-absl::Time Hearing::Heard() {
+absl::Time Hearing::Heard(absl::Time now) {
   int pending = 0;
   while (natsSubscription_GetPending(sub_.get(), &pending, nullptr) == NATS_OK && pending > 0) {
     absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub_.get(), absl::Milliseconds(1));
@@ -21,12 +24,27 @@ absl::Time Hearing::Heard() {
     if (!absl::SimpleAtoi(nats::Data(msg->get()), &seq)) continue;
     // The broker keeps their order: probes before this one that are still out are lost.
     while (!out_.empty() && out_.front().first < seq) out_.pop_front();
-    if (!out_.empty() && out_.front().first == seq) {
-      heard_ = std::max(heard_, out_.front().second);
-      out_.pop_front();
-    }
+    if (out_.empty() || out_.front().first != seq) continue;
+    // Everything queued for the intake before this probe was queued for it is taken now.
+    back_.emplace_back(out_.front().second, events_ != nullptr ? events_->taken() : 0);
+    out_.pop_front();
   }
-  return heard_;
+  const uint64_t served = events_ != nullptr ? events_->served() : 0;
+  while (!back_.empty() && back_.front().second <= served) {
+    heard_ = std::max(heard_, back_.front().first);
+    back_.pop_front();
+  }
+  // The bound applies once a probe has waited that long (one sent since the last Restart).
+  absl::Time oldest = out_.empty() ? absl::InfiniteFuture() : out_.front().second;
+  if (!back_.empty()) oldest = std::min(oldest, back_.front().first);
+  const absl::Time bound = now - longest_deafness_;
+  capped_ = heard_ < bound && oldest < bound;
+  return capped_ ? bound : heard_;
+}
+
+void Hearing::Restart() {
+  out_.clear();
+  back_.clear();
 }
 
 absl::Status Hearing::Probe(absl::Time now) {

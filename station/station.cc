@@ -453,7 +453,7 @@ absl::Status Station::Serve() {
   for (int i = 0; i < kEventThreads; ++i) {
     threads_.emplace_back([this, stop, serve_event] { Serve(*stop, events_.get(), *events_backlog_, serve_event); });
   }
-  threads_.emplace_back([this, stop] { dispatcher_->Run(*stop); });
+  threads_.emplace_back([this, stop] { dispatcher_->Run(*stop, events_backlog_.get()); });
   threads_.emplace_back([this, stop] { job_runner_->Run(*stop); });
   if (options_.site.name.empty()) {
     // The central station answers site stations (station/site.h); a site station never
@@ -491,6 +491,7 @@ void Station::Serve(const absl::Notification& stop, natsSubscription* sub, Backl
     absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub, kTick);
     if (msg.ok()) {
       serve(std::move(*msg));
+      backlog.Served();
       backlog.Check();
     } else if (natsConnection_IsClosed(conn_.get())) {
       // Closed for good (BrokerClosed): main() starts the station again. NextMsg answers

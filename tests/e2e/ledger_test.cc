@@ -421,10 +421,13 @@ TEST_CASE("a station whose own link goes half-open takes no node offline for it 
   REQUIRE(c.station().WaitForOutput("probes through the broker have not come back", absl::Seconds(10)));
   absl::SleepFor(absl::Milliseconds(2500));
   link.Thaw();
+  const absl::Time thawed = absl::Now();
   REQUIRE(c.station().WaitForOutput("hears its broker again", absl::Seconds(10)));
-  // ship2 goes offline for its own silence, counted until the station's hearing came back.
-  REQUIRE(steward::testing::WaitUntil([&] { return NodeRow(c, "ship2").status() == steward::proto::NODE_OFFLINE; },
-                                      absl::Seconds(10)));
+  // ship2 goes offline for its own silence, judged once the station heard again.
+  steward::proto::NodeInfo ship2;
+  REQUIRE(steward::testing::WaitUntil(
+      [&] { return (ship2 = NodeRow(c, "ship2")).status() == steward::proto::NODE_OFFLINE; }, absl::Seconds(10)));
+  CHECK(ship2.since_unix_ms() >= absl::ToUnixMillis(thawed));
   // Past 3 heartbeats after the thaw: ship1 was heard all along (its heartbeats waited
   // on the path), online as it has been since before, no offline spell.
   absl::SleepFor(absl::Milliseconds(3500));
