@@ -50,7 +50,16 @@ TEST_CASE("a probe back vouches for its send time once the intake served what ca
   intake.Served();
   CHECK(hearing->Heard(now) == kT0);
 
-  // The next probes advance it; one that never came back (a lost probe) is skipped.
+  // A hello already taken by a serving thread but not served yet holds a probe back too.
+  REQUIRE(nats::Publish(nc.get(), "station.event.hello.agent", "hello").ok());
+  REQUIRE(nats::NextMsg(events->get(), absl::Seconds(1)).ok());
+  REQUIRE(hearing->Probe(kT0 + absl::Milliseconds(500)).ok());
+  REQUIRE(nats::Flush(nc.get(), absl::Seconds(5)).ok());
+  CHECK(hearing->Heard(now) == kT0);
+  intake.Served();
+  CHECK(hearing->Heard(now) == kT0 + absl::Milliseconds(500));
+
+  // The next probes advance it.
   REQUIRE(hearing->Probe(kT0 + absl::Seconds(1)).ok());
   REQUIRE(hearing->Probe(kT0 + absl::Seconds(2)).ok());
   REQUIRE(WaitUntil([&] { return hearing->Heard(now) == kT0 + absl::Seconds(2); }));
