@@ -44,8 +44,11 @@ class Backlog {
   // A serving thread finished a message it took.
   void Served() { served_.fetch_add(1, std::memory_order_release); }
   // Messages served so far, and messages taken off the wire so far (handed to a serving
-  // thread, or waiting in the subscription's queue; 0 once it is closed): when served()
-  // reaches an earlier taken(), everything queued by then has been served (station/hearing.h).
+  // thread, or waiting in the subscription's queue; 0 once it is closed). When served()
+  // reaches an earlier taken(), as many messages were served as were queued by then: all
+  // of them but at most one a serving thread still holds (a later one may have finished
+  // first), which a node's several heartbeats in a judged silence make up for
+  // (station/hearing.h).
   uint64_t served() const { return served_.load(std::memory_order_acquire); }
   uint64_t taken() const;
 

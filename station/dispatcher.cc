@@ -494,7 +494,7 @@ void Dispatcher::NoteHearingLocked(absl::Time now, absl::Time heard) {
         "connection is up (does the broker let it publish and subscribe to _STEWARD.hear.>?): "
         "nodes' silence is judged anyway, that much late",
         core_.options().name, absl::FormatDuration(now - heard));
-  } else if (!hearing_->capped()) {
+  } else if (!hearing_->capped() && unheard < kUnheardWarning / 2) {
     capped_logged_ = false;
   }
 }

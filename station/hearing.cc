@@ -28,30 +28,32 @@ absl::Time Hearing::Heard(absl::Time now) {
     // Everything queued for the intake before this probe was queued for it is taken now.
     back_.emplace_back(out_.front().second, events_ != nullptr ? events_->taken() : 0);
     out_.pop_front();
+    waiting_since_ = out_.empty() ? absl::InfiniteFuture() : out_.front().second;
   }
   const uint64_t served = events_ != nullptr ? events_->served() : 0;
   while (!back_.empty() && back_.front().second <= served) {
     heard_ = std::max(heard_, back_.front().first);
     back_.pop_front();
   }
-  // The bound applies once a probe has waited that long (one sent since the last Restart).
-  absl::Time oldest = out_.empty() ? absl::InfiniteFuture() : out_.front().second;
-  if (!back_.empty()) oldest = std::min(oldest, back_.front().first);
+  // The bound applies once a probe has not come back for that long (the link's fault, or
+  // the broker's; an intake that far behind holds the time back, and says so itself).
   const absl::Time bound = now - longest_deafness_;
-  capped_ = heard_ < bound && oldest < bound;
+  capped_ = heard_ < bound && waiting_since_ < bound;
   return capped_ ? bound : heard_;
 }
 
 void Hearing::Restart() {
   out_.clear();
   back_.clear();
+  waiting_since_ = absl::InfiniteFuture();
 }
 
 absl::Status Hearing::Probe(absl::Time now) {
   const uint64_t seq = next_++;
   STEWARD_RETURN_IF_ERROR(nats::Publish(conn_, subject_, absl::StrCat(seq)));
   out_.emplace_back(seq, now);
-  if (out_.size() > kMaxOut) out_.pop_front();
+  if (out_.size() > kMaxOut) out_.pop_front();  // waiting_since_ stays
+  waiting_since_ = std::min(waiting_since_, now);
   return absl::OkStatus();
 }
 

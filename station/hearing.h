@@ -18,9 +18,10 @@
 //
 // A probe that never comes back on a link that works (a broker that refuses the station
 // the subject: hand-written permissions) must not blind the station for good: Heard()
-// never lags `now` by more than `longest_deafness` once a probe has waited that long: past
-// it, nats.c has seen a half-open link for itself (its pings) and the connection is no
-// longer up. capped() says the bound applied. Everything runs on the dispatcher's thread.
+// never lags `now` by more than `longest_deafness` once a probe has not come back for that
+// long: past it, nats.c has seen a half-open link for itself (its pings) and the
+// connection is no longer up. capped() says the bound applied. Everything runs on the
+// dispatcher's thread.
 #pragma once
 
 #include <cstdint>
@@ -77,6 +78,9 @@ class Hearing {
   // Probes back, waiting for the intake to serve the events taken before them: send
   // time, events taken (Backlog::taken) when the probe was.
   std::deque<std::pair<absl::Time, uint64_t>> back_;
+  // Since when the oldest probe out has waited (not moved by trimming out_): the bound's
+  // clock.
+  absl::Time waiting_since_ = absl::InfiniteFuture();
   absl::Time heard_ = absl::InfinitePast();
   bool capped_ = false;
 };

@@ -415,13 +415,14 @@ TEST_CASE("a station whose own link goes half-open takes no node offline for it 
   const steward::proto::NodeInfo before = NodeRow(c, "ship1");
   REQUIRE(before.status() == steward::proto::NODE_ONLINE);
   REQUIRE(NodeRow(c, "ship2").status() == steward::proto::NODE_ONLINE);
-  link.Freeze();                  // nothing crosses, nothing is closed
+  link.Freeze();  // nothing crosses, nothing is closed
+  const absl::Time frozen = absl::Now();
   c.StopAgent("ship2", SIGKILL);  // dies meanwhile: its silence is its own
   // More than 3 heartbeats: the station hears nothing, and its probes do not come back.
   REQUIRE(c.station().WaitForOutput("probes through the broker have not come back", absl::Seconds(10)));
-  absl::SleepFor(absl::Milliseconds(2500));
-  link.Thaw();
+  absl::SleepFor(frozen + absl::Milliseconds(4500) - absl::Now());
   const absl::Time thawed = absl::Now();
+  link.Thaw();
   REQUIRE(c.station().WaitForOutput("hears its broker again", absl::Seconds(10)));
   // ship2 goes offline for its own silence, judged once the station heard again.
   steward::proto::NodeInfo ship2;

@@ -8,7 +8,6 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/nats.h"
 #include "station/backlog.h"
@@ -35,7 +34,7 @@ TEST_CASE("a probe back vouches for its send time once the intake served what ca
   Backlog intake(events->get(), "events", metrics);
   absl::StatusOr<Hearing> hearing = Hearing::Start(nc.get(), "station", absl::Minutes(1), &intake);
   REQUIRE(hearing.ok());
-  const absl::Time now = absl::Now();
+  const absl::Time now = kT0 + absl::Seconds(3);       // the turns' clock
   CHECK(hearing->Heard(now) == absl::InfinitePast());  // nothing sent, nothing vouched for
   CHECK_FALSE(hearing->capped());
 
@@ -65,7 +64,7 @@ TEST_CASE("a probe back vouches for its send time once the intake served what ca
   REQUIRE(WaitUntil([&] { return hearing->Heard(now) == kT0 + absl::Seconds(2); }));
 }
 
-TEST_CASE("a broker that refuses the station its probes leaves it judging nodes late by the bound, not never",
+TEST_CASE("a broker that refuses the station its probes leaves it judging nodes late by the bound and not never",
           "[station][hearing][integration]") {
   nats::Library lib;
   steward::testing::TempDir dir;
@@ -95,6 +94,14 @@ TEST_CASE("a broker that refuses the station its probes leaves it judging nodes 
   hearing->Restart();
   CHECK(hearing->Heard(kT0 + absl::Seconds(60)) == absl::InfinitePast());
   CHECK_FALSE(hearing->capped());
+
+  // A bound longer than the probes kept (1024, one a turn): the first one's wait still counts.
+  absl::StatusOr<Hearing> patient = Hearing::Start(nc->get(), "station", absl::Seconds(60), nullptr);
+  REQUIRE(patient.ok());
+  for (int i = 0; i < 1100; ++i) REQUIRE(patient->Probe(kT0 + i * absl::Milliseconds(50)).ok());
+  CHECK(patient->Heard(kT0 + absl::Seconds(59)) == absl::InfinitePast());
+  CHECK(patient->Heard(kT0 + absl::Seconds(61)) == kT0 + absl::Seconds(1));
+  CHECK(patient->capped());
 }
 
 }  // namespace
