@@ -101,6 +101,10 @@ struct Counters {
   // they carried.
   std::atomic<uint64_t> batches{0};
   std::atomic<uint64_t> batched_commands{0};
+  // How long ago the station last proved it heard its broker (station/hearing.h), at the
+  // dispatcher's last housekeeping: 0 on a healthy link, growing while a link of its own
+  // is half-open or down (nobody's silence after that counts).
+  std::atomic<int64_t> unheard_ms{0};
 };
 
 class Core {

@@ -458,6 +458,7 @@ void Dispatcher::HousekeepLocked(absl::Time now, Effects& effects) {
   // link returns none).
   if (natsConnection_Status(core_.conn()) != NATS_CONN_STATUS_CONNECTED) {
     deaf_ = true;
+    if (proven_ != absl::InfinitePast()) core_.counters.unheard_ms.store(absl::ToInt64Milliseconds(now - proven_));
   } else {
     if (deaf_) {
       deaf_ = false;
@@ -467,6 +468,8 @@ void Dispatcher::HousekeepLocked(absl::Time now, Effects& effects) {
     }
     const absl::Time heard = hearing_.has_value() ? hearing_->Heard(now) : now;
     if (hearing_.has_value()) NoteHearingLocked(now, heard);
+    proven_ = std::max(heard, listening_since_);
+    core_.counters.unheard_ms.store(absl::ToInt64Milliseconds(now - proven_));
     for (const Transition& t : core_.model.nodes.Monitor(now, core_.options().missed_heartbeats, heard)) {
       core_.RecordLocked(t, effects);
     }

@@ -89,6 +89,7 @@ class Dispatcher {
   // or takes over, and after a housekeeping that found the broker connection down.
   bool deaf_ = true;
   absl::Time listening_since_ = absl::InfinitePast();  // when it last stopped being deaf
+  absl::Time proven_ = absl::InfinitePast();           // the last moment it proved it heard
   std::optional<Hearing> hearing_;                     // none if its subscription failed
   bool unheard_warned_ = false;
   bool capped_logged_ = false;

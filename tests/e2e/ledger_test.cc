@@ -16,6 +16,7 @@
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "ctl/client.h"
+#include "tests/http/http_util.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/tcp_proxy.h"
 #include "tests/testing/wait.h"
@@ -420,10 +421,17 @@ TEST_CASE("a station whose own link goes half-open takes no node offline for it 
   c.StopAgent("ship2", SIGKILL);  // dies meanwhile: its silence is its own
   // More than 3 heartbeats: the station hears nothing, and its probes do not come back.
   REQUIRE(c.station().WaitForOutput("probes through the broker have not come back", absl::Seconds(10)));
+  // Its metrics say so too (its HTTP server does not go through the broker).
+  const auto unheard = [&] {
+    return steward::testing::Sample(steward::testing::Http(c.HttpPort(), "GET", "/metrics").body,
+                                    "steward_station_unheard_seconds");
+  };
+  CHECK(unheard() >= 2);
   absl::SleepFor(frozen + absl::Milliseconds(4500) - absl::Now());
   const absl::Time thawed = absl::Now();
   link.Thaw();
   REQUIRE(c.station().WaitForOutput("hears its broker again", absl::Seconds(10)));
+  CHECK(unheard() < 1);
   // ship2 goes offline for its own silence, judged once the station heard again.
   steward::proto::NodeInfo ship2;
   REQUIRE(steward::testing::WaitUntil(

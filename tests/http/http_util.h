@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "tests/testing/cluster.h"
@@ -74,6 +75,17 @@ inline std::vector<SseEvent> TakeFrames(std::string& buffer) {
     if (!e.id.empty() || !e.event.empty()) out.push_back(std::move(e));
   }
   return out;
+}
+
+// The value of one sample ("name{labels}") in a /metrics text; -1 when absent.
+inline double Sample(const std::string& text, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (line.size() > series.size() && line.substr(0, series.size()) == series && line[series.size()] == ' ') {
+      double v = 0;
+      if (absl::SimpleAtod(line.substr(series.size() + 1), &v)) return v;
+    }
+  }
+  return -1;
 }
 
 }  // namespace steward::testing

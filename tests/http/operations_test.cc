@@ -19,6 +19,7 @@ using steward::testing::Cluster;
 using steward::testing::Http;
 using steward::testing::Reply;
 using steward::testing::RunResult;
+using steward::testing::Sample;
 using steward::testing::WaitUntil;
 
 namespace steward {
@@ -28,17 +29,6 @@ std::string IdOf(const RunResult& r) { return r.out.substr(r.out.find(' ') + 1, 
 
 std::string StateOf(Cluster& c, const std::string& id) {
   return Http(c.HttpPort(), "GET", "/api/v1/commands/" + id).json.value("state", "");
-}
-
-// The value of one sample ("name{labels}") in a /metrics text; -1 when absent.
-double Sample(const std::string& text, const std::string& series) {
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (line.size() > series.size() && line.substr(0, series.size()) == series && line[series.size()] == ' ') {
-      double v = 0;
-      if (absl::SimpleAtod(line.substr(series.size() + 1), &v)) return v;
-    }
-  }
-  return -1;
 }
 
 TEST_CASE("pause holds all dispatch across a restart and resume sends what waited", "[integration][http][ops]") {
