@@ -120,8 +120,8 @@ std::string Render(Router& r, const Tokens& tokens) {
   w.Gauge("steward_nodes_offline_alarms", "Nodes offline and not in maintenance.", alarms);
   w.Gauge("steward_station_unheard_seconds",
           "How long ago the station last proved it heard its broker (a probe through it came back and "
-          "the events before it were served): about 0.1 on a healthy link; while it grows (a half-open "
-          "link, the broker gone, an intake behind) no node's silence counts.",
+          "the events before it were served): 0.05 (a housekeeping turn) on a healthy link; while it "
+          "grows (a half-open link, the broker gone, an intake behind) no node's silence counts.",
           static_cast<double>(core.counters.unheard_ms.load()) / 1000);
   w.Gauge("steward_dispatch_paused", "1 while dispatch is paused (stewardctl pause).", paused ? 1 : 0);
 
