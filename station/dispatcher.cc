@@ -467,9 +467,9 @@ void Dispatcher::HousekeepLocked(absl::Time now, Effects& effects) {
       if (hearing_.has_value()) hearing_->Restart();
     }
     const absl::Time heard = hearing_.has_value() ? hearing_->Heard(now) : now;
-    if (hearing_.has_value()) NoteHearingLocked(now, heard);
     proven_ = std::max(heard, listening_since_);
     core_.counters.unheard_ms.store(absl::ToInt64Milliseconds(now - proven_));
+    if (hearing_.has_value()) NoteHearingLocked(now, heard);
     for (const Transition& t : core_.model.nodes.Monitor(now, core_.options().missed_heartbeats, heard)) {
       core_.RecordLocked(t, effects);
     }
@@ -479,7 +479,7 @@ void Dispatcher::HousekeepLocked(absl::Time now, Effects& effects) {
 }
 
 void Dispatcher::NoteHearingLocked(absl::Time now, absl::Time heard) {
-  const absl::Duration unheard = now - std::max(heard, listening_since_);
+  const absl::Duration unheard = now - proven_;
   if (!unheard_warned_ && unheard > kUnheardWarning) {
     unheard_warned_ = true;
     STEWARD_LOG_WARNING(

@@ -78,8 +78,9 @@ class Dispatcher {
   absl::Status CheckAnswer(const std::string& id, const std::string& node, const proto::Ack& ack, bool covered = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
   void HousekeepLocked(absl::Time now, Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
-  // Logs when the station's probes stop coming back (`heard` falls behind), when they
-  // come back, and when Hearing's bound applies (they do not come back on a link that is up).
+  // Logs when the station's probes stop coming back (`heard`, and so `proven_`, falls
+  // behind), when they come back, and when Hearing's bound applies (they do not come
+  // back on a link that is up). After proven_ is set for this turn.
   void NoteHearingLocked(absl::Time now, absl::Time heard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.model.mu);
 
   Core& core_;
