@@ -1,6 +1,8 @@
 #include "station/http/server.h"
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -300,16 +302,28 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const HttpOptions& options
                           why);
       return std::unique_ptr<Server>();
     }
-    return absl::UnavailableError(absl::StrCat("--http: ", why));
+    // An error of this configuration, not the broker's: never Unavailable, which a start
+    // whose broker connection closed meanwhile would take for the broker's doing.
+    return absl::FailedPreconditionError(absl::StrCat("--http: ", why));
   }
   s->port_ = port;
-  s->thread_ = std::thread([&http] { http.listen_after_bind(); });
+  s->thread_ = ListenOnThread(http);
   STEWARD_LOG_INFO("http: serving the API, dashboard and /metrics on {}://{}:{}/", tls ? "https" : "http",
                    host.find(':') != std::string::npos ? absl::StrCat("[", host, "]") : host, port);
   if (!core.options().key.has_value()) {
     STEWARD_LOG_WARNING("http: no station keys (development mode): HTTP writes are taken from loopback only");
   }
   return s;
+}
+
+std::thread ListenOnThread(httplib::Server& server) {
+  auto ended = std::make_shared<std::atomic<bool>>(false);
+  std::thread t([&server, ended] {
+    server.listen_after_bind();
+    ended->store(true);
+  });
+  while (!server.is_running() && !ended->load()) absl::SleepFor(absl::Milliseconds(1));
+  return t;
 }
 
 Server::~Server() { Shutdown(); }

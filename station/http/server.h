@@ -158,4 +158,11 @@ void AddMetrics(Router& router, const Tokens& tokens);
 void AddDashboard(Router& router);
 void AddDebug(Router& router, DebugRelay& relay);
 
+// Runs the accept loop of `server` (bound already) on a new thread, and returns the
+// thread once the loop runs, or has already ended. httplib's stop() does nothing until
+// listen_after_bind has marked the server running: a stop soon after the thread started
+// (a station whose start failed at a later step, its broker closed under it) left the
+// thread in accept() for good, and the station hung in its Shutdown.
+std::thread ListenOnThread(httplib::Server& server);
+
 }  // namespace steward::station::http
