@@ -68,7 +68,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, Method
     std::optional<std::string> closed = agent->BrokerClosed();
     // Only a broker call that failed on it (a syslog port taken meanwhile stays an error
     // of this configuration).
-    if (closed.has_value() && (absl::IsUnavailable(st) || absl::StrContains(st.message(), "Invalid Subscription"))) {
+    if (closed.has_value() && nats::FailedOnClosed(st)) {
       // Named as main() names a close seen after the start: one cause, one wording.
       return absl::UnavailableError(absl::StrCat("the broker connection to ", nats::RedactUrl(agent->options_.nats.url),
                                                  " closed while the agent started: ", *closed, " (", st.message(),

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
@@ -171,6 +172,10 @@ std::string RedactUrl(absl::string_view url) {
 }
 
 int LiveConnectionCallbacks() { return live_callbacks.load(); }
+
+bool FailedOnClosed(const absl::Status& st) {
+  return absl::IsUnavailable(st) || absl::StrContains(st.message(), natsStatus_GetText(NATS_INVALID_SUBSCRIPTION));
+}
 
 std::optional<std::string> ClosedReason(natsConnection* nc) {
   if (nc == nullptr || !natsConnection_IsClosed(nc)) return std::nullopt;

@@ -104,6 +104,11 @@ int LiveConnectionCallbacks();
 // Why `nc` is closed for good, when it is (nats.c closes a connection whose first connect
 // timed out, or whose credentials were refused, whatever the reconnect settings).
 std::optional<std::string> ClosedReason(natsConnection* nc);
+// Whether `st` is how a broker call fails once its connection closed under it: the
+// connection's own errors (Unavailable), or a subscription nats.c closed with it between
+// two calls (a subscribe that succeeded, then its SetPendingLimits: "Invalid Subscription").
+// Only meaningful together with ClosedReason: the caller checks the connection is closed.
+bool FailedOnClosed(const absl::Status& st);
 
 // SubscribeSync subscribes for NextMsg polling, bounding what nats.c buffers for it:
 // `max_pending_msgs` messages and `max_pending_bytes` bytes (0: 64 KiB a message, at

@@ -95,7 +95,7 @@ absl::StatusOr<std::unique_ptr<Station>> Station::Start(StationOptions options) 
     // start the station again. Any other error, one of this configuration or ledger, is
     // returned as it is, closed connection or not.
     std::optional<std::string> closed = s->BrokerClosed();
-    if (closed.has_value() && (absl::IsUnavailable(st) || absl::StrContains(st.message(), "Connection Closed"))) {
+    if (closed.has_value() && nats::FailedOnClosed(st)) {
       absl::Status again = absl::UnavailableError(absl::StrCat(
           "the broker connection to ", nats::RedactUrl(s->options_.nats.url), " is closed (", *closed, "): ",
           st.message()));

@@ -319,5 +319,36 @@ TEST_CASE("A connection's callbacks are freed once it is closed, however it clos
   CHECK(WaitUntil([&] { return LiveConnectionCallbacks() == before; }));
 }
 
+// A daemon's start subscribes while nats.c still tries its first connect; when that times
+// out, the connection closes and takes the subscriptions made so far with it. Each later
+// broker call of that start fails in a way FailedOnClosed names, so the daemon starts again
+// rather than exiting (the station's start used to exit 2 on "Invalid Subscription").
+TEST_CASE("Broker calls of a start whose first connect times out fail as FailedOnClosed", "[nats][integration]") {
+  Library lib;
+  NatsServer server;
+  TcpProxy proxy(static_cast<uint16_t>(server.port()));
+  proxy.Freeze();  // accepted by the kernel, never answered
+  ConnectOptions opts;
+  opts.name = "daemon";
+  opts.keep_trying = true;
+  opts.url = absl::StrCat("nats://127.0.0.1:", proxy.port());
+  opts.connect_timeout = absl::Milliseconds(300);
+  ConnectionPtr nc = MustConnect(opts);
+  natsSubscription* raw = nullptr;
+  REQUIRE(natsConnection_SubscribeSync(&raw, nc.get(), "made.before") == NATS_OK);
+  SubscriptionPtr early(raw);
+  REQUIRE(WaitUntil([&] { return natsConnection_IsClosed(nc.get()); }, absl::Seconds(20)));
+  CHECK(ClosedReason(nc.get()).has_value());
+  const absl::Status limits = ToStatus(natsSubscription_SetPendingLimits(early.get(), 16, 1 << 20), "SetPendingLimits");
+  INFO(limits.ToString());
+  CHECK(FailedOnClosed(limits));
+  const absl::Status subscribe = SubscribeSync(nc.get(), "made.after", 16).status();
+  INFO(subscribe.ToString());
+  CHECK(FailedOnClosed(subscribe));
+  // A start's own error is not the broker's doing, closed connection or not.
+  CHECK_FALSE(FailedOnClosed(absl::InvalidArgumentError("--http: address in use")));
+  CHECK_FALSE(FailedOnClosed(absl::OkStatus()));
+}
+
 }  // namespace
 }  // namespace steward::nats

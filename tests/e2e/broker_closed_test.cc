@@ -66,7 +66,9 @@ TEST_CASE("a station whose broker does not answer its first connect keeps trying
     return n;
   };
   // Two starts that found the connection closed: it did start again in its process.
-  REQUIRE(WaitUntil([&] { return starts_again() >= 2; }, absl::Seconds(30)));
+  if (!WaitUntil([&] { return starts_again() >= 2; }, absl::Seconds(30))) {
+    FAIL("still running: " << station.running() << "\n" << station.Stderr());
+  }
   CHECK(absl::StrContains(station.Stderr(), "the broker connection to nats://127.0.0.1:"));
   REQUIRE(station.running());  // it used to exit with status 2 at the first
   CHECK_FALSE(absl::StrContains(station.Stderr(), "serving: the broker at"));
