@@ -82,6 +82,10 @@ struct Model {
   // Set by a ledger write's completion: wake once the writer's whole group completed
   // (ledger::Store::AfterGroup).
   bool wake_after_group ABSL_GUARDED_BY(mu) = false;
+  // Serving ends (a stop, a site's hand-back): every waiter was answered with the states
+  // as they are, and one that comes now is answered at once the same way. An HTTP submit
+  // that waits holds a server thread, which the server's shutdown joins.
+  bool closing ABSL_GUARDED_BY(mu) = false;
 };
 
 // Things the station refused or dropped, counted (for logs, `nodes`, and metrics).

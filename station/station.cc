@@ -540,6 +540,19 @@ void Station::Shutdown() {
 
 void Station::JoinServingThreads() {
   if (core_) core_->feed.Close();  // ends the event streams
+  if (core_) {
+    // Waiting operators get the states as they are now, as when their time is up: an HTTP
+    // submit that waits (up to an hour; the dashboard's debug start waits 15 s) holds a
+    // server thread that the server's shutdown below joins, past a service manager's stop
+    // timeout, before the ledger's queued writes are committed.
+    std::vector<Waiter> ready;
+    {
+      absl::MutexLock lock(&core_->model.mu);
+      core_->model.closing = true;
+      ready = core_->model.waiters.Expire(absl::InfiniteFuture());
+    }
+    core_->Answer(std::move(ready));
+  }
   if (http_) http_->Shutdown();
   if (core_) {
     // Wakes the dispatcher, which sleeps until the next due command.
