@@ -129,7 +129,9 @@ void Station::StopServing() {
   active_.store(false, std::memory_order_release);
   {
     absl::MutexLock lock(&serving_mu_);
-    if (serving_stop_ != nullptr) serving_stop_->Notify();
+    // Stop() may have notified it already (a stop during a hand-back), or Serve() did (a
+    // stop before it): a second Notify aborts the process.
+    if (serving_stop_ != nullptr && !serving_stop_->HasBeenNotified()) serving_stop_->Notify();
   }
   JoinServingThreads();
   // No more messages for this instance: the queue group's other member (the central
