@@ -7,6 +7,7 @@
 #include <functional>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -175,12 +176,36 @@ absl::Status Station::Init() {
   }
   instance_ = instance;
   role_since_unix_ms_.store(NowUnixMillis());
-  STEWARD_ASSIGN_OR_RETURN(lease_, ha::Lease::Open(conn_.get(), {.key = options_.name,
-                                                                 .holder = instance,
-                                                                 .ttl = options_.ha.lease,
-                                                                 .replicas = options_.ha.replicas}));
-  STEWARD_ASSIGN_OR_RETURN(journal_,
-                           ha::Journal::Open(conn_.get(), {.station = options_.name, .replicas = options_.ha.replicas}));
+  // JetStream that does not answer yet is the broker's state, not this configuration's:
+  // a cluster rebooted together accepts clients before it has elected its JetStream
+  // leader (measured with nats-server 2.9: the bucket's lookup times out). The station
+  // starts again later rather than exiting with 2, which its service manager does not
+  // restart. A request the broker's permissions refused also times out: that one is the
+  // configuration's (exit 2), told apart by the connection's own error.
+  auto not_yet = [this](absl::Status st) {
+    const std::string lower = absl::AsciiStrToLower(st.message());
+    if (!absl::IsDeadlineExceeded(st) && !absl::StrContains(lower, "temporarily unavailable")) return st;
+    const char* last = nullptr;
+    (void)natsConnection_GetLastError(conn_.get(), &last);
+    if (last != nullptr && absl::StrContains(absl::AsciiStrToLower(last), "permissions violation")) {
+      return absl::PermissionDeniedError(absl::StrCat(st.message(), " (", last, ")"));
+    }
+    absl::Status again = absl::UnavailableError(
+        absl::StrCat(st.message(),
+                     ": the broker's JetStream did not answer (a cluster that has no JetStream leader yet, "
+                     "as after a reboot of all its servers)"));
+    again.SetPayload(kBrokerNotReachedPayload, absl::Cord("1"));
+    return again;
+  };
+  absl::StatusOr<std::unique_ptr<ha::Lease>> lease = ha::Lease::Open(
+      conn_.get(),
+      {.key = options_.name, .holder = instance, .ttl = options_.ha.lease, .replicas = options_.ha.replicas});
+  if (!lease.ok()) return not_yet(lease.status());
+  lease_ = *std::move(lease);
+  absl::StatusOr<std::unique_ptr<ha::Journal>> journal =
+      ha::Journal::Open(conn_.get(), {.station = options_.name, .replicas = options_.ha.replicas});
+  if (!journal.ok()) return not_yet(journal.status());
+  journal_ = *std::move(journal);
   follow_ = std::make_unique<ha::FollowState>();
   STEWARD_LOG_INFO("station {}: instance {} is a standby: following journal {} and waiting for the lease", options_.name,
                    instance, journal_->stream());

@@ -7,6 +7,7 @@
 // the station with status 2, broker or not. Real broker, station, agent and a relay that
 // goes silent (TcpProxy::Freeze).
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -101,6 +102,54 @@ TEST_CASE("an HA station whose broker is not up yet keeps trying, and takes the 
   INFO(station->Stderr());
   CHECK(absl::StrContains(station->Stderr(), "ACTIVE"));  // it took the lease
   CHECK(station->running());
+}
+
+// A broker cluster rebooted together accepts clients before it has elected its JetStream
+// leader: an --ha station that came first found no answer for its lease bucket and exited
+// with status 2. It starts again until JetStream answers. One member of three, alone (no
+// quorum: nats-server answers "JetStream system temporarily unavailable", or not at all),
+// then the other two.
+TEST_CASE(
+    "an HA station whose broker cluster has no JetStream leader yet keeps trying, and takes the lease once "
+    "it has",
+    "[integration][faults][ha]") {
+  steward::testing::TempDir dir;
+  const uint16_t routes[3] = {steward::testing::FreeTcpPort(), steward::testing::FreeTcpPort(),
+                              steward::testing::FreeTcpPort()};
+  auto config = [&](int i) {
+    const std::string path = absl::StrCat(dir.str(), "/n", i, ".conf");
+    std::ofstream out(path);
+    out << "server_name: n" << i << "\njetstream { store_dir: \"" << dir.str() << "/js" << i << "\" }\n"
+        << "cluster {\n  name: steward\n  listen: \"127.0.0.1:" << routes[i] << "\"\n  routes: [";
+    for (int j = 0; j < 3; ++j) {
+      if (j != i) out << "\"nats-route://127.0.0.1:" << routes[j] << "\", ";
+    }
+    out << "]\n}\n";
+    return path;
+  };
+  steward::testing::NatsServer n0(config(0));
+  Process station({BinPath("station/steward-station"), "--nats", n0.url(), "--data-dir", dir.str() + "/station",
+                   "--http", "off", "--ha", "--ha-lease", "2s", "--ha-instance", "a"});
+  REQUIRE(station.WaitForOutput("the broker's JetStream did not answer", absl::Seconds(30)));
+  REQUIRE(station.WaitForOutput("the station starts again in", absl::Seconds(5)));
+  absl::SleepFor(absl::Seconds(2));
+  REQUIRE(station.running());  // it used to exit with status 2 here
+  steward::testing::NatsServer n1(config(1));
+  steward::testing::NatsServer n2(config(2));
+  CHECK(station.WaitForOutput("ACTIVE", absl::Seconds(60)));
+  CHECK(station.WaitForOutput("serving: the broker at", absl::Seconds(20)));
+  Process agent({BinPath("agent/steward-agent"), "--node", "ship1", "--nats", n0.url(), "--data-dir",
+                 dir.str() + "/ship1", "--heartbeat", "1s"});
+  CHECK(WaitUntil(
+      [&] {
+        return steward::testing::RunProgram({BinPath("ctl/stewardctl"), "--nats", n0.url(), "send", "--wait", "5s",
+                                             "ship1", "--method", "echo", "--", "here"},
+                                            absl::Seconds(20))
+                   .exit_code == 0;
+      },
+      absl::Seconds(30)));
+  INFO(station.Stderr());
+  CHECK(station.running());
 }
 
 // Only the broker's absence is waited out: an --http address it cannot listen on is the
