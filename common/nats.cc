@@ -71,8 +71,11 @@ void TakeCompressionMethodsFromOpenssl() {
   sk_SSL_COMP_pop_free(methods, FreeCompressionMethod);
 }
 
-void OnDisconnected(natsConnection*, void* closure) {
+void OnDisconnected(natsConnection* nc, void* closure) {
   auto* cb = static_cast<Callbacks*>(closure);
+  // nats.c also calls it as a connection closes, its owner's doing or for good: no
+  // "reconnecting" then (the closed callback runs after, on the same thread).
+  if (natsConnection_IsClosed(nc)) return;
   if (cb->on_disconnected) cb->on_disconnected();
 }
 

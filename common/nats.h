@@ -85,7 +85,8 @@ struct ConnectOptions {
   // thread per subscription (for processes with very many subscriptions; the pool size
   // is set with nats_SetMessageDeliveryPoolSize).
   bool global_delivery = false;
-  // Called from a nats.c thread on disconnect / reconnect (keep them short).
+  // Called from a nats.c thread on disconnect / reconnect (keep them short): a
+  // disconnect that nats.c tries to mend, not a connection closing.
   std::function<void()> on_disconnected;
   std::function<void()> on_reconnected;
 };
