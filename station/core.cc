@@ -426,7 +426,7 @@ void Core::AddWaiter(Waiter w) {
       const proto::CommandState* s = model.commands.Find(id);
       return s != nullptr && !(IsTerminal(s->state()) && model.commands.Durable(id));
     };
-    if (model.closing) w.deadline = absl::Now();  // its time is up: serving ends
+    if (model.closing) w.deadline = absl::InfinitePast();  // its time is up: serving ends
     now = model.waiters.Add(std::move(w), absl::Now(), open);
   }
   if (now.has_value()) Answer({*std::move(now)});

@@ -567,9 +567,9 @@ void Station::JoinServingThreads() {
   if (core_) core_->feed.Close();  // ends the event streams
   if (core_) {
     // Waiting operators get the states as they are now, as when their time is up: an HTTP
-    // submit that waits (up to an hour; the dashboard's debug start waits 15 s) holds a
-    // server thread that the server's shutdown below joins, past a service manager's stop
-    // timeout, before the ledger's queued writes are committed.
+    // submit that waits (for its wait, up to the 2 minutes CallRpc allows; the dashboard's
+    // debug start waits 15 s) holds a server thread that the server's shutdown below joins:
+    // past a service manager's stop timeout, before the ledger's queued writes commit.
     std::vector<Waiter> ready;
     {
       absl::MutexLock lock(&core_->model.mu);

@@ -332,7 +332,7 @@ TEST_CASE("Broker calls of a start whose first connect times out fail as FailedO
   opts.name = "daemon";
   opts.keep_trying = true;
   opts.url = absl::StrCat("nats://127.0.0.1:", proxy.port());
-  opts.connect_timeout = absl::Milliseconds(300);
+  opts.connect_timeout = absl::Seconds(2);  // the subscribe below comes before it, even under load
   ConnectionPtr nc = MustConnect(opts);
   natsSubscription* raw = nullptr;
   REQUIRE(natsConnection_SubscribeSync(&raw, nc.get(), "made.before") == NATS_OK);
@@ -346,7 +346,7 @@ TEST_CASE("Broker calls of a start whose first connect times out fail as FailedO
   INFO(subscribe.ToString());
   CHECK(FailedOnClosed(subscribe));
   // A start's own error is not the broker's doing, closed connection or not.
-  CHECK_FALSE(FailedOnClosed(absl::InvalidArgumentError("--http: address in use")));
+  CHECK_FALSE(FailedOnClosed(absl::FailedPreconditionError("--http: cannot listen on 127.0.0.1:80")));
   CHECK_FALSE(FailedOnClosed(absl::OkStatus()));
 }
 

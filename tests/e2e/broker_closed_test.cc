@@ -109,10 +109,8 @@ TEST_CASE("an HA station whose broker is not up yet keeps trying, and takes the 
 // with status 2. It starts again until JetStream answers. One member of three, alone (no
 // quorum: nats-server answers "JetStream system temporarily unavailable", or not at all),
 // then the other two.
-TEST_CASE(
-    "an HA station whose broker cluster has no JetStream leader yet keeps trying, and takes the lease once "
-    "it has",
-    "[integration][faults][ha]") {
+TEST_CASE("an HA station whose broker cluster has no JetStream leader yet keeps trying and takes the lease once it has",
+          "[integration][faults][ha]") {
   steward::testing::TempDir dir;
   const uint16_t routes[3] = {steward::testing::FreeTcpPort(), steward::testing::FreeTcpPort(),
                               steward::testing::FreeTcpPort()};
@@ -140,15 +138,16 @@ TEST_CASE(
   CHECK(station.WaitForOutput("serving: the broker at", absl::Seconds(20)));
   Process agent({BinPath("agent/steward-agent"), "--node", "ship1", "--nats", n0.url(), "--data-dir",
                  dir.str() + "/ship1", "--heartbeat", "1s"});
-  CHECK(WaitUntil(
+  const bool sent = WaitUntil(
       [&] {
         return steward::testing::RunProgram({BinPath("ctl/stewardctl"), "--nats", n0.url(), "send", "--wait", "5s",
                                              "ship1", "--method", "echo", "--", "here"},
                                             absl::Seconds(20))
                    .exit_code == 0;
       },
-      absl::Seconds(30)));
+      absl::Seconds(30));
   INFO(station.Stderr());
+  CHECK(sent);
   CHECK(station.running());
 }
 
