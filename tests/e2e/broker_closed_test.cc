@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -112,8 +113,8 @@ TEST_CASE("an HA station whose broker is not up yet keeps trying, and takes the 
 TEST_CASE("an HA station whose broker cluster has no JetStream leader yet keeps trying and takes the lease once it has",
           "[integration][faults][ha]") {
   steward::testing::TempDir dir;
-  const uint16_t routes[3] = {steward::testing::FreeTcpPort(), steward::testing::FreeTcpPort(),
-                              steward::testing::FreeTcpPort()};
+  uint16_t routes[3] = {steward::testing::FreeTcpPort(), steward::testing::FreeTcpPort(),
+                        steward::testing::FreeTcpPort()};
   auto config = [&](int i) {
     const std::string path = absl::StrCat(dir.str(), "/n", i, ".conf");
     std::ofstream out(path);
@@ -125,22 +126,36 @@ TEST_CASE("an HA station whose broker cluster has no JetStream leader yet keeps 
     out << "]\n}\n";
     return path;
   };
-  steward::testing::NatsServer n0(config(0));
-  Process station({BinPath("station/steward-station"), "--nats", n0.url(), "--data-dir", dir.str() + "/station",
+  // A route port picked free may be taken before its server binds it (any process's
+  // outgoing connection may get it as its own port): such a server starts again on
+  // another. Its peers still reach it: routes are made from either end.
+  auto start = [&](int i) {
+    for (int attempt = 1;; ++attempt) {
+      try {
+        return std::make_unique<steward::testing::NatsServer>(config(i));
+      } catch (const std::runtime_error& e) {
+        if (attempt == 3) throw;
+        WARN("broker n" << i << " did not start on route port " << routes[i] << ": " << e.what());
+        routes[i] = steward::testing::FreeTcpPort();
+      }
+    }
+  };
+  std::unique_ptr<steward::testing::NatsServer> n0 = start(0);
+  Process station({BinPath("station/steward-station"), "--nats", n0->url(), "--data-dir", dir.str() + "/station",
                    "--http", "off", "--ha", "--ha-lease", "2s", "--ha-instance", "a"});
   REQUIRE(station.WaitForOutput("the broker's JetStream did not answer", absl::Seconds(30)));
   REQUIRE(station.WaitForOutput("the station starts again in", absl::Seconds(5)));
   absl::SleepFor(absl::Seconds(2));
   REQUIRE(station.running());  // it used to exit with status 2 here
-  steward::testing::NatsServer n1(config(1));
-  steward::testing::NatsServer n2(config(2));
+  std::unique_ptr<steward::testing::NatsServer> n1 = start(1);
+  std::unique_ptr<steward::testing::NatsServer> n2 = start(2);
   CHECK(station.WaitForOutput("ACTIVE", absl::Seconds(60)));
   CHECK(station.WaitForOutput("serving: the broker at", absl::Seconds(20)));
-  Process agent({BinPath("agent/steward-agent"), "--node", "ship1", "--nats", n0.url(), "--data-dir",
+  Process agent({BinPath("agent/steward-agent"), "--node", "ship1", "--nats", n0->url(), "--data-dir",
                  dir.str() + "/ship1", "--heartbeat", "1s"});
   const bool sent = WaitUntil(
       [&] {
-        return steward::testing::RunProgram({BinPath("ctl/stewardctl"), "--nats", n0.url(), "send", "--wait", "5s",
+        return steward::testing::RunProgram({BinPath("ctl/stewardctl"), "--nats", n0->url(), "send", "--wait", "5s",
                                              "ship1", "--method", "echo", "--", "here"},
                                             absl::Seconds(20))
                    .exit_code == 0;

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <utility>
@@ -97,7 +98,11 @@ NatsServer::NatsServer(std::string config)
   });
   if (!port.ok()) {
     Stop(true);
-    throw std::runtime_error(std::string(port.status().message()));
+    // The server's last words say why (a port in use, a bad configuration).
+    std::string log;
+    if (std::ifstream in(dir_ / "server.log"); in) log.assign(std::istreambuf_iterator<char>(in), {});
+    if (log.size() > 600) log = log.substr(log.size() - 600);
+    throw std::runtime_error(absl::StrCat(port.status().message(), log.empty() ? "" : ": ", log));
   }
   port_ = *port;
   url_ = absl::StrCat(config_.empty() ? "nats" : "tls", "://127.0.0.1:", port_);
