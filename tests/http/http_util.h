@@ -7,9 +7,12 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "tests/testing/cluster.h"
@@ -23,25 +26,35 @@ struct Reply {
   httplib::Headers headers;
 };
 
-inline Reply Http(int port, const std::string& method, const std::string& path, const std::string& token = "",
-                  const std::string& body = "", httplib::Headers headers = {}) {
+// One request and its reply, or why none came. Asserts nothing: any thread may call it.
+inline absl::StatusOr<Reply> TryHttp(int port, const std::string& method, const std::string& path,
+                                     const std::string& token = "", const std::string& body = "",
+                                     httplib::Headers headers = {}) {
   httplib::Client cli("127.0.0.1", port);
   cli.set_read_timeout(30);
   if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
   httplib::Result r = method == "GET"    ? cli.Get(path, headers)
                       : method == "PUT"  ? cli.Put(path, headers, body, "application/json")
                                          : cli.Post(path, headers, body, "application/json");
+  if (!r)
+    return absl::UnavailableError(absl::StrCat("HTTP ", method, " ", path, " failed: ", httplib::to_string(r.error())));
   Reply out;
-  if (!r) {
-    FAIL("HTTP " << method << " " << path << " failed: " << httplib::to_string(r.error()));
-    return out;
-  }
   out.status = r->status;
   out.body = r->body;
   out.headers = r->headers;
   out.json = nlohmann::json::parse(r->body, nullptr, false);
   if (out.json.is_discarded()) out.json = nullptr;
   return out;
+}
+
+inline Reply Http(int port, const std::string& method, const std::string& path, const std::string& token = "",
+                  const std::string& body = "", httplib::Headers headers = {}) {
+  absl::StatusOr<Reply> r = TryHttp(port, method, path, token, body, std::move(headers));
+  if (!r.ok()) {
+    FAIL(r.status().message());
+    return Reply{};
+  }
+  return *std::move(r);
 }
 
 // Makes an operator token through stewardctl.

@@ -25,22 +25,10 @@ TEST_CASE("a station stopped while an HTTP submit waits answers it and ends at o
   REQUIRE(port > 0);
   const std::string alice = MakeToken(c, "alice");
   // A command that runs longer than this test; the submit waits a minute for it.
-  // httplib directly, not Http(): no Catch2 assertion may run on this thread.
-  std::future<Reply> waiting = std::async(std::launch::async, [&] {
-    httplib::Client cli("127.0.0.1", port);
-    cli.set_read_timeout(30);
-    httplib::Result res = cli.Post("/api/v1/commands", {{"Authorization", "Bearer " + alice}},
-                                   R"({"nodes":["ship1"],"argv":["sleep","40"],"wait_ms":60000})", "application/json");
-    Reply out;
-    if (!res) {
-      out.body = "no answer: " + httplib::to_string(res.error());
-      return out;
-    }
-    out.status = res->status;
-    out.body = res->body;
-    out.json = nlohmann::json::parse(res->body, nullptr, false);
-    if (out.json.is_discarded()) out.json = nullptr;
-    return out;
+  // TryHttp, not Http(): no Catch2 assertion may run on this thread.
+  std::future<absl::StatusOr<Reply>> waiting = std::async(std::launch::async, [&] {
+    return steward::testing::TryHttp(port, "POST", "/api/v1/commands", alice,
+                                     R"({"nodes":["ship1"],"argv":["sleep","40"],"wait_ms":60000})");
   });
   REQUIRE(WaitUntil([&] {
     const RunResult r = c.Ctl({"history"});
@@ -55,7 +43,10 @@ TEST_CASE("a station stopped while an HTTP submit waits answers it and ends at o
   CHECK(end->exit_code == 0);
   CHECK(absl::Now() - stopped < absl::Seconds(5));
   REQUIRE(waiting.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
-  const Reply r = waiting.get();
+  const absl::StatusOr<Reply> answer = waiting.get();
+  INFO(answer.status().ToString());
+  REQUIRE(answer.ok());
+  const Reply& r = *answer;
   INFO(r.body);
   CHECK(r.status == 201);
   REQUIRE(r.json.is_object());
