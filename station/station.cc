@@ -178,10 +178,11 @@ absl::Status Station::Init() {
   role_since_unix_ms_.store(NowUnixMillis());
   // JetStream that does not answer yet is the broker's state, not this configuration's:
   // a cluster rebooted together accepts clients before it has elected its JetStream
-  // leader (measured with nats-server 2.9: the bucket's lookup times out). The station
-  // starts again later rather than exiting with 2, which its service manager does not
-  // restart. A request the broker's permissions refused also times out: that one is the
-  // configuration's (exit 2), told apart by the connection's own error.
+  // leader (nats-server 2.9, measured: the bucket's lookup times out, then answers
+  // "JetStream system temporarily unavailable"). The station starts again later rather
+  // than exiting with 2, which its service manager does not restart. A request the
+  // broker's permissions refused also times out: that one is the configuration's (exit
+  // 2), told apart by the connection's own error.
   auto not_yet = [this](absl::Status st) {
     const std::string lower = absl::AsciiStrToLower(st.message());
     if (!absl::IsDeadlineExceeded(st) && !absl::StrContains(lower, "temporarily unavailable")) return st;
