@@ -135,7 +135,18 @@ absl::StatusOr<Database> Database::Open(const std::string& path, const OpenOptio
   const int flags = (options.read_only ? SQLITE_OPEN_READONLY
                                        : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                     SQLITE_OPEN_NOMUTEX;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  const char* vfs = nullptr;
+  if (options.batch_wal_writes) {
+    // Only a commit's sync writes its batch out: without one, other connections could
+    // be shown frames still in memory.
+    if (options.read_only || (options.synchronous != "FULL" && options.synchronous != "EXTRA")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("open ", path, ": batched WAL writes need synchronous FULL or EXTRA on a writable database"));
+    }
+    vfs = WalBatchVfs();
+    if (vfs == nullptr) return absl::InternalError("the steward-wal-batch SQLite VFS could not be registered");
+  }
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs);
   Database db(raw);  // open_v2 can allocate even when it fails.
   STEWARD_RETURN_IF_ERROR(ToStatus(raw, rc, absl::StrCat("open ", path)));
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);

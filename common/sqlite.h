@@ -86,7 +86,15 @@ struct OpenOptions {
   // lives in its memory instead of a shared -shm file (no lock calls per transaction).
   // Another process can then not open the file at all while this one has it open.
   bool exclusive = false;
+  // A WAL file's writes are gathered and written at once when SQLite syncs it (the
+  // "steward-wal-batch" VFS, common/sqlite_wal_vfs.cc): a write call per 64 KiB
+  // instead of two per page. Only with synchronous FULL or EXTRA, whose commits sync.
+  bool batch_wal_writes = false;
 };
+
+// The name of the VFS that batch_wal_writes opens with, registered on first use;
+// nullptr when the default VFS cannot be wrapped.
+const char* WalBatchVfs();
 
 class Database {
  public:

@@ -18,7 +18,8 @@ absl::StatusOr<sqlite::Database> OpenLedgerFile(const std::string& data_dir) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat("create ", data_dir, ": ", ec.message()));
-  STEWARD_ASSIGN_OR_RETURN(sqlite::Database db, sqlite::Database::Open(LedgerPath(data_dir), {}));
+  STEWARD_ASSIGN_OR_RETURN(sqlite::Database db,
+                           sqlite::Database::Open(LedgerPath(data_dir), {.batch_wal_writes = true}));
   STEWARD_RETURN_IF_ERROR(RegisterLogFunctions(db));
   STEWARD_RETURN_IF_ERROR(db.Migrate(Migrations()));
   return db;
