@@ -67,6 +67,12 @@ constexpr absl::Duration kOnlineLimit = absl::Seconds(30);
 constexpr absl::Duration kIdleSample = absl::Seconds(1);
 constexpr int kMaxIdsPerWait = 1000;  // keeps one Wait reply well under 1 MiB
 constexpr double kDurableGoal = 0.25;                      // durable/raw commands/s, at least
+// The goal's ratio again in short slices taking turns (echo, raw, echo, ...): a burst of
+// load from another process on this shared machine then spoils one pair, and the median
+// of the pairs' ratios ignores it (whole runs one after the other saw raw itself move
+// from 19k to 24k requests/s between runs minutes apart).
+constexpr int kThroughputPairs = 9;
+constexpr absl::Duration kThroughputSlice = absl::Seconds(1);
 constexpr absl::Duration kFanoutGoal = absl::Seconds(1);  // every result recorded, under (issue 11)
 
 struct Args {
@@ -415,10 +421,31 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
                                                "); first error: ", raw.first_error));
   }
   const double ratio = echo.rps / raw.rps;
-  fmt::print("\ndurable/raw throughput at {} in flight: echo {:.0f}%, true {:.1f}%\n", kInFlight,
+  fmt::print("\ndurable/raw throughput at {} in flight, whole runs: echo {:.1f}%, true {:.1f}%\n", kInFlight,
              ratio * 100, durable.rps / raw.rps * 100);
-  fmt::print("goal durable commands/s (the ledger path: echo) >= {:.0f}% of raw: {} ({:.0f}%)\n\n",
-             kDurableGoal * 100, ratio >= kDurableGoal ? "PASS" : "FAIL", ratio * 100);
+  std::fflush(stdout);
+  // The goal: echo against raw in paired slices, the median of the pairs.
+  const RequestFn echo_fn = [&c](int thread, int64_t* inner_us) {
+    return DurableCommand(c, steward::kMethodEcho, thread, inner_us, nullptr);
+  };
+  std::vector<double> pair_ratios;
+  for (int pair = 0; pair < kThroughputPairs; ++pair) {
+    const RunResult e = steward::bench::RunLoad("echo", kInFlight, kThroughputSlice, echo_fn, {.warmup_requests = 64});
+    const RunResult r = steward::bench::RunLoad("raw", kInFlight, kThroughputSlice, raw_fn, {.warmup_requests = 64});
+    if (e.errors == 0 && r.errors == 0 && r.rps > 0) pair_ratios.push_back(e.rps / r.rps);
+  }
+  STEWARD_RETURN_IF_ERROR(children.CheckAlive());
+  if (pair_ratios.empty()) return absl::UnavailableError("no echo/raw pair completed without errors");
+  std::sort(pair_ratios.begin(), pair_ratios.end());
+  const double paired = pair_ratios[(pair_ratios.size() - 1) / 2];
+  fmt::print(
+      "durable/raw throughput at {} in flight, {} paired {} slices (echo, raw): median {:.1f}% (from {:.1f}% "
+      "to {:.1f}%)\n",
+      kInFlight, pair_ratios.size(), absl::FormatDuration(kThroughputSlice), paired * 100, pair_ratios.front() * 100,
+      pair_ratios.back() * 100);
+  fmt::print(
+      "goal durable commands/s (the ledger path: echo) >= {:.0f}% of raw (median of the pairs): {} ({:.1f}%)\n\n",
+      kDurableGoal * 100, paired >= kDurableGoal ? "PASS" : "FAIL", paired * 100);
   std::fflush(stdout);
 
   // Part b gets a broker to itself and a fresh station.
