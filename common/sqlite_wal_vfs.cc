@@ -15,7 +15,10 @@
 // a sync (a transaction's cache spill) are read back only by the same connection,
 // through this file, whose reads write the batch first. A process that dies with a
 // batch unwritten loses only frames of a commit that had not returned, which SQLite's
-// recovery drops by their checksums, as it drops any torn WAL tail.
+// recovery drops by their checksums, as it drops any torn WAL tail. It relies on the
+// connection opened with it being the only one that writes frames to its WAL (the
+// ledger's writer; other connections read, or checkpoint PASSIVE): frames of a rolled-back
+// transaction may reach the file at a later flush, as the default VFS writes them at once.
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -33,10 +36,11 @@ constexpr int kMaxWrite = 64 << 10;  // bytes a call to the real file writes at 
 struct BatchFile {
   sqlite3_file base;   // its pMethods is kMethods
   sqlite3_file* real;  // the default VFS's file, right behind this struct
-  bool wal;            // a WAL file: its writes are gathered
+  bool wal;            // a WAL file on a powersafe-overwrite device: its writes are gathered
   char* data;          // the gathered bytes (sqlite3_malloc), `len` of `cap`
   int len;
   int cap;
+  int head;          // data[head, len) is not written yet (a failed write leaves it for the next try)
   sqlite3_int64 at;  // the file offset of data[0]
 };
 
@@ -44,15 +48,21 @@ sqlite3_vfs* Real(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pApp
 BatchFile* Of(sqlite3_file* f) { return reinterpret_cast<BatchFile*>(f); }
 sqlite3_file* RealOf(sqlite3_file* f) { return Of(f)->real; }
 
+// Writes what is gathered, in order. A failure (a full disk) keeps what was not written:
+// the next flush (at the latest the commit's sync) tries it again before anything else,
+// so the file never has a hole where SQLite believes frames are. (When the failure came
+// through a read, SQLite fails only that statement and its transaction goes on.)
 int Flush(BatchFile* f) {
-  const int n = f->len;
-  f->len = 0;
-  // In pieces: the unix VFS writes at most 128 KiB - 1 bytes a call (it masks the size
-  // with 0x1ffff, and takes a 128 KiB write that comes out empty for a full disk).
-  for (int done = 0; done < n; done += kMaxWrite) {
-    const int rc = f->real->pMethods->xWrite(f->real, f->data + done, std::min(kMaxWrite, n - done), f->at + done);
+  while (f->head < f->len) {
+    // In pieces: the unix VFS writes at most 128 KiB - 1 bytes a call (it masks the
+    // size with 0x1ffff, and takes a 128 KiB write that comes out empty for a full disk).
+    const int n = std::min(kMaxWrite, f->len - f->head);
+    const int rc = f->real->pMethods->xWrite(f->real, f->data + f->head, n, f->at + f->head);
     if (rc != SQLITE_OK) return rc;
+    f->head += n;
   }
+  f->head = 0;
+  f->len = 0;
   return SQLITE_OK;
 }
 
@@ -74,7 +84,7 @@ int Read(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
 int Write(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offset) {
   BatchFile* f = Of(file);
   if (!f->wal) return f->real->pMethods->xWrite(f->real, in, amount, offset);
-  const bool follows = f->len > 0 && offset == f->at + f->len;
+  const bool follows = f->len > f->head && offset == f->at + f->len;
   if (!follows || f->len + amount > kMaxBatch) {
     if (const int rc = Flush(f); rc != SQLITE_OK) return rc;
     if (amount > kMaxWrite) return f->real->pMethods->xWrite(f->real, in, amount, offset);
@@ -169,10 +179,18 @@ int Open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, int*
   f->data = nullptr;
   f->len = 0;
   f->cap = 0;
+  f->head = 0;
   f->at = 0;
   const int rc = Real(vfs)->xOpen(Real(vfs), name, f->real, flags, out_flags);
   // Without methods SQLite calls no xClose; the real file's decide whether ours exist.
   f->base.pMethods = f->real->pMethods != nullptr ? &kMethods : nullptr;
+  // Without powersafe overwrite (a "psow=0" URI), SQLite pads a commit to a sector
+  // boundary, syncs there, and writes the rest of its last frame with no sync after:
+  // that rest would stay gathered while readers are shown the frame.
+  if (f->wal && f->base.pMethods != nullptr &&
+      (f->real->pMethods->xDeviceCharacteristics(f->real) & SQLITE_IOCAP_POWERSAFE_OVERWRITE) == 0) {
+    f->wal = false;
+  }
   return rc;
 }
 

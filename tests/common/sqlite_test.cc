@@ -3,6 +3,7 @@
 // data, and a released read does not pin a WAL snapshot).
 #include "common/sqlite.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -168,6 +169,93 @@ TEST_CASE("Batched WAL writes: a process killed right after its commits returned
   REQUIRE(WTERMSIG(status) == SIGKILL);
   Database db = OpenOrDie(path);
   CHECK(CountRows(db) == 500);
+}
+
+// Fails the next write to a WAL file with ENOSPC, once, through the unix VFS's system
+// calls (process-wide while it lives; restored after).
+class WalWriteFault {
+ public:
+  WalWriteFault() : vfs_(sqlite3_vfs_find(nullptr)) {
+    pwrite_ = vfs_->xGetSystemCall(vfs_, "pwrite");
+    pwrite64_ = vfs_->xGetSystemCall(vfs_, "pwrite64");
+    write_ = vfs_->xGetSystemCall(vfs_, "write");
+    if (pwrite_ != nullptr) vfs_->xSetSystemCall(vfs_, "pwrite", reinterpret_cast<sqlite3_syscall_ptr>(&Pwrite));
+    if (pwrite64_ != nullptr) vfs_->xSetSystemCall(vfs_, "pwrite64", reinterpret_cast<sqlite3_syscall_ptr>(&Pwrite64));
+    if (write_ != nullptr) vfs_->xSetSystemCall(vfs_, "write", reinterpret_cast<sqlite3_syscall_ptr>(&WriteFd));
+  }
+  ~WalWriteFault() {
+    vfs_->xSetSystemCall(vfs_, nullptr, nullptr);  // every system call back to its default
+    armed_ = false;
+  }
+  void Arm() { armed_ = true; }
+  void Disarm() { armed_ = false; }
+  int fired() const { return fired_; }
+
+ private:
+  static bool Fire(int fd) {
+    if (!armed_) return false;
+    char target[512];
+    const ssize_t n = readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), target, sizeof target - 1);
+    if (n <= 4 || std::string(target, static_cast<size_t>(n)).substr(static_cast<size_t>(n) - 4) != "-wal")
+      return false;
+    armed_ = false;
+    ++fired_;
+    errno = ENOSPC;
+    return true;
+  }
+  static ssize_t Pwrite(int fd, const void* b, size_t n, off_t at) {
+    return Fire(fd) ? -1 : reinterpret_cast<ssize_t (*)(int, const void*, size_t, off_t)>(pwrite_)(fd, b, n, at);
+  }
+  static ssize_t Pwrite64(int fd, const void* b, size_t n, off_t at) {
+    return Fire(fd) ? -1 : reinterpret_cast<ssize_t (*)(int, const void*, size_t, off_t)>(pwrite64_)(fd, b, n, at);
+  }
+  static ssize_t WriteFd(int fd, const void* b, size_t n) {
+    return Fire(fd) ? -1 : reinterpret_cast<ssize_t (*)(int, const void*, size_t)>(write_)(fd, b, n);
+  }
+  sqlite3_vfs* vfs_;
+  static inline sqlite3_syscall_ptr pwrite_ = nullptr, pwrite64_ = nullptr, write_ = nullptr;
+  static inline bool armed_ = false;
+  static inline int fired_ = 0;
+};
+
+TEST_CASE("Batched WAL writes: a write the disk refused is tried again, never dropped", "[sqlite]") {
+  steward::testing::TempDir dir;
+  const std::string path = (dir.path() / "f.db").string();
+  absl::StatusOr<Database> db = Database::Open(path, {.batch_wal_writes = true});
+  REQUIRE(db.ok());
+  REQUIRE(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)").ok());
+  REQUIRE(db->Exec("CREATE TABLE u (id INTEGER PRIMARY KEY, v BLOB NOT NULL)").ok());
+  REQUIRE(db->Exec("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300) "
+                   "INSERT INTO t(v) SELECT randomblob(600) FROM c")
+              .ok());
+  REQUIRE(db->Exec("PRAGMA wal_checkpoint(TRUNCATE)").ok());
+  WalWriteFault fault;
+  // A transaction larger than the page cache: its pages spill into the WAL (gathered),
+  // and a later statement reads them back, which writes the gathered frames first.
+  REQUIRE(db->Exec("PRAGMA cache_size = 20").ok());
+  REQUIRE(db->Exec("BEGIN IMMEDIATE").ok());
+  REQUIRE(db->Exec("UPDATE t SET v = printf('%0600d', id) WHERE id % 3 = 0").ok());
+  fault.Arm();
+  // That write fails once (a full disk): SQLite fails this statement alone (it has a
+  // statement journal) and the transaction goes on.
+  const absl::Status refused = db->Exec("INSERT INTO u(v) SELECT v FROM t WHERE id < 30");
+  fault.Disarm();
+  REQUIRE(fault.fired() == 1);
+  INFO(refused.ToString());
+  // Room again: the commit writes every frame, those refused before first.
+  const absl::Status commit = db->Exec("COMMIT");
+  INFO(commit.ToString());
+  Database reader = OpenOrDie(path);
+  absl::StatusOr<Statement> check = reader.Prepare("PRAGMA integrity_check");
+  REQUIRE(check.ok());
+  REQUIRE(*check->Step());
+  CHECK(check->ColumnText(0) == "ok");
+  absl::StatusOr<Statement> updated =
+      reader.Prepare("SELECT count(*), sum(v = printf('%0600d', id)) FROM t WHERE id % 3 = 0");
+  REQUIRE(updated.ok());
+  REQUIRE(*updated->Step());
+  // Either the whole transaction (the commit worked) or none of it.
+  CHECK(updated->ColumnInt(1) == (commit.ok() ? updated->ColumnInt(0) : 0));
 }
 
 TEST_CASE("Batched WAL writes are refused without a sync at each commit", "[sqlite]") {
