@@ -6,6 +6,7 @@
 #include <map>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -118,9 +119,17 @@ void Store::WriterLoop() {
     absl::Status tx = replication_ != nullptr ? replication_->Before() : absl::OkStatus();
     if (tx.ok()) tx = writer_.Exec("BEGIN IMMEDIATE");
     if (tx.ok()) {
-      for (size_t i = 0; i < group.size(); ++i) results[i] = group[i].op(writer_);
+      for (size_t i = 0; i < group.size() && tx.ok(); ++i) {
+        results[i] = group[i].op(writer_);
+        // Some errors (a full disk without a statement journal) make SQLite roll the whole
+        // transaction back: the ops after it would each commit on their own, outside the
+        // group, and be reported failed with it. The group fails as one instead.
+        if (!results[i].ok() && sqlite3_get_autocommit(writer_.raw()) != 0) {
+          tx = absl::Status(results[i].code(), absl::StrCat("the transaction was rolled back: ", results[i].message()));
+        }
+      }
       // The chunks the group spooled are on disk before a row names them.
-      tx = spool_->Sync();
+      if (tx.ok()) tx = spool_->Sync();
       if (tx.ok() && replication_ != nullptr) tx = replication_->Publish();
       if (tx.ok()) tx = writer_.Exec("COMMIT");
       if (!tx.ok()) (void)writer_.Exec("ROLLBACK");

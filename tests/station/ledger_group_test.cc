@@ -106,5 +106,63 @@ TEST_CASE("the ledger's after-group follow-up is replaced only once it is not ru
   REQUIRE(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("k2", "v")).ok());
 }
 
+TEST_CASE("a write whose error rolled the transaction back fails its whole group, and nothing of it is kept",
+          "[station][ledger]") {
+  const std::filesystem::path dir = ledger::testing::FreshDir("ledger-group-rollback");
+  auto store = ledger::Store::Open(dir.string());
+  REQUIRE(store.ok());
+  absl::Notification release;
+  absl::Notification holding;
+  (*store)->Write([&](sqlite::Database&) {
+    holding.Notify();
+    release.WaitForNotification();
+    return absl::OkStatus();
+  });
+  holding.WaitForNotification();
+  // One group: a write, one whose error ended the transaction (as SQLite does on a full
+  // disk without a statement journal: the ROLLBACK stands in for it), and one after it.
+  absl::Mutex mu;
+  std::vector<absl::Status> done(3);
+  absl::Notification all_done;
+  int left = 3;
+  auto record = [&](int i) {
+    return [&, i](absl::Status st) {
+      absl::MutexLock lock(&mu);
+      done[static_cast<size_t>(i)] = st;
+      if (--left == 0) all_done.Notify();
+    };
+  };
+  (*store)->Write(ledger::Store::PutSetting("before", "v"), record(0));
+  (*store)->Write(
+      [](sqlite::Database& db) -> absl::Status {
+        if (absl::Status st = db.Exec("ROLLBACK"); !st.ok()) return st;
+        return absl::ResourceExhaustedError("database or disk is full");
+      },
+      record(1));
+  (*store)->Write(ledger::Store::PutSetting("after", "v"), record(2));
+  release.Notify();
+  REQUIRE(all_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  for (const absl::Status& st : done) {
+    INFO(st.ToString());
+    CHECK(absl::IsResourceExhausted(st));
+  }
+  // The write after the rolled-back one did not commit on its own (reported failed, kept).
+  auto settings = (*store)->Settings();
+  REQUIRE(settings.ok());
+  for (const auto& [key, value] : *settings) {
+    CHECK(key != "before");
+    CHECK(key != "after");
+  }
+  // The next group commits as usual.
+  absl::Notification next;
+  absl::Status next_status = absl::UnknownError("not run");
+  (*store)->Write(ledger::Store::PutSetting("next", "v"), [&](absl::Status st) {
+    next_status = st;
+    next.Notify();
+  });
+  REQUIRE(next.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  CHECK(next_status.ok());
+}
+
 }  // namespace
 }  // namespace steward::station
