@@ -114,42 +114,48 @@ absl::Status InsertGroup(Database& db, int rows) {
   return db.Exec("COMMIT");
 }
 
+// A database with batched WAL writes and the table t (id, v).
+Database OpenBatchedWithTable(const std::string& path) {
+  absl::StatusOr<Database> db = Database::Open(path, {.batch_wal_writes = true});
+  REQUIRE(db.ok());
+  REQUIRE(db->Exec("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)").ok());
+  return *std::move(db);
+}
+
+std::string IntegrityCheck(Database& db) {
+  absl::StatusOr<Statement> check = db.Prepare("PRAGMA integrity_check");
+  REQUIRE(check.ok());
+  REQUIRE(*check->Step());
+  return check->ColumnText(0);
+}
+
 TEST_CASE("Batched WAL writes: every commit is seen by another connection and after a checkpoint", "[sqlite]") {
   steward::testing::TempDir dir;
   const std::string path = (dir.path() / "b.db").string();
-  absl::StatusOr<Database> writer = Database::Open(path, {.batch_wal_writes = true});
-  REQUIRE(writer.ok());
-  REQUIRE(writer->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)").ok());
+  Database writer = OpenBatchedWithTable(path);
   Database reader = OpenOrDie(path);
   for (int group = 1; group <= 300; ++group) {
     INFO("group " << group);
-    REQUIRE(InsertGroup(*writer, 10).ok());
+    REQUIRE(InsertGroup(writer, 10).ok());
     REQUIRE(CountRows(reader) == group * 10);
     if (group % 100 == 0) {
       // The WAL starts over: later groups overwrite it from its start.
       int log = 0, copied = 0;
-      REQUIRE(sqlite3_wal_checkpoint_v2(writer->raw(), nullptr, SQLITE_CHECKPOINT_RESTART, &log, &copied) == SQLITE_OK);
+      REQUIRE(sqlite3_wal_checkpoint_v2(writer.raw(), nullptr, SQLITE_CHECKPOINT_RESTART, &log, &copied) == SQLITE_OK);
     }
   }
   // One transaction larger than a batch (1 MiB) and than the page cache, so that pages
   // spill into the WAL before the commit and are read back through the batch.
-  REQUIRE(writer->Exec("PRAGMA cache_size = 50").ok());
-  REQUIRE(InsertGroup(*writer, 4000).ok());
+  REQUIRE(writer.Exec("PRAGMA cache_size = 50").ok());
+  REQUIRE(InsertGroup(writer, 4000).ok());
   REQUIRE(CountRows(reader) == 3000 + 4000);
-  absl::StatusOr<Statement> check = reader.Prepare("PRAGMA integrity_check");
-  REQUIRE(check.ok());
-  REQUIRE(*check->Step());
-  CHECK(check->ColumnText(0) == "ok");
+  CHECK(IntegrityCheck(reader) == "ok");
 }
 
 TEST_CASE("Batched WAL writes: a process killed right after its commits returned keeps them all", "[sqlite]") {
   steward::testing::TempDir dir;
   const std::string path = (dir.path() / "k.db").string();
-  {
-    absl::StatusOr<Database> db = Database::Open(path, {.batch_wal_writes = true});
-    REQUIRE(db.ok());
-    REQUIRE(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)").ok());
-  }
+  OpenBatchedWithTable(path);
   const pid_t child = fork();
   REQUIRE(child >= 0);
   if (child == 0) {
@@ -221,35 +227,30 @@ class WalWriteFault {
 TEST_CASE("Batched WAL writes: a write the disk refused is tried again, never dropped", "[sqlite]") {
   steward::testing::TempDir dir;
   const std::string path = (dir.path() / "f.db").string();
-  absl::StatusOr<Database> db = Database::Open(path, {.batch_wal_writes = true});
-  REQUIRE(db.ok());
-  REQUIRE(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)").ok());
-  REQUIRE(db->Exec("CREATE TABLE u (id INTEGER PRIMARY KEY, v BLOB NOT NULL)").ok());
-  REQUIRE(db->Exec("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300) "
-                   "INSERT INTO t(v) SELECT randomblob(600) FROM c")
+  Database db = OpenBatchedWithTable(path);
+  REQUIRE(db.Exec("CREATE TABLE u (id INTEGER PRIMARY KEY, v BLOB NOT NULL)").ok());
+  REQUIRE(db.Exec("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300) "
+                  "INSERT INTO t(v) SELECT randomblob(600) FROM c")
               .ok());
-  REQUIRE(db->Exec("PRAGMA wal_checkpoint(TRUNCATE)").ok());
+  REQUIRE(db.Exec("PRAGMA wal_checkpoint(TRUNCATE)").ok());
   WalWriteFault fault;
   // A transaction larger than the page cache: its pages spill into the WAL (gathered),
   // and a later statement reads them back, which writes the gathered frames first.
-  REQUIRE(db->Exec("PRAGMA cache_size = 20").ok());
-  REQUIRE(db->Exec("BEGIN IMMEDIATE").ok());
-  REQUIRE(db->Exec("UPDATE t SET v = printf('%0600d', id) WHERE id % 3 = 0").ok());
+  REQUIRE(db.Exec("PRAGMA cache_size = 20").ok());
+  REQUIRE(db.Exec("BEGIN IMMEDIATE").ok());
+  REQUIRE(db.Exec("UPDATE t SET v = printf('%0600d', id) WHERE id % 3 = 0").ok());
   fault.Arm();
   // That write fails once (a full disk): SQLite fails this statement alone (it has a
   // statement journal) and the transaction goes on.
-  const absl::Status refused = db->Exec("INSERT INTO u(v) SELECT v FROM t WHERE id < 30");
+  const absl::Status refused = db.Exec("INSERT INTO u(v) SELECT v FROM t WHERE id < 30");
   fault.Disarm();
   REQUIRE(fault.fired() == 1);
   INFO(refused.ToString());
   // Room again: the commit writes every frame, those refused before first.
-  const absl::Status commit = db->Exec("COMMIT");
+  const absl::Status commit = db.Exec("COMMIT");
   INFO(commit.ToString());
   Database reader = OpenOrDie(path);
-  absl::StatusOr<Statement> check = reader.Prepare("PRAGMA integrity_check");
-  REQUIRE(check.ok());
-  REQUIRE(*check->Step());
-  CHECK(check->ColumnText(0) == "ok");
+  CHECK(IntegrityCheck(reader) == "ok");
   absl::StatusOr<Statement> updated =
       reader.Prepare("SELECT count(*), sum(v = printf('%0600d', id)) FROM t WHERE id % 3 = 0");
   REQUIRE(updated.ok());
