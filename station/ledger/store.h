@@ -2,11 +2,13 @@
 // schema in ledger/schema). Writes go through one writer thread that applies every
 // queued write in one transaction and then calls each write's completion (group
 // commit: one WAL sync per group, not per message; the group's WAL pages reach the
-// file in writes of up to 64 KiB, not two per page: sqlite::OpenOptions::batch_wal_writes).
-// Reads use a second connection, so queries never wait for the writer. A third connection, on its own thread, copies
-// the WAL back into the database file (the checkpoint; ledger/checkpointer.h), so a commit that an acknowledgement
-// waits for never carries a checkpoint's page copies and syncs. Copy chunks' bytes go to spool files in
-// <data_dir>/spool (ChunkSpool), synced before the COMMIT that names them.
+// file in writes of up to 64 KiB, not two per page: sqlite::OpenOptions::
+// batch_wal_writes). Reads use a second connection, so queries never wait for the
+// writer. A third connection, on its own thread, copies the WAL back into the database
+// file (the checkpoint; ledger/checkpointer.h), so a commit that an acknowledgement
+// waits for never carries a checkpoint's page copies and syncs. Copy chunks' bytes go
+// to spool files in <data_dir>/spool (ChunkSpool), synced before the COMMIT that names
+// them.
 //
 //   STEWARD_ASSIGN_OR_RETURN(auto store, Store::Open(dir));
 //   store->Write(store->PutCommand(state), [](absl::Status committed) { ... });

@@ -154,14 +154,7 @@ TEST_CASE("a write whose error rolled the transaction back fails its whole group
     CHECK(key != "after");
   }
   // The next group commits as usual.
-  absl::Notification next;
-  absl::Status next_status = absl::UnknownError("not run");
-  (*store)->Write(ledger::Store::PutSetting("next", "v"), [&](absl::Status st) {
-    next_status = st;
-    next.Notify();
-  });
-  REQUIRE(next.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  CHECK(next_status.ok());
+  CHECK(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("next", "v")).ok());
 }
 
 }  // namespace
