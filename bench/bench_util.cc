@@ -552,12 +552,13 @@ int RunInBenchDir(const char* name,
 }
 
 absl::Status SpawnStewardAndRaw(Children& children, const BenchDir& dir, const std::string& url,
-                                const std::string& self, const std::string& station,
-                                const std::string& agent, const std::string& node) {
+                                const std::string& self, const std::string& station, const std::string& agent,
+                                const std::string& node, const std::vector<std::string>& station_flags) {
   const std::string bin = BinDir();
-  STEWARD_RETURN_IF_ERROR(children.Spawn(
-      station, {bin + "/station/steward-station", "--nats", url, "--data-dir", dir.File(station)},
-      dir.File(station + ".log")));
+  std::vector<std::string> station_args = {bin + "/station/steward-station", "--nats", url, "--data-dir",
+                                           dir.File(station)};
+  station_args.insert(station_args.end(), station_flags.begin(), station_flags.end());
+  STEWARD_RETURN_IF_ERROR(children.Spawn(station, station_args, dir.File(station + ".log")));
   STEWARD_RETURN_IF_ERROR(children.Spawn(agent,
                                          {bin + "/agent/steward-agent", "--node", node, "--nats",
                                           url, "--heartbeat", "1s", "--data-dir", dir.File(agent)},

@@ -319,6 +319,48 @@ void PrintBrokerMessages(const absl::StatusOr<BrokerCounts>& before,
   fmt::print("\n");
 }
 
+// The station's ledger group commits (its /metrics histogram steward_ledger_commit_seconds,
+// BEGIN to COMMIT, the sync included): a durable command waits for two of them, so their
+// time, which the disk decides, bounds the durable rate at a given number in flight.
+struct CommitCounts {
+  double count = 0;
+  double sum_s = 0;
+  double within_1ms = 0;  // the bucket le="0.001", cumulative
+};
+
+absl::StatusOr<CommitCounts> ReadCommitCounts(httplib::Client& http) {
+  const httplib::Result r = http.Get("/metrics");
+  if (!r || r->status != 200) return absl::UnavailableError("the station's /metrics does not answer");
+  CommitCounts c;
+  auto value = [&](const char* pattern, double* out) -> absl::Status {
+    std::smatch m;
+    if (!std::regex_search(r->body, m, std::regex(pattern))) {
+      return absl::UnavailableError(absl::StrCat("no ", pattern, " in the station's /metrics"));
+    }
+    *out = std::stod(m[1]);
+    return absl::OkStatus();
+  };
+  STEWARD_RETURN_IF_ERROR(value("\\nsteward_ledger_commit_seconds_count ([0-9.e+-]+)", &c.count));
+  STEWARD_RETURN_IF_ERROR(value("\\nsteward_ledger_commit_seconds_sum ([0-9.e+-]+)", &c.sum_s));
+  STEWARD_RETURN_IF_ERROR(
+      value("\\nsteward_ledger_commit_seconds_bucket\\{le=\"0\\.001\"\\} ([0-9.e+-]+)", &c.within_1ms));
+  return c;
+}
+
+void PrintCommits(const absl::StatusOr<CommitCounts>& before, const absl::StatusOr<CommitCounts>& after, int64_t ops) {
+  if (!before.ok() || !after.ok()) {
+    fmt::print("  ledger commits: not read ({})\n", (!before.ok() ? before.status() : after.status()).ToString());
+    return;
+  }
+  const double commits = after->count - before->count;
+  if (ops <= 0 || commits <= 0) return;
+  fmt::print(
+      "  ledger group commits at the station (BEGIN to COMMIT, its sync included): {:.0f}, {:.2f} per "
+      "durable command; mean {:.2f} ms, {:.0f}% over 1 ms\n",
+      commits, commits / static_cast<double>(ops), 1e3 * (after->sum_s - before->sum_s) / commits,
+      100.0 * (1.0 - (after->within_1ms - before->within_1ms) / commits));
+}
+
 void PrintRow(const RunResult& r) {
   fmt::print("{:<8} {:>9} {:>10} {:>10.0f} {:>9.0f} {:>9.0f} {:>7}", r.path, r.in_flight,
              r.requests, r.rps, r.p50_us, r.p99_us, r.errors);
@@ -330,8 +372,11 @@ void PrintRow(const RunResult& r) {
 
 absl::Status DurableVsRaw(const std::string& url, const std::string& self,
                           absl::Duration duration, Children& children, const BenchDir& dir) {
-  STEWARD_RETURN_IF_ERROR(
-      steward::bench::SpawnStewardAndRaw(children, dir, url, self, "station-a", "agent", kNode));
+  STEWARD_RETURN_IF_ERROR(steward::bench::SpawnStewardAndRaw(children, dir, url, self, "station-a", "agent", kNode,
+                                                             {"--http", "127.0.0.1:0"}));
+  STEWARD_ASSIGN_OR_RETURN(const int http_port, steward::bench::StationHttpPort(children, dir.File("station-a.log")));
+  httplib::Client http("127.0.0.1", http_port);
+  http.set_read_timeout(10);
   STEWARD_ASSIGN_OR_RETURN(
       std::unique_ptr<steward::ctl::Client> client,
       steward::ctl::Client::Connect(
@@ -374,18 +419,22 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
                   {"nats-server", children.pid("nats-server")},
                   {"bench client", ::getpid()}});
     absl::StatusOr<BrokerCounts> broker_before = absl::UnknownError("not read");
+    absl::StatusOr<CommitCounts> commits_before = absl::UnknownError("not read");
     RunResult r = steward::bench::RunLoad(
         label, kInFlight, duration, durable_fn,
         {.warmup_requests = kWarmupCommands, .on_start = [&] {
            for (std::vector<Stages>& v : stages) v.clear();
            broker_before = ReadBrokerCounts(dir, children);
+           commits_before = ReadCommitCounts(http);
            cpu.Start();
          }});
     const absl::StatusOr<BrokerCounts> broker_after =
         ReadBrokerCounts(dir, children);
+    const absl::StatusOr<CommitCounts> commits_after = ReadCommitCounts(http);
     PrintRow(r);
     cpu.Print("durable command", r.requests + r.errors);
     PrintBrokerMessages(broker_before, broker_after, r.requests + r.errors);
+    PrintCommits(commits_before, commits_after, r.requests + r.errors);
     std::vector<Stages> all;
     for (std::vector<Stages>& v : stages) all.insert(all.end(), v.begin(), v.end());
     PrintStages(all);
