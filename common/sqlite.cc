@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -142,6 +143,12 @@ absl::StatusOr<Database> Database::Open(const std::string& path, const OpenOptio
     if (options.read_only || (options.synchronous != "FULL" && options.synchronous != "EXTRA")) {
       return absl::InvalidArgumentError(
           absl::StrCat("open ", path, ": batched WAL writes need synchronous FULL or EXTRA on a writable database"));
+    }
+    // A URI could turn powersafe overwrite off ("psow=0"), and SQLite decides from the
+    // database file, not the WAL, whether a commit ends with writes after its sync.
+    if (absl::StartsWithIgnoreCase(path, "file:")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("open ", path, ": batched WAL writes take a plain path, not a URI"));
     }
     vfs = WalBatchVfs();
     if (vfs == nullptr) return absl::InternalError("the steward-wal-batch SQLite VFS could not be registered");

@@ -51,7 +51,8 @@ sqlite3_file* RealOf(sqlite3_file* f) { return Of(f)->real; }
 // Writes what is gathered, in order. A failure (a full disk) keeps what was not written:
 // the next flush (at the latest the commit's sync) tries it again before anything else,
 // so the file never has a hole where SQLite believes frames are. (When the failure came
-// through a read, SQLite fails only that statement and its transaction goes on.)
+// through a read, SQLite fails only that statement and its transaction goes on; when it
+// came through the commit's sync, Sync drops what is left.)
 int Flush(BatchFile* f) {
   while (f->head < f->len) {
     // In pieces: the unix VFS writes at most 128 KiB - 1 bytes a call (it masks the
@@ -107,8 +108,18 @@ int Truncate(sqlite3_file* file, sqlite3_int64 size) {
   return RealOf(file)->pMethods->xTruncate(RealOf(file), size);
 }
 
+// A commit whose frames could not be written fails, and SQLite takes its frames as never
+// written (the next transaction writes over them): what is left of them is dropped, never
+// written later. Written later, a crash before that overwrite would have recovery replay a
+// commit that was reported failed (its commit frame whole). (SQLite syncs a WAL only at a
+// commit, or at a checkpoint, when this connection has no transaction and holds nothing.)
 int Sync(sqlite3_file* file, int flags) {
-  if (const int rc = Flush(Of(file)); rc != SQLITE_OK) return rc;
+  BatchFile* f = Of(file);
+  if (const int rc = Flush(f); rc != SQLITE_OK) {
+    f->head = 0;
+    f->len = 0;
+    return rc;
+  }
   return RealOf(file)->pMethods->xSync(RealOf(file), flags);
 }
 

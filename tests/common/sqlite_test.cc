@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -259,6 +260,44 @@ TEST_CASE("Batched WAL writes: a write the disk refused is tried again, never dr
   CHECK(updated->ColumnInt(1) == (commit.ok() ? updated->ColumnInt(0) : 0));
 }
 
+TEST_CASE("Batched WAL writes: a commit the disk refused does not come back after a crash", "[sqlite]") {
+  steward::testing::TempDir dir;
+  const std::string path = (dir.path() / "r.db").string();
+  OpenBatchedWithTable(path);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    WalWriteFault fault;
+    absl::StatusOr<Database> db = Database::Open(path, {.batch_wal_writes = true});
+    // Another connection keeps the WAL file when the writer closes (no checkpoint, no delete).
+    absl::StatusOr<Database> other = Database::Open(path, {});
+    if (!db.ok() || !other.ok()) _exit(2);
+    if (!InsertGroup(*db, 10).ok()) _exit(3);
+    // The commit's frames are gathered whole; writing them at its sync fails (a full
+    // disk), so the commit fails and SQLite takes them as never written.
+    if (!db->Exec("BEGIN IMMEDIATE").ok() || !db->Exec("INSERT INTO t(v) VALUES ('refused')").ok()) _exit(4);
+    const int fired_before = fault.fired();  // a count for the whole process
+    fault.Arm();
+    const bool committed = db->Exec("COMMIT").ok();
+    fault.Disarm();
+    if (committed || fault.fired() != fired_before + 1) _exit(5);
+    (void)db->Exec("ROLLBACK");
+    // Room again. Closing writes whatever the file still holds; then the process dies
+    // before anything else overwrites that part of the WAL.
+    db = absl::CancelledError("closed");
+    kill(getpid(), SIGKILL);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  INFO("child status " << status);
+  REQUIRE(WIFSIGNALED(status));
+  REQUIRE(WTERMSIG(status) == SIGKILL);
+  // Recovery must not find the refused commit in the WAL: it was reported failed.
+  Database db = OpenOrDie(path);
+  CHECK(CountRows(db) == 10);
+  CHECK(IntegrityCheck(db) == "ok");
+}
+
 TEST_CASE("Batched WAL writes are refused without a sync at each commit", "[sqlite]") {
   steward::testing::TempDir dir;
   absl::StatusOr<Database> db =
@@ -266,6 +305,18 @@ TEST_CASE("Batched WAL writes are refused without a sync at each commit", "[sqli
   REQUIRE_FALSE(db.ok());
   CHECK(absl::IsInvalidArgument(db.status()));
   CHECK_THAT(std::string(db.status().message()), Catch::Contains("synchronous FULL"));
+}
+
+TEST_CASE("Batched WAL writes are refused for a URI, which could turn powersafe overwrite off", "[sqlite]") {
+  steward::testing::TempDir dir;
+  const std::string uri = "file:" + (dir.path() / "u.db").string() + "?psow=0";
+  absl::StatusOr<Database> db = Database::Open(uri, {.batch_wal_writes = true});
+  REQUIRE_FALSE(db.ok());
+  CHECK(absl::IsInvalidArgument(db.status()));
+  CHECK_THAT(std::string(db.status().message()), Catch::Contains("not a URI"));
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "u.db"));
+  // The same URI opens without batching.
+  CHECK(Database::Open(uri, {}).ok());
 }
 
 }  // namespace
