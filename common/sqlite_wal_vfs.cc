@@ -112,7 +112,8 @@ int Truncate(sqlite3_file* file, sqlite3_int64 size) {
 // written (the next transaction writes over them): what is left of them is dropped, never
 // written later. Written later, a crash before that overwrite would have recovery replay a
 // commit that was reported failed (its commit frame whole). (SQLite syncs a WAL only at a
-// commit, or at a checkpoint, when this connection has no transaction and holds nothing.)
+// commit, or at a checkpoint outside this connection's transactions, when all it can hold
+// is frames of a transaction that never committed.)
 int Sync(sqlite3_file* file, int flags) {
   BatchFile* f = Of(file);
   if (const int rc = Flush(f); rc != SQLITE_OK) {
