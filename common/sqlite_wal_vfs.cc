@@ -196,9 +196,12 @@ int Open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, int*
   const int rc = Real(vfs)->xOpen(Real(vfs), name, f->real, flags, out_flags);
   // Without methods SQLite calls no xClose; the real file's decide whether ours exist.
   f->base.pMethods = f->real->pMethods != nullptr ? &kMethods : nullptr;
-  // Without powersafe overwrite (a "psow=0" URI), SQLite pads a commit to a sector
-  // boundary, syncs there, and writes the rest of its last frame with no sync after:
-  // that rest would stay gathered while readers are shown the frame.
+  // Without powersafe overwrite SQLite pads a commit to a sector boundary, syncs there,
+  // and writes the rest of its last frame with no sync after: that rest would stay
+  // gathered while readers are shown the frame. SQLite asks the database file, and a WAL
+  // file answers with the build's default, so this catches a build without powersafe
+  // overwrite; a URI's "psow=0" reaches only the database file, and Database::Open
+  // refuses a URI with batched writes.
   if (f->wal && f->base.pMethods != nullptr &&
       (f->real->pMethods->xDeviceCharacteristics(f->real) & SQLITE_IOCAP_POWERSAFE_OVERWRITE) == 0) {
     f->wal = false;
