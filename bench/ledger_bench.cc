@@ -20,6 +20,7 @@
 #include <memory>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -191,9 +192,10 @@ class CpuMeter {
       work_.push_back(steward::bench::ReadProcWork(procs_[i].second));
     }
   }
-  // CPU per operation, in microseconds, for `ops` operations since Start().
-  void Print(const char* what, int64_t ops) const {
-    if (ops <= 0 || start_.size() != procs_.size()) return;
+  // CPU per operation, in microseconds, for `ops` operations since Start(); returns
+  // their total (0 when not measured).
+  double Print(const char* what, int64_t ops) const {
+    if (ops <= 0 || start_.size() != procs_.size()) return 0;
     fmt::print("  CPU per {} (user+sys, us):", what);
     double total = 0;
     for (size_t i = 0; i < procs_.size(); ++i) {
@@ -222,6 +224,7 @@ class CpuMeter {
                  per(then.involuntary_switches, now.involuntary_switches));
     }
     fmt::print("\n");
+    return total;
   }
 
   // CPU seconds used since Start(), against what the machine had in `wall`.
@@ -399,6 +402,7 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
              "requests", "req/s", "p50 us", "p99 us", "errors");
   std::fflush(stdout);
   // One durable run of `method`: its row, CPU per command and where the time went.
+  double echo_cpu_us = 0;  // CPU per echo command, every process counted
   auto durable_run = [&](const char* label, const char* method) -> absl::StatusOr<RunResult> {
     // Per-thread stage samples of the timed run (the warm-up's are dropped at its start).
     std::vector<std::vector<Stages>> stages(kInFlight);
@@ -432,7 +436,8 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
         ReadBrokerCounts(dir, children);
     const absl::StatusOr<CommitCounts> commits_after = ReadCommitCounts(http);
     PrintRow(r);
-    cpu.Print("durable command", r.requests + r.errors);
+    const double cpu_us = cpu.Print("durable command", r.requests + r.errors);
+    if (std::string_view(method) == steward::kMethodEcho) echo_cpu_us = cpu_us;
     PrintBrokerMessages(broker_before, broker_after, r.requests + r.errors);
     PrintCommits(commits_before, commits_after, r.requests + r.errors);
     std::vector<Stages> all;
@@ -463,7 +468,7 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
       "raw", kInFlight, duration, raw_fn,
       {.warmup_requests = kWarmupCommands, .on_start = [&raw_cpu] { raw_cpu.Start(); }});
   PrintRow(raw);
-  raw_cpu.Print("raw request", raw.requests + raw.errors);
+  const double raw_cpu_us = raw_cpu.Print("raw request", raw.requests + raw.errors);
   STEWARD_RETURN_IF_ERROR(children.CheckAlive());
   if (raw.requests == 0) {
     return absl::UnavailableError(absl::StrCat("every raw request failed (", raw.errors,
@@ -472,6 +477,14 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
   const double ratio = echo.rps / raw.rps;
   fmt::print("\ndurable/raw throughput at {} in flight, whole runs: echo {:.1f}%, true {:.1f}%\n", kInFlight,
              ratio * 100, durable.rps / raw.rps * 100);
+  // The ceiling the CPU sets: were both runs to use every CPU, their rates would stand as
+  // the inverse of their CPU per operation.
+  if (echo_cpu_us > 0 && raw_cpu_us > 0) {
+    fmt::print(
+        "CPU per operation, every process counted: echo {:.0f} us, raw {:.0f} us ({:.1f}x): with every CPU busy, "
+        "echo could reach at most {:.1f}% of raw\n",
+        echo_cpu_us, raw_cpu_us, echo_cpu_us / raw_cpu_us, raw_cpu_us / echo_cpu_us * 100);
+  }
   std::fflush(stdout);
   // The goal: echo against raw in paired slices, the median of the pairs.
   const RequestFn echo_fn = [&c](int thread, int64_t* inner_us) {
