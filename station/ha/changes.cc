@@ -166,14 +166,18 @@ absl::StatusOr<std::string> ChangeCapture::Take() {
   std::string out(static_cast<const char*>(data), static_cast<size_t>(size));
   sqlite3_free(data);
   // A session only grows; a fresh one records the next transaction alone.
+  STEWARD_RETURN_IF_ERROR(Reset());
+  return out;
+}
+
+absl::Status ChangeCapture::Reset() {
   sqlite3_session* fresh = nullptr;
   if (int rc = sqlite3session_create(db_.raw(), "main", &fresh); rc != SQLITE_OK) {
     return SqliteError(db_.raw(), rc, "restarting the change capture");
   }
   sqlite3session_delete(session_);
   session_ = fresh;
-  STEWARD_RETURN_IF_ERROR(Attach());
-  return out;
+  return Attach();
 }
 
 absl::StatusOr<uint64_t> AppliedSeq(sqlite::Database& db) {

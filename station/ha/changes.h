@@ -43,6 +43,10 @@ class ChangeCapture {
   // changed), and starts afresh. Call it inside the transaction, before COMMIT, so that
   // what is published is exactly what is committed.
   absl::StatusOr<std::string> Take();
+  // Forgets what was recorded, without reading it: after a ROLLBACK of a transaction
+  // nothing of which was published. (Row changes rolled back drop out of a changeset by
+  // themselves, but rows of a table the ROLLBACK dropped make every later Take fail.)
+  absl::Status Reset();
 
  private:
   ChangeCapture(sqlite::Database& db, sqlite3_session* session) : db_(db), session_(session) {}

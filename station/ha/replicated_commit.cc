@@ -61,7 +61,16 @@ absl::Status ReplicatedCommit::Publish() {
 
 void ReplicatedCommit::Ended(bool committed) {
   const uint64_t last = std::exchange(published_last_, 0);
-  if (last == 0) return;
+  if (last == 0) {
+    // Rolled back with nothing published: the capture forgets what it recorded (a table
+    // the transaction made and the ROLLBACK dropped would fail every later Take).
+    if (!committed) {
+      if (absl::Status st = capture_->Reset(); !st.ok()) {
+        STEWARD_LOG_WARNING("ledger: the change capture was not restarted after a rollback: {}", st.ToString());
+      }
+    }
+    return;
+  }
   if (!committed) return Recover(last);
   applied_ = last;
   end_.store(last);

@@ -130,8 +130,16 @@ absl::Status RegisterLogFunctions(sqlite::Database& db) {
 
 Store::Op AddLogs(std::string node, std::string event_id, proto::LogBatch batch,
                   std::shared_ptr<LogCounts> counts, int64_t part_lines) {
-  return [node = std::move(node), event_id = std::move(event_id), batch = std::move(batch), counts,
-          part_lines](sqlite::Database& db) mutable -> absl::Status {
+  return [node = std::move(node), event_id = std::move(event_id), batch = std::move(batch),
+          rows = std::vector<LogRow>(), counts, part_lines](sqlite::Database& db) mutable -> absl::Status {
+    if (counts != nullptr) *counts = LogCounts{};
+    // The rows are made once, moving the records' strings: a group that had a write fail
+    // part-way runs this again (Store::WriterLoop), and the batch is empty then.
+    if (rows.empty() && batch.records_size() > 0) {
+      rows.reserve(static_cast<size_t>(batch.records_size()));
+      for (proto::LogRecord& r : *batch.mutable_records()) rows.push_back(ToRow(std::move(r)));
+      batch.clear_records();
+    }
     STEWARD_ASSIGN_OR_RETURN(sqlite::Statement seen, db.Prepare("SELECT 1 FROM log_batches WHERE event_id = ?1"));
     STEWARD_RETURN_IF_ERROR(seen.Bind(1, event_id));
     STEWARD_ASSIGN_OR_RETURN(bool repeat, seen.Step());
@@ -151,9 +159,8 @@ Store::Op AddLogs(std::string node, std::string event_id, proto::LogBatch batch,
                    "message, rest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
     int64_t stored = 0;
     int64_t errors = 0;
-    for (proto::LogRecord& r : *batch.mutable_records()) {
-      if (IsError(r.severity())) ++errors;
-      const LogRow row = ToRow(std::move(r));
+    for (const LogRow& row : rows) {
+      if (IsError(static_cast<int>(row.severity))) ++errors;
       STEWARD_RETURN_IF_ERROR(st.Reset());
       STEWARD_RETURN_IF_ERROR(st.Bind(1, node));
       STEWARD_RETURN_IF_ERROR(st.Bind(2, row.domain));

@@ -116,26 +116,22 @@ void Store::WriterLoop() {
     }
     std::vector<absl::Status> results(group.size());
     const absl::Time begin = absl::Now();
-    absl::Status tx = replication_ != nullptr ? replication_->Before() : absl::OkStatus();
-    if (tx.ok()) tx = writer_.Exec("BEGIN IMMEDIATE");
-    if (tx.ok()) {
-      for (size_t i = 0; i < group.size() && tx.ok(); ++i) {
-        results[i] = group[i].op(writer_);
-        // Some errors (a full disk without a statement journal) make SQLite roll the whole
-        // transaction back: the ops after it would each commit on their own, outside the
-        // group, and be reported failed with it. The group fails as one instead.
-        if (!results[i].ok() && sqlite3_get_autocommit(writer_.raw()) != 0) {
-          tx = absl::Status(results[i].code(), absl::StrCat("the transaction was rolled back: ", results[i].message()));
-        }
+    std::vector<size_t> all(group.size());
+    for (size_t i = 0; i < group.size(); ++i) all[i] = i;
+    bool partial = false;
+    absl::Status tx = Transact(group, all, Transaction::kWhole, results, &partial);
+    if (partial) {
+      // A write failed part-way with the transaction still open: its first statements
+      // would have committed with the group. Rolled back whole, the group is written
+      // again without it, each write now inside a savepoint of its own (statement
+      // journal pages and a full-text flush each, paid only on this path): what fails
+      // again is undone alone. The writes after the failed one run for the first time.
+      std::vector<size_t> again;
+      for (size_t i = 0; i < group.size(); ++i) {
+        if (results[i].ok()) again.push_back(i);
       }
-      // The chunks the group spooled are on disk before a row names them.
-      if (tx.ok()) tx = spool_->Sync();
-      if (tx.ok() && replication_ != nullptr) tx = replication_->Publish();
-      if (tx.ok()) tx = writer_.Exec("COMMIT");
-      if (!tx.ok()) (void)writer_.Exec("ROLLBACK");
-      if (replication_ != nullptr) replication_->Ended(tx.ok());
+      tx = again.empty() ? absl::OkStatus() : Transact(group, again, Transaction::kEachOwnSavepoint, results, &partial);
     }
-    spool_->Ended(tx.ok());
     commit_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - begin));
     NoteHealth(tx);
     for (size_t i = 0; i < group.size(); ++i) {
@@ -147,6 +143,50 @@ void Store::WriterLoop() {
     }
     if (tx.ok()) checkpointer_->AfterCommit();  // after the completions: acknowledgements never wait for it
   }
+}
+
+absl::Status Store::Transact(std::vector<Pending>& group, const std::vector<size_t>& which, Transaction how,
+                             std::vector<absl::Status>& results, bool* partial) {
+  *partial = false;
+  absl::Status tx = replication_ != nullptr ? replication_->Before() : absl::OkStatus();
+  if (tx.ok()) tx = writer_.Exec("BEGIN IMMEDIATE");
+  if (tx.ok()) {
+    for (size_t i : which) {
+      if (how == Transaction::kEachOwnSavepoint) {
+        tx = writer_.Exec("SAVEPOINT one_write");
+        if (!tx.ok()) break;
+      }
+      results[i] = group[i].op(writer_);
+      // Some errors (a full disk without a statement journal) make SQLite roll the whole
+      // transaction back: the ops after it would each commit on their own, outside the
+      // group, and be reported failed with it. The group fails as one instead.
+      if (!results[i].ok() && sqlite3_get_autocommit(writer_.raw()) != 0) {
+        tx = absl::Status(results[i].code(), absl::StrCat("the transaction was rolled back: ", results[i].message()));
+        break;
+      }
+      if (how == Transaction::kWhole) {
+        if (!results[i].ok()) {
+          // What it wrote before it failed goes with the whole transaction (the caller
+          // writes the others again); the writes after it have not run.
+          *partial = true;
+          tx = results[i];
+          break;
+        }
+        continue;
+      }
+      if (!results[i].ok()) tx = writer_.Exec("ROLLBACK TO one_write");
+      if (tx.ok()) tx = writer_.Exec("RELEASE one_write");
+      if (!tx.ok()) break;
+    }
+    // The chunks the group spooled are on disk before a row names them.
+    if (tx.ok()) tx = spool_->Sync();
+    if (tx.ok() && replication_ != nullptr) tx = replication_->Publish();
+    if (tx.ok()) tx = writer_.Exec("COMMIT");
+    if (!tx.ok()) (void)writer_.Exec("ROLLBACK");
+    if (replication_ != nullptr) replication_->Ended(tx.ok());
+  }
+  spool_->Ended(tx.ok());
+  return tx;
 }
 
 uint64_t Store::journal_seq() const { return replication_ != nullptr ? replication_->journal_seq() : 0; }

@@ -171,6 +171,15 @@ class Store {
   Store(std::unique_ptr<ChunkSpool> spool, sqlite::Database writer, sqlite::Database reader,
         std::unique_ptr<Checkpointer> checkpointer, Options options);
   void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  enum class Transaction {
+    kWhole,             // the writes as one: the first that fails stops it (*partial)
+    kEachOwnSavepoint,  // each write undone alone when it fails; the others commit
+  };
+  // One transaction of the writes group[i], i in `which`, in order: their statuses go to
+  // `results`; returns the transaction's (not OK: nothing of it committed). kWhole sets
+  // *partial when a write failed with the transaction still open, and rolls it back.
+  absl::Status Transact(std::vector<Pending>& group, const std::vector<size_t>& which, Transaction how,
+                        std::vector<absl::Status>& results, bool* partial);
   void NoteHealth(const absl::Status& tx) ABSL_LOCKS_EXCLUDED(health_mu_);
   absl::StatusOr<std::vector<proto::CommandState>> QueryCommands(
       const std::string& where, const std::vector<std::string>& args, int64_t limit,

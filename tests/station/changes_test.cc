@@ -3,6 +3,7 @@
 // with the same rows, full-text index included; a replay changes nothing, a gap and a
 // diverged copy are refused whole, and no ledger table escapes the capture.
 #include "station/ha/changes.h"
+#include "station/ha/replicated_commit.h"
 
 #include <sqlite3.h>
 
@@ -186,6 +187,51 @@ TEST_CASE("Applying refuses bytes that are no changeset", "[ha][ledger]") {
   CHECK_FALSE(r.ok());
   CHECK(AppliedSeq(db).value() == 0);
   CHECK_FALSE(ApplyChanges(db, 0, "").ok());
+}
+
+TEST_CASE(
+    "A transaction rolled back before it was published leaves the next one publishable, even when it made a table",
+    "[ha][ledger]") {
+  steward::testing::TempDir dir;
+  sqlite::Database db = OpenLedger((dir.path() / "ledger.db").string());
+  std::vector<std::string> entries;
+  absl::StatusOr<std::unique_ptr<ReplicatedCommit>> commit = ReplicatedCommit::Start(
+      db,
+      [&entries](uint64_t seq, absl::string_view changes) -> absl::StatusOr<uint64_t> {
+        entries.emplace_back(changes);
+        return seq;
+      },
+      0);
+  REQUIRE(commit.ok());
+  // A log batch that opens a new index part makes a table (with its full-text shadow
+  // tables) and writes rows to it: the ROLLBACK drops them again, captured rows and all.
+  REQUIRE((*commit)->Before().ok());
+  REQUIRE(db.Exec("BEGIN IMMEDIATE").ok());
+  REQUIRE(ledger::AddLogs("ship1", "ev1", Batch({"disk full on /var"}), nullptr, /*part_lines=*/0)(db).ok());
+  REQUIRE(Count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'log_fts_2'") == 1);
+  REQUIRE(db.Exec("ROLLBACK").ok());
+  (*commit)->Ended(false);
+  CHECK(entries.empty());
+  // The next transaction is published and commits.
+  REQUIRE((*commit)->Before().ok());
+  REQUIRE(db.Exec("BEGIN IMMEDIATE").ok());
+  REQUIRE(Store::PutSetting("acl/ship1", "allow echo")(db).ok());
+  const absl::Status published = (*commit)->Publish();
+  INFO(published.ToString());
+  CHECK(published.ok());
+  REQUIRE(db.Exec(published.ok() ? "COMMIT" : "ROLLBACK").ok());
+  (*commit)->Ended(published.ok());
+  REQUIRE(entries.size() == 1);
+  CHECK((*commit)->journal_seq() == 1);
+  // What was published is that transaction alone: a copy that applies it has the setting
+  // and no log part.
+  sqlite::Database replica = OpenLedger((dir.path() / "replica.db").string());
+  absl::StatusOr<bool> applied = ApplyChanges(replica, 1, entries[0]);
+  INFO(applied.status().ToString());
+  REQUIRE(applied.ok());
+  CHECK(Count(replica, "SELECT count(*) FROM settings WHERE key = 'acl/ship1'") == 1);
+  CHECK(Count(replica, "SELECT count(*) FROM log_lines") == 0);
+  CHECK(Count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'log_fts_2'") == 0);
 }
 
 }  // namespace

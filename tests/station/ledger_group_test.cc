@@ -3,6 +3,7 @@
 // station wakes its dispatcher there, once for all the commands one commit made.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <vector>
@@ -154,6 +155,73 @@ TEST_CASE("a write whose error rolled the transaction back fails its whole group
     CHECK(key != "after");
   }
   // The next group commits as usual.
+  CHECK(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("next", "v")).ok());
+}
+
+TEST_CASE("a write that fails part-way keeps nothing of it, and the others of its group commit", "[station][ledger]") {
+  const std::filesystem::path dir = ledger::testing::FreshDir("ledger-group-partial");
+  auto store = ledger::Store::Open(dir.string());
+  REQUIRE(store.ok());
+  absl::Notification release;
+  absl::Notification holding;
+  (*store)->Write([&](sqlite::Database&) {
+    holding.Notify();
+    release.WaitForNotification();
+    return absl::OkStatus();
+  });
+  holding.WaitForNotification();
+  absl::Mutex mu;
+  constexpr int kWrites = 5;
+  std::vector<absl::Status> done(kWrites);
+  absl::Notification all_done;
+  int left = kWrites;
+  auto record = [&](int i) {
+    return [&, i](absl::Status st) {
+      absl::MutexLock lock(&mu);
+      done[static_cast<size_t>(i)] = st;
+      if (--left == 0) all_done.Notify();
+    };
+  };
+  // Its first statement succeeds, its second fails with the transaction still open.
+  auto fails_part_way = [](std::string key) {
+    return [key](sqlite::Database& db) -> absl::Status {
+      if (absl::Status st = ledger::Store::PutSetting(key, "half")(db); !st.ok()) return st;
+      return absl::InternalError(absl::StrCat(key, ": its second statement failed"));
+    };
+  };
+  // Succeeds when first called; once called again (the group written again), writes and
+  // then fails: that second call must be undone alone.
+  int calls = 0;
+  auto fails_when_again = [&calls](sqlite::Database& db) -> absl::Status {
+    ++calls;
+    if (absl::Status st = ledger::Store::PutSetting("again", "v")(db); !st.ok()) return st;
+    if (calls > 1) return absl::InternalError("again: failed the second time");
+    return absl::OkStatus();
+  };
+  (*store)->Write(ledger::Store::PutSetting("before", "v"), record(0));
+  (*store)->Write(fails_when_again, record(1));
+  (*store)->Write(fails_part_way("half"), record(2));
+  (*store)->Write(fails_part_way("half2"), record(3));
+  (*store)->Write(ledger::Store::PutSetting("after", "v"), record(4));
+  release.Notify();
+  REQUIRE(all_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  {
+    absl::MutexLock lock(&mu);
+    CHECK(done[0].ok());
+    CHECK(absl::IsInternal(done[1]));
+    CHECK(absl::IsInternal(done[2]));
+    CHECK(absl::IsInternal(done[3]));
+    CHECK(done[4].ok());
+  }
+  CHECK(calls == 2);
+  auto settings = (*store)->Settings();
+  REQUIRE(settings.ok());
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : *settings) keys.push_back(key);
+  std::sort(keys.begin(), keys.end());
+  CHECK(keys == std::vector<std::string>{"after", "before"});
+  // The ledger is not degraded by a write's own failure, and the next group commits.
+  CHECK_FALSE((*store)->health().degraded);
   CHECK(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("next", "v")).ok());
 }
 

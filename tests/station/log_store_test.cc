@@ -205,6 +205,55 @@ TEST_CASE("A batch is stored once", "[station][logs]") {
   CHECK(IndexIntact(*store).ok());
 }
 
+TEST_CASE("A batch whose group is written again after another write failed part-way keeps every line",
+          "[station][logs]") {
+  TempDir dir;
+  auto store = MustOpen(dir.str());
+  // The writer is held until the batch and a write that fails part-way are queued: one
+  // group, rolled back and written again without the failed write (Store::WriterLoop),
+  // which runs the batch's write a second time.
+  absl::Notification release;
+  absl::Notification holding;
+  store->Write([&](sqlite::Database&) {
+    holding.Notify();
+    release.WaitForNotification();
+    return absl::OkStatus();
+  });
+  holding.WaitForNotification();
+  auto counts = std::make_shared<LogCounts>();
+  absl::Notification batch_done;
+  absl::Status batch_status = absl::UnknownError("not done");
+  store->Write(AddLogs("ship1", "ev1", Batch({"disk full on /var", "link up"}, 3), counts), [&](absl::Status st) {
+    batch_status = st;
+    batch_done.Notify();
+  });
+  absl::Notification failed_done;
+  absl::Status failed_status;
+  store->Write(
+      [](sqlite::Database& db) -> absl::Status {
+        if (absl::Status st = Store::PutSetting("half", "v")(db); !st.ok()) return st;
+        return absl::InternalError("its second statement failed");
+      },
+      [&](absl::Status st) {
+        failed_status = st;
+        failed_done.Notify();
+      });
+  release.Notify();
+  REQUIRE(batch_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  REQUIRE(failed_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  CHECK(absl::IsInternal(failed_status));
+  INFO(batch_status.ToString());
+  REQUIRE(batch_status.ok());
+  CHECK(counts->fresh);
+  CHECK(counts->stored == 2);
+  CHECK(counts->errors == 2);
+  CHECK(Count(*store, "SELECT COUNT(*) FROM log_lines") == 2);
+  CHECK(Count(*store, "SELECT COUNT(*) FROM log_lines WHERE length(message) > 0 AND severity = 3") == 2);
+  CHECK(Count(*store, "SELECT COUNT(*) FROM log_batches") == 1);
+  CHECK(Count(*store, "SELECT COUNT(*) FROM settings WHERE key = 'half'") == 0);
+  CHECK(IndexIntact(*store).ok());
+}
+
 TEST_CASE("Retention removes lines, and index parts with their last line, in steps, and seq goes on",
           "[station][logs]") {
   TempDir dir;
