@@ -66,7 +66,10 @@ void ReplicatedCommit::Ended(bool committed) {
     // the transaction made and the ROLLBACK dropped would fail every later Take).
     if (!committed) {
       if (absl::Status st = capture_->Reset(); !st.ok()) {
-        STEWARD_LOG_WARNING("ledger: the change capture was not restarted after a rollback: {}", st.ToString());
+        // A capture that records nothing would publish nothing: no write goes on unseen.
+        behind_ = absl::StrCat("the change capture could not be restarted after a rollback (", st.ToString(),
+                               "); restart the station");
+        STEWARD_LOG_ERROR("ledger: {}", behind_);
       }
     }
     return;

@@ -63,6 +63,10 @@ class ChunkSpool {
   // A row naming `file` was inserted / deleted in the open transaction.
   void Added(int64_t file) { ++pending_[file]; }
   void Released(int64_t file) { --pending_[file]; }
+  // The open transaction's counts at a savepoint: RollbackTo(Mark()) undoes the Added
+  // and Released since, whose rows ROLLBACK TO undid (what Append wrote stays, unnamed).
+  std::map<int64_t, int64_t> Mark() const { return pending_; }
+  void RollbackTo(std::map<int64_t, int64_t> mark) { pending_ = std::move(mark); }
   // Makes what Append wrote since the last Sync durable (before the COMMIT that makes
   // rows name it).
   absl::Status Sync();

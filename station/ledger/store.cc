@@ -152,7 +152,9 @@ absl::Status Store::Transact(std::vector<Pending>& group, const std::vector<size
   if (tx.ok()) tx = writer_.Exec("BEGIN IMMEDIATE");
   if (tx.ok()) {
     for (size_t i : which) {
+      std::map<int64_t, int64_t> spool_mark;
       if (how == Transaction::kEachOwnSavepoint) {
+        spool_mark = spool_->Mark();
         tx = writer_.Exec("SAVEPOINT one_write");
         if (!tx.ok()) break;
       }
@@ -174,7 +176,10 @@ absl::Status Store::Transact(std::vector<Pending>& group, const std::vector<size
         }
         continue;
       }
-      if (!results[i].ok()) tx = writer_.Exec("ROLLBACK TO one_write");
+      if (!results[i].ok()) {
+        tx = writer_.Exec("ROLLBACK TO one_write");
+        if (tx.ok()) spool_->RollbackTo(std::move(spool_mark));
+      }
       if (tx.ok()) tx = writer_.Exec("RELEASE one_write");
       if (!tx.ok()) break;
     }

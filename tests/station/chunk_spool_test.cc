@@ -17,6 +17,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/synchronization/mutex.h"
 #include "common/signing.h"
 #include "common/protocol.h"
 #include "station/ledger/chunk_spool.h"
@@ -204,6 +206,63 @@ TEST_CASE("copy spool: the ledger keeps a chunk's bytes in the spool until its e
     for (const auto& f : SpoolFiles(dir)) bytes += std::filesystem::file_size(f);
     CHECK(bytes == 0);
   }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("copy spool: a write undone at its savepoint leaves its chunk's bytes named",
+          "[station][ledger][spool][copy]") {
+  const std::filesystem::path dir = FreshDir("spool-savepoint");
+  const std::string chunk = Bytes(300 << 10, 's');
+  auto store = Store::Open(dir.string());
+  REQUIRE(store.ok());
+  Put(**store, Chunk("s1", chunk, proto::STATE_QUEUED));
+  // One group: a write that fails part-way (the group is then written again, each write
+  // in a savepoint), and one that ends the chunk (its payload row deleted, the spool told
+  // so) and then fails: undone at its savepoint, the row is back and must still count.
+  absl::Notification release;
+  absl::Notification holding;
+  (*store)->Write([&](sqlite::Database&) {
+    holding.Notify();
+    release.WaitForNotification();
+    return absl::OkStatus();
+  });
+  holding.WaitForNotification();
+  absl::Mutex mu;
+  std::vector<absl::Status> done;
+  absl::Notification both;
+  auto record = [&](absl::Status st) {
+    absl::MutexLock lock(&mu);
+    done.push_back(st);
+    if (done.size() == 2) both.Notify();
+  };
+  (*store)->Write(
+      [](sqlite::Database& db) -> absl::Status {
+        if (absl::Status st = Store::PutSetting("half", "v")(db); !st.ok()) return st;
+        return absl::InternalError("its second statement failed");
+      },
+      record);
+  Store::Op end_chunk = (*store)->PutCommand(Chunk("s1", chunk, proto::STATE_SUCCEEDED));
+  (*store)->Write(
+      [end_chunk](sqlite::Database& db) -> absl::Status {
+        if (absl::Status st = end_chunk(db); !st.ok()) return st;
+        return absl::InternalError("failed after the chunk's end was written");
+      },
+      record);
+  release.Notify();
+  REQUIRE(both.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  {
+    absl::MutexLock lock(&mu);
+    for (const absl::Status& st : done) CHECK(absl::IsInternal(st));
+  }
+  CHECK(Int(**store, "SELECT count(*) FROM command_payloads") == 1);
+  // The next write ends a transaction too: the spool must keep the bytes a row names.
+  REQUIRE(ledger::testing::WriteAndWait(**store, Store::PutSetting("next", "v")).ok());
+  auto active = (*store)->ActiveCommands();
+  INFO(active.status().ToString());
+  REQUIRE(active.ok());
+  REQUIRE(active->size() == 1);
+  CHECK(active->front().command().payload() == chunk);
+  store->reset();
   std::filesystem::remove_all(dir);
 }
 
