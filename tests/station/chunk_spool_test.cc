@@ -219,14 +219,7 @@ TEST_CASE("copy spool: a write undone at its savepoint leaves its chunk's bytes 
   // One group: a write that fails part-way (the group is then written again, each write
   // in a savepoint), and one that ends the chunk (its payload row deleted, the spool told
   // so) and then fails: undone at its savepoint, the row is back and must still count.
-  absl::Notification release;
-  absl::Notification holding;
-  (*store)->Write([&](sqlite::Database&) {
-    holding.Notify();
-    release.WaitForNotification();
-    return absl::OkStatus();
-  });
-  holding.WaitForNotification();
+  const auto release = ledger::testing::HoldWriter(**store);
   absl::Mutex mu;
   std::vector<absl::Status> done;
   absl::Notification both;
@@ -235,12 +228,7 @@ TEST_CASE("copy spool: a write undone at its savepoint leaves its chunk's bytes 
     done.push_back(st);
     if (done.size() == 2) both.Notify();
   };
-  (*store)->Write(
-      [](sqlite::Database& db) -> absl::Status {
-        if (absl::Status st = Store::PutSetting("half", "v")(db); !st.ok()) return st;
-        return absl::InternalError("its second statement failed");
-      },
-      record);
+  (*store)->Write(ledger::testing::FailsPartWay("half"), record);
   Store::Op end_chunk = (*store)->PutCommand(Chunk("s1", chunk, proto::STATE_SUCCEEDED));
   (*store)->Write(
       [end_chunk](sqlite::Database& db) -> absl::Status {
@@ -248,7 +236,7 @@ TEST_CASE("copy spool: a write undone at its savepoint leaves its chunk's bytes 
         return absl::InternalError("failed after the chunk's end was written");
       },
       record);
-  release.Notify();
+  release->Notify();
   REQUIRE(both.WaitForNotificationWithTimeout(absl::Seconds(10)));
   {
     absl::MutexLock lock(&mu);

@@ -112,14 +112,7 @@ TEST_CASE("a write whose error rolled the transaction back fails its whole group
   const std::filesystem::path dir = ledger::testing::FreshDir("ledger-group-rollback");
   auto store = ledger::Store::Open(dir.string());
   REQUIRE(store.ok());
-  absl::Notification release;
-  absl::Notification holding;
-  (*store)->Write([&](sqlite::Database&) {
-    holding.Notify();
-    release.WaitForNotification();
-    return absl::OkStatus();
-  });
-  holding.WaitForNotification();
+  const auto release = ledger::testing::HoldWriter(**store);
   // One group: a write, one whose error ended the transaction (as SQLite does on a full
   // disk without a statement journal: the ROLLBACK stands in for it), and one after it.
   absl::Mutex mu;
@@ -141,7 +134,7 @@ TEST_CASE("a write whose error rolled the transaction back fails its whole group
       },
       record(1));
   (*store)->Write(ledger::Store::PutSetting("after", "v"), record(2));
-  release.Notify();
+  release->Notify();
   REQUIRE(all_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   for (const absl::Status& st : done) {
     INFO(st.ToString());
@@ -162,14 +155,7 @@ TEST_CASE("a write that fails part-way keeps nothing of it, and the others of it
   const std::filesystem::path dir = ledger::testing::FreshDir("ledger-group-partial");
   auto store = ledger::Store::Open(dir.string());
   REQUIRE(store.ok());
-  absl::Notification release;
-  absl::Notification holding;
-  (*store)->Write([&](sqlite::Database&) {
-    holding.Notify();
-    release.WaitForNotification();
-    return absl::OkStatus();
-  });
-  holding.WaitForNotification();
+  const auto release = ledger::testing::HoldWriter(**store);
   absl::Mutex mu;
   constexpr int kWrites = 5;
   std::vector<absl::Status> done(kWrites);
@@ -180,13 +166,6 @@ TEST_CASE("a write that fails part-way keeps nothing of it, and the others of it
       absl::MutexLock lock(&mu);
       done[static_cast<size_t>(i)] = st;
       if (--left == 0) all_done.Notify();
-    };
-  };
-  // Its first statement succeeds, its second fails with the transaction still open.
-  auto fails_part_way = [](std::string key) {
-    return [key](sqlite::Database& db) -> absl::Status {
-      if (absl::Status st = ledger::Store::PutSetting(key, "half")(db); !st.ok()) return st;
-      return absl::InternalError(absl::StrCat(key, ": its second statement failed"));
     };
   };
   // Succeeds when first called; once called again (the group written again), writes and
@@ -200,10 +179,10 @@ TEST_CASE("a write that fails part-way keeps nothing of it, and the others of it
   };
   (*store)->Write(ledger::Store::PutSetting("before", "v"), record(0));
   (*store)->Write(fails_when_again, record(1));
-  (*store)->Write(fails_part_way("half"), record(2));
-  (*store)->Write(fails_part_way("half2"), record(3));
+  (*store)->Write(ledger::testing::FailsPartWay("half"), record(2));
+  (*store)->Write(ledger::testing::FailsPartWay("half2"), record(3));
   (*store)->Write(ledger::Store::PutSetting("after", "v"), record(4));
-  release.Notify();
+  release->Notify();
   REQUIRE(all_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   {
     absl::MutexLock lock(&mu);

@@ -1,5 +1,5 @@
-// Helpers of the ledger's tests: a write that waits for its commit, a count, and a
-// command record to write.
+// Helpers of the ledger's tests: a write that waits for its commit, a count, a command
+// record to write, a held writer and a write that fails part-way.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -74,6 +75,29 @@ inline proto::CommandState CommandRecord(const std::string& id, const std::strin
   e.set_target_instance("inst-1");
   e.set_signature("sig-1");
   return c;
+}
+
+// Holds the writer in a write of its own until the returned notification: the writes
+// queued meanwhile make one group (one transaction) after it.
+inline std::shared_ptr<absl::Notification> HoldWriter(Store& store) {
+  auto release = std::make_shared<absl::Notification>();
+  absl::Notification holding;
+  store.Write([release, &holding](sqlite::Database&) {
+    holding.Notify();  // its last use of `holding`, which the caller waits for
+    release->WaitForNotification();
+    return absl::OkStatus();
+  });
+  holding.WaitForNotification();
+  return release;
+}
+
+// A write that fails part-way: it stores setting `key`, then fails (Internal) with the
+// transaction still open.
+inline Store::Op FailsPartWay(std::string key) {
+  return [key = std::move(key)](sqlite::Database& db) -> absl::Status {
+    if (absl::Status st = Store::PutSetting(key, "half")(db); !st.ok()) return st;
+    return absl::InternalError(absl::StrCat(key, ": its second statement failed"));
+  };
 }
 
 // QueryInt that must work; PutCommand that must commit.

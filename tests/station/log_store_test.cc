@@ -39,6 +39,8 @@ std::unique_ptr<Store> MustOpen(const std::string& dir) {
   return *std::move(store);
 }
 
+using testing::FailsPartWay;
+using testing::HoldWriter;
 using testing::WriteAndWait;
 
 int64_t Count(Store& store, const std::string& sql) {
@@ -212,14 +214,7 @@ TEST_CASE("A batch whose group is written again after another write failed part-
   // The writer is held until the batch and a write that fails part-way are queued: one
   // group, rolled back and written again without the failed write (Store::WriterLoop),
   // which runs the batch's write a second time.
-  absl::Notification release;
-  absl::Notification holding;
-  store->Write([&](sqlite::Database&) {
-    holding.Notify();
-    release.WaitForNotification();
-    return absl::OkStatus();
-  });
-  holding.WaitForNotification();
+  const auto release = HoldWriter(*store);
   auto counts = std::make_shared<LogCounts>();
   absl::Notification batch_done;
   absl::Status batch_status = absl::UnknownError("not done");
@@ -229,16 +224,11 @@ TEST_CASE("A batch whose group is written again after another write failed part-
   });
   absl::Notification failed_done;
   absl::Status failed_status;
-  store->Write(
-      [](sqlite::Database& db) -> absl::Status {
-        if (absl::Status st = Store::PutSetting("half", "v")(db); !st.ok()) return st;
-        return absl::InternalError("its second statement failed");
-      },
-      [&](absl::Status st) {
-        failed_status = st;
-        failed_done.Notify();
-      });
-  release.Notify();
+  store->Write(FailsPartWay("half"), [&](absl::Status st) {
+    failed_status = st;
+    failed_done.Notify();
+  });
+  release->Notify();
   REQUIRE(batch_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   REQUIRE(failed_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   CHECK(absl::IsInternal(failed_status));
