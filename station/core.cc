@@ -222,7 +222,10 @@ void Core::Submit(std::vector<proto::CommandState> states, std::function<void(ab
   auto shared = std::make_shared<std::vector<proto::CommandState>>(std::move(states));
   store_.Write(
       [this, ops, shared](sqlite::Database& db) -> absl::Status {
-        for (ledger::Store::Op& op : *ops) STEWARD_RETURN_IF_ERROR(op(db));
+        for (size_t i = 0; i < ops->size(); ++i) {
+          // Only a failure of the first has nothing of this write before it.
+          if (absl::Status st = (*ops)[i](db); !st.ok()) return i == 0 ? st : ledger::Store::ClearWroteNothing(st);
+        }
         for (proto::CommandState& s : *shared) {
           STEWARD_RETURN_IF_ERROR(store_.WriteCommand(db, s, /*fresh=*/true));
           // A site station in control records what it accepted, in order, for the

@@ -133,7 +133,8 @@ ledger::Store::Op Repeats::Record(const Call& call, std::string request_id, std:
     STEWARD_RETURN_IF_ERROR(st.BindBlob(6, reply));
     STEWARD_RETURN_IF_ERROR(st.BindBlob(7, digest));
     STEWARD_RETURN_IF_ERROR(st.Step().status());
-    if (db.Changes() == 0) return absl::AlreadyExistsError(kRecordedAlready);
+    // Its one statement changed nothing: the group goes on without it.
+    if (db.Changes() == 0) return ledger::Store::WroteNothing(absl::AlreadyExistsError(kRecordedAlready));
     return absl::OkStatus();
   };
 }

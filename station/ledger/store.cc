@@ -6,6 +6,7 @@
 #include <map>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
@@ -79,6 +80,23 @@ void Store::Write(Op op, Done done) {
     return;
   }
   queue_.push_back(Pending{std::move(op), std::move(done)});
+}
+
+namespace {
+// The payload WroteNothing puts on a status (its value is not read).
+constexpr absl::string_view kWroteNothing = "steward.ledger/wrote-nothing";
+}  // namespace
+
+absl::Status Store::WroteNothing(absl::Status failed) {
+  if (!failed.ok()) failed.SetPayload(kWroteNothing, absl::Cord("1"));
+  return failed;
+}
+
+bool Store::IsWroteNothing(const absl::Status& st) { return !st.ok() && st.GetPayload(kWroteNothing).has_value(); }
+
+absl::Status Store::ClearWroteNothing(absl::Status st) {
+  st.ErasePayload(kWroteNothing);
+  return st;
 }
 
 void Store::AfterGroup(std::function<void()> fn) {
@@ -167,7 +185,7 @@ absl::Status Store::Transact(std::vector<Pending>& group, const std::vector<size
         break;
       }
       if (how == Transaction::kWhole) {
-        if (!results[i].ok()) {
+        if (!results[i].ok() && !IsWroteNothing(results[i])) {
           // What it wrote before it failed goes with the whole transaction (the caller
           // writes the others again); the writes after it have not run.
           *partial = true;

@@ -80,6 +80,14 @@ class Store {
   // transaction holding `op` committed (or failed: then with the error). After
   // Shutdown the write is dropped and `done` never runs.
   void Write(Op op, Done done = nullptr) ABSL_LOCKS_EXCLUDED(mu_);
+  // An op that fails having written nothing (its only statement changed no row: a
+  // request recorded already) says so with WroteNothing(its error): its group goes on
+  // without it in the same transaction, instead of being rolled back and written again
+  // write by write. An op that wrote before it failed must never say it (an op made of
+  // others passes the mark on only from its first: ClearWroteNothing).
+  static absl::Status WroteNothing(absl::Status failed);
+  static bool IsWroteNothing(const absl::Status& st);
+  static absl::Status ClearWroteNothing(absl::Status st);
   // AfterGroup sets what runs on the writer thread once the `done`s of a transaction's
   // writes have all run (committed or failed): a follow-up that wants the whole group,
   // such as waking the dispatcher once for the commands a commit made, not once each.
@@ -172,7 +180,7 @@ class Store {
         std::unique_ptr<Checkpointer> checkpointer, Options options);
   void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
   enum class Transaction {
-    kWhole,             // the writes as one: the first that fails stops it (*partial)
+    kWhole,             // the writes as one: the first that fails having written stops it (*partial)
     kEachOwnSavepoint,  // each write undone alone when it fails; the others commit
   };
   // One transaction of the writes group[i], i in `which`, in order: their statuses go to

@@ -204,5 +204,85 @@ TEST_CASE("a write that fails part-way keeps nothing of it, and the others of it
   CHECK(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("next", "v")).ok());
 }
 
+TEST_CASE("a write that fails having written nothing leaves its group one transaction", "[station][ledger]") {
+  const std::filesystem::path dir = ledger::testing::FreshDir("ledger-group-nothing");
+  auto store = ledger::Store::Open(dir.string());
+  REQUIRE(store.ok());
+  const auto release = ledger::testing::HoldWriter(**store);
+  absl::Mutex mu;
+  constexpr int kWrites = 4;
+  std::vector<absl::Status> done(kWrites);
+  absl::Notification all_done;
+  int left = kWrites;
+  auto record = [&](int i) {
+    return [&, i](absl::Status st) {
+      absl::MutexLock lock(&mu);
+      done[static_cast<size_t>(i)] = st;
+      if (--left == 0) all_done.Notify();
+    };
+  };
+  int calls = 0;  // a group written again would call it twice
+  auto counted = [&calls](sqlite::Database& db) {
+    ++calls;
+    return ledger::Store::PutSetting("counted", "v")(db);
+  };
+  (*store)->Write(counted, record(0));
+  (*store)->Write([](sqlite::Database&) { return ledger::Store::WroteNothing(absl::AlreadyExistsError("a repeat")); },
+                  record(1));
+  (*store)->Write(ledger::Store::PutSetting("after", "v"), record(2));
+  // A mark on a write that wrote first is not believed once cleared.
+  (*store)->Write(
+      [](sqlite::Database& db) -> absl::Status {
+        if (absl::Status st = ledger::Store::PutSetting("half", "v")(db); !st.ok()) return st;
+        return ledger::Store::ClearWroteNothing(ledger::Store::WroteNothing(absl::InternalError("after a write")));
+      },
+      record(3));
+  release->Notify();
+  REQUIRE(all_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  {
+    absl::MutexLock lock(&mu);
+    CHECK(done[0].ok());
+    CHECK(absl::IsAlreadyExists(done[1]));
+    CHECK(ledger::Store::IsWroteNothing(done[1]));
+    CHECK(done[2].ok());
+    CHECK(absl::IsInternal(done[3]));
+  }
+  // The fourth failed part-way: the group was written again, without the repeat, once.
+  CHECK(calls == 2);
+  auto settings = (*store)->Settings();
+  REQUIRE(settings.ok());
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : *settings) keys.push_back(key);
+  std::sort(keys.begin(), keys.end());
+  CHECK(keys == std::vector<std::string>{"after", "counted"});
+  CHECK_FALSE((*store)->health().degraded);
+}
+
+TEST_CASE("a group whose only failure wrote nothing is written once", "[station][ledger]") {
+  const std::filesystem::path dir = ledger::testing::FreshDir("ledger-group-once");
+  auto store = ledger::Store::Open(dir.string());
+  REQUIRE(store.ok());
+  const auto release = ledger::testing::HoldWriter(**store);
+  int calls = 0;
+  absl::Notification second_done;
+  absl::Status repeat_status;
+  (*store)->Write([&calls](sqlite::Database& db) {
+    ++calls;
+    return ledger::Store::PutSetting("first", "v")(db);
+  });
+  (*store)->Write([](sqlite::Database&) { return ledger::Store::WroteNothing(absl::AlreadyExistsError("a repeat")); },
+                  [&](absl::Status st) {
+                    repeat_status = st;
+                    second_done.Notify();
+                  });
+  release->Notify();
+  REQUIRE(second_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  CHECK(absl::IsAlreadyExists(repeat_status));
+  CHECK(calls == 1);
+  auto settings = (*store)->Settings();
+  REQUIRE(settings.ok());
+  CHECK(settings->size() == 1);
+}
+
 }  // namespace
 }  // namespace steward::station
