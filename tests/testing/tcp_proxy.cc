@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <mutex>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -138,18 +141,54 @@ void TcpProxy::Run() {
   }
 }
 
-uint16_t FreeTcpPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+namespace {
+
+// Whether `port` on 127.0.0.1 can be bound now (0: any, then *port says which).
+bool Bindable(uint16_t* port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error("socket failed");
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
+  addr.sin_port = htons(*port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(addr);
   const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
                   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
   ::close(fd);
-  if (!ok) throw std::runtime_error("no free port on 127.0.0.1");
-  return ntohs(addr.sin_port);
+  if (ok) *port = ntohs(addr.sin_port);
+  return ok;
+}
+
+// The lowest port the kernel hands out on its own (to connect() and bind to port 0).
+uint16_t EphemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  if (!(in >> low) || low <= 0 || low > 65535) return 32768;
+  return static_cast<uint16_t>(low);
+}
+
+}  // namespace
+
+uint16_t FreeTcpPort() {
+  // A port the caller binds later (a broker's route or a proxy's upstream) is free now
+  // but not held: a port the kernel hands out could be taken meanwhile by any of the
+  // connections the tests running beside this one make. So it comes from below the
+  // kernel's range, where only another explicit choice like this one could collide.
+  constexpr uint16_t kLowest = 10000;
+  const uint16_t high = EphemeralLow();
+  if (high > kLowest + 1000) {
+    static std::mutex mu;
+    static std::mt19937 rng{std::random_device{}()};
+    std::lock_guard<std::mutex> lock(mu);
+    std::uniform_int_distribution<int> pick(kLowest, high - 1);
+    for (int tries = 0; tries < 100; ++tries) {
+      uint16_t port = static_cast<uint16_t>(pick(rng));
+      if (Bindable(&port)) return port;
+    }
+  }
+  uint16_t any = 0;
+  if (!Bindable(&any)) throw std::runtime_error("no free port on 127.0.0.1");
+  return any;
 }
 
 }  // namespace steward::testing

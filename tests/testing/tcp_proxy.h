@@ -17,8 +17,9 @@
 
 namespace steward::testing {
 
-// A free TCP port on 127.0.0.1 (bound and released: another process could take it
-// meanwhile, which the test then reports as a failed bind). Throws when it cannot.
+// A free TCP port on 127.0.0.1, below the kernel's ephemeral range (bound and
+// released: only another such choice could take it meanwhile, which the test then
+// reports as a failed bind). Throws when it cannot.
 uint16_t FreeTcpPort();
 
 class TcpProxy {
