@@ -78,7 +78,9 @@ class Repeats {
   // repeat_digest) made request `request_id` and was answered `reply` (a serialized
   // reply message): in the transaction that creates what it made, before its other
   // writes. When the ledger holds a record of `call` already, it writes nothing and
-  // fails (IsRecorded), and so do the writes after it in the same operation.
+  // fails (IsRecorded), and so do the writes after it in the same operation. That
+  // failure wrote nothing (ledger::Store::WroteNothing): run first, it leaves the rest
+  // of its group to commit.
   static ledger::Store::Op Record(const Call& call, std::string request_id, std::string reply);
   // How long a request is known as done: a client repeats within seconds or minutes
   // (its retry budget, a takeover), not days.

@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "station/ledger/store.h"
+#include "station/repeats.h"
 #include "tests/station/ledger_testing.h"
 
 namespace steward::station {
@@ -229,7 +230,16 @@ TEST_CASE("a write that fails having written nothing leaves its group one transa
   (*store)->Write(counted, record(0));
   (*store)->Write([](sqlite::Database&) { return ledger::Store::WroteNothing(absl::AlreadyExistsError("a repeat")); },
                   record(1));
-  (*store)->Write(ledger::Store::PutSetting("after", "v"), record(2));
+  // The first pass goes on past the repeat to it, and the replay after the fourth
+  // (which failed part-way) runs it again: twice. Had the repeat stopped the first
+  // pass, only the replay would run it.
+  int after_calls = 0;
+  (*store)->Write(
+      [&after_calls](sqlite::Database& db) {
+        ++after_calls;
+        return ledger::Store::PutSetting("after", "v")(db);
+      },
+      record(2));
   // A mark on a write that wrote first is not believed once cleared.
   (*store)->Write(
       [](sqlite::Database& db) -> absl::Status {
@@ -249,6 +259,7 @@ TEST_CASE("a write that fails having written nothing leaves its group one transa
   }
   // The fourth failed part-way: the group was written again, without the repeat, once.
   CHECK(calls == 2);
+  CHECK(after_calls == 2);
   auto settings = (*store)->Settings();
   REQUIRE(settings.ok());
   std::vector<std::string> keys;
@@ -256,6 +267,40 @@ TEST_CASE("a write that fails having written nothing leaves its group one transa
   std::sort(keys.begin(), keys.end());
   CHECK(keys == std::vector<std::string>{"after", "counted"});
   CHECK_FALSE((*store)->health().degraded);
+}
+
+TEST_CASE("a request's record found already fails having written nothing, and the group commits the rest",
+          "[station][ledger]") {
+  const std::filesystem::path dir = ledger::testing::FreshDir("ledger-group-recorded");
+  auto store = ledger::Store::Open(dir.string());
+  REQUIRE(store.ok());
+  Call call;
+  call.env.set_id("req-1");
+  call.env.set_operator_("alice");
+  call.env.set_method("submit");
+  REQUIRE(ledger::testing::WriteAndWait(**store, Repeats::Record(call, "r1", "first answer")).ok());
+  const auto release = ledger::testing::HoldWriter(**store);
+  absl::Notification both;
+  absl::Mutex mu;
+  absl::Status repeat;
+  int left = 2;
+  auto note = [&](absl::Status st, bool is_repeat) {
+    absl::MutexLock lock(&mu);
+    if (is_repeat) repeat = st;
+    if (--left == 0) both.Notify();
+  };
+  (*store)->Write(Repeats::Record(call, "r2", "second answer"), [&](absl::Status st) { note(st, true); });
+  (*store)->Write(ledger::Store::PutSetting("beside", "v"), [&](absl::Status st) { note(st, false); });
+  release->Notify();
+  REQUIRE(both.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  CHECK(Repeats::IsRecorded(repeat));
+  CHECK(ledger::Store::IsWroteNothing(repeat));
+  CHECK(ledger::testing::Int(**store, "SELECT count(*) FROM request_replies") == 1);
+  CHECK(ledger::testing::Int(**store, "SELECT count(*) FROM request_replies WHERE request_id = 'r1'") == 1);
+  auto settings = (*store)->Settings();
+  REQUIRE(settings.ok());
+  REQUIRE(settings->size() == 1);
+  CHECK((*settings)[0].first == "beside");
 }
 
 TEST_CASE("a group whose only failure wrote nothing is written once", "[station][ledger]") {

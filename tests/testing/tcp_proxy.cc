@@ -10,6 +10,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -179,11 +180,15 @@ uint16_t FreeTcpPort() {
   if (high > kLowest + 1000) {
     static std::mutex mu;
     static std::mt19937 rng{std::random_device{}()};
+    static std::set<uint16_t> given;  // this process's callers bind later: never twice
     std::lock_guard<std::mutex> lock(mu);
     std::uniform_int_distribution<int> pick(kLowest, high - 1);
     for (int tries = 0; tries < 100; ++tries) {
       uint16_t port = static_cast<uint16_t>(pick(rng));
-      if (Bindable(&port)) return port;
+      if (given.count(port) == 0 && Bindable(&port)) {
+        given.insert(port);
+        return port;
+      }
     }
   }
   uint16_t any = 0;
