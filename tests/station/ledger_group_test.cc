@@ -3,7 +3,6 @@
 // station wakes its dispatcher there, once for all the commands one commit made.
 #include <catch2/catch.hpp>
 
-#include <algorithm>
 #include <string>
 #include <thread>
 #include <vector>
@@ -116,27 +115,18 @@ TEST_CASE("a write whose error rolled the transaction back fails its whole group
   const auto release = ledger::testing::HoldWriter(**store);
   // One group: a write, one whose error ended the transaction (as SQLite does on a full
   // disk without a statement journal: the ROLLBACK stands in for it), and one after it.
-  absl::Mutex mu;
-  std::vector<absl::Status> done(3);
-  absl::Notification all_done;
-  int left = 3;
-  auto record = [&](int i) {
-    return [&, i](absl::Status st) {
-      absl::MutexLock lock(&mu);
-      done[static_cast<size_t>(i)] = st;
-      if (--left == 0) all_done.Notify();
-    };
-  };
-  (*store)->Write(ledger::Store::PutSetting("before", "v"), record(0));
+  ledger::testing::Completions completions(3);
+  (*store)->Write(ledger::Store::PutSetting("before", "v"), completions.At(0));
   (*store)->Write(
       [](sqlite::Database& db) -> absl::Status {
         if (absl::Status st = db.Exec("ROLLBACK"); !st.ok()) return st;
         return absl::ResourceExhaustedError("database or disk is full");
       },
-      record(1));
-  (*store)->Write(ledger::Store::PutSetting("after", "v"), record(2));
+      completions.At(1));
+  (*store)->Write(ledger::Store::PutSetting("after", "v"), completions.At(2));
   release->Notify();
-  REQUIRE(all_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  REQUIRE(completions.Wait());
+  const std::vector<absl::Status> done = completions.statuses();
   for (const absl::Status& st : done) {
     INFO(st.ToString());
     CHECK(absl::IsResourceExhausted(st));
@@ -157,18 +147,7 @@ TEST_CASE("a write that fails part-way keeps nothing of it, and the others of it
   auto store = ledger::Store::Open(dir.string());
   REQUIRE(store.ok());
   const auto release = ledger::testing::HoldWriter(**store);
-  absl::Mutex mu;
-  constexpr int kWrites = 5;
-  std::vector<absl::Status> done(kWrites);
-  absl::Notification all_done;
-  int left = kWrites;
-  auto record = [&](int i) {
-    return [&, i](absl::Status st) {
-      absl::MutexLock lock(&mu);
-      done[static_cast<size_t>(i)] = st;
-      if (--left == 0) all_done.Notify();
-    };
-  };
+  ledger::testing::Completions completions(5);
   // Succeeds when first called; once called again (the group written again), writes and
   // then fails: that second call must be undone alone.
   int calls = 0;
@@ -178,28 +157,21 @@ TEST_CASE("a write that fails part-way keeps nothing of it, and the others of it
     if (calls > 1) return absl::InternalError("again: failed the second time");
     return absl::OkStatus();
   };
-  (*store)->Write(ledger::Store::PutSetting("before", "v"), record(0));
-  (*store)->Write(fails_when_again, record(1));
-  (*store)->Write(ledger::testing::FailsPartWay("half"), record(2));
-  (*store)->Write(ledger::testing::FailsPartWay("half2"), record(3));
-  (*store)->Write(ledger::Store::PutSetting("after", "v"), record(4));
+  (*store)->Write(ledger::Store::PutSetting("before", "v"), completions.At(0));
+  (*store)->Write(fails_when_again, completions.At(1));
+  (*store)->Write(ledger::testing::FailsPartWay("half"), completions.At(2));
+  (*store)->Write(ledger::testing::FailsPartWay("half2"), completions.At(3));
+  (*store)->Write(ledger::Store::PutSetting("after", "v"), completions.At(4));
   release->Notify();
-  REQUIRE(all_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  {
-    absl::MutexLock lock(&mu);
-    CHECK(done[0].ok());
-    CHECK(absl::IsInternal(done[1]));
-    CHECK(absl::IsInternal(done[2]));
-    CHECK(absl::IsInternal(done[3]));
-    CHECK(done[4].ok());
-  }
+  REQUIRE(completions.Wait());
+  const std::vector<absl::Status> done = completions.statuses();
+  CHECK(done[0].ok());
+  CHECK(absl::IsInternal(done[1]));
+  CHECK(absl::IsInternal(done[2]));
+  CHECK(absl::IsInternal(done[3]));
+  CHECK(done[4].ok());
   CHECK(calls == 2);
-  auto settings = (*store)->Settings();
-  REQUIRE(settings.ok());
-  std::vector<std::string> keys;
-  for (const auto& [key, value] : *settings) keys.push_back(key);
-  std::sort(keys.begin(), keys.end());
-  CHECK(keys == std::vector<std::string>{"after", "before"});
+  CHECK(ledger::testing::SettingKeys(**store) == std::vector<std::string>{"after", "before"});
   // The ledger is not degraded by a write's own failure, and the next group commits.
   CHECK_FALSE((*store)->health().degraded);
   CHECK(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("next", "v")).ok());
@@ -210,26 +182,15 @@ TEST_CASE("a write that fails having written nothing leaves its group one transa
   auto store = ledger::Store::Open(dir.string());
   REQUIRE(store.ok());
   const auto release = ledger::testing::HoldWriter(**store);
-  absl::Mutex mu;
-  constexpr int kWrites = 4;
-  std::vector<absl::Status> done(kWrites);
-  absl::Notification all_done;
-  int left = kWrites;
-  auto record = [&](int i) {
-    return [&, i](absl::Status st) {
-      absl::MutexLock lock(&mu);
-      done[static_cast<size_t>(i)] = st;
-      if (--left == 0) all_done.Notify();
-    };
-  };
+  ledger::testing::Completions completions(4);
   int calls = 0;  // a group written again would call it twice
   auto counted = [&calls](sqlite::Database& db) {
     ++calls;
     return ledger::Store::PutSetting("counted", "v")(db);
   };
-  (*store)->Write(counted, record(0));
+  (*store)->Write(counted, completions.At(0));
   (*store)->Write([](sqlite::Database&) { return ledger::Store::WroteNothing(absl::AlreadyExistsError("a repeat")); },
-                  record(1));
+                  completions.At(1));
   // The first pass goes on past the repeat to it, and the replay after the fourth
   // (which failed part-way) runs it again: twice. Had the repeat stopped the first
   // pass, only the replay would run it.
@@ -239,33 +200,26 @@ TEST_CASE("a write that fails having written nothing leaves its group one transa
         ++after_calls;
         return ledger::Store::PutSetting("after", "v")(db);
       },
-      record(2));
+      completions.At(2));
   // A mark on a write that wrote first is not believed once cleared.
   (*store)->Write(
       [](sqlite::Database& db) -> absl::Status {
         if (absl::Status st = ledger::Store::PutSetting("half", "v")(db); !st.ok()) return st;
         return ledger::Store::ClearWroteNothing(ledger::Store::WroteNothing(absl::InternalError("after a write")));
       },
-      record(3));
+      completions.At(3));
   release->Notify();
-  REQUIRE(all_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  {
-    absl::MutexLock lock(&mu);
-    CHECK(done[0].ok());
-    CHECK(absl::IsAlreadyExists(done[1]));
-    CHECK(ledger::Store::IsWroteNothing(done[1]));
-    CHECK(done[2].ok());
-    CHECK(absl::IsInternal(done[3]));
-  }
+  REQUIRE(completions.Wait());
+  const std::vector<absl::Status> done = completions.statuses();
+  CHECK(done[0].ok());
+  CHECK(absl::IsAlreadyExists(done[1]));
+  CHECK(ledger::Store::IsWroteNothing(done[1]));
+  CHECK(done[2].ok());
+  CHECK(absl::IsInternal(done[3]));
   // The fourth failed part-way: the group was written again, without the repeat, once.
   CHECK(calls == 2);
   CHECK(after_calls == 2);
-  auto settings = (*store)->Settings();
-  REQUIRE(settings.ok());
-  std::vector<std::string> keys;
-  for (const auto& [key, value] : *settings) keys.push_back(key);
-  std::sort(keys.begin(), keys.end());
-  CHECK(keys == std::vector<std::string>{"after", "counted"});
+  CHECK(ledger::testing::SettingKeys(**store) == std::vector<std::string>{"after", "counted"});
   CHECK_FALSE((*store)->health().degraded);
 }
 
@@ -280,27 +234,18 @@ TEST_CASE("a request's record found already fails having written nothing, and th
   call.env.set_method("submit");
   REQUIRE(ledger::testing::WriteAndWait(**store, Repeats::Record(call, "r1", "first answer")).ok());
   const auto release = ledger::testing::HoldWriter(**store);
-  absl::Notification both;
-  absl::Mutex mu;
-  absl::Status repeat;
-  int left = 2;
-  auto note = [&](absl::Status st, bool is_repeat) {
-    absl::MutexLock lock(&mu);
-    if (is_repeat) repeat = st;
-    if (--left == 0) both.Notify();
-  };
-  (*store)->Write(Repeats::Record(call, "r2", "second answer"), [&](absl::Status st) { note(st, true); });
-  (*store)->Write(ledger::Store::PutSetting("beside", "v"), [&](absl::Status st) { note(st, false); });
+  ledger::testing::Completions completions(2);
+  (*store)->Write(Repeats::Record(call, "r2", "second answer"), completions.At(0));
+  (*store)->Write(ledger::Store::PutSetting("beside", "v"), completions.At(1));
   release->Notify();
-  REQUIRE(both.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  CHECK(Repeats::IsRecorded(repeat));
-  CHECK(ledger::Store::IsWroteNothing(repeat));
+  REQUIRE(completions.Wait());
+  const std::vector<absl::Status> done = completions.statuses();
+  CHECK(Repeats::IsRecorded(done[0]));
+  CHECK(ledger::Store::IsWroteNothing(done[0]));
+  CHECK(done[1].ok());
   CHECK(ledger::testing::Int(**store, "SELECT count(*) FROM request_replies") == 1);
   CHECK(ledger::testing::Int(**store, "SELECT count(*) FROM request_replies WHERE request_id = 'r1'") == 1);
-  auto settings = (*store)->Settings();
-  REQUIRE(settings.ok());
-  REQUIRE(settings->size() == 1);
-  CHECK((*settings)[0].first == "beside");
+  CHECK(ledger::testing::SettingKeys(**store) == std::vector<std::string>{"beside"});
 }
 
 TEST_CASE("a group whose only failure wrote nothing is written once", "[station][ledger]") {
@@ -309,24 +254,22 @@ TEST_CASE("a group whose only failure wrote nothing is written once", "[station]
   REQUIRE(store.ok());
   const auto release = ledger::testing::HoldWriter(**store);
   int calls = 0;
-  absl::Notification second_done;
-  absl::Status repeat_status;
-  (*store)->Write([&calls](sqlite::Database& db) {
-    ++calls;
-    return ledger::Store::PutSetting("first", "v")(db);
-  });
+  ledger::testing::Completions completions(2);
+  (*store)->Write(
+      [&calls](sqlite::Database& db) {
+        ++calls;
+        return ledger::Store::PutSetting("first", "v")(db);
+      },
+      completions.At(0));
   (*store)->Write([](sqlite::Database&) { return ledger::Store::WroteNothing(absl::AlreadyExistsError("a repeat")); },
-                  [&](absl::Status st) {
-                    repeat_status = st;
-                    second_done.Notify();
-                  });
+                  completions.At(1));
   release->Notify();
-  REQUIRE(second_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  CHECK(absl::IsAlreadyExists(repeat_status));
+  REQUIRE(completions.Wait());
+  const std::vector<absl::Status> done = completions.statuses();
+  CHECK(done[0].ok());
+  CHECK(absl::IsAlreadyExists(done[1]));
   CHECK(calls == 1);
-  auto settings = (*store)->Settings();
-  REQUIRE(settings.ok());
-  CHECK(settings->size() == 1);
+  CHECK(ledger::testing::SettingKeys(**store) == std::vector<std::string>{"first"});
 }
 
 }  // namespace

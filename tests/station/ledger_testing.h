@@ -8,12 +8,16 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <algorithm>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "common/sqlite.h"
 #include "station/ledger/store.h"
 
@@ -98,6 +102,41 @@ inline Store::Op FailsPartWay(std::string key) {
     if (absl::Status st = Store::PutSetting(key, "half")(db); !st.ok()) return st;
     return absl::InternalError(absl::StrCat(key, ": its second statement failed"));
   };
+}
+
+// The completions of `n` writes, each kept by its index (At(i) is the i-th's Done).
+class Completions {
+ public:
+  explicit Completions(int n) : done_(static_cast<size_t>(n)), left_(n) {}
+  Store::Done At(int i) {
+    return [this, i](absl::Status st) {
+      absl::MutexLock lock(&mu_);
+      done_[static_cast<size_t>(i)] = std::move(st);
+      if (--left_ == 0) all_.Notify();
+    };
+  }
+  // Whether every one ran in time.
+  bool Wait() { return all_.WaitForNotificationWithTimeout(absl::Seconds(10)); }
+  std::vector<absl::Status> statuses() {
+    absl::MutexLock lock(&mu_);
+    return done_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<absl::Status> done_;
+  int left_;
+  absl::Notification all_;
+};
+
+// The keys of the ledger's settings, sorted (Settings must work).
+inline std::vector<std::string> SettingKeys(Store& store) {
+  auto settings = store.Settings();
+  REQUIRE(settings.ok());
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : *settings) keys.push_back(key);
+  std::sort(keys.begin(), keys.end());
+  return keys;
 }
 
 // QueryInt that must work; PutCommand that must commit.
