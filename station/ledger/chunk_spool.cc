@@ -23,8 +23,10 @@ namespace {
 constexpr char kPrefix[] = "chunks-";
 constexpr char kSuffix[] = ".spool";
 
+// The errno's own code: a full disk (ENOSPC, EDQUOT) is ResourceExhausted, which the
+// ledger's health counts as a storage failure (Store::NoteHealth).
 absl::Status Errno(absl::string_view what, const std::string& path) {
-  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+  return absl::ErrnoToStatus(errno, absl::StrCat(what, " ", path));
 }
 
 // The number in "chunks-N.spool"; -1 for any other name.

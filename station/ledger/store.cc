@@ -151,7 +151,7 @@ void Store::WriterLoop() {
       tx = again.empty() ? absl::OkStatus() : Transact(group, again, Transaction::kEachOwnSavepoint, results, &partial);
     }
     commit_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - begin));
-    NoteHealth(tx);
+    NoteHealth(tx, results);
     for (size_t i = 0; i < group.size(); ++i) {
       if (group[i].done) group[i].done(tx.ok() ? results[i] : tx);
     }
@@ -219,23 +219,45 @@ Store::Health Store::health() const {
   return health_;
 }
 
-void Store::NoteHealth(const absl::Status& tx) {
+bool Store::IsStorageFailure(const absl::Status& st) { return absl::IsResourceExhausted(st) || absl::IsDataLoss(st); }
+
+void Store::NoteHealth(const absl::Status& tx, const std::vector<absl::Status>& results) {
+  // A write that failed for want of room or on damaged storage, in a group that
+  // committed without it (a big write on a nearly full disk, a chunk the spool could not
+  // append): what it carried is not stored, and writes like it keep failing. The
+  // station says so as for a transaction that failed.
+  absl::Status failed = tx;
+  if (failed.ok()) {
+    for (const absl::Status& st : results) {
+      if (IsStorageFailure(st)) {
+        failed = st;
+        break;
+      }
+    }
+  }
   absl::MutexLock lock(&health_mu_);
-  if (!tx.ok()) {
+  if (!failed.ok()) {
     ++health_.failed_writes;
     if (!health_.degraded) {
       health_.degraded = true;
       health_.since_unix_ms = absl::ToUnixMillis(absl::Now());
-      STEWARD_LOG_ERROR("ledger write failed: {}; the station is DEGRADED: nothing new is "
-                        "acknowledged until ledger writes work again (senders keep retrying)",
-                        tx.ToString());
+      if (!tx.ok()) {
+        STEWARD_LOG_ERROR(
+            "ledger write failed: {}; the station is DEGRADED: nothing new is "
+            "acknowledged until ledger writes work again (senders keep retrying)",
+            tx.ToString());
+      } else {
+        STEWARD_LOG_ERROR(
+            "a ledger write failed: {}; the station is DEGRADED: what such writes carry is "
+            "not acknowledged until the ledger takes them again (senders keep retrying)",
+            failed.ToString());
+      }
     }
-    health_.reason = std::string(tx.message());
+    health_.reason = std::string(failed.message());
     return;
   }
   if (health_.degraded) {
-    STEWARD_LOG_WARNING("ledger writes work again after {} ({} failed transactions); the station is no "
-                        "longer degraded",
+    STEWARD_LOG_WARNING("ledger writes work again after {} ({} failed); the station is no longer degraded",
                         absl::FormatDuration(absl::Now() - absl::FromUnixMillis(health_.since_unix_ms)),
                         health_.failed_writes);
     health_.degraded = false;

@@ -104,14 +104,18 @@ class Store {
   // Finishes queued writes and stops the writer. Idempotent.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Whether ledger writes work: degraded from the first failed transaction until the
-  // next one that commits.
+  // Whether ledger writes work: degraded from the first failed transaction, or the
+  // first write that failed for want of room or on damaged storage (IsStorageFailure)
+  // in a group that committed without it, until the next group that commits with no
+  // such failure.
   struct Health {
     bool degraded = false;
     std::string reason;
     int64_t since_unix_ms = 0;
-    uint64_t failed_writes = 0;
+    uint64_t failed_writes = 0;  // failed transactions, and groups with a storage failure
   };
+  // A full disk (ResourceExhausted: SQLITE_FULL, ENOSPC) or damaged storage (DataLoss).
+  static bool IsStorageFailure(const absl::Status& st);
   Health health() const ABSL_LOCKS_EXCLUDED(health_mu_);
   // How long transactions take, BEGIN to COMMIT (for /metrics).
   const Histogram& commit_seconds() const { return commit_seconds_; }
@@ -188,7 +192,7 @@ class Store {
   // *partial when a write failed with the transaction still open, and rolls it back.
   absl::Status Transact(std::vector<Pending>& group, const std::vector<size_t>& which, Transaction how,
                         std::vector<absl::Status>& results, bool* partial);
-  void NoteHealth(const absl::Status& tx) ABSL_LOCKS_EXCLUDED(health_mu_);
+  void NoteHealth(const absl::Status& tx, const std::vector<absl::Status>& results) ABSL_LOCKS_EXCLUDED(health_mu_);
   absl::StatusOr<std::vector<proto::CommandState>> QueryCommands(
       const std::string& where, const std::vector<std::string>& args, int64_t limit,
       std::vector<std::pair<std::string, std::string>>* damaged = nullptr);

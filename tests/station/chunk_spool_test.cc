@@ -24,6 +24,7 @@
 #include "station/ledger/chunk_spool.h"
 #include "station/ledger/store.h"
 #include "tests/station/ledger_testing.h"
+#include "tests/testing/tmpfs.h"
 
 namespace steward::station {
 namespace {
@@ -91,6 +92,35 @@ TEST_CASE("copy spool: chunks read back whole, a damaged spool is an error sayin
     CHECK_THAT(std::string(got.status().message()), Catch::Contains("missing"));
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("copy spool: a chunk that finds the disk full fails for want of room, and the spool goes on after",
+          "[station][ledger][spool][copy]") {
+  const std::filesystem::path dir = FreshDir("spool-full");
+  std::string why;
+  auto disk = steward::testing::Tmpfs::Mount(dir, 1 << 20, &why);
+  if (disk == nullptr) {
+    WARN("skipped: " << why);
+    return;
+  }
+  auto spool = ChunkSpool::Open((dir / "spool").string(), {});
+  REQUIRE(spool.ok());
+  disk->Fill();
+  const std::string chunk = Bytes(256 << 10, 'f');
+  absl::StatusOr<ChunkSpool::Ref> full = (*spool)->Append(chunk);
+  // The ledger's health counts it as a storage failure (Store::IsStorageFailure), not
+  // as a write's own error.
+  CHECK(absl::IsResourceExhausted(full.status()));
+  CHECK(Store::IsStorageFailure(full.status()));
+  CHECK_THAT(std::string(full.status().message()), Catch::Contains("No space left"));
+  (*spool)->Ended(false);
+  disk->Free();
+  absl::StatusOr<ChunkSpool::Ref> room = (*spool)->Append(chunk);
+  REQUIRE(room.ok());
+  (*spool)->Added(room->file);
+  REQUIRE((*spool)->Sync().ok());
+  (*spool)->Ended(true);
+  CHECK(*(*spool)->Read(*room) == chunk);
 }
 
 TEST_CASE("copy spool: a file goes once no row names it, the current one is emptied",

@@ -177,6 +177,47 @@ TEST_CASE("a write that fails part-way keeps nothing of it, and the others of it
   CHECK(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("next", "v")).ok());
 }
 
+TEST_CASE("a write that fails for want of room degrades the ledger though its group commits", "[station][ledger]") {
+  const std::filesystem::path dir = ledger::testing::FreshDir("ledger-group-room");
+  auto store = ledger::Store::Open(dir.string());
+  REQUIRE(store.ok());
+  const auto release = ledger::testing::HoldWriter(**store);
+  ledger::testing::Completions completions(3);
+  (*store)->Write(ledger::Store::PutSetting("kept", "v"), completions.At(0));
+  // A big write on a nearly full disk: its statements fail with SQLite's "full", and
+  // the transaction goes on (a statement journal undid the statement).
+  (*store)->Write(
+      [](sqlite::Database& db) -> absl::Status {
+        if (absl::Status st = ledger::Store::PutSetting("big", "v")(db); !st.ok()) return st;
+        return absl::ResourceExhaustedError("database or disk is full");
+      },
+      completions.At(1));
+  // A write's own error (not the storage's) does not degrade the ledger.
+  (*store)->Write([](sqlite::Database&) { return absl::InternalError("its own failure"); }, completions.At(2));
+  release->Notify();
+  REQUIRE(completions.Wait());
+  const std::vector<absl::Status> done = completions.statuses();
+  CHECK(done[0].ok());
+  CHECK(absl::IsResourceExhausted(done[1]));
+  CHECK(absl::IsInternal(done[2]));
+  CHECK(ledger::testing::SettingKeys(**store) == std::vector<std::string>{"kept"});
+  const ledger::Store::Health degraded = (*store)->health();
+  CHECK(degraded.degraded);
+  CHECK(degraded.reason == "database or disk is full");
+  CHECK(degraded.failed_writes == 1);
+  CHECK(degraded.since_unix_ms > 0);
+  // A group that commits with no storage failure: healthy again, the count kept.
+  REQUIRE(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("next", "v")).ok());
+  const ledger::Store::Health again = (*store)->health();
+  CHECK_FALSE(again.degraded);
+  CHECK(again.reason.empty());
+  CHECK(again.failed_writes == 1);
+  // A write's own error alone leaves it healthy.
+  CHECK(absl::IsInternal(ledger::testing::WriteAndWait(
+      **store, [](sqlite::Database&) { return absl::InternalError("its own failure"); })));
+  CHECK_FALSE((*store)->health().degraded);
+}
+
 TEST_CASE("a write that fails having written nothing leaves its group one transaction", "[station][ledger]") {
   const std::filesystem::path dir = ledger::testing::FreshDir("ledger-group-nothing");
   auto store = ledger::Store::Open(dir.string());
