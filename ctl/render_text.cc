@@ -129,7 +129,7 @@ std::string StationLine(const proto::StationStatus& st) {
   if (!st.degraded()) return absl::StrCat("station ", Escape(st.name()), " is healthy");
   return absl::StrCat("station ", Escape(st.name()), " DEGRADED since ", Ago(st.degraded_since_unix_ms()),
                       ": ledger writes fail (", Escape(st.reason()), "; ", st.failed_writes(),
-                      " failed since it started); what failed is not acknowledged until writes work again");
+                      " failed since it started); what the ledger cannot store is not acknowledged until it can");
 }
 
 std::string ConfigDrift(const proto::NodeInfo& node) {

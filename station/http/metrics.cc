@@ -186,11 +186,12 @@ std::string Render(Router& r, const Tokens& tokens) {
   w.Histo("steward_ledger_commit_seconds", "Ledger transactions (group commits), from BEGIN to COMMIT.",
           core.store().commit_seconds());
   w.Gauge("steward_ledger_degraded",
-          "1 while ledger writes fail: transactions, or writes for want of room (what failed is not acknowledged).",
+          "1 while ledger writes fail: transactions, or writes for want of room or on damaged storage (what the "
+          "ledger cannot store is not acknowledged).",
           health.degraded ? 1 : 0);
   w.Counter("steward_ledger_failed_transactions_total",
-            "Ledger transactions that failed since the station started, and groups that committed without a write "
-            "that failed for want of room or on damaged storage.",
+            "Ledger transactions that failed since the station started, and transactions that committed while one "
+            "of their writes failed for want of room or on damaged storage.",
             static_cast<double>(health.failed_writes));
   const ledger::Store::CheckpointCounts checkpoints = core.store().checkpoints();
   w.Labeled("steward_ledger_checkpoints_total", "counter",

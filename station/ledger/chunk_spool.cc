@@ -23,10 +23,23 @@ namespace {
 constexpr char kPrefix[] = "chunks-";
 constexpr char kSuffix[] = ".spool";
 
-// The errno's own code: a full disk (ENOSPC, EDQUOT) is ResourceExhausted, which the
-// ledger's health counts as a storage failure (Store::NoteHealth).
+// A full disk (ENOSPC, EDQUOT, EFBIG) is ResourceExhausted and an I/O error or a
+// file system turned read-only is DataLoss: the ledger's health counts both as storage
+// failures (Store::IsStorageFailure). Anything else stays Internal.
 absl::Status Errno(absl::string_view what, const std::string& path) {
-  return absl::ErrnoToStatus(errno, absl::StrCat(what, " ", path));
+  const int err = errno;
+  std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+      return absl::ResourceExhaustedError(std::move(msg));
+    case EIO:
+    case EROFS:
+      return absl::DataLossError(std::move(msg));
+    default:
+      return absl::InternalError(std::move(msg));
+  }
 }
 
 // The number in "chunks-N.spool"; -1 for any other name.

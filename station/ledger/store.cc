@@ -235,35 +235,43 @@ void Store::NoteHealth(const absl::Status& tx, const std::vector<absl::Status>& 
       }
     }
   }
+  const absl::Time now = absl::Now();
   absl::MutexLock lock(&health_mu_);
   if (!failed.ok()) {
     ++health_.failed_writes;
+    health_.reason = std::string(failed.message());
+    if (tx.ok()) write_failed_at_ = now;
+    const bool worse = !tx.ok() && !transaction_failed_;
+    transaction_failed_ = !tx.ok();
     if (!health_.degraded) {
       health_.degraded = true;
-      health_.since_unix_ms = absl::ToUnixMillis(absl::Now());
-      if (!tx.ok()) {
-        STEWARD_LOG_ERROR(
-            "ledger write failed: {}; the station is DEGRADED: nothing new is "
-            "acknowledged until ledger writes work again (senders keep retrying)",
-            tx.ToString());
-      } else {
-        STEWARD_LOG_ERROR(
-            "a ledger write failed: {}; the station is DEGRADED: what such writes carry is "
-            "not acknowledged until the ledger takes them again (senders keep retrying)",
-            failed.ToString());
-      }
+      health_.since_unix_ms = absl::ToUnixMillis(now);
+    } else if (!worse) {
+      return;
     }
-    health_.reason = std::string(failed.message());
+    if (!tx.ok()) {
+      STEWARD_LOG_ERROR(
+          "ledger write failed: {}; the station is DEGRADED: nothing new is "
+          "acknowledged until ledger writes work again (senders keep retrying)",
+          tx.ToString());
+    } else {
+      STEWARD_LOG_ERROR(
+          "a ledger write failed: {}; the station is DEGRADED: what such writes carry is "
+          "not acknowledged until the ledger takes them again (senders keep retrying)",
+          failed.ToString());
+    }
     return;
   }
-  if (health_.degraded) {
-    STEWARD_LOG_WARNING("ledger writes work again after {} ({} failed); the station is no longer degraded",
-                        absl::FormatDuration(absl::Now() - absl::FromUnixMillis(health_.since_unix_ms)),
-                        health_.failed_writes);
-    health_.degraded = false;
-    health_.reason.clear();
-    health_.since_unix_ms = 0;
-  }
+  transaction_failed_ = false;
+  if (!health_.degraded) return;
+  // A transaction that commits ends a failed transaction's spell; a spell of failed
+  // writes ends only once none failed for a while.
+  if (now - write_failed_at_ < options_.health_settle) return;
+  STEWARD_LOG_WARNING("ledger writes work again after {} ({} failed); the station is no longer degraded",
+                      absl::FormatDuration(now - absl::FromUnixMillis(health_.since_unix_ms)), health_.failed_writes);
+  health_.degraded = false;
+  health_.reason.clear();
+  health_.since_unix_ms = 0;
 }
 
 Store::Op Store::PutNode(proto::NodeInfo n) {

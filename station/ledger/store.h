@@ -69,6 +69,11 @@ class Store {
     std::function<absl::StatusOr<uint64_t>(uint64_t seq, absl::string_view changes)> replicate;
     // With replicate: the journal's last message when this instance took over.
     uint64_t journal_end = 0;
+    // After a write failed for want of room or on damaged storage in a group that
+    // committed (Health), how long groups must commit without one before the ledger is
+    // healthy again: on a nearly full disk small writes commit between big ones that
+    // fail, and the state would flap with each.
+    absl::Duration health_settle = absl::Seconds(10);
   };
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& data_dir, const Options& options);
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& data_dir) { return Open(data_dir, {}); }
@@ -104,15 +109,15 @@ class Store {
   // Finishes queued writes and stops the writer. Idempotent.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Whether ledger writes work: degraded from the first failed transaction, or the
-  // first write that failed for want of room or on damaged storage (IsStorageFailure)
-  // in a group that committed without it, until the next group that commits with no
-  // such failure.
+  // Whether ledger writes work: degraded from the first failed transaction until the
+  // next one that commits; and from the first write that failed for want of room or on
+  // damaged storage (IsStorageFailure) in a group that committed without it, until a
+  // group commits with no failure Options::health_settle after the last such write.
   struct Health {
     bool degraded = false;
     std::string reason;
     int64_t since_unix_ms = 0;
-    uint64_t failed_writes = 0;  // failed transactions, and groups with a storage failure
+    uint64_t failed_writes = 0;  // failed transactions, and committed groups with a storage failure
   };
   // A full disk (ResourceExhausted: SQLITE_FULL, ENOSPC) or damaged storage (DataLoss).
   static bool IsStorageFailure(const absl::Status& st);
@@ -204,6 +209,10 @@ class Store {
   sqlite::Database reader_ ABSL_GUARDED_BY(read_mu_);
   mutable absl::Mutex health_mu_;
   Health health_ ABSL_GUARDED_BY(health_mu_);
+  // Health: whether its last failure was a transaction's (not only a write's), and
+  // when a write last failed in a group that committed.
+  bool transaction_failed_ ABSL_GUARDED_BY(health_mu_) = false;
+  absl::Time write_failed_at_ ABSL_GUARDED_BY(health_mu_) = absl::InfinitePast();
   Histogram commit_seconds_{Histogram::SecondsBuckets()};
   absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);

@@ -121,6 +121,9 @@ TEST_CASE("copy spool: a chunk that finds the disk full fails for want of room, 
   REQUIRE((*spool)->Sync().ok());
   (*spool)->Ended(true);
   CHECK(*(*spool)->Read(*room) == chunk);
+  spool->reset();
+  disk.reset();  // unmounted
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("copy spool: a file goes once no row names it, the current one is emptied",
