@@ -123,7 +123,15 @@ absl::StatusOr<ChunkSpool::Ref> ChunkSpool::Append(absl::string_view bytes, std:
     const ssize_t n = ::pwrite(fd_.get(), bytes.data() + done, bytes.size() - done,
                                static_cast<off_t>(size_ + static_cast<int64_t>(done)));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Errno("write", Path(current_));
+    if (n < 0) {
+      absl::Status failed = Errno("write", Path(current_));
+      // A write cut short (a full disk) left bytes past the file's end as recorded:
+      // they would keep the room until the file is emptied or deleted.
+      if (done > 0 && ::ftruncate(fd_.get(), static_cast<off_t>(size_)) != 0) {
+        STEWARD_LOG_WARNING("cannot cut {} back to {} bytes: {}", Path(current_), size_, std::strerror(errno));
+      }
+      return failed;
+    }
     done += static_cast<size_t>(n);
   }
   size_ += ref.length;

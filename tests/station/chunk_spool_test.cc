@@ -105,7 +105,10 @@ TEST_CASE("copy spool: a chunk that finds the disk full fails for want of room, 
   }
   auto spool = ChunkSpool::Open((dir / "spool").string(), {});
   REQUIRE(spool.ok());
+  // Room for a part of the chunk only: a gap kept through the fill, then freed.
+  std::ofstream(dir / "gap", std::ios::binary) << std::string(64 << 10, 'g');
   disk->Fill();
+  std::filesystem::remove(dir / "gap");
   const std::string chunk = Bytes(256 << 10, 'f');
   absl::StatusOr<ChunkSpool::Ref> full = (*spool)->Append(chunk);
   // The ledger's health counts it as a storage failure (Store::IsStorageFailure), not
@@ -113,6 +116,9 @@ TEST_CASE("copy spool: a chunk that finds the disk full fails for want of room, 
   CHECK(absl::IsResourceExhausted(full.status()));
   CHECK(Store::IsStorageFailure(full.status()));
   CHECK_THAT(std::string(full.status().message()), Catch::Contains("No space left"));
+  // The part that found room is not left in the file, keeping it.
+  REQUIRE((*spool)->Files().size() == 1);
+  CHECK(std::filesystem::file_size((*spool)->Path((*spool)->Files()[0])) == 0);
   (*spool)->Ended(false);
   disk->Free();
   absl::StatusOr<ChunkSpool::Ref> room = (*spool)->Append(chunk);
