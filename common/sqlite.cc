@@ -5,8 +5,11 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/optional.h"
 #include "common/status_macros.h"
 
 namespace steward::sqlite {
@@ -27,8 +30,12 @@ struct StatementCache {
   size_t count = 0;
 };
 
-absl::Status ToStatus(sqlite3* db, int rc, absl::string_view what) {
-  if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return absl::OkStatus();
+namespace {
+
+// The payload ToStatus puts on a disk I/O error: SQLite's extended code, in decimal.
+constexpr absl::string_view kIoErrorUrl = "type.steward/sqlite.io_error";
+
+absl::Status Canonical(sqlite3* db, int rc, absl::string_view what) {
   const std::string msg =
       absl::StrCat(what, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   switch (rc & 0xff) {
@@ -49,6 +56,30 @@ absl::Status ToStatus(sqlite3* db, int rc, absl::string_view what) {
     default:
       return absl::InternalError(msg);
   }
+}
+
+}  // namespace
+
+absl::Status ToStatus(sqlite3* db, int rc, absl::string_view what) {
+  if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return absl::OkStatus();
+  absl::Status st = Canonical(db, rc, what);
+  if ((rc & 0xff) != SQLITE_IOERR) return st;
+  // Without extended result codes turned on, SQLite returns the primary code: the
+  // connection still knows the extended one of its last error.
+  int code = rc;
+  if (db != nullptr && rc == SQLITE_IOERR) {
+    const int extended = sqlite3_extended_errcode(db);
+    if ((extended & 0xff) == SQLITE_IOERR) code = extended;
+  }
+  if (code != SQLITE_IOERR_NOMEM) st.SetPayload(kIoErrorUrl, absl::Cord(absl::StrCat(code)));
+  return st;
+}
+
+int IoErrorCode(const absl::Status& st) {
+  const absl::optional<absl::Cord> payload = st.GetPayload(kIoErrorUrl);
+  int code = 0;
+  if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &code)) return 0;
+  return code;
 }
 
 Statement& Statement::operator=(Statement&& other) noexcept {
@@ -173,7 +204,10 @@ absl::Status Database::Exec(absl::string_view sql) {
   if (rc != SQLITE_OK) {
     const std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    return ToStatus(nullptr, rc, absl::StrCat("exec \"", text.substr(0, 60), "\": ", msg));
+    // sqlite3_exec returns the primary code; the connection knows the extended one.
+    const int extended = sqlite3_extended_errcode(db_.get());
+    return ToStatus(nullptr, (extended & 0xff) == rc ? extended : rc,
+                    absl::StrCat("exec \"", text.substr(0, 60), "\": ", msg));
   }
   return absl::OkStatus();
 }

@@ -1,6 +1,8 @@
 // RAII over SQLite: Database and Statement own their handles, SQL binds parameters,
-// result codes become absl::Status once, here (SQLITE_BUSY -> Unavailable,
-// SQLITE_CONSTRAINT -> AlreadyExists, the rest -> Internal).
+// result codes become absl::Status once, here (ToStatus: SQLITE_BUSY -> Unavailable,
+// SQLITE_CONSTRAINT -> AlreadyExists, SQLITE_FULL -> ResourceExhausted, a damaged file
+// -> DataLoss, no access -> PermissionDenied, the rest -> Internal; a disk I/O error
+// stays Internal and says so: IsIoError).
 //
 //   STEWARD_ASSIGN_OR_RETURN(Database db, Database::Open(path, {}));
 //   STEWARD_ASSIGN_OR_RETURN(Statement st, db.Prepare("SELECT state FROM commands WHERE id = ?1"));
@@ -39,6 +41,15 @@ struct FinalizeStmt {
 };
 
 absl::Status ToStatus(sqlite3* db, int rc, absl::string_view what);
+// SQLite's extended result code when `st` is ToStatus's of a disk I/O error
+// (SQLITE_IOERR and its extended codes, bar SQLITE_IOERR_NOMEM: the file system failed
+// a read, write, sync or lock), through any code that passes the status on unchanged
+// (a status rebuilt with another message loses it); 0 for any other status. The code
+// is the extended one where SQLite gave it (statements, Exec), else SQLITE_IOERR. The
+// status's code stays Internal, as before: this tells it from SQLite's other internal
+// errors. (It rides as a payload, which Status::ToString shows.)
+int IoErrorCode(const absl::Status& st);
+inline bool IsIoError(const absl::Status& st) { return IoErrorCode(st) != 0; }
 
 struct StatementCache;
 

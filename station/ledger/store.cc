@@ -219,10 +219,12 @@ Store::Health Store::health() const {
   return health_;
 }
 
-bool Store::IsStorageFailure(const absl::Status& st) { return absl::IsResourceExhausted(st) || absl::IsDataLoss(st); }
+bool Store::IsStorageFailure(const absl::Status& st) {
+  return absl::IsResourceExhausted(st) || absl::IsDataLoss(st) || sqlite::IsIoError(st);
+}
 
 void Store::NoteHealth(const absl::Status& tx, const std::vector<absl::Status>& results) {
-  // A write that failed for want of room or on damaged storage, in a group that
+  // A write that failed for want of room or on damaged or failing storage, in a group that
   // committed without it (a big write on a nearly full disk, a chunk the spool could not
   // append): what it carried is not stored, and writes like it keep failing. The
   // station says so as for a transaction that failed.

@@ -111,7 +111,7 @@ class Store {
 
   // Whether ledger writes work: degraded from the first failed transaction until the
   // next one that commits; and from the first write that failed for want of room or on
-  // damaged storage (IsStorageFailure) in a group that committed without it, until a
+  // damaged or failing storage (IsStorageFailure) in a group that committed without it, until a
   // group commits with no failure Options::health_settle after the last such write.
   struct Health {
     bool degraded = false;
@@ -119,7 +119,9 @@ class Store {
     int64_t since_unix_ms = 0;
     uint64_t failed_writes = 0;  // failed transactions, and committed groups with a storage failure
   };
-  // A full disk (ResourceExhausted: SQLITE_FULL, ENOSPC) or damaged storage (DataLoss).
+  // A full disk (ResourceExhausted: SQLITE_FULL, ENOSPC), damaged storage (DataLoss), or
+  // a file system that failed SQLite's read or write (sqlite::IsIoError: its code stays
+  // Internal).
   static bool IsStorageFailure(const absl::Status& st);
   Health health() const ABSL_LOCKS_EXCLUDED(health_mu_);
   // How long transactions take, BEGIN to COMMIT (for /metrics).

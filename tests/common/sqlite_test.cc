@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "tests/testing/nats_server.h"
 
 namespace steward::sqlite {
@@ -178,11 +179,12 @@ TEST_CASE("Batched WAL writes: a process killed right after its commits returned
   CHECK(CountRows(db) == 500);
 }
 
-// Fails the next write to a WAL file with ENOSPC, once, through the unix VFS's system
-// calls (process-wide while it lives; restored after).
+// Fails the next write to a WAL file with `error` (ENOSPC: a full disk), once, through
+// the unix VFS's system calls (process-wide while it lives; restored after).
 class WalWriteFault {
  public:
-  WalWriteFault() : vfs_(sqlite3_vfs_find(nullptr)) {
+  explicit WalWriteFault(int error = ENOSPC) : vfs_(sqlite3_vfs_find(nullptr)) {
+    error_ = error;
     pwrite_ = vfs_->xGetSystemCall(vfs_, "pwrite");
     pwrite64_ = vfs_->xGetSystemCall(vfs_, "pwrite64");
     write_ = vfs_->xGetSystemCall(vfs_, "write");
@@ -207,7 +209,7 @@ class WalWriteFault {
       return false;
     armed_ = false;
     ++fired_;
-    errno = ENOSPC;
+    errno = error_;
     return true;
   }
   static ssize_t Pwrite(int fd, const void* b, size_t n, off_t at) {
@@ -223,6 +225,7 @@ class WalWriteFault {
   static inline sqlite3_syscall_ptr pwrite_ = nullptr, pwrite64_ = nullptr, write_ = nullptr;
   static inline bool armed_ = false;
   static inline int fired_ = 0;
+  static inline int error_ = ENOSPC;
 };
 
 TEST_CASE("Batched WAL writes: a write the disk refused is tried again, never dropped", "[sqlite]") {
@@ -258,6 +261,68 @@ TEST_CASE("Batched WAL writes: a write the disk refused is tried again, never dr
   REQUIRE(*updated->Step());
   // Either the whole transaction (the commit worked) or none of it.
   CHECK(updated->ColumnInt(1) == (commit.ok() ? updated->ColumnInt(0) : 0));
+}
+
+TEST_CASE("A statement whose WAL write fails with EIO is an I/O error, and SQLite ends its transaction", "[sqlite]") {
+  steward::testing::TempDir dir;
+  const std::string path = (dir.path() / "eio.db").string();
+  Database db = OpenBatchedWithTable(path);
+  REQUIRE(db.Exec("CREATE TABLE u (id INTEGER PRIMARY KEY, v BLOB NOT NULL)").ok());
+  REQUIRE(db.Exec("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300) "
+                  "INSERT INTO t(v) SELECT randomblob(600) FROM c")
+              .ok());
+  REQUIRE(db.Exec("PRAGMA wal_checkpoint(TRUNCATE)").ok());
+  WalWriteFault fault(EIO);
+  // As the ledger's writer runs a group: spilled pages gathered for the WAL, written when
+  // a later statement reads them back; that write fails (the disk's I/O error).
+  REQUIRE(db.Exec("PRAGMA cache_size = 20").ok());
+  REQUIRE(db.Exec("BEGIN IMMEDIATE").ok());
+  REQUIRE(db.Exec("UPDATE t SET v = printf('%0600d', id) WHERE id % 3 = 0").ok());
+  const int fired_before = fault.fired();  // a count for the whole process
+  fault.Arm();
+  const absl::Status failed = db.Exec("INSERT INTO u(v) SELECT v FROM t WHERE id < 30");
+  fault.Disarm();
+  REQUIRE(fault.fired() == fired_before + 1);
+  INFO(failed.ToString());
+  // SQLite's I/O error, told apart from its other errors; the code stays Internal.
+  CHECK(absl::IsInternal(failed));
+  CHECK(IoErrorCode(failed) == SQLITE_IOERR_WRITE);  // the extended code: which operation failed
+  CHECK(IsIoError(failed));
+  // Unlike a full disk (the test above: the statement alone fails), SQLite rolls the
+  // whole transaction back: the ledger's writer sees that (autocommit again) and fails
+  // its whole group (ledger::Store::Transact), which degrades the ledger.
+  CHECK(sqlite3_get_autocommit(db.raw()) != 0);
+  Database reader = OpenOrDie(path);
+  CHECK(IntegrityCheck(reader) == "ok");
+  absl::StatusOr<Statement> updated = reader.Prepare("SELECT count(*) FROM t WHERE v = printf('%0600d', id)");
+  REQUIRE(updated.ok());
+  REQUIRE(*updated->Step());
+  CHECK(updated->ColumnInt(0) == 0);
+}
+
+TEST_CASE("ToStatus marks SQLite's disk I/O errors, and only those", "[sqlite]") {
+  const absl::Status io = ToStatus(nullptr, SQLITE_IOERR_FSYNC, "sync");
+  CHECK(absl::IsInternal(io));
+  CHECK(IoErrorCode(io) == SQLITE_IOERR_FSYNC);
+  CHECK(IsIoError(io));
+  CHECK(IoErrorCode(ToStatus(nullptr, SQLITE_IOERR, "step")) == SQLITE_IOERR);
+  // Out of memory is not the disk's failure, and the other codes are not I/O errors.
+  CHECK_FALSE(IsIoError(ToStatus(nullptr, SQLITE_IOERR_NOMEM, "step")));
+  CHECK_FALSE(IsIoError(ToStatus(nullptr, SQLITE_FULL, "step")));
+  CHECK_FALSE(IsIoError(ToStatus(nullptr, SQLITE_INTERNAL, "step")));
+  CHECK_FALSE(IsIoError(absl::InternalError("disk I/O error")));  // not from SQLite
+  CHECK_FALSE(IsIoError(absl::OkStatus()));
+  // A real error of another kind carries nothing more than its code and message.
+  steward::testing::TempDir dir;
+  Database db = OpenOrDie((dir.path() / "c.db").string());
+  REQUIRE(db.Exec("CREATE TABLE k (id INTEGER PRIMARY KEY)").ok());
+  REQUIRE(db.Exec("INSERT INTO k VALUES (1)").ok());
+  absl::StatusOr<Statement> dup = db.Prepare("INSERT INTO k VALUES (1)");
+  REQUIRE(dup.ok());
+  const absl::Status refused = dup->Step().status();
+  CHECK(absl::IsAlreadyExists(refused));
+  CHECK_FALSE(IsIoError(refused));
+  CHECK(refused.ToString() == absl::StrCat("ALREADY_EXISTS: ", refused.message()));
 }
 
 TEST_CASE("Batched WAL writes: a commit the disk refused does not come back after a crash", "[sqlite]") {

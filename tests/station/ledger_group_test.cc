@@ -7,10 +7,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/sqlite.h"
 #include "station/ledger/store.h"
 #include "station/repeats.h"
 #include "tests/station/ledger_testing.h"
@@ -222,6 +224,63 @@ TEST_CASE("a write that fails for want of room degrades the ledger though its gr
   // A write's own error alone leaves it healthy.
   CHECK(absl::IsInternal(ledger::testing::WriteAndWait(
       **store, [](sqlite::Database&) { return absl::InternalError("its own failure"); })));
+  CHECK_FALSE((*store)->health().degraded);
+}
+
+TEST_CASE("a write that fails on SQLite's disk I/O error degrades the ledger, the transaction ended or not",
+          "[station][ledger]") {
+  const std::filesystem::path dir = ledger::testing::FreshDir("ledger-group-ioerr");
+  auto store = ledger::Store::Open(dir.string(), {.health_settle = absl::Milliseconds(200)});
+  REQUIRE(store.ok());
+  const auto io_error = [] { return sqlite::ToStatus(nullptr, SQLITE_IOERR_WRITE, "step"); };
+  {
+    // As SQLite does on an I/O error (tests/common/sqlite_test.cc, a real failing WAL
+    // write): the transaction is rolled back; the ROLLBACK stands in for it.
+    const auto release = ledger::testing::HoldWriter(**store);
+    ledger::testing::Completions completions(2);
+    (*store)->Write(ledger::Store::PutSetting("ended", "v"), completions.At(0));
+    (*store)->Write(
+        [&io_error](sqlite::Database& db) -> absl::Status {
+          if (absl::Status st = db.Exec("ROLLBACK"); !st.ok()) return st;
+          return io_error();
+        },
+        completions.At(1));
+    release->Notify();
+    REQUIRE(completions.Wait());
+    for (const absl::Status& st : completions.statuses()) CHECK(absl::IsInternal(st));
+    const ledger::Store::Health degraded = (*store)->health();
+    CHECK(degraded.degraded);
+    CHECK(degraded.failed_writes == 1);
+    CHECK(absl::StrContains(degraded.reason, "disk I/O error"));
+    CHECK(ledger::testing::SettingKeys(**store).empty());
+    // A failed transaction's spell ends at the next commit.
+    REQUIRE(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("next", "v")).ok());
+    CHECK_FALSE((*store)->health().degraded);
+  }
+  {
+    // Should a statement fail on an I/O error and the transaction go on, the group commits
+    // the rest, and the ledger still says that its storage failed.
+    const auto release = ledger::testing::HoldWriter(**store);
+    ledger::testing::Completions completions(2);
+    (*store)->Write(ledger::Store::PutSetting("kept", "v"), completions.At(0));
+    (*store)->Write(
+        [&io_error](sqlite::Database& db) -> absl::Status {
+          if (absl::Status st = ledger::Store::PutSetting("lost", "v")(db); !st.ok()) return st;
+          return io_error();
+        },
+        completions.At(1));
+    release->Notify();
+    REQUIRE(completions.Wait());
+    CHECK(completions.statuses()[0].ok());
+    CHECK(absl::IsInternal(completions.statuses()[1]));
+    CHECK(ledger::testing::SettingKeys(**store) == std::vector<std::string>{"kept", "next"});
+    const ledger::Store::Health degraded = (*store)->health();
+    CHECK(degraded.degraded);
+    CHECK(degraded.failed_writes == 2);
+    CHECK(absl::StrContains(degraded.reason, "disk I/O error"));
+  }
+  absl::SleepFor(absl::Milliseconds(250));
+  REQUIRE(ledger::testing::WriteAndWait(**store, ledger::Store::PutSetting("later", "v")).ok());
   CHECK_FALSE((*store)->health().degraded);
 }
 
