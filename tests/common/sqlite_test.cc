@@ -228,15 +228,22 @@ class WalWriteFault {
   static inline int error_ = ENOSPC;
 };
 
-TEST_CASE("Batched WAL writes: a write the disk refused is tried again, never dropped", "[sqlite]") {
-  steward::testing::TempDir dir;
-  const std::string path = (dir.path() / "f.db").string();
+// A batched database with 300 rows of 600 bytes in t, checkpointed, and an empty
+// table u: enough for a transaction to outgrow a small page cache.
+Database OpenBatchedWithRows(const std::string& path) {
   Database db = OpenBatchedWithTable(path);
   REQUIRE(db.Exec("CREATE TABLE u (id INTEGER PRIMARY KEY, v BLOB NOT NULL)").ok());
   REQUIRE(db.Exec("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300) "
                   "INSERT INTO t(v) SELECT randomblob(600) FROM c")
               .ok());
   REQUIRE(db.Exec("PRAGMA wal_checkpoint(TRUNCATE)").ok());
+  return db;
+}
+
+TEST_CASE("Batched WAL writes: a write the disk refused is tried again, never dropped", "[sqlite]") {
+  steward::testing::TempDir dir;
+  const std::string path = (dir.path() / "f.db").string();
+  Database db = OpenBatchedWithRows(path);
   WalWriteFault fault;
   // A transaction larger than the page cache: its pages spill into the WAL (gathered),
   // and a later statement reads them back, which writes the gathered frames first.
@@ -266,12 +273,7 @@ TEST_CASE("Batched WAL writes: a write the disk refused is tried again, never dr
 TEST_CASE("A statement whose WAL write fails with EIO is an I/O error, and SQLite ends its transaction", "[sqlite]") {
   steward::testing::TempDir dir;
   const std::string path = (dir.path() / "eio.db").string();
-  Database db = OpenBatchedWithTable(path);
-  REQUIRE(db.Exec("CREATE TABLE u (id INTEGER PRIMARY KEY, v BLOB NOT NULL)").ok());
-  REQUIRE(db.Exec("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300) "
-                  "INSERT INTO t(v) SELECT randomblob(600) FROM c")
-              .ok());
-  REQUIRE(db.Exec("PRAGMA wal_checkpoint(TRUNCATE)").ok());
+  Database db = OpenBatchedWithRows(path);
   WalWriteFault fault(EIO);
   // As the ledger's writer runs a group: spilled pages gathered for the WAL, written when
   // a later statement reads them back; that write fails (the disk's I/O error).
