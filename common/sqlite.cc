@@ -35,6 +35,13 @@ namespace {
 // The payload ToStatus puts on a disk I/O error: SQLite's extended code, in decimal.
 constexpr absl::string_view kIoErrorUrl = "type.steward/sqlite.io_error";
 
+// Without extended result codes turned on, SQLite returns a primary code; the
+// connection still knows the extended one of its last error.
+int Extended(sqlite3* db, int rc) {
+  const int extended = sqlite3_extended_errcode(db);
+  return (extended & 0xff) == rc ? extended : rc;
+}
+
 absl::Status Canonical(sqlite3* db, int rc, absl::string_view what) {
   const std::string msg =
       absl::StrCat(what, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -64,13 +71,7 @@ absl::Status ToStatus(sqlite3* db, int rc, absl::string_view what) {
   if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return absl::OkStatus();
   absl::Status st = Canonical(db, rc, what);
   if ((rc & 0xff) != SQLITE_IOERR) return st;
-  // Without extended result codes turned on, SQLite returns the primary code: the
-  // connection still knows the extended one of its last error.
-  int code = rc;
-  if (db != nullptr && rc == SQLITE_IOERR) {
-    const int extended = sqlite3_extended_errcode(db);
-    if ((extended & 0xff) == SQLITE_IOERR) code = extended;
-  }
+  const int code = db != nullptr ? Extended(db, rc) : rc;
   if (code != SQLITE_IOERR_NOMEM) st.SetPayload(kIoErrorUrl, absl::Cord(absl::StrCat(code)));
   return st;
 }
@@ -204,10 +205,7 @@ absl::Status Database::Exec(absl::string_view sql) {
   if (rc != SQLITE_OK) {
     const std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    // sqlite3_exec returns the primary code; the connection knows the extended one.
-    const int extended = sqlite3_extended_errcode(db_.get());
-    return ToStatus(nullptr, (extended & 0xff) == rc ? extended : rc,
-                    absl::StrCat("exec \"", text.substr(0, 60), "\": ", msg));
+    return ToStatus(nullptr, Extended(db_.get(), rc), absl::StrCat("exec \"", text.substr(0, 60), "\": ", msg));
   }
   return absl::OkStatus();
 }
