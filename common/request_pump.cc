@@ -2,12 +2,15 @@
 #include "common/request_pump.h"
 
 #include <charconv>
+#include <optional>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "proto/wire.pb.h"
 
 namespace steward {
 
@@ -54,7 +57,7 @@ absl::Status RequestPump::Send(const std::string& subject, absl::string_view dat
     reply = absl::StrCat(prefixes_[inbox], token);
     const absl::Time deadline = absl::Now() + timeout;
     if (deadlines_.empty() || deadline < deadlines_.begin()->first) wake_timer_ = true;
-    pending_.emplace(token, Pending{std::move(cb), deadlines_.emplace(deadline, token)});
+    pending_.emplace(token, Pending{std::move(cb), inbox, deadlines_.emplace(deadline, token)});
   }
   absl::Status st = nats::Publish(nc_, subject, data, reply);
   if (!st.ok()) {
@@ -78,19 +81,86 @@ void RequestPump::OnComplete(void* closure) {
   ++pump->completed_;
 }
 
+namespace {
+
+constexpr absl::string_view kBundleToken = "bundle";
+
+// The token of reply subject "<prefix>.<nuid>.<token>", if it is a number.
+std::optional<uint64_t> TokenOf(absl::string_view subject) {
+  const size_t dot = subject.rfind('.');
+  if (dot == absl::string_view::npos) return std::nullopt;
+  uint64_t token = 0;
+  auto [end, ec] = std::from_chars(subject.data() + dot + 1, subject.data() + subject.size(), token);
+  if (ec != std::errc() || end != subject.data() + subject.size()) return std::nullopt;
+  return token;
+}
+
+}  // namespace
+
+std::string RequestPump::BundleSubject(absl::string_view reply) {
+  // "<prefix>.<nuid>.<token>": a pump's (Subscribe), which a pump reads bundles beside.
+  const size_t dot = reply.rfind('.');
+  if (dot == absl::string_view::npos || dot == 0 || reply.rfind('.', dot - 1) == absl::string_view::npos ||
+      !TokenOf(reply).has_value()) {
+    return "";
+  }
+  return absl::StrCat(reply.substr(0, dot + 1), kBundleToken);
+}
+
 void RequestPump::HandleReply(nats::MsgPtr msg) {
   // "<prefix>.<nuid>.<token>": tokens are unique across the pump's inboxes.
   const absl::string_view subject = natsMsg_GetSubject(msg.get());
-  const size_t dot = subject.rfind('.');
-  if (dot == absl::string_view::npos) return;
-  uint64_t token = 0;
-  auto [end, ec] = std::from_chars(subject.data() + dot + 1, subject.data() + subject.size(), token);
-  if (ec != std::errc() || end != subject.data() + subject.size()) return;
+  if (absl::EndsWith(subject, kBundleToken) && subject.size() > kBundleToken.size() &&
+      subject[subject.size() - kBundleToken.size() - 1] == '.') {
+    return HandleBundle(subject, nats::Data(msg.get()));
+  }
+  const std::optional<uint64_t> token = TokenOf(subject);
+  if (token.has_value()) Deliver(*token, std::move(msg));
+}
+
+void RequestPump::HandleBundle(absl::string_view subject, absl::string_view data) {
+  proto::ReplyBundle bundle;
+  if (!bundle.ParseFromArray(data.data(), static_cast<int>(data.size()))) {
+    absl::MutexLock lock(&mu_);
+    ++bundle_refused_;
+    return;
+  }
+  // Only replies to requests sent on the inbox the bundle came to: a reply names its
+  // own subject, and one under another inbox is not the sender's to answer here.
+  const absl::string_view inbox = subject.substr(0, subject.size() - kBundleToken.size());
+  std::optional<uint32_t> number;
+  {
+    absl::MutexLock lock(&mu_);
+    for (uint32_t i = 0; i < prefixes_.size(); ++i) {
+      if (prefixes_[i] == inbox) number = i;
+    }
+  }
+  for (proto::BundledReply& r : *bundle.mutable_replies()) {
+    const std::optional<uint64_t> token = absl::StartsWith(r.subject(), inbox) ? TokenOf(r.subject()) : std::nullopt;
+    if (!number.has_value() || !token.has_value() || r.subject().find('.', inbox.size()) != std::string::npos) {
+      absl::MutexLock lock(&mu_);
+      ++bundle_refused_;
+      continue;
+    }
+    natsMsg* raw = nullptr;
+    if (natsMsg_Create(&raw, r.subject().c_str(), nullptr, r.data().data(), static_cast<int>(r.data().size())) !=
+        NATS_OK) {
+      abort();  // Out of memory only (the subject is one the broker delivered).
+    }
+    Deliver(*token, nats::MsgPtr(raw), number);
+  }
+}
+
+void RequestPump::Deliver(uint64_t token, nats::MsgPtr msg, std::optional<uint32_t> inbox) {
   Callback cb;
   {
     absl::MutexLock lock(&mu_);
     auto it = pending_.find(token);
     if (it == pending_.end()) return;  // Late reply after its timeout: dropped.
+    if (inbox.has_value() && it->second.inbox != *inbox) {
+      ++bundle_refused_;  // a request of another inbox: that one's answer comes there
+      return;
+    }
     cb = std::move(it->second.cb);
     deadlines_.erase(it->second.deadline);
     pending_.erase(it);
@@ -127,6 +197,11 @@ void RequestPump::TimerLoop() {
 size_t RequestPump::in_flight() const {
   absl::MutexLock lock(&mu_);
   return pending_.size();
+}
+
+uint64_t RequestPump::bundle_refused() const {
+  absl::MutexLock lock(&mu_);
+  return bundle_refused_;
 }
 
 void RequestPump::Shutdown() {

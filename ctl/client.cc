@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
                                                ": ", conn.status().message()));
   }
   c->conn_ = *std::move(conn);
+  STEWARD_ASSIGN_OR_RETURN(c->pump_, RequestPump::Create(c->conn_.get(), c->options_.nats.inbox_prefix));
   return c;
 }
 
@@ -50,9 +51,46 @@ absl::StatusOr<std::string> Client::AckPayload(absl::string_view data) {
   return std::move(*ack.mutable_payload());
 }
 
+absl::StatusOr<nats::MsgPtr> Client::PumpRequest(const std::string& subject, const std::string& request,
+                                                 absl::Duration timeout) {
+  struct Outcome {
+    absl::Mutex mu;
+    bool done ABSL_GUARDED_BY(mu) = false;
+    RequestPump::Result result ABSL_GUARDED_BY(mu) = RequestPump::Result::kTimeout;
+    nats::MsgPtr msg ABSL_GUARDED_BY(mu);
+  };
+  // Shared with the callback, which the pump calls after this returns when the
+  // connection closed first (then its timeout ends the request in the pump).
+  auto out = std::make_shared<Outcome>();
+  STEWARD_RETURN_IF_ERROR(pump_->Send(subject, request, timeout, [out](RequestPump::Result r, nats::MsgPtr m) {
+    absl::MutexLock lock(&out->mu);
+    out->result = r;
+    out->msg = std::move(m);
+    out->done = true;
+  }));
+  const std::string what = "request " + subject;
+  absl::MutexLock lock(&out->mu);
+  // A connection that closes (its brokers gone, or reconnecting given up) ends the wait
+  // at once, as nats.c's own request does; a reply cannot come on it.
+  while (!out->mu.AwaitWithTimeout(absl::Condition(&out->done), absl::Milliseconds(200))) {
+    if (natsConnection_IsClosed(conn_.get())) return nats::ToStatus(NATS_CONNECTION_CLOSED, what);
+  }
+  switch (out->result) {
+    case RequestPump::Result::kReply:
+      return std::move(out->msg);
+    case RequestPump::Result::kNoResponders:
+      return nats::ToStatus(NATS_NO_RESPONDERS, what);
+    case RequestPump::Result::kTimeout:
+      return nats::ToStatus(NATS_TIMEOUT, what);
+    case RequestPump::Result::kShutdown:
+      break;
+  }
+  return absl::CancelledError(absl::StrCat(what, ": the client is closing"));
+}
+
 absl::StatusOr<std::string> Client::Try(const std::string& subject, const std::string& request,
                                         absl::Duration timeout) {
-  absl::StatusOr<nats::MsgPtr> msg = nats::Request(conn_.get(), subject, request, timeout);
+  absl::StatusOr<nats::MsgPtr> msg = PumpRequest(subject, request, timeout);
   if (absl::IsUnavailable(msg.status()) && natsConnection_IsClosed(conn_.get())) {
     // Not tried again: a closed connection does not come back (its brokers are gone, or
     // it gave up reconnecting to them).
@@ -138,8 +176,12 @@ static absl::StatusOr<T> ParseAs(absl::StatusOr<std::string> bytes) {
 absl::StatusOr<proto::SubmitReply> Client::Submit(const proto::SubmitRequest& req,
                                                   absl::Duration timeout) {
   // With wait_ms the station answers by then; allow for the trip.
-  if (req.wait_ms() > 0) timeout = std::max(timeout, absl::Milliseconds(req.wait_ms()) + absl::Seconds(5));
-  return ParseAs<proto::SubmitReply>(Call(kStationSubmit, req.SerializeAsString(), timeout));
+  if (req.wait_ms() <= 0) return ParseAs<proto::SubmitReply>(Call(kStationSubmit, req.SerializeAsString(), timeout));
+  timeout = std::max(timeout, absl::Milliseconds(req.wait_ms()) + absl::Seconds(5));
+  // The answer comes through the pump, which takes it gathered with others.
+  proto::SubmitRequest gathered = req;
+  gathered.set_answers_gathered(true);
+  return ParseAs<proto::SubmitReply>(Call(kStationSubmit, gathered.SerializeAsString(), timeout));
 }
 
 absl::StatusOr<proto::CommandStates> Client::Wait(const std::vector<std::string>& ids,

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/nats.h"
+#include "common/request_pump.h"
 #include "common/signing.h"
 #include "proto/ha.pb.h"
 #include "proto/steward.pb.h"
@@ -124,12 +125,18 @@ class Client {
   // a timeout unless `retry_timeouts` is false (a ping: the node did not answer).
   absl::StatusOr<std::string> Call(const char* method, std::string payload, absl::Duration timeout,
                                    bool retry_timeouts = true);
+  // A request and its reply through pump_: the statuses of nats::Request.
+  absl::StatusOr<nats::MsgPtr> PumpRequest(const std::string& subject, const std::string& request,
+                                           absl::Duration timeout);
   // One try of a request.
   absl::StatusOr<std::string> Try(const std::string& subject, const std::string& request,
                                   absl::Duration timeout);
 
   const ClientOptions options_;
   nats::ConnectionPtr conn_;
+  // Every call's reply comes through it, alone or gathered with others
+  // (SubmitRequest.answers_gathered). Declared after conn_: it goes first.
+  std::unique_ptr<RequestPump> pump_;
   std::atomic<bool> told_retrying_{false};
 };
 

@@ -41,6 +41,9 @@ CommandApi::CommandApi(Core& core, Rpc& rpc) : core_(core), rpc_(rpc), repeats_(
     // nor its expiry (the HTTP API counts a ttl from each try's arrival), nor the
     // command's payload bytes (a copy chunk's 896 KiB would cost milliseconds to hash,
     // and its argv names their SHA-256 already).
+    // answers_gathered stays in it: a repeat that joins the first one is answered with it
+    // (Core::AnswerOnCommit gathers the joined ones' answers too), so it must have asked
+    // the same.
     proto::SubmitRequest asked = r;
     asked.clear_wait_ms();
     asked.mutable_command()->clear_expires_unix_ms();
@@ -168,18 +171,19 @@ void CommandApi::Submit(const Call& call, proto::SubmitRequest req) {
   std::vector<ledger::Store::Op> record = {Repeats::Record(call, out.request_id(), recorded.SerializeAsString())};
   core_.Submit(
       std::move(states),
-      [this, call, out, wait_ms, asked_wait_ms](absl::Status st) {
+      [this, call, out, wait_ms, asked_wait_ms, gathered = req.answers_gathered()](absl::Status st) {
         // A repeat of a request that was done: its commands were not made again.
         if (Repeats::IsRecorded(st) && FromRecord(call, asked_wait_ms)) return;
         if (!st.ok()) return rpc_.Error(call, absl::StrCat("ledger write failed: ", st.message()));
-        Answer(call, out, wait_ms);
+        Answer(call, out, wait_ms, gathered);
       },
       std::move(record));
 }
 
-void CommandApi::Answer(const Call& call, const proto::SubmitReply& out, int64_t wait_ms) {
+void CommandApi::Answer(const Call& call, const proto::SubmitReply& out, int64_t wait_ms, bool gathered) {
   if (wait_ms == 0) return rpc_.Ok(call, out);
   Waiter w;
+  w.gathered = gathered;
   for (const proto::CommandRef& c : out.commands()) w.ids.push_back(c.id());
   w.reply = call.reply;
   if (call.respond) {

@@ -31,7 +31,8 @@ class CommandApi {
   // when there is no record of it.
   bool FromRecord(const Call& call, int64_t wait_ms);
   // Answer answers a submit: at once, or once its commands ended or `wait_ms` passed.
-  void Answer(const Call& call, const proto::SubmitReply& out, int64_t wait_ms);
+  // `gathered`: the requester takes the answer in a ReplyBundle (Waiter::gathered).
+  void Answer(const Call& call, const proto::SubmitReply& out, int64_t wait_ms, bool gathered = false);
   void Wait(const Call& call, proto::WaitRequest req);
   void Cancel(const Call& call, proto::CancelRequest req);
   void Retry(const Call& call, proto::RetryRequest req);

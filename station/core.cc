@@ -12,6 +12,7 @@
 #include "common/protocol.h"
 #include "common/signing.h"
 #include "common/status_macros.h"
+#include "proto/wire.pb.h"
 #include "station/ledger/log_store.h"
 #include "station/ledger/surfaces.h"
 #include "station/reply_fit.h"
@@ -38,6 +39,10 @@ CommandTableOptions TableOptions(const StationOptions& o) {
   return t;
 }
 
+// Set on the ledger's writer thread while AnswerOnCommit answers a waiter that takes
+// its answer gathered (Core::Gather).
+thread_local bool gathering = false;
+
 }  // namespace
 
 Model::Model(const StationOptions& o)
@@ -50,6 +55,7 @@ Core::Core(const StationOptions& options, ledger::Store& store, natsConnection* 
   // them, after the commit's completions, and sends them in one batch per node (woken
   // by each completion, it sent them one or two at a time).
   store_.AfterGroup([this] {
+    SendGathered();
     absl::MutexLock lock(&model.mu);
     if (model.wake_after_group) {
       model.wake_after_group = false;
@@ -58,7 +64,12 @@ Core::Core(const StationOptions& options, ledger::Store& store, natsConnection* 
   });
 }
 
-Core::~Core() { store_.AfterGroup(nullptr); }
+Core::~Core() {
+  store_.AfterGroup(nullptr);
+  // A group's completions may have held answers that its follow-up, now cleared, did
+  // not send (a site station handing back waits for a completion, not the follow-up).
+  SendGathered();
+}
 
 absl::Status Core::Load() {
   STEWARD_ASSIGN_OR_RETURN(std::vector<proto::NodeInfo> nodes, store_.Nodes());
@@ -137,7 +148,7 @@ absl::Status Core::CheckFits(const proto::Envelope& tmpl) const {
 }
 
 void Core::Reply(const std::string& reply, const proto::Ack& ack) {
-  if (reply.empty()) return;
+  if (reply.empty() || Gather(reply, [&ack] { return ack.SerializeAsString(); })) return;
   if (absl::Status st = nats::Publish(conn_, reply, ack.SerializeAsString()); !st.ok()) {
     STEWARD_LOG_WARNING("reply: {}", st.ToString());
   }
@@ -318,7 +329,7 @@ void Core::ApplyLocked(Changes& changes) {
                      absl::MutexLock lock(&model.mu);
                      if (model.commands.Committed(id, seq, st.ok())) ready = model.waiters.Ended(id);
                    }
-                   Answer(std::move(ready));
+                   AnswerOnCommit(std::move(ready));
                  });
   }
   for (const KillRequest& k : changes.kills) SendCancelLocked(k);
@@ -410,12 +421,73 @@ std::string Core::AnswerOf(const Waiter& w) {
 }
 
 void Core::Answer(std::vector<Waiter> ready) {
-  for (const Waiter& w : ready) {
-    if (w.deliver) {
-      w.deliver(AnswerOf(w));
+  for (const Waiter& w : ready) AnswerOne(w);
+}
+
+void Core::AnswerOne(const Waiter& w) {
+  if (w.deliver) {
+    w.deliver(AnswerOf(w));
+  } else if (!Gather(w.reply, [&] { return AnswerOf(w); })) {
+    Publish(w.reply, AnswerOf(w));
+  }
+}
+
+void Core::AnswerOnCommit(std::vector<Waiter> ready) {
+  for (Waiter& w : ready) {
+    // Its answer is held whichever way it leaves: to the waiter's reply subject, or
+    // through Reply (a submit's answer also answers the repeats that joined it).
+    gathering = w.gathered;
+    AnswerOne(w);
+  }
+  gathering = false;
+}
+
+bool Core::Gather(const std::string& reply, const std::function<std::string()>& data) {
+  if (!gathering || RequestPump::BundleSubject(reply).empty()) return false;
+  std::string bytes = data();
+  absl::MutexLock lock(&gathered_mu_);
+  gathered_.emplace_back(reply, std::move(bytes));
+  return true;
+}
+
+void Core::SendGathered() {
+  std::vector<std::pair<std::string, std::string>> held;
+  {
+    absl::MutexLock lock(&gathered_mu_);
+    held.swap(gathered_);
+  }
+  if (held.empty()) return;
+  // By inbox, in the order held; a bundle stays within the broker's max payload (each
+  // answer alone does: AnswerOf fits it), so a large group goes as several.
+  const size_t limit = static_cast<size_t>(nats::MaxPayload(conn_));
+  struct Open {
+    proto::ReplyBundle bundle;
+    size_t bytes = 0;
+  };
+  std::vector<std::pair<std::string, Open>> open;  // by bundle subject; few inboxes per group
+  auto send = [this](const std::string& subject, Open& o) {
+    if (o.bundle.replies_size() == 1) {
+      // Alone, to its own subject: a bundle of one saves nothing.
+      Publish(o.bundle.replies(0).subject(), o.bundle.replies(0).data());
     } else {
-      Publish(w.reply, AnswerOf(w));
+      Publish(subject, o.bundle.SerializeAsString());
     }
+    o = Open{};
+  };
+  for (auto& [reply, answer] : held) {
+    const std::string subject = RequestPump::BundleSubject(reply);
+    auto it = std::find_if(open.begin(), open.end(), [&](const auto& o) { return o.first == subject; });
+    if (it == open.end()) it = open.emplace(open.end(), subject, Open{});
+    // The reply's field framing: tags and lengths, at most a few bytes each.
+    const size_t bytes = reply.size() + answer.size() + 16;
+    if (it->second.bytes > 0 && it->second.bytes + bytes > limit) send(subject, it->second);
+    proto::BundledReply* r = it->second.bundle.add_replies();
+    r->set_subject(std::move(reply));
+    r->set_data(std::move(answer));
+    it->second.bytes += bytes;
+  }
+  for (auto& [subject, o] : open) {
+    if (o.bundle.replies_size() > 0) send(subject, o);
   }
 }
 

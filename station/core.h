@@ -190,6 +190,12 @@ class Core {
   // ---- waiters ----
   // Answer builds and sends the answers of waiters that are ready.
   void Answer(std::vector<Waiter> ready) ABSL_LOCKS_EXCLUDED(model.mu);
+  // AnswerOnCommit is Answer on the ledger's writer thread, in a commit's completions:
+  // the answers of waiters that take them gathered (Waiter::gathered) are held until the
+  // group's completions have all run, then sent together, one ReplyBundle per requester
+  // inbox (SendGathered); one message through the broker for a commit's answers to one
+  // client instead of one each.
+  void AnswerOnCommit(std::vector<Waiter> ready) ABSL_LOCKS_EXCLUDED(model.mu, gathered_mu_);
   // AddWaiter files `w`, or answers it at once when it is ready.
   void AddWaiter(Waiter w) ABSL_LOCKS_EXCLUDED(model.mu);
 
@@ -215,6 +221,14 @@ class Core {
   // The reply to waiter `w`, within the broker's max payload: an "any" waiter gets as
   // many terminal states as fit (the rest come with its next wait), else outputs are cut.
   std::string AnswerOf(const Waiter& w) ABSL_LOCKS_EXCLUDED(model.mu);
+  // AnswerOne builds and sends the answer of waiter `w`.
+  void AnswerOne(const Waiter& w) ABSL_LOCKS_EXCLUDED(model.mu);
+  // Gather holds answer `data()` to `reply` for SendGathered when AnswerOnCommit is
+  // answering a waiter that takes it gathered (on this thread); false otherwise, and
+  // then the caller sends it.
+  bool Gather(const std::string& reply, const std::function<std::string()>& data) ABSL_LOCKS_EXCLUDED(gathered_mu_);
+  // Sends the answers AnswerOnCommit held (the writer thread, after a group).
+  void SendGathered() ABSL_LOCKS_EXCLUDED(gathered_mu_);
 
   const StationOptions& options_;
   ledger::Store& store_;
@@ -223,6 +237,10 @@ class Core {
   std::atomic<uint64_t> failed_command_writes_{0};
   natsConnection* const conn_;
   RequestPump& pump_;
+  // Answers held for SendGathered: (reply subject, serialized ACK), in the order the
+  // commit ended their commands.
+  absl::Mutex gathered_mu_;
+  std::vector<std::pair<std::string, std::string>> gathered_ ABSL_GUARDED_BY(gathered_mu_);
 };
 
 // An OK answer to request `id` carrying `body`.

@@ -32,6 +32,10 @@ struct Waiter {
   // `request_id`; otherwise with CommandStates.
   std::optional<proto::SubmitReply> submit;
   std::string request_id;
+  // The requester takes its answer in a ReplyBundle (SubmitRequest.answers_gathered):
+  // answered when a commit ends a command, it goes with the commit's other answers to
+  // the same inbox (Core::AnswerOnCommit).
+  bool gathered = false;
 };
 
 class WaiterTable {

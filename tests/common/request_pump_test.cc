@@ -12,11 +12,13 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/nats.h"
+#include "proto/wire.pb.h"
 #include "tests/testing/nats_server.h"
 #include "tests/testing/wait.h"
 
@@ -414,6 +416,77 @@ TEST_CASE("RequestPump reads replies on each inbox it was given", "[request_pump
   CHECK(e["b"].data == "re to b");
   pump->Shutdown();
   CHECK(results.total_calls() == 2);
+}
+
+TEST_CASE("RequestPump hands each reply of a bundle to its own request", "[request_pump][integration]") {
+  nats::Library lib;
+  NatsServer server;
+  nats::ConnectionPtr responder = MustConnect(server.url(), "responder");
+  nats::SubscriptionPtr sub = MustSubscribe(responder.get(), "station.event.>", 100);
+  nats::ConnectionPtr nc = MustConnect(server.url(), "client");
+  absl::StatusOr<std::unique_ptr<RequestPump>> created = RequestPump::Create(nc.get(), "_INBOX_a");
+  REQUIRE(created.ok());
+  std::unique_ptr<RequestPump> pump = *std::move(created);
+  absl::StatusOr<uint32_t> b = pump->AddInbox("_INBOX_b");
+  REQUIRE(b.ok());
+
+  Results results;
+  for (const char* label : {"1", "2", "3"}) {
+    REQUIRE(pump->Send(absl::StrCat("station.event.x.", label), label, absl::Seconds(5), results.For(label)).ok());
+  }
+  // On the pump's second inbox: a bundle to the first must not answer it.
+  REQUIRE(pump->Send("station.event.x.other", "other", absl::Seconds(2), results.For("other"), *b).ok());
+  absl::flat_hash_map<std::string, std::string> reply_of;  // by request data
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<nats::MsgPtr> msg = nats::NextMsg(sub.get(), absl::Seconds(5));
+    REQUIRE(msg.ok());
+    reply_of[std::string(nats::Data(msg->get()))] = nats::Reply(msg->get());
+  }
+  const std::string bundle_subject = RequestPump::BundleSubject(reply_of["1"]);
+  CHECK(bundle_subject.rfind("_INBOX_a.", 0) == 0);
+  CHECK(absl::EndsWith(bundle_subject, ".bundle"));
+  CHECK(RequestPump::BundleSubject(reply_of["2"]) == bundle_subject);  // one inbox, one bundle subject
+  CHECK(RequestPump::BundleSubject("nodot").empty());
+  // Only a pump's reply subjects: three tokens or more, the last one decimal.
+  CHECK(RequestPump::BundleSubject("_INBOX.12").empty());
+  CHECK(RequestPump::BundleSubject("_INBOX.abc.x7").empty());
+  CHECK(RequestPump::BundleSubject("_INBOX.abc.").empty());
+  CHECK(RequestPump::BundleSubject("_INBOX_u.abc.17") == "_INBOX_u.abc.bundle");
+
+  proto::ReplyBundle bundle;
+  auto add = [&bundle](const std::string& subject, const std::string& data) {
+    proto::BundledReply* r = bundle.add_replies();
+    r->set_subject(subject);
+    r->set_data(data);
+  };
+  add(reply_of["2"], "re 2");
+  add(reply_of["1"], "re 1");
+  add(reply_of["other"], "not from this inbox");  // refused: another inbox's reply
+  const std::string other_token = reply_of["other"].substr(reply_of["other"].rfind('.') + 1);
+  add(bundle_subject.substr(0, bundle_subject.size() - 6) + other_token,
+      "another inbox's request");                          // refused: its request went on the other inbox
+  add(bundle_subject + ".9", "below the inbox");           // refused: not one token
+  add(absl::StrCat(reply_of["1"], "0"), "no such token");  // nobody waits: dropped quietly
+  REQUIRE(nats::Publish(responder.get(), bundle_subject, bundle.SerializeAsString()).ok());
+  REQUIRE(nats::Publish(responder.get(), bundle_subject, "\xff not a bundle").ok());
+  REQUIRE(WaitUntil([&] { return results.total_calls() == 2 && pump->bundle_refused() == 4; }));
+  auto e = results.entries();
+  CHECK(e["1"].result == Result::kReply);
+  CHECK(e["1"].data == "re 1");
+  CHECK(e["2"].result == Result::kReply);
+  CHECK(e["2"].data == "re 2");
+  CHECK(e.count("3") == 0);
+  CHECK(e.count("other") == 0);
+
+  // The third still takes its reply alone, and the other inbox's request its timeout.
+  REQUIRE(nats::Publish(responder.get(), reply_of["3"], "re 3").ok());
+  REQUIRE(WaitUntil([&] { return results.total_calls() == 4; }));
+  e = results.entries();
+  CHECK(e["3"].data == "re 3");
+  CHECK(e["other"].result == Result::kTimeout);
+  CHECK(e["1"].calls == 1);
+  CHECK(pump->bundle_refused() == 4);
+  pump->Shutdown();
 }
 
 }  // namespace

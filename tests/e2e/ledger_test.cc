@@ -6,16 +6,21 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/nats.h"
 #include "common/protocol.h"
+#include "common/request_pump.h"
 #include "ctl/client.h"
+#include "proto/wire.pb.h"
 #include "tests/http/http_util.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/tcp_proxy.h"
@@ -509,6 +514,131 @@ TEST_CASE("send-and-wait in one round trip, waiters are answered once, each with
   REQUIRE(got[3].ok());
   REQUIRE(got[3]->commands_size() == 1);
   CHECK(got[3]->commands(0).state() == steward::proto::STATE_RUNNING);
+}
+
+TEST_CASE("send-and-wait answers that one commit ends go to their client together, each to its own request",
+          "[integration][ledger]") {
+  Cluster c;
+  c.StartStation();
+  c.StartAgent("ship1");
+  // Its own inbox prefix, which the monitor reads (the agent's replies are elsewhere).
+  absl::StatusOr<std::unique_ptr<steward::ctl::Client>> client =
+      steward::ctl::Client::Connect({.nats = {.url = c.url(), .inbox_prefix = "_INBOX_cli"}});
+  REQUIRE(client.ok());
+  steward::nats::ConnectionPtr monitor = steward::testing::MustConnect(c.url(), "monitor");
+  absl::StatusOr<steward::nats::SubscriptionPtr> inboxes =
+      steward::nats::SubscribeSync(monitor.get(), "_INBOX_cli.>", 100000);
+  REQUIRE(inboxes.ok());
+  REQUIRE(steward::nats::Flush(monitor.get(), absl::Seconds(5)).ok());
+
+  // Many at once from one client: the agent's results come batched, one commit ends
+  // several of them, and their answers travel in one message.
+  constexpr int kThreads = 64;
+  std::vector<std::string> failures(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      steward::proto::SubmitRequest req;
+      req.add_nodes("ship1");
+      req.mutable_command()->set_method(steward::kMethodEcho);
+      req.mutable_command()->set_domain(absl::StrCat("g", i % 8));
+      req.mutable_command()->add_argv(absl::StrCat("mine-", i));
+      req.set_wait_ms(20000);
+      absl::StatusOr<steward::proto::SubmitReply> r = (*client)->Submit(req, absl::Seconds(30));
+      if (!r.ok()) {
+        failures[i] = r.status().ToString();
+      } else if (r->states_size() != 1 || r->commands_size() != 1 || r->states(0).id() != r->commands(0).id() ||
+                 r->states(0).state() != steward::proto::STATE_SUCCEEDED ||
+                 !absl::StrContains(r->states(0).result().stdout(), absl::StrCat("mine-", i))) {
+        failures[i] = r->DebugString();  // another request's answer, or not done
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kThreads; ++i) {
+    INFO("request " << i);
+    CHECK(failures[i].empty());
+    if (!failures[i].empty()) FAIL_CHECK(failures[i]);
+  }
+
+  // Each answer went exactly once: alone to its request's subject, or in a bundle.
+  int alone = 0, bundles = 0, bundled = 0;
+  std::set<std::string> answered;
+  while (true) {
+    absl::StatusOr<steward::nats::MsgPtr> m = steward::nats::NextMsg(inboxes->get(), absl::Milliseconds(500));
+    if (!m.ok()) break;
+    const std::string subject = steward::nats::Subject(m->get());
+    if (absl::EndsWith(subject, ".bundle")) {
+      steward::proto::ReplyBundle b;
+      REQUIRE(b.ParseFromString(std::string(steward::nats::Data(m->get()))));
+      CHECK(b.replies_size() >= 2);  // a bundle of one goes alone
+      ++bundles;
+      for (const steward::proto::BundledReply& r : b.replies()) {
+        CHECK(r.subject().substr(0, r.subject().rfind('.') + 1) + "bundle" == subject);
+        CHECK(answered.insert(r.subject()).second);
+        ++bundled;
+      }
+    } else {
+      CHECK(answered.insert(subject).second);
+      ++alone;
+    }
+  }
+  INFO("alone " << alone << ", bundled " << bundled << " in " << bundles << " bundles");
+  CHECK(alone + bundled == kThreads);
+  CHECK(bundles >= 1);
+
+  // Requests that do not ask for it (an older stewardctl: no answers_gathered) are
+  // answered alone, even on reply subjects a pump reads.
+  steward::nats::ConnectionPtr old = steward::testing::MustConnect(c.url(), "old client");
+  absl::StatusOr<std::unique_ptr<steward::RequestPump>> pump = steward::RequestPump::Create(old.get(), "_INBOX_cli");
+  REQUIRE(pump.ok());
+  constexpr int kOld = 32;
+  absl::Mutex mu;
+  int answered_ok = 0, answers = 0;
+  for (int i = 0; i < kOld; ++i) {
+    steward::proto::SubmitRequest req;
+    req.add_nodes("ship1");
+    req.mutable_command()->set_method(steward::kMethodEcho);
+    req.mutable_command()->set_domain(absl::StrCat("g", i % 8));
+    req.mutable_command()->add_argv(absl::StrCat("old-", i));
+    req.set_wait_ms(20000);
+    steward::proto::Envelope env = steward::NewEnvelope("stewardctl", "station", steward::proto::KIND_COMMAND,
+                                                        steward::kStationSubmit, steward::kCliDomain);
+    env.set_payload(req.SerializeAsString());
+    REQUIRE((*pump)
+                ->Send(absl::StrCat("station.command.", steward::kStationSubmit, ".cli"), env.SerializeAsString(),
+                       absl::Seconds(30),
+                       [&, i](steward::RequestPump::Result r, steward::nats::MsgPtr m) {
+                         bool ok = false;
+                         if (r == steward::RequestPump::Result::kReply) {
+                           absl::StatusOr<steward::proto::Ack> ack = steward::DecodeAck(steward::nats::Data(m.get()));
+                           steward::proto::SubmitReply out;
+                           ok = ack.ok() && ack->outcome() == steward::proto::OUTCOME_SUCCEEDED &&
+                                out.ParseFromString(ack->payload()) && out.states_size() == 1 &&
+                                absl::StrContains(out.states(0).result().stdout(), absl::StrCat("old-", i));
+                         }
+                         absl::MutexLock lock(&mu);
+                         ++answers;
+                         if (ok) ++answered_ok;
+                       })
+                .ok());
+  }
+  REQUIRE(steward::testing::WaitUntil(
+      [&] {
+        absl::MutexLock lock(&mu);
+        return answers == kOld;
+      },
+      absl::Seconds(40)));
+  CHECK(answered_ok == kOld);
+  int old_alone = 0;
+  while (true) {
+    absl::StatusOr<steward::nats::MsgPtr> m = steward::nats::NextMsg(inboxes->get(), absl::Milliseconds(500));
+    if (!m.ok()) break;
+    CHECK_FALSE(absl::EndsWith(steward::nats::Subject(m->get()), ".bundle"));
+    ++old_alone;
+  }
+  CHECK(old_alone == kOld);
+  (*pump)->Shutdown();
 }
 
 TEST_CASE("answers with large outputs fit the broker's max payload", "[integration][ledger]") {
