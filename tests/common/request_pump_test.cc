@@ -32,8 +32,8 @@ using steward::testing::WaitUntil;
 
 using steward::testing::MustConnect;
 
-std::unique_ptr<RequestPump> MustPump(natsConnection* nc) {
-  absl::StatusOr<std::unique_ptr<RequestPump>> pump = RequestPump::Create(nc);
+std::unique_ptr<RequestPump> MustPump(natsConnection* nc, absl::string_view inbox_prefix = "") {
+  absl::StatusOr<std::unique_ptr<RequestPump>> pump = RequestPump::Create(nc, inbox_prefix);
   INFO(pump.status().ToString());
   REQUIRE(pump.ok());
   return *std::move(pump);
@@ -388,9 +388,7 @@ TEST_CASE("RequestPump reads replies on each inbox it was given", "[request_pump
   nats::ConnectionPtr responder = MustConnect(server.url(), "responder");
   nats::SubscriptionPtr sub = MustSubscribe(responder.get(), "station.event.>", 100);
   nats::ConnectionPtr nc = MustConnect(server.url(), "client");
-  absl::StatusOr<std::unique_ptr<RequestPump>> created = RequestPump::Create(nc.get(), "_INBOX_a");
-  REQUIRE(created.ok());
-  std::unique_ptr<RequestPump> pump = *std::move(created);
+  std::unique_ptr<RequestPump> pump = MustPump(nc.get(), "_INBOX_a");
   absl::StatusOr<uint32_t> b = pump->AddInbox("_INBOX_b");
   REQUIRE(b.ok());
   CHECK(*b == 1);
@@ -424,9 +422,7 @@ TEST_CASE("RequestPump hands each reply of a bundle to its own request", "[reque
   nats::ConnectionPtr responder = MustConnect(server.url(), "responder");
   nats::SubscriptionPtr sub = MustSubscribe(responder.get(), "station.event.>", 100);
   nats::ConnectionPtr nc = MustConnect(server.url(), "client");
-  absl::StatusOr<std::unique_ptr<RequestPump>> created = RequestPump::Create(nc.get(), "_INBOX_a");
-  REQUIRE(created.ok());
-  std::unique_ptr<RequestPump> pump = *std::move(created);
+  std::unique_ptr<RequestPump> pump = MustPump(nc.get(), "_INBOX_a");
   absl::StatusOr<uint32_t> b = pump->AddInbox("_INBOX_b");
   REQUIRE(b.ok());
 
