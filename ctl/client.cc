@@ -178,10 +178,15 @@ absl::StatusOr<proto::SubmitReply> Client::Submit(const proto::SubmitRequest& re
   // With wait_ms the station answers by then; allow for the trip.
   if (req.wait_ms() <= 0) return ParseAs<proto::SubmitReply>(Call(kStationSubmit, req.SerializeAsString(), timeout));
   timeout = std::max(timeout, absl::Milliseconds(req.wait_ms()) + absl::Seconds(5));
-  // The answer comes through the pump, which takes it gathered with others.
-  proto::SubmitRequest gathered = req;
-  gathered.set_answers_gathered(true);
-  return ParseAs<proto::SubmitReply>(Call(kStationSubmit, gathered.SerializeAsString(), timeout));
+  // The answer comes through the pump, which takes it gathered with others. The flag is
+  // appended as a message of its own: protobuf reads concatenated messages as one
+  // (merged, a field set twice takes the last value), and the request, which may carry a
+  // copy chunk, is not copied to set it.
+  proto::SubmitRequest flag;
+  flag.set_answers_gathered(true);
+  std::string bytes = req.SerializeAsString();
+  flag.AppendToString(&bytes);
+  return ParseAs<proto::SubmitReply>(Call(kStationSubmit, std::move(bytes), timeout));
 }
 
 absl::StatusOr<proto::CommandStates> Client::Wait(const std::vector<std::string>& ids,
