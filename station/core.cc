@@ -443,15 +443,17 @@ void Core::AnswerOnCommit(std::vector<Waiter> ready) {
 }
 
 bool Core::Gather(const std::string& reply, const std::function<std::string()>& data) {
-  if (!gathering || RequestPump::BundleSubject(reply).empty()) return false;
-  std::string bytes = data();
+  if (!gathering) return false;
+  std::string bundle = RequestPump::BundleSubject(reply);
+  if (bundle.empty()) return false;
+  Held held{std::move(bundle), reply, data()};
   absl::MutexLock lock(&gathered_mu_);
-  gathered_.emplace_back(reply, std::move(bytes));
+  gathered_.push_back(std::move(held));
   return true;
 }
 
 void Core::SendGathered() {
-  std::vector<std::pair<std::string, std::string>> held;
+  std::vector<Held> held;
   {
     absl::MutexLock lock(&gathered_mu_);
     held.swap(gathered_);
@@ -474,16 +476,15 @@ void Core::SendGathered() {
     }
     o = Open{};
   };
-  for (auto& [reply, answer] : held) {
-    const std::string subject = RequestPump::BundleSubject(reply);
-    auto it = std::find_if(open.begin(), open.end(), [&](const auto& o) { return o.first == subject; });
-    if (it == open.end()) it = open.emplace(open.end(), subject, Open{});
+  for (Held& h : held) {
+    auto it = std::find_if(open.begin(), open.end(), [&](const auto& o) { return o.first == h.bundle; });
+    if (it == open.end()) it = open.emplace(open.end(), h.bundle, Open{});
     // The reply's field framing: tags and lengths, at most a few bytes each.
-    const size_t bytes = reply.size() + answer.size() + 16;
-    if (it->second.bytes > 0 && it->second.bytes + bytes > limit) send(subject, it->second);
+    const size_t bytes = h.reply.size() + h.data.size() + 16;
+    if (it->second.bytes > 0 && it->second.bytes + bytes > limit) send(h.bundle, it->second);
     proto::BundledReply* r = it->second.bundle.add_replies();
-    r->set_subject(std::move(reply));
-    r->set_data(std::move(answer));
+    r->set_subject(std::move(h.reply));
+    r->set_data(std::move(h.data));
     it->second.bytes += bytes;
   }
   for (auto& [subject, o] : open) {

@@ -237,10 +237,16 @@ class Core {
   std::atomic<uint64_t> failed_command_writes_{0};
   natsConnection* const conn_;
   RequestPump& pump_;
-  // Answers held for SendGathered: (reply subject, serialized ACK), in the order the
-  // commit ended their commands.
+  // An answer held for SendGathered: where its bundle goes (RequestPump::BundleSubject
+  // of its reply subject), its reply subject and the serialized ACK.
+  struct Held {
+    std::string bundle;
+    std::string reply;
+    std::string data;
+  };
+  // In the order the commit ended their commands.
   absl::Mutex gathered_mu_;
-  std::vector<std::pair<std::string, std::string>> gathered_ ABSL_GUARDED_BY(gathered_mu_);
+  std::vector<Held> gathered_ ABSL_GUARDED_BY(gathered_mu_);
 };
 
 // An OK answer to request `id` carrying `body`.
