@@ -22,6 +22,7 @@
 #include "common/config.h"
 #include "common/creds.h"
 #include "common/heap.h"
+#include "common/mutex_mode.h"
 #include "common/signing.h"
 #include "common/log.h"
 #include "common/nats.h"
@@ -85,6 +86,7 @@ Reload ApplyReload(steward::agent::ConfigHost& host, steward::agent::Agent& agen
 }  // namespace
 
 int main(int argc, char** argv) {
+  steward::SkipLockOrderChecks();     // common/mutex_mode.h
   steward::KeepLargeBuffersInHeap();  // copy chunks: nats.c's message, then the envelope
   sigset_t signals = steward::BlockTerminationSignals();
   sigaddset(&signals, SIGHUP);  // reload the configuration

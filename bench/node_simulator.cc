@@ -61,6 +61,7 @@
 #include "common/cli.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/mutex_mode.h"
 #include "common/nats.h"
 #include "common/outbox.h"
 #include "common/protocol.h"
@@ -416,6 +417,7 @@ bool SignalArrived(const sigset_t& signals, absl::Duration timeout) {
 
 int main(int argc, char** argv) {
   const sigset_t signals = steward::BlockTerminationSignals();  // before any thread
+  steward::SkipLockOrderChecks();  // as stewardctl, station and agent do (common/mutex_mode.h)
   Config cfg;
   CLI::App app("node_simulator: many simulated steward nodes over a few threads and "
                "connections (see the top of bench/node_simulator.cc)",

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "bench/bench_util.h"
+#include "common/mutex_mode.h"
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
@@ -208,6 +209,7 @@ int Usage(const char* error) {
 
 int main(int argc, char** argv) {
   steward::bench::SetProgramName("roundtrip_bench");
+  steward::SkipLockOrderChecks();  // as stewardctl, station and agent do (common/mutex_mode.h)
   steward::nats::Library lib;
   if (argc == 3 && std::string(argv[1]) == steward::bench::kRawResponderFlag) {
     return steward::bench::RunRawResponder(argv[2]);

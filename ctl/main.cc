@@ -2,9 +2,11 @@
 #include <malloc.h>
 
 #include "common/heap.h"
+#include "common/mutex_mode.h"
 #include "ctl/ctl.h"
 
 int main(int argc, char** argv) {
+  steward::SkipLockOrderChecks();     // common/mutex_mode.h
   steward::KeepLargeBuffersInHeap();  // copy chunks
   // One heap for all threads: a copy's senders (ctl/copy.cc, 16 chunks in flight) each
   // hold a chunk's buffers only while they serialize and send it, then wait; in one heap

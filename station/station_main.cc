@@ -9,6 +9,7 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/heap.h"
+#include "common/mutex_mode.h"
 #include "common/log.h"
 #include "common/nats.h"
 #include "common/service.h"
@@ -33,6 +34,7 @@ std::string HeapName() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  steward::SkipLockOrderChecks();  // common/mutex_mode.h
 #ifndef STEWARD_TCMALLOC
   steward::KeepLargeBuffersInHeap();  // copy chunks, large outputs
 #endif
