@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
+#include "common/mutex_mode.h"
 #include "common/nats.h"
 #include "common/signing.h"
 #include "common/status_macros.h"
@@ -124,6 +125,7 @@ absl::Status RunBench(const std::string& self, int mib, Children& children, cons
 }  // namespace
 
 int main(int argc, char** argv) {
+  steward::SkipLockOrderChecks();  // as stewardctl, station and agent do (common/mutex_mode.h)
   steward::bench::SetProgramName("copy_bench");
   steward::nats::Library lib;
   if (argc == 3 && std::string(argv[1]) == steward::bench::kRawResponderFlag) {

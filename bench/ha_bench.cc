@@ -33,6 +33,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/bench_util.h"
+#include "common/mutex_mode.h"
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
@@ -317,6 +318,7 @@ int Usage(const char* error) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  steward::SkipLockOrderChecks();  // as stewardctl, station and agent do (common/mutex_mode.h)
   steward::bench::SetProgramName("ha_bench");
   Args args;
   for (int i = 1; i < argc; i += 2) {  // every option takes a value

@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
+#include "common/mutex_mode.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
 #include "ctl/client.h"
@@ -246,6 +247,7 @@ absl::Status Run(const Args& args, Children& children, BenchDir& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  steward::SkipLockOrderChecks();  // as stewardctl, station and agent do (common/mutex_mode.h)
   if (argc >= 3 && std::string(argv[1]) == steward::bench::kRawResponderFlag) {
     return steward::bench::RunRawResponder(argv[2]);
   }

@@ -34,6 +34,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/bench_util.h"
+#include "common/mutex_mode.h"
 #include "common/sqlite.h"
 #include "common/status_macros.h"
 #include "proto/steward.pb.h"
@@ -502,6 +503,7 @@ int Usage(const char* error) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  steward::SkipLockOrderChecks();  // as stewardctl, station and agent do (common/mutex_mode.h)
   steward::bench::SetProgramName("log_search_bench");
   steward::bench::InstallFatalSignalHandlers(3 * 3600);
   steward::nats::Library lib;

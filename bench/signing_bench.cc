@@ -37,6 +37,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/bench_util.h"
+#include "common/mutex_mode.h"
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "common/signing.h"
@@ -551,6 +552,7 @@ int Usage(const char* error) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  steward::SkipLockOrderChecks();  // as stewardctl, station and agent do (common/mutex_mode.h)
   steward::bench::SetProgramName("signing_bench");
   steward::nats::Library lib;
 

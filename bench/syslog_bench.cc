@@ -41,6 +41,7 @@
 #include "absl/time/time.h"
 #include "agent/syslog/parser.h"
 #include "bench/bench_util.h"
+#include "common/mutex_mode.h"
 #include "common/nats.h"
 #include "common/protocol.h"
 #include "common/request_pump.h"
@@ -1029,6 +1030,7 @@ int Usage(const char* error) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  steward::SkipLockOrderChecks();  // as stewardctl, station and agent do (common/mutex_mode.h)
   steward::bench::SetProgramName("syslog_bench");
   steward::nats::Library lib;
 
