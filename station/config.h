@@ -47,6 +47,7 @@ struct Settings {
   std::string restore_window;
   absl::Duration restore_length = absl::Hours(1);
   std::string restore_zone;
+  std::string cpus;
 };
 
 // NewApp makes the station's command line, bound to `s`.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/cpu_affinity.h"
 #include "common/nats.h"
 #include "common/signing.h"
 #include "station/http/options.h"
@@ -75,6 +76,9 @@ struct StationOptions {
     std::string restore_zone;  // the window's time zone; empty: UTC
     int batch_entries = 100;   // journal entries per hand-back request
   } site;
+  // --cpus: the CPUs the station's threads are kept on (common/cpu_affinity.h), applied
+  // by main before any thread starts; none: every CPU the process may use.
+  std::optional<CpuList> cpus;
 };
 
 }  // namespace steward::station

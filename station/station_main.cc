@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/cli.h"
 #include "common/config.h"
@@ -49,8 +50,18 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "steward-station: {}\n", opts.status().message());
     return 2;
   }
+  // Before any thread starts (nats.c's among them): every thread inherits it.
+  if (opts->cpus.has_value()) {
+    if (absl::Status st = opts->cpus->Apply(); !st.ok()) {
+      fmt::print(stderr, "steward-station: {}\n", std::string(st.message()));
+      return 2;
+    }
+  }
   steward::SetLogTag("station " + opts->name);
-  STEWARD_LOG_INFO("steward-station {} on {}", STEWARD_VERSION, HeapName());
+  STEWARD_LOG_INFO("steward-station {} on {}{}", STEWARD_VERSION, HeapName(),
+                   opts->cpus.has_value() ? absl::StrCat(", kept on CPU", opts->cpus->cpus().size() > 1 ? "s " : " ",
+                                                         opts->cpus->ToString())
+                                          : std::string());
   if (!layered.effective().file.empty()) STEWARD_LOG_INFO("configuration file {}", layered.effective().file);
 
   steward::nats::Library nats_library;
