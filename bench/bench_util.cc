@@ -553,7 +553,8 @@ int RunInBenchDir(const char* name,
 
 absl::Status SpawnStewardAndRaw(Children& children, const BenchDir& dir, const std::string& url,
                                 const std::string& self, const std::string& station, const std::string& agent,
-                                const std::string& node, const std::vector<std::string>& station_flags) {
+                                const std::string& node, const std::vector<std::string>& station_flags,
+                                const std::string& responder_cpus) {
   const std::string bin = BinDir();
   std::vector<std::string> station_args = {bin + "/station/steward-station", "--nats", url, "--data-dir",
                                            dir.File(station)};
@@ -563,8 +564,9 @@ absl::Status SpawnStewardAndRaw(Children& children, const BenchDir& dir, const s
                                          {bin + "/agent/steward-agent", "--node", node, "--nats",
                                           url, "--heartbeat", "1s", "--data-dir", dir.File(agent)},
                                          dir.File(agent + ".log")));
-  return children.Spawn("raw-responder", {self, kRawResponderFlag, url},
-                        dir.File("raw-responder.log"));
+  std::vector<std::string> responder = {self, kRawResponderFlag, url};
+  if (!responder_cpus.empty()) responder.push_back(responder_cpus);
+  return children.Spawn("raw-responder", responder, dir.File("raw-responder.log"));
 }
 
 std::string BinDir() {

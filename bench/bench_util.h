@@ -129,10 +129,13 @@ std::string BinDir();
 // Spawns, on `url`: steward-station as child `station` (data in <dir>/<station>),
 // steward-agent for `node` as child `agent` (1 s heartbeat, data in <dir>/<agent>),
 // and `self` as the raw responder, child "raw-responder" (see kRawResponderFlag).
-// `station_flags` go to the station after its own.
+// `station_flags` go to the station after its own. `responder_cpus`, when set, goes to
+// the responder after its URL: a program that takes it keeps the responder on those
+// CPUs (ledger_bench --station-cpus, to run it as the station runs).
 absl::Status SpawnStewardAndRaw(Children& children, const BenchDir& dir, const std::string& url,
                                 const std::string& self, const std::string& station, const std::string& agent,
-                                const std::string& node, const std::vector<std::string>& station_flags = {});
+                                const std::string& node, const std::vector<std::string>& station_flags = {},
+                                const std::string& responder_cpus = "");
 
 // StartBroker runs nats-server on a free port and returns its URL, read from the ports
 // file it writes (`{"nats":["nats://127.0.0.1:PORT"], ...}`).

@@ -37,6 +37,7 @@
 #include "absl/time/time.h"
 #include "bench/bench_util.h"
 #include "tests/testing/nats_server.h"
+#include "common/cpu_affinity.h"
 #include "common/mutex_mode.h"
 #include "common/nats.h"
 #include "common/protocol.h"
@@ -79,6 +80,8 @@ constexpr absl::Duration kFanoutGoal = absl::Seconds(1);  // every result record
 
 struct Args {
   double seconds = 5;
+  // Part a's station (steward-station --cpus) and raw responder kept on these CPUs.
+  std::string station_cpus;
   int nodes = 10000;  // the fleet size the station is built for (scripts/bench runs it)
   int connections = 8;
   // Only the echo fan-outs and the station's memory (b and c, without `true` and the
@@ -374,10 +377,15 @@ void PrintRow(const RunResult& r) {
   std::fflush(stdout);
 }
 
-absl::Status DurableVsRaw(const std::string& url, const std::string& self,
-                          absl::Duration duration, Children& children, const BenchDir& dir) {
-  STEWARD_RETURN_IF_ERROR(steward::bench::SpawnStewardAndRaw(children, dir, url, self, "station-a", "agent", kNode,
-                                                             {"--http", "127.0.0.1:0"}));
+absl::Status DurableVsRaw(const std::string& url, const std::string& self, absl::Duration duration,
+                          const std::string& cpus, Children& children, const BenchDir& dir) {
+  std::vector<std::string> station_flags = {"--http", "127.0.0.1:0"};
+  if (!cpus.empty()) {
+    station_flags.push_back("--cpus");
+    station_flags.push_back(cpus);
+  }
+  STEWARD_RETURN_IF_ERROR(
+      steward::bench::SpawnStewardAndRaw(children, dir, url, self, "station-a", "agent", kNode, station_flags, cpus));
   STEWARD_ASSIGN_OR_RETURN(const int http_port, steward::bench::StationHttpPort(children, dir.File("station-a.log")));
   httplib::Client http("127.0.0.1", http_port);
   http.set_read_timeout(10);
@@ -399,6 +407,9 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
   fmt::print("  raw:     natsConnection_Request to an echo responder process; {} B each way "
              "(a Submit's size)\n\n",
              SubmitRequestBytes());
+  if (!cpus.empty()) {
+    fmt::print("  the station (steward-station --cpus {0}) and the raw responder both kept on CPU {0}\n\n", cpus);
+  }
   fmt::print("{:<8} {:>9} {:>10} {:>10} {:>9} {:>9} {:>7}\n", "path", "in flight",
              "requests", "req/s", "p50 us", "p99 us", "errors");
   std::fflush(stdout);
@@ -492,10 +503,16 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
     return DurableCommand(c, steward::kMethodEcho, thread, inner_us, nullptr);
   };
   std::vector<double> pair_ratios;
+  std::vector<double> echo_rates;
+  std::vector<double> raw_rates;
   for (int pair = 0; pair < kThroughputPairs; ++pair) {
     const RunResult e = steward::bench::RunLoad("echo", kInFlight, kThroughputSlice, echo_fn, {.warmup_requests = 64});
     const RunResult r = steward::bench::RunLoad("raw", kInFlight, kThroughputSlice, raw_fn, {.warmup_requests = 64});
-    if (e.errors == 0 && r.errors == 0 && r.rps > 0) pair_ratios.push_back(e.rps / r.rps);
+    if (e.errors == 0 && r.errors == 0 && r.rps > 0) {
+      pair_ratios.push_back(e.rps / r.rps);
+      echo_rates.push_back(e.rps);
+      raw_rates.push_back(r.rps);
+    }
   }
   STEWARD_RETURN_IF_ERROR(children.CheckAlive());
   if (pair_ratios.empty()) return absl::UnavailableError("no echo/raw pair completed without errors");
@@ -506,6 +523,10 @@ absl::Status DurableVsRaw(const std::string& url, const std::string& self,
       "to {:.1f}%)\n",
       kInFlight, pair_ratios.size(), absl::FormatDuration(kThroughputSlice), paired * 100, pair_ratios.front() * 100,
       pair_ratios.back() * 100);
+  std::sort(echo_rates.begin(), echo_rates.end());
+  std::sort(raw_rates.begin(), raw_rates.end());
+  fmt::print("  the slices' medians: echo {:.0f}/s, raw {:.0f}/s\n", echo_rates[(echo_rates.size() - 1) / 2],
+             raw_rates[(raw_rates.size() - 1) / 2]);
   fmt::print(
       "goal durable commands/s (the ledger path: echo) >= {:.0f}% of raw (median of the pairs): {} ({:.1f}%)\n\n",
       kDurableGoal * 100, paired >= kDurableGoal ? "PASS" : "FAIL", paired * 100);
@@ -876,7 +897,7 @@ absl::Status RunBench(const std::string& self, const Args& args, Children& child
   fmt::print("ledger_bench: one nats-server at {}; {} CPUs\n\n", url,
              std::thread::hardware_concurrency());
   if (!args.fanout_only) {
-    STEWARD_RETURN_IF_ERROR(DurableVsRaw(url, self, absl::Seconds(args.seconds), children, dir));
+    STEWARD_RETURN_IF_ERROR(DurableVsRaw(url, self, absl::Seconds(args.seconds), args.station_cpus, children, dir));
   }
   if (args.durable_only) return absl::OkStatus();
   return FanoutAndMemory(url, args, children, dir);
@@ -885,13 +906,17 @@ absl::Status RunBench(const std::string& self, const Args& args, Children& child
 int Usage(const char* error) {
   if (error != nullptr) fmt::print(stderr, "ledger_bench: {}\n", error);
   fmt::print(stderr,
-             "usage: ledger_bench [--seconds N] [--nodes N] [--connections K] [--fanout-only | --durable-only] [--echo-rounds N]\n"
+             "usage: ledger_bench [--seconds N] [--nodes N] [--connections K] [--fanout-only | --durable-only] "
+             "[--echo-rounds N]\n"
+             "                    [--station-cpus LIST]\n"
              "  --seconds      length of each 32-in-flight run (default 5)\n"
              "  --nodes        simulated nodes for the fan-out (default 10000)\n"
              "  --connections  NATS connections the simulated nodes share (default 8)\n"
              "  --fanout-only  only the echo fan-outs and the station's memory (b, c)\n"
              "  --durable-only only the durable commands against raw request/reply (a)\n"
              "  --echo-rounds  echo fan-outs one after another (default 2)\n"
+             "  --station-cpus LIST  part a's station (steward-station --cpus) and raw responder kept on\n"
+             "                 these CPUs, both alike (as taskset takes them: 1, 0,2, 2-3)\n"
              "STEWARD_BENCH_BIN_DIR=DIR runs DIR/station/steward-station (another build's) for b-d\n");
   return 2;
 }
@@ -901,10 +926,19 @@ int Usage(const char* error) {
 int main(int argc, char** argv) {
   steward::bench::SetProgramName("ledger_bench");
   steward::SkipLockOrderChecks();  // as stewardctl, station and agent do (common/mutex_mode.h)
-  steward::nats::Library lib;
-  if (argc == 3 && std::string(argv[1]) == steward::bench::kRawResponderFlag) {
+  if ((argc == 3 || argc == 4) && std::string(argv[1]) == steward::bench::kRawResponderFlag) {
+    if (argc == 4) {  // --station-cpus: kept where the station is, before nats.c starts threads
+      absl::StatusOr<steward::CpuList> cpus = steward::CpuList::Parse(argv[3]);
+      absl::Status st = cpus.ok() ? cpus->Apply() : cpus.status();
+      if (!st.ok()) {
+        fmt::print(stderr, "ledger_bench responder: {}\n", std::string(st.message()));
+        return 2;
+      }
+    }
+    steward::nats::Library lib;
     return steward::bench::RunRawResponder(argv[2]);
   }
+  steward::nats::Library lib;
 
   Args args;
   for (int i = 1; i < argc; ++i) {
@@ -931,6 +965,11 @@ int main(int argc, char** argv) {
       if (!absl::SimpleAtoi(value, &args.echo_rounds) || args.echo_rounds < 1 || args.echo_rounds > 20) {
         return Usage("--echo-rounds wants a number in [1, 20]");
       }
+    } else if (steward::bench::FlagValue(argc, argv, &i, "station-cpus", &value)) {
+      if (absl::StatusOr<steward::CpuList> cpus = steward::CpuList::Parse(value); !cpus.ok()) {
+        return Usage(absl::StrCat("--station-cpus: ", cpus.status().message()).c_str());
+      }
+      args.station_cpus = value;
     } else if (steward::bench::FlagValue(argc, argv, &i, "connections", &value)) {
       if (!absl::SimpleAtoi(value, &args.connections) || args.connections < 1 ||
           args.connections > 256) {
