@@ -43,7 +43,7 @@ std::string Compact(const std::vector<int>& cpus) {
 // A CPU mask for every CPU the host has configured (at least cpu_set_t's size).
 struct Mask {
   struct Free {
-    void operator()(cpu_set_t* set) const { CPU_FREE(set); }
+    void operator()(cpu_set_t* p) const { CPU_FREE(p); }
   };
   Mask() {
     const long configured = sysconf(_SC_NPROCESSORS_CONF);
